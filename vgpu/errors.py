@@ -1,0 +1,157 @@
+"""One exception root for the whole library.
+
+Every error a caller can meet is a :class:`VgpuError`. Each subclass keeps the data that caused it
+(the field, the bad value, the key that was not found, the hypervisor's error code) so scripts can act
+on it, and renders one sentence for humans via ``str()``. The shell maps the class to an exit code; the
+library never decides how an error is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+
+class VgpuError(Exception):
+    """Root of every error raised by the vgpu library."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+def _allowed_text(allowed: Sequence[str] | str) -> str:
+    if isinstance(allowed, str):
+        return allowed
+    items = list(allowed)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+class InvalidValue(VgpuError):
+    """A value a user or caller supplied is not one the field accepts."""
+
+    def __init__(self, field: str, value: object, allowed: Sequence[str] | str) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid {field} {value!r}: expected {_allowed_text(allowed)}")
+
+
+class RowProblem:
+    """One problem with one row of a bulk operation (row numbers start at 1)."""
+
+    __slots__ = ("row", "error")
+
+    def __init__(self, row: int, error: VgpuError) -> None:
+        self.row = row
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"RowProblem(row={self.row}, error={self.error!r})"
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.error}"
+
+
+class InvalidRows(VgpuError):
+    """A bulk operation was refused; ``problems`` lists every bad row, not just the first."""
+
+    def __init__(self, problems: Iterable[RowProblem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        first = self.problems[0] if self.problems else "no rows"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"{count} bad row{'s' if count != 1 else ''}, nothing was changed: {first}{more}")
+
+
+class NotFound(VgpuError):
+    """Something named by its key does not exist (a registered VM, a host VM, a pool, ...)."""
+
+    def __init__(self, kind: str, key: object, hint: str = "") -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key} not found" + (f"; {hint}" if hint else ""))
+
+
+class Conflict(VgpuError):
+    """The change would break a uniqueness rule (vm_id or UUID already taken)."""
+
+    def __init__(self, field: str, value: object, holder: str) -> None:
+        self.field = field
+        self.value = value
+        self.holder = holder
+        super().__init__(f"{field} {value} is already used by {holder}")
+
+
+class StoreError(VgpuError):
+    """The database file cannot be used (missing directory, corrupt, read-only, not a vgpu DB)."""
+
+    def __init__(self, path: str, sentence: str) -> None:
+        self.path = path
+        super().__init__(sentence)
+
+
+class HypervisorError(VgpuError):
+    """The host refused or failed an operation; ``code`` is the host's own error code."""
+
+    def __init__(self, code: str, sentence: str, details: Sequence[str] = ()) -> None:
+        self.code = code
+        self.details = tuple(details)
+        super().__init__(sentence)
+
+
+class HostUnreachable(HypervisorError):
+    """The host (or its management tool) could not be reached at all."""
+
+
+class Busy(VgpuError):
+    """Another session holds the VM's reconfiguration lock."""
+
+    def __init__(self, vm_uuid: str, since: str, operation_id: int | None = None) -> None:
+        self.vm_uuid = vm_uuid
+        self.since = since
+        self.operation_id = operation_id
+        super().__init__(f"VM {vm_uuid} is being reconfigured by another session since {since}")
+
+
+class Cancelled(VgpuError):
+    """The user (or the confirm callback) declined; nothing was changed."""
+
+    def __init__(self, sentence: str = "Operation cancelled; nothing was changed.") -> None:
+        super().__init__(sentence)
+
+
+class ReconfigureFailed(VgpuError):
+    """The VM would not start with its new configuration; ``rolled_back`` says whether the old one is back."""
+
+    def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None) -> None:
+        self.vm_uuid = vm_uuid
+        self.cause = cause
+        self.rolled_back = rolled_back
+        self.rollback_error = rollback_error
+        if rolled_back:
+            tail = "the previous configuration was restored and the VM started again"
+        else:
+            tail = f"rolling back also failed: {rollback_error}; run 'vgpu-admin recover'"
+        super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); {tail}")
+
+
+class ConfigError(VgpuError):
+    """A configuration file or setting is unusable."""
+
+    def __init__(self, source: str, sentence: str) -> None:
+        self.source = source
+        super().__init__(f"{source}: {sentence}")
+
+
+class AlreadyRegistered(Conflict):
+    """The VM UUID is registered already."""
+
+    def __init__(self, vm_uuid: str, vm_id: int, pool_id: str) -> None:
+        super().__init__("VM UUID", vm_uuid, f"registered VM with vm_id {vm_id} in pool {pool_id}")
+        self.sentence = f"VM {vm_uuid} is already registered (vm_id {vm_id}, pool {pool_id})"
+        self.args = (self.sentence,)

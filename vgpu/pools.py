@@ -1,0 +1,88 @@
+"""Pools A and B: listing them with their VM counts, showing one, and renaming.
+
+There are exactly two pools and they always exist (the schema's CHECK constraint and the rows inserted at
+initialisation guarantee it), so nothing here creates or deletes a pool.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from . import audit, vms
+from .errors import NotFound
+from .models import Pool, PoolDetail, PriorityCounts
+from .store import Store
+from .values import parse_pool_id, parse_pool_name
+
+_POOL_SQL = """
+SELECT p.pool_id, p.pool_name, p.description, p.enabled, p.created_at, p.updated_at,
+       COALESCE(SUM(v.priority = 0), 0), COALESCE(SUM(v.priority = 1), 0), COALESCE(SUM(v.priority = 2), 0)
+FROM pools p LEFT JOIN vms v ON v.pool_id = p.pool_id
+{where}
+GROUP BY p.pool_id ORDER BY p.pool_id
+"""
+
+
+def _pool_from_row(row: tuple) -> Pool:
+    pool_id, name, description, enabled, created, updated, low, medium, high = row
+    return Pool(pool_id, name, description, bool(enabled), PriorityCounts(low, medium, high), created, updated)
+
+
+def select_pools(conn: sqlite3.Connection, pool_id: str | None = None) -> list[Pool]:
+    if pool_id is None:
+        rows = conn.execute(_POOL_SQL.format(where="")).fetchall()
+    else:
+        rows = conn.execute(_POOL_SQL.format(where="WHERE p.pool_id = ?"), (pool_id,)).fetchall()
+    return [_pool_from_row(row) for row in rows]
+
+
+def list_pools(store: Store) -> list[Pool]:
+    """Pool A then Pool B, each with its VM count per priority."""
+    with store.reading() as conn:
+        return select_pools(conn)
+
+
+def validate_pool_exists(store: Store, pool_id: object) -> str:
+    """The canonical pool id (``a`` → ``A``); InvalidValue if it is not A or B, NotFound if the row is gone."""
+    canonical = parse_pool_id(pool_id)
+    with store.reading() as conn:
+        found = conn.execute("SELECT 1 FROM pools WHERE pool_id = ?", (canonical,)).fetchone()
+    if found is None:
+        raise NotFound("pool", canonical, "the database has lost that pool's row and may be damaged")
+    return canonical
+
+
+def show_pool(store: Store, pool_id: object) -> PoolDetail:
+    """One pool and its VMs (highest priority first, then by vm_id)."""
+    canonical = parse_pool_id(pool_id)
+    with store.reading() as conn:
+        found = select_pools(conn, canonical)
+        if not found:
+            raise NotFound("pool", canonical)
+        members = vms.select_vms(conn, pool_id=canonical)
+    return PoolDetail(found[0], tuple(members))
+
+
+def get_pool_name(store: Store, pool_id: object) -> str:
+    """The pool's name, or its default ("Pool A") if the stored one is empty."""
+    canonical = parse_pool_id(pool_id)
+    with store.reading() as conn:
+        row = conn.execute("SELECT pool_name FROM pools WHERE pool_id = ?", (canonical,)).fetchone()
+    return (row[0] if row and row[0] else None) or f"Pool {canonical}"
+
+
+def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
+    """Rename a pool. Metadata only: no VM restarts. Recorded in the audit log."""
+    canonical = parse_pool_id(pool_id)
+    name = parse_pool_name(new_name)
+    with store.writing() as conn:
+        row = conn.execute("SELECT pool_name FROM pools WHERE pool_id = ?", (canonical,)).fetchone()
+        if row is None:
+            raise NotFound("pool", canonical)
+        if row[0] != name:
+            conn.execute(
+                "UPDATE pools SET pool_name = ?, updated_at = CURRENT_TIMESTAMP WHERE pool_id = ?",
+                (name, canonical),
+            )
+            audit.record(conn, "rename-pool", canonical, {"pool_name": row[0]}, {"pool_name": name})
+        return select_pools(conn, canonical)[0]

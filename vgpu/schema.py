@@ -1,0 +1,78 @@
+"""The database schema and its forward migrations.
+
+``pools`` and ``vms`` are the spec's tables to the letter (the host's scheduler reads them), with one fix:
+the spec's ``DEFAULT 'Pool A' OR 'Pool B'`` is not valid SQL, so pool names are inserted explicitly instead.
+Everything else here is ours: the audit log, the operation journal and its per-VM lock.
+
+The version lives in ``PRAGMA user_version`` and the file is marked as ours with ``PRAGMA application_id``;
+both sit in the database header, so they change in the same transaction as the tables.
+"""
+
+from __future__ import annotations
+
+APPLICATION_ID = 0x76475055  # "vGPU"
+
+SPEC_TABLES = """
+CREATE TABLE pools (
+    pool_id CHAR(1) PRIMARY KEY CHECK(pool_id IN ('A', 'B')),
+    pool_name TEXT NOT NULL,
+    description TEXT,
+    enabled INTEGER DEFAULT 1 CHECK(enabled IN (0, 1)),
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+
+INSERT INTO pools (pool_id, pool_name, enabled) VALUES
+    ('A', 'Pool A', 1),
+    ('B', 'Pool B', 1);
+
+CREATE TABLE vms (
+    vm_id INTEGER NOT NULL UNIQUE,
+    vm_uuid TEXT UNIQUE NOT NULL,
+    vm_name TEXT,
+    pool_id CHAR(1) NOT NULL DEFAULT 'A' CHECK(pool_id IN ('A', 'B')),
+    priority INTEGER NOT NULL DEFAULT 1 CHECK(priority IN (0, 1, 2)),
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    FOREIGN KEY (pool_id) REFERENCES pools(pool_id)
+);
+
+CREATE INDEX idx_vm_uuid ON vms(vm_uuid);
+CREATE INDEX idx_vm_pool ON vms(pool_id);
+CREATE INDEX idx_vm_priority ON vms(priority);
+"""
+
+OUR_TABLES_V1 = """
+CREATE TABLE vgpu_audit (
+    entry_id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    old TEXT,
+    new TEXT
+);
+CREATE INDEX idx_audit_subject ON vgpu_audit(subject);
+
+-- One row per reconfigure-style operation. The step is written *before* it is taken, so recover()
+-- knows how far an interrupted operation got. An unfinished row is the VM's lock.
+CREATE TABLE vgpu_operations (
+    op_id INTEGER PRIMARY KEY,
+    vm_uuid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    old TEXT,
+    new TEXT,
+    was_running INTEGER,
+    owner TEXT NOT NULL,
+    started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    finished_at TEXT,
+    outcome TEXT
+);
+CREATE UNIQUE INDEX idx_operation_lock ON vgpu_operations(vm_uuid) WHERE finished_at IS NULL;
+"""
+
+# MIGRATIONS[n] takes a database at version n to version n + 1. Version 0 is either an empty file or a
+# database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
+MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1,)
+LATEST_VERSION = len(MIGRATIONS)

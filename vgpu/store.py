@@ -1,0 +1,203 @@
+"""The SQLite store: opening a database file safely, migrating it, and transactions.
+
+Every connection runs with foreign keys on, WAL and a busy timeout; every write happens inside
+``BEGIN IMMEDIATE`` so two processes never both read "vm_id 5 is free" and then both take it. The SQL for
+each table lives with the module that owns the concept (pools.py, vms.py, audit.py, journal.py); this module
+only knows files, connections and transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from typing import Iterator
+
+from . import schema
+from .errors import StoreError
+
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+class Store:
+    """One open vgpu database. Not shared between threads: call :meth:`reopen` for another thread."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = os.fspath(path)
+        self.busy_timeout = busy_timeout
+        self._conn = _connect(self.path, busy_timeout)
+        try:
+            _prepare(self._conn, self.path)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def reopen(self) -> "Store":
+        """A second, independent connection to the same file (for a background thread or process)."""
+        return Store(self.path, busy_timeout=self.busy_timeout)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several SELECTs."""
+        with self._translated_errors():
+            self._conn.execute("BEGIN DEFERRED")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed if the block finishes, rolled back if it raises."""
+        with self._translated_errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r})"
+
+    @contextlib.contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise _operational_error(self.path, exc) from exc
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise  # the owning module turns these into Conflict errors with the right field
+            raise StoreError(self.path, f"database {self.path} is damaged ({exc}); restore it from a backup") from exc
+
+
+def _operational_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return StoreError(path, f"database {path} is read-only; changes need write access to it and its directory")
+    if "locked" in text or "busy" in text:
+        return StoreError(path, f"database {path} stayed locked by another process; try again")
+    if "unable to open" in text:
+        return StoreError(path, f"cannot open database {path}: {text}")
+    if "disk I/O" in text:
+        return StoreError(path, f"cannot read or write database {path} (disk I/O error)")
+    return StoreError(path, f"database {path}: {text}")
+
+
+def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StoreError(path, f"cannot open database {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise StoreError(path, f"cannot open database {path}: it is a directory")
+    if not os.path.exists(path):
+        _create_private_file(path)
+    try:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(path, f"cannot open database {path}: {exc}") from exc
+    return conn
+
+
+def _create_private_file(path: str) -> None:
+    """Create the DB file readable and writable by its owner only (SQLite gives -wal/-shm the same mode)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except PermissionError as exc:
+        raise StoreError(path, f"cannot create database {path}: permission denied") from exc
+    except OSError as exc:
+        raise StoreError(path, f"cannot create database {path}: {exc.strerror}") from exc
+    os.close(fd)
+
+
+def _prepare(conn: sqlite3.Connection, path: str) -> None:
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == schema.APPLICATION_ID and version == schema.LATEST_VERSION:
+            _set_wal(conn)
+            return  # the common case: one header read, no schema work
+        _check_ours(conn, path, application_id, version)
+        _set_wal(conn)
+        _migrate(conn)
+    except sqlite3.OperationalError as exc:
+        raise _operational_error(path, exc) from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(path, f"{path} is not a vgpu database (SQLite says: {exc})") from exc
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+
+
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {name for (name,) in rows}
+
+
+def _check_ours(conn: sqlite3.Connection, path: str, application_id: int, version: int) -> None:
+    if application_id == schema.APPLICATION_ID:
+        if version > schema.LATEST_VERSION:
+            raise StoreError(
+                path,
+                f"database {path} has schema version {version}, newer than this vgpu-admin understands "
+                f"({schema.LATEST_VERSION}); upgrade vgpu-admin",
+            )
+        return
+    tables = _table_names(conn) - {"sqlite_sequence"}
+    if application_id == 0 and (not tables or {"pools", "vms"} <= tables):
+        return  # empty, or made by the spec's init script: ours to initialise or adopt
+    listed = ", ".join(sorted(tables)) or "no tables"
+    raise StoreError(path, f"{path} is an SQLite database but not a vgpu database (it has {listed})")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again inside the lock: another process may have migrated while we waited.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and "pools" not in _table_names(conn):
+            _run_script(conn, schema.SPEC_TABLES)
+        for step in schema.MIGRATIONS[version:]:
+            _run_script(conn, step)
+        conn.execute(f"PRAGMA user_version = {schema.LATEST_VERSION:d}")
+        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID:d}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT our transaction first; run the statements one by one instead.
+    for statement in _split_statements(script):
+        conn.execute(statement)
+
+
+def _split_statements(script: str) -> list[str]:
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return statements

@@ -1,0 +1,91 @@
+"""Parse values in the forms a person types them, or refuse them with an InvalidValue naming what is allowed.
+
+Every public entry point of the library passes user input through these, so the rules live in one place:
+pool ``A``/``a``/``B``; priority ``high``/``HIGH``/``2``; vm_id a positive integer; UUIDs in any case (kept
+lower-case); names printable and of sane length.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidValue
+from .models import POOL_IDS, Priority
+
+VM_ID_MAX = 2**31 - 1  # the scheduler and QEMU's fw_cfg consumers read it as a signed 32-bit int
+NAME_MAX = 255
+POOL_NAME_MAX = 64
+
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PRIORITY_WORDS = {p.label: p for p in Priority}
+_PRIORITY_ALLOWED = ("low", "medium", "high", "0", "1", "2")
+
+
+def parse_pool_id(value: object) -> str:
+    text = value.strip().upper() if isinstance(value, str) else None
+    if text not in POOL_IDS:
+        raise InvalidValue("pool", value, POOL_IDS)
+    return text
+
+
+def parse_priority(value: object) -> Priority:
+    if isinstance(value, Priority):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value <= 2:
+            return Priority(value)
+        raise InvalidValue("priority", value, _PRIORITY_ALLOWED)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _PRIORITY_WORDS:
+            return _PRIORITY_WORDS[text]
+        if text in ("0", "1", "2"):
+            return Priority(int(text))
+    raise InvalidValue("priority", value, _PRIORITY_ALLOWED)
+
+
+def parse_vm_id(value: object) -> int:
+    allowed = f"a whole number from 1 to {VM_ID_MAX}"
+    if isinstance(value, bool):
+        raise InvalidValue("vm_id", value, allowed)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        raise InvalidValue("vm_id", value, allowed)
+    if not 1 <= number <= VM_ID_MAX:
+        raise InvalidValue("vm_id", value, allowed)
+    return number
+
+
+def parse_uuid(value: object) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if not _UUID_RE.fullmatch(text):
+        raise InvalidValue("VM UUID", value, "a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")
+    return text
+
+
+def _parse_text(field: str, value: object, limit: int, *, empty_ok: bool) -> str | None:
+    allowed = f"printable text of at most {limit} characters"
+    if value is None and empty_ok:
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(field, value, allowed)
+    text = value.strip()
+    if not text:
+        if empty_ok:
+            return None
+        raise InvalidValue(field, value, "a non-empty " + allowed)
+    if len(text) > limit or not text.isprintable():
+        raise InvalidValue(field, value, allowed)
+    return text
+
+
+def parse_vm_name(value: object) -> str | None:
+    """A VM's display name; empty means "no name". Never reaches QEMU, but must stay one printable line."""
+    return _parse_text("VM name", value, NAME_MAX, empty_ok=True)
+
+
+def parse_pool_name(value: object) -> str:
+    return _parse_text("pool name", value, POOL_NAME_MAX, empty_ok=False)

@@ -1,0 +1,389 @@
+"""Registered VMs: register (one or many), look up, list, plan a change, update the record, remove.
+
+These functions change the database only. Anything that must also reach the hypervisor (writing the
+device-model-args segment, restarting the VM) is in :mod:`vgpu.lifecycle`, which calls down into this module.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable, Mapping
+
+import attrs
+
+from . import audit
+from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
+from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
+from .store import Store
+from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
+
+_COLUMNS = "vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at"
+_ORDER = "ORDER BY pool_id, priority DESC, vm_id"
+
+# The lowest unused vm_id >= 1: 1 if free, else one past the first id whose successor is free.
+_LOWEST_FREE_VM_ID = """
+SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM vms WHERE vm_id = 1) THEN 1
+ELSE (SELECT MIN(v.vm_id) + 1 FROM vms v
+      WHERE v.vm_id >= 1 AND NOT EXISTS (SELECT 1 FROM vms w WHERE w.vm_id = v.vm_id + 1)) END
+"""
+
+
+def vm_from_row(row: tuple) -> VM:
+    vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at = row
+    return VM(vm_id, vm_uuid, vm_name, pool_id, Priority(priority), created_at, updated_at)
+
+
+def audit_record(vm: VM) -> dict[str, Any]:
+    """The fields of a VM the audit log keeps (priority as its number, as stored)."""
+    return {"vm_id": vm.vm_id, "vm_name": vm.vm_name, "pool_id": vm.pool_id, "priority": int(vm.priority)}
+
+
+# --- validation -------------------------------------------------------------------------------------------
+
+
+def make_registration(
+    vm_uuid: object,
+    vm_name: object = None,
+    pool: object = None,
+    priority: object = None,
+    vm_id: object = None,
+) -> Registration:
+    """Validate one registration as typed by a person; blank optional fields take the spec's defaults."""
+    problems = _registration_problems(vm_uuid, vm_name, pool, priority, vm_id)
+    if problems:
+        raise problems[0]
+    return _build_registration(vm_uuid, vm_name, pool, priority, vm_id)
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _registration_problems(vm_uuid, vm_name, pool, priority, vm_id) -> list[VgpuError]:
+    checks = (
+        (parse_uuid, vm_uuid, False),
+        (parse_vm_name, vm_name, True),
+        (parse_pool_id, pool, True),
+        (parse_priority, priority, True),
+        (parse_vm_id, vm_id, True),
+    )
+    problems: list[VgpuError] = []
+    for parse, value, optional in checks:
+        if optional and _blank(value):
+            continue
+        try:
+            parse(value)
+        except InvalidValue as exc:
+            problems.append(exc)
+    return problems
+
+
+def _build_registration(vm_uuid, vm_name, pool, priority, vm_id) -> Registration:
+    return Registration(
+        vm_uuid=parse_uuid(vm_uuid),
+        vm_name=parse_vm_name(vm_name),
+        pool_id=DEFAULT_POOL if _blank(pool) else parse_pool_id(pool),
+        priority=DEFAULT_PRIORITY if _blank(priority) else parse_priority(priority),
+        vm_id=None if _blank(vm_id) else parse_vm_id(vm_id),
+    )
+
+
+_FIELD_ALIASES = {
+    "vm_uuid": ("vm_uuid", "uuid"),
+    "vm_name": ("vm_name", "name"),
+    "pool": ("pool", "pool_id"),
+    "priority": ("priority",),
+    "vm_id": ("vm_id",),
+}
+
+
+def _fields_of(item: Registration | Mapping[str, object]) -> dict[str, object]:
+    if isinstance(item, Registration):
+        return {
+            "vm_uuid": item.vm_uuid, "vm_name": item.vm_name, "pool": item.pool_id,
+            "priority": item.priority, "vm_id": item.vm_id,
+        }
+    fields: dict[str, object] = {}
+    for field, aliases in _FIELD_ALIASES.items():
+        fields[field] = next((item[key] for key in aliases if key in item), None)
+    return fields
+
+
+# --- reads ------------------------------------------------------------------------------------------------
+
+
+def select_vms(conn: sqlite3.Connection, pool_id: str | None = None, priority: Priority | None = None) -> list[VM]:
+    where, params = [], []
+    if pool_id is not None:
+        where.append("pool_id = ?")
+        params.append(pool_id)
+    if priority is not None:
+        where.append("priority = ?")
+        params.append(int(priority))
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM vms {clause}{_ORDER}", params).fetchall()
+    return [vm_from_row(row) for row in rows]
+
+
+def select_vm(conn: sqlite3.Connection, vm_uuid: str) -> VM | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE vm_uuid = ?", (vm_uuid,)).fetchone()
+    return None if row is None else vm_from_row(row)
+
+
+def list_vms(store: Store, pool: object = None, priority: object = None) -> list[VM]:
+    """Registered VMs, Pool A then B, each highest priority first then by vm_id; optionally filtered."""
+    pool_id = None if pool is None else parse_pool_id(pool)
+    wanted = None if priority is None else parse_priority(priority)
+    with store.reading() as conn:
+        return select_vms(conn, pool_id, wanted)
+
+
+def get(store: Store, vm_uuid: object) -> VM:
+    """The registered VM with this UUID; NotFound if it is not registered."""
+    canonical = parse_uuid(vm_uuid)
+    with store.reading() as conn:
+        vm = select_vm(conn, canonical)
+    if vm is None:
+        raise NotFound("registered VM", canonical, "see 'vgpu-admin scan-vms' for the VMs on the host")
+    return vm
+
+
+def find(store: Store, vm_uuid: object) -> VM | None:
+    """The registered VM with this UUID, or None."""
+    canonical = parse_uuid(vm_uuid)
+    with store.reading() as conn:
+        return select_vm(conn, canonical)
+
+
+# --- register ---------------------------------------------------------------------------------------------
+
+
+def _now(conn: sqlite3.Connection) -> str:
+    return conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
+
+
+def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int) -> str | None:
+    row = conn.execute("SELECT vm_uuid, vm_name FROM vms WHERE vm_id = ?", (vm_id,)).fetchone()
+    if row is None:
+        return None
+    return f"VM {row[1] or row[0]} ({row[0]})" if row[1] else f"VM {row[0]}"
+
+
+def insert_registration(conn: sqlite3.Connection, reg: Registration) -> VM:
+    """Insert one validated registration inside the caller's write transaction."""
+    existing = select_vm(conn, reg.vm_uuid)
+    if existing is not None:
+        raise AlreadyRegistered(existing.vm_uuid, existing.vm_id, existing.pool_id)
+    if reg.vm_id is None:
+        vm_id = conn.execute(_LOWEST_FREE_VM_ID).fetchone()[0]
+    else:
+        vm_id = reg.vm_id
+        holder = _holder_of_vm_id(conn, vm_id)
+        if holder is not None:
+            raise Conflict("vm_id", vm_id, holder)
+    now = _now(conn)
+    vm = VM(vm_id, reg.vm_uuid, reg.vm_name, reg.pool_id, reg.priority, now, now)
+    conn.execute(
+        f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, int(vm.priority), now, now),
+    )
+    audit.record(conn, "register", vm.vm_uuid, None, audit_record(vm))
+    return vm
+
+
+def register(
+    store: Store,
+    vm_uuid: object,
+    vm_name: object = None,
+    pool: object = DEFAULT_POOL,
+    priority: object = DEFAULT_PRIORITY,
+    vm_id: object = None,
+) -> VM:
+    """Register one VM. Defaults: Pool A, medium priority, the lowest free vm_id (an explicit one must be free).
+
+    Database only: :func:`vgpu.lifecycle.register_vm` also writes the VM's device-model-args segment.
+    """
+    reg = make_registration(vm_uuid, vm_name, pool, priority, vm_id)
+    with store.writing() as conn:
+        return insert_registration(conn, reg)
+
+
+def register_many(store: Store, items: Iterable[Registration | Mapping[str, object]]) -> list[VM]:
+    """Register many VMs in one transaction: all of them, or none and an InvalidRows listing every bad row.
+
+    Each item is a :class:`Registration` or a mapping with ``vm_uuid`` (or ``uuid``) and optionally
+    ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``; blank values take the defaults.
+    """
+    regs, problems = _validate_rows(items)
+    with store.writing() as conn:
+        taken_ids, taken_uuids = _taken(conn)
+        problems += _conflicts(regs, taken_ids, taken_uuids)
+        if problems:
+            raise InvalidRows(sorted(problems, key=lambda p: p.row))
+        now = _now(conn)
+        vms = _allocate(regs, taken_ids, now)
+        conn.executemany(
+            f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, int(vm.priority), now, now) for vm in vms],
+        )
+        audit.record_many(conn, "register", ((vm.vm_uuid, None, audit_record(vm)) for vm in vms))
+    return vms
+
+
+def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tuple[dict[int, Registration], list[RowProblem]]:
+    regs: dict[int, Registration] = {}
+    problems: list[RowProblem] = []
+    for row, item in enumerate(items, start=1):
+        if not isinstance(item, (Registration, Mapping)):
+            problems.append(RowProblem(row, InvalidValue("row", item, "a Registration or a mapping of fields")))
+            continue
+        fields = _fields_of(item)
+        errors = _registration_problems(**fields)
+        if errors:
+            problems.extend(RowProblem(row, error) for error in errors)
+        else:
+            regs[row] = _build_registration(**fields)
+    return regs, problems
+
+
+def _taken(conn: sqlite3.Connection) -> tuple[set[int], dict[str, int]]:
+    taken_ids: set[int] = set()
+    taken_uuids: dict[str, int] = {}
+    for vm_uuid, vm_id in conn.execute("SELECT vm_uuid, vm_id FROM vms"):
+        taken_ids.add(vm_id)
+        taken_uuids[vm_uuid] = vm_id
+    return taken_ids, taken_uuids
+
+
+def _conflicts(regs: dict[int, Registration], taken_ids: set[int], taken_uuids: dict[str, int]) -> list[RowProblem]:
+    problems: list[RowProblem] = []
+    first_row_of_uuid: dict[str, int] = {}
+    first_row_of_id: dict[int, int] = {}
+    for row, reg in regs.items():
+        if reg.vm_uuid in taken_uuids:
+            problems.append(RowProblem(row, Conflict("VM UUID", reg.vm_uuid, f"a registered VM (vm_id {taken_uuids[reg.vm_uuid]})")))
+        elif reg.vm_uuid in first_row_of_uuid:
+            problems.append(RowProblem(row, Conflict("VM UUID", reg.vm_uuid, f"row {first_row_of_uuid[reg.vm_uuid]}")))
+        else:
+            first_row_of_uuid[reg.vm_uuid] = row
+        if reg.vm_id is None:
+            continue
+        if reg.vm_id in taken_ids:
+            problems.append(RowProblem(row, Conflict("vm_id", reg.vm_id, "a registered VM")))
+        elif reg.vm_id in first_row_of_id:
+            problems.append(RowProblem(row, Conflict("vm_id", reg.vm_id, f"row {first_row_of_id[reg.vm_id]}")))
+        else:
+            first_row_of_id[reg.vm_id] = row
+    return problems
+
+
+def _allocate(regs: dict[int, Registration], taken_ids: set[int], now: str) -> list[VM]:
+    """Give each row without a vm_id the lowest id not taken by the DB or by an explicit id in the batch."""
+    used = taken_ids | {reg.vm_id for reg in regs.values() if reg.vm_id is not None}
+    candidate = 1
+    vms: list[VM] = []
+    for reg in regs.values():
+        vm_id = reg.vm_id
+        if vm_id is None:
+            while candidate in used:
+                candidate += 1
+            vm_id = candidate
+            used.add(vm_id)
+        vms.append(VM(vm_id, reg.vm_uuid, reg.vm_name, reg.pool_id, reg.priority, now, now))
+    return vms
+
+
+# --- change and remove ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ChangePlan:
+    """What a change to one VM would do. ``needs_restart`` is False when the VM is halted (or nothing changes)."""
+
+    vm: VM
+    new: VMConfig
+
+    @property
+    def current(self) -> VMConfig:
+        return self.vm.config
+
+    @property
+    def changes(self) -> dict[str, tuple[object, object]]:
+        return {
+            name: (getattr(self.current, name), getattr(self.new, name))
+            for name in ("pool_id", "priority", "vm_id")
+            if getattr(self.current, name) != getattr(self.new, name)
+        }
+
+    @property
+    def is_noop(self) -> bool:
+        return self.current == self.new
+
+
+def new_config(current: VMConfig, pool: object = None, priority: object = None, vm_id: object = None) -> VMConfig:
+    """``current`` with the given fields replaced (each validated; None keeps the current value)."""
+    return VMConfig(
+        pool_id=current.pool_id if pool is None else parse_pool_id(pool),
+        priority=current.priority if priority is None else parse_priority(priority),
+        vm_id=current.vm_id if vm_id is None else parse_vm_id(vm_id),
+    )
+
+
+def plan_change(store: Store, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> ChangePlan:
+    """Validate a change and say what it would do, without doing anything."""
+    if pool is None and priority is None and vm_id is None:
+        raise InvalidValue("change", "nothing", "at least one of pool, priority or vm_id")
+    vm = get(store, vm_uuid)
+    target = new_config(vm.config, pool, priority, vm_id)
+    if target.vm_id != vm.vm_id:
+        with store.reading() as conn:
+            holder = _holder_of_vm_id(conn, target.vm_id)
+        if holder is not None:
+            raise Conflict("vm_id", target.vm_id, holder)
+    return ChangePlan(vm, target)
+
+
+def update_record(conn: sqlite3.Connection, vm_uuid: str, config: VMConfig) -> VM:
+    """Set one VM's pool, priority and vm_id inside the caller's write transaction (audited)."""
+    old = select_vm(conn, vm_uuid)
+    if old is None:
+        raise NotFound("registered VM", vm_uuid)
+    if old.config == config:
+        return old
+    if config.vm_id != old.vm_id:
+        holder = _holder_of_vm_id(conn, config.vm_id)
+        if holder is not None:
+            raise Conflict("vm_id", config.vm_id, holder)
+    conn.execute(
+        "UPDATE vms SET pool_id = ?, priority = ?, vm_id = ?, updated_at = CURRENT_TIMESTAMP WHERE vm_uuid = ?",
+        (config.pool_id, int(config.priority), config.vm_id, vm_uuid),
+    )
+    new = select_vm(conn, vm_uuid)
+    audit.record(conn, "update", vm_uuid, audit_record(old), audit_record(new))
+    return new
+
+
+def update(store: Store, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> VM:
+    """Change the database record only. The VM learns of it at its next boot; to apply it now with a
+    confirmed restart use :func:`vgpu.lifecycle.reconfigure_vm`."""
+    plan = plan_change(store, vm_uuid, pool, priority, vm_id)
+    with store.writing() as conn:
+        return update_record(conn, plan.vm.vm_uuid, plan.new)
+
+
+def delete_record(conn: sqlite3.Connection, vm_uuid: str) -> VM:
+    """Delete one registration inside the caller's write transaction (audited)."""
+    vm = select_vm(conn, vm_uuid)
+    if vm is None:
+        raise NotFound("registered VM", vm_uuid)
+    conn.execute("DELETE FROM vms WHERE vm_uuid = ?", (vm_uuid,))
+    audit.record(conn, "remove", vm_uuid, audit_record(vm), None)
+    return vm
+
+
+def remove(store: Store, vm_uuid: object) -> VM:
+    """Unregister a VM (database only; :func:`vgpu.lifecycle.remove_vm` also clears its segment)."""
+    canonical = parse_uuid(vm_uuid)
+    with store.writing() as conn:
+        return delete_record(conn, canonical)
+
