@@ -1,0 +1,38 @@
+"""Hosts under test: every backend, behind the same small harness, for the one protocol suite.
+
+Each entry of BACKENDS is a context-manager factory taking a tmp_path and yielding a HostUnderTest: the
+backend object under test plus a way to put VMs on the host behind it, and (where the backend runs over a
+simulated host) the SimHost for fault injection. Stand-ins (the fake ``xe`` executable, the loopback XAPI
+server) run over a SimHost file, so the same faults reach every backend through its own wire format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, ContextManager, Iterator
+
+import attrs
+
+from vgpu.hypervisor.base import Hypervisor
+from vgpu.hypervisor.sim import SimHost
+
+
+@attrs.define
+class HostUnderTest:
+    name: str
+    host: Hypervisor
+    add_vm: Callable[[str, str, str, str], None]  # (uuid, name, power state, device-model args)
+    sim: SimHost | None = None  # the simulated host underneath, when there is one (fault injection)
+
+
+@contextlib.contextmanager
+def sim_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
+    sim = SimHost(tmp_path / "host.json")
+    yield HostUnderTest("sim", sim, lambda u, n, p, a: sim.add_vm(u, n, p, a), sim)
+    sim.close()
+
+
+BACKENDS: dict[str, Callable[[Path], ContextManager[HostUnderTest]]] = {
+    "sim": sim_backend,
+}

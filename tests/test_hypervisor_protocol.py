@@ -1,0 +1,136 @@
+"""One protocol suite, run over every backend in tests/hostkit.BACKENDS."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import devargs
+from vgpu.errors import HypervisorError
+from vgpu.hypervisor import codes
+from vgpu.models import HostVM, PowerState, Priority, VMConfig
+
+from .hostkit import BACKENDS
+
+RUNNING = "6f1d2e3c-0000-4000-8000-000000000001"
+HALTED = "6f1d2e3c-0000-4000-8000-000000000002"
+ABSENT = "6f1d2e3c-0000-4000-8000-0000000000ff"
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def hut(request, tmp_path):
+    with BACKENDS[request.param](tmp_path) as under_test:
+        under_test.add_vm(RUNNING, "web-1", "running", "-vnc 127.0.0.1:1")
+        under_test.add_vm(HALTED, "db, primary", "halted", "")
+        yield under_test
+
+
+def test_list_vms_returns_every_guest_in_one_call(hut):
+    listed = {vm.uuid: vm for vm in hut.host.list_vms()}
+    assert set(listed) >= {RUNNING, HALTED}
+    assert listed[RUNNING] == HostVM(RUNNING, "web-1", PowerState.RUNNING, "-vnc 127.0.0.1:1")
+    assert listed[HALTED].name == "db, primary"
+    assert listed[HALTED].power_state is PowerState.HALTED
+    assert listed[HALTED].device_model_args == ""
+
+
+def test_power_state(hut):
+    assert hut.host.power_state(RUNNING) is PowerState.RUNNING
+    assert hut.host.power_state(HALTED) is PowerState.HALTED
+
+
+def test_unknown_vm_is_a_sentence_not_a_traceback(hut):
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.power_state(ABSENT)
+    assert caught.value.code in (codes.UUID_INVALID, codes.HANDLE_INVALID)
+    assert "does not exist" in str(caught.value)
+
+
+def test_args_round_trip_byte_for_byte(hut):
+    original = hut.host.get_device_model_args(RUNNING)
+    merged = devargs.merge(original, VMConfig("B", Priority.HIGH, 7))
+    hut.host.set_device_model_args(RUNNING, merged)
+    assert hut.host.get_device_model_args(RUNNING) == merged
+    assert devargs.parse(hut.host.get_device_model_args(RUNNING)).config == VMConfig("B", Priority.HIGH, 7)
+    hut.host.set_device_model_args(RUNNING, devargs.merge(merged, None))
+    assert hut.host.get_device_model_args(RUNNING) == original
+
+
+def test_empty_args_remove_the_key(hut):
+    hut.host.set_device_model_args(HALTED, "-fw_cfg name=opt/vgpu/config,string=pool=A;priority=0;vm_id=3")
+    hut.host.set_device_model_args(HALTED, "")
+    assert hut.host.get_device_model_args(HALTED) == ""
+
+
+def test_stop_and_start_cycle(hut):
+    assert hut.host.clean_shutdown(RUNNING, timeout=30) is True
+    assert hut.host.power_state(RUNNING) is PowerState.HALTED
+    hut.host.start(RUNNING)
+    assert hut.host.power_state(RUNNING) is PowerState.RUNNING
+    hut.host.hard_shutdown(RUNNING)
+    assert hut.host.power_state(RUNNING) is PowerState.HALTED
+
+
+def test_clean_shutdown_of_halted_vm_is_already_done(hut):
+    assert hut.host.clean_shutdown(HALTED, timeout=5) is True
+
+
+def test_forcing_a_halted_vm_is_not_an_error(hut):
+    hut.host.hard_shutdown(HALTED)
+    assert hut.host.power_state(HALTED) is PowerState.HALTED
+
+
+def test_starting_a_running_vm_is_bad_power_state(hut):
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.start(RUNNING)
+    assert caught.value.code == codes.VM_BAD_POWER_STATE
+    assert "running" in str(caught.value)
+
+
+def _needs_sim(hut):
+    if hut.sim is None:
+        pytest.skip(f"{hut.name} runs over a real hypervisor: faults cannot be injected into it")
+
+
+def test_guest_that_ignores_shutdown_times_out_then_force_works(hut):
+    _needs_sim(hut)
+    hut.sim.set_fault("clean_shutdown", "ignore", RUNNING)
+    assert hut.host.clean_shutdown(RUNNING, timeout=0.2) is False
+    assert hut.host.power_state(RUNNING) is PowerState.RUNNING
+    hut.host.hard_shutdown(RUNNING)
+    assert hut.host.power_state(RUNNING) is PowerState.HALTED
+
+
+def test_guest_without_pv_drivers_lacks_feature(hut):
+    _needs_sim(hut)
+    hut.sim.set_fault("clean_shutdown", "lacks_feature", RUNNING)
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.clean_shutdown(RUNNING, timeout=5)
+    assert caught.value.code == codes.VM_LACKS_FEATURE
+    assert "forced" in str(caught.value)
+
+
+def test_start_failure_carries_the_emulator_sentence(hut):
+    _needs_sim(hut)
+    hut.sim.set_fault("start", "fail", HALTED)
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.start(HALTED)
+    assert caught.value.code == codes.FAILED_TO_START_EMULATOR
+    assert "emulator" in str(caught.value)
+    assert hut.host.power_state(HALTED) is PowerState.HALTED
+
+
+def test_unreachable_host_is_host_unreachable(hut):
+    _needs_sim(hut)
+    from vgpu.errors import HostUnreachable
+
+    hut.sim.set_fault("unreachable", "on")
+    with pytest.raises(HostUnreachable):
+        hut.host.list_vms()
+
+
+def test_reopen_gives_an_independent_working_connection(hut):
+    other = hut.host.reopen()
+    try:
+        assert {vm.uuid for vm in other.list_vms()} >= {RUNNING, HALTED}
+    finally:
+        other.close()

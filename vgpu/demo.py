@@ -1,0 +1,88 @@
+"""``sim:demo``: the spec's example host, simulated, with its own database.
+
+23 VMs: 20 registered (7 in Pool A, 13 in Pool B, mixed priorities and power states) and 3 not, exactly the
+numbers of the spec's scan-vms and status examples. The host file and the DB live in the user's data dir
+and persist between commands; :func:`reset` re-creates both from scratch.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from . import devargs, paths
+from .hypervisor.sim import SimHost
+from .models import PowerState, Priority, Registration, VMConfig
+from .store import Store
+
+_NAMESPACE = uuid.UUID("5f0c3b1e-8a51-4d1e-9a53-6b0f7c1d2e3f")
+
+# (name, pool, priority, power state, admin's own device-model args) for VM-1 .. VM-20; VM-21..23 unregistered.
+_POOL_A = [
+    ("high", "running"), ("high", "running"), ("high", "halted"),
+    ("medium", "running"), ("medium", "running"),
+    ("low", "halted"), ("low", "running"),
+]
+_POOL_B = [
+    ("high", "running"), ("high", "running"), ("high", "running"), ("high", "halted"), ("high", "running"),
+    ("medium", "running"), ("medium", "halted"), ("medium", "running"), ("medium", "running"),
+    ("medium", "running"), ("medium", "halted"),
+    ("low", "running"), ("low", "halted"),
+]
+_UNREGISTERED_POWER = ["running", "halted", "running"]
+
+
+def demo_dir() -> str:
+    return os.path.join(paths.data_dir(), "demo")
+
+
+def host_path() -> str:
+    return os.path.join(demo_dir(), "host.json")
+
+
+def db_path() -> str:
+    return os.path.join(demo_dir(), "vgpu.db")
+
+
+def demo_uuid(name: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, name))
+
+
+def is_seeded() -> bool:
+    return os.path.exists(host_path()) and os.path.exists(db_path())
+
+
+def ensure() -> None:
+    """Seed the demo on first use; later calls keep whatever the user changed."""
+    if not is_seeded():
+        reset()
+
+
+def reset() -> None:
+    """Re-create the demo host and its database from scratch."""
+    paths.ensure_dir(demo_dir())
+    for path in (host_path(), db_path(), db_path() + "-wal", db_path() + "-shm"):
+        if os.path.exists(path):
+            os.remove(path)
+    seed(SimHost(host_path()), db_path())
+
+
+def seed(host: SimHost, db: str) -> None:
+    """Put the spec's 23 VMs on ``host`` and register 20 of them in the database at ``db``."""
+    registrations, host_rows = [], []
+    members = [("A", p, s) for p, s in _POOL_A] + [("B", p, s) for p, s in _POOL_B]
+    for number, (pool_id, priority, power) in enumerate(members, start=1):
+        name = f"VM-{number}"
+        reg = Registration(demo_uuid(name), name, pool_id, Priority[priority.upper()], number)
+        registrations.append(reg)
+        own_args = f"-vnc 127.0.0.1:{number}" if number % 5 == 0 else ""
+        config = VMConfig(reg.pool_id, reg.priority, number)
+        host_rows.append((reg.vm_uuid, name, PowerState(power), devargs.merge(own_args, config)))
+    for offset, power in enumerate(_UNREGISTERED_POWER):
+        name = f"VM-{21 + offset}"
+        host_rows.append((demo_uuid(name), name, PowerState(power), ""))
+    host.add_vms(host_rows)
+    from . import vms  # here, not at the top: vms is only needed while seeding
+
+    with Store(db) as store:
+        vms.register_many(store, registrations)

@@ -1,0 +1,69 @@
+"""Hypervisor backends behind one protocol, chosen by a URI (as libvirt does).
+
+| URI                                   | backend                                      |
+|---------------------------------------|----------------------------------------------|
+| ``sim:PATH``, ``sim:demo``            | :class:`~vgpu.hypervisor.sim.SimHost`         |
+| ``xe:`` (``xe:/path/to/xe``)          | the xe CLI on dom0 (:mod:`vgpu.hypervisor.xe`) |
+| ``xapi://user@host[:port]``, ``xapis://...``, ``xapi+unix:[path]`` | the XenAPI SDK (:mod:`vgpu.hypervisor.xapi`) |
+| ``qemu:///system`` and other libvirt URIs | libvirt-python (:mod:`vgpu.hypervisor.libvirt`) |
+
+Backends are imported only when their URI is used, so ``import vgpu`` stays light and a host without the
+XenAPI SDK or libvirt-python can still use the others.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Callable
+
+from ..errors import InvalidValue
+from .base import DEFAULT_ARGS_KEY, Hypervisor
+
+SCHEMES = ("sim:", "xe:", "xapi://", "xapis://", "xapi+unix:", "qemu:", "qemu+ssh:", "qemu+unix:", "qemu+tcp:", "qemu+tls:")
+_ALLOWED = "sim:PATH, sim:demo, xe:, xapi://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
+
+
+def open_host(
+    uri: str,
+    *,
+    args_key: str = DEFAULT_ARGS_KEY,
+    password: Callable[[], str] | None = None,
+) -> Hypervisor:
+    """Connect to the host named by ``uri``.
+
+    ``password`` is called (at most once) when a XenAPI login needs one and VGPU_XAPI_PASSWORD is unset;
+    passwords are never taken from the URI, so they never sit on a command line.
+    """
+    text = (uri or "").strip()
+    if text.startswith("sim:"):
+        from .sim import SimHost
+
+        target = text[len("sim:"):]
+        if target == "demo":
+            from .. import demo
+
+            return SimHost(demo.host_path(), args_key=args_key)
+        if not target:
+            raise InvalidValue("host URI", uri, _ALLOWED)
+        return SimHost(target, args_key=args_key)
+    if text == "xe:" or text.startswith("xe:"):
+        from .xe import XeHost
+
+        return XeHost(xe_path=text[len("xe:"):] or "xe", args_key=args_key)
+    if text.startswith(("xapi://", "xapis://", "xapi+unix:")):
+        from .xapi import XapiHost
+
+        return XapiHost.from_uri(text, args_key=args_key, password=password)
+    if text.split(":", 1)[0].split("+", 1)[0] in ("qemu", "test", "lxc", "libvirt"):
+        from .libvirt import LibvirtHost
+
+        return LibvirtHost(text)
+    raise InvalidValue("host URI", uri, _ALLOWED)
+
+
+def default_uri() -> str:
+    """``xe:`` on a XCP-ng/XenServer dom0 (where xe is on PATH), else the demo's simulated host."""
+    return "xe:" if shutil.which("xe") else "sim:demo"
+
+
+__all__ = ["Hypervisor", "open_host", "default_uri", "DEFAULT_ARGS_KEY"]

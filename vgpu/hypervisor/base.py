@@ -1,0 +1,51 @@
+"""The one protocol every hypervisor backend implements.
+
+The lifecycle and scan code talk only to this protocol, so a simulated host, the xe CLI, the XenAPI SDK
+and libvirt are interchangeable. Every method raises :class:`vgpu.errors.HypervisorError` (or
+:class:`vgpu.errors.HostUnreachable`) carrying the host's own code and a sentence a person understands;
+nothing else escapes a backend.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ..models import HostVM, PowerState
+
+DEFAULT_ARGS_KEY = "device-model-args"
+
+
+@runtime_checkable
+class Hypervisor(Protocol):
+    uri: str
+
+    def list_vms(self) -> list[HostVM]:
+        """Every guest VM (no control domain, templates or snapshots), in one call to the host."""
+
+    def power_state(self, vm_uuid: str) -> PowerState:
+        """The VM's current power state."""
+
+    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+        """Ask the guest to shut down and wait up to ``timeout`` seconds.
+
+        True once it is halted (or already was); False if it is still running at the deadline. Raises
+        HypervisorError when the guest cannot do a clean shutdown at all (code ``VM_LACKS_FEATURE``).
+        """
+
+    def hard_shutdown(self, vm_uuid: str) -> None:
+        """Power the VM off now. A VM that is already halted is not an error."""
+
+    def start(self, vm_uuid: str) -> None:
+        """Boot the VM and return once the host reports it running."""
+
+    def get_device_model_args(self, vm_uuid: str) -> str:
+        """The VM's device-model arguments as one string ("" when it has none)."""
+
+    def set_device_model_args(self, vm_uuid: str, value: str) -> None:
+        """Replace the VM's device-model arguments; "" removes them."""
+
+    def reopen(self) -> "Hypervisor":
+        """An independent connection to the same host, for another thread (bulk operations)."""
+
+    def close(self) -> None:
+        """Release the connection (log out of a session, close a socket)."""

@@ -1,0 +1,41 @@
+"""Where vgpu keeps its files, following the XDG base directory spec (so tests can redirect every one)."""
+
+from __future__ import annotations
+
+import os
+
+SYSTEM_CONFIG = "/etc/vgpu/config.toml"
+
+
+def _xdg(variable: str, fallback: str) -> str:
+    value = os.environ.get(variable, "")
+    # The spec says relative paths in XDG variables are invalid and must be ignored.
+    if not value or not os.path.isabs(value):
+        value = os.path.join(os.path.expanduser("~"), fallback)
+    return os.path.join(value, "vgpu")
+
+
+def data_dir() -> str:
+    return _xdg("XDG_DATA_HOME", ".local/share")
+
+
+def config_dir() -> str:
+    return _xdg("XDG_CONFIG_HOME", ".config")
+
+
+def state_dir() -> str:
+    return _xdg("XDG_STATE_HOME", ".local/state")
+
+
+def user_config() -> str:
+    return os.path.join(config_dir(), "config.toml")
+
+
+def default_db() -> str:
+    return os.path.join(data_dir(), "vgpu.db")
+
+
+def ensure_dir(path: str) -> str:
+    """Create a private directory (and its parents) if missing; returns it."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
