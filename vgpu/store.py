@@ -20,7 +20,7 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 
 
 class Store:
-    """One open vgpu database. Not shared between threads: call :meth:`reopen` for another thread."""
+    """One open vgpu database. Never used by two threads at once: call :meth:`reopen` for another thread."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = os.fspath(path)
@@ -105,7 +105,9 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         _create_private_file(path)
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        # check_same_thread=False: a Store may be handed to (or closed by) another thread, as long as
+        # two threads never use it at once; concurrent work calls reopen() instead.
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise StoreError(path, f"cannot open database {path}: {exc}") from exc
     return conn

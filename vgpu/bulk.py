@@ -1,0 +1,153 @@
+"""Reconfiguring many VMs at once (notebooks): one plan, one confirmation, bounded concurrency.
+
+Each VM still goes through the full journalled cycle of :func:`vgpu.lifecycle.apply_plan`; the batch only
+shares the planning (one host listing for every power state) and the confirmation, and runs up to
+``concurrency`` VMs side by side, each worker with its own DB connection and host connection.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Callable, Iterable, Mapping
+
+import attrs
+
+from . import lifecycle, vms
+from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
+from .hypervisor.base import Hypervisor
+from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
+from .store import Store
+
+
+@attrs.frozen
+class BulkPlan:
+    plans: tuple[ReconfigurePlan, ...]
+
+    @property
+    def restarts(self) -> int:
+        return sum(plan.needs_restart for plan in self.plans)
+
+    @property
+    def changing(self) -> list[ReconfigurePlan]:
+        return [plan for plan in self.plans if not plan.is_noop]
+
+
+@attrs.frozen
+class BulkFailure:
+    vm_uuid: str
+    error: VgpuError
+
+
+@attrs.frozen
+class BulkResult:
+    results: tuple[ReconfigureResult, ...]
+    failures: tuple[BulkFailure, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _change_fields(item: Mapping[str, object]) -> tuple[object, object, object, object]:
+    uuid = item.get("vm_uuid", item.get("uuid"))
+    pool = item.get("pool", item.get("pool_id"))
+    return uuid, pool, item.get("priority"), item.get("vm_id")
+
+
+def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, object]]) -> BulkPlan:
+    """Validate every change (``vm_uuid`` plus any of ``pool``, ``priority``, ``vm_id``) against the DB and
+    one host listing. Raises InvalidRows naming every bad row; changes nothing."""
+    states = {host_vm.uuid: host_vm.power_state for host_vm in host.list_vms()}
+    taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
+    plans, problems, seen = [], [], {}
+    for row, item in enumerate(changes, start=1):
+        try:
+            uuid, pool, priority, vm_id = _change_fields(item)
+            change = vms.plan_change(store, uuid, pool, priority, vm_id)
+            uuid = change.vm.vm_uuid
+            if uuid in seen:
+                raise Conflict("VM UUID", uuid, f"row {seen[uuid]} of this batch")
+            holder = taken.get(change.new.vm_id)
+            if holder not in (None, uuid):
+                raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
+            if uuid not in states:
+                raise NotFound("VM", uuid, "the host has no such VM")
+            lifecycle._check_power_state(uuid, states[uuid])
+        except VgpuError as error:
+            problems.append(RowProblem(row, error))
+            continue
+        seen[uuid] = row
+        plans.append(ReconfigurePlan(change.vm, change.new, states[uuid]))
+    new_ids = [plan.new.vm_id for plan in plans]
+    for row_plan in plans:
+        if new_ids.count(row_plan.new.vm_id) > 1:
+            problems.append(RowProblem(seen[row_plan.vm_uuid], Conflict("vm_id", row_plan.new.vm_id, "another row of this batch")))
+    if problems:
+        raise InvalidRows(sorted(problems, key=lambda p: p.row))
+    return BulkPlan(tuple(plans))
+
+
+def apply_many(
+    store: Store,
+    host: Hypervisor,
+    bulk: BulkPlan,
+    *,
+    progress: ProgressCallback = lifecycle._silent,
+    policy: StopPolicy = DEFAULT_POLICY,
+    concurrency: int = 4,
+) -> BulkResult:
+    """Apply a confirmed bulk plan. One VM's failure (rolled back as usual) does not stop the others.
+    ``progress`` is called from worker threads."""
+    if concurrency < 1:
+        raise InvalidValue("concurrency", concurrency, "a whole number of at least 1")
+    local = threading.local()
+    opened: list[tuple[Store, Hypervisor]] = []
+    lock = threading.Lock()
+
+    def connections() -> tuple[Store, Hypervisor]:
+        if not hasattr(local, "pair"):
+            local.pair = (store.reopen(), host.reopen())
+            with lock:
+                opened.append(local.pair)
+        return local.pair
+
+    def one(plan: ReconfigurePlan) -> ReconfigureResult:
+        worker_store, worker_host = connections()
+        return lifecycle.apply_plan(worker_store, worker_host, plan, progress=progress, policy=policy)
+
+    results, failures = [], []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vgpu-bulk") as pool:
+            futures = {pool.submit(one, plan): plan for plan in bulk.changing}
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    results.append(future.result())
+                except VgpuError as error:
+                    failures.append(BulkFailure(futures[future].vm_uuid, error))
+    finally:
+        for worker_store, worker_host in opened:
+            worker_store.close()
+            worker_host.close()
+    order = {plan.vm_uuid: index for index, plan in enumerate(bulk.plans)}
+    results.sort(key=lambda result: order[result.vm.vm_uuid])
+    failures.sort(key=lambda failure: order[failure.vm_uuid])
+    return BulkResult(tuple(results), tuple(failures))
+
+
+def reconfigure_many(
+    store: Store,
+    host: Hypervisor,
+    changes: Iterable[Mapping[str, object]],
+    *,
+    confirm: Callable[[BulkPlan], bool],
+    progress: ProgressCallback = lifecycle._silent,
+    policy: StopPolicy = DEFAULT_POLICY,
+    concurrency: int = 4,
+) -> BulkResult:
+    """Plan every change, ask once, then apply with at most ``concurrency`` VMs at a time."""
+    bulk = plan_many(store, host, changes)
+    if not bulk.changing:
+        return BulkResult((), ())
+    lifecycle.ask(confirm, bulk)
+    return apply_many(store, host, bulk, progress=progress, policy=policy, concurrency=concurrency)

@@ -1,0 +1,182 @@
+"""The operation journal: each step of a change is written down before it is taken.
+
+An unfinished journal row is also the VM's lock (a partial unique index allows one per VM), so a second
+session trying to change the same VM is told who has it and since when, and a crash at any step leaves
+enough behind for :func:`vgpu.lifecycle.recover` to finish or roll back the operation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+
+import attrs
+
+from .errors import Busy
+from .models import VM, Priority, VMConfig
+from .store import Store
+
+# Steps, in order. Each is recorded before it is taken; DB_UPDATED is recorded in the same transaction as
+# the database change itself, so "the DB has the new values" is exactly "step is at or past DB_UPDATED".
+PLANNED = "planned"
+STOPPING = "stopping"
+DB_UPDATED = "db-updated"
+WRITING_ARGS = "writing-args"
+STARTING = "starting"
+STEPS = (PLANNED, STOPPING, DB_UPDATED, WRITING_ARGS, STARTING)
+
+DONE = "done"
+ROLLED_BACK = "rolled-back"
+FAILED = "failed"
+
+
+@attrs.frozen
+class Operation:
+    """One journalled change to one VM. ``old`` is the registration before (None when registering);
+    ``new`` the configuration after (None when removing)."""
+
+    op_id: int
+    vm_uuid: str
+    kind: str
+    step: str
+    old: VM | None
+    new: VMConfig | None
+    was_running: bool | None
+    owner: str
+    started_at: str
+
+    @property
+    def db_updated(self) -> bool:
+        return STEPS.index(self.step) >= STEPS.index(DB_UPDATED)
+
+    @property
+    def owner_alive(self) -> bool:
+        """False when the owner ran on this machine and its process is gone (a crash or kill)."""
+        host, _, pid = self.owner.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return True  # another machine: we cannot tell, assume it is working
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def this_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dump_vm(vm: VM | None) -> str | None:
+    if vm is None:
+        return None
+    return json.dumps({
+        "vm_id": vm.vm_id, "vm_uuid": vm.vm_uuid, "vm_name": vm.vm_name, "pool_id": vm.pool_id,
+        "priority": int(vm.priority), "created_at": vm.created_at, "updated_at": vm.updated_at,
+    })
+
+
+def _load_vm(text: str | None) -> VM | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    return VM(data["vm_id"], data["vm_uuid"], data["vm_name"], data["pool_id"], Priority(data["priority"]),
+              data["created_at"], data["updated_at"])
+
+
+def _dump_config(config: VMConfig | None) -> str | None:
+    if config is None:
+        return None
+    return json.dumps({"pool_id": config.pool_id, "priority": int(config.priority), "vm_id": config.vm_id})
+
+
+def _load_config(text: str | None) -> VMConfig | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    return VMConfig(data["pool_id"], Priority(data["priority"]), data["vm_id"])
+
+
+_COLUMNS = "op_id, vm_uuid, kind, step, old, new, was_running, owner, started_at"
+
+
+def _operation_from_row(row: tuple) -> Operation:
+    op_id, vm_uuid, kind, step, old, new, was_running, owner, started_at = row
+    running = None if was_running is None else bool(was_running)
+    return Operation(op_id, vm_uuid, kind, step, _load_vm(old), _load_config(new), running, owner, started_at)
+
+
+def _holder(conn: sqlite3.Connection, vm_uuid: str) -> Operation | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM vgpu_operations WHERE vm_uuid = ? AND finished_at IS NULL", (vm_uuid,)
+    ).fetchone()
+    return None if row is None else _operation_from_row(row)
+
+
+def busy_error(op: Operation) -> Busy:
+    error = Busy(op.vm_uuid, op.started_at, op.op_id)
+    if not op.owner_alive:
+        error.sentence += " (that session has ended; run 'vgpu-admin recover' to finish or undo its change)"
+        error.args = (error.sentence,)
+    return error
+
+
+def begin(
+    conn: sqlite3.Connection,
+    vm_uuid: str,
+    kind: str,
+    old: VM | None,
+    new: VMConfig | None,
+    was_running: bool | None,
+) -> Operation:
+    """Take the VM's lock and journal a new operation, inside the caller's write transaction."""
+    holder = _holder(conn, vm_uuid)
+    if holder is not None:
+        raise busy_error(holder)
+    cursor = conn.execute(
+        "INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (vm_uuid, kind, PLANNED, _dump_vm(old), _dump_config(new),
+         None if was_running is None else int(was_running), this_owner()),
+    )
+    row = conn.execute(f"SELECT {_COLUMNS} FROM vgpu_operations WHERE op_id = ?", (cursor.lastrowid,)).fetchone()
+    return _operation_from_row(row)
+
+
+def set_step(conn: sqlite3.Connection, op: Operation, step: str, new: VMConfig | None = None) -> Operation:
+    """Record that ``step`` is about to be taken (or, for DB_UPDATED, has been in this transaction)."""
+    if step not in STEPS:
+        raise ValueError(f"unknown journal step {step!r}")
+    config = new if new is not None else op.new
+    conn.execute(
+        "UPDATE vgpu_operations SET step = ?, new = ?, updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE op_id = ?",
+        (step, _dump_config(config), op.op_id),
+    )
+    return attrs.evolve(op, step=step, new=config)
+
+
+def advance(store: Store, op: Operation, step: str) -> Operation:
+    with store.writing() as conn:
+        return set_step(conn, op, step)
+
+
+def finish(store: Store, op: Operation, outcome: str, detail: str = "") -> None:
+    """Close the operation (which releases the VM's lock)."""
+    with store.writing() as conn:
+        conn.execute(
+            "UPDATE vgpu_operations SET finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), outcome = ?,"
+            " updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE op_id = ?",
+            (f"{outcome}: {detail}" if detail else outcome, op.op_id),
+        )
+
+
+def unfinished(store: Store) -> list[Operation]:
+    """Operations that were started and never finished, oldest first."""
+    with store.reading() as conn:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM vgpu_operations WHERE finished_at IS NULL ORDER BY op_id"
+        ).fetchall()
+    return [_operation_from_row(row) for row in rows]
+

@@ -1,0 +1,123 @@
+"""scan-vms and status: the host's VMs beside the registrations, from one host listing and one DB read.
+
+Besides the spec's groups (Pool A, Pool B, unregistered) a scan reports what an admin must know before
+trusting the picture: registered VMs the host no longer has, VMs whose segment disagrees with the database
+(drift), and unregistered VMs carrying a vgpu segment, typically clones (cloning copies the platform map,
+so the clone boots with its parent's vm_id).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from . import devargs, pools, vms
+from .devargs import SegmentState
+from .errors import HypervisorError
+from .hypervisor.base import Hypervisor
+from .models import VM, HostVM, Pool
+from .store import Store
+
+
+@attrs.frozen
+class ScannedVM:
+    """A registered VM, what the host says about it (None if the host lacks it) and its segment."""
+
+    vm: VM
+    host_vm: HostVM | None
+    segment: SegmentState
+    host_known: bool = True  # False when the host could not be listed
+
+    @property
+    def state(self) -> str:
+        """``configured`` (segment matches the DB), ``drift``, ``missing`` (not on the host) or
+        ``unknown`` (the host could not be asked)."""
+        if not self.host_known:
+            return "unknown"
+        if self.host_vm is None:
+            return "missing"
+        return "configured" if self.segment.config == self.vm.config else "drift"
+
+
+@attrs.frozen
+class ForeignSegment:
+    """An unregistered VM carrying a vgpu segment. ``owner`` is the registered VM whose vm_id it
+    carries (a clone), or None for a segment left behind."""
+
+    host_vm: HostVM
+    segment: SegmentState
+    owner: VM | None
+
+
+@attrs.frozen
+class ScanReport:
+    pools: tuple[Pool, ...]
+    registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id
+    unregistered: tuple[HostVM, ...]  # by name, then UUID
+    foreign_segments: tuple[ForeignSegment, ...]
+    host_error: str | None = None  # set when the host could not be listed: DB-only picture
+
+    def in_pool(self, pool_id: str) -> list[ScannedVM]:
+        return [entry for entry in self.registered if entry.vm.pool_id == pool_id]
+
+    @property
+    def missing(self) -> list[ScannedVM]:
+        return [entry for entry in self.registered if entry.state == "missing"]
+
+    @property
+    def drift(self) -> list[ScannedVM]:
+        return [entry for entry in self.registered if entry.state == "drift"]
+
+    @property
+    def clones(self) -> list[ForeignSegment]:
+        return [entry for entry in self.foreign_segments if entry.owner is not None]
+
+    @property
+    def total_registered(self) -> int:
+        return len(self.registered)
+
+    @property
+    def total_unregistered(self) -> int:
+        return len(self.unregistered)
+
+    @property
+    def total_in_system(self) -> int:
+        return self.total_registered + self.total_unregistered
+
+
+def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) -> ScanReport:
+    """One host listing and one DB snapshot, joined. With ``tolerate_host_errors`` an unreachable host
+    gives a DB-only report (``host_error`` says why) instead of raising."""
+    try:
+        host_vms = host.list_vms()
+        host_error = None
+    except HypervisorError as error:
+        if not tolerate_host_errors:
+            raise
+        host_vms, host_error = [], str(error)
+    with store.reading() as conn:
+        pool_rows = pools.select_pools(conn)
+        registered = vms.select_vms(conn)
+    return _join(pool_rows, registered, host_vms, host_error)
+
+
+def status(store: Store, host: Hypervisor) -> ScanReport:
+    """The control panel's data. Unlike scan it still answers (from the DB alone) when the host is down."""
+    return scan(store, host, tolerate_host_errors=True)
+
+
+def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], host_error: str | None) -> ScanReport:
+    on_host = {host_vm.uuid: host_vm for host_vm in host_vms}
+    by_vm_id = {vm.vm_id: vm for vm in registered}
+    scanned = []
+    for vm in registered:
+        host_vm = on_host.pop(vm.vm_uuid, None)
+        segment = devargs.parse(host_vm.device_model_args) if host_vm is not None else devargs.ABSENT
+        scanned.append(ScannedVM(vm, host_vm, segment, host_error is None))
+    unregistered = sorted(on_host.values(), key=lambda h: (h.name.lower(), h.uuid))
+    foreign = []
+    for host_vm in unregistered:
+        segment = devargs.parse(host_vm.device_model_args)
+        if segment.present:
+            owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
+            foreign.append(ForeignSegment(host_vm, segment, owner))
+    return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error)
