@@ -79,6 +79,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.IntegrityError):
                 raise  # the owning module turns these into Conflict errors with the right field
+            if isinstance(exc, sqlite3.ProgrammingError):
+                raise  # misuse (a closed store, another thread's connection): a bug, not a damaged file
             raise StoreError(self.path, f"database {self.path} is damaged ({exc}); restore it from a backup") from exc
 
 

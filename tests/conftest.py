@@ -1,0 +1,51 @@
+"""Fixtures that reset the world: every test gets its own data/config dirs and, when asked, a fresh store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from vgpu.store import Store
+
+settings.register_profile(
+    "ci", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "dev", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+_XDG_DIRS = {
+    "HOME": "home",
+    "XDG_DATA_HOME": "data",
+    "XDG_CONFIG_HOME": "config",
+    "XDG_STATE_HOME": "state",
+    "XDG_CACHE_HOME": "cache",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory, monkeypatch):
+    """Point HOME and every XDG dir at empty temporary folders; forget any DB or host the caller had set."""
+    root = tmp_path_factory.mktemp("env")
+    for variable, folder in _XDG_DIRS.items():
+        path = root / folder
+        path.mkdir()
+        monkeypatch.setenv(variable, str(path))
+    monkeypatch.delenv("VGPU_DB", raising=False)
+    monkeypatch.delenv("VGPU_HOST", raising=False)
+    return root
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "vgpu.db"
+
+
+@pytest.fixture
+def store(db_path):
+    """A freshly initialised store (Pool A and Pool B, no VMs), closed after the test."""
+    with Store(db_path) as opened:
+        yield opened
