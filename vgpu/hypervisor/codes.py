@@ -24,6 +24,7 @@ HOST_UNREACHABLE = "HOST_UNREACHABLE"
 OPERATION_TIMED_OUT = "OPERATION_TIMED_OUT"
 NO_HOSTS_AVAILABLE = "NO_HOSTS_AVAILABLE"
 PERMISSION_DENIED = "PERMISSION_DENIED"
+VM_IS_TRANSIENT = "VM_IS_TRANSIENT"  # libvirt: a domain with no stored definition to change
 
 
 def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
@@ -58,6 +59,8 @@ def sentence_for(code: str, details: Sequence[str] = (), vm: str | None = None) 
         return f"no host in the pool has the resources to start {subject}"
     if code == PERMISSION_DENIED:
         return f"the host refused the operation on {subject}: permission denied"
+    if code == VM_IS_TRANSIENT:
+        return f"{subject} is transient (the host keeps no definition of it once it stops), so its arguments cannot be changed"
     extra = f" ({', '.join(str(d) for d in details)})" if details else ""
     return f"the host refused the operation on {subject}: {code}{extra}"
 

@@ -1,0 +1,108 @@
+"""The parts of a libvirt domain XML the libvirt backend reads and edits. Pure functions, no libvirt needed.
+
+QEMU arguments that libvirt does not model live in the domain's
+
+    <qemu:commandline xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0">
+      <qemu:arg value="-fw_cfg"/>
+      <qemu:arg value="name=opt/vgpu/config,string=pool=A;priority=2;vm_id=7"/>
+    </qemu:commandline>
+
+The protocol passes device-model arguments as one string, so the argument list is joined with single
+spaces and an argument is quoted (POSIX shell style, :mod:`shlex`) only when it holds whitespace, a quote
+or a backslash, or is empty. vgpu's segment therefore reads exactly as :func:`vgpu.devargs.render` writes
+it (a ``;`` is not special: nothing here goes through a shell), :func:`vgpu.devargs.merge` on that string
+leaves every other entry alone, and ``split_args(join_args(argv)) == argv`` for every list.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import xml.etree.ElementTree as ET
+from typing import Sequence
+from xml.dom import minidom
+
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
+_PLAIN_ARG = re.compile(r"[^\s'\"\\]+")
+_X86 = ("i686", "x86_64")
+
+
+def join_args(argv: Sequence[str]) -> str:
+    """The argument list as one string, quoting only the arguments that need it."""
+    return " ".join(arg if _PLAIN_ARG.fullmatch(arg) else shlex.quote(arg) for arg in argv)
+
+
+def split_args(text: str) -> list[str]:
+    """The inverse of :func:`join_args`. Raises ValueError on an unbalanced quote."""
+    return shlex.split(text or "", comments=False, posix=True)
+
+
+def qemu_args(domain_xml: str) -> list[str]:
+    """The values of every ``<qemu:arg>`` of the domain, in order."""
+    root = ET.fromstring(domain_xml)
+    return [
+        arg.get("value", "")
+        for block in root.findall(f"{{{QEMU_NS}}}commandline")
+        for arg in block.findall(f"{{{QEMU_NS}}}arg")
+    ]
+
+
+def with_qemu_args(domain_xml: str, argv: Sequence[str]) -> str:
+    """The domain XML with its ``<qemu:arg>`` entries replaced by ``argv``; everything else untouched.
+
+    minidom rather than ElementTree because it keeps the document's own namespace prefixes and
+    declarations, so metadata written by other tools comes back as it went in. ``<qemu:env>`` and the
+    other children of ``<qemu:commandline>`` stay; a block left empty is removed.
+    """
+    doc = minidom.parseString(domain_xml)
+    root = doc.documentElement
+    blocks = [node for node in root.childNodes if _is_qemu(node, "commandline")]
+    old_args = [node for block in blocks for node in block.childNodes if _is_qemu(node, "arg")]
+    if argv:
+        if not blocks:
+            blocks.append(root.appendChild(doc.createElementNS(QEMU_NS, f"{_qemu_prefix(root)}:commandline")))
+        _insert_args(doc, blocks[0], old_args[0] if old_args else blocks[0].firstChild, argv)
+    for node in old_args:
+        node.parentNode.removeChild(node)
+    for block in blocks:
+        if not any(child.nodeType == child.ELEMENT_NODE for child in block.childNodes):
+            root.removeChild(block)
+    return root.toxml()
+
+
+def _insert_args(doc: minidom.Document, block: minidom.Element, before: minidom.Node | None, argv: Sequence[str]) -> None:
+    prefix = block.prefix or _qemu_prefix(doc.documentElement)
+    for value in argv:
+        arg = doc.createElementNS(QEMU_NS, f"{prefix}:arg")
+        arg.setAttribute("value", value)
+        block.insertBefore(arg, before)
+
+
+def _is_qemu(node: minidom.Node, local_name: str) -> bool:
+    return node.nodeType == node.ELEMENT_NODE and node.namespaceURI == QEMU_NS and node.localName == local_name
+
+
+def _qemu_prefix(root: minidom.Element) -> str:
+    """The prefix the document already binds to the QEMU namespace, else ``qemu`` (libvirt's own)."""
+    for name, value in root.attributes.items():
+        if name.startswith("xmlns:") and value == QEMU_NS:
+            return name[len("xmlns:"):]
+    root.setAttribute("xmlns:qemu", QEMU_NS)
+    return "qemu"
+
+
+def can_shut_down_cleanly(domain_xml: str) -> bool:
+    """Whether a clean shutdown request can reach the guest at all.
+
+    libvirt sends it as an ACPI power-button press or through the QEMU guest agent. An x86 machine with
+    ACPI switched off and no agent channel accepts the request and silently ignores it, which would make
+    every clean stop wait out its whole deadline; other machine types have other power-button paths.
+    """
+    root = ET.fromstring(domain_xml)
+    os_type = root.find("os/type")
+    if os_type is None or os_type.get("arch") not in _X86:
+        return True
+    if root.find("features/acpi") is not None:
+        return True
+    return any(target.get("name") == GUEST_AGENT_CHANNEL for target in root.findall("devices/channel/target"))
