@@ -49,3 +49,17 @@ def store(db_path):
     """A freshly initialised store (Pool A and Pool B, no VMs), closed after the test."""
     with Store(db_path) as opened:
         yield opened
+
+
+@pytest.fixture
+def snapshot(store):
+    """A function returning every row of pools, vms and the audit log, to compare around a refused change."""
+
+    def take() -> dict[str, list[tuple]]:
+        with store.reading() as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+                for table in ("pools", "vms", "vgpu_audit")
+            }
+
+    return take

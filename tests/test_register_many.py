@@ -1,0 +1,159 @@
+"""vgpu.vms.register_many: one transaction, all or nothing, every bad row reported at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import audit, vms
+from vgpu.errors import Conflict, InvalidRows, InvalidValue
+from vgpu.models import Priority, Registration
+
+
+def uuid_of(number: int) -> str:
+    return f"{number:08x}-0000-4000-8000-000000000000"
+
+
+def stored(store) -> list[tuple]:
+    with store.reading() as conn:
+        return conn.execute("SELECT vm_id, vm_uuid, vm_name, pool_id, priority FROM vms ORDER BY vm_id").fetchall()
+
+
+def refused(store, rows) -> list[tuple[int, type, str, object]]:
+    """The problems of a refused batch as (row, error class, field, value)."""
+    with pytest.raises(InvalidRows) as caught:
+        vms.register_many(store, rows)
+    error = caught.value
+    text = str(error)
+    assert "\n" not in text and text.startswith(f"{len(error.problems)} bad row") and "nothing was changed" in text
+    return [(p.row, type(p.error), p.error.field, p.error.value) for p in error.problems]
+
+
+def test_registers_every_row_in_input_order(store):
+    rows = [
+        {"vm_uuid": uuid_of(1).upper(), "vm_name": "web", "pool": "b", "priority": "HIGH"},
+        {"uuid": uuid_of(2), "name": " db ", "pool_id": "A", "priority": 0},
+        Registration(uuid_of(3), "cache", "B", Priority.LOW, 7),
+        {"vm_uuid": uuid_of(4), "pool": "", "priority": None, "vm_id": "  "},
+    ]
+    result = vms.register_many(store, rows)
+    assert [(vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority) for vm in result] == [
+        (1, uuid_of(1), "web", "B", Priority.HIGH),
+        (2, uuid_of(2), "db", "A", Priority.LOW),
+        (7, uuid_of(3), "cache", "B", Priority.LOW),
+        (3, uuid_of(4), None, "A", Priority.MEDIUM),
+    ]
+    assert sorted(stored(store)) == sorted((vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, int(vm.priority)) for vm in result)
+    assert all(vm.created_at for vm in result)
+
+
+def test_explicit_ids_in_the_batch_are_reserved_before_auto_ids_are_given(store):
+    rows = [{"vm_uuid": uuid_of(1)}, {"vm_uuid": uuid_of(2), "vm_id": 1}, {"vm_uuid": uuid_of(3)}, {"vm_uuid": uuid_of(4), "vm_id": 3}]
+    assert [vm.vm_id for vm in vms.register_many(store, rows)] == [2, 1, 4, 3]
+
+
+def test_auto_ids_fill_the_gaps_left_in_the_database(store):
+    vms.register(store, uuid_of(100), vm_id=1)
+    vms.register(store, uuid_of(101), vm_id=3)
+    result = vms.register_many(store, ({"vm_uuid": uuid_of(n)} for n in range(3)))  # any iterable
+    assert [vm.vm_id for vm in result] == [2, 4, 5]
+
+
+def test_every_registration_gets_an_audit_entry(store):
+    result = vms.register_many(store, [{"vm_uuid": uuid_of(n), "priority": "high"} for n in range(5)])
+    entries = audit.history(store)
+    assert sorted(e.subject for e in entries) == sorted(vm.vm_uuid for vm in result)
+    assert all(e.action == "register" and e.old is None and e.new["priority"] == 2 for e in entries)
+
+
+def test_an_empty_batch_registers_nothing(store, snapshot):
+    before = snapshot()
+    assert vms.register_many(store, []) == []
+    assert snapshot() == before
+
+
+def test_one_bad_row_refuses_the_whole_batch(store, snapshot):
+    vms.register(store, uuid_of(50))
+    before = snapshot()
+    rows = [{"vm_uuid": uuid_of(n)} for n in range(10)] + [{"vm_uuid": uuid_of(10), "pool": "C"}]
+    assert refused(store, rows) == [(11, InvalidValue, "pool", "C")]
+    assert snapshot() == before
+
+
+def test_every_bad_row_is_reported_with_all_its_problems(store, snapshot):
+    before = snapshot()
+    rows = [
+        {"vm_uuid": uuid_of(1)},
+        {"vm_uuid": "nope"},
+        {"vm_uuid": uuid_of(3)},
+        {"vm_uuid": uuid_of(4), "pool": "Z", "priority": "urgent", "vm_id": 0},
+        {"vm_uuid": uuid_of(5), "vm_id": "1.5"},
+        {"uuid": None},
+    ]
+    assert refused(store, rows) == [
+        (2, InvalidValue, "VM UUID", "nope"),
+        (4, InvalidValue, "pool", "Z"),
+        (4, InvalidValue, "priority", "urgent"),
+        (4, InvalidValue, "vm_id", 0),
+        (5, InvalidValue, "vm_id", "1.5"),
+        (6, InvalidValue, "VM UUID", None),
+    ]
+    assert snapshot() == before
+
+
+def test_a_row_that_is_not_a_mapping_is_reported(store):
+    rows = [{"vm_uuid": uuid_of(1)}, uuid_of(2), 7]
+    assert refused(store, rows) == [(2, InvalidValue, "row", uuid_of(2)), (3, InvalidValue, "row", 7)]
+
+
+def test_duplicates_within_the_batch_name_the_first_row(store):
+    rows = [
+        {"vm_uuid": uuid_of(1)},
+        {"vm_uuid": uuid_of(2), "vm_id": 9},
+        {"vm_uuid": uuid_of(1).upper()},
+        {"vm_uuid": uuid_of(4), "vm_id": "9"},
+    ]
+    with pytest.raises(InvalidRows) as caught:
+        vms.register_many(store, rows)
+    problems = caught.value.problems
+    assert [(p.row, p.error.field, p.error.value, p.error.holder) for p in problems] == [
+        (3, "VM UUID", uuid_of(1), "row 1"),
+        (4, "vm_id", 9, "row 2"),
+    ]
+    assert all(isinstance(p.error, Conflict) for p in problems)
+    assert stored(store) == []
+
+
+def test_duplicates_against_the_database_are_reported(store, snapshot):
+    vms.register(store, uuid_of(1), vm_id=5)
+    before = snapshot()
+    rows = [
+        {"vm_uuid": uuid_of(1).upper()},
+        {"vm_uuid": uuid_of(2), "vm_id": 5},
+        {"vm_uuid": uuid_of(1), "vm_id": 5},
+        {"vm_uuid": uuid_of(4)},
+    ]
+    with pytest.raises(InvalidRows) as caught:
+        vms.register_many(store, rows)
+    problems = [(p.row, p.error.field, p.error.value, p.error.holder) for p in caught.value.problems]
+    assert problems == [
+        (1, "VM UUID", uuid_of(1), "a registered VM (vm_id 5)"),
+        (2, "vm_id", 5, "a registered VM"),
+        (3, "VM UUID", uuid_of(1), "a registered VM (vm_id 5)"),
+        (3, "vm_id", 5, "a registered VM"),
+    ]
+    assert str(caught.value) == (
+        f"4 bad rows, nothing was changed: row 1: VM UUID {uuid_of(1)} is already used by a registered VM (vm_id 5)"
+        " (and 3 more)"
+    )
+    assert snapshot() == before
+
+
+def test_invalid_and_conflicting_rows_are_reported_together_in_row_order(store):
+    vms.register(store, uuid_of(1))
+    rows = [{"vm_uuid": uuid_of(9)}, {"vm_uuid": uuid_of(1)}, {"vm_uuid": uuid_of(3), "pool": "Q"}]
+    assert refused(store, rows) == [(2, Conflict, "VM UUID", uuid_of(1)), (3, InvalidValue, "pool", "Q")]
+
+
+def test_register_many_accepts_a_row_with_only_the_uuid_alias(store):
+    (vm,) = vms.register_many(store, [{"uuid": uuid_of(1), "name": "x", "pool_id": "b"}])
+    assert (vm.vm_id, vm.vm_name, vm.pool_id) == (1, "x", "B")
