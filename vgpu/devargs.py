@@ -20,8 +20,10 @@ from .models import POOL_IDS, Priority, VMConfig
 
 FW_CFG_NAME = "opt/vgpu/config"
 _OPTION = "-fw_cfg"
-_SEGMENT_RE = re.compile(r"(?:(?<=\s)|^)-fw_cfg\s+name=" + re.escape(FW_CFG_NAME) + r",string=(\S*)")
-_PAYLOAD_RE = re.compile(r"pool=([A-Z]);priority=(\d);vm_id=(\d+)")
+# Any ``-fw_cfg name=opt/vgpu/config,...`` is ours: a second blob of that name would stop QEMU from starting,
+# so one written by hand as ``file=`` is found (and reported malformed) rather than duplicated.
+_SEGMENT_RE = re.compile(r"(?:(?<=\s)|^)-fw_cfg\s+name=" + re.escape(FW_CFG_NAME) + r",(string=)?(\S*)")
+_PAYLOAD_RE = re.compile(r"pool=([A-Z]);priority=(\d);vm_id=(\d+)", re.ASCII)  # ASCII: int() takes '٧', QEMU's readers do not
 
 
 @attrs.frozen
@@ -72,7 +74,9 @@ def parse(args: str) -> SegmentState:
         return ABSENT
     if len(matches) > 1:
         return SegmentState(True, None, " ".join(m.group(0) for m in matches))
-    return SegmentState(True, parse_payload(matches[0].group(1)), matches[0].group(0))
+    match = matches[0]
+    config = parse_payload(match.group(2)) if match.group(1) else None
+    return SegmentState(True, config, match.group(0))
 
 
 def strip(args: str) -> str:
