@@ -1,0 +1,87 @@
+"""vgpu.audit: every change recorded with its time and old and new values, read back newest first."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from vgpu import audit, pools, vms
+from vgpu.errors import Conflict, InvalidRows
+from vgpu.models import AuditEntry
+
+U1 = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
+U2 = "11111111-2222-4333-8444-555555555555"
+
+
+def summary(entries: list[AuditEntry]) -> list[tuple]:
+    return [(e.action, e.subject, e.old, e.new) for e in entries]
+
+
+def test_a_new_store_has_no_history(store):
+    assert audit.history(store) == []
+
+
+def test_history_records_every_kind_of_change_newest_first(store):
+    vms.register(store, U1, vm_name="web", pool="A", priority="low", vm_id=3)
+    vms.update(store, U1, pool="B", priority="high")
+    pools.set_pool_name(store, "B", "GPU farm")
+    vms.remove(store, U1)
+    entries = audit.history(store)
+    web = {"vm_id": 3, "vm_name": "web"}
+    assert summary(entries) == [
+        ("remove", U1, {**web, "pool_id": "B", "priority": 2}, None),
+        ("rename-pool", "B", {"pool_name": "Pool B"}, {"pool_name": "GPU farm"}),
+        ("update", U1, {**web, "pool_id": "A", "priority": 0}, {**web, "pool_id": "B", "priority": 2}),
+        ("register", U1, None, {**web, "pool_id": "A", "priority": 0}),
+    ]
+    ids = [e.entry_id for e in entries]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", e.at) for e in entries)
+    assert {e.action for e in entries} == set(audit.ACTIONS)
+
+
+def test_history_filters_by_subject_in_any_case(store):
+    vms.register(store, U1)
+    vms.register(store, U2)
+    vms.update(store, U1, vm_id=9)
+    pools.set_pool_name(store, "A", "Prod")
+    assert [e.action for e in audit.history(store, U1.upper())] == ["update", "register"]
+    assert [e.subject for e in audit.history(store, U2)] == [U2]
+    assert summary(audit.history(store, "a")) == [("rename-pool", "A", {"pool_name": "Pool A"}, {"pool_name": "Prod"})]
+    assert audit.history(store, "B") == []
+
+
+def test_history_limit_keeps_the_newest(store):
+    for vm_id in range(1, 6):
+        vms.register(store, f"{vm_id:08x}-0000-4000-8000-000000000000", vm_id=vm_id)
+    assert [e.new["vm_id"] for e in audit.history(store, limit=2)] == [5, 4]
+
+
+def test_refused_changes_leave_no_audit_entry(store):
+    vms.register(store, U1, vm_id=1)
+    with pytest.raises(Conflict):
+        vms.register(store, U2, vm_id=1)
+    with pytest.raises(InvalidRows):
+        vms.register_many(store, [{"vm_uuid": U2}, {"vm_uuid": "bad"}])
+    vms.update(store, U1, vm_id=1)  # no change, nothing to record
+    assert [e.action for e in audit.history(store)] == ["register"]
+
+
+def test_record_and_record_many_write_inside_the_callers_transaction(store):
+    with store.writing() as conn:
+        audit.record(conn, "update", U1, {"k": "é"}, {"k": 'quote " and \\'})
+        audit.record_many(conn, "register", [(U2, None, {"vm_id": 1}), ("A", {"x": None}, None)])
+    assert summary(audit.history(store)) == [
+        ("register", "A", {"x": None}, None),
+        ("register", U2, None, {"vm_id": 1}),
+        ("update", U1, {"k": "é"}, {"k": 'quote " and \\'}),
+    ]
+
+
+def test_an_audit_entry_rolls_back_with_its_change(store):
+    with pytest.raises(RuntimeError):
+        with store.writing() as conn:
+            audit.record(conn, "update", U1, None, {"vm_id": 1})
+            raise RuntimeError("the change failed")
+    assert audit.history(store) == []

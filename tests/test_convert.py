@@ -1,0 +1,95 @@
+"""vgpu.convert: every library result to JSON-ready data and back, priorities as names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vgpu import audit, convert, pools, vms
+from vgpu.errors import InvalidValue
+from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
+
+U1 = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
+U2 = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.fixture
+def filled(store):
+    vms.register(store, U1, vm_name="web", pool="B", priority="high", vm_id=4)
+    vms.register(store, U2, priority="low")
+    vms.update(store, U2, pool="B")
+    pools.set_pool_name(store, "A", "Prod ü")
+    return store
+
+
+def round_trip(obj, cls):
+    data = convert.to_data(obj)
+    assert json.loads(json.dumps(data)) == data  # plain JSON types only
+    assert convert.from_data(data, cls) == obj
+    return data
+
+
+def test_vm_round_trips_with_its_priority_as_a_name(filled):
+    vm = vms.get(filled, U1)
+    assert round_trip(vm, VM) == {
+        "vm_id": 4, "vm_uuid": U1, "vm_name": "web", "pool_id": "B", "priority": "high",
+        "created_at": vm.created_at, "updated_at": vm.updated_at,
+    }
+
+
+def test_pool_round_trips_and_carries_its_vm_count(filled):
+    pool_b = pools.list_pools(filled)[1]
+    data = round_trip(pool_b, Pool)
+    assert data["vm_count"] == 2 and data["counts"] == {"low": 1, "medium": 0, "high": 1}
+    assert data["enabled"] is True and data["pool_name"] == "Pool B"
+
+
+def test_pool_detail_round_trips(filled):
+    detail = pools.show_pool(filled, "B")
+    data = round_trip(detail, PoolDetail)
+    assert [vm["priority"] for vm in data["vms"]] == ["high", "low"]
+    assert isinstance(convert.from_data(data, PoolDetail).vms, tuple)
+
+
+def test_audit_entries_round_trip(filled):
+    entries = audit.history(filled)
+    data = round_trip(entries, list[AuditEntry])
+    assert [e["action"] for e in data] == ["rename-pool", "update", "register", "register"]
+    assert data[0]["new"] == {"pool_name": "Prod ü"} and data[-1]["old"] is None
+
+
+@pytest.mark.parametrize("cls", [list[VM], list[Pool]])
+def test_lists_round_trip(filled, cls):
+    objects = vms.list_vms(filled) if cls == list[VM] else pools.list_pools(filled)
+    data = round_trip(objects, cls)
+    assert isinstance(data, list) and len(data) == 2
+
+
+def test_small_value_types_round_trip():
+    assert round_trip(VMConfig("A", Priority.MEDIUM, 3), VMConfig) == {"pool_id": "A", "priority": "medium", "vm_id": 3}
+    host_vm = HostVM(U1, "web", PowerState.RUNNING, "-m 512")
+    assert round_trip(host_vm, HostVM)["power_state"] == "running"
+
+
+def test_priorities_are_accepted_back_as_names_or_numbers():
+    data = {"vm_id": 1, "vm_uuid": U1, "vm_name": None, "pool_id": "A"}
+    assert convert.from_data({**data, "priority": "HIGH"}, VM).priority is Priority.HIGH
+    assert convert.from_data({**data, "priority": 0}, VM).priority is Priority.LOW
+    assert convert.from_data({**data, "priority": "1"}, VM).priority is Priority.MEDIUM
+
+
+def test_an_unknown_priority_is_refused_when_structuring():
+    with pytest.raises(Exception) as caught:
+        convert.from_data({"vm_id": 1, "vm_uuid": U1, "vm_name": None, "pool_id": "A", "priority": "max"}, VM)
+    assert isinstance(caught.value, InvalidValue) or any(
+        isinstance(inner, InvalidValue) for inner in getattr(caught.value, "exceptions", ())
+    )
+
+
+def test_the_converter_is_our_own_object_not_the_global_one():
+    import cattrs
+
+    assert convert.converter is not cattrs.global_converter
+    assert cattrs.global_converter.unstructure(Priority.HIGH) == 2  # our hooks did not leak into it
+    assert convert.to_data(Priority.HIGH) == "high" and convert.to_data(PowerState.HALTED) == "halted"
