@@ -36,3 +36,7 @@ def sim_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
 BACKENDS: dict[str, Callable[[Path], ContextManager[HostUnderTest]]] = {
     "sim": sim_backend,
 }
+
+from .hostkit_libvirt import register_libvirt  # noqa: E402  (it needs HostUnderTest, defined above)
+
+register_libvirt(BACKENDS)
