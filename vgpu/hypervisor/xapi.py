@@ -1,0 +1,233 @@
+"""The XenAPI backend: a XenServer/XCP-ng pool master over XML-RPC, through the official SDK (PyPI ``XenAPI``).
+
+``xapi://root@host``, ``xapis://root@host`` or, on dom0, ``xapi+unix:`` (see :mod:`.xapi_uri` for the URI
+forms, TLS options and where the password comes from). The session is opened on the first call and
+logged out by :meth:`XapiHost.close`; a session belongs to one thread, so worker threads take
+:meth:`XapiHost.reopen`.
+
+Decisions worth knowing:
+
+- A pool member answers every login with ``HOST_IS_SLAVE`` and its master's address. We do not follow it:
+  the user named a host, and silently sending their password to another address would surprise them. The
+  error names the master, so the fix is one edit of the URI.
+- Clean shutdown runs as an ``Async.VM.clean_shutdown`` task polled against the caller's deadline, because
+  the synchronous call can block for many minutes inside xapi and could not honour a timeout.
+- Every XAPI failure becomes :func:`codes.host_error` (one table of sentences for all backends); every
+  transport failure becomes ``HostUnreachable`` with a plain sentence. Nothing else escapes, and the
+  password is scrubbed from whatever text a server sends back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import xmlrpc.client
+from typing import Any, Callable, Sequence
+
+from ..errors import HypervisorError
+from ..models import HostVM, PowerState
+from . import codes
+from .base import DEFAULT_ARGS_KEY
+from .xapi_transport import CALL_TIMEOUT, TRANSPORT_ERRORS, new_session, unreachable_reason
+from .xapi_uri import Credentials, XapiTarget, parse_uri
+
+ORIGINATOR = "vgpu-admin"  # shown to the admin in xapi's session list and audit log
+API_VERSION = "1.0"  # the client's API version; xapi records it and serves every version the same
+_IN_PROGRESS = ("pending", "cancelling")
+_POLL_FIRST, _POLL_MAX = 0.05, 1.0
+# Older hosts name a guest without PV drivers more precisely; callers need one code for "only force works".
+_ALIASES = {"VM_LACKS_FEATURE_SHUTDOWN": codes.VM_LACKS_FEATURE, "VM_MISSING_PV_DRIVERS": codes.VM_LACKS_FEATURE}
+
+
+class XapiHost:
+    """A XenAPI host. Implements :class:`vgpu.hypervisor.base.Hypervisor`."""
+
+    def __init__(
+        self,
+        target: XapiTarget,
+        credentials: Credentials,
+        *,
+        args_key: str = DEFAULT_ARGS_KEY,
+        call_timeout: float = CALL_TIMEOUT,
+    ) -> None:
+        self.uri = target.display
+        self.args_key = args_key
+        self._target = target
+        self._credentials = credentials
+        self._call_timeout = call_timeout
+        self._session: Any = None
+
+    @classmethod
+    def from_uri(
+        cls,
+        uri: str,
+        *,
+        args_key: str = DEFAULT_ARGS_KEY,
+        password: Callable[[], str] | None = None,
+        call_timeout: float = CALL_TIMEOUT,
+    ) -> "XapiHost":
+        """``password`` is a prompt, called at most once, when VGPU_XAPI_PASSWORD is unset."""
+        target = parse_uri(uri)
+        return cls(target, Credentials(target, password), args_key=args_key, call_timeout=call_timeout)
+
+    # --- session and error translation -----------------------------------------------------------------
+
+    def _api(self) -> Any:
+        if self._session is None:
+            session = new_session(self._target, self._call_timeout)
+            secret = self._credentials.secret()
+            login = session.xenapi.login_with_password
+            self._guarded(lambda: login(self._credentials.user, secret.reveal(), API_VERSION, ORIGINATOR))
+            self._session = session
+        return self._session.xenapi
+
+    def _call(self, method: str, *args: Any, vm: str | None = None) -> Any:
+        function = functools.reduce(getattr, method.split("."), self._api())
+        return self._guarded(lambda: function(*args), vm)
+
+    def _guarded(self, thunk: Callable[[], Any], vm: str | None = None) -> Any:
+        from XenAPI import Failure
+
+        try:
+            return thunk()
+        except Failure as exc:
+            raise self._host_error(exc.details, vm) from None
+        except xmlrpc.client.Fault as exc:  # the SDK's own: bad answers, or 504 for a login that timed out
+            if exc.faultCode == 504:
+                raise self._unreachable(TimeoutError(exc.faultString)) from None
+            raise self._host_error([codes.INTERNAL_ERROR, f"XML-RPC fault {exc.faultCode}: {exc.faultString}"], vm) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._unreachable(exc) from None
+
+    def _host_error(self, details: Sequence[Any], vm: str | None) -> HypervisorError:
+        words = [self._credentials.scrub(str(word)) for word in details] or [codes.INTERNAL_ERROR]
+        code, params = _ALIASES.get(words[0], words[0]), words[1:]
+        if code == codes.SESSION_AUTHENTICATION_FAILED and not params:
+            params = [self._credentials.user]
+        return codes.host_error(code, params, vm)
+
+    def _unreachable(self, exc: BaseException) -> HypervisorError:
+        reason = unreachable_reason(exc, self._target, self._call_timeout)
+        return codes.host_error(codes.HOST_UNREACHABLE, [self._credentials.scrub(reason)])
+
+    def _quietly(self, method: str, *args: Any) -> None:
+        """A best-effort call (cancel or destroy a task) whose failure must not hide the real outcome."""
+        with contextlib.suppress(HypervisorError):
+            self._call(method, *args)
+
+    def _ref(self, vm_uuid: str) -> str:
+        return self._call("VM.get_by_uuid", vm_uuid, vm=vm_uuid)
+
+    # --- the protocol ------------------------------------------------------------------------------------
+
+    def list_vms(self) -> list[HostVM]:
+        records = self._call("VM.get_all_records")
+        return [self._host_vm(record) for record in records.values() if _is_guest(record)]
+
+    def _host_vm(self, record: dict[str, Any]) -> HostVM:
+        platform = record.get("platform") or {}
+        return HostVM(
+            str(record["uuid"]),
+            str(record.get("name_label", "")),
+            _power_state(record.get("power_state")),
+            str(platform.get(self.args_key, "")),
+        )
+
+    def power_state(self, vm_uuid: str) -> PowerState:
+        return _power_state(self._call("VM.get_power_state", self._ref(vm_uuid), vm=vm_uuid))
+
+    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+        deadline = time.monotonic() + max(0.0, timeout)
+        try:
+            task = self._call("Async.VM.clean_shutdown", self._ref(vm_uuid), vm=vm_uuid)
+            if self._await(task, deadline, vm_uuid):
+                return True
+        except HypervisorError as exc:
+            if _already_halted(exc):
+                return True
+            raise
+        # Cancelled at the deadline; the guest may still have made it in the last instant.
+        return self.power_state(vm_uuid) is PowerState.HALTED
+
+    def _await(self, task: str, deadline: float, vm_uuid: str) -> bool:
+        """True once the task succeeded; False if it was still running at the deadline (it is then cancelled).
+
+        A finished task is destroyed, as xapi asks of clients; a cancelled one may still be winding down,
+        and xapi collects it itself.
+        """
+        delay = _POLL_FIRST
+        while (status := self._call("task.get_status", task)) in _IN_PROGRESS:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._quietly("task.cancel", task)
+                return False
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, _POLL_MAX)
+        try:
+            if status == "failure":
+                raise self._host_error(self._call("task.get_error_info", task), vm_uuid)
+            return status == "success"
+        finally:
+            self._quietly("task.destroy", task)
+
+    def hard_shutdown(self, vm_uuid: str) -> None:
+        try:
+            self._call("VM.hard_shutdown", self._ref(vm_uuid), vm=vm_uuid)
+        except HypervisorError as exc:
+            if not _already_halted(exc):
+                raise
+
+    def start(self, vm_uuid: str) -> None:
+        self._call("VM.start", self._ref(vm_uuid), False, False, vm=vm_uuid)  # not paused, not forced
+
+    def get_device_model_args(self, vm_uuid: str) -> str:
+        platform = self._call("VM.get_platform", self._ref(vm_uuid), vm=vm_uuid)
+        return str(platform.get(self.args_key, ""))
+
+    def set_device_model_args(self, vm_uuid: str, value: str) -> None:
+        # remove + add, not set_platform: set_platform writes back the whole map, so a key someone else
+        # changed between our read and our write would silently revert. These two calls touch our key only.
+        # Between them the key is briefly absent; vgpu writes it while the VM is halted (or for its next
+        # boot), and recover() finishes an operation interrupted there.
+        ref = self._ref(vm_uuid)
+        self._call("VM.remove_from_platform", ref, self.args_key, vm=vm_uuid)
+        if value:
+            self._call("VM.add_to_platform", ref, self.args_key, value, vm=vm_uuid)
+
+    def reopen(self) -> "XapiHost":
+        """A new session to the same host, sharing the already-resolved password (no second prompt)."""
+        return XapiHost(self._target, self._credentials, args_key=self.args_key, call_timeout=self._call_timeout)
+
+    def close(self) -> None:
+        """Log out (idempotent). A host that vanished cannot be logged out of; that is not an error."""
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(HypervisorError):
+                self._guarded(session.xenapi.session.logout)
+
+    def __enter__(self) -> "XapiHost":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"XapiHost({self.uri!r})"
+
+
+def _is_guest(record: dict[str, Any]) -> bool:
+    return not (record.get("is_control_domain") or record.get("is_a_template") or record.get("is_a_snapshot"))
+
+
+def _power_state(value: Any) -> PowerState:
+    """XAPI capitalises power states on the wire (``Running``); anything unexpected is UNKNOWN."""
+    try:
+        return PowerState(str(value).lower())
+    except ValueError:
+        return PowerState.UNKNOWN
+
+
+def _already_halted(exc: HypervisorError) -> bool:
+    """VM_BAD_POWER_STATE [vm, expected, actual] with actual 'halted': the stop the caller wanted is done."""
+    return exc.code == codes.VM_BAD_POWER_STATE and len(exc.details) > 2 and str(exc.details[2]).lower() == "halted"
