@@ -17,6 +17,8 @@ import attrs
 from vgpu.hypervisor.base import Hypervisor
 from vgpu.hypervisor.sim import SimHost
 
+from .hostkit_xapi import xapi_backend
+
 
 @attrs.define
 class HostUnderTest:
@@ -35,6 +37,7 @@ def sim_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
 
 BACKENDS: dict[str, Callable[[Path], ContextManager[HostUnderTest]]] = {
     "sim": sim_backend,
+    "xapi": xapi_backend,
 }
 
 from .hostkit_libvirt import register_libvirt  # noqa: E402  (it needs HostUnderTest, defined above)

@@ -1,0 +1,322 @@
+"""A loopback XAPI: XenAPI's XML-RPC wire format over a SimHost, for testing the real SDK end to end.
+
+What it reproduces (see xen-api's doc/content/xen-api/wire-protocol.md): every answer is a struct
+``{"Status": "Success", "Value": ...}`` or ``{"Status": "Failure", "ErrorDescription": [CODE, *params]}``;
+refs are ``OpaqueRef:...`` strings; power states are capitalised (``Running``); 64-bit ints travel as
+strings; void is ``""``. Login checks one user and password (or answers ``HOST_IS_SLAVE`` with the
+master's address when ``master`` is set); every other call needs a live session ref. Faults set on the
+SimHost come back as the XAPI failures a real host sends, with the VM's ref where XAPI puts it; a host
+switched off (fault ``unreachable``) drops the connection without answering, as a dead host would.
+
+``calls`` counts calls per method and ``logouts`` counts logouts, for tests to assert on; ``fail_next``
+makes the next call of one method fail with any ErrorDescription.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.server
+import socketserver
+import ssl
+import threading
+import uuid as uuidlib
+import xmlrpc.client
+from typing import Any, Callable
+
+from vgpu.errors import HostUnreachable, HypervisorError
+from vgpu.hypervisor.sim import SimHost
+from vgpu.models import PowerState
+
+# Records a real pool always has besides the guests; the backend must leave all three out.
+_EXTRA_VMS = {
+    "OpaqueRef:dom0": dict(uuid="00000000-0000-4000-8000-00000000d0d0", name_label="Control domain on host: xcp1",
+                           power_state="Running", is_control_domain=True, domid="0"),
+    "OpaqueRef:template": dict(uuid="00000000-0000-4000-8000-000000007e77", name_label="Debian Bookworm 12",
+                               power_state="Halted", is_a_template=True),
+    "OpaqueRef:snapshot": dict(uuid="00000000-0000-4000-8000-000000005a55", name_label="web-1 before upgrade",
+                               power_state="Halted", is_a_template=True, is_a_snapshot=True,
+                               platform={"device-model-args": "-fw_cfg name=opt/vgpu/config,string=pool=A;priority=1;vm_id=1"}),
+}
+
+
+class Failure(Exception):
+    """Answer the current call with Status Failure and this ErrorDescription."""
+
+    def __init__(self, *description: str) -> None:
+        self.description = list(description)
+
+
+class _Unreachable(Exception):
+    """Answer nothing at all: the simulated host is off."""
+
+
+class _Task:
+    def __init__(self) -> None:
+        self.status = "pending"
+        self.error_info: list[str] = []
+        self.cancel = threading.Event()
+
+
+class XapiStandIn:
+    """Serves XAPI over ``sim`` on 127.0.0.1 (an ephemeral port) or, with ``socket_path``, a Unix socket."""
+
+    def __init__(self, sim: SimHost, *, user: str = "root", password: str = "xapi-test", master: str | None = None,
+                 socket_path: str | None = None, tls: tuple[str, str] | None = None) -> None:
+        self.sim, self.user, self.password, self.master = sim, user, password, master
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.logouts = 0
+        self.sessions: dict[str, str] = {}  # session ref -> originator
+        self._refs: dict[str, str] = {}  # VM ref -> uuid
+        self._tasks: dict[str, _Task] = {}
+        self._failures: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = _make_server(self, socket_path, tls)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        self._methods: dict[str, Callable[..., Any]] = {
+            "VM.get_all_records": self._get_all_records,
+            "VM.get_by_uuid": self._get_by_uuid, "VM.get_power_state": self._get_power_state,
+            "VM.hard_shutdown": self._hard_shutdown, "VM.start": self._start,
+            "Async.VM.clean_shutdown": self._async_clean_shutdown, "VM.get_platform": self._get_platform,
+            "VM.add_to_platform": self._add_to_platform, "VM.remove_from_platform": self._remove_from_platform,
+            "task.get_status": lambda t: self._task(t).status, "task.get_result": self._result,
+            "task.get_error_info": lambda t: self._task(t).error_info, "task.cancel": self._cancel,
+            "task.destroy": self._destroy,
+        }
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def fail_next(self, method: str, *description: str) -> None:
+        self._failures[method] = list(description)
+
+    def __enter__(self) -> "XapiStandIn":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        for task in list(self._tasks.values()):
+            task.cancel.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    # --- dispatch --------------------------------------------------------------------------------------
+
+    def dispatch(self, method: str, params: tuple) -> dict[str, Any]:
+        with self._lock:
+            self.calls[method] += 1
+        try:
+            if method in self._failures:
+                raise Failure(*self._failures.pop(method))
+            if method == "session.login_with_password":
+                return _success(self._login(*params))
+            session, *args = params
+            if session not in self.sessions:
+                raise Failure("SESSION_INVALID", str(session))
+            if method == "session.logout":
+                return _success(self._logout(session))
+            if method not in self._methods:
+                raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+            return _success(self._methods[method](*args))
+        except Failure as failure:
+            return {"Status": "Failure", "ErrorDescription": failure.description}
+        except HostUnreachable:
+            raise _Unreachable() from None
+        except HypervisorError as exc:  # a SimHost fault: XAPI puts the VM's ref where the sim has its uuid
+            return {"Status": "Failure", "ErrorDescription": [exc.code, *map(self._as_ref, exc.details)]}
+
+    def _login(self, user: str, password: str, version: str = "", originator: str = "") -> str:
+        if self.master:
+            raise Failure("HOST_IS_SLAVE", self.master)
+        if (user, password) != (self.user, self.password):
+            raise Failure("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+        ref = f"OpaqueRef:{uuidlib.uuid4()}"
+        self.sessions[ref] = originator
+        return ref
+
+    def _logout(self, session: str) -> str:
+        del self.sessions[session]
+        self.logouts += 1
+        return ""
+
+    # --- VMs -------------------------------------------------------------------------------------------
+
+    def _as_ref(self, word: str) -> str:
+        known = {vm_uuid: ref for ref, vm_uuid in self._refs.items()}
+        return known.get(word, word)
+
+    def _ref_for(self, vm_uuid: str) -> str:
+        ref = self._as_ref(vm_uuid)
+        if ref == vm_uuid:
+            ref = f"OpaqueRef:{uuidlib.uuid5(uuidlib.NAMESPACE_URL, vm_uuid)}"
+            self._refs[ref] = vm_uuid
+        return ref
+
+    def _uuid(self, ref: str) -> str:
+        if ref not in self._refs:
+            raise Failure("HANDLE_INVALID", "VM", ref)
+        return self._refs[ref]
+
+    def _record(self, **fields: Any) -> dict[str, Any]:
+        record = dict(uuid="", name_label="", name_description="", power_state="Halted", is_a_template=False,
+                      is_a_snapshot=False, is_control_domain=False, platform={}, other_config={}, domid="-1",
+                      memory_static_max="4294967296", VCPUs_max="2", user_version="1", resident_on="OpaqueRef:NULL")
+        record.update(fields)
+        return record
+
+    def _get_all_records(self) -> dict[str, dict[str, Any]]:
+        records = {ref: self._record(**fields) for ref, fields in _EXTRA_VMS.items()}
+        for vm in self.sim.list_vms():
+            ref = self._ref_for(vm.uuid)
+            running = vm.power_state is PowerState.RUNNING
+            records[ref] = self._record(uuid=vm.uuid, name_label=vm.name, power_state=_wire_power(vm.power_state),
+                                        platform=self.sim.platform(vm.uuid), domid="7" if running else "-1")
+        return records
+
+    def _get_by_uuid(self, vm_uuid: str) -> str:
+        self.sim.power_state(vm_uuid)  # UUID_INVALID ["VM", uuid] for a VM the host does not have
+        return self._ref_for(vm_uuid.lower())
+
+    def _get_power_state(self, ref: str) -> str:
+        return _wire_power(self.sim.power_state(self._uuid(ref)))
+
+    def _require(self, ref: str, expected: PowerState) -> str:
+        vm_uuid = self._uuid(ref)
+        actual = self.sim.power_state(vm_uuid)
+        if actual is not expected:
+            raise Failure("VM_BAD_POWER_STATE", ref, expected.value, actual.value)
+        return vm_uuid
+
+    def _hard_shutdown(self, ref: str) -> str:
+        self.sim.hard_shutdown(self._require(ref, PowerState.RUNNING))  # halted: VM_BAD_POWER_STATE, as xapi
+        return ""
+
+    def _start(self, ref: str, paused: bool, force: bool) -> str:
+        self.sim.start(self._uuid(ref))
+        return ""
+
+    def _get_platform(self, ref: str) -> dict[str, str]:
+        return self.sim.platform(self._uuid(ref))
+
+    def _add_to_platform(self, ref: str, key: str, value: str) -> str:
+        vm_uuid = self._uuid(ref)
+        if key in self.sim.platform(vm_uuid):
+            raise Failure("MAP_DUPLICATE_KEY", "VM", "platform", vm_uuid, key)
+        self._write_platform(vm_uuid, key, value)
+        return ""
+
+    def _remove_from_platform(self, ref: str, key: str) -> str:
+        self._write_platform(self._uuid(ref), key, None)  # an absent key is not an error
+        return ""
+
+    def _write_platform(self, vm_uuid: str, key: str, value: str | None) -> None:
+        if key == self.sim.args_key:  # through the sim's args path, so its set_args fault and latency apply
+            self.sim.set_device_model_args(vm_uuid, value or "")
+        else:
+            self.sim.set_platform_key(vm_uuid, key, value)
+
+    # --- tasks -----------------------------------------------------------------------------------------
+
+    def _task(self, ref: str) -> _Task:
+        if ref not in self._tasks:
+            raise Failure("HANDLE_INVALID", "task", ref)
+        return self._tasks[ref]
+
+    def _async_clean_shutdown(self, ref: str) -> str:
+        vm_uuid = self._uuid(ref)
+        task_ref, task = f"OpaqueRef:{uuidlib.uuid4()}", _Task()
+        self._tasks[task_ref] = task
+        threading.Thread(target=self._run_clean_shutdown, args=(task, ref, vm_uuid), daemon=True).start()
+        return task_ref
+
+    def _run_clean_shutdown(self, task: _Task, ref: str, vm_uuid: str) -> None:
+        """xapi checks the power state inside the task, then waits for the guest until cancelled."""
+        try:
+            self._require(ref, PowerState.RUNNING)
+            while not task.cancel.is_set():
+                if self.sim.clean_shutdown(vm_uuid, timeout=0.05):
+                    task.status = "success"
+                    return
+            task.status = "cancelled"
+        except Failure as failure:
+            task.error_info, task.status = failure.description, "failure"
+        except HypervisorError as exc:
+            task.error_info, task.status = [exc.code, *map(self._as_ref, exc.details)], "failure"
+
+    def _result(self, task_ref: str) -> str:
+        self._task(task_ref)
+        return ""  # clean_shutdown returns void, which XAPI sends as ""
+
+    def _destroy(self, task_ref: str) -> str:
+        self._task(task_ref)
+        del self._tasks[task_ref]
+        return ""
+
+    def _cancel(self, task_ref: str) -> str:
+        task = self._task(task_ref)
+        if task.status == "pending":
+            task.status = "cancelling"
+            task.cancel.set()
+        return ""
+
+
+def _success(value: Any) -> dict[str, Any]:
+    return {"Status": "Success", "Value": value}
+
+
+def _wire_power(state: PowerState) -> str:
+    return state.value.capitalize()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """POST an XML-RPC call, get the XAPI struct back. HTTP/1.0: one call per connection, so stopping the
+    server leaves no keep-alive connection answering behind its back."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        params, method = xmlrpc.client.loads(body)
+        try:
+            answer = self.server.standin.dispatch(method, params)  # type: ignore[attr-defined]
+        except _Unreachable:
+            self.close_connection = True
+            return
+        payload = xmlrpc.client.dumps((answer,), methodresponse=True, allow_none=True).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures, not traffic
+        pass
+
+
+class _TCPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up mid-call (timeouts under test) is expected
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+def _make_server(standin: XapiStandIn, socket_path: str | None, tls: tuple[str, str] | None) -> socketserver.BaseServer:
+    if socket_path:
+        server: Any = _UnixServer(socket_path, _Handler)
+    else:
+        server = _TCPServer(("127.0.0.1", 0), _Handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.standin = standin
+    return server
+
