@@ -32,24 +32,14 @@ _POOL_B = [
 _UNREGISTERED_POWER = ["running", "halted", "running"]
 
 
-def demo_dir() -> str:
-    return os.path.join(paths.data_dir(), "demo")
-
-
-def host_path() -> str:
-    return os.path.join(demo_dir(), "host.json")
-
-
-def db_path() -> str:
-    return os.path.join(demo_dir(), "vgpu.db")
+demo_dir = paths.demo_dir
+host_path = paths.demo_host_file
+db_path = paths.demo_db
+is_seeded = paths.demo_seeded
 
 
 def demo_uuid(name: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, name))
-
-
-def is_seeded() -> bool:
-    return os.path.exists(host_path()) and os.path.exists(db_path())
 
 
 def ensure() -> None:

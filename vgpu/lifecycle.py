@@ -218,9 +218,11 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Ope
         current = vms.select_vm(conn, plan.vm_uuid)
         if current is None:
             raise NotFound("registered VM", plan.vm_uuid, "it was removed after the plan was made")
+        # Take the lock before comparing: a change still in progress is "busy", not a stale plan.
+        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, state is PowerState.RUNNING)
         if current.config != plan.current:
             raise Conflict("configuration of VM", plan.vm_uuid, "another change made after this plan; plan again")
-        return journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, state is PowerState.RUNNING)
+        return op
 
 
 def apply_plan(
@@ -263,6 +265,10 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
         current = vms.select_vm(conn, op.vm_uuid)
         if current is not None and current.config != old:
             vms.update_record(conn, op.vm_uuid, old)
+        if op.db_updated:
+            # The DB holds the old values again; the journal must say so in the same transaction, or a
+            # recover() after a failure below would roll *forward* to the new values the DB no longer has.
+            journal.set_step(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
     update_device_model_args(host, op.vm_uuid, old)
     if op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED:
         start_vm(host, op.vm_uuid, progress)
@@ -368,3 +374,38 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VM:
     journal.finish(store, op, journal.DONE)
     return removed
 
+
+
+# --- repair -----------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RepairResult:
+    """What repair_vm did: the segment now matches the DB (``expected`` None: no segment, unregistered)."""
+
+    vm_uuid: str
+    expected: VMConfig | None
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
+    """Make a VM's device-model args agree with the database: a registered VM's segment is rewritten, an
+    unregistered VM's (a clone's, or a leftover) removed. Takes effect at the VM's next boot."""
+    canonical = vms.parse_uuid(vm_uuid)
+    vm = vms.find(store, canonical)
+    expected = vm.config if vm is not None else None
+    with store.writing() as conn:
+        op = journal.begin(conn, canonical, "repair", vm, expected, None)
+    try:
+        before = host.get_device_model_args(canonical)
+        after = update_device_model_args(host, canonical, expected)
+    except VgpuError as failure:
+        journal.finish(store, op, journal.FAILED, str(failure))
+        raise
+    journal.finish(store, op, journal.DONE)
+    return RepairResult(canonical, expected, before, after)

@@ -39,3 +39,20 @@ def ensure_dir(path: str) -> str:
     """Create a private directory (and its parents) if missing; returns it."""
     os.makedirs(path, mode=0o700, exist_ok=True)
     return path
+
+
+def demo_dir() -> str:
+    """Where the simulated demo host (sim:demo) keeps its host file and database."""
+    return os.path.join(data_dir(), "demo")
+
+
+def demo_host_file() -> str:
+    return os.path.join(demo_dir(), "host.json")
+
+
+def demo_db() -> str:
+    return os.path.join(demo_dir(), "vgpu.db")
+
+
+def demo_seeded() -> bool:
+    return os.path.exists(demo_host_file()) and os.path.exists(demo_db())

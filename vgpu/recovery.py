@@ -45,7 +45,7 @@ def recover(store: Store, host: Hypervisor, progress: lifecycle.ProgressCallback
 
 
 def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress) -> Recovery:
-    handler = {"reconfigure": _reconfigure, "register": _register, "remove": _remove}[op.kind]
+    handler = {"reconfigure": _reconfigure, "register": _register, "remove": _remove, "repair": _repair}[op.kind]
     try:
         action, detail = handler(store, host, op, progress)
     except VgpuError as error:
@@ -86,3 +86,9 @@ def _remove(store: Store, host: Hypervisor, op: journal.Operation, progress) -> 
         if vms.select_vm(conn, op.vm_uuid) is not None:
             vms.delete_record(conn, op.vm_uuid)
     return "finished", "the VM is unregistered and its segment cleared"
+
+
+def _repair(store: Store, host: Hypervisor, op: journal.Operation, progress) -> tuple[str, str]:
+    vm = vms.find(store, op.vm_uuid)
+    lifecycle.update_device_model_args(host, op.vm_uuid, vm.config if vm is not None else None)
+    return "finished", "the segment matches the database"

@@ -121,3 +121,26 @@ def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], h
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error)
+
+
+@attrs.frozen
+class VMView:
+    """One registered VM as show-vm presents it: the registration, the host's view, the segment."""
+
+    vm: VM
+    host_vm: HostVM | None
+    segment: SegmentState
+    host_error: str | None = None
+
+
+def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
+    """A registered VM with its power state and segment; host trouble is reported, not raised."""
+    vm = vms.get(store, vm_uuid)
+    try:
+        state = host.power_state(vm.vm_uuid)
+        args = host.get_device_model_args(vm.vm_uuid)
+    except HypervisorError as error:
+        if error.code in ("UUID_INVALID", "HANDLE_INVALID"):
+            return VMView(vm, None, devargs.ABSENT)
+        return VMView(vm, None, devargs.ABSENT, str(error))
+    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args))

@@ -89,3 +89,11 @@ def parse_vm_name(value: object) -> str | None:
 
 def parse_pool_name(value: object) -> str:
     return _parse_text("pool name", value, POOL_NAME_MAX, empty_ok=False)
+
+
+def parse_count(field: str, value: object) -> int:
+    """A positive whole number such as a --limit."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise InvalidValue(field, value, "a whole number of at least 1")
+    return int(text)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from ..config import DEFAULT_ARGS_KEY
 from ..models import HostVM, PowerState
 
-DEFAULT_ARGS_KEY = "device-model-args"
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY"]
 
 
 @runtime_checkable

@@ -1,0 +1,1 @@
+"""The vgpu-admin command line and the interactive vgpu> shell, a thin face over the vgpu library."""

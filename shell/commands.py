@@ -1,0 +1,234 @@
+"""The command table: the one source for parsing, completion, ``help`` and docs/commands.md.
+
+Each command names its options and the *kind* of each option's value; the parser, the completion engine
+and the docs generator all read the kinds from here, so adding a command or an option is one edit. This
+module is plain data and imports nothing heavy: the one-shot path reads it on every start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Value kinds. Each kind that names something on the host or in the DB has a completer (a test checks it).
+VM_UUID = "vm_uuid"  # a registered VM
+HOST_VM_UUID = "host_vm_uuid"  # any VM on the host (registering: unregistered ones first)
+ANY_VM_UUID = "any_vm_uuid"  # registered or on the host
+POOL = "pool"
+PRIORITY = "priority"
+VM_ID = "vm_id"
+VM_NAME = "vm_name"
+TEXT = "text"
+NUMBER = "number"
+FORMAT = "format"
+COMMAND = "command"
+FLAG = "flag"  # takes no value
+
+COMPLETED_KINDS = (VM_UUID, HOST_VM_UUID, ANY_VM_UUID, POOL, PRIORITY, FORMAT, COMMAND, VM_NAME)
+FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # without the leading dashes
+    kind: str
+    help: str
+    required: bool = False
+    metavar: str = ""
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def placeholder(self) -> str:
+        return self.metavar or {
+            VM_UUID: "<uuid>", HOST_VM_UUID: "<uuid>", ANY_VM_UUID: "<uuid>", POOL: "<A|B>",
+            PRIORITY: "<low|medium|high>", VM_ID: "<id>", VM_NAME: "<name>", FORMAT: "<text|json>",
+            NUMBER: "<n>", TEXT: "<text>", COMMAND: "<command>",
+        }.get(self.kind, "")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    handler: str  # function name in shell.handlers
+    options: tuple[Option, ...] = ()
+    positional: Option | None = None
+    details: str = ""
+    examples: tuple[str, ...] = ()
+    needs_host: bool = False
+    changes: bool = False  # changes the DB or the host
+    restarts: bool = False  # may stop and start the VM (always asks first)
+    repl_only: bool = False
+
+    def option(self, name: str) -> Option | None:
+        return next((opt for opt in self.options if opt.name == name), None)
+
+    @property
+    def usage(self) -> str:
+        parts = [self.name]
+        if self.positional is not None:
+            parts.append(f"[{self.positional.placeholder}]")
+        for opt in self.options:
+            text = opt.flag if opt.kind == FLAG else f"{opt.flag}={opt.placeholder}"
+            parts.append(text if opt.required else f"[{text}]")
+        return " ".join(parts)
+
+
+FORMAT_OPTION = Option("format", FORMAT, "output format: text (default) or json for scripts")
+_UUID_REQUIRED = Option("vm-uuid", VM_UUID, "the registered VM's UUID (any case)", required=True)
+_RESTART_NOTE = (
+    "Shows the current and new configuration and asks 'Do you want to apply these settings? (yes/no)'. "
+    "On yes a running VM is shut down (cleanly, then forced after the deadline), the database and the VM's "
+    "device-model args are updated, and the VM is started again; a halted VM is only updated. On no, nothing "
+    "changes and a running VM keeps running. If the VM will not start with the new configuration, the old "
+    "one is restored and the VM started again."
+)
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "list-pools", "List Pool A and Pool B with statistics", "list_pools", (FORMAT_OPTION,),
+        details="Each pool's name, whether it is enabled and how many VMs of each priority it holds.",
+        examples=("vgpu-admin list-pools", "vgpu-admin list-pools --format=json"),
+    ),
+    Command(
+        "show-pool", "Show detailed pool information", "show_pool",
+        (Option("pool-id", POOL, "the pool: A or B", required=True), FORMAT_OPTION),
+        details="The pool's name, status, counts per priority and every VM in it (highest priority first).",
+        examples=("vgpu-admin show-pool --pool-id=A",),
+    ),
+    Command(
+        "set-pool-name", "Rename a pool (no VM restart)", "set_pool_name",
+        (Option("pool-id", POOL, "the pool: A or B", required=True),
+         Option("name", TEXT, "the new name, e.g. \"Production Pool\"", required=True)),
+        details="Pool names are metadata only: VMs keep running. The change is recorded in the history.",
+        examples=('vgpu-admin set-pool-name --pool-id=A --name="Production Pool"',),
+        changes=True,
+    ),
+    Command(
+        "scan-vms", "Scan VMs, grouped by pool (A, B, then unregistered)", "scan_vms", (FORMAT_OPTION,),
+        details=(
+            "Lists every VM on the host: Pool A's, then Pool B's (each by priority, high first, then vm_id), "
+            "then the unregistered ones. After those, any registered VMs missing from the host, VMs whose "
+            "device-model args disagree with the database (drift), and unregistered VMs that carry a vgpu "
+            "segment (clones carry their parent's vm_id)."
+        ),
+        examples=("vgpu-admin scan-vms",), needs_host=True,
+    ),
+    Command(
+        "register-vm", "Register a VM (defaults: Pool A, medium, next free vm_id)", "register_vm",
+        (Option("vm-uuid", HOST_VM_UUID, "the VM's UUID on the host", required=True),
+         Option("vm-name", VM_NAME, "a display name (default: the host's name for the VM)"),
+         Option("pool", POOL, "A or B (default A)"),
+         Option("priority", PRIORITY, "low (0), medium (1) or high (2); default medium"),
+         Option("vm-id", VM_ID, "a free positive integer (default: the lowest free one)")),
+        details=(
+            "Records the VM in the database and writes its vgpu segment into the device-model args. A running "
+            "VM's QEMU reads it at its next boot; use a set-* command to apply it now with a restart."
+        ),
+        examples=(
+            'vgpu-admin register-vm --vm-uuid=<uuid> --vm-name="VM-1"',
+            "vgpu-admin register-vm --vm-uuid=<uuid> --pool=B --priority=high --vm-id=8",
+        ),
+        needs_host=True, changes=True,
+    ),
+    Command(
+        "show-vm", "Show a VM's configuration (includes pool)", "show_vm", (_UUID_REQUIRED, FORMAT_OPTION),
+        details="The registration, plus the VM's power state and what its device-model args say.",
+        examples=("vgpu-admin show-vm --vm-uuid=<uuid>",), needs_host=True,
+    ),
+    Command(
+        "list-vms", "List registered VMs, optionally by pool and priority", "list_vms",
+        (Option("pool", POOL, "only this pool"), Option("priority", PRIORITY, "only this priority"), FORMAT_OPTION),
+        details="From the database only; fast even when the host is slow or down.",
+        examples=("vgpu-admin list-vms --pool=B --priority=high",),
+    ),
+    Command(
+        "set-pool", "Move a VM to another pool (stops, reconfigures, restarts)", "set_pool",
+        (_UUID_REQUIRED, Option("pool", POOL, "A or B", required=True)),
+        details=_RESTART_NOTE, examples=("vgpu-admin set-pool --vm-uuid=<uuid> --pool=B",),
+        needs_host=True, changes=True, restarts=True,
+    ),
+    Command(
+        "set-priority", "Change a VM's priority (stops, reconfigures, restarts)", "set_priority",
+        (_UUID_REQUIRED, Option("priority", PRIORITY, "low (0), medium (1) or high (2)", required=True)),
+        details=_RESTART_NOTE, examples=("vgpu-admin set-priority --vm-uuid=<uuid> --priority=high",),
+        needs_host=True, changes=True, restarts=True,
+    ),
+    Command(
+        "set-vm-id", "Change a VM's vm_id (stops, reconfigures, restarts)", "set_vm_id",
+        (_UUID_REQUIRED, Option("vm-id", VM_ID, "a free positive integer", required=True)),
+        details=_RESTART_NOTE, examples=("vgpu-admin set-vm-id --vm-uuid=<uuid> --vm-id=21",),
+        needs_host=True, changes=True, restarts=True,
+    ),
+    Command(
+        "update-vm", "Change pool, priority and/or vm_id at once (one restart)", "update_vm",
+        (_UUID_REQUIRED, Option("pool", POOL, "A or B"), Option("priority", PRIORITY, "low, medium or high"),
+         Option("vm-id", VM_ID, "a free positive integer")),
+        details=_RESTART_NOTE + " Give at least one of --pool, --priority, --vm-id.",
+        examples=("vgpu-admin update-vm --vm-uuid=<uuid> --pool=B --priority=low",),
+        needs_host=True, changes=True, restarts=True,
+    ),
+    Command(
+        "remove-vm", "Unregister a VM and clear its segment", "remove_vm", (_UUID_REQUIRED,),
+        details=(
+            "Deletes the registration and removes the vgpu segment from the VM's device-model args (other "
+            "arguments are kept). A running VM keeps its current settings until its next boot."
+        ),
+        examples=("vgpu-admin remove-vm --vm-uuid=<uuid>",), needs_host=True, changes=True,
+    ),
+    Command(
+        "repair-vm", "Rewrite a VM's segment from the database (fixes drift and clones)", "repair_vm",
+        (Option("vm-uuid", ANY_VM_UUID, "the VM's UUID", required=True),),
+        details=(
+            "Makes the VM's device-model args agree with the database: a registered VM gets its segment "
+            "rewritten, an unregistered one (a clone, or a leftover) has the segment removed. Takes effect at "
+            "the VM's next boot; no restart."
+        ),
+        examples=("vgpu-admin repair-vm --vm-uuid=<uuid>",), needs_host=True, changes=True,
+    ),
+    Command(
+        "status", "Control panel: pools, VMs, assignments", "status", (FORMAT_OPTION,),
+        details="Pool A and Pool B with their names, priorities and VMs, the unregistered VMs and a summary. "
+                "If the host cannot be reached it still shows the database, with a warning.",
+        examples=("vgpu-admin status",), needs_host=True,
+    ),
+    Command(
+        "history", "Show recorded changes (register, update, remove, rename)", "history",
+        (Option("vm-uuid", ANY_VM_UUID, "only this VM"), Option("pool-id", POOL, "only renames of this pool"),
+         Option("limit", NUMBER, "at most this many entries (default 50)"), FORMAT_OPTION),
+        details="Newest first, with the values before and after each change.",
+        examples=("vgpu-admin history --vm-uuid=<uuid>",),
+    ),
+    Command(
+        "recover", "Finish or undo operations interrupted by a crash", "recover", (FORMAT_OPTION,),
+        details=(
+            "For each operation a crashed or killed session left unfinished: if the database already has the "
+            "new values, the change is finished (args written, VM started if it was running); otherwise the "
+            "old configuration is put back. Operations of sessions still running are left alone."
+        ),
+        examples=("vgpu-admin recover",), needs_host=True, changes=True,
+    ),
+    Command(
+        "demo", "Show or re-create the simulated demo host (sim:demo)", "demo",
+        (Option("reset", FLAG, "re-create the demo host and its database from the spec's 23-VM example"),),
+        details="The demo host keeps its state between commands, seeded on first use. Without --reset this "
+                "says where its files are; with --reset it starts again from scratch.",
+        examples=("vgpu-admin demo --reset",), changes=True,
+    ),
+    Command(
+        "help", "Show the commands, or one command's options", "help", positional=Option("command", COMMAND, "a command name"),
+        examples=("vgpu-admin help", "vgpu-admin help set-pool"),
+    ),
+    Command("shell", "Open the interactive vgpu> shell", "shell", details="Same as running vgpu-admin without a command."),
+    Command("refresh", "Reload the completion names now (shell only)", "refresh", repl_only=True),
+    Command("exit", "Leave the shell (also Ctrl-D)", "exit", repl_only=True),
+)
+
+BY_NAME: dict[str, Command] = {command.name: command for command in COMMANDS}
+ALIASES = {"quit": "exit", "?": "help"}
+
+
+def lookup(name: str) -> Command | None:
+    return BY_NAME.get(ALIASES.get(name, name))

@@ -1,0 +1,91 @@
+"""The terminal side of a command: where output goes, how questions are asked, how progress is shown.
+
+Injected into every handler, so tests pass string buffers and scripted answers, and the REPL passes a
+reader that prompts through prompt_toolkit. Confirmation fails closed: only yes/y applies, end of input
+is a no, and anything else asks again.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, TextIO
+
+YES = ("yes", "y")
+NO = ("no", "n")
+
+
+def stdin_reader(out: TextIO, stdin: TextIO | None = None) -> Callable[[str], str | None]:
+    """Read answers from stdin; when it is not a terminal, echo them so transcripts read naturally."""
+    source = stdin or sys.stdin
+
+    def read_line(prompt: str) -> str | None:
+        out.write(prompt)
+        out.flush()
+        line = source.readline()
+        if not line:
+            out.write("\n")
+            return None
+        if not source.isatty():
+            out.write(line if line.endswith("\n") else line + "\n")
+        return line.rstrip("\n")
+
+    return read_line
+
+
+class Console:
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        read_line: Callable[[str], str | None],
+        *,
+        interactive: bool = False,
+    ) -> None:
+        self.out = out
+        self.err = err
+        self.read_line = read_line
+        self.interactive = interactive
+        self._progress_open = False
+
+    @classmethod
+    def standard(cls) -> "Console":
+        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=sys.stdin.isatty() and sys.stderr.isatty())
+
+    def say(self, text: str = "") -> None:
+        self._end_progress()
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def error(self, text: str) -> None:
+        self._end_progress()
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def confirm(self, question: str) -> bool:
+        """Ask until the answer is yes or no; end of input (or Ctrl-D) means no."""
+        while True:
+            answer = self.read_line(question)
+            if answer is None:
+                return False
+            word = answer.strip().lower()
+            if word in YES:
+                return True
+            if word in NO:
+                return False
+            self.out.write("Please answer yes or no.\n")
+
+    def progress(self, event) -> None:
+        """Show a lifecycle progress event on stderr: one updating line at a terminal, else one line per step."""
+        elapsed = f" ... {event.elapsed:.0f}s" if event.elapsed else ""
+        if self.interactive:
+            self.err.write(f"\r\033[K{event.message}{elapsed}")
+            self._progress_open = True
+        elif not event.elapsed:  # without a terminal, skip the ticking "still waiting" updates
+            self.err.write(event.message + "\n")
+        self.err.flush()
+
+    def _end_progress(self) -> None:
+        if self._progress_open:
+            self.err.write("\n")
+            self.err.flush()
+            self._progress_open = False

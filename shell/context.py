@@ -1,0 +1,70 @@
+"""What a command runs against: the settings, the console, and the store and host opened on first use.
+
+Opening is lazy so that a command that needs only the database never connects to the host (a XenAPI login
+is a network round trip) and ``help`` touches neither.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+from vgpu import config, paths
+from vgpu.store import Store
+
+from .console import Console
+
+
+class Context:
+    def __init__(self, settings: config.Settings, console: Console) -> None:
+        self.settings = settings
+        self.console = console
+        self._store: Store | None = None
+        self._host = None
+        self.on_change = None  # the REPL sets this to refresh its completion names after a change
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._prepare_files()
+            self._store = Store(self.settings.db)
+        return self._store
+
+    @property
+    def host(self):
+        if self._host is None:
+            from vgpu.hypervisor import open_host  # here: only commands that talk to the host pay for it
+
+            self._prepare_files()
+            self._host = open_host(self.settings.host, args_key=self.settings.args_key, password=self._password)
+        return self._host
+
+    @property
+    def policy(self):
+        from vgpu.lifecycle import StopPolicy
+
+        return StopPolicy(self.settings.clean_timeout, self.settings.force_after_timeout)
+
+    def _prepare_files(self) -> None:
+        if self.settings.is_demo and not paths.demo_seeded():
+            from vgpu import demo  # seeding needs the simulated host; most runs find it seeded
+
+            demo.reset()
+        if self.settings.sources.get("db") == "default":
+            paths.ensure_dir(os.path.dirname(self.settings.db))
+
+    def _password(self) -> str:
+        """Asked only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset; never echoed or stored."""
+        return getpass.getpass(f"Password for {self.settings.host}: ")
+
+    def changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._host is not None:
+            self._host.close()
+            self._host = None

@@ -1,0 +1,104 @@
+"""Turn the words of a command line into (command, options), guided by the command table.
+
+Options are ``--name=value`` or ``--name value``; flags take no value. Values are checked here only for
+shape (is one there?); their meaning (is ``C`` a pool?) is checked by the library, which names what is
+allowed. Global options (``--db``, ``--host``) may appear anywhere on a one-shot command line.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .commands import COMMANDS, FLAG, FORMATS, Command, lookup
+from .errors import UsageError
+
+GLOBAL_OPTIONS = ("db", "host")
+
+
+def split_line(line: str) -> list[str]:
+    """Split a shell line like a POSIX shell would (quotes, backslashes)."""
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse the line: {exc}") from exc
+
+
+def take_globals(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Pull ``--db``/``--host`` out of a one-shot command line, wherever they are."""
+    found: dict[str, str] = {}
+    rest: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        name, has_value, value = word[2:].partition("=") if word.startswith("--") else ("", False, "")
+        if name in GLOBAL_OPTIONS:
+            if not has_value:
+                if index + 1 >= len(words):
+                    raise UsageError(f"--{name} needs a value")
+                value = words[index + 1]
+                index += 1
+            if name in found:
+                raise UsageError(f"--{name} given twice")
+            found[name] = value
+        else:
+            rest.append(word)
+        index += 1
+    return found, rest
+
+
+def _unknown_command(name: str) -> UsageError:
+    names = [command.name for command in COMMANDS]
+    close = [n for n in names if n.startswith(name[:3])] if name else []
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; run 'vgpu-admin help' for the list"
+    return UsageError(f"unknown command {name!r}{hint}")
+
+
+def parse(words: list[str]) -> tuple[Command, dict[str, str | bool]]:
+    """The command and its options (keys are option names without dashes)."""
+    if not words:
+        raise UsageError("no command given; run 'vgpu-admin help' for the list")
+    command = lookup(words[0])
+    if command is None:
+        raise _unknown_command(words[0])
+    options: dict[str, str | bool] = {}
+    rest = words[1:]
+    index = 0
+    while index < len(rest):
+        word = rest[index]
+        if not word.startswith("--"):
+            if command.positional is None or command.positional.name in options:
+                raise UsageError(f"unexpected argument {word!r} for {command.name}; options look like --name=value")
+            options[command.positional.name] = word
+            index += 1
+            continue
+        name, has_value, value = word[2:].partition("=")
+        option = command.option(name)
+        if option is None:
+            allowed = ", ".join(opt.flag for opt in command.options) or "no options"
+            raise UsageError(f"unknown option --{name} for {command.name}; expected {allowed}")
+        if name in options:
+            raise UsageError(f"option --{name} given twice")
+        if option.kind == FLAG:
+            if has_value:
+                raise UsageError(f"option --{name} takes no value")
+            options[name] = True
+        else:
+            if not has_value:
+                if index + 1 >= len(rest) or rest[index + 1].startswith("--"):
+                    raise UsageError(f"option --{name} needs a value: --{name}={option.placeholder}")
+                value = rest[index + 1]
+                index += 1
+            options[name] = value
+        index += 1
+    _check_required(command, options)
+    return command, options
+
+
+def _check_required(command: Command, options: dict[str, str | bool]) -> None:
+    missing = [opt for opt in command.options if opt.required and opt.name not in options]
+    if missing:
+        needed = " ".join(f"{opt.flag}={opt.placeholder}" for opt in missing)
+        raise UsageError(f"{command.name} needs {needed}")
+    fmt = options.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"invalid format {fmt!r}: expected text or json")

@@ -1,0 +1,187 @@
+"""Text renderings of library results, in the spec's formats. Pure functions from objects to strings."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, Priority, VMConfig
+
+RULE = "=" * 80
+POOL_RULE = "-" * 45
+NAMES_LISTED = 10  # beyond this many VMs of one priority, the status panel counts instead of naming
+
+
+def name_of(vm: VM) -> str:
+    return vm.vm_name or "(unnamed)"
+
+
+def host_name(host_vm: HostVM) -> str:
+    return host_vm.name or "(unnamed)"
+
+
+def enabled(pool: Pool) -> str:
+    return "Enabled" if pool.enabled else "Disabled"
+
+
+def config_text(config: VMConfig) -> str:
+    return f"pool={config.pool_id};priority={int(config.priority)};vm_id={config.vm_id}"
+
+
+# --- pools ------------------------------------------------------------------------------------------------
+
+
+def pool_line(pool: Pool) -> str:
+    c = pool.counts
+    return (f'Pool {pool.pool_id}: "{pool.pool_name}" | Status: {enabled(pool)} | VMs: {pool.vm_count} | '
+            f"High (2): {c.high} | Medium (1): {c.medium} | Low (0): {c.low}")
+
+
+def pools_list(pools: Iterable[Pool]) -> str:
+    return "\n".join(pool_line(pool) for pool in pools)
+
+
+def _names(vms: list[VM]) -> str:
+    if not vms:
+        return ""
+    shown = ", ".join(name_of(vm) for vm in vms[:NAMES_LISTED])
+    more = f", ... and {len(vms) - NAMES_LISTED} more" if len(vms) > NAMES_LISTED else ""
+    return f" ({shown}{more})"
+
+
+def pool_block(pool: Pool, members: list[VM]) -> list[str]:
+    """The status panel's section for one pool (also what show-pool prints)."""
+    lines = [f'Pool {pool.pool_id}: "{pool.pool_name}"', POOL_RULE, f"Status: {enabled(pool)}"]
+    if pool.description:
+        lines.append(f"Description: {pool.description}")
+    lines.append(f"VMs: {len(members)}")
+    for priority in (Priority.HIGH, Priority.MEDIUM, Priority.LOW):
+        group = [vm for vm in members if vm.priority is priority]
+        lines.append(f"  {priority.label.capitalize()} Priority: {len(group)} VMs{_names(group)}")
+    if members:
+        lines += ["", "VM Details:"]
+        lines += [f"  {name_of(vm)} (UUID: {vm.vm_uuid}) | Priority: {vm.priority.label} | VM ID: {vm.vm_id}" for vm in members]
+    return lines
+
+
+def pool_detail(detail: PoolDetail) -> str:
+    return "\n".join(pool_block(detail.pool, list(detail.vms)))
+
+
+# --- VMs --------------------------------------------------------------------------------------------------
+
+
+def vm_line(vm: VM) -> str:
+    return (f"UUID: {vm.vm_uuid} | Name: {name_of(vm)} | Pool: {vm.pool_id} | "
+            f"Priority: {vm.priority.describe()} | VM ID: {vm.vm_id}")
+
+
+def vms_list(vms: list[VM]) -> str:
+    if not vms:
+        return "No registered VMs match."
+    return "\n".join(vm_line(vm) for vm in vms) + f"\n\n{len(vms)} VMs"
+
+
+def config_lines(config: VMConfig) -> list[str]:
+    return [f"Pool: {config.pool_id}", f"Priority: {config.priority.describe()}", f"VM ID: {config.vm_id}"]
+
+
+def confirmation(plan) -> str:
+    """The spec's confirmation block (without the question, which the console asks)."""
+    lines = ["  Current configuration:"]
+    lines += [f"    {line}" for line in config_lines(plan.current)]
+    lines += ["  ", "  New configuration:"]
+    lines += [f"    {line}" for line in config_lines(plan.new)]
+    lines.append("  ")
+    if plan.needs_restart:
+        lines.append("  This change requires stopping and restarting the VM.")
+    else:
+        lines.append(f"  The VM is {plan.power_state.value}: no restart is needed; it takes the change at its next start.")
+    return "\n".join(lines)
+
+
+CONFIRM_QUESTION = "  Do you want to apply these settings? (yes/no): "
+
+
+def reconfigured(result) -> str:
+    vm = result.vm
+    what = ", ".join(
+        f"{label} {before} → {after}"
+        for label, before, after in (
+            ("pool", result.old.pool_id, vm.pool_id),
+            ("priority", result.old.priority.describe(), vm.priority.describe()),
+            ("VM ID", result.old.vm_id, vm.vm_id),
+        )
+        if str(before) != str(after)
+    )
+    if result.restarted:
+        how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
+        tail = f"The VM was {how}, reconfigured and started again."
+    else:
+        tail = "The VM was not running; it takes the new configuration at its next start."
+    return f"Applied to {name_of(vm)} ({vm.vm_uuid}): {what}.\n{tail}"
+
+
+def registered(result) -> str:
+    vm = result.vm
+    text = (f"Registered {name_of(vm)} ({vm.vm_uuid}) in Pool {vm.pool_id} with priority "
+            f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
+    if result.applies_at_next_boot:
+        text += "\nThe VM is running: its QEMU picks up this configuration at its next boot."
+    return text
+
+
+def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None) -> str:
+    lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
+    if host_error:
+        lines.append(f"Host: ⚠ cannot be asked ({host_error})")
+    elif host_vm is None:
+        lines.append("Host: ⚠ this VM is not on the host")
+    else:
+        lines.append(f"Power state: {host_vm.power_state.value}")
+        lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
+    lines.append(f"Registered: {vm.created_at} | Updated: {vm.updated_at}")
+    return "\n".join(lines)
+
+
+def segment_status(expected: VMConfig, segment) -> str:
+    if segment.config == expected:
+        return f"✓ Configured ({config_text(expected)})"
+    if not segment.present:
+        return "⚠ no vgpu segment (run 'vgpu-admin repair-vm')"
+    if segment.config is None:
+        return f"⚠ unreadable vgpu segment {segment.raw!r} (run 'vgpu-admin repair-vm')"
+    return f"⚠ says {config_text(segment.config)} (run 'vgpu-admin repair-vm')"
+
+
+# --- history and recovery ---------------------------------------------------------------------------------
+
+
+def _change_summary(entry: AuditEntry) -> str:
+    old, new = entry.old or {}, entry.new or {}
+    if entry.action == "register":
+        return ", ".join(f"{key}={new[key]}" for key in ("pool_id", "priority", "vm_id", "vm_name") if key in new)
+    if entry.action == "remove":
+        return ", ".join(f"{key}={old[key]}" for key in ("pool_id", "priority", "vm_id", "vm_name") if key in old)
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{key} {old.get(key)!r} → {new.get(key)!r}" for key in keys if old.get(key) != new.get(key))
+
+
+def history(entries: list[AuditEntry]) -> str:
+    if not entries:
+        return "No recorded changes."
+    return "\n".join(f"{e.at} | {e.action} | {e.subject} | {_change_summary(e)}" for e in entries)
+
+
+def recoveries(results) -> str:
+    if not results:
+        return "Nothing to recover: no interrupted operations."
+    return "\n".join(f"{r.kind} of VM {r.vm_uuid} (stopped at step {r.step}): {r.action} - {r.detail}" for r in results)
+
+
+def repaired(result) -> str:
+    if not result.changed:
+        return f"VM {result.vm_uuid}: the device-model args already agree with the database; nothing to do."
+    if result.expected is None:
+        return f"VM {result.vm_uuid} is not registered: its vgpu segment was removed (effective at its next boot)."
+    return (f"VM {result.vm_uuid}: the vgpu segment now says {config_text(result.expected)} "
+            f"(effective at its next boot).")

@@ -1,0 +1,75 @@
+"""Run one parsed command line and turn every outcome into an exit code and at most one line on stderr.
+
+Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 cancelled by the user. Tracebacks never reach the
+terminal; unexpected ones go to a log file whose path the one-line message names.
+"""
+
+from __future__ import annotations
+
+import os
+
+from vgpu import errors, paths
+
+from . import handlers, parsing
+from .context import Context
+from .errors import UsageError
+
+OK, FAILED, BAD_INPUT, CANCELLED = 0, 1, 2, 3
+
+# The first matching class (in this order) decides the exit code.
+_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (UsageError, BAD_INPUT),
+    (errors.Cancelled, CANCELLED),
+    (errors.InvalidValue, BAD_INPUT),
+    (errors.InvalidRows, BAD_INPUT),
+    (errors.NotFound, BAD_INPUT),
+    (errors.Conflict, BAD_INPUT),
+    (errors.ConfigError, BAD_INPUT),
+    (errors.VgpuError, FAILED),
+)
+
+
+def exit_code_for(error: BaseException) -> int:
+    return next((code for cls, code in _EXIT_CODES if isinstance(error, cls)), FAILED)
+
+
+def report(ctx: Context, error: BaseException) -> int:
+    code = exit_code_for(error)
+    ctx.console.error(str(error) if code == CANCELLED else f"error: {error}")
+    return code
+
+
+def log_path() -> str:
+    return os.path.join(paths.state_dir(), "vgpu-admin.log")
+
+
+def _log_unexpected(error: BaseException) -> str:
+    import logging  # only on the rare unexpected error: keeps every other start-up lighter
+    import traceback
+
+    path = log_path()
+    try:
+        paths.ensure_dir(os.path.dirname(path))
+        logging.basicConfig(filename=path, level=logging.ERROR, format="%(asctime)s %(message)s")
+        logging.getLogger("vgpu-admin").error("".join(traceback.format_exception(error)))
+    except OSError:
+        return "(the log could not be written)"
+    return f"(details in {path})"
+
+
+def run_words(ctx: Context, words: list[str], *, in_repl: bool = False) -> int:
+    try:
+        command, options = parsing.parse(words)
+        if command.repl_only and not in_repl:
+            raise UsageError(f"'{command.name}' only works inside the vgpu> shell")
+        if command.name == "shell" and in_repl:
+            raise UsageError("you are already in the vgpu> shell")
+        return getattr(handlers, command.handler)(ctx, options)
+    except (UsageError, errors.VgpuError) as error:
+        return report(ctx, error)
+    except KeyboardInterrupt:
+        ctx.console.error("Interrupted. If a change was under way, run 'vgpu-admin recover' to finish or undo it.")
+        return FAILED
+    except Exception as error:  # the last line of defence: one sentence on screen, the traceback in the log
+        ctx.console.error(f"error: internal error: {type(error).__name__}: {error} {_log_unexpected(error)}")
+        return FAILED

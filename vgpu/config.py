@@ -1,0 +1,95 @@
+"""Settings, read once, in a fixed order, into one object.
+
+Precedence, highest first: explicit values (command-line flags), environment (``VGPU_DB``, ``VGPU_HOST``),
+the user's config (``$XDG_CONFIG_HOME/vgpu/config.toml``), the system config (``/etc/vgpu/config.toml``,
+or ``$VGPU_SYSTEM_CONFIG``), defaults. The default host is ``xe:`` on a dom0 (xe on PATH) and the demo's
+simulated host elsewhere; the default DB is the demo's own with ``sim:demo`` and
+``$XDG_DATA_HOME/vgpu/vgpu.db`` otherwise. A dom0 install sets ``db = "/var/lib/vgpu/vgpu.db"`` in the
+system config.
+
+Config file keys::
+
+    db = "/var/lib/vgpu/vgpu.db"
+    host = "xe:"
+    args_key = "device-model-args"   # some hosts read "device_model_args"
+    clean_timeout = 120              # seconds to wait for a clean shutdown
+    force_after_timeout = true       # then force the VM off
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import attrs
+
+from . import paths
+from .errors import ConfigError
+
+DEFAULT_ARGS_KEY = "device-model-args"  # the spec's platform key; some hosts read "device_model_args"
+ENV_DB = "VGPU_DB"
+ENV_HOST = "VGPU_HOST"
+ENV_SYSTEM_CONFIG = "VGPU_SYSTEM_CONFIG"
+_KEYS = {"db": str, "host": str, "args_key": str, "clean_timeout": (int, float), "force_after_timeout": bool}
+
+
+@attrs.frozen
+class Settings:
+    db: str
+    host: str
+    args_key: str = DEFAULT_ARGS_KEY
+    clean_timeout: float = 120.0
+    force_after_timeout: bool = True
+    sources: Mapping[str, str] = attrs.field(factory=dict, eq=False)  # where each value came from
+
+    @property
+    def is_demo(self) -> bool:
+        return self.host == "sim:demo"
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    if not os.path.exists(path):
+        return {}
+    import tomllib  # only when a config file exists: keeps the one-shot start-up light
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(path, f"cannot read config file: {exc}") from exc
+    for key, value in data.items():
+        if key not in _KEYS:
+            raise ConfigError(path, f"unknown setting {key!r}; expected one of {', '.join(_KEYS)}")
+        if not isinstance(value, _KEYS[key]) or (key == "clean_timeout" and isinstance(value, bool)):
+            raise ConfigError(path, f"setting {key} = {value!r} has the wrong type")
+    return data
+
+
+def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting from its sources (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    system_path = env.get(ENV_SYSTEM_CONFIG) or paths.SYSTEM_CONFIG
+    layers = [
+        ("flag", {k: v for k, v in (explicit or {}).items() if v is not None}),
+        ("environment", {k: v for k, v in (("db", env.get(ENV_DB)), ("host", env.get(ENV_HOST))) if v}),
+        (paths.user_config(), _read_toml(paths.user_config())),
+        (system_path, _read_toml(system_path)),
+    ]
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for key, value in layer.items():
+            if key not in values:
+                values[key], sources[key] = value, source
+    if "host" not in values:
+        from .hypervisor import default_uri
+
+        values["host"], sources["host"] = default_uri(), "default"
+    if "db" not in values:
+        values["db"], sources["db"] = _default_db(values["host"]), "default"
+    values["clean_timeout"] = float(values.get("clean_timeout", 120.0))
+    return Settings(sources=sources, **values)
+
+
+def _default_db(host: str) -> str:
+    return paths.demo_db() if host == "sim:demo" else paths.default_db()
