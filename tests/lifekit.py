@@ -1,0 +1,112 @@
+"""A database and a simulated host side by side, for the lifecycle, recovery, scan and bulk tests.
+
+``World`` puts VMs on the host (optionally registered, with their segment written as register_vm would)
+and reads back what the tests compare: the DB row, the device-model args, the power state, the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vgpu import audit, devargs, journal, vms
+from vgpu.hypervisor.sim import SimHost
+from vgpu.models import PowerState, Priority, Registration, VMConfig
+from vgpu.store import Store
+
+
+def vm_uuid(number: int) -> str:
+    return f"6a7b8c9d-0000-4000-8000-{number:012d}"
+
+
+def config(pool: str, priority: int, vm_id: int) -> VMConfig:
+    return VMConfig(pool, Priority(priority), vm_id)
+
+
+def other_live_owner() -> str:
+    """A journal owner that is alive and is not this process (the process that started the tests)."""
+    return f"{socket.gethostname()}:{os.getppid()}"
+
+
+@attrs.define
+class World:
+    store: Store
+    sim: SimHost
+
+    @classmethod
+    def create(cls, tmp_path: Path, store: Store | None = None) -> "World":
+        return cls(store or Store(tmp_path / "vgpu.db"), SimHost(tmp_path / "host.json"))
+
+    def add(
+        self,
+        number: int,
+        power: str = "running",
+        cfg: VMConfig | None = None,
+        own_args: str = "",
+        name: str | None = None,
+    ) -> str:
+        """Put VM ``number`` on the host; with ``cfg`` also register it and write its segment."""
+        uuid = vm_uuid(number)
+        name = name or f"vm-{number}"
+        args = devargs.merge(own_args, cfg) if cfg is not None else own_args
+        self.sim.add_vm(uuid, name, power, args)
+        if cfg is not None:
+            vms.register_many(self.store, [Registration(uuid, name, cfg.pool_id, cfg.priority, cfg.vm_id)])
+        return uuid
+
+    def config(self, uuid: str) -> VMConfig | None:
+        vm = vms.find(self.store, uuid)
+        return None if vm is None else vm.config
+
+    def args(self, uuid: str) -> str:
+        return self.sim.get_device_model_args(uuid)
+
+    def segment(self, uuid: str) -> VMConfig | None:
+        return devargs.parse(self.args(uuid)).config
+
+    def power(self, uuid: str) -> PowerState:
+        return self.sim.power_state(uuid)
+
+    def open_ops(self) -> list[journal.Operation]:
+        return journal.unfinished(self.store)
+
+    def audit_count(self, uuid: str) -> int:
+        return len(audit.history(self.store, uuid))
+
+    def agrees(self, uuid: str) -> bool:
+        """The DB row and the VM's segment say the same thing."""
+        return devargs.parse(self.args(uuid)).config == vms.get(self.store, uuid).config
+
+    def tables(self) -> dict[str, list[tuple]]:
+        """Every row of the tables a refused change must not touch."""
+        with self.store.reading() as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+                for table in ("pools", "vms", "vgpu_audit")
+            }
+
+    def host_picture(self, uuid: str) -> dict[str, Any]:
+        return {"args": self.args(uuid), "power": self.power(uuid), "boots": self.sim.boots(uuid)}
+
+
+class Recorder:
+    """A progress callback that keeps every report."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def __call__(self, event) -> None:
+        self.events.append(event)
+
+    @property
+    def steps(self) -> list[str]:
+        """The steps reported, with repeats of a step ("still waiting") folded into one."""
+        folded: list[str] = []
+        for event in self.events:
+            if not folded or folded[-1] != event.step:
+                folded.append(event.step)
+        return folded

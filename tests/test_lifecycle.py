@@ -1,0 +1,465 @@
+"""The confirmed reconfigure cycle, stop/start, and registering/removing with the segment, on a SimHost.
+
+Each test states what the admin would check afterwards: the DB row, the VM's device-model args, its power
+state, what QEMU was given at its last boot, the audit log and the journal (no VM left locked).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import audit, devargs, journal, lifecycle, recovery, vms
+from vgpu.errors import (
+    AlreadyRegistered,
+    Busy,
+    Cancelled,
+    Conflict,
+    HostUnreachable,
+    HypervisorError,
+    NotFound,
+    ReconfigureFailed,
+)
+from vgpu.hypervisor import codes
+from vgpu.lifecycle import StopPolicy
+from vgpu.models import PowerState, Priority
+
+from .lifekit import Recorder, World, config, other_live_owner, vm_uuid
+
+OLD = config("A", 1, 1)
+NEW = config("B", 2, 1)
+OWN_ARGS = "-vnc 127.0.0.1:1 -display none"
+QUICK = StopPolicy(clean_timeout=0.05, tick=0.01)
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    return World.create(tmp_path, store)
+
+
+@pytest.fixture
+def running(world):
+    return world.add(1, "running", OLD, OWN_ARGS)
+
+
+@pytest.fixture
+def halted(world):
+    return world.add(2, "halted", config("A", 0, 2), OWN_ARGS)
+
+
+def yes(plan):
+    return True
+
+
+def to_pool_b(world, uuid, **kwargs):
+    kwargs.setdefault("confirm", yes)
+    return lifecycle.reconfigure_vm(world.store, world.sim, uuid, pool="B", priority="high", **kwargs)
+
+
+def assert_settled(world, uuid, expected, power):
+    """DB and segment agree on ``expected``, the VM is ``power`` and nothing holds its lock."""
+    assert world.config(uuid) == expected
+    assert world.segment(uuid) == expected
+    assert world.args(uuid) == devargs.merge(OWN_ARGS, expected)
+    assert world.power(uuid) is power
+    assert world.open_ops() == []
+
+
+# --- the happy paths ----------------------------------------------------------------------------------------
+
+
+def test_yes_on_a_running_vm_stops_updates_and_starts_it(world, running):
+    asked = []
+    result = to_pool_b(world, running, confirm=lambda plan: asked.append(plan) or True)
+
+    (plan,) = asked
+    assert plan.needs_restart and plan.power_state is PowerState.RUNNING
+    assert plan.changes == {"pool_id": ("A", "B"), "priority": (Priority.MEDIUM, Priority.HIGH)}
+    assert result.changed and result.restarted and result.stopped_how == "clean"
+    assert result.old == OLD and result.vm.config == NEW
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+    assert world.sim.boots(running)[-1] == f"{OWN_ARGS} {devargs.render(NEW)}"
+    latest = audit.history(world.store, running)[0]
+    assert latest.action == "update"
+    assert latest.old["pool_id"] == "A" and latest.new == {"vm_id": 1, "vm_name": "vm-1", "pool_id": "B", "priority": 2}
+
+
+def test_yes_on_a_halted_vm_changes_it_without_starting_it(world, halted):
+    asked = []
+    result = to_pool_b(world, halted, confirm=lambda plan: asked.append(plan) or True)
+    assert not asked[0].needs_restart
+    assert result.changed and not result.restarted and result.stopped_how is None
+    assert_settled(world, halted, config("B", 2, 2), PowerState.HALTED)
+    assert world.sim.boots(halted) == []
+
+
+def test_a_change_to_the_same_values_asks_nothing_and_does_nothing(world, running):
+    before = world.tables(), world.host_picture(running)
+    asked = []
+    result = lifecycle.reconfigure_vm(world.store, world.sim, running, pool="a", priority=1,
+                                      confirm=lambda plan: asked.append(plan) or True)
+    assert asked == []
+    assert not result.changed and not result.restarted
+    assert (world.tables(), world.host_picture(running)) == before
+
+
+def test_new_vm_id_reaches_the_db_and_the_segment(world, running):
+    lifecycle.reconfigure_vm(world.store, world.sim, running, vm_id=42, confirm=yes)
+    assert_settled(world, running, config("A", 1, 42), PowerState.RUNNING)
+
+
+def test_apply_plan_without_asking_for_notebooks(world, running):
+    plan = lifecycle.plan_reconfigure(world.store, world.sim, running, priority="low")
+    assert world.config(running) == OLD  # planning changes nothing
+    result = lifecycle.apply_plan(world.store, world.sim, plan)
+    assert result.changed
+    assert_settled(world, running, config("A", 0, 1), PowerState.RUNNING)
+
+
+# --- "no" and a failing confirmation --------------------------------------------------------------------
+
+
+def _raises(plan):
+    raise RuntimeError("widget closed")
+
+
+@pytest.mark.parametrize("confirm", [lambda plan: False, lambda plan: None, lambda plan: "yes", lambda plan: 1, _raises],
+                         ids=["false", "none", "truthy-string", "one", "raises"])
+def test_anything_but_true_cancels_and_touches_nothing(world, running, confirm):
+    before = world.tables(), world.host_picture(running)
+    with pytest.raises(Cancelled) as caught:
+        to_pool_b(world, running, confirm=confirm)
+    assert "nothing was changed" in str(caught.value)
+    assert (world.tables(), world.host_picture(running)) == before
+    assert world.power(running) is PowerState.RUNNING
+    assert journal.unfinished(world.store) == []
+    with world.store.reading() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM vgpu_operations").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("state", ["paused", "suspended"])
+def test_paused_or_suspended_vm_is_refused_with_a_clear_sentence(world, state):
+    uuid = world.add(3, state, OLD)
+    before = world.tables(), world.host_picture(uuid)
+    asked = []
+    with pytest.raises(HypervisorError) as caught:
+        to_pool_b(world, uuid, confirm=lambda plan: asked.append(plan) or True)
+    assert caught.value.code == codes.VM_BAD_POWER_STATE
+    assert str(caught.value) == f"VM {uuid} is {state}; resume it or shut it down first, then try again"
+    assert asked == []
+    assert (world.tables(), world.host_picture(uuid)) == before
+
+
+# --- stopping ----------------------------------------------------------------------------------------------
+
+
+def test_a_guest_that_ignores_shutdown_is_forced_after_the_deadline(world, running):
+    world.sim.set_fault("clean_shutdown", "ignore", running)
+    progress = Recorder()
+    result = to_pool_b(world, running, policy=QUICK, progress=progress)
+    assert result.stopped_how == "forced"
+    assert progress.steps == ["stopping", "forcing", "stopped", "updating", "starting", "started"]
+    forcing = next(e for e in progress.events if e.step == "forcing")
+    assert "did not shut down within 0.05s" in forcing.message
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+def test_a_guest_without_pv_drivers_is_forced_at_once(world, running):
+    world.sim.set_fault("clean_shutdown", "lacks_feature", running)
+    progress = Recorder()
+    result = to_pool_b(world, running, progress=progress)
+    assert result.stopped_how == "forced"
+    forcing = next(e for e in progress.events if e.step == "forcing")
+    assert "cannot shut down cleanly" in forcing.message
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+@pytest.mark.parametrize("fault, code", [("ignore", codes.OPERATION_TIMED_OUT), ("lacks_feature", codes.VM_LACKS_FEATURE),
+                                         ("fail", codes.INTERNAL_ERROR)])
+def test_without_force_a_failed_clean_stop_changes_nothing(world, running, fault, code):
+    world.sim.set_fault("clean_shutdown", fault, running)
+    before = world.tables(), world.host_picture(running)
+    with pytest.raises(HypervisorError) as caught:
+        to_pool_b(world, running, policy=StopPolicy(clean_timeout=0.05, force=False))
+    assert caught.value.code == code
+    assert str(caught.value).endswith("; nothing was changed")
+    assert (world.tables(), world.host_picture(running)) == before
+    assert world.open_ops() == []
+    world.sim.clear_faults()
+    to_pool_b(world, running)  # not left locked
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+def test_stop_vm_on_a_halted_vm_says_already(world, halted):
+    assert lifecycle.stop_vm(world.sim, halted) == "already"
+
+
+def test_slow_stop_reports_progress_while_waiting(world, running):
+    world.sim.set_latency("clean_shutdown", 0.2)
+    progress = Recorder()
+    assert lifecycle.stop_vm(world.sim, running, StopPolicy(clean_timeout=5, tick=0.02), progress) == "clean"
+    waiting = [e for e in progress.events if e.step == "stopping"]
+    assert waiting[0].elapsed == 0.0
+    assert [e.elapsed for e in waiting] == sorted(e.elapsed for e in waiting)
+    assert progress.steps == ["stopping", "stopped"]
+    assert world.power(running) is PowerState.HALTED
+
+
+# --- a VM that will not start with its new configuration --------------------------------------------------
+
+
+def test_start_failure_rolls_back_to_the_old_row_and_args_and_starts_it(world, running):
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", running)
+    progress = Recorder()
+    with pytest.raises(ReconfigureFailed) as caught:
+        to_pool_b(world, running, progress=progress)
+    failure = caught.value
+    assert failure.rolled_back and failure.vm_uuid == running
+    assert failure.cause.code == codes.FAILED_TO_START_EMULATOR
+    assert "the previous configuration was restored and the VM started again" in str(failure)
+    assert_settled(world, running, OLD, PowerState.RUNNING)
+    assert world.sim.boots(running)[-1] == f"{OWN_ARGS} {devargs.render(OLD)}"
+    assert [e.action for e in audit.history(world.store, running)][:2] == ["update", "update"]
+    assert progress.steps[-4:] == ["starting", "rolling-back", "starting", "started"]
+    world.sim.clear_faults()
+    to_pool_b(world, running)
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+def test_when_the_rollback_fails_too_the_journal_stays_open_for_recover(world, running):
+    world.sim.set_fault("start", "fail", running)
+    with pytest.raises(ReconfigureFailed) as caught:
+        to_pool_b(world, running)
+    assert not caught.value.rolled_back
+    assert caught.value.rollback_error.code == codes.FAILED_TO_START_EMULATOR
+    assert "run 'vgpu-admin recover'" in str(caught.value)
+    (op,) = world.open_ops()
+    assert op.vm_uuid == running
+    with pytest.raises(Busy):
+        to_pool_b(world, running)  # still locked until recovered
+
+    world.sim.clear_faults()
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "rolled-back"
+    assert world.agrees(running)
+    assert_settled(world, running, OLD, PowerState.RUNNING)
+    to_pool_b(world, running)
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+def test_halted_vm_with_a_failing_args_write_keeps_its_old_row(world, halted):
+    world.sim.set_fault("set_args", "fail", halted)
+    before = world.host_picture(halted)
+    with pytest.raises(ReconfigureFailed) as caught:
+        to_pool_b(world, halted)
+    assert caught.value.rolled_back
+    assert caught.value.cause.code == codes.INTERNAL_ERROR
+    assert world.host_picture(halted) == before
+    assert_settled(world, halted, config("A", 0, 2), PowerState.HALTED)
+
+
+def test_running_vm_with_a_failing_args_write_is_rolled_back_and_restarted(world, running):
+    world.sim.set_fault("set_args", "fail", running)
+    with pytest.raises(ReconfigureFailed) as caught:
+        to_pool_b(world, running)
+    assert caught.value.rolled_back
+    assert_settled(world, running, OLD, PowerState.RUNNING)
+    assert world.sim.boots(running)[-1] == f"{OWN_ARGS} {devargs.render(OLD)}"
+
+
+# --- the host going away at each step ---------------------------------------------------------------------
+
+
+class Outage:
+    """The host behind ``sim`` becomes unreachable as the ``nth`` call of ``method`` is made."""
+
+    def __init__(self, sim, method: str, nth: int = 1) -> None:
+        self.sim, self.method, self.nth, self.calls = sim, method, nth, 0
+
+    def __getattr__(self, name):
+        real = getattr(self.sim, name)
+        if name != self.method:
+            return real
+
+        def call(*args, **kwargs):
+            self.calls += 1
+            if self.calls == self.nth:
+                self.sim.set_fault("unreachable", "on")
+            return real(*args, **kwargs)
+
+        return call
+
+
+# (method, nth call, whether an operation had begun when the host went away)
+RUNNING_STEPS = [("power_state", 1, False), ("power_state", 2, False), ("power_state", 3, True),
+                 ("clean_shutdown", 1, True), ("get_device_model_args", 1, True),
+                 ("set_device_model_args", 1, True), ("start", 1, True)]
+HALTED_STEPS = [("power_state", 1, False), ("power_state", 2, False), ("get_device_model_args", 1, True),
+                ("set_device_model_args", 1, True)]
+
+
+@pytest.mark.parametrize("power, method, nth, begun",
+                         [("running", *step) for step in RUNNING_STEPS] + [("halted", *step) for step in HALTED_STEPS])
+def test_host_unreachable_at_each_step_then_recover(world, power, method, nth, begun):
+    uuid = world.add(5, power, OLD, OWN_ARGS)
+    before = world.tables()
+    with pytest.raises((HostUnreachable, ReconfigureFailed)) as caught:
+        lifecycle.reconfigure_vm(world.store, Outage(world.sim, method, nth), uuid, pool="B", priority="high", confirm=yes)
+    error = caught.value
+    cause = error.cause if isinstance(error, ReconfigureFailed) else error
+    assert isinstance(cause, HostUnreachable)
+    assert "cannot reach the host" in str(error)
+    world.sim.clear_faults()
+    if not begun:
+        assert world.tables() == before
+        assert world.open_ops() == []
+    else:
+        assert not error.rolled_back  # the host was gone for the rollback too
+        assert len(world.open_ops()) == 1
+        (outcome,) = recovery.recover(world.store, world.sim)
+        assert outcome.action in ("finished", "rolled-back")
+    assert world.agrees(uuid)
+    assert world.power(uuid) is PowerState(power)
+    assert world.open_ops() == []
+    lifecycle.reconfigure_vm(world.store, world.sim, uuid, vm_id=9, confirm=yes)  # unlocked
+    assert world.agrees(uuid) and world.power(uuid) is PowerState(power)
+
+
+# --- locks, stale plans ------------------------------------------------------------------------------------
+
+
+def _held_by_another_session(world, uuid):
+    with world.store.writing() as conn:
+        op = journal.begin(conn, uuid, "reconfigure", vms.select_vm(conn, uuid), NEW, True)
+        conn.execute("UPDATE vgpu_operations SET owner = ? WHERE op_id = ?", (other_live_owner(), op.op_id))
+    return op
+
+
+def test_a_vm_locked_by_another_live_session_is_busy(world, running):
+    op = _held_by_another_session(world, running)
+    before = world.tables(), world.host_picture(running)
+    with pytest.raises(Busy) as caught:
+        to_pool_b(world, running)
+    assert str(caught.value) == f"VM {running} is being reconfigured by another session since {op.started_at}"
+    assert caught.value.operation_id == op.op_id
+    assert (world.tables(), world.host_picture(running)) == before
+    with pytest.raises(Busy):
+        lifecycle.remove_vm(world.store, world.sim, running)
+    assert [r.action for r in recovery.recover(world.store, world.sim)] == ["skipped"]
+
+
+def test_a_lock_left_by_a_dead_session_points_at_recover(world, running):
+    with world.store.writing() as conn:
+        op = journal.begin(conn, running, "reconfigure", vms.select_vm(conn, running), NEW, True)
+        conn.execute("UPDATE vgpu_operations SET owner = ? WHERE op_id = ?", ("some-other-machine.invalid:x", op.op_id))
+    with pytest.raises(Busy) as caught:
+        to_pool_b(world, running)
+    assert str(caught.value).startswith(f"VM {running} is being reconfigured by another session since {op.started_at}")
+
+
+def test_a_plan_overtaken_by_another_change_is_refused(world, running):
+    plan = lifecycle.plan_reconfigure(world.store, world.sim, running, pool="B")
+    vms.update(world.store, running, priority="low")
+    with pytest.raises(Conflict) as caught:
+        lifecycle.apply_plan(world.store, world.sim, plan)
+    assert "plan again" in str(caught.value)
+    assert world.config(running) == config("A", 0, 1)
+    assert world.power(running) is PowerState.RUNNING
+    assert world.open_ops() == []
+
+
+def test_a_plan_for_a_vm_removed_meanwhile_is_refused(world, running):
+    plan = lifecycle.plan_reconfigure(world.store, world.sim, running, pool="B")
+    vms.remove(world.store, running)
+    with pytest.raises(NotFound):
+        lifecycle.apply_plan(world.store, world.sim, plan)
+    assert world.power(running) is PowerState.RUNNING
+    assert world.open_ops() == []
+
+
+# --- register and remove ----------------------------------------------------------------------------------
+
+
+def test_register_writes_the_segment_and_takes_the_host_name(world):
+    uuid = vm_uuid(7)
+    world.sim.add_vm(uuid, "render node 7", "running", OWN_ARGS)
+    result = lifecycle.register_vm(world.store, world.sim, uuid.upper(), pool="b", priority="high")
+    assert result.vm.vm_name == "render node 7"
+    assert result.vm.config == config("B", 2, 1)
+    assert result.applies_at_next_boot
+    assert world.args(uuid) == f"{OWN_ARGS} {devargs.render(result.vm.config)}"
+    assert world.power(uuid) is PowerState.RUNNING and world.sim.boots(uuid) == []
+    assert world.open_ops() == []
+
+
+def test_register_never_puts_the_name_into_the_args(world):
+    uuid = vm_uuid(8)
+    world.sim.add_vm(uuid, "host-name", "halted", "")
+    result = lifecycle.register_vm(world.store, world.sim, uuid, vm_name="pool=B;priority=2 secret-name", vm_id=5)
+    assert result.vm.vm_name == "pool=B;priority=2 secret-name"
+    assert not result.applies_at_next_boot
+    assert world.args(uuid) == devargs.render(config("A", 1, 5))
+    assert "secret-name" not in world.args(uuid)
+
+
+def test_register_a_vm_the_host_does_not_have_changes_nothing(world):
+    before = world.tables()
+    with pytest.raises(NotFound) as caught:
+        lifecycle.register_vm(world.store, world.sim, vm_uuid(99))
+    assert "the host has no such VM" in str(caught.value)
+    assert world.tables() == before
+    assert world.open_ops() == []
+
+
+def test_register_twice_is_already_registered(world, running):
+    before = world.tables(), world.args(running)
+    with pytest.raises(AlreadyRegistered):
+        lifecycle.register_vm(world.store, world.sim, running, pool="B")
+    assert (world.tables(), world.args(running)) == before
+    assert world.open_ops() == []
+
+
+def test_register_undoes_the_row_when_the_segment_cannot_be_written(world):
+    uuid = vm_uuid(9)
+    world.sim.add_vm(uuid, "vm-9", "running", OWN_ARGS)
+    world.sim.set_fault("set_args", "fail", uuid)
+    with pytest.raises(HypervisorError) as caught:
+        lifecycle.register_vm(world.store, world.sim, uuid)
+    assert str(caught.value).endswith("; the VM was not registered")
+    assert vms.find(world.store, uuid) is None
+    assert world.args(uuid) == OWN_ARGS
+    assert world.open_ops() == []
+    world.sim.clear_faults()
+    lifecycle.register_vm(world.store, world.sim, uuid)
+    assert world.agrees(uuid)
+
+
+def test_remove_clears_the_segment_and_keeps_the_admins_args(world, running):
+    removed = lifecycle.remove_vm(world.store, world.sim, running)
+    assert removed.config == OLD
+    assert vms.find(world.store, running) is None
+    assert world.args(running) == OWN_ARGS
+    assert world.power(running) is PowerState.RUNNING
+    assert audit.history(world.store, running)[0].action == "remove"
+    assert world.open_ops() == []
+
+
+def test_remove_a_vm_the_host_no_longer_has(world, running):
+    world.sim.remove_vm(running)
+    lifecycle.remove_vm(world.store, world.sim, running)
+    assert vms.find(world.store, running) is None
+    assert world.open_ops() == []
+
+
+def test_remove_with_the_host_down_keeps_the_registration(world, running):
+    world.sim.set_fault("unreachable", "on")
+    with pytest.raises(HostUnreachable) as caught:
+        lifecycle.remove_vm(world.store, world.sim, running)
+    assert str(caught.value).endswith("; the VM is still registered")
+    world.sim.clear_faults()
+    assert world.config(running) == OLD and world.agrees(running)
+    assert world.open_ops() == []
+
+
+def test_remove_an_unregistered_vm_is_not_found(world):
+    with pytest.raises(NotFound):
+        lifecycle.remove_vm(world.store, world.sim, vm_uuid(42))
