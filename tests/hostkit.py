@@ -37,9 +37,10 @@ def sim_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
 
 BACKENDS: dict[str, Callable[[Path], ContextManager[HostUnderTest]]] = {
     "sim": sim_backend,
+    "xe": lambda tmp_path: __import__("hostkit_xe", globals(), None, ["xe_backend"], 1).xe_backend(tmp_path),
     "xapi": xapi_backend,
 }
 
-from .hostkit_libvirt import register_libvirt  # noqa: E402  (it needs HostUnderTest, defined above)
+from .hostkit_libvirt import register_libvirt  # noqa: E402  (registers into BACKENDS, defined above)
 
 register_libvirt(BACKENDS)

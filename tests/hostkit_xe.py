@@ -1,0 +1,27 @@
+"""The ``xe`` backend under test: XeHost driving the stand-in ``xe`` (tests/standins/xe) over a SimHost file."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from vgpu.hypervisor.sim import SimHost
+from vgpu.hypervisor.xe import XeHost
+
+from .hostkit import HostUnderTest
+
+STANDIN_XE = Path(__file__).resolve().parent / "standins" / "xe"
+
+
+def standin_env(sim: SimHost, **extra: str) -> dict[str, str]:
+    """What the stand-in needs to find its simulated host (plus any of its other settings)."""
+    return {"VGPU_SIM_HOST": str(sim.path), **extra}
+
+
+@contextlib.contextmanager
+def xe_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
+    sim = SimHost(tmp_path / "host.json")
+    host = XeHost(xe_path=str(STANDIN_XE), env=standin_env(sim))
+    yield HostUnderTest("xe", host, lambda u, n, p, a: sim.add_vm(u, n, p, a), sim)
+    host.close()

@@ -1,0 +1,247 @@
+"""The ``xe:`` backend: the xe CLI on a XCP-ng/XenServer dom0, run as a subprocess.
+
+Every call is an argument list (never a shell, so a value is one argv element whatever it holds), has a
+timeout, and inherits the caller's environment (plus ``env``, which tests use to point the stand-in at a
+simulated host). xe's text formats live in :mod:`vgpu.hypervisor.xe_format`; its errors become
+:mod:`vgpu.hypervisor.codes` codes and sentences, so nothing but a HypervisorError leaves this module.
+
+The listing is one ``xe vm-list`` whose ``platform`` column prints the map as ``key: value; key: value``
+with no escaping (``--minimal`` cannot help: it prints only a record's first field). The device-model args
+are read from that column when :func:`xe_format.parse_map` can vouch for them; for a VM whose map shows
+values holding ``"; "`` (or a line break) they are read exactly with ``vm-param-get param-key=``. So a scan
+costs one xe call, plus one per such VM, and the args written back are always read exactly first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from typing import Callable, Mapping, Sequence
+
+import attrs
+
+from ..errors import HypervisorError
+from ..models import HostVM, PowerState
+from . import codes, xe_format
+from .base import DEFAULT_ARGS_KEY
+from .xe_format import XeFailure
+
+XE_FAILED = "XE_FAILED"  # xe failed in a way no code describes: its first line of stderr is the sentence
+INVALID_VALUE = "INVALID_VALUE"
+
+_LIST_ARGS = (
+    "vm-list",
+    "is-control-domain=false",
+    "is-a-template=false",
+    "is-a-snapshot=false",
+    "params=uuid,name-label,power-state,platform",
+)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# xe sends its arguments to xapi as newline-separated lines (newcli.ml), and argv cannot hold NUL.
+_UNSENDABLE = ("\n", "\r", "\0")
+
+
+@attrs.frozen
+class _Output:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _never(failure: XeFailure) -> bool:
+    return False
+
+
+def _already_halted(failure: XeFailure) -> bool:
+    return failure.code == codes.VM_BAD_POWER_STATE and failure.detail(2) == "halted"
+
+
+def _power(text: str) -> PowerState:
+    try:
+        return PowerState(text.strip().lower())
+    except ValueError:
+        return PowerState.UNKNOWN
+
+
+class XeHost:
+    """A XCP-ng/XenServer host driven through ``xe``. Implements :class:`vgpu.hypervisor.base.Hypervisor`.
+
+    ``timeout`` bounds quick calls (listing, reads, writes); ``power_timeout`` bounds ``vm-start`` and a
+    forced shutdown, which wait for the host to finish. A clean shutdown is bounded by its own deadline.
+    """
+
+    def __init__(
+        self,
+        xe_path: str = "xe",
+        *,
+        args_key: str = DEFAULT_ARGS_KEY,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        power_timeout: float = 600.0,
+    ) -> None:
+        if not args_key or "=" in args_key or any(char in args_key for char in _UNSENDABLE):
+            raise HypervisorError(INVALID_VALUE, f"invalid platform key {args_key!r} for the device-model args: it must be non-empty, without '=' or line breaks")
+        self.xe_path = xe_path
+        self.args_key = args_key
+        self.env = dict(env or {})
+        self.timeout = timeout
+        self.power_timeout = power_timeout
+        self.uri = "xe:" if xe_path == "xe" else f"xe:{xe_path}"
+
+    # --- the protocol ------------------------------------------------------------------------------------
+
+    def list_vms(self) -> list[HostVM]:
+        records = xe_format.parse_records(self._text(self._call(_LIST_ARGS)))
+        listed = (self._host_vm(record) for record in records)
+        return [vm for vm in listed if vm is not None]
+
+    def power_state(self, vm_uuid: str) -> PowerState:
+        return _power(self._text(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=power-state"], vm_uuid)))
+
+    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+        args = ["vm-shutdown", self._uuid_arg(vm_uuid)]
+        output = self._run(args, timeout)
+        if output is None:  # killed at the deadline; a forced shutdown cancels xapi's pending clean one
+            return False
+        outcome = self._check(output, args, vm_uuid, lambda f: _already_halted(f) or f.code == xe_format.VM_SHUTDOWN_TIMEOUT)
+        return not (isinstance(outcome, XeFailure) and outcome.code == xe_format.VM_SHUTDOWN_TIMEOUT)
+
+    def hard_shutdown(self, vm_uuid: str) -> None:
+        # There is no vm-force-shutdown; forcing a halted VM is VM_BAD_POWER_STATE, which means it is stopped.
+        self._call(["vm-shutdown", self._uuid_arg(vm_uuid), "--force"], vm_uuid, self.power_timeout, _already_halted)
+
+    def start(self, vm_uuid: str) -> None:
+        self._call(["vm-start", self._uuid_arg(vm_uuid)], vm_uuid, self.power_timeout)
+
+    def get_device_model_args(self, vm_uuid: str) -> str:
+        args = ["vm-param-get", self._uuid_arg(vm_uuid), "param-name=platform", f"param-key={self.args_key}"]
+        outcome = self._call(args, vm_uuid, accept=lambda f: f.code == xe_format.KEY_NOT_IN_MAP)
+        if isinstance(outcome, XeFailure):  # no such key: no args
+            return ""
+        return outcome[:-1] if outcome.endswith("\n") else outcome  # xe adds one newline to the value
+
+    def set_device_model_args(self, vm_uuid: str, value: str) -> None:
+        if any(char in value for char in _UNSENDABLE):
+            raise HypervisorError(INVALID_VALUE, "device-model arguments cannot hold line breaks or NUL characters: xe cannot pass them to the host")
+        if value:
+            self._call(["vm-param-set", self._uuid_arg(vm_uuid), f"platform:{self.args_key}={value}"], vm_uuid)
+            return
+        args = ["vm-param-remove", self._uuid_arg(vm_uuid), "param-name=platform", f"param-key={self.args_key}"]
+        self._call(args, vm_uuid, accept=lambda f: f.code == xe_format.KEY_NOT_IN_MAP)  # absent already: done
+
+    def reopen(self) -> "XeHost":
+        return XeHost(self.xe_path, args_key=self.args_key, env=self.env, timeout=self.timeout, power_timeout=self.power_timeout)
+
+    def close(self) -> None:
+        """Nothing to release: every call is its own xe process and xapi session."""
+
+    def __repr__(self) -> str:
+        return f"XeHost({self.xe_path!r})"
+
+    # --- listing -----------------------------------------------------------------------------------------
+
+    def _host_vm(self, record: Mapping[str, str]) -> HostVM | None:
+        vm_uuid = record.get("uuid", "")
+        try:
+            args = self._args_from_listing(vm_uuid, record.get("platform", ""))
+        except HypervisorError as exc:
+            if exc.code == codes.UUID_INVALID:  # deleted between the listing and the exact read
+                return None
+            raise
+        return HostVM(vm_uuid, record.get("name-label", ""), _power(record.get("power-state", "")), args)
+
+    def _args_from_listing(self, vm_uuid: str, platform: str) -> str:
+        reading = xe_format.parse_map(platform)
+        if "\n" in platform or self.args_key in reading.doubtful:
+            return self.get_device_model_args(vm_uuid)
+        return reading.entries.get(self.args_key, "")
+
+    # --- running xe --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _text(outcome: str | XeFailure) -> str:
+        """stdout of a call that accepts no failure (so ``_call`` returned text)."""
+        assert isinstance(outcome, str)
+        return outcome
+
+    def _uuid_arg(self, vm_uuid: str) -> str:
+        # Checked here because xe would read a line break in an argument as a second argument.
+        if not _UUID.fullmatch(vm_uuid):
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        return f"uuid={vm_uuid}"
+
+    def _call(
+        self,
+        args: Sequence[str],
+        vm_uuid: str | None = None,
+        timeout: float | None = None,
+        accept: Callable[[XeFailure], bool] = _never,
+    ) -> str | XeFailure:
+        """xe's stdout, or the failure ``accept`` allowed; any other failure is raised as a HypervisorError."""
+        limit = self.timeout if timeout is None else timeout
+        output = self._run(args, limit)
+        if output is None:
+            raise codes.host_error(codes.HOST_UNREACHABLE, [f"'xe {args[0]}' did not answer within {limit:g} seconds"])
+        return self._check(output, args, vm_uuid, accept)
+
+    def _check(self, output: _Output, args: Sequence[str], vm_uuid: str | None, accept: Callable[[XeFailure], bool]) -> str | XeFailure:
+        if output.returncode == 0:
+            return output.stdout
+        failure = xe_format.parse_error(output.stderr)
+        if failure.code is not None and accept(failure):
+            return failure
+        raise self._error(failure, output.returncode, args, vm_uuid)
+
+    def _error(self, failure: XeFailure, returncode: int, args: Sequence[str], vm_uuid: str | None) -> HypervisorError:
+        if failure.code is None:
+            sentence = failure.first_line or f"'xe {args[0]}' failed with exit status {returncode} and printed no message"
+            return HypervisorError(XE_FAILED, sentence)
+        details = failure.details
+        if failure.code == codes.UUID_INVALID and vm_uuid:
+            details = ("VM", vm_uuid)
+        elif failure.code == codes.SESSION_AUTHENTICATION_FAILED and not details:
+            details = ("root",)  # xe on dom0 logs in as root unless told otherwise
+        elif failure.code == codes.HOST_UNREACHABLE:
+            details = (f"xe could not talk to xapi ({failure.first_line})",)
+        return codes.host_error(failure.code, details, vm_uuid)
+
+    def _run(self, args: Sequence[str], timeout: float) -> _Output | None:
+        """Run xe; None when it was still running at ``timeout`` (it is then killed, with anything it started)."""
+        argv = [self.xe_path, *args]
+        env = {**os.environ, **self.env} if self.env else None
+        try:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+            )
+        except OSError as exc:
+            raise codes.host_error(codes.HOST_UNREACHABLE, [self._cannot_run(exc)]) from None
+        try:
+            stdout, stderr = process.communicate(timeout=max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            self._kill(process)
+            return None
+        except BaseException:  # interrupted: leave no xe behind
+            self._kill(process)
+            raise
+        return _Output(process.returncode, stdout.decode("utf-8", "surrogateescape"), stderr.decode("utf-8", "replace"))
+
+    @staticmethod
+    def _kill(process: subprocess.Popen) -> None:
+        # xe runs in its own session, so its process group is ours to end (stunnel helpers included).
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # something outside the group still holds the pipes: stop reading
+            process.wait()
+
+    def _cannot_run(self, exc: OSError) -> str:
+        if isinstance(exc, FileNotFoundError):
+            return f"the xe command was not found ('{self.xe_path}'); run on a XCP-ng/XenServer dom0 or give its path as xe:/path/to/xe"
+        if isinstance(exc, PermissionError):
+            return f"permission denied running '{self.xe_path}'"
+        return f"could not run '{self.xe_path}': {exc.strerror or exc}"
