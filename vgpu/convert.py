@@ -22,8 +22,30 @@ converter.register_structure_hook(Priority, lambda value, _type: parse_priority(
 converter.register_unstructure_hook(PowerState, lambda state: state.value)
 converter.register_structure_hook(PowerState, lambda value, _type: PowerState(value))
 
-_pool_fields = make_dict_unstructure_fn(Pool, converter)
-converter.register_unstructure_hook(Pool, lambda pool: {**_pool_fields(pool), "vm_count": pool.vm_count})
+
+
+def _with_properties(cls: type, **extra: Any) -> None:
+    """Unstructure ``cls`` with its fields plus the named computed properties (read-only extras)."""
+    fields = make_dict_unstructure_fn(cls, converter)
+    converter.register_unstructure_hook(
+        cls, lambda obj: {**fields(obj), **{key: converter.unstructure(getter(obj)) for key, getter in extra.items()}}
+    )
+
+
+def _register_extras() -> None:
+    from .scan import ScannedVM, ScanReport  # scan imports the library's heavier parts; only JSON needs it here
+
+    _with_properties(Pool, vm_count=lambda pool: pool.vm_count)
+    _with_properties(ScannedVM, state=lambda entry: entry.state)
+    _with_properties(
+        ScanReport,
+        total_registered=lambda r: r.total_registered,
+        total_unregistered=lambda r: r.total_unregistered,
+        total_in_system=lambda r: r.total_in_system,
+    )
+
+
+_register_extras()
 
 
 def to_data(obj: Any) -> Any:
