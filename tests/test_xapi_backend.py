@@ -67,9 +67,8 @@ def assert_no_password(*things):
 
 
 def test_wrong_password_is_a_sentence_without_the_password(server):
-    with connect(server, password=lambda: "wrong-" + PASSWORD) as host:
-        with pytest.raises(HypervisorError) as caught:
-            host.list_vms()
+    with connect(server, password=lambda: "wrong-" + PASSWORD) as host, pytest.raises(HypervisorError) as caught:
+        host.list_vms()
     error = caught.value
     assert error.code == codes.SESSION_AUTHENTICATION_FAILED
     assert str(error) == "the host refused the login for user root: wrong user name or password"
@@ -77,9 +76,9 @@ def test_wrong_password_is_a_sentence_without_the_password(server):
 
 
 def test_pool_member_names_its_master(sim):
-    with XapiStandIn(sim, password=PASSWORD, master="192.0.2.10") as member, connect(member) as host:
-        with pytest.raises(HypervisorError) as caught:
-            host.power_state(RUNNING)
+    with XapiStandIn(sim, password=PASSWORD, master="192.0.2.10") as member, connect(member) as host, \
+            pytest.raises(HypervisorError) as caught:
+        host.power_state(RUNNING)
     assert caught.value.code == codes.HOST_IS_SLAVE
     assert "connect to the master at 192.0.2.10" in str(caught.value)
 
@@ -253,9 +252,9 @@ def _free_port() -> int:
 
 
 def test_nothing_listening_is_host_unreachable():
-    with XapiHost.from_uri(f"xapi://root@127.0.0.1:{_free_port()}", password=lambda: PASSWORD) as host:
-        with pytest.raises(HostUnreachable) as caught:
-            host.list_vms()
+    host = XapiHost.from_uri(f"xapi://root@127.0.0.1:{_free_port()}", password=lambda: PASSWORD)
+    with host, pytest.raises(HostUnreachable) as caught:
+        host.list_vms()
     assert "refused the connection" in str(caught.value)
     assert_no_password(caught.value)
 
@@ -291,9 +290,8 @@ def test_the_dom0_socket_even_with_an_underscore_in_its_path(sim):
 
 
 def test_no_dom0_socket_is_a_plain_sentence(tmp_path):
-    with XapiHost.from_uri(f"xapi+unix:{tmp_path}/absent") as host:
-        with pytest.raises(HostUnreachable) as caught:
-            host.list_vms()
+    with XapiHost.from_uri(f"xapi+unix:{tmp_path}/absent") as host, pytest.raises(HostUnreachable) as caught:
+        host.list_vms()
     assert "no xapi socket at" in str(caught.value)
 
 

@@ -96,7 +96,9 @@ def test_the_dom0_socket_needs_no_password():
 
 def test_a_secret_never_shows_itself():
     secret = Secret("s3cr3t-value")
-    for text in (repr(secret), str(secret), f"{secret}", repr([secret]), repr(Credentials(parse_uri("xapi://h"), None))):
+    credentials = Credentials(parse_uri("xapi://h"), lambda: "s3cr3t-value")
+    credentials.secret()
+    for text in (repr(secret), str(secret), f"{secret}", repr([secret]), repr(credentials), repr(vars(credentials))):
         assert "s3cr3t-value" not in text
     assert secret.scrub("echo s3cr3t-value back") == "echo *** back"
     with pytest.raises(TypeError):

@@ -27,6 +27,7 @@ from vgpu.errors import HostUnreachable, HypervisorError
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState
 
+_SNAPSHOT_ARGS = "-fw_cfg name=opt/vgpu/config,string=pool=A;priority=1;vm_id=1"
 # Records a real pool always has besides the guests; the backend must leave all three out.
 _EXTRA_VMS = {
     "OpaqueRef:dom0": dict(uuid="00000000-0000-4000-8000-00000000d0d0", name_label="Control domain on host: xcp1",
@@ -35,7 +36,7 @@ _EXTRA_VMS = {
                                power_state="Halted", is_a_template=True),
     "OpaqueRef:snapshot": dict(uuid="00000000-0000-4000-8000-000000005a55", name_label="web-1 before upgrade",
                                power_state="Halted", is_a_template=True, is_a_snapshot=True,
-                               platform={"device-model-args": "-fw_cfg name=opt/vgpu/config,string=pool=A;priority=1;vm_id=1"}),
+                               platform={"device-model-args": _SNAPSHOT_ARGS}),  # snapshots copy platform
 }
 
 
@@ -70,7 +71,6 @@ class XapiStandIn:
         self._tasks: dict[str, _Task] = {}
         self._failures: dict[str, list[str]] = {}
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._server = _make_server(self, socket_path, tls)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
         self._methods: dict[str, Callable[..., Any]] = {
@@ -96,7 +96,7 @@ class XapiStandIn:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stopping.set()
+        # Cancelling every task ends the threads that wait for a guest on its behalf.
         for task in list(self._tasks.values()):
             task.cancel.set()
         self._server.shutdown()

@@ -96,7 +96,8 @@ class XapiHost:
         except xmlrpc.client.Fault as exc:  # the SDK's own: bad answers, or 504 for a login that timed out
             if exc.faultCode == 504:
                 raise self._unreachable(TimeoutError(exc.faultString)) from None
-            raise self._host_error([codes.INTERNAL_ERROR, f"XML-RPC fault {exc.faultCode}: {exc.faultString}"], vm) from None
+            fault = f"XML-RPC fault {exc.faultCode}: {exc.faultString}"
+            raise self._host_error([codes.INTERNAL_ERROR, fault], vm) from None
         except TRANSPORT_ERRORS as exc:
             raise self._unreachable(exc) from None
 
