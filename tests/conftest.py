@@ -17,6 +17,8 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 _XDG_DIRS = {
     "HOME": "home",
     "XDG_DATA_HOME": "data",
@@ -36,6 +38,9 @@ def isolated_environment(tmp_path_factory, monkeypatch):
         monkeypatch.setenv(variable, str(path))
     monkeypatch.delenv("VGPU_DB", raising=False)
     monkeypatch.delenv("VGPU_HOST", raising=False)
+    # Subprocesses (the real entry point, stand-ins, killed children) import this checkout, never a
+    # stale installed copy, whatever their working directory.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH", "")])))
     return root
 
 
