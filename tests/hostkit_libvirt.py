@@ -16,18 +16,22 @@ Where libvirt is not usable the tests skip with the reason; with ``VGPU_REQUIRE_
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator
 
 import pytest
 
 from vgpu.hypervisor import libvirt_xml
 
 from . import guestkit
-from .hostkit import HostUnderTest
+
+if TYPE_CHECKING:  # hostkit imports this module to register the backend: no import back at load time
+    from .hostkit import HostUnderTest
 
 URI = "qemu:///system"
 REQUIRE_ENV = "VGPU_REQUIRE_LIBVIRT"
@@ -59,7 +63,7 @@ def require_libvirt() -> None:
     pytest.skip(f"libvirt is not usable here: {reason}")
 
 
-def domain_xml(vm_uuid: str, name: str, args: str, console: Path, guest: guestkit.Guest | None) -> str:
+def domain_xml(vm_uuid: str, name: str, args: str, console: Path, guest: guestkit.Guest | None, acpi: bool = True) -> str:
     """A small diskless TCG domain; it boots ``guest`` or, with None, finds nothing to boot."""
     root = ET.Element("domain", type="qemu")
     for tag, text in (("name", name), ("uuid", vm_uuid), ("description", TEST_MARK), ("vcpu", "1")):
@@ -71,7 +75,8 @@ def domain_xml(vm_uuid: str, name: str, args: str, console: Path, guest: guestki
         ET.SubElement(os_element, "kernel").text = str(guest.kernel)
         ET.SubElement(os_element, "initrd").text = str(guest.initrd)
         ET.SubElement(os_element, "cmdline").text = "console=ttyS0 quiet"
-    ET.SubElement(ET.SubElement(root, "features"), "acpi")  # the power button libvirt's shutdown presses
+    if acpi:
+        ET.SubElement(ET.SubElement(root, "features"), "acpi")  # the power button libvirt's shutdown presses
     devices = ET.SubElement(root, "devices")
     serial = ET.SubElement(devices, "serial", type="file")
     ET.SubElement(serial, "source", path=str(console), append="on")  # keep every boot's output
@@ -95,12 +100,12 @@ class Domains:
     def console(self, vm_uuid: str) -> Path:
         return self._console_dir / f"{vm_uuid}.console"
 
-    def add(self, vm_uuid: str, name: str, power: str, args: str, *, with_os: bool = True) -> None:
+    def add(self, vm_uuid: str, name: str, power: str, args: str, *, with_os: bool = True, acpi: bool = True) -> None:
         if power not in ("running", "halted"):
             raise ValueError(f"a test domain starts running or halted, not {power!r}")
         self._remove_leftover(vm_uuid, name)
         guest = self._guest if with_os else None
-        dom = self._conn.defineXML(domain_xml(vm_uuid, name, args, self.console(vm_uuid), guest))
+        dom = self._conn.defineXML(domain_xml(vm_uuid, name, args, self.console(vm_uuid), guest, acpi))
         self.created.append(vm_uuid)
         if power == "running":
             dom.create()
@@ -144,10 +149,21 @@ def libvirt_domains(console_dir: Path) -> Iterator[Domains]:
 
 
 @contextlib.contextmanager
-def libvirt_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
+def _one_run_at_a_time() -> Iterator[None]:
+    """The protocol suite uses fixed UUIDs and names on the one shared libvirtd: two pytest runs on the
+    same machine would clear each other's domains, so they take turns."""
+    with open(Path(tempfile.gettempdir()) / "vgpu-libvirt-protocol.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def libvirt_backend(tmp_path: Path) -> Iterator["HostUnderTest"]:
     """The protocol suite's libvirt host: LibvirtHost on qemu:///system, VMs booting the tiny guest."""
-    with libvirt_domains(tmp_path) as domains:
+    with _one_run_at_a_time(), libvirt_domains(tmp_path) as domains:
         from vgpu.hypervisor.libvirt import LibvirtHost
+
+        from .hostkit import HostUnderTest
 
         host = LibvirtHost(URI)
         try:
@@ -156,7 +172,7 @@ def libvirt_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
             host.close()
 
 
-def register_libvirt(backends: dict[str, Callable[[Path], ContextManager[HostUnderTest]]]) -> None:
+def register_libvirt(backends: dict[str, Callable[[Path], ContextManager["HostUnderTest"]]]) -> None:
     """Add the libvirt backend where it is usable, and where CI requires it (so its absence fails there)."""
     if unavailable_reason() is None or os.environ.get(REQUIRE_ENV) == "1":
         backends["libvirt"] = libvirt_backend

@@ -77,10 +77,7 @@ class LibvirtHost:
     # --- changing -------------------------------------------------------------------------------------
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
-        try:
-            argv = libvirt_xml.split_args(value)
-        except ValueError as exc:
-            raise InvalidValue("device-model arguments", value, "QEMU arguments separated by spaces, with balanced quotes") from exc
+        argv = _argv(value)
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
             # SECURE keeps secrets (a VNC password, say) that the plain XML leaves out and a redefinition would lose.
@@ -165,6 +162,16 @@ class LibvirtHost:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
+
+def _argv(value: str) -> list[str]:
+    try:
+        argv = libvirt_xml.split_args(value)
+    except ValueError as exc:
+        raise InvalidValue("device-model arguments", value, "QEMU arguments separated by spaces, with balanced quotes") from exc
+    if libvirt_xml.unstorable(argv):
+        raise InvalidValue("device-model arguments", value, "arguments without tabs or line breaks (libvirt reads them back as spaces)")
+    return argv
 
 
 def _inactive_args(dom: "libvirt.virDomain") -> str:

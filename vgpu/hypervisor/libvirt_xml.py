@@ -12,6 +12,10 @@ spaces and an argument is quoted (POSIX shell style, :mod:`shlex`) only when it 
 or a backslash, or is empty. vgpu's segment therefore reads exactly as :func:`vgpu.devargs.render` writes
 it (a ``;`` is not special: nothing here goes through a shell), :func:`vgpu.devargs.merge` on that string
 leaves every other entry alone, and ``split_args(join_args(argv)) == argv`` for every list.
+
+libvirt writes tabs and line breaks inside attribute values raw, and every XML parser reads those back as
+spaces, so an argument holding one cannot be read back as written: :func:`unstorable` finds them so the
+backend can refuse them up front.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ def join_args(argv: Sequence[str]) -> str:
 def split_args(text: str) -> list[str]:
     """The inverse of :func:`join_args`. Raises ValueError on an unbalanced quote."""
     return shlex.split(text or "", comments=False, posix=True)
+
+
+def unstorable(argv: Sequence[str]) -> list[str]:
+    """The arguments libvirt cannot give back exactly (they hold a tab or a line break)."""
+    return [arg for arg in argv if any(char in arg for char in "\t\n\r")]
 
 
 def qemu_args(domain_xml: str) -> list[str]:

@@ -1,0 +1,138 @@
+"""The libvirt backend's pure parts: the argv <-> string form, <qemu:arg> editing, and its sentences.
+
+These need no libvirtd and run everywhere; the backend against a real libvirtd is in
+test_hypervisor_protocol.py (the "libvirt" host) and test_libvirt_integration.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import xml.etree.ElementTree as ET
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vgpu import devargs
+from vgpu.errors import HostUnreachable
+from vgpu.hypervisor import libvirt_xml as lx
+from vgpu.models import Priority, VMConfig
+
+DOMAIN = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0' xmlns:acme='urn:acme'>
+  <name>web-1</name>
+  <uuid>6f1d2e3c-0000-4000-8000-000000000001</uuid>
+  <metadata><acme:owner team='gpu'/></metadata>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><acpi/></features>
+  <qemu:commandline>
+    <qemu:arg value='-vnc'/>
+    <qemu:arg value='127.0.0.1:1'/>
+    <qemu:env name='QEMU_AUDIO_DRV' value='none'/>
+  </qemu:commandline>
+</domain>"""
+BARE = "<domain type='qemu'><name>db</name><os><type arch='x86_64'>hvm</type></os></domain>"
+CONFIG = VMConfig("B", Priority.HIGH, 7)
+
+# Arguments as QEMU could receive them: any text without NUL (which no argv can hold) nor the characters
+# XML 1.0 cannot carry in an attribute.
+_XML_SAFE = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufffe\uffff", min_codepoint=1).filter(
+    lambda ch: ch in "\t\n\r" or ord(ch) >= 0x20
+)
+ARGV = st.lists(st.text(_XML_SAFE, max_size=12), max_size=6)
+
+
+@given(ARGV)
+def test_split_reverses_join_for_every_argument_list(argv):
+    assert lx.split_args(lx.join_args(argv)) == argv
+
+
+@given(ARGV)
+def test_joined_form_is_canonical(argv):
+    joined = lx.join_args(argv)
+    assert lx.join_args(lx.split_args(joined)) == joined
+
+
+def test_segment_reads_exactly_as_devargs_renders_it():
+    argv = ["-vnc", "127.0.0.1:1", *devargs.segment_args(CONFIG)]
+    joined = lx.join_args(argv)
+    assert joined == "-vnc 127.0.0.1:1 " + devargs.render(CONFIG)
+    assert devargs.parse(joined).config == CONFIG
+
+
+@given(ARGV)
+def test_merge_on_the_string_keeps_every_other_argument(argv):
+    merged = devargs.merge(lx.join_args(argv), CONFIG)
+    assert lx.split_args(merged) == devargs.merge_list(argv, CONFIG)
+    assert lx.split_args(devargs.merge(merged, None)) == argv
+
+
+@given(st.lists(st.text(_XML_SAFE.filter(lambda ch: ch not in "\t\n\r"), max_size=12), max_size=6))
+def test_every_storable_argument_survives_the_xml_exactly(argv):
+    assert lx.qemu_args(lx.with_qemu_args(DOMAIN, argv)) == argv
+    assert lx.qemu_args(lx.with_qemu_args(BARE, argv)) == argv
+
+
+def test_only_arguments_that_need_it_are_quoted():
+    assert lx.join_args(["-name", "a b", "", "it's", "x;y,z=1"]) == "-name 'a b' '' 'it'\"'\"'s' x;y,z=1"
+
+
+def test_tabs_and_line_breaks_are_found_as_unstorable():
+    assert lx.unstorable(["-a", "b\tc", "d\ne", "f\rg", "h i"]) == ["b\tc", "d\ne", "f\rg"]
+
+
+def test_unbalanced_quote_is_a_value_error():
+    with pytest.raises(ValueError):
+        lx.split_args("-name 'oops")
+
+
+def test_qemu_args_in_order_and_none_without_a_block():
+    assert lx.qemu_args(DOMAIN) == ["-vnc", "127.0.0.1:1"]
+    assert lx.qemu_args(BARE) == []
+
+
+def test_replacing_args_keeps_env_metadata_and_prefixes():
+    edited = lx.with_qemu_args(DOMAIN, ["-vnc", "127.0.0.1:1", *devargs.segment_args(CONFIG)])
+    assert lx.qemu_args(edited) == ["-vnc", "127.0.0.1:1", *devargs.segment_args(CONFIG)]
+    assert "<qemu:env name=\"QEMU_AUDIO_DRV\" value=\"none\"/>" in edited
+    assert "<acme:owner team=\"gpu\"/>" in edited
+    assert ET.fromstring(edited).findtext("uuid") == "6f1d2e3c-0000-4000-8000-000000000001"
+
+
+def test_adding_args_to_a_domain_without_a_block_declares_the_namespace():
+    edited = lx.with_qemu_args(BARE, ["-msg", "timestamp=on"])
+    assert 'xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0"' in edited
+    assert lx.qemu_args(edited) == ["-msg", "timestamp=on"]
+
+
+def test_removing_every_arg_drops_an_empty_block_only():
+    assert "commandline" not in lx.with_qemu_args(BARE, [])
+    no_args = lx.with_qemu_args(DOMAIN, [])
+    assert lx.qemu_args(no_args) == []
+    assert "QEMU_AUDIO_DRV" in no_args  # the block stays: it still carries an env entry
+    only_args = DOMAIN.replace("<qemu:env name='QEMU_AUDIO_DRV' value='none'/>", "")
+    assert "commandline" not in lx.with_qemu_args(only_args, [])
+
+
+def test_clean_shutdown_needs_acpi_or_a_guest_agent_on_x86():
+    assert lx.can_shut_down_cleanly(DOMAIN)
+    assert not lx.can_shut_down_cleanly(BARE)
+    agent = "<devices><channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel></devices>"
+    assert lx.can_shut_down_cleanly(BARE.replace("</domain>", agent + "</domain>"))
+    assert lx.can_shut_down_cleanly(BARE.replace("x86_64", "aarch64"))
+
+
+def test_missing_libvirt_python_is_a_sentence(monkeypatch):
+    module = importlib.import_module("vgpu.hypervisor.libvirt")
+    monkeypatch.setattr(module, "libvirt", None)
+    with pytest.raises(HostUnreachable) as caught:
+        module.LibvirtHost("qemu:///system")
+    assert str(caught.value) == "libvirt-python is not installed; pip install 'vgpu-admin[libvirt]'"
+
+
+def test_open_host_routes_libvirt_uris_to_the_libvirt_backend(monkeypatch):
+    from vgpu.hypervisor import open_host
+
+    module = importlib.import_module("vgpu.hypervisor.libvirt")
+    monkeypatch.setattr(module, "libvirt", None)
+    with pytest.raises(HostUnreachable, match="libvirt-python is not installed"):
+        open_host("qemu:///system")
