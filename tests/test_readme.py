@@ -1,0 +1,39 @@
+"""The README's two commands are the project's promise: keep them at the top and keep CI running the second."""
+
+from __future__ import annotations
+
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(*parts: str) -> str:
+    with open(os.path.join(ROOT, *parts), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _readme_commands() -> list[str]:
+    return re.findall(r"```sh\n(.+?)\n```", _read("README.md"))
+
+
+def test_readme_opens_with_the_demo_and_the_test_command():
+    commands = _readme_commands()
+    assert len(commands) >= 2
+    demo, tests = commands[0], commands[1]
+    assert demo.startswith("pip install") and "vgpu-admin demo --reset" in demo
+    assert "pytest" in tests
+    head = "\n".join(_read("README.md").splitlines()[:20])
+    assert demo in head and tests in head
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    test_command = _readme_commands()[1]
+    ci_lines = [line.strip() for line in _read(".ci", "run").splitlines()]
+    assert test_command in ci_lines
+
+
+def test_demo_command_names_vm_1_of_the_demo():
+    from vgpu import demo
+
+    assert f"--vm-uuid={demo.demo_uuid('VM-1')} " in _readme_commands()[0]
