@@ -1,0 +1,179 @@
+"""scan and status: the host's VMs beside the registrations, from one host listing and one DB read."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import demo, devargs, scan
+from vgpu.errors import HostUnreachable
+from vgpu.hypervisor.sim import SimHost
+from vgpu.models import PowerState, Priority
+from vgpu.store import Store
+
+from .lifekit import World, config, vm_uuid
+
+
+class CountingHost:
+    """Counts every call made to the host behind it."""
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self.calls: list[str] = []
+
+    def __getattr__(self, name):
+        real = getattr(self.host, name)
+        if not callable(real):
+            return real
+
+        def counted(*args, **kwargs):
+            self.calls.append(name)
+            return real(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    return World.create(tmp_path, store)
+
+
+@pytest.fixture
+def mixed(world):
+    """Registered VMs in both pools, deliberately added out of order."""
+    numbers = {
+        1: ("B", 0, 4), 2: ("A", 2, 9), 3: ("A", 0, 1), 4: ("B", 2, 7), 5: ("A", 2, 3),
+        6: ("B", 2, 2), 7: ("A", 1, 5), 8: ("B", 1, 8),
+    }
+    for number, (pool, priority, vm_id) in numbers.items():
+        world.add(number, "running" if number % 2 else "halted", config(pool, priority, vm_id))
+    return numbers
+
+
+def test_groups_pool_a_then_b_each_by_priority_high_to_low_then_vm_id(world, mixed):
+    report = scan.scan(world.store, world.sim)
+    order = [(entry.vm.pool_id, int(entry.vm.priority), entry.vm.vm_id) for entry in report.registered]
+    assert order == [("A", 2, 3), ("A", 2, 9), ("A", 1, 5), ("A", 0, 1),
+                     ("B", 2, 2), ("B", 2, 7), ("B", 1, 8), ("B", 0, 4)]
+    assert [e.vm.vm_id for e in report.in_pool("A")] == [3, 9, 5, 1]
+    assert [e.vm.vm_id for e in report.in_pool("B")] == [2, 7, 8, 4]
+    assert all(entry.state == "configured" for entry in report.registered)
+    assert [p.pool_id for p in report.pools] == ["A", "B"]
+    assert (report.pools[0].counts.high, report.pools[0].counts.medium, report.pools[0].counts.low) == (2, 1, 1)
+    assert report.total_registered == 8 and report.total_unregistered == 0 and report.total_in_system == 8
+    assert report.host_error is None
+
+
+def test_each_entry_carries_the_hosts_view(world):
+    uuid = world.add(1, "running", config("A", 2, 1), "-vnc :1")
+    (entry,) = scan.scan(world.store, world.sim).registered
+    assert entry.host_vm.power_state is PowerState.RUNNING
+    assert entry.host_vm.device_model_args == f"-vnc :1 {devargs.render(config('A', 2, 1))}"
+    assert entry.segment.config == entry.vm.config
+    assert entry.vm.vm_uuid == uuid
+
+
+def test_unregistered_vms_sorted_by_name_then_uuid(world):
+    world.add(1, cfg=config("A", 1, 1), name="zeta")
+    for number, name in [(2, "beta"), (3, "Alpha"), (4, "gamma"), (5, "alpha"), (6, "Beta")]:
+        world.add(number, "halted", name=name)
+    report = scan.scan(world.store, world.sim)
+    assert [(h.name, h.uuid) for h in report.unregistered] == [
+        ("Alpha", vm_uuid(3)), ("alpha", vm_uuid(5)), ("beta", vm_uuid(2)), ("Beta", vm_uuid(6)), ("gamma", vm_uuid(4)),
+    ]
+    assert report.foreign_segments == ()
+    assert report.total_in_system == 6
+
+
+def test_registered_vms_missing_from_the_host(world):
+    kept = world.add(1, cfg=config("A", 1, 1))
+    gone = world.add(2, cfg=config("B", 1, 2))
+    world.sim.remove_vm(gone)
+    report = scan.scan(world.store, world.sim)
+    assert [entry.vm.vm_uuid for entry in report.missing] == [gone]
+    assert report.missing[0].host_vm is None and report.missing[0].state == "missing"
+    assert {entry.vm.vm_uuid: entry.state for entry in report.registered} == {kept: "configured", gone: "missing"}
+
+
+def test_drift_absent_different_and_malformed_segments(world):
+    absent = world.add(1, cfg=config("A", 1, 1), own_args="-vnc :1")
+    different = world.add(2, cfg=config("A", 1, 2))
+    malformed = world.add(3, cfg=config("B", 2, 3))
+    doubled = world.add(4, cfg=config("B", 0, 4))
+    fine = world.add(5, cfg=config("B", 0, 5))
+    world.sim.set_device_model_args(absent, "-vnc :1")
+    world.sim.set_device_model_args(different, devargs.render(config("B", 1, 2)))
+    world.sim.set_device_model_args(malformed, "-fw_cfg name=opt/vgpu/config,string=pool=B;priority=9;vm_id=3")
+    world.sim.set_device_model_args(doubled, f"{devargs.render(config('B', 0, 4))} {devargs.render(config('B', 0, 4))}")
+
+    report = scan.scan(world.store, world.sim)
+    states = {entry.vm.vm_uuid: entry for entry in report.registered}
+    assert [entry.vm.vm_uuid for entry in report.drift] == [absent, different, malformed, doubled]  # display order
+    assert states[fine].state == "configured"
+    assert not states[absent].segment.present
+    assert states[different].segment.config == config("B", 1, 2)
+    assert states[malformed].segment.malformed and states[doubled].segment.malformed
+    assert report.missing == [] and report.foreign_segments == ()
+
+
+def test_clones_and_leftover_segments_on_unregistered_vms(world):
+    parent = world.add(1, cfg=config("A", 2, 7), own_args="-vnc :1")
+    world.add(2, "halted", own_args=f"-vnc :1 {devargs.render(config('A', 2, 7))}", name="clone of vm-1")
+    world.add(3, "halted", own_args=devargs.render(config("B", 0, 42)), name="leftover")
+    world.add(4, "halted", own_args="-fw_cfg name=opt/vgpu/config,string=garbage", name="broken")
+    world.add(5, "halted", own_args="-vnc :5", name="plain")
+
+    report = scan.scan(world.store, world.sim)
+    foreign = {entry.host_vm.name: entry for entry in report.foreign_segments}
+    assert set(foreign) == {"clone of vm-1", "leftover", "broken"}
+    assert foreign["clone of vm-1"].owner.vm_uuid == parent
+    assert foreign["clone of vm-1"].segment.config == config("A", 2, 7)
+    assert foreign["leftover"].owner is None and foreign["leftover"].segment.config == config("B", 0, 42)
+    assert foreign["broken"].owner is None and foreign["broken"].segment.malformed
+    assert [entry.host_vm.name for entry in report.clones] == ["clone of vm-1"]
+    assert [h.name for h in report.unregistered] == ["broken", "clone of vm-1", "leftover", "plain"]
+    assert report.registered[0].state == "configured"  # the parent itself is fine
+
+
+def test_status_with_the_host_down_is_a_db_only_report(world, mixed):
+    world.add(20, "running", name="unregistered one")
+    world.sim.set_fault("unreachable", "on")
+    report = scan.status(world.store, world.sim)
+    assert "cannot reach the host" in report.host_error
+    assert len(report.registered) == len(mixed)
+    assert {entry.state for entry in report.registered} == {"unknown"}
+    assert all(entry.host_vm is None for entry in report.registered)
+    assert report.unregistered == () and report.foreign_segments == ()
+    assert report.missing == [] and report.drift == []
+    assert [p.vm_count for p in report.pools] == [4, 4]
+
+
+def test_scan_with_the_host_down_raises(world, mixed):
+    world.sim.set_fault("unreachable", "on")
+    with pytest.raises(HostUnreachable) as caught:
+        scan.scan(world.store, world.sim)
+    assert "cannot reach the host" in str(caught.value)
+
+
+def test_scan_and_status_make_one_host_call_each(world, mixed):
+    world.add(30, "halted", name="spare")
+    host = CountingHost(world.sim)
+    scan.scan(world.store, host)
+    assert host.calls == ["list_vms"]
+    scan.status(world.store, host)
+    assert host.calls == ["list_vms", "list_vms"]
+
+
+def test_the_demo_is_the_specs_example(tmp_path):
+    host = SimHost(tmp_path / "demo-host.json")
+    demo.seed(host, str(tmp_path / "demo.db"))
+    with Store(tmp_path / "demo.db") as store:
+        report = scan.status(store, host)
+    assert len(report.in_pool("A")) == 7
+    assert len(report.in_pool("B")) == 13
+    assert len(report.unregistered) == 3
+    assert report.total_in_system == 23
+    assert {entry.state for entry in report.registered} == {"configured"}
+    assert report.foreign_segments == () and report.host_error is None
+    powers = {entry.host_vm.power_state for entry in report.registered}
+    assert powers == {PowerState.RUNNING, PowerState.HALTED}
+    assert {entry.vm.priority for entry in report.registered} == set(Priority)
