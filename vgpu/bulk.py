@@ -50,6 +50,8 @@ class BulkResult:
 
 
 def _change_fields(item: Mapping[str, object]) -> tuple[object, object, object, object]:
+    if not isinstance(item, Mapping):  # a bad row is reported with the others, not an AttributeError
+        raise InvalidValue("row", item, "a mapping with vm_uuid and any of pool, priority, vm_id")
     uuid = item.get("vm_uuid", item.get("uuid"))
     pool = item.get("pool", item.get("pool_id"))
     return uuid, pool, item.get("priority"), item.get("vm_id")

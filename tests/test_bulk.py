@@ -1,0 +1,167 @@
+"""Bulk reconfigure for notebooks: one plan naming every bad row, one confirmation, bounded concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from vgpu import bulk, devargs, lifecycle
+from vgpu.errors import Cancelled, Conflict, HypervisorError, InvalidRows, InvalidValue, NotFound, ReconfigureFailed
+from vgpu.hypervisor import codes
+from vgpu.models import PowerState
+
+from .lifekit import World, config, vm_uuid
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    return World.create(tmp_path, store)
+
+
+@pytest.fixture
+def four(world):
+    """VMs 1-4 registered in Pool A with vm_ids 1-4; 1 and 3 running, 2 and 4 halted."""
+    return [world.add(n, "running" if n % 2 else "halted", config("A", 1, n), f"-vnc :{n}") for n in range(1, 5)]
+
+
+def test_plan_many_reports_every_bad_row_and_changes_nothing(world, four):
+    paused = world.add(5, "paused", config("B", 0, 5))
+    not_on_host = world.add(6, "halted", config("B", 0, 6))
+    world.sim.remove_vm(not_on_host)
+    unregistered = vm_uuid(7)
+    world.sim.add_vm(unregistered, "stranger", "running")
+    before = world.tables()
+    rows = [
+        {"vm_uuid": four[0], "pool": "B"},                     # 1 fine
+        {"vm_uuid": vm_uuid(99), "pool": "B"},                 # 2 unknown UUID
+        {"vm_uuid": unregistered, "pool": "B"},                # 3 on the host, not registered
+        {"vm_uuid": four[1], "vm_id": 3},                      # 4 vm_id held by another VM
+        {"vm_uuid": four[2], "vm_id": 50},                     # 5 } the same new vm_id
+        {"uuid": four[3], "vm_id": 50},                        # 6 } twice in the batch
+        {"vm_uuid": four[0], "priority": "low"},               # 7 the same VM twice
+        {"vm_uuid": four[1], "pool": "C"},                     # 8 bad pool
+        {"vm_uuid": four[1], "priority": "urgent"},            # 9 bad priority
+        {"vm_uuid": four[1], "vm_id": 0},                      # 10 bad vm_id
+        {"vm_uuid": "not-a-uuid", "pool": "A"},                # 11 bad UUID
+        {"vm_uuid": paused, "pool": "A"},                      # 12 paused
+        {"vm_uuid": not_on_host, "pool": "A"},                 # 13 registered, gone from the host
+        {"vm_uuid": four[1]},                                  # 14 nothing to change
+        "B",                                                   # 15 not a row at all
+    ]
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, rows)
+    problems = {p.row: p.error for p in caught.value.problems}
+    assert sorted(problems) == list(range(2, 16))
+    assert [p.row for p in caught.value.problems] == sorted(p.row for p in caught.value.problems)
+    assert isinstance(problems[2], NotFound) and isinstance(problems[3], NotFound)
+    assert isinstance(problems[4], Conflict) and problems[4].value == 3
+    assert "another row of this batch" in str(problems[5]) and "another row of this batch" in str(problems[6])
+    assert isinstance(problems[7], Conflict) and "row 1" in str(problems[7])
+    assert all(isinstance(problems[row], InvalidValue) for row in (8, 9, 10, 11, 14, 15))
+    assert isinstance(problems[12], HypervisorError) and problems[12].code == codes.VM_BAD_POWER_STATE
+    assert isinstance(problems[13], NotFound) and "host has no such VM" in str(problems[13])
+    assert str(caught.value).startswith("14 bad rows, nothing was changed: row 2:")
+    assert world.tables() == before
+
+
+def test_plan_many_says_what_would_restart(world, four):
+    plan = bulk.plan_many(world.store, world.sim, [
+        {"vm_uuid": four[0], "pool": "B"}, {"vm_uuid": four[1], "priority": "high"}, {"vm_uuid": four[2], "pool": "A"},
+    ])
+    assert [p.vm_uuid for p in plan.plans] == four[:3]
+    assert plan.restarts == 1
+    assert [p.vm_uuid for p in plan.changing] == four[:2]
+
+
+def test_reconfigure_many_asks_once_and_applies_all(world, four):
+    asked = []
+    result = bulk.reconfigure_many(
+        world.store, world.sim,
+        [{"vm_uuid": uuid, "pool": "B", "priority": "high"} for uuid in four],
+        confirm=lambda plan: asked.append(plan) or True,
+    )
+    assert len(asked) == 1 and len(asked[0].plans) == 4
+    assert result.ok and [r.vm.vm_uuid for r in result.results] == four
+    for number, uuid in enumerate(four, start=1):
+        assert world.config(uuid) == config("B", 2, number)
+        assert world.args(uuid) == devargs.merge(f"-vnc :{number}", config("B", 2, number))
+        assert world.power(uuid) is (PowerState.RUNNING if number % 2 else PowerState.HALTED)
+    assert [r.restarted for r in result.results] == [True, False, True, False]
+    assert world.open_ops() == []
+
+
+def test_workers_overlap_but_never_exceed_the_concurrency(world):
+    uuids = [world.add(n, "running", config("A", 1, n)) for n in range(1, 7)]
+    world.sim.set_latency("clean_shutdown", 0.3)
+    lock, in_flight, peak, threads = threading.Lock(), set(), [0], set()
+
+    def progress(event):
+        with lock:
+            threads.add(threading.current_thread().name)
+            if event.step == "stopping":
+                in_flight.add(event.vm_uuid)
+            elif event.step == "started":
+                in_flight.discard(event.vm_uuid)
+            peak[0] = max(peak[0], len(in_flight))
+
+    result = bulk.reconfigure_many(world.store, world.sim, [{"vm_uuid": u, "priority": "low"} for u in uuids],
+                                   confirm=lambda plan: True, progress=progress, concurrency=2)
+    assert result.ok
+    assert 1 < peak[0] <= 2
+    assert len({name for name in threads if name.startswith("vgpu-bulk")}) == 2
+    assert all(world.agrees(u) and world.power(u) is PowerState.RUNNING for u in uuids)
+
+
+def test_one_vm_failing_to_start_is_rolled_back_while_the_others_succeed(world, four):
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", four[2])
+    result = bulk.reconfigure_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four],
+                                   confirm=lambda plan: True)
+    assert not result.ok
+    (failure,) = result.failures
+    assert failure.vm_uuid == four[2]
+    assert isinstance(failure.error, ReconfigureFailed) and failure.error.rolled_back
+    assert world.config(four[2]) == config("A", 1, 3) and world.agrees(four[2])
+    assert world.power(four[2]) is PowerState.RUNNING
+    assert [r.vm.vm_uuid for r in result.results] == [four[0], four[1], four[3]]
+    assert all(world.config(u).pool_id == "B" and world.agrees(u) for u in (four[0], four[1], four[3]))
+    assert world.open_ops() == []
+
+
+@pytest.mark.parametrize("answer", [False, None, "raise"])
+def test_cancel_changes_nothing(world, four, answer):
+    before = world.tables(), [world.host_picture(u) for u in four]
+
+    def confirm(plan):
+        if answer == "raise":
+            raise EOFError("end of input")
+        return answer
+
+    with pytest.raises(Cancelled):
+        bulk.reconfigure_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four], confirm=confirm)
+    assert (world.tables(), [world.host_picture(u) for u in four]) == before
+    assert world.open_ops() == []
+
+
+def test_a_batch_of_no_ops_asks_nothing(world, four):
+    asked = []
+    result = bulk.reconfigure_many(world.store, world.sim, [{"vm_uuid": four[0], "pool": "A"}],
+                                   confirm=lambda plan: asked.append(plan) or True)
+    assert asked == [] and result.results == () and result.ok
+
+
+def test_concurrency_below_one_is_refused(world, four):
+    plan = bulk.plan_many(world.store, world.sim, [{"vm_uuid": four[0], "pool": "B"}])
+    with pytest.raises(InvalidValue):
+        bulk.apply_many(world.store, world.sim, plan, concurrency=0)
+    assert world.config(four[0]) == config("A", 1, 1)
+
+
+def test_a_vm_locked_elsewhere_fails_alone(world, four):
+    plan = bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "priority": "high"} for u in four[:2]])
+    lifecycle.reconfigure_vm(world.store, world.sim, four[0], priority="low", confirm=lambda p: True)
+    result = bulk.apply_many(world.store, world.sim, plan)
+    (failure,) = result.failures
+    assert failure.vm_uuid == four[0] and isinstance(failure.error, Conflict)
+    assert world.config(four[0]) == config("A", 0, 1)
+    assert world.config(four[1]) == config("A", 2, 2)
