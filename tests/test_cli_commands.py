@@ -1,0 +1,612 @@
+"""Every one-shot command end to end against a simulated host, compared with the spec's formats.
+
+The host is the spec's example (VM-1..VM-20 registered, 7 in Pool A and 13 in Pool B; VM-21..VM-23 not) on
+a fresh host file and database per test. Expected texts are written out here from the spec, not derived
+from the renderers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shell.commands import COMMANDS, FORMAT_OPTION
+from vgpu import __version__, demo, devargs
+from vgpu.hypervisor.sim import SimHost
+from vgpu.models import VMConfig, Priority
+
+from .clikit import SpecHost, run, run_process
+
+# The spec's status example: name -> (pool, priority); vm_id is the number in the name.
+SPEC_VMS = {
+    **{f"VM-{n}": ("A", p) for n, p in zip(range(1, 8), ["high"] * 3 + ["medium"] * 2 + ["low"] * 2)},
+    **{f"VM-{n}": ("B", p) for n, p in zip(range(8, 21), ["high"] * 5 + ["medium"] * 6 + ["low"] * 2)},
+}
+UNREGISTERED = ("VM-21", "VM-22", "VM-23")
+NUMBERS = {"low": 0, "medium": 1, "high": 2}
+
+
+def names_in(pool: str) -> list[str]:
+    return [name for name, (p, _) in SPEC_VMS.items() if p == pool]
+
+
+def scan_line(name: str, mark: str = "✓ Configured") -> str:
+    pool, priority = SPEC_VMS[name]
+    return (f"UUID: {demo.demo_uuid(name)} | Name: {name} | Pool: {pool} | "
+            f"Priority: {priority} ({NUMBERS[priority]}) | VM ID: {name[3:]} | {mark}")
+
+
+def unregistered_line(name: str) -> str:
+    return (f"UUID: {demo.demo_uuid(name)} | Name: {name} | Status: ⚠ Not registered | "
+            "Action: Run 'vgpu-admin register-vm'")
+
+
+def spec_scan() -> list[str]:
+    return [
+        "=== Pool A: 7 VMs ===", *(scan_line(n) for n in names_in("A")), "",
+        "=== Pool B: 13 VMs ===", *(scan_line(n) for n in names_in("B")), "",
+        "=== Unregistered VMs: 3 ===", *(unregistered_line(n) for n in UNREGISTERED),
+    ]
+
+
+def detail_line(name: str) -> str:
+    return f"  {name} (UUID: {demo.demo_uuid(name)}) | Priority: {SPEC_VMS[name][1]} | VM ID: {name[3:]}"
+
+
+def pool_block(pool: str, title: str) -> list[str]:
+    members = names_in(pool)
+    by = {p: [n for n in members if SPEC_VMS[n][1] == p] for p in ("high", "medium", "low")}
+    # The spec names the VMs of each priority for Pool A and elides them for Pool B, as it elides Pool B's
+    # VM Details with "..."; the panel names them for both pools alike.
+    return [
+        f'Pool {pool}: "{title}"',
+        "---------------------------------------------",
+        "Status: Enabled",
+        f"VMs: {len(members)}",
+        *(f"  {p.capitalize()} Priority: {len(by[p])} VMs ({', '.join(by[p])})" for p in ("high", "medium", "low")),
+        "",
+        "VM Details:",
+        *(detail_line(n) for n in members),
+    ]
+
+
+def spec_status(name_a: str = "Pool A", name_b: str = "Pool B") -> list[str]:
+    return [
+        "=" * 80,
+        "                    GPU Virtualization Control Panel",
+        "=" * 80,
+        "",
+        *pool_block("A", name_a), "",
+        *pool_block("B", name_b), "",
+        "Unregistered VMs: 3",
+        "  VM-21, VM-22, VM-23 (not registered - will default to Pool A if registered without --pool)",
+        "",
+        "System Summary:",
+        "--------------",
+        "Total Pools: 2 (both enabled)",
+        "Total VMs Registered: 20",
+        "Total VMs Unregistered: 3",
+        "Total VMs in System: 23",
+    ]
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return SpecHost(tmp_path)
+
+
+def ok(outcome) -> list[str]:
+    assert (outcome.code, outcome.err) == (0, ""), outcome
+    return outcome.out_lines
+
+
+def applied(outcome) -> list[str]:
+    """The stdout of a change that stopped and started a VM (its progress lines are on stderr)."""
+    assert outcome.code == 0 and "error" not in outcome.err and outcome.err_lines, outcome
+    return outcome.out_lines
+
+
+# --- pools ------------------------------------------------------------------------------------------------
+
+
+def test_list_pools_shows_both_pools_with_their_counts(spec):
+    assert ok(spec.cli("list-pools")) == [
+        'Pool A: "Pool A" | Status: Enabled | VMs: 7 | High (2): 3 | Medium (1): 2 | Low (0): 2',
+        'Pool B: "Pool B" | Status: Enabled | VMs: 13 | High (2): 5 | Medium (1): 6 | Low (0): 2',
+    ]
+
+
+@pytest.mark.parametrize("spelling", ["A", "a", " a "])
+def test_show_pool_is_the_status_panels_block_for_that_pool(spec, spelling):
+    assert ok(spec.cli("show-pool", "--pool-id", spelling)) == pool_block("A", "Pool A")
+
+
+def test_set_pool_name_renames_without_touching_any_vm(spec):
+    boots = {name: spec.sim.boots(spec.uuid(name)) for name in SPEC_VMS}
+    assert ok(spec.cli("set-pool-name", "--pool-id=b", "--name=Development Pool")) == [
+        'Pool B is now named "Development Pool".'
+    ]
+    assert ok(spec.cli("status")) == spec_status(name_b="Development Pool")
+    assert ok(spec.cli("list-pools"))[1].startswith('Pool B: "Development Pool" | Status: Enabled | VMs: 13')
+    assert {name: spec.sim.boots(spec.uuid(name)) for name in SPEC_VMS} == boots
+    (entry,) = ok(spec.cli("history", "--pool-id=B"))
+    assert "Pool B" in entry and "Development Pool" in entry
+
+
+# --- scan-vms and status ----------------------------------------------------------------------------------
+
+
+def test_scan_vms_matches_the_spec_line_by_line(spec):
+    lines = ok(spec.cli("scan-vms"))
+    for got, expected in zip(lines, spec_scan()):
+        assert got == expected
+    assert len(lines) == len(spec_scan())
+
+
+def test_scan_vms_adds_missing_drift_and_clone_sections_after_the_spec_ones(spec):
+    spec.sim.remove_vm(spec.uuid("VM-4"))
+    spec.sim.set_device_model_args(spec.uuid("VM-9"), devargs.render(VMConfig("A", Priority.LOW, 9)))
+    clone = "0badc0de-0000-4000-8000-000000000001"
+    spec.sim.add_vm(clone, "VM-1-clone", "halted", spec.sim.get_device_model_args(spec.uuid("VM-1")))
+    lines = ok(spec.cli("scan-vms"))
+    assert scan_line("VM-4", "⚠ Not on host") in lines
+    assert scan_line("VM-9", "⚠ Args differ from DB") in lines
+    headers = [line for line in lines if line.startswith("===")]
+    assert headers == [
+        "=== Pool A: 7 VMs ===", "=== Pool B: 13 VMs ===", "=== Unregistered VMs: 4 ===",
+        "=== Registered but missing from host: 1 ===",
+        "=== Device-model args differ from the database: 1 ===",
+        "=== Unregistered VMs carrying a vgpu segment: 1 ===",
+    ]
+    after = lambda header: lines[lines.index(header) + 1]  # noqa: E731
+    assert spec.uuid("VM-4") in after("=== Registered but missing from host: 1 ===")
+    drift = after("=== Device-model args differ from the database: 1 ===")
+    assert "Database: pool=B;priority=2;vm_id=9 | Args: pool=A;priority=0;vm_id=9" in drift
+    assert f"repair-vm --vm-uuid={spec.uuid('VM-9')}" in drift
+    foreign = after("=== Unregistered VMs carrying a vgpu segment: 1 ===")
+    assert foreign.startswith(f"UUID: {clone} | Name: VM-1-clone | Carries: pool=A;priority=2;vm_id=1")
+    assert spec.uuid("VM-1") in foreign
+
+
+def test_scan_vms_on_an_unreachable_host_is_one_sentence_and_exit_1(spec):
+    spec.sim.set_fault("unreachable", "on")
+    outcome = spec.cli("scan-vms")
+    assert outcome.code == 1 and outcome.out == ""
+    assert outcome.one_error_line().startswith("error: ") and "switched off" in outcome.err
+
+
+def test_status_matches_the_spec_panel_line_by_line(spec):
+    lines = ok(spec.cli("status"))
+    for got, expected in zip(lines, spec_status()):
+        assert got == expected
+    assert len(lines) == len(spec_status())
+
+
+def test_status_with_the_host_down_still_shows_the_database_with_a_warning(spec):
+    spec.sim.set_fault("unreachable", "on")
+    lines = ok(spec.cli("status"))
+    assert lines[4].startswith("⚠ The host could not be reached")
+    assert "VMs: 7" in lines and "VMs: 13" in lines
+    assert "Unregistered VMs: unknown (the host could not be listed)" in lines
+    assert lines[-4:] == ["Total Pools: 2 (both enabled)", "Total VMs Registered: 20",
+                          "Total VMs Unregistered: unknown", "Total VMs in System: unknown"]
+
+
+def test_status_of_an_empty_database_has_empty_pools(tmp_path):
+    db = tmp_path / "empty.db"
+    host = tmp_path / "host.json"
+    lines = ok(run(["status", "--db", str(db), "--host", f"sim:{host}"]))
+    assert 'Pool A: "Pool A"' in lines and "VM Details:" not in lines
+    assert lines.count("VMs: 0") == 2 and lines.count("  High Priority: 0 VMs") == 2
+    assert lines[-3:] == ["Total VMs Registered: 0", "Total VMs Unregistered: 0", "Total VMs in System: 0"]
+
+
+# --- registering, showing, listing ------------------------------------------------------------------------
+
+
+def test_register_vm_with_defaults_takes_pool_a_medium_the_next_vm_id_and_the_host_name(spec):
+    uuid = spec.uuid("VM-21")
+    assert ok(spec.cli("register-vm", f"--vm-uuid={uuid.upper()}")) == [
+        f"Registered VM-21 ({uuid}) in Pool A with priority medium (1) and VM ID 21.",
+        "The VM is running: its QEMU picks up this configuration at its next boot.",
+    ]
+    vm = spec.vm("VM-21")
+    assert (vm.vm_name, vm.config) == ("VM-21", VMConfig("A", Priority.MEDIUM, 21))
+    assert devargs.parse(spec.sim.get_device_model_args(uuid)).config == vm.config
+    lines = ok(spec.cli("scan-vms"))
+    assert lines[:8] == [  # by priority, then vm_id: after VM-5, the other medium one
+        "=== Pool A: 8 VMs ===", *(scan_line(f"VM-{n}") for n in range(1, 6)),
+        f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 21 | ✓ Configured",
+        scan_line("VM-6"),
+    ]
+    assert "=== Unregistered VMs: 2 ===" in lines
+
+
+def test_register_vm_with_explicit_values(spec):
+    uuid = spec.uuid("VM-22")  # halted: nothing to say about the next boot
+    assert ok(spec.cli("register-vm", "--vm-uuid", uuid, "--vm-name", "Render box", "--pool=b",
+                       "--priority=HIGH", "--vm-id=42")) == [
+        f"Registered Render box ({uuid}) in Pool B with priority high (2) and VM ID 42."
+    ]
+    vm = spec.vm("VM-22")
+    assert (vm.vm_name, vm.config) == ("Render box", VMConfig("B", Priority.HIGH, 42))
+    assert "Render box" not in spec.sim.get_device_model_args(uuid)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--vm-uuid", demo.demo_uuid("VM-1")], ["already registered", "vm_id 1", "pool A"]),
+        (["--vm-uuid", demo.demo_uuid("VM-21"), "--vm-id=8"], ["vm_id 8", "already used"]),
+        (["--vm-uuid", "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"], ["0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7", "not found"]),
+    ],
+)
+def test_register_vm_refusals_change_nothing(spec, argv, words):
+    before = spec.files()
+    outcome = spec.cli("register-vm", *argv)
+    line = outcome.one_error_line()
+    assert outcome.code == 2 and all(word in line for word in words), line
+    assert spec.files() == before
+
+
+def test_show_vm_shows_the_registration_power_state_and_segment(spec):
+    uuid = spec.uuid("VM-3")
+    lines = ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))
+    assert lines[:7] == [
+        "VM: VM-3", f"UUID: {uuid}", "Pool: A", "Priority: high (2)", "VM ID: 3", "Power state: halted",
+        "Device-model args: ✓ Configured (pool=A;priority=2;vm_id=3)",
+    ]
+    assert lines[7].startswith("Registered: ")
+
+
+def test_show_vm_of_an_unregistered_vm_is_not_found(spec):
+    outcome = spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-21"))
+    assert outcome.code == 2 and spec.uuid("VM-21") in outcome.one_error_line()
+
+
+def test_list_vms_lists_every_registered_vm(spec):
+    lines = ok(spec.cli("list-vms"))
+    assert lines[-2:] == ["", "20 VMs"]
+    assert [line.split(" | ")[1] for line in lines[:-2]] == [f"Name: {name}" for name in SPEC_VMS]
+
+
+@pytest.mark.parametrize(
+    ("filters", "names"),
+    [
+        (["--pool=B", "--priority=high"], ["VM-8", "VM-9", "VM-10", "VM-11", "VM-12"]),
+        (["--pool", "a", "--priority", "0"], ["VM-6", "VM-7"]),
+        (["--priority=Medium"], ["VM-4", "VM-5", *(f"VM-{n}" for n in range(13, 19))]),
+    ],
+)
+def test_list_vms_filters(spec, filters, names):
+    lines = ok(spec.cli("list-vms", *filters))
+    assert lines[:-2] == [scan_line(name).rsplit(" | ", 1)[0] for name in names]
+    assert lines[-1] == f"{len(names)} VMs"
+
+
+def test_list_vms_with_no_match(tmp_path):
+    assert ok(run(["list-vms", "--pool=B", "--db", str(tmp_path / "e.db")])) == ["No registered VMs match."]
+
+
+# --- changing VMs -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "new", "summary"),
+    [
+        (["set-priority", "--priority=low"], VMConfig("A", Priority.LOW, 1), "priority high (2) → low (0)"),
+        (["set-vm-id", "--vm-id=99"], VMConfig("A", Priority.HIGH, 99), "VM ID 1 → 99"),
+        (["set-pool", "--pool=b"], VMConfig("B", Priority.HIGH, 1), "pool A → B"),
+        (["update-vm", "--pool=B", "--priority=0", "--vm-id=50"], VMConfig("B", Priority.LOW, 50),
+         "pool A → B, priority high (2) → low (0), VM ID 1 → 50"),
+    ],
+)
+def test_set_commands_apply_to_the_db_and_the_next_boot(spec, argv, new, summary):
+    uuid = spec.uuid("VM-1")
+    boots = spec.sim.boots(uuid)
+    lines = applied(spec.cli(*argv, f"--vm-uuid={uuid}", stdin="yes\n"))
+    assert lines[-2:] == [f"Applied to VM-1 ({uuid}): {summary}.",
+                          "The VM was shut down cleanly, reconfigured and started again."]
+    assert spec.vm("VM-1").config == new
+    assert len(spec.sim.boots(uuid)) == len(boots) + 1
+    assert devargs.parse(spec.sim.boots(uuid)[-1]).config == new
+    assert spec.sim.power_state(uuid).value == "running"
+
+
+def test_a_change_to_the_current_values_asks_nothing(spec):
+    before = spec.files()
+    outcome = spec.cli("update-vm", "--vm-uuid", spec.uuid("VM-2"), "--pool=A", "--priority=2")
+    assert ok(outcome) == [f"VM-2 ({spec.uuid('VM-2')}) already has this configuration; nothing to do."]
+    assert "Do you want" not in outcome.out
+    assert spec.files() == before
+
+
+def test_update_vm_without_a_change_is_bad_input(spec):
+    outcome = spec.cli("update-vm", "--vm-uuid", spec.uuid("VM-2"))
+    line = outcome.one_error_line()
+    assert outcome.code == 2 and "pool" in line and "priority" in line and "vm_id" in line
+
+
+def test_set_vm_id_to_a_taken_one_is_a_conflict(spec):
+    before = spec.files()
+    outcome = spec.cli("set-vm-id", "--vm-uuid", spec.uuid("VM-2"), "--vm-id=7", stdin="yes\n")
+    assert outcome.code == 2 and "7" in outcome.one_error_line() and "Do you want" not in outcome.out
+    assert spec.files() == before
+
+
+def test_remove_vm_unregisters_it_and_keeps_the_admins_own_args(spec):
+    uuid = spec.uuid("VM-5")  # the demo gave VM-5 an argument of its own
+    assert ok(spec.cli("remove-vm", "--vm-uuid", uuid)) == [
+        f"Removed VM-5 ({uuid}) from Pool A; its vgpu segment was cleared."
+    ]
+    assert spec.vm("VM-5") is None
+    assert spec.sim.get_device_model_args(uuid) == "-vnc 127.0.0.1:5"
+    lines = ok(spec.cli("scan-vms"))
+    assert "=== Pool A: 6 VMs ===" in lines and "=== Unregistered VMs: 4 ===" in lines
+    assert unregistered_line("VM-5") in lines
+
+
+def test_repair_vm_rewrites_drift_and_clears_a_clone(spec):
+    uuid = spec.uuid("VM-9")
+    spec.sim.set_device_model_args(uuid, "-m 512")
+    assert ok(spec.cli("repair-vm", "--vm-uuid", uuid)) == [
+        f"VM {uuid}: the vgpu segment now says pool=B;priority=2;vm_id=9 (effective at its next boot)."
+    ]
+    assert devargs.parse(spec.sim.get_device_model_args(uuid)).config == VMConfig("B", Priority.HIGH, 9)
+    assert ok(spec.cli("repair-vm", "--vm-uuid", uuid)) == [
+        f"VM {uuid}: the device-model args already agree with the database; nothing to do."
+    ]
+    clone = spec.uuid("VM-22")
+    spec.sim.set_device_model_args(clone, spec.sim.get_device_model_args(spec.uuid("VM-1")))
+    assert ok(spec.cli("repair-vm", "--vm-uuid", clone)) == [
+        f"VM {clone} is not registered: its vgpu segment was removed (effective at its next boot)."
+    ]
+    assert spec.sim.get_device_model_args(clone) == ""
+
+
+# --- history, recover, demo -------------------------------------------------------------------------------
+
+
+def test_history_shows_changes_newest_first(spec):
+    uuid = spec.uuid("VM-6")
+    applied(spec.cli("set-priority", "--vm-uuid", uuid, "--priority=high", stdin="y\n"))
+    applied(spec.cli("set-vm-id", "--vm-uuid", uuid, "--vm-id=60", stdin="y\n"))
+    lines = ok(spec.cli("history", "--vm-uuid", uuid.upper()))
+    assert [line.split(" | ")[1:3] for line in lines] == [["update", uuid]] * 2 + [["register", uuid]]
+    assert lines[0].endswith("vm_id 6 → 60") and lines[1].endswith("priority 0 → 2")
+    assert ok(spec.cli("history", "--limit", "1")) == lines[:1]
+
+
+def test_history_of_a_quiet_pool(spec):
+    assert ok(spec.cli("history", "--pool-id=a")) == ["No recorded changes."]
+
+
+def test_recover_with_nothing_to_do(spec):
+    assert ok(spec.cli("recover")) == ["Nothing to recover: no interrupted operations."]
+
+
+def test_recover_finishes_what_a_failed_rollback_left_open(spec):
+    uuid = spec.uuid("VM-1")
+    spec.sim.set_fault("start", "fail", uuid)  # neither the new nor the old configuration will boot
+    failed = spec.cli("set-pool", "--vm-uuid", uuid, "--pool=B", stdin="yes\n")
+    assert failed.code == 1 and "run 'vgpu-admin recover'" in failed.err_lines[-1]
+    spec.sim.set_fault("start", None, uuid)
+    lines = applied(spec.cli("recover"))
+    assert len(lines) == 1 and lines[0].startswith(f"reconfigure of VM {uuid} (stopped at step ")
+    assert spec.sim.power_state(uuid).value == "running"
+    assert devargs.parse(spec.sim.get_device_model_args(uuid)).config == spec.vm("VM-1").config
+    assert ok(spec.cli("recover")) == ["Nothing to recover: no interrupted operations."]
+
+
+def test_demo_seeds_on_first_use_keeps_changes_and_resets(isolated_environment):
+    uuid = demo.demo_uuid("VM-21")
+    lines = ok(run(["--host", "sim:demo", "scan-vms"]))
+    assert lines == spec_scan()
+    ok(run(["register-vm", "--host=sim:demo", "--vm-uuid", uuid]))
+    assert ok(run(["--host", "sim:demo", "scan-vms"]))[0] == "=== Pool A: 8 VMs ==="
+    where = ok(run(["demo"]))
+    assert where == [f"Demo host: sim:demo ({demo.host_path()})", f"Demo database: {demo.db_path()}"]
+    assert demo.host_path().startswith(str(isolated_environment))
+    reset = ok(run(["demo", "--reset"]))
+    assert reset[0].startswith("The demo host was re-created: 23 VMs") and reset[1:] == where
+    assert ok(run(["--host", "sim:demo", "scan-vms"])) == spec_scan()
+
+
+# --- help and version -------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_command():
+    lines = ok(run(["help"]))
+    for command in COMMANDS:
+        assert any(line.split()[:1] == [command.name] and command.summary in line for line in lines), command.name
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
+def test_help_for_each_command_shows_its_usage_and_options(command):
+    lines = ok(run(["help", command.name]))
+    assert lines[0] == f"Usage: vgpu-admin {command.usage}"
+    for option in command.options:
+        assert any(line.lstrip().startswith(option.flag) and option.help in line for line in lines), option.flag
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["--help"], ["help", "set-pool"], ["-h", "set-pool"]])
+def test_help_spellings(argv):
+    lines = ok(run(argv))
+    assert lines[0].startswith("Usage: vgpu-admin set-pool") if "set-pool" in argv else lines[0].startswith("Commands")
+
+
+def test_help_for_an_unknown_command_is_bad_input():
+    outcome = run(["help", "set-pol"])
+    assert outcome.code == 2 and "'set-pol'" in outcome.one_error_line()
+
+
+def test_version():
+    assert ok(run(["--version"])) == [f"vgpu-admin {__version__}"]
+
+
+# --- --format json ----------------------------------------------------------------------------------------
+
+READ_COMMANDS = [command for command in COMMANDS if FORMAT_OPTION in command.options]
+
+
+def test_every_read_command_is_covered_below():
+    assert {c.name for c in READ_COMMANDS} == {
+        "list-pools", "show-pool", "scan-vms", "show-vm", "list-vms", "status", "history", "recover"
+    }
+
+
+def as_json(outcome):
+    assert (outcome.code, outcome.err) == (0, ""), outcome
+    return json.loads(outcome.out)
+
+
+def test_json_list_pools_and_show_pool(spec):
+    data = as_json(spec.cli("list-pools", "--format=json"))
+    assert [(p["pool_id"], p["pool_name"], p["enabled"], p["vm_count"]) for p in data] == [
+        ("A", "Pool A", True, 7), ("B", "Pool B", True, 13)
+    ]
+    assert data[1]["counts"] == {"high": 5, "medium": 6, "low": 2}
+    detail = as_json(spec.cli("show-pool", "--pool-id=B", "--format", "json"))
+    assert detail["pool"]["pool_name"] == "Pool B"
+    assert [vm["vm_name"] for vm in detail["vms"]] == names_in("B")
+
+
+def test_json_scan_vms_and_status_carry_the_text_outputs_data(spec):
+    for command in ("scan-vms", "status"):
+        data = as_json(spec.cli(command, "--format=json"))
+        assert [(e["vm"]["vm_name"], e["vm"]["pool_id"], e["vm"]["priority"], e["vm"]["vm_id"], e["state"])
+                for e in data["registered"]] == [
+            (name, pool, priority, int(name[3:]), "configured") for name, (pool, priority) in SPEC_VMS.items()
+        ]
+        assert [(h["name"], h["uuid"]) for h in data["unregistered"]] == [(n, demo.demo_uuid(n)) for n in UNREGISTERED]
+        assert (data["total_registered"], data["total_unregistered"], data["total_in_system"]) == (20, 3, 23)
+        assert [p["pool_name"] for p in data["pools"]] == ["Pool A", "Pool B"] and data["host_error"] is None
+
+
+def test_json_show_vm_list_vms_history_recover(spec):
+    uuid = spec.uuid("VM-12")
+    view = as_json(spec.cli("show-vm", "--vm-uuid", uuid, "--format=json"))
+    assert (view["vm"]["vm_id"], view["vm"]["pool_id"], view["vm"]["priority"]) == (12, "B", "high")
+    assert view["host_vm"]["power_state"] == "running" and view["segment"]["config"]["vm_id"] == 12
+    listed = as_json(spec.cli("list-vms", "--pool=A", "--format=json"))
+    assert [vm["vm_name"] for vm in listed] == names_in("A")
+    applied(spec.cli("set-priority", "--vm-uuid", uuid, "--priority=low", stdin="yes\n"))
+    (entry,) = as_json(spec.cli("history", "--vm-uuid", uuid, "--limit=1", "--format=json"))
+    assert (entry["action"], entry["subject"]) == ("update", uuid)
+    assert (entry["old"]["priority"], entry["new"]["priority"]) == (2, 0)
+    assert as_json(spec.cli("recover", "--format=json")) == []
+
+
+# --- where the DB and the host come from -------------------------------------------------------------------
+
+
+class Layers:
+    """One spec host per source, each with Pool A renamed after it, so the output says which one was used."""
+
+    SOURCES = ("flag", "env", "user", "system", "default")
+
+    def __init__(self, tmp_path, monkeypatch, isolated_environment):
+        self.hosts = {}
+        for source in self.SOURCES:
+            folder = tmp_path / source
+            folder.mkdir()
+            self.hosts[source] = SpecHost(folder)
+            self.hosts[source].sim.add_vm(f"00000000-0000-4000-8000-{len(self.hosts):012d}", f"only-on-{source}")
+            assert ok(self.hosts[source].cli("set-pool-name", "--pool-id=A", f"--name={source} pool"))
+        self.monkeypatch = monkeypatch
+        self.user_config = isolated_environment / "config" / "vgpu" / "config.toml"
+        self.system_config = tmp_path / "system.toml"
+        monkeypatch.setenv("VGPU_SYSTEM_CONFIG", str(self.system_config))
+        # The default: the demo's DB and host in the data dir (xe is not on PATH, so no dom0 default).
+        monkeypatch.setenv("PATH", "/nonexistent")
+        assert ok(run(["set-pool-name", "--pool-id=A", "--name=default pool"]))
+        SimHost(demo.host_path()).add_vm("00000000-0000-4000-8000-000000000099", "only-on-default")
+
+    def use(self, source: str) -> list[str]:
+        host = self.hosts[source]
+        if source == "flag":
+            return host.flags
+        if source == "env":
+            self.monkeypatch.setenv("VGPU_DB", str(host.db))
+            self.monkeypatch.setenv("VGPU_HOST", f"sim:{host.host_file}")
+        elif source in ("user", "system"):
+            path = self.user_config if source == "user" else self.system_config
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f'db = "{host.db}"\nhost = "sim:{host.host_file}"\n')
+        return []
+
+
+@pytest.mark.parametrize("winner", range(5), ids=lambda i: Layers.SOURCES[i])
+def test_flag_beats_env_beats_user_config_beats_system_config_beats_default(tmp_path, monkeypatch, isolated_environment, winner):
+    layers = Layers(tmp_path, monkeypatch, isolated_environment)
+    flags: list[str] = []
+    for source in layers.SOURCES[winner:]:
+        flags += layers.use(source)
+    name = layers.SOURCES[winner]
+    assert ok(run(["list-pools", *flags]))[0].startswith(f'Pool A: "{name} pool"')
+    assert f"Name: only-on-{name} |" in run(["scan-vms", *flags]).out
+
+
+def test_db_and_host_flags_are_independent(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = SpecHost(tmp_path / "a"), SpecHost(tmp_path / "b")
+    b.sim.add_vm("00000000-0000-4000-8000-0000000000b0", "only-on-b")
+    monkeypatch.setenv("VGPU_DB", str(a.db))
+    lines = ok(run(["scan-vms", "--host", f"sim:{b.host_file}"]))
+    assert any("Name: only-on-b |" in line for line in lines)  # host from the flag, DB from the environment
+    assert "=== Unregistered VMs: 4 ===" in lines
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ('db = "unterminated\n', ["cannot read config file"]),
+        ('colour = "blue"\n', ["unknown setting 'colour'", "db", "host"]),
+        ("clean_timeout = true\n", ["clean_timeout", "wrong type"]),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_it_and_exit_2(isolated_environment, content, words):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    outcome = run(["list-pools"])
+    line = outcome.one_error_line()
+    assert outcome.code == 2 and str(path) in line and all(word in line for word in words), line
+
+
+def test_a_bad_system_config_is_reported_the_same_way(tmp_path, monkeypatch):
+    path = tmp_path / "system.toml"
+    path.write_text("[host\n")
+    monkeypatch.setenv("VGPU_SYSTEM_CONFIG", str(path))
+    outcome = run(["list-vms"])
+    assert outcome.code == 2 and str(path) in outcome.one_error_line()
+
+
+# --- the real entry point ---------------------------------------------------------------------------------
+
+
+def test_the_real_command_reads_and_exits_like_main(spec):
+    listed = run_process(["list-pools", *spec.flags])
+    assert (listed.code, listed.err) == (0, "") and listed.out_lines == ok(spec.cli("list-pools"))
+    bad = run_process(["show-pool", "--pool-id=C", *spec.flags])
+    assert bad.code == 2 and bad.out == ""
+    assert bad.one_error_line() == "error: invalid pool 'C': expected A or B"
+
+
+def test_the_real_command_fails_in_one_line_when_the_host_is_down(spec):
+    spec.sim.set_fault("unreachable", "on")
+    before = spec.files()
+    outcome = run_process(["set-pool", "--vm-uuid", spec.uuid("VM-1"), "--pool=B", *spec.flags], stdin="yes\n")
+    assert outcome.code == 1 and outcome.out == ""
+    assert "switched off" in outcome.one_error_line()
+    assert spec.files() == before
+
+
+def test_the_real_command_with_a_bad_config_file(isolated_environment):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("db = \n")
+    outcome = run_process(["list-pools"])
+    assert outcome.code == 2 and str(path) in outcome.one_error_line()
