@@ -1,0 +1,184 @@
+"""What to suggest, from the text before the cursor and a NameCache: no prompt_toolkit, no I/O.
+
+Like litecli's completion_engine, this module decides *what* to suggest; shell.completer only adapts the
+answer to prompt_toolkit. It reads the command table for commands, options and each option's value kind,
+so a new option is completed as soon as it is declared. It must stay fast at 10,000 VMs: every key it
+compares was lowered once in shell.names, and the scans stop once a menu's worth is found.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Callable
+
+from . import commands as table
+from .names import NameCache, VMName
+
+MAX_SUGGESTIONS = 200  # a longer menu helps no one; typing one more character narrows it
+PRIORITY_META = {"low": "0 = lowest", "medium": "1", "high": "2 = highest"}
+FORMAT_META = {"text": "the spec's text layout (default)", "json": "machine-readable"}
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    text: str  # what replaces the typed fragment
+    start: int  # where the replacement starts, relative to the cursor (0 or negative)
+    display: str
+    meta: str = ""
+
+
+def suggest(text: str, names: NameCache, limit: int = MAX_SUGGESTIONS) -> list[Suggestion]:
+    """Suggestions for the word under the cursor at the end of ``text``."""
+    words, current = _split(text)
+    if not words:
+        return _command_names(current, limit)
+    command = table.lookup(words[0])
+    if command is None:
+        return []
+    if current.startswith("--") and "=" in current:
+        name, _, value = current[2:].partition("=")
+        return _option_values(command.option(name), value, names, limit)
+    pending = _option_awaiting_value(command, words[1:])
+    if pending is not None:
+        return _option_values(pending, current, names, limit)
+    return _options(command, words[1:], current, names, limit)
+
+
+# --- reading the line ---------------------------------------------------------------------------------------
+
+
+def _split(text: str) -> tuple[list[str], str]:
+    """The finished words and the (raw) word under the cursor ("" right after a space)."""
+    head, current = re.match(r"(.*?)(\S*)\Z", text, re.DOTALL).groups()
+    try:
+        words = shlex.split(head)
+    except ValueError:  # an open quote: the user is inside a quoted value; split roughly
+        words = head.split()
+    return words, current
+
+
+def _option_awaiting_value(command: table.Command, words: list[str]) -> table.Option | None:
+    """The option whose value comes next (``--pool `` then the value), if the last word is one."""
+    if not words or not words[-1].startswith("--") or "=" in words[-1]:
+        return None
+    option = command.option(words[-1][2:])
+    return option if option is not None and option.kind != table.FLAG else None
+
+
+def _used_options(words: list[str]) -> set[str]:
+    return {word[2:].partition("=")[0] for word in words if word.startswith("--")}
+
+
+# --- what to offer ------------------------------------------------------------------------------------------
+
+
+def _command_names(fragment: str, limit: int) -> list[Suggestion]:
+    typed = fragment.lower()
+    found = [c for c in table.COMMANDS if c.name.startswith(typed)]
+    return [Suggestion(c.name, -len(fragment), c.name, c.summary) for c in found[:limit]]
+
+
+def _options(command, words: list[str], current: str, names: NameCache, limit: int) -> list[Suggestion]:
+    used = _used_options(words)
+    found = [
+        Suggestion(opt.flag if opt.kind == table.FLAG else opt.flag + "=", -len(current), opt.flag, opt.help)
+        for opt in command.options
+        if opt.name not in used and opt.flag.startswith(current)
+    ]
+    positional = command.positional
+    if positional is not None and not current.startswith("-") and not _positional_given(command, words):
+        found += _option_values(positional, current, names, limit)
+    return found[:limit]
+
+
+def _positional_given(command: table.Command, words: list[str]) -> bool:
+    rest = list(words)
+    while rest:
+        word = rest.pop(0)
+        if not word.startswith("--"):
+            return True
+        if "=" not in word and rest and _option_awaiting_value(command, [word]) is not None:
+            rest.pop(0)  # that word was the option's value
+    return False
+
+
+def _option_values(option: table.Option | None, fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+    completer = VALUE_COMPLETERS.get(option.kind) if option is not None else None
+    return completer(fragment, names, limit) if completer is not None else []
+
+
+# --- one completer per value kind --------------------------------------------------------------------------
+
+
+def _pools(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+    typed = fragment.lower()
+    return [
+        Suggestion(pool.pool_id, -len(fragment), pool.pool_id, f"{pool.name} · {pool.vm_count} VMs")
+        for pool in names.pools
+        if pool.pool_id.lower().startswith(typed) or (typed and typed in pool.name.lower())
+    ][:limit]
+
+
+def _fixed(choices: dict[str, str]) -> Callable[[str, NameCache, int], list[Suggestion]]:
+    def complete(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+        typed = fragment.lower()
+        return [Suggestion(word, -len(fragment), word, meta) for word, meta in choices.items() if word.startswith(typed)]
+
+    return complete
+
+
+def _priorities(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+    if fragment in ("0", "1", "2"):  # the number is a valid spelling: offer the word for it
+        word = ("low", "medium", "high")[int(fragment)]
+        return [Suggestion(word, -len(fragment), word, PRIORITY_META[word])]
+    return _fixed(PRIORITY_META)(fragment, names, limit)
+
+
+def _help_topics(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+    return _command_names(fragment, limit)
+
+
+def _vm_uuids(pick: Callable[[NameCache], tuple[VMName, ...]]) -> Callable[[str, NameCache, int], list[Suggestion]]:
+    def complete(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+        matches = match_vms(pick(names), fragment.lstrip("\"'").lower(), limit)
+        return [Suggestion(vm.uuid, -len(fragment), vm.uuid, vm.meta) for vm in matches]
+
+    return complete
+
+
+def _unregistered_names(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+    named = tuple(vm for vm in names.unregistered if vm.name)
+    matches = match_vms(named, fragment.lstrip("\"'").lower(), limit)
+    return [Suggestion(shlex.quote(vm.name), -len(fragment), vm.name, vm.uuid) for vm in matches]
+
+
+def match_vms(candidates: tuple[VMName, ...], typed: str, limit: int) -> list[VMName]:
+    """VMs whose UUID or name starts with ``typed`` first, then those containing it; at most ``limit``.
+
+    ``typed`` is lower-case. One pass: prefix matches fill the front, fragment matches wait behind, and
+    the pass stops as soon as the prefix matches alone fill the menu.
+    """
+    prefix: list[VMName] = []
+    inner: list[VMName] = []
+    for vm in candidates:
+        if vm.uuid.startswith(typed) or vm.name_key.startswith(typed):
+            prefix.append(vm)
+            if len(prefix) >= limit:
+                break
+        elif len(inner) < limit and typed in vm.search_key:
+            inner.append(vm)
+    return (prefix + inner)[:limit]
+
+
+VALUE_COMPLETERS: dict[str, Callable[[str, NameCache, int], list[Suggestion]]] = {
+    table.VM_UUID: _vm_uuids(lambda names: names.registered),
+    table.HOST_VM_UUID: _vm_uuids(lambda names: names.on_host),
+    table.ANY_VM_UUID: _vm_uuids(lambda names: names.every),
+    table.POOL: _pools,
+    table.PRIORITY: _priorities,
+    table.FORMAT: _fixed(FORMAT_META),
+    table.COMMAND: _help_topics,
+    table.VM_NAME: _unregistered_names,
+}

@@ -1,0 +1,112 @@
+"""The names the shell completes, as one immutable snapshot: VMs (from the DB and the host) and the pools.
+
+A :class:`NameCache` is built off the input thread (shell.refresher) and only ever read afterwards, so a
+keystroke never touches the DB or the host. Everything a keystroke needs (lower-case keys, the text shown
+beside a UUID, the per-kind lists) is computed once here, at build time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vgpu import errors, pools, vms
+
+
+@dataclass(frozen=True, slots=True)
+class VMName:
+    uuid: str  # lower-case, as the DB and the backends keep it
+    name: str  # the DB's name for a registered VM, else the host's ("" when neither has one)
+    pool: str | None  # None: not registered
+    on_host: bool
+    name_key: str = ""  # name.lower(), for case-insensitive matching
+    search_key: str = ""  # uuid and name_key in one string, so a fragment test is one `in`
+    meta: str = ""  # what the completion menu shows beside the UUID
+
+    @property
+    def registered(self) -> bool:
+        return self.pool is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolName:
+    pool_id: str
+    name: str
+    vm_count: int
+
+
+@dataclass(frozen=True)
+class NameCache:
+    registered: tuple[VMName, ...] = ()  # DB order: pool, priority (high first), vm_id
+    unregistered: tuple[VMName, ...] = ()  # on the host, not in the DB; by name
+    pools: tuple[PoolName, ...] = ()
+    host_ok: bool = False  # False: the host could not be listed (the VMs are the DB's only)
+    db_ok: bool = True
+    # Derived once, in __post_init__, for the completion kinds.
+    on_host: tuple[VMName, ...] = field(default=(), init=False)  # unregistered first (register-vm)
+    every: tuple[VMName, ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        on_host = self.unregistered + tuple(vm for vm in self.registered if vm.on_host)
+        object.__setattr__(self, "on_host", on_host)
+        object.__setattr__(self, "every", self.registered + self.unregistered)
+
+    def vm_count(self, pool_id: str) -> int:
+        return next((pool.vm_count for pool in self.pools if pool.pool_id == pool_id), 0)
+
+
+EMPTY = NameCache(db_ok=False)  # before the first build finishes
+
+
+def vm_name(uuid: str, name: str | None, pool: str | None, on_host: bool, host_known: bool, db_known: bool = True) -> VMName:
+    """One entry with its keys and menu text computed (never on a keystroke)."""
+    uuid, name = uuid.lower(), name or ""
+    where = f"Pool {pool}" if pool else ("unregistered" if db_known else "registration unknown (DB unreadable)")
+    if pool and host_known and not on_host:
+        where += ", not on the host"
+    meta = f"{name} · {where}" if name else where
+    return VMName(uuid, name, pool, on_host, name.lower(), f"{uuid}\n{name.lower()}", meta)
+
+
+def build(store, host) -> NameCache:
+    """A fresh snapshot from ``store`` and ``host``; DB-only when ``host`` is None or fails (host-only when
+    ``store`` is). Never raises a VgpuError: a completion list with what could be read beats no shell."""
+    registered_vms, pool_rows, db_ok = _db_listing(store)
+    host_vms = _host_listing(host)
+    host_known = host_vms is not None
+    on_host = {vm.uuid.lower(): vm for vm in host_vms or ()}
+    registered = tuple(
+        vm_name(vm.vm_uuid, vm.vm_name or _host_name(on_host, vm.vm_uuid), vm.pool_id, vm.vm_uuid in on_host, host_known)
+        for vm in registered_vms
+    )
+    known = {vm.uuid for vm in registered}
+    unregistered = tuple(
+        sorted(
+            (vm_name(u, hv.name, None, True, True, db_ok) for u, hv in on_host.items() if u not in known),
+            key=lambda vm: (vm.name_key, vm.uuid),
+        )
+    )
+    pool_names = tuple(PoolName(p.pool_id, p.pool_name, p.vm_count) for p in pool_rows)
+    return NameCache(registered, unregistered, pool_names, host_ok=host_known, db_ok=db_ok)
+
+
+def _db_listing(store):
+    if store is None:
+        return [], [], False
+    try:
+        return vms.list_vms(store), pools.list_pools(store), True
+    except errors.VgpuError:  # locked or damaged: the toolbar says so, and the host's names still complete
+        return [], [], False
+
+
+def _host_listing(host):
+    if host is None:
+        return None
+    try:
+        return host.list_vms()
+    except errors.VgpuError:  # unreachable, refused, timed out: the DB's names still complete
+        return None
+
+
+def _host_name(on_host: dict, uuid: str) -> str:
+    host_vm = on_host.get(uuid)
+    return host_vm.name if host_vm is not None else ""
