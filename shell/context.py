@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import threading
 
-from vgpu import config, paths
+from vgpu import config, errors, paths
 from vgpu.store import Store
 
 from .console import Console
@@ -54,7 +55,12 @@ class Context:
             paths.ensure_dir(os.path.dirname(self.settings.db))
 
     def _password(self) -> str:
-        """Asked only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset; never echoed or stored."""
+        """Asked only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset; never echoed or stored.
+
+        Only the main thread asks: the shell's background name refresh must not read the terminal while
+        prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
+        if threading.current_thread() is not threading.main_thread():
+            raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
         return getpass.getpass(f"Password for {self.settings.host}: ")
 
     def changed(self) -> None:

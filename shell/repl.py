@@ -1,0 +1,137 @@
+"""The ``vgpu>`` shell: a prompt_toolkit loop around the same runner the one-shot commands use.
+
+Only ``vgpu-admin`` without a command (or ``vgpu-admin shell``) imports this module, so the one-shot path
+never pays for prompt_toolkit. Every line is split and run by shell.runner with ``in_repl=True``; the
+completion names come from a background refresher, so a keystroke never waits for the DB or the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Callable, Iterator
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.history import FileHistory
+
+from vgpu import errors, paths
+
+from . import parsing, runner
+from .commands import lookup
+from .completer import threaded_completer
+from .context import Context
+from .errors import UsageError
+from .names import EMPTY, NameCache
+from .refresher import Refresher
+
+PROMPT = "vgpu> "
+
+
+def history_path() -> str:
+    return os.path.join(paths.data_dir(), "history")
+
+
+def run_repl(ctx: Context, *, input=None, output=None) -> int:
+    """Read and run lines until Ctrl-D, ``exit`` or ``quit``; returns 0.
+
+    ``input``/``output`` are prompt_toolkit's (tests pass a pipe input and DummyOutput); command output
+    still goes to ``ctx.console``.
+    """
+    store, host = _open_sources(ctx)
+    refresher = Refresher(store, host, on_swap=lambda: session.app.invalidate())
+    session = _session(ctx, refresher, input, output)
+    with _shell_hooks(ctx, refresher, prompt_reader(session.input, session.output)):
+        refresher.request()
+        while _read_and_run(ctx, session):
+            pass
+    return runner.OK
+
+
+def _session(ctx: Context, refresher: Refresher, input, output) -> PromptSession:
+    paths.ensure_dir(paths.data_dir())
+    return PromptSession(
+        PROMPT,
+        completer=threaded_completer(lambda: refresher.cache),
+        complete_while_typing=True,
+        history=FileHistory(history_path()),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
+        auto_suggest=AutoSuggestFromHistory(),
+        bottom_toolbar=lambda: toolbar(ctx.settings.db, ctx.settings.host, refresher.cache, refresher.refreshing),
+        input=input,
+        output=output,
+    )
+
+
+def _read_and_run(ctx: Context, session: PromptSession) -> bool:
+    """One line: False when the user leaves."""
+    try:
+        line = session.prompt()
+    except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as in bash
+        return True
+    except EOFError:  # Ctrl-D
+        return False
+    try:
+        words = parsing.split_line(line)
+    except UsageError as error:
+        runner.report(ctx, error)
+        return True
+    if not words:
+        return True
+    command = lookup(words[0])
+    if command is not None and command.name == "exit":
+        return False
+    runner.run_words(ctx, words, in_repl=True)
+    return True
+
+
+def _open_sources(ctx: Context):
+    """The shell's store and host, opened here on the main thread (the refresher only reopens them).
+
+    Either may be None: the shell still starts, and each command reports its own error.
+    """
+    try:
+        store = ctx.store
+    except errors.VgpuError:
+        store = None
+    try:
+        host = ctx.host
+    except errors.VgpuError:
+        host = None
+    return store, host
+
+
+@contextlib.contextmanager
+def _shell_hooks(ctx: Context, refresher: Refresher, read_line: Callable[[str], str | None]) -> Iterator[None]:
+    """While the shell runs: changes trigger a refresh, and questions are asked through prompt_toolkit."""
+    saved = ctx.on_change, ctx.console.read_line
+    ctx.on_change, ctx.console.read_line = refresher.request, read_line
+    try:
+        yield
+    finally:
+        ctx.on_change, ctx.console.read_line = saved
+        refresher.close()
+
+
+def prompt_reader(input, output) -> Callable[[str], str | None]:
+    """Read a confirmation answer on the shell's own terminal (or test pipe). Its own session, so the
+    answers stay out of the command history; Ctrl-D, Ctrl-C and end of input all mean "no answer"."""
+    answers = PromptSession(input=input, output=output)
+
+    def read_line(question: str) -> str | None:
+        try:
+            return answers.prompt(question)
+        except (EOFError, KeyboardInterrupt):
+            return None
+
+    return read_line
+
+
+def toolbar(db: str, host: str, cache: NameCache, refreshing: bool) -> str:
+    """``DB: … | Host: … | Pool A: n VMs | Pool B: m VMs | refreshing…`` from the current snapshot."""
+    built = cache is not EMPTY
+    parts = [f"DB: {db}" + (" (unreadable)" if built and not cache.db_ok else "")]
+    parts.append(f"Host: {host}" + (" (unreachable)" if built and not cache.host_ok else ""))
+    parts += [f"Pool {pool.pool_id}: {pool.vm_count} VMs" for pool in cache.pools]
+    if refreshing:
+        parts.append("refreshing…")
+    return " | ".join(parts)
