@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vgpu.errors import HostUnreachable, HypervisorError
+from vgpu.errors import ConfigError, HostUnreachable, HypervisorError
 from vgpu.hypervisor import codes
 from vgpu.hypervisor.sim import SimHost
 from vgpu.hypervisor.xapi import ORIGINATOR, XapiHost
@@ -339,3 +339,13 @@ def test_https_to_a_plain_http_port_is_a_tls_sentence(server):
     with _tls_host(server) as host, pytest.raises(HostUnreachable) as caught:
         host.list_vms()
     assert "TLS" in str(caught.value)
+
+
+def test_an_unusable_cafile_is_a_config_error(tmp_path):
+    not_a_certificate = tmp_path / "ca.pem"
+    not_a_certificate.write_text("hello")
+    for cafile in (tmp_path / "missing.pem", not_a_certificate):
+        with XapiHost.from_uri(f"xapis://root@127.0.0.1:1?cafile={cafile}", password=lambda: PASSWORD) as host:
+            with pytest.raises(ConfigError) as caught:
+                host.list_vms()
+        assert str(cafile) in str(caught.value)

@@ -79,7 +79,10 @@ class _Transport(xmlrpc.client.Transport):
 
 
 def _tls_context(target: XapiTarget) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=target.cafile)
+    try:
+        context = ssl.create_default_context(cafile=target.cafile)
+    except (OSError, ssl.SSLError) as exc:  # a missing file, or one that holds no certificate
+        raise ConfigError("cafile", f"cannot use {target.cafile} as the CA of {target.display}: {exc}") from None
     if not target.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
