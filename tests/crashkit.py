@@ -5,8 +5,9 @@ really gone after the kill (or really alive while it waits), exactly as after a 
 
 Points: a journal step (``planned``, ``stopping``, ``db-updated``, ``writing-args``, ``starting``) means
 "right after that step is committed"; ``stopped``, ``args-written`` and ``started`` mean "right after the
-VM stopped / the args were written / the VM started", before the next journal write. ``none`` runs the
-operation to its end.
+VM stopped / the args were written / the VM started", before the next journal write;
+``shutdown-requested`` means "while the guest is shutting down" (the simulated host has been asked and
+is waiting out its clean_shutdown latency). ``none`` runs the operation to its end.
 
 Actions at the point: ``kill`` (SIGKILL itself) or ``wait`` (print ``reached`` and wait for a line on
 stdin). With ``--gate`` the child prints ``ready`` and waits for a line on stdin before it starts, so
@@ -83,6 +84,20 @@ def _act_after(module, name: str, action: str) -> None:
     setattr(module, name, wrapper)
 
 
+def _act_while_waiting(action: str) -> None:
+    """Act when the simulated host first sleeps: in clean_shutdown, after the request was recorded."""
+    import time
+    import types
+
+    from vgpu.hypervisor import sim
+
+    def sleep(seconds: float) -> None:
+        _at_point(action)
+        time.sleep(seconds)
+
+    sim.time = types.SimpleNamespace(sleep=sleep, time=time.time, monotonic=time.monotonic)
+
+
 def main(argv: list[str]) -> int:
     db, host_path, kind, uuid, point, action, *rest = argv
     gate = "--gate" in rest
@@ -96,6 +111,8 @@ def main(argv: list[str]) -> int:
     store_class = _stop_here_store(point, action) if point in JOURNAL_POINTS else Store
     if point in AFTER_CALLS:
         _act_after(lifecycle, AFTER_CALLS[point], action)
+    if point == "shutdown-requested":
+        _act_while_waiting(action)
     store, host = store_class(db), SimHost(host_path)
     if gate:
         print("ready", flush=True)

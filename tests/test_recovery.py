@@ -9,11 +9,13 @@ owner that is really dead, as after a crash.
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
 from vgpu import devargs, journal, lifecycle, recovery
 from vgpu.errors import Busy
+from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState
 
 from . import crashkit
@@ -81,12 +83,29 @@ def test_reconfigure_killed_at_each_step_then_recover(world, power, point, step,
     expected = NEW if action == "finished" else OLD
     assert world.config(uuid) == expected
     assert world.args(uuid) == devargs.merge(OWN_ARGS, expected)
-    if power == "running" and point not in ("planned", "stopping"):  # it had been stopped: booted again
+    if power == "running" and point != "planned":  # it had been (or may have been) stopped: booted again
         assert world.sim.boots(uuid)[-1] == world.args(uuid)
     else:
         assert world.sim.boots(uuid) == []  # never stopped, never booted
     assert recovery.recover(world.store, world.sim) == []  # nothing left to do
     assert_recovered_and_unlocked(world, uuid, PowerState(power))
+
+
+def test_killed_while_the_guest_shuts_down_then_recover_leaves_it_running(world):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    world.sim.set_latency("clean_shutdown", 1.0)
+    kill_at(world, "reconfigure", uuid, "shutdown-requested", pool="B")
+    (op,) = world.open_ops()
+    assert op.step == "stopping"
+
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "rolled-back"
+    world.sim.set_latency("clean_shutdown", 0)
+    # However long we wait, the shutdown the dead session asked for must not halt the VM after recovery.
+    later = SimHost(world.sim.path, clock=lambda: time.time() + 3600)
+    assert later.power_state(uuid) is PowerState.RUNNING
+    assert world.sim.boots(uuid)[-1] == world.args(uuid) == devargs.merge(OWN_ARGS, OLD)
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
 
 
 @pytest.mark.parametrize("power", ["running", "halted"])

@@ -9,6 +9,8 @@ VM is in the power state it had before the operation began.
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from . import journal, lifecycle, vms
@@ -32,20 +34,30 @@ class Recovery:
     detail: str = ""
 
 
-def recover(store: Store, host: Hypervisor, progress: lifecycle.ProgressCallback = lifecycle._silent) -> list[Recovery]:
-    """Resolve every unfinished operation whose session has ended (or that this process left behind)."""
+def recover(
+    store: Store,
+    host: Hypervisor,
+    progress: lifecycle.ProgressCallback = lifecycle._silent,
+    *,
+    policy: lifecycle.StopPolicy = lifecycle.DEFAULT_POLICY,
+) -> list[Recovery]:
+    """Resolve every unfinished operation whose session has ended (or that this process left behind).
+    ``policy`` governs finishing a stop the interrupted session had begun."""
     results = []
     for op in journal.unfinished(store):
         if op.owner_alive and op.owner != journal.this_owner():
             results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, "skipped",
                                     f"still in progress in session {op.owner} (started {op.started_at})"))
             continue
-        results.append(_recover_one(store, host, op, progress))
+        results.append(_recover_one(store, host, op, progress, policy))
     return results
 
 
-def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress) -> Recovery:
-    handler = {"reconfigure": _reconfigure, "register": _register, "remove": _remove, "repair": _repair}[op.kind]
+def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress, policy: lifecycle.StopPolicy) -> Recovery:
+    handler = {
+        "reconfigure": functools.partial(_reconfigure, policy=policy),
+        "register": _register, "remove": _remove, "repair": _repair,
+    }[op.kind]
     try:
         action, detail = handler(store, host, op, progress)
     except VgpuError as error:
@@ -54,8 +66,12 @@ def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress
     return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, action, detail)
 
 
-def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress) -> tuple[str, str]:
+def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress, policy: lifecycle.StopPolicy) -> tuple[str, str]:
     if not op.db_updated:
+        if op.was_running and op.step == journal.STOPPING:
+            # The session may have died while the guest was shutting down: finish that stop (or force it)
+            # before starting the VM again, or the guest would halt by itself after recovery.
+            lifecycle.stop_vm(host, op.vm_uuid, policy, progress)
         lifecycle.roll_back(store, host, op, progress)
         return "rolled-back", "the change had not reached the database; the previous configuration is kept"
     lifecycle.update_device_model_args(host, op.vm_uuid, op.new)

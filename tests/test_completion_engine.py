@@ -1,0 +1,186 @@
+"""The pure completion engine, on plain strings and hand-built name snapshots (no prompt_toolkit)."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shell import commands
+from shell.completion_engine import MAX_SUGGESTIONS, VALUE_COMPLETERS, match_vms, suggest
+from shell.names import NameCache
+
+from .namekit import CACHE, U1, U2, U3, U4, U5, make_cache
+
+def texts(line: str, cache: NameCache = CACHE) -> list[str]:
+    return [s.text for s in suggest(line, cache)]
+
+
+# --- commands and options -----------------------------------------------------------------------------------
+
+
+def test_empty_line_offers_every_command_with_its_summary():
+    found = suggest("", CACHE)
+    assert [s.text for s in found] == [c.name for c in commands.COMMANDS]
+    assert found[0].meta == commands.COMMANDS[0].summary and found[0].start == 0
+
+
+def test_command_prefix_replaces_the_typed_part():
+    found = suggest("set-p", CACHE)
+    assert [s.text for s in found] == ["set-pool-name", "set-pool", "set-priority"]
+    assert {s.start for s in found} == {-5}
+
+
+def test_command_prefix_is_case_insensitive():
+    assert texts("SHOW") == ["show-pool", "show-vm"]
+
+
+def test_unknown_command_offers_nothing():
+    assert texts("frobnicate ") == []
+
+
+def test_options_not_yet_used_with_equals_for_valued_ones():
+    assert texts("set-pool ") == ["--vm-uuid=", "--pool="]
+    assert texts(f"set-pool --vm-uuid={U1} ") == ["--pool="]
+    assert texts(f"set-pool --vm-uuid {U1} ") == ["--pool="]
+
+
+def test_option_prefix_and_flags():
+    assert texts("register-vm --p") == ["--pool=", "--priority="]
+    assert texts("demo ") == ["--reset"]
+    found = suggest("list-vms --po", CACHE)
+    assert found[0].start == -4 and found[0].meta == "only this pool"
+
+
+def test_unknown_option_value_offers_nothing():
+    assert texts("set-pool --nope=") == []
+
+
+# --- values by kind -----------------------------------------------------------------------------------------
+
+
+def test_pool_values_show_name_and_vm_count():
+    found = suggest("set-pool --pool=", CACHE)
+    assert [(s.text, s.meta) for s in found] == [("A", "Production · 2 VMs"), ("B", "Pool B · 1 VMs")]
+    assert texts("set-pool --pool=b") == ["B"]
+    assert texts("set-pool --pool b") == ["B"]
+
+
+def test_pool_found_by_a_fragment_of_its_name():
+    assert texts("show-pool --pool-id=produ") == ["A"]
+
+
+def test_priorities_with_their_meaning():
+    found = suggest("set-priority --priority=", CACHE)
+    assert [(s.text, s.meta) for s in found] == [("low", "0 = lowest"), ("medium", "1"), ("high", "2 = highest")]
+    assert texts("set-priority --priority=H") == ["high"]
+    assert texts("set-priority --priority 0") == ["low"]
+
+
+def test_formats():
+    assert texts("status --format=") == ["text", "json"]
+    assert texts("status --format j") == ["json"]
+
+
+def test_help_completes_command_names_once():
+    assert texts("help sc") == ["scan-vms"]
+    assert "set-pool" in texts("help ")
+    assert texts("help set-pool ") == []
+
+
+def test_registered_uuid_kind_offers_registered_vms_only():
+    found = suggest("show-vm --vm-uuid=", CACHE)
+    assert [s.text for s in found] == [U1, U2, U3]
+    assert [s.meta for s in found] == ["web-1 · Pool A", "db-main · Pool B", "old-web · Pool A, not on the host"]
+    assert all(s.display == s.text for s in found)
+
+
+def test_host_uuid_kind_offers_unregistered_first_and_not_missing_ones():
+    found = suggest("register-vm --vm-uuid=", CACHE)
+    assert [s.text for s in found] == [U4, U5, U1, U2]
+    assert found[0].meta == "New VM · unregistered"
+
+
+def test_any_uuid_kind_offers_both():
+    assert texts("repair-vm --vm-uuid=") == [U1, U2, U3, U4, U5]
+
+
+def test_uuid_prefix_any_case():
+    found = suggest("show-vm --vm-uuid=2222", CACHE)
+    assert [s.text for s in found] == [U2] and found[0].start == -4
+    assert texts("show-vm --vm-uuid=BBBB") == [U2]  # a fragment, in upper case
+
+
+def test_typing_a_vm_name_completes_to_its_uuid():
+    found = suggest("set-pool --vm-uuid=DB-m", CACHE)
+    assert [(s.text, s.start) for s in found] == [(U2, -4)]
+
+
+def test_prefix_matches_rank_before_fragment_matches():
+    # "web" starts web-1's name and only appears inside old-web's.
+    assert texts("show-vm --vm-uuid=web") == [U1, U3]
+    assert texts("show-vm --vm-uuid web") == [U1, U3]
+
+
+def test_vm_name_kind_offers_unregistered_host_names_quoted():
+    found = suggest("register-vm --vm-name=", CACHE)
+    assert [(s.text, s.display, s.meta) for s in found] == [("'New VM'", "New VM", U4), ("spare", "spare", U5)]
+    assert texts("register-vm --vm-name=sp") == ["spare"]
+
+
+def test_at_most_a_menu_of_suggestions():
+    many = make_cache(registered=[(f"{i:08x}-0000-4000-8000-000000000000", f"vm-{i}", "A") for i in range(500)])
+    assert len(suggest("show-vm --vm-uuid=", many)) == MAX_SUGGESTIONS
+    assert len(suggest("show-vm --vm-uuid=vm-", many)) == MAX_SUGGESTIONS
+    assert len(suggest("show-vm --vm-uuid=vm-1", many)) == 111  # vm-1, vm-10..vm-19, vm-100..vm-199
+
+
+def test_match_vms_stops_at_the_limit_with_prefixes_first():
+    entries = CACHE.every
+    assert [vm.uuid for vm in match_vms(entries, "web", 1)] == [U1]
+    assert match_vms(entries, "zzz", 10) == []
+
+
+def test_before_the_first_build_nothing_is_offered_for_names():
+    assert texts("show-vm --vm-uuid=", NameCache()) == []
+    assert texts("set-pool --pool=", NameCache()) == []
+
+
+def test_every_completed_kind_has_a_completer():
+    assert set(commands.COMPLETED_KINDS) <= set(VALUE_COMPLETERS)
+
+
+# --- properties ---------------------------------------------------------------------------------------------
+
+_WORDS = [c.name for c in commands.COMMANDS] + [
+    o.flag + suffix for c in commands.COMMANDS for o in c.options for suffix in ("", "=")
+] + [U1[:6], "web", "New", "'", '"', "\\", "=", "--", "A", "high"]
+lines = st.one_of(
+    st.text(max_size=60),
+    st.lists(st.sampled_from(_WORDS) | st.text(max_size=8), max_size=6).map(" ".join),
+    st.tuples(st.lists(st.sampled_from(_WORDS), max_size=4).map(" ".join), st.sampled_from(["", " "]), st.text(max_size=6)).map("".join),
+)
+
+
+def _fragment(line: str) -> str:
+    """What the user is typing: the last word, or the value part of a --name=value word."""
+    word = re.search(r"\S*\Z", line).group()
+    if word.startswith("--") and "=" in word:
+        word = word.partition("=")[2]
+    return word
+
+
+@given(lines)
+def test_never_raises_and_replaces_only_what_was_typed(line):
+    for item in suggest(line, CACHE):
+        assert -item.start <= len(line)
+        replaced = line[len(line) + item.start:]
+        assert replaced == _fragment(line) or replaced == re.search(r"\S*\Z", line).group()
+
+
+@given(lines)
+def test_every_suggestion_carries_the_typed_fragment(line):
+    typed = _fragment(line).lstrip("\"'").lower()
+    for item in suggest(line, CACHE):
+        assert typed in f"{item.text}\n{item.display}\n{item.meta}".lower()
