@@ -157,7 +157,7 @@ def test_concurrency_below_one_is_refused(world, four):
     assert world.config(four[0]) == config("A", 1, 1)
 
 
-def test_a_vm_locked_elsewhere_fails_alone(world, four):
+def test_a_vm_changed_since_the_plan_fails_alone_and_the_rest_apply(world, four):
     plan = bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "priority": "high"} for u in four[:2]])
     lifecycle.reconfigure_vm(world.store, world.sim, four[0], priority="low", confirm=lambda p: True)
     result = bulk.apply_many(world.store, world.sim, plan)
