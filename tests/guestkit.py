@@ -43,9 +43,10 @@ button=
 for dev in /sys/class/input/input*; do
     [ "$(cat $dev/name)" = "Power Button" ] && button=$(basename $dev/event*)
 done
-echo "{ready_mark}"
 # One evdev event (24 bytes) is a press of the power button: power off as a real OS would.
-dd if=/dev/input/$button of=/dev/null bs=24 count=1 2>/dev/null
+dd if=/dev/input/$button of=/dev/null bs=24 count=1 2>/dev/null &
+echo "{ready_mark}"
+wait
 echo "VGPU-GUEST: power button pressed, powering off"
 poweroff -f
 """
