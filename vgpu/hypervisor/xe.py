@@ -54,6 +54,10 @@ def _never(failure: XeFailure) -> bool:
     return False
 
 
+def _key_missing(failure: XeFailure) -> bool:
+    return failure.code == xe_format.KEY_NOT_IN_MAP
+
+
 def _already_halted(failure: XeFailure) -> bool:
     return failure.code == codes.VM_BAD_POWER_STATE and failure.detail(2) == "halted"
 
@@ -93,34 +97,34 @@ class XeHost:
     # --- the protocol ------------------------------------------------------------------------------------
 
     def list_vms(self) -> list[HostVM]:
-        records = xe_format.parse_records(self._text(self._call(_LIST_ARGS)))
+        records = xe_format.parse_records(self._call(_LIST_ARGS))
         listed = (self._host_vm(record) for record in records)
         return [vm for vm in listed if vm is not None]
 
     def power_state(self, vm_uuid: str) -> PowerState:
-        return _power(self._text(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=power-state"], vm_uuid)))
+        return _power(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=power-state"], vm_uuid))
 
     def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
         args = ["vm-shutdown", self._uuid_arg(vm_uuid)]
         output = self._run(args, timeout)
         if output is None:  # killed at the deadline; a forced shutdown cancels xapi's pending clean one
             return False
-        outcome = self._check(output, args, vm_uuid, lambda f: _already_halted(f) or f.code == xe_format.VM_SHUTDOWN_TIMEOUT)
-        return not (isinstance(outcome, XeFailure) and outcome.code == xe_format.VM_SHUTDOWN_TIMEOUT)
+        _, failure = self._check(output, args, vm_uuid, lambda f: _already_halted(f) or f.code == xe_format.VM_SHUTDOWN_TIMEOUT)
+        return failure is None or failure.code != xe_format.VM_SHUTDOWN_TIMEOUT
 
     def hard_shutdown(self, vm_uuid: str) -> None:
         # There is no vm-force-shutdown; forcing a halted VM is VM_BAD_POWER_STATE, which means it is stopped.
-        self._call(["vm-shutdown", self._uuid_arg(vm_uuid), "--force"], vm_uuid, self.power_timeout, _already_halted)
+        self._attempt(["vm-shutdown", self._uuid_arg(vm_uuid), "--force"], vm_uuid, self.power_timeout, _already_halted)
 
     def start(self, vm_uuid: str) -> None:
         self._call(["vm-start", self._uuid_arg(vm_uuid)], vm_uuid, self.power_timeout)
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         args = ["vm-param-get", self._uuid_arg(vm_uuid), "param-name=platform", f"param-key={self.args_key}"]
-        outcome = self._call(args, vm_uuid, accept=lambda f: f.code == xe_format.KEY_NOT_IN_MAP)
-        if isinstance(outcome, XeFailure):  # no such key: no args
+        value, missing = self._attempt(args, vm_uuid, None, _key_missing)
+        if missing:
             return ""
-        return outcome[:-1] if outcome.endswith("\n") else outcome  # xe adds one newline to the value
+        return value[:-1] if value.endswith("\n") else value  # xe adds one newline to the value
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
         if any(char in value for char in _UNSENDABLE):
@@ -129,7 +133,7 @@ class XeHost:
             self._call(["vm-param-set", self._uuid_arg(vm_uuid), f"platform:{self.args_key}={value}"], vm_uuid)
             return
         args = ["vm-param-remove", self._uuid_arg(vm_uuid), "param-name=platform", f"param-key={self.args_key}"]
-        self._call(args, vm_uuid, accept=lambda f: f.code == xe_format.KEY_NOT_IN_MAP)  # absent already: done
+        self._attempt(args, vm_uuid, None, _key_missing)  # absent already: done
 
     def reopen(self) -> "XeHost":
         return XeHost(self.xe_path, args_key=self.args_key, env=self.env, timeout=self.timeout, power_timeout=self.power_timeout)
@@ -160,38 +164,35 @@ class XeHost:
 
     # --- running xe --------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _text(outcome: str | XeFailure) -> str:
-        """stdout of a call that accepts no failure (so ``_call`` returned text)."""
-        assert isinstance(outcome, str)
-        return outcome
-
     def _uuid_arg(self, vm_uuid: str) -> str:
         # Checked here because xe would read a line break in an argument as a second argument.
         if not _UUID.fullmatch(vm_uuid):
             raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
         return f"uuid={vm_uuid}"
 
-    def _call(
-        self,
-        args: Sequence[str],
-        vm_uuid: str | None = None,
-        timeout: float | None = None,
-        accept: Callable[[XeFailure], bool] = _never,
-    ) -> str | XeFailure:
-        """xe's stdout, or the failure ``accept`` allowed; any other failure is raised as a HypervisorError."""
+    def _call(self, args: Sequence[str], vm_uuid: str | None = None, timeout: float | None = None) -> str:
+        """xe's stdout; any failure is raised as a HypervisorError."""
+        stdout, _ = self._attempt(args, vm_uuid, timeout, _never)
+        return stdout
+
+    def _attempt(
+        self, args: Sequence[str], vm_uuid: str | None, timeout: float | None, accept: Callable[[XeFailure], bool]
+    ) -> tuple[str, XeFailure | None]:
+        """(stdout, None), or ("", failure) for a failure ``accept`` allows; any other failure is raised."""
         limit = self.timeout if timeout is None else timeout
         output = self._run(args, limit)
         if output is None:
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"'xe {args[0]}' did not answer within {limit:g} seconds"])
         return self._check(output, args, vm_uuid, accept)
 
-    def _check(self, output: _Output, args: Sequence[str], vm_uuid: str | None, accept: Callable[[XeFailure], bool]) -> str | XeFailure:
+    def _check(
+        self, output: _Output, args: Sequence[str], vm_uuid: str | None, accept: Callable[[XeFailure], bool]
+    ) -> tuple[str, XeFailure | None]:
         if output.returncode == 0:
-            return output.stdout
+            return output.stdout, None
         failure = xe_format.parse_error(output.stderr)
         if failure.code is not None and accept(failure):
-            return failure
+            return "", failure
         raise self._error(failure, output.returncode, args, vm_uuid)
 
     def _error(self, failure: XeFailure, returncode: int, args: Sequence[str], vm_uuid: str | None) -> HypervisorError:
