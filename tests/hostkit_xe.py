@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -15,8 +17,13 @@ STANDIN_XE = Path(__file__).resolve().parent / "standins" / "xe"
 
 
 def standin_env(sim: SimHost, **extra: str) -> dict[str, str]:
-    """What the stand-in needs to find its simulated host (plus any of its other settings)."""
-    return {"VGPU_SIM_HOST": str(sim.path), **extra}
+    """What the stand-in needs to find its simulated host (plus any of its other settings).
+
+    Its shebang runs the first ``python3`` on PATH; this test run's interpreter comes first, so the stand-in
+    imports vgpu's dependencies from the same environment even when that environment is not activated.
+    """
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {"VGPU_SIM_HOST": str(sim.path), "PATH": path, **extra}
 
 
 @contextlib.contextmanager
