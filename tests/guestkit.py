@@ -70,7 +70,7 @@ def missing_packages() -> str | None:
 
 
 def _deb(pattern: str) -> Path:
-    return sorted(DEBS_DIR.glob(pattern))[-1]
+    return max(DEBS_DIR.glob(pattern))
 
 
 def build_guest() -> Guest:

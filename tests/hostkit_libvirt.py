@@ -21,8 +21,9 @@ import functools
 import os
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager, Iterator
+from typing import TYPE_CHECKING, ContextManager
 
 import pytest
 
@@ -39,7 +40,7 @@ TEST_MARK = "vgpu-admin test domain"
 MEMORY_MIB = 128
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unavailable_reason() -> str | None:
     """Why the libvirt tests cannot run on this machine, or None when they can."""
     try:
@@ -158,7 +159,7 @@ def _one_run_at_a_time() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def libvirt_backend(tmp_path: Path) -> Iterator["HostUnderTest"]:
+def libvirt_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
     """The protocol suite's libvirt host: LibvirtHost on qemu:///system, VMs booting the tiny guest."""
     with _one_run_at_a_time(), libvirt_domains(tmp_path) as domains:
         from vgpu.hypervisor.libvirt import LibvirtHost
@@ -172,7 +173,7 @@ def libvirt_backend(tmp_path: Path) -> Iterator["HostUnderTest"]:
             host.close()
 
 
-def register_libvirt(backends: dict[str, Callable[[Path], ContextManager["HostUnderTest"]]]) -> None:
+def register_libvirt(backends: dict[str, Callable[[Path], ContextManager[HostUnderTest]]]) -> None:
     """Add the libvirt backend where it is usable, and where CI requires it (so its absence fails there)."""
     if unavailable_reason() is None or os.environ.get(REQUIRE_ENV) == "1":
         backends["libvirt"] = libvirt_backend

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from vgpu import devargs, scan, vms
-from vgpu.errors import Cancelled, HostUnreachable, HypervisorError, InvalidValue, NotFound
+from vgpu.errors import (
+    Cancelled,
+    HostUnreachable,
+    HypervisorError,
+    InvalidValue,
+    NotFound,
+)
 from vgpu.hypervisor import codes
 from vgpu.hypervisor.libvirt import LibvirtHost
 from vgpu.hypervisor.libvirt_xml import join_args, split_args

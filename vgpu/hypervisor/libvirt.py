@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import HostUnreachable, HypervisorError, InvalidValue
 from ..models import HostVM, PowerState
@@ -55,7 +55,7 @@ class LibvirtHost:
         vms = (self._host_vm(dom, fields.get("state.state")) for dom, fields in stats if dom.ID() != 0)  # 0: Xen's dom0
         return [vm for vm in vms if vm is not None]
 
-    def _host_vm(self, dom: "libvirt.virDomain", state: int | None) -> HostVM | None:
+    def _host_vm(self, dom: libvirt.virDomain, state: int | None) -> HostVM | None:
         try:
             args = _inactive_args(dom)
         except libvirt.libvirtError as exc:
@@ -126,7 +126,7 @@ class LibvirtHost:
         except libvirt.libvirtError as exc:
             raise self._start_error(exc, dom, vm_uuid) from exc
 
-    def _start_error(self, exc: "libvirt.libvirtError", dom: "libvirt.virDomain", vm_uuid: str) -> HypervisorError:
+    def _start_error(self, exc: libvirt.libvirtError, dom: libvirt.virDomain, vm_uuid: str) -> HypervisorError:
         if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
             actual = self.power_state(vm_uuid).value
             return codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, PowerState.HALTED.value, actual], vm_uuid)
@@ -137,7 +137,7 @@ class LibvirtHost:
 
     # --- connection -----------------------------------------------------------------------------------
 
-    def reopen(self) -> "LibvirtHost":
+    def reopen(self) -> LibvirtHost:
         return LibvirtHost(self.uri)
 
     def close(self) -> None:
@@ -146,12 +146,12 @@ class LibvirtHost:
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
 
-    def _connection(self) -> "libvirt.virConnect":
+    def _connection(self) -> libvirt.virConnect:
         if self._conn is None:
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"the connection to {self.uri} was closed"])
         return self._conn
 
-    def _domain(self, vm_uuid: str) -> "libvirt.virDomain":
+    def _domain(self, vm_uuid: str) -> libvirt.virDomain:
         conn = self._connection()
         try:
             return conn.lookupByUUIDString(vm_uuid)
@@ -174,15 +174,15 @@ def _argv(value: str) -> list[str]:
     return argv
 
 
-def _inactive_args(dom: "libvirt.virDomain") -> str:
+def _inactive_args(dom: libvirt.virDomain) -> str:
     return libvirt_xml.join_args(libvirt_xml.qemu_args(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
 
 
-def _is_off(dom: "libvirt.virDomain") -> bool:
+def _is_off(dom: libvirt.virDomain) -> bool:
     return dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
 
 
-def _request_shutdown(dom: "libvirt.virDomain") -> None:
+def _request_shutdown(dom: libvirt.virDomain) -> None:
     try:
         dom.shutdown()
     except libvirt.libvirtError as exc:
@@ -214,11 +214,11 @@ def _translated(vm_uuid: str | None = None) -> Iterator[None]:
         raise _host_error(exc, vm_uuid) from exc
 
 
-def _message(exc: "libvirt.libvirtError") -> str:
+def _message(exc: libvirt.libvirtError) -> str:
     return exc.get_error_message() or str(exc)
 
 
-def _host_error(exc: "libvirt.libvirtError", vm_uuid: str | None = None) -> HypervisorError:
+def _host_error(exc: libvirt.libvirtError, vm_uuid: str | None = None) -> HypervisorError:
     """The nearest XAPI-style code for a libvirt error; libvirt's own message travels in the details."""
     code, origin, message = exc.get_error_code(), exc.get_error_domain(), _message(exc)
     if code == libvirt.VIR_ERR_NO_DOMAIN and vm_uuid is not None:  # undefined while we worked on it

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import shlex
 import xml.etree.ElementTree as ET
-from typing import Sequence
+from collections.abc import Sequence
 from xml.dom import minidom
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
