@@ -1,0 +1,174 @@
+"""The vgpu> shell through prompt_toolkit's pipe input and DummyOutput, on the spec's 23-VM sim host."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from shell import helptext, names, repl
+from shell.console import Console
+from shell.context import Context
+from vgpu import config
+from vgpu.store import Store
+
+from .clikit import SpecHost
+
+CTRL_C, CTRL_D = "\x03", "\x04"
+
+
+class Shell:
+    """A Context over string buffers, and a way to type lines into run_repl."""
+
+    def __init__(self, spec: SpecHost) -> None:
+        self.spec = spec
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.console = Console(self.out, self.err, self._no_reader)
+        settings = config.load({"db": str(spec.db), "host": f"sim:{spec.host_file}"})
+        self.ctx = Context(settings, self.console)
+
+    @staticmethod
+    def _no_reader(question: str) -> str | None:
+        raise AssertionError("the shell must ask through prompt_toolkit, not the one-shot reader")
+
+    def type(self, keys: str, *, close: bool = False) -> int:
+        """Send ``keys`` and run the shell until it leaves (``close``: then end the input)."""
+        with create_pipe_input() as pipe:
+            pipe.send_text(keys)
+            if close:
+                pipe.close()
+            try:
+                return repl.run_repl(self.ctx, input=pipe, output=DummyOutput())
+            finally:
+                self.ctx.close()
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return SpecHost(tmp_path)
+
+
+@pytest.fixture
+def shell(spec):
+    return Shell(spec)
+
+
+def pool_of(spec: SpecHost, name: str) -> str:
+    return spec.vm(name).pool_id
+
+
+def test_list_pools_then_ctrl_d_leaves_with_0(shell):
+    assert shell.type("list-pools\n" + CTRL_D) == 0
+    assert shell.out.getvalue().splitlines()[0].startswith('Pool A: "Pool A" | Status: Enabled | VMs: 7 |')
+    assert shell.err.getvalue() == ""
+
+
+def test_set_pool_answered_yes_inside_the_shell(shell, spec):
+    vm1 = spec.uuid("VM-1")
+    assert shell.type(f"set-pool --vm-uuid={vm1} --pool=B\nyes\n" + CTRL_D) == 0
+    assert pool_of(spec, "VM-1") == "B"
+    assert "This change requires stopping and restarting the VM." in shell.out.getvalue()
+    assert "Applied to VM-1" in shell.out.getvalue()
+    assert "pool=B" in spec.sim.get_device_model_args(vm1)
+
+
+def test_set_pool_answered_no_changes_nothing(shell, spec):
+    before = spec.files()
+    assert shell.type(f"set-pool --vm-uuid={spec.uuid('VM-2')} --pool=B\nno\nlist-pools\n" + CTRL_D) == 0
+    assert pool_of(spec, "VM-2") == "A"
+    assert "Operation cancelled; nothing was changed." in shell.err.getvalue()
+    assert shell.out.getvalue().rstrip().endswith("Low (0): 2")  # the shell went on to the next line
+    assert spec.files()["host.json"] == before["host.json"]
+
+
+def test_an_unclear_answer_asks_again(shell, spec):
+    assert shell.type(f"set-priority --vm-uuid={spec.uuid('VM-4')} --priority=low\nmaybe\ny\n" + CTRL_D) == 0
+    assert "Please answer yes or no." in shell.out.getvalue()
+    assert spec.vm("VM-4").priority.label == "low"
+
+
+def test_end_of_input_at_the_question_cancels(shell, spec):
+    assert shell.type(f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\n", close=True) == 0
+    assert pool_of(spec, "VM-1") == "A"
+    assert "Operation cancelled" in shell.err.getvalue()
+
+
+def test_ctrl_d_at_the_question_cancels(shell, spec):
+    assert shell.type(f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\n{CTRL_D}{CTRL_D}") == 0
+    assert pool_of(spec, "VM-1") == "A"
+    assert "Operation cancelled" in shell.err.getvalue()
+
+
+def test_help_and_help_command_go_through_the_runner(shell):
+    assert shell.type("help\nhelp set-pool\n" + CTRL_D) == 0
+    out = shell.out.getvalue()
+    assert helptext.overview() in out
+    assert helptext.help_text("set-pool") in out
+
+
+def test_exit_and_quit_leave_and_nothing_after_runs(spec):
+    for word in ("exit", "quit"):
+        shell = Shell(spec)
+        assert shell.type(f"{word}\nlist-pools\n") == 0
+        assert shell.out.getvalue() == ""
+
+
+def test_ctrl_c_drops_the_line_and_the_shell_goes_on(shell):
+    assert shell.type("list-po" + CTRL_C + "list-vms --pool=A\n" + CTRL_D) == 0
+    assert "VM-1" in shell.out.getvalue() and "Pool B" not in shell.out.getvalue()
+
+
+def test_errors_are_one_line_and_the_shell_goes_on(shell):
+    keys = "frobnicate\nset-pool --pool=\"B\nshell\nlist-pools --format=yaml\nstatus --format=json\n" + CTRL_D
+    assert shell.type(keys) == 0
+    errors_seen = shell.err.getvalue().splitlines()
+    assert errors_seen[0].startswith("error: unknown command 'frobnicate'")
+    assert errors_seen[1].startswith("error: cannot parse the line")
+    assert errors_seen[2] == "error: you are already in the vgpu> shell"
+    assert errors_seen[3].startswith("error: invalid format 'yaml'")
+    assert len(errors_seen) == 4
+    assert json.loads(shell.out.getvalue())  # the one command that worked printed only its JSON
+
+
+def test_history_is_written_under_the_xdg_data_dir_without_answers(shell, spec, isolated_environment):
+    shell.type(f"list-pools\nset-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\nno\n" + CTRL_D)
+    path = repl.history_path()
+    assert path == os.path.join(str(isolated_environment / "data"), "vgpu", "history")
+    recorded = [line[1:] for line in open(path, encoding="utf-8").read().splitlines() if line.startswith("+")]
+    assert recorded == ["list-pools", f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B"]
+
+
+def test_the_shell_restores_the_context_hooks(shell):
+    reader = shell.console.read_line
+    shell.type("refresh\n" + CTRL_D)
+    assert shell.ctx.on_change is None and shell.console.read_line == reader
+
+
+def test_a_change_requests_a_refresh(shell, spec, monkeypatch):
+    requests = []
+    original = repl.Refresher.request
+    monkeypatch.setattr(repl.Refresher, "request", lambda self: (requests.append(1), original(self)))
+    shell.type("set-pool-name --pool-id=A --name=Prod\nrefresh\nlist-pools\n" + CTRL_D)
+    assert len(requests) == 3  # at start, after the rename, and on refresh
+
+
+def test_the_shell_starts_with_an_unreachable_host(shell, spec):
+    spec.sim.set_fault("unreachable", "on")
+    assert shell.type("list-vms --pool=B\n" + CTRL_D) == 0
+    assert "VM-8" in shell.out.getvalue()
+
+
+def test_the_toolbar_shows_db_host_pools_and_refreshing(spec):
+    with Store(spec.db) as store:
+        cache = names.build(store, spec.sim)
+    text = repl.toolbar("/db", "sim:x", cache, refreshing=True)
+    assert text == "DB: /db | Host: sim:x | Pool A: 7 VMs | Pool B: 13 VMs | refreshing…"
+    spec.sim.set_fault("unreachable", "on")
+    with Store(spec.db) as store:
+        offline = names.build(store, spec.sim)
+    assert repl.toolbar("/db", "sim:x", offline, refreshing=False) == "DB: /db | Host: sim:x (unreachable) | Pool A: 7 VMs | Pool B: 13 VMs"
+    assert repl.toolbar("/db", "sim:x", names.EMPTY, refreshing=True) == "DB: /db | Host: sim:x | refreshing…"
