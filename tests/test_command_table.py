@@ -1,0 +1,81 @@
+"""Walk the command table (as virsh's self-test walks vshCmdDef): every command is complete, every named
+value has a completer that answers, and docs/commands.md is what the table generates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shell import commands, docs, handlers, helptext
+from shell.completion_engine import VALUE_COMPLETERS, suggest
+from vgpu.store import Store
+
+from .clikit import SpecHost
+
+REPO = Path(__file__).resolve().parent.parent
+NAMED_KINDS = (
+    commands.VM_UUID, commands.HOST_VM_UUID, commands.ANY_VM_UUID, commands.POOL, commands.PRIORITY,
+    commands.FORMAT, commands.COMMAND, commands.VM_NAME,
+)
+KNOWN_KINDS = NAMED_KINDS + (commands.VM_ID, commands.TEXT, commands.NUMBER, commands.FLAG)
+ALL_OPTIONS = [
+    (command, option)
+    for command in commands.COMMANDS
+    for option in ([command.positional] if command.positional else []) + list(command.options)
+]
+
+
+@pytest.fixture(scope="module")
+def spec_names(tmp_path_factory):
+    from shell import names
+
+    spec = SpecHost(tmp_path_factory.mktemp("spec"))
+    with Store(spec.db) as store:
+        return names.build(store, spec.sim)
+
+
+@pytest.mark.parametrize("command", commands.COMMANDS, ids=lambda c: c.name)
+def test_every_command_is_complete(command):
+    assert command.summary and not command.summary.endswith(".")
+    assert callable(getattr(handlers, command.handler, None)), f"shell.handlers.{command.handler} is missing"
+    text = helptext.help_text(command.name)
+    assert text.startswith(f"Usage: vgpu-admin {command.usage}") and command.summary in text
+    assert f"## {command.name}" in docs.render()
+
+
+@pytest.mark.parametrize(("command", "option"), ALL_OPTIONS, ids=lambda x: getattr(x, "name", ""))
+def test_every_option_has_help_and_a_known_kind(command, option):
+    assert option.help, f"{command.name} {option.flag} has no help"
+    assert option.kind in KNOWN_KINDS
+
+
+def test_every_named_kind_is_completed():
+    assert set(NAMED_KINDS) == set(commands.COMPLETED_KINDS)
+    assert set(commands.COMPLETED_KINDS) <= set(VALUE_COMPLETERS)
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(c, o) for c, o in ALL_OPTIONS if o.kind in commands.COMPLETED_KINDS],
+    ids=lambda x: getattr(x, "name", ""),
+)
+def test_every_named_value_gets_suggestions(command, option, spec_names):
+    line = f"{command.name} " if option is command.positional else f"{command.name} {option.flag}="
+    assert suggest(line, spec_names), f"nothing to complete after {line!r}"
+
+
+@pytest.mark.parametrize("command", commands.COMMANDS, ids=lambda c: c.name)
+def test_every_option_is_offered_after_its_command(command, spec_names):
+    offered = {s.display for s in suggest(f"{command.name} ", spec_names)}
+    assert {option.flag for option in command.options} <= offered
+
+
+def test_docs_match_the_command_table():
+    written = (REPO / "docs" / "commands.md").read_text(encoding="utf-8")
+    assert written == docs.render(), f"docs/commands.md is out of date; regenerate it with: {docs.REGENERATE}"
+
+
+def test_docs_say_they_are_generated():
+    assert docs.render().startswith("<!-- Generated from shell/commands.py")
+    assert docs.REGENERATE in docs.render().splitlines()[0]

@@ -1,0 +1,51 @@
+"""The one-shot path never loads prompt_toolkit or the shell's interactive modules (it must start fast),
+and the completion engine stays pure. Each check runs in a fresh interpreter, where sys.modules is honest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .clikit import REPO
+
+INTERACTIVE = ("prompt_toolkit", "shell.repl", "shell.completer", "shell.refresher", "shell.names", "shell.completion_engine")
+
+
+def loaded_after(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it sets ``result``, which comes back as JSON."""
+    script = f"import json, sys\n{code}\nprint(json.dumps(result))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(REPO), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_one_shot_command_does_not_import_the_interactive_shell(tmp_path):
+    argv = ["--db", str(tmp_path / "v.db"), "--host", f"sim:{tmp_path / 'h.json'}", "list-pools"]
+    result = loaded_after(
+        "from shell.main import main\n"
+        f"code = main({argv!r})\n"
+        f"result = {{'code': code, 'loaded': [m for m in {INTERACTIVE!r} if m in sys.modules]}}"
+    )
+    assert result == {"code": 0, "loaded": []}
+
+
+def test_the_completion_engine_does_not_import_prompt_toolkit():
+    result = loaded_after(
+        "import shell.completion_engine, shell.names, shell.refresher, shell.docs\n"
+        "result = [m for m in sys.modules if m.split('.')[0] == 'prompt_toolkit']"
+    )
+    assert result == []
+
+
+def test_the_library_imports_neither_prompt_toolkit_nor_the_shell():
+    result = loaded_after(
+        "import pkgutil, importlib, vgpu\n"
+        "for info in pkgutil.walk_packages(vgpu.__path__, 'vgpu.'):\n"
+        "    try:\n"
+        "        importlib.import_module(info.name)\n"
+        "    except ImportError:\n"
+        "        pass  # an optional backend SDK (libvirt, XenAPI) that is not installed here\n"
+        "result = [m for m in sys.modules if m.split('.')[0] in ('prompt_toolkit', 'shell')]"
+    )
+    assert result == []
