@@ -26,6 +26,9 @@ from .names import EMPTY, NameCache
 from .refresher import Refresher
 
 PROMPT = "vgpu> "
+# The first names usually arrive within milliseconds; waiting that long lets the very first Tab complete,
+# and the cap keeps a slow host from holding up the prompt (its names then arrive in the background).
+FIRST_NAMES_WAIT = 1.0
 
 
 def history_path() -> str:
@@ -43,6 +46,7 @@ def run_repl(ctx: Context, *, input=None, output=None) -> int:
     session = _session(ctx, refresher, input, output)
     with _shell_hooks(ctx, refresher, prompt_reader(session.input, session.output)):
         refresher.request()
+        refresher.wait(FIRST_NAMES_WAIT)
         while _read_and_run(ctx, session):
             pass
     return runner.OK
