@@ -51,7 +51,7 @@ def parse_vm_id(value: object) -> int:
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        number = int(value.strip())
+        number = _bounded_int(value.strip())
     else:
         raise InvalidValue("vm_id", value, allowed)
     if not 1 <= number <= VM_ID_MAX:
@@ -92,8 +92,14 @@ def parse_pool_name(value: object) -> str:
 
 
 def parse_count(field: str, value: object) -> int:
-    """A positive whole number such as a --limit."""
+    """A positive whole number such as a --limit (bounded: SQLite and int() refuse huge ones)."""
     text = str(value).strip()
-    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise InvalidValue(field, value, "a whole number of at least 1")
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or not 1 <= _bounded_int(text) <= VM_ID_MAX:
+        raise InvalidValue(field, value, f"a whole number from 1 to {VM_ID_MAX}")
     return int(text)
+
+
+def _bounded_int(digits: str) -> int:
+    """int() of an ASCII digit string, without converting thousands of digits (int() refuses > 4300)."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 20 else VM_ID_MAX + 1
