@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import shlex
 
-from .commands import COMMANDS, FLAG, FORMATS, Command, lookup
+from .commands import COMMANDS, FLAG, FORMATS, TEXT, VM_NAME, Command, lookup
 from .errors import UsageError
 
 GLOBAL_OPTIONS = ("db", "host")
+_MAY_BE_BLANK = (TEXT, VM_NAME)  # an empty VM name means "none"; the library names what a pool name needs
 
 
 def split_line(line: str) -> list[str]:
@@ -37,6 +38,8 @@ def take_globals(words: list[str]) -> tuple[dict[str, str], list[str]]:
                     raise UsageError(f"--{name} needs a value")
                 value = words[index + 1]
                 index += 1
+            if not value.strip():
+                raise UsageError(f"--{name} needs a value")
             if name in found:
                 raise UsageError(f"--{name} given twice")
             found[name] = value
@@ -75,7 +78,7 @@ def parse(words: list[str]) -> tuple[Command, dict[str, str | bool]]:
         option = command.option(name)
         if option is None:
             allowed = ", ".join(opt.flag for opt in command.options) or "no options"
-            raise UsageError(f"unknown option --{name} for {command.name}; expected {allowed}")
+            raise UsageError(f"unknown option {'--' + name!r} for {command.name}; expected {allowed}")
         if name in options:
             raise UsageError(f"option --{name} given twice")
         if option.kind == FLAG:
@@ -88,6 +91,8 @@ def parse(words: list[str]) -> tuple[Command, dict[str, str | bool]]:
                     raise UsageError(f"option --{name} needs a value: --{name}={option.placeholder}")
                 value = rest[index + 1]
                 index += 1
+            if not value.strip() and option.kind not in _MAY_BE_BLANK:  # not a silent "use the default"
+                raise UsageError(f"option --{name} needs a value: --{name}={option.placeholder}")
             options[name] = value
         index += 1
     _check_required(command, options)
