@@ -3,7 +3,8 @@
 Like litecli's completion_engine, this module decides *what* to suggest; shell.completer only adapts the
 answer to prompt_toolkit. It reads the command table for commands, options and each option's value kind,
 so a new option is completed as soon as it is declared. It must stay fast at 10,000 VMs: every key it
-compares was lowered once in shell.names, and the scans stop once a menu's worth is found.
+compares was lowered and indexed once in shell.names (see shell.vmindex), and no list is longer than a
+menu's worth.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import commands as table
-from .names import NameCache, VMName
+from .names import NameCache
 
 MAX_SUGGESTIONS = 200  # a longer menu helps no one; typing one more character narrows it
 PRIORITY_META = {"low": "0 = lowest", "medium": "1", "high": "2 = highest"}
@@ -140,42 +141,28 @@ def _help_topics(fragment: str, names: NameCache, limit: int) -> list[Suggestion
     return _command_names(fragment, limit)
 
 
-def _vm_uuids(pick: Callable[[NameCache], tuple[VMName, ...]]) -> Callable[[str, NameCache, int], list[Suggestion]]:
+def _vm_uuids(group: str) -> Callable[[str, NameCache, int], list[Suggestion]]:
     def complete(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
-        matches = match_vms(pick(names), fragment.lstrip("\"'").lower(), limit)
+        matches = names.index[group].match(_typed(fragment), limit)
         return [Suggestion(vm.uuid, -len(fragment), vm.uuid, vm.meta) for vm in matches]
 
     return complete
 
 
 def _unregistered_names(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
-    named = tuple(vm for vm in names.unregistered if vm.name)
-    matches = match_vms(named, fragment.lstrip("\"'").lower(), limit)
+    matches = names.index["unregistered_named"].match(_typed(fragment), limit)
     return [Suggestion(shlex.quote(vm.name), -len(fragment), vm.name, vm.uuid) for vm in matches]
 
 
-def match_vms(candidates: tuple[VMName, ...], typed: str, limit: int) -> list[VMName]:
-    """VMs whose UUID or name starts with ``typed`` first, then those containing it; at most ``limit``.
-
-    ``typed`` is lower-case. One pass: prefix matches fill the front, fragment matches wait behind, and
-    the pass stops as soon as the prefix matches alone fill the menu.
-    """
-    prefix: list[VMName] = []
-    inner: list[VMName] = []
-    for vm in candidates:
-        if vm.uuid.startswith(typed) or vm.name_key.startswith(typed):
-            prefix.append(vm)
-            if len(prefix) >= limit:
-                break
-        elif len(inner) < limit and typed in vm.search_key:
-            inner.append(vm)
-    return (prefix + inner)[:limit]
+def _typed(fragment: str) -> str:
+    """What to look for: case-insensitive, and an opening quote is not part of a UUID or name."""
+    return fragment.lstrip("\"'").lower()
 
 
 VALUE_COMPLETERS: dict[str, Callable[[str, NameCache, int], list[Suggestion]]] = {
-    table.VM_UUID: _vm_uuids(lambda names: names.registered),
-    table.HOST_VM_UUID: _vm_uuids(lambda names: names.on_host),
-    table.ANY_VM_UUID: _vm_uuids(lambda names: names.every),
+    table.VM_UUID: _vm_uuids("registered"),
+    table.HOST_VM_UUID: _vm_uuids("on_host"),
+    table.ANY_VM_UUID: _vm_uuids("every"),
     table.POOL: _pools,
     table.PRIORITY: _priorities,
     table.FORMAT: _fixed(FORMAT_META),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from vgpu import errors, pools, vms
 
+from .vmindex import VMIndex
+
 
 @dataclass(frozen=True, slots=True)
 class VMName:
@@ -41,14 +43,20 @@ class NameCache:
     pools: tuple[PoolName, ...] = ()
     host_ok: bool = False  # False: the host could not be listed (the VMs are the DB's only)
     db_ok: bool = True
-    # Derived once, in __post_init__, for the completion kinds.
+    # Derived once, in __post_init__ (on the refresher's thread), for the completion kinds.
     on_host: tuple[VMName, ...] = field(default=(), init=False)  # unregistered first (register-vm)
     every: tuple[VMName, ...] = field(default=(), init=False)
+    index: dict[str, VMIndex] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         on_host = self.unregistered + tuple(vm for vm in self.registered if vm.on_host)
         object.__setattr__(self, "on_host", on_host)
         object.__setattr__(self, "every", self.registered + self.unregistered)
+        groups = {
+            "registered": self.registered, "on_host": on_host, "every": self.every,
+            "unregistered_named": tuple(vm for vm in self.unregistered if vm.name),
+        }
+        object.__setattr__(self, "index", {group: VMIndex(entries) for group, entries in groups.items()})
 
     def vm_count(self, pool_id: str) -> int:
         return next((pool.vm_count for pool in self.pools if pool.pool_id == pool_id), 0)
@@ -60,11 +68,12 @@ EMPTY = NameCache(db_ok=False)  # before the first build finishes
 def vm_name(uuid: str, name: str | None, pool: str | None, on_host: bool, host_known: bool, db_known: bool = True) -> VMName:
     """One entry with its keys and menu text computed (never on a keystroke)."""
     uuid, name = uuid.lower(), name or ""
+    key = name.lower().replace("\x00", " ").replace("\n", " ")  # the index's separators never occur in a key
     where = f"Pool {pool}" if pool else ("unregistered" if db_known else "registration unknown (DB unreadable)")
     if pool and host_known and not on_host:
         where += ", not on the host"
     meta = f"{name} · {where}" if name else where
-    return VMName(uuid, name, pool, on_host, name.lower(), f"{uuid}\n{name.lower()}", meta)
+    return VMName(uuid, name, pool, on_host, key, f"{uuid}\n{key}", meta)
 
 
 def build(store, host) -> NameCache:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shell import commands
-from shell.completion_engine import MAX_SUGGESTIONS, VALUE_COMPLETERS, match_vms, suggest
+from shell.completion_engine import MAX_SUGGESTIONS, VALUE_COMPLETERS, suggest
 from shell.names import NameCache
 
 from .namekit import CACHE, U1, U2, U3, U4, U5, make_cache
@@ -136,10 +136,6 @@ def test_at_most_a_menu_of_suggestions():
     assert len(suggest("show-vm --vm-uuid=vm-1", many)) == 111  # vm-1, vm-10..vm-19, vm-100..vm-199
 
 
-def test_match_vms_stops_at_the_limit_with_prefixes_first():
-    entries = CACHE.every
-    assert [vm.uuid for vm in match_vms(entries, "web", 1)] == [U1]
-    assert match_vms(entries, "zzz", 10) == []
 
 
 def test_before_the_first_build_nothing_is_offered_for_names():
