@@ -52,7 +52,9 @@ def suggest(text: str, names: NameCache, limit: int = MAX_SUGGESTIONS) -> list[S
 
 def _split(text: str) -> tuple[list[str], str]:
     """The finished words and the (raw) word under the cursor ("" right after a space)."""
-    head, current = re.match(r"(.*?)(\S*)\Z", text, re.DOTALL).groups()
+    # Matched on the reversed text: a regex anchored at the end would be quadratic on a long pasted line.
+    current = re.match(r"\S*", text[::-1]).group()[::-1]
+    head = text[: len(text) - len(current)]
     try:
         words = shlex.split(head)
     except ValueError:  # an open quote: the user is inside a quoted value; split roughly

@@ -21,7 +21,7 @@ class VMName:
     pool: str | None  # None: not registered
     on_host: bool
     name_key: str = ""  # name.lower(), for case-insensitive matching
-    search_key: str = ""  # uuid and name_key in one string, so a fragment test is one `in`
+    search_key: str = ""  # uuid, newline, name_key: what shell.vmindex searches
     meta: str = ""  # what the completion menu shows beside the UUID
 
     @property
@@ -57,9 +57,6 @@ class NameCache:
             "unregistered_named": tuple(vm for vm in self.unregistered if vm.name),
         }
         object.__setattr__(self, "index", {group: VMIndex(entries) for group, entries in groups.items()})
-
-    def vm_count(self, pool_id: str) -> int:
-        return next((pool.vm_count for pool in self.pools if pool.pool_id == pool_id), 0)
 
 
 EMPTY = NameCache(db_ok=False)  # before the first build finishes
