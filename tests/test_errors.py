@@ -88,7 +88,10 @@ def test_reconfigure_failed_names_the_cause_and_the_rollback():
     )
     stuck = ReconfigureFailed(UUID, cause, rolled_back=False, rollback_error=StoreError("p", "disk full"))
     assert not stuck.rolled_back and str(stuck.rollback_error) == "disk full"
-    assert str(stuck).endswith("rolling back also failed: disk full; run 'vgpu-admin recover'")
+    assert str(stuck) == (
+        f"reconfiguring VM {UUID} failed (VM would not start) and rolling back also failed (disk full); "
+        "run 'vgpu-admin recover' once the host is reachable"
+    )
     assert "\n" not in str(stuck)
 
 

@@ -133,11 +133,12 @@ class ReconfigureFailed(VgpuError):
         self.cause = cause
         self.rolled_back = rolled_back
         self.rollback_error = rollback_error
-        if rolled_back:
-            tail = "the previous configuration was restored and the VM started again"
-        else:
-            tail = f"rolling back also failed: {rollback_error}; run 'vgpu-admin recover'"
-        super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); {tail}")
+        if rolled_back:  # only after the DB took the new values: the new configuration is what failed
+            super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); "
+                             "the previous configuration was restored and the VM started again")
+        else:  # may have failed at any step, the stop included
+            super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}) and rolling back also failed "
+                             f"({rollback_error}); run 'vgpu-admin recover' once the host is reachable")
 
 
 class ConfigError(VgpuError):

@@ -124,6 +124,15 @@ def busy_error(op: Operation) -> Busy:
     return error
 
 
+def check_unlocked(store: Store, vm_uuid: str) -> None:
+    """Raise Busy now if another operation holds the VM, so nobody is asked to confirm a change that
+    cannot start. (begin() checks again under the write lock; this is only the early warning.)"""
+    with store.reading() as conn:
+        holder = _holder(conn, vm_uuid)
+    if holder is not None:
+        raise busy_error(holder)
+
+
 def begin(
     conn: sqlite3.Connection,
     vm_uuid: str,

@@ -172,6 +172,7 @@ def _check_power_state(vm_uuid: str, state: PowerState) -> None:
 def plan_reconfigure(store: Store, host: Hypervisor, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> ReconfigurePlan:
     """Validate a change to a registered VM and say what it would do (restart or not). Changes nothing."""
     change = vms.plan_change(store, vm_uuid, pool, priority, vm_id)
+    journal.check_unlocked(store, change.vm.vm_uuid)
     state = host.power_state(change.vm.vm_uuid)
     _check_power_state(change.vm.vm_uuid, state)
     return ReconfigurePlan(change.vm, change.new, state)
