@@ -21,7 +21,7 @@ def stdin_reader(out: TextIO, stdin: TextIO | None = None) -> Callable[[str], st
     def read_line(prompt: str) -> str | None:
         out.write(prompt)
         out.flush()
-        line = source.readline()
+        line = source.readline() if source is not None else ""  # stdin closed (<&-): end of input
         if not line:
             out.write("\n")
             return None
@@ -49,7 +49,11 @@ class Console:
 
     @classmethod
     def standard(cls) -> "Console":
-        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=sys.stdin.isatty() and sys.stderr.isatty())
+        for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 locale shows ? for ✓ rather than failing
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="replace")
+        interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()
+        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=interactive)
 
     def say(self, text: str = "") -> None:
         self._end_progress()
@@ -64,7 +68,11 @@ class Console:
     def confirm(self, question: str) -> bool:
         """Ask until the answer is yes or no; end of input (or Ctrl-D) means no."""
         while True:
-            answer = self.read_line(question)
+            try:
+                answer = self.read_line(question)
+            except KeyboardInterrupt:  # Ctrl-C at the question is a no, not an interrupted change
+                self.out.write("\n")
+                return False
             if answer is None:
                 return False
             word = answer.strip().lower()

@@ -6,6 +6,7 @@ only what the command needs; prompt_toolkit is imported only for the interactive
 
 from __future__ import annotations
 
+import os
 import sys
 
 from vgpu import __version__, config, errors
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         return runner.exit_code_for(error)
     if words and words[0] in ("-h", "--help"):
         words = ["help", *words[1:]]
+    elif "--help" in words[1:] or "-h" in words[1:]:  # vgpu-admin set-pool --help
+        words = ["help", words[0]]
     if words and words[0] == "--version":
         console.say(f"vgpu-admin {__version__}")
         return 0
@@ -40,7 +43,15 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (vgpu-admin status | head): stop quietly, as cat and grep do, and point
+        # stdout at /dev/null so Python's own flush at exit does not complain on stderr.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = runner.FAILED
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ def run_words(ctx: Context, words: list[str], *, in_repl: bool = False) -> int:
         return getattr(handlers, command.handler)(ctx, options)
     except (UsageError, errors.VgpuError) as error:
         return report(ctx, error)
+    except BrokenPipeError:
+        raise  # the reader of our output went away (| head): shell.main.entry ends quietly
     except KeyboardInterrupt:
         ctx.console.error("Interrupted. If a change was under way, run 'vgpu-admin recover' to finish or undo it.")
         return FAILED
