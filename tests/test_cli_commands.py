@@ -8,6 +8,9 @@ from the renderers.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -16,7 +19,7 @@ from vgpu import __version__, demo, devargs
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import VMConfig, Priority
 
-from .clikit import SpecHost, run, run_process
+from .clikit import REPO, SpecHost, run, run_process
 
 # The spec's status example: name -> (pool, priority); vm_id is the number in the name.
 SPEC_VMS = {
@@ -430,7 +433,9 @@ def test_help_for_each_command_shows_its_usage_and_options(command):
         assert any(line.lstrip().startswith(option.flag) and option.help in line for line in lines), option.flag
 
 
-@pytest.mark.parametrize("argv", [["-h"], ["--help"], ["help", "set-pool"], ["-h", "set-pool"]])
+@pytest.mark.parametrize(
+    "argv", [["-h"], ["--help"], ["help", "set-pool"], ["-h", "set-pool"], ["set-pool", "--help"], ["set-pool", "--pool=B", "-h"]]
+)
 def test_help_spellings(argv):
     lines = ok(run(argv))
     assert lines[0].startswith("Usage: vgpu-admin set-pool") if "set-pool" in argv else lines[0].startswith("Commands")
@@ -610,3 +615,31 @@ def test_the_real_command_with_a_bad_config_file(isolated_environment):
     path.write_text("db = \n")
     outcome = run_process(["list-pools"])
     assert outcome.code == 2 and str(path) in outcome.one_error_line()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(spec):
+    """vgpu-admin status | head: no 'internal error', no traceback, no log entry."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "shell", "status", *spec.flags], stdout=write_end,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=str(REPO),
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_a_closed_stdin_is_end_of_input(spec):
+    """Run from cron with stdin closed (<&-): reads work, a question is answered no."""
+    argv = [sys.executable, "-m", "shell", "set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=B", *spec.flags]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), preexec_fn=lambda: os.close(0),
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert (done.returncode, done.stderr) == (3, "Operation cancelled; nothing was changed.\n")
+    assert spec.vm("VM-1").config.pool_id == "A"
+
+
+def test_a_terminal_that_cannot_show_the_marks_gets_placeholders(spec):
+    outcome = run_process(["scan-vms", *spec.flags], env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert (outcome.code, outcome.err) == (0, "")
+    assert outcome.out_lines[1].endswith("| VM ID: 1 | ? Configured")

@@ -6,7 +6,12 @@ example with VM-1..VM-20 registered. The confirmation is compared with the spec'
 
 from __future__ import annotations
 
+import io
+
 import pytest
+
+from shell.console import Console
+from shell.main import main
 
 from vgpu import demo, devargs
 from vgpu.hypervisor.sim import SimHost
@@ -158,7 +163,8 @@ def test_workflow_3_a_vm_that_will_not_start_in_its_new_pool_is_rolled_back(spec
     assert outcome.code == 1
     errors = [line for line in outcome.err_lines if line.startswith("error")]
     assert errors == [outcome.err_lines[-1]]
-    assert "failed with its new configuration" in errors[0] and "previous configuration was restored" in errors[0]
+    # the failure (the host's own words) and the rollback, in one line
+    assert "Daemon exited unexpectedly" in errors[0] and "previous configuration was restored" in errors[0]
     assert "Applied" not in outcome.out
     assert config_of(spec, "VM-1") == OLD and segment_of(spec, "VM-1") == OLD
     assert spec.sim.power_state(uuid).value == "running"
@@ -234,3 +240,17 @@ def test_workflow_5_scan_and_register_multiple_vms(spec):
 def uuid_arg(uuid: str) -> str:
     """UUIDs are accepted in any case."""
     return uuid.upper()
+
+
+def test_ctrl_c_at_the_question_cancels(spec):
+    def interrupted(prompt: str) -> str:
+        out.write(prompt)
+        raise KeyboardInterrupt
+
+    out, err = io.StringIO(), io.StringIO()
+    before = spec.files()
+    argv = ["set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=B", *spec.flags]
+    assert main(argv, Console(out, err, interrupted, interactive=True)) == 3
+    assert out.getvalue() == SPEC_BLOCK + RESTART + QUESTION + "\n"
+    assert err.getvalue() == CANCELLED
+    assert spec.files() == before and spec.sim.power_state(spec.uuid("VM-1")).value == "running"
