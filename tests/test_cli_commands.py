@@ -263,6 +263,22 @@ def test_show_vm_shows_the_registration_power_state_and_segment(spec):
     assert lines[7].startswith("Registered: ")
 
 
+def test_show_vm_says_when_the_host_lacks_the_vm_or_cannot_be_asked(spec):
+    spec.sim.remove_vm(spec.uuid("VM-2"))
+    assert ok(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-2")))[5] == "Host: ⚠ this VM is not on the host"
+    spec.sim.set_fault("unreachable", "on")
+    lines = ok(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-3")))
+    assert lines[2:5] == ["Pool: A", "Priority: high (2)", "VM ID: 3"]
+    assert lines[5].startswith("Host: ⚠ cannot be asked (") and "switched off" in lines[5]
+
+
+def test_remove_vm_with_the_host_down_keeps_the_registration(spec):
+    spec.sim.set_fault("unreachable", "on")
+    outcome = spec.cli("remove-vm", "--vm-uuid", spec.uuid("VM-3"))
+    assert outcome.code == 1 and "still registered" in outcome.one_error_line()
+    assert spec.vm("VM-3") is not None
+
+
 def test_show_vm_of_an_unregistered_vm_is_not_found(spec):
     outcome = spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-21"))
     assert outcome.code == 2 and spec.uuid("VM-21") in outcome.one_error_line()
