@@ -12,6 +12,7 @@ from typing import Iterable
 
 from .models import AuditEntry
 from .store import Store
+from .tables import AuditList
 
 ACTIONS = ("register", "update", "remove", "rename-pool")
 
@@ -43,7 +44,7 @@ def history(store: Store, subject: str | None = None, *, limit: int | None = Non
         params.append(int(limit))
     with store.reading() as conn:
         rows = conn.execute(sql, params).fetchall()
-    return [AuditEntry(entry_id, at, action, subj, _load(old), _load(new)) for entry_id, at, action, subj, old, new in rows]
+    return AuditList(AuditEntry(entry_id, at, action, subj, _load(old), _load(new)) for entry_id, at, action, subj, old, new in rows)
 
 
 def _dump(record_: dict | None) -> str | None:

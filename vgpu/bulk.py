@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping
 
 import attrs
 
-from . import lifecycle, vms
+from . import lifecycle, tables, vms
 from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
@@ -21,7 +21,9 @@ from .store import Store
 
 
 @attrs.frozen
-class BulkPlan:
+class BulkPlan(tables.Tabular):
+    _view = tables.bulk_plan_view
+
     plans: tuple[ReconfigurePlan, ...]
 
     @property
@@ -40,7 +42,9 @@ class BulkFailure:
 
 
 @attrs.frozen
-class BulkResult:
+class BulkResult(tables.Tabular):
+    _view = tables.bulk_result_view
+
     results: tuple[ReconfigureResult, ...]
     failures: tuple[BulkFailure, ...]
 

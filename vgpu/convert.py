@@ -14,6 +14,7 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn
 
 from .models import Pool, PowerState, Priority
+from .tables import ResultList
 from .values import parse_priority
 
 converter = cattrs.Converter()
@@ -21,6 +22,11 @@ converter.register_unstructure_hook(Priority, lambda priority: priority.label)
 converter.register_structure_hook(Priority, lambda value, _type: parse_priority(value))
 converter.register_unstructure_hook(PowerState, lambda state: state.value)
 converter.register_structure_hook(PowerState, lambda value, _type: PowerState(value))
+# The library's result lists (VMList, PoolList, ...) are plain lists of results to JSON.
+converter.register_unstructure_hook_func(
+    lambda cls: isinstance(cls, type) and issubclass(cls, ResultList),
+    lambda items: [converter.unstructure(item) for item in items],
+)
 
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from . import tables
+
 
 class VgpuError(Exception):
     """Root of every error raised by the vgpu library."""
@@ -57,8 +59,11 @@ class RowProblem:
         return f"row {self.row}: {self.error}"
 
 
-class InvalidRows(VgpuError):
-    """A bulk operation was refused; ``problems`` lists every bad row, not just the first."""
+class InvalidRows(VgpuError, tables.Tabular):
+    """A bulk operation was refused; ``problems`` lists every bad row, not just the first (in a notebook,
+    a table of row, field, value and what is allowed)."""
+
+    _view = tables.invalid_rows_view
 
     def __init__(self, problems: Iterable[RowProblem]) -> None:
         self.problems = list(problems)

@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from . import tables
+
 POOL_IDS: tuple[str, ...] = ("A", "B")
 DEFAULT_POOL = "A"
 
@@ -101,8 +103,10 @@ class Pool:
 
 
 @attrs.frozen
-class PoolDetail:
+class PoolDetail(tables.Tabular):
     """A pool and its VMs, highest priority first, then by vm_id."""
+
+    _view = tables.pool_detail_view
 
     pool: Pool
     vms: tuple[VM, ...]

@@ -12,6 +12,7 @@ from . import audit, vms
 from .errors import NotFound
 from .models import Pool, PoolDetail, PriorityCounts
 from .store import Store
+from .tables import PoolList
 from .values import parse_pool_id, parse_pool_name
 
 _POOL_SQL = """
@@ -39,7 +40,7 @@ def select_pools(conn: sqlite3.Connection, pool_id: str | None = None) -> list[P
 def list_pools(store: Store) -> list[Pool]:
     """Pool A then Pool B, each with its VM count per priority."""
     with store.reading() as conn:
-        return select_pools(conn)
+        return PoolList(select_pools(conn))
 
 
 def validate_pool_exists(store: Store, pool_id: object) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-from . import devargs, pools, vms
+from . import devargs, pools, tables, vms
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor.base import Hypervisor
@@ -49,7 +49,9 @@ class ForeignSegment:
 
 
 @attrs.frozen
-class ScanReport:
+class ScanReport(tables.Tabular):
+    _view = tables.scan_view
+
     pools: tuple[Pool, ...]
     registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id
     unregistered: tuple[HostVM, ...]  # by name, then UUID

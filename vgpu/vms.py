@@ -7,7 +7,7 @@ device-model-args segment, restarting the VM) is in :mod:`vgpu.lifecycle`, which
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import attrs
 
@@ -15,6 +15,7 @@ from . import audit
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
 from .store import Store
+from .tables import VMList
 from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
 
 _COLUMNS = "vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at"
@@ -135,7 +136,7 @@ def list_vms(store: Store, pool: object = None, priority: object = None) -> list
     pool_id = None if pool is None else parse_pool_id(pool)
     wanted = None if priority is None else parse_priority(priority)
     with store.reading() as conn:
-        return select_vms(conn, pool_id, wanted)
+        return VMList(select_vms(conn, pool_id, wanted))
 
 
 def get(store: Store, vm_uuid: object) -> VM:
@@ -227,7 +228,30 @@ def register_many(store: Store, items: Iterable[Registration | Mapping[str, obje
             [(vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, int(vm.priority), now, now) for vm in vms],
         )
         audit.record_many(conn, "register", ((vm.vm_uuid, None, audit_record(vm)) for vm in vms))
-    return vms
+    return VMList(vms)
+
+
+def check_many(
+    store: Store,
+    items: Iterable[Registration | Mapping[str, object]],
+    *,
+    exists: Callable[[str], bool] | None = None,
+) -> tuple[dict[int, VM], list[RowProblem]]:
+    """What register_many would make of ``items``, changing nothing: the VM each good row would become (by
+    row number, vm_ids assigned as they are free now) and every problem with the other rows. ``exists``
+    (UUID → is the VM on the host?) adds a NotFound problem for each row whose VM the host lacks."""
+    regs, problems = _validate_rows(items)
+    with store.reading() as conn:
+        taken_ids, taken_uuids = _taken(conn)
+    problems += _conflicts(regs, taken_ids, taken_uuids)
+    if exists is not None:
+        problems += [
+            RowProblem(row, NotFound("VM", reg.vm_uuid, "the host has no such VM"))
+            for row, reg in regs.items() if not exists(reg.vm_uuid)
+        ]
+    refused = {problem.row for problem in problems}
+    good = {row: reg for row, reg in regs.items() if row not in refused}
+    return dict(zip(good, _allocate(good, taken_ids, None))), sorted(problems, key=lambda p: p.row)
 
 
 def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tuple[dict[int, Registration], list[RowProblem]]:
