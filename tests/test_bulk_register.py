@@ -1,0 +1,111 @@
+"""Bulk registration (the CSV notebook): check every row without changing anything, register the good rows in
+one transaction with the vm_ids the plan showed, then write each VM's segment."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import bulk_register, journal, scan, vms
+from vgpu.errors import Conflict, InvalidRows, NotFound
+
+from .lifekit import World, config, vm_uuid
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    world = World.create(tmp_path, store)
+    world.add(1, "running", config("A", 1, 1), name="old-1")
+    world.add(2, "running", config("A", 1, 3), name="old-2")  # vm_id 2 is free
+    for number in range(10, 15):
+        world.sim.add_vm(vm_uuid(number), f"new-{number}", "running" if number % 2 else "halted", "-vnc :1")
+    return world
+
+
+ROWS = [
+    {"uuid": vm_uuid(10), "name": "render-10", "pool": "B", "priority": "high", "vm_id": ""},  # 1 good
+    {"uuid": "not-a-uuid", "pool": "A"},                                                        # 2 bad UUID
+    {"uuid": vm_uuid(11), "pool": "C", "priority": "urgent"},                                   # 3 two bad values
+    {"uuid": vm_uuid(12), "name": "", "pool": "a", "priority": "0", "vm_id": "3"},              # 4 vm_id 3 is old-2's
+    {"uuid": vm_uuid(13), "priority": "LOW"},                                                    # 5 good, host's name
+    {"uuid": vm_uuid(10).upper(), "pool": "A"},                                                  # 6 same VM as row 1
+    {"uuid": vm_uuid(99)},                                                                       # 7 not on the host
+    {"uuid": vm_uuid(14), "vm_id": "40"},                                                        # 8 good, explicit id
+]
+
+
+def test_plan_lists_every_problem_and_changes_nothing(world):
+    before = world.tables()
+    plan = bulk_register.plan_registrations(world.store, world.sim, ROWS)
+    assert world.tables() == before
+    assert plan.rows == (1, 5, 8)
+    assert [(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority.label, vm.vm_id) for vm in plan.vms] == [
+        (vm_uuid(10), "render-10", "B", "high", 2),   # the lowest free vm_id
+        (vm_uuid(13), "new-13", "A", "low", 4),        # no name given: the host's
+        (vm_uuid(14), "new-14", "A", "medium", 40),
+    ]
+    problems = [(p.row, type(p.error).__name__, getattr(p.error, "field", None)) for p in plan.problems]
+    assert problems == [
+        (2, "InvalidValue", "VM UUID"), (3, "InvalidValue", "pool"), (3, "InvalidValue", "priority"),
+        (4, "Conflict", "vm_id"), (6, "Conflict", "VM UUID"), (7, "NotFound", None),
+    ]
+    assert isinstance(plan.invalid, InvalidRows) and len(plan.invalid.problems) == 6
+    assert [record["row"] for record in plan.records()] == [1, 5, 8]
+
+
+def test_register_planned_registers_the_good_rows_and_writes_their_segments(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, ROWS)
+    reported = []
+    result = bulk_register.register_planned(world.store, world.sim, plan, progress=reported.append)
+    assert result.ok and [vm.vm_uuid for vm in result.registered] == [vm.vm_uuid for vm in plan.vms]
+    for planned in plan.vms:
+        assert world.config(planned.vm_uuid) == planned.config
+        assert world.segment(planned.vm_uuid) == planned.config
+        assert world.args(planned.vm_uuid).startswith("-vnc :1 ")  # the admin's own args are kept
+    assert vms.find(world.store, vm_uuid(11)) is None and vms.find(world.store, vm_uuid(12)) is None
+    assert {report.vm_uuid for report in reported} == {vm.vm_uuid for vm in plan.vms}
+    assert world.open_ops() == []
+    states = {entry.vm.vm_uuid: entry.state for entry in scan.status(world.store, world.sim).registered}
+    assert all(states[vm.vm_uuid] == "configured" for vm in plan.vms)
+
+
+def test_a_segment_the_host_refuses_is_reported_and_the_others_are_written(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[0], ROWS[4]])
+    world.sim.set_fault("set_args", "fail", vm_uuid(13))
+    result = bulk_register.register_planned(world.store, world.sim, plan)
+    assert not result.ok and [failure.vm_uuid for failure in result.failures] == [vm_uuid(13)]
+    assert world.segment(vm_uuid(10)) == world.config(vm_uuid(10))
+    assert world.config(vm_uuid(13)) is not None and world.segment(vm_uuid(13)) is None  # registered, no segment yet
+    assert "not written" in {r["vm_uuid"]: r for r in result.records()}[vm_uuid(13)]["segment"]
+    assert not [op for op in world.open_ops() if op.vm_uuid == vm_uuid(13)]  # the failed write is closed, not a lock
+    world.sim.clear_faults()
+    written, failures = bulk_register.write_segments(world.store, world.sim, [vm_uuid(13)])
+    assert not failures and written[0].changed and world.segment(vm_uuid(13)) == world.config(vm_uuid(13))
+
+
+def test_a_vm_id_taken_since_the_plan_refuses_the_whole_batch(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[0], ROWS[4]])
+    vms.register(world.store, vm_uuid(12), pool="B", vm_id=plan.vms[1].vm_id)  # someone else was quicker
+    before = world.tables()
+    with pytest.raises(InvalidRows) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    assert isinstance(caught.value.problems[0].error, Conflict)
+    assert world.tables() == before and world.segment(vm_uuid(10)) is None
+
+
+def test_an_empty_plan_registers_nothing(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[1], ROWS[6]])
+    assert plan.vms == () and isinstance(plan.problems[1].error, NotFound)
+    before = world.tables()
+    result = bulk_register.register_planned(world.store, world.sim, plan)
+    assert result.registered == () and result.ok and world.tables() == before
+
+
+def test_check_many_matches_what_register_many_then_does(store, tmp_path):
+    world = World.create(tmp_path, store)
+    world.add(1, "halted", config("A", 1, 2))
+    rows = [{"uuid": vm_uuid(n)} for n in range(20, 24)] + [{"uuid": vm_uuid(30), "vm_id": "1"}]
+    good, problems = vms.check_many(store, rows)
+    assert problems == [] and [vm.vm_id for vm in good.values()] == [3, 4, 5, 6, 1]
+    registered = vms.register_many(store, rows)
+    assert [vm.vm_id for vm in registered] == [vm.vm_id for vm in good.values()]
+    assert journal.unfinished(store) == []
