@@ -1,0 +1,172 @@
+"""The notebooks, executed for real (nbclient, the python3 kernel of ipykernel) against a simulated host in a
+temporary directory; and committed without outputs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from vgpu import demo, pools, scan, vms
+from vgpu.errors import InvalidValue
+from vgpu.hypervisor.sim import SimHost
+from vgpu.store import Store
+from vgpu.values import parse_uuid
+
+from .conftest import REPO_ROOT
+
+NOTEBOOKS = os.path.join(REPO_ROOT, "notebooks")
+REGISTRATION = "bulk_registration.ipynb"
+POOL_MOVE = "bulk_pool_move.ipynb"
+
+
+def _execute(name: str, workdir) -> nbformat.NotebookNode:
+    """Run a committed notebook in ``workdir`` (beside a copy of the sample CSV) and return it with outputs.
+    The kernel inherits this process's environment: VGPU_*, and PYTHONPATH naming this checkout."""
+    shutil.copy(os.path.join(NOTEBOOKS, "sample_vms.csv"), workdir)
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+    # "python3" is the kernel ipykernel provides itself (jupyter_client runs it with this interpreter).
+    client = NotebookClient(notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    return notebook
+
+
+def _output_of(notebook: nbformat.NotebookNode, marker: str) -> str:
+    """Everything the one code cell whose source contains ``marker`` showed: streams, HTML and plain text."""
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code" and marker in cell.source]
+    assert len(cells) == 1, marker
+    parts = []
+    for output in cells[0].outputs:
+        assert output.output_type != "error", output
+        parts.append(output.get("text", ""))
+        parts.extend(output.get("data", {}).get(kind, "") for kind in ("text/html", "text/plain"))
+    return "\n".join(parts)
+
+
+def _all_streams(notebook: nbformat.NotebookNode) -> str:
+    return "".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs)
+
+
+@pytest.fixture
+def sim_env(tmp_path, monkeypatch):
+    """VGPU_DB and VGPU_HOST naming a demo-seeded simulated host in tmp_path, which also has the sample
+    CSV's VMs (as a real host would have the VMs an admin is about to register)."""
+    db, host_file = tmp_path / "vgpu.db", tmp_path / "host.json"
+    host = SimHost(host_file)
+    demo.seed(host, str(db))
+    on_host = {vm.uuid for vm in host.list_vms()}
+    with open(os.path.join(NOTEBOOKS, "sample_vms.csv"), newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                uuid = parse_uuid(row["uuid"])
+            except InvalidValue:
+                continue
+            if uuid not in on_host:
+                host.add_vm(uuid, row["name"], "halted")
+                on_host.add(uuid)
+    monkeypatch.setenv("VGPU_DB", str(db))
+    monkeypatch.setenv("VGPU_HOST", f"sim:{host_file}")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    return db, host, workdir
+
+
+@pytest.fixture
+def own_tmpdir(tmp_path, monkeypatch):
+    """Where a notebook without VGPU_DB/VGPU_HOST makes its fresh simulated host."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
+def _check_registration_outputs(notebook: nbformat.NotebookNode) -> None:
+    problems = _output_of(notebook, "plan.invalid if")
+    assert "5 problems in 5 rows; nothing was changed" in problems
+    for row, shown in [
+        (6, "86552b78-e97b-4bd4-8b34-211ec57e155"),  # bad UUID
+        (7, "<td>C</td>"),                           # pool C
+        (8, "<td>urgent</td>"),                      # no such priority
+        (9, "vm_id 30 is already used by row 3"),    # duplicate vm_id
+        (10, "is already used by row 4"),            # duplicate UUID
+    ]:
+        assert f"<tr><td>{row}</td>" in problems and shown in problems, row
+    plan_cell = next(cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip() == "plan")
+    plan_html = plan_cell.outputs[0]["data"]["text/html"]
+    assert "7 VMs to register; 5 rows refused" in plan_html
+    assert [f"<tr><td>{row}</td>" in plan_html for row in (1, 2, 3, 4, 5, 11, 12)] == [True] * 7
+    registered = _output_of(notebook, "register_planned")
+    assert "7 VMs registered, 0 segments not written" in registered and registered.count("writing-segment") == 7
+    status = _output_of(notebook, "scan.status")
+    assert "Total VMs Registered: 27" in status and "Total VMs Unregistered: 3" in status
+    assert "Total VMs in System: 30" in status
+    assert 'Pool A &quot;Pool A&quot;: 10 VMs; Pool B &quot;Pool B&quot;: 17 VMs' in status
+
+
+def test_bulk_registration_on_the_host_and_db_named_by_the_environment(sim_env):
+    db, host, workdir = sim_env
+    notebook = _execute(REGISTRATION, workdir)
+    _check_registration_outputs(notebook)
+    assert f"database: {db}" in _output_of(notebook, "getpass")
+    with Store(db) as store:
+        assert [pool.vm_count for pool in pools.list_pools(store)] == [10, 17]
+        assert vms.get(store, "F37F5C03-A43C-58A2-A159-996D5A1D740D").vm_id == 30
+        report = scan.status(store, host)
+    assert report.total_registered == 27 and not report.drift and not report.missing
+
+
+def test_bulk_registration_defaults_to_a_fresh_simulated_host(tmp_path, own_tmpdir):
+    notebook = _execute(REGISTRATION, tmp_path)
+    _check_registration_outputs(notebook)
+    assert "added 7 VMs to the simulated host" in _output_of(notebook, "canonical_uuid")
+    assert f"database: {own_tmpdir}" in _output_of(notebook, "getpass")
+    assert not os.path.exists(demo.db_path())  # the user's own demo is left alone
+
+
+def test_bulk_pool_move_confirmed_moves_the_batch_with_progress(sim_env, monkeypatch):
+    db, host, workdir = sim_env
+    monkeypatch.setenv("VGPU_CONFIRM", "yes")
+    notebook = _execute(POOL_MOVE, workdir)
+    plan = _output_of(notebook, "bulk.plan_many")
+    assert "6 VMs: 6 to change, 4 to restart" in plan and plan.count("<td>pool B → A</td>") == 6
+    applied = _output_of(notebook, "apply_many")
+    assert "moved 6 VMs to Pool A; 0 failed" in applied
+    streams = _all_streams(notebook)
+    for name in ("VM-13", "VM-15", "VM-16", "VM-17"):  # the running ones: stopped and started again
+        assert f"{name}  stopping" in streams and f"{name}  started" in streams, name
+    results = _output_of(notebook, "result if result")
+    assert "6 changed, 0 failed" in results and results.count("<td>changed</td>") == 6
+    assert "Pool A: 13 VMs, Pool B: 7 VMs, drift: 0, missing: 0" in _output_of(notebook, "scan.status")
+    with Store(db) as store:
+        assert [vm.vm_name for vm in vms.list_vms(store, pool="B", priority="medium")] == []
+        assert len(vms.list_vms(store, pool="A", priority="medium")) == 8
+    assert all(host.power_state(demo.demo_uuid(f"VM-{n}")).value == "running" for n in (13, 15, 16, 17))
+
+
+def test_bulk_pool_move_without_confirmation_changes_nothing(sim_env):
+    db, host, workdir = sim_env
+    before_args = {vm.uuid: vm.device_model_args for vm in host.list_vms()}
+    with Store(db) as store:
+        before = vms.list_vms(store)
+    notebook = _execute(POOL_MOVE, workdir)
+    assert "Not confirmed: nothing was changed" in _output_of(notebook, "apply_many")
+    assert "nothing was applied" in _output_of(notebook, "result if result")
+    with Store(db) as store:
+        assert vms.list_vms(store) == before
+    assert {vm.uuid: vm.device_model_args for vm in host.list_vms()} == before_args
+
+
+@pytest.mark.parametrize("name", [REGISTRATION, POOL_MOVE])
+def test_notebooks_are_committed_without_outputs(name):
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+    assert notebook.metadata.kernelspec.name == "python3"
+    assert "widgets" not in notebook.metadata
