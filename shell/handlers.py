@@ -92,9 +92,9 @@ def register_vm(ctx: Context, opts: dict) -> int:
 def remove_vm(ctx: Context, opts: dict) -> int:
     from vgpu import lifecycle
 
-    vm = lifecycle.remove_vm(ctx.store, ctx.host, opts["vm-uuid"])
+    result = lifecycle.remove_vm(ctx.store, ctx.host, opts["vm-uuid"])
     ctx.changed()
-    ctx.console.say(f"Removed {render.name_of(vm)} ({vm.vm_uuid}) from Pool {vm.pool_id}; its vgpu segment was cleared.")
+    ctx.console.say(render.removed(result))
     return 0
 
 

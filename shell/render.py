@@ -130,6 +130,12 @@ def registered(result) -> str:
     return text
 
 
+def removed(result) -> str:
+    vm = result.vm
+    tail = "its vgpu segment was cleared" if result.segment_cleared else "the host no longer has it, so no segment to clear"
+    return f"Removed {name_of(vm)} ({vm.vm_uuid}) from Pool {vm.pool_id}; {tail}."
+
+
 def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None) -> str:
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
     if host_error:

@@ -435,7 +435,7 @@ def test_register_undoes_the_row_when_the_segment_cannot_be_written(world):
 
 def test_remove_clears_the_segment_and_keeps_the_admins_args(world, running):
     removed = lifecycle.remove_vm(world.store, world.sim, running)
-    assert removed.config == OLD
+    assert removed.vm.config == OLD and removed.segment_cleared
     assert vms.find(world.store, running) is None
     assert world.args(running) == OWN_ARGS
     assert world.power(running) is PowerState.RUNNING
@@ -445,7 +445,7 @@ def test_remove_clears_the_segment_and_keeps_the_admins_args(world, running):
 
 def test_remove_a_vm_the_host_no_longer_has(world, running):
     world.sim.remove_vm(running)
-    lifecycle.remove_vm(world.store, world.sim, running)
+    assert lifecycle.remove_vm(world.store, world.sim, running).segment_cleared is False
     assert vms.find(world.store, running) is None
     assert world.open_ops() == []
 

@@ -355,11 +355,18 @@ def _host_name(host_vm: HostVM) -> str | None:
         return None  # a host name we would not accept from a user is not recorded either
 
 
-def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VM:
+@attrs.frozen
+class RemoveResult:
+    vm: VM  # the registration as it was
+    segment_cleared: bool  # False when the host no longer has the VM (nothing to clear)
+
+
+def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     """Unregister a VM and clear its segment. A VM the host no longer has is just unregistered."""
     vm = vms.get(store, vm_uuid)
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
+    cleared = True
     try:
         op = journal.advance(store, op, journal.WRITING_ARGS)
         update_device_model_args(host, vm.vm_uuid, None)
@@ -369,11 +376,12 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VM:
             failure.sentence += "; the VM is still registered"
             failure.args = (failure.sentence,)
             raise failure
+        cleared = False
     with store.writing() as conn:
         removed = vms.delete_record(conn, vm.vm_uuid)
         journal.set_step(conn, op, journal.DB_UPDATED)
     journal.finish(store, op, journal.DONE)
-    return removed
+    return RemoveResult(removed, cleared)
 
 
 

@@ -167,7 +167,7 @@ def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int) -> str | None:
     row = conn.execute("SELECT vm_uuid, vm_name FROM vms WHERE vm_id = ?", (vm_id,)).fetchone()
     if row is None:
         return None
-    return f"VM {row[1] or row[0]} ({row[0]})" if row[1] else f"VM {row[0]}"
+    return f"VM {row[1]} ({row[0]})" if row[1] else f"VM {row[0]}"
 
 
 def insert_registration(conn: sqlite3.Connection, reg: Registration) -> VM:
@@ -355,9 +355,10 @@ def new_config(current: VMConfig, pool: object = None, priority: object = None, 
 
 def plan_change(store: Store, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> ChangePlan:
     """Validate a change and say what it would do, without doing anything."""
+    canonical = parse_uuid(vm_uuid)  # a bad UUID is the first thing to report
     if pool is None and priority is None and vm_id is None:
         raise InvalidValue("change", "nothing", "at least one of pool, priority or vm_id")
-    vm = get(store, vm_uuid)
+    vm = get(store, canonical)
     target = new_config(vm.config, pool, priority, vm_id)
     if target.vm_id != vm.vm_id:
         with store.reading() as conn:
