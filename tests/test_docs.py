@@ -1,0 +1,248 @@
+"""The docs stay honest: every vgpu-admin example parses, the library page's examples run, and the
+troubleshooting page names every error class, every host error code and their messages."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import shlex
+
+import pytest
+
+from shell import parsing, runner
+from shell.errors import UsageError
+from vgpu import errors
+from vgpu.hypervisor import codes
+
+from .conftest import REPO_ROOT
+
+DOCS = os.path.join(REPO_ROOT, "docs")
+# commands.md is generated from the command table and checked against it by its own test; its usage lines
+# ("[--pool=<A|B>]") are syntax summaries, not examples.
+PAGES = ("getting-started.md", "shell.md", "library.md", "architecture.md", "install-xcp-ng.md",
+         "install-libvirt.md", "troubleshooting.md")
+REAL_UUID = "4b4f68b1-a09c-5693-9d02-accb4c2306ff"  # the demo's VM-1
+SHELL_OPERATORS = {"|", "||", "&&", ";", "&"}
+REDIRECTIONS = {"<", ">", ">>", ">&", "<&", "2>"}
+
+
+def _read(name: str) -> str:
+    with open(os.path.join(DOCS, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _flat(text: str) -> str:
+    """The page with every run of whitespace as one space (prose and code spans wrap across lines)."""
+    return re.sub(r"\s+", " ", text)
+
+
+# --- vgpu-admin examples ---------------------------------------------------------------------------------
+
+
+def _code_lines(text: str) -> tuple[list[str], list[str]]:
+    """(lines of fenced code blocks, inline code spans outside them)."""
+    fenced = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+    prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.S | re.M)
+    return [line for block in fenced for line in block.splitlines()], re.findall(r"`([^`\n]+)`", prose)
+
+
+def _commands_in(line: str) -> list[list[str]]:
+    """Each ``vgpu-admin ...`` command of a shell line (pipelines and && lists split), as words."""
+    text = line.strip().removeprefix("$ ").replace("<uuid>", REAL_UUID)
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands, current, skip = [], [], False
+    for token in lexer:
+        if skip:
+            skip = False
+        elif token in SHELL_OPERATORS:
+            commands.append(current)
+            current = []
+        elif token in REDIRECTIONS:
+            skip = True
+        else:
+            current.append(token)
+    commands.append(current)
+    return [words for words in commands if words and words[0] == "vgpu-admin"]
+
+
+def _check_one_shot(words: list[str]) -> None:
+    """Parse a ``vgpu-admin`` command line the way shell.main does; raises UsageError if it would not."""
+    _, rest = parsing.take_globals(words[1:])
+    if rest and rest[0] in ("-h", "--help"):
+        rest = ["help", *rest[1:]]
+    elif "--help" in rest[1:] or "-h" in rest[1:]:
+        rest = ["help", rest[0]]
+    if not rest:
+        return  # no command: the vgpu> shell
+    command, _ = parsing.parse(rest)
+    if command.repl_only:
+        raise UsageError(f"{command.name} only works inside the vgpu> shell")
+
+
+def _examples() -> list[tuple[str, str]]:
+    """(page, example) for every vgpu-admin command and every ``vgpu>`` line in the docs."""
+    found = []
+    for page in PAGES:
+        lines, spans = _code_lines(_read(page))
+        for line in lines + [span for span in spans if span.startswith("vgpu-admin ")]:
+            if line.strip().startswith("vgpu> "):
+                found.append((page, line.strip()))
+            found += [(page, shlex.join(words)) for words in _commands_in(line)]
+    return found
+
+
+def _check_example(example: str) -> None:
+    if example.startswith("vgpu> "):
+        parsing.parse(parsing.split_line(example[len("vgpu> "):].replace("<uuid>", REAL_UUID)))
+    else:
+        _check_one_shot(parsing.split_line(example))
+
+
+def test_the_docs_have_many_examples_on_every_page_that_shows_commands():
+    examples = _examples()
+    pages = {page for page, _ in examples}
+    assert len(examples) >= 30
+    assert {"getting-started.md", "shell.md", "install-xcp-ng.md", "install-libvirt.md", "troubleshooting.md"} <= pages
+
+
+@pytest.mark.parametrize("page,example", _examples())
+def test_every_vgpu_admin_example_parses(page, example):
+    _check_example(example)
+
+
+@pytest.mark.parametrize("bad", [
+    "vgpu-admin frobnicate",
+    "vgpu-admin set-pool --pool=B",
+    "vgpu-admin list-vms --colour=red",
+    "vgpu-admin refresh",
+    "vgpu> set-pool --help",
+])
+def test_the_checker_refuses_what_the_parser_refuses(bad):
+    with pytest.raises(UsageError):
+        _check_example(bad)
+
+
+def test_the_extractor_finds_commands_in_pipelines_and_spans():
+    lines, spans = _code_lines("text `vgpu-admin status` more\n```sh\n$ echo yes | vgpu-admin set-pool --vm-uuid=<uuid> --pool=B && vgpu-admin status\n```\n")
+    assert spans == ["vgpu-admin status"]
+    assert _commands_in(lines[0]) == [["vgpu-admin", "set-pool", f"--vm-uuid={REAL_UUID}", "--pool=B"], ["vgpu-admin", "status"]]
+
+
+# --- the library page runs --------------------------------------------------------------------------------
+
+
+def test_the_library_examples_run_in_order(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    blocks = re.findall(r"^```python\n(.*?)^```", _read("library.md"), flags=re.S | re.M)
+    assert len(blocks) >= 10
+    namespace: dict = {}
+    for number, block in enumerate(blocks, start=1):
+        exec(compile(block, f"docs/library.md python block {number}", "exec"), namespace)
+    namespace["store"].close()
+    printed = capsys.readouterr().out
+    assert "VM-1 A high (2) 1" in printed and "Operation cancelled; nothing was changed." in printed
+
+
+# --- troubleshooting covers every error ----------------------------------------------------------------------
+
+
+def _error_classes() -> list[type]:
+    return [cls for _, cls in inspect.getmembers(errors, inspect.isclass)
+            if issubclass(cls, errors.VgpuError) and cls.__module__ == errors.__name__]
+
+
+def _codes() -> list[str]:
+    return [value for name, value in vars(codes).items() if name.isupper() and isinstance(value, str) and value == name]
+
+
+def test_every_error_class_is_in_troubleshooting():
+    page = _read("troubleshooting.md")
+    classes = _error_classes()
+    assert len(classes) >= 12
+    assert [cls.__name__ for cls in classes if not re.search(rf"`{cls.__name__}`", page)] == []
+
+
+def test_every_host_error_code_is_in_troubleshooting():
+    page = _read("troubleshooting.md")
+    found = _codes()
+    assert len(found) >= 14
+    assert [code for code in found if f"`{code}`" not in page] == []
+
+
+def _fragments(sentence: str) -> list[str]:
+    """The fixed words of a sentence built with «placeholders»: what the page must show verbatim."""
+    return [part.strip() for part in re.split(r"«[^»]*»", sentence) if len(part.strip()) >= 10]
+
+
+@pytest.mark.parametrize("code", _codes())
+def test_every_host_error_sentence_is_in_troubleshooting(code):
+    page = _flat(_read("troubleshooting.md"))
+    sentence = codes.sentence_for(code, ["«0»", "«1»", "«2»"], "«vm»").replace("VM «vm»", "«vm»")  # the page: *VM*
+    assert _fragments(sentence), sentence
+    assert [part for part in _fragments(sentence) if part not in page] == []
+
+
+def _example_errors() -> list[errors.VgpuError]:
+    pool_c = errors.RowProblem(2, errors.InvalidValue("pool", "C", ("A", "B")))
+    return [
+        errors.InvalidValue("«field»", "«value»", "«allowed»"),
+        errors.InvalidValue("pool", "C", ("A", "B")),
+        errors.InvalidRows([pool_c, pool_c, pool_c]),
+        errors.NotFound("registered VM", "«uuid»", "see 'vgpu-admin scan-vms' for the VMs on the host"),
+        errors.Conflict("vm_id", "«id»", "«holder»"),
+        errors.AlreadyRegistered("«uuid»", 1, "B"),
+        errors.Busy("«uuid»", "«since»"),
+        errors.Cancelled(),
+        errors.ReconfigureFailed("«uuid»", errors.VgpuError("«cause»"), rolled_back=True),
+        errors.ReconfigureFailed("«uuid»", errors.VgpuError("«cause»"), rolled_back=False, rollback_error=errors.VgpuError("«why»")),
+    ]
+
+
+@pytest.mark.parametrize("error", _example_errors(), ids=lambda error: type(error).__name__)
+def test_every_library_error_sentence_is_in_troubleshooting(error):
+    page = _flat(_read("troubleshooting.md"))
+    assert [part for part in _fragments(str(error)) if part not in page] == []
+
+
+# Messages built in other modules: each fragment must still be in its source (so this list cannot go stale)
+# and on the page.
+SOURCE_MESSAGES = {
+    "vgpu/store.py": [
+        "is read-only; changes need write access to it and its directory",
+        "stayed locked by another process; try again",
+        "is not a vgpu database (SQLite says:",
+        "is an SQLite database but not a vgpu database (it has",
+        "newer than this vgpu-admin understands",
+        "restore it from a backup",
+        "(disk I/O error)",
+        "it is a directory",
+    ],
+    "vgpu/journal.py": ["(that session has ended; run 'vgpu-admin recover' to finish or undo its change)"],
+    "vgpu/lifecycle.py": ["resume it or shut it down first, then try again", "Cancelled: the confirmation failed ("],
+    "vgpu/config.py": ["cannot read config file", "has the wrong type", "unknown setting"],
+    "vgpu/hypervisor/xe.py": ["run on a XCP-ng/XenServer dom0 or give its path as xe:/path/to/xe"],
+    "vgpu/hypervisor/libvirt.py": ["libvirt-python is not installed; pip install 'vgpu-admin[libvirt]'"],
+    "shell/runner.py": ["If a change was under way, run 'vgpu-admin recover' to finish or undo it."],
+}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCE_MESSAGES))
+def test_messages_from_other_modules_are_in_troubleshooting(source):
+    with open(os.path.join(REPO_ROOT, source), encoding="utf-8") as handle:
+        code = handle.read()
+    page = _flat(_read("troubleshooting.md"))
+    for fragment in SOURCE_MESSAGES[source]:
+        assert fragment in code, f"{source} no longer says {fragment!r}: update this list and the page"
+        assert fragment in page, fragment
+
+
+def test_the_exit_code_table_matches_the_runner():
+    rows = dict(re.findall(r"^\| (\d) \| [^|]+ \| (.+) \|$", _read("troubleshooting.md"), flags=re.M))
+    assert set(rows) == {"0", "1", "2", "3"}
+    for cls, code in runner._EXIT_CODES:
+        if cls is not errors.VgpuError and cls is not UsageError:
+            assert f"`{cls.__name__}`" in rows[str(code)], (cls.__name__, code)
+    assert "`Busy`" in rows["1"] and "`StoreError`" in rows["1"] and "`HypervisorError`" in rows["1"]
