@@ -123,28 +123,14 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
 
 
 @attrs.frozen
-class ReconfigurePlan:
-    """What a reconfigure would do, computed without changing anything."""
+class ReconfigurePlan(vms.ChangePlan):
+    """A change plus the VM's power state: what a reconfigure would do, computed without changing anything."""
 
-    vm: VM
-    new: VMConfig
     power_state: PowerState
-
-    @property
-    def current(self) -> VMConfig:
-        return self.vm.config
 
     @property
     def vm_uuid(self) -> str:
         return self.vm.vm_uuid
-
-    @property
-    def changes(self) -> dict[str, tuple[object, object]]:
-        return vms.ChangePlan(self.vm, self.new).changes
-
-    @property
-    def is_noop(self) -> bool:
-        return self.current == self.new
 
     @property
     def needs_restart(self) -> bool:

@@ -322,7 +322,7 @@ def _allocate(regs: dict[int, Registration], taken_ids: set[int], now: str) -> l
 
 @attrs.frozen
 class ChangePlan:
-    """What a change to one VM would do. ``needs_restart`` is False when the VM is halted (or nothing changes)."""
+    """What a change to one VM's registration would do (the database's view; lifecycle adds the host's)."""
 
     vm: VM
     new: VMConfig
