@@ -85,3 +85,19 @@ def test_an_audit_entry_rolls_back_with_its_change(store):
             audit.record(conn, "update", U1, None, {"vm_id": 1})
             raise RuntimeError("the change failed")
     assert audit.history(store) == []
+
+
+def test_records_are_stored_as_compact_sorted_json(store):
+    import json
+
+    vms.register(store, U1, vm_name="Zoë \"quoted\"", pool="B", priority="high", vm_id=7)
+    with store.reading() as conn:
+        (text,) = conn.execute("SELECT new FROM vgpu_audit").fetchone()
+    record = {"vm_id": 7, "vm_name": 'Zoë "quoted"', "pool_id": "B", "priority": 2}
+    assert text == json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def test_entries_of_one_bulk_registration_share_one_time(store):
+    vms.register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000"} for n in range(50)])
+    entries = audit.history(store)
+    assert len(entries) == 50 and len({e.at for e in entries}) == 1

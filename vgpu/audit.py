@@ -25,9 +25,11 @@ def record(conn: sqlite3.Connection, action: str, subject: str, old: dict | None
 
 
 def record_many(conn: sqlite3.Connection, action: str, rows: Iterable[tuple[str, dict | None, dict | None]]) -> None:
+    """One entry per row, all stamped with one time: they are one change, made in one transaction."""
+    at = conn.execute(f"SELECT {_NOW_SQL}").fetchone()[0]
     conn.executemany(
-        "INSERT INTO vgpu_audit (action, subject, old, new) VALUES (?, ?, ?, ?)",
-        ((action, subject, _dump(old), _dump(new)) for subject, old, new in rows),
+        "INSERT INTO vgpu_audit (at, action, subject, old, new) VALUES (?, ?, ?, ?, ?)",
+        [(at, action, subject, _dump(old), _dump(new)) for subject, old, new in rows],
     )
 
 
@@ -47,8 +49,13 @@ def history(store: Store, subject: str | None = None, *, limit: int | None = Non
     return AuditList(AuditEntry(entry_id, at, action, subj, _load(old), _load(new)) for entry_id, at, action, subj, old, new in rows)
 
 
+# json.dumps with options builds a new encoder on every call; one shared encoder gives the same text.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_NOW_SQL = "strftime('%Y-%m-%d %H:%M:%f', 'now')"  # the vgpu_audit.at column's own default
+
+
 def _dump(record_: dict | None) -> str | None:
-    return None if record_ is None else json.dumps(record_, sort_keys=True, separators=(",", ":"))
+    return None if record_ is None else _ENCODER.encode(record_)
 
 
 def _load(text: str | None) -> dict | None:

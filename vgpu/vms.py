@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 import attrs
 
 from . import audit
-from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
+from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
 from .store import Store
 from .tables import VMList
@@ -50,26 +50,34 @@ def make_registration(
     vm_id: object = None,
 ) -> Registration:
     """Validate one registration as typed by a person; blank optional fields take the spec's defaults."""
-    problems = _registration_problems(vm_uuid, vm_name, pool, priority, vm_id)
+    reg, problems = _parse_registration(vm_uuid, vm_name, pool, priority, vm_id)
     if problems:
         raise problems[0]
-    return _build_registration(vm_uuid, vm_name, pool, priority, vm_id)
+    return reg
 
 
 def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _registration_problems(vm_uuid, vm_name, pool, priority, vm_id) -> list[VgpuError]:
-    checks = (
-        (parse_uuid, vm_uuid, False),
-        (parse_vm_name, vm_name, True),
-        (parse_pool_id, pool, True),
-        (parse_priority, priority, True),
-        (parse_vm_id, vm_id, True),
-    )
-    problems: list[VgpuError] = []
-    for parse, value, optional in checks:
+def _parse_registration(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[Registration | None, list[InvalidValue]]:
+    """Parse each field once: the Registration, or None and every problem (in field order)."""
+    try:  # a good row, the common case, in straight-line code; a bad one is gone over again for every problem
+        reg = Registration(
+            parse_uuid(vm_uuid),
+            parse_vm_name(vm_name),
+            DEFAULT_POOL if _blank(pool) else parse_pool_id(pool),
+            DEFAULT_PRIORITY if _blank(priority) else parse_priority(priority),
+            None if _blank(vm_id) else parse_vm_id(vm_id),
+        )
+    except InvalidValue as first:
+        return None, _registration_problems(vm_uuid, vm_name, pool, priority, vm_id) or [first]
+    return reg, []
+
+
+def _registration_problems(*values: object) -> list[InvalidValue]:
+    problems: list[InvalidValue] = []
+    for (parse, optional), value in zip(_PARSERS, values):
         if optional and _blank(value):
             continue
         try:
@@ -79,35 +87,23 @@ def _registration_problems(vm_uuid, vm_name, pool, priority, vm_id) -> list[Vgpu
     return problems
 
 
-def _build_registration(vm_uuid, vm_name, pool, priority, vm_id) -> Registration:
-    return Registration(
-        vm_uuid=parse_uuid(vm_uuid),
-        vm_name=parse_vm_name(vm_name),
-        pool_id=DEFAULT_POOL if _blank(pool) else parse_pool_id(pool),
-        priority=DEFAULT_PRIORITY if _blank(priority) else parse_priority(priority),
-        vm_id=None if _blank(vm_id) else parse_vm_id(vm_id),
-    )
+# The Registration fields in order: how each is parsed and whether it may be left blank.
+_PARSERS = ((parse_uuid, False), (parse_vm_name, True), (parse_pool_id, True), (parse_priority, True), (parse_vm_id, True))
 
 
-_FIELD_ALIASES = {
-    "vm_uuid": ("vm_uuid", "uuid"),
-    "vm_name": ("vm_name", "name"),
-    "pool": ("pool", "pool_id"),
-    "priority": ("priority",),
-    "vm_id": ("vm_id",),
-}
-
-
-def _fields_of(item: Registration | Mapping[str, object]) -> dict[str, object]:
+def _fields_of(item: Registration | Mapping[str, object]) -> tuple[object, ...]:
+    """The five fields of a row in Registration order. A mapping may say ``uuid``, ``name`` or ``pool_id``
+    instead (the first key present wins); a missing field is None."""
     if isinstance(item, Registration):
-        return {
-            "vm_uuid": item.vm_uuid, "vm_name": item.vm_name, "pool": item.pool_id,
-            "priority": item.priority, "vm_id": item.vm_id,
-        }
-    fields: dict[str, object] = {}
-    for field, aliases in _FIELD_ALIASES.items():
-        fields[field] = next((item[key] for key in aliases if key in item), None)
-    return fields
+        return (item.vm_uuid, item.vm_name, item.pool_id, item.priority, item.vm_id)
+    get = item.get
+    return (
+        item["vm_uuid"] if "vm_uuid" in item else get("uuid"),
+        item["vm_name"] if "vm_name" in item else get("name"),
+        item["pool"] if "pool" in item else get("pool_id"),
+        get("priority"),
+        get("vm_id"),
+    )
 
 
 # --- reads ------------------------------------------------------------------------------------------------
@@ -261,12 +257,11 @@ def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tupl
         if not isinstance(item, (Registration, Mapping)):
             problems.append(RowProblem(row, InvalidValue("row", item, "a Registration or a mapping of fields")))
             continue
-        fields = _fields_of(item)
-        errors = _registration_problems(**fields)
+        reg, errors = _parse_registration(*_fields_of(item))
         if errors:
             problems.extend(RowProblem(row, error) for error in errors)
         else:
-            regs[row] = _build_registration(**fields)
+            regs[row] = reg
     return regs, problems
 
 
