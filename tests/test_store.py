@@ -431,3 +431,14 @@ def test_a_read_only_file_in_a_read_only_directory_says_read_only(read_only_db):
         f"database {read_only_db} is read-only; changes need write access to it and its directory"
     )
     assert registered_uuids(read_only_db) == [UUID_1]
+
+
+def test_a_refused_commit_is_rolled_back_and_the_store_stays_usable(store, snapshot):
+    before = snapshot()
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        with store.writing() as conn:
+            conn.execute("PRAGMA defer_foreign_keys = ON")  # the FK is checked at COMMIT, which then fails
+            conn.execute("DELETE FROM pools WHERE pool_id = 'B'")
+            conn.execute("INSERT INTO vms (vm_id, vm_uuid, pool_id) VALUES (1, ?, 'B')", (UUID_1,))
+    assert snapshot() == before
+    assert vms.register(store, UUID_1).vm_id == 1

@@ -56,7 +56,12 @@ class Store:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # a refused COMMIT leaves it open: drop it, or the store is wedged
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self._conn.close()
