@@ -442,3 +442,15 @@ def test_a_refused_commit_is_rolled_back_and_the_store_stays_usable(store, snaps
             conn.execute("INSERT INTO vms (vm_id, vm_uuid, pool_id) VALUES (1, ?, 'B')", (UUID_1,))
     assert snapshot() == before
     assert vms.register(store, UUID_1).vm_id == 1
+
+
+def test_a_new_database_in_a_directory_without_write_access(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        seen = run_bound_by_file_modes(str(folder / "vgpu.db"))
+    finally:
+        folder.chmod(0o755)
+    assert seen == {"error": f"cannot create database {folder / 'vgpu.db'}: permission denied"}
+    assert not (folder / "vgpu.db").exists()
