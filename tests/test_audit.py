@@ -68,15 +68,27 @@ def test_refused_changes_leave_no_audit_entry(store):
     assert [e.action for e in audit.history(store)] == ["register"]
 
 
-def test_record_and_record_many_write_inside_the_callers_transaction(store):
+def test_record_and_a_registration_batch_write_inside_the_callers_transaction(store):
     with store.writing() as conn:
         audit.record(conn, "update", U1, {"k": "é"}, {"k": 'quote " and \\'})
-        audit.record_many(conn, "register", [(U2, None, {"vm_id": 1}), ("A", {"x": None}, None)])
+        conn.execute("INSERT INTO vms (vm_id, vm_uuid, vm_name, pool_id, priority) VALUES (1, ?, 'x', 'B', 2)", (U2,))
+        audit.record_registrations_since(conn, 0)
     assert summary(audit.history(store)) == [
-        ("register", "A", {"x": None}, None),
-        ("register", U2, None, {"vm_id": 1}),
+        ("register", U2, None, {"vm_id": 1, "vm_name": "x", "pool_id": "B", "priority": 2}),
         ("update", U1, {"k": "é"}, {"k": 'quote " and \\'}),
     ]
+
+
+def test_a_bulk_registration_is_one_row_expanded_into_one_entry_per_vm(store):
+    uuids = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(3)]
+    vms.register_many(store, [{"vm_uuid": u, "pool": "B"} for u in uuids])
+    with store.reading() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM vgpu_audit").fetchone()[0] == 1
+    entries = audit.history(store)
+    assert [e.subject for e in entries] == list(reversed(uuids))
+    assert [e.new["vm_id"] for e in entries] == [3, 2, 1]
+    assert [e.subject for e in audit.history(store, uuids[1])] == [uuids[1]]
+    assert len(audit.history(store, limit=2)) == 2
 
 
 def test_an_audit_entry_rolls_back_with_its_change(store):

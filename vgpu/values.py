@@ -17,15 +17,25 @@ NAME_MAX = 255
 POOL_NAME_MAX = 64
 
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_PRIORITY_WORDS = {p.label: p for p in Priority}
 _PRIORITY_ALLOWED = ("low", "medium", "high", "0", "1", "2")
+
+# Exact spellings, looked up before any stripping or case folding: bulk registration parses every field
+# of every row, and these lookups keep it within its benchmark. Only str keys: True == 1 would otherwise
+# find a priority.
+_POOL_BY_TEXT = {"A": "A", "a": "A", "B": "B", "b": "B"}
+_PRIORITY_BY_TEXT = {
+    spelling: p
+    for p in Priority
+    for spelling in (p.label, p.label.upper(), p.label.capitalize(), str(p.value))
+}
 
 
 def parse_pool_id(value: object) -> str:
-    text = value.strip().upper() if isinstance(value, str) else None
-    if text not in POOL_IDS:
-        raise InvalidValue("pool", value, POOL_IDS)
-    return text
+    if type(value) is str:
+        found = _POOL_BY_TEXT.get(value) or _POOL_BY_TEXT.get(value.strip())
+        if found:
+            return found
+    raise InvalidValue("pool", value, POOL_IDS)
 
 
 def parse_priority(value: object) -> Priority:
@@ -36,11 +46,9 @@ def parse_priority(value: object) -> Priority:
             return Priority(value)
         raise InvalidValue("priority", value, _PRIORITY_ALLOWED)
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _PRIORITY_WORDS:
-            return _PRIORITY_WORDS[text]
-        if text in ("0", "1", "2"):
-            return Priority(int(text))
+        found = _PRIORITY_BY_TEXT.get(value) or _PRIORITY_BY_TEXT.get(value.strip().lower())
+        if found is not None:
+            return found
     raise InvalidValue("priority", value, _PRIORITY_ALLOWED)
 
 
@@ -60,6 +68,8 @@ def parse_vm_id(value: object) -> int:
 
 
 def parse_uuid(value: object) -> str:
+    if type(value) is str and _UUID_RE.fullmatch(value):
+        return value  # already canonical: the common case in bulk registration
     text = value.strip().lower() if isinstance(value, str) else ""
     if not _UUID_RE.fullmatch(text):
         raise InvalidValue("VM UUID", value, "a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")
@@ -67,19 +77,17 @@ def parse_uuid(value: object) -> str:
 
 
 def _parse_text(field: str, value: object, limit: int, *, empty_ok: bool) -> str | None:
-    allowed = f"printable text of at most {limit} characters"
     if value is None and empty_ok:
         return None
-    if not isinstance(value, str):
-        raise InvalidValue(field, value, allowed)
-    text = value.strip()
-    if not text:
+    text = value.strip() if isinstance(value, str) else None
+    if text and len(text) <= limit and text.isprintable():
+        return text
+    allowed = f"printable text of at most {limit} characters"
+    if text == "":
         if empty_ok:
             return None
-        raise InvalidValue(field, value, "a non-empty " + allowed)
-    if len(text) > limit or not text.isprintable():
-        raise InvalidValue(field, value, allowed)
-    return text
+        allowed = "a non-empty " + allowed
+    raise InvalidValue(field, value, allowed)
 
 
 def parse_vm_name(value: object) -> str | None:
