@@ -38,6 +38,10 @@ db_path = paths.demo_db
 is_seeded = paths.demo_seeded
 
 
+DEMO_SHUTDOWN_SECONDS = 1.0
+DEMO_START_SECONDS = 0.5
+
+
 def demo_uuid(name: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, name))
 
@@ -54,7 +58,11 @@ def reset() -> None:
     for path in (host_path(), db_path(), db_path() + "-wal", db_path() + "-shm"):
         if os.path.exists(path):
             os.remove(path)
-    seed(SimHost(host_path()), db_path())
+    host = SimHost(host_path())
+    seed(host, db_path())
+    # A real guest takes a while to shut down and boot: a little of that makes the demo's progress visible.
+    host.set_latency("clean_shutdown", DEMO_SHUTDOWN_SECONDS)
+    host.set_latency("start", DEMO_START_SECONDS)
 
 
 def seed(host: SimHost, db: str) -> None:
