@@ -17,7 +17,6 @@ import attrs
 from vgpu.hypervisor.base import Hypervisor
 from vgpu.hypervisor.sim import SimHost
 
-from .hostkit_xapi import xapi_backend
 
 
 @attrs.define
@@ -35,12 +34,17 @@ def sim_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
     sim.close()
 
 
+# Imported here, below HostUnderTest, because each factory module imports HostUnderTest from this one.
+from .hostkit_libvirt import register_libvirt  # noqa: E402
+from .hostkit_xapi import xapi_backend  # noqa: E402
+from .hostkit_xe import xe_backend  # noqa: E402
+
 BACKENDS: dict[str, Callable[[Path], ContextManager[HostUnderTest]]] = {
     "sim": sim_backend,
-    "xe": lambda tmp_path: __import__("hostkit_xe", globals(), None, ["xe_backend"], 1).xe_backend(tmp_path),
+    "xe": xe_backend,
     "xapi": xapi_backend,
 }
+register_libvirt(BACKENDS)  # where libvirtd is usable (and always in CI, so its absence fails there)
 
-from .hostkit_libvirt import register_libvirt  # noqa: E402  (registers into BACKENDS, defined above)
-
-register_libvirt(BACKENDS)
+# The backends that run over a SimHost, into which faults can be injected.
+SIMULATED = sorted(name for name in BACKENDS if name in ("sim", "xe", "xapi"))

@@ -9,19 +9,30 @@ from vgpu.errors import HypervisorError
 from vgpu.hypervisor import codes
 from vgpu.models import HostVM, PowerState, Priority, VMConfig
 
-from .hostkit import BACKENDS
+from .hostkit import BACKENDS, SIMULATED
 
 RUNNING = "6f1d2e3c-0000-4000-8000-000000000001"
 HALTED = "6f1d2e3c-0000-4000-8000-000000000002"
 ABSENT = "6f1d2e3c-0000-4000-8000-0000000000ff"
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def hut(request, tmp_path):
-    with BACKENDS[request.param](tmp_path) as under_test:
+def _host_with_two_vms(name, tmp_path):
+    with BACKENDS[name](tmp_path) as under_test:
         under_test.add_vm(RUNNING, "web-1", "running", "-vnc 127.0.0.1:1")
         under_test.add_vm(HALTED, "db, primary", "halted", "")
         yield under_test
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def hut(request, tmp_path):
+    yield from _host_with_two_vms(request.param, tmp_path)
+
+
+@pytest.fixture(params=SIMULATED)
+def simulated_hut(request, tmp_path):
+    """The backends running over a SimHost, whose faults reach them through their own wire formats
+    (a real hypervisor cannot be made to misbehave on cue)."""
+    yield from _host_with_two_vms(request.param, tmp_path)
 
 
 def test_list_vms_returns_every_guest_in_one_call(hut):
@@ -86,46 +97,37 @@ def test_starting_a_running_vm_is_bad_power_state(hut):
     assert "running" in str(caught.value)
 
 
-def _needs_sim(hut):
-    if hut.sim is None:
-        pytest.skip(f"{hut.name} runs over a real hypervisor: faults cannot be injected into it")
+def test_guest_that_ignores_shutdown_times_out_then_force_works(simulated_hut):
+    simulated_hut.sim.set_fault("clean_shutdown", "ignore", RUNNING)
+    assert simulated_hut.host.clean_shutdown(RUNNING, timeout=0.2) is False
+    assert simulated_hut.host.power_state(RUNNING) is PowerState.RUNNING
+    simulated_hut.host.hard_shutdown(RUNNING)
+    assert simulated_hut.host.power_state(RUNNING) is PowerState.HALTED
 
 
-def test_guest_that_ignores_shutdown_times_out_then_force_works(hut):
-    _needs_sim(hut)
-    hut.sim.set_fault("clean_shutdown", "ignore", RUNNING)
-    assert hut.host.clean_shutdown(RUNNING, timeout=0.2) is False
-    assert hut.host.power_state(RUNNING) is PowerState.RUNNING
-    hut.host.hard_shutdown(RUNNING)
-    assert hut.host.power_state(RUNNING) is PowerState.HALTED
-
-
-def test_guest_without_pv_drivers_lacks_feature(hut):
-    _needs_sim(hut)
-    hut.sim.set_fault("clean_shutdown", "lacks_feature", RUNNING)
+def test_guest_without_pv_drivers_lacks_feature(simulated_hut):
+    simulated_hut.sim.set_fault("clean_shutdown", "lacks_feature", RUNNING)
     with pytest.raises(HypervisorError) as caught:
-        hut.host.clean_shutdown(RUNNING, timeout=5)
+        simulated_hut.host.clean_shutdown(RUNNING, timeout=5)
     assert caught.value.code == codes.VM_LACKS_FEATURE
     assert "forced" in str(caught.value)
 
 
-def test_start_failure_carries_the_emulator_sentence(hut):
-    _needs_sim(hut)
-    hut.sim.set_fault("start", "fail", HALTED)
+def test_start_failure_carries_the_emulator_sentence(simulated_hut):
+    simulated_hut.sim.set_fault("start", "fail", HALTED)
     with pytest.raises(HypervisorError) as caught:
-        hut.host.start(HALTED)
+        simulated_hut.host.start(HALTED)
     assert caught.value.code == codes.FAILED_TO_START_EMULATOR
     assert "emulator" in str(caught.value)
-    assert hut.host.power_state(HALTED) is PowerState.HALTED
+    assert simulated_hut.host.power_state(HALTED) is PowerState.HALTED
 
 
-def test_unreachable_host_is_host_unreachable(hut):
-    _needs_sim(hut)
+def test_unreachable_host_is_host_unreachable(simulated_hut):
     from vgpu.errors import HostUnreachable
 
-    hut.sim.set_fault("unreachable", "on")
+    simulated_hut.sim.set_fault("unreachable", "on")
     with pytest.raises(HostUnreachable):
-        hut.host.list_vms()
+        simulated_hut.host.list_vms()
 
 
 def test_reopen_gives_an_independent_working_connection(hut):
