@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from typing import Iterator
 
 from . import schema
@@ -27,7 +28,7 @@ class Store:
         self.busy_timeout = busy_timeout
         self._conn = _connect(self.path, busy_timeout)
         try:
-            _prepare(self._conn, self.path)
+            _prepare(self._conn, self.path, busy_timeout)
         except BaseException:
             self._conn.close()
             raise
@@ -133,16 +134,16 @@ def _create_private_file(path: str) -> None:
     os.close(fd)
 
 
-def _prepare(conn: sqlite3.Connection, path: str) -> None:
+def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         application_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if application_id == schema.APPLICATION_ID and version == schema.LATEST_VERSION:
-            _set_wal(conn)
+            _set_wal(conn, busy_timeout)
             return  # the common case: one header read, no schema work
         _check_ours(conn, path, application_id, version)
-        _set_wal(conn)
+        _set_wal(conn, busy_timeout)
         _migrate(conn)
     except sqlite3.OperationalError as exc:
         raise _operational_error(path, exc) from exc
@@ -150,10 +151,19 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
         raise StoreError(path, f"{path} is not a vgpu database (SQLite says: {exc})") from exc
 
 
-def _set_wal(conn: sqlite3.Connection) -> None:
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if mode != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
+def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL. The switch needs the file to itself and SQLite reports "locked" at once instead of
+    waiting (processes opening a new file together all try it), so wait here, up to the busy timeout."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _table_names(conn: sqlite3.Connection) -> set[str]:
