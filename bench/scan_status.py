@@ -22,27 +22,9 @@ from vgpu import devargs, scan, vms  # noqa: E402
 from vgpu.hypervisor.sim import SimHost  # noqa: E402
 from vgpu.models import PowerState, Priority, Registration, VMConfig  # noqa: E402
 from vgpu.store import Store  # noqa: E402
+from tests.counting import CountingHost  # noqa: E402
 
 TARGET_RATIO = 3.0
-
-
-class CountingHost:
-    """Counts every call made to the host behind it."""
-
-    def __init__(self, host) -> None:
-        self.host = host
-        self.calls: list[str] = []
-
-    def __getattr__(self, name):
-        real = getattr(self.host, name)
-        if not callable(real):
-            return real
-
-        def counted(*args, **kwargs):
-            self.calls.append(name)
-            return real(*args, **kwargs)
-
-        return counted
 
 
 def build(directory: Path, count: int) -> tuple[Store, SimHost]:

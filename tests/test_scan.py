@@ -10,26 +10,8 @@ from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState, Priority
 from vgpu.store import Store
 
+from .counting import CountingHost
 from .lifekit import World, config, vm_uuid
-
-
-class CountingHost:
-    """Counts every call made to the host behind it."""
-
-    def __init__(self, host) -> None:
-        self.host = host
-        self.calls: list[str] = []
-
-    def __getattr__(self, name):
-        real = getattr(self.host, name)
-        if not callable(real):
-            return real
-
-        def counted(*args, **kwargs):
-            self.calls.append(name)
-            return real(*args, **kwargs)
-
-        return counted
 
 
 @pytest.fixture

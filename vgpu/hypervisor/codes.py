@@ -31,38 +31,36 @@ def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
     return str(details[index]) if len(details) > index and details[index] != "" else default
 
 
+# Code → sentence. {vm} reads "VM <uuid>" (or "the VM"); {0} {1} {2} are the error's details, and a missing
+# detail reads "?" unless _MISSING_DETAIL gives the code a better word.
+_SENTENCES = {
+    VM_BAD_POWER_STATE: "{vm} is {2}, but the operation needs it {1}",
+    VM_LACKS_FEATURE: "{vm} cannot shut down cleanly (no PV drivers or guest agent); only a forced stop works",
+    UUID_INVALID: "{vm} does not exist on the host",
+    HANDLE_INVALID: "{vm} does not exist on the host",
+    FAILED_TO_START_EMULATOR: "the host could not start the device emulator (QEMU) for {vm}: {2}",
+    INTERNAL_ERROR: "the host failed with an internal error: {0}",
+    SESSION_AUTHENTICATION_FAILED: "the host refused the login for user {0}: wrong user name or password",
+    HOST_IS_SLAVE: "this host is a pool member, not the pool master; connect to the master at {0}",
+    OTHER_OPERATION_IN_PROGRESS: "another operation is already running on {vm}; wait for it to finish and try again",
+    HOST_UNREACHABLE: "cannot reach the host: {0}",
+    OPERATION_TIMED_OUT: "the host did not finish the operation on {vm} in time",
+    NO_HOSTS_AVAILABLE: "no host in the pool has the resources to start {vm}",
+    PERMISSION_DENIED: "the host refused the operation on {vm}: permission denied",
+    VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot be changed",
+}
+_MISSING_DETAIL = {FAILED_TO_START_EMULATOR: "no reason given", INTERNAL_ERROR: "no message", HOST_UNREACHABLE: "no answer"}
+
+
 def sentence_for(code: str, details: Sequence[str] = (), vm: str | None = None) -> str:
     """A plain sentence for a host error code; ``vm`` names the VM when the caller knows it."""
     subject = f"VM {vm}" if vm else "the VM"
-    if code == VM_BAD_POWER_STATE:
-        expected, actual = _detail(details, 1), _detail(details, 2)
-        return f"{subject} is {actual}, but the operation needs it {expected}"
-    if code == VM_LACKS_FEATURE:
-        return f"{subject} cannot shut down cleanly (no PV drivers or guest agent); only a forced stop works"
-    if code in (UUID_INVALID, HANDLE_INVALID):
-        return f"{subject} does not exist on the host"
-    if code == FAILED_TO_START_EMULATOR:
-        return f"the host could not start the device emulator (QEMU) for {subject}: {_detail(details, 2, 'no reason given')}"
-    if code == INTERNAL_ERROR:
-        return f"the host failed with an internal error: {_detail(details, 0, 'no message')}"
-    if code == SESSION_AUTHENTICATION_FAILED:
-        return f"the host refused the login for user {_detail(details, 0)}: wrong user name or password"
-    if code == HOST_IS_SLAVE:
-        return f"this host is a pool member, not the pool master; connect to the master at {_detail(details, 0)}"
-    if code == OTHER_OPERATION_IN_PROGRESS:
-        return f"another operation is already running on {subject}; wait for it to finish and try again"
-    if code == HOST_UNREACHABLE:
-        return f"cannot reach the host: {_detail(details, 0, 'no answer')}"
-    if code == OPERATION_TIMED_OUT:
-        return f"the host did not finish the operation on {subject} in time"
-    if code == NO_HOSTS_AVAILABLE:
-        return f"no host in the pool has the resources to start {subject}"
-    if code == PERMISSION_DENIED:
-        return f"the host refused the operation on {subject}: permission denied"
-    if code == VM_IS_TRANSIENT:
-        return f"{subject} is transient (the host keeps no definition of it once it stops), so its arguments cannot be changed"
-    extra = f" ({', '.join(str(d) for d in details)})" if details else ""
-    return f"the host refused the operation on {subject}: {code}{extra}"
+    template = _SENTENCES.get(code)
+    if template is None:
+        extra = f" ({', '.join(str(d) for d in details)})" if details else ""
+        return f"the host refused the operation on {subject}: {code}{extra}"
+    missing = _MISSING_DETAIL.get(code, "?")
+    return template.format(*(_detail(details, index, missing) for index in range(3)), vm=subject)
 
 
 def host_error(code: str, details: Sequence[str] = (), vm: str | None = None) -> HypervisorError:
