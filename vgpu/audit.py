@@ -31,21 +31,24 @@ BATCH = "*"
 
 
 def record_registrations_since(conn: sqlite3.Connection, last_rowid_before: int) -> None:
-    """Audit every vms row inserted after ``last_rowid_before`` (in this transaction) as one registration batch."""
+    """Audit every vms row inserted after ``last_rowid_before`` (in this transaction) as one registration batch.
+
+    Each VM is a JSON array in _BATCH_FIELDS order, not an object: a third less text to build and write."""
     conn.execute(
         f"""INSERT INTO vgpu_audit (action, subject, old, new)
-            SELECT 'register', '{BATCH}', NULL, json_group_array(json_object(
-                'vm_uuid', vm_uuid, 'pool_id', pool_id, 'priority', priority, 'vm_id', vm_id, 'vm_name', vm_name))
+            SELECT 'register', '{BATCH}', NULL, json_group_array(json_array({", ".join(_BATCH_FIELDS)}))
             FROM vms WHERE rowid > ?""",
         (last_rowid_before,),
     )
 
 
+_BATCH_FIELDS = ("vm_uuid", "pool_id", "priority", "vm_id", "vm_name")
+_BATCH_ENTRY = "json_object(" + ", ".join(f"'{name}', json_extract(j.value, '$[{index}]')" for index, name in enumerate(_BATCH_FIELDS) if index) + ")"
 _HISTORY_SQL = f"""
 WITH entries(entry_id, part, at, action, subject, old, new) AS (
     SELECT entry_id, 0, at, action, subject, old, new FROM vgpu_audit WHERE subject <> '{BATCH}'
     UNION ALL
-    SELECT a.entry_id, j.key, a.at, a.action, json_extract(j.value, '$.vm_uuid'), NULL, json_remove(j.value, '$.vm_uuid')
+    SELECT a.entry_id, j.key, a.at, a.action, json_extract(j.value, '$[0]'), NULL, {_BATCH_ENTRY}
     FROM vgpu_audit AS a, json_each(a.new) AS j WHERE a.subject = '{BATCH}'
 )
 SELECT entry_id, at, action, subject, old, new FROM entries {{where}} ORDER BY entry_id DESC, part DESC {{limit}}

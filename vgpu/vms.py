@@ -53,6 +53,9 @@ class _Row(NamedTuple):
     vm_id: int | None
 
 
+_new_row = tuple.__new__
+
+
 def make_registration(
     vm_uuid: object,
     vm_name: object = None,
@@ -74,13 +77,13 @@ def _blank(value: object) -> bool:
 def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, list[InvalidValue]]:
     """Parse each field once: the row, or None and every problem (in field order)."""
     try:  # a good row, the common case, in straight-line code; a bad one is gone over again for every problem
-        return _Row(
+        return _new_row(_Row, (  # tuple.__new__ directly: half the cost of _Row(...) for 10,000 rows
             parse_uuid(vm_uuid),
             parse_vm_name(vm_name),
             DEFAULT_POOL if pool is None or pool == "" else parse_pool_id(pool),
             DEFAULT_PRIORITY if priority is None or priority == "" else parse_priority(priority),
             None if vm_id is None or vm_id == "" else parse_vm_id(vm_id),
-        ), []
+        )), []
     except InvalidValue:
         pass
     problems = _registration_problems(vm_uuid, vm_name, pool, priority, vm_id)
@@ -118,13 +121,17 @@ def _fields_of(item: Registration | Mapping[str, object]) -> tuple[object, ...]:
     if isinstance(item, Registration):
         return (item.vm_uuid, item.vm_name, item.pool_id, item.priority, item.vm_id)
     get = item.get
+    vm_uuid, vm_name, pool = get("vm_uuid", _ABSENT), get("vm_name", _ABSENT), get("pool", _ABSENT)
     return (
-        item["vm_uuid"] if "vm_uuid" in item else get("uuid"),
-        item["vm_name"] if "vm_name" in item else get("name"),
-        item["pool"] if "pool" in item else get("pool_id"),
+        get("uuid") if vm_uuid is _ABSENT else vm_uuid,
+        get("name") if vm_name is _ABSENT else vm_name,
+        get("pool_id") if pool is _ABSENT else pool,
         get("priority"),
         get("vm_id"),
     )
+
+
+_ABSENT = object()  # a key the mapping does not have (None is a value: "left blank")
 
 
 # --- reads ------------------------------------------------------------------------------------------------
@@ -238,14 +245,10 @@ def register_many(store: Store, items: Iterable[Registration | Mapping[str, obje
         problems += _conflicts(regs, taken_ids, taken_uuids)
         if problems:
             raise InvalidRows(sorted(problems, key=lambda p: p.row))
-        now = _now(conn)
-        vms = _allocate(regs, taken_ids, now)
+        vms, params = _allocate(regs, taken_ids, _now(conn))
         if vms:  # an empty batch changes nothing, so it leaves no audit entry either
             last_rowid = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM vms").fetchone()[0]
-            conn.executemany(
-                f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, int(vm.priority), now, now) for vm in vms],
-            )
+            conn.executemany(f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", params)
             audit.record_registrations_since(conn, last_rowid)
     return VMList(vms)
 
@@ -270,7 +273,7 @@ def check_many(
         ]
     refused = {problem.row for problem in problems}
     good = {row: reg for row, reg in regs.items() if row not in refused}
-    return dict(zip(good, _allocate(good, taken_ids, None))), sorted(problems, key=lambda p: p.row)
+    return dict(zip(good, _allocate(good, taken_ids, None)[0])), sorted(problems, key=lambda p: p.row)
 
 
 def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tuple[dict[int, _Row], list[RowProblem]]:
@@ -320,11 +323,13 @@ def _conflicts(regs: dict[int, _Row], taken_ids: set[int], taken_uuids: dict[str
     return problems
 
 
-def _allocate(regs: dict[int, _Row], taken_ids: set[int], now: str) -> list[VM]:
-    """Give each row without a vm_id the lowest id not taken by the DB or by an explicit id in the batch."""
+def _allocate(regs: dict[int, _Row], taken_ids: set[int], now: str) -> tuple[list[VM], list[tuple]]:
+    """Give each row without a vm_id the lowest id not taken by the DB or by an explicit id in the batch.
+    Returns the VMs and, built in the same pass, their INSERT parameters."""
     used = taken_ids | {reg.vm_id for reg in regs.values() if reg.vm_id is not None}
     candidate = 1
     vms: list[VM] = []
+    params: list[tuple] = []
     for vm_uuid, vm_name, pool_id, priority, vm_id in regs.values():
         if vm_id is None:
             while candidate in used:
@@ -332,7 +337,8 @@ def _allocate(regs: dict[int, _Row], taken_ids: set[int], now: str) -> list[VM]:
             vm_id = candidate
             used.add(vm_id)
         vms.append(VM(vm_id, vm_uuid, vm_name, pool_id, priority, now, now))
-    return vms
+        params.append((vm_id, vm_uuid, vm_name, pool_id, int(priority), now, now))
+    return vms, params
 
 
 # --- change and remove ------------------------------------------------------------------------------------
