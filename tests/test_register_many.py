@@ -157,3 +157,10 @@ def test_invalid_and_conflicting_rows_are_reported_together_in_row_order(store):
 def test_register_many_accepts_a_row_with_only_the_uuid_alias(store):
     (vm,) = vms.register_many(store, [{"uuid": uuid_of(1), "name": "x", "pool_id": "b"}])
     assert (vm.vm_id, vm.vm_name, vm.pool_id) == (1, "x", "B")
+
+
+def test_an_unknown_column_is_a_bad_row_not_a_silent_default(store, snapshot):
+    before = snapshot()
+    rows = [{"vm_uuid": uuid_of(1), "priority": "high"}, {"vm_uuid": uuid_of(2), "prio": "high", "zone": "x"}]
+    assert refused(store, rows) == [(2, InvalidValue, "column", "prio, zone")]
+    assert snapshot() == before

@@ -132,6 +132,7 @@ def _fields_of(item: Registration | Mapping[str, object]) -> tuple[object, ...]:
 
 
 _ABSENT = object()  # a key the mapping does not have (None is a value: "left blank")
+_KNOWN_KEYS = frozenset({"vm_uuid", "uuid", "vm_name", "name", "pool", "pool_id", "priority", "vm_id"})
 
 
 # --- reads ------------------------------------------------------------------------------------------------
@@ -285,6 +286,10 @@ def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tupl
             problems.append(RowProblem(number, InvalidValue("row", item, "a Registration or a mapping of fields")))
             continue
         row, errors = _parse_row(*_fields_of(item))
+        if type(item) is not Registration and not _KNOWN_KEYS.issuperset(item):
+            # a typo such as "prio" must not quietly register with the default priority
+            unknown = ", ".join(sorted(str(key) for key in item if key not in _KNOWN_KEYS))
+            errors = errors + [InvalidValue("column", unknown, sorted(_KNOWN_KEYS))]
         if errors:
             problems.extend(RowProblem(number, error) for error in errors)
         else:
