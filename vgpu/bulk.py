@@ -79,7 +79,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
             if uuid not in states:
                 raise NotFound("VM", uuid, "the host has no such VM")
-            lifecycle._check_power_state(uuid, states[uuid])
+            lifecycle.check_power_state(uuid, states[uuid])
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
@@ -99,7 +99,7 @@ def apply_many(
     host: Hypervisor,
     bulk: BulkPlan,
     *,
-    progress: ProgressCallback = lifecycle._silent,
+    progress: ProgressCallback = lifecycle.silent,
     policy: StopPolicy = DEFAULT_POLICY,
     concurrency: int = 4,
 ) -> BulkResult:
@@ -147,7 +147,7 @@ def reconfigure_many(
     changes: Iterable[Mapping[str, object]],
     *,
     confirm: Callable[[BulkPlan], bool],
-    progress: ProgressCallback = lifecycle._silent,
+    progress: ProgressCallback = lifecycle.silent,
     policy: StopPolicy = DEFAULT_POLICY,
     concurrency: int = 4,
 ) -> BulkResult:

@@ -69,11 +69,11 @@ def plan_registrations(store: Store, host: Hypervisor, items: Iterable[Registrat
     anything. A row without a name gets the host's name for the VM, as ``register-vm`` does."""
     on_host = {host_vm.uuid: host_vm for host_vm in host.list_vms()}
     good, problems = vms.check_many(store, items, exists=on_host.__contains__)
-    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle._host_name(on_host[vm.vm_uuid])) for vm in good.values()]
+    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for vm in good.values()]
     return RegistrationPlan(tuple(planned), tuple(good), tuple(problems))
 
 
-def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressCallback = lifecycle._silent) -> RegistrationResult:
+def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressCallback = lifecycle.silent) -> RegistrationResult:
     """Register the plan's VMs with the vm_ids it shows, in one transaction (a vm_id taken since the plan
     refuses them all: plan again), then write their segments."""
     if not plan.vms:
@@ -83,7 +83,7 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     return RegistrationResult(tuple(registered), tuple(written), tuple(failures))
 
 
-def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, progress: ProgressCallback = lifecycle._silent) -> tuple[list[RepairResult], list[BulkFailure]]:
+def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, progress: ProgressCallback = lifecycle.silent) -> tuple[list[RepairResult], list[BulkFailure]]:
     """Make each VM's segment agree with the database (read by QEMU at the VM's next boot). One VM's
     failure does not stop the others."""
     written: list[RepairResult] = []

@@ -17,7 +17,7 @@ from typing import Callable
 
 import attrs
 
-from . import devargs, journal, vms
+from . import devargs, journal, values, vms
 from .errors import Cancelled, Conflict, HypervisorError, NotFound, ReconfigureFailed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
@@ -50,7 +50,7 @@ class StopPolicy:
 DEFAULT_POLICY = StopPolicy()
 
 
-def _silent(_: Progress) -> None:
+def silent(_: Progress) -> None:
     """The default progress callback."""
 
 
@@ -60,7 +60,7 @@ def _silent(_: Progress) -> None:
 def _waiting(fn: Callable[[], object], vm_uuid: str, step: str, message: str, progress: ProgressCallback, tick: float) -> object:
     """Run a blocking host call, reporting progress every ``tick`` seconds while it runs."""
     progress(Progress(vm_uuid, step, message))
-    if progress is _silent:
+    if progress is silent:
         return fn()
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vgpu-wait") as pool:
@@ -76,7 +76,7 @@ def stop_vm(
     host: Hypervisor,
     vm_uuid: str,
     policy: StopPolicy = DEFAULT_POLICY,
-    progress: ProgressCallback = _silent,
+    progress: ProgressCallback = silent,
 ) -> str:
     """Stop a VM: clean shutdown within the policy's deadline, then forced. Returns how it stopped:
     ``"already"`` (it was halted), ``"clean"`` or ``"forced"``."""
@@ -103,7 +103,7 @@ def stop_vm(
     return "forced"
 
 
-def start_vm(host: Hypervisor, vm_uuid: str, progress: ProgressCallback = _silent, tick: float = 1.0) -> None:
+def start_vm(host: Hypervisor, vm_uuid: str, progress: ProgressCallback = silent, tick: float = 1.0) -> None:
     """Start a VM and return once the host reports it running."""
     _waiting(lambda: host.start(vm_uuid), vm_uuid, "starting", f"Starting VM {vm_uuid}", progress, tick)
     progress(Progress(vm_uuid, "started", f"VM {vm_uuid} is running"))
@@ -146,7 +146,7 @@ class ReconfigureResult:
     stopped_how: str | None = None  # "clean" or "forced" when the VM was stopped
 
 
-def _check_power_state(vm_uuid: str, state: PowerState) -> None:
+def check_power_state(vm_uuid: str, state: PowerState) -> None:
     if state not in (PowerState.RUNNING, PowerState.HALTED):
         raise HypervisorError(
             codes.VM_BAD_POWER_STATE,
@@ -160,7 +160,7 @@ def plan_reconfigure(store: Store, host: Hypervisor, vm_uuid: object, pool: obje
     change = vms.plan_change(store, vm_uuid, pool, priority, vm_id)
     journal.check_unlocked(store, change.vm.vm_uuid)
     state = host.power_state(change.vm.vm_uuid)
-    _check_power_state(change.vm.vm_uuid, state)
+    check_power_state(change.vm.vm_uuid, state)
     return ReconfigurePlan(change.vm, change.new, state)
 
 
@@ -183,7 +183,7 @@ def reconfigure_vm(
     vm_id: object = None,
     *,
     confirm: Callable[[ReconfigurePlan], bool],
-    progress: ProgressCallback = _silent,
+    progress: ProgressCallback = silent,
     policy: StopPolicy = DEFAULT_POLICY,
 ) -> ReconfigureResult:
     """The spec's workflow: plan, confirm, stop if running, update DB, update args, start if it was running.
@@ -200,7 +200,7 @@ def reconfigure_vm(
 
 def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Operation:
     state = host.power_state(plan.vm_uuid)
-    _check_power_state(plan.vm_uuid, state)
+    check_power_state(plan.vm_uuid, state)
     with store.writing() as conn:
         current = vms.select_vm(conn, plan.vm_uuid)
         if current is None:
@@ -217,7 +217,7 @@ def apply_plan(
     host: Hypervisor,
     plan: ReconfigurePlan,
     *,
-    progress: ProgressCallback = _silent,
+    progress: ProgressCallback = silent,
     policy: StopPolicy = DEFAULT_POLICY,
 ) -> ReconfigureResult:
     """Carry out a plan the caller has already confirmed (notebooks inspect plans, then apply them)."""
@@ -244,7 +244,7 @@ def apply_plan(
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running), stopped_how=stopped_how)
 
 
-def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = _silent) -> None:
+def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = silent) -> None:
     """Put back the VM's old registration and segment, and start it if it was running. Idempotent."""
     progress(Progress(op.vm_uuid, "rolling-back", f"Restoring the previous configuration of VM {op.vm_uuid}"))
     old = op.old.config
@@ -315,7 +315,7 @@ def register_vm(
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     host_vm = find_host_vm(host, reg.vm_uuid)
     if reg.vm_name is None:
-        reg = attrs.evolve(reg, vm_name=_host_name(host_vm))
+        reg = attrs.evolve(reg, vm_name=host_name(host_vm))
     with store.writing() as conn:
         op = journal.begin(conn, reg.vm_uuid, "register", None, None, None)
         vm = vms.insert_registration(conn, reg)
@@ -334,9 +334,9 @@ def register_vm(
     return RegisterResult(vm, host_vm)
 
 
-def _host_name(host_vm: HostVM) -> str | None:
+def host_name(host_vm: HostVM) -> str | None:
     try:
-        return vms.parse_vm_name(host_vm.name)
+        return values.parse_vm_name(host_vm.name)
     except VgpuError:
         return None  # a host name we would not accept from a user is not recorded either
 
@@ -391,7 +391,7 @@ class RepairResult:
 def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     """Make a VM's device-model args agree with the database: a registered VM's segment is rewritten, an
     unregistered VM's (a clone's, or a leftover) removed. Takes effect at the VM's next boot."""
-    canonical = vms.parse_uuid(vm_uuid)
+    canonical = values.parse_uuid(vm_uuid)
     vm = vms.find(store, canonical)
     expected = vm.config if vm is not None else None
     with store.writing() as conn:

@@ -37,7 +37,7 @@ class Recovery:
 def recover(
     store: Store,
     host: Hypervisor,
-    progress: lifecycle.ProgressCallback = lifecycle._silent,
+    progress: lifecycle.ProgressCallback = lifecycle.silent,
     *,
     policy: lifecycle.StopPolicy = lifecycle.DEFAULT_POLICY,
 ) -> list[Recovery]:
