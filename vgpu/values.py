@@ -31,7 +31,7 @@ _PRIORITY_BY_TEXT = {
 
 
 def parse_pool_id(value: object) -> str:
-    if type(value) is str:
+    if isinstance(value, str):
         found = _POOL_BY_TEXT.get(value) or _POOL_BY_TEXT.get(value.strip())
         if found:
             return found
