@@ -7,7 +7,7 @@ import re
 import pytest
 
 from vgpu import audit, pools, vms
-from vgpu.errors import Conflict, InvalidRows
+from vgpu.errors import Conflict, InvalidRows, InvalidValue
 from vgpu.models import AuditEntry
 
 U1 = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
@@ -113,3 +113,15 @@ def test_entries_of_one_bulk_registration_share_one_time(store):
     vms.register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000"} for n in range(50)])
     entries = audit.history(store)
     assert len(entries) == 50 and len({e.at for e in entries}) == 1
+
+
+def test_history_takes_a_subject_as_typed_and_refuses_anything_else(store):
+    vms.register(store, U1)
+    pools.set_pool_name(store, "A", "Prod")
+    assert [e.subject for e in audit.history(store, f"  {U1.upper()} ")] == [U1]
+    assert [e.action for e in audit.history(store, " a ")] == ["rename-pool"]
+    with pytest.raises(InvalidValue) as caught:
+        audit.history(store, "web-1")
+    assert caught.value.field == "subject" and caught.value.value == "web-1"
+    with pytest.raises(InvalidValue):
+        audit.history(store, limit=0)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from .errors import InvalidValue
 from .models import AuditEntry
 from .store import Store
 from .tables import AuditList
+from .values import parse_count, parse_pool_id, parse_uuid
 
 ACTIONS = ("register", "update", "remove", "rename-pool")
 
@@ -62,13 +64,25 @@ def history(store: Store, subject: str | None = None, *, limit: int | None = Non
     where = limit_clause = ""
     if subject is not None:
         where = "WHERE subject = ?"
-        params.append(subject.lower() if len(subject) > 1 else subject.upper())
+        params.append(_subject_key(subject))
     if limit is not None:
         limit_clause = "LIMIT ?"
-        params.append(int(limit))
+        params.append(parse_count("limit", limit))
     with store.reading() as conn:
         rows = conn.execute(_HISTORY_SQL.format(where=where, limit=limit_clause), params).fetchall()
     return AuditList(AuditEntry(entry_id, at, action, subj, _load(old), _load(new)) for entry_id, at, action, subj, old, new in rows)
+
+
+def _subject_key(subject: object) -> str:
+    """A subject as the log keeps it: a pool id (``a`` → ``A``) or a lower-case VM UUID."""
+    try:
+        return parse_pool_id(subject)
+    except InvalidValue:
+        pass
+    try:
+        return parse_uuid(subject)
+    except InvalidValue:
+        raise InvalidValue("subject", subject, "a VM UUID or a pool id (A or B)") from None
 
 
 # json.dumps with options builds a new encoder on every call; one shared encoder gives the same text.
