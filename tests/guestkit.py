@@ -145,9 +145,13 @@ def _pack(stage: Path, target: Path) -> None:
 
 
 def printed_configs(console: Path) -> list[str]:
-    """What the guest printed after ``VGPU-CONFIG:`` on each boot whose console output is in ``console``."""
+    """What the guest printed after ``VGPU-CONFIG:`` on each boot whose console output is in ``console``.
+
+    Only whole lines count: QEMU writes the console log as the guest prints, so the last line may still be
+    half written when we read it."""
     try:
         text = console.read_text(errors="replace")
     except FileNotFoundError:
         return []
-    return [line.split(CONFIG_MARK, 1)[1].strip() for line in text.splitlines() if CONFIG_MARK in line]
+    whole_lines = text.split("\n")[:-1]  # the piece after the last newline is unfinished (or empty)
+    return [line.split(CONFIG_MARK, 1)[1].strip() for line in whole_lines if CONFIG_MARK in line]
