@@ -23,6 +23,7 @@ class Context:
         self._store: Store | None = None
         self._host = None
         self.on_change = None  # the REPL sets this to refresh its completion names after a change
+        self.name_cache = None  # the REPL sets this to its completion names (a NameCache getter)
 
     @property
     def store(self) -> Store:
@@ -62,6 +63,21 @@ class Context:
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
         return getpass.getpass(f"Password for {self.settings.host}: ")
+
+    def vms_named(self, name: str) -> list[tuple[str, str]]:
+        """(UUID, name) of each VM called ``name`` in any case: from the shell's names, which include the
+        host's, or else from the database. Only for hints on bad input, so a failure to look finds none."""
+        key = name.strip().lower()
+        if not key:
+            return []
+        if self.name_cache is not None:
+            return [(vm.uuid, vm.name) for vm in self.name_cache().every if vm.name_key == key]
+        from vgpu import vms
+
+        try:
+            return [(vm.vm_uuid, vm.vm_name) for vm in vms.list_vms(self.store) if (vm.vm_name or "").lower() == key]
+        except errors.VgpuError:
+            return []
 
     def changed(self) -> None:
         if self.on_change is not None:

@@ -106,13 +106,14 @@ def _open_sources(ctx: Context):
 
 @contextlib.contextmanager
 def _shell_hooks(ctx: Context, refresher: Refresher, read_line: Callable[[str], str | None]) -> Iterator[None]:
-    """While the shell runs: changes trigger a refresh, and questions are asked through prompt_toolkit."""
-    saved = ctx.on_change, ctx.console.read_line
-    ctx.on_change, ctx.console.read_line = refresher.request, read_line
+    """While the shell runs: changes trigger a refresh, questions are asked through prompt_toolkit, and
+    hints on bad input look names up in the completion names."""
+    saved = ctx.on_change, ctx.console.read_line, ctx.name_cache
+    ctx.on_change, ctx.console.read_line, ctx.name_cache = refresher.request, read_line, lambda: refresher.cache
     try:
         yield
     finally:
-        ctx.on_change, ctx.console.read_line = saved
+        ctx.on_change, ctx.console.read_line, ctx.name_cache = saved
         refresher.close()
 
 

@@ -35,8 +35,20 @@ def exit_code_for(error: BaseException) -> int:
 
 def report(ctx: Context, error: BaseException) -> int:
     code = exit_code_for(error)
-    ctx.console.error(str(error) if code == CANCELLED else f"error: {error}")
+    ctx.console.error(str(error) if code == CANCELLED else f"error: {error}{_name_hint(ctx, error)}")
     return code
+
+
+def _name_hint(ctx: Context, error: BaseException) -> str:
+    """For a VM name typed where a UUID belongs (the usual slip in the shell): the UUID it names."""
+    if not (isinstance(error, errors.InvalidValue) and error.field == "VM UUID" and isinstance(error.value, str)):
+        return ""
+    named = ctx.vms_named(error.value)
+    if len(named) == 1:
+        return f"; the VM named {named[0][1]} is {named[0][0]}"
+    if named:
+        return f"; {len(named)} VMs are named {named[0][1]}: {', '.join(uuid for uuid, _ in named)}"
+    return ""
 
 
 def log_path() -> str:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from shell import commands as table
 from shell.commands import COMMANDS, Command, Option
 from vgpu import demo
+from vgpu.store import Store
 
 from .clikit import Outcome, SpecHost, run, run_process
 
@@ -303,3 +304,27 @@ def test_bad_input_through_the_real_command(spec, argv):
     assert outcome.code == 2 and outcome.out == ""
     assert outcome.one_error_line().startswith("error: ")
     assert spec.files() == before
+
+
+def test_a_vm_name_where_a_uuid_belongs_is_answered_with_its_uuid(spec):
+    before = spec.files()
+    outcome = spec.cli("set-pool", "--vm-uuid=vm-3", "--pool=B")
+    assert outcome.code == 2 and outcome.out == ""
+    assert outcome.one_error_line().endswith(f"; the VM named VM-3 is {spec.uuid('VM-3')}")
+    assert spec.files() == before
+
+
+def test_a_name_two_vms_share_lists_both_uuids_and_an_unknown_name_gets_no_hint(tmp_path):
+    spec = SpecHost(tmp_path)
+    with Store(spec.db) as store:
+        for name in ("VM-4", "VM-5"):
+            rename_in_db(store, spec.uuid(name), "twin")
+    hinted = spec.cli("show-vm", "--vm-uuid=TWIN").one_error_line()
+    assert hinted.endswith(f"; 2 VMs are named twin: {spec.uuid('VM-4')}, {spec.uuid('VM-5')}")
+    assert spec.cli("show-vm", "--vm-uuid=nobody").one_error_line().endswith("expected a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")
+
+
+def rename_in_db(store, vm_uuid: str, name: str) -> None:
+    """Give a registered VM another name (there is no command for it: names come from the host)."""
+    with store.writing() as conn:
+        conn.execute("UPDATE vms SET vm_name = ? WHERE vm_uuid = ?", (name, vm_uuid))

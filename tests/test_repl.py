@@ -145,7 +145,17 @@ def test_history_is_written_under_the_xdg_data_dir_without_answers(shell, spec, 
 def test_the_shell_restores_the_context_hooks(shell):
     reader = shell.console.read_line
     shell.type("refresh\n" + CTRL_D)
-    assert shell.ctx.on_change is None and shell.console.read_line == reader
+    assert shell.ctx.on_change is None and shell.console.read_line == reader and shell.ctx.name_cache is None
+
+
+def test_a_vm_name_typed_for_a_uuid_is_answered_with_the_uuid_even_for_a_vm_only_the_host_knows(shell, spec):
+    # VM-22 is on the host but not registered: only the shell's names (which include the host's) know it
+    shell.type("register-vm --vm-uuid=vm-22\nshow-vm --vm-uuid=VM-3\n" + CTRL_D)
+    assert shell.err.getvalue().splitlines() == [
+        f"error: invalid VM UUID 'vm-22': expected a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7; the VM named VM-22 is {spec.uuid('VM-22')}",
+        f"error: invalid VM UUID 'VM-3': expected a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7; the VM named VM-3 is {spec.uuid('VM-3')}",
+    ]
+    assert spec.vm("VM-22") is None
 
 
 def test_a_change_requests_a_refresh(shell, spec, monkeypatch):
