@@ -203,8 +203,32 @@ def test_forcing_a_paused_vm_that_xapi_refuses_is_an_error(server, host):
     assert str(caught.value) == f"VM {RUNNING} is paused, but the operation needs it running"
 
 
+def test_start_runs_as_a_task_that_is_destroyed_when_done(server, host):
+    host.start(HALTED)
+    assert host.power_state(HALTED) is PowerState.RUNNING
+    assert server.calls["Async.VM.start"] == 1 and server.calls["VM.start"] == 0
+    assert server.calls["task.destroy"] == 1
+
+
+def test_a_start_that_fails_inside_its_task_is_a_sentence(server, host, sim):
+    sim.set_fault("start", "fail", HALTED)
+    with pytest.raises(HypervisorError) as caught:
+        host.start(HALTED)
+    assert caught.value.code == codes.FAILED_TO_START_EMULATOR
+    assert str(caught.value).startswith(f"the host could not start the device emulator (QEMU) for VM {HALTED}")
+
+
+def test_a_start_still_running_at_the_deadline_is_a_timeout_not_an_unreachable_host(server, sim):
+    sim.set_latency("start", 1.5)
+    with connect(server, start_timeout=0.3) as host, pytest.raises(HypervisorError) as caught:
+        host.start(HALTED)
+    assert not isinstance(caught.value, HostUnreachable)
+    assert str(caught.value) == f"the host did not finish the operation on VM {HALTED} in time"
+    assert server.calls["task.cancel"] == 1
+
+
 def test_other_operation_in_progress(server, host):
-    server.fail_next("VM.start", "OTHER_OPERATION_IN_PROGRESS", "VM", "OpaqueRef:x")
+    server.fail_next("Async.VM.start", "OTHER_OPERATION_IN_PROGRESS", "VM", "OpaqueRef:x")
     with pytest.raises(HypervisorError) as caught:
         host.start(HALTED)
     assert caught.value.code == codes.OTHER_OPERATION_IN_PROGRESS

@@ -10,8 +10,9 @@ Decisions worth knowing:
 - A pool member answers every login with ``HOST_IS_SLAVE`` and its master's address. We do not follow it:
   the user named a host, and silently sending their password to another address would surprise them. The
   error names the master, so the fix is one edit of the URI.
-- Clean shutdown runs as an ``Async.VM.clean_shutdown`` task polled against the caller's deadline, because
-  the synchronous call can block for many minutes inside xapi and could not honour a timeout.
+- Clean shutdown and start run as ``Async.VM.*`` tasks polled against a deadline, because the synchronous
+  calls can block for many minutes inside xapi: a socket timeout could not honour the caller's deadline,
+  and would report a slow start as an unreachable host.
 - Every XAPI failure becomes :func:`codes.host_error` (one table of sentences for all backends); every
   transport failure becomes ``HostUnreachable`` with a plain sentence. Nothing else escapes, and the
   password is scrubbed from whatever text a server sends back.
@@ -30,6 +31,8 @@ from ..models import HostVM, PowerState
 from . import codes
 from .base import DEFAULT_ARGS_KEY
 from .xapi_transport import CALL_TIMEOUT, TRANSPORT_ERRORS, new_session, unreachable_reason
+
+START_TIMEOUT = 600.0  # VM.start waits for the guest's devices (vGPU, disks): minutes are normal
 from .xapi_uri import Credentials, XapiTarget, parse_uri
 
 ORIGINATOR = "vgpu-admin"  # shown to the admin in xapi's session list and audit log
@@ -50,12 +53,14 @@ class XapiHost:
         *,
         args_key: str = DEFAULT_ARGS_KEY,
         call_timeout: float = CALL_TIMEOUT,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.uri = target.display
         self.args_key = args_key
         self._target = target
         self._credentials = credentials
         self._call_timeout = call_timeout
+        self._start_timeout = start_timeout
         self._session: Any = None
 
     @classmethod
@@ -66,10 +71,12 @@ class XapiHost:
         args_key: str = DEFAULT_ARGS_KEY,
         password: Callable[[], str] | None = None,
         call_timeout: float = CALL_TIMEOUT,
+        start_timeout: float = START_TIMEOUT,
     ) -> "XapiHost":
         """``password`` is a prompt, called at most once, when VGPU_XAPI_PASSWORD is unset."""
         target = parse_uri(uri)
-        return cls(target, Credentials(target, password), args_key=args_key, call_timeout=call_timeout)
+        return cls(target, Credentials(target, password), args_key=args_key, call_timeout=call_timeout,
+                   start_timeout=start_timeout)
 
     # --- session and error translation -----------------------------------------------------------------
 
@@ -180,7 +187,10 @@ class XapiHost:
                 raise
 
     def start(self, vm_uuid: str) -> None:
-        self._call("VM.start", self._ref(vm_uuid), False, False, vm=vm_uuid)  # not paused, not forced
+        deadline = time.monotonic() + self._start_timeout
+        task = self._call("Async.VM.start", self._ref(vm_uuid), False, False, vm=vm_uuid)  # not paused, not forced
+        if not self._await(task, deadline, vm_uuid):
+            raise codes.host_error(codes.OPERATION_TIMED_OUT, [], vm_uuid)
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         platform = self._call("VM.get_platform", self._ref(vm_uuid), vm=vm_uuid)
@@ -198,7 +208,8 @@ class XapiHost:
 
     def reopen(self) -> "XapiHost":
         """A new session to the same host, sharing the already-resolved password (no second prompt)."""
-        return XapiHost(self._target, self._credentials, args_key=self.args_key, call_timeout=self._call_timeout)
+        return XapiHost(self._target, self._credentials, args_key=self.args_key, call_timeout=self._call_timeout,
+                        start_timeout=self._start_timeout)
 
     def close(self) -> None:
         """Log out (idempotent). A host that vanished cannot be logged out of; that is not an error."""

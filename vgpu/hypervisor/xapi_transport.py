@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .xapi_uri import XapiTarget
 
 CONNECT_TIMEOUT = 10.0
-CALL_TIMEOUT = 300.0  # VM.start waits for the guest's devices (vGPU, disks): minutes are normal
+CALL_TIMEOUT = 300.0  # one call; a forced stop or a big pool's listing can take minutes on a busy host
 
 # Everything that means "no usable answer from the host", as opposed to an answer that is an error.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
