@@ -55,9 +55,6 @@ class _Row(NamedTuple):
     vm_id: int | None
 
 
-_new_row = tuple.__new__
-
-
 def make_registration(
     vm_uuid: object,
     vm_name: object = None,
@@ -79,7 +76,7 @@ def _blank(value: object) -> bool:
 def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, list[InvalidValue]]:
     """Parse each field once: the row, or None and every problem (in field order)."""
     try:  # a good row, the common case, in straight-line code; a bad one is gone over again for every problem
-        return _new_row(_Row, (  # tuple.__new__ directly: half the cost of _Row(...) for 10,000 rows
+        return tuple.__new__(_Row, (  # tuple.__new__ directly: half the cost of _Row(...) for many rows
             parse_uuid(vm_uuid),
             parse_vm_name(vm_name),
             DEFAULT_POOL if pool is None or pool == "" else parse_pool_id(pool),
@@ -242,13 +239,13 @@ def register_many(store: Store, items: Iterable[Registration | Mapping[str, obje
     Each item is a :class:`Registration` or a mapping with ``vm_uuid`` (or ``uuid``) and optionally
     ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``; blank values take the defaults.
     """
-    regs, problems = _validate_rows(items)
+    batch, problems = _validate_rows(items)
     with store.writing() as conn:
         taken_ids, taken_uuids = _taken(conn)
-        problems += _conflicts(regs, taken_ids, taken_uuids)
+        problems += _conflicts(batch, taken_ids, taken_uuids)
         if problems:
             raise InvalidRows(sorted(problems, key=lambda p: p.row))
-        vms, params = _allocate(regs, taken_ids, _now(conn))
+        vms, params = _allocate(batch, taken_ids, _now(conn))
         if vms:  # an empty batch changes nothing, so it leaves no audit entry either
             last_rowid = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM vms").fetchone()[0]
             conn.executemany(f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", params)
@@ -265,25 +262,48 @@ def check_many(
     """What register_many would make of ``items``, changing nothing: the VM each good row would become (by
     row number, vm_ids assigned as they are free now) and every problem with the other rows. ``exists``
     (UUID → is the VM on the host?) adds a NotFound problem for each row whose VM the host lacks."""
-    regs, problems = _validate_rows(items)
+    batch, problems = _validate_rows(items)
     with store.reading() as conn:
         taken_ids, taken_uuids = _taken(conn)
-    problems += _conflicts(regs, taken_ids, taken_uuids)
+    problems += _conflicts(batch, taken_ids, taken_uuids)
     if exists is not None:
         problems += [
-            RowProblem(row, NotFound("VM", reg.vm_uuid, "the host has no such VM"))
-            for row, reg in regs.items() if not exists(reg.vm_uuid)
+            RowProblem(row, NotFound("VM", vm_uuid, "the host has no such VM"))
+            for row, vm_uuid in zip(batch.rows, batch.vm_uuids) if not exists(vm_uuid)
         ]
-    refused = {problem.row for problem in problems}
-    good = {row: reg for row, reg in regs.items() if row not in refused}
-    return dict(zip(good, _allocate(good, taken_ids, None)[0])), sorted(problems, key=lambda p: p.row)
+    good = batch.without({problem.row for problem in problems})
+    return dict(zip(good.rows, _allocate(good, taken_ids, None)[0])), sorted(problems, key=lambda p: p.row)
 
 
-def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tuple[dict[int, _Row], list[RowProblem]]:
+class _Batch(NamedTuple):
+    """The valid rows of a batch as columns: each row's number (from 1) and its five Registration fields.
+    Columns, because the checks and the inserts below each go down one or two of them in C."""
+
+    rows: list[int]
+    vm_uuids: list[str]
+    vm_names: list[str | None]
+    pool_ids: list[str]
+    priorities: list[Priority]
+    vm_ids: list[int | None]
+
+    @classmethod
+    def of_rows(cls, rows: dict[int, _Row]) -> "_Batch":
+        if not rows:
+            return cls([], [], [], [], [], [])
+        return cls(list(rows), *map(list, zip(*rows.values())))
+
+    def without(self, refused: set[int]) -> "_Batch":
+        if not refused:
+            return self
+        kept = [index for index, row in enumerate(self.rows) if row not in refused]
+        return _Batch(*([column[index] for index in kept] for column in self))
+
+
+def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tuple[_Batch, list[RowProblem]]:
     items = items if isinstance(items, (list, tuple)) else list(items)
     columns = uniform_columns(items)
     if columns is not None:  # the usual batch, checked a column at a time (see vgpu.columns)
-        return dict(zip(count(1), map(_new_row, repeat(_Row), zip(*columns)))), []
+        return _Batch(list(range(1, len(items) + 1)), *columns), []
     rows: dict[int, _Row] = {}
     problems: list[RowProblem] = []
     for number, item in enumerate(items, start=1):
@@ -300,7 +320,7 @@ def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tupl
             problems.extend(RowProblem(number, error) for error in errors)
         else:
             rows[number] = row
-    return rows, problems
+    return _Batch.of_rows(rows), problems
 
 
 def _taken(conn: sqlite3.Connection) -> tuple[set[int], dict[str, int]]:
@@ -312,34 +332,38 @@ def _taken(conn: sqlite3.Connection) -> tuple[set[int], dict[str, int]]:
     return taken_ids, taken_uuids
 
 
-def _conflicts(regs: dict[int, _Row], taken_ids: set[int], taken_uuids: dict[str, int]) -> list[RowProblem]:
+def _conflicts(batch: _Batch, taken_ids: set[int], taken_uuids: dict[str, int]) -> list[RowProblem]:
+    explicit_ids = [vm_id for vm_id in batch.vm_ids if vm_id is not None]
+    if (
+        len(set(batch.vm_uuids)) == len(batch.vm_uuids) and taken_uuids.keys().isdisjoint(batch.vm_uuids)
+        and len(set(explicit_ids)) == len(explicit_ids) and taken_ids.isdisjoint(explicit_ids)
+    ):
+        return []  # the usual batch: settled by set operations, without a look at each row
     problems: list[RowProblem] = []
     first_row_of_uuid: dict[str, int] = {}
     first_row_of_id: dict[int, int] = {}
-    for row, reg in regs.items():
-        if reg.vm_uuid in taken_uuids:
-            problems.append(RowProblem(row, Conflict("VM UUID", reg.vm_uuid, f"a registered VM (vm_id {taken_uuids[reg.vm_uuid]})")))
-        elif reg.vm_uuid in first_row_of_uuid:
-            problems.append(RowProblem(row, Conflict("VM UUID", reg.vm_uuid, f"row {first_row_of_uuid[reg.vm_uuid]}")))
+    for row, vm_uuid, vm_id in zip(batch.rows, batch.vm_uuids, batch.vm_ids):
+        if vm_uuid in taken_uuids:
+            problems.append(RowProblem(row, Conflict("VM UUID", vm_uuid, f"a registered VM (vm_id {taken_uuids[vm_uuid]})")))
+        elif vm_uuid in first_row_of_uuid:
+            problems.append(RowProblem(row, Conflict("VM UUID", vm_uuid, f"row {first_row_of_uuid[vm_uuid]}")))
         else:
-            first_row_of_uuid[reg.vm_uuid] = row
-        if reg.vm_id is None:
+            first_row_of_uuid[vm_uuid] = row
+        if vm_id is None:
             continue
-        if reg.vm_id in taken_ids:
-            problems.append(RowProblem(row, Conflict("vm_id", reg.vm_id, "a registered VM")))
-        elif reg.vm_id in first_row_of_id:
-            problems.append(RowProblem(row, Conflict("vm_id", reg.vm_id, f"row {first_row_of_id[reg.vm_id]}")))
+        if vm_id in taken_ids:
+            problems.append(RowProblem(row, Conflict("vm_id", vm_id, "a registered VM")))
+        elif vm_id in first_row_of_id:
+            problems.append(RowProblem(row, Conflict("vm_id", vm_id, f"row {first_row_of_id[vm_id]}")))
         else:
-            first_row_of_id[reg.vm_id] = row
+            first_row_of_id[vm_id] = row
     return problems
 
 
-def _allocate(regs: dict[int, _Row], taken_ids: set[int], now: str | None) -> tuple[list[VM], Iterator[tuple]]:
+def _allocate(batch: _Batch, taken_ids: set[int], now: str | None) -> tuple[list[VM], Iterator[tuple]]:
     """Give each row without a vm_id the lowest id not taken by the DB or by an explicit id in the batch.
     Returns the VMs and their INSERT parameters (an iterator: executemany consumes it once)."""
-    if not regs:
-        return [], iter(())
-    vm_uuids, vm_names, pool_ids, priorities, vm_ids = zip(*regs.values())
+    _, vm_uuids, vm_names, pool_ids, priorities, vm_ids = batch
     explicit = set(vm_ids)
     explicit.discard(None)
     free = filterfalse((taken_ids | explicit).__contains__, count(1))  # the lowest free ids, ascending
