@@ -186,11 +186,11 @@ def test_every_host_error_sentence_is_in_troubleshooting(code):
 
 
 def _example_errors() -> list[errors.VgpuError]:
-    pool_c = errors.RowProblem(2, errors.InvalidValue("pool", "C", ("A", "B")))
+    pool_c = [errors.RowProblem(row, errors.InvalidValue("pool", "C", ("A", "B"))) for row in (2, 5, 7)]
     return [
         errors.InvalidValue("«field»", "«value»", "«allowed»"),
         errors.InvalidValue("pool", "C", ("A", "B")),
-        errors.InvalidRows([pool_c, pool_c, pool_c]),
+        errors.InvalidRows(pool_c),
         errors.NotFound("registered VM", "«uuid»", "see 'vgpu-admin scan-vms' for the VMs on the host"),
         errors.Conflict("vm_id", "«id»", "«holder»"),
         errors.AlreadyRegistered("«uuid»", 1, "B"),

@@ -103,9 +103,14 @@ def test_invalid_rows_lists_every_problem_and_summarises_in_one_line():
     ]
     error = InvalidRows(problems)
     assert error.problems == problems and error.problems is not problems
-    assert str(error) == "3 bad rows, nothing was changed: row 2: invalid pool 'C': expected A or B (and 2 more)"
+    assert str(error) == "3 problems in 2 rows, nothing was changed: row 2: invalid pool 'C': expected A or B (and 2 more)"
     assert str(problems[2]) == "row 5: vm_id 3 is already used by row 1"
     assert repr(problems[0]).startswith("RowProblem(row=2, error=InvalidValue(")
+
+
+def test_invalid_rows_with_one_problem_per_row_counts_bad_rows():
+    error = InvalidRows([RowProblem(1, InvalidValue("pool", "C", ("A", "B"))), RowProblem(4, Conflict("vm_id", 3, "row 1"))])
+    assert str(error) == "2 bad rows, nothing was changed: row 1: invalid pool 'C': expected A or B (and 1 more)"
 
 
 def test_invalid_rows_with_one_problem_has_no_more_clause():

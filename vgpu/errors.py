@@ -67,10 +67,15 @@ class InvalidRows(VgpuError, tables.Tabular):
 
     def __init__(self, problems: Iterable[RowProblem]) -> None:
         self.problems = list(problems)
-        count = len(self.problems)
+        count, rows = len(self.problems), len({problem.row for problem in self.problems})
         first = self.problems[0] if self.problems else "no rows"
         more = f" (and {count - 1} more)" if count > 1 else ""
-        super().__init__(f"{count} bad row{'s' if count != 1 else ''}, nothing was changed: {first}{more}")
+        what = _plural(rows, "bad row") if count == rows else f"{_plural(count, 'problem')} in {_plural(rows, 'row')}"
+        super().__init__(f"{what}, nothing was changed: {first}{more}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class NotFound(VgpuError):
