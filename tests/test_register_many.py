@@ -24,7 +24,9 @@ def refused(store, rows) -> list[tuple[int, type, str, object]]:
         vms.register_many(store, rows)
     error = caught.value
     text = str(error)
-    assert "\n" not in text and text.startswith(f"{len(error.problems)} bad row") and "nothing was changed" in text
+    bad_rows = len({p.row for p in error.problems})
+    counted = f"{len(error.problems)} bad row" if bad_rows == len(error.problems) else f"{len(error.problems)} problems in {bad_rows} row"
+    assert "\n" not in text and text.startswith(counted) and "nothing was changed" in text
     return [(p.row, type(p.error), p.error.field, p.error.value) for p in error.problems]
 
 
@@ -142,7 +144,7 @@ def test_duplicates_against_the_database_are_reported(store, snapshot):
         (3, "vm_id", 5, "a registered VM"),
     ]
     assert str(caught.value) == (
-        f"4 bad rows, nothing was changed: row 1: VM UUID {uuid_of(1)} is already used by a registered VM (vm_id 5)"
+        f"4 problems in 3 rows, nothing was changed: row 1: VM UUID {uuid_of(1)} is already used by a registered VM (vm_id 5)"
         " (and 3 more)"
     )
     assert snapshot() == before
@@ -164,3 +166,12 @@ def test_an_unknown_column_is_a_bad_row_not_a_silent_default(store, snapshot):
     rows = [{"vm_uuid": uuid_of(1), "priority": "high"}, {"vm_uuid": uuid_of(2), "prio": "high", "zone": "x"}]
     assert refused(store, rows) == [(2, InvalidValue, "column", "prio, zone")]
     assert snapshot() == before
+
+
+def test_nan_is_a_blank_cell_as_pandas_reads_one(store):
+    # pandas.read_csv(...).to_dict("records") gives NaN, not "", for an empty cell
+    nan = float("nan")
+    [vm] = vms.register_many(store, [{"uuid": uuid_of(1), "name": nan, "pool": nan, "priority": nan, "vm_id": nan}])
+    assert (vm.vm_id, vm.vm_name, vm.pool_id, vm.priority) == (1, None, "A", Priority.MEDIUM)
+    [(row, kind, field, _)] = refused(store, [{"uuid": nan}])  # the UUID is required: NaN is no UUID
+    assert (row, kind, field) == (1, InvalidValue, "VM UUID")

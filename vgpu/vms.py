@@ -70,7 +70,8 @@ def make_registration(
 
 
 def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """None, empty or spaces, or NaN: what pandas puts in an empty cell of a CSV it reads."""
+    return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value)
 
 
 def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, list[InvalidValue]]:
@@ -88,10 +89,10 @@ def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, li
     problems = _registration_problems(vm_uuid, vm_name, pool, priority, vm_id)
     if problems:
         return None, problems
-    # Only blank-but-not-empty optional fields ("  ") get here: they take the defaults too.
+    # Only blank-but-not-empty optional fields ("  ", NaN) get here: they take the defaults too.
     return _Row(
         parse_uuid(vm_uuid),
-        parse_vm_name(vm_name),
+        None if _blank(vm_name) else parse_vm_name(vm_name),
         DEFAULT_POOL if _blank(pool) else parse_pool_id(pool),
         DEFAULT_PRIORITY if _blank(priority) else parse_priority(priority),
         None if _blank(vm_id) else parse_vm_id(vm_id),
@@ -237,7 +238,8 @@ def register_many(store: Store, items: Iterable[Registration | Mapping[str, obje
     """Register many VMs in one transaction: all of them, or none and an InvalidRows listing every bad row.
 
     Each item is a :class:`Registration` or a mapping with ``vm_uuid`` (or ``uuid``) and optionally
-    ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``; blank values take the defaults.
+    ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``; blank values (None, empty, spaces,
+    or NaN as pandas reads an empty cell) take the defaults.
     """
     batch, problems = _validate_rows(items)
     with store.writing() as conn:
