@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
-from vgpu import bulk, devargs, lifecycle
+from vgpu import bulk, convert, devargs, lifecycle
 from vgpu.errors import Cancelled, Conflict, HypervisorError, InvalidRows, InvalidValue, NotFound, ReconfigureFailed
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
@@ -165,3 +166,17 @@ def test_a_vm_changed_since_the_plan_fails_alone_and_the_rest_apply(world, four)
     assert failure.vm_uuid == four[0] and isinstance(failure.error, Conflict)
     assert world.config(four[0]) == config("A", 0, 1)
     assert world.config(four[1]) == config("A", 2, 2)
+
+
+def test_a_result_with_failures_and_a_refused_plan_are_json_ready(world, four):
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", four[2])
+    result = bulk.reconfigure_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four], confirm=lambda plan: True)
+    data = json.loads(json.dumps(convert.to_data(result)))
+    [failure] = data["failures"]
+    assert failure["vm_uuid"] == four[2] and failure["error"]["error"] == "ReconfigureFailed"
+    assert failure["error"]["message"] == str(result.failures[0].error)
+    with pytest.raises(InvalidRows) as refused:
+        bulk.plan_many(world.store, world.sim, [{"vm_uuid": four[0], "pool": "C"}, {"vm_uuid": "x"}])
+    data = json.loads(json.dumps(convert.to_data(refused.value)))
+    assert data["error"] == "InvalidRows" and [(p["row"], p["error"], p["field"]) for p in data["problems"]] == [
+        (1, "InvalidValue", "pool"), (2, "InvalidValue", "VM UUID")]

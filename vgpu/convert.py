@@ -13,6 +13,7 @@ from typing import Any
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn
 
+from .errors import InvalidRows, InvalidValue, RowProblem, VgpuError
 from .models import Pool, PowerState, Priority
 from .tables import ResultList
 from .values import parse_priority
@@ -28,6 +29,24 @@ converter.register_unstructure_hook_func(
     lambda items: [converter.unstructure(item) for item in items],
 )
 
+
+# Errors, as held by plans and results (a refused row, a VM that failed): the class, the sentence, and the
+# data a script would branch on. A value that is not JSON (whatever a user passed) is kept as its repr.
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _error_data(error: VgpuError) -> dict[str, Any]:
+    data: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
+    if isinstance(error, InvalidValue):
+        value = error.value
+        data.update(field=error.field, value=value if isinstance(value, _JSON_SCALARS) else repr(value))
+    if isinstance(error, InvalidRows):
+        data["problems"] = [converter.unstructure(problem) for problem in error.problems]
+    return data
+
+
+converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, VgpuError), _error_data)
+converter.register_unstructure_hook(RowProblem, lambda problem: {"row": problem.row, **_error_data(problem.error)})
 
 
 def _with_properties(cls: type, **extra: Any) -> None:
