@@ -105,6 +105,13 @@ def test_lists_stay_lists(world):
     assert to_data(found) == to_data(plain) and isinstance(to_data(found)[0], dict)
 
 
+def test_a_slice_of_a_result_list_is_still_a_table(world):
+    found = vms.list_vms(world.store)
+    first = found[:1]
+    assert type(first) is tables.VMList and first == [found[0]] and "<table" in first._repr_html_()
+    assert found[0] == list(found)[0] and type(found[-1]) is not tables.VMList
+
+
 def test_empty_results_say_none(store):
     page = vms.list_vms(store, pool="B")._repr_html_()
     assert "0 VMs" in page and "<em>none</em>" in page

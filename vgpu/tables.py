@@ -42,6 +42,10 @@ class ResultList(Tabular, list):
 
     _noun = "item"
 
+    def __getitem__(self, index):  # a slice (the first ten VMs) still shows itself as a table
+        found = list.__getitem__(self, index)
+        return type(self)(found) if isinstance(index, slice) else found
+
     @staticmethod
     def _view(items: "ResultList") -> tuple[str, list[Record]]:
         return plural(len(items), items._noun), [items._row(item) for item in items]
