@@ -213,6 +213,7 @@ SOURCE_MESSAGES = {
     "vgpu/store.py": [
         "is read-only; changes need write access to it and its directory",
         "stayed locked by another process; try again",
+        "was closed; open it again with Store(path)",
         "is not a vgpu database (SQLite says:",
         "is an SQLite database but not a vgpu database (it has",
         "newer than this vgpu-admin understands",

@@ -210,9 +210,10 @@ def test_writing_rolls_back_when_the_block_raises(store, db_path):
 def test_store_works_as_a_context_manager_and_closes(db_path):
     with Store(db_path) as store:
         assert repr(store) == f"Store({str(db_path)!r})"
-    with pytest.raises(sqlite3.ProgrammingError):
-        with store.reading() as conn:
-            conn.execute("SELECT 1")
+    for use in (lambda: vms.list_vms(store), lambda: vms.register(store, "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")):
+        with pytest.raises(StoreError) as caught:  # a VgpuError: a notebook's `except VgpuError` catches it
+            use()
+        assert str(caught.value) == f"database {db_path} was closed; open it again with Store(path)"
 
 
 # --- new files --------------------------------------------------------------------------------------------

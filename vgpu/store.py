@@ -86,7 +86,9 @@ class Store:
             if isinstance(exc, sqlite3.IntegrityError):
                 raise  # the owning module turns these into Conflict errors with the right field
             if isinstance(exc, sqlite3.ProgrammingError):
-                raise  # misuse (a closed store, another thread's connection): a bug, not a damaged file
+                if "closed" in str(exc):  # used after `with Store(...)` ended, easily done in a notebook
+                    raise StoreError(self.path, f"database {self.path} was closed; open it again with Store(path)") from exc
+                raise  # other misuse (another thread's connection): a bug, not a damaged file
             raise StoreError(self.path, f"database {self.path} is damaged ({exc}); restore it from a backup") from exc
 
 
