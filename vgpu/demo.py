@@ -79,8 +79,10 @@ def seed(host: SimHost, db: str) -> None:
     for offset, power in enumerate(_UNREGISTERED_POWER):
         name = f"VM-{21 + offset}"
         host_rows.append((demo_uuid(name), name, PowerState(power), ""))
-    host.add_vms(host_rows)
     from . import vms  # here, not at the top: vms is only needed while seeding
 
+    # The database first: register_many is all or nothing, so a DB that already holds some of these VMs
+    # refuses the lot before the host gets any of them.
     with Store(db) as store:
         vms.register_many(store, registrations)
+    host.add_vms(host_rows)
