@@ -110,3 +110,17 @@ class Recorder:
             if not folded or folded[-1] != event.step:
                 folded.append(event.step)
         return folded
+
+
+class FailingProgress(Recorder):
+    """A progress callback with a bug (a notebook's dict lookup): it keeps every report, then raises
+    KeyError for each report of ``step`` (or of every step when ``step`` is None)."""
+
+    def __init__(self, step: str | None = None) -> None:
+        super().__init__()
+        self.step = step
+
+    def __call__(self, event) -> None:
+        super().__call__(event)
+        if self.step is None or event.step == self.step:
+            raise KeyError(event.step)

@@ -12,7 +12,7 @@ from vgpu.errors import Cancelled, Conflict, HypervisorError, InvalidRows, Inval
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
-from .lifekit import World, config, vm_uuid
+from .lifekit import FailingProgress, World, config, vm_uuid
 
 
 @pytest.fixture
@@ -126,6 +126,20 @@ def test_one_vm_failing_to_start_is_rolled_back_while_the_others_succeed(world, 
     assert world.power(four[2]) is PowerState.RUNNING
     assert [r.vm.vm_uuid for r in result.results] == [four[0], four[1], four[3]]
     assert all(world.config(u).pool_id == "B" and world.agrees(u) for u in (four[0], four[1], four[3]))
+    assert world.open_ops() == []
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_progress_callback_that_raises_does_not_derail_the_batch(world, four, concurrency):
+    plan = bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four])
+    progress = FailingProgress()
+    with pytest.warns(RuntimeWarning, match="the progress callback failed"):
+        result = bulk.apply_many(world.store, world.sim, plan, progress=progress, concurrency=concurrency)
+    assert result.ok and [r.vm.vm_uuid for r in result.results] == four
+    for number, uuid in enumerate(four, start=1):
+        assert world.config(uuid) == config("B", 1, number) and world.agrees(uuid)
+        assert world.power(uuid) is (PowerState.RUNNING if number % 2 else PowerState.HALTED)
+    assert {event.step for event in progress.events} == {"stopping", "stopped", "updating", "starting", "started"}
     assert world.open_ops() == []
 
 

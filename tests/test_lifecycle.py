@@ -23,7 +23,7 @@ from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState, Priority
 
-from .lifekit import Recorder, World, config, other_live_owner, vm_uuid
+from .lifekit import FailingProgress, Recorder, World, config, other_live_owner, vm_uuid
 
 OLD = config("A", 1, 1)
 NEW = config("B", 2, 1)
@@ -202,6 +202,43 @@ def test_slow_stop_reports_progress_while_waiting(world, running):
     assert [e.elapsed for e in waiting] == sorted(e.elapsed for e in waiting)
     assert progress.steps == ["stopping", "stopped"]
     assert world.power(running) is PowerState.HALTED
+
+
+# --- a progress callback that fails -----------------------------------------------------------------------
+
+CYCLE_STEPS = ["stopping", "stopped", "updating", "starting", "started"]
+
+
+@pytest.mark.parametrize("step", [*CYCLE_STEPS, None], ids=[*CYCLE_STEPS, "every-step"])
+def test_a_progress_callback_that_raises_does_not_derail_the_change(world, running, step):
+    progress = FailingProgress(step)
+    with pytest.warns(RuntimeWarning, match=r"the progress callback failed \(KeyError") as warned:
+        result = to_pool_b(world, running, progress=progress)
+    assert len(warned) == 1  # once per operation, however often it fails
+    assert result.changed and result.restarted
+    assert progress.steps == CYCLE_STEPS  # it was still told everything
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+    lifecycle.reconfigure_vm(world.store, world.sim, running, priority="low", confirm=yes)  # not left locked
+    assert_settled(world, running, config("B", 0, 1), PowerState.RUNNING)
+
+
+def test_a_progress_callback_that_raises_does_not_stop_the_rollback(world, running):
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", running)
+    with pytest.warns(RuntimeWarning), pytest.raises(ReconfigureFailed) as caught:
+        to_pool_b(world, running, progress=FailingProgress("rolling-back"))
+    assert caught.value.rolled_back
+    assert_settled(world, running, OLD, PowerState.RUNNING)
+
+
+def test_recover_carries_on_past_a_progress_callback_that_raises(world, running):
+    world.sim.set_fault("start", "fail", running)
+    with pytest.raises(ReconfigureFailed):
+        to_pool_b(world, running)
+    world.sim.clear_faults()
+    with pytest.warns(RuntimeWarning):
+        (outcome,) = recovery.recover(world.store, world.sim, FailingProgress())
+    assert outcome.action == "rolled-back"
+    assert_settled(world, running, OLD, PowerState.RUNNING)
 
 
 # --- a VM that will not start with its new configuration --------------------------------------------------

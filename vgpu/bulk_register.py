@@ -86,6 +86,7 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
 def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, progress: ProgressCallback = lifecycle.silent) -> tuple[list[RepairResult], list[BulkFailure]]:
     """Make each VM's segment agree with the database (read by QEMU at the VM's next boot). One VM's
     failure does not stop the others."""
+    progress = lifecycle.guarded(progress)
     written: list[RepairResult] = []
     failures: list[BulkFailure] = []
     for vm_uuid in vm_uuids:

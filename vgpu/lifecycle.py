@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+import warnings
 from typing import Callable
 
 import attrs
@@ -54,6 +55,32 @@ def silent(_: Progress) -> None:
     """The default progress callback."""
 
 
+class _GuardedProgress:
+    """A caller's progress callback that cannot derail an operation: what it raises is swallowed (with one
+    warning per operation), because a half-done change is worse than a missed report. KeyboardInterrupt and
+    other BaseExceptions still get through: an interrupt is the caller's wish, not a reporting failure."""
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self.callback = callback
+        self.failed = False
+
+    def __call__(self, event: Progress) -> None:
+        try:
+            self.callback(event)
+        except Exception as error:
+            if not self.failed:
+                self.failed = True
+                warnings.warn(f"the progress callback failed ({type(error).__name__}: {error}) at step "
+                              f"{event.step!r} of VM {event.vm_uuid}; the operation carries on", RuntimeWarning, stacklevel=2)
+
+
+def guarded(progress: ProgressCallback) -> ProgressCallback:
+    """``progress`` wrapped so that its exceptions never reach the operation reporting to it."""
+    if progress is silent or isinstance(progress, _GuardedProgress):
+        return progress
+    return _GuardedProgress(progress)
+
+
 # --- single steps -----------------------------------------------------------------------------------------
 
 
@@ -80,6 +107,7 @@ def stop_vm(
 ) -> str:
     """Stop a VM: clean shutdown within the policy's deadline, then forced. Returns how it stopped:
     ``"already"`` (it was halted), ``"clean"`` or ``"forced"``."""
+    progress = guarded(progress)
     if host.power_state(vm_uuid) is PowerState.HALTED:
         return "already"
     message = f"Shutting down VM {vm_uuid} (clean, up to {policy.clean_timeout:g}s)"
@@ -105,6 +133,7 @@ def stop_vm(
 
 def start_vm(host: Hypervisor, vm_uuid: str, progress: ProgressCallback = silent, tick: float = 1.0) -> None:
     """Start a VM and return once the host reports it running."""
+    progress = guarded(progress)
     _waiting(lambda: host.start(vm_uuid), vm_uuid, "starting", f"Starting VM {vm_uuid}", progress, tick)
     progress(Progress(vm_uuid, "started", f"VM {vm_uuid} is running"))
 
@@ -223,6 +252,7 @@ def apply_plan(
     """Carry out a plan the caller has already confirmed (notebooks inspect plans, then apply them)."""
     if plan.is_noop:
         return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False)
+    progress = guarded(progress)
     op = _begin(store, host, plan)
     stopped_how = None
     try:
@@ -246,6 +276,7 @@ def apply_plan(
 
 def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = silent) -> None:
     """Put back the VM's old registration and segment, and start it if it was running. Idempotent."""
+    progress = guarded(progress)
     progress(Progress(op.vm_uuid, "rolling-back", f"Restoring the previous configuration of VM {op.vm_uuid}"))
     old = op.old.config
     with store.writing() as conn:

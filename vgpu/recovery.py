@@ -43,6 +43,7 @@ def recover(
 ) -> list[Recovery]:
     """Resolve every unfinished operation whose session has ended (or that this process left behind).
     ``policy`` governs finishing a stop the interrupted session had begun."""
+    progress = lifecycle.guarded(progress)
     results = []
     for op in journal.unfinished(store):
         if op.owner_alive and op.owner != journal.this_owner():
