@@ -85,5 +85,10 @@ def run_words(ctx: Context, words: list[str], *, in_repl: bool = False) -> int:
         ctx.console.error("Interrupted. If a change was under way, run 'vgpu-admin recover' to finish or undo it.")
         return FAILED
     except Exception as error:  # the last line of defence: one sentence on screen, the traceback in the log
-        ctx.console.error(f"error: internal error: {type(error).__name__}: {error} {_log_unexpected(error)}")
+        ctx.console.error(f"error: internal error: {type(error).__name__}: {error}{_notes(error)} {_log_unexpected(error)}")
         return FAILED
+
+
+def _notes(error: BaseException) -> str:
+    """What the library noted on an unexpected error (what became of the VM it was changing), in-line."""
+    return "".join(f"; {note[:1].lower()}{note[1:].rstrip('.')}" for note in getattr(error, "__notes__", ()))

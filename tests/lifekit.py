@@ -124,3 +124,30 @@ class FailingProgress(Recorder):
         super().__call__(event)
         if self.step is None or event.step == self.step:
             raise KeyError(event.step)
+
+
+class Raising:
+    """The host behind ``sim``, except that ``method`` raises ``error`` (an exception instance or class)
+    when called for ``vm`` (any VM when None): on its ``nth`` such call only, or on every one from the
+    ``nth`` on with ``every``. A bug in a backend, or (with KeyboardInterrupt) Ctrl-C at that step."""
+
+    def __init__(self, sim, method: str, error, vm: str | None = None, nth: int = 1, every: bool = False) -> None:
+        self.sim, self.method, self.error, self.vm, self.nth, self.every = sim, method, error, vm, nth, every
+        self.calls = 0
+
+    def reopen(self) -> "Raising":
+        return Raising(self.sim.reopen(), self.method, self.error, self.vm, self.nth, self.every)
+
+    def __getattr__(self, name):
+        real = getattr(self.sim, name)
+        if name != self.method:
+            return real
+
+        def call(*args, **kwargs):
+            if self.vm is None or (args and args[0] == self.vm):
+                self.calls += 1
+                if self.calls == self.nth or (self.every and self.calls > self.nth):
+                    raise self.error
+            return real(*args, **kwargs)
+
+        return call

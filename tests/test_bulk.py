@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from vgpu import bulk, convert, devargs, lifecycle
+from vgpu import bulk, convert, devargs, lifecycle, recovery
 from vgpu.errors import Cancelled, Conflict, HypervisorError, InvalidRows, InvalidValue, NotFound, ReconfigureFailed
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
-from .lifekit import FailingProgress, World, config, vm_uuid
+from .lifekit import FailingProgress, Raising, World, config, vm_uuid
 
 
 @pytest.fixture
@@ -140,6 +140,43 @@ def test_a_progress_callback_that_raises_does_not_derail_the_batch(world, four, 
         assert world.config(uuid) == config("B", 1, number) and world.agrees(uuid)
         assert world.power(uuid) is (PowerState.RUNNING if number % 2 else PowerState.HALTED)
     assert {event.step for event in progress.events} == {"stopping", "stopped", "updating", "starting", "started"}
+    assert world.open_ops() == []
+
+
+def test_an_unexpected_exception_for_one_vm_is_rolled_back_and_reported_with_the_others(world, four):
+    plan = bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four])
+    host = Raising(world.sim, "set_device_model_args", RuntimeError("backend bug"), four[2])
+    result = bulk.apply_many(world.store, host, plan, concurrency=2)
+    (failure,) = result.failures
+    assert failure.vm_uuid == four[2] and isinstance(failure.error, RuntimeError)
+    assert failure.message == "internal error: RuntimeError: backend bug"
+    assert json.loads(json.dumps(convert.to_data(result)))["failures"] == [
+        {"vm_uuid": four[2], "error": {"error": "RuntimeError", "message": "backend bug"}}]
+    assert "rolled back" in failure.error.__notes__[0]
+    assert world.config(four[2]) == config("A", 1, 3) and world.agrees(four[2])
+    assert world.power(four[2]) is PowerState.RUNNING
+    assert [r.vm.vm_uuid for r in result.results] == [four[0], four[1], four[3]]
+    assert all(world.config(u).pool_id == "B" and world.agrees(u) for u in (four[0], four[1], four[3]))
+    assert world.open_ops() == []
+
+
+def test_an_interrupt_stops_the_batch_and_leaves_the_vm_it_cut_to_recover(world, four):
+    plan = bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four])
+
+    def progress(event):
+        if event.vm_uuid == four[0] and event.step == "updating":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bulk.apply_many(world.store, world.sim, plan, progress=progress, concurrency=1)
+    (op,) = world.open_ops()
+    assert op.vm_uuid == four[0] and op.interrupted
+    for number, uuid in enumerate(four[1:], start=2):  # each of the others: not begun, or done in full
+        assert world.config(uuid) in (config("A", 1, number), config("B", 1, number)) and world.agrees(uuid)
+        assert world.power(uuid) is (PowerState.RUNNING if number % 2 else PowerState.HALTED)
+    assert [r.action for r in recovery.recover(world.store, world.sim)] == ["rolled-back"]
+    assert world.config(four[0]) == config("A", 1, 1) and world.agrees(four[0])
+    assert world.power(four[0]) is PowerState.RUNNING
     assert world.open_ops() == []
 
 

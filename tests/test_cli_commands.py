@@ -7,6 +7,7 @@ from the renderers.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -14,12 +15,17 @@ import sys
 
 import pytest
 
+from shell import runner
 from shell.commands import COMMANDS, FORMAT_OPTION
-from vgpu import __version__, demo, devargs
+from shell.console import Console, stdin_reader
+from shell.context import Context
+from vgpu import __version__, config, demo, devargs, journal
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import VMConfig, Priority
+from vgpu.store import Store
 
-from .clikit import REPO, SpecHost, run, run_process
+from .clikit import REPO, Outcome, SpecHost, run, run_process
+from .lifekit import Raising
 
 # The spec's status example: name -> (pool, priority); vm_id is the number in the name.
 SPEC_VMS = {
@@ -517,6 +523,79 @@ def test_json_show_vm_list_vms_history_recover(spec):
     assert (entry["action"], entry["subject"]) == ("update", uuid)
     assert (entry["old"]["priority"], entry["new"]["priority"]) == (2, 0)
     assert as_json(spec.cli("recover", "--format=json")) == []
+
+
+# --- a change cut short in a session that lives on ---------------------------------------------------------
+
+
+class CtrlCConsole(Console):
+    """A console whose progress display is where Ctrl-C lands, once, at ``step``."""
+
+    def __init__(self, out, err, read_line, ctrl_c_at: str | None) -> None:
+        super().__init__(out, err, read_line)
+        self.ctrl_c_at = ctrl_c_at
+
+    def progress(self, event) -> None:
+        super().progress(event)
+        if event.step == self.ctrl_c_at:
+            self.ctrl_c_at = None
+            raise KeyboardInterrupt
+
+
+class Session:
+    """One vgpu> shell session (the process lives on between commands), fed through the runner as the
+    REPL does, answering questions from ``answers``."""
+
+    def __init__(self, spec: SpecHost, answers: str = "", ctrl_c_at: str | None = None) -> None:
+        self.out, self.err = io.StringIO(), io.StringIO()
+        console = CtrlCConsole(self.out, self.err, stdin_reader(self.out, io.StringIO(answers)), ctrl_c_at)
+        self.ctx = Context(config.load({"db": str(spec.db), "host": f"sim:{spec.host_file}"}), console)
+
+    def run(self, *words: str) -> Outcome:
+        out_at, err_at = self.out.tell(), self.err.tell()
+        code = runner.run_words(self.ctx, list(words), in_repl=True)
+        return Outcome(code, self.out.getvalue()[out_at:], self.err.getvalue()[err_at:])
+
+
+def open_operations(spec: SpecHost) -> list:
+    with Store(spec.db) as store:
+        return journal.unfinished(store)
+
+
+def test_ctrl_c_during_a_change_leaves_it_to_recover_in_the_same_session(spec):
+    uuid = spec.uuid("VM-5")
+    session = Session(spec, answers="yes\nyes\n", ctrl_c_at="updating")
+    try:
+        cut = session.run("set-pool", f"--vm-uuid={uuid}", "--pool=B")
+        assert cut.code == 1
+        assert cut.err_lines[-1] == "Interrupted. If a change was under way, run 'vgpu-admin recover' to finish or undo it."
+        assert spec.sim.power_state(uuid).value == "halted"
+        (op,) = open_operations(spec)
+        again = session.run("set-pool", f"--vm-uuid={uuid}", "--pool=B")
+        assert again.code == 1 and again.one_error_line() == (
+            f"error: VM {uuid} has an interrupted change (started {op.started_at}); "
+            "run 'vgpu-admin recover' to finish or undo it")
+        recovered = session.run("recover")
+        assert recovered.code == 0
+        assert recovered.out_lines[0].startswith(f"reconfigure of VM {uuid} (stopped at step stopping): rolled-back")
+        assert spec.sim.power_state(uuid).value == "running" and spec.vm("VM-5").pool_id == "A"
+        assert applied(session.run("set-pool", f"--vm-uuid={uuid}", "--pool=B"))[-2].startswith("Applied to VM-5")
+        assert spec.vm("VM-5").pool_id == "B" and open_operations(spec) == []
+    finally:
+        session.ctx.close()
+
+
+def test_an_internal_error_during_a_change_says_the_vm_was_rolled_back(spec, monkeypatch):
+    uuid = spec.uuid("VM-5")
+    monkeypatch.setattr("vgpu.hypervisor.open_host",
+                        lambda uri, **_: Raising(SimHost(spec.host_file), "start", RuntimeError("backend bug"), uuid))
+    outcome = spec.cli("set-pool", f"--vm-uuid={uuid}", "--pool=B", stdin="yes\n")
+    assert outcome.code == 1
+    assert outcome.err_lines[-1].startswith(
+        f"error: internal error: RuntimeError: backend bug; the change to VM {uuid} was rolled back: "
+        "its previous configuration is in place and the VM is running (details in ")
+    assert spec.vm("VM-5").pool_id == "A" and spec.sim.power_state(uuid).value == "running"
+    assert open_operations(spec) == []
 
 
 # --- where the DB and the host come from -------------------------------------------------------------------

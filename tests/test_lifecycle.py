@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from .clikit import run_process
+
 from vgpu import audit, devargs, journal, lifecycle, recovery, vms
 from vgpu.errors import (
     AlreadyRegistered,
@@ -23,7 +25,7 @@ from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState, Priority
 
-from .lifekit import FailingProgress, Recorder, World, config, other_live_owner, vm_uuid
+from .lifekit import FailingProgress, Raising, Recorder, World, config, other_live_owner, vm_uuid
 
 OLD = config("A", 1, 1)
 NEW = config("B", 2, 1)
@@ -241,6 +243,112 @@ def test_recover_carries_on_past_a_progress_callback_that_raises(world, running)
     assert_settled(world, running, OLD, PowerState.RUNNING)
 
 
+# --- an unexpected exception or an interrupt part way -------------------------------------------------------
+
+# Where a running VM's cycle can be cut: (host method, its nth call for the VM). power_state is called by
+# the plan, by the begin (before the lock is taken) and then by the stop.
+CUTS = [("power_state", 3), ("clean_shutdown", 1), ("get_device_model_args", 1), ("set_device_model_args", 1),
+        ("start", 1)]
+CUT_IDS = [method for method, _ in CUTS]
+
+
+@pytest.mark.parametrize("method, nth", CUTS, ids=CUT_IDS)
+def test_an_unexpected_exception_part_way_is_rolled_back_and_raised(world, running, method, nth):
+    host = Raising(world.sim, method, RuntimeError("backend bug"), running, nth)
+    with pytest.raises(RuntimeError, match="backend bug") as caught:
+        lifecycle.reconfigure_vm(world.store, host, running, pool="B", priority="high", confirm=yes)
+    assert caught.value.__notes__ == [
+        f"The change to VM {running} was rolled back: its previous configuration is in place and the VM is running."
+    ]
+    assert_settled(world, running, OLD, PowerState.RUNNING)  # unlocked, old row and args, running
+    with world.store.reading() as conn:
+        (outcome,) = conn.execute("SELECT outcome FROM vgpu_operations").fetchone()
+    assert outcome == "rolled-back: RuntimeError: backend bug"
+    to_pool_b(world, running)
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+def test_an_unexpected_exception_whose_rollback_fails_too_is_left_to_recover(world, running):
+    host = Raising(world.sim, "start", RuntimeError("backend bug"), running, every=True)
+    with pytest.raises(RuntimeError) as caught:
+        lifecycle.reconfigure_vm(world.store, host, running, pool="B", confirm=yes)
+    assert caught.value.__notes__[0] == f"Rolling back VM {running} also failed (backend bug)."
+    assert "run 'vgpu-admin recover' to finish or undo it" in caught.value.__notes__[1]
+    (op,) = world.open_ops()
+    assert op.interrupted and not op.owner_alive and op.needs_recovery
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "rolled-back"
+    assert_settled(world, running, OLD, PowerState.RUNNING)
+
+
+def _interrupt_at(world, uuid, method, nth):
+    """Ctrl-C as ``method`` is called for the nth time: the operation is left open, released for recover()."""
+    host = Raising(world.sim, method, KeyboardInterrupt, uuid, nth)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        lifecycle.reconfigure_vm(world.store, host, uuid, pool="B", priority="high", confirm=yes)
+    (op,) = world.open_ops()
+    assert caught.value.__notes__ == [f"The reconfigure of VM {uuid} was interrupted at step {op.step}; "
+                                      "run 'vgpu-admin recover' to finish or undo it."]
+    assert op.interrupted and not op.owner_alive and op.needs_recovery
+    return op
+
+
+@pytest.mark.parametrize("method, nth", CUTS, ids=CUT_IDS)
+def test_an_interrupt_part_way_leaves_the_change_to_recover_and_says_so(world, running, method, nth):
+    op = _interrupt_at(world, running, method, nth)
+    with pytest.raises(Busy) as caught:
+        to_pool_b(world, running)
+    assert caught.value.interrupted and caught.value.operation_id == op.op_id
+    assert str(caught.value) == (f"VM {running} has an interrupted change (started {op.started_at}); "
+                                 "run 'vgpu-admin recover' to finish or undo it")
+    (outcome,) = recovery.recover(world.store, world.sim)  # this very process can resolve it
+    assert outcome.action == ("finished" if op.db_updated else "rolled-back")
+    assert world.agrees(running) and world.power(running) is PowerState.RUNNING and world.open_ops() == []
+
+
+def test_an_interrupted_change_is_recovered_by_another_process_while_this_one_lives(world, running):
+    op = _interrupt_at(world, running, "set_device_model_args", 1)
+    recovered = run_process(["recover", "--db", str(world.store.path), "--host", f"sim:{world.sim.path}"])
+    assert recovered.code == 0, recovered
+    assert recovered.out.startswith(f"reconfigure of VM {running} (stopped at step {op.step}): finished")
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+def test_an_interrupt_in_the_progress_callback_is_an_interrupt(world, running):
+    def progress(event):
+        if event.step == "starting":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        to_pool_b(world, running, progress=progress)
+    (op,) = world.open_ops()
+    assert op.interrupted and op.step == "starting"
+    assert [r.action for r in recovery.recover(world.store, world.sim)] == ["finished"]
+    assert_settled(world, running, NEW, PowerState.RUNNING)
+
+
+@pytest.mark.parametrize("call", ["register", "remove", "repair"])
+def test_an_interrupt_while_registering_removing_or_repairing_is_left_to_recover(world, running, call):
+    host = Raising(world.sim, "set_device_model_args", KeyboardInterrupt)
+    fresh = world.add(3, "halted")
+    with pytest.raises(KeyboardInterrupt):
+        if call == "register":
+            lifecycle.register_vm(world.store, host, fresh)
+        elif call == "remove":
+            lifecycle.remove_vm(world.store, host, running)
+        else:
+            world.sim.set_device_model_args(running, OWN_ARGS)
+            lifecycle.repair_vm(world.store, host, running)
+    (op,) = world.open_ops()
+    assert op.kind == call and op.interrupted
+    assert [r.action for r in recovery.recover(world.store, world.sim)] == ["finished"]
+    assert world.open_ops() == []
+    if call == "remove":
+        assert world.config(running) is None and world.args(running) == OWN_ARGS
+    else:
+        assert world.agrees(fresh if call == "register" else running)
+
+
 # --- a VM that will not start with its new configuration --------------------------------------------------
 
 
@@ -271,8 +379,10 @@ def test_when_the_rollback_fails_too_the_journal_stays_open_for_recover(world, r
     assert "run 'vgpu-admin recover'" in str(caught.value)
     (op,) = world.open_ops()
     assert op.vm_uuid == running
-    with pytest.raises(Busy):
+    assert op.interrupted  # released: recover() in any process may resolve it, though this one lives on
+    with pytest.raises(Busy) as busy:
         to_pool_b(world, running)  # still locked until recovered
+    assert "run 'vgpu-admin recover'" in str(busy.value)
 
     world.sim.clear_faults()
     (outcome,) = recovery.recover(world.store, world.sim)

@@ -37,8 +37,17 @@ class BulkPlan(tables.Tabular):
 
 @attrs.frozen
 class BulkFailure:
+    """One VM of a batch that failed. ``error`` is a VgpuError, or (a bug met by that VM's cycle, which was
+    rolled back like any failure) the unexpected exception itself, traceback included."""
+
     vm_uuid: str
-    error: VgpuError
+    error: Exception
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.error, VgpuError):
+            return str(self.error)
+        return f"internal error: {type(self.error).__name__}: {self.error}"
 
 
 @attrs.frozen
@@ -104,7 +113,8 @@ def apply_many(
     concurrency: int = 4,
 ) -> BulkResult:
     """Apply a confirmed bulk plan. One VM's failure (rolled back as usual) does not stop the others.
-    ``progress`` is called from worker threads."""
+    ``progress`` is called from worker threads. An interrupt (KeyboardInterrupt) stops the batch: VMs not
+    yet begun are left alone, those under way finish their cycle, then it is raised."""
     if concurrency < 1:
         raise InvalidValue("concurrency", concurrency, "a whole number of at least 1")
     local = threading.local()
@@ -123,15 +133,19 @@ def apply_many(
         return lifecycle.apply_plan(worker_store, worker_host, plan, progress=progress, policy=policy)
 
     results, failures = [], []
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vgpu-bulk")
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vgpu-bulk") as pool:
-            futures = {pool.submit(one, plan): plan for plan in bulk.changing}
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    results.append(future.result())
-                except VgpuError as error:
-                    failures.append(BulkFailure(futures[future].vm_uuid, error))
+        futures = {pool.submit(one, plan): plan for plan in bulk.changing}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                results.append(future.result())
+            except Exception as error:  # a bug in one VM's cycle (rolled back) must not hide the others' outcomes
+                failures.append(BulkFailure(futures[future].vm_uuid, error))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # begin no more VMs; the cycles under way run to their end
+        raise
     finally:
+        pool.shutdown(wait=True)
         for worker_store, worker_host in opened:
             worker_store.close()
             worker_host.close()

@@ -13,7 +13,7 @@ from typing import Any
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn
 
-from .errors import InvalidRows, InvalidValue, RowProblem, VgpuError
+from .errors import InvalidRows, InvalidValue, RowProblem
 from .models import Pool, PowerState, Priority
 from .tables import ResultList
 from .values import parse_priority
@@ -32,10 +32,11 @@ converter.register_unstructure_hook_func(
 
 # Errors, as held by plans and results (a refused row, a VM that failed): the class, the sentence, and the
 # data a script would branch on. A value that is not JSON (whatever a user passed) is kept as its repr.
+# Any exception qualifies, not only VgpuError: a batch keeps the unexpected error one VM met (a bug).
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def _error_data(error: VgpuError) -> dict[str, Any]:
+def _error_data(error: Exception) -> dict[str, Any]:
     data: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
     if isinstance(error, InvalidValue):
         value = error.value
@@ -45,7 +46,7 @@ def _error_data(error: VgpuError) -> dict[str, Any]:
     return data
 
 
-converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, VgpuError), _error_data)
+converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, Exception), _error_data)
 converter.register_unstructure_hook(RowProblem, lambda problem: {"row": problem.row, **_error_data(problem.error)})
 
 

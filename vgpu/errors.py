@@ -119,13 +119,19 @@ class HostUnreachable(HypervisorError):
 
 
 class Busy(VgpuError):
-    """Another session holds the VM's reconfiguration lock."""
+    """Another session holds the VM's reconfiguration lock, or (``interrupted``) an operation its session
+    gave up part way does, until ``vgpu-admin recover`` finishes or undoes it."""
 
-    def __init__(self, vm_uuid: str, since: str, operation_id: int | None = None) -> None:
+    def __init__(self, vm_uuid: str, since: str, operation_id: int | None = None, *, interrupted: bool = False) -> None:
         self.vm_uuid = vm_uuid
         self.since = since
         self.operation_id = operation_id
-        super().__init__(f"VM {vm_uuid} is being reconfigured by another session since {since}")
+        self.interrupted = interrupted
+        if interrupted:
+            super().__init__(f"VM {vm_uuid} has an interrupted change (started {since}); "
+                             "run 'vgpu-admin recover' to finish or undo it")
+        else:
+            super().__init__(f"VM {vm_uuid} is being reconfigured by another session since {since}")
 
 
 class Cancelled(VgpuError):

@@ -7,14 +7,16 @@ enough behind for :func:`vgpu.lifecycle.recover` to finish or roll back the oper
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sqlite3
+from typing import Iterator
 
 import attrs
 
-from .errors import Busy
+from .errors import Busy, VgpuError
 from .models import VM, Priority, VMConfig
 from .store import Store
 
@@ -30,6 +32,10 @@ STEPS = (PLANNED, STOPPING, DB_UPDATED, WRITING_ARGS, STARTING)
 DONE = "done"
 ROLLED_BACK = "rolled-back"
 FAILED = "failed"
+
+# Appended to the owner of an operation its session gave up on part way (an interrupt, an unexpected error,
+# a rollback that failed): the row stays open, so the VM stays locked, but no live session claims it.
+INTERRUPTED = " (interrupted)"
 
 
 @attrs.frozen
@@ -52,8 +58,16 @@ class Operation:
         return STEPS.index(self.step) >= STEPS.index(DB_UPDATED)
 
     @property
+    def interrupted(self) -> bool:
+        """Its session gave it up part way and left it to recover() (see :func:`release`)."""
+        return self.owner.endswith(INTERRUPTED)
+
+    @property
     def owner_alive(self) -> bool:
-        """False when the owner ran on this machine and its process is gone (a crash or kill)."""
+        """False when the owner ran on this machine and its process is gone (a crash or kill), or when it
+        gave the operation up (interrupted)."""
+        if self.interrupted:
+            return False
         host, _, pid = self.owner.rpartition(":")
         if host != socket.gethostname() or not pid.isdigit():
             return True  # another machine: we cannot tell, assume it is working
@@ -64,6 +78,12 @@ class Operation:
         except PermissionError:
             return True
         return True
+
+    @property
+    def needs_recovery(self) -> bool:
+        """Nobody is working on it any more, so recover() resolves it: its session ended or was
+        interrupted, or it is this process's own (left behind by an earlier call)."""
+        return not self.owner_alive or self.owner == this_owner()
 
 
 def this_owner() -> str:
@@ -117,6 +137,8 @@ def _holder(conn: sqlite3.Connection, vm_uuid: str) -> Operation | None:
 
 
 def busy_error(op: Operation) -> Busy:
+    if op.interrupted:
+        return Busy(op.vm_uuid, op.started_at, op.op_id, interrupted=True)
     error = Busy(op.vm_uuid, op.started_at, op.op_id)
     if not op.owner_alive:
         error.sentence += " (that session has ended; run 'vgpu-admin recover' to finish or undo its change)"
@@ -181,8 +203,45 @@ def finish(store: Store, op: Operation, outcome: str, detail: str = "") -> None:
         )
 
 
+def release(store: Store, op: Operation) -> Operation | None:
+    """Give up an operation part way without closing it: the VM stays locked and the row keeps its step,
+    but it is marked interrupted, so recover() from any process (this one included) finishes or undoes it.
+    Returns the operation as released, or None when it had already been closed. Best effort: it runs while
+    another exception is on its way out, which a database failure here must not replace (the row then
+    stays this live process's, and recover() in this process still resolves it)."""
+    try:
+        with store.writing() as conn:
+            conn.execute(
+                "UPDATE vgpu_operations SET owner = owner || ?, updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now')"
+                " WHERE op_id = ? AND finished_at IS NULL AND owner NOT LIKE ?",
+                (INTERRUPTED, op.op_id, f"%{INTERRUPTED}"),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM vgpu_operations WHERE op_id = ? AND finished_at IS NULL", (op.op_id,)
+            ).fetchone()
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    return None if row is None else _operation_from_row(row)
+
+
+@contextlib.contextmanager
+def released_on_escape(store: Store, op: Operation) -> Iterator[None]:
+    """Whatever escapes the block (an error, KeyboardInterrupt, SystemExit), an operation it leaves open
+    is released for recover(), and the escaping exception gets a note saying so (unless it is a VgpuError,
+    whose own sentence says what to do)."""
+    try:
+        yield
+    except BaseException as escaping:
+        left = release(store, op)
+        if left is not None and not isinstance(escaping, VgpuError):
+            escaping.add_note(f"The {left.kind} of VM {left.vm_uuid} was interrupted at step {left.step}; "
+                              "run 'vgpu-admin recover' to finish or undo it.")
+        raise
+
+
 def unfinished(store: Store) -> list[Operation]:
-    """Operations that were started and never finished, oldest first."""
+    """Operations that were started and never finished, oldest first (``needs_recovery`` tells those
+    recover() would take from those another session is still working on)."""
     with store.reading() as conn:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM vgpu_operations WHERE finished_at IS NULL ORDER BY op_id"

@@ -1,9 +1,10 @@
 """Changing VMs on the host: the confirmed reconfigure cycle, and registering/removing with the segment.
 
 The cycle is ``plan → confirm → [stop if running] → update DB → update device-model args → [start if it
-was running]``. Each step is journalled (:mod:`vgpu.journal`) before it is taken. Any host failure part way
-rolls back what was done (old DB row, old segment, VM started again if it was running) and says so; if
-even the rollback fails, the journal keeps the operation open for :func:`vgpu.recovery.recover`.
+was running]``. Each step is journalled (:mod:`vgpu.journal`) before it is taken. Any failure part way (a
+host error, or an unexpected exception) rolls back what was done (old DB row, old segment, VM started again
+if it was running) and says so; if even the rollback fails, or an interrupt (Ctrl-C) cuts the cycle, the
+operation stays open, released for :func:`vgpu.recovery.recover` from any process.
 
 Nothing here talks to a person: ``confirm`` and ``progress`` are callbacks the caller supplies (the shell
 asks yes/no at the terminal, a notebook may show a widget or answer in code).
@@ -255,21 +256,25 @@ def apply_plan(
     progress = guarded(progress)
     op = _begin(store, host, plan)
     stopped_how = None
-    try:
-        if op.was_running:
-            op = journal.advance(store, op, journal.STOPPING)
-            stopped_how = stop_vm(host, op.vm_uuid, policy, progress)
-        progress(Progress(op.vm_uuid, "updating", "Updating the database and the device-model args"))
-        with store.writing() as conn:
-            updated = vms.update_record(conn, op.vm_uuid, plan.new)
-            op = journal.set_step(conn, op, journal.DB_UPDATED)
-        op = journal.advance(store, op, journal.WRITING_ARGS)
-        update_device_model_args(host, op.vm_uuid, plan.new)
-        if op.was_running:
-            op = journal.advance(store, op, journal.STARTING)
-            start_vm(host, op.vm_uuid, progress, policy.tick)
-    except VgpuError as failure:
-        raise _roll_back_after(store, host, op, failure, progress) from failure
+    with journal.released_on_escape(store, op):  # an interrupt, or a rollback that failed: recover() takes over
+        try:
+            if op.was_running:
+                op = journal.advance(store, op, journal.STOPPING)
+                stopped_how = stop_vm(host, op.vm_uuid, policy, progress)
+            progress(Progress(op.vm_uuid, "updating", "Updating the database and the device-model args"))
+            with store.writing() as conn:
+                updated = vms.update_record(conn, op.vm_uuid, plan.new)
+                op = journal.set_step(conn, op, journal.DB_UPDATED)
+            op = journal.advance(store, op, journal.WRITING_ARGS)
+            update_device_model_args(host, op.vm_uuid, plan.new)
+            if op.was_running:
+                op = journal.advance(store, op, journal.STARTING)
+                start_vm(host, op.vm_uuid, progress, policy.tick)
+        except VgpuError as failure:
+            raise _roll_back_after(store, host, op, failure, progress) from failure
+        except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
+            _roll_back_unexpected(store, host, op, failure, progress)
+            raise
     journal.finish(store, op, journal.DONE)
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running), stopped_how=stopped_how)
 
@@ -298,7 +303,7 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
     try:
         roll_back(store, host, op, progress)
     except VgpuError as rollback_error:
-        # Leave the journal open: recover() will try again and the VM stays locked meanwhile.
+        # Leave the journal open (released by apply_plan): recover() will try again, the VM stays locked meanwhile.
         return ReconfigureFailed(op.vm_uuid, failure, rolled_back=False, rollback_error=rollback_error)
     journal.finish(store, op, journal.ROLLED_BACK, str(failure))
     if not op.db_updated:
@@ -306,6 +311,20 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
         failure.args = (failure.sentence,)
         return failure
     return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True)
+
+
+def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation, failure: Exception, progress: ProgressCallback) -> None:
+    """Undo a reconfigure that an unexpected exception (not a VgpuError: a bug) stopped. The exception
+    itself is re-raised by the caller, so its traceback reaches the log; a note on it says what became of
+    the VM."""
+    try:
+        roll_back(store, host, op, progress)
+    except Exception as rollback_error:  # the row stays open and released_on_escape hands it to recover()
+        failure.add_note(f"Rolling back VM {op.vm_uuid} also failed ({rollback_error}).")
+        return
+    journal.finish(store, op, journal.ROLLED_BACK, f"{type(failure).__name__}: {failure}")
+    running = " and the VM is running" if op.was_running else ""
+    failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: its previous configuration is in place{running}.")
 
 
 # --- register and remove, with the segment ----------------------------------------------------------------
@@ -351,16 +370,17 @@ def register_vm(
         op = journal.begin(conn, reg.vm_uuid, "register", None, None, None)
         vm = vms.insert_registration(conn, reg)
         op = journal.set_step(conn, op, journal.DB_UPDATED, vm.config)
-    try:
-        op = journal.advance(store, op, journal.WRITING_ARGS)
-        update_device_model_args(host, vm.vm_uuid, vm.config)
-    except VgpuError as failure:
-        with store.writing() as conn:
-            vms.delete_record(conn, vm.vm_uuid)
-        journal.finish(store, op, journal.ROLLED_BACK, str(failure))
-        failure.sentence += "; the VM was not registered"
-        failure.args = (failure.sentence,)
-        raise failure
+    with journal.released_on_escape(store, op):
+        try:
+            op = journal.advance(store, op, journal.WRITING_ARGS)
+            update_device_model_args(host, vm.vm_uuid, vm.config)
+        except VgpuError as failure:
+            with store.writing() as conn:
+                vms.delete_record(conn, vm.vm_uuid)
+            journal.finish(store, op, journal.ROLLED_BACK, str(failure))
+            failure.sentence += "; the VM was not registered"
+            failure.args = (failure.sentence,)
+            raise failure
     journal.finish(store, op, journal.DONE)
     return RegisterResult(vm, host_vm)
 
@@ -384,19 +404,20 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
     cleared = True
-    try:
-        op = journal.advance(store, op, journal.WRITING_ARGS)
-        update_device_model_args(host, vm.vm_uuid, None)
-    except HypervisorError as failure:
-        if failure.code not in (codes.UUID_INVALID, codes.HANDLE_INVALID):
-            journal.finish(store, op, journal.ROLLED_BACK, str(failure))
-            failure.sentence += "; the VM is still registered"
-            failure.args = (failure.sentence,)
-            raise failure
-        cleared = False
-    with store.writing() as conn:
-        removed = vms.delete_record(conn, vm.vm_uuid)
-        journal.set_step(conn, op, journal.DB_UPDATED)
+    with journal.released_on_escape(store, op):
+        try:
+            op = journal.advance(store, op, journal.WRITING_ARGS)
+            update_device_model_args(host, vm.vm_uuid, None)
+        except HypervisorError as failure:
+            if failure.code not in (codes.UUID_INVALID, codes.HANDLE_INVALID):
+                journal.finish(store, op, journal.ROLLED_BACK, str(failure))
+                failure.sentence += "; the VM is still registered"
+                failure.args = (failure.sentence,)
+                raise failure
+            cleared = False
+        with store.writing() as conn:
+            removed = vms.delete_record(conn, vm.vm_uuid)
+            journal.set_step(conn, op, journal.DB_UPDATED)
     journal.finish(store, op, journal.DONE)
     return RemoveResult(removed, cleared)
 
@@ -427,11 +448,12 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     expected = vm.config if vm is not None else None
     with store.writing() as conn:
         op = journal.begin(conn, canonical, "repair", vm, expected, None)
-    try:
-        before = host.get_device_model_args(canonical)
-        after = update_device_model_args(host, canonical, expected)
-    except VgpuError as failure:
-        journal.finish(store, op, journal.FAILED, str(failure))
-        raise
+    with journal.released_on_escape(store, op):
+        try:
+            before = host.get_device_model_args(canonical)
+            after = update_device_model_args(host, canonical, expected)
+        except VgpuError as failure:
+            journal.finish(store, op, journal.FAILED, str(failure))
+            raise
     journal.finish(store, op, journal.DONE)
     return RepairResult(canonical, expected, before, after)

@@ -41,12 +41,13 @@ def recover(
     *,
     policy: lifecycle.StopPolicy = lifecycle.DEFAULT_POLICY,
 ) -> list[Recovery]:
-    """Resolve every unfinished operation whose session has ended (or that this process left behind).
+    """Resolve every unfinished operation whose session has ended or was interrupted (or that this process
+    left behind).
     ``policy`` governs finishing a stop the interrupted session had begun."""
     progress = lifecycle.guarded(progress)
     results = []
     for op in journal.unfinished(store):
-        if op.owner_alive and op.owner != journal.this_owner():
+        if not op.needs_recovery:
             results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, "skipped",
                                     f"still in progress in session {op.owner} (started {op.started_at})"))
             continue

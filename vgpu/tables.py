@@ -236,7 +236,7 @@ def bulk_result_view(result: Any) -> tuple[str, list[Record]]:
     } for done in result.results]
     rows += [{
         "vm_uuid": failure.vm_uuid, "vm_name": None, "outcome": "failed", "old": None, "new": None,
-        "restarted": None, "stopped": None, "error": str(failure.error),
+        "restarted": None, "stopped": None, "error": failure.message,
     } for failure in result.failures]
     return f"{len(result.results)} changed, {len(result.failures)} failed", rows
 
