@@ -112,7 +112,8 @@ COMMANDS: tuple[Command, ...] = (
             "Lists every VM on the host: Pool A's, then Pool B's (each by priority, high first, then vm_id), "
             "then the unregistered ones. After those, any registered VMs missing from the host, VMs whose "
             "device-model args disagree with the database (drift), and unregistered VMs that carry a vgpu "
-            "segment (clones carry their parent's vm_id)."
+            "segment (clones carry their parent's vm_id). Last, a line naming any change that was started and "
+            "not finished (run 'vgpu-admin recover' for those whose session has ended)."
         ),
         examples=("vgpu-admin scan-vms",), needs_host=True,
     ),
@@ -135,7 +136,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "show-vm", "Show a VM's configuration (includes pool)", "show_vm", (_UUID_REQUIRED, FORMAT_OPTION),
-        details="The registration, plus the VM's power state and what its device-model args say.",
+        details="The registration, plus the VM's power state and what its device-model args say, and a "
+                "change to the VM that was started and not finished, if there is one.",
         examples=("vgpu-admin show-vm --vm-uuid=<uuid>",), needs_host=True,
     ),
     Command(
@@ -190,8 +192,9 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "status", "Control panel: pools, VMs, assignments", "status", (FORMAT_OPTION,),
-        details="Pool A and Pool B with their names, priorities and VMs, the unregistered VMs and a summary. "
-                "If the host cannot be reached it still shows the database, with a warning.",
+        details="Pool A and Pool B with their names, priorities and VMs, the unregistered VMs and a summary, "
+                "then (as scan-vms) any changes started and not finished. If the host cannot be reached it "
+                "still shows the database, with a warning.",
         examples=("vgpu-admin status",), needs_host=True,
     ),
     Command(

@@ -1,10 +1,11 @@
-"""scan-vms and status output, in the spec's formats, followed by the sections the library adds."""
+"""scan-vms and status output, in the spec's formats, followed by the sections the library adds and, last,
+a line naming any change that was started and not finished."""
 
 from __future__ import annotations
 
 from vgpu.scan import ScannedVM, ScanReport
 
-from .render import RULE, config_text, host_name, name_of, pool_block
+from .render import RULE, config_text, host_name, name_of, pool_block, unfinished_lines
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
 
@@ -57,6 +58,7 @@ def scan(report: ScanReport) -> str:
     lines += [f"UUID: {h.uuid} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
               for h in report.unregistered]
     lines += _extra_sections(report)
+    lines += unfinished_lines(report.unfinished)
     return "\n".join(lines)
 
 
@@ -91,4 +93,5 @@ def status(report: ScanReport) -> str:
         lines.append("")
     lines += _summary(report)
     lines += _extra_sections(report)
+    lines += unfinished_lines(report.unfinished)
     return "\n".join(lines)

@@ -136,7 +136,28 @@ def removed(result) -> str:
     return f"Removed {name_of(vm)} ({vm.vm_uuid}) from Pool {vm.pool_id}; {tail}."
 
 
-def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None) -> str:
+def operation_text(op) -> str:
+    """One unfinished operation: what, where it stopped, since when (and, while alive, whose)."""
+    text = f"{op.kind} at step {op.step}, since {op.started_at}"
+    return f"{text}, in session {op.session}" if op.in_progress else text
+
+
+def unfinished_lines(operations) -> list[str]:
+    """The lines that end status and scan-vms when changes were started and not finished: those whose
+    session is gone (run recover), then those another session is still making. With none, no lines: the
+    spec's output is left exactly as it was."""
+    def listed(ops) -> str:
+        shown = "; ".join(f"{op.vm_name or op.vm_uuid}: {operation_text(op)}" for op in ops[:NAMES_LISTED])
+        return shown + (f"; ... and {len(ops) - NAMES_LISTED} more" if len(ops) > NAMES_LISTED else "")
+
+    stuck = [op for op in operations if not op.in_progress]
+    going = [op for op in operations if op.in_progress]
+    lines = [f"Unfinished operations: {len(stuck)} ({listed(stuck)}) - run 'vgpu-admin recover'"] if stuck else []
+    lines += [f"Operations in progress: {len(going)} ({listed(going)})"] if going else []
+    return ["", *lines] if lines else []
+
+
+def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None) -> str:
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({host_error})")
@@ -146,6 +167,10 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None) -> 
         lines.append(f"Power state: {host_vm.power_state.value}")
         lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
     lines.append(f"Registered: {vm.created_at} | Updated: {vm.updated_at}")
+    if operation is not None and operation.in_progress:
+        lines.append(f"Operation in progress: {operation_text(operation)}")
+    elif operation is not None:
+        lines.append(f"⚠ Unfinished operation: {operation_text(operation)} - run 'vgpu-admin recover'")
     return "\n".join(lines)
 
 

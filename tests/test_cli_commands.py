@@ -24,6 +24,7 @@ from vgpu.hypervisor.sim import SimHost
 from vgpu.models import VMConfig, Priority
 from vgpu.store import Store
 
+from . import crashkit
 from .clikit import REPO, Outcome, SpecHost, run, run_process
 from .lifekit import Raising
 
@@ -525,6 +526,65 @@ def test_json_show_vm_list_vms_history_recover(spec):
     assert as_json(spec.cli("recover", "--format=json")) == []
 
 
+# --- changes started and not finished ----------------------------------------------------------------------
+
+
+def test_a_killed_set_pool_shows_in_status_scan_vms_and_show_vm_until_recovered(spec):
+    uuid = spec.uuid("VM-5")
+    killed = crashkit.run(spec.db, spec.host_file, "reconfigure", uuid, "stopped", "kill", pool="B")
+    assert killed.returncode == -9, killed
+    assert spec.sim.power_state(uuid).value == "halted"
+    (op,) = open_operations(spec)
+    line = f"Unfinished operations: 1 (VM-5: reconfigure at step stopping, since {op.started_at}) - run 'vgpu-admin recover'"
+    assert ok(spec.cli("status")) == [*spec_status(), "", line]  # the spec's panel, then the line
+    assert ok(spec.cli("scan-vms")) == [*spec_scan(), "", line]
+    shown = ok(spec.cli("show-vm", "--vm-uuid", uuid))
+    assert "Power state: halted" in shown
+    assert shown[-1] == f"⚠ Unfinished operation: reconfigure at step stopping, since {op.started_at} - run 'vgpu-admin recover'"
+    expected = {"op_id": op.op_id, "vm_uuid": uuid, "vm_name": "VM-5", "kind": "reconfigure", "step": "stopping",
+                "started_at": op.started_at, "session": op.owner, "in_progress": False}
+    for command in ("status", "scan-vms"):
+        assert as_json(spec.cli(command, "--format=json"))["unfinished"] == [expected]
+    assert as_json(spec.cli("show-vm", "--vm-uuid", uuid, "--format=json"))["operation"] == expected
+
+    assert applied(spec.cli("recover"))[0].endswith("rolled-back - the change had not reached the database; "
+                                                    "the previous configuration is kept")
+    assert ok(spec.cli("status")) == spec_status()
+    assert ok(spec.cli("scan-vms")) == spec_scan()
+    assert ok(spec.cli("show-vm", "--vm-uuid", uuid))[-1].startswith("Registered: ")
+    assert as_json(spec.cli("status", "--format=json"))["unfinished"] == []
+    assert as_json(spec.cli("show-vm", "--vm-uuid", uuid, "--format=json"))["operation"] is None
+
+
+def test_a_change_another_session_is_making_shows_as_in_progress(spec):
+    uuid = spec.uuid("VM-12")
+    child = crashkit.spawn(spec.db, spec.host_file, "reconfigure", uuid, "stopping", "wait", pool="A")
+    try:
+        assert child.stdout.readline() == "reached\n"
+        (op,) = open_operations(spec)
+        assert ok(spec.cli("status"))[-2:] == [
+            "", f"Operations in progress: 1 (VM-12: reconfigure at step stopping, since {op.started_at}, in session {op.owner})"]
+        assert ok(spec.cli("show-vm", "--vm-uuid", uuid))[-1] == (
+            f"Operation in progress: reconfigure at step stopping, since {op.started_at}, in session {op.owner}")
+        child.communicate("go\n", timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert ok(spec.cli("status"))[-1] == "Total VMs in System: 23"
+
+
+def test_many_unfinished_operations_are_counted_after_the_first_ten():
+    from shell import render
+    from vgpu.scan import UnfinishedOperation
+
+    ops = [UnfinishedOperation(n, f"uuid-{n}", f"VM-{n}", "register", "writing-args", "T", "h:1", False) for n in range(1, 13)]
+    (blank, line) = render.unfinished_lines(ops)
+    assert blank == "" and line.startswith("Unfinished operations: 12 (VM-1: register at step writing-args, since T; VM-2: ")
+    assert line.endswith("; VM-10: register at step writing-args, since T; ... and 2 more) - run 'vgpu-admin recover'")
+    assert render.unfinished_lines([]) == []
+
+
 # --- a change cut short in a session that lives on ---------------------------------------------------------
 
 
@@ -571,6 +631,8 @@ def test_ctrl_c_during_a_change_leaves_it_to_recover_in_the_same_session(spec):
         assert cut.err_lines[-1] == "Interrupted. If a change was under way, run 'vgpu-admin recover' to finish or undo it."
         assert spec.sim.power_state(uuid).value == "halted"
         (op,) = open_operations(spec)
+        assert session.run("status").out_lines[-1] == (
+            f"Unfinished operations: 1 (VM-5: reconfigure at step stopping, since {op.started_at}) - run 'vgpu-admin recover'")
         again = session.run("set-pool", f"--vm-uuid={uuid}", "--pool=B")
         assert again.code == 1 and again.one_error_line() == (
             f"error: VM {uuid} has an interrupted change (started {op.started_at}); "

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from vgpu import demo, devargs, scan
+from vgpu import demo, devargs, journal, lifecycle, scan, vms
 from vgpu.errors import HostUnreachable
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState, Priority
 from vgpu.store import Store
 
 from .counting import CountingHost
-from .lifekit import World, config, vm_uuid
+from .lifekit import Raising, World, config, other_live_owner, vm_uuid
 
 
 @pytest.fixture
@@ -159,3 +159,50 @@ def test_the_demo_is_the_specs_example(tmp_path):
     powers = {entry.host_vm.power_state for entry in report.registered}
     assert powers == {PowerState.RUNNING, PowerState.HALTED}
     assert {entry.vm.priority for entry in report.registered} == set(Priority)
+
+
+# --- changes started and not finished -----------------------------------------------------------------------
+
+
+def _cut(world, uuid):
+    """A change to ``uuid`` cut short by Ctrl-C as the VM is started: left open for recover()."""
+    host = Raising(world.sim, "start", KeyboardInterrupt, uuid)
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.reconfigure_vm(world.store, host, uuid, pool="B", confirm=lambda plan: True)
+    (op,) = [op for op in world.open_ops() if op.vm_uuid == uuid]
+    return op
+
+
+def test_scan_status_and_inspect_vm_name_unfinished_operations(world):
+    cut = world.add(1, "running", config("A", 1, 1), name="cut-short")
+    busy = world.add(2, "running", config("A", 1, 2), name="being-changed")
+    quiet = world.add(3, "running", config("A", 1, 3))
+    assert scan.scan(world.store, world.sim).unfinished == ()
+    op = _cut(world, cut)
+    with world.store.writing() as conn:  # another live session is in the middle of changing VM 2
+        other = journal.begin(conn, busy, "reconfigure", vms.select_vm(conn, busy), config("B", 1, 2), True)
+        conn.execute("UPDATE vgpu_operations SET owner = ? WHERE op_id = ?", (other_live_owner(), other.op_id))
+
+    for report in (scan.scan(world.store, world.sim), scan.status(world.store, world.sim)):
+        assert report.unfinished == (
+            scan.UnfinishedOperation(op.op_id, cut, "cut-short", "reconfigure", "starting", op.started_at, op.owner, False),
+            scan.UnfinishedOperation(other.op_id, busy, "being-changed", "reconfigure", "planned", other.started_at,
+                                     other_live_owner(), True),
+        )
+        assert [o.vm_uuid for o in report.needing_recovery] == [cut]
+        assert [o.vm_uuid for o in report.in_progress] == [busy]
+        assert "; 1 unfinished operation (run recover); 1 operation in progress —" in report._repr_html_()
+    assert scan.inspect_vm(world.store, world.sim, cut).operation.step == "starting"
+    assert scan.inspect_vm(world.store, world.sim, busy).operation.in_progress
+    assert scan.inspect_vm(world.store, world.sim, quiet).operation is None
+
+
+def test_an_unfinished_operation_is_named_when_the_vm_is_gone_from_db_and_host(world):
+    uuid = world.add(1, "halted", config("A", 1, 1), name="leaving")
+    with world.store.writing() as conn:  # a remove killed after the row was deleted, before it was closed
+        journal.begin(conn, uuid, "remove", vms.select_vm(conn, uuid), None, None)
+        vms.delete_record(conn, uuid)
+        conn.execute("UPDATE vgpu_operations SET owner = 'gone.invalid:1 (interrupted)'")
+    world.sim.remove_vm(uuid)
+    (op,) = scan.status(world.store, world.sim).unfinished
+    assert (op.vm_name, op.kind, op.in_progress) == ("leaving", "remove", False)

@@ -239,12 +239,20 @@ def released_on_escape(store: Store, op: Operation) -> Iterator[None]:
         raise
 
 
+def select_unfinished(conn: sqlite3.Connection) -> list[Operation]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM vgpu_operations WHERE finished_at IS NULL ORDER BY op_id").fetchall()
+    return [_operation_from_row(row) for row in rows]
+
+
 def unfinished(store: Store) -> list[Operation]:
     """Operations that were started and never finished, oldest first (``needs_recovery`` tells those
     recover() would take from those another session is still working on)."""
     with store.reading() as conn:
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM vgpu_operations WHERE finished_at IS NULL ORDER BY op_id"
-        ).fetchall()
-    return [_operation_from_row(row) for row in rows]
+        return select_unfinished(conn)
+
+
+def holder(store: Store, vm_uuid: str) -> Operation | None:
+    """The unfinished operation that holds the VM's lock, if any."""
+    with store.reading() as conn:
+        return _holder(conn, vm_uuid)
 

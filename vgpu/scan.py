@@ -2,15 +2,16 @@
 
 Besides the spec's groups (Pool A, Pool B, unregistered) a scan reports what an admin must know before
 trusting the picture: registered VMs the host no longer has, VMs whose segment disagrees with the database
-(drift), and unregistered VMs carrying a vgpu segment, typically clones (cloning copies the platform map,
-so the clone boots with its parent's vm_id).
+(drift), unregistered VMs carrying a vgpu segment, typically clones (cloning copies the platform map,
+so the clone boots with its parent's vm_id), and changes that were started and never finished (a killed
+or interrupted session leaves its VM halted or half-changed until ``recover`` resolves it).
 """
 
 from __future__ import annotations
 
 import attrs
 
-from . import devargs, pools, tables, vms
+from . import devargs, journal, pools, tables, vms
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor.base import Hypervisor
@@ -49,6 +50,27 @@ class ForeignSegment:
 
 
 @attrs.frozen
+class UnfinishedOperation:
+    """A change that was started and not finished (the VM stays locked meanwhile). ``in_progress``: its
+    session is still at work on it, so wait; otherwise it needs ``recover`` (``vgpu-admin recover``)."""
+
+    op_id: int
+    vm_uuid: str
+    vm_name: str | None
+    kind: str  # reconfigure, register, remove or repair
+    step: str  # the last journal step recorded
+    started_at: str
+    session: str
+    in_progress: bool
+
+
+def _unfinished(op: journal.Operation, vm_name: str | None) -> UnfinishedOperation:
+    name = vm_name if vm_name is not None else (op.old.vm_name if op.old is not None else None)
+    return UnfinishedOperation(op.op_id, op.vm_uuid, name, op.kind, op.step, op.started_at, op.owner,
+                               not op.needs_recovery)
+
+
+@attrs.frozen
 class ScanReport(tables.Tabular):
     _view = tables.scan_view
 
@@ -57,6 +79,7 @@ class ScanReport(tables.Tabular):
     unregistered: tuple[HostVM, ...]  # by name, then UUID
     foreign_segments: tuple[ForeignSegment, ...]
     host_error: str | None = None  # set when the host could not be listed: DB-only picture
+    unfinished: tuple[UnfinishedOperation, ...] = ()  # oldest first
 
     def in_pool(self, pool_id: str) -> list[ScannedVM]:
         return [entry for entry in self.registered if entry.vm.pool_id == pool_id]
@@ -72,6 +95,14 @@ class ScanReport(tables.Tabular):
     @property
     def clones(self) -> list[ForeignSegment]:
         return [entry for entry in self.foreign_segments if entry.owner is not None]
+
+    @property
+    def needing_recovery(self) -> list[UnfinishedOperation]:
+        return [op for op in self.unfinished if not op.in_progress]
+
+    @property
+    def in_progress(self) -> list[UnfinishedOperation]:
+        return [op for op in self.unfinished if op.in_progress]
 
     @property
     def total_registered(self) -> int:
@@ -99,7 +130,8 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
     with store.reading() as conn:
         pool_rows = pools.select_pools(conn)
         registered = vms.select_vms(conn)
-    return _join(pool_rows, registered, host_vms, host_error)
+        operations = journal.select_unfinished(conn)
+    return _join(pool_rows, registered, host_vms, host_error, operations)
 
 
 def status(store: Store, host: Hypervisor) -> ScanReport:
@@ -107,7 +139,10 @@ def status(store: Store, host: Hypervisor) -> ScanReport:
     return scan(store, host, tolerate_host_errors=True)
 
 
-def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], host_error: str | None) -> ScanReport:
+def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], host_error: str | None,
+          operations: list[journal.Operation]) -> ScanReport:
+    names = {**{h.uuid: h.name or None for h in host_vms}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
+    unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
     on_host = {host_vm.uuid: host_vm for host_vm in host_vms}
     by_vm_id = {vm.vm_id: vm for vm in registered}
     scanned = []
@@ -122,7 +157,7 @@ def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], h
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))
-    return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error)
+    return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished)
 
 
 @attrs.frozen
@@ -133,16 +168,20 @@ class VMView:
     host_vm: HostVM | None
     segment: SegmentState
     host_error: str | None = None
+    operation: UnfinishedOperation | None = None  # a change to this VM started and not finished
 
 
 def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
-    """A registered VM with its power state and segment; host trouble is reported, not raised."""
+    """A registered VM with its power state and segment, and its unfinished change if it has one; host
+    trouble is reported, not raised."""
     vm = vms.get(store, vm_uuid)
+    op = journal.holder(store, vm.vm_uuid)
+    operation = _unfinished(op, vm.vm_name) if op is not None else None
     try:
         state = host.power_state(vm.vm_uuid)
         args = host.get_device_model_args(vm.vm_uuid)
     except HypervisorError as error:
         if error.code in ("UUID_INVALID", "HANDLE_INVALID"):
-            return VMView(vm, None, devargs.ABSENT)
-        return VMView(vm, None, devargs.ABSENT, str(error))
-    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args))
+            return VMView(vm, None, devargs.ABSENT, operation=operation)
+        return VMView(vm, None, devargs.ABSENT, str(error), operation)
+    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args), operation=operation)

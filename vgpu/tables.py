@@ -214,6 +214,8 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
         f"{len(report.missing)} missing from the host" if report.missing else "",
         f"{len(report.drift)} with drift" if report.drift else "",
         f"host not reachable: {report.host_error}" if report.host_error else "",
+        f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
+        f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
     ])
     return caption, rows
 
