@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, Priority, VMConfig
+from vgpu.tables import plural
 
 RULE = "=" * 80
 POOL_RULE = "-" * 45
@@ -56,7 +57,7 @@ def pool_block(pool: Pool, members: list[VM]) -> list[str]:
     lines.append(f"VMs: {len(members)}")
     for priority in (Priority.HIGH, Priority.MEDIUM, Priority.LOW):
         group = [vm for vm in members if vm.priority is priority]
-        lines.append(f"  {priority.label.capitalize()} Priority: {len(group)} VMs{_names(group)}")
+        lines.append(f"  {priority.label.capitalize()} Priority: {plural(len(group), 'VM')}{_names(group)}")
     if members:
         lines += ["", "VM Details:"]
         lines += [f"  {name_of(vm)} (UUID: {vm.vm_uuid}) | Priority: {vm.priority.label} | VM ID: {vm.vm_id}" for vm in members]

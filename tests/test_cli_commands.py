@@ -74,7 +74,8 @@ def pool_block(pool: str, title: str) -> list[str]:
         "---------------------------------------------",
         "Status: Enabled",
         f"VMs: {len(members)}",
-        *(f"  {p.capitalize()} Priority: {len(by[p])} VMs ({', '.join(by[p])})" for p in ("high", "medium", "low")),
+        *(f"  {p.capitalize()} Priority: {len(by[p])} VM{'' if len(by[p]) == 1 else 's'} ({', '.join(by[p])})"
+          for p in ("high", "medium", "low")),
         "",
         "VM Details:",
         *(detail_line(n) for n in members),
@@ -201,6 +202,16 @@ def test_status_with_the_host_down_still_shows_the_database_with_a_warning(spec)
     assert "Unregistered VMs: unknown (the host could not be listed)" in lines
     assert lines[-4:] == ["Total Pools: 2 (both enabled)", "Total VMs Registered: 20",
                           "Total VMs Unregistered: unknown", "Total VMs in System: unknown"]
+
+
+def test_one_vm_of_a_priority_is_1_vm_in_status_and_show_pool(spec):
+    for name in ("VM-2", "VM-3"):  # Pool A: 3 high, 2 medium, 2 low -> 1 high, 4 medium, 2 low
+        applied(spec.cli("set-priority", "--vm-uuid", spec.uuid(name), "--priority=medium", stdin="yes\n"))
+    high = "  High Priority: 1 VM (VM-1)"
+    medium = "  Medium Priority: 4 VMs (VM-2, VM-3, VM-4, VM-5)"
+    assert ok(spec.cli("show-pool", "--pool-id=A"))[4:6] == [high, medium]
+    status = ok(spec.cli("status"))
+    assert status[status.index('Pool A: "Pool A"') + 4:][:2] == [high, medium]
 
 
 def test_status_of_an_empty_database_has_empty_pools(tmp_path):

@@ -80,7 +80,7 @@ def test_workflow_2_register_with_explicit_settings(bare):
     assert (outcome.code, outcome.err) == (0, "")
     # Result: Registered to Pool B, high priority, vm_id=8
     assert outcome.out_lines[0] == f"Registered VM-8 ({uuid}) in Pool B with priority high (2) and VM ID 8."
-    assert run(["show-pool", "--pool-id=B", *flags]).out_lines[3:5] == ["VMs: 1", "  High Priority: 1 VMs (VM-8)"]
+    assert run(["show-pool", "--pool-id=B", *flags]).out_lines[3:5] == ["VMs: 1", "  High Priority: 1 VM (VM-8)"]
     assert devargs.parse(host.get_device_model_args(uuid)).config == VMConfig("B", Priority.HIGH, 8)
 
 
