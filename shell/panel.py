@@ -4,6 +4,7 @@ a line naming any change that was started and not finished."""
 from __future__ import annotations
 
 from vgpu.scan import ScannedVM, ScanReport
+from vgpu.tables import plural
 
 from .render import RULE, config_text, host_name, name_of, pool_block, unfinished_lines
 
@@ -53,7 +54,7 @@ def scan(report: ScanReport) -> str:
     lines: list[str] = []
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
-        lines += [f"=== Pool {pool.pool_id}: {len(members)} VMs ===", *(scan_line(e) for e in members), ""]
+        lines += [f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ===", *(scan_line(e) for e in members), ""]
     lines.append(f"=== Unregistered VMs: {len(report.unregistered)} ===")
     lines += [f"UUID: {h.uuid} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
               for h in report.unregistered]

@@ -79,7 +79,7 @@ def vm_line(vm: VM) -> str:
 def vms_list(vms: list[VM]) -> str:
     if not vms:
         return "No registered VMs match."
-    return "\n".join(vm_line(vm) for vm in vms) + f"\n\n{len(vms)} VMs"
+    return "\n".join(vm_line(vm) for vm in vms) + f"\n\n{plural(len(vms), 'VM')}"
 
 
 def config_lines(config: VMConfig) -> list[str]:

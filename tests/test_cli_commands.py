@@ -204,6 +204,15 @@ def test_status_with_the_host_down_still_shows_the_database_with_a_warning(spec)
                           "Total VMs Unregistered: unknown", "Total VMs in System: unknown"]
 
 
+def test_one_vm_is_1_vm_in_scan_headings_and_list_counts(spec):
+    pool_a = [vm.vm_uuid for vm in spec.registered() if vm.pool_id == "A"]
+    for vm_uuid in pool_a[1:]:  # Pool A keeps one VM
+        ok(spec.cli("remove-vm", "--vm-uuid", vm_uuid))
+    assert "=== Pool A: 1 VM ===" in ok(spec.cli("scan-vms"))
+    assert ok(spec.cli("list-vms", "--pool=A"))[-1] == "1 VM"
+    assert ok(spec.cli("list-vms", "--pool=B"))[-1] == f"{sum(vm.pool_id == 'B' for vm in spec.registered())} VMs"
+
+
 def test_one_vm_of_a_priority_is_1_vm_in_status_and_show_pool(spec):
     for name in ("VM-2", "VM-3"):  # Pool A: 3 high, 2 medium, 2 low -> 1 high, 4 medium, 2 low
         applied(spec.cli("set-priority", "--vm-uuid", spec.uuid(name), "--priority=medium", stdin="yes\n"))
