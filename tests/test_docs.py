@@ -191,7 +191,10 @@ def _example_errors() -> list[errors.VgpuError]:
         errors.InvalidValue("«field»", "«value»", "«allowed»"),
         errors.InvalidValue("pool", "C", ("A", "B")),
         errors.InvalidRows(pool_c),
-        errors.NotFound("registered VM", "«uuid»", "see 'vgpu-admin scan-vms' for the VMs on the host"),
+        errors.NotFound("registered VM", "«uuid»", "if the host has this VM, register it with "
+                        "'vgpu-admin register-vm --vm-uuid=«uuid»' (see 'vgpu-admin scan-vms')"),
+        errors.NotFound("registered VM", "«uuid»", "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')"),
+        errors.NotRegistered("«uuid»", "«name»"),
         errors.Conflict("vm_id", "«id»", "«holder»"),
         errors.AlreadyRegistered("«uuid»", 1, "B"),
         errors.Busy("«uuid»", "«since»"),

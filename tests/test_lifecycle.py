@@ -19,6 +19,7 @@ from vgpu.errors import (
     HostUnreachable,
     HypervisorError,
     NotFound,
+    NotRegistered,
     ReconfigureFailed,
 )
 from vgpu.hypervisor import codes
@@ -610,3 +611,46 @@ def test_remove_with_the_host_down_keeps_the_registration(world, running):
 def test_remove_an_unregistered_vm_is_not_found(world):
     with pytest.raises(NotFound):
         lifecycle.remove_vm(world.store, world.sim, vm_uuid(42))
+
+
+# --- a UUID that is not registered ------------------------------------------------------------------------
+
+
+def _change(world, uuid):
+    return lifecycle.reconfigure_vm(world.store, world.sim, uuid, pool="B", confirm=yes)
+
+
+def _remove(world, uuid):
+    return lifecycle.remove_vm(world.store, world.sim, uuid)
+
+
+@pytest.mark.parametrize("command", [_change, _remove], ids=["reconfigure", "remove"])
+def test_a_vm_on_the_host_but_not_registered_says_how_to_register_it(world, running, command):
+    uuid = world.add(5, "running", None, OWN_ARGS, name="render box")
+    before = world.tables(), world.args(uuid)
+    with pytest.raises(NotRegistered) as caught:
+        command(world, uuid.upper())
+    error = caught.value
+    assert isinstance(error, NotFound) and (error.kind, error.key, error.vm_name) == ("registered VM", uuid, "render box")
+    assert str(error) == (f"VM render box ({uuid}) is on the host but not registered; "
+                          f"register it first with 'vgpu-admin register-vm --vm-uuid={uuid}'")
+    assert (world.tables(), world.args(uuid)) == before
+    assert world.open_ops() == []
+
+
+@pytest.mark.parametrize("command", [_change, _remove], ids=["reconfigure", "remove"])
+def test_a_uuid_neither_registered_nor_on_the_host_says_so(world, running, command):
+    with pytest.raises(NotFound) as caught:
+        command(world, vm_uuid(42))
+    assert not isinstance(caught.value, NotRegistered)
+    assert str(caught.value) == (f"registered VM {vm_uuid(42)} not found; the host has no VM with this UUID "
+                                 "either (see 'vgpu-admin scan-vms')")
+
+
+def test_an_unregistered_vm_with_the_host_down_gets_the_databases_answer(world, running):
+    uuid = world.add(5, "running", None, OWN_ARGS)
+    world.sim.set_fault("unreachable", "on")
+    with pytest.raises(NotFound) as caught:
+        _change(world, uuid)
+    assert not isinstance(caught.value, NotRegistered)
+    assert str(caught.value).startswith(f"registered VM {uuid} not found; if the host has this VM, register it")

@@ -159,7 +159,8 @@ def test_get_an_unregistered_vm_is_not_found(store):
         vms.get(store, U2.upper())
     error = caught.value
     assert (error.kind, error.key) == ("registered VM", U2)
-    assert str(error) == f"registered VM {U2} not found; see 'vgpu-admin scan-vms' for the VMs on the host"
+    assert str(error) == (f"registered VM {U2} not found; if the host has this VM, register it with "
+                          f"'vgpu-admin register-vm --vm-uuid={U2}' (see 'vgpu-admin scan-vms')")
 
 
 def test_find_an_unregistered_vm_is_none(store):

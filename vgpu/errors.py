@@ -87,6 +87,19 @@ class NotFound(VgpuError):
         super().__init__(f"{kind} {key} not found" + (f"; {hint}" if hint else ""))
 
 
+class NotRegistered(NotFound):
+    """The VM is on the host but not registered, and the command needs a registration (``vm_name`` is the
+    host's name for it, or None)."""
+
+    def __init__(self, vm_uuid: str, vm_name: str | None = None) -> None:
+        super().__init__("registered VM", vm_uuid)
+        self.vm_name = vm_name
+        who = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
+        self.sentence = (f"{who} is on the host but not registered; "
+                         f"register it first with 'vgpu-admin register-vm --vm-uuid={vm_uuid}'")
+        self.args = (self.sentence,)
+
+
 class Conflict(VgpuError):
     """The change would break a uniqueness rule (vm_id or UUID already taken)."""
 

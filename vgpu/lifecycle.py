@@ -20,7 +20,7 @@ from typing import Callable
 import attrs
 
 from . import devargs, journal, values, vms
-from .errors import Cancelled, Conflict, HypervisorError, NotFound, ReconfigureFailed, VgpuError
+from .errors import Cancelled, Conflict, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, PowerState, VMConfig
@@ -187,7 +187,10 @@ def check_power_state(vm_uuid: str, state: PowerState) -> None:
 
 def plan_reconfigure(store: Store, host: Hypervisor, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> ReconfigurePlan:
     """Validate a change to a registered VM and say what it would do (restart or not). Changes nothing."""
-    change = vms.plan_change(store, vm_uuid, pool, priority, vm_id)
+    try:
+        change = vms.plan_change(store, vm_uuid, pool, priority, vm_id)
+    except NotFound as missing:
+        raise explain_unregistered(host, missing) from None
     journal.check_unlocked(store, change.vm.vm_uuid)
     state = host.power_state(change.vm.vm_uuid)
     check_power_state(change.vm.vm_uuid, state)
@@ -341,6 +344,21 @@ class RegisterResult:
         return self.host_vm.power_state is not PowerState.HALTED
 
 
+def explain_unregistered(host: Hypervisor, missing: NotFound) -> NotFound:
+    """For a command that talks to the host anyway, given a VM that is not registered: NotRegistered when
+    the host has the VM (register it first), else NotFound saying the host lacks it too. Costs one host
+    listing, on this path only; a host that cannot be listed leaves ``missing`` as it was."""
+    if missing.kind != "registered VM":
+        return missing
+    try:
+        host_vm = next((vm for vm in host.list_vms() if vm.uuid == missing.key), None)
+    except HypervisorError:
+        return missing
+    if host_vm is None:
+        return NotFound("registered VM", missing.key, "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')")
+    return NotRegistered(host_vm.uuid, host_name(host_vm))
+
+
 def find_host_vm(host: Hypervisor, vm_uuid: str) -> HostVM:
     for host_vm in host.list_vms():
         if host_vm.uuid == vm_uuid:
@@ -400,7 +418,10 @@ class RemoveResult:
 
 def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     """Unregister a VM and clear its segment. A VM the host no longer has is just unregistered."""
-    vm = vms.get(store, vm_uuid)
+    try:
+        vm = vms.get(store, vm_uuid)
+    except NotFound as missing:
+        raise explain_unregistered(host, missing) from None
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
     cleared = True

@@ -170,7 +170,8 @@ def get(store: Store, vm_uuid: object) -> VM:
     with store.reading() as conn:
         vm = select_vm(conn, canonical)
     if vm is None:
-        raise NotFound("registered VM", canonical, "see 'vgpu-admin scan-vms' for the VMs on the host")
+        raise NotFound("registered VM", canonical, f"if the host has this VM, register it with "
+                       f"'vgpu-admin register-vm --vm-uuid={canonical}' (see 'vgpu-admin scan-vms')")
     return vm
 
 
