@@ -57,3 +57,24 @@ def test_show_vm_answers_from_the_database_alone(spec, uuid):
     line = refused(spec, "show-vm", f"--vm-uuid={uuid}")
     assert line == (f"error: registered VM {uuid} not found; if the host has this VM, register it with "
                     f"'vgpu-admin register-vm --vm-uuid={uuid}' (see 'vgpu-admin scan-vms')")
+
+
+# --- repair-vm of a UUID that is nowhere ------------------------------------------------------------------
+
+
+def test_repair_vm_of_a_uuid_that_is_nowhere_is_bad_input_like_register_vm(spec):
+    line = refused(spec, "repair-vm", f"--vm-uuid={NOWHERE}")
+    assert line == f"error: VM {NOWHERE} not found; it is neither registered nor on the host (see 'vgpu-admin scan-vms')"
+    assert refused(spec, "register-vm", f"--vm-uuid={NOWHERE}").startswith(f"error: VM {NOWHERE} not found; ")
+
+
+def test_repair_vm_of_a_registered_vm_the_host_lost_says_how_to_unregister_it(spec):
+    uuid = spec.uuid("VM-2")
+    spec.sim.remove_vm(uuid)
+    line = refused(spec, "repair-vm", f"--vm-uuid={uuid}")
+    assert line.endswith(f"'vgpu-admin remove-vm --vm-uuid={uuid}' unregisters it")
+
+
+def test_repair_vm_with_the_host_down_is_still_a_host_failure(spec):
+    spec.sim.set_fault("unreachable", "on")
+    assert refused(spec, "repair-vm", f"--vm-uuid={NOWHERE}", code=1).startswith("error: cannot reach the host")

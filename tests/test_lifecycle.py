@@ -654,3 +654,24 @@ def test_an_unregistered_vm_with_the_host_down_gets_the_databases_answer(world, 
         _change(world, uuid)
     assert not isinstance(caught.value, NotRegistered)
     assert str(caught.value).startswith(f"registered VM {uuid} not found; if the host has this VM, register it")
+
+
+def test_repair_a_uuid_neither_registered_nor_on_the_host_is_not_found(world, running):
+    before = world.tables()
+    with pytest.raises(NotFound) as caught:
+        lifecycle.repair_vm(world.store, world.sim, vm_uuid(42))
+    assert (caught.value.kind, caught.value.key) == ("VM", vm_uuid(42))
+    assert str(caught.value) == f"VM {vm_uuid(42)} not found; it is neither registered nor on the host (see 'vgpu-admin scan-vms')"
+    assert world.tables() == before and journal.unfinished(world.store) == []
+
+
+def test_repair_a_registered_vm_the_host_lost_is_not_found_and_journals_nothing(world, running):
+    world.sim.remove_vm(running)
+    with world.store.reading() as conn:
+        journalled = conn.execute("SELECT COUNT(*) FROM vgpu_operations").fetchone()[0]
+    with pytest.raises(NotFound) as caught:
+        lifecycle.repair_vm(world.store, world.sim, running)
+    assert f"'vgpu-admin remove-vm --vm-uuid={running}' unregisters it" in str(caught.value)
+    with world.store.reading() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM vgpu_operations").fetchone()[0] == journalled
+    assert world.config(running) == OLD

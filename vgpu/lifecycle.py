@@ -467,14 +467,27 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     canonical = values.parse_uuid(vm_uuid)
     vm = vms.find(store, canonical)
     expected = vm.config if vm is not None else None
+    before = _args_to_repair(host, canonical, vm)  # read before journalling: a refusal changes nothing
     with store.writing() as conn:
         op = journal.begin(conn, canonical, "repair", vm, expected, None)
     with journal.released_on_escape(store, op):
         try:
-            before = host.get_device_model_args(canonical)
             after = update_device_model_args(host, canonical, expected)
         except VgpuError as failure:
             journal.finish(store, op, journal.FAILED, str(failure))
             raise
     journal.finish(store, op, journal.DONE)
     return RepairResult(canonical, expected, before, after)
+
+
+def _args_to_repair(host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:
+    """The VM's device-model args; NotFound (bad input, like register-vm's) when the host has no such VM."""
+    try:
+        return host.get_device_model_args(vm_uuid)
+    except HypervisorError as error:
+        if error.code not in (codes.UUID_INVALID, codes.HANDLE_INVALID):
+            raise
+    if vm is None:
+        raise NotFound("VM", vm_uuid, "it is neither registered nor on the host (see 'vgpu-admin scan-vms')")
+    raise NotFound("VM", vm_uuid, f"the host has no such VM, though it is registered: "
+                                  f"'vgpu-admin remove-vm --vm-uuid={vm_uuid}' unregisters it")
