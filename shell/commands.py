@@ -61,6 +61,7 @@ class Command:
     changes: bool = False  # changes the DB or the host
     restarts: bool = False  # may stop and start the VM (always asks first)
     repl_only: bool = False
+    one_of: tuple[str, ...] = ()  # optional options of which at least one must be given
 
     def option(self, name: str) -> Option | None:
         return next((opt for opt in self.options if opt.name == name), None)
@@ -85,6 +86,8 @@ _RESTART_NOTE = (
     "changes and a running VM keeps running. If the VM will not start with the new configuration, the old "
     "one is restored and the VM started again."
 )
+
+_CHANGES = ("pool", "priority", "vm-id")  # update-vm: what it can change, at least one
 
 COMMANDS: tuple[Command, ...] = (
     Command(
@@ -168,9 +171,9 @@ COMMANDS: tuple[Command, ...] = (
         "update-vm", "Change pool, priority and/or vm_id at once (one restart)", "update_vm",
         (_UUID_REQUIRED, Option("pool", POOL, "A or B"), Option("priority", PRIORITY, "low, medium or high"),
          Option("vm-id", VM_ID, "a free positive integer")),
-        details=_RESTART_NOTE + " Give at least one of --pool, --priority, --vm-id.",
+        details=_RESTART_NOTE + f" Give at least one of {', '.join('--' + name for name in _CHANGES)}.",
         examples=("vgpu-admin update-vm --vm-uuid=<uuid> --pool=B --priority=low",),
-        needs_host=True, changes=True, restarts=True,
+        needs_host=True, changes=True, restarts=True, one_of=_CHANGES,
     ),
     Command(
         "remove-vm", "Unregister a VM and clear its segment", "remove_vm", (_UUID_REQUIRED,),

@@ -104,6 +104,9 @@ def _check_required(command: Command, options: dict[str, str | bool]) -> None:
     if missing:
         needed = " ".join(f"{opt.flag}={opt.placeholder}" for opt in missing)
         raise UsageError(f"{command.name} needs {needed}")
+    if command.one_of and not any(name in options for name in command.one_of):
+        choices = ", ".join(f"{opt.flag}={opt.placeholder}" for opt in map(command.option, command.one_of))
+        raise UsageError(f"{command.name} needs at least one of {choices}")
     fmt = options.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"invalid format {fmt!r}: expected text or json")

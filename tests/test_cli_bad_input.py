@@ -127,13 +127,9 @@ def spec(tmp_path_factory):
     return SpecHost(tmp_path_factory.mktemp("spec"))
 
 
-# Commands that need at least one of some optional options (the table cannot say so).
-AT_LEAST_ONE = {"update-vm": ("priority", "pool")}
-
-
 def required_words(command: Command, *, leave_out: str = "") -> list[str]:
     words = [f"--{o.name}={VALID[o.kind]}" for o in command.options if o.required and o.name != leave_out]
-    some = [name for name in AT_LEAST_ONE.get(command.name, ()) if name != leave_out][:1]
+    some = [name for name in command.one_of if name != leave_out][:1]
     return words + [f"--{name}={VALID[command.option(name).kind]}" for name in some]
 
 
@@ -240,6 +236,18 @@ def test_a_stray_word_is_refused(spec, command, word):
 def test_a_missing_required_option_is_named_with_its_values(spec, command, option):
     line, _ = refused(spec, [command.name, *required_words(command, leave_out=option.name)])
     assert f"{option.flag}={option.placeholder}" in line and line.startswith(f"error: {command.name} needs")
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.one_of], ids=lambda c: c.name)
+def test_a_command_given_none_of_its_one_of_options_names_them_all(spec, command):
+    line, _ = refused(spec, [command.name, *(f"--{o.name}={VALID[o.kind]}" for o in command.options if o.required)])
+    needed = ", ".join(f"{o.flag}={o.placeholder}" for o in map(command.option, command.one_of))
+    assert line == f"error: {command.name} needs at least one of {needed}"
+
+
+def test_update_vm_without_a_change_names_its_flags():
+    line = run(["update-vm", f"--vm-uuid={REGISTERED}"]).one_error_line()
+    assert line == "error: update-vm needs at least one of --pool=<A|B>, --priority=<low|medium|high>, --vm-id=<id>"
 
 
 @pytest.mark.parametrize("pair", [(c, o) for c in COMMANDS for o in c.options], ids=_id)

@@ -371,7 +371,7 @@ def test_a_change_to_the_current_values_asks_nothing(spec):
 def test_update_vm_without_a_change_is_bad_input(spec):
     outcome = spec.cli("update-vm", "--vm-uuid", spec.uuid("VM-2"))
     line = outcome.one_error_line()
-    assert outcome.code == 2 and "pool" in line and "priority" in line and "vm_id" in line
+    assert outcome.code == 2 and "--pool=<A|B>" in line and "--priority=" in line and "--vm-id=<id>" in line
 
 
 def test_set_vm_id_to_a_taken_one_is_a_conflict(spec):

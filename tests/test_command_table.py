@@ -50,6 +50,12 @@ def test_every_option_has_help_and_a_known_kind(command, option):
     assert option.kind in KNOWN_KINDS
 
 
+@pytest.mark.parametrize("command", [c for c in commands.COMMANDS if c.one_of], ids=lambda c: c.name)
+def test_one_of_names_optional_options_of_the_command(command):
+    assert all(command.option(name) is not None and not command.option(name).required for name in command.one_of)
+    assert commands.lookup("update-vm").one_of == ("pool", "priority", "vm-id")
+
+
 def test_every_named_kind_is_completed():
     assert set(NAMED_KINDS) == set(commands.COMPLETED_KINDS)
     assert set(commands.COMPLETED_KINDS) <= set(VALUE_COMPLETERS)

@@ -236,6 +236,8 @@ SOURCE_MESSAGES = {
     "vgpu/config.py": ["cannot read config file", "has the wrong type", "unknown setting"],
     "vgpu/hypervisor/xe.py": ["run on a XCP-ng/XenServer dom0 or give its path as xe:/path/to/xe"],
     "vgpu/hypervisor/libvirt.py": ["libvirt-python is not installed; pip install 'vgpu-admin[libvirt]'"],
+    "vgpu/vms.py": ["no change given for VM", ": expected at least one of pool, priority or vm_id"],
+    "shell/parsing.py": ["needs at least one of"],
     "shell/runner.py": ["If a change was under way, run 'vgpu-admin recover' to finish or undo it."],
 }
 

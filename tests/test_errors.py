@@ -39,6 +39,8 @@ EXAMPLES = [
     (InvalidValue("priority", "x", ("low", "medium", "high")), "invalid priority 'x': expected low, medium or high", {}),
     (InvalidValue("vm_id", 0, "a whole number"), "invalid vm_id 0: expected a whole number", {"value": 0}),
     (InvalidValue("name", "a\nb", "one line"), "invalid name 'a\\nb': expected one line", {"value": "a\nb"}),
+    (InvalidValue("change", {}, ("pool", "vm_id"), sentence="no change given"), "no change given",
+     {"field": "change", "value": {}, "allowed": ("pool", "vm_id")}),
     (NotFound("registered VM", UUID), f"registered VM {UUID} not found", {"kind": "registered VM", "key": UUID}),
     (NotFound("pool", "B", "the row is gone"), "pool B not found; the row is gone", {"kind": "pool", "key": "B"}),
     (Conflict("vm_id", 7, "VM web (u)"), "vm_id 7 is already used by VM web (u)",

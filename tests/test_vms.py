@@ -247,8 +247,8 @@ def test_plan_needs_at_least_one_field(store):
     vms.register(store, U1)
     with pytest.raises(InvalidValue) as caught:
         vms.plan_change(store, U1)
-    assert (caught.value.field, caught.value.value) == ("change", "nothing")
-    assert str(caught.value) == "invalid change 'nothing': expected at least one of pool, priority or vm_id"
+    assert (caught.value.field, caught.value.value, caught.value.allowed) == ("change", {}, ("pool", "priority", "vm_id"))
+    assert str(caught.value) == f"no change given for VM {U1}: expected at least one of pool, priority or vm_id"
 
 
 def test_plan_refuses_a_vm_id_held_by_another_vm(store):

@@ -34,13 +34,14 @@ def _allowed_text(allowed: Sequence[str] | str) -> str:
 
 
 class InvalidValue(VgpuError):
-    """A value a user or caller supplied is not one the field accepts."""
+    """A value a user or caller supplied is not one the field accepts. ``sentence`` replaces the usual
+    "invalid FIELD VALUE: expected ..." where that would not read well (an empty change has no value to quote)."""
 
-    def __init__(self, field: str, value: object, allowed: Sequence[str] | str) -> None:
+    def __init__(self, field: str, value: object, allowed: Sequence[str] | str, *, sentence: str | None = None) -> None:
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"invalid {field} {value!r}: expected {_allowed_text(allowed)}")
+        super().__init__(sentence or f"invalid {field} {value!r}: expected {_allowed_text(allowed)}")
 
 
 class RowProblem:

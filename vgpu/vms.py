@@ -417,7 +417,8 @@ def plan_change(store: Store, vm_uuid: object, pool: object = None, priority: ob
     """Validate a change and say what it would do, without doing anything."""
     canonical = parse_uuid(vm_uuid)  # a bad UUID is the first thing to report
     if pool is None and priority is None and vm_id is None:
-        raise InvalidValue("change", "nothing", "at least one of pool, priority or vm_id")
+        raise InvalidValue("change", {}, ("pool", "priority", "vm_id"), sentence=(
+            f"no change given for VM {canonical}: expected at least one of pool, priority or vm_id"))
     vm = get(store, canonical)
     target = new_config(vm.config, pool, priority, vm_id)
     if target.vm_id != vm.vm_id:
