@@ -105,7 +105,8 @@ COMMANDS: tuple[Command, ...] = (
         "set-pool-name", "Rename a pool (no VM restart)", "set_pool_name",
         (Option("pool-id", POOL, "the pool: A or B", required=True),
          Option("name", TEXT, "the new name, e.g. \"Production Pool\"", required=True)),
-        details="Pool names are metadata only: VMs keep running. The change is recorded in the history.",
+        details=("Pool names are metadata only: VMs keep running. The change is recorded in the history. The two "
+                 "pools cannot share a name (in any case), and a name cannot hold a double quote."),
         examples=('vgpu-admin set-pool-name --pool-id=A --name="Production Pool"',),
         changes=True,
     ),

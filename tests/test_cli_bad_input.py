@@ -111,7 +111,7 @@ BAD_VALUES: dict[str, st.SearchStrategy[str]] = {
     ),
     table.TEXT: st.one_of(
         st.text(min_size=65, max_size=80, alphabet=string.ascii_letters),
-        st.sampled_from(["", "   ", "new\nline", "\x07bell"]),
+        st.sampled_from(["", "   ", "new\nline", "\x07bell", 'say "hi"']),
     ),
     table.NUMBER: st.one_of(_numbers_out_of_range(1).filter(_not(_is_count)), st.text(max_size=6).filter(_not(_is_count))),
     table.FORMAT: st.text(max_size=8).filter(lambda v: v not in ("text", "json")),

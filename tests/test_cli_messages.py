@@ -78,3 +78,17 @@ def test_repair_vm_of_a_registered_vm_the_host_lost_says_how_to_unregister_it(sp
 def test_repair_vm_with_the_host_down_is_still_a_host_failure(spec):
     spec.sim.set_fault("unreachable", "on")
     assert refused(spec, "repair-vm", f"--vm-uuid={NOWHERE}", code=1).startswith("error: cannot reach the host")
+
+
+# --- pool names -------------------------------------------------------------------------------------------
+
+
+def test_set_pool_name_refuses_the_name_the_other_pool_has(spec):
+    line = refused(spec, "set-pool-name", "--pool-id=B", "--name=Pool A")
+    assert line == 'error: pool name "Pool A" is already used by pool A'
+
+
+def test_set_pool_name_refuses_a_double_quote_that_would_break_the_pool_lines(spec):
+    line = refused(spec, "set-pool-name", "--pool-id=A", '--name=Prod" | VMs: 99')
+    assert line == ("error: invalid pool name 'Prod\" | VMs: 99': expected printable text of at most 64 characters, "
+                    "without double quotes")

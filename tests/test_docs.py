@@ -12,7 +12,7 @@ import pytest
 
 from shell import parsing, runner
 from shell.errors import UsageError
-from vgpu import errors
+from vgpu import errors, values
 from vgpu.hypervisor import codes
 
 from .conftest import REPO_ROOT
@@ -195,6 +195,7 @@ def _example_errors() -> list[errors.VgpuError]:
                         "'vgpu-admin register-vm --vm-uuid=«uuid»' (see 'vgpu-admin scan-vms')"),
         errors.NotFound("registered VM", "«uuid»", "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')"),
         errors.NotRegistered("«uuid»", "«name»"),
+        _raised_by(values.parse_pool_name, '«"»'),
         errors.Conflict("vm_id", "«id»", "«holder»"),
         errors.AlreadyRegistered("«uuid»", 1, "B"),
         errors.Busy("«uuid»", "«since»"),
@@ -203,6 +204,14 @@ def _example_errors() -> list[errors.VgpuError]:
         errors.ReconfigureFailed("«uuid»", errors.VgpuError("«cause»"), rolled_back=True),
         errors.ReconfigureFailed("«uuid»", errors.VgpuError("«cause»"), rolled_back=False, rollback_error=errors.VgpuError("«why»")),
     ]
+
+
+def _raised_by(function, *args) -> errors.VgpuError:
+    try:
+        function(*args)
+    except errors.VgpuError as error:
+        return error
+    raise AssertionError(f"{function.__name__}{args} raised nothing")
 
 
 @pytest.mark.parametrize("error", _example_errors(), ids=lambda error: type(error).__name__)
@@ -236,6 +245,7 @@ SOURCE_MESSAGES = {
     "vgpu/config.py": ["cannot read config file", "has the wrong type", "unknown setting"],
     "vgpu/hypervisor/xe.py": ["run on a XCP-ng/XenServer dom0 or give its path as xe:/path/to/xe"],
     "vgpu/hypervisor/libvirt.py": ["libvirt-python is not installed; pip install 'vgpu-admin[libvirt]'"],
+    "vgpu/pools.py": ['pool name "', " is already used by pool ", ' (named "'],
     "vgpu/vms.py": ["no change given for VM", ": expected at least one of pool, priority or vm_id"],
     "shell/parsing.py": ["needs at least one of"],
     "shell/runner.py": ["If a change was under way, run 'vgpu-admin recover' to finish or undo it."],

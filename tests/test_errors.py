@@ -45,6 +45,8 @@ EXAMPLES = [
     (NotFound("pool", "B", "the row is gone"), "pool B not found; the row is gone", {"kind": "pool", "key": "B"}),
     (Conflict("vm_id", 7, "VM web (u)"), "vm_id 7 is already used by VM web (u)",
      {"field": "vm_id", "value": 7, "holder": "VM web (u)"}),
+    (Conflict("pool name", "Dev", "pool A", sentence='pool name "Dev" is already used by pool A'),
+     'pool name "Dev" is already used by pool A', {"field": "pool name", "value": "Dev", "holder": "pool A"}),
     (AlreadyRegistered(UUID, 3, "B"), f"VM {UUID} is already registered (vm_id 3, pool B)",
      {"field": "VM UUID", "value": UUID}),
     (StoreError("/x/v.db", "database /x/v.db is read-only"), "database /x/v.db is read-only", {"path": "/x/v.db"}),

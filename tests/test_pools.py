@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vgpu import audit, pools, vms
-from vgpu.errors import InvalidValue, NotFound
+from vgpu.errors import Conflict, InvalidValue, NotFound
 from vgpu.models import Pool, PoolDetail, Priority, PriorityCounts
 
 
@@ -123,6 +123,35 @@ def test_set_pool_name_refuses_bad_input_and_changes_nothing(store, snapshot, po
     with pytest.raises(InvalidValue) as caught:
         pools.set_pool_name(store, pool_id, name)
     assert caught.value.field == field and "\n" not in str(caught.value)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("name", ["Pool A", "pool a", "  POOL A "])
+def test_set_pool_name_refuses_the_other_pools_name_and_changes_nothing(store, snapshot, name):
+    before = snapshot()
+    with pytest.raises(Conflict) as caught:
+        pools.set_pool_name(store, "B", name)
+    error = caught.value
+    assert (error.field, error.value, error.holder) == ("pool name", name.strip(), "pool A")
+    named = "" if name == "Pool A" else ' (named "Pool A")'
+    assert str(error) == f'pool name "{name.strip()}" is already used by pool A{named}'
+    assert snapshot() == before
+
+
+def test_set_pool_name_refuses_the_other_pools_custom_name_but_frees_the_old_one(store):
+    pools.set_pool_name(store, "A", "Production")
+    with pytest.raises(Conflict, match='^pool name "Production" is already used by pool A$'):
+        pools.set_pool_name(store, "B", "Production")
+    assert pools.set_pool_name(store, "B", "Pool A").pool_name == "Pool A"  # A no longer has it
+    assert pools.set_pool_name(store, "B", "pool a").pool_name == "pool a"  # its own name, in another case
+
+
+def test_set_pool_name_refuses_a_double_quote(store, snapshot):
+    before = snapshot()
+    with pytest.raises(InvalidValue) as caught:
+        pools.set_pool_name(store, "A", 'The "fast" pool')
+    assert str(caught.value) == ("invalid pool name 'The \"fast\" pool': expected printable text of at most 64 "
+                                 "characters, without double quotes")
     assert snapshot() == before
 
 

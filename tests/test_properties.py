@@ -208,8 +208,8 @@ pool_inputs = mostly(good_pools, st.sampled_from([("C", BAD), ("AB", BAD)]))
 priority_inputs = mostly(good_priorities, st.sampled_from([("urgent", BAD), (3, BAD), (True, BAD)]))
 vm_id_inputs = mostly(good_vm_ids, st.sampled_from([0, -1, 2**31, "1.5", True]).map(lambda typed: (typed, BAD)))
 pool_name_inputs = mostly(
-    st.sampled_from([("Production", "Production"), (" Dev ", "Dev"), ("Pool A", "Pool A")]),
-    st.sampled_from([("", BAD), ("x" * 65, BAD)]),
+    st.sampled_from([("Production", "Production"), (" Dev ", "Dev"), ("Pool A", "Pool A"), ("pool b", "pool b")]),
+    st.sampled_from([("", BAD), ("x" * 65, BAD), ('the "fast" one', BAD)]),
 )
 
 
@@ -385,7 +385,12 @@ class RegistryMachine(RuleBasedStateMachine):
 
     @rule(pool=pool_inputs, name=pool_name_inputs)
     def rename_pool(self, pool, name):
-        refusals = (InvalidValue,) if BAD in (pool[1], name[1]) else ()
+        if BAD in (pool[1], name[1]):
+            refusals = (InvalidValue,)
+        elif any(other != pool[1] and held.casefold() == name[1].casefold() for other, held in self.pool_names.items()):
+            refusals = (Conflict,)  # the other pool's name, in any case
+        else:
+            refusals = ()
         renamed = self.attempt(lambda: pools.set_pool_name(self.store, pool[0], name[0]), refusals)
         if renamed is not None:
             self.changes += self.pool_names[pool[1]] != name[1]

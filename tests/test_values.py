@@ -114,10 +114,15 @@ def test_pool_name_is_trimmed(typed, name):
 def test_pool_name_must_not_be_blank(value):
     error = refused(parse_pool_name, value)
     assert error.field == "pool name"
-    assert error.allowed == f"a non-empty printable text of at most {POOL_NAME_MAX} characters"
+    assert error.allowed == f"a non-empty printable text of at most {POOL_NAME_MAX} characters, without double quotes"
 
 
-@pytest.mark.parametrize("value", ["p" * (POOL_NAME_MAX + 1), "new\nline", 3, None])
-def test_pool_name_rejects_overlong_control_characters_and_non_text(value):
+@pytest.mark.parametrize("value", ["p" * (POOL_NAME_MAX + 1), "new\nline", 3, None, 'say "hi"', '"', 'Pool A"'])
+def test_pool_name_rejects_overlong_control_characters_double_quotes_and_non_text(value):
     error = refused(parse_pool_name, value)
-    assert error.field == "pool name" and error.allowed == f"printable text of at most {POOL_NAME_MAX} characters"
+    assert error.field == "pool name"
+    assert error.allowed == f"printable text of at most {POOL_NAME_MAX} characters, without double quotes"
+
+
+def test_a_vm_name_may_hold_a_double_quote():
+    assert parse_vm_name('the "big" one') == 'the "big" one'

@@ -102,13 +102,14 @@ class NotRegistered(NotFound):
 
 
 class Conflict(VgpuError):
-    """The change would break a uniqueness rule (vm_id or UUID already taken)."""
+    """The change would break a uniqueness rule (vm_id, UUID or pool name already taken). ``sentence``
+    replaces the usual one where the value needs quoting (a name with spaces)."""
 
-    def __init__(self, field: str, value: object, holder: str) -> None:
+    def __init__(self, field: str, value: object, holder: str, *, sentence: str | None = None) -> None:
         self.field = field
         self.value = value
         self.holder = holder
-        super().__init__(f"{field} {value} is already used by {holder}")
+        super().__init__(sentence or f"{field} {value} is already used by {holder}")
 
 
 class StoreError(VgpuError):

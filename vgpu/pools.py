@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from . import audit, vms
-from .errors import NotFound
+from .errors import Conflict, NotFound
 from .models import Pool, PoolDetail, PriorityCounts
 from .store import Store
 from .tables import PoolList
@@ -80,6 +80,7 @@ def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
         row = conn.execute("SELECT pool_name FROM pools WHERE pool_id = ?", (canonical,)).fetchone()
         if row is None:
             raise NotFound("pool", canonical)
+        _check_name_is_free(conn, canonical, name)
         if row[0] != name:
             conn.execute(
                 "UPDATE pools SET pool_name = ?, updated_at = CURRENT_TIMESTAMP WHERE pool_id = ?",
@@ -87,3 +88,13 @@ def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
             )
             audit.record(conn, "rename-pool", canonical, {"pool_name": row[0]}, {"pool_name": name})
         return select_pools(conn, canonical)[0]
+
+
+def _check_name_is_free(conn: sqlite3.Connection, pool_id: str, name: str) -> None:
+    """Conflict if the other pool has this name (in any case: "pool a" beside "Pool A" tells no one apart)."""
+    for other_id, stored in conn.execute("SELECT pool_id, pool_name FROM pools WHERE pool_id <> ?", (pool_id,)):
+        other_name = stored or f"Pool {other_id}"  # as get_pool_name reads an empty one
+        if other_name.casefold() == name.casefold():
+            as_named = "" if other_name == name else f' (named "{other_name}")'
+            raise Conflict("pool name", name, f"pool {other_id}",
+                           sentence=f'pool name "{name}" is already used by pool {other_id}{as_named}')

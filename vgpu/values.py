@@ -76,13 +76,16 @@ def parse_uuid(value: object) -> str:
     return text
 
 
-def _parse_text(field: str, value: object, limit: int, *, empty_ok: bool) -> str | None:
+def _parse_text(field: str, value: object, limit: int, *, empty_ok: bool, refused: tuple[str, str] = ("", "")) -> str | None:
+    """Printable text of at most ``limit`` characters, trimmed; ``refused`` is (characters, their name) it
+    must not contain."""
     if value is None and empty_ok:
         return None
     text = value.strip() if isinstance(value, str) else None
-    if text and len(text) <= limit and text.isprintable():
+    chars, chars_name = refused
+    if text and len(text) <= limit and text.isprintable() and not any(char in text for char in chars):
         return text
-    allowed = f"printable text of at most {limit} characters"
+    allowed = f"printable text of at most {limit} characters" + (f", without {chars_name}" if chars else "")
     if text == "":
         if empty_ok:
             return None
@@ -96,7 +99,8 @@ def parse_vm_name(value: object) -> str | None:
 
 
 def parse_pool_name(value: object) -> str:
-    return _parse_text("pool name", value, POOL_NAME_MAX, empty_ok=False)
+    """A pool's name. No double quote: list-pools, show-pool and status print it as ``Pool A: "name"``."""
+    return _parse_text("pool name", value, POOL_NAME_MAX, empty_ok=False, refused=('"', "double quotes"))
 
 
 def parse_count(field: str, value: object) -> int:
