@@ -24,6 +24,7 @@ class Context:
         self._host = None
         self.on_change = None  # the REPL sets this to refresh its completion names after a change
         self.name_cache = None  # the REPL sets this to its completion names (a NameCache getter)
+        self.in_repl = False  # True while the vgpu> shell runs: messages say 'help', not 'vgpu-admin help'
 
     @property
     def store(self) -> Store:

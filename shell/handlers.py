@@ -179,7 +179,7 @@ def demo(ctx: Context, opts: dict) -> int:
 def help(ctx: Context, opts: dict) -> int:  # noqa: A001 - the command is called help
     from . import helptext
 
-    ctx.console.say(helptext.help_text(opts.get("command")))
+    ctx.console.say(helptext.help_text(opts.get("command"), in_repl=ctx.in_repl))
     return 0
 
 

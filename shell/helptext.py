@@ -6,13 +6,14 @@ import textwrap
 
 from .commands import COMMANDS, Command, lookup
 from .errors import UsageError
+from .parsing import help_command
 
 WIDTH = 100
 
 
-def overview() -> str:
+def overview(*, in_repl: bool = False) -> str:
     width = max(len(command.name) for command in COMMANDS)
-    lines = ["Commands (run 'help COMMAND' for its options):", ""]
+    lines = [f"Commands (run '{help_command(in_repl)} COMMAND' for its options):", ""]
     lines += [f"  {command.name.ljust(width)}  {command.summary}" for command in COMMANDS]
     lines += [
         "",
@@ -44,10 +45,10 @@ def _option_label(option) -> str:
     return f"{option.flag}={option.placeholder}"
 
 
-def help_text(name: str | None) -> str:
+def help_text(name: str | None, *, in_repl: bool = False) -> str:
     if not name:
-        return overview()
+        return overview(in_repl=in_repl)
     command = lookup(name)
     if command is None:
-        raise UsageError(f"no command called {name!r}; run 'help' for the list")
+        raise UsageError(f"no command called {name!r}; run '{help_command(in_repl)}' for the list")
     return command_help(command)

@@ -49,20 +49,26 @@ def take_globals(words: list[str]) -> tuple[dict[str, str], list[str]]:
     return found, rest
 
 
-def _unknown_command(name: str) -> UsageError:
+def help_command(in_repl: bool) -> str:
+    """How to ask for help where the user is: ``help`` at the vgpu> prompt, ``vgpu-admin help`` on the command line."""
+    return "help" if in_repl else "vgpu-admin help"
+
+
+def _unknown_command(name: str, in_repl: bool) -> UsageError:
     names = [command.name for command in COMMANDS]
     close = [n for n in names if n.startswith(name[:3])] if name else []
-    hint = f"; did you mean {' or '.join(close)}?" if close else "; run 'vgpu-admin help' for the list"
+    hint = f"; did you mean {' or '.join(close)}?" if close else f"; run '{help_command(in_repl)}' for the list"
     return UsageError(f"unknown command {name!r}{hint}")
 
 
-def parse(words: list[str]) -> tuple[Command, dict[str, str | bool]]:
-    """The command and its options (keys are option names without dashes)."""
+def parse(words: list[str], *, in_repl: bool = False) -> tuple[Command, dict[str, str | bool]]:
+    """The command and its options (keys are option names without dashes). ``in_repl``: the line was typed
+    at the vgpu> prompt, where help is ``help``, not ``vgpu-admin help``."""
     if not words:
-        raise UsageError("no command given; run 'vgpu-admin help' for the list")
+        raise UsageError(f"no command given; run '{help_command(in_repl)}' for the list")
     command = lookup(words[0])
     if command is None:
-        raise _unknown_command(words[0])
+        raise _unknown_command(words[0], in_repl)
     options: dict[str, str | bool] = {}
     rest = words[1:]
     index = 0

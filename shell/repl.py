@@ -1,7 +1,7 @@
 """The ``vgpu>`` shell: a prompt_toolkit loop around the same runner the one-shot commands use.
 
 Only ``vgpu-admin`` without a command (or ``vgpu-admin shell``) imports this module, so the one-shot path
-never pays for prompt_toolkit. Every line is split and run by shell.runner with ``in_repl=True``; the
+never pays for prompt_toolkit. Every line is split and run by shell.runner with ``ctx.in_repl`` set; the
 completion names come from a background refresher, so a keystroke never waits for the DB or the host.
 """
 
@@ -84,7 +84,7 @@ def _read_and_run(ctx: Context, session: PromptSession) -> bool:
     command = lookup(words[0])
     if command is not None and command.name == "exit":
         return False
-    runner.run_words(ctx, words, in_repl=True)
+    runner.run_words(ctx, words)
     return True
 
 
@@ -106,14 +106,15 @@ def _open_sources(ctx: Context):
 
 @contextlib.contextmanager
 def _shell_hooks(ctx: Context, refresher: Refresher, read_line: Callable[[str], str | None]) -> Iterator[None]:
-    """While the shell runs: changes trigger a refresh, questions are asked through prompt_toolkit, and
-    hints on bad input look names up in the completion names."""
-    saved = ctx.on_change, ctx.console.read_line, ctx.name_cache
+    """While the shell runs: changes trigger a refresh, questions are asked through prompt_toolkit, hints
+    on bad input look names up in the completion names, and commands know they run at the vgpu> prompt."""
+    saved = ctx.on_change, ctx.console.read_line, ctx.name_cache, ctx.in_repl
     ctx.on_change, ctx.console.read_line, ctx.name_cache = refresher.request, read_line, lambda: refresher.cache
+    ctx.in_repl = True
     try:
         yield
     finally:
-        ctx.on_change, ctx.console.read_line, ctx.name_cache = saved
+        ctx.on_change, ctx.console.read_line, ctx.name_cache, ctx.in_repl = saved
         refresher.close()
 
 

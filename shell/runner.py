@@ -69,12 +69,13 @@ def _log_unexpected(error: BaseException) -> str:
     return f"(details in {path})"
 
 
-def run_words(ctx: Context, words: list[str], *, in_repl: bool = False) -> int:
+def run_words(ctx: Context, words: list[str]) -> int:
+    """Run one command line, in the vgpu> shell when ``ctx.in_repl`` says so (the shell sets it)."""
     try:
-        command, options = parsing.parse(words)
-        if command.repl_only and not in_repl:
+        command, options = parsing.parse(words, in_repl=ctx.in_repl)
+        if command.repl_only and not ctx.in_repl:
             raise UsageError(f"'{command.name}' only works inside the vgpu> shell")
-        if command.name == "shell" and in_repl:
+        if command.name == "shell" and ctx.in_repl:
             raise UsageError("you are already in the vgpu> shell")
         return getattr(handlers, command.handler)(ctx, options)
     except (UsageError, errors.VgpuError) as error:

@@ -202,7 +202,7 @@ def test_a_flag_given_a_value_is_refused(spec, value):
 @example(name="set-pool\nstatus")
 def test_help_for_a_command_that_does_not_exist(spec, name):
     line, _ = refused(spec, ["help", name])
-    assert repr(name) in line and "run 'help' for the list" in line
+    assert repr(name) in line and "run 'vgpu-admin help' for the list" in line
 
 
 # --- bad option names, missing and repeated options ---------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .clikit import SpecHost
+from .clikit import SpecHost, run
 
 NOWHERE = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"  # well formed, neither registered nor on the host
 
@@ -92,3 +92,17 @@ def test_set_pool_name_refuses_a_double_quote_that_would_break_the_pool_lines(sp
     line = refused(spec, "set-pool-name", "--pool-id=A", '--name=Prod" | VMs: 99')
     assert line == ("error: invalid pool name 'Prod\" | VMs: 99': expected printable text of at most 64 characters, "
                     "without double quotes")
+
+
+# --- help on the one-shot command line ----------------------------------------------------------------------
+
+
+def test_one_shot_help_says_how_to_run_help_from_the_command_line():
+    outcome = run(["help"])
+    assert outcome.code == 0 and outcome.out_lines[0] == "Commands (run 'vgpu-admin help COMMAND' for its options):"
+
+
+@pytest.mark.parametrize("argv", [["help", "nosuch"], ["nosuch"]])
+def test_one_shot_hints_say_vgpu_admin_help(argv):
+    outcome = run(argv)
+    assert outcome.code == 2 and outcome.one_error_line().endswith("'nosuch'; run 'vgpu-admin help' for the list")

@@ -106,8 +106,16 @@ def test_ctrl_d_at_the_question_cancels(shell, spec):
 def test_help_and_help_command_go_through_the_runner(shell):
     assert shell.type("help\nhelp set-pool\n" + CTRL_D) == 0
     out = shell.out.getvalue()
-    assert helptext.overview() in out
+    assert helptext.overview(in_repl=True) in out and "(run 'help COMMAND' for its options)" in out
     assert helptext.help_text("set-pool") in out
+
+
+def test_hints_inside_the_shell_say_help_not_vgpu_admin_help(shell):
+    assert shell.type("help nosuch\nnosuch\n" + CTRL_D) == 0
+    assert shell.err.getvalue().splitlines() == [
+        "error: no command called 'nosuch'; run 'help' for the list",
+        "error: unknown command 'nosuch'; run 'help' for the list",
+    ]
 
 
 def test_exit_and_quit_leave_and_nothing_after_runs(spec):
