@@ -151,7 +151,7 @@ def history(ctx: Context, opts: dict) -> int:
         subject = values.parse_pool_id(opts["pool-id"])
     limit = values.parse_count("limit", opts.get("limit", "50"))
     entries = audit.history(ctx.store, subject, limit=limit)
-    return _emit(ctx, opts, entries, lambda: render.history(entries))
+    return _emit(ctx, opts, entries, lambda: render.history(entries, audit.registered_names(ctx.store, entries)))
 
 
 def recover(ctx: Context, opts: dict) -> int:

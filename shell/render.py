@@ -188,20 +188,48 @@ def segment_status(expected: VMConfig, segment) -> str:
 # --- history and recovery ---------------------------------------------------------------------------------
 
 
+# How history shows each recorded field, in this order (the audit log keeps them raw: pool ids, priority
+# numbers); a field not listed here is shown as it is stored, after these.
+_HISTORY_LABELS = {"pool_id": "pool", "priority": "priority", "vm_id": "VM ID", "vm_name": "name", "pool_name": "name"}
+
+
+def _history_value(key: str, value: object) -> str:
+    if value is None:
+        return "none"
+    if key == "priority" and value in (0, 1, 2) and not isinstance(value, bool):
+        return Priority(value).describe()
+    if key in ("vm_name", "pool_name"):
+        return f'"{value}"'
+    return str(value)
+
+
 def _change_summary(entry: AuditEntry) -> str:
     old, new = entry.old or {}, entry.new or {}
-    if entry.action == "register":
-        return ", ".join(f"{key}={new[key]}" for key in ("pool_id", "priority", "vm_id", "vm_name") if key in new)
-    if entry.action == "remove":
-        return ", ".join(f"{key}={old[key]}" for key in ("pool_id", "priority", "vm_id", "vm_name") if key in old)
-    keys = sorted(set(old) | set(new))
-    return ", ".join(f"{key} {old.get(key)!r} → {new.get(key)!r}" for key in keys if old.get(key) != new.get(key))
+    keys = [key for key in _HISTORY_LABELS if key in old or key in new]
+    keys += sorted((set(old) | set(new)) - set(keys))
+    if entry.action in ("register", "remove"):  # the whole record; its name is in the subject column
+        record = new or old
+        return ", ".join(f"{_HISTORY_LABELS.get(key, key)} {_history_value(key, record[key])}"
+                         for key in keys if key in record and key != "vm_name")
+    return ", ".join(
+        f"{_HISTORY_LABELS.get(key, key)} {_history_value(key, old.get(key))} → {_history_value(key, new.get(key))}"
+        for key in keys if old.get(key) != new.get(key)
+    )
 
 
-def history(entries: list[AuditEntry]) -> str:
+def _history_subject(entry: AuditEntry, names: dict[str, str]) -> str:
+    if entry.action == "rename-pool":
+        return f"Pool {entry.subject}"
+    name = (entry.new or entry.old or {}).get("vm_name") or names.get(entry.subject)
+    return f"{name} ({entry.subject})" if name else entry.subject
+
+
+def history(entries: list[AuditEntry], names: dict[str, str] | None = None) -> str:
+    """One line per entry: when, what, the VM (by name and UUID) or pool, and the change in the words the
+    other commands use. ``names``: VM names for entries whose own record has none (the current ones)."""
     if not entries:
         return "No recorded changes."
-    return "\n".join(f"{e.at} | {e.action} | {e.subject} | {_change_summary(e)}" for e in entries)
+    return "\n".join(f"{e.at} | {e.action} | {_history_subject(e, names or {})} | {_change_summary(e)}" for e in entries)
 
 
 def recoveries(results) -> str:

@@ -52,6 +52,18 @@ def test_history_filters_by_subject_in_any_case(store):
     assert audit.history(store, "B") == []
 
 
+def test_registered_names_fills_in_only_vms_whose_records_name_none(store):
+    vms.register(store, U1, vm_name="web")
+    vms.register(store, U2)  # no name when registered ...
+    with store.writing() as conn:  # ... one given later (names come from the host; no command renames)
+        conn.execute("UPDATE vms SET vm_name = 'late' WHERE vm_uuid = ?", (U2,))
+    pools.set_pool_name(store, "A", "Prod")
+    assert audit.registered_names(store, audit.history(store)) == {U2: "late"}
+    assert audit.registered_names(store, audit.history(store, U1)) == {}
+    vms.remove(store, U2)
+    assert audit.registered_names(store, audit.history(store)) == {}  # removed, and its entries name none
+
+
 def test_history_limit_keeps_the_newest(store):
     for vm_id in range(1, 6):
         vms.register(store, f"{vm_id:08x}-0000-4000-8000-000000000000", vm_id=vm_id)

@@ -419,8 +419,8 @@ def test_history_shows_changes_newest_first(spec):
     applied(spec.cli("set-priority", "--vm-uuid", uuid, "--priority=high", stdin="y\n"))
     applied(spec.cli("set-vm-id", "--vm-uuid", uuid, "--vm-id=60", stdin="y\n"))
     lines = ok(spec.cli("history", "--vm-uuid", uuid.upper()))
-    assert [line.split(" | ")[1:3] for line in lines] == [["update", uuid]] * 2 + [["register", uuid]]
-    assert lines[0].endswith("vm_id 6 → 60") and lines[1].endswith("priority 0 → 2")
+    assert [line.split(" | ")[1:3] for line in lines] == [["update", f"VM-6 ({uuid})"]] * 2 + [["register", f"VM-6 ({uuid})"]]
+    assert lines[0].endswith(" | VM ID 6 → 60") and lines[1].endswith(" | priority low (0) → high (2)")
     assert ok(spec.cli("history", "--limit", "1")) == lines[:1]
 
 

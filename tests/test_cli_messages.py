@@ -4,7 +4,12 @@ byte)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from vgpu import vms
+from vgpu.store import Store
 
 from .clikit import SpecHost, run
 
@@ -106,3 +111,55 @@ def test_one_shot_help_says_how_to_run_help_from_the_command_line():
 def test_one_shot_hints_say_vgpu_admin_help(argv):
     outcome = run(argv)
     assert outcome.code == 2 and outcome.one_error_line().endswith("'nosuch'; run 'vgpu-admin help' for the list")
+
+
+# --- history in the words of the other commands --------------------------------------------------------------
+
+
+def history_lines(spec: SpecHost, *argv: str) -> list[str]:
+    """history's lines without their timestamps (what is left is fixed)."""
+    outcome = spec.cli("history", *argv)
+    assert (outcome.code, outcome.err) == (0, ""), outcome
+    return [line.split(" | ", 1)[1] for line in outcome.out_lines]
+
+
+def test_history_shows_priorities_pools_and_vm_names_as_the_other_commands_do(spec):
+    vm6 = spec.uuid("VM-6")
+    for argv in (["set-priority", "--priority=high"], ["update-vm", "--pool=B", "--vm-id=60"]):
+        assert spec.cli(argv[0], f"--vm-uuid={vm6}", *argv[1:], stdin="yes\n").code == 0
+    assert spec.cli("set-pool-name", "--pool-id=B", "--name=Dev pool").code == 0
+    assert spec.cli("remove-vm", f"--vm-uuid={vm6}").code == 0
+    assert history_lines(spec, "--limit=6") == [
+        f"remove | VM-6 ({vm6}) | pool B, priority high (2), VM ID 60",
+        'rename-pool | Pool B | name "Pool B" → "Dev pool"',
+        f"update | VM-6 ({vm6}) | pool A → B, VM ID 6 → 60",
+        f"update | VM-6 ({vm6}) | priority low (0) → high (2)",
+        f"register | VM-20 ({spec.uuid('VM-20')}) | pool B, priority low (0), VM ID 20",
+        f"register | VM-19 ({spec.uuid('VM-19')}) | pool B, priority low (0), VM ID 19",
+    ]
+
+
+def test_history_names_a_vm_registered_without_one_by_its_current_name(spec):
+    vm21 = spec.uuid("VM-21")
+    with Store(spec.db) as store:
+        vms.register(store, vm21, vm_name=None)
+    assert history_lines(spec, f"--vm-uuid={vm21}") == [f"register | {vm21} | pool A, priority medium (1), VM ID 21"]
+    with Store(spec.db) as store, store.writing() as conn:
+        conn.execute("UPDATE vms SET vm_name = 'render box' WHERE vm_uuid = ?", (vm21,))
+    assert history_lines(spec, f"--vm-uuid={vm21}") == [f"register | render box ({vm21}) | pool A, priority medium (1), VM ID 21"]
+
+
+def test_history_json_keeps_the_raw_values(spec):
+    vm6 = spec.uuid("VM-6")
+    assert spec.cli("set-priority", f"--vm-uuid={vm6}", "--priority=high", stdin="yes\n").code == 0
+    outcome = spec.cli("history", "--limit=1", "--format=json")
+    (entry,) = json.loads(outcome.out)
+    assert (entry["subject"], entry["old"]["priority"], entry["new"]["priority"], entry["new"]["pool_id"]) == (vm6, 0, 2, "A")
+
+
+def test_history_shows_a_field_or_value_it_does_not_know_as_recorded():
+    from shell import render
+    from vgpu.models import AuditEntry
+
+    entry = AuditEntry(1, "t", "update", NOWHERE, {"priority": 7, "vm_id": None, "tag": "x"}, {"priority": 1, "vm_id": 3, "tag": "y"})
+    assert render.history([entry]) == f"t | update | {NOWHERE} | priority 7 → medium (1), VM ID none → 3, tag x → y"

@@ -73,6 +73,24 @@ def history(store: Store, subject: str | None = None, *, limit: int | None = Non
     return AuditList(AuditEntry(entry_id, at, action, subj, _load(old), _load(new)) for entry_id, at, action, subj, old, new in rows)
 
 
+def registered_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
+    """The current registered name of each VM in ``entries`` whose own record names none (an entry keeps
+    the name the VM had then; this is for the ones that had none). One read, only when there are such VMs."""
+    unnamed = sorted({entry.subject for entry in entries if entry.action != "rename-pool" and not _recorded_name(entry)})
+    if not unnamed:
+        return {}
+    with store.reading() as conn:
+        rows = conn.execute(
+            "SELECT vm_uuid, vm_name FROM vms WHERE vm_name IS NOT NULL AND vm_uuid IN (SELECT value FROM json_each(?))",
+            (json.dumps(unnamed),),
+        ).fetchall()
+    return dict(rows)
+
+
+def _recorded_name(entry: AuditEntry) -> str | None:
+    return (entry.new or entry.old or {}).get("vm_name")
+
+
 def _subject_key(subject: object) -> str:
     """A subject as the log keeps it: a pool id (``a`` → ``A``) or a lower-case VM UUID."""
     try:
