@@ -630,10 +630,11 @@ class Session:
         self.out, self.err = io.StringIO(), io.StringIO()
         console = CtrlCConsole(self.out, self.err, stdin_reader(self.out, io.StringIO(answers)), ctrl_c_at)
         self.ctx = Context(config.load({"db": str(spec.db), "host": f"sim:{spec.host_file}"}), console)
+        self.ctx.in_repl = True
 
     def run(self, *words: str) -> Outcome:
         out_at, err_at = self.out.tell(), self.err.tell()
-        code = runner.run_words(self.ctx, list(words), in_repl=True)
+        code = runner.run_words(self.ctx, list(words))
         return Outcome(code, self.out.getvalue()[out_at:], self.err.getvalue()[err_at:])
 
 
