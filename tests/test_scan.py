@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vgpu import demo, devargs, journal, lifecycle, scan, vms
-from vgpu.errors import HostUnreachable
+from vgpu.errors import HostUnreachable, InvalidValue
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState, Priority
 from vgpu.store import Store
@@ -38,11 +38,20 @@ def test_groups_pool_a_then_b_each_by_priority_high_to_low_then_vm_id(world, mix
                      ("B", 2, 2), ("B", 2, 7), ("B", 1, 8), ("B", 0, 4)]
     assert [e.vm.vm_id for e in report.in_pool("A")] == [3, 9, 5, 1]
     assert [e.vm.vm_id for e in report.in_pool("B")] == [2, 7, 8, 4]
+    assert report.in_pool("b") == report.in_pool(" B ") == report.in_pool("B")
     assert all(entry.state == "configured" for entry in report.registered)
     assert [p.pool_id for p in report.pools] == ["A", "B"]
     assert (report.pools[0].counts.high, report.pools[0].counts.medium, report.pools[0].counts.low) == (2, 1, 1)
     assert report.total_registered == 8 and report.total_unregistered == 0 and report.total_in_system == 8
     assert report.host_error is None
+
+
+@pytest.mark.parametrize("pool", ["C", "", None, 1])
+def test_in_pool_refuses_a_pool_that_does_not_exist_instead_of_answering_none(world, mixed, pool):
+    report = scan.scan(world.store, world.sim)
+    with pytest.raises(InvalidValue) as caught:
+        report.in_pool(pool)
+    assert caught.value.field == "pool" and str(caught.value) == f"invalid pool {pool!r}: expected A or B"
 
 
 def test_each_entry_carries_the_hosts_view(world):

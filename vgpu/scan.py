@@ -14,6 +14,7 @@ import attrs
 from . import devargs, journal, pools, tables, vms
 from .devargs import SegmentState
 from .errors import HypervisorError
+from .values import parse_pool_id
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, Pool
 from .store import Store
@@ -81,7 +82,9 @@ class ScanReport(tables.Tabular):
     host_error: str | None = None  # set when the host could not be listed: DB-only picture
     unfinished: tuple[UnfinishedOperation, ...] = ()  # oldest first
 
-    def in_pool(self, pool_id: str) -> list[ScannedVM]:
+    def in_pool(self, pool: object) -> list[ScannedVM]:
+        """The registered VMs of one pool (``"a"`` and ``"B"`` alike); InvalidValue for a pool that does not exist."""
+        pool_id = parse_pool_id(pool)
         return [entry for entry in self.registered if entry.vm.pool_id == pool_id]
 
     @property
