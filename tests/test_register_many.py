@@ -175,3 +175,17 @@ def test_nan_is_a_blank_cell_as_pandas_reads_one(store):
     assert (vm.vm_id, vm.vm_name, vm.pool_id, vm.priority) == (1, None, "A", Priority.MEDIUM)
     [(row, kind, field, _)] = refused(store, [{"uuid": nan}])  # the UUID is required: NaN is no UUID
     assert (row, kind, field) == (1, InvalidValue, "VM UUID")
+
+
+def test_numpy_integers_and_uuid_objects_are_taken_as_a_dataframe_gives_them(store):
+    import uuid
+
+    from .test_values import Index  # numpy.int64 as pandas hands it out: an integer with __index__
+
+    rows = [{"vm_uuid": uuid.UUID(uuid_of(1)), "priority": Index(2), "vm_id": Index(9)},
+            {"vm_uuid": uuid.UUID(uuid_of(2)), "priority": Index(0), "vm_id": None}]
+    result = vms.register_many(store, rows)
+    assert [(vm.vm_uuid, vm.priority, vm.vm_id) for vm in result] == [(uuid_of(1), Priority.HIGH, 9), (uuid_of(2), Priority.LOW, 1)]
+    assert stored(store) == [(1, uuid_of(2), None, "A", 0), (9, uuid_of(1), None, "A", 2)]
+    problems = refused(store, [{"vm_uuid": uuid_of(3), "priority": Index(3), "vm_id": 2.0}])
+    assert [(row, kind, field) for row, kind, field, _ in problems] == [(1, InvalidValue, "priority"), (1, InvalidValue, "vm_id")]

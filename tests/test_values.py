@@ -126,3 +126,54 @@ def test_pool_name_rejects_overlong_control_characters_double_quotes_and_non_tex
 
 def test_a_vm_name_may_hold_a_double_quote():
     assert parse_vm_name('the "big" one') == 'the "big" one'
+
+
+class Index:
+    """An integer-like that is not an int, as numpy.int64 (a pandas column's cell) is: it has __index__."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def __index__(self) -> int:
+        return self.number
+
+    def __repr__(self) -> str:
+        return f"Index({self.number})"
+
+
+class NotANumber:
+    """Convertible by int() (it has __int__) but no integer: refused, as float is."""
+
+    def __int__(self) -> int:
+        return 2
+
+
+def test_integer_likes_with_index_are_accepted_as_plain_ints():
+    assert parse_priority(Index(2)) is Priority.HIGH and parse_priority(Index(0)) is Priority.LOW
+    vm_id = parse_vm_id(Index(7))
+    assert vm_id == 7 and type(vm_id) is int  # sqlite3 cannot store numpy.int64: the parser hands on an int
+
+
+@pytest.mark.parametrize("value", [Index(3), Index(-1), NotANumber()])
+def test_integer_likes_out_of_range_and_int_convertibles_are_refused_for_priority(value):
+    refused(parse_priority, value)
+
+
+@pytest.mark.parametrize("value", [Index(0), Index(2**31), NotANumber()])
+def test_integer_likes_out_of_range_and_int_convertibles_are_refused_for_vm_id(value):
+    refused(parse_vm_id, value)
+
+
+def test_numpy_scalars_are_accepted_as_their_ints_but_not_bools_or_floats():
+    np = pytest.importorskip("numpy")  # not a dependency: pandas users have it
+    assert parse_priority(np.int64(2)) is Priority.HIGH and parse_priority(np.uint8(1)) is Priority.MEDIUM
+    assert parse_vm_id(np.int64(5)) == 5 and type(parse_vm_id(np.int32(5))) is int
+    for value in (np.True_, np.float64(2.0), np.float64("nan")):
+        refused(parse_priority, value)
+        refused(parse_vm_id, value)
+
+
+def test_a_uuid_object_is_accepted_in_its_canonical_form():
+    import uuid
+
+    assert parse_uuid(uuid.UUID(UPPER)) == UPPER.lower()

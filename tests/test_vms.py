@@ -43,6 +43,19 @@ def test_register_accepts_the_forms_people_type(store, pool, priority, stored):
     assert (vm.vm_id, vm.vm_name, vm.pool_id, int(vm.priority)) == (12, "render-1", *stored)
 
 
+def test_register_and_update_take_numpy_integers_and_uuid_objects(store):
+    import uuid
+
+    from .test_values import Index  # numpy.int64 as pandas hands it out: an integer with __index__
+
+    vm = vms.register(store, uuid.UUID(U1), priority=Index(2), vm_id=Index(5))
+    assert (vm.vm_uuid, vm.priority, vm.vm_id) == (U1, Priority.HIGH, 5)
+    assert raw_rows(store) == [(5, U1, None, "A", 2)] and type(raw_rows(store)[0][0]) is int
+    assert vms.update(store, uuid.UUID(U1), priority=Index(0), vm_id=Index(6)).config == VMConfig("A", Priority.LOW, 6)
+    np = pytest.importorskip("numpy")
+    assert vms.register(store, U2, priority=np.int64(2), vm_id=np.int64(7)).vm_id == 7
+
+
 @pytest.mark.parametrize("blank", [None, "", "  "])
 def test_blank_optional_fields_take_the_defaults(store, blank):
     vm = vms.register(store, U1, vm_name=blank, pool=blank, priority=blank, vm_id=blank)

@@ -2,12 +2,15 @@
 
 Every public entry point of the library passes user input through these, so the rules live in one place:
 pool ``A``/``a``/``B``; priority ``high``/``HIGH``/``2``; vm_id a positive integer; UUIDs in any case (kept
-lower-case); names printable and of sane length.
+lower-case); names printable and of sane length. Numbers may be any integer type (numpy's and pandas'
+integer scalars included), never a bool or a float; a UUID may also be a ``uuid.UUID``.
 """
 
 from __future__ import annotations
 
+import operator
 import re
+import sys
 
 from .errors import InvalidValue
 from .models import POOL_IDS, Priority
@@ -41,36 +44,53 @@ def parse_pool_id(value: object) -> str:
 def parse_priority(value: object) -> Priority:
     if isinstance(value, Priority):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        if 0 <= value <= 2:
-            return Priority(value)
-        raise InvalidValue("priority", value, _PRIORITY_ALLOWED)
     if isinstance(value, str):
         found = _PRIORITY_BY_TEXT.get(value) or _PRIORITY_BY_TEXT.get(value.strip().lower())
         if found is not None:
             return found
+        raise InvalidValue("priority", value, _PRIORITY_ALLOWED)
+    number = _whole_number(value)
+    if number is not None and 0 <= number <= 2:
+        return Priority(number)
     raise InvalidValue("priority", value, _PRIORITY_ALLOWED)
 
 
 def parse_vm_id(value: object) -> int:
     allowed = f"a whole number from 1 to {VM_ID_MAX}"
-    if isinstance(value, bool):
-        raise InvalidValue("vm_id", value, allowed)
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        number = _bounded_int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        number = _bounded_int(text) if text.isascii() and text.isdigit() else None
     else:
-        raise InvalidValue("vm_id", value, allowed)
-    if not 1 <= number <= VM_ID_MAX:
+        number = _whole_number(value)
+    if number is None or not 1 <= number <= VM_ID_MAX:
         raise InvalidValue("vm_id", value, allowed)
     return number
+
+
+def _whole_number(value: object) -> int | None:
+    """An integer of any type as a plain int: int, or anything with ``__index__`` (numpy.int64 from a pandas
+    column); None for anything else. Never a bool (True is no vm_id) and never a float, not even 7.0: a
+    pandas column of whole numbers with a blank in it turns into floats, and guessing would hide that."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(operator.index(value))  # int(): sqlite3 stores a plain int, not an int subclass
+    except TypeError:
+        return None
 
 
 def parse_uuid(value: object) -> str:
     if type(value) is str and _UUID_RE.fullmatch(value):
         return value  # already canonical: the common case in bulk registration
-    text = value.strip().lower() if isinstance(value, str) else ""
+    if isinstance(value, str):
+        text = value.strip().lower()
+    else:
+        # A uuid.UUID is written out in the canonical form. One can only exist once its module has been
+        # imported, so this looks it up rather than importing it (uuid pulls in platform at start-up).
+        uuid_module = sys.modules.get("uuid")
+        text = str(value) if uuid_module is not None and isinstance(value, uuid_module.UUID) else ""
     if not _UUID_RE.fullmatch(text):
         raise InvalidValue("VM UUID", value, "a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")
     return text
