@@ -19,16 +19,9 @@ UUID_B = "1e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
 
 
 def per_row(items: list) -> tuple | None:
-    """The five columns as the per-row parsers make them, or None if any row has a problem."""
-    rows = []
-    for item in items:
-        if not isinstance(item, dict) or not vms._KNOWN_KEYS.issuperset(item):
-            return None
-        row, problems = vms._parse_row(*vms._fields_of(item))
-        if problems:
-            return None
-        rows.append(row)
-    return tuple(list(column) for column in zip(*rows)) if rows else None
+    """The five columns as the per-row path makes them, or None if any row has a problem."""
+    batch, problems = vms._validate_each(items)
+    return None if problems or not batch.rows else tuple(batch[1:])
 
 
 def test_a_canonical_batch_is_parsed_by_columns():
@@ -57,6 +50,10 @@ def test_explicit_integer_vm_ids_are_kept():
     pytest.param([{"vm_uuid": UUID_A, "uuid": UUID_A}], id="two spellings of one field"),
     pytest.param([{"vm_uuid": UUID_A, "prio": "high"}], id="unknown key"),
     pytest.param([{"vm_name": "web"}], id="no uuid column"),
+    pytest.param([{"UUID": UUID_A}], id="upper-case header"),
+    pytest.param([{"\ufeffuuid": UUID_A}], id="byte-order mark on the header"),
+    pytest.param([{"vm_uuid": UUID_A, " pool": "A"}], id="padded header"),
+    pytest.param([{"vm_uuid": UUID_A, None: ["x"]}], id="more cells than the header"),
     pytest.param([{"vm_uuid": UUID_A.upper()}], id="upper-case uuid"),
     pytest.param([{"vm_uuid": f" {UUID_A}"}], id="padded uuid"),
     pytest.param([{"vm_uuid": f"{UUID_A}\n{UUID_B}"}, {"vm_uuid": ""}], id="two uuids in one cell"),
@@ -86,6 +83,15 @@ def test_a_str_subclass_uuid_is_left_to_the_per_row_parser_which_stores_a_plain_
     assert uniform_columns([{"vm_uuid": Text(UUID_A)}]) is None
     [vm] = vms.register_many(store, [{"vm_uuid": Text(UUID_A)}])
     assert type(vm.vm_uuid) is str
+
+
+def test_headers_the_per_row_path_normalises_give_what_the_canonical_ones_give_by_columns():
+    canonical = [{"vm_uuid": UUID_A, "vm_name": "web", "pool": "b", "priority": "HIGH", "vm_id": 7},
+                 {"vm_uuid": UUID_B, "vm_name": "", "pool": "", "priority": "0", "vm_id": 3}]
+    spelled = [{f"\ufeff{key.upper()}" if key == "vm_uuid" else f" {key.title()} ": cell for key, cell in row.items()}
+               for row in canonical]
+    assert uniform_columns(spelled) is None
+    assert per_row(spelled) == uniform_columns(canonical) == per_row(canonical)
 
 
 def test_a_declined_batch_still_gets_every_problem_reported(store):

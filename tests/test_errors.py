@@ -15,9 +15,11 @@ from vgpu.errors import (
     Conflict,
     HostUnreachable,
     HypervisorError,
+    InvalidColumns,
     InvalidRows,
     InvalidValue,
     NotFound,
+    NotRows,
     ReconfigureFailed,
     RowProblem,
     StoreError,
@@ -49,6 +51,14 @@ EXAMPLES = [
      'pool name "Dev" is already used by pool A', {"field": "pool name", "value": "Dev", "holder": "pool A"}),
     (AlreadyRegistered(UUID, 3, "B"), f"VM {UUID} is already registered (vm_id 3, pool B)",
      {"field": "VM UUID", "value": UUID}),
+    (InvalidColumns.missing(("vm_uuid", "uuid"), "VM UUID"), "no vm_uuid (or uuid) column: every row needs the VM UUID",
+     {"field": "column", "value": "", "columns": (), "allowed": "a vm_uuid or uuid column"}),
+    (InvalidColumns.doubled(("pool", " Pool", "pool_id"), "pool"), "columns 'pool', ' Pool' and 'pool_id' all give the pool; keep one of them",
+     {"columns": ("pool", " Pool", "pool_id"), "value": "pool,  Pool, pool_id"}),
+    (InvalidColumns.extra_cells(["x", "a\nb"]), "the row has more cells than the header (extra: 'x', 'a\\nb')",
+     {"columns": ("x", "a\nb")}),
+    (NotRows("DataFrame", "pass df.to_dict()"), "expected a list of rows, not a DataFrame; pass df.to_dict()",
+     {"field": "rows", "value": "DataFrame"}),
     (StoreError("/x/v.db", "database /x/v.db is read-only"), "database /x/v.db is read-only", {"path": "/x/v.db"}),
     (HypervisorError("VM_LACKS_FEATURE", "the guest has no PV drivers", ["VM_LACKS_FEATURE", "ref"]),
      "the guest has no PV drivers", {"code": "VM_LACKS_FEATURE", "details": ("VM_LACKS_FEATURE", "ref")}),
@@ -76,6 +86,12 @@ def test_already_registered_is_a_conflict_and_pickles_its_sentence():
     assert isinstance(error, Conflict)
     assert error.args == (str(error),)
     assert error.holder == "registered VM with vm_id 3 in pool B"
+
+
+def test_column_problems_and_not_rows_are_invalid_values_that_pickle_their_sentence():
+    for error in (InvalidColumns.missing(("uuid",), "VM UUID"), NotRows("dict", "pass [row]")):
+        assert isinstance(error, InvalidValue) and error.args == (str(error),)
+    assert str(InvalidColumns.missing(("uuid",), "VM UUID")) == "no uuid column: every row needs the VM UUID"
 
 
 def test_host_unreachable_is_a_hypervisor_error():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from vgpu import audit, vms
-from vgpu.errors import Conflict, InvalidRows, InvalidValue
+from vgpu.errors import Conflict, InvalidColumns, InvalidRows, InvalidValue, NotRows
 from vgpu.models import Priority, Registration
 
 
@@ -189,3 +191,103 @@ def test_numpy_integers_and_uuid_objects_are_taken_as_a_dataframe_gives_them(sto
     assert stored(store) == [(1, uuid_of(2), None, "A", 0), (9, uuid_of(1), None, "A", 2)]
     problems = refused(store, [{"vm_uuid": uuid_of(3), "priority": Index(3), "vm_id": 2.0}])
     assert [(row, kind, field) for row, kind, field, _ in problems] == [(1, InvalidValue, "priority"), (1, InvalidValue, "vm_id")]
+
+
+# --- rows as a CSV file or a notebook hands them over ---------------------------------------------------------
+
+
+def read_csv(tmp_path, text: str) -> list[dict]:
+    """The rows csv.DictReader gives for ``text``, written and read back as the notebook does (UTF-8)."""
+    path = tmp_path / "vms.csv"
+    path.write_text(text, encoding="utf-8")
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_header_is_read_whatever_its_case_spaces_or_byte_order_mark(store, tmp_path):
+    # Excel's "CSV UTF-8" starts the file with a byte-order mark, which becomes part of the first header
+    rows = read_csv(tmp_path, f"\ufeffUUID, Name ,POOL,Priority,VM_ID\n{uuid_of(1)},web,b,high,7\n{uuid_of(2)},,,,\n")
+    assert list(rows[0])[0] == "\ufeffUUID"
+    result = vms.register_many(store, rows)
+    assert [(vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority) for vm in result] == [
+        (7, uuid_of(1), "web", "B", Priority.HIGH), (1, uuid_of(2), None, "A", Priority.MEDIUM),
+    ]
+
+
+@pytest.mark.parametrize(("row", "keys"), [
+    pytest.param({"uuid": uuid_of(1), "vm_uuid": uuid_of(2)}, ("uuid", "vm_uuid"), id="uuid and vm_uuid"),
+    pytest.param({"vm_uuid": uuid_of(1), "pool": "A", "pool_id": "B"}, ("pool", "pool_id"), id="pool and pool_id"),
+    pytest.param({"vm_uuid": uuid_of(1), "name": "a", "vm_name": "a"}, ("name", "vm_name"), id="the same value twice"),
+    pytest.param({"vm_uuid": uuid_of(1), "pool": "A", " Pool": "B"}, ("pool", " Pool"), id="two once normalised"),
+])
+def test_one_field_under_two_keys_is_a_bad_row_naming_both(store, snapshot, row, keys):
+    before = snapshot()
+    with pytest.raises(InvalidRows) as caught:
+        vms.register_many(store, [{"vm_uuid": uuid_of(9)}, row])
+    [problem] = caught.value.problems
+    assert problem.row == 2 and isinstance(problem.error, InvalidColumns) and problem.error.columns == keys
+    assert str(problem.error) == f"columns {keys[0]!r} and {keys[1]!r} both give the {problem.error.allowed.split('for the ')[1]}; keep one of them"
+    assert snapshot() == before
+
+
+def test_a_row_with_two_uuid_columns_is_not_also_reported_for_either_value(store):
+    rows = [{"uuid": "nope", "vm_uuid": uuid_of(1), "pool": "C"}]
+    assert refused(store, rows) == [(1, InvalidColumns, "column", "uuid, vm_uuid"), (1, InvalidValue, "pool", "C")]
+
+
+def test_a_row_with_more_cells_than_the_header_says_so(store, tmp_path):
+    rows = read_csv(tmp_path, f"uuid,name,pool\n{uuid_of(1)},web,A\n{uuid_of(2)},db, inc,B\n")
+    with pytest.raises(InvalidRows) as caught:
+        vms.register_many(store, rows)
+    assert [str(problem) for problem in caught.value.problems] == [
+        "row 2: the row has more cells than the header (extra: 'B')",
+        "row 2: invalid pool ' inc': expected A or B",
+    ]
+    assert isinstance(caught.value.problems[0].error, InvalidColumns) and caught.value.problems[0].error.columns == ("B",)
+
+
+def test_a_row_without_a_uuid_column_says_the_column_is_missing(store):
+    assert [str(p) for p in vms.check_many(store, [{"name": "web", "pool": "B"}, {"uuid": uuid_of(1)}])[1]] == [
+        "row 1: no vm_uuid (or uuid) column: every row needs the VM UUID",
+    ]
+
+
+class FakeFrame:
+    """What register_many sees of a pandas DataFrame: to_dict, and iterating gives the column labels."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+
+    def __iter__(self):
+        return iter(self.rows[0])
+
+    def to_dict(self, orient: str) -> list[dict]:
+        assert orient == "records"
+        return self.rows
+
+
+def test_a_dataframe_is_refused_with_the_call_that_turns_it_into_rows(store, snapshot):
+    before = snapshot()
+    frame = FakeFrame([{"uuid": uuid_of(1), "pool": "B"}])
+    for call in (vms.register_many, vms.check_many):
+        with pytest.raises(NotRows) as caught:
+            call(store, frame)
+        assert str(caught.value) == 'expected a list of rows, not a FakeFrame; pass df.to_dict("records"), one dict per row'
+    assert snapshot() == before
+    [vm] = vms.register_many(store, frame.to_dict("records"))
+    assert vm.pool_id == "B"
+
+
+def test_a_real_dataframe_is_refused_too(store):
+    pd = pytest.importorskip("pandas")  # not a dependency
+    frame = pd.DataFrame([{"uuid": uuid_of(1), "pool": "B", "vm_id": 4}])
+    with pytest.raises(NotRows, match=r'not a DataFrame; pass df\.to_dict\("records"\)'):
+        vms.register_many(store, frame)
+    [vm] = vms.register_many(store, frame.to_dict("records"))  # numpy.int64 vm_id, as pandas gives it
+    assert (vm.pool_id, vm.vm_id) == ("B", 4)
+
+
+@pytest.mark.parametrize("items", [{"vm_uuid": uuid_of(1)}, uuid_of(1)], ids=["one row", "a string"])
+def test_one_row_or_a_string_is_refused_as_not_a_list_of_rows(store, items):
+    with pytest.raises(NotRows, match=r"^expected a list of rows, not a (dict|str); pass a list of rows \(\[row\] for one\)$"):
+        vms.register_many(store, items)

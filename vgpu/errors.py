@@ -44,6 +44,45 @@ class InvalidValue(VgpuError):
         super().__init__(sentence or f"invalid {field} {value!r}: expected {_allowed_text(allowed)}")
 
 
+class InvalidColumns(InvalidValue):
+    """A row's columns are wrong, whatever their values: the VM UUID column is missing, one field is given
+    under two names, or the row has more cells than the header. ``columns`` holds the columns concerned (the
+    extra cells themselves for a row that has more cells than its header)."""
+
+    def __init__(self, columns: Sequence[object], allowed: str, sentence: str) -> None:
+        super().__init__("column", ", ".join(map(str, columns)), allowed)
+        self.columns = tuple(columns)
+        self.sentence = sentence
+        self.args = (sentence,)
+
+    @classmethod
+    def missing(cls, spellings: Sequence[str], name: str) -> "InvalidColumns":
+        others = " or ".join(spellings[1:])
+        column = f"{spellings[0]} (or {others})" if others else spellings[0]
+        return cls((), f"a {' or '.join(spellings)} column", f"no {column} column: every row needs the {name}")
+
+    @classmethod
+    def doubled(cls, keys: Sequence[object], name: str) -> "InvalidColumns":
+        quoted = _allowed_text([repr(key) for key in keys]).replace(" or ", " and ")
+        each = "both" if len(keys) == 2 else "all"
+        return cls(keys, f"one column for the {name}", f"columns {quoted} {each} give the {name}; keep one of them")
+
+    @classmethod
+    def extra_cells(cls, cells: Sequence[object]) -> "InvalidColumns":
+        extra = ", ".join(map(repr, cells))
+        return cls(cells, "no more cells than the header", f"the row has more cells than the header (extra: {extra})")
+
+
+class NotRows(InvalidValue):
+    """A bulk operation was handed something other than a list of rows: a pandas DataFrame (iterating one
+    gives its column names), a single row, or a string. ``value`` is the type's name."""
+
+    def __init__(self, type_name: str, hint: str) -> None:
+        super().__init__("rows", type_name, f"a list of rows; {hint}")
+        self.sentence = f"expected a list of rows, not a {type_name}; {hint}"
+        self.args = (self.sentence,)
+
+
 class RowProblem:
     """One problem with one row of a bulk operation (row numbers start at 1)."""
 

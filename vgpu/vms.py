@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from itertools import count, filterfalse, repeat
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import attrs
 
@@ -16,6 +16,7 @@ from . import audit
 from .columns import FIELD_OF_KEY, uniform_columns
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
+from .rows import Header, as_list, blank
 from .store import Store
 from .tables import VMList
 from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
@@ -69,11 +70,6 @@ def make_registration(
     return Registration(*row)
 
 
-def _blank(value: object) -> bool:
-    """None, empty or spaces, or NaN: what pandas puts in an empty cell of a CSV it reads."""
-    return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value)
-
-
 def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, list[InvalidValue]]:
     """Parse each field once: the row, or None and every problem (in field order)."""
     try:  # a good row, the common case, in straight-line code; a bad one is gone over again for every problem
@@ -92,17 +88,18 @@ def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, li
     # Only blank-but-not-empty optional fields ("  ", NaN) get here: they take the defaults too.
     return _Row(
         parse_uuid(vm_uuid),
-        None if _blank(vm_name) else parse_vm_name(vm_name),
-        DEFAULT_POOL if _blank(pool) else parse_pool_id(pool),
-        DEFAULT_PRIORITY if _blank(priority) else parse_priority(priority),
-        None if _blank(vm_id) else parse_vm_id(vm_id),
+        None if blank(vm_name) else parse_vm_name(vm_name),
+        DEFAULT_POOL if blank(pool) else parse_pool_id(pool),
+        DEFAULT_PRIORITY if blank(priority) else parse_priority(priority),
+        None if blank(vm_id) else parse_vm_id(vm_id),
     ), []
 
 
-def _registration_problems(*values: object) -> list[InvalidValue]:
+def _registration_problems(*values: object, unsure: frozenset[int] = frozenset()) -> list[InvalidValue]:
+    """Every problem with the fields' values, leaving out the ``unsure`` ones (a column missing or doubled)."""
     problems: list[InvalidValue] = []
-    for (parse, optional), value in zip(_PARSERS, values):
-        if optional and _blank(value):
+    for field, ((parse, optional), value) in enumerate(zip(_PARSERS, values)):
+        if field in unsure or (optional and blank(value)):
             continue
         try:
             parse(value)
@@ -115,24 +112,9 @@ def _registration_problems(*values: object) -> list[InvalidValue]:
 _PARSERS = ((parse_uuid, False), (parse_vm_name, True), (parse_pool_id, True), (parse_priority, True), (parse_vm_id, True))
 
 
-def _fields_of(item: Registration | Mapping[str, object]) -> tuple[object, ...]:
-    """The five fields of a row in Registration order. A mapping may say ``uuid``, ``name`` or ``pool_id``
-    instead (the first key present wins); a missing field is None."""
-    if isinstance(item, Registration):
-        return (item.vm_uuid, item.vm_name, item.pool_id, item.priority, item.vm_id)
-    get = item.get
-    vm_uuid, vm_name, pool = get("vm_uuid", _ABSENT), get("vm_name", _ABSENT), get("pool", _ABSENT)
-    return (
-        get("uuid") if vm_uuid is _ABSENT else vm_uuid,
-        get("name") if vm_name is _ABSENT else vm_name,
-        get("pool_id") if pool is _ABSENT else pool,
-        get("priority"),
-        get("vm_id"),
-    )
-
-
-_ABSENT = object()  # a key the mapping does not have (None is a value: "left blank")
-_KNOWN_KEYS = frozenset(FIELD_OF_KEY)
+# The columns of a registration row: vm_uuid (or uuid), vm_name (or name), pool (or pool_id), priority,
+# vm_id, in any case and with spaces around them (see vgpu.rows).
+REGISTRATION_HEADER = Header(FIELD_OF_KEY, ("VM UUID", "VM name", "pool", "priority", "vm_id"))
 
 
 # --- reads ------------------------------------------------------------------------------------------------
@@ -239,8 +221,10 @@ def register_many(store: Store, items: Iterable[Registration | Mapping[str, obje
     """Register many VMs in one transaction: all of them, or none and an InvalidRows listing every bad row.
 
     Each item is a :class:`Registration` or a mapping with ``vm_uuid`` (or ``uuid``) and optionally
-    ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``; blank values (None, empty, spaces,
-    or NaN as pandas reads an empty cell) take the defaults.
+    ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``: keys in any case, with spaces or a
+    byte-order mark around them, as a CSV header may have them, but one key per field. Blank values (None,
+    empty, spaces, or NaN as pandas reads an empty cell) take the defaults. A pandas DataFrame is refused
+    with a hint: pass ``df.to_dict("records")``.
     """
     batch, problems = _validate_rows(items)
     with store.writing() as conn:
@@ -303,27 +287,36 @@ class _Batch(NamedTuple):
 
 
 def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tuple[_Batch, list[RowProblem]]:
-    items = items if isinstance(items, (list, tuple)) else list(items)
+    items = items if isinstance(items, (list, tuple)) else as_list(items)
     columns = uniform_columns(items)
     if columns is not None:  # the usual batch, checked a column at a time (see vgpu.columns)
         return _Batch(list(range(1, len(items) + 1)), *columns), []
-    rows: dict[int, _Row] = {}
+    return _validate_each(items)
+
+
+def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem]]:
+    """The per-row path: every row's keys read as a person means them, every field parsed, every problem kept."""
+    read = REGISTRATION_HEADER.reader()
+    good: dict[int, _Row] = {}
     problems: list[RowProblem] = []
     for number, item in enumerate(items, start=1):
         # type() first: isinstance against the Mapping ABC costs more than parsing a field
-        if type(item) is not dict and not isinstance(item, (Registration, Mapping)):
+        if type(item) is dict or (not isinstance(item, Registration) and isinstance(item, Mapping)):
+            values, errors, layout = read(item)
+            if errors:
+                errors += _registration_problems(*values, unsure=layout.unsure)
+        elif isinstance(item, Registration):
+            values, errors = (item.vm_uuid, item.vm_name, item.pool_id, item.priority, item.vm_id), []
+        else:
             problems.append(RowProblem(number, InvalidValue("row", item, "a Registration or a mapping of fields")))
             continue
-        row, errors = _parse_row(*_fields_of(item))
-        if type(item) is not Registration and not _KNOWN_KEYS.issuperset(item):
-            # a typo such as "prio" must not quietly register with the default priority
-            unknown = ", ".join(sorted(str(key) for key in item if key not in _KNOWN_KEYS))
-            errors = errors + [InvalidValue("column", unknown, sorted(_KNOWN_KEYS))]
+        if not errors:
+            row, errors = _parse_row(*values)
         if errors:
             problems.extend(RowProblem(number, error) for error in errors)
         else:
-            rows[number] = row
-    return _Batch.of_rows(rows), problems
+            good[number] = row
+    return _Batch.of_rows(good), problems
 
 
 def _taken(conn: sqlite3.Connection) -> tuple[set[int], dict[str, int]]:

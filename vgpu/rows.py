@@ -1,0 +1,107 @@
+"""Rows of a table as a CSV file or a notebook hands them over: which key gives which field, and blank cells.
+
+Bulk operations take a list of mappings (``csv.DictReader``, ``df.to_dict("records")``, dicts built in
+code). A :class:`Header` reads each row's keys the way a person means them: ``" Pool"``, ``"UUID"`` and a
+spreadsheet's byte-order mark on the first header (``"\\ufeffuuid"``) all name their field. What it cannot
+read is a problem with that row, never a guess: a key that names no field (a typo must not quietly leave a
+default in place), one field under two keys, no UUID column, or more cells than the header.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
+
+from .errors import InvalidColumns, InvalidValue, NotRows
+
+_BOM = "\ufeff"  # Excel's "CSV UTF-8" starts the file, and so the first header, with it
+
+
+def blank(value: object) -> bool:
+    """None, empty or spaces, or NaN: what pandas puts in an empty cell of a CSV it reads."""
+    return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value)
+
+
+def as_list(items: Iterable[object]) -> list:
+    """``items`` as a list of rows. NotRows for what iterates as something else: a pandas DataFrame (its
+    column names), a single row (its keys) or a string (its characters)."""
+    if isinstance(items, (str, Mapping)):
+        raise NotRows(type(items).__name__, "pass a list of rows ([row] for one)")
+    listed = list(items)
+    # A DataFrame has to_dict and iterates as its column labels (strings, or None for a CSV's extra cells).
+    if listed and hasattr(items, "to_dict") and not any(isinstance(item, Mapping) for item in listed):
+        raise NotRows(type(items).__name__, 'pass df.to_dict("records"), one dict per row')
+    return listed
+
+
+def normal_key(key: str) -> str:
+    return key.lstrip(_BOM).strip().lower()
+
+
+class Layout(NamedTuple):
+    """How one shape of row (its keys, in order) maps onto the fields."""
+
+    keys: tuple  # for each field, the row's key that gives it, or ABSENT
+    problems: tuple[Callable[[Mapping], InvalidValue], ...]  # each makes one problem for a row of this shape
+    unsure: frozenset[int]  # fields whose value cannot be known (no column, or two): not checked
+
+    def has(self, field: int) -> bool:
+        return self.keys[field] is not ABSENT
+
+
+ABSENT = object()  # the key of a field a row has no column for: no mapping has it, so .get() gives None
+
+
+class Header:
+    """The columns one kind of row may have: the field (by position) each key names, and each field's name
+    for messages. Field 0 is required."""
+
+    def __init__(self, field_of_key: Mapping[str, int], names: Sequence[str]) -> None:
+        self.field_of_key = field_of_key
+        self.names = tuple(names)
+
+    def layout(self, keys: Sequence[object]) -> Layout:
+        by_field: list[list] = [[] for _ in self.names]
+        unknown, extra = [], False
+        for key in keys:
+            field = self.field_of_key.get(normal_key(key)) if isinstance(key, str) else None
+            if field is not None:
+                by_field[field].append(key)
+            elif key is None:  # csv.DictReader's key for the cells beyond the header
+                extra = True
+            else:
+                unknown.append(key)
+        problems: list[Callable[[Mapping], InvalidValue]] = []
+        if extra:
+            problems.append(lambda item: InvalidColumns.extra_cells(_cells(item[None])))
+        if not by_field[0]:
+            spellings = [key for key, field in self.field_of_key.items() if field == 0]
+            problems.append(lambda item: InvalidColumns.missing(spellings, self.names[0]))
+        for field, given in enumerate(by_field):
+            if len(given) > 1:
+                problems.append(lambda item, given=given, field=field: InvalidColumns.doubled(given, self.names[field]))
+        if unknown:
+            # a typo such as "prio" must not quietly leave the default in place
+            text = ", ".join(sorted(str(key) for key in unknown))
+            problems.append(lambda item: InvalidValue("column", text, sorted(self.field_of_key)))
+        keys_by_field = tuple(given[0] if len(given) == 1 else ABSENT for given in by_field)
+        unsure = frozenset(field for field, given in enumerate(by_field) if len(given) > 1 or (field == 0 and not given))
+        return Layout(keys_by_field, tuple(problems), unsure)
+
+    def reader(self) -> Callable[[Mapping], tuple[tuple, list[InvalidValue], Layout]]:
+        """A function reading one row: its fields (None where it has no cell), the problems with its columns,
+        and its layout. Made once per batch: rows of one shape share one layout."""
+        layouts: dict[tuple, Layout] = {}
+
+        def read(item: Mapping) -> tuple[tuple, list[InvalidValue], Layout]:
+            keys = tuple(item)
+            layout = layouts.get(keys)
+            if layout is None:
+                layout = layouts[keys] = self.layout(keys)
+            values = tuple(map(item.get, layout.keys))
+            return values, [problem(item) for problem in layout.problems] if layout.problems else [], layout
+
+        return read
+
+
+def _cells(value: object) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
