@@ -137,7 +137,7 @@ def batches(draw):
         item = draw(st.sampled_from(items))
         if draw(st.booleans()) and item:
             key = draw(st.sampled_from(sorted(item)))
-            item[key] = draw(odd_cells[FIELD_OF_KEY[key]])  # an odd cell
+            item[key] = draw(odd_cells[FIELD_OF_KEY.get(key, 3)])  # an odd cell (of an odd key, maybe)
         else:
             key = draw(st.sampled_from([*FIELD_OF_KEY, "prio"]))
             item[key] = draw(odd_cells[FIELD_OF_KEY.get(key, 3)])  # another key, maybe unknown
