@@ -8,11 +8,22 @@ import threading
 import pytest
 
 from vgpu import bulk, convert, devargs, lifecycle, recovery
-from vgpu.errors import Cancelled, Conflict, HypervisorError, InvalidRows, InvalidValue, NotFound, ReconfigureFailed
+from vgpu.errors import (
+    Cancelled,
+    Conflict,
+    HypervisorError,
+    InvalidColumns,
+    InvalidRows,
+    InvalidValue,
+    NotFound,
+    NotRows,
+    ReconfigureFailed,
+)
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
 from .lifekit import FailingProgress, Raising, World, config, vm_uuid
+from .test_register_many import FakeFrame
 
 
 @pytest.fixture
@@ -64,6 +75,50 @@ def test_plan_many_reports_every_bad_row_and_changes_nothing(world, four):
     assert isinstance(problems[13], NotFound) and "host has no such VM" in str(problems[13])
     assert str(caught.value).startswith("14 bad rows, nothing was changed: row 2:")
     assert world.tables() == before
+
+
+def test_plan_many_refuses_an_unknown_column_instead_of_ignoring_it(world, four):
+    before = world.tables()
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, [{"vm_uuid": four[0], "pool": "B"}, {"vm_uuid": four[1], "pool": "B", "prio": "high"}])
+    [problem] = caught.value.problems
+    assert problem.row == 2 and (problem.error.field, problem.error.value) == ("column", "prio")
+    assert str(problem.error) == "invalid column 'prio': expected pool, pool_id, priority, uuid, vm_id or vm_uuid"
+    assert world.tables() == before
+
+
+@pytest.mark.parametrize(("row", "keys"), [
+    pytest.param({"uuid": "U0", "vm_uuid": "U1", "pool": "B"}, ("uuid", "vm_uuid"), id="uuid and vm_uuid"),
+    pytest.param({"vm_uuid": "U0", "pool": "A", "pool_id": "B"}, ("pool", "pool_id"), id="pool and pool_id"),
+    pytest.param({"vm_uuid": "U0", "priority": "low", "Priority ": "high"}, ("priority", "Priority "), id="two once normalised"),
+])
+def test_plan_many_refuses_one_field_under_two_keys(world, four, row, keys):
+    row = {key: four[int(value[1])] if value in ("U0", "U1") else value for key, value in row.items()}
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, [row])
+    [problem] = caught.value.problems
+    assert isinstance(problem.error, InvalidColumns) and problem.error.columns == keys
+    assert str(problem.error).startswith(f"columns {keys[0]!r} and {keys[1]!r} both give the ")
+
+
+def test_plan_many_takes_a_blank_cell_as_keep_the_current_value(world, four):
+    nan = float("nan")
+    plan = bulk.plan_many(world.store, world.sim, [
+        {"vm_uuid": four[0], "pool": "B", "priority": "", "vm_id": None},
+        {"vm_uuid": four[1], "pool": nan, "priority": "high", "vm_id": "  "},
+        {"vm_uuid": four[2], "pool": None, "priority": nan, "vm_id": 30},
+        {"vm_uuid": four[3], "pool": "", "priority": None, "vm_id": nan},  # every cell blank: keeps the VM as it is
+    ])
+    assert [plan.new for plan in plan.plans] == [config("B", 1, 1), config("A", 2, 2), config("A", 1, 30), config("A", 1, 4)]
+    assert [p.vm_uuid for p in plan.changing] == four[:3]
+
+
+def test_plan_many_reads_headers_in_any_case_and_refuses_a_dataframe(world, four):
+    plan = bulk.plan_many(world.store, world.sim, [{"\ufeffVM_UUID": four[0], " Pool ": "b", "PRIORITY": "HIGH"}])
+    assert plan.plans[0].new == config("B", 2, 1)
+    frame = FakeFrame([{"vm_uuid": four[0], "pool": "B"}])
+    with pytest.raises(NotRows, match=r'pass df\.to_dict\("records"\)'):
+        bulk.plan_many(world.store, world.sim, frame)
 
 
 def test_plan_many_says_what_would_restart(world, four):

@@ -17,7 +17,14 @@ from . import lifecycle, tables, vms
 from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
+from .rows import Header, Layout, as_list, blank
 from .store import Store
+
+# The columns of a change: vm_uuid (or uuid), then any of pool (or pool_id), priority, vm_id; in any case and
+# with spaces around them, as for register_many (see vgpu.rows).
+CHANGE_HEADER = Header(
+    {"vm_uuid": 0, "uuid": 0, "pool": 1, "pool_id": 1, "priority": 2, "vm_id": 3}, ("VM UUID", "pool", "priority", "vm_id"),
+)
 
 
 @attrs.frozen
@@ -62,24 +69,38 @@ class BulkResult(tables.Tabular):
         return not self.failures
 
 
-def _change_fields(item: Mapping[str, object]) -> tuple[object, object, object, object]:
-    if not isinstance(item, Mapping):  # a bad row is reported with the others, not an AttributeError
-        raise InvalidValue("row", item, "a mapping with vm_uuid and any of pool, priority, vm_id")
-    uuid = item.get("vm_uuid", item.get("uuid"))
-    pool = item.get("pool", item.get("pool_id"))
-    return uuid, pool, item.get("priority"), item.get("vm_id")
+def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan:
+    """One row's change. A blank cell keeps the current value; a row whose every change cell is blank keeps
+    the VM as it is (a no-op), but a row without any change column is refused: it says nothing."""
+    uuid, pool, priority, vm_id = values[0], *(None if blank(value) else value for value in values[1:])
+    if pool is None and priority is None and vm_id is None and any(map(layout.has, (1, 2, 3))):
+        vm = vms.get(store, uuid)
+        return vms.ChangePlan(vm, vm.config)
+    return vms.plan_change(store, uuid, pool, priority, vm_id)
 
 
 def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, object]]) -> BulkPlan:
     """Validate every change (``vm_uuid`` plus any of ``pool``, ``priority``, ``vm_id``) against the DB and
-    one host listing. Raises InvalidRows naming every bad row; changes nothing."""
+    one host listing. Raises InvalidRows naming every bad row; changes nothing.
+
+    Keys are read as for :func:`vgpu.vms.register_many` (any case, ``uuid`` for ``vm_uuid``, ``pool_id`` for
+    ``pool``); any other key, or one field under two keys, is a bad row. A blank cell (None, empty, spaces,
+    NaN) keeps the VM's current value."""
+    changes = changes if isinstance(changes, (list, tuple)) else as_list(changes)
     states = {host_vm.uuid: host_vm.power_state for host_vm in host.list_vms()}
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
+    read = CHANGE_HEADER.reader()
     plans, problems, seen = [], [], {}
     for row, item in enumerate(changes, start=1):
+        if not isinstance(item, Mapping):  # a bad row is reported with the others, not an AttributeError
+            problems.append(RowProblem(row, InvalidValue("row", item, "a mapping with vm_uuid and any of pool, priority, vm_id")))
+            continue
+        values, column_errors, layout = read(item)
+        if column_errors:
+            problems.extend(RowProblem(row, error) for error in column_errors)
+            continue
         try:
-            uuid, pool, priority, vm_id = _change_fields(item)
-            change = vms.plan_change(store, uuid, pool, priority, vm_id)
+            change = _change_of(store, values, layout)
             uuid = change.vm.vm_uuid
             if uuid in seen:
                 raise Conflict("VM UUID", uuid, f"row {seen[uuid]} of this batch")
