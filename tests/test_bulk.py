@@ -68,6 +68,7 @@ def test_plan_many_reports_every_bad_row_and_changes_nothing(world, four):
     assert [p.row for p in caught.value.problems] == sorted(p.row for p in caught.value.problems)
     assert isinstance(problems[2], NotFound) and isinstance(problems[3], NotFound)
     assert isinstance(problems[4], Conflict) and problems[4].value == 3
+    assert str(problems[4]) == f"vm_id 3 is already used by VM vm-3 ({four[2]})"  # as register names the holder
     assert "another row of this batch" in str(problems[5]) and "another row of this batch" in str(problems[6])
     assert isinstance(problems[7], Conflict) and "row 1" in str(problems[7])
     assert all(isinstance(problems[row], InvalidValue) for row in (8, 9, 10, 11, 14, 15))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vgpu import bulk_register, journal, scan, vms
-from vgpu.errors import Conflict, InvalidRows, NotFound
+from vgpu.errors import AlreadyRegistered, Conflict, InvalidRows, NotFound
 
 from .lifekit import World, config, vm_uuid
 
@@ -50,6 +50,16 @@ def test_plan_lists_every_problem_and_changes_nothing(world):
     ]
     assert isinstance(plan.invalid, InvalidRows) and len(plan.invalid.problems) == 6
     assert [record["row"] for record in plan.records()] == [1, 5, 8]
+
+
+def test_plan_says_which_rows_are_registered_already_and_who_holds_a_vm_id(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(2)}, ROWS[3], {"uuid": vm_uuid(1).upper()}])
+    assert [(p.row, type(p.error)) for p in plan.problems] == [(1, AlreadyRegistered), (2, Conflict), (3, AlreadyRegistered)]
+    assert [str(p.error) for p in plan.problems] == [
+        f"VM {vm_uuid(2)} is already registered (vm_id 3, pool A)",
+        f"vm_id 3 is already used by VM old-2 ({vm_uuid(2)})",
+        f"VM {vm_uuid(1)} is already registered (vm_id 1, pool A)",
+    ]
 
 
 def test_register_planned_registers_the_good_rows_and_writes_their_segments(world):

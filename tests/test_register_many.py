@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from vgpu import audit, vms
-from vgpu.errors import Conflict, InvalidColumns, InvalidRows, InvalidValue, NotRows
+from vgpu.errors import AlreadyRegistered, Conflict, InvalidColumns, InvalidRows, InvalidValue, NotRows
 from vgpu.models import Priority, Registration
 
 
@@ -128,7 +128,7 @@ def test_duplicates_within_the_batch_name_the_first_row(store):
 
 
 def test_duplicates_against_the_database_are_reported(store, snapshot):
-    vms.register(store, uuid_of(1), vm_id=5)
+    vms.register(store, uuid_of(1), vm_name="web-1", pool="B", vm_id=5)
     before = snapshot()
     rows = [
         {"vm_uuid": uuid_of(1).upper()},
@@ -138,24 +138,33 @@ def test_duplicates_against_the_database_are_reported(store, snapshot):
     ]
     with pytest.raises(InvalidRows) as caught:
         vms.register_many(store, rows)
-    problems = [(p.row, p.error.field, p.error.value, p.error.holder) for p in caught.value.problems]
+    problems = [(p.row, type(p.error), p.error.field, p.error.value, p.error.holder) for p in caught.value.problems]
     assert problems == [
-        (1, "VM UUID", uuid_of(1), "a registered VM (vm_id 5)"),
-        (2, "vm_id", 5, "a registered VM"),
-        (3, "VM UUID", uuid_of(1), "a registered VM (vm_id 5)"),
-        (3, "vm_id", 5, "a registered VM"),
+        (1, AlreadyRegistered, "VM UUID", uuid_of(1), "registered VM with vm_id 5 in pool B"),
+        (2, Conflict, "vm_id", 5, f"VM web-1 ({uuid_of(1)})"),
+        (3, AlreadyRegistered, "VM UUID", uuid_of(1), "registered VM with vm_id 5 in pool B"),
+        (3, Conflict, "vm_id", 5, f"VM web-1 ({uuid_of(1)})"),
     ]
-    assert str(caught.value) == (
-        f"4 problems in 3 rows, nothing was changed: row 1: VM UUID {uuid_of(1)} is already used by a registered VM (vm_id 5)"
-        " (and 3 more)"
-    )
+    assert [str(p) for p in caught.value.problems[:2]] == [
+        f"row 1: VM {uuid_of(1)} is already registered (vm_id 5, pool B)",
+        f"row 2: vm_id 5 is already used by VM web-1 ({uuid_of(1)})",  # as register says it
+    ]
     assert snapshot() == before
+
+
+def test_a_rerun_can_skip_the_rows_registered_already(store):
+    rows = [{"vm_uuid": uuid_of(n)} for n in range(1, 4)]
+    vms.register_many(store, rows[:2])
+    good, problems = vms.check_many(store, rows)
+    assert all(isinstance(p.error, AlreadyRegistered) for p in problems) and [p.row for p in problems] == [1, 2]
+    skipped = {p.row for p in problems if isinstance(p.error, AlreadyRegistered)}
+    assert [vm.vm_id for vm in vms.register_many(store, [r for n, r in enumerate(rows, 1) if n not in skipped])] == [3]
 
 
 def test_invalid_and_conflicting_rows_are_reported_together_in_row_order(store):
     vms.register(store, uuid_of(1))
     rows = [{"vm_uuid": uuid_of(9)}, {"vm_uuid": uuid_of(1)}, {"vm_uuid": uuid_of(3), "pool": "Q"}]
-    assert refused(store, rows) == [(2, Conflict, "VM UUID", uuid_of(1)), (3, InvalidValue, "pool", "Q")]
+    assert refused(store, rows) == [(2, AlreadyRegistered, "VM UUID", uuid_of(1)), (3, InvalidValue, "pool", "Q")]
 
 
 def test_register_many_accepts_a_row_with_only_the_uuid_alias(store):

@@ -171,18 +171,25 @@ def _now(conn: sqlite3.Connection) -> str:
     return conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
 
 
+def holder_text(vm_uuid: str, vm_name: str | None) -> str:
+    """A VM as a Conflict names the holder of a vm_id: ``VM web-1 (uuid)``, or ``VM uuid`` without a name."""
+    return f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
+
+
 def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int) -> str | None:
     row = conn.execute("SELECT vm_uuid, vm_name FROM vms WHERE vm_id = ?", (vm_id,)).fetchone()
-    if row is None:
-        return None
-    return f"VM {row[1]} ({row[0]})" if row[1] else f"VM {row[0]}"
+    return None if row is None else holder_text(*row)
+
+
+def _already_registered(vm: VM) -> AlreadyRegistered:
+    return AlreadyRegistered(vm.vm_uuid, vm.vm_id, vm.pool_id)
 
 
 def insert_registration(conn: sqlite3.Connection, reg: Registration) -> VM:
     """Insert one validated registration inside the caller's write transaction."""
     existing = select_vm(conn, reg.vm_uuid)
     if existing is not None:
-        raise AlreadyRegistered(existing.vm_uuid, existing.vm_id, existing.pool_id)
+        raise _already_registered(existing)
     if reg.vm_id is None:
         vm_id = conn.execute(_LOWEST_FREE_VM_ID).fetchone()[0]
     else:
@@ -229,7 +236,7 @@ def register_many(store: Store, items: Iterable[Registration | Mapping[str, obje
     batch, problems = _validate_rows(items)
     with store.writing() as conn:
         taken_ids, taken_uuids = _taken(conn)
-        problems += _conflicts(batch, taken_ids, taken_uuids)
+        problems += _conflicts(conn, batch, taken_ids, taken_uuids)
         if problems:
             raise InvalidRows(sorted(problems, key=lambda p: p.row))
         vms, params = _allocate(batch, taken_ids, _now(conn))
@@ -252,7 +259,7 @@ def check_many(
     batch, problems = _validate_rows(items)
     with store.reading() as conn:
         taken_ids, taken_uuids = _taken(conn)
-    problems += _conflicts(batch, taken_ids, taken_uuids)
+        problems += _conflicts(conn, batch, taken_ids, taken_uuids)
     if exists is not None:
         problems += [
             RowProblem(row, NotFound("VM", vm_uuid, "the host has no such VM"))
@@ -319,19 +326,21 @@ def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem]]:
     return _Batch.of_rows(good), problems
 
 
-def _taken(conn: sqlite3.Connection) -> tuple[set[int], dict[str, int]]:
+def _taken(conn: sqlite3.Connection) -> tuple[set[int], set[str]]:
     taken_ids: set[int] = set()
-    taken_uuids: dict[str, int] = {}
+    taken_uuids: set[str] = set()
     for vm_uuid, vm_id in conn.execute("SELECT vm_uuid, vm_id FROM vms"):
         taken_ids.add(vm_id)
-        taken_uuids[vm_uuid] = vm_id
+        taken_uuids.add(vm_uuid)
     return taken_ids, taken_uuids
 
 
-def _conflicts(batch: _Batch, taken_ids: set[int], taken_uuids: dict[str, int]) -> list[RowProblem]:
+def _conflicts(conn: sqlite3.Connection, batch: _Batch, taken_ids: set[int], taken_uuids: set[str]) -> list[RowProblem]:
+    """A UUID registered already (AlreadyRegistered, so a re-run can skip those rows), a vm_id taken (naming
+    its holder, as register does), and a UUID or vm_id given twice in the batch (naming the first row)."""
     explicit_ids = [vm_id for vm_id in batch.vm_ids if vm_id is not None]
     if (
-        len(set(batch.vm_uuids)) == len(batch.vm_uuids) and taken_uuids.keys().isdisjoint(batch.vm_uuids)
+        len(set(batch.vm_uuids)) == len(batch.vm_uuids) and taken_uuids.isdisjoint(batch.vm_uuids)
         and len(set(explicit_ids)) == len(explicit_ids) and taken_ids.isdisjoint(explicit_ids)
     ):
         return []  # the usual batch: settled by set operations, without a look at each row
@@ -340,7 +349,7 @@ def _conflicts(batch: _Batch, taken_ids: set[int], taken_uuids: dict[str, int]) 
     first_row_of_id: dict[int, int] = {}
     for row, vm_uuid, vm_id in zip(batch.rows, batch.vm_uuids, batch.vm_ids):
         if vm_uuid in taken_uuids:
-            problems.append(RowProblem(row, Conflict("VM UUID", vm_uuid, f"a registered VM (vm_id {taken_uuids[vm_uuid]})")))
+            problems.append(RowProblem(row, _already_registered(select_vm(conn, vm_uuid))))
         elif vm_uuid in first_row_of_uuid:
             problems.append(RowProblem(row, Conflict("VM UUID", vm_uuid, f"row {first_row_of_uuid[vm_uuid]}")))
         else:
@@ -348,7 +357,7 @@ def _conflicts(batch: _Batch, taken_ids: set[int], taken_uuids: dict[str, int]) 
         if vm_id is None:
             continue
         if vm_id in taken_ids:
-            problems.append(RowProblem(row, Conflict("vm_id", vm_id, "a registered VM")))
+            problems.append(RowProblem(row, Conflict("vm_id", vm_id, _holder_of_vm_id(conn, vm_id))))
         elif vm_id in first_row_of_id:
             problems.append(RowProblem(row, Conflict("vm_id", vm_id, f"row {first_row_of_id[vm_id]}")))
         else:
