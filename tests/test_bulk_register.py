@@ -102,6 +102,19 @@ def test_a_vm_id_taken_since_the_plan_refuses_the_whole_batch(world):
     assert world.tables() == before and world.segment(vm_uuid(10)) is None
 
 
+def test_a_plan_gone_stale_names_the_rows_of_the_input_not_positions_in_the_plan(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, ROWS)
+    assert plan.rows == (1, 5, 8)
+    vms.register(world.store, vm_uuid(12), vm_id=plan.vms[1].vm_id)  # taken since: row 5's vm_id
+    vms.register(world.store, vm_uuid(14), vm_id=99)                  # registered since: row 8's VM
+    before = world.tables()
+    with pytest.raises(InvalidRows) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    assert [(p.row, type(p.error)) for p in caught.value.problems] == [(5, Conflict), (8, AlreadyRegistered)]
+    assert str(caught.value).startswith(f"2 bad rows, nothing was changed: row 5: vm_id {plan.vms[1].vm_id} is already used by VM ")
+    assert world.tables() == before
+
+
 def test_an_empty_plan_registers_nothing(world):
     plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[1], ROWS[6]])
     assert plan.vms == () and isinstance(plan.problems[1].error, NotFound)
