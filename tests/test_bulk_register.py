@@ -49,6 +49,10 @@ def test_plan_lists_every_problem_and_changes_nothing(world):
         (4, "Conflict", "vm_id"), (6, "Conflict", "VM UUID"), (7, "NotFound", None),
     ]
     assert isinstance(plan.invalid, InvalidRows) and len(plan.invalid.problems) == 6
+    # not a refusal: the good rows go ahead, so neither the sentence nor the table says "nothing was changed"
+    assert str(plan.invalid).startswith("6 problems in 5 rows, the plan leaves these rows out: row 2: invalid VM UUID")
+    assert "5 rows; the plan leaves these rows out" in plan.invalid._repr_html_()
+    assert "nothing was changed" not in str(plan.invalid) + plan.invalid._repr_html_()
     assert [record["row"] for record in plan.records()] == [1, 5, 8]
 
 

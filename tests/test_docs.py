@@ -12,7 +12,7 @@ import pytest
 
 from shell import parsing, runner
 from shell.errors import UsageError
-from vgpu import errors, values
+from vgpu import bulk_register, errors, values
 from vgpu.hypervisor import codes
 
 from .conftest import REPO_ROOT
@@ -191,6 +191,7 @@ def _example_errors() -> list[errors.VgpuError]:
         errors.InvalidValue("«field»", "«value»", "«allowed»"),
         errors.InvalidValue("pool", "C", ("A", "B")),
         errors.InvalidRows(pool_c),
+        bulk_register.RegistrationPlan((), (), tuple(pool_c)).invalid,
         errors.NotFound("registered VM", "«uuid»", "if the host has this VM, register it with "
                         "'vgpu-admin register-vm --vm-uuid=«uuid»' (see 'vgpu-admin scan-vms')"),
         errors.NotFound("registered VM", "«uuid»", "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')"),

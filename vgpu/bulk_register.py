@@ -40,8 +40,12 @@ class RegistrationPlan(tables.Tabular):
 
     @property
     def invalid(self) -> InvalidRows | None:
-        """Every problem as one InvalidRows (a table in a notebook), or None when every row is good."""
-        return InvalidRows(self.problems) if self.problems else None
+        """Every problem as one InvalidRows (a table in a notebook), or None when every row is good. Not a
+        refusal: register_planned goes ahead with the other rows, so it says so instead of 'nothing was changed'."""
+        return InvalidRows(self.problems, PLAN_LEAVES_OUT) if self.problems else None
+
+
+PLAN_LEAVES_OUT = "the plan leaves these rows out"
 
 
 @attrs.frozen

@@ -101,17 +101,19 @@ class RowProblem:
 
 class InvalidRows(VgpuError, tables.Tabular):
     """A bulk operation was refused; ``problems`` lists every bad row, not just the first (in a notebook,
-    a table of row, field, value and what is allowed)."""
+    a table of row, field, value and what is allowed). ``outcome`` says what became of the rows: nothing
+    was changed, unless the caller says otherwise (a plan that goes ahead without them)."""
 
     _view = tables.invalid_rows_view
 
-    def __init__(self, problems: Iterable[RowProblem]) -> None:
+    def __init__(self, problems: Iterable[RowProblem], outcome: str = "nothing was changed") -> None:
         self.problems = list(problems)
+        self.outcome = outcome
         count, rows = len(self.problems), len({problem.row for problem in self.problems})
         first = self.problems[0] if self.problems else "no rows"
         more = f" (and {count - 1} more)" if count > 1 else ""
         what = _plural(rows, "bad row") if count == rows else f"{_plural(count, 'problem')} in {_plural(rows, 'row')}"
-        super().__init__(f"{what}, nothing was changed: {first}{more}")
+        super().__init__(f"{what}, {outcome}: {first}{more}")
 
 
 def _plural(count: int, noun: str) -> str:

@@ -264,5 +264,5 @@ def problem_record(problem: Any) -> Record:
 
 def invalid_rows_view(error: Any) -> tuple[str, list[Record]]:
     rows = sorted({problem.row for problem in error.problems})
-    caption = f"{plural(len(error.problems), 'problem')} in {plural(len(rows), 'row')}; nothing was changed"
+    caption = f"{plural(len(error.problems), 'problem')} in {plural(len(rows), 'row')}; {error.outcome}"
     return caption, [problem_record(problem) for problem in error.problems]
