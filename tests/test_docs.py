@@ -14,6 +14,7 @@ from shell import parsing, runner
 from shell.errors import UsageError
 from vgpu import bulk_register, errors, values
 from vgpu.hypervisor import codes
+from vgpu.models import Priority, VMConfig
 
 from .conftest import REPO_ROOT
 
@@ -199,6 +200,7 @@ def _example_errors() -> list[errors.VgpuError]:
         _raised_by(values.parse_pool_name, '«"»'),
         errors.Conflict("vm_id", "«id»", "«holder»"),
         errors.AlreadyRegistered("«uuid»", 1, "B"),
+        errors.StalePlan("«uuid»", None, VMConfig("A", Priority.HIGH, 1), VMConfig("B", Priority.HIGH, 1)),
         errors.InvalidColumns.missing(("vm_uuid", "uuid"), "VM UUID"),
         errors.InvalidColumns.doubled(("«key»", "«key»"), "«field»"),
         errors.InvalidColumns.extra_cells(["«cell»"]),

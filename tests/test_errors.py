@@ -22,9 +22,11 @@ from vgpu.errors import (
     NotRows,
     ReconfigureFailed,
     RowProblem,
+    StalePlan,
     StoreError,
     VgpuError,
 )
+from vgpu.models import Priority, VMConfig
 
 UUID = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
 
@@ -59,6 +61,11 @@ EXAMPLES = [
      {"columns": ("x", "a\nb")}),
     (NotRows("DataFrame", "pass df.to_dict()"), "expected a list of rows, not a DataFrame; pass df.to_dict()",
      {"field": "rows", "value": "DataFrame"}),
+    (StalePlan(UUID, "web-1", VMConfig("A", Priority.HIGH, 3), VMConfig("B", Priority.LOW, 3)),
+     f"VM web-1 ({UUID}) was changed after this plan was made (pool is now B, priority is now low (0)); plan again",
+     {"field": "configuration of VM", "value": UUID, "vm_uuid": UUID, "current": VMConfig("B", Priority.LOW, 3)}),
+    (StalePlan(UUID, None, VMConfig("A", Priority.HIGH, 3), VMConfig("A", Priority.HIGH, 9)),
+     f"VM {UUID} was changed after this plan was made (vm_id is now 9); plan again", {"planned": VMConfig("A", Priority.HIGH, 3)}),
     (StoreError("/x/v.db", "database /x/v.db is read-only"), "database /x/v.db is read-only", {"path": "/x/v.db"}),
     (HypervisorError("VM_LACKS_FEATURE", "the guest has no PV drivers", ["VM_LACKS_FEATURE", "ref"]),
      "the guest has no PV drivers", {"code": "VM_LACKS_FEATURE", "details": ("VM_LACKS_FEATURE", "ref")}),

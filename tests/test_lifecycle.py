@@ -21,6 +21,7 @@ from vgpu.errors import (
     NotFound,
     NotRegistered,
     ReconfigureFailed,
+    StalePlan,
 )
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
@@ -507,9 +508,12 @@ def test_a_lock_left_by_a_dead_session_points_at_recover(world, running):
 def test_a_plan_overtaken_by_another_change_is_refused(world, running):
     plan = lifecycle.plan_reconfigure(world.store, world.sim, running, pool="B")
     vms.update(world.store, running, priority="low")
-    with pytest.raises(Conflict) as caught:
+    with pytest.raises(StalePlan) as caught:
         lifecycle.apply_plan(world.store, world.sim, plan)
-    assert "plan again" in str(caught.value)
+    error = caught.value
+    assert str(error) == f"VM vm-1 ({running}) was changed after this plan was made (priority is now low (0)); plan again"
+    assert isinstance(error, Conflict) and error.vm_uuid == running
+    assert (error.planned, error.current) == (config("A", 1, 1), config("A", 0, 1))
     assert world.config(running) == config("A", 0, 1)
     assert world.power(running) is PowerState.RUNNING
     assert world.open_ops() == []

@@ -153,6 +153,25 @@ class Conflict(VgpuError):
         super().__init__(sentence or f"{field} {value} is already used by {holder}")
 
 
+class StalePlan(Conflict):
+    """The VM was changed between a plan and its apply. ``planned`` is the configuration the plan was made
+    from and ``current`` the one the VM has now (each with ``pool_id``, ``priority`` and ``vm_id``)."""
+
+    def __init__(self, vm_uuid: str, vm_name: str | None, planned: object, current: object) -> None:
+        super().__init__("configuration of VM", vm_uuid, "a change made after this plan")
+        self.vm_uuid = vm_uuid
+        self.planned = planned
+        self.current = current
+        now = [f"{label} is now {show(getattr(current, field))}" for field, label, show in _CONFIG_FIELDS
+               if getattr(current, field) != getattr(planned, field)]
+        vm = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
+        self.sentence = f"{vm} was changed after this plan was made ({', '.join(now)}); plan again"
+        self.args = (self.sentence,)
+
+
+_CONFIG_FIELDS = (("pool_id", "pool", str), ("priority", "priority", lambda priority: priority.describe()), ("vm_id", "vm_id", str))
+
+
 class StoreError(VgpuError):
     """The database file cannot be used (missing directory, corrupt, read-only, not a vgpu DB)."""
 

@@ -20,7 +20,7 @@ from typing import Callable
 import attrs
 
 from . import devargs, journal, values, vms
-from .errors import Cancelled, Conflict, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, VgpuError
+from .errors import Cancelled, Conflict, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, PowerState, VMConfig
@@ -241,7 +241,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Ope
         # Take the lock before comparing: a change still in progress is "busy", not a stale plan.
         op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, state is PowerState.RUNNING)
         if current.config != plan.current:
-            raise Conflict("configuration of VM", plan.vm_uuid, "another change made after this plan; plan again")
+            raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         return op
 
 
