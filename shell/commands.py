@@ -7,7 +7,7 @@ module is plain data and imports nothing heavy: the one-shot path reads it on ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Value kinds. Each kind that names something on the host or in the DB has a completer (a test checks it).
 VM_UUID = "vm_uuid"  # a registered VM

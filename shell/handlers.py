@@ -169,7 +169,7 @@ def demo(ctx: Context, opts: dict) -> int:
     if opts.get("reset"):
         demo_host.reset()
         ctx.changed()
-        ctx.console.say(f"The demo host was re-created: 23 VMs, 20 registered (7 in Pool A, 13 in Pool B), 3 not.")
+        ctx.console.say("The demo host was re-created: 23 VMs, 20 registered (7 in Pool A, 13 in Pool B), 3 not.")
     else:
         demo_host.ensure()
     ctx.console.say(f"Demo host: sim:demo ({demo_host.host_path()})\nDemo database: {demo_host.db_path()}")

@@ -14,7 +14,7 @@ and a property test holds the two paths to the same answer.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY
 from .values import _POOL_BY_TEXT, _PRIORITY_BY_TEXT, _UUID_RE, NAME_MAX, VM_ID_MAX

@@ -20,7 +20,7 @@ from typing import Callable
 import attrs
 
 from . import devargs, journal, values, vms
-from .errors import Cancelled, Conflict, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
+from .errors import Cancelled, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, PowerState, VMConfig
