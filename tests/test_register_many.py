@@ -288,7 +288,7 @@ def test_a_dataframe_is_refused_with_the_call_that_turns_it_into_rows(store, sna
 
 
 def test_a_real_dataframe_is_refused_too(store):
-    pd = pytest.importorskip("pandas")  # not a dependency
+    pd = pytest.importorskip("pandas")  # in the test extra (notebook users' tool), not a dependency of vgpu
     frame = pd.DataFrame([{"uuid": uuid_of(1), "pool": "B", "vm_id": 4}])
     with pytest.raises(NotRows, match=r'not a DataFrame; pass df\.to_dict\("records"\)'):
         vms.register_many(store, frame)
