@@ -225,44 +225,43 @@ class XapiStandIn:
             raise Failure("HANDLE_INVALID", "task", ref)
         return self._tasks[ref]
 
-    def _async_clean_shutdown(self, ref: str) -> str:
+    def _async(self, ref: str, work: Callable[[_Task, str, str], None]) -> str:
+        """Start ``work`` as an xapi task on its own thread; its outcome (or XAPI failure) lands in the task."""
         vm_uuid = self._uuid(ref)
         task_ref, task = f"OpaqueRef:{uuidlib.uuid4()}", _Task()
         self._tasks[task_ref] = task
-        threading.Thread(target=self._run_clean_shutdown, args=(task, ref, vm_uuid), daemon=True).start()
+
+        def run() -> None:
+            try:
+                work(task, ref, vm_uuid)
+            except Failure as failure:
+                task.error_info, task.status = failure.description, "failure"
+            except HypervisorError as exc:
+                task.error_info, task.status = [exc.code, *map(self._as_ref, exc.details)], "failure"
+
+        threading.Thread(target=run, daemon=True).start()
         return task_ref
+
+    def _async_clean_shutdown(self, ref: str) -> str:
+        return self._async(ref, self._run_clean_shutdown)
 
     def _run_clean_shutdown(self, task: _Task, ref: str, vm_uuid: str) -> None:
         """xapi checks the power state inside the task, then waits for the guest until cancelled."""
-        try:
-            self._require(ref, PowerState.RUNNING)
-            while not task.cancel.is_set():
-                if self.sim.clean_shutdown(vm_uuid, timeout=0.05):
-                    task.status = "success"
-                    return
-            task.status = "cancelled"
-        except Failure as failure:
-            task.error_info, task.status = failure.description, "failure"
-        except HypervisorError as exc:
-            task.error_info, task.status = [exc.code, *map(self._as_ref, exc.details)], "failure"
+        self._require(ref, PowerState.RUNNING)
+        while not task.cancel.is_set():
+            if self.sim.clean_shutdown(vm_uuid, timeout=0.05):
+                task.status = "success"
+                return
+        task.status = "cancelled"
 
     def _async_start(self, ref: str, paused: bool, force: bool) -> str:
-        vm_uuid = self._uuid(ref)
-        task_ref, task = f"OpaqueRef:{uuidlib.uuid4()}", _Task()
-        self._tasks[task_ref] = task
-        threading.Thread(target=self._run_start, args=(task, ref, vm_uuid), daemon=True).start()
-        return task_ref
+        return self._async(ref, self._run_start)
 
     def _run_start(self, task: _Task, ref: str, vm_uuid: str) -> None:
         """Past its first checks xapi cannot take a start back: a cancel then changes nothing, as here."""
-        try:
-            self._require(ref, PowerState.HALTED)
-            self.sim.start(vm_uuid)
-            task.status = "success"
-        except Failure as failure:
-            task.error_info, task.status = failure.description, "failure"
-        except HypervisorError as exc:
-            task.error_info, task.status = [exc.code, *map(self._as_ref, exc.details)], "failure"
+        self._require(ref, PowerState.HALTED)
+        self.sim.start(vm_uuid)
+        task.status = "success"
 
     def _result(self, task_ref: str) -> str:
         self._task(task_ref)
