@@ -144,3 +144,17 @@ def test_invalid_rows_with_one_problem_has_no_more_clause():
     error = InvalidRows(iter([RowProblem(1, InvalidValue("pool", "", ("A", "B")))]))
     assert str(error) == "1 bad row, nothing was changed: row 1: invalid pool '': expected A or B"
     assert [p.row for p in error.problems] == [1]
+
+
+class _Table:
+    """Something whose repr spans lines, as a pandas Series passed as a row does."""
+
+    def __repr__(self) -> str:
+        return "uuid    0e1f\npool       B\nName: 3, dtype: object"
+
+
+def test_a_value_whose_repr_spans_lines_is_shown_on_one_line():
+    error = InvalidValue("row", _Table(), "a mapping of fields")
+    assert str(error) == "invalid row uuid 0e1f pool B Name: 3, dtype: object: expected a mapping of fields"
+    assert error.value.__class__ is _Table  # the data stays as given
+

@@ -41,7 +41,14 @@ class InvalidValue(VgpuError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(sentence or f"invalid {field} {value!r}: expected {_allowed_text(allowed)}")
+        super().__init__(sentence or f"invalid {field} {_shown(value)}: expected {_allowed_text(allowed)}")
+
+
+def _shown(value: object) -> str:
+    """The value's repr on one line: a pandas Series given as a row has a repr of many lines. (A string's
+    repr escapes its line breaks already, and is shown whole: the user should see what they typed.)"""
+    text = repr(value)
+    return " ".join(text.split()) if "\n" in text else text
 
 
 class InvalidColumns(InvalidValue):
