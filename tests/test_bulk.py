@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from vgpu import bulk, convert, devargs, lifecycle, recovery
+from vgpu import bulk, convert, devargs, journal, lifecycle, recovery, vms
 from vgpu.errors import (
+    Busy,
     Cancelled,
     Conflict,
     HypervisorError,
@@ -22,7 +23,7 @@ from vgpu.errors import (
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
-from .lifekit import FailingProgress, Raising, World, config, vm_uuid
+from .lifekit import FailingProgress, Raising, World, config, other_live_owner, vm_uuid
 from .test_register_many import FakeFrame
 
 
@@ -287,3 +288,22 @@ def test_a_result_with_failures_and_a_refused_plan_are_json_ready(world, four):
     data = json.loads(json.dumps(convert.to_data(refused.value)))
     assert data["error"] == "InvalidRows" and [(p["row"], p["error"], p["field"]) for p in data["problems"]] == [
         (1, "InvalidValue", "pool"), (2, "InvalidValue", "VM UUID")]
+
+
+def test_plan_many_refuses_a_vm_another_session_is_changing_before_anyone_confirms(world, four):
+    with world.store.writing() as conn:
+        op = journal.begin(conn, four[1], "reconfigure", vms.select_vm(conn, four[1]), config("B", 1, 2), False)
+        conn.execute("UPDATE vgpu_operations SET owner = ? WHERE op_id = ?", (other_live_owner(), op.op_id))
+    with pytest.raises(InvalidRows) as refused:
+        bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four])
+    [problem] = refused.value.problems
+    assert problem.row == 2 and isinstance(problem.error, Busy) and problem.error.operation_id == op.op_id
+
+
+def test_a_large_batch_with_two_rows_wanting_one_vm_id_names_both(world):
+    uuids = [world.add(n, "halted", config("A", 1, n)) for n in range(1, 401)]
+    changes = [{"vm_uuid": u, "vm_id": 1000 + n} for n, u in enumerate(uuids)]
+    changes[399]["vm_id"] = changes[0]["vm_id"]
+    with pytest.raises(InvalidRows) as refused:
+        bulk.plan_many(world.store, world.sim, changes)
+    assert [(p.row, p.error.field, p.error.value) for p in refused.value.problems] == [(1, "vm_id", 1000), (400, "vm_id", 1000)]

@@ -7,13 +7,14 @@ shares the planning (one host listing for every power state) and the confirmatio
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import threading
 from typing import Callable, Iterable, Mapping
 
 import attrs
 
-from . import lifecycle, tables, vms
+from . import journal, lifecycle, tables, vms
 from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
@@ -89,6 +90,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     changes = changes if isinstance(changes, (list, tuple)) else as_list(changes)
     states = {host_vm.uuid: host_vm.power_state for host_vm in host.list_vms()}
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
+    locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
     read = CHANGE_HEADER.reader()
     plans, problems, seen = [], [], {}
     for row, item in enumerate(changes, start=1):
@@ -110,14 +112,16 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             if uuid not in states:
                 raise NotFound("VM", uuid, "the host has no such VM")
             lifecycle.check_power_state(uuid, states[uuid])
+            if uuid in locked:
+                raise journal.busy_error(locked[uuid])
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
         seen[uuid] = row
         plans.append(ReconfigurePlan(change.vm, change.new, states[uuid]))
-    new_ids = [plan.new.vm_id for plan in plans]
+    new_ids = collections.Counter(plan.new.vm_id for plan in plans)
     for row_plan in plans:
-        if new_ids.count(row_plan.new.vm_id) > 1:
+        if new_ids[row_plan.new.vm_id] > 1:
             problems.append(RowProblem(seen[row_plan.vm_uuid], Conflict("vm_id", row_plan.new.vm_id, "another row of this batch")))
     if problems:
         raise InvalidRows(sorted(problems, key=lambda p: p.row))
