@@ -207,8 +207,9 @@ def test_an_unexpected_exception_for_one_vm_is_rolled_back_and_reported_with_the
     (failure,) = result.failures
     assert failure.vm_uuid == four[2] and isinstance(failure.error, RuntimeError)
     assert failure.message == "internal error: RuntimeError: backend bug"
-    assert json.loads(json.dumps(convert.to_data(result)))["failures"] == [
-        {"vm_uuid": four[2], "error": {"error": "RuntimeError", "message": "backend bug"}}]
+    [dumped] = json.loads(json.dumps(convert.to_data(result)))["failures"]
+    assert (dumped["vm_uuid"], dumped["error"]) == (four[2], {"error": "RuntimeError", "message": "backend bug"})
+    assert (dumped["plan"]["vm"]["pool_id"], dumped["plan"]["new"]["pool_id"]) == ("A", "B")  # what was attempted
     assert "rolled back" in failure.error.__notes__[0]
     assert world.config(four[2]) == config("A", 1, 3) and world.agrees(four[2])
     assert world.power(four[2]) is PowerState.RUNNING

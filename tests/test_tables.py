@@ -155,6 +155,10 @@ def test_bulk_result_lists_changes_and_failures(world):
     by_uuid = {record["vm_uuid"]: record for record in result.records()}
     assert by_uuid[vm_uuid(2)]["outcome"] == "changed" and by_uuid[vm_uuid(2)]["restarted"] == "no"
     assert by_uuid[vm_uuid(1)]["outcome"] == "failed" and "restored" in by_uuid[vm_uuid(1)]["error"]
+    failed, planned = by_uuid[vm_uuid(1)], plan.plans[0]
+    assert (failed["vm_name"], failed["old"], failed["new"]) == (
+        planned.vm.vm_name, tables.config_text(planned.current), tables.config_text(planned.new))
+    assert failed["new"].startswith("pool B,") and failed["vm_name"]
 
 
 def test_scan_rows_cover_registered_and_unregistered(world):

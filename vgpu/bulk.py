@@ -50,6 +50,7 @@ class BulkFailure:
 
     vm_uuid: str
     error: Exception
+    plan: ReconfigurePlan | None = None  # what was attempted, when the failure is one VM's change
 
     @property
     def message(self) -> str:
@@ -165,7 +166,7 @@ def apply_many(
             try:
                 results.append(future.result())
             except Exception as error:  # a bug in one VM's cycle (rolled back) must not hide the others' outcomes
-                failures.append(BulkFailure(futures[future].vm_uuid, error))
+                failures.append(BulkFailure(futures[future].vm_uuid, error, futures[future]))
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # begin no more VMs; the cycles under way run to their end
         raise

@@ -237,7 +237,9 @@ def bulk_result_view(result: Any) -> tuple[str, list[Record]]:
         "stopped": done.stopped_how, "error": None,
     } for done in result.results]
     rows += [{
-        "vm_uuid": failure.vm_uuid, "vm_name": None, "outcome": "failed", "old": None, "new": None,
+        "vm_uuid": failure.vm_uuid, "vm_name": failure.plan.vm.vm_name if failure.plan else None, "outcome": "failed",
+        "old": config_text(failure.plan.current) if failure.plan else None,
+        "new": config_text(failure.plan.new) if failure.plan else None,
         "restarted": None, "stopped": None, "error": failure.message,
     } for failure in result.failures]
     return f"{len(result.results)} changed, {len(result.failures)} failed", rows
