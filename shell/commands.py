@@ -7,7 +7,7 @@ module is plain data and imports nothing heavy: the one-shot path reads it on ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Value kinds. Each kind that names something on the host or in the DB has a completer (a test checks it).
 VM_UUID = "vm_uuid"  # a registered VM
@@ -27,8 +27,9 @@ COMPLETED_KINDS = (VM_UUID, HOST_VM_UUID, ANY_VM_UUID, POOL, PRIORITY, FORMAT, C
 FORMATS = ("text", "json")
 
 
-@dataclass(frozen=True)
-class Option:
+# NamedTuples, not dataclasses: a frozen dataclass costs about a millisecond to create (it compiles its
+# methods), and this module is on every start of the one-shot command.
+class Option(NamedTuple):
     name: str  # without the leading dashes
     kind: str
     help: str
@@ -48,8 +49,7 @@ class Option:
         }.get(self.kind, "")
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     name: str
     summary: str
     handler: str  # function name in shell.handlers
