@@ -6,8 +6,6 @@ Each handler returns the exit code; errors propagate as exceptions for shell.run
 
 from __future__ import annotations
 
-import json
-
 from vgpu import audit, pools, values, vms
 
 from . import render
@@ -17,7 +15,9 @@ from .context import Context
 def _emit(ctx: Context, opts: dict, data, text) -> int:
     """Print ``data`` as JSON with --format=json, else the text rendering (a string or a callable)."""
     if opts.get("format") == "json":
-        from vgpu.convert import to_data  # cattrs loads only for JSON output
+        import json  # like cattrs, loaded only for JSON output: the one-shot start-up is measured
+
+        from vgpu.convert import to_data
 
         ctx.console.say(json.dumps(to_data(data), indent=2, ensure_ascii=False))
     else:
