@@ -296,6 +296,29 @@ def test_a_real_dataframe_is_refused_too(store):
     assert (vm.pool_id, vm.vm_id) == ("B", 4)
 
 
+def test_a_csv_read_by_pandas_with_blank_cells_registers_with_the_defaults(store, tmp_path):
+    pd = pytest.importorskip("pandas")  # in the test extra (notebook users' tool), not a dependency of vgpu
+    path = tmp_path / "vms.csv"
+    path.write_text(f"uuid,name,pool,priority,vm_id\n{uuid_of(1)},web,B,high,7\n{uuid_of(2)},,,,\n")
+    # a blank cell is pd.NA in a nullable column, NaN in a default text column, "" when read as text (the
+    # docs' way): all three take the default
+    for frame in (pd.read_csv(path, dtype={"vm_id": "Int64", "name": "string", "pool": "string", "priority": "string"}),
+                  pd.read_csv(path, dtype={"vm_id": "Int64"}),
+                  pd.read_csv(path, dtype=str, keep_default_na=False)):
+        registered = vms.register_many(store, frame.to_dict("records"))
+        assert [(vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in registered] == [
+            ("web", "B", Priority.HIGH, 7), (None, "A", Priority.MEDIUM, 1)]
+        for vm in registered:
+            vms.remove(store, vm.vm_uuid)
+    # row by row, a nullable column's blank cell arrives as pd.NA itself (to_dict turns it into None)
+    frame = pd.read_csv(path, dtype={"vm_id": "Int64", "name": "string", "pool": "string", "priority": "string"})
+    registered = [vms.register(store, row.uuid, row.name, row.pool, row.priority, row.vm_id) for row in frame.itertuples()]
+    assert [(vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in registered] == [
+        ("web", "B", Priority.HIGH, 7), (None, "A", Priority.MEDIUM, 1)]
+    vm = vms.register(store, uuid_of(3), "db", pd.NA, pd.NA, pd.NA)  # NA == "" is NA, whose truth value raises
+    assert (vm.pool_id, vm.priority, vm.vm_id) == ("A", Priority.MEDIUM, 2)
+
+
 @pytest.mark.parametrize("items", [{"vm_uuid": uuid_of(1)}, uuid_of(1)], ids=["one row", "a string"])
 def test_one_row_or_a_string_is_refused_as_not_a_list_of_rows(store, items):
     with pytest.raises(NotRows, match=r"^expected a list of rows, not a (dict|str); pass a list of rows \(\[row\] for one\)$"):

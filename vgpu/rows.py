@@ -9,6 +9,7 @@ default in place), one field under two keys, no UUID column, or more cells than 
 
 from __future__ import annotations
 
+import sys
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .errors import InvalidColumns, InvalidValue, NotRows
@@ -17,8 +18,11 @@ _BOM = "\ufeff"  # Excel's "CSV UTF-8" starts the file, and so the first header,
 
 
 def blank(value: object) -> bool:
-    """None, empty or spaces, or NaN: what pandas puts in an empty cell of a CSV it reads."""
-    return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value)
+    """None, empty or spaces, or what pandas puts in an empty cell: NaN, or pd.NA in a nullable column."""
+    if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value):
+        return True
+    pandas = sys.modules.get("pandas")  # never imported here: a pd.NA can only come from a loaded pandas
+    return pandas is not None and value is getattr(pandas, "NA", None)
 
 
 def as_list(items: Iterable[object]) -> list:

@@ -70,15 +70,20 @@ def make_registration(
     return Registration(*row)
 
 
+def _empty_text(value: object) -> bool:
+    return type(value) is str and not value
+
+
 def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, list[InvalidValue]]:
     """Parse each field once: the row, or None and every problem (in field order)."""
     try:  # a good row, the common case, in straight-line code; a bad one is gone over again for every problem
         return tuple.__new__(_Row, (  # tuple.__new__ directly: half the cost of _Row(...) for many rows
             parse_uuid(vm_uuid),
             parse_vm_name(vm_name),
-            DEFAULT_POOL if pool is None or pool == "" else parse_pool_id(pool),
-            DEFAULT_PRIORITY if priority is None or priority == "" else parse_priority(priority),
-            None if vm_id is None or vm_id == "" else parse_vm_id(vm_id),
+            # `is ""`-like tests, never ==: pandas' NA answers == with NA, whose truth value raises
+            DEFAULT_POOL if pool is None or _empty_text(pool) else parse_pool_id(pool),
+            DEFAULT_PRIORITY if priority is None or _empty_text(priority) else parse_priority(priority),
+            None if vm_id is None or _empty_text(vm_id) else parse_vm_id(vm_id),
         )), []
     except InvalidValue:
         pass
