@@ -220,7 +220,7 @@ def _change_summary(entry: AuditEntry) -> str:
 def _history_subject(entry: AuditEntry, names: dict[str, str]) -> str:
     if entry.action == "rename-pool":
         return f"Pool {entry.subject}"
-    name = (entry.new or entry.old or {}).get("vm_name") or names.get(entry.subject)
+    name = entry.vm_name or names.get(entry.subject)
     return f"{name} ({entry.subject})" if name else entry.subject
 
 

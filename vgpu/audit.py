@@ -76,7 +76,7 @@ def history(store: Store, subject: str | None = None, *, limit: int | None = Non
 def registered_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
     """The current registered name of each VM in ``entries`` whose own record names none (an entry keeps
     the name the VM had then; this is for the ones that had none). One read, only when there are such VMs."""
-    unnamed = sorted({entry.subject for entry in entries if entry.action != "rename-pool" and not _recorded_name(entry)})
+    unnamed = sorted({entry.subject for entry in entries if entry.action != "rename-pool" and not entry.vm_name})
     if not unnamed:
         return {}
     with store.reading() as conn:
@@ -85,10 +85,6 @@ def registered_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
             (_encoder().encode(unnamed),),
         ).fetchall()
     return dict(rows)
-
-
-def _recorded_name(entry: AuditEntry) -> str | None:
-    return (entry.new or entry.old or {}).get("vm_name")
 
 
 def _subject_key(subject: object) -> str:

@@ -133,6 +133,11 @@ class AuditEntry:
     old: dict | None
     new: dict | None
 
+    @property
+    def vm_name(self) -> str | None:
+        """The VM's name as this entry recorded it (None for a pool rename, or a VM that had no name then)."""
+        return (self.new or self.old or {}).get("vm_name")
+
 
 @attrs.frozen
 class Registration:
