@@ -430,7 +430,7 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
             op = journal.advance(store, op, journal.WRITING_ARGS)
             update_device_model_args(host, vm.vm_uuid, None)
         except HypervisorError as failure:
-            if failure.code not in (codes.UUID_INVALID, codes.HANDLE_INVALID):
+            if not codes.vm_missing(failure):
                 journal.finish(store, op, journal.ROLLED_BACK, str(failure))
                 failure.sentence += "; the VM is still registered"
                 failure.args = (failure.sentence,)
@@ -485,7 +485,7 @@ def _args_to_repair(host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:
     try:
         return host.get_device_model_args(vm_uuid)
     except HypervisorError as error:
-        if error.code not in (codes.UUID_INVALID, codes.HANDLE_INVALID):
+        if not codes.vm_missing(error):
             raise
     if vm is None:
         raise NotFound("VM", vm_uuid, "it is neither registered nor on the host (see 'vgpu-admin scan-vms')")

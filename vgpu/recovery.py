@@ -98,7 +98,7 @@ def _remove(store: Store, host: Hypervisor, op: journal.Operation, progress) -> 
     try:
         lifecycle.update_device_model_args(host, op.vm_uuid, None)
     except HypervisorError as failure:
-        if failure.code not in (codes.UUID_INVALID, codes.HANDLE_INVALID):
+        if not codes.vm_missing(failure):
             raise
     with store.writing() as conn:
         if vms.select_vm(conn, op.vm_uuid) is not None:

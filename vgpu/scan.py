@@ -14,10 +14,11 @@ import attrs
 from . import devargs, journal, pools, tables, vms
 from .devargs import SegmentState
 from .errors import HypervisorError
-from .values import parse_pool_id
+from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, Pool
 from .store import Store
+from .values import parse_pool_id
 
 
 @attrs.frozen
@@ -184,7 +185,7 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         state = host.power_state(vm.vm_uuid)
         args = host.get_device_model_args(vm.vm_uuid)
     except HypervisorError as error:
-        if error.code in ("UUID_INVALID", "HANDLE_INVALID"):
+        if codes.vm_missing(error):
             return VMView(vm, None, devargs.ABSENT, operation=operation)
         return VMView(vm, None, devargs.ABSENT, str(error), operation)
     return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args), operation=operation)

@@ -63,6 +63,12 @@ def sentence_for(code: str, details: Sequence[str] = (), vm: str | None = None) 
     return template.format(*(_detail(details, index, missing) for index in range(3)), vm=subject)
 
 
+def vm_missing(error: HypervisorError) -> bool:
+    """The host has no such VM (never had it, or it was deleted): XAPI says UUID_INVALID for a UUID it does
+    not know and HANDLE_INVALID for a reference to a VM deleted since."""
+    return error.code in (UUID_INVALID, HANDLE_INVALID)
+
+
 def host_error(code: str, details: Sequence[str] = (), vm: str | None = None) -> HypervisorError:
     """The HypervisorError (or HostUnreachable) for a host error code, with its sentence."""
     cls = HostUnreachable if code == HOST_UNREACHABLE else HypervisorError
