@@ -103,7 +103,7 @@ def _parse_text(field: str, value: object, limit: int, *, empty_ok: bool, refuse
         return None
     text = value.strip() if isinstance(value, str) else None
     chars, chars_name = refused
-    if text and len(text) <= limit and text.isprintable() and not any(char in text for char in chars):
+    if text and len(text) <= limit and text.isprintable() and not (chars and any(char in text for char in chars)):
         return text
     allowed = f"printable text of at most {limit} characters" + (f", without {chars_name}" if chars else "")
     if text == "":
