@@ -23,6 +23,12 @@ class VgpuError(Exception):
     def __str__(self) -> str:
         return self.sentence
 
+    def reword(self, sentence: str) -> None:
+        """Say ``sentence`` instead (kept in ``args`` too, so the error prints and pickles the same): for a
+        subclass whose sentence is not its parent's, or a caller adding what became of the change."""
+        self.sentence = sentence
+        self.args = (sentence,)
+
 
 def _allowed_text(allowed: Sequence[str] | str) -> str:
     if isinstance(allowed, str):
@@ -59,8 +65,7 @@ class InvalidColumns(InvalidValue):
     def __init__(self, columns: Sequence[object], allowed: str, sentence: str) -> None:
         super().__init__("column", ", ".join(map(str, columns)), allowed)
         self.columns = tuple(columns)
-        self.sentence = sentence
-        self.args = (sentence,)
+        self.reword(sentence)
 
     @classmethod
     def missing(cls, spellings: Sequence[str], name: str) -> "InvalidColumns":
@@ -86,8 +91,7 @@ class NotRows(InvalidValue):
 
     def __init__(self, type_name: str, hint: str) -> None:
         super().__init__("rows", type_name, f"a list of rows; {hint}")
-        self.sentence = f"expected a list of rows, not a {type_name}; {hint}"
-        self.args = (self.sentence,)
+        self.reword(f"expected a list of rows, not a {type_name}; {hint}")
 
 
 class RowProblem:
@@ -119,12 +123,9 @@ class InvalidRows(VgpuError, tables.Tabular):
         count, rows = len(self.problems), len({problem.row for problem in self.problems})
         first = self.problems[0] if self.problems else "no rows"
         more = f" (and {count - 1} more)" if count > 1 else ""
-        what = _plural(rows, "bad row") if count == rows else f"{_plural(count, 'problem')} in {_plural(rows, 'row')}"
+        plural = tables.plural
+        what = plural(rows, "bad row") if count == rows else f"{plural(count, 'problem')} in {plural(rows, 'row')}"
         super().__init__(f"{what}, {outcome}: {first}{more}")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class NotFound(VgpuError):
@@ -144,9 +145,8 @@ class NotRegistered(NotFound):
         super().__init__("registered VM", vm_uuid)
         self.vm_name = vm_name
         who = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
-        self.sentence = (f"{who} is on the host but not registered; "
-                         f"register it first with 'vgpu-admin register-vm --vm-uuid={vm_uuid}'")
-        self.args = (self.sentence,)
+        self.reword(f"{who} is on the host but not registered; "
+                    f"register it first with 'vgpu-admin register-vm --vm-uuid={vm_uuid}'")
 
 
 class Conflict(VgpuError):
@@ -172,8 +172,7 @@ class StalePlan(Conflict):
         now = [f"{label} is now {show(getattr(current, field))}" for field, label, show in _CONFIG_FIELDS
                if getattr(current, field) != getattr(planned, field)]
         vm = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
-        self.sentence = f"{vm} was changed after this plan was made ({', '.join(now)}); plan again"
-        self.args = (self.sentence,)
+        self.reword(f"{vm} was changed after this plan was made ({', '.join(now)}); plan again")
 
 
 _CONFIG_FIELDS = (("pool_id", "pool", str), ("priority", "priority", lambda priority: priority.describe()), ("vm_id", "vm_id", str))
@@ -252,5 +251,4 @@ class AlreadyRegistered(Conflict):
 
     def __init__(self, vm_uuid: str, vm_id: int, pool_id: str) -> None:
         super().__init__("VM UUID", vm_uuid, f"registered VM with vm_id {vm_id} in pool {pool_id}")
-        self.sentence = f"VM {vm_uuid} is already registered (vm_id {vm_id}, pool {pool_id})"
-        self.args = (self.sentence,)
+        self.reword(f"VM {vm_uuid} is already registered (vm_id {vm_id}, pool {pool_id})")

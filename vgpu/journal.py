@@ -141,8 +141,7 @@ def busy_error(op: Operation) -> Busy:
         return Busy(op.vm_uuid, op.started_at, op.op_id, interrupted=True)
     error = Busy(op.vm_uuid, op.started_at, op.op_id)
     if not op.owner_alive:
-        error.sentence += " (that session has ended; run 'vgpu-admin recover' to finish or undo its change)"
-        error.args = (error.sentence,)
+        error.reword(error.sentence + " (that session has ended; run 'vgpu-admin recover' to finish or undo its change)")
     return error
 
 

@@ -310,8 +310,7 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
         return ReconfigureFailed(op.vm_uuid, failure, rolled_back=False, rollback_error=rollback_error)
     journal.finish(store, op, journal.ROLLED_BACK, str(failure))
     if not op.db_updated:
-        failure.sentence += "; nothing was changed"
-        failure.args = (failure.sentence,)
+        failure.reword(failure.sentence + "; nothing was changed")
         return failure
     return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True)
 
@@ -396,8 +395,7 @@ def register_vm(
             with store.writing() as conn:
                 vms.delete_record(conn, vm.vm_uuid)
             journal.finish(store, op, journal.ROLLED_BACK, str(failure))
-            failure.sentence += "; the VM was not registered"
-            failure.args = (failure.sentence,)
+            failure.reword(failure.sentence + "; the VM was not registered")
             raise failure
     journal.finish(store, op, journal.DONE)
     return RegisterResult(vm, host_vm)
@@ -432,8 +430,7 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
         except HypervisorError as failure:
             if not codes.vm_missing(failure):
                 journal.finish(store, op, journal.ROLLED_BACK, str(failure))
-                failure.sentence += "; the VM is still registered"
-                failure.args = (failure.sentence,)
+                failure.reword(failure.sentence + "; the VM is still registered")
                 raise failure
             cleared = False
         with store.writing() as conn:
