@@ -36,7 +36,7 @@ class Context:
     @property
     def host(self):
         if self._host is None:
-            from vgpu.hypervisor import open_host  # here: only commands that talk to the host pay for it
+            from vgpu.hosts import open_host  # here: only commands that talk to the host pay for it
 
             self._prepare_files()
             self._host = open_host(self.settings.host, args_key=self.settings.args_key, password=self._password)

@@ -12,19 +12,12 @@ import contextlib
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
-import attrs
-
-from vgpu.hypervisor.base import Hypervisor
 from vgpu.hypervisor.sim import SimHost
 
-
-
-@attrs.define
-class HostUnderTest:
-    name: str
-    host: Hypervisor
-    add_vm: Callable[[str, str, str, str], None]  # (uuid, name, power state, device-model args)
-    sim: SimHost | None = None  # the simulated host underneath, when there is one (fault injection)
+from .hostkit_libvirt import register_libvirt
+from .hostkit_xapi import xapi_backend
+from .hostkit_xe import xe_backend
+from .hostunder import HostUnderTest
 
 
 @contextlib.contextmanager
@@ -33,11 +26,6 @@ def sim_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
     yield HostUnderTest("sim", sim, lambda u, n, p, a: sim.add_vm(u, n, p, a), sim)
     sim.close()
 
-
-# Imported here, below HostUnderTest, because each factory module imports HostUnderTest from this one.
-from .hostkit_libvirt import register_libvirt  # noqa: E402
-from .hostkit_xapi import xapi_backend  # noqa: E402
-from .hostkit_xe import xe_backend  # noqa: E402
 
 BACKENDS: dict[str, Callable[[Path], ContextManager[HostUnderTest]]] = {
     "sim": sim_backend,

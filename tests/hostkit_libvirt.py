@@ -23,16 +23,14 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, ContextManager
+from typing import ContextManager
 
 import pytest
 
 from vgpu.hypervisor import libvirt_xml
 
 from . import guestkit
-
-if TYPE_CHECKING:  # hostkit imports this module to register the backend: no import back at load time
-    from .hostkit import HostUnderTest
+from .hostunder import HostUnderTest
 
 URI = "qemu:///system"
 REQUIRE_ENV = "VGPU_REQUIRE_LIBVIRT"
@@ -163,8 +161,6 @@ def libvirt_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
     """The protocol suite's libvirt host: LibvirtHost on qemu:///system, VMs booting the tiny guest."""
     with _one_run_at_a_time(), libvirt_domains(tmp_path) as domains:
         from vgpu.hypervisor.libvirt import LibvirtHost
-
-        from .hostkit import HostUnderTest
 
         host = LibvirtHost(URI)
         try:

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from vgpu.hypervisor.sim import SimHost
 from vgpu.hypervisor.xapi import XapiHost
 
+from .hostunder import HostUnderTest
 from .standins.xapi_server import XapiStandIn
-
-if TYPE_CHECKING:
-    from .hostkit import HostUnderTest
 
 USER, PASSWORD = "root", "hostkit-xapi-pw"
 
 
 @contextlib.contextmanager
-def xapi_backend(tmp_path: Path) -> Iterator["HostUnderTest"]:
-    from .hostkit import HostUnderTest  # here, not at the top: hostkit imports this module to register it
-
+def xapi_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
     sim = SimHost(tmp_path / "host.json")
     with XapiStandIn(sim, user=USER, password=PASSWORD) as server:
         # The password comes from the prompt callable, so the test leaves VGPU_XAPI_PASSWORD alone.

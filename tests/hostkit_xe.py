@@ -11,7 +11,7 @@ from typing import Iterator
 from vgpu.hypervisor.sim import SimHost
 from vgpu.hypervisor.xe import XeHost
 
-from .hostkit import HostUnderTest
+from .hostunder import HostUnderTest
 
 STANDIN_XE = Path(__file__).resolve().parent / "standins" / "xe"
 

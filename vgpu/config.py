@@ -19,14 +19,16 @@ Config file keys::
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any, Mapping
 
 import attrs
 
 from . import paths
 from .errors import ConfigError
+from .hypervisor.base import DEFAULT_ARGS_KEY
 
-DEFAULT_ARGS_KEY = "device-model-args"  # the spec's platform key; some hosts read "device_model_args"
+DEMO_URI = "sim:demo"
 ENV_DB = "VGPU_DB"
 ENV_HOST = "VGPU_HOST"
 ENV_SYSTEM_CONFIG = "VGPU_SYSTEM_CONFIG"
@@ -44,7 +46,7 @@ class Settings:
 
     @property
     def is_demo(self) -> bool:
-        return self.host == "sim:demo"
+        return self.host == DEMO_URI
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -82,8 +84,6 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
             if key not in values:
                 values[key], sources[key] = value, source
     if "host" not in values:
-        from .hypervisor import default_uri
-
         values["host"], sources["host"] = default_uri(), "default"
     if "db" not in values:
         values["db"], sources["db"] = _default_db(values["host"]), "default"
@@ -91,5 +91,10 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     return Settings(sources=sources, **values)
 
 
+def default_uri() -> str:
+    """``xe:`` on a XCP-ng/XenServer dom0 (where xe is on PATH), else the demo's simulated host."""
+    return "xe:" if shutil.which("xe") else DEMO_URI
+
+
 def _default_db(host: str) -> str:
-    return paths.demo_db() if host == "sim:demo" else paths.default_db()
+    return paths.demo_db() if host == DEMO_URI else paths.default_db()

@@ -2,25 +2,25 @@
 
 | URI                                   | backend                                      |
 |---------------------------------------|----------------------------------------------|
-| ``sim:PATH``, ``sim:demo``            | :class:`~vgpu.hypervisor.sim.SimHost`         |
+| ``sim:PATH``                          | :class:`~vgpu.hypervisor.sim.SimHost`         |
 | ``xe:`` (``xe:/path/to/xe``)          | the xe CLI on dom0 (:mod:`vgpu.hypervisor.xe`) |
 | ``xapi://user@host[:port]``, ``xapis://...``, ``xapi+unix:[path]`` | the XenAPI SDK (:mod:`vgpu.hypervisor.xapi`) |
 | ``qemu:///system`` and other libvirt URIs | libvirt-python (:mod:`vgpu.hypervisor.libvirt`) |
 
 Backends are imported only when their URI is used, so ``import vgpu`` stays light and a host without the
-XenAPI SDK or libvirt-python can still use the others.
+XenAPI SDK or libvirt-python can still use the others. ``sim:demo`` names the demo's host file, which the
+demo module owns: :func:`vgpu.hosts.open_host` resolves it; this package knows only backends.
 """
 
 from __future__ import annotations
 
-import shutil
 from typing import Callable
 
 from ..errors import InvalidValue
 from .base import DEFAULT_ARGS_KEY, Hypervisor
 
 SCHEMES = ("sim:", "xe:", "xapi://", "xapis://", "xapi+unix:", "qemu:", "qemu+ssh:", "qemu+unix:", "qemu+tcp:", "qemu+tls:")
-_ALLOWED = "sim:PATH, sim:demo, xe:, xapi://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
+_ALLOWED = "sim:PATH, xe:, xapi://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
 
 
 def open_host(
@@ -40,9 +40,7 @@ def open_host(
 
         target = text[len("sim:"):]
         if target == "demo":
-            from .. import demo
-
-            return SimHost(demo.host_path(), args_key=args_key)
+            raise InvalidValue("host URI", uri, "a path after sim: here; vgpu.hosts.open_host resolves sim:demo")
         if not target:
             raise InvalidValue("host URI", uri, _ALLOWED)
         return SimHost(target, args_key=args_key)
@@ -61,9 +59,4 @@ def open_host(
     raise InvalidValue("host URI", uri, _ALLOWED)
 
 
-def default_uri() -> str:
-    """``xe:`` on a XCP-ng/XenServer dom0 (where xe is on PATH), else the demo's simulated host."""
-    return "xe:" if shutil.which("xe") else "sim:demo"
-
-
-__all__ = ["Hypervisor", "open_host", "default_uri", "DEFAULT_ARGS_KEY"]
+__all__ = ["Hypervisor", "open_host", "DEFAULT_ARGS_KEY"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ..config import DEFAULT_ARGS_KEY
 from ..models import HostVM, PowerState
+
+DEFAULT_ARGS_KEY = "device-model-args"  # the spec's platform key; some hosts read "device_model_args"
 
 __all__ = ["Hypervisor", "DEFAULT_ARGS_KEY"]
 
