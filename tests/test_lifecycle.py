@@ -539,7 +539,7 @@ def test_register_writes_the_segment_and_takes_the_host_name(world):
     assert result.vm.config == config("B", 2, 1)
     assert result.applies_at_next_boot
     assert world.args(uuid) == f"{OWN_ARGS} {devargs.render(result.vm.config)}"
-    assert world.power(uuid) is PowerState.RUNNING and world.sim.boots(uuid) == []
+    assert world.power(uuid) is PowerState.RUNNING and world.sim.boots(uuid) == [OWN_ARGS]  # not restarted: still the boot it had
     assert world.open_ops() == []
 
 

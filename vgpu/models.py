@@ -114,12 +114,17 @@ class PoolDetail(tables.Tabular):
 
 @attrs.frozen
 class HostVM:
-    """A VM as the hypervisor reports it (templates, snapshots and dom0 already left out)."""
+    """A VM as the hypervisor reports it (templates, snapshots and dom0 already left out).
+
+    ``device_model_args`` are the stored arguments (what the VM's next boot will get); ``booted_args`` are
+    the ones its running domain was started with, or None when it is not running or the host cannot tell.
+    """
 
     uuid: str
     name: str
     power_state: PowerState
     device_model_args: str = ""
+    booted_args: str | None = None
 
 
 @attrs.frozen

@@ -40,6 +40,14 @@ class Hypervisor(Protocol):
     def start(self, vm_uuid: str) -> None:
         """Boot the VM and return once the host reports it running."""
 
+    def booted_device_model_args(self, vm_uuid: str) -> str | None:
+        """The device-model args the VM's running domain was started with ("" when it booted with none);
+        None when it is not running, or when the host cannot tell (then nobody may call it configured)."""
+
+    def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
+        """What the host is still doing to the VM (a start, a shutdown someone asked for), as the host names
+        it; () when nothing, None when the host cannot tell."""
+
     def get_device_model_args(self, vm_uuid: str) -> str:
         """The VM's device-model arguments as one string ("" when it has none)."""
 

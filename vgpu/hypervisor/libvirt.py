@@ -69,6 +69,12 @@ class LibvirtHost:
         with _translated(vm_uuid):
             return _power_state(dom.state()[0])
 
+    def booted_device_model_args(self, vm_uuid: str) -> str | None:
+        return None  # not read from this host yet: unknown, so never "configured"
+
+    def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
+        return None  # not read from this host yet: unknown
+
     def get_device_model_args(self, vm_uuid: str) -> str:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):

@@ -11,6 +11,12 @@ Faults and latencies are part of the state, so a test (or a teacher) can set the
     host.set_fault("start", "fail_if_args_contain:pool=B", vm_uuid)   # won't boot in pool B
     host.set_latency("clean_shutdown", 1.0)
 
+A clean shutdown and a start are requests the host carries out on its own time, whatever becomes of the
+client that asked: each is recorded with the moment it completes (``halt_at``, ``start_at``), and until
+then :meth:`SimHost.current_operations` names it, as xapi's ``current_operations`` does. A VM's boots
+(the args each domain was started with) are recorded when a start completes; a VM added as running is
+taken to have booted with the args it was added with.
+
 Fault kinds: ``clean_shutdown``: ``ignore`` (the guest never obeys), ``lacks_feature`` (no PV drivers),
 ``fail``; ``hard_shutdown``, ``set_args``, ``list``: ``fail``; ``start``: ``fail`` or
 ``fail_if_args_contain:TEXT``; ``unreachable`` (any VM, value ``on``). A fault applies to one VM or to
@@ -134,12 +140,15 @@ class SimHost:
                 platform = dict(row[4] or {}) if len(row) > 4 else {}
                 if args:
                     platform[self.args_key] = args
+                power_state = PowerState(power).value
                 state["vms"][vm_uuid.lower()] = {
                     "name": name,
-                    "power_state": PowerState(power).value,
+                    "power_state": power_state,
                     "platform": platform,
                     "halt_at": None,
-                    "boots": [],
+                    "start_at": None,
+                    # A VM that is already running booted with what it has now (as far as anyone can tell).
+                    "boots": [platform.get(self.args_key, "")] if power_state == "running" else [],
                 }
 
     def remove_vm(self, vm_uuid: str) -> None:
@@ -161,10 +170,32 @@ class SimHost:
         return vm
 
     def _settle(self, vm: dict[str, Any]) -> None:
-        """A requested clean shutdown completes when its time comes, whether or not anyone waited."""
-        if vm["power_state"] == "running" and vm.get("halt_at") is not None and vm["halt_at"] <= self._clock():
+        """A requested clean shutdown or start completes when its time comes, whether or not anyone waited."""
+        now = self._clock()
+        if vm["power_state"] == "running" and vm.get("halt_at") is not None and vm["halt_at"] <= now:
             vm["power_state"] = "halted"
             vm["halt_at"] = None
+        if vm.get("start_at") is not None and vm["start_at"] <= now:
+            vm["power_state"] = "running"
+            vm["boots"].append(vm.pop("start_args", ""))
+            vm["start_at"] = None
+
+    @staticmethod
+    def _operations(vm: dict[str, Any]) -> tuple[str, ...]:
+        pending = []
+        if vm.get("start_at") is not None:
+            pending.append("start")
+        if vm.get("halt_at") is not None:
+            pending.append("clean_shutdown")
+        return tuple(pending)
+
+    def _refuse_if_busy(self, vm: dict[str, Any], vm_uuid: str) -> None:
+        if vm.get("start_at") is not None:
+            raise codes.host_error(codes.OTHER_OPERATION_IN_PROGRESS, ["VM", vm_uuid, "start"], vm_uuid)
+
+    @staticmethod
+    def _booted(vm: dict[str, Any]) -> str | None:
+        return vm["boots"][-1] if vm["power_state"] == "running" and vm["boots"] else None
 
     def list_vms(self) -> list[HostVM]:
         delay = self._latency("list")
@@ -177,16 +208,26 @@ class SimHost:
             result = []
             for vm_uuid, vm in state["vms"].items():
                 self._settle(vm)
-                result.append(HostVM(vm_uuid, vm["name"], PowerState(vm["power_state"]), vm["platform"].get(self.args_key, "")))
+                result.append(HostVM(vm_uuid, vm["name"], PowerState(vm["power_state"]),
+                                     vm["platform"].get(self.args_key, ""), self._booted(vm)))
             return result
 
     def power_state(self, vm_uuid: str) -> PowerState:
         with self._locked(write=False) as state:
             return PowerState(self._vm(state, vm_uuid)["power_state"])
 
+    def booted_device_model_args(self, vm_uuid: str) -> str | None:
+        with self._locked(write=False) as state:
+            return self._booted(self._vm(state, vm_uuid))
+
+    def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
+        with self._locked(write=False) as state:
+            return self._operations(self._vm(state, vm_uuid))
+
     def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
         with self._locked() as state:
             vm = self._vm(state, vm_uuid)
+            self._refuse_if_busy(vm, vm_uuid)
             if vm["power_state"] == "halted":
                 return True
             if vm["power_state"] != "running":
@@ -218,11 +259,13 @@ class SimHost:
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated forced shutdown failure"], vm_uuid)
             vm["power_state"] = "halted"
             vm["halt_at"] = None
+            vm["start_at"] = None  # forcing a VM off also ends a start still under way
 
     def start(self, vm_uuid: str) -> None:
-        self._sleep_for("start")
+        """Ask for a start and wait until it completes (it completes even if the caller is gone by then)."""
         with self._locked() as state:
             vm = self._vm(state, vm_uuid)
+            self._refuse_if_busy(vm, vm_uuid)
             if vm["power_state"] != "halted":
                 raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, "halted", vm["power_state"]], vm_uuid)
             args = vm["platform"].get(self.args_key, "")
@@ -231,8 +274,14 @@ class SimHost:
                 raise codes.host_error(
                     codes.FAILED_TO_START_EMULATOR, [vm_uuid, "vgpu", "Daemon exited unexpectedly"], vm_uuid
                 )
-            vm["power_state"] = "running"
-            vm["boots"].append(args)
+            vm["start_at"] = self._clock() + float(state["latency"].get("start", 0.0))
+            vm["start_args"] = args
+            start_at = vm["start_at"]
+        wait = start_at - self._clock()
+        if wait > 0:
+            time.sleep(wait)
+        with self._locked() as state:
+            self._vm(state, vm_uuid)  # settles the start (and writes it down) now that its time has come
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         with self._locked(write=False) as state:

@@ -192,6 +192,12 @@ class XapiHost:
         if not self._await(task, deadline, vm_uuid):
             raise codes.host_error(codes.OPERATION_TIMED_OUT, [], vm_uuid)
 
+    def booted_device_model_args(self, vm_uuid: str) -> str | None:
+        return None  # not read from this host yet: unknown, so never "configured"
+
+    def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
+        return None  # not read from this host yet: unknown
+
     def get_device_model_args(self, vm_uuid: str) -> str:
         platform = self._call("VM.get_platform", self._ref(vm_uuid), vm=vm_uuid)
         return str(platform.get(self.args_key, ""))

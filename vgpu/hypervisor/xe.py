@@ -119,6 +119,12 @@ class XeHost:
     def start(self, vm_uuid: str) -> None:
         self._call(["vm-start", self._uuid_arg(vm_uuid)], vm_uuid, self.power_timeout)
 
+    def booted_device_model_args(self, vm_uuid: str) -> str | None:
+        return None  # not read from this host yet: unknown, so never "configured"
+
+    def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
+        return None  # not read from this host yet: unknown
+
     def get_device_model_args(self, vm_uuid: str) -> str:
         args = ["vm-param-get", self._uuid_arg(vm_uuid), "param-name=platform", f"param-key={self.args_key}"]
         value, missing = self._attempt(args, vm_uuid, None, _key_missing)
