@@ -25,6 +25,9 @@ class Context:
         self.on_change = None  # the REPL sets this to refresh its completion names after a change
         self.name_cache = None  # the REPL sets this to its completion names (a NameCache getter)
         self.in_repl = False  # True while the vgpu> shell runs: messages say 'help', not 'vgpu-admin help'
+        # shell.main sets this to open the vgpu> shell: the shell runs its lines through shell.runner, so
+        # the handlers the runner calls may not import it (modules import only downward).
+        self.open_shell = None
 
     @property
     def store(self) -> Store:

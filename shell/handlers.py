@@ -10,6 +10,7 @@ from vgpu import audit, pools, values, vms
 
 from . import render
 from .context import Context
+from .errors import UsageError
 
 
 def _emit(ctx: Context, opts: dict, data, text) -> int:
@@ -184,9 +185,9 @@ def help(ctx: Context, opts: dict) -> int:  # noqa: A001 - the command is called
 
 
 def shell(ctx: Context, opts: dict) -> int:
-    from .repl import run_repl
-
-    return run_repl(ctx)
+    if ctx.open_shell is None:
+        raise UsageError("the vgpu> shell opens only from vgpu-admin itself")
+    return ctx.open_shell()
 
 
 def refresh(ctx: Context, opts: dict) -> int:

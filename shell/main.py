@@ -34,12 +34,19 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         console.say(f"vgpu-admin {__version__}")
         return 0
     ctx = Context(settings, console)
+    ctx.open_shell = lambda: _open_shell(ctx)
     try:
         if not words:
             words = ["shell"]
         return runner.run_words(ctx, words)
     finally:
         ctx.close()
+
+
+def _open_shell(ctx: Context) -> int:
+    from .repl import run_repl  # prompt_toolkit: only for the interactive shell, never a one-shot command
+
+    return run_repl(ctx)
 
 
 def entry() -> None:

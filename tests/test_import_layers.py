@@ -1,5 +1,5 @@
-"""The library's modules import only downward: no module reaches, even lazily inside a function, a module
-that imports it back. A cycle hidden behind a function-level import still breaks whoever imports the
+"""The library's and the shell's modules import only downward: no module reaches, even lazily inside a
+function, a module that imports it back. A cycle hidden behind a function-level import still breaks whoever imports the
 modules in the other order (a test file run on its own, a script importing a backend first)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from .clikit import REPO
 
-PACKAGES = ("vgpu",)
+PACKAGES = ("vgpu", "shell")
 
 
 def _module_name(path: Path) -> str:
@@ -97,7 +97,8 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 @pytest.mark.parametrize("module", ["vgpu.hypervisor.base", "vgpu.hypervisor.sim", "vgpu.config", "vgpu.demo",
-                                    "vgpu.hosts", "vgpu.hypervisor.xe"])
+                                    "vgpu.hosts", "vgpu.hypervisor.xe", "shell.handlers", "shell.runner",
+                                    "shell.repl", "shell.main"])
 def test_each_module_imports_first_on_its_own(module):
     done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
