@@ -37,3 +37,12 @@ def test_demo_command_names_vm_1_of_the_demo():
     from vgpu import demo
 
     assert f"--vm-uuid={demo.demo_uuid('VM-1')} " in _readme_commands()[0]
+
+
+def test_ci_runs_each_test_file_on_its_own_after_the_suite():
+    ci_lines = [line.strip() for line in _read(".ci", "run").splitlines()]
+    assert ".ci/each-test-file" in ci_lines
+    assert ci_lines.index(".ci/each-test-file") > ci_lines.index(_readme_commands()[1])
+    script = os.path.join(ROOT, ".ci", "each-test-file")
+    assert os.access(script, os.X_OK)
+    assert "tests/test_*.py" in _read(".ci", "each-test-file")
