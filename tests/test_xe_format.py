@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ from vgpu.hypervisor import codes, xe_format
 from vgpu.hypervisor.xe_format import parse_error, parse_map, parse_minimal, parse_records
 
 DATA = Path(__file__).parent / "data" / "xe"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "xe-samples"
+CHECKSUMS = DATA / "SHA256SUMS"  # each capture's digest as it was copied in (sha256sum's format)
 KINDS = {"uuid": " RO", "name-label": " RW", "power-state": " RO", "memory-actual": " RO", "VCPUs-number": " RO"}
 _PROMPT = re.compile(r"^(\[root@[^\]]*\]# |# |`)xe ")
 
@@ -38,11 +39,14 @@ def as_triples(records):
     return [[(name, KINDS[name], value) for name, value in record.items()] for record in records]
 
 
-def test_the_copied_samples_match_the_shared_originals():
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} is not on this machine (it is outside the repository)")
-    for original in SHARED.iterdir():
-        assert (DATA / original.name).read_bytes() == original.read_bytes(), original.name
+def test_the_captures_are_byte_for_byte_as_copied_in():
+    """The captures are evidence of real output: an edit (an editor's trailing newline, a 'fix') would make
+    the parsers pass against something no host printed. Every file but the README is listed, unchanged."""
+    recorded = dict(reversed(line.split("  ", 1)) for line in CHECKSUMS.read_text(encoding="utf-8").splitlines())
+    present = {path.name for path in DATA.iterdir()} - {CHECKSUMS.name, "README.md"}
+    assert set(recorded) == present
+    for name, digest in recorded.items():
+        assert hashlib.sha256((DATA / name).read_bytes()).hexdigest() == digest, name
 
 
 # --- records -------------------------------------------------------------------------------------------------
