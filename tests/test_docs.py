@@ -3,6 +3,7 @@ troubleshooting page names every error class, every host error code and their me
 
 from __future__ import annotations
 
+import ast
 import inspect
 import os
 import re
@@ -145,6 +146,45 @@ def test_the_library_examples_run_in_order(tmp_path, monkeypatch, capsys):
     namespace["store"].close()
     printed = capsys.readouterr().out
     assert "VM-1 A high (2) 1" in printed and "Operation cancelled; nothing was changed." in printed
+
+
+def _python_blocks(page: str, fence: str) -> list[str]:
+    return re.findall(rf"^```{fence}\n(.*?)^```", _read(page), flags=re.S | re.M)
+
+
+def _unbound_names(code: str, name: str) -> set[str]:
+    """Names the code reads that neither it binds nor Python provides: what a reader pasting it would miss."""
+    import builtins
+    import symtable
+
+    top = symtable.symtable(code, name, "exec")
+    bound = {sym.get_name() for sym in top.get_symbols() if sym.is_assigned() or sym.is_imported()}
+    missing: set[str] = set()
+    tables = [top]
+    while tables:
+        table = tables.pop()
+        tables += table.get_children()
+        for sym in table.get_symbols():
+            reads_a_global = sym.is_referenced() and (table is top or sym.is_global())
+            if reads_a_global and sym.get_name() not in bound and not hasattr(builtins, sym.get_name()):
+                missing.add(sym.get_name())
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_examples_that_do_not_run_import_what_they_use(page):
+    """```py blocks show what cannot run here (a real host): they still import every name they use, and
+    those imports work, so a reader can paste one as it is."""
+    for number, block in enumerate(_python_blocks(page, "py"), start=1):
+        where = f"docs/{page} py block {number}"
+        assert not _unbound_names(block, where), f"{where} uses names it never imports or defines"
+        imports = [node for node in ast.parse(block).body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        exec(compile(ast.Module(imports, type_ignores=[]), where, "exec"), {})
+
+
+def test_the_unbound_name_check_sees_a_missing_import():
+    assert _unbound_names("x = lambda: getpass.getpass()\nprint(len(x))", "t") == {"getpass"}
+    assert _unbound_names("import getpass\nx = lambda: getpass.getpass()\nf = [y for y in x()]", "t") == set()
 
 
 # --- troubleshooting covers every error ----------------------------------------------------------------------
