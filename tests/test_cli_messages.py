@@ -39,14 +39,21 @@ HOST_COMMANDS = [
     ["update-vm", "--pool=B", "--priority=low"],
     ["remove-vm"],
 ]
+CHANGE_COMMANDS = HOST_COMMANDS[:-1]
 
 
-@pytest.mark.parametrize("argv", HOST_COMMANDS, ids=lambda argv: argv[0])
+@pytest.mark.parametrize("argv", CHANGE_COMMANDS, ids=lambda argv: argv[0])
 def test_a_command_that_asks_the_host_says_the_vm_is_there_but_not_registered(spec, argv):
     uuid = spec.uuid("VM-21")
     line = refused(spec, argv[0], f"--vm-uuid={uuid.upper()}", *argv[1:])
     assert line == (f"error: VM VM-21 ({uuid}) is on the host but not registered; "
                     f"register it first with 'vgpu-admin register-vm --vm-uuid={uuid}'")
+
+
+def test_remove_vm_of_a_vm_that_is_not_registered_has_nothing_to_remove(spec):
+    uuid = spec.uuid("VM-21")
+    line = refused(spec, "remove-vm", f"--vm-uuid={uuid}")
+    assert line == f"error: VM VM-21 ({uuid}) is on the host but not registered; there is nothing to remove"
 
 
 @pytest.mark.parametrize("argv", HOST_COMMANDS, ids=lambda argv: argv[0])

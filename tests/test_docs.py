@@ -13,9 +13,9 @@ import pytest
 
 from shell import parsing, runner
 from shell.errors import UsageError
-from vgpu import bulk_register, errors, values
+from vgpu import bulk_register, devargs, errors, lifecycle, values
 from vgpu.hypervisor import codes
-from vgpu.models import Priority, VMConfig
+from vgpu.models import HostVM, PowerState, Priority, VMConfig
 
 from .conftest import REPO_ROOT
 
@@ -226,6 +226,19 @@ def test_every_host_error_sentence_is_in_troubleshooting(code):
     assert [part for part in _fragments(sentence) if part not in page] == []
 
 
+_SEGMENT = devargs.render(VMConfig("A", Priority.HIGH, 1))
+
+
+class _HostOf:
+    """A host that lists one VM: what explain_unregistered asks."""
+
+    def __init__(self, host_vm: HostVM) -> None:
+        self.host_vm = host_vm
+
+    def list_vms(self) -> list[HostVM]:
+        return [self.host_vm]
+
+
 def _example_errors() -> list[errors.VgpuError]:
     pool_c = [errors.RowProblem(row, errors.InvalidValue("pool", "C", ("A", "B"))) for row in (2, 5, 7)]
     return [
@@ -237,6 +250,10 @@ def _example_errors() -> list[errors.VgpuError]:
                         "'vgpu-admin register-vm --vm-uuid=«uuid»' (see 'vgpu-admin scan-vms')"),
         errors.NotFound("registered VM", "«uuid»", "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')"),
         errors.NotRegistered("«uuid»", "«name»"),
+        lifecycle.explain_unregistered(_HostOf(HostVM("«uuid»", "«name»", PowerState.HALTED, "")),
+                                       errors.NotFound("registered VM", "«uuid»"), removing=True),
+        lifecycle.explain_unregistered(_HostOf(HostVM("«uuid»", "«name»", PowerState.HALTED, _SEGMENT)),
+                                       errors.NotFound("registered VM", "«uuid»"), removing=True),
         _raised_by(values.parse_pool_name, '«"»'),
         errors.Conflict("vm_id", "«id»", "«holder»"),
         errors.AlreadyRegistered("«uuid»", 1, "B"),

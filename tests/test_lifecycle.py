@@ -628,18 +628,36 @@ def _remove(world, uuid):
     return lifecycle.remove_vm(world.store, world.sim, uuid)
 
 
-@pytest.mark.parametrize("command", [_change, _remove], ids=["reconfigure", "remove"])
-def test_a_vm_on_the_host_but_not_registered_says_how_to_register_it(world, running, command):
+def test_a_vm_on_the_host_but_not_registered_says_how_to_register_it(world, running):
     uuid = world.add(5, "running", None, OWN_ARGS, name="render box")
     before = world.tables(), world.args(uuid)
     with pytest.raises(NotRegistered) as caught:
-        command(world, uuid.upper())
+        _change(world, uuid.upper())
     error = caught.value
     assert isinstance(error, NotFound) and (error.kind, error.key, error.vm_name) == ("registered VM", uuid, "render box")
     assert str(error) == (f"VM render box ({uuid}) is on the host but not registered; "
                           f"register it first with 'vgpu-admin register-vm --vm-uuid={uuid}'")
     assert (world.tables(), world.args(uuid)) == before
     assert world.open_ops() == []
+
+
+def test_removing_a_vm_that_is_not_registered_says_there_is_nothing_to_remove(world, running):
+    uuid = world.add(5, "running", None, OWN_ARGS, name="render box")
+    before = world.tables(), world.args(uuid)
+    with pytest.raises(NotRegistered) as caught:
+        _remove(world, uuid.upper())
+    assert str(caught.value) == f"VM render box ({uuid}) is on the host but not registered; there is nothing to remove"
+    assert "register it first" not in str(caught.value)
+    assert (world.tables(), world.args(uuid)) == before
+    assert world.open_ops() == []
+
+
+def test_removing_an_unregistered_vm_that_carries_a_segment_points_to_repair(world, running):
+    uuid = world.add(5, "running", None, f"{OWN_ARGS} {devargs.render(config('B', 2, 9))}", name="clone")
+    with pytest.raises(NotRegistered) as caught:
+        _remove(world, uuid)
+    assert str(caught.value) == (f"VM clone ({uuid}) is on the host but not registered; there is nothing to remove "
+                                 f"(to clear the vgpu segment it carries, run 'vgpu-admin repair-vm --vm-uuid={uuid}')")
 
 
 @pytest.mark.parametrize("command", [_change, _remove], ids=["reconfigure", "remove"])

@@ -139,14 +139,14 @@ class NotFound(VgpuError):
 
 class NotRegistered(NotFound):
     """The VM is on the host but not registered, and the command needs a registration (``vm_name`` is the
-    host's name for it, or None)."""
+    host's name for it, or None). ``next_step`` says what to do instead; by default, register it."""
 
-    def __init__(self, vm_uuid: str, vm_name: str | None = None) -> None:
+    def __init__(self, vm_uuid: str, vm_name: str | None = None, next_step: str | None = None) -> None:
         super().__init__("registered VM", vm_uuid)
         self.vm_name = vm_name
         who = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
-        self.reword(f"{who} is on the host but not registered; "
-                    f"register it first with 'vgpu-admin register-vm --vm-uuid={vm_uuid}'")
+        next_step = next_step or f"register it first with 'vgpu-admin register-vm --vm-uuid={vm_uuid}'"
+        self.reword(f"{who} is on the host but not registered; {next_step}")
 
 
 class Conflict(VgpuError):

@@ -343,10 +343,11 @@ class RegisterResult:
         return self.host_vm.power_state is not PowerState.HALTED
 
 
-def explain_unregistered(host: Hypervisor, missing: NotFound) -> NotFound:
+def explain_unregistered(host: Hypervisor, missing: NotFound, *, removing: bool = False) -> NotFound:
     """For a command that talks to the host anyway, given a VM that is not registered: NotRegistered when
-    the host has the VM (register it first), else NotFound saying the host lacks it too. Costs one host
-    listing, on this path only; a host that cannot be listed leaves ``missing`` as it was."""
+    the host has the VM (register it first; when ``removing``, there is nothing to remove), else NotFound
+    saying the host lacks it too. Costs one host listing, on this path only; a host that cannot be listed
+    leaves ``missing`` as it was."""
     if missing.kind != "registered VM":
         return missing
     try:
@@ -355,7 +356,15 @@ def explain_unregistered(host: Hypervisor, missing: NotFound) -> NotFound:
         return missing
     if host_vm is None:
         return NotFound("registered VM", missing.key, "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')")
-    return NotRegistered(host_vm.uuid, host_name(host_vm))
+    return NotRegistered(host_vm.uuid, host_name(host_vm), _nothing_to_remove(host_vm) if removing else None)
+
+
+def _nothing_to_remove(host_vm: HostVM) -> str:
+    """A VM that was never registered may still carry a segment (a clone's, a leftover): repair clears it."""
+    if not devargs.parse(host_vm.device_model_args).present:
+        return "there is nothing to remove"
+    return (f"there is nothing to remove (to clear the vgpu segment it carries, "
+            f"run 'vgpu-admin repair-vm --vm-uuid={host_vm.uuid}')")
 
 
 def find_host_vm(host: Hypervisor, vm_uuid: str) -> HostVM:
@@ -419,7 +428,7 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     try:
         vm = vms.get(store, vm_uuid)
     except NotFound as missing:
-        raise explain_unregistered(host, missing) from None
+        raise explain_unregistered(host, missing, removing=True) from None
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
     cleared = True
