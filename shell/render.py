@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, Priority, VMConfig
+from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
 from vgpu.tables import plural
 
 RULE = "=" * 80
@@ -127,7 +127,9 @@ def registered(result) -> str:
     text = (f"Registered {name_of(vm)} ({vm.vm_uuid}) in Pool {vm.pool_id} with priority "
             f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
     if result.applies_at_next_boot:
-        text += "\nThe VM is running: its QEMU picks up this configuration at its next boot."
+        state = result.host_vm.power_state
+        now = "The VM's power state is unknown" if state is PowerState.UNKNOWN else f"The VM is {state.value}"
+        text += f"\n{now}: its QEMU picks up this configuration at its next boot."
     return text
 
 

@@ -253,6 +253,17 @@ def test_register_vm_with_defaults_takes_pool_a_medium_the_next_vm_id_and_the_ho
     assert "=== Unregistered VMs: 2 ===" in lines
 
 
+@pytest.mark.parametrize(("state", "said"), [("paused", "The VM is paused"), ("suspended", "The VM is suspended"),
+                                           ("unknown", "The VM's power state is unknown")])
+def test_register_vm_of_a_vm_that_is_not_running_does_not_say_it_is_running(spec, state, said):
+    uuid = "9a9a9a9a-0000-4000-8000-000000000001"
+    spec.sim.add_vm(uuid, "VM-30", state)
+    assert ok(spec.cli("register-vm", f"--vm-uuid={uuid}")) == [
+        f"Registered VM-30 ({uuid}) in Pool A with priority medium (1) and VM ID 21.",
+        f"{said}: its QEMU picks up this configuration at its next boot.",
+    ]
+
+
 def test_register_vm_with_explicit_values(spec):
     uuid = spec.uuid("VM-22")  # halted: nothing to say about the next boot
     assert ok(spec.cli("register-vm", "--vm-uuid", uuid, "--vm-name", "Render box", "--pool=b",
