@@ -130,7 +130,9 @@ COMMANDS: tuple[Command, ...] = (
          Option("vm-id", VM_ID, "a free positive integer (default: the lowest free one)")),
         details=(
             "Records the VM in the database and writes its vgpu segment into the device-model args. A running "
-            "VM's QEMU reads it at its next boot; use a set-* command to apply it now with a restart."
+            "VM's QEMU reads it at its next boot; use a set-* command to apply it now with a restart. A name "
+            "another registered VM has too (in any case) is accepted, with a warning that names both UUIDs: "
+            "commands take the UUID."
         ),
         examples=(
             'vgpu-admin register-vm --vm-uuid=<uuid> --vm-name="VM-1"',

@@ -87,6 +87,8 @@ def register_vm(ctx: Context, opts: dict) -> int:
     )
     ctx.changed()
     ctx.console.say(render.registered(result))
+    if result.shared_name is not None:
+        ctx.console.error(f"warning: {result.shared_name}")
     return 0
 
 

@@ -56,6 +56,21 @@ def test_plan_lists_every_problem_and_changes_nothing(world):
     assert [record["row"] for record in plan.records()] == [1, 5, 8]
 
 
+def test_plan_names_the_vms_that_would_share_a_name_with_their_uuids(world):
+    rows = [{"uuid": vm_uuid(10), "name": "OLD-1"}, {"uuid": vm_uuid(11), "name": "twin"},
+            {"uuid": vm_uuid(12), "name": "twin"}, {"uuid": vm_uuid(13), "name": "single"}]
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows)
+    assert [(shared.name, [vm.vm_uuid for vm in shared.vms]) for shared in plan.shared_names] == [
+        ("old-1", [vm_uuid(1), vm_uuid(10)]), ("twin", [vm_uuid(11), vm_uuid(12)]),
+    ]
+    assert str(plan.shared_names[0]) == (
+        f"2 VMs are named old-1 (in any case): {vm_uuid(1)} (old-1, Pool A, VM ID 1), "
+        f"{vm_uuid(10)} (OLD-1, Pool A, VM ID 2); commands tell them apart by UUID")
+    assert len(plan.vms) == 4  # a warning, not a refusal
+    result = bulk_register.register_planned(world.store, world.sim, plan)
+    assert len(result.registered) == 4
+
+
 def test_plan_says_which_rows_are_registered_already_and_who_holds_a_vm_id(world):
     plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(2)}, ROWS[3], {"uuid": vm_uuid(1).upper()}])
     assert [(p.row, type(p.error)) for p in plan.problems] == [(1, AlreadyRegistered), (2, Conflict), (3, AlreadyRegistered)]

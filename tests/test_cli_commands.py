@@ -253,6 +253,22 @@ def test_register_vm_with_defaults_takes_pool_a_medium_the_next_vm_id_and_the_ho
     assert "=== Unregistered VMs: 2 ===" in lines
 
 
+def test_register_vm_of_a_second_vm_1_as_workflow_1_does_warns_with_both_uuids(spec):
+    first, second = spec.uuid("VM-1"), spec.uuid("VM-21")
+    outcome = spec.cli("register-vm", f"--vm-uuid={second}", "--vm-name=vm-1")
+    assert outcome.code == 0
+    assert outcome.out_lines[0] == f"Registered vm-1 ({second}) in Pool A with priority medium (1) and VM ID 21."
+    assert outcome.err_lines == [
+        f"warning: 2 VMs are named VM-1 (in any case): {first} (VM-1, Pool A, VM ID 1), "
+        f"{second} (vm-1, Pool A, VM ID 21); commands tell them apart by UUID"
+    ]
+    assert spec.vm_by_uuid(second).vm_name == "vm-1"  # accepted: names are for display
+
+
+def test_register_vm_with_a_name_of_its_own_warns_of_nothing(spec):
+    assert spec.cli("register-vm", f"--vm-uuid={spec.uuid('VM-21')}", "--vm-name=VM-1b").err == ""
+
+
 @pytest.mark.parametrize(("state", "said"), [("paused", "The VM is paused"), ("suspended", "The VM is suspended"),
                                            ("unknown", "The VM's power state is unknown")])
 def test_register_vm_of_a_vm_that_is_not_running_does_not_say_it_is_running(spec, state, said):

@@ -543,6 +543,20 @@ def test_register_writes_the_segment_and_takes_the_host_name(world):
     assert world.open_ops() == []
 
 
+def test_register_a_second_vm_of_the_same_name_returns_both(world):
+    first = world.add(1, "running", config("A", 2, 1), name="VM-1")
+    second = vm_uuid(8)
+    world.sim.add_vm(second, "VM-1", "halted", "")  # the host's name is recorded: the same name
+    result = lifecycle.register_vm(world.store, world.sim, second)
+    shared = result.shared_name
+    assert (shared.name, [vm.vm_uuid for vm in shared.vms]) == ("VM-1", [first, second])
+    assert str(shared) == (f"2 VMs are named VM-1: {first} (Pool A, VM ID 1), {second} (Pool A, VM ID 2); "
+                           "commands tell them apart by UUID")
+    other = vm_uuid(9)
+    world.sim.add_vm(other, "VM-9", "halted", "")
+    assert lifecycle.register_vm(world.store, world.sim, other).shared_name is None
+
+
 def test_register_never_puts_the_name_into_the_args(world):
     uuid = vm_uuid(8)
     world.sim.add_vm(uuid, "host-name", "halted", "")

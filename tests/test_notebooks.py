@@ -95,6 +95,9 @@ def _check_registration_outputs(notebook: nbformat.NotebookNode) -> None:
         (10, "is already used by row 4"),            # duplicate UUID
     ]:
         assert f"<tr><td>{row}</td>" in problems and shown in problems, row
+    checked = _output_of(notebook, "plan_registrations")  # rows 4 and 12 both name a VM render-01: registered, with a warning
+    assert ("warning: 2 VMs are named render-01: 053cce83-a733-4963-87d9-50c18f59d196 (Pool B, VM ID 23), "
+            "dac3ad41-8a9c-4727-9469-52cddf72e2ab (Pool B, VM ID 31)") in checked
     plan_cell = next(cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip() == "plan")
     plan_html = plan_cell.outputs[0]["data"]["text/html"]
     assert "7 VMs to register; 5 rows refused" in plan_html

@@ -14,12 +14,13 @@ from typing import Iterable, Mapping
 
 import attrs
 
-from . import lifecycle, tables, vms
+from . import lifecycle, naming, tables, vms
 from .bulk import BulkFailure
 from .errors import InvalidRows, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .lifecycle import ProgressCallback, Progress, RepairResult
 from .models import VM, Registration
+from .naming import SharedName
 from .store import Store
 
 
@@ -31,6 +32,7 @@ class RegistrationPlan(tables.Tabular):
     vms: tuple[VM, ...]
     rows: tuple[int, ...]
     problems: tuple[RowProblem, ...] = ()
+    shared_names: tuple[SharedName, ...] = ()  # planned VMs named like another VM: registered all the same
 
     @staticmethod
     def _view(plan: "RegistrationPlan") -> tuple[str, list[tables.Record]]:
@@ -70,11 +72,14 @@ class RegistrationResult(tables.Tabular):
 
 def plan_registrations(store: Store, host: Hypervisor, items: Iterable[Registration | Mapping[str, object]]) -> RegistrationPlan:
     """Check every row (values, duplicates in the batch and in the DB, the VM on the host) without changing
-    anything. A row without a name gets the host's name for the VM, as ``register-vm`` does."""
+    anything. A row without a name gets the host's name for the VM, as ``register-vm`` does. A name another
+    VM has too is not a problem (names are for display): ``shared_names`` lists each, with the UUIDs."""
     on_host = {host_vm.uuid: host_vm for host_vm in host.list_vms()}
     good, problems = vms.check_many(store, items, exists=on_host.__contains__)
     planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for vm in good.values()]
-    return RegistrationPlan(tuple(planned), tuple(good), tuple(problems))
+    with store.reading() as conn:
+        shared = naming.shared_names(conn, planned)
+    return RegistrationPlan(tuple(planned), tuple(good), tuple(problems), shared)
 
 
 def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressCallback = lifecycle.silent) -> RegistrationResult:

@@ -19,11 +19,12 @@ from typing import Callable
 
 import attrs
 
-from . import devargs, journal, values, vms
+from . import devargs, journal, naming, values, vms
 from .errors import Cancelled, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, PowerState, VMConfig
+from .naming import SharedName
 from .store import Store
 
 
@@ -336,6 +337,7 @@ def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation,
 class RegisterResult:
     vm: VM
     host_vm: HostVM
+    shared_name: SharedName | None = None  # the VM's name is another registered VM's too: worth a warning
 
     @property
     def applies_at_next_boot(self) -> bool:
@@ -407,7 +409,9 @@ def register_vm(
             failure.reword(failure.sentence + "; the VM was not registered")
             raise failure
     journal.finish(store, op, journal.DONE)
-    return RegisterResult(vm, host_vm)
+    with store.reading() as conn:
+        shared = naming.shared_names(conn, [vm])
+    return RegisterResult(vm, host_vm, shared[0] if shared else None)
 
 
 def host_name(host_vm: HostVM) -> str | None:

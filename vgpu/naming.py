@@ -1,0 +1,61 @@
+"""VM display names: the order people expect (VM-2 before VM-10), and VMs that share a name.
+
+A name is for display only: every command takes the UUID, and the spec's own Workflow 1 registers a second
+"VM-1". So a shared name is accepted, and reported (with each VM's UUID) so that nobody mistakes one VM for
+the other in ``status`` or ``scan-vms``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Iterable
+
+import attrs
+
+from .models import VM
+from .vms import select_vms
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key for names: case-insensitive, runs of digits by their value (VM-1, VM-2, VM-10).
+
+    The split alternates text and digits and always starts with text, so two keys never compare a number
+    with a string at the same position.
+    """
+    parts = _DIGITS.split(name.casefold())
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
+
+
+@attrs.frozen
+class SharedName:
+    """Registered VMs (or VMs about to be) whose display names are the same in any case."""
+
+    name: str  # as the first of them (the lowest vm_id) spells it
+    vms: tuple[VM, ...]  # by vm_id
+
+    def __str__(self) -> str:
+        one_spelling = len({vm.vm_name for vm in self.vms}) == 1
+        each = ", ".join(
+            f"{vm.vm_uuid} ({'' if one_spelling else f'{vm.vm_name}, '}Pool {vm.pool_id}, VM ID {vm.vm_id})"
+            for vm in self.vms
+        )
+        case = "" if one_spelling else " (in any case)"
+        return f"{len(self.vms)} VMs are named {self.name}{case}: {each}; commands tell them apart by UUID"
+
+
+def shared_names(conn: sqlite3.Connection, candidates: Iterable[VM]) -> tuple[SharedName, ...]:
+    """For each name among ``candidates`` (VMs just registered, or planned) that another VM has too, among
+    the registered ones or the candidates: the VMs that have it. Empty when every name is its own."""
+    candidates = [vm for vm in candidates if vm.vm_name]
+    wanted = {vm.vm_name.casefold() for vm in candidates}
+    if not wanted:
+        return ()
+    named = {vm.vm_uuid: vm for vm in select_vms(conn) if vm.vm_name and vm.vm_name.casefold() in wanted}
+    named.update((vm.vm_uuid, vm) for vm in candidates)  # a planned VM is not in the table yet
+    groups: dict[str, list[VM]] = {}
+    for vm in sorted(named.values(), key=lambda vm: vm.vm_id):
+        groups.setdefault(vm.vm_name.casefold(), []).append(vm)
+    return tuple(SharedName(group[0].vm_name, tuple(group)) for group in groups.values() if len(group) > 1)
