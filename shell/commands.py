@@ -114,7 +114,7 @@ COMMANDS: tuple[Command, ...] = (
         "scan-vms", "Scan VMs, grouped by pool (A, B, then unregistered)", "scan_vms", (FORMAT_OPTION,),
         details=(
             "Lists every VM on the host: Pool A's, then Pool B's (each by priority, high first, then vm_id), "
-            "then the unregistered ones. After those, any registered VMs missing from the host, VMs whose "
+            "then the unregistered ones (by name, numbers by value: VM-2 before VM-10). After those, any registered VMs missing from the host, VMs whose "
             "device-model args disagree with the database (drift), and unregistered VMs that carry a vgpu "
             "segment (clones carry their parent's vm_id). Last, a line naming any change that was started and "
             "not finished (run 'vgpu-admin recover' for those whose session has ended)."

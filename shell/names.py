@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vgpu import errors, pools, vms
+from vgpu.naming import natural_key
 
 from .vmindex import VMIndex
 
@@ -39,7 +40,7 @@ class PoolName:
 @dataclass(frozen=True)
 class NameCache:
     registered: tuple[VMName, ...] = ()  # DB order: pool, priority (high first), vm_id
-    unregistered: tuple[VMName, ...] = ()  # on the host, not in the DB; by name
+    unregistered: tuple[VMName, ...] = ()  # on the host, not in the DB; by name (VM-2 before VM-10)
     pools: tuple[PoolName, ...] = ()
     host_ok: bool = False  # False: the host could not be listed (the VMs are the DB's only)
     db_ok: bool = True
@@ -88,7 +89,7 @@ def build(store, host) -> NameCache:
     unregistered = tuple(
         sorted(
             (vm_name(u, hv.name, None, True, True, db_ok) for u, hv in on_host.items() if u not in known),
-            key=lambda vm: (vm.name_key, vm.uuid),
+            key=lambda vm: (natural_key(vm.name), vm.uuid),
         )
     )
     pool_names = tuple(PoolName(p.pool_id, p.pool_name, p.vm_count) for p in pool_rows)

@@ -269,6 +269,17 @@ def test_register_vm_with_a_name_of_its_own_warns_of_nothing(spec):
     assert spec.cli("register-vm", f"--vm-uuid={spec.uuid('VM-21')}", "--vm-name=VM-1b").err == ""
 
 
+def test_scan_vms_and_status_list_unregistered_vms_in_natural_order(spec):
+    for number in (9, 10, 100):
+        spec.sim.add_vm(f"9a9a9a9a-0000-4000-8000-{number:012d}", f"VM-2{number}", "halted")
+    names = ["VM-21", "VM-22", "VM-23", "VM-29", "VM-210", "VM-2100"]
+    scanned = ok(spec.cli("scan-vms"))
+    unregistered = scanned[scanned.index("=== Unregistered VMs: 6 ===") + 1:][:6]
+    assert [line.split(" | ")[1] for line in unregistered] == [f"Name: {name}" for name in names]
+    status = ok(spec.cli("status"))
+    assert status[status.index("Unregistered VMs: 6") + 1].startswith(f"  {', '.join(names)} (not registered")
+
+
 @pytest.mark.parametrize(("state", "said"), [("paused", "The VM is paused"), ("suspended", "The VM is suspended"),
                                            ("unknown", "The VM's power state is unknown")])
 def test_register_vm_of_a_vm_that_is_not_running_does_not_say_it_is_running(spec, state, said):

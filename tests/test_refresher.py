@@ -44,6 +44,16 @@ def test_builds_names_from_the_db_and_the_host(spec, shell_store):
     assert (vm3.uuid, vm3.meta) == (spec.uuid("VM-3"), "VM-3 · Pool A")
 
 
+def test_unregistered_names_complete_in_natural_order(spec, shell_store):
+    for number in (10, 9):
+        spec.sim.add_vm(f"9a9a9a9a-0000-4000-8000-{number:012d}", f"VM-{number + 20}", "halted")
+    cache = names.build(shell_store, spec.sim)
+    assert [vm.name for vm in cache.unregistered] == ["VM-21", "VM-22", "VM-23", "VM-29", "VM-30"]
+    spec.sim.add_vm("9a9a9a9a-0000-4000-8000-000000000100", "VM-100", "halted")
+    cache = names.build(shell_store, spec.sim)
+    assert [vm.name for vm in cache.unregistered][-2:] == ["VM-30", "VM-100"]
+
+
 def test_builds_on_its_own_connections_not_the_shells(spec, shell_store):
     seen = []
 

@@ -75,6 +75,13 @@ def test_unregistered_vms_sorted_by_name_then_uuid(world):
     assert report.total_in_system == 6
 
 
+def test_unregistered_vms_sorted_naturally_numbers_by_value(world):
+    for number, name in [(1, "VM-10"), (2, "VM-2"), (3, "vm-1"), (4, "VM-1b"), (5, "VM-100"), (6, "VM")]:
+        world.add(number, "halted", name=name)
+    report = scan.scan(world.store, world.sim)
+    assert [h.name for h in report.unregistered] == ["VM", "vm-1", "VM-1b", "VM-2", "VM-10", "VM-100"]
+
+
 def test_registered_vms_missing_from_the_host(world):
     kept = world.add(1, cfg=config("A", 1, 1))
     gone = world.add(2, cfg=config("B", 1, 2))

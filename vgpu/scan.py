@@ -17,6 +17,7 @@ from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, Pool
+from .naming import natural_key
 from .store import Store
 from .values import parse_pool_id
 
@@ -78,7 +79,7 @@ class ScanReport(tables.Tabular):
 
     pools: tuple[Pool, ...]
     registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id
-    unregistered: tuple[HostVM, ...]  # by name, then UUID
+    unregistered: tuple[HostVM, ...]  # by name (naturally: VM-2 before VM-10), then UUID
     foreign_segments: tuple[ForeignSegment, ...]
     host_error: str | None = None  # set when the host could not be listed: DB-only picture
     unfinished: tuple[UnfinishedOperation, ...] = ()  # oldest first
@@ -154,7 +155,7 @@ def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], h
         host_vm = on_host.pop(vm.vm_uuid, None)
         segment = devargs.parse(host_vm.device_model_args) if host_vm is not None else devargs.ABSENT
         scanned.append(ScannedVM(vm, host_vm, segment, host_error is None))
-    unregistered = sorted(on_host.values(), key=lambda h: (h.name.lower(), h.uuid))
+    unregistered = sorted(on_host.values(), key=lambda h: (natural_key(h.name), h.uuid))
     foreign = []
     for host_vm in unregistered:
         segment = devargs.parse(host_vm.device_model_args)
