@@ -60,8 +60,15 @@ class Command(NamedTuple):
     needs_host: bool = False
     changes: bool = False  # changes the DB or the host
     restarts: bool = False  # may stop and start the VM (always asks first)
-    repl_only: bool = False
+    repl_only: bool = False  # only at the vgpu> prompt (refresh, exit)
     one_of: tuple[str, ...] = ()  # optional options of which at least one must be given
+    aliases: tuple[str, ...] = ()  # other names that run it; the command's own name is the documented one
+    one_shot_only: bool = False  # only on the command line (shell: at the vgpu> prompt you are in it)
+    alias_note: str = ""  # where an alias comes from, for help and the docs
+
+    def offered(self, in_repl: bool) -> bool:
+        """Whether help and completion offer it where the user is."""
+        return not (self.one_shot_only if in_repl else self.repl_only)
 
     def option(self, name: str) -> Option | None:
         return next((opt for opt in self.options if opt.name == name), None)
@@ -108,7 +115,7 @@ COMMANDS: tuple[Command, ...] = (
         details=("Pool names are metadata only: VMs keep running. The change is recorded in the history. The two "
                  "pools cannot share a name (in any case), and a name cannot hold a double quote."),
         examples=('vgpu-admin set-pool-name --pool-id=A --name="Production Pool"',),
-        changes=True,
+        changes=True, aliases=("edit-pool-name",), alias_note="the spec's clarification 8",
     ),
     Command(
         "scan-vms", "Scan VMs, grouped by pool (A, B, then unregistered)", "scan_vms", (FORMAT_OPTION,),
@@ -230,16 +237,22 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "help", "Show the commands, or one command's options", "help", positional=Option("command", COMMAND, "a command name"),
-        examples=("vgpu-admin help", "vgpu-admin help set-pool"),
+        examples=("vgpu-admin help", "vgpu-admin help set-pool"), aliases=("?",),
     ),
-    Command("shell", "Open the interactive vgpu> shell", "shell", details="Same as running vgpu-admin without a command."),
+    Command("shell", "Open the interactive vgpu> shell", "shell", details="Same as running vgpu-admin without a command.",
+            one_shot_only=True),
     Command("refresh", "Reload the completion names now (shell only)", "refresh", repl_only=True),
-    Command("exit", "Leave the shell (also Ctrl-D)", "exit", repl_only=True),
+    Command("exit", "Leave the shell (also Ctrl-D)", "exit", repl_only=True, aliases=("quit",)),
 )
 
 BY_NAME: dict[str, Command] = {command.name: command for command in COMMANDS}
-ALIASES = {"quit": "exit", "?": "help"}
+ALIASES: dict[str, str] = {alias: command.name for command in COMMANDS for alias in command.aliases}
 
 
 def lookup(name: str) -> Command | None:
     return BY_NAME.get(ALIASES.get(name, name))
+
+
+def offered(in_repl: bool) -> tuple[Command, ...]:
+    """The commands help and completion list where the user is: at the vgpu> prompt or on the command line."""
+    return tuple(command for command in COMMANDS if command.offered(in_repl))

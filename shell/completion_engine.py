@@ -77,10 +77,18 @@ def _used_options(words: list[str]) -> set[str]:
 # --- what to offer ------------------------------------------------------------------------------------------
 
 
+_SHELL_COMMANDS = table.offered(in_repl=True)  # completion only ever runs at the vgpu> prompt
+
+
 def _command_names(fragment: str, limit: int) -> list[Suggestion]:
+    """The shell's commands that start with the fragment, then (once something is typed, so that an empty
+    line lists each command once) their aliases."""
     typed = fragment.lower()
-    found = [c for c in table.COMMANDS if c.name.startswith(typed)]
-    return [Suggestion(c.name, -len(fragment), c.name, c.summary) for c in found[:limit]]
+    found = [Suggestion(c.name, -len(fragment), c.name, c.summary) for c in _SHELL_COMMANDS if c.name.startswith(typed)]
+    if typed:
+        found += [Suggestion(alias, -len(fragment), alias, f"{c.summary}; same as {c.name}")
+                  for c in _SHELL_COMMANDS for alias in c.aliases if alias.startswith(typed)]
+    return found[:limit]
 
 
 def _options(command, words: list[str], current: str, names: NameCache, limit: int) -> list[Suggestion]:

@@ -19,7 +19,8 @@ the interactive shell (`vgpu-admin` with no command), with the same options. Opt
 `--name=value` or `--name value`.
 
 Global options (one-shot command line only): `--db=PATH` (or `VGPU_DB`) and `--host=URI` (or
-`VGPU_HOST`): `sim:PATH`, `sim:demo`, `xe:`, `xapi://USER@HOST`, `qemu:///system`.
+`VGPU_HOST`): `sim:PATH`, `sim:demo`, `xe:`, `xapi://USER@HOST`, `qemu:///system`. The shell takes them when
+it starts (`vgpu-admin --db=PATH --host=URI`), and refuses them on its command lines, saying which it uses.
 
 Priorities: low (0), medium (1), high (2): 0 is the LOWEST priority.
 
@@ -42,6 +43,13 @@ def _command(command: Command) -> str:
     lines = [f"## {command.name}", "", command.summary + ".", "", "```", f"{program} {command.usage}", "```", ""]
     if command.repl_only:
         lines += ["Only at the `vgpu>` prompt.", ""]
+    if command.one_shot_only:
+        lines += ["Only on the command line: at the `vgpu>` prompt you are in the shell already.", ""]
+    if command.aliases:
+        note = f" ({command.alias_note})" if command.alias_note else ""
+        names = ", ".join(f"`{alias}`" for alias in command.aliases)
+        same = ": the same command, with the same options" if command.options or command.positional else ""
+        lines += [f"Also called {names}{note}{same}.", ""]
     if command.details:
         lines += [command.details, ""]
     options = ([command.positional] if command.positional else []) + list(command.options)

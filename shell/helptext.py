@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import textwrap
 
-from .commands import COMMANDS, Command, lookup
+from .commands import Command, lookup, offered
 from .errors import UsageError
 from .parsing import help_command
 
 WIDTH = 100
 
 
+GLOBAL_OPTIONS = "Global options: --db=PATH, --host=URI (sim:PATH, sim:demo, xe:, xapi://USER@HOST, qemu:///system)."
+IN_THE_SHELL = ("The database and host were chosen when this shell started (see the bar at the bottom); to use "
+                "others, leave (exit) and start vgpu-admin again naming them.")
+
+
 def overview(*, in_repl: bool = False) -> str:
-    width = max(len(command.name) for command in COMMANDS)
+    """The commands offered where the user is: the shell's own (refresh, exit) only at the vgpu> prompt, and
+    --db/--host only on the command line, since the shell does not take them."""
+    here = offered(in_repl)
+    width = max(len(command.name) for command in here)
     lines = [f"Commands (run '{help_command(in_repl)} COMMAND' for its options):", ""]
-    lines += [f"  {command.name.ljust(width)}  {command.summary}" for command in COMMANDS]
-    lines += [
-        "",
-        "Priorities: low (0), medium (1), high (2): 0 is the LOWEST priority.",
-        "Global options: --db=PATH, --host=URI (sim:PATH, sim:demo, xe:, xapi://USER@HOST, qemu:///system).",
-    ]
+    lines += [f"  {command.name.ljust(width)}  {command.summary}{_aliases(command)}" for command in here]
+    lines += ["", "Priorities: low (0), medium (1), high (2): 0 is the LOWEST priority."]
+    lines += textwrap.wrap(IN_THE_SHELL, WIDTH) if in_repl else [GLOBAL_OPTIONS]
     return "\n".join(lines)
+
+
+def _aliases(command: Command) -> str:
+    return f"; alias {', '.join(command.aliases)}" if command.aliases else ""
 
 
 def command_help(command: Command) -> str:
     lines = [f"Usage: vgpu-admin {command.usage}", "", command.summary + "."]
+    if command.aliases:
+        note = f" ({command.alias_note})" if command.alias_note else ""
+        lines.append(f"Also called: {', '.join(command.aliases)}{note}.")
     if command.details:
         lines += [""] + textwrap.wrap(command.details, WIDTH)
     options = ([command.positional] if command.positional else []) + list(command.options)

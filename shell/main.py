@@ -26,10 +26,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     except (UsageError, errors.VgpuError) as error:
         console.error(f"error: {error}")
         return runner.exit_code_for(error)
-    if words and words[0] in ("-h", "--help"):
-        words = ["help", *words[1:]]
-    elif "--help" in words[1:] or "-h" in words[1:]:  # vgpu-admin set-pool --help
-        words = ["help", words[0]]
+    words = parsing.as_help(words)
     if words and words[0] == "--version":
         console.say(f"vgpu-admin {__version__}")
         return 0

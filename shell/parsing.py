@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shlex
 
-from .commands import COMMANDS, FLAG, FORMATS, TEXT, VM_NAME, Command, lookup
+from .commands import FLAG, FORMATS, TEXT, VM_NAME, Command, lookup, offered
 from .errors import UsageError
 
+PROGRAM = "vgpu-admin"
 GLOBAL_OPTIONS = ("db", "host")
 _MAY_BE_BLANK = (TEXT, VM_NAME)  # an empty VM name means "none"; the library names what a pool name needs
 
@@ -49,14 +50,43 @@ def take_globals(words: list[str]) -> tuple[dict[str, str], list[str]]:
     return found, rest
 
 
+def as_help(words: list[str]) -> list[str]:
+    """``--help`` or ``-h`` anywhere asks for help: alone, the list; after a command, that command's."""
+    if words and words[0] in ("-h", "--help"):
+        return ["help", *words[1:]]
+    if "--help" in words[1:] or "-h" in words[1:]:  # vgpu-admin set-pool --help
+        return ["help", words[0]]
+    return words
+
+
+def shell_line(words: list[str], db: str, host: str) -> list[str]:
+    """The words of a line typed at the vgpu> prompt, as the runner takes them.
+
+    A line pasted from the docs may start with ``vgpu-admin``: at the prompt every line runs in this shell,
+    so the word is dropped (alone, it names the shell itself). ``--db`` and ``--host`` are refused, naming
+    the shell's own: they are chosen when it starts (``db``, ``host``), and one line quietly reaching
+    another database or host would be a trap.
+    """
+    if words and words[0].rsplit("/", 1)[-1] == PROGRAM:
+        words = words[1:] or ["shell"]
+    found, words = take_globals(words)
+    for name, current in (("db", db), ("host", host)):
+        if name in found:
+            raise UsageError(f"--{name} is chosen when the shell starts, and this one uses {current}; "
+                             f"to use another, leave (exit) and start 'vgpu-admin --{name}=...'")
+    return as_help(words)
+
+
 def help_command(in_repl: bool) -> str:
     """How to ask for help where the user is: ``help`` at the vgpu> prompt, ``vgpu-admin help`` on the command line."""
     return "help" if in_repl else "vgpu-admin help"
 
 
 def _unknown_command(name: str, in_repl: bool) -> UsageError:
-    names = [command.name for command in COMMANDS]
-    close = [n for n in names if n.startswith(name[:3])] if name else []
+    from .typos import closest  # only on a mistyped command
+
+    here = offered(in_repl)
+    close = closest(name, [command.name for command in here] + [alias for command in here for alias in command.aliases])
     hint = f"; did you mean {' or '.join(close)}?" if close else f"; run '{help_command(in_repl)}' for the list"
     return UsageError(f"unknown command {name!r}{hint}")
 

@@ -75,7 +75,7 @@ def _read_and_run(ctx: Context, session: PromptSession) -> bool:
     except EOFError:  # Ctrl-D
         return False
     try:
-        words = parsing.split_line(line)
+        words = parsing.shell_line(parsing.split_line(line), ctx.settings.db, ctx.settings.host)
     except UsageError as error:
         runner.report(ctx, error)
         return True

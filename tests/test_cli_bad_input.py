@@ -275,6 +275,24 @@ def test_an_unknown_command_is_named(spec, command):
     assert repr(command) in line and ("run 'vgpu-admin help' for the list" in line or "did you mean" in line)
 
 
+@pytest.mark.parametrize(("typed", "suggested"), [
+    ("lsit-pools", "list-pools"),                        # two letters swapped
+    ("set-pol", "set-pool or set-pool-name"),            # the closest first
+    ("sho-vm", "show-vm"),
+    ("satus", "status"),
+    ("remove-vms", "remove-vm"),
+    ("edit-pool-nme", "edit-pool-name"),                 # aliases are names too
+])
+def test_an_unknown_command_suggests_the_closest_names_first(spec, typed, suggested):
+    line, _ = refused(spec, [typed])
+    assert line == f"error: unknown command {typed!r}; did you mean {suggested}?"
+
+
+def test_an_unknown_command_far_from_every_name_suggests_none(spec):
+    line, _ = refused(spec, ["frobnicate"])
+    assert line == "error: unknown command 'frobnicate'; run 'vgpu-admin help' for the list"
+
+
 # --- bad hosts and databases ------------------------------------------------------------------------------
 
 

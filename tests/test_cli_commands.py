@@ -500,9 +500,9 @@ def test_demo_seeds_on_first_use_keeps_changes_and_resets(isolated_environment):
 # --- help and version -------------------------------------------------------------------------------------
 
 
-def test_help_lists_every_command():
+def test_help_lists_every_command_of_the_command_line():
     lines = ok(run(["help"]))
-    for command in COMMANDS:
+    for command in (c for c in COMMANDS if not c.repl_only):
         assert any(line.split()[:1] == [command.name] and command.summary in line for line in lines), command.name
 
 
@@ -859,3 +859,23 @@ def test_a_terminal_that_cannot_show_the_marks_gets_placeholders(spec):
     outcome = run_process(["scan-vms", *spec.flags], env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert (outcome.code, outcome.err) == (0, "")
     assert outcome.out_lines[1].endswith("| VM ID: 1 | ? Configured")
+
+
+# --- the command names: help where the user is, the spec's other name for set-pool-name -----------------------
+
+
+def test_one_shot_help_lists_no_shell_only_command(spec):
+    for argv in (["--help"], ["help"], ["-h"]):
+        lines = ok(spec.cli(*argv))
+        listed = [line.split()[0] for line in lines if line.startswith("  ") and line.split()]
+        assert "refresh" not in listed and "exit" not in listed, argv
+        assert {"list-pools", "shell", "help"} <= set(listed)
+
+
+def test_edit_pool_name_is_set_pool_name_as_the_spec_s_clarification_8_calls_it(spec):
+    assert ok(spec.cli("edit-pool-name", "--pool-id=B", "--name=Development Pool")) == [
+        'Pool B is now named "Development Pool".']
+    assert ok(spec.cli("show-pool", "--pool-id=B"))[0] == 'Pool B: "Development Pool"'
+    assert ok(spec.cli("help", "edit-pool-name")) == ok(spec.cli("help", "set-pool-name"))
+    assert "Also called: edit-pool-name (the spec's clarification 8)." in ok(spec.cli("help", "set-pool-name"))
+    assert any("set-pool-name" in line and "alias edit-pool-name" in line for line in ok(spec.cli("help")))

@@ -20,10 +20,17 @@ def texts(line: str, cache: NameCache = CACHE) -> list[str]:
 # --- commands and options -----------------------------------------------------------------------------------
 
 
-def test_empty_line_offers_every_command_with_its_summary():
+def test_empty_line_offers_every_command_of_the_shell_with_its_summary():
     found = suggest("", CACHE)
-    assert [s.text for s in found] == [c.name for c in commands.COMMANDS]
+    assert [s.text for s in found] == [c.name for c in commands.COMMANDS if c.name != "shell"]  # not the shell's own
     assert found[0].meta == commands.COMMANDS[0].summary and found[0].start == 0
+
+
+def test_an_alias_is_completed_once_typed_and_says_what_it_is():
+    found = suggest("edit", CACHE)
+    assert [(s.text, s.meta) for s in found] == [("edit-pool-name", "Rename a pool (no VM restart); same as set-pool-name")]
+    assert texts("qu") == ["quit"]
+    assert texts("help edit") == ["edit-pool-name"]
 
 
 def test_command_prefix_replaces_the_typed_part():

@@ -190,3 +190,44 @@ def test_the_toolbar_shows_db_host_pools_and_refreshing(spec):
         offline = names.build(store, spec.sim)
     assert repl.toolbar("/db", "sim:x", offline, refreshing=False) == "DB: /db | Host: sim:x (unreachable) | Pool A: 7 VMs | Pool B: 13 VMs"
     assert repl.toolbar("/db", "sim:x", names.EMPTY, refreshing=True) == "DB: /db | Host: sim:x | refreshing…"
+
+
+# --- lines from the docs, global options, help where the user is ----------------------------------------------
+
+
+def test_a_line_pasted_from_the_docs_with_vgpu_admin_in_front_runs(shell, spec):
+    assert shell.type(f"vgpu-admin list-pools\nvgpu-admin set-priority --vm-uuid={spec.uuid('VM-4')} --priority=low\n"
+                      "yes\n" + CTRL_D) == 0
+    assert shell.out.getvalue().splitlines()[0].startswith('Pool A: "Pool A" | Status: Enabled | VMs: 7 |')
+    assert spec.vm("VM-4").priority.label == "low"
+    assert "error" not in shell.err.getvalue()
+
+
+def test_vgpu_admin_alone_in_the_shell_says_it_is_the_shell(shell):
+    assert shell.type("vgpu-admin\n" + CTRL_D) == 0
+    assert shell.err.getvalue() == "error: you are already in the vgpu> shell\n"
+
+
+@pytest.mark.parametrize("line", ["list-pools --db=/tmp/other.db", "vgpu-admin --host=xe: status",
+                                  "list-vms --host xe: --pool=A"])
+def test_db_and_host_in_the_shell_are_refused_saying_why(shell, spec, line):
+    assert shell.type(f"{line}\n" + CTRL_D) == 0
+    option = "--db" if "--db" in line else "--host"
+    current = str(spec.db) if option == "--db" else f"sim:{spec.host_file}"
+    assert shell.err.getvalue() == (
+        f"error: {option} is chosen when the shell starts, and this one uses {current}; to use another, leave "
+        f"(exit) and start 'vgpu-admin {option}=...'\n")
+    assert shell.out.getvalue() == ""
+
+
+def test_help_in_the_shell_lists_what_the_shell_accepts(shell):
+    assert shell.type("?\n" + CTRL_D) == 0
+    out = shell.out.getvalue()
+    assert "--db" not in out and "--host" not in out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()]
+    assert "shell" not in listed and {"refresh", "exit", "set-pool-name"} <= set(listed)
+
+
+def test_dash_dash_help_in_the_shell_shows_the_command_s_help(shell):
+    assert shell.type("vgpu-admin set-pool --help\n" + CTRL_D) == 0
+    assert shell.out.getvalue() == helptext.help_text("set-pool") + "\n" and shell.err.getvalue() == ""
