@@ -239,7 +239,9 @@ COMMANDS: tuple[Command, ...] = (
         "help", "Show the commands, or one command's options", "help", positional=Option("command", COMMAND, "a command name"),
         examples=("vgpu-admin help", "vgpu-admin help set-pool"), aliases=("?",),
     ),
-    Command("shell", "Open the interactive vgpu> shell", "shell", details="Same as running vgpu-admin without a command.",
+    Command("shell", "Open the interactive vgpu> shell", "shell", details="Same as running vgpu-admin without a command. With its input from a pipe or a "
+                    "file (vgpu-admin < commands.txt) it runs the lines one by one, without a prompt; a question "
+                    "takes its answer from the next line, and the exit code is that of the first line that failed.",
             one_shot_only=True),
     Command("refresh", "Reload the completion names now (shell only)", "refresh", repl_only=True),
     Command("exit", "Leave the shell (also Ctrl-D)", "exit", repl_only=True, aliases=("quit",)),

@@ -6,6 +6,7 @@ only what the command needs; prompt_toolkit is imported only for the interactive
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
 
 
 def _open_shell(ctx: Context) -> int:
+    if sys.stdin is None or not sys.stdin.isatty():  # vgpu-admin < commands.txt: lines, not a prompt
+        from .script import run_lines
+
+        return run_lines(ctx, sys.stdin if sys.stdin is not None else io.StringIO())
     from .repl import run_repl  # prompt_toolkit: only for the interactive shell, never a one-shot command
 
     return run_repl(ctx)

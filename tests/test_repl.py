@@ -16,7 +16,7 @@ from shell.context import Context
 from vgpu import config
 from vgpu.store import Store
 
-from .clikit import SpecHost
+from .clikit import SpecHost, run_process
 
 CTRL_C, CTRL_D = "\x03", "\x04"
 
@@ -231,3 +231,25 @@ def test_help_in_the_shell_lists_what_the_shell_accepts(shell):
 def test_dash_dash_help_in_the_shell_shows_the_command_s_help(shell):
     assert shell.type("vgpu-admin set-pool --help\n" + CTRL_D) == 0
     assert shell.out.getvalue() == helptext.help_text("set-pool") + "\n" and shell.err.getvalue() == ""
+
+
+# --- lines from a pipe or a file (vgpu-admin < commands.txt): no prompt, no terminal codes -------------------
+
+
+def test_lines_piped_into_vgpu_admin_run_one_by_one_answers_included(spec):
+    vm1 = spec.uuid("VM-1")
+    lines = f"# move VM-1\n\nlist-pools\nvgpu-admin set-pool --vm-uuid={vm1} --pool=B\nyes\nrefresh\nlist-vms --pool=B --priority=high\n"
+    outcome = run_process(spec.flags, stdin=lines)
+    assert outcome.code == 0, outcome
+    assert "\x1b" not in outcome.out + outcome.err and "not a terminal" not in outcome.err
+    assert outcome.out_lines[0].startswith('Pool A: "Pool A" | Status: Enabled | VMs: 7 |')
+    assert f"Applied to VM-1 ({vm1}): pool A → B." in outcome.out_lines
+    assert f"UUID: {vm1} | Name: VM-1 | Pool: B | Priority: high (2) | VM ID: 1" in outcome.out_lines
+    assert pool_of(spec, "VM-1") == "B"
+
+
+def test_piped_lines_go_on_after_a_failure_and_exit_with_its_code(spec):
+    outcome = run_process(spec.flags, stdin="list-pools\nset-pool --pool=C\nlist-vms --pool=A\nexit\nstatus\n")
+    assert outcome.code == 2
+    assert outcome.err_lines == ["error: set-pool needs --vm-uuid=<uuid>"]
+    assert "VM-7" in outcome.out and "Control Panel" not in outcome.out  # list-vms ran; nothing after exit
