@@ -74,7 +74,7 @@ def run_words(ctx: Context, words: list[str]) -> int:
     try:
         command, options = parsing.parse(words, in_repl=ctx.in_repl)
         if command.repl_only and not ctx.in_repl:
-            raise UsageError(f"'{command.name}' only works inside the vgpu> shell")
+            raise UsageError(f"'{words[0]}' only works inside the vgpu> shell")
         if command.name == "shell" and ctx.in_repl:
             raise UsageError("you are already in the vgpu> shell")
         return getattr(handlers, command.handler)(ctx, options)

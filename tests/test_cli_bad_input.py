@@ -293,6 +293,12 @@ def test_an_unknown_command_far_from_every_name_suggests_none(spec):
     assert line == "error: unknown command 'frobnicate'; run 'vgpu-admin help' for the list"
 
 
+@pytest.mark.parametrize("word", ["refresh", "exit", "quit"])
+def test_a_shell_only_command_on_the_command_line_is_named_as_typed(spec, word):
+    line, _ = refused(spec, [word])
+    assert line == f"error: '{word}' only works inside the vgpu> shell"
+
+
 # --- bad hosts and databases ------------------------------------------------------------------------------
 
 
