@@ -68,20 +68,26 @@ class Context:
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
         return getpass.getpass(f"Password for {self.settings.host}: ")
 
-    def vms_named(self, name: str) -> list[tuple[str, str]]:
-        """(UUID, name) of each VM called ``name`` in any case: from the shell's names, which include the
-        host's, or else from the database. Only for hints on bad input, so a failure to look finds none."""
-        key = name.strip().lower()
-        if not key:
-            return []
+    def known_vms(self) -> list[tuple[str, str]]:
+        """(UUID, name) of the VMs a hint on bad input may name: the shell's names (the DB's and the host's),
+        else the database's registrations and, when the command opened the host, its VMs (a hint never
+        opens a connection or asks for a password). Only for hints, so a failure to look finds none."""
         if self.name_cache is not None:
-            return [(vm.uuid, vm.name) for vm in self.name_cache().every if vm.name_key == key]
+            return [(vm.uuid, vm.name) for vm in self.name_cache().every]
         from vgpu import vms
 
+        found: dict[str, str] = {}
         try:
-            return [(vm.vm_uuid, vm.vm_name) for vm in vms.list_vms(self.store) if (vm.vm_name or "").lower() == key]
+            found.update((vm.vm_uuid, vm.vm_name or "") for vm in vms.list_vms(self.store))
         except errors.VgpuError:
-            return []
+            pass
+        if self._host is not None:
+            try:
+                for host_vm in self._host.list_vms():
+                    found.setdefault(host_vm.uuid, host_vm.name)
+            except errors.VgpuError:
+                pass
+        return list(found.items())
 
     def changed(self) -> None:
         if self.on_change is not None:

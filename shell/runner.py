@@ -35,20 +35,17 @@ def exit_code_for(error: BaseException) -> int:
 
 def report(ctx: Context, error: BaseException) -> int:
     code = exit_code_for(error)
-    ctx.console.error(str(error) if code == CANCELLED else f"error: {error}{_name_hint(ctx, error)}")
+    ctx.console.error(str(error) if code == CANCELLED else f"error: {error}{_uuid_hint(ctx, error)}")
     return code
 
 
-def _name_hint(ctx: Context, error: BaseException) -> str:
-    """For a VM name typed where a UUID belongs (the usual slip in the shell): the UUID it names."""
+def _uuid_hint(ctx: Context, error: BaseException) -> str:
+    """For a VM name or the start of a UUID typed where a UUID belongs: the UUID it names."""
     if not (isinstance(error, errors.InvalidValue) and error.field == "VM UUID" and isinstance(error.value, str)):
         return ""
-    named = ctx.vms_named(error.value)
-    if len(named) == 1:
-        return f"; the VM named {named[0][1]} is {named[0][0]}"
-    if named:
-        return f"; {len(named)} VMs are named {named[0][1]}: {', '.join(uuid for uuid, _ in named)}"
-    return ""
+    from . import hints  # only on bad input
+
+    return hints.for_bad_uuid(error.value, ctx.known_vms())
 
 
 def log_path() -> str:

@@ -356,6 +356,23 @@ def test_a_name_two_vms_share_lists_both_uuids_and_an_unknown_name_gets_no_hint(
     assert spec.cli("show-vm", "--vm-uuid=nobody").one_error_line().endswith("expected a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")
 
 
+def test_the_start_of_a_uuid_as_the_spec_shows_them_is_answered_with_the_whole_uuid(spec):
+    uuid = spec.uuid("VM-3")  # the spec's examples shorten UUIDs: "abc123..."
+    for typed in (uuid[:8], uuid[:8].upper() + "...", uuid[:13]):
+        line = spec.cli("set-pool", f"--vm-uuid={typed}", "--pool=B").one_error_line()
+        assert line.endswith(f"; {typed.rstrip('.')!r} starts the UUID of VM-3: {uuid}"), typed
+    assert spec.vm("VM-3").pool_id == "A"
+
+
+def test_the_start_of_several_uuids_lists_them_and_a_short_one_gets_no_hint(spec):
+    twins = ["abcdef01-0000-4000-8000-000000000001", "abcdef01-0000-4000-8000-000000000002"]
+    for number, uuid in enumerate(twins, start=1):
+        spec.sim.add_vm(uuid, f"twin-{number}", "halted")
+    line = spec.cli("register-vm", "--vm-uuid=abcdef01").one_error_line()
+    assert line.endswith(f"; 'abcdef01' starts 2 UUIDs: {twins[0]} (twin-1), {twins[1]} (twin-2)")
+    assert spec.cli("register-vm", "--vm-uuid=abc").one_error_line().endswith("0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")
+
+
 def rename_in_db(store, vm_uuid: str, name: str) -> None:
     """Give a registered VM another name (there is no command for it: names come from the host)."""
     with store.writing() as conn:
