@@ -17,11 +17,9 @@ from prompt_toolkit.history import FileHistory
 
 from vgpu import errors, paths
 
-from . import parsing, runner
-from .commands import lookup
+from . import runner
 from .completer import threaded_completer
 from .context import Context
-from .errors import UsageError
 from .names import EMPTY, NameCache
 from .refresher import Refresher
 
@@ -74,18 +72,7 @@ def _read_and_run(ctx: Context, session: PromptSession) -> bool:
         return True
     except EOFError:  # Ctrl-D
         return False
-    try:
-        words = parsing.shell_line(parsing.split_line(line), ctx.settings.db, ctx.settings.host)
-    except UsageError as error:
-        runner.report(ctx, error)
-        return True
-    if not words:
-        return True
-    command = lookup(words[0])
-    if command is not None and command.name == "exit":
-        return False
-    runner.run_words(ctx, words)
-    return True
+    return runner.run_line(ctx, line) is not None
 
 
 def _open_sources(ctx: Context):

@@ -11,6 +11,7 @@ import os
 from vgpu import errors, paths
 
 from . import handlers, parsing
+from .commands import lookup
 from .context import Context
 from .errors import UsageError
 
@@ -85,6 +86,21 @@ def run_words(ctx: Context, words: list[str]) -> int:
     except Exception as error:  # the last line of defence: one sentence on screen, the traceback in the log
         ctx.console.error(f"error: internal error: {type(error).__name__}: {error}{_notes(error)} {_log_unexpected(error)}")
         return FAILED
+
+
+def run_line(ctx: Context, line: str) -> int | None:
+    """One line of the vgpu> shell, typed or read from a pipe: its exit code, or None when it asks to leave
+    (exit, quit). Blank lines and ``#`` comments do nothing."""
+    try:
+        words = parsing.shell_line(parsing.split_line(line), ctx.settings.db, ctx.settings.host)
+    except UsageError as error:
+        return report(ctx, error)
+    if not words or words[0].startswith("#"):
+        return OK
+    command = lookup(words[0])
+    if command is not None and command.name == "exit":
+        return None
+    return run_words(ctx, words)
 
 
 def _notes(error: BaseException) -> str:

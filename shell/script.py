@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from . import parsing, runner
-from .commands import lookup
+from . import runner
 from .context import Context
-from .errors import UsageError
 
 
 def run_lines(ctx: Context, source: TextIO) -> int:
@@ -22,24 +20,10 @@ def run_lines(ctx: Context, source: TextIO) -> int:
     first_failure = runner.OK
     try:
         while (line := source.readline()):  # readline, not iteration: the console reads answers from it too
-            code = _run_line(ctx, line)
+            code = runner.run_line(ctx, line)
             if code is None:
                 break
             first_failure = first_failure or code
     finally:
         ctx.in_repl = saved
     return first_failure
-
-
-def _run_line(ctx: Context, line: str) -> int | None:
-    """The line's exit code; None when it asks to leave."""
-    try:
-        words = parsing.shell_line(parsing.split_line(line), ctx.settings.db, ctx.settings.host)
-    except UsageError as error:
-        return runner.report(ctx, error)
-    if not words or words[0].startswith("#"):  # blank lines and comments, as in a shell script
-        return runner.OK
-    command = lookup(words[0])
-    if command is not None and command.name == "exit":
-        return None
-    return runner.run_words(ctx, words)
