@@ -44,9 +44,17 @@ class Context:
 
     @property
     def policy(self):
-        from vgpu.lifecycle import StopPolicy
+        return self.policy_for({})
 
-        return StopPolicy(self.settings.clean_timeout, self.settings.force_after_timeout)
+    def policy_for(self, opts: dict):
+        """The stop policy of the settings, with the command's own --clean-timeout when it has one."""
+        from vgpu import values
+        from vgpu.power import StopPolicy
+
+        timeout = self.settings.clean_timeout
+        if opts.get("clean-timeout") is not None:
+            timeout = values.parse_seconds("clean timeout", opts["clean-timeout"])
+        return StopPolicy(timeout, self.settings.force_after_timeout)
 
     def _prepare_files(self) -> None:
         if self.settings.is_demo and not paths.demo_seeded():

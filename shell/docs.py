@@ -21,6 +21,10 @@ the interactive shell (`vgpu-admin` with no command), with the same options. Opt
 Global options (one-shot command line only): `--db=PATH` (or `VGPU_DB`) and `--host=URI` (or
 `VGPU_HOST`): `sim:PATH`, `sim:demo`, `xe:`, `xapi://USER@HOST`, `qemu:///system`.
 
+The commands that stop a VM (`set-pool`, `set-priority`, `set-vm-id`, `update-vm`, `recover`) wait for a clean
+shutdown `--clean-timeout=SECONDS` (or `VGPU_CLEAN_TIMEOUT`, else the config's `clean_timeout`, else 120);
+then, unless `force_after_timeout = false`, they force the VM off.
+
 Priorities: low (0), medium (1), high (2): 0 is the LOWEST priority.
 
 Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 cancelled by the user.
