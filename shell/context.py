@@ -88,6 +88,12 @@ class Context:
         except errors.VgpuError:
             return []
 
+    def abandon_host(self) -> None:
+        """After an interrupt. The interrupted command may still be waiting for the host on a background
+        thread (a shutdown under way), with this connection, which serves one thread only: leave it to that
+        wait, and let the next command open its own."""
+        self._host = None
+
     def changed(self) -> None:
         if self.on_change is not None:
             self.on_change()

@@ -24,7 +24,7 @@ from .errors import Cancelled, HostUnreachable, HypervisorError, NotFound, NotRe
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, PowerState, VMConfig
-from .power import (
+from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; callers know them from here
     DEFAULT_POLICY,
     Progress,
     ProgressCallback,
@@ -37,9 +37,6 @@ from .power import (
     stop_vm,
 )
 from .store import Store
-
-__all__ = ["DEFAULT_POLICY", "Progress", "ProgressCallback", "ShutdownNotConfirmed", "StopOutcome", "StopPolicy",
-           "guarded", "silent", "start_vm", "stop_vm"]  # re-exported from vgpu.power, where they live
 
 
 # --- single steps -----------------------------------------------------------------------------------------

@@ -29,11 +29,11 @@ from __future__ import annotations
 import attrs
 
 from . import attention, devargs, journal, lifecycle, vms
-from .errors import HypervisorError, VgpuError
+from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import PowerState
-from .power import DEFAULT_POLICY, ProgressCallback, ShutdownNotConfirmed, StopPolicy, guarded, silent
+from .power import DEFAULT_POLICY, ProgressCallback, StopPolicy, guarded, silent
 from .store import Store
 
 FINISHED, ROLLED_BACK, SKIPPED, LATER, NOT_TAKEN, FAILED = "finished", "rolled-back", "skipped", "later", "not-taken", "failed"
@@ -124,11 +124,15 @@ class _Look:
     booted: str | None  # the args the running domain booted with; None when halted or the host cannot tell
 
 
+def _busy(operations: tuple[str, ...]) -> _Later:
+    return _Later(f"the host is still carrying out {', '.join(operations)} on the VM; nothing was changed: "
+                  "run 'vgpu-admin recover' again once it is done")
+
+
 def _look(host: Hypervisor, vm_uuid: str) -> _Look:
     operations = host.current_operations(vm_uuid)
     if operations:
-        raise _Later(f"the host is still carrying out {', '.join(operations)} on the VM (asked for by the "
-                     "interrupted session); nothing was changed: run 'vgpu-admin recover' again once it is done")
+        raise _busy(operations)
     power = host.power_state(vm_uuid)
     lifecycle.check_power_state(vm_uuid, power)
     booted = host.booted_device_model_args(vm_uuid) if power is PowerState.RUNNING else None
@@ -136,8 +140,11 @@ def _look(host: Hypervisor, vm_uuid: str) -> _Look:
 
 
 def _later_if_busy(error: HypervisorError) -> None:
+    """The host refused because it is busy with the VM (a start the interrupted session asked for, say):
+    leave everything as it is rather than undo anything under it."""
     if error.code == codes.OTHER_OPERATION_IN_PROGRESS:
-        raise _Later(f"{error}; run 'vgpu-admin recover' again once the host is done") from error
+        raise _Later(f"the host is busy with another operation on the VM ({error.code}); nothing more was done: "
+                     "run 'vgpu-admin recover' again once it is done") from error
 
 
 def _name(op: journal.Operation) -> str | None:
@@ -280,8 +287,7 @@ def _quiet_host(host: Hypervisor, vm_uuid: str) -> bool:
             return False
         raise
     if operations:
-        raise _Later(f"the host is still carrying out {', '.join(operations)} on the VM; nothing was changed: "
-                     "run 'vgpu-admin recover' again once it is done")
+        raise _busy(operations)
     return True
 
 
