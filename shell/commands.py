@@ -19,6 +19,7 @@ VM_ID = "vm_id"
 VM_NAME = "vm_name"
 TEXT = "text"
 NUMBER = "number"
+SECONDS = "seconds"  # a duration: plain decimal seconds
 FORMAT = "format"
 COMMAND = "command"
 FLAG = "flag"  # takes no value
@@ -45,7 +46,7 @@ class Option(NamedTuple):
         return self.metavar or {
             VM_UUID: "<uuid>", HOST_VM_UUID: "<uuid>", ANY_VM_UUID: "<uuid>", POOL: "<A|B>",
             PRIORITY: "<low|medium|high>", VM_ID: "<id>", VM_NAME: "<name>", FORMAT: "<text|json>",
-            NUMBER: "<n>", TEXT: "<text>", COMMAND: "<command>",
+            NUMBER: "<n>", SECONDS: "<seconds>", TEXT: "<text>", COMMAND: "<command>",
         }.get(self.kind, "")
 
 
@@ -85,13 +86,17 @@ class Command(NamedTuple):
 
 
 FORMAT_OPTION = Option("format", FORMAT, "output format: text (default) or json for scripts")
+CLEAN_TIMEOUT_OPTION = Option(
+    "clean-timeout", SECONDS, "seconds to wait for a clean shutdown before forcing (default: VGPU_CLEAN_TIMEOUT, "
+    "else the config's clean_timeout, else 120)")
 _UUID_REQUIRED = Option("vm-uuid", VM_UUID, "the registered VM's UUID (any case)", required=True)
 _RESTART_NOTE = (
     "Shows the current and new configuration and asks 'Do you want to apply these settings? (yes/no)'. "
-    "On yes a running VM is shut down (cleanly, then forced after the deadline), the database and the VM's "
-    "device-model args are updated, and the VM is started again; a halted VM is only updated. On no, nothing "
-    "changes and a running VM keeps running. If the VM will not start with the new configuration, the old "
-    "one is restored and the VM started again."
+    "On yes a running VM is shut down (cleanly; forced off if the clean shutdown fails or runs past "
+    "--clean-timeout, unless force_after_timeout = false), the database and the VM's device-model args are "
+    "updated, and the VM is started again; a halted VM is only updated. On no, nothing changes and a running VM "
+    "keeps running. If the VM will not start with the new configuration, the old one is restored and the VM "
+    "started again. Ctrl-C while waiting stops the command at once and leaves the change to 'vgpu-admin recover'."
 )
 
 _CHANGES = ("pool", "priority", "vm-id")  # update-vm: what it can change, at least one
@@ -161,26 +166,26 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "set-pool", "Move a VM to another pool (stops, reconfigures, restarts)", "set_pool",
-        (_UUID_REQUIRED, Option("pool", POOL, "A or B", required=True)),
+        (_UUID_REQUIRED, Option("pool", POOL, "A or B", required=True), CLEAN_TIMEOUT_OPTION),
         details=_RESTART_NOTE, examples=("vgpu-admin set-pool --vm-uuid=<uuid> --pool=B",),
         needs_host=True, changes=True, restarts=True,
     ),
     Command(
         "set-priority", "Change a VM's priority (stops, reconfigures, restarts)", "set_priority",
-        (_UUID_REQUIRED, Option("priority", PRIORITY, "low (0), medium (1) or high (2)", required=True)),
+        (_UUID_REQUIRED, Option("priority", PRIORITY, "low (0), medium (1) or high (2)", required=True), CLEAN_TIMEOUT_OPTION),
         details=_RESTART_NOTE, examples=("vgpu-admin set-priority --vm-uuid=<uuid> --priority=high",),
         needs_host=True, changes=True, restarts=True,
     ),
     Command(
         "set-vm-id", "Change a VM's vm_id (stops, reconfigures, restarts)", "set_vm_id",
-        (_UUID_REQUIRED, Option("vm-id", VM_ID, "a free positive integer", required=True)),
+        (_UUID_REQUIRED, Option("vm-id", VM_ID, "a free positive integer", required=True), CLEAN_TIMEOUT_OPTION),
         details=_RESTART_NOTE, examples=("vgpu-admin set-vm-id --vm-uuid=<uuid> --vm-id=21",),
         needs_host=True, changes=True, restarts=True,
     ),
     Command(
         "update-vm", "Change pool, priority and/or vm_id at once (one restart)", "update_vm",
         (_UUID_REQUIRED, Option("pool", POOL, "A or B"), Option("priority", PRIORITY, "low, medium or high"),
-         Option("vm-id", VM_ID, "a free positive integer")),
+         Option("vm-id", VM_ID, "a free positive integer"), CLEAN_TIMEOUT_OPTION),
         details=_RESTART_NOTE + f" Give at least one of {', '.join('--' + name for name in _CHANGES)}.",
         examples=("vgpu-admin update-vm --vm-uuid=<uuid> --pool=B --priority=low",),
         needs_host=True, changes=True, restarts=True, one_of=_CHANGES,
@@ -220,13 +225,22 @@ COMMANDS: tuple[Command, ...] = (
         examples=("vgpu-admin history --vm-uuid=<uuid>",),
     ),
     Command(
-        "recover", "Finish or undo operations interrupted by a crash", "recover", (FORMAT_OPTION,),
+        "recover", "Finish or undo operations interrupted by a crash", "recover",
+        (Option("take-over", FLAG, "also take operations whose session ran on another host, which cannot be checked "
+                                   "from here: only when you know that session is gone (its host is down or its "
+                                   "process ended)"),
+         CLEAN_TIMEOUT_OPTION, FORMAT_OPTION),
         details=(
-            "For each operation a crashed or killed session left unfinished: if the database already has the "
-            "new values, the change is finished (args written, VM started if it was running); otherwise the "
-            "old configuration is put back. Operations of sessions still running are left alone."
+            "For each operation a crashed, killed or interrupted session left unfinished, recover first claims it "
+            "(a second recover, or a session still at work, is never overtaken) and asks the host what the VM is "
+            "doing. If the host is still busy with it (a start or shutdown under way), nothing is changed: run "
+            "recover again later. If the VM already runs the new configuration, or the database already has the "
+            "new values, the change is finished (args written, VM started if it was running); otherwise the old "
+            "configuration is put back, and a VM still running its old configuration is not restarted. Stops follow "
+            "clean_timeout and force_after_timeout. A VM that will not start even with its old configuration is "
+            "left halted and marked as needing attention. Exit status 1 when anything is left to do."
         ),
-        examples=("vgpu-admin recover",), needs_host=True, changes=True,
+        examples=("vgpu-admin recover", "vgpu-admin recover --take-over"), needs_host=True, changes=True,
     ),
     Command(
         "demo", "Show or re-create the simulated demo host (sim:demo)", "demo",

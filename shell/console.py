@@ -12,6 +12,7 @@ from typing import Callable, TextIO
 
 YES = ("yes", "y")
 NO = ("no", "n")
+PLAIN_EVERY = 5  # seconds between "still waiting" lines when the output is not a terminal
 
 
 def stdin_reader(out: TextIO, stdin: TextIO | None = None) -> Callable[[str], str | None]:
@@ -46,6 +47,7 @@ class Console:
         self.read_line = read_line
         self.interactive = interactive
         self._progress_open = False
+        self._shown_at: dict[tuple[str, str], int] = {}  # (VM, step) → the last "still waiting" line, in PLAIN_EVERYs
 
     @classmethod
     def standard(cls) -> "Console":
@@ -83,13 +85,22 @@ class Console:
             self.out.write("Please answer yes or no.\n")
 
     def progress(self, event) -> None:
-        """Show a lifecycle progress event on stderr: one updating line at a terminal, else one line per step."""
-        elapsed = f" ... {event.elapsed:.0f}s" if event.elapsed else ""
+        """Show a lifecycle progress event on stderr: one updating line at a terminal; else one line per step,
+        and a "still waiting" line every PLAIN_EVERY seconds (a log or a pipe still shows the command lives)."""
+        text = event.message
+        if event.elapsed:
+            text += f": {event.elapsed:.0f} s" + (f" of {event.limit:g} s" if event.limit else "")
         if self.interactive:
-            self.err.write(f"\r\033[K{event.message}{elapsed}")
+            self.err.write(f"\r\033[K{text}")
             self._progress_open = True
-        elif not event.elapsed:  # without a terminal, skip the ticking "still waiting" updates
-            self.err.write(event.message + "\n")
+        elif not event.elapsed:
+            self._shown_at.pop((event.vm_uuid, event.step), None)
+            self.err.write(text + "\n")
+        else:
+            key, period = (event.vm_uuid, event.step), int(event.elapsed // PLAIN_EVERY)
+            if period > self._shown_at.get(key, 0):
+                self._shown_at[key] = period
+                self.err.write(f"{event.message}: {period * PLAIN_EVERY} s" + (f" of {event.limit:g} s" if event.limit else "") + "\n")
         self.err.flush()
 
     def _end_progress(self) -> None:

@@ -47,9 +47,17 @@ class Context:
 
     @property
     def policy(self):
-        from vgpu.lifecycle import StopPolicy
+        return self.policy_for({})
 
-        return StopPolicy(self.settings.clean_timeout, self.settings.force_after_timeout)
+    def policy_for(self, opts: dict):
+        """The stop policy of the settings, with the command's own --clean-timeout when it has one."""
+        from vgpu import values
+        from vgpu.power import StopPolicy
+
+        timeout = self.settings.clean_timeout
+        if opts.get("clean-timeout") is not None:
+            timeout = values.parse_seconds("clean timeout", opts["clean-timeout"])
+        return StopPolicy(timeout, self.settings.force_after_timeout)
 
     def _prepare_files(self) -> None:
         if self.settings.is_demo and not paths.demo_seeded():
@@ -88,6 +96,12 @@ class Context:
             except errors.VgpuError:
                 pass
         return list(found.items())
+
+    def abandon_host(self) -> None:
+        """After an interrupt. The interrupted command may still be waiting for the host on a background
+        thread (a shutdown under way), with this connection, which serves one thread only: leave it to that
+        wait, and let the next command open its own."""
+        self._host = None
 
     def changed(self) -> None:
         if self.on_change is not None:

@@ -22,6 +22,10 @@ Global options (one-shot command line only): `--db=PATH` (or `VGPU_DB`) and `--h
 `VGPU_HOST`): `sim:PATH`, `sim:demo`, `xe:`, `xapi://USER@HOST`, `qemu:///system`. The shell takes them when
 it starts (`vgpu-admin --db=PATH --host=URI`), and refuses them on its command lines, saying which it uses.
 
+The commands that stop a VM (`set-pool`, `set-priority`, `set-vm-id`, `update-vm`, `recover`) wait for a clean
+shutdown `--clean-timeout=SECONDS` (or `VGPU_CLEAN_TIMEOUT`, else the config's `clean_timeout`, else 120);
+then, unless `force_after_timeout = false`, they force the VM off.
+
 Priorities: low (0), medium (1), high (2): 0 is the LOWEST priority.
 
 Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 cancelled by the user.

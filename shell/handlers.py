@@ -76,7 +76,8 @@ def show_vm(ctx: Context, opts: dict) -> int:
     from vgpu import scan
 
     view = scan.inspect_vm(ctx.store, ctx.host, opts["vm-uuid"])
-    return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error, view.operation))
+    return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error, view.operation,
+                                                                view.attention))
 
 
 def register_vm(ctx: Context, opts: dict) -> int:
@@ -117,7 +118,7 @@ def _reconfigure(ctx: Context, opts: dict, **change) -> int:
         return ctx.console.confirm(render.CONFIRM_QUESTION)
 
     result = lifecycle.reconfigure_vm(
-        ctx.store, ctx.host, opts["vm-uuid"], confirm=confirm, progress=ctx.console.progress, policy=ctx.policy, **change
+        ctx.store, ctx.host, opts["vm-uuid"], confirm=confirm, progress=ctx.console.progress, policy=ctx.policy_for(opts), **change
     )
     if not result.changed:
         ctx.console.say(f"{render.name_of(result.vm)} ({result.vm.vm_uuid}) already has this configuration; nothing to do.")
@@ -160,10 +161,11 @@ def history(ctx: Context, opts: dict) -> int:
 def recover(ctx: Context, opts: dict) -> int:
     from vgpu import recovery
 
-    results = recovery.recover(ctx.store, ctx.host, ctx.console.progress)
+    results = recovery.recover(ctx.store, ctx.host, ctx.console.progress, policy=ctx.policy_for(opts),
+                               take_over=bool(opts.get("take-over")))
     ctx.changed()
     _emit(ctx, opts, results, lambda: render.recoveries(results))
-    return 1 if any(r.action == "failed" for r in results) else 0
+    return 0 if all(r.settled for r in results) else 1
 
 
 def demo(ctx: Context, opts: dict) -> int:

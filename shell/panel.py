@@ -6,7 +6,7 @@ from __future__ import annotations
 from vgpu.scan import ScannedVM, ScanReport
 from vgpu.tables import plural
 
-from .render import RULE, config_text, host_name, name_of, pool_block, unfinished_lines
+from .render import RULE, attention_lines, config_text, host_name, name_of, pool_block, unfinished_lines
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
 
@@ -59,8 +59,13 @@ def scan(report: ScanReport) -> str:
     lines += [f"UUID: {h.uuid} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
               for h in report.unregistered]
     lines += _extra_sections(report)
+    lines += attention_lines(report.attention, _names(report))
     lines += unfinished_lines(report.unfinished)
     return "\n".join(lines)
+
+
+def _names(report: ScanReport) -> dict[str, str]:
+    return {**{h.uuid: h.name for h in report.unregistered}, **{e.vm.vm_uuid: name_of(e.vm) for e in report.registered}}
 
 
 def _summary(report: ScanReport) -> list[str]:
@@ -94,5 +99,6 @@ def status(report: ScanReport) -> str:
         lines.append("")
     lines += _summary(report)
     lines += _extra_sections(report)
+    lines += attention_lines(report.attention, _names(report))
     lines += unfinished_lines(report.unfinished)
     return "\n".join(lines)

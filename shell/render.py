@@ -116,7 +116,8 @@ def reconfigured(result) -> str:
     )
     if result.restarted:
         how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
-        tail = f"The VM was {how}, reconfigured and started again."
+        why = f" ({result.stop_reason})" if result.stopped_how == "forced" and result.stop_reason else ""
+        tail = f"The VM was {how}{why}, reconfigured and started again."
     else:
         tail = "The VM was not running; it takes the new configuration at its next start."
     return f"Applied to {name_of(vm)} ({vm.vm_uuid}): {what}.\n{tail}"
@@ -160,7 +161,22 @@ def unfinished_lines(operations) -> list[str]:
     return ["", *lines] if lines else []
 
 
-def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None) -> str:
+def attention_lines(marks, names: dict[str, str]) -> list[str]:
+    """The section that ends status and scan-vms when VMs are marked as needing attention (none: no lines,
+    so the spec's output stays as it is). ``names``: VM UUID → name, for the VMs the report knows."""
+    if not marks:
+        return []
+    lines = ["", f"=== Needs attention: {len(marks)} ==="]
+    lines += [f"UUID: {mark.vm_uuid} | Name: {names.get(mark.vm_uuid) or '(unnamed)'} | Since: {mark.since} | {mark.reason}"
+              for mark in marks]
+    return lines
+
+
+def attention_line(mark) -> str:
+    return f"⚠ Needs attention (since {mark.since}): {mark.reason}"
+
+
+def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None) -> str:
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({host_error})")
@@ -174,6 +190,8 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
         lines.append(f"Operation in progress: {operation_text(operation)}")
     elif operation is not None:
         lines.append(f"⚠ Unfinished operation: {operation_text(operation)} - run 'vgpu-admin recover'")
+    if attention is not None:
+        lines.append(attention_line(attention))
     return "\n".join(lines)
 
 
@@ -205,8 +223,14 @@ def _history_value(key: str, value: object) -> str:
     return str(value)
 
 
+_STOPS = {"clean": "shut down cleanly", "forced": "forced off", "requested": "clean shutdown requested, not seen through"}
+
+
 def _change_summary(entry: AuditEntry) -> str:
     old, new = entry.old or {}, entry.new or {}
+    if entry.action == "stop":  # how vgpu-admin stopped the VM, and why it had to force it
+        how = _STOPS.get(new.get("stop"), f"stopped: {new.get('stop')}")
+        return f"{how} ({new['reason']})" if new.get("reason") else how
     keys = [key for key in _HISTORY_LABELS if key in old or key in new]
     keys += sorted((set(old) | set(new)) - set(keys))
     if entry.action in ("register", "remove"):  # the whole record; its name is in the subject column
@@ -237,7 +261,8 @@ def history(entries: list[AuditEntry], names: dict[str, str] | None = None) -> s
 def recoveries(results) -> str:
     if not results:
         return "Nothing to recover: no interrupted operations."
-    return "\n".join(f"{r.kind} of VM {r.vm_uuid} (stopped at step {r.step}): {r.action} - {r.detail}" for r in results)
+    return "\n".join(f"{r.kind} of VM {r.vm_uuid} (stopped at step {r.step}): {r.action} - {r.detail}"
+                     + (f"; ⚠ needs attention: {r.attention}" if r.attention else "") for r in results)
 
 
 def repaired(result) -> str:

@@ -81,6 +81,7 @@ def run_words(ctx: Context, words: list[str]) -> int:
     except BrokenPipeError:
         raise  # the reader of our output went away (| head): shell.main.entry ends quietly
     except KeyboardInterrupt:
+        ctx.abandon_host()
         ctx.console.error("Interrupted. If a change was under way, run 'vgpu-admin recover' to finish or undo it.")
         return FAILED
     except Exception as error:  # the last line of defence: one sentence on screen, the traceback in the log

@@ -59,7 +59,10 @@ def _stop_here_store(point: str, action: str):
     from vgpu.store import Store
 
     class StopHereStore(Store):
-        """A store that acts at ``point`` once the transaction that recorded that journal step commits."""
+        """A store that acts at ``point`` once the transaction that recorded that journal step commits
+        (the first time only: later writes, an audit entry say, leave the step where it is)."""
+
+        reached = False
 
         @contextlib.contextmanager
         def writing(self):
@@ -67,7 +70,8 @@ def _stop_here_store(point: str, action: str):
                 yield conn
             with self.reading() as conn:
                 row = conn.execute("SELECT step FROM vgpu_operations WHERE finished_at IS NULL").fetchone()
-            if row is not None and row[0] == point:
+            if row is not None and row[0] == point and not StopHereStore.reached:
+                StopHereStore.reached = True
                 _at_point(action)
 
     return StopHereStore

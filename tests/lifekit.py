@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from vgpu import audit, devargs, journal, vms
+from vgpu import attention, audit, devargs, journal, sessions, vms
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState, Priority, Registration, VMConfig
 from vgpu.store import Store
@@ -27,9 +27,21 @@ def config(pool: str, priority: int, vm_id: int) -> VMConfig:
     return VMConfig(pool, Priority(priority), vm_id)
 
 
+def other_live_session() -> sessions.Session:
+    """A session that is alive and is not this process: the process that started the tests."""
+    parent = os.getppid()
+    return sessions.Session(socket.gethostname(), parent, sessions.read_boot_id(), sessions.process_start(parent))
+
+
 def other_live_owner() -> str:
-    """A journal owner that is alive and is not this process (the process that started the tests)."""
-    return f"{socket.gethostname()}:{os.getppid()}"
+    return other_live_session().label
+
+
+def hand_over(conn, op_id: int, session: sessions.Session | None = None) -> None:
+    """Make journal row ``op_id`` another session's (by default a live one that is not this process)."""
+    session = session or other_live_session()
+    conn.execute("UPDATE vgpu_operations SET owner = ?, owner_boot_id = ?, owner_started = ? WHERE op_id = ?",
+                 (session.label, session.boot_id, session.started, op_id))
 
 
 @attrs.define
@@ -73,6 +85,11 @@ class World:
 
     def open_ops(self) -> list[journal.Operation]:
         return journal.unfinished(self.store)
+
+    def marks(self) -> list:
+        """The VMs marked as needing attention."""
+        with self.store.reading() as conn:
+            return attention.select(conn)
 
     def audit_count(self, uuid: str) -> int:
         return len(audit.history(self.store, uuid))

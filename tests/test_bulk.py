@@ -23,7 +23,7 @@ from vgpu.errors import (
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
-from .lifekit import FailingProgress, Raising, World, config, other_live_owner, vm_uuid
+from .lifekit import FailingProgress, Raising, World, config, hand_over, vm_uuid
 from .test_register_many import FakeFrame
 
 
@@ -294,7 +294,7 @@ def test_a_result_with_failures_and_a_refused_plan_are_json_ready(world, four):
 def test_plan_many_refuses_a_vm_another_session_is_changing_before_anyone_confirms(world, four):
     with world.store.writing() as conn:
         op = journal.begin(conn, four[1], "reconfigure", vms.select_vm(conn, four[1]), config("B", 1, 2), False)
-        conn.execute("UPDATE vgpu_operations SET owner = ? WHERE op_id = ?", (other_live_owner(), op.op_id))
+        hand_over(conn, op.op_id)
     with pytest.raises(InvalidRows) as refused:
         bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in four])
     [problem] = refused.value.problems

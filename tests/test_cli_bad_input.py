@@ -32,7 +32,7 @@ UNREGISTERED = demo.demo_uuid("VM-21")
 VALID = {
     table.VM_UUID: REGISTERED, table.ANY_VM_UUID: REGISTERED, table.HOST_VM_UUID: UNREGISTERED,
     table.POOL: "B", table.PRIORITY: "low", table.VM_ID: "77", table.VM_NAME: "a name", table.TEXT: "a name",
-    table.NUMBER: "5", table.FORMAT: "json", table.COMMAND: "status",
+    table.NUMBER: "5", table.SECONDS: "2.5", table.FORMAT: "json", table.COMMAND: "status",
 }
 
 # What each kind's error must say is allowed (any one of these fragments).
@@ -44,6 +44,7 @@ ALLOWED = {
     table.VM_NAME: ["printable text of at most 255 characters"],
     table.TEXT: ["printable text of at most 64 characters"],
     table.NUMBER: ["a whole number from 1 to 2147483647", "<n>"],
+    table.SECONDS: ["a number of seconds from 0 to 86400", "<seconds>"],
     table.FORMAT: ["text or json", "<text|json>"],
 }
 
@@ -74,6 +75,12 @@ def _is_vm_id(value: str) -> bool:
 
 
 _is_count = _is_vm_id  # --limit takes the same range
+
+
+def _is_seconds(value: str) -> bool:
+    """Plain decimal seconds from 0 to a day (--clean-timeout)."""
+    text = value.strip()
+    return bool(re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", text)) and float(text) <= 86400
 
 
 def _near_uuids() -> st.SearchStrategy[str]:
@@ -114,6 +121,8 @@ BAD_VALUES: dict[str, st.SearchStrategy[str]] = {
         st.sampled_from(["", "   ", "new\nline", "\x07bell", 'say "hi"']),
     ),
     table.NUMBER: st.one_of(_numbers_out_of_range(1).filter(_not(_is_count)), st.text(max_size=6).filter(_not(_is_count))),
+    table.SECONDS: st.one_of(st.sampled_from(["-1", "86401", "1e3", "1_000", "nan", "inf", "٣", "soon"]),
+                             st.text(max_size=6).filter(_not(_is_seconds))),
     table.FORMAT: st.text(max_size=8).filter(lambda v: v not in ("text", "json")),
 }
 BAD_VALUES[table.ANY_VM_UUID] = BAD_VALUES[table.HOST_VM_UUID] = BAD_VALUES[table.VM_UUID]

@@ -18,7 +18,7 @@ NAMED_KINDS = (
     commands.VM_UUID, commands.HOST_VM_UUID, commands.ANY_VM_UUID, commands.POOL, commands.PRIORITY,
     commands.FORMAT, commands.COMMAND, commands.VM_NAME,
 )
-KNOWN_KINDS = NAMED_KINDS + (commands.VM_ID, commands.TEXT, commands.NUMBER, commands.FLAG)
+KNOWN_KINDS = NAMED_KINDS + (commands.VM_ID, commands.TEXT, commands.NUMBER, commands.SECONDS, commands.FLAG)
 ALL_OPTIONS = [
     (command, option)
     for command in commands.COMMANDS

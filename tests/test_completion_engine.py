@@ -48,9 +48,9 @@ def test_unknown_command_offers_nothing():
 
 
 def test_options_not_yet_used_with_equals_for_valued_ones():
-    assert texts("set-pool ") == ["--vm-uuid=", "--pool="]
-    assert texts(f"set-pool --vm-uuid={U1} ") == ["--pool="]
-    assert texts(f"set-pool --vm-uuid {U1} ") == ["--pool="]
+    assert texts("set-pool ") == ["--vm-uuid=", "--pool=", "--clean-timeout="]
+    assert texts(f"set-pool --vm-uuid={U1} ") == ["--pool=", "--clean-timeout="]
+    assert texts(f"set-pool --vm-uuid {U1} ") == ["--pool=", "--clean-timeout="]
 
 
 def test_option_prefix_and_flags():

@@ -115,11 +115,18 @@ def test_reconfigure_failed_names_the_cause_and_the_rollback():
     )
     stuck = ReconfigureFailed(UUID, cause, rolled_back=False, rollback_error=StoreError("p", "disk full"))
     assert not stuck.rolled_back and str(stuck.rollback_error) == "disk full"
-    assert str(stuck) == (
+    assert str(stuck) == (  # the host is not what failed: no "once the host is reachable"
         f"reconfiguring VM {UUID} failed (VM would not start) and rolling back also failed (disk full); "
-        "run 'vgpu-admin recover' once the host is reachable"
+        "run 'vgpu-admin recover' once the cause is fixed"
     )
     assert "\n" not in str(stuck)
+    gone = ReconfigureFailed(UUID, cause, rolled_back=False, rollback_error=HostUnreachable("HOST_UNREACHABLE", "no route"))
+    assert str(gone).endswith("rolling back also failed (no route); run 'vgpu-admin recover' once the host is reachable")
+    halted = ReconfigureFailed(UUID, cause, rolled_back=True, restart_error=HypervisorError("X", "no memory"))
+    assert str(halted) == (
+        f"reconfiguring VM {UUID} failed (VM would not start); its previous configuration is in place, but the VM "
+        "would not start with it either (no memory): it is halted and marked as needing attention; fix the cause on "
+        "the host, then start it")
 
 
 def test_invalid_rows_lists_every_problem_and_summarises_in_one_line():

@@ -116,6 +116,32 @@ def test_guest_without_pv_drivers_lacks_feature(simulated_hut):
     assert "forced" in str(caught.value)
 
 
+@pytest.mark.parametrize("fault, code, sentence", [
+    ("not_acknowledged", codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, "did not acknowledge the request to shut down"),
+    ("fail", codes.INTERNAL_ERROR, "internal error"),
+])
+def test_a_clean_shutdown_the_host_refuses_comes_through_with_its_code(simulated_hut, fault, code, sentence):
+    """Each backend reads the host's own answer (xe's printed error, XenAPI's task failure) back to its code."""
+    simulated_hut.sim.set_fault("clean_shutdown", fault, RUNNING)
+    with pytest.raises(HypervisorError) as caught:
+        simulated_hut.host.clean_shutdown(RUNNING, timeout=5)
+    assert caught.value.code == code
+    assert sentence in str(caught.value)
+    assert simulated_hut.host.power_state(RUNNING) is PowerState.RUNNING
+
+
+def test_the_hosts_own_shutdown_deadline_is_a_timeout_or_its_code(simulated_hut):
+    """xapi gives up on a guest by its own deadline: XenAPI (and the simulated host) say VM_SHUTDOWN_TIMEOUT;
+    xe prints it, and the xe backend reads it as "not halted in time", as its own deadline."""
+    simulated_hut.sim.set_fault("clean_shutdown", "shutdown_timeout", RUNNING)
+    try:
+        outcome = simulated_hut.host.clean_shutdown(RUNNING, timeout=5)
+    except HypervisorError as error:
+        outcome = error.code
+    assert outcome == (False if simulated_hut.name == "xe" else codes.VM_SHUTDOWN_TIMEOUT)
+    assert simulated_hut.host.power_state(RUNNING) is PowerState.RUNNING
+
+
 def test_start_failure_carries_the_emulator_sentence(simulated_hut):
     simulated_hut.sim.set_fault("start", "fail", HALTED)
     with pytest.raises(HypervisorError) as caught:

@@ -15,19 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from vgpu import devargs, scan, vms
+from vgpu import attention, audit, devargs, scan, vms
 from vgpu.errors import (
     Cancelled,
     HostUnreachable,
     HypervisorError,
     InvalidValue,
     NotFound,
+    ShutdownNotConfirmed,
 )
 from vgpu.hypervisor import codes
 from vgpu.hypervisor.libvirt import LibvirtHost
 from vgpu.hypervisor.libvirt_xml import join_args, split_args
 from vgpu.lifecycle import StopPolicy, reconfigure_vm, register_vm, remove_vm
-from vgpu.models import PowerState, Priority, VMConfig
+from vgpu.models import PowerState, Priority, Registration, VMConfig
 from vgpu.store import Store
 
 from . import guestkit
@@ -181,6 +182,50 @@ def test_shutdown_asked_while_the_guest_boots_is_asked_again(domains, host):
     assert host.clean_shutdown(vm_uuid, timeout=120) is True
     assert host.power_state(vm_uuid) is PowerState.HALTED
     assert "power button pressed" in domains.console(vm_uuid).read_text()
+
+
+# --- stop means stopped, through the lifecycle -----------------------------------------------------------
+
+
+def registered_vm(domains, tmp_path, **kind) -> tuple[Store, str, str]:
+    vm_uuid, name = new_vm(domains, "running", **kind)
+    store = Store(tmp_path / "vgpu.db")
+    vms.register_many(store, [Registration(vm_uuid, name, "A", Priority.LOW, 5)])
+    return store, vm_uuid, name
+
+
+def test_a_guest_that_refuses_a_clean_shutdown_is_forced_and_the_audit_says_why(domains, host, tmp_path):
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False, acpi=False)  # no ACPI: it cannot hear it
+    with store:
+        result = reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True, policy=StopPolicy(clean_timeout=120))
+        assert (result.stopped_how, result.restarted) == ("forced", True)
+        assert "cannot shut down cleanly" in result.stop_reason
+        (stop,) = [entry.new for entry in audit.history(store, vm_uuid) if entry.action == "stop"]
+        assert stop == {"stop": "forced", "reason": result.stop_reason}
+        assert devargs.parse_list(qemu_argv(name)).config == VMConfig("B", Priority.LOW, 5)
+
+
+def test_without_force_a_refusing_guest_keeps_running_and_nothing_changes(domains, host, tmp_path):
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False, acpi=False)
+    with store:
+        pid = qemu_pid(name)
+        with pytest.raises(HypervisorError) as caught:
+            reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True, policy=StopPolicy(force=False))
+        assert caught.value.code == codes.VM_LACKS_FEATURE and str(caught.value).endswith("; nothing was changed")
+        assert qemu_pid(name) == pid and vms.get(store, vm_uuid).pool_id == "A"
+
+
+def test_without_force_a_guest_that_ignores_the_power_button_is_marked_not_nothing(domains, host, tmp_path):
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)  # ACPI, but nothing in it listens
+    with store:
+        pid = qemu_pid(name)
+        with pytest.raises(ShutdownNotConfirmed) as caught:
+            reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True,
+                           policy=StopPolicy(clean_timeout=2, force=False))
+        assert "nothing was changed" not in str(caught.value) and "may still halt by itself" in str(caught.value)
+        assert qemu_pid(name) == pid and vms.get(store, vm_uuid).pool_id == "A"
+        with store.reading() as conn:
+            assert [(mark.vm_uuid, mark.kind) for mark in attention.select(conn)] == [(vm_uuid, "shutdown-unconfirmed")]
 
 
 # --- errors as sentences --------------------------------------------------------------------------------

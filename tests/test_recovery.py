@@ -9,17 +9,21 @@ owner that is really dead, as after a crash.
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
 import time
 
+import attrs
 import pytest
 
-from vgpu import devargs, journal, lifecycle, recovery
+from vgpu import devargs, journal, lifecycle, recovery, sessions, vms
 from vgpu.errors import Busy
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState
 
-from . import crashkit
-from .lifekit import World, config, vm_uuid
+from . import crashcli, crashkit
+from .clikit import run_process
+from .lifekit import World, config, hand_over, other_live_session, vm_uuid
 
 OLD = config("A", 1, 4)
 NEW = config("B", 2, 4)
@@ -92,15 +96,34 @@ def test_reconfigure_killed_at_each_step_then_recover(world, power, point, step,
     assert_recovered_and_unlocked(world, uuid, PowerState(power))
 
 
-def test_killed_while_the_guest_shuts_down_then_recover_leaves_it_running(world):
+def wait_until(condition, what: str, limit: float = 60.0) -> None:
+    """Wait for the simulated host to get somewhere by itself (bounded, so a broken host fails the test)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_killed_while_the_guest_shuts_down_then_recover_waits_for_the_host_and_leaves_it_running(world):
     uuid = world.add(4, "running", OLD, OWN_ARGS)
     world.sim.set_latency("clean_shutdown", 1.0)
     kill_at(world, "reconfigure", uuid, "shutdown-requested", pool="B")
     (op,) = world.open_ops()
     assert op.step == "stopping"
 
+    before = world.tables(), world.host_picture(uuid)
+    if world.sim.current_operations(uuid):  # the guest is still shutting down: nothing is done meanwhile
+        (outcome,) = recovery.recover(world.store, world.sim)
+        assert (outcome.action, outcome.settled) == ("later", False)
+        assert outcome.detail.startswith("the host is still carrying out clean_shutdown on the VM")
+        assert (world.tables(), world.host_picture(uuid)) == before
+        assert world.open_ops()[0].needs_recovery  # released again: the next recover takes it at once
+    wait_until(lambda: world.power(uuid) is PowerState.HALTED, "the guest to halt")
+
     (outcome,) = recovery.recover(world.store, world.sim)
     assert outcome.action == "rolled-back"
+    assert outcome.detail == ("the change had not reached the database; the previous configuration is kept and the VM "
+                              "was started again")
     world.sim.set_latency("clean_shutdown", 0)
     # However long we wait, the shutdown the dead session asked for must not halt the VM after recovery.
     later = SimHost(world.sim.path, clock=lambda: time.time() + 3600)
@@ -184,4 +207,144 @@ def test_recover_skips_an_operation_whose_session_is_alive(world):
     assert child.returncode == 0, err
     assert out == "ok\n"
     assert world.config(uuid) == config("B", 1, 4)
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+# --- who owns an operation: claims, dead sessions, other hosts ------------------------------------------------
+
+
+def cli_flags(world) -> list[str]:
+    return ["--db", str(world.store.path), "--host", f"sim:{world.sim.path}"]
+
+
+def test_a_second_recover_leaves_alone_an_operation_another_recover_has_claimed(world):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "db-updated", pool="B", priority="high")
+    first = crashcli.Child(["recover", *cli_flags(world)], "claimed", "wait")
+    try:
+        assert first.wait_for("reached claimed"), first.stderr_seen
+        before = world.tables(), world.host_picture(uuid), world.sim.boots(uuid)
+        second = run_process(["recover", *cli_flags(world)])
+        assert second.code == 0, second
+        (line,) = second.out_lines
+        assert line.startswith(f"reconfigure of VM {uuid} (stopped at step db-updated): skipped - "
+                               f"being recovered by session {socket.gethostname()}:{first.process.pid} since ")
+        assert (world.tables(), world.host_picture(uuid), world.sim.boots(uuid)) == before  # it did nothing
+        with pytest.raises(Busy, match=f"is being recovered by session .*:{first.process.pid} since"):
+            lifecycle.reconfigure_vm(world.store, world.sim, uuid, priority="low", confirm=lambda plan: True)
+        code, out, err = first.finish()
+    finally:
+        first.kill()
+    assert code == 0, err
+    assert out.startswith(f"reconfigure of VM {uuid} (stopped at step db-updated): finished")
+    assert world.sim.boots(uuid)[len(before[2]):] == [devargs.merge(OWN_ARGS, NEW)]  # booted once, with the new config
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+@pytest.fixture
+def unrelated_process():
+    """Starts a live process that has nothing to do with vgpu: the new owner of a reused PID."""
+    started = []
+
+    def start() -> subprocess.Popen:
+        started.append(subprocess.Popen(["sleep", "600"]))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_an_operation_whose_pid_now_belongs_to_another_process_is_recovered(world, unrelated_process):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "db-updated", pool="B")
+    unrelated_process = unrelated_process()  # started after the session died, as a process reusing its PID is
+    with world.store.writing() as conn:  # the dead session's PID is reused (after a reboot, or by chance)
+        conn.execute("UPDATE vgpu_operations SET owner = ?", (f"{socket.gethostname()}:{unrelated_process.pid}",))
+    (op,) = world.open_ops()
+    assert not op.owner_alive
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "finished"
+    assert world.config(uuid) == config("B", 1, 4)
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+def test_an_operation_from_before_a_reboot_is_recovered_though_its_pid_is_alive(world):
+    uuid = world.add(4, "halted", OLD, OWN_ARGS)
+    with world.store.writing() as conn:
+        op = journal.begin(conn, uuid, "reconfigure", vms.select_vm(conn, uuid), NEW, False)
+        # A live process of this machine has the PID now; the session ran in an earlier boot.
+        hand_over(conn, op.op_id, attrs.evolve(other_live_session(), boot_id="00000000-0000-4000-8000-0000000b007"))
+    (op,) = world.open_ops()
+    assert op.liveness() == (sessions.Verdict.DEAD, f"{socket.gethostname()} has restarted since")
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "rolled-back"
+    assert_recovered_and_unlocked(world, uuid, PowerState.HALTED)
+
+
+def test_an_operation_of_a_session_on_another_host_is_taken_only_when_told(world):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "stopped", pool="B")
+    elsewhere = sessions.Session("db-host-2.invalid", 4242, "00000000-0000-4000-8000-00000000e15e", "1234")
+    (cut,) = world.open_ops()
+    with world.store.writing() as conn:
+        hand_over(conn, cut.op_id, elsewhere)
+    (op,) = world.open_ops()
+    with pytest.raises(Busy) as busy:
+        lifecycle.reconfigure_vm(world.store, world.sim, uuid, priority="low", confirm=lambda plan: True)
+    assert str(busy.value) == (f"VM {uuid} is being reconfigured by another session since {op.started_at} (it ran on "
+                               "another host (db-host-2.invalid); if that session is gone, 'vgpu-admin recover "
+                               "--take-over' finishes or undoes its change)")
+
+    refused = run_process(["recover", *cli_flags(world)])
+    assert refused.code == 1, refused
+    assert refused.out_lines == [
+        f"reconfigure of VM {uuid} (stopped at step stopping): not-taken - session db-host-2.invalid:4242 started it "
+        f"at {op.started_at} and it ran on another host (db-host-2.invalid), where this one cannot check it; if that "
+        "session is gone, run 'vgpu-admin recover --take-over'"]
+    assert world.power(uuid) is PowerState.HALTED and len(world.open_ops()) == 1  # nothing was done
+
+    taken = run_process(["recover", "--take-over", *cli_flags(world)])
+    assert taken.code == 0, taken
+    assert taken.out_lines[0].startswith(f"reconfigure of VM {uuid} (stopped at step stopping): rolled-back")
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+def test_recover_of_a_vm_that_boots_with_neither_configuration_resolves_it_and_says_what_to_do(world):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "db-updated", pool="B")
+    world.sim.set_fault("start", "fail", uuid)
+    recovered = run_process(["recover", *cli_flags(world)])
+    assert recovered.code == 1, recovered  # resolved, but the VM needs the admin
+    (line,) = recovered.out_lines
+    cause = f"the host could not start the device emulator (QEMU) for VM {uuid}: Daemon exited unexpectedly"
+    assert line == (f"reconfigure of VM {uuid} (stopped at step db-updated): rolled-back - the VM would not start with "
+                    f"its new configuration ({cause}); the previous configuration is kept; ⚠ needs attention: the VM "
+                    f"would not start again even with its previous configuration ({cause}): it is halted; fix that on "
+                    "the host, then start it")
+    assert world.open_ops() == [] and recovery.recover(world.store, world.sim) == []  # not locked, nothing to redo
+    assert world.config(uuid) == OLD and world.args(uuid) == devargs.merge(OWN_ARGS, OLD)
+    assert world.power(uuid) is PowerState.HALTED
+    assert [(mark.vm_uuid, mark.kind) for mark in world.marks()] == [(uuid, "not-restarted")]
+
+
+def test_a_vm_already_running_its_new_configuration_is_finished_without_another_restart(world):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "started", pool="B")
+    boots = world.sim.boots(uuid)
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert (outcome.action, outcome.detail) == ("finished", "the VM was already running with its new configuration; "
+                                                            "it was not restarted")
+    assert world.sim.boots(uuid) == boots
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+def test_a_vm_started_by_hand_with_its_old_configuration_is_restarted_to_finish(world):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "db-updated", pool="B")
+    world.sim.start(uuid)  # someone starts it meanwhile: with the old segment, which is still stored
+    (outcome,) = recovery.recover(world.store, world.sim, policy=lifecycle.StopPolicy(clean_timeout=5))
+    assert outcome.action == "finished"
+    assert world.sim.boots(uuid)[-1] == devargs.merge(OWN_ARGS, config("B", 1, 4))  # it runs the new one now
     assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)

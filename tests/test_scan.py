@@ -11,7 +11,7 @@ from vgpu.models import PowerState, Priority
 from vgpu.store import Store
 
 from .counting import CountingHost
-from .lifekit import Raising, World, config, other_live_owner, vm_uuid
+from .lifekit import Raising, World, config, hand_over, other_live_owner, vm_uuid
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_scan_status_and_inspect_vm_name_unfinished_operations(world):
     op = _cut(world, cut)
     with world.store.writing() as conn:  # another live session is in the middle of changing VM 2
         other = journal.begin(conn, busy, "reconfigure", vms.select_vm(conn, busy), config("B", 1, 2), True)
-        conn.execute("UPDATE vgpu_operations SET owner = ? WHERE op_id = ?", (other_live_owner(), other.op_id))
+        hand_over(conn, other.op_id)
 
     for report in (scan.scan(world.store, world.sim), scan.status(world.store, world.sim)):
         assert report.unfinished == (
@@ -218,7 +218,7 @@ def test_an_unfinished_operation_is_named_when_the_vm_is_gone_from_db_and_host(w
     with world.store.writing() as conn:  # a remove killed after the row was deleted, before it was closed
         journal.begin(conn, uuid, "remove", vms.select_vm(conn, uuid), None, None)
         vms.delete_record(conn, uuid)
-        conn.execute("UPDATE vgpu_operations SET owner = 'gone.invalid:1 (interrupted)'")
+        conn.execute("UPDATE vgpu_operations SET owner = 'gone.invalid:1', released_at = 'T'")
     world.sim.remove_vm(uuid)
     (op,) = scan.status(world.store, world.sim).unfinished
     assert (op.vm_name, op.kind, op.in_progress) == ("leaving", "remove", False)

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from vgpu import pools, schema, vms
+from vgpu import journal, pools, schema, vms
 from vgpu.errors import StoreError, VgpuError
 from vgpu.store import DEFAULT_BUSY_TIMEOUT, Store
 
@@ -255,6 +255,25 @@ def test_adopts_a_database_made_by_the_specs_init_script(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST_VERSION
         assert conn.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
         assert conn.execute("SELECT COUNT(*) FROM pools").fetchone()[0] == 2
+
+
+def test_a_version_1_journal_is_migrated_with_its_interrupted_rows_released(tmp_path):
+    path = tmp_path / "v1.db"
+    with raw(path) as conn:  # a database written by the previous release, with two open operations
+        for script in (schema.SPEC_TABLES, schema.OUR_TABLES_V1):
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES (?, 'repair', 'planned', 'h1:12')", (UUID_1,))
+        conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES ('u2', 'remove', 'planned', 'h2:34 (interrupted)')")
+    with Store(path) as store:
+        first, second = journal.unfinished(store)
+    assert (first.owner, first.interrupted, first.session.boot_id, first.session.started) == ("h1:12", False, None, None)
+    assert (second.owner, second.interrupted) == ("h2:34", True)  # the suffix became released_at
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST_VERSION == 2
+        assert "vgpu_attention" in master_sql(path, "table")
 
 
 def test_initialises_an_existing_empty_file(tmp_path):

@@ -15,7 +15,7 @@ from .store import Store
 from .tables import AuditList
 from .values import parse_count, parse_pool_id, parse_uuid
 
-ACTIONS = ("register", "update", "remove", "rename-pool")
+ACTIONS = ("register", "update", "remove", "rename-pool", "stop")  # stop: how vgpu-admin stopped a VM
 
 
 def record(conn: sqlite3.Connection, action: str, subject: str, old: dict | None, new: dict | None) -> None:

@@ -1,6 +1,7 @@
 """Settings, read once, in a fixed order, into one object.
 
-Precedence, highest first: explicit values (command-line flags), environment (``VGPU_DB``, ``VGPU_HOST``),
+Precedence, highest first: explicit values (command-line flags), environment (``VGPU_DB``, ``VGPU_HOST``,
+``VGPU_CLEAN_TIMEOUT``),
 the user's config (``$XDG_CONFIG_HOME/vgpu/config.toml``), the system config (``/etc/vgpu/config.toml``,
 or ``$VGPU_SYSTEM_CONFIG``), defaults. The default host is ``xe:`` on a dom0 (xe on PATH) and the demo's
 simulated host elsewhere; the default DB is the demo's own with ``sim:demo`` and
@@ -12,7 +13,7 @@ Config file keys::
     db = "/var/lib/vgpu/vgpu.db"
     host = "xe:"
     args_key = "device-model-args"   # some hosts read "device_model_args"
-    clean_timeout = 120              # seconds to wait for a clean shutdown
+    clean_timeout = 120              # seconds to wait for a clean shutdown (per call: --clean-timeout)
     force_after_timeout = true       # then force the VM off
 """
 
@@ -24,13 +25,14 @@ from typing import Any, Mapping
 
 import attrs
 
-from . import paths
-from .errors import ConfigError
+from . import paths, values
+from .errors import ConfigError, InvalidValue
 from .hypervisor.base import DEFAULT_ARGS_KEY
 
 DEMO_URI = "sim:demo"
 ENV_DB = "VGPU_DB"
 ENV_HOST = "VGPU_HOST"
+ENV_CLEAN_TIMEOUT = "VGPU_CLEAN_TIMEOUT"
 ENV_SYSTEM_CONFIG = "VGPU_SYSTEM_CONFIG"
 _KEYS = {"db": str, "host": str, "args_key": str, "clean_timeout": (int, float), "force_after_timeout": bool}
 
@@ -73,7 +75,7 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     system_path = env.get(ENV_SYSTEM_CONFIG) or paths.SYSTEM_CONFIG
     layers = [
         ("flag", {k: v for k, v in (explicit or {}).items() if v is not None}),
-        ("environment", {k: v for k, v in (("db", env.get(ENV_DB)), ("host", env.get(ENV_HOST))) if v}),
+        ("environment", _from_environment(env)),
         (paths.user_config(), _read_toml(paths.user_config())),
         (system_path, _read_toml(system_path)),
     ]
@@ -89,6 +91,17 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
         values["db"], sources["db"] = _default_db(values["host"]), "default"
     values["clean_timeout"] = float(values.get("clean_timeout", 120.0))
     return Settings(sources=sources, **values)
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {k: v for k, v in (("db", env.get(ENV_DB)), ("host", env.get(ENV_HOST))) if v}
+    timeout = env.get(ENV_CLEAN_TIMEOUT)
+    if timeout:
+        try:
+            found["clean_timeout"] = values.parse_seconds("clean timeout", timeout)
+        except InvalidValue as bad:
+            raise ConfigError(ENV_CLEAN_TIMEOUT, str(bad)) from None
+    return found
 
 
 def default_uri() -> str:

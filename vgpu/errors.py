@@ -199,18 +199,41 @@ class HostUnreachable(HypervisorError):
     """The host (or its management tool) could not be reached at all."""
 
 
+class ShutdownNotConfirmed(HypervisorError):
+    """A clean shutdown the host accepted did not complete, and the stop policy forbids forcing: the VM is
+    still running, but may halt by itself at any moment. ``cause`` is the host's failure (None when the
+    deadline passed: code ``OPERATION_TIMED_OUT``); ``timeout`` the deadline in seconds."""
+
+    def __init__(self, vm_uuid: str, timeout: float, cause: HypervisorError | None = None) -> None:
+        self.vm_uuid = vm_uuid
+        self.timeout = timeout
+        self.cause = cause
+        what = f"VM {vm_uuid} did not shut down within {timeout:g}s" if cause is None else \
+            f"the clean shutdown of VM {vm_uuid} failed ({cause})"
+        super().__init__(cause.code if cause else "OPERATION_TIMED_OUT",  # codes.OPERATION_TIMED_OUT: codes sits above this module
+                         f"{what}, and forcing it off is not allowed (force_after_timeout = false)",
+                         cause.details if cause else (vm_uuid,))
+
+
 class Busy(VgpuError):
     """Another session holds the VM's reconfiguration lock, or (``interrupted``) an operation its session
-    gave up part way does, until ``vgpu-admin recover`` finishes or undoes it."""
+    gave up part way does, until ``vgpu-admin recover`` finishes or undoes it. ``session`` names the holder
+    (``host:pid``) when one is at work; ``recovering`` when that is a ``recover`` run (then ``since`` is when
+    it took over)."""
 
-    def __init__(self, vm_uuid: str, since: str, operation_id: int | None = None, *, interrupted: bool = False) -> None:
+    def __init__(self, vm_uuid: str, since: str, operation_id: int | None = None, *, interrupted: bool = False,
+                 session: str | None = None, recovering: bool = False) -> None:
         self.vm_uuid = vm_uuid
         self.since = since
         self.operation_id = operation_id
         self.interrupted = interrupted
+        self.session = session
+        self.recovering = recovering
         if interrupted:
             super().__init__(f"VM {vm_uuid} has an interrupted change (started {since}); "
                              "run 'vgpu-admin recover' to finish or undo it")
+        elif recovering:
+            super().__init__(f"VM {vm_uuid} is being recovered by session {session} since {since}; wait for it to finish")
         else:
             super().__init__(f"VM {vm_uuid} is being reconfigured by another session since {since}")
 
@@ -223,19 +246,31 @@ class Cancelled(VgpuError):
 
 
 class ReconfigureFailed(VgpuError):
-    """The VM would not start with its new configuration; ``rolled_back`` says whether the old one is back."""
+    """A reconfigure failed part way. ``rolled_back``: the previous configuration is back (DB row and
+    arguments) and, unless ``restarted`` is False (it was halted), the VM started again; ``restart_error``
+    when the VM would not start even with it, and is left halted and marked as needing attention.
+    Otherwise ``rollback_error`` says why the rollback failed, and the change is left to
+    ``vgpu-admin recover``."""
 
-    def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None) -> None:
+    def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None,
+                 restart_error: VgpuError | None = None, *, restarted: bool = True) -> None:
         self.vm_uuid = vm_uuid
         self.cause = cause
         self.rolled_back = rolled_back
         self.rollback_error = rollback_error
-        if rolled_back:  # only after the DB took the new values: the new configuration is what failed
+        self.restart_error = restart_error
+        if rolled_back and restart_error is not None:
+            super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}); its previous configuration is in place, "
+                             f"but the VM would not start with it either ({restart_error}): it is halted and marked "
+                             "as needing attention; fix the cause on the host, then start it")
+        elif rolled_back:  # only after the DB took the new values: the new configuration is what failed
+            again = " and the VM started again" if restarted else ""
             super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); "
-                             "the previous configuration was restored and the VM started again")
+                             f"the previous configuration was restored{again}")
         else:  # may have failed at any step, the stop included
+            when = "once the host is reachable" if isinstance(rollback_error, HostUnreachable) else "once the cause is fixed"
             super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}) and rolling back also failed "
-                             f"({rollback_error}); run 'vgpu-admin recover' once the host is reachable")
+                             f"({rollback_error}); run 'vgpu-admin recover' {when}")
 
 
 class ConfigError(VgpuError):

@@ -2,22 +2,27 @@
 
 An unfinished journal row is also the VM's lock (a partial unique index allows one per VM), so a second
 session trying to change the same VM is told who has it and since when, and a crash at any step leaves
-enough behind for :func:`vgpu.lifecycle.recover` to finish or roll back the operation.
+enough behind for :func:`vgpu.recovery.recover` to finish or roll back the operation.
+
+A row names the session that owns it (:mod:`vgpu.sessions`: host, PID, boot id, process start time).
+recover() *claims* a row before it acts (:func:`claim`): in one write transaction it checks that the owner
+is gone and makes the row its own, so two recover() runs never work on one operation, and a session that
+is still at work is never overtaken.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import sqlite3
 from typing import Iterator
 
 import attrs
 
+from . import sessions
 from .errors import Busy, VgpuError
 from .models import VM, Priority, VMConfig
+from .sessions import Session, Verdict
 from .store import Store
 
 # Steps, in order. Each is recorded before it is taken; DB_UPDATED is recorded in the same transaction as
@@ -33,15 +38,16 @@ DONE = "done"
 ROLLED_BACK = "rolled-back"
 FAILED = "failed"
 
-# Appended to the owner of an operation its session gave up on part way (an interrupt, an unexpected error,
-# a rollback that failed): the row stays open, so the VM stays locked, but no live session claims it.
-INTERRUPTED = " (interrupted)"
+_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
 
 @attrs.frozen
 class Operation:
     """One journalled change to one VM. ``old`` is the registration before (None when registering);
-    ``new`` the configuration after (None when removing)."""
+    ``new`` the configuration after (None when removing). ``session`` owns it; ``released_at`` is set when
+    that session gave it up part way (an interrupt, a rollback that failed), ``recovering_since`` when
+    recover() claimed it, and ``reverted`` once a rollback put the old values back in the DB after it had
+    taken the new ones."""
 
     op_id: int
     vm_uuid: str
@@ -50,8 +56,16 @@ class Operation:
     old: VM | None
     new: VMConfig | None
     was_running: bool | None
-    owner: str
+    session: Session
     started_at: str
+    released_at: str | None = None
+    recovering_since: str | None = None
+    reverted: bool = False
+
+    @property
+    def owner(self) -> str:
+        """The owning session as people read it (``host:pid``)."""
+        return self.session.label
 
     @property
     def db_updated(self) -> bool:
@@ -60,34 +74,35 @@ class Operation:
     @property
     def interrupted(self) -> bool:
         """Its session gave it up part way and left it to recover() (see :func:`release`)."""
-        return self.owner.endswith(INTERRUPTED)
+        return self.released_at is not None
+
+    @property
+    def mine(self) -> bool:
+        """Held by this very process (left behind by an earlier call in it, or being worked on now)."""
+        return not self.interrupted and sessions.is_current(self.session)
+
+    def liveness(self) -> tuple[Verdict, str]:
+        """Whether the owning session is still at work on it, and why we think so (a phrase)."""
+        if self.interrupted:
+            return Verdict.DEAD, f"session {self.owner} gave it up"
+        return sessions.judge(self.session)
 
     @property
     def owner_alive(self) -> bool:
-        """False when the owner ran on this machine and its process is gone (a crash or kill), or when it
-        gave the operation up (interrupted)."""
-        if self.interrupted:
-            return False
-        host, _, pid = self.owner.rpartition(":")
-        if host != socket.gethostname() or not pid.isdigit():
-            return True  # another machine: we cannot tell, assume it is working
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        """False once the owner is known to be gone: it gave the operation up, or it ran on this machine
+        and no longer runs (its PID is gone or now another process's, or the machine restarted). A session
+        on another host cannot be checked from here and counts as alive."""
+        return self.liveness()[0] is not Verdict.DEAD
 
     @property
     def needs_recovery(self) -> bool:
         """Nobody is working on it any more, so recover() resolves it: its session ended or was
         interrupted, or it is this process's own (left behind by an earlier call)."""
-        return not self.owner_alive or self.owner == this_owner()
+        return not self.owner_alive or self.mine
 
 
 def this_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return sessions.current().label
 
 
 def _dump_vm(vm: VM | None) -> str | None:
@@ -120,16 +135,25 @@ def _load_config(text: str | None) -> VMConfig | None:
     return VMConfig(data["pool_id"], Priority(data["priority"]), data["vm_id"])
 
 
-_COLUMNS = "op_id, vm_uuid, kind, step, old, new, was_running, owner, started_at"
+_COLUMNS = ("op_id, vm_uuid, kind, step, old, new, was_running, owner, owner_boot_id, owner_started, started_at, "
+            "released_at, recovering_since, reverted")
 
 
 def _operation_from_row(row: tuple) -> Operation:
-    op_id, vm_uuid, kind, step, old, new, was_running, owner, started_at = row
+    (op_id, vm_uuid, kind, step, old, new, was_running, owner, boot_id, started, started_at, released_at,
+     recovering_since, reverted) = row
     running = None if was_running is None else bool(was_running)
-    return Operation(op_id, vm_uuid, kind, step, _load_vm(old), _load_config(new), running, owner, started_at)
+    return Operation(op_id, vm_uuid, kind, step, _load_vm(old), _load_config(new), running,
+                     Session.from_label(owner, boot_id, started), started_at, released_at, recovering_since,
+                     bool(reverted))
 
 
-def _holder(conn: sqlite3.Connection, vm_uuid: str) -> Operation | None:
+def _select(conn: sqlite3.Connection, op_id: int) -> Operation | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM vgpu_operations WHERE op_id = ? AND finished_at IS NULL", (op_id,)).fetchone()
+    return None if row is None else _operation_from_row(row)
+
+
+def select_holder(conn: sqlite3.Connection, vm_uuid: str) -> Operation | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM vgpu_operations WHERE vm_uuid = ? AND finished_at IS NULL", (vm_uuid,)
     ).fetchone()
@@ -139,9 +163,15 @@ def _holder(conn: sqlite3.Connection, vm_uuid: str) -> Operation | None:
 def busy_error(op: Operation) -> Busy:
     if op.interrupted:
         return Busy(op.vm_uuid, op.started_at, op.op_id, interrupted=True)
-    error = Busy(op.vm_uuid, op.started_at, op.op_id)
-    if not op.owner_alive:
+    verdict, why = op.liveness()
+    if op.recovering_since is not None and verdict is Verdict.ALIVE:
+        return Busy(op.vm_uuid, op.recovering_since, op.op_id, session=op.owner, recovering=True)
+    error = Busy(op.vm_uuid, op.started_at, op.op_id, session=op.owner)
+    if verdict is Verdict.DEAD:
         error.reword(error.sentence + " (that session has ended; run 'vgpu-admin recover' to finish or undo its change)")
+    elif verdict is Verdict.UNKNOWN:
+        error.reword(error.sentence + f" ({why}; if that session is gone, 'vgpu-admin recover --take-over' "
+                                      "finishes or undoes its change)")
     return error
 
 
@@ -149,7 +179,7 @@ def check_unlocked(store: Store, vm_uuid: str) -> None:
     """Raise Busy now if another operation holds the VM, so nobody is asked to confirm a change that
     cannot start. (begin() checks again under the write lock; this is only the early warning.)"""
     with store.reading() as conn:
-        holder = _holder(conn, vm_uuid)
+        holder = select_holder(conn, vm_uuid)
     if holder is not None:
         raise busy_error(holder)
 
@@ -163,16 +193,17 @@ def begin(
     was_running: bool | None,
 ) -> Operation:
     """Take the VM's lock and journal a new operation, inside the caller's write transaction."""
-    holder = _holder(conn, vm_uuid)
+    holder = select_holder(conn, vm_uuid)
     if holder is not None:
         raise busy_error(holder)
+    me = sessions.current()
     cursor = conn.execute(
-        "INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner, owner_boot_id, owner_started)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (vm_uuid, kind, PLANNED, _dump_vm(old), _dump_config(new),
-         None if was_running is None else int(was_running), this_owner()),
+         None if was_running is None else int(was_running), me.label, me.boot_id, me.started),
     )
-    row = conn.execute(f"SELECT {_COLUMNS} FROM vgpu_operations WHERE op_id = ?", (cursor.lastrowid,)).fetchone()
-    return _operation_from_row(row)
+    return _select(conn, cursor.lastrowid)
 
 
 def set_step(conn: sqlite3.Connection, op: Operation, step: str, new: VMConfig | None = None) -> Operation:
@@ -181,10 +212,18 @@ def set_step(conn: sqlite3.Connection, op: Operation, step: str, new: VMConfig |
         raise ValueError(f"unknown journal step {step!r}")
     config = new if new is not None else op.new
     conn.execute(
-        "UPDATE vgpu_operations SET step = ?, new = ?, updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE op_id = ?",
+        f"UPDATE vgpu_operations SET step = ?, new = ?, updated_at = {_NOW} WHERE op_id = ?",
         (step, _dump_config(config), op.op_id),
     )
     return attrs.evolve(op, step=step, new=config)
+
+
+def set_reverted(conn: sqlite3.Connection, op: Operation, step: str) -> Operation:
+    """Record, in the transaction that put the old values back in the DB, that they are back: the step
+    returns to ``step`` (before DB_UPDATED, so a later recover() rolls back, never forward) and the row
+    remembers that the new values had reached the DB and were undone."""
+    conn.execute(f"UPDATE vgpu_operations SET step = ?, reverted = 1, updated_at = {_NOW} WHERE op_id = ?", (step, op.op_id))
+    return attrs.evolve(op, step=step, reverted=True)
 
 
 def advance(store: Store, op: Operation, step: str) -> Operation:
@@ -192,35 +231,36 @@ def advance(store: Store, op: Operation, step: str) -> Operation:
         return set_step(conn, op, step)
 
 
+def close(conn: sqlite3.Connection, op: Operation, outcome: str, detail: str = "") -> None:
+    """Close the operation inside the caller's write transaction (which releases the VM's lock)."""
+    conn.execute(
+        f"UPDATE vgpu_operations SET finished_at = {_NOW}, outcome = ?, updated_at = {_NOW} WHERE op_id = ?",
+        (f"{outcome}: {detail}" if detail else outcome, op.op_id),
+    )
+
+
 def finish(store: Store, op: Operation, outcome: str, detail: str = "") -> None:
     """Close the operation (which releases the VM's lock)."""
     with store.writing() as conn:
-        conn.execute(
-            "UPDATE vgpu_operations SET finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), outcome = ?,"
-            " updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE op_id = ?",
-            (f"{outcome}: {detail}" if detail else outcome, op.op_id),
-        )
+        close(conn, op, outcome, detail)
 
 
 def release(store: Store, op: Operation) -> Operation | None:
     """Give up an operation part way without closing it: the VM stays locked and the row keeps its step,
-    but it is marked interrupted, so recover() from any process (this one included) finishes or undoes it.
+    but it is marked released, so recover() from any process (this one included) finishes or undoes it.
     Returns the operation as released, or None when it had already been closed. Best effort: it runs while
     another exception is on its way out, which a database failure here must not replace (the row then
     stays this live process's, and recover() in this process still resolves it)."""
     try:
         with store.writing() as conn:
             conn.execute(
-                "UPDATE vgpu_operations SET owner = owner || ?, updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now')"
-                " WHERE op_id = ? AND finished_at IS NULL AND owner NOT LIKE ?",
-                (INTERRUPTED, op.op_id, f"%{INTERRUPTED}"),
+                f"UPDATE vgpu_operations SET released_at = {_NOW}, updated_at = {_NOW}"
+                " WHERE op_id = ? AND finished_at IS NULL AND released_at IS NULL",
+                (op.op_id,),
             )
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM vgpu_operations WHERE op_id = ? AND finished_at IS NULL", (op.op_id,)
-            ).fetchone()
+            return _select(conn, op.op_id)
     except Exception:  # noqa: BLE001 - see the docstring
         return None
-    return None if row is None else _operation_from_row(row)
 
 
 @contextlib.contextmanager
@@ -238,6 +278,49 @@ def released_on_escape(store: Store, op: Operation) -> Iterator[None]:
         raise
 
 
+# --- recover()'s claim ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Claim:
+    """The outcome of :func:`claim`. ``op`` is the operation as it is now: ours to resolve when ``taken``;
+    otherwise as another session holds it, with ``why`` saying who and why it was left alone, and
+    ``other_host`` when only ``take_over`` would have taken it."""
+
+    op: Operation
+    taken: bool
+    why: str = ""
+    other_host: bool = False
+
+
+def claim(store: Store, op_id: int, *, take_over: bool = False) -> Claim | None:
+    """Make operation ``op_id`` this session's to recover, if its owner is gone (or it is this process's
+    own, or was given up). One write transaction: of two recover() runs, one takes it and the other finds
+    it held by a live session. ``take_over`` also takes it from a session on another host, which cannot be
+    checked from here. None when the operation was closed meanwhile."""
+    me = sessions.current()
+    with store.writing() as conn:
+        op = _select(conn, op_id)
+        if op is None:
+            return None
+        verdict, why = op.liveness()
+        free = op.mine or verdict is Verdict.DEAD or (verdict is Verdict.UNKNOWN and take_over)
+        if not free:
+            if op.recovering_since is not None:
+                return Claim(op, False, f"being recovered by session {op.owner} since {op.recovering_since}")
+            if verdict is Verdict.UNKNOWN:
+                return Claim(op, False, f"session {op.owner} started it at {op.started_at} and {why}, where this "
+                                        "one cannot check it; if that session is gone, run 'vgpu-admin recover "
+                                        "--take-over'", other_host=True)
+            return Claim(op, False, f"still in progress in session {op.owner} (started {op.started_at})")
+        conn.execute(
+            f"UPDATE vgpu_operations SET owner = ?, owner_boot_id = ?, owner_started = ?, released_at = NULL,"
+            f" recovering_since = {_NOW}, updated_at = {_NOW} WHERE op_id = ?",
+            (me.label, me.boot_id, me.started, op_id),
+        )
+        return Claim(_select(conn, op_id), True, why)
+
+
 def select_unfinished(conn: sqlite3.Connection) -> list[Operation]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM vgpu_operations WHERE finished_at IS NULL ORDER BY op_id").fetchall()
     return [_operation_from_row(row) for row in rows]
@@ -253,5 +336,4 @@ def unfinished(store: Store) -> list[Operation]:
 def holder(store: Store, vm_uuid: str) -> Operation | None:
     """The unfinished operation that holds the VM's lock, if any."""
     with store.reading() as conn:
-        return _holder(conn, vm_uuid)
-
+        return select_holder(conn, vm_uuid)

@@ -4,140 +4,43 @@ The cycle is ``plan → confirm → [stop if running] → update DB → update d
 was running]``. Each step is journalled (:mod:`vgpu.journal`) before it is taken. Any failure part way (a
 host error, or an unexpected exception) rolls back what was done (old DB row, old segment, VM started again
 if it was running) and says so; if even the rollback fails, or an interrupt (Ctrl-C) cuts the cycle, the
-operation stays open, released for :func:`vgpu.recovery.recover` from any process.
+operation stays open, released for :func:`vgpu.recovery.recover` from any process. A VM that will not
+start again even with its old configuration is left halted and marked as needing attention
+(:mod:`vgpu.attention`), with its operation closed: there is nothing left for recover() to do.
 
-Nothing here talks to a person: ``confirm`` and ``progress`` are callbacks the caller supplies (the shell
-asks yes/no at the terminal, a notebook may show a widget or answer in code).
+Stopping and starting (the stop policy, progress while waiting) are :mod:`vgpu.power`'s; its names are
+re-exported here. Nothing here talks to a person: ``confirm`` and ``progress`` are callbacks the caller
+supplies (the shell asks yes/no at the terminal, a notebook may show a widget or answer in code).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import time
-import warnings
 from typing import Callable
 
 import attrs
 
-from . import devargs, journal, naming, values, vms
-from .errors import Cancelled, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
+from . import attention, audit, devargs, journal, naming, values, vms
+from .errors import Cancelled, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
+from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; callers know them from here
+    DEFAULT_POLICY,
+    Progress,
+    ProgressCallback,
+    ShutdownNotConfirmed,
+    StopOutcome,
+    StopPolicy,
+    guarded,
+    silent,
+    start_vm,
+    stop_vm,
+)
 from .store import Store
 
 
-@attrs.frozen
-class Progress:
-    """One progress report. ``elapsed`` counts seconds since the step began (for waiting messages)."""
-
-    vm_uuid: str
-    step: str
-    message: str
-    elapsed: float = 0.0
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-@attrs.frozen
-class StopPolicy:
-    """How to stop a VM: a clean shutdown with a deadline, then (unless ``force`` is off) a forced one."""
-
-    clean_timeout: float = 120.0
-    force: bool = True
-    tick: float = 1.0  # seconds between "still waiting" progress reports
-
-
-DEFAULT_POLICY = StopPolicy()
-
-
-def silent(_: Progress) -> None:
-    """The default progress callback."""
-
-
-class _GuardedProgress:
-    """A caller's progress callback that cannot derail an operation: what it raises is swallowed (with one
-    warning per operation), because a half-done change is worse than a missed report. KeyboardInterrupt and
-    other BaseExceptions still get through: an interrupt is the caller's wish, not a reporting failure."""
-
-    def __init__(self, callback: ProgressCallback) -> None:
-        self.callback = callback
-        self.failed = False
-
-    def __call__(self, event: Progress) -> None:
-        try:
-            self.callback(event)
-        except Exception as error:
-            if not self.failed:
-                self.failed = True
-                warnings.warn(f"the progress callback failed ({type(error).__name__}: {error}) at step "
-                              f"{event.step!r} of VM {event.vm_uuid}; the operation carries on", RuntimeWarning, stacklevel=2)
-
-
-def guarded(progress: ProgressCallback) -> ProgressCallback:
-    """``progress`` wrapped so that its exceptions never reach the operation reporting to it."""
-    if progress is silent or isinstance(progress, _GuardedProgress):
-        return progress
-    return _GuardedProgress(progress)
-
-
 # --- single steps -----------------------------------------------------------------------------------------
-
-
-def _waiting(fn: Callable[[], object], vm_uuid: str, step: str, message: str, progress: ProgressCallback, tick: float) -> object:
-    """Run a blocking host call, reporting progress every ``tick`` seconds while it runs."""
-    progress(Progress(vm_uuid, step, message))
-    if progress is silent:
-        return fn()
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vgpu-wait") as pool:
-        future = pool.submit(fn)
-        while True:
-            try:
-                return future.result(timeout=tick)
-            except concurrent.futures.TimeoutError:
-                progress(Progress(vm_uuid, step, message, time.monotonic() - started))
-
-
-def stop_vm(
-    host: Hypervisor,
-    vm_uuid: str,
-    policy: StopPolicy = DEFAULT_POLICY,
-    progress: ProgressCallback = silent,
-) -> str:
-    """Stop a VM: clean shutdown within the policy's deadline, then forced. Returns how it stopped:
-    ``"already"`` (it was halted), ``"clean"`` or ``"forced"``."""
-    progress = guarded(progress)
-    if host.power_state(vm_uuid) is PowerState.HALTED:
-        return "already"
-    message = f"Shutting down VM {vm_uuid} (clean, up to {policy.clean_timeout:g}s)"
-    try:
-        stopped = _waiting(lambda: host.clean_shutdown(vm_uuid, policy.clean_timeout), vm_uuid, "stopping", message, progress, policy.tick)
-    except HypervisorError as error:
-        if error.code != codes.VM_LACKS_FEATURE or not policy.force:
-            raise
-        progress(Progress(vm_uuid, "forcing", f"{error}; forcing it off"))
-        stopped = False
-    else:
-        if not stopped:
-            if not policy.force:
-                raise codes.host_error(codes.OPERATION_TIMED_OUT, [], vm_uuid)
-            progress(Progress(vm_uuid, "forcing", f"VM {vm_uuid} did not shut down within {policy.clean_timeout:g}s; forcing it off"))
-    if stopped:
-        progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} shut down cleanly"))
-        return "clean"
-    host.hard_shutdown(vm_uuid)
-    progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} forced off"))
-    return "forced"
-
-
-def start_vm(host: Hypervisor, vm_uuid: str, progress: ProgressCallback = silent, tick: float = 1.0) -> None:
-    """Start a VM and return once the host reports it running."""
-    progress = guarded(progress)
-    _waiting(lambda: host.start(vm_uuid), vm_uuid, "starting", f"Starting VM {vm_uuid}", progress, tick)
-    progress(Progress(vm_uuid, "started", f"VM {vm_uuid} is running"))
 
 
 def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | None) -> str:
@@ -148,6 +51,38 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
     if wanted != current:
         host.set_device_model_args(vm_uuid, wanted)
     return wanted
+
+
+def record_stop(store: Store, vm_uuid: str, how: str, reason: str = "") -> None:
+    """Write down in the audit log how vgpu-admin stopped a VM: ``clean``, ``forced`` (and why) or
+    ``requested`` (a clean shutdown asked for and not seen through)."""
+    with store.writing() as conn:
+        audit.record(conn, "stop", vm_uuid, None, {"stop": how, "reason": reason} if reason else {"stop": how})
+
+
+def stop_recorded(store: Store, host: Hypervisor, vm_uuid: str, policy: StopPolicy, progress: ProgressCallback,
+                  name: str | None = None) -> StopOutcome:
+    """:func:`stop_vm`, with the audit log saying which path was taken (a shutdown requested and not
+    seen through included, before its ShutdownNotConfirmed goes on its way)."""
+    try:
+        stop = stop_vm(host, vm_uuid, policy, progress, name=name)
+    except ShutdownNotConfirmed as unconfirmed:
+        record_stop(store, vm_uuid, "requested", str(unconfirmed))
+        raise
+    if stop.how != "already":
+        record_stop(store, vm_uuid, stop.how, stop.reason)
+    return stop
+
+
+def close(store: Store, op: journal.Operation, outcome: str, detail: str = "", power: PowerState | None = None) -> None:
+    """Close the operation; with ``power`` (the VM's state as the operation leaves it, nothing under way on
+    the host) also clear an attention mark that this state resolves."""
+    with store.writing() as conn:
+        journal.close(conn, op, outcome, detail)
+        if power is not None:
+            for mark in attention.select(conn, op.vm_uuid):
+                if attention.resolved(mark, power, ()):
+                    attention.clear(conn, op.vm_uuid)
 
 
 # --- reconfigure ------------------------------------------------------------------------------------------
@@ -175,6 +110,7 @@ class ReconfigureResult:
     changed: bool
     restarted: bool
     stopped_how: str | None = None  # "clean" or "forced" when the VM was stopped
+    stop_reason: str = ""  # why it had to be forced (the clean shutdown's failure, or its deadline)
 
 
 def check_power_state(vm_uuid: str, state: PowerState) -> None:
@@ -259,12 +195,12 @@ def apply_plan(
         return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False)
     progress = guarded(progress)
     op = _begin(store, host, plan)
-    stopped_how = None
+    stop = None
     with journal.released_on_escape(store, op):  # an interrupt, or a rollback that failed: recover() takes over
         try:
             if op.was_running:
                 op = journal.advance(store, op, journal.STOPPING)
-                stopped_how = stop_vm(host, op.vm_uuid, policy, progress)
+                stop = stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name)
             progress(Progress(op.vm_uuid, "updating", "Updating the database and the device-model args"))
             with store.writing() as conn:
                 updated = vms.update_record(conn, op.vm_uuid, plan.new)
@@ -273,18 +209,40 @@ def apply_plan(
             update_device_model_args(host, op.vm_uuid, plan.new)
             if op.was_running:
                 op = journal.advance(store, op, journal.STARTING)
-                start_vm(host, op.vm_uuid, progress, policy.tick)
+                start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
         except VgpuError as failure:
             raise _roll_back_after(store, host, op, failure, progress) from failure
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
             _roll_back_unexpected(store, host, op, failure, progress)
             raise
-    journal.finish(store, op, journal.DONE)
-    return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running), stopped_how=stopped_how)
+    close(store, op, journal.DONE, power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
+    return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
+                             stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "")
 
 
-def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = silent) -> None:
-    """Put back the VM's old registration and segment, and start it if it was running. Idempotent."""
+@attrs.frozen
+class Restored:
+    """What :func:`roll_back` did besides restoring the DB row and the segment: ``restarted`` when it
+    started the VM again; ``start_error`` when the VM would not start even with its previous configuration
+    (it is then halted, and marked as needing attention)."""
+
+    restarted: bool = False
+    start_error: HypervisorError | None = None
+
+
+def would_not_start(error: HypervisorError) -> bool:
+    """The host refused to start the VM for a reason of the VM's own (its emulator, its resources), not
+    because it is gone, busy with another operation, or running already: trying again will not help."""
+    transient = (codes.OTHER_OPERATION_IN_PROGRESS, codes.VM_BAD_POWER_STATE, codes.UUID_INVALID, codes.HANDLE_INVALID)
+    return not isinstance(error, HostUnreachable) and error.code not in transient
+
+
+def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = silent) -> Restored:
+    """Put back the VM's old registration and segment, and start it if it was running. Idempotent.
+
+    If the VM will not start even with its old configuration, it is left halted and marked as needing
+    attention, and the refusal is returned in :class:`Restored`; any other failure is raised (the caller
+    leaves the operation to recover())."""
     progress = guarded(progress)
     progress(Progress(op.vm_uuid, "rolling-back", f"Restoring the previous configuration of VM {op.vm_uuid}"))
     old = op.old.config
@@ -295,25 +253,62 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
         if op.db_updated:
             # The DB holds the old values again; the journal must say so in the same transaction, or a
             # recover() after a failure below would roll *forward* to the new values the DB no longer has.
-            journal.set_step(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
+            op = journal.set_reverted(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
     update_device_model_args(host, op.vm_uuid, old)
-    if op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED:
-        start_vm(host, op.vm_uuid, progress)
+    if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
+        return Restored()
+    try:
+        start_vm(host, op.vm_uuid, progress, name=op.old.vm_name)
+    except HypervisorError as refused:
+        if not would_not_start(refused):
+            raise
+        with store.writing() as conn:
+            attention.mark(conn, op.vm_uuid, attention.NOT_RESTARTED,
+                           f"it was running before a change that failed, and would not start again with its previous "
+                           f"configuration ({refused}); fix that on the host, then start the VM")
+        return Restored(start_error=refused)
+    return Restored(restarted=True)
 
 
 def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, failure: VgpuError, progress: ProgressCallback) -> VgpuError:
-    """Undo a failed reconfigure and return the error to raise: the failure itself when nothing had
-    changed yet, else ReconfigureFailed saying whether the rollback worked."""
+    """Undo a failed reconfigure and return the error to raise: the failure itself when the configuration
+    had not changed yet, else ReconfigureFailed saying whether the rollback worked."""
     try:
-        roll_back(store, host, op, progress)
+        restored = roll_back(store, host, op, progress)
     except VgpuError as rollback_error:
         # Leave the journal open (released by apply_plan): recover() will try again, the VM stays locked meanwhile.
         return ReconfigureFailed(op.vm_uuid, failure, rolled_back=False, rollback_error=rollback_error)
-    journal.finish(store, op, journal.ROLLED_BACK, str(failure))
+    if restored.start_error is not None:
+        close(store, op, journal.ROLLED_BACK, f"{failure}; the VM would not start again: {restored.start_error}")
+        return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restart_error=restored.start_error)
+    if isinstance(failure, ShutdownNotConfirmed):
+        return _unconfirmed_stop(store, host, op, failure, restored)
+    close(store, op, journal.ROLLED_BACK, str(failure), power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
     if not op.db_updated:
-        failure.reword(failure.sentence + "; nothing was changed")
+        tail = "; its configuration was not changed and the VM was started again" if restored.restarted else "; nothing was changed"
+        failure.reword(failure.sentence + tail)
         return failure
-    return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True)
+    return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted)
+
+
+def _unconfirmed_stop(store: Store, host: Hypervisor, op: journal.Operation, failure: ShutdownNotConfirmed,
+                      restored: Restored) -> ShutdownNotConfirmed:
+    """A clean shutdown the host accepted and forcing was not allowed: the change is not made, but the
+    request was delivered. Unless the VM halted meanwhile (and was started again), it may halt at any
+    moment: it is marked as needing attention until a command sees it halted or running again."""
+    if restored.restarted:
+        close(store, op, journal.ROLLED_BACK, str(failure), power=PowerState.RUNNING)
+        failure.reword(failure.sentence + "; it halted meanwhile and was started again, with its configuration unchanged")
+        return failure
+    with store.writing() as conn:
+        journal.close(conn, op, journal.ROLLED_BACK, str(failure))
+        attention.mark(conn, op.vm_uuid, attention.SHUTDOWN_UNCONFIRMED,
+                       f"a clean shutdown was requested and not seen through ({failure.cause or 'deadline passed'}), "
+                       "so it may still halt by itself; once it has, start it, or run the change again")
+    failure.reword(failure.sentence + "; the shutdown request was delivered, so the VM may still halt by itself. "
+                   "Its configuration was not changed, and it is marked as needing attention until it is seen "
+                   "halted or running again")
+    return failure
 
 
 def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation, failure: Exception, progress: ProgressCallback) -> None:
@@ -321,11 +316,15 @@ def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation,
     itself is re-raised by the caller, so its traceback reaches the log; a note on it says what became of
     the VM."""
     try:
-        roll_back(store, host, op, progress)
+        restored = roll_back(store, host, op, progress)
     except Exception as rollback_error:  # the row stays open and released_on_escape hands it to recover()
         failure.add_note(f"Rolling back VM {op.vm_uuid} also failed ({rollback_error}).")
         return
-    journal.finish(store, op, journal.ROLLED_BACK, f"{type(failure).__name__}: {failure}")
+    close(store, op, journal.ROLLED_BACK, f"{type(failure).__name__}: {failure}")
+    if restored.start_error is not None:
+        failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: its previous configuration is in place, but "
+                         f"the VM would not start with it ({restored.start_error}) and is marked as needing attention.")
+        return
     running = " and the VM is running" if op.was_running else ""
     failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: its previous configuration is in place{running}.")
 

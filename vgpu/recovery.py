@@ -1,30 +1,51 @@
-"""Finishing or undoing operations that were interrupted (a crash, a kill, a lost connection).
+"""Finishing or undoing operations that a crash, a kill or an interrupt left unfinished.
 
-For each unfinished journal entry the rule is simple and the same at every step: if the database already
-holds the new values, finish the change (write the segment, start the VM if it was running); otherwise put
-the old segment back and restart the VM if it was running. If finishing fails because the VM will not
-start with its new configuration, roll back instead. Afterwards the DB and the VM's segment agree and the
-VM is in the power state it had before the operation began.
+recover() goes through the unfinished operations, oldest first. It *claims* each one before it acts
+(:func:`vgpu.journal.claim`): only an operation whose session is gone (or gave it up, or is this process's
+own) is taken, in one write transaction, so two recover() runs never work on one operation, and a session
+still at work is never overtaken. An operation of a session on another host cannot be checked from here:
+it is taken only with ``take_over``.
+
+Then it asks the host what the VM is doing now, and decides:
+
+- the host is still carrying out something on the VM (a start or a shutdown the dead session asked for):
+  **later**, nothing is changed; run recover again once the host is done;
+- the VM already runs the new configuration: **finish** (database and arguments), with no extra restart;
+- the database has the new values: **finish**: write the segment, start the VM if it was running (or
+  restart it, when it runs an older configuration); if it will not start with the new configuration,
+  roll back instead;
+- it does not: **roll back**: put the old segment back, start the VM if it was running and is halted. A VM
+  that kept running with its old configuration is not touched.
+
+Stops follow the caller's :class:`~vgpu.power.StopPolicy`, as everywhere. What a host cannot tell (None for
+the booted arguments or the operations under way) never leads to undoing a change that may have reached the
+VM. A VM that will not start even with its old configuration is left halted, its operation closed, and the
+VM marked as needing attention (:mod:`vgpu.attention`). An operation left open (later, failed) is released
+again, so the next recover takes it at once.
 """
 
 from __future__ import annotations
 
-import functools
-
 import attrs
 
-from . import journal, lifecycle, vms
-from .errors import HypervisorError, VgpuError
+from . import attention, devargs, journal, lifecycle, vms
+from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import PowerState
+from .power import DEFAULT_POLICY, ProgressCallback, StopPolicy, guarded, silent
 from .store import Store
+
+FINISHED, ROLLED_BACK, SKIPPED, LATER, NOT_TAKEN, FAILED = "finished", "rolled-back", "skipped", "later", "not-taken", "failed"
 
 
 @attrs.frozen
 class Recovery:
-    """What recover() did with one interrupted operation: ``finished``, ``rolled-back``, ``skipped`` or
-    ``failed`` (then ``detail`` says why and the operation stays open)."""
+    """What recover() did with one unfinished operation. ``action``: ``finished`` or ``rolled-back`` (it
+    is closed), ``skipped`` (a live session, or another recover, has it), ``later`` (the host is still busy
+    with the VM: nothing was changed), ``not-taken`` (its session ran on another host: see ``take_over``) or
+    ``failed``; ``detail`` says why. ``attention`` is set when the VM needs the admin even so (it would not
+    start again, or a shutdown was requested and not seen through)."""
 
     op_id: int
     vm_uuid: str
@@ -32,81 +53,270 @@ class Recovery:
     step: str
     action: str
     detail: str = ""
+    attention: str = ""
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left for the admin to do about it (a live session's operation counts: it is in hand)."""
+        return self.action in (FINISHED, ROLLED_BACK, SKIPPED) and not self.attention
+
+
+@attrs.frozen
+class _Outcome:
+    action: str
+    detail: str
+    attention: str = ""
+    power: PowerState | None = None  # the VM's state as recovery leaves it, when known (clears a mark)
+
+
+class _Later(Exception):
+    """The host is still busy with the VM: leave the operation as it is and come back."""
 
 
 def recover(
     store: Store,
     host: Hypervisor,
-    progress: lifecycle.ProgressCallback = lifecycle.silent,
+    progress: ProgressCallback = silent,
     *,
-    policy: lifecycle.StopPolicy = lifecycle.DEFAULT_POLICY,
+    policy: StopPolicy = DEFAULT_POLICY,
+    take_over: bool = False,
 ) -> list[Recovery]:
-    """Resolve every unfinished operation whose session has ended or was interrupted (or that this process
-    left behind).
-    ``policy`` governs finishing a stop the interrupted session had begun."""
-    progress = lifecycle.guarded(progress)
+    """Resolve every unfinished operation whose session has ended or given it up (or that this process
+    left behind). ``policy`` governs every stop recovery makes. ``take_over`` also takes operations of
+    sessions on other hosts, which cannot be checked from here: only when the admin knows they are gone."""
+    progress = guarded(progress)
     results = []
-    for op in journal.unfinished(store):
-        if not op.needs_recovery:
-            results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, "skipped",
-                                    f"still in progress in session {op.owner} (started {op.started_at})"))
+    for listed in journal.unfinished(store):
+        claim = journal.claim(store, listed.op_id, take_over=take_over)
+        if claim is None:
+            continue  # closed meanwhile, by its own session or another recover
+        op = claim.op
+        if not claim.taken:
+            results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, NOT_TAKEN if claim.other_host else SKIPPED, claim.why))
             continue
         results.append(_recover_one(store, host, op, progress, policy))
     return results
 
 
-def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress, policy: lifecycle.StopPolicy) -> Recovery:
-    handler = {
-        "reconfigure": functools.partial(_reconfigure, policy=policy),
-        "register": _register, "remove": _remove, "repair": _repair,
-    }[op.kind]
-    try:
-        action, detail = handler(store, host, op, progress)
-    except VgpuError as error:
-        return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, "failed", str(error))
-    journal.finish(store, op, journal.DONE if action == "finished" else journal.ROLLED_BACK, f"recovered: {detail}")
-    return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, action, detail)
-
-
-def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress, policy: lifecycle.StopPolicy) -> tuple[str, str]:
-    if not op.db_updated:
-        if op.was_running and op.step == journal.STOPPING:
-            # The session may have died while the guest was shutting down: finish that stop (or force it)
-            # before starting the VM again, or the guest would halt by itself after recovery.
-            lifecycle.stop_vm(host, op.vm_uuid, policy, progress)
-        lifecycle.roll_back(store, host, op, progress)
-        return "rolled-back", "the change had not reached the database; the previous configuration is kept"
-    lifecycle.update_device_model_args(host, op.vm_uuid, op.new)
-    if op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED:
+def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback, policy: StopPolicy) -> Recovery:
+    handler = {"reconfigure": _reconfigure, "register": _register, "remove": _remove, "repair": _repair}[op.kind]
+    with journal.released_on_escape(store, op):  # an interrupt: the next recover takes it again
         try:
-            lifecycle.start_vm(host, op.vm_uuid, progress)
-        except HypervisorError as failure:
-            lifecycle.roll_back(store, host, op, progress)
-            return "rolled-back", f"the VM would not start with its new configuration ({failure}); the previous one is restored"
-    return "finished", "the new configuration is in place"
+            outcome = handler(store, host, op, progress, policy)
+        except _Later as later:
+            journal.release(store, op)
+            return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, LATER, str(later))
+        except VgpuError as error:
+            journal.release(store, op)
+            return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, FAILED, str(error))
+    done = journal.DONE if outcome.action == FINISHED else journal.ROLLED_BACK
+    lifecycle.close(store, op, done, f"recovered: {outcome.detail}", power=outcome.power)
+    return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, outcome.action, outcome.detail, outcome.attention)
 
 
-def _register(store: Store, host: Hypervisor, op: journal.Operation, progress) -> tuple[str, str]:
+# --- what the host says ---------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Look:
+    power: PowerState
+    operations: tuple[str, ...] | None  # None: the host cannot tell
+    booted: str | None  # the args the running domain booted with; None when halted or the host cannot tell
+
+
+def _busy(operations: tuple[str, ...]) -> _Later:
+    return _Later(f"the host is still carrying out {', '.join(operations)} on the VM; nothing was changed: "
+                  "run 'vgpu-admin recover' again once it is done")
+
+
+def _look(host: Hypervisor, vm_uuid: str) -> _Look:
+    operations = host.current_operations(vm_uuid)
+    if operations:
+        raise _busy(operations)
+    power = host.power_state(vm_uuid)
+    lifecycle.check_power_state(vm_uuid, power)
+    booted = host.booted_device_model_args(vm_uuid) if power is PowerState.RUNNING else None
+    return _Look(power, operations, booted)
+
+
+def _later_if_busy(error: HypervisorError) -> None:
+    """The host refused because it is busy with the VM (a start the interrupted session asked for, say):
+    leave everything as it is rather than undo anything under it."""
+    if error.code == codes.OTHER_OPERATION_IN_PROGRESS:
+        raise _Later(f"the host is busy with another operation on the VM ({error.code}); nothing more was done: "
+                     "run 'vgpu-admin recover' again once it is done") from error
+
+
+def _name(op: journal.Operation) -> str | None:
+    return op.old.vm_name if op.old is not None else None
+
+
+# --- reconfigure --------------------------------------------------------------------------------------------
+
+
+def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
+    try:
+        look = _look(host, op.vm_uuid)
+    except HypervisorError as error:
+        if not codes.vm_missing(error):
+            raise
+        return _vm_gone(op)
+    if look.booted is not None and devargs.parse(look.booted).config == op.new:
+        return _already_new(store, host, op)
+    if not op.db_updated:
+        return _undo(store, host, op, look, progress, policy)
+    return _complete(store, host, op, look, progress, policy)
+
+
+def _vm_gone(op: journal.Operation) -> _Outcome:
+    kept = "new" if op.db_updated else "previous"
+    return _Outcome(FINISHED if op.db_updated else ROLLED_BACK,
+                    f"the host no longer has this VM; the database keeps its {kept} configuration (see 'vgpu-admin scan-vms')")
+
+
+def _already_new(store: Store, host: Hypervisor, op: journal.Operation) -> _Outcome:
+    """The VM runs the new configuration already (the interrupted session's start completed): the DB and
+    the segment are made to say so, with no restart."""
+    if not op.db_updated:
+        with store.writing() as conn:
+            vms.update_record(conn, op.vm_uuid, op.new)
+            journal.set_step(conn, op, journal.DB_UPDATED)
+    lifecycle.update_device_model_args(host, op.vm_uuid, op.new)
+    return _Outcome(FINISHED, "the VM was already running with its new configuration; it was not restarted", power=PowerState.RUNNING)
+
+
+def _history(op: journal.Operation) -> str:
+    if op.reverted:
+        return "the change had reached the database and was undone by the session that made it"
+    return "the change had not reached the database"
+
+
+def _undo(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
+    why = _history(op)
+    if look.power is PowerState.RUNNING and op.was_running and op.step == journal.STOPPING and look.operations is None:
+        # The host cannot say whether the shutdown the interrupted session asked for is still coming: see it
+        # through (as the policy allows), then start the VM again, or it could halt by itself after recovery.
+        try:
+            lifecycle.stop_recorded(store, host, op.vm_uuid, policy, progress, _name(op))
+        except ShutdownNotConfirmed as unconfirmed:
+            return _undo_unconfirmed(store, host, op, unconfirmed, progress, why)
+        except HypervisorError as error:
+            _later_if_busy(error)
+            raise
+    restored = _roll_back(store, host, op, progress)
+    if restored.start_error is not None:
+        return _not_restarted(why, restored.start_error)
+    if restored.restarted:
+        return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept and the VM was started again", power=PowerState.RUNNING)
+    if look.power is PowerState.RUNNING:
+        return _Outcome(ROLLED_BACK, f"{why}; the VM kept running with its previous configuration and was not restarted",
+                        power=PowerState.RUNNING)
+    return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", power=None if op.was_running else PowerState.HALTED)
+
+
+def _undo_unconfirmed(store: Store, host: Hypervisor, op: journal.Operation, unconfirmed: ShutdownNotConfirmed,
+                      progress: ProgressCallback, why: str) -> _Outcome:
+    restored = _roll_back(store, host, op, progress)
+    if restored.restarted:
+        return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept and the VM was started again", power=PowerState.RUNNING)
+    text = _mark_unconfirmed(store, op, unconfirmed, "once it has, start it")
+    return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", attention=text)
+
+
+def _mark_unconfirmed(store: Store, op: journal.Operation, unconfirmed: ShutdownNotConfirmed, then: str) -> str:
+    text = f"{unconfirmed}; the request was delivered, so the VM may still halt by itself: {then}"
+    with store.writing() as conn:
+        attention.mark(conn, op.vm_uuid, attention.SHUTDOWN_UNCONFIRMED, text)
+    return text
+
+
+def _not_restarted(why: str, start_error: HypervisorError) -> _Outcome:
+    text = (f"the VM would not start again even with its previous configuration ({start_error}): it is halted; "
+            "fix that on the host, then start it")
+    return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", attention=text)
+
+
+def _roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback) -> lifecycle.Restored:
+    try:
+        return lifecycle.roll_back(store, host, op, progress)
+    except HypervisorError as error:
+        _later_if_busy(error)
+        raise
+
+
+def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
+    """The DB has the new values: write the segment, and bring the VM up with them if it was running."""
+    lifecycle.update_device_model_args(host, op.vm_uuid, op.new)
+    if not op.was_running:
+        return _Outcome(FINISHED, "the new configuration is in place")
+    if look.power is PowerState.RUNNING:
+        if look.booted is None:  # cannot tell what it runs: never undo a change that may have reached it
+            return _Outcome(FINISHED, "the new configuration is in place; the host cannot say which configuration the "
+                                      "running VM booted with: if it started before the change, restart it to apply it")
+        try:  # it runs an older configuration (someone started it meanwhile): restart it with the new one
+            lifecycle.stop_recorded(store, host, op.vm_uuid, policy, progress, _name(op))
+        except ShutdownNotConfirmed as unconfirmed:
+            text = _mark_unconfirmed(store, op, unconfirmed, "once it has, start it to apply the new configuration")
+            return _Outcome(FINISHED, "the new configuration is in place, but the VM still runs an older one", attention=text)
+        except HypervisorError as error:
+            _later_if_busy(error)
+            raise
+    try:
+        lifecycle.start_vm(host, op.vm_uuid, progress, policy.tick, name=_name(op))
+    except HypervisorError as failure:
+        _later_if_busy(failure)
+        if not lifecycle.would_not_start(failure):
+            raise
+        restored = _roll_back(store, host, op, progress)
+        why = f"the VM would not start with its new configuration ({failure})"
+        if restored.start_error is not None:
+            return _not_restarted(why, restored.start_error)
+        return _Outcome(ROLLED_BACK, f"{why}; the previous one is restored and the VM was started again", power=PowerState.RUNNING)
+    return _Outcome(FINISHED, "the new configuration is in place and the VM was started with it", power=PowerState.RUNNING)
+
+
+# --- register, remove, repair: no stop, no start -------------------------------------------------------------
+
+
+def _quiet_host(host: Hypervisor, vm_uuid: str) -> bool:
+    """Raise _Later when the host is busy with the VM; False when the host no longer has it."""
+    try:
+        operations = host.current_operations(vm_uuid)
+    except HypervisorError as error:
+        if codes.vm_missing(error):
+            return False
+        raise
+    if operations:
+        raise _busy(operations)
+    return True
+
+
+def _register(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
     vm = vms.find(store, op.vm_uuid)
     if vm is None:
-        return "rolled-back", "the VM was never registered"
+        return _Outcome(ROLLED_BACK, "the VM was never registered")
+    if not _quiet_host(host, op.vm_uuid):
+        return _Outcome(FINISHED, "the VM is registered, but the host no longer has it (see 'vgpu-admin scan-vms')")
     lifecycle.update_device_model_args(host, op.vm_uuid, vm.config)
-    return "finished", "the registration and its segment are in place"
+    return _Outcome(FINISHED, "the registration and its segment are in place")
 
 
-def _remove(store: Store, host: Hypervisor, op: journal.Operation, progress) -> tuple[str, str]:
-    try:
-        lifecycle.update_device_model_args(host, op.vm_uuid, None)
-    except HypervisorError as failure:
-        if not codes.vm_missing(failure):
-            raise
+def _remove(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
+    if _quiet_host(host, op.vm_uuid):
+        try:
+            lifecycle.update_device_model_args(host, op.vm_uuid, None)
+        except HypervisorError as failure:
+            if not codes.vm_missing(failure):
+                raise
     with store.writing() as conn:
         if vms.select_vm(conn, op.vm_uuid) is not None:
             vms.delete_record(conn, op.vm_uuid)
-    return "finished", "the VM is unregistered and its segment cleared"
+    return _Outcome(FINISHED, "the VM is unregistered and its segment cleared")
 
 
-def _repair(store: Store, host: Hypervisor, op: journal.Operation, progress) -> tuple[str, str]:
+def _repair(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
     vm = vms.find(store, op.vm_uuid)
+    if not _quiet_host(host, op.vm_uuid):
+        return _Outcome(FINISHED, "the host no longer has the VM: there is no segment to repair")
     lifecycle.update_device_model_args(host, op.vm_uuid, vm.config if vm is not None else None)
-    return "finished", "the segment matches the database"
+    return _Outcome(FINISHED, "the segment matches the database")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import attrs
 
-from . import devargs, journal, pools, tables, vms
+from . import attention, devargs, journal, pools, tables, vms
+from .attention import Attention
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
-from .models import VM, HostVM, Pool
+from .models import VM, HostVM, Pool, PowerState
 from .naming import natural_key
 from .store import Store
 from .values import parse_pool_id
@@ -83,6 +84,7 @@ class ScanReport(tables.Tabular):
     foreign_segments: tuple[ForeignSegment, ...]
     host_error: str | None = None  # set when the host could not be listed: DB-only picture
     unfinished: tuple[UnfinishedOperation, ...] = ()  # oldest first
+    attention: tuple[Attention, ...] = ()  # VMs marked as needing an admin (see vgpu.attention), oldest first
 
     def in_pool(self, pool: object) -> list[ScannedVM]:
         """The registered VMs of one pool (``"a"`` and ``"B"`` alike); InvalidValue for a pool that does not exist."""
@@ -136,7 +138,30 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         pool_rows = pools.select_pools(conn)
         registered = vms.select_vms(conn)
         operations = journal.select_unfinished(conn)
-    return _join(pool_rows, registered, host_vms, host_error, operations)
+        marks = attention.select(conn)
+    if marks and host_error is None:
+        states = {host_vm.uuid: host_vm.power_state for host_vm in host_vms}
+        marks = _settle(store, host, marks, states)
+    report = _join(pool_rows, registered, host_vms, host_error, operations)
+    return attrs.evolve(report, attention=tuple(marks))
+
+
+def _settle(store: Store, host: Hypervisor, marks: list[Attention], states: dict[str, PowerState]) -> list[Attention]:
+    """The attention marks that still stand now that the VMs were seen (asking the host what is under way
+    only for a running VM whose mark depends on it)."""
+    seen = {}
+    for mark in marks:
+        power = states.get(mark.vm_uuid)
+        if power is None:
+            continue
+        operations = None
+        if power is PowerState.RUNNING and mark.kind == attention.SHUTDOWN_UNCONFIRMED:
+            try:
+                operations = host.current_operations(mark.vm_uuid)
+            except HypervisorError:
+                operations = None  # cannot tell: the mark stays
+        seen[mark.vm_uuid] = (power, operations)
+    return attention.settle(store, marks, seen)
 
 
 def status(store: Store, host: Hypervisor) -> ScanReport:
@@ -174,19 +199,25 @@ class VMView:
     segment: SegmentState
     host_error: str | None = None
     operation: UnfinishedOperation | None = None  # a change to this VM started and not finished
+    attention: Attention | None = None  # the VM is marked as needing an admin (see vgpu.attention)
 
 
 def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
     """A registered VM with its power state and segment, and its unfinished change if it has one; host
     trouble is reported, not raised."""
     vm = vms.get(store, vm_uuid)
-    op = journal.holder(store, vm.vm_uuid)
+    with store.reading() as conn:
+        op = journal.select_holder(conn, vm.vm_uuid)
+        marks = attention.select(conn, vm.vm_uuid)
     operation = _unfinished(op, vm.vm_name) if op is not None else None
     try:
         state = host.power_state(vm.vm_uuid)
         args = host.get_device_model_args(vm.vm_uuid)
     except HypervisorError as error:
+        mark = marks[0] if marks else None
         if codes.vm_missing(error):
-            return VMView(vm, None, devargs.ABSENT, operation=operation)
-        return VMView(vm, None, devargs.ABSENT, str(error), operation)
-    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args), operation=operation)
+            return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
+        return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
+    standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
+    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args), operation=operation,
+                  attention=standing[0] if standing else None)

@@ -72,7 +72,29 @@ CREATE TABLE vgpu_operations (
 CREATE UNIQUE INDEX idx_operation_lock ON vgpu_operations(vm_uuid) WHERE finished_at IS NULL;
 """
 
+# Version 2: a session is known by more than "host:pid" (the boot id and the process start time tell a dead
+# session from a reused PID or a reboot); a row its session gave up is marked by released_at instead of an
+# " (interrupted)" suffix on owner; recover() claims a row (recovering_since) before it acts; reverted says a
+# rollback put the old values back after the DB had taken the new ones; and VMs a command left in a state
+# an admin must look at (a shutdown requested and not confirmed, a VM that would not start again) are marked.
+JOURNAL_V2 = """
+ALTER TABLE vgpu_operations ADD COLUMN owner_boot_id TEXT;
+ALTER TABLE vgpu_operations ADD COLUMN owner_started TEXT;
+ALTER TABLE vgpu_operations ADD COLUMN released_at TEXT;
+ALTER TABLE vgpu_operations ADD COLUMN recovering_since TEXT;
+ALTER TABLE vgpu_operations ADD COLUMN reverted INTEGER NOT NULL DEFAULT 0 CHECK (reverted IN (0, 1));
+UPDATE vgpu_operations SET released_at = updated_at, owner = substr(owner, 1, length(owner) - length(' (interrupted)'))
+    WHERE owner LIKE '% (interrupted)';
+
+CREATE TABLE vgpu_attention (
+    vm_uuid TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('shutdown-unconfirmed', 'not-restarted')),
+    since TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+"""
+
 # MIGRATIONS[n] takes a database at version n to version n + 1. Version 0 is either an empty file or a
 # database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
-MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1,)
+MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2)
 LATEST_VERSION = len(MIGRATIONS)

@@ -135,3 +135,26 @@ def _bounded_int(digits: str) -> int:
     """int() of an ASCII digit string, without converting thousands of digits (int() refuses > 4300)."""
     significant = digits.lstrip("0")
     return int(significant or "0") if len(significant) <= 20 else VM_ID_MAX + 1
+
+
+SECONDS_MAX = 86400  # a day: a longer wait for one VM to stop is a typo
+
+
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
+def parse_seconds(field: str, value: object) -> float:
+    """A duration in seconds, such as the clean-shutdown deadline: a number from 0 to a day. Text is plain
+    decimal (``90``, ``2.5``), not what else float() would take (``1e3``, ``1_000``, other scripts' digits)."""
+    allowed = f"a number of seconds from 0 to {SECONDS_MAX}"
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value.strip()):
+            raise InvalidValue(field, value, allowed)
+        seconds = float(value.strip())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidValue(field, value, allowed)
+    if not 0 <= seconds <= SECONDS_MAX:  # NaN fails both comparisons
+        raise InvalidValue(field, value, allowed)
+    return seconds

@@ -5,7 +5,9 @@ What it reproduces (see xen-api's doc/content/xen-api/wire-protocol.md): every a
 refs are ``OpaqueRef:...`` strings; power states are capitalised (``Running``); 64-bit ints travel as
 strings; void is ``""``. Login checks one user and password (or answers ``HOST_IS_SLAVE`` with the
 master's address when ``master`` is set); every other call needs a live session ref. Faults set on the
-SimHost come back as the XAPI failures a real host sends, with the VM's ref where XAPI puts it; a host
+SimHost come back as the XAPI failures a real host sends, with the VM's ref where XAPI puts it (a clean
+shutdown's as the failure of its ``Async.VM.clean_shutdown`` task: VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT,
+VM_SHUTDOWN_TIMEOUT, INTERNAL_ERROR, VM_LACKS_FEATURE; a start under way as OTHER_OPERATION_IN_PROGRESS); a host
 switched off (fault ``unreachable``) drops the connection without answering, as a dead host would.
 
 ``calls`` counts calls per method and ``logouts`` counts logouts, for tests to assert on; ``fail_next``

@@ -13,6 +13,8 @@ from ..errors import HostUnreachable, HypervisorError
 
 VM_BAD_POWER_STATE = "VM_BAD_POWER_STATE"
 VM_LACKS_FEATURE = "VM_LACKS_FEATURE"
+VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT = "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT"  # the guest did not take up the request
+VM_SHUTDOWN_TIMEOUT = "VM_SHUTDOWN_TIMEOUT"  # the host's own deadline for a clean shutdown passed
 UUID_INVALID = "UUID_INVALID"
 HANDLE_INVALID = "HANDLE_INVALID"
 FAILED_TO_START_EMULATOR = "FAILED_TO_START_EMULATOR"
@@ -36,6 +38,8 @@ def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
 _SENTENCES = {
     VM_BAD_POWER_STATE: "{vm} is {2}, but the operation needs it {1}",
     VM_LACKS_FEATURE: "{vm} cannot shut down cleanly (no PV drivers or guest agent); only a forced stop works",
+    VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT: "{vm} did not acknowledge the request to shut down",
+    VM_SHUTDOWN_TIMEOUT: "{vm} did not finish shutting down before the host's own deadline",
     UUID_INVALID: "{vm} does not exist on the host",
     HANDLE_INVALID: "{vm} does not exist on the host",
     FAILED_TO_START_EMULATOR: "the host could not start the device emulator (QEMU) for {vm}: {2}",

@@ -18,7 +18,9 @@ then :meth:`SimHost.current_operations` names it, as xapi's ``current_operations
 taken to have booted with the args it was added with.
 
 Fault kinds: ``clean_shutdown``: ``ignore`` (the guest never obeys), ``lacks_feature`` (no PV drivers),
-``fail``; ``hard_shutdown``, ``set_args``, ``list``: ``fail``; ``start``: ``fail`` or
+``fail`` (the host refuses), ``not_acknowledged`` (the guest does not take the request up:
+VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT), ``shutdown_timeout`` (the host's own deadline passes: VM_SHUTDOWN_TIMEOUT);
+``hard_shutdown``, ``set_args``, ``list``: ``fail``; ``start``: ``fail`` or
 ``fail_if_args_contain:TEXT``; ``unreachable`` (any VM, value ``on``). A fault applies to one VM or to
 all (``*``).
 """
@@ -155,6 +157,13 @@ class SimHost:
         with self._locked() as state:
             state["vms"].pop(vm_uuid, None)
 
+    def settle(self) -> None:
+        """Carry out now every start and shutdown whose time has come by this host's clock, and write it
+        down (readers only see them; a test with a clock ahead uses this to let slow operations finish)."""
+        with self._locked() as state:
+            for vm in state["vms"].values():
+                self._settle(vm)
+
     def boots(self, vm_uuid: str) -> list[str]:
         """The device-model args each boot of this VM was given, oldest first (what QEMU saw)."""
         return list(self._vm(self._snapshot(), vm_uuid)["boots"])
@@ -237,6 +246,10 @@ class SimHost:
                 raise codes.host_error(codes.VM_LACKS_FEATURE, [vm_uuid], vm_uuid)
             if fault == "fail":
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated clean shutdown failure"], vm_uuid)
+            if fault == "not_acknowledged":
+                raise codes.host_error(codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, [vm_uuid], vm_uuid)
+            if fault == "shutdown_timeout":
+                raise codes.host_error(codes.VM_SHUTDOWN_TIMEOUT, [vm_uuid, "1200"], vm_uuid)
             if fault != "ignore" and vm.get("halt_at") is None:
                 vm["halt_at"] = self._clock() + float(state["latency"].get("clean_shutdown", 0.0))
             halt_at = vm.get("halt_at")

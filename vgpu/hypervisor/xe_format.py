@@ -28,7 +28,7 @@ from . import codes
 
 # Pseudo codes for what xe reports without an XAPI error code.
 KEY_NOT_IN_MAP = "KEY_NOT_IN_MAP"
-VM_SHUTDOWN_TIMEOUT = "VM_SHUTDOWN_TIMEOUT"
+VM_SHUTDOWN_TIMEOUT = codes.VM_SHUTDOWN_TIMEOUT  # xe names it; XenAPI sends it too
 
 _FIELD = re.compile(r"^ *(?P<name>\S+) \((?P<kind> RO| RW|MRO|MRW|SRO|SRW)\)(?: \[DEPRECATED\])? *:(?: (?P<value>.*))?$")
 # A map key as XAPI platform keys are spelled; a chunk starting "key: " (or "key:" at the very end) opens an entry.
@@ -222,6 +222,7 @@ ERROR_DOCS: tuple[ErrorDoc, ...] = (
     ),
     ErrorDoc(codes.PERMISSION_DENIED, "Caller not allowed to perform this operation.", ("message",)),
     ErrorDoc(VM_SHUTDOWN_TIMEOUT, "VM failed to shutdown before the timeout expired", ("vm", "timeout")),
+    ErrorDoc(codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, "VM didn't acknowledge the need to shutdown.", ("vm",)),
 )
 
 # What the CLI server prints in its own words (xapi_cli.ml, cli_operations.ml). Searched anywhere in stderr:

@@ -1,0 +1,185 @@
+"""Stopping and starting a VM under a stop policy, with progress while the host works.
+
+Stop means stopped: whatever way a clean shutdown fails (the host refuses it, the guest does not
+acknowledge it, it times out on the host or here, the guest has no PV drivers or ignores ACPI), the VM is
+forced off when the policy allows it, and :class:`StopOutcome` says which path was taken and why. When the
+policy forbids forcing and the request reached the host, the VM may still halt by itself later:
+:class:`ShutdownNotConfirmed` says so, so that no caller reports "nothing was changed".
+
+The host call runs on a daemon thread while the caller's thread reports progress, so an interrupt (Ctrl-C)
+ends the waiting at once: the host carries on with what it was asked, and the caller leaves its operation
+to recover(). Nothing here talks to a person; ``progress`` is the caller's callback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from typing import Callable
+
+import attrs
+
+from .errors import HostUnreachable, HypervisorError, ShutdownNotConfirmed
+from .hypervisor import codes
+from .hypervisor.base import Hypervisor
+from .models import PowerState
+
+
+@attrs.frozen
+class Progress:
+    """One progress report. ``elapsed`` counts seconds since the step began, for the "still waiting" reports
+    (then ``message`` says what is awaited, e.g. "waiting for VM-3 to shut down"); ``limit`` is the step's
+    deadline in seconds, 0 when it has none."""
+
+    vm_uuid: str
+    step: str
+    message: str
+    elapsed: float = 0.0
+    limit: float = 0.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@attrs.frozen
+class StopPolicy:
+    """How to stop a VM: a clean shutdown with a deadline, then (unless ``force`` is off) a forced one."""
+
+    clean_timeout: float = 120.0
+    force: bool = True
+    tick: float = 1.0  # seconds between "still waiting" progress reports
+
+
+DEFAULT_POLICY = StopPolicy()
+
+ALREADY, CLEAN, FORCED = "already", "clean", "forced"
+
+
+@attrs.frozen
+class StopOutcome:
+    """How a VM was stopped: ``already`` (it was halted), ``clean`` or ``forced``; ``reason`` says why a
+    forced stop was needed (the clean shutdown's failure, or its deadline)."""
+
+    how: str
+    reason: str = ""
+
+
+# Failures after which a forced stop must not follow: it could not help (the host is gone, the VM is not
+# there or not running, we may not), or would cut another tool's operation short.
+_NOT_FORCEABLE = (codes.OTHER_OPERATION_IN_PROGRESS, codes.PERMISSION_DENIED, codes.UUID_INVALID,
+                  codes.HANDLE_INVALID, codes.VM_BAD_POWER_STATE)
+# Failures that mean the request reached the guest (it was sent, and not seen through): the VM may still
+# halt by itself. Any other failure is a refusal: nothing was asked of the guest.
+DELIVERED = (codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, codes.VM_SHUTDOWN_TIMEOUT, codes.OPERATION_TIMED_OUT)
+
+
+def silent(_: Progress) -> None:
+    """The default progress callback."""
+
+
+class _GuardedProgress:
+    """A caller's progress callback that cannot derail an operation: what it raises is swallowed (with one
+    warning per operation), because a half-done change is worse than a missed report. KeyboardInterrupt and
+    other BaseExceptions still get through: an interrupt is the caller's wish, not a reporting failure."""
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self.callback = callback
+        self.failed = False
+
+    def __call__(self, event: Progress) -> None:
+        try:
+            self.callback(event)
+        except Exception as error:
+            if not self.failed:
+                self.failed = True
+                warnings.warn(f"the progress callback failed ({type(error).__name__}: {error}) at step "
+                              f"{event.step!r} of VM {event.vm_uuid}; the operation carries on", RuntimeWarning, stacklevel=2)
+
+
+def guarded(progress: ProgressCallback) -> ProgressCallback:
+    """``progress`` wrapped so that its exceptions never reach the operation reporting to it."""
+    if progress is silent or isinstance(progress, _GuardedProgress):
+        return progress
+    return _GuardedProgress(progress)
+
+
+def _waiting(fn: Callable[[], object], first: Progress, waiting: str, progress: ProgressCallback, tick: float) -> object:
+    """Run a blocking host call, reporting ``first`` and then, every ``tick`` seconds while it runs,
+    ``waiting`` with the time spent. The call runs on a daemon thread: an interrupt of the caller's thread
+    ends the wait at once, and nothing (the interpreter's exit included) waits for the call to return."""
+    progress(first)
+    if progress is silent:
+        return fn()
+    outcome: dict[str, object] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread below
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="vgpu-wait", daemon=True).start()
+    started = time.monotonic()
+    while not done.wait(tick):
+        progress(Progress(first.vm_uuid, first.step, waiting, time.monotonic() - started, first.limit))
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]
+
+
+def _who(vm_uuid: str, name: str | None) -> str:
+    return name or f"VM {vm_uuid}"
+
+
+def stop_vm(
+    host: Hypervisor,
+    vm_uuid: str,
+    policy: StopPolicy = DEFAULT_POLICY,
+    progress: ProgressCallback = silent,
+    *,
+    name: str | None = None,
+) -> StopOutcome:
+    """Stop a VM: a clean shutdown within the policy's deadline; if that fails in any way, forced (when the
+    policy allows). Raises ShutdownNotConfirmed when forcing is not allowed and the request reached the
+    host, or the host's refusal as it is when nothing was asked of the guest. ``name`` is the VM's name
+    for the progress reports."""
+    progress = guarded(progress)
+    if host.power_state(vm_uuid) is PowerState.HALTED:
+        return StopOutcome(ALREADY)
+    first = Progress(vm_uuid, "stopping", f"Shutting down VM {vm_uuid} (clean, up to {policy.clean_timeout:g}s)",
+                     limit=policy.clean_timeout)
+    try:
+        stopped = _waiting(lambda: host.clean_shutdown(vm_uuid, policy.clean_timeout), first,
+                           f"waiting for {_who(vm_uuid, name)} to shut down", progress, policy.tick)
+    except HypervisorError as error:
+        if isinstance(error, HostUnreachable) or error.code in _NOT_FORCEABLE:
+            raise
+        if not policy.force:
+            if error.code in DELIVERED:
+                raise ShutdownNotConfirmed(vm_uuid, policy.clean_timeout, error) from error
+            raise
+        reason = str(error) if error.code == codes.VM_LACKS_FEATURE else f"the clean shutdown failed: {error}"
+    else:
+        if stopped:
+            progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} shut down cleanly"))
+            return StopOutcome(CLEAN)
+        if not policy.force:
+            raise ShutdownNotConfirmed(vm_uuid, policy.clean_timeout)
+        reason = f"VM {vm_uuid} did not shut down within {policy.clean_timeout:g}s"
+    progress(Progress(vm_uuid, "forcing", f"{reason}; forcing it off"))
+    host.hard_shutdown(vm_uuid)
+    progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} forced off"))
+    return StopOutcome(FORCED, reason)
+
+
+def start_vm(host: Hypervisor, vm_uuid: str, progress: ProgressCallback = silent, tick: float = 1.0, *,
+             name: str | None = None) -> None:
+    """Start a VM and return once the host reports it running."""
+    progress = guarded(progress)
+    first = Progress(vm_uuid, "starting", f"Starting VM {vm_uuid}")
+    _waiting(lambda: host.start(vm_uuid), first, f"waiting for {_who(vm_uuid, name)} to start", progress, tick)
+    progress(Progress(vm_uuid, "started", f"VM {vm_uuid} is running"))
