@@ -206,10 +206,12 @@ def test_qemu_that_will_not_start_is_an_emulator_sentence(domains, host):
     assert host.power_state(vm_uuid) is PowerState.HALTED
 
 
-def test_unreachable_libvirtd_is_host_unreachable(tiny_guest):
+def test_unreachable_libvirtd_is_host_unreachable_at_the_first_call(tiny_guest):
+    host = LibvirtHost("qemu+unix:///system?socket=/nonexistent/libvirt-sock")  # connects on first use
     with pytest.raises(HostUnreachable) as caught:
-        LibvirtHost("qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+        host.list_vms()
     assert str(caught.value).startswith("cannot reach the host: ")
+    host.close()
 
 
 def test_closed_connection_is_a_sentence(tiny_guest):
