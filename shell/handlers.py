@@ -75,7 +75,8 @@ def show_vm(ctx: Context, opts: dict) -> int:
     from vgpu import scan
 
     view = scan.inspect_vm(ctx.store, ctx.host, opts["vm-uuid"])
-    return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error, view.operation))
+    return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error,
+                                                         view.operation, view.booted, view.state))
 
 
 def register_vm(ctx: Context, opts: dict) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, Priority, VMConfig
+from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
 from vgpu.tables import plural
 
 RULE = "=" * 80
@@ -26,6 +26,19 @@ def enabled(pool: Pool) -> str:
 
 def config_text(config: VMConfig) -> str:
     return f"pool={config.pool_id};priority={int(config.priority)};vm_id={config.vm_id}"
+
+
+def segment_text(segment) -> str:
+    """A segment found in a VM's args, in a few words: its configuration, or what is wrong with it."""
+    if segment is None:
+        return "unknown"
+    if segment.config is not None:
+        return config_text(segment.config)
+    return "unreadable segment" if segment.present else "no segment"
+
+
+def apply_hint(vm_uuid: str) -> str:
+    return f"Run 'vgpu-admin apply-vm --vm-uuid={vm_uuid}'"
 
 
 # --- pools ------------------------------------------------------------------------------------------------
@@ -127,7 +140,8 @@ def registered(result) -> str:
     text = (f"Registered {name_of(vm)} ({vm.vm_uuid}) in Pool {vm.pool_id} with priority "
             f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
     if result.applies_at_next_boot:
-        text += "\nThe VM is running: its QEMU picks up this configuration at its next boot."
+        text += (f"\nThe VM is {result.host_vm.power_state.value}: its QEMU picks up this configuration at its next "
+                 f"boot; until then it is pending restart. To apply it now: vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}")
     return text
 
 
@@ -158,7 +172,8 @@ def unfinished_lines(operations) -> list[str]:
     return ["", *lines] if lines else []
 
 
-def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None) -> str:
+def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, booted=None,
+            state: str = "") -> str:
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({host_error})")
@@ -167,12 +182,27 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     else:
         lines.append(f"Power state: {host_vm.power_state.value}")
         lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
+        if host_vm.power_state is not PowerState.HALTED:
+            lines.append(f"Running with: {booted_status(vm, booted, state)}")
     lines.append(f"Registered: {vm.created_at} | Updated: {vm.updated_at}")
     if operation is not None and operation.in_progress:
         lines.append(f"Operation in progress: {operation_text(operation)}")
     elif operation is not None:
         lines.append(f"⚠ Unfinished operation: {operation_text(operation)} - run 'vgpu-admin recover'")
     return "\n".join(lines)
+
+
+def booted_status(vm: VM, booted, state: str) -> str:
+    """What the running VM's QEMU booted with, beside the database (show-vm's "Running with" line)."""
+    if booted is None:
+        return "? unknown (the host cannot tell what the VM booted with; restarting it applies the stored args)"
+    if booted.config == vm.config:
+        return f"✓ {config_text(booted.config)}"
+    found = {"no segment": "no vgpu segment", "unreadable segment": f"unreadable vgpu segment {booted.raw!r}"}
+    text = f"⚠ {found.get(segment_text(booted), segment_text(booted))}"
+    if state == "pending":
+        text += f" - pending restart (run 'vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}')"
+    return text
 
 
 def segment_status(expected: VMConfig, segment) -> str:

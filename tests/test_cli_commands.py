@@ -35,13 +35,16 @@ SPEC_VMS = {
 }
 UNREGISTERED = ("VM-21", "VM-22", "VM-23")
 NUMBERS = {"low": 0, "medium": 1, "high": 2}
+HALTED = {"VM-3", "VM-6", "VM-11", "VM-14", "VM-18", "VM-20", "VM-22"}  # the demo's halted VMs; the rest run
 
 
 def names_in(pool: str) -> list[str]:
     return [name for name, (p, _) in SPEC_VMS.items() if p == pool]
 
 
-def scan_line(name: str, mark: str = "✓ Configured") -> str:
+def scan_line(name: str, mark: str | None = None) -> str:
+    """A registered VM's scan-vms line; by default as configured (and halted, if the demo has it halted)."""
+    mark = mark or ("✓ Configured (halted)" if name in HALTED else "✓ Configured")
     pool, priority = SPEC_VMS[name]
     return (f"UUID: {demo.demo_uuid(name)} | Name: {name} | Pool: {pool} | "
             f"Priority: {priority} ({NUMBERS[priority]}) | VM ID: {name[3:]} | {mark}")
@@ -52,10 +55,12 @@ def unregistered_line(name: str) -> str:
             "Action: Run 'vgpu-admin register-vm'")
 
 
-def spec_scan() -> list[str]:
+def spec_scan(halted: tuple[str, ...] = ()) -> list[str]:
+    """The spec's scan-vms output for the demo, with ``halted``: VMs halted besides the demo's own."""
+    line = lambda n: scan_line(n, "✓ Configured (halted)" if n in halted else None)  # noqa: E731
     return [
-        "=== Pool A: 7 VMs ===", *(scan_line(n) for n in names_in("A")), "",
-        "=== Pool B: 13 VMs ===", *(scan_line(n) for n in names_in("B")), "",
+        "=== Pool A: 7 VMs ===", *(line(n) for n in names_in("A")), "",
+        "=== Pool B: 13 VMs ===", *(line(n) for n in names_in("B")), "",
         "=== Unregistered VMs: 3 ===", *(unregistered_line(n) for n in UNREGISTERED),
     ]
 
@@ -239,7 +244,8 @@ def test_register_vm_with_defaults_takes_pool_a_medium_the_next_vm_id_and_the_ho
     uuid = spec.uuid("VM-21")
     assert ok(spec.cli("register-vm", f"--vm-uuid={uuid.upper()}")) == [
         f"Registered VM-21 ({uuid}) in Pool A with priority medium (1) and VM ID 21.",
-        "The VM is running: its QEMU picks up this configuration at its next boot.",
+        "The VM is running: its QEMU picks up this configuration at its next boot; until then it is pending "
+        f"restart. To apply it now: vgpu-admin apply-vm --vm-uuid={uuid}",
     ]
     vm = spec.vm("VM-21")
     assert (vm.vm_name, vm.config) == ("VM-21", VMConfig("A", Priority.MEDIUM, 21))
@@ -247,10 +253,42 @@ def test_register_vm_with_defaults_takes_pool_a_medium_the_next_vm_id_and_the_ho
     lines = ok(spec.cli("scan-vms"))
     assert lines[:8] == [  # by priority, then vm_id: after VM-5, the other medium one
         "=== Pool A: 8 VMs ===", *(scan_line(f"VM-{n}") for n in range(1, 6)),
-        f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 21 | ✓ Configured",
+        f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 21 | ⚠ Pending restart",
         scan_line("VM-6"),
     ]
     assert "=== Unregistered VMs: 2 ===" in lines
+
+
+def test_a_running_vm_registered_is_pending_in_scan_status_show_vm_and_json(spec):
+    """Its QEMU still runs the old arguments: nothing may call it configured until it restarts."""
+    uuid = spec.uuid("VM-21")
+    ok(spec.cli("register-vm", f"--vm-uuid={uuid}", "--vm-id=31"))
+    pending = ["=== Running with an older configuration (pending restart): 1 ===",
+               f"UUID: {uuid} | Name: VM-21 | Database: pool=A;priority=1;vm_id=31 | Running: no segment | "
+               f"Action: Run 'vgpu-admin apply-vm --vm-uuid={uuid}' (restarts the VM)"]
+    scanned = ok(spec.cli("scan-vms"))
+    assert f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 31 | ⚠ Pending restart" in scanned
+    assert scanned[-2:] == pending
+    assert ok(spec.cli("status"))[-3:] == ["", *pending]
+    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[5:8] == [
+        "Power state: running",
+        "Device-model args: ✓ Configured (pool=A;priority=1;vm_id=31)",
+        f"Running with: ⚠ no vgpu segment - pending restart (run 'vgpu-admin apply-vm --vm-uuid={uuid}')",
+    ]
+    states = {e["vm"]["vm_uuid"]: e["state"] for e in as_json(spec.cli("scan-vms", "--format=json"))["registered"]}
+    assert states[uuid] == "pending"
+    view = as_json(spec.cli("show-vm", f"--vm-uuid={uuid}", "--format=json"))
+    assert view["state"] == "pending" and view["booted"] == {"present": False, "config": None, "raw": None}
+    assert view["host_vm"]["booted_args"] == "" and view["segment"]["config"]["vm_id"] == 31
+
+
+def test_show_vm_of_a_running_vm_says_what_it_runs_with(spec):
+    uuid = spec.uuid("VM-1")
+    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[5:8] == [
+        "Power state: running",
+        "Device-model args: ✓ Configured (pool=A;priority=2;vm_id=1)",
+        "Running with: ✓ pool=A;priority=2;vm_id=1",
+    ]
 
 
 def test_register_vm_with_explicit_values(spec):
@@ -525,7 +563,8 @@ def test_json_scan_vms_and_status_carry_the_text_outputs_data(spec):
         data = as_json(spec.cli(command, "--format=json"))
         assert [(e["vm"]["vm_name"], e["vm"]["pool_id"], e["vm"]["priority"], e["vm"]["vm_id"], e["state"])
                 for e in data["registered"]] == [
-            (name, pool, priority, int(name[3:]), "configured") for name, (pool, priority) in SPEC_VMS.items()
+            (name, pool, priority, int(name[3:]), "halted" if name in HALTED else "configured")
+            for name, (pool, priority) in SPEC_VMS.items()
         ]
         assert [(h["name"], h["uuid"]) for h in data["unregistered"]] == [(n, demo.demo_uuid(n)) for n in UNREGISTERED]
         assert (data["total_registered"], data["total_unregistered"], data["total_in_system"]) == (20, 3, 23)
@@ -557,7 +596,7 @@ def test_a_killed_set_pool_shows_in_status_scan_vms_and_show_vm_until_recovered(
     (op,) = open_operations(spec)
     line = f"Unfinished operations: 1 (VM-5: reconfigure at step stopping, since {op.started_at}) - run 'vgpu-admin recover'"
     assert ok(spec.cli("status")) == [*spec_status(), "", line]  # the spec's panel, then the line
-    assert ok(spec.cli("scan-vms")) == [*spec_scan(), "", line]
+    assert ok(spec.cli("scan-vms")) == [*spec_scan(halted=("VM-5",)), "", line]  # stopped, not started again
     shown = ok(spec.cli("show-vm", "--vm-uuid", uuid))
     assert "Power state: halted" in shown
     assert shown[-1] == f"⚠ Unfinished operation: reconfigure at step stopping, since {op.started_at} - run 'vgpu-admin recover'"
