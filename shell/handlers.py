@@ -107,18 +107,19 @@ def repair_vm(ctx: Context, opts: dict) -> int:
     return 0
 
 
-def _reconfigure(ctx: Context, opts: dict, **change) -> int:
+def _reconfigure(ctx: Context, opts: dict, apply: bool = False, **change) -> int:
+    """A set-* command, or (``apply``) apply-vm: the same confirmed cycle."""
     from vgpu import lifecycle
 
     def confirm(plan) -> bool:
         ctx.console.say(render.confirmation(plan))
         return ctx.console.confirm(render.CONFIRM_QUESTION)
 
-    result = lifecycle.reconfigure_vm(
-        ctx.store, ctx.host, opts["vm-uuid"], confirm=confirm, progress=ctx.console.progress, policy=ctx.policy, **change
-    )
+    run = lifecycle.apply_vm if apply else lifecycle.reconfigure_vm
+    result = run(ctx.store, ctx.host, opts["vm-uuid"], confirm=confirm, progress=ctx.console.progress,
+                 policy=ctx.policy, **change)
     if not result.changed:
-        ctx.console.say(f"{render.name_of(result.vm)} ({result.vm.vm_uuid}) already has this configuration; nothing to do.")
+        ctx.console.say(render.nothing_to_do(result, apply))
         return 0
     ctx.changed()
     ctx.console.say(render.reconfigured(result))
@@ -139,6 +140,10 @@ def set_vm_id(ctx: Context, opts: dict) -> int:
 
 def update_vm(ctx: Context, opts: dict) -> int:
     return _reconfigure(ctx, opts, pool=opts.get("pool"), priority=opts.get("priority"), vm_id=opts.get("vm-id"))
+
+
+def apply_vm(ctx: Context, opts: dict) -> int:
+    return _reconfigure(ctx, opts, apply=True)
 
 
 # --- the rest ---------------------------------------------------------------------------------------------

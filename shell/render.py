@@ -100,10 +100,22 @@ def config_lines(config: VMConfig) -> list[str]:
 
 
 def confirmation(plan) -> str:
-    """The spec's confirmation block (without the question, which the console asks)."""
-    lines = ["  Current configuration:"]
-    lines += [f"    {line}" for line in config_lines(plan.current)]
-    lines += ["  ", "  New configuration:"]
+    """The spec's confirmation block (without the question, which the console asks). A plan that changes
+    nothing in the database (applying a pending configuration) compares what the VM runs with, or what its
+    args say, with the registration instead."""
+    if plan.changes:
+        lines = ["  Current configuration:", *(f"    {line}" for line in config_lines(plan.current))]
+        if plan.running and plan.booted is not None and plan.booted.config != plan.current:  # pending already
+            lines.append(f"    (the VM runs with {_booted_words(plan.booted)} until it restarts)")
+        lines += ["  ", "  New configuration:"]
+    elif plan.needs_restart:
+        lines = ["  Current configuration (what the VM runs with):", f"    {_booted_block(plan.booted)}"]
+        if plan.booted is not None and plan.booted.config is not None:
+            lines[1:] = [f"    {line}" for line in config_lines(plan.booted.config)]
+        lines += ["  ", "  New configuration (registered):"]
+    else:
+        lines = ["  Current configuration (what the VM's args say):", f"    {_booted_words(plan.stored)}",
+                 "  ", "  New configuration (registered):"]
     lines += [f"    {line}" for line in config_lines(plan.new)]
     lines.append("  ")
     if plan.needs_restart:
@@ -113,11 +125,38 @@ def confirmation(plan) -> str:
     return "\n".join(lines)
 
 
+def _booted_block(booted) -> str:
+    if booted is None:
+        return "unknown: the host cannot tell what the VM booted with"
+    return "none: it booted without a vgpu segment" if not booted.present else f"an unreadable vgpu segment {booted.raw!r}"
+
+
+def _booted_words(segment) -> str:
+    return {"no segment": "no vgpu segment", "unreadable segment": "an unreadable vgpu segment"}.get(
+        segment_text(segment), segment_text(segment))
+
+
+def nothing_to_do(result, apply: bool) -> str:
+    """A set-* or apply-vm that found nothing to do; and, when the host cannot tell what the running VM
+    booted with, how to restart it anyway."""
+    who = f"{name_of(result.vm)} ({result.vm.vm_uuid})"
+    text = f"{who} already runs with its registered configuration" if apply else f"{who} already has this configuration"
+    if result.runs_unknown:
+        return (f"{text} in the database and its args; the host cannot tell what the running VM booted with: "
+                f"'vgpu-admin apply-vm --vm-uuid={result.vm.vm_uuid}' restarts it with it.")
+    return f"{text}; nothing to do."
+
+
 CONFIRM_QUESTION = "  Do you want to apply these settings? (yes/no): "
 
 
 def reconfigured(result) -> str:
     vm = result.vm
+    how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
+    if result.old == vm.config:  # nothing changed in the database: its registered configuration was applied
+        tail = (f"The VM was {how} and started again with it." if result.restarted
+                else "The VM was not running; it takes it at its next start.")
+        return f"Applied the registered configuration to {name_of(vm)} ({vm.vm_uuid}): {config_text(vm.config)}.\n{tail}"
     what = ", ".join(
         f"{label} {before} → {after}"
         for label, before, after in (
@@ -128,7 +167,6 @@ def reconfigured(result) -> str:
         if str(before) != str(after)
     )
     if result.restarted:
-        how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
         tail = f"The VM was {how}, reconfigured and started again."
     else:
         tail = "The VM was not running; it takes the new configuration at its next start."
@@ -270,8 +308,13 @@ def recoveries(results) -> str:
 
 def repaired(result) -> str:
     if not result.changed:
-        return f"VM {result.vm_uuid}: the device-model args already agree with the database; nothing to do."
-    if result.expected is None:
-        return f"VM {result.vm_uuid} is not registered: its vgpu segment was removed (effective at its next boot)."
-    return (f"VM {result.vm_uuid}: the vgpu segment now says {config_text(result.expected)} "
-            f"(effective at its next boot).")
+        text = f"VM {result.vm_uuid}: the device-model args already agree with the database; nothing to do."
+    elif result.expected is None:
+        text = f"VM {result.vm_uuid} is not registered: its vgpu segment was removed (effective at its next boot)."
+    else:
+        text = (f"VM {result.vm_uuid}: the vgpu segment now says {config_text(result.expected)} "
+                f"(effective at its next boot).")
+    if result.pending:
+        text += (f"\nThe VM is running with {_booted_words(result.booted)} until then: it is pending restart. "
+                 f"To apply it now: vgpu-admin apply-vm --vm-uuid={result.vm_uuid}")
+    return text

@@ -406,6 +406,83 @@ def test_a_change_to_the_current_values_asks_nothing(spec):
     assert spec.files() == before
 
 
+def _register_running(spec, name="VM-21", vm_id=31):
+    """Register a running VM: it is then pending restart (its QEMU booted without the segment)."""
+    uuid = spec.uuid(name)
+    ok(spec.cli("register-vm", f"--vm-uuid={uuid}", f"--vm-id={vm_id}"))
+    return uuid
+
+
+def test_apply_vm_restarts_a_pending_vm_with_its_registered_configuration(spec):
+    uuid = _register_running(spec)
+    boots = spec.sim.boots(uuid)
+    outcome = spec.cli("apply-vm", f"--vm-uuid={uuid}", stdin="yes\n")
+    lines = applied(outcome)
+    assert lines == [
+        "  Current configuration (what the VM runs with):",
+        "    none: it booted without a vgpu segment",
+        "  ",
+        "  New configuration (registered):",
+        "    Pool: A",
+        "    Priority: medium (1)",
+        "    VM ID: 31",
+        "  ",
+        "  This change requires stopping and restarting the VM.",
+        "  Do you want to apply these settings? (yes/no): yes",
+        f"Applied the registered configuration to VM-21 ({uuid}): pool=A;priority=1;vm_id=31.",
+        "The VM was shut down cleanly and started again with it.",
+    ]
+    assert spec.sim.boots(uuid)[:-1] == boots and devargs.parse(spec.sim.boots(uuid)[-1]).config == spec.vm("VM-21").config
+    scanned = ok(spec.cli("scan-vms"))
+    assert f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 31 | ✓ Configured" in scanned
+    assert not any("pending restart" in line for line in scanned)
+    assert ok(spec.cli("apply-vm", f"--vm-uuid={uuid}")) == [
+        f"VM-21 ({uuid}) already runs with its registered configuration; nothing to do."]
+
+
+def test_a_set_command_with_the_values_a_pending_vm_has_applies_them(spec):
+    uuid = _register_running(spec)
+    lines = applied(spec.cli("set-vm-id", f"--vm-uuid={uuid}", "--vm-id=31", stdin="yes\n"))
+    assert lines[-2:] == [f"Applied the registered configuration to VM-21 ({uuid}): pool=A;priority=1;vm_id=31.",
+                          "The VM was shut down cleanly and started again with it."]
+    assert devargs.parse(spec.sim.boots(uuid)[-1]).config == VMConfig("A", Priority.MEDIUM, 31)
+
+
+def test_a_change_to_a_pending_vm_says_what_it_runs_with_until_then(spec):
+    uuid = _register_running(spec)
+    outcome = spec.cli("set-pool", f"--vm-uuid={uuid}", "--pool=B", stdin="no\n")
+    assert outcome.code == 3
+    assert outcome.out_lines[:5] == ["  Current configuration:", "    Pool: A", "    Priority: medium (1)", "    VM ID: 31",
+                                     "    (the VM runs with no vgpu segment until it restarts)"]
+
+
+def test_no_to_apply_vm_leaves_the_pending_vm_running_as_it_was(spec):
+    uuid = _register_running(spec)
+    before, boots = spec.files(), spec.sim.boots(uuid)
+    outcome = spec.cli("apply-vm", f"--vm-uuid={uuid}", stdin="no\n")
+    assert outcome.code == 3 and outcome.err == "Operation cancelled; nothing was changed.\n"
+    assert spec.files() == before and spec.sim.boots(uuid) == boots
+    assert "⚠ Pending restart" in ok(spec.cli("scan-vms"))[6]
+
+
+def test_apply_vm_of_an_unregistered_vm_says_to_register_it(spec):
+    outcome = spec.cli("apply-vm", f"--vm-uuid={spec.uuid('VM-21')}")
+    assert outcome.code == 2 and "register it first" in outcome.one_error_line()
+
+
+def test_repair_of_a_running_vm_says_it_is_pending_restart(spec):
+    uuid = spec.uuid("VM-9")
+    spec.sim.set_device_model_args(uuid, "")
+    with Store(spec.db) as store:  # the database moved on without the VM (a change made to the DB alone)
+        from vgpu import vms
+        vms.update(store, uuid, vm_id=90)
+    assert ok(spec.cli("repair-vm", "--vm-uuid", uuid)) == [
+        f"VM {uuid}: the vgpu segment now says pool=B;priority=2;vm_id=90 (effective at its next boot).",
+        "The VM is running with pool=B;priority=2;vm_id=9 until then: it is pending restart. "
+        f"To apply it now: vgpu-admin apply-vm --vm-uuid={uuid}",
+    ]
+
+
 def test_update_vm_without_a_change_is_bad_input(spec):
     outcome = spec.cli("update-vm", "--vm-uuid", spec.uuid("VM-2"))
     line = outcome.one_error_line()
