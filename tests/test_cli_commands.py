@@ -209,6 +209,37 @@ def test_status_with_the_host_down_still_shows_the_database_with_a_warning(spec)
                           "Total VMs Unregistered: unknown", "Total VMs in System: unknown"]
 
 
+# Hosts that cannot be reached, one per backend: libvirtd not listening, no xe, nothing on the XAPI port
+# (port 1: nothing listens there), a simulated host switched off.
+DOWN_HOSTS = {
+    "libvirt": "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+    "xe": "xe:/nonexistent/xe",
+    "xapi": "xapi://root@127.0.0.1:1",
+    "sim": None,  # the spec host, with its "unreachable" fault on
+}
+
+
+@pytest.mark.parametrize("backend", sorted(DOWN_HOSTS))
+def test_status_and_show_vm_answer_from_the_database_whatever_backend_is_down(spec, backend, monkeypatch):
+    monkeypatch.setenv("VGPU_XAPI_PASSWORD", "unused")  # the XAPI login fails on the connection, not a prompt
+    if DOWN_HOSTS[backend] is None:
+        spec.sim.set_fault("unreachable", "on")
+        flags = spec.flags
+    else:
+        flags = ["--host", DOWN_HOSTS[backend], "--db", str(spec.db)]
+    status = run(["status", *flags])
+    assert (status.code, status.err) == (0, ""), status
+    assert status.out_lines[4].startswith("⚠ The host could not be reached (cannot reach the host: ")
+    assert "VMs: 7" in status.out_lines and "Total VMs Registered: 20" in status.out_lines
+    shown = run(["show-vm", f"--vm-uuid={spec.uuid('VM-1')}", *flags])
+    assert (shown.code, shown.err) == (0, ""), shown
+    assert shown.out_lines[2:6] == ["Pool: A", "Priority: high (2)", "VM ID: 1",
+                                    shown.out_lines[5]] and shown.out_lines[5].startswith("Host: ⚠ cannot be asked (")
+    assert as_json(run(["show-vm", f"--vm-uuid={spec.uuid('VM-1')}", "--format=json", *flags]))["state"] == "unknown"
+    scanned = run(["scan-vms", *flags])  # a scan is the host's picture: without the host it fails, in one line
+    assert scanned.code == 1 and scanned.one_error_line().startswith("error: cannot reach the host: ")
+
+
 def test_one_vm_is_1_vm_in_scan_headings_and_list_counts(spec):
     pool_a = [vm.vm_uuid for vm in spec.registered() if vm.pool_id == "A"]
     for vm_uuid in pool_a[1:]:  # Pool A keeps one VM
