@@ -240,6 +240,27 @@ def test_status_and_show_vm_answer_from_the_database_whatever_backend_is_down(sp
     assert scanned.code == 1 and scanned.one_error_line().startswith("error: cannot reach the host: ")
 
 
+def test_a_host_that_cannot_tell_what_booted_never_shows_configured(spec, monkeypatch):
+    """A remote XenAPI connection: xapi keeps no record of what a running VM booted with."""
+    from .standins.xapi_server import XapiStandIn
+
+    monkeypatch.setenv("VGPU_XAPI_PASSWORD", "pw")
+    with XapiStandIn(spec.sim, password="pw") as server:
+        flags = ["--host", f"xapi://root@127.0.0.1:{server.port}", "--db", str(spec.db)]
+        scanned = ok(run(["scan-vms", *flags]))
+        assert scan_line("VM-1", "? Running config unknown") in scanned and scan_line("VM-3") in scanned
+        running = [name for name in SPEC_VMS if name not in HALTED]
+        assert scanned[-1] == (f"Running configuration unknown: 14 VMs ({', '.join(running[:10])}, ... and 4 more) - the "
+                               "host cannot tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")
+        assert ok(run(["status", *flags]))[-1] == scanned[-1]
+        uuid = spec.uuid("VM-1")
+        assert ok(run(["show-vm", f"--vm-uuid={uuid}", *flags]))[7] == (
+            "Running with: ? unknown (the host cannot tell what the VM booted with; restarting it applies the stored args)")
+        assert ok(run(["set-pool", f"--vm-uuid={uuid}", "--pool=A", *flags])) == [
+            f"VM-1 ({uuid}) already has this configuration in the database and its args; the host cannot tell what "
+            f"the running VM booted with: 'vgpu-admin apply-vm --vm-uuid={uuid}' restarts it with it."]
+
+
 def test_one_vm_is_1_vm_in_scan_headings_and_list_counts(spec):
     pool_a = [vm.vm_uuid for vm in spec.registered() if vm.pool_id == "A"]
     for vm_uuid in pool_a[1:]:  # Pool A keeps one VM
