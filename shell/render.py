@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from vgpu import devargs
 from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
 from vgpu.tables import plural
 
@@ -177,10 +178,15 @@ def registered(result) -> str:
     vm = result.vm
     text = (f"Registered {name_of(vm)} ({vm.vm_uuid}) in Pool {vm.pool_id} with priority "
             f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
-    if result.applies_at_next_boot:
-        text += (f"\nThe VM is {result.host_vm.power_state.value}: its QEMU picks up this configuration at its next "
-                 f"boot; until then it is pending restart. To apply it now: vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}")
-    return text
+    if not result.applies_at_next_boot:
+        return text
+    booted = result.host_vm.booted_args
+    state = result.host_vm.power_state.value
+    if booted is not None and devargs.parse(booted).config == vm.config:  # registered again, as it already ran
+        return text + f"\nThe VM is {state} and its QEMU already has this configuration."
+    unknown = " (the host cannot tell what it runs with now)" if booted is None else "; until then it is pending restart"
+    return text + (f"\nThe VM is {state}: its QEMU picks up this configuration at its next boot{unknown}. "
+                   f"To apply it now: vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}")
 
 
 def removed(result) -> str:

@@ -343,6 +343,14 @@ def test_show_vm_of_a_running_vm_says_what_it_runs_with(spec):
     ]
 
 
+def test_registering_again_a_vm_whose_qemu_already_has_the_segment_says_so(spec):
+    uuid = spec.uuid("VM-2")  # running with pool=A;priority=2;vm_id=2
+    ok(spec.cli("remove-vm", f"--vm-uuid={uuid}"))  # the args lose the segment; the running QEMU keeps it
+    assert ok(spec.cli("register-vm", f"--vm-uuid={uuid}", "--priority=high", "--vm-id=2"))[1] == (
+        "The VM is running and its QEMU already has this configuration.")
+    assert scan_line("VM-2") in ok(spec.cli("scan-vms"))
+
+
 def test_register_vm_with_explicit_values(spec):
     uuid = spec.uuid("VM-22")  # halted: nothing to say about the next boot
     assert ok(spec.cli("register-vm", "--vm-uuid", uuid, "--vm-name", "Render box", "--pool=b",
