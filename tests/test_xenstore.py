@@ -115,3 +115,21 @@ def test_remote_xenapi_cannot_tell_what_a_vm_booted_with(sim):
             assert host.current_operations(WEB) == ()
         finally:
             host.close()
+
+
+def test_a_listing_reads_xenstore_once_whatever_the_number_of_running_vms(sim):
+    for number in range(3, 9):
+        sim.add_vm(f"6f1d2e3c-0000-4000-8000-00000000000{number}", f"vm-{number}", PowerState.RUNNING, ARGS)
+    host = XeHost(str(STANDIN_XE), env=standin_env(sim), xenstore_ls=str(STANDIN_XENSTORE_LS))
+    reads = []
+    real = host.xenstore.domains
+    host.xenstore.domains = lambda domid=None: reads.append(domid) or real(domid)
+    listed = host.list_vms()
+    assert reads == [None]  # one xenstore-ls of /local/domain for all seven running VMs
+    assert sorted(vm.booted_args for vm in listed if vm.power_state is PowerState.RUNNING) == [ARGS] * 7
+    sim.hard_shutdown(WEB)
+    for number in range(3, 9):
+        sim.hard_shutdown(f"6f1d2e3c-0000-4000-8000-00000000000{number}")
+    reads.clear()
+    host.list_vms()
+    assert reads == []  # nothing runs: nothing to ask
