@@ -172,7 +172,7 @@ class SimHost:
         vm = state["vms"].get(vm_uuid.lower())
         if vm is None:
             raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
-        self._settle(vm, state)
+        self._settle(vm)
         return vm
 
     @staticmethod
@@ -184,7 +184,7 @@ class SimHost:
         state["next_domid"] += 1
         return domain
 
-    def _settle(self, vm: dict[str, Any], state: dict[str, Any]) -> None:
+    def _settle(self, vm: dict[str, Any]) -> None:
         """A requested clean shutdown or start completes when its time comes, whether or not anyone waited."""
         now = self._clock()
         if vm["power_state"] == "running" and vm.get("halt_at") is not None and vm["halt_at"] <= now:
@@ -232,7 +232,7 @@ class SimHost:
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated listing failure (fault 'list')"])
             result = []
             for vm_uuid, vm in state["vms"].items():
-                self._settle(vm, state)
+                self._settle(vm)
                 result.append(HostVM(vm_uuid, vm["name"], PowerState(vm["power_state"]),
                                      vm["platform"].get(self.args_key, ""), self._booted(vm)))
             return result
@@ -334,7 +334,7 @@ class SimHost:
             self._check_reachable(state)
             found = {}
             for vm_uuid, vm in state["vms"].items():
-                self._settle(vm, state)
+                self._settle(vm)
                 if vm.get("domain") is not None and vm["power_state"] != "halted":
                     found[vm["domain"]["domid"]] = (vm_uuid, dict(vm["domain"]["platform"]))
             return found
