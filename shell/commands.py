@@ -126,10 +126,15 @@ COMMANDS: tuple[Command, ...] = (
         "scan-vms", "Scan VMs, grouped by pool (A, B, then unregistered)", "scan_vms", (FORMAT_OPTION,),
         details=(
             "Lists every VM on the host: Pool A's, then Pool B's (each by priority, high first, then vm_id), "
-            "then the unregistered ones (by name, numbers by value: VM-2 before VM-10). After those, any registered VMs missing from the host, VMs whose "
-            "device-model args disagree with the database (drift), and unregistered VMs that carry a vgpu "
-            "segment (clones carry their parent's vm_id). Last, a line naming any change that was started and "
-            "not finished (run 'vgpu-admin recover' for those whose session has ended)."
+            "then the unregistered ones (by name, numbers by value: VM-2 before VM-10). Each registered VM ends "
+            "with its state: '✓ Configured' (running with "
+            "its registration), '✓ Configured (halted)', '⚠ Pending restart' (its args are right but it booted "
+            "with something else: apply-vm), '⚠ Args differ from DB' (drift: repair-vm), '⚠ Not on host' or "
+            "'? Running config unknown' (the host cannot tell what it booted with). After those, any registered "
+            "VMs missing from the host, VMs whose device-model args disagree with the database (drift), VMs "
+            "pending restart, and unregistered VMs that carry a vgpu segment (clones carry their parent's "
+            "vm_id). Last, a line naming any change that was started and not finished (run 'vgpu-admin "
+            "recover' for those whose session has ended)."
         ),
         examples=("vgpu-admin scan-vms",), needs_host=True,
     ),
@@ -142,9 +147,9 @@ COMMANDS: tuple[Command, ...] = (
          Option("vm-id", VM_ID, "a free positive integer (default: the lowest free one)")),
         details=(
             "Records the VM in the database and writes its vgpu segment into the device-model args. A running "
-            "VM's QEMU reads it at its next boot; use a set-* command to apply it now with a restart. A name "
-            "another registered VM has too (in any case) is accepted, with a warning that names both UUIDs: "
-            "commands take the UUID."
+            "VM's QEMU reads it at its next boot (until then scan-vms shows it as pending restart); use "
+            "apply-vm to apply it now with a restart. A name another registered VM has too (in any case) is "
+            "accepted, with a warning that names both UUIDs: commands take the UUID."
         ),
         examples=(
             'vgpu-admin register-vm --vm-uuid=<uuid> --vm-name="VM-1"',
@@ -154,8 +159,9 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "show-vm", "Show a VM's configuration (includes pool)", "show_vm", (_UUID_REQUIRED, FORMAT_OPTION),
-        details="The registration, plus the VM's power state and what its device-model args say, and a "
-                "change to the VM that was started and not finished, if there is one.",
+        details="The registration, plus the VM's power state, what its device-model args say, what its "
+                "running QEMU booted with (pending restart when that differs), and a change to the VM that "
+                "was started and not finished, if there is one.",
         examples=("vgpu-admin show-vm --vm-uuid=<uuid>",), needs_host=True,
     ),
     Command(
@@ -191,6 +197,21 @@ COMMANDS: tuple[Command, ...] = (
         needs_host=True, changes=True, restarts=True, one_of=_CHANGES,
     ),
     Command(
+        "apply-vm", "Restart a VM that is pending restart with its registered configuration", "apply_vm",
+        (_UUID_REQUIRED, CLEAN_TIMEOUT_OPTION),
+        details=(
+            "For a running VM whose QEMU booted with something other than its registration (it was registered "
+            "or repaired while running: scan-vms shows '⚠ Pending restart'), or whose running configuration "
+            "the host cannot tell. Shows what the VM runs with and what is registered, asks 'Do you want to "
+            "apply these settings? (yes/no)', then, as set-pool does, shuts the VM down (cleanly, then forced "
+            "after the deadline), rewrites its device-model args from the database and starts it again, "
+            "journalled. A halted VM only gets its args rewritten; a VM already running with its registered "
+            "configuration is left alone. A set-* command with the values the VM already has does the same, "
+            "except for a VM whose running configuration is unknown."
+        ),
+        examples=("vgpu-admin apply-vm --vm-uuid=<uuid>",), needs_host=True, changes=True, restarts=True,
+    ),
+    Command(
         "remove-vm", "Unregister a VM and clear its segment", "remove_vm", (_UUID_REQUIRED,),
         details=(
             "Deletes the registration and removes the vgpu segment from the VM's device-model args (other "
@@ -204,15 +225,15 @@ COMMANDS: tuple[Command, ...] = (
         details=(
             "Makes the VM's device-model args agree with the database: a registered VM gets its segment "
             "rewritten, an unregistered one (a clone, or a leftover) has the segment removed. Takes effect at "
-            "the VM's next boot; no restart."
+            "the VM's next boot; no restart (a running VM is then pending restart: apply-vm restarts it)."
         ),
         examples=("vgpu-admin repair-vm --vm-uuid=<uuid>",), needs_host=True, changes=True,
     ),
     Command(
         "status", "Control panel: pools, VMs, assignments", "status", (FORMAT_OPTION,),
         details="Pool A and Pool B with their names, priorities and VMs, the unregistered VMs and a summary, "
-                "then (as scan-vms) any changes started and not finished. If the host cannot be reached it "
-                "still shows the database, with a warning.",
+                "then (as scan-vms) VMs missing, with drift or pending restart, and any changes started and not "
+                "finished. If the host cannot be reached it still shows the database, with a warning.",
         examples=("vgpu-admin status",), needs_host=True,
     ),
     Command(

@@ -76,8 +76,9 @@ def show_vm(ctx: Context, opts: dict) -> int:
     from vgpu import scan
 
     view = scan.inspect_vm(ctx.store, ctx.host, opts["vm-uuid"])
-    return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error, view.operation,
-                                                                view.attention))
+    return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error,
+                                                         view.operation, attention=view.attention,
+                                                         booted=view.booted, state=view.state))
 
 
 def register_vm(ctx: Context, opts: dict) -> int:
@@ -110,18 +111,19 @@ def repair_vm(ctx: Context, opts: dict) -> int:
     return 0
 
 
-def _reconfigure(ctx: Context, opts: dict, **change) -> int:
+def _reconfigure(ctx: Context, opts: dict, apply: bool = False, **change) -> int:
+    """A set-* command, or (``apply``) apply-vm: the same confirmed cycle."""
     from vgpu import lifecycle
 
     def confirm(plan) -> bool:
         ctx.console.say(render.confirmation(plan))
         return ctx.console.confirm(render.CONFIRM_QUESTION)
 
-    result = lifecycle.reconfigure_vm(
-        ctx.store, ctx.host, opts["vm-uuid"], confirm=confirm, progress=ctx.console.progress, policy=ctx.policy_for(opts), **change
-    )
+    run = lifecycle.apply_vm if apply else lifecycle.reconfigure_vm
+    result = run(ctx.store, ctx.host, opts["vm-uuid"], confirm=confirm, progress=ctx.console.progress,
+                 policy=ctx.policy_for(opts), **change)
     if not result.changed:
-        ctx.console.say(f"{render.name_of(result.vm)} ({result.vm.vm_uuid}) already has this configuration; nothing to do.")
+        ctx.console.say(render.nothing_to_do(result, apply))
         return 0
     ctx.changed()
     ctx.console.say(render.reconfigured(result))
@@ -142,6 +144,10 @@ def set_vm_id(ctx: Context, opts: dict) -> int:
 
 def update_vm(ctx: Context, opts: dict) -> int:
     return _reconfigure(ctx, opts, pool=opts.get("pool"), priority=opts.get("priority"), vm_id=opts.get("vm-id"))
+
+
+def apply_vm(ctx: Context, opts: dict) -> int:
+    return _reconfigure(ctx, opts, apply=True)
 
 
 # --- the rest ---------------------------------------------------------------------------------------------

@@ -6,18 +6,23 @@ from __future__ import annotations
 from vgpu.scan import ScannedVM, ScanReport
 from vgpu.tables import plural
 
-from .render import RULE, attention_lines, config_text, host_name, name_of, pool_block, unfinished_lines
+from .render import NAMES_LISTED, RULE, apply_hint, attention_lines, config_text, host_name, name_of, pool_block, segment_text, unfinished_lines
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
+_MARKS = {
+    "configured": "✓ Configured",
+    "halted": "✓ Configured (halted)",  # its next boot takes it
+    "pending": "⚠ Pending restart",
+    "drift": "⚠ Args differ from DB",
+    "missing": "⚠ Not on host",
+}
 
 
 def _state_mark(entry: ScannedVM) -> str:
-    return {
-        "configured": "✓ Configured",
-        "drift": "⚠ Args differ from DB",
-        "missing": "⚠ Not on host",
-        "unknown": "? Host not reachable",
-    }[entry.state]
+    """The VM's state where the spec puts ``✓ Configured``."""
+    if entry.state == "unknown":
+        return "? Running config unknown" if entry.host_known else "? Host not reachable"
+    return _MARKS[entry.state]
 
 
 def scan_line(entry: ScannedVM) -> str:
@@ -27,7 +32,8 @@ def scan_line(entry: ScannedVM) -> str:
 
 
 def _extra_sections(report: ScanReport) -> list[str]:
-    """Missing VMs, drift and foreign segments: after the spec's sections, only when there are any."""
+    """Missing VMs, drift, pending restarts, boots the host cannot tell and foreign segments: after the
+    spec's sections, only when there are any."""
     lines: list[str] = []
     if report.missing:
         lines += ["", f"=== Registered but missing from host: {len(report.missing)} ==="]
@@ -40,6 +46,17 @@ def _extra_sections(report: ScanReport) -> list[str]:
             found = config_text(e.segment.config) if e.segment.config else ("unreadable" if e.segment.present else "no segment")
             lines.append(f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
                          f"Args: {found} | Action: Run 'vgpu-admin repair-vm --vm-uuid={e.vm.vm_uuid}'")
+    if report.pending:
+        lines += ["", f"=== Running with an older configuration (pending restart): {len(report.pending)} ==="]
+        lines += [f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
+                  f"Running: {segment_text(e.booted)} | Action: {apply_hint(e.vm.vm_uuid)} (restarts the VM)"
+                  for e in report.pending]
+    if report.booted_unknown:
+        unknown = report.booted_unknown
+        names = ", ".join(name_of(e.vm) for e in unknown[:NAMES_LISTED])
+        more = f", ... and {len(unknown) - NAMES_LISTED} more" if len(unknown) > NAMES_LISTED else ""
+        lines += ["", f"Running configuration unknown: {plural(len(unknown), 'VM')} ({names}{more}) - the host cannot "
+                      "tell what they booted with; restart them to be sure (see docs/troubleshooting.md)"]
     if report.foreign_segments:
         lines += ["", f"=== Unregistered VMs carrying a vgpu segment: {len(report.foreign_segments)} ==="]
         for f in report.foreign_segments:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from vgpu import devargs
 from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
 from vgpu.tables import plural
 
@@ -26,6 +27,19 @@ def enabled(pool: Pool) -> str:
 
 def config_text(config: VMConfig) -> str:
     return f"pool={config.pool_id};priority={int(config.priority)};vm_id={config.vm_id}"
+
+
+def segment_text(segment) -> str:
+    """A segment found in a VM's args, in a few words: its configuration, or what is wrong with it."""
+    if segment is None:
+        return "unknown"
+    if segment.config is not None:
+        return config_text(segment.config)
+    return "unreadable segment" if segment.present else "no segment"
+
+
+def apply_hint(vm_uuid: str) -> str:
+    return f"Run 'vgpu-admin apply-vm --vm-uuid={vm_uuid}'"
 
 
 # --- pools ------------------------------------------------------------------------------------------------
@@ -87,10 +101,22 @@ def config_lines(config: VMConfig) -> list[str]:
 
 
 def confirmation(plan) -> str:
-    """The spec's confirmation block (without the question, which the console asks)."""
-    lines = ["  Current configuration:"]
-    lines += [f"    {line}" for line in config_lines(plan.current)]
-    lines += ["  ", "  New configuration:"]
+    """The spec's confirmation block (without the question, which the console asks). A plan that changes
+    nothing in the database (applying a pending configuration) compares what the VM runs with, or what its
+    args say, with the registration instead."""
+    if plan.changes:
+        lines = ["  Current configuration:", *(f"    {line}" for line in config_lines(plan.current))]
+        if plan.running and plan.booted is not None and plan.booted.config != plan.current:  # pending already
+            lines.append(f"    (the VM runs with {_booted_words(plan.booted)} until it restarts)")
+        lines += ["  ", "  New configuration:"]
+    elif plan.needs_restart:
+        lines = ["  Current configuration (what the VM runs with):", f"    {_booted_block(plan.booted)}"]
+        if plan.booted is not None and plan.booted.config is not None:
+            lines[1:] = [f"    {line}" for line in config_lines(plan.booted.config)]
+        lines += ["  ", "  New configuration (registered):"]
+    else:
+        lines = ["  Current configuration (what the VM's args say):", f"    {_booted_words(plan.stored)}",
+                 "  ", "  New configuration (registered):"]
     lines += [f"    {line}" for line in config_lines(plan.new)]
     lines.append("  ")
     if plan.needs_restart:
@@ -100,11 +126,39 @@ def confirmation(plan) -> str:
     return "\n".join(lines)
 
 
+def _booted_block(booted) -> str:
+    if booted is None:
+        return "unknown: the host cannot tell what the VM booted with"
+    return "none: it booted without a vgpu segment" if not booted.present else f"an unreadable vgpu segment {booted.raw!r}"
+
+
+def _booted_words(segment) -> str:
+    return {"no segment": "no vgpu segment", "unreadable segment": "an unreadable vgpu segment"}.get(
+        segment_text(segment), segment_text(segment))
+
+
+def nothing_to_do(result, apply: bool) -> str:
+    """A set-* or apply-vm that found nothing to do; and, when the host cannot tell what the running VM
+    booted with, how to restart it anyway."""
+    who = f"{name_of(result.vm)} ({result.vm.vm_uuid})"
+    text = f"{who} already runs with its registered configuration" if apply else f"{who} already has this configuration"
+    if result.runs_unknown:
+        return (f"{text} in the database and its args; the host cannot tell what the running VM booted with: "
+                f"'vgpu-admin apply-vm --vm-uuid={result.vm.vm_uuid}' restarts it with it.")
+    return f"{text}; nothing to do."
+
+
 CONFIRM_QUESTION = "  Do you want to apply these settings? (yes/no): "
 
 
 def reconfigured(result) -> str:
     vm = result.vm
+    how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
+    why = f" ({result.stop_reason})" if result.stopped_how == "forced" and result.stop_reason else ""
+    if result.old == vm.config:  # nothing changed in the database: its registered configuration was applied
+        tail = (f"The VM was {how}{why} and started again with it." if result.restarted
+                else "The VM was not running; it takes it at its next start.")
+        return f"Applied the registered configuration to {name_of(vm)} ({vm.vm_uuid}): {config_text(vm.config)}.\n{tail}"
     what = ", ".join(
         f"{label} {before} → {after}"
         for label, before, after in (
@@ -115,8 +169,6 @@ def reconfigured(result) -> str:
         if str(before) != str(after)
     )
     if result.restarted:
-        how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
-        why = f" ({result.stop_reason})" if result.stopped_how == "forced" and result.stop_reason else ""
         tail = f"The VM was {how}{why}, reconfigured and started again."
     else:
         tail = "The VM was not running; it takes the new configuration at its next start."
@@ -127,11 +179,18 @@ def registered(result) -> str:
     vm = result.vm
     text = (f"Registered {name_of(vm)} ({vm.vm_uuid}) in Pool {vm.pool_id} with priority "
             f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
-    if result.applies_at_next_boot:
-        state = result.host_vm.power_state
-        now = "The VM's power state is unknown" if state is PowerState.UNKNOWN else f"The VM is {state.value}"
-        text += f"\n{now}: its QEMU picks up this configuration at its next boot."
-    return text
+    if not result.applies_at_next_boot:
+        return text
+    booted = result.host_vm.booted_args
+    power = result.host_vm.power_state
+    now = "The VM's power state is unknown" if power is PowerState.UNKNOWN else f"The VM is {power.value}"
+    if booted is not None and devargs.parse(booted).config == vm.config:  # registered again, as it already ran
+        return text + f"\n{now} and its QEMU already has this configuration."
+    if power is not PowerState.RUNNING:  # paused, suspended or unknown: apply-vm takes running or halted VMs only
+        return text + f"\n{now}: its QEMU picks up this configuration at its next boot."
+    unknown = " (the host cannot tell what it runs with now)" if booted is None else "; until then it is pending restart"
+    return text + (f"\n{now}: its QEMU picks up this configuration at its next boot{unknown}. "
+                   f"To apply it now: vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}")
 
 
 def removed(result) -> str:
@@ -176,7 +235,8 @@ def attention_line(mark) -> str:
     return f"⚠ Needs attention (since {mark.since}): {mark.reason}"
 
 
-def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None) -> str:
+def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None,
+            booted=None, state: str = "") -> str:
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({host_error})")
@@ -185,6 +245,8 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     else:
         lines.append(f"Power state: {host_vm.power_state.value}")
         lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
+        if host_vm.power_state is not PowerState.HALTED:
+            lines.append(f"Running with: {booted_status(vm, booted, state)}")
     lines.append(f"Registered: {vm.created_at} | Updated: {vm.updated_at}")
     if operation is not None and operation.in_progress:
         lines.append(f"Operation in progress: {operation_text(operation)}")
@@ -193,6 +255,19 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     if attention is not None:
         lines.append(attention_line(attention))
     return "\n".join(lines)
+
+
+def booted_status(vm: VM, booted, state: str) -> str:
+    """What the running VM's QEMU booted with, beside the database (show-vm's "Running with" line)."""
+    if booted is None:
+        return "? unknown (the host cannot tell what the VM booted with; restarting it applies the stored args)"
+    if booted.config == vm.config:
+        return f"✓ {config_text(booted.config)}"
+    found = {"no segment": "no vgpu segment", "unreadable segment": f"unreadable vgpu segment {booted.raw!r}"}
+    text = f"⚠ {found.get(segment_text(booted), segment_text(booted))}"
+    if state == "pending":
+        text += f" - pending restart (run 'vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}')"
+    return text
 
 
 def segment_status(expected: VMConfig, segment) -> str:
@@ -267,8 +342,13 @@ def recoveries(results) -> str:
 
 def repaired(result) -> str:
     if not result.changed:
-        return f"VM {result.vm_uuid}: the device-model args already agree with the database; nothing to do."
-    if result.expected is None:
-        return f"VM {result.vm_uuid} is not registered: its vgpu segment was removed (effective at its next boot)."
-    return (f"VM {result.vm_uuid}: the vgpu segment now says {config_text(result.expected)} "
-            f"(effective at its next boot).")
+        text = f"VM {result.vm_uuid}: the device-model args already agree with the database; nothing to do."
+    elif result.expected is None:
+        text = f"VM {result.vm_uuid} is not registered: its vgpu segment was removed (effective at its next boot)."
+    else:
+        text = (f"VM {result.vm_uuid}: the vgpu segment now says {config_text(result.expected)} "
+                f"(effective at its next boot).")
+    if result.pending:
+        text += (f"\nThe VM is running with {_booted_words(result.booted)} until then: it is pending restart. "
+                 f"To apply it now: vgpu-admin apply-vm --vm-uuid={result.vm_uuid}")
+    return text

@@ -19,7 +19,7 @@ import attrs
 
 from vgpu.hypervisor.sim import SimHost
 
-from .hostkit_xe import STANDIN_XE, standin_env
+from .hostkit_xe import STANDIN_XE, STANDIN_XENSTORE_LS, standin_env
 from .standins.xapi_server import XapiStandIn
 
 USER, PASSWORD = "root", "clihosts-xapi-pw"
@@ -40,7 +40,10 @@ def cli_host(name: str, tmp_path: Path) -> Iterator[CliHost]:
     elif name == "xe":
         log = tmp_path / "xe-calls.log"
         try:
-            yield CliHost(sim, f"xe:{STANDIN_XE}", {**os.environ, **standin_env(sim, VGPU_XE_CALL_LOG=str(log))})
+            env = {**os.environ, **standin_env(sim, VGPU_XE_CALL_LOG=str(log))}
+            # As on a dom0, xenstore-ls is on PATH: the backend reads what each running domain booted with.
+            env["PATH"] = os.pathsep.join([str(STANDIN_XENSTORE_LS.parent), env["PATH"]])
+            yield CliHost(sim, f"xe:{STANDIN_XE}", env)
         finally:
             _end_stray_standins(log)
     elif name == "xapi":

@@ -15,7 +15,7 @@ from typing import Callable, ContextManager, Iterator
 from vgpu.hypervisor.sim import SimHost
 
 from .hostkit_libvirt import register_libvirt
-from .hostkit_xapi import xapi_backend
+from .hostkit_xapi import xapi_backend, xapi_dom0_backend
 from .hostkit_xe import xe_backend
 from .hostunder import HostUnderTest
 
@@ -31,8 +31,9 @@ BACKENDS: dict[str, Callable[[Path], ContextManager[HostUnderTest]]] = {
     "sim": sim_backend,
     "xe": xe_backend,
     "xapi": xapi_backend,
+    "xapi-dom0": xapi_dom0_backend,
 }
 register_libvirt(BACKENDS)  # where libvirtd is usable (and always in CI, so its absence fails there)
 
 # The backends that run over a SimHost, into which faults can be injected.
-SIMULATED = sorted(name for name in BACKENDS if name in ("sim", "xe", "xapi"))
+SIMULATED = sorted(name for name in BACKENDS if name in ("sim", "xe", "xapi", "xapi-dom0"))

@@ -14,6 +14,7 @@ from vgpu.hypervisor.xe import XeHost
 from .hostunder import HostUnderTest
 
 STANDIN_XE = Path(__file__).resolve().parent / "standins" / "xe"
+STANDIN_XENSTORE_LS = Path(__file__).resolve().parent / "standins" / "xenstore-ls"
 
 
 def standin_env(sim: SimHost, **extra: str) -> dict[str, str]:
@@ -29,6 +30,6 @@ def standin_env(sim: SimHost, **extra: str) -> dict[str, str]:
 @contextlib.contextmanager
 def xe_backend(tmp_path: Path) -> Iterator[HostUnderTest]:
     sim = SimHost(tmp_path / "host.json")
-    host = XeHost(xe_path=str(STANDIN_XE), env=standin_env(sim))
+    host = XeHost(xe_path=str(STANDIN_XE), env=standin_env(sim), xenstore_ls=str(STANDIN_XENSTORE_LS))
     yield HostUnderTest("xe", host, lambda u, n, p, a: sim.add_vm(u, n, p, a), sim)
     host.close()

@@ -143,6 +143,27 @@ class FailingProgress(Recorder):
             raise KeyError(event.step)
 
 
+class Blind:
+    """The host behind ``sim``, except that it cannot tell what a running VM booted with (as a remote XenAPI
+    connection cannot): booted args are None, everything else is the simulated host's."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+
+    def list_vms(self):
+        return [attrs.evolve(vm, booted_args=None) for vm in self.sim.list_vms()]
+
+    def booted_device_model_args(self, vm_uuid: str) -> None:
+        self.sim.power_state(vm_uuid)  # an unknown VM is an error, as on every host
+        return None
+
+    def reopen(self) -> "Blind":
+        return Blind(self.sim.reopen())
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+
 class Raising:
     """The host behind ``sim``, except that ``method`` raises ``error`` (an exception instance or class)
     when called for ``vm`` (any VM when None): on its ``nth`` such call only, or on every one from the

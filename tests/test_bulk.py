@@ -23,7 +23,7 @@ from vgpu.errors import (
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
-from .lifekit import FailingProgress, Raising, World, config, hand_over, vm_uuid
+from .lifekit import Blind, FailingProgress, Raising, World, config, hand_over, vm_uuid
 from .test_register_many import FakeFrame
 
 
@@ -130,6 +130,20 @@ def test_plan_many_says_what_would_restart(world, four):
     assert [p.vm_uuid for p in plan.plans] == four[:3]
     assert plan.restarts == 1
     assert [p.vm_uuid for p in plan.changing] == four[:2]
+
+
+def test_a_row_with_the_values_a_pending_vm_has_restarts_it_into_them(world, four):
+    vms.update(world.store, four[0], vm_id=11)  # VM 1: registered with vm_id 11, running with vm_id 1
+    lifecycle.repair_vm(world.store, world.sim, four[0])
+    rows = [{"vm_uuid": four[0], "vm_id": 11}, {"vm_uuid": four[2], "pool": "A"}]
+    plan = bulk.plan_many(world.store, world.sim, rows)
+    assert [(p.pending, p.needs_restart) for p in plan.plans] == [(True, True), (False, False)]
+    assert [p.vm_uuid for p in plan.changing] == [four[0]] and plan.restarts == 1
+    result = bulk.apply_many(world.store, world.sim, plan)
+    assert [(r.vm.vm_uuid, r.restarted) for r in result.results] == [(four[0], True)]
+    assert devargs.parse(world.sim.boots(four[0])[-1]).config == config("A", 1, 11)
+    # A host that cannot tell what booted: an unchanged row leaves the VM alone (apply_vm restarts it).
+    assert bulk.plan_many(world.store, Blind(world.sim), rows).changing == []
 
 
 def test_reconfigure_many_asks_once_and_applies_all(world, four):

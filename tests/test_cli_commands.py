@@ -35,13 +35,16 @@ SPEC_VMS = {
 }
 UNREGISTERED = ("VM-21", "VM-22", "VM-23")
 NUMBERS = {"low": 0, "medium": 1, "high": 2}
+HALTED = {"VM-3", "VM-6", "VM-11", "VM-14", "VM-18", "VM-20", "VM-22"}  # the demo's halted VMs; the rest run
 
 
 def names_in(pool: str) -> list[str]:
     return [name for name, (p, _) in SPEC_VMS.items() if p == pool]
 
 
-def scan_line(name: str, mark: str = "✓ Configured") -> str:
+def scan_line(name: str, mark: str | None = None) -> str:
+    """A registered VM's scan-vms line; by default as configured (and halted, if the demo has it halted)."""
+    mark = mark or ("✓ Configured (halted)" if name in HALTED else "✓ Configured")
     pool, priority = SPEC_VMS[name]
     return (f"UUID: {demo.demo_uuid(name)} | Name: {name} | Pool: {pool} | "
             f"Priority: {priority} ({NUMBERS[priority]}) | VM ID: {name[3:]} | {mark}")
@@ -52,10 +55,12 @@ def unregistered_line(name: str) -> str:
             "Action: Run 'vgpu-admin register-vm'")
 
 
-def spec_scan() -> list[str]:
+def spec_scan(halted: tuple[str, ...] = ()) -> list[str]:
+    """The spec's scan-vms output for the demo, with ``halted``: VMs halted besides the demo's own."""
+    line = lambda n: scan_line(n, "✓ Configured (halted)" if n in halted else None)  # noqa: E731
     return [
-        "=== Pool A: 7 VMs ===", *(scan_line(n) for n in names_in("A")), "",
-        "=== Pool B: 13 VMs ===", *(scan_line(n) for n in names_in("B")), "",
+        "=== Pool A: 7 VMs ===", *(line(n) for n in names_in("A")), "",
+        "=== Pool B: 13 VMs ===", *(line(n) for n in names_in("B")), "",
         "=== Unregistered VMs: 3 ===", *(unregistered_line(n) for n in UNREGISTERED),
     ]
 
@@ -204,6 +209,58 @@ def test_status_with_the_host_down_still_shows_the_database_with_a_warning(spec)
                           "Total VMs Unregistered: unknown", "Total VMs in System: unknown"]
 
 
+# Hosts that cannot be reached, one per backend: libvirtd not listening, no xe, nothing on the XAPI port
+# (port 1: nothing listens there), a simulated host switched off.
+DOWN_HOSTS = {
+    "libvirt": "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+    "xe": "xe:/nonexistent/xe",
+    "xapi": "xapi://root@127.0.0.1:1",
+    "sim": None,  # the spec host, with its "unreachable" fault on
+}
+
+
+@pytest.mark.parametrize("backend", sorted(DOWN_HOSTS))
+def test_status_and_show_vm_answer_from_the_database_whatever_backend_is_down(spec, backend, monkeypatch):
+    monkeypatch.setenv("VGPU_XAPI_PASSWORD", "unused")  # the XAPI login fails on the connection, not a prompt
+    if DOWN_HOSTS[backend] is None:
+        spec.sim.set_fault("unreachable", "on")
+        flags = spec.flags
+    else:
+        flags = ["--host", DOWN_HOSTS[backend], "--db", str(spec.db)]
+    status = run(["status", *flags])
+    assert (status.code, status.err) == (0, ""), status
+    assert status.out_lines[4].startswith("⚠ The host could not be reached (cannot reach the host: ")
+    assert "VMs: 7" in status.out_lines and "Total VMs Registered: 20" in status.out_lines
+    shown = run(["show-vm", f"--vm-uuid={spec.uuid('VM-1')}", *flags])
+    assert (shown.code, shown.err) == (0, ""), shown
+    assert shown.out_lines[2:6] == ["Pool: A", "Priority: high (2)", "VM ID: 1",
+                                    shown.out_lines[5]] and shown.out_lines[5].startswith("Host: ⚠ cannot be asked (")
+    assert as_json(run(["show-vm", f"--vm-uuid={spec.uuid('VM-1')}", "--format=json", *flags]))["state"] == "unknown"
+    scanned = run(["scan-vms", *flags])  # a scan is the host's picture: without the host it fails, in one line
+    assert scanned.code == 1 and scanned.one_error_line().startswith("error: cannot reach the host: ")
+
+
+def test_a_host_that_cannot_tell_what_booted_never_shows_configured(spec, monkeypatch):
+    """A remote XenAPI connection: xapi keeps no record of what a running VM booted with."""
+    from .standins.xapi_server import XapiStandIn
+
+    monkeypatch.setenv("VGPU_XAPI_PASSWORD", "pw")
+    with XapiStandIn(spec.sim, password="pw") as server:
+        flags = ["--host", f"xapi://root@127.0.0.1:{server.port}", "--db", str(spec.db)]
+        scanned = ok(run(["scan-vms", *flags]))
+        assert scan_line("VM-1", "? Running config unknown") in scanned and scan_line("VM-3") in scanned
+        running = [name for name in SPEC_VMS if name not in HALTED]
+        assert scanned[-1] == (f"Running configuration unknown: 14 VMs ({', '.join(running[:10])}, ... and 4 more) - the "
+                               "host cannot tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")
+        assert ok(run(["status", *flags]))[-1] == scanned[-1]
+        uuid = spec.uuid("VM-1")
+        assert ok(run(["show-vm", f"--vm-uuid={uuid}", *flags]))[7] == (
+            "Running with: ? unknown (the host cannot tell what the VM booted with; restarting it applies the stored args)")
+        assert ok(run(["set-pool", f"--vm-uuid={uuid}", "--pool=A", *flags])) == [
+            f"VM-1 ({uuid}) already has this configuration in the database and its args; the host cannot tell what "
+            f"the running VM booted with: 'vgpu-admin apply-vm --vm-uuid={uuid}' restarts it with it."]
+
+
 def test_one_vm_is_1_vm_in_scan_headings_and_list_counts(spec):
     pool_a = [vm.vm_uuid for vm in spec.registered() if vm.pool_id == "A"]
     for vm_uuid in pool_a[1:]:  # Pool A keeps one VM
@@ -239,7 +296,8 @@ def test_register_vm_with_defaults_takes_pool_a_medium_the_next_vm_id_and_the_ho
     uuid = spec.uuid("VM-21")
     assert ok(spec.cli("register-vm", f"--vm-uuid={uuid.upper()}")) == [
         f"Registered VM-21 ({uuid}) in Pool A with priority medium (1) and VM ID 21.",
-        "The VM is running: its QEMU picks up this configuration at its next boot.",
+        "The VM is running: its QEMU picks up this configuration at its next boot; until then it is pending "
+        f"restart. To apply it now: vgpu-admin apply-vm --vm-uuid={uuid}",
     ]
     vm = spec.vm("VM-21")
     assert (vm.vm_name, vm.config) == ("VM-21", VMConfig("A", Priority.MEDIUM, 21))
@@ -247,7 +305,7 @@ def test_register_vm_with_defaults_takes_pool_a_medium_the_next_vm_id_and_the_ho
     lines = ok(spec.cli("scan-vms"))
     assert lines[:8] == [  # by priority, then vm_id: after VM-5, the other medium one
         "=== Pool A: 8 VMs ===", *(scan_line(f"VM-{n}") for n in range(1, 6)),
-        f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 21 | ✓ Configured",
+        f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 21 | ⚠ Pending restart",
         scan_line("VM-6"),
     ]
     assert "=== Unregistered VMs: 2 ===" in lines
@@ -289,6 +347,46 @@ def test_register_vm_of_a_vm_that_is_not_running_does_not_say_it_is_running(spec
         f"Registered VM-30 ({uuid}) in Pool A with priority medium (1) and VM ID 21.",
         f"{said}: its QEMU picks up this configuration at its next boot.",
     ]
+
+
+def test_a_running_vm_registered_is_pending_in_scan_status_show_vm_and_json(spec):
+    """Its QEMU still runs the old arguments: nothing may call it configured until it restarts."""
+    uuid = spec.uuid("VM-21")
+    ok(spec.cli("register-vm", f"--vm-uuid={uuid}", "--vm-id=31"))
+    pending = ["=== Running with an older configuration (pending restart): 1 ===",
+               f"UUID: {uuid} | Name: VM-21 | Database: pool=A;priority=1;vm_id=31 | Running: no segment | "
+               f"Action: Run 'vgpu-admin apply-vm --vm-uuid={uuid}' (restarts the VM)"]
+    scanned = ok(spec.cli("scan-vms"))
+    assert f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 31 | ⚠ Pending restart" in scanned
+    assert scanned[-2:] == pending
+    assert ok(spec.cli("status"))[-3:] == ["", *pending]
+    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[5:8] == [
+        "Power state: running",
+        "Device-model args: ✓ Configured (pool=A;priority=1;vm_id=31)",
+        f"Running with: ⚠ no vgpu segment - pending restart (run 'vgpu-admin apply-vm --vm-uuid={uuid}')",
+    ]
+    states = {e["vm"]["vm_uuid"]: e["state"] for e in as_json(spec.cli("scan-vms", "--format=json"))["registered"]}
+    assert states[uuid] == "pending"
+    view = as_json(spec.cli("show-vm", f"--vm-uuid={uuid}", "--format=json"))
+    assert view["state"] == "pending" and view["booted"] == {"present": False, "config": None, "raw": None}
+    assert view["host_vm"]["booted_args"] == "" and view["segment"]["config"]["vm_id"] == 31
+
+
+def test_show_vm_of_a_running_vm_says_what_it_runs_with(spec):
+    uuid = spec.uuid("VM-1")
+    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[5:8] == [
+        "Power state: running",
+        "Device-model args: ✓ Configured (pool=A;priority=2;vm_id=1)",
+        "Running with: ✓ pool=A;priority=2;vm_id=1",
+    ]
+
+
+def test_registering_again_a_vm_whose_qemu_already_has_the_segment_says_so(spec):
+    uuid = spec.uuid("VM-2")  # running with pool=A;priority=2;vm_id=2
+    ok(spec.cli("remove-vm", f"--vm-uuid={uuid}"))  # the args lose the segment; the running QEMU keeps it
+    assert ok(spec.cli("register-vm", f"--vm-uuid={uuid}", "--priority=high", "--vm-id=2"))[1] == (
+        "The VM is running and its QEMU already has this configuration.")
+    assert scan_line("VM-2") in ok(spec.cli("scan-vms"))
 
 
 def test_register_vm_with_explicit_values(spec):
@@ -404,6 +502,83 @@ def test_a_change_to_the_current_values_asks_nothing(spec):
     assert ok(outcome) == [f"VM-2 ({spec.uuid('VM-2')}) already has this configuration; nothing to do."]
     assert "Do you want" not in outcome.out
     assert spec.files() == before
+
+
+def _register_running(spec, name="VM-21", vm_id=31):
+    """Register a running VM: it is then pending restart (its QEMU booted without the segment)."""
+    uuid = spec.uuid(name)
+    ok(spec.cli("register-vm", f"--vm-uuid={uuid}", f"--vm-id={vm_id}"))
+    return uuid
+
+
+def test_apply_vm_restarts_a_pending_vm_with_its_registered_configuration(spec):
+    uuid = _register_running(spec)
+    boots = spec.sim.boots(uuid)
+    outcome = spec.cli("apply-vm", f"--vm-uuid={uuid}", stdin="yes\n")
+    lines = applied(outcome)
+    assert lines == [
+        "  Current configuration (what the VM runs with):",
+        "    none: it booted without a vgpu segment",
+        "  ",
+        "  New configuration (registered):",
+        "    Pool: A",
+        "    Priority: medium (1)",
+        "    VM ID: 31",
+        "  ",
+        "  This change requires stopping and restarting the VM.",
+        "  Do you want to apply these settings? (yes/no): yes",
+        f"Applied the registered configuration to VM-21 ({uuid}): pool=A;priority=1;vm_id=31.",
+        "The VM was shut down cleanly and started again with it.",
+    ]
+    assert spec.sim.boots(uuid)[:-1] == boots and devargs.parse(spec.sim.boots(uuid)[-1]).config == spec.vm("VM-21").config
+    scanned = ok(spec.cli("scan-vms"))
+    assert f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 31 | ✓ Configured" in scanned
+    assert not any("pending restart" in line for line in scanned)
+    assert ok(spec.cli("apply-vm", f"--vm-uuid={uuid}")) == [
+        f"VM-21 ({uuid}) already runs with its registered configuration; nothing to do."]
+
+
+def test_a_set_command_with_the_values_a_pending_vm_has_applies_them(spec):
+    uuid = _register_running(spec)
+    lines = applied(spec.cli("set-vm-id", f"--vm-uuid={uuid}", "--vm-id=31", stdin="yes\n"))
+    assert lines[-2:] == [f"Applied the registered configuration to VM-21 ({uuid}): pool=A;priority=1;vm_id=31.",
+                          "The VM was shut down cleanly and started again with it."]
+    assert devargs.parse(spec.sim.boots(uuid)[-1]).config == VMConfig("A", Priority.MEDIUM, 31)
+
+
+def test_a_change_to_a_pending_vm_says_what_it_runs_with_until_then(spec):
+    uuid = _register_running(spec)
+    outcome = spec.cli("set-pool", f"--vm-uuid={uuid}", "--pool=B", stdin="no\n")
+    assert outcome.code == 3
+    assert outcome.out_lines[:5] == ["  Current configuration:", "    Pool: A", "    Priority: medium (1)", "    VM ID: 31",
+                                     "    (the VM runs with no vgpu segment until it restarts)"]
+
+
+def test_no_to_apply_vm_leaves_the_pending_vm_running_as_it_was(spec):
+    uuid = _register_running(spec)
+    before, boots = spec.files(), spec.sim.boots(uuid)
+    outcome = spec.cli("apply-vm", f"--vm-uuid={uuid}", stdin="no\n")
+    assert outcome.code == 3 and outcome.err == "Operation cancelled; nothing was changed.\n"
+    assert spec.files() == before and spec.sim.boots(uuid) == boots
+    assert "⚠ Pending restart" in ok(spec.cli("scan-vms"))[6]
+
+
+def test_apply_vm_of_an_unregistered_vm_says_to_register_it(spec):
+    outcome = spec.cli("apply-vm", f"--vm-uuid={spec.uuid('VM-21')}")
+    assert outcome.code == 2 and "register it first" in outcome.one_error_line()
+
+
+def test_repair_of_a_running_vm_says_it_is_pending_restart(spec):
+    uuid = spec.uuid("VM-9")
+    spec.sim.set_device_model_args(uuid, "")
+    with Store(spec.db) as store:  # the database moved on without the VM (a change made to the DB alone)
+        from vgpu import vms
+        vms.update(store, uuid, vm_id=90)
+    assert ok(spec.cli("repair-vm", "--vm-uuid", uuid)) == [
+        f"VM {uuid}: the vgpu segment now says pool=B;priority=2;vm_id=90 (effective at its next boot).",
+        "The VM is running with pool=B;priority=2;vm_id=9 until then: it is pending restart. "
+        f"To apply it now: vgpu-admin apply-vm --vm-uuid={uuid}",
+    ]
 
 
 def test_update_vm_without_a_change_is_bad_input(spec):
@@ -579,7 +754,8 @@ def test_json_scan_vms_and_status_carry_the_text_outputs_data(spec):
         data = as_json(spec.cli(command, "--format=json"))
         assert [(e["vm"]["vm_name"], e["vm"]["pool_id"], e["vm"]["priority"], e["vm"]["vm_id"], e["state"])
                 for e in data["registered"]] == [
-            (name, pool, priority, int(name[3:]), "configured") for name, (pool, priority) in SPEC_VMS.items()
+            (name, pool, priority, int(name[3:]), "halted" if name in HALTED else "configured")
+            for name, (pool, priority) in SPEC_VMS.items()
         ]
         assert [(h["name"], h["uuid"]) for h in data["unregistered"]] == [(n, demo.demo_uuid(n)) for n in UNREGISTERED]
         assert (data["total_registered"], data["total_unregistered"], data["total_in_system"]) == (20, 3, 23)
@@ -611,7 +787,7 @@ def test_a_killed_set_pool_shows_in_status_scan_vms_and_show_vm_until_recovered(
     (op,) = open_operations(spec)
     line = f"Unfinished operations: 1 (VM-5: reconfigure at step stopping, since {op.started_at}) - run 'vgpu-admin recover'"
     assert ok(spec.cli("status")) == [*spec_status(), "", line]  # the spec's panel, then the line
-    assert ok(spec.cli("scan-vms")) == [*spec_scan(), "", line]
+    assert ok(spec.cli("scan-vms")) == [*spec_scan(halted=("VM-5",)), "", line]  # stopped, not started again
     shown = ok(spec.cli("show-vm", "--vm-uuid", uuid))
     assert "Power state: halted" in shown
     assert shown[-1] == f"⚠ Unfinished operation: reconfigure at step stopping, since {op.started_at} - run 'vgpu-admin recover'"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from vgpu import devargs
@@ -14,8 +17,10 @@ from .hostkit import BACKENDS, SIMULATED
 RUNNING = "6f1d2e3c-0000-4000-8000-000000000001"
 HALTED = "6f1d2e3c-0000-4000-8000-000000000002"
 ABSENT = "6f1d2e3c-0000-4000-8000-0000000000ff"
-# The backends whose listing says what a running VM booted with (the others say None: unknown).
-REPORTS_BOOTED_ARGS = {"sim"}
+# The backends that say what a running VM booted with (the others say None: unknown). A remote XenAPI
+# connection cannot: xapi keeps no record of it (see vgpu/hypervisor/xenstore.py).
+REPORTS_BOOTED_ARGS = {"sim", "xe", "xapi-dom0", "libvirt"}
+WAIT_LIMIT = 60.0  # seconds; only bounds a wait for the host, so a broken backend fails instead of hanging
 
 
 def _host_with_two_vms(name, tmp_path):
@@ -165,3 +170,66 @@ def test_reopen_gives_an_independent_working_connection(hut):
         assert {vm.uuid for vm in other.list_vms()} >= {RUNNING, HALTED}
     finally:
         other.close()
+
+
+# --- what a running VM booted with, and what the host is doing to it ------------------------------------
+
+
+def _booted(hut, vm_uuid):
+    """What the listing and the single-VM call say the VM booted with (they must agree)."""
+    listed = {vm.uuid: vm.booted_args for vm in hut.host.list_vms()}[vm_uuid]
+    assert hut.host.booted_device_model_args(vm_uuid) == listed
+    return listed
+
+
+def test_booted_args_are_those_the_running_domain_started_with(hut):
+    if hut.name not in REPORTS_BOOTED_ARGS:
+        assert _booted(hut, RUNNING) is None  # cannot tell: unknown, never a guess
+        return
+    assert _booted(hut, RUNNING) == "-vnc 127.0.0.1:1"
+    assert _booted(hut, HALTED) is None  # no domain, nothing booted
+    later = devargs.merge("-vnc 127.0.0.1:1", VMConfig("B", Priority.HIGH, 7))
+    hut.host.set_device_model_args(RUNNING, later)  # for the next boot: the running domain keeps what it had
+    assert _booted(hut, RUNNING) == "-vnc 127.0.0.1:1"
+    assert {vm.uuid: vm.device_model_args for vm in hut.host.list_vms()}[RUNNING] == later
+    hut.host.hard_shutdown(RUNNING)
+    assert _booted(hut, RUNNING) is None
+    hut.host.start(RUNNING)
+    assert _booted(hut, RUNNING) == later
+
+
+def test_a_vm_that_booted_without_args_booted_with_nothing(hut):
+    if hut.name not in REPORTS_BOOTED_ARGS:
+        return
+    hut.host.start(HALTED)
+    assert _booted(hut, HALTED) == ""
+
+
+def test_booted_args_of_an_unknown_vm_is_a_sentence(hut):
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.booted_device_model_args(ABSENT)
+    assert caught.value.code in (codes.UUID_INVALID, codes.HANDLE_INVALID)
+
+
+def test_an_idle_vm_has_no_current_operations(hut):
+    assert hut.host.current_operations(RUNNING) == ()
+    assert hut.host.current_operations(HALTED) == ()
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.current_operations(ABSENT)
+    assert caught.value.code in (codes.UUID_INVALID, codes.HANDLE_INVALID)
+
+
+def test_a_start_still_under_way_is_a_current_operation(simulated_hut):
+    sim = simulated_hut.sim
+    sim.set_latency("start", 1.0)
+    starting = threading.Thread(target=simulated_hut.host.reopen().start, args=(HALTED,))
+    starting.start()
+    try:
+        deadline = time.monotonic() + WAIT_LIMIT
+        while sim.current_operations(HALTED) != ("start",):
+            assert time.monotonic() < deadline, "the start never began"
+            time.sleep(0.02)
+        assert "start" in simulated_hut.host.current_operations(HALTED)
+    finally:
+        starting.join()
+    assert simulated_hut.host.current_operations(HALTED) == ()

@@ -32,6 +32,7 @@ from vgpu.models import PowerState, Priority, Registration, VMConfig
 from vgpu.store import Store
 
 from . import guestkit
+from .clikit import run
 from .hostkit_libvirt import URI, Domains, require_libvirt
 
 pytestmark = pytest.mark.integration
@@ -251,10 +252,12 @@ def test_qemu_that_will_not_start_is_an_emulator_sentence(domains, host):
     assert host.power_state(vm_uuid) is PowerState.HALTED
 
 
-def test_unreachable_libvirtd_is_host_unreachable(tiny_guest):
+def test_unreachable_libvirtd_is_host_unreachable_at_the_first_call(tiny_guest):
+    host = LibvirtHost("qemu+unix:///system?socket=/nonexistent/libvirt-sock")  # connects on first use
     with pytest.raises(HostUnreachable) as caught:
-        LibvirtHost("qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+        host.list_vms()
     assert str(caught.value).startswith("cannot reach the host: ")
+    host.close()
 
 
 def test_closed_connection_is_a_sentence(tiny_guest):
@@ -267,13 +270,50 @@ def test_closed_connection_is_a_sentence(tiny_guest):
 # --- end to end through the lifecycle -------------------------------------------------------------------
 
 
+def test_a_running_guest_registered_is_pending_until_applied_then_prints_its_config(domains, tmp_path):
+    """As an admin would: register a guest that is running, see it pending restart, apply it, and find the
+    new configuration on QEMU's command line and in what the guest itself read at boot."""
+    vm_uuid, name = new_vm(domains, "running")
+    console = domains.console(vm_uuid)
+    wait_for(lambda: boots_seen(console) == 1, "the guest to boot", console)
+    flags = ["--host", URI, "--db", str(tmp_path / "vgpu.db")]
+    config = VMConfig("B", Priority.HIGH, 16)
+
+    assert run(["register-vm", f"--vm-uuid={vm_uuid}", "--pool=B", "--priority=high", "--vm-id=16", *flags]).code == 0
+    scanned = run(["scan-vms", *flags]).out_lines
+    assert f"UUID: {vm_uuid} | Name: {name} | Pool: B | Priority: high (2) | VM ID: 16 | ⚠ Pending restart" in scanned
+    shown = run(["show-vm", f"--vm-uuid={vm_uuid}", *flags]).out_lines
+    assert f"Running with: ⚠ no vgpu segment - pending restart (run 'vgpu-admin apply-vm --vm-uuid={vm_uuid}')" in shown
+    assert devargs.parse_list(qemu_argv(name)).present is False  # what QEMU really runs with
+
+    applied = run(["apply-vm", f"--vm-uuid={vm_uuid}", *flags], stdin="yes\n")
+    assert applied.code == 0, applied
+    assert applied.out_lines[-2:] == [f"Applied the registered configuration to {name} ({vm_uuid}): "
+                                      "pool=B;priority=2;vm_id=16.",
+                                      "The VM was shut down cleanly and started again with it."]
+    assert devargs.parse_list(qemu_argv(name)).config == config
+    wait_for(lambda: boots_seen(console) == 2, "the restarted guest to print its configuration", console)
+    assert guestkit.printed_configs(console) == ["none", devargs.payload(config)]
+    scanned = run(["scan-vms", *flags]).out_lines
+    assert f"UUID: {vm_uuid} | Name: {name} | Pool: B | Priority: high (2) | VM ID: 16 | ✓ Configured" in scanned
+
+
+def test_a_guest_whose_stored_args_change_while_it_runs_keeps_what_it_booted_with(domains, host):
+    vm_uuid, name = new_vm(domains, "running", with_os=False)
+    host.set_device_model_args(vm_uuid, devargs.merge(ADMIN_ARGS, VMConfig("A", Priority.LOW, 2)))
+    assert host.booted_device_model_args(vm_uuid) == ADMIN_ARGS
+    assert {vm.uuid: vm.booted_args for vm in host.list_vms()}[vm_uuid] == ADMIN_ARGS
+    assert devargs.parse_list(qemu_argv(name)).present is False  # and QEMU indeed runs without the segment
+
+
 def test_register_scan_reconfigure_yes_then_no_then_remove(domains, host, tmp_path):
     vm_uuid, name = new_vm(domains, "running")
     console = domains.console(vm_uuid)
     with Store(tmp_path / "vgpu.db") as store:
         registered = register_vm(store, host, vm_uuid, pool="A", priority="low", vm_id=5).vm
         assert registered.config == VMConfig("A", Priority.LOW, 5)
-        assert [entry.state for entry in scan.scan(store, host).registered if entry.vm.vm_uuid == vm_uuid] == ["configured"]
+        # Its QEMU still runs without the segment: pending restart, never "configured".
+        assert [entry.state for entry in scan.scan(store, host).registered if entry.vm.vm_uuid == vm_uuid] == ["pending"]
 
         new = VMConfig("B", Priority.HIGH, 9)
         result = reconfigure_vm(store, host, vm_uuid, pool="B", priority="high", vm_id=9, confirm=lambda plan: True, policy=StopPolicy(clean_timeout=120, force=False))

@@ -121,12 +121,15 @@ def test_clean_shutdown_needs_acpi_or_a_guest_agent_on_x86():
     assert lx.can_shut_down_cleanly(BARE.replace("x86_64", "aarch64"))
 
 
-def test_missing_libvirt_python_is_a_sentence(monkeypatch):
+def test_missing_libvirt_python_is_a_sentence_at_the_first_call(monkeypatch):
     module = importlib.import_module("vgpu.hypervisor.libvirt")
     monkeypatch.setattr(module, "libvirt", None)
-    with pytest.raises(HostUnreachable) as caught:
-        module.LibvirtHost("qemu:///system")
-    assert str(caught.value) == "libvirt-python is not installed; pip install 'vgpu-admin[libvirt]'"
+    host = module.LibvirtHost("qemu:///system")  # opening connects nothing: a DB-only command still works
+    for call in (host.list_vms, lambda: host.power_state("6f1d2e3c-0000-4000-8000-000000000001")):
+        with pytest.raises(HostUnreachable) as caught:
+            call()
+        assert str(caught.value) == "libvirt-python is not installed; pip install 'vgpu-admin[libvirt]'"
+    host.close()
 
 
 def test_open_host_routes_libvirt_uris_to_the_libvirt_backend(monkeypatch):
@@ -134,5 +137,12 @@ def test_open_host_routes_libvirt_uris_to_the_libvirt_backend(monkeypatch):
 
     module = importlib.import_module("vgpu.hypervisor.libvirt")
     monkeypatch.setattr(module, "libvirt", None)
+    host = open_host("qemu:///system")
+    assert isinstance(host, module.LibvirtHost)
     with pytest.raises(HostUnreachable, match="libvirt-python is not installed"):
-        open_host("qemu:///system")
+        host.list_vms()
+
+
+def test_a_live_definition_has_the_running_domains_id():
+    assert lx.domain_id(DOMAIN.replace("<domain type='qemu'", "<domain type='qemu' id='7'", 1)) == 7
+    assert lx.domain_id(DOMAIN) is None  # the inactive definition: no domain runs it

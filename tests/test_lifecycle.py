@@ -27,7 +27,7 @@ from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState, Priority
 
-from .lifekit import FailingProgress, Raising, Recorder, World, config, hand_over, vm_uuid
+from .lifekit import Blind, FailingProgress, Raising, Recorder, World, config, hand_over, vm_uuid
 
 OLD = config("A", 1, 1)
 NEW = config("B", 2, 1)
@@ -117,6 +117,103 @@ def test_apply_plan_without_asking_for_notebooks(world, running):
     result = lifecycle.apply_plan(world.store, world.sim, plan)
     assert result.changed
     assert_settled(world, running, config("A", 0, 1), PowerState.RUNNING)
+
+
+# --- applying a pending configuration now --------------------------------------------------------------
+
+
+@pytest.fixture
+def pending(world):
+    """A running VM registered (vm_id 16) after it booted: its QEMU runs without the segment."""
+    uuid = world.add(5, "running", own_args=OWN_ARGS)
+    lifecycle.register_vm(world.store, world.sim, uuid, vm_id=16)
+    return uuid
+
+
+def state_of(world, uuid, host=None):
+    return scan.inspect_vm(world.store, host or world.sim, uuid).state
+
+
+@pytest.mark.parametrize("how", ["apply_vm", "same values"])
+def test_a_pending_vm_is_restarted_with_its_registered_configuration(world, pending, how):
+    registered = config("A", 1, 16)
+    audit_before = world.tables()["vgpu_audit"]
+    asked = []
+    confirm = lambda plan: asked.append(plan) or True  # noqa: E731
+    if how == "apply_vm":
+        result = lifecycle.apply_vm(world.store, world.sim, pending, confirm=confirm, policy=QUICK)
+    else:  # a set-* with the values it already has: nothing to change in the DB, but the VM is not running them
+        result = lifecycle.reconfigure_vm(world.store, world.sim, pending, vm_id=16, confirm=confirm, policy=QUICK)
+    (plan,) = asked
+    assert plan.changes == {} and plan.pending and plan.needs_restart and not plan.is_noop
+    assert plan.booted == devargs.ABSENT and plan.new == registered
+    assert result.changed and result.restarted and result.stopped_how == "clean"
+    assert world.sim.boots(pending)[-1] == devargs.merge(OWN_ARGS, registered)  # QEMU got it at last
+    assert_settled(world, pending, registered, PowerState.RUNNING)
+    assert state_of(world, pending) == "configured"
+    # The registration itself did not change: the audit log gained only the record of how the VM was stopped.
+    added = world.tables()["vgpu_audit"][len(audit_before):]
+    assert world.tables()["vgpu_audit"][:len(audit_before)] == audit_before
+    assert [(row[2], row[3], row[5]) for row in added] == [("stop", pending, '{"stop":"clean"}')]
+    with world.store.reading() as conn:
+        assert conn.execute("SELECT kind, outcome FROM vgpu_operations ORDER BY op_id DESC LIMIT 1").fetchone() == (
+            "reconfigure", "done")
+
+
+def test_applying_a_vm_that_runs_its_configuration_asks_nothing_and_does_nothing(world, running, halted):
+    for uuid in (running, halted):
+        before = world.tables(), world.host_picture(uuid)
+        result = lifecycle.apply_vm(world.store, world.sim, uuid, confirm=lambda plan: pytest.fail("asked"))
+        assert not result.changed and not result.restarted
+        assert (world.tables(), world.host_picture(uuid)) == before
+
+
+def test_no_to_applying_a_pending_vm_leaves_it_running_as_it_was(world, pending):
+    before = world.tables(), world.host_picture(pending)
+    with pytest.raises(Cancelled):
+        lifecycle.apply_vm(world.store, world.sim, pending, confirm=lambda plan: False)
+    assert (world.tables(), world.host_picture(pending)) == before
+    assert state_of(world, pending) == "pending"
+
+
+def test_applying_to_a_halted_vm_with_drift_rewrites_its_args_without_starting_it(world, halted):
+    world.sim.set_device_model_args(halted, OWN_ARGS)  # the segment lost
+    asked = []
+    result = lifecycle.apply_vm(world.store, world.sim, halted, confirm=lambda plan: asked.append(plan) or True)
+    assert not asked[0].needs_restart and asked[0].stored == devargs.ABSENT
+    assert result.changed and not result.restarted
+    assert_settled(world, halted, config("A", 0, 2), PowerState.HALTED)
+    assert world.sim.boots(halted) == []
+
+
+def test_when_the_host_cannot_tell_apply_restarts_and_same_values_do_nothing(world, running):
+    blind = Blind(world.sim)
+    assert state_of(world, running, blind) == "unknown"
+    unchanged = lifecycle.reconfigure_vm(world.store, blind, running, pool="A", confirm=lambda plan: pytest.fail("asked"))
+    assert not unchanged.changed and unchanged.runs_unknown  # the caller can say: apply-vm restarts it
+    boots = len(world.sim.boots(running))
+    result = lifecycle.apply_vm(world.store, blind, running, confirm=yes, policy=QUICK)
+    assert result.restarted and len(world.sim.boots(running)) == boots + 1
+    assert_settled(world, running, OLD, PowerState.RUNNING)
+
+
+def test_a_vm_that_will_not_start_with_what_is_applied_runs_again_with_what_it_ran_with(world, pending):
+    world.sim.set_fault("start", "fail_if_args_contain:vm_id=16", pending)
+    with pytest.raises(ReconfigureFailed) as caught:
+        lifecycle.apply_vm(world.store, world.sim, pending, confirm=yes, policy=QUICK)
+    assert caught.value.rolled_back
+    assert str(caught.value).startswith(f"VM {pending} would not start with its registered configuration (")
+    assert "started again with the arguments it ran with before" in str(caught.value)
+    assert world.power(pending) is PowerState.RUNNING and world.open_ops() == []
+    assert world.sim.boots(pending)[-1] == OWN_ARGS  # running as it was before the apply
+    assert world.config(pending) == config("A", 1, 16)  # the registration stays ...
+    assert state_of(world, pending) == "drift"  # ... and the args say what the VM runs: shown, not hidden
+
+
+def test_apply_of_an_unregistered_vm_says_how_to_register_it(world):
+    uuid = world.add(6, "running")
+    with pytest.raises(NotRegistered):
+        lifecycle.apply_vm(world.store, world.sim, uuid, confirm=yes)
 
 
 # --- "no" and a failing confirmation --------------------------------------------------------------------
@@ -248,8 +345,9 @@ def test_recover_carries_on_past_a_progress_callback_that_raises(world, running)
 # --- an unexpected exception or an interrupt part way -------------------------------------------------------
 
 # Where a running VM's cycle can be cut: (host method, its nth call for the VM). power_state is called by
-# the plan, by the begin (before the lock is taken) and then by the stop.
-CUTS = [("power_state", 3), ("clean_shutdown", 1), ("get_device_model_args", 1), ("set_device_model_args", 1),
+# the plan, by the begin (before the lock is taken) and then by the stop; get_device_model_args by the plan
+# (what the args say now), then by the write.
+CUTS = [("power_state", 3), ("clean_shutdown", 1), ("get_device_model_args", 2), ("set_device_model_args", 1),
         ("start", 1)]
 CUT_IDS = [method for method, _ in CUTS]
 
@@ -462,11 +560,11 @@ class Outage:
 
 
 # (method, nth call, whether an operation had begun when the host went away)
-RUNNING_STEPS = [("power_state", 1, False), ("power_state", 2, False), ("power_state", 3, True),
-                 ("clean_shutdown", 1, True), ("get_device_model_args", 1, True),
-                 ("set_device_model_args", 1, True), ("start", 1, True)]
-HALTED_STEPS = [("power_state", 1, False), ("power_state", 2, False), ("get_device_model_args", 1, True),
-                ("set_device_model_args", 1, True)]
+RUNNING_STEPS = [("power_state", 1, False), ("get_device_model_args", 1, False), ("booted_device_model_args", 1, False),
+                 ("power_state", 2, False), ("power_state", 3, True), ("clean_shutdown", 1, True),
+                 ("get_device_model_args", 2, True), ("set_device_model_args", 1, True), ("start", 1, True)]
+HALTED_STEPS = [("power_state", 1, False), ("get_device_model_args", 1, False), ("power_state", 2, False),
+                ("get_device_model_args", 2, True), ("set_device_model_args", 1, True)]
 
 
 @pytest.mark.parametrize("power, method, nth, begun",

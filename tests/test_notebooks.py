@@ -108,6 +108,11 @@ def _check_registration_outputs(notebook: nbformat.NotebookNode) -> None:
     assert "Total VMs Registered: 27" in status and "Total VMs Unregistered: 3" in status
     assert "Total VMs in System: 30" in status
     assert 'Pool A &quot;Pool A&quot;: 10 VMs; Pool B &quot;Pool B&quot;: 17 VMs' in status
+    assert "; 2 pending restart" in status  # VM-21 and VM-23 were running when registered
+
+
+def _pending_cell(notebook: nbformat.NotebookNode) -> str:
+    return _output_of(notebook, "RESTART_PENDING = False")
 
 
 def test_bulk_registration_on_the_host_and_db_named_by_the_environment(sim_env):
@@ -115,11 +120,26 @@ def test_bulk_registration_on_the_host_and_db_named_by_the_environment(sim_env):
     notebook = _execute(REGISTRATION, workdir)
     _check_registration_outputs(notebook)
     assert f"database: {db}" in _output_of(notebook, "getpass")
+    assert _pending_cell(notebook).strip() == ("pending restart: VM-23, VM-21\n"  # Pool A first, as everywhere
+                                               "Not confirmed: nothing was restarted. Set RESTART_PENDING = True above and run again.")
     with Store(db) as store:
         assert [pool.vm_count for pool in pools.list_pools(store)] == [10, 17]
         assert vms.get(store, "F37F5C03-A43C-58A2-A159-996D5A1D740D").vm_id == 30
         report = scan.status(store, host)
     assert report.total_registered == 27 and not report.drift and not report.missing
+    assert [entry.vm.vm_name for entry in report.pending] == ["VM-23", "VM-21"]
+
+
+def test_bulk_registration_confirmed_restarts_the_vms_pending_restart(sim_env, monkeypatch):
+    db, host, workdir = sim_env
+    monkeypatch.setenv("VGPU_CONFIRM", "yes")
+    notebook = _execute(REGISTRATION, workdir)
+    pending = _pending_cell(notebook)
+    assert pending.startswith("pending restart: VM-23, VM-21\n")
+    assert "restarted 2 VMs with their registered configuration; 0 failed\npending restart now: 0\n" in pending
+    assert "stopping" in pending and "started" in pending
+    with Store(db) as store:
+        assert scan.status(store, host).pending == []
 
 
 def test_bulk_registration_defaults_to_a_fresh_simulated_host(tmp_path, own_tmpdir):

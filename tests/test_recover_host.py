@@ -85,24 +85,24 @@ def write_config(isolated_environment, text: str) -> None:
 
 
 def test_recover_stops_a_vm_by_the_configured_policy(tmp_path, store, isolated_environment):
-    """Through xe, which cannot say whether the killed session's shutdown is still coming: recover sees it
-    through itself, under the admin's policy (here: 0.5 s, never forced)."""
+    """A session killed once the database had the new values, and the VM started by hand meanwhile with the
+    old args still stored: to finish, recover must stop it, and does so under the admin's policy (here:
+    0.5 s, never forced), through xe."""
     write_config(isolated_environment, "clean_timeout = 0.5\nforce_after_timeout = false\n")
     with cli_host("xe", tmp_path) as host:
         env = {**host.env, "VGPU_XE_SHUTDOWN_WAIT": "2"}  # the guest below ignores it; xe gives up after 2 s
         world = World(store, host.sim)
         uuid = world.add(4, "running", OLD, OWN_ARGS)
-        world.sim.set_fault("clean_shutdown", "ignore", uuid)
-        boots = world.sim.boots(uuid)
-        code, _, err = crashcli.run(["set-pool", f"--vm-uuid={uuid}", "--pool=B", *flags(world, host)], "stopping",
+        code, _, err = crashcli.run(["set-pool", f"--vm-uuid={uuid}", "--pool=B", *flags(world, host)], "db-updated",
                                     "kill", stdin="yes\n", env=env)
         assert code == -9, err
+        world.sim.start(uuid)  # by hand: it boots the old segment, which is still the stored one
+        world.sim.set_fault("clean_shutdown", "ignore", uuid)
+        boots = world.sim.boots(uuid)
         recovered = run_process(["recover", *flags(world, host)], env=env)
     assert recovered.code == 1, recovered  # the VM needs the admin: the shutdown was asked for, not seen through
     (line,) = recovered.out_lines
-    assert line.startswith(f"reconfigure of VM {uuid} (stopped at step stopping): rolled-back - the change had not "
-                           "reached the database; the previous configuration is kept; ⚠ needs attention: "
-                           f"VM {uuid} did not shut down within 0.5s, and forcing it off is not allowed")
+    assert f"VM {uuid} did not shut down within 0.5s, and forcing it off is not allowed" in line, line
     assert world.power(uuid) is PowerState.RUNNING and world.sim.boots(uuid) == boots  # not forced, not restarted
-    assert [entry.new["stop"] for entry in audit.history(store, uuid) if entry.action == "stop"] == ["requested"]
-    assert world.open_ops() == [] and [mark.kind for mark in world.marks()] == ["shutdown-unconfirmed"]
+    assert [entry.new["stop"] for entry in audit.history(store, uuid) if entry.action == "stop"] == ["requested", "clean"]  # newest first
+    assert "shutdown-unconfirmed" in [mark.kind for mark in world.marks()]

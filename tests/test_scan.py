@@ -11,7 +11,7 @@ from vgpu.models import PowerState, Priority
 from vgpu.store import Store
 
 from .counting import CountingHost
-from .lifekit import Raising, World, config, hand_over, other_live_owner, vm_uuid
+from .lifekit import Blind, Raising, World, config, hand_over, other_live_owner, vm_uuid
 
 
 @pytest.fixture
@@ -39,7 +39,9 @@ def test_groups_pool_a_then_b_each_by_priority_high_to_low_then_vm_id(world, mix
     assert [e.vm.vm_id for e in report.in_pool("A")] == [3, 9, 5, 1]
     assert [e.vm.vm_id for e in report.in_pool("B")] == [2, 7, 8, 4]
     assert report.in_pool("b") == report.in_pool(" B ") == report.in_pool("B")
-    assert all(entry.state == "configured" for entry in report.registered)
+    running = {vm_uuid(number) for number in mixed if number % 2}
+    assert {entry.state for entry in report.registered if entry.vm.vm_uuid in running} == {"configured"}
+    assert {entry.state for entry in report.registered if entry.vm.vm_uuid not in running} == {"halted"}
     assert [p.pool_id for p in report.pools] == ["A", "B"]
     assert (report.pools[0].counts.high, report.pools[0].counts.medium, report.pools[0].counts.low) == (2, 1, 1)
     assert report.total_registered == 8 and report.total_unregistered == 0 and report.total_in_system == 8
@@ -170,11 +172,72 @@ def test_the_demo_is_the_specs_example(tmp_path):
     assert len(report.in_pool("B")) == 13
     assert len(report.unregistered) == 3
     assert report.total_in_system == 23
-    assert {entry.state for entry in report.registered} == {"configured"}
-    assert report.foreign_segments == () and report.host_error is None
-    powers = {entry.host_vm.power_state for entry in report.registered}
-    assert powers == {PowerState.RUNNING, PowerState.HALTED}
+    assert {(entry.host_vm.power_state, entry.state) for entry in report.registered} == {
+        (PowerState.RUNNING, "configured"), (PowerState.HALTED, "halted")}
+    assert report.foreign_segments == () and report.host_error is None and report.pending == []
     assert {entry.vm.priority for entry in report.registered} == set(Priority)
+
+
+# --- what the running VMs booted with --------------------------------------------------------------------
+
+
+def _state(world, uuid, host=None):
+    """The VM's state as scan, status and inspect_vm give it (they must agree)."""
+    host = host or world.sim
+    states = {entry.vm.vm_uuid: entry.state for report in (scan.scan(world.store, host), scan.status(world.store, host))
+              for entry in report.registered if entry.vm.vm_uuid == uuid}
+    view = scan.inspect_vm(world.store, host, uuid)
+    assert set(states.values()) == {view.state}
+    return view.state
+
+
+def test_a_running_vm_registered_now_is_pending_until_it_restarts(world):
+    uuid = world.add(1, "running", own_args="-vnc :1")
+    lifecycle.register_vm(world.store, world.sim, uuid, vm_id=16)
+    assert _state(world, uuid) == "pending"
+    (entry,) = scan.scan(world.store, world.sim).pending
+    assert entry.vm.vm_uuid == uuid and entry.booted == devargs.ABSENT  # its QEMU has no segment at all
+    assert entry.segment.config == config("A", 1, 16)  # while the stored args are right
+    view = scan.inspect_vm(world.store, world.sim, uuid)
+    assert view.booted == devargs.ABSENT and view.segment.config == config("A", 1, 16)
+    world.sim.hard_shutdown(uuid)
+    assert _state(world, uuid) == "halted"
+    world.sim.start(uuid)
+    assert _state(world, uuid) == "configured"
+    assert scan.scan(world.store, world.sim).pending == []
+
+
+def test_a_vm_that_booted_with_an_older_segment_is_pending(world):
+    uuid = world.add(1, "running", config("A", 1, 6))
+    vms.update(world.store, uuid, vm_id=16)  # the database alone: the args now disagree with it
+    assert _state(world, uuid) == "drift"
+    lifecycle.repair_vm(world.store, world.sim, uuid)  # the args follow, the running QEMU does not
+    assert _state(world, uuid) == "pending"
+    (entry,) = scan.status(world.store, world.sim).pending
+    assert entry.booted.config == config("A", 1, 6) and entry.segment.config == config("A", 1, 16)
+
+
+def test_stored_args_that_differ_are_drift_whatever_booted(world):
+    uuid = world.add(1, "running", config("B", 2, 3))
+    world.sim.set_device_model_args(uuid, "")  # the running QEMU still has it; its next boot would not
+    assert _state(world, uuid) == "drift"
+    assert scan.scan(world.store, world.sim).booted_unknown == []
+
+
+def test_a_host_that_cannot_tell_what_booted_says_unknown_never_configured(world):
+    running = world.add(1, "running", config("A", 2, 1))
+    halted = world.add(2, "halted", config("A", 2, 2))
+    host = Blind(world.sim)
+    assert _state(world, running, host) == "unknown"
+    assert _state(world, halted, host) == "halted"  # no domain: the next boot takes the stored args
+    report = scan.scan(world.store, host)
+    assert report.host_error is None and [e.vm.vm_uuid for e in report.booted_unknown] == [running]
+    assert report.pending == [] and report.drift == []
+
+
+def test_a_paused_vm_whose_boot_the_host_cannot_tell_is_unknown(world):
+    uuid = world.add(1, "paused", config("A", 1, 1))
+    assert _state(world, uuid) == "unknown"
 
 
 # --- changes started and not finished -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from vgpu import audit, bulk, bulk_register, pools, scan, tables, vms
+from vgpu import audit, bulk, bulk_register, lifecycle, pools, scan, tables, vms
 from vgpu.convert import to_data
 from vgpu.errors import InvalidRows
 from vgpu.models import Registration
@@ -163,8 +163,18 @@ def test_bulk_result_lists_changes_and_failures(world):
 
 def test_scan_rows_cover_registered_and_unregistered(world):
     records = scan.status(world.store, world.sim).records()
-    assert [(r["vm_name"], r["state"]) for r in records] == [("web-1", "configured"), ("db-2", "configured"), (SCRIPT, "unregistered")]
+    assert [(r["vm_name"], r["state"]) for r in records] == [("web-1", "configured"), ("db-2", "halted"), (SCRIPT, "unregistered")]
     assert records[0]["power_state"] == "running" and records[2]["pool_id"] is None
+    assert [r["running_with"] for r in records] == ["pool A, high (2), vm_id 1", None, None]
+
+
+def test_scan_rows_and_caption_count_pending_restarts(world):
+    vms.update(world.store, vm_uuid(1), vm_id=11)
+    lifecycle.repair_vm(world.store, world.sim, vm_uuid(1))  # the args follow; the running QEMU does not
+    report = scan.scan(world.store, world.sim)
+    (row,) = [r for r in report.records() if r["vm_name"] == "web-1"]
+    assert (row["state"], row["vm_id"], row["running_with"]) == ("pending", 11, "pool A, high (2), vm_id 1")
+    assert "; 1 pending restart" in report._repr_html_()
 
 
 def test_the_library_never_imports_pandas_or_ipython(tmp_path):

@@ -18,6 +18,7 @@ from . import journal, lifecycle, tables, vms
 from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
+from .models import PowerState
 from .rows import Header, Layout, as_list, blank
 from .store import Store
 
@@ -89,7 +90,8 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     ``pool``); any other key, or one field under two keys, is a bad row. A blank cell (None, empty, spaces,
     NaN) keeps the VM's current value."""
     changes = changes if isinstance(changes, (list, tuple)) else as_list(changes)
-    states = {host_vm.uuid: host_vm.power_state for host_vm in host.list_vms()}
+    listed = {host_vm.uuid: host_vm for host_vm in host.list_vms()}
+    states = {uuid: host_vm.power_state for uuid, host_vm in listed.items()}
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
     read = CHANGE_HEADER.reader()
@@ -119,7 +121,9 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             problems.append(RowProblem(row, error))
             continue
         seen[uuid] = row
-        plans.append(ReconfigurePlan(change.vm, change.new, states[uuid]))
+        host_vm = listed[uuid]
+        plans.append(ReconfigurePlan(change.vm, change.new, host_vm.power_state, host_vm.device_model_args,
+                                     host_vm.booted_args if host_vm.power_state is PowerState.RUNNING else None))
     new_ids = collections.Counter(plan.new.vm_id for plan in plans)
     for row_plan in plans:
         if new_ids[row_plan.new.vm_id] > 1:

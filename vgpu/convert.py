@@ -59,10 +59,11 @@ def _with_properties(cls: type, **extra: Any) -> None:
 
 
 def _register_extras() -> None:
-    from .scan import ScannedVM, ScanReport  # scan imports the library's heavier parts; only JSON needs it here
+    from .scan import ScannedVM, ScanReport, VMView  # scan imports the library's heavier parts; only JSON needs it here
 
     _with_properties(Pool, vm_count=lambda pool: pool.vm_count)
     _with_properties(ScannedVM, state=lambda entry: entry.state)
+    _with_properties(VMView, state=lambda view: view.state)
     _with_properties(
         ScanReport,
         total_registered=lambda r: r.total_registered,

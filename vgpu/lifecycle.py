@@ -23,6 +23,7 @@ from . import attention, audit, devargs, journal, naming, values, vms
 from .errors import Cancelled, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
+from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
 from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; callers know them from here
@@ -90,27 +91,66 @@ def close(store: Store, op: journal.Operation, outcome: str, detail: str = "", p
 
 @attrs.frozen
 class ReconfigurePlan(vms.ChangePlan):
-    """A change plus the VM's power state: what a reconfigure would do, computed without changing anything."""
+    """A change plus what the host says of the VM: what a reconfigure would do, computed without changing
+    anything.
+
+    ``stored`` is the VM's stored segment and ``booted`` the one its running domain booted with (None when
+    not read, not running, or the host cannot tell), parsed from ``stored_args`` and ``booted_args``. A plan with no change to the database still has work
+    to do when the stored segment is wrong (it is rewritten) or the running VM booted with something else
+    (it is restarted): that is how a pending configuration is applied. ``apply_now`` (apply_vm) also
+    restarts a running VM whose boot the host cannot tell.
+    """
 
     power_state: PowerState
+    stored_args: str | None = None  # the VM's device-model args when planned (None: not read)
+    booted_args: str | None = None  # what its running domain booted with (None: not running, or unknown)
+    apply_now: bool = False
 
     @property
     def vm_uuid(self) -> str:
         return self.vm.vm_uuid
 
     @property
+    def stored(self) -> SegmentState | None:
+        return None if self.stored_args is None else devargs.parse(self.stored_args)
+
+    @property
+    def booted(self) -> SegmentState | None:
+        return None if self.booted_args is None else devargs.parse(self.booted_args)
+
+    @property
+    def running(self) -> bool:
+        return self.power_state is PowerState.RUNNING
+
+    @property
+    def pending(self) -> bool:
+        """The running VM is known to have booted with something other than the new configuration."""
+        return self.running and self.booted is not None and self.booted.config != self.new
+
+    @property
+    def runs_unknown(self) -> bool:
+        """The VM is running and the host cannot tell what it booted with."""
+        return self.running and self.booted is None
+
+    @property
     def needs_restart(self) -> bool:
-        return not self.is_noop and self.power_state is PowerState.RUNNING
+        return self.running and (bool(self.changes) or self.pending or (self.apply_now and self.booted is None))
+
+    @property
+    def is_noop(self) -> bool:
+        stored_right = self.stored is None or self.stored.config == self.new
+        return not self.changes and stored_right and not self.needs_restart
 
 
 @attrs.frozen
 class ReconfigureResult:
     vm: VM
     old: VMConfig
-    changed: bool
+    changed: bool  # something was done: the database, the args, or a restart into the new configuration
     restarted: bool
     stopped_how: str | None = None  # "clean" or "forced" when the VM was stopped
     stop_reason: str = ""  # why it had to be forced (the clean shutdown's failure, or its deadline)
+    runs_unknown: bool = False  # nothing was done, but the host cannot tell what the running VM booted with
 
 
 def check_power_state(vm_uuid: str, state: PowerState) -> None:
@@ -123,15 +163,36 @@ def check_power_state(vm_uuid: str, state: PowerState) -> None:
 
 
 def plan_reconfigure(store: Store, host: Hypervisor, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> ReconfigurePlan:
-    """Validate a change to a registered VM and say what it would do (restart or not). Changes nothing."""
+    """Validate a change to a registered VM and say what it would do (restart or not). Changes nothing.
+
+    Values the VM already has still make a plan with work to do when the VM is pending restart (its
+    running domain booted with something else) or its stored args are wrong."""
     try:
         change = vms.plan_change(store, vm_uuid, pool, priority, vm_id)
     except NotFound as missing:
         raise explain_unregistered(host, missing) from None
-    journal.check_unlocked(store, change.vm.vm_uuid)
-    state = host.power_state(change.vm.vm_uuid)
-    check_power_state(change.vm.vm_uuid, state)
-    return ReconfigurePlan(change.vm, change.new, state)
+    return _host_plan(store, host, change)
+
+
+def plan_apply(store: Store, host: Hypervisor, vm_uuid: object) -> ReconfigurePlan:
+    """What :func:`apply_vm` would do: the VM's registered configuration, unchanged, made the one its args
+    say and its running domain booted with. Changes nothing."""
+    try:
+        vm = vms.get(store, vm_uuid)
+    except NotFound as missing:
+        raise explain_unregistered(host, missing) from None
+    return _host_plan(store, host, vms.ChangePlan(vm, vm.config), apply_now=True)
+
+
+def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now: bool = False) -> ReconfigurePlan:
+    """The change with what the host says of the VM: power state, stored segment, booted segment."""
+    vm_uuid = change.vm.vm_uuid
+    journal.check_unlocked(store, vm_uuid)
+    state = host.power_state(vm_uuid)
+    check_power_state(vm_uuid, state)
+    stored = host.get_device_model_args(vm_uuid)
+    booted = host.booted_device_model_args(vm_uuid) if state is PowerState.RUNNING else None
+    return ReconfigurePlan(change.vm, change.new, state, stored, booted, apply_now)
 
 
 def ask(confirm: Callable[[object], bool], plan: object) -> None:
@@ -162,8 +223,30 @@ def reconfigure_vm(
     with ``changed=False`` and asks nothing.
     """
     plan = plan_reconfigure(store, host, vm_uuid, pool, priority, vm_id)
+    return _confirmed(store, host, plan, confirm, progress, policy)
+
+
+def apply_vm(
+    store: Store,
+    host: Hypervisor,
+    vm_uuid: object,
+    *,
+    confirm: Callable[[ReconfigurePlan], bool],
+    progress: ProgressCallback = silent,
+    policy: StopPolicy = DEFAULT_POLICY,
+) -> ReconfigureResult:
+    """Make a registered VM run with its registered configuration now, through the same confirmed,
+    journalled cycle as a change: a running VM that is pending restart (or whose boot the host cannot tell)
+    is stopped, its args rewritten from the database and started again; a halted VM with wrong args gets
+    them rewritten. A VM already running with it returns at once (``changed=False``), asking nothing."""
+    plan = plan_apply(store, host, vm_uuid)
+    return _confirmed(store, host, plan, confirm, progress, policy)
+
+
+def _confirmed(store: Store, host: Hypervisor, plan: ReconfigurePlan, confirm: Callable[[ReconfigurePlan], bool],
+               progress: ProgressCallback, policy: StopPolicy) -> ReconfigureResult:
     if plan.is_noop:
-        return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False)
+        return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False, runs_unknown=plan.runs_unknown)
     ask(confirm, plan)
     return apply_plan(store, host, plan, progress=progress, policy=policy)
 
@@ -171,12 +254,16 @@ def reconfigure_vm(
 def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Operation:
     state = host.power_state(plan.vm_uuid)
     check_power_state(plan.vm_uuid, state)
+    # Restarted: a running VM, unless the plan saw it running and found it needs none (only its stored
+    # args are rewritten). A VM that started since the plan was made is restarted: what it booted with is
+    # not known.
+    restart = state is PowerState.RUNNING and not (plan.running and not plan.needs_restart)
     with store.writing() as conn:
         current = vms.select_vm(conn, plan.vm_uuid)
         if current is None:
             raise NotFound("registered VM", plan.vm_uuid, "it was removed after the plan was made")
         # Take the lock before comparing: a change still in progress is "busy", not a stale plan.
-        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, state is PowerState.RUNNING)
+        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart)
         if current.config != plan.current:
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         return op
@@ -211,9 +298,9 @@ def apply_plan(
                 op = journal.advance(store, op, journal.STARTING)
                 start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
         except VgpuError as failure:
-            raise _roll_back_after(store, host, op, failure, progress) from failure
+            raise _roll_back_after(store, host, op, failure, progress, _ran_with(plan)) from failure
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
-            _roll_back_unexpected(store, host, op, failure, progress)
+            _roll_back_unexpected(store, host, op, failure, progress, _ran_with(plan))
             raise
     close(store, op, journal.DONE, power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
@@ -237,8 +324,18 @@ def would_not_start(error: HypervisorError) -> bool:
     return not isinstance(error, HostUnreachable) and error.code not in transient
 
 
-def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = silent) -> Restored:
+def _ran_with(plan: ReconfigurePlan) -> str | None:
+    """The args to put back if applying ``plan`` fails: for a plan that changes nothing in the database
+    (applying a pending configuration), the args the VM ran with; otherwise None (the old segment)."""
+    return plan.booted_args if not plan.changes and plan.running else None
+
+
+def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = silent,
+              ran_with: str | None = None) -> Restored:
     """Put back the VM's old registration and segment, and start it if it was running. Idempotent.
+
+    ``ran_with``: the whole args to put back instead of the old segment, when the old registration is the
+    new one (applying a pending configuration): the VM then runs again with what it ran with before.
 
     If the VM will not start even with its old configuration, it is left halted and marked as needing
     attention, and the refusal is returned in :class:`Restored`; any other failure is raised (the caller
@@ -254,7 +351,10 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
             # The DB holds the old values again; the journal must say so in the same transaction, or a
             # recover() after a failure below would roll *forward* to the new values the DB no longer has.
             op = journal.set_reverted(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
-    update_device_model_args(host, op.vm_uuid, old)
+    if ran_with is None:
+        update_device_model_args(host, op.vm_uuid, old)
+    elif host.get_device_model_args(op.vm_uuid) != ran_with:
+        host.set_device_model_args(op.vm_uuid, ran_with)
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
         return Restored()
     try:
@@ -270,11 +370,12 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     return Restored(restarted=True)
 
 
-def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, failure: VgpuError, progress: ProgressCallback) -> VgpuError:
+def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, failure: VgpuError, progress: ProgressCallback,
+                     ran_with: str | None = None) -> VgpuError:
     """Undo a failed reconfigure and return the error to raise: the failure itself when the configuration
     had not changed yet, else ReconfigureFailed saying whether the rollback worked."""
     try:
-        restored = roll_back(store, host, op, progress)
+        restored = roll_back(store, host, op, progress, ran_with)
     except VgpuError as rollback_error:
         # Leave the journal open (released by apply_plan): recover() will try again, the VM stays locked meanwhile.
         return ReconfigureFailed(op.vm_uuid, failure, rolled_back=False, rollback_error=rollback_error)
@@ -288,7 +389,12 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
         tail = "; its configuration was not changed and the VM was started again" if restored.restarted else "; nothing was changed"
         failure.reword(failure.sentence + tail)
         return failure
-    return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted)
+    error = ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted)
+    if ran_with is not None:
+        error.reword(f"VM {op.vm_uuid} would not start with its registered configuration ({failure}); it was "
+                     "started again with the arguments it ran with before, which now differ from the database "
+                     "(see 'vgpu-admin show-vm')")
+    return error
 
 
 def _unconfirmed_stop(store: Store, host: Hypervisor, op: journal.Operation, failure: ShutdownNotConfirmed,
@@ -311,12 +417,13 @@ def _unconfirmed_stop(store: Store, host: Hypervisor, op: journal.Operation, fai
     return failure
 
 
-def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation, failure: Exception, progress: ProgressCallback) -> None:
+def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation, failure: Exception, progress: ProgressCallback,
+                          ran_with: str | None = None) -> None:
     """Undo a reconfigure that an unexpected exception (not a VgpuError: a bug) stopped. The exception
     itself is re-raised by the caller, so its traceback reaches the log; a note on it says what became of
     the VM."""
     try:
-        restored = roll_back(store, host, op, progress)
+        restored = roll_back(store, host, op, progress, ran_with)
     except Exception as rollback_error:  # the row stays open and released_on_escape hands it to recover()
         failure.add_note(f"Rolling back VM {op.vm_uuid} also failed ({rollback_error}).")
         return
@@ -458,16 +565,27 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
 
 @attrs.frozen
 class RepairResult:
-    """What repair_vm did: the segment now matches the DB (``expected`` None: no segment, unregistered)."""
+    """What repair_vm did: the segment now matches the DB (``expected`` None: no segment, unregistered).
+    ``booted_args``: what the running VM booted with (None when it is halted or the host cannot tell)."""
 
     vm_uuid: str
     expected: VMConfig | None
     before: str
     after: str
+    booted_args: str | None = None
 
     @property
     def changed(self) -> bool:
         return self.before != self.after
+
+    @property
+    def booted(self) -> SegmentState | None:
+        return None if self.booted_args is None else devargs.parse(self.booted_args)
+
+    @property
+    def pending(self) -> bool:
+        """A registered VM running with something else than its (now rewritten) segment: restart it."""
+        return self.expected is not None and self.booted is not None and self.booted.config != self.expected
 
 
 def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
@@ -486,7 +604,16 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
             journal.finish(store, op, journal.FAILED, str(failure))
             raise
     journal.finish(store, op, journal.DONE)
-    return RepairResult(canonical, expected, before, after)
+    return RepairResult(canonical, expected, before, after, _booted_quietly(host, canonical))
+
+
+def _booted_quietly(host: Hypervisor, vm_uuid: str) -> str | None:
+    """What the VM's running domain booted with, for a report after the fact: a host that fails to say
+    is "cannot tell" here, since the change itself is done."""
+    try:
+        return host.booted_device_model_args(vm_uuid)
+    except HypervisorError:
+        return None
 
 
 def _args_to_repair(host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:

@@ -117,7 +117,7 @@ class HostVM:
     """A VM as the hypervisor reports it (templates, snapshots and dom0 already left out).
 
     ``device_model_args`` are the stored arguments (what the VM's next boot will get); ``booted_args`` are
-    the ones its running domain was started with, or None when it is not running or the host cannot tell.
+    the ones its running domain was started with, or None when it has no domain or the host cannot tell.
     """
 
     uuid: str

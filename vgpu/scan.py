@@ -2,9 +2,15 @@
 
 Besides the spec's groups (Pool A, Pool B, unregistered) a scan reports what an admin must know before
 trusting the picture: registered VMs the host no longer has, VMs whose segment disagrees with the database
-(drift), unregistered VMs carrying a vgpu segment, typically clones (cloning copies the platform map,
-so the clone boots with its parent's vm_id), and changes that were started and never finished (a killed
-or interrupted session leaves its VM halted or half-changed until ``recover`` resolves it).
+(drift), running VMs whose QEMU booted with something else (pending restart: registered or repaired while
+running), running VMs whose boot the host cannot tell (unknown), unregistered VMs carrying a vgpu
+segment, typically clones (cloning copies the platform map, so the clone boots with its parent's vm_id),
+and changes that were started and never finished (a killed or interrupted session leaves its VM halted
+or half-changed until ``recover`` resolves it).
+
+Three facts per VM are kept apart: the database row, the *stored* segment (the VM's device-model args:
+what its next boot gets) and the *booted* one (what its running domain was started with). Each registered
+VM has one :data:`STATES` value, decided by :func:`vm_state`.
 """
 
 from __future__ import annotations
@@ -17,30 +23,64 @@ from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
-from .models import VM, HostVM, Pool, PowerState
+from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
 from .values import parse_pool_id
 
+# Every state a registered VM can be in, in the order vm_state() decides them.
+STATES = ("unknown", "missing", "drift", "halted", "configured", "pending")
+
+
+def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, booted: SegmentState | None,
+             host_known: bool = True) -> str:
+    """One registered VM's state:
+
+    - ``unknown``: the host could not be asked, or it cannot tell what the running VM booted with;
+    - ``missing``: the host has no such VM;
+    - ``drift``: its stored args say something other than the database (or nothing), whatever it booted with;
+    - ``halted``: the stored args are right and the VM is off: its next boot takes them;
+    - ``configured``: the stored args are right and the running VM booted with them;
+    - ``pending``: the stored args are right but the running VM booted with something else (it was
+      registered or repaired while running, or its args were written for the next boot): restart it.
+
+    ``booted`` is the segment the running domain booted with, None when the host cannot tell.
+    """
+    if not host_known:
+        return "unknown"
+    if host_vm is None:
+        return "missing"
+    if segment.config != expected:
+        return "drift"
+    if host_vm.power_state is PowerState.HALTED:
+        return "halted"
+    if booted is None:
+        return "unknown"
+    return "configured" if booted.config == expected else "pending"
+
+
+def booted_segment(host_vm: HostVM | None) -> SegmentState | None:
+    """The segment a VM's running domain booted with; None when it has none or the host cannot tell."""
+    if host_vm is None or host_vm.booted_args is None:
+        return None
+    return devargs.parse(host_vm.booted_args)
+
 
 @attrs.frozen
 class ScannedVM:
-    """A registered VM, what the host says about it (None if the host lacks it) and its segment."""
+    """A registered VM, what the host says about it (None if the host lacks it), its stored segment and
+    the segment its running domain booted with (None when it is not running or the host cannot tell)."""
 
     vm: VM
     host_vm: HostVM | None
     segment: SegmentState
     host_known: bool = True  # False when the host could not be listed
+    booted: SegmentState | None = None
 
     @property
     def state(self) -> str:
-        """``configured`` (segment matches the DB), ``drift``, ``missing`` (not on the host) or
-        ``unknown`` (the host could not be asked)."""
-        if not self.host_known:
-            return "unknown"
-        if self.host_vm is None:
-            return "missing"
-        return "configured" if self.segment.config == self.vm.config else "drift"
+        """One of :data:`STATES` (see :func:`vm_state`)."""
+        return vm_state(self.vm.config, self.host_vm, self.segment, self.booted, self.host_known)
 
 
 @attrs.frozen
@@ -98,6 +138,16 @@ class ScanReport(tables.Tabular):
     @property
     def drift(self) -> list[ScannedVM]:
         return [entry for entry in self.registered if entry.state == "drift"]
+
+    @property
+    def pending(self) -> list[ScannedVM]:
+        """Running VMs whose stored args are right but whose QEMU booted with something else."""
+        return [entry for entry in self.registered if entry.state == "pending"]
+
+    @property
+    def booted_unknown(self) -> list[ScannedVM]:
+        """Running VMs with the right stored args whose boot the host cannot tell (not: the host is down)."""
+        return [entry for entry in self.registered if entry.host_known and entry.state == "unknown"]
 
     @property
     def clones(self) -> list[ForeignSegment]:
@@ -179,7 +229,7 @@ def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], h
     for vm in registered:
         host_vm = on_host.pop(vm.vm_uuid, None)
         segment = devargs.parse(host_vm.device_model_args) if host_vm is not None else devargs.ABSENT
-        scanned.append(ScannedVM(vm, host_vm, segment, host_error is None))
+        scanned.append(ScannedVM(vm, host_vm, segment, host_error is None, booted_segment(host_vm)))
     unregistered = sorted(on_host.values(), key=lambda h: (natural_key(h.name), h.uuid))
     foreign = []
     for host_vm in unregistered:
@@ -192,7 +242,8 @@ def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], h
 
 @attrs.frozen
 class VMView:
-    """One registered VM as show-vm presents it: the registration, the host's view, the segment."""
+    """One registered VM as show-vm presents it: the registration, the host's view, the stored segment and
+    the one its running domain booted with (None when it is not running or the host cannot tell)."""
 
     vm: VM
     host_vm: HostVM | None
@@ -200,11 +251,17 @@ class VMView:
     host_error: str | None = None
     operation: UnfinishedOperation | None = None  # a change to this VM started and not finished
     attention: Attention | None = None  # the VM is marked as needing an admin (see vgpu.attention)
+    booted: SegmentState | None = None
+
+    @property
+    def state(self) -> str:
+        """One of :data:`STATES` (see :func:`vm_state`), as scan gives it."""
+        return vm_state(self.vm.config, self.host_vm, self.segment, self.booted, self.host_error is None)
 
 
 def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
-    """A registered VM with its power state and segment, and its unfinished change if it has one; host
-    trouble is reported, not raised."""
+    """A registered VM with its power state, stored and booted segments, and its unfinished change if it
+    has one; host trouble is reported, not raised."""
     vm = vms.get(store, vm_uuid)
     with store.reading() as conn:
         op = journal.select_holder(conn, vm.vm_uuid)
@@ -213,11 +270,13 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
     try:
         state = host.power_state(vm.vm_uuid)
         args = host.get_device_model_args(vm.vm_uuid)
+        booted = host.booted_device_model_args(vm.vm_uuid) if state is not PowerState.HALTED else None
     except HypervisorError as error:
         mark = marks[0] if marks else None
         if codes.vm_missing(error):
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
         return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
     standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
-    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args), operation=operation,
-                  attention=standing[0] if standing else None)
+    host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted)
+    return VMView(vm, host_vm, devargs.parse(args), operation=operation,
+                  attention=standing[0] if standing else None, booted=booted_segment(host_vm))

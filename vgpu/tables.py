@@ -196,23 +196,35 @@ def _unregistered_state(foreign: Any) -> str:
     return f"unregistered, clone of {foreign.owner.display_name} (carries vm_id {foreign.owner.vm_id})"
 
 
+def _booted_text(segment: Any) -> str | None:
+    """What a running VM booted with, for a table cell: its configuration, ``no segment``, ``unreadable``."""
+    if segment is None:
+        return None
+    if segment.config is not None:
+        return config_text(segment.config)
+    return "unreadable segment" if segment.present else "no segment"
+
+
 def scan_view(report: Any) -> tuple[str, list[Record]]:
     rows = []
     for entry in report.registered:
         power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None
-        rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state})
+        rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state,
+                     "running_with": _booted_text(entry.booted)})
     foreign = {item.host_vm.uuid: item for item in report.foreign_segments}
     for host_vm in report.unregistered:
         rows.append({
             "vm_uuid": host_vm.uuid, "vm_name": host_vm.name, "pool_id": None, "priority": None,
             "priority_value": None, "vm_id": None, "power_state": plain(host_vm.power_state),
-            "state": _unregistered_state(foreign.get(host_vm.uuid)),
+            "state": _unregistered_state(foreign.get(host_vm.uuid)), "running_with": None,
         })
     pools = [f'Pool {pool.pool_id} "{pool.pool_name}": {plural(len(report.in_pool(pool.pool_id)), "VM")}' for pool in report.pools]
     caption = join_captions([
         *pools, f"{report.total_unregistered} unregistered", f"{report.total_in_system} in system",
         f"{len(report.missing)} missing from the host" if report.missing else "",
         f"{len(report.drift)} with drift" if report.drift else "",
+        f"{len(report.pending)} pending restart" if report.pending else "",
+        f"{len(report.booted_unknown)} running with an unknown configuration" if report.booted_unknown else "",
         f"host not reachable: {report.host_error}" if report.host_error else "",
         f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
         f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",

@@ -78,6 +78,8 @@ class XapiStandIn:
         self._methods: dict[str, Callable[..., Any]] = {
             "VM.get_all_records": self._get_all_records,
             "VM.get_by_uuid": self._get_by_uuid, "VM.get_power_state": self._get_power_state,
+            "VM.get_domid": lambda ref: str(self.sim.domid(self._uuid(ref))),
+            "VM.get_current_operations": lambda ref: self._current_operations(self._uuid(ref)),
             "VM.hard_shutdown": self._hard_shutdown, "VM.start": self._start, "Async.VM.start": self._async_start,
             "Async.VM.clean_shutdown": self._async_clean_shutdown, "VM.get_platform": self._get_platform,
             "VM.add_to_platform": self._add_to_platform, "VM.remove_from_platform": self._remove_from_platform,
@@ -163,9 +165,12 @@ class XapiStandIn:
         return self._refs[ref]
 
     def _record(self, **fields: Any) -> dict[str, Any]:
+        # last_booted_record: "" as on every current xapi, which fills it only when a VM suspends (xen-api
+        # commit 37dc4fb03c); a running VM's boot arguments are in dom0's xenstore (tests/standins/xenstore-ls).
         record = dict(uuid="", name_label="", name_description="", power_state="Halted", is_a_template=False,
                       is_a_snapshot=False, is_control_domain=False, platform={}, other_config={}, domid="-1",
-                      memory_static_max="4294967296", VCPUs_max="2", user_version="1", resident_on="OpaqueRef:NULL")
+                      memory_static_max="4294967296", VCPUs_max="2", user_version="1", resident_on="OpaqueRef:NULL",
+                      current_operations={}, last_booted_record="")
         record.update(fields)
         return record
 
@@ -173,10 +178,14 @@ class XapiStandIn:
         records = {ref: self._record(**fields) for ref, fields in _EXTRA_VMS.items()}
         for vm in self.sim.list_vms():
             ref = self._ref_for(vm.uuid)
-            running = vm.power_state is PowerState.RUNNING
             records[ref] = self._record(uuid=vm.uuid, name_label=vm.name, power_state=_wire_power(vm.power_state),
-                                        platform=self.sim.platform(vm.uuid), domid="7" if running else "-1")
+                                        platform=self.sim.platform(vm.uuid), domid=str(self.sim.domid(vm.uuid)),
+                                        current_operations=self._current_operations(vm.uuid))
         return records
+
+    def _current_operations(self, vm_uuid: str) -> dict[str, str]:
+        """task ref -> operation, as xapi's VM.current_operations (one made-up task ref per operation)."""
+        return {f"OpaqueRef:task-{op}-{vm_uuid}": op for op in self.sim.current_operations(vm_uuid)}
 
     def _get_by_uuid(self, vm_uuid: str) -> str:
         self.sim.power_state(vm_uuid)  # UUID_INVALID ["VM", uuid] for a VM the host does not have

@@ -41,8 +41,9 @@ class Hypervisor(Protocol):
         """Boot the VM and return once the host reports it running."""
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
-        """The device-model args the VM's running domain was started with ("" when it booted with none);
-        None when it is not running, or when the host cannot tell (then nobody may call it configured)."""
+        """The device-model args the VM's running (or paused) domain was started with ("" when it booted
+        with none); None when it has no domain (halted, suspended), or when the host cannot tell (then nobody
+        may call it configured). ``list_vms`` gives the same as ``HostVM.booted_args``."""
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
         """What the host is still doing to the VM (a start, a shutdown someone asked for), as the host names

@@ -5,9 +5,19 @@ protocol as one string (see :mod:`vgpu.hypervisor.libvirt_xml` for the exact, re
 read from, and written back into, the *inactive* definition, so a change takes effect at the next start,
 as it does on XAPI, and a redefinition from that XML keeps the UUID and everything else.
 
+What a running domain booted with is its *live* definition (``XMLDesc(0)`` of an active domain): libvirt
+builds it from the inactive one when the domain starts, and a later ``defineXML`` changes only the
+inactive one, so the live ``<qemu:commandline>`` is what this QEMU was started with. What libvirt is still
+doing to a domain comes from its state (``shutdown``: being shut down) and its control info (a job or a
+monitor command under way).
+
 Cost of :meth:`LibvirtHost.list_vms`: one ``getAllDomainStats`` call brings every domain and its state;
-the arguments need each domain's XML, one more call per domain (about 0.1 ms each on the local socket
-here, so about 1 s for 10,000 domains; over ``qemu+ssh`` each call is a network round trip).
+the arguments need each domain's XML, one more call per domain, two for an active one (about 0.1 ms each
+on the local socket here, so about 1 s for 10,000 domains; over ``qemu+ssh`` each call is a network round
+trip). libvirt has no call that returns many domains' XML at once.
+
+The connection is opened on first use, not when the host object is made: a command that can answer from
+the database alone (``status``, ``show-vm``) still answers when libvirtd is down.
 
 libvirt errors become :class:`~vgpu.errors.HypervisorError` with the nearest XAPI-style code of
 :mod:`vgpu.hypervisor.codes`, so the sentence a person reads is the same whichever backend failed.
@@ -38,14 +48,12 @@ POLL_EVERY = 0.2  # seconds between power-state checks while waiting for a guest
 
 
 class LibvirtHost:
-    """A libvirt host. Implements :class:`vgpu.hypervisor.base.Hypervisor`; connects when constructed."""
+    """A libvirt host. Implements :class:`vgpu.hypervisor.base.Hypervisor`; connects on first use."""
 
     def __init__(self, uri: str = "qemu:///system") -> None:
-        if libvirt is None:
-            raise HostUnreachable(codes.HOST_UNREACHABLE, MISSING_MODULE, [MISSING_MODULE])
         self.uri = uri
-        with _translated():
-            self._conn = libvirt.open(uri)
+        self._conn: libvirt.virConnect | None = None
+        self._closed = False
 
     # --- reading --------------------------------------------------------------------------------------
 
@@ -58,11 +66,12 @@ class LibvirtHost:
     def _host_vm(self, dom: libvirt.virDomain, state: int | None) -> HostVM | None:
         try:
             args = _inactive_args(dom)
+            booted = _live_args(dom) if _has_domain(state) else None
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # a transient domain that went away since the listing
             raise _host_error(exc) from exc
-        return HostVM(dom.UUIDString().lower(), dom.name(), _power_state(state), args)
+        return HostVM(dom.UUIDString().lower(), dom.name(), _power_state(state), args, booted)
 
     def power_state(self, vm_uuid: str) -> PowerState:
         dom = self._domain(vm_uuid)
@@ -70,10 +79,23 @@ class LibvirtHost:
             return _power_state(dom.state()[0])
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
-        return None  # not read from this host yet: unknown, so never "configured"
+        dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            return _live_args(dom) if _has_domain(dom.state()[0]) else None
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
-        return None  # not read from this host yet: unknown
+        dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            state = dom.state()[0]
+            if state == libvirt.VIR_DOMAIN_SHUTOFF:
+                return ()  # a job on an inactive domain (a start) shows only once it runs
+            operations = ["shutdown"] if state == libvirt.VIR_DOMAIN_SHUTDOWN else []
+            control = dom.controlInfo()[0]
+            if control == libvirt.VIR_DOMAIN_CONTROL_JOB:
+                operations.append("job")  # a migration, save, dump or snapshot: virsh domjobinfo names it
+            elif control == libvirt.VIR_DOMAIN_CONTROL_OCCUPIED:
+                operations.append("monitor command")
+        return tuple(operations)
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         dom = self._domain(vm_uuid)
@@ -147,14 +169,19 @@ class LibvirtHost:
         return LibvirtHost(self.uri)
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._closed = self._conn, None, True
         if conn is not None:
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
 
     def _connection(self) -> libvirt.virConnect:
-        if self._conn is None:
+        if self._closed:
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"the connection to {self.uri} was closed"])
+        if self._conn is None:
+            if libvirt is None:
+                raise HostUnreachable(codes.HOST_UNREACHABLE, MISSING_MODULE, [MISSING_MODULE])
+            with _translated():
+                self._conn = libvirt.open(self.uri)
         return self._conn
 
     def _domain(self, vm_uuid: str) -> libvirt.virDomain:
@@ -182,6 +209,20 @@ def _argv(value: str) -> list[str]:
 
 def _inactive_args(dom: libvirt.virDomain) -> str:
     return libvirt_xml.join_args(libvirt_xml.qemu_args(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
+
+
+def _live_args(dom: libvirt.virDomain) -> str | None:
+    """The arguments of the running domain's own definition: what its QEMU was started with. None when the
+    domain stopped since its state was read (libvirt then gives the inactive definition, which has no id)."""
+    xml = dom.XMLDesc(0)
+    if libvirt_xml.domain_id(xml) is None:
+        return None
+    return libvirt_xml.join_args(libvirt_xml.qemu_args(xml))
+
+
+def _has_domain(state: int | None) -> bool:
+    """Whether the domain has a QEMU process that booted with some arguments (running, paused, ...)."""
+    return state is not None and state != libvirt.VIR_DOMAIN_SHUTOFF and _power_state(state) is not PowerState.UNKNOWN
 
 
 def _is_off(dom: libvirt.virDomain) -> bool:
@@ -216,6 +257,8 @@ def _translated(vm_uuid: str | None = None) -> Iterator[None]:
     """Turn a libvirt error raised in the block into a HypervisorError with a sentence."""
     try:
         yield
+    except HypervisorError:
+        raise  # already a sentence (no connection, or libvirt-python missing: then there is no libvirtError)
     except libvirt.libvirtError as exc:
         raise _host_error(exc, vm_uuid) from exc
 

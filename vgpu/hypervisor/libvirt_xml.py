@@ -57,6 +57,12 @@ def qemu_args(domain_xml: str) -> list[str]:
     ]
 
 
+def domain_id(domain_xml: str) -> int | None:
+    """The running domain's id (libvirt writes ``<domain id='N'>`` only in an active domain's live XML)."""
+    value = ET.fromstring(domain_xml).get("id")
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None
+
+
 def with_qemu_args(domain_xml: str, argv: Sequence[str]) -> str:
     """The domain XML with its ``<qemu:arg>`` entries replaced by ``argv``; everything else untouched.
 

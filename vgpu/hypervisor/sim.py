@@ -15,7 +15,9 @@ A clean shutdown and a start are requests the host carries out on its own time, 
 client that asked: each is recorded with the moment it completes (``halt_at``, ``start_at``), and until
 then :meth:`SimHost.current_operations` names it, as xapi's ``current_operations`` does. A VM's boots
 (the args each domain was started with) are recorded when a start completes; a VM added as running is
-taken to have booted with the args it was added with.
+taken to have booted with the args it was added with. Each boot is a new domain, numbered as Xen numbers
+them (one counter for the host), and keeps the whole platform map it was started with: what xenopsd writes
+into xenstore, which the xe and XenAPI stand-ins serve from :meth:`SimHost.domains`.
 
 Fault kinds: ``clean_shutdown``: ``ignore`` (the guest never obeys), ``lacks_feature`` (no PV drivers),
 ``fail`` (the host refuses), ``not_acknowledged`` (the guest does not take the request up:
@@ -41,7 +43,7 @@ from .base import DEFAULT_ARGS_KEY
 
 FAULT_KINDS = ("clean_shutdown", "hard_shutdown", "start", "set_args", "list", "unreachable")
 LATENCY_KINDS = ("clean_shutdown", "hard_shutdown", "start", "list", "set_args")
-_EMPTY_STATE: dict[str, Any] = {"vms": {}, "faults": {}, "latency": {}}
+_EMPTY_STATE: dict[str, Any] = {"vms": {}, "faults": {}, "latency": {}, "next_domid": 1}
 
 
 class SimHost:
@@ -81,7 +83,7 @@ class SimHost:
         except (OSError, ValueError) as exc:
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host file {self.path} is unreadable: {exc}"]) from exc
         for key, value in _EMPTY_STATE.items():
-            state.setdefault(key, type(value)())
+            state.setdefault(key, value if isinstance(value, int) else type(value)())
         return state
 
     def _write(self, state: dict[str, Any]) -> None:
@@ -143,15 +145,19 @@ class SimHost:
                 if args:
                     platform[self.args_key] = args
                 power_state = PowerState(power).value
-                state["vms"][vm_uuid.lower()] = {
+                vm = state["vms"][vm_uuid.lower()] = {
                     "name": name,
                     "power_state": power_state,
                     "platform": platform,
                     "halt_at": None,
                     "start_at": None,
-                    # A VM that is already running booted with what it has now (as far as anyone can tell).
-                    "boots": [platform.get(self.args_key, "")] if power_state == "running" else [],
+                    "boots": [],
+                    "domain": None,
                 }
+                if power_state == "running":
+                    # A VM that is already running booted with what it has now (as far as anyone can tell).
+                    vm["domain"] = self._new_domain(state, platform)
+                    vm["boots"].append(platform.get(self.args_key, ""))
 
     def remove_vm(self, vm_uuid: str) -> None:
         with self._locked() as state:
@@ -178,16 +184,31 @@ class SimHost:
         self._settle(vm)
         return vm
 
+    @staticmethod
+    def _new_domain(state: dict[str, Any], platform: dict[str, str]) -> dict[str, Any]:
+        """A domain for a VM being started: the host's next domid, and a copy of the platform map it boots
+        with (what xenopsd writes into xenstore). Made when the start is asked for, as Xen builds the domain
+        first, so every reader of the state file sees the same number."""
+        domain = {"domid": state["next_domid"], "platform": dict(platform)}
+        state["next_domid"] += 1
+        return domain
+
     def _settle(self, vm: dict[str, Any]) -> None:
         """A requested clean shutdown or start completes when its time comes, whether or not anyone waited."""
         now = self._clock()
         if vm["power_state"] == "running" and vm.get("halt_at") is not None and vm["halt_at"] <= now:
-            vm["power_state"] = "halted"
-            vm["halt_at"] = None
+            self._halt(vm)
         if vm.get("start_at") is not None and vm["start_at"] <= now:
             vm["power_state"] = "running"
+            vm["domain"] = vm.pop("start_domain", None)
             vm["boots"].append(vm.pop("start_args", ""))
             vm["start_at"] = None
+
+    @staticmethod
+    def _halt(vm: dict[str, Any]) -> None:
+        vm["power_state"] = "halted"
+        vm["halt_at"] = None
+        vm["domain"] = None
 
     @staticmethod
     def _operations(vm: dict[str, Any]) -> tuple[str, ...]:
@@ -202,9 +223,13 @@ class SimHost:
         if vm.get("start_at") is not None:
             raise codes.host_error(codes.OTHER_OPERATION_IN_PROGRESS, ["VM", vm_uuid, "start"], vm_uuid)
 
-    @staticmethod
-    def _booted(vm: dict[str, Any]) -> str | None:
-        return vm["boots"][-1] if vm["power_state"] == "running" and vm["boots"] else None
+    def _booted(self, vm: dict[str, Any]) -> str | None:
+        if vm["power_state"] != "running":
+            return None
+        domain = vm.get("domain")
+        if domain is not None:
+            return domain["platform"].get(self.args_key, "")
+        return vm["boots"][-1] if vm["boots"] else None  # a host file written before domains were kept
 
     def list_vms(self) -> list[HostVM]:
         delay = self._latency("list")
@@ -270,9 +295,9 @@ class SimHost:
             vm = self._vm(state, vm_uuid)
             if self._fault(state, "hard_shutdown", vm_uuid) == "fail":
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated forced shutdown failure"], vm_uuid)
-            vm["power_state"] = "halted"
-            vm["halt_at"] = None
+            self._halt(vm)
             vm["start_at"] = None  # forcing a VM off also ends a start still under way
+            vm.pop("start_domain", None)
 
     def start(self, vm_uuid: str) -> None:
         """Ask for a start and wait until it completes (it completes even if the caller is gone by then)."""
@@ -289,6 +314,7 @@ class SimHost:
                 )
             vm["start_at"] = self._clock() + float(state["latency"].get("start", 0.0))
             vm["start_args"] = args
+            vm["start_domain"] = self._new_domain(state, vm["platform"])
             start_at = vm["start_at"]
         wait = start_at - self._clock()
         if wait > 0:
@@ -314,6 +340,23 @@ class SimHost:
     def platform(self, vm_uuid: str) -> dict[str, str]:
         """The VM's whole platform map (the xe and XenAPI stand-ins serve it)."""
         return dict(self._vm(self._snapshot(), vm_uuid)["platform"])
+
+    def domains(self) -> dict[int, tuple[str, dict[str, str]]]:
+        """The running domains, by domid: the VM's UUID and the platform map its domain was started with."""
+        with self._locked(write=False) as state:
+            self._check_reachable(state)
+            found = {}
+            for vm_uuid, vm in state["vms"].items():
+                self._settle(vm)
+                if vm.get("domain") is not None and vm["power_state"] != "halted":
+                    found[vm["domain"]["domid"]] = (vm_uuid, dict(vm["domain"]["platform"]))
+            return found
+
+    def domid(self, vm_uuid: str) -> int:
+        """The VM's current domain id, or -1 when it has none (halted), as XAPI reports ``domid``."""
+        with self._locked(write=False) as state:
+            domain = self._vm(state, vm_uuid).get("domain")
+            return -1 if domain is None else int(domain["domid"])
 
     def set_platform_key(self, vm_uuid: str, key: str, value: str | None) -> None:
         """Set or (``None``) remove any platform key: what ``xe vm-param-set platform:KEY=`` does."""

@@ -16,6 +16,12 @@ Decisions worth knowing:
 - Every XAPI failure becomes :func:`codes.host_error` (one table of sentences for all backends); every
   transport failure becomes ``HostUnreachable`` with a plain sentence. Nothing else escapes, and the
   password is scrubbed from whatever text a server sends back.
+- What a running VM booted with: xapi keeps no record of it. ``VM.last_booted_record`` is not filled at
+  start since 2017 (xen-api commit 37dc4fb03c; it holds only a suspended VM's xenopsd state, and an older
+  value is never cleared), and ``VM.get_boot_record`` returns the current record (``xapi_vm.ml``). The
+  domain's platform map is in dom0's xenstore (see :mod:`vgpu.hypervisor.xenstore`), so on dom0
+  (``xapi+unix:``) it is read from there, one ``xenstore-ls`` per listing; a remote connection says None
+  (unknown), never a guess. ``VM.current_operations`` names what xapi is still doing to a VM.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ..models import HostVM, PowerState
 from . import codes
 from .base import DEFAULT_ARGS_KEY
 from .xapi_transport import CALL_TIMEOUT, TRANSPORT_ERRORS, new_session, unreachable_reason
+from .xenstore import Xenstore
 
 START_TIMEOUT = 600.0  # VM.start waits for the guest's devices (vGPU, disks): minutes are normal
 from .xapi_uri import Credentials, XapiTarget, parse_uri
@@ -54,13 +61,17 @@ class XapiHost:
         args_key: str = DEFAULT_ARGS_KEY,
         call_timeout: float = CALL_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
+        xenstore: Xenstore | None = None,
     ) -> None:
+        """``xenstore`` reads the local xenstore, where running domains' boot arguments are: only for a
+        connection to the host this runs on (dom0)."""
         self.uri = target.display
         self.args_key = args_key
         self._target = target
         self._credentials = credentials
         self._call_timeout = call_timeout
         self._start_timeout = start_timeout
+        self._xenstore = xenstore
         self._session: Any = None
 
     @classmethod
@@ -72,11 +83,15 @@ class XapiHost:
         password: Callable[[], str] | None = None,
         call_timeout: float = CALL_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
+        xenstore: Xenstore | None = None,
     ) -> "XapiHost":
-        """``password`` is a prompt, called at most once, when VGPU_XAPI_PASSWORD is unset."""
+        """``password`` is a prompt, called at most once, when VGPU_XAPI_PASSWORD is unset. On dom0
+        (``xapi+unix:``) the local xenstore is read with ``xenstore-ls`` unless ``xenstore`` says otherwise."""
         target = parse_uri(uri)
+        if xenstore is None and target.is_local:
+            xenstore = Xenstore()
         return cls(target, Credentials(target, password), args_key=args_key, call_timeout=call_timeout,
-                   start_timeout=start_timeout)
+                   start_timeout=start_timeout, xenstore=xenstore)
 
     # --- session and error translation -----------------------------------------------------------------
 
@@ -130,16 +145,25 @@ class XapiHost:
     # --- the protocol ------------------------------------------------------------------------------------
 
     def list_vms(self) -> list[HostVM]:
-        records = self._call("VM.get_all_records")
-        return [self._host_vm(record) for record in records.values() if _is_guest(record)]
+        records = [record for record in self._call("VM.get_all_records").values() if _is_guest(record)]
+        booted = self._booted_here() if any(_has_domain(record) for record in records) else {}
+        return [self._host_vm(record, booted) for record in records]
 
-    def _host_vm(self, record: dict[str, Any]) -> HostVM:
+    def _booted_here(self) -> dict[str, str]:
+        """VM UUID -> booted args, for every domain of this host's xenstore ({} when it cannot be read)."""
+        if self._xenstore is None:
+            return {}
+        return self._xenstore.booted_args(self.args_key) or {}
+
+    def _host_vm(self, record: dict[str, Any], booted: dict[str, str]) -> HostVM:
         platform = record.get("platform") or {}
+        vm_uuid = str(record["uuid"])
         return HostVM(
-            str(record["uuid"]),
+            vm_uuid,
             str(record.get("name_label", "")),
             _power_state(record.get("power_state")),
             str(platform.get(self.args_key, "")),
+            booted.get(vm_uuid.lower()) if _has_domain(record) else None,
         )
 
     def power_state(self, vm_uuid: str) -> PowerState:
@@ -193,10 +217,18 @@ class XapiHost:
             raise codes.host_error(codes.OPERATION_TIMED_OUT, [], vm_uuid)
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
-        return None  # not read from this host yet: unknown, so never "configured"
+        ref = self._ref(vm_uuid)  # an unknown VM is an error here too, whatever xenstore can say
+        if self._xenstore is None:
+            return None  # remote: xapi keeps no record of it (see the module docstring)
+        domid = int(self._call("VM.get_domid", ref, vm=vm_uuid))
+        if domid < 0:
+            return None
+        booted = self._xenstore.booted_args(self.args_key, vm_uuid, domid)
+        return None if booted is None else booted.get(vm_uuid.lower())
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
-        return None  # not read from this host yet: unknown
+        operations = self._call("VM.get_current_operations", self._ref(vm_uuid), vm=vm_uuid)
+        return tuple(str(op) for op in operations.values())  # task ref -> operation (start, clean_shutdown...)
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         platform = self._call("VM.get_platform", self._ref(vm_uuid), vm=vm_uuid)
@@ -215,7 +247,7 @@ class XapiHost:
     def reopen(self) -> "XapiHost":
         """A new session to the same host, sharing the already-resolved password (no second prompt)."""
         return XapiHost(self._target, self._credentials, args_key=self.args_key, call_timeout=self._call_timeout,
-                        start_timeout=self._start_timeout)
+                        start_timeout=self._start_timeout, xenstore=self._xenstore)
 
     def close(self) -> None:
         """Log out (idempotent). A host that vanished cannot be logged out of; that is not an error."""
@@ -236,6 +268,11 @@ class XapiHost:
 
 def _is_guest(record: dict[str, Any]) -> bool:
     return not (record.get("is_control_domain") or record.get("is_a_template") or record.get("is_a_snapshot"))
+
+
+def _has_domain(record: dict[str, Any]) -> bool:
+    """A running or paused VM has a domain (and a QEMU) that booted with some args."""
+    return _power_state(record.get("power_state")) in (PowerState.RUNNING, PowerState.PAUSED)
 
 
 def _power_state(value: Any) -> PowerState:

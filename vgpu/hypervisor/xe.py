@@ -10,6 +10,11 @@ with no escaping (``--minimal`` cannot help: it prints only a record's first fie
 are read from that column when :func:`xe_format.parse_map` can vouch for them; for a VM whose map shows
 values holding ``"; "`` (or a line break) they are read exactly with ``vm-param-get param-key=``. So a scan
 costs one xe call, plus one per such VM, and the args written back are always read exactly first.
+
+What a running VM booted with is not in xapi's records on a current host (``last-boot-record`` stays empty:
+see :mod:`vgpu.hypervisor.xenstore`), so it is read from dom0's xenstore, where xenopsd wrote the platform
+map each domain was started with: one ``xenstore-ls`` per listing. A VM running on another host of the pool,
+or a dom0 whose xenstore cannot be read, gives None (unknown). ``current-operations`` is xe's own field.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ..models import HostVM, PowerState
 from . import codes, xe_format
 from .base import DEFAULT_ARGS_KEY
 from .xe_format import XeFailure
+from .xenstore import Xenstore
 
 XE_FAILED = "XE_FAILED"  # xe failed in a way no code describes: its first line of stderr is the sentence
 INVALID_VALUE = "INVALID_VALUE"
@@ -62,6 +68,11 @@ def _already_halted(failure: XeFailure) -> bool:
     return failure.code == codes.VM_BAD_POWER_STATE and failure.detail(2) == "halted"
 
 
+def _has_domain(state: PowerState) -> bool:
+    """A running or paused VM has a domain (and a QEMU) that booted with some args."""
+    return state in (PowerState.RUNNING, PowerState.PAUSED)
+
+
 def _power(text: str) -> PowerState:
     try:
         return PowerState(text.strip().lower())
@@ -84,6 +95,7 @@ class XeHost:
         env: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         power_timeout: float = 600.0,
+        xenstore_ls: str = "xenstore-ls",
     ) -> None:
         if not args_key or "=" in args_key or any(char in args_key for char in _UNSENDABLE):
             raise HypervisorError(INVALID_VALUE, f"invalid platform key {args_key!r} for the device-model args: it must be non-empty, without '=' or line breaks")
@@ -92,14 +104,19 @@ class XeHost:
         self.env = dict(env or {})
         self.timeout = timeout
         self.power_timeout = power_timeout
+        self.xenstore = Xenstore(xenstore_ls, env=self.env, timeout=timeout)
         self.uri = "xe:" if xe_path == "xe" else f"xe:{xe_path}"
 
     # --- the protocol ------------------------------------------------------------------------------------
 
     def list_vms(self) -> list[HostVM]:
         records = xe_format.parse_records(self._call(_LIST_ARGS))
-        listed = (self._host_vm(record) for record in records)
-        return [vm for vm in listed if vm is not None]
+        listed = [vm for vm in (self._host_vm(record) for record in records) if vm is not None]
+        if not any(_has_domain(vm.power_state) for vm in listed):
+            return listed
+        booted = self.xenstore.booted_args(self.args_key) or {}
+        return [attrs.evolve(vm, booted_args=booted.get(vm.uuid.lower())) if _has_domain(vm.power_state) else vm
+                for vm in listed]
 
     def power_state(self, vm_uuid: str) -> PowerState:
         return _power(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=power-state"], vm_uuid))
@@ -120,10 +137,15 @@ class XeHost:
         self._call(["vm-start", self._uuid_arg(vm_uuid)], vm_uuid, self.power_timeout)
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
-        return None  # not read from this host yet: unknown, so never "configured"
+        domid = self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=dom-id"], vm_uuid).strip()
+        if not domid.isdigit():  # -1: no domain (halted)
+            return None
+        booted = self.xenstore.booted_args(self.args_key, vm_uuid, int(domid))
+        return None if booted is None else booted.get(vm_uuid.lower())
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
-        return None  # not read from this host yet: unknown
+        text = self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=current-operations"], vm_uuid)
+        return tuple(op for op in text.strip().split("; ") if op)  # xe joins a set with "; "
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         args = ["vm-param-get", self._uuid_arg(vm_uuid), "param-name=platform", f"param-key={self.args_key}"]
@@ -142,7 +164,8 @@ class XeHost:
         self._attempt(args, vm_uuid, None, _key_missing)  # absent already: done
 
     def reopen(self) -> "XeHost":
-        return XeHost(self.xe_path, args_key=self.args_key, env=self.env, timeout=self.timeout, power_timeout=self.power_timeout)
+        return XeHost(self.xe_path, args_key=self.args_key, env=self.env, timeout=self.timeout,
+                      power_timeout=self.power_timeout, xenstore_ls=self.xenstore.ls_path)
 
     def close(self) -> None:
         """Nothing to release: every call is its own xe process and xapi session."""
