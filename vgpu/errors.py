@@ -23,11 +23,22 @@ class VgpuError(Exception):
     def __str__(self) -> str:
         return self.sentence
 
+    def __reduce__(self) -> tuple:
+        # Pickled as class, sentence and attributes, without calling __init__ again: each subclass's
+        # __init__ takes its own data, not the sentence BaseException would pass it back (which broke a
+        # ProcessPoolExecutor whose worker raised one). Notes added with add_note() are attributes too.
+        return _rebuilt, (type(self), self.args), vars(self).copy()
+
     def reword(self, sentence: str) -> None:
         """Say ``sentence`` instead (kept in ``args`` too, so the error prints and pickles the same): for a
         subclass whose sentence is not its parent's, or a caller adding what became of the change."""
         self.sentence = sentence
         self.args = (sentence,)
+
+
+def _rebuilt(cls: type[VgpuError], args: tuple) -> VgpuError:
+    """An error of ``cls`` with ``args`` and, as yet, no attributes (pickle then restores them)."""
+    return cls.__new__(cls, *args)
 
 
 def _allowed_text(allowed: Sequence[str] | str) -> str:
