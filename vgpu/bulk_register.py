@@ -88,7 +88,7 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     if not plan.vms:
         return RegistrationResult((), (), ())
     try:
-        registered = vms.register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
+        registered = vms.db_register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
     except InvalidRows as refused:
         # register_many numbers the planned VMs from 1; the person knows the rows of their file, as the plan shows them
         raise InvalidRows([RowProblem(plan.rows[problem.row - 1], problem.error) for problem in refused.problems]) from refused

@@ -1,7 +1,11 @@
-"""Registered VMs: register (one or many), look up, list, plan a change, update the record, remove.
+"""Registered VMs in the database: look up, list, check a batch, plan a change; and the database-only writes.
 
-These functions change the database only. Anything that must also reach the hypervisor (writing the
-device-model-args segment, restarting the VM) is in :mod:`vgpu.lifecycle`, which calls down into this module.
+The writes here (``db_register``, ``db_register_many``, ``db_update``, ``db_remove``) change the database
+and nothing else: a VM registered or changed this way keeps its old device-model arguments, and a scan shows
+it as drift until it is repaired. On a host, use the host-aware functions, which call down into this module:
+:func:`vgpu.lifecycle.register_vm`, :func:`vgpu.lifecycle.reconfigure_vm`, :func:`vgpu.lifecycle.remove_vm`
+and :mod:`vgpu.bulk_register`. The old names (``register``, ``register_many``, ``update``, ``remove``)
+still work, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -212,7 +216,7 @@ def insert_registration(conn: sqlite3.Connection, reg: Registration) -> VM:
     return vm
 
 
-def register(
+def db_register(
     store: Store,
     vm_uuid: object,
     vm_name: object = None,
@@ -220,17 +224,17 @@ def register(
     priority: object = DEFAULT_PRIORITY,
     vm_id: object = None,
 ) -> VM:
-    """Register one VM. Defaults: Pool A, medium priority, the lowest free vm_id (an explicit one must be free).
-
-    Database only: :func:`vgpu.lifecycle.register_vm` also writes the VM's device-model-args segment.
-    """
+    """Database only: record one VM, without writing its device-model arguments (use
+    :func:`vgpu.lifecycle.register_vm` on a host). Defaults: Pool A, medium priority, the lowest free vm_id
+    (an explicit one must be free)."""
     reg = make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     with store.writing() as conn:
         return insert_registration(conn, reg)
 
 
-def register_many(store: Store, items: Iterable[Registration | Mapping[str, object]]) -> list[VM]:
-    """Register many VMs in one transaction: all of them, or none and an InvalidRows listing every bad row.
+def db_register_many(store: Store, items: Iterable[Registration | Mapping[str, object]]) -> list[VM]:
+    """Database only: record many VMs in one transaction, without writing their device-model arguments
+    (on a host use :mod:`vgpu.bulk_register`): all of them, or none and an InvalidRows listing every bad row.
 
     Each item is a :class:`Registration` or a mapping with ``vm_uuid`` (or ``uuid``) and optionally
     ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``: keys in any case, with spaces or a
@@ -456,9 +460,10 @@ def update_record(conn: sqlite3.Connection, vm_uuid: str, config: VMConfig) -> V
     return new
 
 
-def update(store: Store, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> VM:
-    """Change the database record only. The VM learns of it at its next boot; to apply it now with a
-    confirmed restart use :func:`vgpu.lifecycle.reconfigure_vm`."""
+def db_update(store: Store, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> VM:
+    """Database only: change one VM's record, not its device-model arguments, so the VM shows as drift and
+    boots with its old values until repaired. On a host use :func:`vgpu.lifecycle.reconfigure_vm` (a
+    confirmed stop, update and start)."""
     plan = plan_change(store, vm_uuid, pool, priority, vm_id)
     with store.writing() as conn:
         return update_record(conn, plan.vm.vm_uuid, plan.new)
@@ -474,9 +479,32 @@ def delete_record(conn: sqlite3.Connection, vm_uuid: str) -> VM:
     return vm
 
 
-def remove(store: Store, vm_uuid: object) -> VM:
-    """Unregister a VM (database only; :func:`vgpu.lifecycle.remove_vm` also clears its segment)."""
+def db_remove(store: Store, vm_uuid: object) -> VM:
+    """Database only: delete one VM's registration, leaving its segment on the host (use
+    :func:`vgpu.lifecycle.remove_vm` on a host, which clears it)."""
     canonical = parse_uuid(vm_uuid)
     with store.writing() as conn:
         return delete_record(conn, canonical)
 
+
+
+# --- the old names ----------------------------------------------------------------------------------------
+
+
+def _renamed(new: Callable[..., Any], old: str, host_aware: str) -> Callable[..., Any]:
+    def deprecated(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        warnings.warn(f"vms.{old} changes only the database and is now named vms.{new.__name__}; on a host use "
+                      f"{host_aware} instead, so that the VM is updated too", DeprecationWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    deprecated.__name__ = deprecated.__qualname__ = old
+    deprecated.__doc__ = f"Deprecated name of :func:`{new.__name__}` (database only; on a host use {host_aware})."
+    return deprecated
+
+
+register = _renamed(db_register, "register", "lifecycle.register_vm")
+register_many = _renamed(db_register_many, "register_many", "bulk_register.plan_registrations and register_planned")
+update = _renamed(db_update, "update", "lifecycle.reconfigure_vm")
+remove = _renamed(db_remove, "remove", "lifecycle.remove_vm")
