@@ -208,7 +208,8 @@ def test_an_unexpected_exception_for_one_vm_is_rolled_back_and_reported_with_the
     assert failure.vm_uuid == four[2] and isinstance(failure.error, RuntimeError)
     assert failure.message == "internal error: RuntimeError: backend bug"
     [dumped] = json.loads(json.dumps(convert.to_data(result)))["failures"]
-    assert (dumped["vm_uuid"], dumped["error"]) == (four[2], {"error": "RuntimeError", "message": "backend bug"})
+    assert (dumped["vm_uuid"], dumped["error"]) == (four[2], {"error": "RuntimeError", "message": "backend bug",
+                                                              "notes": failure.error.__notes__})  # what became of the VM
     assert (dumped["plan"]["vm"]["pool_id"], dumped["plan"]["new"]["pool_id"]) == ("A", "B")  # what was attempted
     assert "rolled back" in failure.error.__notes__[0]
     assert world.config(four[2]) == config("A", 1, 3) and world.agrees(four[2])

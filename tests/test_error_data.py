@@ -48,6 +48,7 @@ def _examples() -> list[VgpuError]:
         errors.ReconfigureFailed(UUID, cause, rolled_back=True),
         errors.ReconfigureFailed(UUID, cause, rolled_back=False, rollback_error=errors.StoreError("p", "disk full")),
         errors.ConfigError("/etc/vgpu/config.toml", "line 3 is not KEY = VALUE"),
+        errors.MissingDependency("pandas", "to_pandas()", "pip install pandas"),
     ]
 
 
@@ -97,16 +98,17 @@ def test_every_error_round_trips_through_json_with_all_its_data(error):
 
 
 def test_json_names_the_data_a_script_branches_on():
-    failed = convert.to_data(_examples()[-3])  # ReconfigureFailed, rolled back
+    examples = {type(error).__name__: error for error in reversed(_examples())}  # the first of each class
+    failed = convert.to_data(examples["ReconfigureFailed"])  # rolled back
     assert failed["rolled_back"] is True and failed["vm_uuid"] == UUID
     assert failed["cause"] == {"error": "HypervisorError", "message": "VM would not start", "code": "VM_FAILED_START",
                                "details": ["VM_FAILED_START", "OpaqueRef:1"]}
     conflict = convert.to_data(errors.Conflict("vm_id", 7, "VM web-1 (u)"))
     assert conflict == {"error": "Conflict", "message": "vm_id 7 is already used by VM web-1 (u)", "field": "vm_id",
                         "value": 7, "holder": "VM web-1 (u)"}
-    stale = convert.to_data(_examples()[11])
+    stale = convert.to_data(examples["StalePlan"])
     assert stale["current"] == {"pool_id": "B", "priority": "low", "vm_id": 3}
-    rows = convert.to_data(_examples()[6])
+    rows = convert.to_data(examples["InvalidRows"])
     assert rows["problems"][1] == {"row": "web-7", "error": "Conflict", "message": "vm_id 7 is already used by row 1",
                                    "field": "vm_id", "value": 7, "holder": "row 1"}
     assert rows["outcome"] == "the plan leaves these rows out"

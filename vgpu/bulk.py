@@ -28,7 +28,7 @@ CHANGE_HEADER = Header(
 )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class BulkPlan(tables.Tabular):
     _view = tables.bulk_plan_view
 
@@ -59,7 +59,7 @@ class BulkFailure:
         return f"internal error: {type(self.error).__name__}: {self.error}"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BulkResult(tables.Tabular):
     _view = tables.bulk_result_view
 

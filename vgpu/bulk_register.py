@@ -24,7 +24,7 @@ from .naming import SharedName
 from .store import Store
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many rows it holds
 class RegistrationPlan(tables.Tabular):
     """The good rows as they would be registered (``rows[i]`` is the input row of ``vms[i]``), and every
     problem with the other rows."""
@@ -50,7 +50,7 @@ class RegistrationPlan(tables.Tabular):
 PLAN_LEAVES_OUT = "the plan leaves these rows out"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RegistrationResult(tables.Tabular):
     """The VMs registered, and for each the segment written (or the reason it was not)."""
 

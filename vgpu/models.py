@@ -102,11 +102,12 @@ class Pool:
         return self.counts.total
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class PoolDetail(tables.Tabular):
     """A pool and its VMs, highest priority first, then by vm_id."""
 
     _view = tables.pool_detail_view
+    _columns = tables.VM_COLUMNS
 
     pool: Pool
     vms: tuple[VM, ...]
