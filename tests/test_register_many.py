@@ -143,8 +143,7 @@ def test_duplicates_against_the_database_are_reported(store, snapshot):
         (1, AlreadyRegistered, "VM UUID", uuid_of(1), "registered VM with vm_id 5 in pool B"),
         (2, Conflict, "vm_id", 5, f"VM web-1 ({uuid_of(1)})"),
         (3, AlreadyRegistered, "VM UUID", uuid_of(1), "registered VM with vm_id 5 in pool B"),
-        (3, Conflict, "vm_id", 5, f"VM web-1 ({uuid_of(1)})"),
-    ]
+    ]  # row 3 keeps web-1's own vm_id 5: never a conflict with itself
     assert [str(p) for p in caught.value.problems[:2]] == [
         f"row 1: VM {uuid_of(1)} is already registered (vm_id 5, pool B)",
         f"row 2: vm_id 5 is already used by VM web-1 ({uuid_of(1)})",  # as register says it
@@ -262,7 +261,7 @@ def test_a_row_without_a_uuid_column_says_the_column_is_missing(store):
 
 
 class FakeFrame:
-    """What register_many sees of a pandas DataFrame: to_dict, and iterating gives the column labels."""
+    """Something table-like that is not a DataFrame (no index): to_dict, and iterating gives its column labels."""
 
     def __init__(self, rows: list[dict]) -> None:
         self.rows = rows
@@ -275,7 +274,7 @@ class FakeFrame:
         return self.rows
 
 
-def test_a_dataframe_is_refused_with_the_call_that_turns_it_into_rows(store, snapshot):
+def test_something_table_like_that_is_not_a_dataframe_is_refused_with_a_hint(store, snapshot):
     before = snapshot()
     frame = FakeFrame([{"uuid": uuid_of(1), "pool": "B"}])
     for call in (vms.db_register_many, vms.check_many):
@@ -287,13 +286,13 @@ def test_a_dataframe_is_refused_with_the_call_that_turns_it_into_rows(store, sna
     assert vm.pool_id == "B"
 
 
-def test_a_real_dataframe_is_refused_too(store):
+def test_a_real_dataframe_is_taken_as_it_is(store):
     pd = pytest.importorskip("pandas")  # in the test extra (notebook users' tool), not a dependency of vgpu
-    frame = pd.DataFrame([{"uuid": uuid_of(1), "pool": "B", "vm_id": 4}])
-    with pytest.raises(NotRows, match=r'not a DataFrame; pass df\.to_dict\("records"\)'):
-        vms.db_register_many(store, frame)
-    [vm] = vms.db_register_many(store, frame.to_dict("records"))  # numpy.int64 vm_id, as pandas gives it
+    frame = pd.DataFrame([{"uuid": uuid_of(1), "pool": "B", "vm_id": 4}, {"uuid": uuid_of(2), "pool": "A", "vm_id": 5}])
+    [vm] = vms.db_register_many(store, frame.iloc[:1])
     assert (vm.pool_id, vm.vm_id) == ("B", 4)
+    [vm] = vms.db_register_many(store, frame.iloc[1:].to_dict("records"))  # numpy.int64 vm_id, as pandas gives it
+    assert (vm.pool_id, vm.vm_id) == ("A", 5)
 
 
 def test_a_csv_read_by_pandas_with_blank_cells_registers_with_the_defaults(store, tmp_path):

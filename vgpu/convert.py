@@ -17,7 +17,7 @@ from cattrs.gen import make_dict_unstructure_fn
 
 from .errors import InvalidValue, RowProblem, VgpuError
 from .models import Pool, PowerState, Priority, VMConfig
-from .tables import ResultList
+from .tables import ProblemTable, ResultList
 from .values import parse_priority
 
 converter = cattrs.Converter()
@@ -25,9 +25,9 @@ converter.register_unstructure_hook(Priority, lambda priority: priority.label)
 converter.register_structure_hook(Priority, lambda value, _type: parse_priority(value))
 converter.register_unstructure_hook(PowerState, lambda state: state.value)
 converter.register_structure_hook(PowerState, lambda value, _type: PowerState(value))
-# The library's result lists (VMList, PoolList, ...) are plain lists of results to JSON.
+# The library's result lists (VMList, PoolList, ..., a plan's ProblemTable) are plain lists of results to JSON.
 converter.register_unstructure_hook_func(
-    lambda cls: isinstance(cls, type) and issubclass(cls, ResultList),
+    lambda cls: isinstance(cls, type) and issubclass(cls, (ResultList, ProblemTable)),
     lambda items: [converter.unstructure(item) for item in items],
 )
 

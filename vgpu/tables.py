@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # names for annotations only: this module is imported on ever
 PRIORITY_NOTE = "priority: low 0, medium 1, high 2 (0 is the lowest)"
 
 DEFAULT_MAX_ROWS = 30  # as pandas' display.max_rows (60) keeps a notebook readable: a screenful
-DEFAULT_MAX_COLWIDTH = 60  # characters of a cell shown (pandas: 50); a UUID is 36
+DEFAULT_MAX_COLWIDTH = 200  # characters of a cell shown: a problem's whole sentence, not a pasted megabyte
 # The columns whose values are counted under a table (each value up to its first comma, colon or
 # parenthesis: "unregistered, clone of VM-1 (…)" counts as "unregistered"), at most MAX_COUNTED values each.
 COUNTED = ("pool_id", "state", "power_state", "outcome", "action", "field")
@@ -389,6 +389,14 @@ def audit_row(entry: Any) -> Record:
 
 VM_COLUMNS = ("vm_uuid", "vm_name", "pool_id", "priority", "priority_value", "vm_id")
 
+# The columns of records() (and of to_data's VMs) that are there for reading, not input: bulk operations read
+# past them, so a result's records go back in as they are (vgpu.rows). ``priority_value`` is the priority's
+# number, shown beside its name: ``priority`` is what counts.
+OUTPUT_COLUMNS = frozenset({
+    "priority_value", "power_state", "state", "row", "action", "change", "segment", "current", "new", "restart",
+    "outcome", "old", "restarted", "stopped", "error", "created_at", "updated_at",
+})
+
 
 class VMList(ResultList):
     """Registered VMs (``vms.list_vms``, ``vms.db_register_many``)."""
@@ -463,9 +471,19 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
     return caption, rows
 
 
+def config_record(vm: Any, config: Any) -> Record:
+    """A VM's row with a configuration of its own (the one asked for): what a change row reads back."""
+    return {
+        "vm_uuid": vm.vm_uuid, "vm_name": vm.vm_name, "pool_id": config.pool_id, "priority": config.priority.label,
+        "priority_value": int(config.priority), "vm_id": config.vm_id,
+    }
+
+
 def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
+    """One row per VM: the configuration it would have (the columns a change row has), its power state, its
+    current configuration, the change and whether it restarts."""
     rows = [{
-        "vm_uuid": plan.vm_uuid, "vm_name": plan.vm.vm_name, "power_state": plain(plan.power_state),
+        **config_record(plan.vm, plan.new), "power_state": plain(plan.power_state),
         "current": config_text(plan.current), "new": config_text(plan.new),
         "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart),
     } for plan in bulk.plans]
@@ -474,13 +492,16 @@ def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
 
 
 def bulk_result_view(result: Any) -> tuple[str, list[Record]]:
+    """One row per VM: its configuration now (or, for a failure, the one asked for: the records of a result
+    planned again retry what failed), the outcome, the old and new configuration, and any error."""
     rows = [{
-        "vm_uuid": done.vm.vm_uuid, "vm_name": done.vm.vm_name, "outcome": "changed" if done.changed else "unchanged",
+        **vm_record(done.vm), "outcome": "changed" if done.changed else "unchanged",
         "old": config_text(done.old), "new": config_text(done.vm.config), "restarted": yes_no(done.restarted),
         "stopped": done.stopped_how, "error": None,
     } for done in result.results]
     rows += [{
-        "vm_uuid": failure.vm_uuid, "vm_name": failure.plan.vm.vm_name if failure.plan else None, "outcome": "failed",
+        **(config_record(failure.plan.vm, failure.plan.new) if failure.plan else {"vm_uuid": failure.vm_uuid, "vm_name": None}),
+        "outcome": "failed",
         "old": config_text(failure.plan.current) if failure.plan else None,
         "new": config_text(failure.plan.new) if failure.plan else None,
         "restarted": None, "stopped": None, "error": failure.message,
