@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
+from vgpu.basics import Pool, Priority
 from vgpu.tables import plural
+
+if TYPE_CHECKING:  # for annotations only: list-pools, whose start-up is measured, builds none of these
+    from vgpu.models import VM, AuditEntry, HostVM, PoolDetail, VMConfig
 
 RULE = "=" * 80
 POOL_RULE = "-" * 45
@@ -128,7 +131,7 @@ def registered(result) -> str:
             f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
     if result.applies_at_next_boot:
         state = result.host_vm.power_state
-        now = "The VM's power state is unknown" if state is PowerState.UNKNOWN else f"The VM is {state.value}"
+        now = "The VM's power state is unknown" if state.value == "unknown" else f"The VM is {state.value}"
         text += f"\n{now}: its QEMU picks up this configuration at its next boot."
     return text
 

@@ -19,14 +19,13 @@ Config file keys::
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any, Mapping
 
 import attrs
 
 from . import paths
 from .errors import ConfigError
-from .hypervisor.base import DEFAULT_ARGS_KEY
+from .basics import DEFAULT_ARGS_KEY  # not from hypervisor.base: settings load no hypervisor code
 
 DEMO_URI = "sim:demo"
 ENV_DB = "VGPU_DB"
@@ -93,6 +92,8 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
 
 def default_uri() -> str:
     """``xe:`` on a XCP-ng/XenServer dom0 (where xe is on PATH), else the demo's simulated host."""
+    import shutil  # only when no host is set: shutil imports the compression modules, a cost on every start-up
+
     return "xe:" if shutil.which("xe") else DEMO_URI
 
 
