@@ -42,7 +42,11 @@ def install(root: str) -> str:
     bindir = os.path.join(venv, "bin")
     python = os.path.join(bindir, "python")
     wheels = os.path.join(root, "dist")
-    _run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, REPO])
+    # Built from a copy: pip builds in the source tree, leaving build/ and an .egg-info behind.
+    source = os.path.join(root, "source")
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", ".benchmarks", ".pytest_cache", "notebooks"))
+    _run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, source])
     [wheel] = glob.glob(os.path.join(wheels, "vgpu_admin-*.whl"))
     _run([python, "-m", "pip", "install", "--quiet", wheel])
     return bindir

@@ -331,7 +331,8 @@ def check_many(
     """What db_register_many would make of ``items``, changing nothing: the VM each good row would become
     (by row label or number; vm_ids assigned as they are free now; a registered VM as a row of
     ``on_existing="update"`` would change it) and every problem with the other rows. ``exists`` as for
-    :func:`classify_many`; :func:`classify_many` also says which rows register, update or skip."""
+    :func:`classify_many`; :func:`classify_many` also says which rows register, update or skip, and keeps rows that share a
+    label apart (a DataFrame's index may repeat one; this dict keeps the last)."""
     found, new, name, _ = _classify(store, items, exists, _on_existing(on_existing))
     changed = [(position, attrs.evolve(change.vm, pool_id=change.new.pool_id, priority=change.new.priority,
                                        vm_id=change.new.vm_id)) for position, change in found.updates]
