@@ -12,7 +12,7 @@ medians; the target is at most 1.15x.
     python bench/cold_start.py [--pairs 40] [--keep]
 
 Building the environment needs the package index (setuptools and wheel for the build, attrs and cattrs for
-the install); it takes a minute or so before the timing starts.
+the install); that takes some seconds before the timing starts.
 """
 
 from __future__ import annotations
