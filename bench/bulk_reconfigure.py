@@ -36,7 +36,7 @@ def build(directory: Path, count: int, latency: float) -> tuple[Store, SimHost, 
     host.set_latency("clean_shutdown", latency)
     host.set_latency("start", latency)
     store = Store(directory / "vgpu.db")
-    vms.register_many(store, registrations)
+    vms.db_register_many(store, registrations)
     return store, host, uuids
 
 

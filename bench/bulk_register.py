@@ -82,7 +82,7 @@ def time_library(folder: Path, typed: list[dict], profiler: cProfile.Profile | N
         if profiler:
             profiler.enable()
         started = time.perf_counter()
-        registered = vms.register_many(store, typed)
+        registered = vms.db_register_many(store, typed)
         elapsed = time.perf_counter() - started
         if profiler:
             profiler.disable()

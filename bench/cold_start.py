@@ -1,68 +1,116 @@
-"""Cold start of a one-shot command: `vgpu-admin list-pools` against `python -c "import sqlite3"`.
+"""Cold start of a one-shot command on a regular install: `vgpu-admin list-pools` against the floor,
+`python -c "import sqlite3, attrs"` (attrs is a required dependency, so no vgpu command can start faster).
 
-Both run as fresh processes of the same interpreter, in pairs (one of each, alternating which goes first,
-so drift in machine load hits both alike); the figure is the ratio of the medians. The target is ≤ 2×.
-The demo DB is seeded before timing, so the runs measure start-up and one query, not seeding. Bytecode
-is compiled first, as `pip install` does for an installed package: machines that set
-PYTHONDONTWRITEBYTECODE (this one does) would otherwise recompile every module on every run and time the
-compiler instead of the tool.
+What an admin runs is a regular install, not this checkout: an editable install adds a path hook that both
+sides import, which hides part of the difference. So the bench builds a fresh virtual environment in a
+temporary directory, builds a wheel of this checkout, installs it there with its dependencies (pip compiles
+the bytecode, as for any install), seeds the demo database, then times both commands with that
+environment's Python, in pairs (one of each, alternating which goes first, so drift in machine load hits
+both alike), from a directory outside the checkout and without PYTHONPATH. The figure is the ratio of the
+medians; the target is at most 1.15x.
 
-    python bench/cold_start.py [--pairs 30]
+    python bench/cold_start.py [--pairs 40] [--keep]
+
+Building the environment needs the package index (setuptools and wheel for the build, attrs and cattrs for
+the install); that takes some seconds before the timing starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 
-TARGET = 2.0
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = 1.15
 
 
-def _script() -> list[str]:
-    """The installed console script if there is one (what an admin runs), else `python -m shell`."""
-    candidate = os.path.join(sysconfig.get_path("scripts"), "vgpu-admin")
-    return [candidate] if os.path.exists(candidate) else [sys.executable, "-m", "shell"]
+def _run(argv: list[str], **kwargs) -> None:
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)
 
 
-def _compile_bytecode(env: dict[str, str]) -> None:
-    """Write .pyc files for the vgpu and shell packages the command will import."""
-    code = "import compileall, os, shell, vgpu; [compileall.compile_dir(os.path.dirname(p.__file__), quiet=1) for p in (shell, vgpu)]"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+def install(root: str) -> str:
+    """A fresh venv in ``root`` with this checkout installed from a wheel; returns its bin directory."""
+    venv = os.path.join(root, "venv")
+    _run([sys.executable, "-m", "venv", venv])
+    bindir = os.path.join(venv, "bin")
+    python = os.path.join(bindir, "python")
+    wheels = os.path.join(root, "dist")
+    # Built from a copy: pip builds in the source tree, leaving build/ and an .egg-info behind.
+    source = os.path.join(root, "source")
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", ".benchmarks", ".pytest_cache", "notebooks"))
+    _run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, source])
+    [wheel] = glob.glob(os.path.join(wheels, "vgpu_admin-*.whl"))
+    _run([python, "-m", "pip", "install", "--quiet", wheel])
+    return bindir
 
 
-def _time(argv: list[str], env: dict[str, str]) -> float:
+def clean_env(home: str) -> dict[str, str]:
+    """The caller's environment, less anything that would make either side import this checkout."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VGPU_", "VIRTUAL_ENV"))}
+    env.update({"XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home, "XDG_STATE_HOME": home, "VGPU_HOST": "sim:demo"})
+    if "PYTHONDONTWRITEBYTECODE" in os.environ:  # kept alike for both sides (the installed .pyc files are read anyway)
+        env["PYTHONDONTWRITEBYTECODE"] = os.environ["PYTHONDONTWRITEBYTECODE"]
+    return env
+
+
+def _time(argv: list[str], env: dict[str, str], cwd: str) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+def measure(commands: dict[str, list[str]], env: dict[str, str], cwd: str, pairs: int) -> dict[str, list[float]]:
+    """Each command ``pairs`` times, the commands taking turns in an order that alternates every round."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    names = list(commands)
+    for _ in range(3):  # warm the file cache, and seed the demo database, before anything is timed
+        for name in names:
+            _time(commands[name], env, cwd)
+    for index in range(pairs):
+        for name in names if index % 2 else reversed(names):
+            times[name].append(_time(commands[name], env, cwd))
+    return times
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=30)
+    parser.add_argument("--pairs", type=int, default=40)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary environment and print where it is")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home, "VGPU_HOST": "sim:demo"}
-        env.pop("VGPU_DB", None)
-        command = [*_script(), "list-pools"]
-        baseline = [sys.executable, "-c", "import sqlite3"]
-        _compile_bytecode(env)
-        _time(command, env)  # seeds the demo
-        ours, floor = [], []
-        for index in range(args.pairs):
-            pair = [(command, ours), (baseline, floor)]
-            for argv, bucket in pair if index % 2 else reversed(pair):
-                bucket.append(_time(argv, env))
-    ratio = statistics.median(ours) / statistics.median(floor)
-    print(f"command:  {' '.join(command)}")
-    print(f"vgpu-admin list-pools  median {statistics.median(ours) * 1000:7.1f} ms")
-    print(f'python -c "import sqlite3"  median {statistics.median(floor) * 1000:7.1f} ms')
-    print(f"ratio {ratio:.2f}x   target <= {TARGET:.1f}x   {'OK' if ratio <= TARGET else 'MISSED'}")
+    root = tempfile.mkdtemp(prefix="vgpu-cold-start-")
+    try:
+        bindir = install(root)
+        home = os.path.join(root, "home")
+        os.mkdir(home)
+        python = os.path.join(bindir, "python")
+        commands = {
+            "vgpu-admin list-pools": [os.path.join(bindir, "vgpu-admin"), "list-pools"],
+            'python -c "import sqlite3, attrs"': [python, "-c", "import sqlite3, attrs"],
+            'python -c "import sqlite3"': [python, "-c", "import sqlite3"],
+        }
+        times = measure(commands, clean_env(home), home, args.pairs)
+    finally:
+        if args.keep:
+            print(f"environment kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    ours, floor, bare = (medians[name] for name in commands)
+    print(f"regular install of this checkout in a fresh venv ({sys.version.split()[0]}), {args.pairs} alternating rounds")
+    for name, median in medians.items():
+        print(f"  {name:<36} median {median * 1000:7.1f} ms")
+    ratio = ours / floor
+    print(f'vgpu-admin list-pools / python -c "import sqlite3, attrs": {ratio:.2f}x   target <= {TARGET:.2f}x   '
+          f"{'OK' if ratio <= TARGET else 'MISSED'}")
+    print(f'(for reference, against python -c "import sqlite3": {ours / bare:.2f}x; no target)')
     return 0 if ratio <= TARGET else 1
 
 

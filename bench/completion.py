@@ -46,7 +46,7 @@ def build_world(directory: Path, count: int) -> tuple[Store, SimHost, list[str]]
         for n, u in enumerate(uuids, start=1) if n % 10
     ]
     store = Store(directory / "vgpu.db")
-    vms.register_many(store, registrations)
+    vms.db_register_many(store, registrations)
     return store, host, uuids
 
 

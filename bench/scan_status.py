@@ -46,7 +46,7 @@ def build(directory: Path, count: int) -> tuple[Store, SimHost]:
         rows.append((uuid, f"vm-{number}", power, args))
     host.add_vms(rows)
     store = Store(directory / "vgpu.db")
-    vms.register_many(store, registrations)
+    vms.db_register_many(store, registrations)
     return store, host
 
 

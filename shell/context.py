@@ -6,7 +6,6 @@ is a network round trip) and ``help`` touches neither.
 
 from __future__ import annotations
 
-import getpass
 import os
 import threading
 
@@ -74,6 +73,8 @@ class Context:
         prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
+        import getpass  # only when a password is asked: it imports termios, a cost on every start-up
+
         return getpass.getpass(f"Password for {self.settings.host}: ")
 
     def known_vms(self) -> list[tuple[str, str]]:

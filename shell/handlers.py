@@ -6,7 +6,7 @@ Each handler returns the exit code; errors propagate as exceptions for shell.run
 
 from __future__ import annotations
 
-from vgpu import audit, pools, values, vms
+from vgpu import pools  # the rest of the library is imported by the handler that needs it: start-up is measured
 
 from . import render
 from .context import Context
@@ -50,6 +50,8 @@ def set_pool_name(ctx: Context, opts: dict) -> int:
 
 
 def list_vms(ctx: Context, opts: dict) -> int:
+    from vgpu import vms
+
     result = vms.list_vms(ctx.store, opts.get("pool"), opts.get("priority"))
     return _emit(ctx, opts, result, lambda: render.vms_list(result))
 
@@ -154,6 +156,8 @@ def apply_vm(ctx: Context, opts: dict) -> int:
 
 
 def history(ctx: Context, opts: dict) -> int:
+    from vgpu import audit, values
+
     subject = None
     if opts.get("vm-uuid"):
         subject = values.parse_uuid(opts["vm-uuid"])

@@ -7,8 +7,6 @@ allowed. Global options (``--db``, ``--host``) may appear anywhere on a one-shot
 
 from __future__ import annotations
 
-import shlex
-
 from .commands import FLAG, FORMATS, TEXT, VM_NAME, Command, lookup, offered
 from .errors import UsageError
 
@@ -19,6 +17,8 @@ _MAY_BE_BLANK = (TEXT, VM_NAME)  # an empty VM name means "none"; the library na
 
 def split_line(line: str) -> list[str]:
     """Split a shell line like a POSIX shell would (quotes, backslashes)."""
+    import shlex  # only for lines (the shell, a script): a one-shot command comes already split
+
     try:
         return shlex.split(line)
     except ValueError as exc:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from vgpu import devargs
-from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
+from vgpu.basics import Pool, Priority
 from vgpu.tables import plural
+
+if TYPE_CHECKING:  # for annotations only: list-pools, whose start-up is measured, builds none of these
+    from vgpu.models import VM, AuditEntry, HostVM, PoolDetail, VMConfig
 
 RULE = "=" * 80
 POOL_RULE = "-" * 45
@@ -181,12 +183,14 @@ def registered(result) -> str:
             f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
     if not result.applies_at_next_boot:
         return text
+    from vgpu import devargs  # here: list-pools, whose start-up is measured, registers nothing
+
     booted = result.host_vm.booted_args
     power = result.host_vm.power_state
-    now = "The VM's power state is unknown" if power is PowerState.UNKNOWN else f"The VM is {power.value}"
+    now = "The VM's power state is unknown" if power.value == "unknown" else f"The VM is {power.value}"
     if booted is not None and devargs.parse(booted).config == vm.config:  # registered again, as it already ran
         return text + f"\n{now} and its QEMU already has this configuration."
-    if power is not PowerState.RUNNING:  # paused, suspended or unknown: apply-vm takes running or halted VMs only
+    if power.value != "running":  # paused, suspended or unknown: apply-vm takes running or halted VMs only
         return text + f"\n{now}: its QEMU picks up this configuration at its next boot."
     unknown = " (the host cannot tell what it runs with now)" if booted is None else "; until then it is pending restart"
     return text + (f"\n{now}: its QEMU picks up this configuration at its next boot{unknown}. "
@@ -245,7 +249,7 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     else:
         lines.append(f"Power state: {host_vm.power_state.value}")
         lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
-        if host_vm.power_state is not PowerState.HALTED:
+        if host_vm.power_state.value != "halted":
             lines.append(f"Running with: {booted_status(vm, booted, state)}")
     lines.append(f"Registered: {vm.created_at} | Updated: {vm.updated_at}")
     if operation is not None and operation.in_progress:

@@ -67,7 +67,7 @@ class World:
         args = devargs.merge(own_args, cfg) if cfg is not None else own_args
         self.sim.add_vm(uuid, name, power, args)
         if cfg is not None:
-            vms.register_many(self.store, [Registration(uuid, name, cfg.pool_id, cfg.priority, cfg.vm_id)])
+            vms.db_register_many(self.store, [Registration(uuid, name, cfg.pool_id, cfg.priority, cfg.vm_id)])
         return uuid
 
     def config(self, uuid: str) -> VMConfig | None:

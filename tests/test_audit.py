@@ -23,10 +23,10 @@ def test_a_new_store_has_no_history(store):
 
 
 def test_history_records_every_kind_of_change_newest_first(store):
-    vms.register(store, U1, vm_name="web", pool="A", priority="low", vm_id=3)
-    vms.update(store, U1, pool="B", priority="high")
+    vms.db_register(store, U1, vm_name="web", pool="A", priority="low", vm_id=3)
+    vms.db_update(store, U1, pool="B", priority="high")
     pools.set_pool_name(store, "B", "GPU farm")
-    vms.remove(store, U1)
+    vms.db_remove(store, U1)
     entries = audit.history(store)
     web = {"vm_id": 3, "vm_name": "web"}
     assert summary(entries) == [
@@ -42,9 +42,9 @@ def test_history_records_every_kind_of_change_newest_first(store):
 
 
 def test_history_filters_by_subject_in_any_case(store):
-    vms.register(store, U1)
-    vms.register(store, U2)
-    vms.update(store, U1, vm_id=9)
+    vms.db_register(store, U1)
+    vms.db_register(store, U2)
+    vms.db_update(store, U1, vm_id=9)
     pools.set_pool_name(store, "A", "Prod")
     assert [e.action for e in audit.history(store, U1.upper())] == ["update", "register"]
     assert [e.subject for e in audit.history(store, U2)] == [U2]
@@ -53,30 +53,30 @@ def test_history_filters_by_subject_in_any_case(store):
 
 
 def test_registered_names_fills_in_only_vms_whose_records_name_none(store):
-    vms.register(store, U1, vm_name="web")
-    vms.register(store, U2)  # no name when registered ...
+    vms.db_register(store, U1, vm_name="web")
+    vms.db_register(store, U2)  # no name when registered ...
     with store.writing() as conn:  # ... one given later (names come from the host; no command renames)
         conn.execute("UPDATE vms SET vm_name = 'late' WHERE vm_uuid = ?", (U2,))
     pools.set_pool_name(store, "A", "Prod")
     assert audit.registered_names(store, audit.history(store)) == {U2: "late"}
     assert audit.registered_names(store, audit.history(store, U1)) == {}
-    vms.remove(store, U2)
+    vms.db_remove(store, U2)
     assert audit.registered_names(store, audit.history(store)) == {}  # removed, and its entries name none
 
 
 def test_history_limit_keeps_the_newest(store):
     for vm_id in range(1, 6):
-        vms.register(store, f"{vm_id:08x}-0000-4000-8000-000000000000", vm_id=vm_id)
+        vms.db_register(store, f"{vm_id:08x}-0000-4000-8000-000000000000", vm_id=vm_id)
     assert [e.new["vm_id"] for e in audit.history(store, limit=2)] == [5, 4]
 
 
 def test_refused_changes_leave_no_audit_entry(store):
-    vms.register(store, U1, vm_id=1)
+    vms.db_register(store, U1, vm_id=1)
     with pytest.raises(Conflict):
-        vms.register(store, U2, vm_id=1)
+        vms.db_register(store, U2, vm_id=1)
     with pytest.raises(InvalidRows):
-        vms.register_many(store, [{"vm_uuid": U2}, {"vm_uuid": "bad"}])
-    vms.update(store, U1, vm_id=1)  # no change, nothing to record
+        vms.db_register_many(store, [{"vm_uuid": U2}, {"vm_uuid": "bad"}])
+    vms.db_update(store, U1, vm_id=1)  # no change, nothing to record
     assert [e.action for e in audit.history(store)] == ["register"]
 
 
@@ -93,7 +93,7 @@ def test_record_and_a_registration_batch_write_inside_the_callers_transaction(st
 
 def test_a_bulk_registration_is_one_row_expanded_into_one_entry_per_vm(store):
     uuids = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(3)]
-    vms.register_many(store, [{"vm_uuid": u, "pool": "B"} for u in uuids])
+    vms.db_register_many(store, [{"vm_uuid": u, "pool": "B"} for u in uuids])
     with store.reading() as conn:
         assert conn.execute("SELECT COUNT(*) FROM vgpu_audit").fetchone()[0] == 1
     entries = audit.history(store)
@@ -114,7 +114,7 @@ def test_an_audit_entry_rolls_back_with_its_change(store):
 def test_records_are_stored_as_compact_sorted_json(store):
     import json
 
-    vms.register(store, U1, vm_name="Zoë \"quoted\"", pool="B", priority="high", vm_id=7)
+    vms.db_register(store, U1, vm_name="Zoë \"quoted\"", pool="B", priority="high", vm_id=7)
     with store.reading() as conn:
         (text,) = conn.execute("SELECT new FROM vgpu_audit").fetchone()
     record = {"vm_id": 7, "vm_name": 'Zoë "quoted"', "pool_id": "B", "priority": 2}
@@ -122,13 +122,13 @@ def test_records_are_stored_as_compact_sorted_json(store):
 
 
 def test_entries_of_one_bulk_registration_share_one_time(store):
-    vms.register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000"} for n in range(50)])
+    vms.db_register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000"} for n in range(50)])
     entries = audit.history(store)
     assert len(entries) == 50 and len({e.at for e in entries}) == 1
 
 
 def test_history_takes_a_subject_as_typed_and_refuses_anything_else(store):
-    vms.register(store, U1)
+    vms.db_register(store, U1)
     pools.set_pool_name(store, "A", "Prod")
     assert [e.subject for e in audit.history(store, f"  {U1.upper()} ")] == [U1]
     assert [e.action for e in audit.history(store, " a ")] == ["rename-pool"]

@@ -133,7 +133,7 @@ def test_plan_many_says_what_would_restart(world, four):
 
 
 def test_a_row_with_the_values_a_pending_vm_has_restarts_it_into_them(world, four):
-    vms.update(world.store, four[0], vm_id=11)  # VM 1: registered with vm_id 11, running with vm_id 1
+    vms.db_update(world.store, four[0], vm_id=11)  # VM 1: registered with vm_id 11, running with vm_id 1
     lifecycle.repair_vm(world.store, world.sim, four[0])
     rows = [{"vm_uuid": four[0], "vm_id": 11}, {"vm_uuid": four[2], "pool": "A"}]
     plan = bulk.plan_many(world.store, world.sim, rows)
@@ -222,7 +222,8 @@ def test_an_unexpected_exception_for_one_vm_is_rolled_back_and_reported_with_the
     assert failure.vm_uuid == four[2] and isinstance(failure.error, RuntimeError)
     assert failure.message == "internal error: RuntimeError: backend bug"
     [dumped] = json.loads(json.dumps(convert.to_data(result)))["failures"]
-    assert (dumped["vm_uuid"], dumped["error"]) == (four[2], {"error": "RuntimeError", "message": "backend bug"})
+    assert (dumped["vm_uuid"], dumped["error"]) == (four[2], {"error": "RuntimeError", "message": "backend bug",
+                                                              "notes": failure.error.__notes__})  # what became of the VM
     assert (dumped["plan"]["vm"]["pool_id"], dumped["plan"]["new"]["pool_id"]) == ("A", "B")  # what was attempted
     assert "rolled back" in failure.error.__notes__[0]
     assert world.config(four[2]) == config("A", 1, 3) and world.agrees(four[2])

@@ -115,7 +115,7 @@ def test_a_segment_the_host_refuses_is_reported_and_the_others_are_written(world
 
 def test_a_vm_id_taken_since_the_plan_refuses_the_whole_batch(world):
     plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[0], ROWS[4]])
-    vms.register(world.store, vm_uuid(12), pool="B", vm_id=plan.vms[1].vm_id)  # someone else was quicker
+    vms.db_register(world.store, vm_uuid(12), pool="B", vm_id=plan.vms[1].vm_id)  # someone else was quicker
     before = world.tables()
     with pytest.raises(InvalidRows) as caught:
         bulk_register.register_planned(world.store, world.sim, plan)
@@ -126,8 +126,8 @@ def test_a_vm_id_taken_since_the_plan_refuses_the_whole_batch(world):
 def test_a_plan_gone_stale_names_the_rows_of_the_input_not_positions_in_the_plan(world):
     plan = bulk_register.plan_registrations(world.store, world.sim, ROWS)
     assert plan.rows == (1, 5, 8)
-    vms.register(world.store, vm_uuid(12), vm_id=plan.vms[1].vm_id)  # taken since: row 5's vm_id
-    vms.register(world.store, vm_uuid(14), vm_id=99)                  # registered since: row 8's VM
+    vms.db_register(world.store, vm_uuid(12), vm_id=plan.vms[1].vm_id)  # taken since: row 5's vm_id
+    vms.db_register(world.store, vm_uuid(14), vm_id=99)                  # registered since: row 8's VM
     before = world.tables()
     with pytest.raises(InvalidRows) as caught:
         bulk_register.register_planned(world.store, world.sim, plan)
@@ -150,6 +150,6 @@ def test_check_many_matches_what_register_many_then_does(store, tmp_path):
     rows = [{"uuid": vm_uuid(n)} for n in range(20, 24)] + [{"uuid": vm_uuid(30), "vm_id": "1"}]
     good, problems = vms.check_many(store, rows)
     assert problems == [] and [vm.vm_id for vm in good.values()] == [3, 4, 5, 6, 1]
-    registered = vms.register_many(store, rows)
+    registered = vms.db_register_many(store, rows)
     assert [vm.vm_id for vm in registered] == [vm.vm_id for vm in good.values()]
     assert journal.unfinished(store) == []

@@ -573,7 +573,7 @@ def test_repair_of_a_running_vm_says_it_is_pending_restart(spec):
     spec.sim.set_device_model_args(uuid, "")
     with Store(spec.db) as store:  # the database moved on without the VM (a change made to the DB alone)
         from vgpu import vms
-        vms.update(store, uuid, vm_id=90)
+        vms.db_update(store, uuid, vm_id=90)
     assert ok(spec.cli("repair-vm", "--vm-uuid", uuid)) == [
         f"VM {uuid}: the vgpu segment now says pool=B;priority=2;vm_id=90 (effective at its next boot).",
         "The VM is running with pool=B;priority=2;vm_id=9 until then: it is pending restart. "

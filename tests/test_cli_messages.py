@@ -149,7 +149,7 @@ def test_history_shows_priorities_pools_and_vm_names_as_the_other_commands_do(sp
 def test_history_names_a_vm_registered_without_one_by_its_current_name(spec):
     vm21 = spec.uuid("VM-21")
     with Store(spec.db) as store:
-        vms.register(store, vm21, vm_name=None)
+        vms.db_register(store, vm21, vm_name=None)
     assert history_lines(spec, f"--vm-uuid={vm21}") == [f"register | {vm21} | pool A, priority medium (1), VM ID 21"]
     with Store(spec.db) as store, store.writing() as conn:
         conn.execute("UPDATE vms SET vm_name = 'render box' WHERE vm_uuid = ?", (vm21,))

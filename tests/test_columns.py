@@ -81,7 +81,7 @@ def test_a_str_subclass_uuid_is_left_to_the_per_row_parser_which_stores_a_plain_
         pass
 
     assert uniform_columns([{"vm_uuid": Text(UUID_A)}]) is None
-    [vm] = vms.register_many(store, [{"vm_uuid": Text(UUID_A)}])
+    [vm] = vms.db_register_many(store, [{"vm_uuid": Text(UUID_A)}])
     assert type(vm.vm_uuid) is str
 
 
@@ -97,7 +97,7 @@ def test_headers_the_per_row_path_normalises_give_what_the_canonical_ones_give_b
 def test_a_declined_batch_still_gets_every_problem_reported(store):
     items = [{"vm_uuid": UUID_A, "pool": "C"}, {"vm_uuid": "nope", "pool": "A"}]
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(store, items)
+        vms.db_register_many(store, items)
     assert [(p.row, p.error.field) for p in caught.value.problems] == [(1, "pool"), (2, "VM UUID")]
 
 

@@ -25,7 +25,7 @@ def register_in_a_process(path: str, worker: int, start, results) -> None:
             start.wait(timeout=60)
             for number in range(PER_PROCESS):
                 try:
-                    ids.append(vms.register(store, uuid_for(worker, number), vm_name=f"w{worker}-{number}").vm_id)
+                    ids.append(vms.db_register(store, uuid_for(worker, number), vm_name=f"w{worker}-{number}").vm_id)
                 except Exception:  # reported to the parent, which fails the test with it
                     errors.append(traceback.format_exc())
     except Exception:
@@ -73,7 +73,7 @@ def test_eight_processes_register_2000_vms_with_distinct_ids(tmp_path):
 def register_a_batch_in_a_process(path: str, worker: int, results) -> None:
     try:
         with Store(path) as store:
-            vms.register_many(store, [{"vm_uuid": uuid_for(100 + worker, n)} for n in range(100)])
+            vms.db_register_many(store, [{"vm_uuid": uuid_for(100 + worker, n)} for n in range(100)])
         results.put((worker, ""))
     except Exception:
         results.put((worker, traceback.format_exc()))

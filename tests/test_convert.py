@@ -16,9 +16,9 @@ U2 = "11111111-2222-4333-8444-555555555555"
 
 @pytest.fixture
 def filled(store):
-    vms.register(store, U1, vm_name="web", pool="B", priority="high", vm_id=4)
-    vms.register(store, U2, priority="low")
-    vms.update(store, U2, pool="B")
+    vms.db_register(store, U1, vm_name="web", pool="B", priority="high", vm_id=4)
+    vms.db_register(store, U2, priority="low")
+    vms.db_update(store, U2, pool="B")
     pools.set_pool_name(store, "A", "Prod ü")
     return store
 

@@ -13,7 +13,7 @@ from vgpu.store import Store
 def test_seeding_a_database_that_has_some_of_the_vms_changes_neither_side(tmp_path):
     host, db = SimHost(tmp_path / "host.json"), str(tmp_path / "vgpu.db")
     with Store(db) as store:
-        vms.register(store, demo.demo_uuid("VM-3"), "VM-3")
+        vms.db_register(store, demo.demo_uuid("VM-3"), "VM-3")
     with pytest.raises(InvalidRows):
         demo.seed(host, db)
     assert host.list_vms() == []

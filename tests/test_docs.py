@@ -273,6 +273,7 @@ def _example_errors() -> list[errors.VgpuError]:
         errors.Busy("«uuid»", "«since»", session="«host:pid»", recovering=True),
         errors.ShutdownNotConfirmed("«uuid»", 120),
         errors.ShutdownNotConfirmed("«uuid»", 120, errors.HypervisorError("«code»", "«why»")),
+        errors.MissingDependency("pandas", "to_pandas()", "pip install pandas"),
     ]
 
 
@@ -303,6 +304,8 @@ SOURCE_MESSAGES = {
         "restore it from a backup",
         "(disk I/O error)",
         "it is a directory",
+        "was opened by another thread, and a Store serves",
+        "only the thread that opened it; call store.reopen() in this thread for a connection of its own",
     ],
     "vgpu/journal.py": ["(that session has ended; run 'vgpu-admin recover' to finish or undo its change)",
                         "was interrupted at step", "run 'vgpu-admin recover' to finish or undo it.",

@@ -191,7 +191,7 @@ def test_shutdown_asked_while_the_guest_boots_is_asked_again(domains, host):
 def registered_vm(domains, tmp_path, **kind) -> tuple[Store, str, str]:
     vm_uuid, name = new_vm(domains, "running", **kind)
     store = Store(tmp_path / "vgpu.db")
-    vms.register_many(store, [Registration(vm_uuid, name, "A", Priority.LOW, 5)])
+    vms.db_register_many(store, [Registration(vm_uuid, name, "A", Priority.LOW, 5)])
     return store, vm_uuid, name
 
 

@@ -628,7 +628,7 @@ def test_a_lock_left_by_a_dead_session_points_at_recover(world, running):
 
 def test_a_plan_overtaken_by_another_change_is_refused(world, running):
     plan = lifecycle.plan_reconfigure(world.store, world.sim, running, pool="B")
-    vms.update(world.store, running, priority="low")
+    vms.db_update(world.store, running, priority="low")
     with pytest.raises(StalePlan) as caught:
         lifecycle.apply_plan(world.store, world.sim, plan)
     error = caught.value
@@ -642,7 +642,7 @@ def test_a_plan_overtaken_by_another_change_is_refused(world, running):
 
 def test_a_plan_for_a_vm_removed_meanwhile_is_refused(world, running):
     plan = lifecycle.plan_reconfigure(world.store, world.sim, running, pool="B")
-    vms.remove(world.store, running)
+    vms.db_remove(world.store, running)
     with pytest.raises(NotFound):
         lifecycle.apply_plan(world.store, world.sim, plan)
     assert world.power(running) is PowerState.RUNNING

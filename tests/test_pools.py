@@ -18,7 +18,7 @@ def populated(store):
     """Pool A: 2 high, 1 low. Pool B: 1 medium, 3 low."""
     layout = [("A", "high"), ("A", "low"), ("B", "medium"), ("A", "high"), ("B", "low"), ("B", "low"), ("B", "low")]
     for number, (pool, priority) in enumerate(layout, start=1):
-        vms.register(store, uuid_of(number), pool=pool, priority=priority)
+        vms.db_register(store, uuid_of(number), pool=pool, priority=priority)
     return store
 
 

@@ -158,7 +158,7 @@ def batches(draw) -> list[dict]:
 @given(batches())
 def test_register_many_then_list_gives_exactly_the_rows(rows):
     with fresh_store() as store:
-        registered = vms.register_many(store, rows)
+        registered = vms.db_register_many(store, rows)
         listed = vms.list_vms(store)
     expected = {
         parse_uuid(row["vm_uuid"]): ((row["vm_name"] or "").strip() or None, parse_pool_id(row["pool"]), parse_priority(row["priority"]))
@@ -176,12 +176,12 @@ def test_register_many_then_list_gives_exactly_the_rows(rows):
 @given(st.sets(st.integers(1, 25), max_size=15), st.integers(0, 8), st.booleans())
 def test_auto_ids_are_the_lowest_unused_positive_integers(taken, count, in_one_batch):
     with fresh_store() as store:
-        vms.register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000", "vm_id": n} for n in taken])
+        vms.db_register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000", "vm_id": n} for n in taken])
         fresh = [f"{n:08x}-1111-4000-8000-000000000000" for n in range(count)]
         if in_one_batch:
-            given_ids = [vm.vm_id for vm in vms.register_many(store, [{"vm_uuid": u} for u in fresh])]
+            given_ids = [vm.vm_id for vm in vms.db_register_many(store, [{"vm_uuid": u} for u in fresh])]
         else:
-            given_ids = [vms.register(store, u).vm_id for u in fresh]
+            given_ids = [vms.db_register(store, u).vm_id for u in fresh]
     assert given_ids == lowest_free(taken, count)
 
 
@@ -283,7 +283,7 @@ class RegistryMachine(RuleBasedStateMachine):
             refusals = (AlreadyRegistered,)
         elif vm_id[1] is not None and vm_id[1] in self.used_ids():
             refusals = (Conflict,)
-        call = lambda: vms.register(self.store, uuid[0], vm_name=name[0], pool=pool[0], priority=priority[0], vm_id=vm_id[0])
+        call = lambda: vms.db_register(self.store, uuid[0], vm_name=name[0], pool=pool[0], priority=priority[0], vm_id=vm_id[0])
         vm = self.attempt(call, refusals)
         if vm is not None:
             wanted_id = vm_id[1] if vm_id[1] is not None else lowest_free(self.used_ids())[0]
@@ -294,7 +294,7 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(rows=st.one_of(st.lists(valid_rows, max_size=4), st.lists(any_rows, max_size=4)))
     def register_many(self, rows):
         bad_rows = self.bad_rows([values for _, values in rows])
-        call = lambda: vms.register_many(self.store, [typed for typed, _ in rows])
+        call = lambda: vms.db_register_many(self.store, [typed for typed, _ in rows])
         if bad_rows:
             before = self.dump()
             with pytest.raises(InvalidRows) as caught:
@@ -337,7 +337,7 @@ class RegistryMachine(RuleBasedStateMachine):
             refusals = (NotFound,)
         elif vm_id[1] is not None and vm_id[1] != self.model[uuid[1]][0] and vm_id[1] in self.used_ids():
             refusals = (Conflict,)
-        call = lambda: vms.update(self.store, uuid[0], pool=pool[0], priority=priority[0], vm_id=vm_id[0])
+        call = lambda: vms.db_update(self.store, uuid[0], pool=pool[0], priority=priority[0], vm_id=vm_id[0])
         vm = self.attempt(call, refusals)
         if vm is not None:
             old = self.model[uuid[1]]
@@ -377,7 +377,7 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(uuid=uuid_inputs)
     def remove(self, uuid):
         refusals = (InvalidValue,) if uuid[1] is BAD else () if uuid[1] in self.model else (NotFound,)
-        vm = self.attempt(lambda: vms.remove(self.store, uuid[0]), refusals)
+        vm = self.attempt(lambda: vms.db_remove(self.store, uuid[0]), refusals)
         if vm is not None:
             self.check_vm(vm, uuid[1])
             del self.model[uuid[1]]

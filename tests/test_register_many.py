@@ -23,7 +23,7 @@ def stored(store) -> list[tuple]:
 def refused(store, rows) -> list[tuple[int, type, str, object]]:
     """The problems of a refused batch as (row, error class, field, value)."""
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(store, rows)
+        vms.db_register_many(store, rows)
     error = caught.value
     text = str(error)
     bad_rows = len({p.row for p in error.problems})
@@ -39,7 +39,7 @@ def test_registers_every_row_in_input_order(store):
         Registration(uuid_of(3), "cache", "B", Priority.LOW, 7),
         {"vm_uuid": uuid_of(4), "pool": "", "priority": None, "vm_id": "  "},
     ]
-    result = vms.register_many(store, rows)
+    result = vms.db_register_many(store, rows)
     assert [(vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority) for vm in result] == [
         (1, uuid_of(1), "web", "B", Priority.HIGH),
         (2, uuid_of(2), "db", "A", Priority.LOW),
@@ -52,18 +52,18 @@ def test_registers_every_row_in_input_order(store):
 
 def test_explicit_ids_in_the_batch_are_reserved_before_auto_ids_are_given(store):
     rows = [{"vm_uuid": uuid_of(1)}, {"vm_uuid": uuid_of(2), "vm_id": 1}, {"vm_uuid": uuid_of(3)}, {"vm_uuid": uuid_of(4), "vm_id": 3}]
-    assert [vm.vm_id for vm in vms.register_many(store, rows)] == [2, 1, 4, 3]
+    assert [vm.vm_id for vm in vms.db_register_many(store, rows)] == [2, 1, 4, 3]
 
 
 def test_auto_ids_fill_the_gaps_left_in_the_database(store):
-    vms.register(store, uuid_of(100), vm_id=1)
-    vms.register(store, uuid_of(101), vm_id=3)
-    result = vms.register_many(store, ({"vm_uuid": uuid_of(n)} for n in range(3)))  # any iterable
+    vms.db_register(store, uuid_of(100), vm_id=1)
+    vms.db_register(store, uuid_of(101), vm_id=3)
+    result = vms.db_register_many(store, ({"vm_uuid": uuid_of(n)} for n in range(3)))  # any iterable
     assert [vm.vm_id for vm in result] == [2, 4, 5]
 
 
 def test_every_registration_gets_an_audit_entry(store):
-    result = vms.register_many(store, [{"vm_uuid": uuid_of(n), "priority": "high"} for n in range(5)])
+    result = vms.db_register_many(store, [{"vm_uuid": uuid_of(n), "priority": "high"} for n in range(5)])
     entries = audit.history(store)
     assert sorted(e.subject for e in entries) == sorted(vm.vm_uuid for vm in result)
     assert all(e.action == "register" and e.old is None and e.new["priority"] == 2 for e in entries)
@@ -71,12 +71,12 @@ def test_every_registration_gets_an_audit_entry(store):
 
 def test_an_empty_batch_registers_nothing(store, snapshot):
     before = snapshot()
-    assert vms.register_many(store, []) == []
+    assert vms.db_register_many(store, []) == []
     assert snapshot() == before
 
 
 def test_one_bad_row_refuses_the_whole_batch(store, snapshot):
-    vms.register(store, uuid_of(50))
+    vms.db_register(store, uuid_of(50))
     before = snapshot()
     rows = [{"vm_uuid": uuid_of(n)} for n in range(10)] + [{"vm_uuid": uuid_of(10), "pool": "C"}]
     assert refused(store, rows) == [(11, InvalidValue, "pool", "C")]
@@ -117,7 +117,7 @@ def test_duplicates_within_the_batch_name_the_first_row(store):
         {"vm_uuid": uuid_of(4), "vm_id": "9"},
     ]
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(store, rows)
+        vms.db_register_many(store, rows)
     problems = caught.value.problems
     assert [(p.row, p.error.field, p.error.value, p.error.holder) for p in problems] == [
         (3, "VM UUID", uuid_of(1), "row 1"),
@@ -128,7 +128,7 @@ def test_duplicates_within_the_batch_name_the_first_row(store):
 
 
 def test_duplicates_against_the_database_are_reported(store, snapshot):
-    vms.register(store, uuid_of(1), vm_name="web-1", pool="B", vm_id=5)
+    vms.db_register(store, uuid_of(1), vm_name="web-1", pool="B", vm_id=5)
     before = snapshot()
     rows = [
         {"vm_uuid": uuid_of(1).upper()},
@@ -137,14 +137,13 @@ def test_duplicates_against_the_database_are_reported(store, snapshot):
         {"vm_uuid": uuid_of(4)},
     ]
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(store, rows)
+        vms.db_register_many(store, rows)
     problems = [(p.row, type(p.error), p.error.field, p.error.value, p.error.holder) for p in caught.value.problems]
     assert problems == [
         (1, AlreadyRegistered, "VM UUID", uuid_of(1), "registered VM with vm_id 5 in pool B"),
         (2, Conflict, "vm_id", 5, f"VM web-1 ({uuid_of(1)})"),
         (3, AlreadyRegistered, "VM UUID", uuid_of(1), "registered VM with vm_id 5 in pool B"),
-        (3, Conflict, "vm_id", 5, f"VM web-1 ({uuid_of(1)})"),
-    ]
+    ]  # row 3 keeps web-1's own vm_id 5: never a conflict with itself
     assert [str(p) for p in caught.value.problems[:2]] == [
         f"row 1: VM {uuid_of(1)} is already registered (vm_id 5, pool B)",
         f"row 2: vm_id 5 is already used by VM web-1 ({uuid_of(1)})",  # as register says it
@@ -154,21 +153,21 @@ def test_duplicates_against_the_database_are_reported(store, snapshot):
 
 def test_a_rerun_can_skip_the_rows_registered_already(store):
     rows = [{"vm_uuid": uuid_of(n)} for n in range(1, 4)]
-    vms.register_many(store, rows[:2])
+    vms.db_register_many(store, rows[:2])
     good, problems = vms.check_many(store, rows)
     assert all(isinstance(p.error, AlreadyRegistered) for p in problems) and [p.row for p in problems] == [1, 2]
     skipped = {p.row for p in problems if isinstance(p.error, AlreadyRegistered)}
-    assert [vm.vm_id for vm in vms.register_many(store, [r for n, r in enumerate(rows, 1) if n not in skipped])] == [3]
+    assert [vm.vm_id for vm in vms.db_register_many(store, [r for n, r in enumerate(rows, 1) if n not in skipped])] == [3]
 
 
 def test_invalid_and_conflicting_rows_are_reported_together_in_row_order(store):
-    vms.register(store, uuid_of(1))
+    vms.db_register(store, uuid_of(1))
     rows = [{"vm_uuid": uuid_of(9)}, {"vm_uuid": uuid_of(1)}, {"vm_uuid": uuid_of(3), "pool": "Q"}]
     assert refused(store, rows) == [(2, AlreadyRegistered, "VM UUID", uuid_of(1)), (3, InvalidValue, "pool", "Q")]
 
 
 def test_register_many_accepts_a_row_with_only_the_uuid_alias(store):
-    (vm,) = vms.register_many(store, [{"uuid": uuid_of(1), "name": "x", "pool_id": "b"}])
+    (vm,) = vms.db_register_many(store, [{"uuid": uuid_of(1), "name": "x", "pool_id": "b"}])
     assert (vm.vm_id, vm.vm_name, vm.pool_id) == (1, "x", "B")
 
 
@@ -182,7 +181,7 @@ def test_an_unknown_column_is_a_bad_row_not_a_silent_default(store, snapshot):
 def test_nan_is_a_blank_cell_as_pandas_reads_one(store):
     # pandas.read_csv(...).to_dict("records") gives NaN, not "", for an empty cell
     nan = float("nan")
-    [vm] = vms.register_many(store, [{"uuid": uuid_of(1), "name": nan, "pool": nan, "priority": nan, "vm_id": nan}])
+    [vm] = vms.db_register_many(store, [{"uuid": uuid_of(1), "name": nan, "pool": nan, "priority": nan, "vm_id": nan}])
     assert (vm.vm_id, vm.vm_name, vm.pool_id, vm.priority) == (1, None, "A", Priority.MEDIUM)
     [(row, kind, field, _)] = refused(store, [{"uuid": nan}])  # the UUID is required: NaN is no UUID
     assert (row, kind, field) == (1, InvalidValue, "VM UUID")
@@ -195,7 +194,7 @@ def test_numpy_integers_and_uuid_objects_are_taken_as_a_dataframe_gives_them(sto
 
     rows = [{"vm_uuid": uuid.UUID(uuid_of(1)), "priority": Index(2), "vm_id": Index(9)},
             {"vm_uuid": uuid.UUID(uuid_of(2)), "priority": Index(0), "vm_id": None}]
-    result = vms.register_many(store, rows)
+    result = vms.db_register_many(store, rows)
     assert [(vm.vm_uuid, vm.priority, vm.vm_id) for vm in result] == [(uuid_of(1), Priority.HIGH, 9), (uuid_of(2), Priority.LOW, 1)]
     assert stored(store) == [(1, uuid_of(2), None, "A", 0), (9, uuid_of(1), None, "A", 2)]
     problems = refused(store, [{"vm_uuid": uuid_of(3), "priority": Index(3), "vm_id": 2.0}])
@@ -217,7 +216,7 @@ def test_a_header_is_read_whatever_its_case_spaces_or_byte_order_mark(store, tmp
     # Excel's "CSV UTF-8" starts the file with a byte-order mark, which becomes part of the first header
     rows = read_csv(tmp_path, f"\ufeffUUID, Name ,POOL,Priority,VM_ID\n{uuid_of(1)},web,b,high,7\n{uuid_of(2)},,,,\n")
     assert list(rows[0])[0] == "\ufeffUUID"
-    result = vms.register_many(store, rows)
+    result = vms.db_register_many(store, rows)
     assert [(vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority) for vm in result] == [
         (7, uuid_of(1), "web", "B", Priority.HIGH), (1, uuid_of(2), None, "A", Priority.MEDIUM),
     ]
@@ -232,7 +231,7 @@ def test_a_header_is_read_whatever_its_case_spaces_or_byte_order_mark(store, tmp
 def test_one_field_under_two_keys_is_a_bad_row_naming_both(store, snapshot, row, keys):
     before = snapshot()
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(store, [{"vm_uuid": uuid_of(9)}, row])
+        vms.db_register_many(store, [{"vm_uuid": uuid_of(9)}, row])
     [problem] = caught.value.problems
     assert problem.row == 2 and isinstance(problem.error, InvalidColumns) and problem.error.columns == keys
     assert str(problem.error) == f"columns {keys[0]!r} and {keys[1]!r} both give the {problem.error.allowed.split('for the ')[1]}; keep one of them"
@@ -247,7 +246,7 @@ def test_a_row_with_two_uuid_columns_is_not_also_reported_for_either_value(store
 def test_a_row_with_more_cells_than_the_header_says_so(store, tmp_path):
     rows = read_csv(tmp_path, f"uuid,name,pool\n{uuid_of(1)},web,A\n{uuid_of(2)},db, inc,B\n")
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(store, rows)
+        vms.db_register_many(store, rows)
     assert [str(problem) for problem in caught.value.problems] == [
         "row 2: the row has more cells than the header (extra: 'B')",
         "row 2: invalid pool ' inc': expected A or B",
@@ -262,7 +261,7 @@ def test_a_row_without_a_uuid_column_says_the_column_is_missing(store):
 
 
 class FakeFrame:
-    """What register_many sees of a pandas DataFrame: to_dict, and iterating gives the column labels."""
+    """Something table-like that is not a DataFrame (no index): to_dict, and iterating gives its column labels."""
 
     def __init__(self, rows: list[dict]) -> None:
         self.rows = rows
@@ -275,25 +274,25 @@ class FakeFrame:
         return self.rows
 
 
-def test_a_dataframe_is_refused_with_the_call_that_turns_it_into_rows(store, snapshot):
+def test_something_table_like_that_is_not_a_dataframe_is_refused_with_a_hint(store, snapshot):
     before = snapshot()
     frame = FakeFrame([{"uuid": uuid_of(1), "pool": "B"}])
-    for call in (vms.register_many, vms.check_many):
+    for call in (vms.db_register_many, vms.check_many):
         with pytest.raises(NotRows) as caught:
             call(store, frame)
         assert str(caught.value) == 'expected a list of rows, not a FakeFrame; pass df.to_dict("records"), one dict per row'
     assert snapshot() == before
-    [vm] = vms.register_many(store, frame.to_dict("records"))
+    [vm] = vms.db_register_many(store, frame.to_dict("records"))
     assert vm.pool_id == "B"
 
 
-def test_a_real_dataframe_is_refused_too(store):
+def test_a_real_dataframe_is_taken_as_it_is(store):
     pd = pytest.importorskip("pandas")  # in the test extra (notebook users' tool), not a dependency of vgpu
-    frame = pd.DataFrame([{"uuid": uuid_of(1), "pool": "B", "vm_id": 4}])
-    with pytest.raises(NotRows, match=r'not a DataFrame; pass df\.to_dict\("records"\)'):
-        vms.register_many(store, frame)
-    [vm] = vms.register_many(store, frame.to_dict("records"))  # numpy.int64 vm_id, as pandas gives it
+    frame = pd.DataFrame([{"uuid": uuid_of(1), "pool": "B", "vm_id": 4}, {"uuid": uuid_of(2), "pool": "A", "vm_id": 5}])
+    [vm] = vms.db_register_many(store, frame.iloc[:1])
     assert (vm.pool_id, vm.vm_id) == ("B", 4)
+    [vm] = vms.db_register_many(store, frame.iloc[1:].to_dict("records"))  # numpy.int64 vm_id, as pandas gives it
+    assert (vm.pool_id, vm.vm_id) == ("A", 5)
 
 
 def test_a_csv_read_by_pandas_with_blank_cells_registers_with_the_defaults(store, tmp_path):
@@ -305,21 +304,21 @@ def test_a_csv_read_by_pandas_with_blank_cells_registers_with_the_defaults(store
     for frame in (pd.read_csv(path, dtype={"vm_id": "Int64", "name": "string", "pool": "string", "priority": "string"}),
                   pd.read_csv(path, dtype={"vm_id": "Int64"}),
                   pd.read_csv(path, dtype=str, keep_default_na=False)):
-        registered = vms.register_many(store, frame.to_dict("records"))
+        registered = vms.db_register_many(store, frame.to_dict("records"))
         assert [(vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in registered] == [
             ("web", "B", Priority.HIGH, 7), (None, "A", Priority.MEDIUM, 1)]
         for vm in registered:
-            vms.remove(store, vm.vm_uuid)
+            vms.db_remove(store, vm.vm_uuid)
     # row by row, a nullable column's blank cell arrives as pd.NA itself (to_dict turns it into None)
     frame = pd.read_csv(path, dtype={"vm_id": "Int64", "name": "string", "pool": "string", "priority": "string"})
-    registered = [vms.register(store, row.uuid, row.name, row.pool, row.priority, row.vm_id) for row in frame.itertuples()]
+    registered = [vms.db_register(store, row.uuid, row.name, row.pool, row.priority, row.vm_id) for row in frame.itertuples()]
     assert [(vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in registered] == [
         ("web", "B", Priority.HIGH, 7), (None, "A", Priority.MEDIUM, 1)]
-    vm = vms.register(store, uuid_of(3), "db", pd.NA, pd.NA, pd.NA)  # NA == "" is NA, whose truth value raises
+    vm = vms.db_register(store, uuid_of(3), "db", pd.NA, pd.NA, pd.NA)  # NA == "" is NA, whose truth value raises
     assert (vm.pool_id, vm.priority, vm.vm_id) == ("A", Priority.MEDIUM, 2)
 
 
 @pytest.mark.parametrize("items", [{"vm_uuid": uuid_of(1)}, uuid_of(1)], ids=["one row", "a string"])
 def test_one_row_or_a_string_is_refused_as_not_a_list_of_rows(store, items):
     with pytest.raises(NotRows, match=r"^expected a list of rows, not a (dict|str); pass a list of rows \(\[row\] for one\)$"):
-        vms.register_many(store, items)
+        vms.db_register_many(store, items)

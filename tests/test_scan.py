@@ -209,7 +209,7 @@ def test_a_running_vm_registered_now_is_pending_until_it_restarts(world):
 
 def test_a_vm_that_booted_with_an_older_segment_is_pending(world):
     uuid = world.add(1, "running", config("A", 1, 6))
-    vms.update(world.store, uuid, vm_id=16)  # the database alone: the args now disagree with it
+    vms.db_update(world.store, uuid, vm_id=16)  # the database alone: the args now disagree with it
     assert _state(world, uuid) == "drift"
     lifecycle.repair_vm(world.store, world.sim, uuid)  # the args follow, the running QEMU does not
     assert _state(world, uuid) == "pending"

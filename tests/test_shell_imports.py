@@ -30,6 +30,26 @@ def test_a_one_shot_command_does_not_import_the_interactive_shell(tmp_path):
     assert result == {"code": 0, "loaded": []}
 
 
+# What `vgpu-admin list-pools` (whose start-up bench/cold_start.py measures) does not need: the VM value types
+# and code (each attrs class costs about half a millisecond to build), the hypervisor layer, value parsing,
+# and the standard modules other commands use (shutil pulls in zlib, bz2 and lzma; getpass, termios).
+NOT_FOR_LIST_POOLS = ("vgpu.models", "vgpu.vms", "vgpu.audit", "vgpu.values", "vgpu.columns", "vgpu.rows",
+                      "vgpu.hypervisor", "vgpu.convert", "cattrs", "shutil", "getpass", "shlex", "json")
+
+
+def test_list_pools_imports_only_what_it_needs(tmp_path):
+    db = tmp_path / "v.db"
+    subprocess.run([sys.executable, "-m", "shell", "--db", str(db), "list-pools"], cwd=str(REPO), check=True, capture_output=True)
+    argv = ["--db", str(db), "list-pools"]  # the file exists: no first-run work
+    result = loaded_after(
+        "before = set(sys.modules)\n"
+        "from shell.main import main\n"
+        f"code = main({argv!r})\n"
+        f"result = {{'code': code, 'loaded': [m for m in {NOT_FOR_LIST_POOLS!r} if m in sys.modules and m not in before]}}"
+    )
+    assert result == {"code": 0, "loaded": []}
+
+
 def test_the_completion_engine_does_not_import_prompt_toolkit():
     result = loaded_after(
         "import shell.completion_engine, shell.names, shell.refresher, shell.docs\n"

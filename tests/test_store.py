@@ -99,7 +99,7 @@ def test_pool_a_and_b_are_inserted_at_initialisation(store, db_path):
 
 def test_reopening_keeps_data_and_does_not_insert_pools_again(db_path):
     with Store(db_path) as first:
-        vms.register(first, UUID_1)
+        vms.db_register(first, UUID_1)
     with Store(db_path) as second:
         assert [vm.vm_uuid for vm in vms.list_vms(second)] == [UUID_1]
         assert [pool.pool_id for pool in pools.list_pools(second)] == ["A", "B"]
@@ -159,7 +159,7 @@ def test_foreign_key_rejects_a_vm_in_a_pool_whose_row_is_gone(store, db_path):
 
 
 def test_foreign_key_keeps_a_pool_that_still_has_vms(store, db_path):
-    vms.register(store, UUID_1, pool="A")
+    vms.db_register(store, UUID_1, pool="A")
     with raw(db_path) as conn:
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             conn.execute("DELETE FROM pools WHERE pool_id = 'A'")
@@ -185,7 +185,7 @@ def test_busy_timeout_is_configurable_and_kept_by_reopen(db_path):
 
 def test_reopened_store_sees_committed_writes(store):
     with store.reopen() as other:
-        vms.register(other, UUID_1)
+        vms.db_register(other, UUID_1)
     assert vms.get(store, UUID_1).vm_id == 1
 
 
@@ -210,7 +210,7 @@ def test_writing_rolls_back_when_the_block_raises(store, db_path):
 def test_store_works_as_a_context_manager_and_closes(db_path):
     with Store(db_path) as store:
         assert repr(store) == f"Store({str(db_path)!r})"
-    for use in (lambda: vms.list_vms(store), lambda: vms.register(store, "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")):
+    for use in (lambda: vms.list_vms(store), lambda: vms.db_register(store, "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")):
         with pytest.raises(StoreError) as caught:  # a VgpuError: a notebook's `except VgpuError` catches it
             use()
         assert str(caught.value) == f"database {db_path} was closed; open it again with Store(path)"
@@ -248,7 +248,7 @@ def test_adopts_a_database_made_by_the_specs_init_script(tmp_path):
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0
     with Store(path) as store:
         assert [(vm.vm_id, vm.vm_name, vm.pool_id, int(vm.priority)) for vm in vms.list_vms(store)] == [(4, "old", "B", 2)]
-        assert vms.register(store, "1" * 8 + "-1111-1111-1111-" + "1" * 12).vm_id == 1
+        assert vms.db_register(store, "1" * 8 + "-1111-1111-1111-" + "1" * 12).vm_id == 1
     assert master_sql(path, "table")["vms"] == normalized(SPEC_VMS)
     assert "vgpu_audit" in master_sql(path, "table")
     with raw(path) as conn:
@@ -349,7 +349,7 @@ def test_a_directory_in_place_of_the_file(tmp_path):
 
 def test_a_corrupt_database_gives_the_damaged_sentence(db_path):
     with Store(db_path) as store:
-        vms.register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000"} for n in range(300)])
+        vms.db_register_many(store, [{"vm_uuid": f"{n:08x}-0000-4000-8000-000000000000"} for n in range(300)])
     size = db_path.stat().st_size
     page = 4096
     assert size > 10 * page
@@ -363,7 +363,7 @@ def test_a_corrupt_database_gives_the_damaged_sentence(db_path):
             text = one_line(caught.value)
             assert f"database {db_path} is damaged" in text and "restore it from a backup" in text
         with pytest.raises(StoreError, match="is damaged"):
-            vms.register(store, UUID_1)
+            vms.db_register(store, UUID_1)
 
 
 # --- a read-only database ---------------------------------------------------------------------------------
@@ -379,7 +379,7 @@ try:
     store = Store(sys.argv[1])
     steps["open"] = "ok"
     steps["read"] = [vm.vm_uuid for vm in vms.list_vms(store)]
-    vms.register(store, "22222222-2222-4222-8222-222222222222")
+    vms.db_register(store, "22222222-2222-4222-8222-222222222222")
     steps["write"] = "ok"
 except StoreError as error:
     steps["error"] = str(error)
@@ -422,7 +422,7 @@ def read_only_db(tmp_path):
     folder.mkdir()
     path = folder / "vgpu.db"
     with Store(path) as store:
-        vms.register(store, UUID_1)
+        vms.db_register(store, UUID_1)
     path.chmod(0o444)
     yield path
     folder.chmod(0o755)
@@ -461,7 +461,7 @@ def test_a_refused_commit_is_rolled_back_and_the_store_stays_usable(store, snaps
             conn.execute("DELETE FROM pools WHERE pool_id = 'B'")
             conn.execute("INSERT INTO vms (vm_id, vm_uuid, pool_id) VALUES (1, ?, 'B')", (UUID_1,))
     assert snapshot() == before
-    assert vms.register(store, UUID_1).vm_id == 1
+    assert vms.db_register(store, UUID_1).vm_id == 1
 
 
 def test_a_new_database_in_a_directory_without_write_access(tmp_path):

@@ -32,7 +32,7 @@ def _every_result(world) -> dict[str, tables.Tabular]:
     """One of each result that renders as a table, built through the public API."""
     plan = bulk.plan_many(world.store, world.sim, [{"vm_uuid": vm_uuid(1), "pool": "B"}, {"vm_uuid": vm_uuid(2), "priority": "high"}])
     try:
-        vms.register_many(world.store, [{"uuid": "nope", "pool": "C"}, {"uuid": vm_uuid(1), "priority": "urgent"}])
+        vms.db_register_many(world.store, [{"uuid": "nope", "pool": "C"}, {"uuid": vm_uuid(1), "priority": "urgent"}])
     except InvalidRows as error:
         invalid = error
     registration = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(3)}])
@@ -72,7 +72,7 @@ def test_priority_is_its_name_and_its_number(world):
 
 
 def test_html_escapes_names_values_and_captions(world):
-    vms.register(world.store, vm_uuid(4), vm_name=SCRIPT, pool="B")
+    vms.db_register(world.store, vm_uuid(4), vm_name=SCRIPT, pool="B")
     pools.set_pool_name(world.store, "B", "<b>bold</b> & co")
     pages = [
         vms.list_vms(world.store)._repr_html_(),
@@ -88,7 +88,7 @@ def test_html_escapes_names_values_and_captions(world):
 
 def test_a_bad_value_in_a_bulk_row_is_escaped_too(world):
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(world.store, [{"uuid": SCRIPT}])
+        vms.db_register_many(world.store, [{"uuid": SCRIPT}])
     assert "<script>" not in caught.value._repr_html_()
     assert caught.value.records()[0]["value"] == SCRIPT
 
@@ -100,7 +100,7 @@ def test_lists_stay_lists(world):
     assert found == plain and plain == found and found[:1] == plain[:1]
     assert pools.list_pools(world.store) == list(pools.list_pools(world.store))
     assert audit.history(world.store) == list(audit.history(world.store))
-    registered = vms.register_many(world.store, [Registration(vm_uuid(5), "five")])
+    registered = vms.db_register_many(world.store, [Registration(vm_uuid(5), "five")])
     assert isinstance(registered, list) and [vm.vm_uuid for vm in registered] == [vm_uuid(5)]
     assert to_data(found) == to_data(plain) and isinstance(to_data(found)[0], dict)
 
@@ -128,7 +128,7 @@ def test_invalid_rows_name_row_field_value_and_allowed(world):
         {"uuid": vm_uuid(10), "vm_id": "40"},               # 6 same vm_id as row 5
     ]
     with pytest.raises(InvalidRows) as caught:
-        vms.register_many(world.store, rows)
+        vms.db_register_many(world.store, rows)
     records = caught.value.records()
     assert [(r["row"], r["field"], r["value"]) for r in records] == [
         (1, "VM UUID", "nope"), (2, "pool", "C"), (3, "priority", "urgent"), (4, "vm_id", 1), (6, "vm_id", 40),
@@ -169,7 +169,7 @@ def test_scan_rows_cover_registered_and_unregistered(world):
 
 
 def test_scan_rows_and_caption_count_pending_restarts(world):
-    vms.update(world.store, vm_uuid(1), vm_id=11)
+    vms.db_update(world.store, vm_uuid(1), vm_id=11)
     lifecycle.repair_vm(world.store, world.sim, vm_uuid(1))  # the args follow; the running QEMU does not
     report = scan.scan(world.store, world.sim)
     (row,) = [r for r in report.records() if r["vm_name"] == "web-1"]

@@ -26,7 +26,7 @@ def raw_rows(store) -> list[tuple]:
 
 
 def test_register_defaults_to_pool_a_medium_and_vm_id_1(store):
-    vm = vms.register(store, U1.upper())
+    vm = vms.db_register(store, U1.upper())
     assert (vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority) == (1, U1, None, "A", Priority.MEDIUM)
     assert vm.created_at and vm.created_at == vm.updated_at
     assert raw_rows(store) == [(1, U1, None, "A", 1)]
@@ -38,7 +38,7 @@ def test_register_defaults_to_pool_a_medium_and_vm_id_1(store):
     [("a", "low", ("A", 0)), ("B", "HIGH", ("B", 2)), (" b ", 2, ("B", 2)), ("A", "2", ("A", 2)), ("b", Priority.HIGH, ("B", 2)), ("B", "0", ("B", 0))],
 )
 def test_register_accepts_the_forms_people_type(store, pool, priority, stored):
-    vm = vms.register(store, U1, vm_name="  render-1 ", pool=pool, priority=priority, vm_id="12")
+    vm = vms.db_register(store, U1, vm_name="  render-1 ", pool=pool, priority=priority, vm_id="12")
     assert raw_rows(store) == [(12, U1, "render-1", *stored)]
     assert (vm.vm_id, vm.vm_name, vm.pool_id, int(vm.priority)) == (12, "render-1", *stored)
 
@@ -48,59 +48,59 @@ def test_register_and_update_take_numpy_integers_and_uuid_objects(store):
 
     from .test_values import Index  # numpy.int64 as pandas hands it out: an integer with __index__
 
-    vm = vms.register(store, uuid.UUID(U1), priority=Index(2), vm_id=Index(5))
+    vm = vms.db_register(store, uuid.UUID(U1), priority=Index(2), vm_id=Index(5))
     assert (vm.vm_uuid, vm.priority, vm.vm_id) == (U1, Priority.HIGH, 5)
     assert raw_rows(store) == [(5, U1, None, "A", 2)] and type(raw_rows(store)[0][0]) is int
-    assert vms.update(store, uuid.UUID(U1), priority=Index(0), vm_id=Index(6)).config == VMConfig("A", Priority.LOW, 6)
+    assert vms.db_update(store, uuid.UUID(U1), priority=Index(0), vm_id=Index(6)).config == VMConfig("A", Priority.LOW, 6)
     np = pytest.importorskip("numpy")
-    assert vms.register(store, U2, priority=np.int64(2), vm_id=np.int64(7)).vm_id == 7
+    assert vms.db_register(store, U2, priority=np.int64(2), vm_id=np.int64(7)).vm_id == 7
 
 
 @pytest.mark.parametrize("blank", [None, "", "  "])
 def test_blank_optional_fields_take_the_defaults(store, blank):
-    vm = vms.register(store, U1, vm_name=blank, pool=blank, priority=blank, vm_id=blank)
+    vm = vms.db_register(store, U1, vm_name=blank, pool=blank, priority=blank, vm_id=blank)
     assert (vm.vm_id, vm.vm_name, vm.pool_id, vm.priority) == (1, None, "A", Priority.MEDIUM)
 
 
 def test_auto_vm_id_is_the_lowest_free_one_filling_gaps(store):
-    assert [vms.register(store, uuid_of(n)).vm_id for n in range(1, 4)] == [1, 2, 3]
-    vms.remove(store, uuid_of(2))
-    assert vms.register(store, uuid_of(4)).vm_id == 2
-    assert vms.register(store, uuid_of(5)).vm_id == 4
+    assert [vms.db_register(store, uuid_of(n)).vm_id for n in range(1, 4)] == [1, 2, 3]
+    vms.db_remove(store, uuid_of(2))
+    assert vms.db_register(store, uuid_of(4)).vm_id == 2
+    assert vms.db_register(store, uuid_of(5)).vm_id == 4
 
 
 def test_auto_vm_id_skips_explicit_ones(store):
-    vms.register(store, uuid_of(1), vm_id=1)
-    vms.register(store, uuid_of(2), vm_id=3)
-    vms.register(store, uuid_of(3), vm_id=100)
-    assert [vms.register(store, uuid_of(n)).vm_id for n in range(4, 8)] == [2, 4, 5, 6]
+    vms.db_register(store, uuid_of(1), vm_id=1)
+    vms.db_register(store, uuid_of(2), vm_id=3)
+    vms.db_register(store, uuid_of(3), vm_id=100)
+    assert [vms.db_register(store, uuid_of(n)).vm_id for n in range(4, 8)] == [2, 4, 5, 6]
 
 
 def test_auto_vm_id_ignores_rows_with_ids_below_1_written_by_others(store):
     with store.writing() as conn:
         conn.execute("INSERT INTO vms (vm_id, vm_uuid) VALUES (0, ?), (-4, ?)", (uuid_of(90), uuid_of(91)))
-    assert vms.register(store, U1).vm_id == 1
+    assert vms.db_register(store, U1).vm_id == 1
 
 
 def test_explicit_vm_id_must_be_free(store, snapshot):
-    vms.register(store, U1, vm_name="web", vm_id=5)
-    vms.register(store, U3, vm_id=6)
+    vms.db_register(store, U1, vm_name="web", vm_id=5)
+    vms.db_register(store, U3, vm_id=6)
     before = snapshot()
     with pytest.raises(Conflict) as caught:
-        vms.register(store, U2, vm_id="5")
+        vms.db_register(store, U2, vm_id="5")
     error = caught.value
     assert (error.field, error.value, error.holder) == ("vm_id", 5, f"VM web ({U1})")
     assert str(error) == f"vm_id 5 is already used by VM web ({U1})"
     with pytest.raises(Conflict, match=f"vm_id 6 is already used by VM {U3}$"):
-        vms.register(store, U2, vm_id=6)
+        vms.db_register(store, U2, vm_id=6)
     assert snapshot() == before
 
 
 def test_registering_a_uuid_twice_in_any_case_is_refused(store, snapshot):
-    vms.register(store, U1, pool="B", vm_id=9)
+    vms.db_register(store, U1, pool="B", vm_id=9)
     before = snapshot()
     with pytest.raises(AlreadyRegistered) as caught:
-        vms.register(store, U1.upper(), pool="A")
+        vms.db_register(store, U1.upper(), pool="A")
     error = caught.value
     assert isinstance(error, Conflict) and (error.field, error.value) == ("VM UUID", U1)
     assert str(error) == f"VM {U1} is already registered (vm_id 9, pool B)"
@@ -129,7 +129,7 @@ def test_registering_a_uuid_twice_in_any_case_is_refused(store, snapshot):
 def test_register_refuses_bad_values_with_a_named_error(store, snapshot, arguments, field, value):
     before = snapshot()
     with pytest.raises(InvalidValue) as caught:
-        vms.register(store, **{"vm_uuid": U1, **arguments})
+        vms.db_register(store, **{"vm_uuid": U1, **arguments})
     error = caught.value
     assert (error.field, error.value) == (field, value)
     assert repr(value) in str(error) and "\n" not in str(error)
@@ -163,7 +163,7 @@ def test_insert_registration_works_inside_the_callers_transaction(store):
 
 
 def test_get_and_find_accept_any_case(store):
-    vm = vms.register(store, U1)
+    vm = vms.db_register(store, U1)
     assert vms.get(store, U1.upper()) == vm == vms.find(store, f" {U1.upper()} ")
 
 
@@ -180,7 +180,7 @@ def test_find_an_unregistered_vm_is_none(store):
     assert vms.find(store, U2) is None
 
 
-@pytest.mark.parametrize("lookup", [vms.get, vms.find, vms.remove])
+@pytest.mark.parametrize("lookup", [vms.get, vms.find, vms.db_remove])
 def test_lookups_refuse_a_malformed_uuid(store, lookup):
     with pytest.raises(InvalidValue) as caught:
         lookup(store, "web-01")
@@ -192,7 +192,7 @@ def mixed(store):
     """Six VMs over both pools and all priorities, registered out of order."""
     rows = [(6, "B", "low"), (2, "A", "low"), (5, "B", "high"), (3, "A", "high"), (1, "A", "high"), (4, "B", "medium")]
     for vm_id, pool, priority in rows:
-        vms.register(store, uuid_of(vm_id), pool=pool, priority=priority, vm_id=vm_id)
+        vms.db_register(store, uuid_of(vm_id), pool=pool, priority=priority, vm_id=vm_id)
     return store
 
 
@@ -240,7 +240,7 @@ def test_vm_from_row_and_audit_record():
 
 
 def test_plan_change_says_what_would_change_and_changes_nothing(store, snapshot):
-    vm = vms.register(store, U1, pool="A", priority="low", vm_id=3)
+    vm = vms.db_register(store, U1, pool="A", priority="low", vm_id=3)
     before = snapshot()
     plan = vms.plan_change(store, U1.upper(), pool="b", priority="HIGH")
     assert plan.vm == vm and plan.current == VMConfig("A", Priority.LOW, 3)
@@ -251,13 +251,13 @@ def test_plan_change_says_what_would_change_and_changes_nothing(store, snapshot)
 
 
 def test_plan_to_the_current_values_is_a_noop(store):
-    vms.register(store, U1, pool="B", priority="high", vm_id=4)
+    vms.db_register(store, U1, pool="B", priority="high", vm_id=4)
     plan = vms.plan_change(store, U1, pool="B", priority=2, vm_id=4)
     assert plan.is_noop and plan.changes == {}
 
 
 def test_plan_needs_at_least_one_field(store):
-    vms.register(store, U1)
+    vms.db_register(store, U1)
     with pytest.raises(InvalidValue) as caught:
         vms.plan_change(store, U1)
     assert (caught.value.field, caught.value.value, caught.value.allowed) == ("change", {}, ("pool", "priority", "vm_id"))
@@ -265,8 +265,8 @@ def test_plan_needs_at_least_one_field(store):
 
 
 def test_plan_refuses_a_vm_id_held_by_another_vm(store):
-    vms.register(store, U1, vm_id=1)
-    vms.register(store, U2, vm_name="db", vm_id=2)
+    vms.db_register(store, U1, vm_id=1)
+    vms.db_register(store, U2, vm_name="db", vm_id=2)
     with pytest.raises(Conflict) as caught:
         vms.plan_change(store, U1, vm_id=2)
     assert (caught.value.field, caught.value.value, caught.value.holder) == ("vm_id", 2, f"VM db ({U2})")
@@ -278,22 +278,22 @@ def test_plan_for_an_unregistered_vm_is_not_found(store):
 
 
 def test_update_changes_the_record(store):
-    vms.register(store, U1, vm_name="web", pool="A", priority="low", vm_id=3)
-    vm = vms.update(store, U1.upper(), pool="b", priority="2", vm_id="8")
+    vms.db_register(store, U1, vm_name="web", pool="A", priority="low", vm_id=3)
+    vm = vms.db_update(store, U1.upper(), pool="b", priority="2", vm_id="8")
     assert (vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority) == (8, U1, "web", "B", Priority.HIGH)
     assert vms.get(store, U1) == vm and vm.updated_at is not None
     assert raw_rows(store) == [(8, U1, "web", "B", 2)]
 
 
 def test_update_one_field_keeps_the_others(store):
-    vms.register(store, U1, pool="B", priority="high", vm_id=3)
-    assert vms.update(store, U1, priority="low").config == VMConfig("B", Priority.LOW, 3)
+    vms.db_register(store, U1, pool="B", priority="high", vm_id=3)
+    assert vms.db_update(store, U1, priority="low").config == VMConfig("B", Priority.LOW, 3)
 
 
 def test_update_to_the_same_values_writes_nothing(store, snapshot):
-    vm = vms.register(store, U1, pool="B", vm_id=3)
+    vm = vms.db_register(store, U1, pool="B", vm_id=3)
     before = snapshot()
-    assert vms.update(store, U1, pool="b", vm_id=3) == vm
+    assert vms.db_update(store, U1, pool="b", vm_id=3) == vm
     assert snapshot() == before
 
 
@@ -302,17 +302,17 @@ def test_update_to_the_same_values_writes_nothing(store, snapshot):
     [({"vm_id": 2}, Conflict), ({"pool": "C"}, InvalidValue), ({"priority": 5}, InvalidValue), ({"vm_id": 0}, InvalidValue), ({}, InvalidValue)],
 )
 def test_a_refused_update_changes_nothing(store, snapshot, change, error_type):
-    vms.register(store, U1, vm_id=1)
-    vms.register(store, U2, vm_id=2)
+    vms.db_register(store, U1, vm_id=1)
+    vms.db_register(store, U2, vm_id=2)
     before = snapshot()
     with pytest.raises(error_type):
-        vms.update(store, U1, **change)
+        vms.db_update(store, U1, **change)
     assert snapshot() == before
 
 
 def test_update_of_an_unregistered_vm_is_not_found(store):
     with pytest.raises(NotFound, match=U1):
-        vms.update(store, U1, pool="B")
+        vms.db_update(store, U1, pool="B")
 
 
 def test_new_config_replaces_only_the_given_fields():
@@ -324,8 +324,8 @@ def test_new_config_replaces_only_the_given_fields():
 
 
 def test_update_record_and_delete_record_inside_the_callers_transaction(store):
-    vms.register(store, U1, vm_id=1)
-    vms.register(store, U2, vm_id=2)
+    vms.db_register(store, U1, vm_id=1)
+    vms.db_register(store, U2, vm_id=2)
     with store.writing() as conn:
         assert vms.update_record(conn, U1, VMConfig("B", Priority.HIGH, 5)).vm_id == 5
         with pytest.raises(Conflict):
@@ -342,16 +342,16 @@ def test_update_record_and_delete_record_inside_the_callers_transaction(store):
 
 
 def test_remove_returns_the_removed_vm_and_frees_its_id(store):
-    vm = vms.register(store, U1)
-    assert vms.remove(store, U1.upper()) == vm
+    vm = vms.db_register(store, U1)
+    assert vms.db_remove(store, U1.upper()) == vm
     assert vms.find(store, U1) is None and raw_rows(store) == []
-    assert vms.register(store, U2).vm_id == 1
+    assert vms.db_register(store, U2).vm_id == 1
 
 
 def test_removing_an_unregistered_vm_is_not_found_and_changes_nothing(store, snapshot):
-    vms.register(store, U1)
+    vms.db_register(store, U1)
     before = snapshot()
     with pytest.raises(NotFound) as caught:
-        vms.remove(store, U2)
+        vms.db_remove(store, U2)
     assert (caught.value.kind, caught.value.key) == ("registered VM", U2)
     assert snapshot() == before

@@ -18,18 +18,20 @@ from . import journal, lifecycle, tables, vms
 from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
-from .models import PowerState
-from .rows import Header, Layout, as_list, blank
+from .models import HostVM, PowerState
+from .rows import Header, Layout, blank, labelled, row_name
 from .store import Store
 
 # The columns of a change: vm_uuid (or uuid), then any of pool (or pool_id), priority, vm_id; in any case and
-# with spaces around them, as for register_many (see vgpu.rows).
+# with spaces around them, as for register_many (see vgpu.rows). The VM's name and the columns records() adds
+# for reading are read past, so a result's records are a batch of changes as they are (no name is changed).
 CHANGE_HEADER = Header(
     {"vm_uuid": 0, "uuid": 0, "pool": 1, "pool_id": 1, "priority": 2, "vm_id": 3}, ("VM UUID", "pool", "priority", "vm_id"),
+    ignored=tables.OUTPUT_COLUMNS | {"vm_name"},
 )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class BulkPlan(tables.Tabular):
     _view = tables.bulk_plan_view
 
@@ -60,7 +62,7 @@ class BulkFailure:
         return f"internal error: {type(self.error).__name__}: {self.error}"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BulkResult(tables.Tabular):
     _view = tables.bulk_result_view
 
@@ -72,31 +74,50 @@ class BulkResult(tables.Tabular):
         return not self.failures
 
 
-def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan:
+def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan | None:
     """One row's change. A blank cell keeps the current value; a row whose every change cell is blank keeps
-    the VM as it is (a no-op), but a row without any change column is refused: it says nothing."""
+    the VM as it is (a no-op, or nothing at all for a VM that is not registered: a scan's row of an
+    unregistered VM), but a row without any change column is refused: it says nothing."""
     uuid, pool, priority, vm_id = values[0], *(None if blank(value) else value for value in values[1:])
     if pool is None and priority is None and vm_id is None and any(map(layout.has, (1, 2, 3))):
-        vm = vms.get(store, uuid)
-        return vms.ChangePlan(vm, vm.config)
+        vm = vms.find(store, uuid)
+        return None if vm is None else vms.ChangePlan(vm, vm.config)
     return vms.plan_change(store, uuid, pool, priority, vm_id)
 
 
-def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, object]]) -> BulkPlan:
+def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation]) -> ReconfigurePlan:
+    """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
+    the host (``listed``, from one listing), running or halted, and not locked by an open operation. The
+    plan carries the VM's stored args and what it booted with, so an unchanged row restarts only a VM
+    known to be pending."""
+    uuid = change.vm.vm_uuid
+    host_vm = listed.get(uuid)
+    if host_vm is None:
+        raise NotFound("VM", uuid, "the host has no such VM")
+    lifecycle.check_power_state(uuid, host_vm.power_state)
+    if uuid in locked:
+        raise journal.busy_error(locked[uuid])
+    booted = host_vm.booted_args if host_vm.power_state is PowerState.RUNNING else None
+    return ReconfigurePlan(change.vm, change.new, host_vm.power_state, host_vm.device_model_args, booted)
+
+
+def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, object]] | Mapping[object, Mapping[str, object]]) -> BulkPlan:
     """Validate every change (``vm_uuid`` plus any of ``pool``, ``priority``, ``vm_id``) against the DB and
     one host listing. Raises InvalidRows naming every bad row; changes nothing.
 
-    Keys are read as for :func:`vgpu.vms.register_many` (any case, ``uuid`` for ``vm_uuid``, ``pool_id`` for
-    ``pool``); any other key, or one field under two keys, is a bad row. A blank cell (None, empty, spaces,
-    NaN) keeps the VM's current value."""
-    changes = changes if isinstance(changes, (list, tuple)) else as_list(changes)
+    Keys are read as for :func:`vgpu.vms.db_register_many` (any case, ``uuid`` for ``vm_uuid``, ``pool_id``
+    for ``pool``); any other key, or one field under two keys, is a bad row, except ``vm_name`` and the
+    columns records() adds for reading, so any result's records go back in as they are. A blank cell (None,
+    empty, spaces, NaN) keeps the VM's current value. Rows are a list (numbered from 1 in problems), a pandas
+    DataFrame or a mapping of label to row (``df.to_dict("index")``), whose labels problems name."""
+    rows, labels = labelled(changes)
+    name = row_name(labels)
     listed = {host_vm.uuid: host_vm for host_vm in host.list_vms()}
-    states = {uuid: host_vm.power_state for uuid, host_vm in listed.items()}
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
     read = CHANGE_HEADER.reader()
     plans, problems, seen = [], [], {}
-    for row, item in enumerate(changes, start=1):
+    for row, item in enumerate(rows, start=1):
         if not isinstance(item, Mapping):  # a bad row is reported with the others, not an AttributeError
             problems.append(RowProblem(row, InvalidValue("row", item, "a mapping with vm_uuid and any of pool, priority, vm_id")))
             continue
@@ -106,30 +127,26 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             continue
         try:
             change = _change_of(store, values, layout)
+            if change is None:
+                continue
             uuid = change.vm.vm_uuid
             if uuid in seen:
-                raise Conflict("VM UUID", uuid, f"row {seen[uuid]} of this batch")
+                raise Conflict("VM UUID", uuid, f"row {name(seen[uuid])} of this batch")
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
-            if uuid not in states:
-                raise NotFound("VM", uuid, "the host has no such VM")
-            lifecycle.check_power_state(uuid, states[uuid])
-            if uuid in locked:
-                raise journal.busy_error(locked[uuid])
+            plan = reconfigure_plan(change, listed, locked)
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
         seen[uuid] = row
-        host_vm = listed[uuid]
-        plans.append(ReconfigurePlan(change.vm, change.new, host_vm.power_state, host_vm.device_model_args,
-                                     host_vm.booted_args if host_vm.power_state is PowerState.RUNNING else None))
+        plans.append(plan)
     new_ids = collections.Counter(plan.new.vm_id for plan in plans)
     for row_plan in plans:
         if new_ids[row_plan.new.vm_id] > 1:
             problems.append(RowProblem(seen[row_plan.vm_uuid], Conflict("vm_id", row_plan.new.vm_id, "another row of this batch")))
     if problems:
-        raise InvalidRows(sorted(problems, key=lambda p: p.row))
+        raise InvalidRows([RowProblem(name(p.row), p.error) for p in sorted(problems, key=lambda p: p.row)])
     return BulkPlan(tuple(plans))
 
 

@@ -1,8 +1,10 @@
 """Registering many VMs at once (a CSV in a notebook): check every row, then register the good ones.
 
 :func:`plan_registrations` reads the DB and one host listing and changes nothing: it gives the VMs the good
-rows would become and every problem with the others. :func:`register_planned` registers the planned VMs in
-one transaction (:func:`vgpu.vms.register_many`: all of them or none), then writes each one's segment with
+rows would become and every problem with the others; a file run again says, with ``on_existing``, whether
+rows of VMs registered already are problems, skipped, or updates (planned as the confirmed reconfigure cycle,
+for :func:`vgpu.bulk.apply_many`). :func:`register_planned` registers the planned VMs in one transaction
+(:func:`vgpu.vms.db_register_many`: all of them or none), then writes each one's segment with
 :func:`write_segments`. Each write is journalled (:func:`vgpu.lifecycle.repair_vm`), so a crash part way is
 finished by ``recover``; a write the host refuses is reported for that VM, which stays registered and shows
 as drift in a scan until ``vgpu-admin repair-vm`` (or ``write_segments`` again) puts the segment there.
@@ -10,12 +12,12 @@ as drift in a scan until ``vgpu-admin repair-vm`` (or ``write_segments`` again) 
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import attrs
 
-from . import lifecycle, naming, tables, vms
-from .bulk import BulkFailure
+from . import bulk, journal, lifecycle, naming, tables, vms
+from .bulk import BulkFailure, BulkPlan
 from .errors import InvalidRows, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .lifecycle import ProgressCallback, Progress, RepairResult
@@ -24,33 +26,68 @@ from .naming import SharedName
 from .store import Store
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many rows it holds
 class RegistrationPlan(tables.Tabular):
-    """The good rows as they would be registered (``rows[i]`` is the input row of ``vms[i]``), and every
-    problem with the other rows."""
+    """What each row would do, and every problem with the others. ``rows[i]`` is the input row (its label, or
+    its number from 1) of ``vms[i]``, and likewise for the other pairs:
+
+    - ``vms``/``rows``: the VMs the rows would register (register_planned registers them);
+    - ``updates``/``update_rows``: with ``on_existing="update"``, the change each row asks of its registered
+      VM, as a :class:`vgpu.bulk.BulkPlan`: the confirmed reconfigure cycle, which
+      ``bulk.apply_many(store, host, plan.updates)`` applies (register_planned leaves them alone);
+    - ``existing``/``existing_rows``: registered VMs their rows leave as they are (skipped, or already so);
+    - ``problems``: every problem, a table even when empty (``plan.problems.to_pandas()``)."""
 
     vms: tuple[VM, ...]
-    rows: tuple[int, ...]
-    problems: tuple[RowProblem, ...] = ()
+    rows: tuple
+    problems: tables.ProblemTable = attrs.field(default=(), converter=tables.ProblemTable)
     shared_names: tuple[SharedName, ...] = ()  # planned VMs named like another VM: registered all the same
+    updates: BulkPlan = BulkPlan(())
+    update_rows: tuple = ()
+    existing: tuple[VM, ...] = ()
+    existing_rows: tuple = ()
+    on_existing: str = "error"
+    labels: tuple = ()  # every input row's label (or number), in input order: the order of the plan's table
 
     @staticmethod
     def _view(plan: "RegistrationPlan") -> tuple[str, list[tables.Record]]:
-        records = [{"row": row, **tables.vm_record(vm)} for row, vm in zip(plan.rows, plan.vms)]
+        kept = "skip" if plan.on_existing == "skip" else "unchanged"
+        rows = [(row, "register", tables.vm_record(vm), None) for row, vm in zip(plan.rows, plan.vms)]
+        rows += [(row, "update", tables.config_record(change.vm, change.new), tables.changes_text(change.changes))
+                 for row, change in zip(plan.update_rows, plan.updates.plans)]
+        rows += [(row, kept, tables.vm_record(vm), None) for row, vm in zip(plan.existing_rows, plan.existing)]
+        rows = in_input_order(plan.labels, rows, lambda row: row[0])
+        records = [{"row": row, "action": action, **record, "change": change} for row, action, record, change in rows]
         refused = len({problem.row for problem in plan.problems})
-        return f"{tables.plural(len(plan.vms), 'VM')} to register; {tables.plural(refused, 'row')} refused", records
+        parts = [f"{tables.plural(len(plan.vms), 'VM')} to register"]
+        if plan.updates.plans:
+            parts.append(f"{len(plan.updates.plans)} to update (bulk.apply_many)")
+        if plan.existing:
+            parts.append(f"{len(plan.existing)} {'skipped' if kept == 'skip' else 'unchanged'}")
+        parts.append(f"{tables.plural(refused, 'row')} refused")
+        return "; ".join(parts), records
 
     @property
     def invalid(self) -> InvalidRows | None:
         """Every problem as one InvalidRows (a table in a notebook), or None when every row is good. Not a
-        refusal: register_planned goes ahead with the other rows, so it says so instead of 'nothing was changed'."""
+        refusal: register_planned goes ahead with the other rows, so it says so instead of 'nothing was changed'.
+        For a table whether or not there are problems, use ``problems`` (``plan.problems.to_pandas()``)."""
         return InvalidRows(self.problems, PLAN_LEAVES_OUT) if self.problems else None
+
+
+def in_input_order(labels: tuple, items: list, label_of: Callable[[object], object]) -> list:
+    """``items`` in the order of their rows' labels in the input (labels need not sort: a DataFrame's may be
+    anything); items of one row keep their order."""
+    position: dict = {}
+    for index, label in enumerate(labels):
+        position.setdefault(label, index)
+    return sorted(items, key=lambda item: position.get(label_of(item), len(position)))
 
 
 PLAN_LEAVES_OUT = "the plan leaves these rows out"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RegistrationResult(tables.Tabular):
     """The VMs registered, and for each the segment written (or the reason it was not)."""
 
@@ -70,16 +107,48 @@ class RegistrationResult(tables.Tabular):
         return not self.failures
 
 
-def plan_registrations(store: Store, host: Hypervisor, items: Iterable[Registration | Mapping[str, object]]) -> RegistrationPlan:
+def plan_registrations(
+    store: Store,
+    host: Hypervisor,
+    items: Iterable[Registration | Mapping[str, object]] | Mapping[object, Mapping[str, object]],
+    *,
+    on_existing: str = "error",
+) -> RegistrationPlan:
     """Check every row (values, duplicates in the batch and in the DB, the VM on the host) without changing
     anything. A row without a name gets the host's name for the VM, as ``register-vm`` does. A name another
-    VM has too is not a problem (names are for display): ``shared_names`` lists each, with the UUIDs."""
+    VM has too is not a problem (names are for display): ``shared_names`` lists each, with the UUIDs.
+
+    Rows are read as :func:`vgpu.vms.db_register_many` reads them (a list, a DataFrame, a mapping of label to
+    row; records() of any result). ``on_existing`` says what a row whose VM is registered does: ``"error"``
+    (a problem), ``"skip"`` (left as it is) or ``"update"``: its pool, priority and vm_id as the row gives
+    them (a blank cell keeps the VM's value), planned as the confirmed reconfigure cycle in ``updates``."""
     on_host = {host_vm.uuid: host_vm for host_vm in host.list_vms()}
-    good, problems = vms.check_many(store, items, exists=on_host.__contains__)
-    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for vm in good.values()]
+    checked = vms.classify_many(store, items, exists=on_host.__contains__, on_existing=on_existing)
+    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for vm in checked.new]
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
-    return RegistrationPlan(tuple(planned), tuple(good), tuple(problems), shared)
+    updates, update_rows, problems = _updates(store, on_host, checked)
+    return RegistrationPlan(
+        tuple(planned), checked.new_rows, tuple(problems), shared, BulkPlan(tuple(updates)), tuple(update_rows),
+        checked.existing, checked.existing_rows, on_existing, checked.labels,
+    )
+
+
+def _updates(store: Store, on_host: dict, checked: vms.BatchCheck) -> tuple[list, list, list[RowProblem]]:
+    """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
+    paused, or locked by an open operation), in row order among the other problems."""
+    plans, rows, problems = [], [], list(checked.problems)
+    if not checked.updates:
+        return plans, rows, problems
+    more = []
+    locked = {op.vm_uuid: op for op in journal.unfinished(store)}
+    for row, change in zip(checked.update_rows, checked.updates):
+        try:
+            plans.append(bulk.reconfigure_plan(change, on_host, locked))
+            rows.append(row)
+        except VgpuError as error:
+            more.append(RowProblem(row, error))
+    return plans, rows, in_input_order(checked.labels, [*problems, *more], lambda problem: problem.row)
 
 
 def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressCallback = lifecycle.silent) -> RegistrationResult:
@@ -88,7 +157,7 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     if not plan.vms:
         return RegistrationResult((), (), ())
     try:
-        registered = vms.register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
+        registered = vms.db_register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
     except InvalidRows as refused:
         # register_many numbers the planned VMs from 1; the person knows the rows of their file, as the plan shows them
         raise InvalidRows([RowProblem(plan.rows[problem.row - 1], problem.error) for problem in refused.problems]) from refused

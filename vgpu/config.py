@@ -20,14 +20,13 @@ Config file keys::
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any, Mapping
 
 import attrs
 
-from . import paths, values
+from . import paths
+from .basics import DEFAULT_ARGS_KEY  # not from hypervisor.base: settings load no hypervisor code
 from .errors import ConfigError, InvalidValue
-from .hypervisor.base import DEFAULT_ARGS_KEY
 
 DEMO_URI = "sim:demo"
 ENV_DB = "VGPU_DB"
@@ -97,8 +96,10 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {k: v for k, v in (("db", env.get(ENV_DB)), ("host", env.get(ENV_HOST))) if v}
     timeout = env.get(ENV_CLEAN_TIMEOUT)
     if timeout:
+        from .values import parse_seconds  # only when set: list-pools, whose start-up is measured, parses no input
+
         try:
-            found["clean_timeout"] = values.parse_seconds("clean timeout", timeout)
+            found["clean_timeout"] = parse_seconds("clean timeout", timeout)
         except InvalidValue as bad:
             raise ConfigError(ENV_CLEAN_TIMEOUT, str(bad)) from None
     return found
@@ -106,6 +107,8 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
 
 def default_uri() -> str:
     """``xe:`` on a XCP-ng/XenServer dom0 (where xe is on PATH), else the demo's simulated host."""
+    import shutil  # only when no host is set: shutil imports the compression modules, a cost on every start-up
+
     return "xe:" if shutil.which("xe") else DEMO_URI
 
 

@@ -8,14 +8,16 @@ numbers.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn
 
-from .errors import InvalidRows, InvalidValue, RowProblem
-from .models import Pool, PowerState, Priority
-from .tables import ResultList
+from .errors import InvalidValue, RowProblem, VgpuError
+from .models import Pool, PowerState, Priority, VMConfig
+from .tables import ProblemTable, ResultList
 from .values import parse_priority
 
 converter = cattrs.Converter()
@@ -23,31 +25,97 @@ converter.register_unstructure_hook(Priority, lambda priority: priority.label)
 converter.register_structure_hook(Priority, lambda value, _type: parse_priority(value))
 converter.register_unstructure_hook(PowerState, lambda state: state.value)
 converter.register_structure_hook(PowerState, lambda value, _type: PowerState(value))
-# The library's result lists (VMList, PoolList, ...) are plain lists of results to JSON.
+# The library's result lists (VMList, PoolList, ..., a plan's ProblemTable) are plain lists of results to JSON.
 converter.register_unstructure_hook_func(
-    lambda cls: isinstance(cls, type) and issubclass(cls, ResultList),
+    lambda cls: isinstance(cls, type) and issubclass(cls, (ResultList, ProblemTable)),
     lambda items: [converter.unstructure(item) for item in items],
 )
 
 
-# Errors, as held by plans and results (a refused row, a VM that failed): the class, the sentence, and the
-# data a script would branch on. A value that is not JSON (whatever a user passed) is kept as its repr.
-# Any exception qualifies, not only VgpuError: a batch keeps the unexpected error one VM met (a bug).
+# Errors, as held by plans and results (a refused row, a VM that failed) or caught by a script: the class,
+# the sentence, and every attribute the error carries (a nested error, such as a ReconfigureFailed's cause,
+# as the same kind of dict), so from_data rebuilds the same error. A value that is not JSON (whatever a user
+# passed) is kept as its repr. Any exception qualifies, not only VgpuError: a batch keeps the unexpected
+# error one VM met (a bug), which comes back as its class when that is a built-in one.
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_NOTES = "__notes__"  # what add_note() sets; "notes" in the data
 
 
-def _error_data(error: Exception) -> dict[str, Any]:
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain_value(item) for key, item in value.items()}
+    if isinstance(value, (BaseException, RowProblem)) or attrs.has(type(value)):
+        return converter.unstructure(value)
+    return repr(value)
+
+
+def _error_data(error: BaseException) -> dict[str, Any]:
     data: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
-    if isinstance(error, InvalidValue):
-        value = error.value
-        data.update(field=error.field, value=value if isinstance(value, _JSON_SCALARS) else repr(value))
-    if isinstance(error, InvalidRows):
-        data["problems"] = [converter.unstructure(problem) for problem in error.problems]
+    for name, value in vars(error).items():
+        if name != "sentence":  # the message
+            data["notes" if name == _NOTES else name] = _plain_value(value)
     return data
 
 
-converter.register_unstructure_hook_func(lambda cls: isinstance(cls, type) and issubclass(cls, Exception), _error_data)
+def _error_class(name: object, wanted: type) -> type:
+    """The library's error class of that name (or a built-in exception's), if it is a ``wanted``."""
+    todo: list[type] = [VgpuError]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name and issubclass(cls, wanted):
+            return cls
+        todo.extend(cls.__subclasses__())
+    builtin = getattr(builtins, name, None) if isinstance(name, str) else None
+    if isinstance(builtin, type) and issubclass(builtin, wanted):
+        return builtin
+    raise InvalidValue("error", name, f"the name of a {wanted.__name__} class")
+
+
+# How attributes come back from JSON, where it cannot say: tuples (JSON has only lists), configurations,
+# nested errors and the rows of an InvalidRows. Any other attribute comes back as JSON has it.
+def _error_attribute(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in ("allowed", "columns", "details"):
+        return tuple(value) if isinstance(value, list) else value
+    if name in ("planned", "current"):
+        return converter.structure(value, VMConfig)
+    if isinstance(value, dict) and {"error", "message"} <= value.keys():  # a nested error: a cause, a rollback's
+        return converter.structure(value, Exception)
+    if name == "problems":
+        return [converter.structure(item, RowProblem) for item in value]
+    if name == "notes":
+        return list(value)
+    return value
+
+
+def _error_from_data(data: Any, wanted: type) -> BaseException:
+    if not isinstance(data, dict) or "error" not in data or "message" not in data:
+        raise InvalidValue("error", data, "a dict with error and message, as to_data gives")
+    cls = _error_class(data["error"], wanted)
+    error = cls.__new__(cls, data["message"])  # as pickle rebuilds one: no __init__, the data comes next
+    if isinstance(error, VgpuError):
+        error.sentence = data["message"]
+    for name, value in data.items():
+        if name not in ("error", "message"):
+            setattr(error, _NOTES if name == "notes" else name, _error_attribute(name, value))
+    return error
+
+
+def _problem_from_data(data: Any, _cls: type) -> RowProblem:
+    error = {key: value for key, value in data.items() if key != "row"}
+    return RowProblem(data["row"], converter.structure(error, VgpuError))
+
+
+_is_error = lambda cls: isinstance(cls, type) and issubclass(cls, BaseException)  # noqa: E731
+converter.register_unstructure_hook_func(_is_error, _error_data)
+converter.register_structure_hook_func(_is_error, _error_from_data)
 converter.register_unstructure_hook(RowProblem, lambda problem: {"row": problem.row, **_error_data(problem.error)})
+converter.register_structure_hook(RowProblem, _problem_from_data)
 
 
 def _with_properties(cls: type, **extra: Any) -> None:

@@ -84,5 +84,5 @@ def seed(host: SimHost, db: str) -> None:
     # The database first: register_many is all or nothing, so a DB that already holds some of these VMs
     # refuses the lot before the host gets any of them.
     with Store(db) as store:
-        vms.register_many(store, registrations)
+        vms.db_register_many(store, registrations)
     host.add_vms(host_rows)

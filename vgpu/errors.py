@@ -11,50 +11,13 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from . import tables
+from .error_root import InvalidValue, MissingDependency, VgpuError, _allowed_text
 
-
-class VgpuError(Exception):
-    """Root of every error raised by the vgpu library."""
-
-    def __init__(self, sentence: str) -> None:
-        super().__init__(sentence)
-        self.sentence = sentence
-
-    def __str__(self) -> str:
-        return self.sentence
-
-    def reword(self, sentence: str) -> None:
-        """Say ``sentence`` instead (kept in ``args`` too, so the error prints and pickles the same): for a
-        subclass whose sentence is not its parent's, or a caller adding what became of the change."""
-        self.sentence = sentence
-        self.args = (sentence,)
-
-
-def _allowed_text(allowed: Sequence[str] | str) -> str:
-    if isinstance(allowed, str):
-        return allowed
-    items = list(allowed)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " or " + items[-1]
-
-
-class InvalidValue(VgpuError):
-    """A value a user or caller supplied is not one the field accepts. ``sentence`` replaces the usual
-    "invalid FIELD VALUE: expected ..." where that would not read well (an empty change has no value to quote)."""
-
-    def __init__(self, field: str, value: object, allowed: Sequence[str] | str, *, sentence: str | None = None) -> None:
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        super().__init__(sentence or f"invalid {field} {_shown(value)}: expected {_allowed_text(allowed)}")
-
-
-def _shown(value: object) -> str:
-    """The value's repr on one line: a pandas Series given as a row has a repr of many lines. (A string's
-    repr escapes its line breaks already, and is shown whole: the user should see what they typed.)"""
-    text = repr(value)
-    return " ".join(text.split()) if "\n" in text else text
+__all__ = [  # the root and InvalidValue live in vgpu.error_root, below vgpu.tables; they are named here
+    "VgpuError", "InvalidValue", "MissingDependency", "InvalidColumns", "NotRows", "RowProblem", "InvalidRows",
+    "NotFound", "NotRegistered", "Conflict", "StalePlan", "StoreError", "HypervisorError", "HostUnreachable",
+    "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered",
+]
 
 
 class InvalidColumns(InvalidValue):
@@ -116,6 +79,7 @@ class InvalidRows(VgpuError, tables.Tabular):
     was changed, unless the caller says otherwise (a plan that goes ahead without them)."""
 
     _view = tables.invalid_rows_view
+    _columns = tables.ProblemTable._columns
 
     def __init__(self, problems: Iterable[RowProblem], outcome: str = "nothing was changed") -> None:
         self.problems = list(problems)
@@ -259,6 +223,7 @@ class ReconfigureFailed(VgpuError):
         self.rolled_back = rolled_back
         self.rollback_error = rollback_error
         self.restart_error = restart_error
+        self.restarted = restarted
         if rolled_back and restart_error is not None:
             super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}); its previous configuration is in place, "
                              f"but the VM would not start with it either ({restart_error}): it is halted and marked "

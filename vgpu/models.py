@@ -1,4 +1,9 @@
-"""Value types the library hands out. All immutable attrs classes; cattrs turns them into plain data."""
+"""Value types the library hands out. All immutable attrs classes; cattrs turns them into plain data.
+
+The smallest of them (Priority, PriorityCounts, Pool, the pool ids and defaults) are defined in
+:mod:`vgpu.basics`, so that a one-shot command reading pools need not build the others; they are named here
+with the rest.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,12 @@ import enum
 import attrs
 
 from . import tables
+from .basics import DEFAULT_POOL, DEFAULT_PRIORITY, POOL_IDS, Pool, Priority, PriorityCounts
 
-POOL_IDS: tuple[str, ...] = ("A", "B")
-DEFAULT_POOL = "A"
-
-
-class Priority(enum.IntEnum):
-    """Scheduling priority. 0 is LOW here (not "highest first"), as the scheduler reads it."""
-
-    LOW = 0
-    MEDIUM = 1
-    HIGH = 2
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    def describe(self) -> str:
-        """The spec's display form, e.g. ``high (2)``."""
-        return f"{self.label} ({self.value})"
-
-
-DEFAULT_PRIORITY = Priority.MEDIUM
+__all__ = [
+    "POOL_IDS", "DEFAULT_POOL", "DEFAULT_PRIORITY", "Priority", "PowerState", "PriorityCounts", "Pool",
+    "VMConfig", "VM", "PoolDetail", "HostVM", "AuditEntry", "Registration",
+]
 
 
 class PowerState(str, enum.Enum):
@@ -71,42 +60,12 @@ class VM:
         return self.vm_name or self.vm_uuid
 
 
-@attrs.frozen
-class PriorityCounts:
-    low: int = 0
-    medium: int = 0
-    high: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.low + self.medium + self.high
-
-    def of(self, priority: Priority) -> int:
-        return getattr(self, priority.label)
-
-
-@attrs.frozen
-class Pool:
-    """One of the two logical pools, with how many VMs of each priority it holds."""
-
-    pool_id: str
-    pool_name: str
-    description: str | None
-    enabled: bool
-    counts: PriorityCounts = PriorityCounts()
-    created_at: str | None = None
-    updated_at: str | None = None
-
-    @property
-    def vm_count(self) -> int:
-        return self.counts.total
-
-
-@attrs.frozen
+@attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class PoolDetail(tables.Tabular):
     """A pool and its VMs, highest priority first, then by vm_id."""
 
     _view = tables.pool_detail_view
+    _columns = tables.VM_COLUMNS
 
     pool: Pool
     vms: tuple[VM, ...]

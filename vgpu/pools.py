@@ -7,13 +7,15 @@ initialisation guarantee it), so nothing here creates or deletes a pool.
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
-from . import audit, vms
+from .basics import Pool, PriorityCounts
 from .errors import Conflict, NotFound
-from .models import Pool, PoolDetail, PriorityCounts
 from .store import Store
 from .tables import PoolList
-from .values import parse_pool_id, parse_pool_name
+
+if TYPE_CHECKING:  # built by show_pool, which imports it: list-pools (its start-up is measured) does not
+    from .models import PoolDetail
 
 _POOL_SQL = """
 SELECT p.pool_id, p.pool_name, p.description, p.enabled, p.created_at, p.updated_at,
@@ -22,6 +24,12 @@ FROM pools p LEFT JOIN vms v ON v.pool_id = p.pool_id
 {where}
 GROUP BY p.pool_id ORDER BY p.pool_id
 """
+
+
+def _pool_id(value: object) -> str:
+    from .values import parse_pool_id  # here, not at the top: list-pools (its start-up is measured) parses nothing
+
+    return parse_pool_id(value)
 
 
 def _pool_from_row(row: tuple) -> Pool:
@@ -45,7 +53,7 @@ def list_pools(store: Store) -> list[Pool]:
 
 def validate_pool_exists(store: Store, pool_id: object) -> str:
     """The canonical pool id (``a`` → ``A``); InvalidValue if it is not A or B, NotFound if the row is gone."""
-    canonical = parse_pool_id(pool_id)
+    canonical = _pool_id(pool_id)
     with store.reading() as conn:
         found = conn.execute("SELECT 1 FROM pools WHERE pool_id = ?", (canonical,)).fetchone()
     if found is None:
@@ -55,18 +63,21 @@ def validate_pool_exists(store: Store, pool_id: object) -> str:
 
 def show_pool(store: Store, pool_id: object) -> PoolDetail:
     """One pool and its VMs (highest priority first, then by vm_id)."""
-    canonical = parse_pool_id(pool_id)
+    canonical = _pool_id(pool_id)
     with store.reading() as conn:
         found = select_pools(conn, canonical)
         if not found:
             raise NotFound("pool", canonical)
+        from . import vms  # only here: list-pools, the measured one-shot command, needs no VM types
+        from .models import PoolDetail
+
         members = vms.select_vms(conn, pool_id=canonical)
     return PoolDetail(found[0], tuple(members))
 
 
 def get_pool_name(store: Store, pool_id: object) -> str:
     """The pool's name, or its default ("Pool A") if the stored one is empty."""
-    canonical = parse_pool_id(pool_id)
+    canonical = _pool_id(pool_id)
     with store.reading() as conn:
         row = conn.execute("SELECT pool_name FROM pools WHERE pool_id = ?", (canonical,)).fetchone()
     return (row[0] if row and row[0] else None) or f"Pool {canonical}"
@@ -74,7 +85,9 @@ def get_pool_name(store: Store, pool_id: object) -> str:
 
 def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
     """Rename a pool. Metadata only: no VM restarts. Recorded in the audit log."""
-    canonical = parse_pool_id(pool_id)
+    canonical = _pool_id(pool_id)
+    from .values import parse_pool_name
+
     name = parse_pool_name(new_name)
     with store.writing() as conn:
         row = conn.execute("SELECT pool_name FROM pools WHERE pool_id = ?", (canonical,)).fetchone()
@@ -86,6 +99,8 @@ def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
                 "UPDATE pools SET pool_name = ?, updated_at = CURRENT_TIMESTAMP WHERE pool_id = ?",
                 (name, canonical),
             )
+            from . import audit  # only on a rename
+
             audit.record(conn, "rename-pool", canonical, {"pool_name": row[0]}, {"pool_name": name})
         return select_pools(conn, canonical)[0]
 

@@ -1,10 +1,15 @@
 """Rows of a table as a CSV file or a notebook hands them over: which key gives which field, and blank cells.
 
-Bulk operations take a list of mappings (``csv.DictReader``, ``df.to_dict("records")``, dicts built in
-code). A :class:`Header` reads each row's keys the way a person means them: ``" Pool"``, ``"UUID"`` and a
-spreadsheet's byte-order mark on the first header (``"\\ufeffuuid"``) all name their field. What it cannot
-read is a problem with that row, never a guess: a key that names no field (a typo must not quietly leave a
-default in place), one field under two keys, no UUID column, or more cells than the header.
+Bulk operations take rows as :func:`labelled` reads them: a list of mappings (``csv.DictReader``, dicts built
+in code, ``df.to_dict("records")``), numbered from 1; or rows that carry their own labels, which problems
+then name: a pandas DataFrame (its index) or a mapping of label to row (``df.to_dict("index")``).
+
+A :class:`Header` reads each row's keys the way a person means them: ``" Pool"``, ``"UUID"`` and a
+spreadsheet's byte-order mark on the first header (``"\\ufeffuuid"``) all name their field. The columns the
+library itself writes into records() (``priority_value``, ``state``, ...: :data:`vgpu.tables.OUTPUT_COLUMNS`)
+are read past, so a result's records go back in as they are. What it cannot read is a problem with that row,
+never a guess: a key that names no field (a typo must not quietly leave a default in place), one field under
+two keys, no UUID column, or more cells than the header.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import sys
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .errors import InvalidColumns, InvalidValue, NotRows
+from .tables import OUTPUT_COLUMNS
 
 _BOM = "\ufeff"  # Excel's "CSV UTF-8" starts the file, and so the first header, with it
 
@@ -31,10 +37,37 @@ def as_list(items: Iterable[object]) -> list:
     if isinstance(items, (str, Mapping)):
         raise NotRows(type(items).__name__, "pass a list of rows ([row] for one)")
     listed = list(items)
-    # A DataFrame has to_dict and iterates as its column labels (strings, or None for a CSV's extra cells).
+    # Table-like but not a DataFrame (labelled() takes those): has to_dict and iterates as its column labels.
     if listed and hasattr(items, "to_dict") and not any(isinstance(item, Mapping) for item in listed):
         raise NotRows(type(items).__name__, 'pass df.to_dict("records"), one dict per row')
     return listed
+
+
+def labelled(items: object) -> tuple[list, list | None]:
+    """The rows of ``items`` and their labels, or None where rows are numbered from 1 (a list).
+
+    A pandas DataFrame gives its rows and its index (any index: labels may repeat); a mapping whose values
+    are all rows gives its values and its keys (``df.to_dict("index")``; an empty mapping has no rows).
+    Anything else is read by :func:`as_list`."""
+    if isinstance(items, Mapping):
+        if all(isinstance(row, Mapping) for row in items.values()):
+            return list(items.values()), list(items.keys())
+    elif _is_dataframe(items):
+        return items.to_dict("records"), list(items.index)
+    listed = items if isinstance(items, (list, tuple)) else as_list(items)
+    return listed, None
+
+
+def _is_dataframe(items: object) -> bool:
+    # Duck-typed, never imported: the library does not load pandas for its callers.
+    return all(hasattr(items, name) for name in ("to_dict", "index", "columns", "iloc"))
+
+
+def row_name(labels: list | None) -> Callable[[int], object]:
+    """A function from a row's position (from 1) to what problems call it: its label, or the position."""
+    if labels is None:
+        return lambda position: position
+    return lambda position: labels[position - 1]
 
 
 def normal_key(key: str) -> str:
@@ -59,9 +92,10 @@ class Header:
     """The columns one kind of row may have: the field (by position) each key names, and each field's name
     for messages. Field 0 is required."""
 
-    def __init__(self, field_of_key: Mapping[str, int], names: Sequence[str]) -> None:
+    def __init__(self, field_of_key: Mapping[str, int], names: Sequence[str], ignored: frozenset[str] = OUTPUT_COLUMNS) -> None:
         self.field_of_key = field_of_key
         self.names = tuple(names)
+        self.ignored = ignored  # keys read past: what records() adds for reading (priority_value, state, ...)
 
     def layout(self, keys: Sequence[object]) -> Layout:
         by_field: list[list] = [[] for _ in self.names]
@@ -70,6 +104,8 @@ class Header:
             field = self.field_of_key.get(normal_key(key)) if isinstance(key, str) else None
             if field is not None:
                 by_field[field].append(key)
+            elif isinstance(key, str) and normal_key(key) in self.ignored:
+                continue
             elif key is None:  # csv.DictReader's key for the cells beyond the header
                 extra = True
             else:

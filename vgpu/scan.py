@@ -114,9 +114,10 @@ def _unfinished(op: journal.Operation, vm_name: str | None) -> UnfinishedOperati
                                not op.needs_recovery)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class ScanReport(tables.Tabular):
     _view = tables.scan_view
+    _columns = tables.SCAN_COLUMNS
 
     pools: tuple[Pool, ...]
     registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id

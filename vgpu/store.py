@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from _thread import get_ident  # the thread's id, without importing threading on every start-up
 from typing import Iterator
 
 from . import schema
@@ -21,11 +22,13 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 
 
 class Store:
-    """One open vgpu database. Never used by two threads at once: call :meth:`reopen` for another thread."""
+    """One open vgpu database, for the thread that opened it: another thread calls :meth:`reopen` for a
+    connection of its own (any thread may close it)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
+        self._owner = get_ident()
         self._conn = _connect(self.path, busy_timeout)
         try:
             _prepare(self._conn, self.path, busy_timeout)
@@ -40,6 +43,7 @@ class Store:
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several SELECTs."""
+        self._check_thread()
         with self._translated_errors():
             self._conn.execute("BEGIN DEFERRED")
             try:
@@ -50,6 +54,7 @@ class Store:
     @contextlib.contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed if the block finishes, rolled back if it raises."""
+        self._check_thread()
         with self._translated_errors():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -75,6 +80,13 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
+
+    def _check_thread(self) -> None:
+        # The connection is opened with check_same_thread=False so that any thread may close it; sharing
+        # it is still wrong (two threads' transactions would interleave on one connection), so say so.
+        if get_ident() != self._owner:
+            raise StoreError(self.path, f"database {self.path} was opened by another thread, and a Store serves "
+                             "only the thread that opened it; call store.reopen() in this thread for a connection of its own")
 
     @contextlib.contextmanager
     def _translated_errors(self) -> Iterator[None]:
@@ -115,8 +127,8 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         _create_private_file(path)
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
-        # check_same_thread=False: a Store may be handed to (or closed by) another thread, as long as
-        # two threads never use it at once; concurrent work calls reopen() instead.
+        # check_same_thread=False: a Store may be closed by another thread (a batch closes its workers'
+        # stores); using it from another thread is refused by Store._check_thread with a clear sentence.
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise StoreError(path, f"cannot open database {path}: {exc}") from exc

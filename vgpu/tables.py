@@ -1,9 +1,19 @@
-"""Library results as tables, for notebooks: ``records()`` for pandas users, ``_repr_html_`` for Jupyter.
+"""Library results as tables, in a notebook or at a Python prompt: a bounded display, and every row as data.
 
 A result class mixes in :class:`Tabular` and names its view, a function from the result to a caption and
-a list of flat records (one dict per row, values JSON-ready: strings, numbers, booleans or None). Jupyter
-calls ``_repr_html_``; ``pandas.DataFrame(result.records())`` needs nothing more from the library, which
-never imports pandas or IPython. This module imports nothing of vgpu's, so the models can use it.
+a list of flat records (one dict per row, values JSON-ready: strings, numbers, booleans or None). From
+that view the result gets:
+
+- ``records()`` (every row) and ``to_pandas()`` (a DataFrame of every row; pandas is imported only then,
+  and a missing pandas is a MissingDependency naming ``pip install pandas``);
+- a display: its text repr and ``_repr_html_`` (what Jupyter shows and saves) show at most
+  ``options.max_rows`` rows, then "… N more rows", with a summary line (the view's caption) and the counts
+  per pool and state of every row, so a 100,000-VM status renders as small as a 30-VM one. Per call:
+  ``to_string(max_rows=…)``, ``to_html(max_rows=…)`` and ``table(max_rows=…)`` (which a notebook cell
+  displays); ``max_rows=None`` shows every row.
+
+The library never imports pandas or IPython otherwise. This module imports nothing of vgpu's but the root of
+its errors, so the models and the errors can use it.
 """
 
 from __future__ import annotations
@@ -11,24 +21,148 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .error_root import InvalidValue, MissingDependency
+
 if TYPE_CHECKING:  # names for annotations only: this module is imported on every start-up
     Record = dict[str, Any]
 
 PRIORITY_NOTE = "priority: low 0, medium 1, high 2 (0 is the lowest)"
 
+DEFAULT_MAX_ROWS = 30  # as pandas' display.max_rows (60) keeps a notebook readable: a screenful
+DEFAULT_MAX_COLWIDTH = 200  # characters of a cell shown: a problem's whole sentence, not a pasted megabyte
+# The columns whose values are counted under a table (each value up to its first comma, colon or
+# parenthesis: "unregistered, clone of VM-1 (…)" counts as "unregistered"), at most MAX_COUNTED values each.
+COUNTED = ("pool_id", "state", "power_state", "outcome", "action", "field")
+MAX_COUNTED = 8
+
+
+# --- options ---------------------------------------------------------------------------------------------
+
+
+def _limit(field: str, value: object, least: int) -> int | None:
+    """A display limit as given: a whole number of at least ``least``, or None for no limit."""
+    if value is None:
+        return None
+    index = getattr(type(value), "__index__", None)  # int, numpy.int64, ...; never a bool or a float
+    number = index(value) if index is not None and not isinstance(value, bool) else None
+    if number is None or number < least:
+        raise InvalidValue(field, value, f"a whole number of at least {least}, or None for no limit")
+    return number
+
+
+class DisplayOptions:
+    """How results display themselves (text repr and HTML), as pandas' display options do:
+    ``vgpu.tables.options.max_rows = 100``. ``max_rows``: the rows shown at most (None: every row);
+    ``max_colwidth``: the characters of a cell shown at most (None: whole cells). ``reset()`` restores the
+    defaults. ``records()`` and ``to_pandas()`` always give everything."""
+
+    __slots__ = ("_max_rows", "_max_colwidth")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._max_rows: int | None = DEFAULT_MAX_ROWS
+        self._max_colwidth: int | None = DEFAULT_MAX_COLWIDTH
+
+    @property
+    def max_rows(self) -> int | None:
+        return self._max_rows
+
+    @max_rows.setter
+    def max_rows(self, value: int | None) -> None:
+        self._max_rows = _limit("max_rows", value, 1)
+
+    @property
+    def max_colwidth(self) -> int | None:
+        return self._max_colwidth
+
+    @max_colwidth.setter
+    def max_colwidth(self, value: int | None) -> None:
+        self._max_colwidth = _limit("max_colwidth", value, 4)
+
+    def __repr__(self) -> str:
+        return f"DisplayOptions(max_rows={self._max_rows!r}, max_colwidth={self._max_colwidth!r})"
+
+
+options = DisplayOptions()
+
+
+class _UseOption:
+    """The default of a per-call ``max_rows``: whatever ``options.max_rows`` says when the table is drawn."""
+
+    def __repr__(self) -> str:
+        return "options.max_rows"
+
+
+OPTION: Any = _UseOption()
+
+
+def _rows_limit(max_rows: object) -> int | None:
+    return options.max_rows if max_rows is OPTION else _limit("max_rows", max_rows, 1)
+
+
+# --- the mixin -------------------------------------------------------------------------------------------
+
 
 class Tabular:
-    """Mixin: ``records()`` and ``_repr_html_()`` from the class's ``_view``."""
+    """Mixin: ``records()``, ``to_pandas()`` and a bounded display, from the class's ``_view``."""
 
     __slots__ = ()  # and a class attribute ``_view``: the function giving (caption, records)
+    _columns: tuple[str, ...] = ()  # the columns of a table with no rows (for to_pandas)
 
     def records(self) -> list[Record]:
-        """One flat, JSON-ready dict per row (``pandas.DataFrame(result.records())``)."""
+        """One flat, JSON-ready dict per row, every row (``pandas.DataFrame(result.records())``)."""
         return type(self)._view(self)[1]
 
+    def to_pandas(self) -> Any:
+        """Every row as a pandas DataFrame (pandas is optional: ``pip install pandas``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise MissingDependency("pandas", "to_pandas()", "pip install pandas") from None
+        records = self.records()
+        return pandas.DataFrame(records, columns=None if records else list(type(self)._columns))
+
+    def to_string(self, max_rows: int | None = OPTION) -> str:
+        """The display as text: at most ``max_rows`` rows (default ``options.max_rows``; None: every row)."""
+        return _text(_shown(self, _rows_limit(max_rows)))
+
+    def to_html(self, max_rows: int | None = OPTION) -> str:
+        """The display as an HTML table, every value escaped, at most ``max_rows`` rows as for to_string."""
+        return _html(_shown(self, _rows_limit(max_rows)))
+
+    def table(self, max_rows: int | None = OPTION) -> "Table":
+        """The display with its own ``max_rows``, for a notebook cell: ``report.table(max_rows=200)``."""
+        return Table(self, _rows_limit(max_rows))
+
+    def __repr__(self) -> str:
+        return self.to_string()
+
     def _repr_html_(self) -> str:
-        caption, rows = type(self)._view(self)
-        return html_table(rows, caption)
+        return self.to_html()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's text/plain: the same text
+        printer.text(self.to_string())
+
+
+class Table:
+    """A result's display with a row limit of its own (what ``Tabular.table()`` returns)."""
+
+    __slots__ = ("result", "max_rows")
+
+    def __init__(self, result: Tabular, max_rows: int | None) -> None:
+        self.result = result
+        self.max_rows = max_rows
+
+    def __repr__(self) -> str:
+        return self.result.to_string(self.max_rows)
+
+    def _repr_html_(self) -> str:
+        return self.result.to_html(self.max_rows)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
 
 
 class ResultList(Tabular, list):
@@ -51,7 +185,107 @@ class ResultList(Tabular, list):
         return plural(len(items), items._noun), [items._row(item) for item in items]
 
 
-# --- HTML ------------------------------------------------------------------------------------------------
+class ProblemTable(Tabular, tuple):
+    """The problems of a bulk operation (``RowProblem`` objects, a tuple), as a table: row, field, value,
+    what is allowed, the sentence. Empty when every row is good, and still a table (``to_pandas()`` then
+    gives an empty DataFrame with those columns)."""
+
+    __slots__ = ()
+    _columns = ("row", "field", "value", "allowed", "problem")
+
+    @staticmethod
+    def _view(problems: "ProblemTable") -> tuple[str, list[Record]]:
+        rows = len({problem.row for problem in problems})
+        return f"{plural(len(problems), 'problem')} in {plural(rows, 'row')}", [problem_record(p) for p in problems]
+
+
+# --- drawing ---------------------------------------------------------------------------------------------
+
+
+class _Shown:
+    """What a display shows: the result's name, its summary, the first rows (cut to the column width),
+    how many rows there are in all, and the counts per pool and state of every row. (A plain class: a
+    NamedTuple costs a fraction of a millisecond to create, and this module is on every start-up.)"""
+
+    __slots__ = ("title", "caption", "columns", "rows", "total", "counts")
+
+    def __init__(self, title: str, caption: str, columns: list[str], rows: list[list[Any]], total: int, counts: list[str]) -> None:
+        self.title, self.caption, self.columns, self.rows, self.total, self.counts = title, caption, columns, rows, total, counts
+
+
+def _shown(result: Tabular, max_rows: int | None) -> _Shown:
+    caption, records = type(result)._view(result)
+    columns: list[str] = []
+    for record in records:
+        columns.extend(key for key in record if key not in columns)
+    if not records:
+        columns = list(type(result)._columns)
+    first = records if max_rows is None else records[:max_rows]
+    width = options.max_colwidth
+    rows = [[_clip(record.get(column), width) for column in columns] for record in first]
+    note = f" — {PRIORITY_NOTE}" if "priority" in columns else ""
+    return _Shown(type(result).__name__, caption + note, columns, rows, len(records), _counts(records, columns))
+
+
+def _clip(value: Any, width: int | None) -> Any:
+    if isinstance(value, str) and width is not None and len(value) > width:
+        return value[: width - 1] + "…"
+    return value
+
+
+def _category(value: Any) -> str:
+    if value is None:
+        return "none"
+    text = str(value)
+    for stop in (",", ":", " ("):
+        text = text.split(stop, 1)[0]
+    return text.strip() or "none"
+
+
+def _counts(records: list[Record], columns: list[str]) -> list[str]:
+    """``pool_id: A 950, B 950, none 100`` for each counted column, values in the order they first appear."""
+    lines = []
+    for column in COUNTED:
+        if column not in columns or not records:
+            continue
+        counts: dict[str, int] = {}
+        for record in records:
+            key = _category(record.get(column))
+            counts[key] = counts.get(key, 0) + 1
+        if len(counts) == len(records):
+            continue  # every value different (two pools, two rows): nothing to count
+        shown = [f"{key} {count}" for key, count in list(counts.items())[:MAX_COUNTED]]
+        if len(counts) > MAX_COUNTED:
+            shown.append(f"… {len(counts) - MAX_COUNTED} others")
+        lines.append(f"{column}: {', '.join(shown)}")
+    return lines
+
+
+def _more(shown: _Shown) -> str:
+    hidden = shown.total - len(shown.rows)
+    return f"… {plural(hidden, 'more row')} ({shown.total} in all): .records() or .to_pandas() gives every row"
+
+
+def _text_cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _text(shown: _Shown) -> str:
+    lines = [f"{shown.title}: {shown.caption}"]
+    cells = [[_text_cell(value) for value in row] for row in shown.rows]
+    widths = [max([len(column), *(len(row[index]) for row in cells)]) for index, column in enumerate(shown.columns)]
+    numeric = [all(isinstance(row[index], (int, float)) and not isinstance(row[index], bool) for row in shown.rows if row[index] is not None)
+               for index in range(len(shown.columns))]
+    lines.append("  ".join(column.ljust(width) for column, width in zip(shown.columns, widths)).rstrip())
+    for row in cells:
+        parts = [cell.rjust(width) if right else cell.ljust(width) for cell, width, right in zip(row, widths, numeric)]
+        lines.append("  ".join(parts).rstrip())
+    if not shown.rows:
+        lines.append("(none)")
+    if len(shown.rows) < shown.total:
+        lines.append(_more(shown))
+    lines.extend(shown.counts)
+    return "\n".join(lines)
 
 
 def _cell(value: Any) -> str:
@@ -60,21 +294,20 @@ def _cell(value: Any) -> str:
     return "" if value is None else html.escape(str(value))
 
 
-def html_table(rows: list[Record], caption: str = "") -> str:
-    """An HTML table of flat records, every header, value and the caption escaped."""
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(key for key in row if key not in columns)
-    note = f" — {PRIORITY_NOTE}" if "priority" in columns else ""
+def _html(shown: _Shown) -> str:
+    columns = shown.columns
     parts = ['<table class="vgpu-table">']
-    if caption or note:
-        parts.append(f'<caption style="text-align:left">{_cell(caption + note)}</caption>')
+    counts = f"<br><small>{_cell('; '.join(shown.counts))}</small>" if shown.counts else ""
+    if shown.caption or counts:
+        parts.append(f'<caption style="text-align:left">{_cell(shown.caption)}{counts}</caption>')
     parts.append("<thead><tr>" + "".join(f"<th>{_cell(column)}</th>" for column in columns) + "</tr></thead>")
     parts.append("<tbody>")
-    for row in rows:
-        parts.append("<tr>" + "".join(f"<td>{_cell(row.get(column))}</td>" for column in columns) + "</tr>")
-    if not rows:
+    for row in shown.rows:
+        parts.append("<tr>" + "".join(f"<td>{_cell(value)}</td>" for value in row) + "</tr>")
+    if not shown.rows:
         parts.append("<tr><td><em>none</em></td></tr>")
+    if len(shown.rows) < shown.total:
+        parts.append(f'<tr><td colspan="{max(len(columns), 1)}"><em>{_cell(_more(shown))}</em></td></tr>')
     parts.append("</tbody></table>")
     return "\n".join(parts)
 
@@ -153,12 +386,24 @@ def audit_row(entry: Any) -> Record:
     }
 
 
+VM_COLUMNS = ("vm_uuid", "vm_name", "pool_id", "priority", "priority_value", "vm_id")
+
+# The columns of records() (and of to_data's VMs) that are there for reading, not input: bulk operations read
+# past them, so a result's records go back in as they are (vgpu.rows). ``priority_value`` is the priority's
+# number, shown beside its name: ``priority`` is what counts.
+OUTPUT_COLUMNS = frozenset({
+    "priority_value", "power_state", "state", "row", "action", "change", "segment", "current", "new", "restart",
+    "outcome", "old", "restarted", "stopped", "error", "created_at", "updated_at", "running_with",
+})
+
+
 class VMList(ResultList):
-    """Registered VMs (``vms.list_vms``, ``vms.register_many``)."""
+    """Registered VMs (``vms.list_vms``, ``vms.db_register_many``)."""
 
     __slots__ = ()
     _noun = "VM"
     _row = staticmethod(vm_record)
+    _columns = VM_COLUMNS
 
 
 class PoolList(ResultList):
@@ -167,6 +412,7 @@ class PoolList(ResultList):
     __slots__ = ()
     _noun = "pool"
     _row = staticmethod(pool_record)
+    _columns = ("pool_id", "pool_name", "enabled", "vms", "high", "medium", "low", "description")
 
 
 class AuditList(ResultList):
@@ -175,6 +421,7 @@ class AuditList(ResultList):
     __slots__ = ()
     _noun = "change"
     _row = staticmethod(audit_row)
+    _columns = ("entry_id", "at", "action", "subject", "old", "new")
 
 
 # --- views of compound results ---------------------------------------------------------------------------
@@ -205,6 +452,9 @@ def _booted_text(segment: Any) -> str | None:
     return "unreadable segment" if segment.present else "no segment"
 
 
+SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with")
+
+
 def scan_view(report: Any) -> tuple[str, list[Record]]:
     rows = []
     for entry in report.registered:
@@ -232,9 +482,19 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
     return caption, rows
 
 
+def config_record(vm: Any, config: Any) -> Record:
+    """A VM's row with a configuration of its own (the one asked for): what a change row reads back."""
+    return {
+        "vm_uuid": vm.vm_uuid, "vm_name": vm.vm_name, "pool_id": config.pool_id, "priority": config.priority.label,
+        "priority_value": int(config.priority), "vm_id": config.vm_id,
+    }
+
+
 def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
+    """One row per VM: the configuration it would have (the columns a change row has), its power state, its
+    current configuration, the change and whether it restarts."""
     rows = [{
-        "vm_uuid": plan.vm_uuid, "vm_name": plan.vm.vm_name, "power_state": plain(plan.power_state),
+        **config_record(plan.vm, plan.new), "power_state": plain(plan.power_state),
         "current": config_text(plan.current), "new": config_text(plan.new),
         "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart),
     } for plan in bulk.plans]
@@ -243,13 +503,16 @@ def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
 
 
 def bulk_result_view(result: Any) -> tuple[str, list[Record]]:
+    """One row per VM: its configuration now (or, for a failure, the one asked for: the records of a result
+    planned again retry what failed), the outcome, the old and new configuration, and any error."""
     rows = [{
-        "vm_uuid": done.vm.vm_uuid, "vm_name": done.vm.vm_name, "outcome": "changed" if done.changed else "unchanged",
+        **vm_record(done.vm), "outcome": "changed" if done.changed else "unchanged",
         "old": config_text(done.old), "new": config_text(done.vm.config), "restarted": yes_no(done.restarted),
         "stopped": done.stopped_how, "error": None,
     } for done in result.results]
     rows += [{
-        "vm_uuid": failure.vm_uuid, "vm_name": failure.plan.vm.vm_name if failure.plan else None, "outcome": "failed",
+        **(config_record(failure.plan.vm, failure.plan.new) if failure.plan else {"vm_uuid": failure.vm_uuid, "vm_name": None}),
+        "outcome": "failed",
         "old": config_text(failure.plan.current) if failure.plan else None,
         "new": config_text(failure.plan.new) if failure.plan else None,
         "restarted": None, "stopped": None, "error": failure.message,

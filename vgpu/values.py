@@ -13,7 +13,7 @@ import re
 import sys
 
 from .errors import InvalidValue
-from .models import POOL_IDS, Priority
+from .basics import POOL_IDS, Priority
 
 VM_ID_MAX = 2**31 - 1  # the scheduler and QEMU's fw_cfg consumers read it as a signed 32-bit int
 NAME_MAX = 255

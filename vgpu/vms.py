@@ -1,7 +1,11 @@
-"""Registered VMs: register (one or many), look up, list, plan a change, update the record, remove.
+"""Registered VMs in the database: look up, list, check a batch, plan a change; and the database-only writes.
 
-These functions change the database only. Anything that must also reach the hypervisor (writing the
-device-model-args segment, restarting the VM) is in :mod:`vgpu.lifecycle`, which calls down into this module.
+The writes here (``db_register``, ``db_register_many``, ``db_update``, ``db_remove``) change the database
+and nothing else: a VM registered or changed this way keeps its old device-model arguments, and a scan shows
+it as drift until it is repaired. On a host, use the host-aware functions, which call down into this module:
+:func:`vgpu.lifecycle.register_vm`, :func:`vgpu.lifecycle.reconfigure_vm`, :func:`vgpu.lifecycle.remove_vm`
+and :mod:`vgpu.bulk_register`. The old names (``register``, ``register_many``, ``update``, ``remove``)
+still work, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from . import audit
 from .columns import FIELD_OF_KEY, uniform_columns
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
-from .rows import Header, as_list, blank
+from .rows import Header, blank, labelled, row_name
 from .store import Store
 from .tables import VMList
 from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
@@ -212,7 +216,7 @@ def insert_registration(conn: sqlite3.Connection, reg: Registration) -> VM:
     return vm
 
 
-def register(
+def db_register(
     store: Store,
     vm_uuid: object,
     vm_name: object = None,
@@ -220,58 +224,146 @@ def register(
     priority: object = DEFAULT_PRIORITY,
     vm_id: object = None,
 ) -> VM:
-    """Register one VM. Defaults: Pool A, medium priority, the lowest free vm_id (an explicit one must be free).
-
-    Database only: :func:`vgpu.lifecycle.register_vm` also writes the VM's device-model-args segment.
-    """
+    """Database only: record one VM, without writing its device-model arguments (use
+    :func:`vgpu.lifecycle.register_vm` on a host). Defaults: Pool A, medium priority, the lowest free vm_id
+    (an explicit one must be free)."""
     reg = make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     with store.writing() as conn:
         return insert_registration(conn, reg)
 
 
-def register_many(store: Store, items: Iterable[Registration | Mapping[str, object]]) -> list[VM]:
-    """Register many VMs in one transaction: all of them, or none and an InvalidRows listing every bad row.
+ON_EXISTING = ("error", "skip", "update")  # what a bulk registration does with a row whose VM is registered
+
+
+def _on_existing(value: object) -> str:
+    if isinstance(value, str) and value in ON_EXISTING:
+        return value
+    raise InvalidValue("on_existing", value, ON_EXISTING)
+
+
+def db_register_many(
+    store: Store,
+    items: Iterable[Registration | Mapping[str, object]] | Mapping[object, Mapping[str, object]],
+    *,
+    on_existing: str = "error",
+) -> list[VM]:
+    """Database only: record many VMs in one transaction, without writing their device-model arguments
+    (on a host use :mod:`vgpu.bulk_register`): all of them, or none and an InvalidRows listing every bad row.
+    Returns the VMs registered or changed, in row order.
 
     Each item is a :class:`Registration` or a mapping with ``vm_uuid`` (or ``uuid``) and optionally
     ``vm_name``/``name``, ``pool``/``pool_id``, ``priority``, ``vm_id``: keys in any case, with spaces or a
-    byte-order mark around them, as a CSV header may have them, but one key per field. Blank values (None,
-    empty, spaces, or NaN as pandas reads an empty cell) take the defaults. A pandas DataFrame is refused
-    with a hint: pass ``df.to_dict("records")``.
+    byte-order mark around them, as a CSV header may have them, but one key per field; the columns records()
+    adds for reading (``priority_value``, ``state``, ...) are read past. Blank values (None, empty, spaces,
+    or NaN as pandas reads an empty cell) take the defaults. Rows are a list (numbered from 1 in problems),
+    a pandas DataFrame or a mapping of label to row (``df.to_dict("index")``), whose labels problems name.
+
+    ``on_existing`` says what a row whose VM is registered already does: ``"error"`` (a problem,
+    AlreadyRegistered), ``"skip"`` (left as it is) or ``"update"`` (its pool, priority and vm_id set to
+    what the row gives; a blank cell or a missing column keeps the VM's value, and its name is kept). A VM
+    keeping its own vm_id is never a conflict with itself.
     """
-    batch, problems = _validate_rows(items)
+    mode = _on_existing(on_existing)
+    rows, labels = labelled(items)
+    name = row_name(labels)
+    batch, problems = _validate_rows(rows)
     with store.writing() as conn:
-        taken_ids, taken_uuids = _taken(conn)
-        problems += _conflicts(conn, batch, taken_ids, taken_uuids)
+        found = _sort(conn, batch, rows, mode, name)
+        problems += found.problems
         if problems:
-            raise InvalidRows(sorted(problems, key=lambda p: p.row))
-        vms, params = _allocate(batch, taken_ids, _now(conn))
-        if vms:  # an empty batch changes nothing, so it leaves no audit entry either
+            raise InvalidRows(_named(problems, name))
+        new, params = _allocate(found.new, found.taken_ids | found.targets, _now(conn))
+        if new:  # an empty batch changes nothing, so it leaves no audit entry either
             last_rowid = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM vms").fetchone()[0]
             conn.executemany(f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", params)
             audit.record_registrations_since(conn, last_rowid)
-    return VMList(vms)
+        updated = [(position, update_record(conn, change.vm.vm_uuid, change.new)) for position, change in found.updates]
+    if not updated:
+        return VMList(new)
+    return VMList(vm for _, vm in sorted([*zip(found.new.rows, new), *updated], key=lambda pair: pair[0]))
+
+
+@attrs.frozen
+class BatchCheck:
+    """What a batch of registration rows would do, changing nothing. Each ``*_rows`` holds the rows (their
+    labels, or their numbers from 1) of the items beside it: ``new_rows[i]`` is the row of ``new[i]``.
+
+    ``new``: the VMs the rows registering a VM would become (vm_ids as they are free now); ``updates``: the
+    change each row asks of its registered VM (``on_existing="update"``); ``existing``: the registered VMs
+    whose rows leave them as they are (skipped, or already so); ``problems``: every problem with the others."""
+
+    new: tuple[VM, ...]
+    new_rows: tuple
+    updates: tuple[ChangePlan, ...]
+    update_rows: tuple
+    existing: tuple[VM, ...]
+    existing_rows: tuple
+    problems: tuple[RowProblem, ...]
+    labels: tuple = ()  # every input row's label (or number), in input order
+
+
+def classify_many(
+    store: Store,
+    items: Iterable[Registration | Mapping[str, object]] | Mapping[object, Mapping[str, object]],
+    *,
+    exists: Callable[[str], bool] | None = None,
+    on_existing: str = "error",
+) -> BatchCheck:
+    """What :func:`db_register_many` would make of ``items`` with ``on_existing``, changing nothing, row by
+    row. ``exists`` (UUID → is the VM on the host?) adds a NotFound problem for each row that would register
+    or change a VM the host lacks."""
+    found, new, name, count = _classify(store, items, exists, _on_existing(on_existing))
+    return BatchCheck(
+        tuple(new), tuple(map(name, found.new.rows)),
+        tuple(change for _, change in found.updates), tuple(name(position) for position, _ in found.updates),
+        tuple(vm for _, vm in found.existing), tuple(name(position) for position, _ in found.existing),
+        tuple(_named(found.problems, name)), tuple(map(name, range(1, count + 1))),
+    )
 
 
 def check_many(
     store: Store,
-    items: Iterable[Registration | Mapping[str, object]],
+    items: Iterable[Registration | Mapping[str, object]] | Mapping[object, Mapping[str, object]],
     *,
     exists: Callable[[str], bool] | None = None,
-) -> tuple[dict[int, VM], list[RowProblem]]:
-    """What register_many would make of ``items``, changing nothing: the VM each good row would become (by
-    row number, vm_ids assigned as they are free now) and every problem with the other rows. ``exists``
-    (UUID → is the VM on the host?) adds a NotFound problem for each row whose VM the host lacks."""
-    batch, problems = _validate_rows(items)
+    on_existing: str = "error",
+) -> tuple[dict[object, VM], list[RowProblem]]:
+    """What db_register_many would make of ``items``, changing nothing: the VM each good row would become
+    (by row label or number; vm_ids assigned as they are free now; a registered VM as a row of
+    ``on_existing="update"`` would change it) and every problem with the other rows. ``exists`` as for
+    :func:`classify_many`; :func:`classify_many` also says which rows register, update or skip, and keeps rows that share a
+    label apart (a DataFrame's index may repeat one; this dict keeps the last)."""
+    found, new, name, _ = _classify(store, items, exists, _on_existing(on_existing))
+    changed = [(position, attrs.evolve(change.vm, pool_id=change.new.pool_id, priority=change.new.priority,
+                                       vm_id=change.new.vm_id)) for position, change in found.updates]
+    good = sorted([*zip(found.new.rows, new), *changed], key=lambda pair: pair[0])
+    return {name(position): vm for position, vm in good}, _named(found.problems, name)
+
+
+def _classify(store: Store, items: object, exists: Callable[[str], bool] | None, mode: str) -> tuple["_Sorted", list[VM], Callable[[int], object], int]:
+    rows, labels = labelled(items)
+    name = row_name(labels)
+    batch, problems = _validate_rows(rows)
     with store.reading() as conn:
-        taken_ids, taken_uuids = _taken(conn)
-        problems += _conflicts(conn, batch, taken_ids, taken_uuids)
+        found = _sort(conn, batch, rows, mode, name)
+    problems += found.problems
+    updates = found.updates
     if exists is not None:
-        problems += [
-            RowProblem(row, NotFound("VM", vm_uuid, "the host has no such VM"))
-            for row, vm_uuid in zip(batch.rows, batch.vm_uuids) if not exists(vm_uuid)
-        ]
-    good = batch.without({problem.row for problem in problems})
-    return dict(zip(good.rows, _allocate(good, taken_ids, None)[0])), sorted(problems, key=lambda p: p.row)
+        problems += [RowProblem(position, NotFound("VM", vm_uuid, "the host has no such VM"))
+                     for position, vm_uuid in zip(found.new.rows, found.new.vm_uuids) if not exists(vm_uuid)]
+        problems += [RowProblem(position, NotFound("VM", change.vm.vm_uuid, "the host has no such VM"))
+                     for position, change in updates if not exists(change.vm.vm_uuid)]
+    refused = {problem.row for problem in problems}
+    updates = [(position, change) for position, change in updates if position not in refused]
+    good = found.new.without(refused)
+    targets = {change.new.vm_id for _, change in updates}
+    new = _allocate(good, found.taken_ids | targets, None)[0]
+    return found._replace(new=good, updates=updates, problems=problems, targets=targets), new, name, len(rows)
+
+
+def _named(problems: list[RowProblem], name: Callable[[int], object]) -> list[RowProblem]:
+    """The problems in row order, each naming its row as the caller does (a label, or the number)."""
+    return [RowProblem(name(problem.row), problem.error) for problem in sorted(problems, key=lambda p: p.row)]
 
 
 class _Batch(NamedTuple):
@@ -298,8 +390,7 @@ class _Batch(NamedTuple):
         return _Batch(*([column[index] for index in kept] for column in self))
 
 
-def _validate_rows(items: Iterable[Registration | Mapping[str, object]]) -> tuple[_Batch, list[RowProblem]]:
-    items = items if isinstance(items, (list, tuple)) else as_list(items)
+def _validate_rows(items: Sequence[object]) -> tuple[_Batch, list[RowProblem]]:
     columns = uniform_columns(items)
     if columns is not None:  # the usual batch, checked a column at a time (see vgpu.columns)
         return _Batch(list(range(1, len(items) + 1)), *columns), []
@@ -340,34 +431,94 @@ def _taken(conn: sqlite3.Connection) -> tuple[set[int], set[str]]:
     return taken_ids, taken_uuids
 
 
-def _conflicts(conn: sqlite3.Connection, batch: _Batch, taken_ids: set[int], taken_uuids: set[str]) -> list[RowProblem]:
-    """A UUID registered already (AlreadyRegistered, so a re-run can skip those rows), a vm_id taken (naming
-    its holder, as register does), and a UUID or vm_id given twice in the batch (naming the first row)."""
-    explicit_ids = [vm_id for vm_id in batch.vm_ids if vm_id is not None]
+class _Sorted(NamedTuple):
+    """A batch's valid rows sorted against the database, by position (from 1)."""
+
+    new: _Batch  # the rows registering a VM
+    updates: list[tuple[int, "ChangePlan"]]  # the change a row asks of its registered VM (on_existing="update")
+    existing: list[tuple[int, VM]]  # registered VMs their rows leave as they are
+    problems: list[RowProblem]
+    taken_ids: set[int]  # the vm_ids registered VMs hold now
+    targets: set[int]  # the vm_ids the updates move their VMs to
+
+
+def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, name: Callable[[int], object]) -> _Sorted:
+    """Which rows register a VM, which change or leave a registered one (as ``mode`` says), and the conflicts:
+    a UUID registered already (AlreadyRegistered, for ``"error"``), a vm_id another VM holds (naming it, as
+    register does), and a UUID or vm_id given twice in the batch (naming the first row)."""
+    taken_ids, taken_uuids = _taken(conn)
+    explicit = [vm_id for vm_id in batch.vm_ids if vm_id is not None]
     if (
         len(set(batch.vm_uuids)) == len(batch.vm_uuids) and taken_uuids.isdisjoint(batch.vm_uuids)
-        and len(set(explicit_ids)) == len(explicit_ids) and taken_ids.isdisjoint(explicit_ids)
+        and len(set(explicit)) == len(explicit) and taken_ids.isdisjoint(explicit)
     ):
-        return []  # the usual batch: settled by set operations, without a look at each row
+        return _Sorted(batch, [], [], [], taken_ids, set())  # the usual batch: settled by set operations
+    registered = _registered(conn, [vm_uuid for vm_uuid in batch.vm_uuids if vm_uuid in taken_uuids])
+    read = REGISTRATION_HEADER.reader()
     problems: list[RowProblem] = []
+    updates: list[tuple[int, ChangePlan]] = []
+    existing: list[tuple[int, VM]] = []
+    new: set[int] = set()
     first_row_of_uuid: dict[str, int] = {}
     first_row_of_id: dict[int, int] = {}
-    for row, vm_uuid, vm_id in zip(batch.rows, batch.vm_uuids, batch.vm_ids):
-        if vm_uuid in taken_uuids:
-            problems.append(RowProblem(row, _already_registered(select_vm(conn, vm_uuid))))
-        elif vm_uuid in first_row_of_uuid:
-            problems.append(RowProblem(row, Conflict("VM UUID", vm_uuid, f"row {first_row_of_uuid[vm_uuid]}")))
-        else:
-            first_row_of_uuid[vm_uuid] = row
-        if vm_id is None:
-            continue
+
+    def claim(position: int, vm_id: int) -> bool:
+        """Take ``vm_id`` for this row, or record why it cannot have it."""
         if vm_id in taken_ids:
-            problems.append(RowProblem(row, Conflict("vm_id", vm_id, _holder_of_vm_id(conn, vm_id))))
+            problems.append(RowProblem(position, Conflict("vm_id", vm_id, _holder_of_vm_id(conn, vm_id))))
         elif vm_id in first_row_of_id:
-            problems.append(RowProblem(row, Conflict("vm_id", vm_id, f"row {first_row_of_id[vm_id]}")))
+            problems.append(RowProblem(position, Conflict("vm_id", vm_id, f"row {name(first_row_of_id[vm_id])}")))
         else:
-            first_row_of_id[vm_id] = row
-    return problems
+            first_row_of_id[vm_id] = position
+            return True
+        return False
+
+    for position, vm_uuid, pool_id, priority, vm_id in zip(batch.rows, batch.vm_uuids, batch.pool_ids, batch.priorities, batch.vm_ids):
+        vm = registered.get(vm_uuid)
+        if vm is not None and mode == "error":
+            problems.append(RowProblem(position, _already_registered(vm)))
+            if vm_id is not None and vm_id != vm.vm_id:  # its own vm_id is never a conflict
+                claim(position, vm_id)
+            continue
+        if vm_uuid in first_row_of_uuid:
+            problems.append(RowProblem(position, Conflict("VM UUID", vm_uuid, f"row {name(first_row_of_uuid[vm_uuid])}")))
+            continue
+        first_row_of_uuid[vm_uuid] = position
+        if vm is None:
+            if vm_id is None or claim(position, vm_id):
+                new.add(position)
+        elif mode == "skip":
+            existing.append((position, vm))
+        else:
+            gives_pool, gives_priority, gives_vm_id = _given(items[position - 1], read)
+            target = VMConfig(pool_id if gives_pool else vm.pool_id, priority if gives_priority else vm.priority,
+                              vm_id if gives_vm_id else vm.vm_id)
+            if target == vm.config:
+                existing.append((position, vm))
+            elif target.vm_id == vm.vm_id or claim(position, target.vm_id):
+                updates.append((position, ChangePlan(vm, target)))
+    targets = {change.new.vm_id for _, change in updates}
+    return _Sorted(batch.without(set(batch.rows) - new), updates, existing, problems, taken_ids, targets)
+
+
+def _given(item: object, read: Callable) -> tuple[bool, bool, bool]:
+    """Whether a row gives a pool, a priority and a vm_id (a blank cell or no column gives none)."""
+    if isinstance(item, Registration):
+        return True, True, item.vm_id is not None
+    values = read(item)[0]
+    return not blank(values[2]), not blank(values[3]), not blank(values[4])
+
+
+def _registered(conn: sqlite3.Connection, vm_uuids: list[str]) -> dict[str, VM]:
+    """The registered VMs among ``vm_uuids``, by UUID (a few hundred per query: SQLite limits parameters)."""
+    found: dict[str, VM] = {}
+    for start in range(0, len(vm_uuids), 500):
+        chunk = vm_uuids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE vm_uuid IN ({marks})", chunk):
+            vm = vm_from_row(row)
+            found[vm.vm_uuid] = vm
+    return found
 
 
 def _allocate(batch: _Batch, taken_ids: set[int], now: str | None) -> tuple[list[VM], Iterator[tuple]]:
@@ -456,9 +607,10 @@ def update_record(conn: sqlite3.Connection, vm_uuid: str, config: VMConfig) -> V
     return new
 
 
-def update(store: Store, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> VM:
-    """Change the database record only. The VM learns of it at its next boot; to apply it now with a
-    confirmed restart use :func:`vgpu.lifecycle.reconfigure_vm`."""
+def db_update(store: Store, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> VM:
+    """Database only: change one VM's record, not its device-model arguments, so the VM shows as drift and
+    boots with its old values until repaired. On a host use :func:`vgpu.lifecycle.reconfigure_vm` (a
+    confirmed stop, update and start)."""
     plan = plan_change(store, vm_uuid, pool, priority, vm_id)
     with store.writing() as conn:
         return update_record(conn, plan.vm.vm_uuid, plan.new)
@@ -474,9 +626,32 @@ def delete_record(conn: sqlite3.Connection, vm_uuid: str) -> VM:
     return vm
 
 
-def remove(store: Store, vm_uuid: object) -> VM:
-    """Unregister a VM (database only; :func:`vgpu.lifecycle.remove_vm` also clears its segment)."""
+def db_remove(store: Store, vm_uuid: object) -> VM:
+    """Database only: delete one VM's registration, leaving its segment on the host (use
+    :func:`vgpu.lifecycle.remove_vm` on a host, which clears it)."""
     canonical = parse_uuid(vm_uuid)
     with store.writing() as conn:
         return delete_record(conn, canonical)
 
+
+
+# --- the old names ----------------------------------------------------------------------------------------
+
+
+def _renamed(new: Callable[..., Any], old: str, host_aware: str) -> Callable[..., Any]:
+    def deprecated(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        warnings.warn(f"vms.{old} changes only the database and is now named vms.{new.__name__}; on a host use "
+                      f"{host_aware} instead, so that the VM is updated too", DeprecationWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    deprecated.__name__ = deprecated.__qualname__ = old
+    deprecated.__doc__ = f"Deprecated name of :func:`{new.__name__}` (database only; on a host use {host_aware})."
+    return deprecated
+
+
+register = _renamed(db_register, "register", "lifecycle.register_vm")
+register_many = _renamed(db_register_many, "register_many", "bulk_register.plan_registrations and register_planned")
+update = _renamed(db_update, "update", "lifecycle.reconfigure_vm")
+remove = _renamed(db_remove, "remove", "lifecycle.remove_vm")

@@ -8,13 +8,14 @@ nothing else escapes a backend.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..models import HostVM, PowerState
+from ..basics import DEFAULT_ARGS_KEY
 
-DEFAULT_ARGS_KEY = "device-model-args"  # the spec's platform key; some hosts read "device_model_args"
+if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
+    from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY"]
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 @runtime_checkable

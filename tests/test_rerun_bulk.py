@@ -1,0 +1,247 @@
+"""Re-runnable bulk input: the same rows run twice (``on_existing``), a result's records() fed back in, and
+problems named by the input's own row labels (a DataFrame's index)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import audit, bulk, bulk_register, pools, scan, tables, vms
+from vgpu.errors import InvalidRows, InvalidValue, NotRows
+
+from .lifekit import World, config, vm_uuid
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    world = World.create(tmp_path, store)
+    world.add(1, "running", config("A", 1, 1), name="old-1")
+    world.add(2, "halted", config("B", 2, 5), name="old-2")
+    for number in range(10, 15):
+        world.sim.add_vm(vm_uuid(number), f"new-{number}", "running" if number % 2 else "halted")
+    return world
+
+
+# A file that registered old-1 and old-2 the first time, with two new VMs added since.
+RERUN = [
+    {"uuid": vm_uuid(1), "name": "old-1", "pool": "A", "priority": "medium", "vm_id": "1"},
+    {"uuid": vm_uuid(2), "name": "old-2", "pool": "B", "priority": "high", "vm_id": "5"},
+    {"uuid": vm_uuid(10), "name": "new-10", "pool": "B", "priority": "low", "vm_id": ""},
+    {"uuid": vm_uuid(11), "name": "new-11", "pool": "", "priority": "", "vm_id": ""},
+]
+
+
+def _problems(error_or_plan) -> list[tuple]:
+    return [(p.row, type(p.error).__name__, str(p.error)) for p in error_or_plan.problems]
+
+
+# --- on_existing ------------------------------------------------------------------------------------------
+
+
+def test_a_vm_keeping_its_own_vm_id_is_not_a_conflict_with_itself(world, snapshot):
+    before = snapshot()
+    with pytest.raises(InvalidRows) as caught:
+        vms.db_register_many(world.store, RERUN)
+    assert _problems(caught.value) == [
+        (1, "AlreadyRegistered", f"VM {vm_uuid(1)} is already registered (vm_id 1, pool A)"),
+        (2, "AlreadyRegistered", f"VM {vm_uuid(2)} is already registered (vm_id 5, pool B)"),
+    ]
+    assert snapshot() == before
+    good, problems = vms.check_many(world.store, RERUN)
+    assert sorted(good) == [3, 4] and [p.row for p in problems] == [1, 2]
+
+
+def test_skip_registers_the_new_rows_and_leaves_the_registered_ones_alone(world):
+    changed = dict(RERUN[1], pool="A")  # a registered VM whose row now says otherwise: skipped all the same
+    registered = vms.db_register_many(world.store, [RERUN[0], changed, *RERUN[2:]], on_existing="skip")
+    assert [(vm.vm_uuid, vm.pool_id, vm.vm_id) for vm in registered] == [(vm_uuid(10), "B", 2), (vm_uuid(11), "A", 3)]
+    assert world.config(vm_uuid(2)) == config("B", 2, 5)
+    assert vms.db_register_many(world.store, RERUN, on_existing="skip") == []  # a second re-run: nothing to do
+
+
+def test_update_changes_what_the_rows_give_and_keeps_what_they_leave_blank(world):
+    rows = [
+        {"uuid": vm_uuid(1), "pool": "B", "priority": "", "vm_id": ""},   # moves; keeps medium and vm_id 1
+        {"uuid": vm_uuid(2), "pool": "B", "priority": "high", "vm_id": "5"},  # already so: unchanged
+        {"uuid": vm_uuid(10)},                                            # new
+    ]
+    before = len(audit.history(world.store))
+    done = vms.db_register_many(world.store, rows, on_existing="update")
+    assert [(vm.vm_uuid, vm.pool_id, vm.priority.label, vm.vm_id) for vm in done] == [
+        (vm_uuid(1), "B", "medium", 1), (vm_uuid(10), "A", "medium", 2)]
+    assert world.config(vm_uuid(1)) == config("B", 1, 1) and world.config(vm_uuid(2)) == config("B", 2, 5)
+    actions = [entry.action for entry in audit.history(world.store)[: len(audit.history(world.store)) - before]]
+    assert sorted(actions) == ["register", "update"]  # the unchanged row leaves no entry
+
+
+def test_update_to_a_vm_id_another_vm_holds_is_a_conflict_naming_it(world, snapshot):
+    before = snapshot()
+    with pytest.raises(InvalidRows) as caught:
+        vms.db_register_many(world.store, [{"uuid": vm_uuid(1), "vm_id": 5}, {"uuid": vm_uuid(10), "vm_id": 9},
+                                           {"uuid": vm_uuid(11), "vm_id": 9}], on_existing="update")
+    assert _problems(caught.value) == [
+        (1, "Conflict", f"vm_id 5 is already used by VM old-2 ({vm_uuid(2)})"),
+        (3, "Conflict", "vm_id 9 is already used by row 2"),
+    ]
+    assert snapshot() == before
+
+
+def test_a_new_vm_never_gets_the_vm_id_an_update_moves_to(world):
+    done = vms.db_register_many(world.store, [{"uuid": vm_uuid(1), "vm_id": 2}, {"uuid": vm_uuid(10)}], on_existing="update")
+    assert [(vm.vm_uuid, vm.vm_id) for vm in done] == [(vm_uuid(1), 2), (vm_uuid(10), 3)]
+
+
+def test_an_unknown_on_existing_is_refused(world):
+    for call in (vms.db_register_many, vms.check_many):
+        with pytest.raises(InvalidValue) as caught:
+            call(world.store, RERUN, on_existing="upsert")
+        assert caught.value.field == "on_existing" and "error, skip or update" in str(caught.value)
+    with pytest.raises(InvalidValue):
+        bulk_register.plan_registrations(world.store, world.sim, RERUN, on_existing="replace")
+
+
+# --- bulk registration on a host -----------------------------------------------------------------------------
+
+
+def test_re_running_a_file_with_skip_reports_no_problems(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, RERUN, on_existing="skip")
+    assert len(plan.problems) == 0 and plan.invalid is None
+    assert [vm.vm_uuid for vm in plan.vms] == [vm_uuid(10), vm_uuid(11)] and plan.rows == (3, 4)
+    assert [vm.vm_uuid for vm in plan.existing] == [vm_uuid(1), vm_uuid(2)] and plan.existing_rows == (1, 2)
+    assert [(r["row"], r["action"]) for r in plan.records()] == [(1, "skip"), (2, "skip"), (3, "register"), (4, "register")]
+    bulk_register.register_planned(world.store, world.sim, plan)
+    again = bulk_register.plan_registrations(world.store, world.sim, RERUN, on_existing="skip")
+    assert again.vms == () and len(again.existing) == 4 and len(again.problems) == 0
+
+
+def test_update_on_a_host_is_planned_as_a_confirmed_reconfigure_and_applied_by_bulk(world):
+    rows = [dict(RERUN[0], pool="B"), RERUN[1], RERUN[2]]  # old-1 (running) moves to B; old-2 unchanged; one new
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows, on_existing="update")
+    assert isinstance(plan.updates, bulk.BulkPlan) and plan.update_rows == (1,)
+    [update] = plan.updates.plans
+    assert (update.vm_uuid, update.changes, update.needs_restart) == (vm_uuid(1), {"pool_id": ("A", "B")}, True)
+    assert plan.existing_rows == (2,) and plan.rows == (3,)
+    assert [(r["row"], r["action"], r["change"]) for r in plan.records()] == [
+        (1, "update", "pool A → B"), (2, "unchanged", None), (3, "register", None)]
+    done = bulk_register.register_planned(world.store, world.sim, plan)  # registers the new VM only
+    assert [vm.vm_uuid for vm in done.registered] == [vm_uuid(10)] and world.config(vm_uuid(1)) == config("A", 1, 1)
+    moved = bulk.apply_many(world.store, world.sim, plan.updates)  # the cycle: stop, DB, segment, start
+    assert moved.ok and world.config(vm_uuid(1)) == config("B", 1, 1) and world.agrees(vm_uuid(1))
+    assert world.sim.boots(vm_uuid(1))[-1] == world.args(vm_uuid(1))
+
+
+def test_a_plan_with_updates_and_problems_is_plain_json(world):
+    import json
+
+    from vgpu.convert import to_data
+
+    rows = [dict(RERUN[0], pool="B"), {"uuid": "nope"}, RERUN[2]]
+    data = json.loads(json.dumps(to_data(bulk_register.plan_registrations(world.store, world.sim, rows, on_existing="update"))))
+    assert data["updates"]["plans"][0]["new"]["pool_id"] == "B" and data["problems"][0]["row"] == 2
+    assert data["update_rows"] == [1] and data["rows"] == [3] and data["labels"] == [1, 2, 3]
+
+
+def test_an_update_that_cannot_be_planned_is_a_problem_of_its_row(world):
+    world.sim.add_vm(vm_uuid(20), "paused-20", "paused")
+    vms.db_register(world.store, vm_uuid(20), pool="A")
+    rows = {"first": {"uuid": vm_uuid(20), "pool": "B"}, "second": {"uuid": vm_uuid(12)}}
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows, on_existing="update")
+    assert [(p.row, getattr(p.error, "code", None)) for p in plan.problems] == [("first", "VM_BAD_POWER_STATE")]
+    assert plan.rows == ("second",) and plan.updates.plans == ()
+
+
+# --- records() back in -----------------------------------------------------------------------------------------
+
+
+def _vm_results(world) -> dict[str, tables.Tabular]:
+    """Every result whose rows are VMs, built through the public API."""
+    change = bulk.plan_many(world.store, world.sim, [{"vm_uuid": vm_uuid(2), "priority": "low"}])
+    registration = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(12)}])
+    return {
+        "list_vms": vms.list_vms(world.store),
+        "show_pool": pools.show_pool(world.store, "B"),
+        "status": scan.status(world.store, world.sim),
+        "bulk_plan": change,
+        "registration_plan": registration,
+        "registration_result": bulk_register.register_planned(world.store, world.sim, registration),
+        "bulk_result": bulk.apply_many(world.store, world.sim, change),
+    }
+
+
+def test_records_of_every_vm_result_go_back_into_register_many_and_plan_many(world):
+    for name, result in _vm_results(world).items():
+        records = result.records()
+        assert records, name
+        vms.check_many(world.store, records, on_existing="skip")  # no InvalidColumns: every column is known
+        _, problems = vms.check_many(world.store, records, on_existing="update")
+        assert problems == [], (name, problems)
+        plan = bulk.plan_many(world.store, world.sim, records)  # the VMs as they are now, or as planned
+        assert all(p.vm_uuid in {r["vm_uuid"] for r in records} for p in plan.plans), name
+
+
+def test_records_fed_back_unchanged_change_nothing(world):
+    registered = vms.list_vms(world.store).records()
+    assert bulk.plan_many(world.store, world.sim, registered).changing == []
+    assert vms.db_register_many(world.store, registered, on_existing="update") == []
+    report = scan.status(world.store, world.sim).records()  # unregistered VMs included, with blank cells
+    assert bulk.plan_many(world.store, world.sim, report).changing == []
+
+
+def test_an_edited_record_is_the_change(world):
+    rows = vms.list_vms(world.store).records()
+    rows[0]["pool_id"] = "B"
+    plan = bulk.plan_many(world.store, world.sim, rows)
+    assert [(p.vm_uuid, p.changes) for p in plan.changing] == [(vm_uuid(1), {"pool_id": ("A", "B")})]
+
+
+def test_a_column_nobody_writes_is_still_refused(world):
+    rows = vms.list_vms(world.store).records()
+    rows[0]["prio"] = "high"
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, rows)
+    assert caught.value.problems[0].error.field == "column"
+
+
+# --- row labels ----------------------------------------------------------------------------------------------
+
+
+BAD = [{"uuid": vm_uuid(10), "pool": "C"}, {"uuid": vm_uuid(11)}, {"uuid": vm_uuid(11)}]
+
+
+def test_a_mapping_of_rows_names_problems_by_its_keys(world):
+    by_label = dict(zip(["web-a", "web-b", "web-c"], BAD))  # as df.to_dict("index") gives them
+    with pytest.raises(InvalidRows) as caught:
+        vms.db_register_many(world.store, by_label)
+    assert [(p.row, type(p.error).__name__) for p in caught.value.problems] == [("web-a", "InvalidValue"), ("web-c", "Conflict")]
+    assert str(caught.value.problems[1].error) == f"VM UUID {vm_uuid(11)} is already used by row web-b"
+    good, _ = vms.check_many(world.store, by_label)
+    assert list(good) == ["web-b"]
+
+
+def test_a_dataframe_is_taken_as_it_is_and_named_by_its_index(world):
+    pandas = pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
+    frame = pandas.DataFrame(BAD, index=[101, 102, 103])
+    for rows in (frame, frame.to_dict("index")):
+        with pytest.raises(InvalidRows) as caught:
+            vms.db_register_many(world.store, rows)
+        assert [p.row for p in caught.value.problems] == [101, 103]
+        plan = bulk_register.plan_registrations(world.store, world.sim, rows)
+        assert plan.rows == (102,) and [p.row for p in plan.problems] == [101, 103]
+    changes = pandas.DataFrame([{"vm_uuid": vm_uuid(1), "pool": "C"}, {"vm_uuid": vm_uuid(2), "pool": "A"}], index=["x", "y"])
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, changes)
+    assert [p.row for p in caught.value.problems] == ["x"]
+    assert len(bulk.plan_many(world.store, world.sim, changes.loc[["y"]]).changing) == 1
+
+
+def test_a_single_row_is_still_refused_as_not_rows(world):
+    with pytest.raises(NotRows):
+        vms.db_register_many(world.store, {"uuid": vm_uuid(10), "pool": "B"})
+
+
+def test_the_pandas_example_works_when_every_row_is_good(world):
+    pandas = pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(12)}])
+    assert plan.invalid is None
+    frame = plan.problems.to_pandas()  # what the docs and notebooks show: a table of problems, maybe empty
+    assert isinstance(frame, pandas.DataFrame) and frame.empty and "field" in frame.columns
+    assert plan.problems == () and len(plan.problems.records()) == 0
