@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Callable, TextIO
 
+from .escape import shown
+
 YES = ("yes", "y")
 NO = ("no", "n")
 
@@ -61,8 +63,10 @@ class Console:
         self.out.flush()
 
     def error(self, text: str) -> None:
+        """One line on stderr. Errors quote names and values from the host and the database, so whatever in
+        the line does not print is escaped: it cannot move the cursor, or end the line and fake another."""
         self._end_progress()
-        self.err.write(text + "\n")
+        self.err.write(shown(text) + "\n")
         self.err.flush()
 
     def confirm(self, question: str) -> bool:

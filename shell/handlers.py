@@ -15,11 +15,11 @@ from .context import Context
 def _emit(ctx: Context, opts: dict, data, text) -> int:
     """Print ``data`` as JSON with --format=json, else the text rendering (a string or a callable)."""
     if opts.get("format") == "json":
-        import json  # like cattrs, loaded only for JSON output: the one-shot start-up is measured
+        from vgpu.convert import to_data  # like json, loaded only for JSON output: the one-shot start-up is measured
 
-        from vgpu.convert import to_data
+        from .escape import json_text
 
-        ctx.console.say(json.dumps(to_data(data), indent=2, ensure_ascii=False))
+        ctx.console.say(json_text(to_data(data)))
     else:
         ctx.console.say(text() if callable(text) else text)
     return 0

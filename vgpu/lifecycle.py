@@ -22,7 +22,7 @@ import attrs
 from . import devargs, journal, values, vms
 from .errors import Cancelled, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor
+from .hypervisor.base import Hypervisor, args_quoted
 from .models import VM, HostVM, PowerState, VMConfig
 from .store import Store
 
@@ -143,7 +143,7 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
     """Set (or with None, remove) vgpu's segment in the VM's device-model args, keeping everything else.
     Returns the new args. Writes nothing when they already say so."""
     current = host.get_device_model_args(vm_uuid)
-    wanted = devargs.merge(current, config)
+    wanted = devargs.merge(current, config, quoted=args_quoted(host))
     if wanted != current:
         host.set_device_model_args(vm_uuid, wanted)
     return wanted

@@ -15,7 +15,7 @@ from . import devargs, journal, pools, tables, vms
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor
+from .hypervisor.base import Hypervisor, args_quoted
 from .models import VM, HostVM, Pool
 from .store import Store
 from .values import parse_pool_id
@@ -135,7 +135,7 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         pool_rows = pools.select_pools(conn)
         registered = vms.select_vms(conn)
         operations = journal.select_unfinished(conn)
-    return _join(pool_rows, registered, host_vms, host_error, operations)
+    return _join(pool_rows, registered, host_vms, host_error, operations, args_quoted(host))
 
 
 def status(store: Store, host: Hypervisor) -> ScanReport:
@@ -144,7 +144,7 @@ def status(store: Store, host: Hypervisor) -> ScanReport:
 
 
 def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], host_error: str | None,
-          operations: list[journal.Operation]) -> ScanReport:
+          operations: list[journal.Operation], quoted: bool = False) -> ScanReport:
     names = {**{h.uuid: h.name or None for h in host_vms}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
     unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
     on_host = {host_vm.uuid: host_vm for host_vm in host_vms}
@@ -152,12 +152,12 @@ def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], h
     scanned = []
     for vm in registered:
         host_vm = on_host.pop(vm.vm_uuid, None)
-        segment = devargs.parse(host_vm.device_model_args) if host_vm is not None else devargs.ABSENT
+        segment = devargs.parse(host_vm.device_model_args, quoted=quoted) if host_vm is not None else devargs.ABSENT
         scanned.append(ScannedVM(vm, host_vm, segment, host_error is None))
     unregistered = sorted(on_host.values(), key=lambda h: (h.name.lower(), h.uuid))
     foreign = []
     for host_vm in unregistered:
-        segment = devargs.parse(host_vm.device_model_args)
+        segment = devargs.parse(host_vm.device_model_args, quoted=quoted)
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))
@@ -188,4 +188,4 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         if codes.vm_missing(error):
             return VMView(vm, None, devargs.ABSENT, operation=operation)
         return VMView(vm, None, devargs.ABSENT, str(error), operation)
-    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args), operation=operation)
+    return VMView(vm, HostVM(vm.vm_uuid, vm.vm_name or "", state, args), devargs.parse(args, quoted=args_quoted(host)), operation=operation)

@@ -14,7 +14,14 @@ from ..models import HostVM, PowerState
 
 DEFAULT_ARGS_KEY = "device-model-args"  # the spec's platform key; some hosts read "device_model_args"
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY"]
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted"]
+
+
+def args_quoted(host: object) -> bool:
+    """Whether ``host`` keeps its device-model args as a shell-quoted argument list (libvirt's backend, whose
+    arguments may hold spaces) rather than words separated by whitespace (xe, XenAPI, the simulated host):
+    :mod:`vgpu.devargs` reads the two differently. A backend says so with ``args_quoted = True``."""
+    return getattr(host, "args_quoted", False) is True
 
 
 @runtime_checkable
