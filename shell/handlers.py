@@ -163,6 +163,20 @@ def recover(ctx: Context, opts: dict) -> int:
     return 1 if any(r.action == "failed" for r in results) else 0
 
 
+def repair_db(ctx: Context, opts: dict) -> int:
+    from vgpu.store import repair_schema
+
+    db = ctx.settings.db
+    restored = repair_schema(db)
+    ctx.store  # opens the repaired file as every command does: a database another tool made is adopted now
+    ctx.changed()
+    if restored:
+        ctx.console.say(f"Restored in {db}: {', '.join(restored)}. Every row was kept.")
+    else:
+        ctx.console.say(f"The database {db} already has the spec's constraints and indexes; nothing to repair.")
+    return 0
+
+
 def demo(ctx: Context, opts: dict) -> int:
     from vgpu import demo as demo_host
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import audit, vms
+from . import audit, stored, vms
 from .errors import Conflict, NotFound
-from .models import Pool, PoolDetail, PriorityCounts
+from .models import Pool, PoolDetail
 from .store import Store
 from .tables import PoolList
 from .values import parse_pool_id, parse_pool_name
@@ -22,19 +22,29 @@ FROM pools p LEFT JOIN vms v ON v.pool_id = p.pool_id
 {where}
 GROUP BY p.pool_id ORDER BY p.pool_id
 """
-
-
-def _pool_from_row(row: tuple) -> Pool:
-    pool_id, name, description, enabled, created, updated, low, medium, high = row
-    return Pool(pool_id, name, description, bool(enabled), PriorityCounts(low, medium, high), created, updated)
+# A VM the counts above leave out: in no pool, or of no priority (a damaged row, named by vgpu.stored).
+_UNCOUNTED_VM = f"""
+SELECT {vms.COLUMNS} FROM vms
+WHERE pool_id NOT IN (SELECT pool_id FROM pools) OR typeof(priority) <> 'integer' OR priority NOT IN (0, 1, 2)
+LIMIT 1
+"""
 
 
 def select_pools(conn: sqlite3.Connection, pool_id: str | None = None) -> list[Pool]:
+    """The pools (or one) with their counts; DamagedDatabase for a row that breaks the spec's rules, the
+    rows the counts leave out included (a priority of 7 would otherwise just not be counted)."""
     if pool_id is None:
         rows = conn.execute(_POOL_SQL.format(where="")).fetchall()
+        total = conn.execute("SELECT COUNT(*) FROM vms").fetchone()[0]
     else:
         rows = conn.execute(_POOL_SQL.format(where="WHERE p.pool_id = ?"), (pool_id,)).fetchall()
-    return [_pool_from_row(row) for row in rows]
+        total = conn.execute("SELECT COUNT(*) FROM vms WHERE pool_id = ?", (pool_id,)).fetchone()[0]
+    found = [stored.pool(row) for row in rows]
+    if sum(pool.vm_count for pool in found) != total:
+        left_out = conn.execute(_UNCOUNTED_VM).fetchone()
+        if left_out is not None:
+            stored.vm(left_out)  # raises, naming the row
+    return found
 
 
 def list_pools(store: Store) -> list[Pool]:
