@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from . import paths
+from . import paths, trust
 from .errors import ConfigError
 from .hypervisor.base import DEFAULT_ARGS_KEY
 
@@ -52,6 +52,8 @@ class Settings:
 def _read_toml(path: str) -> dict[str, Any]:
     if not os.path.exists(path):
         return {}
+    # A config file names the command run for the host: only one nobody else can change is read (vgpu.trust).
+    trust.check_file(path, "config file")
     import tomllib  # only when a config file exists: keeps the one-shot start-up light
 
     try:

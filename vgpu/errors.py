@@ -276,6 +276,21 @@ class ConfigError(VgpuError):
         super().__init__(f"{source}: {sentence}")
 
 
+class UnsafeFile(ConfigError):
+    """A file vgpu-admin would trust (a config file, a password file, the database) could be changed by
+    someone other than root and the user running it, or a password file read by others: refused as OpenSSH
+    refuses such files (see vgpu.trust). ``path`` is the file, ``problem`` what is wrong with it or a directory
+    above it, ``fix`` the command that makes it safe."""
+
+    def __init__(self, path: str, what: str, problem: str, fix: str) -> None:
+        self.path = path
+        self.what = what
+        self.problem = problem
+        self.fix = fix
+        super().__init__(path, "")
+        self.reword(f"refusing the {what} {path}: {problem}; fix: {fix}")
+
+
 class AlreadyRegistered(Conflict):
     """The VM UUID is registered already."""
 

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from typing import Iterator
 
-from . import schema, schema_check
+from . import schema, schema_check, trust
 from .errors import DamagedDatabase, IncompleteSchema, StoreError
 
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -110,12 +110,21 @@ def _operational_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
 
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    if "\0" in path:
+        raise StoreError(path, f"cannot open database {path!r}: the path holds a NUL character")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise StoreError(path, f"cannot open database {path}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise StoreError(path, f"cannot open database {path}: it is a directory")
-    if not os.path.exists(path):
+    # Trusted as ssh trusts its files (vgpu.trust): root carries out what the database says.
+    if os.path.lexists(path):
+        trust.check_file(path, "database")
+        for companion in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):  # SQLite writes these beside it
+            if os.path.lexists(companion):
+                trust.check_file(companion, "database")
+    else:
+        trust.check_directory(directory, "database")
         _create_private_file(path)
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
@@ -128,16 +137,14 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
 
 
 def _create_private_file(path: str) -> None:
-    """Create the DB file readable and writable by its owner only (SQLite gives -wal/-shm the same mode)."""
+    """Create the DB file readable and writable by its owner only (SQLite gives -wal/-shm the same mode),
+    never through a symlink: one planted since the checks above makes this fail, not write elsewhere."""
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
+        trust.create_private(path)
     except PermissionError as exc:
         raise StoreError(path, f"cannot create database {path}: permission denied") from exc
     except OSError as exc:
         raise StoreError(path, f"cannot create database {path}: {exc.strerror}") from exc
-    os.close(fd)
 
 
 def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
