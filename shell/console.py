@@ -7,8 +7,11 @@ is a no, and anything else asks again.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, TextIO
+
+from vgpu.errors import Cancelled
 
 from .escape import shown
 
@@ -34,6 +37,41 @@ def stdin_reader(out: TextIO, stdin: TextIO | None = None) -> Callable[[str], st
     return read_line
 
 
+def terminal_password(prompt: str) -> str | None:
+    """A password typed at the process's controlling terminal, not echoed; None when there is none.
+
+    Never stdin: a password must not come from a pipe, and nothing typed or piped for a confirmation can
+    become one (``echo yes | vgpu-admin ...`` once sent "yes" to the host as root's password). Ctrl-D at the
+    prompt cancels the command; Ctrl-C interrupts it as anywhere else.
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None  # no controlling terminal: cron, a service, a pipeline started without one
+    import termios
+
+    with open(fd, "r+b", buffering=0) as tty:
+        try:
+            saved = termios.tcgetattr(fd)
+        except termios.error:
+            return None
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO  # lflags
+        tty.write(prompt.encode("utf-8", "replace"))
+        termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        try:
+            typed = b""
+            while not typed.endswith(b"\n"):
+                chunk = os.read(fd, 1024)
+                if not chunk:
+                    raise Cancelled("No password was typed; nothing was changed.")
+                typed += chunk
+        finally:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+            tty.write(b"\n")
+    return typed[:-1].decode("utf-8", "replace")
+
+
 class Console:
     def __init__(
         self,
@@ -42,11 +80,14 @@ class Console:
         read_line: Callable[[str], str | None],
         *,
         interactive: bool = False,
+        read_secret: Callable[[str], str | None] | None = None,
     ) -> None:
         self.out = out
         self.err = err
         self.read_line = read_line
         self.interactive = interactive
+        # Asks for a password at a terminal; None (or a reader answering None): there is no terminal to ask at.
+        self.read_secret = read_secret
         self._progress_open = False
 
     @classmethod
@@ -55,7 +96,7 @@ class Console:
             if hasattr(stream, "reconfigure"):
                 stream.reconfigure(errors="replace")
         interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()
-        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=interactive)
+        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=interactive, read_secret=terminal_password)
 
     def say(self, text: str = "") -> None:
         self._end_progress()

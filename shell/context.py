@@ -6,11 +6,10 @@ is a network round trip) and ``help`` touches neither.
 
 from __future__ import annotations
 
-import getpass
 import os
 import threading
 
-from vgpu import config, errors, paths
+from vgpu import config, errors, paths, trust
 from vgpu.store import Store
 
 from .console import Console
@@ -56,14 +55,19 @@ class Context:
         if self.settings.sources.get("db") == "default":
             paths.ensure_dir(os.path.dirname(self.settings.db))
 
-    def _password(self) -> str:
-        """Asked only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset; never echoed or stored.
+    def _password(self) -> str | None:
+        """Called only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset: the config's password_file
+        (checked: owner-only, see vgpu.trust), else the terminal, never stdin. None when there is no terminal
+        (the library then raises the documented ConfigError). Never echoed or stored.
 
-        Only the main thread asks: the shell's background name refresh must not read the terminal while
+        Only the main thread asks at the terminal: the shell's background name refresh must not read it while
         prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
+        if self.settings.password_file:
+            return trust.read_secret(self.settings.password_file)
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
-        return getpass.getpass(f"Password for {self.settings.host}: ")
+        ask = self.console.read_secret
+        return ask(f"Password for {self.settings.host}: ") if ask is not None else None
 
     def vms_named(self, name: str) -> list[tuple[str, str]]:
         """(UUID, name) of each VM called ``name`` in any case: from the shell's names, which include the
