@@ -7,6 +7,7 @@ Each handler returns the exit code; errors propagate as exceptions for shell.run
 from __future__ import annotations
 
 from vgpu import audit, pools, values, vms
+from vgpu.errors import ConfigError
 
 from . import render
 from .context import Context
@@ -198,8 +199,13 @@ def help(ctx: Context, opts: dict) -> int:  # noqa: A001 - the command is called
 
 
 def shell(ctx: Context, opts: dict) -> int:
-    from .repl import run_repl
-
+    try:
+        from .repl import run_repl
+    except ModuleNotFoundError as missing:  # an install without the shell extra: say how to add it
+        if (missing.name or "").partition(".")[0] != "prompt_toolkit":
+            raise
+        raise ConfigError("shell", "prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; "
+                                   "one-shot commands work without it") from None
     return run_repl(ctx)
 
 

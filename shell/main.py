@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     try:
         flags, words = parsing.take_globals(words)
         settings = config.load(flags)
+        _check_host(settings)
     except (UsageError, errors.VgpuError) as error:
         console.error(f"error: {error}")
         return runner.exit_code_for(error)
@@ -40,6 +41,21 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         return runner.run_words(ctx, words)
     finally:
         ctx.close()
+
+
+def _check_host(settings: config.Settings) -> None:
+    """Every command refuses a host it could not open, even one that never talks to the host (list-vms), so a
+    typo in --host is never silently ignored."""
+    from vgpu import hosts
+
+    try:
+        hosts.check(settings.host)
+    except errors.InvalidValue as error:
+        source = settings.sources.get("host", "flag")
+        if source != "flag":
+            where = "VGPU_HOST" if source == "environment" else source
+            error.reword(f"{error.sentence} (the host comes from {where})")
+        raise
 
 
 def entry() -> None:

@@ -190,3 +190,32 @@ def test_the_toolbar_shows_db_host_pools_and_refreshing(spec):
         offline = names.build(store, spec.sim)
     assert repl.toolbar("/db", "sim:x", offline, refreshing=False) == "DB: /db | Host: sim:x (unreachable) | Pool A: 7 VMs | Pool B: 13 VMs"
     assert repl.toolbar("/db", "sim:x", names.EMPTY, refreshing=True) == "DB: /db | Host: sim:x | refreshing…"
+
+
+def test_history_is_private_and_keeps_no_line_carrying_a_credential(shell, spec, isolated_environment):
+    folder = isolated_environment / "data" / "vgpu"
+    folder.mkdir(parents=True, mode=0o755)
+    os.chmod(folder, 0o755)  # as an earlier version, or a umask, left it
+    secret_lines = [
+        "scan-vms --host=xapi://root:hunter2@xen1",
+        "list-vms --host xapis://admin:hunter2@xen1?cafile=/x",
+        "VGPU_XAPI_PASSWORD=hunter2 list-vms",
+        "status password=hunter2",
+    ]
+    shell.type("list-pools\n" + "".join(line + "\n" for line in secret_lines) + "list-vms\n" + CTRL_D)
+    path = repl.history_path()
+    text = open(path, encoding="utf-8").read()
+    assert "hunter2" not in text
+    assert [line[1:] for line in text.splitlines() if line.startswith("+")] == ["list-pools", "list-vms"]
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+    assert oct(os.stat(folder).st_mode & 0o777) == oct(0o700)
+
+
+def test_a_planted_history_symlink_is_never_written_through(shell, isolated_environment, tmp_path):
+    folder = isolated_environment / "data" / "vgpu"
+    folder.mkdir(parents=True, mode=0o700)
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    os.symlink(target, folder / "history")
+    assert shell.type("list-pools\n" + CTRL_D) == 0
+    assert target.read_text() == "keep\n"

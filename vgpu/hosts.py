@@ -18,6 +18,11 @@ def resolve(uri: str) -> str:
     return f"sim:{paths.demo_host_file()}" if (uri or "").strip() == DEMO_URI else uri
 
 
-def open_host(uri: str, *, args_key: str = DEFAULT_ARGS_KEY, password: Callable[[], str] | None = None) -> Hypervisor:
+def check(uri: str) -> str:
+    """InvalidValue unless ``uri`` is a host URI in a form that can be opened (``sim:demo`` included)."""
+    return hypervisor.check_uri(resolve(uri))
+
+
+def open_host(uri: str, *, args_key: str = DEFAULT_ARGS_KEY, password: Callable[[], str | None] | None = None) -> Hypervisor:
     """Connect to the host named by ``uri`` (see :func:`vgpu.hypervisor.open_host`; ``sim:demo`` too)."""
     return hypervisor.open_host(resolve(uri), args_key=args_key, password=password)

@@ -21,29 +21,47 @@ from .base import DEFAULT_ARGS_KEY, Hypervisor
 
 SCHEMES = ("sim:", "xe:", "xapi://", "xapis://", "xapi+unix:", "qemu:", "qemu+ssh:", "qemu+unix:", "qemu+tcp:", "qemu+tls:")
 _ALLOWED = "sim:PATH, xe:, xapi://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
+_LIBVIRT_SCHEMES = ("qemu", "test", "lxc", "libvirt")
+
+
+def check_uri(uri: str) -> str:
+    """``uri`` stripped, if it names a backend in a form this package can open: InvalidValue otherwise. Only
+    the form is checked (nothing is contacted, no SDK imported), so every command can check its ``--host``,
+    the ones that never talk to the host included."""
+    text = (uri or "").strip() if isinstance(uri, str) else ""
+    if not text or "\0" in text:
+        raise InvalidValue("host URI", uri, _ALLOWED)
+    if text.startswith("sim:"):
+        target = text[len("sim:"):]
+        if target == "demo":
+            raise InvalidValue("host URI", uri, "a path after sim: here; vgpu.hosts.open_host resolves sim:demo")
+        if not target:
+            raise InvalidValue("host URI", uri, _ALLOWED)
+    elif text.startswith(("xapi://", "xapis://", "xapi+unix:")):
+        from .xapi_uri import parse_uri  # pure: the SDK is imported only when the host is opened
+
+        parse_uri(text)
+    elif not text.startswith("xe:") and text.split(":", 1)[0].split("+", 1)[0] not in _LIBVIRT_SCHEMES:
+        raise InvalidValue("host URI", uri, _ALLOWED)
+    return text
 
 
 def open_host(
     uri: str,
     *,
     args_key: str = DEFAULT_ARGS_KEY,
-    password: Callable[[], str] | None = None,
+    password: Callable[[], str | None] | None = None,
 ) -> Hypervisor:
     """Connect to the host named by ``uri``.
 
     ``password`` is called (at most once) when a XenAPI login needs one and VGPU_XAPI_PASSWORD is unset;
     passwords are never taken from the URI, so they never sit on a command line.
     """
-    text = (uri or "").strip()
+    text = check_uri(uri)
     if text.startswith("sim:"):
         from .sim import SimHost
 
-        target = text[len("sim:"):]
-        if target == "demo":
-            raise InvalidValue("host URI", uri, "a path after sim: here; vgpu.hosts.open_host resolves sim:demo")
-        if not target:
-            raise InvalidValue("host URI", uri, _ALLOWED)
-        return SimHost(target, args_key=args_key)
+        return SimHost(text[len("sim:"):], args_key=args_key)
     if text == "xe:" or text.startswith("xe:"):
         from .xe import XeHost
 
@@ -52,11 +70,9 @@ def open_host(
         from .xapi import XapiHost
 
         return XapiHost.from_uri(text, args_key=args_key, password=password)
-    if text.split(":", 1)[0].split("+", 1)[0] in ("qemu", "test", "lxc", "libvirt"):
-        from .libvirt import LibvirtHost
+    from .libvirt import LibvirtHost  # check_uri let only a libvirt scheme through to here
 
-        return LibvirtHost(text)
-    raise InvalidValue("host URI", uri, _ALLOWED)
+    return LibvirtHost(text)
 
 
-__all__ = ["Hypervisor", "open_host", "DEFAULT_ARGS_KEY"]
+__all__ = ["Hypervisor", "open_host", "check_uri", "DEFAULT_ARGS_KEY"]
