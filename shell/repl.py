@@ -73,18 +73,21 @@ def _read_and_run(ctx: Context, session: PromptSession) -> bool:
         return True
     except EOFError:  # Ctrl-D
         return False
+    return run_line(ctx, line) is not None
+
+
+def run_line(ctx: Context, line: str) -> int | None:
+    """Run one line typed at the vgpu> prompt: its exit code (0 for a blank line), None for exit/quit."""
     try:
         words = parsing.split_line(line)
     except UsageError as error:
-        runner.report(ctx, error)
-        return True
+        return runner.report(ctx, error)
     if not words:
-        return True
+        return runner.OK
     command = lookup(words[0])
     if command is not None and command.name == "exit":
-        return False
-    runner.run_words(ctx, words)
-    return True
+        return None
+    return runner.run_words(ctx, words)
 
 
 def _open_sources(ctx: Context):

@@ -420,13 +420,20 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
         vm = vms.get(store, vm_uuid)
     except NotFound as missing:
         raise explain_unregistered(host, missing) from None
+    # Ask the host before journalling, as repair_vm does: a host that refuses us at once (no password, no
+    # such host) leaves nothing behind, not an operation that locks the VM until recover.
+    try:
+        cleared = _on_host(host, vm.vm_uuid)
+    except HypervisorError as failure:
+        failure.reword(failure.sentence + "; the VM is still registered")
+        raise
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
-    cleared = True
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)
-            update_device_model_args(host, vm.vm_uuid, None)
+            if cleared:
+                update_device_model_args(host, vm.vm_uuid, None)
         except HypervisorError as failure:
             if not codes.vm_missing(failure):
                 journal.finish(store, op, journal.ROLLED_BACK, str(failure))
@@ -439,6 +446,17 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     journal.finish(store, op, journal.DONE)
     return RemoveResult(removed, cleared)
 
+
+
+def _on_host(host: Hypervisor, vm_uuid: str) -> bool:
+    """Whether the host has the VM (any other host error is raised)."""
+    try:
+        host.get_device_model_args(vm_uuid)
+    except HypervisorError as error:
+        if not codes.vm_missing(error):
+            raise
+        return False
+    return True
 
 
 # --- repair -----------------------------------------------------------------------------------------------
