@@ -130,11 +130,12 @@ class Console:
     def progress(self, event) -> None:
         """Show a lifecycle progress event on stderr: one updating line at a terminal, else one line per step."""
         elapsed = f" ... {event.elapsed:.0f}s" if event.elapsed else ""
+        message = shown(event.message)  # it may quote the host's own words
         if self.interactive:
-            self.err.write(f"\r\033[K{event.message}{elapsed}")
+            self.err.write(f"\r\033[K{message}{elapsed}")
             self._progress_open = True
         elif not event.elapsed:  # without a terminal, skip the ticking "still waiting" updates
-            self.err.write(event.message + "\n")
+            self.err.write(message + "\n")
         self.err.flush()
 
     def _end_progress(self) -> None:

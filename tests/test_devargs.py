@@ -8,6 +8,7 @@ one well-formed segment is reported as malformed rather than silently trusted or
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 from hypothesis import assume, given
@@ -364,3 +365,14 @@ def test_libvirt_words_holding_spaces_never_look_like_a_blob(argv, config):
     quoted = join_args(hidden)
     assert devargs.parse(quoted, quoted=True) == devargs.ABSENT
     assert split_args(devargs.merge(quoted, config, quoted=True)) == hidden + devargs.segment_args(config)
+
+
+@given(admin_strings, configs, admin_strings, st.booleans())
+def test_the_fast_path_for_the_usual_segment_reads_as_the_full_parse_does(before, config, after, quoted):
+    # parse() reads the segment render() writes without splitting the words; parse_list() always splits.
+    text = f"{before} {devargs.render(config)} {after}"
+    words = [word for word in re.split(r"[ \t\n\r\f\v]+", text) if word]
+    fast, full = devargs.parse(text), devargs.parse_list(words)
+    assert (fast.present, fast.config, fast.reason) == (full.present, full.config, full.reason)
+    if quoted and not any(char in text for char in "'\"\\"):
+        assert devargs.parse(text, quoted=True) == fast

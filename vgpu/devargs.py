@@ -51,6 +51,10 @@ VM_ID_MAX = 2**31 - 1  # as vgpu.values.VM_ID_MAX: the scheduler reads a signed 
 _VM_ID_DIGITS = len(str(VM_ID_MAX))
 _PRIORITIES = {"0": Priority.LOW, "1": Priority.MEDIUM, "2": Priority.HIGH}  # scan parses every VM: no int() here
 _SHOWN = 24  # the most of a value a reason quotes
+# The segment exactly as render() writes it, between word separators: the usual case, read without splitting
+# the words (a scan parses every VM). Only used when the text holds no other fw_cfg or blob name to weigh.
+_CANONICAL = re.compile(r"(?:^|(?<=[ \t\n\r\f\v]))-fw_cfg name=opt/vgpu/config,string=pool=([AB]);priority=([012]);"
+                        r"vm_id=([1-9][0-9]{0,9})(?=[ \t\n\r\f\v]|$)")
 
 
 @attrs.frozen
@@ -270,6 +274,11 @@ def parse(args: str | None, *, quoted: bool = False) -> SegmentState:
     """Find vgpu's segment in a device-model-args string. More than one copy counts as malformed."""
     if not _might_hold_ours(args):
         return ABSENT
+    if args.count("fw_cfg") == 1 and args.count(FW_CFG_NAME) == 1 and not (quoted and any(q in args for q in "'\"\\")):
+        match = _CANONICAL.search(args)
+        if match is not None and int(match.group(3)) <= VM_ID_MAX:  # at most 10 digits: int() is safe
+            config = VMConfig(match.group(1), _PRIORITIES[match.group(2)], int(match.group(3)))
+            return SegmentState(True, config, match.group(0))
     if quoted:
         argv = _split_quoted(args)
         if argv is not None:
