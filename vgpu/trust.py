@@ -9,7 +9,7 @@ unreadable by anyone else. A directory further up than the file's own may be wri
 has the sticky bit and belongs to root (``/tmp``): nobody else can then rename or remove what is in it.
 
 A refusal is :class:`vgpu.errors.UnsafeFile`: one sentence naming the file (or directory) at fault and the
-command that fixes it. Nothing here writes; :func:`create_private` creates a file without following a link.
+command that fixes it. Only :func:`create_private` writes: it creates an empty file without following a link.
 """
 
 from __future__ import annotations
