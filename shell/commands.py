@@ -264,6 +264,16 @@ COMMANDS: tuple[Command, ...] = (
         examples=("vgpu-admin recover", "vgpu-admin recover --take-over"), needs_host=True, changes=True,
     ),
     Command(
+        "repair-db", "Restore the spec's constraints and indexes in the database", "repair_db",
+        details=(
+            "A database whose pools and vms tables lack the spec's CHECK constraints, keys or indexes (made by "
+            "another tool, or edited by hand) is refused by every other command, since it would keep rows that "
+            "break the spec's rules. This rebuilds the two tables to the spec's schema and keeps every row; a row "
+            "that breaks the rules (a priority of 7, a pool C) is named and nothing is changed. No VM is touched."
+        ),
+        examples=("vgpu-admin repair-db",), changes=True,
+    ),
+    Command(
         "demo", "Show or re-create the simulated demo host (sim:demo)", "demo",
         (Option("reset", FLAG, "re-create the demo host and its database from the spec's 23-VM example"),),
         details="The demo host keeps its state between commands, seeded on first use. Without --reset this "

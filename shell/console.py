@@ -7,8 +7,13 @@ is a no, and anything else asks again.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, TextIO
+
+from vgpu.errors import Cancelled
+
+from .escape import shown
 
 YES = ("yes", "y")
 NO = ("no", "n")
@@ -33,6 +38,41 @@ def stdin_reader(out: TextIO, stdin: TextIO | None = None) -> Callable[[str], st
     return read_line
 
 
+def terminal_password(prompt: str) -> str | None:
+    """A password typed at the process's controlling terminal, not echoed; None when there is none.
+
+    Never stdin: a password must not come from a pipe, and nothing typed or piped for a confirmation can
+    become one (``echo yes | vgpu-admin ...`` once sent "yes" to the host as root's password). Ctrl-D at the
+    prompt cancels the command; Ctrl-C interrupts it as anywhere else.
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None  # no controlling terminal: cron, a service, a pipeline started without one
+    import termios
+
+    with open(fd, "r+b", buffering=0) as tty:
+        try:
+            saved = termios.tcgetattr(fd)
+        except termios.error:
+            return None
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO  # lflags
+        tty.write(prompt.encode("utf-8", "replace"))
+        termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        try:
+            typed = b""
+            while not typed.endswith(b"\n"):
+                chunk = os.read(fd, 1024)
+                if not chunk:
+                    raise Cancelled("No password was typed; nothing was changed.")
+                typed += chunk
+        finally:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+            tty.write(b"\n")
+    return typed[:-1].decode("utf-8", "replace")
+
+
 class Console:
     def __init__(
         self,
@@ -41,11 +81,14 @@ class Console:
         read_line: Callable[[str], str | None],
         *,
         interactive: bool = False,
+        read_secret: Callable[[str], str | None] | None = None,
     ) -> None:
         self.out = out
         self.err = err
         self.read_line = read_line
         self.interactive = interactive
+        # Asks for a password at a terminal; None (or a reader answering None): there is no terminal to ask at.
+        self.read_secret = read_secret
         self._progress_open = False
         self._shown_at: dict[tuple[str, str], int] = {}  # (VM, step) → the last "still waiting" line, in PLAIN_EVERYs
 
@@ -55,7 +98,7 @@ class Console:
             if hasattr(stream, "reconfigure"):
                 stream.reconfigure(errors="replace")
         interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()
-        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=interactive)
+        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=interactive, read_secret=terminal_password)
 
     def say(self, text: str = "") -> None:
         self._end_progress()
@@ -63,8 +106,10 @@ class Console:
         self.out.flush()
 
     def error(self, text: str) -> None:
+        """One line on stderr. Errors quote names and values from the host and the database, so whatever in
+        the line does not print is escaped: it cannot move the cursor, or end the line and fake another."""
         self._end_progress()
-        self.err.write(text + "\n")
+        self.err.write(shown(text) + "\n")
         self.err.flush()
 
     def confirm(self, question: str) -> bool:
@@ -87,7 +132,8 @@ class Console:
     def progress(self, event) -> None:
         """Show a lifecycle progress event on stderr: one updating line at a terminal; else one line per step,
         and a "still waiting" line every PLAIN_EVERY seconds (a log or a pipe still shows the command lives)."""
-        text = event.message
+        message = shown(event.message)  # it may quote the host's own words
+        text = message
         if event.elapsed:
             text += f": {event.elapsed:.0f} s" + (f" of {event.limit:g} s" if event.limit else "")
         if self.interactive:
@@ -100,7 +146,7 @@ class Console:
             key, period = (event.vm_uuid, event.step), int(event.elapsed // PLAIN_EVERY)
             if period > self._shown_at.get(key, 0):
                 self._shown_at[key] = period
-                self.err.write(f"{event.message}: {period * PLAIN_EVERY} s" + (f" of {event.limit:g} s" if event.limit else "") + "\n")
+                self.err.write(f"{message}: {period * PLAIN_EVERY} s" + (f" of {event.limit:g} s" if event.limit else "") + "\n")
         self.err.flush()
 
     def _end_progress(self) -> None:

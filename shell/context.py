@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
-from vgpu import config, errors, paths
+from vgpu import config, errors, paths, trust
 from vgpu.store import Store
 
 from .console import Console
@@ -66,16 +66,19 @@ class Context:
         if self.settings.sources.get("db") == "default":
             paths.ensure_dir(os.path.dirname(self.settings.db))
 
-    def _password(self) -> str:
-        """Asked only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset; never echoed or stored.
+    def _password(self) -> str | None:
+        """Called only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset: the config's password_file
+        (checked: owner-only, see vgpu.trust), else the terminal, never stdin. None when there is no terminal
+        (the library then raises the documented ConfigError). Never echoed or stored.
 
-        Only the main thread asks: the shell's background name refresh must not read the terminal while
+        Only the main thread asks at the terminal: the shell's background name refresh must not read it while
         prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
+        if self.settings.password_file:
+            return trust.read_secret(self.settings.password_file)
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
-        import getpass  # only when a password is asked: it imports termios, a cost on every start-up
-
-        return getpass.getpass(f"Password for {self.settings.host}: ")
+        ask = self.console.read_secret
+        return ask(f"Password for {self.settings.host}: ") if ask is not None else None
 
     def known_vms(self) -> list[tuple[str, str]]:
         """(UUID, name) of the VMs a hint on bad input may name: the shell's names (the DB's and the host's),

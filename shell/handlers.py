@@ -16,11 +16,11 @@ from .errors import UsageError
 def _emit(ctx: Context, opts: dict, data, text) -> int:
     """Print ``data`` as JSON with --format=json, else the text rendering (a string or a callable)."""
     if opts.get("format") == "json":
-        import json  # like cattrs, loaded only for JSON output: the one-shot start-up is measured
+        from vgpu.convert import to_data  # like json, loaded only for JSON output: the one-shot start-up is measured
 
-        from vgpu.convert import to_data
+        from .escape import json_text
 
-        ctx.console.say(json.dumps(to_data(data), indent=2, ensure_ascii=False))
+        ctx.console.say(json_text(to_data(data)))
     else:
         ctx.console.say(text() if callable(text) else text)
     return 0
@@ -176,6 +176,20 @@ def recover(ctx: Context, opts: dict) -> int:
     ctx.changed()
     _emit(ctx, opts, results, lambda: render.recoveries(results))
     return 0 if all(r.settled for r in results) else 1
+
+
+def repair_db(ctx: Context, opts: dict) -> int:
+    from vgpu.store import repair_schema
+
+    db = ctx.settings.db
+    restored = repair_schema(db)
+    ctx.store  # opens the repaired file as every command does: a database another tool made is adopted now
+    ctx.changed()
+    if restored:
+        ctx.console.say(f"Restored in {db}: {', '.join(restored)}. Every row was kept.")
+    else:
+        ctx.console.say(f"The database {db} already has the spec's constraints and indexes; nothing to repair.")
+    return 0
 
 
 def demo(ctx: Context, opts: dict) -> int:

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     try:
         flags, words = parsing.take_globals(words)
         settings = config.load(flags)
+        _check_host(settings)
     except (UsageError, errors.VgpuError) as error:
         console.error(f"error: {error}")
         return runner.exit_code_for(error)
@@ -46,9 +47,29 @@ def _open_shell(ctx: Context) -> int:
         from .script import run_lines
 
         return run_lines(ctx, sys.stdin if sys.stdin is not None else io.StringIO())
-    from .repl import run_repl  # prompt_toolkit: only for the interactive shell, never a one-shot command
-
+    try:
+        from .repl import run_repl  # prompt_toolkit: only for the interactive shell, never a one-shot command
+    except ModuleNotFoundError as missing:  # an install without the shell extra: say how to add it
+        if (missing.name or "").partition(".")[0] != "prompt_toolkit":
+            raise
+        raise errors.ConfigError("shell", "prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; "
+                                          "one-shot commands work without it") from None
     return run_repl(ctx)
+
+
+def _check_host(settings: config.Settings) -> None:
+    """Every command refuses a host it could not open, even one that never talks to the host (list-vms), so a
+    typo in --host is never silently ignored."""
+    from vgpu import host_uri
+
+    try:
+        host_uri.check(settings.host)
+    except errors.InvalidValue as error:
+        source = settings.sources.get("host", "flag")
+        if source != "flag":
+            where = "VGPU_HOST" if source == "environment" else source
+            error.reword(f"{error.sentence} (the host comes from {where})")
+        raise
 
 
 def entry() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from vgpu.scan import ScannedVM, ScanReport
 from vgpu.tables import plural
 
-from .render import NAMES_LISTED, RULE, apply_hint, attention_lines, config_text, host_name, name_of, pool_block, segment_text, unfinished_lines
+from .escape import shown
+from .render import NAMES_LISTED, RULE, apply_hint, attention_lines, config_text, host_name, listed_name, name_of, pool_block, segment_text, unfinished_lines
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
 _MARKS = {
@@ -43,7 +44,8 @@ def _extra_sections(report: ScanReport) -> list[str]:
     if report.drift:
         lines += ["", f"=== Device-model args differ from the database: {len(report.drift)} ==="]
         for e in report.drift:
-            found = config_text(e.segment.config) if e.segment.config else ("unreadable" if e.segment.present else "no segment")
+            found = config_text(e.segment.config) if e.segment.config else (
+                f"unreadable ({shown(e.segment.reason)})" if e.segment.present else "no segment")
             lines.append(f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
                          f"Args: {found} | Action: Run 'vgpu-admin repair-vm --vm-uuid={e.vm.vm_uuid}'")
     if report.pending:
@@ -60,10 +62,10 @@ def _extra_sections(report: ScanReport) -> list[str]:
     if report.foreign_segments:
         lines += ["", f"=== Unregistered VMs carrying a vgpu segment: {len(report.foreign_segments)} ==="]
         for f in report.foreign_segments:
-            carried = config_text(f.segment.config) if f.segment.config else "unreadable segment"
+            carried = config_text(f.segment.config) if f.segment.config else f"unreadable segment ({shown(f.segment.reason)})"
             whose = f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid}: a clone?)" if f.owner else ""
-            lines.append(f"UUID: {f.host_vm.uuid} | Name: {host_name(f.host_vm)} | Carries: {carried}{whose} | "
-                         f"Action: Run 'vgpu-admin repair-vm --vm-uuid={f.host_vm.uuid}' to clear it, or register it")
+            lines.append(f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Carries: {carried}{whose} | "
+                         f"Action: Run 'vgpu-admin repair-vm --vm-uuid={shown(f.host_vm.uuid)}' to clear it, or register it")
     return lines
 
 
@@ -73,7 +75,7 @@ def scan(report: ScanReport) -> str:
         members = report.in_pool(pool.pool_id)
         lines += [f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ===", *(scan_line(e) for e in members), ""]
     lines.append(f"=== Unregistered VMs: {len(report.unregistered)} ===")
-    lines += [f"UUID: {h.uuid} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
+    lines += [f"UUID: {shown(h.uuid)} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
               for h in report.unregistered]
     lines += _extra_sections(report)
     lines += attention_lines(report.attention, _names(report))
@@ -103,13 +105,13 @@ def _summary(report: ScanReport) -> list[str]:
 def status(report: ScanReport) -> str:
     lines = [RULE, "                    GPU Virtualization Control Panel", RULE, ""]
     if report.host_error:
-        lines += [f"⚠ The host could not be reached ({report.host_error}); showing the database only.", ""]
+        lines += [f"⚠ The host could not be reached ({shown(report.host_error)}); showing the database only.", ""]
     for pool in report.pools:
         lines += pool_block(pool, [e.vm for e in report.in_pool(pool.pool_id)]) + [""]
     if report.host_error:
         lines += ["Unregistered VMs: unknown (the host could not be listed)", ""]
     else:
-        names = ", ".join(host_name(h) for h in report.unregistered)
+        names = ", ".join(listed_name(h.name) for h in report.unregistered)
         lines.append(f"Unregistered VMs: {len(report.unregistered)}")
         if report.unregistered:
             lines.append(f"  {names} (not registered - will default to Pool A if registered without --pool)")

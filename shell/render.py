@@ -10,17 +10,28 @@ from vgpu.tables import plural
 if TYPE_CHECKING:  # for annotations only: list-pools, whose start-up is measured, builds none of these
     from vgpu.models import VM, AuditEntry, HostVM, PoolDetail, VMConfig
 
+from .escape import listed, shown
+
 RULE = "=" * 80
 POOL_RULE = "-" * 45
 NAMES_LISTED = 10  # beyond this many VMs of one priority, the status panel counts instead of naming
 
 
+# Every value that comes from the host or the database (names above all: guests' owners choose them) is
+# printed through shown(), or listed() inside a comma-separated list, so that it cannot drive the terminal.
+
+
 def name_of(vm: VM) -> str:
-    return vm.vm_name or "(unnamed)"
+    return shown(vm.vm_name) if vm.vm_name else "(unnamed)"
 
 
 def host_name(host_vm: HostVM) -> str:
-    return host_vm.name or "(unnamed)"
+    return shown(host_vm.name) if host_vm.name else "(unnamed)"
+
+
+def listed_name(name: str | None) -> str:
+    """A VM's name as one item of a list joined with ", "."""
+    return listed(name) if name else "(unnamed)"
 
 
 def enabled(pool: Pool) -> str:
@@ -49,7 +60,7 @@ def apply_hint(vm_uuid: str) -> str:
 
 def pool_line(pool: Pool) -> str:
     c = pool.counts
-    return (f'Pool {pool.pool_id}: "{pool.pool_name}" | Status: {enabled(pool)} | VMs: {pool.vm_count} | '
+    return (f'Pool {pool.pool_id}: "{shown(pool.pool_name)}" | Status: {enabled(pool)} | VMs: {pool.vm_count} | '
             f"High (2): {c.high} | Medium (1): {c.medium} | Low (0): {c.low}")
 
 
@@ -60,16 +71,16 @@ def pools_list(pools: Iterable[Pool]) -> str:
 def _names(vms: list[VM]) -> str:
     if not vms:
         return ""
-    shown = ", ".join(name_of(vm) for vm in vms[:NAMES_LISTED])
+    names = ", ".join(listed_name(vm.vm_name) for vm in vms[:NAMES_LISTED])
     more = f", ... and {len(vms) - NAMES_LISTED} more" if len(vms) > NAMES_LISTED else ""
-    return f" ({shown}{more})"
+    return f" ({names}{more})"
 
 
 def pool_block(pool: Pool, members: list[VM]) -> list[str]:
     """The status panel's section for one pool (also what show-pool prints)."""
-    lines = [f'Pool {pool.pool_id}: "{pool.pool_name}"', POOL_RULE, f"Status: {enabled(pool)}"]
+    lines = [f'Pool {pool.pool_id}: "{shown(pool.pool_name)}"', POOL_RULE, f"Status: {enabled(pool)}"]
     if pool.description:
-        lines.append(f"Description: {pool.description}")
+        lines.append(f"Description: {shown(pool.description)}")
     lines.append(f"VMs: {len(members)}")
     for priority in (Priority.HIGH, Priority.MEDIUM, Priority.LOW):
         group = [vm for vm in members if vm.priority is priority]
@@ -183,12 +194,10 @@ def registered(result) -> str:
             f"{vm.priority.describe()} and VM ID {vm.vm_id}.")
     if not result.applies_at_next_boot:
         return text
-    from vgpu import devargs  # here: list-pools, whose start-up is measured, registers nothing
-
     booted = result.host_vm.booted_args
     power = result.host_vm.power_state
     now = "The VM's power state is unknown" if power.value == "unknown" else f"The VM is {power.value}"
-    if booted is not None and devargs.parse(booted).config == vm.config:  # registered again, as it already ran
+    if result.runs_it_already:
         return text + f"\n{now} and its QEMU already has this configuration."
     if power.value != "running":  # paused, suspended or unknown: apply-vm takes running or halted VMs only
         return text + f"\n{now}: its QEMU picks up this configuration at its next boot."
@@ -205,8 +214,8 @@ def removed(result) -> str:
 
 def operation_text(op) -> str:
     """One unfinished operation: what, where it stopped, since when (and, while alive, whose)."""
-    text = f"{op.kind} at step {op.step}, since {op.started_at}"
-    return f"{text}, in session {op.session}" if op.in_progress else text
+    text = f"{shown(op.kind)} at step {shown(op.step)}, since {shown(op.started_at)}"
+    return f"{text}, in session {shown(op.session)}" if op.in_progress else text
 
 
 def unfinished_lines(operations) -> list[str]:
@@ -214,8 +223,8 @@ def unfinished_lines(operations) -> list[str]:
     session is gone (run recover), then those another session is still making. With none, no lines: the
     spec's output is left exactly as it was."""
     def listed(ops) -> str:
-        shown = "; ".join(f"{op.vm_name or op.vm_uuid}: {operation_text(op)}" for op in ops[:NAMES_LISTED])
-        return shown + (f"; ... and {len(ops) - NAMES_LISTED} more" if len(ops) > NAMES_LISTED else "")
+        names = "; ".join(f"{shown(op.vm_name or op.vm_uuid)}: {operation_text(op)}" for op in ops[:NAMES_LISTED])
+        return names + (f"; ... and {len(ops) - NAMES_LISTED} more" if len(ops) > NAMES_LISTED else "")
 
     stuck = [op for op in operations if not op.in_progress]
     going = [op for op in operations if op.in_progress]
@@ -243,7 +252,7 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
             booted=None, state: str = "") -> str:
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
     if host_error:
-        lines.append(f"Host: ⚠ cannot be asked ({host_error})")
+        lines.append(f"Host: ⚠ cannot be asked ({shown(host_error)})")
     elif host_vm is None:
         lines.append("Host: ⚠ this VM is not on the host")
     else:
@@ -251,7 +260,7 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
         lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
         if host_vm.power_state.value != "halted":
             lines.append(f"Running with: {booted_status(vm, booted, state)}")
-    lines.append(f"Registered: {vm.created_at} | Updated: {vm.updated_at}")
+    lines.append(f"Registered: {shown(vm.created_at)} | Updated: {shown(vm.updated_at)}")
     if operation is not None and operation.in_progress:
         lines.append(f"Operation in progress: {operation_text(operation)}")
     elif operation is not None:
@@ -267,11 +276,17 @@ def booted_status(vm: VM, booted, state: str) -> str:
         return "? unknown (the host cannot tell what the VM booted with; restarting it applies the stored args)"
     if booted.config == vm.config:
         return f"✓ {config_text(booted.config)}"
-    found = {"no segment": "no vgpu segment", "unreadable segment": f"unreadable vgpu segment {booted.raw!r}"}
+    found = {"no segment": "no vgpu segment", "unreadable segment": f"unreadable vgpu segment {excerpt(booted.raw)}"}
     text = f"⚠ {found.get(segment_text(booted), segment_text(booted))}"
     if state == "pending":
         text += f" - pending restart (run 'vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}')"
     return text
+
+
+def excerpt(text: str | None, limit: int = 80) -> str:
+    """A value quoted, escaped and cut to ``limit`` characters (a segment may be thousands long)."""
+    text = text or ""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def segment_status(expected: VMConfig, segment) -> str:
@@ -280,7 +295,7 @@ def segment_status(expected: VMConfig, segment) -> str:
     if not segment.present:
         return "⚠ no vgpu segment (run 'vgpu-admin repair-vm')"
     if segment.config is None:
-        return f"⚠ unreadable vgpu segment {segment.raw!r} (run 'vgpu-admin repair-vm')"
+        return f"⚠ unreadable vgpu segment {excerpt(segment.raw)} ({shown(segment.reason)}; run 'vgpu-admin repair-vm')"
     return f"⚠ says {config_text(segment.config)} (run 'vgpu-admin repair-vm')"
 
 
@@ -298,8 +313,8 @@ def _history_value(key: str, value: object) -> str:
     if key == "priority" and value in (0, 1, 2) and not isinstance(value, bool):
         return Priority(value).describe()
     if key in ("vm_name", "pool_name"):
-        return f'"{value}"'
-    return str(value)
+        return f'"{shown(value)}"'
+    return shown(value)
 
 
 _STOPS = {"clean": "shut down cleanly", "forced": "forced off", "requested": "clean shutdown requested, not seen through"}
@@ -324,9 +339,9 @@ def _change_summary(entry: AuditEntry) -> str:
 
 def _history_subject(entry: AuditEntry, names: dict[str, str]) -> str:
     if entry.action == "rename-pool":
-        return f"Pool {entry.subject}"
+        return f"Pool {shown(entry.subject)}"
     name = entry.vm_name or names.get(entry.subject)
-    return f"{name} ({entry.subject})" if name else entry.subject
+    return f"{shown(name)} ({shown(entry.subject)})" if name else shown(entry.subject)
 
 
 def history(entries: list[AuditEntry], names: dict[str, str] | None = None) -> str:
@@ -334,14 +349,15 @@ def history(entries: list[AuditEntry], names: dict[str, str] | None = None) -> s
     other commands use. ``names``: VM names for entries whose own record has none (the current ones)."""
     if not entries:
         return "No recorded changes."
-    return "\n".join(f"{e.at} | {e.action} | {_history_subject(e, names or {})} | {_change_summary(e)}" for e in entries)
+    return "\n".join(f"{shown(e.at)} | {shown(e.action)} | {_history_subject(e, names or {})} | {_change_summary(e)}"
+                     for e in entries)
 
 
 def recoveries(results) -> str:
     if not results:
         return "Nothing to recover: no interrupted operations."
-    return "\n".join(f"{r.kind} of VM {r.vm_uuid} (stopped at step {r.step}): {r.action} - {r.detail}"
-                     + (f"; ⚠ needs attention: {r.attention}" if r.attention else "") for r in results)
+    return "\n".join(f"{shown(r.kind)} of VM {shown(r.vm_uuid)} (stopped at step {shown(r.step)}): {r.action} - {shown(r.detail)}"
+                     + (f"; ⚠ needs attention: {shown(r.attention)}" if r.attention else "") for r in results)
 
 
 def repaired(result) -> str:

@@ -13,13 +13,13 @@ from typing import Callable, Iterator
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-from prompt_toolkit.history import FileHistory
 
 from vgpu import errors, paths
 
 from . import runner
 from .completer import threaded_completer
 from .context import Context
+from .history import open_history
 from .names import EMPTY, NameCache
 from .refresher import Refresher
 
@@ -51,12 +51,11 @@ def run_repl(ctx: Context, *, input=None, output=None) -> int:
 
 
 def _session(ctx: Context, refresher: Refresher, input, output) -> PromptSession:
-    paths.ensure_dir(paths.data_dir())
     return PromptSession(
         PROMPT,
         completer=threaded_completer(lambda: refresher.cache),
         complete_while_typing=True,
-        history=FileHistory(history_path()),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
+        history=open_history(history_path()),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
         auto_suggest=AutoSuggestFromHistory(),
         bottom_toolbar=lambda: toolbar(ctx.settings.db, ctx.settings.host, refresher.cache, refresher.refreshing),
         input=input,

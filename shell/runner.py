@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from vgpu import errors, paths
+from vgpu import errors, paths, trust
 
 from . import handlers, parsing
 from .commands import lookup
@@ -54,15 +54,18 @@ def log_path() -> str:
 
 
 def _log_unexpected(error: BaseException) -> str:
-    import logging  # only on the rare unexpected error: keeps every other start-up lighter
+    import time  # only on the rare unexpected error: keeps every other start-up lighter
     import traceback
 
     path = log_path()
     try:
         paths.ensure_dir(os.path.dirname(path))
-        logging.basicConfig(filename=path, level=logging.ERROR, format="%(asctime)s %(message)s")
-        logging.getLogger("vgpu-admin").error("".join(traceback.format_exception(error)))
-    except OSError:
+        trust.check_directory(os.path.dirname(path), "log")  # root writes here: never where others could redirect it
+        # O_NOFOLLOW: a symlink planted as the log (in a directory that was once shared) is not written through.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace") as log:
+            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {''.join(traceback.format_exception(error))}")
+    except (OSError, errors.VgpuError):
         return "(the log could not be written)"
     return f"(details in {path})"
 

@@ -318,6 +318,29 @@ def test_an_unknown_host_uri_is_bad_input(spec, uri):
     assert outcome.code == 2 and repr(uri) in line and "sim:PATH" in line
 
 
+DB_ONLY = [["list-pools"], ["list-vms"], ["show-pool", "--pool-id=A"], ["history"], ["set-pool-name", "--pool-id=A", "--name=X"],
+           ["help"], ["repair-db"]]
+
+
+@pytest.mark.parametrize("argv", DB_ONLY)
+@pytest.mark.parametrize("uri", ["foo", "sim:", "xapi://root:hunter2@xen1", "xapis://root@xen1?verify=no"])
+def test_a_bad_host_is_refused_by_every_command_even_those_that_never_ask_it(spec, argv, uri):
+    before = spec.files()
+    outcome = run([*argv, "--db", str(spec.db), f"--host={uri}"])
+    assert outcome.code == 2 and outcome.out == ""
+    line = outcome.one_error_line()
+    assert "host URI" in line and "hunter2" not in line
+    assert spec.files() == before
+
+
+def test_a_bad_host_from_the_environment_says_where_it_came_from(spec, monkeypatch):
+    monkeypatch.setenv("VGPU_HOST", "foo")
+    outcome = run(["list-pools", "--db", str(spec.db)])
+    assert outcome.code == 2
+    assert outcome.one_error_line() == ("error: invalid host URI 'foo': expected sim:PATH, xe:, xapi://USER@HOST, xapi+unix:, "
+                                        "or a libvirt URI such as qemu:///system (the host comes from VGPU_HOST)")
+
+
 def test_a_file_that_is_not_a_vgpu_database_is_left_alone(spec, tmp_path):
     other = tmp_path / "notes.txt"
     other.write_text("not a database\n")

@@ -368,7 +368,7 @@ def test_a_running_vm_registered_is_pending_in_scan_status_show_vm_and_json(spec
     states = {e["vm"]["vm_uuid"]: e["state"] for e in as_json(spec.cli("scan-vms", "--format=json"))["registered"]}
     assert states[uuid] == "pending"
     view = as_json(spec.cli("show-vm", f"--vm-uuid={uuid}", "--format=json"))
-    assert view["state"] == "pending" and view["booted"] == {"present": False, "config": None, "raw": None}
+    assert view["state"] == "pending" and view["booted"] == {"present": False, "config": None, "raw": None, "reason": None}
     assert view["host_vm"]["booted_args"] == "" and view["segment"]["config"]["vm_id"] == 31
 
 

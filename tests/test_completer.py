@@ -39,7 +39,7 @@ def test_only_the_text_before_the_cursor_counts():
 
 
 def test_commands_at_the_start_of_the_line():
-    assert [c.text for c in complete("rep")] == ["repair-vm"]
+    assert [c.text for c in complete("rep")] == ["repair-vm", "repair-db"]
     assert complete("rep")[0].display_meta_text.startswith("Rewrite a VM's segment")
 
 

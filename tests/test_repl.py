@@ -253,3 +253,32 @@ def test_piped_lines_go_on_after_a_failure_and_exit_with_its_code(spec):
     assert outcome.code == 2
     assert outcome.err_lines == ["error: set-pool needs --vm-uuid=<uuid>"]
     assert "VM-7" in outcome.out and "Control Panel" not in outcome.out  # list-vms ran; nothing after exit
+
+
+def test_history_is_private_and_keeps_no_line_carrying_a_credential(shell, spec, isolated_environment):
+    folder = isolated_environment / "data" / "vgpu"
+    folder.mkdir(parents=True, mode=0o755)
+    os.chmod(folder, 0o755)  # as an earlier version, or a umask, left it
+    secret_lines = [
+        "scan-vms --host=xapi://root:hunter2@xen1",
+        "list-vms --host xapis://admin:hunter2@xen1?cafile=/x",
+        "VGPU_XAPI_PASSWORD=hunter2 list-vms",
+        "status password=hunter2",
+    ]
+    shell.type("list-pools\n" + "".join(line + "\n" for line in secret_lines) + "list-vms\n" + CTRL_D)
+    path = repl.history_path()
+    text = open(path, encoding="utf-8").read()
+    assert "hunter2" not in text
+    assert [line[1:] for line in text.splitlines() if line.startswith("+")] == ["list-pools", "list-vms"]
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+    assert oct(os.stat(folder).st_mode & 0o777) == oct(0o700)
+
+
+def test_a_planted_history_symlink_is_never_written_through(shell, isolated_environment, tmp_path):
+    folder = isolated_environment / "data" / "vgpu"
+    folder.mkdir(parents=True, mode=0o700)
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    os.symlink(target, folder / "history")
+    assert shell.type("list-pools\n" + CTRL_D) == 0
+    assert target.read_text() == "keep\n"

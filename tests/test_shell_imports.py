@@ -69,3 +69,20 @@ def test_the_library_imports_neither_prompt_toolkit_nor_the_shell():
         "result = [m for m in sys.modules if m.split('.')[0] in ('prompt_toolkit', 'shell')]"
     )
     assert result == []
+
+
+def test_without_the_shell_extra_the_shell_names_its_install_command(tmp_path):
+    # As on a host where only 'pip install vgpu-admin' ran: prompt_toolkit cannot be imported at all.
+    argv = ["--db", str(tmp_path / "v.db"), "--host", f"sim:{tmp_path / 'h.json'}"]
+    result = loaded_after(
+        "import io\n"
+        "sys.modules['prompt_toolkit'] = None\n"
+        "sys.stdin = type('Terminal', (io.StringIO,), {'isatty': lambda self: True})()  # the shell's prompt, not a script\n"
+        "from shell.console import Console\n"
+        "from shell.main import main\n"
+        "err = io.StringIO()\n"
+        f"code = main({argv!r}, Console(io.StringIO(), err, lambda q: None))\n"
+        "result = {'code': code, 'err': err.getvalue()}"
+    )
+    assert result == {"code": 2, "err": "error: shell: prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; "
+                                        "one-shot commands work without it\n"}

@@ -14,6 +14,7 @@ from vgpu.errors import StoreError, VgpuError
 from vgpu.store import DEFAULT_BUSY_TIMEOUT, Store
 
 UUID_1 = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
+UUID_2 = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f8"
 
 # The spec's DATABASE SCHEMA (FINAL), copied here rather than imported so the test checks schema.py against
 # the spec. The one change is the documented fix: the invalid DEFAULT 'Pool A' OR 'Pool B' is left out.
@@ -266,7 +267,7 @@ def test_a_version_1_journal_is_migrated_with_its_interrupted_rows_released(tmp_
         conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
         conn.execute("PRAGMA user_version = 1")
         conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES (?, 'repair', 'planned', 'h1:12')", (UUID_1,))
-        conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES ('u2', 'remove', 'planned', 'h2:34 (interrupted)')")
+        conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES (?, 'remove', 'planned', 'h2:34 (interrupted)')", (UUID_2,))
     with Store(path) as store:
         first, second = journal.unfinished(store)
     assert (first.owner, first.interrupted, first.session.boot_id, first.session.started) == ("h1:12", False, None, None)

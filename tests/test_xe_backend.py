@@ -18,7 +18,7 @@ from vgpu.errors import HostUnreachable, HypervisorError
 from vgpu.hypervisor import codes, open_host, xe_format
 from vgpu.hypervisor.sim import SimHost
 from vgpu.hypervisor.xe import INVALID_VALUE, XE_FAILED, XeHost
-from vgpu.models import PowerState
+from vgpu.models import PowerState, Priority, VMConfig
 
 from .hostkit_xe import STANDIN_XE, standin_env
 
@@ -106,11 +106,20 @@ def test_a_malformed_uuid_is_refused_before_xe_runs(world):
 # --- the listing -----------------------------------------------------------------------------------------------
 
 
-def test_listing_is_one_xe_call_without_dom0(world):
+def test_listing_is_one_xe_call_without_dom0_when_the_maps_leave_no_doubt(world):
+    for key in ("acpi", "nx"):  # VM's map then holds the args alone, HALTED's no args at all
+        world.sim.set_platform_key(VM, key, None)
     listed = world.host.list_vms()
     assert [call["argv"] for call in world.calls()] == [LIST_ARGV]
     assert {vm.uuid for vm in listed} == {VM, HALTED}
     assert {vm.uuid: vm.device_model_args for vm in listed} == {VM: "-vnc 127.0.0.1:1", HALTED: ""}
+
+
+def test_args_among_other_keys_are_read_exactly(world):
+    # "acpi: 1; nx: true; device-model-args: -vnc 127.0.0.1:1" may as well be nx = "true; device-model-args: ...".
+    listed = {vm.uuid: vm.device_model_args for vm in world.host.list_vms()}
+    assert listed == {VM: "-vnc 127.0.0.1:1", HALTED: ""}
+    assert [call["argv"][0] for call in world.calls()] == ["vm-list", "vm-param-get"]
 
 
 def test_args_the_listing_cannot_vouch_for_are_read_exactly(world):
@@ -119,7 +128,26 @@ def test_args_the_listing_cannot_vouch_for_are_read_exactly(world):
     world.sim.set_platform_key(HALTED, "device-model-args", "-vnc :2")
     listed = {vm.uuid: vm.device_model_args for vm in world.host.list_vms()}
     assert listed == {VM: "-a x; -b y", HALTED: "-vnc :2"}
-    assert [call["argv"][0] for call in world.calls()] == ["vm-list", "vm-param-get", "vm-param-get"]
+    assert sorted(call["argv"][0] for call in world.calls()) == ["vm-list", "vm-param-get", "vm-param-get"]
+
+
+@pytest.mark.parametrize("before,after", [("-append a; kind: b", ""), ("", "; kind: b"), ("-x; y: z", "; w: v")])
+def test_semicolon_space_and_a_word_colon_in_the_args_give_no_false_drift(world, tmp_path, before, after):
+    # Issue 11: "-append a; kind: b -fw_cfg ..." was read as "-append a" plus a key "kind": "no segment".
+    from vgpu import devargs, scan, vms
+    from vgpu.store import Store
+
+    config = VMConfig("A", Priority.HIGH, 7)
+    args = " ".join(part for part in (before, devargs.render(config)) if part) + after
+    world.sim.set_platform_key(VM, "device-model-args", args)
+    assert {vm.uuid: vm.device_model_args for vm in world.host.list_vms()}[VM] == args
+    with Store(tmp_path / "vgpu.db") as store:
+        vms.db_register(store, VM, "web-1", "A", "high", 7)
+        entry = next(e for e in scan.scan(store, world.host).registered if e.vm.vm_uuid == VM)
+    # The stored segment as scan reads it (what the VM booted with is another matter): the database's
+    # configuration, unless the blob's value really ends in "; ..." (after), which is drift.
+    assert (entry.segment.config == config) is (not after)
+    assert (entry.state == "drift") is bool(after)
 
 
 def test_the_args_key_is_configurable(world):
@@ -262,9 +290,10 @@ def test_reopen_keeps_every_setting(world):
     assert open_host("xe:").uri == "xe:"
 
 
-def test_a_key_xe_cannot_address_is_refused():
+@pytest.mark.parametrize("key", ["a=b", "", "a\nb", "a; b", "a: b"])
+def test_a_key_xe_cannot_address_is_refused(key):
     with pytest.raises(HypervisorError):
-        XeHost(args_key="a=b")
+        XeHost(args_key=key)
 
 
 # --- the stand-in prints what xe prints ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 
+from . import stored
 from .errors import InvalidValue
 from .models import AuditEntry
 from .store import Store
@@ -70,7 +71,19 @@ def history(store: Store, subject: str | None = None, *, limit: int | None = Non
         params.append(parse_count("limit", limit))
     with store.reading() as conn:
         rows = conn.execute(_HISTORY_SQL.format(where=where, limit=limit_clause), params).fetchall()
-    return AuditList(AuditEntry(entry_id, at, action, subj, _load(old), _load(new)) for entry_id, at, action, subj, old, new in rows)
+        return AuditList(_entry(*row) for row in rows)
+
+
+def _entry(entry_id: int, at: object, action: object, subject: object, old: object, new: object) -> AuditEntry:
+    """One row of the log; DamagedDatabase for a row that is not one vgpu wrote (a record that is not a JSON
+    object, an over-long field)."""
+    row = f"with entry_id {stored.shown(entry_id)}"
+    try:
+        fields = (stored.timestamp(at, "at"), stored.text(action, "action", 32, null=False),
+                  stored.text(subject, "subject", 64, null=False))
+    except stored.Bad as bad:
+        raise stored.damaged("vgpu_audit", row, bad) from None
+    return AuditEntry(entry_id, *fields, _load(old, "old", row), _load(new, "new", row))
 
 
 def registered_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
@@ -120,5 +133,14 @@ def _dump(record_: dict | None) -> str | None:
     return None if record_ is None else _encoder().encode(record_)
 
 
-def _load(text: str | None) -> dict | None:
-    return None if text is None else _decoder().decode(text)
+def _load(text: object, column: str, row: str) -> dict | None:
+    if text is None:
+        return None
+    try:
+        record = _decoder().decode(text) if type(text) is str and len(text) <= stored.TEXT_MAX else None
+    except ValueError:
+        record = None
+    if type(record) is not dict:
+        raise stored.damaged("vgpu_audit", row, stored.Bad(column, text, "a JSON object of at most "
+                                                                          f"{stored.TEXT_MAX} characters"))
+    return record

@@ -19,6 +19,9 @@ DEFAULT_ARGS_KEY = "device-model-args"
 POOL_IDS: tuple[str, ...] = ("A", "B")
 DEFAULT_POOL = "A"
 
+VM_ID_MAX = 2**31 - 1  # the scheduler and QEMU's fw_cfg consumers read it as a signed 32-bit int
+NAME_MAX = 255
+
 
 class Priority(enum.IntEnum):
     """Scheduling priority. 0 is LOW here (not "highest first"), as the scheduler reads it."""

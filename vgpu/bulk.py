@@ -16,7 +16,7 @@ import attrs
 
 from . import journal, lifecycle, tables, vms
 from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
-from .hypervisor.base import Hypervisor
+from .hypervisor.base import Hypervisor, args_quoted
 from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
 from .models import HostVM, PowerState
 from .rows import Header, Layout, blank, labelled, row_name
@@ -85,7 +85,8 @@ def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan | 
     return vms.plan_change(store, uuid, pool, priority, vm_id)
 
 
-def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation]) -> ReconfigurePlan:
+def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation],
+                     quoted: bool = False) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
     the host (``listed``, from one listing), running or halted, and not locked by an open operation. The
     plan carries the VM's stored args and what it booted with, so an unchanged row restarts only a VM
@@ -98,7 +99,8 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
     booted = host_vm.booted_args if host_vm.power_state is PowerState.RUNNING else None
-    return ReconfigurePlan(change.vm, change.new, host_vm.power_state, host_vm.device_model_args, booted)
+    return ReconfigurePlan(change.vm, change.new, host_vm.power_state, host_vm.device_model_args, booted,
+                           args_quoted=quoted)
 
 
 def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, object]] | Mapping[object, Mapping[str, object]]) -> BulkPlan:
@@ -135,7 +137,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
-            plan = reconfigure_plan(change, listed, locked)
+            plan = reconfigure_plan(change, listed, locked, args_quoted(host))
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue

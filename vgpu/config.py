@@ -15,6 +15,7 @@ Config file keys::
     args_key = "device-model-args"   # some hosts read "device_model_args"
     clean_timeout = 120              # seconds to wait for a clean shutdown (per call: --clean-timeout)
     force_after_timeout = true       # then force the VM off
+    password_file = "/etc/vgpu/xapi-password"   # an xapi:// host's password: first line, file mode 0600
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from . import paths
+from . import paths, trust
 from .basics import DEFAULT_ARGS_KEY  # not from hypervisor.base: settings load no hypervisor code
 from .errors import ConfigError, InvalidValue
 
@@ -33,7 +34,8 @@ ENV_DB = "VGPU_DB"
 ENV_HOST = "VGPU_HOST"
 ENV_CLEAN_TIMEOUT = "VGPU_CLEAN_TIMEOUT"
 ENV_SYSTEM_CONFIG = "VGPU_SYSTEM_CONFIG"
-_KEYS = {"db": str, "host": str, "args_key": str, "clean_timeout": (int, float), "force_after_timeout": bool}
+_KEYS = {"db": str, "host": str, "args_key": str, "clean_timeout": (int, float), "force_after_timeout": bool,
+         "password_file": str}
 
 
 @attrs.frozen
@@ -43,6 +45,7 @@ class Settings:
     args_key: str = DEFAULT_ARGS_KEY
     clean_timeout: float = 120.0
     force_after_timeout: bool = True
+    password_file: str | None = None  # read (and checked: vgpu.trust) only when an xapi:// login needs it
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False)  # where each value came from
 
     @property
@@ -53,6 +56,8 @@ class Settings:
 def _read_toml(path: str) -> dict[str, Any]:
     if not os.path.exists(path):
         return {}
+    # A config file names the command run for the host: only one nobody else can change is read (vgpu.trust).
+    trust.check_file(path, "config file")
     import tomllib  # only when a config file exists: keeps the one-shot start-up light
 
     try:
@@ -65,6 +70,8 @@ def _read_toml(path: str) -> dict[str, Any]:
             raise ConfigError(path, f"unknown setting {key!r}; expected one of {', '.join(_KEYS)}")
         if not isinstance(value, _KEYS[key]) or (key == "clean_timeout" and isinstance(value, bool)):
             raise ConfigError(path, f"setting {key} = {value!r} has the wrong type")
+        if key == "password_file" and not os.path.isabs(value):
+            raise ConfigError(path, f"setting password_file = {value!r} must be an absolute path")
     return data
 
 

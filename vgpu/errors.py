@@ -150,6 +150,36 @@ class StoreError(VgpuError):
         super().__init__(sentence)
 
 
+class DamagedDatabase(StoreError):
+    """A row of the database breaks the spec's rules (a priority of 7, a pool C, a vm_id that is text): the
+    file was changed behind vgpu-admin's back. ``table`` and ``row`` say where, ``problem`` what. The Store
+    that read it fills in ``path``."""
+
+    def __init__(self, table: str, row: str, problem: str, path: str = "") -> None:
+        self.table = table
+        self.row = row
+        self.problem = problem
+        super().__init__(path, "")
+        self.locate(path)
+
+    def locate(self, path: str) -> None:
+        self.path = path
+        where = f"database {path}" if path else "the database"
+        self.reword(f"{where} is damaged: the {self.table} row {self.row} has {self.problem}; correct or delete "
+                    "that row (sqlite3), or restore the database from a backup")
+
+
+class IncompleteSchema(StoreError):
+    """The database lacks constraints or indexes of the spec's schema (a CHECK, a key, an index), so it would
+    keep rows that break the spec's rules: refused until ``vgpu-admin repair-db`` restores them. ``missing``
+    names each one."""
+
+    def __init__(self, path: str, missing: Sequence[str]) -> None:
+        self.missing = tuple(missing)
+        listed = ", ".join(self.missing[:4]) + (f" and {len(self.missing) - 4} more" if len(self.missing) > 4 else "")
+        super().__init__(path, f"database {path} lacks the spec's {listed}; run 'vgpu-admin repair-db' to restore them")
+
+
 class HypervisorError(VgpuError):
     """The host refused or failed an operation; ``code`` is the host's own error code."""
 
@@ -244,6 +274,21 @@ class ConfigError(VgpuError):
     def __init__(self, source: str, sentence: str) -> None:
         self.source = source
         super().__init__(f"{source}: {sentence}")
+
+
+class UnsafeFile(ConfigError):
+    """A file vgpu-admin would trust (a config file, a password file, the database) could be changed by
+    someone other than root and the user running it, or a password file read by others: refused as OpenSSH
+    refuses such files (see vgpu.trust). ``path`` is the file, ``problem`` what is wrong with it or a directory
+    above it, ``fix`` the command that makes it safe."""
+
+    def __init__(self, path: str, what: str, problem: str, fix: str) -> None:
+        self.path = path
+        self.what = what
+        self.problem = problem
+        self.fix = fix
+        super().__init__(path, "")
+        self.reword(f"refusing the {what} {path}: {problem}; fix: {fix}")
 
 
 class AlreadyRegistered(Conflict):

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import hypervisor, paths
-from .config import DEMO_URI
+from . import hypervisor
+from .host_uri import check, resolve
 from .hypervisor.base import DEFAULT_ARGS_KEY, Hypervisor
 
-
-def resolve(uri: str) -> str:
-    """The backend URI a setting names: ``sim:demo`` is the demo's host file, anything else as given."""
-    return f"sim:{paths.demo_host_file()}" if (uri or "").strip() == DEMO_URI else uri
+__all__ = ["check", "open_host", "resolve"]
 
 
-def open_host(uri: str, *, args_key: str = DEFAULT_ARGS_KEY, password: Callable[[], str] | None = None) -> Hypervisor:
+def open_host(uri: str, *, args_key: str = DEFAULT_ARGS_KEY, password: Callable[[], str | None] | None = None) -> Hypervisor:
     """Connect to the host named by ``uri`` (see :func:`vgpu.hypervisor.open_host`; ``sim:demo`` too)."""
     return hypervisor.open_host(resolve(uri), args_key=args_key, password=password)

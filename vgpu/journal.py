@@ -19,9 +19,9 @@ from typing import Iterator
 
 import attrs
 
-from . import sessions
+from . import sessions, stored
 from .errors import Busy, VgpuError
-from .models import VM, Priority, VMConfig
+from .models import VM, VMConfig
 from .sessions import Session, Verdict
 from .store import Store
 
@@ -114,12 +114,16 @@ def _dump_vm(vm: VM | None) -> str | None:
     })
 
 
-def _load_vm(text: str | None) -> VM | None:
-    if text is None:
-        return None
-    data = json.loads(text)
-    return VM(data["vm_id"], data["vm_uuid"], data["vm_name"], data["pool_id"], Priority(data["priority"]),
-              data["created_at"], data["updated_at"])
+def _json(text: object, column: str, row: str) -> object:
+    try:
+        return json.loads(text) if type(text) is str and len(text) <= stored.TEXT_MAX else None
+    except ValueError:
+        raise stored.damaged("vgpu_operations", row, stored.Bad(column, text, "JSON written by vgpu-admin")) from None
+
+
+def _load_vm(text: str | None, row: str = "") -> VM | None:
+    # Checked as a vms row is: recover() writes what it holds back into the DB and QEMU's arguments.
+    return None if text is None else stored.vm_record(_json(text, "old", row), "vgpu_operations", row)
 
 
 def _dump_config(config: VMConfig | None) -> str | None:
@@ -128,24 +132,38 @@ def _dump_config(config: VMConfig | None) -> str | None:
     return json.dumps({"pool_id": config.pool_id, "priority": int(config.priority), "vm_id": config.vm_id})
 
 
-def _load_config(text: str | None) -> VMConfig | None:
-    if text is None:
-        return None
-    data = json.loads(text)
-    return VMConfig(data["pool_id"], Priority(data["priority"]), data["vm_id"])
+def _load_config(text: str | None, row: str = "") -> VMConfig | None:
+    return None if text is None else stored.config_record(_json(text, "new", row), "vgpu_operations", row)
 
 
 _COLUMNS = ("op_id, vm_uuid, kind, step, old, new, was_running, owner, owner_boot_id, owner_started, started_at, "
             "released_at, recovering_since, reverted")
 
 
+KINDS = ("reconfigure", "register", "remove", "repair")
+
+
 def _operation_from_row(row: tuple) -> Operation:
+    """A journal row as an Operation; DamagedDatabase for a row vgpu-admin did not write (recover() would act on it)."""
     (op_id, vm_uuid, kind, step, old, new, was_running, owner, boot_id, started, started_at, released_at,
      recovering_since, reverted) = row
-    running = None if was_running is None else bool(was_running)
-    return Operation(op_id, vm_uuid, kind, step, _load_vm(old), _load_config(new), running,
-                     Session.from_label(owner, boot_id, started), started_at, released_at, recovering_since,
-                     bool(reverted))
+    key = f"with op_id {stored.shown(op_id)}"
+    try:
+        stored.vm_uuid(vm_uuid)
+        stored.text(owner, "owner", stored.TEXT_MAX, null=False)
+        stored.text(boot_id, "owner_boot_id", stored.TIMESTAMP_MAX)
+        stored.text(started, "owner_started", stored.TIMESTAMP_MAX)
+        started_at = stored.timestamp(started_at, "started_at")
+        released_at = stored.timestamp(released_at, "released_at")
+        recovering_since = stored.timestamp(recovering_since, "recovering_since")
+        running = None if was_running is None else stored.flag(was_running, "was_running")
+        undone = stored.flag(reverted, "reverted")
+    except stored.Bad as bad:
+        raise stored.damaged("vgpu_operations", key, bad) from None
+    return Operation(op_id, vm_uuid, stored.one_of("vgpu_operations", key, "kind", kind, KINDS),
+                     stored.one_of("vgpu_operations", key, "step", step, STEPS),
+                     _load_vm(old, key), _load_config(new, key), running,
+                     Session.from_label(owner, boot_id, started), started_at, released_at, recovering_since, undone)
 
 
 def _select(conn: sqlite3.Connection, op_id: int) -> Operation | None:

@@ -22,7 +22,7 @@ import attrs
 from . import attention, audit, devargs, journal, naming, values, vms
 from .errors import Cancelled, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor
+from .hypervisor.base import Hypervisor, args_quoted
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
@@ -48,7 +48,7 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
     """Set (or with None, remove) vgpu's segment in the VM's device-model args, keeping everything else.
     Returns the new args. Writes nothing when they already say so."""
     current = host.get_device_model_args(vm_uuid)
-    wanted = devargs.merge(current, config)
+    wanted = devargs.merge(current, config, quoted=args_quoted(host))
     if wanted != current:
         host.set_device_model_args(vm_uuid, wanted)
     return wanted
@@ -105,6 +105,7 @@ class ReconfigurePlan(vms.ChangePlan):
     stored_args: str | None = None  # the VM's device-model args when planned (None: not read)
     booted_args: str | None = None  # what its running domain booted with (None: not running, or unknown)
     apply_now: bool = False
+    args_quoted: bool = False  # the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)
 
     @property
     def vm_uuid(self) -> str:
@@ -112,11 +113,11 @@ class ReconfigurePlan(vms.ChangePlan):
 
     @property
     def stored(self) -> SegmentState | None:
-        return None if self.stored_args is None else devargs.parse(self.stored_args)
+        return None if self.stored_args is None else devargs.parse(self.stored_args, quoted=self.args_quoted)
 
     @property
     def booted(self) -> SegmentState | None:
-        return None if self.booted_args is None else devargs.parse(self.booted_args)
+        return None if self.booted_args is None else devargs.parse(self.booted_args, quoted=self.args_quoted)
 
     @property
     def running(self) -> bool:
@@ -192,7 +193,7 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     check_power_state(vm_uuid, state)
     stored = host.get_device_model_args(vm_uuid)
     booted = host.booted_device_model_args(vm_uuid) if state is PowerState.RUNNING else None
-    return ReconfigurePlan(change.vm, change.new, state, stored, booted, apply_now)
+    return ReconfigurePlan(change.vm, change.new, state, stored, booted, apply_now, args_quoted(host))
 
 
 def ask(confirm: Callable[[object], bool], plan: object) -> None:
@@ -444,11 +445,18 @@ class RegisterResult:
     vm: VM
     host_vm: HostVM
     shared_name: SharedName | None = None  # the VM's name is another registered VM's too: worth a warning
+    args_quoted: bool = False  # the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)
 
     @property
     def applies_at_next_boot(self) -> bool:
         """The segment is written now; a running VM's QEMU only reads it when it next boots."""
         return self.host_vm.power_state is not PowerState.HALTED
+
+    @property
+    def runs_it_already(self) -> bool:
+        """The running VM's QEMU already has this configuration (registered again, as it ran)."""
+        booted = self.host_vm.booted_args
+        return booted is not None and devargs.parse(booted, quoted=self.args_quoted).config == self.vm.config
 
 
 def explain_unregistered(host: Hypervisor, missing: NotFound, *, removing: bool = False) -> NotFound:
@@ -464,12 +472,12 @@ def explain_unregistered(host: Hypervisor, missing: NotFound, *, removing: bool 
         return missing
     if host_vm is None:
         return NotFound("registered VM", missing.key, "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')")
-    return NotRegistered(host_vm.uuid, host_name(host_vm), _nothing_to_remove(host_vm) if removing else None)
+    return NotRegistered(host_vm.uuid, host_name(host_vm), _nothing_to_remove(host_vm, args_quoted(host)) if removing else None)
 
 
-def _nothing_to_remove(host_vm: HostVM) -> str:
+def _nothing_to_remove(host_vm: HostVM, quoted: bool) -> str:
     """A VM that was never registered may still carry a segment (a clone's, a leftover): repair clears it."""
-    if not devargs.parse(host_vm.device_model_args).present:
+    if not devargs.parse(host_vm.device_model_args, quoted=quoted).present:
         return "there is nothing to remove"
     return (f"there is nothing to remove (to clear the vgpu segment it carries, "
             f"run 'vgpu-admin repair-vm --vm-uuid={host_vm.uuid}')")
@@ -517,7 +525,7 @@ def register_vm(
     journal.finish(store, op, journal.DONE)
     with store.reading() as conn:
         shared = naming.shared_names(conn, [vm])
-    return RegisterResult(vm, host_vm, shared[0] if shared else None)
+    return RegisterResult(vm, host_vm, shared[0] if shared else None, args_quoted(host))
 
 
 def host_name(host_vm: HostVM) -> str | None:
@@ -539,13 +547,20 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
         vm = vms.get(store, vm_uuid)
     except NotFound as missing:
         raise explain_unregistered(host, missing, removing=True) from None
+    # Ask the host before journalling, as repair_vm does: a host that refuses us at once (no password, no
+    # such host) leaves nothing behind, not an operation that locks the VM until recover.
+    try:
+        cleared = _on_host(host, vm.vm_uuid)
+    except HypervisorError as failure:
+        failure.reword(failure.sentence + "; the VM is still registered")
+        raise
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
-    cleared = True
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)
-            update_device_model_args(host, vm.vm_uuid, None)
+            if cleared:
+                update_device_model_args(host, vm.vm_uuid, None)
         except HypervisorError as failure:
             if not codes.vm_missing(failure):
                 journal.finish(store, op, journal.ROLLED_BACK, str(failure))
@@ -558,6 +573,17 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     journal.finish(store, op, journal.DONE)
     return RemoveResult(removed, cleared)
 
+
+
+def _on_host(host: Hypervisor, vm_uuid: str) -> bool:
+    """Whether the host has the VM (any other host error is raised)."""
+    try:
+        host.get_device_model_args(vm_uuid)
+    except HypervisorError as error:
+        if not codes.vm_missing(error):
+            raise
+        return False
+    return True
 
 
 # --- repair -----------------------------------------------------------------------------------------------
@@ -573,6 +599,7 @@ class RepairResult:
     before: str
     after: str
     booted_args: str | None = None
+    args_quoted: bool = False  # the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)
 
     @property
     def changed(self) -> bool:
@@ -580,7 +607,7 @@ class RepairResult:
 
     @property
     def booted(self) -> SegmentState | None:
-        return None if self.booted_args is None else devargs.parse(self.booted_args)
+        return None if self.booted_args is None else devargs.parse(self.booted_args, quoted=self.args_quoted)
 
     @property
     def pending(self) -> bool:
@@ -604,7 +631,7 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
             journal.finish(store, op, journal.FAILED, str(failure))
             raise
     journal.finish(store, op, journal.DONE)
-    return RepairResult(canonical, expected, before, after, _booted_quietly(host, canonical))
+    return RepairResult(canonical, expected, before, after, _booted_quietly(host, canonical), args_quoted(host))
 
 
 def _booted_quietly(host: Hypervisor, vm_uuid: str) -> str | None:

@@ -71,16 +71,27 @@ class PoolDetail(tables.Tabular):
     vms: tuple[VM, ...]
 
 
+HOST_NAME_MAX = 255  # a host's names are as long as the host allows: longer ones are cut when read
+
+
+def bounded_name(value: object) -> str:
+    """A name as the host gave it, as text, cut to HOST_NAME_MAX characters (and "…") when longer, so a
+    guest's owner cannot fill every listing with one name."""
+    text = value if type(value) is str else str(value)
+    return text if len(text) <= HOST_NAME_MAX else text[:HOST_NAME_MAX] + "…"
+
+
 @attrs.frozen
 class HostVM:
     """A VM as the hypervisor reports it (templates, snapshots and dom0 already left out).
 
     ``device_model_args`` are the stored arguments (what the VM's next boot will get); ``booted_args`` are
     the ones its running domain was started with, or None when it has no domain or the host cannot tell.
+    ``name`` is bounded (see :func:`bounded_name`).
     """
 
     uuid: str
-    name: str
+    name: str = attrs.field(converter=bounded_name)
     power_state: PowerState
     device_model_args: str = ""
     booted_args: str | None = None

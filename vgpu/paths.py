@@ -36,8 +36,18 @@ def default_db() -> str:
 
 
 def ensure_dir(path: str) -> str:
-    """Create a private directory (and its parents) if missing; returns it."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """Create a private directory, and any missing parent, if missing (each 0700, whatever the umask lets
+    makedirs give the parents); returns it."""
+    missing = []
+    directory = os.path.abspath(path)
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass  # made meanwhile by another process
     return path
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from .basics import Pool, PriorityCounts
+from . import stored
+from .basics import Pool
 from .errors import Conflict, NotFound
 from .store import Store
 from .tables import PoolList
@@ -32,17 +33,28 @@ def _pool_id(value: object) -> str:
     return parse_pool_id(value)
 
 
-def _pool_from_row(row: tuple) -> Pool:
-    pool_id, name, description, enabled, created, updated, low, medium, high = row
-    return Pool(pool_id, name, description, bool(enabled), PriorityCounts(low, medium, high), created, updated)
-
+# A VM the counts above leave out: in no pool, or of no priority (a damaged row, named by vgpu.stored).
+_UNCOUNTED_VM = """
+SELECT vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at FROM vms
+WHERE pool_id NOT IN (SELECT pool_id FROM pools) OR typeof(priority) <> 'integer' OR priority NOT IN (0, 1, 2)
+LIMIT 1
+"""
 
 def select_pools(conn: sqlite3.Connection, pool_id: str | None = None) -> list[Pool]:
+    """The pools (or one) with their counts; DamagedDatabase for a row that breaks the spec's rules, the
+    rows the counts leave out included (a priority of 7 would otherwise just not be counted)."""
     if pool_id is None:
         rows = conn.execute(_POOL_SQL.format(where="")).fetchall()
+        total = conn.execute("SELECT COUNT(*) FROM vms").fetchone()[0]
     else:
         rows = conn.execute(_POOL_SQL.format(where="WHERE p.pool_id = ?"), (pool_id,)).fetchall()
-    return [_pool_from_row(row) for row in rows]
+        total = conn.execute("SELECT COUNT(*) FROM vms WHERE pool_id = ?", (pool_id,)).fetchone()[0]
+    found = [stored.pool(row) for row in rows]
+    if sum(pool.vm_count for pool in found) != total:
+        left_out = conn.execute(_UNCOUNTED_VM).fetchone()
+        if left_out is not None:
+            stored.vm(left_out)  # raises, naming the row
+    return found
 
 
 def list_pools(store: Store) -> list[Pool]:
@@ -107,8 +119,8 @@ def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
 
 def _check_name_is_free(conn: sqlite3.Connection, pool_id: str, name: str) -> None:
     """Conflict if the other pool has this name (in any case: "pool a" beside "Pool A" tells no one apart)."""
-    for other_id, stored in conn.execute("SELECT pool_id, pool_name FROM pools WHERE pool_id <> ?", (pool_id,)):
-        other_name = stored or f"Pool {other_id}"  # as get_pool_name reads an empty one
+    for other_id, other_stored in conn.execute("SELECT pool_id, pool_name FROM pools WHERE pool_id <> ?", (pool_id,)):
+        other_name = other_stored or f"Pool {other_id}"  # as get_pool_name reads an empty one
         if other_name.casefold() == name.casefold():
             as_named = "" if other_name == name else f' (named "{other_name}")'
             raise Conflict("pool name", name, f"pool {other_id}",

@@ -31,7 +31,7 @@ import attrs
 from . import attention, devargs, journal, lifecycle, vms
 from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor
+from .hypervisor.base import Hypervisor, args_quoted
 from .models import PowerState
 from .power import DEFAULT_POLICY, ProgressCallback, StopPolicy, guarded, silent
 from .store import Store
@@ -161,7 +161,7 @@ def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress
         if not codes.vm_missing(error):
             raise
         return _vm_gone(op)
-    if look.booted is not None and devargs.parse(look.booted).config == op.new:
+    if look.booted is not None and devargs.parse(look.booted, quoted=args_quoted(host)).config == op.new:
         return _already_new(store, host, op)
     if not op.db_updated:
         return _undo(store, host, op, look, progress, policy)

@@ -22,7 +22,7 @@ from .attention import Attention
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor
+from .hypervisor.base import Hypervisor, args_quoted
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
@@ -59,11 +59,12 @@ def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, 
     return "configured" if booted.config == expected else "pending"
 
 
-def booted_segment(host_vm: HostVM | None) -> SegmentState | None:
-    """The segment a VM's running domain booted with; None when it has none or the host cannot tell."""
+def booted_segment(host_vm: HostVM | None, quoted: bool = False) -> SegmentState | None:
+    """The segment a VM's running domain booted with; None when it has none or the host cannot tell.
+    ``quoted``: the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)."""
     if host_vm is None or host_vm.booted_args is None:
         return None
-    return devargs.parse(host_vm.booted_args)
+    return devargs.parse(host_vm.booted_args, quoted=quoted)
 
 
 @attrs.frozen
@@ -193,7 +194,7 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
     if marks and host_error is None:
         states = {host_vm.uuid: host_vm.power_state for host_vm in host_vms}
         marks = _settle(store, host, marks, states)
-    report = _join(pool_rows, registered, host_vms, host_error, operations)
+    report = _join(pool_rows, registered, host_vms, host_error, operations, args_quoted(host))
     return attrs.evolve(report, attention=tuple(marks))
 
 
@@ -221,7 +222,7 @@ def status(store: Store, host: Hypervisor) -> ScanReport:
 
 
 def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], host_error: str | None,
-          operations: list[journal.Operation]) -> ScanReport:
+          operations: list[journal.Operation], quoted: bool = False) -> ScanReport:
     names = {**{h.uuid: h.name or None for h in host_vms}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
     unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
     on_host = {host_vm.uuid: host_vm for host_vm in host_vms}
@@ -229,12 +230,12 @@ def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], h
     scanned = []
     for vm in registered:
         host_vm = on_host.pop(vm.vm_uuid, None)
-        segment = devargs.parse(host_vm.device_model_args) if host_vm is not None else devargs.ABSENT
-        scanned.append(ScannedVM(vm, host_vm, segment, host_error is None, booted_segment(host_vm)))
+        segment = devargs.parse(host_vm.device_model_args, quoted=quoted) if host_vm is not None else devargs.ABSENT
+        scanned.append(ScannedVM(vm, host_vm, segment, host_error is None, booted_segment(host_vm, quoted)))
     unregistered = sorted(on_host.values(), key=lambda h: (natural_key(h.name), h.uuid))
     foreign = []
     for host_vm in unregistered:
-        segment = devargs.parse(host_vm.device_model_args)
+        segment = devargs.parse(host_vm.device_model_args, quoted=quoted)
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))
@@ -279,5 +280,6 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
     standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted)
-    return VMView(vm, host_vm, devargs.parse(args), operation=operation,
-                  attention=standing[0] if standing else None, booted=booted_segment(host_vm))
+    quoted = args_quoted(host)
+    return VMView(vm, host_vm, devargs.parse(args, quoted=quoted), operation=operation,
+                  attention=standing[0] if standing else None, booted=booted_segment(host_vm, quoted))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 APPLICATION_ID = 0x76475055  # "vGPU"
 
-SPEC_TABLES = """
+SPEC_POOLS = """
 CREATE TABLE pools (
     pool_id CHAR(1) PRIMARY KEY CHECK(pool_id IN ('A', 'B')),
     pool_name TEXT NOT NULL,
@@ -21,11 +21,15 @@ CREATE TABLE pools (
     created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
     updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
+"""
 
+SPEC_POOL_ROWS = """
 INSERT INTO pools (pool_id, pool_name, enabled) VALUES
     ('A', 'Pool A', 1),
     ('B', 'Pool B', 1);
+"""
 
+SPEC_VMS = """
 CREATE TABLE vms (
     vm_id INTEGER NOT NULL UNIQUE,
     vm_uuid TEXT UNIQUE NOT NULL,
@@ -36,11 +40,15 @@ CREATE TABLE vms (
     updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
     FOREIGN KEY (pool_id) REFERENCES pools(pool_id)
 );
-
-CREATE INDEX idx_vm_uuid ON vms(vm_uuid);
-CREATE INDEX idx_vm_pool ON vms(pool_id);
-CREATE INDEX idx_vm_priority ON vms(priority);
 """
+
+SPEC_INDEXES = {
+    "idx_vm_uuid": "CREATE INDEX idx_vm_uuid ON vms(vm_uuid);",
+    "idx_vm_pool": "CREATE INDEX idx_vm_pool ON vms(pool_id);",
+    "idx_vm_priority": "CREATE INDEX idx_vm_priority ON vms(priority);",
+}
+
+SPEC_TABLES = SPEC_POOLS + SPEC_POOL_ROWS + SPEC_VMS + "\n" + "\n".join(SPEC_INDEXES.values()) + "\n"
 
 OUR_TABLES_V1 = """
 CREATE TABLE vgpu_audit (

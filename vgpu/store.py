@@ -15,8 +15,8 @@ import time
 from _thread import get_ident  # the thread's id, without importing threading on every start-up
 from typing import Iterator
 
-from . import schema
-from .errors import StoreError
+from . import schema, schema_check, trust
+from .errors import DamagedDatabase, IncompleteSchema, StoreError
 
 DEFAULT_BUSY_TIMEOUT = 30.0
 
@@ -92,6 +92,10 @@ class Store:
     def _translated_errors(self) -> Iterator[None]:
         try:
             yield
+        except DamagedDatabase as exc:  # a row read in the block broke the spec's rules: say which file
+            if not exc.path:
+                exc.locate(self.path)
+            raise
         except sqlite3.OperationalError as exc:
             raise _operational_error(self.path, exc) from exc
         except sqlite3.DatabaseError as exc:
@@ -118,12 +122,21 @@ def _operational_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
 
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    if "\0" in path:
+        raise StoreError(path, f"cannot open database {path!r}: the path holds a NUL character")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise StoreError(path, f"cannot open database {path}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise StoreError(path, f"cannot open database {path}: it is a directory")
-    if not os.path.exists(path):
+    # Trusted as ssh trusts its files (vgpu.trust): root carries out what the database says.
+    if os.path.lexists(path):
+        trust.check_file(path, "database")
+        for companion in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):  # SQLite writes these beside it
+            if os.path.lexists(companion):
+                trust.check_file(companion, "database")
+    else:
+        trust.check_directory(directory, "database")
         _create_private_file(path)
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
@@ -136,16 +149,14 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
 
 
 def _create_private_file(path: str) -> None:
-    """Create the DB file readable and writable by its owner only (SQLite gives -wal/-shm the same mode)."""
+    """Create the DB file readable and writable by its owner only (SQLite gives -wal/-shm the same mode),
+    never through a symlink: one planted since the checks above makes this fail, not write elsewhere."""
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
+        trust.create_private(path)
     except PermissionError as exc:
         raise StoreError(path, f"cannot create database {path}: permission denied") from exc
     except OSError as exc:
         raise StoreError(path, f"cannot create database {path}: {exc.strerror}") from exc
-    os.close(fd)
 
 
 def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
@@ -153,16 +164,57 @@ def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
         conn.execute("PRAGMA foreign_keys = ON")
         application_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if application_id == schema.APPLICATION_ID and version == schema.LATEST_VERSION:
-            _set_wal(conn, busy_timeout)
-            return  # the common case: one header read, no schema work
-        _check_ours(conn, path, application_id, version)
+        current = application_id == schema.APPLICATION_ID and version == schema.LATEST_VERSION
+        if not current:
+            _check_ours(conn, path, application_id, version)
+        if current or {"pools", "vms"} & _table_names(conn):
+            _refuse_incomplete(conn, path)  # before any change: a refused file is left as it was
         _set_wal(conn, busy_timeout)
-        _migrate(conn)
+        if not current:
+            _migrate(conn)
     except sqlite3.OperationalError as exc:
         raise _operational_error(path, exc) from exc
     except sqlite3.DatabaseError as exc:
         raise StoreError(path, f"{path} is not a vgpu database (SQLite says: {exc})") from exc
+
+
+def _refuse_incomplete(conn: sqlite3.Connection, path: str) -> None:
+    gaps = schema_check.missing(conn)
+    if gaps:
+        raise IncompleteSchema(path, gaps)
+
+
+def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> list[str]:
+    """Restore the spec's constraints and indexes in the database at ``path`` (``vgpu-admin repair-db``):
+    returns what was missing, [] when nothing was. Every row is kept; a row that breaks the spec's rules is
+    named (DamagedDatabase) and nothing is changed. The file must already be a vgpu or spec database."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise StoreError(path, f"cannot repair database {path}: it does not exist")
+    conn = _connect(path, busy_timeout)
+    try:
+        # Foreign keys off while the tables are rebuilt (SQLite's procedure for changing a table's schema):
+        # a pragma that only takes effect outside a transaction, so before BEGIN.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        _check_ours(conn, path, application_id, conn.execute("PRAGMA user_version").fetchone()[0])
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            restored = schema_check.restore(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except DamagedDatabase as exc:
+        exc.locate(path)
+        raise
+    except sqlite3.OperationalError as exc:
+        raise _operational_error(path, exc) from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(path, f"{path} is not a vgpu database (SQLite says: {exc})") from exc
+    finally:
+        conn.close()
+    return restored
 
 
 def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:

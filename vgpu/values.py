@@ -13,10 +13,8 @@ import re
 import sys
 
 from .errors import InvalidValue
-from .basics import POOL_IDS, Priority
+from .basics import NAME_MAX, POOL_IDS, VM_ID_MAX, Priority
 
-VM_ID_MAX = 2**31 - 1  # the scheduler and QEMU's fw_cfg consumers read it as a signed 32-bit int
-NAME_MAX = 255
 POOL_NAME_MAX = 64
 
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

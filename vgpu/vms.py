@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Seque
 
 import attrs
 
-from . import audit
+from . import audit, stored
 from .columns import FIELD_OF_KEY, uniform_columns
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
@@ -25,7 +25,7 @@ from .store import Store
 from .tables import VMList
 from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
 
-_COLUMNS = "vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at"
+COLUMNS = "vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at"
 _ORDER = "ORDER BY pool_id, priority DESC, vm_id"
 
 # The lowest unused vm_id >= 1: 1 if free, else one past the first id whose successor is free.
@@ -37,8 +37,8 @@ ELSE (SELECT MIN(v.vm_id) + 1 FROM vms v
 
 
 def vm_from_row(row: tuple) -> VM:
-    vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at = row
-    return VM(vm_id, vm_uuid, vm_name, pool_id, Priority(priority), created_at, updated_at)
+    """A ``vms`` row as a VM; DamagedDatabase for a row that breaks the spec's rules (see vgpu.stored)."""
+    return stored.vm(row)
 
 
 def audit_record(vm: VM) -> dict[str, Any]:
@@ -138,12 +138,12 @@ def select_vms(conn: sqlite3.Connection, pool_id: str | None = None, priority: P
         where.append("priority = ?")
         params.append(int(priority))
     clause = f"WHERE {' AND '.join(where)} " if where else ""
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM vms {clause}{_ORDER}", params).fetchall()
+    rows = conn.execute(f"SELECT {COLUMNS} FROM vms {clause}{_ORDER}", params).fetchall()
     return [vm_from_row(row) for row in rows]
 
 
 def select_vm(conn: sqlite3.Connection, vm_uuid: str) -> VM | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE vm_uuid = ?", (vm_uuid,)).fetchone()
+    row = conn.execute(f"SELECT {COLUMNS} FROM vms WHERE vm_uuid = ?", (vm_uuid,)).fetchone()
     return None if row is None else vm_from_row(row)
 
 
@@ -209,7 +209,7 @@ def insert_registration(conn: sqlite3.Connection, reg: Registration) -> VM:
     now = _now(conn)
     vm = VM(vm_id, reg.vm_uuid, reg.vm_name, reg.pool_id, reg.priority, now, now)
     conn.execute(
-        f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO vms ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (vm.vm_id, vm.vm_uuid, vm.vm_name, vm.pool_id, int(vm.priority), now, now),
     )
     audit.record(conn, "register", vm.vm_uuid, None, audit_record(vm))
@@ -275,7 +275,7 @@ def db_register_many(
         new, params = _allocate(found.new, found.taken_ids | found.targets, _now(conn))
         if new:  # an empty batch changes nothing, so it leaves no audit entry either
             last_rowid = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM vms").fetchone()[0]
-            conn.executemany(f"INSERT INTO vms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", params)
+            conn.executemany(f"INSERT INTO vms ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", params)
             audit.record_registrations_since(conn, last_rowid)
         updated = [(position, update_record(conn, change.vm.vm_uuid, change.new)) for position, change in found.updates]
     if not updated:
@@ -515,7 +515,7 @@ def _registered(conn: sqlite3.Connection, vm_uuids: list[str]) -> dict[str, VM]:
     for start in range(0, len(vm_uuids), 500):
         chunk = vm_uuids[start:start + 500]
         marks = ", ".join("?" * len(chunk))
-        for row in conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE vm_uuid IN ({marks})", chunk):
+        for row in conn.execute(f"SELECT {COLUMNS} FROM vms WHERE vm_uuid IN ({marks})", chunk):
             vm = vm_from_row(row)
             found[vm.vm_uuid] = vm
     return found

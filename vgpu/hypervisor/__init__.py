@@ -16,34 +16,26 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import InvalidValue
+from ..host_uri import check_uri
 from .base import DEFAULT_ARGS_KEY, Hypervisor
-
-SCHEMES = ("sim:", "xe:", "xapi://", "xapis://", "xapi+unix:", "qemu:", "qemu+ssh:", "qemu+unix:", "qemu+tcp:", "qemu+tls:")
-_ALLOWED = "sim:PATH, xe:, xapi://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
 
 
 def open_host(
     uri: str,
     *,
     args_key: str = DEFAULT_ARGS_KEY,
-    password: Callable[[], str] | None = None,
+    password: Callable[[], str | None] | None = None,
 ) -> Hypervisor:
     """Connect to the host named by ``uri``.
 
     ``password`` is called (at most once) when a XenAPI login needs one and VGPU_XAPI_PASSWORD is unset;
     passwords are never taken from the URI, so they never sit on a command line.
     """
-    text = (uri or "").strip()
+    text = check_uri(uri)
     if text.startswith("sim:"):
         from .sim import SimHost
 
-        target = text[len("sim:"):]
-        if target == "demo":
-            raise InvalidValue("host URI", uri, "a path after sim: here; vgpu.hosts.open_host resolves sim:demo")
-        if not target:
-            raise InvalidValue("host URI", uri, _ALLOWED)
-        return SimHost(target, args_key=args_key)
+        return SimHost(text[len("sim:"):], args_key=args_key)
     if text == "xe:" or text.startswith("xe:"):
         from .xe import XeHost
 
@@ -52,11 +44,9 @@ def open_host(
         from .xapi import XapiHost
 
         return XapiHost.from_uri(text, args_key=args_key, password=password)
-    if text.split(":", 1)[0].split("+", 1)[0] in ("qemu", "test", "lxc", "libvirt"):
-        from .libvirt import LibvirtHost
+    from .libvirt import LibvirtHost  # check_uri let only a libvirt scheme through to here
 
-        return LibvirtHost(text)
-    raise InvalidValue("host URI", uri, _ALLOWED)
+    return LibvirtHost(text)
 
 
-__all__ = ["Hypervisor", "open_host", "DEFAULT_ARGS_KEY"]
+__all__ = ["Hypervisor", "open_host", "check_uri", "DEFAULT_ARGS_KEY"]

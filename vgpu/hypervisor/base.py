@@ -15,7 +15,14 @@ from ..basics import DEFAULT_ARGS_KEY
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted"]  # the key is defined in vgpu.basics, named here for the backends
+
+
+def args_quoted(host: object) -> bool:
+    """Whether ``host`` keeps its device-model args as a shell-quoted argument list (libvirt's backend, whose
+    arguments may hold spaces) rather than words separated by whitespace (xe, XenAPI, the simulated host):
+    :mod:`vgpu.devargs` reads the two differently. A backend says so with ``args_quoted = True``."""
+    return getattr(host, "args_quoted", False) is True
 
 
 @runtime_checkable

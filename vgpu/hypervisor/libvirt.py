@@ -50,6 +50,8 @@ POLL_EVERY = 0.2  # seconds between power-state checks while waiting for a guest
 class LibvirtHost:
     """A libvirt host. Implements :class:`vgpu.hypervisor.base.Hypervisor`; connects on first use."""
 
+    args_quoted = True  # the args string is libvirt_xml.join_args of the <qemu:arg> list
+
     def __init__(self, uri: str = "qemu:///system") -> None:
         self.uri = uri
         self._conn: libvirt.virConnect | None = None

@@ -11,13 +11,15 @@ certificate) in PATH, which is what an XCP-ng host's default certificate needs; 
 check altogether.
 
 The password is never part of the URI: a URI sits on command lines (visible to every user in ``ps``), in
-shell history and in config files. It comes from ``VGPU_XAPI_PASSWORD`` or else from a prompt the caller
-supplies, is asked for at most once, and is held in a :class:`Secret` that never prints.
+shell history and in config files. It comes from ``VGPU_XAPI_PASSWORD`` or else from a callable the caller
+supplies (the shell's reads a private password file named by the config, or asks at the terminal, never on
+stdin), is asked for at most once, and is held in a :class:`Secret` that never prints.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import urllib.parse
 from typing import Callable
@@ -139,8 +141,12 @@ class Secret:
         return self._value
 
     def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the password replaced (a server may echo parameters back)."""
-        return text.replace(self._value, "***") if self._value else text
+        """``text`` with the password replaced where a server echoed it back as a value, and only there: an
+        occurrence that stands alone, not one inside a longer word (a password ``x`` leaves ``xapi`` alone)."""
+        if not self._value or self._value not in text:
+            return text
+        alone = rf"(?<![^\W_]){re.escape(self._value)}(?![^\W_])"  # no letter, digit or _ on either side
+        return re.sub(alone, "***", text)
 
     def __repr__(self) -> str:
         return "Secret(<hidden>)"
@@ -154,7 +160,7 @@ class Secret:
 class Credentials:
     """The user and a password resolved at most once, shared by every session to one host (see reopen)."""
 
-    def __init__(self, target: XapiTarget, prompt: Callable[[], str] | None) -> None:
+    def __init__(self, target: XapiTarget, prompt: Callable[[], str | None] | None) -> None:
         self.user = target.user
         self._target = target
         self._prompt = prompt
@@ -176,12 +182,14 @@ class Credentials:
             return from_env
         if self._target.is_local:
             return ""  # xapi trusts root on its own socket, as xe on dom0 does
-        if self._prompt is None:
+        found = self._prompt() if self._prompt is not None else None
+        if found is None:  # no callable, or it has no way to ask (no terminal)
             raise ConfigError(
                 PASSWORD_ENV,
-                f"not set, and there is no prompt to ask for the password of {self._target.display}",
+                f"not set, and there is no prompt to ask for the password of {self._target.display} (no terminal, "
+                "and no password_file in the config)",
             )
-        return self._prompt()
+        return found
 
     def __repr__(self) -> str:
         return f"Credentials(user={self.user!r}, password=<hidden>)"

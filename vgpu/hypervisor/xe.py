@@ -6,10 +6,12 @@ simulated host). xe's text formats live in :mod:`vgpu.hypervisor.xe_format`; its
 :mod:`vgpu.hypervisor.codes` codes and sentences, so nothing but a HypervisorError leaves this module.
 
 The listing is one ``xe vm-list`` whose ``platform`` column prints the map as ``key: value; key: value``
-with no escaping (``--minimal`` cannot help: it prints only a record's first field). The device-model args
-are read from that column when :func:`xe_format.parse_map` can vouch for them; for a VM whose map shows
-values holding ``"; "`` (or a line break) they are read exactly with ``vm-param-get param-key=``. So a scan
-costs one xe call, plus one per such VM, and the args written back are always read exactly first.
+with no escaping (``--minimal`` cannot help: it prints only a record's first field), so a value holding
+``"; word: "`` reads as two entries. The device-model args are taken from that column only when
+:func:`xe_format.read_key` finds the text certain (no args key at all, or the args alone in the map); every
+other VM's args are read exactly with ``vm-param-get param-key=``, several at a time. So a scan costs one xe
+call plus one per VM carrying args among other platform keys, and the args written back are always read
+exactly first.
 
 What a running VM booted with is not in xapi's records on a current host (``last-boot-record`` stays empty:
 see :mod:`vgpu.hypervisor.xenstore`), so it is read from dom0's xenstore, where xenopsd wrote the platform
@@ -19,6 +21,7 @@ or a dom0 whose xenstore cannot be read, gives None (unknown). ``current-operati
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import signal
@@ -47,6 +50,7 @@ _LIST_ARGS = (
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # xe sends its arguments to xapi as newline-separated lines (newcli.ml), and argv cannot hold NUL.
 _UNSENDABLE = ("\n", "\r", "\0")
+EXACT_READS_AT_ONCE = 8  # vm-param-get calls in flight while a listing reads args exactly
 
 
 @attrs.frozen
@@ -97,8 +101,9 @@ class XeHost:
         power_timeout: float = 600.0,
         xenstore_ls: str = "xenstore-ls",
     ) -> None:
-        if not args_key or "=" in args_key or any(char in args_key for char in _UNSENDABLE):
-            raise HypervisorError(INVALID_VALUE, f"invalid platform key {args_key!r} for the device-model args: it must be non-empty, without '=' or line breaks")
+        if not args_key or "=" in args_key or any(part in args_key for part in (*_UNSENDABLE, "; ", ": ")):
+            # "; " and ": " too: xe prints the map unescaped, and a key holding them could not be found in it
+            raise HypervisorError(INVALID_VALUE, f"invalid platform key {args_key!r} for the device-model args: it must be non-empty, without '=', '; ', ': ' or line breaks")
         self.xe_path = xe_path
         self.args_key = args_key
         self.env = dict(env or {})
@@ -111,7 +116,15 @@ class XeHost:
 
     def list_vms(self) -> list[HostVM]:
         records = xe_format.parse_records(self._call(_LIST_ARGS))
-        listed = [vm for vm in (self._host_vm(record) for record in records) if vm is not None]
+        args = [xe_format.read_key(record.get("platform", ""), self.args_key) for record in records]
+        doubtful = [record.get("uuid", "") for record, value in zip(records, args) if value is None]
+        exact = self._read_exactly(doubtful)
+        listed = []
+        for record, value in zip(records, args):
+            vm_uuid = record.get("uuid", "")
+            value = value if value is not None else exact.get(vm_uuid)
+            if value is not None:  # None: deleted between the listing and the exact read
+                listed.append(HostVM(vm_uuid, record.get("name-label", ""), _power(record.get("power-state", "")), value))
         if not any(_has_domain(vm.power_state) for vm in listed):
             return listed
         booted = self.xenstore.booted_args(self.args_key) or {}
@@ -175,21 +188,23 @@ class XeHost:
 
     # --- listing -----------------------------------------------------------------------------------------
 
-    def _host_vm(self, record: Mapping[str, str]) -> HostVM | None:
-        vm_uuid = record.get("uuid", "")
+    def _read_exactly(self, vm_uuids: list[str]) -> dict[str, str]:
+        """The args of each VM, read with vm-param-get (each its own xe process, so several run at once);
+        a VM deleted since the listing is left out."""
+        if not vm_uuids:
+            return {}
+        with concurrent.futures.ThreadPoolExecutor(min(EXACT_READS_AT_ONCE, len(vm_uuids)), "vgpu-xe") as pool:
+            reads = {vm_uuid: pool.submit(self._args_if_present, vm_uuid) for vm_uuid in vm_uuids}
+            found = {vm_uuid: read.result() for vm_uuid, read in reads.items()}
+        return {vm_uuid: value for vm_uuid, value in found.items() if value is not None}
+
+    def _args_if_present(self, vm_uuid: str) -> str | None:
         try:
-            args = self._args_from_listing(vm_uuid, record.get("platform", ""))
+            return self.get_device_model_args(vm_uuid)
         except HypervisorError as exc:
-            if exc.code == codes.UUID_INVALID:  # deleted between the listing and the exact read
+            if exc.code == codes.UUID_INVALID:
                 return None
             raise
-        return HostVM(vm_uuid, record.get("name-label", ""), _power(record.get("power-state", "")), args)
-
-    def _args_from_listing(self, vm_uuid: str, platform: str) -> str:
-        reading = xe_format.parse_map(platform)
-        if "\n" in platform or self.args_key in reading.doubtful:
-            return self.get_device_model_args(vm_uuid)
-        return reading.entries.get(self.args_key, "")
 
     # --- running xe --------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ What xe prints (xen-api ``ocaml/xapi-cli-server``, checked against real captures
   record's own order. Every record, the last included, is followed by two blank lines. Values are printed raw.
 * Maps in a record (``platform (MRW): acpi: 1; nx: true``): ``key: value`` pairs joined by ``"; "`` with no
   escaping at all (records.ml ``s2sm_to_string``), so a value holding ``"; "`` cannot be told apart from two
-  entries. :func:`parse_map` reads the natural split and names the keys it cannot vouch for.
+  entries. :func:`read_key` says what the text proves about one key, and when it proves nothing.
 * ``--minimal``: only the first field of each record, joined by commas, ``,`` written ``\\,`` and ``\\``
   written ``\\\\`` (cli_printer.ml ``escape_commas``).
 * ``vm-param-get``: the bare value and a newline; with ``param-key=`` it is exact, whatever the value holds.
@@ -31,8 +31,6 @@ KEY_NOT_IN_MAP = "KEY_NOT_IN_MAP"
 VM_SHUTDOWN_TIMEOUT = codes.VM_SHUTDOWN_TIMEOUT  # xe names it; XenAPI sends it too
 
 _FIELD = re.compile(r"^ *(?P<name>\S+) \((?P<kind> RO| RW|MRO|MRW|SRO|SRW)\)(?: \[DEPRECATED\])? *:(?: (?P<value>.*))?$")
-# A map key as XAPI platform keys are spelled; a chunk starting "key: " (or "key:" at the very end) opens an entry.
-_MAP_KEY = re.compile(r"^(?P<key>[^\s:;]+):(?: |$)")
 
 
 # --- records ------------------------------------------------------------------------------------------------
@@ -85,46 +83,26 @@ def format_records(records: Iterable[Sequence[tuple[str, str, str]]]) -> str:
 # --- maps --------------------------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class MapReading:
-    """A map read from record text. ``doubtful`` names keys whose value may have been cut or merged wrongly."""
+def read_key(text: str, key: str) -> str | None:
+    """The value of ``key`` in a map printed as ``key: value; key: value``, when the text leaves no doubt.
 
-    entries: dict[str, str]
-    doubtful: frozenset[str]
-
-
-def parse_map(text: str) -> MapReading:
-    """Read ``key: value; key: value``.
-
-    The text is split at every ``"; "``; a piece that starts like ``key: `` opens an entry, any other piece
-    belongs to the value before it. So a value holding ``"; "`` is read whole unless what follows that
-    separator also looks like ``key: ``, which no reader of this text can detect. Such a value proves the map
-    holds values with ``"; "``, so the entry that absorbed a piece, the entry after it and any repeated key
-    are reported as doubtful: the caller reads those keys exactly (``vm-param-get param-key=``).
+    xe escapes nothing in a map (records.ml ``s2sm_to_string``), so ``a: 1; b: 2`` is as much the map
+    {a: "1; b: 2"} as {a: "1", b: "2"}: any entry may end later than it seems, and any entry but the first may
+    begin inside the value before it. Two readings are certain: a key is absent when no "; "-separated piece
+    starts with ``key: `` (every entry of a map starts such a piece), and an entry that is the whole text is
+    exactly that entry (unless its value holds ": " or a line break, which a longer key could explain).
+    Returns "" for an absent key, the value for a whole-text entry, and None for anything else: the caller
+    reads the key exactly (``vm-param-get param-key=``).
     """
-    entries: dict[str, str] = {}
-    doubtful: set[str] = set()
-    key: str | None = None
-    suspect_next = False
-    for piece in text.split("; ") if text else []:
-        match = _MAP_KEY.match(piece)
-        if match is None and key is not None:
-            entries[key] += "; " + piece
-            doubtful.add(key)
-            suspect_next = True
-            continue
-        key, value = (match["key"], piece[match.end():]) if match else _loose_entry(piece)
-        if key in entries or suspect_next:
-            doubtful.add(key)
-        entries.setdefault(key, value)
-        suspect_next = False
-    return MapReading(entries, frozenset(doubtful))
-
-
-def _loose_entry(piece: str) -> tuple[str, str]:
-    """The first piece when its key is not spelled like a platform key: split at the first ``": "``."""
-    key, _, value = piece.partition(": ")
-    return key, value
+    prefix = key + ": "
+    pieces = text.split("; ") if text else []
+    if not any(piece.startswith(prefix) or piece == key + ":" for piece in pieces):
+        return ""
+    if len(pieces) == 1:
+        value = pieces[0][len(prefix):]
+        if ": " not in value and "\n" not in value:
+            return value
+    return None
 
 
 def format_map(entries: Mapping[str, str]) -> str:

@@ -1,0 +1,62 @@
+"""Text from the host or the database, made safe to print: names are chosen by guests' owners.
+
+A VM's name can hold anything: an escape sequence that clears the screen, a line break followed by a line
+that looks like our own output, a right-to-left override. Every text output passes such values through
+:func:`shown`, which writes each character that does not print as its escape (``\\n``, ``\\x1b``,
+``\\u202e``), so the terminal shows what the value holds instead of obeying it. JSON output keeps the values
+exact: :func:`json_text` escapes the same characters the JSON way, which a JSON reader turns back into them.
+"""
+
+from __future__ import annotations
+
+import re
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# In JSON text every raw character outside strings is ASCII, so a non-ASCII character that does not print
+# can only be inside a string, where \uXXXX is its exact spelling.
+_JSON_UNPRINTABLE = re.compile(r"[^\x20-\x7e\n]")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def shown(value: object) -> str:
+    """``value`` as text for a terminal: printable text unchanged, every other character escaped."""
+    text = value if type(value) is str else str(value)
+    if text.isprintable():
+        return text  # the usual name: no copy
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def listed(value: object) -> str:
+    """``value`` as one item of a list joined with ", ": quoted when it could read as two items (``"a, b"``)
+    or hide in the list (empty, or spaces at an end), escaped as :func:`shown` does."""
+    text = shown(value)
+    if text and "," not in text and '"' not in text and text == text.strip():
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _json_escape(match: re.Match) -> str:
+    char = match.group()
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: a JSON string spells it as a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_text(data: object) -> str:
+    """``data`` as indented JSON that is safe to print: exact for a JSON reader, inert for a terminal."""
+    import json  # loaded only for JSON output: the one-shot start-up is measured
+
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _JSON_UNPRINTABLE.sub(_json_escape, text)

@@ -1,0 +1,79 @@
+"""The vgpu> shell's history file: private, and without the lines that carry a credential.
+
+Every line typed at the prompt is kept for the next session (Up, Ctrl-R, auto-suggestion), in a file readable
+by its owner only (0600) in a directory only its owner can enter (0700), written without following a
+symlink. A line that carries a credential (a URI with a password in it, ``password=...``) is kept neither in
+the file nor in the session's memory: vgpu-admin refuses such a line anyway, and a refused line must not
+leave the password behind on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable
+
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+
+from vgpu import errors, paths, trust
+
+# A URI's user:password@ part, or a word naming a secret followed by its value.
+_CREDENTIAL = re.compile(
+    r"[a-z][a-z0-9+.-]*://[^\s/@]*:[^\s/@]*@"
+    r"|(?:password|passwd|pwd|secret|token|VGPU_XAPI_PASSWORD)\s*[=:]",
+    re.IGNORECASE,
+)
+
+
+def carries_credential(line: str) -> bool:
+    return _CREDENTIAL.search(line) is not None
+
+
+class PrivateHistory(FileHistory):
+    """prompt_toolkit's FileHistory, kept private and free of credentials (see the module docstring)."""
+
+    def append_string(self, string: str) -> None:
+        if not carries_credential(string):
+            super().append_string(string)
+
+    def store_string(self, string: str) -> None:
+        # FileHistory opens the file by name and follows a symlink; this never does. A failure to write
+        # (the file replaced by a symlink meanwhile, a full disk) loses the line, never the session.
+        try:
+            fd = os.open(self.filename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            return
+        with os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(_entry(string))
+
+    def load_history_strings(self) -> Iterable[str]:
+        return [line for line in super().load_history_strings() if not carries_credential(line)]
+
+
+def _entry(string: str) -> str:
+    import datetime
+
+    lines = "".join(f"+{line}\n" for line in string.split("\n"))
+    return f"\n# {datetime.datetime.now()}\n{lines}"
+
+
+def open_history(path: str) -> History:
+    """The history at ``path``, its directory made 0700 and the file 0600 (created so if missing). A file
+    or directory someone else owns or could have planted (vgpu.trust) gets an in-memory history instead:
+    the session still recalls its own lines, and nothing is written there."""
+    directory = os.path.dirname(path)
+    try:
+        paths.ensure_dir(directory)
+        if os.stat(directory).st_uid == os.geteuid():
+            os.chmod(directory, 0o700)
+        trust.check_directory(directory, "history")
+        if os.path.islink(path):
+            return InMemoryHistory()  # the shell made none: a planted one is not written through
+        if os.path.lexists(path):
+            trust.check_file(path, "history")
+            os.chmod(path, 0o600)
+        else:
+            trust.create_private(path)
+    except (OSError, errors.VgpuError):
+        return InMemoryHistory()
+    return PrivateHistory(path)

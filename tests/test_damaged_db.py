@@ -1,0 +1,179 @@
+"""A database changed behind vgpu-admin's back (issue 11): rows that break the spec's rules, and a schema
+without the spec's constraints or indexes.
+
+Such a file is a damaged database: every command says so in one sentence naming the row (exit 1, never the
+exit code of bad user input, never an internal error), and `repair-db` restores a schema that lacks the
+spec's constraints, keeping every row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from vgpu import schema_check
+
+from .clikit import SpecHost, digest
+
+READS = [["list-pools"], ["list-vms"], ["status"], ["scan-vms"], ["show-pool", "--pool-id=A"]]
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return SpecHost(tmp_path)
+
+
+def raw(spec) -> sqlite3.Connection:
+    return sqlite3.connect(spec.db, isolation_level=None)
+
+
+def plant(spec, *statements: str, params=()) -> None:
+    """Write past the CHECK constraints, as a tool that switches them off (or a hand edit) can."""
+    conn = raw(spec)
+    conn.execute("PRAGMA ignore_check_constraints = ON")
+    for statement in statements:
+        conn.execute(statement, params)
+    conn.close()
+
+
+def damaged(outcome, *words: str) -> str:
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert "internal error" not in line and "is damaged" in line, line
+    for word in words:
+        assert word in line, line
+    return line
+
+
+@pytest.mark.parametrize("command", READS)
+def test_a_priority_of_7_is_a_damaged_database_naming_the_row(spec, command):
+    plant(spec, "UPDATE vms SET priority = 7 WHERE vm_name = 'VM-3'")
+    line = damaged(spec.cli(*command), str(spec.db), spec.uuid("VM-3"), "priority 7", "0, 1 or 2")
+    assert line == (f"error: database {spec.db} is damaged: the vms row with vm_uuid {spec.uuid('VM-3')} has "
+                    "priority 7, where the spec allows 0, 1 or 2; correct or delete that row (sqlite3), or restore "
+                    "the database from a backup")
+
+
+def test_a_pool_c_row_is_damage_not_a_third_pool(spec):
+    plant(spec, "INSERT INTO pools (pool_id, pool_name, enabled) VALUES ('C', 'Pool C', 1)")
+    damaged(spec.cli("list-pools"), "pools row with pool_id 'C'", "A or B")
+
+
+@pytest.mark.parametrize("command", READS[:4] + [["show-vm", "--vm-uuid={vm}"], ["set-pool", "--vm-uuid={vm}", "--pool=A"]])
+def test_a_vm_in_pool_c_is_damage_not_bad_input(spec, command):
+    conn = raw(spec)
+    conn.execute("PRAGMA ignore_check_constraints = ON")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("UPDATE vms SET pool_id = 'C' WHERE vm_name = 'VM-5'")
+    conn.close()
+    files = spec.files()
+    damaged(spec.cli(*[word.format(vm=spec.uuid("VM-5")) for word in command], stdin="yes\n"), "pool_id 'C'")
+    assert spec.files() == files
+
+
+@pytest.mark.parametrize("column,value,rule", [
+    ("vm_id", "'seven'", "a whole number from 1 to 2147483647"),
+    ("vm_id", "-3", "a whole number from 1 to 2147483647"),
+    ("vm_id", str(2**40), "a whole number from 1 to 2147483647"),
+    ("vm_uuid", "'not-a-uuid'", "a lower-case UUID"),
+    ("vm_name", "'" + "n" * 300 + "'", "text of at most 255 characters or NULL"),
+    ("priority", "1.5", "0, 1 or 2"),
+])
+def test_every_column_is_read_with_bounds(spec, column, value, rule):
+    plant(spec, f"UPDATE vms SET {column} = {value} WHERE vm_name = 'VM-2' OR vm_uuid = ?", params=(spec.uuid("VM-2"),))
+    damaged(spec.cli("list-vms"), rule)
+
+
+def test_a_planted_journal_row_is_damage_and_recover_writes_nothing(spec):
+    host_before = digest(spec.host_file)
+    new = json.dumps({"pool_id": "A -device evil", "priority": 2, "vm_id": 1})
+    conn = raw(spec)
+    conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner) "
+                 "VALUES (?, 'reconfigure', 'db-updated', NULL, ?, 1, 'elsewhere:1 (interrupted)')", (spec.uuid("VM-1"), new))
+    conn.close()
+    damaged(spec.cli("recover"), "vgpu_operations row with op_id 1", "pool_id 'A -device evil'")
+    damaged(spec.cli("status"), "vgpu_operations row")
+    assert digest(spec.host_file) == host_before
+
+
+def test_an_audit_entry_that_is_not_json_is_damage(spec):
+    conn = raw(spec)
+    conn.execute("INSERT INTO vgpu_audit (action, subject, old, new) VALUES ('update', ?, 'not json', NULL)",
+                 (spec.uuid("VM-1"),))
+    conn.close()
+    damaged(spec.cli("history"), "vgpu_audit row with entry_id", "old 'not json'")
+
+
+# --- a schema without the spec's constraints -----------------------------------------------------------------
+
+
+def strip_constraints(spec, table: str, sql: str) -> None:
+    """Rebuild ``table`` with ``sql`` (no CHECKs, say), keeping its rows, the file marked as vgpu's."""
+    conn = raw(spec)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+    conn.execute(sql)
+    conn.execute(f"INSERT INTO {table} SELECT * FROM old_{table}")
+    conn.execute(f"DROP TABLE old_{table}")
+    conn.close()
+
+
+LOOSE_VMS = """CREATE TABLE vms (vm_id INTEGER NOT NULL UNIQUE, vm_uuid TEXT UNIQUE NOT NULL, vm_name TEXT,
+    pool_id CHAR(1) NOT NULL DEFAULT 'A', priority INTEGER NOT NULL DEFAULT 1, created_at TIMESTAMP, updated_at TIMESTAMP,
+    FOREIGN KEY (pool_id) REFERENCES pools(pool_id))"""
+
+
+def test_a_database_without_the_checks_or_indexes_is_refused_until_repair_db(spec):
+    strip_constraints(spec, "vms", LOOSE_VMS)  # the three indexes went with the old table
+    files = spec.files()
+    refused = spec.cli("list-vms")
+    assert refused.code == 1
+    line = refused.one_error_line()
+    assert line == (f"error: database {spec.db} lacks the spec's CHECK on vms.pool_id, CHECK on vms.priority, "
+                    "index idx_vm_uuid, index idx_vm_pool and 1 more; run 'vgpu-admin repair-db' to restore them")
+    assert spec.files() == files
+    repaired = spec.cli("repair-db")
+    assert repaired.code == 0, repaired
+    assert repaired.out_lines == [f"Restored in {spec.db}: CHECK on vms.pool_id, CHECK on vms.priority, index idx_vm_uuid, "
+                                  "index idx_vm_pool, index idx_vm_priority. Every row was kept."]
+    assert len(spec.registered()) == 20
+    with raw(spec) as conn:
+        assert schema_check.missing(conn) == []
+    assert spec.cli("repair-db").out_lines == [f"The database {spec.db} already has the spec's constraints and indexes; nothing to repair."]
+
+
+def test_one_missing_index_is_refused_and_restored(spec):
+    conn = raw(spec)
+    conn.execute("DROP INDEX idx_vm_priority")
+    conn.close()
+    assert "index idx_vm_priority" in spec.cli("status").one_error_line()
+    assert spec.cli("repair-db").out_lines == [f"Restored in {spec.db}: index idx_vm_priority. Every row was kept."]
+    assert spec.cli("status").code == 0
+
+
+def test_repair_db_refuses_rows_that_break_the_rules_and_changes_nothing(spec):
+    strip_constraints(spec, "vms", LOOSE_VMS)
+    plant(spec, "UPDATE vms SET priority = 9 WHERE vm_name = 'VM-4'")
+    files = spec.files()
+    damaged(spec.cli("repair-db"), "priority 9", spec.uuid("VM-4"))
+    assert spec.files() == files
+
+
+def test_a_database_of_the_specs_tables_without_checks_is_not_adopted(tmp_path):
+    from .clikit import run
+
+    path = tmp_path / "scheduler.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE pools (pool_id CHAR(1) PRIMARY KEY, pool_name TEXT NOT NULL, description TEXT, "
+                 "enabled INTEGER DEFAULT 1, created_at TIMESTAMP, updated_at TIMESTAMP)")
+    conn.execute(LOOSE_VMS)
+    conn.execute("INSERT INTO pools (pool_id, pool_name) VALUES ('A', 'Pool A'), ('B', 'Pool B')")
+    conn.close()
+    before = digest(path)
+    outcome = run(["--db", str(path), "--host", f"sim:{tmp_path / 'host.json'}", "list-pools"])
+    assert outcome.code == 1 and "lacks the spec's CHECK on pools.pool_id" in outcome.one_error_line()
+    assert digest(path) == before
+    assert run(["--db", str(path), "--host", f"sim:{tmp_path / 'host.json'}", "repair-db"]).code == 0
+    assert run(["--db", str(path), "--host", f"sim:{tmp_path / 'host.json'}", "list-pools"]).code == 0

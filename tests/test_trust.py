@@ -1,0 +1,217 @@
+"""Files trusted the way ssh trusts its configuration (issue 11): a config file, a password file or a database
+that another user planted, or could change, is refused in one sentence naming the file and the fix.
+
+The suite runs as root, so "another user" is ``nobody``: files are planted with os.chown, or with the modes
+such a user would leave (group- or world-writable files and directories).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from vgpu import trust
+from vgpu.errors import UnsafeFile
+from vgpu.store import Store
+
+from .clikit import SpecHost, digest, run
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return SpecHost(tmp_path)
+
+
+def hostile_xe(tmp_path: Path) -> tuple[Path, Path]:
+    """A script a config file could name as the host's xe; it leaves a marker when root runs it."""
+    marker = tmp_path / "pwned"
+    script = tmp_path / "their-xe"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    script.chmod(0o755)
+    return script, marker
+
+
+def write_config(path: Path, text: str, mode: int = 0o644, owner: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    if owner is not None:
+        os.chown(path, owner, owner)
+    return path
+
+
+def refused(outcome, *words: str) -> str:
+    assert outcome.code == 2, outcome
+    line = outcome.one_error_line()
+    assert line.startswith("error: refusing the "), line
+    for word in words:
+        assert word in line, line
+    return line
+
+
+# --- config files ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("owner,mode,problem", [
+    (NOBODY, 0o644, "it is owned by nobody (uid 65534), not by root; fix: check what it holds, then chown root"),
+    (None, 0o666, "others can change it (mode 0666); fix: chmod go-w"),
+    (None, 0o664, "others can change it (mode 0664); fix: chmod go-w"),
+])
+def test_a_config_file_someone_else_can_change_is_refused_and_its_host_never_runs(tmp_path, isolated_environment, owner, mode, problem):
+    script, marker = hostile_xe(tmp_path)
+    config = write_config(isolated_environment / "config" / "vgpu" / "config.toml", f'host = "xe:{script}"\n', mode, owner)
+    line = refused(run(["scan-vms"]), str(config), problem)
+    assert line.startswith(f"error: refusing the config file {config}: ")
+    assert not marker.exists()
+
+
+def test_the_system_config_is_checked_too(tmp_path, monkeypatch):
+    script, marker = hostile_xe(tmp_path)
+    folder = tmp_path / "etc-vgpu"
+    folder.mkdir(mode=0o755)
+    config = write_config(folder / "config.toml", f'host = "xe:{script}"\n', owner=NOBODY)
+    monkeypatch.setenv("VGPU_SYSTEM_CONFIG", str(config))
+    refused(run(["list-pools"]), str(config), "owned by nobody")
+    assert not marker.exists()
+
+
+def test_a_config_in_a_directory_others_can_write_is_refused(tmp_path, isolated_environment):
+    script, marker = hostile_xe(tmp_path)
+    folder = isolated_environment / "config" / "vgpu"
+    config = write_config(folder / "config.toml", f'host = "xe:{script}"\n')
+    folder.chmod(0o777)  # anyone could have replaced the file, or will
+    refused(run(["scan-vms"]), f"its directory {folder} can be written by others (mode 0777); fix: chmod go-w {folder}")
+    assert not marker.exists()
+
+
+def test_a_safe_config_is_read(tmp_path, isolated_environment, spec):
+    write_config(isolated_environment / "config" / "vgpu" / "config.toml", f'db = "{spec.db}"\nhost = "sim:{spec.host_file}"\n', 0o600)
+    assert run(["list-pools"]).code == 0
+
+
+# --- the database --------------------------------------------------------------------------------------------
+
+
+def test_a_dangling_symlink_planted_in_a_shared_directory_is_never_followed(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    target = tmp_path / "elsewhere" / "planted.db"
+    target.parent.mkdir()
+    link = shared / "vgpu.db"
+    link.symlink_to(target)
+    os.lchown(link, NOBODY, NOBODY)
+    outcome = run(["--db", str(link), "--host", f"sim:{tmp_path / 'host.json'}", "list-pools"])
+    refused(outcome, f"refusing the database {link}: it is a symlink owned by nobody")
+    assert not target.exists()
+
+
+def test_a_dangling_symlink_is_refused_even_in_a_safe_directory(tmp_path):
+    target = tmp_path / "not-yet.db"
+    link = tmp_path / "vgpu.db"
+    link.symlink_to(target)
+    with pytest.raises(UnsafeFile) as caught:
+        Store(link)
+    assert str(caught.value) == (f"refusing the database {link}: it is a symlink to {target}, which does not exist, and "
+                                 f"vgpu-admin never creates a file through a symlink; fix: rm {link}, or give the real path")
+    assert not target.exists()
+
+
+def test_a_symlink_to_a_safe_database_is_used(tmp_path, spec):
+    link = tmp_path / "link.db"
+    link.symlink_to(spec.db)
+    assert run(["--db", str(link), "--host", f"sim:{spec.host_file}", "list-vms"]).code == 0
+
+
+def test_a_database_anyone_can_write_is_refused_and_its_planted_operation_never_runs(spec):
+    uuid = spec.uuid("VM-1")
+    conn = sqlite3.connect(spec.db, isolation_level=None)
+    conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner) VALUES (?, 'remove', "
+                 "'writing-args', NULL, NULL, 0, 'gone:1 (interrupted)')", (uuid,))
+    conn.close()
+    os.chown(spec.db, NOBODY, NOBODY)
+    spec.db.chmod(0o666)
+    host = digest(spec.host_file)
+    refused(spec.cli("recover"), f"refusing the database {spec.db}: it is owned by nobody")
+    spec.db.chmod(0o600)
+    refused(spec.cli("recover"), "owned by nobody")
+    os.chown(spec.db, 0, 0)
+    spec.db.chmod(0o666)
+    refused(spec.cli("recover"), f"others can change it (mode 0666); fix: chmod go-w {spec.db}")
+    assert digest(spec.host_file) == host
+    spec.db.chmod(0o600)
+    assert spec.vm("VM-1") is not None  # the planted removal never ran
+
+
+def test_a_database_in_a_directory_others_can_write_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # sticky, like /tmp: still, anyone could plant vgpu.db-wal beside the database
+    with pytest.raises(UnsafeFile) as caught:
+        Store(shared / "vgpu.db")
+    assert f"its directory {shared} can be written by others (mode 1777)" in str(caught.value)
+    assert "keep the database in a directory only you can write to" in str(caught.value)
+    assert list(shared.iterdir()) == []
+
+
+def test_a_new_database_is_created_private_and_a_sticky_directory_further_up_is_fine(tmp_path):
+    sticky = tmp_path / "tmp-like"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    own = sticky / "mine"
+    own.mkdir(mode=0o700)
+    Store(own / "vgpu.db").close()
+    assert stat.S_IMODE(os.stat(own / "vgpu.db").st_mode) == 0o600
+
+
+# --- the rule itself ------------------------------------------------------------------------------------------
+
+
+def test_files_of_the_invoking_user_are_trusted_and_others_not(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    path.write_text("")
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)  # as if a user without a name, not root, ran vgpu-admin
+    os.chown(path, 4242, 4242)
+    trust.check_file(str(path), "config file")
+    os.chown(path, 0, 0)
+    trust.check_file(str(path), "config file")
+    os.chown(path, 4243, 4243)
+    with pytest.raises(UnsafeFile, match=r"owned by uid 4243, not by root or uid 4242; fix: check what it holds, then chown 4242 "):
+        trust.check_file(str(path), "config file")
+
+
+def test_a_password_file_must_be_private(tmp_path):
+    path = tmp_path / "xapi-password"
+    path.write_text("s3cret\nignored\n")
+    path.chmod(0o640)
+    with pytest.raises(UnsafeFile, match=r"others can read it \(mode 0640\); fix: chmod 600"):
+        trust.read_secret(str(path))
+    path.chmod(0o600)
+    assert trust.read_secret(str(path)) == "s3cret"
+    path.write_text("\n")
+    with pytest.raises(UnsafeFile, match="its first line is empty"):
+        trust.read_secret(str(path))
+
+
+def test_the_log_of_an_internal_error_is_never_written_through_a_planted_symlink(tmp_path, isolated_environment, spec, monkeypatch):
+    state = isolated_environment / "state" / "vgpu"
+    state.mkdir(parents=True)
+    state.chmod(0o777)  # a state directory others could write to, once
+    target = tmp_path / "root-owned-file"
+    target.write_text("keep\n")
+    (state / "vgpu-admin.log").symlink_to(target)
+    monkeypatch.setattr("shell.handlers.list_pools", lambda ctx, opts: 1 / 0)
+    outcome = spec.cli("list-pools")
+    assert outcome.code == 1 and outcome.one_error_line().endswith("(the log could not be written)")
+    assert target.read_text() == "keep\n"
+    state.chmod(0o700)
+    (state / "vgpu-admin.log").unlink()
+    assert spec.cli("list-pools").one_error_line().endswith(f"(details in {state / 'vgpu-admin.log'})")
+    assert stat.S_IMODE(os.stat(state / "vgpu-admin.log").st_mode) == 0o600
+    assert "ZeroDivisionError" in (state / "vgpu-admin.log").read_text()

@@ -1,0 +1,138 @@
+"""The spec's constraints and indexes: found missing in a database, or restored in it.
+
+A database whose ``pools`` and ``vms`` lack the spec's CHECK constraints, keys or indexes keeps whatever a
+script writes into it, and the scheduler that reads it trusts it. :func:`missing` names what such a file
+lacks (the store then refuses it); :func:`restore` rebuilds the two tables to the spec's schema inside the
+caller's transaction, keeping every row, after checking each against the spec's rules (a row that breaks
+them is named and nothing is changed). ``vgpu-admin repair-db`` runs it.
+
+Keys, NOT NULL, foreign keys and indexes are read with SQLite's PRAGMAs; a CHECK has no PRAGMA, so the
+table's SQL must hold the spec's expression (spaces, case and identifier quotes aside).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from . import schema, stored
+from .errors import DamagedDatabase
+
+_COLUMNS = {
+    "pools": ("pool_id", "pool_name", "description", "enabled", "created_at", "updated_at"),
+    "vms": ("vm_id", "vm_uuid", "vm_name", "pool_id", "priority", "created_at", "updated_at"),
+}
+_CHECKS = {
+    "pools": (("pool_id", "check(pool_idin('a','b'))"), ("enabled", "check(enabledin(0,1))")),
+    "vms": (("pool_id", "check(pool_idin('a','b'))"), ("priority", "check(priorityin(0,1,2))")),
+}
+_NOT_NULL = {"pools": ("pool_name",), "vms": ("vm_id", "vm_uuid", "pool_id", "priority")}
+_INDEXES = {"idx_vm_uuid": "vm_uuid", "idx_vm_pool": "pool_id", "idx_vm_priority": "priority"}
+_NOISE = re.compile(r"[\s\"`\[\]]+")
+
+
+def _normal(sql: str) -> str:
+    return _NOISE.sub("", sql).lower()
+
+
+def _index_columns(conn: sqlite3.Connection, name: str) -> list[str]:
+    return [row[2] for row in conn.execute("SELECT * FROM pragma_index_info(?)", (name,))]
+
+
+def missing(conn: sqlite3.Connection) -> list[str]:
+    """What the spec's ``pools`` and ``vms`` have and these lack, e.g. ``CHECK on vms.priority``; [] when
+    nothing."""
+    sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ('pools', 'vms')"))
+    gaps: list[str] = []
+    for table, columns in _COLUMNS.items():
+        if table not in sql:
+            gaps.append(f"table {table}")
+            continue
+        info = {row[1]: row for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))}
+        gaps += [f"column {table}.{name}" for name in columns if name not in info]
+        gaps += [f"NOT NULL on {table}.{name}" for name in _NOT_NULL[table] if name in info and not info[name][3]]
+        text = _normal(sql[table] or "")
+        gaps += [f"CHECK on {table}.{column}" for column, check in _CHECKS[table] if check not in text]
+        if table == "pools" and [name for name, row in info.items() if row[5]] != ["pool_id"]:
+            gaps.append("PRIMARY KEY on pools.pool_id")
+        if table == "vms":
+            gaps += _vms_keys_and_indexes(conn)
+    return gaps
+
+
+def _vms_keys_and_indexes(conn: sqlite3.Connection) -> list[str]:
+    gaps = []
+    indexes = list(conn.execute("SELECT name, \"unique\", partial FROM pragma_index_list('vms')"))
+    unique = {tuple(_index_columns(conn, name)) for name, is_unique, partial in indexes if is_unique and not partial}
+    gaps += [f"UNIQUE on vms.{column}" for column in ("vm_id", "vm_uuid") if (column,) not in unique]
+    keys = [(row[2].lower(), row[3], row[4]) for row in conn.execute("SELECT * FROM pragma_foreign_key_list('vms')")]
+    if not any(table == "pools" and source == "pool_id" and target in ("pool_id", None) for table, source, target in keys):
+        gaps.append("FOREIGN KEY vms.pool_id to pools")
+    plain = {name: partial for name, _, partial in indexes}
+    gaps += [f"index {name}" for name, column in _INDEXES.items()
+             if name not in plain or plain[name] or _index_columns(conn, name) != [column]]
+    return gaps
+
+
+# --- restoring -------------------------------------------------------------------------------------------
+
+
+def restore(conn: sqlite3.Connection) -> list[str]:
+    """Bring ``pools`` and ``vms`` to the spec's schema inside the caller's write transaction (foreign keys
+    must be off, as SQLite's own procedure for changing a table asks). Returns what was missing. Raises
+    DamagedDatabase, changing nothing, for a row that breaks the spec's rules."""
+    gaps = missing(conn)
+    if not gaps:
+        return []
+    if any(not gap.startswith("index ") for gap in gaps):
+        _rebuild(conn)
+    else:
+        for name in _INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+            conn.execute(schema.SPEC_INDEXES[name])
+    _check_foreign_keys(conn)
+    return gaps
+
+
+def _select(conn: sqlite3.Connection, table: str) -> str:
+    """The spec's columns of ``table`` as a SELECT list; a column the table lacks reads as NULL."""
+    present = {row[1] for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))}
+    return ", ".join(name if name in present else f"NULL AS {name}" for name in _COLUMNS[table])
+
+
+def _rebuild(conn: sqlite3.Connection) -> None:
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    pool_rows = conn.execute(f"SELECT {_select(conn, 'pools')} FROM pools").fetchall() if "pools" in tables else []
+    vm_rows = conn.execute(f"SELECT {_select(conn, 'vms')} FROM vms").fetchall() if "vms" in tables else []
+    for row in pool_rows:
+        stored.pool((*row, 0, 0, 0))  # raises DamagedDatabase naming the row
+    for row in vm_rows:
+        stored.vm(row)
+    _refuse_duplicates(pool_rows, vm_rows)
+    for name in ("vms", "pools"):
+        if name in tables:
+            conn.execute(f"DROP TABLE {name}")
+    for statement in (schema.SPEC_POOLS, schema.SPEC_VMS, *schema.SPEC_INDEXES.values()):
+        conn.execute(statement)
+    conn.executemany(f"INSERT INTO pools ({', '.join(_COLUMNS['pools'])}) VALUES (?, ?, ?, ?, ?, ?)", pool_rows)
+    conn.executemany(f"INSERT INTO vms ({', '.join(_COLUMNS['vms'])}) VALUES (?, ?, ?, ?, ?, ?, ?)", vm_rows)
+    for pool_id in sorted({"A", "B"} - {row[0] for row in pool_rows}):  # a pool's row that was lost
+        conn.execute("INSERT INTO pools (pool_id, pool_name, enabled) VALUES (?, ?, 1)", (pool_id, f"Pool {pool_id}"))
+
+
+def _refuse_duplicates(pool_rows: list[tuple], vm_rows: list[tuple]) -> None:
+    for table, rows, column, index in (("pools", pool_rows, "pool_id", 0), ("vms", vm_rows, "vm_id", 0),
+                                       ("vms", vm_rows, "vm_uuid", 1)):
+        seen: set[object] = set()
+        for row in rows:
+            if row[index] in seen:
+                raise DamagedDatabase(table, f"with {column} {stored.shown(row[index])}",
+                                      f"a {column} another row has too, where the spec allows each once")
+            seen.add(row[index])
+
+
+def _check_foreign_keys(conn: sqlite3.Connection) -> None:
+    for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+        pool = conn.execute(f"SELECT pool_id FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        raise DamagedDatabase(table, f"at rowid {rowid}", f"pool_id {stored.shown(pool[0] if pool else None)}, "
+                              f"where the spec allows only a pool that has a row in {parent}")
