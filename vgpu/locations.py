@@ -1,0 +1,64 @@
+"""Where each VM was last seen in a fleet: the host's label and, in a XAPI pool, the member it ran on.
+
+A hint, never the truth: a VM is always found again by its UUID (a scan lists every host). What the hint
+is for: a host that cannot be reached still has its registered VMs shown as on that host ("host
+unreachable") instead of missing, ``list-vms`` says where each VM is without asking any host, and
+``--host LABEL`` leaves out the VMs seen on the fleet's other hosts. A single host named by its URI alone
+(label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Iterable
+
+import attrs
+
+from .errors import StoreError
+from .store import Store
+
+
+@attrs.frozen
+class Location:
+    """Where a VM was last seen: ``host`` (the fleet's label), ``resident_on`` (the XAPI pool member it was
+    resident on, None when the host has no members or the VM was not running) and ``seen_at``."""
+
+    vm_uuid: str
+    host: str
+    resident_on: str | None = None
+    seen_at: str | None = None
+
+
+def select(conn: sqlite3.Connection) -> dict[str, Location]:
+    rows = conn.execute("SELECT vm_uuid, host, resident_on, seen_at FROM vgpu_locations")
+    return {row[0]: Location(*row) for row in rows}
+
+
+def where(store: Store) -> dict[str, Location]:
+    """Every VM's last known place, by UUID."""
+    with store.reading() as conn:
+        return select(conn)
+
+
+def remember(store: Store, seen: Iterable[Location], known: dict[str, Location]) -> None:
+    """Write down where VMs were just seen, when that changed from ``known`` (what was read before). Best
+    effort: a database this process may only read keeps its older hints (a scan must still answer)."""
+    changed = [(loc.vm_uuid, loc.host, loc.resident_on) for loc in seen
+               if loc.host and (known.get(loc.vm_uuid) is None
+                                or (known[loc.vm_uuid].host, known[loc.vm_uuid].resident_on) != (loc.host, loc.resident_on))]
+    if not changed:
+        return
+    try:
+        with store.writing() as conn:
+            record(conn, changed)
+    except StoreError:
+        pass
+
+
+def record(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]) -> None:
+    """(UUID, label, resident_on) rows, inside the caller's write transaction."""
+    conn.executemany(
+        "INSERT INTO vgpu_locations (vm_uuid, host, resident_on) VALUES (?, ?, ?) ON CONFLICT (vm_uuid) DO UPDATE"
+        " SET host = excluded.host, resident_on = excluded.resident_on, seen_at = strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        [row for row in rows if row[1]],
+    )
