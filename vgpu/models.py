@@ -118,6 +118,8 @@ class HostVM:
 
     ``device_model_args`` are the stored arguments (what the VM's next boot will get); ``booted_args`` are
     the ones its running domain was started with, or None when it has no domain or the host cannot tell.
+    In a fleet, ``host`` is the label of the host that listed it ("" for a single host named by its URI);
+    ``resident_on`` is the XAPI pool member a running VM is resident on (None elsewhere).
     """
 
     uuid: str
@@ -125,6 +127,8 @@ class HostVM:
     power_state: PowerState
     device_model_args: str = ""
     booted_args: str | None = None
+    host: str = ""
+    resident_on: str | None = None
 
 
 @attrs.frozen
