@@ -39,10 +39,10 @@ class Context:
     @property
     def host(self):
         if self._host is None:
-            from vgpu.hosts import open_host  # here: only commands that talk to the host pay for it
+            from vgpu.hosts import open_configured  # here: only commands that talk to the host pay for it
 
             self._prepare_files()
-            self._host = open_host(self.settings.host, args_key=self.settings.args_key, password=self._password)
+            self._host = open_configured(self.settings, password=self._password)
         return self._host
 
     @property
@@ -67,14 +67,15 @@ class Context:
         if self.settings.sources.get("db") == "default":
             paths.ensure_dir(os.path.dirname(self.settings.db))
 
-    def _password(self) -> str:
+    def _password(self, who: str) -> str:
         """Asked only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset; never echoed or stored.
+        ``who`` names the host (its URI, or in a fleet its label and URI): each host's password is its own.
 
         Only the main thread asks: the shell's background name refresh must not read the terminal while
         prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
-        return getpass.getpass(f"Password for {self.settings.host}: ")
+        return getpass.getpass(f"Password for {who}: ")
 
     def known_vms(self) -> list[tuple[str, str]]:
         """(UUID, name) of the VMs a hint on bad input may name: the shell's names (the DB's and the host's),
