@@ -67,7 +67,7 @@ class Context:
         if self.settings.sources.get("db") == "default":
             paths.ensure_dir(os.path.dirname(self.settings.db))
 
-    def _password(self, who: str) -> str:
+    def _password(self, who: str | None = None) -> str:
         """Asked only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset; never echoed or stored.
         ``who`` names the host (its URI, or in a fleet its label and URI): each host's password is its own.
 
@@ -75,7 +75,7 @@ class Context:
         prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
-        return getpass.getpass(f"Password for {who}: ")
+        return getpass.getpass(f"Password for {who or self.settings.host}: ")
 
     def known_vms(self) -> list[tuple[str, str]]:
         """(UUID, name) of the VMs a hint on bad input may name: the shell's names (the DB's and the host's),

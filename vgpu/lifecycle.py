@@ -19,10 +19,11 @@ from typing import Callable
 
 import attrs
 
-from . import attention, audit, devargs, journal, naming, values, vms
-from .errors import Cancelled, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
+from . import attention, audit, devargs, journal, locations, naming, values, vms
+from .errors import Cancelled, DuplicateVM, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
+from .hypervisor.fleet import as_fleet, label_for
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
@@ -263,7 +264,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Ope
         if current is None:
             raise NotFound("registered VM", plan.vm_uuid, "it was removed after the plan was made")
         # Take the lock before comparing: a change still in progress is "busy", not a stale plan.
-        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart)
+        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart, label_for(host, plan.vm_uuid))
         if current.config != plan.current:
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         return op
@@ -476,9 +477,17 @@ def _nothing_to_remove(host_vm: HostVM) -> str:
 
 
 def find_host_vm(host: Hypervisor, vm_uuid: str) -> HostVM:
-    for host_vm in host.list_vms():
-        if host_vm.uuid == vm_uuid:
-            return host_vm
+    """The VM as its host lists it. Over a fleet every host is listed: a host that is down does not stop
+    finding the VM on another, and two hosts listing it is DuplicateVM (never a guess)."""
+    listings = as_fleet(host).survey()
+    found = [host_vm for listing in listings for host_vm in listing.vms if host_vm.uuid == vm_uuid]
+    if len(found) > 1:
+        raise DuplicateVM(vm_uuid, [host_vm.host for host_vm in found])
+    if found:
+        return found[0]
+    for listing in listings:
+        if listing.error is not None:
+            raise listing.error
     raise NotFound("VM", vm_uuid, "the host has no such VM (see 'vgpu-admin scan-vms')")
 
 
@@ -501,9 +510,10 @@ def register_vm(
     if reg.vm_name is None:
         reg = attrs.evolve(reg, vm_name=host_name(host_vm))
     with store.writing() as conn:
-        op = journal.begin(conn, reg.vm_uuid, "register", None, None, None)
+        op = journal.begin(conn, reg.vm_uuid, "register", None, None, None, host_vm.host)
         vm = vms.insert_registration(conn, reg)
         op = journal.set_step(conn, op, journal.DB_UPDATED, vm.config)
+        locations.record(conn, [(vm.vm_uuid, host_vm.host, host_vm.resident_on)])  # a fleet's: where it is
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)
@@ -539,8 +549,9 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
         vm = vms.get(store, vm_uuid)
     except NotFound as missing:
         raise explain_unregistered(host, missing, removing=True) from None
+    label = label_for(host, vm.vm_uuid)
     with store.writing() as conn:
-        op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
+        op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None, label)
     cleared = True
     with journal.released_on_escape(store, op):
         try:
@@ -596,7 +607,7 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     expected = vm.config if vm is not None else None
     before = _args_to_repair(host, canonical, vm)  # read before journalling: a refusal changes nothing
     with store.writing() as conn:
-        op = journal.begin(conn, canonical, "repair", vm, expected, None)
+        op = journal.begin(conn, canonical, "repair", vm, expected, None, label_for(host, canonical))
     with journal.released_on_escape(store, op):
         try:
             after = update_device_model_args(host, canonical, expected)

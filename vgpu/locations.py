@@ -10,12 +10,14 @@ unreachable") instead of missing, ``list-vms`` says where each VM is without ask
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from typing import Collection, Iterable, Mapping
 
 import attrs
 
 from .errors import StoreError
+from .models import VM
 from .store import Store
+from .tables import VMList
 
 
 @attrs.frozen
@@ -38,6 +40,12 @@ def where(store: Store) -> dict[str, Location]:
     """Every VM's last known place, by UUID."""
     with store.reading() as conn:
         return select(conn)
+
+
+def on_hosts(vms: Iterable[VM], known: Mapping[str, Location], labels: Collection[str]) -> VMList:
+    """The VMs last seen on one of the hosts ``labels`` (``--host LABEL`` narrowing a DB-only listing): a VM
+    never seen is on no host known here, so it is left out too."""
+    return VMList(vm for vm in vms if vm.vm_uuid in known and known[vm.vm_uuid].host in labels)
 
 
 def remember(store: Store, seen: Iterable[Location], known: dict[str, Location]) -> None:

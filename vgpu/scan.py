@@ -11,25 +11,35 @@ or half-changed until ``recover`` resolves it).
 Three facts per VM are kept apart: the database row, the *stored* segment (the VM's device-model args:
 what its next boot gets) and the *booted* one (what its running domain was started with). Each registered
 VM has one :data:`STATES` value, decided by :func:`vm_state`.
+
+Over a fleet (:class:`vgpu.hypervisor.fleet.Fleet`) every host is listed at once and each VM carries its
+host's label (and XAPI member). A host that cannot be listed is reported (``ScanReport.unreachable``) while
+the others are shown, and the registered VMs last seen on it (:mod:`vgpu.locations`) are shown as on an
+unreachable host, not as missing. One UUID listed by two hosts is a conflict (state ``conflict``), never
+merged. With ``--host LABEL`` the VMs last seen on the fleet's other hosts are left out. A single host is
+scanned exactly as before.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from . import attention, devargs, journal, pools, tables, vms
+from . import attention, devargs, journal, locations, pools, tables, vms
 from .attention import Attention
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
+from .hypervisor.fleet import Fleet, Listing, as_fleet
+from .locations import Location
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
 from .values import parse_pool_id
 
-# Every state a registered VM can be in, in the order vm_state() decides them.
-STATES = ("unknown", "missing", "drift", "halted", "configured", "pending")
+# Every state a registered VM can be in: ``conflict`` (its UUID is on two hosts of a fleet), then those
+# vm_state() decides, in its order.
+STATES = ("conflict", "unknown", "missing", "drift", "halted", "configured", "pending")
 
 
 def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, booted: SegmentState | None,
@@ -76,10 +86,15 @@ class ScannedVM:
     segment: SegmentState
     host_known: bool = True  # False when the host could not be listed
     booted: SegmentState | None = None
+    host: str | None = None  # the fleet's label of its host ("" for a single host), or where it was last seen
+    resident_on: str | None = None  # the XAPI pool member it runs on (or last ran on, when not seen)
+    conflict: tuple[str, ...] = ()  # the hosts that each have a VM with its UUID, when more than one does
 
     @property
     def state(self) -> str:
         """One of :data:`STATES` (see :func:`vm_state`)."""
+        if self.conflict:
+            return "conflict"
         return vm_state(self.vm.config, self.host_vm, self.segment, self.booted, self.host_known)
 
 
@@ -115,6 +130,31 @@ def _unfinished(op: journal.Operation, vm_name: str | None) -> UnfinishedOperati
 
 
 @attrs.frozen
+class HostSummary:
+    """One host of the scan: its label ("" for a single host named by its URI), URI, how many VMs it
+    listed, and why it could not be listed (None when it was)."""
+
+    label: str
+    uri: str
+    vm_count: int = 0
+    error: str | None = None
+
+
+@attrs.frozen
+class UuidConflict:
+    """One VM UUID listed by several hosts of a fleet (a copy between pools): each copy as its host lists
+    it, and the registration of that UUID, if there is one."""
+
+    vm_uuid: str
+    copies: tuple[HostVM, ...]
+    vm: VM | None = None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(copy.host for copy in self.copies)
+
+
+@attrs.frozen
 class ScanReport(tables.Tabular):
     _view = tables.scan_view
 
@@ -122,9 +162,22 @@ class ScanReport(tables.Tabular):
     registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id
     unregistered: tuple[HostVM, ...]  # by name (naturally: VM-2 before VM-10), then UUID
     foreign_segments: tuple[ForeignSegment, ...]
-    host_error: str | None = None  # set when the host could not be listed: DB-only picture
+    host_error: str | None = None  # set when no host could be listed: DB-only picture
     unfinished: tuple[UnfinishedOperation, ...] = ()  # oldest first
     attention: tuple[Attention, ...] = ()  # VMs marked as needing an admin (see vgpu.attention), oldest first
+    hosts: tuple[HostSummary, ...] = ()  # every host of the scan, in the fleet's order
+    conflicts: tuple[UuidConflict, ...] = ()  # UUIDs listed by several hosts
+    elsewhere: int = 0  # registered VMs left out: --host LABEL narrowed the run, and they were not last seen here
+
+    @property
+    def several_hosts(self) -> bool:
+        """The scan covered more than one host: each VM's host is worth showing."""
+        return len(self.hosts) > 1
+
+    @property
+    def unreachable(self) -> list[HostSummary]:
+        """The hosts that could not be listed (all of them when ``host_error`` is set)."""
+        return [host for host in self.hosts if host.error is not None]
 
     def in_pool(self, pool: object) -> list[ScannedVM]:
         """The registered VMs of one pool (``"a"`` and ``"B"`` alike); InvalidValue for a pool that does not exist."""
@@ -175,25 +228,35 @@ class ScanReport(tables.Tabular):
 
 
 def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) -> ScanReport:
-    """One host listing and one DB snapshot, joined. With ``tolerate_host_errors`` an unreachable host
-    gives a DB-only report (``host_error`` says why) instead of raising."""
-    try:
-        host_vms = host.list_vms()
-        host_error = None
-    except HypervisorError as error:
-        if not tolerate_host_errors:
-            raise
-        host_vms, host_error = [], str(error)
+    """One listing per host (every host of a fleet at once) and one DB snapshot, joined. With
+    ``tolerate_host_errors`` a report comes back even when no host can be listed (DB only: ``host_error``
+    says why) instead of raising; a fleet with some hosts down always reports them in ``hosts``."""
+    fleet = as_fleet(host)
+    listings = fleet.survey()
+    failed = [listing for listing in listings if listing.error is not None]
+    if failed and len(failed) == len(listings) and not tolerate_host_errors:
+        raise failed[0].error
+    host_error = "; ".join(str(listing.error) for listing in failed) if len(failed) == len(listings) else None
+    labelled = fleet.labels != ("",)
     with store.reading() as conn:
         pool_rows = pools.select_pools(conn)
         registered = vms.select_vms(conn)
         operations = journal.select_unfinished(conn)
         marks = attention.select(conn)
+        known = locations.select(conn) if labelled else {}
+    report = _join(pool_rows, registered, listings, host_error, operations, known, fleet)
     if marks and host_error is None:
-        states = {host_vm.uuid: host_vm.power_state for host_vm in host_vms}
-        marks = _settle(store, host, marks, states)
-    report = _join(pool_rows, registered, host_vms, host_error, operations)
+        twice = {conflict.vm_uuid for conflict in report.conflicts}
+        states = {vm.uuid: vm.power_state for listing in listings for vm in listing.vms if vm.uuid not in twice}
+        marks = _settle(store, fleet, marks, states)
+    if labelled:
+        locations.remember(store, _seen(listings, report), known)
     return attrs.evolve(report, attention=tuple(marks))
+
+
+def _seen(listings: list[Listing], report: ScanReport) -> list[Location]:
+    twice = {conflict.vm_uuid for conflict in report.conflicts}
+    return [Location(vm.uuid, vm.host, vm.resident_on) for listing in listings for vm in listing.vms if vm.uuid not in twice]
 
 
 def _settle(store: Store, host: Hypervisor, marks: list[Attention], states: dict[str, PowerState]) -> list[Attention]:
@@ -219,25 +282,50 @@ def status(store: Store, host: Hypervisor) -> ScanReport:
     return scan(store, host, tolerate_host_errors=True)
 
 
-def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], host_error: str | None,
-          operations: list[journal.Operation]) -> ScanReport:
+def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], host_error: str | None,
+          operations: list[journal.Operation], known: dict[str, Location], fleet: Fleet) -> ScanReport:
+    host_vms = [host_vm for listing in listings for host_vm in listing.vms]
     names = {**{h.uuid: h.name or None for h in host_vms}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
     unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
-    on_host = {host_vm.uuid: host_vm for host_vm in host_vms}
+    on_host: dict[str, list[HostVM]] = {}
+    for host_vm in host_vms:
+        on_host.setdefault(host_vm.uuid, []).append(host_vm)
     by_vm_id = {vm.vm_id: vm for vm in registered}
-    scanned = []
+    failed = {listing.label for listing in listings if listing.error is not None}
+    scanned, conflicts, elsewhere = [], [], 0
     for vm in registered:
-        host_vm = on_host.pop(vm.vm_uuid, None)
-        segment = devargs.parse(host_vm.device_model_args) if host_vm is not None else devargs.ABSENT
-        scanned.append(ScannedVM(vm, host_vm, segment, host_error is None, booted_segment(host_vm)))
-    unregistered = sorted(on_host.values(), key=lambda h: (natural_key(h.name), h.uuid))
+        copies = on_host.pop(vm.vm_uuid, [])
+        last = known.get(vm.vm_uuid)
+        if len(copies) > 1:
+            conflicts.append(UuidConflict(vm.vm_uuid, tuple(copies), vm))
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, conflict=tuple(copy.host for copy in copies)))
+        elif copies:
+            (host_vm,) = copies
+            scanned.append(ScannedVM(vm, host_vm, devargs.parse(host_vm.device_model_args), True,
+                                     booted_segment(host_vm), host_vm.host, host_vm.resident_on))
+        elif fleet.elsewhere and (last is None or last.host not in fleet.members):
+            elsewhere += 1  # this run leaves some of the fleet's hosts out (--host LABEL): not known to be here
+        else:
+            # Not listed: missing, unless a host that could not be listed may have it (where it was last seen).
+            known_here = host_error is None and not failed
+            where = (last.host, last.resident_on) if last is not None else (None, None)
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, known_here, None, *where))
+    unregistered = []
+    for uuid, copies in on_host.items():
+        if len(copies) > 1:
+            conflicts.append(UuidConflict(uuid, tuple(copies)))
+        unregistered += copies
+    unregistered.sort(key=lambda h: (natural_key(h.name), h.uuid, h.host))
     foreign = []
     for host_vm in unregistered:
         segment = devargs.parse(host_vm.device_model_args)
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))
-    return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished)
+    hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error))
+                  for listing in listings)
+    return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
+                      hosts=hosts, conflicts=tuple(conflicts), elsewhere=elsewhere)
 
 
 @attrs.frozen

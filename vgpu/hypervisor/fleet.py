@@ -289,10 +289,14 @@ def as_fleet(host: Hypervisor) -> Fleet:
 
 
 def label_for(host: Hypervisor, vm_uuid: str) -> str | None:
-    """The label of the host of a fleet that has this VM (for the journal), None for a single host."""
+    """The label of the host of a fleet that has this VM (for the journal); None for a single host, or when
+    no host has it now (a VM being removed after it was deleted). DuplicateVM when two hosts have it."""
     if not isinstance(host, Fleet):
         return None
-    return host.label_of(vm_uuid) or None
+    try:
+        return host.label_of(vm_uuid) or None
+    except HypervisorError:
+        return None
 
 
 def for_operation(host: Hypervisor, label: str | None) -> tuple[Hypervisor | None, str]:
