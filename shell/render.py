@@ -241,8 +241,9 @@ def attention_line(mark) -> str:
 
 
 def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None,
-            booted=None, state: str = "") -> str:
-    lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
+            booted=None, state: str = "", host: str | None = None) -> str:
+    where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it
+    lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({host_error})")
     elif host_vm is None:

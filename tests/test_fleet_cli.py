@@ -272,3 +272,21 @@ def test_host_calls_per_scan_are_constant_per_host_whatever_the_vm_count(world):
     pool.sim.add_vms([(uuid_of(5, n), f"more-{n}", "running", "") for n in range(100, 140)])
     assert calls_of_a_scan() == few == {"session.login_with_password": 1, "VM.get_all_records": 1,
                                         "host.get_all_records": 1, "session.logout": 1}
+
+
+def test_show_vm_finds_the_vm_on_its_host_and_names_it(world):
+    shown = ok_lines(world.cli("show-vm", f"--vm-uuid={B1}"))
+    assert shown[:3] == ["VM: b-one", f"UUID: {B1}", "Host: gpu2"] and "Power state: halted" in shown
+    data = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json").out)
+    assert (data["host"], data["host_vm"]["host"]) == ("gpu2", "gpu2")
+
+
+def test_notebook_records_of_a_scan_carry_the_host(world):
+    from vgpu import scan
+    from vgpu.hosts import open_fleet
+
+    with world.store() as store, open_fleet(world.uris) as fleet:
+        records = scan.scan(store, fleet).records()
+    assert [(r["vm_name"], r["host"], r["resident_on"]) for r in records] == [
+        ("a-one", "gpu1", None), ("p1-web", "pool1", "xcp-a2"), ("b-one", "gpu2", None),
+        ("spare-1", "gpu1", None), ("spare-2", "gpu2", None)]

@@ -340,6 +340,7 @@ class VMView:
     operation: UnfinishedOperation | None = None  # a change to this VM started and not finished
     attention: Attention | None = None  # the VM is marked as needing an admin (see vgpu.attention)
     booted: SegmentState | None = None
+    host: str | None = None  # over a fleet of several hosts: the label of the host that has it
 
     @property
     def state(self) -> str:
@@ -365,6 +366,7 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
         return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
     standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
-    host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted)
+    label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
+    host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
     return VMView(vm, host_vm, devargs.parse(args), operation=operation,
-                  attention=standing[0] if standing else None, booted=booted_segment(host_vm))
+                  attention=standing[0] if standing else None, booted=booted_segment(host_vm), host=label)

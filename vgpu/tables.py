@@ -210,13 +210,15 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
     for entry in report.registered:
         power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None
         rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state,
-                     "running_with": _booted_text(entry.booted)})
-    foreign = {item.host_vm.uuid: item for item in report.foreign_segments}
+                     "running_with": _booted_text(entry.booted), "host": ", ".join(entry.conflict) or entry.host,
+                     "resident_on": entry.resident_on})
+    foreign = {(item.host_vm.uuid, item.host_vm.host): item for item in report.foreign_segments}
     for host_vm in report.unregistered:
         rows.append({
             "vm_uuid": host_vm.uuid, "vm_name": host_vm.name, "pool_id": None, "priority": None,
             "priority_value": None, "vm_id": None, "power_state": plain(host_vm.power_state),
-            "state": _unregistered_state(foreign.get(host_vm.uuid)), "running_with": None,
+            "state": _unregistered_state(foreign.get((host_vm.uuid, host_vm.host))), "running_with": None,
+            "host": host_vm.host, "resident_on": host_vm.resident_on,
         })
     pools = [f'Pool {pool.pool_id} "{pool.pool_name}": {plural(len(report.in_pool(pool.pool_id)), "VM")}' for pool in report.pools]
     caption = join_captions([
@@ -226,6 +228,8 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
         f"{len(report.pending)} pending restart" if report.pending else "",
         f"{len(report.booted_unknown)} running with an unknown configuration" if report.booted_unknown else "",
         f"host not reachable: {report.host_error}" if report.host_error else "",
+        *(f"{host.label} unreachable: {host.error}" for host in report.unreachable if not report.host_error),
+        f"{plural(len(report.conflicts), 'UUID')} on several hosts" if report.conflicts else "",
         f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
         f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
     ])
