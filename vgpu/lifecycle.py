@@ -106,6 +106,7 @@ class ReconfigurePlan(vms.ChangePlan):
     stored_args: str | None = None  # the VM's device-model args when planned (None: not read)
     booted_args: str | None = None  # what its running domain booted with (None: not running, or unknown)
     apply_now: bool = False
+    host: str = ""  # over a fleet: the label of the VM's host (bulk work keeps a limit per host)
 
     @property
     def vm_uuid(self) -> str:

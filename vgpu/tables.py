@@ -240,7 +240,7 @@ def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
     rows = [{
         "vm_uuid": plan.vm_uuid, "vm_name": plan.vm.vm_name, "power_state": plain(plan.power_state),
         "current": config_text(plan.current), "new": config_text(plan.new),
-        "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart),
+        "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart), "host": plan.host,
     } for plan in bulk.plans]
     caption = f"{plural(len(bulk.plans), 'VM')}: {len(bulk.changing)} to change, {bulk.restarts} to restart"
     return caption, rows
