@@ -5,13 +5,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from vgpu import devargs
+from vgpu.devargs import SegmentState
 from vgpu.errors import DuplicateVM, HostUnreachable, HypervisorError
 from vgpu.hypervisor import codes
 from vgpu.hypervisor.base import Hypervisor
 from vgpu.hypervisor.fleet import Fleet, as_fleet, for_operation, label_for
 from vgpu.hypervisor.sim import SimHost
-from vgpu.models import PowerState
+from vgpu.models import PowerState, Priority, VMConfig
 
 from .counting import CountingHost
 
@@ -181,3 +185,12 @@ def test_a_fleet_needs_labels_when_it_has_several_hosts(sims):
         Fleet({"": sims["gpu1"], "b": sims["gpu2"]})
     with pytest.raises(ValueError):
         Fleet({})
+
+
+@given(pool=st.sampled_from(["A", "B"]), priority=st.sampled_from(list(Priority)), vm_id=st.integers(1, 10**9))
+def test_a_scan_reads_args_that_are_exactly_the_segment_as_parsing_would(pool, priority, vm_id):
+    """scan's fast path (no regex for args equal to the registered segment) says what devargs.parse says."""
+    config = VMConfig(pool, priority, vm_id)
+    args = devargs.render(config)
+    assert args == " ".join(devargs.segment_args(config))
+    assert devargs.parse(args) == SegmentState(True, config, args)

@@ -15,7 +15,7 @@ Config file keys::
     args_key = "device-model-args"   # some hosts read "device_model_args"
     clean_timeout = 120              # seconds to wait for a clean shutdown (per call: --clean-timeout)
     force_after_timeout = true       # then force the VM off
-    parallel_hosts = 8               # a fleet: how many hosts are asked at once
+    parallel_hosts = 16              # a fleet: how many hosts are asked at once
 
     [hosts]                          # a fleet: several hosts, each with a label (see vgpu.hostspecs)
     gpu1 = "xapi://root@pool1-master"
@@ -42,7 +42,7 @@ ENV_CLEAN_TIMEOUT = "VGPU_CLEAN_TIMEOUT"
 ENV_SYSTEM_CONFIG = "VGPU_SYSTEM_CONFIG"
 _KEYS = {"db": str, "host": (str, list), "hosts": dict, "args_key": str, "clean_timeout": (int, float),
          "force_after_timeout": bool, "parallel_hosts": int}
-DEFAULT_PARALLEL_HOSTS = 8
+DEFAULT_PARALLEL_HOSTS = 16
 
 
 @attrs.frozen

@@ -31,6 +31,14 @@ class Location:
     seen_at: str | None = None
 
 
+Place = tuple  # (host, resident_on): a Location without its UUID and time, as a scan compares them
+
+
+def select_places(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+    """UUID -> (host, resident_on), for a scan: plain tuples, as it reads and compares ten thousand."""
+    return {uuid: (host, resident_on) for uuid, host, resident_on in conn.execute("SELECT vm_uuid, host, resident_on FROM vgpu_locations")}
+
+
 def select(conn: sqlite3.Connection) -> dict[str, Location]:
     rows = conn.execute("SELECT vm_uuid, host, resident_on, seen_at FROM vgpu_locations")
     return {row[0]: Location(*row) for row in rows}
@@ -48,12 +56,11 @@ def on_hosts(vms: Iterable[VM], known: Mapping[str, Location], labels: Collectio
     return VMList(vm for vm in vms if vm.vm_uuid in known and known[vm.vm_uuid].host in labels)
 
 
-def remember(store: Store, seen: Iterable[Location], known: dict[str, Location]) -> None:
-    """Write down where VMs were just seen, when that changed from ``known`` (what was read before). Best
-    effort: a database this process may only read keeps its older hints (a scan must still answer)."""
-    changed = [(loc.vm_uuid, loc.host, loc.resident_on) for loc in seen
-               if loc.host and (known.get(loc.vm_uuid) is None
-                                or (known[loc.vm_uuid].host, known[loc.vm_uuid].resident_on) != (loc.host, loc.resident_on))]
+def remember(store: Store, seen: Mapping[str, tuple[str, str | None]], known: Mapping[str, tuple[str, str | None]]) -> None:
+    """Write down where VMs were just seen (UUID -> (host, resident_on)), where that changed from ``known``
+    (as :func:`select_places` read it before). Best effort: a database this process may only read keeps
+    its older hints (a scan must still answer)."""
+    changed = [(uuid, *place) for uuid, place in seen.items() if place[0] and known.get(uuid) != place]
     if not changed:
         return
     try:

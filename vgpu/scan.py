@@ -31,7 +31,6 @@ from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Fleet, Listing, as_fleet
-from .locations import Location
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
@@ -67,6 +66,15 @@ def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, 
     if booted is None:
         return "unknown"
     return "configured" if booted.config == expected else "pending"
+
+
+def _listed_twice(listings: list[Listing]) -> dict[str, tuple[HostVM, ...]]:
+    """The UUIDs that several hosts listed, each with every copy (a copy between pools: a conflict)."""
+    copies: dict[str, list[HostVM]] = {}
+    for listing in listings:
+        for host_vm in listing.vms:
+            copies.setdefault(host_vm.uuid, []).append(host_vm)
+    return {uuid: tuple(found) for uuid, found in copies.items() if len(found) > 1}
 
 
 def booted_segment(host_vm: HostVM | None) -> SegmentState | None:
@@ -243,20 +251,22 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         registered = vms.select_vms(conn)
         operations = journal.select_unfinished(conn)
         marks = attention.select(conn)
-        known = locations.select(conn) if labelled else {}
+        known = locations.select_places(conn) if labelled else {}
     report = _join(pool_rows, registered, listings, host_error, operations, known, fleet)
     if marks and host_error is None:
         twice = {conflict.vm_uuid for conflict in report.conflicts}
         states = {vm.uuid: vm.power_state for listing in listings for vm in listing.vms if vm.uuid not in twice}
         marks = _settle(store, fleet, marks, states)
     if labelled:
-        locations.remember(store, _seen(listings, report), known)
+        locations.remember(store, _seen(listings, report, known), known)
     return attrs.evolve(report, attention=tuple(marks))
 
 
-def _seen(listings: list[Listing], report: ScanReport) -> list[Location]:
+def _seen(listings: list[Listing], report: ScanReport, known: dict[str, locations.Place]) -> dict[str, locations.Place]:
+    """Where the VMs listed once were seen, for those whose place changed since ``known``."""
     twice = {conflict.vm_uuid for conflict in report.conflicts}
-    return [Location(vm.uuid, vm.host, vm.resident_on) for listing in listings for vm in listing.vms if vm.uuid not in twice]
+    return {vm.uuid: (vm.host, vm.resident_on) for listing in listings for vm in listing.vms
+            if known.get(vm.uuid) != (vm.host, vm.resident_on) and vm.uuid not in twice}
 
 
 def _settle(store: Store, host: Hypervisor, marks: list[Attention], states: dict[str, PowerState]) -> list[Attention]:
@@ -283,42 +293,46 @@ def status(store: Store, host: Hypervisor) -> ScanReport:
 
 
 def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], host_error: str | None,
-          operations: list[journal.Operation], known: dict[str, Location], fleet: Fleet) -> ScanReport:
-    host_vms = [host_vm for listing in listings for host_vm in listing.vms]
-    names = {**{h.uuid: h.name or None for h in host_vms}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
-    unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
-    on_host: dict[str, list[HostVM]] = {}
-    for host_vm in host_vms:
-        on_host.setdefault(host_vm.uuid, []).append(host_vm)
-    by_vm_id = {vm.vm_id: vm for vm in registered}
+          operations: list[journal.Operation], known: dict[str, locations.Place], fleet: Fleet) -> ScanReport:
+    # Written for speed: a fleet's scan joins tens of thousands of VMs, one host's listing after another.
+    on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
+    twice = _listed_twice(listings) if len(on_host) < sum(len(listing.vms) for listing in listings) else {}
+    unfinished = ()
+    if operations:
+        names = {**{h.uuid: h.name or None for h in on_host.values()}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
+        unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
     failed = {listing.label for listing in listings if listing.error is not None}
+    render, parse = devargs.render, devargs.parse
     scanned, conflicts, elsewhere = [], [], 0
     for vm in registered:
-        copies = on_host.pop(vm.vm_uuid, [])
-        last = known.get(vm.vm_uuid)
-        if len(copies) > 1:
-            conflicts.append(UuidConflict(vm.vm_uuid, tuple(copies), vm))
+        host_vm = on_host.pop(vm.vm_uuid, None)
+        if twice and vm.vm_uuid in twice:
+            copies = twice.pop(vm.vm_uuid)
+            conflicts.append(UuidConflict(vm.vm_uuid, copies, vm))
             scanned.append(ScannedVM(vm, None, devargs.ABSENT, conflict=tuple(copy.host for copy in copies)))
-        elif copies:
-            (host_vm,) = copies
-            scanned.append(ScannedVM(vm, host_vm, devargs.parse(host_vm.device_model_args), True,
-                                     booted_segment(host_vm), host_vm.host, host_vm.resident_on))
-        elif fleet.elsewhere and (last is None or last.host not in fleet.members):
-            elsewhere += 1  # this run leaves some of the fleet's hosts out (--host LABEL): not known to be here
+        elif host_vm is not None:
+            args, config = host_vm.device_model_args, vm.config
+            # args that are exactly the registered segment need no regex (devargs.parse would say the same)
+            stored = SegmentState(True, config, args) if args == render(config) else parse(args)
+            booted = stored if host_vm.booted_args == args else booted_segment(host_vm)
+            scanned.append(ScannedVM(vm, host_vm, stored, True, booted, host_vm.host, host_vm.resident_on))
         else:
+            last = known.get(vm.vm_uuid)
+            if fleet.elsewhere and (last is None or last[0] not in fleet.members):
+                elsewhere += 1  # this run leaves some of the fleet's hosts out (--host LABEL): not known to be here
+                continue
             # Not listed: missing, unless a host that could not be listed may have it (where it was last seen).
             known_here = host_error is None and not failed
-            where = (last.host, last.resident_on) if last is not None else (None, None)
-            scanned.append(ScannedVM(vm, None, devargs.ABSENT, known_here, None, *where))
-    unregistered = []
-    for uuid, copies in on_host.items():
-        if len(copies) > 1:
-            conflicts.append(UuidConflict(uuid, tuple(copies)))
-        unregistered += copies
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, known_here, None, *(last or (None, None))))
+    for uuid, copies in twice.items():
+        conflicts.append(UuidConflict(uuid, copies))
+        on_host.pop(uuid, None)
+    unregistered = [*on_host.values(), *(copy for copies in twice.values() for copy in copies)]
     unregistered.sort(key=lambda h: (natural_key(h.name), h.uuid, h.host))
+    by_vm_id = {vm.vm_id: vm for vm in registered}
     foreign = []
     for host_vm in unregistered:
-        segment = devargs.parse(host_vm.device_model_args)
+        segment = parse(host_vm.device_model_args)
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))

@@ -34,7 +34,7 @@ from ..models import HostVM, PowerState
 from . import codes
 from .base import Hypervisor
 
-DEFAULT_PARALLEL = 8
+DEFAULT_PARALLEL = 16
 
 
 @attrs.frozen
@@ -148,7 +148,7 @@ class Fleet:
             if isinstance(outcome, VgpuError):
                 listings.append(Listing(label, uri, (), self._named(label, outcome)))
                 continue
-            vms = tuple(_labelled(vm, label) for vm in outcome) if label else tuple(outcome)
+            vms = _labelled(list(outcome), label) if label else tuple(outcome)
             self._where.listed(label, (vm.uuid.lower() for vm in vms))
             listings.append(Listing(label, uri, vms))
         return listings
@@ -278,9 +278,17 @@ def _outcome(call: Callable[[Hypervisor], Any], host: Hypervisor) -> Any:
         return error
 
 
-def _labelled(vm: HostVM, label: str) -> HostVM:
-    # The constructor, not attrs.evolve: ten times cheaper, for listings of thousands of VMs.
-    return HostVM(vm.uuid, vm.name, vm.power_state, vm.device_model_args, vm.booted_args, label, vm.resident_on)
+def _labelled(vms: list[HostVM], label: str) -> tuple[HostVM, ...]:
+    """A host's listing with each VM labelled. A listing is made of new objects, made for this call and
+    seen by nobody yet, so they are labelled where they are: for a fleet of ten thousand VMs that is a
+    tenth of the cost of building labelled copies. One that already carries a label (a host that hands the
+    same object out twice) is copied instead."""
+    for index, vm in enumerate(vms):
+        if vm.host == "":
+            object.__setattr__(vm, "host", label)  # frozen: only ever here, before anyone else holds it
+        elif vm.host != label:
+            vms[index] = HostVM(vm.uuid, vm.name, vm.power_state, vm.device_model_args, vm.booted_args, label, vm.resident_on)
+    return tuple(vms)
 
 
 def as_fleet(host: Hypervisor) -> Fleet:
