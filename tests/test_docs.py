@@ -313,7 +313,7 @@ SOURCE_MESSAGES = {
     "vgpu/sessions.py": ["it ran on another host ("],
     "vgpu/hypervisor/fleet.py": ["does not exist on any host of the fleet", "is on none of the hosts that answered, and host ",
                                  "of the fleet, and this run has ",
-                                 "; run 'vgpu-admin recover' with that host (--host "],
+                                 "with that host (--host "],
     "vgpu/bulk.py": ["is on none of the hosts that answered; "],
     "shell/panel.py": ["; its registered VMs are shown from the database", "=== Same UUID on several hosts: "],
     "vgpu/recovery.py": ["the host is still carrying out ", " on the VM; nothing was changed: ", "run 'vgpu-admin recover' again once it is done",
