@@ -290,3 +290,15 @@ def test_notebook_records_of_a_scan_carry_the_host(world):
     assert [(r["vm_name"], r["host"], r["resident_on"]) for r in records] == [
         ("a-one", "gpu1", None), ("p1-web", "pool1", "xcp-a2"), ("b-one", "gpu2", None),
         ("spare-1", "gpu1", None), ("spare-2", "gpu2", None)]
+
+
+def test_the_shells_completion_names_keep_the_other_hosts_vms_when_one_is_down(world):
+    from shell import names
+
+    from vgpu.hosts import open_fleet
+
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    with world.store() as store, open_fleet(world.uris) as fleet:
+        cache = names.build(store, fleet)
+    assert [vm.name for vm in cache.unregistered] == ["spare-1"]  # gpu1's; gpu2's cannot be listed
+    assert not cache.host_ok and all("not on the host" not in vm.meta for vm in cache.registered)
