@@ -73,8 +73,8 @@ def unreachable_lines(report: ScanReport) -> list[str]:
     """Over a fleet, the hosts that could not be listed while others were (all down: the caller's own words)."""
     if report.host_error or not report.unreachable:
         return []
-    lines = [f"⚠ {host.label} unreachable: {host.error}; its registered VMs are shown from the database"
-             for host in report.unreachable]
+    lines = [f"⚠ {host.label} {'unreachable' if host.code == 'HOST_UNREACHABLE' else 'could not be listed'}: "
+             f"{host.error}; its registered VMs are shown from the database" for host in report.unreachable]
     return [*lines, ""]
 
 

@@ -302,3 +302,25 @@ def test_the_shells_completion_names_keep_the_other_hosts_vms_when_one_is_down(w
         cache = names.build(store, fleet)
     assert [vm.name for vm in cache.unregistered] == ["spare-1"]  # gpu1's; gpu2's cannot be listed
     assert not cache.host_ok and all("not on the host" not in vm.meta for vm in cache.registered)
+
+
+def test_a_host_that_refuses_the_login_is_named_as_such_while_the_others_are_listed(world, monkeypatch):
+    monkeypatch.setenv("VGPU_XAPI_PASSWORD", "not-the-pools-password")
+    outcome = world.cli("scan-vms")
+    assert outcome.code == 1
+    assert outcome.out_lines[0] == ("⚠ pool1 could not be listed: the host refused the login for user root: wrong user "
+                                    "name or password; its registered VMs are shown from the database")
+    assert line_of(outcome.out_lines, A1).endswith("| ✓ Configured | Host: gpu1")
+    assert "not-the-pools-password" not in outcome.out + outcome.err
+
+
+def test_one_xapi_host_with_no_password_to_use_is_still_the_callers_error(tmp_path, monkeypatch):
+    from vgpu import scan
+    from vgpu.errors import ConfigError
+    from vgpu.hypervisor.xapi import XapiHost
+
+    with fleet_world(tmp_path, monkeypatch, pools=1) as world, world.store() as store:
+        monkeypatch.delenv("VGPU_XAPI_PASSWORD")
+        host = XapiHost.from_uri(world.pools["pool1"].uri())  # no prompt either
+        with pytest.raises(ConfigError, match="VGPU_XAPI_PASSWORD: not set"):
+            scan.status(store, host)  # a setting, not a host that is down: raised, as before fleets

@@ -146,6 +146,7 @@ class HostSummary:
     uri: str
     vm_count: int = 0
     error: str | None = None
+    code: str | None = None  # the host's error code (HOST_UNREACHABLE: it did not answer), when it has one
 
 
 @attrs.frozen
@@ -242,6 +243,9 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
     fleet = as_fleet(host)
     listings = fleet.survey()
     failed = [listing for listing in listings if listing.error is not None]
+    for listing in failed:
+        if not (fleet.several or isinstance(listing.error, HypervisorError)):
+            raise listing.error  # one host: a setting that stops it (a password) is the command's error, as ever
     if failed and len(failed) == len(listings) and not tolerate_host_errors:
         raise failed[0].error
     host_error = "; ".join(str(listing.error) for listing in failed) if len(failed) == len(listings) else None
@@ -336,8 +340,8 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))
-    hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error))
-                  for listing in listings)
+    hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error),
+                              getattr(listing.error, "code", None)) for listing in listings)
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
                       hosts=hosts, conflicts=tuple(conflicts), elsewhere=elsewhere)
 
