@@ -57,23 +57,33 @@ class _Whereabouts:
 
     def __init__(self) -> None:
         self._by_label: dict[str, set[str]] = {}
+        self._unread: dict[str, tuple[HostVM, ...]] = {}  # listings not looked into yet (a scan never routes)
         self._lock = threading.Lock()
 
-    def listed(self, label: str, uuids: Iterable[str]) -> None:
+    def listed(self, label: str, vms: tuple[HostVM, ...]) -> None:
         with self._lock:
-            self._by_label[label] = set(uuids)
+            self._unread[label] = vms
+            self._by_label.pop(label, None)
+
+    def _read(self) -> None:
+        for label, vms in self._unread.items():
+            self._by_label[label] = {vm.uuid.lower() for vm in vms}
+        self._unread.clear()
 
     def found(self, uuid: str, labels: Iterable[str]) -> None:
         with self._lock:
+            self._read()
             for label in labels:
                 self._by_label.setdefault(label, set()).add(uuid)
 
     def lost(self, uuid: str, label: str) -> None:
         with self._lock:
+            self._read()
             self._by_label.get(label, set()).discard(uuid)
 
     def labels_of(self, uuid: str, order: Iterable[str]) -> list[str]:
         with self._lock:
+            self._read()
             return [label for label in order if uuid in self._by_label.get(label, ())]
 
 
@@ -149,7 +159,7 @@ class Fleet:
                 listings.append(Listing(label, uri, (), self._named(label, outcome)))
                 continue
             vms = _labelled(list(outcome), label) if label else tuple(outcome)
-            self._where.listed(label, (vm.uuid.lower() for vm in vms))
+            self._where.listed(label, vms)
             listings.append(Listing(label, uri, vms))
         return listings
 
