@@ -269,8 +269,13 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
 def _seen(listings: list[Listing], report: ScanReport, known: dict[str, locations.Place]) -> dict[str, locations.Place]:
     """Where the VMs listed once were seen, for those whose place changed since ``known``."""
     twice = {conflict.vm_uuid for conflict in report.conflicts}
-    return {vm.uuid: (vm.host, vm.resident_on) for listing in listings for vm in listing.vms
-            if known.get(vm.uuid) != (vm.host, vm.resident_on) and vm.uuid not in twice}
+    changed = {}
+    for listing in listings:
+        for vm in listing.vms:
+            place = known.get(vm.uuid)
+            if (place is None or place[0] != vm.host or place[1] != vm.resident_on) and vm.uuid not in twice:
+                changed[vm.uuid] = (vm.host, vm.resident_on)
+    return changed
 
 
 def _settle(store: Store, host: Hypervisor, marks: list[Attention], states: dict[str, PowerState]) -> list[Attention]:

@@ -103,6 +103,7 @@ class Fleet:
         self.elsewhere = frozenset(elsewhere) - set(self.members)
         self.uri = ",".join(f"{label}={host.uri}" if label else host.uri for label, host in self.members.items())
         self._where = _where or _Whereabouts()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # made on first fan-out, kept until close()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -128,13 +129,16 @@ class Fleet:
             for label in ready:  # one host: on this thread, as without a fleet
                 outcomes[label] = _outcome(call, self.members[label])
             return {label: outcomes[label] for label in targets}
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(self.parallel, len(ready)), thread_name_prefix="vgpu-fleet")
+        if self._pool is None:  # kept between calls: a notebook's repeated status() does not start threads again
+            workers = min(self.parallel, len(self.members))
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vgpu-fleet")
+        futures = {label: self._pool.submit(_outcome, call, self.members[label]) for label in ready}
         try:
-            futures = {label: pool.submit(_outcome, call, self.members[label]) for label in ready}
             for label, future in futures.items():
                 outcomes[label] = future.result()
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)  # an interrupt does not wait for a slow host
+            for future in futures.values():
+                future.cancel()  # after an interrupt, ask no host that was not asked yet; a slow one is not awaited
         return {label: outcomes[label] for label in targets}
 
     def _prepare(self, label: str) -> VgpuError | None:
@@ -268,6 +272,9 @@ class Fleet:
         return Fleet(members, parallel=self.parallel, elsewhere=self.elsewhere, _where=self._where)
 
     def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         for host in self.members.values():
             host.close()
 
