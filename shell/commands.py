@@ -134,9 +134,12 @@ COMMANDS: tuple[Command, ...] = (
             "VMs missing from the host, VMs whose device-model args disagree with the database (drift), VMs "
             "pending restart, and unregistered VMs that carry a vgpu segment (clones carry their parent's "
             "vm_id). Last, a line naming any change that was started and not finished (run 'vgpu-admin "
-            "recover' for those whose session has ended)."
+            "recover' for those whose session has ended). Over a fleet of hosts, each line ends with '| Host: LABEL' "
+            "(and the XAPI pool member), hosts that cannot be reached are named first ('⚠ gpu2 unreachable: ...') "
+            "while the others are listed, the exit status is then 1, and a UUID on two hosts is shown as a "
+            "conflict ('⚠ On 2 hosts')."
         ),
-        examples=("vgpu-admin scan-vms",), needs_host=True,
+        examples=("vgpu-admin scan-vms", "vgpu-admin --host gpu1 scan-vms"), needs_host=True,
     ),
     Command(
         "register-vm", "Register a VM (defaults: Pool A, medium, next free vm_id)", "register_vm",
@@ -167,7 +170,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "list-vms", "List registered VMs, optionally by pool and priority", "list_vms",
         (Option("pool", POOL, "only this pool"), Option("priority", PRIORITY, "only this priority"), FORMAT_OPTION),
-        details="From the database only; fast even when the host is slow or down.",
+        details="From the database only; fast even when the host is slow or down. Over a fleet, each line ends "
+                "with where the VM was last seen ('| Host: LABEL'), and --host LABEL lists the VMs last seen there.",
         examples=("vgpu-admin list-vms --pool=B --priority=high",),
     ),
     Command(
@@ -233,7 +237,9 @@ COMMANDS: tuple[Command, ...] = (
         "status", "Control panel: pools, VMs, assignments", "status", (FORMAT_OPTION,),
         details="Pool A and Pool B with their names, priorities and VMs, the unregistered VMs and a summary, "
                 "then (as scan-vms) VMs missing, with drift or pending restart, and any changes started and not "
-                "finished. If the host cannot be reached it still shows the database, with a warning.",
+                "finished. If the host cannot be reached it still shows the database, with a warning. Over a "
+                "fleet, each VM's details end with its host, and a host that is down is named while the others "
+                "are shown.",
         examples=("vgpu-admin status",), needs_host=True,
     ),
     Command(
@@ -259,7 +265,9 @@ COMMANDS: tuple[Command, ...] = (
             "new values, the change is finished (args written, VM started if it was running); otherwise the old "
             "configuration is put back, and a VM still running its old configuration is not restarted. Stops follow "
             "clean_timeout and force_after_timeout. A VM that will not start even with its old configuration is "
-            "left halted and marked as needing attention. Exit status 1 when anything is left to do."
+            "left halted and marked as needing attention. Over a fleet, each change is recovered on the host it was made "
+            "on; one of a host this run leaves out (--host LABEL) is left alone as 'other-host'. Exit status 1 when "
+            "anything is left to do."
         ),
         examples=("vgpu-admin recover", "vgpu-admin recover --take-over"), needs_host=True, changes=True,
     ),

@@ -38,10 +38,10 @@ class Context:
     @property
     def host(self):
         if self._host is None:
-            from vgpu.hosts import open_host  # here: only commands that talk to the host pay for it
+            from vgpu.hosts import open_configured  # here: only commands that talk to the host pay for it
 
             self._prepare_files()
-            self._host = open_host(self.settings.host, args_key=self.settings.args_key, password=self._password)
+            self._host = open_configured(self.settings, password=self._password)
         return self._host
 
     @property
@@ -66,10 +66,11 @@ class Context:
         if self.settings.sources.get("db") == "default":
             paths.ensure_dir(os.path.dirname(self.settings.db))
 
-    def _password(self) -> str | None:
+    def _password(self, who: str | None = None) -> str | None:
         """Called only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset: the config's password_file
         (checked: owner-only, see vgpu.trust), else the terminal, never stdin. None when there is no terminal
-        (the library then raises the documented ConfigError). Never echoed or stored.
+        (the library then raises the documented ConfigError). Never echoed or stored. ``who`` names the host
+        (its URI, or in a fleet its label and URI): each host's password is asked for on its own.
 
         Only the main thread asks at the terminal: the shell's background name refresh must not read it while
         prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
@@ -78,7 +79,7 @@ class Context:
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
         ask = self.console.read_secret
-        return ask(f"Password for {self.settings.host}: ") if ask is not None else None
+        return ask(f"Password for {who or self.settings.host}: ") if ask is not None else None
 
     def known_vms(self) -> list[tuple[str, str]]:
         """(UUID, name) of the VMs a hint on bad input may name: the shell's names (the DB's and the host's),

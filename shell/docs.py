@@ -19,8 +19,13 @@ the interactive shell (`vgpu-admin` with no command), with the same options. Opt
 `--name=value` or `--name value`.
 
 Global options (one-shot command line only): `--db=PATH` (or `VGPU_DB`) and `--host=URI` (or
-`VGPU_HOST`): `sim:PATH`, `sim:demo`, `xe:`, `xapi://USER@HOST`, `qemu:///system`. The shell takes them when
-it starts (`vgpu-admin --db=PATH --host=URI`), and refuses them on its command lines, saying which it uses.
+`VGPU_HOST`): `sim:PATH`, `sim:demo`, `xe:`, `xapi://USER@HOST`, `qemu:///system`. For a fleet of hosts,
+`--host` may be repeated, each as `LABEL=URI` or as a `LABEL` of config.toml's `[hosts]` (which narrows the
+run to the hosts named); see [fleet](fleet.md). The shell takes them when it starts (`vgpu-admin --db=PATH
+--host=URI`), and refuses them on its command lines, saying which it uses.
+
+With more than one host in the run, `scan-vms`, `status` and `list-vms` end each VM's line with its host
+(`| Host: LABEL`, and the XAPI pool member it runs on); commands on one VM find its host by UUID.
 
 The commands that stop a VM (`set-pool`, `set-priority`, `set-vm-id`, `update-vm`, `recover`) wait for a clean
 shutdown `--clean-timeout=SECONDS` (or `VGPU_CLEAN_TIMEOUT`, else the config's `clean_timeout`, else 120);

@@ -53,7 +53,30 @@ def list_vms(ctx: Context, opts: dict) -> int:
     from vgpu import vms
 
     result = vms.list_vms(ctx.store, opts.get("pool"), opts.get("priority"))
-    return _emit(ctx, opts, result, lambda: render.vms_list(result))
+    settings = ctx.settings
+    chosen = [spec.label for spec in settings.hosts]
+    narrowed = bool({spec.label for spec in settings.configured} - set(chosen))
+    if not (settings.is_fleet or narrowed or opts.get("format") == "json"):
+        return _emit(ctx, opts, result, lambda: render.vms_list(result))  # one host: the database alone, as ever
+    from vgpu import locations
+
+    known = locations.where(ctx.store)
+    if narrowed:
+        result = locations.on_hosts(result, known, chosen)
+    if opts.get("format") == "json":  # where each VM was last seen, whatever the number of hosts
+        from vgpu.convert import to_data
+
+        seen = {uuid: (loc.host, loc.resident_on) for uuid, loc in known.items()}
+        data = [{**to_data(vm), **dict(zip(("host", "resident_on"), seen.get(vm.vm_uuid, (None, None))))} for vm in result]
+        return _emit(ctx, opts, data, "")
+    hosts = {uuid: panel_member(loc.host, loc.resident_on) for uuid, loc in known.items()} if settings.is_fleet else None
+    return _emit(ctx, opts, result, lambda: render.vms_list(result, hosts))
+
+
+def panel_member(label: str, resident_on: str | None) -> str:
+    from .panel import member_text
+
+    return member_text(label, resident_on)
 
 
 def scan_vms(ctx: Context, opts: dict) -> int:
@@ -62,7 +85,8 @@ def scan_vms(ctx: Context, opts: dict) -> int:
     from . import panel
 
     report = scan.scan(ctx.store, ctx.host)
-    return _emit(ctx, opts, report, lambda: panel.scan(report))
+    _emit(ctx, opts, report, lambda: panel.scan(report))
+    return 1 if report.unreachable else 0  # a fleet with a host down: shown, but the scan did not see it all
 
 
 def status(ctx: Context, opts: dict) -> int:
@@ -80,7 +104,7 @@ def show_vm(ctx: Context, opts: dict) -> int:
     view = scan.inspect_vm(ctx.store, ctx.host, opts["vm-uuid"])
     return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error,
                                                          view.operation, attention=view.attention,
-                                                         booted=view.booted, state=view.state))
+                                                         booted=view.booted, state=view.state, host=view.host))
 
 
 def register_vm(ctx: Context, opts: dict) -> int:

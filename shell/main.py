@@ -63,7 +63,8 @@ def _check_host(settings: config.Settings) -> None:
     from vgpu import host_uri
 
     try:
-        host_uri.check(settings.host)
+        for spec in settings.hosts or ():  # a fleet's labelled hosts were checked as the settings were read
+            host_uri.check(spec.uri)
     except errors.InvalidValue as error:
         source = settings.sources.get("host", "flag")
         if source != "flag":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vgpu import errors, pools, vms
+from vgpu.hypervisor.fleet import as_fleet
 from vgpu.naming import natural_key
 
 from .vmindex import VMIndex
@@ -78,9 +79,8 @@ def build(store, host) -> NameCache:
     """A fresh snapshot from ``store`` and ``host``; DB-only when ``host`` is None or fails (host-only when
     ``store`` is). Never raises a VgpuError: a completion list with what could be read beats no shell."""
     registered_vms, pool_rows, db_ok = _db_listing(store)
-    host_vms = _host_listing(host)
-    host_known = host_vms is not None
-    on_host = {vm.uuid.lower(): vm for vm in host_vms or ()}
+    host_vms, host_known = _host_listing(host)
+    on_host = {vm.uuid.lower(): vm for vm in host_vms}
     registered = tuple(
         vm_name(vm.vm_uuid, vm.vm_name or _host_name(on_host, vm.vm_uuid), vm.pool_id, vm.vm_uuid in on_host, host_known)
         for vm in registered_vms
@@ -105,13 +105,16 @@ def _db_listing(store):
         return [], [], False
 
 
-def _host_listing(host):
+def _host_listing(host) -> tuple[list, bool]:
+    """The VMs the host lists, and whether that is all of them. Over a fleet, a host that is down leaves the
+    others' names to complete, but then no VM is said to be "not on the host"."""
     if host is None:
-        return None
+        return [], False
     try:
-        return host.list_vms()
+        listings = as_fleet(host).survey()
     except errors.VgpuError:  # unreachable, refused, timed out: the DB's names still complete
-        return None
+        return [], False
+    return [vm for listing in listings for vm in listing.vms], all(listing.ok for listing in listings)
 
 
 def _host_name(on_host: dict, uuid: str) -> str:

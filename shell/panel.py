@@ -1,8 +1,15 @@
 """scan-vms and status output, in the spec's formats, followed by the sections the library adds and, last,
-a line naming any change that was started and not finished."""
+a line naming any change that was started and not finished.
+
+Over a fleet (a scan of several hosts) each VM's line ends with one more field, ``Host: LABEL`` (with the
+XAPI pool member it runs on, in brackets); hosts that could not be listed are named first. A scan of one
+host keeps the spec's layout exactly."""
 
 from __future__ import annotations
 
+from typing import Callable
+
+from vgpu.models import HostVM
 from vgpu.scan import ScannedVM, ScanReport
 from vgpu.tables import plural
 
@@ -23,13 +30,65 @@ def _state_mark(entry: ScannedVM) -> str:
     """The VM's state where the spec puts ``✓ Configured``."""
     if entry.state == "unknown":
         return "? Running config unknown" if entry.host_known else "? Host not reachable"
+    if entry.state == "conflict":
+        return f"⚠ On {len(entry.conflict)} hosts"
     return _MARKS[entry.state]
 
 
-def scan_line(entry: ScannedVM) -> str:
+def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None) -> str:
     vm = entry.vm
-    return (f"UUID: {vm.vm_uuid} | Name: {name_of(vm)} | Pool: {vm.pool_id} | Priority: {vm.priority.describe()} | "
+    line = (f"UUID: {vm.vm_uuid} | Name: {name_of(vm)} | Pool: {vm.pool_id} | Priority: {vm.priority.describe()} | "
             f"VM ID: {vm.vm_id} | {_state_mark(entry)}")
+    return line if where is None else f"{line} | Host: {where(entry)}"
+
+
+def member_text(label: str, resident_on: str | None) -> str:
+    """A host as the trailing field names it: ``pool1 (xcp-a2)``, or the label alone."""
+    return f"{label} ({shown(resident_on)})" if resident_on else label  # the member's name is the host's text
+
+
+def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
+    """How each registered VM's host reads, or None for a scan of one host (the spec's layout)."""
+    if not report.several_hosts:
+        return None
+    down = {host.label for host in report.unreachable}
+    copies = {conflict.vm_uuid: conflict.copies for conflict in report.conflicts}
+
+    def where(entry: ScannedVM) -> str:
+        if entry.conflict:
+            return ", ".join(member_text(copy.host, copy.resident_on) for copy in copies[entry.vm.vm_uuid])
+        if entry.host_vm is not None:
+            return member_text(entry.host_vm.host, entry.host_vm.resident_on)
+        if entry.host in down:
+            return f"{entry.host} (unreachable)"
+        return f"{entry.host} (last seen)" if entry.host else "unknown"
+
+    return where
+
+
+def _unregistered_host(report: ScanReport, host_vm: HostVM) -> str:
+    return f" | Host: {member_text(host_vm.host, host_vm.resident_on)}" if report.several_hosts else ""
+
+
+def unreachable_lines(report: ScanReport) -> list[str]:
+    """Over a fleet, the hosts that could not be listed while others were (all down: the caller's own words)."""
+    if report.host_error or not report.unreachable:
+        return []
+    lines = [f"⚠ {host.label} {'unreachable' if host.code == 'HOST_UNREACHABLE' else 'could not be listed'}: "
+             f"{shown(host.error)}; its registered VMs are shown from the database" for host in report.unreachable]
+    return [*lines, ""]
+
+
+def _conflict_lines(report: ScanReport) -> list[str]:
+    if not report.conflicts:
+        return []
+    lines = ["", f"=== Same UUID on several hosts: {len(report.conflicts)} ==="]
+    for conflict in report.conflicts:
+        copies = ", ".join(f"{copy.host} ({host_name(copy)}, {copy.power_state.value})" for copy in conflict.copies)
+        registered = f" | Registered: {name_of(conflict.vm)}" if conflict.vm is not None else " | Not registered"
+        lines.append(f"UUID: {conflict.vm_uuid} | Hosts: {copies}{registered} | Action: keep one copy (remove or "
+                     "re-create the other); commands on this VM are refused until then")
+    return lines
 
 
 def _extra_sections(report: ScanReport) -> list[str]:
@@ -70,14 +129,16 @@ def _extra_sections(report: ScanReport) -> list[str]:
 
 
 def scan(report: ScanReport) -> str:
-    lines: list[str] = []
+    lines: list[str] = unreachable_lines(report)
+    where = host_field(report)
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
-        lines += [f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ===", *(scan_line(e) for e in members), ""]
+        lines += [f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ===", *(scan_line(e, where) for e in members), ""]
     lines.append(f"=== Unregistered VMs: {len(report.unregistered)} ===")
     lines += [f"UUID: {shown(h.uuid)} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
-              for h in report.unregistered]
+              f"{_unregistered_host(report, h)}" for h in report.unregistered]
     lines += _extra_sections(report)
+    lines += _conflict_lines(report)
     lines += attention_lines(report.attention, _names(report))
     lines += unfinished_lines(report.unfinished)
     return "\n".join(lines)
@@ -92,6 +153,11 @@ def _summary(report: ScanReport) -> list[str]:
     both = "both enabled" if enabled == len(report.pools) == 2 else f"{enabled} enabled"
     unregistered = "unknown" if report.host_error else str(report.total_unregistered)
     in_system = "unknown" if report.host_error else str(report.total_in_system)
+    if report.unreachable and not report.host_error:
+        down = ", ".join(host.label for host in report.unreachable)
+        which = "which" if len(report.unreachable) == 1 else "which each"
+        unregistered += f" (not counting {down}, {which} could not be listed)"
+        in_system += f" (not counting {down}'s unregistered VMs)"
     return [
         "System Summary:",
         "--------------",
@@ -106,8 +172,12 @@ def status(report: ScanReport) -> str:
     lines = [RULE, "                    GPU Virtualization Control Panel", RULE, ""]
     if report.host_error:
         lines += [f"⚠ The host could not be reached ({shown(report.host_error)}); showing the database only.", ""]
+    lines += unreachable_lines(report)
+    where = host_field(report)
     for pool in report.pools:
-        lines += pool_block(pool, [e.vm for e in report.in_pool(pool.pool_id)]) + [""]
+        members = report.in_pool(pool.pool_id)
+        hosts = None if where is None else {e.vm.vm_uuid: where(e) for e in members}
+        lines += pool_block(pool, [e.vm for e in members], hosts) + [""]
     if report.host_error:
         lines += ["Unregistered VMs: unknown (the host could not be listed)", ""]
     else:
@@ -118,6 +188,7 @@ def status(report: ScanReport) -> str:
         lines.append("")
     lines += _summary(report)
     lines += _extra_sections(report)
+    lines += _conflict_lines(report)
     lines += attention_lines(report.attention, _names(report))
     lines += unfinished_lines(report.unfinished)
     return "\n".join(lines)

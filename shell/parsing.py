@@ -25,9 +25,11 @@ def split_line(line: str) -> list[str]:
         raise UsageError(f"cannot parse the line: {exc}") from exc
 
 
-def take_globals(words: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Pull ``--db``/``--host`` out of a one-shot command line, wherever they are."""
-    found: dict[str, str] = {}
+def take_globals(words: list[str]) -> tuple[dict[str, str | list[str]], list[str]]:
+    """Pull ``--db``/``--host`` out of a one-shot command line, wherever they are. ``--host`` may be given
+    several times (a fleet: ``--host LABEL=URI`` or ``--host LABEL``), so its values come as a list;
+    vgpu.config checks what they say."""
+    found: dict[str, str | list[str]] = {}
     rest: list[str] = []
     index = 0
     while index < len(words):
@@ -41,6 +43,10 @@ def take_globals(words: list[str]) -> tuple[dict[str, str], list[str]]:
                 index += 1
             if not value.strip():
                 raise UsageError(f"--{name} needs a value")
+            if name == "host":
+                found.setdefault("host", []).append(value)  # type: ignore[union-attr]
+                index += 1
+                continue
             if name in found:
                 raise UsageError(f"--{name} given twice")
             found[name] = value

@@ -76,8 +76,9 @@ def _names(vms: list[VM]) -> str:
     return f" ({names}{more})"
 
 
-def pool_block(pool: Pool, members: list[VM]) -> list[str]:
-    """The status panel's section for one pool (also what show-pool prints)."""
+def pool_block(pool: Pool, members: list[VM], hosts: dict[str, str] | None = None) -> list[str]:
+    """The status panel's section for one pool (also what show-pool prints). ``hosts``: over a fleet, each
+    VM's host (by UUID), shown as a trailing field of its line."""
     lines = [f'Pool {pool.pool_id}: "{shown(pool.pool_name)}"', POOL_RULE, f"Status: {enabled(pool)}"]
     if pool.description:
         lines.append(f"Description: {shown(pool.description)}")
@@ -87,7 +88,8 @@ def pool_block(pool: Pool, members: list[VM]) -> list[str]:
         lines.append(f"  {priority.label.capitalize()} Priority: {plural(len(group), 'VM')}{_names(group)}")
     if members:
         lines += ["", "VM Details:"]
-        lines += [f"  {name_of(vm)} (UUID: {vm.vm_uuid}) | Priority: {vm.priority.label} | VM ID: {vm.vm_id}" for vm in members]
+        lines += [f"  {name_of(vm)} (UUID: {vm.vm_uuid}) | Priority: {vm.priority.label} | VM ID: {vm.vm_id}"
+                  + (f" | Host: {hosts[vm.vm_uuid]}" if hosts is not None else "") for vm in members]
     return lines
 
 
@@ -98,15 +100,18 @@ def pool_detail(detail: PoolDetail) -> str:
 # --- VMs --------------------------------------------------------------------------------------------------
 
 
-def vm_line(vm: VM) -> str:
-    return (f"UUID: {vm.vm_uuid} | Name: {name_of(vm)} | Pool: {vm.pool_id} | "
+def vm_line(vm: VM, host: str | None = None) -> str:
+    line = (f"UUID: {vm.vm_uuid} | Name: {name_of(vm)} | Pool: {vm.pool_id} | "
             f"Priority: {vm.priority.describe()} | VM ID: {vm.vm_id}")
+    return line if host is None else f"{line} | Host: {host}"
 
 
-def vms_list(vms: list[VM]) -> str:
+def vms_list(vms: list[VM], hosts: dict[str, str] | None = None) -> str:
+    """The registered VMs; ``hosts``: over a fleet, where each was last seen (by UUID), as a trailing field."""
     if not vms:
         return "No registered VMs match."
-    return "\n".join(vm_line(vm) for vm in vms) + f"\n\n{plural(len(vms), 'VM')}"
+    lines = (vm_line(vm, None if hosts is None else hosts.get(vm.vm_uuid, "not seen yet")) for vm in vms)
+    return "\n".join(lines) + f"\n\n{plural(len(vms), 'VM')}"
 
 
 def config_lines(config: VMConfig) -> list[str]:
@@ -249,8 +254,9 @@ def attention_line(mark) -> str:
 
 
 def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None,
-            booted=None, state: str = "") -> str:
-    lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *config_lines(vm.config)]
+            booted=None, state: str = "", host: str | None = None) -> str:
+    where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it
+    lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({shown(host_error)})")
     elif host_vm is None:

@@ -213,7 +213,7 @@ def test_list_forms_keep_the_admins_arguments(args, first, second):
 
 @given(configs)
 def test_string_and_list_forms_agree(config):
-    assert " ".join(devargs.segment_args(config)) == devargs.render(config)
+    assert " ".join(devargs.segment_args(config)) == devargs.render(config) == devargs.rendered_text(config)
     assert devargs.parse_list(devargs.segment_args(config)) == devargs.parse(devargs.render(config))
 
 

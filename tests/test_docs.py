@@ -23,7 +23,7 @@ DOCS = os.path.join(REPO_ROOT, "docs")
 # commands.md is generated from the command table and checked against it by its own test; its usage lines
 # ("[--pool=<A|B>]") are syntax summaries, not examples.
 PAGES = ("getting-started.md", "shell.md", "library.md", "architecture.md", "install-xcp-ng.md",
-         "install-libvirt.md", "troubleshooting.md")
+         "install-libvirt.md", "troubleshooting.md", "fleet.md")
 REAL_UUID = "4b4f68b1-a09c-5693-9d02-accb4c2306ff"  # the demo's VM-1
 SHELL_OPERATORS = {"|", "||", "&&", ";", "&"}
 REDIRECTIONS = {"<", ">", ">>", ">&", "<&", "2>"}
@@ -277,6 +277,7 @@ def _example_errors() -> list[errors.VgpuError]:
         errors.ShutdownNotConfirmed("«uuid»", 120),
         errors.ShutdownNotConfirmed("«uuid»", 120, errors.HypervisorError("«code»", "«why»")),
         errors.MissingDependency("pandas", "to_pandas()", "pip install pandas"),
+        errors.DuplicateVM("«uuid»", ["«a»", "«b»"]),
     ]
 
 
@@ -316,6 +317,11 @@ SOURCE_MESSAGES = {
                         "being recovered by session ", "still in progress in session ", "one cannot check it; if that session is gone, run 'vgpu-admin recover ",
                         "--take-over'"],
     "vgpu/sessions.py": ["it ran on another host ("],
+    "vgpu/hypervisor/fleet.py": ["does not exist on any host of the fleet", "is on none of the hosts that answered, and host ",
+                                 "of the fleet, and this run has ",
+                                 "with that host (--host "],
+    "vgpu/bulk.py": ["is on none of the hosts that answered; "],
+    "shell/panel.py": ["; its registered VMs are shown from the database", "=== Same UUID on several hosts: "],
     "vgpu/recovery.py": ["the host is still carrying out ", " on the VM; nothing was changed: ", "run 'vgpu-admin recover' again once it is done",
                          "the host is busy with another operation on the VM (", "); nothing more was done: ",
                          "the change had reached the database and was undone by the session that made it",

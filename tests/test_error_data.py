@@ -55,6 +55,7 @@ def _examples() -> list[VgpuError]:
         errors.UnsafeFile("/etc/vgpu/config.toml", "the config file", "others can change it (mode 0666)", "chmod go-w /etc/vgpu/config.toml"),
         errors.DamagedDatabase("vms", "with vm_id 7", "priority 7, where the spec allows 0, 1 or 2", "/x/v.db"),
         errors.IncompleteSchema("/x/v.db", ["CHECK on vms.priority", "index idx_vm_pool"]),
+        errors.DuplicateVM(UUID, ["pool1", "pool2"]),
         errors.MissingDependency("pandas", "to_pandas()", "pip install pandas"),
     ]
 

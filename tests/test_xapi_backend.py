@@ -139,11 +139,37 @@ def test_list_vms_skips_dom0_templates_and_snapshots(server, host):
     assert listed[RUNNING].device_model_args == "-vnc 127.0.0.1:1"
 
 
-def test_list_vms_is_one_call(server, host):
+def test_a_listing_is_two_calls_whatever_the_vm_count(server, host, sim):
     host.list_vms()  # logs in first
     server.calls.clear()
     host.list_vms()
+    # The VMs' records, and the pool's hosts for the names of the members running VMs are resident on.
+    assert server.calls == {"VM.get_all_records": 1, "host.get_all_records": 1}
+    sim.add_vms([(f"6f1d2e3c-0000-4000-8000-{n:012d}", f"vm-{n}", "running", "") for n in range(100, 160)])
+    server.calls.clear()
+    assert len(host.list_vms()) == 62
+    assert server.calls == {"VM.get_all_records": 1, "host.get_all_records": 1}
+
+
+def test_a_listing_with_no_running_vm_does_not_ask_for_the_pools_hosts(server, host, sim):
+    sim.hard_shutdown(RUNNING)
+    host.list_vms()
+    server.calls.clear()
+    assert all(vm.resident_on is None for vm in host.list_vms())
     assert server.calls == {"VM.get_all_records": 1}
+
+
+def test_a_running_vm_names_the_pool_member_it_is_resident_on(tmp_path, sim):
+    with XapiStandIn(sim, password=PASSWORD, host_names=("xcp-a1", "xcp-a2", "xcp-a3")) as pool:
+        listed = connect(pool)
+        try:
+            before = {vm.uuid: vm.resident_on for vm in listed.list_vms()}
+            pool.place(RUNNING, "xcp-a3")  # a live migration inside the pool
+            after = {vm.uuid: vm.resident_on for vm in listed.list_vms()}
+        finally:
+            listed.close()
+    assert (before[RUNNING], before[HALTED]) == ("xcp-a1", None)  # halted: resident nowhere
+    assert (after[RUNNING], after[HALTED]) == ("xcp-a3", None)
 
 
 def test_the_stand_in_speaks_xapi_wire_format(server):

@@ -3,6 +3,11 @@
 Each VM still goes through the full journalled cycle of :func:`vgpu.lifecycle.apply_plan`; the batch only
 shares the planning (one host listing for every power state) and the confirmation, and runs up to
 ``concurrency`` VMs side by side, each worker with its own DB connection and host connection.
+
+Over a fleet the plan lists every host at once (a row whose VM is on a host that cannot be listed is
+refused by name), each plan knows its VM's host, and ``per_host`` bounds how many VMs of one host change at
+a time, besides ``concurrency`` for the whole batch: the next VM to start is taken from the hosts in turn,
+so one host's long queue does not hold the others back.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Callable, Iterable, Mapping
 import attrs
 
 from . import journal, lifecycle, tables, vms
-from .errors import Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
-from .hypervisor.base import Hypervisor, args_quoted
+from .errors import Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
+from .hypervisor import codes
+from .hypervisor.base import Hypervisor
+from .hypervisor.fleet import Listing, as_fleet
 from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
 from .models import HostVM, PowerState
 from .rows import Header, Layout, blank, labelled, row_name
@@ -85,22 +92,26 @@ def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan | 
     return vms.plan_change(store, uuid, pool, priority, vm_id)
 
 
-def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation],
-                     quoted: bool = False) -> ReconfigurePlan:
+def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation], *,
+                     quoted_labels: frozenset[str] = frozenset(), twice: Mapping[str, list[str]] | None = None,
+                     listings: list[Listing] = ()) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
-    the host (``listed``, from one listing), running or halted, and not locked by an open operation. The
-    plan carries the VM's stored args and what it booted with, so an unchanged row restarts only a VM
-    known to be pending."""
+    one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed), running or
+    halted, and not locked by an open operation. The plan carries the VM's host, its stored args and what
+    it booted with (read with its host's quoting: ``quoted_labels``), so an unchanged row restarts only a
+    VM known to be pending."""
     uuid = change.vm.vm_uuid
+    if twice and uuid in twice:
+        raise DuplicateVM(uuid, twice[uuid])
     host_vm = listed.get(uuid)
     if host_vm is None:
-        raise NotFound("VM", uuid, "the host has no such VM")
+        raise _not_listed(uuid, listings)
     lifecycle.check_power_state(uuid, host_vm.power_state)
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
     booted = host_vm.booted_args if host_vm.power_state is PowerState.RUNNING else None
     return ReconfigurePlan(change.vm, change.new, host_vm.power_state, host_vm.device_model_args, booted,
-                           args_quoted=quoted)
+                           args_quoted=host_vm.host in quoted_labels, host=host_vm.host)
 
 
 def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, object]] | Mapping[object, Mapping[str, object]]) -> BulkPlan:
@@ -114,7 +125,10 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     DataFrame or a mapping of label to row (``df.to_dict("index")``), whose labels problems name."""
     rows, labels = labelled(changes)
     name = row_name(labels)
-    listed = {host_vm.uuid: host_vm for host_vm in host.list_vms()}
+    fleet = as_fleet(host)
+    listings = fleet.survey()
+    listed, twice = _listed(listings)
+    quoted = fleet.quoted_labels()
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
     read = CHANGE_HEADER.reader()
@@ -137,7 +151,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
-            plan = reconfigure_plan(change, listed, locked, args_quoted(host))
+            plan = reconfigure_plan(change, listed, locked, quoted_labels=quoted, twice=twice, listings=listings)
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
@@ -152,6 +166,30 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     return BulkPlan(tuple(plans))
 
 
+def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[str]]]:
+    """Every listed VM by UUID, and the UUIDs listed by several hosts (with their labels)."""
+    listed: dict[str, HostVM] = {}
+    twice: dict[str, list[str]] = {}
+    for listing in listings:
+        for host_vm in listing.vms:
+            if host_vm.uuid in listed:
+                twice.setdefault(host_vm.uuid, [listed[host_vm.uuid].host]).append(host_vm.host)
+            listed[host_vm.uuid] = host_vm
+    return listed, twice
+
+
+def _not_listed(uuid: str, listings: list[Listing]) -> VgpuError:
+    """No host listed the VM: missing, unless a host that could not be listed may have it."""
+    down = [listing for listing in listings if listing.error is not None]
+    if not down:
+        return NotFound("VM", uuid, "the host has no such VM")
+    if len(listings) == 1:
+        return down[0].error
+    first = down[0].error
+    code = first.code if isinstance(first, HypervisorError) else codes.HOST_UNREACHABLE
+    return HostUnreachable(code, f"VM {uuid} is on none of the hosts that answered; {first}")
+
+
 def apply_many(
     store: Store,
     host: Hypervisor,
@@ -160,12 +198,16 @@ def apply_many(
     progress: ProgressCallback = lifecycle.silent,
     policy: StopPolicy = DEFAULT_POLICY,
     concurrency: int = 4,
+    per_host: int | None = None,
 ) -> BulkResult:
     """Apply a confirmed bulk plan. One VM's failure (rolled back as usual) does not stop the others.
-    ``progress`` is called from worker threads. An interrupt (KeyboardInterrupt) stops the batch: VMs not
-    yet begun are left alone, those under way finish their cycle, then it is raised."""
+    At most ``concurrency`` VMs change at once, and at most ``per_host`` of one host of a fleet (None: no
+    limit of its own). ``progress`` is called from worker threads. An interrupt (KeyboardInterrupt) stops
+    the batch: VMs not yet begun are left alone, those under way finish their cycle, then it is raised."""
     if concurrency < 1:
         raise InvalidValue("concurrency", concurrency, "a whole number of at least 1")
+    if per_host is not None and per_host < 1:
+        raise InvalidValue("per_host", per_host, "a whole number of at least 1, or None for no limit per host")
     local = threading.local()
     opened: list[tuple[Store, Hypervisor]] = []
     lock = threading.Lock()
@@ -182,14 +224,20 @@ def apply_many(
         return lifecycle.apply_plan(worker_store, worker_host, plan, progress=progress, policy=policy)
 
     results, failures = [], []
+    turns = _Turns(bulk.changing, concurrency, per_host)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vgpu-bulk")
     try:
-        futures = {pool.submit(one, plan): plan for plan in bulk.changing}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                results.append(future.result())
-            except Exception as error:  # a bug in one VM's cycle (rolled back) must not hide the others' outcomes
-                failures.append(BulkFailure(futures[future].vm_uuid, error, futures[future]))
+        futures = {pool.submit(one, plan): plan for plan in turns.next_plans()}
+        while futures:
+            done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                plan = futures.pop(future)
+                turns.finished(plan)
+                try:
+                    results.append(future.result())
+                except Exception as error:  # a bug in one VM's cycle (rolled back) must not hide the others' outcomes
+                    failures.append(BulkFailure(plan.vm_uuid, error, plan))
+            futures.update((pool.submit(one, plan), plan) for plan in turns.next_plans())
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # begin no more VMs; the cycles under way run to their end
         raise
@@ -204,6 +252,33 @@ def apply_many(
     return BulkResult(tuple(results), tuple(failures))
 
 
+class _Turns:
+    """Which VMs of a batch start next: up to ``concurrency`` under way, at most ``per_host`` of one host,
+    taken from the hosts in turn (one host's long queue does not hold the others back)."""
+
+    def __init__(self, plans: Iterable[ReconfigurePlan], concurrency: int, per_host: int | None) -> None:
+        self._queues: dict[str, collections.deque[ReconfigurePlan]] = {}
+        for plan in plans:
+            self._queues.setdefault(plan.host, collections.deque()).append(plan)
+        self._running = collections.Counter()
+        self._concurrency = concurrency
+        self._per_host = per_host or concurrency
+
+    def next_plans(self) -> list[ReconfigurePlan]:
+        started: list[ReconfigurePlan] = []
+        while sum(self._running.values()) < self._concurrency:
+            ready = [label for label, queue in self._queues.items() if queue and self._running[label] < self._per_host]
+            if not ready:
+                break
+            for label in ready[: self._concurrency - sum(self._running.values())]:
+                started.append(self._queues[label].popleft())
+                self._running[label] += 1
+        return started
+
+    def finished(self, plan: ReconfigurePlan) -> None:
+        self._running[plan.host] -= 1
+
+
 def reconfigure_many(
     store: Store,
     host: Hypervisor,
@@ -213,10 +288,12 @@ def reconfigure_many(
     progress: ProgressCallback = lifecycle.silent,
     policy: StopPolicy = DEFAULT_POLICY,
     concurrency: int = 4,
+    per_host: int | None = None,
 ) -> BulkResult:
-    """Plan every change, ask once, then apply with at most ``concurrency`` VMs at a time."""
+    """Plan every change, ask once, then apply with at most ``concurrency`` VMs at a time (and at most
+    ``per_host`` of one host of a fleet)."""
     bulk = plan_many(store, host, changes)
     if not bulk.changing:
         return BulkResult((), ())
     lifecycle.ask(confirm, bulk)
-    return apply_many(store, host, bulk, progress=progress, policy=policy, concurrency=concurrency)
+    return apply_many(store, host, bulk, progress=progress, policy=policy, concurrency=concurrency, per_host=per_host)

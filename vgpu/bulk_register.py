@@ -19,7 +19,8 @@ import attrs
 from . import bulk, journal, lifecycle, naming, tables, vms
 from .bulk import BulkFailure, BulkPlan
 from .errors import InvalidRows, RowProblem, VgpuError
-from .hypervisor.base import Hypervisor, args_quoted
+from .hypervisor.base import Hypervisor
+from .hypervisor.fleet import as_fleet
 from .lifecycle import ProgressCallback, Progress, RepairResult
 from .models import VM, Registration
 from .naming import SharedName
@@ -127,14 +128,14 @@ def plan_registrations(
     planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for vm in checked.new]
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
-    updates, update_rows, problems = _updates(store, on_host, checked, args_quoted(host))
+    updates, update_rows, problems = _updates(store, on_host, checked, as_fleet(host).quoted_labels())
     return RegistrationPlan(
         tuple(planned), checked.new_rows, tuple(problems), shared, BulkPlan(tuple(updates)), tuple(update_rows),
         checked.existing, checked.existing_rows, on_existing, checked.labels,
     )
 
 
-def _updates(store: Store, on_host: dict, checked: vms.BatchCheck, quoted: bool) -> tuple[list, list, list[RowProblem]]:
+def _updates(store: Store, on_host: dict, checked: vms.BatchCheck, quoted: frozenset[str]) -> tuple[list, list, list[RowProblem]]:
     """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
     paused, or locked by an open operation), in row order among the other problems."""
     plans, rows, problems = [], [], list(checked.problems)
@@ -144,7 +145,7 @@ def _updates(store: Store, on_host: dict, checked: vms.BatchCheck, quoted: bool)
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}
     for row, change in zip(checked.update_rows, checked.updates):
         try:
-            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted))
+            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted))
             rows.append(row)
         except VgpuError as error:
             more.append(RowProblem(row, error))

@@ -11,11 +11,16 @@ system config.
 Config file keys::
 
     db = "/var/lib/vgpu/vgpu.db"
-    host = "xe:"
+    host = "xe:"                     # one host; or a label (or list of labels) of [hosts] below
     args_key = "device-model-args"   # some hosts read "device_model_args"
     clean_timeout = 120              # seconds to wait for a clean shutdown (per call: --clean-timeout)
     force_after_timeout = true       # then force the VM off
     password_file = "/etc/vgpu/xapi-password"   # an xapi:// host's password: first line, file mode 0600
+    parallel_hosts = 16              # a fleet: how many hosts are asked at once
+
+    [hosts]                          # a fleet: several hosts, each with a label (see vgpu.hostspecs)
+    gpu1 = "xapi://root@pool1-master"
+    kvm3 = { uri = "qemu+ssh://root@kvm3/system" }
 """
 
 from __future__ import annotations
@@ -25,32 +30,46 @@ from typing import Any, Mapping
 
 import attrs
 
-from . import paths, trust
+from . import hostspecs, paths, trust
 from .basics import DEFAULT_ARGS_KEY  # not from hypervisor.base: settings load no hypervisor code
 from .errors import ConfigError, InvalidValue
+from .hostspecs import HostSpec
 
-DEMO_URI = "sim:demo"
+DEMO_URI = paths.DEMO_URI
 ENV_DB = "VGPU_DB"
 ENV_HOST = "VGPU_HOST"
 ENV_CLEAN_TIMEOUT = "VGPU_CLEAN_TIMEOUT"
 ENV_SYSTEM_CONFIG = "VGPU_SYSTEM_CONFIG"
-_KEYS = {"db": str, "host": str, "args_key": str, "clean_timeout": (int, float), "force_after_timeout": bool,
-         "password_file": str}
+_KEYS = {"db": str, "host": (str, list), "hosts": dict, "args_key": str, "clean_timeout": (int, float),
+         "force_after_timeout": bool, "parallel_hosts": int, "password_file": str}
+DEFAULT_PARALLEL_HOSTS = 16
 
 
 @attrs.frozen
 class Settings:
+    """``host`` is the one host's URI, or the labels of a fleet joined by commas; ``hosts`` are the run's
+    hosts (one for a single host, labelled "" when named by its URI alone); ``configured`` every host of
+    ``[hosts]`` (and of --host LABEL=URI), of which ``--host LABEL`` may have chosen a few."""
+
     db: str
     host: str
     args_key: str = DEFAULT_ARGS_KEY
     clean_timeout: float = 120.0
     force_after_timeout: bool = True
     password_file: str | None = None  # read (and checked: vgpu.trust) only when an xapi:// login needs it
+    hosts: tuple[HostSpec, ...] = ()
+    configured: tuple[HostSpec, ...] = ()
+    parallel_hosts: int = DEFAULT_PARALLEL_HOSTS
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False)  # where each value came from
 
     @property
     def is_demo(self) -> bool:
         return self.host == DEMO_URI
+
+    @property
+    def is_fleet(self) -> bool:
+        """More than one host in this run: outputs name each VM's host."""
+        return len(self.hosts) > 1
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -68,10 +87,14 @@ def _read_toml(path: str) -> dict[str, Any]:
     for key, value in data.items():
         if key not in _KEYS:
             raise ConfigError(path, f"unknown setting {key!r}; expected one of {', '.join(_KEYS)}")
-        if not isinstance(value, _KEYS[key]) or (key == "clean_timeout" and isinstance(value, bool)):
+        if not isinstance(value, _KEYS[key]) or (key in ("clean_timeout", "parallel_hosts") and isinstance(value, bool)):
             raise ConfigError(path, f"setting {key} = {value!r} has the wrong type")
         if key == "password_file" and not os.path.isabs(value):
             raise ConfigError(path, f"setting password_file = {value!r} must be an absolute path")
+    if "hosts" in data:
+        data["hosts"] = hostspecs.from_table(data["hosts"], path)
+    if data.get("parallel_hosts", 1) < 1:
+        raise ConfigError(path, f"setting parallel_hosts = {data['parallel_hosts']!r} must be at least 1")
     return data
 
 
@@ -91,12 +114,37 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
         for key, value in layer.items():
             if key not in values:
                 values[key], sources[key] = value, source
-    if "host" not in values:
-        values["host"], sources["host"] = default_uri(), "default"
+    configured = values.pop("hosts", {})
+    values["hosts"] = _chosen_hosts(values, sources, configured)
+    values["configured"] = _every_host(configured, values["hosts"])
+    values["host"] = _host_text(values["hosts"])
     if "db" not in values:
         values["db"], sources["db"] = _default_db(values["host"]), "default"
     values["clean_timeout"] = float(values.get("clean_timeout", 120.0))
     return Settings(sources=sources, **values)
+
+
+def _chosen_hosts(values: dict[str, Any], sources: dict[str, str], configured: dict[str, HostSpec]) -> tuple[HostSpec, ...]:
+    """The run's hosts: the first layer naming ``host`` chooses; else every configured host; else the default."""
+    if "host" in values:
+        source = {"flag": hostspecs.FLAG, "environment": hostspecs.ENVIRONMENT}.get(sources["host"], sources["host"])
+        return hostspecs.select(hostspecs.words_of(values["host"]), configured, source)
+    if configured:
+        sources["host"] = sources["hosts"]
+        return tuple(configured.values())
+    sources["host"] = "default"
+    return (HostSpec("", default_uri()),)
+
+
+def _every_host(configured: dict[str, HostSpec], chosen: tuple[HostSpec, ...]) -> tuple[HostSpec, ...]:
+    every = dict(configured)
+    every.update((spec.label, spec) for spec in chosen if spec.label)
+    return tuple(every.values())
+
+
+def _host_text(hosts: tuple[HostSpec, ...]) -> str:
+    """One host's URI; a fleet's labels, comma-separated (as VGPU_HOST would name them)."""
+    return hosts[0].uri if len(hosts) == 1 else ",".join(spec.label for spec in hosts)
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:

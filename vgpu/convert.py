@@ -80,7 +80,7 @@ def _error_class(name: object, wanted: type) -> type:
 def _error_attribute(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name in ("allowed", "columns", "details", "missing"):
+    if name in ("allowed", "columns", "details", "missing", "hosts"):
         return tuple(value) if isinstance(value, list) else value
     if name in ("planned", "current"):
         return converter.structure(value, VMConfig)

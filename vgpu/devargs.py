@@ -95,8 +95,14 @@ def segment_args(config: VMConfig) -> list[str]:
 
 
 def render(config: VMConfig) -> str:
-    """The segment as it appears in the device-model-args string."""
-    return " ".join(segment_args(config))
+    """The segment as it appears in the device-model-args string (checked, as :func:`payload` checks it)."""
+    return f"{_OPTION} name={FW_CFG_NAME},string={payload(config)}"
+
+
+def rendered_text(config: VMConfig) -> str:
+    """What :func:`render` gives, unchecked: only to compare with a host's stored args (a scan does it for
+    every registered VM, whose configuration a checked database row gave). Never written anywhere."""
+    return f"{_OPTION} name={FW_CFG_NAME},string=pool={config.pool_id};priority={int(config.priority)};vm_id={config.vm_id}"
 
 
 # --- QEMU's parameter syntax ------------------------------------------------------------------------------

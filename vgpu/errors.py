@@ -142,6 +142,20 @@ class StalePlan(Conflict):
 _CONFIG_FIELDS = (("pool_id", "pool", str), ("priority", "priority", lambda priority: priority.describe()), ("vm_id", "vm_id", str))
 
 
+class DuplicateVM(Conflict):
+    """One VM UUID is on several hosts of a fleet (as after a copy between XAPI pools). A command on that
+    VM cannot know which one is meant, so it refuses; nothing is merged. ``hosts`` are the hosts' labels."""
+
+    def __init__(self, vm_uuid: str, hosts: Sequence[str]) -> None:
+        self.vm_uuid = vm_uuid
+        self.hosts = tuple(hosts)
+        both = _allowed_text(list(self.hosts)).replace(" or ", " and ")
+        super().__init__("VM UUID", vm_uuid, f"VMs on hosts {both}")
+        self.reword(f"VM {vm_uuid} is on {len(self.hosts)} hosts of the fleet, {both} (the same UUID twice, as after "
+                    "a copy between pools); vgpu-admin will not choose one: remove or re-create one copy, or name "
+                    "the host with --host LABEL")
+
+
 class StoreError(VgpuError):
     """The database file cannot be used (missing directory, corrupt, read-only, not a vgpu DB)."""
 

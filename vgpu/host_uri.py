@@ -7,10 +7,10 @@ never silently ignored), so this module stays small: ``vgpu-admin list-pools``'s
 from __future__ import annotations
 
 from . import paths
-from .config import DEMO_URI
 from .errors import InvalidValue
+from .paths import DEMO_URI
 
-_ALLOWED = "sim:PATH, xe:, xapi://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
+ALLOWED = "sim:PATH, sim:demo, xe:, xapi://USER@HOST, xapis://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
 _LIBVIRT_SCHEMES = ("qemu", "test", "lxc", "libvirt")
 
 
@@ -30,17 +30,17 @@ def check_uri(uri: str) -> str:
     the ones that never talk to the host included."""
     text = (uri or "").strip() if isinstance(uri, str) else ""
     if not text or "\0" in text:
-        raise InvalidValue("host URI", uri, _ALLOWED)
+        raise InvalidValue("host URI", uri, ALLOWED)
     if text.startswith("sim:"):
         target = text[len("sim:"):]
         if target == "demo":
             raise InvalidValue("host URI", uri, "a path after sim: here; vgpu.hosts.open_host resolves sim:demo")
         if not target:
-            raise InvalidValue("host URI", uri, _ALLOWED)
+            raise InvalidValue("host URI", uri, ALLOWED)
     elif text.startswith(("xapi://", "xapis://", "xapi+unix:")):
         from .hypervisor.xapi_uri import parse_uri  # pure: the SDK is imported only when the host is opened
 
         parse_uri(text)
     elif not text.startswith("xe:") and text.split(":", 1)[0].split("+", 1)[0] not in _LIBVIRT_SCHEMES:
-        raise InvalidValue("host URI", uri, _ALLOWED)
+        raise InvalidValue("host URI", uri, ALLOWED)
     return text

@@ -47,7 +47,7 @@ class Operation:
     ``new`` the configuration after (None when removing). ``session`` owns it; ``released_at`` is set when
     that session gave it up part way (an interrupt, a rollback that failed), ``recovering_since`` when
     recover() claimed it, and ``reverted`` once a rollback put the old values back in the DB after it had
-    taken the new ones."""
+    taken the new ones. ``host`` names the host of a fleet the VM was changed on, for recover()."""
 
     op_id: int
     vm_uuid: str
@@ -61,6 +61,7 @@ class Operation:
     released_at: str | None = None
     recovering_since: str | None = None
     reverted: bool = False
+    host: str | None = None  # the label of the fleet's host it ran against; None: a single unlabelled host
 
     @property
     def owner(self) -> str:
@@ -137,7 +138,7 @@ def _load_config(text: str | None, row: str = "") -> VMConfig | None:
 
 
 _COLUMNS = ("op_id, vm_uuid, kind, step, old, new, was_running, owner, owner_boot_id, owner_started, started_at, "
-            "released_at, recovering_since, reverted")
+            "released_at, recovering_since, reverted, host")
 
 
 KINDS = ("reconfigure", "register", "remove", "repair")
@@ -146,7 +147,7 @@ KINDS = ("reconfigure", "register", "remove", "repair")
 def _operation_from_row(row: tuple) -> Operation:
     """A journal row as an Operation; DamagedDatabase for a row vgpu-admin did not write (recover() would act on it)."""
     (op_id, vm_uuid, kind, step, old, new, was_running, owner, boot_id, started, started_at, released_at,
-     recovering_since, reverted) = row
+     recovering_since, reverted, host) = row
     key = f"with op_id {stored.shown(op_id)}"
     try:
         stored.vm_uuid(vm_uuid)
@@ -158,12 +159,14 @@ def _operation_from_row(row: tuple) -> Operation:
         recovering_since = stored.timestamp(recovering_since, "recovering_since")
         running = None if was_running is None else stored.flag(was_running, "was_running")
         undone = stored.flag(reverted, "reverted")
+        label = stored.text(host, "host", stored.TIMESTAMP_MAX)
     except stored.Bad as bad:
         raise stored.damaged("vgpu_operations", key, bad) from None
     return Operation(op_id, vm_uuid, stored.one_of("vgpu_operations", key, "kind", kind, KINDS),
                      stored.one_of("vgpu_operations", key, "step", step, STEPS),
                      _load_vm(old, key), _load_config(new, key), running,
-                     Session.from_label(owner, boot_id, started), started_at, released_at, recovering_since, undone)
+                     Session.from_label(owner, boot_id, started), started_at, released_at, recovering_since, undone,
+                     label or None)
 
 
 def _select(conn: sqlite3.Connection, op_id: int) -> Operation | None:
@@ -209,17 +212,19 @@ def begin(
     old: VM | None,
     new: VMConfig | None,
     was_running: bool | None,
+    host: str | None = None,
 ) -> Operation:
-    """Take the VM's lock and journal a new operation, inside the caller's write transaction."""
+    """Take the VM's lock and journal a new operation, inside the caller's write transaction. ``host``: the
+    label of the fleet's host the VM is on (see :func:`vgpu.hypervisor.fleet.label_for`)."""
     holder = select_holder(conn, vm_uuid)
     if holder is not None:
         raise busy_error(holder)
     me = sessions.current()
     cursor = conn.execute(
-        "INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner, owner_boot_id, owner_started)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner, owner_boot_id, owner_started,"
+        " host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (vm_uuid, kind, PLANNED, _dump_vm(old), _dump_config(new),
-         None if was_running is None else int(was_running), me.label, me.boot_id, me.started),
+         None if was_running is None else int(was_running), me.label, me.boot_id, me.started, host or None),
     )
     return _select(conn, cursor.lastrowid)
 

@@ -19,10 +19,11 @@ from typing import Callable
 
 import attrs
 
-from . import attention, audit, devargs, journal, naming, values, vms
-from .errors import Cancelled, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
+from . import attention, audit, devargs, journal, locations, naming, values, vms
+from .errors import Cancelled, DuplicateVM, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
+from .hypervisor.fleet import as_fleet, label_for
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
@@ -48,7 +49,7 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
     """Set (or with None, remove) vgpu's segment in the VM's device-model args, keeping everything else.
     Returns the new args. Writes nothing when they already say so."""
     current = host.get_device_model_args(vm_uuid)
-    wanted = devargs.merge(current, config, quoted=args_quoted(host))
+    wanted = devargs.merge(current, config, quoted=args_quoted(host, vm_uuid))
     if wanted != current:
         host.set_device_model_args(vm_uuid, wanted)
     return wanted
@@ -106,6 +107,7 @@ class ReconfigurePlan(vms.ChangePlan):
     booted_args: str | None = None  # what its running domain booted with (None: not running, or unknown)
     apply_now: bool = False
     args_quoted: bool = False  # the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)
+    host: str = ""  # over a fleet: the label of the VM's host (bulk work keeps a limit per host)
 
     @property
     def vm_uuid(self) -> str:
@@ -193,7 +195,7 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     check_power_state(vm_uuid, state)
     stored = host.get_device_model_args(vm_uuid)
     booted = host.booted_device_model_args(vm_uuid) if state is PowerState.RUNNING else None
-    return ReconfigurePlan(change.vm, change.new, state, stored, booted, apply_now, args_quoted(host))
+    return ReconfigurePlan(change.vm, change.new, state, stored, booted, apply_now, args_quoted(host, vm_uuid))
 
 
 def ask(confirm: Callable[[object], bool], plan: object) -> None:
@@ -264,7 +266,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Ope
         if current is None:
             raise NotFound("registered VM", plan.vm_uuid, "it was removed after the plan was made")
         # Take the lock before comparing: a change still in progress is "busy", not a stale plan.
-        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart)
+        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart, label_for(host, plan.vm_uuid))
         if current.config != plan.current:
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         return op
@@ -472,7 +474,7 @@ def explain_unregistered(host: Hypervisor, missing: NotFound, *, removing: bool 
         return missing
     if host_vm is None:
         return NotFound("registered VM", missing.key, "the host has no VM with this UUID either (see 'vgpu-admin scan-vms')")
-    return NotRegistered(host_vm.uuid, host_name(host_vm), _nothing_to_remove(host_vm, args_quoted(host)) if removing else None)
+    return NotRegistered(host_vm.uuid, host_name(host_vm), _nothing_to_remove(host_vm, args_quoted(host, host_vm.uuid)) if removing else None)
 
 
 def _nothing_to_remove(host_vm: HostVM, quoted: bool) -> str:
@@ -484,9 +486,17 @@ def _nothing_to_remove(host_vm: HostVM, quoted: bool) -> str:
 
 
 def find_host_vm(host: Hypervisor, vm_uuid: str) -> HostVM:
-    for host_vm in host.list_vms():
-        if host_vm.uuid == vm_uuid:
-            return host_vm
+    """The VM as its host lists it. Over a fleet every host is listed: a host that is down does not stop
+    finding the VM on another, and two hosts listing it is DuplicateVM (never a guess)."""
+    listings = as_fleet(host).survey()
+    found = [host_vm for listing in listings for host_vm in listing.vms if host_vm.uuid == vm_uuid]
+    if len(found) > 1:
+        raise DuplicateVM(vm_uuid, [host_vm.host for host_vm in found])
+    if found:
+        return found[0]
+    for listing in listings:
+        if listing.error is not None:
+            raise listing.error
     raise NotFound("VM", vm_uuid, "the host has no such VM (see 'vgpu-admin scan-vms')")
 
 
@@ -509,9 +519,10 @@ def register_vm(
     if reg.vm_name is None:
         reg = attrs.evolve(reg, vm_name=host_name(host_vm))
     with store.writing() as conn:
-        op = journal.begin(conn, reg.vm_uuid, "register", None, None, None)
+        op = journal.begin(conn, reg.vm_uuid, "register", None, None, None, host_vm.host)
         vm = vms.insert_registration(conn, reg)
         op = journal.set_step(conn, op, journal.DB_UPDATED, vm.config)
+        locations.record(conn, [(vm.vm_uuid, host_vm.host, host_vm.resident_on)])  # a fleet's: where it is
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)
@@ -525,7 +536,7 @@ def register_vm(
     journal.finish(store, op, journal.DONE)
     with store.reading() as conn:
         shared = naming.shared_names(conn, [vm])
-    return RegisterResult(vm, host_vm, shared[0] if shared else None, args_quoted(host))
+    return RegisterResult(vm, host_vm, shared[0] if shared else None, args_quoted(host, vm.vm_uuid))
 
 
 def host_name(host_vm: HostVM) -> str | None:
@@ -554,8 +565,9 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     except HypervisorError as failure:
         failure.reword(failure.sentence + "; the VM is still registered")
         raise
+    label = label_for(host, vm.vm_uuid) if cleared else None
     with store.writing() as conn:
-        op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None)
+        op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None, label)
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)
@@ -623,7 +635,7 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     expected = vm.config if vm is not None else None
     before = _args_to_repair(host, canonical, vm)  # read before journalling: a refusal changes nothing
     with store.writing() as conn:
-        op = journal.begin(conn, canonical, "repair", vm, expected, None)
+        op = journal.begin(conn, canonical, "repair", vm, expected, None, label_for(host, canonical))
     with journal.released_on_escape(store, op):
         try:
             after = update_device_model_args(host, canonical, expected)
@@ -631,7 +643,8 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
             journal.finish(store, op, journal.FAILED, str(failure))
             raise
     journal.finish(store, op, journal.DONE)
-    return RepairResult(canonical, expected, before, after, _booted_quietly(host, canonical), args_quoted(host))
+    return RepairResult(canonical, expected, before, after, _booted_quietly(host, canonical),
+                        args_quoted(host, canonical))
 
 
 def _booted_quietly(host: Hypervisor, vm_uuid: str) -> str | None:

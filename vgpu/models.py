@@ -87,7 +87,9 @@ class HostVM:
 
     ``device_model_args`` are the stored arguments (what the VM's next boot will get); ``booted_args`` are
     the ones its running domain was started with, or None when it has no domain or the host cannot tell.
-    ``name`` is bounded (see :func:`bounded_name`).
+    ``name`` is bounded (see :func:`bounded_name`). In a fleet, ``host`` is the label of the host that listed
+    it ("" for a single host named by its URI); ``resident_on`` is the XAPI pool member a running VM is
+    resident on (None elsewhere).
     """
 
     uuid: str
@@ -95,6 +97,8 @@ class HostVM:
     power_state: PowerState
     device_model_args: str = ""
     booted_args: str | None = None
+    host: str = ""
+    resident_on: str | None = None
 
 
 @attrs.frozen

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 SYSTEM_CONFIG = "/etc/vgpu/config.toml"
+DEMO_URI = "sim:demo"  # the demo's simulated host, whose files live in demo_dir()
 
 
 def _xdg(variable: str, fallback: str) -> str:

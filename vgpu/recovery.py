@@ -17,6 +17,10 @@ Then it asks the host what the VM is doing now, and decides:
 - it does not: **roll back**: put the old segment back, start the VM if it was running and is halted. A VM
   that kept running with its old configuration is not touched.
 
+Over a fleet, each operation goes back to the host it was made on (its journal row names it), never to a
+host found by UUID alone; an operation of a host this run does not include (``--host LABEL``) is left
+alone, as ``other-host``.
+
 Stops follow the caller's :class:`~vgpu.power.StopPolicy`, as everywhere. What a host cannot tell (None for
 the booted arguments or the operations under way) never leads to undoing a change that may have reached the
 VM. A VM that will not start even with its old configuration is left halted, its operation closed, and the
@@ -32,18 +36,21 @@ from . import attention, devargs, journal, lifecycle, vms
 from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
+from .hypervisor.fleet import for_operation
 from .models import PowerState
 from .power import DEFAULT_POLICY, ProgressCallback, StopPolicy, guarded, silent
 from .store import Store
 
 FINISHED, ROLLED_BACK, SKIPPED, LATER, NOT_TAKEN, FAILED = "finished", "rolled-back", "skipped", "later", "not-taken", "failed"
+OTHER_HOST = "other-host"
 
 
 @attrs.frozen
 class Recovery:
     """What recover() did with one unfinished operation. ``action``: ``finished`` or ``rolled-back`` (it
     is closed), ``skipped`` (a live session, or another recover, has it), ``later`` (the host is still busy
-    with the VM: nothing was changed), ``not-taken`` (its session ran on another host: see ``take_over``) or
+    with the VM: nothing was changed), ``not-taken`` (its session ran on another host: see ``take_over``),
+    ``other-host`` (it was made on a host of the fleet that this run does not include: left alone) or
     ``failed``; ``detail`` says why. ``attention`` is set when the VM needs the admin even so (it would not
     start again, or a shutdown was requested and not seen through)."""
 
@@ -87,6 +94,10 @@ def recover(
     progress = guarded(progress)
     results = []
     for listed in journal.unfinished(store):
+        target, elsewhere = for_operation(host, listed.host)  # the host of the fleet it was made on
+        if target is None:
+            results.append(Recovery(listed.op_id, listed.vm_uuid, listed.kind, listed.step, OTHER_HOST, elsewhere))
+            continue
         claim = journal.claim(store, listed.op_id, take_over=take_over)
         if claim is None:
             continue  # closed meanwhile, by its own session or another recover
@@ -94,7 +105,7 @@ def recover(
         if not claim.taken:
             results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, NOT_TAKEN if claim.other_host else SKIPPED, claim.why))
             continue
-        results.append(_recover_one(store, host, op, progress, policy))
+        results.append(_recover_one(store, target, op, progress, policy))
     return results
 
 
@@ -161,7 +172,7 @@ def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress
         if not codes.vm_missing(error):
             raise
         return _vm_gone(op)
-    if look.booted is not None and devargs.parse(look.booted, quoted=args_quoted(host)).config == op.new:
+    if look.booted is not None and devargs.parse(look.booted, quoted=args_quoted(host, op.vm_uuid)).config == op.new:
         return _already_new(store, host, op)
     if not op.db_updated:
         return _undo(store, host, op, look, progress, policy)

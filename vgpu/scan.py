@@ -11,25 +11,34 @@ or half-changed until ``recover`` resolves it).
 Three facts per VM are kept apart: the database row, the *stored* segment (the VM's device-model args:
 what its next boot gets) and the *booted* one (what its running domain was started with). Each registered
 VM has one :data:`STATES` value, decided by :func:`vm_state`.
+
+Over a fleet (:class:`vgpu.hypervisor.fleet.Fleet`) every host is listed at once and each VM carries its
+host's label (and XAPI member). A host that cannot be listed is reported (``ScanReport.unreachable``) while
+the others are shown, and the registered VMs last seen on it (:mod:`vgpu.locations`) are shown as on an
+unreachable host, not as missing. One UUID listed by two hosts is a conflict (state ``conflict``), never
+merged. With ``--host LABEL`` the VMs last seen on the fleet's other hosts are left out. A single host is
+scanned exactly as before.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from . import attention, devargs, journal, pools, tables, vms
+from . import attention, devargs, journal, locations, pools, tables, vms
 from .attention import Attention
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
+from .hypervisor.fleet import Fleet, Listing, as_fleet
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
 from .values import parse_pool_id
 
-# Every state a registered VM can be in, in the order vm_state() decides them.
-STATES = ("unknown", "missing", "drift", "halted", "configured", "pending")
+# Every state a registered VM can be in: ``conflict`` (its UUID is on two hosts of a fleet), then those
+# vm_state() decides, in its order.
+STATES = ("conflict", "unknown", "missing", "drift", "halted", "configured", "pending")
 
 
 def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, booted: SegmentState | None,
@@ -59,6 +68,15 @@ def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, 
     return "configured" if booted.config == expected else "pending"
 
 
+def _listed_twice(listings: list[Listing]) -> dict[str, tuple[HostVM, ...]]:
+    """The UUIDs that several hosts listed, each with every copy (a copy between pools: a conflict)."""
+    copies: dict[str, list[HostVM]] = {}
+    for listing in listings:
+        for host_vm in listing.vms:
+            copies.setdefault(host_vm.uuid, []).append(host_vm)
+    return {uuid: tuple(found) for uuid, found in copies.items() if len(found) > 1}
+
+
 def booted_segment(host_vm: HostVM | None, quoted: bool = False) -> SegmentState | None:
     """The segment a VM's running domain booted with; None when it has none or the host cannot tell.
     ``quoted``: the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)."""
@@ -77,10 +95,15 @@ class ScannedVM:
     segment: SegmentState
     host_known: bool = True  # False when the host could not be listed
     booted: SegmentState | None = None
+    host: str | None = None  # the fleet's label of its host ("" for a single host), or where it was last seen
+    resident_on: str | None = None  # the XAPI pool member it runs on (or last ran on, when not seen)
+    conflict: tuple[str, ...] = ()  # the hosts that each have a VM with its UUID, when more than one does
 
     @property
     def state(self) -> str:
         """One of :data:`STATES` (see :func:`vm_state`)."""
+        if self.conflict:
+            return "conflict"
         return vm_state(self.vm.config, self.host_vm, self.segment, self.booted, self.host_known)
 
 
@@ -115,6 +138,32 @@ def _unfinished(op: journal.Operation, vm_name: str | None) -> UnfinishedOperati
                                not op.needs_recovery)
 
 
+@attrs.frozen
+class HostSummary:
+    """One host of the scan: its label ("" for a single host named by its URI), URI, how many VMs it
+    listed, and why it could not be listed (None when it was)."""
+
+    label: str
+    uri: str
+    vm_count: int = 0
+    error: str | None = None
+    code: str | None = None  # the host's error code (HOST_UNREACHABLE: it did not answer), when it has one
+
+
+@attrs.frozen
+class UuidConflict:
+    """One VM UUID listed by several hosts of a fleet (a copy between pools): each copy as its host lists
+    it, and the registration of that UUID, if there is one."""
+
+    vm_uuid: str
+    copies: tuple[HostVM, ...]
+    vm: VM | None = None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(copy.host for copy in self.copies)
+
+
 @attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class ScanReport(tables.Tabular):
     _view = tables.scan_view
@@ -124,9 +173,22 @@ class ScanReport(tables.Tabular):
     registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id
     unregistered: tuple[HostVM, ...]  # by name (naturally: VM-2 before VM-10), then UUID
     foreign_segments: tuple[ForeignSegment, ...]
-    host_error: str | None = None  # set when the host could not be listed: DB-only picture
+    host_error: str | None = None  # set when no host could be listed: DB-only picture
     unfinished: tuple[UnfinishedOperation, ...] = ()  # oldest first
     attention: tuple[Attention, ...] = ()  # VMs marked as needing an admin (see vgpu.attention), oldest first
+    hosts: tuple[HostSummary, ...] = ()  # every host of the scan, in the fleet's order
+    conflicts: tuple[UuidConflict, ...] = ()  # UUIDs listed by several hosts
+    elsewhere: int = 0  # registered VMs left out: --host LABEL narrowed the run, and they were not last seen here
+
+    @property
+    def several_hosts(self) -> bool:
+        """The scan covered more than one host: each VM's host is worth showing."""
+        return len(self.hosts) > 1
+
+    @property
+    def unreachable(self) -> list[HostSummary]:
+        """The hosts that could not be listed (all of them when ``host_error`` is set)."""
+        return [host for host in self.hosts if host.error is not None]
 
     def in_pool(self, pool: object) -> list[ScannedVM]:
         """The registered VMs of one pool (``"a"`` and ``"B"`` alike); InvalidValue for a pool that does not exist."""
@@ -177,25 +239,45 @@ class ScanReport(tables.Tabular):
 
 
 def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) -> ScanReport:
-    """One host listing and one DB snapshot, joined. With ``tolerate_host_errors`` an unreachable host
-    gives a DB-only report (``host_error`` says why) instead of raising."""
-    try:
-        host_vms = host.list_vms()
-        host_error = None
-    except HypervisorError as error:
-        if not tolerate_host_errors:
-            raise
-        host_vms, host_error = [], str(error)
+    """One listing per host (every host of a fleet at once) and one DB snapshot, joined. With
+    ``tolerate_host_errors`` a report comes back even when no host can be listed (DB only: ``host_error``
+    says why) instead of raising; a fleet with some hosts down always reports them in ``hosts``."""
+    fleet = as_fleet(host)
+    listings = fleet.survey()
+    failed = [listing for listing in listings if listing.error is not None]
+    for listing in failed:
+        if not (fleet.several or isinstance(listing.error, HypervisorError)):
+            raise listing.error  # one host: a setting that stops it (a password) is the command's error, as ever
+    if failed and len(failed) == len(listings) and not tolerate_host_errors:
+        raise failed[0].error
+    host_error = "; ".join(str(listing.error) for listing in failed) if len(failed) == len(listings) else None
+    labelled = fleet.labels != ("",)
     with store.reading() as conn:
         pool_rows = pools.select_pools(conn)
         registered = vms.select_vms(conn)
         operations = journal.select_unfinished(conn)
         marks = attention.select(conn)
+        known = locations.select_places(conn) if labelled else {}
+    report = _join(pool_rows, registered, listings, host_error, operations, known, fleet)
     if marks and host_error is None:
-        states = {host_vm.uuid: host_vm.power_state for host_vm in host_vms}
-        marks = _settle(store, host, marks, states)
-    report = _join(pool_rows, registered, host_vms, host_error, operations, args_quoted(host))
+        twice = {conflict.vm_uuid for conflict in report.conflicts}
+        states = {vm.uuid: vm.power_state for listing in listings for vm in listing.vms if vm.uuid not in twice}
+        marks = _settle(store, fleet, marks, states)
+    if labelled:
+        locations.remember(store, _seen(listings, report, known), known)
     return attrs.evolve(report, attention=tuple(marks))
+
+
+def _seen(listings: list[Listing], report: ScanReport, known: dict[str, locations.Place]) -> dict[str, locations.Place]:
+    """Where the VMs listed once were seen, for those whose place changed since ``known``."""
+    twice = {conflict.vm_uuid for conflict in report.conflicts}
+    changed = {}
+    for listing in listings:
+        for vm in listing.vms:
+            place = known.get(vm.uuid)
+            if (place is None or place[0] != vm.host or place[1] != vm.resident_on) and vm.uuid not in twice:
+                changed[vm.uuid] = (vm.host, vm.resident_on)
+    return changed
 
 
 def _settle(store: Store, host: Hypervisor, marks: list[Attention], states: dict[str, PowerState]) -> list[Attention]:
@@ -221,25 +303,56 @@ def status(store: Store, host: Hypervisor) -> ScanReport:
     return scan(store, host, tolerate_host_errors=True)
 
 
-def _join(pool_rows: list[Pool], registered: list[VM], host_vms: list[HostVM], host_error: str | None,
-          operations: list[journal.Operation], quoted: bool = False) -> ScanReport:
-    names = {**{h.uuid: h.name or None for h in host_vms}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
-    unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
-    on_host = {host_vm.uuid: host_vm for host_vm in host_vms}
-    by_vm_id = {vm.vm_id: vm for vm in registered}
-    scanned = []
+def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], host_error: str | None,
+          operations: list[journal.Operation], known: dict[str, locations.Place], fleet: Fleet) -> ScanReport:
+    # Written for speed: a fleet's scan joins tens of thousands of VMs, one host's listing after another.
+    on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
+    twice = _listed_twice(listings) if len(on_host) < sum(len(listing.vms) for listing in listings) else {}
+    unfinished = ()
+    if operations:
+        names = {**{h.uuid: h.name or None for h in on_host.values()}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
+        unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)
+    failed = {listing.label for listing in listings if listing.error is not None}
+    render, parse = devargs.rendered_text, devargs.parse
+    quoted_labels = fleet.quoted_labels()  # libvirt's hosts quote their args; a fleet may mix both kinds
+    scanned, conflicts, elsewhere = [], [], 0
     for vm in registered:
         host_vm = on_host.pop(vm.vm_uuid, None)
-        segment = devargs.parse(host_vm.device_model_args, quoted=quoted) if host_vm is not None else devargs.ABSENT
-        scanned.append(ScannedVM(vm, host_vm, segment, host_error is None, booted_segment(host_vm, quoted)))
-    unregistered = sorted(on_host.values(), key=lambda h: (natural_key(h.name), h.uuid))
+        if twice and vm.vm_uuid in twice:
+            copies = twice.pop(vm.vm_uuid)
+            conflicts.append(UuidConflict(vm.vm_uuid, copies, vm))
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, conflict=tuple(copy.host for copy in copies)))
+        elif host_vm is not None:
+            args, config = host_vm.device_model_args, vm.config
+            # args that are exactly the registered segment need no regex (devargs.parse would say the same)
+            quoted = host_vm.host in quoted_labels
+            stored = SegmentState(True, config, args) if args == render(config) else parse(args, quoted=quoted)
+            booted = stored if host_vm.booted_args == args else booted_segment(host_vm, quoted)
+            scanned.append(ScannedVM(vm, host_vm, stored, True, booted, host_vm.host, host_vm.resident_on))
+        else:
+            last = known.get(vm.vm_uuid)
+            if fleet.elsewhere and (last is None or last[0] not in fleet.members):
+                elsewhere += 1  # this run leaves some of the fleet's hosts out (--host LABEL): not known to be here
+                continue
+            # Not listed: missing, unless a host that could not be listed may have it (where it was last seen).
+            known_here = host_error is None and not failed
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, known_here, None, *(last or (None, None))))
+    for uuid, copies in twice.items():
+        conflicts.append(UuidConflict(uuid, copies))
+        on_host.pop(uuid, None)
+    unregistered = [*on_host.values(), *(copy for copies in twice.values() for copy in copies)]
+    unregistered.sort(key=lambda h: (natural_key(h.name), h.uuid, h.host))
+    by_vm_id = {vm.vm_id: vm for vm in registered}
     foreign = []
     for host_vm in unregistered:
-        segment = devargs.parse(host_vm.device_model_args, quoted=quoted)
+        segment = parse(host_vm.device_model_args, quoted=host_vm.host in quoted_labels)
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner))
-    return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished)
+    hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error),
+                              getattr(listing.error, "code", None)) for listing in listings)
+    return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
+                      hosts=hosts, conflicts=tuple(conflicts), elsewhere=elsewhere)
 
 
 @attrs.frozen
@@ -254,6 +367,7 @@ class VMView:
     operation: UnfinishedOperation | None = None  # a change to this VM started and not finished
     attention: Attention | None = None  # the VM is marked as needing an admin (see vgpu.attention)
     booted: SegmentState | None = None
+    host: str | None = None  # over a fleet of several hosts: the label of the host that has it
 
     @property
     def state(self) -> str:
@@ -279,7 +393,8 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
         return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
     standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
-    host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted)
-    quoted = args_quoted(host)
+    label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
+    host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
+    quoted = args_quoted(host, vm.vm_uuid)
     return VMView(vm, host_vm, devargs.parse(args, quoted=quoted), operation=operation,
-                  attention=standing[0] if standing else None, booted=booted_segment(host_vm, quoted))
+                  attention=standing[0] if standing else None, booted=booted_segment(host_vm, quoted), host=label)

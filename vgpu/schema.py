@@ -102,7 +102,23 @@ CREATE TABLE vgpu_attention (
 );
 """
 
+# Version 3: a fleet (several hosts, one database). Each operation records the label of the host it ran
+# against (NULL: a single host named by its URI alone), so recover() goes back to that host; and where each
+# VM was last seen (the host's label and, in a XAPI pool, the member it was resident on) is remembered, so
+# a host that cannot be reached still has its registered VMs shown as such, and list-vms can say where
+# each VM is without asking any host. A VM is found again by its UUID: this is a hint, never the truth.
+FLEET_V3 = """
+ALTER TABLE vgpu_operations ADD COLUMN host TEXT;
+
+CREATE TABLE vgpu_locations (
+    vm_uuid TEXT PRIMARY KEY,
+    host TEXT NOT NULL CHECK (host <> ''),
+    resident_on TEXT,
+    seen_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+"""
+
 # MIGRATIONS[n] takes a database at version n to version n + 1. Version 0 is either an empty file or a
 # database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
-MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2)
+MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3)
 LATEST_VERSION = len(MIGRATIONS)

@@ -393,7 +393,8 @@ VM_COLUMNS = ("vm_uuid", "vm_name", "pool_id", "priority", "priority_value", "vm
 # number, shown beside its name: ``priority`` is what counts.
 OUTPUT_COLUMNS = frozenset({
     "priority_value", "power_state", "state", "row", "action", "change", "segment", "current", "new", "restart",
-    "outcome", "old", "restarted", "stopped", "error", "created_at", "updated_at", "running_with",
+    "outcome", "old", "restarted", "stopped", "error", "created_at", "updated_at", "running_with", "host",
+    "resident_on",
 })
 
 
@@ -452,7 +453,7 @@ def _booted_text(segment: Any) -> str | None:
     return "unreadable segment" if segment.present else "no segment"
 
 
-SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with")
+SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with", "host", "resident_on")
 
 
 def scan_view(report: Any) -> tuple[str, list[Record]]:
@@ -460,13 +461,15 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
     for entry in report.registered:
         power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None
         rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state,
-                     "running_with": _booted_text(entry.booted)})
-    foreign = {item.host_vm.uuid: item for item in report.foreign_segments}
+                     "running_with": _booted_text(entry.booted), "host": ", ".join(entry.conflict) or entry.host,
+                     "resident_on": entry.resident_on})
+    foreign = {(item.host_vm.uuid, item.host_vm.host): item for item in report.foreign_segments}
     for host_vm in report.unregistered:
         rows.append({
             "vm_uuid": host_vm.uuid, "vm_name": host_vm.name, "pool_id": None, "priority": None,
             "priority_value": None, "vm_id": None, "power_state": plain(host_vm.power_state),
-            "state": _unregistered_state(foreign.get(host_vm.uuid)), "running_with": None,
+            "state": _unregistered_state(foreign.get((host_vm.uuid, host_vm.host))), "running_with": None,
+            "host": host_vm.host, "resident_on": host_vm.resident_on,
         })
     pools = [f'Pool {pool.pool_id} "{pool.pool_name}": {plural(len(report.in_pool(pool.pool_id)), "VM")}' for pool in report.pools]
     caption = join_captions([
@@ -476,6 +479,8 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
         f"{len(report.pending)} pending restart" if report.pending else "",
         f"{len(report.booted_unknown)} running with an unknown configuration" if report.booted_unknown else "",
         f"host not reachable: {report.host_error}" if report.host_error else "",
+        *(f"{host.label} unreachable: {host.error}" for host in report.unreachable if not report.host_error),
+        f"{plural(len(report.conflicts), 'UUID')} on several hosts" if report.conflicts else "",
         f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
         f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
     ])
@@ -496,7 +501,7 @@ def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
     rows = [{
         **config_record(plan.vm, plan.new), "power_state": plain(plan.power_state),
         "current": config_text(plan.current), "new": config_text(plan.new),
-        "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart),
+        "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart), "host": plan.host,
     } for plan in bulk.plans]
     caption = f"{plural(len(bulk.plans), 'VM')}: {len(bulk.changing)} to change, {bulk.restarts} to restart"
     return caption, rows

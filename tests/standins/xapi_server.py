@@ -10,8 +10,14 @@ shutdown's as the failure of its ``Async.VM.clean_shutdown`` task: VM_FAILED_SHU
 VM_SHUTDOWN_TIMEOUT, INTERNAL_ERROR, VM_LACKS_FEATURE; a start under way as OTHER_OPERATION_IN_PROGRESS); a host
 switched off (fault ``unreachable``) drops the connection without answering, as a dead host would.
 
-``calls`` counts calls per method and ``logouts`` counts logouts, for tests to assert on; ``fail_next``
-makes the next call of one method fail with any ErrorDescription.
+``calls`` counts calls per method and ``logouts`` counts logouts, for tests to assert on; ``logins`` lists
+every login attempt this address received (user, password), so a test can prove a password never reached
+an address; ``fail_next`` makes the next call of one method fail with any ErrorDescription; ``die_at``
+switches the host off when a method is called (a host that goes down part way through a listing).
+
+A pool: the stand-in can serve a pool of hosts (``host_names``, the master's first) with its running VMs
+resident on any of them (``place``): ``host.get_all_records`` and each VM's ``resident_on`` say so, as a
+pool master does. tests/standins/xapi_pool.py runs a master with its members, each at its own address.
 """
 
 from __future__ import annotations
@@ -64,16 +70,22 @@ class XapiStandIn:
     """Serves XAPI over ``sim`` on 127.0.0.1 (an ephemeral port) or, with ``socket_path``, a Unix socket."""
 
     def __init__(self, sim: SimHost, *, user: str = "root", password: str = "xapi-test", master: str | None = None,
-                 socket_path: str | None = None, tls: tuple[str, str] | None = None) -> None:
+                 socket_path: str | None = None, tls: tuple[str, str] | None = None, address: str = "127.0.0.1",
+                 port: int = 0, host_names: tuple[str, ...] = ("xcp1",)) -> None:
         self.sim, self.user, self.password, self.master = sim, user, password, master
+        self.host_names = tuple(host_names)
+        self.residence: dict[str, str] = {}  # VM uuid -> the pool member it runs on (default: the first host)
         self.calls: collections.Counter[str] = collections.Counter()
+        self.logins: list[tuple[str, str]] = []
         self.logouts = 0
+        self._dies_at: str | None = None
+        self._dead = False
         self.sessions: dict[str, str] = {}  # session ref -> originator
         self._refs: dict[str, str] = {}  # VM ref -> uuid
         self._tasks: dict[str, _Task] = {}
         self._failures: dict[str, list[str]] = {}
         self._lock = threading.Lock()
-        self._server = _make_server(self, socket_path, tls)
+        self._server = _make_server(self, socket_path, tls, address, port)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
         self._methods: dict[str, Callable[..., Any]] = {
             "VM.get_all_records": self._get_all_records,
@@ -86,14 +98,29 @@ class XapiStandIn:
             "task.get_status": lambda t: self._task(t).status, "task.get_result": self._result,
             "task.get_error_info": lambda t: self._task(t).error_info, "task.cancel": self._cancel,
             "task.destroy": self._destroy,
+            "host.get_all_records": self._host_records,
         }
 
     @property
     def port(self) -> int:
         return self._server.server_address[1]
 
+    @property
+    def address(self) -> str:
+        return self._server.server_address[0]
+
     def fail_next(self, method: str, *description: str) -> None:
         self._failures[method] = list(description)
+
+    def die_at(self, method: str) -> None:
+        """Answer nothing from the next call of ``method`` on, as a host that went down would."""
+        self._dies_at = method
+
+    def place(self, vm_uuid: str, host_name: str) -> None:
+        """Make a VM resident on another member of the pool (what a live migration inside the pool does)."""
+        if host_name not in self.host_names:
+            raise ValueError(f"{host_name} is not a host of this pool ({', '.join(self.host_names)})")
+        self.residence[vm_uuid.lower()] = host_name
 
     def __enter__(self) -> "XapiStandIn":
         self._thread.start()
@@ -112,6 +139,10 @@ class XapiStandIn:
     def dispatch(self, method: str, params: tuple) -> dict[str, Any]:
         with self._lock:
             self.calls[method] += 1
+            if method == self._dies_at:
+                self._dead = True
+        if self._dead:
+            raise _Unreachable()
         try:
             if method in self._failures:
                 raise Failure(*self._failures.pop(method))
@@ -133,6 +164,8 @@ class XapiStandIn:
             return {"Status": "Failure", "ErrorDescription": [exc.code, *map(self._as_ref, exc.details)]}
 
     def _login(self, user: str, password: str, version: str = "", originator: str = "") -> str:
+        with self._lock:
+            self.logins.append((user, password))
         if self.master:
             raise Failure("HOST_IS_SLAVE", self.master)
         if (user, password) != (self.user, self.password):
@@ -180,8 +213,19 @@ class XapiStandIn:
             ref = self._ref_for(vm.uuid)
             records[ref] = self._record(uuid=vm.uuid, name_label=vm.name, power_state=_wire_power(vm.power_state),
                                         platform=self.sim.platform(vm.uuid), domid=str(self.sim.domid(vm.uuid)),
-                                        current_operations=self._current_operations(vm.uuid))
+                                        current_operations=self._current_operations(vm.uuid),
+                                        resident_on=self._resident_on(vm.uuid, vm.power_state))
         return records
+
+    def _resident_on(self, vm_uuid: str, power: PowerState) -> str:
+        """The member a VM with a domain runs on (xapi says OpaqueRef:NULL for a halted VM)."""
+        if power not in (PowerState.RUNNING, PowerState.PAUSED):
+            return "OpaqueRef:NULL"
+        return _host_ref(self.residence.get(vm_uuid, self.host_names[0]))
+
+    def _host_records(self) -> dict[str, dict[str, Any]]:
+        return {_host_ref(name): dict(uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, name)), name_label=name,
+                                      hostname=name, enabled=True) for name in self.host_names}
 
     def _current_operations(self, vm_uuid: str) -> dict[str, str]:
         """task ref -> operation, as xapi's VM.current_operations (one made-up task ref per operation)."""
@@ -291,6 +335,10 @@ class XapiStandIn:
         return ""
 
 
+def _host_ref(name: str) -> str:
+    return f"OpaqueRef:host-{name}"
+
+
 def _success(value: Any) -> dict[str, Any]:
     return {"Status": "Success", "Value": value}
 
@@ -336,11 +384,12 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         pass
 
 
-def _make_server(standin: XapiStandIn, socket_path: str | None, tls: tuple[str, str] | None) -> socketserver.BaseServer:
+def _make_server(standin: XapiStandIn, socket_path: str | None, tls: tuple[str, str] | None, address: str,
+                 port: int) -> socketserver.BaseServer:
     if socket_path:
         server: Any = _UnixServer(socket_path, _Handler)
     else:
-        server = _TCPServer(("127.0.0.1", 0), _Handler)
+        server = _TCPServer((address, port), _Handler)
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)

@@ -14,8 +14,9 @@ demo module owns: :func:`vgpu.hosts.open_host` resolves it; this package knows o
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
+from ..errors import InvalidValue
 from ..host_uri import check_uri
 from .base import DEFAULT_ARGS_KEY, Hypervisor
 
@@ -25,13 +26,17 @@ def open_host(
     *,
     args_key: str = DEFAULT_ARGS_KEY,
     password: Callable[[], str | None] | None = None,
+    follow_master: Sequence[str] = (),
 ) -> Hypervisor:
     """Connect to the host named by ``uri``.
 
     ``password`` is called (at most once) when a XenAPI login needs one and VGPU_XAPI_PASSWORD is unset;
-    passwords are never taken from the URI, so they never sit on a command line.
+    passwords are never taken from the URI, so they never sit on a command line. ``follow_master``: where a
+    XenAPI pool member may redirect the login (see :mod:`vgpu.hypervisor.xapi`); xapi:// hosts only.
     """
     text = check_uri(uri)
+    if follow_master and not text.startswith(("xapi://", "xapis://")):
+        raise InvalidValue("follow_master", list(follow_master), f"nothing for {uri}: it applies to xapi:// and xapis:// hosts only")
     if text.startswith("sim:"):
         from .sim import SimHost
 
@@ -43,7 +48,7 @@ def open_host(
     if text.startswith(("xapi://", "xapis://", "xapi+unix:")):
         from .xapi import XapiHost
 
-        return XapiHost.from_uri(text, args_key=args_key, password=password)
+        return XapiHost.from_uri(text, args_key=args_key, password=password, follow_master=follow_master)
     from .libvirt import LibvirtHost  # check_uri let only a libvirt scheme through to here
 
     return LibvirtHost(text)

@@ -18,10 +18,14 @@ if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of
 __all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted"]  # the key is defined in vgpu.basics, named here for the backends
 
 
-def args_quoted(host: object) -> bool:
+def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
     """Whether ``host`` keeps its device-model args as a shell-quoted argument list (libvirt's backend, whose
     arguments may hold spaces) rather than words separated by whitespace (xe, XenAPI, the simulated host):
-    :mod:`vgpu.devargs` reads the two differently. A backend says so with ``args_quoted = True``."""
+    :mod:`vgpu.devargs` reads the two differently. A backend says so with ``args_quoted = True``; a fleet,
+    which mixes both kinds, answers for the host of ``vm_uuid`` (``args_quoted_for``)."""
+    per_vm = getattr(host, "args_quoted_for", None)
+    if vm_uuid is not None and per_vm is not None:
+        return per_vm(vm_uuid) is True
     return getattr(host, "args_quoted", False) is True
 
 

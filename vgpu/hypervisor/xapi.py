@@ -7,9 +7,15 @@ logged out by :meth:`XapiHost.close`; a session belongs to one thread, so worker
 
 Decisions worth knowing:
 
-- A pool member answers every login with ``HOST_IS_SLAVE`` and its master's address. We do not follow it:
-  the user named a host, and silently sending their password to another address would surprise them. The
-  error names the master, so the fix is one edit of the URI.
+- A pool member answers every login with ``HOST_IS_SLAVE`` and its master's address. By default we do not
+  follow it: the user named a host, and silently sending their password to another address would surprise
+  them. The error names the master, so the fix is one edit of the URI. Since pool masters change on
+  failover, a host may be given ``follow_master``: the addresses and networks its login may be redirected
+  to. The password then goes to the master only when the master's address is one of them (same scheme,
+  port and TLS options as the URI); any other address is refused, naming it. The master found is kept for
+  the next sessions (reopen).
+- A listing is ``VM.get_all_records`` and, when some VM is running, ``host.get_all_records``, for the names
+  of the pool's members (``HostVM.resident_on``): two calls, whatever the VM count.
 - Clean shutdown and start run as ``Async.VM.*`` tasks polled against a deadline, because the synchronous
   calls can block for many minutes inside xapi: a socket timeout could not honour the caller's deadline,
   and would report a slow start as an unreachable host.
@@ -32,15 +38,18 @@ import time
 import xmlrpc.client
 from typing import Any, Callable, Sequence
 
-from ..errors import HypervisorError
+import attrs
+
+from ..errors import HypervisorError, InvalidValue
 from ..models import HostVM, PowerState
 from . import codes
 from .base import DEFAULT_ARGS_KEY
 from .xapi_transport import CALL_TIMEOUT, TRANSPORT_ERRORS, new_session, unreachable_reason
+from .xapi_uri import Credentials, XapiTarget, allows, parse_uri
 from .xenstore import Xenstore
 
 START_TIMEOUT = 600.0  # VM.start waits for the guest's devices (vGPU, disks): minutes are normal
-from .xapi_uri import Credentials, XapiTarget, parse_uri
+_MAX_HOPS = 3  # a member, then its master; one more when a failover is under way
 
 ORIGINATOR = "vgpu-admin"  # shown to the admin in xapi's session list and audit log
 API_VERSION = "1.0"  # the client's API version; xapi records it and serves every version the same
@@ -62,9 +71,11 @@ class XapiHost:
         call_timeout: float = CALL_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
         xenstore: Xenstore | None = None,
+        follow_master: Sequence[str] = (),
     ) -> None:
         """``xenstore`` reads the local xenstore, where running domains' boot arguments are: only for a
-        connection to the host this runs on (dom0)."""
+        connection to the host this runs on (dom0). ``follow_master``: the addresses (IPs, networks such as
+        ``10.0.2.0/24``, host names) a pool member's HOST_IS_SLAVE answer may send the login to."""
         self.uri = target.display
         self.args_key = args_key
         self._target = target
@@ -72,6 +83,7 @@ class XapiHost:
         self._call_timeout = call_timeout
         self._start_timeout = start_timeout
         self._xenstore = xenstore
+        self._follow = tuple(follow_master)
         self._session: Any = None
 
     @classmethod
@@ -84,25 +96,55 @@ class XapiHost:
         call_timeout: float = CALL_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
         xenstore: Xenstore | None = None,
+        follow_master: Sequence[str] = (),
     ) -> "XapiHost":
         """``password`` is a prompt, called at most once, when VGPU_XAPI_PASSWORD is unset. On dom0
-        (``xapi+unix:``) the local xenstore is read with ``xenstore-ls`` unless ``xenstore`` says otherwise."""
+        (``xapi+unix:``) the local xenstore is read with ``xenstore-ls`` unless ``xenstore`` says otherwise.
+        ``follow_master``: see the module docstring (xapi:// and xapis:// only)."""
         target = parse_uri(uri)
+        if follow_master and target.is_local:
+            raise InvalidValue("follow_master", list(follow_master), "nothing for xapi+unix: (a local socket has no master to follow)")
         if xenstore is None and target.is_local:
             xenstore = Xenstore()
         return cls(target, Credentials(target, password), args_key=args_key, call_timeout=call_timeout,
-                   start_timeout=start_timeout, xenstore=xenstore)
+                   start_timeout=start_timeout, xenstore=xenstore, follow_master=follow_master)
 
     # --- session and error translation -----------------------------------------------------------------
 
     def _api(self) -> Any:
         if self._session is None:
-            session = new_session(self._target, self._call_timeout)
             secret = self._credentials.secret()
-            login = session.xenapi.login_with_password
-            self._guarded(lambda: login(self._credentials.user, secret.reveal(), API_VERSION, ORIGINATOR))
-            self._session = session
+            for _hop in range(_MAX_HOPS):
+                session = new_session(self._target, self._call_timeout)
+                login = session.xenapi.login_with_password
+                try:
+                    self._guarded(lambda: login(self._credentials.user, secret.reveal(), API_VERSION, ORIGINATOR))
+                except HypervisorError as error:
+                    if error.code != codes.HOST_IS_SLAVE or not self._follow:
+                        raise
+                    self._target = self._master_of(error)  # raises unless the config allows it
+                    continue
+                self._session = session
+                break
+            else:
+                raise codes.host_error(codes.HOST_IS_SLAVE, [self._target.host])
         return self._session.xenapi
+
+    def _master_of(self, refusal: HypervisorError) -> XapiTarget:
+        """Where a member's HOST_IS_SLAVE answer points: the same URI with the master's address, if
+        ``follow_master`` allows that address; otherwise the refusal, saying why it was not followed."""
+        master = str(refusal.details[0]) if refusal.details else ""
+        if not master or not allows(self._follow, master):
+            refusal.reword(f"{self._target.display} is a pool member, not the pool master; its master is at "
+                           f"{master or '?'}, which follow_master ({', '.join(self._follow)}) does not allow, so the "
+                           "password was not sent there: add that address to follow_master, or connect to the master")
+            raise refusal
+        return attrs.evolve(self._target, host=master.strip("[]"))
+
+    def prepare(self) -> None:
+        """Resolve the password now, on the calling thread (a fleet fans calls out to worker threads, which
+        may not prompt)."""
+        self._credentials.secret()
 
     def _call(self, method: str, *args: Any, vm: str | None = None) -> Any:
         function = functools.reduce(getattr, method.split("."), self._api())
@@ -146,8 +188,14 @@ class XapiHost:
 
     def list_vms(self) -> list[HostVM]:
         records = [record for record in self._call("VM.get_all_records").values() if _is_guest(record)]
-        booted = self._booted_here() if any(_has_domain(record) for record in records) else {}
-        return [self._host_vm(record, booted) for record in records]
+        running = any(_has_domain(record) for record in records)
+        booted = self._booted_here() if running else {}
+        members = self._member_names() if running else {}
+        return [self._host_vm(record, booted, members) for record in records]
+
+    def _member_names(self) -> dict[str, str]:
+        """Pool member ref -> its name (what ``resident_on`` refers to)."""
+        return {ref: str(record.get("name_label", "")) for ref, record in self._call("host.get_all_records").items()}
 
     def _booted_here(self) -> dict[str, str]:
         """VM UUID -> booted args, for every domain of this host's xenstore ({} when it cannot be read)."""
@@ -155,15 +203,17 @@ class XapiHost:
             return {}
         return self._xenstore.booted_args(self.args_key) or {}
 
-    def _host_vm(self, record: dict[str, Any], booted: dict[str, str]) -> HostVM:
+    def _host_vm(self, record: dict[str, Any], booted: dict[str, str], members: dict[str, str]) -> HostVM:
         platform = record.get("platform") or {}
         vm_uuid = str(record["uuid"])
+        has_domain = _has_domain(record)
         return HostVM(
             vm_uuid,
             str(record.get("name_label", "")),
             _power_state(record.get("power_state")),
             str(platform.get(self.args_key, "")),
-            booted.get(vm_uuid.lower()) if _has_domain(record) else None,
+            booted.get(vm_uuid.lower()) if has_domain else None,
+            resident_on=members.get(str(record.get("resident_on", ""))) or None if has_domain else None,
         )
 
     def power_state(self, vm_uuid: str) -> PowerState:
@@ -246,8 +296,10 @@ class XapiHost:
 
     def reopen(self) -> "XapiHost":
         """A new session to the same host, sharing the already-resolved password (no second prompt)."""
-        return XapiHost(self._target, self._credentials, args_key=self.args_key, call_timeout=self._call_timeout,
-                        start_timeout=self._start_timeout, xenstore=self._xenstore)
+        reopened = XapiHost(self._target, self._credentials, args_key=self.args_key, call_timeout=self._call_timeout,
+                            start_timeout=self._start_timeout, xenstore=self._xenstore, follow_master=self._follow)
+        reopened.uri = self.uri  # the host as configured, even when a followed master serves it
+        return reopened
 
     def close(self) -> None:
         """Log out (idempotent). A host that vanished cannot be logged out of; that is not an error."""

@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import urllib.parse
-from typing import Callable
+from typing import Callable, Sequence
 
 import attrs
 
@@ -127,6 +127,29 @@ def _options(uri: str, query: str, *, tls: bool) -> dict[str, object]:
 def _masked(split: urllib.parse.SplitResult) -> str:
     rest = split.netloc.rsplit("@", 1)[-1]
     return urllib.parse.urlunsplit(split._replace(netloc=f"{split.username}:***@{rest}", query=""))
+
+
+def allows(allowed: Sequence[str], address: str) -> bool:
+    """Whether ``address`` (as a pool reports its master: an IP address or a host name) is one of ``allowed``:
+    the same IP address, inside an allowed network (``10.0.2.0/24``), or the same host name (any case; no
+    name is resolved, so a DNS answer cannot widen the list)."""
+    import ipaddress
+
+    text = address.strip().strip("[]")
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        ip = None
+    for entry in allowed:
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            if ip is None and entry.lower().rstrip(".") == text.lower().rstrip("."):
+                return True
+            continue
+        if ip is not None and ip.version == network.version and ip in network:
+            return True
+    return False
 
 
 class Secret:

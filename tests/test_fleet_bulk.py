@@ -1,0 +1,120 @@
+"""Bulk reconfigure across a fleet: one plan over every host, a concurrency limit per host and one overall,
+and the same confirm, journal and recover as on one host."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from vgpu import bulk, journal, recovery, vms
+from vgpu.errors import DuplicateVM, HostUnreachable, InvalidRows, InvalidValue
+from vgpu.hypervisor.fleet import Fleet
+from vgpu.hypervisor.sim import SimHost
+from vgpu.models import PowerState, Registration
+from vgpu.store import Store
+
+from .fleetkit import segment, uuid_of
+
+
+@pytest.fixture
+def fleet_of_two(tmp_path):
+    """Hosts gpu1 and gpu2, four running registered VMs each (vm_ids 11-14 and 21-24, Pool A)."""
+    sims = {label: SimHost(tmp_path / f"{label}.json") for label in ("gpu1", "gpu2")}
+    registrations, placed = [], {}
+    for host_number, (label, sim) in enumerate(sims.items(), start=1):
+        for n in range(1, 5):
+            uuid, vm_id = uuid_of(host_number, n), host_number * 10 + n
+            sim.add_vm(uuid, f"{label}-vm{n}", "running", segment("A", 1, vm_id))
+            registrations.append(Registration(uuid, f"{label}-vm{n}", "A", 1, vm_id))
+            placed[uuid] = label
+    store = Store(tmp_path / "vgpu.db")
+    vms.db_register_many(store, registrations)
+    yield store, sims, placed
+    store.close()
+
+
+def test_a_bulk_plan_spans_every_host_and_names_each_vms_host(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    plan = bulk.plan_many(store, Fleet(sims), [{"vm_uuid": uuid, "pool": "B"} for uuid in placed])
+    assert {p.vm_uuid: p.host for p in plan.plans} == placed
+    assert [row["host"] for row in plan.records()] == list(placed.values())
+
+
+def test_the_limits_per_host_and_overall_both_hold(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    for sim in sims.values():
+        sim.set_latency("clean_shutdown", 0.3)
+    lock, in_flight, peaks = threading.Lock(), set(), {"gpu1": 0, "gpu2": 0, "all": 0}
+
+    def progress(event):
+        with lock:
+            if event.step == "stopping":
+                in_flight.add(event.vm_uuid)
+            elif event.step == "started":
+                in_flight.discard(event.vm_uuid)
+            for label in ("gpu1", "gpu2"):
+                peaks[label] = max(peaks[label], sum(placed[u] == label for u in in_flight))
+            peaks["all"] = max(peaks["all"], len(in_flight))
+
+    result = bulk.reconfigure_many(store, Fleet(sims), [{"vm_uuid": uuid, "priority": "high"} for uuid in placed],
+                                   confirm=lambda plan: True, progress=progress, concurrency=3, per_host=2)
+    assert result.ok and len(result.results) == 8
+    assert peaks["gpu1"] <= 2 and peaks["gpu2"] <= 2 and 1 < peaks["all"] <= 3
+    for uuid, label in placed.items():
+        assert sims[label].power_state(uuid) is PowerState.RUNNING and "priority=2" in sims[label].booted_device_model_args(uuid)
+    with store.reading() as conn:
+        hosts = dict(conn.execute("SELECT vm_uuid, host FROM vgpu_operations WHERE outcome = 'done'").fetchall())
+    assert hosts == placed  # each journal row names its VM's host
+
+
+def test_a_limit_per_host_below_one_is_refused(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    plan = bulk.plan_many(store, Fleet(sims), [{"vm_uuid": next(iter(placed)), "pool": "B"}])
+    with pytest.raises(InvalidValue, match="per_host"):
+        bulk.apply_many(store, Fleet(sims), plan, per_host=0)
+
+
+def test_rows_on_a_host_that_is_down_are_refused_by_name_with_nothing_changed(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    sims["gpu2"].set_fault("unreachable", "on")
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(store, Fleet(sims), [{"vm_uuid": uuid, "pool": "B"} for uuid in placed])
+    problems = caught.value.problems
+    assert [p.row for p in problems] == [5, 6, 7, 8]  # gpu2's VMs; gpu1's rows were fine
+    assert all(isinstance(p.error, HostUnreachable) and "host gpu2" in str(p.error) for p in problems)
+    assert all(vm.pool_id == "A" for vm in vms.list_vms(store))
+
+
+def test_a_row_whose_uuid_is_on_two_hosts_is_refused(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    twin = uuid_of(1, 1)
+    sims["gpu2"].add_vm(twin, "copy", "halted", "")
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(store, Fleet(sims), [{"vm_uuid": twin, "pool": "B"}])
+    (problem,) = caught.value.problems
+    assert isinstance(problem.error, DuplicateVM) and problem.error.hosts == ("gpu1", "gpu2")
+
+
+def test_an_interrupted_batch_is_recovered_on_each_vms_own_host(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    first = uuid_of(2, 1)
+
+    class CutAtStart(SimHost):
+        def start(self, vm_uuid):
+            if vm_uuid == first:
+                raise KeyboardInterrupt  # Ctrl-C while gpu2's first VM boots
+            super().start(vm_uuid)
+
+        def reopen(self):
+            return CutAtStart(self.path)
+
+    fleet = Fleet({"gpu1": sims["gpu1"], "gpu2": CutAtStart(sims["gpu2"].path)})
+    plan = bulk.plan_many(store, fleet, [{"vm_uuid": first, "pool": "B"}])
+    with pytest.raises(KeyboardInterrupt):
+        bulk.apply_many(store, fleet, plan)
+    (op,) = journal.unfinished(store)
+    assert (op.vm_uuid, op.host) == (first, "gpu2")
+    (done,) = recovery.recover(store, Fleet(sims))
+    assert done.action == recovery.FINISHED and sims["gpu2"].power_state(first) is PowerState.RUNNING
+    assert "pool=B" in sims["gpu2"].booted_device_model_args(first)

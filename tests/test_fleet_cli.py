@@ -1,0 +1,326 @@
+"""vgpu-admin across a fleet: simulated hosts and XAPI stand-in pools, one database.
+
+Every command works across the fleet: scan-vms, status and list-vms name each VM's host as a trailing field
+(only when the run has several hosts), commands on one VM find its host by UUID, --host LABEL narrows, and
+what a fleet brings (a host down, a VM migrating inside a pool, one UUID on two pools, a vm_id used on
+another host, an operation of another host) is shown or refused as such.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vgpu import journal, lifecycle, locations, vms
+from vgpu.hypervisor.fleet import Fleet
+from vgpu.models import PowerState, Priority, Registration
+
+from .fleetkit import fleet_world, ok_lines, segment, uuid_of
+
+A1, U1 = uuid_of(1, 1), uuid_of(1, 2)  # on gpu1: registered and running; unregistered and halted
+B1, U2 = uuid_of(2, 1), uuid_of(2, 2)  # on gpu2: registered and halted; unregistered and running
+P1 = uuid_of(5, 1)  # in pool1: registered, running, resident on the member xcp-a2
+REGISTER_HINT = "Action: Run 'vgpu-admin register-vm'"
+
+
+def populate(world) -> None:
+    world.sims["gpu1"].add_vm(A1, "a-one", "running", segment("A", 2, 1))
+    world.sims["gpu1"].add_vm(U1, "spare-1", "halted", "")
+    world.sims["gpu2"].add_vm(B1, "b-one", "halted", segment("B", 0, 2))
+    world.sims["gpu2"].add_vm(U2, "spare-2", "running", "")
+    registrations = [Registration(A1, "a-one", "A", Priority.HIGH, 1), Registration(B1, "b-one", "B", Priority.LOW, 2)]
+    if "pool1" in world.pools:
+        world.pools["pool1"].sim.add_vm(P1, "p1-web", "running", segment("A", 1, 3))
+        world.pools["pool1"].place(P1, "xcp-a2")
+        registrations.append(Registration(P1, "p1-web", "A", Priority.MEDIUM, 3))
+    with world.store() as store:
+        vms.db_register_many(store, registrations)
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    with fleet_world(tmp_path, monkeypatch, pools=1) as made:
+        populate(made)
+        yield made
+
+
+def line_of(lines, uuid):
+    """The VM's line in its pool's (or the unregistered) section: the first line about it."""
+    return next(line for line in lines if line.startswith(f"UUID: {uuid} |"))
+
+
+# --- how it is shown ---------------------------------------------------------------------------------------
+
+
+def test_scan_vms_shows_each_vms_host_as_a_trailing_field(world):
+    assert ok_lines(world.cli("scan-vms")) == [
+        "=== Pool A: 2 VMs ===",
+        f"UUID: {A1} | Name: a-one | Pool: A | Priority: high (2) | VM ID: 1 | ✓ Configured | Host: gpu1",
+        f"UUID: {P1} | Name: p1-web | Pool: A | Priority: medium (1) | VM ID: 3 | ? Running config unknown | Host: pool1 (xcp-a2)",
+        "",
+        "=== Pool B: 1 VM ===",
+        f"UUID: {B1} | Name: b-one | Pool: B | Priority: low (0) | VM ID: 2 | ✓ Configured (halted) | Host: gpu2",
+        "",
+        "=== Unregistered VMs: 2 ===",
+        f"UUID: {U1} | Name: spare-1 | Status: ⚠ Not registered | {REGISTER_HINT} | Host: gpu1",
+        f"UUID: {U2} | Name: spare-2 | Status: ⚠ Not registered | {REGISTER_HINT} | Host: gpu2",
+        "",
+        "Running configuration unknown: 1 VM (p1-web) - the host cannot tell what they booted with; restart them "
+        "to be sure (see docs/troubleshooting.md)",
+    ]
+
+
+def test_status_shows_each_registered_vms_host_in_its_details(world):
+    lines = ok_lines(world.cli("status"))
+    assert f"  a-one (UUID: {A1}) | Priority: high | VM ID: 1 | Host: gpu1" in lines
+    assert f"  p1-web (UUID: {P1}) | Priority: medium | VM ID: 3 | Host: pool1 (xcp-a2)" in lines
+    assert f"  b-one (UUID: {B1}) | Priority: low | VM ID: 2 | Host: gpu2" in lines
+    assert "Total VMs in System: 5" in lines and "Total VMs Unregistered: 2" in lines
+
+
+def test_list_vms_says_where_each_vm_was_last_seen_without_asking_any_host(world):
+    ok_lines(world.cli("scan-vms"))  # sees every VM, and remembers where
+    for sim in (world.sims["gpu1"], world.sims["gpu2"], world.pools["pool1"].sim):
+        sim.set_fault("unreachable", "on")
+    lines = ok_lines(world.cli("list-vms"))
+    assert lines[:3] == [
+        f"UUID: {A1} | Name: a-one | Pool: A | Priority: high (2) | VM ID: 1 | Host: gpu1",
+        f"UUID: {P1} | Name: p1-web | Pool: A | Priority: medium (1) | VM ID: 3 | Host: pool1 (xcp-a2)",
+        f"UUID: {B1} | Name: b-one | Pool: B | Priority: low (0) | VM ID: 2 | Host: gpu2",
+    ]
+    listed = json.loads(world.cli("list-vms", "--format=json").out)
+    assert [(vm["vm_name"], vm["host"], vm["resident_on"]) for vm in listed] == [
+        ("a-one", "gpu1", None), ("p1-web", "pool1", "xcp-a2"), ("b-one", "gpu2", None)]
+
+
+def test_json_always_names_the_host_and_the_member(world):
+    data = json.loads(world.cli("scan-vms", "--format=json").out)
+    assert [(e["vm"]["vm_name"], e["host"], e["resident_on"], e["state"]) for e in data["registered"]] == [
+        ("a-one", "gpu1", None, "configured"), ("p1-web", "pool1", "xcp-a2", "unknown"), ("b-one", "gpu2", None, "halted")]
+    assert [(h["name"], h["host"]) for h in data["unregistered"]] == [("spare-1", "gpu1"), ("spare-2", "gpu2")]
+    assert [(h["label"], h["error"], h["vm_count"]) for h in data["hosts"]] == [
+        ("gpu1", None, 2), ("gpu2", None, 2), ("pool1", None, 1)]
+
+
+def test_json_names_the_host_even_for_a_single_host(tmp_path):
+    from .clikit import SpecHost, run
+
+    spec = SpecHost(tmp_path)
+    data = json.loads(run(["scan-vms", "--format=json", *spec.flags]).out)
+    assert {(e["host"], e["resident_on"]) for e in data["registered"]} == {("", None)}
+    assert [(h["label"], h["uri"]) for h in data["hosts"]] == [("", f"sim:{spec.host_file}")]
+
+
+def test_one_host_keeps_the_spec_layout_and_a_label_narrows_to_one_host(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    lines = ok_lines(world.cli("scan-vms", hosts=["gpu1"]))
+    assert lines[:3] == [
+        "=== Pool A: 1 VM ===",
+        f"UUID: {A1} | Name: a-one | Pool: A | Priority: high (2) | VM ID: 1 | ✓ Configured",
+        "",
+    ]
+    assert not any(B1 in line or P1 in line or "Host:" in line for line in lines)  # elsewhere, not missing
+    assert not any("missing" in line for line in lines)
+    ok_lines(world.cli("scan-vms"))  # the whole fleet: where each VM is
+    listed = ok_lines(world.cli("list-vms", hosts=["gpu2"]))
+    assert listed == [f"UUID: {B1} | Name: b-one | Pool: B | Priority: low (0) | VM ID: 2", "", "1 VM"]
+
+
+# --- a host down -------------------------------------------------------------------------------------------
+
+
+def test_a_host_going_down_mid_scan_is_reported_while_the_others_are_listed(world):
+    ok_lines(world.cli("scan-vms"))  # where p1-web runs is remembered
+    world.pools["pool1"].master.die_at("host.get_all_records")  # the master goes down part way through its listing
+    outcome = world.cli("scan-vms")
+    assert outcome.code == 1 and outcome.err == ""  # the scan did not see everything
+    lines = outcome.out_lines
+    assert lines[0].startswith("⚠ pool1 unreachable: host pool1: cannot reach the host: ")
+    assert lines[0].endswith("; its registered VMs are shown from the database")
+    assert line_of(lines, P1).endswith("| ? Host not reachable | Host: pool1 (unreachable)")
+    assert line_of(lines, A1).endswith("| ✓ Configured | Host: gpu1")
+    assert line_of(lines, U2).endswith("| Host: gpu2")
+    status = world.cli("status")
+    assert status.code == 0 and any(line.startswith("⚠ pool1 unreachable: ") for line in status.out_lines)
+    assert f"  p1-web (UUID: {P1}) | Priority: medium | VM ID: 3 | Host: pool1 (unreachable)" in status.out_lines
+    assert "Total VMs Unregistered: 2 (not counting pool1, which could not be listed)" in status.out_lines
+
+
+def test_every_host_down_is_still_an_error_for_scan_vms_and_a_database_panel_for_status(world):
+    for sim in (world.sims["gpu1"], world.sims["gpu2"], world.pools["pool1"].sim):
+        sim.set_fault("unreachable", "on")
+    assert world.cli("scan-vms").code == 1
+    status = world.cli("status")
+    assert status.code == 0 and status.out_lines[4].startswith("⚠ The host could not be reached")
+
+
+# --- XAPI pools: migration, conflicts ------------------------------------------------------------------------
+
+
+def test_a_vm_migrating_inside_a_pool_between_scans_is_the_same_vm(world):
+    before = ok_lines(world.cli("scan-vms"))
+    world.pools["pool1"].place(P1, "xcp-a3")  # a live migration inside the pool
+    after = ok_lines(world.cli("scan-vms"))
+    assert line_of(after, P1) == line_of(before, P1).replace("pool1 (xcp-a2)", "pool1 (xcp-a3)")
+    assert len(after) == len(before) and sum(P1 in line for line in after) == 1  # no duplicate, no drift
+    with world.store() as store:
+        assert locations.where(store)[P1].resident_on == "xcp-a3"
+
+
+def test_the_same_uuid_in_two_pools_is_a_conflict_never_merged(tmp_path, monkeypatch):
+    with fleet_world(tmp_path, monkeypatch, pools=2) as world:
+        populate(world)
+        world.pools["pool2"].sim.add_vm(P1, "p1-web-copy", "halted", segment("A", 1, 3))  # a cross-pool copy
+        lines = world.cli("scan-vms").out_lines
+        assert line_of(lines, P1).endswith("| VM ID: 3 | ⚠ On 2 hosts | Host: pool1 (xcp-a2), pool2")
+        header = lines.index("=== Same UUID on several hosts: 1 ===")
+        assert lines[header + 1] == (
+            f"UUID: {P1} | Hosts: pool1 (p1-web, running), pool2 (p1-web-copy, halted) | Registered: p1-web | "
+            "Action: keep one copy (remove or re-create the other); commands on this VM are refused until then")
+        data = json.loads(world.cli("status", "--format=json").out)
+        (entry,) = [e for e in data["registered"] if e["vm"]["vm_uuid"] == P1]
+        assert entry["state"] == "conflict" and entry["conflict"] == ["pool1", "pool2"]
+        for words in (["set-pool", f"--vm-uuid={P1}", "--pool=B"], ["show-vm", f"--vm-uuid={P1}"],
+                      ["repair-vm", f"--vm-uuid={P1}"]):
+            refused = world.cli(*words, stdin="yes\n")
+            assert refused.code == 2, refused
+            assert refused.one_error_line() == (
+                f"error: VM {P1} is on 2 hosts of the fleet, pool1 and pool2 (the same UUID twice, as after a copy "
+                "between pools); vgpu-admin will not choose one: remove or re-create one copy, or name the host "
+                "with --host LABEL")
+        assert world.pools["pool1"].sim.power_state(P1) is PowerState.RUNNING  # nothing was touched
+
+
+# --- one database: vm_id unique across the fleet -------------------------------------------------------------
+
+
+def test_register_vm_finds_the_vms_host_and_a_vm_id_used_on_another_host_is_refused(world):
+    registered = world.cli("register-vm", f"--vm-uuid={U1}", "--vm-id=7")
+    assert registered.code == 0, registered
+    assert "vm_id=7" in world.sims["gpu1"].get_device_model_args(U1)
+    clash = world.cli("register-vm", f"--vm-uuid={U2}", "--vm-id=7")
+    assert clash.code == 2 and clash.one_error_line() == f"error: vm_id 7 is already used by VM spare-1 ({U1})"
+    assert world.sims["gpu2"].get_device_model_args(U2) == ""
+    assert world.cli("set-vm-id", f"--vm-uuid={B1}", "--vm-id=7", stdin="yes\n").code == 2
+    with world.store() as store:
+        assert vms.get(store, B1).vm_id == 2 and locations.where(store)[U1].host == "gpu1"
+
+
+def test_a_change_finds_the_vms_host_and_its_journal_row_names_it(world):
+    changed = world.cli("set-pool", f"--vm-uuid={B1}", "--pool=A", stdin="yes\n")
+    assert changed.code == 0, changed
+    assert "pool=A" in world.sims["gpu2"].get_device_model_args(B1)
+    with world.store() as store, store.reading() as conn:
+        assert conn.execute("SELECT host, outcome FROM vgpu_operations").fetchall() == [("gpu2", "done")]
+
+
+# --- recover goes to the right host --------------------------------------------------------------------------
+
+
+class _InterruptedStart:
+    """A host whose start is interrupted (Ctrl-C while the VM boots): the change is left to recover."""
+
+    def __init__(self, host):
+        self._host = host
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+    def start(self, vm_uuid):
+        raise KeyboardInterrupt
+
+
+def test_recover_takes_an_operation_to_the_host_it_was_made_on(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    gpu1, gpu2 = world.sims["gpu1"], world.sims["gpu2"]
+    gpu2.start(B1)
+    with world.store() as store:
+        fleet = Fleet({"gpu1": gpu1, "gpu2": _InterruptedStart(gpu2)})
+        with pytest.raises(KeyboardInterrupt):
+            lifecycle.reconfigure_vm(store, fleet, B1, pool="A", confirm=lambda plan: True)
+        (op,) = journal.unfinished(store)
+    assert (op.host, op.step, gpu2.power_state(B1)) == ("gpu2", journal.STARTING, PowerState.HALTED)
+    gpu1.add_vm(B1, "b-one-copy", "halted", "")  # a copy on gpu1: by UUID alone, the fleet could not choose
+
+    narrowed = world.cli("recover", hosts=["gpu1"])
+    assert narrowed.code == 1
+    assert narrowed.out_lines == [
+        f"reconfigure of VM {B1} (stopped at step starting): other-host - it was made on host gpu2 of the fleet, "
+        "and this run has gpu1; run 'vgpu-admin recover' with that host (--host gpu2, or the whole fleet)"]
+    assert gpu2.power_state(B1) is PowerState.HALTED and gpu1.get_device_model_args(B1) == ""
+
+    done = world.cli("recover")
+    assert done.code == 0, done
+    assert "finished - the new configuration is in place and the VM was started with it" in done.out
+    assert gpu2.power_state(B1) is PowerState.RUNNING and "pool=A" in gpu2.booted_device_model_args(B1)
+    assert gpu1.power_state(B1) is PowerState.HALTED and gpu1.get_device_model_args(B1) == ""
+
+
+# --- round trips ------------------------------------------------------------------------------------------
+
+
+def test_host_calls_per_scan_are_constant_per_host_whatever_the_vm_count(world):
+    pool = world.pools["pool1"]
+
+    def calls_of_a_scan() -> dict[str, int]:
+        pool.master.calls.clear()
+        ok_lines(world.cli("scan-vms"))
+        return dict(pool.master.calls)
+
+    few = calls_of_a_scan()
+    pool.sim.add_vms([(uuid_of(5, n), f"more-{n}", "running", "") for n in range(100, 140)])
+    assert calls_of_a_scan() == few == {"session.login_with_password": 1, "VM.get_all_records": 1,
+                                        "host.get_all_records": 1, "session.logout": 1}
+
+
+def test_show_vm_finds_the_vm_on_its_host_and_names_it(world):
+    shown = ok_lines(world.cli("show-vm", f"--vm-uuid={B1}"))
+    assert shown[:3] == ["VM: b-one", f"UUID: {B1}", "Host: gpu2"] and "Power state: halted" in shown
+    data = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json").out)
+    assert (data["host"], data["host_vm"]["host"]) == ("gpu2", "gpu2")
+
+
+def test_notebook_records_of_a_scan_carry_the_host(world):
+    from vgpu import scan
+    from vgpu.hosts import open_fleet
+
+    with world.store() as store, open_fleet(world.uris) as fleet:
+        records = scan.scan(store, fleet).records()
+    assert [(r["vm_name"], r["host"], r["resident_on"]) for r in records] == [
+        ("a-one", "gpu1", None), ("p1-web", "pool1", "xcp-a2"), ("b-one", "gpu2", None),
+        ("spare-1", "gpu1", None), ("spare-2", "gpu2", None)]
+
+
+def test_the_shells_completion_names_keep_the_other_hosts_vms_when_one_is_down(world):
+    from shell import names
+
+    from vgpu.hosts import open_fleet
+
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    with world.store() as store, open_fleet(world.uris) as fleet:
+        cache = names.build(store, fleet)
+    assert [vm.name for vm in cache.unregistered] == ["spare-1"]  # gpu1's; gpu2's cannot be listed
+    assert not cache.host_ok and all("not on the host" not in vm.meta for vm in cache.registered)
+
+
+def test_a_host_that_refuses_the_login_is_named_as_such_while_the_others_are_listed(world, monkeypatch):
+    monkeypatch.setenv("VGPU_XAPI_PASSWORD", "not-the-pools-password")
+    outcome = world.cli("scan-vms")
+    assert outcome.code == 1
+    assert outcome.out_lines[0] == ("⚠ pool1 could not be listed: the host refused the login for user root: wrong user "
+                                    "name or password; its registered VMs are shown from the database")
+    assert line_of(outcome.out_lines, A1).endswith("| ✓ Configured | Host: gpu1")
+    assert "not-the-pools-password" not in outcome.out + outcome.err
+
+
+def test_one_xapi_host_with_no_password_to_use_is_still_the_callers_error(tmp_path, monkeypatch):
+    from vgpu import scan
+    from vgpu.errors import ConfigError
+    from vgpu.hypervisor.xapi import XapiHost
+
+    with fleet_world(tmp_path, monkeypatch, pools=1) as world, world.store() as store:
+        monkeypatch.delenv("VGPU_XAPI_PASSWORD")
+        host = XapiHost.from_uri(world.pools["pool1"].uri())  # no prompt either
+        with pytest.raises(ConfigError, match="VGPU_XAPI_PASSWORD: not set"):
+            scan.status(store, host)  # a setting, not a host that is down: raised, as before fleets

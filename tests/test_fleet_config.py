@@ -1,0 +1,142 @@
+"""Naming a fleet: config.toml's [hosts], a repeatable --host and VGPU_HOST; labels and URIs checked first."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import config
+from vgpu.errors import ConfigError, InvalidValue
+from vgpu.hostspecs import HostSpec
+
+from .clikit import run
+
+FLEET_TOML = """
+[hosts]
+gpu1 = "xapi://root@pool1-master"
+kvm3 = "qemu+ssh://root@kvm3/system"
+gpu2 = { uri = "xapis://root@10.0.2.1?cafile=/etc/vgpu/pool2.pem", follow_master = ["10.0.2.0/24", "xcp-b2.example"] }
+"""
+
+
+@pytest.fixture
+def user_config(isolated_environment):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def test_hosts_table_names_every_host_of_the_fleet_in_its_order(user_config):
+    user_config.write_text(FLEET_TOML)
+    settings = config.load()
+    assert [spec.label for spec in settings.hosts] == ["gpu1", "kvm3", "gpu2"]
+    assert settings.hosts[2] == HostSpec("gpu2", "xapis://root@10.0.2.1?cafile=/etc/vgpu/pool2.pem",
+                                         ("10.0.2.0/24", "xcp-b2.example"))
+    assert settings.is_fleet and settings.host == "gpu1,kvm3,gpu2"
+    assert settings.sources["host"] == str(user_config)
+
+
+def test_a_label_on_the_command_line_narrows_the_run_to_configured_hosts(user_config):
+    user_config.write_text(FLEET_TOML)
+    settings = config.load({"host": ["gpu2"]})
+    assert settings.hosts == (config.load().hosts[2],) and not settings.is_fleet
+    assert [spec.label for spec in settings.configured] == ["gpu1", "kvm3", "gpu2"]  # the others are known
+    assert [spec.label for spec in config.load({"host": ["kvm3", "gpu1"]}).hosts] == ["kvm3", "gpu1"]
+
+
+def test_label_equals_uri_defines_hosts_with_no_config(tmp_path):
+    settings = config.load({"host": [f"a=sim:{tmp_path}/a.json", f"b=sim:{tmp_path}/b.json"]})
+    assert settings.hosts == (HostSpec("a", f"sim:{tmp_path}/a.json"), HostSpec("b", f"sim:{tmp_path}/b.json"))
+
+
+def test_a_single_bare_uri_is_one_host_as_before_fleets(tmp_path):
+    settings = config.load({"host": [f"sim:{tmp_path}/x,y.json"]})  # a comma in a path is no list
+    assert settings.hosts == (HostSpec("", f"sim:{tmp_path}/x,y.json"),) and settings.host == f"sim:{tmp_path}/x,y.json"
+    assert config.load({"host": f"sim:{tmp_path}/h.json"}).hosts == (HostSpec("", f"sim:{tmp_path}/h.json"),)
+
+
+def test_a_bare_uri_that_is_a_configured_host_takes_its_label_and_settings(user_config):
+    user_config.write_text(FLEET_TOML)
+    settings = config.load({"host": ["xapis://root@10.0.2.1?cafile=/etc/vgpu/pool2.pem"]})
+    assert settings.hosts == (config.load().hosts[2],)
+
+
+def test_vgpu_host_takes_the_same_words_separated_by_commas(user_config, tmp_path, monkeypatch):
+    user_config.write_text(FLEET_TOML)
+    monkeypatch.setenv("VGPU_HOST", f"kvm3, extra=sim:{tmp_path}/e.json")
+    assert [(spec.label, spec.uri) for spec in config.load().hosts] == [
+        ("kvm3", "qemu+ssh://root@kvm3/system"), ("extra", f"sim:{tmp_path}/e.json")]
+    monkeypatch.setenv("VGPU_HOST", f"sim:{tmp_path}/a,b.json")
+    assert config.load().hosts == (HostSpec("", f"sim:{tmp_path}/a,b.json"),)
+
+
+def test_the_command_line_wins_over_the_environment_over_the_config(user_config, monkeypatch):
+    user_config.write_text('host = "kvm3"\n' + FLEET_TOML)
+    assert [s.label for s in config.load().hosts] == ["kvm3"]
+    monkeypatch.setenv("VGPU_HOST", "gpu1")
+    assert [s.label for s in config.load().hosts] == ["gpu1"]
+    assert [s.label for s in config.load({"host": ["gpu2"]}).hosts] == ["gpu2"]
+
+
+def test_the_default_is_still_one_unlabelled_host():
+    settings = config.load()
+    assert settings.hosts == (HostSpec("", config.default_uri()),) and settings.configured == ()
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    (["GPU1=sim:/tmp/x.json"], "invalid host label 'GPU1': expected 1 to 32 lower-case letters"),
+    (["gpu 1=sim:/tmp/x.json"], "invalid host label 'gpu 1'"),
+    (["-x=sim:/tmp/x.json"], "invalid host label '-x'"),
+    (["a=vmware://esx"], "host a: invalid host URI 'vmware://esx': expected sim:PATH"),
+    (["a=sim:"], "invalid host URI 'sim:'"),
+    (["a=xapi://root:secret@h"], "a URI without a password"),
+    (["a=sim:/tmp/x.json", "a=sim:/tmp/y.json"], "host a is named twice"),
+    (["a=sim:/tmp/x.json", "b=sim:/tmp/x.json"], "hosts a and b have the same URI sim:/tmp/x.json"),
+    (["nosuch"], "unknown host 'nosuch': expected a label of config.toml [hosts] (it has none), LABEL=URI, or a URI"),
+])
+def test_a_bad_host_word_is_refused_naming_the_value_and_what_is_allowed(words, expected):
+    with pytest.raises(ConfigError) as caught:
+        config.load({"host": words})
+    assert str(caught.value).startswith("--host: ") and expected in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_two_bare_uris_are_refused_since_several_hosts_need_labels():
+    with pytest.raises(InvalidValue) as caught:
+        config.load({"host": ["sim:/tmp/a.json", "sim:/tmp/b.json"]})
+    assert str(caught.value).startswith("--host given twice with a bare URI (sim:/tmp/a.json, sim:/tmp/b.json)")
+    assert "LABEL=URI" in str(caught.value)
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ('[hosts]\n"Big Host" = "xe:"\n', "invalid host label 'Big Host'"),
+    ('[hosts]\ngpu1 = 7\n', "host gpu1 = 7: expected \"URI\" or { uri = \"URI\", ... }"),
+    ('[hosts]\ngpu1 = { url = "xe:" }\n', "host gpu1 = {'url': 'xe:'}"),
+    ('[hosts]\ngpu1 = { uri = "xe:", colour = "red" }\n', "host gpu1: unknown setting 'colour'; expected one of uri, follow_master, args_key"),
+    ('[hosts]\ngpu1 = { uri = "xe:", follow_master = ["10.0.0.1"] }\n', "follow_master applies to xapi:// and xapis:// hosts only"),
+    ('[hosts]\ngpu1 = { uri = "xapi://root@h", follow_master = "10.0.0.1" }\n', "must be a list of IP addresses"),
+    ('[hosts]\ngpu1 = { uri = "xapi://root@h", follow_master = ["not an address!"] }\n', "invalid follow_master entry 'not an address!'"),
+    ('hosts = "gpu1"\n', "setting hosts = 'gpu1' has the wrong type"),
+    ("parallel_hosts = 0\n", "parallel_hosts = 0 must be at least 1"),
+])
+def test_a_bad_hosts_table_names_the_file_and_the_value(user_config, toml, expected):
+    user_config.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        config.load()
+    assert str(caught.value).startswith(f"{user_config}: ") and expected in str(caught.value)
+
+
+def test_on_the_command_line_a_bad_label_is_one_line_and_exit_2_with_nothing_done(spec_free_db):
+    outcome = run(["list-pools", "--db", str(spec_free_db), "--host", "Bad Label=sim:/tmp/x.json", "--host", "b=sim:/tmp/y.json"])
+    line = outcome.one_error_line()
+    assert outcome.code == 2 and line.startswith("error: --host: invalid host label 'Bad Label': expected")
+    assert not spec_free_db.exists()
+
+
+def test_on_the_command_line_two_bare_uris_still_say_given_twice(spec_free_db):
+    outcome = run(["list-pools", "--db", str(spec_free_db), "--host", "sim:/tmp/x.json", "--host=sim:/tmp/y.json"])
+    assert outcome.code == 2 and "--host given twice" in outcome.one_error_line()
+
+
+@pytest.fixture
+def spec_free_db(tmp_path):
+    return tmp_path / "never-created.db"

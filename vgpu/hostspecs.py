@@ -1,0 +1,198 @@
+"""Which hosts a run talks to: each host's label, URI and own settings, from ``[hosts]``, ``--host`` and ``VGPU_HOST``.
+
+A fleet is named in config.toml, one line per host::
+
+    [hosts]
+    gpu1 = "xapi://root@pool1-master"
+    kvm3 = "qemu+ssh://root@kvm3/system"
+    gpu2 = { uri = "xapi://root@10.0.2.1", follow_master = ["10.0.2.0/24"] }
+
+A table entry takes ``uri`` (required), ``follow_master`` (the addresses or networks a pool member's
+``HOST_IS_SLAVE`` answer may send this host's password to: see docs/fleet.md) and ``args_key``.
+
+``--host`` (repeatable) and ``VGPU_HOST`` (comma-separated) each take: ``LABEL=URI`` (defines a host),
+``LABEL`` (a host of ``[hosts]``: narrows the run to it), or one bare ``URI`` alone, as before fleets
+existed. The first of command line, environment, user config, system config that names ``host`` chooses
+the run's hosts; when none does, every host of ``[hosts]`` is in the run; when there is no ``[hosts]``
+either, the default host (``xe:`` on dom0, else ``sim:demo``).
+
+Everything is checked here, before any host is opened: a bad label, URI or address is one sentence naming
+the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable, Mapping, NamedTuple
+
+from .errors import ConfigError, InvalidValue, VgpuError
+from .host_uri import ALLOWED as _URI_FORMS
+from .host_uri import check as _check_form
+
+LABEL_RULE = "1 to 32 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_TABLE_KEYS = ("uri", "follow_master", "args_key")
+_FOLLOW_FORMS = "IP addresses, networks (10.0.2.0/24) or host names, as the pool reports its master"
+FLAG, ENVIRONMENT = "--host", "VGPU_HOST"
+
+
+class HostSpec(NamedTuple):  # a NamedTuple: cheaper to define than an attrs class on every start-up
+    """One host of a run. ``label`` is "" for a single host named by its URI alone (no fleet);
+    ``follow_master`` lists where a pool member may redirect the login (XenAPI hosts only); ``args_key``
+    overrides the run's own for this host."""
+
+    label: str
+    uri: str
+    follow_master: tuple[str, ...] = ()
+    args_key: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How a sentence names the host: its label, or its URI when it has none."""
+        return self.label or self.uri
+
+
+def _problem(source: str, sentence: str) -> VgpuError:
+    """A refusal naming where the bad value came from first: the config file, ``--host`` or ``VGPU_HOST``."""
+    return ConfigError(source, sentence)
+
+
+def check_label(label: object, source: str) -> str:
+    if not (isinstance(label, str) and 0 < len(label) <= 32 and label[0] not in "_-" and set(label) <= _LABEL_CHARS):
+        raise _problem(source, f"invalid host label {label!r}: expected {LABEL_RULE}")
+    return label
+
+
+def check_uri(uri: object, source: str, label: str = "") -> str:
+    """The URI, if its form is one vgpu can open (see :mod:`vgpu.host_uri`; a XenAPI one carries no password)."""
+    try:
+        return _check_form(uri if isinstance(uri, str) else "")
+    except InvalidValue as bad:
+        if not isinstance(uri, str):
+            bad.reword(f"invalid host URI {uri!r}: expected {_URI_FORMS}")
+        raise _problem(source, f"host {label}: {bad}" if label else str(bad)) from None
+
+
+def check_follow(values: object, uri: str, source: str, label: str) -> tuple[str, ...]:
+    """``follow_master``: a list of addresses, networks or host names, for a ``xapi://``/``xapis://`` host."""
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise _problem(source, f"host {label}: follow_master = {values!r} must be a list of {_FOLLOW_FORMS}")
+    if values and not uri.startswith(("xapi://", "xapis://")):
+        raise _problem(source, f"host {label}: follow_master applies to xapi:// and xapis:// hosts only, not {uri}")
+    for value in values:
+        if not (_is_network(value) or _hostname().match(value)):
+            raise _problem(source, f"host {label}: invalid follow_master entry {value!r}: expected {_FOLLOW_FORMS}")
+    return tuple(values)
+
+
+@functools.cache
+def _hostname():
+    import re  # compiled only for a config with follow_master: keeps the one-shot start-up light
+
+    return re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?\Z")
+
+
+def _is_network(text: str) -> bool:
+    import ipaddress  # only for a config with follow_master: keeps the one-shot start-up light
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def from_table(table: object, source: str) -> dict[str, HostSpec]:
+    """The ``[hosts]`` table of a config file: label → HostSpec, in the file's order."""
+    if not isinstance(table, dict):
+        raise _problem(source, f"hosts = {table!r} must be a table of LABEL = \"URI\" or LABEL = {{ uri = \"URI\", ... }}")
+    specs: dict[str, HostSpec] = {}
+    for label, entry in table.items():
+        check_label(label, source)
+        specs[label] = _entry(label, entry, source)
+    _check_distinct(specs.values(), source)
+    return specs
+
+
+def _entry(label: str, entry: object, source: str) -> HostSpec:
+    if isinstance(entry, str):
+        return HostSpec(label, check_uri(entry, source, label))
+    if not isinstance(entry, dict) or "uri" not in entry:
+        raise _problem(source, f"host {label} = {entry!r}: expected \"URI\" or {{ uri = \"URI\", ... }}")
+    unknown = [key for key in entry if key not in _TABLE_KEYS]
+    if unknown:
+        raise _problem(source, f"host {label}: unknown setting {unknown[0]!r}; expected one of {', '.join(_TABLE_KEYS)}")
+    uri = check_uri(entry["uri"], source, label)
+    args_key = entry.get("args_key")
+    if args_key is not None and (not isinstance(args_key, str) or not args_key.strip()):
+        raise _problem(source, f"host {label}: args_key = {args_key!r} must be a non-empty string")
+    return HostSpec(label, uri, check_follow(entry.get("follow_master", []), uri, source, label), args_key)
+
+
+def _check_distinct(specs: Iterable[HostSpec], source: str) -> None:
+    """Two labels for one host would show every VM of it twice, as a conflict: refused."""
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.uri in seen:
+            raise _problem(source, f"hosts {seen[spec.uri]} and {spec.label} have the same URI {spec.uri}; keep one")
+        seen[spec.uri] = spec.label
+
+
+def split_words(value: str) -> list[str]:
+    """``VGPU_HOST`` (or config ``host``) as --host words: a list separated by commas, except that one bare
+    URI is taken whole (a path may hold a comma)."""
+    text = value.strip()
+    first = text.split(",", 1)[0].strip()
+    if _kind(first)[0] == "uri":
+        return [text]
+    return [word.strip() for word in text.split(",") if word.strip()]
+
+
+def _kind(word: str) -> tuple[str, str, str]:
+    """("define", label, uri), ("label", label, "") or ("uri", "", uri). A label holds no ':', and every URI does."""
+    label, equals, uri = word.partition("=")
+    if equals and ":" not in label:
+        return "define", label.strip(), uri.strip()
+    if ":" in word:
+        return "uri", "", word.strip()
+    return "label", word.strip(), ""
+
+
+def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str) -> tuple[HostSpec, ...]:
+    """The run's hosts from --host-style words (see the module docstring)."""
+    words = list(words)
+    kinds = [_kind(word) for word in words]
+    bare = [uri for kind, _, uri in kinds if kind == "uri"]
+    if bare and len(words) > 1:
+        need = (f"several hosts need labels, as {FLAG} LABEL=URI (or VGPU_HOST=LABEL=URI,LABEL=URI), or LABELs "
+                "from config.toml [hosts]")
+        if source == FLAG:  # the one global option that may be repeated, but not with a bare URI
+            raise InvalidValue("host", bare[0], need, sentence=f"{FLAG} given twice with a bare URI ({', '.join(bare)}); {need}")
+        raise _problem(source, f"a bare URI ({', '.join(bare)}) among several hosts; {need}")
+    if bare:
+        # One host named by its URI, as before fleets: opening it checks the URI (and the one-shot start-up
+        # loads no hypervisor code to check it here).
+        uri = bare[0].strip()
+        known = next((spec for spec in configured.values() if spec.uri == uri), None)
+        return (known or HostSpec("", uri),)
+    specs: dict[str, HostSpec] = {}
+    for kind, label, uri in kinds:
+        check_label(label, source)
+        if label in specs:
+            raise _problem(source, f"host {label} is named twice")
+        if kind == "define":
+            specs[label] = HostSpec(label, check_uri(uri, source, label))
+        elif label in configured:
+            specs[label] = configured[label]
+        else:
+            known = f"a host of config.toml [hosts] ({', '.join(configured)})" if configured else "a label of config.toml [hosts] (it has none)"
+            raise _problem(source, f"unknown host {label!r}: expected {known}, LABEL=URI, or a URI: {_URI_FORMS}")
+    _check_distinct(specs.values(), source)
+    return tuple(specs.values())
+
+
+def words_of(value: Any) -> list[str]:
+    """A ``host`` setting as --host words: a list from the command line or a TOML array, else one string."""
+    if isinstance(value, (list, tuple)):
+        return [str(word) for word in value]
+    return split_words(str(value))

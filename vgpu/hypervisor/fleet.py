@@ -1,0 +1,350 @@
+"""A fleet: several hosts, each with a label, behind the one protocol.
+
+:class:`Fleet` implements :class:`~vgpu.hypervisor.base.Hypervisor` itself, so the lifecycle, recovery and
+bulk code work on a fleet as on one host. It adds no agent: each member is an ordinary backend (a XAPI
+pool master, which reaches every member of its pool; a libvirt URI; a simulated host), and the fleet only
+fans calls out and routes them:
+
+- A listing asks every host at once, at most ``parallel`` at a time, one listing each (a constant number
+  of round trips per host, whatever the VM count). :meth:`Fleet.survey` keeps each host's answer apart, so a
+  host that cannot be reached is reported while the others are listed; :meth:`Fleet.list_vms` (the
+  protocol's "every VM") raises instead, naming the host.
+- A call about one VM goes to the host that has it. Where a VM is comes from the last listing or, the
+  first time, from asking every host at once (one call each); a host that answers "no such VM" later (the
+  VM moved) has it looked for again. A UUID found on two hosts (a copy between pools) is refused with
+  :class:`~vgpu.errors.DuplicateVM`, never merged; a XAPI pool lists a VM once, wherever in the pool it
+  runs, so a migration inside a pool is the same VM.
+- Before calls fan out to worker threads, each member's ``prepare()`` (where it has one) runs on the
+  calling thread: a XenAPI host asks for its password there, never on a worker.
+
+Each listed VM carries its host's label (``HostVM.host``). A fleet of one host passes every call straight
+through, errors untouched, so a single host behaves exactly as without a fleet.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Any, Callable, Iterable, Mapping
+
+import attrs
+
+from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
+from ..models import HostVM, PowerState
+from . import codes
+from .base import Hypervisor, args_quoted
+
+DEFAULT_PARALLEL = 16
+
+
+@attrs.frozen
+class Listing:
+    """One host's answer to a survey: its VMs (each labelled), or the error that stopped it."""
+
+    label: str
+    uri: str
+    vms: tuple[HostVM, ...] = ()
+    error: VgpuError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class _Whereabouts:
+    """Which hosts hold which VM UUIDs, as last seen; shared by a fleet and its reopened copies (bulk
+    workers), so a VM located once is not looked for again on each thread."""
+
+    def __init__(self) -> None:
+        self._by_label: dict[str, set[str]] = {}
+        self._unread: dict[str, tuple[HostVM, ...]] = {}  # listings not looked into yet (a scan never routes)
+        self._lock = threading.Lock()
+
+    def listed(self, label: str, vms: tuple[HostVM, ...]) -> None:
+        with self._lock:
+            self._unread[label] = vms
+            self._by_label.pop(label, None)
+
+    def _read(self) -> None:
+        for label, vms in self._unread.items():
+            self._by_label[label] = {vm.uuid.lower() for vm in vms}
+        self._unread.clear()
+
+    def found(self, uuid: str, labels: Iterable[str]) -> None:
+        with self._lock:
+            self._read()
+            for label in labels:
+                self._by_label.setdefault(label, set()).add(uuid)
+
+    def lost(self, uuid: str, label: str) -> None:
+        with self._lock:
+            self._read()
+            self._by_label.get(label, set()).discard(uuid)
+
+    def labels_of(self, uuid: str, order: Iterable[str]) -> list[str]:
+        with self._lock:
+            self._read()
+            return [label for label in order if uuid in self._by_label.get(label, ())]
+
+
+class Fleet:
+    """Several hosts by label (in the config's order). ``parallel`` bounds how many are asked at once;
+    ``elsewhere`` names the fleet's other hosts, left out of this run (``--host LABEL`` narrows), whose
+    VMs a scan leaves out rather than calling them missing."""
+
+    def __init__(self, members: Mapping[str, Hypervisor], *, parallel: int = DEFAULT_PARALLEL,
+                 elsewhere: Iterable[str] = (), _where: _Whereabouts | None = None) -> None:
+        if not members:
+            raise ValueError("a fleet needs at least one host")
+        if "" in members and len(members) > 1:
+            raise ValueError("every host of a fleet of several needs a label")
+        self.members: dict[str, Hypervisor] = dict(members)
+        self.parallel = max(1, int(parallel))
+        self.elsewhere = frozenset(elsewhere) - set(self.members)
+        self.uri = ",".join(f"{label}={host.uri}" if label else host.uri for label, host in self.members.items())
+        self._where = _where or _Whereabouts()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # made on first fan-out, kept until close()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.members)
+
+    @property
+    def several(self) -> bool:
+        return len(self.members) > 1
+
+    def member(self, label: str) -> Hypervisor | None:
+        """The host with this label in this run, or None."""
+        return self.members.get(label)
+
+    def quoted_labels(self) -> frozenset[str]:
+        """The labels of the hosts that keep their args as a quoted argument list (libvirt's; see
+        :func:`vgpu.hypervisor.base.args_quoted`): a fleet mixes both kinds."""
+        return frozenset(label for label, host in self.members.items() if args_quoted(host))
+
+    def args_quoted_for(self, vm_uuid: str) -> bool:
+        """Whether the host that has this VM keeps its args quoted (asking where the VM is, as a call would)."""
+        return args_quoted(self.members[self.label_of(vm_uuid)])
+
+    # --- fanning out ------------------------------------------------------------------------------------
+
+    def _each(self, call: Callable[[Hypervisor], Any], labels: Iterable[str] | None = None) -> dict[str, Any]:
+        """``call`` on each host (all, or ``labels``), at most ``parallel`` at once: label → its result, or
+        the VgpuError it raised. Anything else (a bug) is raised once every host has answered."""
+        targets = list(self.members if labels is None else labels)
+        outcomes: dict[str, Any] = {label: error for label in targets if (error := self._prepare(label)) is not None}
+        ready = [label for label in targets if label not in outcomes]
+        if len(ready) <= 1:
+            for label in ready:  # one host: on this thread, as without a fleet
+                outcomes[label] = _outcome(call, self.members[label])
+            return {label: outcomes[label] for label in targets}
+        if self._pool is None:  # kept between calls: a notebook's repeated status() does not start threads again
+            workers = min(self.parallel, len(self.members))
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vgpu-fleet")
+        futures = {label: self._pool.submit(_outcome, call, self.members[label]) for label in ready}
+        try:
+            for label, future in futures.items():
+                outcomes[label] = future.result()
+        finally:
+            for future in futures.values():
+                future.cancel()  # after an interrupt, ask no host that was not asked yet; a slow one is not awaited
+        return {label: outcomes[label] for label in targets}
+
+    def _prepare(self, label: str) -> VgpuError | None:
+        """Let the host do on this thread what it cannot do on a worker (ask for a password)."""
+        prepare = getattr(self.members[label], "prepare", None)
+        if prepare is None:
+            return None
+        try:
+            prepare()
+        except VgpuError as error:
+            return error
+        return None
+
+    # --- listing ------------------------------------------------------------------------------------------
+
+    def survey(self) -> list[Listing]:
+        """Every host's listing, each apart: a host that failed has its error instead of VMs."""
+        listings = []
+        for label, outcome in self._each(lambda host: host.list_vms()).items():
+            uri = self.members[label].uri
+            if isinstance(outcome, VgpuError):
+                listings.append(Listing(label, uri, (), self._named(label, outcome)))
+                continue
+            vms = _labelled(list(outcome), label) if label else tuple(outcome)
+            self._where.listed(label, vms)
+            listings.append(Listing(label, uri, vms))
+        return listings
+
+    def list_vms(self) -> list[HostVM]:
+        """Every guest of every host, each labelled with its host. A host that cannot be listed raises (the
+        protocol promises every VM): :meth:`survey` answers with the others."""
+        listings = self.survey()
+        for listing in listings:
+            if listing.error is not None:
+                raise listing.error
+        return [vm for listing in listings for vm in listing.vms]
+
+    # --- one VM ---------------------------------------------------------------------------------------------
+
+    def label_of(self, vm_uuid: str) -> str:
+        """The label of the host that has this VM (asking every host once when it is not known yet);
+        DuplicateVM when two hosts have it."""
+        if not self.several:
+            return next(iter(self.members))
+        key = vm_uuid.lower()
+        labels = self._where.labels_of(key, self.members) or self._probe(key)
+        if len(labels) > 1:
+            raise DuplicateVM(key, labels)
+        return labels[0]
+
+    def _probe(self, key: str) -> list[str]:
+        """Ask every host whether it has the VM (one call each, at once)."""
+        found, failed = [], {}
+        for label, outcome in self._each(lambda host: host.power_state(key)).items():
+            if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
+                continue
+            if isinstance(outcome, VgpuError):
+                failed[label] = outcome
+            else:
+                found.append(label)
+        if found:
+            self._where.found(key, found)
+            return found
+        if failed:
+            label, error = next(iter(failed.items()))
+            unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
+            code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
+            raise unreached(code, f"VM {key} is on none of the hosts that answered, and host {label} could not be "
+                                  f"asked ({error})", ["VM", key])
+        raise HypervisorError(codes.UUID_INVALID, f"VM {key} does not exist on any host of the fleet "
+                                                  f"({', '.join(self.members)})", ["VM", key])
+
+    def _on_vm(self, method: str, vm_uuid: str, *args: Any) -> Any:
+        label = self.label_of(vm_uuid)
+        try:
+            return getattr(self.members[label], method)(vm_uuid, *args)
+        except HypervisorError as error:
+            if not (self.several and codes.vm_missing(error)):
+                raise self._named(label, error) from None
+            first = error
+        # The host no longer has the VM: it moved to another host (or is gone). Look for it once more.
+        key = vm_uuid.lower()
+        self._where.lost(key, label)
+        moved_to = self.label_of(key)
+        if moved_to == label:
+            raise first
+        return getattr(self.members[moved_to], method)(vm_uuid, *args)
+
+    def _named(self, label: str, error: VgpuError) -> VgpuError:
+        """An error about a whole host names it, when there are several."""
+        if self.several and isinstance(error, HostUnreachable) and not error.sentence.startswith(f"host {label}: "):
+            error.reword(f"host {label}: {error.sentence}")
+        return error
+
+    # --- the protocol ---------------------------------------------------------------------------------------
+
+    def power_state(self, vm_uuid: str) -> PowerState:
+        return self._on_vm("power_state", vm_uuid)
+
+    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+        return self._on_vm("clean_shutdown", vm_uuid, timeout)
+
+    def hard_shutdown(self, vm_uuid: str) -> None:
+        self._on_vm("hard_shutdown", vm_uuid)
+
+    def start(self, vm_uuid: str) -> None:
+        self._on_vm("start", vm_uuid)
+
+    def booted_device_model_args(self, vm_uuid: str) -> str | None:
+        return self._on_vm("booted_device_model_args", vm_uuid)
+
+    def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
+        return self._on_vm("current_operations", vm_uuid)
+
+    def get_device_model_args(self, vm_uuid: str) -> str:
+        return self._on_vm("get_device_model_args", vm_uuid)
+
+    def set_device_model_args(self, vm_uuid: str, value: str) -> None:
+        self._on_vm("set_device_model_args", vm_uuid, value)
+
+    def prepare(self) -> None:
+        """Run every member's own ``prepare`` on this thread (see the module docstring)."""
+        for label in self.members:
+            error = self._prepare(label)
+            if error is not None and not self.several:
+                raise error
+
+    def reopen(self) -> "Fleet":
+        """Every host reopened (each connects on first use), sharing what is known of where VMs are."""
+        members = {label: host.reopen() for label, host in self.members.items()}
+        return Fleet(members, parallel=self.parallel, elsewhere=self.elsewhere, _where=self._where)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for host in self.members.values():
+            host.close()
+
+    def __enter__(self) -> "Fleet":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Fleet({self.uri})"
+
+
+def _outcome(call: Callable[[Hypervisor], Any], host: Hypervisor) -> Any:
+    try:
+        return call(host)
+    except VgpuError as error:
+        return error
+
+
+def _labelled(vms: list[HostVM], label: str) -> tuple[HostVM, ...]:
+    """A host's listing with each VM labelled. A listing is made of new objects, made for this call and
+    seen by nobody yet, so they are labelled where they are: for a fleet of ten thousand VMs that is a
+    tenth of the cost of building labelled copies. One that already carries a label (a host that hands the
+    same object out twice) is copied instead."""
+    for index, vm in enumerate(vms):
+        if vm.host == "":
+            object.__setattr__(vm, "host", label)  # frozen: only ever here, before anyone else holds it
+        elif vm.host != label:
+            vms[index] = HostVM(vm.uuid, vm.name, vm.power_state, vm.device_model_args, vm.booted_args, label, vm.resident_on)
+    return tuple(vms)
+
+
+def as_fleet(host: Hypervisor) -> Fleet:
+    """``host`` as a fleet: itself when it is one, else a fleet of that one host (label "")."""
+    return host if isinstance(host, Fleet) else Fleet({"": host})
+
+
+def label_for(host: Hypervisor, vm_uuid: str) -> str | None:
+    """The label of the host of a fleet that has this VM (for the journal); None for a single host, or when
+    no host has it now (a VM being removed after it was deleted). DuplicateVM when two hosts have it."""
+    if not isinstance(host, Fleet):
+        return None
+    try:
+        return host.label_of(vm_uuid) or None
+    except HypervisorError:
+        return None
+
+
+def for_operation(host: Hypervisor, label: str | None) -> tuple[Hypervisor | None, str]:
+    """The host an operation journalled on host ``label`` is to be recovered on: that host of the fleet; the
+    whole fleet (found by UUID) for an operation of a single host without a label; or None and why, when
+    the host it belongs to is not in this run."""
+    if not label:
+        return host, ""
+    if isinstance(host, Fleet):
+        member = host.member(label)
+        if member is not None:
+            return member, ""
+        here = ", ".join(host.labels) if host.labels != ("",) else "one host, named by its URI"
+    else:
+        here = "one host, named by its URI"
+    return None, (f"it was made on host {label} of the fleet, and this run has {here}; run 'vgpu-admin recover' "
+                  f"with that host (--host {label}, or the whole fleet)")

@@ -1,0 +1,79 @@
+"""Where each VM was last seen in a fleet: the host's label and, in a XAPI pool, the member it ran on.
+
+A hint, never the truth: a VM is always found again by its UUID (a scan lists every host). What the hint
+is for: a host that cannot be reached still has its registered VMs shown as on that host ("host
+unreachable") instead of missing, ``list-vms`` says where each VM is without asking any host, and
+``--host LABEL`` leaves out the VMs seen on the fleet's other hosts. A single host named by its URI alone
+(label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Collection, Iterable, Mapping
+
+import attrs
+
+from .errors import StoreError
+from .models import VM
+from .store import Store
+from .tables import VMList
+
+
+@attrs.frozen
+class Location:
+    """Where a VM was last seen: ``host`` (the fleet's label), ``resident_on`` (the XAPI pool member it was
+    resident on, None when the host has no members or the VM was not running) and ``seen_at``."""
+
+    vm_uuid: str
+    host: str
+    resident_on: str | None = None
+    seen_at: str | None = None
+
+
+Place = tuple  # (host, resident_on): a Location without its UUID and time, as a scan compares them
+
+
+def select_places(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+    """UUID -> (host, resident_on), for a scan: plain tuples, as it reads and compares ten thousand."""
+    return {uuid: (host, resident_on) for uuid, host, resident_on in conn.execute("SELECT vm_uuid, host, resident_on FROM vgpu_locations")}
+
+
+def select(conn: sqlite3.Connection) -> dict[str, Location]:
+    rows = conn.execute("SELECT vm_uuid, host, resident_on, seen_at FROM vgpu_locations")
+    return {row[0]: Location(*row) for row in rows}
+
+
+def where(store: Store) -> dict[str, Location]:
+    """Every VM's last known place, by UUID."""
+    with store.reading() as conn:
+        return select(conn)
+
+
+def on_hosts(vms: Iterable[VM], known: Mapping[str, Location], labels: Collection[str]) -> VMList:
+    """The VMs last seen on one of the hosts ``labels`` (``--host LABEL`` narrowing a DB-only listing): a VM
+    never seen is on no host known here, so it is left out too."""
+    return VMList(vm for vm in vms if vm.vm_uuid in known and known[vm.vm_uuid].host in labels)
+
+
+def remember(store: Store, seen: Mapping[str, tuple[str, str | None]], known: Mapping[str, tuple[str, str | None]]) -> None:
+    """Write down where VMs were just seen (UUID -> (host, resident_on)), where that changed from ``known``
+    (as :func:`select_places` read it before). Best effort: a database this process may only read keeps
+    its older hints (a scan must still answer)."""
+    changed = [(uuid, *place) for uuid, place in seen.items() if place[0] and known.get(uuid) != place]
+    if not changed:
+        return
+    try:
+        with store.writing() as conn:
+            record(conn, changed)
+    except StoreError:
+        pass
+
+
+def record(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]) -> None:
+    """(UUID, label, resident_on) rows, inside the caller's write transaction."""
+    conn.executemany(
+        "INSERT INTO vgpu_locations (vm_uuid, host, resident_on) VALUES (?, ?, ?) ON CONFLICT (vm_uuid) DO UPDATE"
+        " SET host = excluded.host, resident_on = excluded.resident_on, seen_at = strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        [row for row in rows if row[1]],
+    )
