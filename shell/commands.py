@@ -293,8 +293,10 @@ COMMANDS: tuple[Command, ...] = (
         examples=("vgpu-admin help", "vgpu-admin help set-pool"), aliases=("?",),
     ),
     Command("shell", "Open the interactive vgpu> shell", "shell", details="Same as running vgpu-admin without a command. With its input from a pipe or a "
-                    "file (vgpu-admin < commands.txt) it runs the lines one by one, without a prompt; a question "
-                    "takes its answer from the next line, and the exit code is that of the first line that failed.",
+                    "file (vgpu-admin < commands.txt) it runs the lines one by one, without a prompt or echo; a question "
+                    "takes its answer from the next line. It stops at the first line that fails, whose exit code it "
+                    "exits with; with the global flag --keep-going (vgpu-admin --keep-going < commands.txt) every line "
+                    "runs, and the exit code is that of the first line that failed. An answer of no is not a failure.",
             one_shot_only=True),
     Command("refresh", "Reload the completion names now (shell only)", "refresh", repl_only=True),
     Command("exit", "Leave the shell (also Ctrl-D)", "exit", repl_only=True, aliases=("quit",)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, TextIO
+from typing import Callable, Iterable, TextIO
 
 from vgpu.errors import Cancelled
 
@@ -18,6 +18,7 @@ from .escape import shown
 YES = ("yes", "y")
 NO = ("no", "n")
 PLAIN_EVERY = 5  # seconds between "still waiting" lines when the output is not a terminal
+SAY_BATCH = 500  # lines written at once by say_lines
 
 
 def stdin_reader(out: TextIO, stdin: TextIO | None = None) -> Callable[[str], str | None]:
@@ -103,6 +104,19 @@ class Console:
     def say(self, text: str = "") -> None:
         self._end_progress()
         self.out.write(text + "\n")
+        self.out.flush()
+
+    def say_lines(self, lines: Iterable[str]) -> None:
+        """Write lines as they come (a report of many VMs is never held as one text), a batch at a time."""
+        self._end_progress()
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) == SAY_BATCH:
+                self.out.write("\n".join(batch) + "\n")
+                batch.clear()
+        if batch:
+            self.out.write("\n".join(batch) + "\n")
         self.out.flush()
 
     def error(self, text: str) -> None:

@@ -27,6 +27,7 @@ class Context:
         # shell.main sets this to open the vgpu> shell: the shell runs its lines through shell.runner, so
         # the handlers the runner calls may not import it (modules import only downward).
         self.open_shell = None
+        self.interrupts = 0  # Ctrl-Cs that ended a command: lines read from a pipe stop at one
 
     @property
     def store(self) -> Store:

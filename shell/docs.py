@@ -22,7 +22,9 @@ Global options (one-shot command line only): `--db=PATH` (or `VGPU_DB`) and `--h
 `VGPU_HOST`): `sim:PATH`, `sim:demo`, `xe:`, `xapi://USER@HOST`, `qemu:///system`. For a fleet of hosts,
 `--host` may be repeated, each as `LABEL=URI` or as a `LABEL` of config.toml's `[hosts]` (which narrows the
 run to the hosts named); see [fleet](fleet.md). The shell takes them when it starts (`vgpu-admin --db=PATH
---host=URI`), and refuses them on its command lines, saying which it uses.
+--host=URI`), and refuses them on its command lines, saying which it uses. Commands read from standard input
+(`vgpu-admin < commands.txt`) stop at the first line that fails; `--keep-going` runs them all (see
+[the shell](shell.md#commands-from-a-pipe-or-a-file)).
 
 With more than one host in the run, `scan-vms`, `status` and `list-vms` end each VM's line with its host
 (`| Host: LABEL`, and the XAPI pool member it runs on); commands on one VM find its host by UUID.

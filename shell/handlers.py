@@ -14,7 +14,8 @@ from .errors import UsageError
 
 
 def _emit(ctx: Context, opts: dict, data, text) -> int:
-    """Print ``data`` as JSON with --format=json, else the text rendering (a string or a callable)."""
+    """Print ``data`` as JSON with --format=json, else the text rendering (a string, or a callable giving a
+    string or, for a long report, its lines one by one)."""
     if opts.get("format") == "json":
         from vgpu.convert import to_data  # like json, loaded only for JSON output: the one-shot start-up is measured
 
@@ -22,7 +23,11 @@ def _emit(ctx: Context, opts: dict, data, text) -> int:
 
         ctx.console.say(json_text(to_data(data)))
     else:
-        ctx.console.say(text() if callable(text) else text)
+        rendered = text() if callable(text) else text
+        if isinstance(rendered, str):
+            ctx.console.say(rendered)
+        else:
+            ctx.console.say_lines(rendered)
     return 0
 
 
@@ -85,7 +90,7 @@ def scan_vms(ctx: Context, opts: dict) -> int:
     from . import panel
 
     report = scan.scan(ctx.store, ctx.host)
-    _emit(ctx, opts, report, lambda: panel.scan(report))
+    _emit(ctx, opts, report, lambda: panel.scan_lines(report))
     return 1 if report.unreachable else 0  # a fleet with a host down: shown, but the scan did not see it all
 
 
@@ -95,7 +100,7 @@ def status(ctx: Context, opts: dict) -> int:
     from . import panel
 
     report = scan.status(ctx.store, ctx.host)
-    return _emit(ctx, opts, report, lambda: panel.status(report))
+    return _emit(ctx, opts, report, lambda: panel.status_lines(report))
 
 
 def show_vm(ctx: Context, opts: dict) -> int:

@@ -23,30 +23,32 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     console = console or Console.standard()
     try:
         flags, words = parsing.take_globals(words)
+        keep_going = flags.pop("keep-going", None) is not None
         settings = config.load(flags)
         _check_host(settings)
+        words = parsing.as_help(words) or ["shell"]
+        if keep_going and words[0] != "shell":
+            raise UsageError(f"--keep-going is for commands read from standard input (vgpu-admin --keep-going < FILE); "
+                             f"{words[0]} runs once")
     except (UsageError, errors.VgpuError) as error:
         console.error(f"error: {error}")
         return runner.exit_code_for(error)
-    words = parsing.as_help(words)
-    if words and words[0] == "--version":
+    if words[0] == "--version":
         console.say(f"vgpu-admin {__version__}")
         return 0
     ctx = Context(settings, console)
-    ctx.open_shell = lambda: _open_shell(ctx)
+    ctx.open_shell = lambda: _open_shell(ctx, keep_going)
     try:
-        if not words:
-            words = ["shell"]
         return runner.run_words(ctx, words)
     finally:
         ctx.close()
 
 
-def _open_shell(ctx: Context) -> int:
+def _open_shell(ctx: Context, keep_going: bool = False) -> int:
     if sys.stdin is None or not sys.stdin.isatty():  # vgpu-admin < commands.txt: lines, not a prompt
         from .script import run_lines
 
-        return run_lines(ctx, sys.stdin if sys.stdin is not None else io.StringIO())
+        return run_lines(ctx, sys.stdin if sys.stdin is not None else io.StringIO(), keep_going=keep_going)
     try:
         from .repl import run_repl  # prompt_toolkit: only for the interactive shell, never a one-shot command
     except ModuleNotFoundError as missing:  # an install without the shell extra: say how to add it

@@ -3,18 +3,34 @@ a line naming any change that was started and not finished.
 
 Over a fleet (a scan of several hosts) each VM's line ends with one more field, ``Host: LABEL`` (with the
 XAPI pool member it runs on, in brackets); hosts that could not be listed are named first. A scan of one
-host keeps the spec's layout exactly."""
+host keeps the spec's layout exactly.
+
+Each is rendered line by line (``scan_lines``, ``status_lines``) for the console to write as they come: at
+100,000 VMs the whole text, its lines and the copies made joining and encoding them would be several times
+its 12 MB."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 from vgpu.models import HostVM
 from vgpu.scan import ScannedVM, ScanReport
 from vgpu.tables import plural
 
 from .escape import shown
-from .render import NAMES_LISTED, RULE, apply_hint, attention_lines, config_text, host_name, listed_name, name_of, pool_block, segment_text, unfinished_lines
+from .render import (
+    NAMES_LISTED,
+    RULE,
+    apply_hint,
+    attention_lines,
+    config_text,
+    host_name,
+    listed_name,
+    name_of,
+    pool_block_lines,
+    segment_text,
+    unfinished_lines,
+)
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
 _MARKS = {
@@ -79,69 +95,78 @@ def unreachable_lines(report: ScanReport) -> list[str]:
     return [*lines, ""]
 
 
-def _conflict_lines(report: ScanReport) -> list[str]:
+def _conflict_lines(report: ScanReport) -> Iterator[str]:
     if not report.conflicts:
-        return []
-    lines = ["", f"=== Same UUID on several hosts: {len(report.conflicts)} ==="]
+        return
+    yield from ("", f"=== Same UUID on several hosts: {len(report.conflicts)} ===")
     for conflict in report.conflicts:
         copies = ", ".join(f"{copy.host} ({host_name(copy)}, {copy.power_state.value})" for copy in conflict.copies)
         registered = f" | Registered: {name_of(conflict.vm)}" if conflict.vm is not None else " | Not registered"
-        lines.append(f"UUID: {conflict.vm_uuid} | Hosts: {copies}{registered} | Action: keep one copy (remove or "
-                     "re-create the other); commands on this VM are refused until then")
-    return lines
+        yield (f"UUID: {conflict.vm_uuid} | Hosts: {copies}{registered} | Action: keep one copy (remove or "
+               "re-create the other); commands on this VM are refused until then")
 
 
-def _extra_sections(report: ScanReport) -> list[str]:
+def _extra_sections(report: ScanReport) -> Iterator[str]:
     """Missing VMs, drift, pending restarts, boots the host cannot tell and foreign segments: after the
     spec's sections, only when there are any."""
-    lines: list[str] = []
     if report.missing:
-        lines += ["", f"=== Registered but missing from host: {len(report.missing)} ==="]
-        lines += [f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Pool: {e.vm.pool_id} | VM ID: {e.vm.vm_id} | "
-                  f"Action: Run 'vgpu-admin remove-vm --vm-uuid={e.vm.vm_uuid}' if it is gone for good"
-                  for e in report.missing]
+        yield from ("", f"=== Registered but missing from host: {len(report.missing)} ===")
+        yield from (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Pool: {e.vm.pool_id} | VM ID: {e.vm.vm_id} | "
+                    f"Action: Run 'vgpu-admin remove-vm --vm-uuid={e.vm.vm_uuid}' if it is gone for good"
+                    for e in report.missing)
     if report.drift:
-        lines += ["", f"=== Device-model args differ from the database: {len(report.drift)} ==="]
+        yield from ("", f"=== Device-model args differ from the database: {len(report.drift)} ===")
         for e in report.drift:
             found = config_text(e.segment.config) if e.segment.config else (
                 f"unreadable ({shown(e.segment.reason)})" if e.segment.present else "no segment")
-            lines.append(f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
-                         f"Args: {found} | Action: Run 'vgpu-admin repair-vm --vm-uuid={e.vm.vm_uuid}'")
+            yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
+                   f"Args: {found} | Action: Run 'vgpu-admin repair-vm --vm-uuid={e.vm.vm_uuid}'")
     if report.pending:
-        lines += ["", f"=== Running with an older configuration (pending restart): {len(report.pending)} ==="]
-        lines += [f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
-                  f"Running: {segment_text(e.booted)} | Action: {apply_hint(e.vm.vm_uuid)} (restarts the VM)"
-                  for e in report.pending]
+        yield from ("", f"=== Running with an older configuration (pending restart): {len(report.pending)} ===")
+        yield from (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
+                    f"Running: {segment_text(e.booted)} | Action: {apply_hint(e.vm.vm_uuid)} (restarts the VM)"
+                    for e in report.pending)
     if report.booted_unknown:
         unknown = report.booted_unknown
         names = ", ".join(name_of(e.vm) for e in unknown[:NAMES_LISTED])
         more = f", ... and {len(unknown) - NAMES_LISTED} more" if len(unknown) > NAMES_LISTED else ""
-        lines += ["", f"Running configuration unknown: {plural(len(unknown), 'VM')} ({names}{more}) - the host cannot "
-                      "tell what they booted with; restart them to be sure (see docs/troubleshooting.md)"]
+        yield from ("", f"Running configuration unknown: {plural(len(unknown), 'VM')} ({names}{more}) - the host cannot "
+                        "tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")
     if report.foreign_segments:
-        lines += ["", f"=== Unregistered VMs carrying a vgpu segment: {len(report.foreign_segments)} ==="]
+        yield from ("", f"=== Unregistered VMs carrying a vgpu segment: {len(report.foreign_segments)} ===")
         for f in report.foreign_segments:
             carried = config_text(f.segment.config) if f.segment.config else f"unreadable segment ({shown(f.segment.reason)})"
             whose = f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid}: a clone?)" if f.owner else ""
-            lines.append(f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Carries: {carried}{whose} | "
-                         f"Action: Run 'vgpu-admin repair-vm --vm-uuid={shown(f.host_vm.uuid)}' to clear it, or register it")
-    return lines
+            yield (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Carries: {carried}{whose} | "
+                   f"Action: Run 'vgpu-admin repair-vm --vm-uuid={shown(f.host_vm.uuid)}' to clear it, or register it")
 
 
-def scan(report: ScanReport) -> str:
-    lines: list[str] = unreachable_lines(report)
+def scan_lines(report: ScanReport) -> Iterator[str]:
+    yield from unreachable_lines(report)
     where = host_field(report)
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
-        lines += [f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ===", *(scan_line(e, where) for e in members), ""]
-    lines.append(f"=== Unregistered VMs: {len(report.unregistered)} ===")
-    lines += [f"UUID: {shown(h.uuid)} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
-              f"{_unregistered_host(report, h)}" for h in report.unregistered]
-    lines += _extra_sections(report)
-    lines += _conflict_lines(report)
-    lines += attention_lines(report.attention, _names(report))
-    lines += unfinished_lines(report.unfinished)
-    return "\n".join(lines)
+        yield f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ==="
+        yield from (scan_line(e, where) for e in members)
+        yield ""
+    yield f"=== Unregistered VMs: {len(report.unregistered)} ==="
+    yield from (f"UUID: {shown(h.uuid)} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
+                f"{_unregistered_host(report, h)}" for h in report.unregistered)
+    yield from _extra_sections(report)
+    yield from _closing(report)
+
+
+def scan(report: ScanReport) -> str:
+    return "\n".join(scan_lines(report))
+
+
+def _closing(report: ScanReport) -> Iterator[str]:
+    """VMs on several hosts, the VMs needing attention and the unfinished changes (their names only when
+    there are any)."""
+    yield from _conflict_lines(report)
+    if report.attention:
+        yield from attention_lines(report.attention, _names(report))
+    yield from unfinished_lines(report.unfinished)
 
 
 def _names(report: ScanReport) -> dict[str, str]:
@@ -168,27 +193,29 @@ def _summary(report: ScanReport) -> list[str]:
     ]
 
 
-def status(report: ScanReport) -> str:
-    lines = [RULE, "                    GPU Virtualization Control Panel", RULE, ""]
+def status_lines(report: ScanReport) -> Iterator[str]:
+    yield from (RULE, "                    GPU Virtualization Control Panel", RULE, "")
     if report.host_error:
-        lines += [f"⚠ The host could not be reached ({shown(report.host_error)}); showing the database only.", ""]
-    lines += unreachable_lines(report)
+        yield from (f"⚠ The host could not be reached ({shown(report.host_error)}); showing the database only.", "")
+    yield from unreachable_lines(report)
     where = host_field(report)
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
         hosts = None if where is None else {e.vm.vm_uuid: where(e) for e in members}
-        lines += pool_block(pool, [e.vm for e in members], hosts) + [""]
+        yield from pool_block_lines(pool, [e.vm for e in members], hosts)
+        yield ""
     if report.host_error:
-        lines += ["Unregistered VMs: unknown (the host could not be listed)", ""]
+        yield from ("Unregistered VMs: unknown (the host could not be listed)", "")
     else:
-        names = ", ".join(listed_name(h.name) for h in report.unregistered)
-        lines.append(f"Unregistered VMs: {len(report.unregistered)}")
+        yield f"Unregistered VMs: {len(report.unregistered)}"
         if report.unregistered:
-            lines.append(f"  {names} (not registered - will default to Pool A if registered without --pool)")
-        lines.append("")
-    lines += _summary(report)
-    lines += _extra_sections(report)
-    lines += _conflict_lines(report)
-    lines += attention_lines(report.attention, _names(report))
-    lines += unfinished_lines(report.unfinished)
-    return "\n".join(lines)
+            names = ", ".join(listed_name(h.name) for h in report.unregistered)
+            yield f"  {names} (not registered - will default to Pool A if registered without --pool)"
+        yield ""
+    yield from _summary(report)
+    yield from _extra_sections(report)
+    yield from _closing(report)
+
+
+def status(report: ScanReport) -> str:
+    return "\n".join(status_lines(report))

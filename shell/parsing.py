@@ -2,7 +2,8 @@
 
 Options are ``--name=value`` or ``--name value``; flags take no value. Values are checked here only for
 shape (is one there?); their meaning (is ``C`` a pool?) is checked by the library, which names what is
-allowed. Global options (``--db``, ``--host``) may appear anywhere on a one-shot command line.
+allowed. Global options (``--db``, ``--host``, the flag ``--keep-going``) may appear anywhere on a one-shot
+command line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .errors import UsageError
 
 PROGRAM = "vgpu-admin"
 GLOBAL_OPTIONS = ("db", "host")
+GLOBAL_FLAGS = ("keep-going",)  # lines read from standard input run on after one that fails
 _MAY_BE_BLANK = (TEXT, VM_NAME)  # an empty VM name means "none"; the library names what a pool name needs
 
 
@@ -26,16 +28,20 @@ def split_line(line: str) -> list[str]:
 
 
 def take_globals(words: list[str]) -> tuple[dict[str, str | list[str]], list[str]]:
-    """Pull ``--db``/``--host`` out of a one-shot command line, wherever they are. ``--host`` may be given
-    several times (a fleet: ``--host LABEL=URI`` or ``--host LABEL``), so its values come as a list;
-    vgpu.config checks what they say."""
+    """Pull ``--db``/``--host`` (and the flag ``--keep-going``, as ``{"keep-going": ""}``) out of a one-shot
+    command line, wherever they are. ``--host`` may be given several times (a fleet: ``--host LABEL=URI`` or
+    ``--host LABEL``), so its values come as a list; vgpu.config checks what they say."""
     found: dict[str, str | list[str]] = {}
     rest: list[str] = []
     index = 0
     while index < len(words):
         word = words[index]
         name, has_value, value = word[2:].partition("=") if word.startswith("--") else ("", False, "")
-        if name in GLOBAL_OPTIONS:
+        if name in GLOBAL_FLAGS:
+            if has_value:
+                raise UsageError(f"--{name} takes no value")
+            found[name] = ""
+        elif name in GLOBAL_OPTIONS:
             if not has_value:
                 if index + 1 >= len(words):
                     raise UsageError(f"--{name} needs a value")

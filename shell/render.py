@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from vgpu.basics import Pool, Priority
 from vgpu.tables import plural
@@ -79,18 +79,22 @@ def _names(vms: list[VM]) -> str:
 def pool_block(pool: Pool, members: list[VM], hosts: dict[str, str] | None = None) -> list[str]:
     """The status panel's section for one pool (also what show-pool prints). ``hosts``: over a fleet, each
     VM's host (by UUID), shown as a trailing field of its line."""
-    lines = [f'Pool {pool.pool_id}: "{shown(pool.pool_name)}"', POOL_RULE, f"Status: {enabled(pool)}"]
+    return list(pool_block_lines(pool, members, hosts))
+
+
+def pool_block_lines(pool: Pool, members: list[VM], hosts: dict[str, str] | None = None) -> Iterator[str]:
+    """pool_block line by line, for the status panel of many VMs."""
+    yield from (f'Pool {pool.pool_id}: "{shown(pool.pool_name)}"', POOL_RULE, f"Status: {enabled(pool)}")
     if pool.description:
-        lines.append(f"Description: {shown(pool.description)}")
-    lines.append(f"VMs: {len(members)}")
+        yield f"Description: {shown(pool.description)}"
+    yield f"VMs: {len(members)}"
     for priority in (Priority.HIGH, Priority.MEDIUM, Priority.LOW):
         group = [vm for vm in members if vm.priority is priority]
-        lines.append(f"  {priority.label.capitalize()} Priority: {plural(len(group), 'VM')}{_names(group)}")
+        yield f"  {priority.label.capitalize()} Priority: {plural(len(group), 'VM')}{_names(group)}"
     if members:
-        lines += ["", "VM Details:"]
-        lines += [f"  {name_of(vm)} (UUID: {vm.vm_uuid}) | Priority: {vm.priority.label} | VM ID: {vm.vm_id}"
-                  + (f" | Host: {hosts[vm.vm_uuid]}" if hosts is not None else "") for vm in members]
-    return lines
+        yield from ("", "VM Details:")
+        yield from (f"  {name_of(vm)} (UUID: {vm.vm_uuid}) | Priority: {vm.priority.label} | VM ID: {vm.vm_id}"
+                    + (f" | Host: {hosts[vm.vm_uuid]}" if hosts is not None else "") for vm in members)
 
 
 def pool_detail(detail: PoolDetail) -> str:

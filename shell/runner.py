@@ -84,6 +84,7 @@ def run_words(ctx: Context, words: list[str]) -> int:
     except BrokenPipeError:
         raise  # the reader of our output went away (| head): shell.main.entry ends quietly
     except KeyboardInterrupt:
+        ctx.interrupts += 1
         ctx.abandon_host()
         ctx.console.error("Interrupted. If a change was under way, run 'vgpu-admin recover' to finish or undo it.")
         return FAILED

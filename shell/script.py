@@ -1,9 +1,12 @@
 """``vgpu-admin`` with its input from a pipe or a file (``vgpu-admin < commands.txt``): each line runs as at
-the vgpu> prompt, with no prompt, no completion and no terminal codes (prompt_toolkit needs a terminal).
+the vgpu> prompt, with no prompt, no completion and no terminal codes (prompt_toolkit needs a terminal), and
+no line is echoed: the output is the commands' own, as ``sqlite3`` and ``psql`` give for a script.
 
 A question a command asks takes its answer from the next line, as a one-shot command reading a pipe does.
-Every line runs even after one fails; the exit code is that of the first line that failed (0 when none
-did), so a script can tell that something went wrong.
+The lines stop at the first that fails (exit code 1 or 2): its exit code is the script's, and one line on
+stderr says where it stopped. An answer of no (exit code 3, cancelled) is a choice, not a failure: the next
+line runs. With ``vgpu-admin --keep-going`` every line runs, and the exit code is that of the first that
+did not succeed (0 when all did). Ctrl-C stops the lines either way.
 """
 
 from __future__ import annotations
@@ -13,17 +16,30 @@ from typing import TextIO
 from . import runner
 from .context import Context
 
+# Exit codes after which the lines stop (unless --keep-going): a command that failed or was refused.
+STOPS = (runner.FAILED, runner.BAD_INPUT)
 
-def run_lines(ctx: Context, source: TextIO) -> int:
+
+def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
     saved = ctx.in_repl
     ctx.in_repl = True  # shell lines: 'help', not 'vgpu-admin help'; refresh and exit are commands here
     first_failure = runner.OK
+    number = 0
     try:
         while (line := source.readline()):  # readline, not iteration: the console reads answers from it too
+            number += 1
+            interrupts = ctx.interrupts
             code = runner.run_line(ctx, line)
             if code is None:
                 break
             first_failure = first_failure or code
+            if ctx.interrupts > interrupts:
+                ctx.console.error(f"Stopped at line {number}, interrupted; the lines after it were not run.")
+                break
+            if code in STOPS and not keep_going:
+                ctx.console.error(f"Stopped at line {number}, which failed; the lines after it were not run "
+                                  "(vgpu-admin --keep-going runs them all).")
+                break
     finally:
         ctx.in_repl = saved
     return first_failure

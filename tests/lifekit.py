@@ -153,6 +153,9 @@ class Blind:
     def list_vms(self):
         return [attrs.evolve(vm, booted_args=None) for vm in self.sim.list_vms()]
 
+    def describe_vm(self, vm_uuid: str):
+        return attrs.evolve(self.sim.describe_vm(vm_uuid), booted_args=None)
+
     def booted_device_model_args(self, vm_uuid: str) -> None:
         self.sim.power_state(vm_uuid)  # an unknown VM is an error, as on every host
         return None

@@ -210,7 +210,7 @@ def test_a_progress_callback_that_raises_does_not_derail_the_batch(world, four, 
     for number, uuid in enumerate(four, start=1):
         assert world.config(uuid) == config("B", 1, number) and world.agrees(uuid)
         assert world.power(uuid) is (PowerState.RUNNING if number % 2 else PowerState.HALTED)
-    assert {event.step for event in progress.events} == {"stopping", "stopped", "updating", "starting", "started"}
+    assert {event.step for event in progress.events} == {"stopping", "stopped", "updating", "starting", "started", "finished"}
     assert world.open_ops() == []
 
 

@@ -258,7 +258,7 @@ def test_what_qemu_would_not_take_for_our_blob_is_not_ours(args):
 @pytest.mark.parametrize("value,reason", [
     (f"name=opt/vgpu/config,string={P},foo=1", "QEMU has no -fw_cfg parameter 'foo'"),
     (f"name=opt/vgpu/config,string={P},string={P}", "it gives string= more than once"),
-    (f"name=opt/vgpu/config,file=/tmp/x", "it reads the blob from a file (file=) instead of string="),
+    ("name=opt/vgpu/config,file=/tmp/x", "it reads the blob from a file (file=) instead of string="),
     ("name=opt/vgpu/config", "it has no string="),
     ("name=opt/vgpu/config,nostring", "its string 'off' is not pool=A|B;priority=0|1|2;vm_id=N"),
     ("name=opt/vgpu/config,string=pool=C;priority=2;vm_id=7", "its pool 'C' is not A or B"),

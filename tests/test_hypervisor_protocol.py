@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import attrs
 import pytest
 
 from vgpu import devargs
@@ -54,6 +55,17 @@ def test_list_vms_returns_every_guest_in_one_call(hut):
     assert listed[HALTED].name == "db, primary"
     assert listed[HALTED].power_state is PowerState.HALTED
     assert listed[HALTED].device_model_args == ""
+
+
+def test_describe_vm_is_that_vm_as_listed(hut):
+    # All but the XAPI pool member it runs on (resident_on), which would cost one more call to name.
+    listed = {vm.uuid: attrs.evolve(vm, resident_on=None) for vm in hut.host.list_vms()}
+    assert hut.host.describe_vm(RUNNING) == listed[RUNNING]
+    assert hut.host.describe_vm(HALTED) == listed[HALTED]
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.describe_vm(ABSENT)
+    assert caught.value.code in (codes.UUID_INVALID, codes.HANDLE_INVALID)
+    assert str(caught.value) == f"VM {ABSENT} does not exist on the host"
 
 
 def test_power_state(hut):
@@ -181,9 +193,10 @@ def test_reopen_gives_an_independent_working_connection(hut):
 
 def _booted(hut, vm_uuid):
     """What the listing and the single-VM call say the VM booted with (they must agree)."""
-    listed = {vm.uuid: vm.booted_args for vm in hut.host.list_vms()}[vm_uuid]
-    assert hut.host.booted_device_model_args(vm_uuid) == listed
-    return listed
+    listed = {vm.uuid: vm for vm in hut.host.list_vms()}[vm_uuid]
+    assert hut.host.booted_device_model_args(vm_uuid) == listed.booted_args
+    assert hut.host.describe_vm(vm_uuid) == attrs.evolve(listed, resident_on=None)  # one VM, as the listing has it
+    return listed.booted_args
 
 
 def test_booted_args_are_those_the_running_domain_started_with(hut):

@@ -248,8 +248,9 @@ def test_lines_piped_into_vgpu_admin_run_one_by_one_answers_included(spec):
     assert pool_of(spec, "VM-1") == "B"
 
 
-def test_piped_lines_go_on_after_a_failure_and_exit_with_its_code(spec):
-    outcome = run_process(spec.flags, stdin="list-pools\nset-pool --pool=C\nlist-vms --pool=A\nexit\nstatus\n")
+def test_piped_lines_with_keep_going_go_on_after_a_failure_and_exit_with_its_code(spec):
+    # without --keep-going they stop at the failure: tests/test_script_input.py
+    outcome = run_process(["--keep-going", *spec.flags], stdin="list-pools\nset-pool --pool=C\nlist-vms --pool=A\nexit\nstatus\n")
     assert outcome.code == 2
     assert outcome.err_lines == ["error: set-pool needs --vm-uuid=<uuid>"]
     assert "VM-7" in outcome.out and "Control Panel" not in outcome.out  # list-vms ran; nothing after exit

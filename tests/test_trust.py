@@ -84,7 +84,7 @@ def test_the_system_config_is_checked_too(tmp_path, monkeypatch):
 def test_a_config_in_a_directory_others_can_write_is_refused(tmp_path, isolated_environment):
     script, marker = hostile_xe(tmp_path)
     folder = isolated_environment / "config" / "vgpu"
-    config = write_config(folder / "config.toml", f'host = "xe:{script}"\n')
+    write_config(folder / "config.toml", f'host = "xe:{script}"\n')
     folder.chmod(0o777)  # anyone could have replaced the file, or will
     refused(run(["scan-vms"]), f"its directory {folder} can be written by others (mode 0777); fix: chmod go-w {folder}")
     assert not marker.exists()

@@ -13,19 +13,18 @@ so one host's long queue does not hold the others back.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
-import threading
 from typing import Callable, Iterable, Mapping
 
 import attrs
 
-from . import journal, lifecycle, tables, vms
-from .errors import Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
+from . import journal, lifecycle, reporting, tables, vms, workers
+from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Listing, as_fleet
-from .lifecycle import DEFAULT_POLICY, ProgressCallback, ReconfigurePlan, ReconfigureResult, StopPolicy
+from .lifecycle import DEFAULT_POLICY, ReconfigurePlan, ReconfigureResult, StopPolicy
 from .models import HostVM, PowerState
+from .reporting import ProgressOption
 from .rows import Header, Layout, blank, labelled, row_name
 from .store import Store
 
@@ -71,14 +70,20 @@ class BulkFailure:
 
 @attrs.frozen(repr=False)
 class BulkResult(tables.Tabular):
+    """What a batch did: ``results`` (in the plan's order), ``failures``; and when it was interrupted (see
+    :class:`vgpu.errors.BulkInterrupted`), ``interrupted`` (the VMs whose change was cut part way, left to
+    ``vgpu-admin recover``) and ``not_started`` (the plans of the VMs left untouched: apply them later)."""
+
     _view = tables.bulk_result_view
 
     results: tuple[ReconfigureResult, ...]
     failures: tuple[BulkFailure, ...]
+    interrupted: tuple[ReconfigurePlan, ...] = ()
+    not_started: tuple[ReconfigurePlan, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.interrupted and not self.not_started
 
 
 def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan | None:
@@ -195,88 +200,40 @@ def apply_many(
     host: Hypervisor,
     bulk: BulkPlan,
     *,
-    progress: ProgressCallback = lifecycle.silent,
+    progress: ProgressOption = lifecycle.silent,
     policy: StopPolicy = DEFAULT_POLICY,
     concurrency: int = 4,
     per_host: int | None = None,
 ) -> BulkResult:
-    """Apply a confirmed bulk plan. One VM's failure (rolled back as usual) does not stop the others.
-    At most ``concurrency`` VMs change at once, and at most ``per_host`` of one host of a fleet (None: no
-    limit of its own). ``progress`` is called from worker threads. An interrupt (KeyboardInterrupt) stops
-    the batch: VMs not yet begun are left alone, those under way finish their cycle, then it is raised."""
-    if concurrency < 1:
-        raise InvalidValue("concurrency", concurrency, "a whole number of at least 1")
-    if per_host is not None and per_host < 1:
-        raise InvalidValue("per_host", per_host, "a whole number of at least 1, or None for no limit per host")
-    local = threading.local()
-    opened: list[tuple[Store, Hypervisor]] = []
-    lock = threading.Lock()
+    """Apply a confirmed bulk plan, at most ``concurrency`` VMs at a time, each through the full journalled
+    cycle. One VM's failure (rolled back as usual) does not stop the others.
 
-    def connections() -> tuple[Store, Hypervisor]:
-        if not hasattr(local, "pair"):
-            local.pair = (store.reopen(), host.reopen())
-            with lock:
-                opened.append(local.pair)
-        return local.pair
-
-    def one(plan: ReconfigurePlan) -> ReconfigureResult:
-        worker_store, worker_host = connections()
-        return lifecycle.apply_plan(worker_store, worker_host, plan, progress=progress, policy=policy)
-
-    results, failures = [], []
-    turns = _Turns(bulk.changing, concurrency, per_host)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vgpu-bulk")
-    try:
-        futures = {pool.submit(one, plan): plan for plan in turns.next_plans()}
-        while futures:
-            done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                plan = futures.pop(future)
-                turns.finished(plan)
-                try:
-                    results.append(future.result())
-                except Exception as error:  # a bug in one VM's cycle (rolled back) must not hide the others' outcomes
-                    failures.append(BulkFailure(plan.vm_uuid, error, plan))
-            futures.update((pool.submit(one, plan), plan) for plan in turns.next_plans())
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # begin no more VMs; the cycles under way run to their end
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        for worker_store, worker_host in opened:
-            worker_store.close()
-            worker_host.close()
-    order = {plan.vm_uuid: index for index, plan in enumerate(bulk.plans)}
-    results.sort(key=lambda result: order[result.vm.vm_uuid])
-    failures.sort(key=lambda failure: order[failure.vm_uuid])
-    return BulkResult(tuple(results), tuple(failures))
-
-
-class _Turns:
-    """Which VMs of a batch start next: up to ``concurrency`` under way, at most ``per_host`` of one host,
-    taken from the hosts in turn (one host's long queue does not hold the others back)."""
-
-    def __init__(self, plans: Iterable[ReconfigurePlan], concurrency: int, per_host: int | None) -> None:
-        self._queues: dict[str, collections.deque[ReconfigurePlan]] = {}
-        for plan in plans:
-            self._queues.setdefault(plan.host, collections.deque()).append(plan)
-        self._running = collections.Counter()
-        self._concurrency = concurrency
-        self._per_host = per_host or concurrency
-
-    def next_plans(self) -> list[ReconfigurePlan]:
-        started: list[ReconfigurePlan] = []
-        while sum(self._running.values()) < self._concurrency:
-            ready = [label for label, queue in self._queues.items() if queue and self._running[label] < self._per_host]
-            if not ready:
-                break
-            for label in ready[: self._concurrency - sum(self._running.values())]:
-                started.append(self._queues[label].popleft())
-                self._running[label] += 1
-        return started
-
-    def finished(self, plan: ReconfigurePlan) -> None:
-        self._running[plan.host] -= 1
+    ``progress``: a callback, called from the worker threads one report at a time, each report carrying
+    ``done`` and ``total`` (each VM's last one, ``finished`` or ``failed``, names it); or ``"auto"`` for a
+    tqdm bar (log lines without tqdm: see :mod:`vgpu.reporting`). An interrupt (Ctrl-C, or a
+    KeyboardInterrupt the callback raises) stops the batch: no VM is begun after it, those under way finish
+    their cycle, then :class:`vgpu.errors.BulkInterrupted` (a KeyboardInterrupt) is raised with the
+    partial BulkResult. At most ``per_host`` VMs of one host of a fleet change at once (None: no limit of
+    its own)."""
+    changing = bulk.changing
+    outcome = workers.run(
+        store, host, [plan.vm_uuid for plan in changing],
+        lambda worker_store, worker_host, index, report: lifecycle.apply_plan(
+            worker_store, worker_host, changing[index], progress=report, policy=policy),
+        concurrency=concurrency, progress=progress, description="Reconfiguring",
+        groups=[plan.host for plan in changing], per_group=per_host,
+    )
+    result = BulkResult(
+        tuple(outcome.results[index] for index in sorted(outcome.results)),
+        tuple(BulkFailure(changing[index].vm_uuid, error, changing[index]) for index, error in sorted(outcome.failures.items())),
+        tuple(changing[index] for index in outcome.cut),
+        tuple(changing[index] for index in outcome.not_started),
+    )
+    if outcome.interrupted:
+        raise BulkInterrupted(result, workers.interrupted_sentence(
+            len(result.results), len(result.failures), len(result.interrupted), len(result.not_started),
+            " (their plans are in .partial.not_started)")) from outcome.interrupt
+    return result
 
 
 def reconfigure_many(
@@ -285,13 +242,17 @@ def reconfigure_many(
     changes: Iterable[Mapping[str, object]],
     *,
     confirm: Callable[[BulkPlan], bool],
-    progress: ProgressCallback = lifecycle.silent,
+    progress: ProgressOption = lifecycle.silent,
     policy: StopPolicy = DEFAULT_POLICY,
     concurrency: int = 4,
     per_host: int | None = None,
 ) -> BulkResult:
-    """Plan every change, ask once, then apply with at most ``concurrency`` VMs at a time (and at most
-    ``per_host`` of one host of a fleet)."""
+    """Plan every change, ask once, then apply with at most ``concurrency`` VMs at a time, and at most
+    ``per_host`` of one host of a fleet (see :func:`apply_many` for ``progress`` and interrupts)."""
+    workers.check_concurrency(concurrency)
+    if per_host is not None:
+        workers.check_concurrency(per_host, "per_host")
+    reporting.check(progress)
     bulk = plan_many(store, host, changes)
     if not bulk.changing:
         return BulkResult((), ())

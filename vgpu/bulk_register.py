@@ -5,9 +5,10 @@ rows would become and every problem with the others; a file run again says, with
 rows of VMs registered already are problems, skipped, or updates (planned as the confirmed reconfigure cycle,
 for :func:`vgpu.bulk.apply_many`). :func:`register_planned` registers the planned VMs in one transaction
 (:func:`vgpu.vms.db_register_many`: all of them or none), then writes each one's segment with
-:func:`write_segments`. Each write is journalled (:func:`vgpu.lifecycle.repair_vm`), so a crash part way is
-finished by ``recover``; a write the host refuses is reported for that VM, which stays registered and shows
-as drift in a scan until ``vgpu-admin repair-vm`` (or ``write_segments`` again) puts the segment there.
+:func:`write_segments`, ``concurrency`` at a time (:mod:`vgpu.workers`). Each write is journalled
+(:func:`vgpu.lifecycle.repair_vm`), so a crash part way is finished by ``recover``; a write the host
+refuses is reported for that VM, which stays registered and shows as drift in a scan until
+``vgpu-admin repair-vm`` (or ``write_segments`` again) puts the segment there.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from typing import Callable, Iterable, Mapping
 
 import attrs
 
-from . import bulk, journal, lifecycle, naming, tables, vms
+from . import bulk, journal, lifecycle, naming, reporting, tables, vms, workers
 from .bulk import BulkFailure, BulkPlan
-from .errors import InvalidRows, RowProblem, VgpuError
+from .errors import BulkInterrupted, InvalidRows, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import as_fleet
 from .lifecycle import ProgressCallback, Progress, RepairResult
 from .models import VM, Registration
 from .naming import SharedName
+from .reporting import ProgressOption
 from .store import Store
 
 
@@ -90,22 +92,31 @@ PLAN_LEAVES_OUT = "the plan leaves these rows out"
 
 @attrs.frozen(repr=False)
 class RegistrationResult(tables.Tabular):
-    """The VMs registered, and for each the segment written (or the reason it was not)."""
+    """The VMs registered, and for each the segment written (or the reason it was not). When the writing was
+    interrupted (see :class:`vgpu.errors.BulkInterrupted`): ``interrupted``, the VMs whose write was cut
+    part way (left to ``vgpu-admin recover``), and ``not_started``, those whose segment was not written yet.
+    Every VM is registered either way; ``write_segments(store, host, result.not_started)`` finishes them."""
 
     registered: tuple[VM, ...]
     segments: tuple[RepairResult, ...]
     failures: tuple[BulkFailure, ...]
+    interrupted: tuple[str, ...] = ()
+    not_started: tuple[str, ...] = ()
 
     @staticmethod
     def _view(result: "RegistrationResult") -> tuple[str, list[tables.Record]]:
-        failed = {failure.vm_uuid: str(failure.error) for failure in result.failures}
-        records = [{**tables.vm_record(vm), "segment": "not written: " + failed[vm.vm_uuid] if vm.vm_uuid in failed else "written"}
-                   for vm in result.registered]
-        return f"{tables.plural(len(result.registered), 'VM')} registered, {len(result.failures)} segments not written", records
+        outcome = {failure.vm_uuid: "not written: " + str(failure.error) for failure in result.failures}
+        outcome.update((uuid, "interrupted: run 'vgpu-admin recover'") for uuid in result.interrupted)
+        outcome.update((uuid, "not written yet (not started)") for uuid in result.not_started)
+        records = [{**tables.vm_record(vm), "segment": outcome.get(vm.vm_uuid, "written")} for vm in result.registered]
+        summary = f"{tables.plural(len(result.registered), 'VM')} registered, {len(result.failures)} segments not written"
+        if result.interrupted or result.not_started:
+            summary += f", {len(result.interrupted)} interrupted, {len(result.not_started)} not started"
+        return summary, records
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.interrupted and not self.not_started
 
 
 def plan_registrations(
@@ -152,9 +163,13 @@ def _updates(store: Store, on_host: dict, checked: vms.BatchCheck, quoted: froze
     return plans, rows, in_input_order(checked.labels, [*problems, *more], lambda problem: problem.row)
 
 
-def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressCallback = lifecycle.silent) -> RegistrationResult:
+def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressOption = lifecycle.silent,
+                     concurrency: int = 4) -> RegistrationResult:
     """Register the plan's VMs with the vm_ids it shows, in one transaction (a vm_id taken since the plan
-    refuses them all: plan again), then write their segments."""
+    refuses them all: plan again), then write their segments, ``concurrency`` at a time (see
+    :func:`write_segments`; an interrupt raises BulkInterrupted with the partial RegistrationResult)."""
+    workers.check_concurrency(concurrency)
+    reporting.check(progress)
     if not plan.vms:
         return RegistrationResult((), (), ())
     try:
@@ -162,21 +177,37 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     except InvalidRows as refused:
         # register_many numbers the planned VMs from 1; the person knows the rows of their file, as the plan shows them
         raise InvalidRows([RowProblem(plan.rows[problem.row - 1], problem.error) for problem in refused.problems]) from refused
-    written, failures = write_segments(store, host, [vm.vm_uuid for vm in registered], progress=progress)
+    try:
+        written, failures = write_segments(store, host, [vm.vm_uuid for vm in registered], progress=progress, concurrency=concurrency)
+    except BulkInterrupted as interrupted:
+        interrupted.partial = attrs.evolve(interrupted.partial, registered=tuple(registered))
+        raise
     return RegistrationResult(tuple(registered), tuple(written), tuple(failures))
 
 
-def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, progress: ProgressCallback = lifecycle.silent) -> tuple[list[RepairResult], list[BulkFailure]]:
-    """Make each VM's segment agree with the database (read by QEMU at the VM's next boot). One VM's
-    failure does not stop the others."""
-    progress = lifecycle.guarded(progress)
-    written: list[RepairResult] = []
-    failures: list[BulkFailure] = []
-    for vm_uuid in vm_uuids:
-        progress(Progress(vm_uuid, "writing-segment", f"Writing the vgpu segment of VM {vm_uuid}"))
-        try:
-            written.append(lifecycle.repair_vm(store, host, vm_uuid))
-        except VgpuError as error:
-            failures.append(BulkFailure(vm_uuid, error))
-            progress(Progress(vm_uuid, "failed", f"VM {vm_uuid}: {error}"))
+def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, progress: ProgressOption = lifecycle.silent,
+                   concurrency: int = 4) -> tuple[list[RepairResult], list[BulkFailure]]:
+    """Make each VM's segment agree with the database (read by QEMU at the VM's next boot): the journalled
+    :func:`vgpu.lifecycle.repair_vm` of each, at most ``concurrency`` at a time, each worker with its own
+    connections. One VM's failure does not stop the others.
+
+    ``progress`` as for :func:`vgpu.bulk.apply_many` (a callback, or ``"auto"``). An interrupt stops the
+    writing: none is begun after it, and :class:`vgpu.errors.BulkInterrupted` is raised with a partial
+    :class:`RegistrationResult` (its ``not_started`` are the VMs still to write)."""
+    uuids = list(vm_uuids)
+
+    def write(worker_store: Store, worker_host: Hypervisor, index: int, report: ProgressCallback) -> RepairResult:
+        report(Progress(uuids[index], "writing-segment", f"Writing the vgpu segment of VM {uuids[index]}"))
+        return lifecycle.repair_vm(worker_store, worker_host, uuids[index])
+
+    outcome = workers.run(store, host, uuids, write, concurrency=concurrency, progress=progress, description="Writing segments")
+    written = [outcome.results[index] for index in sorted(outcome.results)]
+    failures = [BulkFailure(uuids[index], error) for index, error in sorted(outcome.failures.items())]
+    if outcome.interrupted:
+        cut, not_started = tuple(uuids[i] for i in outcome.cut), tuple(uuids[i] for i in outcome.not_started)
+        partial = RegistrationResult((), tuple(written), tuple(failures), cut, not_started)
+        raise BulkInterrupted(partial, workers.interrupted_sentence(
+            len(written), len(failures), len(cut), len(not_started),
+            " (registered, their segments not written yet: write_segments(store, host, partial.not_started) writes them)",
+        )) from outcome.interrupt
     return written, failures

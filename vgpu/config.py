@@ -28,8 +28,6 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-import attrs
-
 from . import hostspecs, paths, trust
 from .basics import DEFAULT_ARGS_KEY  # not from hypervisor.base: settings load no hypervisor code
 from .errors import ConfigError, InvalidValue
@@ -45,22 +43,52 @@ _KEYS = {"db": str, "host": (str, list), "hosts": dict, "args_key": str, "clean_
 DEFAULT_PARALLEL_HOSTS = 16
 
 
-@attrs.frozen
 class Settings:
-    """``host`` is the one host's URI, or the labels of a fleet joined by commas; ``hosts`` are the run's
-    hosts (one for a single host, labelled "" when named by its URI alone); ``configured`` every host of
-    ``[hosts]`` (and of --host LABEL=URI), of which ``--host LABEL`` may have chosen a few."""
+    """The settings, read once; they do not change. ``host`` is the one host's URI, or the labels of a fleet
+    joined by commas; ``hosts`` are the run's hosts (one for a single host, labelled "" when named by its URI
+    alone); ``configured`` every host of ``[hosts]`` (and of --host LABEL=URI), of which ``--host LABEL`` may
+    have chosen a few. ``sources`` says where each value came from (not part of equality).
+
+    A plain class, not attrs: building an attrs class compiles its methods, about a millisecond of every
+    one-shot command's start-up, which is measured (bench/cold_start.py)."""
+
+    __slots__ = ("db", "host", "args_key", "clean_timeout", "force_after_timeout", "password_file", "hosts",
+                 "configured", "parallel_hosts", "sources")
+    _COMPARED = __slots__[:-1]
 
     db: str
     host: str
-    args_key: str = DEFAULT_ARGS_KEY
-    clean_timeout: float = 120.0
-    force_after_timeout: bool = True
-    password_file: str | None = None  # read (and checked: vgpu.trust) only when an xapi:// login needs it
-    hosts: tuple[HostSpec, ...] = ()
-    configured: tuple[HostSpec, ...] = ()
-    parallel_hosts: int = DEFAULT_PARALLEL_HOSTS
-    sources: Mapping[str, str] = attrs.field(factory=dict, eq=False)  # where each value came from
+    args_key: str
+    clean_timeout: float
+    force_after_timeout: bool
+    password_file: str | None  # read (and checked: vgpu.trust) only when an xapi:// login needs it
+    hosts: tuple[HostSpec, ...]
+    configured: tuple[HostSpec, ...]
+    parallel_hosts: int
+    sources: Mapping[str, str]
+
+    def __init__(self, db: str, host: str, args_key: str = DEFAULT_ARGS_KEY, clean_timeout: float = 120.0,
+                 force_after_timeout: bool = True, password_file: str | None = None,
+                 hosts: tuple[HostSpec, ...] = (), configured: tuple[HostSpec, ...] = (),
+                 parallel_hosts: int = DEFAULT_PARALLEL_HOSTS, sources: Mapping[str, str] | None = None) -> None:
+        values = (db, host, args_key, clean_timeout, force_after_timeout, password_file, tuple(hosts),
+                  tuple(configured), parallel_hosts, dict(sources or {}))
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"settings are read once and do not change (cannot set {name})")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Settings:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._COMPARED)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in self._COMPARED))
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
 
     @property
     def is_demo(self) -> bool:

@@ -55,7 +55,8 @@ def ensure() -> None:
 def reset() -> None:
     """Re-create the demo host and its database from scratch."""
     paths.ensure_dir(demo_dir())
-    for path in (host_path(), db_path(), db_path() + "-wal", db_path() + "-shm"):
+    # The host file's rollback journal goes too: one left by a killed process belongs to the old file.
+    for path in (host_path(), host_path() + "-journal", db_path(), db_path() + "-wal", db_path() + "-shm"):
         if os.path.exists(path):
             os.remove(path)
     host = SimHost(host_path())

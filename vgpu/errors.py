@@ -16,7 +16,7 @@ from .error_root import InvalidValue, MissingDependency, VgpuError, _allowed_tex
 __all__ = [  # the root and InvalidValue live in vgpu.error_root, below vgpu.tables; they are named here
     "VgpuError", "InvalidValue", "MissingDependency", "InvalidColumns", "NotRows", "RowProblem", "InvalidRows",
     "NotFound", "NotRegistered", "Conflict", "StalePlan", "StoreError", "HypervisorError", "HostUnreachable",
-    "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered",
+    "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered", "BulkInterrupted",
 ]
 
 
@@ -311,3 +311,27 @@ class AlreadyRegistered(Conflict):
     def __init__(self, vm_uuid: str, vm_id: int, pool_id: str) -> None:
         super().__init__("VM UUID", vm_uuid, f"registered VM with vm_id {vm_id} in pool {pool_id}")
         self.reword(f"VM {vm_uuid} is already registered (vm_id {vm_id}, pool {pool_id})")
+
+
+class BulkInterrupted(KeyboardInterrupt):
+    """A bulk call (``bulk.apply_many``, ``bulk.reconfigure_many``, ``bulk_register.register_planned``,
+    ``bulk_register.write_segments``) stopped by an interrupt: Ctrl-C, a notebook's stop button, or a
+    KeyboardInterrupt raised by its progress callback.
+
+    It is a KeyboardInterrupt, not a VgpuError, on purpose: ``except KeyboardInterrupt`` goes on working, and
+    no ``except Exception`` (nor ``except VgpuError``) in the caller swallows an interrupt. ``partial`` is the
+    call's result so far, the same type the call returns, with every VM in one of four places: done
+    (``results``/``segments``), ``failures``, ``interrupted`` (cut part way: its change is left to
+    ``vgpu-admin recover``) and ``not_started`` (untouched)."""
+
+    def __init__(self, partial: object, sentence: str) -> None:
+        super().__init__(sentence)
+        self.partial = partial
+        self.sentence = sentence
+
+    def __str__(self) -> str:
+        return self.sentence
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.partial, self.sentence), {key: value for key, value in vars(self).items()
+                                                            if key not in ("partial", "sentence")}

@@ -22,7 +22,7 @@ import attrs
 from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .errors import Cancelled, DuplicateVM, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted
+from .hypervisor.base import Hypervisor, args_quoted, describe
 from .hypervisor.fleet import as_fleet, label_for
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
@@ -45,10 +45,12 @@ from .store import Store
 # --- single steps -----------------------------------------------------------------------------------------
 
 
-def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | None) -> str:
+def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | None, current: str | None = None) -> str:
     """Set (or with None, remove) vgpu's segment in the VM's device-model args, keeping everything else.
-    Returns the new args. Writes nothing when they already say so."""
-    current = host.get_device_model_args(vm_uuid)
+    Returns the new args. Writes nothing when they already say so. ``current``: the args as just read by
+    the caller, under the VM's lock (saves reading them again)."""
+    if current is None:
+        current = host.get_device_model_args(vm_uuid)
     wanted = devargs.merge(current, config, quoted=args_quoted(host, vm_uuid))
     if wanted != current:
         host.set_device_model_args(vm_uuid, wanted)
@@ -63,11 +65,11 @@ def record_stop(store: Store, vm_uuid: str, how: str, reason: str = "") -> None:
 
 
 def stop_recorded(store: Store, host: Hypervisor, vm_uuid: str, policy: StopPolicy, progress: ProgressCallback,
-                  name: str | None = None) -> StopOutcome:
+                  name: str | None = None, power: PowerState | None = None) -> StopOutcome:
     """:func:`stop_vm`, with the audit log saying which path was taken (a shutdown requested and not
     seen through included, before its ShutdownNotConfirmed goes on its way)."""
     try:
-        stop = stop_vm(host, vm_uuid, policy, progress, name=name)
+        stop = stop_vm(host, vm_uuid, policy, progress, name=name, power=power)
     except ShutdownNotConfirmed as unconfirmed:
         record_stop(store, vm_uuid, "requested", str(unconfirmed))
         raise
@@ -191,11 +193,12 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     """The change with what the host says of the VM: power state, stored segment, booted segment."""
     vm_uuid = change.vm.vm_uuid
     journal.check_unlocked(store, vm_uuid)
-    state = host.power_state(vm_uuid)
-    check_power_state(vm_uuid, state)
-    stored = host.get_device_model_args(vm_uuid)
-    booted = host.booted_device_model_args(vm_uuid) if state is PowerState.RUNNING else None
-    return ReconfigurePlan(change.vm, change.new, state, stored, booted, apply_now, args_quoted(host, vm_uuid))
+    seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
+    check_power_state(vm_uuid, seen.power_state)
+    booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
+    return ReconfigurePlan(
+        change.vm, change.new, seen.power_state, seen.device_model_args, booted, apply_now, args_quoted(host, vm_uuid)
+    )
 
 
 def ask(confirm: Callable[[object], bool], plan: object) -> None:
@@ -254,8 +257,11 @@ def _confirmed(store: Store, host: Hypervisor, plan: ReconfigurePlan, confirm: C
     return apply_plan(store, host, plan, progress=progress, policy=policy)
 
 
-def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Operation:
-    state = host.power_state(plan.vm_uuid)
+def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> tuple[journal.Operation, HostVM]:
+    """Take the VM's lock (its journal row) and say what the host has now: the power state the cycle
+    starts from, and the args the new segment is merged into (read once, here, not again before writing)."""
+    seen = describe(host, plan.vm_uuid)
+    state = seen.power_state
     check_power_state(plan.vm_uuid, state)
     # Restarted: a running VM, unless the plan saw it running and found it needs none (only its stored
     # args are rewritten). A VM that started since the plan was made is restarted: what it booted with is
@@ -269,7 +275,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> journal.Ope
         op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart, label_for(host, plan.vm_uuid))
         if current.config != plan.current:
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
-        return op
+        return op, seen
 
 
 def apply_plan(
@@ -284,19 +290,19 @@ def apply_plan(
     if plan.is_noop:
         return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False)
     progress = guarded(progress)
-    op = _begin(store, host, plan)
+    op, seen = _begin(store, host, plan)
     stop = None
     with journal.released_on_escape(store, op):  # an interrupt, or a rollback that failed: recover() takes over
         try:
             if op.was_running:
                 op = journal.advance(store, op, journal.STOPPING)
-                stop = stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name)
+                stop = stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
             progress(Progress(op.vm_uuid, "updating", "Updating the database and the device-model args"))
             with store.writing() as conn:
                 updated = vms.update_record(conn, op.vm_uuid, plan.new)
                 op = journal.set_step(conn, op, journal.DB_UPDATED)
             op = journal.advance(store, op, journal.WRITING_ARGS)
-            update_device_model_args(host, op.vm_uuid, plan.new)
+            update_device_model_args(host, op.vm_uuid, plan.new, seen.device_model_args)
             if op.was_running:
                 op = journal.advance(store, op, journal.STARTING)
                 start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)

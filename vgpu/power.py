@@ -30,13 +30,28 @@ from .models import PowerState
 class Progress:
     """One progress report. ``elapsed`` counts seconds since the step began, for the "still waiting" reports
     (then ``message`` says what is awaited, e.g. "waiting for VM-3 to shut down"); ``limit`` is the step's
-    deadline in seconds, 0 when it has none."""
+    deadline in seconds, 0 when it has none.
+
+    In a batch (:mod:`vgpu.bulk`, :mod:`vgpu.bulk_register`) every report also says how far the batch is:
+    ``total`` VMs, ``done`` of them finished (succeeded or failed) so far; each VM's last report has the
+    step ``finished`` or ``failed`` and names that VM, counted in its ``done``. Outside a batch both are 0."""
 
     vm_uuid: str
     step: str
     message: str
     elapsed: float = 0.0
     limit: float = 0.0
+    done: int = 0
+    total: int = 0
+
+    @property
+    def finishes(self) -> bool:
+        """This report is the last of its VM in a batch: ``done`` counts it."""
+        return self.step in FINISHING_STEPS
+
+
+FINISHED, FAILED = "finished", "failed"
+FINISHING_STEPS = (FINISHED, FAILED)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -142,13 +157,14 @@ def stop_vm(
     progress: ProgressCallback = silent,
     *,
     name: str | None = None,
+    power: PowerState | None = None,
 ) -> StopOutcome:
     """Stop a VM: a clean shutdown within the policy's deadline; if that fails in any way, forced (when the
     policy allows). Raises ShutdownNotConfirmed when forcing is not allowed and the request reached the
     host, or the host's refusal as it is when nothing was asked of the guest. ``name`` is the VM's name
-    for the progress reports."""
+    for the progress reports; ``power`` its power state if the caller has just read it (not read again)."""
     progress = guarded(progress)
-    if host.power_state(vm_uuid) is PowerState.HALTED:
+    if (host.power_state(vm_uuid) if power is None else power) is PowerState.HALTED:
         return StopOutcome(ALREADY)
     first = Progress(vm_uuid, "stopping", f"Shutting down VM {vm_uuid} (clean, up to {policy.clean_timeout:g}s)",
                      limit=policy.clean_timeout)

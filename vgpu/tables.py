@@ -522,7 +522,17 @@ def bulk_result_view(result: Any) -> tuple[str, list[Record]]:
         "new": config_text(failure.plan.new) if failure.plan else None,
         "restarted": None, "stopped": None, "error": failure.message,
     } for failure in result.failures]
-    return f"{len(result.results)} changed, {len(result.failures)} failed", rows
+    left = [("interrupted", plan) for plan in result.interrupted] + [("not started", plan) for plan in result.not_started]
+    rows += [{
+        **config_record(plan.vm, plan.new), "outcome": outcome, "old": config_text(plan.current),
+        "new": config_text(plan.new), "restarted": None, "stopped": None,
+        "error": "cut part way: run 'vgpu-admin recover'" if outcome == "interrupted" else None,
+    } for outcome, plan in left]
+    summary = f"{len(result.results)} changed, {len(result.failures)} failed"
+    for outcome, plans in (("interrupted", result.interrupted), ("not started", result.not_started)):
+        if plans:
+            summary += f", {len(plans)} {outcome}"
+    return summary, rows
 
 
 def _allowed(error: Any) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import http.server
+import re
 import socketserver
 import ssl
 import threading
@@ -89,6 +90,8 @@ class XapiStandIn:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
         self._methods: dict[str, Callable[..., Any]] = {
             "VM.get_all_records": self._get_all_records,
+            "VM.get_all_records_where": self._get_all_records_where,
+            "VM.get_record": lambda ref: self._vm_record(self._uuid(ref)),
             "VM.get_by_uuid": self._get_by_uuid, "VM.get_power_state": self._get_power_state,
             "VM.get_domid": lambda ref: str(self.sim.domid(self._uuid(ref))),
             "VM.get_current_operations": lambda ref: self._current_operations(self._uuid(ref)),
@@ -210,12 +213,15 @@ class XapiStandIn:
     def _get_all_records(self) -> dict[str, dict[str, Any]]:
         records = {ref: self._record(**fields) for ref, fields in _EXTRA_VMS.items()}
         for vm in self.sim.list_vms():
-            ref = self._ref_for(vm.uuid)
-            records[ref] = self._record(uuid=vm.uuid, name_label=vm.name, power_state=_wire_power(vm.power_state),
-                                        platform=self.sim.platform(vm.uuid), domid=str(self.sim.domid(vm.uuid)),
-                                        current_operations=self._current_operations(vm.uuid),
-                                        resident_on=self._resident_on(vm.uuid, vm.power_state))
+            records[self._ref_for(vm.uuid)] = self._vm_record(vm.uuid)
         return records
+
+    def _vm_record(self, vm_uuid: str) -> dict[str, Any]:
+        vm = self.sim.describe_vm(vm_uuid)
+        return self._record(uuid=vm.uuid, name_label=vm.name, power_state=_wire_power(vm.power_state),
+                            platform=self.sim.platform(vm.uuid), domid=str(self.sim.domid(vm.uuid)),
+                            current_operations=self._current_operations(vm.uuid),
+                            resident_on=self._resident_on(vm.uuid, vm.power_state))
 
     def _resident_on(self, vm_uuid: str, power: PowerState) -> str:
         """The member a VM with a domain runs on (xapi says OpaqueRef:NULL for a halted VM)."""
@@ -226,6 +232,14 @@ class XapiStandIn:
     def _host_records(self) -> dict[str, dict[str, Any]]:
         return {_host_ref(name): dict(uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, name)), name_label=name,
                                       hostname=name, enabled=True) for name in self.host_names}
+
+    def _get_all_records_where(self, expr: str) -> dict[str, dict[str, Any]]:
+        """Only the query the backend sends, ``field "uuid" = "UUID"``, as xapi answers it ({} for none)."""
+        match = re.fullmatch(r'field "uuid" = "([^"]*)"', expr)
+        if match is None:
+            raise Failure("INTERNAL_ERROR", f"the stand-in does not evaluate {expr!r}")
+        found = {ref: record for ref, record in self._get_all_records().items() if record["uuid"] == match.group(1)}
+        return found
 
     def _current_operations(self, vm_uuid: str) -> dict[str, str]:
         """task ref -> operation, as xapi's VM.current_operations (one made-up task ref per operation)."""

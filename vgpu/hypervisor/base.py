@@ -15,7 +15,7 @@ from ..basics import DEFAULT_ARGS_KEY
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "describe"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
@@ -35,6 +35,12 @@ class Hypervisor(Protocol):
 
     def list_vms(self) -> list[HostVM]:
         """Every guest VM (no control domain, templates or snapshots), in one call to the host."""
+
+    def describe_vm(self, vm_uuid: str) -> HostVM:
+        """One VM as ``list_vms`` reports it (name, power state, stored and booted args), in one request to
+        the host where the backend has one (XenAPI: one record; xe: one ``vm-list``), except ``resident_on``,
+        left None (naming the pool member would cost another call). A reconfigure reads the VM this way when
+        it plans and when it begins, so that each costs one round trip."""
 
     def power_state(self, vm_uuid: str) -> PowerState:
         """The VM's current power state."""
@@ -72,3 +78,17 @@ class Hypervisor(Protocol):
 
     def close(self) -> None:
         """Release the connection (log out of a session, close a socket)."""
+
+
+def describe(host: Hypervisor, vm_uuid: str) -> HostVM:
+    """``host.describe_vm(vm_uuid)``; for a host object without it (a wrapper written before it existed),
+    the same facts from ``power_state``, ``get_device_model_args`` and ``booted_device_model_args``."""
+    method = getattr(host, "describe_vm", None)
+    if method is not None:
+        return method(vm_uuid)
+    from ..models import HostVM, PowerState
+
+    state = host.power_state(vm_uuid)
+    args = host.get_device_model_args(vm_uuid)
+    booted = host.booted_device_model_args(vm_uuid) if state in (PowerState.RUNNING, PowerState.PAUSED) else None
+    return HostVM(vm_uuid, "", state, args, booted)

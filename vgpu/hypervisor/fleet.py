@@ -32,7 +32,7 @@ import attrs
 from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
-from .base import Hypervisor, args_quoted
+from .base import Hypervisor, args_quoted, describe
 
 DEFAULT_PARALLEL = 16
 
@@ -221,9 +221,13 @@ class Fleet:
                                                   f"({', '.join(self.members)})", ["VM", key])
 
     def _on_vm(self, method: str, vm_uuid: str, *args: Any) -> Any:
+        return self._with_vm(vm_uuid, lambda label, host: getattr(host, method)(vm_uuid, *args))
+
+    def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], Any]) -> Any:
+        """``call(label, host)`` for the host that has the VM."""
         label = self.label_of(vm_uuid)
         try:
-            return getattr(self.members[label], method)(vm_uuid, *args)
+            return call(label, self.members[label])
         except HypervisorError as error:
             if not (self.several and codes.vm_missing(error)):
                 raise self._named(label, error) from None
@@ -234,7 +238,7 @@ class Fleet:
         moved_to = self.label_of(key)
         if moved_to == label:
             raise first
-        return getattr(self.members[moved_to], method)(vm_uuid, *args)
+        return call(moved_to, self.members[moved_to])
 
     def _named(self, label: str, error: VgpuError) -> VgpuError:
         """An error about a whole host names it, when there are several."""
@@ -243,6 +247,10 @@ class Fleet:
         return error
 
     # --- the protocol ---------------------------------------------------------------------------------------
+
+    def describe_vm(self, vm_uuid: str) -> HostVM:
+        """The VM as its host describes it (one round trip there), labelled with that host."""
+        return self._with_vm(vm_uuid, lambda label, host: _labelled([describe(host, vm_uuid)], label)[0])
 
     def power_state(self, vm_uuid: str) -> PowerState:
         return self._on_vm("power_state", vm_uuid)

@@ -75,6 +75,15 @@ class LibvirtHost:
             raise _host_error(exc) from exc
         return HostVM(dom.UUIDString().lower(), dom.name(), _power_state(state), args, booted)
 
+    def describe_vm(self, vm_uuid: str) -> HostVM:
+        dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            state = dom.state()[0]
+        host_vm = self._host_vm(dom, state)
+        if host_vm is None:  # a transient domain that went away since the lookup
+            raise codes.host_error(codes.UUID_INVALID, [vm_uuid], vm_uuid)
+        return host_vm
+
     def power_state(self, vm_uuid: str) -> PowerState:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):

@@ -1,9 +1,13 @@
-"""A simulated host whose state persists in a JSON file: for the demo, the tests and teaching.
+"""A simulated host whose state persists in a file: for the demo, the tests and teaching.
 
 Several processes may share one host file (the xe and XenAPI stand-ins run over it, tests kill processes
-mid-operation), so every read-modify-write holds an ``flock`` on a lock file beside it and replaces the
-file atomically. Waiting (latencies, a slow guest) happens with the lock released, so concurrent
-operations on different VMs overlap as they would on a real host.
+mid-operation), so the file is an SQLite database with one row per VM: a call reads or writes only the rows
+it needs, inside a transaction (a write one takes the file's write lock), so what a call costs does not grow
+with the number of VMs on the host, and a process killed part way leaves the file as it was before its
+transaction. Threads of one process take turns on a host file through a lock of their own, so that they
+never meet SQLite's busy waiting. Waiting (latencies, a slow guest) happens outside any transaction, so
+concurrent operations on different VMs overlap as they would on a real host. A host file of the earlier
+format (one JSON document) is converted in place when it is first opened.
 
 Faults and latencies are part of the state, so a test (or a teacher) can set them from outside:
 
@@ -31,9 +35,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
-import tempfile
+import sqlite3
+import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
@@ -43,7 +49,49 @@ from .base import DEFAULT_ARGS_KEY
 
 FAULT_KINDS = ("clean_shutdown", "hard_shutdown", "start", "set_args", "list", "unreachable")
 LATENCY_KINDS = ("clean_shutdown", "hard_shutdown", "start", "list", "set_args")
-_EMPTY_STATE: dict[str, Any] = {"vms": {}, "faults": {}, "latency": {}, "next_domid": 1}
+
+# The host file. A VM's platform map, its domain ({"domid", "platform"}) and its boots are JSON; the other
+# columns are what a listing and a settle read without parsing them.
+_APPLICATION_ID = 0x76536D48  # "vSmH": a host file, never mistaken for (or by) a vgpu database
+_SCHEMA = """
+CREATE TABLE vm (
+    uuid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    power_state TEXT NOT NULL,
+    platform TEXT NOT NULL DEFAULT '{}',
+    halt_at REAL,
+    start_at REAL,
+    start_args TEXT,
+    start_domain TEXT,
+    domain TEXT,
+    boots TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE fault (vm_uuid TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (vm_uuid, kind));
+CREATE TABLE latency (kind TEXT PRIMARY KEY, seconds REAL NOT NULL);
+CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counter VALUES ('next_domid', 1);
+"""
+_VM_COLUMNS = ("name", "power_state", "platform", "halt_at", "start_at", "start_args", "start_domain", "domain", "boots")
+_JSON_COLUMNS = frozenset({"platform", "start_domain", "domain", "boots"})
+_SELECT_VM = f"SELECT {', '.join(_VM_COLUMNS)} FROM vm WHERE uuid = ?"
+# A name is bound as bytes when it holds lone surrogates (a host's undecodable bytes, kept by
+# surrogateescape), which sqlite3 cannot encode as text; CAST stores those bytes as text, and _TEXT reads
+# them back the same (JSON columns escape surrogates themselves; json_extract() gives them back as such bytes).
+_BIND = {column: "CAST(? AS TEXT)" if column == "name" else "?" for column in _VM_COLUMNS}
+_UPDATE_VM = f"UPDATE vm SET {', '.join(f'{column} = {_BIND[column]}' for column in _VM_COLUMNS)} WHERE uuid = ?"
+_UPSERT_VM = (f"INSERT INTO vm (uuid, {', '.join(_VM_COLUMNS)}) VALUES (?, {', '.join(_BIND[column] for column in _VM_COLUMNS)}) "
+              f"ON CONFLICT (uuid) DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in _VM_COLUMNS)}")
+_TEXT = functools.partial(str, encoding="utf-8", errors="surrogatepass")
+BUSY_TIMEOUT = 30.0
+
+_path_locks: dict[str, threading.Lock] = {}
+_path_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.Lock:
+    """One lock per host file in this process: its threads take turns instead of SQLite's busy waiting."""
+    with _path_locks_guard:
+        return _path_locks.setdefault(path, threading.Lock())
 
 
 class SimHost:
@@ -54,48 +102,86 @@ class SimHost:
         self.uri = f"sim:{self.path}"
         self.args_key = args_key
         self._clock = clock
+        self._lock = _lock_for(os.path.abspath(self.path))  # held for every transaction, so one connection serves every thread
+        self._conn: sqlite3.Connection | None = None
+        self._opened_for: tuple[int, int, int] | None = None  # the file (device, inode) and process it was opened in
+        # What json_extract() finds the args under (a key with a double quote is read in Python instead).
+        self._args_path = None if '"' in args_key else f'$."{args_key}"'
 
-    # --- state file -------------------------------------------------------------------------------------
+    # --- the host file ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self, write: bool = True) -> Iterator[dict[str, Any]]:
-        """The state under the host's lock; written back when a writing block finishes without raising.
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction on the host file: committed when a writing block finishes without raising, rolled
+        back otherwise. Readers do not write: what they settle (a shutdown or start whose time has come) the
+        next writer settles again from the same ``halt_at``/``start_at``."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT" if write else "ROLLBACK")
+            except sqlite3.DatabaseError as exc:
+                raise self._unreadable(exc) from exc
 
-        Readers do not write back: what they change is only a settled shutdown, which the next caller
-        settles again from the same ``halt_at``.
-        """
+    def _connection(self) -> sqlite3.Connection:
+        """The connection (the caller holds the lock), opened anew when the file was replaced (the demo's
+        reset) or removed, or in a child process (a connection never crosses a fork)."""
+        try:
+            status = os.stat(self.path)
+            identity: tuple[int, int, int] | None = (status.st_dev, status.st_ino, os.getpid())
+        except FileNotFoundError:
+            identity = None
+        if self._conn is not None and identity == self._opened_for:
+            return self._conn
+        self._drop()
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host directory {directory} does not exist"])
-        with open(self.path + ".lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-            state = self._read()
-            yield state
-            if write:
-                self._write(state)
-
-    def _read(self) -> dict[str, Any]:
+        if identity is None:
+            _create_private_file(self.path)
+        else:
+            _convert_json_file(self.path)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        conn.text_factory = _TEXT
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                state = json.load(handle)
-        except FileNotFoundError:
-            return json.loads(json.dumps(_EMPTY_STATE))
-        except (OSError, ValueError) as exc:
-            raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host file {self.path} is unreadable: {exc}"]) from exc
-        for key, value in _EMPTY_STATE.items():
-            state.setdefault(key, value if isinstance(value, int) else type(value)())
-        return state
+            _prepare(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self._unreadable(exc) from exc
+        status = os.stat(self.path)
+        self._conn, self._opened_for = conn, (status.st_dev, status.st_ino, os.getpid())
+        return conn
 
-    def _write(self, state: dict[str, Any]) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".simhost-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, separators=(",", ":"))
-        os.replace(tmp, self.path)
+    def _drop(self) -> None:
+        """Forget the connection, closing it unless it was inherited from a parent process."""
+        if self._conn is not None and self._opened_for is not None and self._opened_for[2] == os.getpid():
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = self._opened_for = None
 
-    def _snapshot(self) -> dict[str, Any]:
-        with self._locked(write=False) as state:
-            return state
+    def _unreadable(self, exc: Exception) -> Exception:
+        if "locked" in str(exc):  # another process held its write lock past the busy timeout
+            return codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host file {self.path} stayed locked by another process"])
+        return codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host file {self.path} is unreadable: {exc}"])
+
+    def _load(self, conn: sqlite3.Connection, vm_uuid: str) -> dict[str, Any] | None:
+        row = conn.execute(_SELECT_VM, (vm_uuid,)).fetchone()
+        if row is None:
+            return None
+        vm = dict(zip(_VM_COLUMNS, row))
+        for column in _JSON_COLUMNS:
+            if vm[column] is not None:
+                vm[column] = json.loads(vm[column])
+        return vm
+
+    @staticmethod
+    def _store(conn: sqlite3.Connection, vm_uuid: str, vm: dict[str, Any]) -> None:
+        conn.execute(_UPDATE_VM, (*_row(vm), vm_uuid))
 
     # --- faults and latencies -----------------------------------------------------------------------------
 
@@ -103,33 +189,44 @@ class SimHost:
         """Inject (or, with ``value=None``, clear) a fault for one VM or all of them."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
-        with self._locked() as state:
-            faults = state["faults"].setdefault(kind, {})
+        with self._transaction() as conn:
             if value is None:
-                faults.pop(vm_uuid, None)
+                conn.execute("DELETE FROM fault WHERE vm_uuid = ? AND kind = ?", (vm_uuid, kind))
             else:
-                faults[vm_uuid] = value
+                conn.execute("INSERT OR REPLACE INTO fault (vm_uuid, kind, value) VALUES (?, ?, ?)", (vm_uuid, kind, value))
 
     def clear_faults(self) -> None:
-        with self._locked() as state:
-            state["faults"] = {}
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM fault")
 
     def set_latency(self, kind: str, seconds: float) -> None:
         if kind not in LATENCY_KINDS:
             raise ValueError(f"unknown latency kind {kind!r}; expected one of {', '.join(LATENCY_KINDS)}")
-        with self._locked() as state:
-            state["latency"][kind] = float(seconds)
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO latency (kind, seconds) VALUES (?, ?)", (kind, float(seconds)))
 
-    def _fault(self, state: dict[str, Any], kind: str, vm_uuid: str) -> str | None:
-        faults = state["faults"].get(kind, {})
-        return faults.get(vm_uuid, faults.get("*"))
+    @staticmethod
+    def _faults(conn: sqlite3.Connection, vm_uuid: str = "*") -> dict[str, str]:
+        """The faults that apply to one VM (or, for ``*``, to all): its own over the host-wide ones."""
+        found: dict[str, str] = {}
+        for who, kind, value in conn.execute("SELECT vm_uuid, kind, value FROM fault WHERE vm_uuid IN ('*', ?)", (vm_uuid,)):
+            if who != "*" or kind not in found:
+                found[kind] = value
+        return found
 
-    def _check_reachable(self, state: dict[str, Any], vm_uuid: str = "*") -> None:
-        if self._fault(state, "unreachable", vm_uuid):
+    @staticmethod
+    def _check_reachable(faults: dict[str, str]) -> None:
+        if faults.get("unreachable"):
             raise codes.host_error(codes.HOST_UNREACHABLE, ["the simulated host is switched off (fault 'unreachable')"])
 
+    @staticmethod
+    def _latency_in(conn: sqlite3.Connection, kind: str) -> float:
+        row = conn.execute("SELECT seconds FROM latency WHERE kind = ?", (kind,)).fetchone()
+        return 0.0 if row is None else float(row[0])
+
     def _latency(self, kind: str) -> float:
-        return float(self._snapshot()["latency"].get(kind, 0.0))
+        with self._transaction(write=False) as conn:
+            return self._latency_in(conn, kind)
 
     # --- building a host ---------------------------------------------------------------------------------
 
@@ -138,60 +235,63 @@ class SimHost:
 
     def add_vms(self, rows: Iterable[tuple]) -> None:
         """Add many VMs at once: (uuid, name, power_state, device_model_args[, platform]) tuples."""
-        with self._locked() as state:
+        with self._transaction() as conn:
+            values = []
             for row in rows:
                 vm_uuid, name, power, args = row[:4]
                 platform = dict(row[4] or {}) if len(row) > 4 else {}
                 if args:
                     platform[self.args_key] = args
                 power_state = PowerState(power).value
-                vm = state["vms"][vm_uuid.lower()] = {
-                    "name": name,
-                    "power_state": power_state,
-                    "platform": platform,
-                    "halt_at": None,
-                    "start_at": None,
-                    "boots": [],
-                    "domain": None,
-                }
+                vm = {"name": name, "power_state": power_state, "platform": platform, "halt_at": None, "start_at": None,
+                      "start_args": None, "start_domain": None, "domain": None, "boots": []}
                 if power_state == "running":
                     # A VM that is already running booted with what it has now (as far as anyone can tell).
-                    vm["domain"] = self._new_domain(state, platform)
+                    vm["domain"] = self._new_domain(conn, platform)
                     vm["boots"].append(platform.get(self.args_key, ""))
+                values.append((vm_uuid.lower(), *_row(vm)))
+            conn.executemany(_UPSERT_VM, values)
 
     def remove_vm(self, vm_uuid: str) -> None:
-        with self._locked() as state:
-            state["vms"].pop(vm_uuid, None)
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM vm WHERE uuid = ?", (vm_uuid,))
 
     def settle(self) -> None:
         """Carry out now every start and shutdown whose time has come by this host's clock, and write it
         down (readers only see them; a test with a clock ahead uses this to let slow operations finish)."""
-        with self._locked() as state:
-            for vm in state["vms"].values():
+        now = self._clock()
+        with self._transaction() as conn:
+            due = [uuid for (uuid,) in conn.execute(
+                "SELECT uuid FROM vm WHERE (halt_at IS NOT NULL AND halt_at <= ?) OR (start_at IS NOT NULL AND start_at <= ?)",
+                (now, now))]
+            for vm_uuid in due:
+                vm = self._load(conn, vm_uuid)
+                assert vm is not None
                 self._settle(vm)
+                self._store(conn, vm_uuid, vm)
 
     def boots(self, vm_uuid: str) -> list[str]:
         """The device-model args each boot of this VM was given, oldest first (what QEMU saw)."""
-        return list(self._vm(self._snapshot(), vm_uuid)["boots"])
+        with self._transaction(write=False) as conn:
+            return list(self._vm(conn, vm_uuid)["boots"])
 
     # --- the protocol ------------------------------------------------------------------------------------
 
-    def _vm(self, state: dict[str, Any], vm_uuid: str) -> dict[str, Any]:
-        self._check_reachable(state, vm_uuid)
-        vm = state["vms"].get(vm_uuid.lower())
+    def _vm(self, conn: sqlite3.Connection, vm_uuid: str, faults: dict[str, str] | None = None) -> dict[str, Any]:
+        self._check_reachable(self._faults(conn, vm_uuid) if faults is None else faults)
+        vm = self._load(conn, vm_uuid.lower())
         if vm is None:
             raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
         self._settle(vm)
         return vm
 
     @staticmethod
-    def _new_domain(state: dict[str, Any], platform: dict[str, str]) -> dict[str, Any]:
+    def _new_domain(conn: sqlite3.Connection, platform: dict[str, str]) -> dict[str, Any]:
         """A domain for a VM being started: the host's next domid, and a copy of the platform map it boots
         with (what xenopsd writes into xenstore). Made when the start is asked for, as Xen builds the domain
-        first, so every reader of the state file sees the same number."""
-        domain = {"domid": state["next_domid"], "platform": dict(platform)}
-        state["next_domid"] += 1
-        return domain
+        first, so every reader of the host file sees the same number."""
+        (domid,) = conn.execute("UPDATE counter SET value = value + 1 WHERE name = 'next_domid' RETURNING value - 1").fetchone()
+        return {"domid": domid, "platform": dict(platform)}
 
     def _settle(self, vm: dict[str, Any]) -> None:
         """A requested clean shutdown or start completes when its time comes, whether or not anyone waited."""
@@ -200,9 +300,9 @@ class SimHost:
             self._halt(vm)
         if vm.get("start_at") is not None and vm["start_at"] <= now:
             vm["power_state"] = "running"
-            vm["domain"] = vm.pop("start_domain", None)
-            vm["boots"].append(vm.pop("start_args", ""))
-            vm["start_at"] = None
+            vm["domain"] = vm.get("start_domain")
+            vm["boots"].append(vm.get("start_args") or "")
+            vm["start_at"] = vm["start_args"] = vm["start_domain"] = None
 
     @staticmethod
     def _halt(vm: dict[str, Any]) -> None:
@@ -235,38 +335,76 @@ class SimHost:
         delay = self._latency("list")
         if delay:
             time.sleep(delay)
-        with self._locked(write=False) as state:
-            self._check_reachable(state)
-            if self._fault(state, "list", "*"):
+        now = self._clock()
+        with self._transaction(write=False) as conn:
+            faults = self._faults(conn)
+            self._check_reachable(faults)
+            if faults.get("list"):
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated listing failure (fault 'list')"])
-            result = []
-            for vm_uuid, vm in state["vms"].items():
-                self._settle(vm)
-                result.append(HostVM(vm_uuid, vm["name"], PowerState(vm["power_state"]),
-                                     vm["platform"].get(self.args_key, ""), self._booted(vm)))
-            return result
+            return [self._host_vm(row, now) for row in conn.execute(self._listing_sql(), {"path": self._args_path})]
+
+    def describe_vm(self, vm_uuid: str) -> HostVM:
+        now = self._clock()
+        with self._transaction(write=False) as conn:
+            self._check_reachable(self._faults(conn, vm_uuid))
+            row = conn.execute(self._listing_sql("WHERE uuid = :uuid"), {"path": self._args_path, "uuid": vm_uuid.lower()}).fetchone()
+        if row is None:
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        return self._host_vm(row, now)
+
+    def _listing_sql(self, where: str = "") -> str:
+        """One row per VM with what a listing shows, the args already picked out of the JSON maps (by SQLite,
+        so that a listing of many VMs parses no map in Python)."""
+        if self._args_path is None:
+            args = "platform, json_extract(domain, '$.platform'), json_extract(start_domain, '$.platform')"
+        else:
+            args = ("json_extract(platform, :path), json_extract(domain, '$.platform' || substr(:path, 2)), "
+                    "json_extract(start_domain, '$.platform' || substr(:path, 2))")
+        return (f"SELECT uuid, name, power_state, halt_at, start_at, domain IS NOT NULL, {args}, "
+                f"json_extract(boots, '$[#-1]') FROM vm {where} ORDER BY rowid")
+
+
+    def _host_vm(self, row: tuple, now: float) -> HostVM:
+        uuid, name, power, halt_at, start_at, has_domain, stored, booted, starting, last_boot = row
+        if self._args_path is None:  # maps, not values: read the key in Python
+            stored, booted, starting = (None if text is None else json.loads(text).get(self.args_key) for text in (stored, booted, starting))
+        if power == "running" and halt_at is not None and halt_at <= now:
+            power, has_domain = "halted", False
+        if start_at is not None and start_at <= now:
+            power, has_domain, booted = "running", True, starting
+        if power != "running":
+            booted = None
+        elif has_domain:
+            booted = booted or ""
+        else:
+            booted = last_boot  # a host file written before domains were kept
+        stored = stored or ""
+        if booted == stored:
+            booted = stored  # one string, not two alike: a listing of many VMs holds every one
+        return HostVM(uuid, name, PowerState(power), stored, booted)
 
     def power_state(self, vm_uuid: str) -> PowerState:
-        with self._locked(write=False) as state:
-            return PowerState(self._vm(state, vm_uuid)["power_state"])
+        with self._transaction(write=False) as conn:
+            return PowerState(self._vm(conn, vm_uuid)["power_state"])
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
-        with self._locked(write=False) as state:
-            return self._booted(self._vm(state, vm_uuid))
+        with self._transaction(write=False) as conn:
+            return self._booted(self._vm(conn, vm_uuid))
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
-        with self._locked(write=False) as state:
-            return self._operations(self._vm(state, vm_uuid))
+        with self._transaction(write=False) as conn:
+            return self._operations(self._vm(conn, vm_uuid))
 
     def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
-        with self._locked() as state:
-            vm = self._vm(state, vm_uuid)
+        with self._transaction() as conn:
+            faults = self._faults(conn, vm_uuid)
+            vm = self._vm(conn, vm_uuid, faults)
             self._refuse_if_busy(vm, vm_uuid)
             if vm["power_state"] == "halted":
                 return True
             if vm["power_state"] != "running":
                 raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, "running", vm["power_state"]], vm_uuid)
-            fault = self._fault(state, "clean_shutdown", vm_uuid)
+            fault = faults.get("clean_shutdown")
             if fault == "lacks_feature":
                 raise codes.host_error(codes.VM_LACKS_FEATURE, [vm_uuid], vm_uuid)
             if fault == "fail":
@@ -276,7 +414,8 @@ class SimHost:
             if fault == "shutdown_timeout":
                 raise codes.host_error(codes.VM_SHUTDOWN_TIMEOUT, [vm_uuid, "1200"], vm_uuid)
             if fault != "ignore" and vm.get("halt_at") is None:
-                vm["halt_at"] = self._clock() + float(state["latency"].get("clean_shutdown", 0.0))
+                vm["halt_at"] = self._clock() + self._latency_in(conn, "clean_shutdown")
+            self._store(conn, vm_uuid.lower(), vm)
             halt_at = vm.get("halt_at")
         if halt_at is None:  # the guest ignores the request: it will still be running at the deadline
             time.sleep(max(0.0, timeout))
@@ -291,62 +430,71 @@ class SimHost:
 
     def hard_shutdown(self, vm_uuid: str) -> None:
         self._sleep_for("hard_shutdown")
-        with self._locked() as state:
-            vm = self._vm(state, vm_uuid)
-            if self._fault(state, "hard_shutdown", vm_uuid) == "fail":
+        with self._transaction() as conn:
+            faults = self._faults(conn, vm_uuid)
+            vm = self._vm(conn, vm_uuid, faults)
+            if faults.get("hard_shutdown") == "fail":
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated forced shutdown failure"], vm_uuid)
             self._halt(vm)
-            vm["start_at"] = None  # forcing a VM off also ends a start still under way
-            vm.pop("start_domain", None)
+            vm["start_at"] = vm["start_args"] = vm["start_domain"] = None  # forcing a VM off also ends a start under way
+            self._store(conn, vm_uuid.lower(), vm)
 
     def start(self, vm_uuid: str) -> None:
         """Ask for a start and wait until it completes (it completes even if the caller is gone by then)."""
-        with self._locked() as state:
-            vm = self._vm(state, vm_uuid)
+        with self._transaction() as conn:
+            faults = self._faults(conn, vm_uuid)
+            vm = self._vm(conn, vm_uuid, faults)
             self._refuse_if_busy(vm, vm_uuid)
             if vm["power_state"] != "halted":
                 raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, "halted", vm["power_state"]], vm_uuid)
             args = vm["platform"].get(self.args_key, "")
-            fault = self._fault(state, "start", vm_uuid) or ""
+            fault = faults.get("start") or ""
             if fault == "fail" or (fault.startswith("fail_if_args_contain:") and fault.split(":", 1)[1] in args):
                 raise codes.host_error(
                     codes.FAILED_TO_START_EMULATOR, [vm_uuid, "vgpu", "Daemon exited unexpectedly"], vm_uuid
                 )
-            vm["start_at"] = self._clock() + float(state["latency"].get("start", 0.0))
+            vm["start_at"] = self._clock() + self._latency_in(conn, "start")
             vm["start_args"] = args
-            vm["start_domain"] = self._new_domain(state, vm["platform"])
+            vm["start_domain"] = self._new_domain(conn, vm["platform"])
+            self._store(conn, vm_uuid.lower(), vm)
             start_at = vm["start_at"]
         wait = start_at - self._clock()
         if wait > 0:
             time.sleep(wait)
-        with self._locked() as state:
-            self._vm(state, vm_uuid)  # settles the start (and writes it down) now that its time has come
+        with self._transaction() as conn:
+            vm = self._vm(conn, vm_uuid)  # settles the start (and writes it down) now that its time has come
+            self._store(conn, vm_uuid.lower(), vm)
 
     def get_device_model_args(self, vm_uuid: str) -> str:
-        with self._locked(write=False) as state:
-            return self._vm(state, vm_uuid)["platform"].get(self.args_key, "")
+        with self._transaction(write=False) as conn:
+            return self._vm(conn, vm_uuid)["platform"].get(self.args_key, "")
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
         self._sleep_for("set_args")
-        with self._locked() as state:
-            vm = self._vm(state, vm_uuid)
-            if self._fault(state, "set_args", vm_uuid) == "fail":
+        with self._transaction() as conn:
+            faults = self._faults(conn, vm_uuid)
+            vm = self._vm(conn, vm_uuid, faults)
+            if faults.get("set_args") == "fail":
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated platform write failure"], vm_uuid)
             if value:
                 vm["platform"][self.args_key] = value
             else:
                 vm["platform"].pop(self.args_key, None)
+            self._store(conn, vm_uuid.lower(), vm)
 
     def platform(self, vm_uuid: str) -> dict[str, str]:
         """The VM's whole platform map (the xe and XenAPI stand-ins serve it)."""
-        return dict(self._vm(self._snapshot(), vm_uuid)["platform"])
+        with self._transaction(write=False) as conn:
+            return dict(self._vm(conn, vm_uuid)["platform"])
 
     def domains(self) -> dict[int, tuple[str, dict[str, str]]]:
         """The running domains, by domid: the VM's UUID and the platform map its domain was started with."""
-        with self._locked(write=False) as state:
-            self._check_reachable(state)
+        with self._transaction(write=False) as conn:
+            self._check_reachable(self._faults(conn))
             found = {}
-            for vm_uuid, vm in state["vms"].items():
+            for (vm_uuid,) in conn.execute("SELECT uuid FROM vm WHERE domain IS NOT NULL OR start_domain IS NOT NULL ORDER BY rowid"):
+                vm = self._load(conn, vm_uuid)
+                assert vm is not None
                 self._settle(vm)
                 if vm.get("domain") is not None and vm["power_state"] != "halted":
                     found[vm["domain"]["domid"]] = (vm_uuid, dict(vm["domain"]["platform"]))
@@ -354,18 +502,19 @@ class SimHost:
 
     def domid(self, vm_uuid: str) -> int:
         """The VM's current domain id, or -1 when it has none (halted), as XAPI reports ``domid``."""
-        with self._locked(write=False) as state:
-            domain = self._vm(state, vm_uuid).get("domain")
+        with self._transaction(write=False) as conn:
+            domain = self._vm(conn, vm_uuid).get("domain")
             return -1 if domain is None else int(domain["domid"])
 
     def set_platform_key(self, vm_uuid: str, key: str, value: str | None) -> None:
         """Set or (``None``) remove any platform key: what ``xe vm-param-set platform:KEY=`` does."""
-        with self._locked() as state:
-            vm = self._vm(state, vm_uuid)
+        with self._transaction() as conn:
+            vm = self._vm(conn, vm_uuid)
             if value is None:
                 vm["platform"].pop(key, None)
             else:
                 vm["platform"][key] = value
+            self._store(conn, vm_uuid.lower(), vm)
 
     def _sleep_for(self, kind: str) -> None:
         delay = self._latency(kind)
@@ -376,8 +525,92 @@ class SimHost:
         return SimHost(self.path, args_key=self.args_key, clock=self._clock)
 
     def close(self) -> None:
-        """Nothing to release: every call opens and closes the state file."""
+        """Close the connection to the host file (the next call opens it again)."""
+        with self._lock:
+            self._drop()
 
     def __repr__(self) -> str:
         return f"SimHost({self.path!r})"
 
+
+def _row(vm: dict[str, Any]) -> tuple:
+    """A VM's columns as stored, in the order of _VM_COLUMNS."""
+    return tuple(json.dumps(vm.get(column), separators=(",", ":")) if column in _JSON_COLUMNS and vm.get(column) is not None
+                 else _bindable(vm.get(column)) for column in _VM_COLUMNS)
+
+
+def _bindable(value: Any) -> Any:
+    """A string sqlite3 can bind: itself, or its bytes when it holds lone surrogates (see _BIND)."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Settings for a host file, and its tables when it is new. No fsync: the file is a simulation, so a power
+    cut is not one of the things it must survive; a killed process is (SQLite's rollback journal)."""
+    conn.execute("PRAGMA synchronous = OFF")
+    if conn.execute("PRAGMA application_id").fetchone()[0] == _APPLICATION_ID:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA application_id").fetchone()[0] != _APPLICATION_ID:  # again, inside the lock
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise sqlite3.DatabaseError("it is an SQLite database, but not a simulated host's")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {_APPLICATION_ID:d}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _create_private_file(path: str) -> None:
+    """A new host file is readable and writable by its owner only, like the vgpu database."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def _convert_json_file(path: str) -> None:
+    """A host file of the earlier format (one JSON document) becomes an SQLite host file with the same VMs,
+    faults, latencies and domain counter, replacing it atomically; processes opening it at once take turns
+    on the lock file the earlier format used. Anything else is left for SQLite to judge."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(1) != b"{":
+                return
+    except OSError:
+        return
+    with open(path + ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(path, "rb") as handle:
+                state = json.load(handle)
+        except (OSError, ValueError):
+            return  # converted meanwhile by another process, or not JSON after all: SQLite says what it is
+        _write_converted(path, state)
+    with contextlib.suppress(OSError):
+        os.remove(path + ".lock")
+
+
+def _write_converted(path: str, state: dict[str, Any]) -> None:
+    temporary = f"{path}.converting-{os.getpid()}"
+    conn = sqlite3.connect(temporary, isolation_level=None)
+    try:
+        _prepare(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_UPSERT_VM, [(vm_uuid, *_row({"boots": [], **vm})) for vm_uuid, vm in state.get("vms", {}).items()])
+        conn.executemany("INSERT OR REPLACE INTO fault (vm_uuid, kind, value) VALUES (?, ?, ?)",
+                         [(who, kind, value) for kind, faults in state.get("faults", {}).items() for who, value in faults.items()])
+        conn.executemany("INSERT OR REPLACE INTO latency (kind, seconds) VALUES (?, ?)", list(state.get("latency", {}).items()))
+        conn.execute("UPDATE counter SET value = ? WHERE name = 'next_domid'", (int(state.get("next_domid", 1)),))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)

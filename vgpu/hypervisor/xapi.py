@@ -22,6 +22,15 @@ Decisions worth knowing:
 - Every XAPI failure becomes :func:`codes.host_error` (one table of sentences for all backends); every
   transport failure becomes ``HostUnreachable`` with a plain sentence. Nothing else escapes, and the
   password is scrubbed from whatever text a server sends back.
+- Round trips: a VM's ref (``OpaqueRef:…``) is looked up once and kept, by UUID, for this host object and
+  those :meth:`XapiHost.reopen` makes (a ref names the VM for every session); a listing gives every VM's.
+  A call that meets ``HANDLE_INVALID`` for a kept ref (the VM was deleted, or re-created under the same
+  UUID) forgets it, looks the VM up again and tries once more. :meth:`XapiHost.describe_vm` reads one VM's
+  record in one call (the first time with its lookup, ``VM.get_all_records_where``). A finished task is
+  left to xapi, which destroys completed tasks itself (``timeout_tasks`` in xen-api's
+  ``ocaml/xapi/db_gc_util.ml``: 65 minutes after they finish, sooner past its task limit), rather than
+  spending a round trip per task on ``task.destroy``. So a reconfigure of a running VM costs 10 calls,
+  login and logout included.
 - What a running VM booted with: xapi keeps no record of it. ``VM.last_booted_record`` is not filled at
   start since 2017 (xen-api commit 37dc4fb03c; it holds only a suspended VM's xenopsd state, and an older
   value is never cleared), and ``VM.get_boot_record`` returns the current record (``xapi_vm.ml``). The
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import time
 import xmlrpc.client
 from typing import Any, Callable, Sequence
@@ -55,6 +65,7 @@ ORIGINATOR = "vgpu-admin"  # shown to the admin in xapi's session list and audit
 API_VERSION = "1.0"  # the client's API version; xapi records it and serves every version the same
 _IN_PROGRESS = ("pending", "cancelling")
 _POLL_FIRST, _POLL_MAX = 0.05, 1.0
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Older hosts name a guest without PV drivers more precisely; callers need one code for "only force works".
 _ALIASES = {"VM_LACKS_FEATURE_SHUTDOWN": codes.VM_LACKS_FEATURE, "VM_MISSING_PV_DRIVERS": codes.VM_LACKS_FEATURE}
 
@@ -72,10 +83,12 @@ class XapiHost:
         start_timeout: float = START_TIMEOUT,
         xenstore: Xenstore | None = None,
         follow_master: Sequence[str] = (),
+        refs: dict[str, str] | None = None,
     ) -> None:
         """``xenstore`` reads the local xenstore, where running domains' boot arguments are: only for a
         connection to the host this runs on (dom0). ``follow_master``: the addresses (IPs, networks such as
-        ``10.0.2.0/24``, host names) a pool member's HOST_IS_SLAVE answer may send the login to."""
+        ``10.0.2.0/24``, host names) a pool member's HOST_IS_SLAVE answer may send the login to. ``refs``:
+        VM refs by UUID, shared with the host object this one was reopened from."""
         self.uri = target.display
         self.args_key = args_key
         self._target = target
@@ -85,6 +98,7 @@ class XapiHost:
         self._xenstore = xenstore
         self._follow = tuple(follow_master)
         self._session: Any = None
+        self._refs: dict[str, str] = {} if refs is None else refs  # VM UUID (lower case) -> ref, kept across sessions
 
     @classmethod
     def from_uri(
@@ -182,12 +196,45 @@ class XapiHost:
             self._call(method, *args)
 
     def _ref(self, vm_uuid: str) -> str:
-        return self._call("VM.get_by_uuid", vm_uuid, vm=vm_uuid)
+        key = vm_uuid.lower()
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = self._refs[key] = self._call("VM.get_by_uuid", vm_uuid, vm=vm_uuid)
+        return ref
+
+    def _on_vm(self, method: str, vm_uuid: str, *args: Any) -> Any:
+        """``method(ref, *args)`` for the VM. A kept ref the host no longer knows (HANDLE_INVALID for a VM:
+        deleted, or re-created under the same UUID) is looked up again, and the call made once more."""
+        ref = self._ref(vm_uuid)
+        try:
+            return self._call(method, ref, *args, vm=vm_uuid)
+        except HypervisorError as exc:
+            if not _stale(exc, ref):
+                raise
+        self._refs.pop(vm_uuid.lower(), None)
+        return self._call(method, self._ref(vm_uuid), *args, vm=vm_uuid)
+
+    def _record(self, vm_uuid: str) -> dict[str, Any]:
+        """The VM's record in one call: by its kept ref, or (not yet known) found by UUID, ref and all."""
+        if vm_uuid.lower() in self._refs:
+            return self._on_vm("VM.get_record", vm_uuid)
+        if not _UUID.fullmatch(vm_uuid):  # it goes into a query expression: nothing but a UUID may
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        found = self._call("VM.get_all_records_where", f'field "uuid" = "{vm_uuid.lower()}"', vm=vm_uuid)
+        if not found:
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        ref, record = next(iter(found.items()))
+        self._refs[vm_uuid.lower()] = ref
+        return record
 
     # --- the protocol ------------------------------------------------------------------------------------
 
     def list_vms(self) -> list[HostVM]:
-        records = [record for record in self._call("VM.get_all_records").values() if _is_guest(record)]
+        records = []
+        for ref, record in self._call("VM.get_all_records").items():
+            if _is_guest(record):
+                records.append(record)
+                self._refs[str(record["uuid"]).lower()] = ref
         running = any(_has_domain(record) for record in records)
         booted = self._booted_here() if running else {}
         members = self._member_names() if running else {}
@@ -196,6 +243,15 @@ class XapiHost:
     def _member_names(self) -> dict[str, str]:
         """Pool member ref -> its name (what ``resident_on`` refers to)."""
         return {ref: str(record.get("name_label", "")) for ref, record in self._call("host.get_all_records").items()}
+
+    def describe_vm(self, vm_uuid: str) -> HostVM:
+        record = self._record(vm_uuid)
+        booted: dict[str, str] = {}
+        if _has_domain(record) and self._xenstore is not None:
+            domid = int(record.get("domid", -1))
+            if domid >= 0:
+                booted = self._xenstore.booted_args(self.args_key, vm_uuid, domid) or {}
+        return self._host_vm(record, booted, {})  # which member it runs on costs a call a reconfigure does not need
 
     def _booted_here(self) -> dict[str, str]:
         """VM UUID -> booted args, for every domain of this host's xenstore ({} when it cannot be read)."""
@@ -217,12 +273,12 @@ class XapiHost:
         )
 
     def power_state(self, vm_uuid: str) -> PowerState:
-        return _power_state(self._call("VM.get_power_state", self._ref(vm_uuid), vm=vm_uuid))
+        return _power_state(self._on_vm("VM.get_power_state", vm_uuid))
 
     def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
         try:
-            task = self._call("Async.VM.clean_shutdown", self._ref(vm_uuid), vm=vm_uuid)
+            task = self._on_vm("Async.VM.clean_shutdown", vm_uuid)
             if self._await(task, deadline, vm_uuid):
                 return True
         except HypervisorError as exc:
@@ -235,53 +291,52 @@ class XapiHost:
     def _await(self, task: str, deadline: float, vm_uuid: str) -> bool:
         """True once the task succeeded; False if it was still running at the deadline (it is then cancelled).
 
-        A finished task is destroyed, as xapi asks of clients; a cancelled one may still be winding down,
-        and xapi collects it itself.
+        The first look comes after a short wait (a task is never done the instant it is made, so an
+        immediate look is a wasted round trip), then at doubling intervals. Finished tasks are left for xapi
+        to collect (see the module docstring).
         """
         delay = _POLL_FIRST
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         while (status := self._call("task.get_status", task)) in _IN_PROGRESS:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._quietly("task.cancel", task)
                 return False
-            time.sleep(min(delay, remaining))
             delay = min(delay * 2, _POLL_MAX)
-        try:
-            if status == "failure":
-                raise self._host_error(self._call("task.get_error_info", task), vm_uuid)
-            return status == "success"
-        finally:
-            self._quietly("task.destroy", task)
+            time.sleep(min(delay, remaining))
+        if status == "failure":
+            raise self._host_error(self._call("task.get_error_info", task), vm_uuid)
+        return status == "success"
 
     def hard_shutdown(self, vm_uuid: str) -> None:
         try:
-            self._call("VM.hard_shutdown", self._ref(vm_uuid), vm=vm_uuid)
+            self._on_vm("VM.hard_shutdown", vm_uuid)
         except HypervisorError as exc:
             if not _already_halted(exc):
                 raise
 
     def start(self, vm_uuid: str) -> None:
         deadline = time.monotonic() + self._start_timeout
-        task = self._call("Async.VM.start", self._ref(vm_uuid), False, False, vm=vm_uuid)  # not paused, not forced
+        task = self._on_vm("Async.VM.start", vm_uuid, False, False)  # not paused, not forced
         if not self._await(task, deadline, vm_uuid):
             raise codes.host_error(codes.OPERATION_TIMED_OUT, [], vm_uuid)
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
-        ref = self._ref(vm_uuid)  # an unknown VM is an error here too, whatever xenstore can say
+        self._ref(vm_uuid)  # an unknown VM is an error here too, whatever xenstore can say
         if self._xenstore is None:
             return None  # remote: xapi keeps no record of it (see the module docstring)
-        domid = int(self._call("VM.get_domid", ref, vm=vm_uuid))
+        domid = int(self._on_vm("VM.get_domid", vm_uuid))
         if domid < 0:
             return None
         booted = self._xenstore.booted_args(self.args_key, vm_uuid, domid)
         return None if booted is None else booted.get(vm_uuid.lower())
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
-        operations = self._call("VM.get_current_operations", self._ref(vm_uuid), vm=vm_uuid)
+        operations = self._on_vm("VM.get_current_operations", vm_uuid)
         return tuple(str(op) for op in operations.values())  # task ref -> operation (start, clean_shutdown...)
 
     def get_device_model_args(self, vm_uuid: str) -> str:
-        platform = self._call("VM.get_platform", self._ref(vm_uuid), vm=vm_uuid)
+        platform = self._on_vm("VM.get_platform", vm_uuid)
         return str(platform.get(self.args_key, ""))
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
@@ -289,15 +344,15 @@ class XapiHost:
         # changed between our read and our write would silently revert. These two calls touch our key only.
         # Between them the key is briefly absent; vgpu writes it while the VM is halted (or for its next
         # boot), and recover() finishes an operation interrupted there.
-        ref = self._ref(vm_uuid)
-        self._call("VM.remove_from_platform", ref, self.args_key, vm=vm_uuid)
+        self._on_vm("VM.remove_from_platform", vm_uuid, self.args_key)
         if value:
-            self._call("VM.add_to_platform", ref, self.args_key, value, vm=vm_uuid)
+            self._on_vm("VM.add_to_platform", vm_uuid, self.args_key, value)
 
     def reopen(self) -> "XapiHost":
         """A new session to the same host, sharing the already-resolved password (no second prompt)."""
         reopened = XapiHost(self._target, self._credentials, args_key=self.args_key, call_timeout=self._call_timeout,
-                            start_timeout=self._start_timeout, xenstore=self._xenstore, follow_master=self._follow)
+                            start_timeout=self._start_timeout, xenstore=self._xenstore, follow_master=self._follow,
+                            refs=self._refs)
         reopened.uri = self.uri  # the host as configured, even when a followed master serves it
         return reopened
 
@@ -316,6 +371,12 @@ class XapiHost:
 
     def __repr__(self) -> str:
         return f"XapiHost({self.uri!r})"
+
+
+def _stale(error: HypervisorError, ref: str) -> bool:
+    """HANDLE_INVALID for a VM ref: the host no longer knows the ref (another object's is another matter)."""
+    details = [str(word) for word in error.details]
+    return error.code == codes.HANDLE_INVALID and (details[:1] == ["VM"] or ref in details)
 
 
 def _is_guest(record: dict[str, Any]) -> bool:

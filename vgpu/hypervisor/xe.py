@@ -47,6 +47,7 @@ _LIST_ARGS = (
     "is-a-snapshot=false",
     "params=uuid,name-label,power-state,platform",
 )
+_DESCRIBE_PARAMS = "params=uuid,name-label,power-state,platform,dom-id"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # xe sends its arguments to xapi as newline-separated lines (newcli.ml), and argv cannot hold NUL.
 _UNSENDABLE = ("\n", "\r", "\0")
@@ -131,6 +132,21 @@ class XeHost:
         return [attrs.evolve(vm, booted_args=booted.get(vm.uuid.lower())) if _has_domain(vm.power_state) else vm
                 for vm in listed]
 
+    def describe_vm(self, vm_uuid: str) -> HostVM:
+        """One ``xe vm-list uuid=…`` (plus, for a running VM, one ``xenstore-ls`` of its domain)."""
+        records = xe_format.parse_records(self._call(["vm-list", self._uuid_arg(vm_uuid), _DESCRIBE_PARAMS], vm_uuid))
+        if not records:  # vm-list filters: an unknown UUID lists nothing
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        record = records[0]
+        host_vm = self._host_vm(record)
+        if host_vm is None:
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        domid = record.get("dom-id", "").strip()
+        if not _has_domain(host_vm.power_state) or not domid.isdigit():
+            return host_vm
+        booted = self.xenstore.booted_args(self.args_key, vm_uuid, int(domid))
+        return attrs.evolve(host_vm, booted_args=None if booted is None else booted.get(vm_uuid.lower()))
+
     def power_state(self, vm_uuid: str) -> PowerState:
         return _power(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=power-state"], vm_uuid))
 
@@ -187,6 +203,17 @@ class XeHost:
         return f"XeHost({self.xe_path!r})"
 
     # --- listing -----------------------------------------------------------------------------------------
+
+    def _host_vm(self, record: Mapping[str, str]) -> HostVM | None:
+        """One listed record as a HostVM, its args re-read exactly when the listing cannot say them for
+        sure; None when the VM was deleted in between."""
+        vm_uuid = record.get("uuid", "")
+        value = xe_format.read_key(record.get("platform", ""), self.args_key)
+        if value is None:
+            value = self._args_if_present(vm_uuid)
+        if value is None:
+            return None
+        return HostVM(vm_uuid, record.get("name-label", ""), _power(record.get("power-state", "")), value)
 
     def _read_exactly(self, vm_uuids: list[str]) -> dict[str, str]:
         """The args of each VM, read with vm-param-get (each its own xe process, so several run at once);

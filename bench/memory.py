@@ -1,0 +1,120 @@
+"""Peak memory of `vgpu-admin status` and `vgpu-admin scan-vms` at 100,000 VMs on a simulated host.
+
+The host has 100,000 VMs, 90% of them registered (with their segment; some with arguments of the admin's
+own, a few drifted). Each command runs as a child process, `python -m shell COMMAND --db DB --host sim:PATH`
+with this checkout on PYTHONPATH and its output sent to /dev/null (the terminal is not what is measured),
+and its peak resident set size is read from the kernel when it ends (os.wait4's rusage: that child's own
+ru_maxrss). For reference the same run measures the interpreter importing the modules the command imports
+(shell.main, vgpu.scan, the simulated host): what no command can go below. The target is at most 150 MB
+for each command. Exits 1 if a target is missed.
+
+A child's peak counts what it held before it ran its program too (a forked child starts as a copy of its
+parent), so the host and database are built in a process of their own and this one imports nothing of vgpu.
+
+    python bench/memory.py [--vms 100000] [--repeat 3] [--keep DIR]
+
+Building the host and the database takes some seconds before the measuring starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_MB = 150.0
+FLOOR = "import shell.main, vgpu.scan, vgpu.hypervisor.sim"
+
+
+def paths(directory: Path) -> tuple[Path, Path]:
+    return directory / "vgpu.db", directory / "host.sim"
+
+
+def build(directory: Path, count: int) -> None:
+    """``count`` VMs: 90% registered with their segment (one in four with admin args, a few drifted)."""
+    sys.path.insert(0, str(REPO))  # run from a checkout without installing
+    from vgpu import devargs, vms
+    from vgpu.hypervisor.sim import SimHost
+    from vgpu.models import PowerState, Priority, Registration, VMConfig
+    from vgpu.store import Store
+
+    db, host_file = paths(directory)
+    if db.exists() and host_file.exists():
+        return
+    host = SimHost(host_file)
+    registrations, rows = [], []
+    for number in range(1, count + 1):
+        uuid = f"3e3e0000-0000-4000-8000-{number:012d}"
+        power = PowerState.RUNNING if number % 3 else PowerState.HALTED
+        own = f"-vnc 127.0.0.1:{number % 100}" if number % 4 == 0 else ""
+        if number % 10:
+            config = VMConfig("A" if number % 2 else "B", Priority(number % 3), number)
+            registrations.append(Registration(uuid, f"vm-{number}", config.pool_id, config.priority, number))
+            if number % 997 == 0:  # drift: the segment says something else
+                config = VMConfig(config.pool_id, config.priority, number + count)
+            args = f"{own} {devargs.render(config)}" if own else devargs.render(config)
+        else:
+            args = own
+        rows.append((uuid, f"vm-{number}", power, args))
+    host.add_vms(rows)
+    host.close()
+    with Store(db) as store:
+        vms.db_register_many(store, registrations)
+
+
+def peak_mb(argv: list[str]) -> float:
+    """The child's own peak RSS in MB (Linux reports ru_maxrss in kilobytes)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_STATE_HOME": tempfile.gettempdir()}
+    with open(os.devnull, "w") as sink:
+        child = subprocess.Popen(argv, stdout=sink, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        error = child.stderr.read().decode() if child.stderr else ""
+        if child.stderr:
+            child.stderr.close()
+    if child.returncode not in (0, 1):  # 1: the report found something to act on (drift), still a report
+        raise SystemExit(f"{' '.join(argv)} failed ({child.returncode}): {error}")
+    return usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vms", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", help="build (or reuse) the host and database in this directory")
+    parser.add_argument("--build-only", help=argparse.SUPPRESS)  # the process that builds them
+    options = parser.parse_args()
+    if options.build_only:
+        build(Path(options.build_only), options.vms)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="vgpu-bench-") as tmp:
+        directory = Path(options.keep or tmp)
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, __file__, "--build-only", str(directory), "--vms", str(options.vms)], check=True)
+        db, host_file = paths(directory)
+        command = [sys.executable, "-m", "shell"]
+        where = ["--db", str(db), "--host", f"sim:{host_file}"]
+        runs = {
+            "floor: python -c '" + FLOOR + "'": [sys.executable, "-c", FLOOR],
+            "vgpu-admin status": [*command, "status", *where],
+            "vgpu-admin scan-vms": [*command, "scan-vms", *where],
+        }
+        peaks = {name: max(peak_mb(argv) for _ in range(options.repeat)) for name, argv in runs.items()}
+    print(f"peak RSS at {options.vms} VMs on a simulated host (the highest of {options.repeat} runs)")
+    missed = False
+    for name, peak in peaks.items():
+        if name.startswith("floor"):
+            print(f"  {name:<70} {peak:7.1f} MB")
+            continue
+        ok = peak <= TARGET_MB
+        missed |= not ok
+        print(f"  {name:<70} {peak:7.1f} MB   target <= {TARGET_MB:g} MB   {'OK' if ok else 'MISSED'}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

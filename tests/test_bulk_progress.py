@@ -1,0 +1,286 @@
+"""Batches that tools can follow and stop: reports with done and total naming the VM they finish, a progress
+bar with ``progress="auto"``, segments written several at a time, and an interrupt that hands back what was
+done, what failed and what was not started."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+import types
+
+import pytest
+
+from vgpu import bulk, bulk_register, lifecycle, recovery
+from vgpu.errors import BulkInterrupted, InvalidValue, VgpuError
+from vgpu.models import PowerState
+
+from .lifekit import Raising, Recorder, World, config, vm_uuid
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    return World.create(tmp_path, store)
+
+
+@pytest.fixture
+def four(world):
+    """VMs 1-4 registered in Pool A with vm_ids 1-4; 1 and 3 running, 2 and 4 halted."""
+    return [world.add(n, "running" if n % 2 else "halted", config("A", 1, n), f"-vnc :{n}") for n in range(1, 5)]
+
+
+@pytest.fixture
+def unregistered(world):
+    """Six VMs on the host, none registered: a file's worth for register_planned."""
+    for number in range(10, 16):
+        world.sim.add_vm(vm_uuid(number), f"new-{number}", "running" if number % 2 else "halted", "-vnc :1")
+    return [vm_uuid(number) for number in range(10, 16)]
+
+
+def _to_pool_b(world, uuids):
+    return bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "pool": "B"} for u in uuids])
+
+
+def _finishing(events):
+    return [(event.step, event.vm_uuid, event.done, event.total) for event in events if event.finishes]
+
+
+# --- done, total, and the VM each report finishes --------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_every_report_of_a_batch_carries_done_and_total_and_each_vm_is_finished_once(world, four, concurrency):
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", four[2])
+    progress = Recorder()
+    result = bulk.apply_many(world.store, world.sim, _to_pool_b(world, four), progress=progress, concurrency=concurrency)
+    assert len(result.results) == 3 and [f.vm_uuid for f in result.failures] == [four[2]]
+    assert all(event.total == 4 for event in progress.events)
+    finishing = _finishing(progress.events)
+    assert [done for _, _, done, _ in finishing] == [1, 2, 3, 4]  # counted in the order they finished
+    assert sorted((step, uuid) for step, uuid, _, _ in finishing) == sorted(
+        [("finished", four[0]), ("finished", four[1]), ("failed", four[2]), ("finished", four[3])])
+    failed = next(event for event in progress.events if event.step == "failed")
+    assert failed.message.startswith(f"VM {four[2]} failed: ") and "previous configuration was restored" in failed.message
+    for uuid in four:  # a VM's own reports come before the one that finishes it, and count only VMs before it
+        own = [event for event in progress.events if event.vm_uuid == uuid]
+        assert own[-1].finishes and not any(event.finishes for event in own[:-1])
+        assert all(event.done < own[-1].done for event in own[:-1])
+
+
+def test_register_planned_reports_each_segment_written_with_done_and_total(world, unregistered):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered])
+    progress = Recorder()
+    result = bulk_register.register_planned(world.store, world.sim, plan, progress=progress, concurrency=2)
+    assert result.ok and len(result.segments) == 6
+    finishing = _finishing(progress.events)
+    assert [done for _, _, done, _ in finishing] == [1, 2, 3, 4, 5, 6]
+    assert {uuid for step, uuid, _, total in finishing if step == "finished" and total == 6} == set(unregistered)
+    assert {event.step for event in progress.events} == {"writing-segment", "finished"}
+
+
+def test_a_segment_that_cannot_be_written_is_a_failed_report_and_a_failure(world, unregistered):
+    world.sim.set_fault("set_args", "fail", unregistered[1])
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:3]])
+    progress = Recorder()
+    result = bulk_register.register_planned(world.store, world.sim, plan, progress=progress)
+    assert [failure.vm_uuid for failure in result.failures] == [unregistered[1]]
+    assert [(step, uuid) for step, uuid, _, _ in _finishing(progress.events) if step == "failed"] == [("failed", unregistered[1])]
+
+
+# --- segments written several at a time -------------------------------------------------------------------
+
+
+class _Meeting:
+    """A host whose writes wait for ``parties`` writers to meet: writes one at a time never meet, and break
+    the barrier (a failure of each VM, not a hang)."""
+
+    def __init__(self, sim, barrier: threading.Barrier, seen: list) -> None:
+        self.sim, self.barrier, self.seen = sim, barrier, seen
+
+    def reopen(self):
+        self.seen.append(threading.current_thread().name)
+        return _Meeting(self.sim.reopen(), self.barrier, self.seen)
+
+    def set_device_model_args(self, vm_uuid, value):
+        self.barrier.wait()
+        return self.sim.set_device_model_args(vm_uuid, value)
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+
+def test_segments_are_written_several_at_a_time_each_writer_with_its_own_connections(world, unregistered):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:4]])
+    opened: list = []
+    host = _Meeting(world.sim, threading.Barrier(2, timeout=20), opened)
+    result = bulk_register.register_planned(world.store, host, plan, concurrency=2)
+    assert result.ok, result.failures
+    assert len(opened) == 2 and all(name.startswith("vgpu-bulk") for name in opened)
+    assert all(world.agrees(uuid) for uuid in unregistered[:4])
+    assert world.open_ops() == []
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 1.5, "4", True])
+def test_a_concurrency_that_is_not_a_whole_number_of_at_least_one_is_refused_before_anything(world, unregistered, concurrency):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": unregistered[0]}])
+    before = world.tables()
+    with pytest.raises(InvalidValue, match="invalid concurrency"):
+        bulk_register.register_planned(world.store, world.sim, plan, concurrency=concurrency)
+    assert world.tables() == before
+
+
+# --- progress="auto" ---------------------------------------------------------------------------------------
+
+
+class _FakeBar:
+    made: list = []
+
+    def __init__(self, total=None, desc=None, unit=None):
+        self.total, self.desc, self.unit, self.n, self.postfix, self.closed = total, desc, unit, 0, {}, False
+        _FakeBar.made.append(self)
+
+    def update(self, count=1):
+        self.n += count
+
+    def set_postfix(self, **values):
+        self.postfix.update(values)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_tqdm(monkeypatch):
+    """tqdm.auto as the batch sees it (tqdm is an optional extra, not installed for the tests)."""
+    package, auto = types.ModuleType("tqdm"), types.ModuleType("tqdm.auto")
+    auto.tqdm = _FakeBar
+    package.auto = auto
+    monkeypatch.setitem(sys.modules, "tqdm", package)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    _FakeBar.made = []
+    return _FakeBar
+
+
+def test_progress_auto_draws_a_tqdm_bar_of_the_vms_when_tqdm_is_installed(world, four, fake_tqdm, capsys):
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", four[0])
+    result = bulk.apply_many(world.store, world.sim, _to_pool_b(world, four), progress="auto", concurrency=2)
+    assert len(result.failures) == 1
+    (bar,) = fake_tqdm.made
+    assert (bar.total, bar.desc, bar.unit, bar.n, bar.postfix, bar.closed) == (4, "Reconfiguring", "VM", 4, {"failed": 1}, True)
+    assert capsys.readouterr() == ("", "")  # the library itself prints nothing
+
+
+def test_progress_auto_logs_a_line_per_vm_without_tqdm(world, unregistered, monkeypatch, caplog, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm fails, as where it is not installed
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:3]])
+    with caplog.at_level(logging.INFO, logger="vgpu.progress"):
+        bulk_register.register_planned(world.store, world.sim, plan, progress="auto", concurrency=1)
+    lines = [record.getMessage() for record in caplog.records if record.name == "vgpu.progress"]
+    assert lines == [f"Writing segments [{n}/3] VM {uuid} finished" for n, uuid in enumerate(unregistered[:3], start=1)]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_other_than_a_callback_or_auto_is_refused_before_anything(world, four, unregistered):
+    before = world.tables()
+    with pytest.raises(InvalidValue, match="invalid progress 'bar': expected a callback, None or 'auto'"):
+        bulk.apply_many(world.store, world.sim, _to_pool_b(world, four), progress="bar")
+    with pytest.raises(InvalidValue, match="invalid progress"):
+        bulk.reconfigure_many(world.store, world.sim, [{"vm_uuid": four[0], "pool": "B"}], confirm=lambda plan: True, progress=7)
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": unregistered[0]}])
+    with pytest.raises(InvalidValue, match="invalid progress"):
+        bulk_register.register_planned(world.store, world.sim, plan, progress="tqdm")
+    assert world.tables() == before and world.open_ops() == []
+
+
+# --- interrupts hand back the partial result --------------------------------------------------------------
+
+
+def _ctrl_c_at(uuid: str, step: str):
+    """A progress callback pressing Ctrl-C once (SIGINT to this process, received by the main thread) when
+    VM ``uuid`` first reports ``step`` (a step reported again while waiting does not press it again)."""
+    pressed = threading.Event()
+
+    def progress(event):
+        if event.vm_uuid == uuid and event.step == step and not pressed.is_set():
+            pressed.set()
+            os.kill(os.getpid(), signal.SIGINT)
+    return progress
+
+
+def test_ctrl_c_stops_the_batch_finishes_the_vm_under_way_and_hands_back_the_rest(world, four):
+    world.sim.set_latency("clean_shutdown", 1.0)  # Ctrl-C arrives while the first VM is shutting down
+    plan = _to_pool_b(world, four)
+    try:
+        bulk.apply_many(world.store, world.sim, plan, progress=_ctrl_c_at(four[0], "stopping"), concurrency=1)
+    except KeyboardInterrupt as caught:  # what a script catches today still catches it
+        interrupted = caught
+    else:
+        pytest.fail("the batch was not interrupted")
+    assert isinstance(interrupted, BulkInterrupted) and not isinstance(interrupted, VgpuError)
+    partial = interrupted.partial
+    assert [r.vm.vm_uuid for r in partial.results] == [four[0]] and partial.failures == () and partial.interrupted == ()
+    assert [p.vm_uuid for p in partial.not_started] == four[1:]
+    assert str(interrupted) == ("Interrupted: 1 done, 0 failed, 3 not started (their plans are in .partial.not_started); "
+                                "the exception's .partial holds the result so far")
+    assert world.config(four[0]).pool_id == "B" and world.agrees(four[0]) and world.power(four[0]) is PowerState.RUNNING
+    assert all(world.config(u).pool_id == "A" and world.agrees(u) for u in four[1:])  # untouched
+    assert world.open_ops() == []
+    assert [(row["vm_uuid"], row["outcome"]) for row in partial.records()] == [
+        (four[0], "changed"), *((u, "not started") for u in four[1:])]
+    again = bulk.apply_many(world.store, world.sim, bulk.BulkPlan(partial.not_started))  # the rest, later
+    assert again.ok and all(world.config(u).pool_id == "B" for u in four)
+
+
+def test_an_interrupt_raised_inside_a_vms_cycle_leaves_that_vm_to_recover_and_says_so(world, four):
+    plan = _to_pool_b(world, four)
+
+    def progress(event):
+        if event.vm_uuid == four[1] and event.step == "updating":
+            raise KeyboardInterrupt
+
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk.apply_many(world.store, world.sim, plan, progress=progress, concurrency=1)
+    partial = caught.value.partial
+    assert [r.vm.vm_uuid for r in partial.results] == [four[0]]
+    assert [p.vm_uuid for p in partial.interrupted] == [four[1]] and [p.vm_uuid for p in partial.not_started] == four[2:]
+    assert "1 cut part way (run 'vgpu-admin recover' to finish or undo them)" in str(caught.value)
+    (op,) = world.open_ops()
+    assert op.vm_uuid == four[1] and op.interrupted
+    assert [r.action for r in recovery.recover(world.store, world.sim)] == ["rolled-back"]
+
+
+def test_ctrl_c_while_writing_segments_hands_back_the_registered_vms_and_those_still_to_write(world, unregistered):
+    world.sim.set_latency("set_args", 1.0)
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:4]])
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan, concurrency=1,
+                                       progress=_ctrl_c_at(unregistered[0], "writing-segment"))
+    partial = caught.value.partial
+    assert [vm.vm_uuid for vm in partial.registered] == unregistered[:4]  # one transaction: all registered
+    assert [segment.vm_uuid for segment in partial.segments] == [unregistered[0]]
+    assert partial.not_started == tuple(unregistered[1:4]) and partial.interrupted == () and not partial.ok
+    assert "3 not started (registered, their segments not written yet: write_segments(store, host, partial.not_started)" in str(caught.value)
+    assert world.agrees(unregistered[0]) and not any(world.agrees(u) for u in unregistered[1:4])
+    written, failures = bulk_register.write_segments(world.store, world.sim, partial.not_started)
+    assert len(written) == 3 and failures == [] and all(world.agrees(u) for u in unregistered[:4])
+
+
+def test_an_interrupted_batch_pickles_with_its_partial_result(world, four):
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk.apply_many(world.store, Raising(world.sim, "set_device_model_args", KeyboardInterrupt, four[0]),
+                        _to_pool_b(world, four), concurrency=1)
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert type(copy) is BulkInterrupted and str(copy) == str(caught.value)
+    assert copy.partial == caught.value.partial and len(copy.partial.not_started) == 3
+    assert [r.vm_uuid for r in recovery.recover(world.store, world.sim)] == [four[0]]  # the VM it cut
+    assert all(world.agrees(u) for u in four) and world.open_ops() == []
+
+
+def test_a_lone_vms_reports_keep_done_and_total_at_zero(world, four):
+    progress = Recorder()
+    lifecycle.reconfigure_vm(world.store, world.sim, four[0], pool="B", confirm=lambda plan: True, progress=progress)
+    assert progress.events and all((event.done, event.total) == (0, 0) and not event.finishes for event in progress.events)

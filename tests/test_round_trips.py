@@ -1,0 +1,130 @@
+"""Round trips to the host per reconfigure of a running VM: at most 10 XenAPI calls (login and logout
+included) and at most 5 xe processes. The stand-ins count them: the XAPI stand-in per method, the xe
+stand-in one line per process in VGPU_XE_CALL_LOG. A VM's ref is looked up once per session and asked
+again when the host says it no longer knows it (HANDLE_INVALID)."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+
+from vgpu import lifecycle, scan
+from vgpu.hypervisor.xapi import XapiHost
+from vgpu.hypervisor.xe import XeHost
+from vgpu.models import PowerState
+
+from .hostkit_xe import STANDIN_XE, STANDIN_XENSTORE_LS, standin_env
+from .lifekit import World, config, vm_uuid
+from .standins.xapi_server import XapiStandIn
+
+MAX_XENAPI_CALLS = 10
+MAX_XE_PROCESSES = 5
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    world = World.create(tmp_path, store)
+    world.add(1, "running", config("A", 1, 1), own_args="-vnc 127.0.0.1:1")
+    world.add(2, "halted", config("A", 1, 2))
+    return world
+
+
+@pytest.fixture
+def xapi(world):
+    with XapiStandIn(world.sim, password="pw") as server:
+        host = XapiHost.from_uri(f"xapi://root@127.0.0.1:{server.port}", password=lambda: "pw")
+        yield server, host
+        host.close()
+
+
+def test_reconfiguring_a_running_vm_over_xenapi_takes_at_most_10_calls(world, xapi):
+    server, host = xapi
+    result = lifecycle.reconfigure_vm(world.store, host, vm_uuid(1), pool="B", confirm=lambda plan: True)
+    host.close()  # the logout is counted too
+    assert result.restarted and result.vm.pool_id == "B"
+    assert world.agrees(vm_uuid(1)) and world.power(vm_uuid(1)) is PowerState.RUNNING
+    assert world.args(vm_uuid(1)).startswith("-vnc 127.0.0.1:1 ")  # the admin's own args kept
+    calls = dict(server.calls)
+    # Looking at a task still under way again is waiting for the guest, not a step of the cycle: on a real
+    # host a 30 s shutdown is 30-odd looks. The budget counts one look per task.
+    tasks = calls["Async.VM.clean_shutdown"] + calls["Async.VM.start"]
+    waiting = calls["task.get_status"] - tasks
+    assert calls["task.get_status"] >= tasks and sum(calls.values()) - waiting <= MAX_XENAPI_CALLS, calls
+    assert calls.get("VM.get_by_uuid", 0) + calls.get("VM.get_all_records_where", 0) == 1, calls  # one lookup
+
+
+def test_reconfiguring_a_running_vm_with_xe_takes_at_most_5_processes(world, tmp_path):
+    log = tmp_path / "xe-calls.jsonl"
+    host = XeHost(xe_path=str(STANDIN_XE), env=standin_env(world.sim, VGPU_XE_CALL_LOG=str(log)),
+                  xenstore_ls=str(STANDIN_XENSTORE_LS))
+    result = lifecycle.reconfigure_vm(world.store, host, vm_uuid(1), pool="B", confirm=lambda plan: True)
+    assert result.restarted and world.agrees(vm_uuid(1)) and world.power(vm_uuid(1)) is PowerState.RUNNING
+    assert world.args(vm_uuid(1)).startswith("-vnc 127.0.0.1:1 ")
+    processes = [json.loads(line)["argv"][0] for line in log.read_text().splitlines()]
+    assert len(processes) <= MAX_XE_PROCESSES, processes
+
+
+def test_a_vm_is_looked_up_once_per_session_and_its_ref_serves_every_later_call(world, xapi):
+    server, host = xapi
+    for _ in range(3):
+        host.power_state(vm_uuid(2))
+        host.get_device_model_args(vm_uuid(2))
+    assert server.calls["VM.get_by_uuid"] + server.calls["VM.get_all_records_where"] == 1
+
+
+def test_a_listing_gives_every_vms_ref(world, xapi):
+    server, host = xapi
+    host.list_vms()
+    host.power_state(vm_uuid(1))
+    host.get_device_model_args(vm_uuid(2))
+    assert server.calls["VM.get_by_uuid"] + server.calls["VM.get_all_records_where"] == 0
+
+
+def test_a_ref_the_host_no_longer_knows_is_looked_up_again_once(world, xapi):
+    server, host = xapi
+    assert host.power_state(vm_uuid(1)) is PowerState.RUNNING
+    stale = host._refs[vm_uuid(1)]
+    server.fail_next("VM.get_power_state", "HANDLE_INVALID", "VM", stale)  # re-created, say: a new ref
+    assert host.power_state(vm_uuid(1)) is PowerState.RUNNING
+    assert server.calls["VM.get_power_state"] == 3 and server.calls["VM.get_by_uuid"] == 2
+
+
+def test_a_vm_gone_since_its_ref_was_cached_is_a_vm_the_host_does_not_have(world, xapi):
+    server, host = xapi
+    host.power_state(vm_uuid(2))
+    world.sim.remove_vm(vm_uuid(2))
+    server.fail_next("VM.get_platform", "HANDLE_INVALID", "VM", host._refs[vm_uuid(2)])
+    with pytest.raises(Exception) as caught:
+        host.get_device_model_args(vm_uuid(2))
+    assert str(caught.value) == f"VM {vm_uuid(2)} does not exist on the host"
+    assert vm_uuid(2) not in host._refs
+
+
+def test_another_objects_handle_invalid_is_not_retried(world, xapi):
+    server, host = xapi
+    host.power_state(vm_uuid(1))
+    server.fail_next("VM.get_power_state", "HANDLE_INVALID", "task", "OpaqueRef:gone")
+    with pytest.raises(Exception, match="does not exist"):
+        host.power_state(vm_uuid(1))
+    assert server.calls["VM.get_power_state"] == 2 and server.calls["VM.get_by_uuid"] == 1
+
+
+@pytest.mark.parametrize("backend", ["sim", "xapi", "xe"])
+def test_describe_vm_gives_what_the_listing_gives_for_that_vm(world, xapi, tmp_path, backend):
+    host = {"sim": world.sim, "xapi": xapi[1],
+            "xe": XeHost(xe_path=str(STANDIN_XE), env=standin_env(world.sim), xenstore_ls=str(STANDIN_XENSTORE_LS))}[backend]
+    listed = {vm.uuid: attrs.evolve(vm, resident_on=None) for vm in host.list_vms()}  # describe_vm does not name it
+    for uuid in (vm_uuid(1), vm_uuid(2)):
+        assert host.describe_vm(uuid) == listed[uuid]
+    with pytest.raises(Exception, match="does not exist on the host"):
+        host.describe_vm(vm_uuid(99))
+
+
+def test_a_scan_after_the_reconfigure_agrees_over_xenapi(world, xapi):
+    server, host = xapi
+    lifecycle.reconfigure_vm(world.store, host, vm_uuid(2), priority="high", confirm=lambda plan: True)
+    report = scan.scan(world.store, host)
+    assert {entry.vm.vm_uuid: entry.state for entry in report.registered} == {vm_uuid(1): "unknown", vm_uuid(2): "halted"}
+    assert world.segment(vm_uuid(2)) == config("A", 2, 2)

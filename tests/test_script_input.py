@@ -1,0 +1,128 @@
+"""Commands piped into vgpu-admin (``vgpu-admin < commands.txt``): one command per line, clean output, and
+a stop at the first line that fails unless ``--keep-going`` says otherwise (as ``sqlite3 -bail`` and
+``psql -v ON_ERROR_STOP=1`` do, but stopping by default: a script of changes should not run on after a
+failed one)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from shell import handlers, helptext
+from shell.console import Console, stdin_reader
+from shell.context import Context
+from shell.script import run_lines
+from vgpu import config
+
+from .clikit import REPO, SpecHost, run, run_process
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return SpecHost(tmp_path)
+
+
+def pool_of(spec: SpecHost, name: str) -> str:
+    return spec.vm(name).pool_id
+
+
+def test_lines_stop_at_the_first_that_fails_and_exit_with_its_code(spec):
+    outcome = run_process(spec.flags, stdin="list-pools\nset-pool --pool=C\nlist-vms --pool=A\nstatus\n")
+    assert outcome.code == 2
+    assert outcome.err_lines == [
+        "error: set-pool needs --vm-uuid=<uuid>",
+        "Stopped at line 2, which failed; the lines after it were not run (vgpu-admin --keep-going runs them all).",
+    ]
+    assert outcome.out_lines[0].startswith('Pool A: "Pool A"')  # the lines before it ran
+    assert "VM-7" not in outcome.out and "Control Panel" not in outcome.out  # nothing after it did
+
+
+def test_a_change_that_fails_stops_the_lines_that_would_build_on_it(spec):
+    vm1, vm2 = spec.uuid("VM-1"), spec.uuid("VM-2")
+    spec.sim.set_fault("set_args", "fail", vm1)
+    lines = f"set-pool --vm-uuid={vm1} --pool=B\nyes\nset-pool --vm-uuid={vm2} --pool=B\nyes\n"
+    outcome = run_process(spec.flags, stdin=lines)
+    assert outcome.code == 1
+    assert outcome.err_lines[-1].startswith("Stopped at line 1, which failed;")
+    assert pool_of(spec, "VM-1") == "A" and pool_of(spec, "VM-2") == "A"
+
+
+def test_keep_going_runs_every_line_and_exits_with_the_first_failure(spec):
+    outcome = run_process(["--keep-going", *spec.flags],
+                          stdin="list-pools\nset-pool --pool=C\nshow-vm --vm-uuid=nope\nlist-vms --pool=A\nexit\nstatus\n")
+    assert outcome.code == 2
+    assert outcome.err_lines[0] == "error: set-pool needs --vm-uuid=<uuid>" and len(outcome.err_lines) == 2
+    assert "Stopped" not in outcome.err
+    assert "VM-7" in outcome.out and "Control Panel" not in outcome.out  # list-vms ran; nothing after exit
+
+
+def test_an_answer_of_no_is_not_a_failure_that_stops_the_lines(spec):
+    vm1 = spec.uuid("VM-1")
+    outcome = run_process(spec.flags, stdin=f"set-pool --vm-uuid={vm1} --pool=B\nno\nlist-vms --pool=A --priority=high\n")
+    assert outcome.code == 3  # cancelled, as the exit code says; but the next line ran
+    assert f"UUID: {vm1} | Name: VM-1 | Pool: A" in outcome.out and pool_of(spec, "VM-1") == "A"
+    assert "Stopped" not in outcome.err
+
+
+def test_piped_output_is_clean_no_prompt_no_echo_no_terminal_codes(spec):
+    vm1 = spec.uuid("VM-1")
+    lines = f"list-pools\nset-pool --vm-uuid={vm1} --pool=B\nyes\nstatus\n"
+    done = subprocess.run([sys.executable, "-m", "shell", *spec.flags], input=lines.encode(), capture_output=True,
+                          env=spec_env(), cwd=str(REPO), timeout=60)
+    out, err = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 0, err
+    for text in (out, err):
+        assert "\r" not in text and "\x1b" not in text and "vgpu>" not in text
+    assert "list-pools" not in out and "status" not in out.split("\n")  # the lines themselves are not echoed
+    assert out.count('Pool A: "Pool A"') == 2  # list-pools once, status once: nothing twice
+    assert pool_of(spec, "VM-1") == "B"
+
+
+def spec_env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def test_keep_going_with_a_one_shot_command_is_refused_with_one_line(spec):
+    before = spec.files()
+    outcome = run(["--keep-going", "list-pools", *spec.flags])
+    assert outcome.code == 2
+    assert outcome.one_error_line() == ("error: --keep-going is for commands read from standard input "
+                                        "(vgpu-admin --keep-going < FILE); list-pools runs once")
+    assert spec.files() == before
+
+
+def test_keep_going_takes_no_value(spec):
+    outcome = run(["--keep-going=yes", *spec.flags])
+    assert outcome.code == 2 and outcome.one_error_line() == "error: --keep-going takes no value"
+
+
+def test_the_global_options_name_keep_going():
+    assert "--keep-going" in helptext.overview() and "--keep-going" in helptext.GLOBAL_OPTIONS
+
+
+def _context(spec: SpecHost) -> tuple[Context, io.StringIO, io.StringIO]:
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(config.load({"db": str(spec.db), "host": f"sim:{spec.host_file}"}), Console(out, err, stdin_reader(out)))
+    return ctx, out, err
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_ctrl_c_stops_the_lines_even_with_keep_going(spec, monkeypatch, keep_going):
+    ran = []
+
+    def interrupted(ctx, opts):
+        ran.append("status")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(handlers, "status", interrupted)
+    ctx, out, err = _context(spec)
+    code = run_lines(ctx, io.StringIO("status\nlist-pools\n"), keep_going=keep_going)
+    assert code == 1 and ran == ["status"] and out.getvalue() == ""  # list-pools never ran
+    assert err.getvalue().splitlines()[-1].startswith("Stopped at line 1, interrupted;")
