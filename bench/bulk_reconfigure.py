@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
 from vgpu import bulk, devargs, lifecycle, vms  # noqa: E402
 from vgpu.hypervisor.sim import SimHost  # noqa: E402
@@ -47,6 +47,7 @@ def timed(fn) -> tuple[float, object]:
 
 
 def main() -> int:
+    print(benchpath.measured())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vms", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4)

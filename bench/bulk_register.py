@@ -26,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
 from vgpu import schema, vms  # noqa: E402
 from vgpu.store import Store  # noqa: E402
@@ -91,6 +91,7 @@ def time_library(folder: Path, typed: list[dict], profiler: cProfile.Profile | N
 
 
 def main() -> int:
+    print(benchpath.measured())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=7)

@@ -35,8 +35,9 @@ def _run(argv: list[str], **kwargs) -> None:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)
 
 
-def install(root: str) -> str:
-    """A fresh venv in ``root`` with this checkout installed from a wheel; returns its bin directory."""
+def install(root: str, extras: str = "") -> str:
+    """A fresh venv in ``root`` with this checkout installed from a wheel (with ``extras``, such as
+    "shell,xapi"); returns its bin directory."""
     venv = os.path.join(root, "venv")
     _run([sys.executable, "-m", "venv", venv])
     bindir = os.path.join(venv, "bin")
@@ -46,9 +47,9 @@ def install(root: str) -> str:
     source = os.path.join(root, "source")
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
         ".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", ".benchmarks", ".pytest_cache", "notebooks"))
-    _run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, source])
+    _run([python, "-m", "pip", "wheel", "-qq", "--no-deps", "--wheel-dir", wheels, source])
     [wheel] = glob.glob(os.path.join(wheels, "vgpu_admin-*.whl"))
-    _run([python, "-m", "pip", "install", "--quiet", wheel])
+    _run([python, "-m", "pip", "install", "-qq", f"{wheel}[{extras}]" if extras else wheel])
     return bindir
 
 

@@ -20,7 +20,7 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
 from prompt_toolkit.completion import CompleteEvent  # noqa: E402
 from prompt_toolkit.document import Document  # noqa: E402
@@ -94,6 +94,7 @@ def report(label: str, samples: list[float], baseline: float) -> bool:
 
 
 def main() -> int:
+    print(benchpath.measured())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vms", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)

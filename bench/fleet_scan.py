@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
 from vgpu import bulk, devargs, scan, vms  # noqa: E402
 from vgpu.hypervisor import codes  # noqa: E402
@@ -216,6 +216,7 @@ def measure_bulk(store: Store, members: dict[str, MemoryHost], move: int, per_ho
 
 
 def main() -> int:
+    print(benchpath.measured())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--vms", type=int, default=1000, help="VMs per host")

@@ -2,7 +2,7 @@
 
 The host has 100,000 VMs, 90% of them registered (with their segment; some with arguments of the admin's
 own, a few drifted). Each command runs as a child process, `python -m shell COMMAND --db DB --host sim:PATH`
-with this checkout on PYTHONPATH and its output sent to /dev/null (the terminal is not what is measured),
+(from this checkout, or from a regular install under bench/run_all.py: bench/benchpath.py) and its output sent to /dev/null (the terminal is not what is measured),
 and its peak resident set size is read from the kernel when it ends (os.wait4's rusage: that child's own
 ru_maxrss). For reference the same run measures the interpreter importing the modules the command imports
 (shell.main, vgpu.scan, the simulated host): what no command can go below. The target is at most 150 MB
@@ -25,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import benchpath  # which vgpu: this checkout, or a regular install under run_all.py
+
 TARGET_MB = 150.0
 FLOOR = "import shell.main, vgpu.scan, vgpu.hypervisor.sim"
 
@@ -36,7 +37,6 @@ def paths(directory: Path) -> tuple[Path, Path]:
 
 def build(directory: Path, count: int) -> None:
     """``count`` VMs: 90% registered with their segment (one in four with admin args, a few drifted)."""
-    sys.path.insert(0, str(REPO))  # run from a checkout without installing
     from vgpu import devargs, vms
     from vgpu.hypervisor.sim import SimHost
     from vgpu.models import PowerState, Priority, Registration, VMConfig
@@ -68,7 +68,7 @@ def build(directory: Path, count: int) -> None:
 
 def peak_mb(argv: list[str]) -> float:
     """The child's own peak RSS in MB (Linux reports ru_maxrss in kilobytes)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_STATE_HOME": tempfile.gettempdir()}
+    env = benchpath.child_env(XDG_STATE_HOME=tempfile.gettempdir())
     with open(os.devnull, "w") as sink:
         child = subprocess.Popen(argv, stdout=sink, stderr=subprocess.PIPE, env=env)
         _, status, usage = os.wait4(child.pid, 0)
@@ -104,6 +104,7 @@ def main() -> int:
             "vgpu-admin scan-vms": [*command, "scan-vms", *where],
         }
         peaks = {name: max(peak_mb(argv) for _ in range(options.repeat)) for name, argv in runs.items()}
+    print(benchpath.measured())
     print(f"peak RSS at {options.vms} VMs on a simulated host (the highest of {options.repeat} runs)")
     missed = False
     for name, peak in peaks.items():

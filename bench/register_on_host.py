@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
 from vgpu import bulk_register, devargs  # noqa: E402
 from vgpu.errors import HypervisorError  # noqa: E402
@@ -130,6 +130,7 @@ def in_memory(folder: Path, rows: list[tuple], wanted: list[dict], concurrency: 
 
 
 def main() -> int:
+    print(benchpath.measured())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host-vms", type=int, default=2000)
     parser.add_argument("--register", type=int, default=1500)

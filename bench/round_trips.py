@@ -16,8 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
+import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
 from tests.hostkit_xe import STANDIN_XE, STANDIN_XENSTORE_LS, standin_env  # noqa: E402
 from tests.standins.xapi_server import XapiStandIn  # noqa: E402
@@ -68,6 +67,7 @@ def xe_processes(folder: Path) -> list[str]:
 
 
 def main() -> int:
+    print(benchpath.measured())
     with tempfile.TemporaryDirectory(prefix="vgpu-bench-") as tmp:
         (Path(tmp) / "xapi").mkdir()
         (Path(tmp) / "xe").mkdir()

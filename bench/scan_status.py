@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
 from vgpu import devargs, scan, vms  # noqa: E402
 from vgpu.hypervisor.sim import SimHost  # noqa: E402
@@ -75,6 +75,7 @@ def median_seconds(functions: list, repeat: int) -> list[float]:
 
 
 def main() -> int:
+    print(benchpath.measured())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vms", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=9)
