@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import benchpath  # which vgpu: this checkout, or a regular install under run_all.py
+import population
 
 TARGET_MB = 150.0
 FLOOR = "import shell.main, vgpu.scan, vgpu.hypervisor.sim"
@@ -36,34 +37,17 @@ def paths(directory: Path) -> tuple[Path, Path]:
 
 
 def build(directory: Path, count: int) -> None:
-    """``count`` VMs: 90% registered with their segment (one in four with admin args, a few drifted)."""
-    from vgpu import devargs, vms
+    """``count`` VMs (bench/population.py: 90% registered, a few drifted), unless already built there."""
     from vgpu.hypervisor.sim import SimHost
-    from vgpu.models import PowerState, Priority, Registration, VMConfig
     from vgpu.store import Store
 
     db, host_file = paths(directory)
     if db.exists() and host_file.exists():
         return
     host = SimHost(host_file)
-    registrations, rows = [], []
-    for number in range(1, count + 1):
-        uuid = f"3e3e0000-0000-4000-8000-{number:012d}"
-        power = PowerState.RUNNING if number % 3 else PowerState.HALTED
-        own = f"-vnc 127.0.0.1:{number % 100}" if number % 4 == 0 else ""
-        if number % 10:
-            config = VMConfig("A" if number % 2 else "B", Priority(number % 3), number)
-            registrations.append(Registration(uuid, f"vm-{number}", config.pool_id, config.priority, number))
-            if number % 997 == 0:  # drift: the segment says something else
-                config = VMConfig(config.pool_id, config.priority, number + count)
-            args = f"{own} {devargs.render(config)}" if own else devargs.render(config)
-        else:
-            args = own
-        rows.append((uuid, f"vm-{number}", power, args))
-    host.add_vms(rows)
-    host.close()
     with Store(db) as store:
-        vms.db_register_many(store, registrations)
+        population.populate(host, store, count, "3e3e0000-0000-4000-8000-", drift_every=997)
+    host.close()
 
 
 def peak_mb(argv: list[str]) -> float:

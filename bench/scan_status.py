@@ -18,9 +18,9 @@ from pathlib import Path
 
 import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
-from vgpu import devargs, scan, vms  # noqa: E402
+import population  # noqa: E402
+from vgpu import scan  # noqa: E402
 from vgpu.hypervisor.sim import SimHost  # noqa: E402
-from vgpu.models import PowerState, Priority, Registration, VMConfig  # noqa: E402
 from vgpu.store import Store  # noqa: E402
 from tests.counting import CountingHost  # noqa: E402
 
@@ -28,25 +28,10 @@ TARGET_RATIO = 3.0
 
 
 def build(directory: Path, count: int) -> tuple[Store, SimHost]:
-    """``count`` VMs: 90% registered with their segment (some with admin args, a few drifted), the rest not."""
+    """``count`` VMs (bench/population.py: 90% registered, a few drifted) on a simulated host."""
     host = SimHost(directory / "host.json")
-    registrations, rows = [], []
-    for number in range(1, count + 1):
-        uuid = f"5e1b0000-0000-4000-8000-{number:012d}"
-        power = PowerState.RUNNING if number % 3 else PowerState.HALTED
-        own = f"-vnc 127.0.0.1:{number % 100}" if number % 4 == 0 else ""
-        if number % 10:
-            config = VMConfig("A" if number % 2 else "B", Priority(number % 3), number)
-            registrations.append(Registration(uuid, f"vm-{number}", config.pool_id, config.priority, number))
-            if number % 97 == 0:  # drift: the segment says something else
-                config = VMConfig(config.pool_id, config.priority, number + count)
-            args = f"{own} {devargs.render(config)}" if own else devargs.render(config)
-        else:
-            args = own
-        rows.append((uuid, f"vm-{number}", power, args))
-    host.add_vms(rows)
     store = Store(directory / "vgpu.db")
-    vms.db_register_many(store, registrations)
+    population.populate(host, store, count, "5e1b0000-0000-4000-8000-", drift_every=97)
     return store, host
 
 

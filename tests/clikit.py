@@ -105,6 +105,11 @@ class SpecHost:
         with Store(self.db) as store:
             return vms.find(store, self.uuid(name))
 
+    def pool_of(self, name: str) -> str | None:
+        """The pool VM ``name`` is registered in, or None when it is not registered."""
+        vm = self.vm(name)
+        return vm.pool_id if vm else None
+
     def vm_by_uuid(self, key: str) -> VM | None:
         with Store(self.db) as store:
             return vms.find(store, key)

@@ -68,3 +68,19 @@ def snapshot(store):
             }
 
     return take
+
+
+@pytest.fixture
+def world(tmp_path, store):
+    """A simulated host in tmp_path beside ``store`` (tests/lifekit.py's World), for the lifecycle's tests."""
+    from .lifekit import World
+
+    return World.create(tmp_path, store)
+
+
+@pytest.fixture
+def four(world):
+    """VMs 1-4 registered in Pool A with vm_ids 1-4; 1 and 3 running, 2 and 4 halted."""
+    from .lifekit import config
+
+    return [world.add(n, "running" if n % 2 else "halted", config("A", 1, n), f"-vnc :{n}") for n in range(1, 5)]

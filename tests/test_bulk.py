@@ -23,19 +23,8 @@ from vgpu.errors import (
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
-from .lifekit import Blind, FailingProgress, Raising, World, config, hand_over, vm_uuid
+from .lifekit import Blind, FailingProgress, Raising, config, hand_over, vm_uuid
 from .test_register_many import FakeFrame
-
-
-@pytest.fixture
-def world(tmp_path, store):
-    return World.create(tmp_path, store)
-
-
-@pytest.fixture
-def four(world):
-    """VMs 1-4 registered in Pool A with vm_ids 1-4; 1 and 3 running, 2 and 4 halted."""
-    return [world.add(n, "running" if n % 2 else "halted", config("A", 1, n), f"-vnc :{n}") for n in range(1, 5)]
 
 
 def test_plan_many_reports_every_bad_row_and_changes_nothing(world, four):

@@ -18,18 +18,7 @@ from vgpu import bulk, bulk_register, lifecycle, recovery
 from vgpu.errors import BulkInterrupted, InvalidValue, VgpuError
 from vgpu.models import PowerState
 
-from .lifekit import Raising, Recorder, World, config, vm_uuid
-
-
-@pytest.fixture
-def world(tmp_path, store):
-    return World.create(tmp_path, store)
-
-
-@pytest.fixture
-def four(world):
-    """VMs 1-4 registered in Pool A with vm_ids 1-4; 1 and 3 running, 2 and 4 halted."""
-    return [world.add(n, "running" if n % 2 else "halted", config("A", 1, n), f"-vnc :{n}") for n in range(1, 5)]
+from .lifekit import Raising, Recorder, vm_uuid
 
 
 @pytest.fixture

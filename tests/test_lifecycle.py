@@ -27,17 +27,12 @@ from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState, Priority
 
-from .lifekit import Blind, FailingProgress, Raising, Recorder, World, config, hand_over, vm_uuid
+from .lifekit import Blind, FailingProgress, Raising, Recorder, config, hand_over, vm_uuid
 
 OLD = config("A", 1, 1)
 NEW = config("B", 2, 1)
 OWN_ARGS = "-vnc 127.0.0.1:1 -display none"
 QUICK = StopPolicy(clean_timeout=0.05, tick=0.01)
-
-
-@pytest.fixture
-def world(tmp_path, store):
-    return World.create(tmp_path, store)
 
 
 @pytest.fixture

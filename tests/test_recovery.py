@@ -23,7 +23,7 @@ from vgpu.models import PowerState
 
 from . import crashcli, crashkit
 from .clikit import run_process
-from .lifekit import World, config, hand_over, other_live_session, vm_uuid
+from .lifekit import config, hand_over, other_live_session, vm_uuid
 
 OLD = config("A", 1, 4)
 NEW = config("B", 2, 4)
@@ -45,11 +45,6 @@ RECONFIGURE_POINTS = [
     ("halted", "writing-args", "writing-args", "finished"),
     ("halted", "args-written", "writing-args", "finished"),
 ]
-
-
-@pytest.fixture
-def world(tmp_path, store):
-    return World.create(tmp_path, store)
 
 
 def kill_at(world, kind, uuid, point, **change):

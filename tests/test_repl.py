@@ -57,10 +57,6 @@ def shell(spec):
     return Shell(spec)
 
 
-def pool_of(spec: SpecHost, name: str) -> str:
-    return spec.vm(name).pool_id
-
-
 def test_list_pools_then_ctrl_d_leaves_with_0(shell):
     assert shell.type("list-pools\n" + CTRL_D) == 0
     assert shell.out.getvalue().splitlines()[0].startswith('Pool A: "Pool A" | Status: Enabled | VMs: 7 |')
@@ -70,7 +66,7 @@ def test_list_pools_then_ctrl_d_leaves_with_0(shell):
 def test_set_pool_answered_yes_inside_the_shell(shell, spec):
     vm1 = spec.uuid("VM-1")
     assert shell.type(f"set-pool --vm-uuid={vm1} --pool=B\nyes\n" + CTRL_D) == 0
-    assert pool_of(spec, "VM-1") == "B"
+    assert spec.pool_of("VM-1") == "B"
     assert "This change requires stopping and restarting the VM." in shell.out.getvalue()
     assert "Applied to VM-1" in shell.out.getvalue()
     assert "pool=B" in spec.sim.get_device_model_args(vm1)
@@ -79,7 +75,7 @@ def test_set_pool_answered_yes_inside_the_shell(shell, spec):
 def test_set_pool_answered_no_changes_nothing(shell, spec):
     before = spec.files()
     assert shell.type(f"set-pool --vm-uuid={spec.uuid('VM-2')} --pool=B\nno\nlist-pools\n" + CTRL_D) == 0
-    assert pool_of(spec, "VM-2") == "A"
+    assert spec.pool_of("VM-2") == "A"
     assert "Operation cancelled; nothing was changed." in shell.err.getvalue()
     assert shell.out.getvalue().rstrip().endswith("Low (0): 2")  # the shell went on to the next line
     assert spec.files()["host.json"] == before["host.json"]
@@ -93,13 +89,13 @@ def test_an_unclear_answer_asks_again(shell, spec):
 
 def test_end_of_input_at_the_question_cancels(shell, spec):
     assert shell.type(f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\n", close=True) == 0
-    assert pool_of(spec, "VM-1") == "A"
+    assert spec.pool_of("VM-1") == "A"
     assert "Operation cancelled" in shell.err.getvalue()
 
 
 def test_ctrl_d_at_the_question_cancels(shell, spec):
     assert shell.type(f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\n{CTRL_D}{CTRL_D}") == 0
-    assert pool_of(spec, "VM-1") == "A"
+    assert spec.pool_of("VM-1") == "A"
     assert "Operation cancelled" in shell.err.getvalue()
 
 
@@ -245,7 +241,7 @@ def test_lines_piped_into_vgpu_admin_run_one_by_one_answers_included(spec):
     assert outcome.out_lines[0].startswith('Pool A: "Pool A" | Status: Enabled | VMs: 7 |')
     assert f"Applied to VM-1 ({vm1}): pool A → B." in outcome.out_lines
     assert f"UUID: {vm1} | Name: VM-1 | Pool: B | Priority: high (2) | VM ID: 1" in outcome.out_lines
-    assert pool_of(spec, "VM-1") == "B"
+    assert spec.pool_of("VM-1") == "B"
 
 
 def test_piped_lines_with_keep_going_go_on_after_a_failure_and_exit_with_its_code(spec):

@@ -11,12 +11,7 @@ from vgpu.models import PowerState, Priority
 from vgpu.store import Store
 
 from .counting import CountingHost
-from .lifekit import Blind, Raising, World, config, hand_over, other_live_owner, vm_uuid
-
-
-@pytest.fixture
-def world(tmp_path, store):
-    return World.create(tmp_path, store)
+from .lifekit import Blind, Raising, config, hand_over, other_live_owner, vm_uuid
 
 
 @pytest.fixture

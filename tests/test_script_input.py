@@ -25,10 +25,6 @@ def spec(tmp_path):
     return SpecHost(tmp_path)
 
 
-def pool_of(spec: SpecHost, name: str) -> str:
-    return spec.vm(name).pool_id
-
-
 def test_lines_stop_at_the_first_that_fails_and_exit_with_its_code(spec):
     outcome = run_process(spec.flags, stdin="list-pools\nset-pool --pool=C\nlist-vms --pool=A\nstatus\n")
     assert outcome.code == 2
@@ -47,7 +43,7 @@ def test_a_change_that_fails_stops_the_lines_that_would_build_on_it(spec):
     outcome = run_process(spec.flags, stdin=lines)
     assert outcome.code == 1
     assert outcome.err_lines[-1].startswith("Stopped at line 1, which failed;")
-    assert pool_of(spec, "VM-1") == "A" and pool_of(spec, "VM-2") == "A"
+    assert spec.pool_of("VM-1") == "A" and spec.pool_of("VM-2") == "A"
 
 
 def test_keep_going_runs_every_line_and_exits_with_the_first_failure(spec):
@@ -63,7 +59,7 @@ def test_an_answer_of_no_is_not_a_failure_that_stops_the_lines(spec):
     vm1 = spec.uuid("VM-1")
     outcome = run_process(spec.flags, stdin=f"set-pool --vm-uuid={vm1} --pool=B\nno\nlist-vms --pool=A --priority=high\n")
     assert outcome.code == 3  # cancelled, as the exit code says; but the next line ran
-    assert f"UUID: {vm1} | Name: VM-1 | Pool: A" in outcome.out and pool_of(spec, "VM-1") == "A"
+    assert f"UUID: {vm1} | Name: VM-1 | Pool: A" in outcome.out and spec.pool_of("VM-1") == "A"
     assert "Stopped" not in outcome.err
 
 
@@ -78,7 +74,7 @@ def test_piped_output_is_clean_no_prompt_no_echo_no_terminal_codes(spec):
         assert "\r" not in text and "\x1b" not in text and "vgpu>" not in text
     assert "list-pools" not in out and "status" not in out.split("\n")  # the lines themselves are not echoed
     assert out.count('Pool A: "Pool A"') == 2  # list-pools once, status once: nothing twice
-    assert pool_of(spec, "VM-1") == "B"
+    assert spec.pool_of("VM-1") == "B"
 
 
 def spec_env() -> dict[str, str]:

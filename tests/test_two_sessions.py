@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from vgpu.models import PowerState
 
 from . import crashkit
-from .lifekit import World, config
+from .lifekit import config
 
 OLD = config("A", 1, 3)
 TARGETS = {"pool": {"pool": "B"}, "priority": {"priority": "low"}}
 EXPECTED = {"pool": config("B", 1, 3), "priority": config("A", 0, 3)}
-
-
-@pytest.fixture
-def world(tmp_path, store):
-    return World.create(tmp_path, store)
 
 
 def test_two_processes_one_vm_exactly_one_proceeds(world):
