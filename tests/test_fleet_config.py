@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vgpu import config
@@ -140,3 +142,17 @@ def test_on_the_command_line_two_bare_uris_still_say_given_twice(spec_free_db):
 @pytest.fixture
 def spec_free_db(tmp_path):
     return tmp_path / "never-created.db"
+
+
+def test_with_no_host_set_xe_on_path_makes_the_default_xe_and_nothing_else_does(tmp_path, monkeypatch):
+    bin_dir, plain = tmp_path / "bin", tmp_path / "plain"
+    bin_dir.mkdir(), plain.mkdir()
+    (bin_dir / "xe").write_text("#!/bin/sh\n")
+    (bin_dir / "xe").chmod(0o755)
+    (plain / "xe").write_text("not a program\n")  # there but not executable: not a dom0's xe
+    (plain / "xe").chmod(0o644)
+    monkeypatch.setenv("PATH", str(plain))
+    assert config.default_uri() == config.DEMO_URI
+    monkeypatch.setenv("PATH", os.pathsep.join([str(plain), str(bin_dir)]))
+    assert config.default_uri() == "xe:"
+    assert config.load({}, environ={}).hosts == (HostSpec("", "xe:"),)

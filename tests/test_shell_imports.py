@@ -35,6 +35,7 @@ def test_a_one_shot_command_does_not_import_the_interactive_shell(tmp_path):
 # and the standard modules other commands use (shutil pulls in zlib, bz2 and lzma; getpass, termios).
 NOT_FOR_LIST_POOLS = ("vgpu.models", "vgpu.vms", "vgpu.audit", "vgpu.values", "vgpu.columns", "vgpu.rows",
                       "vgpu.hypervisor", "vgpu.convert", "cattrs", "shutil", "getpass", "shlex", "json")
+STANDARD_MODULES = ("shutil", "getpass", "shlex")  # json is the check's own
 
 
 def test_list_pools_imports_only_what_it_needs(tmp_path):
@@ -42,6 +43,9 @@ def test_list_pools_imports_only_what_it_needs(tmp_path):
     subprocess.run([sys.executable, "-m", "shell", "--db", str(db), "list-pools"], cwd=str(REPO), check=True, capture_output=True)
     argv = ["--db", str(db), "list-pools"]  # the file exists: no first-run work
     result = loaded_after(
+        # The standard modules among them are forgotten first: site-packages' start-up (.pth files, an
+        # editable install's finder) may have imported them here, and not on a clean install.
+        f"for name in {STANDARD_MODULES!r}: sys.modules.pop(name, None)\n"
         "before = set(sys.modules)\n"
         "from shell.main import main\n"
         f"code = main({argv!r})\n"

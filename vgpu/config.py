@@ -190,9 +190,17 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
 
 def default_uri() -> str:
     """``xe:`` on a XCP-ng/XenServer dom0 (where xe is on PATH), else the demo's simulated host."""
-    import shutil  # only when no host is set: shutil imports the compression modules, a cost on every start-up
+    return "xe:" if _on_path("xe") else DEMO_URI
 
-    return "xe:" if shutil.which("xe") else DEMO_URI
+
+def _on_path(program: str) -> bool:
+    """Whether an executable file ``program`` is in a folder of PATH: shutil.which's answer for a plain name,
+    without importing shutil (it imports the compression modules, a cost on every start with no host set)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or os.curdir, program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return True
+    return False
 
 
 def _default_db(host: str) -> str:
