@@ -555,6 +555,6 @@ def problem_record(problem: Any) -> Record:
 
 
 def invalid_rows_view(error: Any) -> tuple[str, list[Record]]:
-    rows = sorted({problem.row for problem in error.problems})
+    rows = {problem.row for problem in error.problems}  # counted, never sorted: labels may be of mixed types
     caption = f"{plural(len(error.problems), 'problem')} in {plural(len(rows), 'row')}; {error.outcome}"
     return caption, [problem_record(problem) for problem in error.problems]
