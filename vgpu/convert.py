@@ -9,7 +9,7 @@ numbers.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Callable, Hashable, TypeVar
+from typing import Any, Callable, Hashable, TypeVar, overload
 
 import attrs
 import cattrs
@@ -149,6 +149,12 @@ _register_extras()
 def to_data(obj: Any) -> Any:
     """Plain dicts, lists, strings and numbers, ready for ``json.dumps``."""
     return converter.unstructure(obj)
+
+
+@overload
+def from_data(data: Any, cls: type[_Result]) -> _Result: ...
+@overload
+def from_data(data: Any, cls: Any) -> Any: ...  # a type form such as list[VM]
 
 
 def from_data(data: Any, cls: Any) -> Any:
