@@ -217,6 +217,18 @@ def test_a_mapping_of_rows_names_problems_by_its_keys(world):
     assert list(good) == ["web-b"]
 
 
+def test_problems_whose_labels_do_not_sort_still_show_as_a_table(world):
+    """Labels may be anything a DataFrame's index holds, mixed types too: the InvalidRows table counts them
+    without sorting them (mypy --strict found the sort; it raised TypeError in a notebook's display)."""
+    by_label = dict(zip(["web-a", 7, None], BAD))
+    with pytest.raises(InvalidRows) as caught:
+        vms.db_register_many(world.store, by_label)
+    error = caught.value
+    assert [p.row for p in error.problems] == ["web-a", None]
+    assert error.to_string().startswith("InvalidRows: 2 problems in 2 rows")
+    assert "<table" in error._repr_html_() and len(error.records()) == 2
+
+
 def test_a_dataframe_is_taken_as_it_is_and_named_by_its_index(world):
     pandas = pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
     frame = pandas.DataFrame(BAD, index=[101, 102, 103])

@@ -65,7 +65,8 @@ def resolved(mark_: Attention, power: PowerState, operations: tuple[str, ...] | 
 def settle(store: Store, marks: Iterable[Attention], seen: Mapping[str, tuple[PowerState, tuple[str, ...] | None]]) -> list[Attention]:
     """The marks that still stand, given what was just seen of their VMs (``seen``: VM UUID → power state
     and host operations); the others are deleted, when the database lets us."""
-    standing, ended = [], []
+    standing: list[Attention] = []
+    ended: list[Attention] = []
     for mark_ in marks:
         state = seen.get(mark_.vm_uuid)
         (ended if state is not None and resolved(mark_, *state) else standing).append(mark_)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from typing import TYPE_CHECKING, Any
 
 from . import stored
 from .errors import InvalidValue
@@ -16,10 +17,13 @@ from .store import Store
 from .tables import AuditList
 from .values import parse_count, parse_pool_id, parse_uuid
 
+if TYPE_CHECKING:
+    import json
+
 ACTIONS = ("register", "update", "remove", "rename-pool", "stop")  # stop: how vgpu-admin stopped a VM
 
 
-def record(conn: sqlite3.Connection, action: str, subject: str, old: dict | None, new: dict | None) -> None:
+def record(conn: sqlite3.Connection, action: str, subject: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
     conn.execute(
         "INSERT INTO vgpu_audit (action, subject, old, new) VALUES (?, ?, ?, ?)",
         (action, subject, _dump(old), _dump(new)),
@@ -58,7 +62,7 @@ SELECT entry_id, at, action, subject, old, new FROM entries {{where}} ORDER BY e
 """
 
 
-def history(store: Store, subject: str | None = None, *, limit: int | None = None) -> list[AuditEntry]:
+def history(store: Store, subject: str | None = None, *, limit: int | None = None) -> AuditList:
     """Recorded changes, newest first; ``subject`` narrows them to one VM UUID or pool id. Each VM of a bulk
     registration is its own entry (they share the batch's entry_id and time)."""
     params: list[object] = []
@@ -79,7 +83,7 @@ def _entry(entry_id: int, at: object, action: object, subject: object, old: obje
     object, an over-long field)."""
     row = f"with entry_id {stored.shown(entry_id)}"
     try:
-        fields = (stored.timestamp(at, "at"), stored.text(action, "action", 32, null=False),
+        fields = (stored.timestamp(at, "at", null=False), stored.text(action, "action", 32, null=False),
                   stored.text(subject, "subject", 64, null=False))
     except stored.Bad as bad:
         raise stored.damaged("vgpu_audit", row, bad) from None
@@ -116,24 +120,24 @@ def _subject_key(subject: object) -> str:
 # the one-shot start-up is measured (bench/cold_start.py). json.dumps with options builds a new encoder on
 # every call; one shared encoder gives the same text.
 @functools.cache
-def _encoder():
+def _encoder() -> json.JSONEncoder:
     import json
 
     return json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 @functools.cache
-def _decoder():
+def _decoder() -> json.JSONDecoder:
     import json
 
     return json.JSONDecoder()
 
 
-def _dump(record_: dict | None) -> str | None:
+def _dump(record_: dict[str, Any] | None) -> str | None:
     return None if record_ is None else _encoder().encode(record_)
 
 
-def _load(text: object, column: str, row: str) -> dict | None:
+def _load(text: object, column: str, row: str) -> dict[str, Any] | None:
     if text is None:
         return None
     try:

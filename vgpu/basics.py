@@ -53,7 +53,7 @@ class PriorityCounts:
         return self.low + self.medium + self.high
 
     def of(self, priority: Priority) -> int:
-        return getattr(self, priority.label)
+        return (self.low, self.medium, self.high)[priority]
 
 
 @attrs.frozen

@@ -13,7 +13,7 @@ so one host's long queue does not hold the others back.
 from __future__ import annotations
 
 import collections
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -86,7 +86,7 @@ class BulkResult(tables.Tabular):
         return not self.failures and not self.interrupted and not self.not_started
 
 
-def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan | None:
+def _change_of(store: Store, values: tuple[object, ...], layout: Layout) -> vms.ChangePlan | None:
     """One row's change. A blank cell keeps the current value; a row whose every change cell is blank keeps
     the VM as it is (a no-op, or nothing at all for a VM that is not registered: a scan's row of an
     unregistered VM), but a row without any change column is refused: it says nothing."""
@@ -99,7 +99,7 @@ def _change_of(store: Store, values: tuple, layout: Layout) -> vms.ChangePlan | 
 
 def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation], *,
                      quoted_labels: frozenset[str] = frozenset(), twice: Mapping[str, list[str]] | None = None,
-                     listings: list[Listing] = ()) -> ReconfigurePlan:
+                     listings: Sequence[Listing] = ()) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
     one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed), running or
     halted, and not locked by an open operation. The plan carries the VM's host, its stored args and what
@@ -137,7 +137,9 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
     read = CHANGE_HEADER.reader()
-    plans, problems, seen = [], [], {}
+    plans: list[ReconfigurePlan] = []
+    problems: list[RowProblem[int]] = []
+    seen: dict[str, int] = {}  # the row of each VM UUID
     for row, item in enumerate(rows, start=1):
         if not isinstance(item, Mapping):  # a bad row is reported with the others, not an AttributeError
             problems.append(RowProblem(row, InvalidValue("row", item, "a mapping with vm_uuid and any of pool, priority, vm_id")))
@@ -183,14 +185,14 @@ def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[
     return listed, twice
 
 
-def _not_listed(uuid: str, listings: list[Listing]) -> VgpuError:
+def _not_listed(uuid: str, listings: Sequence[Listing]) -> VgpuError:
     """No host listed the VM: missing, unless a host that could not be listed may have it."""
-    down = [listing for listing in listings if listing.error is not None]
+    down = [listing.error for listing in listings if listing.error is not None]
     if not down:
         return NotFound("VM", uuid, "the host has no such VM")
     if len(listings) == 1:
-        return down[0].error
-    first = down[0].error
+        return down[0]
+    first = down[0]
     code = first.code if isinstance(first, HypervisorError) else codes.HOST_UNREACHABLE
     return HostUnreachable(code, f"VM {uuid} is on none of the hosts that answered; {first}")
 

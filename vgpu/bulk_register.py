@@ -13,7 +13,7 @@ refuses is reported for that VM, which stays registered and shows as drift in a 
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Hashable, Iterable, Mapping, TypeVar, cast
 
 import attrs
 
@@ -22,8 +22,8 @@ from .bulk import BulkFailure, BulkPlan
 from .errors import BulkInterrupted, InvalidRows, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import as_fleet
-from .lifecycle import ProgressCallback, Progress, RepairResult
-from .models import VM, Registration
+from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
+from .models import VM, HostVM, Registration
 from .naming import SharedName
 from .reporting import ProgressOption
 from .store import Store
@@ -42,19 +42,19 @@ class RegistrationPlan(tables.Tabular):
     - ``problems``: every problem, a table even when empty (``plan.problems.to_pandas()``)."""
 
     vms: tuple[VM, ...]
-    rows: tuple
-    problems: tables.ProblemTable = attrs.field(default=(), converter=tables.ProblemTable)
+    rows: tuple[Hashable, ...]
+    problems: tables.ProblemTable = attrs.field(default=tables.ProblemTable(), converter=tables.ProblemTable)
     shared_names: tuple[SharedName, ...] = ()  # planned VMs named like another VM: registered all the same
     updates: BulkPlan = BulkPlan(())
-    update_rows: tuple = ()
+    update_rows: tuple[Hashable, ...] = ()
     existing: tuple[VM, ...] = ()
-    existing_rows: tuple = ()
+    existing_rows: tuple[Hashable, ...] = ()
     on_existing: str = "error"
-    labels: tuple = ()  # every input row's label (or number), in input order: the order of the plan's table
+    labels: tuple[Hashable, ...] = ()  # every input row's label (or number), in input order: the order of the plan's table
 
-    @staticmethod
-    def _view(plan: "RegistrationPlan") -> tuple[str, list[tables.Record]]:
+    def _view(plan: RegistrationPlan) -> tuple[str, list[tables.Record]]:
         kept = "skip" if plan.on_existing == "skip" else "unchanged"
+        rows: list[tuple[Hashable, str, tables.Record, str | None]]
         rows = [(row, "register", tables.vm_record(vm), None) for row, vm in zip(plan.rows, plan.vms)]
         rows += [(row, "update", tables.config_record(change.vm, change.new), tables.changes_text(change.changes))
                  for row, change in zip(plan.update_rows, plan.updates.plans)]
@@ -78,10 +78,13 @@ class RegistrationPlan(tables.Tabular):
         return InvalidRows(self.problems, PLAN_LEAVES_OUT) if self.problems else None
 
 
-def in_input_order(labels: tuple, items: list, label_of: Callable[[object], object]) -> list:
+_Item = TypeVar("_Item")
+
+
+def in_input_order(labels: tuple[Hashable, ...], items: list[_Item], label_of: Callable[[_Item], Hashable]) -> list[_Item]:
     """``items`` in the order of their rows' labels in the input (labels need not sort: a DataFrame's may be
     anything); items of one row keep their order."""
-    position: dict = {}
+    position: dict[Hashable, int] = {}
     for index, label in enumerate(labels):
         position.setdefault(label, index)
     return sorted(items, key=lambda item: position.get(label_of(item), len(position)))
@@ -103,8 +106,7 @@ class RegistrationResult(tables.Tabular):
     interrupted: tuple[str, ...] = ()
     not_started: tuple[str, ...] = ()
 
-    @staticmethod
-    def _view(result: "RegistrationResult") -> tuple[str, list[tables.Record]]:
+    def _view(result: RegistrationResult) -> tuple[str, list[tables.Record]]:
         outcome = {failure.vm_uuid: "not written: " + str(failure.error) for failure in result.failures}
         outcome.update((uuid, "interrupted: run 'vgpu-admin recover'") for uuid in result.interrupted)
         outcome.update((uuid, "not written yet (not started)") for uuid in result.not_started)
@@ -146,13 +148,16 @@ def plan_registrations(
     )
 
 
-def _updates(store: Store, on_host: dict, checked: vms.BatchCheck, quoted: frozenset[str]) -> tuple[list, list, list[RowProblem]]:
+def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str]
+             ) -> tuple[list[ReconfigurePlan], list[Hashable], list[RowProblem[Hashable]]]:
     """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
     paused, or locked by an open operation), in row order among the other problems."""
-    plans, rows, problems = [], [], list(checked.problems)
+    plans: list[ReconfigurePlan] = []
+    rows: list[Hashable] = []
+    problems = list(checked.problems)
     if not checked.updates:
         return plans, rows, problems
-    more = []
+    more: list[RowProblem[Hashable]] = []
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}
     for row, change in zip(checked.update_rows, checked.updates):
         try:
@@ -176,11 +181,12 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
         registered = vms.db_register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
     except InvalidRows as refused:
         # register_many numbers the planned VMs from 1; the person knows the rows of their file, as the plan shows them
-        raise InvalidRows([RowProblem(plan.rows[problem.row - 1], problem.error) for problem in refused.problems]) from refused
+        raise InvalidRows([RowProblem(plan.rows[cast(int, problem.row) - 1], problem.error) for problem in refused.problems]) from refused
     try:
         written, failures = write_segments(store, host, [vm.vm_uuid for vm in registered], progress=progress, concurrency=concurrency)
     except BulkInterrupted as interrupted:
-        interrupted.partial = attrs.evolve(interrupted.partial, registered=tuple(registered))
+        # write_segments' partial result is a RegistrationResult
+        interrupted.partial = attrs.evolve(cast(RegistrationResult, interrupted.partial), registered=tuple(registered))
         raise
     return RegistrationResult(tuple(registered), tuple(written), tuple(failures))
 

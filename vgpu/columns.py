@@ -14,10 +14,11 @@ and a property test holds the two paths to the same answer.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence, TypeGuard
 
+from .basics import NAME_MAX, VM_ID_MAX, Priority
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY
-from .values import _POOL_BY_TEXT, _PRIORITY_BY_TEXT, _UUID_RE, NAME_MAX, VM_ID_MAX
+from .values import _POOL_BY_TEXT, _PRIORITY_BY_TEXT, _UUID_RE
 
 # Which Registration field (by position: vm_uuid, vm_name, pool, priority, vm_id) each key of a row means.
 FIELD_OF_KEY = {
@@ -32,16 +33,18 @@ _UUID_LINES = re.compile(f"(?:{_UUID_RE.pattern}\n)*{_UUID_RE.pattern}")
 _UUID_LENGTH = 36
 # A blank optional cell (None or "") takes the default, as in vms.make_registration. Only str keys besides
 # None: an int key would let True (== 1) through as a priority.
-_POOL_OF_CELL = {**_POOL_BY_TEXT, None: DEFAULT_POOL, "": DEFAULT_POOL}
-_PRIORITY_OF_CELL = {**_PRIORITY_BY_TEXT, None: DEFAULT_PRIORITY, "": DEFAULT_PRIORITY}
+# (Copied by their items: to a type checker a dict of str keys is no dict of str-or-None keys; its pairs are.)
+_POOL_OF_CELL: dict[str | None, str] = {**dict(_POOL_BY_TEXT.items()), None: DEFAULT_POOL, "": DEFAULT_POOL}
+_PRIORITY_OF_CELL: dict[str | None, Priority] = {**dict(_PRIORITY_BY_TEXT.items()), None: DEFAULT_PRIORITY, "": DEFAULT_PRIORITY}
 
-Columns = tuple[list, list, list, list, list]
+Columns = tuple[list[str], list[str | None], list[str], list[Priority], list[int | None]]
+Cells = list[Any]  # one column of the caller's rows: any values, each checked here before it is used
 
 
 def uniform_columns(items: Sequence[object]) -> Columns | None:
     """The five parsed columns (vm_uuid, vm_name, pool_id, priority, vm_id) of ``items``, or None when the
     batch is not uniform or any cell needs the per-row parsers (to be cleaned up, or to be refused)."""
-    if not items or set(map(type, items)) != {dict}:
+    if not items or not _all_dicts(items):
         return None
     keys = tuple(items[0])
     fields = [FIELD_OF_KEY.get(key) for key in keys]
@@ -51,19 +54,23 @@ def uniform_columns(items: Sequence[object]) -> Columns | None:
         return None
     try:  # every row has the first row's keys and as many keys, so exactly the same keys
         cells = {field: [item[key] for item in items] for key, field in zip(keys, fields)}
-        parsed = (
-            _uuids(cells[0]),
-            _names(cells[1]) if 1 in cells else [None] * len(items),
-            [_POOL_OF_CELL[cell] for cell in cells[2]] if 2 in cells else [DEFAULT_POOL] * len(items),
-            [_PRIORITY_OF_CELL[cell] for cell in cells[3]] if 3 in cells else [DEFAULT_PRIORITY] * len(items),
-            _vm_ids(cells[4]) if 4 in cells else [None] * len(items),
-        )
+        uuids = _uuids(cells[0])
+        names: list[str | None] | None = _names(cells[1]) if 1 in cells else [None] * len(items)
+        pools = [_POOL_OF_CELL[cell] for cell in cells[2]] if 2 in cells else [DEFAULT_POOL] * len(items)
+        priorities = [_PRIORITY_OF_CELL[cell] for cell in cells[3]] if 3 in cells else [DEFAULT_PRIORITY] * len(items)
+        vm_ids: list[int | None] | None = _vm_ids(cells[4]) if 4 in cells else [None] * len(items)
     except (KeyError, TypeError, AttributeError, ValueError):  # a missing key, an unhashable or odd cell
         return None
-    return None if None in parsed else parsed
+    if uuids is None or names is None or vm_ids is None:
+        return None
+    return uuids, names, pools, priorities, vm_ids
 
 
-def _uuids(cells: list) -> list | None:
+def _all_dicts(items: Sequence[object]) -> TypeGuard[Sequence[dict[Any, Any]]]:
+    return set(map(type, items)) == {dict}
+
+
+def _uuids(cells: Cells) -> list[str] | None:
     # One match over all of them. Each matched line is exactly one UUID, so the joined length rules out a
     # cell that smuggles in a second line.
     if set(map(type, cells)) != {str}:
@@ -74,7 +81,7 @@ def _uuids(cells: list) -> list | None:
     return cells
 
 
-def _names(cells: list) -> list | None:
+def _names(cells: Cells) -> list[str | None] | None:
     stripped = [cell.strip() for cell in cells]
     # The concatenation is printable exactly when every name is.
     if max(map(len, stripped)) > NAME_MAX or not "".join(stripped).isprintable():
@@ -82,7 +89,7 @@ def _names(cells: list) -> list | None:
     return [name or None for name in stripped]  # an empty name means "no name"
 
 
-def _vm_ids(cells: list) -> list | None:
+def _vm_ids(cells: Cells) -> list[int | None] | None:
     if all(cell is None or cell == "" for cell in cells):
         return [None] * len(cells)
     if all(type(cell) is int and 1 <= cell <= VM_ID_MAX for cell in cells):

@@ -26,7 +26,7 @@ Config file keys::
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from . import hostspecs, paths, trust
 from .basics import DEFAULT_ARGS_KEY  # not from hypervisor.base: settings load no hypervisor code
@@ -38,7 +38,7 @@ ENV_DB = "VGPU_DB"
 ENV_HOST = "VGPU_HOST"
 ENV_CLEAN_TIMEOUT = "VGPU_CLEAN_TIMEOUT"
 ENV_SYSTEM_CONFIG = "VGPU_SYSTEM_CONFIG"
-_KEYS = {"db": str, "host": (str, list), "hosts": dict, "args_key": str, "clean_timeout": (int, float),
+_KEYS: dict[str, type | tuple[type, ...]] = {"db": str, "host": (str, list), "hosts": dict, "args_key": str, "clean_timeout": (int, float),
          "force_after_timeout": bool, "parallel_hosts": int, "password_file": str}
 DEFAULT_PARALLEL_HOSTS = 16
 
@@ -117,7 +117,7 @@ def _read_toml(path: str) -> dict[str, Any]:
             raise ConfigError(path, f"unknown setting {key!r}; expected one of {', '.join(_KEYS)}")
         if not isinstance(value, _KEYS[key]) or (key in ("clean_timeout", "parallel_hosts") and isinstance(value, bool)):
             raise ConfigError(path, f"setting {key} = {value!r} has the wrong type")
-        if key == "password_file" and not os.path.isabs(value):
+        if key == "password_file" and not os.path.isabs(cast(str, value)):  # a str: its type is checked above
             raise ConfigError(path, f"setting password_file = {value!r} must be an absolute path")
     if "hosts" in data:
         data["hosts"] = hostspecs.from_table(data["hosts"], path)

@@ -9,7 +9,7 @@ numbers.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import Any, Callable, Hashable, TypeVar, overload
 
 import attrs
 import cattrs
@@ -61,9 +61,9 @@ def _error_data(error: BaseException) -> dict[str, Any]:
     return data
 
 
-def _error_class(name: object, wanted: type) -> type:
+def _error_class(name: object, wanted: type[BaseException]) -> type[BaseException]:
     """The library's error class of that name (or a built-in exception's), if it is a ``wanted``."""
-    todo: list[type] = [VgpuError]
+    todo: list[type[BaseException]] = [VgpuError]
     while todo:
         cls = todo.pop()
         if cls.__name__ == name and issubclass(cls, wanted):
@@ -93,7 +93,7 @@ def _error_attribute(name: str, value: Any) -> Any:
     return value
 
 
-def _error_from_data(data: Any, wanted: type) -> BaseException:
+def _error_from_data(data: Any, wanted: type[BaseException]) -> BaseException:
     if not isinstance(data, dict) or "error" not in data or "message" not in data:
         raise InvalidValue("error", data, "a dict with error and message, as to_data gives")
     cls = _error_class(data["error"], wanted)
@@ -106,7 +106,7 @@ def _error_from_data(data: Any, wanted: type) -> BaseException:
     return error
 
 
-def _problem_from_data(data: Any, _cls: type) -> RowProblem:
+def _problem_from_data(data: Any, _cls: type) -> RowProblem[Hashable]:
     error = {key: value for key, value in data.items() if key != "row"}
     return RowProblem(data["row"], converter.structure(error, VgpuError))
 
@@ -118,7 +118,10 @@ converter.register_unstructure_hook(RowProblem, lambda problem: {"row": problem.
 converter.register_structure_hook(RowProblem, _problem_from_data)
 
 
-def _with_properties(cls: type, **extra: Any) -> None:
+_Result = TypeVar("_Result")
+
+
+def _with_properties(cls: type[_Result], **extra: Callable[[_Result], object]) -> None:
     """Unstructure ``cls`` with its fields plus the named computed properties (read-only extras)."""
     fields = make_dict_unstructure_fn(cls, converter)
     converter.register_unstructure_hook(
@@ -146,6 +149,12 @@ _register_extras()
 def to_data(obj: Any) -> Any:
     """Plain dicts, lists, strings and numbers, ready for ``json.dumps``."""
     return converter.unstructure(obj)
+
+
+@overload
+def from_data(data: Any, cls: type[_Result]) -> _Result: ...
+@overload
+def from_data(data: Any, cls: Any) -> Any: ...  # a type form such as list[VM]
 
 
 def from_data(data: Any, cls: Any) -> Any:

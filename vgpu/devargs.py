@@ -34,7 +34,7 @@ XenAPI and the simulated host keep in the platform key, split as C's ``isspace``
 from __future__ import annotations
 
 import re
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Sequence, TypeGuard
 
 import attrs
 
@@ -271,9 +271,9 @@ def _join_quoted(args: list[str]) -> str:
     return join_args(args)
 
 
-def _might_hold_ours(args: str | None) -> bool:
+def _might_hold_ours(args: str | None) -> TypeGuard[str]:
     # The common case (most VMs carry no fw_cfg at all) without splitting anything: our blob needs both.
-    return bool(args) and "fw_cfg" in args and FW_CFG_NAME in args
+    return args is not None and "fw_cfg" in args and FW_CFG_NAME in args
 
 
 def parse(args: str | None, *, quoted: bool = False) -> SegmentState:

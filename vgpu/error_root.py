@@ -9,7 +9,7 @@ library; ``vgpu.errors`` imports tables, so tables cannot import it. Each class 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 
 class VgpuError(Exception):
@@ -22,7 +22,7 @@ class VgpuError(Exception):
     def __str__(self) -> str:
         return self.sentence
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Callable[..., VgpuError], tuple[type[VgpuError], tuple[Any, ...]], dict[str, Any]]:
         # Pickled as class, sentence and attributes, without calling __init__ again: each subclass's
         # __init__ takes its own data, not the sentence BaseException would pass it back (which broke a
         # ProcessPoolExecutor whose worker raised one). Notes added with add_note() are attributes too.
@@ -35,7 +35,7 @@ class VgpuError(Exception):
         self.args = (sentence,)
 
 
-def _rebuilt(cls: type[VgpuError], args: tuple) -> VgpuError:
+def _rebuilt(cls: type[VgpuError], args: tuple[Any, ...]) -> VgpuError:
     """An error of ``cls`` with ``args`` and, as yet, no attributes (pickle then restores them)."""
     return cls.__new__(cls, *args)
 

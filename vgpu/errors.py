@@ -8,7 +8,7 @@ library never decides how an error is shown.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Generic, Hashable, Iterable, Sequence, TypeVar
 
 from . import tables
 from .error_root import InvalidValue, MissingDependency, VgpuError, _allowed_text
@@ -57,12 +57,16 @@ class NotRows(InvalidValue):
         self.reword(f"expected a list of rows, not a {type_name}; {hint}")
 
 
-class RowProblem:
-    """One problem with one row of a bulk operation (row numbers start at 1)."""
+_Row = TypeVar("_Row", bound=Hashable, covariant=True)
+
+
+class RowProblem(Generic[_Row]):
+    """One problem with one row of a bulk operation: the row's number (from 1) while the library checks the
+    rows (a ``RowProblem[int]``), then the label the caller gave it, such as a DataFrame's index label."""
 
     __slots__ = ("row", "error")
 
-    def __init__(self, row: int, error: VgpuError) -> None:
+    def __init__(self, row: _Row, error: VgpuError) -> None:
         self.row = row
         self.error = error
 
@@ -81,7 +85,7 @@ class InvalidRows(VgpuError, tables.Tabular):
     _view = tables.invalid_rows_view
     _columns = tables.ProblemTable._columns
 
-    def __init__(self, problems: Iterable[RowProblem], outcome: str = "nothing was changed") -> None:
+    def __init__(self, problems: Iterable[RowProblem[Hashable]], outcome: str = "nothing was changed") -> None:
         self.problems = list(problems)
         self.outcome = outcome
         count, rows = len(self.problems), len({problem.row for problem in self.problems})
@@ -332,6 +336,6 @@ class BulkInterrupted(KeyboardInterrupt):
     def __str__(self) -> str:
         return self.sentence
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[BulkInterrupted], tuple[object, str], dict[str, Any]]:
         return type(self), (self.partial, self.sentence), {key: value for key, value in vars(self).items()
                                                             if key not in ("partial", "sentence")}

@@ -23,11 +23,14 @@ the value and what is allowed.
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
 
 from .errors import ConfigError, InvalidValue, VgpuError
 from .host_uri import ALLOWED as _URI_FORMS
 from .host_uri import check as _check_form
+
+if TYPE_CHECKING:
+    import re
 
 LABEL_RULE = "1 to 32 lower-case letters, digits, '-' or '_', starting with a letter or digit"
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -86,7 +89,7 @@ def check_follow(values: object, uri: str, source: str, label: str) -> tuple[str
 
 
 @functools.cache
-def _hostname():
+def _hostname() -> re.Pattern[str]:
     import re  # compiled only for a config with follow_master: keeps the one-shot start-up light
 
     return re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?\Z")
@@ -185,8 +188,8 @@ def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str
         elif label in configured:
             specs[label] = configured[label]
         else:
-            known = f"a host of config.toml [hosts] ({', '.join(configured)})" if configured else "a label of config.toml [hosts] (it has none)"
-            raise _problem(source, f"unknown host {label!r}: expected {known}, LABEL=URI, or a URI: {_URI_FORMS}")
+            expected = f"a host of config.toml [hosts] ({', '.join(configured)})" if configured else "a label of config.toml [hosts] (it has none)"
+            raise _problem(source, f"unknown host {label!r}: expected {expected}, LABEL=URI, or a URI: {_URI_FORMS}")
     _check_distinct(specs.values(), source)
     return tuple(specs.values())
 

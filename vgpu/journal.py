@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from typing import Iterator
+from typing import Any, Iterator
 
 import attrs
 
@@ -144,7 +144,7 @@ _COLUMNS = ("op_id, vm_uuid, kind, step, old, new, was_running, owner, owner_boo
 KINDS = ("reconfigure", "register", "remove", "repair")
 
 
-def _operation_from_row(row: tuple) -> Operation:
+def _operation_from_row(row: tuple[Any, ...]) -> Operation:
     """A journal row as an Operation; DamagedDatabase for a row vgpu-admin did not write (recover() would act on it)."""
     (op_id, vm_uuid, kind, step, old, new, was_running, owner, boot_id, started, started_at, released_at,
      recovering_since, reverted, host) = row
@@ -154,7 +154,7 @@ def _operation_from_row(row: tuple) -> Operation:
         stored.text(owner, "owner", stored.TEXT_MAX, null=False)
         stored.text(boot_id, "owner_boot_id", stored.TIMESTAMP_MAX)
         stored.text(started, "owner_started", stored.TIMESTAMP_MAX)
-        started_at = stored.timestamp(started_at, "started_at")
+        started_at = stored.timestamp(started_at, "started_at", null=False)
         released_at = stored.timestamp(released_at, "released_at")
         recovering_since = stored.timestamp(recovering_since, "recovering_since")
         running = None if was_running is None else stored.flag(was_running, "was_running")
@@ -172,6 +172,13 @@ def _operation_from_row(row: tuple) -> Operation:
 def _select(conn: sqlite3.Connection, op_id: int) -> Operation | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM vgpu_operations WHERE op_id = ? AND finished_at IS NULL", (op_id,)).fetchone()
     return None if row is None else _operation_from_row(row)
+
+
+def _written(conn: sqlite3.Connection, op_id: int | None) -> Operation:
+    """The operation this transaction has just written (so it is there, unfinished)."""
+    op = None if op_id is None else _select(conn, op_id)
+    assert op is not None, f"operation {op_id} was written in this transaction"
+    return op
 
 
 def select_holder(conn: sqlite3.Connection, vm_uuid: str) -> Operation | None:
@@ -226,7 +233,7 @@ def begin(
         (vm_uuid, kind, PLANNED, _dump_vm(old), _dump_config(new),
          None if was_running is None else int(was_running), me.label, me.boot_id, me.started, host or None),
     )
-    return _select(conn, cursor.lastrowid)
+    return _written(conn, cursor.lastrowid)
 
 
 def set_step(conn: sqlite3.Connection, op: Operation, step: str, new: VMConfig | None = None) -> Operation:
@@ -341,7 +348,7 @@ def claim(store: Store, op_id: int, *, take_over: bool = False) -> Claim | None:
             f" recovering_since = {_NOW}, updated_at = {_NOW} WHERE op_id = ?",
             (me.label, me.boot_id, me.started, op_id),
         )
-        return Claim(_select(conn, op_id), True, why)
+        return Claim(_written(conn, op_id), True, why)
 
 
 def select_unfinished(conn: sqlite3.Connection) -> list[Operation]:

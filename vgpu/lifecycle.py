@@ -15,12 +15,13 @@ supplies (the shell asks yes/no at the terminal, a notebook may show a widget or
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeVar
 
 import attrs
 
 from . import attention, audit, devargs, journal, locations, naming, values, vms
-from .errors import Cancelled, DuplicateVM, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed, StalePlan, VgpuError
+from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed,
+                     ShutdownNotConfirmed, StalePlan, VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
 from .hypervisor.fleet import as_fleet, label_for
@@ -28,18 +29,20 @@ from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
 from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; callers know them from here
-    DEFAULT_POLICY,
-    Progress,
-    ProgressCallback,
-    ShutdownNotConfirmed,
-    StopOutcome,
-    StopPolicy,
-    guarded,
-    silent,
-    start_vm,
-    stop_vm,
+    DEFAULT_POLICY as DEFAULT_POLICY,  # "X as X": re-exported, for type checkers too (PEP 484)
+    Progress as Progress,
+    ProgressCallback as ProgressCallback,
+    StopOutcome as StopOutcome,
+    StopPolicy as StopPolicy,
+    guarded as guarded,
+    silent as silent,
+    start_vm as start_vm,
+    stop_vm as stop_vm,
 )
 from .store import Store
+
+
+_Plan = TypeVar("_Plan")
 
 
 # --- single steps -----------------------------------------------------------------------------------------
@@ -201,7 +204,7 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     )
 
 
-def ask(confirm: Callable[[object], bool], plan: object) -> None:
+def ask(confirm: Callable[[_Plan], bool], plan: _Plan) -> None:
     """Ask the caller's confirm callback; anything but True (an exception included) cancels."""
     try:
         answer = confirm(plan)
@@ -351,7 +354,9 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     leaves the operation to recover())."""
     progress = guarded(progress)
     progress(Progress(op.vm_uuid, "rolling-back", f"Restoring the previous configuration of VM {op.vm_uuid}"))
-    old = op.old.config
+    before = op.old
+    assert before is not None, "a reconfigure (the one operation rolled back) journals the VM as it was"
+    old = before.config
     with store.writing() as conn:
         current = vms.select_vm(conn, op.vm_uuid)
         if current is not None and current.config != old:
@@ -367,7 +372,7 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
         return Restored()
     try:
-        start_vm(host, op.vm_uuid, progress, name=op.old.vm_name)
+        start_vm(host, op.vm_uuid, progress, name=before.vm_name)
     except HypervisorError as refused:
         if not would_not_start(refused):
             raise

@@ -31,7 +31,7 @@ class Location:
     seen_at: str | None = None
 
 
-Place = tuple  # (host, resident_on): a Location without its UUID and time, as a scan compares them
+Place = tuple[str, str | None]  # (host, resident_on): a Location without its UUID and time, as a scan compares them
 
 
 def select_places(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:

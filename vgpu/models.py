@@ -8,6 +8,7 @@ with the rest.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
 
@@ -109,8 +110,8 @@ class AuditEntry:
     at: str
     action: str
     subject: str
-    old: dict | None
-    new: dict | None
+    old: dict[str, Any] | None  # JSON objects, as the log keeps them
+    new: dict[str, Any] | None
 
     @property
     def vm_name(self) -> str | None:

@@ -19,7 +19,7 @@ from .vms import select_vms
 _DIGITS = re.compile(r"(\d+)")
 
 
-def natural_key(name: str) -> tuple:
+def natural_key(name: str) -> tuple[int | str, ...]:
     """Sort key for names: case-insensitive, runs of digits by their value (VM-1, VM-2, VM-10).
 
     The split alternates text and digits and always starts with text, so two keys never compare a number
@@ -50,12 +50,17 @@ def shared_names(conn: sqlite3.Connection, candidates: Iterable[VM]) -> tuple[Sh
     """For each name among ``candidates`` (VMs just registered, or planned) that another VM has too, among
     the registered ones or the candidates: the VMs that have it. Empty when every name is its own."""
     candidates = [vm for vm in candidates if vm.vm_name]
-    wanted = {vm.vm_name.casefold() for vm in candidates}
+    wanted = {_folded(vm) for vm in candidates}
     if not wanted:
         return ()
     named = {vm.vm_uuid: vm for vm in select_vms(conn) if vm.vm_name and vm.vm_name.casefold() in wanted}
     named.update((vm.vm_uuid, vm) for vm in candidates)  # a planned VM is not in the table yet
     groups: dict[str, list[VM]] = {}
     for vm in sorted(named.values(), key=lambda vm: vm.vm_id):
-        groups.setdefault(vm.vm_name.casefold(), []).append(vm)
-    return tuple(SharedName(group[0].vm_name, tuple(group)) for group in groups.values() if len(group) > 1)
+        groups.setdefault(_folded(vm), []).append(vm)
+    return tuple(SharedName(group[0].vm_name or "", tuple(group)) for group in groups.values() if len(group) > 1)
+
+
+def _folded(vm: VM) -> str:
+    """The name of a VM that has one (the only ones compared here), in any case."""
+    return (vm.vm_name or "").casefold()

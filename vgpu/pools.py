@@ -57,7 +57,7 @@ def select_pools(conn: sqlite3.Connection, pool_id: str | None = None) -> list[P
     return found
 
 
-def list_pools(store: Store) -> list[Pool]:
+def list_pools(store: Store) -> PoolList:
     """Pool A then Pool B, each with its VM count per priority."""
     with store.reading() as conn:
         return PoolList(select_pools(conn))

@@ -188,6 +188,7 @@ def _vm_gone(op: journal.Operation) -> _Outcome:
 def _already_new(store: Store, host: Hypervisor, op: journal.Operation) -> _Outcome:
     """The VM runs the new configuration already (the interrupted session's start completed): the DB and
     the segment are made to say so, with no restart."""
+    assert op.new is not None, "a reconfigure journals its new configuration"
     if not op.db_updated:
         with store.writing() as conn:
             vms.update_record(conn, op.vm_uuid, op.new)

@@ -15,10 +15,24 @@ two keys, no UUID column, or more cells than the header.
 from __future__ import annotations
 
 import sys
-from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Mapping, NamedTuple, Sequence, TypeGuard
 
 from .errors import InvalidColumns, InvalidValue, NotRows
 from .tables import OUTPUT_COLUMNS
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _Frame(Protocol):
+        """What a pandas DataFrame is to this module (duck-typed: pandas is never imported here)."""
+
+        @property
+        def index(self) -> Iterable[Hashable]: ...
+        def to_dict(self, orient: str) -> list[dict[Hashable, Any]]: ...
+
+Row = Mapping[Any, object]  # one row: keys are the caller's (str as a rule: a key of another type is a problem)
+# Reads one row: its fields (None where it has no cell), the problems with its columns, and its layout.
+Reader = Callable[[Row], "tuple[tuple[object, ...], list[InvalidValue], Layout]"]
 
 _BOM = "\ufeff"  # Excel's "CSV UTF-8" starts the file, and so the first header, with it
 
@@ -31,7 +45,7 @@ def blank(value: object) -> bool:
     return pandas is not None and value is getattr(pandas, "NA", None)
 
 
-def as_list(items: Iterable[object]) -> list:
+def as_list(items: Iterable[object]) -> list[object]:
     """``items`` as a list of rows. NotRows for what iterates as something else: a pandas DataFrame (its
     column names), a single row (its keys) or a string (its characters)."""
     if isinstance(items, (str, Mapping)):
@@ -43,7 +57,7 @@ def as_list(items: Iterable[object]) -> list:
     return listed
 
 
-def labelled(items: object) -> tuple[list, list | None]:
+def labelled(items: Iterable[object]) -> tuple[Sequence[object], list[Hashable] | None]:
     """The rows of ``items`` and their labels, or None where rows are numbered from 1 (a list).
 
     A pandas DataFrame gives its rows and its index (any index: labels may repeat); a mapping whose values
@@ -58,12 +72,12 @@ def labelled(items: object) -> tuple[list, list | None]:
     return listed, None
 
 
-def _is_dataframe(items: object) -> bool:
+def _is_dataframe(items: object) -> TypeGuard[_Frame]:
     # Duck-typed, never imported: the library does not load pandas for its callers.
     return all(hasattr(items, name) for name in ("to_dict", "index", "columns", "iloc"))
 
 
-def row_name(labels: list | None) -> Callable[[int], object]:
+def row_name(labels: list[Hashable] | None) -> Callable[[int], Hashable]:
     """A function from a row's position (from 1) to what problems call it: its label, or the position."""
     if labels is None:
         return lambda position: position
@@ -77,8 +91,8 @@ def normal_key(key: str) -> str:
 class Layout(NamedTuple):
     """How one shape of row (its keys, in order) maps onto the fields."""
 
-    keys: tuple  # for each field, the row's key that gives it, or ABSENT
-    problems: tuple[Callable[[Mapping], InvalidValue], ...]  # each makes one problem for a row of this shape
+    keys: tuple[object, ...]  # for each field, the row's key that gives it, or ABSENT
+    problems: tuple[Callable[[Row], InvalidValue], ...]  # each makes one problem for a row of this shape
     unsure: frozenset[int]  # fields whose value cannot be known (no column, or two): not checked
 
     def has(self, field: int) -> bool:
@@ -98,8 +112,9 @@ class Header:
         self.ignored = ignored  # keys read past: what records() adds for reading (priority_value, state, ...)
 
     def layout(self, keys: Sequence[object]) -> Layout:
-        by_field: list[list] = [[] for _ in self.names]
-        unknown, extra = [], False
+        by_field: list[list[object]] = [[] for _ in self.names]
+        unknown: list[object] = []
+        extra = False
         for key in keys:
             field = self.field_of_key.get(normal_key(key)) if isinstance(key, str) else None
             if field is not None:
@@ -110,7 +125,7 @@ class Header:
                 extra = True
             else:
                 unknown.append(key)
-        problems: list[Callable[[Mapping], InvalidValue]] = []
+        problems: list[Callable[[Row], InvalidValue]] = []
         if extra:
             problems.append(lambda item: InvalidColumns.extra_cells(_cells(item[None])))
         if not by_field[0]:
@@ -118,7 +133,7 @@ class Header:
             problems.append(lambda item: InvalidColumns.missing(spellings, self.names[0]))
         for field, given in enumerate(by_field):
             if len(given) > 1:
-                problems.append(lambda item, given=given, field=field: InvalidColumns.doubled(given, self.names[field]))
+                problems.append(_doubled(given, self.names[field]))
         if unknown:
             # a typo such as "prio" must not quietly leave the default in place
             text = ", ".join(sorted(str(key) for key in unknown))
@@ -127,12 +142,12 @@ class Header:
         unsure = frozenset(field for field, given in enumerate(by_field) if len(given) > 1 or (field == 0 and not given))
         return Layout(keys_by_field, tuple(problems), unsure)
 
-    def reader(self) -> Callable[[Mapping], tuple[tuple, list[InvalidValue], Layout]]:
+    def reader(self) -> Reader:
         """A function reading one row: its fields (None where it has no cell), the problems with its columns,
         and its layout. Made once per batch: rows of one shape share one layout."""
-        layouts: dict[tuple, Layout] = {}
+        layouts: dict[tuple[object, ...], Layout] = {}
 
-        def read(item: Mapping) -> tuple[tuple, list[InvalidValue], Layout]:
+        def read(item: Row) -> tuple[tuple[object, ...], list[InvalidValue], Layout]:
             keys = tuple(item)
             layout = layouts.get(keys)
             if layout is None:
@@ -143,5 +158,9 @@ class Header:
         return read
 
 
-def _cells(value: object) -> list:
+def _doubled(keys: list[object], name: str) -> Callable[[Row], InvalidValue]:
+    return lambda item: InvalidColumns.doubled(keys, name)
+
+
+def _cells(value: object) -> list[object]:
     return list(value) if isinstance(value, (list, tuple)) else [value]

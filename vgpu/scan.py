@@ -244,13 +244,13 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
     says why) instead of raising; a fleet with some hosts down always reports them in ``hosts``."""
     fleet = as_fleet(host)
     listings = fleet.survey()
-    failed = [listing for listing in listings if listing.error is not None]
-    for listing in failed:
-        if not (fleet.several or isinstance(listing.error, HypervisorError)):
-            raise listing.error  # one host: a setting that stops it (a password) is the command's error, as ever
-    if failed and len(failed) == len(listings) and not tolerate_host_errors:
-        raise failed[0].error
-    host_error = "; ".join(str(listing.error) for listing in failed) if len(failed) == len(listings) else None
+    errors = [listing.error for listing in listings if listing.error is not None]
+    for error in errors:
+        if not (fleet.several or isinstance(error, HypervisorError)):
+            raise error  # one host: a setting that stops it (a password) is the command's error, as ever
+    if errors and len(errors) == len(listings) and not tolerate_host_errors:
+        raise errors[0]
+    host_error = "; ".join(str(error) for error in errors) if len(errors) == len(listings) else None
     labelled = fleet.labels != ("",)
     with store.reading() as conn:
         pool_rows = pools.select_pools(conn)
@@ -308,7 +308,7 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     # Written for speed: a fleet's scan joins tens of thousands of VMs, one host's listing after another.
     on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
     twice = _listed_twice(listings) if len(on_host) < sum(len(listing.vms) for listing in listings) else {}
-    unfinished = ()
+    unfinished: tuple[UnfinishedOperation, ...] = ()
     if operations:
         names = {**{h.uuid: h.name or None for h in on_host.values()}, **{vm.vm_uuid: vm.vm_name for vm in registered}}
         unfinished = tuple(_unfinished(op, names.get(op.vm_uuid)) for op in operations)

@@ -120,7 +120,7 @@ def _rebuild(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO pools (pool_id, pool_name, enabled) VALUES (?, ?, 1)", (pool_id, f"Pool {pool_id}"))
 
 
-def _refuse_duplicates(pool_rows: list[tuple], vm_rows: list[tuple]) -> None:
+def _refuse_duplicates(pool_rows: list[tuple[object, ...]], vm_rows: list[tuple[object, ...]]) -> None:
     for table, rows, column, index in (("pools", pool_rows, "pool_id", 0), ("vms", vm_rows, "vm_id", 0),
                                        ("vms", vm_rows, "vm_uuid", 1)):
         seen: set[object] = set()

@@ -13,9 +13,7 @@ texts; timestamps may be text or numbers, as SQLite's TIMESTAMP affinity keeps t
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .basics import NAME_MAX, POOL_IDS, VM_ID_MAX, Pool, Priority, PriorityCounts
 from .errors import DamagedDatabase
@@ -71,14 +69,26 @@ def priority(value: object, column: str = "priority") -> Priority:
     raise Bad(column, value, "0, 1 or 2")
 
 
+@overload
+def text(value: object, column: str, limit: int, *, null: Literal[False]) -> str: ...
+@overload
+def text(value: object, column: str, limit: int, *, null: bool = True) -> str | None: ...
+
+
 def text(value: object, column: str, limit: int, *, null: bool = True) -> str | None:
     if (value is None and null) or (type(value) is str and len(value) <= limit):
         return value
     raise Bad(column, value, f"text of at most {limit} characters" + (" or NULL" if null else ""))
 
 
-def timestamp(value: object, column: str) -> str | None:
-    if value is None or (type(value) is str and len(value) <= TIMESTAMP_MAX):
+@overload
+def timestamp(value: object, column: str, *, null: Literal[False]) -> str: ...
+@overload
+def timestamp(value: object, column: str, *, null: bool = True) -> str | None: ...
+
+
+def timestamp(value: object, column: str, *, null: bool = True) -> str | None:
+    if (value is None and null) or (type(value) is str and len(value) <= TIMESTAMP_MAX):
         return value
     if type(value) in (int, float):  # SQLite's TIMESTAMP affinity keeps a number as a number
         return str(value)
@@ -94,7 +104,7 @@ def flag(value: object, column: str) -> bool:
 # --- rows ------------------------------------------------------------------------------------------------
 
 
-def vm(row: tuple) -> VM:
+def vm(row: tuple[object, ...]) -> VM:
     """A ``vms`` row (vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at) as a VM."""
     make = _VM or _vm_class()
     number, uuid, name, pool, level, created, updated = row
@@ -124,8 +134,8 @@ def _vm_class() -> type[VM]:
     return VM
 
 
-def pool(row: tuple) -> Pool:
-    """A ``pools`` row with its counts per priority (see pools._POOL_SQL) as a Pool."""
+def pool(row: tuple[object, object, object, object, object, object, int, int, int]) -> Pool:
+    """A ``pools`` row with its counts per priority (see pools._POOL_SQL: SQL's own sums) as a Pool."""
     key, name, description, enabled, created, updated, low, medium, high = row
     try:
         return Pool(pool_id(key), text(name, "pool_name", NAME_MAX, null=False), text(description, "description", TEXT_MAX),

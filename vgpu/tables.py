@@ -19,12 +19,23 @@ its errors, so the models and the errors can use it.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Self, SupportsIndex, TypeVar, overload
 
 from .error_root import InvalidValue, MissingDependency
 
 if TYPE_CHECKING:  # names for annotations only: this module is imported on every start-up
+    import pandas
+
+    from .basics import Pool
+    from .bulk import BulkPlan, BulkResult
+    from .devargs import SegmentState
+    from .errors import InvalidRows, RowProblem
+    from .models import VM, AuditEntry, PoolDetail, VMConfig
+    from .scan import ForeignSegment, ScanReport
+
     Record = dict[str, Any]
+
+_Item = TypeVar("_Item")
 
 PRIORITY_NOTE = "priority: low 0, medium 1, high 2 (0 is the lowest)"
 
@@ -44,7 +55,7 @@ def _limit(field: str, value: object, least: int) -> int | None:
     if value is None:
         return None
     index = getattr(type(value), "__index__", None)  # int, numpy.int64, ...; never a bool or a float
-    number = index(value) if index is not None and not isinstance(value, bool) else None
+    number: int | None = index(value) if index is not None and not isinstance(value, bool) else None
     if number is None or number < least:
         raise InvalidValue(field, value, f"a whole number of at least {least}, or None for no limit")
     return number
@@ -108,14 +119,17 @@ def _rows_limit(max_rows: object) -> int | None:
 class Tabular:
     """Mixin: ``records()``, ``to_pandas()`` and a bounded display, from the class's ``_view``."""
 
-    __slots__ = ()  # and a class attribute ``_view``: the function giving (caption, records)
+    __slots__ = ()
     _columns: tuple[str, ...] = ()  # the columns of a table with no rows (for to_pandas)
+
+    if TYPE_CHECKING:  # each class names its own, a function of the result: called as type(self)._view(self)
+        def _view(self) -> tuple[str, list[Record]]: ...
 
     def records(self) -> list[Record]:
         """One flat, JSON-ready dict per row, every row (``pandas.DataFrame(result.records())``)."""
         return type(self)._view(self)[1]
 
-    def to_pandas(self) -> Any:
+    def to_pandas(self) -> pandas.DataFrame:
         """Every row as a pandas DataFrame (pandas is optional: ``pip install pandas``)."""
         try:
             import pandas
@@ -165,27 +179,32 @@ class Table:
         printer.text(repr(self))
 
 
-class ResultList(Tabular, list):
+class ResultList(Tabular, list[_Item]):
     """A plain list of library results that also shows itself as a table; equal to the same plain list."""
 
     __slots__ = ()
 
     @staticmethod
-    def _row(item: Any) -> Record:
+    def _row(item: _Item, /) -> Record:
         raise NotImplementedError
 
     _noun = "item"
 
-    def __getitem__(self, index):  # a slice (the first ten VMs) still shows itself as a table
-        found = list.__getitem__(self, index)
-        return type(self)(found) if isinstance(index, slice) else found
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> _Item: ...
+    @overload
+    def __getitem__(self, index: slice) -> Self: ...
 
-    @staticmethod
-    def _view(items: "ResultList") -> tuple[str, list[Record]]:
+    def __getitem__(self, index: SupportsIndex | slice) -> _Item | Self:
+        if isinstance(index, slice):  # a slice (the first ten VMs) still shows itself as a table
+            return type(self)(list.__getitem__(self, index))
+        return list.__getitem__(self, index)
+
+    def _view(items: ResultList[Any]) -> tuple[str, list[Record]]:
         return plural(len(items), items._noun), [items._row(item) for item in items]
 
 
-class ProblemTable(Tabular, tuple):
+class ProblemTable(Tabular, tuple["RowProblem[Hashable]", ...]):
     """The problems of a bulk operation (``RowProblem`` objects, a tuple), as a table: row, field, value,
     what is allowed, the sentence. Empty when every row is good, and still a table (``to_pandas()`` then
     gives an empty DataFrame with those columns)."""
@@ -193,8 +212,7 @@ class ProblemTable(Tabular, tuple):
     __slots__ = ()
     _columns = ("row", "field", "value", "allowed", "problem")
 
-    @staticmethod
-    def _view(problems: "ProblemTable") -> tuple[str, list[Record]]:
+    def _view(problems: ProblemTable) -> tuple[str, list[Record]]:
         rows = len({problem.row for problem in problems})
         return f"{plural(len(problems), 'problem')} in {plural(rows, 'row')}", [problem_record(p) for p in problems]
 
@@ -327,7 +345,7 @@ def plain(value: Any) -> Any:
     return repr(value)
 
 
-def config_text(config: Any) -> str:
+def config_text(config: VMConfig) -> str:
     """``pool A, high (2), vm_id 7``."""
     return f"pool {config.pool_id}, {config.priority.describe()}, vm_id {config.vm_id}"
 
@@ -342,7 +360,7 @@ def changes_text(changes: dict[str, tuple[Any, Any]]) -> str:
     return "; ".join(parts) or "no change"
 
 
-def mapping_text(data: dict | None) -> str | None:
+def mapping_text(data: dict[str, Any] | None) -> str | None:
     """An audit entry's record as ``key=value, ...`` (None stays None)."""
     if data is None:
         return None
@@ -364,14 +382,14 @@ def join_captions(parts: Iterable[str]) -> str:
 # --- rows ------------------------------------------------------------------------------------------------
 
 
-def vm_record(vm: Any) -> Record:
+def vm_record(vm: VM) -> Record:
     return {
         "vm_uuid": vm.vm_uuid, "vm_name": vm.vm_name, "pool_id": vm.pool_id,
         "priority": vm.priority.label, "priority_value": int(vm.priority), "vm_id": vm.vm_id,
     }
 
 
-def pool_record(pool: Any) -> Record:
+def pool_record(pool: Pool) -> Record:
     counts = pool.counts
     return {
         "pool_id": pool.pool_id, "pool_name": pool.pool_name, "enabled": pool.enabled, "vms": pool.vm_count,
@@ -379,7 +397,7 @@ def pool_record(pool: Any) -> Record:
     }
 
 
-def audit_row(entry: Any) -> Record:
+def audit_row(entry: AuditEntry) -> Record:
     return {
         "entry_id": entry.entry_id, "at": entry.at, "action": entry.action, "subject": entry.subject,
         "old": mapping_text(entry.old), "new": mapping_text(entry.new),
@@ -398,7 +416,7 @@ OUTPUT_COLUMNS = frozenset({
 })
 
 
-class VMList(ResultList):
+class VMList(ResultList["VM"]):
     """Registered VMs (``vms.list_vms``, ``vms.db_register_many``)."""
 
     __slots__ = ()
@@ -407,7 +425,7 @@ class VMList(ResultList):
     _columns = VM_COLUMNS
 
 
-class PoolList(ResultList):
+class PoolList(ResultList["Pool"]):
     """Pools with their VM counts (``pools.list_pools``)."""
 
     __slots__ = ()
@@ -416,7 +434,7 @@ class PoolList(ResultList):
     _columns = ("pool_id", "pool_name", "enabled", "vms", "high", "medium", "low", "description")
 
 
-class AuditList(ResultList):
+class AuditList(ResultList["AuditEntry"]):
     """Recorded changes, newest first (``audit.history``)."""
 
     __slots__ = ()
@@ -428,7 +446,7 @@ class AuditList(ResultList):
 # --- views of compound results ---------------------------------------------------------------------------
 
 
-def pool_detail_view(detail: Any) -> tuple[str, list[Record]]:
+def pool_detail_view(detail: PoolDetail) -> tuple[str, list[Record]]:
     pool, counts = detail.pool, detail.pool.counts
     state = "enabled" if pool.enabled else "disabled"
     caption = (f'Pool {pool.pool_id} "{pool.pool_name}": {state}, {plural(pool.vm_count, "VM")} '
@@ -436,7 +454,7 @@ def pool_detail_view(detail: Any) -> tuple[str, list[Record]]:
     return caption, [vm_record(vm) for vm in detail.vms]
 
 
-def _unregistered_state(foreign: Any) -> str:
+def _unregistered_state(foreign: ForeignSegment | None) -> str:
     if foreign is None:
         return "unregistered"
     if foreign.owner is None:
@@ -444,7 +462,7 @@ def _unregistered_state(foreign: Any) -> str:
     return f"unregistered, clone of {foreign.owner.display_name} (carries vm_id {foreign.owner.vm_id})"
 
 
-def _booted_text(segment: Any) -> str | None:
+def _booted_text(segment: SegmentState | None) -> str | None:
     """What a running VM booted with, for a table cell: its configuration, ``no segment``, ``unreadable``."""
     if segment is None:
         return None
@@ -456,7 +474,7 @@ def _booted_text(segment: Any) -> str | None:
 SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with", "host", "resident_on")
 
 
-def scan_view(report: Any) -> tuple[str, list[Record]]:
+def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
     rows = []
     for entry in report.registered:
         power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None
@@ -487,7 +505,7 @@ def scan_view(report: Any) -> tuple[str, list[Record]]:
     return caption, rows
 
 
-def config_record(vm: Any, config: Any) -> Record:
+def config_record(vm: VM, config: VMConfig) -> Record:
     """A VM's row with a configuration of its own (the one asked for): what a change row reads back."""
     return {
         "vm_uuid": vm.vm_uuid, "vm_name": vm.vm_name, "pool_id": config.pool_id, "priority": config.priority.label,
@@ -495,7 +513,7 @@ def config_record(vm: Any, config: Any) -> Record:
     }
 
 
-def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
+def bulk_plan_view(bulk: BulkPlan) -> tuple[str, list[Record]]:
     """One row per VM: the configuration it would have (the columns a change row has), its power state, its
     current configuration, the change and whether it restarts."""
     rows = [{
@@ -507,7 +525,7 @@ def bulk_plan_view(bulk: Any) -> tuple[str, list[Record]]:
     return caption, rows
 
 
-def bulk_result_view(result: Any) -> tuple[str, list[Record]]:
+def bulk_result_view(result: BulkResult) -> tuple[str, list[Record]]:
     """One row per VM: its configuration now (or, for a failure, the one asked for: the records of a result
     planned again retry what failed), the outcome, the old and new configuration, and any error."""
     rows = [{
@@ -546,7 +564,7 @@ def _allowed(error: Any) -> Any:
     return None
 
 
-def problem_record(problem: Any) -> Record:
+def problem_record(problem: RowProblem[Hashable]) -> Record:
     """One row of a bulk operation's problems: which row, which field, the value, what is allowed."""
     error = problem.error
     field = getattr(error, "field", getattr(error, "kind", None))
@@ -554,7 +572,7 @@ def problem_record(problem: Any) -> Record:
     return {"row": problem.row, "field": field, "value": plain(value), "allowed": _allowed(error), "problem": str(error)}
 
 
-def invalid_rows_view(error: Any) -> tuple[str, list[Record]]:
-    rows = sorted({problem.row for problem in error.problems})
+def invalid_rows_view(error: InvalidRows) -> tuple[str, list[Record]]:
+    rows = {problem.row for problem in error.problems}  # counted, never sorted: labels may be of mixed types
     caption = f"{plural(len(error.problems), 'problem')} in {plural(len(rows), 'row')}; {error.outcome}"
     return caption, [problem_record(problem) for problem in error.problems]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 import re
 import sys
+from typing import Literal, overload
 
 from .errors import InvalidValue
 from .basics import NAME_MAX, POOL_IDS, VM_ID_MAX, Priority
@@ -73,8 +74,8 @@ def _whole_number(value: object) -> int | None:
         return value
     if isinstance(value, bool):
         return None
-    try:
-        return int(operator.index(value))  # int(): sqlite3 stores a plain int, not an int subclass
+    try:  # int(): sqlite3 stores a plain int, not an int subclass
+        return int(operator.index(value))  # type: ignore[arg-type]  # any value: a TypeError says it has no __index__
     except TypeError:
         return None
 
@@ -92,6 +93,12 @@ def parse_uuid(value: object) -> str:
     if not _UUID_RE.fullmatch(text):
         raise InvalidValue("VM UUID", value, "a UUID like 0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")
     return text
+
+
+@overload
+def _parse_text(field: str, value: object, limit: int, *, empty_ok: Literal[False], refused: tuple[str, str] = ...) -> str: ...
+@overload
+def _parse_text(field: str, value: object, limit: int, *, empty_ok: bool, refused: tuple[str, str] = ...) -> str | None: ...
 
 
 def _parse_text(field: str, value: object, limit: int, *, empty_ok: bool, refused: tuple[str, str] = ("", "")) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from itertools import count, filterfalse, repeat
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, NamedTuple, ParamSpec, Sequence, TypeVar, cast
 
 import attrs
 
@@ -20,7 +20,7 @@ from . import audit, stored
 from .columns import FIELD_OF_KEY, uniform_columns
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
-from .rows import Header, blank, labelled, row_name
+from .rows import Header, Reader, Row, blank, labelled, row_name
 from .store import Store
 from .tables import VMList
 from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
@@ -39,7 +39,7 @@ ELSE (SELECT MIN(v.vm_id) + 1 FROM vms v
 _PRIORITIES = tuple(Priority)  # indexing is several times cheaper than Priority(n), and a scan reads every VM
 
 
-def vm_from_row(row: tuple) -> VM:
+def vm_from_row(row: tuple[object, ...]) -> VM:
     """A ``vms`` row as a VM; DamagedDatabase for a row that breaks the spec's rules (see vgpu.stored)."""
     return stored.vm(row)
 
@@ -72,7 +72,7 @@ def make_registration(
 ) -> Registration:
     """Validate one registration as typed by a person; blank optional fields take the spec's defaults."""
     row, problems = _parse_row(vm_uuid, vm_name, pool, priority, vm_id)
-    if problems:
+    if row is None:  # exactly when there are problems
         raise problems[0]
     return Registration(*row)
 
@@ -81,7 +81,7 @@ def _empty_text(value: object) -> bool:
     return type(value) is str and not value
 
 
-def _parse_row(vm_uuid, vm_name, pool, priority, vm_id) -> tuple[_Row | None, list[InvalidValue]]:
+def _parse_row(vm_uuid: object, vm_name: object, pool: object, priority: object, vm_id: object) -> tuple[_Row | None, list[InvalidValue]]:
     """Parse each field once: the row, or None and every problem (in field order)."""
     try:  # a good row, the common case, in straight-line code; a bad one is gone over again for every problem
         return tuple.__new__(_Row, (  # tuple.__new__ directly: half the cost of _Row(...) for many rows
@@ -133,7 +133,8 @@ REGISTRATION_HEADER = Header(FIELD_OF_KEY, ("VM UUID", "VM name", "pool", "prior
 
 
 def select_vms(conn: sqlite3.Connection, pool_id: str | None = None, priority: Priority | None = None) -> list[VM]:
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if pool_id is not None:
         where.append("pool_id = ?")
         params.append(pool_id)
@@ -155,7 +156,7 @@ def select_vm(conn: sqlite3.Connection, vm_uuid: str) -> VM | None:
     return None if row is None else vm_from_row(row)
 
 
-def list_vms(store: Store, pool: object = None, priority: object = None) -> list[VM]:
+def list_vms(store: Store, pool: object = None, priority: object = None) -> VMList:
     """Registered VMs, Pool A then B, each highest priority first then by vm_id; optionally filtered."""
     pool_id = None if pool is None else parse_pool_id(pool)
     wanted = None if priority is None else parse_priority(priority)
@@ -185,7 +186,8 @@ def find(store: Store, vm_uuid: object) -> VM | None:
 
 
 def _now(conn: sqlite3.Connection) -> str:
-    return conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
+    now: str = conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
+    return now
 
 
 def holder_text(vm_uuid: str, vm_name: str | None) -> str:
@@ -196,6 +198,13 @@ def holder_text(vm_uuid: str, vm_name: str | None) -> str:
 def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int) -> str | None:
     row = conn.execute("SELECT vm_uuid, vm_name FROM vms WHERE vm_id = ?", (vm_id,)).fetchone()
     return None if row is None else holder_text(*row)
+
+
+def _holder_of_taken(conn: sqlite3.Connection, vm_id: int) -> str:
+    """The holder of a vm_id this transaction has read as taken (so there is one)."""
+    holder = _holder_of_vm_id(conn, vm_id)
+    assert holder is not None, f"vm_id {vm_id} was read as taken in this transaction"
+    return holder
 
 
 def _already_registered(vm: VM) -> AlreadyRegistered:
@@ -254,7 +263,7 @@ def db_register_many(
     items: Iterable[Registration | Mapping[str, object]] | Mapping[object, Mapping[str, object]],
     *,
     on_existing: str = "error",
-) -> list[VM]:
+) -> VMList:
     """Database only: record many VMs in one transaction, without writing their device-model arguments
     (on a host use :mod:`vgpu.bulk_register`): all of them, or none and an InvalidRows listing every bad row.
     Returns the VMs registered or changed, in row order.
@@ -301,13 +310,13 @@ class BatchCheck:
     whose rows leave them as they are (skipped, or already so); ``problems``: every problem with the others."""
 
     new: tuple[VM, ...]
-    new_rows: tuple
+    new_rows: tuple[Hashable, ...]
     updates: tuple[ChangePlan, ...]
-    update_rows: tuple
+    update_rows: tuple[Hashable, ...]
     existing: tuple[VM, ...]
-    existing_rows: tuple
-    problems: tuple[RowProblem, ...]
-    labels: tuple = ()  # every input row's label (or number), in input order
+    existing_rows: tuple[Hashable, ...]
+    problems: tuple[RowProblem[Hashable], ...]
+    labels: tuple[Hashable, ...] = ()  # every input row's label (or number), in input order
 
 
 def classify_many(
@@ -335,7 +344,7 @@ def check_many(
     *,
     exists: Callable[[str], bool] | None = None,
     on_existing: str = "error",
-) -> tuple[dict[object, VM], list[RowProblem]]:
+) -> tuple[dict[Hashable, VM], list[RowProblem[Hashable]]]:
     """What db_register_many would make of ``items``, changing nothing: the VM each good row would become
     (by row label or number; vm_ids assigned as they are free now; a registered VM as a row of
     ``on_existing="update"`` would change it) and every problem with the other rows. ``exists`` as for
@@ -348,7 +357,7 @@ def check_many(
     return {name(position): vm for position, vm in good}, _named(found.problems, name)
 
 
-def _classify(store: Store, items: object, exists: Callable[[str], bool] | None, mode: str) -> tuple["_Sorted", list[VM], Callable[[int], object], int]:
+def _classify(store: Store, items: Iterable[object], exists: Callable[[str], bool] | None, mode: str) -> tuple[_Sorted, list[VM], Callable[[int], Hashable], int]:
     rows, labels = labelled(items)
     name = row_name(labels)
     batch, problems = _validate_rows(rows)
@@ -369,7 +378,7 @@ def _classify(store: Store, items: object, exists: Callable[[str], bool] | None,
     return found._replace(new=good, updates=updates, problems=problems, targets=targets), new, name, len(rows)
 
 
-def _named(problems: list[RowProblem], name: Callable[[int], object]) -> list[RowProblem]:
+def _named(problems: list[RowProblem[int]], name: Callable[[int], Hashable]) -> list[RowProblem[Hashable]]:
     """The problems in row order, each naming its row as the caller does (a label, or the number)."""
     return [RowProblem(name(problem.row), problem.error) for problem in sorted(problems, key=lambda p: p.row)]
 
@@ -395,21 +404,21 @@ class _Batch(NamedTuple):
         if not refused:
             return self
         kept = [index for index, row in enumerate(self.rows) if row not in refused]
-        return _Batch(*([column[index] for index in kept] for column in self))
+        return _Batch._make([column[index] for index in kept] for column in self)
 
 
-def _validate_rows(items: Sequence[object]) -> tuple[_Batch, list[RowProblem]]:
+def _validate_rows(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]]]:
     columns = uniform_columns(items)
     if columns is not None:  # the usual batch, checked a column at a time (see vgpu.columns)
         return _Batch(list(range(1, len(items) + 1)), *columns), []
     return _validate_each(items)
 
 
-def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem]]:
+def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]]]:
     """The per-row path: every row's keys read as a person means them, every field parsed, every problem kept."""
     read = REGISTRATION_HEADER.reader()
     good: dict[int, _Row] = {}
-    problems: list[RowProblem] = []
+    problems: list[RowProblem[int]] = []
     for number, item in enumerate(items, start=1):
         # type() first: isinstance against the Mapping ABC costs more than parsing a field
         if type(item) is dict or (not isinstance(item, Registration) and isinstance(item, Mapping)):
@@ -423,10 +432,10 @@ def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem]]:
             continue
         if not errors:
             row, errors = _parse_row(*values)
-        if errors:
-            problems.extend(RowProblem(number, error) for error in errors)
-        else:
-            good[number] = row
+            if row is not None:
+                good[number] = row
+                continue
+        problems.extend(RowProblem(number, error) for error in errors)
     return _Batch.of_rows(good), problems
 
 
@@ -445,12 +454,12 @@ class _Sorted(NamedTuple):
     new: _Batch  # the rows registering a VM
     updates: list[tuple[int, "ChangePlan"]]  # the change a row asks of its registered VM (on_existing="update")
     existing: list[tuple[int, VM]]  # registered VMs their rows leave as they are
-    problems: list[RowProblem]
+    problems: list[RowProblem[int]]
     taken_ids: set[int]  # the vm_ids registered VMs hold now
     targets: set[int]  # the vm_ids the updates move their VMs to
 
 
-def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, name: Callable[[int], object]) -> _Sorted:
+def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, name: Callable[[int], Hashable]) -> _Sorted:
     """Which rows register a VM, which change or leave a registered one (as ``mode`` says), and the conflicts:
     a UUID registered already (AlreadyRegistered, for ``"error"``), a vm_id another VM holds (naming it, as
     register does), and a UUID or vm_id given twice in the batch (naming the first row)."""
@@ -463,7 +472,7 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
         return _Sorted(batch, [], [], [], taken_ids, set())  # the usual batch: settled by set operations
     registered = _registered(conn, [vm_uuid for vm_uuid in batch.vm_uuids if vm_uuid in taken_uuids])
     read = REGISTRATION_HEADER.reader()
-    problems: list[RowProblem] = []
+    problems: list[RowProblem[int]] = []
     updates: list[tuple[int, ChangePlan]] = []
     existing: list[tuple[int, VM]] = []
     new: set[int] = set()
@@ -473,7 +482,7 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
     def claim(position: int, vm_id: int) -> bool:
         """Take ``vm_id`` for this row, or record why it cannot have it."""
         if vm_id in taken_ids:
-            problems.append(RowProblem(position, Conflict("vm_id", vm_id, _holder_of_vm_id(conn, vm_id))))
+            problems.append(RowProblem(position, Conflict("vm_id", vm_id, _holder_of_taken(conn, vm_id))))
         elif vm_id in first_row_of_id:
             problems.append(RowProblem(position, Conflict("vm_id", vm_id, f"row {name(first_row_of_id[vm_id])}")))
         else:
@@ -498,9 +507,10 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
         elif mode == "skip":
             existing.append((position, vm))
         else:
-            gives_pool, gives_priority, gives_vm_id = _given(items[position - 1], read)
+            # a row in the batch is one of these: _validate_rows refused any other
+            gives_pool, gives_priority, gives_vm_id = _given(cast("Registration | Row", items[position - 1]), read)
             target = VMConfig(pool_id if gives_pool else vm.pool_id, priority if gives_priority else vm.priority,
-                              vm_id if gives_vm_id else vm.vm_id)
+                              vm_id if gives_vm_id and vm_id is not None else vm.vm_id)
             if target == vm.config:
                 existing.append((position, vm))
             elif target.vm_id == vm.vm_id or claim(position, target.vm_id):
@@ -509,7 +519,7 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
     return _Sorted(batch.without(set(batch.rows) - new), updates, existing, problems, taken_ids, targets)
 
 
-def _given(item: object, read: Callable) -> tuple[bool, bool, bool]:
+def _given(item: Registration | Row, read: Reader) -> tuple[bool, bool, bool]:
     """Whether a row gives a pool, a priority and a vm_id (a blank cell or no column gives none)."""
     if isinstance(item, Registration):
         return True, True, item.vm_id is not None
@@ -529,7 +539,10 @@ def _registered(conn: sqlite3.Connection, vm_uuids: list[str]) -> dict[str, VM]:
     return found
 
 
-def _allocate(batch: _Batch, taken_ids: set[int], now: str | None) -> tuple[list[VM], Iterator[tuple]]:
+_InsertParams = tuple[int, str, str | None, str, int, str | None, str | None]  # a vms row, as INSERT takes it
+
+
+def _allocate(batch: _Batch, taken_ids: set[int], now: str | None) -> tuple[list[VM], Iterator[_InsertParams]]:
     """Give each row without a vm_id the lowest id not taken by the DB or by an explicit id in the batch.
     Returns the VMs and their INSERT parameters (an iterator: executemany consumes it once)."""
     _, vm_uuids, vm_names, pool_ids, priorities, vm_ids = batch
@@ -611,6 +624,7 @@ def update_record(conn: sqlite3.Connection, vm_uuid: str, config: VMConfig) -> V
         (config.pool_id, int(config.priority), config.vm_id, vm_uuid),
     )
     new = select_vm(conn, vm_uuid)
+    assert new is not None, "updated in this transaction"
     audit.record(conn, "update", vm_uuid, audit_record(old), audit_record(new))
     return new
 
@@ -646,8 +660,12 @@ def db_remove(store: Store, vm_uuid: object) -> VM:
 # --- the old names ----------------------------------------------------------------------------------------
 
 
-def _renamed(new: Callable[..., Any], old: str, host_aware: str) -> Callable[..., Any]:
-    def deprecated(*args: Any, **kwargs: Any) -> Any:
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def _renamed(new: Callable[_Params, _Result], old: str, host_aware: str) -> Callable[_Params, _Result]:
+    def deprecated(*args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         import warnings
 
         warnings.warn(f"vms.{old} changes only the database and is now named vms.{new.__name__}; on a host use "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import threading
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Callable, Generic, Sequence, TypeVar, cast
 
 import attrs
 
@@ -132,14 +132,14 @@ def run(
     store: Store,
     host: Hypervisor,
     vm_uuids: Sequence[str],
-    work: Work,
+    work: Work[R],
     *,
     concurrency: int,
     progress: ProgressOption,
     description: str,
     groups: Sequence[str] | None = None,
     per_group: int | None = None,
-) -> Outcome:
+) -> Outcome[R]:
     """Call ``work(store, host, index, progress)`` for each VM of ``vm_uuids`` (its index in them), with the
     worker's own connections, at most ``concurrency`` at a time and, with ``groups`` (each VM's group: its
     host's label in a fleet), at most ``per_group`` of one group. An exception of ``work`` is that VM's
@@ -157,7 +157,8 @@ def run(
             local.pair = (store.reopen(), host.reopen())
             with batch.lock:
                 opened.append(local.pair)
-        return local.pair
+        pair: tuple[Store, Hypervisor] = local.pair
+        return pair
 
     def one(index: int) -> None:
         with batch.lock:
@@ -177,7 +178,7 @@ def run(
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vgpu-bulk")
     turns = _Turns(groups if groups is not None else [""] * len(vm_uuids), concurrency, per_group)
-    running: dict[concurrent.futures.Future, int] = {}
+    running: dict[concurrent.futures.Future[None], int] = {}
 
     def begin_more() -> None:
         if not batch.stop.is_set():
@@ -209,14 +210,14 @@ def run(
     with batch.lock:
         under_way = [index for index in sorted(batch.started)
                      if index not in batch.results and index not in batch.failures and index not in batch.cut]
-        return Outcome(
-            dict(batch.results), dict(batch.failures), (*batch.cut, *under_way),
+        return Outcome(  # (each result is what work returned)
+            cast("dict[int, R]", dict(batch.results)), dict(batch.failures), (*batch.cut, *under_way),
             tuple(index for index in range(len(vm_uuids)) if index not in batch.started),
             batch.interrupts[0] if batch.interrupts else None,
         )
 
 
-def _wait_for(futures: list[concurrent.futures.Future]) -> None:
+def _wait_for(futures: list[concurrent.futures.Future[None]]) -> None:
     """Wait until every future is done, in short waits. A Ctrl-C whose signal arrives just before a wait
     blocks does not interrupt it (the handler has run already; Python acts on it when the wait returns), so
     one wait with no deadline could hold the interrupt for a whole VM's cycle."""

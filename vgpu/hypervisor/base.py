@@ -8,7 +8,7 @@ nothing else escapes a backend.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from ..basics import DEFAULT_ARGS_KEY
 
@@ -83,7 +83,7 @@ class Hypervisor(Protocol):
 def describe(host: Hypervisor, vm_uuid: str) -> HostVM:
     """``host.describe_vm(vm_uuid)``; for a host object without it (a wrapper written before it existed),
     the same facts from ``power_state``, ``get_device_model_args`` and ``booted_device_model_args``."""
-    method = getattr(host, "describe_vm", None)
+    method: Callable[[str], HostVM] | None = getattr(host, "describe_vm", None)
     if method is not None:
         return method(vm_uuid)
     from ..models import HostVM, PowerState

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import attrs
 
@@ -33,6 +33,8 @@ from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
 from .base import Hypervisor, args_quoted, describe
+
+_Answer = TypeVar("_Answer")
 
 DEFAULT_PARALLEL = 16
 
@@ -220,10 +222,7 @@ class Fleet:
         raise HypervisorError(codes.UUID_INVALID, f"VM {key} does not exist on any host of the fleet "
                                                   f"({', '.join(self.members)})", ["VM", key])
 
-    def _on_vm(self, method: str, vm_uuid: str, *args: Any) -> Any:
-        return self._with_vm(vm_uuid, lambda label, host: getattr(host, method)(vm_uuid, *args))
-
-    def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], Any]) -> Any:
+    def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], _Answer]) -> _Answer:
         """``call(label, host)`` for the host that has the VM."""
         label = self.label_of(vm_uuid)
         try:
@@ -253,28 +252,28 @@ class Fleet:
         return self._with_vm(vm_uuid, lambda label, host: _labelled([describe(host, vm_uuid)], label)[0])
 
     def power_state(self, vm_uuid: str) -> PowerState:
-        return self._on_vm("power_state", vm_uuid)
+        return self._with_vm(vm_uuid, lambda label, host: host.power_state(vm_uuid))
 
     def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
-        return self._on_vm("clean_shutdown", vm_uuid, timeout)
+        return self._with_vm(vm_uuid, lambda label, host: host.clean_shutdown(vm_uuid, timeout))
 
     def hard_shutdown(self, vm_uuid: str) -> None:
-        self._on_vm("hard_shutdown", vm_uuid)
+        self._with_vm(vm_uuid, lambda label, host: host.hard_shutdown(vm_uuid))
 
     def start(self, vm_uuid: str) -> None:
-        self._on_vm("start", vm_uuid)
+        self._with_vm(vm_uuid, lambda label, host: host.start(vm_uuid))
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
-        return self._on_vm("booted_device_model_args", vm_uuid)
+        return self._with_vm(vm_uuid, lambda label, host: host.booted_device_model_args(vm_uuid))
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
-        return self._on_vm("current_operations", vm_uuid)
+        return self._with_vm(vm_uuid, lambda label, host: host.current_operations(vm_uuid))
 
     def get_device_model_args(self, vm_uuid: str) -> str:
-        return self._on_vm("get_device_model_args", vm_uuid)
+        return self._with_vm(vm_uuid, lambda label, host: host.get_device_model_args(vm_uuid))
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
-        self._on_vm("set_device_model_args", vm_uuid, value)
+        self._with_vm(vm_uuid, lambda label, host: host.set_device_model_args(vm_uuid, value))
 
     def prepare(self) -> None:
         """Run every member's own ``prepare`` on this thread (see the module docstring)."""

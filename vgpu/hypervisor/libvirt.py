@@ -237,7 +237,7 @@ def _has_domain(state: int | None) -> bool:
 
 
 def _is_off(dom: libvirt.virDomain) -> bool:
-    return dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+    return bool(dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF)  # bool(): libvirt-python is untyped
 
 
 def _request_shutdown(dom: libvirt.virDomain) -> None:

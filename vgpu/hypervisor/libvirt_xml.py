@@ -24,6 +24,7 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from typing import TypeGuard
 from xml.dom import minidom
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -71,30 +72,40 @@ def with_qemu_args(domain_xml: str, argv: Sequence[str]) -> str:
     other children of ``<qemu:commandline>`` stay; a block left empty is removed.
     """
     doc = minidom.parseString(domain_xml)
-    root = doc.documentElement
+    root = _root(doc)
     blocks = [node for node in root.childNodes if _is_qemu(node, "commandline")]
-    old_args = [node for block in blocks for node in block.childNodes if _is_qemu(node, "arg")]
+    old_args = [(block, node) for block in blocks for node in block.childNodes if _is_qemu(node, "arg")]
     if argv:
         if not blocks:
             blocks.append(root.appendChild(doc.createElementNS(QEMU_NS, f"{_qemu_prefix(root)}:commandline")))
-        _insert_args(doc, blocks[0], old_args[0] if old_args else blocks[0].firstChild, argv)
-    for node in old_args:
-        node.parentNode.removeChild(node)
+        _insert_args(doc, blocks[0], old_args[0][1] if old_args else blocks[0].firstChild, argv)
+    for block, node in old_args:
+        block.removeChild(node)
     for block in blocks:
         if not any(child.nodeType == child.ELEMENT_NODE for child in block.childNodes):
             root.removeChild(block)
     return root.toxml()
 
 
-def _insert_args(doc: minidom.Document, block: minidom.Element, before: minidom.Node | None, argv: Sequence[str]) -> None:
-    prefix = block.prefix or _qemu_prefix(doc.documentElement)
+def _root(doc: minidom.Document) -> minidom.Element:
+    root = doc.documentElement
+    assert root is not None, "a parsed document has its root element (parseString raises otherwise)"
+    return root
+
+
+# What an element's childNodes hold (minidom's stub names this union, privately).
+_ElementChild = minidom.Element | minidom.ProcessingInstruction | minidom.Comment | minidom.Text | minidom.CDATASection
+
+
+def _insert_args(doc: minidom.Document, block: minidom.Element, before: _ElementChild | None, argv: Sequence[str]) -> None:
+    prefix = block.prefix or _qemu_prefix(_root(doc))
     for value in argv:
         arg = doc.createElementNS(QEMU_NS, f"{prefix}:arg")
         arg.setAttribute("value", value)
         block.insertBefore(arg, before)
 
 
-def _is_qemu(node: minidom.Node, local_name: str) -> bool:
+def _is_qemu(node: minidom.Node, local_name: str) -> TypeGuard[minidom.Element]:
     return node.nodeType == node.ELEMENT_NODE and node.namespaceURI == QEMU_NS and node.localName == local_name
 
 

@@ -41,7 +41,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..models import HostVM, PowerState
 from . import codes
@@ -83,6 +83,9 @@ _UPSERT_VM = (f"INSERT INTO vm (uuid, {', '.join(_VM_COLUMNS)}) VALUES (?, {', '
               f"ON CONFLICT (uuid) DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in _VM_COLUMNS)}")
 _TEXT = functools.partial(str, encoding="utf-8", errors="surrogatepass")
 BUSY_TIMEOUT = 30.0
+
+# One VM for add_vms: (uuid, name, power_state, device_model_args[, platform]).
+VMRow = tuple[str, str, PowerState | str, str] | tuple[str, str, PowerState | str, str, Mapping[str, str] | None]
 
 _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
@@ -233,7 +236,7 @@ class SimHost:
     def add_vm(self, vm_uuid: str, name: str, power_state: PowerState | str = PowerState.HALTED, device_model_args: str = "", platform: dict[str, str] | None = None) -> None:
         self.add_vms([(vm_uuid, name, power_state, device_model_args, platform)])
 
-    def add_vms(self, rows: Iterable[tuple]) -> None:
+    def add_vms(self, rows: Iterable[VMRow]) -> None:
         """Add many VMs at once: (uuid, name, power_state, device_model_args[, platform]) tuples."""
         with self._transaction() as conn:
             values = []
@@ -243,7 +246,7 @@ class SimHost:
                 if args:
                     platform[self.args_key] = args
                 power_state = PowerState(power).value
-                vm = {"name": name, "power_state": power_state, "platform": platform, "halt_at": None, "start_at": None,
+                vm: dict[str, Any] = {"name": name, "power_state": power_state, "platform": platform, "halt_at": None, "start_at": None,
                       "start_args": None, "start_domain": None, "domain": None, "boots": []}
                 if power_state == "running":
                     # A VM that is already running booted with what it has now (as far as anyone can tell).
@@ -328,8 +331,10 @@ class SimHost:
             return None
         domain = vm.get("domain")
         if domain is not None:
-            return domain["platform"].get(self.args_key, "")
-        return vm["boots"][-1] if vm["boots"] else None  # a host file written before domains were kept
+            args: str = domain["platform"].get(self.args_key, "")
+            return args
+        last: str | None = vm["boots"][-1] if vm["boots"] else None  # a host file written before domains were kept
+        return last
 
     def list_vms(self) -> list[HostVM]:
         delay = self._latency("list")
@@ -364,7 +369,7 @@ class SimHost:
                 f"json_extract(boots, '$[#-1]') FROM vm {where} ORDER BY rowid")
 
 
-    def _host_vm(self, row: tuple, now: float) -> HostVM:
+    def _host_vm(self, row: tuple[Any, ...], now: float) -> HostVM:
         uuid, name, power, halt_at, start_at, has_domain, stored, booted, starting, last_boot = row
         if self._args_path is None:  # maps, not values: read the key in Python
             stored, booted, starting = (None if text is None else json.loads(text).get(self.args_key) for text in (stored, booted, starting))
@@ -467,7 +472,8 @@ class SimHost:
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         with self._transaction(write=False) as conn:
-            return self._vm(conn, vm_uuid)["platform"].get(self.args_key, "")
+            args: str = self._vm(conn, vm_uuid)["platform"].get(self.args_key, "")
+            return args
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
         self._sleep_for("set_args")
@@ -533,7 +539,7 @@ class SimHost:
         return f"SimHost({self.path!r})"
 
 
-def _row(vm: dict[str, Any]) -> tuple:
+def _row(vm: dict[str, Any]) -> tuple[object, ...]:
     """A VM's columns as stored, in the order of _VM_COLUMNS."""
     return tuple(json.dumps(vm.get(column), separators=(",", ":")) if column in _JSON_COLUMNS and vm.get(column) is not None
                  else _bindable(vm.get(column)) for column in _VM_COLUMNS)

@@ -106,14 +106,15 @@ class XapiHost:
         uri: str,
         *,
         args_key: str = DEFAULT_ARGS_KEY,
-        password: Callable[[], str] | None = None,
+        password: Callable[[], str | None] | None = None,
         call_timeout: float = CALL_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
         xenstore: Xenstore | None = None,
         follow_master: Sequence[str] = (),
     ) -> "XapiHost":
-        """``password`` is a prompt, called at most once, when VGPU_XAPI_PASSWORD is unset. On dom0
-        (``xapi+unix:``) the local xenstore is read with ``xenstore-ls`` unless ``xenstore`` says otherwise.
+        """``password`` is a prompt, called at most once, when VGPU_XAPI_PASSWORD is unset (it returns None when
+        it cannot ask). On dom0 (``xapi+unix:``) the local xenstore is read with ``xenstore-ls`` unless
+        ``xenstore`` says otherwise.
         ``follow_master``: see the module docstring (xapi:// and xapis:// only)."""
         target = parse_uri(uri)
         if follow_master and target.is_local:
@@ -217,12 +218,14 @@ class XapiHost:
     def _record(self, vm_uuid: str) -> dict[str, Any]:
         """The VM's record in one call: by its kept ref, or (not yet known) found by UUID, ref and all."""
         if vm_uuid.lower() in self._refs:
-            return self._on_vm("VM.get_record", vm_uuid)
+            kept: dict[str, Any] = self._on_vm("VM.get_record", vm_uuid)
+            return kept
         if not _UUID.fullmatch(vm_uuid):  # it goes into a query expression: nothing but a UUID may
             raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
         found = self._call("VM.get_all_records_where", f'field "uuid" = "{vm_uuid.lower()}"', vm=vm_uuid)
         if not found:
             raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        record: dict[str, Any]
         ref, record = next(iter(found.items()))
         self._refs[vm_uuid.lower()] = ref
         return record
@@ -306,7 +309,7 @@ class XapiHost:
             time.sleep(min(delay, remaining))
         if status == "failure":
             raise self._host_error(self._call("task.get_error_info", task), vm_uuid)
-        return status == "success"
+        return bool(status == "success")  # bool(): the SDK's answers are untyped
 
     def hard_shutdown(self, vm_uuid: str) -> None:
         try:

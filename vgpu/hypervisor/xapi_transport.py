@@ -12,7 +12,7 @@ import socket
 import ssl
 import xml.parsers.expat
 import xmlrpc.client
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from .xapi_uri import XapiTarget
@@ -30,15 +30,16 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class _TimedConnect:
-    """Connect (and do the TLS handshake) within CONNECT_TIMEOUT, then allow each call ``call_timeout``."""
+class _TimedConnect(http.client.HTTPConnection):
+    """Connect (and do the TLS handshake) within CONNECT_TIMEOUT, then allow each call ``call_timeout``.
+    Mixed in before HTTPConnection or HTTPSConnection, whose connect() it wraps."""
 
     call_timeout: float
 
     def connect(self) -> None:
         self.timeout = CONNECT_TIMEOUT
-        super().connect()  # type: ignore[misc]
-        self.sock.settimeout(self.call_timeout)  # type: ignore[attr-defined]
+        super().connect()
+        self.sock.settimeout(self.call_timeout)
 
 
 class _HTTPConnection(_TimedConnect, http.client.HTTPConnection):
@@ -63,14 +64,15 @@ class _UnixConnection(http.client.HTTPConnection):
 class _Transport(xmlrpc.client.Transport):
     """One keep-alive connection per session, built by ``factory`` (host name and all)."""
 
-    def __init__(self, factory: Any, call_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, factory: Callable[[str], _TimedConnect | _UnixConnection], call_timeout: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._factory = factory
         self._call_timeout = call_timeout
 
     def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        if self._connection and host == self._connection[0]:
-            return self._connection[1]
+        kept_host, kept = self._connection
+        if kept is not None and host == kept_host:
+            return kept
         chost, self._extra_headers, _ = self.get_host_info(host)
         connection = self._factory(chost)
         connection.call_timeout = self._call_timeout
@@ -89,7 +91,7 @@ def _tls_context(target: XapiTarget) -> ssl.SSLContext:
     return context
 
 
-def _unix_factory(path: str):
+def _unix_factory(path: str) -> Callable[[str], _UnixConnection]:
     def build(_host: str) -> _UnixConnection:
         connection = _UnixConnection("localhost")
         connection.socket_path = path

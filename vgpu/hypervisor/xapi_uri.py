@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import urllib.parse
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence, TypedDict
 
 import attrs
 
@@ -109,9 +109,16 @@ def _port(uri: str, split: urllib.parse.SplitResult) -> int | None:
         raise InvalidValue("host URI", uri, f"a port between 1 and 65535 ({_FORMS})") from None
 
 
-def _options(uri: str, query: str, *, tls: bool) -> dict[str, object]:
+class _TlsOptions(TypedDict, total=False):
+    """The query options of an ``xapis://`` URI, as XapiTarget's keyword arguments."""
+
+    cafile: str
+    verify: bool
+
+
+def _options(uri: str, query: str, *, tls: bool) -> _TlsOptions:
     pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    options: dict[str, object] = {}
+    options: _TlsOptions = {}
     for key, value in pairs:
         if not tls or key not in ("cafile", "no_verify"):
             raise InvalidValue("host URI option", key, "cafile=PATH or no_verify=1, on xapis:// URIs only")
@@ -176,7 +183,7 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # never pickled into a file or another process by accident
+    def __reduce__(self) -> NoReturn:  # never pickled into a file or another process by accident
         raise TypeError("a Secret cannot be pickled")
 
 

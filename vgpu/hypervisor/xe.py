@@ -300,7 +300,7 @@ class XeHost:
         return _Output(process.returncode, stdout.decode("utf-8", "surrogateescape"), stderr.decode("utf-8", "replace"))
 
     @staticmethod
-    def _kill(process: subprocess.Popen) -> None:
+    def _kill(process: subprocess.Popen[bytes]) -> None:
         # xe runs in its own session, so its process group is ours to end (stunnel helpers included).
         try:
             os.killpg(process.pid, signal.SIGKILL)

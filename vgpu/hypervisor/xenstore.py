@@ -74,6 +74,7 @@ def unsanitise(text: str) -> str:
             index += len(digits.group())
         elif code in "01234567":
             digits = re.match(r"[0-7]{1,3}", text[index - 1:])
+            assert digits is not None, "it starts at code, an octal digit"
             out.append(int(digits.group(), 8) & 0xFF)
             index += len(digits.group()) - 1
         else:
