@@ -127,6 +127,25 @@ def test_duplicates_within_the_batch_name_the_first_row(store):
     assert stored(store) == []
 
 
+def test_a_row_refused_for_a_repeated_uuid_still_asks_for_its_vm_id(store):
+    # Fixing row 2's UUID would make it clash with row 3 over vm_id 7: one pass reports both, as it does
+    # for every other row the batch refuses. A row repeating its first row's vm_id too gets one problem.
+    rows = [
+        {"vm_uuid": uuid_of(1), "vm_id": 5},
+        {"vm_uuid": uuid_of(1), "vm_id": 7},
+        {"vm_uuid": uuid_of(3), "vm_id": 7},
+        {"vm_uuid": uuid_of(1), "vm_id": 5},
+    ]
+    with pytest.raises(InvalidRows) as caught:
+        vms.db_register_many(store, rows)
+    assert [(p.row, p.error.field, p.error.value, p.error.holder) for p in caught.value.problems] == [
+        (2, "VM UUID", uuid_of(1), "row 1"),
+        (3, "vm_id", 7, "row 2"),
+        (4, "VM UUID", uuid_of(1), "row 1"),
+    ]
+    assert stored(store) == []
+
+
 def test_duplicates_against_the_database_are_reported(store, snapshot):
     vms.db_register(store, uuid_of(1), vm_name="web-1", pool="B", vm_id=5)
     before = snapshot()

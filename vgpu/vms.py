@@ -498,7 +498,12 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
                 claim(position, vm_id)
             continue
         if vm_uuid in first_row_of_uuid:
-            problems.append(RowProblem(position, Conflict("VM UUID", vm_uuid, f"row {name(first_row_of_uuid[vm_uuid])}")))
+            first = first_row_of_uuid[vm_uuid]
+            problems.append(RowProblem(position, Conflict("VM UUID", vm_uuid, f"row {name(first)}")))
+            # its vm_id is still asked for: a later row asking for it too would clash with this one once its
+            # UUID is fixed, so one pass reports that as well (unless it repeats its first row's vm_id)
+            if vm_id is not None and first_row_of_id.get(vm_id) != first:
+                claim(position, vm_id)
             continue
         first_row_of_uuid[vm_uuid] = position
         if vm is None:
