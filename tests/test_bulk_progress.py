@@ -258,6 +258,30 @@ def test_ctrl_c_while_writing_segments_hands_back_the_registered_vms_and_those_s
     assert len(written) == 3 and failures == [] and all(world.agrees(u) for u in unregistered[:4])
 
 
+def test_ctrl_c_landing_while_a_worker_thread_starts_still_waits_for_that_vm(world, unregistered, monkeypatch):
+    # The interrupt lands inside the executor's submit, after the worker thread started (its VM under way)
+    # but before the executor recorded the thread, so shutting the executor down does not wait for it. The
+    # batch must still wait for the VM under way and report it written, not cut: it was, a moment later.
+    world.sim.set_latency("set_args", 0.5)
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:3]])
+    real_start, pressed = threading.Thread.start, threading.Event()
+
+    def start_then_ctrl_c(thread):
+        real_start(thread)
+        if thread.name.startswith("vgpu-bulk") and not pressed.is_set():
+            pressed.set()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_ctrl_c)
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan, concurrency=1)
+    monkeypatch.undo()
+    partial = caught.value.partial
+    assert [segment.vm_uuid for segment in partial.segments] == [unregistered[0]]
+    assert partial.interrupted == () and partial.not_started == tuple(unregistered[1:3])
+    assert world.agrees(unregistered[0]) and world.open_ops() == []
+
+
 def test_an_interrupted_batch_pickles_with_its_partial_result(world, four):
     with pytest.raises(BulkInterrupted) as caught:
         bulk.apply_many(world.store, Raising(world.sim, "set_device_model_args", KeyboardInterrupt, four[0]),

@@ -90,8 +90,10 @@ class _Batch:
         self.vm_uuids = vm_uuids
         self.progress = progress
         self.lock = threading.Lock()  # the outcome so far, and one progress report at a time
+        self.idle = threading.Condition(self.lock)  # notified when a VM's work ends
         self.stop = threading.Event()
         self.started: set[int] = set()
+        self.active = 0  # VMs whose work has begun and not yet ended
         self.results: dict[int, object] = {}
         self.failures: dict[int, Exception] = {}
         self.cut: list[int] = []
@@ -115,6 +117,21 @@ class _Batch:
             else:
                 event = Progress(uuid, FAILED, f"VM {uuid} failed: {_message(error)}", done=self.done, total=len(self.vm_uuids))
             self.progress(event)
+
+    def ended(self) -> None:
+        with self.lock:
+            self.active -= 1
+            self.idle.notify_all()
+
+    def wait_until_idle(self) -> None:
+        """Wait for every VM under way. By the count, not the executor's futures: an interrupt landing inside
+        the executor's submit can leave a VM under way whose thread and future neither recorded. In short
+        waits: a Ctrl-C whose signal arrives just before a wait blocks does not interrupt it (the handler has
+        run already; Python acts on it when the wait returns), so one wait with no deadline could hold a
+        second Ctrl-C for a whole VM's cycle."""
+        with self.idle:
+            while self.active:
+                self.idle.wait(timeout=SIGNAL_CHECK_SECONDS)
 
     def interrupted(self, index: int | None, interrupt: BaseException) -> None:
         with self.lock:
@@ -165,6 +182,7 @@ def run(
             if batch.stop.is_set():
                 return
             batch.started.add(index)
+            batch.active += 1
         try:
             try:
                 worker_store, worker_host = connections()
@@ -175,6 +193,8 @@ def run(
                 batch.finished(index, result)
         except BaseException as interrupt:  # noqa: BLE001 - an interrupt from the progress callback stops the batch
             batch.interrupted(index, interrupt)
+        finally:
+            batch.ended()
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vgpu-bulk")
     turns = _Turns(groups if groups is not None else [""] * len(vm_uuids), concurrency, per_group)
@@ -188,7 +208,7 @@ def run(
     try:
         try:
             begin_more()
-            while running:  # in short waits: see _wait_for
+            while running:  # in short waits: see _Batch.wait_until_idle
                 done, _ = concurrent.futures.wait(running, timeout=SIGNAL_CHECK_SECONDS,
                                                   return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
@@ -196,7 +216,7 @@ def run(
                 begin_more()
         except KeyboardInterrupt as interrupt:  # Ctrl-C: begin no more VMs; let those under way finish
             batch.interrupted(None, interrupt)
-            _wait_for(list(running))
+            batch.wait_until_idle()
         waited = True
     except KeyboardInterrupt as again:  # a second Ctrl-C: stop waiting; the VMs under way are left as they are
         batch.interrupted(None, again)
@@ -215,15 +235,6 @@ def run(
             tuple(index for index in range(len(vm_uuids)) if index not in batch.started),
             batch.interrupts[0] if batch.interrupts else None,
         )
-
-
-def _wait_for(futures: list[concurrent.futures.Future[None]]) -> None:
-    """Wait until every future is done, in short waits. A Ctrl-C whose signal arrives just before a wait
-    blocks does not interrupt it (the handler has run already; Python acts on it when the wait returns), so
-    one wait with no deadline could hold the interrupt for a whole VM's cycle."""
-    pending = set(futures)
-    while pending:
-        _, pending = concurrent.futures.wait(pending, timeout=SIGNAL_CHECK_SECONDS)
 
 
 def interrupted_sentence(done: int, failed: int, cut: int, not_started: int, leftover: str) -> str:
