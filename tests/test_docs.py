@@ -357,8 +357,8 @@ SOURCE_MESSAGES = {
     "vgpu/vms.py": ["no change given for VM", ": expected at least one of pool, priority or vm_id"],
     "shell/parsing.py": ["needs at least one of"],
     "shell/runner.py": ["If a change was under way, run 'vgpu-admin recover' to finish or undo it."],
-    "shell/main.py": ["prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; ", "one-shot commands work without it",
-                      "(the host comes from "],
+    "shell/main.py": ["prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; ", "one-shot commands work without it"],
+    "vgpu/opening.py": ["(the host comes from "],
 }
 
 
