@@ -359,6 +359,10 @@ SOURCE_MESSAGES = {
     "shell/runner.py": ["If a change was under way, run 'vgpu-admin recover' to finish or undo it."],
     "shell/main.py": ["prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; ", "one-shot commands work without it"],
     "vgpu/opening.py": ["(the host comes from "],
+    "vgpu/connection.py": ["() takes no option ", "its options are ", "it takes none", "() needs the option ",
+                           " was closed; open another with vgpu.connect()",
+                           "register_many() takes on_existing 'error' or 'skip', not 'update', which may restart VMs: ",
+                           "plan_registrations(rows, on_existing='update'), then apply_many(plan.updates) once you have read it"],
 }
 
 
