@@ -146,6 +146,8 @@ def test_the_library_examples_run_in_order(tmp_path, monkeypatch, capsys):
     namespace["store"].close()
     printed = capsys.readouterr().out
     assert "VM-1 A high (2) 1" in printed and "Operation cancelled; nothing was changed." in printed
+    # The vgpu.connect() session that opens the page, on a sandbox of its own:
+    assert "<vgpu.Connection db=" in printed and "True [21, 22]\n0\n" in printed and "22 1\nupdate []\n" in printed
 
 
 def _python_blocks(page: str, fence: str) -> list[str]:
