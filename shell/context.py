@@ -37,7 +37,7 @@ class Context:
     @property
     def host(self):
         if self._host is None:  # opened on first use: only commands that talk to the host pay for it
-            self._host = opening.open_hosts(self.settings, self._ask_password)
+            self._host = opening.open_hosts(self.settings, self._password)
         return self._host
 
     @property
@@ -53,7 +53,7 @@ class Context:
             timeout = values.parse_seconds("clean timeout", opts["clean-timeout"])
         return opening.stop_policy(self.settings, timeout)
 
-    def _ask_password(self, who: str | None = None) -> str | None:
+    def _password(self, who: str | None = None) -> str | None:
         """Called only when a XenAPI login needs it, VGPU_XAPI_PASSWORD is unset and the config names no
         password_file (vgpu.opening reads that first): the terminal, never stdin. None when there is no
         terminal (the library then raises the documented ConfigError). Never echoed or stored. ``who`` names
