@@ -6,10 +6,9 @@ is a network round trip) and ``help`` touches neither.
 
 from __future__ import annotations
 
-import os
 import threading
 
-from vgpu import config, errors, paths, trust
+from vgpu import config, errors, opening
 from vgpu.store import Store
 
 from .console import Console
@@ -32,17 +31,13 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._prepare_files()
-            self._store = Store(self.settings.db)
+            self._store = opening.open_store(self.settings)
         return self._store
 
     @property
     def host(self):
-        if self._host is None:
-            from vgpu.hosts import open_configured  # here: only commands that talk to the host pay for it
-
-            self._prepare_files()
-            self._host = open_configured(self.settings, password=self._password)
+        if self._host is None:  # opened on first use: only commands that talk to the host pay for it
+            self._host = opening.open_hosts(self.settings, self._password)
         return self._host
 
     @property
@@ -52,31 +47,20 @@ class Context:
     def policy_for(self, opts: dict):
         """The stop policy of the settings, with the command's own --clean-timeout when it has one."""
         from vgpu import values
-        from vgpu.power import StopPolicy
 
-        timeout = self.settings.clean_timeout
+        timeout = None
         if opts.get("clean-timeout") is not None:
             timeout = values.parse_seconds("clean timeout", opts["clean-timeout"])
-        return StopPolicy(timeout, self.settings.force_after_timeout)
-
-    def _prepare_files(self) -> None:
-        if self.settings.is_demo and not paths.demo_seeded():
-            from vgpu import demo  # seeding needs the simulated host; most runs find it seeded
-
-            demo.reset()
-        if self.settings.sources.get("db") == "default":
-            paths.ensure_dir(os.path.dirname(self.settings.db))
+        return opening.stop_policy(self.settings, timeout)
 
     def _password(self, who: str | None = None) -> str | None:
-        """Called only when a XenAPI login needs it and VGPU_XAPI_PASSWORD is unset: the config's password_file
-        (checked: owner-only, see vgpu.trust), else the terminal, never stdin. None when there is no terminal
-        (the library then raises the documented ConfigError). Never echoed or stored. ``who`` names the host
-        (its URI, or in a fleet its label and URI): each host's password is asked for on its own.
+        """Called only when a XenAPI login needs it, VGPU_XAPI_PASSWORD is unset and the config names no
+        password_file (vgpu.opening reads that first): the terminal, never stdin. None when there is no
+        terminal (the library then raises the documented ConfigError). Never echoed or stored. ``who`` names
+        the host (its URI, or in a fleet its label and URI): each host's password is asked for on its own.
 
         Only the main thread asks at the terminal: the shell's background name refresh must not read it while
         prompt_toolkit owns it (it lists the DB alone until a command has asked for the password)."""
-        if self.settings.password_file:
-            return trust.read_secret(self.settings.password_file)
         if threading.current_thread() is not threading.main_thread():
             raise errors.ConfigError("VGPU_XAPI_PASSWORD", "not set; the password is asked by a command, not by a background task")
         ask = self.console.read_secret

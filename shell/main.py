@@ -10,7 +10,7 @@ import io
 import os
 import sys
 
-from vgpu import __version__, config, errors
+from vgpu import __version__, config, errors, opening
 
 from . import parsing, runner
 from .console import Console
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         flags, words = parsing.take_globals(words)
         keep_going = flags.pop("keep-going", None) is not None
         settings = config.load(flags)
-        _check_host(settings)
+        opening.check_hosts(settings)  # a typo in --host is refused even by a command that never uses it
         words = parsing.as_help(words) or ["shell"]
         if keep_going and words[0] != "shell":
             raise UsageError(f"--keep-going is for commands read from standard input (vgpu-admin --keep-going < FILE); "
@@ -57,22 +57,6 @@ def _open_shell(ctx: Context, keep_going: bool = False) -> int:
         raise errors.ConfigError("shell", "prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; "
                                           "one-shot commands work without it") from None
     return run_repl(ctx)
-
-
-def _check_host(settings: config.Settings) -> None:
-    """Every command refuses a host it could not open, even one that never talks to the host (list-vms), so a
-    typo in --host is never silently ignored."""
-    from vgpu import host_uri
-
-    try:
-        for spec in settings.hosts or ():  # a fleet's labelled hosts were checked as the settings were read
-            host_uri.check(spec.uri)
-    except errors.InvalidValue as error:
-        source = settings.sources.get("host", "flag")
-        if source != "flag":
-            where = "VGPU_HOST" if source == "environment" else source
-            error.reword(f"{error.sentence} (the host comes from {where})")
-        raise
 
 
 def entry() -> None:

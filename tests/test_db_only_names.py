@@ -55,10 +55,11 @@ def test_the_new_names_do_not_warn(store):
         vms.db_remove(store, U2)
 
 
-def test_the_package_docstring_leads_with_the_host_aware_functions():
+def test_the_package_docstring_leads_with_connect_then_the_host_aware_functions():
     doc = vgpu.__doc__
     calls = re.findall(r"\b(\w+)\.(\w+)\(", doc)
     assert calls, doc
+    assert calls[0] == ("vgpu", "connect")
     modules = [module for module, _ in calls]
     first_db_only = next((i for i, (module, name) in enumerate(calls) if name.startswith("db_")), len(calls))
     assert "lifecycle" in modules[:first_db_only] and "bulk_register" in modules[:first_db_only]

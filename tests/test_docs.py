@@ -146,6 +146,8 @@ def test_the_library_examples_run_in_order(tmp_path, monkeypatch, capsys):
     namespace["store"].close()
     printed = capsys.readouterr().out
     assert "VM-1 A high (2) 1" in printed and "Operation cancelled; nothing was changed." in printed
+    # The vgpu.connect() session that opens the page, on a sandbox of its own:
+    assert "<vgpu.Connection db=" in printed and "True [21, 22]\n0\n" in printed and "22 1\nupdate []\n" in printed
 
 
 def _python_blocks(page: str, fence: str) -> list[str]:
@@ -357,8 +359,12 @@ SOURCE_MESSAGES = {
     "vgpu/vms.py": ["no change given for VM", ": expected at least one of pool, priority or vm_id"],
     "shell/parsing.py": ["needs at least one of"],
     "shell/runner.py": ["If a change was under way, run 'vgpu-admin recover' to finish or undo it."],
-    "shell/main.py": ["prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; ", "one-shot commands work without it",
-                      "(the host comes from "],
+    "shell/main.py": ["prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; ", "one-shot commands work without it"],
+    "vgpu/opening.py": ["(the host comes from "],
+    "vgpu/connection.py": ["() takes no option ", "its options are ", "it takes none", "() needs the option ",
+                           " was closed; open another with vgpu.connect()",
+                           "register_many() takes on_existing 'error' or 'skip', not 'update', which may restart VMs: ",
+                           "plan_registrations(rows, on_existing='update'), then apply_many(plan.updates) once you have read it"],
 }
 
 

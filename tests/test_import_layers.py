@@ -96,7 +96,8 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-@pytest.mark.parametrize("module", ["vgpu.hypervisor.base", "vgpu.hypervisor.sim", "vgpu.config", "vgpu.demo",
+@pytest.mark.parametrize("module", ["vgpu.hypervisor.base", "vgpu.hypervisor.sim", "vgpu.config", "vgpu.demo", "vgpu.opening",
+                                    "vgpu.connection",
                                     "vgpu.hosts", "vgpu.hypervisor.xe", "shell.handlers", "shell.runner",
                                     "shell.repl", "shell.main"])
 def test_each_module_imports_first_on_its_own(module):

@@ -87,3 +87,16 @@ def seed(host: SimHost, db: str) -> None:
     with Store(db) as store:
         vms.db_register_many(store, registrations)
     host.add_vms(host_rows)
+
+
+def sandbox(folder: str | None = None) -> dict[str, str]:
+    """A fresh copy of the demo (the spec's 23 VMs, 20 registered) in ``folder``, a new temporary directory
+    by default, for a notebook or an experiment that must leave the user's own demo alone. Returns the
+    settings naming it, for :func:`vgpu.connect`: ``vgpu.connect(**demo.sandbox())``."""
+    import tempfile  # only for a sandbox: the demo's own start-up does not need it
+
+    where = folder if folder is not None else tempfile.mkdtemp(prefix="vgpu-sandbox-")
+    paths.ensure_dir(where)
+    db, host_file = os.path.join(where, "vgpu.db"), os.path.join(where, "host.sim")
+    seed(SimHost(host_file), db)
+    return {"db": db, "host": f"sim:{host_file}"}
