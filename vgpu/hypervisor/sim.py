@@ -43,6 +43,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from .. import trust
 from ..models import HostVM, PowerState
 from . import codes
 from .base import DEFAULT_ARGS_KEY
@@ -146,7 +147,7 @@ class SimHost:
         if not os.path.isdir(directory):
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host directory {directory} does not exist"])
         if identity is None:
-            _create_private_file(self.path)
+            trust.create_private(self.path)  # owner-only, like the vgpu database; never through a symlink
         else:
             _convert_json_file(self.path)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
@@ -574,12 +575,6 @@ def _prepare(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def _create_private_file(path: str) -> None:
-    """A new host file is readable and writable by its owner only, like the vgpu database."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _convert_json_file(path: str) -> None:
