@@ -21,6 +21,8 @@ DEFAULT_POOL = "A"
 
 VM_ID_MAX = 2**31 - 1  # the scheduler and QEMU's fw_cfg consumers read it as a signed 32-bit int
 NAME_MAX = 255
+# A VM UUID in canonical (lower-case) form; the backends match it ignoring case, as their hosts answer.
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 class Priority(enum.IntEnum):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from .basics import NAME_MAX, POOL_IDS, VM_ID_MAX, Pool, Priority, PriorityCounts
+from .basics import NAME_MAX, POOL_IDS, UUID_PATTERN, VM_ID_MAX, Pool, Priority, PriorityCounts
 from .errors import DamagedDatabase
 
 if TYPE_CHECKING:  # built in vm(), vm_record(), config_record(): list-pools (its start-up is measured) builds none
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # built in vm(), vm_record(), config_record(): list-pools (it
 
 TEXT_MAX = 4096  # a pool's description, a journal's owner: free text, but not megabytes of it
 TIMESTAMP_MAX = 64
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID = re.compile(UUID_PATTERN)
 PRIORITY = {0: Priority.LOW, 1: Priority.MEDIUM, 2: Priority.HIGH}
 _SHOWN = 40
 

@@ -14,11 +14,11 @@ import sys
 from typing import Literal, overload
 
 from .errors import InvalidValue
-from .basics import NAME_MAX, POOL_IDS, VM_ID_MAX, Priority
+from .basics import NAME_MAX, POOL_IDS, UUID_PATTERN, VM_ID_MAX, Priority
 
 POOL_NAME_MAX = 64
 
-_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_RE = re.compile(UUID_PATTERN)
 _PRIORITY_ALLOWED = ("low", "medium", "high", "0", "1", "2")
 
 # Exact spellings, looked up before any stripping or case folding: bulk registration parses every field

@@ -50,6 +50,7 @@ from typing import Any, Callable, Sequence
 
 import attrs
 
+from ..basics import UUID_PATTERN
 from ..errors import HypervisorError, InvalidValue
 from ..models import HostVM, PowerState
 from . import codes
@@ -65,7 +66,7 @@ ORIGINATOR = "vgpu-admin"  # shown to the admin in xapi's session list and audit
 API_VERSION = "1.0"  # the client's API version; xapi records it and serves every version the same
 _IN_PROGRESS = ("pending", "cancelling")
 _POLL_FIRST, _POLL_MAX = 0.05, 1.0
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID = re.compile(UUID_PATTERN, re.IGNORECASE)
 # Older hosts name a guest without PV drivers more precisely; callers need one code for "only force works".
 _ALIASES = {"VM_LACKS_FEATURE_SHUTDOWN": codes.VM_LACKS_FEATURE, "VM_MISSING_PV_DRIVERS": codes.VM_LACKS_FEATURE}
 

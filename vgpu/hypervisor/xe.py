@@ -30,6 +30,7 @@ from typing import Callable, Mapping, Sequence
 
 import attrs
 
+from ..basics import UUID_PATTERN
 from ..errors import HypervisorError
 from ..models import HostVM, PowerState
 from . import codes, xe_format
@@ -48,7 +49,7 @@ _LIST_ARGS = (
     "params=uuid,name-label,power-state,platform",
 )
 _DESCRIBE_PARAMS = "params=uuid,name-label,power-state,platform,dom-id"
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID = re.compile(UUID_PATTERN, re.IGNORECASE)
 # xe sends its arguments to xapi as newline-separated lines (newcli.ml), and argv cannot hold NUL.
 _UNSENDABLE = ("\n", "\r", "\0")
 EXACT_READS_AT_ONCE = 8  # vm-param-get calls in flight while a listing reads args exactly
