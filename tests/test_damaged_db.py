@@ -177,3 +177,49 @@ def test_a_database_of_the_specs_tables_without_checks_is_not_adopted(tmp_path):
     assert digest(path) == before
     assert run(["--db", str(path), "--host", f"sim:{tmp_path / 'host.json'}", "repair-db"]).code == 0
     assert run(["--db", str(path), "--host", f"sim:{tmp_path / 'host.json'}", "list-pools"]).code == 0
+
+
+# --- the one-query check of a database vgpu made --------------------------------------------------------
+
+
+def test_a_database_vgpu_made_is_found_complete_without_the_pragma_walk(tmp_path, monkeypatch):
+    from vgpu import schema
+    from vgpu.store import Store
+
+    with Store(tmp_path / "v.db") as store:
+        assert schema.spec_tables_as_created(store._conn)
+    # Opened again, the one query answers: the full check (a dozen PRAGMAs on every start-up) is not run.
+    monkeypatch.setattr(schema_check, "missing", lambda conn: pytest.fail("the full check ran for a file vgpu made"))
+    Store(tmp_path / "v.db").close()
+
+
+def test_a_complete_schema_written_another_way_gets_the_full_check_and_is_adopted(tmp_path):
+    from vgpu import schema
+    from vgpu.store import Store
+
+    # The spec's tables and indexes, with the spec's constraints, as its own init script (or a DBA) might lay
+    # them out: not the text vgpu writes, so the one query cannot vouch for them and the PRAGMAs decide.
+    path = tmp_path / "scheduler.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in (schema.SPEC_POOLS, schema.SPEC_VMS, *schema.SPEC_INDEXES.values()):
+        conn.execute(" ".join(statement.split()))
+    conn.execute("INSERT INTO pools (pool_id, pool_name) VALUES ('A', 'Pool A'), ('B', 'Pool B')")
+    assert not schema.spec_tables_as_created(conn) and schema_check.missing(conn) == []
+    conn.close()
+    Store(path).close()
+
+
+@pytest.mark.parametrize("change", [
+    "DROP INDEX idx_vm_pool",
+    "CREATE INDEX idx_extra ON vms(vm_name)",
+    "CREATE TRIGGER vms_touch AFTER UPDATE ON vms BEGIN SELECT 1; END",
+])
+def test_anything_but_the_schema_as_vgpu_creates_it_is_not_vouched_for_by_the_one_query(tmp_path, change):
+    from vgpu import schema
+    from vgpu.store import Store
+
+    Store(tmp_path / "v.db").close()
+    conn = sqlite3.connect(tmp_path / "v.db", isolation_level=None)
+    conn.execute(change)
+    assert not schema.spec_tables_as_created(conn)
+    conn.close()

@@ -10,6 +10,11 @@ both sit in the database header, so they change in the same transaction as the t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
+
 APPLICATION_ID = 0x76475055  # "vGPU"
 
 SPEC_POOLS = """
@@ -49,6 +54,26 @@ SPEC_INDEXES = {
 }
 
 SPEC_TABLES = SPEC_POOLS + SPEC_POOL_ROWS + SPEC_VMS + "\n" + "\n".join(SPEC_INDEXES.values()) + "\n"
+
+# What sqlite_master holds for pools and vms when vgpu created them (or repair-db rebuilt them): SQLite keeps
+# each CREATE statement's text as written, less the semicolon, and names the UNIQUE and PRIMARY KEY indexes
+# itself. A file that holds exactly these was made by this schema, so it has every constraint and index the
+# spec asks for; anything else (the spec's own init script, a hand-made table) gets schema_check's full check.
+_AS_CREATED = frozenset({
+    ("table", "pools", SPEC_POOLS.strip().removesuffix(";")),
+    ("index", "sqlite_autoindex_pools_1", None),
+    ("table", "vms", SPEC_VMS.strip().removesuffix(";")),
+    ("index", "sqlite_autoindex_vms_1", None),
+    ("index", "sqlite_autoindex_vms_2", None),
+    *(("index", name, statement.removesuffix(";")) for name, statement in SPEC_INDEXES.items()),
+})
+
+
+def spec_tables_as_created(conn: sqlite3.Connection) -> bool:
+    """Whether ``pools`` and ``vms`` are exactly as this schema creates them: one query instead of the
+    dozen PRAGMAs of :func:`vgpu.schema_check.missing`, which every start-up would otherwise pay."""
+    rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('pools', 'vms')")
+    return frozenset(rows) == _AS_CREATED
 
 OUR_TABLES_V1 = """
 CREATE TABLE vgpu_audit (

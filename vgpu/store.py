@@ -15,7 +15,7 @@ import time
 from _thread import get_ident  # the thread's id, without importing threading on every start-up
 from typing import Iterator
 
-from . import schema, schema_check, trust
+from . import schema, trust
 from .errors import DamagedDatabase, IncompleteSchema, StoreError
 
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -179,6 +179,10 @@ def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
 
 
 def _refuse_incomplete(conn: sqlite3.Connection, path: str) -> None:
+    if schema.spec_tables_as_created(conn):
+        return  # made by vgpu: complete (the usual case, answered by one query)
+    from . import schema_check  # a file vgpu did not make, or one changed by hand: every PRAGMA asked
+
     gaps = schema_check.missing(conn)
     if gaps:
         raise IncompleteSchema(path, gaps)
@@ -200,6 +204,8 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
         _check_ours(conn, path, application_id, conn.execute("PRAGMA user_version").fetchone()[0])
         conn.execute("BEGIN IMMEDIATE")
         try:
+            from . import schema_check  # repair-db only
+
             restored = schema_check.restore(conn)
         except BaseException:
             conn.execute("ROLLBACK")
