@@ -13,8 +13,9 @@ import re
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # In JSON text every raw character outside strings is ASCII, so a non-ASCII character that does not print
-# can only be inside a string, where \uXXXX is its exact spelling.
-_JSON_UNPRINTABLE = re.compile(r"[^\x20-\x7e\n]")
+# can only be inside a string, where \uXXXX is its exact spelling. A pattern, not compiled here: re compiles
+# it on first use (JSON output), not on every start-up.
+_JSON_UNPRINTABLE = r"[^\x20-\x7e\n]"
 
 
 def _escape(char: str) -> str:
@@ -59,4 +60,4 @@ def json_text(data: object) -> str:
     import json  # loaded only for JSON output: the one-shot start-up is measured
 
     text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _JSON_UNPRINTABLE.sub(_json_escape, text)
+    return re.sub(_JSON_UNPRINTABLE, _json_escape, text)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # built in vm(), vm_record(), config_record(): list-pools (it
 
 TEXT_MAX = 4096  # a pool's description, a journal's owner: free text, but not megabytes of it
 TIMESTAMP_MAX = 64
-UUID = re.compile(UUID_PATTERN)
 PRIORITY = {0: Priority.LOW, 1: Priority.MEDIUM, 2: Priority.HIGH}
 _SHOWN = 40
 
@@ -52,7 +51,7 @@ def vm_id(value: object, column: str = "vm_id") -> int:
 
 
 def vm_uuid(value: object, column: str = "vm_uuid") -> str:
-    if type(value) is str and UUID.fullmatch(value):
+    if type(value) is str and (_UUID or _uuid()).fullmatch(value):
         return value
     raise Bad(column, value, "a lower-case UUID")
 
@@ -106,9 +105,9 @@ def flag(value: object, column: str) -> bool:
 
 def vm(row: tuple[object, ...]) -> VM:
     """A ``vms`` row (vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at) as a VM."""
-    make = _VM or _vm_class()
+    make, uuid_pattern = _VM or _vm_class(), _UUID or _uuid()
     number, uuid, name, pool, level, created, updated = row
-    if (type(number) is int and 1 <= number <= VM_ID_MAX and type(uuid) is str and UUID.fullmatch(uuid)
+    if (type(number) is int and 1 <= number <= VM_ID_MAX and type(uuid) is str and uuid_pattern.fullmatch(uuid)
             and pool in POOL_IDS and type(level) is int and level in PRIORITY
             and (name is None or (type(name) is str and len(name) <= NAME_MAX))
             and (created is None or type(created) is str) and (updated is None or type(updated) is str)
@@ -124,6 +123,17 @@ def vm(row: tuple[object, ...]) -> VM:
 # vgpu.models.VM, bound at the first row read: list-pools, whose start-up is measured, reads no VM row, and
 # an import inside vm() would cost more than the row's checks (scans read every row).
 _VM: type[VM] | None = None
+
+
+# Compiled on first use, as the VM class is imported: a pattern costs about 0.2 ms to compile, and
+# list-pools (whose start-up is measured) reads no VM.
+_UUID: re.Pattern[str] | None = None
+
+
+def _uuid() -> re.Pattern[str]:
+    global _UUID
+    _UUID = re.compile(UUID_PATTERN)
+    return _UUID
 
 
 def _vm_class() -> type[VM]:
@@ -183,6 +193,6 @@ def damaged(table: str, row: str, bad: Bad) -> DamagedDatabase:
 
 
 def row_key(uuid: object, number: object) -> str:
-    if type(uuid) is str and UUID.fullmatch(uuid):
+    if type(uuid) is str and (_UUID or _uuid()).fullmatch(uuid):
         return f"with vm_uuid {uuid}"
     return f"with vm_uuid {shown(uuid)} and vm_id {shown(number)}"
