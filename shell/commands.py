@@ -7,7 +7,7 @@ module is plain data and imports nothing heavy: the one-shot path reads it on ev
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from vgpu.basics import Frozen
 
 # Value kinds. Each kind that names something on the host or in the DB has a completer (a test checks it).
 VM_UUID = "vm_uuid"  # a registered VM
@@ -28,14 +28,19 @@ COMPLETED_KINDS = (VM_UUID, HOST_VM_UUID, ANY_VM_UUID, POOL, PRIORITY, FORMAT, C
 FORMATS = ("text", "json")
 
 
-# NamedTuples, not dataclasses: a frozen dataclass costs about a millisecond to create (it compiles its
-# methods), and this module is on every start of the one-shot command.
-class Option(NamedTuple):
+# Frozen values (vgpu.basics), not dataclasses or NamedTuples: those compile their methods as they are
+# defined (about 1 ms for a frozen dataclass, 0.1 ms for a NamedTuple), and this module is on every start of
+# the one-shot command.
+class Option(Frozen):
+    __slots__ = ("name", "kind", "help", "required", "metavar")
     name: str  # without the leading dashes
     kind: str
     help: str
-    required: bool = False
-    metavar: str = ""
+    required: bool
+    metavar: str
+
+    def __init__(self, name: str, kind: str, help: str, required: bool = False, metavar: str = "") -> None:
+        self._set(name=name, kind=kind, help=help, required=required, metavar=metavar)
 
     @property
     def flag(self) -> str:
@@ -50,22 +55,34 @@ class Option(NamedTuple):
         }.get(self.kind, "")
 
 
-class Command(NamedTuple):
+class Command(Frozen):
+    __slots__ = ("name", "summary", "handler", "options", "positional", "details", "examples", "needs_host", "changes",
+                 "restarts", "repl_only", "one_of", "aliases", "one_shot_only", "alias_note")
     name: str
     summary: str
     handler: str  # function name in shell.handlers
-    options: tuple[Option, ...] = ()
-    positional: Option | None = None
-    details: str = ""
-    examples: tuple[str, ...] = ()
-    needs_host: bool = False
-    changes: bool = False  # changes the DB or the host
-    restarts: bool = False  # may stop and start the VM (always asks first)
-    repl_only: bool = False  # only at the vgpu> prompt (refresh, exit)
-    one_of: tuple[str, ...] = ()  # optional options of which at least one must be given
-    aliases: tuple[str, ...] = ()  # other names that run it; the command's own name is the documented one
-    one_shot_only: bool = False  # only on the command line (shell: at the vgpu> prompt you are in it)
-    alias_note: str = ""  # where an alias comes from, for help and the docs
+    options: tuple[Option, ...]
+    positional: Option | None
+    details: str
+    examples: tuple[str, ...]
+    needs_host: bool
+    changes: bool  # changes the DB or the host
+    restarts: bool  # may stop and start the VM (always asks first)
+    repl_only: bool  # only at the vgpu> prompt (refresh, exit)
+    one_of: tuple[str, ...]  # optional options of which at least one must be given
+    aliases: tuple[str, ...]  # other names that run it; the command's own name is the documented one
+    one_shot_only: bool  # only on the command line (shell: at the vgpu> prompt you are in it)
+    alias_note: str  # where an alias comes from, for help and the docs
+
+    def __init__(self, name: str, summary: str, handler: str, options: tuple[Option, ...] = (),
+                 positional: Option | None = None, details: str = "", examples: tuple[str, ...] = (),
+                 needs_host: bool = False, changes: bool = False, restarts: bool = False, repl_only: bool = False,
+                 one_of: tuple[str, ...] = (), aliases: tuple[str, ...] = (), one_shot_only: bool = False,
+                 alias_note: str = "") -> None:
+        self._set(name=name, summary=summary, handler=handler, options=options, positional=positional,
+                  details=details, examples=examples, needs_host=needs_host, changes=changes, restarts=restarts,
+                  repl_only=repl_only, one_of=one_of, aliases=aliases, one_shot_only=one_shot_only,
+                  alias_note=alias_note)
 
     def offered(self, in_repl: bool) -> bool:
         """Whether help and completion offer it where the user is."""

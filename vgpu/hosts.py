@@ -83,7 +83,7 @@ def _specs(hosts: Mapping[str, str | HostSpec] | Iterable[HostSpec]) -> list[Hos
             hostspecs.check_label(spec.label, source)
         if spec.label in checked:
             raise ConfigError(source, f"host {spec.label} is named twice")
-        checked[spec.label] = spec._replace(uri=hostspecs.check_uri(spec.uri, source, spec.label))
+        checked[spec.label] = spec.replace(uri=hostspecs.check_uri(spec.uri, source, spec.label))
     return list(checked.values())
 
 

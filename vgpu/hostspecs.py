@@ -23,8 +23,9 @@ the value and what is allowed.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from .basics import Frozen
 from .errors import ConfigError, InvalidValue, VgpuError
 from .host_uri import ALLOWED as _URI_FORMS
 from .host_uri import check as _check_form
@@ -39,15 +40,19 @@ _FOLLOW_FORMS = "IP addresses, networks (10.0.2.0/24) or host names, as the pool
 FLAG, ENVIRONMENT = "--host", "VGPU_HOST"
 
 
-class HostSpec(NamedTuple):  # a NamedTuple: cheaper to define than an attrs class on every start-up
+class HostSpec(Frozen):
     """One host of a run. ``label`` is "" for a single host named by its URI alone (no fleet);
     ``follow_master`` lists where a pool member may redirect the login (XenAPI hosts only); ``args_key``
     overrides the run's own for this host."""
 
+    __slots__ = ("label", "uri", "follow_master", "args_key")
     label: str
     uri: str
-    follow_master: tuple[str, ...] = ()
-    args_key: str | None = None
+    follow_master: tuple[str, ...]
+    args_key: str | None
+
+    def __init__(self, label: str, uri: str, follow_master: tuple[str, ...] = (), args_key: str | None = None) -> None:
+        self._set(label=label, uri=uri, follow_master=follow_master, args_key=args_key)
 
     @property
     def name(self) -> str:
