@@ -9,8 +9,11 @@ from hypothesis import HealthCheck, settings
 
 from vgpu.store import Store
 
+# CI derandomizes: the run that decides whether work lands tests the examples the suite was last seen
+# passing with, so it cannot go red on a new random draw. Exploring new examples is the dev profile's job
+# (random on every run), and a failure found there becomes an @example.
 settings.register_profile(
-    "ci", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
+    "ci", deadline=None, max_examples=100, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "dev", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow]
