@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from . import journal, lifecycle, reporting, tables, vms, workers
+from . import journal, lifecycle, reporting, tables, views, vms, workers
 from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
@@ -39,7 +39,7 @@ CHANGE_HEADER = Header(
 
 @attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class BulkPlan(tables.Tabular):
-    _view = tables.bulk_plan_view
+    _view = views.bulk_plan_view
 
     plans: tuple[ReconfigurePlan, ...]
 
@@ -74,7 +74,7 @@ class BulkResult(tables.Tabular):
     :class:`vgpu.errors.BulkInterrupted`), ``interrupted`` (the VMs whose change was cut part way, left to
     ``vgpu-admin recover``) and ``not_started`` (the plans of the VMs left untouched: apply them later)."""
 
-    _view = tables.bulk_result_view
+    _view = views.bulk_result_view
 
     results: tuple[ReconfigureResult, ...]
     failures: tuple[BulkFailure, ...]

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from . import tables
+from . import tables, views
 from .basics import DEFAULT_POOL, DEFAULT_PRIORITY, POOL_IDS, Pool, Priority, PriorityCounts
 
 __all__ = [
@@ -65,7 +65,7 @@ class VM:
 class PoolDetail(tables.Tabular):
     """A pool and its VMs, highest priority first, then by vm_id."""
 
-    _view = tables.pool_detail_view
+    _view = views.pool_detail_view
     _columns = tables.VM_COLUMNS
 
     pool: Pool

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import attrs
 
-from . import attention, devargs, journal, locations, pools, tables, vms
+from . import attention, devargs, journal, locations, pools, tables, views, vms
 from .attention import Attention
 from .devargs import SegmentState
 from .errors import HypervisorError
@@ -166,8 +166,8 @@ class UuidConflict:
 
 @attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class ScanReport(tables.Tabular):
-    _view = tables.scan_view
-    _columns = tables.SCAN_COLUMNS
+    _view = views.scan_view
+    _columns = views.SCAN_COLUMNS
 
     pools: tuple[Pool, ...]
     registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id

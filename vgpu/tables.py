@@ -13,7 +13,8 @@ that view the result gets:
   displays); ``max_rows=None`` shows every row.
 
 The library never imports pandas or IPython otherwise. This module imports nothing of vgpu's but the root of
-its errors, so the models and the errors can use it.
+its errors, so the models and the errors can use it. The drawing is :mod:`vgpu.drawing`'s, the views of the
+compound results (a scan, a bulk plan) :mod:`vgpu.views`'.
 """
 
 from __future__ import annotations
@@ -27,24 +28,18 @@ if TYPE_CHECKING:  # names for annotations only: this module is imported on ever
     import pandas
 
     from .basics import Pool
-    from .bulk import BulkPlan, BulkResult
-    from .devargs import SegmentState
+    from .drawing import Shown
     from .errors import InvalidRows, RowProblem
-    from .models import VM, AuditEntry, PoolDetail, VMConfig
-    from .scan import ForeignSegment, ScanReport
+    from .models import VM, AuditEntry, VMConfig
 
     Record = dict[str, Any]
 
 _Item = TypeVar("_Item")
 
-PRIORITY_NOTE = "priority: low 0, medium 1, high 2 (0 is the lowest)"
-
 DEFAULT_MAX_ROWS = 30  # as pandas' display.max_rows (60) keeps a notebook readable: a screenful
 DEFAULT_MAX_COLWIDTH = 200  # characters of a cell shown: a problem's whole sentence, not a pasted megabyte
-# The columns whose values are counted under a table (each value up to its first comma, colon or
-# parenthesis: "unregistered, clone of VM-1 (…)" counts as "unregistered"), at most MAX_COUNTED values each.
-COUNTED = ("pool_id", "state", "power_state", "outcome", "action", "field")
-MAX_COUNTED = 8
+# Drawing a table (vgpu.drawing) and the views of compound results (vgpu.views) live apart: this module is on
+# every start-up, which is measured, and neither is needed before a result is displayed.
 
 
 # --- options ---------------------------------------------------------------------------------------------
@@ -140,11 +135,21 @@ class Tabular:
 
     def to_string(self, max_rows: int | None = OPTION) -> str:
         """The display as text: at most ``max_rows`` rows (default ``options.max_rows``; None: every row)."""
-        return _text(_shown(self, _rows_limit(max_rows)))
+        from .drawing import text  # on the first display: a one-shot command draws no table
+
+        return text(self._shown(max_rows))
 
     def to_html(self, max_rows: int | None = OPTION) -> str:
         """The display as an HTML table, every value escaped, at most ``max_rows`` rows as for to_string."""
-        return _html(_shown(self, _rows_limit(max_rows)))
+        from .drawing import html
+
+        return html(self._shown(max_rows))
+
+    def _shown(self, max_rows: object) -> Shown:
+        from .drawing import shown
+
+        caption, records = type(self)._view(self)
+        return shown(type(self).__name__, caption, records, type(self)._columns, _rows_limit(max_rows), options.max_colwidth)
 
     def table(self, max_rows: int | None = OPTION) -> "Table":
         """The display with its own ``max_rows``, for a notebook cell: ``report.table(max_rows=200)``."""
@@ -215,119 +220,6 @@ class ProblemTable(Tabular, tuple["RowProblem[Hashable]", ...]):
     def _view(problems: ProblemTable) -> tuple[str, list[Record]]:
         rows = len({problem.row for problem in problems})
         return f"{plural(len(problems), 'problem')} in {plural(rows, 'row')}", [problem_record(p) for p in problems]
-
-
-# --- drawing ---------------------------------------------------------------------------------------------
-
-
-class _Shown:
-    """What a display shows: the result's name, its summary, the first rows (cut to the column width),
-    how many rows there are in all, and the counts per pool and state of every row. (A plain class: a
-    NamedTuple costs a fraction of a millisecond to create, and this module is on every start-up.)"""
-
-    __slots__ = ("title", "caption", "columns", "rows", "total", "counts")
-
-    def __init__(self, title: str, caption: str, columns: list[str], rows: list[list[Any]], total: int, counts: list[str]) -> None:
-        self.title, self.caption, self.columns, self.rows, self.total, self.counts = title, caption, columns, rows, total, counts
-
-
-def _shown(result: Tabular, max_rows: int | None) -> _Shown:
-    caption, records = type(result)._view(result)
-    columns: list[str] = []
-    for record in records:
-        columns.extend(key for key in record if key not in columns)
-    if not records:
-        columns = list(type(result)._columns)
-    first = records if max_rows is None else records[:max_rows]
-    width = options.max_colwidth
-    rows = [[_clip(record.get(column), width) for column in columns] for record in first]
-    note = f" — {PRIORITY_NOTE}" if "priority" in columns else ""
-    return _Shown(type(result).__name__, caption + note, columns, rows, len(records), _counts(records, columns))
-
-
-def _clip(value: Any, width: int | None) -> Any:
-    if isinstance(value, str) and width is not None and len(value) > width:
-        return value[: width - 1] + "…"
-    return value
-
-
-def _category(value: Any) -> str:
-    if value is None:
-        return "none"
-    text = str(value)
-    for stop in (",", ":", " ("):
-        text = text.split(stop, 1)[0]
-    return text.strip() or "none"
-
-
-def _counts(records: list[Record], columns: list[str]) -> list[str]:
-    """``pool_id: A 950, B 950, none 100`` for each counted column, values in the order they first appear."""
-    lines = []
-    for column in COUNTED:
-        if column not in columns or not records:
-            continue
-        counts: dict[str, int] = {}
-        for record in records:
-            key = _category(record.get(column))
-            counts[key] = counts.get(key, 0) + 1
-        if len(counts) == len(records):
-            continue  # every value different (two pools, two rows): nothing to count
-        shown = [f"{key} {count}" for key, count in list(counts.items())[:MAX_COUNTED]]
-        if len(counts) > MAX_COUNTED:
-            shown.append(f"… {len(counts) - MAX_COUNTED} others")
-        lines.append(f"{column}: {', '.join(shown)}")
-    return lines
-
-
-def _more(shown: _Shown) -> str:
-    hidden = shown.total - len(shown.rows)
-    return f"… {plural(hidden, 'more row')} ({shown.total} in all): .records() or .to_pandas() gives every row"
-
-
-def _text_cell(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _text(shown: _Shown) -> str:
-    lines = [f"{shown.title}: {shown.caption}"]
-    cells = [[_text_cell(value) for value in row] for row in shown.rows]
-    widths = [max([len(column), *(len(row[index]) for row in cells)]) for index, column in enumerate(shown.columns)]
-    numeric = [all(isinstance(row[index], (int, float)) and not isinstance(row[index], bool) for row in shown.rows if row[index] is not None)
-               for index in range(len(shown.columns))]
-    lines.append("  ".join(column.ljust(width) for column, width in zip(shown.columns, widths)).rstrip())
-    for row in cells:
-        parts = [cell.rjust(width) if right else cell.ljust(width) for cell, width, right in zip(row, widths, numeric)]
-        lines.append("  ".join(parts).rstrip())
-    if not shown.rows:
-        lines.append("(none)")
-    if len(shown.rows) < shown.total:
-        lines.append(_more(shown))
-    lines.extend(shown.counts)
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    import html  # only when a notebook renders: html.entities is not free to import
-
-    return "" if value is None else html.escape(str(value))
-
-
-def _html(shown: _Shown) -> str:
-    columns = shown.columns
-    parts = ['<table class="vgpu-table">']
-    counts = f"<br><small>{_cell('; '.join(shown.counts))}</small>" if shown.counts else ""
-    if shown.caption or counts:
-        parts.append(f'<caption style="text-align:left">{_cell(shown.caption)}{counts}</caption>')
-    parts.append("<thead><tr>" + "".join(f"<th>{_cell(column)}</th>" for column in columns) + "</tr></thead>")
-    parts.append("<tbody>")
-    for row in shown.rows:
-        parts.append("<tr>" + "".join(f"<td>{_cell(value)}</td>" for value in row) + "</tr>")
-    if not shown.rows:
-        parts.append("<tr><td><em>none</em></td></tr>")
-    if len(shown.rows) < shown.total:
-        parts.append(f'<tr><td colspan="{max(len(columns), 1)}"><em>{_cell(_more(shown))}</em></td></tr>')
-    parts.append("</tbody></table>")
-    return "\n".join(parts)
 
 
 # --- flat values -----------------------------------------------------------------------------------------
@@ -443,68 +335,6 @@ class AuditList(ResultList["AuditEntry"]):
     _columns = ("entry_id", "at", "action", "subject", "old", "new")
 
 
-# --- views of compound results ---------------------------------------------------------------------------
-
-
-def pool_detail_view(detail: PoolDetail) -> tuple[str, list[Record]]:
-    pool, counts = detail.pool, detail.pool.counts
-    state = "enabled" if pool.enabled else "disabled"
-    caption = (f'Pool {pool.pool_id} "{pool.pool_name}": {state}, {plural(pool.vm_count, "VM")} '
-               f"(high {counts.high}, medium {counts.medium}, low {counts.low})")
-    return caption, [vm_record(vm) for vm in detail.vms]
-
-
-def _unregistered_state(foreign: ForeignSegment | None) -> str:
-    if foreign is None:
-        return "unregistered"
-    if foreign.owner is None:
-        return "unregistered, carries a leftover vgpu segment"
-    return f"unregistered, clone of {foreign.owner.display_name} (carries vm_id {foreign.owner.vm_id})"
-
-
-def _booted_text(segment: SegmentState | None) -> str | None:
-    """What a running VM booted with, for a table cell: its configuration, ``no segment``, ``unreadable``."""
-    if segment is None:
-        return None
-    if segment.config is not None:
-        return config_text(segment.config)
-    return "unreadable segment" if segment.present else "no segment"
-
-
-SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with", "host", "resident_on")
-
-
-def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
-    rows = []
-    for entry in report.registered:
-        power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None
-        rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state,
-                     "running_with": _booted_text(entry.booted), "host": ", ".join(entry.conflict) or entry.host,
-                     "resident_on": entry.resident_on})
-    foreign = {(item.host_vm.uuid, item.host_vm.host): item for item in report.foreign_segments}
-    for host_vm in report.unregistered:
-        rows.append({
-            "vm_uuid": host_vm.uuid, "vm_name": host_vm.name, "pool_id": None, "priority": None,
-            "priority_value": None, "vm_id": None, "power_state": plain(host_vm.power_state),
-            "state": _unregistered_state(foreign.get((host_vm.uuid, host_vm.host))), "running_with": None,
-            "host": host_vm.host, "resident_on": host_vm.resident_on,
-        })
-    pools = [f'Pool {pool.pool_id} "{pool.pool_name}": {plural(len(report.in_pool(pool.pool_id)), "VM")}' for pool in report.pools]
-    caption = join_captions([
-        *pools, f"{report.total_unregistered} unregistered", f"{report.total_in_system} in system",
-        f"{len(report.missing)} missing from the host" if report.missing else "",
-        f"{len(report.drift)} with drift" if report.drift else "",
-        f"{len(report.pending)} pending restart" if report.pending else "",
-        f"{len(report.booted_unknown)} running with an unknown configuration" if report.booted_unknown else "",
-        f"host not reachable: {report.host_error}" if report.host_error else "",
-        *(f"{host.label} unreachable: {host.error}" for host in report.unreachable if not report.host_error),
-        f"{plural(len(report.conflicts), 'UUID')} on several hosts" if report.conflicts else "",
-        f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
-        f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
-    ])
-    return caption, rows
-
-
 def config_record(vm: VM, config: VMConfig) -> Record:
     """A VM's row with a configuration of its own (the one asked for): what a change row reads back."""
     return {
@@ -512,45 +342,6 @@ def config_record(vm: VM, config: VMConfig) -> Record:
         "priority_value": int(config.priority), "vm_id": config.vm_id,
     }
 
-
-def bulk_plan_view(bulk: BulkPlan) -> tuple[str, list[Record]]:
-    """One row per VM: the configuration it would have (the columns a change row has), its power state, its
-    current configuration, the change and whether it restarts."""
-    rows = [{
-        **config_record(plan.vm, plan.new), "power_state": plain(plan.power_state),
-        "current": config_text(plan.current), "new": config_text(plan.new),
-        "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart), "host": plan.host,
-    } for plan in bulk.plans]
-    caption = f"{plural(len(bulk.plans), 'VM')}: {len(bulk.changing)} to change, {bulk.restarts} to restart"
-    return caption, rows
-
-
-def bulk_result_view(result: BulkResult) -> tuple[str, list[Record]]:
-    """One row per VM: its configuration now (or, for a failure, the one asked for: the records of a result
-    planned again retry what failed), the outcome, the old and new configuration, and any error."""
-    rows = [{
-        **vm_record(done.vm), "outcome": "changed" if done.changed else "unchanged",
-        "old": config_text(done.old), "new": config_text(done.vm.config), "restarted": yes_no(done.restarted),
-        "stopped": done.stopped_how, "error": None,
-    } for done in result.results]
-    rows += [{
-        **(config_record(failure.plan.vm, failure.plan.new) if failure.plan else {"vm_uuid": failure.vm_uuid, "vm_name": None}),
-        "outcome": "failed",
-        "old": config_text(failure.plan.current) if failure.plan else None,
-        "new": config_text(failure.plan.new) if failure.plan else None,
-        "restarted": None, "stopped": None, "error": failure.message,
-    } for failure in result.failures]
-    left = [("interrupted", plan) for plan in result.interrupted] + [("not started", plan) for plan in result.not_started]
-    rows += [{
-        **config_record(plan.vm, plan.new), "outcome": outcome, "old": config_text(plan.current),
-        "new": config_text(plan.new), "restarted": None, "stopped": None,
-        "error": "cut part way: run 'vgpu-admin recover'" if outcome == "interrupted" else None,
-    } for outcome, plan in left]
-    summary = f"{len(result.results)} changed, {len(result.failures)} failed"
-    for outcome, plans in (("interrupted", result.interrupted), ("not started", result.not_started)):
-        if plans:
-            summary += f", {len(plans)} {outcome}"
-    return summary, rows
 
 
 def _allowed(error: Any) -> Any:

@@ -1,0 +1,118 @@
+"""The table views of the library's compound results: a pool with its VMs, a scan, a bulk plan and its result.
+
+Each is a function from the result to a caption and one flat record per row (see :mod:`vgpu.tables`), named
+as the result class's ``_view``. Apart from vgpu.tables because only those results need them, and none of
+them is on a one-shot command's start-up, which is measured.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .tables import VM_COLUMNS, changes_text, config_record, config_text, join_captions, plain, plural, vm_record, yes_no
+
+if TYPE_CHECKING:
+    from .bulk import BulkPlan, BulkResult
+    from .devargs import SegmentState
+    from .models import PoolDetail
+    from .scan import ForeignSegment, ScanReport
+    from .tables import Record
+
+
+def pool_detail_view(detail: PoolDetail) -> tuple[str, list[Record]]:
+    pool, counts = detail.pool, detail.pool.counts
+    state = "enabled" if pool.enabled else "disabled"
+    caption = (f'Pool {pool.pool_id} "{pool.pool_name}": {state}, {plural(pool.vm_count, "VM")} '
+               f"(high {counts.high}, medium {counts.medium}, low {counts.low})")
+    return caption, [vm_record(vm) for vm in detail.vms]
+
+
+def _unregistered_state(foreign: ForeignSegment | None) -> str:
+    if foreign is None:
+        return "unregistered"
+    if foreign.owner is None:
+        return "unregistered, carries a leftover vgpu segment"
+    return f"unregistered, clone of {foreign.owner.display_name} (carries vm_id {foreign.owner.vm_id})"
+
+
+def _booted_text(segment: SegmentState | None) -> str | None:
+    """What a running VM booted with, for a table cell: its configuration, ``no segment``, ``unreadable``."""
+    if segment is None:
+        return None
+    if segment.config is not None:
+        return config_text(segment.config)
+    return "unreadable segment" if segment.present else "no segment"
+
+
+SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with", "host", "resident_on")
+
+
+def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
+    rows = []
+    for entry in report.registered:
+        power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None
+        rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state,
+                     "running_with": _booted_text(entry.booted), "host": ", ".join(entry.conflict) or entry.host,
+                     "resident_on": entry.resident_on})
+    foreign = {(item.host_vm.uuid, item.host_vm.host): item for item in report.foreign_segments}
+    for host_vm in report.unregistered:
+        rows.append({
+            "vm_uuid": host_vm.uuid, "vm_name": host_vm.name, "pool_id": None, "priority": None,
+            "priority_value": None, "vm_id": None, "power_state": plain(host_vm.power_state),
+            "state": _unregistered_state(foreign.get((host_vm.uuid, host_vm.host))), "running_with": None,
+            "host": host_vm.host, "resident_on": host_vm.resident_on,
+        })
+    pools = [f'Pool {pool.pool_id} "{pool.pool_name}": {plural(len(report.in_pool(pool.pool_id)), "VM")}' for pool in report.pools]
+    caption = join_captions([
+        *pools, f"{report.total_unregistered} unregistered", f"{report.total_in_system} in system",
+        f"{len(report.missing)} missing from the host" if report.missing else "",
+        f"{len(report.drift)} with drift" if report.drift else "",
+        f"{len(report.pending)} pending restart" if report.pending else "",
+        f"{len(report.booted_unknown)} running with an unknown configuration" if report.booted_unknown else "",
+        f"host not reachable: {report.host_error}" if report.host_error else "",
+        *(f"{host.label} unreachable: {host.error}" for host in report.unreachable if not report.host_error),
+        f"{plural(len(report.conflicts), 'UUID')} on several hosts" if report.conflicts else "",
+        f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
+        f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
+    ])
+    return caption, rows
+
+
+def bulk_plan_view(bulk: BulkPlan) -> tuple[str, list[Record]]:
+    """One row per VM: the configuration it would have (the columns a change row has), its power state, its
+    current configuration, the change and whether it restarts."""
+    rows = [{
+        **config_record(plan.vm, plan.new), "power_state": plain(plan.power_state),
+        "current": config_text(plan.current), "new": config_text(plan.new),
+        "change": changes_text(plan.changes), "restart": yes_no(plan.needs_restart), "host": plan.host,
+    } for plan in bulk.plans]
+    caption = f"{plural(len(bulk.plans), 'VM')}: {len(bulk.changing)} to change, {bulk.restarts} to restart"
+    return caption, rows
+
+
+def bulk_result_view(result: BulkResult) -> tuple[str, list[Record]]:
+    """One row per VM: its configuration now (or, for a failure, the one asked for: the records of a result
+    planned again retry what failed), the outcome, the old and new configuration, and any error."""
+    rows = [{
+        **vm_record(done.vm), "outcome": "changed" if done.changed else "unchanged",
+        "old": config_text(done.old), "new": config_text(done.vm.config), "restarted": yes_no(done.restarted),
+        "stopped": done.stopped_how, "error": None,
+    } for done in result.results]
+    rows += [{
+        **(config_record(failure.plan.vm, failure.plan.new) if failure.plan else {"vm_uuid": failure.vm_uuid, "vm_name": None}),
+        "outcome": "failed",
+        "old": config_text(failure.plan.current) if failure.plan else None,
+        "new": config_text(failure.plan.new) if failure.plan else None,
+        "restarted": None, "stopped": None, "error": failure.message,
+    } for failure in result.failures]
+    left = [("interrupted", plan) for plan in result.interrupted] + [("not started", plan) for plan in result.not_started]
+    rows += [{
+        **config_record(plan.vm, plan.new), "outcome": outcome, "old": config_text(plan.current),
+        "new": config_text(plan.new), "restarted": None, "stopped": None,
+        "error": "cut part way: run 'vgpu-admin recover'" if outcome == "interrupted" else None,
+    } for outcome, plan in left]
+    summary = f"{len(result.results)} changed, {len(result.failures)} failed"
+    for outcome, plans in (("interrupted", result.interrupted), ("not started", result.not_started)):
+        if plans:
+            summary += f", {len(plans)} {outcome}"
+    return summary, rows
