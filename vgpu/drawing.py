@@ -8,7 +8,10 @@ of vgpu's (vgpu.tables imports it).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the result's type, for annotations only: vgpu.tables imports this module
+    from .tables import Tabular
 
 Record = dict[str, Any]
 
@@ -30,19 +33,19 @@ class Shown:
         self.title, self.caption, self.columns, self.rows, self.total, self.counts = title, caption, columns, rows, total, counts
 
 
-def shown(title: str, caption: str, records: list[Record], empty_columns: tuple[str, ...], max_rows: int | None,
-          width: int | None) -> Shown:
-    """The display of ``records`` (a result's view), titled with the result's class name: at most ``max_rows``
-    rows (None: all), cells cut at ``width`` characters (None: whole); ``empty_columns`` head a table of no rows."""
+def shown(result: Tabular, max_rows: int | None, width: int | None) -> Shown:
+    """What ``result`` displays: its view's first ``max_rows`` rows (None: all), cells cut at ``width``
+    characters (None: whole), titled with its class's name."""
+    caption, records = type(result)._view(result)
     columns: list[str] = []
     for record in records:
         columns.extend(key for key in record if key not in columns)
     if not records:
-        columns = list(empty_columns)
+        columns = list(type(result)._columns)
     first = records if max_rows is None else records[:max_rows]
     rows = [[_clip(record.get(column), width) for column in columns] for record in first]
     note = f" — {PRIORITY_NOTE}" if "priority" in columns else ""
-    return Shown(title, caption + note, columns, rows, len(records), _counts(records, columns))
+    return Shown(type(result).__name__, caption + note, columns, rows, len(records), _counts(records, columns))
 
 
 def _clip(value: Any, width: int | None) -> Any:

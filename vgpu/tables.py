@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # names for annotations only: this module is imported on ever
     import pandas
 
     from .basics import Pool
-    from .drawing import Shown
     from .errors import InvalidRows, RowProblem
     from .models import VM, AuditEntry, VMConfig
 
@@ -135,21 +134,15 @@ class Tabular:
 
     def to_string(self, max_rows: int | None = OPTION) -> str:
         """The display as text: at most ``max_rows`` rows (default ``options.max_rows``; None: every row)."""
-        from .drawing import text  # on the first display: a one-shot command draws no table
+        from . import drawing  # on the first display: a one-shot command draws no table
 
-        return text(self._shown(max_rows))
+        return drawing.text(drawing.shown(self, _rows_limit(max_rows), options.max_colwidth))
 
     def to_html(self, max_rows: int | None = OPTION) -> str:
         """The display as an HTML table, every value escaped, at most ``max_rows`` rows as for to_string."""
-        from .drawing import html
+        from . import drawing
 
-        return html(self._shown(max_rows))
-
-    def _shown(self, max_rows: object) -> Shown:
-        from .drawing import shown
-
-        caption, records = type(self)._view(self)
-        return shown(type(self).__name__, caption, records, type(self)._columns, _rows_limit(max_rows), options.max_colwidth)
+        return drawing.html(drawing.shown(self, _rows_limit(max_rows), options.max_colwidth))
 
     def table(self, max_rows: int | None = OPTION) -> "Table":
         """The display with its own ``max_rows``, for a notebook cell: ``report.table(max_rows=200)``."""
@@ -341,7 +334,6 @@ def config_record(vm: VM, config: VMConfig) -> Record:
         "vm_uuid": vm.vm_uuid, "vm_name": vm.vm_name, "pool_id": config.pool_id, "priority": config.priority.label,
         "priority_value": int(config.priority), "vm_id": config.vm_id,
     }
-
 
 
 def _allowed(error: Any) -> Any:
