@@ -9,11 +9,15 @@ from hypothesis import HealthCheck, settings
 
 from vgpu.store import Store
 
-# CI derandomizes: the run that decides whether work lands tests the examples the suite was last seen
-# passing with, so it cannot go red on a new random draw. Exploring new examples is the dev profile's job
-# (random on every run), and a failure found there becomes an @example.
+# CI's profiles derandomize: the run that decides whether work lands tests the examples the suite was last
+# seen passing with, so it cannot go red on a new random draw. Exploring new examples is the dev profile's
+# job (random on every run), and a failure found there becomes an @example. "ci-each-file" is the short run
+# of .ci/each-test-file, which checks that each file passes on its own.
 settings.register_profile(
     "ci", deadline=None, max_examples=100, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci-each-file", deadline=None, max_examples=20, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "dev", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow]

@@ -46,3 +46,15 @@ def test_ci_runs_each_test_file_on_its_own_after_the_suite():
     script = os.path.join(ROOT, ".ci", "each-test-file")
     assert os.access(script, os.X_OK)
     assert "tests/test_*.py" in _read(".ci", "each-test-file")
+
+
+def test_ci_draws_the_same_hypothesis_examples_every_run():
+    """Both CI phases use a derandomized profile, so the run that decides whether work lands cannot go red on
+    a new random draw (the each-file phase once did, on a random dev-profile draw)."""
+    from hypothesis import settings
+
+    profiles = re.findall(r"HYPOTHESIS_PROFILE=(\w[\w-]*)", _read(".ci", "run"))
+    profiles += re.findall(r"HYPOTHESIS_PROFILE=\$\{VGPU_EACH_FILE_PROFILE:-([\w-]+)\}", _read(".ci", "each-test-file"))
+    assert len(profiles) == 2, profiles
+    for name in profiles:
+        assert settings.get_profile(name).derandomize, name
