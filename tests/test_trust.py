@@ -170,6 +170,28 @@ def test_a_new_database_is_created_private_and_a_sticky_directory_further_up_is_
     assert stat.S_IMODE(os.stat(own / "vgpu.db").st_mode) == 0o600
 
 
+def test_a_companion_file_sqlite_removes_while_we_look_does_not_stop_the_open(tmp_path, monkeypatch):
+    # Another process's transaction ends between our seeing vgpu.db-journal and checking it: SQLite deletes
+    # the journal then. A file that is gone holds nothing to distrust (CI saw this with eight processes).
+    path = tmp_path / "vgpu.db"
+    Store(path).close()
+    seen = os.path.lexists
+    monkeypatch.setattr(os.path, "lexists", lambda name: str(name).endswith("-journal") or seen(name))
+    with Store(path) as store:
+        assert store.path == str(path)
+
+
+def test_a_file_that_vanishes_before_its_check_is_reported_absent(tmp_path):
+    assert trust.check_file_if_present(str(tmp_path / "gone"), "database") is None
+    present = tmp_path / "here"
+    present.write_text("")
+    info = trust.check_file_if_present(str(present), "database")
+    assert info is not None and info.st_ino == os.stat(present).st_ino
+    present.chmod(0o666)
+    with pytest.raises(UnsafeFile, match="others can change it"):
+        trust.check_file_if_present(str(present), "database")
+
+
 # --- the rule itself ------------------------------------------------------------------------------------------
 
 

@@ -130,11 +130,9 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     if os.path.isdir(path):
         raise StoreError(path, f"cannot open database {path}: it is a directory")
     # Trusted as ssh trusts its files (vgpu.trust): root carries out what the database says.
-    if os.path.lexists(path):
-        trust.check_file(path, "database")
+    if trust.check_file_if_present(path, "database") is not None:
         for companion in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):  # SQLite writes these beside it
-            if os.path.lexists(companion):
-                trust.check_file(companion, "database")
+            trust.check_file_if_present(companion, "database")
     else:
         trust.check_directory(directory, "database")
         _create_private_file(path)

@@ -113,6 +113,16 @@ def check_file(path: str, what: str, *, private: bool = False) -> os.stat_result
     return info
 
 
+def check_file_if_present(path: str, what: str) -> os.stat_result | None:
+    """check_file for a file that another process may delete at any moment (SQLite's -journal, -wal and
+    -shm come and go with its transactions): None if it is gone, since a file that is gone holds nothing
+    to distrust."""
+    try:
+        return check_file(path, what)
+    except FileNotFoundError:
+        return None
+
+
 def read_secret(path: str, what: str = "password file") -> str:
     """The first line of a private file (check_file with ``private``), without its line break."""
     check_file(path, what, private=True)
