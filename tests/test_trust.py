@@ -95,6 +95,26 @@ def test_a_safe_config_is_read(tmp_path, isolated_environment, spec):
     assert run(["list-pools"]).code == 0
 
 
+def test_a_config_file_removed_while_we_look_is_read_as_absent(tmp_path, isolated_environment, spec, monkeypatch):
+    # An editor that deletes the file and writes it anew, or an admin's rm, between our seeing the file and
+    # checking it: that is no config file, not a traceback.
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.parent.mkdir(parents=True)
+    seen = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda name: str(name) == str(config) or seen(name))
+    outcome = run(["--db", str(spec.db), "list-pools"])
+    assert outcome.code == 0, outcome
+
+
+def test_a_config_that_is_a_dangling_symlink_is_refused_not_ignored(tmp_path, isolated_environment, spec):
+    # Ignoring it would run with the defaults: another database than the one the admin's config names.
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.symlink_to(tmp_path / "unmounted" / "config.toml")
+    refused(run(["list-pools"]), f"refusing the config file {config}: it is a symlink to {tmp_path / 'unmounted' / 'config.toml'}, "
+                                 "which does not exist")
+
+
 # --- the database --------------------------------------------------------------------------------------------
 
 

@@ -101,10 +101,10 @@ class Settings:
 
 
 def _read_toml(path: str) -> dict[str, Any]:
-    if not os.path.exists(path):
-        return {}
     # A config file names the command run for the host: only one nobody else can change is read (vgpu.trust).
-    trust.check_file(path, "config file")
+    # One that is not there (or was just removed, as some editors do before writing it anew) is no settings.
+    if trust.check_file_if_present(path, "config file") is None:
+        return {}
     import tomllib  # only when a config file exists: keeps the one-shot start-up light
 
     try:
