@@ -45,9 +45,23 @@ def _output_of(notebook: nbformat.NotebookNode, marker: str) -> str:
     parts = []
     for output in cells[0].outputs:
         assert output.output_type != "error", output
-        parts.append(output.get("text", ""))
-        parts.extend(output.get("data", {}).get(kind, "") for kind in ("text/html", "text/plain"))
-    return "\n".join(parts)
+        if output.output_type == "stream":
+            # As printed: the kernel splits one cell's prints into several outputs whenever another stream
+            # (progress on stderr) comes between them, at whatever moment the messages happen to arrive.
+            parts.append(output.text)
+        else:
+            parts.extend(output.get("data", {}).get(kind, "") + "\n" for kind in ("text/html", "text/plain"))
+    return "".join(parts)
+
+
+def test_a_cells_prints_read_the_same_however_the_kernel_split_them():
+    cell = nbformat.v4.new_code_cell("marker")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="one\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="progress\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="two\nthree\n"),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    assert _output_of(notebook, "marker") == "one\nprogress\ntwo\nthree\n\n42\n"
 
 
 def _all_streams(notebook: nbformat.NotebookNode) -> str:
