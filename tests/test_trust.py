@@ -115,6 +115,29 @@ def test_a_config_that_is_a_dangling_symlink_is_refused_not_ignored(tmp_path, is
                                  "which does not exist")
 
 
+def _unsearchable(monkeypatch, path: Path) -> None:
+    """As if a user who is not root ran vgpu-admin and a directory above ``path`` (say /etc/vgpu, mode
+    0700) let them not even look at it: the suite runs as root, which the kernel never refuses."""
+    lstat = os.lstat
+
+    def refusing(name, *args, **kwargs):
+        if str(name) == str(path):
+            raise PermissionError(13, "Permission denied", str(name))
+        return lstat(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", refusing)
+
+
+def test_a_config_file_the_user_may_not_look_at_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    folder = tmp_path / "etc-vgpu"
+    config = write_config(folder / "config.toml", 'db = "/tmp/x.db"\n')
+    monkeypatch.setenv("VGPU_SYSTEM_CONFIG", str(config))
+    _unsearchable(monkeypatch, config)
+    outcome = run(["list-pools"])
+    assert outcome.code == 2, outcome
+    assert outcome.one_error_line() == f"error: {config}: cannot read config file: permission denied"
+
+
 # --- the database --------------------------------------------------------------------------------------------
 
 
@@ -167,6 +190,12 @@ def test_a_database_anyone_can_write_is_refused_and_its_planted_operation_never_
     assert digest(spec.host_file) == host
     spec.db.chmod(0o600)
     assert spec.vm("VM-1") is not None  # the planted removal never ran
+
+
+def test_a_database_the_user_may_not_look_at_is_one_line_not_a_traceback(tmp_path, spec, monkeypatch):
+    _unsearchable(monkeypatch, spec.db)
+    outcome = spec.cli("list-pools")
+    assert outcome.code != 0 and outcome.one_error_line() == f"error: cannot open database {spec.db}: permission denied"
 
 
 def test_a_database_in_a_directory_others_can_write_is_refused(tmp_path):

@@ -103,8 +103,11 @@ class Settings:
 def _read_toml(path: str) -> dict[str, Any]:
     # A config file names the command run for the host: only one nobody else can change is read (vgpu.trust).
     # One that is not there (or was just removed, as some editors do before writing it anew) is no settings.
-    if trust.check_file_if_present(path, "config file") is None:
-        return {}
+    try:
+        if trust.check_file_if_present(path, "config file") is None:
+            return {}
+    except PermissionError:  # a directory above it (/etc/vgpu, 0700) lets this user not even look
+        raise ConfigError(path, "cannot read config file: permission denied") from None
     import tomllib  # only when a config file exists: keeps the one-shot start-up light
 
     try:

@@ -130,12 +130,15 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     if os.path.isdir(path):
         raise StoreError(path, f"cannot open database {path}: it is a directory")
     # Trusted as ssh trusts its files (vgpu.trust): root carries out what the database says.
-    if trust.check_file_if_present(path, "database") is not None:
-        for companion in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):  # SQLite writes these beside it
-            trust.check_file_if_present(companion, "database")
-    else:
-        trust.check_directory(directory, "database")
-        _create_private_file(path)
+    try:
+        if trust.check_file_if_present(path, "database") is not None:
+            for companion in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):  # SQLite writes these beside it
+                trust.check_file_if_present(companion, "database")
+        else:
+            trust.check_directory(directory, "database")
+            _create_private_file(path)
+    except PermissionError:  # a user who may not even look at it or a directory above it
+        raise StoreError(path, f"cannot open database {path}: permission denied") from None
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
         # check_same_thread=False: a Store may be closed by another thread (a batch closes its workers'
