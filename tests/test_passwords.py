@@ -87,6 +87,19 @@ def test_a_password_file_named_by_the_config(spec, xapi, isolated_environment, t
                                         f"fix: chmod 600 {secret}")
 
 
+def test_a_password_file_that_is_not_there_is_named_and_nothing_is_locked(spec, xapi, isolated_environment, tmp_path):
+    missing = tmp_path / "not-written-yet"
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'password_file = "{missing}"\n')
+    files = spec.files()
+    outcome = run([*flags(spec, xapi), "set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=B"], stdin="yes\n")
+    assert outcome.code == 2
+    assert outcome.one_error_line() == (f"error: {missing}: cannot read password file: it does not exist; write the "
+                                        f"password alone on its first line, mode 600")
+    assert xapi.calls["session.login_with_password"] == 0 and spec.files() == files
+
+
 def test_a_relative_password_file_is_refused(isolated_environment):
     config = isolated_environment / "config" / "vgpu" / "config.toml"
     config.parent.mkdir(parents=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import UnsafeFile
+from .errors import ConfigError, UnsafeFile
 
 SECRET_MAX = 64 * 1024  # a password file is one line; anything bigger is not one
 
@@ -125,9 +125,15 @@ def check_file_if_present(path: str, what: str) -> os.stat_result | None:
 
 def read_secret(path: str, what: str = "password file") -> str:
     """The first line of a private file (check_file with ``private``), without its line break."""
-    check_file(path, what, private=True)
-    with open(path, "rb") as handle:
-        data = handle.read(SECRET_MAX + 1)
+    try:
+        check_file(path, what, private=True)
+        with open(path, "rb") as handle:
+            data = handle.read(SECRET_MAX + 1)
+    except FileNotFoundError:
+        raise ConfigError(path, f"cannot read {what}: it does not exist; write the password alone on its first "
+                                "line, mode 600") from None
+    except PermissionError:
+        raise ConfigError(path, f"cannot read {what}: permission denied") from None
     try:
         first = data.decode("utf-8").split("\n", 1)[0].removesuffix("\r")
     except UnicodeDecodeError:
