@@ -130,3 +130,9 @@ def test_a_file_that_is_no_host_is_a_sentence(tmp_path):
 def test_a_missing_directory_is_unreachable(tmp_path):
     with pytest.raises(HostUnreachable, match="does not exist"):
         SimHost(tmp_path / "nowhere" / "host.sim").list_vms()
+
+
+def test_a_directory_named_as_the_host_file_is_unreachable_not_an_internal_error(tmp_path):
+    # vgpu-admin --host sim:/some/dir (the directory, not the file in it) crashed in sqlite3.connect
+    with pytest.raises(HostUnreachable, match=f"simulated host file {tmp_path} is a directory, not a host file"):
+        SimHost(tmp_path).list_vms()

@@ -146,6 +146,8 @@ class SimHost:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host directory {directory} does not exist"])
+        if os.path.isdir(self.path):  # sim:/some/dir, the folder rather than the file in it
+            raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host file {self.path} is a directory, not a host file"])
         if identity is None:
             trust.create_private(self.path)  # owner-only, like the vgpu database; never through a symlink
         else:
