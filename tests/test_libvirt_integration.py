@@ -260,6 +260,15 @@ def test_unreachable_libvirtd_is_host_unreachable_at_the_first_call(tiny_guest):
     host.close()
 
 
+def test_libvirts_own_internal_error_is_said_once(tiny_guest):
+    # libvirt starts such messages with "internal error: " itself; the sentence said it twice.
+    host = LibvirtHost("qemu:///nosuch")
+    with pytest.raises(HypervisorError) as caught:
+        host.list_vms()
+    assert str(caught.value) == "the host failed with an internal error: unexpected qemu URI path '/nosuch', try qemu:///system"
+    host.close()
+
+
 def test_closed_connection_is_a_sentence(tiny_guest):
     closed = LibvirtHost(URI)
     closed.close()

@@ -289,5 +289,6 @@ def _host_error(exc: libvirt.libvirtError, vm_uuid: str | None = None) -> Hyperv
         return codes.host_error(codes.PERMISSION_DENIED, [message], vm_uuid)
     if code in (libvirt.VIR_ERR_OPERATION_TIMEOUT, libvirt.VIR_ERR_AGENT_UNRESPONSIVE):
         return codes.host_error(codes.OPERATION_TIMED_OUT, [message], vm_uuid)
-    # libvirt's own messages already read as sentences ("XML error: ...", "unsupported configuration: ...").
-    return codes.host_error(codes.INTERNAL_ERROR, [message], vm_uuid)
+    # libvirt's own messages already read as sentences ("XML error: ...", "unsupported configuration: ..."); its
+    # "internal error: ..." ones would say so twice after our "the host failed with an internal error: ".
+    return codes.host_error(codes.INTERNAL_ERROR, [message.removeprefix("internal error: ")], vm_uuid)
