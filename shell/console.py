@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Iterable, TextIO
+from typing import TYPE_CHECKING, Callable, Iterable, TextIO
 
 from vgpu.errors import Cancelled
 
@@ -20,8 +20,18 @@ NO = ("no", "n")
 PLAIN_EVERY = 5  # seconds between "still waiting" lines when the output is not a terminal
 SAY_BATCH = 500  # lines written at once by say_lines
 
+if TYPE_CHECKING:  # a type only: defining a Protocol costs start-up time every one-shot command would pay
+    from typing import Protocol
 
-def stdin_reader(out: TextIO, stdin: TextIO | None = None) -> Callable[[str], str | None]:
+    class Lines(Protocol):
+        """Where answers are read from: stdin, or a script's numbered lines (shell.script)."""
+
+        def readline(self) -> str: ...
+
+        def isatty(self) -> bool: ...
+
+
+def stdin_reader(out: TextIO, stdin: Lines | None = None) -> Callable[[str], str | None]:
     """Read answers from stdin; when it is not a terminal, echo them so transcripts read naturally."""
     source = stdin or sys.stdin
 

@@ -14,20 +14,39 @@ from __future__ import annotations
 from typing import TextIO
 
 from . import runner
+from .console import stdin_reader
 from .context import Context
 
 # Exit codes after which the lines stop (unless --keep-going): a command that failed or was refused.
 STOPS = (runner.FAILED, runner.BAD_INPUT)
 
 
+class _NumberedLines:
+    """The script's lines, counted as they are read, by the commands and by the answers to their questions
+    alike: "Stopped at line N" is the line an editor shows as N."""
+
+    def __init__(self, source: TextIO) -> None:
+        self.source = source
+        self.number = 0
+
+    def readline(self) -> str:
+        line = self.source.readline()
+        self.number += bool(line)
+        return line
+
+    def isatty(self) -> bool:
+        return self.source.isatty()
+
+
 def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
-    saved = ctx.in_repl
+    saved = ctx.in_repl, ctx.console.read_line
     ctx.in_repl = True  # shell lines: 'help', not 'vgpu-admin help'; refresh and exit are commands here
+    lines = _NumberedLines(source)
+    ctx.console.read_line = stdin_reader(ctx.console.out, lines)
     first_failure = runner.OK
-    number = 0
     try:
-        while (line := source.readline()):  # readline, not iteration: the console reads answers from it too
-            number += 1
+        while (line := lines.readline()):  # readline, not iteration: the console reads answers from it too
+            number = lines.number
             interrupts = ctx.interrupts
             code = runner.run_line(ctx, line)
             if code is None:
@@ -41,5 +60,5 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
                                   "(vgpu-admin --keep-going runs them all).")
                 break
     finally:
-        ctx.in_repl = saved
+        ctx.in_repl, ctx.console.read_line = saved
     return first_failure

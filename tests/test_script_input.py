@@ -46,6 +46,15 @@ def test_a_change_that_fails_stops_the_lines_that_would_build_on_it(spec):
     assert spec.pool_of("VM-1") == "A" and spec.pool_of("VM-2") == "A"
 
 
+def test_the_line_a_script_stopped_at_counts_the_answers_too(spec):
+    # Line numbers are the file's, as an editor shows them: the "yes" answering line 1 is line 2.
+    lines = f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\nyes\nbogus\nstatus\n"
+    outcome = run_process(spec.flags, stdin=lines)
+    assert outcome.code == 2
+    assert outcome.err_lines[-1].startswith("Stopped at line 3, which failed;"), outcome.err_lines
+    assert spec.pool_of("VM-1") == "B"
+
+
 def test_keep_going_runs_every_line_and_exits_with_the_first_failure(spec):
     outcome = run_process(["--keep-going", *spec.flags],
                           stdin="list-pools\nset-pool --pool=C\nshow-vm --vm-uuid=nope\nlist-vms --pool=A\nexit\nstatus\n")
