@@ -992,6 +992,33 @@ def test_a_bad_config_file_is_one_line_naming_it_and_exit_2(isolated_environment
     assert outcome.code == 2 and str(path) in line and all(word in line for word in words), line
 
 
+@pytest.mark.parametrize("given", ["config", "flag", "environment"])
+def test_a_db_path_starting_with_a_tilde_is_in_the_home_directory(isolated_environment, monkeypatch, given):
+    # As ssh reads ~ in its config: db = "~/vgpu/gpu.db" is the user's, not a folder named ~ under the cwd.
+    # (--db=~/x reaches us unexpanded: the shell expands ~ only at the start of a word.)
+    home = isolated_environment / "home"
+    (home / "vgpu").mkdir()
+    argv = ["--host", "sim:demo", "list-pools"]
+    if given == "config":
+        path = isolated_environment / "config" / "vgpu" / "config.toml"
+        path.parent.mkdir(parents=True)
+        path.write_text('db = "~/vgpu/gpu.db"\n')
+    elif given == "flag":
+        argv = ["--db=~/vgpu/gpu.db", *argv]
+    else:
+        monkeypatch.setenv("VGPU_DB", "~/vgpu/gpu.db")
+    outcome = run(argv)
+    assert outcome.code == 0, outcome
+    assert (home / "vgpu" / "gpu.db").is_file()
+
+
+def test_a_password_file_starting_with_a_tilde_is_absolute(isolated_environment):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('password_file = "~/.vgpu-password"\n')
+    assert config.load().password_file == str(isolated_environment / "home" / ".vgpu-password")
+
+
 def test_a_bad_system_config_is_reported_the_same_way(tmp_path, monkeypatch):
     path = tmp_path / "system.toml"
     path.write_text("[host\n")

@@ -120,8 +120,10 @@ def _read_toml(path: str) -> dict[str, Any]:
             raise ConfigError(path, f"unknown setting {key!r}; expected one of {', '.join(_KEYS)}")
         if not isinstance(value, _KEYS[key]) or (key in ("clean_timeout", "parallel_hosts") and isinstance(value, bool)):
             raise ConfigError(path, f"setting {key} = {value!r} has the wrong type")
-        if key == "password_file" and not os.path.isabs(cast(str, value)):  # a str: its type is checked above
-            raise ConfigError(path, f"setting password_file = {value!r} must be an absolute path")
+        if key == "password_file":  # a str: its type is checked above
+            data[key] = os.path.expanduser(cast(str, value))  # ~/... as ssh reads it in its config
+            if not os.path.isabs(data[key]):
+                raise ConfigError(path, f"setting password_file = {value!r} must be an absolute path")
     if "hosts" in data:
         data["hosts"] = hostspecs.from_table(data["hosts"], path)
     if data.get("parallel_hosts", 1) < 1:
@@ -149,7 +151,9 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     values["hosts"] = _chosen_hosts(values, sources, configured)
     values["configured"] = _every_host(configured, values["hosts"])
     values["host"] = _host_text(values["hosts"])
-    if "db" not in values:
+    if "db" in values:  # ~/... is the user's home, from the config as ssh reads it, and from --db=~/... too
+        values["db"] = os.path.expanduser(values["db"])
+    else:
         values["db"], sources["db"] = _default_db(values["host"]), "default"
     values["clean_timeout"] = float(values.get("clean_timeout", 120.0))
     return Settings(sources=sources, **values)
