@@ -226,6 +226,7 @@ def demo(ctx: Context, opts: dict) -> int:
 
     if opts.get("reset"):
         demo_host.reset()
+        ctx.close()  # the database and host this session opened were replaced: the next command opens the new ones
         ctx.changed()
         ctx.console.say("The demo host was re-created: 23 VMs, 20 registered (7 in Pool A, 13 in Pool B), 3 not.")
     else:

@@ -131,3 +131,14 @@ def test_ctrl_c_stops_the_lines_even_with_keep_going(spec, monkeypatch, keep_goi
     code = run_lines(ctx, io.StringIO("status\nlist-pools\n"), keep_going=keep_going)
     assert code == 1 and ran == ["status"] and out.getvalue() == ""  # list-pools never ran
     assert err.getvalue().splitlines()[-1].startswith("Stopped at line 1, interrupted;")
+
+
+def test_lines_after_a_demo_reset_see_the_new_demo_not_the_old_files():
+    # One session, as in the vgpu> shell: the database and host it opened before the reset were replaced.
+    from vgpu import demo
+
+    vm1 = demo.demo_uuid("VM-1")
+    outcome = run_process(["--host=sim:demo"], stdin=f"remove-vm --vm-uuid={vm1}\ndemo --reset\nshow-vm --vm-uuid={vm1}\n")
+    assert outcome.code == 0, outcome.err
+    shown = outcome.out_lines[outcome.out_lines.index(f"UUID: {vm1}"):]  # show-vm's lines, after the reset's
+    assert shown[1:3] == ["Pool: A", "Priority: high (2)"]

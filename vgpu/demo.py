@@ -7,8 +7,10 @@ and persist between commands; :func:`reset` re-creates both from scratch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from typing import Iterator
 
 from . import devargs, paths
 from .hypervisor.sim import SimHost
@@ -48,22 +50,54 @@ def demo_uuid(name: str) -> str:
 
 def ensure() -> None:
     """Seed the demo on first use; later calls keep whatever the user changed."""
-    if not is_seeded():
-        reset()
+    if is_seeded():  # the usual case, answered without a lock: the files appear only once complete (_rebuild)
+        return
+    with _one_at_a_time():
+        if not is_seeded():  # seeded by another command while this one waited
+            _rebuild()
 
 
 def reset() -> None:
     """Re-create the demo host and its database from scratch."""
+    with _one_at_a_time():
+        _rebuild()
+
+
+@contextlib.contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    """Two commands on the demo's first use (two terminals), or a reset during one, take turns: otherwise
+    the second removes the files the first is seeding, or uses them half-seeded."""
+    import fcntl  # only while seeding: most runs find the demo seeded
+
     paths.ensure_dir(demo_dir())
-    # The host file's rollback journal goes too: one left by a killed process belongs to the old file.
-    for path in (host_path(), host_path() + "-journal", db_path(), db_path() + "-wal", db_path() + "-shm"):
-        if os.path.exists(path):
-            os.remove(path)
-    host = SimHost(host_path())
-    seed(host, db_path())
-    # A real guest takes a while to shut down and boot: a little of that makes the demo's progress visible.
-    host.set_latency("clean_shutdown", DEMO_SHUTDOWN_SECONDS)
-    host.set_latency("start", DEMO_START_SECONDS)
+    fd = os.open(os.path.join(demo_dir(), "seeding.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+def _rebuild() -> None:
+    """Seed the demo under names of its own, then move both files into place, the host file last: a command
+    that finds both (is_seeded) finds them complete."""
+    new_host, new_db = host_path() + ".new", db_path() + ".new"
+    # A host file's rollback journal, or a database's WAL, goes with its file: one left by a killed process
+    # belongs to the old file.
+    for path in (host_path(), db_path(), new_host, new_db):
+        for leftover in (path, f"{path}-journal", f"{path}-wal", f"{path}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+    host = SimHost(new_host)
+    try:
+        seed(host, new_db)
+        # A real guest takes a while to shut down and boot: a little of that makes the demo's progress visible.
+        host.set_latency("clean_shutdown", DEMO_SHUTDOWN_SECONDS)
+        host.set_latency("start", DEMO_START_SECONDS)
+    finally:
+        host.close()
+    os.replace(new_db, db_path())
+    os.replace(new_host, host_path())
 
 
 def seed(host: SimHost, db: str) -> None:

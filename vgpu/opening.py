@@ -49,7 +49,7 @@ def prepare_files(settings: Settings) -> None:
     if settings.is_demo and not paths.demo_seeded():
         from . import demo  # seeding needs the simulated host; most runs find it seeded
 
-        demo.reset()
+        demo.ensure()
     if settings.sources.get("db") == "default":
         paths.ensure_dir(os.path.dirname(settings.db))
 
