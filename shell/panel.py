@@ -176,8 +176,8 @@ def _names(report: ScanReport) -> dict[str, str]:
 def _summary(report: ScanReport) -> list[str]:
     enabled = sum(pool.enabled for pool in report.pools)
     both = "both enabled" if enabled == len(report.pools) == 2 else f"{enabled} enabled"
-    unregistered = "unknown" if report.host_error else str(report.total_unregistered)
-    in_system = "unknown" if report.host_error else str(report.total_in_system)
+    unregistered = "unknown" if report.total_unregistered is None else str(report.total_unregistered)
+    in_system = "unknown" if report.total_in_system is None else str(report.total_in_system)
     if report.unreachable and not report.host_error:
         down = ", ".join(host.label for host in report.unreachable)
         which = "which" if len(report.unreachable) == 1 else "which each"

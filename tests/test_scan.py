@@ -140,6 +140,13 @@ def test_status_with_the_host_down_is_a_db_only_report(world, mixed):
     assert report.unregistered == () and report.foreign_segments == ()
     assert report.missing == [] and report.drift == []
     assert [p.vm_count for p in report.pools] == [4, 4]
+    # What the host holds is unknown, not nothing: no count of its unregistered VMs, nor a total.
+    assert report.total_registered == 8
+    assert report.total_unregistered is None and report.total_in_system is None
+    caption = str(report).splitlines()[0]
+    assert "0 unregistered" not in caption and "8 in system" not in caption
+    assert "unregistered unknown" in caption and "in system unknown" in caption
+    assert {record["power_state"] for record in report.records()} == {"unknown"}
 
 
 def test_scan_with_the_host_down_raises(world, mixed):

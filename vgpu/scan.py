@@ -230,12 +230,16 @@ class ScanReport(tables.Tabular):
         return len(self.registered)
 
     @property
-    def total_unregistered(self) -> int:
-        return len(self.unregistered)
+    def total_unregistered(self) -> int | None:
+        """The VMs the host lists that are not registered: None when no host could be listed (unknown, not
+        0). In a fleet with some hosts down, those the others list (``unreachable`` names the rest)."""
+        return None if self.host_error else len(self.unregistered)
 
     @property
-    def total_in_system(self) -> int:
-        return self.total_registered + self.total_unregistered
+    def total_in_system(self) -> int | None:
+        """Registered plus unregistered: None when the unregistered are unknown."""
+        unregistered = self.total_unregistered
+        return None if unregistered is None else self.total_registered + unregistered
 
 
 def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) -> ScanReport:

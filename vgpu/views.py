@@ -50,7 +50,8 @@ SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with", "host", "re
 def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
     rows = []
     for entry in report.registered:
-        power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None
+        # No host VM: missing from a host that answered (None), or unknown when no host could be listed.
+        power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None if entry.host_known else "unknown"
         rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state,
                      "running_with": _booted_text(entry.booted), "host": ", ".join(entry.conflict) or entry.host,
                      "resident_on": entry.resident_on})
@@ -64,7 +65,7 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
         })
     pools = [f'Pool {pool.pool_id} "{pool.pool_name}": {plural(len(report.in_pool(pool.pool_id)), "VM")}' for pool in report.pools]
     caption = join_captions([
-        *pools, f"{report.total_unregistered} unregistered", f"{report.total_in_system} in system",
+        *pools, _count(report.total_unregistered, "unregistered"), _count(report.total_in_system, "in system"),
         f"{len(report.missing)} missing from the host" if report.missing else "",
         f"{len(report.drift)} with drift" if report.drift else "",
         f"{len(report.pending)} pending restart" if report.pending else "",
@@ -76,6 +77,10 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
         f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
     ])
     return caption, rows
+
+
+def _count(number: int | None, what: str) -> str:
+    return f"{what} unknown" if number is None else f"{number} {what}"
 
 
 def bulk_plan_view(bulk: BulkPlan) -> tuple[str, list[Record]]:
