@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, TextIO
 
 from vgpu.errors import Cancelled
 
-from .escape import shown
+from vgpu.escape import shown
 
 YES = ("yes", "y")
 NO = ("no", "n")

@@ -19,7 +19,7 @@ def _emit(ctx: Context, opts: dict, data, text) -> int:
     if opts.get("format") == "json":
         from vgpu.convert import to_data  # like json, loaded only for JSON output: the one-shot start-up is measured
 
-        from .escape import json_text
+        from vgpu.escape import json_text
 
         ctx.console.say(json_text(to_data(data)))
     else:

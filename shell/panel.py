@@ -17,7 +17,7 @@ from vgpu.models import HostVM
 from vgpu.scan import ScannedVM, ScanReport
 from vgpu.tables import plural
 
-from .escape import shown
+from vgpu.escape import shown
 from .render import (
     NAMES_LISTED,
     RULE,

@@ -10,7 +10,7 @@ from vgpu.tables import plural
 if TYPE_CHECKING:  # for annotations only: list-pools, whose start-up is measured, builds none of these
     from vgpu.models import VM, AuditEntry, HostVM, PoolDetail, VMConfig
 
-from .escape import listed, shown
+from vgpu.escape import listed, shown
 
 RULE = "=" * 80
 POOL_RULE = "-" * 45

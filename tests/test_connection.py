@@ -532,9 +532,9 @@ def test_the_lazy_names_are_the_real_ones_and_help_shows_them():
 # but these): the opening step now lives in vgpu.opening, which the shell imports instead of doing it itself;
 # vgpu.schema_check is no longer among them, since a database vgpu made is found complete by one query.
 LIST_POOLS_MODULES = sorted([
-    "shell", "shell.commands", "shell.console", "shell.context", "shell.errors", "shell.escape", "shell.handlers",
+    "shell", "shell.commands", "shell.console", "shell.context", "shell.errors", "shell.handlers",
     "shell.main", "shell.parsing", "shell.render", "shell.runner",
-    "vgpu", "vgpu.basics", "vgpu.config", "vgpu.error_root", "vgpu.errors", "vgpu.host_uri", "vgpu.hostspecs",
+    "vgpu", "vgpu.basics", "vgpu.config", "vgpu.error_root", "vgpu.errors", "vgpu.escape", "vgpu.host_uri", "vgpu.hostspecs",
     "vgpu.opening", "vgpu.paths", "vgpu.pools", "vgpu.schema", "vgpu.store", "vgpu.stored",
     "vgpu.tables", "vgpu.trust",
 ])

@@ -86,6 +86,22 @@ def test_html_escapes_names_values_and_captions(world):
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in pages[1] and "&lt;b&gt;bold" in pages[3]
 
 
+FORGED = "x\n" + vm_uuid(1) + "  web-1  A  high  2  1  running  configured"
+
+
+def test_text_displays_show_control_characters_escaped_not_obeyed(world):
+    # The text a print() or a Python prompt shows: a VM's name (the host's, chosen by a guest's owner) must
+    # not clear the screen or forge a row, as vgpu-admin's own output does not let it.
+    world.sim.add_vm(vm_uuid(5), FORGED, "halted")
+    world.sim.add_vm(vm_uuid(6), "evil\x1b[2J\x1b[31mRED\u202e", "running")
+    for name, result in _every_result(world).items():
+        text = str(result)
+        assert all(line.isprintable() for line in text.split("\n")), (name, text)
+    lines = str(scan.status(world.store, world.sim)).split("\n")
+    assert any("x\\n" + vm_uuid(1) in line for line in lines) and any("evil\\x1b[2J" in line for line in lines)
+    assert not any(line.startswith(vm_uuid(1) + "  web-1  A  high") for line in lines)  # no forged row
+
+
 def test_a_bad_value_in_a_bulk_row_is_escaped_too(world):
     with pytest.raises(InvalidRows) as caught:
         vms.db_register_many(world.store, [{"uuid": SCRIPT}])

@@ -2,13 +2,17 @@
 
 Given a result's view (its caption and flat records), :func:`shown` picks the rows to show and counts the
 values per pool and state of every row; :func:`text` and :func:`html` draw that. Imported on a result's first
-display, not before: a one-shot command, whose start-up is measured, never draws a table. It imports nothing
-of vgpu's (vgpu.tables imports it).
+display, not before: a one-shot command, whose start-up is measured, never draws a table. Of vgpu's modules
+it imports only vgpu.escape (vgpu.tables imports it). Text is what a terminal shows: every character of a
+value that does not print (a VM's name, chosen by a guest's owner) is written as its escape, as vgpu-admin's
+own output does, so a name cannot clear the screen or forge a row.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from .escape import shown as printable
 
 if TYPE_CHECKING:  # the result's type, for annotations only: vgpu.tables imports this module
     from .tables import Tabular
@@ -89,11 +93,11 @@ def _more(shown: Shown) -> str:
 
 
 def _text_cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else printable(value)
 
 
 def text(shown: Shown) -> str:
-    lines = [f"{shown.title}: {shown.caption}"]
+    lines = [f"{shown.title}: {printable(shown.caption)}"]
     cells = [[_text_cell(value) for value in row] for row in shown.rows]
     widths = [max([len(column), *(len(row[index]) for row in cells)]) for index, column in enumerate(shown.columns)]
     numeric = [all(isinstance(row[index], (int, float)) and not isinstance(row[index], bool) for row in shown.rows if row[index] is not None)
@@ -106,7 +110,7 @@ def text(shown: Shown) -> str:
         lines.append("(none)")
     if len(shown.rows) < shown.total:
         lines.append(_more(shown))
-    lines.extend(shown.counts)
+    lines.extend(printable(line) for line in shown.counts)
     return "\n".join(lines)
 
 
