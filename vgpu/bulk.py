@@ -17,12 +17,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from . import journal, lifecycle, reporting, tables, views, vms, workers
+from . import journal, lifecycle, reporting, tables, values, views, vms, workers
 from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Listing, as_fleet
 from .lifecycle import DEFAULT_POLICY, ReconfigurePlan, ReconfigureResult, StopPolicy
+from .power import check_policy
 from .models import HostVM, PowerState
 from .reporting import ProgressOption
 from .rows import Header, Layout, blank, labelled, row_name
@@ -217,6 +218,10 @@ def apply_many(
     their cycle, then :class:`vgpu.errors.BulkInterrupted` (a KeyboardInterrupt) is raised with the
     partial BulkResult. At most ``per_host`` VMs of one host of a fleet change at once (None: no limit of
     its own)."""
+    values.check_kind("apply_many", "plan", bulk, BulkPlan, "for the updates of a registration plan, pass plan.updates"
+                      if type(bulk).__name__ == "RegistrationPlan" else "")
+    check_policy(policy)
+    reporting.check(progress)
     changing = bulk.changing
     outcome = workers.run(
         store, host, [plan.vm_uuid for plan in changing],
@@ -255,6 +260,7 @@ def reconfigure_many(
     if per_host is not None:
         workers.check_concurrency(per_host, "per_host")
     reporting.check(progress)
+    check_policy(policy)
     bulk = plan_many(store, host, changes)
     if not bulk.changing:
         return BulkResult((), ())

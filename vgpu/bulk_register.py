@@ -17,9 +17,9 @@ from typing import Callable, Hashable, Iterable, Mapping, TypeVar, cast
 
 import attrs
 
-from . import bulk, journal, lifecycle, naming, reporting, tables, vms, workers
+from . import bulk, journal, lifecycle, naming, reporting, tables, values, vms, workers
 from .bulk import BulkFailure, BulkPlan
-from .errors import BulkInterrupted, InvalidRows, RowProblem, VgpuError
+from .errors import BulkInterrupted, InvalidRows, InvalidValue, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import as_fleet
 from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
@@ -173,6 +173,8 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     """Register the plan's VMs with the vm_ids it shows, in one transaction (a vm_id taken since the plan
     refuses them all: plan again), then write their segments, ``concurrency`` at a time (see
     :func:`write_segments`; an interrupt raises BulkInterrupted with the partial RegistrationResult)."""
+    values.check_kind("register_planned", "plan", plan, RegistrationPlan,
+                      "a bulk plan is applied by apply_many()" if isinstance(plan, BulkPlan) else "")
     workers.check_concurrency(concurrency)
     reporting.check(progress)
     if not plan.vms:
@@ -200,6 +202,9 @@ def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, p
     ``progress`` as for :func:`vgpu.bulk.apply_many` (a callback, or ``"auto"``). An interrupt stops the
     writing: none is begun after it, and :class:`vgpu.errors.BulkInterrupted` is raised with a partial
     :class:`RegistrationResult` (its ``not_started`` are the VMs still to write)."""
+    if isinstance(vm_uuids, str):  # one UUID would be written as its 36 characters
+        raise InvalidValue("vm_uuids", vm_uuids, "a list of VM UUIDs",
+                           sentence=f"write_segments() takes a list of VM UUIDs, not one UUID: write_segments([{vm_uuids!r}])")
     uuids = list(vm_uuids)
 
     def write(worker_store: Store, worker_host: Hypervisor, index: int, report: ProgressCallback) -> RepairResult:

@@ -44,8 +44,8 @@ def listed(value: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _json_escape(match: re.Match) -> str:
-    char = match.group()
+def _json_escape(match: re.Match[str]) -> str:
+    char: str = match.group()
     if char.isprintable():
         return char
     code = ord(char)

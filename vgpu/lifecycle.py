@@ -34,7 +34,9 @@ from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; c
     ProgressCallback as ProgressCallback,
     StopOutcome as StopOutcome,
     StopPolicy as StopPolicy,
+    check_policy,
     guarded as guarded,
+    one_vms_progress,
     silent as silent,
     start_vm as start_vm,
     stop_vm as stop_vm,
@@ -231,6 +233,7 @@ def reconfigure_vm(
     Raises Cancelled (nothing touched) when ``confirm`` says no or raises. A no-op change returns at once
     with ``changed=False`` and asks nothing.
     """
+    progress, policy = one_vms_progress(progress), check_policy(policy)
     plan = plan_reconfigure(store, host, vm_uuid, pool, priority, vm_id)
     return _confirmed(store, host, plan, confirm, progress, policy)
 
@@ -248,6 +251,7 @@ def apply_vm(
     journalled cycle as a change: a running VM that is pending restart (or whose boot the host cannot tell)
     is stopped, its args rewritten from the database and started again; a halted VM with wrong args gets
     them rewritten. A VM already running with it returns at once (``changed=False``), asking nothing."""
+    progress, policy = one_vms_progress(progress), check_policy(policy)
     plan = plan_apply(store, host, vm_uuid)
     return _confirmed(store, host, plan, confirm, progress, policy)
 
@@ -290,6 +294,9 @@ def apply_plan(
     policy: StopPolicy = DEFAULT_POLICY,
 ) -> ReconfigureResult:
     """Carry out a plan the caller has already confirmed (notebooks inspect plans, then apply them)."""
+    values.check_kind("apply_plan", "plan", plan, ReconfigurePlan,
+                      "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
+    progress, policy = one_vms_progress(progress), check_policy(policy)
     if plan.is_noop:
         return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False)
     progress = guarded(progress)

@@ -20,7 +20,7 @@ from typing import Callable
 
 import attrs
 
-from .errors import HostUnreachable, HypervisorError, ShutdownNotConfirmed
+from .errors import HostUnreachable, HypervisorError, InvalidValue, ShutdownNotConfirmed
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .models import PowerState
@@ -67,6 +67,24 @@ class StopPolicy:
 
 
 DEFAULT_POLICY = StopPolicy()
+
+
+def check_policy(policy: object) -> StopPolicy:
+    """``policy`` if it is a StopPolicy; an InvalidValue before anything is done otherwise (a string would
+    only fail at the first stop, in the middle of the change)."""
+    if not isinstance(policy, StopPolicy):
+        raise InvalidValue("policy", policy, "a StopPolicy, such as vgpu.power.StopPolicy(clean_timeout=60, force=True)")
+    return policy
+
+
+def one_vms_progress(progress: object) -> ProgressCallback:
+    """A single VM's ``progress``: a callback, or None for none; an InvalidValue before anything is done
+    otherwise (``"auto"``, a bar over many VMs, is for the bulk calls)."""
+    if progress is None:
+        return silent
+    if not callable(progress):
+        raise InvalidValue("progress", progress, "a callback or None")
+    return progress
 
 ALREADY, CLEAN, FORCED = "already", "clean", "forced"
 

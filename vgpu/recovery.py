@@ -38,7 +38,8 @@ from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
 from .hypervisor.fleet import for_operation
 from .models import PowerState
-from .power import DEFAULT_POLICY, ProgressCallback, StopPolicy, guarded, silent
+from .power import DEFAULT_POLICY, ProgressCallback, StopPolicy, check_policy, guarded, one_vms_progress, silent
+from .values import parse_flag
 from .store import Store
 
 FINISHED, ROLLED_BACK, SKIPPED, LATER, NOT_TAKEN, FAILED = "finished", "rolled-back", "skipped", "later", "not-taken", "failed"
@@ -91,7 +92,8 @@ def recover(
     """Resolve every unfinished operation whose session has ended or given it up (or that this process
     left behind). ``policy`` governs every stop recovery makes. ``take_over`` also takes operations of
     sessions on other hosts, which cannot be checked from here: only when the admin knows they are gone."""
-    progress = guarded(progress)
+    progress, policy = guarded(one_vms_progress(progress)), check_policy(policy)
+    take_over = parse_flag("take_over", take_over)
     results = []
     for listed in journal.unfinished(store):
         target, elsewhere = for_operation(host, listed.host)  # the host of the fleet it was made on

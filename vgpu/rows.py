@@ -48,7 +48,7 @@ def blank(value: object) -> bool:
 def as_list(items: Iterable[object]) -> list[object]:
     """``items`` as a list of rows. NotRows for what iterates as something else: a pandas DataFrame (its
     column names), a single row (its keys) or a string (its characters)."""
-    if isinstance(items, (str, Mapping)):
+    if isinstance(items, (str, Mapping)) or items is None or not hasattr(items, "__iter__"):
         raise NotRows(type(items).__name__, "pass a list of rows ([row] for one)")
     listed = list(items)
     # Table-like but not a DataFrame (labelled() takes those): has to_dict and iterates as its column labels.

@@ -34,7 +34,7 @@ from .hypervisor.fleet import Fleet, Listing, as_fleet
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
-from .values import parse_pool_id
+from .values import parse_flag, parse_pool_id
 
 # Every state a registered VM can be in: ``conflict`` (its UUID is on two hosts of a fleet), then those
 # vm_state() decides, in its order.
@@ -246,6 +246,7 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
     """One listing per host (every host of a fleet at once) and one DB snapshot, joined. With
     ``tolerate_host_errors`` a report comes back even when no host can be listed (DB only: ``host_error``
     says why) instead of raising; a fleet with some hosts down always reports them in ``hosts``."""
+    tolerate_host_errors = parse_flag("tolerate_host_errors", tolerate_host_errors)
     fleet = as_fleet(host)
     listings = fleet.survey()
     errors = [listing.error for listing in listings if listing.error is not None]

@@ -128,6 +128,30 @@ def parse_pool_name(value: object) -> str:
     return _parse_text("pool name", value, POOL_NAME_MAX, empty_ok=False, refused=('"', "double quotes"))
 
 
+def parse_flag(field: str, value: object) -> bool:
+    """A switch: True or False (numpy's bool too). Anything else is refused, "no" included, which Python
+    would take as true."""
+    if isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_" and type(value).__module__ == "numpy":
+        return bool(value)
+    raise InvalidValue(field, value, "True or False")
+
+
+def check_kind(call: str, field: str, value: object, kind: type, hint: str = "") -> None:
+    """Refuse ``value`` unless it is a ``kind``, naming both: "apply_plan() takes a ReconfigurePlan, not a
+    BulkPlan", then ``hint`` (what to do instead) after a colon."""
+    if isinstance(value, kind):
+        return
+    got = "None" if value is None else _a(type(value).__name__)
+    raise InvalidValue(field, value, _a(kind.__name__),
+                       sentence=f"{call}() takes {_a(kind.__name__)}, not {got}" + (f": {hint}" if hint else ""))
+
+
+def _a(name: str) -> str:
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def parse_count(field: str, value: object) -> int:
     """A positive whole number such as a --limit (bounded: SQLite and int() refuse huge ones)."""
     text = str(value).strip()
