@@ -29,26 +29,16 @@ from .render import (
     name_of,
     pool_block_lines,
     segment_text,
+    state_mark,
     unfinished_lines,
 )
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
-_MARKS = {
-    "configured": "✓ Configured",
-    "halted": "✓ Configured (halted)",  # its next boot takes it
-    "pending": "⚠ Pending restart",
-    "drift": "⚠ Args differ from DB",
-    "missing": "⚠ Not on host",
-}
 
 
 def _state_mark(entry: ScannedVM) -> str:
     """The VM's state where the spec puts ``✓ Configured``."""
-    if entry.state == "unknown":
-        return "? Running config unknown" if entry.host_known else "? Host not reachable"
-    if entry.state == "conflict":
-        return f"⚠ On {len(entry.conflict)} hosts"
-    return _MARKS[entry.state]
+    return state_mark(entry.state, entry.host_known, len(entry.conflict))
 
 
 def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None) -> str:

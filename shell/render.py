@@ -267,6 +267,7 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
         lines.append("Host: ⚠ this VM is not on the host")
     else:
         lines.append(f"Power state: {host_vm.power_state.value}")
+        lines.append(f"Status: {state_mark(state)}")  # as scan-vms says it: what the VM booted with decides
         lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
         if host_vm.power_state.value != "halted":
             lines.append(f"Running with: {booted_status(vm, booted, state)}")
@@ -299,9 +300,30 @@ def excerpt(text: str | None, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
+_MARKS = {
+    "configured": "✓ Configured",
+    "halted": "✓ Configured (halted)",  # its next boot takes it
+    "pending": "⚠ Pending restart",
+    "drift": "⚠ Args differ from DB",
+    "missing": "⚠ Not on host",
+}
+
+
+def state_mark(state: str, host_known: bool = True, hosts: int = 0) -> str:
+    """A VM's state (vgpu.scan.STATES) as scan-vms and show-vm say it: "✓ Configured" only when the
+    running VM booted with its registered configuration (or, halted, will at its next boot)."""
+    if state == "unknown":
+        return "? Running config unknown" if host_known else "? Host not reachable"
+    if state == "conflict":
+        return f"⚠ On {hosts} hosts"
+    return _MARKS[state]
+
+
 def segment_status(expected: VMConfig, segment) -> str:
+    """The args stored on the host beside the database: what the VM takes at its next boot, which is not
+    what a running VM has (show-vm's Status and "Running with" say that)."""
     if segment.config == expected:
-        return f"✓ Configured ({config_text(expected)})"
+        return f"✓ as registered ({config_text(expected)}), read at the VM's next boot"
     if not segment.present:
         return "⚠ no vgpu segment (run 'vgpu-admin repair-vm')"
     if segment.config is None:

@@ -254,7 +254,9 @@ def test_a_host_that_cannot_tell_what_booted_never_shows_configured(spec, monkey
                                "host cannot tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")
         assert ok(run(["status", *flags]))[-1] == scanned[-1]
         uuid = spec.uuid("VM-1")
-        assert ok(run(["show-vm", f"--vm-uuid={uuid}", *flags]))[7] == (
+        shown = ok(run(["show-vm", f"--vm-uuid={uuid}", *flags]))
+        assert shown[6] == "Status: ? Running config unknown" and not any("Configured" in line for line in shown)
+        assert shown[8] == (
             "Running with: ? unknown (the host cannot tell what the VM booted with; restarting it applies the stored args)")
         assert ok(run(["set-pool", f"--vm-uuid={uuid}", "--pool=A", *flags])) == [
             f"VM-1 ({uuid}) already has this configuration in the database and its args; the host cannot tell what "
@@ -360,11 +362,14 @@ def test_a_running_vm_registered_is_pending_in_scan_status_show_vm_and_json(spec
     assert f"UUID: {uuid} | Name: VM-21 | Pool: A | Priority: medium (1) | VM ID: 31 | ⚠ Pending restart" in scanned
     assert scanned[-2:] == pending
     assert ok(spec.cli("status"))[-3:] == ["", *pending]
-    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[5:8] == [
+    shown = ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))
+    assert shown[5:9] == [  # the args are right for its next boot; it is not configured until then
         "Power state: running",
-        "Device-model args: ✓ Configured (pool=A;priority=1;vm_id=31)",
+        "Status: ⚠ Pending restart",
+        "Device-model args: ✓ as registered (pool=A;priority=1;vm_id=31), read at the VM's next boot",
         f"Running with: ⚠ no vgpu segment - pending restart (run 'vgpu-admin apply-vm --vm-uuid={uuid}')",
     ]
+    assert not any("Configured" in line for line in shown)
     states = {e["vm"]["vm_uuid"]: e["state"] for e in as_json(spec.cli("scan-vms", "--format=json"))["registered"]}
     assert states[uuid] == "pending"
     view = as_json(spec.cli("show-vm", f"--vm-uuid={uuid}", "--format=json"))
@@ -374,9 +379,10 @@ def test_a_running_vm_registered_is_pending_in_scan_status_show_vm_and_json(spec
 
 def test_show_vm_of_a_running_vm_says_what_it_runs_with(spec):
     uuid = spec.uuid("VM-1")
-    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[5:8] == [
+    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[5:9] == [
         "Power state: running",
-        "Device-model args: ✓ Configured (pool=A;priority=2;vm_id=1)",
+        "Status: ✓ Configured",
+        "Device-model args: ✓ as registered (pool=A;priority=2;vm_id=1), read at the VM's next boot",
         "Running with: ✓ pool=A;priority=2;vm_id=1",
     ]
 
@@ -419,11 +425,12 @@ def test_register_vm_refusals_change_nothing(spec, argv, words):
 def test_show_vm_shows_the_registration_power_state_and_segment(spec):
     uuid = spec.uuid("VM-3")
     lines = ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))
-    assert lines[:7] == [
+    assert lines[:8] == [
         "VM: VM-3", f"UUID: {uuid}", "Pool: A", "Priority: high (2)", "VM ID: 3", "Power state: halted",
-        "Device-model args: ✓ Configured (pool=A;priority=2;vm_id=3)",
+        "Status: ✓ Configured (halted)",
+        "Device-model args: ✓ as registered (pool=A;priority=2;vm_id=3), read at the VM's next boot",
     ]
-    assert lines[7].startswith("Registered: ")
+    assert lines[8].startswith("Registered: ")
 
 
 def test_show_vm_says_when_the_host_lacks_the_vm_or_cannot_be_asked(spec):
