@@ -126,6 +126,11 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
         yield from ("", f"=== Unregistered VMs carrying a vgpu segment: {len(report.foreign_segments)} ===")
         for f in report.foreign_segments:
             carried = config_text(f.segment.config) if f.segment.config else f"unreadable segment ({shown(f.segment.reason)})"
+            if f.running_only:  # only its running QEMU has it: a restart or stop drops it
+                whose = f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid})" if f.owner else ""
+                yield (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Running with: {carried}{whose} | "
+                       "Action: Restart or stop it (its stored args have no segment), or register it")
+                continue
             whose = f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid}: a clone?)" if f.owner else ""
             yield (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Carries: {carried}{whose} | "
                    f"Action: Run 'vgpu-admin repair-vm --vm-uuid={shown(f.host_vm.uuid)}' to clear it, or register it")

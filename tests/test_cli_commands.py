@@ -1108,3 +1108,14 @@ def test_edit_pool_name_is_set_pool_name_as_the_spec_s_clarification_8_calls_it(
     assert ok(spec.cli("help", "edit-pool-name")) == ok(spec.cli("help", "set-pool-name"))
     assert "Also called: edit-pool-name (the spec's clarification 8)." in ok(spec.cli("help", "set-pool-name"))
     assert any("set-pool-name" in line and "alias edit-pool-name" in line for line in ok(spec.cli("help")))
+
+
+def test_scan_names_a_removed_vm_whose_qemu_still_runs_with_a_vm_id_now_taken(spec):
+    removed, taker = spec.uuid("VM-2"), spec.uuid("VM-21")  # both running; VM-2 booted with vm_id 2
+    ok(spec.cli("remove-vm", f"--vm-uuid={removed}"))
+    ok(spec.cli("register-vm", f"--vm-uuid={taker}", "--vm-id=2"))
+    scanned = ok(spec.cli("scan-vms"))
+    heading = scanned.index("=== Unregistered VMs carrying a vgpu segment: 1 ===")
+    assert scanned[heading + 1] == (
+        f"UUID: {removed} | Name: VM-2 | Running with: pool=A;priority=2;vm_id=2 (vm_id of VM-21, {taker}) | "
+        "Action: Restart or stop it (its stored args have no segment), or register it")

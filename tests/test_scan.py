@@ -287,3 +287,25 @@ def test_an_unfinished_operation_is_named_when_the_vm_is_gone_from_db_and_host(w
     world.sim.remove_vm(uuid)
     (op,) = scan.status(world.store, world.sim).unfinished
     assert (op.vm_name, op.kind, op.in_progress) == ("leaving", "remove", False)
+
+
+def test_an_unregistered_vm_whose_qemu_still_carries_a_vm_id_is_flagged(world):
+    # remove-vm clears the stored segment, but the running QEMU keeps its vm_id until the VM stops; the next
+    # registration may take that vm_id (the lowest free): two running QEMUs with one vm_id must be shown.
+    removed = world.add(1, "running", config("A", 1, 1))
+    lifecycle.remove_vm(world.store, world.sim, removed)
+    taker = world.add(2, "running")
+    assert lifecycle.register_vm(world.store, world.sim, taker).vm.vm_id == 1
+    report = scan.scan(world.store, world.sim)
+    [foreign] = report.foreign_segments
+    assert foreign.host_vm.uuid == removed and foreign.running_only
+    assert foreign.segment.config == config("A", 1, 1) and foreign.owner.vm_uuid == taker
+    assert report.clones == [foreign]
+    [record] = [r for r in report.records() if r["vm_uuid"] == removed]
+    assert record["state"] == "unregistered, still running with the vm_id of vm-2 (vm_id 1)"
+
+
+def test_a_segment_in_the_stored_args_is_not_only_running(world):
+    leftover = world.add(3, "halted", own_args=devargs.render(config("B", 2, 42)))
+    [foreign] = scan.scan(world.store, world.sim).foreign_segments
+    assert foreign.host_vm.uuid == leftover and not foreign.running_only

@@ -110,11 +110,13 @@ class ScannedVM:
 @attrs.frozen
 class ForeignSegment:
     """An unregistered VM carrying a vgpu segment. ``owner`` is the registered VM whose vm_id it
-    carries (a clone), or None for a segment left behind."""
+    carries (a clone), or None for a segment left behind. ``running_only``: its stored args have none, but
+    its running QEMU booted with this one and keeps it until it stops (a VM removed while running)."""
 
     host_vm: HostVM
     segment: SegmentState
     owner: VM | None
+    running_only: bool = False
 
 
 @attrs.frozen
@@ -350,10 +352,13 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     by_vm_id = {vm.vm_id: vm for vm in registered}
     foreign = []
     for host_vm in unregistered:
-        segment = parse(host_vm.device_model_args, quoted=host_vm.host in quoted_labels)
+        quoted = host_vm.host in quoted_labels
+        segment, running_only = parse(host_vm.device_model_args, quoted=quoted), False
+        if not segment.present and host_vm.booted_args:  # a running QEMU's vm_id counts until it stops
+            segment, running_only = parse(host_vm.booted_args, quoted=quoted), True
         if segment.present:
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
-            foreign.append(ForeignSegment(host_vm, segment, owner))
+            foreign.append(ForeignSegment(host_vm, segment, owner, running_only))
     hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error),
                               getattr(listing.error, "code", None)) for listing in listings)
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,

@@ -30,6 +30,9 @@ def pool_detail_view(detail: PoolDetail) -> tuple[str, list[Record]]:
 def _unregistered_state(foreign: ForeignSegment | None) -> str:
     if foreign is None:
         return "unregistered"
+    if foreign.running_only:
+        whose = f"the vm_id of {foreign.owner.display_name} (vm_id {foreign.owner.vm_id})" if foreign.owner else "a vgpu segment"
+        return f"unregistered, still running with {whose}"
     if foreign.owner is None:
         return "unregistered, carries a leftover vgpu segment"
     return f"unregistered, clone of {foreign.owner.display_name} (carries vm_id {foreign.owner.vm_id})"
