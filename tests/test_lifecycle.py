@@ -635,6 +635,18 @@ def test_a_plan_overtaken_by_another_change_is_refused(world, running):
     assert world.open_ops() == []
 
 
+def test_a_vm_id_taken_after_the_plan_is_refused_before_the_vm_is_stopped(world, running):
+    plan = lifecycle.plan_reconfigure(world.store, world.sim, running, vm_id=50)
+    other = world.add(2, "halted")
+    vms.db_register(world.store, other, vm_id=50)  # another session took it while the plan waited for "yes"
+    with pytest.raises(Conflict) as caught:
+        lifecycle.apply_plan(world.store, world.sim, plan)
+    assert str(caught.value) == f"vm_id 50 is already used by VM {other}"
+    assert world.power(running) is PowerState.RUNNING
+    assert [entry.action for entry in audit.history(world.store, running)] == ["register"]  # no stop, no restart
+    assert world.config(running) == config("A", 1, 1) and world.open_ops() == []
+
+
 def test_a_plan_for_a_vm_removed_meanwhile_is_refused(world, running):
     plan = lifecycle.plan_reconfigure(world.store, world.sim, running, pool="B")
     vms.db_remove(world.store, running)
