@@ -118,7 +118,7 @@ def test_two_bare_uris_are_refused_since_several_hosts_need_labels():
     ('[hosts]\ngpu1 = { uri = "xapi://root@h", follow_master = "10.0.0.1" }\n', "must be a list of IP addresses"),
     ('[hosts]\ngpu1 = { uri = "xapi://root@h", follow_master = ["not an address!"] }\n', "invalid follow_master entry 'not an address!'"),
     ('hosts = "gpu1"\n', "setting hosts = 'gpu1' has the wrong type"),
-    ("parallel_hosts = 0\n", "parallel_hosts = 0 must be at least 1"),
+    ("parallel_hosts = 0\n", "parallel_hosts = 0 must be a whole number of at least 1"),
 ])
 def test_a_bad_hosts_table_names_the_file_and_the_value(user_config, toml, expected):
     user_config.write_text(toml)

@@ -26,7 +26,7 @@ Config file keys::
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, cast
+from typing import Any, Callable, Mapping, cast
 
 from . import hostspecs, paths, trust
 from .basics import DEFAULT_ARGS_KEY  # not from hypervisor.base: settings load no hypervisor code
@@ -121,14 +121,43 @@ def _read_toml(path: str) -> dict[str, Any]:
         if not isinstance(value, _KEYS[key]) or (key in ("clean_timeout", "parallel_hosts") and isinstance(value, bool)):
             raise ConfigError(path, f"setting {key} = {value!r} has the wrong type")
         if key == "password_file":  # a str: its type is checked above
-            data[key] = os.path.expanduser(cast(str, value))  # ~/... as ssh reads it in its config
-            if not os.path.isabs(data[key]):
-                raise ConfigError(path, f"setting password_file = {value!r} must be an absolute path")
+            value = os.path.expanduser(cast(str, value))  # ~/... as ssh reads it in its config
+        if key in CHECKED:
+            data[key] = _checked_in_file(path, key, value)
     if "hosts" in data:
         data["hosts"] = hostspecs.from_table(data["hosts"], path)
-    if data.get("parallel_hosts", 1) < 1:
-        raise ConfigError(path, f"setting parallel_hosts = {data['parallel_hosts']!r} must be at least 1")
     return data
+
+
+def _checked_in_file(path: str, key: str, value: object) -> Any:
+    """check_setting for a config file's value: refused naming the file and the key."""
+    try:
+        return check_setting(key, value)
+    except InvalidValue as bad:
+        raise ConfigError(path, f"setting {key} = {value!r} must be {bad.allowed}") from None
+
+
+def check_setting(key: str, value: object) -> Any:
+    """``value`` as the settings hold it, or an InvalidValue (field ``key``) naming what is allowed: the one
+    rule for a key, whichever source gives it (a config file, vgpu.connect())."""
+    if key == "clean_timeout":
+        from .values import parse_seconds  # only when set: list-pools, whose start-up is measured, parses no input
+
+        return parse_seconds(key, value)
+    allowed, holds = _RULES[key]
+    if not holds(value):
+        raise InvalidValue(key, value, allowed)
+    return value
+
+
+# What each setting allows and the test its value must pass; clean_timeout's is values.parse_seconds.
+_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "force_after_timeout": ("True or False", lambda value: isinstance(value, bool)),
+    "password_file": ("an absolute path", lambda value: isinstance(value, str) and os.path.isabs(value)),
+    "parallel_hosts": ("a whole number of at least 1",
+                       lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= 1),
+}
+CHECKED = frozenset(("clean_timeout", *_RULES))  # the settings check_setting takes
 
 
 def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -53,13 +53,7 @@ HostArgument = Union[str, Sequence[str], Mapping[str, str], None]
 Rows = Union[Iterable[Any], Mapping[Any, Any]]
 
 _HOST_FORMS = "a URI (such as xe: or sim:PATH), a label of config.toml [hosts], a list of LABEL=URI or labels, or {label: URI}"
-_SETTINGS: dict[str, str] = {  # the settings connect() takes besides db and host, and what each accepts
-    "args_key": "a platform key name, such as device-model-args",
-    "clean_timeout": "a number of seconds from 0 to 86400",
-    "force_after_timeout": "True or False",
-    "password_file": "an absolute path",
-    "parallel_hosts": "a whole number of at least 1",
-}
+_SETTINGS = ("args_key", "clean_timeout", "force_after_timeout", "password_file", "parallel_hosts")  # besides db and host
 
 
 def connect(db: str | os.PathLike[str] | None = None, host: HostArgument = None, *,
@@ -111,24 +105,16 @@ def _host_words(host: object) -> str | list[str] | None:
 
 
 def _setting(name: str, value: object) -> object:
-    """One of connect()'s other settings, checked as a config file's would be."""
+    """One of connect()'s other settings, checked by the rule a config file's is (config.check_setting)."""
     if name not in _SETTINGS:
         raise InvalidValue("setting", name, ["db", "host", "password", *_SETTINGS])
-    if name == "clean_timeout":
-        from .values import parse_seconds
-
-        return parse_seconds("clean_timeout", value)
     if name == "password_file" and isinstance(value, os.PathLike):
         value = os.fspath(value)
-    good = {
-        "args_key": isinstance(value, str) and bool(value.strip()),
-        "force_after_timeout": isinstance(value, bool),
-        "password_file": isinstance(value, str) and os.path.isabs(value),
-        "parallel_hosts": isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-    }[name]
-    if not good:
-        raise InvalidValue(name, value, _SETTINGS[name])
-    return value
+    if name == "args_key":
+        if not (isinstance(value, str) and value.strip()):
+            raise InvalidValue(name, value, "a platform key name, such as device-model-args")
+        return value
+    return config.check_setting(name, value)
 
 
 class Connection:

@@ -1,0 +1,81 @@
+"""config.toml's values: each key is checked by the one rule every source of it shares, and a bad value is a
+ConfigError naming the file and the key, before anything is opened or changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import config, connect
+from vgpu.errors import ConfigError, InvalidValue
+
+from .clikit import SpecHost, run
+
+
+@pytest.fixture
+def user_config(isolated_environment):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def _refusal(path, toml: str) -> str:
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        config.load()
+    return str(caught.value)
+
+
+# --- typed keys: clean_timeout, parallel_hosts -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("toml", "shown", "allowed"), [
+    ("clean_timeout = -5\n", "-5", "a number of seconds from 0 to 86400"),
+    ("clean_timeout = -0.5\n", "-0.5", "a number of seconds from 0 to 86400"),
+    ("clean_timeout = nan\n", "nan", "a number of seconds from 0 to 86400"),
+    ("clean_timeout = inf\n", "inf", "a number of seconds from 0 to 86400"),
+    ("clean_timeout = 86401\n", "86401", "a number of seconds from 0 to 86400"),
+    ("parallel_hosts = 0\n", "0", "a whole number of at least 1"),
+    ("parallel_hosts = -3\n", "-3", "a whole number of at least 1"),
+])
+def test_a_typed_value_out_of_range_names_the_file_the_key_and_what_is_allowed(user_config, toml, shown, allowed):
+    key = toml.split(" =")[0]
+    assert _refusal(user_config, toml) == f"{user_config}: setting {key} = {shown} must be {allowed}"
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ("clean_timeout = 0\n", 0.0), ("clean_timeout = 2.5\n", 2.5), ("clean_timeout = 86400\n", 86400.0),
+])
+def test_a_clean_timeout_in_range_is_taken_in_seconds(user_config, toml, expected):
+    user_config.write_text(toml)
+    assert config.load().clean_timeout == expected
+
+
+@pytest.mark.parametrize(("key", "value", "toml"), [
+    ("clean_timeout", -5, "-5"), ("clean_timeout", float("nan"), "nan"), ("clean_timeout", 86401, "86401"),
+    ("clean_timeout", 7, "7"), ("clean_timeout", 0.25, "0.25"),
+    ("parallel_hosts", 0, "0"), ("parallel_hosts", 3, "3"),
+])
+def test_a_config_file_and_connect_share_one_rule(user_config, tmp_path, key, value, toml):
+    user_config.write_text(f"{key} = {toml}\n")
+    try:
+        from_file = config.load()
+    except ConfigError as refused:
+        with pytest.raises(InvalidValue) as raised:
+            connect(db=str(tmp_path / "v.db"), **{key: value})
+        assert str(refused).endswith(f"must be {raised.value.allowed}")
+        return
+    user_config.unlink()
+    assert getattr(config.load({key: value}), key) == getattr(from_file, key)
+    with connect(db=str(tmp_path / "v.db"), **{key: value}) as conn:
+        assert getattr(conn.settings, key) == getattr(from_file, key)
+
+
+def test_a_negative_clean_timeout_in_the_config_stops_no_vm(user_config, tmp_path):
+    spec = SpecHost(tmp_path)
+    user_config.write_text("clean_timeout = -5\n")
+    before = spec.files()
+    outcome = spec.cli("set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=B", stdin="yes\n")
+    assert outcome.code == 2 and outcome.out == ""
+    assert outcome.one_error_line() == (f"error: {user_config}: setting clean_timeout = -5 must be a number of "
+                                        "seconds from 0 to 86400")
+    assert spec.files() == before and spec.pool_of("VM-1") == "A"
