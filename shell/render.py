@@ -143,6 +143,8 @@ def confirmation(plan) -> str:
     lines.append("  ")
     if plan.needs_restart:
         lines.append("  This change requires stopping and restarting the VM.")
+    elif plan.running:  # it booted with the new configuration already
+        lines.append("  The VM already runs with this configuration: only its args are rewritten, without a restart.")
     else:
         lines.append(f"  The VM is {plan.power_state.value}: no restart is needed; it takes the change at its next start.")
     return "\n".join(lines)
@@ -163,6 +165,8 @@ def nothing_to_do(result, apply: bool) -> str:
     """A set-* or apply-vm that found nothing to do; and, when the host cannot tell what the running VM
     booted with, how to restart it anyway."""
     who = f"{name_of(result.vm)} ({result.vm.vm_uuid})"
+    if apply and not result.running:
+        return f"{who} is halted and its args have its registered configuration, which it takes at its next start; nothing to do."
     text = f"{who} already runs with its registered configuration" if apply else f"{who} already has this configuration"
     if result.runs_unknown:
         return (f"{text} in the database and its args; the host cannot tell what the running VM booted with: "
@@ -179,7 +183,8 @@ def reconfigured(result) -> str:
     why = f" ({result.stop_reason})" if result.stopped_how == "forced" and result.stop_reason else ""
     if result.old == vm.config:  # nothing changed in the database: its registered configuration was applied
         tail = (f"The VM was {how}{why} and started again with it." if result.restarted
-                else "The VM was not running; it takes it at its next start.")
+                else "The VM already ran with it and was not restarted: its args now keep it at its next boot."
+                if result.running else "The VM was not running; it takes it at its next start.")
         return f"Applied the registered configuration to {name_of(vm)} ({vm.vm_uuid}): {config_text(vm.config)}.\n{tail}"
     what = ", ".join(
         f"{label} {before} → {after}"
@@ -192,6 +197,8 @@ def reconfigured(result) -> str:
     )
     if result.restarted:
         tail = f"The VM was {how}{why}, reconfigured and started again."
+    elif result.running:
+        tail = "The VM already ran with the new configuration and was not restarted: its args now keep it."
     else:
         tail = "The VM was not running; it takes the new configuration at its next start."
     return f"Applied to {name_of(vm)} ({vm.vm_uuid}): {what}.\n{tail}"

@@ -570,6 +570,27 @@ def test_no_to_apply_vm_leaves_the_pending_vm_running_as_it_was(spec):
     assert "⚠ Pending restart" in ok(spec.cli("scan-vms"))[6]
 
 
+def test_apply_vm_of_a_running_vm_whose_args_drifted_says_it_keeps_running(spec):
+    uuid = spec.uuid("VM-1")  # running with pool=A;priority=2;vm_id=1, as registered; its args then changed
+    spec.sim.set_device_model_args(uuid, devargs.render(VMConfig("B", Priority.LOW, 1)))
+    boots = spec.sim.boots(uuid)
+    lines = applied(spec.cli("apply-vm", f"--vm-uuid={uuid}", stdin="yes\n"))
+    assert lines[-4:] == [
+        "  The VM already runs with this configuration: only its args are rewritten, without a restart.",
+        "  Do you want to apply these settings? (yes/no): yes",
+        f"Applied the registered configuration to VM-1 ({uuid}): pool=A;priority=2;vm_id=1.",
+        "The VM already ran with it and was not restarted: its args now keep it at its next boot.",
+    ]
+    assert spec.sim.boots(uuid) == boots and spec.sim.power_state(uuid).value == "running"
+
+
+def test_apply_vm_of_a_halted_vm_with_its_args_right_says_it_is_halted(spec):
+    uuid = spec.uuid("VM-3")  # halted, args as registered
+    assert ok(spec.cli("apply-vm", f"--vm-uuid={uuid}")) == [
+        f"VM-3 ({uuid}) is halted and its args have its registered configuration, which it takes at its next "
+        "start; nothing to do."]
+
+
 def test_apply_vm_of_an_unregistered_vm_says_to_register_it(spec):
     outcome = spec.cli("apply-vm", f"--vm-uuid={spec.uuid('VM-21')}")
     assert outcome.code == 2 and "register it first" in outcome.one_error_line()

@@ -161,6 +161,7 @@ class ReconfigureResult:
     stopped_how: str | None = None  # "clean" or "forced" when the VM was stopped
     stop_reason: str = ""  # why it had to be forced (the clean shutdown's failure, or its deadline)
     runs_unknown: bool = False  # nothing was done, but the host cannot tell what the running VM booted with
+    running: bool = False  # the VM was running: restarted, or left running when it already ran with the change
 
 
 def check_power_state(vm_uuid: str, state: PowerState) -> None:
@@ -259,7 +260,8 @@ def apply_vm(
 def _confirmed(store: Store, host: Hypervisor, plan: ReconfigurePlan, confirm: Callable[[ReconfigurePlan], bool],
                progress: ProgressCallback, policy: StopPolicy) -> ReconfigureResult:
     if plan.is_noop:
-        return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False, runs_unknown=plan.runs_unknown)
+        return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False, runs_unknown=plan.runs_unknown,
+                                 running=plan.running)
     ask(confirm, plan)
     return apply_plan(store, host, plan, progress=progress, policy=policy)
 
@@ -300,7 +302,7 @@ def apply_plan(
                       "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
     progress, policy = one_vms_progress(progress), check_policy(policy)
     if plan.is_noop:
-        return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False)
+        return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False, running=plan.running)
     progress = guarded(progress)
     op, seen = _begin(store, host, plan)
     stop = None
@@ -325,6 +327,7 @@ def apply_plan(
             raise
     close(store, op, journal.DONE, power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
+                             running=seen.power_state is PowerState.RUNNING,
                              stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "")
 
 
