@@ -2,7 +2,7 @@
 
 Injected into every handler, so tests pass string buffers and scripted answers, and the REPL passes a
 reader that prompts through prompt_toolkit. Confirmation fails closed: only yes/y applies, end of input
-is a no, and anything else asks again.
+is a no, and anything else asks again at a terminal and is a no without one.
 """
 
 from __future__ import annotations
@@ -31,22 +31,38 @@ if TYPE_CHECKING:  # a type only: defining a Protocol costs start-up time every 
         def isatty(self) -> bool: ...
 
 
-def stdin_reader(out: TextIO, stdin: Lines | None = None) -> Callable[[str], str | None]:
-    """Read answers from stdin; when it is not a terminal, echo them so transcripts read naturally."""
-    source = stdin or sys.stdin
+class StdinReader:
+    """Reads answers from stdin (or a script's lines); when it is not a terminal, echoes them so transcripts
+    read naturally."""
 
-    def read_line(prompt: str) -> str | None:
-        out.write(prompt)
-        out.flush()
-        line = source.readline() if source is not None else ""  # stdin closed (<&-): end of input
+    def __init__(self, out: TextIO, source: Lines | None) -> None:
+        self.out = out
+        self.source = source  # None: stdin is closed (<&-)
+
+    @property
+    def at_terminal(self) -> bool:
+        return self.source is not None and self.source.isatty()
+
+    def __call__(self, prompt: str) -> str | None:
+        self.out.write(prompt)
+        self.out.flush()
+        line = self.source.readline() if self.source is not None else ""  # stdin closed: end of input
         if not line:
-            out.write("\n")
+            self.out.write("\n")
             return None
-        if not source.isatty():
-            out.write(line if line.endswith("\n") else line + "\n")
+        if not self.at_terminal:
+            self.out.write(line if line.endswith("\n") else line + "\n")
         return line.rstrip("\n")
 
-    return read_line
+
+def stdin_reader(out: TextIO, stdin: Lines | None = None) -> StdinReader:
+    return StdinReader(out, stdin or sys.stdin)
+
+
+def _unclear_answer(answer: str) -> Cancelled:
+    shown_answer = repr(answer.strip()) if answer.strip() else "an empty answer"
+    return Cancelled(f"Cancelled: {shown_answer} is neither yes nor no (without a terminal the question is not asked "
+                     "again); nothing was changed.")
 
 
 def terminal_password(prompt: str) -> str | None:
@@ -100,6 +116,7 @@ class Console:
         self.interactive = interactive
         # Asks for a password at a terminal; None (or a reader answering None): there is no terminal to ask at.
         self.read_secret = read_secret
+        self.unclear_answers = 0  # a script stops after one (shell.script)
         self._progress_open = False
         self._shown_at: dict[tuple[str, str], int] = {}  # (VM, step) → the last "still waiting" line, in PLAIN_EVERYs
 
@@ -137,7 +154,9 @@ class Console:
         self.err.flush()
 
     def confirm(self, question: str) -> bool:
-        """Ask until the answer is yes or no; end of input (or Ctrl-D) means no."""
+        """Ask until the answer is yes or no; end of input (or Ctrl-D) means no. An unclear answer is asked
+        again only at a terminal: from a pipe or a file, the next line is not a second try but the script's
+        next command, so the unclear answer cancels (raises Cancelled) and nothing more is read."""
         while True:
             try:
                 answer = self.read_line(question)
@@ -151,7 +170,14 @@ class Console:
                 return True
             if word in NO:
                 return False
+            if not self._can_ask_again():
+                self.unclear_answers += 1
+                raise _unclear_answer(answer)
             self.out.write("Please answer yes or no.\n")
+
+    def _can_ask_again(self) -> bool:
+        # A reader that does not say where it reads is the vgpu> shell's prompt, at a terminal.
+        return getattr(self.read_line, "at_terminal", True)
 
     def progress(self, event) -> None:
         """Show a lifecycle progress event on stderr: one updating line at a terminal; else one line per step,

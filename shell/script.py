@@ -5,8 +5,10 @@ no line is echoed: the output is the commands' own, as ``sqlite3`` and ``psql`` 
 A question a command asks takes its answer from the next line, as a one-shot command reading a pipe does.
 The lines stop at the first that fails (exit code 1 or 2): its exit code is the script's, and one line on
 stderr says where it stopped. An answer of no (exit code 3, cancelled) is a choice, not a failure: the next
-line runs. With ``vgpu-admin --keep-going`` every line runs, and the exit code is that of the first that
-did not succeed (0 when all did). Ctrl-C stops the lines either way.
+line runs. An answer that is neither yes nor no is a no too (exit code 3), read from its own line only, but
+the lines stop there: what the script meant is unknown. With ``vgpu-admin --keep-going`` every line runs,
+and the exit code is that of the first that did not succeed (0 when all did). Ctrl-C stops the lines
+either way.
 """
 
 from __future__ import annotations
@@ -47,13 +49,18 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
     try:
         while (line := lines.readline()):  # readline, not iteration: the console reads answers from it too
             number = lines.number
-            interrupts = ctx.interrupts
+            interrupts, unclear_answers = ctx.interrupts, ctx.console.unclear_answers
             code = runner.run_line(ctx, line)
             if code is None:
                 break
             first_failure = first_failure or code
             if ctx.interrupts > interrupts:
                 ctx.console.error(f"Stopped at line {number}, interrupted; the lines after it were not run.")
+                break
+            if ctx.console.unclear_answers > unclear_answers and not keep_going:
+                # A cancellation, but not the script's author's choice: what was meant is unknown.
+                ctx.console.error(f"Stopped at line {lines.number}, an answer that was neither yes nor no; the lines "
+                                  "after it were not run (vgpu-admin --keep-going runs them all).")
                 break
             if code in STOPS and not keep_going:
                 ctx.console.error(f"Stopped at line {number}, which failed; the lines after it were not run "

@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from shell.console import Console
+from shell.console import Console, stdin_reader
 from shell.main import main
 
 from vgpu import demo, devargs
@@ -123,19 +123,41 @@ def test_workflow_3_no_cancels_and_the_vm_keeps_running(spec, answer):
     assert config_of(spec, "VM-1") == OLD
 
 
-def test_workflow_3_an_unclear_answer_is_asked_again_then_yes_applies(spec):
-    outcome = set_pool_b(spec, "sure\nyep\ny\n")
-    assert outcome.code == 0
+class _Terminal(io.StringIO):
+    """Answers typed at a terminal (which echoes them itself)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_workflow_3_an_unclear_answer_at_a_terminal_is_asked_again_then_yes_applies(spec):
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=B", *spec.flags]
+    assert main(argv, Console(out, err, stdin_reader(out, _Terminal("sure\nyep\ny\n")))) == 0
     again = "Please answer yes or no.\n" + QUESTION
-    assert outcome.out.startswith(SPEC_BLOCK + RESTART + QUESTION + "sure\n" + again + "yep\n" + again + "y\n")
+    assert out.getvalue().startswith(SPEC_BLOCK + RESTART + QUESTION + again + again + "Applied to VM-1")
     assert config_of(spec, "VM-1") == NEW and segment_of(spec, "VM-1") == NEW
 
 
-@pytest.mark.parametrize("answers", ["", "maybe\n", "maybe"], ids=["nothing", "unclear-then-eof", "no-newline"])
-def test_workflow_3_end_of_input_cancels(spec, answers):
+@pytest.mark.parametrize(("answers", "shown"), [("ok\nyes\n", "'ok'"), ("maybe", "'maybe'"), ("\nyes\n", "an empty answer")],
+                         ids=["unclear-then-yes", "no-newline", "empty"])
+def test_workflow_3_an_unclear_piped_answer_is_a_no_and_reads_no_further(spec, answers, shown):
+    # Without a terminal nobody can answer again: asking again would take the script's next line as the answer.
     uuid = spec.uuid("VM-1")
     before, boots = spec.files(), spec.sim.boots(uuid)
     outcome = set_pool_b(spec, answers)
+    assert outcome.code == 3
+    assert outcome.out == SPEC_BLOCK + RESTART + QUESTION + answers.split("\n")[0] + "\n"
+    assert outcome.one_error_line() == (f"Cancelled: {shown} is neither yes nor no (without a terminal "
+                                        "the question is not asked again); nothing was changed.")
+    assert spec.files() == before
+    assert spec.sim.power_state(uuid).value == "running" and spec.sim.boots(uuid) == boots
+
+
+def test_workflow_3_end_of_input_cancels(spec):
+    uuid = spec.uuid("VM-1")
+    before, boots = spec.files(), spec.sim.boots(uuid)
+    outcome = set_pool_b(spec, "")
     assert outcome.code == 3 and outcome.err == CANCELLED
     assert outcome.out.startswith(SPEC_BLOCK + RESTART + QUESTION)
     assert spec.files() == before

@@ -142,3 +142,26 @@ def test_lines_after_a_demo_reset_see_the_new_demo_not_the_old_files():
     assert outcome.code == 0, outcome.err
     shown = outcome.out_lines[outcome.out_lines.index(f"UUID: {vm1}"):]  # show-vm's lines, after the reset's
     assert shown[1:3] == ["Pool: A", "Priority: high (2)"]
+
+
+UNCLEAR_OK = ("Cancelled: 'ok' is neither yes nor no (without a terminal the question is not asked again); "
+              "nothing was changed.")
+
+
+def test_an_unclear_answer_is_a_no_that_takes_only_its_own_line_and_stops_the_lines(spec):
+    # Asking again would read line 3 (a command) as the answer, and line 4's yes would apply VM-1's change.
+    vm1, vm2 = spec.uuid("VM-1"), spec.uuid("VM-2")
+    outcome = run_process(spec.flags, stdin=f"set-pool --vm-uuid={vm1} --pool=B\nok\nset-pool --vm-uuid={vm2} --pool=B\nyes\n")
+    assert outcome.code == 3  # cancelled: nothing failed, but nothing was changed either
+    assert outcome.err_lines == [UNCLEAR_OK, "Stopped at line 2, an answer that was neither yes nor no; the lines "
+                                             "after it were not run (vgpu-admin --keep-going runs them all)."]
+    assert "Please answer" not in outcome.out and outcome.out.count("(yes/no): ") == 1
+    assert spec.pool_of("VM-1") == "A" and spec.pool_of("VM-2") == "A"
+
+
+def test_with_keep_going_the_lines_after_an_unclear_answer_run(spec):
+    vm1, vm2 = spec.uuid("VM-1"), spec.uuid("VM-2")
+    outcome = run_process(["--keep-going", *spec.flags],
+                          stdin=f"set-pool --vm-uuid={vm1} --pool=B\nok\nset-pool --vm-uuid={vm2} --pool=B\nyes\n")
+    assert outcome.code == 3 and UNCLEAR_OK in outcome.err_lines and "Stopped" not in outcome.err
+    assert spec.pool_of("VM-1") == "A" and spec.pool_of("VM-2") == "B"
