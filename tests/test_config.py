@@ -79,3 +79,49 @@ def test_a_negative_clean_timeout_in_the_config_stops_no_vm(user_config, tmp_pat
     assert outcome.one_error_line() == (f"error: {user_config}: setting clean_timeout = -5 must be a number of "
                                         "seconds from 0 to 86400")
     assert spec.files() == before and spec.pool_of("VM-1") == "A"
+
+
+# --- args_key: a platform key name ---------------------------------------------------------------------------
+
+ARGS_KEY_ALLOWED = "a platform key name such as device-model-args: printable, without spaces, '=' or '/'"
+BAD_ARGS_KEYS = ["", " ", "device model args", " device-model-args", "a=b", "platform/args", "tab\there", "é\u200b"]
+
+
+@pytest.mark.parametrize("key", BAD_ARGS_KEYS)
+def test_a_bad_args_key_names_the_file_the_key_and_what_is_allowed(user_config, key):
+    user_config.write_text(f"args_key = {key!r}\n".replace("'", '"'))
+    assert _refusal(user_config, user_config.read_text()) == (
+        f"{user_config}: setting args_key = {key!r} must be {ARGS_KEY_ALLOWED}")
+
+
+@pytest.mark.parametrize("key", BAD_ARGS_KEYS)
+def test_a_hosts_own_bad_args_key_is_refused_by_the_same_rule(user_config, key):
+    toml = f'[hosts]\ngpu1 = {{ uri = "xe:", args_key = {key!r} }}\n'.replace("'", '"')
+    assert _refusal(user_config, toml) == f"{user_config}: host gpu1: args_key = {key!r} must be {ARGS_KEY_ALLOWED}"
+
+
+@pytest.mark.parametrize("key", BAD_ARGS_KEYS)
+def test_connect_refuses_a_bad_args_key_by_the_same_rule(tmp_path, key):
+    with pytest.raises(InvalidValue) as raised:
+        connect(db=str(tmp_path / "v.db"), args_key=key)
+    assert str(raised.value) == f"invalid args_key {key!r}: expected {ARGS_KEY_ALLOWED}"
+
+
+@pytest.mark.parametrize("key", ["device-model-args", "device_model_args", "vgpu.args", "x"])
+def test_a_platform_key_name_is_taken_from_every_source(user_config, tmp_path, key):
+    user_config.write_text(f'args_key = "{key}"\n[hosts]\ngpu1 = {{ uri = "sim:{tmp_path}/h.json", args_key = "{key}" }}\n')
+    settings = config.load()
+    assert settings.args_key == key and settings.hosts[0].args_key == key
+    with connect(db=str(tmp_path / "v.db"), host=f"sim:{tmp_path}/h.json", args_key=key) as conn:
+        assert conn.settings.args_key == key
+
+
+def test_an_empty_args_key_in_the_config_writes_nothing_and_reports_no_state(user_config, tmp_path):
+    spec = SpecHost(tmp_path)
+    user_config.write_text('args_key = ""\n')
+    before = spec.files()
+    for argv in (["scan-vms"], ["repair-vm", f"--vm-uuid={spec.uuid('VM-1')}"]):
+        outcome = spec.cli(*argv, stdin="yes\n")
+        assert outcome.code == 2 and outcome.out == ""
+        assert outcome.one_error_line() == f"error: {user_config}: setting args_key = '' must be {ARGS_KEY_ALLOWED}"
+    assert spec.files() == before

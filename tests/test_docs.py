@@ -345,6 +345,7 @@ SOURCE_MESSAGES = {
     "vgpu/config.py": ["cannot read config file", "has the wrong type", "unknown setting", "an absolute path",
                        "VGPU_CLEAN_TIMEOUT", "a whole number of at least 1"],
     "vgpu/values.py": ["a number of seconds from 0 to "],
+    "vgpu/hostspecs.py": ["a platform key name such as device-model-args: printable, without spaces, '=' or '/'"],
     "vgpu/hypervisor/xapi_uri.py": ["not set, and there is no prompt to ask for the password of",
                                     "(no terminal, ", "and no password_file in the config)"],
     "shell/console.py": ["No password was typed; nothing was changed.",

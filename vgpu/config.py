@@ -152,6 +152,7 @@ def check_setting(key: str, value: object) -> Any:
 
 # What each setting allows and the test its value must pass; clean_timeout's is values.parse_seconds.
 _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "args_key": (hostspecs.ARGS_KEY_RULE, hostspecs.is_platform_key),
     "force_after_timeout": ("True or False", lambda value: isinstance(value, bool)),
     "password_file": ("an absolute path", lambda value: isinstance(value, str) and os.path.isabs(value)),
     "parallel_hosts": ("a whole number of at least 1",

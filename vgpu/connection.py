@@ -110,10 +110,6 @@ def _setting(name: str, value: object) -> object:
         raise InvalidValue("setting", name, ["db", "host", "password", *_SETTINGS])
     if name == "password_file" and isinstance(value, os.PathLike):
         value = os.fspath(value)
-    if name == "args_key":
-        if not (isinstance(value, str) and value.strip()):
-            raise InvalidValue(name, value, "a platform key name, such as device-model-args")
-        return value
     return config.check_setting(name, value)
 
 

@@ -37,6 +37,7 @@ LABEL_RULE = "1 to 32 lower-case letters, digits, '-' or '_', starting with a le
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _TABLE_KEYS = ("uri", "follow_master", "args_key")
 _FOLLOW_FORMS = "IP addresses, networks (10.0.2.0/24) or host names, as the pool reports its master"
+ARGS_KEY_RULE = "a platform key name such as device-model-args: printable, without spaces, '=' or '/'"
 FLAG, ENVIRONMENT = "--host", "VGPU_HOST"
 
 
@@ -79,6 +80,16 @@ def check_uri(uri: object, source: str, label: str = "") -> str:
         if not isinstance(uri, str):
             bad.reword(f"invalid host URI {uri!r}: expected {_URI_FORMS}")
         raise _problem(source, f"host {label}: {bad}" if label else str(bad)) from None
+
+
+def is_platform_key(key: object) -> bool:
+    """Whether ``key`` can name the platform key that holds the device-model arguments (``args_key``, of the
+    run or of one host): ARGS_KEY_RULE, for every source. An empty key made vgpu write a key named "" and call
+    every VM's arguments wrong; xe cannot carry '=' (platform:KEY=VALUE) nor find a key holding "; " or ": " in
+    the map it prints; dom0's xenstore makes a '/' a path below platform/, where the booted arguments of a
+    running VM would never be found."""
+    return (isinstance(key, str) and key.isprintable() and key != ""
+            and not any(char.isspace() or char in "=/" for char in key))
 
 
 def check_follow(values: object, uri: str, source: str, label: str) -> tuple[str, ...]:
@@ -132,8 +143,8 @@ def _entry(label: str, entry: object, source: str) -> HostSpec:
         raise _problem(source, f"host {label}: unknown setting {unknown[0]!r}; expected one of {', '.join(_TABLE_KEYS)}")
     uri = check_uri(entry["uri"], source, label)
     args_key = entry.get("args_key")
-    if args_key is not None and (not isinstance(args_key, str) or not args_key.strip()):
-        raise _problem(source, f"host {label}: args_key = {args_key!r} must be a non-empty string")
+    if args_key is not None and not is_platform_key(args_key):
+        raise _problem(source, f"host {label}: args_key = {args_key!r} must be {ARGS_KEY_RULE}")
     return HostSpec(label, uri, check_follow(entry.get("follow_master", []), uri, source, label), args_key)
 
 
