@@ -402,3 +402,49 @@ def test_an_unusable_cafile_is_a_config_error(tmp_path):
             with pytest.raises(ConfigError) as caught:
                 host.list_vms()
         assert str(cafile) in str(caught.value)
+
+
+class _OddXapi:
+    """An XML-RPC server that logs in and then answers VM.get_all_records with ``answer``: a host (or a
+    proxy in front of it) that speaks XML-RPC but not quite XAPI."""
+
+    def __init__(self, answer):
+        from xmlrpc.server import SimpleXMLRPCServer
+        import threading
+
+        self.server = SimpleXMLRPCServer(("127.0.0.1", 0), logRequests=False, allow_none=True)
+        self.server.register_instance(self)
+        self.answer = answer
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _dispatch(self, method, params):
+        if method.startswith("session.login"):
+            return {"Status": "Success", "Value": "OpaqueRef:session"}
+        if method == "session.logout":
+            return {"Status": "Success", "Value": ""}
+        return self.answer
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("answer", [
+    {"Status": "Failure", "ErrorDescription": []},  # a failure without its code
+    {"Value": {}},  # no Status at all
+    {"Status": "Success", "Value": {"OpaqueRef:vm": {"name_label": "no uuid", "is_a_template": False,
+                                                      "is_control_domain": False, "is_a_snapshot": False,
+                                                      "power_state": "Running"}}},  # a VM record without its uuid
+], ids=["failure-without-code", "no-status", "record-without-uuid"])
+def test_an_answer_that_is_not_xapis_is_a_host_error_not_an_internal_one(answer):
+    odd = _OddXapi(answer)
+    try:
+        host = XapiHost.from_uri(f"xapi://root@127.0.0.1:{odd.port}", password=lambda: PASSWORD)
+        with pytest.raises(HypervisorError) as caught:
+            host.list_vms()
+        assert str(caught.value).startswith("the host's answer could not be understood"), str(caught.value)
+        assert caught.value.code == codes.MALFORMED_ANSWER
+        host.close()
+    finally:
+        odd.close()

@@ -27,6 +27,7 @@ OPERATION_TIMED_OUT = "OPERATION_TIMED_OUT"
 NO_HOSTS_AVAILABLE = "NO_HOSTS_AVAILABLE"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 VM_IS_TRANSIENT = "VM_IS_TRANSIENT"  # libvirt: a domain with no stored definition to change
+MALFORMED_ANSWER = "MALFORMED_ANSWER"  # ours: the host answered, but not in its protocol's form
 
 
 def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
@@ -51,6 +52,7 @@ _SENTENCES = {
     OPERATION_TIMED_OUT: "the host did not finish the operation on {vm} in time",
     NO_HOSTS_AVAILABLE: "no host in the pool has the resources to start {vm}",
     PERMISSION_DENIED: "the host refused the operation on {vm}: permission denied",
+    MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot be changed",
 }
 _MISSING_DETAIL = {FAILED_TO_START_EMULATOR: "no reason given", INTERNAL_ERROR: "no message", HOST_UNREACHABLE: "no answer"}

@@ -46,7 +46,7 @@ import functools
 import re
 import time
 import xmlrpc.client
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import attrs
 
@@ -180,6 +180,8 @@ class XapiHost:
             raise self._host_error([codes.INTERNAL_ERROR, fault], vm) from None
         except TRANSPORT_ERRORS as exc:
             raise self._unreachable(exc) from None
+        except _MALFORMED as exc:  # the SDK reading an answer that is not XAPI's (a failure without a code)
+            raise _not_understood(exc) from None
 
     def _host_error(self, details: Sequence[Any], vm: str | None) -> HypervisorError:
         words = [self._credentials.scrub(str(word)) for word in details] or [codes.INTERNAL_ERROR]
@@ -235,14 +237,17 @@ class XapiHost:
 
     def list_vms(self) -> list[HostVM]:
         records = []
-        for ref, record in self._call("VM.get_all_records").items():
-            if _is_guest(record):
-                records.append(record)
-                self._refs[str(record["uuid"]).lower()] = ref
-        running = any(_has_domain(record) for record in records)
+        listed = self._call("VM.get_all_records")
+        with _understood():
+            for ref, record in listed.items():
+                if _is_guest(record):
+                    records.append(record)
+                    self._refs[str(record["uuid"]).lower()] = ref
+            running = any(_has_domain(record) for record in records)
         booted = self._booted_here() if running else {}
         members = self._member_names() if running else {}
-        return [self._host_vm(record, booted, members) for record in records]
+        with _understood():
+            return [self._host_vm(record, booted, members) for record in records]
 
     def _member_names(self) -> dict[str, str]:
         """Pool member ref -> its name (what ``resident_on`` refers to)."""
@@ -252,10 +257,12 @@ class XapiHost:
         record = self._record(vm_uuid)
         booted: dict[str, str] = {}
         if _has_domain(record) and self._xenstore is not None:
-            domid = int(record.get("domid", -1))
+            with _understood():
+                domid = int(record.get("domid", -1))
             if domid >= 0:
                 booted = self._xenstore.booted_args(self.args_key, vm_uuid, domid) or {}
-        return self._host_vm(record, booted, {})  # which member it runs on costs a call a reconfigure does not need
+        with _understood():
+            return self._host_vm(record, booted, {})  # which member it runs on costs a call a reconfigure does not need
 
     def _booted_here(self) -> dict[str, str]:
         """VM UUID -> booted args, for every domain of this host's xenstore ({} when it cannot be read)."""
@@ -381,6 +388,24 @@ def _stale(error: HypervisorError, ref: str) -> bool:
     """HANDLE_INVALID for a VM ref: the host no longer knows the ref (another object's is another matter)."""
     details = [str(word) for word in error.details]
     return error.code == codes.HANDLE_INVALID and (details[:1] == ["VM"] or ref in details)
+
+
+# What reading an answer that is not in XAPI's form raises: a record without its uuid, a failure without its
+# code, a map that is a string. The host's fault, said as such, not an internal error of ours.
+_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def _not_understood(exc: BaseException) -> HypervisorError:
+    return codes.host_error(codes.MALFORMED_ANSWER, [f"{type(exc).__name__}: {exc}"])
+
+
+@contextlib.contextmanager
+def _understood() -> Iterator[None]:
+    """Reading the host's records: a field XAPI always sends, missing or of another type, is a host error."""
+    try:
+        yield
+    except _MALFORMED as exc:
+        raise _not_understood(exc) from None
 
 
 def _is_guest(record: dict[str, Any]) -> bool:
