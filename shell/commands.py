@@ -313,7 +313,8 @@ COMMANDS: tuple[Command, ...] = (
                     "file (vgpu-admin < commands.txt) it runs the lines one by one, without a prompt or echo; a question "
                     "takes its answer from the next line. It stops at the first line that fails, whose exit code it "
                     "exits with; with the global flag --keep-going (vgpu-admin --keep-going < commands.txt) every line "
-                    "runs, and the exit code is that of the first line that failed. An answer of no is not a failure.",
+                    "runs, and the exit code is that of the first line that failed. An answer of no is not a failure: "
+                    "it gives exit code 3 only when no line failed.",
             one_shot_only=True),
     Command("refresh", "Reload the completion names now (shell only)", "refresh", repl_only=True),
     Command("exit", "Leave the shell (also Ctrl-D)", "exit", repl_only=True, aliases=("quit",)),

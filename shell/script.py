@@ -6,9 +6,9 @@ A question a command asks takes its answer from the next line, as a one-shot com
 The lines stop at the first that fails (exit code 1 or 2): its exit code is the script's, and one line on
 stderr says where it stopped. An answer of no (exit code 3, cancelled) is a choice, not a failure: the next
 line runs. An answer that is neither yes nor no is a no too (exit code 3), read from its own line only, but
-the lines stop there: what the script meant is unknown. With ``vgpu-admin --keep-going`` every line runs,
-and the exit code is that of the first that did not succeed (0 when all did). Ctrl-C stops the lines
-either way.
+the lines stop there: what the script meant is unknown. With ``vgpu-admin --keep-going`` every line runs.
+Either way the exit code is that of the first line that failed; when none did, 3 if a change was
+cancelled, else 0. Ctrl-C stops the lines either way.
 """
 
 from __future__ import annotations
@@ -21,6 +21,25 @@ from .context import Context
 
 # Exit codes after which the lines stop (unless --keep-going): a command that failed or was refused.
 STOPS = (runner.FAILED, runner.BAD_INPUT)
+
+
+class _ExitCode:
+    """The script's exit code: a failure outranks a cancellation, wherever it comes (a no was a choice, and
+    must not hide a line that failed)."""
+
+    def __init__(self) -> None:
+        self.first_failure = runner.OK
+        self.cancelled = False
+
+    def add(self, code: int) -> None:
+        if code == runner.CANCELLED:
+            self.cancelled = True
+        elif not self.first_failure:
+            self.first_failure = code
+
+    @property
+    def code(self) -> int:
+        return self.first_failure or (runner.CANCELLED if self.cancelled else runner.OK)
 
 
 class _NumberedLines:
@@ -45,7 +64,7 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
     ctx.in_repl = True  # shell lines: 'help', not 'vgpu-admin help'; refresh and exit are commands here
     lines = _NumberedLines(source)
     ctx.console.read_line = stdin_reader(ctx.console.out, lines)
-    first_failure = runner.OK
+    exit_code = _ExitCode()
     try:
         while (line := lines.readline()):  # readline, not iteration: the console reads answers from it too
             number = lines.number
@@ -53,7 +72,7 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
             code = runner.run_line(ctx, line)
             if code is None:
                 break
-            first_failure = first_failure or code
+            exit_code.add(code)
             if ctx.interrupts > interrupts:
                 ctx.console.error(f"Stopped at line {number}, interrupted; the lines after it were not run.")
                 break
@@ -68,4 +87,4 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
                 break
     finally:
         ctx.in_repl, ctx.console.read_line = saved
-    return first_failure
+    return exit_code.code

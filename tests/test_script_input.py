@@ -165,3 +165,19 @@ def test_with_keep_going_the_lines_after_an_unclear_answer_run(spec):
                           stdin=f"set-pool --vm-uuid={vm1} --pool=B\nok\nset-pool --vm-uuid={vm2} --pool=B\nyes\n")
     assert outcome.code == 3 and UNCLEAR_OK in outcome.err_lines and "Stopped" not in outcome.err
     assert spec.pool_of("VM-1") == "A" and spec.pool_of("VM-2") == "B"
+
+
+def test_a_line_that_fails_after_an_answer_of_no_gives_the_script_its_own_code(spec):
+    lines = f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\nno\nshow-pool --pool-id=Z\nlist-pools\n"
+    outcome = run_process(spec.flags, stdin=lines)
+    assert outcome.err_lines[-1].startswith("Stopped at line 3, which failed;")
+    assert outcome.code == 2  # the failing line's code: the cancellation before it was a choice, not the failure
+    assert 'Pool A: "Pool A"' not in outcome.out
+
+
+@pytest.mark.parametrize("lines", ["set-pool --vm-uuid={vm1} --pool=B\nno\nshow-pool --pool-id=Z\n",
+                                   "show-pool --pool-id=Z\nset-pool --vm-uuid={vm1} --pool=B\nno\n"],
+                         ids=["no-then-failure", "failure-then-no"])
+def test_with_keep_going_a_failure_outranks_a_cancellation_wherever_it_is(spec, lines):
+    outcome = run_process(["--keep-going", *spec.flags], stdin=lines.format(vm1=spec.uuid("VM-1")))
+    assert outcome.code == 2 and "Stopped" not in outcome.err
