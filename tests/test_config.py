@@ -125,3 +125,31 @@ def test_an_empty_args_key_in_the_config_writes_nothing_and_reports_no_state(use
         assert outcome.code == 2 and outcome.out == ""
         assert outcome.one_error_line() == f"error: {user_config}: setting args_key = '' must be {ARGS_KEY_ALLOWED}"
     assert spec.files() == before
+
+
+# --- db and host: a config file that sets them names something ----------------------------------------------
+
+HOST_ALLOWED = "a host URI such as xe: or sim:PATH, a label of [hosts], or a list of labels"
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ('db = ""\n', "setting db = '' must be the path of a database file"),
+    ('db = "   "\n', "setting db = '   ' must be the path of a database file"),
+    ('host = ""\n', f"setting host = '' must be {HOST_ALLOWED}"),
+    ('host = " , "\n', f"setting host = ' , ' must be {HOST_ALLOWED}"),
+    ("host = []\n", f"setting host = [] must be {HOST_ALLOWED}"),
+])
+def test_an_empty_db_or_host_names_the_file_and_the_key(user_config, toml, expected):
+    assert _refusal(user_config, toml) == f"{user_config}: {expected}"
+
+
+@pytest.mark.parametrize("toml", ['db = ""\n', 'host = ""\n'])
+def test_an_empty_db_or_host_in_the_config_is_refused_on_the_command_line(user_config, tmp_path, monkeypatch, toml):
+    monkeypatch.chdir(tmp_path)  # an empty db once named the working directory
+    user_config.write_text(toml)
+    for command in ("list-pools", "scan-vms"):
+        outcome = run([command])
+        assert outcome.code == 2 and outcome.out == ""
+        key = toml.split(" =")[0]
+        assert outcome.one_error_line().startswith(f"error: {user_config}: setting {key} = '' must be ")
+    assert list(tmp_path.iterdir()) == []

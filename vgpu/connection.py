@@ -82,9 +82,7 @@ def resolve_settings(db: str | os.PathLike[str] | None = None, host: HostArgumen
 def _db_path(db: object) -> str | None:
     if db is None:
         return None
-    path = os.fspath(db) if isinstance(db, (str, os.PathLike)) else None
-    if not isinstance(path, str) or not path.strip():
-        raise InvalidValue("db", db, "the path of a database file")
+    path: str = config.check_setting("db", os.fspath(db) if isinstance(db, os.PathLike) else db)
     return path
 
 
