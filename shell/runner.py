@@ -111,8 +111,18 @@ def run_line(ctx: Context, line: str) -> int | None:
         return OK
     command = lookup(words[0])
     if command is not None and command.name == "exit":
-        return None
+        return _leave(ctx, words)
     return run_words(ctx, words)
+
+
+def _leave(ctx: Context, words: list[str]) -> int | None:
+    """None (leave the shell) for a bare exit or quit. An argument is refused as any command refuses one it
+    does not take: ``exit now`` in a script must not end it quietly with 0."""
+    try:
+        parsing.parse(words, in_repl=True)
+    except UsageError as error:
+        return report(ctx, error)
+    return None
 
 
 def _notes(error: BaseException) -> str:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from shell import handlers, helptext
+from shell import handlers, helptext, runner
 from shell.console import Console, stdin_reader
 from shell.context import Context
 from shell.script import run_lines
@@ -181,3 +181,22 @@ def test_a_line_that_fails_after_an_answer_of_no_gives_the_script_its_own_code(s
 def test_with_keep_going_a_failure_outranks_a_cancellation_wherever_it_is(spec, lines):
     outcome = run_process(["--keep-going", *spec.flags], stdin=lines.format(vm1=spec.uuid("VM-1")))
     assert outcome.code == 2 and "Stopped" not in outcome.err
+
+
+@pytest.mark.parametrize("word", ["exit", "quit"])
+def test_exit_with_an_argument_is_refused_as_any_command_refuses_one(spec, word):
+    outcome = run_process(spec.flags, stdin=f"{word} now\nlist-pools\n")
+    assert outcome.code == 2
+    assert outcome.err_lines == [
+        "error: unexpected argument 'now' for exit; options look like --name=value",
+        "Stopped at line 1, which failed; the lines after it were not run (vgpu-admin --keep-going runs them all).",
+    ]
+    assert outcome.out == ""
+
+
+def test_exit_with_an_unknown_option_is_refused_and_the_shell_stays(spec):
+    ctx, out, err = _context(spec)
+    ctx.in_repl = True
+    assert runner.run_line(ctx, "quit --force") == 2
+    assert err.getvalue() == "error: unknown option '--force' for exit; expected no options\n"
+    assert runner.run_line(ctx, "quit") is None
