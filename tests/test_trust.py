@@ -209,6 +209,29 @@ def test_a_database_in_a_directory_others_can_write_is_refused(tmp_path):
     assert list(shared.iterdir()) == []
 
 
+@pytest.mark.parametrize("given", ["absolute", "relative"])
+def test_a_new_database_in_a_shared_directory_is_refused_naming_the_file_and_its_directory(tmp_path, monkeypatch, given):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.chdir(shared)
+    db = shared / "vgpu-explore-new.db"
+    outcome = run(["--db", str(db) if given == "absolute" else db.name, "list-pools"])
+    assert outcome.one_error_line() == (
+        f"error: refusing the database {db}: its directory {shared} can be written by others (mode 1777); "
+        "fix: keep the database in a directory only you can write to (install -d -m 700 DIR)")
+    assert outcome.code == 2 and list(shared.iterdir()) == []
+
+
+def test_a_directory_checked_before_creating_files_in_it_is_named_itself(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(UnsafeFile) as caught:
+        trust.check_directory(str(shared), "log")
+    assert caught.value.path == str(shared) and f"its directory {shared} can be written by others" in str(caught.value)
+
+
 def test_a_new_database_is_created_private_and_a_sticky_directory_further_up_is_fine(tmp_path):
     sticky = tmp_path / "tmp-like"
     sticky.mkdir()

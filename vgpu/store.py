@@ -135,7 +135,7 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
             for companion in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):  # SQLite writes these beside it
                 trust.check_file_if_present(companion, "database")
         else:
-            trust.check_directory(directory, "database")
+            trust.check_new_file(path, "database")
             _create_private_file(path)
     except PermissionError:  # a user who may not even look at it or a directory above it
         raise StoreError(path, f"cannot open database {path}: permission denied") from None

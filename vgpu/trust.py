@@ -52,10 +52,10 @@ def _mode(info: os.stat_result) -> str:
     return f"mode {stat.S_IMODE(info.st_mode):04o}"
 
 
-def _directories(path: str) -> list[str]:
-    """``path``'s directory and every one above it, nearest first."""
+def _directories(nearest: str) -> list[str]:
+    """``nearest`` and every directory above it, nearest first."""
     found = []
-    directory = os.path.dirname(path)
+    directory = nearest
     while True:
         found.append(directory)
         parent = os.path.dirname(directory)
@@ -65,7 +65,8 @@ def _directories(path: str) -> list[str]:
 
 
 def _check_directories(path: str, what: str, nearest: str) -> None:
-    for directory in _directories(path):
+    """``nearest`` (the directory of ``path``) and every one above it; a refusal names ``path``."""
+    for directory in _directories(nearest):
         info = os.stat(directory)
         if not _trusted_owner(info.st_uid):
             raise UnsafeFile(path, what, f"its directory {directory} is {_owner_problem(info.st_uid)}", _fix_owner(directory))
@@ -79,9 +80,17 @@ def _check_directories(path: str, what: str, nearest: str) -> None:
 
 
 def check_directory(directory: str, what: str) -> None:
-    """Before creating a ``what`` in ``directory``: it and the directories above it are safe."""
+    """Before creating a ``what`` in ``directory``: it and the directories above it are safe (a refusal names
+    the directory; check_new_file names the file)."""
     nearest = os.path.abspath(directory)
-    _check_directories(os.path.join(nearest, "-"), what, nearest)
+    _check_directories(nearest, what, nearest)
+
+
+def check_new_file(path: str, what: str) -> None:
+    """Before creating the ``what`` at ``path``: its directory and every one above it are safe. A refusal
+    names the file, as the user gave it made absolute, and the directory at fault."""
+    absolute = os.path.abspath(path)
+    _check_directories(absolute, what, os.path.dirname(absolute))
 
 
 def check_file(path: str, what: str, *, private: bool = False) -> os.stat_result:
