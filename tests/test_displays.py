@@ -157,6 +157,40 @@ def test_to_pandas_of_an_empty_result_still_has_its_columns(store):
     assert frame.empty and list(frame.columns) == ["vm_uuid", "vm_name", "pool_id", "priority", "priority_value", "vm_id"]
 
 
+def test_every_empty_result_has_the_columns_its_rows_would_have(world):
+    # Re-running the same CSV registers nothing: its result must still have a "segment" column to read.
+    pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
+    from vgpu import bulk, bulk_register
+
+    from .test_tables import _every_result
+
+    empty_plan = bulk.plan_many(world.store, world.sim, [])
+    empties = {
+        "bulk_plan": empty_plan,
+        "bulk_result": bulk.apply_many(world.store, world.sim, empty_plan),
+        "registration_plan": bulk_register.plan_registrations(world.store, world.sim, []),
+        "registration_result": bulk_register.register_planned(world.store, world.sim, bulk_register.plan_registrations(world.store, world.sim, [])),
+    }
+    full = _every_result(world)
+    for name, empty in empties.items():
+        assert empty.records() == [], name
+        assert list(empty.to_pandas().columns) == list(full[name].to_pandas().columns), name
+
+
+def test_whole_number_columns_with_blanks_stay_whole_numbers(world):
+    # A status's unregistered VMs have no vm_id: the column is pandas' nullable Int64, not float, so the
+    # frame, edited, is a batch plan_many takes as it is.
+    pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
+    from vgpu import bulk
+
+    frame = scan.status(world.store, world.sim).to_pandas()
+    assert str(frame["vm_id"].dtype) == "Int64" and str(frame["priority_value"].dtype) == "Int64"
+    registered = frame[frame["vm_id"].notna()].copy()
+    registered.loc[registered.index[0], "pool_id"] = "B" if registered.iloc[0]["pool_id"] == "A" else "A"
+    plan = bulk.plan_many(world.store, world.sim, registered)
+    assert len(plan.changing) == 1
+
+
 def test_to_pandas_without_pandas_says_how_to_install_it(store, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)  # what an environment without pandas gives: ImportError
     with pytest.raises(MissingDependency) as caught:

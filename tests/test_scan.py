@@ -147,6 +147,7 @@ def test_status_with_the_host_down_is_a_db_only_report(world, mixed):
     assert "0 unregistered" not in caption and "8 in system" not in caption
     assert "unregistered unknown" in caption and "in system unknown" in caption
     assert {record["power_state"] for record in report.records()} == {"unknown"}
+    assert {record["running_with"] for record in report.records()} == {"unknown"}
 
 
 def test_scan_with_the_host_down_raises(world, mixed):
@@ -235,6 +236,8 @@ def test_a_host_that_cannot_tell_what_booted_says_unknown_never_configured(world
     report = scan.scan(world.store, host)
     assert report.host_error is None and [e.vm.vm_uuid for e in report.booted_unknown] == [running]
     assert report.pending == [] and report.drift == []
+    running_with = {record["vm_uuid"]: record["running_with"] for record in report.records()}
+    assert running_with == {running: "unknown", halted: None}  # running, cannot tell; not running
 
 
 def test_a_paused_vm_whose_boot_the_host_cannot_tell_is_unknown(world):

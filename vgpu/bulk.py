@@ -41,6 +41,7 @@ CHANGE_HEADER = Header(
 @attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class BulkPlan(tables.Tabular):
     _view = views.bulk_plan_view
+    _columns = views.BULK_PLAN_COLUMNS
 
     plans: tuple[ReconfigurePlan, ...]
 
@@ -76,6 +77,7 @@ class BulkResult(tables.Tabular):
     ``vgpu-admin recover``) and ``not_started`` (the plans of the VMs left untouched: apply them later)."""
 
     _view = views.bulk_result_view
+    _columns = views.BULK_RESULT_COLUMNS
 
     results: tuple[ReconfigureResult, ...]
     failures: tuple[BulkFailure, ...]

@@ -51,6 +51,7 @@ class RegistrationPlan(tables.Tabular):
     existing_rows: tuple[Hashable, ...] = ()
     on_existing: str = "error"
     labels: tuple[Hashable, ...] = ()  # every input row's label (or number), in input order: the order of the plan's table
+    _columns = ("row", "action", *tables.VM_COLUMNS, "change")
 
     def _view(plan: RegistrationPlan) -> tuple[str, list[tables.Record]]:
         kept = "skip" if plan.on_existing == "skip" else "unchanged"
@@ -105,6 +106,7 @@ class RegistrationResult(tables.Tabular):
     failures: tuple[BulkFailure, ...]
     interrupted: tuple[str, ...] = ()
     not_started: tuple[str, ...] = ()
+    _columns = (*tables.VM_COLUMNS, "segment")
 
     def _view(result: RegistrationResult) -> tuple[str, list[tables.Record]]:
         outcome = {failure.vm_uuid: "not written: " + str(failure.error) for failure in result.failures}
@@ -174,7 +176,7 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     refuses them all: plan again), then write their segments, ``concurrency`` at a time (see
     :func:`write_segments`; an interrupt raises BulkInterrupted with the partial RegistrationResult)."""
     values.check_kind("register_planned", "plan", plan, RegistrationPlan,
-                      "a bulk plan is applied by apply_many()" if isinstance(plan, BulkPlan) else "")
+                      "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
     workers.check_concurrency(concurrency)
     reporting.check(progress)
     if not plan.vms:

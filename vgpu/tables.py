@@ -103,6 +103,20 @@ class _UseOption:
 OPTION: Any = _UseOption()
 
 
+def _whole_numbers_with_blanks(records: list[Record]) -> list[str]:
+    """The columns whose values are whole numbers where they are not blank (None): a vm_id column with the
+    unregistered VMs' blanks, which pandas would turn to float and plan_many would then refuse."""
+    if not records:
+        return []
+    found = []
+    for column in records[0]:
+        values = [record.get(column) for record in records]
+        present = [value for value in values if value is not None]
+        if present and len(present) < len(values) and all(type(value) is int for value in present):
+            found.append(column)
+    return found
+
+
 def _rows_limit(max_rows: object) -> int | None:
     return options.max_rows if max_rows is OPTION else _limit("max_rows", max_rows, 1)
 
@@ -130,7 +144,10 @@ class Tabular:
         except ImportError:
             raise MissingDependency("pandas", "to_pandas()", "pip install pandas") from None
         records = self.records()
-        return pandas.DataFrame(records, columns=None if records else list(type(self)._columns))
+        frame = pandas.DataFrame(records, columns=None if records else list(type(self)._columns))
+        for column in _whole_numbers_with_blanks(records):
+            frame[column] = frame[column].astype("Int64")  # pandas would make them floats, 1.0 for vm_id 1
+        return frame
 
     def to_string(self, max_rows: int | None = OPTION) -> str:
         """The display as text: at most ``max_rows`` rows (default ``options.max_rows``; None: every row)."""

@@ -48,6 +48,8 @@ def _booted_text(segment: SegmentState | None) -> str | None:
 
 
 SCAN_COLUMNS = (*VM_COLUMNS, "power_state", "state", "running_with", "host", "resident_on")
+BULK_PLAN_COLUMNS = (*VM_COLUMNS, "power_state", "current", "new", "change", "restart", "host")
+BULK_RESULT_COLUMNS = (*VM_COLUMNS, "outcome", "old", "new", "restarted", "stopped", "error")
 
 
 def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
@@ -56,7 +58,10 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
         # No host VM: missing from a host that answered (None), or unknown when no host could be listed.
         power = plain(entry.host_vm.power_state) if entry.host_vm is not None else None if entry.host_known else "unknown"
         rows.append({**vm_record(entry.vm), "power_state": power, "state": entry.state,
-                     "running_with": _booted_text(entry.booted), "host": ", ".join(entry.conflict) or entry.host,
+                     # a running VM whose boot the host cannot tell (or a host that could not be asked): unknown,
+                     # not None, which says the VM is not running
+                     "running_with": "unknown" if entry.state == "unknown" else _booted_text(entry.booted),
+                     "host": ", ".join(entry.conflict) or entry.host,
                      "resident_on": entry.resident_on})
     foreign = {(item.host_vm.uuid, item.host_vm.host): item for item in report.foreign_segments}
     for host_vm in report.unregistered:
