@@ -264,8 +264,9 @@ COMMANDS: tuple[Command, ...] = (
         (Option("vm-uuid", ANY_VM_UUID, "only this VM"), Option("pool-id", POOL, "only renames of this pool"),
          Option("limit", NUMBER, "at most this many entries (default 50)"), FORMAT_OPTION),
         details=("Newest first: each VM by name and UUID (or the pool), with the values before and after each "
-                 "change as the other commands show them (priority low (0) → high (2)). --format=json gives the "
-                 "values as recorded (pool ids, priority numbers)."),
+                 "change as the other commands show them (priority low (0) → high (2)). --vm-uuid shows one VM's "
+                 "changes, --pool-id one pool's renames; the two are refused together, since each entry is about a VM "
+                 "or a pool, never both. --format=json gives the values as recorded (pool ids, priority numbers)."),
         examples=("vgpu-admin history --vm-uuid=<uuid>",),
     ),
     Command(

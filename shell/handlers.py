@@ -187,12 +187,13 @@ def apply_vm(ctx: Context, opts: dict) -> int:
 def history(ctx: Context, opts: dict) -> int:
     from vgpu import audit, values
 
-    subject = None
-    if opts.get("vm-uuid"):
-        subject = values.parse_uuid(opts["vm-uuid"])
-    elif opts.get("pool-id"):
-        subject = values.parse_pool_id(opts["pool-id"])
+    vm = values.parse_uuid(opts["vm-uuid"]) if "vm-uuid" in opts else None
+    pool = values.parse_pool_id(opts["pool-id"]) if "pool-id" in opts else None  # checked even beside a VM
+    if vm and pool:  # each entry is about a VM or a pool, never both: the two at once could only show nothing
+        raise UsageError("history takes --vm-uuid or --pool-id, not both: a VM's changes and a pool's renames are "
+                         "separate entries")
     limit = values.parse_count("limit", opts.get("limit", "50"))
+    subject = vm or pool
     entries = audit.history(ctx.store, subject, limit=limit)
     return _emit(ctx, opts, entries, lambda: render.history(entries, audit.registered_names(ctx.store, entries)))
 

@@ -422,3 +422,20 @@ def rename_in_db(store, vm_uuid: str, name: str) -> None:
     """Give a registered VM another name (there is no command for it: names come from the host)."""
     with store.writing() as conn:
         conn.execute("UPDATE vms SET vm_name = ? WHERE vm_uuid = ?", (name, vm_uuid))
+
+
+# --- history's two filters ---------------------------------------------------------------------------------
+
+
+def test_history_of_a_vm_and_a_pool_at_once_is_refused(spec):
+    # A VM's changes and a pool's renames are separate entries: both filters at once could only show nothing.
+    line, _ = refused(spec, ["history", f"--vm-uuid={spec.uuid('VM-1')}", "--pool-id=A"])
+    assert line == ("error: history takes --vm-uuid or --pool-id, not both: a VM's changes and a pool's renames are "
+                    "separate entries")
+
+
+@pytest.mark.parametrize("order", ["vm-first", "pool-first"])
+def test_history_refuses_a_bad_pool_id_even_beside_a_vm(spec, order):
+    options = [f"--vm-uuid={spec.uuid('VM-1')}", "--pool-id=Z"]
+    line, _ = refused(spec, ["history", *(options if order == "vm-first" else reversed(options))])
+    assert line == "error: invalid pool 'Z': expected A or B"
