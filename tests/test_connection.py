@@ -469,6 +469,19 @@ def test_a_fleets_repr_names_each_host_and_never_a_password(tmp_path, monkeypatc
     assert "secret" not in text and asked == []
 
 
+@pytest.mark.parametrize("uri", ["qemu+ssh://root:s3cret@kvm3/system", "qemu+tcp://admin:s3cret@kvm3:16509/system"])
+def test_a_password_in_a_libvirt_uri_is_refused_and_never_shown(tmp_path, uri):
+    # libvirt takes no password in its URI (ssh keys, or its own prompt): one written there would sit in
+    # shell history, ps, the repr and every error message.
+    with pytest.raises(InvalidValue) as caught:
+        connect(db=str(tmp_path / "v.db"), host=uri)
+    assert "s3cret" not in str(caught.value) and "s3cret" not in repr(caught.value.value)
+    assert "without a password" in str(caught.value)
+    outcome = run(["--db", str(tmp_path / "v.db"), "--host", uri, "list-pools"])
+    assert outcome.code == 2 and "s3cret" not in outcome.out + outcome.err
+    assert "without a password" in outcome.one_error_line()
+
+
 def test_reopen_gives_another_thread_a_connection_of_its_own(conn):
     found = []
 

@@ -43,4 +43,18 @@ def check_uri(uri: str) -> str:
         parse_uri(text)
     elif not text.startswith("xe:") and text.split(":", 1)[0].split("+", 1)[0] not in _LIBVIRT_SCHEMES:
         raise InvalidValue("host URI", uri, ALLOWED)
+    elif not text.startswith("xe:"):
+        _refuse_password(text)
     return text
+
+
+def _refuse_password(uri: str) -> None:
+    """A libvirt URI takes no password (libvirt asks for one itself, or ssh uses keys): one written in
+    USER:PASSWORD@HOST is refused, and not repeated in the error, before it reaches a repr or a log."""
+    authority = uri.partition("://")[2].partition("/")[0]
+    user, at, host = authority.rpartition("@")
+    if at and ":" in user:
+        masked = uri.replace(f"{user}@", f"{user.partition(':')[0]}:***@", 1)
+        raise InvalidValue("host URI", masked, "a URI without a password: libvirt asks for one itself (or ssh uses "
+                                               "its keys), and a password on the command line is visible to every "
+                                               "user and stays in shell history")
