@@ -409,6 +409,13 @@ def test_register_many_leaves_updates_to_a_plan_that_is_read_first(conn):
     assert conn.get_vm(VM_1).pool_id == "A"
 
 
+def test_register_many_names_only_the_on_existing_it_takes(conn):
+    with pytest.raises(InvalidValue) as raised:
+        conn.register_many([{"uuid": VM_21}], on_existing="bogus")
+    assert str(raised.value) == "invalid on_existing 'bogus': expected error or skip"
+    assert raised.value.allowed == ["error", "skip"] and conn.find_vm(VM_21) is None
+
+
 def test_recover_through_the_connection_finds_nothing_to_do(conn):
     assert conn.recover() == []
 

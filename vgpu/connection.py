@@ -342,10 +342,13 @@ class Connection:
 
         planning, registering = _split("register_many", options, bulk_register.plan_registrations, 3,
                                        bulk_register.register_planned, 3)
-        if planning.get("on_existing") == "update":
+        on_existing = planning.get("on_existing", "error")
+        if on_existing == "update":
             raise InvalidValue("on_existing", "update", ["error", "skip"], sentence=(
                 "register_many() takes on_existing 'error' or 'skip', not 'update', which may restart VMs: "
                 "plan_registrations(rows, on_existing='update'), then apply_many(plan.updates) once you have read it"))
+        if on_existing not in ("error", "skip"):
+            raise InvalidValue("on_existing", on_existing, ["error", "skip"])
         plan = self.plan_registrations(rows, **planning)
         if plan.problems:
             raise InvalidRows(plan.problems)
