@@ -6,7 +6,8 @@ dpkg-deb and packed with cpio into an initramfs whose init:
 - loads qemu_fw_cfg (and the power-button driver), each after the modules it depends on;
 - prints vgpu's fw_cfg blob to the serial console as ``VGPU-CONFIG: pool=A;priority=2;vm_id=7``
   (``VGPU-CONFIG: none`` without one), then ``VGPU-GUEST: ready``;
-- powers off when the ACPI power button is pressed (libvirt's clean shutdown), as a real OS does.
+- powers off when the ACPI power button is pressed (libvirt's clean shutdown), as a real OS does; with
+  ``poweroff_delay`` only that many seconds later, as a real OS that takes its time to shut down.
 
 The built kernel and initramfs are cached under a directory keyed by the package files and this recipe,
 so only the first run pays for the build.
@@ -48,7 +49,7 @@ dd if=/dev/input/$button of=/dev/null bs=24 count=1 2>/dev/null &
 echo "{ready_mark}"
 wait
 echo "VGPU-GUEST: power button pressed, powering off"
-poweroff -f
+{pause}poweroff -f
 """
 
 
@@ -73,15 +74,17 @@ def _deb(pattern: str) -> Path:
     return max(DEBS_DIR.glob(pattern))
 
 
-def build_guest() -> Guest:
-    """The cached guest, building it first when the packages or this recipe changed."""
+def build_guest(poweroff_delay: int = 0) -> Guest:
+    """The cached guest, building it first when the packages or this recipe changed. ``poweroff_delay``:
+    seconds between the power button and the power-off (a slow guest)."""
     kernel_deb, busybox_deb = _deb("linux-image-*-cloud-amd64_*.deb"), _deb("busybox-static_*.deb")
-    key = hashlib.sha256("\n".join([kernel_deb.name, busybox_deb.name, _INIT, *MODULES]).encode()).hexdigest()[:16]
+    pause = f"sleep {int(poweroff_delay)}; " if poweroff_delay else ""
+    key = hashlib.sha256("\n".join([kernel_deb.name, busybox_deb.name, _INIT, pause, *MODULES]).encode()).hexdigest()[:16]
     target = CACHE_DIR / key
     if not (target / "initrd.cpio").exists():
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=CACHE_DIR) as work:
-            _build(Path(work), kernel_deb, busybox_deb)
+            _build(Path(work), kernel_deb, busybox_deb, pause)
             # Renaming a finished directory into place: a concurrent or killed build never leaves half a guest.
             try:
                 os.rename(Path(work) / "out", target)
@@ -91,7 +94,7 @@ def build_guest() -> Guest:
     return Guest(target / "vmlinuz", target / "initrd.cpio")
 
 
-def _build(work: Path, kernel_deb: Path, busybox_deb: Path) -> None:
+def _build(work: Path, kernel_deb: Path, busybox_deb: Path, pause: str) -> None:
     unpacked, stage, out = work / "unpacked", work / "stage", work / "out"
     for deb in (kernel_deb, busybox_deb):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
@@ -103,7 +106,7 @@ def _build(work: Path, kernel_deb: Path, busybox_deb: Path) -> None:
         shutil.copy2(path, stage / "lib/modules" / path.name)
     insmods = "\n".join(f"insmod /lib/modules/{path.name}" for path in modules)
     init = stage / "init"
-    init.write_text(_INIT.format(insmods=insmods, config_mark=CONFIG_MARK, ready_mark=READY_MARK))
+    init.write_text(_INIT.format(insmods=insmods, config_mark=CONFIG_MARK, ready_mark=READY_MARK, pause=pause))
     init.chmod(0o755)
     out.mkdir()
     shutil.copy2(next(unpacked.glob("boot/vmlinuz-*")), out / "vmlinuz")

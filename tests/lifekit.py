@@ -167,6 +167,25 @@ class Blind:
         return getattr(self.sim, name)
 
 
+class Unsure:
+    """The host behind ``sim``, except that, like libvirt, it cannot tell whether a running VM's guest still has
+    a shutdown request to carry out (libvirt shows none until the guest powers off): what is under way on a
+    running VM is None (cannot tell); on any other, the simulated host's answer."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+
+    def current_operations(self, vm_uuid: str):
+        operations = self.sim.current_operations(vm_uuid)
+        return None if self.sim.power_state(vm_uuid) is PowerState.RUNNING else operations
+
+    def reopen(self) -> "Unsure":
+        return Unsure(self.sim.reopen())
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+
 class Raising:
     """The host behind ``sim``, except that ``method`` raises ``error`` (an exception instance or class)
     when called for ``vm`` (any VM when None): on its ``nth`` such call only, or on every one from the

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vgpu import attention, audit, devargs, scan, vms
+from vgpu import attention, audit, devargs, recovery, scan, vms
 from vgpu.errors import (
     Cancelled,
     HostUnreachable,
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 
 ADMIN_ARGS = "-msg timestamp=on"  # an admin's own QEMU option, which every change must keep
 BOOT_LIMIT = 180.0  # seconds; only bounds a wait so a broken guest fails the test instead of hanging it
+SLOW_POWEROFF = 10  # seconds a slow guest takes from the power button to the power-off, as a real OS may
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +51,22 @@ def tiny_guest() -> guestkit.Guest:
 @pytest.fixture
 def domains(tiny_guest, tmp_path):
     kept = Domains(tmp_path, tiny_guest)
+    try:
+        yield kept
+    finally:
+        kept.remove_all()
+
+
+@pytest.fixture(scope="session")
+def slow_guest() -> guestkit.Guest:
+    require_libvirt()
+    return guestkit.build_guest(poweroff_delay=SLOW_POWEROFF)
+
+
+@pytest.fixture
+def slow_domains(slow_guest, tmp_path):
+    """Domains whose guest takes SLOW_POWEROFF seconds to power off after the power button."""
+    kept = Domains(tmp_path, slow_guest)
     try:
         yield kept
     finally:
@@ -342,3 +359,50 @@ def test_register_scan_reconfigure_yes_then_no_then_remove(domains, host, tmp_pa
         with pytest.raises(NotFound):
             vms.get(store, vm_uuid)
         assert host.get_device_model_args(vm_uuid) == ADMIN_ARGS
+
+
+# --- recovery -------------------------------------------------------------------------------------------
+
+
+class InterruptedWhileStopping:
+    """The libvirt host, except that a clean shutdown presses the power button and is then interrupted, as
+    Ctrl-C (or a kill) cuts vgpu-admin short while it waits for the guest: the guest has the request."""
+
+    def __init__(self, host: LibvirtHost) -> None:
+        self.host = host
+
+    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+        import libvirt
+
+        conn = libvirt.open(URI)
+        try:
+            conn.lookupByUUIDString(vm_uuid).shutdown()
+        finally:
+            conn.close()
+        raise KeyboardInterrupt
+
+    def __getattr__(self, name: str):
+        return getattr(self.host, name)
+
+
+def test_recover_after_an_interrupted_shutdown_sees_it_through_and_starts_the_guest_again(slow_domains, host, tmp_path):
+    """libvirt shows nothing under way while a guest works on the power button: recover must not take the
+    VM for one that kept running (it would halt a few seconds later and stay off, unreported)."""
+    vm_uuid, name = new_vm(slow_domains, "running")
+    console = slow_domains.console(vm_uuid)
+    wait_for(lambda: guestkit.READY_MARK in console.read_text(errors="replace"), "the guest to listen to its power button", console)
+    with Store(tmp_path / "vgpu.db") as store:
+        old = register_vm(store, host, vm_uuid, pool="A", priority="low", vm_id=5).vm.config
+        with pytest.raises(KeyboardInterrupt):
+            reconfigure_vm(store, InterruptedWhileStopping(host), vm_uuid, pool="B", confirm=lambda plan: True)
+        assert host.power_state(vm_uuid) is PowerState.RUNNING  # the guest is still shutting down
+
+        (outcome,) = recovery.recover(store, host, policy=StopPolicy(clean_timeout=120, force=False))
+        assert (outcome.action, outcome.settled) == ("rolled-back", True)
+        assert outcome.detail == ("the change had not reached the database; the previous configuration is kept and "
+                                  "the VM was started again")
+        assert host.power_state(vm_uuid) is PowerState.RUNNING
+        assert "power button pressed" in console.read_text(errors="replace")  # the first boot did halt
+        wait_for(lambda: boots_seen(console) == 2, "the guest to boot again", console)
+        assert guestkit.printed_configs(console) == ["none", devargs.payload(old)]
+        assert vms.get(store, vm_uuid).config == old and recovery.recover(store, host) == []

@@ -1,12 +1,14 @@
-"""The libvirt backend's pure parts: the argv <-> string form, <qemu:arg> editing, and its sentences.
+"""The libvirt backend's pure parts: the argv <-> string form, <qemu:arg> editing, its sentences, and what
+it can say is under way on a domain.
 
-These need no libvirtd and run everywhere; the backend against a real libvirtd is in
+These need no libvirtd (nor libvirt-python) and run everywhere; the backend against a real libvirtd is in
 test_hypervisor_protocol.py (the "libvirt" host) and test_libvirt_integration.py.
 """
 
 from __future__ import annotations
 
 import importlib
+import types
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -146,3 +148,54 @@ def test_open_host_routes_libvirt_uris_to_the_libvirt_backend(monkeypatch):
 def test_a_live_definition_has_the_running_domains_id():
     assert lx.domain_id(DOMAIN.replace("<domain type='qemu'", "<domain type='qemu' id='7'", 1)) == 7
     assert lx.domain_id(DOMAIN) is None  # the inactive definition: no domain runs it
+
+
+# libvirt's own values for the states and control states below (libvirt-include.h), so these tests need
+# no libvirt-python.
+RUNNING, PAUSED, SHUTDOWN, SHUTOFF = 1, 3, 4, 5
+CONTROL_OK, CONTROL_JOB, CONTROL_OCCUPIED = 0, 1, 2
+
+
+class _Domain:
+    """A libvirt domain in one state (virDomainState) and one control state (virDomainControlState)."""
+
+    def __init__(self, state: int, control: int) -> None:
+        self._state, self._control = state, control
+
+    def state(self) -> list[int]:
+        return [self._state, 0]
+
+    def controlInfo(self) -> list[int]:
+        return [self._control, 0, 0]
+
+
+def _host_with(monkeypatch, domain: _Domain):
+    module = importlib.import_module("vgpu.hypervisor.libvirt")
+    constants = types.SimpleNamespace(
+        VIR_DOMAIN_RUNNING=RUNNING, VIR_DOMAIN_PAUSED=PAUSED, VIR_DOMAIN_SHUTDOWN=SHUTDOWN, VIR_DOMAIN_SHUTOFF=SHUTOFF,
+        VIR_DOMAIN_CONTROL_OK=CONTROL_OK, VIR_DOMAIN_CONTROL_JOB=CONTROL_JOB,
+        VIR_DOMAIN_CONTROL_OCCUPIED=CONTROL_OCCUPIED, libvirtError=type("libvirtError", (Exception,), {}))
+    monkeypatch.setattr(module, "libvirt", constants)
+    host = module.LibvirtHost("qemu:///system")
+    monkeypatch.setattr(host, "_domain", lambda vm_uuid: domain)
+    return host
+
+
+@pytest.mark.parametrize("state, control, seen", [
+    (SHUTOFF, CONTROL_OK, ()),  # nothing runs it: nothing is under way
+    (SHUTDOWN, CONTROL_OK, ("shutdown",)),  # the guest is powering off
+    (RUNNING, CONTROL_JOB, ("job",)),
+    (RUNNING, CONTROL_OCCUPIED, ("monitor command",)),
+    (SHUTDOWN, CONTROL_JOB, ("shutdown", "job")),
+])
+def test_what_libvirt_shows_under_way_is_named(monkeypatch, state, control, seen):
+    assert _host_with(monkeypatch, _Domain(state, control)).current_operations("6f1d2e3c-0000-4000-8000-000000000001") == seen
+
+
+@pytest.mark.parametrize("state", [RUNNING, PAUSED])
+def test_an_active_domain_with_nothing_shown_may_still_have_a_shutdown_coming(monkeypatch, state):
+    """libvirt keeps no record of a shutdown request (the ACPI power button) while the guest works on it: the
+    domain stays "running" with no job until the guest powers off. So nothing shown is "cannot tell", never
+    "nothing is under way", or recover would take a VM that is about to halt for one that kept running."""
+    host = _host_with(monkeypatch, _Domain(state, CONTROL_OK))
+    assert host.current_operations("6f1d2e3c-0000-4000-8000-000000000001") is None

@@ -23,7 +23,7 @@ from vgpu.models import PowerState
 
 from . import crashcli, crashkit
 from .clikit import run_process
-from .lifekit import config, hand_over, other_live_session, vm_uuid
+from .lifekit import Unsure, config, hand_over, other_live_session, vm_uuid
 
 OLD = config("A", 1, 4)
 NEW = config("B", 2, 4)
@@ -124,6 +124,25 @@ def test_killed_while_the_guest_shuts_down_then_recover_waits_for_the_host_and_l
     later = SimHost(world.sim.path, clock=lambda: time.time() + 3600)
     assert later.power_state(uuid) is PowerState.RUNNING
     assert world.sim.boots(uuid)[-1] == world.args(uuid) == devargs.merge(OWN_ARGS, OLD)
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+def test_killed_while_the_guest_shuts_down_on_a_host_that_cannot_tell_then_recover_sees_the_stop_through(world):
+    """libvirt cannot tell whether a guest still has the shutdown it was asked for: recover must not take the
+    running VM for one that kept running, or the guest halts after recovery and stays off, unreported."""
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    world.sim.set_latency("clean_shutdown", 1.0)
+    kill_at(world, "reconfigure", uuid, "shutdown-requested", pool="B")
+    boots = world.sim.boots(uuid)
+
+    (outcome,) = recovery.recover(world.store, Unsure(world.sim), policy=lifecycle.StopPolicy(clean_timeout=60))
+    assert outcome.action == "rolled-back" and outcome.settled
+    assert outcome.detail == ("the change had not reached the database; the previous configuration is kept and the VM "
+                              "was started again")
+    assert world.sim.boots(uuid) == [*boots, devargs.merge(OWN_ARGS, OLD)]  # it halted, and was booted again
+    world.sim.set_latency("clean_shutdown", 0)
+    later = SimHost(world.sim.path, clock=lambda: time.time() + 3600)
+    assert later.power_state(uuid) is PowerState.RUNNING  # nothing is left to halt it
     assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
 
 

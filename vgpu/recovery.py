@@ -15,7 +15,9 @@ Then it asks the host what the VM is doing now, and decides:
   restart it, when it runs an older configuration); if it will not start with the new configuration,
   roll back instead;
 - it does not: **roll back**: put the old segment back, start the VM if it was running and is halted. A VM
-  that kept running with its old configuration is not touched.
+  that kept running with its old configuration is not touched, unless the host cannot tell whether the
+  shutdown the session asked for is still coming (libvirt): then the stop is seen through and the VM
+  started again, so that it cannot halt by itself after recovery.
 
 Over a fleet, each operation goes back to the host it was made on (its journal row names it), never to a
 host found by UUID alone; an operation of a host this run does not include (``--host LABEL``) is left

@@ -9,7 +9,8 @@ What a running domain booted with is its *live* definition (``XMLDesc(0)`` of an
 builds it from the inactive one when the domain starts, and a later ``defineXML`` changes only the
 inactive one, so the live ``<qemu:commandline>`` is what this QEMU was started with. What libvirt is still
 doing to a domain comes from its state (``shutdown``: being shut down) and its control info (a job or a
-monitor command under way).
+monitor command under way). A shutdown request the guest has not acted on yet shows in neither, so for an
+active domain with nothing shown the answer is None (cannot tell), never "nothing under way".
 
 Cost of :meth:`LibvirtHost.list_vms`: one ``getAllDomainStats`` call brings every domain and its state;
 the arguments need each domain's XML, one more call per domain, two for an active one (about 0.1 ms each
@@ -106,7 +107,10 @@ class LibvirtHost:
                 operations.append("job")  # a migration, save, dump or snapshot: virsh domjobinfo names it
             elif control == libvirt.VIR_DOMAIN_CONTROL_OCCUPIED:
                 operations.append("monitor command")
-        return tuple(operations)
+        # libvirt keeps no record of a shutdown request (the power button) that the guest is still working
+        # on: the domain stays "running" with no job until the guest powers off. So an active domain with
+        # nothing shown may yet halt by itself: that is "cannot tell", not "nothing".
+        return tuple(operations) or None
 
     def get_device_model_args(self, vm_uuid: str) -> str:
         dom = self._domain(vm_uuid)
