@@ -33,8 +33,17 @@ def _aliases(command: Command) -> str:
     return f"; alias {', '.join(command.aliases)}" if command.aliases else ""
 
 
+ONLY_AT_THE_PROMPT = "Only at the vgpu> prompt (vgpu-admin with no command); on the command line it is refused."
+ONLY_ON_THE_COMMAND_LINE = "Only on the command line: at the vgpu> prompt you are in the shell already."
+
+
 def command_help(command: Command) -> str:
-    lines = [f"Usage: vgpu-admin {command.usage}", "", command.summary + "."]
+    program = "vgpu>" if command.repl_only else "vgpu-admin"  # refresh and exit are typed at the prompt only
+    lines = [f"Usage: {program} {command.usage}", "", command.summary + "."]
+    if command.repl_only:
+        lines.append(ONLY_AT_THE_PROMPT)
+    if command.one_shot_only:
+        lines.append(ONLY_ON_THE_COMMAND_LINE)
     if command.aliases:
         note = f" ({command.alias_note})" if command.alias_note else ""
         lines.append(f"Also called: {', '.join(command.aliases)}{note}.")

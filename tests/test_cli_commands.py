@@ -728,7 +728,7 @@ def test_help_lists_every_command_of_the_command_line():
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
 def test_help_for_each_command_shows_its_usage_and_options(command):
     lines = ok(run(["help", command.name]))
-    assert lines[0] == f"Usage: vgpu-admin {command.usage}"
+    assert lines[0] == f"Usage: {'vgpu>' if command.repl_only else 'vgpu-admin'} {command.usage}"
     for option in command.options:
         assert any(line.lstrip().startswith(option.flag) and option.help in line for line in lines), option.flag
 

@@ -40,8 +40,21 @@ def test_every_command_is_complete(command):
     assert command.summary and not command.summary.endswith(".")
     assert callable(getattr(handlers, command.handler, None)), f"shell.handlers.{command.handler} is missing"
     text = helptext.help_text(command.name)
-    assert text.startswith(f"Usage: vgpu-admin {command.usage}") and command.summary in text
+    program = "vgpu>" if command.repl_only else "vgpu-admin"
+    assert text.startswith(f"Usage: {program} {command.usage}") and command.summary in text
     assert f"## {command.name}" in docs.render()
+
+
+@pytest.mark.parametrize("name", ["refresh", "exit", "quit"])
+def test_help_for_a_shell_only_command_says_it_runs_only_at_the_prompt(name):
+    # Asked on the command line (vgpu-admin help refresh), where the command itself is refused.
+    lines = helptext.help_text(name).splitlines()
+    assert lines[0] == f"Usage: vgpu> {commands.lookup(name).usage}"
+    assert "Only at the vgpu> prompt (vgpu-admin with no command); on the command line it is refused." in lines
+
+
+def test_help_for_the_shell_command_says_it_runs_only_on_the_command_line():
+    assert "Only on the command line: at the vgpu> prompt you are in the shell already." in helptext.help_text("shell")
 
 
 @pytest.mark.parametrize(("command", "option"), ALL_OPTIONS, ids=lambda x: getattr(x, "name", ""))
