@@ -109,6 +109,21 @@ def test_a_bad_value_in_a_bulk_row_is_escaped_too(world):
     assert caught.value.records()[0]["value"] == SCRIPT
 
 
+def test_row_labels_of_any_index_stay_json_ready(world):
+    pandas = pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
+    import numpy
+
+    frame = pandas.DataFrame({"uuid": ["not-a-uuid", vm_uuid(3)]}, index=pandas.to_datetime(["2024-01-01", "2024-01-02"]))
+    plan = bulk_register.plan_registrations(world.store, world.sim, frame)
+    for data in (plan.records(), plan.problems.records(), to_data(plan.invalid), plan.invalid.records()):
+        json.dumps(data)
+    assert plan.records()[0]["row"] == "2024-01-02 00:00:00"
+    assert plan.problems.records()[0]["row"] == to_data(plan.invalid)["problems"][0]["row"] == "2024-01-01 00:00:00"
+    assert plan.rows == (frame.index[1],)  # the labels themselves, to index the frame with
+    numbered = pandas.DataFrame({"uuid": ["nope"]}, index=numpy.array([7], dtype=numpy.int64))
+    assert bulk_register.plan_registrations(world.store, world.sim, numbered).problems.records()[0]["row"] == 7
+
+
 def test_lists_stay_lists(world):
     found = vms.list_vms(world.store)
     assert isinstance(found, list) and isinstance(found, tables.VMList)

@@ -61,7 +61,8 @@ class RegistrationPlan(tables.Tabular):
                  for row, change in zip(plan.update_rows, plan.updates.plans)]
         rows += [(row, kept, tables.vm_record(vm), None) for row, vm in zip(plan.existing_rows, plan.existing)]
         rows = in_input_order(plan.labels, rows, lambda row: row[0])
-        records = [{"row": row, "action": action, **record, "change": change} for row, action, record, change in rows]
+        records = [{"row": tables.row_label(row), "action": action, **record, "change": change}
+                   for row, action, record, change in rows]
         refused = len({problem.row for problem in plan.problems})
         parts = [f"{tables.plural(len(plan.vms), 'VM')} to register"]
         if plan.updates.plans:

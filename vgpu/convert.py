@@ -17,7 +17,7 @@ from cattrs.gen import make_dict_unstructure_fn
 
 from .errors import InvalidValue, RowProblem, VgpuError
 from .models import Pool, PowerState, Priority, VMConfig
-from .tables import ProblemTable, ResultList
+from .tables import ProblemTable, ResultList, row_label
 from .values import parse_priority
 
 converter = cattrs.Converter()
@@ -114,7 +114,7 @@ def _problem_from_data(data: Any, _cls: type) -> RowProblem[Hashable]:
 _is_error = lambda cls: isinstance(cls, type) and issubclass(cls, BaseException)  # noqa: E731
 converter.register_unstructure_hook_func(_is_error, _error_data)
 converter.register_structure_hook_func(_is_error, _error_from_data)
-converter.register_unstructure_hook(RowProblem, lambda problem: {"row": problem.row, **_error_data(problem.error)})
+converter.register_unstructure_hook(RowProblem, lambda problem: {"row": row_label(problem.row), **_error_data(problem.error)})
 converter.register_structure_hook(RowProblem, _problem_from_data)
 
 

@@ -247,6 +247,17 @@ def plain(value: Any) -> Any:
     return repr(value)
 
 
+def row_label(label: Any) -> Any:
+    """An input row's label as JSON takes it: a number (numpy's and pandas' integers included) or a string
+    as it is, anything else (a DatetimeIndex's Timestamp, a MultiIndex's tuple) as its text. The result's
+    ``rows`` keep the labels themselves, to index the caller's DataFrame with."""
+    if label is None or isinstance(label, (str, bool, int, float)):
+        return label
+    if hasattr(label, "__index__"):
+        return label.__index__()
+    return str(label)
+
+
 def config_text(config: VMConfig) -> str:
     """``pool A, high (2), vm_id 7``."""
     return f"pool {config.pool_id}, {config.priority.describe()}, vm_id {config.vm_id}"
@@ -369,7 +380,7 @@ def problem_record(problem: RowProblem[Hashable]) -> Record:
     error = problem.error
     field = getattr(error, "field", getattr(error, "kind", None))
     value = getattr(error, "value", getattr(error, "key", None))
-    return {"row": problem.row, "field": field, "value": plain(value), "allowed": _allowed(error), "problem": str(error)}
+    return {"row": row_label(problem.row), "field": field, "value": plain(value), "allowed": _allowed(error), "problem": str(error)}
 
 
 def invalid_rows_view(error: InvalidRows) -> tuple[str, list[Record]]:
