@@ -149,3 +149,17 @@ def test_an_error_raised_in_a_process_pool_worker_reaches_the_caller_whole():
                 pool.submit(_raise, index).result()
             assert type(caught.value) is type(error) and state(caught.value) == state(error)
         assert pool.submit(_fine).result() == "still working"  # the pool was not broken by any of them
+
+
+def test_an_interrupt_is_data_but_not_rebuilt_and_the_refusal_says_why():
+    # BulkInterrupted is a KeyboardInterrupt carrying a partial result, not a VgpuError: to_data gives its
+    # data (a script logs it), and from_data says it does not rebuild one instead of contradicting itself.
+    from vgpu.bulk import BulkResult
+    from vgpu.errors import BulkInterrupted, InvalidValue
+
+    data = json.loads(json.dumps(convert.to_data(BulkInterrupted(BulkResult((), ()), "Interrupted: 0 done"))))
+    assert data["error"] == "BulkInterrupted" and data["partial"]["results"] == []
+    with pytest.raises(InvalidValue) as caught:
+        convert.from_data(data, BulkInterrupted)
+    assert str(caught.value) == ("from_data() does not rebuild a BulkInterrupted (an interrupt, not an error of the "
+                                 "library): read the data as it is; its partial result is data['partial']")

@@ -63,6 +63,10 @@ def _error_data(error: BaseException) -> dict[str, Any]:
 
 def _error_class(name: object, wanted: type[BaseException]) -> type[BaseException]:
     """The library's error class of that name (or a built-in exception's), if it is a ``wanted``."""
+    if name == "BulkInterrupted":  # its partial result is of one of several types the data does not name
+        raise InvalidValue("error", name, "the name of a VgpuError class or a built-in exception", sentence=(
+            "from_data() does not rebuild a BulkInterrupted (an interrupt, not an error of the library): "
+            "read the data as it is; its partial result is data['partial']"))
     todo: list[type[BaseException]] = [VgpuError]
     while todo:
         cls = todo.pop()
