@@ -9,6 +9,10 @@ line runs. An answer that is neither yes nor no is a no too (exit code 3), read 
 the lines stop there: what the script meant is unknown. With ``vgpu-admin --keep-going`` every line runs.
 Either way the exit code is that of the first line that failed; when none did, 3 if a change was
 cancelled, else 0. Ctrl-C stops the lines either way.
+
+A bare answer (yes, y, no, n) right after a command that asked nothing is passed over with a note on
+stderr: re-running a script of changes already made, each set-* finds nothing to do and asks nothing, and
+the answers written for it are left over. Anything else where no question was asked is an unknown command.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from __future__ import annotations
 from typing import TextIO
 
 from . import runner
-from .console import stdin_reader
+from .console import NO, YES, stdin_reader
 from .context import Context
 
 # Exit codes after which the lines stop (unless --keep-going): a command that failed or was refused.
 STOPS = (runner.FAILED, runner.BAD_INPUT)
+NOT_RUN = "the lines after it were not run (vgpu-admin --keep-going runs them all)."
 
 
 class _ExitCode:
@@ -65,26 +70,51 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
     lines = _NumberedLines(source)
     ctx.console.read_line = stdin_reader(ctx.console.out, lines)
     exit_code = _ExitCode()
+    asked_nothing = False  # the line before was a command that read no answer
     try:
         while (line := lines.readline()):  # readline, not iteration: the console reads answers from it too
             number = lines.number
-            interrupts, unclear_answers = ctx.interrupts, ctx.console.unclear_answers
+            if asked_nothing and _is_bare_answer(line):
+                ctx.console.error(f"Passed over line {number} ({line.strip()!r}): line {number - 1} asked no question.")
+                asked_nothing = False
+                continue
+            seen = ctx.interrupts, ctx.console.unclear_answers
             code = runner.run_line(ctx, line)
             if code is None:
                 break
             exit_code.add(code)
-            if ctx.interrupts > interrupts:
-                ctx.console.error(f"Stopped at line {number}, interrupted; the lines after it were not run.")
+            stop = _stop_message(ctx, code, seen, number, lines.number, keep_going)
+            if stop:
+                ctx.console.error(stop)
                 break
-            if ctx.console.unclear_answers > unclear_answers and not keep_going:
-                # A cancellation, but not the script's author's choice: what was meant is unknown.
-                ctx.console.error(f"Stopped at line {lines.number}, an answer that was neither yes nor no; the lines "
-                                  "after it were not run (vgpu-admin --keep-going runs them all).")
-                break
-            if code in STOPS and not keep_going:
-                ctx.console.error(f"Stopped at line {number}, which failed; the lines after it were not run "
-                                  "(vgpu-admin --keep-going runs them all).")
-                break
+            asked_nothing = _is_command(line) and lines.number == number
     finally:
         ctx.in_repl, ctx.console.read_line = saved
     return exit_code.code
+
+
+def _stop_message(ctx: Context, code: int, seen: tuple[int, int], number: int, last_read: int,
+                  keep_going: bool) -> str | None:
+    """Why the lines stop after line ``number`` (whose answer, if any, was line ``last_read``), or None.
+    ``seen``: the interruptions and unclear answers counted before the line ran."""
+    interrupts, unclear_answers = seen
+    if ctx.interrupts > interrupts:
+        return f"Stopped at line {number}, interrupted; the lines after it were not run."
+    if keep_going:
+        return None
+    if ctx.console.unclear_answers > unclear_answers:
+        # A cancellation, but not the script's author's choice: what was meant is unknown.
+        return f"Stopped at line {last_read}, an answer that was neither yes nor no; {NOT_RUN}"
+    if code in STOPS:
+        return f"Stopped at line {number}, which failed; {NOT_RUN}"
+    return None
+
+
+def _is_bare_answer(line: str) -> bool:
+    return line.strip().lower() in YES + NO
+
+
+def _is_command(line: str) -> bool:
+    """Not a blank line or a ``#`` comment (which run_line passes over)."""
+    text = line.strip()
+    return bool(text) and not text.startswith("#")

@@ -200,3 +200,31 @@ def test_exit_with_an_unknown_option_is_refused_and_the_shell_stays(spec):
     assert runner.run_line(ctx, "quit --force") == 2
     assert err.getvalue() == "error: unknown option '--force' for exit; expected no options\n"
     assert runner.run_line(ctx, "quit") is None
+
+
+# --- re-running a script of changes already made: answers no question asked for ---------------------------
+
+
+@pytest.mark.parametrize("answer", ["yes", "y", "NO", " n "])
+def test_an_answer_after_a_command_that_asked_nothing_is_passed_over(spec, answer):
+    # A re-run: VM-1 is in Pool A already, so set-pool asks nothing and the "yes" written for it is left over.
+    outcome = run_process(spec.flags, stdin=f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=A\n{answer}\nlist-pools\n")
+    assert outcome.code == 0, outcome.err
+    assert outcome.err_lines == [f"Passed over line 2 ({answer.strip()!r}): line 1 asked no question."]
+    assert outcome.out_lines[0].endswith("already has this configuration; nothing to do.")
+    assert outcome.out_lines[1].startswith('Pool A: "Pool A"')  # list-pools ran
+
+
+@pytest.mark.parametrize("lines", [
+    "yes\nlist-pools\n",  # no command before it
+    "set-pool --vm-uuid={vm1} --pool=A\nyes please\nlist-pools\n",  # not a bare answer
+    "set-pool --vm-uuid={vm1} --pool=A\n# moved already\nyes\nlist-pools\n",  # not right after the command
+    "set-pool --vm-uuid={vm1} --pool=A\nyes\nyes\nlist-pools\n",  # the second one answers nothing either
+    "set-pool --vm-uuid={vm1} --pool=B\nyes\nyes\nlist-pools\n",  # the command asked, and had its answer
+], ids=["first-line", "not-bare", "after-a-comment", "twice", "after-a-question"])
+def test_any_other_answer_where_no_question_was_asked_is_an_unknown_command(spec, lines):
+    outcome = run_process(spec.flags, stdin=lines.format(vm1=spec.uuid("VM-1")))
+    assert outcome.code == 2
+    assert any(line.startswith("error: unknown command 'yes'") for line in outcome.err_lines), outcome.err
+    assert outcome.err_lines[-1].startswith("Stopped at line")
+    assert 'Pool A: "Pool A"' not in outcome.out
