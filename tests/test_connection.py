@@ -489,6 +489,14 @@ def test_a_password_in_a_libvirt_uri_is_refused_and_never_shown(tmp_path, uri):
     assert "without a password" in outcome.one_error_line()
 
 
+@pytest.mark.parametrize("host", [{"g": "bogus:x"}, ["g=bogus:x"], "gpu1", ["gpu1", "gpu2"], {"-bad": "sim:/x"}])
+def test_a_bad_host_in_any_form_is_an_invalid_value_naming_the_argument_not_a_flag(tmp_path, host):
+    with pytest.raises(InvalidValue) as caught:
+        connect(db=str(tmp_path / "v.db"), host=host)
+    assert caught.value.field == "host" and "--host" not in str(caught.value)
+    assert not (tmp_path / "v.db").exists()
+
+
 def test_reopen_gives_another_thread_a_connection_of_its_own(conn):
     found = []
 

@@ -28,8 +28,8 @@ import inspect
 import os
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar, Union
 
-from . import config, opening
-from .errors import InvalidRows, InvalidValue, StoreError
+from . import config, hostspecs, opening
+from .errors import ConfigError, InvalidRows, InvalidValue, StoreError
 from .store import Store
 
 if TYPE_CHECKING:  # annotations only: a connection imports each module when a method first needs it
@@ -74,7 +74,13 @@ def resolve_settings(db: str | os.PathLike[str] | None = None, host: HostArgumen
     explicit: dict[str, Any] = {"db": _db_path(db), "host": _host_words(host)}
     for name, value in settings.items():
         explicit[name] = _setting(name, value)
-    resolved = config.load(explicit)
+    try:
+        resolved = config.load(explicit)
+    except ConfigError as error:
+        if error.source != hostspecs.FLAG:
+            raise  # a config file's or the environment's: said as vgpu-admin says it
+        # The host argument: a bad argument, named as this call names it, not as the command line's --host.
+        raise InvalidValue("host", host, _HOST_FORMS, sentence=error.sentence.partition(": ")[2]) from None
     opening.check_hosts(resolved)
     return resolved
 
