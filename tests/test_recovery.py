@@ -325,6 +325,30 @@ def test_an_operation_of_a_session_on_another_host_is_taken_only_when_told(world
     assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
 
 
+def test_an_operation_of_a_container_on_this_machine_is_taken_only_when_told(world):
+    """A session in a container shares this machine's boot id, but its PID is of its own PID namespace: a
+    live container session must not be judged dead by our PID table and overtaken."""
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "stopped", pool="B")
+    (cut,) = world.open_ops()
+    in_container = sessions.Session("ct1", cut.session.pid, sessions.read_boot_id(), cut.session.started)  # its PID: ended here
+    with world.store.writing() as conn:
+        hand_over(conn, cut.op_id, in_container)
+    (op,) = world.open_ops()
+    before = world.tables(), world.host_picture(uuid)
+
+    (refused,) = recovery.recover(world.store, world.sim)
+    assert (refused.action, refused.settled) == ("not-taken", False)
+    assert refused.detail == (f"session ct1:{cut.session.pid} started it at {op.started_at} and it ran on another host "
+                              "(ct1: a container on this machine, or this machine under an earlier name), where this "
+                              "one cannot check it; if that session is gone, run 'vgpu-admin recover --take-over'")
+    assert (world.tables(), world.host_picture(uuid), world.open_ops()) == (*before, [op])  # nothing was done
+
+    (taken,) = recovery.recover(world.store, world.sim, take_over=True)
+    assert taken.action == "rolled-back"
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
 def test_recover_of_a_vm_that_boots_with_neither_configuration_resolves_it_and_says_what_to_do(world):
     uuid = world.add(4, "running", OLD, OWN_ARGS)
     kill_at(world, "reconfigure", uuid, "db-updated", pool="B")

@@ -4,12 +4,14 @@ A journal row names the session that owns it. A PID alone cannot say whether tha
 a reboot, or by chance, the PID belongs to another process, and a PID on another machine means nothing
 here. So a session is its host name, its PID, the machine's boot id (``/proc/sys/kernel/random/boot_id``,
 new at every boot) and its process's start time (field 22 of ``/proc/PID/stat``, in clock ticks since
-boot). A recorded session is alive only when the same machine, in the same boot, still runs a process with
-that PID *and* that start time.
+boot). A recorded session is alive only when the same machine, under the same name and in the same boot,
+still runs a process with that PID *and* that start time.
 
 A session on another machine cannot be checked from here: :func:`judge` says UNKNOWN, and only the admin
-can say it is gone (``vgpu-admin recover --take-over``). A machine that was renamed is still recognised by
-its boot id. Where /proc is missing (not Linux), the PID check is all there is.
+can say it is gone (``vgpu-admin recover --take-over``). A session under another host name counts as
+another machine's even with this machine's boot id: that is a container sharing this kernel, whose PIDs
+belong to its own PID namespace, so our PID table cannot judge it (this machine renamed since looks the
+same, and is left to the admin too). Where /proc is missing (not Linux), the PID check is all there is.
 """
 
 from __future__ import annotations
@@ -101,13 +103,14 @@ def is_current(session: Session) -> bool:
 def judge(session: Session) -> tuple[Verdict, str]:
     """Whether ``session`` is still running, and why we think so (a phrase for messages)."""
     here = current()
-    if session.boot_id and here.boot_id:
-        if session.boot_id != here.boot_id:
-            if session.host == here.host:
-                return Verdict.DEAD, f"{session.host} has restarted since"
-            return Verdict.UNKNOWN, f"it ran on another host ({session.host})"
-    elif session.host != here.host:
-        return Verdict.UNKNOWN, f"it ran on another host ({session.host})"
+    same_boot = bool(session.boot_id and here.boot_id and session.boot_id == here.boot_id)
+    if session.host != here.host:
+        # The same boot id under another host name is a container on this kernel (or this machine before a
+        # rename): a container's PIDs are of its own PID namespace, so ours cannot say whether it is alive.
+        where = ": a container on this machine, or this machine under an earlier name" if same_boot else ""
+        return Verdict.UNKNOWN, f"it ran on another host ({session.host}{where})"
+    if session.boot_id and here.boot_id and not same_boot:
+        return Verdict.DEAD, f"{session.host} has restarted since"
     return _judge_process(session)
 
 
