@@ -10,7 +10,7 @@ from vgpu.tables import plural
 if TYPE_CHECKING:  # for annotations only: list-pools, whose start-up is measured, builds none of these
     from vgpu.models import VM, AuditEntry, HostVM, PoolDetail, VMConfig
 
-from vgpu.escape import listed, shown
+from vgpu.escape import field, listed, shown
 
 RULE = "=" * 80
 POOL_RULE = "-" * 45
@@ -22,11 +22,11 @@ NAMES_LISTED = 10  # beyond this many VMs of one priority, the status panel coun
 
 
 def name_of(vm: VM) -> str:
-    return shown(vm.vm_name) if vm.vm_name else "(unnamed)"
+    return field(vm.vm_name) if vm.vm_name else "(unnamed)"
 
 
 def host_name(host_vm: HostVM) -> str:
-    return shown(host_vm.name) if host_vm.name else "(unnamed)"
+    return field(host_vm.name) if host_vm.name else "(unnamed)"
 
 
 def listed_name(name: str | None) -> str:

@@ -395,6 +395,25 @@ def test_registering_again_a_vm_whose_qemu_already_has_the_segment_says_so(spec)
     assert scan_line("VM-2") in ok(spec.cli("scan-vms"))
 
 
+@pytest.mark.parametrize("name", ["   ", ""])
+def test_a_blank_vm_name_given_is_refused_not_replaced(spec, name):
+    before = spec.files()
+    outcome = spec.cli("register-vm", f"--vm-uuid={spec.uuid('VM-22')}", f"--vm-name={name}")
+    assert outcome.code == 2 and outcome.one_error_line() == (
+        f"error: invalid VM name {name!r}: expected a non-empty printable text of at most 255 characters "
+        "(leave the name out for the host's name)")
+    assert spec.files() == before
+
+
+def test_a_name_holding_the_field_separator_is_quoted_in_every_line(spec):
+    uuid, name = spec.uuid("VM-22"), "db | Pool: B | Priority: high (2) | VM ID: 99"
+    ok(spec.cli("register-vm", f"--vm-uuid={uuid}", f"--vm-name={name}"))
+    quoted = '"db | Pool: B | Priority: high (2) | VM ID: 99"'
+    assert f"UUID: {uuid} | Name: {quoted} | Pool: A | Priority: medium (1) | VM ID: 21" in ok(spec.cli("list-vms"))
+    assert any(line.startswith(f"UUID: {uuid} | Name: {quoted} | Pool: A") for line in ok(spec.cli("scan-vms")))
+    assert ok(spec.cli("show-vm", f"--vm-uuid={uuid}"))[0] == f"VM: {quoted}"
+
+
 def test_register_vm_with_explicit_values(spec):
     uuid = spec.uuid("VM-22")  # halted: nothing to say about the next boot
     assert ok(spec.cli("register-vm", "--vm-uuid", uuid, "--vm-name", "Render box", "--pool=b",

@@ -79,6 +79,9 @@ def test_two_blobs_are_shown_as_drift_and_repaired_as_one(spec):
 
 EVIL = "evil\x1b[2J\x1b]0;owned\x07\nUUID: fake | Name: VM-0 | Status: ⚠ Not registered\u202e"
 EVIL_SHOWN = "evil\\x1b[2J\\x1b]0;owned\\x07\\nUUID: fake | Name: VM-0 | Status: ⚠ Not registered\\u202e"
+# In a line of " | " fields (scan-vms, list-vms, show-vm) a name holding "|" is quoted, as a list quotes one
+# holding a comma: backslashes doubled, so the quotes cannot be faked either.
+EVIL_QUOTED = '"' + EVIL_SHOWN.replace("\\", "\\\\") + '"'
 
 
 def rename_in_db(spec, name: str, new: str) -> None:
@@ -104,7 +107,7 @@ def test_names_from_the_host_and_the_database_cannot_drive_the_terminal(spec, co
     lines = ok(outcome)
     assert_inert(outcome.out)
     assert len(lines) == before  # no line was added by a name
-    assert EVIL_SHOWN in outcome.out
+    assert EVIL_QUOTED in outcome.out if command[0] in ("scan-vms", "list-vms", "show-vm") else EVIL_SHOWN in outcome.out
 
 
 def test_history_shows_a_recorded_name_inert(spec):

@@ -41,6 +41,18 @@ def listed(value: object) -> str:
     text = shown(value)
     if text and "," not in text and '"' not in text and text == text.strip():
         return text
+    return _quoted(text)
+
+
+def field(value: object) -> str:
+    """``value`` as one field of a line whose fields are joined with " | " (``Name: … | Pool: …``): quoted
+    when it holds a "|" and so could read as fields of its own (or starts with a quote, and so could read as
+    quoted), escaped as :func:`shown` does."""
+    text = shown(value)
+    return _quoted(text) if "|" in text or text.startswith('"') else text
+
+
+def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -20,8 +20,9 @@ from typing import Callable, TypeVar
 import attrs
 
 from . import attention, audit, devargs, journal, locations, naming, values, vms
-from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, NotFound, NotRegistered, ReconfigureFailed,
-                     ShutdownNotConfirmed, StalePlan, VgpuError)
+from .basics import NAME_MAX
+from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
+                     ReconfigureFailed, ShutdownNotConfirmed, StalePlan, VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
 from .hypervisor.fleet import as_fleet, label_for
@@ -534,9 +535,14 @@ def register_vm(
 ) -> RegisterResult:
     """Register a VM that exists on the host and write its segment (read by QEMU at its next boot).
 
-    Without ``vm_name`` the host's name for the VM is recorded. If the segment cannot be written the
-    registration is undone and the host's error raised: nothing changes.
+    Without ``vm_name`` the host's name for the VM is recorded; a name given blank is refused (a typo, not a
+    request for the host's name). If the segment cannot be written the registration is undone and the
+    host's error raised: nothing changes.
     """
+    if isinstance(vm_name, str) and not vm_name.strip():
+        raise InvalidValue("VM name", vm_name, f"a non-empty printable text of at most {NAME_MAX} characters",
+                           sentence=f"invalid VM name {vm_name!r}: expected a non-empty printable text of at most "
+                                    f"{NAME_MAX} characters (leave the name out for the host's name)")
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     host_vm = find_host_vm(host, reg.vm_uuid)
     if reg.vm_name is None:
