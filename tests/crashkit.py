@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,21 @@ def run(db, host, kind: str, uuid: str, point: str, action: str = "kill", **chan
     child = spawn(db, host, kind, uuid, point, action, **change)
     out, err = child.communicate(timeout=120)
     return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+
+def process_state(pid: int) -> str:
+    """The state letter of field 3 of /proc/PID/stat (``Z``: a zombie, ended and not reaped yet)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_until_zombie(pid: int, limit: float = 60.0) -> None:
+    """Wait for an ended child that its parent has not reaped to show as a zombie (bounded, so a broken test
+    fails instead of hanging)."""
+    deadline = time.monotonic() + limit
+    while process_state(pid) != "Z":
+        assert time.monotonic() < deadline, f"process {pid} never became a zombie"
+        time.sleep(0.01)
 
 
 # --- the child --------------------------------------------------------------------------------------------

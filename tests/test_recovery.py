@@ -8,6 +8,7 @@ owner that is really dead, as after a crash.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -281,6 +282,26 @@ def test_an_operation_whose_pid_now_belongs_to_another_process_is_recovered(worl
     (outcome,) = recovery.recover(world.store, world.sim)
     assert outcome.action == "finished"
     assert world.config(uuid) == config("B", 1, 4)
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+def test_an_operation_whose_session_was_killed_and_not_reaped_yet_is_recovered(world):
+    """A killed session whose parent has not reaped it (a zombie) is dead: its VM must not stay halted and
+    locked while recover says the change is still in progress."""
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    child = crashkit.spawn(world.store.path, world.sim.path, "reconfigure", uuid, "stopped", "wait", pool="B")
+    try:
+        assert child.stdout.readline() == "reached\n"
+        os.kill(child.pid, signal.SIGKILL)  # the OOM killer, or kill -9; the test (its parent) does not reap it yet
+        crashkit.wait_until_zombie(child.pid)
+        assert world.power(uuid) is PowerState.HALTED
+        (op,) = world.open_ops()
+        assert not op.owner_alive
+        (outcome,) = recovery.recover(world.store, world.sim)
+        assert (op.op_id, outcome.action) == (outcome.op_id, "rolled-back")
+    finally:
+        child.kill()
+        child.communicate()
     assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
 
 

@@ -9,6 +9,8 @@ import pytest
 from vgpu import sessions
 from vgpu.sessions import Session, Verdict
 
+from .crashkit import wait_until_zombie
+
 
 @pytest.fixture
 def ended_pid() -> int:
@@ -51,3 +53,22 @@ def test_a_session_of_this_host_before_it_restarted_is_dead(live_process):
     here = sessions.current()
     session = Session(here.host, live_process.pid, "00000000-0000-4000-8000-0000000b007", sessions.process_start(live_process.pid))
     assert sessions.judge(session) == (Verdict.DEAD, f"{here.host} has restarted since")
+
+
+@pytest.fixture
+def zombie():
+    """A child process that has ended and that its parent (this test) has not reaped yet."""
+    process = subprocess.Popen(["true"])
+    try:
+        wait_until_zombie(process.pid)
+        yield process
+    finally:
+        process.wait()
+
+
+def test_a_session_whose_process_ended_but_was_not_reaped_is_dead(zombie):
+    """A killed session whose parent has not reaped it yet still has its /proc entry (state Z), with its start
+    time: it is dead all the same, and must not hold its VM locked and halted."""
+    here = sessions.current()
+    session = Session(here.host, zombie.pid, here.boot_id, sessions.process_start(zombie.pid))
+    assert sessions.judge(session) == (Verdict.DEAD, f"process {zombie.pid} has ended")

@@ -5,7 +5,8 @@ a reboot, or by chance, the PID belongs to another process, and a PID on another
 here. So a session is its host name, its PID, the machine's boot id (``/proc/sys/kernel/random/boot_id``,
 new at every boot) and its process's start time (field 22 of ``/proc/PID/stat``, in clock ticks since
 boot). A recorded session is alive only when the same machine, under the same name and in the same boot,
-still runs a process with that PID *and* that start time.
+still runs a process with that PID *and* that start time (one that has exited and waits to be reaped by its
+parent, a zombie, runs nothing).
 
 A session on another machine cannot be checked from here: :func:`judge` says UNKNOWN, and only the admin
 can say it is gone (``vgpu-admin recover --take-over``). A session under another host name counts as
@@ -58,9 +59,13 @@ def read_boot_id() -> str | None:
         return None
 
 
-def process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), or None when there is no such process
-    or /proc cannot say."""
+_START = 19  # the start time, field 22 of /proc/PID/stat, is the 20th field after the command name
+_STATE = 0  # the state, field 3
+
+
+def _stat_after_name(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name, or None when there is no such process, or
+    /proc cannot say."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             stat = handle.read()
@@ -68,7 +73,14 @@ def process_start(pid: int) -> str | None:
         return None
     # The command name (field 2) is in parentheses and may itself hold spaces and parentheses.
     fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None  # field 22 of the line is the 20th after the name
+    return fields if len(fields) > _START else None
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), or None when there is no such process
+    or /proc cannot say."""
+    fields = _stat_after_name(pid)
+    return None if fields is None else fields[_START]
 
 
 def _pid_exists(pid: int) -> bool:
@@ -115,11 +127,13 @@ def judge(session: Session) -> tuple[Verdict, str]:
 
 
 def _judge_process(session: Session) -> tuple[Verdict, str]:
-    started = process_start(session.pid)
-    if started is None:
+    fields = _stat_after_name(session.pid)
+    if fields is None:
         if _pid_exists(session.pid) and not os.path.isdir("/proc/self"):
             return Verdict.ALIVE, f"process {session.pid} is running"  # no /proc: the PID is all we know
         return Verdict.DEAD, f"process {session.pid} has ended"
-    if session.started is not None and started != session.started:
+    if fields[_STATE] in ("Z", "X"):  # it exited (killed, say) and only its entry is left until its parent reaps it
+        return Verdict.DEAD, f"process {session.pid} has ended"
+    if session.started is not None and fields[_START] != session.started:
         return Verdict.DEAD, f"process {session.pid} has ended (the PID now belongs to another process)"
     return Verdict.ALIVE, f"process {session.pid} is running"
