@@ -14,6 +14,7 @@ stdin). With ``--gate`` the child prints ``ready`` and waits for a line on stdin
 the parent can release several children at once. It prints ``ok`` or ``error <Class>: <sentence>``.
 
     python tests/crashkit.py DB HOST reconfigure UUID POINT ACTION [--gate] [pool=B priority=high ...]
+    python tests/crashkit.py DB HOST apply UUID POINT ACTION         (apply-vm: the registered configuration)
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def main(argv: list[str]) -> int:
     try:
         if kind == "reconfigure":
             lifecycle.reconfigure_vm(store, host, uuid, confirm=lambda plan: True, **change)
+        elif kind == "apply":
+            lifecycle.apply_vm(store, host, uuid, confirm=lambda plan: True)
         elif kind == "register":
             lifecycle.register_vm(store, host, uuid, **change)
         elif kind == "remove":

@@ -18,9 +18,9 @@ import attrs
 import pytest
 
 from vgpu import devargs, journal, lifecycle, recovery, sessions, vms
-from vgpu.errors import Busy
+from vgpu.errors import Busy, DamagedDatabase
 from vgpu.hypervisor.sim import SimHost
-from vgpu.models import PowerState
+from vgpu.models import PowerState, Registration
 
 from . import crashcli, crashkit
 from .clikit import run_process
@@ -160,6 +160,78 @@ def test_recover_rolls_back_when_the_vm_will_not_start_with_its_new_config(world
     else:
         assert outcome.action == "finished"  # a halted VM is not started, so nothing fails
     assert_recovered_and_unlocked(world, uuid, PowerState(power))
+
+
+RAN = config("B", 2, 9)  # what a VM pending restart runs with, while the database has OLD
+
+
+def pending_restart(world) -> str:
+    """VM 4 registered with OLD and that segment stored, but running with RAN: apply-vm's case."""
+    uuid = vm_uuid(4)
+    world.sim.add_vm(uuid, "vm-4", "running", devargs.merge(OWN_ARGS, RAN))
+    vms.db_register_many(world.store, [Registration(uuid, "vm-4", OLD.pool_id, OLD.priority, OLD.vm_id)])
+    world.sim.set_device_model_args(uuid, devargs.merge(OWN_ARGS, OLD))
+    return uuid
+
+
+def test_recover_of_an_apply_cut_after_the_stop_starts_the_vm_with_what_it_ran_with_and_says_so(world):
+    """Undoing an apply-vm gives the VM back what it ran with, as the in-process rollback does, and says so:
+    not "the previous configuration is kept" while the VM runs the registered one."""
+    uuid = pending_restart(world)
+    boots = world.sim.boots(uuid)
+    kill_at(world, "apply", uuid, "stopped")
+    (op,) = world.open_ops()
+    assert (op.step, world.power(uuid)) == ("stopping", PowerState.HALTED)
+
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert (outcome.action, outcome.settled) == ("rolled-back", True)
+    assert outcome.detail == ("the registered configuration had not been applied; the VM was started again with the "
+                              "arguments it ran with before (pool=B;priority=2;vm_id=9), which differ from the "
+                              "database: 'vgpu-admin apply-vm' applies it")
+    assert world.sim.boots(uuid) == [*boots, devargs.merge(OWN_ARGS, RAN)]
+    assert world.config(uuid) == OLD and world.open_ops() == []
+
+
+def test_recover_of_an_apply_cut_before_the_stop_leaves_the_vm_as_it_was(world):
+    uuid = pending_restart(world)
+    before = world.host_picture(uuid)
+    kill_at(world, "apply", uuid, "stopping")
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert (outcome.action, outcome.settled) == ("rolled-back", True)
+    assert outcome.detail == ("the registered configuration had not been applied; the VM kept running with the "
+                              "arguments it ran with before and was not restarted")
+    assert world.host_picture(uuid) == before  # still pending restart, as before the apply
+    assert world.config(uuid) == OLD and world.open_ops() == []
+
+
+def test_recover_of_an_apply_whose_registered_configuration_will_not_start_starts_what_the_vm_ran_with(world):
+    uuid = pending_restart(world)
+    boots = world.sim.boots(uuid)
+    kill_at(world, "apply", uuid, "args-written")
+    world.sim.set_fault("start", "fail_if_args_contain:pool=A", uuid)
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert (outcome.action, outcome.settled) == ("rolled-back", True)
+    assert outcome.detail.startswith("the VM would not start with its registered configuration (")
+    assert outcome.detail.endswith("); it was started again with the arguments it ran with before "
+                                   "(pool=B;priority=2;vm_id=9), which differ from the database")
+    assert world.sim.boots(uuid) == [*boots, devargs.merge(OWN_ARGS, RAN)]
+    assert world.config(uuid) == OLD and world.open_ops() == [] and world.marks() == []
+
+
+@pytest.mark.parametrize("ran_with", [{"config": None}, {"config": {"pool_id": "B", "priority": 2, "vm_id": 9}}])
+def test_what_an_apply_ran_with_is_journalled_as_a_checked_segment(world, ran_with):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    booted = OWN_ARGS if ran_with["config"] is None else devargs.merge(OWN_ARGS, RAN)
+    kept = journal.ran_with_of(booted)
+    with world.store.writing() as conn:
+        journal.begin(conn, uuid, "reconfigure", vms.select_vm(conn, uuid), OLD, True, ran_with=kept)
+    (op,) = world.open_ops()
+    assert op.ran_with == kept == journal.RanWith(None if ran_with["config"] is None else RAN)
+    with world.store.writing() as conn:  # what the journal holds goes into QEMU's arguments: it is checked
+        conn.execute("UPDATE vgpu_operations SET old = json_set(old, '$.ran_with.config', json(?))",
+                     ('{"pool_id": "B -device evil", "priority": 2, "vm_id": 9}',))
+    with pytest.raises(DamagedDatabase, match="pool_id 'B -device evil'"):
+        world.open_ops()
 
 
 def test_recover_with_the_host_down_fails_and_keeps_the_operation_open(world):

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import attrs
 
-from . import sessions, stored
+from . import devargs, sessions, stored
 from .errors import Busy, VgpuError
 from .models import VM, VMConfig
 from .sessions import Session, Verdict
@@ -42,12 +42,39 @@ _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
 
 @attrs.frozen
+class RanWith:
+    """The vgpu segment a running VM booted with, journalled by a change that leaves the database as it is
+    (apply-vm: the VM runs something other than its registered configuration). Undoing the change gives the
+    VM that segment back, as the in-process rollback gives back what it ran with. ``config`` None: it ran
+    without a segment."""
+
+    config: VMConfig | None
+
+    @property
+    def shown(self) -> str:
+        return "no vgpu segment" if self.config is None else devargs.payload(self.config)
+
+
+def ran_with_of(booted_args: str | None, *, quoted: bool = False) -> RanWith | None:
+    """What the journal keeps of the args a VM ran with: its vgpu segment alone, which is checked when read
+    back like every configuration here. Never the whole string: the database would then put whatever it
+    holds on the VM's QEMU command line. None when there is nothing to give back (``booted_args`` None) or
+    the segment cannot be read: recover() then restores the registered one."""
+    if booted_args is None:
+        return None
+    segment = devargs.parse(booted_args, quoted=quoted)
+    return None if segment.malformed else RanWith(segment.config)
+
+
+@attrs.frozen
 class Operation:
     """One journalled change to one VM. ``old`` is the registration before (None when registering);
     ``new`` the configuration after (None when removing). ``session`` owns it; ``released_at`` is set when
     that session gave it up part way (an interrupt, a rollback that failed), ``recovering_since`` when
     recover() claimed it, and ``reverted`` once a rollback put the old values back in the DB after it had
-    taken the new ones. ``host`` names the host of a fleet the VM was changed on, for recover()."""
+    taken the new ones. ``host`` names the host of a fleet the VM was changed on, for recover().
+    ``ran_with``: the segment the VM ran with, kept (with ``old``) by a change that leaves the database as it
+    is, such as apply-vm; None when not kept."""
 
     op_id: int
     vm_uuid: str
@@ -62,6 +89,7 @@ class Operation:
     recovering_since: str | None = None
     reverted: bool = False
     host: str | None = None  # the label of the fleet's host it ran against; None: a single unlabelled host
+    ran_with: RanWith | None = None  # what the running VM ran with, when the change leaves the DB as it is
 
     @property
     def owner(self) -> str:
@@ -106,13 +134,18 @@ def this_owner() -> str:
     return sessions.current().label
 
 
-def _dump_vm(vm: VM | None) -> str | None:
+def _dump_vm(vm: VM | None, ran_with: RanWith | None = None) -> str | None:
+    """The VM as it was (the ``old`` column); with ``ran_with``, also the segment it ran with, under a key
+    that the rest of the row's readers (and earlier versions) pass over, so no new column is needed."""
     if vm is None:
         return None
-    return json.dumps({
+    record: dict[str, object] = {
         "vm_id": vm.vm_id, "vm_uuid": vm.vm_uuid, "vm_name": vm.vm_name, "pool_id": vm.pool_id,
         "priority": int(vm.priority), "created_at": vm.created_at, "updated_at": vm.updated_at,
-    })
+    }
+    if ran_with is not None:
+        record["ran_with"] = {"config": _config_dict(ran_with.config)}
+    return json.dumps(record)
 
 
 def _json(text: object, column: str, row: str) -> object:
@@ -122,15 +155,32 @@ def _json(text: object, column: str, row: str) -> object:
         raise stored.damaged("vgpu_operations", row, stored.Bad(column, text, "JSON written by vgpu-admin")) from None
 
 
-def _load_vm(text: str | None, row: str = "") -> VM | None:
+def _load_vm(text: str | None, row: str = "") -> tuple[VM | None, RanWith | None]:
     # Checked as a vms row is: recover() writes what it holds back into the DB and QEMU's arguments.
-    return None if text is None else stored.vm_record(_json(text, "old", row), "vgpu_operations", row)
+    if text is None:
+        return None, None
+    data = _json(text, "old", row)
+    vm = stored.vm_record(data, "vgpu_operations", row)
+    return vm, _load_ran_with(data.get("ran_with") if type(data) is dict else None, row)
+
+
+def _load_ran_with(data: object, row: str) -> RanWith | None:
+    if data is None:
+        return None  # not kept: a change of the database, or a row written before it was
+    if type(data) is not dict:
+        raise stored.damaged("vgpu_operations", row, stored.Bad("old", data, "a ran_with object written by vgpu-admin"))
+    config = data.get("config")
+    return RanWith(None if config is None else stored.config_record(config, "vgpu_operations", row))
+
+
+def _config_dict(config: VMConfig | None) -> dict[str, object] | None:
+    if config is None:
+        return None
+    return {"pool_id": config.pool_id, "priority": int(config.priority), "vm_id": config.vm_id}
 
 
 def _dump_config(config: VMConfig | None) -> str | None:
-    if config is None:
-        return None
-    return json.dumps({"pool_id": config.pool_id, "priority": int(config.priority), "vm_id": config.vm_id})
+    return None if config is None else json.dumps(_config_dict(config))
 
 
 def _load_config(text: str | None, row: str = "") -> VMConfig | None:
@@ -162,11 +212,12 @@ def _operation_from_row(row: tuple[Any, ...]) -> Operation:
         label = stored.text(host, "host", stored.TIMESTAMP_MAX)
     except stored.Bad as bad:
         raise stored.damaged("vgpu_operations", key, bad) from None
+    before, ran_with = _load_vm(old, key)
     return Operation(op_id, vm_uuid, stored.one_of("vgpu_operations", key, "kind", kind, KINDS),
                      stored.one_of("vgpu_operations", key, "step", step, STEPS),
-                     _load_vm(old, key), _load_config(new, key), running,
+                     before, _load_config(new, key), running,
                      Session.from_label(owner, boot_id, started), started_at, released_at, recovering_since, undone,
-                     label or None)
+                     label or None, ran_with)
 
 
 def _select(conn: sqlite3.Connection, op_id: int) -> Operation | None:
@@ -220,9 +271,11 @@ def begin(
     new: VMConfig | None,
     was_running: bool | None,
     host: str | None = None,
+    ran_with: RanWith | None = None,
 ) -> Operation:
     """Take the VM's lock and journal a new operation, inside the caller's write transaction. ``host``: the
-    label of the fleet's host the VM is on (see :func:`vgpu.hypervisor.fleet.label_for`)."""
+    label of the fleet's host the VM is on (see :func:`vgpu.hypervisor.fleet.label_for`); ``ran_with``: the
+    segment the running VM ran with, for a change that leaves the database as it is (see :class:`RanWith`)."""
     holder = select_holder(conn, vm_uuid)
     if holder is not None:
         raise busy_error(holder)
@@ -230,7 +283,7 @@ def begin(
     cursor = conn.execute(
         "INSERT INTO vgpu_operations (vm_uuid, kind, step, old, new, was_running, owner, owner_boot_id, owner_started,"
         " host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (vm_uuid, kind, PLANNED, _dump_vm(old), _dump_config(new),
+        (vm_uuid, kind, PLANNED, _dump_vm(old, ran_with), _dump_config(new),
          None if was_running is None else int(was_running), me.label, me.boot_id, me.started, host or None),
     )
     return _written(conn, cursor.lastrowid)

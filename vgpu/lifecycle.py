@@ -282,7 +282,8 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> tuple[journ
         if current is None:
             raise NotFound("registered VM", plan.vm_uuid, "it was removed after the plan was made")
         # Take the lock before comparing: a change still in progress is "busy", not a stale plan.
-        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart, label_for(host, plan.vm_uuid))
+        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart, label_for(host, plan.vm_uuid),
+                           journal.ran_with_of(_ran_with(plan), quoted=plan.args_quoted))  # so recover() can undo as we do
         if current.config != plan.current:
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         if plan.new.vm_id != current.vm_id:  # taken since the plan was made: refused before the VM is stopped

@@ -202,6 +202,8 @@ def _already_new(store: Store, host: Hypervisor, op: journal.Operation) -> _Outc
 
 
 def _history(op: journal.Operation) -> str:
+    if op.ran_with is not None:  # apply-vm: the database was not to change
+        return "the registered configuration had not been applied"
     if op.reverted:
         return "the change had reached the database and was undone by the session that made it"
     return "the change had not reached the database"
@@ -223,7 +225,10 @@ def _undo(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, pr
     if restored.start_error is not None:
         return _not_restarted(why, restored.start_error)
     if restored.restarted:
-        return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept and the VM was started again", power=PowerState.RUNNING)
+        return _Outcome(ROLLED_BACK, f"{why}; {_started_again(op)}", power=PowerState.RUNNING)
+    if look.power is PowerState.RUNNING and op.ran_with is not None:
+        return _Outcome(ROLLED_BACK, f"{why}; the VM kept running with the arguments it ran with before and was not "
+                                     "restarted", power=PowerState.RUNNING)
     if look.power is PowerState.RUNNING:
         return _Outcome(ROLLED_BACK, f"{why}; the VM kept running with its previous configuration and was not restarted",
                         power=PowerState.RUNNING)
@@ -234,7 +239,7 @@ def _undo_unconfirmed(store: Store, host: Hypervisor, op: journal.Operation, unc
                       progress: ProgressCallback, why: str) -> _Outcome:
     restored = _roll_back(store, host, op, progress)
     if restored.restarted:
-        return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept and the VM was started again", power=PowerState.RUNNING)
+        return _Outcome(ROLLED_BACK, f"{why}; {_started_again(op)}", power=PowerState.RUNNING)
     text = _mark_unconfirmed(store, op, unconfirmed, "once it has, start it")
     return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", attention=text)
 
@@ -252,12 +257,32 @@ def _not_restarted(why: str, start_error: HypervisorError) -> _Outcome:
     return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", attention=text)
 
 
+def _started_again(op: journal.Operation) -> str:
+    """What undoing gave the VM that it was started with: its previous configuration or, for a change that
+    left the database as it is (apply-vm), the segment it ran with before."""
+    if op.ran_with is None:
+        return "the previous configuration is kept and the VM was started again"
+    return (f"the VM was started again with the arguments it ran with before ({op.ran_with.shown}), which differ "
+            "from the database: 'vgpu-admin apply-vm' applies it")
+
+
 def _roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback) -> lifecycle.Restored:
     try:
-        return lifecycle.roll_back(store, host, op, progress)
+        return lifecycle.roll_back(store, host, op, progress, _ran_with_args(host, op))
     except HypervisorError as error:
         _later_if_busy(error)
         raise
+
+
+def _ran_with_args(host: Hypervisor, op: journal.Operation) -> str | None:
+    """The args to give a halted VM back, as the in-process rollback does (lifecycle's ran_with), when the
+    change left the database as it is: its stored args with the segment it ran with. None (the registered
+    segment) when none was kept, or when the VM still runs: it still has what it ran with, and its stored
+    args are as they were (an undone change never got as far as writing them)."""
+    if op.ran_with is None or host.power_state(op.vm_uuid) is not PowerState.HALTED:
+        return None
+    stored_args = host.get_device_model_args(op.vm_uuid)
+    return devargs.merge(stored_args, op.ran_with.config, quoted=args_quoted(host, op.vm_uuid))
 
 
 def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
@@ -284,9 +309,13 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
         if not lifecycle.would_not_start(failure):
             raise
         restored = _roll_back(store, host, op, progress)
-        why = f"the VM would not start with its new configuration ({failure})"
+        which = "new" if op.ran_with is None else "registered"
+        why = f"the VM would not start with its {which} configuration ({failure})"
         if restored.start_error is not None:
             return _not_restarted(why, restored.start_error)
+        if op.ran_with is not None:
+            return _Outcome(ROLLED_BACK, f"{why}; it was started again with the arguments it ran with before "
+                                         f"({op.ran_with.shown}), which differ from the database", power=PowerState.RUNNING)
         return _Outcome(ROLLED_BACK, f"{why}; the previous one is restored and the VM was started again", power=PowerState.RUNNING)
     return _Outcome(FINISHED, "the new configuration is in place and the VM was started with it", power=PowerState.RUNNING)
 
