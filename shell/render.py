@@ -225,7 +225,10 @@ def registered(result) -> str:
 def removed(result) -> str:
     vm = result.vm
     tail = "its vgpu segment was cleared" if result.segment_cleared else "the host no longer has it, so no segment to clear"
-    return f"Removed {name_of(vm)} ({vm.vm_uuid}) from Pool {vm.pool_id}; {tail}."
+    text = f"Removed {name_of(vm)} ({vm.vm_uuid}) from Pool {vm.pool_id}; {tail}."
+    if result.running_with is not None:
+        text += f"\nThe VM still runs with {config_text(result.running_with)} until it stops (scan-vms shows it meanwhile)."
+    return text
 
 
 def operation_text(op) -> str:

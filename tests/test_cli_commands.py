@@ -643,14 +643,20 @@ def test_set_vm_id_to_a_taken_one_is_a_conflict(spec):
 
 def test_remove_vm_unregisters_it_and_keeps_the_admins_own_args(spec):
     uuid = spec.uuid("VM-5")  # the demo gave VM-5 an argument of its own
-    assert ok(spec.cli("remove-vm", "--vm-uuid", uuid)) == [
-        f"Removed VM-5 ({uuid}) from Pool A; its vgpu segment was cleared."
+    assert ok(spec.cli("remove-vm", "--vm-uuid", uuid)) == [  # VM-5 runs: its QEMU keeps its segment meanwhile
+        f"Removed VM-5 ({uuid}) from Pool A; its vgpu segment was cleared.",
+        "The VM still runs with pool=A;priority=1;vm_id=5 until it stops (scan-vms shows it meanwhile).",
     ]
     assert spec.vm("VM-5") is None
     assert spec.sim.get_device_model_args(uuid) == "-vnc 127.0.0.1:5"
     lines = ok(spec.cli("scan-vms"))
     assert "=== Pool A: 6 VMs ===" in lines and "=== Unregistered VMs: 4 ===" in lines
     assert unregistered_line("VM-5") in lines
+
+
+def test_remove_vm_of_a_halted_vm_says_nothing_of_a_running_qemu(spec):
+    uuid = spec.uuid("VM-3")  # halted
+    assert ok(spec.cli("remove-vm", "--vm-uuid", uuid)) == [f"Removed VM-3 ({uuid}) from Pool A; its vgpu segment was cleared."]
 
 
 def test_repair_vm_rewrites_drift_and_clears_a_clone(spec):

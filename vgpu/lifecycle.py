@@ -580,6 +580,9 @@ def host_name(host_vm: HostVM) -> str | None:
 class RemoveResult:
     vm: VM  # the registration as it was
     segment_cleared: bool  # False when the host no longer has the VM (nothing to clear)
+    # What the VM's running QEMU booted with, when it is running with a segment: it keeps it until it stops
+    # (scan shows it meanwhile, as an unregistered VM still running with a vm_id), None otherwise.
+    running_with: VMConfig | None = None
 
 
 def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
@@ -591,10 +594,11 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     # Ask the host before journalling, as repair_vm does: a host that refuses us at once (no password, no
     # such host) leaves nothing behind, not an operation that locks the VM until recover.
     try:
-        cleared = _on_host(host, vm.vm_uuid)
+        seen = _on_host(host, vm.vm_uuid)
     except HypervisorError as failure:
         failure.reword(failure.sentence + "; the VM is still registered")
         raise
+    cleared = seen is not None
     label = label_for(host, vm.vm_uuid) if cleared else None
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None, label)
@@ -613,19 +617,25 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
             removed = vms.delete_record(conn, vm.vm_uuid)
             journal.set_step(conn, op, journal.DB_UPDATED)
     journal.finish(store, op, journal.DONE)
-    return RemoveResult(removed, cleared)
+    return RemoveResult(removed, cleared, _running_with(host, seen))
+
+
+def _running_with(host: Hypervisor, seen: HostVM | None) -> VMConfig | None:
+    """The configuration a running VM's QEMU booted with, if the host can tell and it had one."""
+    if seen is None or not seen.booted_args or seen.power_state not in (PowerState.RUNNING, PowerState.PAUSED):
+        return None
+    return devargs.parse(seen.booted_args, quoted=args_quoted(host, seen.uuid)).config
 
 
 
-def _on_host(host: Hypervisor, vm_uuid: str) -> bool:
-    """Whether the host has the VM (any other host error is raised)."""
+def _on_host(host: Hypervisor, vm_uuid: str) -> HostVM | None:
+    """The VM as the host describes it, or None when the host has no such VM (any other host error is raised)."""
     try:
-        host.get_device_model_args(vm_uuid)
+        return describe(host, vm_uuid)
     except HypervisorError as error:
         if not codes.vm_missing(error):
             raise
-        return False
-    return True
+        return None
 
 
 # --- repair -----------------------------------------------------------------------------------------------
