@@ -127,6 +127,23 @@ def test_one_host_keeps_the_spec_layout_and_a_label_narrows_to_one_host(world, i
     assert listed == [f"UUID: {B1} | Name: b-one | Pool: B | Priority: low (0) | VM ID: 2", "", "1 VM"]
 
 
+@pytest.mark.parametrize("words", [["remove-vm"], ["repair-vm"], ["set-pool", "--pool=A"]])
+def test_a_run_narrowed_to_one_host_never_calls_another_hosts_vm_gone(world, isolated_environment, words):
+    # b-one runs on gpu2; a run of gpu1 alone cannot tell whether it is gone or elsewhere: it must not
+    # unregister it, nor tell the admin to.
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms"))  # where each VM is, remembered
+    command, *rest = words
+    outcome = world.cli(command, f"--vm-uuid={B1}", *rest, hosts=["gpu1"], stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1); it may be on gpu2 or pool1, which this "
+                           "run leaves out: run without --host, or with --host naming its host"), line
+    with world.store() as store:
+        assert vms.find(store, B1) is not None and journal.unfinished(store) == []
+    assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
+
+
 # --- a host down -------------------------------------------------------------------------------------------
 
 

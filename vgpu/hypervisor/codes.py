@@ -28,6 +28,7 @@ NO_HOSTS_AVAILABLE = "NO_HOSTS_AVAILABLE"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 VM_IS_TRANSIENT = "VM_IS_TRANSIENT"  # libvirt: a domain with no stored definition to change
 MALFORMED_ANSWER = "MALFORMED_ANSWER"  # ours: the host answered, but not in its protocol's form
+VM_ON_HOST_LEFT_OUT = "VM_ON_HOST_LEFT_OUT"  # ours: no host of a run narrowed by --host has the VM; another may
 
 
 def _detail(details: Sequence[str], index: int, default: str = "?") -> str:

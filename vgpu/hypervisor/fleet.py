@@ -219,8 +219,18 @@ class Fleet:
             code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
             raise unreached(code, f"VM {key} is on none of the hosts that answered, and host {label} could not be "
                                   f"asked ({error})", ["VM", key])
-        raise HypervisorError(codes.UUID_INVALID, f"VM {key} does not exist on any host of the fleet "
-                                                  f"({', '.join(self.members)})", ["VM", key])
+        raise self._missing(key, HypervisorError(codes.UUID_INVALID, f"VM {key} does not exist on any host of the "
+                                                                     f"fleet ({', '.join(self.members)})", ["VM", key]))
+
+    def _missing(self, key: str, error: HypervisorError) -> HypervisorError:
+        """A VM none of this run's hosts has: gone, unless the run leaves some of the fleet's hosts out
+        (--host LABEL), when it may be on one of those; that is not "gone", and nothing may act as if it were
+        (remove-vm would unregister a VM that still runs there)."""
+        if not self.elsewhere:
+            return error
+        return HypervisorError(codes.VM_ON_HOST_LEFT_OUT, f"VM {key} is on none of this run's hosts "
+                               f"({', '.join(self.members)}); it may be on {' or '.join(sorted(self.elsewhere))}, which "
+                               "this run leaves out: run without --host, or with --host naming its host", ["VM", key])
 
     def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], _Answer]) -> _Answer:
         """``call(label, host)`` for the host that has the VM."""
@@ -228,15 +238,17 @@ class Fleet:
         try:
             return call(label, self.members[label])
         except HypervisorError as error:
-            if not (self.several and codes.vm_missing(error)):
+            if not codes.vm_missing(error):
                 raise self._named(label, error) from None
+            if not self.several:
+                raise self._missing(vm_uuid.lower(), error) from None
             first = error
         # The host no longer has the VM: it moved to another host (or is gone). Look for it once more.
         key = vm_uuid.lower()
         self._where.lost(key, label)
         moved_to = self.label_of(key)
         if moved_to == label:
-            raise first
+            raise self._missing(key, first)
         return call(moved_to, self.members[moved_to])
 
     def _named(self, label: str, error: VgpuError) -> VgpuError:
