@@ -53,6 +53,8 @@ _SENTENCES = {
     OPERATION_TIMED_OUT: "the host did not finish the operation on {vm} in time",
     NO_HOSTS_AVAILABLE: "no host in the pool has the resources to start {vm}",
     PERMISSION_DENIED: "the host refused the operation on {vm}: permission denied",
+    VM_ON_HOST_LEFT_OUT: "{vm} is on none of this run's hosts ({0}); it may be on {1}, which this run leaves out: "
+                         "run without --host, or with --host naming its host",
     MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot be changed",
 }

@@ -219,8 +219,8 @@ class Fleet:
             code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
             raise unreached(code, f"VM {key} is on none of the hosts that answered, and host {label} could not be "
                                   f"asked ({error})", ["VM", key])
-        raise self._missing(key, HypervisorError(codes.UUID_INVALID, f"VM {key} does not exist on any host of the "
-                                                                     f"fleet ({', '.join(self.members)})", ["VM", key]))
+        gone = f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})"
+        raise self._missing(key, HypervisorError(codes.UUID_INVALID, gone, ["VM", key]))
 
     def _missing(self, key: str, error: HypervisorError) -> HypervisorError:
         """A VM none of this run's hosts has: gone, unless the run leaves some of the fleet's hosts out
@@ -228,9 +228,7 @@ class Fleet:
         (remove-vm would unregister a VM that still runs there)."""
         if not self.elsewhere:
             return error
-        return HypervisorError(codes.VM_ON_HOST_LEFT_OUT, f"VM {key} is on none of this run's hosts "
-                               f"({', '.join(self.members)}); it may be on {' or '.join(sorted(self.elsewhere))}, which "
-                               "this run leaves out: run without --host, or with --host naming its host", ["VM", key])
+        return codes.host_error(codes.VM_ON_HOST_LEFT_OUT, [", ".join(self.members), " or ".join(sorted(self.elsewhere))], key)
 
     def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], _Answer]) -> _Answer:
         """``call(label, host)`` for the host that has the VM."""
