@@ -118,3 +118,35 @@ def test_an_interrupted_batch_is_recovered_on_each_vms_own_host(fleet_of_two):
     (done,) = recovery.recover(store, Fleet(sims))
     assert done.action == recovery.FINISHED and sims["gpu2"].power_state(first) is PowerState.RUNNING
     assert "pool=B" in sims["gpu2"].booted_device_model_args(first)
+
+
+def test_registration_rows_of_reachable_hosts_are_planned_while_another_host_is_down(fleet_of_two):
+    # A registration CSV run again (on_existing skip or update) while a host is in maintenance: the rows of
+    # the hosts that answer go ahead, and a row whose VM may be on the host that is down is refused by name.
+    from vgpu import bulk_register
+
+    store, sims, placed = fleet_of_two
+    new_on_gpu1, new_on_gpu2 = uuid_of(1, 9), uuid_of(2, 9)
+    sims["gpu1"].add_vm(new_on_gpu1, "gpu1-new", "halted", "")
+    sims["gpu2"].add_vm(new_on_gpu2, "gpu2-new", "halted", "")
+    sims["gpu2"].set_fault("unreachable", "on")
+    rows = [{"uuid": uuid_of(1, 1), "pool": "B"}, {"uuid": new_on_gpu1}, {"uuid": new_on_gpu2}, {"uuid": uuid_of(2, 1)}]
+    plan = bulk_register.plan_registrations(store, Fleet(sims), rows, on_existing="update")
+    assert [vm.vm_uuid for vm in plan.vms] == [new_on_gpu1] and plan.vms[0].vm_name == "gpu1-new"
+    assert [p.vm_uuid for p in plan.updates.plans] == [uuid_of(1, 1)]
+    assert [problem.row for problem in plan.problems] == [3]  # the new VM no answering host lists
+    assert isinstance(plan.problems[0].error, HostUnreachable)
+    assert str(plan.problems[0].error).startswith(f"VM {new_on_gpu2} is on none of the hosts that answered; host gpu2:")
+    assert [vm.vm_uuid for vm in plan.existing] == [uuid_of(2, 1)]  # unchanged: no change asked of it
+    skipped = bulk_register.plan_registrations(store, Fleet(sims), rows, on_existing="skip")
+    assert [vm.vm_uuid for vm in skipped.vms] == [new_on_gpu1] and len(skipped.existing) == 2
+
+
+def test_registration_with_every_host_down_is_the_hosts_error(fleet_of_two):
+    from vgpu import bulk_register
+
+    store, sims, _ = fleet_of_two
+    for sim in sims.values():
+        sim.set_fault("unreachable", "on")
+    with pytest.raises(HostUnreachable):
+        bulk_register.plan_registrations(store, Fleet(sims), [{"uuid": uuid_of(1, 1)}], on_existing="skip")

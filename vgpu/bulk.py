@@ -113,7 +113,7 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
         raise DuplicateVM(uuid, twice[uuid])
     host_vm = listed.get(uuid)
     if host_vm is None:
-        raise _not_listed(uuid, listings)
+        raise not_listed(uuid, listings)
     lifecycle.check_power_state(uuid, host_vm.power_state)
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
@@ -188,7 +188,7 @@ def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[
     return listed, twice
 
 
-def _not_listed(uuid: str, listings: Sequence[Listing]) -> VgpuError:
+def not_listed(uuid: str, listings: Sequence[Listing]) -> VgpuError:
     """No host listed the VM: missing, unless a host that could not be listed may have it."""
     down = [listing.error for listing in listings if listing.error is not None]
     if not down:

@@ -21,7 +21,7 @@ from . import bulk, journal, lifecycle, naming, reporting, tables, values, vms, 
 from .bulk import BulkFailure, BulkPlan
 from .errors import BulkInterrupted, InvalidRows, InvalidValue, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
-from .hypervisor.fleet import as_fleet
+from .hypervisor.fleet import Listing, as_fleet
 from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
 from .models import VM, HostVM, Registration
 from .naming import SharedName
@@ -139,32 +139,43 @@ def plan_registrations(
     row; records() of any result). ``on_existing`` says what a row whose VM is registered does: ``"error"``
     (a problem), ``"skip"`` (left as it is) or ``"update"``: its pool, priority and vm_id as the row gives
     them (a blank cell keeps the VM's value), planned as the confirmed reconfigure cycle in ``updates``."""
-    on_host = {host_vm.uuid: host_vm for host_vm in host.list_vms()}
-    checked = vms.classify_many(store, items, exists=on_host.__contains__, on_existing=on_existing)
-    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for vm in checked.new]
+    fleet = as_fleet(host)
+    listings = fleet.survey()  # one listing per host: a host that is down holds back only its own rows
+    down = [listing.error for listing in listings if listing.error is not None]
+    if len(down) == len(listings):
+        raise down[0]
+    on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
+    # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
+    checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing)
+    unlisted = [RowProblem(row, bulk.not_listed(vm.vm_uuid, listings))
+                for row, vm in zip(checked.new_rows, checked.new) if vm.vm_uuid not in on_host]
+    new = [(row, vm) for row, vm in zip(checked.new_rows, checked.new) if vm.vm_uuid in on_host]
+    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm in new]
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
-    updates, update_rows, problems = _updates(store, on_host, checked, as_fleet(host).quoted_labels())
+    updates, update_rows, problems = _updates(store, on_host, checked, fleet.quoted_labels(), listings, unlisted)
     return RegistrationPlan(
-        tuple(planned), checked.new_rows, tuple(problems), shared, BulkPlan(tuple(updates)), tuple(update_rows),
-        checked.existing, checked.existing_rows, on_existing, checked.labels,
+        tuple(planned), tuple(row for row, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
+        tuple(update_rows), checked.existing, checked.existing_rows, on_existing, checked.labels,
     )
 
 
-def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str]
+def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str],
+             listings: list[Listing], unlisted: list[RowProblem[Hashable]]
              ) -> tuple[list[ReconfigurePlan], list[Hashable], list[RowProblem[Hashable]]]:
     """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
-    paused, or locked by an open operation), in row order among the other problems."""
+    paused, locked by an open operation, or on no host that answered), in row order among the other
+    problems (``unlisted`` among them: new rows whose VM no answering host lists)."""
     plans: list[ReconfigurePlan] = []
     rows: list[Hashable] = []
-    problems = list(checked.problems)
+    problems = [*checked.problems, *unlisted]
     if not checked.updates:
-        return plans, rows, problems
+        return plans, rows, in_input_order(checked.labels, problems, lambda problem: problem.row)
     more: list[RowProblem[Hashable]] = []
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}
     for row, change in zip(checked.update_rows, checked.updates):
         try:
-            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted))
+            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings))
             rows.append(row)
         except VgpuError as error:
             more.append(RowProblem(row, error))
