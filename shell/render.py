@@ -273,8 +273,10 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({shown(host_error)})")
+        lines.append(f"Status: {state_mark('unknown', host_known=False)}")
     elif host_vm is None:
         lines.append("Host: ⚠ this VM is not on the host")
+        lines.append(f"Status: {state_mark('missing')}")
     else:
         lines.append(f"Power state: {host_vm.power_state.value}")
         lines.append(f"Status: {state_mark(state)}")  # as scan-vms says it: what the VM booted with decides

@@ -454,11 +454,13 @@ def test_show_vm_shows_the_registration_power_state_and_segment(spec):
 
 def test_show_vm_says_when_the_host_lacks_the_vm_or_cannot_be_asked(spec):
     spec.sim.remove_vm(spec.uuid("VM-2"))
-    assert ok(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-2")))[5] == "Host: ⚠ this VM is not on the host"
+    assert ok(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-2")))[5:7] == [
+        "Host: ⚠ this VM is not on the host", "Status: ⚠ Not on host"]  # as scan-vms says it
     spec.sim.set_fault("unreachable", "on")
     lines = ok(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-3")))
     assert lines[2:5] == ["Pool: A", "Priority: high (2)", "VM ID: 3"]
     assert lines[5].startswith("Host: ⚠ cannot be asked (") and "switched off" in lines[5]
+    assert lines[6] == "Status: ? Host not reachable"
 
 
 def test_remove_vm_with_the_host_down_keeps_the_registration(spec):
