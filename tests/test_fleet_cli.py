@@ -144,6 +144,19 @@ def test_a_run_narrowed_to_one_host_never_calls_another_hosts_vm_gone(world, iso
     assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
 
 
+def test_a_narrowed_scan_leaves_out_the_other_hosts_vms_needing_attention(world, isolated_environment):
+    from vgpu import attention
+
+    world.configure(isolated_environment / "config")
+    with world.store() as store, store.writing() as conn:
+        attention.mark(conn, B1, attention.NOT_RESTARTED, "it would not start again")  # b-one is on gpu2
+    whole = ok_lines(world.cli("scan-vms"))
+    assert "=== Needs attention: 1 ===" in whole and any("b-one" in line and B1 in line for line in whole)
+    for command in ("scan-vms", "status"):
+        narrowed = world.cli(command, hosts=["gpu1"]).out_lines
+        assert not any(B1 in line or "(unnamed)" in line for line in narrowed), narrowed
+
+
 # --- a host down -------------------------------------------------------------------------------------------
 
 

@@ -266,6 +266,9 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         marks = attention.select(conn)
         known = locations.select_places(conn) if labelled else {}
     report = _join(pool_rows, registered, listings, host_error, operations, known, fleet)
+    if marks and fleet.elsewhere:  # --host LABEL narrowed the run: the VMs it leaves out are not shown, nor their marks
+        here = {entry.vm.vm_uuid for entry in report.registered} | {host_vm.uuid for host_vm in report.unregistered}
+        marks = [mark for mark in marks if mark.vm_uuid in here]
     if marks and host_error is None:
         twice = {conflict.vm_uuid for conflict in report.conflicts}
         states = {vm.uuid: vm.power_state for listing in listings for vm in listing.vms if vm.uuid not in twice}
