@@ -180,7 +180,10 @@ def test_a_host_going_down_mid_scan_is_reported_while_the_others_are_listed(worl
 def test_every_host_down_is_still_an_error_for_scan_vms_and_a_database_panel_for_status(world):
     for sim in (world.sims["gpu1"], world.sims["gpu2"], world.pools["pool1"].sim):
         sim.set_fault("unreachable", "on")
-    assert world.cli("scan-vms").code == 1
+    scanned = world.cli("scan-vms")
+    assert scanned.code == 1
+    line = scanned.one_error_line()  # every host that could not be listed is named, as status names them
+    assert all(f"host {label}: cannot reach the host" in line for label in ("gpu1", "gpu2", "pool1")), line
     status = world.cli("status")
     assert status.code == 0 and status.out_lines[4].startswith("⚠ The host could not be reached")
 

@@ -256,6 +256,8 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         if not (fleet.several or isinstance(error, HypervisorError)):
             raise error  # one host: a setting that stops it (a password) is the command's error, as ever
     if errors and len(errors) == len(listings) and not tolerate_host_errors:
+        if len(errors) > 1:  # every host down: each is named (its own error starts "host LABEL: ")
+            errors[0].reword("; ".join(str(error) for error in errors))
         raise errors[0]
     host_error = "; ".join(str(error) for error in errors) if len(errors) == len(listings) else None
     labelled = fleet.labels != ("",)
