@@ -177,6 +177,14 @@ def test_a_host_going_down_mid_scan_is_reported_while_the_others_are_listed(worl
     assert "Total VMs Unregistered: 2 (not counting pool1, which could not be listed)" in status.out_lines
 
 
+def test_json_totals_name_the_hosts_they_leave_out(world):
+    assert json.loads(world.cli("status", "--format=json").out)["uncounted_hosts"] == []
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    data = json.loads(world.cli("status", "--format=json").out)
+    assert data["host_error"] is None and data["uncounted_hosts"] == ["gpu2"]  # partial: gpu2's are not counted
+    assert data["total_unregistered"] == 1
+
+
 def test_every_host_down_is_still_an_error_for_scan_vms_and_a_database_panel_for_status(world):
     for sim in (world.sims["gpu1"], world.sims["gpu2"], world.pools["pool1"].sim):
         sim.set_fault("unreachable", "on")

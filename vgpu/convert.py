@@ -144,6 +144,7 @@ def _register_extras() -> None:
         total_registered=lambda r: r.total_registered,
         total_unregistered=lambda r: r.total_unregistered,
         total_in_system=lambda r: r.total_in_system,
+        uncounted_hosts=lambda r: r.uncounted_hosts,
     )
 
 

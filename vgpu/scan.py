@@ -238,6 +238,12 @@ class ScanReport(tables.Tabular):
         return None if self.host_error else len(self.unregistered)
 
     @property
+    def uncounted_hosts(self) -> list[str]:
+        """The hosts whose unregistered VMs the totals leave out: those of a fleet that could not be listed
+        while others were (when none could be, the totals are None instead)."""
+        return [] if self.host_error else [host.label for host in self.unreachable]
+
+    @property
     def total_in_system(self) -> int | None:
         """Registered plus unregistered: None when the unregistered are unknown."""
         unregistered = self.total_unregistered
