@@ -14,9 +14,10 @@ import types
 
 import pytest
 
-from vgpu import bulk, bulk_register, lifecycle, recovery
+from vgpu import bulk, bulk_register, journal, lifecycle, recovery, scan, workers
 from vgpu.errors import BulkInterrupted, InvalidValue, VgpuError
 from vgpu.models import PowerState
+from vgpu.sessions import Verdict
 
 from .lifekit import Raising, Recorder, vm_uuid
 
@@ -297,3 +298,95 @@ def test_a_lone_vms_reports_keep_done_and_total_at_zero(world, four):
     progress = Recorder()
     lifecycle.reconfigure_vm(world.store, world.sim, four[0], pool="B", confirm=lambda plan: True, progress=progress)
     assert progress.events and all((event.done, event.total) == (0, 0) and not event.finishes for event in progress.events)
+
+
+# --- a second Ctrl-C stops waiting; the VMs still under way stay in progress -------------------------------
+
+
+class _Held:
+    """The host behind ``sim``, except that writing VM ``vm``'s args presses Ctrl-C, sets ``reached`` and
+    waits for ``go``: a VM's cycle held part way for as long as a test needs. Then the write is made or, with
+    ``then``, that exception is raised instead (the cycle cut part way, after the caller stopped waiting)."""
+
+    def __init__(self, sim, vm: str, reached: threading.Event, go: threading.Event, then=None, threads=None) -> None:
+        self.sim, self.vm, self.reached, self.go, self.then = sim, vm, reached, go, then
+        self.threads = [] if threads is None else threads
+
+    def reopen(self) -> "_Held":
+        return _Held(self.sim.reopen(), self.vm, self.reached, self.go, self.then, self.threads)
+
+    def set_device_model_args(self, vm_uuid, value):
+        if vm_uuid == self.vm and not self.reached.is_set():
+            self.threads.append(threading.current_thread())
+            self.reached.set()
+            os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C: the batch waits for this VM
+            assert self.go.wait(timeout=60), "the test never let the held write go"
+            if self.then is not None:
+                raise self.then
+        return self.sim.set_device_model_args(vm_uuid, value)
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+
+def _stopped_waiting(world, four, monkeypatch, request, then=None):
+    """apply_many moving VM 1 (running) to pool B, held while writing its args, where Ctrl-C is pressed twice:
+    once as the write begins, again as the batch waits for the VM. Returns the BulkInterrupted, the held
+    host, and the event that lets the worker go on."""
+    reached, go = threading.Event(), threading.Event()
+    held = _Held(world.sim, four[0], reached, go, then)
+    request.addfinalizer(go.set)  # a failing test does not leave the worker waiting
+    real_wait = workers._Batch.wait_until_idle
+
+    def ctrl_c_again(batch):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_wait(batch)
+
+    monkeypatch.setattr(workers._Batch, "wait_until_idle", ctrl_c_again)
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk.apply_many(world.store, held, _to_pool_b(world, four[:1]), concurrency=1)
+    monkeypatch.undo()
+    assert reached.is_set() and not go.is_set()  # the call returned while the VM's worker still waits
+    return caught.value, held, go
+
+
+def _in_progress_here(world, uuid):
+    (op,) = world.open_ops()
+    assert op.vm_uuid == uuid and op.step == journal.WRITING_ARGS
+    assert not op.interrupted and not op.needs_recovery and op.liveness()[0] is Verdict.ALIVE
+    assert [(entry.vm_uuid, entry.in_progress) for entry in scan.status(world.store, world.sim).unfinished] == [(uuid, True)]
+    (skipped,) = recovery.recover(world.store, world.sim)
+    assert skipped.action == "skipped" and skipped.detail.startswith("still in progress in session"), skipped
+    return op
+
+
+def _join(held):
+    (thread,) = held.threads
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+
+
+def test_a_second_ctrl_c_returns_at_once_and_recover_leaves_the_vm_to_its_worker_which_finishes_it(world, four, monkeypatch, request):
+    stopped, held, go = _stopped_waiting(world, four, monkeypatch, request)
+    _in_progress_here(world, four[0])
+    assert world.config(four[0]).pool_id == "B" and world.power(four[0]) is PowerState.HALTED  # recover did nothing
+    assert [plan.vm_uuid for plan in stopped.partial.interrupted] == [four[0]]
+    assert str(stopped) == ("Interrupted: 0 done, 0 failed, 1 still under way (this process stopped waiting for it: "
+                            "its change goes on in the background until done, rolled back or left to 'vgpu-admin "
+                            "recover'), 0 not started; the exception's .partial holds the result so far")
+    go.set()
+    _join(held)
+    assert world.open_ops() == [] and recovery.recover(world.store, world.sim) == []  # nothing left to recover
+    assert world.config(four[0]).pool_id == "B" and world.agrees(four[0]) and world.power(four[0]) is PowerState.RUNNING
+
+
+def test_a_vm_cut_after_the_caller_stopped_waiting_is_released_by_its_worker_for_recover(world, four, monkeypatch, request):
+    _, held, go = _stopped_waiting(world, four, monkeypatch, request, then=KeyboardInterrupt())
+    _in_progress_here(world, four[0])
+    go.set()
+    _join(held)
+    (op,) = world.open_ops()
+    assert op.interrupted and op.needs_recovery  # given up by the thread that was doing it, as it ended
+    assert [r.action for r in recovery.recover(world.store, world.sim)] == ["finished"]
+    assert world.open_ops() == [] and world.config(four[0]).pool_id == "B" and world.agrees(four[0])
+    assert world.power(four[0]) is PowerState.RUNNING

@@ -74,7 +74,8 @@ class BulkFailure:
 class BulkResult(tables.Tabular):
     """What a batch did: ``results`` (in the plan's order), ``failures``; and when it was interrupted (see
     :class:`vgpu.errors.BulkInterrupted`), ``interrupted`` (the VMs whose change was cut part way, left to
-    ``vgpu-admin recover``) and ``not_started`` (the plans of the VMs left untouched: apply them later)."""
+    ``vgpu-admin recover``, or still under way in the background when a second Ctrl-C stopped the waiting)
+    and ``not_started`` (the plans of the VMs left untouched: apply them later)."""
 
     _view = views.bulk_result_view
     _columns = views.BULK_RESULT_COLUMNS
@@ -218,7 +219,8 @@ def apply_many(
     tqdm bar (log lines without tqdm: see :mod:`vgpu.reporting`). An interrupt (Ctrl-C, or a
     KeyboardInterrupt the callback raises) stops the batch: no VM is begun after it, those under way finish
     their cycle, then :class:`vgpu.errors.BulkInterrupted` (a KeyboardInterrupt) is raised with the
-    partial BulkResult. At most ``per_host`` VMs of one host of a fleet change at once (None: no limit of
+    partial BulkResult. A second Ctrl-C raises it at once: the cycles under way go on in the background,
+    in progress (recover leaves them alone) until each is done, rolled back or given up to recover. At most ``per_host`` VMs of one host of a fleet change at once (None: no limit of
     its own)."""
     values.check_kind("apply_many", "plan", bulk, BulkPlan, "for the updates of a registration plan, pass plan.updates"
                       if type(bulk).__name__ == "RegistrationPlan" else "")
@@ -241,7 +243,7 @@ def apply_many(
     if outcome.interrupted:
         raise BulkInterrupted(result, workers.interrupted_sentence(
             len(result.results), len(result.failures), len(result.interrupted), len(result.not_started),
-            " (their plans are in .partial.not_started)")) from outcome.interrupt
+            " (their plans are in .partial.not_started)", under_way=len(outcome.under_way))) from outcome.interrupt
     return result
 
 

@@ -326,7 +326,8 @@ class BulkInterrupted(KeyboardInterrupt):
     no ``except Exception`` (nor ``except VgpuError``) in the caller swallows an interrupt. ``partial`` is the
     call's result so far, the same type the call returns, with every VM in one of four places: done
     (``results``/``segments``), ``failures``, ``interrupted`` (cut part way: its change is left to
-    ``vgpu-admin recover``) and ``not_started`` (untouched)."""
+    ``vgpu-admin recover``; or, after a second Ctrl-C, still under way in a background thread, which finishes
+    or rolls back the change or leaves it to ``recover``) and ``not_started`` (untouched)."""
 
     def __init__(self, partial: object, sentence: str) -> None:
         super().__init__(sentence)

@@ -12,9 +12,12 @@ is still at work is never overtaken.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import os
 import sqlite3
+import threading
 from typing import Any, Iterator
 
 import attrs
@@ -106,14 +109,23 @@ class Operation:
         return self.released_at is not None
 
     @property
+    def at_work_here(self) -> bool:
+        """Held by this process, and a thread of it is still working on it (see :func:`at_work`): a bulk
+        worker the caller stopped waiting for, say."""
+        return not self.interrupted and sessions.is_current(self.session) and _at_work.has(self.vm_uuid)
+
+    @property
     def mine(self) -> bool:
-        """Held by this very process (left behind by an earlier call in it, or being worked on now)."""
-        return not self.interrupted and sessions.is_current(self.session)
+        """Held by this very process and left behind by an earlier call in it: no thread of it is working
+        on it any more."""
+        return not self.interrupted and sessions.is_current(self.session) and not _at_work.has(self.vm_uuid)
 
     def liveness(self) -> tuple[Verdict, str]:
         """Whether the owning session is still at work on it, and why we think so (a phrase)."""
         if self.interrupted:
             return Verdict.DEAD, f"session {self.owner} gave it up"
+        if self.at_work_here:
+            return Verdict.ALIVE, "a thread of this process is still working on it"
         return sessions.judge(self.session)
 
     @property
@@ -126,12 +138,58 @@ class Operation:
     @property
     def needs_recovery(self) -> bool:
         """Nobody is working on it any more, so recover() resolves it: its session ended or was
-        interrupted, or it is this process's own (left behind by an earlier call)."""
+        interrupted, or it is this process's own (left behind by an earlier call, no thread at it)."""
         return not self.owner_alive or self.mine
 
 
 def this_owner() -> str:
     return sessions.current().label
+
+
+class _AtWork:
+    """The VMs whose operation a thread of this process is working on. Process-wide on purpose, as a
+    session is: the journal names the process, and only the process knows which of its threads still run.
+    A forked child starts with none (its parent's threads are not its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._vms: collections.Counter[str] = collections.Counter()
+
+    def enter(self, vm_uuid: str) -> None:
+        with self._lock:
+            self._vms[vm_uuid] += 1
+
+    def leave(self, vm_uuid: str) -> None:
+        with self._lock:
+            self._vms[vm_uuid] -= 1
+            if self._vms[vm_uuid] <= 0:
+                del self._vms[vm_uuid]
+
+    def has(self, vm_uuid: str) -> bool:
+        with self._lock:
+            return vm_uuid in self._vms
+
+    def forget(self) -> None:
+        self._lock = threading.Lock()
+        self._vms = collections.Counter()
+
+
+_at_work = _AtWork()
+os.register_at_fork(after_in_child=_at_work.forget)
+
+
+@contextlib.contextmanager
+def at_work(vm_uuid: str) -> Iterator[None]:
+    """For the block, the operation this process holds on the VM is worked on by the calling thread: it is
+    in progress (status, scan) and recover(), in this process or another, leaves it alone, even once the
+    caller that started the thread has stopped waiting for it. When the block ends, the operation is
+    finished, or released for recover() (:func:`released_on_escape`), or, if neither could be written,
+    this process's own to recover as before."""
+    _at_work.enter(vm_uuid)
+    try:
+        yield
+    finally:
+        _at_work.leave(vm_uuid)
 
 
 def _dump_vm(vm: VM | None, ran_with: RanWith | None = None) -> str | None:
@@ -378,7 +436,7 @@ class Claim:
 
 def claim(store: Store, op_id: int, *, take_over: bool = False) -> Claim | None:
     """Make operation ``op_id`` this session's to recover, if its owner is gone (or it is this process's
-    own, or was given up). One write transaction: of two recover() runs, one takes it and the other finds
+    own and no thread of it is at work on it, or was given up). One write transaction: of two recover() runs, one takes it and the other finds
     it held by a live session. ``take_over`` also takes it from a session on another host, which cannot be
     checked from here. None when the operation was closed meanwhile."""
     me = sessions.current()

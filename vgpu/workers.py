@@ -8,9 +8,11 @@
 - One VM's failure does not stop the others.
 - An interrupt stops the batch: Ctrl-C in the calling thread, or a KeyboardInterrupt the progress callback
   raises in a worker (which cuts that VM's operation part way, left open for ``recover``). No VM is begun
-  after it; those under way finish (a second Ctrl-C stops waiting for them: they are reported as cut, and
-  their journalled operations carry on or are left to ``recover``). The caller gets every VM's place in an
-  :class:`Outcome` and raises :class:`vgpu.errors.BulkInterrupted` with its partial result.
+  after it; those under way finish. A second Ctrl-C stops waiting for them: the call returns at once, and
+  their threads carry on in the background. Each VM's operation stays in progress while its thread works on
+  it (:func:`vgpu.journal.at_work`: ``recover``, here or in another process, leaves it alone), and when the
+  thread ends it is finished, or released for ``recover`` by that thread. The caller gets every VM's place
+  in an :class:`Outcome` and raises :class:`vgpu.errors.BulkInterrupted` with its partial result.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Callable, Generic, Sequence, TypeVar, cast
 
 import attrs
 
+from . import journal
 from .errors import InvalidValue, VgpuError
 from .hypervisor.base import Hypervisor
 from .power import FAILED, FINISHED, Progress, ProgressCallback, guarded
@@ -43,6 +46,7 @@ class Outcome(Generic[R]):
     cut: tuple[int, ...]  # interrupted part way, or still under way when the caller stopped waiting
     not_started: tuple[int, ...]
     interrupt: BaseException | None = None  # what stopped the batch, if anything did
+    under_way: tuple[int, ...] = ()  # of ``cut``, those whose thread still worked when the caller stopped waiting
 
     @property
     def interrupted(self) -> bool:
@@ -185,8 +189,9 @@ def run(
             batch.active += 1
         try:
             try:
-                worker_store, worker_host = connections()
-                result = work(worker_store, worker_host, index, batch.report)
+                with journal.at_work(batch.vm_uuids[index]):  # in progress until this thread is done with it
+                    worker_store, worker_host = connections()
+                    result = work(worker_store, worker_host, index, batch.report)
             except Exception as error:  # one VM's failure (a bug met by its cycle included) is reported with the others
                 batch.finished(index, error=error)
             else:
@@ -218,7 +223,7 @@ def run(
             batch.interrupted(None, interrupt)
             batch.wait_until_idle()
         waited = True
-    except KeyboardInterrupt as again:  # a second Ctrl-C: stop waiting; the VMs under way are left as they are
+    except KeyboardInterrupt as again:  # a second Ctrl-C: stop waiting; the VMs under way go on in their threads
         batch.interrupted(None, again)
     finally:
         pool.shutdown(wait=waited, cancel_futures=True)
@@ -233,14 +238,20 @@ def run(
         return Outcome(  # (each result is what work returned)
             cast("dict[int, R]", dict(batch.results)), dict(batch.failures), (*batch.cut, *under_way),
             tuple(index for index in range(len(vm_uuids)) if index not in batch.started),
-            batch.interrupts[0] if batch.interrupts else None,
+            batch.interrupts[0] if batch.interrupts else None, tuple(under_way),
         )
 
 
-def interrupted_sentence(done: int, failed: int, cut: int, not_started: int, leftover: str) -> str:
-    """What an interrupted batch did, for its BulkInterrupted."""
+def interrupted_sentence(done: int, failed: int, cut: int, not_started: int, leftover: str, *, under_way: int = 0) -> str:
+    """What an interrupted batch did, for its BulkInterrupted. ``cut`` counts every VM neither done, failed
+    nor left untouched; ``under_way`` those of them whose thread was still at work when the caller stopped
+    waiting (a second Ctrl-C)."""
     parts = [f"{done} done", f"{failed} failed"]
-    if cut:
-        parts.append(f"{cut} cut part way (run 'vgpu-admin recover' to finish or undo them)")
+    if cut - under_way:
+        parts.append(f"{cut - under_way} cut part way (run 'vgpu-admin recover' to finish or undo them)")
+    if under_way:
+        going = "its change goes on" if under_way == 1 else "their changes go on"
+        parts.append(f"{under_way} still under way (this process stopped waiting for {'it' if under_way == 1 else 'them'}: "
+                     f"{going} in the background until done, rolled back or left to 'vgpu-admin recover')")
     parts.append(f"{not_started} not started{leftover if not_started else ''}")
     return f"Interrupted: {', '.join(parts)}; the exception's .partial holds the result so far"
