@@ -390,3 +390,26 @@ def test_a_vm_cut_after_the_caller_stopped_waiting_is_released_by_its_worker_for
     assert [r.action for r in recovery.recover(world.store, world.sim)] == ["finished"]
     assert world.open_ops() == [] and world.config(four[0]).pool_id == "B" and world.agrees(four[0])
     assert world.power(four[0]) is PowerState.RUNNING
+
+
+def test_writing_segments_stopped_waiting_says_the_vm_is_still_under_way(world, four, monkeypatch, request):
+    from vgpu import bulk_register
+
+    world.sim.set_device_model_args(four[0], "")  # its segment is to be written again
+    reached, go = threading.Event(), threading.Event()
+    held = _Held(world.sim, four[0], reached, go)
+    request.addfinalizer(go.set)
+    real_wait = workers._Batch.wait_until_idle
+
+    def ctrl_c_again(batch):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_wait(batch)
+
+    monkeypatch.setattr(workers._Batch, "wait_until_idle", ctrl_c_again)
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk_register.write_segments(world.store, held, [four[0]], concurrency=1)
+    monkeypatch.undo()
+    assert str(caught.value).startswith("Interrupted: 0 done, 0 failed, 1 still under way (this process stopped waiting")
+    go.set()
+    _join(held)
+    assert world.open_ops() == [] and world.agrees(four[0])

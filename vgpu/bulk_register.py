@@ -234,5 +234,6 @@ def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, p
         raise BulkInterrupted(partial, workers.interrupted_sentence(
             len(written), len(failures), len(cut), len(not_started),
             " (registered, their segments not written yet: write_segments(store, host, partial.not_started) writes them)",
+            under_way=len(outcome.under_way),
         )) from outcome.interrupt
     return written, failures
