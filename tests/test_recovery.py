@@ -162,6 +162,37 @@ def test_recover_rolls_back_when_the_vm_will_not_start_with_its_new_config(world
     assert_recovered_and_unlocked(world, uuid, PowerState(power))
 
 
+def test_a_vm_stopped_by_a_change_and_then_gone_from_its_host_is_marked_for_attention(world):
+    # Killed after the stop: the VM was running and is halted now; then it left the host (moved, or deleted).
+    # recover can finish nothing on it, and must not call that settled: it asks an admin to look.
+    from vgpu import attention
+
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "writing-args", pool="B")
+    world.sim.remove_vm(uuid)
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "finished" and "the host no longer has this VM" in outcome.detail
+    assert outcome.attention and not outcome.settled  # the CLI says so, and exits 1
+    [mark] = _marks(world)
+    assert mark.vm_uuid == uuid and mark.kind == attention.NOT_RESTARTED
+    assert "was running before" in mark.reason and world.open_ops() == []
+
+
+def test_a_vm_gone_from_its_host_before_any_stop_is_not_marked(world):
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "planned", pool="B")
+    world.sim.remove_vm(uuid)
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "rolled-back" and _marks(world) == []
+
+
+def _marks(world):
+    from vgpu import attention
+
+    with world.store.reading() as conn:
+        return attention.select(conn)
+
+
 RAN = config("B", 2, 9)  # what a VM pending restart runs with, while the database has OLD
 
 

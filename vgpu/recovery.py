@@ -175,7 +175,7 @@ def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress
     except HypervisorError as error:
         if not codes.vm_missing(error):
             raise
-        return _vm_gone(op)
+        return _vm_gone(store, op)
     if look.booted is not None and devargs.parse(look.booted, quoted=args_quoted(host, op.vm_uuid)).config == op.new:
         return _already_new(store, host, op)
     if not op.db_updated:
@@ -183,10 +183,20 @@ def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress
     return _complete(store, host, op, look, progress, policy)
 
 
-def _vm_gone(op: journal.Operation) -> _Outcome:
+def _vm_gone(store: Store, op: journal.Operation) -> _Outcome:
     kept = "new" if op.db_updated else "previous"
-    return _Outcome(FINISHED if op.db_updated else ROLLED_BACK,
-                    f"the host no longer has this VM; the database keeps its {kept} configuration (see 'vgpu-admin scan-vms')")
+    detail = f"the host no longer has this VM; the database keeps its {kept} configuration (see 'vgpu-admin scan-vms')"
+    action = FINISHED if op.db_updated else ROLLED_BACK
+    if not (op.was_running and op.step != journal.PLANNED):
+        return _Outcome(action, detail)
+    # The session may have stopped it: a VM that was running may now be halted wherever it went (moved to
+    # another host of the fleet, whose args this operation never wrote): an admin must look, not "settled".
+    text = ("it was running before a change that was cut short, and its host no longer has it: if it moved to "
+            "another host, check its args there ('vgpu-admin repair-vm') and start it; if it was deleted, "
+            "'vgpu-admin remove-vm' unregisters it")
+    with store.writing() as conn:
+        attention.mark(conn, op.vm_uuid, attention.NOT_RESTARTED, text)
+    return _Outcome(action, detail, attention=text)
 
 
 def _already_new(store: Store, host: Hypervisor, op: journal.Operation) -> _Outcome:
