@@ -122,6 +122,12 @@ class Domains:
             dom.destroy()
         dom.undefine()
 
+    def __enter__(self) -> "Domains":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove_all()
+
     def remove_all(self) -> None:
         """Destroy and undefine every domain added here; try them all before reporting a failure."""
         failures = []

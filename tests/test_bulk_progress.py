@@ -329,10 +329,10 @@ class _Held:
         return getattr(self.sim, name)
 
 
-def _stopped_waiting(world, four, monkeypatch, request, then=None):
-    """apply_many moving VM 1 (running) to pool B, held while writing its args, where Ctrl-C is pressed twice:
-    once as the write begins, again as the batch waits for the VM. Returns the BulkInterrupted, the held
-    host, and the event that lets the worker go on."""
+def _stopped_waiting(world, four, monkeypatch, request, then=None, call=None):
+    """``call(held)`` (by default apply_many moving VM 1, running, to pool B), held while writing VM 1's args,
+    where Ctrl-C is pressed twice: once as the write begins, again as the batch waits for the VM. Returns
+    the BulkInterrupted, the held host, and the event that lets the worker go on."""
     reached, go = threading.Event(), threading.Event()
     held = _Held(world.sim, four[0], reached, go, then)
     request.addfinalizer(go.set)  # a failing test does not leave the worker waiting
@@ -342,9 +342,11 @@ def _stopped_waiting(world, four, monkeypatch, request, then=None):
         os.kill(os.getpid(), signal.SIGINT)
         real_wait(batch)
 
+    if call is None:
+        call = lambda host: bulk.apply_many(world.store, host, _to_pool_b(world, four[:1]), concurrency=1)  # noqa: E731
     monkeypatch.setattr(workers._Batch, "wait_until_idle", ctrl_c_again)
     with pytest.raises(BulkInterrupted) as caught:
-        bulk.apply_many(world.store, held, _to_pool_b(world, four[:1]), concurrency=1)
+        call(held)
     monkeypatch.undo()
     assert reached.is_set() and not go.is_set()  # the call returned while the VM's worker still waits
     return caught.value, held, go
@@ -396,20 +398,9 @@ def test_writing_segments_stopped_waiting_says_the_vm_is_still_under_way(world, 
     from vgpu import bulk_register
 
     world.sim.set_device_model_args(four[0], "")  # its segment is to be written again
-    reached, go = threading.Event(), threading.Event()
-    held = _Held(world.sim, four[0], reached, go)
-    request.addfinalizer(go.set)
-    real_wait = workers._Batch.wait_until_idle
-
-    def ctrl_c_again(batch):
-        os.kill(os.getpid(), signal.SIGINT)
-        real_wait(batch)
-
-    monkeypatch.setattr(workers._Batch, "wait_until_idle", ctrl_c_again)
-    with pytest.raises(BulkInterrupted) as caught:
-        bulk_register.write_segments(world.store, held, [four[0]], concurrency=1)
-    monkeypatch.undo()
-    assert str(caught.value).startswith("Interrupted: 0 done, 0 failed, 1 still under way (this process stopped waiting")
+    stopped, held, go = _stopped_waiting(world, four, monkeypatch, request,
+                                         call=lambda host: bulk_register.write_segments(world.store, host, [four[0]], concurrency=1))
+    assert str(stopped).startswith("Interrupted: 0 done, 0 failed, 1 still under way (this process stopped waiting")
     go.set()
     _join(held)
     assert world.open_ops() == [] and world.agrees(four[0])

@@ -50,11 +50,8 @@ def tiny_guest() -> guestkit.Guest:
 
 @pytest.fixture
 def domains(tiny_guest, tmp_path):
-    kept = Domains(tmp_path, tiny_guest)
-    try:
+    with Domains(tmp_path, tiny_guest) as kept:
         yield kept
-    finally:
-        kept.remove_all()
 
 
 @pytest.fixture(scope="session")
@@ -66,11 +63,8 @@ def slow_guest() -> guestkit.Guest:
 @pytest.fixture
 def slow_domains(slow_guest, tmp_path):
     """Domains whose guest takes SLOW_POWEROFF seconds to power off after the power button."""
-    kept = Domains(tmp_path, slow_guest)
-    try:
+    with Domains(tmp_path, slow_guest) as kept:
         yield kept
-    finally:
-        kept.remove_all()
 
 
 @pytest.fixture
