@@ -36,15 +36,8 @@ def exit_code_for(error: BaseException) -> int:
 
 def report(ctx: Context, error: BaseException) -> int:
     code = exit_code_for(error)
-    ctx.console.error(_cancelled_sentence(error) if code == CANCELLED else f"error: {error}{_uuid_hint(ctx, error)}")
+    ctx.console.error(str(error) if code == CANCELLED else f"error: {error}{_uuid_hint(ctx, error)}")
     return code
-
-
-def _cancelled_sentence(error: BaseException) -> str:
-    """A confirmation that cancelled itself (an unclear answer read from a pipe) reaches here wrapped by the
-    library as a failed confirmation; its own sentence says why."""
-    cause = error.__cause__
-    return str(cause if isinstance(cause, errors.Cancelled) else error)
 
 
 def _uuid_hint(ctx: Context, error: BaseException) -> str:

@@ -232,6 +232,17 @@ def test_anything_but_true_cancels_and_touches_nothing(world, running, confirm):
         assert conn.execute("SELECT COUNT(*) FROM vgpu_operations").fetchone()[0] == 0
 
 
+def test_a_callback_that_cancels_itself_is_said_in_its_own_words(world, running):
+    def cancels(plan):
+        raise Cancelled("Cancelled: 'ok' is neither yes nor no; nothing was changed.")
+
+    before = world.tables(), world.host_picture(running)
+    with pytest.raises(Cancelled) as caught:
+        to_pool_b(world, running, confirm=cancels)
+    assert str(caught.value) == "Cancelled: 'ok' is neither yes nor no; nothing was changed."  # not "the confirmation failed"
+    assert (world.tables(), world.host_picture(running)) == before
+
+
 @pytest.mark.parametrize("state", ["paused", "suspended"])
 def test_paused_or_suspended_vm_is_refused_with_a_clear_sentence(world, state):
     uuid = world.add(3, state, OLD)

@@ -212,6 +212,8 @@ def ask(confirm: Callable[[_Plan], bool], plan: _Plan) -> None:
     """Ask the caller's confirm callback; anything but True (an exception included) cancels."""
     try:
         answer = confirm(plan)
+    except Cancelled:
+        raise  # the callback cancelled, saying why itself (vgpu-admin's, for an answer it could not read)
     except Exception as error:  # a callback that fails must fail closed, whatever it raised
         raise Cancelled(f"Cancelled: the confirmation failed ({error}); nothing was changed.") from error
     if answer is not True:
