@@ -220,8 +220,8 @@ def apply_many(
     KeyboardInterrupt the callback raises) stops the batch: no VM is begun after it, those under way finish
     their cycle, then :class:`vgpu.errors.BulkInterrupted` (a KeyboardInterrupt) is raised with the
     partial BulkResult. A second Ctrl-C raises it at once: the cycles under way go on in the background,
-    in progress (recover leaves them alone) until each is done, rolled back or given up to recover. At most ``per_host`` VMs of one host of a fleet change at once (None: no limit of
-    its own)."""
+    in progress (recover leaves them alone) until each is done, rolled back or given up to recover. At most
+    ``per_host`` VMs of one host of a fleet change at once (None: no limit of its own)."""
     values.check_kind("apply_many", "plan", bulk, BulkPlan, "for the updates of a registration plan, pass plan.updates"
                       if type(bulk).__name__ == "RegistrationPlan" else "")
     check_policy(policy)

@@ -436,9 +436,10 @@ class Claim:
 
 def claim(store: Store, op_id: int, *, take_over: bool = False) -> Claim | None:
     """Make operation ``op_id`` this session's to recover, if its owner is gone (or it is this process's
-    own and no thread of it is at work on it, or was given up). One write transaction: of two recover() runs, one takes it and the other finds
-    it held by a live session. ``take_over`` also takes it from a session on another host, which cannot be
-    checked from here. None when the operation was closed meanwhile."""
+    own and no thread of it is at work on it, or was given up). One write transaction: of two recover()
+    runs, one takes it and the other finds it held by a live session. ``take_over`` also takes it from a
+    session on another host, which cannot be checked from here. None when the operation was closed
+    meanwhile."""
     me = sessions.current()
     with store.writing() as conn:
         op = _select(conn, op_id)

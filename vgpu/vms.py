@@ -200,11 +200,11 @@ def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int) -> str | None:
     return None if row is None else holder_text(*row)
 
 
-def check_vm_id_free(conn: sqlite3.Connection, vm_uuid: str, vm_id: int) -> None:
-    """Conflict when a VM other than ``vm_uuid`` holds ``vm_id``."""
-    row = conn.execute("SELECT vm_uuid, vm_name FROM vms WHERE vm_id = ? AND vm_uuid <> ?", (vm_id, vm_uuid)).fetchone()
-    if row is not None:
-        raise Conflict("vm_id", vm_id, holder_text(*row))
+def check_vm_id_free(conn: sqlite3.Connection, vm_id: int) -> None:
+    """Conflict when a VM holds ``vm_id`` (asked for a VM's new vm_id, which it does not hold itself)."""
+    holder = _holder_of_vm_id(conn, vm_id)
+    if holder is not None:
+        raise Conflict("vm_id", vm_id, holder)
 
 
 def _holder_of_taken(conn: sqlite3.Connection, vm_id: int) -> str:
@@ -614,7 +614,7 @@ def plan_change(store: Store, vm_uuid: object, pool: object = None, priority: ob
     target = new_config(vm.config, pool, priority, vm_id)
     if target.vm_id != vm.vm_id:
         with store.reading() as conn:
-            check_vm_id_free(conn, vm.vm_uuid, target.vm_id)
+            check_vm_id_free(conn, target.vm_id)
     return ChangePlan(vm, target)
 
 
