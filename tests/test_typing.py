@@ -82,3 +82,30 @@ def test_a_users_script_is_checked_against_the_librarys_real_types(tmp_path):
     assert 'Argument 1 to "reconfigure_vm" has incompatible type "Hypervisor"; expected "Store"' in out
     assert '"VM" has no attribute "vm_idd"' in out
 
+
+
+# The docs' own idioms around vgpu.connect(), as a notebook writes them: they must check without a complaint.
+CONNECTION_SCRIPT = """\
+import vgpu
+from vgpu import bulk, demo
+from vgpu.errors import BulkInterrupted
+
+with vgpu.connect(**demo.sandbox()) as conn:
+    print(conn.list_vms().records(), conn.list_pools().to_string(max_rows=5), conn.history(limit=3).to_pandas())
+    plan = conn.plan_many([])
+    try:
+        result = conn.apply_many(plan, progress="auto")
+    except BulkInterrupted as stopped:
+        result = stopped.partial
+        conn.apply_many(bulk.BulkPlan(result.not_started))
+    print(result.not_started)
+"""
+
+
+def test_the_docs_connection_idioms_type_check(tmp_path):
+    """Connection's tables are the module functions' tables (with records() and to_pandas()), demo.sandbox()
+    fits connect()'s keywords, and an interrupt's partial result can stand in for the call's result."""
+    script = tmp_path / "notebook_cell.py"
+    script.write_text(CONNECTION_SCRIPT)
+    done = _mypy("--strict", str(script))
+    assert done.returncode == 0, done.stdout + done.stderr

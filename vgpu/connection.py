@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # annotations only: a connection imports each module when a m
     from .power import StopPolicy
     from .recovery import Recovery
     from .scan import ScanReport, VMView
+    from .tables import AuditList, PoolList, VMList
 
 __all__ = ["Connection", "connect", "resolve_settings"]
 
@@ -189,7 +190,7 @@ class Connection:
 
     # --- pools -----------------------------------------------------------------------------------------
 
-    def list_pools(self, **options: Any) -> list[Pool]:
+    def list_pools(self, **options: Any) -> PoolList:
         """Both pools with their VM counts (:func:`vgpu.pools.list_pools`)."""
         from . import pools
 
@@ -209,7 +210,7 @@ class Connection:
 
     # --- VMs -------------------------------------------------------------------------------------------
 
-    def list_vms(self, **options: Any) -> list[VM]:
+    def list_vms(self, **options: Any) -> VMList:
         """Registered VMs, optionally of one ``pool`` and/or ``priority`` (:func:`vgpu.vms.list_vms`)."""
         from . import vms
 
@@ -369,7 +370,7 @@ class Connection:
 
     # --- history and recovery --------------------------------------------------------------------------
 
-    def history(self, subject: object = None, **options: Any) -> list[AuditEntry]:
+    def history(self, subject: object = None, **options: Any) -> AuditList:
         """Recorded changes, newest first, of one VM UUID or pool id (``subject``) or of everything; option
         ``limit`` (:func:`vgpu.audit.history`)."""
         from . import audit

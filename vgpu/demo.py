@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from typing import Iterator
+from typing import Iterator, TypedDict
 
 from . import devargs, paths
 from .hypervisor.sim import SimHost
@@ -123,7 +123,15 @@ def seed(host: SimHost, db: str) -> None:
     host.add_vms(host_rows)
 
 
-def sandbox(folder: str | None = None) -> dict[str, str]:
+class Sandbox(TypedDict):
+    """What :func:`sandbox` returns: the keywords of :func:`vgpu.connect` naming the sandbox (a TypedDict, so
+    that ``vgpu.connect(**demo.sandbox())`` type-checks)."""
+
+    db: str
+    host: str
+
+
+def sandbox(folder: str | None = None) -> Sandbox:
     """A fresh copy of the demo (the spec's 23 VMs, 20 registered) in ``folder``, a new temporary directory
     by default, for a notebook or an experiment that must leave the user's own demo alone. Returns the
     settings naming it, for :func:`vgpu.connect`: ``vgpu.connect(**demo.sandbox())``."""

@@ -317,7 +317,10 @@ class AlreadyRegistered(Conflict):
         self.reword(f"VM {vm_uuid} is already registered (vm_id {vm_id}, pool {pool_id})")
 
 
-class BulkInterrupted(KeyboardInterrupt):
+_Partial = TypeVar("_Partial")
+
+
+class BulkInterrupted(KeyboardInterrupt, Generic[_Partial]):
     """A bulk call (``bulk.apply_many``, ``bulk.reconfigure_many``, ``bulk_register.register_planned``,
     ``bulk_register.write_segments``) stopped by an interrupt: Ctrl-C, a notebook's stop button, or a
     KeyboardInterrupt raised by its progress callback.
@@ -327,16 +330,18 @@ class BulkInterrupted(KeyboardInterrupt):
     call's result so far, the same type the call returns, with every VM in one of four places: done
     (``results``/``segments``), ``failures``, ``interrupted`` (cut part way: its change is left to
     ``vgpu-admin recover``; or, after a second Ctrl-C, still under way in a background thread, which finishes
-    or rolls back the change or leaves it to ``recover``) and ``not_started`` (untouched)."""
+    or rolls back the change or leaves it to ``recover``) and ``not_started`` (untouched). Generic in that
+    type, so a script that catches it (and so sees ``BulkInterrupted[Any]``) can use ``partial`` where it
+    uses the call's result."""
 
-    def __init__(self, partial: object, sentence: str) -> None:
+    def __init__(self, partial: _Partial, sentence: str) -> None:
         super().__init__(sentence)
-        self.partial = partial
+        self.partial: _Partial = partial
         self.sentence = sentence
 
     def __str__(self) -> str:
         return self.sentence
 
-    def __reduce__(self) -> tuple[type[BulkInterrupted], tuple[object, str], dict[str, Any]]:
+    def __reduce__(self) -> tuple[type[BulkInterrupted[_Partial]], tuple[object, str], dict[str, Any]]:
         return type(self), (self.partial, self.sentence), {key: value for key, value in vars(self).items()
                                                             if key not in ("partial", "sentence")}
