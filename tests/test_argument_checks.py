@@ -129,3 +129,17 @@ def test_the_module_functions_check_too(conn, unchanged):
         recovery.recover(conn.store, conn.host, take_over="no")
     with pytest.raises(InvalidValue):
         scan.scan(conn.store, conn.host, tolerate_host_errors="no")
+
+
+@pytest.mark.parametrize("call", [
+    lambda conn, confirm: conn.reconfigure_vm(VM_1, priority="low", confirm=confirm),
+    lambda conn, confirm: conn.apply_vm(VM_1, confirm=confirm),
+    lambda conn, confirm: conn.reconfigure_many([{"vm_uuid": VM_1, "priority": "low"}], confirm=confirm),
+], ids=["reconfigure_vm", "apply_vm", "reconfigure_many"])
+@pytest.mark.parametrize("confirm", [True, "yes", None])
+def test_a_confirm_that_is_not_a_callback_is_bad_input_not_a_users_no(conn, unchanged, call, confirm):
+    # Cancelled means "the user said no" (exit 3 in vgpu-admin); confirm=True is a caller's slip.
+    with pytest.raises(InvalidValue) as caught:
+        call(conn, confirm)
+    assert caught.value.field == "confirm" and caught.value.value == confirm
+    assert "a function" in str(caught.value)

@@ -260,6 +260,7 @@ def reconfigure_many(
 ) -> BulkResult:
     """Plan every change, ask once, then apply with at most ``concurrency`` VMs at a time, and at most
     ``per_host`` of one host of a fleet (see :func:`apply_many` for ``progress`` and interrupts)."""
+    lifecycle.check_confirm(confirm)
     workers.check_concurrency(concurrency)
     if per_host is not None:
         workers.check_concurrency(per_host, "per_host")

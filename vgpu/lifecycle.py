@@ -208,6 +208,13 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     )
 
 
+def check_confirm(confirm: object) -> None:
+    """Refuse a ``confirm`` that cannot be asked (True, "yes", None) before anything is planned: a caller's
+    slip, not a user's no, so InvalidValue rather than the Cancelled that ask() would make of it."""
+    if not callable(confirm):
+        raise InvalidValue("confirm", confirm, "a function that takes the plan and returns True to go ahead")
+
+
 def ask(confirm: Callable[[_Plan], bool], plan: _Plan) -> None:
     """Ask the caller's confirm callback; anything but True (an exception included) cancels."""
     try:
@@ -237,6 +244,7 @@ def reconfigure_vm(
     Raises Cancelled (nothing touched) when ``confirm`` says no or raises. A no-op change returns at once
     with ``changed=False`` and asks nothing.
     """
+    check_confirm(confirm)
     progress, policy = one_vms_progress(progress), check_policy(policy)
     plan = plan_reconfigure(store, host, vm_uuid, pool, priority, vm_id)
     return _confirmed(store, host, plan, confirm, progress, policy)
@@ -255,6 +263,7 @@ def apply_vm(
     journalled cycle as a change: a running VM that is pending restart (or whose boot the host cannot tell)
     is stopped, its args rewritten from the database and started again; a halted VM with wrong args gets
     them rewritten. A VM already running with it returns at once (``changed=False``), asking nothing."""
+    check_confirm(confirm)
     progress, policy = one_vms_progress(progress), check_policy(policy)
     plan = plan_apply(store, host, vm_uuid)
     return _confirmed(store, host, plan, confirm, progress, policy)
