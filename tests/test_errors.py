@@ -167,3 +167,10 @@ def test_a_value_whose_repr_spans_lines_is_shown_on_one_line():
     assert str(error) == "invalid row uuid 0e1f pool B Name: 3, dtype: object: expected a mapping of fields"
     assert error.value.__class__ is _Table  # the data stays as given
 
+
+
+def test_every_error_class_is_named_by_the_modules_all():
+    # `from vgpu.errors import *` (and the docs' tables) must reach each class a caller can catch.
+    public = {name for name, value in vars(errors).items() if inspect.isclass(value) and not name.startswith("_")
+              and issubclass(value, (errors.VgpuError, errors.BulkInterrupted)) and value.__module__.startswith("vgpu")}
+    assert public - set(errors.__all__) == set()

@@ -17,6 +17,7 @@ __all__ = [  # the root and InvalidValue live in vgpu.error_root, below vgpu.tab
     "VgpuError", "InvalidValue", "MissingDependency", "InvalidColumns", "NotRows", "RowProblem", "InvalidRows",
     "NotFound", "NotRegistered", "Conflict", "StalePlan", "StoreError", "HypervisorError", "HostUnreachable",
     "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered", "BulkInterrupted",
+    "DamagedDatabase", "DuplicateVM", "IncompleteSchema", "ShutdownNotConfirmed", "UnsafeFile",
 ]
 
 
