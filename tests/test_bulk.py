@@ -12,6 +12,7 @@ from vgpu.errors import (
     Busy,
     Cancelled,
     Conflict,
+    HostUnreachable,
     HypervisorError,
     InvalidColumns,
     InvalidRows,
@@ -312,3 +313,10 @@ def test_a_large_batch_with_two_rows_wanting_one_vm_id_names_both(world):
     with pytest.raises(InvalidRows) as refused:
         bulk.plan_many(world.store, world.sim, changes)
     assert [(p.row, p.error.field, p.error.value) for p in refused.value.problems] == [(1, "vm_id", 1000), (400, "vm_id", 1000)]
+
+
+def test_plan_many_on_a_host_that_is_down_raises_host_unreachable_not_a_bad_row_each(world, four):
+    # As plan_registrations does: the rows are not bad, the host is; `except HostUnreachable` must catch it.
+    world.sim.set_fault("unreachable", "on")
+    with pytest.raises(HostUnreachable):
+        bulk.plan_many(world.store, world.sim, [{"vm_uuid": uuid, "pool": "B"} for uuid in four])

@@ -135,7 +135,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     rows, labels = labelled(changes)
     name = row_name(labels)
     fleet = as_fleet(host)
-    listings = fleet.survey()
+    listings = fleet.survey_answered()  # a host that is down holds back only its own rows (of a fleet)
     listed, twice = _listed(listings)
     quoted = fleet.quoted_labels()
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}

@@ -140,10 +140,8 @@ def plan_registrations(
     (a problem), ``"skip"`` (left as it is) or ``"update"``: its pool, priority and vm_id as the row gives
     them (a blank cell keeps the VM's value), planned as the confirmed reconfigure cycle in ``updates``."""
     fleet = as_fleet(host)
-    listings = fleet.survey()  # one listing per host: a host that is down holds back only its own rows
+    listings = fleet.survey_answered()  # one listing per host: a host that is down holds back only its own rows
     down = [listing.error for listing in listings if listing.error is not None]
-    if len(down) == len(listings):
-        raise down[0]
     on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
     # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
     checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing)

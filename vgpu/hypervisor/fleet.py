@@ -178,6 +178,15 @@ class Fleet:
             listings.append(Listing(label, uri, vms))
         return listings
 
+    def survey_answered(self) -> list[Listing]:
+        """:meth:`survey`, for a planner whose rows a host that is down holds back: raises that host's
+        error (HostUnreachable, typically) when no host answered, since then no row is the bad one."""
+        listings = self.survey()
+        errors = [listing.error for listing in listings if listing.error is not None]
+        if errors and len(errors) == len(listings):
+            raise errors[0]
+        return listings
+
     def list_vms(self) -> list[HostVM]:
         """Every guest of every host, each labelled with its host. A host that cannot be listed raises (the
         protocol promises every VM): :meth:`survey` answers with the others."""
