@@ -329,6 +329,26 @@ def test_register_vm_with_a_name_of_its_own_warns_of_nothing(spec):
     assert spec.cli("register-vm", f"--vm-uuid={spec.uuid('VM-21')}", "--vm-name=VM-1b").err == ""
 
 
+@pytest.mark.parametrize("host_name", ["x" * 300, "build\x1b[2Jbox", "two\nlines"])
+def test_register_vm_says_why_the_hosts_name_for_the_vm_was_not_recorded(spec, host_name):
+    # Registered "(unnamed)" without a word, the admin would not know a name was dropped, nor how to give one.
+    uuid = "9a9a9a9a-0000-4000-8000-000000000077"
+    spec.sim.add_vm(uuid, host_name, "halted")
+    outcome = spec.cli("register-vm", f"--vm-uuid={uuid}")
+    assert outcome.code == 0 and outcome.out_lines[0].startswith(f"Registered (unnamed) ({uuid}) in Pool A")
+    assert outcome.err_lines == [
+        "warning: the host's name for the VM was not recorded (a VM name is printable text of at most 255 "
+        "characters); to name it, remove it and register it again with --vm-name"
+    ]
+    assert spec.vm_by_uuid(uuid).vm_name is None
+
+
+def test_register_vm_of_a_vm_the_host_has_not_named_warns_of_nothing(spec):
+    uuid = "9a9a9a9a-0000-4000-8000-000000000078"
+    spec.sim.add_vm(uuid, "", "halted")
+    assert spec.cli("register-vm", f"--vm-uuid={uuid}").err == ""
+
+
 def test_scan_vms_and_status_list_unregistered_vms_in_natural_order(spec):
     for number in (9, 10, 100):
         spec.sim.add_vm(f"9a9a9a9a-0000-4000-8000-{number:012d}", f"VM-2{number}", "halted")

@@ -484,6 +484,9 @@ class RegisterResult:
     host_vm: HostVM
     shared_name: SharedName | None = None  # the VM's name is another registered VM's too: worth a warning
     args_quoted: bool = False  # the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)
+    # Why the host's name for the VM was not recorded (too long, or not one printable line): what a VM name
+    # must be. None when it was, or when a name was given, or when the host has none.
+    host_name_refused: str | None = None
 
     @property
     def applies_at_next_boot(self) -> bool:
@@ -557,8 +560,10 @@ def register_vm(
                                     f"{NAME_MAX} characters (leave the name out for the host's name)")
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     host_vm = find_host_vm(host, reg.vm_uuid)
+    refused = None
     if reg.vm_name is None:
         reg = attrs.evolve(reg, vm_name=host_name(host_vm))
+        refused = host_name_refused(host_vm)
     with store.writing() as conn:
         op = journal.begin(conn, reg.vm_uuid, "register", None, None, None, host_vm.host)
         vm = vms.insert_registration(conn, reg)
@@ -577,7 +582,7 @@ def register_vm(
     journal.finish(store, op, journal.DONE)
     with store.reading() as conn:
         shared = naming.shared_names(conn, [vm])
-    return RegisterResult(vm, host_vm, shared[0] if shared else None, args_quoted(host, vm.vm_uuid))
+    return RegisterResult(vm, host_vm, shared[0] if shared else None, args_quoted(host, vm.vm_uuid), refused)
 
 
 def host_name(host_vm: HostVM) -> str | None:
@@ -585,6 +590,15 @@ def host_name(host_vm: HostVM) -> str | None:
         return values.parse_vm_name(host_vm.name)
     except VgpuError:
         return None  # a host name we would not accept from a user is not recorded either
+
+
+def host_name_refused(host_vm: HostVM) -> str | None:
+    """What a VM name must be, when the host's name for the VM is one :func:`host_name` does not record."""
+    try:
+        values.parse_vm_name(host_vm.name)
+    except InvalidValue as refused:
+        return f"a VM name is {refused.allowed}"
+    return None
 
 
 @attrs.frozen
