@@ -6,9 +6,16 @@ import json
 
 import pytest
 
-from vgpu import audit, convert, pools, vms
-from vgpu.errors import InvalidValue
+from vgpu import audit, bulk_register, convert, pools, vms
+from vgpu.bulk import BulkPlan, BulkResult
+from vgpu.bulk_register import RegistrationPlan, RegistrationResult
+from vgpu.errors import InvalidValue, VgpuError
 from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
+from vgpu.scan import ScanReport
+from vgpu.tables import ProblemTable
+
+from . import lifekit
+from .test_tables import _every_result, world  # noqa: F401  (the fixture, and one of every result)
 
 U1 = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
 U2 = "11111111-2222-4333-8444-555555555555"
@@ -93,3 +100,46 @@ def test_the_converter_is_our_own_object_not_the_global_one():
     assert convert.converter is not cattrs.global_converter
     assert cattrs.global_converter.unstructure(Priority.HIGH) == 2  # our hooks did not leak into it
     assert convert.to_data(Priority.HIGH) == "high" and convert.to_data(PowerState.HALTED) == "halted"
+
+
+# Every result docs/library.md lists as a table, by the name tests/test_tables.py's _every_result gives it, and
+# the class from_data rebuilds it as (a list of VMs as list[VM]; an InvalidRows, an error, as any VgpuError).
+RESULT_CLASSES = {
+    "list_vms": list[VM], "list_pools": list[Pool], "history": list[AuditEntry], "show_pool": PoolDetail,
+    "status": ScanReport, "bulk_plan": BulkPlan, "bulk_result": BulkResult, "invalid_rows": VgpuError,
+    "registration_plan": RegistrationPlan, "registration_result": RegistrationResult,
+}
+
+
+def test_every_result_the_docs_list_has_a_class_to_rebuild_it_as(world):
+    assert set(_every_result(world)) == set(RESULT_CLASSES)
+
+
+@pytest.mark.parametrize("name", sorted(RESULT_CLASSES))
+def test_every_result_round_trips_through_json(world, name):
+    result = _every_result(world)[name]
+    data = json.loads(json.dumps(convert.to_data(result)))
+    back = convert.from_data(data, RESULT_CLASSES[name])
+    assert convert.to_data(back) == data
+    if not isinstance(result, BaseException):  # errors compare by identity: their data is compared above
+        assert back == result
+
+
+def test_a_registration_plan_round_trips_with_every_part_and_tuple_labels(world):
+    # A MultiIndex's labels are tuples (df.to_dict("index") gives them as keys): JSON makes them lists, and
+    # they come back as the tuples the caller indexes the frame with, in the plan's rows and its problems.
+    # VM 1 is registered in pool A (the row moves it), VM 2 in pool B (the row leaves it as it is).
+    world.sim.add_vm(lifekit.vm_uuid(4), "web-1", "running")  # new, named as VM 1 is
+    rows = {("x", 1): {"uuid": lifekit.vm_uuid(1), "pool": "B"}, ("x", 2): {"uuid": lifekit.vm_uuid(2)},
+            ("y", 1): {"uuid": lifekit.vm_uuid(4)}, ("y", 2): {"uuid": "nope"}}
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows, on_existing="update")
+    assert plan.vms and plan.updates.plans and plan.existing and plan.shared_names and plan.problems
+    data = json.loads(json.dumps(convert.to_data(plan)))
+    back = convert.from_data(data, RegistrationPlan)
+    assert back.labels == tuple(rows) and back.rows == (("y", 1),) and back.update_rows == (("x", 1),)
+    assert [problem.row for problem in back.problems] == [("y", 2)]
+    assert convert.to_data(back) == data and back.records() == plan.records()
+    problems = convert.from_data(data["problems"], ProblemTable)  # the plan's problems on their own
+    assert isinstance(problems, ProblemTable) and convert.to_data(problems) == data["problems"]
+    clean = bulk_register.plan_registrations(world.store, world.sim, {("y", 1): {"uuid": lifekit.vm_uuid(4)}})
+    assert convert.from_data(json.loads(json.dumps(convert.to_data(clean))), RegistrationPlan) == clean

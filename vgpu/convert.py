@@ -9,6 +9,7 @@ numbers.
 from __future__ import annotations
 
 import builtins
+import collections.abc
 from typing import Any, Callable, Hashable, TypeVar, overload
 
 import attrs
@@ -110,16 +111,41 @@ def _error_from_data(data: Any, wanted: type[BaseException]) -> BaseException:
     return error
 
 
+# An input row's label (a plan's rows and labels, a problem's row) as JSON takes it: as records() gives it
+# (tables.row_label), except a MultiIndex's tuple, which stays a tuple (a JSON list) of such labels, so that
+# from_data gives back the tuple the caller indexes the DataFrame with. Lists come back as tuples: a label
+# is hashable, and JSON has no tuples.
+def _label_data(label: Any) -> Any:
+    if isinstance(label, tuple):
+        return [_label_data(part) for part in label]
+    return row_label(label)
+
+
+def _label_from_data(value: Any, _type: object = Hashable) -> Any:
+    if isinstance(value, list):
+        return tuple(_label_from_data(part) for part in value)
+    return value
+
+
+_is_label = lambda cls: cls is Hashable or cls is collections.abc.Hashable  # noqa: E731
+converter.register_unstructure_hook_func(_is_label, _label_data)
+converter.register_structure_hook_func(_is_label, _label_from_data)
+
+
 def _problem_from_data(data: Any, _cls: type) -> RowProblem[Hashable]:
     error = {key: value for key, value in data.items() if key != "row"}
-    return RowProblem(data["row"], converter.structure(error, VgpuError))
+    return RowProblem(_label_from_data(data["row"]), converter.structure(error, VgpuError))
 
 
 _is_error = lambda cls: isinstance(cls, type) and issubclass(cls, BaseException)  # noqa: E731
 converter.register_unstructure_hook_func(_is_error, _error_data)
 converter.register_structure_hook_func(_is_error, _error_from_data)
-converter.register_unstructure_hook(RowProblem, lambda problem: {"row": row_label(problem.row), **_error_data(problem.error)})
+converter.register_unstructure_hook(RowProblem, lambda problem: {"row": _label_data(problem.row), **_error_data(problem.error)})
 converter.register_structure_hook(RowProblem, _problem_from_data)
+# A plan's problems: to cattrs a tuple of anything (it reads no item type off a tuple subclass), so named here.
+converter.register_structure_hook(
+    ProblemTable, lambda data, _cls: ProblemTable(converter.structure(item, RowProblem) for item in data)
+)
 
 
 _Result = TypeVar("_Result")
