@@ -87,11 +87,9 @@ def test_priorities_are_accepted_back_as_names_or_numbers():
 
 
 def test_an_unknown_priority_is_refused_when_structuring():
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(InvalidValue) as caught:
         convert.from_data({"vm_id": 1, "vm_uuid": U1, "vm_name": None, "pool_id": "A", "priority": "max"}, VM)
-    assert isinstance(caught.value, InvalidValue) or any(
-        isinstance(inner, InvalidValue) for inner in getattr(caught.value, "exceptions", ())
-    )
+    assert caught.value.field == "priority" and caught.value.value == "max"
 
 
 def test_the_converter_is_our_own_object_not_the_global_one():
@@ -143,3 +141,32 @@ def test_a_registration_plan_round_trips_with_every_part_and_tuple_labels(world)
     assert isinstance(problems, ProblemTable) and convert.to_data(problems) == data["problems"]
     clean = bulk_register.plan_registrations(world.store, world.sim, {("y", 1): {"uuid": lifekit.vm_uuid(4)}})
     assert convert.from_data(json.loads(json.dumps(convert.to_data(clean))), RegistrationPlan) == clean
+
+
+GOOD_VM = {"vm_id": 1, "vm_uuid": U1, "vm_name": None, "pool_id": "A", "priority": "high"}
+
+
+@pytest.mark.parametrize(("data", "cls", "sentence"), [
+    ({**GOOD_VM, "priority": "urgent"}, VM,
+     "from_data() cannot build a VM: invalid priority 'urgent': expected low, medium, high, 0, 1 or 2"),
+    ({**GOOD_VM, "vm_id": "x"}, VM, "from_data() cannot build a VM: invalid vm_id 'x': expected int"),
+    ({"vm_id": 1, "vm_uuid": U1}, VM, "from_data() cannot build a VM: no vm_name in the data (and 2 more problems)"),
+    ("VM-1", VM, "from_data() cannot build a VM: invalid data 'VM-1': expected a dict, as to_data gives a VM"),
+    (None, VM, "from_data() cannot build a VM: invalid data None: expected a dict, as to_data gives a VM"),
+    ([GOOD_VM, {**GOOD_VM, "priority": "max"}], list[VM],
+     "from_data() cannot build a list[VM]: invalid [1].priority 'max': expected low, medium, high, 0, 1 or 2"),
+    ([GOOD_VM, 7], list[VM], "from_data() cannot build a list[VM]: invalid [1] 7: expected a dict, as to_data gives a VM"),
+], ids=["bad-priority", "bad-vm_id", "missing-keys", "a-string", "none", "in-a-list", "not-a-dict-in-a-list"])
+def test_bad_data_is_an_invalid_value_naming_the_type_the_field_and_what_is_expected(data, cls, sentence):
+    with pytest.raises(InvalidValue) as caught:
+        convert.from_data(data, cls)
+    assert str(caught.value) == sentence and "\n" not in str(caught.value)
+
+
+def test_a_bad_row_problem_in_a_plan_names_where_it_is():
+    data = {"vms": [], "rows": [], "problems": [{"row": 1, "error": "NoSuchError", "message": "x"}]}
+    with pytest.raises(InvalidValue) as caught:
+        convert.from_data(data, RegistrationPlan)
+    assert str(caught.value) == ("from_data() cannot build a RegistrationPlan: invalid problems[0].error 'NoSuchError': "
+                                 "expected the name of a VgpuError class")
+    assert caught.value.field == "problems[0].error" and caught.value.value == "NoSuchError"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import builtins
 import collections.abc
-from typing import Any, Callable, Hashable, TypeVar, overload
+import re
+from typing import Any, Callable, Hashable, Mapping, TypeVar, get_args, get_origin, overload
 
 import attrs
 import cattrs
+import cattrs.errors
 from cattrs.gen import make_dict_unstructure_fn
 
 from .errors import InvalidValue, RowProblem, VgpuError
@@ -141,10 +143,16 @@ _is_error = lambda cls: isinstance(cls, type) and issubclass(cls, BaseException)
 converter.register_unstructure_hook_func(_is_error, _error_data)
 converter.register_structure_hook_func(_is_error, _error_from_data)
 converter.register_unstructure_hook(RowProblem, lambda problem: {"row": _label_data(problem.row), **_error_data(problem.error)})
-converter.register_structure_hook(RowProblem, _problem_from_data)
-# A plan's problems: to cattrs a tuple of anything (it reads no item type off a tuple subclass), so named here.
+
+
+def _is_row_problem(cls: Any) -> bool:
+    return cls is RowProblem or get_origin(cls) is RowProblem  # RowProblem[Hashable] too, as a ProblemTable holds
+
+
+converter.register_structure_hook_func(_is_row_problem, _problem_from_data)
+# A plan's problems: to cattrs a tuple of anything (it reads no item type off a tuple subclass): told here.
 converter.register_structure_hook(
-    ProblemTable, lambda data, _cls: ProblemTable(converter.structure(item, RowProblem) for item in data)
+    ProblemTable, lambda data, _cls: ProblemTable(converter.structure(data, tuple[RowProblem[Hashable], ...]))
 )
 
 
@@ -189,5 +197,99 @@ def from_data(data: Any, cls: Any) -> Any: ...  # a type form such as list[VM]
 
 
 def from_data(data: Any, cls: Any) -> Any:
-    """Rebuild library objects from :func:`to_data` output (extra keys such as ``vm_count`` are ignored)."""
-    return converter.structure(data, cls)
+    """Rebuild library objects from :func:`to_data` output (extra keys such as ``vm_count`` are ignored).
+    Data that does not build one is an InvalidValue naming the first bad field, its value and what it takes."""
+    try:
+        return converter.structure(data, cls)
+    except InvalidValue:
+        raise  # raised by a hook on the data as a whole (an unknown error name): it names the value already
+    except cattrs.BaseValidationError as failed:
+        raise _not_buildable(cls, _first_failure(failed, data, ""), _count_failures(failed, data)) from failed
+    except (TypeError, ValueError, KeyError, AttributeError) as failed:
+        # cattrs checks no shape before it reads: None or a number where a dict belongs fails as it is read
+        raise _not_buildable(cls, _Failure("", data, failed, cls), 1) from failed
+
+
+# --- data that does not build what was asked -------------------------------------------------------------
+# cattrs reports every failure as a tree of exception groups, each step noted with the attribute or the index
+# it took. A caller gets one line, the library's InvalidValue: the first failure, where it is, and how many more.
+
+
+@attrs.frozen
+class _Failure:
+    path: str  # where in the data: "", "priority", "vms[0].priority"
+    value: Any  # the value found there (_MISSING when the key is not there)
+    error: BaseException
+    expected: Any  # the type that was being built there
+
+
+_MISSING = object()
+
+
+def _step(value: Any, key: str | int) -> Any:
+    try:
+        return value[key]
+    except (KeyError, IndexError, TypeError):
+        return _MISSING
+
+
+_Group = (cattrs.ClassValidationError, cattrs.IterableValidationError)  # the steps of the tree: by attribute, by index
+
+
+def _first_failure(error: BaseException, value: Any, path: str, expected: Any = None) -> _Failure:
+    if not isinstance(error, _Group):
+        return _Failure(path, value, error, expected)
+    if isinstance(error, cattrs.ClassValidationError) and not isinstance(value, Mapping):
+        return _Failure(path, value, error, error.cl)  # every attribute failed to be read: not a dict at all
+    noted, plain = error.group_exceptions()
+    if not noted:
+        return _first_failure(plain[0], value, path, error.cl)
+    inner, note = noted[0]
+    key = _key(note)
+    where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+    return _first_failure(inner, _step(value, key), where, note.type)
+
+
+def _key(note: cattrs.errors.AttributeValidationNote | cattrs.errors.IterableValidationNote) -> str | int:
+    return note.name if isinstance(note, cattrs.errors.AttributeValidationNote) else note.index
+
+
+def _count_failures(error: BaseException, value: Any) -> int:
+    """The failures in the tree, as :func:`_first_failure` reads them: a value that is not a dict is one."""
+    if not isinstance(error, _Group):
+        return 1
+    if isinstance(error, cattrs.ClassValidationError) and not isinstance(value, Mapping):
+        return 1
+    noted, plain = error.group_exceptions()
+    return (sum(_count_failures(inner, _step(value, _key(note))) for inner, note in noted)
+            + sum(_count_failures(inner, value) for inner in plain))
+
+
+def _type_name(cls: Any) -> str:
+    """``VM``, ``list[VM]``, ``str | None``: without the modules' names."""
+    text = cls.__name__ if isinstance(cls, type) and not get_args(cls) else str(cls)
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", text)
+
+
+def _expected(cls: Any) -> str:
+    made = get_origin(cls) or cls  # RowProblem for RowProblem[Hashable]
+    if isinstance(made, type) and (attrs.has(made) or issubclass(made, (BaseException, RowProblem))):
+        return f"a dict, as to_data gives a {_type_name(made)}"
+    return _type_name(cls)
+
+
+def _not_buildable(cls: Any, failure: _Failure, failures: int) -> InvalidValue:
+    field = failure.path or "data"
+    if isinstance(failure.error, InvalidValue):  # a hook's own refusal: a priority, an error's name
+        inner = failure.error
+        field = field if field.rsplit(".", 1)[-1] == inner.field else f"{field}.{inner.field}"
+        value, allowed = inner.value, inner.allowed
+    else:
+        value, allowed = failure.value, _expected(failure.expected)
+    more = f" (and {failures - 1} more problem{'s' if failures > 2 else ''})" if failures > 1 else ""
+    if value is _MISSING:
+        sentence = f"no {field} in the data{more}"
+        value = None
+    else:
+        sentence = f"{InvalidValue(field, value, allowed)}{more}"
+    return InvalidValue(field, value, allowed, sentence=f"from_data() cannot build a {_type_name(cls)}: {sentence}")
