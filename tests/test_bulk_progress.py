@@ -259,6 +259,31 @@ def test_ctrl_c_while_writing_segments_hands_back_the_registered_vms_and_those_s
     assert len(written) == 3 and failures == [] and all(world.agrees(u) for u in unregistered[:4])
 
 
+def test_an_interrupted_write_of_segments_alone_lists_every_vm_with_its_outcome(world, four):
+    # write_segments on its own (a bulk repair) is given only UUIDs; its partial result must still have a row
+    # for every VM, as register_planned's does: the written, and those not started (an unregistered VM too).
+    world.sim.add_vm(vm_uuid(9), "stray-9", "halted")
+    finished = []
+
+    def stop_after_two(event):
+        if event.finishes:
+            finished.append(event.vm_uuid)
+            if len(finished) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk_register.write_segments(world.store, world.sim, [*four, vm_uuid(9)], progress=stop_after_two, concurrency=1)
+    partial = caught.value.partial
+    assert [segment.vm_uuid for segment in partial.segments] == four[:2] and partial.not_started == (*four[2:], vm_uuid(9))
+    assert [(record["vm_uuid"], record["vm_name"], record["segment"]) for record in partial.records()] == [
+        *((uuid, f"vm-{number}", "written") for number, uuid in enumerate(four[:2], 1)),
+        *((uuid, f"vm-{number}", "not written yet (not started)") for number, uuid in enumerate(four[2:], 3)),
+        (vm_uuid(9), None, "not written yet (not started)"),
+    ]
+    assert str(partial).startswith(
+        "RegistrationResult: 4 VMs registered, 0 segments not written, 0 interrupted, 3 not started")
+
+
 def test_ctrl_c_landing_while_a_worker_thread_starts_still_waits_for_that_vm(world, unregistered, monkeypatch):
     # The interrupt lands inside the executor's submit, after the worker thread started (its VM under way)
     # but before the executor recorded the thread, so shutting the executor down does not wait for it. The

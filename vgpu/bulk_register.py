@@ -110,10 +110,13 @@ class RegistrationResult(tables.Tabular):
     _columns = (*tables.VM_COLUMNS, "segment")
 
     def _view(result: RegistrationResult) -> tuple[str, list[tables.Record]]:
-        outcome = {failure.vm_uuid: "not written: " + str(failure.error) for failure in result.failures}
+        outcome = {segment.vm_uuid: "written" for segment in result.segments}
+        outcome.update((failure.vm_uuid, "not written: " + str(failure.error)) for failure in result.failures)
         outcome.update((uuid, "interrupted: run 'vgpu-admin recover'") for uuid in result.interrupted)
         outcome.update((uuid, "not written yet (not started)") for uuid in result.not_started)
-        records = [{**tables.vm_record(vm), "segment": outcome.get(vm.vm_uuid, "written")} for vm in result.registered]
+        records = [{**tables.vm_record(vm), "segment": outcome.pop(vm.vm_uuid, "written")} for vm in result.registered]
+        # write_segments may be given a VM that is not registered (its segment is cleared): a row all the same
+        records += [{**dict.fromkeys(tables.VM_COLUMNS), "vm_uuid": uuid, "segment": segment} for uuid, segment in outcome.items()]
         summary = f"{tables.plural(len(result.registered), 'VM')} registered, {len(result.failures)} segments not written"
         if result.interrupted or result.not_started:
             summary += f", {len(result.interrupted)} interrupted, {len(result.not_started)} not started"
@@ -217,7 +220,7 @@ def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, p
     if isinstance(vm_uuids, str):  # one UUID would be written as its 36 characters
         raise InvalidValue("vm_uuids", vm_uuids, "a list of VM UUIDs",
                            sentence=f"write_segments() takes a list of VM UUIDs, not one UUID: write_segments([{vm_uuids!r}])")
-    uuids = list(vm_uuids)
+    uuids = [_canonical(uuid) for uuid in vm_uuids]
 
     def write(worker_store: Store, worker_host: Hypervisor, index: int, report: ProgressCallback) -> RepairResult:
         report(Progress(uuids[index], "writing-segment", f"Writing the vgpu segment of VM {uuids[index]}"))
@@ -228,10 +231,26 @@ def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, p
     failures = [BulkFailure(uuids[index], error) for index, error in sorted(outcome.failures.items())]
     if outcome.interrupted:
         cut, not_started = tuple(uuids[i] for i in outcome.cut), tuple(uuids[i] for i in outcome.not_started)
-        partial = RegistrationResult((), tuple(written), tuple(failures), cut, not_started)
+        partial = RegistrationResult(_registered_among(store, uuids), tuple(written), tuple(failures), cut, not_started)
         raise BulkInterrupted(partial, workers.interrupted_sentence(
             len(written), len(failures), len(cut), len(not_started),
             " (registered, their segments not written yet: write_segments(store, host, partial.not_started) writes them)",
             under_way=len(outcome.under_way),
         )) from outcome.interrupt
     return written, failures
+
+
+def _canonical(vm_uuid: str) -> str:
+    """The UUID as the database has it, so results name each VM once; a bad one as given (repair_vm refuses
+    it, a failure of that VM's)."""
+    try:
+        return values.parse_uuid(vm_uuid)
+    except InvalidValue:
+        return vm_uuid
+
+
+def _registered_among(store: Store, uuids: list[str]) -> tuple[VM, ...]:
+    """The registered VMs of ``uuids``, in their order: the rows of an interrupted write's partial result,
+    every VM with its outcome (register_planned puts the VMs it registered in their place)."""
+    by_uuid = {vm.vm_uuid: vm for vm in vms.list_vms(store)}
+    return tuple(by_uuid[uuid] for uuid in uuids if uuid in by_uuid)
