@@ -127,6 +127,12 @@ def test_a_value_that_is_not_json_is_kept_as_its_repr():
     assert data["value"] == repr(object) and json.dumps(data)
 
 
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")], ids=repr)
+def test_a_float_that_is_not_json_is_kept_as_its_repr(number):
+    data = convert.to_data(errors.InvalidValue("vm_id", number, "a whole number"))
+    assert data["value"] == repr(number) and json.dumps(data, allow_nan=False)
+
+
 def test_an_unknown_error_name_is_refused_when_structuring():
     with pytest.raises(errors.InvalidValue) as caught:
         convert.from_data({"error": "NoSuchError", "message": "x"}, VgpuError)

@@ -124,6 +124,16 @@ def test_row_labels_of_any_index_stay_json_ready(world):
     assert bulk_register.plan_registrations(world.store, world.sim, numbered).problems.records()[0]["row"] == 7
 
 
+def test_a_bad_value_that_is_an_infinite_float_is_kept_as_its_repr_in_strict_json(world):
+    # JSON has no inf or nan (json.dumps writes them as Infinity and NaN, which strict parsers refuse).
+    rows = [{"uuid": vm_uuid(3), "vm_id": float("inf")}, {"uuid": vm_uuid(3), "vm_id": float("-inf")}]
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows)
+    assert [record["value"] for record in plan.problems.records()] == ["inf", "-inf"]
+    assert [problem["value"] for problem in to_data(plan.invalid)["problems"]] == ["inf", "-inf"]
+    for data in (plan.problems.records(), plan.invalid.records(), to_data(plan.invalid), to_data(plan)):
+        json.dumps(data, allow_nan=False)
+
+
 def test_lists_stay_lists(world):
     found = vms.list_vms(world.store)
     assert isinstance(found, list) and isinstance(found, tables.VMList)

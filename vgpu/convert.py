@@ -20,7 +20,7 @@ from cattrs.gen import make_dict_unstructure_fn
 
 from .errors import InvalidValue, RowProblem, VgpuError
 from .models import Pool, PowerState, Priority, VMConfig
-from .tables import ProblemTable, ResultList, row_label
+from .tables import ProblemTable, ResultList, json_float, row_label
 from .values import parse_priority
 
 converter = cattrs.Converter()
@@ -45,6 +45,8 @@ _NOTES = "__notes__"  # what add_note() sets; "notes" in the data
 
 
 def _plain_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return json_float(value)  # inf and nan are not JSON
     if isinstance(value, _JSON_SCALARS):
         return value
     if isinstance(value, (list, tuple)):

@@ -20,6 +20,7 @@ compound results (a scan, a bulk plan) :mod:`vgpu.views`'.
 from __future__ import annotations
 
 import enum
+import math
 from typing import TYPE_CHECKING, Any, Hashable, Iterable, Self, SupportsIndex, TypeVar, overload
 
 from .error_root import InvalidValue, MissingDependency
@@ -242,16 +243,26 @@ def plain(value: Any) -> Any:
         return label if isinstance(label, str) else plain(value.value)
     if isinstance(value, str):
         return str(value)
-    if value is None or isinstance(value, (bool, int, float)):
+    if isinstance(value, float):
+        return json_float(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     return repr(value)
+
+
+def json_float(value: float) -> float | str:
+    """A float as strict JSON takes it: inf, -inf and nan, which JSON has not (json.dumps writes Infinity and
+    NaN, which strict parsers refuse), as their repr (``'inf'``; numpy's too, as a float's)."""
+    return value if math.isfinite(value) else repr(float(value))
 
 
 def row_label(label: Any) -> Any:
     """An input row's label as JSON takes it: a number (numpy's and pandas' integers included) or a string
     as it is, anything else (a DatetimeIndex's Timestamp, a MultiIndex's tuple) as its text. The result's
     ``rows`` keep the labels themselves, to index the caller's DataFrame with."""
-    if label is None or isinstance(label, (str, bool, int, float)):
+    if isinstance(label, float):
+        return json_float(label)
+    if label is None or isinstance(label, (str, bool, int)):
         return label
     if hasattr(label, "__index__"):
         return label.__index__()
