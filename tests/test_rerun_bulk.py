@@ -3,9 +3,11 @@ problems named by the input's own row labels (a DataFrame's index)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from vgpu import audit, bulk, bulk_register, pools, scan, tables, vms
+from vgpu import audit, bulk, bulk_register, convert, pools, scan, tables, vms
 from vgpu.errors import InvalidRows, InvalidValue, NotRows
 
 from .lifekit import World, config, vm_uuid
@@ -243,6 +245,36 @@ def test_a_dataframe_is_taken_as_it_is_and_named_by_its_index(world):
         bulk.plan_many(world.store, world.sim, changes)
     assert [p.row for p in caught.value.problems] == ["x"]
     assert len(bulk.plan_many(world.store, world.sim, changes.loc[["y"]]).changing) == 1
+
+
+def test_rows_are_counted_as_rows_when_their_labels_repeat(world):
+    # A DataFrame's index may repeat a label: the problems name the label, and the rows are still counted one
+    # by one (two bad rows under label 5 are two), while one row with two problems is one.
+    pandas = pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
+    frame = pandas.DataFrame([{"uuid": vm_uuid(10), "pool": "C"}, {"uuid": vm_uuid(11), "pool": "D"}], index=[5, 5])
+    with pytest.raises(InvalidRows) as caught:
+        vms.db_register_many(world.store, frame)
+    assert str(caught.value).startswith("2 bad rows, nothing was changed: row 5: invalid pool 'C'")
+    plan = bulk_register.plan_registrations(world.store, world.sim, frame)
+    assert str(plan.invalid).startswith("2 bad rows, the plan leaves these rows out: row 5: invalid pool 'C'")
+    assert plan.to_string().startswith("RegistrationPlan: 0 VMs to register; 2 rows refused")
+    assert plan.problems.to_string().startswith("ProblemTable: 2 problems in 2 rows")
+    assert plan.invalid.to_string().startswith("InvalidRows: 2 problems in 2 rows")
+    back = convert.from_data(json.loads(json.dumps(convert.to_data(plan))), bulk_register.RegistrationPlan)
+    assert back.to_string().startswith("RegistrationPlan: 0 VMs to register; 2 rows refused")  # JSON keeps them apart
+    twice = pandas.DataFrame([{"uuid": vm_uuid(10), "pool": "C", "priority": "urgent"}], index=[5])
+    assert str(bulk_register.plan_registrations(world.store, world.sim, twice).invalid).startswith("2 problems in 1 row,")
+    not_on_host = pandas.DataFrame([{"uuid": vm_uuid(30)}, {"uuid": vm_uuid(31)}], index=[7, 7])
+    assert str(bulk_register.plan_registrations(world.store, world.sim, not_on_host).invalid).startswith("2 bad rows,")
+    for number in (20, 21):  # registered and paused: an update of either cannot be planned
+        world.sim.add_vm(vm_uuid(number), f"paused-{number}", "paused")
+        vms.db_register(world.store, vm_uuid(number), pool="A")
+    paused = pandas.DataFrame([{"uuid": vm_uuid(20), "pool": "B"}, {"uuid": vm_uuid(21), "pool": "B"}], index=["p", "p"])
+    assert str(bulk_register.plan_registrations(world.store, world.sim, paused, on_existing="update").invalid).startswith("2 bad rows,")
+    changes = pandas.DataFrame([{"vm_uuid": vm_uuid(1), "pool": "C"}, {"vm_uuid": vm_uuid(2), "pool": "D"}], index=["x", "x"])
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, changes)
+    assert str(caught.value).startswith("2 bad rows, nothing was changed: row x: invalid pool 'C'")
 
 
 def test_a_single_row_is_still_refused_as_not_rows(world):

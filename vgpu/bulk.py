@@ -173,7 +173,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
         if new_ids[row_plan.new.vm_id] > 1:
             problems.append(RowProblem(seen[row_plan.vm_uuid], Conflict("vm_id", row_plan.new.vm_id, "another row of this batch")))
     if problems:
-        raise InvalidRows([RowProblem(name(p.row), p.error) for p in sorted(problems, key=lambda p: p.row)])
+        raise InvalidRows([RowProblem(name(p.row), p.error, p.row) for p in sorted(problems, key=lambda p: p.row)])
     return BulkPlan(tuple(plans))
 
 

@@ -63,7 +63,7 @@ class RegistrationPlan(tables.Tabular):
         rows = in_input_order(plan.labels, rows, lambda row: row[0])
         records = [{"row": tables.row_label(row), "action": action, **record, "change": change}
                    for row, action, record, change in rows]
-        refused = len({problem.row for problem in plan.problems})
+        refused = tables.count_rows(plan.problems)
         parts = [f"{tables.plural(len(plan.vms), 'VM')} to register"]
         if plan.updates.plans:
             parts.append(f"{len(plan.updates.plans)} to update (bulk.apply_many)")
@@ -148,8 +148,8 @@ def plan_registrations(
     on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
     # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
     checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing)
-    unlisted = [RowProblem(row, bulk.not_listed(vm.vm_uuid, listings))
-                for row, vm in zip(checked.new_rows, checked.new) if vm.vm_uuid not in on_host]
+    unlisted = [RowProblem(row, bulk.not_listed(vm.vm_uuid, listings), position)
+                for row, position, vm in zip(checked.new_rows, checked.new_positions, checked.new) if vm.vm_uuid not in on_host]
     new = [(row, vm) for row, vm in zip(checked.new_rows, checked.new) if vm.vm_uuid in on_host]
     planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm in new]
     with store.reading() as conn:
@@ -174,12 +174,12 @@ def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, 
         return plans, rows, in_input_order(checked.labels, problems, lambda problem: problem.row)
     more: list[RowProblem[Hashable]] = []
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}
-    for row, change in zip(checked.update_rows, checked.updates):
+    for row, position, change in zip(checked.update_rows, checked.update_positions, checked.updates):
         try:
             plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings))
             rows.append(row)
         except VgpuError as error:
-            more.append(RowProblem(row, error))
+            more.append(RowProblem(row, error, position))
     return plans, rows, in_input_order(checked.labels, [*problems, *more], lambda problem: problem.row)
 
 

@@ -136,15 +136,22 @@ converter.register_unstructure_hook_func(_is_label, _label_data)
 converter.register_structure_hook_func(_is_label, _label_from_data)
 
 
+def _problem_data(problem: RowProblem[Hashable]) -> dict[str, Any]:
+    # A row's number beside its label only where they differ: a DataFrame's index may repeat a label
+    numbered = {} if problem.position in (None, problem.row) else {"position": problem.position}
+    return {"row": _label_data(problem.row), **numbered, **_error_data(problem.error)}
+
+
 def _problem_from_data(data: Any, _cls: type) -> RowProblem[Hashable]:
-    error = {key: value for key, value in data.items() if key != "row"}
-    return RowProblem(_label_from_data(data["row"]), converter.structure(error, VgpuError))
+    error = {key: value for key, value in data.items() if key not in ("row", "position")}
+    row = _label_from_data(data["row"])
+    return RowProblem(row, converter.structure(error, VgpuError), data.get("position", row if type(row) is int else None))
 
 
 _is_error = lambda cls: isinstance(cls, type) and issubclass(cls, BaseException)  # noqa: E731
 converter.register_unstructure_hook_func(_is_error, _error_data)
 converter.register_structure_hook_func(_is_error, _error_from_data)
-converter.register_unstructure_hook(RowProblem, lambda problem: {"row": _label_data(problem.row), **_error_data(problem.error)})
+converter.register_unstructure_hook(RowProblem, _problem_data)
 
 
 def _is_row_problem(cls: Any) -> bool:

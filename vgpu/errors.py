@@ -63,13 +63,16 @@ _Row = TypeVar("_Row", bound=Hashable, covariant=True)
 
 class RowProblem(Generic[_Row]):
     """One problem with one row of a bulk operation: the row's number (from 1) while the library checks the
-    rows (a ``RowProblem[int]``), then the label the caller gave it, such as a DataFrame's index label."""
+    rows (a ``RowProblem[int]``), then the label the caller gave it, such as a DataFrame's index label.
+    ``position`` is the row's number once it has a label: a DataFrame's index may repeat a label, and two
+    rows are still two (None where it is not known)."""
 
-    __slots__ = ("row", "error")
+    __slots__ = ("row", "error", "position")
 
-    def __init__(self, row: _Row, error: VgpuError) -> None:
+    def __init__(self, row: _Row, error: VgpuError, position: int | None = None) -> None:
         self.row = row
         self.error = error
+        self.position = position
 
     def __repr__(self) -> str:
         return f"RowProblem(row={self.row}, error={self.error!r})"
@@ -89,7 +92,7 @@ class InvalidRows(VgpuError, tables.Tabular):
     def __init__(self, problems: Iterable[RowProblem[Hashable]], outcome: str = "nothing was changed") -> None:
         self.problems = list(problems)
         self.outcome = outcome
-        count, rows = len(self.problems), len({problem.row for problem in self.problems})
+        count, rows = len(self.problems), tables.count_rows(self.problems)
         first = self.problems[0] if self.problems else "no rows"
         more = f" (and {count - 1} more)" if count > 1 else ""
         plural = tables.plural

@@ -229,7 +229,7 @@ class ProblemTable(Tabular, tuple["RowProblem[Hashable]", ...]):
     _columns = ("row", "field", "value", "allowed", "problem")
 
     def _view(problems: ProblemTable) -> tuple[str, list[Record]]:
-        rows = len({problem.row for problem in problems})
+        rows = count_rows(problems)
         return f"{plural(len(problems), 'problem')} in {plural(rows, 'row')}", [problem_record(p) for p in problems]
 
 
@@ -267,6 +267,13 @@ def row_label(label: Any) -> Any:
     if hasattr(label, "__index__"):
         return label.__index__()
     return str(label)
+
+
+def count_rows(problems: Iterable[RowProblem[Hashable]]) -> int:
+    """The rows the problems are about: by their numbers where known, as a DataFrame's index may repeat a
+    label (two rows under label 5 are two), else by their labels (counted, never sorted: labels may be of
+    mixed types)."""
+    return len({("row", problem.position) if problem.position is not None else ("label", problem.row) for problem in problems})
 
 
 def config_text(config: VMConfig) -> str:
@@ -395,6 +402,5 @@ def problem_record(problem: RowProblem[Hashable]) -> Record:
 
 
 def invalid_rows_view(error: InvalidRows) -> tuple[str, list[Record]]:
-    rows = {problem.row for problem in error.problems}  # counted, never sorted: labels may be of mixed types
-    caption = f"{plural(len(error.problems), 'problem')} in {plural(len(rows), 'row')}; {error.outcome}"
+    caption = f"{plural(len(error.problems), 'problem')} in {plural(count_rows(error.problems), 'row')}; {error.outcome}"
     return caption, [problem_record(problem) for problem in error.problems]

@@ -324,6 +324,9 @@ class BatchCheck:
     existing_rows: tuple[Hashable, ...]
     problems: tuple[RowProblem[Hashable], ...]
     labels: tuple[Hashable, ...] = ()  # every input row's label (or number), in input order
+    # The numbers (from 1) of new_rows and update_rows, for problems found later (a DataFrame's labels may repeat)
+    new_positions: tuple[int, ...] = ()
+    update_positions: tuple[int, ...] = ()
 
 
 def classify_many(
@@ -342,6 +345,7 @@ def classify_many(
         tuple(change for _, change in found.updates), tuple(name(position) for position, _ in found.updates),
         tuple(vm for _, vm in found.existing), tuple(name(position) for position, _ in found.existing),
         tuple(_named(found.problems, name)), tuple(map(name, range(1, count + 1))),
+        tuple(found.new.rows), tuple(position for position, _ in found.updates),
     )
 
 
@@ -387,7 +391,7 @@ def _classify(store: Store, items: Iterable[object], exists: Callable[[str], boo
 
 def _named(problems: list[RowProblem[int]], name: Callable[[int], Hashable]) -> list[RowProblem[Hashable]]:
     """The problems in row order, each naming its row as the caller does (a label, or the number)."""
-    return [RowProblem(name(problem.row), problem.error) for problem in sorted(problems, key=lambda p: p.row)]
+    return [RowProblem(name(problem.row), problem.error, problem.row) for problem in sorted(problems, key=lambda p: p.row)]
 
 
 class _Batch(NamedTuple):
