@@ -320,3 +320,13 @@ def test_plan_many_on_a_host_that_is_down_raises_host_unreachable_not_a_bad_row_
     world.sim.set_fault("unreachable", "on")
     with pytest.raises(HostUnreachable):
         bulk.plan_many(world.store, world.sim, [{"vm_uuid": uuid, "pool": "B"} for uuid in four])
+
+
+def test_plan_many_refuses_a_vm_id_an_unfinished_change_may_give_its_vm(world, four):
+    # four[0] (vm_id 1) is being moved to vm_id 50 by another session: both ids are its until that ends.
+    with world.store.writing() as conn:
+        op = journal.begin(conn, four[0], "reconfigure", vms.select_vm(conn, four[0]), config("A", 1, 50), True)
+        hand_over(conn, op.op_id)
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, [{"vm_uuid": four[1], "vm_id": 50}])
+    assert str(caught.value.problems[0].error) == f"vm_id 50 is already used by the unfinished change of VM vm-1 ({four[0]})"

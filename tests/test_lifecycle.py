@@ -658,6 +658,56 @@ def test_a_vm_id_taken_after_the_plan_is_refused_before_the_vm_is_stopped(world,
     assert world.config(running) == config("A", 1, 1) and world.open_ops() == []
 
 
+def _changing_vm_id(world, uuid, new_vm_id, db_updated=False):
+    """An unfinished change of ``uuid``'s vm_id (1, its old one) to ``new_vm_id``, held by another live session
+    (``db_updated``: past the step that wrote the new one to the database): until it ends, or recover finishes
+    or undoes it, either id may be the VM's."""
+    new = config("A", 1, new_vm_id)
+    with world.store.writing() as conn:
+        op = journal.begin(conn, uuid, "reconfigure", vms.select_vm(conn, uuid), new, True)
+        if db_updated:
+            vms.update_record(conn, uuid, new)
+            op = journal.set_step(conn, op, journal.DB_UPDATED)
+        hand_over(conn, op.op_id)
+    return op
+
+
+@pytest.mark.parametrize(("claimed", "db_updated"), [(1, True), (50, False)], ids=["its-old-vm-id", "its-new-vm-id"])
+def test_a_vm_id_an_unfinished_change_may_give_its_vm_is_refused_to_another_vm(world, running, claimed, db_updated):
+    # Taken meanwhile, the old id left that change unable to roll back (and recover failing on it every time);
+    # the new one, a second VM stopped and restarted for nothing once the first change wrote it.
+    _changing_vm_id(world, running, 50, db_updated)
+    other = world.add(2, "running", config("A", 1, 2))
+    before = world.tables(), world.host_picture(other)
+    with pytest.raises(Conflict) as caught:
+        lifecycle.reconfigure_vm(world.store, world.sim, other, vm_id=claimed, confirm=lambda plan: True)
+    assert str(caught.value) == f"vm_id {claimed} is already used by the unfinished change of VM vm-1 ({running})"
+    assert (world.tables(), world.host_picture(other)) == before
+
+
+def test_a_vm_id_claimed_after_the_confirmation_is_refused_before_the_vm_is_stopped(world, running):
+    other = world.add(2, "running", config("A", 1, 2))
+
+    def meanwhile_another_session_starts_moving_vm_1_to_50(plan):
+        _changing_vm_id(world, running, 50)
+        return True
+
+    with pytest.raises(Conflict):
+        lifecycle.reconfigure_vm(world.store, world.sim, other, vm_id=50, confirm=meanwhile_another_session_starts_moving_vm_1_to_50)
+    assert world.power(other) is PowerState.RUNNING and world.config(other) == config("A", 1, 2)
+    assert [entry.action for entry in audit.history(world.store, other)] == ["register"]  # no stop, no restart
+
+
+def test_registering_skips_and_refuses_the_vm_ids_an_unfinished_change_may_give_its_vm(world, running):
+    _changing_vm_id(world, running, 2)  # vm-1 may end with vm_id 1 or 2
+    third, fourth = world.add(3, "halted"), world.add(4, "halted")
+    assert lifecycle.register_vm(world.store, world.sim, third).vm.vm_id == 3
+    with pytest.raises(Conflict) as caught:
+        lifecycle.register_vm(world.store, world.sim, fourth, vm_id=2)
+    assert str(caught.value) == f"vm_id 2 is already used by the unfinished change of VM vm-1 ({running})"
+    assert [vm.vm_id for vm in vms.db_register_many(world.store, [{"vm_uuid": fourth}])] == [4]
+
+
 def test_a_plan_for_a_vm_removed_meanwhile_is_refused(world, running):
     plan = lifecycle.plan_reconfigure(world.store, world.sim, running, pool="B")
     vms.db_remove(world.store, running)

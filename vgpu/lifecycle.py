@@ -298,7 +298,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> tuple[journ
         if current.config != plan.current:
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         if plan.new.vm_id != current.vm_id:  # taken since the plan was made: refused before the VM is stopped
-            vms.check_vm_id_free(conn, plan.new.vm_id)
+            vms.check_vm_id_free(conn, plan.new.vm_id, plan.vm_uuid)
         return op, seen
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, NamedTu
 
 import attrs
 
-from . import audit, stored
+from . import audit, journal, stored
 from .columns import FIELD_OF_KEY, uniform_columns
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
@@ -28,11 +28,12 @@ from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, pars
 COLUMNS = "vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at"
 _ORDER = "ORDER BY pool_id, priority DESC, vm_id"
 
-# The lowest unused vm_id >= 1: 1 if free, else one past the first id whose successor is free.
+# The lowest vm_id >= :start no VM holds: :start if free, else one past the first held id from :start on
+# whose successor is free.
 _LOWEST_FREE_VM_ID = """
-SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM vms WHERE vm_id = 1) THEN 1
+SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM vms WHERE vm_id = :start) THEN :start
 ELSE (SELECT MIN(v.vm_id) + 1 FROM vms v
-      WHERE v.vm_id >= 1 AND NOT EXISTS (SELECT 1 FROM vms w WHERE w.vm_id = v.vm_id + 1)) END
+      WHERE v.vm_id >= :start AND NOT EXISTS (SELECT 1 FROM vms w WHERE w.vm_id = v.vm_id + 1)) END
 """
 
 
@@ -195,16 +196,51 @@ def holder_text(vm_uuid: str, vm_name: str | None) -> str:
     return f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
 
 
-def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int) -> str | None:
+class VmIdClaim(NamedTuple):
+    vm_uuid: str  # the VM whose unfinished change may leave it with the vm_id
+    holder: str  # as a Conflict names it: "the unfinished change of VM web-1 (uuid)"
+
+
+def claimed_vm_ids(conn: sqlite3.Connection, for_vm: str | None = None) -> dict[int, VmIdClaim]:
+    """The vm_ids unfinished changes (of VMs other than ``for_vm``) may leave their VMs with: the old one,
+    which a rollback puts back, and the new one. Each is held for its VM until the change ends, or recover
+    finishes or undoes it: taken by another VM meanwhile, the old one would leave that change unable to roll
+    back, and the new one would stop a second VM for a change that must then be refused."""
+    claimed: dict[int, VmIdClaim] = {}
+    for op in journal.select_unfinished(conn):
+        if op.vm_uuid == for_vm:
+            continue
+        claim = VmIdClaim(op.vm_uuid, f"the unfinished change of {holder_text(op.vm_uuid, op.old.vm_name if op.old else None)}")
+        for config in (op.old, op.new):
+            if config is not None:
+                claimed.setdefault(config.vm_id, claim)
+    return claimed
+
+
+def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int, for_vm: str | None = None) -> str | None:
+    """Who holds ``vm_id``: a registered VM, else an unfinished change of a VM other than ``for_vm``."""
     row = conn.execute("SELECT vm_uuid, vm_name FROM vms WHERE vm_id = ?", (vm_id,)).fetchone()
-    return None if row is None else holder_text(*row)
+    if row is not None:
+        return holder_text(*row)
+    claim = claimed_vm_ids(conn, for_vm).get(vm_id)
+    return None if claim is None else claim.holder
 
 
-def check_vm_id_free(conn: sqlite3.Connection, vm_id: int) -> None:
-    """Conflict when a VM holds ``vm_id`` (asked for a VM's new vm_id, which it does not hold itself)."""
-    holder = _holder_of_vm_id(conn, vm_id)
+def check_vm_id_free(conn: sqlite3.Connection, vm_id: int, for_vm: str | None = None) -> None:
+    """Conflict when a VM holds ``vm_id`` or an unfinished change of another VM than ``for_vm`` may give it
+    to its VM (asked for ``for_vm``'s new vm_id, which it does not hold itself)."""
+    holder = _holder_of_vm_id(conn, vm_id, for_vm)
     if holder is not None:
         raise Conflict("vm_id", vm_id, holder)
+
+
+def _lowest_free_vm_id(conn: sqlite3.Connection, for_vm: str) -> int:
+    """The lowest vm_id no VM holds and no unfinished change of another VM may give its VM."""
+    claimed = claimed_vm_ids(conn, for_vm)
+    vm_id: int = conn.execute(_LOWEST_FREE_VM_ID, {"start": 1}).fetchone()[0]
+    while vm_id in claimed:
+        vm_id = conn.execute(_LOWEST_FREE_VM_ID, {"start": vm_id + 1}).fetchone()[0]
+    return vm_id
 
 
 def _holder_of_taken(conn: sqlite3.Connection, vm_id: int) -> str:
@@ -224,12 +260,10 @@ def insert_registration(conn: sqlite3.Connection, reg: Registration) -> VM:
     if existing is not None:
         raise _already_registered(existing)
     if reg.vm_id is None:
-        vm_id = conn.execute(_LOWEST_FREE_VM_ID).fetchone()[0]
+        vm_id = _lowest_free_vm_id(conn, reg.vm_uuid)
     else:
         vm_id = reg.vm_id
-        holder = _holder_of_vm_id(conn, vm_id)
-        if holder is not None:
-            raise Conflict("vm_id", vm_id, holder)
+        check_vm_id_free(conn, vm_id, reg.vm_uuid)
     now = _now(conn)
     vm = VM(vm_id, reg.vm_uuid, reg.vm_name, reg.pool_id, reg.priority, now, now)
     conn.execute(
@@ -451,7 +485,9 @@ def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int
 
 
 def _taken(conn: sqlite3.Connection) -> tuple[set[int], set[str]]:
-    taken_ids: set[int] = set()
+    """The vm_ids no row may have (registered VMs', and those unfinished changes may give their VMs), and the
+    registered UUIDs."""
+    taken_ids: set[int] = set(claimed_vm_ids(conn))
     taken_uuids: set[str] = set()
     for vm_uuid, vm_id in conn.execute("SELECT vm_uuid, vm_id FROM vms"):
         taken_ids.add(vm_id)
@@ -466,7 +502,7 @@ class _Sorted(NamedTuple):
     updates: list[tuple[int, "ChangePlan"]]  # the change a row asks of its registered VM (on_existing="update")
     existing: list[tuple[int, VM]]  # registered VMs their rows leave as they are
     problems: list[RowProblem[int]]
-    taken_ids: set[int]  # the vm_ids registered VMs hold now
+    taken_ids: set[int]  # the vm_ids registered VMs hold now, and those unfinished changes may give their VMs
     targets: set[int]  # the vm_ids the updates move their VMs to
 
 
@@ -618,7 +654,7 @@ def plan_change(store: Store, vm_uuid: object, pool: object = None, priority: ob
     target = new_config(vm.config, pool, priority, vm_id)
     if target.vm_id != vm.vm_id:
         with store.reading() as conn:
-            check_vm_id_free(conn, target.vm_id)
+            check_vm_id_free(conn, target.vm_id, vm.vm_uuid)
     return ChangePlan(vm, target)
 
 
@@ -630,9 +666,7 @@ def update_record(conn: sqlite3.Connection, vm_uuid: str, config: VMConfig) -> V
     if old.config == config:
         return old
     if config.vm_id != old.vm_id:
-        holder = _holder_of_vm_id(conn, config.vm_id)
-        if holder is not None:
-            raise Conflict("vm_id", config.vm_id, holder)
+        check_vm_id_free(conn, config.vm_id, vm_uuid)
     conn.execute(
         "UPDATE vms SET pool_id = ?, priority = ?, vm_id = ?, updated_at = CURRENT_TIMESTAMP WHERE vm_uuid = ?",
         (config.pool_id, int(config.priority), config.vm_id, vm_uuid),
