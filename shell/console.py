@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, Iterable, TextIO
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
 from vgpu.errors import Cancelled
 
 from vgpu.escape import shown
+
+from .errors import OutputFailed
 
 YES = ("yes", "y")
 NO = ("no", "n")
@@ -29,6 +32,35 @@ if TYPE_CHECKING:  # a type only: defining a Protocol costs start-up time every 
         def readline(self) -> str: ...
 
         def isatty(self) -> bool: ...
+
+
+@contextmanager
+def _output_failures() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # the reader went away (| head): shell.main ends quietly, as cat does
+    except OSError as error:
+        raise OutputFailed(error.strerror or str(error)) from error
+
+
+class CheckedOutput:
+    """Standard output whose write failures say they are ours: an OSError here becomes OutputFailed, so the
+    runner can tell "the output could not be written" from a failure of the database or the host."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        with _output_failures():
+            return self.stream.write(text)
+
+    def flush(self) -> None:
+        with _output_failures():
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)  # isatty, fileno, encoding: the stream's own
 
 
 class StdinReader:
@@ -126,7 +158,8 @@ class Console:
             if hasattr(stream, "reconfigure"):
                 stream.reconfigure(errors="replace")
         interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()
-        return cls(sys.stdout, sys.stderr, stdin_reader(sys.stdout), interactive=interactive, read_secret=terminal_password)
+        out: Any = CheckedOutput(sys.stdout)  # a TextIO in all but name
+        return cls(out, sys.stderr, stdin_reader(out), interactive=interactive, read_secret=terminal_password)
 
     def say(self, text: str = "") -> None:
         self._end_progress()

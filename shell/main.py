@@ -15,7 +15,7 @@ from vgpu import __version__, config, errors, opening
 from . import parsing, runner
 from .console import Console
 from .context import Context
-from .errors import UsageError
+from .errors import OutputFailed, UsageError
 
 
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
@@ -60,15 +60,27 @@ def _open_shell(ctx: Context, keep_going: bool = False) -> int:
 
 
 def entry() -> None:
+    if sys.stdout is None:
+        sys.exit(_refuse_closed_output())
     try:
         code = main()
         sys.stdout.flush()
+    except OutputFailed as failure:  # --version: the one output written outside a command's runner
+        code = runner.report_unwritten_output(Console.standard(), failure)
     except BrokenPipeError:
         # The reader went away (vgpu-admin status | head): stop quietly, as cat and grep do, and point
         # stdout at /dev/null so Python's own flush at exit does not complain on stderr.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = runner.FAILED
     sys.exit(code)
+
+
+def _refuse_closed_output() -> int:
+    """Started with stdout closed (>&-): what a command did could not be told, and fd 1 may yet be handed to
+    the database file, so nothing is done."""
+    if sys.stderr is not None:
+        sys.stderr.write("error: standard output is closed; nothing was done\n")
+    return runner.FAILED
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from vgpu import errors, paths, trust
 
 from . import handlers, parsing
 from .commands import lookup
+from .console import Console
 from .context import Context
-from .errors import UsageError
+from .errors import OutputFailed, UsageError
 
 OK, FAILED, BAD_INPUT, CANCELLED = 0, 1, 2, 3
 
@@ -31,13 +32,33 @@ _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 
 
 def exit_code_for(error: BaseException) -> int:
+    if _unwritten_confirmation(error):
+        return FAILED
     return next((code for cls, code in _EXIT_CODES if isinstance(error, cls)), FAILED)
 
 
 def report(ctx: Context, error: BaseException) -> int:
     code = exit_code_for(error)
-    ctx.console.error(str(error) if code == CANCELLED else f"error: {error}{_uuid_hint(ctx, error)}")
+    unwritten = _unwritten_confirmation(error)
+    if unwritten:
+        ctx.console.error(f"error: the confirmation could not be written ({unwritten}); nothing was changed.")
+    else:
+        ctx.console.error(str(error) if code == CANCELLED else f"error: {error}{_uuid_hint(ctx, error)}")
     return code
+
+
+def _unwritten_confirmation(error: BaseException) -> OutputFailed | None:
+    """Why the plan or its question could not be written, when that is what cancelled the change. The library
+    counts a confirm callback that fails as a no, but nobody said no: it is a failure (1), not a
+    cancellation (3)."""
+    cause = error.__cause__
+    return cause if isinstance(error, errors.Cancelled) and isinstance(cause, OutputFailed) else None
+
+
+def report_unwritten_output(console: Console, failure: OutputFailed) -> int:
+    """Output that could not be written after the command's work: the work stands; only its report was lost."""
+    console.error(f"error: the command finished, but its output could not be written ({failure})")
+    return FAILED
 
 
 def _uuid_hint(ctx: Context, error: BaseException) -> str:
@@ -80,7 +101,11 @@ def run_words(ctx: Context, words: list[str]) -> int:
             raise UsageError("you are already in the vgpu> shell")
         return getattr(handlers, command.handler)(ctx, options)
     except (UsageError, errors.VgpuError) as error:
+        if isinstance(error, errors.Cancelled) and isinstance(error.__cause__, BrokenPipeError):
+            raise error.__cause__  # the question's reader went away: no one said no; end quietly, as below
         return report(ctx, error)
+    except OutputFailed as failure:  # handlers write after their library call; a question's failure is a Cancelled
+        return report_unwritten_output(ctx.console, failure)
     except BrokenPipeError:
         raise  # the reader of our output went away (| head): shell.main.entry ends quietly
     except KeyboardInterrupt:

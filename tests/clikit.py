@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import IO, Iterable
 
 import attrs
 
@@ -59,15 +59,22 @@ def run(argv: Iterable[str], stdin: str = "") -> Outcome:
     return Outcome(code, out.getvalue(), err.getvalue())
 
 
-def run_process(argv: Iterable[str], stdin: str = "", env: dict[str, str] | None = None, timeout: float = 60) -> Outcome:
-    """The real entry point, ``python -m shell ARGV``, in the test's environment (XDG dirs included)."""
+CLOSED = "closed"  # run_process(stdout=CLOSED): started with its standard output closed, as by >&-
+
+
+def run_process(argv: Iterable[str], stdin: str = "", env: dict[str, str] | None = None, timeout: float = 60,
+                stdout: IO[str] | str | None = None) -> Outcome:
+    """The real entry point, ``python -m shell ARGV``, in the test's environment (XDG dirs included).
+    ``stdout``: where its output goes (a file such as /dev/full, or CLOSED); by default, into ``Outcome.out``."""
     environ = dict(os.environ if env is None else env)
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH", "")]))
     done = subprocess.run(
-        [sys.executable, "-m", "shell", *argv], input=stdin, capture_output=True, text=True,
-        env=environ, cwd=str(REPO), timeout=timeout, encoding="utf-8",
+        [sys.executable, "-m", "shell", *argv], input=stdin, text=True, env=environ, cwd=str(REPO),
+        timeout=timeout, encoding="utf-8", stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE if stdout is None or stdout == CLOSED else stdout,
+        preexec_fn=(lambda: os.close(1)) if stdout == CLOSED else None,
     )
-    return Outcome(done.returncode, done.stdout, done.stderr)
+    return Outcome(done.returncode, done.stdout or "", done.stderr)
 
 
 def digest(path: str | os.PathLike[str]) -> str | None:

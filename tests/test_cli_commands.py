@@ -25,7 +25,7 @@ from vgpu.models import VMConfig, Priority
 from vgpu.store import Store
 
 from . import crashkit
-from .clikit import REPO, Outcome, SpecHost, run, run_process
+from .clikit import CLOSED, REPO, Outcome, SpecHost, run, run_process
 from .lifekit import Raising
 
 # The spec's status example: name -> (pool, priority); vm_id is the number in the name.
@@ -1141,6 +1141,55 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(spec):
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_a_reader_that_goes_away_before_the_question_ends_the_command_quietly(spec):
+    """echo yes | vgpu-admin set-pool ... | head, head gone: no one saw the plan, so nothing is changed; that is
+    the quiet end of any broken pipe (1), not the user's cancellation (3)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    argv = [sys.executable, "-m", "shell", "set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=B", *spec.flags]
+    try:
+        done = subprocess.run(argv, input="yes\n", stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
+    assert spec.pool_of("VM-1") == "A"
+
+
+def test_a_closed_stdout_is_refused_before_anything_is_done(spec):
+    """vgpu-admin remove-vm ... >&-: what it did could not be told, so it does nothing, and says so on stderr."""
+    before = spec.files()
+    for argv in (["list-pools"], ["remove-vm", f"--vm-uuid={spec.uuid('VM-1')}"]):
+        outcome = run_process([*argv, *spec.flags], stdout=CLOSED)
+        assert (outcome.code, outcome.err) == (1, "error: standard output is closed; nothing was done\n"), argv
+    assert spec.files() == before and spec.vm("VM-1") is not None
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, whose every write fails")
+def test_output_that_cannot_be_written_is_said_plainly_not_an_internal_error(spec):
+    """vgpu-admin register-vm ... >/dev/full: the work is done; only its report was lost, and that is no bug."""
+    unwritten = "error: the command finished, but its output could not be written (No space left on device)\n"
+    with open("/dev/full", "w") as full:
+        registered = run_process(["register-vm", f"--vm-uuid={spec.uuid('VM-21')}", "--pool=B", *spec.flags], stdout=full)
+        listed = run_process(["list-vms", *spec.flags], stdout=full)
+    assert (registered.code, registered.err) == (1, unwritten)
+    assert spec.pool_of("VM-21") == "B"
+    assert (listed.code, listed.err) == (1, unwritten)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, whose every write fails")
+def test_a_confirmation_that_cannot_be_written_fails_and_changes_nothing(spec):
+    """echo yes | vgpu-admin set-pool ... >/dev/full: the plan was never shown, so the yes answered nothing;
+    that is a failure (1), not the user's cancellation (3)."""
+    before = spec.files()
+    with open("/dev/full", "w") as full:
+        outcome = run_process(["set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=B", *spec.flags], stdin="yes\n",
+                              stdout=full)
+    assert (outcome.code, outcome.err) == (
+        1, "error: the confirmation could not be written (No space left on device); nothing was changed.\n")
+    assert spec.files() == before and spec.pool_of("VM-1") == "A"
 
 
 def test_a_closed_stdin_is_end_of_input(spec):
