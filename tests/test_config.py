@@ -143,6 +143,47 @@ def test_an_empty_db_or_host_names_the_file_and_the_key(user_config, toml, expec
     assert _refusal(user_config, toml) == f"{user_config}: {expected}"
 
 
+# A variable set but empty (VGPU_DB=, or VGPU_DB=$UNSET_NAME) names nothing, and must not quietly mean the default.
+EMPTY_IN_THE_ENVIRONMENT = [
+    ("VGPU_DB", "", "VGPU_DB: invalid database path '': expected the path of a database file"),
+    ("VGPU_DB", "  ", "VGPU_DB: invalid database path '  ': expected the path of a database file"),
+    ("VGPU_HOST", "", f"VGPU_HOST: invalid host '': expected {HOST_ALLOWED}"),
+    ("VGPU_HOST", " , ", f"VGPU_HOST: invalid host ' , ': expected {HOST_ALLOWED}"),
+    ("VGPU_CLEAN_TIMEOUT", "",
+     "VGPU_CLEAN_TIMEOUT: invalid clean timeout '': expected a number of seconds from 0 to 86400"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), EMPTY_IN_THE_ENVIRONMENT)
+def test_an_empty_environment_variable_is_refused_not_the_default(variable, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        config.load(environ={variable: value})
+    assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), EMPTY_IN_THE_ENVIRONMENT)
+def test_an_empty_environment_variable_is_refused_on_the_command_line_and_opens_nothing(
+        isolated_environment, tmp_path, monkeypatch, variable, value, expected):
+    monkeypatch.chdir(tmp_path)  # an empty db would name the working directory
+    monkeypatch.setenv(variable, value)
+    for command in ("list-vms", "scan-vms"):
+        outcome = run([command])
+        assert outcome.code == 2 and outcome.out == ""
+        assert outcome.one_error_line() == f"error: {expected}"
+    assert list(tmp_path.iterdir()) == [] and not (isolated_environment / "data" / "vgpu").exists()
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), EMPTY_IN_THE_ENVIRONMENT)
+def test_connect_refuses_an_empty_environment_variable_as_vgpu_admin_does(
+        isolated_environment, tmp_path, monkeypatch, variable, value, expected):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        connect()
+    assert str(caught.value) == expected
+    assert list(tmp_path.iterdir()) == [] and not (isolated_environment / "data" / "vgpu").exists()
+
+
 @pytest.mark.parametrize("toml", ['db = ""\n', 'host = ""\n'])
 def test_an_empty_db_or_host_in_the_config_is_refused_on_the_command_line(user_config, tmp_path, monkeypatch, toml):
     monkeypatch.chdir(tmp_path)  # an empty db once named the working directory

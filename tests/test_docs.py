@@ -344,6 +344,7 @@ SOURCE_MESSAGES = {
                           "started again with the arguments it ran with before, which now differ from the database"],
     "vgpu/config.py": ["cannot read config file", "has the wrong type", "unknown setting", "an absolute path",
                        "VGPU_CLEAN_TIMEOUT", "a whole number of at least 1", "the path of a database file",
+                       "database path",
                        "a host URI such as xe: or sim:PATH, a label of [hosts], or a list of labels"],
     "vgpu/values.py": ["a number of seconds from 0 to "],
     "vgpu/hostspecs.py": ["a platform key name such as device-model-args: printable, without spaces, '=' or '/'"],

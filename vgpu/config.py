@@ -216,17 +216,24 @@ def _host_text(hosts: tuple[HostSpec, ...]) -> str:
     return hosts[0].uri if len(hosts) == 1 else ",".join(spec.label for spec in hosts)
 
 
-def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
-    found: dict[str, Any] = {k: v for k, v in (("db", env.get(ENV_DB)), ("host", env.get(ENV_HOST))) if v}
-    timeout = env.get(ENV_CLEAN_TIMEOUT)
-    if timeout:
-        from .values import parse_seconds  # only when set: list-pools, whose start-up is measured, parses no input
+# Each environment variable: the setting it gives, and that setting's name in its error.
+_ENVIRONMENT = ((ENV_DB, "db", "database path"), (ENV_HOST, "host", "host"),
+                (ENV_CLEAN_TIMEOUT, "clean_timeout", "clean timeout"))
 
-        try:
-            found["clean_timeout"] = parse_seconds("clean timeout", timeout)
-        except InvalidValue as bad:
-            raise ConfigError(ENV_CLEAN_TIMEOUT, str(bad)) from None
-    return found
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    # Set is set, even to "": VGPU_DB=$TYPO names no database, and must not quietly mean the default one (as
+    # --db= and db = "" do not); unsetting the variable is how to ask for the default.
+    return {key: _checked_in_environment(variable, key, what, env[variable])
+            for variable, key, what in _ENVIRONMENT if variable in env}
+
+
+def _checked_in_environment(variable: str, key: str, what: str, value: str) -> Any:
+    """check_setting for an environment variable's value: refused naming the variable."""
+    try:
+        return check_setting(key, value)
+    except InvalidValue as bad:
+        raise ConfigError(variable, f"invalid {what} {value!r}: expected {bad.allowed}") from None
 
 
 def default_uri() -> str:
