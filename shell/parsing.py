@@ -18,13 +18,36 @@ _MAY_BE_BLANK = (TEXT, VM_NAME)  # an empty VM name means "none"; the library na
 
 
 def split_line(line: str) -> list[str]:
-    """Split a shell line like a POSIX shell would (quotes, backslashes)."""
+    """Split a shell line like a POSIX shell would (quotes, backslashes, ``#`` comments)."""
     import shlex  # only for lines (the shell, a script): a one-shot command comes already split
 
     try:
-        return shlex.split(line)
+        return shlex.split(line[:comment_start(line)])
     except ValueError as exc:
         raise UsageError(f"cannot parse the line: {exc}") from exc
+
+
+def comment_start(line: str) -> int:
+    """Where the line's comment begins (its length when it has none): as in sh, at an unquoted, unescaped
+    ``#`` that begins a word. (shlex's own comments=True also cuts a word at a ``#`` inside it: --name=a#b.)"""
+    quote = ""  # the quote the scan is inside, if any
+    index, word_start = 0, True
+    while index < len(line):
+        char = line[index]
+        if quote:
+            if char == quote:
+                quote = ""
+            elif char == "\\" and quote == '"':
+                index += 1  # \" does not end a double-quoted text
+        elif char == "#" and word_start:
+            return index
+        elif char in "'\"":
+            quote = char
+        elif char == "\\":
+            index += 1  # \# is a literal #
+        word_start = not quote and char in " \t\r\n"
+        index += 1
+    return len(line)
 
 
 def take_globals(words: list[str]) -> tuple[dict[str, str | list[str]], list[str]]:

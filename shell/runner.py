@@ -125,7 +125,7 @@ def run_line(ctx: Context, line: str) -> int | None:
         words = parsing.shell_line(parsing.split_line(line), ctx.settings.db, ctx.settings.host)
     except UsageError as error:
         return report(ctx, error)
-    if not words or words[0].startswith("#"):
+    if not words:  # a blank line, or a comment alone (split_line drops comments)
         return OK
     command = lookup(words[0])
     if command is not None and command.name == "exit":

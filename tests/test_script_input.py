@@ -118,6 +118,27 @@ def _context(spec: SpecHost) -> tuple[Context, io.StringIO, io.StringIO]:
     return ctx, out, err
 
 
+def test_a_hash_that_begins_a_word_starts_a_comment_as_in_sh(spec):
+    """``list-pools   # pools`` runs list-pools; a ``#`` inside a word, quoted or escaped is the word's own."""
+    ctx, out, err = _context(spec)
+    lines = ("list-pools   # pools\n"
+             "set-pool-name --pool-id=A --name=a#b  # inside a word: part of it\n"
+             "show-pool --pool-id=A\t# after a tab\n"
+             "set-pool-name --pool-id=B --name '#1' # quoted\n"
+             "show-pool --pool-id=B #\n")
+    code = run_lines(ctx, io.StringIO(lines))
+    assert (code, err.getvalue()) == (0, "")
+    assert out.getvalue().splitlines()[0].startswith('Pool A: "Pool A" | Status: Enabled')
+    assert 'Pool A is now named "a#b".' in out.getvalue() and 'Pool B is now named "#1".' in out.getvalue()
+
+
+@pytest.mark.parametrize("line", ['"#" list-pools', "\\# list-pools", "'#list-pools'"])
+def test_a_quoted_or_escaped_hash_at_the_start_is_a_word_not_a_comment(spec, line):
+    ctx, out, err = _context(spec)
+    assert runner.run_line(ctx, line) == 2
+    assert err.getvalue().startswith("error: unknown command '#")
+
+
 @pytest.mark.parametrize("keep_going", [False, True])
 def test_ctrl_c_stops_the_lines_even_with_keep_going(spec, monkeypatch, keep_going):
     ran = []
