@@ -6,7 +6,8 @@ A question a command asks takes its answer from the next line, as a one-shot com
 The lines stop at the first that fails (exit code 1 or 2): its exit code is the script's, and one line on
 stderr says where it stopped. An answer of no (exit code 3, cancelled) is a choice, not a failure: the next
 line runs. An answer that is neither yes nor no is a no too (exit code 3), read from its own line only, but
-the lines stop there: what the script meant is unknown. With ``vgpu-admin --keep-going`` every line runs.
+the lines stop there: what the script meant is unknown. With ``vgpu-admin --keep-going`` every line runs, and
+the same line on stderr names each that failed ("Went on after line N, ...").
 Either way the exit code is that of the first line that failed; when none did, 3 if a change was
 cancelled, else 0. Ctrl-C stops the lines either way.
 
@@ -83,31 +84,36 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
             if code is None:
                 break
             exit_code.add(code)
-            stop = _stop_message(ctx, code, seen, number, lines.number, keep_going)
-            if stop:
-                ctx.console.error(stop)
-                break
+            said = _after_line(ctx, code, seen, number, lines.number, keep_going)
+            if said:
+                note, stops = said
+                ctx.console.error(note)
+                if stops:
+                    break
             asked_nothing = _is_command(line) and lines.number == number
     finally:
         ctx.in_repl, ctx.console.read_line = saved
     return exit_code.code
 
 
-def _stop_message(ctx: Context, code: int, seen: tuple[int, int], number: int, last_read: int,
-                  keep_going: bool) -> str | None:
-    """Why the lines stop after line ``number`` (whose answer, if any, was line ``last_read``), or None.
-    ``seen``: the interruptions and unclear answers counted before the line ran."""
+def _after_line(ctx: Context, code: int, seen: tuple[int, int], number: int, last_read: int,
+                keep_going: bool) -> tuple[str, bool] | None:
+    """The note on stderr after line ``number`` (whose answer, if any, was line ``last_read``) and whether the
+    lines stop there; None after a line that went as meant. ``seen``: the interruptions and unclear answers
+    counted before the line ran."""
     interrupts, unclear_answers = seen
     if ctx.interrupts > interrupts:
-        return f"Stopped at line {number}, interrupted; the lines after it were not run."
-    if keep_going:
-        return None
+        return f"Stopped at line {number}, interrupted; the lines after it were not run.", True
     if ctx.console.unclear_answers > unclear_answers:
         # A cancellation, but not the script's author's choice: what was meant is unknown.
-        return f"Stopped at line {last_read}, an answer that was neither yes nor no; {NOT_RUN}"
-    if code in STOPS:
-        return f"Stopped at line {number}, which failed; {NOT_RUN}"
-    return None
+        where = f"line {last_read}, an answer that was neither yes nor no"
+    elif code in STOPS:
+        where = f"line {number}, which failed"
+    else:
+        return None
+    if keep_going:  # the lines run on, but the error alone does not say which line it was about
+        return f"Went on after {where} (--keep-going).", False
+    return f"Stopped at {where}; {NOT_RUN}", True
 
 
 def _is_bare_answer(line: str) -> bool:

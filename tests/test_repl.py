@@ -248,7 +248,7 @@ def test_piped_lines_with_keep_going_go_on_after_a_failure_and_exit_with_its_cod
     # without --keep-going they stop at the failure: tests/test_script_input.py
     outcome = run_process(["--keep-going", *spec.flags], stdin="list-pools\nset-pool --pool=C\nlist-vms --pool=A\nexit\nstatus\n")
     assert outcome.code == 2
-    assert outcome.err_lines == ["error: set-pool needs --vm-uuid=<uuid>"]
+    assert outcome.err_lines == ["error: set-pool needs --vm-uuid=<uuid>", "Went on after line 2, which failed (--keep-going)."]
     assert "VM-7" in outcome.out and "Control Panel" not in outcome.out  # list-vms ran; nothing after exit
 
 

@@ -59,9 +59,28 @@ def test_keep_going_runs_every_line_and_exits_with_the_first_failure(spec):
     outcome = run_process(["--keep-going", *spec.flags],
                           stdin="list-pools\nset-pool --pool=C\nshow-vm --vm-uuid=nope\nlist-vms --pool=A\nexit\nstatus\n")
     assert outcome.code == 2
-    assert outcome.err_lines[0] == "error: set-pool needs --vm-uuid=<uuid>" and len(outcome.err_lines) == 2
+    assert outcome.err_lines[:2] == ["error: set-pool needs --vm-uuid=<uuid>", "Went on after line 2, which failed (--keep-going)."]
+    assert outcome.err_lines[3] == "Went on after line 3, which failed (--keep-going)." and len(outcome.err_lines) == 4
     assert "Stopped" not in outcome.err
     assert "VM-7" in outcome.out and "Control Panel" not in outcome.out  # list-vms ran; nothing after exit
+
+
+def test_keep_going_names_each_line_that_failed(spec):
+    """The error alone does not say which line it is about; as 'Stopped at line N' does without --keep-going."""
+    vm1 = spec.uuid("VM-1")
+    lines = f"list-pools\nbogus\nset-pool --vm-uuid={vm1} --pool=B\nok\nshow-vm --vm-uuid=nope\nlist-pools\n"
+    outcome = run_process(["--keep-going", *spec.flags], stdin=lines)
+    assert outcome.code == 2
+    assert outcome.err_lines[0].startswith("error: unknown command 'bogus'")
+    assert outcome.err_lines[1:3] == [
+        "Went on after line 2, which failed (--keep-going).",
+        "Cancelled: 'ok' is neither yes nor no (without a terminal the question is not asked again); nothing was changed.",
+    ]
+    assert outcome.err_lines[3] == "Went on after line 4, an answer that was neither yes nor no (--keep-going)."
+    assert outcome.err_lines[4].startswith("error: ") and outcome.err_lines[5:] == [
+        "Went on after line 5, which failed (--keep-going).",
+    ]
+    assert outcome.out.count('Pool A: "Pool A"') == 2 and spec.pool_of("VM-1") == "A"  # the last line ran
 
 
 def test_an_answer_of_no_is_not_a_failure_that_stops_the_lines(spec):
