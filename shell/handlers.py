@@ -45,7 +45,11 @@ def show_pool(ctx: Context, opts: dict) -> int:
 
 
 def set_pool_name(ctx: Context, opts: dict) -> int:
-    pool = pools.set_pool_name(ctx.store, opts["pool-id"], opts["name"])
+    renamed = pools.change_pool_name(ctx.store, opts["pool-id"], opts["name"])
+    pool = renamed.pool
+    if not renamed.changed:  # as set-pool says of a VM that already has its configuration
+        ctx.console.say(f'Pool {pool.pool_id} is already named "{pool.pool_name}"; nothing to do.')
+        return 0
     ctx.changed()
     ctx.console.say(f'Pool {pool.pool_id} is now named "{pool.pool_name}".')
     return 0

@@ -106,6 +106,18 @@ def test_set_pool_name_refuses_a_double_quote_that_would_break_the_pool_lines(sp
                     "without double quotes")
 
 
+def test_set_pool_name_with_the_name_the_pool_has_says_nothing_changed(spec):
+    """As set-pool says a VM already has its configuration: a second rename to "X" claims no change."""
+    assert spec.cli("set-pool-name", "--pool-id=B", "--name=X").out_lines == ['Pool B is now named "X".']
+    before = spec.files()
+    for name in ("X", "  X "):  # the name as it is stored: surrounding spaces are not kept
+        outcome = spec.cli("set-pool-name", "--pool-id=b", f"--name={name}")
+        assert (outcome.code, outcome.err) == (0, "")
+        assert outcome.out_lines == ['Pool B is already named "X"; nothing to do.']
+    assert spec.files() == before
+    assert len(spec.cli("history", "--pool-id=B").out_lines) == 1
+
+
 # --- help on the one-shot command line ----------------------------------------------------------------------
 
 

@@ -107,6 +107,14 @@ def test_set_pool_name_renames_and_is_audited(store):
     )
 
 
+def test_change_pool_name_says_whether_the_name_changed(store, snapshot):
+    assert pools.change_pool_name(store, "B", "Dev").changed is True
+    before = snapshot()
+    again = pools.change_pool_name(store, "b", " Dev ")
+    assert (again.changed, again.pool.pool_id, again.pool.pool_name) == (False, "B", "Dev")
+    assert snapshot() == before
+
+
 def test_set_pool_name_to_the_current_name_records_nothing(store, snapshot):
     before = snapshot()
     assert pools.set_pool_name(store, "B", "Pool B").pool_name == "Pool B"

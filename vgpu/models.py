@@ -17,7 +17,7 @@ from .basics import DEFAULT_POOL, DEFAULT_PRIORITY, POOL_IDS, Pool, Priority, Pr
 
 __all__ = [
     "POOL_IDS", "DEFAULT_POOL", "DEFAULT_PRIORITY", "Priority", "PowerState", "PriorityCounts", "Pool",
-    "VMConfig", "VM", "PoolDetail", "HostVM", "AuditEntry", "Registration",
+    "VMConfig", "VM", "PoolDetail", "PoolNameChange", "HostVM", "AuditEntry", "Registration",
 ]
 
 
@@ -70,6 +70,14 @@ class PoolDetail(tables.Tabular):
 
     pool: Pool
     vms: tuple[VM, ...]
+
+
+@attrs.frozen
+class PoolNameChange:
+    """What :func:`vgpu.pools.change_pool_name` did: the pool as it is now, and whether its name changed."""
+
+    pool: Pool
+    changed: bool
 
 
 HOST_NAME_MAX = 255  # a host's names are as long as the host allows: longer ones are cut when read

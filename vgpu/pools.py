@@ -15,8 +15,8 @@ from .errors import Conflict, NotFound
 from .store import Store
 from .tables import PoolList
 
-if TYPE_CHECKING:  # built by show_pool, which imports it: list-pools (its start-up is measured) does not
-    from .models import PoolDetail
+if TYPE_CHECKING:  # built by the functions that import them: list-pools (its start-up is measured) does not
+    from .models import PoolDetail, PoolNameChange
 
 _POOL_SQL = """
 SELECT p.pool_id, p.pool_name, p.description, p.enabled, p.created_at, p.updated_at,
@@ -97,7 +97,14 @@ def get_pool_name(store: Store, pool_id: object) -> str:
 
 def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
     """Rename a pool. Metadata only: no VM restarts. Recorded in the audit log."""
+    return change_pool_name(store, pool_id, new_name).pool
+
+
+def change_pool_name(store: Store, pool_id: object, new_name: object) -> PoolNameChange:
+    """:func:`set_pool_name`, saying whether the name changed: given the name it already has, the pool is left
+    as it is and nothing is recorded (``changed`` is False)."""
     canonical = _pool_id(pool_id)
+    from .models import PoolNameChange
     from .values import parse_pool_name
 
     name = parse_pool_name(new_name)
@@ -106,7 +113,8 @@ def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
         if row is None:
             raise NotFound("pool", canonical)
         _check_name_is_free(conn, canonical, name)
-        if row[0] != name:
+        changed = row[0] != name
+        if changed:
             conn.execute(
                 "UPDATE pools SET pool_name = ?, updated_at = CURRENT_TIMESTAMP WHERE pool_id = ?",
                 (name, canonical),
@@ -114,7 +122,7 @@ def set_pool_name(store: Store, pool_id: object, new_name: object) -> Pool:
             from . import audit  # only on a rename
 
             audit.record(conn, "rename-pool", canonical, {"pool_name": row[0]}, {"pool_name": name})
-        return select_pools(conn, canonical)[0]
+        return PoolNameChange(select_pools(conn, canonical)[0], changed)
 
 
 def _check_name_is_free(conn: sqlite3.Connection, pool_id: str, name: str) -> None:
