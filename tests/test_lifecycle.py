@@ -6,6 +6,8 @@ state, what QEMU was given at its last boot, the audit log and the journal (no V
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from .clikit import run_process
@@ -706,6 +708,56 @@ def test_registering_skips_and_refuses_the_vm_ids_an_unfinished_change_may_give_
         lifecycle.register_vm(world.store, world.sim, fourth, vm_id=2)
     assert str(caught.value) == f"vm_id 2 is already used by the unfinished change of VM vm-1 ({running})"
     assert [vm.vm_id for vm in vms.db_register_many(world.store, [{"vm_uuid": fourth}])] == [4]
+
+
+def _while_waiting_for_the_database(world, monkeypatch, meanwhile):
+    """Runs ``meanwhile`` when the change first asks for the database's write lock, as if another session
+    held it for a while (a bulk job, a backup) and the host changed in that time."""
+    original, waited = world.store.writing, []
+
+    @contextlib.contextmanager
+    def writing():
+        if not waited:
+            waited.append(True)
+            meanwhile()
+        with original() as conn:
+            yield conn
+
+    monkeypatch.setattr(world.store, "writing", writing)
+
+
+def test_a_vm_shut_down_while_the_change_waited_for_the_database_is_not_started_again(world, running, monkeypatch):
+    # The power state was read before the wait: the VM someone had just shut down was started again.
+    _while_waiting_for_the_database(world, monkeypatch, lambda: world.sim.hard_shutdown(running))
+    result = to_pool_b(world, running)
+    assert (result.restarted, result.running) == (False, False)
+    assert world.power(running) is PowerState.HALTED and world.config(running) == NEW
+    assert world.open_ops() == []
+
+
+def test_a_vm_started_while_the_change_waited_for_the_database_is_restarted_into_the_change(world, monkeypatch):
+    halted = world.add(2, "halted", OLD)
+    _while_waiting_for_the_database(world, monkeypatch, lambda: world.sim.start(halted))
+    result = to_pool_b(world, halted)
+    assert (result.restarted, result.running) == (True, True)
+    assert world.power(halted) is PowerState.RUNNING
+    assert devargs.parse(world.sim.booted_device_model_args(halted)).config == NEW
+
+
+def test_remove_does_not_say_a_vm_shut_down_while_it_waited_for_the_database_still_runs(world, running, monkeypatch):
+    _while_waiting_for_the_database(world, monkeypatch, lambda: world.sim.hard_shutdown(running))
+    result = lifecycle.remove_vm(world.store, world.sim, running)
+    assert result.running_with is None and world.power(running) is PowerState.HALTED
+
+
+def test_remove_says_what_a_vm_restarted_while_it_waited_for_the_database_runs_with(world, running, monkeypatch):
+    def another_session_moves_it_to_pool_b():
+        world.sim.hard_shutdown(running)
+        world.sim.set_device_model_args(running, devargs.merge(OWN_ARGS, NEW))
+        world.sim.start(running)
+
+    _while_waiting_for_the_database(world, monkeypatch, another_session_moves_it_to_pool_b)
+    assert lifecycle.remove_vm(world.store, world.sim, running).running_with == NEW
 
 
 def test_a_plan_for_a_vm_removed_meanwhile_is_refused(world, running):

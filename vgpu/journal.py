@@ -359,6 +359,14 @@ def set_step(conn: sqlite3.Connection, op: Operation, step: str, new: VMConfig |
     return attrs.evolve(op, step=step, new=config)
 
 
+def set_was_running(conn: sqlite3.Connection, op: Operation, was_running: bool) -> Operation:
+    """Record whether the cycle stops (and so starts again) the VM: decided from the power state read once
+    the row holds the VM's lock, not before (the lock may have been waited for, and the VM changed)."""
+    conn.execute(f"UPDATE vgpu_operations SET was_running = ?, updated_at = {_NOW} WHERE op_id = ?",
+                 (int(was_running), op.op_id))
+    return attrs.evolve(op, was_running=was_running)
+
+
 def set_reverted(conn: sqlite3.Connection, op: Operation, step: str) -> Operation:
     """Record, in the transaction that put the old values back in the DB, that they are back: the step
     returns to ``step`` (before DB_UPDATED, so a later recover() rolls back, never forward) and the row

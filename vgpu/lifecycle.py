@@ -279,27 +279,33 @@ def _confirmed(store: Store, host: Hypervisor, plan: ReconfigurePlan, confirm: C
 
 
 def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> tuple[journal.Operation, HostVM]:
-    """Take the VM's lock (its journal row) and say what the host has now: the power state the cycle
-    starts from, and the args the new segment is merged into (read once, here, not again before writing)."""
-    seen = describe(host, plan.vm_uuid)
-    state = seen.power_state
-    check_power_state(plan.vm_uuid, state)
-    # Restarted: a running VM, unless the plan saw it running and found it needs none (only its stored
-    # args are rewritten). A VM that started since the plan was made is restarted: what it booted with is
-    # not known.
-    restart = state is PowerState.RUNNING and not (plan.running and not plan.needs_restart)
+    """Take the VM's lock (its journal row), then say what the host has now: the power state the cycle
+    starts from, and the args the new segment is merged into (read once, here, not again before writing).
+    The host is asked after the lock, not before: taking it may wait for another session's write, and a VM
+    shut down or started meanwhile must not be started again, or left out of the restart."""
     with store.writing() as conn:
         current = vms.select_vm(conn, plan.vm_uuid)
         if current is None:
             raise NotFound("registered VM", plan.vm_uuid, "it was removed after the plan was made")
         # Take the lock before comparing: a change still in progress is "busy", not a stale plan.
-        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, restart, label_for(host, plan.vm_uuid),
+        op = journal.begin(conn, plan.vm_uuid, "reconfigure", current, plan.new, None, label_for(host, plan.vm_uuid),
                            journal.ran_with_of(_ran_with(plan), quoted=plan.args_quoted))  # so recover() can undo as we do
         if current.config != plan.current:
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         if plan.new.vm_id != current.vm_id:  # taken since the plan was made: refused before the VM is stopped
             vms.check_vm_id_free(conn, plan.new.vm_id, plan.vm_uuid)
-        return op, seen
+    try:
+        seen = describe(host, plan.vm_uuid)
+        check_power_state(plan.vm_uuid, seen.power_state)
+    except BaseException as refused:
+        journal.finish(store, op, journal.ROLLED_BACK, f"nothing was done: {refused}")
+        raise
+    # Restarted: a running VM, unless the plan saw it running and found it needs none (only its stored
+    # args are rewritten). A VM that started since the plan was made is restarted: what it booted with is
+    # not known.
+    restart = seen.power_state is PowerState.RUNNING and not (plan.running and not plan.needs_restart)
+    with store.writing() as conn:
+        return journal.set_was_running(conn, op, restart), seen
 
 
 def apply_plan(
@@ -642,7 +648,17 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
             removed = vms.delete_record(conn, vm.vm_uuid)
             journal.set_step(conn, op, journal.DB_UPDATED)
     journal.finish(store, op, journal.DONE)
-    return RemoveResult(removed, cleared, _running_with(host, seen))
+    return RemoveResult(removed, cleared, _running_with(host, _still_on_host(host, vm.vm_uuid) if cleared else None))
+
+
+def _still_on_host(host: Hypervisor, vm_uuid: str) -> HostVM | None:
+    """The VM as the host describes it once it is unregistered, not as it was before the lock: it may have
+    stopped, or been restarted by another session's change, while this one waited for the database. None
+    when the host cannot say now (the removal is done; only what it runs with goes unsaid)."""
+    try:
+        return _on_host(host, vm_uuid)
+    except HypervisorError:
+        return None
 
 
 def _running_with(host: Hypervisor, seen: HostVM | None) -> VMConfig | None:
