@@ -151,6 +151,7 @@ EMPTY_IN_THE_ENVIRONMENT = [
     ("VGPU_HOST", " , ", f"VGPU_HOST: invalid host ' , ': expected {HOST_ALLOWED}"),
     ("VGPU_CLEAN_TIMEOUT", "",
      "VGPU_CLEAN_TIMEOUT: invalid clean timeout '': expected a number of seconds from 0 to 86400"),
+    ("VGPU_SYSTEM_CONFIG", "", "VGPU_SYSTEM_CONFIG: invalid config file path '': expected the path of a config file"),
 ]
 
 

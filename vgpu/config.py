@@ -168,7 +168,7 @@ CHECKED = frozenset(("clean_timeout", *_RULES))  # the settings check_setting ta
 def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting from its sources (see the module docstring)."""
     env = os.environ if environ is None else environ
-    system_path = env.get(ENV_SYSTEM_CONFIG) or paths.SYSTEM_CONFIG
+    system_path = _system_config_path(env)
     layers = [
         ("flag", {k: v for k, v in (explicit or {}).items() if v is not None}),
         ("environment", _from_environment(env)),
@@ -226,6 +226,16 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     # --db= and db = "" do not); unsetting the variable is how to ask for the default.
     return {key: _checked_in_environment(variable, key, what, env[variable])
             for variable, key, what in _ENVIRONMENT if variable in env}
+
+
+def _system_config_path(env: Mapping[str, str]) -> str:
+    """The system config's path: $VGPU_SYSTEM_CONFIG when set (empty is refused, as for VGPU_DB), else /etc's."""
+    path = env.get(ENV_SYSTEM_CONFIG)
+    if path is None:
+        return paths.SYSTEM_CONFIG
+    if not path.strip():
+        raise ConfigError(ENV_SYSTEM_CONFIG, f"invalid config file path {path!r}: expected the path of a config file")
+    return path
 
 
 def _checked_in_environment(variable: str, key: str, what: str, value: str) -> Any:
