@@ -252,5 +252,6 @@ def _canonical(vm_uuid: str) -> str:
 def _registered_among(store: Store, uuids: list[str]) -> tuple[VM, ...]:
     """The registered VMs of ``uuids``, in their order: the rows of an interrupted write's partial result,
     every VM with its outcome (register_planned puts the VMs it registered in their place)."""
-    by_uuid = {vm.vm_uuid: vm for vm in vms.list_vms(store)}
+    with store.reading() as conn:
+        by_uuid = vms.select_registered(conn, uuids)
     return tuple(by_uuid[uuid] for uuid in uuids if uuid in by_uuid)

@@ -568,8 +568,8 @@ def register_vm(
     host_vm = find_host_vm(host, reg.vm_uuid)
     refused = None
     if reg.vm_name is None:
-        reg = attrs.evolve(reg, vm_name=host_name(host_vm))
-        refused = host_name_refused(host_vm)
+        name, refused = _host_name_or_refusal(host_vm)
+        reg = attrs.evolve(reg, vm_name=name)
     with store.writing() as conn:
         op = journal.begin(conn, reg.vm_uuid, "register", None, None, None, host_vm.host)
         vm = vms.insert_registration(conn, reg)
@@ -592,19 +592,16 @@ def register_vm(
 
 
 def host_name(host_vm: HostVM) -> str | None:
-    try:
-        return values.parse_vm_name(host_vm.name)
-    except VgpuError:
-        return None  # a host name we would not accept from a user is not recorded either
+    return _host_name_or_refusal(host_vm)[0]
 
 
-def host_name_refused(host_vm: HostVM) -> str | None:
-    """What a VM name must be, when the host's name for the VM is one :func:`host_name` does not record."""
+def _host_name_or_refusal(host_vm: HostVM) -> tuple[str | None, str | None]:
+    """The host's name for the VM as it is recorded, and, when it is not (a name we would not accept from a
+    user is not recorded either), what a VM name must be."""
     try:
-        values.parse_vm_name(host_vm.name)
+        return values.parse_vm_name(host_vm.name), None
     except InvalidValue as refused:
-        return f"a VM name is {refused.allowed}"
-    return None
+        return None, f"a VM name is {refused.allowed}"
 
 
 @attrs.frozen

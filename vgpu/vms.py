@@ -196,24 +196,20 @@ def holder_text(vm_uuid: str, vm_name: str | None) -> str:
     return f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
 
 
-class VmIdClaim(NamedTuple):
-    vm_uuid: str  # the VM whose unfinished change may leave it with the vm_id
-    holder: str  # as a Conflict names it: "the unfinished change of VM web-1 (uuid)"
-
-
-def claimed_vm_ids(conn: sqlite3.Connection, for_vm: str | None = None) -> dict[int, VmIdClaim]:
+def claimed_vm_ids(conn: sqlite3.Connection, for_vm: str | None = None) -> dict[int, str]:
     """The vm_ids unfinished changes (of VMs other than ``for_vm``) may leave their VMs with: the old one,
     which a rollback puts back, and the new one. Each is held for its VM until the change ends, or recover
     finishes or undoes it: taken by another VM meanwhile, the old one would leave that change unable to roll
-    back, and the new one would stop a second VM for a change that must then be refused."""
-    claimed: dict[int, VmIdClaim] = {}
+    back, and the new one would stop a second VM for a change that must then be refused. Each id maps to
+    its holder as a Conflict names it: "the unfinished change of VM web-1 (uuid)"."""
+    claimed: dict[int, str] = {}
     for op in journal.select_unfinished(conn):
         if op.vm_uuid == for_vm:
             continue
-        claim = VmIdClaim(op.vm_uuid, f"the unfinished change of {holder_text(op.vm_uuid, op.old.vm_name if op.old else None)}")
+        holder = f"the unfinished change of {holder_text(op.vm_uuid, op.old.vm_name if op.old else None)}"
         for config in (op.old, op.new):
             if config is not None:
-                claimed.setdefault(config.vm_id, claim)
+                claimed.setdefault(config.vm_id, holder)
     return claimed
 
 
@@ -222,8 +218,7 @@ def _holder_of_vm_id(conn: sqlite3.Connection, vm_id: int, for_vm: str | None = 
     row = conn.execute("SELECT vm_uuid, vm_name FROM vms WHERE vm_id = ?", (vm_id,)).fetchone()
     if row is not None:
         return holder_text(*row)
-    claim = claimed_vm_ids(conn, for_vm).get(vm_id)
-    return None if claim is None else claim.holder
+    return claimed_vm_ids(conn, for_vm).get(vm_id)
 
 
 def check_vm_id_free(conn: sqlite3.Connection, vm_id: int, for_vm: str | None = None) -> None:
@@ -517,7 +512,7 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
         and len(set(explicit)) == len(explicit) and taken_ids.isdisjoint(explicit)
     ):
         return _Sorted(batch, [], [], [], taken_ids, set())  # the usual batch: settled by set operations
-    registered = _registered(conn, [vm_uuid for vm_uuid in batch.vm_uuids if vm_uuid in taken_uuids])
+    registered = select_registered(conn, [vm_uuid for vm_uuid in batch.vm_uuids if vm_uuid in taken_uuids])
     read = REGISTRATION_HEADER.reader()
     problems: list[RowProblem[int]] = []
     updates: list[tuple[int, ChangePlan]] = []
@@ -579,7 +574,7 @@ def _given(item: Registration | Row, read: Reader) -> tuple[bool, bool, bool]:
     return not blank(values[2]), not blank(values[3]), not blank(values[4])
 
 
-def _registered(conn: sqlite3.Connection, vm_uuids: list[str]) -> dict[str, VM]:
+def select_registered(conn: sqlite3.Connection, vm_uuids: list[str]) -> dict[str, VM]:
     """The registered VMs among ``vm_uuids``, by UUID (a few hundred per query: SQLite limits parameters)."""
     found: dict[str, VM] = {}
     for start in range(0, len(vm_uuids), 500):
