@@ -9,6 +9,11 @@ environment's Python, in pairs (one of each, alternating which goes first, so dr
 both alike), from a directory outside the checkout and without PYTHONPATH. The figure is the ratio of the
 medians; the target is at most 1.15x.
 
+vgpu-admin starts with the garbage collector off while its modules load, and freezes what they built
+(shell/program.py). That speeds up the floor's own share too (importing attrs), so the bench also times the
+floor started the same way and prints that like-for-like ratio beside the issue's: it is what our own
+modules and the command cost over the floor, with nothing gained on the floor's share.
+
     python bench/cold_start.py [--pairs 40] [--keep]
 
 Building the environment needs the package index (setuptools and wheel for the build, attrs and cattrs for
@@ -29,6 +34,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 1.15
+# The floor with the interpreter set up as shell/program.py sets up vgpu-admin.
+STARTED_AS_WE_ARE = "import gc; gc.disable(); import sqlite3, attrs; gc.freeze(); gc.enable()"
 
 
 def _run(argv: list[str], **kwargs) -> None:
@@ -96,6 +103,7 @@ def main() -> int:
             "vgpu-admin list-pools": [os.path.join(bindir, "vgpu-admin"), "list-pools"],
             'python -c "import sqlite3, attrs"': [python, "-c", "import sqlite3, attrs"],
             'python -c "import sqlite3"': [python, "-c", "import sqlite3"],
+            "the floor, started as vgpu-admin is": [python, "-c", STARTED_AS_WE_ARE],
         }
         times = measure(commands, clean_env(home), home, args.pairs)
     finally:
@@ -104,13 +112,16 @@ def main() -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    ours, floor, bare = (medians[name] for name in commands)
+    ours, floor, bare, floor_as_we_start = (medians[name] for name in commands)
     print(f"regular install of this checkout in a fresh venv ({sys.version.split()[0]}), {args.pairs} alternating rounds")
     for name, median in medians.items():
         print(f"  {name:<36} median {median * 1000:7.1f} ms")
     ratio = ours / floor
     print(f'vgpu-admin list-pools / python -c "import sqlite3, attrs": {ratio:.2f}x   target <= {TARGET:.2f}x   '
           f"{'OK' if ratio <= TARGET else 'MISSED'}")
+    like_for_like = ours / floor_as_we_start
+    print(f"like for like, against the floor started as vgpu-admin is (collector off while loading): "
+          f"{like_for_like:.2f}x   target <= {TARGET:.2f}x   {'OK' if like_for_like <= TARGET else 'MISSED'}")
     print(f'(for reference, against python -c "import sqlite3": {ours / bare:.2f}x; no target)')
     return 0 if ratio <= TARGET else 1
 

@@ -4,7 +4,8 @@ command's run, on a regular install (the same fresh venv cold_start.py builds).
 This is a diagnosis, not a budget: bench/cold_start.py holds the target. Each fresh process imports the floor
 (``sqlite3, attrs``), then every module list-pools loads, one at a time in the order the command loads them,
 timing each, then runs ``list-pools``. Medians over ``--runs`` processes, in milliseconds. A module's figure
-includes whatever it imports that no module before it did.
+includes whatever it imports that no module before it did. As in vgpu-admin itself (shell/program.py), the
+garbage collector is off while modules load, and back on, with their objects frozen, for the run.
 
     python bench/cold_start_parts.py [--runs 30]
 """
@@ -27,11 +28,12 @@ from cold_start import clean_env, install
 ORDER = r"""
 import sys
 before = set(sys.modules)
-import shell.main
+import shell.program
 print(",".join(name for name in sys.modules if name not in before and name.split(".")[0] in ("vgpu", "shell")))
 """
 PROBE = r"""
-import io, json, sys, time
+import gc, io, json, sys, time
+gc.disable()
 started = time.perf_counter()
 import sqlite3, attrs
 figures = {"floor (import sqlite3, attrs)": time.perf_counter() - started}
@@ -40,6 +42,8 @@ for name in sys.argv[1].split(","):
     __import__(name)
     figures[name] = time.perf_counter() - started
 from shell.main import main
+gc.freeze()
+gc.enable()
 sys.stdout, real = io.StringIO(), sys.stdout
 started = time.perf_counter()
 code = main(["list-pools"])
