@@ -150,3 +150,41 @@ def test_registration_with_every_host_down_is_the_hosts_error(fleet_of_two):
         sim.set_fault("unreachable", "on")
     with pytest.raises(HostUnreachable):
         bulk_register.plan_registrations(store, Fleet(sims), [{"uuid": uuid_of(1, 1)}], on_existing="skip")
+
+
+def _seen_on(store, uuid, label):
+    from vgpu import locations
+
+    with store.writing() as conn:
+        locations.record(conn, [(uuid, label, None)])
+
+
+def test_a_row_whose_vm_was_last_seen_on_a_host_that_is_down_is_refused_though_another_host_has_it(fleet_of_two):
+    # gpu2 lists a copy of gpu1's VM while gpu1, where it was last seen, cannot be listed: changing the copy
+    # alone would leave gpu1's VM behind with the old configuration (and the same vm_id).
+    store, sims, placed = fleet_of_two
+    twin = uuid_of(1, 1)
+    _seen_on(store, twin, "gpu1")
+    sims["gpu2"].add_vm(twin, "copy", "running", segment("A", 1, 11))
+    sims["gpu1"].set_fault("unreachable", "on")
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(store, Fleet(sims), [{"vm_uuid": twin, "pool": "B"}, {"vm_uuid": uuid_of(2, 1), "pool": "B"}])
+    (problem,) = caught.value.problems
+    assert problem.row == 1 and isinstance(problem.error, HostUnreachable)
+    assert str(problem.error).startswith(f"VM {twin} is on host gpu2, but it was last seen on host gpu1, which could not be asked")
+
+
+def test_a_registration_row_whose_vm_was_last_seen_on_a_host_that_is_down_is_refused(fleet_of_two):
+    from vgpu import bulk_register
+
+    store, sims, placed = fleet_of_two
+    new = uuid_of(1, 9)
+    sims["gpu1"].add_vm(new, "new", "halted", "")
+    _seen_on(store, new, "gpu1")  # a scan saw it there, unregistered
+    sims["gpu2"].add_vm(new, "new-copy", "halted", "")
+    sims["gpu1"].set_fault("unreachable", "on")
+    rows = [{"uuid": new}, {"uuid": uuid_of(2, 1), "priority": "high"}, {"uuid": uuid_of(1, 1), "priority": "high"}]
+    plan = bulk_register.plan_registrations(store, Fleet(sims), rows, on_existing="update")
+    assert plan.vms == () and [p.vm_uuid for p in plan.updates.plans] == [uuid_of(2, 1)]
+    assert [problem.row for problem in plan.problems] == [1, 3]
+    assert str(plan.problems[0].error).startswith(f"VM {new} is on host gpu2, but it was last seen on host gpu1")

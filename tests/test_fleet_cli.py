@@ -196,6 +196,78 @@ def test_every_host_down_is_still_an_error_for_scan_vms_and_a_database_panel_for
     assert status.code == 0 and status.out_lines[4].startswith("⚠ The host could not be reached")
 
 
+# --- a copy that may be left behind on a host that is down ----------------------------------------------------
+
+TWIN = uuid_of(1, 77)  # registered on gpu1; a copy with its UUID turns up on gpu2
+
+
+@pytest.fixture
+def twin_left_behind(world):
+    """TWIN registered and seen on gpu1; then a copy of it on gpu2, and gpu1 down: gpu2's copy is all that
+    answers, and whether gpu1 still has the VM nobody can tell."""
+    world.sims["gpu1"].add_vm(TWIN, "twin", "halted", segment("A", 1, 77))
+    ok_lines(world.cli("register-vm", f"--vm-uuid={TWIN}", "--vm-id=77"))
+    world.sims["gpu2"].add_vm(TWIN, "twin", "running", segment("A", 1, 77))
+    refused = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", stdin="yes\n")
+    assert refused.code == 2 and "gpu1" in refused.err and "gpu2" in refused.err  # both up: the documented conflict
+    world.sims["gpu1"].set_fault("unreachable", "on")
+    return world
+
+
+def test_a_scan_while_the_host_a_vm_was_seen_on_is_down_keeps_that_host_as_its_place(twin_left_behind):
+    world = twin_left_behind
+    assert world.cli("scan-vms").code == 1  # gpu1 could not be listed
+    with world.store() as store:
+        assert locations.where(store)[TWIN].host == "gpu1"  # not moved to gpu2: gpu1 may still have it
+
+
+@pytest.mark.parametrize("words", [
+    ("set-priority", f"--vm-uuid={TWIN}", "--priority=high"),
+    ("apply-vm", f"--vm-uuid={TWIN}"),
+    ("repair-vm", f"--vm-uuid={TWIN}"),
+    ("remove-vm", f"--vm-uuid={TWIN}"),
+])
+def test_a_change_is_refused_while_the_host_the_vm_was_last_seen_on_cannot_be_asked(twin_left_behind, words):
+    world = twin_left_behind
+    world.sims["gpu2"].set_device_model_args(TWIN, "-vnc :3 " + segment("A", 1, 77))  # repair-vm would have work
+    world.cli("scan-vms")
+    outcome = world.cli(*words, stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert f"VM {TWIN} is on host gpu2, but it was last seen on host gpu1, which could not be asked" in line, line
+    assert "nothing was done" in line
+    copy = world.sims["gpu2"].describe_vm(TWIN)
+    assert (copy.power_state, copy.device_model_args) == (PowerState.RUNNING, "-vnc :3 " + segment("A", 1, 77))
+    with world.store() as store:
+        assert vms.get(store, TWIN).config.priority is Priority.MEDIUM
+        assert journal.unfinished(store) == []
+
+
+def test_a_vm_that_moved_off_a_host_that_answers_again_is_changed_where_it_is(twin_left_behind):
+    world = twin_left_behind
+    world.sims["gpu1"].remove_vm(TWIN)  # it had moved to gpu2: gpu1, back up, no longer has it
+    world.sims["gpu1"].set_fault("unreachable", None)
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", stdin="yes\n")
+    assert outcome.code == 0, outcome
+    assert world.sims["gpu2"].describe_vm(TWIN).device_model_args == segment("A", 2, 77)
+
+
+def test_a_vm_last_seen_on_a_host_that_is_up_is_changed_while_another_host_is_down(world):
+    ok_lines(world.cli("scan-vms"))
+    world.pools["pool1"].sim.set_fault("unreachable", "on")
+    outcome = world.cli("set-priority", f"--vm-uuid={A1}", "--priority=low", stdin="yes\n")
+    assert outcome.code == 0, outcome
+    assert world.sims["gpu1"].describe_vm(A1).device_model_args == segment("A", 0, 1)
+
+
+def test_naming_the_host_with_the_copy_changes_it_there(twin_left_behind, isolated_environment):
+    world = twin_left_behind
+    world.configure(isolated_environment / "config")
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", stdin="yes\n", hosts=["gpu2"])
+    assert outcome.code == 0, outcome
+    assert world.sims["gpu2"].describe_vm(TWIN).device_model_args == segment("A", 2, 77)
+
+
 # --- XAPI pools: migration, conflicts ------------------------------------------------------------------------
 
 

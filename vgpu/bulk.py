@@ -17,11 +17,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from . import journal, lifecycle, reporting, tables, values, views, vms, workers
+from . import journal, lifecycle, locations, reporting, tables, values, views, vms, workers
 from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
-from .hypervisor.fleet import Listing, as_fleet
+from .hypervisor.fleet import Listing, as_fleet, left_behind
 from .lifecycle import DEFAULT_POLICY, ReconfigurePlan, ReconfigureResult, StopPolicy
 from .power import check_policy
 from .models import HostVM, PowerState
@@ -103,18 +103,19 @@ def _change_of(store: Store, values: tuple[object, ...], layout: Layout) -> vms.
 
 def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation], *,
                      quoted_labels: frozenset[str] = frozenset(), twice: Mapping[str, list[str]] | None = None,
-                     listings: Sequence[Listing] = ()) -> ReconfigurePlan:
+                     listings: Sequence[Listing] = (), places: Mapping[str, locations.Place] | None = None) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
-    one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed), running or
-    halted, and not locked by an open operation. The plan carries the VM's host, its stored args and what
-    it booted with (read with its host's quoting: ``quoted_labels``), so an unchanged row restarts only a
-    VM known to be pending."""
+    one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed; ``places``:
+    where VMs were last seen, see :func:`check_only_copy`), running or halted, and not locked by an open
+    operation. The plan carries the VM's host, its stored args and what it booted with (read with its
+    host's quoting: ``quoted_labels``), so an unchanged row restarts only a VM known to be pending."""
     uuid = change.vm.vm_uuid
     if twice and uuid in twice:
         raise DuplicateVM(uuid, twice[uuid])
     host_vm = listed.get(uuid)
     if host_vm is None:
         raise not_listed(uuid, listings)
+    check_only_copy(host_vm, places or {}, listings)
     lifecycle.check_power_state(uuid, host_vm.power_state)
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
@@ -140,6 +141,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     quoted = fleet.quoted_labels()
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
+    places = places_if_down(store, listings)
     read = CHANGE_HEADER.reader()
     plans: list[ReconfigurePlan] = []
     problems: list[RowProblem[int]] = []
@@ -162,7 +164,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
-            plan = reconfigure_plan(change, listed, locked, quoted_labels=quoted, twice=twice, listings=listings)
+            plan = reconfigure_plan(change, listed, locked, quoted_labels=quoted, twice=twice, listings=listings, places=places)
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
@@ -187,6 +189,26 @@ def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[
                 twice.setdefault(host_vm.uuid, [listed[host_vm.uuid].host]).append(host_vm.host)
             listed[host_vm.uuid] = host_vm
     return listed, twice
+
+
+def places_if_down(store: Store, listings: Sequence[Listing]) -> dict[str, locations.Place]:
+    """Where each VM was last seen, when some host could not be listed (what :func:`check_only_copy` needs);
+    with every host listed, nothing is read."""
+    if all(listing.error is None for listing in listings):
+        return {}
+    with store.reading() as conn:
+        return locations.select_places(conn)
+
+
+def check_only_copy(host_vm: HostVM, places: Mapping[str, locations.Place], listings: Sequence[Listing]) -> None:
+    """:func:`vgpu.lifecycle.check_only_copy` from one listing per host: a VM a host lists, last seen on
+    another host of the run that could not be listed, is refused (that host may still hold a copy)."""
+    place = places.get(host_vm.uuid)
+    if place is None or place[0] == host_vm.host:
+        return
+    for listing in listings:
+        if listing.label == place[0] and listing.error is not None:
+            raise left_behind(host_vm.uuid, host_vm.host, place[0], listing.error)
 
 
 def not_listed(uuid: str, listings: Sequence[Listing]) -> VgpuError:

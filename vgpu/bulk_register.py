@@ -17,7 +17,7 @@ from typing import Callable, Hashable, Iterable, Mapping, TypeVar, cast
 
 import attrs
 
-from . import bulk, journal, lifecycle, naming, reporting, tables, values, vms, workers
+from . import bulk, journal, lifecycle, locations, naming, reporting, tables, values, vms, workers
 from .bulk import BulkFailure, BulkPlan
 from .errors import BulkInterrupted, InvalidRows, InvalidValue, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
@@ -148,13 +148,21 @@ def plan_registrations(
     on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
     # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
     checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing)
-    unlisted = [RowProblem(row, bulk.not_listed(vm.vm_uuid, listings), position)
-                for row, position, vm in zip(checked.new_rows, checked.new_positions, checked.new) if vm.vm_uuid not in on_host]
-    new = [(row, vm) for row, vm in zip(checked.new_rows, checked.new) if vm.vm_uuid in on_host]
+    places = bulk.places_if_down(store, listings)
+    held_back, new = [], []
+    for row, position, vm in zip(checked.new_rows, checked.new_positions, checked.new):
+        try:
+            if vm.vm_uuid not in on_host:
+                raise bulk.not_listed(vm.vm_uuid, listings)
+            bulk.check_only_copy(on_host[vm.vm_uuid], places, listings)
+        except VgpuError as error:
+            held_back.append(RowProblem(row, error, position))
+            continue
+        new.append((row, vm))
     planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm in new]
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
-    updates, update_rows, problems = _updates(store, on_host, checked, fleet.quoted_labels(), listings, unlisted)
+    updates, update_rows, problems = _updates(store, on_host, checked, fleet.quoted_labels(), listings, held_back, places)
     return RegistrationPlan(
         tuple(planned), tuple(row for row, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
         tuple(update_rows), checked.existing, checked.existing_rows, on_existing, checked.labels,
@@ -162,21 +170,22 @@ def plan_registrations(
 
 
 def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str],
-             listings: list[Listing], unlisted: list[RowProblem[Hashable]]
+             listings: list[Listing], held_back: list[RowProblem[Hashable]], places: Mapping[str, locations.Place]
              ) -> tuple[list[ReconfigurePlan], list[Hashable], list[RowProblem[Hashable]]]:
     """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
-    paused, locked by an open operation, or on no host that answered), in row order among the other
-    problems (``unlisted`` among them: new rows whose VM no answering host lists)."""
+    paused, locked by an open operation, on no host that answered, or last seen on a host that did not), in
+    row order among the other problems (``held_back`` among them: new rows whose VM no answering host lists,
+    or that may have a copy on a host that did not answer)."""
     plans: list[ReconfigurePlan] = []
     rows: list[Hashable] = []
-    problems = [*checked.problems, *unlisted]
+    problems = [*checked.problems, *held_back]
     if not checked.updates:
         return plans, rows, in_input_order(checked.labels, problems, lambda problem: problem.row)
     more: list[RowProblem[Hashable]] = []
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}
     for row, position, change in zip(checked.update_rows, checked.update_positions, checked.updates):
         try:
-            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings))
+            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings, places=places))
             rows.append(row)
         except VgpuError as error:
             more.append(RowProblem(row, error, position))

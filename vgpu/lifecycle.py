@@ -25,7 +25,7 @@ from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, I
                      ReconfigureFailed, ShutdownNotConfirmed, StalePlan, VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
-from .hypervisor.fleet import as_fleet, label_for
+from .hypervisor.fleet import Fleet, as_fleet, label_for
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
@@ -165,6 +165,14 @@ class ReconfigureResult:
     running: bool = False  # the VM was running: restarted, or left running when it already ran with the change
 
 
+def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str | None) -> None:
+    """Over a fleet, before changing the VM found on host ``found_on``: when it was last seen on another of
+    the run's hosts, that host is asked too, and the change refused if it cannot say it no longer has the
+    VM (see :meth:`Fleet.check_only_copy`). One host, or a VM seen where it is now, asks nothing more."""
+    if isinstance(host, Fleet) and host.several and found_on:
+        host.check_only_copy(vm_uuid, found_on, locations.host_of(store, vm_uuid))
+
+
 def check_power_state(vm_uuid: str, state: PowerState) -> None:
     if state not in (PowerState.RUNNING, PowerState.HALTED):
         raise HypervisorError(
@@ -201,6 +209,7 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     vm_uuid = change.vm.vm_uuid
     journal.check_unlocked(store, vm_uuid)
     seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
+    check_only_copy(store, host, vm_uuid, seen.host)
     check_power_state(vm_uuid, seen.power_state)
     booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
     return ReconfigurePlan(
@@ -566,6 +575,7 @@ def register_vm(
                                     f"{NAME_MAX} characters (leave the name out for the host's name)")
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     host_vm = find_host_vm(host, reg.vm_uuid)
+    check_only_copy(store, host, reg.vm_uuid, host_vm.host)
     refused = None
     if reg.vm_name is None:
         name, refused = _host_name_or_refusal(host_vm)
@@ -623,6 +633,8 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     # such host) leaves nothing behind, not an operation that locks the VM until recover.
     try:
         seen = _on_host(host, vm.vm_uuid)
+        if seen is not None:
+            check_only_copy(store, host, vm.vm_uuid, seen.host)
     except HypervisorError as failure:
         failure.reword(failure.sentence + "; the VM is still registered")
         raise
@@ -712,6 +724,7 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     vm = vms.find(store, canonical)
     expected = vm.config if vm is not None else None
     before = _args_to_repair(host, canonical, vm)  # read before journalling: a refusal changes nothing
+    check_only_copy(store, host, canonical, label_for(host, canonical))
     with store.writing() as conn:
         op = journal.begin(conn, canonical, "repair", vm, expected, None, label_for(host, canonical))
     with journal.released_on_escape(store, op):

@@ -44,6 +44,13 @@ def select(conn: sqlite3.Connection) -> dict[str, Location]:
     return {row[0]: Location(*row) for row in rows}
 
 
+def host_of(store: Store, vm_uuid: str) -> str | None:
+    """The label of the host the VM was last seen on; None when it never was (or only on a single host)."""
+    with store.reading() as conn:
+        row = conn.execute("SELECT host FROM vgpu_locations WHERE vm_uuid = ?", (vm_uuid,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def where(store: Store) -> dict[str, Location]:
     """Every VM's last known place, by UUID."""
     with store.reading() as conn:

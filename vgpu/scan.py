@@ -287,12 +287,18 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
 
 
 def _seen(listings: list[Listing], report: ScanReport, known: dict[str, locations.Place]) -> dict[str, locations.Place]:
-    """Where the VMs listed once were seen, for those whose place changed since ``known``."""
+    """Where the VMs listed once were seen, for those whose place changed since ``known``. A VM last seen on
+    a host that could not be listed this time keeps that place, though another host lists it now: the first
+    may still have a copy, and a change must not be made on the second until the first is asked
+    (:func:`vgpu.lifecycle.check_only_copy` reads the place)."""
     twice = {conflict.vm_uuid for conflict in report.conflicts}
+    unlisted = {listing.label for listing in listings if listing.error is not None}
     changed = {}
     for listing in listings:
         for vm in listing.vms:
             place = known.get(vm.uuid)
+            if place is not None and place[0] in unlisted:
+                continue
             if (place is None or place[0] != vm.host or place[1] != vm.resident_on) and vm.uuid not in twice:
                 changed[vm.uuid] = (vm.host, vm.resident_on)
     return changed

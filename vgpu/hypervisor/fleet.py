@@ -88,6 +88,12 @@ class _Whereabouts:
             self._read()
             return [label for label in order if uuid in self._by_label.get(label, ())]
 
+    def lacks(self, uuid: str, label: str) -> bool:
+        """Whether the host's last listing (or a call since) said it has no such VM."""
+        with self._lock:
+            self._read()
+            return label in self._by_label and uuid not in self._by_label[label]
+
 
 class Fleet:
     """Several hosts by label (in the config's order). ``parallel`` bounds how many are asked at once;
@@ -231,6 +237,24 @@ class Fleet:
         gone = f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})"
         raise self._missing(key, HypervisorError(codes.UUID_INVALID, gone, ["VM", key]))
 
+    def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: str | None) -> None:
+        """Before a change to the VM found on host ``found_on``: if it was last seen on another of this run's
+        hosts, that host is asked too (unless its listing in this run already said it lacks the VM). A VM
+        that moved is changed where it is now; one still there too is DuplicateVM; and a host that cannot
+        be asked refuses the change, since it may still hold a copy that a change made on ``found_on``
+        alone would leave behind with the old configuration (the same vm_id on two VMs)."""
+        key = vm_uuid.lower()
+        if last_seen is None or last_seen == found_on or last_seen not in self.members or self._where.lacks(key, last_seen):
+            return
+        outcome = _outcome(lambda host: host.power_state(key), self.members[last_seen])
+        if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
+            self._where.lost(key, last_seen)
+            return
+        if not isinstance(outcome, VgpuError):
+            self._where.found(key, [last_seen])
+            raise DuplicateVM(key, [last_seen, found_on])
+        raise left_behind(key, found_on, last_seen, outcome)
+
     def _missing(self, key: str, error: HypervisorError) -> HypervisorError:
         """A VM none of this run's hosts has: gone, unless the run leaves some of the fleet's hosts out
         (--host LABEL), when it may be on one of those; that is not "gone", and nothing may act as if it were
@@ -341,6 +365,18 @@ def _labelled(vms: list[HostVM], label: str) -> tuple[HostVM, ...]:
         elif vm.host != label:
             vms[index] = HostVM(vm.uuid, vm.name, vm.power_state, vm.device_model_args, vm.booted_args, label, vm.resident_on)
     return tuple(vms)
+
+
+def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError) -> HypervisorError:
+    """The refusal of a change to a VM found on ``found_on`` while ``last_seen``, the host it was last seen
+    on, cannot be asked (``error`` says why): see :meth:`Fleet.check_only_copy`."""
+    unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
+    code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
+    cause = error.sentence.removeprefix(f"host {last_seen}: ")
+    return unreached(code, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {last_seen}, which could "
+                           f"not be asked ({cause}): a copy may still be there, which a change made on {found_on} "
+                           f"alone would leave behind; nothing was done. Try again when {last_seen} answers, or "
+                           f"name the host you mean (--host {found_on})", ["VM", vm_uuid])
 
 
 def as_fleet(host: Hypervisor) -> Fleet:
