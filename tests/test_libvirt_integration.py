@@ -227,6 +227,54 @@ def test_without_force_a_refusing_guest_keeps_running_and_nothing_changes(domain
         assert qemu_pid(name) == pid and vms.get(store, vm_uuid).pool_id == "A"
 
 
+def _made_transient(vm_uuid: str):
+    """Undefine a running domain: it keeps running, as a transient domain, until it stops, when the host
+    forgets it. The caller destroys it at the end (the Domains kit cannot undefine a transient domain)."""
+    import libvirt
+
+    conn = libvirt.open(URI)
+    dom = conn.lookupByUUIDString(vm_uuid)
+    dom.undefine()
+    return conn, dom
+
+
+@pytest.mark.parametrize("force", [True, False])
+def test_a_registered_guest_made_transient_is_never_stopped_by_a_change(domains, host, tmp_path, force):
+    # Stopping a transient domain is deleting it: the change is refused before anything is asked of it.
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)
+    conn, dom = _made_transient(vm_uuid)
+    try:
+        with store:
+            pid = qemu_pid(name)
+            with pytest.raises(HypervisorError) as caught:
+                reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True,
+                               policy=StopPolicy(clean_timeout=2, force=force))
+            assert caught.value.code == codes.VM_IS_TRANSIENT, caught.value
+            assert "transient" in str(caught.value) and str(caught.value).endswith("; nothing was changed")
+            assert qemu_pid(name) == pid and host.power_state(vm_uuid) is PowerState.RUNNING
+            assert vms.get(store, vm_uuid).pool_id == "A"
+            assert recovery.recover(store, host) == []  # nothing left unfinished
+            with store.reading() as db:
+                assert attention.select(db, vm_uuid) == []  # not marked: nothing was asked of the guest
+    finally:
+        dom.destroy()
+        conn.close()
+
+
+def test_a_transient_guest_is_not_stopped_by_the_host_calls_either(domains, host, tmp_path):
+    vm_uuid, name = new_vm(domains, "running", with_os=False)
+    conn, dom = _made_transient(vm_uuid)
+    try:
+        for stop in (lambda: host.clean_shutdown(vm_uuid, 2), lambda: host.hard_shutdown(vm_uuid)):
+            with pytest.raises(HypervisorError) as caught:
+                stop()
+            assert caught.value.code == codes.VM_IS_TRANSIENT
+        assert dom.isActive()
+    finally:
+        dom.destroy()
+        conn.close()
+
+
 def test_without_force_a_guest_that_ignores_the_power_button_is_marked_not_nothing(domains, host, tmp_path):
     store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)  # ACPI, but nothing in it listens
     with store:

@@ -428,6 +428,12 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
                      ran_with: str | None = None) -> VgpuError:
     """Undo a failed reconfigure and return the error to raise: the failure itself when the configuration
     had not changed yet, else ReconfigureFailed saying whether the rollback worked."""
+    if isinstance(failure, HypervisorError) and failure.code == codes.VM_IS_TRANSIENT and not op.db_updated:
+        # The host refused to stop a domain that stopping would delete, before anything was asked of it or
+        # written: there is nothing to undo, and writing the old segment back would be refused the same way.
+        close(store, op, journal.ROLLED_BACK, str(failure), power=PowerState.RUNNING)
+        failure.reword(failure.sentence + "; nothing was changed")
+        return failure
     try:
         restored = roll_back(store, host, op, progress, ran_with)
     except VgpuError as rollback_error:

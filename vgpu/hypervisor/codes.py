@@ -56,7 +56,8 @@ _SENTENCES = {
     VM_ON_HOST_LEFT_OUT: "{vm} is on none of this run's hosts ({0}); it may be on {1}, which this run leaves out: "
                          "run without --host, or with --host naming its host",
     MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
-    VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot be changed",
+    VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
+                     "be changed and vgpu does not stop it; define it first (virsh define)",
 }
 _MISSING_DETAIL = {FAILED_TO_START_EMULATOR: "no reason given", INTERNAL_ERROR: "no message", HOST_UNREACHABLE: "no answer"}
 

@@ -136,6 +136,7 @@ class LibvirtHost:
         deadline = time.monotonic() + timeout
         resend_at = 0.0
         with _translated(vm_uuid):
+            _refuse_transient(dom, vm_uuid)
             if _is_off(dom):
                 return True
             if not libvirt_xml.can_shut_down_cleanly(dom.XMLDesc(0)):
@@ -153,6 +154,7 @@ class LibvirtHost:
     def hard_shutdown(self, vm_uuid: str) -> None:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
+            _refuse_transient(dom, vm_uuid)
             if _is_off(dom):
                 return
             try:
@@ -238,6 +240,12 @@ def _live_args(dom: libvirt.virDomain) -> str | None:
 def _has_domain(state: int | None) -> bool:
     """Whether the domain has a QEMU process that booted with some arguments (running, paused, ...)."""
     return state is not None and state != libvirt.VIR_DOMAIN_SHUTOFF and _power_state(state) is not PowerState.UNKNOWN
+
+
+def _refuse_transient(dom: libvirt.virDomain, vm_uuid: str) -> None:
+    """A transient domain (no stored definition) is deleted when it stops: no stop of ours may end it."""
+    if not dom.isPersistent():
+        raise codes.host_error(codes.VM_IS_TRANSIENT, [vm_uuid], vm_uuid)
 
 
 def _is_off(dom: libvirt.virDomain) -> bool:
