@@ -275,6 +275,67 @@ def test_a_transient_guest_is_not_stopped_by_the_host_calls_either(domains, host
         conn.close()
 
 
+def _managed_saved(vm_uuid: str):
+    """``virsh managedsave``: the running domain's state is saved and it goes off; its next start resumes
+    that state, with the arguments it ran with then. The caller removes the image at the end."""
+    import libvirt
+
+    conn = libvirt.open(URI)
+    dom = conn.lookupByUUIDString(vm_uuid)
+    dom.managedSave()
+    return conn, dom
+
+
+def test_a_managed_saved_guest_is_suspended_with_what_it_will_resume_with(domains, host, tmp_path):
+    # What libvirt-guests does to every guest at a host's shutdown (ON_SHUTDOWN=suspend). Its next start
+    # restores the saved state, so the args written for it are not what it will run with: not "halted".
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)
+    host.set_device_model_args(vm_uuid, devargs.merge(ADMIN_ARGS, VMConfig("A", Priority.LOW, 5)))  # for its next boot
+    conn, dom = _managed_saved(vm_uuid)
+    try:
+        with store:
+            assert host.power_state(vm_uuid) is PowerState.SUSPENDED
+            seen = host.describe_vm(vm_uuid)
+            assert (seen.power_state, seen.booted_args) == (PowerState.SUSPENDED, ADMIN_ARGS)  # the saved state's
+            assert host.booted_device_model_args(vm_uuid) == ADMIN_ARGS
+            (entry,) = [e for e in scan.scan(store, host).registered if e.vm.vm_uuid == vm_uuid]
+            assert entry.state == "pending"  # it resumes without its segment: a fresh boot would take it
+            with pytest.raises(HypervisorError) as refused:
+                reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True)
+            assert refused.value.code == codes.VM_BAD_POWER_STATE and "is suspended" in str(refused.value)
+            assert vms.get(store, vm_uuid).pool_id == "A" and dom.hasManagedSaveImage()
+            with pytest.raises(HypervisorError) as resumed:
+                host.start(vm_uuid)  # a start of ours would resume the old state, not boot with the args
+            assert resumed.value.code == codes.VM_BAD_POWER_STATE and not dom.isActive()
+    finally:
+        dom.managedSaveRemove()
+        conn.close()
+
+
+def test_a_guest_saved_while_a_change_waits_for_its_shutdown_is_not_reported_shut_down(slow_domains, host, tmp_path):
+    store, vm_uuid, name = registered_vm(slow_domains, tmp_path)
+    wait_for(lambda: boots_seen(slow_domains.console(vm_uuid)) == 1, "the guest to boot", slow_domains.console(vm_uuid))
+    saved = {}
+
+    def save_while_waiting(event):
+        if event.step == "stopping" and event.elapsed > 0 and not saved:  # the power button was pressed
+            saved["at"] = _managed_saved(vm_uuid)
+
+    try:
+        with store:
+            with pytest.raises(HypervisorError) as caught:
+                reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True, progress=save_while_waiting)
+            assert "is suspended" in str(caught.value) and str(caught.value).endswith("; nothing was changed")
+            assert vms.get(store, vm_uuid).pool_id == "A"
+            assert host.power_state(vm_uuid) is PowerState.SUSPENDED
+    finally:
+        if saved:
+            conn, dom = saved["at"]
+            if dom.hasManagedSaveImage():
+                dom.managedSaveRemove()
+            conn.close()
+
+
 def test_without_force_a_guest_that_ignores_the_power_button_is_marked_not_nothing(domains, host, tmp_path):
     store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)  # ACPI, but nothing in it listens
     with store:

@@ -69,12 +69,13 @@ class LibvirtHost:
     def _host_vm(self, dom: libvirt.virDomain, state: int | None) -> HostVM | None:
         try:
             args = _inactive_args(dom)
-            booted = _live_args(dom) if _has_domain(state) else None
+            power = _power_of(dom, state)
+            booted = _live_args(dom) if _has_domain(state) else _saved_args(dom) if power is PowerState.SUSPENDED else None
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # a transient domain that went away since the listing
             raise _host_error(exc) from exc
-        return HostVM(dom.UUIDString().lower(), dom.name(), _power_state(state), args, booted)
+        return HostVM(dom.UUIDString().lower(), dom.name(), power, args, booted)
 
     def describe_vm(self, vm_uuid: str) -> HostVM:
         dom = self._domain(vm_uuid)
@@ -88,12 +89,15 @@ class LibvirtHost:
     def power_state(self, vm_uuid: str) -> PowerState:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
-            return _power_state(dom.state()[0])
+            return _power_of(dom, dom.state()[0])
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
-            return _live_args(dom) if _has_domain(dom.state()[0]) else None
+            state = dom.state()[0]
+            if _has_domain(state):
+                return _live_args(dom)
+            return _saved_args(dom) if _power_of(dom, state) is PowerState.SUSPENDED else None
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
         dom = self._domain(vm_uuid)
@@ -138,6 +142,7 @@ class LibvirtHost:
         with _translated(vm_uuid):
             _refuse_transient(dom, vm_uuid)
             if _is_off(dom):
+                _refuse_saved(dom, vm_uuid, PowerState.HALTED)
                 return True
             if not libvirt_xml.can_shut_down_cleanly(dom.XMLDesc(0)):
                 raise codes.host_error(codes.VM_LACKS_FEATURE, [vm_uuid], vm_uuid)
@@ -149,6 +154,7 @@ class LibvirtHost:
                     _request_shutdown(dom)
                     resend_at = now + RESEND_EVERY
                 time.sleep(min(POLL_EVERY, deadline - now))
+            _refuse_saved(dom, vm_uuid, PowerState.HALTED)  # saved meanwhile (virsh managedsave): not shut down
         return True
 
     def hard_shutdown(self, vm_uuid: str) -> None:
@@ -166,6 +172,8 @@ class LibvirtHost:
 
     def start(self, vm_uuid: str) -> None:
         dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            _refuse_saved(dom, vm_uuid, PowerState.HALTED)  # it would resume the saved state, not boot with its args
         try:
             dom.create()
         except libvirt.libvirtError as exc:
@@ -246,6 +254,31 @@ def _refuse_transient(dom: libvirt.virDomain, vm_uuid: str) -> None:
     """A transient domain (no stored definition) is deleted when it stops: no stop of ours may end it."""
     if not dom.isPersistent():
         raise codes.host_error(codes.VM_IS_TRANSIENT, [vm_uuid], vm_uuid)
+
+
+def _power_of(dom: libvirt.virDomain, state: int | None) -> PowerState:
+    """The domain's power state; one that is off with a managed save image (``virsh managedsave``, or
+    libvirt-guests at the host's shutdown) is suspended, as XAPI calls a VM whose next start resumes a saved
+    state: that start does not boot, so it does not read the args written since."""
+    power = _power_state(state)
+    if power is PowerState.HALTED and dom.hasManagedSaveImage(0):
+        return PowerState.SUSPENDED
+    return power
+
+
+def _saved_args(dom: libvirt.virDomain) -> str | None:
+    """The arguments the saved state was booted with (kept in the image's definition): what the domain
+    resumes with. None when libvirt cannot show that definition."""
+    try:
+        xml = dom.managedSaveGetXMLDesc(0)
+    except libvirt.libvirtError:
+        return None
+    return libvirt_xml.join_args(libvirt_xml.qemu_args(xml))
+
+
+def _refuse_saved(dom: libvirt.virDomain, vm_uuid: str, needed: PowerState) -> None:
+    if dom.hasManagedSaveImage(0):
+        raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, needed.value, PowerState.SUSPENDED.value], vm_uuid)
 
 
 def _is_off(dom: libvirt.virDomain) -> bool:
