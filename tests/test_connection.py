@@ -559,12 +559,13 @@ def test_the_lazy_names_are_the_real_ones_and_help_shows_them():
 # What `vgpu-admin list-pools` loaded before vgpu.connect existed, beyond `import sqlite3, attrs` (nothing else
 # but these): the opening step now lives in vgpu.opening, which the shell imports instead of doing it itself;
 # vgpu.schema_check is no longer among them, since a database vgpu made is found complete by one query.
+# vgpu.uri_password (a few string functions) is: --host is checked for a password on every command.
 LIST_POOLS_MODULES = sorted([
     "shell", "shell.commands", "shell.console", "shell.context", "shell.errors", "shell.handlers",
     "shell.main", "shell.parsing", "shell.render", "shell.runner",
     "vgpu", "vgpu.basics", "vgpu.config", "vgpu.error_root", "vgpu.errors", "vgpu.escape", "vgpu.host_uri", "vgpu.hostspecs",
     "vgpu.opening", "vgpu.paths", "vgpu.pools", "vgpu.schema", "vgpu.store", "vgpu.stored",
-    "vgpu.tables", "vgpu.trust",
+    "vgpu.tables", "vgpu.trust", "vgpu.uri_password",
 ])
 
 

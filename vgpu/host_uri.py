@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import paths
 from .errors import InvalidValue
 from .paths import DEMO_URI
+from .uri_password import carries_password, mask_password
 
 ALLOWED = "sim:PATH, sim:demo, xe:, xapi://USER@HOST, xapis://USER@HOST, xapi+unix:, or a libvirt URI such as qemu:///system"
 _LIBVIRT_SCHEMES = ("qemu", "test", "lxc", "libvirt")
@@ -29,6 +30,7 @@ def check_uri(uri: str) -> str:
     the form is checked (nothing is contacted, no SDK imported), so every command can check its ``--host``,
     the ones that never talk to the host included."""
     text = (uri or "").strip() if isinstance(uri, str) else ""
+    refuse_password(text)  # first: every later refusal repeats the URI
     if not text or "\0" in text:
         raise InvalidValue("host URI", uri, ALLOWED)
     if text.startswith("sim:"):
@@ -43,18 +45,20 @@ def check_uri(uri: str) -> str:
         parse_uri(text)
     elif not text.startswith("xe:") and text.split(":", 1)[0].split("+", 1)[0] not in _LIBVIRT_SCHEMES:
         raise InvalidValue("host URI", uri, ALLOWED)
-    elif not text.startswith("xe:"):
-        _refuse_password(text)
     return text
 
 
-def _refuse_password(uri: str) -> None:
-    """A libvirt URI takes no password (libvirt asks for one itself, or ssh uses keys): one written in
-    USER:PASSWORD@HOST is refused, and not repeated in the error, before it reaches a repr or a log."""
-    authority = uri.partition("://")[2].partition("/")[0]
-    user, at, host = authority.rpartition("@")
-    if at and ":" in user:
-        masked = uri.replace(f"{user}@", f"{user.partition(':')[0]}:***@", 1)
-        raise InvalidValue("host URI", masked, "a URI without a password: libvirt asks for one itself (or ssh uses "
-                                               "its keys), and a password on the command line is visible to every "
-                                               "user and stays in shell history")
+def refuse_password(uri: str) -> None:
+    """InvalidValue if ``uri`` is in USER:PASSWORD@HOST form, whatever its scheme, showing it masked: before
+    it reaches a repr, a log or a scan's JSON. Cheap, for the URIs nothing else checks before opening them."""
+    if not carries_password(uri):
+        return
+    scheme = uri.partition(":")[0].lower()
+    if scheme.split("+", 1)[0] in _LIBVIRT_SCHEMES:
+        where = "libvirt asks for one itself (or ssh uses its keys)"
+    else:  # xapi:// and its misspellings (XAPI://, https://, xapi+https://): say where its password goes
+        from .hypervisor.xapi_uri import PASSWORD_ENV  # only on this refusal: no SDK, but not needed before
+
+        where = f"set {PASSWORD_ENV} (xapi:// hosts) or let vgpu-admin ask for it"
+    raise InvalidValue("host URI", mask_password(uri), f"a URI without a password: {where}; a password on the command "
+                                                       "line is visible to every user and stays in shell history")

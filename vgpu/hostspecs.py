@@ -29,6 +29,7 @@ from .basics import Frozen
 from .errors import ConfigError, InvalidValue, VgpuError
 from .host_uri import ALLOWED as _URI_FORMS
 from .host_uri import check as _check_form
+from .host_uri import refuse_password as _refuse_password
 
 if TYPE_CHECKING:
     import re
@@ -182,6 +183,8 @@ def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str
     words = list(words)
     kinds = [_kind(word) for word in words]
     bare = [uri for kind, _, uri in kinds if kind == "uri"]
+    for uri in bare:
+        _refuse_password(uri)  # before a sentence below repeats it
     if bare and len(words) > 1:
         need = (f"several hosts need labels, as {FLAG} LABEL=URI (or VGPU_HOST=LABEL=URI,LABEL=URI), or LABELs "
                 "from config.toml [hosts]")

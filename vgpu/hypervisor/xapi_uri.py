@@ -27,6 +27,7 @@ from typing import Callable, NoReturn, Sequence, TypedDict
 import attrs
 
 from ..errors import ConfigError, InvalidValue
+from ..uri_password import carries_password, mask_password
 
 PASSWORD_ENV = "VGPU_XAPI_PASSWORD"
 DEFAULT_SOCKET = "/var/lib/xcp/xapi"
@@ -71,18 +72,18 @@ class XapiTarget:
 
 def parse_uri(uri: str) -> XapiTarget:
     """Parse a XenAPI URI; a password in it is refused (see the module docstring for why)."""
+    if carries_password(uri):  # before urllib, which misses one holding '/', '#' or '?', and before any
+        raise InvalidValue(     # other refusal, since those repeat the URI
+            "host URI",
+            mask_password(uri.strip()),
+            "a URI without a password: a password on the command line is visible to every user and stays in "
+            f"shell history; set {PASSWORD_ENV} or let vgpu-admin ask for it",
+        )
     split = urllib.parse.urlsplit(uri.strip())
     if split.scheme == "xapi+unix":
         return _parse_unix(uri, split)
     if split.scheme not in ("xapi", "xapis"):
         raise InvalidValue("host URI", uri, _FORMS)
-    if split.password is not None:
-        raise InvalidValue(
-            "host URI",
-            _masked(split),
-            "a URI without a password: a password on the command line is visible to every user and stays in "
-            f"shell history; set {PASSWORD_ENV} or let vgpu-admin ask for it",
-        )
     if not split.hostname or split.path not in ("", "/") or split.fragment:
         raise InvalidValue("host URI", uri, _FORMS)
     options = _options(uri, split.query, tls=split.scheme == "xapis")
@@ -129,11 +130,6 @@ def _options(uri: str, query: str, *, tls: bool) -> _TlsOptions:
         elif value.lower() not in _FALSE:
             raise InvalidValue("no_verify", value, "1 or 0")
     return options
-
-
-def _masked(split: urllib.parse.SplitResult) -> str:
-    rest = split.netloc.rsplit("@", 1)[-1]
-    return urllib.parse.urlunsplit(split._replace(netloc=f"{split.username}:***@{rest}", query=""))
 
 
 def allows(allowed: Sequence[str], address: str) -> bool:
