@@ -11,22 +11,34 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from typing import Iterable
 
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from vgpu import errors, paths, trust
+from vgpu.uri_password import carries_password
 
-# A URI's user:password@ part, or a word naming a secret followed by its value.
-_CREDENTIAL = re.compile(
-    r"[a-z][a-z0-9+.-]*://[^\s/@]*:[^\s/@]*@"
-    r"|(?:password|passwd|pwd|secret|token|VGPU_XAPI_PASSWORD)\s*[=:]",
-    re.IGNORECASE,
-)
+# A word naming a secret, followed by its value.
+_NAMED_SECRET = re.compile(r"(?:password|passwd|pwd|secret|token|VGPU_XAPI_PASSWORD)\s*[=:]", re.IGNORECASE)
 
 
 def carries_credential(line: str) -> bool:
-    return _CREDENTIAL.search(line) is not None
+    """Whether ``line`` names a secret, or holds a URI with a password as vgpu refuses one (vgpu.uri_password:
+    the same rule, so a password holding '/', '#', '?' or a quoted space is found too)."""
+    if _NAMED_SECRET.search(line):
+        return True
+    return any(carries_password(value) for word in _words(line) for value in (word, word.partition("=")[2]))
+
+
+def _words(line: str) -> list[str]:
+    """The line's words as the shell splits them (a quoted space stays inside its word). A line with an
+    unclosed quote does not split: each of its tails that starts a word is taken whole, since the password may
+    run to the end of the line."""
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return [line[start:] for start in range(len(line)) if start == 0 or line[start - 1] in " \t='\""]
 
 
 class PrivateHistory(FileHistory):

@@ -259,6 +259,8 @@ def test_history_is_private_and_keeps_no_line_carrying_a_credential(shell, spec,
     secret_lines = [
         "scan-vms --host=xapi://root:hunter2@xen1",
         "list-vms --host xapis://admin:hunter2@xen1?cafile=/x",
+        "list-vms --host xapi://root:Zz9/hunter2@127.0.1.1:44561",
+        "list-vms --host 'xapi://root:my hunter2@xen1'",
         "VGPU_XAPI_PASSWORD=hunter2 list-vms",
         "status password=hunter2",
     ]
