@@ -134,6 +134,25 @@ def test_on_the_command_line_a_bad_label_is_one_line_and_exit_2_with_nothing_don
     assert not spec_free_db.exists()
 
 
+@pytest.mark.parametrize("others", [["gpu1"], ["kvm3=sim:/tmp/kvm3.json"], ["gpu1", "kvm3=sim:/tmp/kvm3.json"]])
+def test_a_label_and_a_bare_uri_are_not_called_a_bare_uri_given_twice(user_config, others):
+    user_config.write_text('[hosts]\ngpu1 = "sim:/tmp/gpu1.json"\n')
+    with pytest.raises(InvalidValue) as caught:
+        config.load({"host": [*others, "xapi://root@127.0.2.1:37617"]})
+    named = ", ".join(word.partition("=")[0] for word in others)
+    assert str(caught.value) == (
+        f"--host xapi://root@127.0.2.1:37617 is a bare URI, which names the only host of a run: it cannot be mixed "
+        f"with other hosts ({named}); name each host as --host LABEL=URI or a LABEL of config.toml [hosts], or give "
+        "one --host URI alone")
+
+
+def test_on_the_command_line_a_label_and_a_bare_uri_are_one_clear_line(user_config, spec_free_db):
+    user_config.write_text('[hosts]\ngpu1 = "sim:/tmp/gpu1.json"\n')
+    outcome = run(["--host", "gpu1", "--host", "xapi://root@127.0.2.1:37617", "--db", str(spec_free_db), "status"])
+    assert outcome.code == 2 and "given twice" not in outcome.one_error_line()
+    assert outcome.one_error_line().startswith("error: --host xapi://root@127.0.2.1:37617 is a bare URI")
+
+
 def test_on_the_command_line_two_bare_uris_still_say_given_twice(spec_free_db):
     outcome = run(["list-pools", "--db", str(spec_free_db), "--host", "sim:/tmp/x.json", "--host=sim:/tmp/y.json"])
     assert outcome.code == 2 and "--host given twice" in outcome.one_error_line()

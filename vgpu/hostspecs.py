@@ -186,11 +186,7 @@ def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str
     for uri in bare:
         _refuse_password(uri)  # before a sentence below repeats it
     if bare and len(words) > 1:
-        need = (f"several hosts need labels, as {FLAG} LABEL=URI (or VGPU_HOST=LABEL=URI,LABEL=URI), or LABELs "
-                "from config.toml [hosts]")
-        if source == FLAG:  # the one global option that may be repeated, but not with a bare URI
-            raise InvalidValue("host", bare[0], need, sentence=f"{FLAG} given twice with a bare URI ({', '.join(bare)}); {need}")
-        raise _problem(source, f"a bare URI ({', '.join(bare)}) among several hosts; {need}")
+        raise _bare_uri_among_others(bare, [label for kind, label, _ in kinds if kind != "uri"], source)
     if bare:
         # One host named by its URI, as before fleets: opening it checks the URI (and the one-shot start-up
         # loads no hypervisor code to check it here).
@@ -211,6 +207,20 @@ def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str
             raise _problem(source, f"unknown host {label!r}: expected {expected}, LABEL=URI, or a URI: {_URI_FORMS}")
     _check_distinct(specs.values(), source)
     return tuple(specs.values())
+
+
+def _bare_uri_among_others(bare: list[str], labels: list[str], source: str) -> VgpuError:
+    need = (f"several hosts need labels, as {FLAG} LABEL=URI (or VGPU_HOST=LABEL=URI,LABEL=URI), or LABELs "
+            "from config.toml [hosts]")
+    if source != FLAG:
+        return _problem(source, f"a bare URI ({', '.join(bare)}) among several hosts; {need}")
+    # --host is the one global option that may be repeated, but a bare URI must stand alone
+    if len(bare) > 1:
+        return InvalidValue("host", bare[0], need, sentence=f"{FLAG} given twice with a bare URI ({', '.join(bare)}); {need}")
+    allowed = f"name each host as {FLAG} LABEL=URI or a LABEL of config.toml [hosts], or give one {FLAG} URI alone"
+    return InvalidValue("host", bare[0], allowed, sentence=(
+        f"{FLAG} {bare[0]} is a bare URI, which names the only host of a run: it cannot be mixed with other hosts "
+        f"({', '.join(labels)}); {allowed}"))
 
 
 def words_of(value: Any) -> list[str]:
