@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from vgpu.models import HostVM
 from vgpu.scan import ScannedVM, ScanReport
 from vgpu.tables import plural
 
@@ -34,6 +33,7 @@ from .render import (
 )
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
+TWIN_HINT = "keep one copy (remove or re-create the other), then run 'vgpu-admin register-vm'"
 
 
 def _state_mark(entry: ScannedVM) -> str:
@@ -58,7 +58,7 @@ def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
     if not report.several_hosts:
         return None
     down = {host.label for host in report.unreachable}
-    copies = {conflict.vm_uuid: conflict.copies for conflict in report.conflicts}
+    copies = report.copies_by_uuid()
 
     def where(entry: ScannedVM) -> str:
         if entry.conflict:
@@ -72,8 +72,18 @@ def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
     return where
 
 
-def _unregistered_host(report: ScanReport, host_vm: HostVM) -> str:
-    return f" | Host: {member_text(host_vm.host, host_vm.resident_on)}" if report.several_hosts else ""
+def _unregistered_lines(report: ScanReport) -> Iterator[str]:
+    """The spec's line for each unregistered VM; one whose UUID is on several hosts is one line, marked as a
+    registered one is, naming each host (registering it is refused until one copy is left)."""
+    copies = report.copies_by_uuid()
+    for host_vm in report.unregistered:
+        twins = copies.get(host_vm.uuid)
+        status, action = ("⚠ Not registered", REGISTER_HINT) if twins is None else (
+            state_mark("conflict", hosts=len(twins)), TWIN_HINT)
+        line = f"UUID: {shown(host_vm.uuid)} | Name: {host_name(host_vm)} | Status: {status} | Action: {action}"
+        if report.several_hosts:
+            line += " | Host: " + ", ".join(member_text(copy.host, copy.resident_on) for copy in twins or (host_vm,))
+        yield line
 
 
 def unreachable_lines(report: ScanReport) -> list[str]:
@@ -145,8 +155,7 @@ def scan_lines(report: ScanReport) -> Iterator[str]:
         yield from (scan_line(e, where) for e in members)
         yield ""
     yield f"=== Unregistered VMs: {len(report.unregistered)} ==="
-    yield from (f"UUID: {shown(h.uuid)} | Name: {host_name(h)} | Status: ⚠ Not registered | Action: {REGISTER_HINT}"
-                f"{_unregistered_host(report, h)}" for h in report.unregistered)
+    yield from _unregistered_lines(report)
     yield from _extra_sections(report)
     yield from _closing(report)
 

@@ -305,6 +305,41 @@ def test_the_same_uuid_in_two_pools_is_a_conflict_never_merged(tmp_path, monkeyp
         assert world.pools["pool1"].sim.power_state(P1) is PowerState.RUNNING  # nothing was touched
 
 
+CLONE_X = uuid_of(9, 1)  # an unregistered VM copied to a second host, UUID and all
+
+
+def test_an_unregistered_uuid_on_two_hosts_is_one_vm_shown_as_a_conflict_and_counted_once(world):
+    world.sims["gpu1"].add_vm(CLONE_X, "clone-x", "running", "")
+    world.sims["gpu2"].add_vm(CLONE_X, "clone-x", "halted", "")
+    lines = ok_lines(world.cli("scan-vms"))
+    assert "=== Unregistered VMs: 3 ===" in lines  # spare-1, spare-2 and clone-x once
+    assert [line for line in lines if line.startswith(f"UUID: {CLONE_X} | Name:")] == [
+        f"UUID: {CLONE_X} | Name: clone-x | Status: ⚠ On 2 hosts | Action: keep one copy (remove or re-create the "
+        "other), then run 'vgpu-admin register-vm' | Host: gpu1, gpu2"]
+    header = lines.index("=== Same UUID on several hosts: 1 ===")  # each copy is still shown there
+    assert lines[header + 1].startswith(f"UUID: {CLONE_X} | Hosts: gpu1 (clone-x, running), gpu2 (clone-x, halted) | Not registered")
+    status = ok_lines(world.cli("status"))
+    assert "  clone-x, spare-1, spare-2 (not registered - will default to Pool A if registered without --pool)" in status
+    assert "Total VMs Unregistered: 3" in status and "Total VMs in System: 6" in status
+    data = json.loads(world.cli("status", "--format=json").out)
+    assert (data["total_unregistered"], data["total_in_system"]) == (3, 6)
+    assert [h["uuid"] for h in data["unregistered"]].count(CLONE_X) == 1
+    assert [c["vm_uuid"] for c in data["conflicts"]] == [CLONE_X]
+
+
+def test_a_scans_records_show_an_unregistered_uuid_on_two_hosts_once_with_both_hosts(world):
+    from vgpu import scan
+    from vgpu.hosts import open_fleet
+
+    world.sims["gpu1"].add_vm(CLONE_X, "clone-x", "running", "")
+    world.sims["gpu2"].add_vm(CLONE_X, "clone-x", "halted", "")
+    with world.store() as store, open_fleet(world.uris) as fleet:
+        report = scan.scan(store, fleet)
+    assert [h.uuid for h in report.unregistered].count(CLONE_X) == 1 and report.total_unregistered == 3
+    (record,) = [r for r in report.records() if r["vm_uuid"] == CLONE_X]
+    assert (record["host"], record["state"]) == ("gpu1, gpu2", "unregistered, on 2 hosts")
+
+
 # --- one database: vm_id unique across the fleet -------------------------------------------------------------
 
 

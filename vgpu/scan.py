@@ -173,7 +173,9 @@ class ScanReport(tables.Tabular):
 
     pools: tuple[Pool, ...]
     registered: tuple[ScannedVM, ...]  # Pool A then B; each highest priority first, then by vm_id
-    unregistered: tuple[HostVM, ...]  # by name (naturally: VM-2 before VM-10), then UUID
+    # by name (naturally: VM-2 before VM-10), then UUID; one per UUID: a UUID on several hosts is its first
+    # copy in the fleet's order, every copy being in ``conflicts``
+    unregistered: tuple[HostVM, ...]
     foreign_segments: tuple[ForeignSegment, ...]
     host_error: str | None = None  # set when no host could be listed: DB-only picture
     unfinished: tuple[UnfinishedOperation, ...] = ()  # oldest first
@@ -186,6 +188,10 @@ class ScanReport(tables.Tabular):
     def several_hosts(self) -> bool:
         """The scan covered more than one host: each VM's host is worth showing."""
         return len(self.hosts) > 1
+
+    def copies_by_uuid(self) -> dict[str, tuple[HostVM, ...]]:
+        """Each UUID listed by several hosts, with its copies in the fleet's order."""
+        return {conflict.vm_uuid: conflict.copies for conflict in self.conflicts}
 
     @property
     def unreachable(self) -> list[HostSummary]:
@@ -364,11 +370,14 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     for uuid, copies in twice.items():
         conflicts.append(UuidConflict(uuid, copies))
         on_host.pop(uuid, None)
-    unregistered = [*on_host.values(), *(copy for copies in twice.values() for copy in copies)]
-    unregistered.sort(key=lambda h: (natural_key(h.name), h.uuid, h.host))
+    each_copy = [*on_host.values(), *(copy for copies in twice.values() for copy in copies)]
+    each_copy.sort(key=lambda h: (natural_key(h.name), h.uuid, h.host))
+    # An unregistered UUID on several hosts is one VM in conflict, as a registered one is: listed and counted
+    # once (its first copy in the fleet's order), each copy kept in ``conflicts``.
+    unregistered = [h for h in each_copy if h.uuid not in twice or h is twice[h.uuid][0]] if twice else each_copy
     by_vm_id = {vm.vm_id: vm for vm in registered}
     foreign = []
-    for host_vm in unregistered:
+    for host_vm in each_copy:  # every copy's own segment: each may be a clone, whichever is kept
         quoted = host_vm.host in quoted_labels
         segment, running_only = parse(host_vm.device_model_args, quoted=quoted), False
         if not segment.present and host_vm.booted_args:  # a running QEMU's vm_id counts until it stops

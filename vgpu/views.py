@@ -64,6 +64,7 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
                      "host": ", ".join(entry.conflict) or entry.host,
                      "resident_on": entry.resident_on})
     foreign = {(item.host_vm.uuid, item.host_vm.host): item for item in report.foreign_segments}
+    copies = report.copies_by_uuid()
     for host_vm in report.unregistered:
         rows.append({
             "vm_uuid": host_vm.uuid, "vm_name": host_vm.name, "pool_id": None, "priority": None,
@@ -71,6 +72,10 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
             "state": _unregistered_state(foreign.get((host_vm.uuid, host_vm.host))), "running_with": None,
             "host": host_vm.host, "resident_on": host_vm.resident_on,
         })
+        twins = copies.get(host_vm.uuid)
+        if twins is not None:  # on several hosts: one row naming each, and no one copy's power, as a registered VM's
+            rows[-1].update(power_state=None, state=f"unregistered, on {len(twins)} hosts",
+                            host=", ".join(copy.host for copy in twins), resident_on=None)
     pools = [f'Pool {pool.pool_id} "{pool.pool_name}": {plural(len(report.in_pool(pool.pool_id)), "VM")}' for pool in report.pools]
     caption = join_captions([
         *pools, _count(report.total_unregistered, "unregistered"), _count(report.total_in_system, "in system"),
