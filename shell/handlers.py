@@ -202,7 +202,7 @@ def history(ctx: Context, opts: dict) -> int:
     limit = values.parse_count("limit", opts.get("limit", "50"))
     subject = vm or pool
     entries = audit.history(ctx.store, subject, limit=limit)
-    return _emit(ctx, opts, entries, lambda: render.history(entries, audit.registered_names(ctx.store, entries)))
+    return _emit(ctx, opts, entries, lambda: render.history(entries, audit.vm_names(ctx.store, entries)))
 
 
 def recover(ctx: Context, opts: dict) -> int:

@@ -390,7 +390,7 @@ def _history_subject(entry: AuditEntry, names: dict[str, str]) -> str:
 
 def history(entries: list[AuditEntry], names: dict[str, str] | None = None) -> str:
     """One line per entry: when, what, the VM (by name and UUID) or pool, and the change in the words the
-    other commands use. ``names``: VM names for entries whose own record has none (the current ones)."""
+    other commands use. ``names``: VM names for entries whose own record has none (audit.vm_names)."""
     if not entries:
         return "No recorded changes."
     return "\n".join(f"{shown(e.at)} | {shown(e.action)} | {_history_subject(e, names or {})} | {_change_summary(e)}"

@@ -52,16 +52,30 @@ def test_history_filters_by_subject_in_any_case(store):
     assert audit.history(store, "B") == []
 
 
-def test_registered_names_fills_in_only_vms_whose_records_name_none(store):
+def test_vm_names_fills_in_only_vms_whose_records_name_none(store):
     vms.db_register(store, U1, vm_name="web")
     vms.db_register(store, U2)  # no name when registered ...
     with store.writing() as conn:  # ... one given later (names come from the host; no command renames)
         conn.execute("UPDATE vms SET vm_name = 'late' WHERE vm_uuid = ?", (U2,))
     pools.set_pool_name(store, "A", "Prod")
-    assert audit.registered_names(store, audit.history(store)) == {U2: "late"}
-    assert audit.registered_names(store, audit.history(store, U1)) == {}
+    assert audit.vm_names(store, audit.history(store)) == {U2: "late"}
+    assert audit.vm_names(store, audit.history(store, U1)) == {}
     vms.db_remove(store, U2)
-    assert audit.registered_names(store, audit.history(store)) == {}  # removed, and its entries name none
+    assert audit.vm_names(store, audit.history(store)) == {U2: "late"}  # removed: the name its removal recorded
+
+
+def test_vm_names_of_a_removed_vm_come_from_its_own_records_for_its_stop_rows(store):
+    vms.db_register_many(store, [{"vm_uuid": U1, "vm_name": "web"}])  # a batch registration: one entry for all
+    with store.writing() as conn:  # a stop names no VM (as every database has recorded them)
+        audit.record(conn, "stop", U1, None, {"stop": "clean"})
+    vms.db_remove(store, U1)
+    entries = audit.history(store, U1)
+    assert [(e.action, e.vm_name) for e in entries] == [("remove", "web"), ("stop", None), ("register", "web")]
+    assert audit.vm_names(store, entries) == {U1: "web"}
+    assert audit.vm_names(store, audit.history(store, U1, limit=2)[1:]) == {U1: "web"}  # the stop row alone
+    vms.db_register(store, U2)  # never named: nothing to show but its UUID
+    vms.db_remove(store, U2)
+    assert audit.vm_names(store, audit.history(store, U2)) == {}
 
 
 def test_history_limit_keeps_the_newest(store):

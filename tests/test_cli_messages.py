@@ -168,6 +168,18 @@ def test_history_names_a_vm_registered_without_one_by_its_current_name(spec):
     assert history_lines(spec, f"--vm-uuid={vm21}") == [f"register | render box ({vm21}) | pool A, priority medium (1), VM ID 21"]
 
 
+def test_history_names_a_removed_vm_on_its_stop_rows_too(spec):
+    vm1 = spec.uuid("VM-1")  # running: the change stops it, and the audit log says how
+    assert spec.cli("set-priority", f"--vm-uuid={vm1}", "--priority=low", stdin="yes\n").code == 0
+    assert spec.cli("remove-vm", f"--vm-uuid={vm1}").code == 0
+    assert history_lines(spec, f"--vm-uuid={vm1}") == [
+        f"remove | VM-1 ({vm1}) | pool A, priority low (0), VM ID 1",
+        f"update | VM-1 ({vm1}) | priority high (2) → low (0)",
+        f"stop | VM-1 ({vm1}) | shut down cleanly",
+        f"register | VM-1 ({vm1}) | pool A, priority high (2), VM ID 1",
+    ]
+
+
 def test_history_json_keeps_the_raw_values(spec):
     vm6 = spec.uuid("VM-6")
     assert spec.cli("set-priority", f"--vm-uuid={vm6}", "--priority=high", stdin="yes\n").code == 0

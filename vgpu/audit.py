@@ -90,9 +90,10 @@ def _entry(entry_id: int, at: object, action: object, subject: object, old: obje
     return AuditEntry(entry_id, *fields, _load(old, "old", row), _load(new, "new", row))
 
 
-def registered_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
-    """The current registered name of each VM in ``entries`` whose own record names none (an entry keeps
-    the name the VM had then; this is for the ones that had none). One read, only when there are such VMs."""
+def vm_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
+    """A name for each VM in ``entries`` whose own record names none (an entry keeps the name the VM had
+    then; a stop's names none): its registered name, or for a VM no longer registered the last name the log
+    recorded for it (its removal's), which old databases have too. One read per kind, only when needed."""
     unnamed = sorted({entry.subject for entry in entries if entry.action != "rename-pool" and not entry.vm_name})
     if not unnamed:
         return {}
@@ -101,7 +102,28 @@ def registered_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
             "SELECT vm_uuid, vm_name FROM vms WHERE vm_name IS NOT NULL AND vm_uuid IN (SELECT value FROM json_each(?))",
             (_encoder().encode(unnamed),),
         ).fetchall()
-    return dict(rows)
+        names = dict(rows)
+        gone = [subject for subject in unnamed if subject not in names]
+        if gone:
+            names.update(_recorded_names(conn, gone))
+    return names
+
+
+# The name each record of a VM gives it: the newer (``new``) first. A record that is not JSON (a damaged row,
+# which history reports when it shows it) names nothing rather than failing the names of the others.
+_RECORDED_NAMES_SQL = """
+SELECT subject, COALESCE(CASE WHEN json_valid(new) THEN json_extract(new, '$.vm_name') END,
+                         CASE WHEN json_valid(old) THEN json_extract(old, '$.vm_name') END)
+FROM vgpu_audit WHERE subject IN (SELECT value FROM json_each(?)) AND action IN ('register', 'update', 'remove')
+ORDER BY entry_id
+"""
+
+
+def _recorded_names(conn: sqlite3.Connection, subjects: list[str]) -> dict[str, str]:
+    """The last name the log recorded for each of ``subjects`` (VMs registered one by one, or removed: a
+    VM of a batch registration that is no longer registered has its removal's record)."""
+    rows = conn.execute(_RECORDED_NAMES_SQL, (_encoder().encode(subjects),)).fetchall()
+    return {subject: name for subject, name in rows if isinstance(name, str) and name}
 
 
 def _subject_key(subject: object) -> str:
