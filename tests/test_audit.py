@@ -151,3 +151,7 @@ def test_history_takes_a_subject_as_typed_and_refuses_anything_else(store):
     assert caught.value.field == "subject" and caught.value.value == "web-1"
     with pytest.raises(InvalidValue):
         audit.history(store, limit=0)
+
+
+def test_the_old_name_of_vm_names_still_answers_for_scripts_written_against_it():
+    assert audit.registered_names is audit.vm_names

@@ -109,6 +109,9 @@ def vm_names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
     return names
 
 
+registered_names = vm_names  # its name before it named removed VMs too: kept, so scripts that call it still run
+
+
 # The name each record of a VM gives it: the newer (``new``) first. A record that is not JSON (a damaged row,
 # which history reports when it shows it) names nothing rather than failing the names of the others.
 _RECORDED_NAMES_SQL = """
