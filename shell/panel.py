@@ -29,6 +29,7 @@ from .render import (
     pool_block_lines,
     segment_text,
     state_mark,
+    unfinished_hint,
     unfinished_lines,
 )
 
@@ -114,17 +115,22 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
         yield from (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Pool: {e.vm.pool_id} | VM ID: {e.vm.vm_id} | "
                     f"Action: Run 'vgpu-admin remove-vm --vm-uuid={e.vm.vm_uuid}' if it is gone for good"
                     for e in report.missing)
+    # A VM whose change is unfinished is pointed at recover (or told to wait): a repair or an apply is refused
+    # while the change holds it, and the change's own undo or completion is what puts it right.
+    unfinished = {op.vm_uuid: op for op in report.unfinished}
     if report.drift:
         yield from ("", f"=== Device-model args differ from the database: {len(report.drift)} ===")
         for e in report.drift:
             found = config_text(e.segment.config) if e.segment.config else (
                 f"unreadable ({shown(e.segment.reason)})" if e.segment.present else "no segment")
+            action = _instead(unfinished.get(e.vm.vm_uuid)) or f"Run 'vgpu-admin repair-vm --vm-uuid={e.vm.vm_uuid}'"
             yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
-                   f"Args: {found} | Action: Run 'vgpu-admin repair-vm --vm-uuid={e.vm.vm_uuid}'")
+                   f"Args: {found} | Action: {action}")
     if report.pending:
         yield from ("", f"=== Running with an older configuration (pending restart): {len(report.pending)} ===")
         yield from (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
-                    f"Running: {segment_text(e.booted)} | Action: {apply_hint(e.vm.vm_uuid)} (restarts the VM)"
+                    f"Running: {segment_text(e.booted)} | Action: "
+                    f"{_instead(unfinished.get(e.vm.vm_uuid)) or apply_hint(e.vm.vm_uuid) + ' (restarts the VM)'}"
                     for e in report.pending)
     if report.booted_unknown:
         unknown = report.booted_unknown
@@ -144,6 +150,12 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
             whose = f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid}: a clone?)" if f.owner else ""
             yield (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Carries: {carried}{whose} | "
                    f"Action: Run 'vgpu-admin repair-vm --vm-uuid={shown(f.host_vm.uuid)}' to clear it, or register it")
+
+
+def _instead(operation) -> str | None:
+    """An Action for a VM with an unfinished change, in place of a repair or an apply; None without one."""
+    hint = unfinished_hint(operation)
+    return hint and hint[0].upper() + hint[1:]
 
 
 def scan_lines(report: ScanReport) -> Iterator[str]:

@@ -55,6 +55,14 @@ def apply_hint(vm_uuid: str) -> str:
     return f"Run 'vgpu-admin apply-vm --vm-uuid={vm_uuid}'"
 
 
+def unfinished_hint(operation) -> str | None:
+    """What to do about a VM with an unfinished change, instead of the repair or apply its state would call
+    for (both are refused while the change holds the VM): None when it has none."""
+    if operation is None:
+        return None
+    return "wait: another session is changing it" if operation.in_progress else "run 'vgpu-admin recover': a change to it was interrupted"
+
+
 # --- pools ------------------------------------------------------------------------------------------------
 
 
@@ -280,9 +288,9 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     else:
         lines.append(f"Power state: {host_vm.power_state.value}")
         lines.append(f"Status: {state_mark(state)}")  # as scan-vms says it: what the VM booted with decides
-        lines.append(f"Device-model args: {segment_status(vm.config, segment)}")
+        lines.append(f"Device-model args: {segment_status(vm.config, segment, unfinished_hint(operation))}")
         if host_vm.power_state.value != "halted":
-            lines.append(f"Running with: {booted_status(vm, booted, state)}")
+            lines.append(f"Running with: {booted_status(vm, booted, state, unfinished_hint(operation))}")
     lines.append(f"Registered: {shown(vm.created_at)} | Updated: {shown(vm.updated_at)}")
     if operation is not None and operation.in_progress:
         lines.append(f"Operation in progress: {operation_text(operation)}")
@@ -293,8 +301,9 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     return "\n".join(lines)
 
 
-def booted_status(vm: VM, booted, state: str) -> str:
-    """What the running VM's QEMU booted with, beside the database (show-vm's "Running with" line)."""
+def booted_status(vm: VM, booted, state: str, instead: str | None = None) -> str:
+    """What the running VM's QEMU booted with, beside the database (show-vm's "Running with" line).
+    ``instead``: what to do in place of an apply-vm (see :func:`unfinished_hint`)."""
     if booted is None:
         return "? unknown (the host cannot tell what the VM booted with; restarting it applies the stored args)"
     if booted.config == vm.config:
@@ -302,7 +311,8 @@ def booted_status(vm: VM, booted, state: str) -> str:
     found = {"no segment": "no vgpu segment", "unreadable segment": f"unreadable vgpu segment {excerpt(booted.raw)}"}
     text = f"⚠ {found.get(segment_text(booted), segment_text(booted))}"
     if state == "pending":
-        text += f" - pending restart (run 'vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}')"
+        apply = f"run 'vgpu-admin apply-vm --vm-uuid={vm.vm_uuid}'"
+        text += f" - pending restart ({instead or apply})"
     return text
 
 
@@ -331,16 +341,18 @@ def state_mark(state: str, host_known: bool = True, hosts: int = 0) -> str:
     return _MARKS[state]
 
 
-def segment_status(expected: VMConfig, segment) -> str:
+def segment_status(expected: VMConfig, segment, instead: str | None = None) -> str:
     """The args stored on the host beside the database: what the VM takes at its next boot, which is not
-    what a running VM has (show-vm's Status and "Running with" say that)."""
+    what a running VM has (show-vm's Status and "Running with" say that). ``instead``: what to do in place
+    of a repair-vm (see :func:`unfinished_hint`)."""
+    fix = instead or "run 'vgpu-admin repair-vm'"
     if segment.config == expected:
         return f"✓ as registered ({config_text(expected)}), read at the VM's next boot"
     if not segment.present:
-        return "⚠ no vgpu segment (run 'vgpu-admin repair-vm')"
+        return f"⚠ no vgpu segment ({fix})"
     if segment.config is None:
-        return f"⚠ unreadable vgpu segment {excerpt(segment.raw)} ({shown(segment.reason)}; run 'vgpu-admin repair-vm')"
-    return f"⚠ says {config_text(segment.config)} (run 'vgpu-admin repair-vm')"
+        return f"⚠ unreadable vgpu segment {excerpt(segment.raw)} ({shown(segment.reason)}; {fix})"
+    return f"⚠ says {config_text(segment.config)} ({fix})"
 
 
 # --- history and recovery ---------------------------------------------------------------------------------

@@ -194,3 +194,32 @@ def test_history_shows_a_field_or_value_it_does_not_know_as_recorded():
 
     entry = AuditEntry(1, "t", "update", NOWHERE, {"priority": 7, "vm_id": None, "tag": "x"}, {"priority": 1, "vm_id": 3, "tag": "y"})
     assert render.history([entry]) == f"t | update | {NOWHERE} | priority 7 → medium (1), VM ID none → 3, tag x → y"
+
+
+def _interrupted_after_the_args_were_written(spec: SpecHost, name: str) -> str:
+    """A set-pool to B killed after it wrote VM's args and before it updated the database: the args say B,
+    the database A, and the change is left to recover (its session is gone)."""
+    from vgpu import devargs, journal
+    from vgpu.models import VMConfig
+
+    uuid = spec.uuid(name)
+    with Store(spec.db) as store, store.writing() as conn:
+        vm = vms.select_vm(conn, uuid)
+        new = VMConfig("B", vm.priority, vm.vm_id)
+        journal.begin(conn, uuid, "reconfigure", vm, new, False)
+        conn.execute("UPDATE vgpu_operations SET owner = 'gone.invalid:1', released_at = 'T'")
+    spec.sim.set_device_model_args(uuid, devargs.merge(spec.sim.get_device_model_args(uuid), new))
+    return uuid
+
+
+def test_a_vm_whose_change_was_interrupted_is_pointed_at_recover_not_at_repair(spec):
+    uuid = _interrupted_after_the_args_were_written(spec, "VM-1")
+    scanned = spec.cli("scan-vms").out_lines
+    [drift] = [line for line in scanned if line.startswith(f"UUID: {uuid} | Name: VM-1 | Database:")]
+    assert drift.endswith("| Action: Run 'vgpu-admin recover': a change to it was interrupted"), drift
+    assert not any("repair-vm" in line and uuid in line for line in scanned)
+    shown = spec.cli("show-vm", f"--vm-uuid={uuid}").out_lines
+    [args] = [line for line in shown if line.startswith("Device-model args:")]
+    assert args.endswith("(run 'vgpu-admin recover': a change to it was interrupted)"), args
+    assert not any("repair-vm" in line for line in shown)
+    assert spec.cli("repair-vm", f"--vm-uuid={uuid}").code == 1  # what the hint used to name is refused
