@@ -391,15 +391,6 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
                       hosts=hosts, conflicts=tuple(conflicts), elsewhere=elsewhere)
 
 
-def _name_of(vm_uuid: str, registered: list[VM], host_vms: list[HostVM]) -> str | None:
-    """A VM's name for an unfinished operation: its registration's, else the host's (a few operations at
-    most, so a search beats a dict of every VM's name)."""
-    for vm in registered:
-        if vm.vm_uuid == vm_uuid:
-            return vm.vm_name
-    return next((host_vm.name or None for host_vm in host_vms if host_vm.uuid == vm_uuid), None)
-
-
 @attrs.frozen
 class VMView:
     """One registered VM as show-vm presents it: the registration, the host's view, the stored segment and
