@@ -188,3 +188,51 @@ def test_a_registration_row_whose_vm_was_last_seen_on_a_host_that_is_down_is_ref
     assert plan.vms == () and [p.vm_uuid for p in plan.updates.plans] == [uuid_of(2, 1)]
     assert [problem.row for problem in plan.problems] == [1, 3]
     assert str(plan.problems[0].error).startswith(f"VM {new} is on host gpu2, but it was last seen on host gpu1")
+
+
+# --- a copy that appeared since the fleet last looked ------------------------------------------------------
+
+
+def test_a_change_on_a_long_lived_fleet_finds_a_copy_that_appeared_since_its_last_look(fleet_of_two):
+    from vgpu import lifecycle, scan
+
+    store, sims, placed = fleet_of_two
+    fleet = Fleet(sims)  # a notebook's connection: it keeps where it saw each VM
+    scan.status(store, fleet)
+    vm = uuid_of(1, 1)
+    sims["gpu2"].add_vm(vm, "copy", "halted", sims["gpu1"].get_device_model_args(vm))  # copied between pools since
+    with pytest.raises(DuplicateVM) as caught:
+        lifecycle.reconfigure_vm(store, fleet, vm, priority="high", confirm=lambda plan: True)
+    assert caught.value.hosts == ("gpu1", "gpu2")
+    assert sims["gpu1"].get_device_model_args(vm) == sims["gpu2"].get_device_model_args(vm) == segment("A", 1, 11)
+    assert sims["gpu1"].power_state(vm) is PowerState.RUNNING and journal.unfinished(store) == []
+
+
+def test_a_copy_that_appears_while_the_change_awaits_its_confirmation_is_refused(fleet_of_two):
+    from vgpu import lifecycle
+
+    store, sims, placed = fleet_of_two
+    fleet = Fleet(sims)
+    vm = uuid_of(1, 2)
+
+    def confirm(plan):
+        sims["gpu2"].add_vm(vm, "copy", "halted", sims["gpu1"].get_device_model_args(vm))
+        return True
+
+    with pytest.raises(DuplicateVM):
+        lifecycle.reconfigure_vm(store, fleet, vm, priority="high", confirm=confirm)
+    assert sims["gpu1"].get_device_model_args(vm) == segment("A", 1, 12) and sims["gpu1"].power_state(vm) is PowerState.RUNNING
+    assert vms.get(store, vm).priority == 1 and journal.unfinished(store) == []
+
+
+def test_a_bulk_apply_refuses_the_row_whose_vm_gained_a_copy_after_the_plan_and_does_the_rest(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    fleet = Fleet(sims)
+    copied, other = uuid_of(1, 3), uuid_of(1, 4)
+    plan = bulk.plan_many(store, fleet, [{"vm_uuid": copied, "pool": "B"}, {"vm_uuid": other, "pool": "B"}])
+    sims["gpu2"].add_vm(copied, "copy", "halted", sims["gpu1"].get_device_model_args(copied))
+    result = bulk.apply_many(store, fleet, plan)
+    assert [failure.vm_uuid for failure in result.failures] == [copied]
+    assert isinstance(result.failures[0].error, DuplicateVM)
+    assert [done.vm.vm_uuid for done in result.results] == [other]
+    assert sims["gpu1"].get_device_model_args(copied) == segment("A", 1, 13) and vms.get(store, copied).pool_id == "A"

@@ -25,7 +25,7 @@ from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, I
                      ReconfigureFailed, ShutdownNotConfirmed, StalePlan, VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
-from .hypervisor.fleet import Fleet, as_fleet, label_for
+from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
@@ -304,6 +304,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> tuple[journ
         if plan.new.vm_id != current.vm_id:  # taken since the plan was made: refused before the VM is stopped
             vms.check_vm_id_free(conn, plan.new.vm_id, plan.vm_uuid)
     try:
+        locate_again(host, plan.vm_uuid)  # a copy on another host since the plan (or a notebook's last look)
         seen = describe(host, plan.vm_uuid)
         check_power_state(plan.vm_uuid, seen.power_state)
     except BaseException as refused:
@@ -638,7 +639,7 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     # Ask the host before journalling, as repair_vm does: a host that refuses us at once (no password, no
     # such host) leaves nothing behind, not an operation that locks the VM until recover.
     try:
-        seen = _on_host(host, vm.vm_uuid)
+        seen = _on_host(host, vm.vm_uuid, look_again=True)
         if seen is not None:
             check_only_copy(store, host, vm.vm_uuid, seen.host)
     except HypervisorError as failure:
@@ -684,9 +685,12 @@ def _running_with(host: Hypervisor, seen: HostVM | None) -> VMConfig | None:
 
 
 
-def _on_host(host: Hypervisor, vm_uuid: str) -> HostVM | None:
-    """The VM as the host describes it, or None when the host has no such VM (any other host error is raised)."""
+def _on_host(host: Hypervisor, vm_uuid: str, look_again: bool = False) -> HostVM | None:
+    """The VM as the host describes it, or None when the host has no such VM (any other host error is raised).
+    ``look_again``: over a fleet, every host is asked again first (:func:`locate_again`), as before a change."""
     try:
+        if look_again:
+            locate_again(host, vm_uuid)
         return describe(host, vm_uuid)
     except HypervisorError as error:
         if not codes.vm_missing(error):
@@ -756,6 +760,7 @@ def _booted_quietly(host: Hypervisor, vm_uuid: str) -> str | None:
 def _args_to_repair(host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:
     """The VM's device-model args; NotFound (bad input, like register-vm's) when the host has no such VM."""
     try:
+        locate_again(host, vm_uuid)  # over a fleet: a copy on another host since it last looked is refused
         return host.get_device_model_args(vm_uuid)
     except HypervisorError as error:
         if not codes.vm_missing(error):

@@ -215,11 +215,24 @@ class Fleet:
             raise DuplicateVM(key, labels)
         return labels[0]
 
+    def locate(self, vm_uuid: str) -> str:
+        """The label of the host that has this VM, asking every host again (one call each, at once) whatever
+        the fleet remembers: before a change, since a long-lived fleet (a notebook's) may have last looked
+        before the VM was copied to another host, and the copy must be found (DuplicateVM), not left behind."""
+        if not self.several:
+            return next(iter(self.members))
+        key = vm_uuid.lower()
+        labels = self._probe(key)
+        if len(labels) > 1:
+            raise DuplicateVM(key, labels)
+        return labels[0]
+
     def _probe(self, key: str) -> list[str]:
         """Ask every host whether it has the VM (one call each, at once)."""
         found, failed = [], {}
         for label, outcome in self._each(lambda host: host.power_state(key)).items():
             if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
+                self._where.lost(key, label)  # what it remembered of this host no longer holds
                 continue
             if isinstance(outcome, VgpuError):
                 failed[label] = outcome
@@ -377,6 +390,13 @@ def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError) -
                            f"not be asked ({cause}): a copy may still be there, which a change made on {found_on} "
                            f"alone would leave behind; nothing was done. Try again when {last_seen} answers, or "
                            f"name the host you mean (--host {found_on})", ["VM", vm_uuid])
+
+
+def locate_again(host: Hypervisor, vm_uuid: str) -> None:
+    """Before a change to the VM: over a fleet of several hosts, every host is asked again where it is (see
+    :meth:`Fleet.locate`); one host asks nothing."""
+    if isinstance(host, Fleet) and host.several:
+        host.locate(vm_uuid)
 
 
 def as_fleet(host: Hypervisor) -> Fleet:
