@@ -109,6 +109,70 @@ def test_two_bare_uris_are_refused_since_several_hosts_need_labels():
     assert "LABEL=URI" in str(caught.value)
 
 
+# Two spellings of one host, as the host's own reader takes them: each pair would list every VM twice.
+ONE_HOST_TWO_SPELLINGS = [
+    ("sim:{dir}/a.json", "sim:{dir}//a.json"),
+    ("sim:{dir}/a.json", "sim:a.json"),  # relative to the working directory, where the host file is opened
+    ("sim:{dir}/a.json", "sim:{dir}/sub/../a.json"),
+    ("sim:{dir}/a.json", "sim:{dir}/link.json"),  # a symlink to it
+    ("xapi://root@127.0.1.1:44561", "xapi://root@127.0.1.1:44561/"),
+    ("xapi://root@127.0.1.1:44561", "xapi://root@127.0.1.1:044561"),
+    ("xapi://root@pool1-master", "xapi://root@POOL1-Master"),
+    ("xapi://pool1-master", "xapi://root@pool1-master:80"),  # the default user and port filled in
+    ("xapis://root@10.0.2.1?cafile=/etc/vgpu/pool2.pem", "xapis://root@10.0.2.1:443/"),
+    ("xapi+unix:", "xapi+unix:/var/lib/xcp/xapi"),
+    ("xe:", "xe:xe"),
+    ("qemu+ssh://root@kvm3/system", "qemu+ssh://root@KVM3/system"),
+]
+# ... and different hosts, or spellings the host's reader does not take as one host, which stay apart.
+DIFFERENT_HOSTS = [
+    ("sim:{dir}/a.json", "sim:{dir}/b.json"),
+    ("xapi://root@127.0.1.1:44561", "xapi://root@127.0.1.1:44562"),
+    ("xapi://root@pool1-master", "xapis://root@pool1-master"),
+    ("xapi+unix:", "xapi+unix:/run/pool2/xapi"),
+    ("xe:", "xe:/usr/local/bin/xe-pool2"),
+    ("qemu+ssh://root@kvm3/system", "qemu+ssh://root@kvm4/system"),
+    ("test:///default", "test:///default/"),  # libvirt reads a trailing '/' as another path
+]
+
+
+def _spelled(uri, tmp_path):
+    return uri.format(dir=tmp_path)
+
+
+@pytest.mark.parametrize(("first", "second"), ONE_HOST_TWO_SPELLINGS)
+def test_two_labels_for_two_spellings_of_one_host_are_refused(tmp_path, monkeypatch, first, second):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.json").symlink_to(tmp_path / "a.json")
+    first, second = _spelled(first, tmp_path), _spelled(second, tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        config.load({"host": [f"a={first}", f"b={second}"]})
+    assert str(caught.value) == f"--host: hosts a and b have the same URI {first} (b writes it {second}); keep one"
+
+
+@pytest.mark.parametrize(("first", "second"), DIFFERENT_HOSTS)
+def test_two_labels_for_different_hosts_are_two_hosts(tmp_path, first, second):
+    first, second = _spelled(first, tmp_path), _spelled(second, tmp_path)
+    assert [spec.uri for spec in config.load({"host": [f"a={first}", f"b={second}"]}).hosts] == [first, second]
+
+
+def test_a_hosts_table_with_two_spellings_of_one_host_names_the_file(user_config):
+    user_config.write_text('[hosts]\ngpu1 = "xapi://root@pool1:443"\ngpu2 = "xapi://root@Pool1:0443/"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load()
+    assert str(caught.value) == (f"{user_config}: hosts gpu1 and gpu2 have the same URI xapi://root@pool1:443 "
+                                 "(gpu2 writes it xapi://root@Pool1:0443/); keep one")
+
+
+def test_on_the_command_line_two_spellings_of_one_host_are_one_line_and_exit_2(tmp_path, spec_free_db):
+    outcome = run(["scan-vms", "--db", str(spec_free_db), "--host", f"a=sim:{tmp_path}/a.json",
+                   "--host", f"b=sim:{tmp_path}//a.json"])
+    assert outcome.code == 2 and outcome.one_error_line() == (
+        f"error: --host: hosts a and b have the same URI sim:{tmp_path}/a.json (b writes it sim:{tmp_path}//a.json); keep one")
+    assert not spec_free_db.exists()
+
+
 @pytest.mark.parametrize(("toml", "expected"), [
     ('[hosts]\n"Big Host" = "xe:"\n', "invalid host label 'Big Host'"),
     ('[hosts]\ngpu1 = 7\n', "host gpu1 = 7: expected \"URI\" or { uri = \"URI\", ... }"),

@@ -48,6 +48,38 @@ def check_uri(uri: str) -> str:
     return text
 
 
+def host_key(uri: str) -> str:
+    """``uri`` (already checked) spelled one way per host it reaches, as that host's own reader takes it, so that
+    two labels for one host can be refused: a simulated host by the real path of its file; a XenAPI one by its
+    scheme, user, lower-case host and port (defaults filled in; options and a trailing '/' change no host); a
+    libvirt one with its scheme and host in lower case and its path as given (libvirt reads qemu:///system/ as
+    another path); xe: by the xe it runs. Called only with several hosts: the one-shot start-up stays light."""
+    if uri.startswith("sim:"):
+        import os.path  # the sim backend opens the path relative to the working directory, as realpath does
+
+        return f"sim:{os.path.realpath(uri[len('sim:'):])}"
+    if uri.startswith(("xapi://", "xapis://", "xapi+unix:")):
+        from .hypervisor.xapi_uri import parse_uri
+
+        target = parse_uri(uri)
+        if target.is_local:
+            return f"xapi+unix:{target.socket_path}"
+        port = target.port or (443 if target.scheme == "https" else 80)
+        return f"{target.scheme}://{target.user}@{target.host.lower()}:{port}"
+    if uri.startswith("xe:"):
+        return f"xe:{uri[len('xe:'):] or 'xe'}"
+    return _libvirt_key(uri)
+
+
+def _libvirt_key(uri: str) -> str:
+    scheme, _, rest = uri.partition(":")
+    if not rest.startswith("//"):
+        return f"{scheme.lower()}:{rest}"
+    end = next((index for index, char in enumerate(rest) if index > 1 and char in "/?#"), len(rest))
+    user, at, server = rest[2:end].rpartition("@")
+    return f"{scheme.lower()}://{user}{at}{server.lower()}{rest[end:]}"
+
+
 def refuse_password(uri: str) -> None:
     """InvalidValue if ``uri`` is in USER:PASSWORD@HOST form, whatever its scheme, showing it masked: before
     it reaches a repr, a log or a scan's JSON. Cheap, for the URIs nothing else checks before opening them."""

@@ -29,6 +29,7 @@ from .basics import Frozen
 from .errors import ConfigError, InvalidValue, VgpuError
 from .host_uri import ALLOWED as _URI_FORMS
 from .host_uri import check as _check_form
+from .host_uri import host_key as _host_key
 from .host_uri import refuse_password as _refuse_password
 
 if TYPE_CHECKING:
@@ -150,12 +151,19 @@ def _entry(label: str, entry: object, source: str) -> HostSpec:
 
 
 def _check_distinct(specs: Iterable[HostSpec], source: str) -> None:
-    """Two labels for one host would show every VM of it twice, as a conflict: refused."""
-    seen: dict[str, str] = {}
+    """Two labels for one host would show every VM of it twice, as a conflict: refused, however each URI spells
+    the host (sim:a.json and sim:/abs/a.json, xapi://h and xapi://root@H:80/)."""
+    specs = list(specs)
+    if len(specs) < 2:
+        return  # nothing to compare, and nothing imported to spell a lone URI
+    seen: dict[str, HostSpec] = {}
     for spec in specs:
-        if spec.uri in seen:
-            raise _problem(source, f"hosts {seen[spec.uri]} and {spec.label} have the same URI {spec.uri}; keep one")
-        seen[spec.uri] = spec.label
+        key = _host_key(spec.uri)
+        if key in seen:
+            first = seen[key]
+            spelled = "" if spec.uri == first.uri else f" ({spec.label} writes it {spec.uri})"
+            raise _problem(source, f"hosts {first.label} and {spec.label} have the same URI {first.uri}{spelled}; keep one")
+        seen[key] = spec
 
 
 def split_words(value: str) -> list[str]:
