@@ -59,6 +59,9 @@ _SENTENCES = {
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
                      "be changed and vgpu does not stop it; define it first (virsh define)",
 }
+# The same failure on KVM has another cause: a domain hears a clean shutdown through its ACPI power button or
+# a guest agent, and PV drivers mean nothing there (install-libvirt.md gives this cause).
+_LIBVIRT_LACKS_CLEAN_SHUTDOWN = "{vm} cannot shut down cleanly (ACPI off and no agent channel); only a forced stop works"
 _MISSING_DETAIL = {FAILED_TO_START_EMULATOR: "no reason given", INTERNAL_ERROR: "no message", HOST_UNREACHABLE: "no answer"}
 
 
@@ -71,6 +74,11 @@ def sentence_for(code: str, details: Sequence[str] = (), vm: str | None = None) 
         return f"the host refused the operation on {subject}: {code}{extra}"
     missing = _MISSING_DETAIL.get(code, "?")
     return template.format(*(_detail(details, index, missing) for index in range(3)), vm=subject)
+
+
+def libvirt_lacks_clean_shutdown(vm_uuid: str) -> HypervisorError:
+    """VM_LACKS_FEATURE as the libvirt backend says it, naming libvirt's cause rather than XAPI's."""
+    return HypervisorError(VM_LACKS_FEATURE, _LIBVIRT_LACKS_CLEAN_SHUTDOWN.format(vm=f"VM {vm_uuid}"), [vm_uuid])
 
 
 def vm_missing(error: HypervisorError) -> bool:

@@ -145,7 +145,7 @@ class LibvirtHost:
                 _refuse_saved(dom, vm_uuid, PowerState.HALTED)
                 return True
             if not libvirt_xml.can_shut_down_cleanly(dom.XMLDesc(0)):
-                raise codes.host_error(codes.VM_LACKS_FEATURE, [vm_uuid], vm_uuid)
+                raise codes.libvirt_lacks_clean_shutdown(vm_uuid)
             while not _is_off(dom):
                 now = time.monotonic()
                 if now >= deadline:
