@@ -370,7 +370,10 @@ def test_qemu_that_will_not_start_is_an_emulator_sentence(domains, host):
     with pytest.raises(HypervisorError) as caught:
         host.start(vm_uuid)
     assert caught.value.code == codes.FAILED_TO_START_EMULATOR
-    assert "could not start the device emulator (QEMU)" in str(caught.value)
+    sentence = str(caught.value)
+    assert sentence.startswith(f"the host could not start the device emulator (QEMU) for VM {vm_uuid}: ")
+    # libvirt starts its message with "internal error: " itself: after our sentence's own cause it said nothing
+    assert "internal error" not in sentence and "no-such-option" in sentence, sentence
     assert host.power_state(vm_uuid) is PowerState.HALTED
 
 

@@ -186,7 +186,9 @@ class LibvirtHost:
         error = _host_error(exc, vm_uuid)
         if error.code != codes.INTERNAL_ERROR:
             return error
-        return codes.host_error(codes.FAILED_TO_START_EMULATOR, [vm_uuid, dom.name(), _message(exc)], vm_uuid)
+        # error.details[0]: libvirt's message without its own "internal error: ", which our sentence's "could
+        # not start the device emulator" already says
+        return codes.host_error(codes.FAILED_TO_START_EMULATOR, [vm_uuid, dom.name(), error.details[0]], vm_uuid)
 
     # --- connection -----------------------------------------------------------------------------------
 
