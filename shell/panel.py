@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from vgpu.scan import ScannedVM, ScanReport
+from vgpu.models import HostVM
+from vgpu.scan import ForeignSegment, ScannedVM, ScanReport
 from vgpu.tables import plural
 
 from vgpu.escape import shown
@@ -35,6 +36,8 @@ from .render import (
 
 REGISTER_HINT = "Run 'vgpu-admin register-vm'"
 TWIN_HINT = "keep one copy (remove or re-create the other), then run 'vgpu-admin register-vm'"
+TWIN_REPAIR_HINT = ("keep one copy (remove or re-create the other), then run 'vgpu-admin repair-vm --vm-uuid={uuid}' "
+                    "to clear it, or register it")
 
 
 def _state_mark(entry: ScannedVM) -> str:
@@ -139,17 +142,57 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
         yield from ("", f"Running configuration unknown: {plural(len(unknown), 'VM')} ({names}{more}) - the host cannot "
                         "tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")
     if report.foreign_segments:
-        yield from ("", f"=== Unregistered VMs carrying a vgpu segment: {len(report.foreign_segments)} ===")
-        for f in report.foreign_segments:
-            carried = config_text(f.segment.config) if f.segment.config else f"unreadable segment ({shown(f.segment.reason)})"
-            if f.running_only:  # only its running QEMU has it: a restart or stop drops it
-                whose = f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid})" if f.owner else ""
-                yield (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Running with: {carried}{whose} | "
-                       "Action: Restart or stop it (its stored args have no segment), or register it")
-                continue
-            whose = f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid}: a clone?)" if f.owner else ""
-            yield (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Carries: {carried}{whose} | "
-                   f"Action: Run 'vgpu-admin repair-vm --vm-uuid={shown(f.host_vm.uuid)}' to clear it, or register it")
+        yield from _foreign_lines(report)
+
+
+def _foreign_lines(report: ScanReport) -> Iterator[str]:
+    """One line per UUID carrying a segment. A UUID on several hosts is one VM in conflict, as in the unregistered
+    list: repair-vm (and register-vm) on it is refused until one copy is left, so its action says that first."""
+    by_uuid, copies = report.foreign_by_uuid(), report.copies_by_uuid()
+    yield from ("", f"=== Unregistered VMs carrying a vgpu segment: {len(by_uuid)} ===")
+    for uuid, entries in by_uuid.items():
+        twins = copies.get(uuid)
+        if twins is not None:
+            yield _twin_foreign_line(entries, twins)
+            continue
+        line = _foreign_line(entries[0])
+        yield f"{line} | Host: {member_text(entries[0].host_vm.host, entries[0].host_vm.resident_on)}" if report.several_hosts else line
+
+
+def _carried(f: ForeignSegment) -> str:
+    return config_text(f.segment.config) if f.segment.config else f"unreadable segment ({shown(f.segment.reason)})"
+
+
+def _foreign_line(f: ForeignSegment) -> str:
+    if f.running_only:  # only its running QEMU has it: a restart or stop drops it
+        return (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Running with: {_carried(f)}{_owner_of(f)} | "
+                "Action: Restart or stop it (its stored args have no segment), or register it")
+    return (f"UUID: {shown(f.host_vm.uuid)} | Name: {host_name(f.host_vm)} | Carries: {_carried(f)}{_owner_of(f)} | "
+            f"Action: Run 'vgpu-admin repair-vm --vm-uuid={shown(f.host_vm.uuid)}' to clear it, or register it")
+
+
+def _owner_of(f: ForeignSegment) -> str:
+    """Whose vm_id the segment carries: a stored one is likely a clone; a running-only one, a VM removed while running."""
+    if f.owner is None:
+        return ""
+    return f" (vm_id of {name_of(f.owner)}, {f.owner.vm_uuid}{'' if f.running_only else ': a clone?'})"
+
+
+def _twin_foreign_line(entries: tuple[ForeignSegment, ...], twins: tuple[HostVM, ...]) -> str:
+    """What each copy carries (once, when they all carry the same), marked and hosted as its unregistered line."""
+    by_host = {f.host_vm.host: f for f in entries}
+    carried = [_copy_carries(by_host.get(copy.host)) for copy in twins]
+    what = carried[0] if len(set(carried)) == 1 else "; ".join(f"{copy.host}: {text}" for copy, text in zip(twins, carried))
+    first = entries[0].host_vm
+    return (f"UUID: {shown(first.uuid)} | Name: {host_name(first)} | Carries: {what} | "
+            f"Status: {state_mark('conflict', hosts=len(twins))} | Action: {TWIN_REPAIR_HINT.format(uuid=shown(first.uuid))} | "
+            f"Host: {', '.join(member_text(copy.host, copy.resident_on) for copy in twins)}")
+
+
+def _copy_carries(f: ForeignSegment | None) -> str:
+    if f is None:
+        return "no segment"
+    return f"{'running with ' if f.running_only else ''}{_carried(f)}{_owner_of(f)}"
 
 
 def _instead(operation) -> str | None:

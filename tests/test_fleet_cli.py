@@ -340,6 +340,48 @@ def test_a_scans_records_show_an_unregistered_uuid_on_two_hosts_once_with_both_h
     assert (record["host"], record["state"]) == ("gpu1, gpu2", "unregistered, on 2 hosts")
 
 
+def _carrying_section(lines):
+    header = next(index for index, line in enumerate(lines) if line.startswith("=== Unregistered VMs carrying a vgpu segment"))
+    end = next((index for index in range(header + 1, len(lines)) if not lines[index]), len(lines))
+    return lines[header], lines[header + 1:end]
+
+
+KEEP_ONE_THEN_REPAIR = (f"Action: keep one copy (remove or re-create the other), then run 'vgpu-admin repair-vm "
+                        f"--vm-uuid={CLONE_X}' to clear it, or register it")
+
+
+def test_an_unregistered_uuid_on_two_hosts_carrying_a_segment_is_one_line_that_says_keep_one_copy(world):
+    world.sims["gpu1"].add_vm(CLONE_X, "clone-x", "halted", segment("A", 2, 1))  # a-one's vm_id: a clone, copied twice
+    world.sims["gpu2"].add_vm(CLONE_X, "clone-x", "halted", segment("A", 2, 1))
+    header, section = _carrying_section(ok_lines(world.cli("scan-vms")))
+    assert header == "=== Unregistered VMs carrying a vgpu segment: 1 ==="
+    assert section == [
+        f"UUID: {CLONE_X} | Name: clone-x | Carries: pool=A;priority=2;vm_id=1 (vm_id of a-one, {A1}: a clone?) | "
+        f"Status: ⚠ On 2 hosts | {KEEP_ONE_THEN_REPAIR} | Host: gpu1, gpu2"]
+    # the action works in its order: repair-vm is refused while both copies are there, and clears the kept one
+    assert world.cli("repair-vm", f"--vm-uuid={CLONE_X}", stdin="yes\n").code == 2
+    world.sims["gpu2"].remove_vm(CLONE_X)
+    ok_lines(world.cli("repair-vm", f"--vm-uuid={CLONE_X}", stdin="yes\n"))
+    assert "=== Unregistered VMs carrying a vgpu segment" not in "\n".join(ok_lines(world.cli("scan-vms")))
+
+
+def test_copies_of_one_uuid_carrying_different_segments_are_one_line_saying_what_each_host_has(world):
+    world.sims["gpu1"].add_vm(CLONE_X, "clone-x", "halted", segment("B", 0, 40))
+    world.sims["gpu2"].add_vm(CLONE_X, "clone-x", "halted", "")
+    header, section = _carrying_section(ok_lines(world.cli("scan-vms")))
+    assert header == "=== Unregistered VMs carrying a vgpu segment: 1 ==="
+    assert section == [
+        f"UUID: {CLONE_X} | Name: clone-x | Carries: gpu1: pool=B;priority=0;vm_id=40; gpu2: no segment | "
+        f"Status: ⚠ On 2 hosts | {KEEP_ONE_THEN_REPAIR} | Host: gpu1, gpu2"]
+
+
+def test_in_a_fleet_an_unregistered_vm_carrying_a_segment_names_its_host(world):
+    world.sims["gpu2"].add_vm(CLONE_X, "clone-x", "halted", segment("B", 0, 40))
+    _, section = _carrying_section(ok_lines(world.cli("scan-vms")))
+    assert section == [f"UUID: {CLONE_X} | Name: clone-x | Carries: pool=B;priority=0;vm_id=40 | Action: Run "
+                       f"'vgpu-admin repair-vm --vm-uuid={CLONE_X}' to clear it, or register it | Host: gpu2"]
+
+
 # --- one database: vm_id unique across the fleet -------------------------------------------------------------
 
 

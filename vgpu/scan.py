@@ -221,6 +221,14 @@ class ScanReport(tables.Tabular):
         """Running VMs with the right stored args whose boot the host cannot tell (not: the host is down)."""
         return [entry for entry in self.registered if entry.host_known and entry.state == "unknown"]
 
+    def foreign_by_uuid(self) -> dict[str, tuple[ForeignSegment, ...]]:
+        """``foreign_segments`` by UUID, in their order: a UUID on several hosts is one VM, with each copy's
+        segment (the copies may differ, and each is a clone until one copy is left)."""
+        grouped: dict[str, list[ForeignSegment]] = {}
+        for entry in self.foreign_segments:
+            grouped.setdefault(entry.host_vm.uuid, []).append(entry)
+        return {uuid: tuple(entries) for uuid, entries in grouped.items()}
+
     @property
     def clones(self) -> list[ForeignSegment]:
         return [entry for entry in self.foreign_segments if entry.owner is not None]
