@@ -239,3 +239,11 @@ def test_with_no_host_set_xe_on_path_makes_the_default_xe_and_nothing_else_does(
     monkeypatch.setenv("PATH", os.pathsep.join([str(plain), str(bin_dir)]))
     assert config.default_uri() == "xe:"
     assert config.load({}, environ={}).hosts == (HostSpec("", "xe:"),)
+
+
+@pytest.mark.parametrize("second", ["sim:{dir}/a.json", "sim:{dir}//a.json"])
+def test_the_library_refuses_two_labels_for_one_host_too(tmp_path, second):
+    from vgpu.hosts import open_fleet
+
+    with pytest.raises(ConfigError, match="hosts a and b have the same URI"):
+        open_fleet({"a": f"sim:{tmp_path}/a.json", "b": second.format(dir=tmp_path)})

@@ -84,6 +84,7 @@ def _specs(hosts: Mapping[str, str | HostSpec] | Iterable[HostSpec]) -> list[Hos
         if spec.label in checked:
             raise ConfigError(source, f"host {spec.label} is named twice")
         checked[spec.label] = spec.replace(uri=hostspecs.check_uri(spec.uri, source, spec.label))
+    hostspecs.check_distinct(checked.values(), source)
     return list(checked.values())
 
 

@@ -131,7 +131,7 @@ def from_table(table: object, source: str) -> dict[str, HostSpec]:
     for label, entry in table.items():
         check_label(label, source)
         specs[label] = _entry(label, entry, source)
-    _check_distinct(specs.values(), source)
+    check_distinct(specs.values(), source)
     return specs
 
 
@@ -150,7 +150,7 @@ def _entry(label: str, entry: object, source: str) -> HostSpec:
     return HostSpec(label, uri, check_follow(entry.get("follow_master", []), uri, source, label), args_key)
 
 
-def _check_distinct(specs: Iterable[HostSpec], source: str) -> None:
+def check_distinct(specs: Iterable[HostSpec], source: str) -> None:
     """Two labels for one host would show every VM of it twice, as a conflict: refused, however each URI spells
     the host (sim:a.json and sim:/abs/a.json, xapi://h and xapi://root@H:80/)."""
     specs = list(specs)
@@ -213,7 +213,7 @@ def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str
         else:
             expected = f"a host of config.toml [hosts] ({', '.join(configured)})" if configured else "a label of config.toml [hosts] (it has none)"
             raise _problem(source, f"unknown host {label!r}: expected {expected}, LABEL=URI, or a URI: {_URI_FORMS}")
-    _check_distinct(specs.values(), source)
+    check_distinct(specs.values(), source)
     return tuple(specs.values())
 
 
