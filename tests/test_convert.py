@@ -143,6 +143,20 @@ def test_a_registration_plan_round_trips_with_every_part_and_tuple_labels(world)
     assert convert.from_data(json.loads(json.dumps(convert.to_data(clean))), RegistrationPlan) == clean
 
 
+def test_a_plan_that_finishes_a_registration_cut_short_round_trips_and_so_does_its_result(world):
+    world.sim.add_vm(lifekit.vm_uuid(5), "cut-5", "halted")
+    vms.db_register(world.store, lifekit.vm_uuid(5), pool="B")  # registered, its segment never written
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": lifekit.vm_uuid(5)}], on_existing="skip")
+    assert plan.to_write == (lifekit.vm_uuid(5),)
+    data = json.loads(json.dumps(convert.to_data(plan)))
+    assert data["to_write"] == [lifekit.vm_uuid(5)]
+    back = convert.from_data(data, RegistrationPlan)
+    assert back == plan and back.records() == plan.records()
+    result = bulk_register.register_planned(world.store, world.sim, plan)
+    assert [vm.vm_uuid for vm in result.rewritten] == [lifekit.vm_uuid(5)]
+    assert convert.from_data(json.loads(json.dumps(convert.to_data(result))), RegistrationResult) == result
+
+
 GOOD_VM = {"vm_id": 1, "vm_uuid": U1, "vm_name": None, "pool_id": "A", "priority": "high"}
 
 

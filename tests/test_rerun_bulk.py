@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from vgpu import audit, bulk, bulk_register, convert, pools, scan, tables, vms
-from vgpu.errors import InvalidRows, InvalidValue, NotRows
+from vgpu import audit, bulk, bulk_register, convert, pools, recovery, scan, tables, vms
+from vgpu.errors import BulkInterrupted, InvalidRows, InvalidValue, NotRows
 
 from .lifekit import World, config, vm_uuid
 
@@ -113,6 +113,77 @@ def test_re_running_a_file_with_skip_reports_no_problems(world):
     bulk_register.register_planned(world.store, world.sim, plan)
     again = bulk_register.plan_registrations(world.store, world.sim, RERUN, on_existing="skip")
     assert again.vms == () and len(again.existing) == 4 and len(again.problems) == 0
+
+
+# A registration cut short (kill -9 or Ctrl-C) leaves its VMs registered without their segments: the same file
+# run again is how an admin (or a cron loop) finishes it.
+NEW = [{"uuid": vm_uuid(number), "pool": "B"} for number in (10, 11, 12)]
+
+
+def _cut_short(world, rows=NEW) -> None:
+    """Registered in one transaction, no segment written: where register_planned is killed before its writes."""
+    vms.db_register_many(world.store, rows)
+    assert not any(world.agrees(row["uuid"]) for row in rows)
+
+
+@pytest.mark.parametrize("on_existing", ["skip", "update"])
+def test_re_running_a_registration_cut_short_writes_the_segments_it_did_not(world, on_existing):
+    _cut_short(world)
+    plan = bulk_register.plan_registrations(world.store, world.sim, [*RERUN[:2], *NEW], on_existing=on_existing)
+    assert plan.vms == () and len(plan.problems) == 0 and not plan.updates.plans
+    assert plan.to_write == (vm_uuid(10), vm_uuid(11), vm_uuid(12))  # old-1 and old-2 carry theirs
+    kept = "skip" if on_existing == "skip" else "unchanged"
+    assert [(r["row"], r["action"]) for r in plan.records()] == [
+        (1, kept), (2, kept), (3, "write segment"), (4, "write segment"), (5, "write segment")]
+    assert "3 segments to write" in str(plan) and "write segment" in plan._repr_html_()
+    done = bulk_register.register_planned(world.store, world.sim, plan)
+    assert done.ok and done.registered == () and [s.vm_uuid for s in done.segments] == list(plan.to_write)
+    assert [r["segment"] for r in done.records()] == ["written"] * 3
+    assert [r["pool_id"] for r in done.records()] == ["B"] * 3  # each VM's row whole, not just its UUID
+    assert all(world.agrees(uuid) for uuid in plan.to_write)
+    again = bulk_register.plan_registrations(world.store, world.sim, [*RERUN[:2], *NEW], on_existing=on_existing)
+    assert again.to_write == () and again.vms == ()
+
+
+def test_an_interrupted_registration_is_finished_by_running_it_again(world):
+    world.sim.set_latency("set_args", 0.2)
+    plan = bulk_register.plan_registrations(world.store, world.sim, NEW, on_existing="skip")
+
+    def ctrl_c(report):  # once the first segment is written: the other two are not begun
+        if report.vm_uuid == vm_uuid(10) and report.finishes:
+            raise KeyboardInterrupt
+
+    with pytest.raises(BulkInterrupted) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan, concurrency=1, progress=ctrl_c)
+    partial = caught.value.partial
+    assert partial.not_started == (vm_uuid(11), vm_uuid(12)) and world.agrees(vm_uuid(10))
+    assert recovery.recover(world.store, world.sim) == []  # nothing journalled for the VMs not begun
+    world.sim.set_latency("set_args", 0)
+    again = bulk_register.plan_registrations(world.store, world.sim, NEW, on_existing="skip")
+    assert again.to_write == (vm_uuid(11), vm_uuid(12))
+    assert bulk_register.register_planned(world.store, world.sim, again).ok
+    assert all(world.agrees(row["uuid"]) for row in NEW)
+
+
+def test_with_error_a_vm_registered_without_its_segment_stays_a_problem(world):
+    _cut_short(world)
+    plan = bulk_register.plan_registrations(world.store, world.sim, NEW)
+    assert plan.to_write == () and [type(p.error).__name__ for p in plan.problems] == ["AlreadyRegistered"] * 3
+
+
+def test_a_skipped_row_asking_for_another_configuration_leaves_its_vm_alone(world):
+    _cut_short(world)
+    rows = [dict(NEW[0], pool="A"), NEW[1], dict(NEW[2], pool="")]  # row 3's blank pool keeps the VM's
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows, on_existing="skip")
+    assert plan.to_write == (vm_uuid(11), vm_uuid(12))
+    assert [r["action"] for r in plan.records()] == ["skip", "write segment", "write segment"]
+
+
+def test_a_vm_the_host_no_longer_lists_gets_no_segment_planned(world):
+    _cut_short(world)
+    world.sim.remove_vm(vm_uuid(10))
+    plan = bulk_register.plan_registrations(world.store, world.sim, NEW, on_existing="skip")
+    assert plan.to_write == (vm_uuid(11), vm_uuid(12))
 
 
 def test_update_on_a_host_is_planned_as_a_confirmed_reconfigure_and_applied_by_bulk(world):

@@ -5,10 +5,12 @@ rows would become and every problem with the others; a file run again says, with
 rows of VMs registered already are problems, skipped, or updates (planned as the confirmed reconfigure cycle,
 for :func:`vgpu.bulk.apply_many`). :func:`register_planned` registers the planned VMs in one transaction
 (:func:`vgpu.vms.db_register_many`: all of them or none), then writes each one's segment with
-:func:`write_segments`, ``concurrency`` at a time (:mod:`vgpu.workers`). Each write is journalled
-(:func:`vgpu.lifecycle.repair_vm`), so a crash part way is finished by ``recover``; a write the host
+:func:`write_segments`, ``concurrency`` at a time (:mod:`vgpu.workers`). Each write is journalled once it
+begins (:func:`vgpu.lifecycle.repair_vm`), so ``recover`` finishes one a crash cut part way; the writes not
+begun when the process was killed or interrupted are journalled nowhere, so running the same rows again
+(``on_existing`` "skip" or "update") plans them as the plan's ``to_write`` and writes them. A write the host
 refuses is reported for that VM, which stays registered and shows as drift in a scan until
-``vgpu-admin repair-vm`` (or ``write_segments`` again) puts the segment there.
+``vgpu-admin repair-vm`` (or ``write_segments``, or the same rows again) puts the segment there.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable, Hashable, Iterable, Mapping, TypeVar, cast
 
 import attrs
 
-from . import bulk, journal, lifecycle, locations, naming, reporting, tables, values, vms, workers
+from . import bulk, devargs, journal, lifecycle, locations, naming, reporting, tables, values, vms, workers
 from .bulk import BulkFailure, BulkPlan
 from .errors import BulkInterrupted, InvalidRows, InvalidValue, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
@@ -39,6 +41,9 @@ class RegistrationPlan(tables.Tabular):
       VM, as a :class:`vgpu.bulk.BulkPlan`: the confirmed reconfigure cycle, which
       ``bulk.apply_many(store, host, plan.updates)`` applies (register_planned leaves them alone);
     - ``existing``/``existing_rows``: registered VMs their rows leave as they are (skipped, or already so);
+    - ``to_write``: the UUIDs of those (registered as their rows ask) whose device-model args do not carry
+      their registered segment, as a registration cut short leaves them: register_planned writes it, so the
+      same file run again finishes the job (their action in the table is ``write segment``);
     - ``problems``: every problem, a table even when empty (``plan.problems.to_pandas()``)."""
 
     vms: tuple[VM, ...]
@@ -51,6 +56,7 @@ class RegistrationPlan(tables.Tabular):
     existing_rows: tuple[Hashable, ...] = ()
     on_existing: str = "error"
     labels: tuple[Hashable, ...] = ()  # every input row's label (or number), in input order: the order of the plan's table
+    to_write: tuple[str, ...] = ()
     _columns = ("row", "action", *tables.VM_COLUMNS, "change")
 
     def _view(plan: RegistrationPlan) -> tuple[str, list[tables.Record]]:
@@ -59,7 +65,9 @@ class RegistrationPlan(tables.Tabular):
         rows = [(row, "register", tables.vm_record(vm), None) for row, vm in zip(plan.rows, plan.vms)]
         rows += [(row, "update", tables.config_record(change.vm, change.new), tables.changes_text(change.changes))
                  for row, change in zip(plan.update_rows, plan.updates.plans)]
-        rows += [(row, kept, tables.vm_record(vm), None) for row, vm in zip(plan.existing_rows, plan.existing)]
+        writing = set(plan.to_write)
+        rows += [(row, "write segment" if vm.vm_uuid in writing else kept, tables.vm_record(vm), None)
+                 for row, vm in zip(plan.existing_rows, plan.existing)]
         rows = in_input_order(plan.labels, rows, lambda row: row[0])
         records = [{"row": tables.row_label(row), "action": action, **record, "change": change}
                    for row, action, record, change in rows]
@@ -67,8 +75,10 @@ class RegistrationPlan(tables.Tabular):
         parts = [f"{tables.plural(len(plan.vms), 'VM')} to register"]
         if plan.updates.plans:
             parts.append(f"{len(plan.updates.plans)} to update (bulk.apply_many)")
-        if plan.existing:
-            parts.append(f"{len(plan.existing)} {'skipped' if kept == 'skip' else 'unchanged'}")
+        if plan.to_write:
+            parts.append(f"{tables.plural(len(plan.to_write), 'segment')} to write")
+        if len(plan.existing) > len(plan.to_write):
+            parts.append(f"{len(plan.existing) - len(plan.to_write)} {'skipped' if kept == 'skip' else 'unchanged'}")
         parts.append(f"{tables.plural(refused, 'row')} refused")
         return "; ".join(parts), records
 
@@ -100,13 +110,16 @@ class RegistrationResult(tables.Tabular):
     """The VMs registered, and for each the segment written (or the reason it was not). When the writing was
     interrupted (see :class:`vgpu.errors.BulkInterrupted`): ``interrupted``, the VMs whose write was cut
     part way (left to ``vgpu-admin recover``), and ``not_started``, those whose segment was not written yet.
-    Every VM is registered either way; ``write_segments(store, host, result.not_started)`` finishes them."""
+    Every VM is registered either way; ``write_segments(store, host, result.not_started)`` finishes them, as
+    does running the same registration again. ``rewritten``: the VMs registered before, whose segments a
+    plan's ``to_write`` had written (their outcomes are in the table beside the new VMs')."""
 
     registered: tuple[VM, ...]
     segments: tuple[RepairResult, ...]
     failures: tuple[BulkFailure, ...]
     interrupted: tuple[str, ...] = ()
     not_started: tuple[str, ...] = ()
+    rewritten: tuple[VM, ...] = ()
     _columns = (*tables.VM_COLUMNS, "segment")
 
     def _view(result: RegistrationResult) -> tuple[str, list[tables.Record]]:
@@ -114,7 +127,8 @@ class RegistrationResult(tables.Tabular):
         outcome.update((failure.vm_uuid, "not written: " + str(failure.error)) for failure in result.failures)
         outcome.update((uuid, "interrupted: run 'vgpu-admin recover'") for uuid in result.interrupted)
         outcome.update((uuid, "not written yet (not started)") for uuid in result.not_started)
-        records = [{**tables.vm_record(vm), "segment": outcome.pop(vm.vm_uuid, "written")} for vm in result.registered]
+        records = [{**tables.vm_record(vm), "segment": outcome.pop(vm.vm_uuid, "written")}
+                   for vm in (*result.registered, *result.rewritten)]
         # write_segments may be given a VM that is not registered (its segment is cleared): a row all the same
         records += [{**dict.fromkeys(tables.VM_COLUMNS), "vm_uuid": uuid, "segment": segment} for uuid, segment in outcome.items()]
         summary = f"{tables.plural(len(result.registered), 'VM')} registered, {len(result.failures)} segments not written"
@@ -162,11 +176,25 @@ def plan_registrations(
     planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm in new]
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
-    updates, update_rows, problems = _updates(store, on_host, checked, fleet.quoted_labels(), listings, held_back, places)
+    quoted = fleet.quoted_labels()
+    updates, update_rows, problems = _updates(store, on_host, checked, quoted, listings, held_back, places)
     return RegistrationPlan(
         tuple(planned), tuple(row for row, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
         tuple(update_rows), checked.existing, checked.existing_rows, on_existing, checked.labels,
+        _without_their_segment(checked, on_host, quoted),
     )
+
+
+def _without_their_segment(checked: vms.BatchCheck, on_host: dict[str, HostVM], quoted: frozenset[str]) -> tuple[str, ...]:
+    """The registered VMs whose rows ask for what they have but whose stored args (in the listing the plan
+    has already) lack their registered segment: what a registration killed or interrupted before their
+    writes leaves. A VM no answering host lists is left out: there is nothing to write to."""
+    missing = []
+    for vm, as_asked in zip(checked.existing, checked.existing_as_asked):
+        host_vm = on_host.get(vm.vm_uuid)
+        if as_asked and host_vm is not None and devargs.parse(host_vm.device_model_args, quoted=host_vm.host in quoted).config != vm.config:
+            missing.append(vm.vm_uuid)
+    return tuple(missing)
 
 
 def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str],
@@ -195,26 +223,34 @@ def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, 
 def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressOption = lifecycle.silent,
                      concurrency: int = 4) -> RegistrationResult:
     """Register the plan's VMs with the vm_ids it shows, in one transaction (a vm_id taken since the plan
-    refuses them all: plan again), then write their segments, ``concurrency`` at a time (see
-    :func:`write_segments`; an interrupt raises BulkInterrupted with the partial RegistrationResult)."""
+    refuses them all: plan again), then write their segments and those of the plan's ``to_write``,
+    ``concurrency`` at a time (see :func:`write_segments`; an interrupt raises BulkInterrupted with the
+    partial RegistrationResult)."""
     values.check_kind("register_planned", "plan", plan, RegistrationPlan,
                       "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
     workers.check_concurrency(concurrency)
     reporting.check(progress)
-    if not plan.vms:
+    to_write = set(plan.to_write)
+    rewritten = tuple(vm for vm in plan.existing if vm.vm_uuid in to_write)
+    if not plan.vms and not rewritten:
         return RegistrationResult((), (), ())
+    registered = _register(store, plan) if plan.vms else []
+    uuids = [vm.vm_uuid for vm in (*registered, *rewritten)]
     try:
-        registered = vms.db_register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
+        written, failures = write_segments(store, host, uuids, progress=progress, concurrency=concurrency)
+    except BulkInterrupted as interrupted:
+        # write_segments' partial result is a RegistrationResult
+        interrupted.partial = attrs.evolve(cast(RegistrationResult, interrupted.partial), registered=tuple(registered), rewritten=rewritten)
+        raise
+    return RegistrationResult(tuple(registered), tuple(written), tuple(failures), rewritten=rewritten)
+
+
+def _register(store: Store, plan: RegistrationPlan) -> list[VM]:
+    try:
+        return vms.db_register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
     except InvalidRows as refused:
         # register_many numbers the planned VMs from 1; the person knows the rows of their file, as the plan shows them
         raise InvalidRows([RowProblem(plan.rows[cast(int, problem.row) - 1], problem.error) for problem in refused.problems]) from refused
-    try:
-        written, failures = write_segments(store, host, [vm.vm_uuid for vm in registered], progress=progress, concurrency=concurrency)
-    except BulkInterrupted as interrupted:
-        # write_segments' partial result is a RegistrationResult
-        interrupted.partial = attrs.evolve(cast(RegistrationResult, interrupted.partial), registered=tuple(registered))
-        raise
-    return RegistrationResult(tuple(registered), tuple(written), tuple(failures))
 
 
 def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, progress: ProgressOption = lifecycle.silent,

@@ -356,6 +356,9 @@ class BatchCheck:
     # The numbers (from 1) of new_rows and update_rows, for problems found later (a DataFrame's labels may repeat)
     new_positions: tuple[int, ...] = ()
     update_positions: tuple[int, ...] = ()
+    # Beside existing: whether the VM is registered as its row asks (a blank cell asks for what it has); a row
+    # skipped although it asks for something else is not, and nothing of its VM is touched
+    existing_as_asked: tuple[bool, ...] = ()
 
 
 def classify_many(
@@ -375,6 +378,7 @@ def classify_many(
         tuple(vm for _, vm in found.existing), tuple(name(position) for position, _ in found.existing),
         tuple(_named(found.problems, name)), tuple(map(name, range(1, count + 1))),
         tuple(found.new.rows), tuple(position for position, _ in found.updates),
+        tuple(position not in found.asked_otherwise for position, _ in found.existing),
     )
 
 
@@ -499,6 +503,7 @@ class _Sorted(NamedTuple):
     problems: list[RowProblem[int]]
     taken_ids: set[int]  # the vm_ids registered VMs hold now, and those unfinished changes may give their VMs
     targets: set[int]  # the vm_ids the updates move their VMs to
+    asked_otherwise: frozenset[int] = frozenset()  # existing rows skipped although they ask for another configuration
 
 
 def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, name: Callable[[int], Hashable]) -> _Sorted:
@@ -518,6 +523,7 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
     updates: list[tuple[int, ChangePlan]] = []
     existing: list[tuple[int, VM]] = []
     new: set[int] = set()
+    asked_otherwise: set[int] = set()
     first_row_of_uuid: dict[str, int] = {}
     first_row_of_id: dict[int, int] = {}
 
@@ -551,19 +557,21 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
         if vm is None:
             if vm_id is None or claim(position, vm_id):
                 new.add(position)
-        elif mode == "skip":
-            existing.append((position, vm))
         else:
             # a row in the batch is one of these: _validate_rows refused any other
             gives_pool, gives_priority, gives_vm_id = _given(cast("Registration | Row", items[position - 1]), read)
             target = VMConfig(pool_id if gives_pool else vm.pool_id, priority if gives_priority else vm.priority,
                               vm_id if gives_vm_id and vm_id is not None else vm.vm_id)
-            if target == vm.config:
+            if mode == "skip":
+                existing.append((position, vm))
+                if target != vm.config:
+                    asked_otherwise.add(position)
+            elif target == vm.config:
                 existing.append((position, vm))
             elif target.vm_id == vm.vm_id or claim(position, target.vm_id):
                 updates.append((position, ChangePlan(vm, target)))
     targets = {change.new.vm_id for _, change in updates}
-    return _Sorted(batch.without(set(batch.rows) - new), updates, existing, problems, taken_ids, targets)
+    return _Sorted(batch.without(set(batch.rows) - new), updates, existing, problems, taken_ids, targets, frozenset(asked_otherwise))
 
 
 def _given(item: Registration | Row, read: Reader) -> tuple[bool, bool, bool]:
