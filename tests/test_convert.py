@@ -12,7 +12,7 @@ from vgpu.bulk_register import RegistrationPlan, RegistrationResult
 from vgpu.errors import InvalidValue, VgpuError
 from vgpu.models import VM, AuditEntry, HostVM, Pool, PoolDetail, PowerState, Priority, VMConfig
 from vgpu.scan import ScanReport
-from vgpu.tables import ProblemTable
+from vgpu.tables import AuditList, PoolList, ProblemTable, VMList
 
 from . import lifekit
 from .test_tables import _every_result, world  # noqa: F401  (the fixture, and one of every result)
@@ -114,11 +114,16 @@ def test_every_result_the_docs_list_has_a_class_to_rebuild_it_as(world):
 
 
 @pytest.mark.parametrize("name", sorted(RESULT_CLASSES))
-def test_every_result_round_trips_through_json(world, name):
+@pytest.mark.parametrize("as_own_type", [False, True], ids=["as-documented-class", "as-its-own-type"])
+def test_every_result_round_trips_through_json(world, name, as_own_type):
+    # from_data(to_data(x), type(x)) too: conn.list_vms() is a VMList, which from_data builds back as one
     result = _every_result(world)[name]
+    cls = type(result) if as_own_type else RESULT_CLASSES[name]
     data = json.loads(json.dumps(convert.to_data(result)))
-    back = convert.from_data(data, RESULT_CLASSES[name])
+    back = convert.from_data(data, cls)
     assert convert.to_data(back) == data
+    if as_own_type:
+        assert type(back) is type(result)
     if not isinstance(result, BaseException):  # errors compare by identity: their data is compared above
         assert back == result
 
@@ -175,6 +180,23 @@ def test_bad_data_is_an_invalid_value_naming_the_type_the_field_and_what_is_expe
     with pytest.raises(InvalidValue) as caught:
         convert.from_data(data, cls)
     assert str(caught.value) == sentence and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("cls", [VMList, PoolList, AuditList])
+def test_bad_data_for_a_result_list_is_an_invalid_value_naming_the_row(cls):
+    with pytest.raises(InvalidValue) as caught:
+        convert.from_data([7], cls)
+    assert str(caught.value).startswith(f"from_data() cannot build a {cls.__name__}: invalid [0] 7: expected a dict")
+
+
+def test_a_type_from_data_cannot_build_is_an_invalid_value_naming_it():
+    class Unknown:
+        pass
+
+    with pytest.raises(InvalidValue) as caught:
+        convert.from_data({}, Unknown)
+    assert caught.value.field == "cls" and caught.value.value == "Unknown"
+    assert str(caught.value).startswith("from_data() cannot build a Unknown: it builds the library's results")
 
 
 def test_a_bad_row_problem_in_a_plan_names_where_it_is():

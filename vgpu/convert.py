@@ -19,8 +19,8 @@ import cattrs.errors
 from cattrs.gen import make_dict_unstructure_fn
 
 from .errors import InvalidValue, RowProblem, VgpuError
-from .models import Pool, PowerState, Priority, VMConfig
-from .tables import ProblemTable, ResultList, json_float, row_label
+from .models import VM, AuditEntry, Pool, PowerState, Priority, VMConfig
+from .tables import AuditList, PoolList, ProblemTable, ResultList, VMList, json_float, row_label
 from .values import parse_priority
 
 converter = cattrs.Converter()
@@ -33,6 +33,16 @@ converter.register_unstructure_hook_func(
     lambda cls: isinstance(cls, type) and issubclass(cls, (ResultList, ProblemTable)),
     lambda items: [converter.unstructure(item) for item in items],
 )
+
+
+def _result_list_hook(list_type: type[ResultList[Any]], item_type: type) -> Callable[[Any, type], ResultList[Any]]:
+    return lambda data, _cls: list_type(converter.structure(data, list[item_type]))  # type: ignore[valid-type]
+
+
+# ... and back as their own types (what conn.list_vms() gives shows itself as a table): cattrs reads no item
+# type off a list subclass, so each is told its own.
+for _list_type, _item_type in ((VMList, VM), (PoolList, Pool), (AuditList, AuditEntry)):
+    converter.register_structure_hook(_list_type, _result_list_hook(_list_type, _item_type))
 
 
 # Errors, as held by plans and results (a refused row, a VM that failed) or caught by a script: the class,
@@ -214,6 +224,10 @@ def from_data(data: Any, cls: Any) -> Any:
         raise  # raised by a hook on the data as a whole (an unknown error name): it names the value already
     except cattrs.BaseValidationError as failed:
         raise _not_buildable(cls, _first_failure(failed, data, ""), _count_failures(failed, data)) from failed
+    except cattrs.errors.StructureHandlerNotFoundError as failed:
+        raise _not_a_result_type(cls, failed.type_) from failed
+    except cattrs.errors.CattrsError as failed:  # any other of cattrs' refusals: never a raw cattrs error
+        raise _not_buildable(cls, _Failure("", data, failed, cls), 1) from failed
     except (TypeError, ValueError, KeyError, AttributeError) as failed:
         # cattrs checks no shape before it reads: None or a number where a dict belongs fails as it is read
         raise _not_buildable(cls, _Failure("", data, failed, cls), 1) from failed
@@ -285,6 +299,14 @@ def _expected(cls: Any) -> str:
     if isinstance(made, type) and (attrs.has(made) or issubclass(made, (BaseException, RowProblem))):
         return f"a dict, as to_data gives a {_type_name(made)}"
     return _type_name(cls)
+
+
+def _not_a_result_type(cls: Any, missing: Any) -> InvalidValue:
+    """``cls`` (or a type inside it, ``missing``) is not one that to_data's output builds."""
+    allowed = "a class of the library's results (VM, VMList, ScanReport, ...), an error class, or a list or tuple of them"
+    return InvalidValue("cls", _type_name(missing), allowed, sentence=(
+        f"from_data() cannot build a {_type_name(cls)}: it builds the library's results (VM, VMList, ScanReport, "
+        f"...), errors, and lists or tuples of them, not {_type_name(missing)}"))
 
 
 def _not_buildable(cls: Any, failure: _Failure, failures: int) -> InvalidValue:
