@@ -122,6 +122,41 @@ def test_a_concurrency_that_is_not_a_whole_number_of_at_least_one_is_refused_bef
     assert world.tables() == before
 
 
+class _Index:
+    """An integer of another type, as numpy.int64 is: it has __index__ and is no int."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"_Index({self.value})"
+
+
+def _whole_numbers_of_other_types():
+    numpy = pytest.importorskip("numpy")
+    return [numpy.int64(2), numpy.uint8(2), _Index(2)]
+
+
+def test_a_concurrency_and_a_per_host_of_any_integer_type_are_taken_as_vm_ids_are(world, four, unregistered):
+    # numpy.int64 from a pandas cell: vm_id, priority, history(limit=) and max_rows take one, and so do these
+    for number in _whole_numbers_of_other_types():
+        moved = bulk.apply_many(world.store, world.sim, _to_pool_b(world, four[:2]), concurrency=number, per_host=number)
+        assert moved.ok and len(moved.results) == 2, number
+        bulk.apply_many(world.store, world.sim, bulk.plan_many(world.store, world.sim, [{"vm_uuid": u, "pool": "A"} for u in four[:2]]),
+                        concurrency=number)
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:2]])
+    assert bulk_register.register_planned(world.store, world.sim, plan, concurrency=_Index(2)).ok
+
+
+@pytest.mark.parametrize("refused", [_Index(0), _Index(-3)])
+def test_an_integer_of_another_type_below_one_is_still_refused(world, four, refused):
+    with pytest.raises(InvalidValue, match=r"invalid concurrency _Index\(-?\d\): expected a whole number of at least 1"):
+        bulk.apply_many(world.store, world.sim, _to_pool_b(world, four[:1]), concurrency=refused)
+
+
 # --- progress="auto" ---------------------------------------------------------------------------------------
 
 

@@ -80,6 +80,15 @@ def _whole_number(value: object) -> int | None:
         return None
 
 
+def parse_at_least(field: str, value: object, least: int) -> int:
+    """A whole number of at least ``least`` (a concurrency), of any integer type as a vm_id is (numpy.int64
+    too), as a plain int; never a bool, a float or a string."""
+    number = _whole_number(value)
+    if number is None or number < least:
+        raise InvalidValue(field, value, f"a whole number of at least {least}")
+    return number
+
+
 def parse_uuid(value: object) -> str:
     if type(value) is str and _UUID_RE.fullmatch(value):
         return value  # already canonical: the common case in bulk registration

@@ -24,8 +24,8 @@ from typing import Callable, Generic, Sequence, TypeVar, cast
 
 import attrs
 
-from . import journal
-from .errors import InvalidValue, VgpuError
+from . import journal, values
+from .errors import VgpuError
 from .hypervisor.base import Hypervisor
 from .power import FAILED, FINISHED, Progress, ProgressCallback, guarded
 from .reporting import ProgressOption, reporter
@@ -54,9 +54,8 @@ class Outcome(Generic[R]):
 
 
 def check_concurrency(concurrency: object, name: str = "concurrency") -> int:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidValue(name, concurrency, "a whole number of at least 1")
-    return concurrency
+    """``concurrency`` (or ``per_host``) as a plain int: any integer type, numpy's too, as for a vm_id."""
+    return values.parse_at_least(name, concurrency, 1)
 
 
 class _Turns:
@@ -165,9 +164,9 @@ def run(
     worker's own connections, at most ``concurrency`` at a time and, with ``groups`` (each VM's group: its
     host's label in a fleet), at most ``per_group`` of one group. An exception of ``work`` is that VM's
     failure; any BaseException (an interrupt) stops the batch."""
-    check_concurrency(concurrency)
+    concurrency = check_concurrency(concurrency)
     if per_group is not None:
-        check_concurrency(per_group, "per_host")
+        per_group = check_concurrency(per_group, "per_host")
     bar = reporter(progress, len(vm_uuids), description)
     batch = _Batch(vm_uuids, guarded(bar))
     local = threading.local()
