@@ -197,3 +197,18 @@ def test_to_pandas_without_pandas_says_how_to_install_it(store, monkeypatch):
         vms.list_vms(store).to_pandas()
     assert isinstance(caught.value, ImportError)  # caught as the ImportError a pandas user expects, too
     assert "pip install pandas" in str(caught.value) and caught.value.package == "pandas"
+
+
+@pytest.mark.parametrize("real, typed", [
+    ("a\x1bb", "a\\x1bb"),  # an escape character, and its escape typed as text
+    ("a\nb", "a\\nb"),
+    ("a\x1bb", '"a\\x1bb"'),  # ... and the escaped form typed with its quotes
+    ("a\u202eb", "a\\u202eb"),
+])
+def test_a_name_holding_a_control_character_never_reads_like_one_holding_its_escape_as_text(real, typed):
+    from vgpu.escape import field, listed, shown
+
+    for show in (shown, field, listed):
+        assert show(real) != show(typed), show.__name__
+        assert show(real).isprintable() and show(typed).isprintable()
+    assert shown("a\\x1bb") == "a\\x1bb"  # a printable name is shown as it is, backslash and all

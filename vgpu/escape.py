@@ -28,32 +28,38 @@ def _escape(char: str) -> str:
 
 
 def shown(value: object) -> str:
-    """``value`` as text for a terminal: printable text unchanged, every other character escaped."""
+    """``value`` as text for a terminal: printable text unchanged; text holding a character that does not
+    print is quoted, with that character escaped (and backslashes and quotes too, so that ``"a\\x1bb"`` holds
+    an escape character and ``a\\x1bb`` is a name typed with a backslash). Text that starts with a quote is quoted
+    too, so that it cannot read as the quoted form of another."""
     text = value if type(value) is str else str(value)
-    if text.isprintable():
+    if text.isprintable() and not text.startswith('"'):
         return text  # the usual name: no copy
-    return "".join(char if char.isprintable() else _escape(char) for char in text)
+    return _quoted(text)
 
 
 def listed(value: object) -> str:
     """``value`` as one item of a list joined with ", ": quoted when it could read as two items (``"a, b"``)
     or hide in the list (empty, or spaces at an end), escaped as :func:`shown` does."""
-    text = shown(value)
-    if text and "," not in text and '"' not in text and text == text.strip():
+    text = value if type(value) is str else str(value)
+    if text and text.isprintable() and "," not in text and '"' not in text and text == text.strip():
         return text
     return _quoted(text)
 
 
 def field(value: object) -> str:
     """``value`` as one field of a line whose fields are joined with " | " (``Name: … | Pool: …``): quoted
-    when it holds a "|" and so could read as fields of its own (or starts with a quote, and so could read as
-    quoted), escaped as :func:`shown` does."""
-    text = shown(value)
-    return _quoted(text) if "|" in text or text.startswith('"') else text
+    when it holds a "|" and so could read as fields of its own, escaped and quoted as :func:`shown` does."""
+    text = value if type(value) is str else str(value)
+    return _quoted(text) if "|" in text else shown(text)
 
 
 def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` in double quotes, its backslashes, quotes and characters that do not print escaped."""
+    return '"' + "".join(_QUOTED.get(char) or (char if char.isprintable() else _escape(char)) for char in text) + '"'
+
+
+_QUOTED = {"\\": "\\\\", '"': '\\"'}
 
 
 def _json_escape(match: re.Match[str]) -> str:
