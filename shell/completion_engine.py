@@ -9,13 +9,13 @@ menu's worth.
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 from typing import Callable
 
 from . import commands as table
 from .names import NameCache
+from .parsing import words_as_typed
 
 MAX_SUGGESTIONS = 200  # a longer menu helps no one; typing one more character narrows it
 PRIORITY_META = {"low": "0 = lowest", "medium": "1", "high": "2 = highest"}
@@ -30,6 +30,18 @@ class Suggestion:
     meta: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """The part of the word under the cursor that a suggestion replaces."""
+
+    raw: str  # as typed, with its quotes and backslashes: the whole of it is replaced
+    said: str  # what the line will read there (quotes and escapes removed): what is looked for
+
+    @property
+    def start(self) -> int:
+        return -len(self.raw)
+
+
 def suggest(text: str, names: NameCache, limit: int = MAX_SUGGESTIONS) -> list[Suggestion]:
     """Suggestions for the word under the cursor at the end of ``text``."""
     words, current = _split(text)
@@ -38,9 +50,9 @@ def suggest(text: str, names: NameCache, limit: int = MAX_SUGGESTIONS) -> list[S
     command = table.lookup(words[0])
     if command is None:
         return []
-    if current.startswith("--") and "=" in current:
-        name, _, value = current[2:].partition("=")
-        return _option_values(command.option(name), value, names, limit)
+    if current.said.startswith("--") and "=" in current.said:
+        name, _, value = current.said[2:].partition("=")
+        return _option_values(command.option(name), Fragment(current.raw.partition("=")[2], value), names, limit)
     pending = _option_awaiting_value(command, words[1:])
     if pending is not None:
         return _option_values(pending, current, names, limit)
@@ -50,16 +62,14 @@ def suggest(text: str, names: NameCache, limit: int = MAX_SUGGESTIONS) -> list[S
 # --- reading the line ---------------------------------------------------------------------------------------
 
 
-def _split(text: str) -> tuple[list[str], str]:
-    """The finished words and the (raw) word under the cursor ("" right after a space)."""
-    # Matched on the reversed text: a regex anchored at the end would be quadratic on a long pasted line.
-    current = re.match(r"\S*", text[::-1]).group()[::-1]
-    head = text[: len(text) - len(current)]
-    try:
-        words = shlex.split(head)
-    except ValueError:  # an open quote: the user is inside a quoted value; split roughly
-        words = head.split()
-    return words, current
+def _split(text: str) -> tuple[list[str], Fragment]:
+    """The finished words and the word under the cursor (empty right after a space), read as the line will be
+    run: ``'web s``, ``"web s`` and ``web\\ s`` are all one word saying ``web s``."""
+    words = list(words_as_typed(text))
+    if words and words[-1][0] + len(words[-1][2]) == len(text):  # the last word runs up to the cursor
+        _, said, raw = words.pop()
+        return [word for _, word, _ in words], Fragment(raw, said)
+    return [word for _, word, _ in words], Fragment("", "")
 
 
 def _option_awaiting_value(command: table.Command, words: list[str]) -> table.Option | None:
@@ -80,26 +90,26 @@ def _used_options(words: list[str]) -> set[str]:
 _SHELL_COMMANDS = table.offered(in_repl=True)  # completion only ever runs at the vgpu> prompt
 
 
-def _command_names(fragment: str, limit: int) -> list[Suggestion]:
+def _command_names(fragment: Fragment, limit: int) -> list[Suggestion]:
     """The shell's commands that start with the fragment, then (once something is typed, so that an empty
     line lists each command once) their aliases."""
-    typed = fragment.lower()
-    found = [Suggestion(c.name, -len(fragment), c.name, c.summary) for c in _SHELL_COMMANDS if c.name.startswith(typed)]
+    typed = fragment.said.lower()
+    found = [Suggestion(c.name, fragment.start, c.name, c.summary) for c in _SHELL_COMMANDS if c.name.startswith(typed)]
     if typed:
-        found += [Suggestion(alias, -len(fragment), alias, f"{c.summary}; same as {c.name}")
+        found += [Suggestion(alias, fragment.start, alias, f"{c.summary}; same as {c.name}")
                   for c in _SHELL_COMMANDS for alias in c.aliases if alias.startswith(typed)]
     return found[:limit]
 
 
-def _options(command, words: list[str], current: str, names: NameCache, limit: int) -> list[Suggestion]:
+def _options(command, words: list[str], current: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
     used = _used_options(words)
     found = [
-        Suggestion(opt.flag if opt.kind == table.FLAG else opt.flag + "=", -len(current), opt.flag, opt.help)
+        Suggestion(opt.flag if opt.kind == table.FLAG else opt.flag + "=", current.start, opt.flag, opt.help)
         for opt in command.options
-        if opt.name not in used and opt.flag.startswith(current)
+        if opt.name not in used and opt.flag.startswith(current.said)
     ]
     positional = command.positional
-    if positional is not None and not current.startswith("-") and not _positional_given(command, words):
+    if positional is not None and not current.said.startswith("-") and not _positional_given(command, words):
         found += _option_values(positional, current, names, limit)
     return found[:limit]
 
@@ -115,7 +125,7 @@ def _positional_given(command: table.Command, words: list[str]) -> bool:
     return False
 
 
-def _option_values(option: table.Option | None, fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+def _option_values(option: table.Option | None, fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
     completer = VALUE_COMPLETERS.get(option.kind) if option is not None else None
     return completer(fragment, names, limit) if completer is not None else []
 
@@ -123,53 +133,48 @@ def _option_values(option: table.Option | None, fragment: str, names: NameCache,
 # --- one completer per value kind --------------------------------------------------------------------------
 
 
-def _pools(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
-    typed = fragment.lower()
+def _pools(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
+    typed = fragment.said.lower()
     return [
-        Suggestion(pool.pool_id, -len(fragment), pool.pool_id, f"{pool.name} · {pool.vm_count} VMs")
+        Suggestion(pool.pool_id, fragment.start, pool.pool_id, f"{pool.name} · {pool.vm_count} VMs")
         for pool in names.pools
         if pool.pool_id.lower().startswith(typed) or (typed and typed in pool.name.lower())
     ][:limit]
 
 
-def _fixed(choices: dict[str, str]) -> Callable[[str, NameCache, int], list[Suggestion]]:
-    def complete(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
-        typed = fragment.lower()
-        return [Suggestion(word, -len(fragment), word, meta) for word, meta in choices.items() if word.startswith(typed)]
+def _fixed(choices: dict[str, str]) -> Callable[[Fragment, NameCache, int], list[Suggestion]]:
+    def complete(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
+        typed = fragment.said.lower()
+        return [Suggestion(word, fragment.start, word, meta) for word, meta in choices.items() if word.startswith(typed)]
 
     return complete
 
 
-def _priorities(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
-    if fragment in ("0", "1", "2"):  # the number is a valid spelling: offer the word for it
-        word = ("low", "medium", "high")[int(fragment)]
-        return [Suggestion(word, -len(fragment), word, PRIORITY_META[word])]
+def _priorities(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
+    if fragment.said in ("0", "1", "2"):  # the number is a valid spelling: offer the word for it
+        word = ("low", "medium", "high")[int(fragment.said)]
+        return [Suggestion(word, fragment.start, word, PRIORITY_META[word])]
     return _fixed(PRIORITY_META)(fragment, names, limit)
 
 
-def _help_topics(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
+def _help_topics(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
     return _command_names(fragment, limit)
 
 
-def _vm_uuids(group: str) -> Callable[[str, NameCache, int], list[Suggestion]]:
-    def complete(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
-        matches = names.index[group].match(_typed(fragment), limit)
-        return [Suggestion(vm.uuid, -len(fragment), vm.uuid, vm.meta) for vm in matches]
+def _vm_uuids(group: str) -> Callable[[Fragment, NameCache, int], list[Suggestion]]:
+    def complete(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
+        matches = names.index[group].match(fragment.said.lower(), limit)
+        return [Suggestion(vm.uuid, fragment.start, vm.uuid, vm.meta) for vm in matches]
 
     return complete
 
 
-def _unregistered_names(fragment: str, names: NameCache, limit: int) -> list[Suggestion]:
-    matches = names.index["unregistered_named"].match(_typed(fragment), limit)
-    return [Suggestion(shlex.quote(vm.name), -len(fragment), vm.name, vm.uuid) for vm in matches]
+def _unregistered_names(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
+    matches = names.index["unregistered_named"].match(fragment.said.lower(), limit)
+    return [Suggestion(shlex.quote(vm.name), fragment.start, vm.name, vm.uuid) for vm in matches]
 
 
-def _typed(fragment: str) -> str:
-    """What to look for: case-insensitive, and an opening quote is not part of a UUID or name."""
-    return fragment.lstrip("\"'").lower()
-
-
-VALUE_COMPLETERS: dict[str, Callable[[str, NameCache, int], list[Suggestion]]] = {
+VALUE_COMPLETERS: dict[str, Callable[[Fragment, NameCache, int], list[Suggestion]]] = {
     table.VM_UUID: _vm_uuids("registered"),
     table.HOST_VM_UUID: _vm_uuids("on_host"),
     table.ANY_VM_UUID: _vm_uuids("every"),

@@ -8,6 +8,8 @@ command line.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from .commands import FLAG, FORMATS, TEXT, VM_NAME, Command, lookup, offered
 from .errors import UsageError
 
@@ -30,24 +32,44 @@ def split_line(line: str) -> list[str]:
 def comment_start(line: str) -> int:
     """Where the line's comment begins (its length when it has none): as in sh, at an unquoted, unescaped
     ``#`` that begins a word. (shlex's own comments=True also cuts a word at a ``#`` inside it: --name=a#b.)"""
-    quote = ""  # the quote the scan is inside, if any
-    index, word_start = 0, True
+    return next((start for start, _, raw in words_as_typed(line) if raw.startswith("#")), len(line))
+
+
+_BLANKS = " \t\r\n"  # what separates words, for shlex too
+
+
+def words_as_typed(line: str) -> Iterator[tuple[int, str, str]]:
+    """Each word of the line as (where it starts, what it says, how it was typed), split as shlex.split
+    splits it (quotes, backslashes), but tolerating what a line still being typed ends in: an open quote or
+    a lone backslash. The completion engine reads the word under the cursor with it."""
+    quote, start, said = "", None, []
+    index = 0
     while index < len(line):
         char = line[index]
         if quote:
             if char == quote:
                 quote = ""
-            elif char == "\\" and quote == '"':
-                index += 1  # \" does not end a double-quoted text
-        elif char == "#" and word_start:
-            return index
-        elif char in "'\"":
-            quote = char
-        elif char == "\\":
-            index += 1  # \# is a literal #
-        word_start = not quote and char in " \t\r\n"
+            elif char == "\\" and quote == '"' and line[index + 1:index + 2] in ('"', "\\"):
+                index += 1  # \" and \\ only: other backslashes in double quotes are kept, as in sh
+                said.append(line[index])
+            else:
+                said.append(char)
+        elif char in _BLANKS:
+            if start is not None:
+                yield start, "".join(said), line[start:index]
+                start, said = None, []
+        else:
+            start = index if start is None else start
+            if char in "'\"":
+                quote = char
+            elif char == "\\":
+                index += 1  # the next character is itself (\# is a literal #); at the end, nothing yet
+                said.append(line[index:index + 1])
+            else:
+                said.append(char)
         index += 1
-    return len(line)
+    if start is not None:
+        yield start, "".join(said), line[start:]
 
 
 def take_globals(words: list[str]) -> tuple[dict[str, str | list[str]], list[str]]:

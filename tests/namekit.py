@@ -11,12 +11,13 @@ U4 = "44444444-dddd-4ddd-8ddd-000000000004"
 U5 = "55555555-eeee-4eee-8eee-000000000005"
 
 
-def make_cache(registered=(), unregistered=()) -> NameCache:
-    """registered: (uuid, name, pool[, on_host]); unregistered: (uuid, name) on the host."""
+def make_cache(registered=(), unregistered=(), pool_names=None) -> NameCache:
+    """registered: (uuid, name, pool[, on_host]); unregistered: (uuid, name) on the host; pool_names: {id: name}
+    for pools renamed from the defaults."""
     reg = tuple(vm_name(u, n, p, rest[0] if rest else True, True) for u, n, p, *rest in registered)
     unreg = tuple(vm_name(u, n, None, True, True) for u, n in unregistered)
     counts = {"A": sum(1 for r in registered if r[2] == "A"), "B": sum(1 for r in registered if r[2] == "B")}
-    pool_rows = tuple(PoolName(pid, name, counts[pid]) for pid, name in (("A", "Production"), ("B", "Pool B")))
+    pool_rows = tuple(PoolName(pid, name, counts[pid]) for pid, name in {"A": "Production", "B": "Pool B", **(pool_names or {})}.items())
     return NameCache(reg, unreg, pool_rows, host_ok=True)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import shlex
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from shell import commands
 from shell.completion_engine import MAX_SUGGESTIONS, VALUE_COMPLETERS, suggest
 from shell.names import NameCache
+from shell.parsing import words_as_typed
 
 from .namekit import CACHE, U1, U2, U3, U4, U5, make_cache
 
@@ -136,6 +137,36 @@ def test_vm_name_kind_offers_unregistered_host_names_quoted():
     assert texts("register-vm --vm-name=sp") == ["spare"]
 
 
+# A VM name with spaces and a renamed pool, typed inside quotes or with escaped spaces (as the line is run).
+SPACED = make_cache(registered=[(U1, "web-1", "A")], unregistered=[(U4, "web server 1")],
+                    pool_names={"A": "Production Pool"})
+
+
+def test_a_vm_name_is_completed_inside_an_open_quote_or_after_an_escaped_space():
+    for typed in ("web", "'web", "'web s", '"web s', "web\\ s"):
+        found = suggest(f"register-vm --vm-name={typed}", SPACED)
+        assert [(s.text, s.start) for s in found] == [("'web server 1'", -len(typed))], typed
+
+
+def test_a_vm_uuid_is_found_by_a_quoted_name_with_a_space():
+    for typed in ("'web s", '"web server', "web\\ server\\ 1"):
+        found = suggest(f"register-vm --vm-uuid={typed}", SPACED)
+        assert [(s.text, s.start) for s in found] == [(U4, -len(typed))], typed
+    assert [s.text for s in suggest("register-vm --vm-uuid 'web s", SPACED)] == [U4]  # the value as its own word
+
+
+def test_a_pool_is_found_by_a_quoted_part_of_its_name():
+    for typed in ("Prod", "'Production", '"Prod', "'Production P", "Production\\ P"):
+        found = suggest(f"set-pool --pool={typed}", SPACED)
+        assert [(s.text, s.start) for s in found] == [("A", -len(typed))], typed
+
+
+def test_words_before_an_open_quote_are_read_as_the_line_will_be():
+    # The option before the value is a finished word even though a quote is open after it.
+    assert texts("set-pool --vm-uuid='web-1' --pool='Prod", SPACED) == ["A"]
+    assert texts("set-pool --vm-uuid='web-1' ", SPACED) == ["--pool=", "--clean-timeout="]
+
+
 def test_at_most_a_menu_of_suggestions():
     many = make_cache(registered=[(f"{i:08x}-0000-4000-8000-000000000000", f"vm-{i}", "A") for i in range(500)])
     assert len(suggest("show-vm --vm-uuid=", many)) == MAX_SUGGESTIONS
@@ -166,24 +197,36 @@ lines = st.one_of(
 )
 
 
-def _fragment(line: str) -> str:
-    """What the user is typing: the last word, or the value part of a --name=value word."""
-    word = re.search(r"\S*\Z", line).group()
-    if word.startswith("--") and "=" in word:
-        word = word.partition("=")[2]
-    return word
+def _fragment(line: str) -> tuple[str, str]:
+    """What the user is typing, (as typed, as it will be read): the last word, or the value part of a
+    --name=value word; empty after a blank."""
+    words = list(words_as_typed(line))
+    if not words or words[-1][0] + len(words[-1][2]) != len(line):
+        return "", ""
+    _, said, raw = words[-1]
+    if said.startswith("--") and "=" in said:
+        return raw.partition("=")[2], said.partition("=")[2]
+    return raw, said
 
 
 @given(lines)
 def test_never_raises_and_replaces_only_what_was_typed(line):
+    raw, _ = _fragment(line)
     for item in suggest(line, CACHE):
-        assert -item.start <= len(line)
-        replaced = line[len(line) + item.start:]
-        assert replaced == _fragment(line) or replaced == re.search(r"\S*\Z", line).group()
+        assert line[len(line) + item.start:] == raw
 
 
 @given(lines)
 def test_every_suggestion_carries_the_typed_fragment(line):
-    typed = _fragment(line).lstrip("\"'").lower()
+    typed = _fragment(line)[1].lower()
     for item in suggest(line, CACHE):
         assert typed in f"{item.text}\n{item.display}\n{item.meta}".lower()
+
+
+@given(lines)
+def test_a_line_is_read_into_the_words_it_will_run_as(line):
+    try:
+        expected = shlex.split(line)
+    except ValueError:  # an open quote or a lone backslash at the end: the line is still being typed
+        return
+    assert [said for _, said, _ in words_as_typed(line)] == expected
