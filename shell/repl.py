@@ -16,12 +16,13 @@ from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 
 from vgpu import errors, paths
 
-from . import runner
+from . import pasting, runner
 from .completer import threaded_completer
 from .context import Context
 from .history import open_history
 from .names import EMPTY, NameCache
 from .refresher import Refresher
+from .script import STOPS
 
 PROMPT = "vgpu> "
 # The first names usually arrive within milliseconds; waiting that long lets the very first Tab complete,
@@ -57,6 +58,7 @@ def _session(ctx: Context, refresher: Refresher, input, output) -> PromptSession
         complete_while_typing=True,
         history=open_history(history_path()),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
         auto_suggest=AutoSuggestFromHistory(),
+        key_bindings=pasting.line_by_line_paste(),
         bottom_toolbar=lambda: toolbar(ctx.settings.db, ctx.settings.host, refresher.cache, refresher.refreshing),
         input=input,
         output=output,
@@ -71,7 +73,10 @@ def _read_and_run(ctx: Context, session: PromptSession) -> bool:
         return True
     except EOFError:  # Ctrl-D
         return False
-    return runner.run_line(ctx, line) is not None
+    code = runner.run_line(ctx, line)
+    if code in STOPS and pasting.drop_pasted_rest(session.input):  # as a script stops at its first failure
+        ctx.console.error(pasting.STOPPED)
+    return code is not None
 
 
 def _open_sources(ctx: Context):
@@ -107,7 +112,7 @@ def _shell_hooks(ctx: Context, refresher: Refresher, read_line: Callable[[str], 
 def prompt_reader(input, output) -> Callable[[str], str | None]:
     """Read a confirmation answer on the shell's own terminal (or test pipe). Its own session, so the
     answers stay out of the command history; Ctrl-D, Ctrl-C and end of input all mean "no answer"."""
-    answers = PromptSession(input=input, output=output)
+    answers = PromptSession(input=input, output=output, key_bindings=pasting.line_by_line_paste())
 
     def read_line(question: str) -> str | None:
         try:

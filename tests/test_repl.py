@@ -10,7 +10,7 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from shell import helptext, names, repl
+from shell import helptext, names, pasting, repl
 from shell.console import Console
 from shell.context import Context
 from vgpu import config
@@ -19,6 +19,11 @@ from vgpu.store import Store
 from .clikit import SpecHost, run_process
 
 CTRL_C, CTRL_D = "\x03", "\x04"
+
+
+def pasted(text: str) -> str:
+    """``text`` as a terminal sends it when it is pasted (bracketed paste)."""
+    return f"\x1b[200~{text}\x1b[201~"
 
 
 class Shell:
@@ -281,3 +286,26 @@ def test_a_planted_history_symlink_is_never_written_through(shell, isolated_envi
     os.symlink(target, folder / "history")
     assert shell.type("list-pools\n" + CTRL_D) == 0
     assert target.read_text() == "keep\n"
+
+
+def test_pasted_lines_run_one_by_one_each_its_own_history_entry(shell, spec, isolated_environment):
+    assert shell.type(pasted("list-pools\r\nshow-pool --pool-id=B\n") + "\r" + CTRL_D) == 0
+    assert shell.err.getvalue() == ""
+    assert 'Pool A: "Pool A"' in shell.out.getvalue() and "Pool B" in shell.out.getvalue().split('Pool A: "Pool A"')[1]
+    recorded = [line[1:] for line in open(repl.history_path(), encoding="utf-8").read().splitlines() if line.startswith("+")]
+    assert recorded == ["list-pools", "show-pool --pool-id=B"]
+
+
+def test_a_pasted_line_answers_the_question_of_the_line_before_as_if_typed(shell, spec):
+    assert shell.type(pasted(f"set-pool --vm-uuid={spec.uuid('VM-1')} --pool=B\nyes\nlist-pools\n") + CTRL_D, close=True) == 0
+    assert spec.pool_of("VM-1") == "B"
+    assert "error" not in shell.err.getvalue()  # only the change's progress lines
+    assert 'Pool B: "Pool B" | Status: Enabled | VMs: 14 |' in shell.out.getvalue().split("Applied to VM-1")[1]
+
+
+def test_pasted_lines_stop_at_the_first_that_fails(shell, spec):
+    assert shell.type(pasted("show-pool --pool-id=C\nlist-pools\n") + CTRL_D, close=True) == 0
+    errors_seen = shell.err.getvalue().splitlines()
+    assert errors_seen[0].startswith("error: ")
+    assert errors_seen[1:] == [pasting.STOPPED]
+    assert shell.out.getvalue() == ""  # list-pools did not run
