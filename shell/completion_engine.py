@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import commands as table
 from .names import NameCache
-from .parsing import words_as_typed
+from .parsing import names_the_program, words_as_typed
 
 MAX_SUGGESTIONS = 200  # a longer menu helps no one; typing one more character narrows it
 PRIORITY_META = {"low": "0 = lowest", "medium": "1", "high": "2 = highest"}
@@ -45,6 +45,8 @@ class Fragment:
 def suggest(text: str, names: NameCache, limit: int = MAX_SUGGESTIONS) -> list[Suggestion]:
     """Suggestions for the word under the cursor at the end of ``text``."""
     words, current = _split(text)
+    if names_the_program(words):
+        words = words[1:]
     if not words:
         return _command_names(current, limit)
     command = table.lookup(words[0])

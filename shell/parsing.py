@@ -116,6 +116,12 @@ def as_help(words: list[str]) -> list[str]:
     return words
 
 
+def names_the_program(words: list[str]) -> bool:
+    """Whether the line starts with ``vgpu-admin`` (or a path to it), as one pasted from the docs does: at the
+    prompt that word is dropped, by the runner and the completion alike."""
+    return bool(words) and words[0].rsplit("/", 1)[-1] == PROGRAM
+
+
 def shell_line(words: list[str], db: str, host: str) -> list[str]:
     """The words of a line typed at the vgpu> prompt, as the runner takes them.
 
@@ -124,7 +130,7 @@ def shell_line(words: list[str], db: str, host: str) -> list[str]:
     the shell's own: they are chosen when it starts (``db``, ``host``), and one line quietly reaching
     another database or host would be a trap.
     """
-    if words and words[0].rsplit("/", 1)[-1] == PROGRAM:
+    if names_the_program(words):
         words = words[1:] or ["shell"]
     found, words = take_globals(words)
     for name, current in (("db", db), ("host", host)):

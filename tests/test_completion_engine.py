@@ -44,6 +44,14 @@ def test_command_prefix_is_case_insensitive():
     assert texts("SHOW") == ["show-pool", "show-vm"]
 
 
+def test_a_line_with_vgpu_admin_in_front_is_completed_as_it_runs_without_it():
+    for program in ("vgpu-admin", "/usr/local/bin/vgpu-admin"):
+        found = suggest(f"{program} list-v", CACHE)
+        assert [(s.text, s.start) for s in found] == [("list-vms", -6)]
+        assert texts(f"{program} set-pool --vm-uuid=2222") == [U2]
+        assert texts(f"{program} set-pool --vm-uuid={U2} ") == ["--pool=", "--clean-timeout="]
+
+
 def test_unknown_command_offers_nothing():
     assert texts("frobnicate ") == []
 
