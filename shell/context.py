@@ -23,6 +23,7 @@ class Context:
         self.on_change = None  # the REPL sets this to refresh its completion names after a change
         self.name_cache = None  # the REPL sets this to its completion names (a NameCache getter)
         self.in_repl = False  # True while the vgpu> shell runs: messages say 'help', not 'vgpu-admin help'
+        self.from_script = False  # True while its lines come from a pipe or a file (shell.script): no prompt, no toolbar
         # shell.main sets this to open the vgpu> shell: the shell runs its lines through shell.runner, so
         # the handlers the runner calls may not import it (modules import only downward).
         self.open_shell = None

@@ -246,7 +246,7 @@ def demo(ctx: Context, opts: dict) -> int:
 def help(ctx: Context, opts: dict) -> int:  # noqa: A001 - the command is called help
     from . import helptext
 
-    ctx.console.say(helptext.help_text(opts.get("command"), in_repl=ctx.in_repl))
+    ctx.console.say(helptext.help_text(opts.get("command"), in_repl=ctx.in_repl, from_script=ctx.from_script))
     return 0
 
 

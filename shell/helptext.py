@@ -15,17 +15,24 @@ GLOBAL_OPTIONS = ("Global options: --db=PATH, --host=URI (sim:PATH, sim:demo, xe
                   "--keep-going: commands read from standard input (vgpu-admin < FILE) run on after one fails.")
 IN_THE_SHELL = ("The database and host were chosen when this shell started (see the bar at the bottom); to use "
                 "others, leave (exit) and start vgpu-admin again naming them.")
+# Lines from a pipe or a file have no toolbar and no shell to leave: say where the database and host came from.
+FROM_A_SCRIPT = ("The database and host are the ones vgpu-admin was started with (--db, --host, VGPU_DB / VGPU_HOST "
+                 "or the config files); a line cannot change them.")
 
 
-def overview(*, in_repl: bool = False) -> str:
-    """The commands offered where the user is: the shell's own (refresh, exit) only at the vgpu> prompt, and
-    --db/--host only on the command line, since the shell does not take them."""
+def overview(*, in_repl: bool = False, from_script: bool = False) -> str:
+    """The commands offered where the user is: the shell's own (refresh, exit) only at the vgpu> prompt or in
+    lines read from a pipe (``in_repl``; ``from_script`` for the latter), and --db/--host only on the command
+    line, since the shell does not take them."""
     here = offered(in_repl)
     width = max(len(command.name) for command in here)
     lines = [f"Commands (run '{help_command(in_repl)} COMMAND' for its options):", ""]
     lines += [f"  {command.name.ljust(width)}  {command.summary}{_aliases(command)}" for command in here]
     lines += ["", "Priorities: low (0), medium (1), high (2): 0 is the LOWEST priority."]
-    lines += textwrap.wrap(IN_THE_SHELL, WIDTH) if in_repl else [GLOBAL_OPTIONS]
+    if in_repl:
+        lines += textwrap.wrap(FROM_A_SCRIPT if from_script else IN_THE_SHELL, WIDTH)
+    else:
+        lines.append(GLOBAL_OPTIONS)
     return "\n".join(lines)
 
 
@@ -67,9 +74,9 @@ def _option_label(option) -> str:
     return f"{option.flag}={option.placeholder}"
 
 
-def help_text(name: str | None, *, in_repl: bool = False) -> str:
+def help_text(name: str | None, *, in_repl: bool = False, from_script: bool = False) -> str:
     if not name:
-        return overview(in_repl=in_repl)
+        return overview(in_repl=in_repl, from_script=from_script)
     command = lookup(name)
     if command is None:
         raise UsageError(f"no command called {name!r}; run '{help_command(in_repl)}' for the list")

@@ -66,8 +66,9 @@ class _NumberedLines:
 
 
 def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
-    saved = ctx.in_repl, ctx.console.read_line
+    saved = ctx.in_repl, ctx.from_script, ctx.console.read_line
     ctx.in_repl = True  # shell lines: 'help', not 'vgpu-admin help'; refresh and exit are commands here
+    ctx.from_script = True
     lines = _NumberedLines(source)
     ctx.console.read_line = stdin_reader(ctx.console.out, lines)
     exit_code = _ExitCode()
@@ -92,7 +93,7 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
                     break
             asked_nothing = _is_command(line) and lines.number == number
     finally:
-        ctx.in_repl, ctx.console.read_line = saved
+        ctx.in_repl, ctx.from_script, ctx.console.read_line = saved
     return exit_code.code
 
 

@@ -268,3 +268,10 @@ def test_any_other_answer_where_no_question_was_asked_is_an_unknown_command(spec
     assert any(line.startswith("error: unknown command 'yes'") for line in outcome.err_lines), outcome.err
     assert outcome.err_lines[-1].startswith("Stopped at line")
     assert 'Pool A: "Pool A"' not in outcome.out
+
+
+def test_help_from_a_pipe_names_no_toolbar_and_says_how_the_database_and_host_were_chosen(spec):
+    outcome = run_process(spec.flags, stdin="help\n")
+    assert outcome.code == 0
+    assert "bar at the bottom" not in outcome.out and "this shell started" not in outcome.out  # no toolbar, no shell
+    assert " ".join(outcome.out.split()).endswith(" ".join(helptext.FROM_A_SCRIPT.split()))
