@@ -63,6 +63,34 @@ class CheckedOutput:
         return getattr(self.stream, name)  # isatty, fileno, encoding: the stream's own
 
 
+# Where the output's encoding lacks ✓ and ⚠ (a latin-1 or ASCII locale), "replace" would print ?, which is
+# the product's own "unknown" (? Running config unknown). One ASCII character each keeps table columns aligned.
+ASCII_SYMBOLS = {"✓": "+", "⚠": "!"}
+_ASCII_TABLE = str.maketrans(ASCII_SYMBOLS)
+
+
+class AsciiSymbols:
+    """A stream whose writes have ✓ and ⚠ spelled in ASCII (see ASCII_SYMBOLS)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text.translate(_ASCII_TABLE))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)  # flush, isatty, fileno, encoding: the stream's own
+
+
+def with_symbols_it_can_encode(stream: Any) -> Any:
+    """``stream`` itself when its encoding has ✓ and ⚠ (UTF-8 output stays byte for byte), else AsciiSymbols."""
+    try:
+        "".join(ASCII_SYMBOLS).encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return AsciiSymbols(stream)
+    return stream
+
+
 class StdinReader:
     """Reads answers from stdin (or a script's lines); when it is not a terminal, echoes them so transcripts
     read naturally."""
@@ -154,12 +182,13 @@ class Console:
 
     @classmethod
     def standard(cls) -> "Console":
-        for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 locale shows ? for ✓ rather than failing
+        for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 locale shows ? for what it lacks rather than failing
             if hasattr(stream, "reconfigure"):
                 stream.reconfigure(errors="replace")
         interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()
-        out: Any = CheckedOutput(sys.stdout)  # a TextIO in all but name
-        return cls(out, sys.stderr, stdin_reader(out), interactive=interactive, read_secret=terminal_password)
+        out: Any = CheckedOutput(with_symbols_it_can_encode(sys.stdout))  # a TextIO in all but name
+        return cls(out, with_symbols_it_can_encode(sys.stderr), stdin_reader(out), interactive=interactive,
+                   read_secret=terminal_password)
 
     def say(self, text: str = "") -> None:
         self._end_progress()

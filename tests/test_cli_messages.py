@@ -5,13 +5,14 @@ byte)."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from vgpu import vms
 from vgpu.store import Store
 
-from .clikit import SpecHost, run
+from .clikit import SpecHost, run, run_process
 
 NOWHERE = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"  # well formed, neither registered nor on the host
 
@@ -223,3 +224,12 @@ def test_a_vm_whose_change_was_interrupted_is_pointed_at_recover_not_at_repair(s
     assert args.endswith("(run 'vgpu-admin recover': a change to it was interrupted)"), args
     assert not any("repair-vm" in line for line in shown)
     assert spec.cli("repair-vm", f"--vm-uuid={uuid}").code == 1  # what the hint used to name is refused
+
+
+def test_symbols_the_output_cannot_encode_fall_back_to_ascii_distinct_from_unknown(spec):
+    latin = run_process(["scan-vms", *spec.flags], env={**os.environ, "PYTHONIOENCODING": "latin-1"})
+    assert latin.code == 0
+    assert "? Configured" not in latin.out and "| + Configured" in latin.out  # ? is the "unknown" symbol
+    utf8 = run_process(["scan-vms", *spec.flags], env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert utf8.out == latin.out.replace("+ Configured", "✓ Configured").replace("! ", "⚠ ")
+    assert "| ✓ Configured" in utf8.out
