@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Iterable
+from typing import Callable, Iterable
 
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
@@ -69,23 +69,38 @@ def _entry(string: str) -> str:
     return f"\n# {datetime.datetime.now()}\n{lines}"
 
 
-def open_history(path: str) -> History:
+UNSAVED = "History will not be saved this session: {why}."
+
+
+def open_history(path: str, warn: Callable[[str], None]) -> History:
     """The history at ``path``, its directory made 0700 and the file 0600 (created so if missing). A file
-    or directory someone else owns or could have planted (vgpu.trust) gets an in-memory history instead:
-    the session still recalls its own lines, and nothing is written there."""
+    or directory someone else owns or could have planted (vgpu.trust), or one that cannot be used, gets an
+    in-memory history instead (the session still recalls its own lines, and nothing is written there), and
+    ``warn`` gets one line saying why: a history that silently stops being saved is lost work found later."""
+    why = _why_unusable(path)
+    if why is None:
+        return PrivateHistory(path)
+    warn(UNSAVED.format(why=why))
+    return InMemoryHistory()
+
+
+def _why_unusable(path: str) -> str | None:
+    """None once the history file at ``path`` is safe to write (made so where it is ours), else why not."""
     directory = os.path.dirname(path)
     try:
         paths.ensure_dir(directory)
         if os.stat(directory).st_uid == os.geteuid():
             os.chmod(directory, 0o700)
         trust.check_directory(directory, "history")
-        if os.path.islink(path):
-            return InMemoryHistory()  # the shell made none: a planted one is not written through
+        if os.path.islink(path):  # the shell made none: a planted one is not written through
+            return f"{path} is a symlink, and it is never written through"
         if os.path.lexists(path):
             trust.check_file(path, "history")
             os.chmod(path, 0o600)
         else:
             trust.create_private(path)
-    except (OSError, errors.VgpuError):
-        return InMemoryHistory()
-    return PrivateHistory(path)
+    except errors.VgpuError as error:
+        return str(error).rstrip(".")
+    except OSError as error:
+        return f"{error.filename or path}: {error.strerror or error}"
+    return None

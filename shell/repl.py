@@ -56,7 +56,7 @@ def _session(ctx: Context, refresher: Refresher, input, output) -> PromptSession
         PROMPT,
         completer=threaded_completer(lambda: refresher.cache),
         complete_while_typing=True,
-        history=open_history(history_path()),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
+        history=open_history(history_path(), ctx.console.error),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
         auto_suggest=AutoSuggestFromHistory(),
         key_bindings=pasting.line_by_line_paste(),
         bottom_toolbar=lambda: toolbar(ctx.settings.db, ctx.settings.host, refresher.cache, refresher.refreshing),

@@ -309,3 +309,38 @@ def test_pasted_lines_stop_at_the_first_that_fails(shell, spec):
     assert errors_seen[0].startswith("error: ")
     assert errors_seen[1:] == [pasting.STOPPED]
     assert shell.out.getvalue() == ""  # list-pools did not run
+
+
+def history_warnings(shell) -> list[str]:
+    return [line for line in shell.err.getvalue().splitlines() if "history" in line.lower()]
+
+
+def test_a_history_symlink_gets_one_line_saying_history_will_not_be_saved(shell, isolated_environment, tmp_path):
+    folder = isolated_environment / "data" / "vgpu"
+    folder.mkdir(parents=True, mode=0o700)
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    os.symlink(target, folder / "history")
+    assert shell.type("list-pools\nlist-pools\n" + CTRL_D) == 0
+    assert history_warnings(shell) == [
+        f"History will not be saved this session: {folder / 'history'} is a symlink, and it is never written through."]
+    assert target.read_text() == "keep\n"
+
+
+def test_a_history_file_owned_by_someone_else_gets_one_line_saying_why(shell, isolated_environment):
+    folder = isolated_environment / "data" / "vgpu"
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / "history").write_text("")
+    os.chown(folder / "history", 12345, 12345)
+    assert shell.type("list-pools\n" + CTRL_D) == 0
+    (warning,) = history_warnings(shell)
+    assert warning.startswith("History will not be saved this session: refusing the history ") and "uid 12345" in warning
+
+
+def test_an_unusable_history_directory_gets_one_line_saying_why(shell, isolated_environment):
+    (isolated_environment / "data").mkdir(parents=True, exist_ok=True)
+    (isolated_environment / "data" / "vgpu").write_text("a file where the directory belongs")
+    assert shell.type("list-pools\n" + CTRL_D) == 0
+    (warning,) = history_warnings(shell)
+    assert warning.startswith("History will not be saved this session: ")
+    assert str(isolated_environment / "data" / "vgpu") in warning
