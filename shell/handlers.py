@@ -219,11 +219,12 @@ def repair_db(ctx: Context, opts: dict) -> int:
     from vgpu.store import repair_schema
 
     db = ctx.settings.db
-    restored = repair_schema(db)
+    repair = repair_schema(db)
     ctx.store  # opens the repaired file as every command does: a database another tool made is adopted now
     ctx.changed()
-    if restored:
-        ctx.console.say(f"Restored in {db}: {', '.join(restored)}. Every row was kept.")
+    if repair.restored:
+        also = f", and so was what the spec does not have: {', '.join(repair.kept)}" if repair.kept else ""
+        ctx.console.say(f"Restored in {db}: {', '.join(repair.restored)}. Every row was kept{also}.")
     else:
         ctx.console.say(f"The database {db} already has the spec's constraints and indexes; nothing to repair.")
     return 0

@@ -223,3 +223,126 @@ def test_anything_but_the_schema_as_vgpu_creates_it_is_not_vouched_for_by_the_on
     conn.execute(change)
     assert not schema.spec_tables_as_created(conn)
     conn.close()
+
+
+# --- what an admin added to the spec's tables survives repair-db ------------------------------------------------
+
+ADDED_COLUMNS = (
+    "gpu_slot INTEGER",
+    "note TEXT DEFAULT 'none'",
+    "weight REAL NOT NULL DEFAULT 1.5",
+    "tag TEXT CHECK (length(tag) <= 8)",
+)
+
+
+def add_to_vms(spec) -> None:
+    """An admin's own columns (several declared types, defaults, a CHECK), index, trigger and view on vms."""
+    conn = raw(spec)
+    for column in ADDED_COLUMNS:
+        conn.execute(f"ALTER TABLE vms ADD COLUMN {column}")
+    conn.execute("UPDATE vms SET gpu_slot = vm_id + 100, note = 'n' || vm_id, weight = vm_id / 4.0, tag = 't' || vm_id")
+    conn.execute("CREATE TABLE slot_log (vm_uuid TEXT, old_slot INTEGER, new_slot INTEGER)")
+    conn.execute("CREATE INDEX idx_gpu_slot ON vms(gpu_slot) WHERE gpu_slot IS NOT NULL")
+    conn.execute("CREATE TRIGGER vms_slot_log AFTER UPDATE OF gpu_slot ON vms BEGIN "
+                 "INSERT INTO slot_log VALUES (new.vm_uuid, old.gpu_slot, new.gpu_slot); END")
+    conn.execute("CREATE VIEW vm_slots AS SELECT vm_uuid, gpu_slot, weight FROM vms ORDER BY vm_uuid")
+    conn.close()
+
+
+def admin_schema(spec) -> list[tuple[str, str, str]]:
+    with raw(spec) as conn:
+        return sorted(conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name IN "
+                                   "('idx_gpu_slot', 'vms_slot_log', 'vm_slots', 'slot_log')"))
+
+
+def test_repair_db_keeps_the_columns_indexes_triggers_and_views_an_admin_added(spec):
+    strip_constraints(spec, "vms", LOOSE_VMS)
+    add_to_vms(spec)
+    with raw(spec) as conn:
+        rows = sorted(conn.execute("SELECT rowid, * FROM vms"))
+        view = conn.execute("SELECT * FROM vm_slots").fetchall()
+    added = admin_schema(spec)
+    repaired = spec.cli("repair-db")
+    assert repaired.code == 0, repaired
+    assert repaired.out_lines == [
+        f"Restored in {spec.db}: CHECK on vms.pool_id, CHECK on vms.priority, index idx_vm_uuid, index idx_vm_pool, "
+        "index idx_vm_priority. Every row was kept, and so was what the spec does not have: column vms.gpu_slot, "
+        "column vms.note, column vms.weight, column vms.tag, index idx_gpu_slot, trigger vms_slot_log."]
+    with raw(spec) as conn:
+        assert schema_check.missing(conn) == []
+        assert sorted(conn.execute("SELECT rowid, * FROM vms")) == rows
+        assert conn.execute("SELECT * FROM vm_slots").fetchall() == view
+        columns = {row[1]: row[2:5] for row in conn.execute("SELECT * FROM pragma_table_info('vms')")}
+        assert columns["gpu_slot"] == ("INTEGER", 0, None)
+        assert columns["note"] == ("TEXT", 0, "'none'")
+        assert columns["weight"] == ("REAL", 1, "1.5")
+        conn.execute("INSERT INTO vms (vm_id, vm_uuid) VALUES (99, '99999999-9999-4999-8999-999999999999')")
+        assert conn.execute("SELECT note, weight FROM vms WHERE vm_id = 99").fetchone() == ("none", 1.5)
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE vms SET tag = 'far too long a tag' WHERE vm_id = 99")
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE vms SET priority = 7 WHERE vm_id = 99")
+        conn.execute("UPDATE vms SET gpu_slot = 5 WHERE vm_id = 99")
+        assert conn.execute("SELECT * FROM slot_log").fetchall() == [("99999999-9999-4999-8999-999999999999", None, 5)]
+        conn.execute("DELETE FROM vms WHERE vm_id = 99")
+    assert admin_schema(spec) == added
+    assert len(spec.registered()) == 20
+    assert spec.cli("list-vms").code == 0
+
+
+def test_the_testers_repro_keeps_gpu_slot_and_its_value(tmp_path):
+    from vgpu import schema
+
+    from .clikit import run
+
+    path = tmp_path / "own.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(schema.SPEC_TABLES.replace(" CHECK(priority IN (0, 1, 2))", ""))
+    conn.execute("ALTER TABLE vms ADD COLUMN gpu_slot INTEGER")
+    conn.execute("INSERT INTO vms (vm_id, vm_uuid, vm_name, gpu_slot) VALUES (1, '33333333-3333-4333-8333-333333333333', 'vm3', 7)")
+    conn.commit()
+    conn.close()
+    repaired = run(["--db", str(path), "--host", f"sim:{tmp_path / 'h.json'}", "repair-db"])
+    assert repaired.out_lines == [f"Restored in {path}: CHECK on vms.priority. Every row was kept, and so was what "
+                                  "the spec does not have: column vms.gpu_slot."]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT vm_name, gpu_slot FROM vms").fetchall() == [("vm3", 7)]
+
+
+def test_repair_db_keeps_what_an_admin_added_to_a_specs_column_and_the_tables_own_constraints(spec):
+    strip_constraints(spec, "vms", LOOSE_VMS.replace("vm_name TEXT,", "vm_name TEXT COLLATE NOCASE,")
+                      .replace("FOREIGN KEY", "UNIQUE (vm_name, pool_id), FOREIGN KEY"))
+    repaired = spec.cli("repair-db")
+    assert repaired.code == 0, repaired
+    assert repaired.out_lines[0].endswith("Every row was kept, and so was what the spec does not have: "
+                                          "COLLATE NOCASE on vms.vm_name, UNIQUE (vm_name, pool_id) on vms.")
+    with raw(spec) as conn:
+        assert schema_check.missing(conn) == []
+        assert conn.execute("SELECT count(*) FROM vms WHERE vm_name = 'vm-3'").fetchone() == (1,)
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            conn.execute("UPDATE vms SET vm_name = 'VM-4' WHERE vm_name = 'VM-3' AND pool_id = "
+                         "(SELECT pool_id FROM vms WHERE vm_name = 'VM-4')")
+    assert len(spec.registered()) == 20
+
+
+def test_a_table_rebuilt_with_nothing_added_is_the_specs_text_again(spec):
+    from vgpu import schema
+
+    strip_constraints(spec, "vms", LOOSE_VMS)
+    assert spec.cli("repair-db").code == 0
+    with raw(spec) as conn:
+        assert schema.spec_tables_as_created(conn)
+
+
+def test_repair_db_refuses_a_row_that_breaks_an_added_columns_own_check_and_changes_nothing(spec):
+    strip_constraints(spec, "vms", LOOSE_VMS)
+    add_to_vms(spec)
+    plant(spec, "UPDATE vms SET tag = 'far too long a tag' WHERE vm_name = 'VM-4'")
+    files = spec.files()
+    refused = spec.cli("repair-db")
+    assert refused.code == 1, refused
+    assert refused.one_error_line() == (
+        f"error: cannot repair database {spec.db}: a vms row breaks a constraint the spec does not have "
+        "(SQLite says: CHECK constraint failed: length(tag) <= 8); nothing was changed")
+    assert spec.files() == files
+

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import dataclass
 
-from . import schema, stored
+from . import schema, stored, table_rebuild
 from .errors import DamagedDatabase
 
 _COLUMNS = {
@@ -77,21 +78,69 @@ def _vms_keys_and_indexes(conn: sqlite3.Connection) -> list[str]:
 # --- restoring -------------------------------------------------------------------------------------------
 
 
-def restore(conn: sqlite3.Connection) -> list[str]:
+@dataclass(frozen=True)
+class Repair:
+    """What :func:`restore` did: ``restored`` names what the spec has and the file lacked (``CHECK on
+    vms.priority``); ``kept`` what the file has beyond the spec that a rebuilt table carried over
+    (``column vms.gpu_slot``, ``index idx_gpu_slot``, ``trigger vms_touch``)."""
+
+    restored: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
+def restore(conn: sqlite3.Connection) -> Repair:
     """Bring ``pools`` and ``vms`` to the spec's schema inside the caller's write transaction (foreign keys
-    must be off, as SQLite's own procedure for changing a table asks). Returns what was missing. Raises
-    DamagedDatabase, changing nothing, for a row that breaks the spec's rules."""
+    must be off, as SQLite's own procedure for changing a table asks). Every row is kept, and so is every
+    column, index and trigger the spec does not have. Raises DamagedDatabase for a row that breaks the
+    spec's rules and NotCarried for what cannot be kept as it was; the caller then rolls back."""
     gaps = missing(conn)
     if not gaps:
-        return []
-    if any(not gap.startswith("index ") for gap in gaps):
-        _rebuild(conn)
-    else:
-        for name in _INDEXES:
-            conn.execute(f"DROP INDEX IF EXISTS {name}")
-            conn.execute(schema.SPEC_INDEXES[name])
+        return Repair()
+    tables = [table for table in _COLUMNS if any(_table_of(gap) == table for gap in gaps if not gap.startswith("index "))]
+    kept = _rebuild(conn, tables) if tables else []
+    for name in _INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+        conn.execute(schema.SPEC_INDEXES[name])
     _check_foreign_keys(conn)
-    return gaps
+    return Repair(tuple(gaps), tuple(kept))
+
+
+def _table_of(gap: str) -> str:
+    """The table a gap of :func:`missing` is in: ``CHECK on vms.priority`` and ``index idx_vm_pool`` are in vms."""
+    if gap.startswith(("table ", "index ", "FOREIGN KEY ")):
+        return "pools" if gap == "table pools" else "vms"
+    return gap.rsplit(" ", 1)[1].split(".")[0]
+
+
+def _rebuild(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
+    """Rebuild ``tables`` to the spec's definition, keeping every row and what the spec lacks; returns what
+    was kept beyond the spec. Every row is checked against the spec's rules before anything is changed."""
+    present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    _check_rows(conn, present)
+    views = _working_views(conn)
+    kept: list[str] = []
+    for table in tables:
+        if table in present:
+            kept += table_rebuild.table(conn, table)
+        else:
+            conn.execute(table_rebuild.SPEC[table])
+    pool_ids = {row[0] for row in conn.execute("SELECT pool_id FROM pools")}
+    for pool_id in sorted({"A", "B"} - pool_ids):  # a pool's row that was lost
+        conn.execute("INSERT INTO pools (pool_id, pool_name, enabled) VALUES (?, ?, 1)", (pool_id, f"Pool {pool_id}"))
+    for view in sorted(views - _working_views(conn)):
+        raise table_rebuild.NotCarried(f"view {view}", "would no longer work on the rebuilt tables")
+    return kept
+
+
+def _check_rows(conn: sqlite3.Connection, present: set[str]) -> None:
+    """Every row against the spec's rules, before anything is changed."""
+    pool_rows = conn.execute(f"SELECT {_select(conn, 'pools')} FROM pools").fetchall() if "pools" in present else []
+    vm_rows = conn.execute(f"SELECT {_select(conn, 'vms')} FROM vms").fetchall() if "vms" in present else []
+    for row in pool_rows:
+        stored.pool((*row, 0, 0, 0))  # raises DamagedDatabase naming the row
+    for row in vm_rows:
+        stored.vm(row)
+    _refuse_duplicates(pool_rows, vm_rows)
 
 
 def _select(conn: sqlite3.Connection, table: str) -> str:
@@ -100,24 +149,15 @@ def _select(conn: sqlite3.Connection, table: str) -> str:
     return ", ".join(name if name in present else f"NULL AS {name}" for name in _COLUMNS[table])
 
 
-def _rebuild(conn: sqlite3.Connection) -> None:
-    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    pool_rows = conn.execute(f"SELECT {_select(conn, 'pools')} FROM pools").fetchall() if "pools" in tables else []
-    vm_rows = conn.execute(f"SELECT {_select(conn, 'vms')} FROM vms").fetchall() if "vms" in tables else []
-    for row in pool_rows:
-        stored.pool((*row, 0, 0, 0))  # raises DamagedDatabase naming the row
-    for row in vm_rows:
-        stored.vm(row)
-    _refuse_duplicates(pool_rows, vm_rows)
-    for name in ("vms", "pools"):
-        if name in tables:
-            conn.execute(f"DROP TABLE {name}")
-    for statement in (schema.SPEC_POOLS, schema.SPEC_VMS, *schema.SPEC_INDEXES.values()):
-        conn.execute(statement)
-    conn.executemany(f"INSERT INTO pools ({', '.join(_COLUMNS['pools'])}) VALUES (?, ?, ?, ?, ?, ?)", pool_rows)
-    conn.executemany(f"INSERT INTO vms ({', '.join(_COLUMNS['vms'])}) VALUES (?, ?, ?, ?, ?, ?, ?)", vm_rows)
-    for pool_id in sorted({"A", "B"} - {row[0] for row in pool_rows}):  # a pool's row that was lost
-        conn.execute("INSERT INTO pools (pool_id, pool_name, enabled) VALUES (?, ?, 1)", (pool_id, f"Pool {pool_id}"))
+def _working_views(conn: sqlite3.Connection) -> set[str]:
+    views = set()
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
+        try:
+            conn.execute(f"SELECT * FROM {table_rebuild.quoted(name)} LIMIT 0").fetchall()
+        except sqlite3.Error:
+            continue  # broken before the repair too: not ours to mend
+        views.add(name)
+    return views
 
 
 def _refuse_duplicates(pool_rows: list[tuple[object, ...]], vm_rows: list[tuple[object, ...]]) -> None:
@@ -132,7 +172,10 @@ def _refuse_duplicates(pool_rows: list[tuple[object, ...]], vm_rows: list[tuple[
 
 
 def _check_foreign_keys(conn: sqlite3.Connection) -> None:
-    for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+    # The spec's key alone: a key of the admin's own is carried over with its values, as it was.
+    for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check(vms)").fetchall():
+        if parent.lower() != "pools":
+            continue
         pool = conn.execute(f"SELECT pool_id FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
         raise DamagedDatabase(table, f"at rowid {rowid}", f"pool_id {stored.shown(pool[0] if pool else None)}, "
                               f"where the spec allows only a pool that has a row in {parent}")

@@ -13,10 +13,13 @@ import os
 import sqlite3
 import time
 from _thread import get_ident  # the thread's id, without importing threading on every start-up
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from . import schema, trust
 from .errors import DamagedDatabase, IncompleteSchema, StoreError
+
+if TYPE_CHECKING:
+    from .schema_check import Repair
 
 DEFAULT_BUSY_TIMEOUT = 30.0
 
@@ -189,10 +192,15 @@ def _refuse_incomplete(conn: sqlite3.Connection, path: str) -> None:
         raise IncompleteSchema(path, gaps)
 
 
-def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> list[str]:
+def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Repair:
     """Restore the spec's constraints and indexes in the database at ``path`` (``vgpu-admin repair-db``):
-    returns what was missing, [] when nothing was. Every row is kept; a row that breaks the spec's rules is
-    named (DamagedDatabase) and nothing is changed. The file must already be a vgpu or spec database."""
+    returns what was missing (``restored``, empty when nothing was) and what the tables had beyond the spec
+    and still have (``kept``). Every row is kept, and every column, index and trigger an admin added; a row
+    that breaks the spec's rules is named (DamagedDatabase), as is anything that cannot be kept as it was
+    (StoreError), and nothing is changed. The file must already be a vgpu or spec database."""
+    from . import schema_check  # repair-db only
+    from .table_rebuild import NotCarried
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise StoreError(path, f"cannot repair database {path}: it does not exist")
@@ -205,8 +213,6 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
         _check_ours(conn, path, application_id, conn.execute("PRAGMA user_version").fetchone()[0])
         conn.execute("BEGIN IMMEDIATE")
         try:
-            from . import schema_check  # repair-db only
-
             restored = schema_check.restore(conn)
         except BaseException:
             conn.execute("ROLLBACK")
@@ -215,6 +221,8 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
     except DamagedDatabase as exc:
         exc.locate(path)
         raise
+    except NotCarried as exc:
+        raise StoreError(path, f"cannot repair database {path}: {exc.what} {exc.why}; nothing was changed") from exc
     except sqlite3.OperationalError as exc:
         raise _operational_error(path, exc) from exc
     except sqlite3.DatabaseError as exc:
