@@ -294,8 +294,10 @@ COMMANDS: tuple[Command, ...] = (
         details=(
             "A database whose pools and vms tables lack the spec's CHECK constraints, keys or indexes (made by "
             "another tool, or edited by hand) is refused by every other command, since it would keep rows that "
-            "break the spec's rules. This rebuilds the two tables to the spec's schema and keeps every row; a row "
-            "that breaks the rules (a priority of 7, a pool C) is named and nothing is changed. No VM is touched."
+            "break the spec's rules. This rebuilds the two tables to the spec's schema and keeps every row, and "
+            "every column, constraint, index and trigger an admin added to them (the output names those). A row "
+            "that breaks the rules (a priority of 7, a pool C), or something added that cannot be kept as it "
+            "was, is named and nothing is changed. No VM is touched."
         ),
         examples=("vgpu-admin repair-db",), changes=True,
     ),
