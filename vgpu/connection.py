@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # annotations only: a connection imports each module when a m
     from .bulk_register import RegistrationPlan, RegistrationResult
     from .hypervisor.base import Hypervisor
     from .lifecycle import ReconfigurePlan, ReconfigureResult, RegisterResult, RemoveResult, RepairResult
-    from .models import VM, AuditEntry, Pool, PoolDetail
+    from .models import VM, Pool, PoolDetail
     from .power import StopPolicy
     from .recovery import Recovery
     from .scan import ScanReport, VMView
