@@ -62,6 +62,14 @@ class PrivateHistory(FileHistory):
         return [line for line in super().load_history_strings() if not carries_credential(line)]
 
 
+class SessionHistory(InMemoryHistory):
+    """The session's own lines only, where no file may be written: free of credentials all the same."""
+
+    def append_string(self, string: str) -> None:
+        if not carries_credential(string):
+            super().append_string(string)
+
+
 def _entry(string: str) -> str:
     import datetime
 
@@ -81,7 +89,7 @@ def open_history(path: str, warn: Callable[[str], None]) -> History:
     if why is None:
         return PrivateHistory(path)
     warn(UNSAVED.format(why=why))
-    return InMemoryHistory()
+    return SessionHistory()
 
 
 def _why_unusable(path: str) -> str | None:

@@ -344,3 +344,14 @@ def test_an_unusable_history_directory_gets_one_line_saying_why(shell, isolated_
     (warning,) = history_warnings(shell)
     assert warning.startswith("History will not be saved this session: ")
     assert str(isolated_environment / "data" / "vgpu") in warning
+
+
+def test_the_history_of_a_session_that_saves_none_keeps_no_credential_either(tmp_path):
+    from shell.history import open_history
+
+    (tmp_path / "vgpu").write_text("a file where the directory belongs")
+    warned = []
+    history = open_history(str(tmp_path / "vgpu" / "history"), warned.append)
+    history.append_string("list-vms --host xapi://root:Zz9/secret@h")
+    history.append_string("list-pools")
+    assert list(history.get_strings()) == ["list-pools"] and len(warned) == 1
