@@ -138,6 +138,36 @@ def test_a_config_file_the_user_may_not_look_at_is_one_line_not_a_traceback(tmp_
     assert outcome.one_error_line() == f"error: {config}: cannot read config file: permission denied"
 
 
+
+def _linked_through_a_shared_directory(tmp_path: Path, link_owner: int = NOBODY) -> tuple[Path, Path]:
+    """good/ (private) reached as ww/dl/: ww can be written by anyone (not sticky), and the link dl in it is
+    another user's, so they can point it elsewhere (at a folder of theirs) at any moment."""
+    good = tmp_path / "good"
+    good.mkdir(mode=0o700)
+    shared = tmp_path / "ww"
+    shared.mkdir()
+    shared.chmod(0o777)
+    link = shared / "dl"
+    link.symlink_to(good)
+    os.lchown(link, link_owner, link_owner)
+    return good, link
+
+
+def test_a_config_reached_through_a_symlink_another_user_owns_is_refused(tmp_path, monkeypatch):
+    # The check used to look only at the directories of the real path: ww and the link were never seen,
+    # and open() resolves the path again, by when the link may point at the other user's config.
+    script, marker = hostile_xe(tmp_path)
+    good, link = _linked_through_a_shared_directory(tmp_path)
+    write_config(good / "config.toml", f'host = "xe:{script}"\n')
+    monkeypatch.setenv("VGPU_SYSTEM_CONFIG", str(link / "config.toml"))
+    refused(run(["scan-vms"]), f"refusing the config file {link / 'config.toml'}: its path goes through the symlink {link}, "
+                               f"owned by nobody (uid 65534), not by root; fix: rm {link}, or give the real path")
+    assert not marker.exists()
+
+
+
+
+
 # --- the database --------------------------------------------------------------------------------------------
 
 
@@ -262,6 +292,63 @@ def test_a_file_that_vanishes_before_its_check_is_reported_absent(tmp_path):
     present.chmod(0o666)
     with pytest.raises(UnsafeFile, match="others can change it"):
         trust.check_file_if_present(str(present), "database")
+
+
+
+def test_a_database_reached_through_a_symlink_another_user_owns_is_refused(tmp_path):
+    good, link = _linked_through_a_shared_directory(tmp_path)
+    spec = SpecHost(good)
+    before = spec.files()
+    outcome = run(["--db", str(link / "vgpu.db"), "--host", f"sim:{spec.host_file}", "set-pool-name", "--pool-id=A",
+                   "--name=viaLink"])
+    refused(outcome, f"refusing the database {link / 'vgpu.db'}: its path goes through the symlink {link}, owned by nobody")
+    assert spec.files() == before
+
+
+def test_a_database_reached_through_a_directory_others_can_write_is_refused_whoever_owns_the_link(tmp_path):
+    good, link = _linked_through_a_shared_directory(tmp_path, link_owner=0)
+    Store(good / "vgpu.db").close()
+    with pytest.raises(UnsafeFile) as caught:
+        Store(link / "vgpu.db")
+    assert str(caught.value) == (f"refusing the database {link / 'vgpu.db'}: its directory {link.parent} can be written by "
+                                 f"others (mode 0777); fix: chmod go-w {link.parent}")
+
+
+def test_a_symlink_of_ours_in_a_sticky_directory_is_followed(tmp_path):
+    # Like /tmp: others may add names, but not rename or remove ours.
+    good = tmp_path / "good"
+    good.mkdir(mode=0o700)
+    Store(good / "vgpu.db").close()
+    sticky = tmp_path / "tmp-like"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "ours").symlink_to(good)
+    Store(sticky / "ours" / "vgpu.db").close()
+    os.lchown(sticky / "ours", NOBODY, NOBODY)
+    with pytest.raises(UnsafeFile, match="its path goes through the symlink .*ours, owned by nobody"):
+        Store(sticky / "ours" / "vgpu.db")
+
+
+def test_dot_dot_after_a_symlink_is_followed_as_the_kernel_follows_it(tmp_path):
+    # good/link/../vgpu.db is, to the kernel and SQLite, theirs/vgpu.db, not good/vgpu.db.
+    good = tmp_path / "good"
+    good.mkdir(mode=0o700)
+    Store(good / "vgpu.db").close()
+    theirs = tmp_path / "theirs"
+    (theirs / "sub").mkdir(parents=True)
+    Store(theirs / "vgpu.db").close()
+    os.chown(theirs, NOBODY, NOBODY)
+    (good / "link").symlink_to(theirs / "sub")
+    with pytest.raises(UnsafeFile) as caught:
+        Store(f"{good}/link/../vgpu.db")
+    assert f"its directory {theirs} is owned by nobody (uid 65534)" in str(caught.value)
+    with pytest.raises(UnsafeFile) as caught:
+        Store(f"{good}/link/../new.db")  # nor is a new database created in their folder
+    assert f"refusing the database {good / 'new.db'}: its directory {theirs} is owned by nobody" in str(caught.value)
+    assert not (theirs / "new.db").exists() and not (good / "new.db").exists()
+
+
+
 
 
 # --- the rule itself ------------------------------------------------------------------------------------------

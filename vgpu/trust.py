@@ -8,12 +8,18 @@ others), as sshd checks ``authorized_keys`` and the directories above it. A pass
 unreadable by anyone else. A directory further up than the file's own may be writable by everyone if it
 has the sticky bit and belongs to root (``/tmp``): nobody else can then rename or remove what is in it.
 
+The path is followed as the kernel will follow it when the file is opened (SQLite and open() resolve it
+again, by name): every directory it goes through, before and after each symlink, is held to that rule, and
+every symlink on the way must be root's or the user's. Then nobody else can swap any part of it between the
+check and the open; checking only where the path leads now would leave that open.
+
 A refusal is :class:`vgpu.errors.UnsafeFile`: one sentence naming the file (or directory) at fault and the
 command that fixes it. Only :func:`create_private` writes: it creates an empty file without following a link.
 """
 
 from __future__ import annotations
 
+import errno  # loaded by the interpreter's start-up already
 import os
 import stat
 
@@ -52,64 +58,132 @@ def _mode(info: os.stat_result) -> str:
     return f"mode {stat.S_IMODE(info.st_mode):04o}"
 
 
-def _directories(nearest: str) -> list[str]:
-    """``nearest`` and every directory above it, nearest first."""
-    found = []
-    directory = nearest
-    while True:
-        found.append(directory)
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return found
-        directory = parent
+def _check_directory(path: str, what: str, directory: str, info: os.stat_result, nearest: bool) -> None:
+    """``directory`` (its lstat ``info``), on the way to ``path``: owned by root or the user, and writable by
+    no one else; a directory further up than ``nearest`` may be shared if it is sticky and root's (/tmp)."""
+    if not _trusted_owner(info.st_uid):
+        raise UnsafeFile(path, what, f"its directory {directory} is {_owner_problem(info.st_uid)}", _fix_owner(directory))
+    if info.st_mode & 0o022:
+        if not nearest and info.st_mode & stat.S_ISVTX and info.st_uid == 0:
+            return
+        fix = (f"keep the {what} in a directory only you can write to (install -d -m 700 DIR)"
+               if info.st_mode & stat.S_ISVTX else f"chmod go-w {directory}")
+        raise UnsafeFile(path, what, f"its directory {directory} can be written by others ({_mode(info)})", fix)
 
 
-def _check_directories(path: str, what: str, nearest: str) -> None:
-    """``nearest`` (the directory of ``path``) and every one above it; a refusal names ``path``."""
-    for directory in _directories(nearest):
-        info = os.stat(directory)
-        if not _trusted_owner(info.st_uid):
-            raise UnsafeFile(path, what, f"its directory {directory} is {_owner_problem(info.st_uid)}", _fix_owner(directory))
-        if info.st_mode & 0o022:
-            shared_tmp = directory != nearest and info.st_mode & stat.S_ISVTX and info.st_uid == 0
-            if shared_tmp:
-                continue
-            fix = (f"keep the {what} in a directory only you can write to (install -d -m 700 DIR)"
-                   if info.st_mode & stat.S_ISVTX else f"chmod go-w {directory}")
-            raise UnsafeFile(path, what, f"its directory {directory} can be written by others ({_mode(info)})", fix)
+def _names(path: str) -> list[str]:
+    """The names in ``path`` as a stack, the first to look up last."""
+    return [name for name in reversed(path.split("/")) if name not in ("", ".")]
+
+
+_LINKS_MAX = 40  # the kernel's own limit (ELOOP)
+
+
+def _resolve(path: str, what: str, named: str) -> tuple[str, os.stat_result | None, os.stat_result]:
+    """Follow ``path`` from / as the kernel will when it is opened, one name at a time, and refuse (naming
+    ``named``) anything someone else could change between now and then: every directory a name is looked up
+    in, before and after each symlink, must be trusted, and every symlink followed owned by root or the user
+    (a trusted directory, or a sticky one like /tmp, then keeps it as it is). What passes resolves the same
+    way at the open; ".." after a symlink goes up from where the symlink led, as the kernel goes. Returns
+    the real path, its lstat (None when nothing is there) and its directory's lstat."""
+    pending = _names(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+    real = "/"
+    seen = {real: os.lstat(real)}  # every directory on the way down, by its real path: ".." goes back up
+    final_link = ""
+    links = 0
+    while pending:
+        name = pending.pop()
+        if name == "..":
+            real = os.path.dirname(real)
+            continue
+        candidate = os.path.join(real, name)
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            if final_link:
+                raise _dangling(named, what, final_link) from None
+            if pending:
+                raise
+            return candidate, None, seen[real]
+        if stat.S_ISLNK(info.st_mode):
+            _check_link(named, what, candidate, info, path_is_link=not pending and not final_link)
+            links += 1
+            if links > _LINKS_MAX:
+                raise UnsafeFile(named, what, f"its path follows more than {_LINKS_MAX} symlinks", "give the real path")
+            final_link = final_link or ("" if pending else candidate)
+            target = os.readlink(candidate)
+            _check_directory(named, what, real, seen[real], nearest=False)
+            real = "/" if target.startswith("/") else real
+            pending.extend(_names(target))
+            continue
+        _check_directory(named, what, real, seen[real], nearest=False)
+        if not pending:
+            return candidate, info, seen[real]
+        if not stat.S_ISDIR(info.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), candidate)
+        real = candidate
+        seen[real] = info
+    return real, seen[real], seen[os.path.dirname(real)]  # the path ended in "..", or is "/"
+
+
+def _dangling(path: str, what: str, link: str) -> UnsafeFile:
+    return UnsafeFile(path, what, f"it is a symlink to {os.path.realpath(link)}, which does not exist, and vgpu-admin never "
+                      "creates a file through a symlink", f"rm {link}, or give the real path")
+
+
+def _check_link(path: str, what: str, link: str, info: os.stat_result, path_is_link: bool) -> None:
+    if _trusted_owner(info.st_uid):
+        return
+    if path_is_link:
+        raise UnsafeFile(path, what, f"it is a symlink {_owner_problem(info.st_uid)}", f"rm {link}, or give the real path")
+    raise UnsafeFile(path, what, f"its path goes through the symlink {link}, {_owner_problem(info.st_uid)}",
+                     f"rm {link}, or give the real path")
 
 
 def check_directory(directory: str, what: str) -> None:
     """Before creating a ``what`` in ``directory``: it and the directories above it are safe (a refusal names
     the directory; check_new_file names the file)."""
-    nearest = os.path.abspath(directory)
-    _check_directories(nearest, what, nearest)
+    named = os.path.abspath(directory)
+    real, info, _ = _resolve(directory, what, named)
+    if info is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), named)
+    _check_directory(named, what, real, info, nearest=True)
 
 
-def check_new_file(path: str, what: str) -> None:
+def check_new_file(path: str, what: str) -> str:
     """Before creating the ``what`` at ``path``: its directory and every one above it are safe. A refusal
-    names the file, as the user gave it made absolute, and the directory at fault."""
-    absolute = os.path.abspath(path)
-    _check_directories(absolute, what, os.path.dirname(absolute))
+    names the file, as the user gave it made absolute, and the directory at fault. Returns the real path to
+    create it at."""
+    named = os.path.abspath(path)
+    real, _, directory = _resolve(path, what, named)
+    _check_directory(named, what, os.path.dirname(real), directory, nearest=True)
+    return real
 
 
 def check_file(path: str, what: str, *, private: bool = False) -> os.stat_result:
     """Raise UnsafeFile unless the existing file ``path`` (``what``: "config file", "database", ...), every
-    directory above it and above what a symlink points to are owned by root or the user and writable by no
-    one else; with ``private``, unreadable by anyone else too. Returns the file's stat."""
+    directory on the way to it, and every symlink followed, are owned by root or the user and writable by no
+    one else (see _resolve); with ``private``, unreadable by anyone else too. Returns the file's stat."""
+    return _checked(path, what, private)[1]
+
+
+def _checked(path: str, what: str, private: bool) -> tuple[str, os.stat_result]:
     if "\0" in path:
         raise UnsafeFile(path.replace("\0", "\\0"), what, "its path holds a NUL character", "give the right path")
-    absolute = os.path.abspath(path)
-    link = os.lstat(absolute)
-    real = os.path.realpath(absolute)
-    if stat.S_ISLNK(link.st_mode):
-        if not _trusted_owner(link.st_uid):
-            raise UnsafeFile(path, what, f"it is a symlink {_owner_problem(link.st_uid)}", f"rm {absolute}, or give the real path")
-        if not os.path.exists(real):
-            raise UnsafeFile(path, what, f"it is a symlink to {real}, which does not exist, and vgpu-admin never "
-                             "creates a file through a symlink", f"rm {absolute}, or give the real path")
-        _check_directories(absolute, what, os.path.dirname(absolute))
-    info = os.stat(real)
+    try:
+        os.lstat(path)  # nothing there (the usual user config): FileNotFoundError after one look, not a walk
+    except NotADirectoryError:
+        pass  # the walk names the file that stands where a directory belongs
+    real, info, directory = _resolve(path, what, path)
+    if info is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    _check_content(path, what, real, info, private)
+    _check_directory(path, what, os.path.dirname(real), directory, nearest=True)
+    return real, info
+
+
+def _check_content(path: str, what: str, real: str, info: os.stat_result, private: bool) -> None:
+    """The file itself (``real``, its lstat ``info``): a regular file only root or the user can change."""
     if not stat.S_ISREG(info.st_mode):
         raise UnsafeFile(path, what, f"{real} is not a regular file", "give the path of a file")
     if not _trusted_owner(info.st_uid):
@@ -118,8 +192,6 @@ def check_file(path: str, what: str, *, private: bool = False) -> os.stat_result
         raise UnsafeFile(path, what, f"others can change it ({_mode(info)})", f"chmod go-w {real}")
     if private and info.st_mode & 0o077:
         raise UnsafeFile(path, what, f"others can read it ({_mode(info)})", f"chmod 600 {real}")
-    _check_directories(real, what, os.path.dirname(real))
-    return info
 
 
 def check_file_if_present(path: str, what: str) -> os.stat_result | None:
