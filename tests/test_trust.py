@@ -351,6 +351,19 @@ def test_dot_dot_after_a_symlink_is_followed_as_the_kernel_follows_it(tmp_path):
 
 
 
+def test_the_companions_checked_are_those_beside_the_real_database(tmp_path):
+    # SQLite opens vgpu.db-wal and -shm beside the file a symlink points to, not beside the symlink.
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    spec = SpecHost(real)
+    (tmp_path / "link.db").symlink_to(spec.db)
+    planted = real / "vgpu.db-wal"
+    planted.write_bytes(b"")
+    os.chown(planted, NOBODY, NOBODY)
+    outcome = run(["--db", str(tmp_path / "link.db"), "--host", f"sim:{spec.host_file}", "list-pools"])
+    refused(outcome, f"refusing the database {planted}: it is owned by nobody")
+
+
 # --- the rule itself ------------------------------------------------------------------------------------------
 
 

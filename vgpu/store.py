@@ -132,31 +132,34 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         raise StoreError(path, f"cannot open database {path}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise StoreError(path, f"cannot open database {path}: it is a directory")
-    # Trusted as ssh trusts its files (vgpu.trust): root carries out what the database says.
+    # Trusted as ssh trusts its files (vgpu.trust): root carries out what the database says. SQLite is given
+    # the real path checked, and keeps its -wal and -shm beside it (not beside a symlink to it).
     try:
-        if trust.check_file_if_present(path, "database") is not None:
-            for companion in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):  # SQLite writes these beside it
-                trust.check_file_if_present(companion, "database")
+        real = trust.real_path_if_present(path, "database")
+        if real is not None:
+            name = os.path.basename(real)
+            trust.check_beside(real, (f"{name}-wal", f"{name}-shm", f"{name}-journal"), "database")
         else:
-            trust.check_new_file(path, "database")
-            _create_private_file(path)
+            real = trust.check_new_file(path, "database")
+            _create_private_file(path, real)
     except PermissionError:  # a user who may not even look at it or a directory above it
         raise StoreError(path, f"cannot open database {path}: permission denied") from None
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
         # check_same_thread=False: a Store may be closed by another thread (a batch closes its workers'
         # stores); using it from another thread is refused by Store._check_thread with a clear sentence.
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(real, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise StoreError(path, f"cannot open database {path}: {exc}") from exc
     return conn
 
 
-def _create_private_file(path: str) -> None:
-    """Create the DB file readable and writable by its owner only (SQLite gives -wal/-shm the same mode),
-    never through a symlink: one planted since the checks above makes this fail, not write elsewhere."""
+def _create_private_file(path: str, real: str) -> None:
+    """Create the DB file (``path``, at ``real``) readable and writable by its owner only (SQLite gives
+    -wal/-shm the same mode), never through a symlink: one planted since the checks above makes this fail,
+    not write elsewhere."""
     try:
-        trust.create_private(path)
+        trust.create_private(real)
     except PermissionError as exc:
         raise StoreError(path, f"cannot create database {path}: permission denied") from exc
     except OSError as exc:

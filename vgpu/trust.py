@@ -204,6 +204,31 @@ def check_file_if_present(path: str, what: str) -> os.stat_result | None:
         return None
 
 
+def real_path_if_present(path: str, what: str) -> str | None:
+    """check_file_if_present, giving the real path of the file checked (where SQLite, which resolves
+    symlinks itself, keeps the -wal and -shm files), or None."""
+    try:
+        return _checked(path, what, False)[0]
+    except FileNotFoundError:
+        return None
+
+
+def check_beside(real: str, names: tuple[str, ...], what: str) -> None:
+    """check_file_if_present for each of ``names`` in the directory of ``real``, a file check_file passed
+    (so that directory and those above it are trusted already): one look at each, unless it is a symlink."""
+    directory = os.path.dirname(real)
+    for name in names:
+        companion = os.path.join(directory, name)
+        try:
+            info = os.lstat(companion)
+        except FileNotFoundError:
+            continue  # none, or just removed (SQLite deletes its -journal as a transaction ends)
+        if stat.S_ISLNK(info.st_mode):
+            check_file_if_present(companion, what)  # where it leads is checked all the way
+        else:
+            _check_content(companion, what, companion, info, False)
+
+
 def read_secret(path: str, what: str = "password file") -> str:
     """The first line of a private file (check_file with ``private``), without its line break."""
     try:
