@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from vgpu import trust
-from vgpu.errors import UnsafeFile
+from vgpu.errors import ConfigError, UnsafeFile
 from vgpu.store import Store
 
 from .clikit import SpecHost, digest, run
@@ -165,7 +165,43 @@ def test_a_config_reached_through_a_symlink_another_user_owns_is_refused(tmp_pat
     assert not marker.exists()
 
 
+def test_a_config_file_whose_directory_is_a_file_is_one_line_not_a_traceback(tmp_path, isolated_environment, spec, monkeypatch):
+    plain = tmp_path / "f"
+    plain.write_text("")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(plain))
+    outcome = run(["--db", str(spec.db), "list-pools"])
+    assert outcome.code == 2, outcome
+    assert outcome.one_error_line() == f"error: {plain}/vgpu/config.toml: cannot read config file: {plain} is not a directory"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("VGPU_SYSTEM_CONFIG", str(plain / "config.toml"))
+    outcome = run(["--db", str(spec.db), "list-pools"])
+    assert outcome.code == 2, outcome
+    assert outcome.one_error_line() == f"error: {plain}/config.toml: cannot read config file: {plain} is not a directory"
 
+
+def test_a_data_directory_below_a_file_is_one_line_not_an_internal_error(tmp_path, isolated_environment, monkeypatch):
+    plain = tmp_path / "f"
+    plain.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(plain))
+    outcome = run(["--host", f"sim:{tmp_path / 'host.json'}", "list-pools"])
+    assert outcome.code == 2, outcome
+    assert outcome.one_error_line() == f"error: {plain}/vgpu: cannot create directory: {plain} is not a directory"
+
+
+def test_a_data_directory_that_is_a_file_is_named(tmp_path, isolated_environment, monkeypatch):
+    (isolated_environment / "data" / "vgpu").write_text("")
+    outcome = run(["--host", f"sim:{tmp_path / 'host.json'}", "list-pools"])
+    assert outcome.code == 2, outcome
+    folder = isolated_environment / "data" / "vgpu"
+    assert outcome.one_error_line() == f"error: {folder}: cannot create directory: {folder} is not a directory"
+
+
+def test_a_password_file_whose_directory_is_a_file_is_one_line(tmp_path):
+    plain = tmp_path / "f"
+    plain.write_text("")
+    with pytest.raises(ConfigError) as caught:
+        trust.read_secret(str(plain / "xapi-password"))
+    assert str(caught.value) == f"{plain}/xapi-password: cannot read password file: {plain} is not a directory"
 
 
 # --- the database --------------------------------------------------------------------------------------------
@@ -348,9 +384,6 @@ def test_dot_dot_after_a_symlink_is_followed_as_the_kernel_follows_it(tmp_path):
     assert not (theirs / "new.db").exists() and not (good / "new.db").exists()
 
 
-
-
-
 def test_the_companions_checked_are_those_beside_the_real_database(tmp_path):
     # SQLite opens vgpu.db-wal and -shm beside the file a symlink points to, not beside the symlink.
     real = tmp_path / "real"
@@ -362,6 +395,14 @@ def test_the_companions_checked_are_those_beside_the_real_database(tmp_path):
     os.chown(planted, NOBODY, NOBODY)
     outcome = run(["--db", str(tmp_path / "link.db"), "--host", f"sim:{spec.host_file}", "list-pools"])
     refused(outcome, f"refusing the database {planted}: it is owned by nobody")
+
+
+def test_a_database_below_a_file_says_so(tmp_path):
+    plain = tmp_path / "f"
+    plain.write_text("")
+    outcome = run(["--db", str(plain / "x.db"), "--host", f"sim:{tmp_path / 'host.json'}", "list-pools"])
+    assert outcome.code == 1, outcome
+    assert outcome.one_error_line() == f"error: cannot open database {plain / 'x.db'}: {plain} is not a directory"
 
 
 # --- the rule itself ------------------------------------------------------------------------------------------

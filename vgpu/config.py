@@ -108,6 +108,8 @@ def _read_toml(path: str) -> dict[str, Any]:
             return {}
     except PermissionError:  # a directory above it (/etc/vgpu, 0700) lets this user not even look
         raise ConfigError(path, "cannot read config file: permission denied") from None
+    except NotADirectoryError as exc:  # XDG_CONFIG_HOME or VGPU_SYSTEM_CONFIG names a file as a directory
+        raise ConfigError(path, f"cannot read config file: {exc.filename} is not a directory") from None
     import tomllib  # only when a config file exists: keeps the one-shot start-up light
 
     try:

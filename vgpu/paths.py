@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .errors import ConfigError
+
 SYSTEM_CONFIG = "/etc/vgpu/config.toml"
 DEMO_URI = "sim:demo"  # the demo's simulated host, whose files live in demo_dir()
 
@@ -38,7 +40,7 @@ def default_db() -> str:
 
 def ensure_dir(path: str) -> str:
     """Create a private directory, and any missing parent, if missing (each 0700, whatever the umask lets
-    makedirs give the parents); returns it."""
+    makedirs give the parents); returns it. A file where one of them belongs is a ConfigError."""
     missing = []
     directory = os.path.abspath(path)
     while not os.path.isdir(directory):
@@ -48,7 +50,9 @@ def ensure_dir(path: str) -> str:
         try:
             os.mkdir(directory, 0o700)
         except FileExistsError:
-            pass  # made meanwhile by another process
+            if not os.path.isdir(directory):  # a file (or a symlink to nothing) where the directory belongs
+                raise ConfigError(path, f"cannot create directory: {directory} is not a directory") from None
+            # else made meanwhile by another process
     return path
 
 

@@ -129,7 +129,8 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         raise StoreError(path, f"cannot open database {path!r}: the path holds a NUL character")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise StoreError(path, f"cannot open database {path}: directory {directory} does not exist")
+        problem = f"{directory} is not a directory" if os.path.lexists(directory) else f"directory {directory} does not exist"
+        raise StoreError(path, f"cannot open database {path}: {problem}")
     if os.path.isdir(path):
         raise StoreError(path, f"cannot open database {path}: it is a directory")
     # Trusted as ssh trusts its files (vgpu.trust): root carries out what the database says. SQLite is given
@@ -144,6 +145,8 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
             _create_private_file(path, real)
     except PermissionError:  # a user who may not even look at it or a directory above it
         raise StoreError(path, f"cannot open database {path}: permission denied") from None
+    except NotADirectoryError as exc:  # a directory on the way replaced by a file since the look above
+        raise StoreError(path, f"cannot open database {path}: {exc.filename} is not a directory") from None
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
         # check_same_thread=False: a Store may be closed by another thread (a batch closes its workers'

@@ -240,6 +240,8 @@ def read_secret(path: str, what: str = "password file") -> str:
                                 "line, mode 600") from None
     except PermissionError:
         raise ConfigError(path, f"cannot read {what}: permission denied") from None
+    except NotADirectoryError as exc:
+        raise ConfigError(path, f"cannot read {what}: {exc.filename} is not a directory") from None
     try:
         first = data.decode("utf-8").split("\n", 1)[0].removesuffix("\r")
     except UnicodeDecodeError:
