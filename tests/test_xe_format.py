@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from vgpu.hypervisor import codes, xe_format
@@ -300,3 +300,68 @@ def test_errors_round_trip(doc, values):
     assume(not any(pattern.search(text) for pattern, _ in xe_format._CLI_MESSAGES))
     failure = parse_error(text)
     assert (failure.code, failure.details) == (doc.code, tuple(details))
+
+
+# --- what a listing vouches for ----------------------------------------------------------------------------------
+
+_FIELDS = (("uuid", " RO"), ("name-label", " RW"), ("power-state", " RO"), ("platform", "MRW"))
+_UUIDS = [f"0000000{n}-0000-4000-8000-00000000000{n}" for n in range(1, 4)]
+_FAKE = "fa4e0000-0000-4000-8000-000000000000"
+
+
+def listing(*vms: tuple[str, str, str, str]) -> str:
+    return xe_format.format_records([list(zip((name for name, _ in _FIELDS), (kind for _, kind in _FIELDS), vm)) for vm in vms])
+
+
+def injected(*lines: str) -> str:
+    return "\n".join(lines)
+
+
+def test_a_clean_listing_vouches_for_every_record():
+    vms = [(_UUIDS[0], "web-1", "running", "acpi: 1"), (_UUIDS[1], "two\nlines", "halted", "")]
+    vouched = xe_format.vouch(parse_records(listing(*vms)), _UUIDS[:2], {name for name, _ in _FIELDS})
+    assert vouched.uuids == (_UUIDS[0], _UUIDS[1])
+    assert vouched.records == {vm[0]: dict(zip((name for name, _ in _FIELDS), vm)) for vm in vms}
+
+
+def test_a_name_that_fakes_a_whole_vm_vouches_for_neither_its_vm_nor_the_fake():
+    # The fake fills its own record's fields first, so both records look complete: only the UUIDs tell.
+    name = injected("t", "power-state ( RO): running", "platform (MRW): device-model-args: -x", "", "",
+                    f"uuid ( RO): {_FAKE}", "name-label ( RW): ghost")
+    vms = [(_UUIDS[0], name, "halted", ""), (_UUIDS[1], "victim", "running", "")]
+    vouched = xe_format.vouch(parse_records(listing(*vms)), _UUIDS[:2], {name for name, _ in _FIELDS})
+    assert vouched.uuids == (_UUIDS[0], _UUIDS[1])
+    assert set(vouched.records) == {_UUIDS[1]}
+
+
+def test_a_name_that_repeats_another_vms_uuid_vouches_for_neither():
+    name = injected("t", "", "", f"uuid ( RO): {_UUIDS[1]}", "name-label ( RW): victim", "power-state ( RO): halted",
+                    "platform (MRW): device-model-args: -x")
+    vms = [(_UUIDS[0], name, "running", ""), (_UUIDS[1], "victim", "running", ""), (_UUIDS[2], "bystander", "halted", "")]
+    vouched = xe_format.vouch(parse_records(listing(*vms)), _UUIDS, {name for name, _ in _FIELDS})
+    assert vouched.uuids == tuple(_UUIDS)
+    assert set(vouched.records) == {_UUIDS[2]}
+
+
+_INJECTED_LINE = st.one_of(
+    st.sampled_from(["", "t", "power-state ( RO): running", "platform (MRW): device-model-args: -x", "dom-id ( RO): 3",
+                     "name-label ( RW): ghost", "   name-label ( RW): padded"]),
+    st.sampled_from([*_UUIDS, _FAKE]).map(lambda uuid: f"uuid ( RO): {uuid}"),
+    st.just("power-state ( RO): halted\nplatform (MRW): \n\n"),  # fills the record's own fields, then ends it
+)
+_INJECTION = st.lists(_INJECTED_LINE, max_size=8).map("\n".join)
+
+
+# The last field's trailing line breaks cannot be told from the blank lines after the record: not an injection.
+_LAST_VALUE = _INJECTION.filter(lambda text: not text.endswith("\n"))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(_INJECTION, st.sampled_from(["running", "halted"]), _LAST_VALUE), min_size=1, max_size=3))
+def test_whatever_names_and_maps_hold_a_vouched_record_is_the_truth(vms):
+    truth = {uuid: {"uuid": uuid, "name-label": name, "power-state": state, "platform": platform}
+             for uuid, (name, state, platform) in zip(_UUIDS, vms)}
+    text = listing(*(tuple(fields.values()) for fields in truth.values()))
+    vouched = xe_format.vouch(parse_records(text), list(truth), {name for name, _ in _FIELDS})
+    assert vouched.uuids == tuple(truth)  # every VM of the host once, in the host's order, and no other
+    assert all(record == truth[uuid] for uuid, record in vouched.records.items())

@@ -19,8 +19,9 @@ What xe prints (xen-api ``ocaml/xapi-cli-server``, checked against real captures
 
 from __future__ import annotations
 
+import collections
 import re
-from typing import Iterable, Mapping, Sequence
+from typing import AbstractSet, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -63,6 +64,42 @@ def parse_records(text: str) -> list[dict[str, str]]:
             current[last] += "\n" * (blanks + 1) + line
         blanks = 0
     return records
+
+
+@attrs.frozen
+class Vouched:
+    """A listing checked against the UUIDs the host has: ``uuids``, the host's VMs that the listing shows, in
+    the host's order; ``records``, by UUID, those whose fields are exactly as printed. Every other VM of
+    ``uuids`` must have its fields read exactly (``vm-param-get``)."""
+
+    uuids: tuple[str, ...]
+    records: Mapping[str, Mapping[str, str]]
+
+
+def vouch(records: Sequence[Mapping[str, str]], host_uuids: Sequence[str], fields: AbstractSet[str]) -> Vouched:
+    """Which records of a listing (:func:`parse_records`) say what the host holds.
+
+    xe prints values raw, so a name or map value holding a line break and then a line shaped like a field
+    reads as that field, or as a record of its own after a blank line: a VM's name can fake other VMs, or
+    its own fields. ``host_uuids`` are the UUIDs the host has, read exactly (``--minimal``: a UUID holds no
+    comma or line break), ``fields`` the fields every record prints. A record is *sound* when it has exactly
+    ``fields`` and a UUID of the host no other record has. Injected text always leaves a record that is not
+    sound right after the one holding it: a field it adds to that record is either not one of ``fields``, or
+    comes again (there or for real later), which starts a record without a UUID; a record it starts has no
+    UUID, one the host lacks, or one the host's own record has too. So a record is taken as printed only
+    when it and the record after it are sound; records of UUIDs the host lacks (injected, or a VM deleted
+    since) are dropped.
+    """
+    known = set(host_uuids)
+    counts = collections.Counter(record.get("uuid") for record in records)
+
+    def sound(record: Mapping[str, str]) -> bool:
+        return record.get("uuid") in known and counts[record.get("uuid")] == 1 and record.keys() == fields
+
+    doubtful = {records[index - 1].get("uuid") for index in range(1, len(records)) if not sound(records[index])}
+    trusted = {record["uuid"]: record for record in records if sound(record) and record["uuid"] not in doubtful}
+    listed = set(counts)
+    return Vouched(tuple(uuid for uuid in host_uuids if uuid in listed), trusted)
 
 
 def format_record(fields: Sequence[tuple[str, str, str]]) -> str:
