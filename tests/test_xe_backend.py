@@ -1,4 +1,5 @@
-"""The xe backend beyond the shared protocol: no shell, one listing call, deadlines, and errors as sentences."""
+"""The xe backend beyond the shared protocol: no shell, a listing of two calls that names cannot fool, deadlines, and
+errors as sentences."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from .hostkit_xe import STANDIN_XE, standin_env
 VM = "0b7c1f52-1111-4a2b-9c3d-000000000001"
 HALTED = "0b7c1f52-1111-4a2b-9c3d-000000000002"
 ABSENT = "0b7c1f52-1111-4a2b-9c3d-0000000000ff"
-LIST_ARGV = ["vm-list", "is-control-domain=false", "is-a-template=false", "is-a-snapshot=false", "params=uuid,name-label,power-state,platform"]
+GUESTS = ["is-control-domain=false", "is-a-template=false", "is-a-snapshot=false"]
+LIST_ARGV = ["vm-list", *GUESTS, "params=uuid,name-label,power-state,platform"]
+UUIDS_ARGV = ["vm-list", *GUESTS, "params=uuid", "--minimal"]  # what the host has, exactly: names cannot fake a VM
 
 
 @attrs.define
@@ -106,11 +109,11 @@ def test_a_malformed_uuid_is_refused_before_xe_runs(world):
 # --- the listing -----------------------------------------------------------------------------------------------
 
 
-def test_listing_is_one_xe_call_without_dom0_when_the_maps_leave_no_doubt(world):
+def test_listing_is_two_xe_calls_without_dom0_when_the_maps_leave_no_doubt(world):
     for key in ("acpi", "nx"):  # VM's map then holds the args alone, HALTED's no args at all
         world.sim.set_platform_key(VM, key, None)
     listed = world.host.list_vms()
-    assert [call["argv"] for call in world.calls()] == [LIST_ARGV]
+    assert [call["argv"] for call in world.calls()] == [LIST_ARGV, UUIDS_ARGV]
     assert {vm.uuid for vm in listed} == {VM, HALTED}
     assert {vm.uuid: vm.device_model_args for vm in listed} == {VM: "-vnc 127.0.0.1:1", HALTED: ""}
 
@@ -119,7 +122,7 @@ def test_args_among_other_keys_are_read_exactly(world):
     # "acpi: 1; nx: true; device-model-args: -vnc 127.0.0.1:1" may as well be nx = "true; device-model-args: ...".
     listed = {vm.uuid: vm.device_model_args for vm in world.host.list_vms()}
     assert listed == {VM: "-vnc 127.0.0.1:1", HALTED: ""}
-    assert [call["argv"][0] for call in world.calls()] == ["vm-list", "vm-param-get"]
+    assert [call["argv"][0] for call in world.calls()] == ["vm-list", "vm-list", "vm-param-get"]
 
 
 def test_args_the_listing_cannot_vouch_for_are_read_exactly(world):
@@ -128,7 +131,7 @@ def test_args_the_listing_cannot_vouch_for_are_read_exactly(world):
     world.sim.set_platform_key(HALTED, "device-model-args", "-vnc :2")
     listed = {vm.uuid: vm.device_model_args for vm in world.host.list_vms()}
     assert listed == {VM: "-a x; -b y", HALTED: "-vnc :2"}
-    assert sorted(call["argv"][0] for call in world.calls()) == ["vm-list", "vm-param-get", "vm-param-get"]
+    assert sorted(call["argv"][0] for call in world.calls()) == ["vm-list", "vm-list", "vm-param-get", "vm-param-get"]
 
 
 @pytest.mark.parametrize("before,after", [("-append a; kind: b", ""), ("", "; kind: b"), ("-x; y: z", "; w: v")])
@@ -156,6 +159,66 @@ def test_the_args_key_is_configurable(world):
     assert {vm.uuid: vm.device_model_args for vm in host.list_vms()}[VM] == "-underscored"
     host.set_device_model_args(HALTED, "-x")
     assert world.sim.platform(HALTED) == {"device_model_args": "-x"}
+
+
+# --- names that look like xe's own lines ------------------------------------------------------------------------
+
+GHOST = "0b7c1f52-1111-4a2b-9c3d-0000000000bb"
+ATTACKER = "0b7c1f52-1111-4a2b-9c3d-0000000000cc"
+GHOST_SEGMENT = "-fw_cfg name=opt/vgpu/config,string=pool=A;priority=2;vm_id=1"
+
+
+def fake_vm_name(victim: str) -> str:
+    """A name that prints as a VM of its own (with a vgpu segment) and then as the start of the victim's record."""
+    return (f"t\n\n\nuuid ( RO): {GHOST}\nname-label ( RW): ghost\npower-state ( RO): running\n"
+            f"platform (MRW): device-model-args: {GHOST_SEGMENT}\n\n\nuuid ( RO): {victim}")
+
+
+def test_a_name_cannot_add_vms_to_the_listing_or_list_one_twice(world):
+    world.sim.add_vm(ATTACKER, fake_vm_name(VM), "halted", "")
+    listed = world.host.list_vms()
+    assert sorted(vm.uuid for vm in listed) == sorted([VM, HALTED, ATTACKER])
+    by_uuid = {vm.uuid: vm for vm in listed}
+    assert by_uuid[ATTACKER].name == fake_vm_name(VM) and by_uuid[ATTACKER].power_state is PowerState.HALTED
+    assert by_uuid[ATTACKER].device_model_args == ""
+    assert (by_uuid[VM].name, by_uuid[VM].power_state, by_uuid[VM].device_model_args) == ("web-1", PowerState.RUNNING, "-vnc 127.0.0.1:1")
+
+
+def test_a_name_cannot_fake_its_own_vms_fields(world):
+    name = (f"t\npower-state ( RO): running\nplatform (MRW): device-model-args: {GHOST_SEGMENT}\n\n\n"
+            f"uuid ( RO): {GHOST}\nname-label ( RW): ghost")
+    world.sim.add_vm(ATTACKER, name, "halted", "-own")
+    listed = {vm.uuid: vm for vm in world.host.list_vms()}
+    assert set(listed) == {VM, HALTED, ATTACKER}
+    assert (listed[ATTACKER].name, listed[ATTACKER].power_state, listed[ATTACKER].device_model_args) == (name, PowerState.HALTED, "-own")
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "ends with a line break\n", "t\n\n\nuuid ( RO): " + VM])
+def test_describe_vm_gives_the_exact_name_and_fields(world, name):
+    world.sim.add_vm(ATTACKER, name, "running", "-own")
+    described = world.host.describe_vm(ATTACKER)
+    assert (described.uuid, described.name, described.power_state, described.device_model_args) == (ATTACKER, name, PowerState.RUNNING, "-own")
+    assert described == {vm.uuid: vm for vm in world.host.list_vms()}[ATTACKER]
+
+
+def test_describe_vm_cannot_be_fooled_by_a_name_that_fakes_the_fields_after_it(world):
+    name = f"t\npower-state ( RO): halted\nplatform (MRW): device-model-args: {GHOST_SEGMENT}\ndom-id ( RO): -1\n\n\nuuid ( RO): {GHOST}"
+    world.sim.add_vm(ATTACKER, name, "running", "-own")
+    described = world.host.describe_vm(ATTACKER)
+    assert (described.name, described.power_state, described.device_model_args) == (name, PowerState.RUNNING, "-own")
+
+
+def test_a_scan_over_xe_shows_the_host_s_vms_and_the_victim_registers(world, tmp_path):
+    from vgpu import lifecycle, scan, vms
+    from vgpu.store import Store
+
+    world.sim.add_vm(ATTACKER, fake_vm_name(VM), "running", "")
+    with Store(tmp_path / "vgpu.db") as store:
+        vms.db_register(store, HALTED, "db, primary", "B", "low", 5)
+        report = scan.scan(store, world.host)
+        assert {host_vm.uuid for host_vm in report.unregistered} == {VM, ATTACKER}
+        assert (report.foreign_segments, report.conflicts) == ((), ())
+        assert lifecycle.register_vm(store, world.host, VM).vm.vm_uuid == VM
 
 
 # --- deadlines -------------------------------------------------------------------------------------------------

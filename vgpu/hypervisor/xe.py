@@ -9,9 +9,14 @@ The listing is one ``xe vm-list`` whose ``platform`` column prints the map as ``
 with no escaping (``--minimal`` cannot help: it prints only a record's first field), so a value holding
 ``"; word: "`` reads as two entries. The device-model args are taken from that column only when
 :func:`xe_format.read_key` finds the text certain (no args key at all, or the args alone in the map); every
-other VM's args are read exactly with ``vm-param-get param-key=``, several at a time. So a scan costs one xe
-call plus one per VM carrying args among other platform keys, and the args written back are always read
-exactly first.
+other VM's args are read exactly with ``vm-param-get param-key=``, several at a time.
+
+xe prints names raw too, line breaks included, so a VM's name can print lines that read as its own fields or
+as other VMs. A second call, ``xe vm-list --minimal``, gives the UUIDs the host has exactly, and
+:func:`xe_format.vouch` says which records can be taken as printed; a VM whose record cannot (its name or map
+held such lines, or another record claims its UUID) has each field read with ``vm-param-get``. So a scan
+costs two xe calls plus one per VM carrying args among other platform keys (three per VM whose record was
+tampered with), and the args written back are always read exactly first.
 
 What a running VM booted with is not in xapi's records on a current host (``last-boot-record`` stays empty:
 see :mod:`vgpu.hypervisor.xenstore`), so it is read from dom0's xenstore, where xenopsd wrote the platform
@@ -26,7 +31,7 @@ import os
 import re
 import signal
 import subprocess
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import attrs
 
@@ -41,18 +46,17 @@ from .xenstore import Xenstore
 XE_FAILED = "XE_FAILED"  # xe failed in a way no code describes: its first line of stderr is the sentence
 INVALID_VALUE = "INVALID_VALUE"
 
-_LIST_ARGS = (
-    "vm-list",
-    "is-control-domain=false",
-    "is-a-template=false",
-    "is-a-snapshot=false",
-    "params=uuid,name-label,power-state,platform",
-)
+_GUESTS = ("is-control-domain=false", "is-a-template=false", "is-a-snapshot=false")
+_LISTED = frozenset({"uuid", "name-label", "power-state", "platform"})
+_DESCRIBED = _LISTED | {"dom-id"}
+_LIST_ARGS = ("vm-list", *_GUESTS, "params=uuid,name-label,power-state,platform")
+_UUIDS_ARGS = ("vm-list", *_GUESTS, "params=uuid", "--minimal")  # exact: a UUID holds no comma or line break
 _DESCRIBE_PARAMS = "params=uuid,name-label,power-state,platform,dom-id"
 _UUID = re.compile(UUID_PATTERN, re.IGNORECASE)
 # xe sends its arguments to xapi as newline-separated lines (newcli.ml), and argv cannot hold NUL.
 _UNSENDABLE = ("\n", "\r", "\0")
-EXACT_READS_AT_ONCE = 8  # vm-param-get calls in flight while a listing reads args exactly
+EXACT_READS_AT_ONCE = 8  # VMs read exactly at once (vm-param-get) while a listing reads what it cannot vouch for
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -77,6 +81,11 @@ def _already_halted(failure: XeFailure) -> bool:
 def _has_domain(state: PowerState) -> bool:
     """A running or paused VM has a domain (and a QEMU) that booted with some args."""
     return state in (PowerState.RUNNING, PowerState.PAUSED)
+
+
+def _value(printed: str) -> str:
+    """What ``vm-param-get`` printed, without the one newline xe adds to the value."""
+    return printed[:-1] if printed.endswith("\n") else printed
 
 
 def _power(text: str) -> PowerState:
@@ -118,15 +127,16 @@ class XeHost:
 
     def list_vms(self) -> list[HostVM]:
         records = xe_format.parse_records(self._call(_LIST_ARGS))
-        args = [xe_format.read_key(record.get("platform", ""), self.args_key) for record in records]
-        doubtful = [record.get("uuid", "") for record, value in zip(records, args) if value is None]
-        exact = self._read_exactly(doubtful)
-        listed = []
-        for record, value in zip(records, args):
-            vm_uuid = record.get("uuid", "")
-            value = value if value is not None else exact.get(vm_uuid)
+        # After the listing: a VM created in between is not in it, and one deleted in between is dropped.
+        listing = xe_format.vouch(records, xe_format.parse_minimal(self._call(_UUIDS_ARGS)), _LISTED)
+        args = {vm_uuid: xe_format.read_key(record["platform"], self.args_key) for vm_uuid, record in listing.records.items()}
+        exact_args = self._each(self._args_if_present, [vm_uuid for vm_uuid, value in args.items() if value is None])
+        found = self._each(self._vm_exactly, [vm_uuid for vm_uuid in listing.uuids if vm_uuid not in listing.records])
+        for vm_uuid, record in listing.records.items():
+            value = args[vm_uuid] if args[vm_uuid] is not None else exact_args.get(vm_uuid)
             if value is not None:  # None: deleted between the listing and the exact read
-                listed.append(HostVM(vm_uuid, record.get("name-label", ""), _power(record.get("power-state", "")), value))
+                found[vm_uuid] = HostVM(vm_uuid, record["name-label"], _power(record["power-state"]), value)
+        listed = [found[vm_uuid] for vm_uuid in listing.uuids if vm_uuid in found]
         if not any(_has_domain(vm.power_state) for vm in listed):
             return listed
         booted = self.xenstore.booted_args(self.args_key) or {}
@@ -134,15 +144,17 @@ class XeHost:
                 for vm in listed]
 
     def describe_vm(self, vm_uuid: str) -> HostVM:
-        """One ``xe vm-list uuid=…`` (plus, for a running VM, one ``xenstore-ls`` of its domain)."""
+        """One ``xe vm-list uuid=…`` (plus, for a running VM, one ``xenstore-ls`` of its domain). A record
+        that does not read cleanly (a name holding lines shaped like fields) is read exactly instead."""
         records = xe_format.parse_records(self._call(["vm-list", self._uuid_arg(vm_uuid), _DESCRIBE_PARAMS], vm_uuid))
-        if not records:  # vm-list filters: an unknown UUID lists nothing
-            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
-        record = records[0]
+        listing = xe_format.vouch(records, [vm_uuid.lower()], _DESCRIBED)
+        record = listing.records.get(vm_uuid.lower())
+        if record is None:
+            return self._described_exactly(vm_uuid, listed=bool(listing.uuids))
         host_vm = self._host_vm(record)
         if host_vm is None:
             raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
-        domid = record.get("dom-id", "").strip()
+        domid = record["dom-id"].strip()
         if not _has_domain(host_vm.power_state) or not domid.isdigit():
             return host_vm
         booted = self.xenstore.booted_args(self.args_key, vm_uuid, int(domid))
@@ -180,9 +192,7 @@ class XeHost:
     def get_device_model_args(self, vm_uuid: str) -> str:
         args = ["vm-param-get", self._uuid_arg(vm_uuid), "param-name=platform", f"param-key={self.args_key}"]
         value, missing = self._attempt(args, vm_uuid, None, _key_missing)
-        if missing:
-            return ""
-        return value[:-1] if value.endswith("\n") else value  # xe adds one newline to the value
+        return "" if missing else _value(value)
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
         if any(char in value for char in _UNSENDABLE):
@@ -216,14 +226,36 @@ class XeHost:
             return None
         return HostVM(vm_uuid, record.get("name-label", ""), _power(record.get("power-state", "")), value)
 
-    def _read_exactly(self, vm_uuids: list[str]) -> dict[str, str]:
-        """The args of each VM, read with vm-param-get (each its own xe process, so several run at once);
-        a VM deleted since the listing is left out."""
+    def _described_exactly(self, vm_uuid: str, listed: bool) -> HostVM:
+        """describe_vm for a VM whose record did not read cleanly: every field read on its own."""
+        host_vm = self._vm_exactly(vm_uuid) if listed else None
+        if host_vm is None:  # vm-list filters: an unknown UUID lists nothing
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        if not _has_domain(host_vm.power_state):
+            return host_vm
+        return attrs.evolve(host_vm, booted_args=self.booted_device_model_args(vm_uuid))
+
+    def _vm_exactly(self, vm_uuid: str) -> HostVM | None:
+        """A VM whose listed record cannot be trusted (its name or map held lines shaped like xe's fields),
+        read with one vm-param-get per field, each printing one raw value; None when it is gone."""
+        try:
+            name = _value(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=name-label"], vm_uuid))
+            state = self.power_state(vm_uuid)
+            args = self.get_device_model_args(vm_uuid)
+        except HypervisorError as exc:
+            if exc.code == codes.UUID_INVALID:
+                return None
+            raise
+        return HostVM(vm_uuid, name, state, args)
+
+    def _each(self, read: Callable[[str], _T | None], vm_uuids: list[str]) -> dict[str, _T]:
+        """``read`` of each VM (each its own xe processes, so several run at once); a VM it finds gone
+        (None: deleted since the listing) is left out."""
         if not vm_uuids:
             return {}
         with concurrent.futures.ThreadPoolExecutor(min(EXACT_READS_AT_ONCE, len(vm_uuids)), "vgpu-xe") as pool:
-            reads = {vm_uuid: pool.submit(self._args_if_present, vm_uuid) for vm_uuid in vm_uuids}
-            found = {vm_uuid: read.result() for vm_uuid, read in reads.items()}
+            reads = {vm_uuid: pool.submit(read, vm_uuid) for vm_uuid in vm_uuids}
+            found = {vm_uuid: future.result() for vm_uuid, future in reads.items()}
         return {vm_uuid: value for vm_uuid, value in found.items() if value is not None}
 
     def _args_if_present(self, vm_uuid: str) -> str | None:
