@@ -280,6 +280,8 @@ def _example_errors() -> list[errors.VgpuError]:
         errors.ShutdownNotConfirmed("«uuid»", 120, errors.HypervisorError("«code»", "«why»")),
         errors.MissingDependency("pandas", "to_pandas()", "pip install pandas"),
         errors.DuplicateVM("«uuid»", ["«a»", "«b»"]),
+        errors.DuplicateVM("«uuid»", ["", ""]),
+        errors.DuplicateVM("«uuid»", ["«a»", "«a»"]),
     ]
 
 

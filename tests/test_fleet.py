@@ -92,6 +92,25 @@ def test_the_same_uuid_on_two_hosts_is_refused_naming_both(sims):
     assert sims["gpu1"].get_device_model_args(TWIN) == sims["kvm3"].get_device_model_args(TWIN) == ""
 
 
+class ListsTwice(SimHost):
+    """A host whose listing holds one VM twice, as no host should."""
+
+    def list_vms(self):
+        return [*super().list_vms(), *super().list_vms()]
+
+
+@pytest.mark.parametrize("label,where", [(None, "the host"), ("gpu1", "host gpu1")])
+def test_one_host_listing_a_uuid_twice_is_said_plainly(tmp_path, store, label, where):
+    from vgpu import lifecycle
+
+    host = ListsTwice(tmp_path / "twice.json")
+    host.add_vm(TWIN, "twin", "halted", "")
+    with pytest.raises(DuplicateVM) as caught:
+        lifecycle.register_vm(store, host if label is None else Fleet({label: host}), TWIN)
+    assert str(caught.value).startswith(f"{where} lists VM {TWIN} twice, which a host never should")
+    assert "fleet" not in str(caught.value)
+
+
 def test_a_vm_that_moved_to_another_host_is_found_again(sims):
     fleet = Fleet(sims)
     fleet.list_vms()

@@ -151,14 +151,21 @@ _CONFIG_FIELDS = (("pool_id", "pool", str), ("priority", "priority", lambda prio
 
 
 class DuplicateVM(Conflict):
-    """One VM UUID is on several hosts of a fleet (as after a copy between XAPI pools). A command on that
-    VM cannot know which one is meant, so it refuses; nothing is merged. ``hosts`` are the hosts' labels."""
+    """One VM UUID is on several hosts of a fleet (as after a copy between XAPI pools), or listed more than
+    once by one host (which no host should do). A command on that VM cannot know which one is meant, so it
+    refuses; nothing is merged. ``hosts`` are the labels of the hosts listing it, once per copy."""
 
     def __init__(self, vm_uuid: str, hosts: Sequence[str]) -> None:
         self.vm_uuid = vm_uuid
         self.hosts = tuple(hosts)
         both = _allowed_text(list(self.hosts)).replace(" or ", " and ")
         super().__init__("VM UUID", vm_uuid, f"VMs on hosts {both}")
+        if len(set(self.hosts)) == 1:  # one host (a single host's label is empty): no copy to keep or remove
+            where = f"host {self.hosts[0]}" if self.hosts[0] else "the host"
+            times = "twice" if len(self.hosts) == 2 else f"{len(self.hosts)} times"
+            self.reword(f"{where} lists VM {vm_uuid} {times}, which a host never should (a UUID is one VM's own); "
+                        "vgpu-admin will not choose one: check the host's own list of VMs")
+            return
         self.reword(f"VM {vm_uuid} is on {len(self.hosts)} hosts of the fleet, {both} (the same UUID twice, as after "
                     "a copy between pools); vgpu-admin will not choose one: remove or re-create one copy, or name "
                     "the host with --host LABEL")
