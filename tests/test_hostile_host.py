@@ -79,9 +79,10 @@ def test_two_blobs_are_shown_as_drift_and_repaired_as_one(spec):
 
 EVIL = "evil\x1b[2J\x1b]0;owned\x07\nUUID: fake | Name: VM-0 | Status: ⚠ Not registered\u202e"
 EVIL_SHOWN = "evil\\x1b[2J\\x1b]0;owned\\x07\\nUUID: fake | Name: VM-0 | Status: ⚠ Not registered\\u202e"
-# In a line of " | " fields (scan-vms, list-vms, show-vm) a name holding "|" is quoted, as a list quotes one
-# holding a comma: backslashes doubled, so the quotes cannot be faked either.
-EVIL_QUOTED = '"' + EVIL_SHOWN.replace("\\", "\\\\") + '"'
+# In a line of " | " fields (scan-vms, list-vms, show-vm) a name holding "|" or a character that does not print
+# is quoted, as a list quotes one holding a comma: inside the quotes each escape is a character the name holds,
+# and a backslash or quote it holds is escaped itself, so neither the quotes nor the escapes can be faked.
+EVIL_QUOTED = '"' + EVIL_SHOWN + '"'
 
 
 def rename_in_db(spec, name: str, new: str) -> None:

@@ -28,19 +28,19 @@ def _escape(char: str) -> str:
 
 
 def shown(value: object) -> str:
-    """``value`` as text for a terminal: printable text unchanged; text holding a character that does not
-    print is quoted, with that character escaped (and backslashes and quotes too, so that ``"a\\x1bb"`` holds
-    an escape character and ``a\\x1bb`` is a name typed with a backslash). Text that starts with a quote is quoted
-    too, so that it cannot read as the quoted form of another."""
+    """``value`` as text for a terminal: printable text unchanged, every other character escaped. For whole
+    sentences and lines (an error that quotes a host's words); a value shown among others goes through
+    :func:`field` or :func:`listed`, which also quote it when it holds an escape."""
     text = value if type(value) is str else str(value)
-    if text.isprintable() and not text.startswith('"'):
+    if text.isprintable():
         return text  # the usual name: no copy
-    return _quoted(text)
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
 
 
 def listed(value: object) -> str:
     """``value`` as one item of a list joined with ", ": quoted when it could read as two items (``"a, b"``)
-    or hide in the list (empty, or spaces at an end), escaped as :func:`shown` does."""
+    or hide in the list (empty, or spaces at an end), or holds a character that does not print (see
+    :func:`field`)."""
     text = value if type(value) is str else str(value)
     if text and text.isprintable() and "," not in text and '"' not in text and text == text.strip():
         return text
@@ -48,10 +48,14 @@ def listed(value: object) -> str:
 
 
 def field(value: object) -> str:
-    """``value`` as one field of a line whose fields are joined with " | " (``Name: … | Pool: …``): quoted
-    when it holds a "|" and so could read as fields of its own, escaped and quoted as :func:`shown` does."""
+    """``value`` as one field of a line whose fields are joined with " | " (``Name: … | Pool: …``): as it is
+    when it prints and cannot be misread, else quoted, with its backslashes, quotes and every character that
+    does not print escaped. So a "|" cannot make fields of its own, and ``"a\\x1bb"`` (an escape character)
+    never reads like ``a\\x1bb`` (a name typed with a backslash) nor like a name typed with the quotes."""
     text = value if type(value) is str else str(value)
-    return _quoted(text) if "|" in text else shown(text)
+    if text.isprintable() and "|" not in text and not text.startswith('"'):
+        return text
+    return _quoted(text)
 
 
 def _quoted(text: str) -> str:
