@@ -4,6 +4,7 @@ and the same confirm, journal and recover as on one host."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,29 @@ def test_a_bulk_apply_refuses_the_row_whose_vm_gained_a_copy_after_the_plan_and_
     assert isinstance(result.failures[0].error, DuplicateVM)
     assert [done.vm.vm_uuid for done in result.results] == [other]
     assert sims["gpu1"].get_device_model_args(copied) == segment("A", 1, 13) and vms.get(store, copied).pool_id == "A"
+
+
+def test_a_bulk_apply_lists_each_host_once_instead_of_asking_every_host_about_each_vm(tmp_path, fleet_of_two):
+    store, sims, placed = fleet_of_two
+    asked: list[tuple[str, str]] = []
+
+    class Counted(SimHost):
+        def list_vms(self):
+            asked.append((Path(self.path).stem, "list_vms"))
+            return super().list_vms()
+
+        def power_state(self, vm_uuid):
+            asked.append((Path(self.path).stem, "power_state"))
+            return super().power_state(vm_uuid)
+
+        def reopen(self):
+            return Counted(self.path)
+
+    fleet = Fleet({label: Counted(sim.path) for label, sim in sims.items()})
+    on_gpu1 = [uuid for uuid, label in placed.items() if label == "gpu1"]
+    plan = bulk.plan_many(store, fleet, [{"vm_uuid": uuid, "pool": "B"} for uuid in on_gpu1])
+    asked.clear()
+    result = bulk.apply_many(store, fleet, plan)
+    assert result.ok and len(result.results) == 4
+    assert asked.count(("gpu2", "list_vms")) == 1  # the one look for copies made since the plan
+    assert ("gpu2", "power_state") not in asked  # not asked about each of gpu1's VMs

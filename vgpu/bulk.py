@@ -249,10 +249,18 @@ def apply_many(
     check_policy(policy)
     reporting.check(progress)
     changing = bulk.changing
+    # Over a fleet, every host is listed once more, now, for all the VMs at once, instead of every host being
+    # asked about each VM as a single change does: a copy made on another host since the plan is refused.
+    copies = _listed_twice_now(host) if changing else {}
+
+    def apply(worker_store: Store, worker_host: Hypervisor, index: int, report: lifecycle.ProgressCallback) -> ReconfigureResult:
+        plan = changing[index]
+        if plan.vm_uuid in copies:
+            raise DuplicateVM(plan.vm_uuid, copies[plan.vm_uuid])
+        return lifecycle.apply_located_plan(worker_store, worker_host, plan, progress=report, policy=policy)
+
     outcome = workers.run(
-        store, host, [plan.vm_uuid for plan in changing],
-        lambda worker_store, worker_host, index, report: lifecycle.apply_plan(
-            worker_store, worker_host, changing[index], progress=report, policy=policy),
+        store, host, [plan.vm_uuid for plan in changing], apply,
         concurrency=concurrency, progress=progress, description="Reconfiguring",
         groups=[plan.host for plan in changing], per_group=per_host,
     )
@@ -267,6 +275,15 @@ def apply_many(
             len(result.results), len(result.failures), len(result.interrupted), len(result.not_started),
             " (their plans are in .partial.not_started)", under_way=len(outcome.under_way))) from outcome.interrupt
     return result
+
+
+def _listed_twice_now(host: Hypervisor) -> dict[str, list[str]]:
+    """The UUIDs several hosts of a fleet list now (one listing per host, at once); nothing for one host. A
+    host that cannot be listed is left to each of its VMs' cycles, which say so."""
+    fleet = as_fleet(host)
+    if not fleet.several:
+        return {}
+    return _listed(fleet.survey())[1]
 
 
 def reconfigure_many(

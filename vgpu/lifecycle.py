@@ -287,7 +287,7 @@ def _confirmed(store: Store, host: Hypervisor, plan: ReconfigurePlan, confirm: C
     return apply_plan(store, host, plan, progress=progress, policy=policy)
 
 
-def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> tuple[journal.Operation, HostVM]:
+def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bool = True) -> tuple[journal.Operation, HostVM]:
     """Take the VM's lock (its journal row), then say what the host has now: the power state the cycle
     starts from, and the args the new segment is merged into (read once, here, not again before writing).
     The host is asked after the lock, not before: taking it may wait for another session's write, and a VM
@@ -304,7 +304,8 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan) -> tuple[journ
         if plan.new.vm_id != current.vm_id:  # taken since the plan was made: refused before the VM is stopped
             vms.check_vm_id_free(conn, plan.new.vm_id, plan.vm_uuid)
     try:
-        locate_again(host, plan.vm_uuid)  # a copy on another host since the plan (or a notebook's last look)
+        if look_again:
+            locate_again(host, plan.vm_uuid)  # a copy on another host since the plan (or a notebook's last look)
         seen = describe(host, plan.vm_uuid)
         check_power_state(plan.vm_uuid, seen.power_state)
     except BaseException as refused:
@@ -327,13 +328,20 @@ def apply_plan(
     policy: StopPolicy = DEFAULT_POLICY,
 ) -> ReconfigureResult:
     """Carry out a plan the caller has already confirmed (notebooks inspect plans, then apply them)."""
+    return apply_located_plan(store, host, plan, progress=progress, policy=policy, look_again=True)
+
+
+def apply_located_plan(store: Store, host: Hypervisor, plan: ReconfigurePlan, *, progress: ProgressCallback = silent,
+                       policy: StopPolicy = DEFAULT_POLICY, look_again: bool = False) -> ReconfigureResult:
+    """:func:`apply_plan`, for a caller that has just listed every host of a fleet (a bulk apply, once for
+    all its VMs): the hosts are not asked again where the VM is (``look_again``: they are)."""
     values.check_kind("apply_plan", "plan", plan, ReconfigurePlan,
                       "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
     progress, policy = one_vms_progress(progress), check_policy(policy)
     if plan.is_noop:
         return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False, running=plan.running)
     progress = guarded(progress)
-    op, seen = _begin(store, host, plan)
+    op, seen = _begin(store, host, plan, look_again)
     stop = None
     with journal.released_on_escape(store, op):  # an interrupt, or a rollback that failed: recover() takes over
         try:
