@@ -328,13 +328,18 @@ def apply_plan(
     policy: StopPolicy = DEFAULT_POLICY,
 ) -> ReconfigureResult:
     """Carry out a plan the caller has already confirmed (notebooks inspect plans, then apply them)."""
-    return apply_located_plan(store, host, plan, progress=progress, policy=policy, look_again=True)
+    return _apply(store, host, plan, progress, policy, look_again=True)
 
 
 def apply_located_plan(store: Store, host: Hypervisor, plan: ReconfigurePlan, *, progress: ProgressCallback = silent,
-                       policy: StopPolicy = DEFAULT_POLICY, look_again: bool = False) -> ReconfigureResult:
+                       policy: StopPolicy = DEFAULT_POLICY) -> ReconfigureResult:
     """:func:`apply_plan`, for a caller that has just listed every host of a fleet (a bulk apply, once for
-    all its VMs): the hosts are not asked again where the VM is (``look_again``: they are)."""
+    all its VMs): the hosts are not asked again where the VM is."""
+    return _apply(store, host, plan, progress, policy, look_again=False)
+
+
+def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: ProgressCallback, policy: StopPolicy,
+           look_again: bool) -> ReconfigureResult:
     values.check_kind("apply_plan", "plan", plan, ReconfigurePlan,
                       "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
     progress, policy = one_vms_progress(progress), check_policy(policy)

@@ -204,25 +204,13 @@ class Fleet:
 
     # --- one VM ---------------------------------------------------------------------------------------------
 
-    def label_of(self, vm_uuid: str) -> str:
-        """The label of the host that has this VM (asking every host once when it is not known yet);
-        DuplicateVM when two hosts have it."""
+    def label_of(self, vm_uuid: str, *, fresh: bool = False) -> str:
+        """The label of the host that has this VM (asking every host once when it is not known yet, or with
+        ``fresh`` whatever the fleet remembers); DuplicateVM when two hosts have it."""
         if not self.several:
             return next(iter(self.members))
         key = vm_uuid.lower()
-        labels = self._where.labels_of(key, self.members) or self._probe(key)
-        if len(labels) > 1:
-            raise DuplicateVM(key, labels)
-        return labels[0]
-
-    def locate(self, vm_uuid: str) -> str:
-        """The label of the host that has this VM, asking every host again (one call each, at once) whatever
-        the fleet remembers: before a change, since a long-lived fleet (a notebook's) may have last looked
-        before the VM was copied to another host, and the copy must be found (DuplicateVM), not left behind."""
-        if not self.several:
-            return next(iter(self.members))
-        key = vm_uuid.lower()
-        labels = self._probe(key)
+        labels = (None if fresh else self._where.labels_of(key, self.members)) or self._probe(key)
         if len(labels) > 1:
             raise DuplicateVM(key, labels)
         return labels[0]
@@ -393,10 +381,11 @@ def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError) -
 
 
 def locate_again(host: Hypervisor, vm_uuid: str) -> None:
-    """Before a change to the VM: over a fleet of several hosts, every host is asked again where it is (see
-    :meth:`Fleet.locate`); one host asks nothing."""
+    """Before a change to the VM: over a fleet of several hosts, every host is asked again where it is, since
+    a long-lived fleet (a notebook's) may have last looked before the VM was copied to another host, and the
+    copy must be found (DuplicateVM), not left behind. One host asks nothing."""
     if isinstance(host, Fleet) and host.several:
-        host.locate(vm_uuid)
+        host.label_of(vm_uuid, fresh=True)
 
 
 def as_fleet(host: Hypervisor) -> Fleet:
