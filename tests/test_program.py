@@ -12,6 +12,13 @@ import sys
 from .clikit import REPO
 
 
+def _fresh_python(script: str) -> str:
+    """What ``script`` prints, run in a fresh interpreter from the checkout (it must succeed)."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(REPO), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_the_program_loads_with_collection_off_and_runs_the_command_with_it_on():
     script = (
         "import gc, json, sys\n"
@@ -25,9 +32,7 @@ def test_the_program_loads_with_collection_off_and_runs_the_command_with_it_on()
         "shell.program.entry()\n"
         "print(json.dumps({'collecting while loading': loading, **seen}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(REPO), timeout=120)
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
+    seen = json.loads(_fresh_python(script))
     assert seen["collecting while loading"] is False
     assert seen["collecting"] is True  # the command's own garbage is collected as usual
     assert seen["frozen"] > 1000  # the modules' objects: kept out of every later pass, the exit's included
@@ -49,8 +54,6 @@ def test_python_m_shell_starts_through_the_program():
         "except SystemExit as done:\n"
         "    print(done.code, 'shell.program' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(REPO), timeout=120)
-    assert done.returncode == 0, done.stderr
-    version, ending = done.stdout.splitlines()
+    version, ending = _fresh_python(script).splitlines()
     assert version.startswith("vgpu-admin ")
     assert ending == "0 True"

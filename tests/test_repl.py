@@ -278,12 +278,18 @@ def test_history_is_private_and_keeps_no_line_carrying_a_credential(shell, spec,
     assert oct(os.stat(folder).st_mode & 0o777) == oct(0o700)
 
 
-def test_a_planted_history_symlink_is_never_written_through(shell, isolated_environment, tmp_path):
+def _planted_history_symlink(isolated_environment, tmp_path):
+    """The history file replaced by a symlink to a file elsewhere: (the history's folder, the link's target)."""
     folder = isolated_environment / "data" / "vgpu"
     folder.mkdir(parents=True, mode=0o700)
     target = tmp_path / "elsewhere"
     target.write_text("keep\n")
     os.symlink(target, folder / "history")
+    return folder, target
+
+
+def test_a_planted_history_symlink_is_never_written_through(shell, isolated_environment, tmp_path):
+    _, target = _planted_history_symlink(isolated_environment, tmp_path)
     assert shell.type("list-pools\n" + CTRL_D) == 0
     assert target.read_text() == "keep\n"
 
@@ -316,11 +322,7 @@ def history_warnings(shell) -> list[str]:
 
 
 def test_a_history_symlink_gets_one_line_saying_history_will_not_be_saved(shell, isolated_environment, tmp_path):
-    folder = isolated_environment / "data" / "vgpu"
-    folder.mkdir(parents=True, mode=0o700)
-    target = tmp_path / "elsewhere"
-    target.write_text("keep\n")
-    os.symlink(target, folder / "history")
+    folder, target = _planted_history_symlink(isolated_environment, tmp_path)
     assert shell.type("list-pools\nlist-pools\n" + CTRL_D) == 0
     assert history_warnings(shell) == [
         f"History will not be saved this session: {folder / 'history'} is a symlink, and it is never written through."]
