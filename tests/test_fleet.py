@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vgpu import devargs
+from vgpu import devargs, lifecycle, locations, vms
 from vgpu.devargs import SegmentState
 from vgpu.errors import DuplicateVM, HostUnreachable, HypervisorError
 from vgpu.hypervisor import codes
 from vgpu.hypervisor.base import Hypervisor
 from vgpu.hypervisor.fleet import Fleet, as_fleet, for_operation, label_for
 from vgpu.hypervisor.sim import SimHost
-from vgpu.models import PowerState, Priority, VMConfig
+from vgpu.models import PowerState, Priority, Registration, VMConfig
 
-from .counting import CountingHost
+from .counting import CountingHost, UnreachableHost
 
 A1 = "f1ee7000-0000-4000-8000-00000000000a"
 B1 = "f1ee7000-0000-4000-8000-00000000000b"
@@ -213,3 +213,34 @@ def test_a_scan_reads_args_that_are_exactly_the_segment_as_parsing_would(pool, p
     args = devargs.render(config)
     assert args == " ".join(devargs.segment_args(config))
     assert devargs.parse(args) == SegmentState(True, config, args)
+
+
+# --- a host that is down is asked once per command ----------------------------------------------------------
+
+YES = lambda plan: True  # noqa: E731
+# Each change over a fleet locates the VM (every host asked, or listed), then asks the host it was last seen on.
+CHANGES = {
+    "reconfigure_vm": lambda store, fleet: lifecycle.reconfigure_vm(store, fleet, B1, priority="high", confirm=YES),
+    "apply_vm": lambda store, fleet: lifecycle.apply_vm(store, fleet, B1, confirm=YES),
+    "repair_vm": lambda store, fleet: lifecycle.repair_vm(store, fleet, B1),
+    "remove_vm": lambda store, fleet: lifecycle.remove_vm(store, fleet, B1),
+    "register_vm": lambda store, fleet: lifecycle.register_vm(store, fleet, B1),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_change_asks_the_host_that_is_down_once_and_the_next_change_asks_it_again(sims, store, change):
+    # B1 is on gpu2 now, but was last seen on gpu1, whose connection times out: the change is refused after
+    # one attempt there, not two (one while locating the VM, one asking whether gpu1 still has it).
+    if change != "register_vm":
+        vms.db_register_many(store, [Registration(B1, "b-one", "B", Priority.LOW, 5)])
+    with store.writing() as conn:
+        locations.record(conn, [(B1, "gpu1", None)])
+    down = UnreachableHost()
+    fleet = Fleet({"gpu1": down, "gpu2": sims["gpu2"], "kvm3": sims["kvm3"]})  # long-lived, as a notebook's
+    for command in (1, 2):
+        with pytest.raises(HostUnreachable, match=f"^VM {B1} is on host gpu2, but it was last seen on host gpu1, "
+                                                  "which could not be asked \\(cannot reach the host: "):
+            CHANGES[change](store, fleet)
+        assert len(down.attempts) == command, down.attempts  # once per command: not remembered after it
+    assert sims["gpu2"].get_device_model_args(B1) == ""  # nothing was done

@@ -15,6 +15,7 @@ from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState, Registration
 from vgpu.store import Store
 
+from .counting import UnreachableHost
 from .fleetkit import segment, uuid_of
 
 
@@ -263,3 +264,31 @@ def test_a_bulk_apply_lists_each_host_once_instead_of_asking_every_host_about_ea
     assert result.ok and len(result.results) == 4
     assert asked.count(("gpu2", "list_vms")) == 1  # the one look for copies made since the plan
     assert ("gpu2", "power_state") not in asked  # not asked about each of gpu1's VMs
+
+
+# --- a host that is down is asked once per bulk call ----------------------------------------------------------
+
+
+def test_a_bulk_change_asks_a_host_that_is_down_once_for_its_plan_and_its_apply(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    down = UnreachableHost()
+    fleet = Fleet({"gpu1": down, "gpu2": sims["gpu2"]})
+    on_gpu2 = [uuid for uuid, label in placed.items() if label == "gpu2"]
+    result = bulk.reconfigure_many(store, fleet, [{"vm_uuid": uuid, "priority": "high"} for uuid in on_gpu2],
+                                   confirm=lambda plan: True, concurrency=2)
+    assert result.ok and len(result.results) == 4
+    assert down.attempts == ["list_vms"]  # the plan's listing; the apply's look for copies does not wait on it again
+    bulk.reconfigure_many(store, fleet, [{"vm_uuid": on_gpu2[0], "priority": "low"}], confirm=lambda plan: True)
+    assert down.attempts == ["list_vms", "list_vms"]  # the next bulk call asks again: it may be back
+
+
+def test_writing_many_segments_asks_a_host_that_is_down_once_not_once_per_vm(fleet_of_two):
+    from vgpu import bulk_register
+
+    store, sims, placed = fleet_of_two
+    on_gpu2 = [uuid for uuid, label in placed.items() if label == "gpu2"]
+    down = UnreachableHost()
+    written, failures = bulk_register.write_segments(store, Fleet({"gpu1": down, "gpu2": sims["gpu2"]}), on_gpu2,
+                                                     concurrency=2)
+    assert failures == [] and len(written) == 4
+    assert len(down.attempts) == 1, down.attempts  # each VM's repair locates it: the workers share what failed

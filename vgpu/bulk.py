@@ -21,7 +21,7 @@ from . import journal, lifecycle, locations, reporting, tables, values, views, v
 from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
-from .hypervisor.fleet import Listing, as_fleet, left_behind
+from .hypervisor.fleet import Listing, as_fleet, left_behind, one_fleet_operation
 from .lifecycle import DEFAULT_POLICY, ReconfigurePlan, ReconfigureResult, StopPolicy
 from .power import check_policy
 from .models import HostVM, PowerState
@@ -124,6 +124,7 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
                            args_quoted=host_vm.host in quoted_labels, host=host_vm.host)
 
 
+@one_fleet_operation
 def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, object]] | Mapping[object, Mapping[str, object]]) -> BulkPlan:
     """Validate every change (``vm_uuid`` plus any of ``pool``, ``priority``, ``vm_id``) against the DB and
     one host listing. Raises InvalidRows naming every bad row; changes nothing.
@@ -223,6 +224,7 @@ def not_listed(uuid: str, listings: Sequence[Listing]) -> VgpuError:
     return HostUnreachable(code, f"VM {uuid} is on none of the hosts that answered; {first}")
 
 
+@one_fleet_operation
 def apply_many(
     store: Store,
     host: Hypervisor,
@@ -286,6 +288,7 @@ def _listed_twice_now(host: Hypervisor) -> dict[str, list[str]]:
     return _listed(fleet.survey())[1]
 
 
+@one_fleet_operation
 def reconfigure_many(
     store: Store,
     host: Hypervisor,

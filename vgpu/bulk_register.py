@@ -23,7 +23,7 @@ from . import bulk, devargs, journal, lifecycle, locations, naming, reporting, t
 from .bulk import BulkFailure, BulkPlan
 from .errors import BulkInterrupted, InvalidRows, InvalidValue, RowProblem, VgpuError
 from .hypervisor.base import Hypervisor
-from .hypervisor.fleet import Listing, as_fleet
+from .hypervisor.fleet import Listing, as_fleet, one_fleet_operation
 from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
 from .models import VM, HostVM, Registration
 from .naming import SharedName
@@ -141,6 +141,7 @@ class RegistrationResult(tables.Tabular):
         return not self.failures and not self.interrupted and not self.not_started
 
 
+@one_fleet_operation
 def plan_registrations(
     store: Store,
     host: Hypervisor,
@@ -220,6 +221,7 @@ def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, 
     return plans, rows, in_input_order(checked.labels, [*problems, *more], lambda problem: problem.row)
 
 
+@one_fleet_operation
 def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressOption = lifecycle.silent,
                      concurrency: int = 4) -> RegistrationResult:
     """Register the plan's VMs with the vm_ids it shows, in one transaction (a vm_id taken since the plan
@@ -253,6 +255,7 @@ def _register(store: Store, plan: RegistrationPlan) -> list[VM]:
         raise InvalidRows([RowProblem(plan.rows[cast(int, problem.row) - 1], problem.error) for problem in refused.problems]) from refused
 
 
+@one_fleet_operation
 def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, progress: ProgressOption = lifecycle.silent,
                    concurrency: int = 4) -> tuple[list[RepairResult], list[BulkFailure]]:
     """Make each VM's segment agree with the database (read by QEMU at the VM's next boot): the journalled

@@ -25,7 +25,7 @@ from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, I
                      ReconfigureFailed, ShutdownNotConfirmed, StalePlan, VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
-from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again
+from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
 from .naming import SharedName
@@ -182,6 +182,7 @@ def check_power_state(vm_uuid: str, state: PowerState) -> None:
         )
 
 
+@one_fleet_operation
 def plan_reconfigure(store: Store, host: Hypervisor, vm_uuid: object, pool: object = None, priority: object = None, vm_id: object = None) -> ReconfigurePlan:
     """Validate a change to a registered VM and say what it would do (restart or not). Changes nothing.
 
@@ -194,6 +195,7 @@ def plan_reconfigure(store: Store, host: Hypervisor, vm_uuid: object, pool: obje
     return _host_plan(store, host, change)
 
 
+@one_fleet_operation
 def plan_apply(store: Store, host: Hypervisor, vm_uuid: object) -> ReconfigurePlan:
     """What :func:`apply_vm` would do: the VM's registered configuration, unchanged, made the one its args
     say and its running domain booted with. Changes nothing."""
@@ -236,6 +238,7 @@ def ask(confirm: Callable[[_Plan], bool], plan: _Plan) -> None:
         raise Cancelled()
 
 
+@one_fleet_operation
 def reconfigure_vm(
     store: Store,
     host: Hypervisor,
@@ -259,6 +262,7 @@ def reconfigure_vm(
     return _confirmed(store, host, plan, confirm, progress, policy)
 
 
+@one_fleet_operation
 def apply_vm(
     store: Store,
     host: Hypervisor,
@@ -319,6 +323,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bo
         return journal.set_was_running(conn, op, restart), seen
 
 
+@one_fleet_operation
 def apply_plan(
     store: Store,
     host: Hypervisor,
@@ -331,6 +336,7 @@ def apply_plan(
     return _apply(store, host, plan, progress, policy, look_again=True)
 
 
+@one_fleet_operation
 def apply_located_plan(store: Store, host: Hypervisor, plan: ReconfigurePlan, *, progress: ProgressCallback = silent,
                        policy: StopPolicy = DEFAULT_POLICY) -> ReconfigureResult:
     """:func:`apply_plan`, for a caller that has just listed every host of a fleet (a bulk apply, once for
@@ -574,6 +580,7 @@ def find_host_vm(host: Hypervisor, vm_uuid: str) -> HostVM:
     raise NotFound("VM", vm_uuid, "the host has no such VM (see 'vgpu-admin scan-vms')")
 
 
+@one_fleet_operation
 def register_vm(
     store: Store,
     host: Hypervisor,
@@ -643,6 +650,7 @@ class RemoveResult:
     running_with: VMConfig | None = None
 
 
+@one_fleet_operation
 def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     """Unregister a VM and clear its segment. A VM the host no longer has is just unregistered."""
     try:
@@ -740,6 +748,7 @@ class RepairResult:
         return self.expected is not None and self.booted is not None and self.booted.config != self.expected
 
 
+@one_fleet_operation
 def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     """Make a VM's device-model args agree with the database: a registered VM's segment is rewritten, an
     unregistered VM's (a clone's, or a leftover) removed. Takes effect at the VM's next boot."""

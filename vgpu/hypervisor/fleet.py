@@ -14,6 +14,8 @@ fans calls out and routes them:
   VM moved) has it looked for again. A UUID found on two hosts (a copy between pools) is refused with
   :class:`~vgpu.errors.DuplicateVM`, never merged; a XAPI pool lists a VM once, wherever in the pool it
   runs, so a migration inside a pool is the same VM.
+- A host that cannot be reached is asked once per operation (one command, one bulk call: see
+  :func:`one_operation`), not again by each later question of that operation about where a VM is.
 - Before calls fan out to worker threads, each member's ``prepare()`` (where it has one) runs on the
   calling thread: a XenAPI host asks for its password there, never on a worker.
 
@@ -24,8 +26,11 @@ through, errors untouched, so a single host behaves exactly as without a fleet.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import copy
+import functools
 import threading
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, TypeVar
 
 import attrs
 
@@ -35,6 +40,7 @@ from . import codes
 from .base import Hypervisor, args_quoted, describe
 
 _Answer = TypeVar("_Answer")
+_Params = ParamSpec("_Params")
 
 DEFAULT_PARALLEL = 16
 
@@ -95,13 +101,74 @@ class _Whereabouts:
             return label in self._by_label and uuid not in self._by_label[label]
 
 
+class _DownHosts:
+    """The hosts that could not be reached (HostUnreachable: a connect timeout, a refused connection) during
+    the operation under way, with the error each gave, so that the operation waits on each once: locating a
+    VM asks every host, then asking the host it was last seen on would wait on the same timeout again, and
+    so would each worker of a bulk call locating its VM.
+
+    Scoped to the operation, not expired after a time: hosts are remembered only while one is open (see
+    :func:`one_operation`), and forgotten when the last open one ends, so a long-lived fleet (a notebook's
+    ``vgpu.connect()``, the ``vgpu>`` shell's) asks a host again at its next command, however soon: a host
+    that came back is seen. Shared by a fleet and its reopened copies (a bulk call's workers)."""
+
+    def __init__(self) -> None:
+        self._open = 0
+        self._errors: dict[str, HostUnreachable] = {}
+        self._answered: set[str] = set()  # hosts that answered in this operation: asked without waiting
+        self._first_contact: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def operation(self) -> Iterator[None]:
+        with self._lock:
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+                if not self._open:
+                    self._errors.clear()
+                    self._answered.clear()
+                    self._first_contact.clear()
+
+    def error_of(self, label: str) -> HostUnreachable | None:
+        """A copy of the error the host gave earlier in the operation (each caller may reword its own), or None."""
+        with self._lock:
+            error = self._errors.get(label)
+        return None if error is None else copy.copy(error)
+
+    def ask(self, label: str, question: Callable[[], Any]) -> Any:
+        """``question()`` (asking host ``label``, answering its outcome, an error included), or the error the
+        host gave earlier in the operation. Until a host has answered once in the operation, one question to
+        it goes at a time: the others (a bulk call's workers) wait for its outcome rather than each waiting
+        on the same timeout."""
+        with self._lock:
+            gate = None if not self._open or label in self._answered else self._first_contact.setdefault(label, threading.Lock())
+        if gate is None:
+            return question()
+        with gate:
+            error = self.error_of(label)
+            if error is not None:
+                return error
+            outcome = question()
+            with self._lock:
+                if self._open and isinstance(outcome, HostUnreachable):
+                    self._errors[label] = copy.copy(outcome)  # as it was raised, before a caller names the host
+                elif self._open:
+                    self._answered.add(label)
+            return outcome
+
+
 class Fleet:
     """Several hosts by label (in the config's order). ``parallel`` bounds how many are asked at once;
     ``elsewhere`` names the fleet's other hosts, left out of this run (``--host LABEL`` narrows), whose
     VMs a scan leaves out rather than calling them missing."""
 
     def __init__(self, members: Mapping[str, Hypervisor], *, parallel: int = DEFAULT_PARALLEL,
-                 elsewhere: Iterable[str] = (), _where: _Whereabouts | None = None) -> None:
+                 elsewhere: Iterable[str] = (), _where: _Whereabouts | None = None,
+                 _down: _DownHosts | None = None) -> None:
         if not members:
             raise ValueError("a fleet needs at least one host")
         if "" in members and len(members) > 1:
@@ -111,6 +178,7 @@ class Fleet:
         self.elsewhere = frozenset(elsewhere) - set(self.members)
         self.uri = ",".join(f"{label}={host.uri}" if label else host.uri for label, host in self.members.items())
         self._where = _where or _Whereabouts()
+        self._down = _down or _DownHosts()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # made on first fan-out, kept until close()
 
     @property
@@ -140,16 +208,17 @@ class Fleet:
         """``call`` on each host (all, or ``labels``), at most ``parallel`` at once: label → its result, or
         the VgpuError it raised. Anything else (a bug) is raised once every host has answered."""
         targets = list(self.members if labels is None else labels)
-        outcomes: dict[str, Any] = {label: error for label in targets if (error := self._prepare(label)) is not None}
+        outcomes: dict[str, Any] = {label: error for label in targets
+                                    if (error := self._down.error_of(label) or self._prepare(label)) is not None}
         ready = [label for label in targets if label not in outcomes]
         if len(ready) <= 1:
             for label in ready:  # one host: on this thread, as without a fleet
-                outcomes[label] = _outcome(call, self.members[label])
+                outcomes[label] = self._ask(label, call)
             return {label: outcomes[label] for label in targets}
         if self._pool is None:  # kept between calls: a notebook's repeated status() does not start threads again
             workers = min(self.parallel, len(self.members))
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vgpu-fleet")
-        futures = {label: self._pool.submit(_outcome, call, self.members[label]) for label in ready}
+        futures = {label: self._pool.submit(self._ask, label, call) for label in ready}
         try:
             for label, future in futures.items():
                 outcomes[label] = future.result()
@@ -157,6 +226,10 @@ class Fleet:
             for future in futures.values():
                 future.cancel()  # after an interrupt, ask no host that was not asked yet; a slow one is not awaited
         return {label: outcomes[label] for label in targets}
+
+    def _ask(self, label: str, call: Callable[[Hypervisor], Any]) -> Any:
+        """``call`` on the host: its result or the VgpuError it raised (see :meth:`_DownHosts.ask`)."""
+        return self._down.ask(label, lambda: _outcome(call, self.members[label]))
 
     def _prepare(self, label: str) -> VgpuError | None:
         """Let the host do on this thread what it cannot do on a worker (ask for a password)."""
@@ -247,7 +320,7 @@ class Fleet:
         key = vm_uuid.lower()
         if last_seen is None or last_seen == found_on or last_seen not in self.members or self._where.lacks(key, last_seen):
             return
-        outcome = _outcome(lambda host: host.power_state(key), self.members[last_seen])
+        outcome = self._ask(last_seen, lambda host: host.power_state(key))
         if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
             self._where.lost(key, last_seen)
             return
@@ -326,10 +399,15 @@ class Fleet:
             if error is not None and not self.several:
                 raise error
 
+    def operation(self) -> contextlib.AbstractContextManager[None]:
+        """One operation (see :func:`one_operation`): a host that cannot be reached during it is asked once."""
+        return self._down.operation()
+
     def reopen(self) -> "Fleet":
-        """Every host reopened (each connects on first use), sharing what is known of where VMs are."""
+        """Every host reopened (each connects on first use), sharing what is known of where VMs are and which
+        hosts could not be reached in the operation under way."""
         members = {label: host.reopen() for label, host in self.members.items()}
-        return Fleet(members, parallel=self.parallel, elsewhere=self.elsewhere, _where=self._where)
+        return Fleet(members, parallel=self.parallel, elsewhere=self.elsewhere, _where=self._where, _down=self._down)
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -386,6 +464,32 @@ def locate_again(host: Hypervisor, vm_uuid: str) -> None:
     copy must be found (DuplicateVM), not left behind. One host asks nothing."""
     if isinstance(host, Fleet) and host.several:
         host.label_of(vm_uuid, fresh=True)
+
+
+@contextlib.contextmanager
+def one_operation(host: Hypervisor) -> Iterator[None]:
+    """Over a fleet, the block is one operation: a host that cannot be reached during it is asked once, and its
+    error given again to every later question the block asks it about where a VM is (a change locates the VM
+    on every host, then asks the host it was last seen on; a bulk call lists every host to plan, again to
+    apply, and its workers locate each VM). Only those questions: a call to the host a VM is on (stopping it,
+    rolling a change back) always tries that host. Operations nest, and a fleet's reopened copies (a bulk
+    call's workers) share the one open. One host: nothing to remember."""
+    if isinstance(host, Fleet):
+        with host.operation():
+            yield
+    else:
+        yield
+
+
+def one_fleet_operation(function: Callable[_Params, _Answer]) -> Callable[_Params, _Answer]:
+    """A library call taking ``(store, host, ...)`` made :func:`one_operation` of its host, whole."""
+
+    @functools.wraps(function)
+    def call(*args: _Params.args, **kwargs: _Params.kwargs) -> _Answer:
+        with one_operation(args[1] if len(args) > 1 else kwargs["host"]):  # type: ignore[arg-type]
+            return function(*args, **kwargs)
+
+    return call
 
 
 def as_fleet(host: Hypervisor) -> Fleet:
