@@ -123,16 +123,28 @@ ONE_HOST_TWO_SPELLINGS = [
     ("xapi+unix:", "xapi+unix:/var/lib/xcp/xapi"),
     ("xe:", "xe:xe"),
     ("qemu+ssh://root@kvm3/system", "qemu+ssh://root@KVM3/system"),
+    ("xapi://root@pool1-master", "xapis://root@pool1-master"),  # the one XAPI, over http and https
+    ("xapi://pool1-master", "xapis://root@POOL1-master:443/"),
+    ("xapis://root@pool1-master:443", "xapi://root@pool1-master:80"),
+    ("qemu:///system", "qemu+unix:///system"),  # the one local libvirtd, its default transport named
+    ("qemu+unix:///system?socket=/run/l.sock", "qemu:///system?socket=/run/l.sock"),
 ]
 # ... and different hosts, or spellings the host's reader does not take as one host, which stay apart.
 DIFFERENT_HOSTS = [
     ("sim:{dir}/a.json", "sim:{dir}/b.json"),
     ("xapi://root@127.0.1.1:44561", "xapi://root@127.0.1.1:44562"),
-    ("xapi://root@pool1-master", "xapis://root@pool1-master"),
+    ("xapi://root@pool1-master:8080", "xapis://root@pool1-master"),
+    ("xapis://root@pool1-master:8443", "xapis://root@pool1-master"),
+    ("xapi://root@pool1-master", "xapis://root@pool2-master"),
     ("xapi+unix:", "xapi+unix:/run/pool2/xapi"),
     ("xe:", "xe:/usr/local/bin/xe-pool2"),
     ("qemu+ssh://root@kvm3/system", "qemu+ssh://root@kvm4/system"),
     ("test:///default", "test:///default/"),  # libvirt reads a trailing '/' as another path
+    ("qemu:///system", "qemu:///session"),
+    ("qemu+unix:///system", "qemu+unix:///session"),
+    ("qemu:///system", "qemu+unix:///system?socket=/run/other.sock"),
+    ("qemu://kvm3/system", "qemu+unix://kvm3/system"),  # TLS to kvm3, and a local socket: not known to be one
+    ("qemu:///system", "qemu+ssh://root@localhost/system"),
 ]
 
 
@@ -165,11 +177,16 @@ def test_a_hosts_table_with_two_spellings_of_one_host_names_the_file(user_config
                                  "(gpu2 writes it xapi://root@Pool1:0443/); keep one")
 
 
-def test_on_the_command_line_two_spellings_of_one_host_are_one_line_and_exit_2(tmp_path, spec_free_db):
-    outcome = run(["scan-vms", "--db", str(spec_free_db), "--host", f"a=sim:{tmp_path}/a.json",
-                   "--host", f"b=sim:{tmp_path}//a.json"])
+@pytest.mark.parametrize(("first", "second"), [
+    ("sim:{dir}/a.json", "sim:{dir}//a.json"),
+    ("xapi://root@pool1-master", "xapis://root@pool1-master"),
+    ("qemu:///system", "qemu+unix:///system"),
+])
+def test_on_the_command_line_two_spellings_of_one_host_are_one_line_and_exit_2(tmp_path, spec_free_db, first, second):
+    first, second = _spelled(first, tmp_path), _spelled(second, tmp_path)
+    outcome = run(["scan-vms", "--db", str(spec_free_db), "--host", f"a={first}", "--host", f"b={second}"])
     assert outcome.code == 2 and outcome.one_error_line() == (
-        f"error: --host: hosts a and b have the same URI sim:{tmp_path}/a.json (b writes it sim:{tmp_path}//a.json); keep one")
+        f"error: --host: hosts a and b have the same URI {first} (b writes it {second}); keep one")
     assert not spec_free_db.exists()
 
 

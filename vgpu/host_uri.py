@@ -51,9 +51,11 @@ def check_uri(uri: str) -> str:
 def host_key(uri: str) -> str:
     """``uri`` (already checked) spelled one way per host it reaches, as that host's own reader takes it, so that
     two labels for one host can be refused: a simulated host by the real path of its file; a XenAPI one by its
-    scheme, user, lower-case host and port (defaults filled in; options and a trailing '/' change no host); a
-    libvirt one with its scheme and host in lower case and its path as given (libvirt reads qemu:///system/ as
-    another path); xe: by the xe it runs. Called only with several hosts: the one-shot start-up stays light."""
+    user, lower-case host and port (defaults filled in; options and a trailing '/' change no host), whatever
+    its scheme: xapi:// and xapis:// reach the one XAPI of a host, on its ports 80 and 443; a libvirt one with
+    its scheme and host in lower case and its path as given (libvirt reads qemu:///system/ as another path),
+    its default transport to the local daemon (unix) left out; xe: by the xe it runs. Called only with
+    several hosts: the one-shot start-up stays light."""
     if uri.startswith("sim:"):
         import os.path  # the sim backend opens the path relative to the working directory, as realpath does
 
@@ -65,7 +67,8 @@ def host_key(uri: str) -> str:
         if target.is_local:
             return f"xapi+unix:{target.socket_path}"
         port = target.port or (443 if target.scheme == "https" else 80)
-        return f"{target.scheme}://{target.user}@{target.host.lower()}:{port}"
+        # XAPI serves http on 80 and https on 443 alike; any other port may be a tunnel to another host
+        return f"xapi://{target.user}@{target.host.lower()}:{'80+443' if port in (80, 443) else port}"
     if uri.startswith("xe:"):
         return f"xe:{uri[len('xe:'):] or 'xe'}"
     return _libvirt_key(uri)
@@ -77,7 +80,10 @@ def _libvirt_key(uri: str) -> str:
         return f"{scheme.lower()}:{rest}"
     end = next((index for index, char in enumerate(rest) if index > 1 and char in "/?#"), len(rest))
     user, at, server = rest[2:end].rpartition("@")
-    return f"{scheme.lower()}://{user}{at}{server.lower()}{rest[end:]}"
+    scheme = scheme.lower()
+    if not rest[2:end] and scheme.endswith("+unix"):
+        scheme = scheme.removesuffix("+unix")  # qemu:///system reaches the local daemon by its socket too
+    return f"{scheme}://{user}{at}{server.lower()}{rest[end:]}"
 
 
 def refuse_password(uri: str) -> None:
