@@ -25,7 +25,7 @@ from .render import (
     attention_lines,
     config_text,
     host_name,
-    listed_name,
+    marked_name,
     name_of,
     pool_block_lines,
     segment_text,
@@ -261,14 +261,17 @@ def status_lines(report: ScanReport) -> Iterator[str]:
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
         hosts = None if where is None else {e.vm.vm_uuid: where(e) for e in members}
-        yield from pool_block_lines(pool, [e.vm for e in members], hosts)
+        marks = {e.vm.vm_uuid: _state_mark(e) for e in members if e.conflict}  # a VM on several hosts, as in scan-vms
+        yield from pool_block_lines(pool, [e.vm for e in members], hosts, marks)
         yield ""
     if report.host_error:
         yield from ("Unregistered VMs: unknown (the host could not be listed)", "")
     else:
         yield f"Unregistered VMs: {len(report.unregistered)}"
         if report.unregistered:
-            names = ", ".join(listed_name(h.name) for h in report.unregistered)
+            copies = report.copies_by_uuid()  # a UUID on several hosts is marked as its scan-vms line is
+            names = ", ".join(marked_name(h.name, state_mark("conflict", hosts=len(copies[h.uuid])) if h.uuid in copies else None)
+                              for h in report.unregistered)
             yield f"  {names} (not registered - will default to Pool A if registered without --pool)"
         yield ""
     yield from _summary(report)

@@ -34,6 +34,12 @@ def listed_name(name: str | None) -> str:
     return listed(name) if name else "(unnamed)"
 
 
+def marked_name(name: str | None, mark: str | None) -> str:
+    """A name of a list, with its VM's mark after it when it has one (over a fleet: ``⚠ On 2 hosts``, as the
+    VM's line in the table says)."""
+    return f"{listed_name(name)} ({mark})" if mark else listed_name(name)
+
+
 def enabled(pool: Pool) -> str:
     return "Enabled" if pool.enabled else "Disabled"
 
@@ -76,10 +82,10 @@ def pools_list(pools: Iterable[Pool]) -> str:
     return "\n".join(pool_line(pool) for pool in pools)
 
 
-def _names(vms: list[VM]) -> str:
+def _names(vms: list[VM], marks: dict[str, str] | None = None) -> str:
     if not vms:
         return ""
-    names = ", ".join(listed_name(vm.vm_name) for vm in vms[:NAMES_LISTED])
+    names = ", ".join(marked_name(vm.vm_name, (marks or {}).get(vm.vm_uuid)) for vm in vms[:NAMES_LISTED])
     more = f", ... and {len(vms) - NAMES_LISTED} more" if len(vms) > NAMES_LISTED else ""
     return f" ({names}{more})"
 
@@ -90,15 +96,17 @@ def pool_block(pool: Pool, members: list[VM], hosts: dict[str, str] | None = Non
     return list(pool_block_lines(pool, members, hosts))
 
 
-def pool_block_lines(pool: Pool, members: list[VM], hosts: dict[str, str] | None = None) -> Iterator[str]:
-    """pool_block line by line, for the status panel of many VMs."""
+def pool_block_lines(pool: Pool, members: list[VM], hosts: dict[str, str] | None = None,
+                     marks: dict[str, str] | None = None) -> Iterator[str]:
+    """pool_block line by line, for the status panel of many VMs. ``marks``: a mark for some VMs (by UUID),
+    after each one's name in its priority's list."""
     yield from (f'Pool {pool.pool_id}: "{shown(pool.pool_name)}"', POOL_RULE, f"Status: {enabled(pool)}")
     if pool.description:
         yield f"Description: {shown(pool.description)}"
     yield f"VMs: {len(members)}"
     for priority in (Priority.HIGH, Priority.MEDIUM, Priority.LOW):
         group = [vm for vm in members if vm.priority is priority]
-        yield f"  {priority.label.capitalize()} Priority: {plural(len(group), 'VM')}{_names(group)}"
+        yield f"  {priority.label.capitalize()} Priority: {plural(len(group), 'VM')}{_names(group, marks)}"
     if members:
         yield from ("", "VM Details:")
         yield from (f"  {name_of(vm)} (UUID: {vm.vm_uuid}) | Priority: {vm.priority.label} | VM ID: {vm.vm_id}"

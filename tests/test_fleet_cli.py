@@ -287,6 +287,7 @@ def test_the_same_uuid_in_two_pools_is_a_conflict_never_merged(tmp_path, monkeyp
         world.pools["pool2"].sim.add_vm(P1, "p1-web-copy", "halted", segment("A", 1, 3))  # a cross-pool copy
         lines = world.cli("scan-vms").out_lines
         assert line_of(lines, P1).endswith("| VM ID: 3 | ⚠ On 2 hosts | Host: pool1 (xcp-a2), pool2")
+        assert "  Medium Priority: 1 VM (p1-web (⚠ On 2 hosts))" in ok_lines(world.cli("status"))  # as in the table
         header = lines.index("=== Same UUID on several hosts: 1 ===")
         assert lines[header + 1] == (
             f"UUID: {P1} | Hosts: pool1 (p1-web, running), pool2 (p1-web-copy, halted) | Registered: p1-web | "
@@ -319,7 +320,8 @@ def test_an_unregistered_uuid_on_two_hosts_is_one_vm_shown_as_a_conflict_and_cou
     header = lines.index("=== Same UUID on several hosts: 1 ===")  # each copy is still shown there
     assert lines[header + 1].startswith(f"UUID: {CLONE_X} | Hosts: gpu1 (clone-x, running), gpu2 (clone-x, halted) | Not registered")
     status = ok_lines(world.cli("status"))
-    assert "  clone-x, spare-1, spare-2 (not registered - will default to Pool A if registered without --pool)" in status
+    assert ("  clone-x (⚠ On 2 hosts), spare-1, spare-2 (not registered - will default to Pool A if registered "
+            "without --pool)") in status  # marked in the names list as in the table
     assert "Total VMs Unregistered: 3" in status and "Total VMs in System: 6" in status
     data = json.loads(world.cli("status", "--format=json").out)
     assert (data["total_unregistered"], data["total_in_system"]) == (3, 6)
