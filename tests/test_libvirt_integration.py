@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from vgpu.errors import (
 )
 from vgpu.hypervisor import codes
 from vgpu.hypervisor.libvirt import LibvirtHost
-from vgpu.hypervisor.libvirt_xml import join_args, split_args
+from vgpu.hypervisor.libvirt_xml import join_args, qemu_args, split_args
 from vgpu.lifecycle import StopPolicy, reconfigure_vm, register_vm, remove_vm
 from vgpu.models import PowerState, Priority, Registration, VMConfig
 from vgpu.store import Store
@@ -514,3 +515,61 @@ def test_recover_after_an_interrupted_shutdown_sees_it_through_and_starts_the_gu
         wait_for(lambda: boots_seen(console) == 2, "the guest to boot again", console)
         assert guestkit.printed_configs(console) == ["none", devargs.payload(old)]
         assert vms.get(store, vm_uuid).config == old and recovery.recover(store, host) == []
+
+
+# --- a blob kept as libvirt's own fw_cfg entry ----------------------------------------------------------
+
+
+def with_fw_cfg_entry(vm_uuid: str, value: str) -> None:
+    """Give the stored domain libvirt's own fw_cfg entry for vgpu's blob, as an admin would (virsh edit)."""
+    import libvirt
+
+    conn = libvirt.open(URI)
+    try:
+        xml = conn.lookupByUUIDString(vm_uuid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        entry = f"<sysinfo type='fwcfg'><entry name='{devargs.FW_CFG_NAME}'>{value}</entry></sysinfo>"
+        conn.defineXML(xml.replace("</domain>", entry + "</domain>"))
+    finally:
+        conn.close()
+
+
+def stored_xml(vm_uuid: str) -> str:
+    import libvirt
+
+    conn = libvirt.open(URI)
+    try:
+        return conn.lookupByUUIDString(vm_uuid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    finally:
+        conn.close()
+
+
+def test_a_blob_in_a_sysinfo_fwcfg_entry_is_seen_and_changed_in_place(domains, host, tmp_path):
+    """A guest whose blob is a <sysinfo type='fwcfg'> entry (libvirt 6.5+) booted with it: vgpu reads it as
+    its configuration, a change rewrites that entry rather than adding a <qemu:arg> blob of the same name
+    (with which QEMU would refuse to start), and the restarted guest reads the new value."""
+    old, new = VMConfig("A", Priority.LOW, 4), VMConfig("B", Priority.HIGH, 9)
+    vm_uuid, name = new_vm(domains, "halted")
+    with_fw_cfg_entry(vm_uuid, devargs.payload(old))
+    host.start(vm_uuid)
+    console = domains.console(vm_uuid)
+    wait_for(lambda: boots_seen(console) == 1, "the guest to boot", console)
+    assert devargs.parse(host.booted_device_model_args(vm_uuid), quoted=True).config == old
+    with Store(tmp_path / "vgpu.db") as store:
+        register_vm(store, host, vm_uuid, pool="A", priority="low", vm_id=4)
+        assert [e.state for e in scan.scan(store, host).registered if e.vm.vm_uuid == vm_uuid] == ["configured"]
+
+        result = reconfigure_vm(store, host, vm_uuid, pool="B", priority="high", vm_id=9, confirm=lambda plan: True,
+                                policy=StopPolicy(clean_timeout=120, force=False))
+        assert (result.changed, result.restarted) == (True, True)
+        assert devargs.parse_list(qemu_argv(name)).config == new  # exactly one blob: QEMU started
+        wait_for(lambda: boots_seen(console) == 2, "the restarted guest to print its configuration", console)
+        assert guestkit.printed_configs(console) == [devargs.payload(old), devargs.payload(new)]
+        stored = stored_xml(vm_uuid)
+        entries = ET.fromstring(stored).findall("sysinfo[@type='fwcfg']/entry")
+        assert [(e.get("name"), e.text) for e in entries] == [(devargs.FW_CFG_NAME, devargs.payload(new))]
+        assert qemu_args(stored) == split_args(ADMIN_ARGS)  # no <qemu:arg> blob beside the entry
+        assert [e.state for e in scan.scan(store, host).registered if e.vm.vm_uuid == vm_uuid] == ["configured"]
+
+        remove_vm(store, host, vm_uuid)
+        assert host.get_device_model_args(vm_uuid) == ADMIN_ARGS
+        assert ET.fromstring(stored_xml(vm_uuid)).find("sysinfo[@type='fwcfg']") is None  # not left empty

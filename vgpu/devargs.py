@@ -220,6 +220,12 @@ def _blobs(words: Sequence[str]) -> list[_Blob]:
     return found
 
 
+def blob_options(args: Sequence[str]) -> list[int]:
+    """Where each of vgpu's blobs stands in an argument vector: the index of its ``-fw_cfg`` (the value
+    follows it), in order."""
+    return [blob.option for blob in _blobs(args)]
+
+
 def _state(blobs: list[_Blob], raw: list[str]) -> SegmentState:
     if not blobs:
         return ABSENT

@@ -3,7 +3,9 @@
 The device-model arguments are the domain's ``<qemu:commandline>`` ``<qemu:arg>`` entries, shown to the
 protocol as one string (see :mod:`vgpu.hypervisor.libvirt_xml` for the exact, reversible form). They are
 read from, and written back into, the *inactive* definition, so a change takes effect at the next start,
-as it does on XAPI, and a redefinition from that XML keeps the UUID and everything else.
+as it does on XAPI, and a redefinition from that XML keeps the UUID and everything else. A domain that
+keeps vgpu's blob as libvirt's own fw_cfg entry (``<sysinfo type='fwcfg'>``) shows it first among them,
+as libvirt hands it to QEMU, and has it written back there (:mod:`vgpu.hypervisor.libvirt_fwcfg`).
 
 What a running domain booted with is its *live* definition (``XMLDesc(0)`` of an active domain): libvirt
 builds it from the inactive one when the domain starts, and a later ``defineXML`` changes only the
@@ -32,7 +34,7 @@ from collections.abc import Iterator
 
 from ..errors import HostUnreachable, HypervisorError, InvalidValue
 from ..models import HostVM, PowerState
-from . import codes, libvirt_xml
+from . import codes, libvirt_fwcfg, libvirt_xml
 
 try:
     import libvirt
@@ -129,11 +131,12 @@ class LibvirtHost:
         with _translated(vm_uuid):
             # SECURE keeps secrets (a VNC password, say) that the plain XML leaves out and a redefinition would lose.
             xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-            if libvirt_xml.qemu_args(xml) == argv:
+            if libvirt_fwcfg.argv_of(xml) == argv:
                 return
+            new_xml = libvirt_fwcfg.with_argv(xml, argv)  # vgpu's blob back into a fw_cfg entry, if it has one
             if not dom.isPersistent():
                 raise codes.host_error(codes.VM_IS_TRANSIENT, [vm_uuid], vm_uuid)
-            self._connection().defineXML(libvirt_xml.with_qemu_args(xml, argv))
+            self._connection().defineXML(new_xml)
 
     def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
         dom = self._domain(vm_uuid)
@@ -229,13 +232,19 @@ def _argv(value: str) -> list[str]:
         argv = libvirt_xml.split_args(value)
     except ValueError as exc:
         raise InvalidValue("device-model arguments", value, "QEMU arguments separated by spaces, with balanced quotes") from exc
-    if libvirt_xml.unstorable(argv):
-        raise InvalidValue("device-model arguments", value, "arguments without tabs or line breaks (libvirt reads them back as spaces)")
+    if libvirt_fwcfg.unstorable_outside_blobs(argv):
+        raise InvalidValue("device-model arguments", value, libvirt_fwcfg.UNSTORABLE)
     return argv
 
 
+def _args_of(domain_xml: str) -> str:
+    """The domain's arguments as the protocol's string: its own fw_cfg entries for vgpu's blob, as libvirt
+    passes them to QEMU, then its ``<qemu:arg>`` values (see :mod:`vgpu.hypervisor.libvirt_fwcfg`)."""
+    return libvirt_xml.join_args(libvirt_fwcfg.argv_of(domain_xml))
+
+
 def _inactive_args(dom: libvirt.virDomain) -> str:
-    return libvirt_xml.join_args(libvirt_xml.qemu_args(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
+    return _args_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
 
 
 def _live_args(dom: libvirt.virDomain) -> str | None:
@@ -244,7 +253,7 @@ def _live_args(dom: libvirt.virDomain) -> str | None:
     xml = dom.XMLDesc(0)
     if libvirt_xml.domain_id(xml) is None:
         return None
-    return libvirt_xml.join_args(libvirt_xml.qemu_args(xml))
+    return _args_of(xml)
 
 
 def _has_domain(state: int | None) -> bool:
@@ -275,7 +284,7 @@ def _saved_args(dom: libvirt.virDomain) -> str | None:
         xml = dom.managedSaveGetXMLDesc(0)
     except libvirt.libvirtError:
         return None
-    return libvirt_xml.join_args(libvirt_xml.qemu_args(xml))
+    return _args_of(xml)
 
 
 def _refuse_saved(dom: libvirt.virDomain, vm_uuid: str, needed: PowerState) -> None:

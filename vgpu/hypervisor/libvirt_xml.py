@@ -24,7 +24,7 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from typing import TypeGuard
+from typing import NamedTuple, TypeGuard
 from xml.dom import minidom
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -56,6 +56,52 @@ def qemu_args(domain_xml: str) -> list[str]:
         for block in root.findall(f"{{{QEMU_NS}}}commandline")
         for arg in block.findall(f"{{{QEMU_NS}}}arg")
     ]
+
+
+class FwCfgEntry(NamedTuple):
+    """One ``<entry>`` of ``<sysinfo type='fwcfg'>``: its inline value, or the host file it names instead."""
+
+    value: str | None
+    file: str | None = None
+
+
+def fw_cfg_entries(domain_xml: str, name: str) -> list[FwCfgEntry]:
+    """The domain's own fw_cfg entries called ``name`` (libvirt 6.5+ hands each to QEMU as a ``-fw_cfg``)."""
+    if "fwcfg" not in domain_xml:  # the common case, without parsing the XML again
+        return []
+    return [
+        FwCfgEntry(None, node.get("file")) if node.get("file") is not None else FwCfgEntry("".join(node.itertext()))
+        for node in ET.fromstring(domain_xml).findall("sysinfo[@type='fwcfg']/entry")
+        if node.get("name") == name
+    ]
+
+
+def with_fw_cfg_entries(domain_xml: str, name: str, entries: Sequence[FwCfgEntry]) -> str:
+    """The domain XML with its fw_cfg entries called ``name`` rewritten in place, in order, by ``entries``;
+    those beyond ``entries`` removed, and a ``<sysinfo type='fwcfg'>`` left empty with them. It never adds
+    an entry: ``entries`` may not outnumber the ones there (ValueError)."""
+    doc = minidom.parseString(domain_xml)
+    root = _root(doc)
+    blocks = [node for node in root.childNodes if _is_element(node, "sysinfo") and node.getAttribute("type") == "fwcfg"]
+    nodes = [(block, node) for block in blocks for node in block.childNodes
+             if _is_element(node, "entry") and node.getAttribute("name") == name]
+    if len(entries) > len(nodes):
+        raise ValueError(f"{len(entries)} fw_cfg entries called {name!r} for {len(nodes)} in the domain")
+    for (_, node), entry in zip(nodes, entries):
+        for child in list(node.childNodes):
+            node.removeChild(child)
+        if entry.file is not None:
+            node.setAttribute("file", entry.file)
+        else:
+            if node.hasAttribute("file"):
+                node.removeAttribute("file")
+            node.appendChild(doc.createTextNode(entry.value or ""))
+    for block, node in nodes[len(entries):]:
+        block.removeChild(node)
+    for block in blocks:
+        if not any(child.nodeType == child.ELEMENT_NODE for child in block.childNodes):
+            root.removeChild(block)
+    return root.toxml()
 
 
 def domain_id(domain_xml: str) -> int | None:
@@ -103,6 +149,10 @@ def _insert_args(doc: minidom.Document, block: minidom.Element, before: _Element
         arg = doc.createElementNS(QEMU_NS, f"{prefix}:arg")
         arg.setAttribute("value", value)
         block.insertBefore(arg, before)
+
+
+def _is_element(node: minidom.Node, tag: str) -> TypeGuard[minidom.Element]:
+    return node.nodeType == node.ELEMENT_NODE and node.namespaceURI is None and node.localName == tag
 
 
 def _is_qemu(node: minidom.Node, local_name: str) -> TypeGuard[minidom.Element]:
