@@ -302,15 +302,20 @@ def test_every_library_error_sentence_is_in_troubleshooting(error):
 # Messages built in other modules: each fragment must still be in its source (so this list cannot go stale)
 # and on the page.
 SOURCE_MESSAGES = {
+    "vgpu/store_faults.py": [
+        "could not write to database ", "could not read database ",
+        "the file is read-only (changes need write access to it and its directory)",
+        "is read-only (SQLite writes its -wal and -shm files there)", "the file system holding it is mounted read-only",
+        "the disk is full", "the disk reported an I/O error (", "the file was moved or deleted while it was open; run the command again",
+        "SQLite opened it read-only (changes need write access to it and its directory)",
+    ],
     "vgpu/store.py": [
-        "is read-only; changes need write access to it and its directory",
         "stayed locked by another process; try again",
         "was closed; open it again with Store(path)",
         "is not a vgpu database (SQLite says:",
         "is an SQLite database but not a vgpu database (it has",
         "newer than this vgpu-admin understands",
         "restore it from a backup",
-        "(disk I/O error)",
         "it is a directory",
         "was opened by another thread, and a Store serves",
         "only the thread that opened it; call store.reopen() in this thread for a connection of its own",

@@ -439,7 +439,8 @@ def test_a_read_only_file_can_be_read_but_a_write_says_read_only(read_only_db):
     assert seen["open"] == "ok" and seen["read"] == [UUID_1]
     assert "write" not in seen
     assert seen["error"] == (
-        f"database {read_only_db} is read-only; changes need write access to it and its directory"
+        f"could not write to database {read_only_db}: the file is read-only "
+        "(changes need write access to it and its directory)"
     )
     assert registered_uuids(read_only_db) == [UUID_1]
 
@@ -448,9 +449,20 @@ def test_a_read_only_file_in_a_read_only_directory_says_read_only(read_only_db):
     read_only_db.parent.chmod(0o555)  # SQLite cannot even create the -wal/-shm files it needs to read
     seen = run_bound_by_file_modes(str(read_only_db))
     assert "write" not in seen
-    assert seen["error"] == (
-        f"database {read_only_db} is read-only; changes need write access to it and its directory"
+    assert seen["error"] == (  # the file comes first: making the directory writable alone would not do
+        f"could not write to database {read_only_db}: the file is read-only "
+        "(changes need write access to it and its directory)"
     )
+    assert registered_uuids(read_only_db) == [UUID_1]
+
+
+def test_a_writable_file_in_a_read_only_directory_names_the_directory(read_only_db):
+    read_only_db.chmod(0o644)
+    read_only_db.parent.chmod(0o555)  # the file may be written, but SQLite cannot create its -wal and -shm
+    seen = run_bound_by_file_modes(str(read_only_db))
+    assert "write" not in seen
+    assert seen["error"].startswith(f"could not write to database {read_only_db}: its directory {read_only_db.parent} "
+                                    "is read-only"), seen
     assert registered_uuids(read_only_db) == [UUID_1]
 
 

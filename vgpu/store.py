@@ -15,7 +15,7 @@ import time
 from _thread import get_ident  # the thread's id, without importing threading on every start-up
 from typing import TYPE_CHECKING, Iterator
 
-from . import schema, trust
+from . import schema, store_faults, trust
 from .errors import DamagedDatabase, IncompleteSchema, StoreError
 
 if TYPE_CHECKING:
@@ -112,15 +112,14 @@ class Store:
 
 
 def _operational_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
+    unwritable = store_faults.sentence(path, exc)  # read-only, full or failing: the cause, not SQLite's words
+    if unwritable is not None:
+        return StoreError(path, unwritable)
     text = str(exc)
-    if "readonly" in text or "read-only" in text:
-        return StoreError(path, f"database {path} is read-only; changes need write access to it and its directory")
     if "locked" in text or "busy" in text:
         return StoreError(path, f"database {path} stayed locked by another process; try again")
     if "unable to open" in text:
         return StoreError(path, f"cannot open database {path}: {text}")
-    if "disk I/O" in text:
-        return StoreError(path, f"cannot read or write database {path} (disk I/O error)")
     return StoreError(path, f"database {path}: {text}")
 
 
