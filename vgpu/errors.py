@@ -276,13 +276,14 @@ class ReconfigureFailed(VgpuError):
     ``vgpu-admin recover``."""
 
     def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None,
-                 restart_error: VgpuError | None = None, *, restarted: bool = True) -> None:
+                 restart_error: VgpuError | None = None, *, restarted: bool = True, left_halted: bool = False) -> None:
         self.vm_uuid = vm_uuid
         self.cause = cause
         self.rolled_back = rolled_back
         self.rollback_error = rollback_error
         self.restart_error = restart_error
         self.restarted = restarted
+        self.left_halted = left_halted
         if rolled_back and restart_error is not None:
             super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}); its previous configuration is in place, "
                              f"but the VM would not start with it either ({restart_error}): it is halted and marked "
@@ -292,9 +293,11 @@ class ReconfigureFailed(VgpuError):
             super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); "
                              f"the previous configuration was restored{again}")
         else:  # may have failed at any step, the stop included
-            when = "once the host is reachable" if isinstance(rollback_error, HostUnreachable) else "once the cause is fixed"
+            when = ("once the host is reachable" if isinstance(rollback_error, HostUnreachable) else
+                    "once the database can be written" if isinstance(rollback_error, StoreError) else "once the cause is fixed")
+            halted = "; the VM was stopped for the change and is halted" if left_halted else ""
             super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}) and rolling back also failed "
-                             f"({rollback_error}); run 'vgpu-admin recover' {when}")
+                             f"({rollback_error}){halted}; run 'vgpu-admin recover' {when}")
 
 
 class ConfigError(VgpuError):

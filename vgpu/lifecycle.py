@@ -15,14 +15,15 @@ supplies (the shell asks yes/no at the terminal, a notebook may show a widget or
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import contextlib
+from typing import Callable, Iterator, TypeVar
 
 import attrs
 
 from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .basics import NAME_MAX
 from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
-                     ReconfigureFailed, ShutdownNotConfirmed, StalePlan, VgpuError)
+                     ReconfigureFailed, ShutdownNotConfirmed, StalePlan, StoreError, VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
@@ -296,7 +297,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bo
     starts from, and the args the new segment is merged into (read once, here, not again before writing).
     The host is asked after the lock, not before: taking it may wait for another session's write, and a VM
     shut down or started meanwhile must not be started again, or left out of the restart."""
-    with store.writing() as conn:
+    with _nothing_changed_if_unwritable(), store.writing() as conn:
         current = vms.select_vm(conn, plan.vm_uuid)
         if current is None:
             raise NotFound("registered VM", plan.vm_uuid, "it was removed after the plan was made")
@@ -321,6 +322,16 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bo
     restart = seen.power_state is PowerState.RUNNING and not (plan.running and not plan.needs_restart)
     with store.writing() as conn:
         return journal.set_was_running(conn, op, restart), seen
+
+
+@contextlib.contextmanager
+def _nothing_changed_if_unwritable() -> Iterator[None]:
+    """A database that refuses the first write of a change (its journal row): nothing was done yet."""
+    try:
+        yield
+    except StoreError as refused:
+        refused.reword(refused.sentence + "; nothing was changed")
+        raise
 
 
 @one_fleet_operation
@@ -417,14 +428,17 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     before = op.old
     assert before is not None, "a reconfigure (the one operation rolled back) journals the VM as it was"
     old = before.config
-    with store.writing() as conn:
-        current = vms.select_vm(conn, op.vm_uuid)
-        if current is not None and current.config != old:
-            vms.update_record(conn, op.vm_uuid, old)
-        if op.db_updated:
-            # The DB holds the old values again; the journal must say so in the same transaction, or a
-            # recover() after a failure below would roll *forward* to the new values the DB no longer has.
-            op = journal.set_reverted(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
+    # Written only when the DB took the new values: a database that stopped taking writes before then
+    # (read-only, full) does not keep the VM from getting its old configuration back and starting again.
+    if op.db_updated or _registered_config(store, op.vm_uuid) not in (None, old):
+        with store.writing() as conn:
+            current = vms.select_vm(conn, op.vm_uuid)
+            if current is not None and current.config != old:
+                vms.update_record(conn, op.vm_uuid, old)
+            if op.db_updated:
+                # The DB holds the old values again; the journal must say so in the same transaction, or a
+                # recover() after a failure below would roll *forward* to the new values the DB no longer has.
+                op = journal.set_reverted(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
     if ran_with is None:
         update_device_model_args(host, op.vm_uuid, old)
     elif host.get_device_model_args(op.vm_uuid) != ran_with:
@@ -444,6 +458,12 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     return Restored(restarted=True)
 
 
+def _registered_config(store: Store, vm_uuid: str) -> VMConfig | None:
+    with store.reading() as conn:
+        current = vms.select_vm(conn, vm_uuid)
+    return None if current is None else current.config
+
+
 def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, failure: VgpuError, progress: ProgressCallback,
                      ran_with: str | None = None) -> VgpuError:
     """Undo a failed reconfigure and return the error to raise: the failure itself when the configuration
@@ -458,7 +478,40 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
         restored = roll_back(store, host, op, progress, ran_with)
     except VgpuError as rollback_error:
         # Leave the journal open (released by apply_plan): recover() will try again, the VM stays locked meanwhile.
-        return ReconfigureFailed(op.vm_uuid, failure, rolled_back=False, rollback_error=rollback_error)
+        return ReconfigureFailed(op.vm_uuid, failure, rolled_back=False, rollback_error=rollback_error,
+                                 left_halted=_left_halted(host, op))
+    try:
+        return _closed_after_rollback(store, host, op, failure, restored, ran_with)
+    except StoreError as unrecorded:  # the VM has its old configuration back; the database could not say so
+        return _unrecorded(op, failure, restored, unrecorded)
+
+
+def _left_halted(host: Hypervisor, op: journal.Operation) -> bool:
+    """The change stopped the VM, and it is halted now (as far as the host can say)."""
+    if not op.was_running or op.step == journal.PLANNED:
+        return False
+    try:
+        return host.power_state(op.vm_uuid) is PowerState.HALTED
+    except HypervisorError:
+        return False
+
+
+def _unrecorded(op: journal.Operation, failure: VgpuError, restored: Restored, unrecorded: StoreError) -> StoreError:
+    """The rollback worked, but closing the change could not be written: say so, and what the VM runs."""
+    if restored.start_error is not None:
+        state = f"its previous configuration is in place, but the VM would not start with it ({restored.start_error}) and is halted"
+    elif restored.restarted:
+        state = "the VM was stopped for the change and started again with its previous configuration"
+    else:
+        state = "the VM keeps its previous configuration"
+    what = "" if isinstance(failure, StoreError) else f" after reconfiguring VM {op.vm_uuid} failed ({failure})"
+    unrecorded.reword(f"{unrecorded.sentence}{what}; {state}; run 'vgpu-admin recover' once the database can be "
+                      "written, to close the change (the VM stays locked until then)")
+    return unrecorded
+
+
+def _closed_after_rollback(store: Store, host: Hypervisor, op: journal.Operation, failure: VgpuError, restored: Restored,
+                           ran_with: str | None) -> VgpuError:
     if restored.start_error is not None:
         close(store, op, journal.ROLLED_BACK, f"{failure}; the VM would not start again: {restored.start_error}")
         return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restart_error=restored.start_error)

@@ -1,0 +1,200 @@
+"""A database that cannot be written (read-only, a full disk, an I/O error), before a change or part way
+through one: one sentence naming the file and the cause, what became of the VM, and exit 1.
+
+Tests run as root, whom file modes do not stop, so writes are made to fail in two ways that hold for root:
+a connection opened through SQLite's read-only URI (a real SQLITE_READONLY), and a connection that raises
+SQLite's own error for a full disk or a failing one at each write (SQLite offers no other way to make a
+healthy disk fail). test_store.py runs the chmod cases in a process stripped of root's override.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from vgpu import journal, lifecycle, recovery, store as store_module, vms
+from vgpu.errors import ReconfigureFailed, StoreError
+from vgpu.models import PowerState, Priority
+from vgpu.store import Store
+
+from .clikit import SpecHost
+from .lifekit import config
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def sqlite_error(text: str, name: str, code: int) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(text)
+    error.sqlite_errorname, error.sqlite_errorcode = name, code
+    return error
+
+
+FULL = sqlite_error("database or disk is full", "SQLITE_FULL", 13)
+IO_WRITE = sqlite_error("disk I/O error", "SQLITE_IOERR_WRITE", 778)
+
+
+class Unwritable:
+    """A connection whose writes work until :meth:`fail` is called, then fail as ``how`` says: "read-only"
+    (the file reopened through a read-only URI, so SQLite itself refuses) or an error to raise."""
+
+    def __init__(self, real: sqlite3.Connection, path: str) -> None:
+        self._real, self._path, self._raise = real, path, None
+
+    def fail(self, how: str | sqlite3.OperationalError) -> None:
+        if how == "read-only":
+            self._real.close()
+            self._real = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None,
+                                         check_same_thread=False)
+        else:
+            self._raise = how
+
+    def execute(self, sql: str, *args):
+        if self._raise is not None and sql.lstrip().upper().startswith(WRITES):
+            raise self._raise
+        return self._real.execute(sql, *args)
+
+    def executemany(self, sql: str, *args):
+        if self._raise is not None and sql.lstrip().upper().startswith(WRITES):
+            raise self._raise
+        return self._real.executemany(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Every connection a Store opens from now on, as an Unwritable; ``fail_all(how)`` makes them all fail."""
+    opened: list[Unwritable] = []
+    real_connect = store_module._connect
+
+    def connect(path: str, busy_timeout: float):
+        conn = Unwritable(real_connect(path, busy_timeout), path)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(store_module, "_connect", connect)
+
+    def fail_all(how) -> None:
+        for conn in opened:
+            conn.fail(how)
+
+    return fail_all
+
+
+@pytest.mark.parametrize(("how", "cause"), [("read-only", "SQLite opened it read-only"), (FULL, "the disk is full"),
+                                            (IO_WRITE, "the disk reported an I/O error (SQLITE_IOERR_WRITE)")],
+                         ids=["read-only", "full", "io-error"])
+def test_a_write_that_fails_names_the_file_and_the_cause(db_path, connections, how, cause):
+    with Store(db_path) as store:
+        connections(how)
+        with pytest.raises(StoreError) as caught:
+            vms.db_register(store, "22222222-2222-4222-8222-222222222222")
+    assert str(caught.value).startswith(f"could not write to database {db_path}: {cause}")
+    assert "attempt to write" not in str(caught.value)
+
+
+def test_an_io_error_on_a_full_disk_says_the_disk_is_full(db_path, connections, monkeypatch):
+    class Statvfs:
+        f_flag, f_bavail, f_files, f_favail = 0, 0, 100, 50
+
+    monkeypatch.setattr(store_module.store_faults.os, "statvfs", lambda path: Statvfs())
+    with Store(db_path) as store:
+        connections(IO_WRITE)
+        with pytest.raises(StoreError, match=r"could not write to database .*: the disk is full$"):
+            vms.db_register(store, "22222222-2222-4222-8222-222222222222")
+
+
+def test_an_io_error_on_a_read_only_mount_says_so(db_path, connections, monkeypatch):
+    class Statvfs:
+        f_flag, f_bavail, f_files, f_favail = store_module.store_faults.os.ST_RDONLY, 10, 100, 50
+
+    monkeypatch.setattr(store_module.store_faults.os, "statvfs", lambda path: Statvfs())
+    with Store(db_path) as store:
+        connections(IO_WRITE)
+        with pytest.raises(StoreError, match=r"could not write to database .*: the file system holding it is mounted read-only$"):
+            vms.db_register(store, "22222222-2222-4222-8222-222222222222")
+
+
+# --- part way through a change ----------------------------------------------------------------------------
+
+
+def failing_after_the_stop(monkeypatch, fail_all, how) -> None:
+    real_stop = lifecycle.stop_vm
+
+    def stop(*args, **kwargs):
+        stopped = real_stop(*args, **kwargs)
+        fail_all(how)  # the VM is halted, and the next write (the audit of the stop) fails
+        return stopped
+
+    monkeypatch.setattr(lifecycle, "stop_vm", stop)
+
+
+@pytest.mark.parametrize("how", ["read-only", FULL, IO_WRITE], ids=["read-only", "full", "io-error"])
+def test_a_database_that_stops_taking_writes_after_the_stop_restarts_the_vm_and_says_recover(
+        world, monkeypatch, connections, how, tmp_path):
+    uuid = world.add(1, "running", config("A", 1, 1))
+    store = Store(world.store.path)  # opened through `connections`
+    failing_after_the_stop(monkeypatch, connections, how)
+    with pytest.raises(StoreError) as caught:
+        lifecycle.reconfigure_vm(store, world.sim, uuid, priority="high", confirm=lambda plan: True)
+    text = str(caught.value)
+    assert text.startswith(f"could not write to database {world.store.path}: ")
+    assert "the VM was stopped for the change and started again with its previous configuration" in text
+    assert "run 'vgpu-admin recover' once the database can be written" in text
+    assert world.power(uuid) is PowerState.RUNNING and world.segment(uuid) == config("A", 1, 1)
+    assert world.config(uuid) == config("A", 1, 1)
+    store.close()
+    # Once it can be written, recover closes the change the database could not record.
+    assert [done.vm_uuid for done in recovery.recover(world.store, world.sim)] == [uuid]
+    assert journal.unfinished(world.store) == [] and world.power(uuid) is PowerState.RUNNING
+
+
+def test_a_database_that_stops_taking_writes_once_updated_says_the_vm_is_halted(world, monkeypatch, connections):
+    uuid = world.add(1, "running", config("A", 1, 1))
+    store = Store(world.store.path)
+    real_update = lifecycle.update_device_model_args
+
+    def update(*args, **kwargs):
+        connections(FULL)  # the DB has the new values; writing them back fails
+        raise lifecycle.HypervisorError("INTERNAL_ERROR", "the host failed")
+
+    monkeypatch.setattr(lifecycle, "update_device_model_args", update)
+    with pytest.raises(ReconfigureFailed) as caught:
+        lifecycle.reconfigure_vm(store, world.sim, uuid, priority="high", confirm=lambda plan: True)
+    monkeypatch.setattr(lifecycle, "update_device_model_args", real_update)
+    text = str(caught.value)
+    assert f"could not write to database {world.store.path}: the disk is full" in text
+    assert "the VM was stopped for the change and is halted" in text
+    assert "run 'vgpu-admin recover' once the database can be written" in text
+    assert world.power(uuid) is PowerState.HALTED
+    store.close()
+
+
+def test_the_command_line_says_it_in_one_line_and_exits_1(tmp_path, monkeypatch, connections):
+    spec = SpecHost(tmp_path)
+    failing_after_the_stop(monkeypatch, connections, "read-only")
+    outcome = spec.cli("set-priority", "--vm-uuid", spec.uuid("VM-1"), "--priority", "low", stdin="yes\n")
+    assert outcome.code == 1
+    last = outcome.err_lines[-1]
+    assert "Traceback" not in outcome.err
+    assert last.startswith(f"error: could not write to database {spec.db}: ")
+    assert "started again with its previous configuration" in last and "vgpu-admin recover" in last
+    assert spec.vm("VM-1").priority is Priority.HIGH
+
+
+def test_a_database_read_only_before_a_change_says_nothing_was_changed(tmp_path, monkeypatch, connections):
+    spec = SpecHost(tmp_path)
+    real_prepare = store_module._prepare
+
+    def prepare(conn, *args):
+        real_prepare(conn, *args)
+        conn.fail("read-only")
+
+    monkeypatch.setattr(store_module, "_prepare", prepare)
+    outcome = spec.cli("set-priority", "--vm-uuid", spec.uuid("VM-1"), "--priority", "low", stdin="yes\n")
+    assert outcome.code == 1
+    assert outcome.err_lines[-1] == (f"error: could not write to database {spec.db}: SQLite opened it read-only "
+                                     "(changes need write access to it and its directory); nothing was changed")
+    assert spec.sim.power_state(spec.uuid("VM-1")) is PowerState.RUNNING
