@@ -62,6 +62,8 @@ def _open_shell(ctx: Context, keep_going: bool = False) -> int:
 def entry() -> None:
     if sys.stdout is None:
         sys.exit(_refuse_closed_output())
+    if sys.stderr is None:
+        _discard_errors()
     try:
         code = main()
         sys.stdout.flush()
@@ -81,6 +83,17 @@ def _refuse_closed_output() -> int:
     if sys.stderr is not None:
         sys.stderr.write("error: standard output is closed; nothing was done\n")
     return runner.FAILED
+
+
+def _discard_errors() -> None:
+    """Started with stderr closed (2>&-): the admin asked not to see the error sentences, and still gets the
+    output and the exit code. fd 2 gets /dev/null first, so no file opened later (the database, the host
+    file, the log) becomes fd 2 and takes in what anything writes there."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    if fd != 2:
+        os.dup2(fd, 2)
+        os.close(fd)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
 
 
 if __name__ == "__main__":

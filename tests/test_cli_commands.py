@@ -1167,6 +1167,24 @@ def test_a_closed_stdout_is_refused_before_anything_is_done(spec):
     assert spec.files() == before and spec.vm("VM-1") is not None
 
 
+def test_a_closed_stderr_keeps_the_exit_codes_and_fd_2_for_nothing_else(spec, tmp_path):
+    """vgpu-admin ... 2>&-: the output and the exit code are as ever (the error sentence is lost, as the
+    admin asked); fd 2 is /dev/null for the run, never a file it opens (the database, the host, the log)."""
+    cases = [(["list-pools"], 0), (["show-vm", "--vm-uuid=bad"], 2), (["list-vms", "--db", str(tmp_path / "no" / "v.db"), *spec.flags[:2]], 1),
+             (["register-vm", f"--vm-uuid={spec.uuid('VM-21')}", "--pool=B"], 0)]
+    probe = ("import os, runpy, sys; sys.argv = ['vgpu-admin', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('shell', run_name='__main__')\n"
+             "finally:\n    os.write(1, ('fd2=' + os.readlink('/proc/self/fd/2') + '\\n').encode())\n")
+    for argv, code in cases:
+        flags = [] if "--db" in argv else spec.flags
+        done = subprocess.run([sys.executable, "-c", probe, *argv, *flags], stdout=subprocess.PIPE, text=True,
+                              cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60,
+                              preexec_fn=lambda: os.close(2))
+        assert done.returncode == code, (argv, done.stdout)
+        assert done.stdout.splitlines()[-1] == "fd2=/dev/null", argv
+    assert spec.pool_of("VM-21") == "B"
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, whose every write fails")
 def test_output_that_cannot_be_written_is_said_plainly_not_an_internal_error(spec):
     """vgpu-admin register-vm ... >/dev/full: the work is done; only its report was lost, and that is no bug."""
