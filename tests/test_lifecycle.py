@@ -511,7 +511,9 @@ def test_a_rollback_that_fails_on_a_reachable_host_says_so_and_recover_tells_wha
         lifecycle.reconfigure_vm(world.store, refusing, running, pool="B", priority="high", confirm=yes)
     assert not caught.value.rolled_back
     assert str(caught.value).endswith("rolling back also failed (the host failed with an internal error: disk full); "
+                                      "the VM was stopped for the change and is halted; "
                                       "run 'vgpu-admin recover' once the cause is fixed")
+    assert world.sim.power_state(running) is PowerState.HALTED  # as the sentence says
     (op,) = world.open_ops()
     assert op.interrupted and op.reverted and op.step == "stopping"  # the DB has its old values again
     with pytest.raises(Busy) as busy:
