@@ -33,6 +33,9 @@ class Store:
         self.busy_timeout = busy_timeout
         self._owner = get_ident()
         self._conn = _connect(self.path, busy_timeout)
+        # The file opened, as the path names it now: a write checks that it still does (see _check_file).
+        self._opened = _file_identity(self.path)
+        self._moved: str | None = None  # "replaced" or "deleted" once a write found it so: the connection is closed
         try:
             _prepare(self._conn, self.path, busy_timeout)
         except BaseException:
@@ -47,6 +50,7 @@ class Store:
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several SELECTs."""
         self._check_thread()
+        self._refuse_if_moved()
         with self._translated_errors():
             self._conn.execute("BEGIN DEFERRED")
             try:
@@ -56,8 +60,10 @@ class Store:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed if the block finishes, rolled back if it raises."""
+        """A write transaction: committed if the block finishes, rolled back if it raises. Refused (StoreError,
+        nothing written) once the path names another file than the one opened, or none."""
         self._check_thread()
+        self._check_file()
         with self._translated_errors():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -72,8 +78,19 @@ class Store:
                     self._conn.execute("ROLLBACK")
                 raise
 
+    def file_changed(self) -> str | None:
+        """How the path no longer names the file this store opened: "replaced" (another file is there now, such
+        as a backup restored with ``mv``), "deleted", or None while it still does. One stat."""
+        now = _file_identity(self.path)
+        if now is not None and now == self._opened:
+            return None
+        return "deleted" if now is None else "replaced"
+
     def close(self) -> None:
-        self._conn.close()
+        if self._moved is None and self.file_changed() is not None:
+            self._retire()
+        else:
+            self._conn.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -90,6 +107,37 @@ class Store:
         if get_ident() != self._owner:
             raise StoreError(self.path, f"database {self.path} was opened by another thread, and a Store serves "
                              "only the thread that opened it; call store.reopen() in this thread for a connection of its own")
+
+    def _check_file(self) -> None:
+        """Before a write: the file opened must still be the one the path names. Through a connection to a
+        file deleted or replaced since, a change would be lost (written to the old file), or worse, written
+        through the WAL that SQLite finds beside the path, into the new file (which then reads as "malformed")."""
+        if self._moved is None:
+            change = self.file_changed()
+            if change is None:
+                return
+            self._moved = change
+            self._retire()
+        self._refuse_if_moved()
+
+    def _refuse_if_moved(self) -> None:
+        if self._moved == "replaced":
+            raise StoreError(self.path, f"database {self.path} was replaced by another file since it was opened; nothing "
+                             "was written. Close this connection and open it again to use the file there now")
+        if self._moved == "deleted":
+            raise StoreError(self.path, f"database {self.path} was deleted since it was opened; nothing was written. "
+                             "Restore it, or close this connection and open it again for a new, empty database")
+
+    def _retire(self) -> None:
+        """Close the connection to a file the path no longer names. Its last changes may still be in the WAL,
+        which SQLite finds by the path's name: whoever opens the file there now would read them as its own
+        pages. SQLite skips the checkpoint on closing a moved file, so checkpoint here: through this connection
+        they go into the old file, where they belong, and the WAL is emptied."""
+        try:
+            with contextlib.suppress(sqlite3.Error):  # best effort: a connection already closed, a busy reader
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._conn.close()
 
     @contextlib.contextmanager
     def _translated_errors(self) -> Iterator[None]:
@@ -109,6 +157,15 @@ class Store:
                     raise StoreError(self.path, f"database {self.path} was closed; open it again with Store(path)") from exc
                 raise  # other misuse (another thread's connection): a bug, not a damaged file
             raise StoreError(self.path, f"database {self.path} is damaged ({exc}); restore it from a backup") from exc
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` names (through any symlink), or None when it names none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _operational_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
