@@ -6,6 +6,7 @@ is a network round trip) and ``help`` touches neither.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from vgpu import config, errors, opening
@@ -19,6 +20,7 @@ class Context:
         self.settings = settings
         self.console = console
         self._store: Store | None = None
+        self._store_gone = False  # the file the session opened was deleted or replaced: reopened with a line saying so
         self._host = None
         self.on_change = None  # the REPL sets this to refresh its completion names after a change
         self.name_cache = None  # the REPL sets this to its completion names (a NameCache getter)
@@ -32,8 +34,35 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = opening.open_store(self.settings)
+            if self._store_gone:
+                self._reopen_store()
+            else:
+                self._store = opening.open_store(self.settings)
         return self._store
+
+    def check_store(self) -> None:
+        """Before each command: the database this session opened must still be the file its path names (one
+        stat). Replaced (a backup restored with mv), the file there now is opened, as any is, with a line
+        saying so; deleted, the commands that need it are refused until it is back."""
+        if self._store is None:
+            return
+        change = self._store.file_changed()
+        if change is None:
+            return
+        self._store.close()  # closing keeps the old connection's last changes out of the file there now
+        self._store, self._store_gone = None, True
+        if change == "replaced":
+            self._reopen_store()  # now, so that its line comes before the command's output
+
+    def _reopen_store(self) -> None:
+        db = self.settings.db
+        if not os.path.exists(db):  # opening it would create a new, empty database in its place, unasked
+            raise errors.StoreError(db, f"database {db} was deleted since this shell opened it; restore it (the next "
+                                    "command opens it again), or leave the shell and start it again for a new, empty database")
+        self._store = opening.open_store(self.settings)
+        self._store_gone = False
+        self.console.error(f"database {db} was replaced; reopened it")
+        self.changed()  # the completion names came from the old file
 
     @property
     def host(self):
@@ -99,6 +128,7 @@ class Context:
             self.on_change()
 
     def close(self) -> None:
+        self._store_gone = False
         if self._store is not None:
             self._store.close()
             self._store = None

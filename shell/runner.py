@@ -99,6 +99,7 @@ def run_words(ctx: Context, words: list[str]) -> int:
             raise UsageError(f"'{words[0]}' only works inside the vgpu> shell")
         if command.name == "shell" and ctx.in_repl:
             raise UsageError("you are already in the vgpu> shell")
+        ctx.check_store()
         return getattr(handlers, command.handler)(ctx, options)
     except (UsageError, errors.VgpuError) as error:
         if isinstance(error, errors.Cancelled) and isinstance(error.__cause__, BrokenPipeError):
