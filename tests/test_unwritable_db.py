@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from vgpu import journal, lifecycle, recovery, store as store_module, vms
+from vgpu import journal, lifecycle, recovery, store as store_module, store_faults, vms
 from vgpu.errors import ReconfigureFailed, StoreError
 from vgpu.models import PowerState, Priority
 from vgpu.store import Store
@@ -99,7 +99,7 @@ def test_an_io_error_on_a_full_disk_says_the_disk_is_full(db_path, connections, 
     class Statvfs:
         f_flag, f_bavail, f_files, f_favail = 0, 0, 100, 50
 
-    monkeypatch.setattr(store_module.store_faults.os, "statvfs", lambda path: Statvfs())
+    monkeypatch.setattr(store_faults.os, "statvfs", lambda path: Statvfs())
     with Store(db_path) as store:
         connections(IO_WRITE)
         with pytest.raises(StoreError, match=r"could not write to database .*: the disk is full$"):
@@ -108,9 +108,9 @@ def test_an_io_error_on_a_full_disk_says_the_disk_is_full(db_path, connections, 
 
 def test_an_io_error_on_a_read_only_mount_says_so(db_path, connections, monkeypatch):
     class Statvfs:
-        f_flag, f_bavail, f_files, f_favail = store_module.store_faults.os.ST_RDONLY, 10, 100, 50
+        f_flag, f_bavail, f_files, f_favail = store_faults.os.ST_RDONLY, 10, 100, 50
 
-    monkeypatch.setattr(store_module.store_faults.os, "statvfs", lambda path: Statvfs())
+    monkeypatch.setattr(store_faults.os, "statvfs", lambda path: Statvfs())
     with Store(db_path) as store:
         connections(IO_WRITE)
         with pytest.raises(StoreError, match=r"could not write to database .*: the file system holding it is mounted read-only$"):

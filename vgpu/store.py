@@ -15,7 +15,7 @@ import time
 from _thread import get_ident  # the thread's id, without importing threading on every start-up
 from typing import TYPE_CHECKING, Iterator
 
-from . import schema, store_faults, trust
+from . import schema, trust
 from .errors import DamagedDatabase, IncompleteSchema, StoreError
 
 if TYPE_CHECKING:
@@ -169,6 +169,8 @@ def _file_identity(path: str) -> tuple[int, int] | None:
 
 
 def _operational_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
+    from . import store_faults  # only once something failed: kept off every command's start-up
+
     unwritable = store_faults.sentence(path, exc)  # read-only, full or failing: the cause, not SQLite's words
     if unwritable is not None:
         return StoreError(path, unwritable)
