@@ -255,7 +255,9 @@ def _summary(report: ScanReport) -> list[str]:
 def status_lines(report: ScanReport) -> Iterator[str]:
     yield from (RULE, "                    GPU Virtualization Control Panel", RULE, "")
     if report.host_error:
-        yield from (f"⚠ The host could not be reached ({shown(report.host_error)}); showing the database only.", "")
+        # the host's sentence says what went wrong ("cannot reach the host: ..."): said once, as a sentence
+        said = shown(report.host_error)
+        yield from (f"⚠ {said[:1].upper()}{said[1:]}; showing the database only.", "")
     yield from unreachable_lines(report)
     where = host_field(report)
     for pool in report.pools:

@@ -416,6 +416,13 @@ def test_register_many_names_only_the_on_existing_it_takes(conn):
     assert raised.value.allowed == ["error", "skip"] and conn.find_vm(VM_21) is None
 
 
+def test_the_status_of_a_host_that_cannot_be_reached_says_so_once(tmp_path):
+    with connect(db=str(tmp_path / "v.db"), host=f"sim:{tmp_path}/nonexistent/dir/host.sim") as conn:
+        summary = repr(conn.status()).splitlines()[0]
+    assert f"; cannot reach the host: simulated host directory {tmp_path}/nonexistent/dir does not exist " in summary
+    assert summary.count("reach") == 1
+
+
 def test_recover_through_the_connection_finds_nothing_to_do(conn):
     assert conn.recover() == []
 

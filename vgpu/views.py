@@ -83,7 +83,8 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
         f"{len(report.drift)} with drift" if report.drift else "",
         f"{len(report.pending)} pending restart" if report.pending else "",
         f"{len(report.booted_unknown)} running with an unknown configuration" if report.booted_unknown else "",
-        f"host not reachable: {report.host_error}" if report.host_error else "",
+        # the host's sentence says what went wrong ("cannot reach the host: ..."): a prefix of ours would say it twice
+        f"{report.host_error} (showing the database only)" if report.host_error else "",
         *(f"{host.label} unreachable: {host.error}" for host in report.unreachable if not report.host_error),
         f"{plural(len(report.conflicts), 'UUID')} on several hosts" if report.conflicts else "",
         f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
