@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 
 import pytest
@@ -330,3 +331,22 @@ def test_plan_many_refuses_a_vm_id_an_unfinished_change_may_give_its_vm(world, f
     with pytest.raises(InvalidRows) as caught:
         bulk.plan_many(world.store, world.sim, [{"vm_uuid": four[1], "vm_id": 50}])
     assert str(caught.value.problems[0].error) == f"vm_id 50 is already used by the unfinished change of VM vm-1 ({four[0]})"
+
+
+
+def test_a_repeated_index_label_names_the_positions_of_both_rows(world, four):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"vm_uuid": [four[0], four[0], four[1]], "pool": ["B", "A", "B"]}, index=[5, 5, 6])
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, frame)
+    assert str(caught.value) == (f"1 bad row, nothing was changed: row 5 (position 2): VM UUID {four[0]} is already used "
+                                 "by row 5 (position 1) of this batch")
+    [problem] = caught.value.problems
+    assert (problem.row, problem.position) == (5, 2)
+    for copy in (convert.from_data(convert.to_data(caught.value), InvalidRows), pickle.loads(pickle.dumps(caught.value))):
+        assert str(copy.problems[0]) == str(problem)
+    # a label that does not repeat is named alone, as before
+    frame = pd.DataFrame({"vm_uuid": [four[0], four[0]], "pool": ["B", "A"]}, index=[5, 6])
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, frame)
+    assert str(caught.value).endswith(f"row 6: VM UUID {four[0]} is already used by row 5 of this batch")

@@ -153,3 +153,17 @@ def test_check_many_matches_what_register_many_then_does(store, tmp_path):
     registered = vms.db_register_many(store, rows)
     assert [vm.vm_id for vm in registered] == [vm.vm_id for vm in good.values()]
     assert journal.unfinished(store) == []
+
+
+def test_a_repeated_index_label_names_the_positions_in_the_plans_duplicate_checks(world):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"vm_uuid": [vm_uuid(10), vm_uuid(10), vm_uuid(11)], "vm_id": [50, 51, 50]}, index=[5, 5, 5])
+    plan = bulk_register.plan_registrations(world.store, world.sim, frame)
+    assert [str(problem) for problem in plan.problems] == [
+        f"row 5 (position 2): VM UUID {vm_uuid(10)} is already used by row 5 (position 1)",
+        "row 5 (position 3): vm_id 50 is already used by row 5 (position 1)",
+    ]
+    assert [problem.position for problem in plan.problems] == [2, 3]
+    frame = pd.DataFrame({"vm_uuid": [vm_uuid(10), vm_uuid(10)]}, index=[5, 6])  # labels that do not repeat
+    assert [str(p) for p in bulk_register.plan_registrations(world.store, world.sim, frame).problems] == [
+        f"row 6: VM UUID {vm_uuid(10)} is already used by row 5"]

@@ -26,7 +26,7 @@ from .lifecycle import DEFAULT_POLICY, ReconfigurePlan, ReconfigureResult, StopP
 from .power import check_policy
 from .models import HostVM, PowerState
 from .reporting import ProgressOption
-from .rows import Header, Layout, blank, labelled, row_name
+from .rows import Header, Layout, blank, labelled, problem_labeller, row_reference
 from .store import Store
 
 # The columns of a change: vm_uuid (or uuid), then any of pool (or pool_id), priority, vm_id; in any case and
@@ -135,7 +135,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     empty, spaces, NaN) keeps the VM's current value. Rows are a list (numbered from 1 in problems), a pandas
     DataFrame or a mapping of label to row (``df.to_dict("index")``), whose labels problems name."""
     rows, labels = labelled(changes)
-    name = row_name(labels)
+    refer = row_reference(labels)
     fleet = as_fleet(host)
     listings = fleet.survey_answered()  # a host that is down holds back only its own rows (of a fleet)
     listed, twice = _listed(listings)
@@ -161,7 +161,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
                 continue
             uuid = change.vm.vm_uuid
             if uuid in seen:
-                raise Conflict("VM UUID", uuid, f"row {name(seen[uuid])} of this batch")
+                raise Conflict("VM UUID", uuid, f"{refer(seen[uuid])} of this batch")
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
@@ -176,7 +176,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
         if new_ids[row_plan.new.vm_id] > 1:
             problems.append(RowProblem(seen[row_plan.vm_uuid], Conflict("vm_id", row_plan.new.vm_id, "another row of this batch")))
     if problems:
-        raise InvalidRows([RowProblem(name(p.row), p.error, p.row) for p in sorted(problems, key=lambda p: p.row)])
+        raise InvalidRows(list(map(problem_labeller(labels), sorted(problems, key=lambda p: p.row))))
     return BulkPlan(tuple(plans))
 
 

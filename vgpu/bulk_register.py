@@ -28,6 +28,7 @@ from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
 from .models import VM, HostVM, Registration
 from .naming import SharedName
 from .reporting import ProgressOption
+from .rows import repeated_labels
 from .store import Store
 
 
@@ -164,6 +165,7 @@ def plan_registrations(
     # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
     checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing)
     places = bulk.places_if_down(store, listings)
+    repeated = repeated_labels(checked.labels)
     held_back, new = [], []
     for row, position, vm in zip(checked.new_rows, checked.new_positions, checked.new):
         try:
@@ -171,7 +173,7 @@ def plan_registrations(
                 raise bulk.not_listed(vm.vm_uuid, listings)
             bulk.check_only_copy(on_host[vm.vm_uuid], places, listings)
         except VgpuError as error:
-            held_back.append(RowProblem(row, error, position))
+            held_back.append(RowProblem(row, error, position, label_repeats=row in repeated))
             continue
         new.append((row, vm))
     planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm in new]
@@ -217,7 +219,7 @@ def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, 
             plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings, places=places))
             rows.append(row)
         except VgpuError as error:
-            more.append(RowProblem(row, error, position))
+            more.append(RowProblem(row, error, position, label_repeats=row in repeated_labels(checked.labels)))
     return plans, rows, in_input_order(checked.labels, [*problems, *more], lambda problem: problem.row)
 
 

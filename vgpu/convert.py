@@ -149,13 +149,16 @@ converter.register_structure_hook_func(_is_label, _label_from_data)
 def _problem_data(problem: RowProblem[Hashable]) -> dict[str, Any]:
     # A row's number beside its label only where they differ: a DataFrame's index may repeat a label
     numbered = {} if problem.position in (None, problem.row) else {"position": problem.position}
+    if problem.label_repeats:  # another row has this label too: the sentence names the position as well
+        numbered["label_repeats"] = True
     return {"row": _label_data(problem.row), **numbered, **_error_data(problem.error)}
 
 
 def _problem_from_data(data: Any, _cls: type) -> RowProblem[Hashable]:
-    error = {key: value for key, value in data.items() if key not in ("row", "position")}
+    error = {key: value for key, value in data.items() if key not in ("row", "position", "label_repeats")}
     row = _label_from_data(data["row"])
-    return RowProblem(row, converter.structure(error, VgpuError), data.get("position", row if type(row) is int else None))
+    return RowProblem(row, converter.structure(error, VgpuError), data.get("position", row if type(row) is int else None),
+                      label_repeats=data.get("label_repeats") is True)
 
 
 _is_error = lambda cls: isinstance(cls, type) and issubclass(cls, BaseException)  # noqa: E731

@@ -65,20 +65,23 @@ class RowProblem(Generic[_Row]):
     """One problem with one row of a bulk operation: the row's number (from 1) while the library checks the
     rows (a ``RowProblem[int]``), then the label the caller gave it, such as a DataFrame's index label.
     ``position`` is the row's number once it has a label: a DataFrame's index may repeat a label, and two
-    rows are still two (None where it is not known)."""
+    rows are still two (None where it is not known). ``label_repeats``: another row has this label too, so
+    the sentence names the position as well ("row 5 (position 2)")."""
 
-    __slots__ = ("row", "error", "position")
+    __slots__ = ("row", "error", "position", "label_repeats")
 
-    def __init__(self, row: _Row, error: VgpuError, position: int | None = None) -> None:
+    def __init__(self, row: _Row, error: VgpuError, position: int | None = None, *, label_repeats: bool = False) -> None:
         self.row = row
         self.error = error
         self.position = position
+        self.label_repeats = label_repeats and position is not None
 
     def __repr__(self) -> str:
         return f"RowProblem(row={self.row}, error={self.error!r})"
 
     def __str__(self) -> str:
-        return f"row {self.row}: {self.error}"
+        where = f"row {self.row} (position {self.position})" if self.label_repeats else f"row {self.row}"
+        return f"{where}: {self.error}"
 
 
 class InvalidRows(VgpuError, tables.Tabular):

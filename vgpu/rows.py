@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Mapping, NamedTuple, Sequence, TypeGuard
 
-from .errors import InvalidColumns, InvalidValue, NotRows
+from .errors import InvalidColumns, InvalidValue, NotRows, RowProblem
 from .tables import OUTPUT_COLUMNS
 
 if TYPE_CHECKING:
@@ -82,6 +82,33 @@ def row_name(labels: list[Hashable] | None) -> Callable[[int], Hashable]:
     if labels is None:
         return lambda position: position
     return lambda position: labels[position - 1]
+
+
+def repeated_labels(labels: Sequence[Hashable] | None) -> frozenset[Hashable]:
+    """The labels several rows have (a DataFrame's index may repeat one); none for numbered rows."""
+    seen: set[Hashable] = set()
+    repeated: set[Hashable] = set()
+    for label in labels or ():
+        (repeated if label in seen else seen).add(label)
+    return frozenset(repeated)
+
+
+def row_reference(labels: list[Hashable] | None) -> Callable[[int], str]:
+    """How a sentence names a row by its position (from 1): "row 5", or "row 5 (position 2)" where another
+    row has that label too, so that two rows are never named alike."""
+    name, repeated = row_name(labels), repeated_labels(labels)
+
+    def reference(position: int) -> str:
+        label = name(position)
+        return f"row {label} (position {position})" if label in repeated else f"row {label}"
+    return reference
+
+
+def problem_labeller(labels: list[Hashable] | None) -> Callable[[RowProblem[int]], RowProblem[Hashable]]:
+    """A problem found by row number, made to name its row as the caller does (its label, or the number),
+    keeping the number as its position (and naming it too where the label repeats)."""
+    name, repeated = row_name(labels), repeated_labels(labels)
+    return lambda problem: RowProblem(name(problem.row), problem.error, problem.row, label_repeats=name(problem.row) in repeated)
 
 
 def normal_key(key: str) -> str:

@@ -20,7 +20,7 @@ from . import audit, journal, stored
 from .columns import FIELD_OF_KEY, uniform_columns
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
-from .rows import Header, Reader, Row, blank, labelled, row_name
+from .rows import Header, Reader, Row, blank, labelled, problem_labeller, row_name, row_reference
 from .store import Store
 from .tables import VMList
 from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
@@ -318,13 +318,12 @@ def db_register_many(
     """
     mode = _on_existing(on_existing)
     rows, labels = labelled(items)
-    name = row_name(labels)
     batch, problems = _validate_rows(rows)
     with store.writing() as conn:
-        found = _sort(conn, batch, rows, mode, name)
+        found = _sort(conn, batch, rows, mode, row_reference(labels))
         problems += found.problems
         if problems:
-            raise InvalidRows(_named(problems, name))
+            raise InvalidRows(_named(problems, labels))
         new, params = _allocate(found.new, found.taken_ids | found.targets, _now(conn))
         if new:  # an empty batch changes nothing, so it leaves no audit entry either
             last_rowid = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM vms").fetchone()[0]
@@ -371,12 +370,13 @@ def classify_many(
     """What :func:`db_register_many` would make of ``items`` with ``on_existing``, changing nothing, row by
     row. ``exists`` (UUID → is the VM on the host?) adds a NotFound problem for each row that would register
     or change a VM the host lacks."""
-    found, new, name, count = _classify(store, items, exists, _on_existing(on_existing))
+    found, new, labels, count = _classify(store, items, exists, _on_existing(on_existing))
+    name = row_name(labels)
     return BatchCheck(
         tuple(new), tuple(map(name, found.new.rows)),
         tuple(change for _, change in found.updates), tuple(name(position) for position, _ in found.updates),
         tuple(vm for _, vm in found.existing), tuple(name(position) for position, _ in found.existing),
-        tuple(_named(found.problems, name)), tuple(map(name, range(1, count + 1))),
+        tuple(_named(found.problems, labels)), tuple(map(name, range(1, count + 1))),
         tuple(found.new.rows), tuple(position for position, _ in found.updates),
         tuple(position not in found.asked_otherwise for position, _ in found.existing),
     )
@@ -394,19 +394,20 @@ def check_many(
     ``on_existing="update"`` would change it) and every problem with the other rows. ``exists`` as for
     :func:`classify_many`; :func:`classify_many` also says which rows register, update or skip, and keeps rows that share a
     label apart (a DataFrame's index may repeat one; this dict keeps the last)."""
-    found, new, name, _ = _classify(store, items, exists, _on_existing(on_existing))
+    found, new, labels, _ = _classify(store, items, exists, _on_existing(on_existing))
+    name = row_name(labels)
     changed = [(position, attrs.evolve(change.vm, pool_id=change.new.pool_id, priority=change.new.priority,
                                        vm_id=change.new.vm_id)) for position, change in found.updates]
     good = sorted([*zip(found.new.rows, new), *changed], key=lambda pair: pair[0])
-    return {name(position): vm for position, vm in good}, _named(found.problems, name)
+    return {name(position): vm for position, vm in good}, _named(found.problems, labels)
 
 
-def _classify(store: Store, items: Iterable[object], exists: Callable[[str], bool] | None, mode: str) -> tuple[_Sorted, list[VM], Callable[[int], Hashable], int]:
+def _classify(store: Store, items: Iterable[object], exists: Callable[[str], bool] | None, mode: str
+              ) -> tuple[_Sorted, list[VM], list[Hashable] | None, int]:
     rows, labels = labelled(items)
-    name = row_name(labels)
     batch, problems = _validate_rows(rows)
     with store.reading() as conn:
-        found = _sort(conn, batch, rows, mode, name)
+        found = _sort(conn, batch, rows, mode, row_reference(labels))
     problems += found.problems
     updates = found.updates
     if exists is not None:
@@ -419,12 +420,12 @@ def _classify(store: Store, items: Iterable[object], exists: Callable[[str], boo
     good = found.new.without(refused)
     targets = {change.new.vm_id for _, change in updates}
     new = _allocate(good, found.taken_ids | targets, None)[0]
-    return found._replace(new=good, updates=updates, problems=problems, targets=targets), new, name, len(rows)
+    return found._replace(new=good, updates=updates, problems=problems, targets=targets), new, labels, len(rows)
 
 
-def _named(problems: list[RowProblem[int]], name: Callable[[int], Hashable]) -> list[RowProblem[Hashable]]:
+def _named(problems: list[RowProblem[int]], labels: list[Hashable] | None) -> list[RowProblem[Hashable]]:
     """The problems in row order, each naming its row as the caller does (a label, or the number)."""
-    return [RowProblem(name(problem.row), problem.error, problem.row) for problem in sorted(problems, key=lambda p: p.row)]
+    return list(map(problem_labeller(labels), sorted(problems, key=lambda p: p.row)))
 
 
 class _Batch(NamedTuple):
@@ -506,7 +507,7 @@ class _Sorted(NamedTuple):
     asked_otherwise: frozenset[int] = frozenset()  # existing rows skipped although they ask for another configuration
 
 
-def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, name: Callable[[int], Hashable]) -> _Sorted:
+def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, refer: Callable[[int], str]) -> _Sorted:
     """Which rows register a VM, which change or leave a registered one (as ``mode`` says), and the conflicts:
     a UUID registered already (AlreadyRegistered, for ``"error"``), a vm_id another VM holds (naming it, as
     register does), and a UUID or vm_id given twice in the batch (naming the first row)."""
@@ -532,7 +533,7 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
         if vm_id in taken_ids:
             problems.append(RowProblem(position, Conflict("vm_id", vm_id, _holder_of_taken(conn, vm_id))))
         elif vm_id in first_row_of_id:
-            problems.append(RowProblem(position, Conflict("vm_id", vm_id, f"row {name(first_row_of_id[vm_id])}")))
+            problems.append(RowProblem(position, Conflict("vm_id", vm_id, refer(first_row_of_id[vm_id]))))
         else:
             first_row_of_id[vm_id] = position
             return True
@@ -547,7 +548,7 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
             continue
         if vm_uuid in first_row_of_uuid:
             first = first_row_of_uuid[vm_uuid]
-            problems.append(RowProblem(position, Conflict("VM UUID", vm_uuid, f"row {name(first)}")))
+            problems.append(RowProblem(position, Conflict("VM UUID", vm_uuid, refer(first))))
             # its vm_id is still asked for: a later row asking for it too would clash with this one once its
             # UUID is fixed, so one pass reports that as well (unless it repeats its first row's vm_id)
             if vm_id is not None and first_row_of_id.get(vm_id) != first:
