@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vgpu import bulk_register, journal, scan, vms
-from vgpu.errors import AlreadyRegistered, Conflict, InvalidRows, NotFound
+from vgpu.errors import AlreadyRegistered, Conflict, InvalidRows, NotFound, StalePlan
 
 from .lifekit import World, config, vm_uuid
 
@@ -113,27 +113,63 @@ def test_a_segment_the_host_refuses_is_reported_and_the_others_are_written(world
     assert not failures and written[0].changed and world.segment(vm_uuid(13)) == world.config(vm_uuid(13))
 
 
-def test_a_vm_id_taken_since_the_plan_refuses_the_whole_batch(world):
-    plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[0], ROWS[4]])
-    vms.db_register(world.store, vm_uuid(12), pool="B", vm_id=plan.vms[1].vm_id)  # someone else was quicker
+def test_a_vm_id_the_plan_chose_taken_since_is_a_stale_plan_not_a_bad_row(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[0], ROWS[4]])  # neither row gives a vm_id
+    chosen = plan.vms[1].vm_id
+    vms.db_register(world.store, vm_uuid(12), "quick", pool="B", vm_id=chosen)  # someone else was quicker
     before = world.tables()
-    with pytest.raises(InvalidRows) as caught:
+    with pytest.raises(StalePlan) as caught:
         bulk_register.register_planned(world.store, world.sim, plan)
-    assert isinstance(caught.value.problems[0].error, Conflict)
+    assert not isinstance(caught.value, InvalidRows) and caught.value.vm_ids_taken == (chosen,)
+    assert str(caught.value) == (
+        f"the registration plan was overtaken by changes made since it was made: vm_id {chosen}, which the plan gave "
+        f"VM new-13 ({vm_uuid(13)}), is now used by VM quick ({vm_uuid(12)}); nothing was changed: plan again")
+    assert (caught.value.vm_uuid, caught.value.current) == (vm_uuid(13), None)
     assert world.tables() == before and world.segment(vm_uuid(10)) is None
 
 
-def test_a_plan_gone_stale_names_the_rows_of_the_input_not_positions_in_the_plan(world):
+def test_a_vm_id_the_row_gave_taken_since_is_still_that_rows_problem(world):
     plan = bulk_register.plan_registrations(world.store, world.sim, ROWS)
-    assert plan.rows == (1, 5, 8)
-    vms.db_register(world.store, vm_uuid(12), vm_id=plan.vms[1].vm_id)  # taken since: row 5's vm_id
-    vms.db_register(world.store, vm_uuid(14), vm_id=99)                  # registered since: row 8's VM
+    assert plan.rows == (1, 5, 8) and plan.vms[2].vm_id == 40  # row 8 asks for vm_id 40
+    vms.db_register(world.store, vm_uuid(12), vm_id=40)
     before = world.tables()
     with pytest.raises(InvalidRows) as caught:
         bulk_register.register_planned(world.store, world.sim, plan)
-    assert [(p.row, type(p.error)) for p in caught.value.problems] == [(5, Conflict), (8, AlreadyRegistered)]
-    assert str(caught.value).startswith(f"2 bad rows, nothing was changed: row 5: vm_id {plan.vms[1].vm_id} is already used by VM ")
+    assert [(p.row, type(p.error)) for p in caught.value.problems] == [(8, Conflict)]
+    assert str(caught.value).startswith("1 bad row, nothing was changed: row 8: vm_id 40 is already used by VM ")
     assert world.tables() == before
+
+
+def test_a_vm_registered_since_the_plan_is_a_stale_plan_naming_it(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, ROWS)
+    vms.db_register(world.store, vm_uuid(14), vm_id=99)  # registered since: row 8's VM
+    before = world.tables()
+    with pytest.raises(StalePlan) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    assert caught.value.registered_since == (vm_uuid(14),) and caught.value.vm_ids_taken == ()
+    assert f"VM new-14 ({vm_uuid(14)}) is registered now (vm_id 99, pool A, priority medium (1))" in str(caught.value)
+    assert str(caught.value).endswith("; nothing was changed: plan again")
+    assert world.tables() == before
+
+
+def test_with_skip_a_vm_registered_since_as_its_row_asks_is_skipped_and_said_so(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[0], ROWS[4]], on_existing="skip")
+    vms.db_register(world.store, vm_uuid(13), priority="low", vm_id=77)  # as row 5 asks (its vm_id was the plan's)
+    result = bulk_register.register_planned(world.store, world.sim, plan)
+    assert [vm.vm_uuid for vm in result.registered] == [vm_uuid(10)] and result.ok
+    assert [(vm.vm_uuid, vm.vm_id) for vm in result.skipped] == [(vm_uuid(13), 77)]
+    assert {r["vm_uuid"]: r["segment"] for r in result.records()}[vm_uuid(13)] == "skipped: registered since the plan"
+    assert "1 skipped (registered since the plan)" in repr(result)
+    assert world.config(vm_uuid(10)) == plan.vms[0].config
+
+
+def test_with_skip_a_vm_registered_since_otherwise_is_a_stale_plan(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [ROWS[0], ROWS[4]], on_existing="skip")
+    vms.db_register(world.store, vm_uuid(13), pool="B", vm_id=77)  # row 5 asks for pool A
+    before = world.tables()
+    with pytest.raises(StalePlan) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    assert caught.value.registered_since == (vm_uuid(13),) and world.tables() == before
 
 
 def test_an_empty_plan_registers_nothing(world):

@@ -402,6 +402,55 @@ def test_register_many_refuses_every_bad_row_and_registers_none(conn):
     assert conn.list_vms() == before and conn.host.get_device_model_args(VM_21) == ""
 
 
+def test_register_many_plans_again_when_its_plan_goes_stale_before_it_registers(conn, monkeypatch):
+    planned = []
+    plan_registrations = bulk_register.plan_registrations
+
+    def plan_then_someone_registers(store, host, rows, **options):
+        plan = plan_registrations(store, host, rows, **options)
+        planned.append(plan)
+        if len(planned) == 1:  # another session takes the vm_id the first plan chose for VM-22
+            with connect(db=conn.settings.db, host=conn.settings.host) as other:
+                other.register_vm(VM_21)
+        return plan
+
+    monkeypatch.setattr(bulk_register, "plan_registrations", plan_then_someone_registers)
+    result = conn.register_many([{"uuid": VM_22}, {"uuid": VM_23}])
+    assert len(planned) == 2 and planned[0].vms[0].vm_id == conn.get_vm(VM_21).vm_id
+    assert result.ok and [vm.vm_uuid for vm in result.registered] == [VM_22, VM_23]
+    assert len({vm.vm_id for vm in conn.list_vms()}) == 23
+
+
+def test_register_many_in_several_threads_beside_register_vm_registers_every_vm(tmp_path):
+    sandbox = demo.sandbox(str(tmp_path / "sandbox"))
+    host = SimHost(sandbox["host"][len("sim:"):])
+    batches = [[demo.demo_uuid(f"bulk-{batch}-{n}") for n in range(10)] for batch in range(2)]
+    singles = [demo.demo_uuid(f"single-{n}") for n in range(6)]
+    for uuid in [*sum(batches, []), *singles]:
+        host.add_vm(uuid, uuid[:8], "halted", "")
+    failures: list[BaseException] = []
+
+    def run(work) -> None:
+        try:
+            with connect(**sandbox) as own:
+                work(own)
+        except BaseException as error:  # noqa: B036 - reported below
+            failures.append(error)
+
+    works = [functools.partial(lambda rows, own: own.register_many([{"uuid": u} for u in rows], concurrency=2), rows)
+             for rows in batches]
+    works += [functools.partial(lambda uuids, own: [own.register_vm(u) for u in uuids], singles[i::2]) for i in range(2)]
+    threads = [threading.Thread(target=run, args=(work,)) for work in works]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with connect(**sandbox) as own:
+        registered = own.list_vms()
+    assert len(registered) == 20 + 26 and len({vm.vm_id for vm in registered}) == 46
+
+
 def test_register_many_leaves_updates_to_a_plan_that_is_read_first(conn):
     with pytest.raises(InvalidValue) as raised:
         conn.register_many([{"uuid": VM_1, "pool": "B"}], on_existing="update")

@@ -38,6 +38,8 @@ def _examples() -> list[VgpuError]:
         errors.Conflict("pool name", "Dev", "pool A", sentence='pool name "Dev" is already used by pool A'),
         errors.AlreadyRegistered(UUID, 3, "B"),
         errors.StalePlan(UUID, "web-1", VMConfig("A", Priority.HIGH, 3), VMConfig("B", Priority.LOW, 3)),
+        errors.StaleRegistrations([f"vm_id 3, which the plan gave VM {UUID}, is now used by VM web-1 (u)"], [UUID], [3],
+                                  (UUID, VMConfig("A", Priority.HIGH, 3), None)),
         errors.StoreError("/x/v.db", "database /x/v.db is read-only"),
         cause,
         errors.HostUnreachable("HOST_UNREACHABLE", "host h is unreachable", ["HOST_UNREACHABLE", "h"]),

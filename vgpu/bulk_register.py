@@ -21,7 +21,7 @@ import attrs
 
 from . import bulk, devargs, journal, lifecycle, locations, naming, reporting, tables, values, vms, workers
 from .bulk import BulkFailure, BulkPlan
-from .errors import BulkInterrupted, InvalidRows, InvalidValue, RowProblem, VgpuError
+from .errors import BulkInterrupted, Conflict, InvalidRows, InvalidValue, RowProblem, StaleRegistrations, VgpuError
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Listing, as_fleet, one_fleet_operation
 from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
@@ -58,6 +58,9 @@ class RegistrationPlan(tables.Tabular):
     on_existing: str = "error"
     labels: tuple[Hashable, ...] = ()  # every input row's label (or number), in input order: the order of the plan's table
     to_write: tuple[str, ...] = ()
+    # the planned VMs whose vm_id the plan chose (their rows gave none): taken by another VM before
+    # register_planned, it makes the plan stale, not the row bad
+    chosen_vm_ids: tuple[str, ...] = ()
     _columns = ("row", "action", *tables.VM_COLUMNS, "change")
 
     def _view(plan: RegistrationPlan) -> tuple[str, list[tables.Record]]:
@@ -104,6 +107,7 @@ def in_input_order(labels: tuple[Hashable, ...], items: list[_Item], label_of: C
 
 
 PLAN_LEAVES_OUT = "the plan leaves these rows out"
+SKIPPED_SINCE = "skipped: registered since the plan"
 
 
 @attrs.frozen(repr=False)
@@ -113,7 +117,9 @@ class RegistrationResult(tables.Tabular):
     part way (left to ``vgpu-admin recover``), and ``not_started``, those whose segment was not written yet.
     Every VM is registered either way; ``write_segments(store, host, result.not_started)`` finishes them, as
     does running the same registration again. ``rewritten``: the VMs registered before, whose segments a
-    plan's ``to_write`` had written (their outcomes are in the table beside the new VMs')."""
+    plan's ``to_write`` had written (their outcomes are in the table beside the new VMs'). ``skipped``: with
+    ``on_existing="skip"``, the VMs registered by someone else since the plan as their rows ask, left as they
+    are (their registration is that session's, and so is the writing of their segments)."""
 
     registered: tuple[VM, ...]
     segments: tuple[RepairResult, ...]
@@ -121,6 +127,7 @@ class RegistrationResult(tables.Tabular):
     interrupted: tuple[str, ...] = ()
     not_started: tuple[str, ...] = ()
     rewritten: tuple[VM, ...] = ()
+    skipped: tuple[VM, ...] = ()
     _columns = (*tables.VM_COLUMNS, "segment")
 
     def _view(result: RegistrationResult) -> tuple[str, list[tables.Record]]:
@@ -130,11 +137,14 @@ class RegistrationResult(tables.Tabular):
         outcome.update((uuid, "not written yet (not started)") for uuid in result.not_started)
         records = [{**tables.vm_record(vm), "segment": outcome.pop(vm.vm_uuid, "written")}
                    for vm in (*result.registered, *result.rewritten)]
+        records += [{**tables.vm_record(vm), "segment": SKIPPED_SINCE} for vm in result.skipped]
         # write_segments may be given a VM that is not registered (its segment is cleared): a row all the same
         records += [{**dict.fromkeys(tables.VM_COLUMNS), "vm_uuid": uuid, "segment": segment} for uuid, segment in outcome.items()]
         summary = f"{tables.plural(len(result.registered), 'VM')} registered, {len(result.failures)} segments not written"
         if result.interrupted or result.not_started:
             summary += f", {len(result.interrupted)} interrupted, {len(result.not_started)} not started"
+        if result.skipped:
+            summary += f", {len(result.skipped)} skipped (registered since the plan)"
         return summary, records
 
     @property
@@ -167,6 +177,7 @@ def plan_registrations(
     places = bulk.places_if_down(store, listings)
     repeated = repeated_labels(checked.labels)
     held_back, new = [], []
+    given = dict(zip(checked.new_positions, checked.new_vm_id_given))
     for row, position, vm in zip(checked.new_rows, checked.new_positions, checked.new):
         try:
             if vm.vm_uuid not in on_host:
@@ -175,16 +186,16 @@ def plan_registrations(
         except VgpuError as error:
             held_back.append(RowProblem(row, error, position, label_repeats=row in repeated))
             continue
-        new.append((row, vm))
-    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm in new]
+        new.append((row, vm, given[position]))
+    planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm, _ in new]
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
     quoted = fleet.quoted_labels()
     updates, update_rows, problems = _updates(store, on_host, checked, quoted, listings, held_back, places)
     return RegistrationPlan(
-        tuple(planned), tuple(row for row, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
+        tuple(planned), tuple(row for row, _, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
         tuple(update_rows), checked.existing, checked.existing_rows, on_existing, checked.labels,
-        _without_their_segment(checked, on_host, quoted),
+        _without_their_segment(checked, on_host, quoted), tuple(vm.vm_uuid for _, vm, row_gave_id in new if not row_gave_id),
     )
 
 
@@ -226,9 +237,12 @@ def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, 
 @one_fleet_operation
 def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, progress: ProgressOption = lifecycle.silent,
                      concurrency: int = 4) -> RegistrationResult:
-    """Register the plan's VMs with the vm_ids it shows, in one transaction (a vm_id taken since the plan
-    refuses them all: plan again), then write their segments and those of the plan's ``to_write``,
-    ``concurrency`` at a time (see :func:`write_segments`; an interrupt raises BulkInterrupted with the
+    """Register the plan's VMs with the vm_ids it shows, in one transaction, then write their segments and
+    those of the plan's ``to_write``. Changes made since the plan refuse them all, changing nothing: a VM
+    registered since, or a vm_id the plan chose (for a row that gave none) taken since, is a
+    :class:`vgpu.errors.StaleRegistrations` (plan again); a vm_id a row gave, taken since, an InvalidRows naming
+    that row. With ``on_existing="skip"``, a VM registered since as its row asks is skipped (``skipped``).
+    Segments are written ``concurrency`` at a time (see :func:`write_segments`; an interrupt raises BulkInterrupted with the
     partial RegistrationResult)."""
     values.check_kind("register_planned", "plan", plan, RegistrationPlan,
                       "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
@@ -238,23 +252,94 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     rewritten = tuple(vm for vm in plan.existing if vm.vm_uuid in to_write)
     if not plan.vms and not rewritten:
         return RegistrationResult((), (), ())
-    registered = _register(store, plan) if plan.vms else []
+    registered, skipped = _register(store, plan) if plan.vms else ([], ())
     uuids = [vm.vm_uuid for vm in (*registered, *rewritten)]
     try:
         written, failures = write_segments(store, host, uuids, progress=progress, concurrency=concurrency)
     except BulkInterrupted as interrupted:
         # write_segments' partial result is a RegistrationResult
-        interrupted.partial = attrs.evolve(cast(RegistrationResult, interrupted.partial), registered=tuple(registered), rewritten=rewritten)
+        interrupted.partial = attrs.evolve(cast(RegistrationResult, interrupted.partial), registered=tuple(registered),
+                                           rewritten=rewritten, skipped=skipped)
         raise
-    return RegistrationResult(tuple(registered), tuple(written), tuple(failures), rewritten=rewritten)
+    return RegistrationResult(tuple(registered), tuple(written), tuple(failures), rewritten=rewritten, skipped=skipped)
 
 
-def _register(store: Store, plan: RegistrationPlan) -> list[VM]:
-    try:
-        return vms.db_register_many(store, [Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id) for vm in plan.vms])
-    except InvalidRows as refused:
-        # register_many numbers the planned VMs from 1; the person knows the rows of their file, as the plan shows them
-        raise InvalidRows([RowProblem(plan.rows[cast(int, problem.row) - 1], problem.error) for problem in refused.problems]) from refused
+def _register(store: Store, plan: RegistrationPlan) -> tuple[list[VM], tuple[VM, ...]]:
+    """Register the plan's VMs, and the VMs skipped: each pass is one transaction, all of its VMs or none,
+    and a pass that finds only VMs to skip (registered since as their rows ask) leaves them out of the next,
+    so there are at most as many passes as VMs."""
+    todo = list(range(len(plan.vms)))
+    skipped: list[VM] = []
+    while todo:
+        try:
+            registered = vms.db_register_many(store, [_registration(plan.vms[index]) for index in todo])
+            return registered, tuple(skipped)
+        except InvalidRows as refused:
+            # db_register_many numbers the VMs of this pass from 1
+            found = _why_refused(store, plan, {todo[cast(int, problem.row) - 1]: problem.error for problem in refused.problems})
+            if found.input:
+                # the person knows the rows of their file, as the plan shows them
+                raise InvalidRows([RowProblem(plan.rows[index], error) for index, error in found.input]) from refused
+            if found.stale:
+                raise found.stale_error() from refused
+        skipped += [vm for _, vm in found.skip]
+        todo = [index for index in todo if index not in {index for index, _ in found.skip}]
+    return [], tuple(skipped)
+
+
+def _registration(vm: VM) -> Registration:
+    return Registration(vm.vm_uuid, vm.vm_name, vm.pool_id, vm.priority, vm.vm_id)
+
+
+@attrs.define
+class _Refusal:
+    """Why db_register_many refused a plan's VMs (by their index in the plan): the rows' own input (a vm_id
+    a row gave, now taken), changes made since the plan (each a phrase for StaleRegistrations), or VMs to
+    skip (registered since as their rows ask, with on_existing="skip")."""
+
+    input: list[tuple[int, VgpuError]] = attrs.Factory(list)
+    stale: list[str] = attrs.Factory(list)
+    registered_since: list[str] = attrs.Factory(list)
+    vm_ids_taken: list[int] = attrs.Factory(list)
+    first: tuple[str, object, object] | None = None
+    skip: list[tuple[int, VM]] = attrs.Factory(list)
+
+    def stale_error(self) -> StaleRegistrations:
+        assert self.first is not None
+        return StaleRegistrations(self.stale, self.registered_since, self.vm_ids_taken, self.first)
+
+
+def _why_refused(store: Store, plan: RegistrationPlan, errors: dict[int, VgpuError]) -> _Refusal:
+    found = _Refusal()
+    chosen = set(plan.chosen_vm_ids)
+    with store.reading() as conn:
+        now = vms.select_registered(conn, [plan.vms[index].vm_uuid for index in errors])
+    for index in sorted(errors):
+        vm, error = plan.vms[index], errors[index]
+        current = now.get(vm.vm_uuid)
+        if current is not None:  # registered since the plan (its vm_id conflicts, if any, are beside the point)
+            if plan.on_existing == "skip" and _as_asked(vm, current, vm.vm_uuid in chosen):
+                found.skip.append((index, current))
+                continue
+            found.stale.append(f"{vms.holder_text(vm.vm_uuid, vm.vm_name)} is registered now (vm_id {current.vm_id}, "
+                               f"pool {current.pool_id}, priority {current.priority.describe()})")
+            found.registered_since.append(vm.vm_uuid)
+        elif isinstance(error, Conflict) and error.field == "vm_id" and vm.vm_uuid in chosen:
+            found.stale.append(f"vm_id {vm.vm_id}, which the plan gave {vms.holder_text(vm.vm_uuid, vm.vm_name)}, "
+                               f"is now used by {error.holder}")
+            found.vm_ids_taken.append(vm.vm_id)
+        else:
+            found.input.append((index, error))
+            continue
+        if found.first is None:
+            found.first = (vm.vm_uuid, vm.config, None if current is None else current.config)
+    return found
+
+
+def _as_asked(planned: VM, current: VM, vm_id_chosen: bool) -> bool:
+    """Whether a VM registered since the plan has what its row asks: the pool and priority, and the vm_id
+    unless the plan chose it (the row gave none: whoever registered it had it chosen too)."""
+    return (current.pool_id, current.priority) == (planned.pool_id, planned.priority) and (vm_id_chosen or current.vm_id == planned.vm_id)
 
 
 @one_fleet_operation

@@ -29,7 +29,7 @@ import os
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar, Union
 
 from . import config, hostspecs, opening
-from .errors import ConfigError, InvalidRows, InvalidValue, StoreError
+from .errors import ConfigError, InvalidRows, InvalidValue, StaleRegistrations, StoreError
 from .store import Store
 
 if TYPE_CHECKING:  # annotations only: a connection imports each module when a method first needs it
@@ -54,6 +54,9 @@ HostArgument = Union[str, Sequence[str], Mapping[str, str], None]
 Rows = Union[Iterable[Any], Mapping[Any, Any]]
 
 _HOST_FORMS = "a URI (such as xe: or sim:PATH), a label of config.toml [hosts], a list of LABEL=URI or labels, or {label: URI}"
+# How many times register_many plans and registers when other sessions keep registering VMs in between (each
+# attempt changes nothing unless it succeeds); then the StaleRegistrations reaches the caller.
+REGISTER_MANY_ATTEMPTS = 5
 _SETTINGS = ("args_key", "clean_timeout", "force_after_timeout", "password_file", "parallel_hosts")  # besides db and host
 
 
@@ -342,7 +345,8 @@ class Connection:
 
     def register_many(self, rows: Rows, **options: Any) -> RegistrationResult:
         """Plan and register in one call, all the rows or none: any bad row is an InvalidRows naming every
-        one, and nothing is registered. Options ``on_existing`` (``"error"`` or ``"skip"``), ``progress``,
+        one, and nothing is registered. A plan overtaken by other sessions' registrations before it is
+        registered (a vm_id it chose taken, a VM registered) is made again, up to REGISTER_MANY_ATTEMPTS times. Options ``on_existing`` (``"error"`` or ``"skip"``), ``progress``,
         ``concurrency``. ``on_existing="update"`` changes registered VMs, which may restart them: plan it
         with :meth:`plan_registrations`, read ``plan.updates``, and apply them with :meth:`apply_many`."""
         from . import bulk_register
@@ -356,10 +360,18 @@ class Connection:
                 "plan_registrations(rows, on_existing='update'), then apply_many(plan.updates) once you have read it"))
         if on_existing not in ("error", "skip"):
             raise InvalidValue("on_existing", on_existing, ["error", "skip"])
-        plan = self.plan_registrations(rows, **planning)
-        if plan.problems:
-            raise InvalidRows(plan.problems)
-        return self.register_planned(plan, **registering)
+        for attempt in range(1, REGISTER_MANY_ATTEMPTS + 1):
+            plan = self.plan_registrations(rows, **planning)
+            if plan.problems:
+                raise InvalidRows(plan.problems)
+            try:
+                return self.register_planned(plan, **registering)
+            except StaleRegistrations:
+                # another session registered VMs between the planning and the registering; nothing was changed, and
+                # the caller never saw this plan: a new one sees what that session did
+                if attempt == REGISTER_MANY_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def write_segments(self, vm_uuids: Iterable[str], **options: Any) -> tuple[list[RepairResult], list[BulkFailure]]:
         """Rewrite many VMs' segments from the database (a bulk repair). Options ``progress``,

@@ -15,7 +15,7 @@ from .error_root import InvalidValue, MissingDependency, VgpuError, _allowed_tex
 
 __all__ = [  # the root and InvalidValue live in vgpu.error_root, below vgpu.tables; they are named here
     "VgpuError", "InvalidValue", "MissingDependency", "InvalidColumns", "NotRows", "RowProblem", "InvalidRows",
-    "NotFound", "NotRegistered", "Conflict", "StalePlan", "StoreError", "HypervisorError", "HostUnreachable",
+    "NotFound", "NotRegistered", "Conflict", "StalePlan", "StaleRegistrations", "StoreError", "HypervisorError", "HostUnreachable",
     "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered", "BulkInterrupted",
     "DamagedDatabase", "DuplicateVM", "IncompleteSchema", "ShutdownNotConfirmed", "UnsafeFile",
 ]
@@ -148,6 +148,24 @@ class StalePlan(Conflict):
                if getattr(current, field) != getattr(planned, field)]
         vm = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
         self.reword(f"{vm} was changed after this plan was made ({', '.join(now)}); plan again")
+
+
+class StaleRegistrations(StalePlan):
+    """A registration plan (:func:`vgpu.bulk_register.register_planned`) was overtaken by changes made since,
+    not by its rows: ``registered_since``, the UUIDs of VMs it would register that are registered now;
+    ``vm_ids_taken``, the vm_ids it chose for rows that gave none, which other VMs (or their unfinished
+    changes) hold now. Nothing was changed: plan again. As a StalePlan, ``vm_uuid``, ``planned`` and
+    ``current`` are those of the first VM concerned (``current`` None while it is not registered)."""
+
+    def __init__(self, changes: Sequence[str], registered_since: Sequence[str], vm_ids_taken: Sequence[int],
+                 first: tuple[str, object, object]) -> None:
+        Conflict.__init__(self, "registration plan", first[0], "changes made after this plan")
+        self.vm_uuid, self.planned, self.current = first
+        self.registered_since = tuple(registered_since)
+        self.vm_ids_taken = tuple(vm_ids_taken)
+        more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
+        self.reword("the registration plan was overtaken by changes made since it was made: "
+                    f"{'; '.join(changes[:3])}{more}; nothing was changed: plan again")
 
 
 _CONFIG_FIELDS = (("pool_id", "pool", str), ("priority", "priority", lambda priority: priority.describe()), ("vm_id", "vm_id", str))

@@ -358,6 +358,8 @@ class BatchCheck:
     # Beside existing: whether the VM is registered as its row asks (a blank cell asks for what it has); a row
     # skipped although it asks for something else is not, and nothing of its VM is touched
     existing_as_asked: tuple[bool, ...] = ()
+    # Beside new: whether the row gave the vm_id (else it is the lowest free now, which another session may take)
+    new_vm_id_given: tuple[bool, ...] = ()
 
 
 def classify_many(
@@ -379,6 +381,7 @@ def classify_many(
         tuple(_named(found.problems, labels)), tuple(map(name, range(1, count + 1))),
         tuple(found.new.rows), tuple(position for position, _ in found.updates),
         tuple(position not in found.asked_otherwise for position, _ in found.existing),
+        tuple(vm_id is not None for vm_id in found.new.vm_ids),
     )
 
 
