@@ -193,7 +193,8 @@ def test_every_host_down_is_still_an_error_for_scan_vms_and_a_database_panel_for
     line = scanned.one_error_line()  # every host that could not be listed is named, as status names them
     assert all(f"host {label}: cannot reach the host" in line for label in ("gpu1", "gpu2", "pool1")), line
     status = world.cli("status")
-    assert status.code == 0 and status.out_lines[4].startswith("⚠ The host could not be reached")
+    assert status.code == 0 and status.out_lines[4].startswith("⚠ Host gpu1: cannot reach the host: ")  # each host's sentence, once
+    assert status.out_lines[4].endswith("; showing the database only.") and "host gpu2: cannot reach the host: " in status.out_lines[4]
 
 
 # --- a copy that may be left behind on a host that is down ----------------------------------------------------
