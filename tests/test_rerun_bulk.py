@@ -319,15 +319,15 @@ def test_a_dataframe_is_taken_as_it_is_and_named_by_its_index(world):
 
 
 def test_rows_are_counted_as_rows_when_their_labels_repeat(world):
-    # A DataFrame's index may repeat a label: the problems name the label, and the rows are still counted one
-    # by one (two bad rows under label 5 are two), while one row with two problems is one.
+    # A DataFrame's index may repeat a label: the problems name the label and, as it repeats, the position; the
+    # rows are still counted one by one (two bad rows under label 5 are two), while one row with two problems is one.
     pandas = pytest.importorskip("pandas", reason="pandas is in the test extra; the library itself never needs it")
     frame = pandas.DataFrame([{"uuid": vm_uuid(10), "pool": "C"}, {"uuid": vm_uuid(11), "pool": "D"}], index=[5, 5])
     with pytest.raises(InvalidRows) as caught:
         vms.db_register_many(world.store, frame)
-    assert str(caught.value).startswith("2 bad rows, nothing was changed: row 5: invalid pool 'C'")
+    assert str(caught.value).startswith("2 bad rows, nothing was changed: row 5 (position 1): invalid pool 'C'")
     plan = bulk_register.plan_registrations(world.store, world.sim, frame)
-    assert str(plan.invalid).startswith("2 bad rows, the plan leaves these rows out: row 5: invalid pool 'C'")
+    assert str(plan.invalid).startswith("2 bad rows, the plan leaves these rows out: row 5 (position 1): invalid pool 'C'")
     assert plan.to_string().startswith("RegistrationPlan: 0 VMs to register; 2 rows refused")
     assert plan.problems.to_string().startswith("ProblemTable: 2 problems in 2 rows")
     assert plan.invalid.to_string().startswith("InvalidRows: 2 problems in 2 rows")
@@ -345,7 +345,7 @@ def test_rows_are_counted_as_rows_when_their_labels_repeat(world):
     changes = pandas.DataFrame([{"vm_uuid": vm_uuid(1), "pool": "C"}, {"vm_uuid": vm_uuid(2), "pool": "D"}], index=["x", "x"])
     with pytest.raises(InvalidRows) as caught:
         bulk.plan_many(world.store, world.sim, changes)
-    assert str(caught.value).startswith("2 bad rows, nothing was changed: row x: invalid pool 'C'")
+    assert str(caught.value).startswith("2 bad rows, nothing was changed: row x (position 1): invalid pool 'C'")
 
 
 def test_a_single_row_is_still_refused_as_not_rows(world):
