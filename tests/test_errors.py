@@ -119,7 +119,7 @@ def test_reconfigure_failed_names_the_cause_and_the_rollback():
     assert not stuck.rolled_back and str(stuck.rollback_error) == "disk full"
     assert str(stuck) == (  # the host is not what failed: no "once the host is reachable"
         f"reconfiguring VM {UUID} failed (VM would not start) and rolling back also failed (disk full); "
-        "run 'vgpu-admin recover' once the cause is fixed"
+        "run 'vgpu-admin recover' once the database can be written"
     )
     assert "\n" not in str(stuck)
     gone = ReconfigureFailed(UUID, cause, rolled_back=False, rollback_error=HostUnreachable("HOST_UNREACHABLE", "no route"))
