@@ -186,6 +186,7 @@ def stop_vm(
         return StopOutcome(ALREADY)
     first = Progress(vm_uuid, "stopping", f"Shutting down VM {vm_uuid} (clean, up to {policy.clean_timeout:g}s)",
                      limit=policy.clean_timeout)
+    began = time.monotonic()
     try:
         stopped = _waiting(lambda: host.clean_shutdown(vm_uuid, policy.clean_timeout), first,
                            f"waiting for {_who(vm_uuid, name)} to shut down", progress, policy.tick)
@@ -203,11 +204,22 @@ def stop_vm(
             return StopOutcome(CLEAN)
         if not policy.force:
             raise ShutdownNotConfirmed(vm_uuid, policy.clean_timeout)
-        reason = f"VM {vm_uuid} did not shut down within {policy.clean_timeout:g}s"
+        reason = _not_halted(vm_uuid, policy.clean_timeout, time.monotonic() - began)
     progress(Progress(vm_uuid, "forcing", f"{reason}; forcing it off"))
     host.hard_shutdown(vm_uuid)
     progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} forced off"))
     return StopOutcome(FORCED, reason)
+
+
+def _not_halted(vm_uuid: str, timeout: float, waited: float) -> str:
+    """Why a clean shutdown that ended with the VM running did not stop it. A backend gives up only at the
+    deadline (or at the host's own, when that comes first: xe), so an earlier end means the VM halted and was
+    running again by then: someone else forced it off and started it, which ends the wait early. Told by
+    the clock alone, so the usual path asks the host nothing more."""
+    if waited >= timeout:
+        return f"VM {vm_uuid} did not shut down within {timeout:g}s"
+    return (f"VM {vm_uuid} was running again when its clean shutdown ended after {waited:.1f}s, before the "
+            f"{timeout:g}s deadline: someone else started it again (or the host's own shutdown deadline came first)")
 
 
 def start_vm(host: Hypervisor, vm_uuid: str, progress: ProgressCallback = silent, tick: float = 1.0, *,

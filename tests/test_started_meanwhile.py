@@ -1,0 +1,93 @@
+"""Someone else (HA, an admin, another tool) starts the VM while a change has it stopped, on every backend
+that runs over a simulated host: the change is not taken for a failed start of the new configuration.
+What the VM booted with decides, as it does for recover(): the new configuration finishes the change with
+no restart; another one is restarted into it; a boot the host cannot tell about finishes it as recover()
+does, saying so. And a clean shutdown that ends early because the VM was started again is not worded
+as a timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from vgpu import audit, journal, lifecycle
+from vgpu.lifecycle import StopPolicy
+from vgpu.models import PowerState
+
+from .hostkit import BACKENDS, SIMULATED
+from .lifekit import World, config
+
+OLD = config("A", 1, 4)
+NEW = config("B", 1, 4)
+OWN_ARGS = "-vnc 127.0.0.1:4"
+QUICK = StopPolicy(clean_timeout=5, tick=0.05)
+TELLS_BOOTED = {"sim", "xe", "xapi-dom0"}  # a remote XenAPI connection cannot say what a domain booted with
+
+
+@pytest.fixture(params=SIMULATED)
+def backend(request, tmp_path, store):
+    with BACKENDS[request.param](tmp_path) as under_test:
+        world = World(store, under_test.sim)
+        uuid = world.add(4, "running", OLD, OWN_ARGS, name="VM-4")
+        yield under_test, world, uuid
+
+
+def someone_starts_it_at(monkeypatch, step: str, start) -> None:
+    """Another party starts the VM just before the change takes journal step ``step``."""
+    original = journal.advance
+
+    def advance(store, op, to):
+        if to == step:
+            start()
+        return original(store, op, to)
+
+    monkeypatch.setattr(journal, "advance", advance)
+
+
+def to_pool_b(world, host, uuid, policy=QUICK):
+    return lifecycle.reconfigure_vm(world.store, host, uuid, pool="B", confirm=lambda plan: True, policy=policy)
+
+
+def _force_off_and_start_during_the_shutdown(sim, uuid) -> threading.Thread:
+    """Another party, once our clean shutdown is under way on the host, forces the VM off and starts it."""
+    other = sim.reopen()
+
+    def act() -> None:
+        deadline = time.monotonic() + 30
+        while "clean_shutdown" not in (other.current_operations(uuid) or ()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        other.hard_shutdown(uuid)
+        other.start(uuid)
+
+    thread = threading.Thread(target=act, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_shutdown_cut_short_by_someone_restarting_the_vm_is_not_called_a_timeout(backend):
+    under_test, world, uuid = backend
+    world.sim.set_latency("clean_shutdown", 1.0)
+    thread = _force_off_and_start_during_the_shutdown(world.sim, uuid)
+    policy = StopPolicy(clean_timeout=60, tick=0.05)
+    result = to_pool_b(world, under_test.host, uuid, policy)
+    thread.join(30)
+    assert "within 60s" not in result.stop_reason
+    if result.stopped_how == "forced":  # xapi's task asks the guest again, and the restarted VM halts cleanly
+        assert result.stop_reason.startswith(f"VM {uuid} was running again when its clean shutdown ended after ")
+        assert "before the 60s deadline" in result.stop_reason
+    stops = [entry.new for entry in audit.history(world.store, uuid) if entry.action == "stop"]
+    assert stops == [{"stop": result.stopped_how, "reason": result.stop_reason} if result.stop_reason
+                     else {"stop": result.stopped_how}]
+    assert world.config(uuid) == NEW and world.power(uuid) is PowerState.RUNNING
+    assert world.sim.boots(uuid)[-1] == world.args(uuid)
+    assert world.open_ops() == []
+
+
+def test_a_shutdown_that_runs_to_its_deadline_is_still_a_timeout(tmp_path, store):
+    world = World.create(tmp_path, store)
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    world.sim.set_fault("clean_shutdown", "ignore", uuid)
+    result = to_pool_b(world, world.sim, uuid, StopPolicy(clean_timeout=0.2, tick=0.05))
+    assert result.stop_reason == f"VM {uuid} did not shut down within 0.2s"
