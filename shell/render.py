@@ -193,12 +193,23 @@ def nothing_to_do(result, apply: bool) -> str:
 CONFIRM_QUESTION = "  Do you want to apply these settings? (yes/no): "
 
 
+def _started_by_other(result, how: str) -> str:
+    """The tail for a change whose VM someone else started while it was stopped ("" when it was not)."""
+    text = {
+        "new": "someone else started it meanwhile, with the new configuration, so it was not started again.",
+        "other": "someone else started it meanwhile with another configuration, so it was restarted with the new one.",
+        "unknown": ("someone else started it meanwhile, and the host cannot say with which configuration: "
+                    f"'vgpu-admin apply-vm --vm-uuid={result.vm.vm_uuid}' restarts it with the new one."),
+    }.get(result.started_by_other, "")
+    return f"The VM was {how} and reconfigured; {text}" if text else ""
+
+
 def reconfigured(result) -> str:
     vm = result.vm
     how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
     why = f" ({result.stop_reason})" if result.stopped_how == "forced" and result.stop_reason else ""
     if result.old == vm.config:  # nothing changed in the database: its registered configuration was applied
-        tail = (f"The VM was {how}{why} and started again with it." if result.restarted
+        tail = (_started_by_other(result, how + why) or f"The VM was {how}{why} and started again with it." if result.restarted
                 else "The VM already ran with it and was not restarted: its args now keep it at its next boot."
                 if result.running else "The VM was not running; it takes it at its next start.")
         return f"Applied the registered configuration to {name_of(vm)} ({vm.vm_uuid}): {config_text(vm.config)}.\n{tail}"
@@ -212,7 +223,7 @@ def reconfigured(result) -> str:
         if str(before) != str(after)
     )
     if result.restarted:
-        tail = f"The VM was {how}{why}, reconfigured and started again."
+        tail = _started_by_other(result, how + why) or f"The VM was {how}{why}, reconfigured and started again."
     elif result.running:
         tail = "The VM already ran with the new configuration and was not restarted: its args now keep it."
     else:

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from vgpu import audit, journal, lifecycle
+from vgpu import audit, devargs, journal, lifecycle
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
 from .hostkit import BACKENDS, SIMULATED
-from .lifekit import World, config
+from .lifekit import Blind, World, config
 
 OLD = config("A", 1, 4)
 NEW = config("B", 1, 4)
@@ -48,6 +48,49 @@ def someone_starts_it_at(monkeypatch, step: str, start) -> None:
 
 def to_pool_b(world, host, uuid, policy=QUICK):
     return lifecycle.reconfigure_vm(world.store, host, uuid, pool="B", confirm=lambda plan: True, policy=policy)
+
+
+def test_a_vm_someone_started_with_the_new_args_finishes_the_change_without_a_restart(backend, monkeypatch):
+    under_test, world, uuid = backend
+    booted_before = world.sim.boots(uuid)
+    someone_starts_it_at(monkeypatch, journal.STARTING, lambda: world.sim.start(uuid))  # after our args write
+    result = to_pool_b(world, under_test.host, uuid)
+    assert (result.changed, result.restarted, result.running) == (True, True, True)
+    assert result.started_by_other == ("new" if under_test.name in TELLS_BOOTED else "unknown")
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW)
+    assert world.power(uuid) is PowerState.RUNNING
+    assert world.sim.boots(uuid) == [*booted_before, world.args(uuid)]  # the other party's start only: no restart
+    assert world.open_ops() == [] and world.marks() == []
+
+
+def test_a_vm_someone_started_with_the_old_args_is_restarted_into_the_change_where_the_host_tells(backend, monkeypatch):
+    under_test, world, uuid = backend
+    booted_before = world.sim.boots(uuid)
+    someone_starts_it_at(monkeypatch, journal.WRITING_ARGS, lambda: world.sim.start(uuid))  # before our args write
+    result = to_pool_b(world, under_test.host, uuid)
+    assert (result.changed, result.restarted, result.running) == (True, True, True)
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW)
+    assert world.power(uuid) is PowerState.RUNNING
+    assert world.open_ops() == [] and world.marks() == []
+    old_args = devargs.merge(OWN_ARGS, OLD)
+    if under_test.name in TELLS_BOOTED:  # recover's decision: it runs another configuration, restart it
+        assert result.started_by_other == "other"
+        assert world.sim.boots(uuid) == [*booted_before, old_args, world.args(uuid)]
+    else:  # recover's decision: the host cannot tell, so nothing that may have reached the VM is undone
+        assert result.started_by_other == "unknown"
+        assert world.sim.boots(uuid) == [*booted_before, old_args]
+
+
+def test_a_host_that_cannot_tell_what_the_vm_booted_with_finishes_the_change_and_says_so(tmp_path, store, monkeypatch):
+    world = World.create(tmp_path, store)
+    uuid = world.add(4, "running", OLD, OWN_ARGS, name="VM-4")
+    booted_before = world.sim.boots(uuid)
+    someone_starts_it_at(monkeypatch, journal.WRITING_ARGS, lambda: world.sim.start(uuid))
+    result = to_pool_b(world, Blind(world.sim), uuid)
+    assert result.started_by_other == "unknown" and result.restarted
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW)
+    assert world.sim.boots(uuid) == [*booted_before, devargs.merge(OWN_ARGS, OLD)]  # not restarted: recover would not either
+    assert world.open_ops() == []
 
 
 def _force_off_and_start_during_the_shutdown(sim, uuid) -> threading.Thread:
@@ -91,3 +134,17 @@ def test_a_shutdown_that_runs_to_its_deadline_is_still_a_timeout(tmp_path, store
     world.sim.set_fault("clean_shutdown", "ignore", uuid)
     result = to_pool_b(world, world.sim, uuid, StopPolicy(clean_timeout=0.2, tick=0.05))
     assert result.stop_reason == f"VM {uuid} did not shut down within 0.2s"
+
+
+@pytest.mark.parametrize("step, said", [
+    (journal.STARTING, "someone else started it meanwhile, with the new configuration, so it was not started again."),
+    (journal.WRITING_ARGS, "someone else started it meanwhile with another configuration, so it was restarted with the new one."),
+], ids=["new", "other"])
+def test_the_shell_says_someone_else_started_it_and_never_that_the_start_failed(tmp_path, store, monkeypatch, step, said):
+    from shell import render
+
+    world = World.create(tmp_path, store)
+    uuid = world.add(4, "running", OLD, OWN_ARGS, name="VM-4")
+    someone_starts_it_at(monkeypatch, step, lambda: world.sim.start(uuid))
+    text = render.reconfigured(to_pool_b(world, world.sim, uuid))
+    assert text.endswith(f"\nThe VM was shut down cleanly and reconfigured; {said}")

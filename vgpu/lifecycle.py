@@ -164,6 +164,10 @@ class ReconfigureResult:
     stop_reason: str = ""  # why it had to be forced (the clean shutdown's failure, or its deadline)
     runs_unknown: bool = False  # nothing was done, but the host cannot tell what the running VM booted with
     running: bool = False  # the VM was running: restarted, or left running when it already ran with the change
+    # Someone else (HA, an admin) started the VM while the change had it stopped, and it then ran: RUNS_NEW
+    # (the new configuration: left running), RUNS_OTHER (another one: restarted with the new one) or
+    # RUNS_UNKNOWN (the host cannot tell: left running, as recover() leaves it). "" when this change started it.
+    started_by_other: str = ""
 
 
 def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str | None) -> None:
@@ -376,18 +380,64 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
                 op = journal.set_step(conn, op, journal.DB_UPDATED)
             op = journal.advance(store, op, journal.WRITING_ARGS)
             update_device_model_args(host, op.vm_uuid, plan.new, seen.device_model_args)
+            started_by_other = ""
             if op.was_running:
                 op = journal.advance(store, op, journal.STARTING)
-                start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
+                started_by_other = _start_unless_started(store, host, op, plan, progress, policy)
         except VgpuError as failure:
             raise _roll_back_after(store, host, op, failure, progress, _ran_with(plan)) from failure
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
             _roll_back_unexpected(store, host, op, failure, progress, _ran_with(plan))
             raise
-    close(store, op, journal.DONE, power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
+    close(store, op, journal.DONE, _STARTED_BY_OTHER.get(started_by_other, ""),
+          power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
                              running=seen.power_state is PowerState.RUNNING,
-                             stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "")
+                             stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "",
+                             started_by_other=started_by_other)
+
+
+RUNS_NEW, RUNS_OTHER, RUNS_UNKNOWN = "new", "other", "unknown"
+
+# What the journal keeps of a change whose VM someone else started while it was stopped.
+_STARTED_BY_OTHER = {
+    RUNS_NEW: "started by someone else meanwhile, with the new configuration; not restarted",
+    RUNS_OTHER: "started by someone else meanwhile, with another configuration; restarted with the new one",
+    RUNS_UNKNOWN: "started by someone else meanwhile; the host cannot say with which configuration; not restarted",
+}
+
+
+def what_it_runs(host: Hypervisor, vm_uuid: str, booted_args: str | None, new: VMConfig | None) -> str:
+    """What a running VM booted with, against a change's ``new`` configuration: RUNS_NEW, RUNS_OTHER, or
+    RUNS_UNKNOWN when the host cannot tell. recover() and a change whose start someone else beat both decide
+    by it: the new configuration finishes the change with no restart, another one is restarted into it, and
+    an unknown one is left running (a change that may have reached the VM is never undone)."""
+    if booted_args is None:
+        return RUNS_UNKNOWN
+    return RUNS_NEW if devargs.parse(booted_args, quoted=args_quoted(host, vm_uuid)).config == new else RUNS_OTHER
+
+
+def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation, plan: ReconfigurePlan,
+                          progress: ProgressCallback, policy: StopPolicy) -> str:
+    """Start the VM with the new configuration; "" once it is running. A start refused because the VM runs
+    already means someone else (HA, an admin) started it while the change had it stopped, not that the new
+    configuration failed: what it booted with decides (:func:`what_it_runs`), which is returned."""
+    try:
+        start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
+        return ""
+    except HypervisorError as refused:
+        if refused.code != codes.VM_BAD_POWER_STATE:
+            raise
+        seen = describe(host, op.vm_uuid)  # one round trip: power state and what it booted with
+        if seen.power_state is not PowerState.RUNNING:
+            raise
+    runs = what_it_runs(host, op.vm_uuid, seen.booted_args, plan.new)
+    if runs == RUNS_OTHER:  # as recover() would: restart it with the new configuration
+        progress(Progress(op.vm_uuid, "starting", f"VM {op.vm_uuid} was started by someone else with another "
+                                                  "configuration; restarting it with the new one"))
+        stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
+        start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
+    return runs
 
 
 @attrs.frozen

@@ -176,7 +176,7 @@ def _reconfigure(store: Store, host: Hypervisor, op: journal.Operation, progress
         if not codes.vm_missing(error):
             raise
         return _vm_gone(store, op)
-    if look.booted is not None and devargs.parse(look.booted, quoted=args_quoted(host, op.vm_uuid)).config == op.new:
+    if look.power is PowerState.RUNNING and lifecycle.what_it_runs(host, op.vm_uuid, look.booted, op.new) == lifecycle.RUNS_NEW:
         return _already_new(store, host, op)
     if not op.db_updated:
         return _undo(store, host, op, look, progress, policy)
@@ -301,7 +301,8 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
     if not op.was_running:
         return _Outcome(FINISHED, "the new configuration is in place")
     if look.power is PowerState.RUNNING:
-        if look.booted is None:  # cannot tell what it runs: never undo a change that may have reached it
+        if lifecycle.what_it_runs(host, op.vm_uuid, look.booted, op.new) == lifecycle.RUNS_UNKNOWN:
+            # cannot tell what it runs: never undo a change that may have reached it
             return _Outcome(FINISHED, "the new configuration is in place; the host cannot say which configuration the "
                                       "running VM booted with: if it started before the change, restart it to apply it")
         try:  # it runs an older configuration (someone started it meanwhile): restart it with the new one
