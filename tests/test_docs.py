@@ -309,6 +309,7 @@ SOURCE_MESSAGES = {
         "is read-only (SQLite writes its -wal and -shm files there)", "the file system holding it is mounted read-only",
         "the disk is full", "the disk reported an I/O error (", "the file was moved or deleted while it was open; run the command again",
         "SQLite opened it read-only (changes need write access to it and its directory)",
+        "cannot open database ", "(SQLite creates its -wal and -shm files beside it, even to read)",
     ],
     "vgpu/store.py": [
         "stayed locked by another process; try again",

@@ -198,3 +198,73 @@ def test_a_database_read_only_before_a_change_says_nothing_was_changed(tmp_path,
     assert outcome.err_lines[-1] == (f"error: could not write to database {spec.db}: SQLite opened it read-only "
                                      "(changes need write access to it and its directory); nothing was changed")
     assert spec.sim.power_state(spec.uuid("VM-1")) is PowerState.RUNNING
+
+
+# --- a database SQLite cannot even open to read -----------------------------------------------------------
+
+# What SQLite says on opening a WAL database on a read-only mount: it cannot create the -shm file it needs
+# even to read, so a read fails as well as a write.
+CANTOPEN = sqlite_error("unable to open database file", "SQLITE_CANTOPEN", 14)
+
+
+def cannot_open(*args):
+    raise CANTOPEN
+
+
+@pytest.fixture
+def unopenable(monkeypatch):
+    """Calling it makes every Store opened from then on fail as SQLite fails on a read-only mount: at its
+    first statement."""
+    real_connect = store_module._connect
+
+    def connect(path: str, busy_timeout: float):
+        conn = Unwritable(real_connect(path, busy_timeout), path)
+        conn.execute = conn.executemany = cannot_open
+        return conn
+
+    return lambda: monkeypatch.setattr(store_module, "_connect", connect)
+
+
+def mounted_read_only(monkeypatch) -> None:
+    class Statvfs:
+        f_flag, f_bavail, f_files, f_favail = store_faults.os.ST_RDONLY, 10, 100, 50
+
+    monkeypatch.setattr(store_faults.os, "statvfs", lambda path: Statvfs())
+
+
+def test_a_database_on_a_read_only_mount_says_so_when_opened(db_path, monkeypatch, unopenable):
+    unopenable()
+    mounted_read_only(monkeypatch)
+    with pytest.raises(StoreError) as caught:
+        Store(db_path)
+    assert str(caught.value) == (f"cannot open database {db_path}: the file system holding it is mounted read-only "
+                                 "(SQLite creates its -wal and -shm files beside it, even to read)")
+
+
+def test_a_database_sqlite_cannot_open_in_a_read_only_directory_names_the_directory(db_path, monkeypatch, unopenable):
+    unopenable()
+    real_access = store_faults.os.access
+    directory = str(db_path.parent)
+    monkeypatch.setattr(store_faults.os, "access",
+                        lambda path, mode: False if str(path) == directory else real_access(path, mode))
+    with pytest.raises(StoreError) as caught:
+        Store(db_path)
+    assert str(caught.value) == (f"cannot open database {db_path}: its directory {directory} is read-only "
+                                 "(SQLite writes its -wal and -shm files there)")
+
+
+def test_a_database_sqlite_cannot_open_for_another_reason_keeps_sqlites_words(db_path, unopenable):
+    unopenable()
+    with pytest.raises(StoreError) as caught:
+        Store(db_path)
+    assert str(caught.value) == f"cannot open database {db_path}: unable to open database file"
+
+
+def test_listing_a_database_on_a_read_only_mount_says_why_in_one_line(tmp_path, monkeypatch, unopenable):
+    spec = SpecHost(tmp_path)
+    unopenable()
+    mounted_read_only(monkeypatch)
+    outcome = spec.cli("list-vms")
+    assert outcome.code == 1 and "Traceback" not in outcome.err
+    assert outcome.err_lines[-1] == (f"error: cannot open database {spec.db}: the file system holding it is mounted "
+                                     "read-only (SQLite creates its -wal and -shm files beside it, even to read)")
