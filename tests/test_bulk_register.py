@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from vgpu import bulk_register, journal, scan, vms
-from vgpu.errors import AlreadyRegistered, Conflict, InvalidRows, NotFound, StalePlan
+from vgpu import bulk, bulk_register, journal, lifecycle, scan, vms
+from vgpu.errors import AlreadyRegistered, Conflict, InvalidRows, NotFound, StalePlan, StaleRegistrations
 
 from .lifekit import World, config, vm_uuid
 
@@ -170,6 +170,64 @@ def test_with_skip_a_vm_registered_since_otherwise_is_a_stale_plan(world):
     with pytest.raises(StalePlan) as caught:
         bulk_register.register_planned(world.store, world.sim, plan)
     assert caught.value.registered_since == (vm_uuid(13),) and world.tables() == before
+
+
+def test_with_skip_a_skipped_vm_unregistered_since_is_a_stale_plan(world):
+    rows = [{"uuid": vm_uuid(1)}, ROWS[0]]  # VM 1 is registered: skipped
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows, on_existing="skip")
+    assert [vm.vm_uuid for vm in plan.existing] == [vm_uuid(1)] and plan.to_write == ()
+    lifecycle.remove_vm(world.store, world.sim, vm_uuid(1))
+    before = world.tables()
+    with pytest.raises(StaleRegistrations) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    assert caught.value.unregistered_since == (vm_uuid(1),) and caught.value.registered_since == ()
+    assert (caught.value.vm_uuid, caught.value.planned, caught.value.current) == (vm_uuid(1), config("A", 1, 1), None)
+    assert str(caught.value) == (
+        "the registration plan was overtaken by changes made since it was made: VM old-1 "
+        f"({vm_uuid(1)}) is not registered now (the plan found it registered: vm_id 1, pool A, priority medium (1)); "
+        "nothing was changed: plan again")
+    assert world.tables() == before
+
+
+def test_a_plan_of_only_skipped_rows_whose_vm_was_unregistered_since_is_stale(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(1)}], on_existing="skip")
+    lifecycle.remove_vm(world.store, world.sim, vm_uuid(1))
+    with pytest.raises(StaleRegistrations):
+        bulk_register.register_planned(world.store, world.sim, plan)
+
+
+def test_a_segment_to_write_of_a_vm_unregistered_since_is_a_stale_plan_not_cleared(world):
+    world.sim.set_device_model_args(vm_uuid(2), "-vnc :2")  # registered, its segment lost: the plan writes it
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(2)}, ROWS[0]], on_existing="skip")
+    assert plan.to_write == (vm_uuid(2),)
+    vms.db_remove(world.store, vm_uuid(2))
+    before = world.tables()
+    with pytest.raises(StaleRegistrations) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    assert caught.value.unregistered_since == (vm_uuid(2),)
+    assert world.tables() == before and world.sim.get_device_model_args(vm_uuid(2)) == "-vnc :2"
+
+
+def test_with_update_an_unchanged_vm_unregistered_since_is_a_stale_plan(world):
+    rows = [{"uuid": vm_uuid(1), "priority": "medium"}, {"uuid": vm_uuid(2), "priority": "high"}, ROWS[0]]
+    plan = bulk_register.plan_registrations(world.store, world.sim, rows, on_existing="update")
+    assert [vm.vm_uuid for vm in plan.existing] == [vm_uuid(1)] and len(plan.updates.plans) == 1
+    lifecycle.remove_vm(world.store, world.sim, vm_uuid(1))
+    before = world.tables()
+    with pytest.raises(StaleRegistrations) as caught:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    assert caught.value.unregistered_since == (vm_uuid(1),) and world.tables() == before
+
+
+def test_with_update_an_update_of_a_vm_unregistered_since_is_its_failure_saying_so(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(2), "priority": "high"}],
+                                            on_existing="update")
+    lifecycle.remove_vm(world.store, world.sim, vm_uuid(2))
+    before = world.tables()
+    result = bulk.apply_many(world.store, world.sim, plan.updates)
+    assert [(failure.vm_uuid, str(failure.error)) for failure in result.failures] == [
+        (vm_uuid(2), f"registered VM {vm_uuid(2)} not found; it was removed after the plan was made")]
+    assert world.tables() == before and vms.find(world.store, vm_uuid(2)) is None
 
 
 def test_an_empty_plan_registers_nothing(world):

@@ -332,7 +332,7 @@ SOURCE_MESSAGES = {
                                  "of the fleet, and this run has ",
                                  "with that host (--host "],
     "vgpu/bulk.py": ["is on none of the hosts that answered; "],
-    "vgpu/bulk_register.py": [", which the plan gave ", "is registered now (vm_id "],
+    "vgpu/bulk_register.py": [", which the plan gave ", "is registered now (vm_id ", "is not registered now (the plan found it registered: "],
     "shell/panel.py": ["; its registered VMs are shown from the database", "=== Same UUID on several hosts: "],
     "vgpu/recovery.py": ["the host is still carrying out ", " on the VM; nothing was changed: ", "run 'vgpu-admin recover' again once it is done",
                          "the host is busy with another operation on the VM (", "); nothing more was done: ",

@@ -40,6 +40,9 @@ def _examples() -> list[VgpuError]:
         errors.StalePlan(UUID, "web-1", VMConfig("A", Priority.HIGH, 3), VMConfig("B", Priority.LOW, 3)),
         errors.StaleRegistrations([f"vm_id 3, which the plan gave VM {UUID}, is now used by VM web-1 (u)"], [UUID], [3],
                                   (UUID, VMConfig("A", Priority.HIGH, 3), None)),
+        errors.StaleRegistrations([f"VM {UUID} is not registered now (the plan found it registered: vm_id 3, pool A, "
+                                   "priority high (2))"], [], [], (UUID, VMConfig("A", Priority.HIGH, 3), None),
+                                  unregistered_since=[UUID]),
         errors.StoreError("/x/v.db", "database /x/v.db is read-only"),
         cause,
         errors.HostUnreachable("HOST_UNREACHABLE", "host h is unreachable", ["HOST_UNREACHABLE", "h"]),

@@ -240,14 +240,16 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     """Register the plan's VMs with the vm_ids it shows, in one transaction, then write their segments and
     those of the plan's ``to_write``. Changes made since the plan refuse them all, changing nothing: a VM
     registered since, or a vm_id the plan chose (for a row that gave none) taken since, is a
-    :class:`vgpu.errors.StaleRegistrations` (plan again); a vm_id a row gave, taken since, an InvalidRows naming
-    that row. With ``on_existing="skip"``, a VM registered since as its row asks is skipped (``skipped``).
+    :class:`vgpu.errors.StaleRegistrations` (plan again), as is a VM the plan found registered (a row skipped,
+    unchanged or with a segment to write) unregistered since; a vm_id a row gave, taken since, an InvalidRows
+    naming that row. With ``on_existing="skip"``, a VM registered since as its row asks is skipped (``skipped``).
     Segments are written ``concurrency`` at a time (see :func:`write_segments`; an interrupt raises BulkInterrupted with the
     partial RegistrationResult)."""
     values.check_kind("register_planned", "plan", plan, RegistrationPlan,
                       "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
     workers.check_concurrency(concurrency)
     reporting.check(progress)
+    _refuse_if_unregistered_since(store, plan)
     to_write = set(plan.to_write)
     rewritten = tuple(vm for vm in plan.existing if vm.vm_uuid in to_write)
     if not plan.vms and not rewritten:
@@ -262,6 +264,22 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
                                            rewritten=rewritten, skipped=skipped)
         raise
     return RegistrationResult(tuple(registered), tuple(written), tuple(failures), rewritten=rewritten, skipped=skipped)
+
+
+def _refuse_if_unregistered_since(store: Store, plan: RegistrationPlan) -> None:
+    """Refuse a plan whose registered VMs (rows skipped, unchanged or with a segment to write) are not all
+    registered now: such a row would be in neither the registered nor the skipped of the result, and the
+    segment to write of one would be cleared (the database has none for it)."""
+    if not plan.existing:
+        return
+    with store.reading() as conn:
+        now = vms.select_registered(conn, [vm.vm_uuid for vm in plan.existing])
+    gone = [vm for vm in plan.existing if vm.vm_uuid not in now]
+    if gone:
+        changes = [f"{vms.holder_text(vm.vm_uuid, vm.vm_name)} is not registered now (the plan found it registered: "
+                   f"vm_id {vm.vm_id}, pool {vm.pool_id}, priority {vm.priority.describe()})" for vm in gone]
+        raise StaleRegistrations(changes, (), (), (gone[0].vm_uuid, gone[0].config, None),
+                                 unregistered_since=[vm.vm_uuid for vm in gone])
 
 
 def _register(store: Store, plan: RegistrationPlan) -> tuple[list[VM], tuple[VM, ...]]:

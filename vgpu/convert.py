@@ -99,7 +99,8 @@ def _error_class(name: object, wanted: type[BaseException]) -> type[BaseExceptio
 def _error_attribute(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name in ("allowed", "columns", "details", "missing", "hosts", "registered_since", "vm_ids_taken"):
+    if name in ("allowed", "columns", "details", "missing", "hosts", "registered_since", "vm_ids_taken",
+                "unregistered_since"):
         return tuple(value) if isinstance(value, list) else value
     if name in ("planned", "current"):
         return converter.structure(value, VMConfig)

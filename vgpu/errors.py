@@ -154,15 +154,18 @@ class StaleRegistrations(StalePlan):
     """A registration plan (:func:`vgpu.bulk_register.register_planned`) was overtaken by changes made since,
     not by its rows: ``registered_since``, the UUIDs of VMs it would register that are registered now;
     ``vm_ids_taken``, the vm_ids it chose for rows that gave none, which other VMs (or their unfinished
-    changes) hold now. Nothing was changed: plan again. As a StalePlan, ``vm_uuid``, ``planned`` and
-    ``current`` are those of the first VM concerned (``current`` None while it is not registered)."""
+    changes) hold now; ``unregistered_since``, the UUIDs of VMs it found registered (rows skipped, unchanged
+    or with a segment to write) that are not registered now. Nothing was changed: plan again. As a StalePlan,
+    ``vm_uuid``, ``planned`` and ``current`` are those of the first VM concerned (``current`` None while it
+    is not registered)."""
 
     def __init__(self, changes: Sequence[str], registered_since: Sequence[str], vm_ids_taken: Sequence[int],
-                 first: tuple[str, object, object]) -> None:
+                 first: tuple[str, object, object], *, unregistered_since: Sequence[str] = ()) -> None:
         Conflict.__init__(self, "registration plan", first[0], "changes made after this plan")
         self.vm_uuid, self.planned, self.current = first
         self.registered_since = tuple(registered_since)
         self.vm_ids_taken = tuple(vm_ids_taken)
+        self.unregistered_since = tuple(unregistered_since)
         more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
         self.reword("the registration plan was overtaken by changes made since it was made: "
                     f"{'; '.join(changes[:3])}{more}; nothing was changed: plan again")
