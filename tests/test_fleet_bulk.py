@@ -292,3 +292,50 @@ def test_writing_many_segments_asks_a_host_that_is_down_once_not_once_per_vm(fle
                                                      concurrency=2)
     assert failures == [] and len(written) == 4
     assert len(down.attempts) == 1, down.attempts  # each VM's repair locates it: the workers share what failed
+
+
+def _connection_to(store, fleet, monkeypatch):
+    """A vgpu.connect() connection to ``store`` whose host is ``fleet`` (opened as the settings would be)."""
+    from vgpu import opening
+    from vgpu.connection import connect
+
+    monkeypatch.setattr(opening, "open_hosts", lambda settings, ask=None: fleet)
+    return connect(db=store.path, host="sim:demo")
+
+
+def test_register_many_asks_a_host_that_is_down_once_for_its_plan_and_its_registering(fleet_of_two, monkeypatch):
+    store, sims, _ = fleet_of_two
+    new = [uuid_of(2, n) for n in (5, 6)]
+    for uuid in new:
+        sims["gpu2"].add_vm(uuid, "new", "running", "")
+    down = UnreachableHost()
+    with _connection_to(store, Fleet({"gpu1": down, "gpu2": sims["gpu2"]}), monkeypatch) as conn:
+        result = conn.register_many([{"uuid": uuid} for uuid in new])
+        assert result.ok and [vm.vm_uuid for vm in result.registered] == new
+        assert len(down.attempts) == 1, down.attempts  # the plan's listing; the segments' writing does not wait again
+        conn.register_many([{"uuid": new[0]}], on_existing="skip")
+        assert len(down.attempts) == 2, down.attempts  # the next call asks again: it may be back
+
+
+def test_register_many_planning_again_still_asks_a_host_that_is_down_once(fleet_of_two, monkeypatch):
+    from vgpu import bulk_register
+
+    store, sims, _ = fleet_of_two
+    new = [uuid_of(2, n) for n in (5, 6)]
+    for uuid in (*new, uuid_of(2, 7)):
+        sims["gpu2"].add_vm(uuid, "new", "running", "")
+    real_plan = bulk_register.plan_registrations
+    plans = []
+
+    def plan_then_someone_registers(store, host, rows, **options):
+        plans.append(real_plan(store, host, rows, **options))
+        if len(plans) == 1:  # another session takes the vm_id this plan chose for the first row
+            vms.db_register(store, uuid_of(2, 7), vm_id=plans[0].vms[0].vm_id)
+        return plans[-1]
+
+    monkeypatch.setattr(bulk_register, "plan_registrations", plan_then_someone_registers)
+    down = UnreachableHost()
+    with _connection_to(store, Fleet({"gpu1": down, "gpu2": sims["gpu2"]}), monkeypatch) as conn:
+        result = conn.register_many([{"uuid": uuid} for uuid in new])
+    assert len(plans) == 2 and result.ok and [vm.vm_uuid for vm in result.registered] == new
+    assert len(down.attempts) == 1, down.attempts

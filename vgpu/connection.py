@@ -350,6 +350,7 @@ class Connection:
         ``concurrency``. ``on_existing="update"`` changes registered VMs, which may restart them: plan it
         with :meth:`plan_registrations`, read ``plan.updates``, and apply them with :meth:`apply_many`."""
         from . import bulk_register
+        from .hypervisor.fleet import one_operation
 
         planning, registering = _split("register_many", options, bulk_register.plan_registrations, 3,
                                        bulk_register.register_planned, 3)
@@ -360,17 +361,20 @@ class Connection:
                 "plan_registrations(rows, on_existing='update'), then apply_many(plan.updates) once you have read it"))
         if on_existing not in ("error", "skip"):
             raise InvalidValue("on_existing", on_existing, ["error", "skip"])
-        for attempt in range(1, REGISTER_MANY_ATTEMPTS + 1):
-            plan = self.plan_registrations(rows, **planning)
-            if plan.problems:
-                raise InvalidRows(plan.problems)
-            try:
-                return self.register_planned(plan, **registering)
-            except StaleRegistrations:
-                # another session registered VMs between the planning and the registering; nothing was changed, and
-                # the caller never saw this plan: a new one sees what that session did
-                if attempt == REGISTER_MANY_ATTEMPTS:
-                    raise
+        # One bulk call, one fleet operation: a host that is down is waited on once, not by every plan and
+        # registering of it.
+        with one_operation(self.host):
+            for attempt in range(1, REGISTER_MANY_ATTEMPTS + 1):
+                plan = self.plan_registrations(rows, **planning)
+                if plan.problems:
+                    raise InvalidRows(plan.problems)
+                try:
+                    return self.register_planned(plan, **registering)
+                except StaleRegistrations:
+                    # another session registered VMs between the planning and the registering; nothing was changed,
+                    # and the caller never saw this plan: a new one sees what that session did
+                    if attempt == REGISTER_MANY_ATTEMPTS:
+                        raise
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def write_segments(self, vm_uuids: Iterable[str], **options: Any) -> tuple[list[RepairResult], list[BulkFailure]]:
