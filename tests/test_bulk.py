@@ -334,6 +334,34 @@ def test_plan_many_refuses_a_vm_id_an_unfinished_change_may_give_its_vm(world, f
 
 
 
+def test_a_repeated_nan_index_label_names_the_positions_of_both_rows(world, four):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"vm_uuid": [four[0], four[0]], "pool": ["B", "A"]}, index=[float("nan"), float("nan")])
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, frame)
+    assert str(caught.value) == (f"1 bad row, nothing was changed: row nan (position 2): VM UUID {four[0]} is already "
+                                 "used by row nan (position 1) of this batch")
+
+
+def _nan_likes():
+    numpy = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    return {"float": (float("nan"), float("nan")), "numpy": (numpy.float64("nan"), numpy.float32("nan")),
+            "pd.NA": (pd.NA, pd.NA), "None": (None, None), "NaT": (pd.NaT, pd.NaT), "mixed": (float("nan"), None)}
+
+
+@pytest.mark.parametrize("kind", ["float", "numpy", "pd.NA", "None", "NaT", "mixed"])
+def test_missing_labels_repeat_whichever_kind_of_missing_they_are(kind):
+    from vgpu.rows import repeated_labels, row_reference
+
+    first, second = _nan_likes()[kind]
+    labels = [first, 5, second]
+    repeated = repeated_labels(labels)
+    assert first in repeated and second in repeated and 5 not in repeated
+    assert row_reference(labels)(3).endswith("(position 3)") and row_reference(labels)(2) == "row 5"
+    assert float("nan") not in repeated_labels([float("nan"), 5])  # one missing label: nothing repeats
+
+
 def test_a_repeated_index_label_names_the_positions_of_both_rows(world, four):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"vm_uuid": [four[0], four[0], four[1]], "pool": ["B", "A", "B"]}, index=[5, 5, 6])

@@ -249,6 +249,14 @@ def test_check_many_matches_what_register_many_then_does(store, tmp_path):
     assert journal.unfinished(store) == []
 
 
+def test_a_repeated_nan_index_label_names_the_positions_in_the_plans_duplicate_checks(world):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"vm_uuid": [vm_uuid(10), vm_uuid(10)]}, index=[float("nan"), float("nan")])
+    plan = bulk_register.plan_registrations(world.store, world.sim, frame)
+    assert [str(problem) for problem in plan.problems] == [
+        f"row nan (position 2): VM UUID {vm_uuid(10)} is already used by row nan (position 1)"]
+
+
 def test_a_repeated_index_label_names_the_positions_in_the_plans_duplicate_checks(world):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"vm_uuid": [vm_uuid(10), vm_uuid(10), vm_uuid(11)], "vm_id": [50, 51, 50]}, index=[5, 5, 5])

@@ -41,8 +41,24 @@ def blank(value: object) -> bool:
     """None, empty or spaces, or what pandas puts in an empty cell: NaN, or pd.NA in a nullable column."""
     if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value):
         return True
+    return _pandas_na(value)
+
+
+def _pandas_na(value: object) -> bool:
     pandas = sys.modules.get("pandas")  # never imported here: a pd.NA can only come from a loaded pandas
     return pandas is not None and value is getattr(pandas, "NA", None)
+
+
+def missing_label(label: object) -> bool:
+    """Whether a row's label is a missing value (None, a NaN of any float type, NaT, pd.NA), as pandas
+    fills an index it could not: these are one label, though a NaN is not equal to another NaN (nor to
+    itself) and so would pass unseen where a label repeats."""
+    if label is None or _pandas_na(label):
+        return True
+    try:
+        return bool(label != label)
+    except (TypeError, ValueError):  # a label whose comparison is not a truth value is not a NaN
+        return False
 
 
 def as_list(items: Iterable[object]) -> list[object]:
@@ -84,13 +100,35 @@ def row_name(labels: list[Hashable] | None) -> Callable[[int], Hashable]:
     return lambda position: labels[position - 1]
 
 
-def repeated_labels(labels: Sequence[Hashable] | None) -> frozenset[Hashable]:
-    """The labels several rows have (a DataFrame's index may repeat one); none for numbered rows."""
-    seen: set[Hashable] = set()
-    repeated: set[Hashable] = set()
-    for label in labels or ():
-        (repeated if label in seen else seen).add(label)
-    return frozenset(repeated)
+class RepeatedLabels:
+    """The labels several rows have: ``label in repeated``. The missing labels (:func:`missing_label`) count
+    as one, whichever kind each is."""
+
+    def __init__(self, labels: Sequence[Hashable] | None) -> None:
+        seen: set[Hashable] = set()
+        repeated: set[Hashable] = set()
+        missing = 0
+        for label in labels or ():
+            if missing_label(label):
+                missing += 1
+                continue
+            (repeated if label in seen else seen).add(label)
+        self._labels = frozenset(repeated)
+        self._missing = missing > 1
+
+    def __contains__(self, label: object) -> bool:
+        if missing_label(label):
+            return self._missing
+        return label in self._labels
+
+    def __bool__(self) -> bool:
+        return self._missing or bool(self._labels)
+
+
+def repeated_labels(labels: Sequence[Hashable] | None) -> RepeatedLabels:
+    """The labels several rows have (a DataFrame's index may repeat one, a missing one too); none for
+    numbered rows."""
+    return RepeatedLabels(labels)
 
 
 def row_reference(labels: list[Hashable] | None) -> Callable[[int], str]:
