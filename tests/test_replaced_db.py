@@ -49,7 +49,7 @@ def test_a_write_after_the_file_was_replaced_is_refused_and_writes_nothing(spec)
     with pytest.raises(StoreError) as caught:
         pools.set_pool_name(store, "A", "Zed")
     assert str(caught.value).startswith(f"database {spec.db} was replaced by another file since it was opened")
-    assert "nothing was written" in str(caught.value) and "open it again" in str(caught.value)
+    assert "nothing was written" in str(caught.value) and "Open it again" in str(caught.value)
     with pytest.raises(StoreError, match="was replaced"):  # and stays refused: it is not the file it was
         pools.set_pool_name(store, "A", "Zed")
     store.close()
@@ -106,9 +106,109 @@ def test_a_change_under_way_when_the_file_is_replaced_does_not_finish_in_either_
     with pytest.raises(VgpuError) as caught:
         lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True, progress=swap_before_the_update)
     store.close()
-    assert "was replaced by another file" in str(caught.value)
-    assert "recover" in str(caught.value)
+    assert "was replaced by another file during the change" in str(caught.value)
+    assert "nothing was changed in any database" in str(caught.value)  # and no recover: its journal row is not in the file there
+    assert spec.sim.power_state(vm1) is lifecycle.PowerState.RUNNING
     assert pool_a_name_and_integrity(spec.db) == ("Restored", "ok")
     assert spec.pool_of("VM-1") == "A"
     with Store(spec.db) as restored, restored.reading() as conn:
         assert conn.execute("SELECT count(*) FROM vgpu_operations WHERE finished_at IS NULL").fetchone()[0] == 0
+
+
+# --- the file deleted or replaced while a change has the VM stopped ------------------------------------------
+
+
+def swap_or_delete(spec, how: str) -> None:
+    if how == "replaced":
+        os.replace(spec.folder / "backup.db", spec.db)
+    else:
+        os.unlink(spec.db)
+
+
+@pytest.mark.parametrize("how", ["replaced", "deleted"])
+def test_a_file_gone_during_the_shutdown_wait_starts_the_vm_again_and_says_no_database_changed(spec, how):
+    vm1 = spec.uuid("VM-1")
+    backup_named(spec.db, spec.folder / "backup.db", "Restored")
+    store = Store(spec.db)
+    old_segment = spec.sim.get_device_model_args(vm1)
+
+    def gone_while_stopping(event) -> None:
+        if event.step == "stopping" and not gone:  # the shutdown wait
+            gone.append(how)
+            swap_or_delete(spec, how)
+
+    gone: list[str] = []
+
+    with pytest.raises(StoreError) as caught:
+        lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True, progress=gone_while_stopping)
+    store.close()
+    text = str(caught.value)
+    said = "replaced by another file" if how == "replaced" else "deleted"
+    assert text.startswith(f"database {spec.db} was {said} during the change to VM {vm1}")
+    assert text.count(said) == 1 and "rolling back also failed" not in text
+    assert "the VM was stopped for the change and started again with its previous configuration" in text
+    assert "nothing was changed in any database" in text
+    assert "recover" not in text and "this connection" not in text
+    assert spec.sim.power_state(vm1) is lifecycle.PowerState.RUNNING
+    assert spec.sim.get_device_model_args(vm1) == old_segment
+
+
+def test_a_file_replaced_once_the_change_was_written_to_it_says_what_the_vm_runs(spec, monkeypatch):
+    vm1 = spec.uuid("VM-1")
+    backup_named(spec.db, spec.folder / "backup.db", "Restored")
+    store = Store(spec.db)
+    old_segment = spec.sim.get_device_model_args(vm1)
+    real_update = lifecycle.update_device_model_args
+
+    def update_then_swap(*args, **kwargs):
+        written = real_update(*args, **kwargs)
+        if (spec.folder / "backup.db").exists():  # the new args are written; the journal's next step is refused
+            os.replace(spec.folder / "backup.db", spec.db)
+        return written
+
+    monkeypatch.setattr(lifecycle, "update_device_model_args", update_then_swap)
+    with pytest.raises(StoreError) as caught:
+        lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True)
+    store.close()
+    text = str(caught.value)
+    assert text.startswith(f"database {spec.db} was replaced by another file during the change to VM {vm1}, "
+                           "after the change had been written to the file it replaced")
+    assert "the VM was stopped for the change and started again with its previous configuration" in text
+    assert "recover" not in text and "this connection" not in text and "scan-vms" in text
+    assert spec.sim.power_state(vm1) is lifecycle.PowerState.RUNNING
+    assert spec.sim.get_device_model_args(vm1) == old_segment
+    assert pool_a_name_and_integrity(spec.db) == ("Restored", "ok")
+
+
+def test_the_command_line_says_a_file_deleted_during_a_change_in_its_own_words(spec, monkeypatch):
+    vm1 = spec.uuid("VM-1")
+    real_stop = lifecycle.stop_vm
+
+    def stop_then_delete(*args, **kwargs):
+        stopped = real_stop(*args, **kwargs)
+        os.unlink(spec.db)
+        return stopped
+
+    monkeypatch.setattr(lifecycle, "stop_vm", stop_then_delete)
+    outcome = spec.cli("set-priority", "--vm-uuid", vm1, "--priority", "low", stdin="yes\n")
+    assert outcome.code == 1 and "Traceback" not in outcome.err
+    last = outcome.err_lines[-1]
+    assert last.startswith(f"error: database {spec.db} was deleted during the change to VM {vm1}")
+    assert "this connection" not in last and "recover" not in last
+    assert spec.sim.power_state(vm1) is lifecycle.PowerState.RUNNING
+
+
+def test_the_command_line_words_a_file_deleted_under_a_command_for_a_command(spec, monkeypatch):
+    real_find = lifecycle.find_host_vm
+
+    def find_then_delete(*args, **kwargs):
+        found = real_find(*args, **kwargs)
+        os.unlink(spec.db)
+        return found
+
+    monkeypatch.setattr(lifecycle, "find_host_vm", find_then_delete)
+    outcome = spec.cli("register-vm", "--vm-uuid", spec.uuid("VM-21"))
+    assert outcome.code == 1
+    last = outcome.err_lines[-1]
+    assert last.startswith(f"error: database {spec.db} was deleted since it was opened; nothing was written")
+    assert "this connection" not in last and "a new command" in last

@@ -478,17 +478,13 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     before = op.old
     assert before is not None, "a reconfigure (the one operation rolled back) journals the VM as it was"
     old = before.config
-    # Written only when the DB took the new values: a database that stopped taking writes before then
-    # (read-only, full) does not keep the VM from getting its old configuration back and starting again.
-    if op.db_updated or _registered_config(store, op.vm_uuid) not in (None, old):
-        with store.writing() as conn:
-            current = vms.select_vm(conn, op.vm_uuid)
-            if current is not None and current.config != old:
-                vms.update_record(conn, op.vm_uuid, old)
-            if op.db_updated:
-                # The DB holds the old values again; the journal must say so in the same transaction, or a
-                # recover() after a failure below would roll *forward* to the new values the DB no longer has.
-                op = journal.set_reverted(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
+    try:
+        op = _restore_registration(store, op, old)
+    except StoreError:
+        if store.moved is None:
+            raise
+        # The file was deleted or replaced during the change: the one that took the new values (if any) is
+        # gone, and the one there now never had them. The VM still gets its old configuration back.
     if ran_with is None:
         update_device_model_args(host, op.vm_uuid, old)
     elif host.get_device_model_args(op.vm_uuid) != ran_with:
@@ -500,12 +496,30 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     except HypervisorError as refused:
         if not would_not_start(refused):
             raise
-        with store.writing() as conn:
-            attention.mark(conn, op.vm_uuid, attention.NOT_RESTARTED,
-                           f"it was running before a change that failed, and would not start again with its previous "
-                           f"configuration ({refused}); fix that on the host, then start the VM")
+        if store.moved is None:  # a file deleted or replaced meanwhile has no place for the mark: the error says it
+            with store.writing() as conn:
+                attention.mark(conn, op.vm_uuid, attention.NOT_RESTARTED,
+                               f"it was running before a change that failed, and would not start again with its "
+                               f"previous configuration ({refused}); fix that on the host, then start the VM")
         return Restored(start_error=refused)
     return Restored(restarted=True)
+
+
+def _restore_registration(store: Store, op: journal.Operation, old: VMConfig) -> journal.Operation:
+    """Put the old registration back in the database, when it took the new values or holds others (changed
+    by hand meanwhile). Not written otherwise: a database that stopped taking writes before the update
+    (read-only, full) does not keep the VM from getting its old configuration back and starting again."""
+    if not op.db_updated and _registered_config(store, op.vm_uuid) in (None, old):
+        return op
+    with store.writing() as conn:
+        current = vms.select_vm(conn, op.vm_uuid)
+        if current is not None and current.config != old:
+            vms.update_record(conn, op.vm_uuid, old)
+        if op.db_updated:
+            # The DB holds the old values again; the journal must say so in the same transaction, or a
+            # recover() after a failure below would roll *forward* to the new values the DB no longer has.
+            op = journal.set_reverted(conn, op, journal.STOPPING if op.was_running else journal.PLANNED)
+    return op
 
 
 def _registered_config(store: Store, vm_uuid: str) -> VMConfig | None:
@@ -533,6 +547,8 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
     try:
         return _closed_after_rollback(store, host, op, failure, restored, ran_with)
     except StoreError as unrecorded:  # the VM has its old configuration back; the database could not say so
+        if store.moved is not None:
+            return _file_gone(store, op, failure, restored)
         return _unrecorded(op, failure, restored, unrecorded)
 
 
@@ -546,14 +562,39 @@ def _left_halted(host: Hypervisor, op: journal.Operation) -> bool:
         return False
 
 
+def _restored_state(restored: Restored) -> str:
+    """What a rollback gave the VM, as the end of a sentence."""
+    if restored.start_error is not None:
+        return f"its previous configuration is in place, but the VM would not start with it ({restored.start_error}) and is halted"
+    if restored.restarted:
+        return "the VM was stopped for the change and started again with its previous configuration"
+    return "the VM keeps its previous configuration"
+
+
+def _file_gone(store: Store, op: journal.Operation, failure: VgpuError, restored: Restored) -> StoreError:
+    """The database file was deleted or replaced during the change, which was then rolled back on the host:
+    what the VM has, and what the database there now knows of it. Not "run recover": the change's journal
+    row is in the file that was there, which recover() will never read."""
+    replaced = store.moved == "replaced"
+    how = "replaced by another file" if replaced else "deleted"
+    if not op.db_updated:
+        when, known = "", "nothing was changed in any database"
+    elif replaced:
+        when = ", after the change had been written to the file it replaced"
+        known = "'vgpu-admin scan-vms' shows whether the file there now agrees with the VM"
+    else:
+        when = ", after the change had been written to it"
+        known = "once the database is restored, 'vgpu-admin scan-vms' shows whether it agrees with the VM"
+    if not replaced:
+        known += " (restore it before the next command, or that command creates a new, empty database)"
+    what = "" if isinstance(failure, StoreError) else f", and reconfiguring it failed ({failure})"
+    return StoreError(store.path, f"database {store.path} was {how} during the change to VM {op.vm_uuid}{when}{what}; "
+                                  f"{_restored_state(restored)}; {known}")
+
+
 def _unrecorded(op: journal.Operation, failure: VgpuError, restored: Restored, unrecorded: StoreError) -> StoreError:
     """The rollback worked, but closing the change could not be written: say so, and what the VM runs."""
-    if restored.start_error is not None:
-        state = f"its previous configuration is in place, but the VM would not start with it ({restored.start_error}) and is halted"
-    elif restored.restarted:
-        state = "the VM was stopped for the change and started again with its previous configuration"
-    else:
-        state = "the VM keeps its previous configuration"
+    state = _restored_state(restored)
     what = "" if isinstance(failure, StoreError) else f" after reconfiguring VM {op.vm_uuid} failed ({failure})"
     unrecorded.reword(f"{unrecorded.sentence}{what}; {state}; run 'vgpu-admin recover' once the database can be "
                       "written, to close the change (the VM stays locked until then)")

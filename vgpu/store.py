@@ -86,6 +86,12 @@ class Store:
             return None
         return "deleted" if now is None else "replaced"
 
+    @property
+    def moved(self) -> str | None:
+        """"replaced" or "deleted" once a transaction found the path naming another file than the one opened,
+        or none (every transaction is refused from then on); None until then."""
+        return self._moved
+
     def close(self) -> None:
         if self._moved is None and self.file_changed() is not None:
             self._retire()
@@ -123,10 +129,11 @@ class Store:
     def _refuse_if_moved(self) -> None:
         if self._moved == "replaced":
             raise StoreError(self.path, f"database {self.path} was replaced by another file since it was opened; nothing "
-                             "was written. Close this connection and open it again to use the file there now")
-        if self._moved == "deleted":
+                             "was written. Open it again (a new command, Store or connection) to use the file there now")
+        if self._moved == "deleted":  # worded for a library caller and the command line alike
             raise StoreError(self.path, f"database {self.path} was deleted since it was opened; nothing was written. "
-                             "Restore it, or close this connection and open it again for a new, empty database")
+                             "Restore it before opening it again: a new command, Store or connection would create a "
+                             "new, empty database")
 
     def _retire(self) -> None:
         """Close the connection to a file the path no longer names. Its last changes may still be in the WAL,
