@@ -212,3 +212,41 @@ def test_the_command_line_words_a_file_deleted_under_a_command_for_a_command(spe
     last = outcome.err_lines[-1]
     assert last.startswith(f"error: database {spec.db} was deleted since it was opened; nothing was written")
     assert "this connection" not in last and "a new command" in last
+
+
+def test_a_store_refuses_to_read_a_replaced_file(spec):
+    backup_named(spec.db, spec.folder / "backup.db", "Restored")
+    store = Store(spec.db)
+    assert pools.list_pools(store)[0].pool_name != "Restored"
+    os.replace(spec.folder / "backup.db", spec.db)
+    with pytest.raises(StoreError, match="was replaced by another file since it was opened"):
+        pools.list_pools(store)
+    store.close()
+
+
+def test_a_connection_refuses_to_show_a_deleted_file(spec):
+    with vgpu.connect(db=spec.db, host=f"sim:{spec.host_file}") as conn:
+        conn.list_pools()
+        os.unlink(spec.db)
+        with pytest.raises(StoreError, match="was deleted since it was opened"):
+            conn.list_pools()
+
+
+def test_each_transaction_looks_at_the_file_once(spec, monkeypatch):
+    store = Store(spec.db)
+    real_stat, looks = os.stat, []
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path) == store.path:
+            looks.append(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with store.reading() as conn:
+        conn.execute("SELECT count(*) FROM vms").fetchone()
+    assert len(looks) == 1
+    with store.writing() as conn:
+        conn.execute("UPDATE pools SET pool_name = pool_name WHERE pool_id = 'A'")
+    assert len(looks) == 2
+    monkeypatch.undo()
+    store.close()

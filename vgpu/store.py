@@ -33,9 +33,9 @@ class Store:
         self.busy_timeout = busy_timeout
         self._owner = get_ident()
         self._conn = _connect(self.path, busy_timeout)
-        # The file opened, as the path names it now: a write checks that it still does (see _check_file).
+        # The file opened, as the path names it now: each transaction checks that it still does (see _check_file).
         self._opened = _file_identity(self.path)
-        self._moved: str | None = None  # "replaced" or "deleted" once a write found it so: the connection is closed
+        self._moved: str | None = None  # "replaced" or "deleted" once a transaction found it so: the connection is closed
         try:
             _prepare(self._conn, self.path, busy_timeout)
         except BaseException:
@@ -48,9 +48,10 @@ class Store:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for several SELECTs."""
+        """A consistent snapshot for several SELECTs. Refused (StoreError), as a write is, once the path names
+        another file than the one opened, or none: a notebook must not go on showing a deleted file's rows."""
         self._check_thread()
-        self._refuse_if_moved()
+        self._check_file()
         with self._translated_errors():
             self._conn.execute("BEGIN DEFERRED")
             try:
@@ -115,9 +116,10 @@ class Store:
                              "only the thread that opened it; call store.reopen() in this thread for a connection of its own")
 
     def _check_file(self) -> None:
-        """Before a write: the file opened must still be the one the path names. Through a connection to a
-        file deleted or replaced since, a change would be lost (written to the old file), or worse, written
-        through the WAL that SQLite finds beside the path, into the new file (which then reads as "malformed")."""
+        """Before each transaction (one stat): the file opened must still be the one the path names. Through a
+        connection to a file deleted or replaced since, a read shows rows that are gone, and a change would be
+        lost (written to the old file), or worse, written through the WAL that SQLite finds beside the path,
+        into the new file (which then reads as "malformed")."""
         if self._moved is None:
             change = self.file_changed()
             if change is None:
