@@ -250,3 +250,24 @@ def test_each_transaction_looks_at_the_file_once(spec, monkeypatch):
     assert len(looks) == 2
     monkeypatch.undo()
     store.close()
+
+
+def test_a_file_deleted_once_the_vm_started_with_its_change_says_it_runs_the_change(spec, monkeypatch):
+    vm1 = spec.uuid("VM-1")
+    store = Store(spec.db)
+    real_start = lifecycle.start_vm
+
+    def start_then_delete(*args, **kwargs):
+        started = real_start(*args, **kwargs)
+        os.unlink(spec.db)  # the change is in place; closing it is refused
+        return started
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_then_delete)
+    with pytest.raises(StoreError) as caught:
+        lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True)
+    store.close()
+    text = str(caught.value)
+    assert text.startswith(f"database {spec.db} was deleted during the change to VM {vm1}, after the change had been "
+                           "written to it; the VM is running with its new configuration")
+    assert "recover" not in text
+    assert spec.sim.power_state(vm1) is lifecycle.PowerState.RUNNING

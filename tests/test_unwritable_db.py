@@ -268,3 +268,50 @@ def test_listing_a_database_on_a_read_only_mount_says_why_in_one_line(tmp_path, 
     assert outcome.code == 1 and "Traceback" not in outcome.err
     assert outcome.err_lines[-1] == (f"error: cannot open database {spec.db}: the file system holding it is mounted "
                                      "read-only (SQLite creates its -wal and -shm files beside it, even to read)")
+
+
+# --- at the last step: closing a change that is in place ------------------------------------------------------
+
+
+def failing_after(monkeypatch, fail_all, name: str) -> None:
+    """lifecycle.``name`` works, then every write fails: the change's last write (its close) is refused."""
+    real = getattr(lifecycle, name)
+
+    def then_fail(*args, **kwargs):
+        done = real(*args, **kwargs)
+        fail_all(FULL)
+        return done
+
+    monkeypatch.setattr(lifecycle, name, then_fail)
+
+
+def test_a_database_full_once_the_vm_started_says_the_change_is_in_place_and_recover_closes_it(world, monkeypatch, connections):
+    uuid = world.add(1, "running", config("A", 1, 1))
+    store = Store(world.store.path)
+    failing_after(monkeypatch, connections, "start_vm")
+    with pytest.raises(StoreError) as caught:
+        lifecycle.reconfigure_vm(store, world.sim, uuid, pool="B", confirm=lambda plan: True)
+    text = str(caught.value)
+    assert text.startswith(f"could not write to database {world.store.path}: the disk is full")
+    assert f"the change to VM {uuid} is in place: the VM is running with its new configuration" in text
+    assert "run 'vgpu-admin recover' once the database can be written" in text
+    assert world.power(uuid) is PowerState.RUNNING and world.segment(uuid) == config("B", 1, 1)
+    store.close()
+    assert [done.action for done in recovery.recover(world.store, world.sim)] == [recovery.FINISHED]
+    assert journal.unfinished(world.store) == [] and world.power(uuid) is PowerState.RUNNING
+
+
+def test_a_database_full_once_a_halted_vms_args_are_written_says_the_change_is_in_place(world, monkeypatch, connections):
+    uuid = world.add(1, "halted", config("A", 1, 1))
+    store = Store(world.store.path)
+    failing_after(monkeypatch, connections, "update_device_model_args")
+    with pytest.raises(StoreError) as caught:
+        lifecycle.reconfigure_vm(store, world.sim, uuid, pool="B", confirm=lambda plan: True)
+    text = str(caught.value)
+    assert text.startswith(f"could not write to database {world.store.path}: the disk is full")
+    assert f"the change to VM {uuid} is in place: the VM is halted and starts with its new configuration" in text
+    assert "run 'vgpu-admin recover' once the database can be written" in text
+    assert world.power(uuid) is PowerState.HALTED and world.segment(uuid) == config("B", 1, 1)
+    store.close()
+    assert [done.action for done in recovery.recover(world.store, world.sim)] == [recovery.FINISHED]
+

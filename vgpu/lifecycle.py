@@ -389,8 +389,12 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
             _roll_back_unexpected(store, host, op, failure, progress, _ran_with(plan))
             raise
-    close(store, op, journal.DONE, _STARTED_BY_OTHER.get(started_by_other, ""),
-          power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
+    running = seen.power_state is PowerState.RUNNING or bool(op.was_running)
+    try:
+        close(store, op, journal.DONE, _STARTED_BY_OTHER.get(started_by_other, ""),
+              power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
+    except StoreError as unrecorded:
+        raise _done_unrecorded(store, op, unrecorded, running, started_by_other) from None
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
                              running=seen.power_state is PowerState.RUNNING,
                              stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "",
@@ -548,7 +552,7 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
         return _closed_after_rollback(store, host, op, failure, restored, ran_with)
     except StoreError as unrecorded:  # the VM has its old configuration back; the database could not say so
         if store.moved is not None:
-            return _file_gone(store, op, failure, restored)
+            return _file_gone(store, op, _restored_state(restored), failure)
         return _unrecorded(op, failure, restored, unrecorded)
 
 
@@ -571,10 +575,27 @@ def _restored_state(restored: Restored) -> str:
     return "the VM keeps its previous configuration"
 
 
-def _file_gone(store: Store, op: journal.Operation, failure: VgpuError, restored: Restored) -> StoreError:
-    """The database file was deleted or replaced during the change, which was then rolled back on the host:
-    what the VM has, and what the database there now knows of it. Not "run recover": the change's journal
-    row is in the file that was there, which recover() will never read."""
+def _done_unrecorded(store: Store, op: journal.Operation, unrecorded: StoreError, running: bool,
+                     started_by_other: str) -> StoreError:
+    """The change is in place on the host, but the database refused the last write (closing it): say so,
+    and that recover() closes it once the database can be written."""
+    if running and started_by_other == RUNS_UNKNOWN:
+        state = "the VM is running (started by someone else meanwhile; the host cannot say with which configuration)"
+    elif running:
+        state = "the VM is running with its new configuration"
+    else:
+        state = "the VM is halted and starts with its new configuration"
+    if store.moved is not None:
+        return _file_gone(store, op, state)
+    unrecorded.reword(f"{unrecorded.sentence}; the change to VM {op.vm_uuid} is in place: {state}; run 'vgpu-admin "
+                      "recover' once the database can be written, to close the change (the VM stays locked until then)")
+    return unrecorded
+
+
+def _file_gone(store: Store, op: journal.Operation, state: str, failure: VgpuError | None = None) -> StoreError:
+    """The database file was deleted or replaced during the change: what the VM has (``state``: undone on
+    the host, or the change in place), and what the database there now knows of it. Not "run recover": the
+    change's journal row is in the file that was there, which recover() will never read."""
     replaced = store.moved == "replaced"
     how = "replaced by another file" if replaced else "deleted"
     if not op.db_updated:
@@ -587,9 +608,9 @@ def _file_gone(store: Store, op: journal.Operation, failure: VgpuError, restored
         known = "once the database is restored, 'vgpu-admin scan-vms' shows whether it agrees with the VM"
     if not replaced:
         known += " (restore it before the next command, or that command creates a new, empty database)"
-    what = "" if isinstance(failure, StoreError) else f", and reconfiguring it failed ({failure})"
+    what = "" if failure is None or isinstance(failure, StoreError) else f", and reconfiguring it failed ({failure})"
     return StoreError(store.path, f"database {store.path} was {how} during the change to VM {op.vm_uuid}{when}{what}; "
-                                  f"{_restored_state(restored)}; {known}")
+                                  f"{state}; {known}")
 
 
 def _unrecorded(op: journal.Operation, failure: VgpuError, restored: Restored, unrecorded: StoreError) -> StoreError:
