@@ -72,7 +72,7 @@ def test_recover_after_a_kill_before_the_shutdown_leaves_the_healthy_vm_running(
     assert recovered.code == 0, recovered
     assert recovered.out_lines == [
         f"reconfigure of VM {uuid} (stopped at step stopping): rolled-back - the change had not reached the database; "
-        "the VM kept running with its previous configuration and was not restarted"]
+        "the VM is running with its previous configuration; recover did not restart it"]
     assert world.sim.boots(uuid) == boots  # never stopped, never booted again
     assert [entry.action for entry in audit.history(store, uuid)] == ["register"]  # no stop
     assert world.power(uuid) is PowerState.RUNNING and world.config(uuid) == world.segment(uuid) == OLD

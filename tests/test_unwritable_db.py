@@ -315,3 +315,39 @@ def test_a_database_full_once_a_halted_vms_args_are_written_says_the_change_is_i
     store.close()
     assert [done.action for done in recovery.recover(world.store, world.sim)] == [recovery.FINISHED]
 
+
+# --- recover after a session that rolled back what the database could not record ----------------------------
+
+
+def test_recover_does_not_say_a_vm_the_session_stopped_and_restarted_kept_running(world, monkeypatch, connections):
+    uuid = world.add(1, "running", config("A", 1, 1))
+    store = Store(world.store.path)
+    failing_after_the_stop(monkeypatch, connections, FULL)  # the stop's audit row is refused too
+    with pytest.raises(StoreError):
+        lifecycle.reconfigure_vm(store, world.sim, uuid, priority="high", confirm=lambda plan: True)
+    store.close()
+    [done] = recovery.recover(world.store, world.sim)
+    assert done.action == recovery.ROLLED_BACK
+    assert "kept running" not in done.detail
+    assert "the VM is running with its previous configuration; recover did not restart it" in done.detail
+
+
+def test_recover_says_a_vm_whose_stop_was_recorded_was_started_again(world, monkeypatch, connections):
+    uuid = world.add(1, "running", config("A", 1, 1))
+    store = Store(world.store.path)
+    real_stop_recorded = lifecycle.stop_recorded
+
+    def stop_recorded(*args, **kwargs):
+        stopped = real_stop_recorded(*args, **kwargs)  # the audit has the stop
+        connections(FULL)
+        return stopped
+
+    monkeypatch.setattr(lifecycle, "stop_recorded", stop_recorded)
+    with pytest.raises(StoreError):
+        lifecycle.reconfigure_vm(store, world.sim, uuid, priority="high", confirm=lambda plan: True)
+    store.close()
+    [done] = recovery.recover(world.store, world.sim)
+    assert done.action == recovery.ROLLED_BACK
+    assert "kept running" not in done.detail
+    assert "the VM was stopped for the change and has been started again since" in done.detail
+    assert world.power(uuid) is PowerState.RUNNING and world.segment(uuid) == config("A", 1, 1)

@@ -30,6 +30,17 @@ def record(conn: sqlite3.Connection, action: str, subject: str, old: dict[str, A
     )
 
 
+def stopped_since(conn: sqlite3.Connection, vm_uuid: str, since: str) -> bool:
+    """vgpu-admin recorded stopping the VM at or after ``since`` (a clean shutdown or a forced one, not a
+    request it did not see through)."""
+    row = conn.execute(
+        "SELECT 1 FROM vgpu_audit WHERE subject = ? AND action = 'stop' AND at >= ?"
+        " AND coalesce(json_extract(new, '$.stop'), '') <> 'requested' LIMIT 1",
+        (vm_uuid, since),
+    ).fetchone()
+    return row is not None
+
+
 # A bulk registration is recorded as ONE entry whose subject is BATCH and whose ``new`` is a JSON array of
 # the registered rows (each with its vm_uuid). SQLite builds that array from the rows just inserted, so a
 # batch of 10,000 costs one small write instead of 10,000 (the bulk benchmark's budget), and history()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import attrs
 
-from . import attention, devargs, journal, lifecycle, vms
+from . import attention, audit, devargs, journal, lifecycle, vms
 from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
@@ -236,13 +236,26 @@ def _undo(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, pr
         return _not_restarted(why, restored.start_error)
     if restored.restarted:
         return _Outcome(ROLLED_BACK, f"{why}; {_started_again(op)}", power=PowerState.RUNNING)
-    if look.power is PowerState.RUNNING and op.ran_with is not None:
-        return _Outcome(ROLLED_BACK, f"{why}; the VM kept running with the arguments it ran with before and was not "
-                                     "restarted", power=PowerState.RUNNING)
     if look.power is PowerState.RUNNING:
-        return _Outcome(ROLLED_BACK, f"{why}; the VM kept running with its previous configuration and was not restarted",
-                        power=PowerState.RUNNING)
+        runs = "the arguments it ran with before" if op.ran_with is not None else "its previous configuration"
+        return _Outcome(ROLLED_BACK, f"{why}; {_found_running(store, op, runs)}", power=PowerState.RUNNING)
     return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", power=None if op.was_running else PowerState.HALTED)
+
+
+def _found_running(store: Store, op: journal.Operation, runs: str) -> str:
+    """What became of a VM found running with what it ran before (``runs``), which recover leaves as it is.
+    A change cut short while stopping it may have stopped it, and its session started it again (a rollback
+    the database could not record): the audit log's stop row says so; without one, nothing is claimed."""
+    if not (op.was_running and op.step == journal.STOPPING):
+        return f"the VM kept running with {runs} and was not restarted"
+    if op.reverted:  # the change reached the database, after the stop
+        stopped = True
+    else:
+        with store.reading() as conn:
+            stopped = audit.stopped_since(conn, op.vm_uuid, op.started_at)
+    if stopped:
+        return f"the VM was stopped for the change and has been started again since, with {runs}; recover did not restart it"
+    return f"the VM is running with {runs}; recover did not restart it"
 
 
 def _undo_unconfirmed(store: Store, host: Hypervisor, op: journal.Operation, unconfirmed: ShutdownNotConfirmed,
