@@ -1,0 +1,71 @@
+"""An admin's edit of a VM's device-model args while a change waits for the VM to shut down is kept: the
+args written are the ones the VM has once it is stopped, with only vgpu's segment replaced. If vgpu's own
+segment changed meanwhile (someone else changed this VM's vgpu settings), the change is refused, the
+database is left as it was and the VM is started again as it is. On every backend that runs over a
+simulated host (the edit reaches xe and XenAPI through the same simulated host)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import devargs, lifecycle
+from vgpu.errors import Conflict
+from vgpu.lifecycle import StopPolicy
+from vgpu.models import PowerState
+
+from .hostkit import BACKENDS, SIMULATED
+from .lifekit import World, config
+
+OLD = config("A", 1, 3)
+NEW = config("B", 1, 3)
+OWN_ARGS = "-vnc 127.0.0.1:3"
+POLICY = StopPolicy(clean_timeout=5, tick=0.05)
+
+
+@pytest.fixture(params=SIMULATED)
+def backend(request, tmp_path, store):
+    with BACKENDS[request.param](tmp_path) as under_test:
+        world = World(store, under_test.sim)
+        uuid = world.add(3, "running", OLD, OWN_ARGS, name="VM-3")
+        world.sim.set_latency("clean_shutdown", 0.3)
+        yield under_test, world, uuid
+
+
+def while_stopping(world, uuid, new_args):
+    """A progress callback that, as the shutdown begins, replaces the VM's args on the host (an admin's edit)."""
+    done = []
+
+    def progress(event):
+        if event.step == "stopping" and not done:
+            done.append(True)
+            world.sim.set_device_model_args(uuid, new_args(world.args(uuid)))
+
+    return progress
+
+
+def test_an_edit_of_other_args_during_the_shutdown_is_kept(backend):
+    under_test, world, uuid = backend
+    progress = while_stopping(world, uuid, lambda args: args + " -device virtio-rng-pci")
+    result = lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True,
+                                      progress=progress, policy=POLICY)
+    assert result.restarted and world.config(uuid) == NEW
+    assert world.args(uuid) == devargs.merge(OWN_ARGS + " -device virtio-rng-pci", NEW)
+    assert world.sim.boots(uuid)[-1] == world.args(uuid)
+    assert world.open_ops() == []
+
+
+def test_a_change_of_the_vgpu_segment_during_the_shutdown_is_refused_and_the_vm_started_as_it_is(backend):
+    under_test, world, uuid = backend
+    theirs = devargs.merge(OWN_ARGS + " -device virtio-rng-pci", config("A", 2, 3))
+    progress = while_stopping(world, uuid, lambda args: theirs)
+    before = world.tables()
+    with pytest.raises(Conflict) as caught:
+        lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True,
+                                 progress=progress, policy=POLICY)
+    assert "changed" in str(caught.value) and "\n" not in str(caught.value)
+    assert world.config(uuid) == OLD
+    assert world.args(uuid) == theirs  # left as the other party wrote it
+    assert world.power(uuid) is PowerState.RUNNING and world.sim.boots(uuid)[-1] == theirs
+    after = world.tables()
+    assert after["vms"] == before["vms"] and after["pools"] == before["pools"]
+    assert world.open_ops() == [] and world.marks() == []
