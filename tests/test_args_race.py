@@ -49,7 +49,8 @@ def test_an_edit_of_other_args_during_the_shutdown_is_kept(backend):
     result = lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True,
                                       progress=progress, policy=POLICY)
     assert result.restarted and world.config(uuid) == NEW
-    assert world.args(uuid) == devargs.merge(OWN_ARGS + " -device virtio-rng-pci", NEW)
+    edited = devargs.merge(OWN_ARGS, OLD) + " -device virtio-rng-pci"
+    assert world.args(uuid) == devargs.merge(edited, NEW)  # the edit kept, only the segment replaced
     assert world.sim.boots(uuid)[-1] == world.args(uuid)
     assert world.open_ops() == []
 

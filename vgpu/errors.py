@@ -15,7 +15,7 @@ from .error_root import InvalidValue, MissingDependency, VgpuError, _allowed_tex
 
 __all__ = [  # the root and InvalidValue live in vgpu.error_root, below vgpu.tables; they are named here
     "VgpuError", "InvalidValue", "MissingDependency", "InvalidColumns", "NotRows", "RowProblem", "InvalidRows",
-    "NotFound", "NotRegistered", "Conflict", "StalePlan", "StaleRegistrations", "StoreError", "HypervisorError", "HostUnreachable",
+    "NotFound", "NotRegistered", "Conflict", "StalePlan", "StaleRegistrations", "SegmentChanged", "StoreError", "HypervisorError", "HostUnreachable",
     "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered", "BulkInterrupted",
     "DamagedDatabase", "DuplicateVM", "IncompleteSchema", "ShutdownNotConfirmed", "UnsafeFile",
 ]
@@ -169,6 +169,19 @@ class StaleRegistrations(StalePlan):
         more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
         self.reword("the registration plan was overtaken by changes made since it was made: "
                     f"{'; '.join(changes[:3])}{more}; nothing was changed: plan again")
+
+
+class SegmentChanged(Conflict):
+    """vgpu's own segment in a VM's device-model args changed on the host between a plan and its apply:
+    someone else changed this VM's vgpu settings. ``found_args`` are the VM's args as they were found."""
+
+    def __init__(self, vm_uuid: str, vm_name: str | None, args: str) -> None:
+        super().__init__("vgpu segment of VM", vm_uuid, "a change made on the host after this plan")
+        self.vm_uuid = vm_uuid
+        self.found_args = args
+        vm = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
+        self.reword(f"the vgpu settings in the device-model args of {vm} were changed on the host after this "
+                    "plan was made; plan again")
 
 
 _CONFIG_FIELDS = (("pool_id", "pool", str), ("priority", "priority", lambda priority: priority.describe()), ("vm_id", "vm_id", str))

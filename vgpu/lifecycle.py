@@ -23,7 +23,7 @@ import attrs
 from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .basics import NAME_MAX
 from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
-                     ReconfigureFailed, ShutdownNotConfirmed, StalePlan, StoreError, VgpuError)
+                     ReconfigureFailed, SegmentChanged, ShutdownNotConfirmed, StalePlan, StoreError, VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
@@ -298,7 +298,9 @@ def _confirmed(store: Store, host: Hypervisor, plan: ReconfigurePlan, confirm: C
 
 def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bool = True) -> tuple[journal.Operation, HostVM]:
     """Take the VM's lock (its journal row), then say what the host has now: the power state the cycle
-    starts from, and the args the new segment is merged into (read once, here, not again before writing).
+    starts from, and the args the new segment is merged into when the VM is not stopped (a VM that is has
+    them read again once it is: :func:`args_once_stopped`). A vgpu segment changed since the plan is refused
+    here, before anything is done.
     The host is asked after the lock, not before: taking it may wait for another session's write, and a VM
     shut down or started meanwhile must not be started again, or left out of the restart."""
     with _nothing_changed_if_unwritable(), store.writing() as conn:
@@ -317,6 +319,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bo
             locate_again(host, plan.vm_uuid)  # a copy on another host since the plan (or a notebook's last look)
         seen = describe(host, plan.vm_uuid)
         check_power_state(plan.vm_uuid, seen.power_state)
+        check_segment_unchanged(plan, seen.device_model_args)
     except BaseException as refused:
         journal.finish(store, op, journal.ROLLED_BACK, f"nothing was done: {refused}")
         raise
@@ -368,22 +371,25 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
         return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False, running=plan.running)
     progress = guarded(progress)
     op, seen = _begin(store, host, plan, look_again)
-    stop = None
+    stop, args = None, seen.device_model_args
     with journal.released_on_escape(store, op):  # an interrupt, or a rollback that failed: recover() takes over
         try:
             if op.was_running:
                 op = journal.advance(store, op, journal.STOPPING)
                 stop = stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
+                args = args_once_stopped(host, plan)
             progress(Progress(op.vm_uuid, "updating", "Updating the database and the device-model args"))
             with store.writing() as conn:
                 updated = vms.update_record(conn, op.vm_uuid, plan.new)
                 op = journal.set_step(conn, op, journal.DB_UPDATED)
             op = journal.advance(store, op, journal.WRITING_ARGS)
-            update_device_model_args(host, op.vm_uuid, plan.new, seen.device_model_args)
+            update_device_model_args(host, op.vm_uuid, plan.new, args)
             started_by_other = ""
             if op.was_running:
                 op = journal.advance(store, op, journal.STARTING)
                 started_by_other = _start_unless_started(store, host, op, plan, progress, policy)
+        except SegmentChanged as refused:  # the VM starts again with the args as they are, the other party's segment kept
+            raise _roll_back_after(store, host, op, refused, progress, refused.found_args) from refused
         except VgpuError as failure:
             raise _roll_back_after(store, host, op, failure, progress, _ran_with(plan)) from failure
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
@@ -442,6 +448,23 @@ def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation,
         stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
         start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
     return runs
+
+
+def check_segment_unchanged(plan: ReconfigurePlan, args: str) -> None:
+    """Refuse (SegmentChanged) when vgpu's segment in ``args`` is not the one the plan read: someone else
+    changed this VM's vgpu settings on the host since. A plan that did not read the args checks nothing."""
+    if plan.stored_args is not None and devargs.parse(args, quoted=plan.args_quoted) != plan.stored:
+        raise SegmentChanged(plan.vm_uuid, plan.vm.vm_name, args)
+
+
+def args_once_stopped(host: Hypervisor, plan: ReconfigurePlan) -> str:
+    """The VM's args as they are once it is stopped, for the new segment to be merged into: an admin may
+    have edited the rest of them (another -device, other platform keys) while the shutdown was waited for,
+    and writing what was read before the stop would throw that edit away. Refuses as
+    :func:`check_segment_unchanged` does when vgpu's own segment changed meanwhile."""
+    args = host.get_device_model_args(plan.vm_uuid)
+    check_segment_unchanged(plan, args)
+    return args
 
 
 @attrs.frozen
