@@ -76,7 +76,7 @@ class MemoryHost:
         self._call("power_state")
         return self._vm(uuid)["power"]
 
-    def clean_shutdown(self, uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         self._call("clean_shutdown", self.power)
         vm = self._vm(uuid)
         vm["power"], vm["booted"] = PowerState.HALTED, None

@@ -68,7 +68,7 @@ class MemoryHost:
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
         self._vm(vm_uuid)[2] = value
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         self._vm(vm_uuid)[1] = PowerState.HALTED
         return True
 

@@ -60,7 +60,7 @@ class UnreachableHost:
     def current_operations(self, vm_uuid):
         raise self._attempt("current_operations")
 
-    def clean_shutdown(self, vm_uuid, timeout):
+    def clean_shutdown(self, vm_uuid, timeout, *, halted_ok=True):
         raise self._attempt("clean_shutdown")
 
     def hard_shutdown(self, vm_uuid):

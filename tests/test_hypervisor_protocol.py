@@ -110,6 +110,14 @@ def test_clean_shutdown_of_halted_vm_is_already_done(hut):
     assert hut.host.clean_shutdown(HALTED, timeout=5) is True
 
 
+def test_clean_shutdown_of_a_halted_vm_is_refused_when_the_caller_believed_it_running(hut):
+    with pytest.raises(HypervisorError) as caught:
+        hut.host.clean_shutdown(HALTED, timeout=5, halted_ok=False)
+    assert caught.value.code == codes.VM_BAD_POWER_STATE and str(caught.value.details[2]).lower() == "halted"
+    assert hut.host.power_state(HALTED) is PowerState.HALTED
+    assert hut.host.clean_shutdown(RUNNING, timeout=30, halted_ok=False) is True  # a running VM: as without it
+
+
 def test_forcing_a_halted_vm_is_not_an_error(hut):
     hut.host.hard_shutdown(HALTED)
     assert hut.host.power_state(HALTED) is PowerState.HALTED

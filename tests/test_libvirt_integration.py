@@ -480,7 +480,7 @@ class InterruptedWhileStopping:
     def __init__(self, host: LibvirtHost) -> None:
         self.host = host
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         import libvirt
 
         conn = libvirt.open(URI)

@@ -113,7 +113,7 @@ class SlowGuest:
         self.sim, self.seconds = sim, seconds
         self.finished = threading.Event()
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         time.sleep(self.seconds)
         self.finished.set()
         return False

@@ -45,11 +45,14 @@ class Hypervisor(Protocol):
     def power_state(self, vm_uuid: str) -> PowerState:
         """The VM's current power state."""
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         """Ask the guest to shut down and wait up to ``timeout`` seconds.
 
-        True once it is halted (or already was); False if it is still running at the deadline. Raises
-        HypervisorError when the guest cannot do a clean shutdown at all (code ``VM_LACKS_FEATURE``).
+        True once it is halted (or already was, unless ``halted_ok`` is False: then a VM halted when asked
+        is refused, VM_BAD_POWER_STATE [uuid, "running", "halted"], as XAPI refuses it: the caller that
+        believed it running learns someone else stopped it, with no read of its own). False if it is
+        still running at the deadline. Raises HypervisorError when the guest cannot do a clean shutdown at
+        all (code ``VM_LACKS_FEATURE``), and VM_BAD_POWER_STATE for a paused or suspended VM.
         """
 
     def hard_shutdown(self, vm_uuid: str) -> None:

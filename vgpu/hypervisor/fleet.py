@@ -371,8 +371,8 @@ class Fleet:
     def power_state(self, vm_uuid: str) -> PowerState:
         return self._with_vm(vm_uuid, lambda label, host: host.power_state(vm_uuid))
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
-        return self._with_vm(vm_uuid, lambda label, host: host.clean_shutdown(vm_uuid, timeout))
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
+        return self._with_vm(vm_uuid, lambda label, host: host.clean_shutdown(vm_uuid, timeout, halted_ok=halted_ok))
 
     def hard_shutdown(self, vm_uuid: str) -> None:
         self._with_vm(vm_uuid, lambda label, host: host.hard_shutdown(vm_uuid))

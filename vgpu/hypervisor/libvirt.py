@@ -138,15 +138,20 @@ class LibvirtHost:
                 raise codes.host_error(codes.VM_IS_TRANSIENT, [vm_uuid], vm_uuid)
             self._connection().defineXML(new_xml)
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         dom = self._domain(vm_uuid)
         deadline = time.monotonic() + timeout
         resend_at = 0.0
         with _translated(vm_uuid):
             _refuse_transient(dom, vm_uuid)
-            if _is_off(dom):
+            power = _power_state(dom.state()[0])
+            if power is PowerState.HALTED:
                 _refuse_saved(dom, vm_uuid, PowerState.HALTED)
-                return True
+                if halted_ok:
+                    return True
+            if power in (PowerState.HALTED, PowerState.PAUSED, PowerState.SUSPENDED):
+                # As XAPI: only a running VM is shut down cleanly (a paused guest never sees the request).
+                raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, PowerState.RUNNING.value, power.value], vm_uuid)
             if not libvirt_xml.can_shut_down_cleanly(dom.XMLDesc(0)):
                 raise codes.libvirt_lacks_clean_shutdown(vm_uuid)
             while not _is_off(dom):

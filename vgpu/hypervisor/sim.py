@@ -403,12 +403,12 @@ class SimHost:
         with self._transaction(write=False) as conn:
             return self._operations(self._vm(conn, vm_uuid))
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         with self._transaction() as conn:
             faults = self._faults(conn, vm_uuid)
             vm = self._vm(conn, vm_uuid, faults)
             self._refuse_if_busy(vm, vm_uuid)
-            if vm["power_state"] == "halted":
+            if vm["power_state"] == "halted" and halted_ok:
                 return True
             if vm["power_state"] != "running":
                 raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, "running", vm["power_state"]], vm_uuid)

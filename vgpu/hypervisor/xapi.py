@@ -286,14 +286,14 @@ class XapiHost:
     def power_state(self, vm_uuid: str) -> PowerState:
         return _power_state(self._on_vm("VM.get_power_state", vm_uuid))
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
         try:
             task = self._on_vm("Async.VM.clean_shutdown", vm_uuid)
             if self._await(task, deadline, vm_uuid):
                 return True
         except HypervisorError as exc:
-            if _already_halted(exc):
+            if halted_ok and _already_halted(exc):
                 return True
             raise
         # Cancelled at the deadline; the guest may still have made it in the last instant.

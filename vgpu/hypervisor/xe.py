@@ -163,12 +163,13 @@ class XeHost:
     def power_state(self, vm_uuid: str) -> PowerState:
         return _power(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=power-state"], vm_uuid))
 
-    def clean_shutdown(self, vm_uuid: str, timeout: float) -> bool:
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         args = ["vm-shutdown", self._uuid_arg(vm_uuid)]
         output = self._run(args, timeout)
         if output is None:  # killed at the deadline; a forced shutdown cancels xapi's pending clean one
             return False
-        _, failure = self._check(output, args, vm_uuid, lambda f: _already_halted(f) or f.code == xe_format.VM_SHUTDOWN_TIMEOUT)
+        _, failure = self._check(output, args, vm_uuid,
+                                 lambda f: (halted_ok and _already_halted(f)) or f.code == xe_format.VM_SHUTDOWN_TIMEOUT)
         return failure is None or failure.code != xe_format.VM_SHUTDOWN_TIMEOUT
 
     def hard_shutdown(self, vm_uuid: str) -> None:
