@@ -23,6 +23,7 @@ from vgpu.errors import (
     NotFound,
     NotRegistered,
     ReconfigureFailed,
+    ShutDownSincePlan,
     StalePlan,
 )
 from vgpu.hypervisor import codes
@@ -571,8 +572,9 @@ class Outage:
 
 
 # (method, nth call, whether an operation had begun when the host went away)
-# Every host call of the cycle, in order: the plan's read, the read as the lock is taken, then the changes.
-RUNNING_STEPS = [("describe_vm", 1, False), ("describe_vm", 2, False), ("clean_shutdown", 1, True),
+# Every host call of the cycle, in order: the plan's read, the read as the lock is taken (a VM the plan saw
+# running and the cycle stops has its args read once it is stopped instead), then the changes.
+RUNNING_STEPS = [("describe_vm", 1, False), ("clean_shutdown", 1, True), ("get_device_model_args", 1, True),
                  ("set_device_model_args", 1, True), ("start", 1, True)]
 HALTED_STEPS = [("describe_vm", 1, False), ("describe_vm", 2, False), ("set_device_model_args", 1, True)]
 
@@ -729,11 +731,12 @@ def _while_waiting_for_the_database(world, monkeypatch, meanwhile):
 
 
 def test_a_vm_shut_down_while_the_change_waited_for_the_database_is_not_started_again(world, running, monkeypatch):
-    # The power state was read before the wait: the VM someone had just shut down was started again.
+    # The power state was read before the wait: the VM someone had just shut down was started again. It is
+    # now the stop that finds it halted, and the change is refused (see test_power_meanwhile.py).
     _while_waiting_for_the_database(world, monkeypatch, lambda: world.sim.hard_shutdown(running))
-    result = to_pool_b(world, running)
-    assert (result.restarted, result.running) == (False, False)
-    assert world.power(running) is PowerState.HALTED and world.config(running) == NEW
+    with pytest.raises(ShutDownSincePlan):
+        to_pool_b(world, running)
+    assert world.power(running) is PowerState.HALTED and world.config(running) == OLD
     assert world.open_ops() == []
 
 

@@ -23,7 +23,8 @@ import attrs
 from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .basics import NAME_MAX
 from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
-                     ReconfigureFailed, SegmentChanged, ShutdownNotConfirmed, StalePlan, StoreError, VgpuError)
+                     ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StoreError,
+                     VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
@@ -72,11 +73,11 @@ def record_stop(store: Store, vm_uuid: str, how: str, reason: str = "") -> None:
 
 
 def stop_recorded(store: Store, host: Hypervisor, vm_uuid: str, policy: StopPolicy, progress: ProgressCallback,
-                  name: str | None = None, power: PowerState | None = None) -> StopOutcome:
+                  name: str | None = None, power: PowerState | None = None, *, halted_ok: bool = True) -> StopOutcome:
     """:func:`stop_vm`, with the audit log saying which path was taken (a shutdown requested and not
     seen through included, before its ShutdownNotConfirmed goes on its way)."""
     try:
-        stop = stop_vm(host, vm_uuid, policy, progress, name=name, power=power)
+        stop = stop_vm(host, vm_uuid, policy, progress, name=name, power=power, halted_ok=halted_ok)
     except ShutdownNotConfirmed as unconfirmed:
         record_stop(store, vm_uuid, "requested", str(unconfirmed))
         raise
@@ -180,11 +181,15 @@ def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str 
 
 def check_power_state(vm_uuid: str, state: PowerState) -> None:
     if state not in (PowerState.RUNNING, PowerState.HALTED):
-        raise HypervisorError(
-            codes.VM_BAD_POWER_STATE,
-            f"VM {vm_uuid} is {state.value}; resume it or shut it down first, then try again",
-            [vm_uuid, "running or halted", state.value],
-        )
+        raise _neither_running_nor_halted(vm_uuid, state)
+
+
+def _neither_running_nor_halted(vm_uuid: str, state: PowerState) -> HypervisorError:
+    return HypervisorError(
+        codes.VM_BAD_POWER_STATE,
+        f"VM {vm_uuid} is {state.value}; resume it or shut it down first, then try again",
+        [vm_uuid, "running or halted", state.value],
+    )
 
 
 @one_fleet_operation
@@ -296,11 +301,18 @@ def _confirmed(store: Store, host: Hypervisor, plan: ReconfigurePlan, confirm: C
     return apply_plan(store, host, plan, progress=progress, policy=policy)
 
 
-def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bool = True) -> tuple[journal.Operation, HostVM]:
+def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan,
+           look_again: bool = True) -> tuple[journal.Operation, PowerState, str | None]:
     """Take the VM's lock (its journal row), then say what the host has now: the power state the cycle
-    starts from, and the args the new segment is merged into when the VM is not stopped (a VM that is has
-    them read again once it is: :func:`args_once_stopped`). A vgpu segment changed since the plan is refused
-    here, before anything is done.
+    starts from, and the args the new segment is merged into (None: read once the VM is stopped, by
+    :func:`args_once_stopped`, which every stopped VM has anyway, so that an admin's edit during the
+    shutdown wait is kept).
+
+    A VM the plan saw running and the cycle is to stop is not read here: that would be a round trip whose
+    every finding is found later at no cost. A VM shut down, paused or suspended since then refuses the
+    stop itself (``halted_ok=False``, see :func:`_not_stopped`), and a vgpu segment changed since is found
+    by :func:`args_once_stopped`. Any other VM (planned halted, or running with its stored args only to
+    rewrite) is read here, and a vgpu segment changed since the plan is refused before anything is done.
     The host is asked after the lock, not before: taking it may wait for another session's write, and a VM
     shut down or started meanwhile must not be started again, or left out of the restart."""
     with _nothing_changed_if_unwritable(), store.writing() as conn:
@@ -314,21 +326,24 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan, look_again: bo
             raise StalePlan(plan.vm_uuid, current.vm_name, plan.current, current.config)
         if plan.new.vm_id != current.vm_id:  # taken since the plan was made: refused before the VM is stopped
             vms.check_vm_id_free(conn, plan.new.vm_id, plan.vm_uuid)
+    stops = plan.running and plan.needs_restart
+    power, args = PowerState.RUNNING, None
     try:
         if look_again:
             locate_again(host, plan.vm_uuid)  # a copy on another host since the plan (or a notebook's last look)
-        seen = describe(host, plan.vm_uuid)
-        check_power_state(plan.vm_uuid, seen.power_state)
-        check_segment_unchanged(plan, seen.device_model_args)
+        if not stops:
+            seen = describe(host, plan.vm_uuid)
+            check_power_state(plan.vm_uuid, seen.power_state)
+            check_segment_unchanged(plan, seen.device_model_args)
+            power, args = seen.power_state, seen.device_model_args
     except BaseException as refused:
         journal.finish(store, op, journal.ROLLED_BACK, f"nothing was done: {refused}")
         raise
-    # Restarted: a running VM, unless the plan saw it running and found it needs none (only its stored
-    # args are rewritten). A VM that started since the plan was made is restarted: what it booted with is
-    # not known.
-    restart = seen.power_state is PowerState.RUNNING and not (plan.running and not plan.needs_restart)
+    # Restarted: a VM the plan saw running and found needing it, and a VM that started since the plan was
+    # made (what it booted with is not known); not one whose stored args only are rewritten.
+    restart = stops or (power is PowerState.RUNNING and not plan.running)
     with store.writing() as conn:
-        return journal.set_was_running(conn, op, restart), seen
+        return journal.set_was_running(conn, op, restart), power, args
 
 
 @contextlib.contextmanager
@@ -370,13 +385,15 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
     if plan.is_noop:
         return ReconfigureResult(plan.vm, plan.current, changed=False, restarted=False, running=plan.running)
     progress = guarded(progress)
-    op, seen = _begin(store, host, plan, look_again)
-    stop, args = None, seen.device_model_args
+    op, power, args = _begin(store, host, plan, look_again)
+    stop = None
     with journal.released_on_escape(store, op):  # an interrupt, or a rollback that failed: recover() takes over
         try:
             if op.was_running:
                 op = journal.advance(store, op, journal.STOPPING)
-                stop = stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
+                # Believed running (the plan's look, or _begin's): halted since then is refused, not "already".
+                stop = stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, PowerState.RUNNING,
+                                     halted_ok=False)
                 args = args_once_stopped(host, plan)
             progress(Progress(op.vm_uuid, "updating", "Updating the database and the device-model args"))
             with store.writing() as conn:
@@ -390,6 +407,10 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
                 started_by_other = _start_unless_started(store, host, op, plan, progress, policy)
         except SegmentChanged as refused:  # the VM starts again with the args as they are, the other party's segment kept
             raise _roll_back_after(store, host, op, refused, progress, refused.found_args) from refused
+        except HypervisorError as refused:
+            if stop is None and op.step == journal.STOPPING and refused.code == codes.VM_BAD_POWER_STATE:
+                raise _not_stopped(store, op, plan, refused) from refused  # nothing to undo: not rolled back
+            raise _roll_back_after(store, host, op, refused, progress, _ran_with(plan)) from refused
         except VgpuError as failure:
             raise _roll_back_after(store, host, op, failure, progress, _ran_with(plan)) from failure
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
@@ -402,7 +423,7 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
     except StoreError as unrecorded:
         raise _done_unrecorded(store, op, unrecorded, running, started_by_other) from None
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
-                             running=seen.power_state is PowerState.RUNNING,
+                             running=power is PowerState.RUNNING,
                              stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "",
                              started_by_other=started_by_other)
 
@@ -448,6 +469,27 @@ def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation,
         stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
         start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
     return runs
+
+
+def _not_stopped(store: Store, op: journal.Operation, plan: ReconfigurePlan, refused: HypervisorError) -> VgpuError:
+    """The host refused to stop the VM because it is not running (VM_BAD_POWER_STATE): someone else shut it
+    down, paused or suspended it after the plan. Nothing was done, and the journal says so first of all:
+    until it does, the change reads as stopping a VM that was running, and recover() would start the VM the
+    admin halted. A crash between the host's answer and this one write still leaves that reading (there
+    is nothing to tell the two apart by). Returns the error to raise: ShutDownSincePlan for a halted VM,
+    else the sentence a paused or suspended VM gets at the plan."""
+    found = str(refused.details[2]).lower() if len(refused.details) > 2 else ""
+    error: VgpuError
+    if found == PowerState.HALTED.value:
+        error = ShutDownSincePlan(op.vm_uuid, plan.vm.vm_name)
+    else:
+        error = _neither_running_nor_halted(op.vm_uuid, PowerState(found)) if found in _STATE_NAMES else refused
+        error.reword(error.sentence + "; nothing was changed")
+    journal.finish(store, op, journal.ROLLED_BACK, f"nothing was done: {error}")
+    return error
+
+
+_STATE_NAMES = {state.value for state in PowerState}
 
 
 def check_segment_unchanged(plan: ReconfigurePlan, args: str) -> None:

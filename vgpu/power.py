@@ -176,19 +176,31 @@ def stop_vm(
     *,
     name: str | None = None,
     power: PowerState | None = None,
+    halted_ok: bool = True,
 ) -> StopOutcome:
     """Stop a VM: a clean shutdown within the policy's deadline; if that fails in any way, forced (when the
     policy allows). Raises ShutdownNotConfirmed when forcing is not allowed and the request reached the
     host, or the host's refusal as it is when nothing was asked of the guest. ``name`` is the VM's name
-    for the progress reports; ``power`` its power state if the caller has just read it (not read again)."""
+    for the progress reports; ``power`` its power state if the caller has just read it (not read again).
+    ``halted_ok=False``, for a caller that believes the VM running (``power`` from an earlier look): a VM
+    found halted is refused, VM_BAD_POWER_STATE [uuid, "running", "halted"], not called stopped already,
+    since someone else stopped it (the clean shutdown's own refusal tells, with no read of ours)."""
     progress = guarded(progress)
     if (host.power_state(vm_uuid) if power is None else power) is PowerState.HALTED:
+        if not halted_ok:
+            raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, PowerState.RUNNING.value, PowerState.HALTED.value], vm_uuid)
         return StopOutcome(ALREADY)
     first = Progress(vm_uuid, "stopping", f"Shutting down VM {vm_uuid} (clean, up to {policy.clean_timeout:g}s)",
                      limit=policy.clean_timeout)
     began = time.monotonic()
+
+    def shutdown() -> bool:  # the keyword only when it says something: a host object written before it keeps working
+        if halted_ok:
+            return host.clean_shutdown(vm_uuid, policy.clean_timeout)
+        return host.clean_shutdown(vm_uuid, policy.clean_timeout, halted_ok=False)
+
     try:
-        stopped = _waiting(lambda: host.clean_shutdown(vm_uuid, policy.clean_timeout), first,
+        stopped = _waiting(shutdown, first,
                            f"waiting for {_who(vm_uuid, name)} to shut down", progress, policy.tick)
     except HypervisorError as error:
         if isinstance(error, HostUnreachable) or error.code in _NOT_FORCEABLE:
