@@ -179,6 +179,37 @@ def test_machine_without_acpi_lacks_a_clean_shutdown(domains, host):
                                  "only a forced stop works")
 
 
+def test_a_paused_domain_is_not_shut_down_cleanly_and_a_change_planned_before_the_pause_changes_nothing(domains, host, tmp_path):
+    # A paused guest never sees the power button: refused at once (as XAPI does), not waited for and forced.
+    import libvirt
+
+    store, vm_uuid, _ = registered_vm(domains, tmp_path, with_os=False)
+    conn = libvirt.open(URI)
+    try:
+        with store:
+            args = host.get_device_model_args(vm_uuid)
+
+            def paused_meanwhile(plan):
+                conn.lookupByUUIDString(vm_uuid).suspend()
+                return True
+
+            with pytest.raises(HypervisorError) as caught:
+                reconfigure_vm(store, host, vm_uuid, pool="B", confirm=paused_meanwhile,
+                               policy=StopPolicy(clean_timeout=2, tick=0.1))
+            assert caught.value.code == codes.VM_BAD_POWER_STATE
+            assert str(caught.value) == (f"VM {vm_uuid} is paused; resume it or shut it down first, then try again; "
+                                         "nothing was changed")
+            assert host.power_state(vm_uuid) is PowerState.PAUSED and host.get_device_model_args(vm_uuid) == args
+            assert vms.get(store, vm_uuid).pool_id == "A"
+            with pytest.raises(HypervisorError) as refused:
+                host.clean_shutdown(vm_uuid, timeout=2)
+            assert refused.value.code == codes.VM_BAD_POWER_STATE and refused.value.details[2] == "paused"
+    finally:
+        if conn.lookupByUUIDString(vm_uuid).state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            conn.lookupByUUIDString(vm_uuid).resume()
+        conn.close()
+
+
 def test_real_guest_prints_its_config_and_stops_without_force(domains, host):
     vm_uuid, _ = new_vm(domains, "halted")
     config = VMConfig("B", Priority.LOW, 12)
