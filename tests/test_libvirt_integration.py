@@ -8,6 +8,7 @@ Skips with a reason where libvirt is not usable; fails instead under VGPU_REQUIR
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -292,6 +293,47 @@ def test_a_registered_guest_made_transient_is_never_stopped_by_a_change(domains,
                 assert attention.select(db, vm_uuid) == []  # not marked: nothing was asked of the guest
     finally:
         dom.destroy()
+        conn.close()
+
+
+def test_a_guest_undefined_while_a_change_waits_for_its_shutdown_is_not_lost_unsaid(slow_domains, host, tmp_path):
+    """The power button was pressed before the domain was undefined: the guest will act on it, and libvirt
+    then deletes the transient domain. The change stops pressing, says so, and marks the VM; defined again
+    (as it advises), the domain halts and stays."""
+    import libvirt
+
+    store, vm_uuid, name = registered_vm(slow_domains, tmp_path)
+    console = slow_domains.console(vm_uuid)
+    wait_for(lambda: guestkit.READY_MARK in console.read_text(errors="replace"), "the guest to listen to its power button", console)
+    conn = libvirt.open(URI)
+    dom = conn.lookupByUUIDString(vm_uuid)
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+
+    undefined = []
+
+    def undefine_while_waiting(event):
+        if event.step == "stopping" and event.elapsed > 0 and not undefined:  # the power button was pressed
+            undefined.append(dom.undefine())
+
+    try:
+        with store:
+            with pytest.raises(HypervisorError) as caught:
+                reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True, progress=undefine_while_waiting,
+                               policy=StopPolicy(clean_timeout=60, tick=0.2))
+            message = str(caught.value)
+            assert "nothing was changed" not in message and "may still halt by itself" in message, message
+            assert "unless it is defined again (virsh define)" in message, message
+            assert host.power_state(vm_uuid) is PowerState.RUNNING  # not forced off: that would delete it
+            assert vms.get(store, vm_uuid).pool_id == "A" and recovery.recover(store, host) == []
+            with store.reading() as db:
+                assert [(mark.vm_uuid, mark.kind) for mark in attention.select(db)] == [(vm_uuid, "shutdown-unconfirmed")]
+            conn.defineXML(definition)  # what the message advises, before the guest acts on the request
+            wait_for(lambda: not dom.isActive(), "the guest to power off", console)
+            assert host.power_state(vm_uuid) is PowerState.HALTED  # still there: defined again in time
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):  # gone already when it was lost
+            if dom.isActive() and not dom.isPersistent():
+                dom.destroy()
         conn.close()
 
 

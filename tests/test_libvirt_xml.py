@@ -174,7 +174,8 @@ def _host_with(monkeypatch, domain: _Domain):
     constants = types.SimpleNamespace(
         VIR_DOMAIN_RUNNING=RUNNING, VIR_DOMAIN_PAUSED=PAUSED, VIR_DOMAIN_SHUTDOWN=SHUTDOWN, VIR_DOMAIN_SHUTOFF=SHUTOFF,
         VIR_DOMAIN_CONTROL_OK=CONTROL_OK, VIR_DOMAIN_CONTROL_JOB=CONTROL_JOB,
-        VIR_DOMAIN_CONTROL_OCCUPIED=CONTROL_OCCUPIED, libvirtError=type("libvirtError", (Exception,), {}))
+        VIR_DOMAIN_CONTROL_OCCUPIED=CONTROL_OCCUPIED, VIR_DOMAIN_XML_INACTIVE=2, VIR_DOMAIN_BLOCKED=2, VIR_DOMAIN_PMSUSPENDED=7,
+        libvirtError=type("libvirtError", (Exception,), {}))
     monkeypatch.setattr(module, "libvirt", constants)
     host = module.LibvirtHost("qemu:///system")
     monkeypatch.setattr(host, "_domain", lambda vm_uuid: domain)
@@ -199,3 +200,72 @@ def test_an_active_domain_with_nothing_shown_may_still_have_a_shutdown_coming(mo
     "nothing is under way", or recover would take a VM that is about to halt for one that kept running."""
     host = _host_with(monkeypatch, _Domain(state, CONTROL_OK))
     assert host.current_operations("6f1d2e3c-0000-4000-8000-000000000001") is None
+
+
+# --- a shutdown request, and what the domain became meanwhile ---------------------------------------------
+
+UUID = "6f1d2e3c-0000-4000-8000-000000000001"
+
+
+class _Guest(_Domain):
+    """A running persistent domain that ignores the power button; ``undefine_after`` presses undefine it (it
+    runs on as a transient domain, which libvirt deletes when it halts)."""
+
+    def __init__(self, undefine_after: int | None = None, saved: bool = False) -> None:
+        super().__init__(SHUTOFF if saved else RUNNING, CONTROL_OK)
+        self.presses, self.undefine_after, self.saved = 0, undefine_after, saved
+
+    def XMLDesc(self, flags: int) -> str:
+        return DOMAIN
+
+    def isPersistent(self) -> bool:
+        return self.undefine_after is None or self.presses < self.undefine_after
+
+    def hasManagedSaveImage(self, flags: int) -> bool:
+        return self.saved
+
+    def shutdown(self) -> None:
+        self.presses += 1
+
+    def UUIDString(self) -> str:
+        return UUID
+
+    def name(self) -> str:
+        return "web-1"
+
+    def managedSaveGetXMLDesc(self, flags: int) -> str:
+        return DOMAIN
+
+
+def test_a_domain_undefined_while_its_shutdown_is_awaited_is_not_asked_again(monkeypatch):
+    """Each request repeated would be one more press of the power button of a domain that libvirt deletes
+    when it halts: once it is transient the backend stops, and says the request was already made."""
+    from vgpu.errors import HypervisorError
+    from vgpu.hypervisor import codes
+
+    module = importlib.import_module("vgpu.hypervisor.libvirt")
+    monkeypatch.setattr(module, "RESEND_EVERY", 0.01)
+    monkeypatch.setattr(module, "POLL_EVERY", 0.01)
+    guest = _Guest(undefine_after=1)
+    host = _host_with(monkeypatch, guest)
+    with pytest.raises(HypervisorError) as caught:
+        host.clean_shutdown(UUID, 2.0)
+    assert guest.presses == 1
+    assert caught.value.code == codes.VM_UNDEFINED_DURING_SHUTDOWN
+    assert "was undefined after its clean shutdown was requested" in str(caught.value)
+
+
+def test_a_domain_undefined_in_the_last_moments_is_reported_at_the_deadline(monkeypatch):
+    # Undefined after the last press: the deadline passes with no press left to check before, and the forced
+    # stop that follows a False would meet a transient domain as if nothing had been asked of it.
+    from vgpu.errors import HypervisorError
+    from vgpu.hypervisor import codes
+
+    module = importlib.import_module("vgpu.hypervisor.libvirt")
+    monkeypatch.setattr(module, "RESEND_EVERY", 3600)
+    monkeypatch.setattr(module, "POLL_EVERY", 0.01)
+    guest = _Guest(undefine_after=1)
+    with pytest.raises(HypervisorError) as caught:
+        _host_with(monkeypatch, guest).clean_shutdown(UUID, 0.1)
+    assert guest.presses == 1 and caught.value.code == codes.VM_UNDEFINED_DURING_SHUTDOWN
+

@@ -15,7 +15,7 @@ from vgpu.lifecycle import ShutdownNotConfirmed, StopPolicy
 from vgpu.models import PowerState
 
 from .hostkit import BACKENDS, SIMULATED
-from .lifekit import World, config
+from .lifekit import Raising, World, config
 
 OLD = config("A", 1, 3)
 NEW = config("B", 1, 3)
@@ -144,3 +144,28 @@ def test_a_change_that_then_succeeds_clears_the_mark(tmp_path, store):
     world.sim.set_latency("clean_shutdown", 0)
     lifecycle.reconfigure_vm(world.store, world.sim, uuid, pool="B", confirm=lambda plan: True, policy=QUICK)
     assert world.marks() == []
+
+
+@pytest.mark.parametrize("force", [True, False])
+def test_a_domain_undefined_after_its_shutdown_was_requested_is_not_nothing_and_marks_the_vm(tmp_path, store, force):
+    """libvirt: a domain undefined (``virsh undefine``) while a change waits for its clean shutdown runs on
+    as a transient domain, and the power button was pressed: when the guest acts on it, libvirt deletes the
+    domain. The backend stops asking (see test_libvirt_xml); the change must say the request was delivered
+    and what halting will do, and mark the VM, never "nothing was changed"."""
+    world = World.create(tmp_path, store)
+    uuid = world.add(3, "running", OLD, OWN_ARGS)
+    undefined = codes.host_error(codes.VM_UNDEFINED_DURING_SHUTDOWN, [uuid], uuid)
+    host = Raising(world.sim, "clean_shutdown", undefined, every=True)
+    with pytest.raises(HypervisorError) as caught:
+        lifecycle.reconfigure_vm(world.store, host, uuid, pool="B", confirm=lambda plan: True,
+                                 policy=StopPolicy(clean_timeout=0.3, force=force, tick=0.05))
+    message = str(caught.value)
+    assert "nothing was changed" not in message
+    assert "the shutdown request was delivered, so the VM may still halt by itself" in message
+    assert "it will vanish when it halts unless it is defined again (virsh define)" in message
+    assert world.config(uuid) == OLD and world.args(uuid) == devargs.merge(OWN_ARGS, OLD)
+    assert world.power(uuid) is PowerState.RUNNING  # never forced: forcing a transient domain deletes it
+    assert world.open_ops() == []
+    (mark,) = world.marks()
+    assert (mark.vm_uuid, mark.kind) == (uuid, "shutdown-unconfirmed")
+    assert "virsh define" in mark.reason

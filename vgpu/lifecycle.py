@@ -601,6 +601,8 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
                      ran_with: str | None = None) -> VgpuError:
     """Undo a failed reconfigure and return the error to raise: the failure itself when the configuration
     had not changed yet, else ReconfigureFailed saying whether the rollback worked."""
+    if isinstance(failure, HypervisorError) and failure.code == codes.VM_UNDEFINED_DURING_SHUTDOWN and not op.db_updated:
+        return _undefined_while_stopping(store, op, failure)
     if isinstance(failure, HypervisorError) and failure.code == codes.VM_IS_TRANSIENT and not op.db_updated:
         # The host refused to stop a domain that stopping would delete, before anything was asked of it or
         # written: there is nothing to undo, and writing the old segment back would be refused the same way.
@@ -724,6 +726,24 @@ def _unconfirmed_stop(store: Store, host: Hypervisor, op: journal.Operation, fai
     failure.reword(failure.sentence + "; the shutdown request was delivered, so the VM may still halt by itself. "
                    "Its configuration was not changed, and it is marked as needing attention until it is seen "
                    "halted or running again")
+    return failure
+
+
+def _undefined_while_stopping(store: Store, op: journal.Operation, failure: HypervisorError) -> HypervisorError:
+    """The domain was undefined after its clean shutdown was requested: nothing was changed but that request,
+    which the guest may still act on, and libvirt then deletes the now transient domain. Nothing can be
+    undone (the old segment cannot be written to a transient domain, and is there anyway): the VM is marked,
+    as for a request not seen through (:func:`_unconfirmed_stop`), and the admin told how to keep it."""
+    with store.writing() as conn:
+        journal.close(conn, op, journal.ROLLED_BACK, str(failure))
+        attention.mark(conn, op.vm_uuid, attention.SHUTDOWN_UNCONFIRMED,
+                       f"a clean shutdown was requested and not seen through ({failure}), so it may still halt by "
+                       "itself, and being transient it will then vanish: define it again (virsh define); once it "
+                       "has halted, start it, or run the change again")
+    failure.reword(failure.sentence + "; the shutdown request was delivered, so the VM may still halt by itself, and "
+                   "being transient it will vanish when it halts unless it is defined again (virsh define). Its "
+                   "configuration was not changed, and it is marked as needing attention until it is seen halted "
+                   "or running again")
     return failure
 
 

@@ -99,9 +99,10 @@ class StopOutcome:
 
 
 # Failures after which a forced stop must not follow: it could not help (the host is gone, the VM is not
-# there or not running, we may not), or would cut another tool's operation short.
+# there or not running, we may not), would cut another tool's operation short, or would delete a transient domain.
 _NOT_FORCEABLE = (codes.OTHER_OPERATION_IN_PROGRESS, codes.PERMISSION_DENIED, codes.UUID_INVALID,
-                  codes.HANDLE_INVALID, codes.VM_BAD_POWER_STATE, codes.VM_IS_TRANSIENT)
+                  codes.HANDLE_INVALID, codes.VM_BAD_POWER_STATE, codes.VM_IS_TRANSIENT,
+                  codes.VM_UNDEFINED_DURING_SHUTDOWN)
 # Failures that mean the request reached the guest (it was sent, and not seen through): the VM may still
 # halt by itself. Any other failure is a refusal: nothing was asked of the guest.
 DELIVERED = (codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, codes.VM_SHUTDOWN_TIMEOUT, codes.OPERATION_TIMED_OUT)

@@ -27,6 +27,8 @@ OPERATION_TIMED_OUT = "OPERATION_TIMED_OUT"
 NO_HOSTS_AVAILABLE = "NO_HOSTS_AVAILABLE"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 VM_IS_TRANSIENT = "VM_IS_TRANSIENT"  # libvirt: a domain with no stored definition to change
+# ours (libvirt): a domain undefined after its clean shutdown was requested; it vanishes when it halts
+VM_UNDEFINED_DURING_SHUTDOWN = "VM_UNDEFINED_DURING_SHUTDOWN"
 MALFORMED_ANSWER = "MALFORMED_ANSWER"  # ours: the host answered, but not in its protocol's form
 VM_ON_HOST_LEFT_OUT = "VM_ON_HOST_LEFT_OUT"  # ours: no host of a run narrowed by --host has the VM; another may
 
@@ -58,6 +60,8 @@ _SENTENCES = {
     MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
                      "be changed and vgpu does not stop it; define it first (virsh define)",
+    VM_UNDEFINED_DURING_SHUTDOWN: "{vm} was undefined after its clean shutdown was requested (it is transient now), "
+                                  "so vgpu stopped repeating the request and does not force it off",
 }
 # The same failure on KVM has another cause: a domain hears a clean shutdown through its ACPI power button or
 # a guest agent, and PV drivers mean nothing there (install-libvirt.md gives this cause).

@@ -156,6 +156,10 @@ class LibvirtHost:
                 raise codes.libvirt_lacks_clean_shutdown(vm_uuid)
             while not _is_off(dom):
                 now = time.monotonic()
+                if resend_at > 0.0 and (now >= deadline or now >= resend_at):  # after a request
+                    # Undefined since the request: pressing the power button again, or forcing it off after a
+                    # False, would delete the domain when it halts (libvirt forgets a transient domain then).
+                    _refuse_undefined_since_request(dom, vm_uuid)
                 if now >= deadline:
                     return False
                 if now >= resend_at:
@@ -264,6 +268,13 @@ def _live_args(dom: libvirt.virDomain) -> str | None:
 def _has_domain(state: int | None) -> bool:
     """Whether the domain has a QEMU process that booted with some arguments (running, paused, ...)."""
     return state is not None and state != libvirt.VIR_DOMAIN_SHUTOFF and _power_state(state) is not PowerState.UNKNOWN
+
+
+def _refuse_undefined_since_request(dom: libvirt.virDomain, vm_uuid: str) -> None:
+    """After a clean shutdown was requested: a domain undefined since is transient, and that request may
+    still halt it, which deletes it. isPersistent() is answered by libvirtd from memory: cheap each time."""
+    if not dom.isPersistent():
+        raise codes.host_error(codes.VM_UNDEFINED_DURING_SHUTDOWN, [vm_uuid], vm_uuid)
 
 
 def _refuse_transient(dom: libvirt.virDomain, vm_uuid: str) -> None:
