@@ -269,3 +269,19 @@ def test_a_domain_undefined_in_the_last_moments_is_reported_at_the_deadline(monk
         _host_with(monkeypatch, guest).clean_shutdown(UUID, 0.1)
     assert guest.presses == 1 and caught.value.code == codes.VM_UNDEFINED_DURING_SHUTDOWN
 
+
+def test_a_managed_saved_domain_is_refused_with_what_frees_it(monkeypatch, store):
+    """``virsh resume`` cannot resume a managed save (it is for a paused domain): the refusal of a change,
+    and of a start, says what does, as install-libvirt.md does."""
+    from vgpu import lifecycle, vms
+    from vgpu.errors import HypervisorError
+    from vgpu.models import Registration
+
+    vms.db_register_many(store, [Registration(UUID, "web-1", "A", Priority.LOW, 5)])
+    host = _host_with(monkeypatch, _Guest(saved=True))
+    for refuse in (lambda: lifecycle.plan_reconfigure(store, host, UUID, pool="B"), lambda: host.start(UUID)):
+        with pytest.raises(HypervisorError) as caught:
+            refuse()
+        message = str(caught.value)
+        assert "is suspended" in message and "resume it" not in message, message
+        assert "start it and shut it down" in message and "virsh managedsave-remove" in message, message

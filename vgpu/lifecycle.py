@@ -26,7 +26,7 @@ from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, I
                      ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted, describe
+from .hypervisor.base import Hypervisor, args_quoted, describe, refusal_advice
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
@@ -179,15 +179,17 @@ def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str 
         host.check_only_copy(vm_uuid, found_on, locations.host_of(store, vm_uuid))
 
 
-def check_power_state(vm_uuid: str, state: PowerState) -> None:
+def check_power_state(vm_uuid: str, state: PowerState, host: Hypervisor | None = None) -> None:
+    """Refuse a VM neither running nor halted, saying what frees it (``host``'s own words, if it has some)."""
     if state not in (PowerState.RUNNING, PowerState.HALTED):
-        raise _neither_running_nor_halted(vm_uuid, state)
+        raise _neither_running_nor_halted(vm_uuid, state, host)
 
 
-def _neither_running_nor_halted(vm_uuid: str, state: PowerState) -> HypervisorError:
+def _neither_running_nor_halted(vm_uuid: str, state: PowerState, host: Hypervisor | None = None) -> HypervisorError:
+    advice = refusal_advice(host, vm_uuid, state) if host is not None else None
     return HypervisorError(
         codes.VM_BAD_POWER_STATE,
-        f"VM {vm_uuid} is {state.value}; resume it or shut it down first, then try again",
+        f"VM {vm_uuid} is {state.value}; {advice or 'resume it or shut it down first, then try again'}",
         [vm_uuid, "running or halted", state.value],
     )
 
@@ -222,7 +224,7 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     journal.check_unlocked(store, vm_uuid)
     seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
     check_only_copy(store, host, vm_uuid, seen.host)
-    check_power_state(vm_uuid, seen.power_state)
+    check_power_state(vm_uuid, seen.power_state, host)
     booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
     return ReconfigurePlan(
         change.vm, change.new, seen.power_state, seen.device_model_args, booted, apply_now, args_quoted(host, vm_uuid)
@@ -333,7 +335,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan,
             locate_again(host, plan.vm_uuid)  # a copy on another host since the plan (or a notebook's last look)
         if not stops:
             seen = describe(host, plan.vm_uuid)
-            check_power_state(plan.vm_uuid, seen.power_state)
+            check_power_state(plan.vm_uuid, seen.power_state, host)
             check_segment_unchanged(plan, seen.device_model_args)
             power, args = seen.power_state, seen.device_model_args
     except BaseException as refused:
@@ -409,14 +411,14 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
             raise _roll_back_after(store, host, op, refused, progress, refused.found_args) from refused
         except HypervisorError as refused:
             if stop is None and op.step == journal.STOPPING and refused.code == codes.VM_BAD_POWER_STATE:
-                raise _not_stopped(store, op, plan, refused) from refused  # nothing to undo: not rolled back
+                raise _not_stopped(store, host, op, plan, refused) from refused  # nothing to undo: not rolled back
             raise _roll_back_after(store, host, op, refused, progress, _ran_with(plan)) from refused
         except VgpuError as failure:
             raise _roll_back_after(store, host, op, failure, progress, _ran_with(plan)) from failure
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
             _roll_back_unexpected(store, host, op, failure, progress, _ran_with(plan))
             raise
-    running = seen.power_state is PowerState.RUNNING or bool(op.was_running)
+    running = power is PowerState.RUNNING or bool(op.was_running)
     try:
         close(store, op, journal.DONE, _STARTED_BY_OTHER.get(started_by_other, ""),
               power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
@@ -471,7 +473,8 @@ def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation,
     return runs
 
 
-def _not_stopped(store: Store, op: journal.Operation, plan: ReconfigurePlan, refused: HypervisorError) -> VgpuError:
+def _not_stopped(store: Store, host: Hypervisor, op: journal.Operation, plan: ReconfigurePlan,
+                 refused: HypervisorError) -> VgpuError:
     """The host refused to stop the VM because it is not running (VM_BAD_POWER_STATE): someone else shut it
     down, paused or suspended it after the plan. Nothing was done, and the journal says so first of all:
     until it does, the change reads as stopping a VM that was running, and recover() would start the VM the
@@ -483,7 +486,7 @@ def _not_stopped(store: Store, op: journal.Operation, plan: ReconfigurePlan, ref
     if found == PowerState.HALTED.value:
         error = ShutDownSincePlan(op.vm_uuid, plan.vm.vm_name)
     else:
-        error = _neither_running_nor_halted(op.vm_uuid, PowerState(found)) if found in _STATE_NAMES else refused
+        error = _neither_running_nor_halted(op.vm_uuid, PowerState(found), host) if found in _STATE_NAMES else refused
         error.reword(error.sentence + "; nothing was changed")
     journal.finish(store, op, journal.ROLLED_BACK, f"nothing was done: {error}")
     return error

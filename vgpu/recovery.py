@@ -149,7 +149,7 @@ def _look(host: Hypervisor, vm_uuid: str) -> _Look:
     if operations:
         raise _busy(operations)
     power = host.power_state(vm_uuid)
-    lifecycle.check_power_state(vm_uuid, power)
+    lifecycle.check_power_state(vm_uuid, power, host)
     booted = host.booted_device_model_args(vm_uuid) if power is PowerState.RUNNING else None
     return _Look(power, operations, booted)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from ..basics import DEFAULT_ARGS_KEY
+from ..errors import VgpuError
 
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "describe"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "describe", "refusal_advice"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
@@ -27,6 +28,20 @@ def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
     if vm_uuid is not None and per_vm is not None:
         return per_vm(vm_uuid) is True
     return getattr(host, "args_quoted", False) is True
+
+
+def refusal_advice(host: object, vm_uuid: str, state: PowerState) -> str | None:
+    """What frees a VM that a change refuses for its power state, when its backend has its own words
+    (``refusal_advice``: libvirt's "suspended" is a managed save image, which no resume call resumes); None
+    for the usual ones, and when the host cannot say (the refusal must not become a host error)."""
+    own = getattr(host, "refusal_advice", None)
+    if own is None:
+        return None
+    try:
+        advice = own(vm_uuid, state)
+    except VgpuError:
+        return None
+    return advice if isinstance(advice, str) else None
 
 
 @runtime_checkable

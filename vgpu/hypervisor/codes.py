@@ -66,6 +66,10 @@ _SENTENCES = {
 # The same failure on KVM has another cause: a domain hears a clean shutdown through its ACPI power button or
 # a guest agent, and PV drivers mean nothing there (install-libvirt.md gives this cause).
 _LIBVIRT_LACKS_CLEAN_SHUTDOWN = "{vm} cannot shut down cleanly (ACPI off and no agent channel); only a forced stop works"
+# libvirt's "suspended" is a managed save image, which only a start resumes (virsh resume is for a paused
+# domain); install-libvirt.md says the same.
+LIBVIRT_FREE_SAVED = ("start it and shut it down, or discard the saved state (virsh managedsave-remove), "
+                      "then try again")
 _MISSING_DETAIL = {FAILED_TO_START_EMULATOR: "no reason given", INTERNAL_ERROR: "no message", HOST_UNREACHABLE: "no answer"}
 
 
@@ -83,6 +87,12 @@ def sentence_for(code: str, details: Sequence[str] = (), vm: str | None = None) 
 def libvirt_lacks_clean_shutdown(vm_uuid: str) -> HypervisorError:
     """VM_LACKS_FEATURE as the libvirt backend says it, naming libvirt's cause rather than XAPI's."""
     return HypervisorError(VM_LACKS_FEATURE, _LIBVIRT_LACKS_CLEAN_SHUTDOWN.format(vm=f"VM {vm_uuid}"), [vm_uuid])
+
+
+def libvirt_saved(vm_uuid: str, needed: str) -> HypervisorError:
+    """VM_BAD_POWER_STATE for a libvirt domain with a managed save image, saying what frees it."""
+    return HypervisorError(VM_BAD_POWER_STATE, f"VM {vm_uuid} is suspended (its next start resumes a saved state), "
+                           f"but the operation needs it {needed}; {LIBVIRT_FREE_SAVED}", [vm_uuid, needed, "suspended"])
 
 
 def vm_missing(error: HypervisorError) -> bool:

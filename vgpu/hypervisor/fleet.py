@@ -37,7 +37,7 @@ import attrs
 from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
-from .base import Hypervisor, args_quoted, describe
+from .base import Hypervisor, args_quoted, describe, refusal_advice
 
 _Answer = TypeVar("_Answer")
 _Params = ParamSpec("_Params")
@@ -201,6 +201,10 @@ class Fleet:
     def args_quoted_for(self, vm_uuid: str) -> bool:
         """Whether the host that has this VM keeps its args quoted (asking where the VM is, as a call would)."""
         return args_quoted(self.members[self.label_of(vm_uuid)])
+
+    def refusal_advice(self, vm_uuid: str, state: PowerState) -> str | None:
+        """The advice of the host that has this VM (see :func:`vgpu.hypervisor.base.refusal_advice`)."""
+        return refusal_advice(self.members[self.label_of(vm_uuid)], vm_uuid, state)
 
     # --- fanning out ------------------------------------------------------------------------------------
 

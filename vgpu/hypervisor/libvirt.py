@@ -169,6 +169,15 @@ class LibvirtHost:
             _refuse_saved(dom, vm_uuid, PowerState.HALTED)  # saved meanwhile (virsh managedsave): not shut down
         return True
 
+    def refusal_advice(self, vm_uuid: str, state: PowerState) -> str | None:
+        """What frees a domain a change refuses for its power state, where libvirt's way is not the usual
+        "resume it or shut it down": a managed save image (see :func:`_power_of`). None: the usual words."""
+        if state is not PowerState.SUSPENDED:
+            return None
+        dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            return codes.LIBVIRT_FREE_SAVED if dom.hasManagedSaveImage(0) else None
+
     def hard_shutdown(self, vm_uuid: str) -> None:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
@@ -305,7 +314,7 @@ def _saved_args(dom: libvirt.virDomain) -> str | None:
 
 def _refuse_saved(dom: libvirt.virDomain, vm_uuid: str, needed: PowerState) -> None:
     if dom.hasManagedSaveImage(0):
-        raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, needed.value, PowerState.SUSPENDED.value], vm_uuid)
+        raise codes.libvirt_saved(vm_uuid, needed.value)
 
 
 def _is_off(dom: libvirt.virDomain) -> bool:
