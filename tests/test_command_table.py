@@ -57,6 +57,15 @@ def test_help_for_the_shell_command_says_it_runs_only_on_the_command_line():
     assert "Only on the command line: at the vgpu> prompt you are in the shell already." in helptext.help_text("shell")
 
 
+def test_help_for_recover_says_a_shutdown_cut_short_is_seen_through_and_the_vm_started_again():
+    # vgpu.recovery._undo: a change stopped at step "stopping", whose VM still runs and whose host cannot say
+    # whether the shutdown is still coming (libvirt), is not left running: recover waits for the shutdown,
+    # may force it off, and starts it again. The help must not promise "not restarted" for that VM.
+    text = " ".join(helptext.help_text("recover").split())
+    assert "shutdown" in text and "sees it through" in text, text
+    assert "up to clean_timeout" in text and "forcing it off" in text and "starts it again" in text, text
+
+
 @pytest.mark.parametrize(("command", "option"), ALL_OPTIONS, ids=lambda x: getattr(x, "name", ""))
 def test_every_option_has_help_and_a_known_kind(command, option):
     assert option.help, f"{command.name} {option.flag} has no help"
