@@ -169,3 +169,5 @@ def test_a_domain_undefined_after_its_shutdown_was_requested_is_not_nothing_and_
     (mark,) = world.marks()
     assert (mark.vm_uuid, mark.kind) == (uuid, "shutdown-unconfirmed")
     assert "virsh define" in mark.reason
+    # The history says the stop was asked for, as for any request not seen through.
+    assert stops(world, uuid) == [{"stop": "requested", "reason": message.split("; the shutdown request")[0]}]

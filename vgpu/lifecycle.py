@@ -75,11 +75,13 @@ def record_stop(store: Store, vm_uuid: str, how: str, reason: str = "") -> None:
 def stop_recorded(store: Store, host: Hypervisor, vm_uuid: str, policy: StopPolicy, progress: ProgressCallback,
                   name: str | None = None, power: PowerState | None = None, *, halted_ok: bool = True) -> StopOutcome:
     """:func:`stop_vm`, with the audit log saying which path was taken (a shutdown requested and not
-    seen through included, before its ShutdownNotConfirmed goes on its way)."""
+    seen through included, before its error goes on its way: ShutdownNotConfirmed, or a libvirt domain
+    undefined while its shutdown was awaited, whose guest got the request too)."""
     try:
         stop = stop_vm(host, vm_uuid, policy, progress, name=name, power=power, halted_ok=halted_ok)
-    except ShutdownNotConfirmed as unconfirmed:
-        record_stop(store, vm_uuid, "requested", str(unconfirmed))
+    except HypervisorError as failure:
+        if isinstance(failure, ShutdownNotConfirmed) or failure.code == codes.VM_UNDEFINED_DURING_SHUTDOWN:
+            record_stop(store, vm_uuid, "requested", str(failure))
         raise
     if stop.how != "already":
         record_stop(store, vm_uuid, stop.how, stop.reason)
