@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from vgpu import journal, lifecycle, recovery, store as store_module, store_faults, vms
+from vgpu import devargs, journal, lifecycle, recovery, store as store_module, store_faults, vms
 from vgpu.errors import ReconfigureFailed, StoreError
 from vgpu.models import PowerState, Priority
 from vgpu.store import Store
@@ -351,3 +351,75 @@ def test_recover_says_a_vm_whose_stop_was_recorded_was_started_again(world, monk
     assert "kept running" not in done.detail
     assert "the VM was stopped for the change and has been started again since" in done.detail
     assert world.power(uuid) is PowerState.RUNNING and world.segment(uuid) == config("A", 1, 1)
+
+
+def failing_at_close(monkeypatch, fail_all) -> None:
+    """Every write fails from the moment a change is closed (journal.finish): the host work is done."""
+    real = journal.finish
+
+    def fail_then_finish(*args, **kwargs):
+        fail_all(FULL)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(journal, "finish", fail_then_finish)
+
+
+RECOVER_LATER = ("; run 'vgpu-admin recover' once the database can be written, to close the change "
+                 "(the VM stays locked until then)")
+
+
+def closing_refused(world, monkeypatch, connections, command) -> str:
+    """Run ``command(store)`` with its closing write refused; the sentence it raises, checked to start
+    with the cause and end with what to do. recover() then closes the change (what the sentence promises)."""
+    store = Store(world.store.path)
+    failing_at_close(monkeypatch, connections)
+    with pytest.raises(StoreError) as caught:
+        command(store)
+    store.close()
+    monkeypatch.undo()
+    text = str(caught.value)
+    assert text.startswith(f"could not write to database {world.store.path}: the disk is full; ")
+    assert text.endswith(RECOVER_LATER)
+    assert [done.action for done in recovery.recover(world.store, world.sim)] == [recovery.FINISHED]
+    assert journal.unfinished(world.store) == []
+    return text
+
+
+@pytest.mark.parametrize("power", ["running", "halted"])
+def test_a_database_full_once_a_registrations_segment_is_written_says_it_is_in_place(world, monkeypatch, connections, power):
+    uuid = world.add(1, power)
+    text = closing_refused(world, monkeypatch, connections,
+                           lambda store: lifecycle.register_vm(store, world.sim, uuid, pool="A", vm_id=1))
+    when = "when it starts" if power == "halted" else "at its next boot"
+    assert (f"the change to VM {uuid} is in place: it is registered and its vgpu segment written; the VM is "
+            f"{power}, so this takes effect {when}{RECOVER_LATER}") in text
+    assert world.segment(uuid) == vms.get(world.store, uuid).config and world.power(uuid) is PowerState(power)
+
+
+@pytest.mark.parametrize("power", ["running", "halted"])
+def test_a_database_full_once_a_vm_is_removed_says_it_is_in_place(world, monkeypatch, connections, power):
+    uuid = world.add(1, power, config("A", 1, 1))
+    text = closing_refused(world, monkeypatch, connections, lambda store: lifecycle.remove_vm(store, world.sim, uuid))
+    when = "when it starts" if power == "halted" else "at its next boot"
+    assert (f"the change to VM {uuid} is in place: it is unregistered and its vgpu segment cleared; the VM is "
+            f"{power}, so this takes effect {when}{RECOVER_LATER}") in text
+    assert world.segment(uuid) is None and vms.find(world.store, uuid) is None
+
+
+def test_a_database_full_once_a_vm_the_host_lost_is_removed_says_it_is_unregistered(world, monkeypatch, connections):
+    uuid = world.add(1, "halted", config("A", 1, 1))
+    world.sim.remove_vm(uuid)
+    text = closing_refused(world, monkeypatch, connections, lambda store: lifecycle.remove_vm(store, world.sim, uuid))
+    assert (f"the change to VM {uuid} is in place: it is unregistered (the host no longer has the VM)"
+            f"{RECOVER_LATER}") in text
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_a_database_full_once_a_segment_is_repaired_says_it_is_in_place(world, monkeypatch, connections, registered):
+    uuid = world.add(1, "running", config("A", 1, 1) if registered else None, "-vnc 127.0.0.1:3")
+    world.sim.set_device_model_args(uuid, devargs.merge("-vnc 127.0.0.1:3", config("B", 2, 2)))  # wrong, or a leftover
+    text = closing_refused(world, monkeypatch, connections, lambda store: lifecycle.repair_vm(store, world.sim, uuid))
+    done = "its vgpu segment matches the database" if registered else "its vgpu segment is removed (the VM is not registered)"
+    assert (f"the change to VM {uuid} is in place: {done}; the VM is running, so this takes effect at its next boot"
+            f"{RECOVER_LATER}") in text
+    assert world.segment(uuid) == (config("A", 1, 1) if registered else None)

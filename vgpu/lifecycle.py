@@ -425,7 +425,7 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
         close(store, op, journal.DONE, _STARTED_BY_OTHER.get(started_by_other, ""),
               power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
     except StoreError as unrecorded:
-        raise _done_unrecorded(store, op, unrecorded, running, started_by_other) from None
+        raise _done_unrecorded(store, op, unrecorded, _runs_new_state(running, started_by_other)) from None
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
                              running=power is PowerState.RUNNING,
                              stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "",
@@ -647,16 +647,20 @@ def _restored_state(restored: Restored) -> str:
     return "the VM keeps its previous configuration"
 
 
-def _done_unrecorded(store: Store, op: journal.Operation, unrecorded: StoreError, running: bool,
-                     started_by_other: str) -> StoreError:
-    """The change is in place on the host, but the database refused the last write (closing it): say so,
-    and that recover() closes it once the database can be written."""
+def _runs_new_state(running: bool, started_by_other: str) -> str:
+    """What a reconfigured VM runs, as the end of a sentence."""
     if running and started_by_other == RUNS_UNKNOWN:
-        state = "the VM is running (started by someone else meanwhile; the host cannot say with which configuration)"
-    elif running:
-        state = "the VM is running with its new configuration"
-    else:
-        state = "the VM is halted and starts with its new configuration"
+        return "the VM is running (started by someone else meanwhile; the host cannot say with which configuration)"
+    if running:
+        return "the VM is running with its new configuration"
+    return "the VM is halted and starts with its new configuration"
+
+
+def _done_unrecorded(store: Store, op: journal.Operation, unrecorded: StoreError, state: str) -> StoreError:
+    """The change is in place on the host (``state`` says what the VM has), but the database refused the
+    last write (closing it): say so, and that recover() closes it once the database can be written (it
+    finds the change made: a reconfigure's VM running or halted as it should be, a register's, remove's or
+    repair's segment as the database wants it, and closes it as finished)."""
     if store.moved is not None:
         return _file_gone(store, op, state)
     unrecorded.reword(f"{unrecorded.sentence}; the change to VM {op.vm_uuid} is in place: {state}; run 'vgpu-admin "
@@ -877,10 +881,31 @@ def register_vm(
             journal.finish(store, op, journal.ROLLED_BACK, str(failure))
             failure.reword(failure.sentence + "; the VM was not registered")
             raise failure
-    journal.finish(store, op, journal.DONE)
+    _finish_in_place(store, op, lambda: _segment_state(host, vm.vm_uuid, "it is registered and its vgpu segment written"))
     with store.reading() as conn:
         shared = naming.shared_names(conn, [vm])
     return RegisterResult(vm, host_vm, shared[0] if shared else None, args_quoted(host, vm.vm_uuid), refused)
+
+
+def _finish_in_place(store: Store, op: journal.Operation, state: Callable[[], str]) -> None:
+    """Close a register, remove or repair whose host work is done. A database that refuses the write gets
+    :func:`_done_unrecorded`'s sentence, ``state()`` saying what is on the host, not a bare StoreError."""
+    try:
+        journal.finish(store, op, journal.DONE)
+    except StoreError as unrecorded:
+        raise _done_unrecorded(store, op, unrecorded, state()) from None
+
+
+def _segment_state(host: Hypervisor, vm_uuid: str, done: str) -> str:
+    """``done`` (the segment written or cleared), and when it takes effect: the VM's power state as the host
+    says now, asked only on this failure path (a host that cannot say leaves the state out)."""
+    try:
+        power = host.power_state(vm_uuid)
+    except HypervisorError:
+        return f"{done}, which takes effect at the VM's next boot"
+    if power is PowerState.HALTED:
+        return f"{done}; the VM is halted, so this takes effect when it starts"
+    return f"{done}; the VM is {power.value}, so this takes effect at its next boot"
 
 
 def host_name(host_vm: HostVM) -> str | None:
@@ -939,7 +964,8 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
         with store.writing() as conn:
             removed = vms.delete_record(conn, vm.vm_uuid)
             journal.set_step(conn, op, journal.DB_UPDATED)
-    journal.finish(store, op, journal.DONE)
+    _finish_in_place(store, op, lambda: _segment_state(host, vm.vm_uuid, "it is unregistered and its vgpu segment cleared")
+                     if cleared else "it is unregistered (the host no longer has the VM)")
     return RemoveResult(removed, cleared, _running_with(host, _still_on_host(host, vm.vm_uuid) if cleared else None))
 
 
@@ -1020,7 +1046,9 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
         except VgpuError as failure:
             journal.finish(store, op, journal.FAILED, str(failure))
             raise
-    journal.finish(store, op, journal.DONE)
+    _finish_in_place(store, op, lambda: _segment_state(
+        host, canonical, "its vgpu segment matches the database" if expected is not None
+        else "its vgpu segment is removed (the VM is not registered)"))
     return RepairResult(canonical, expected, before, after, _booted_quietly(host, canonical),
                         args_quoted(host, canonical))
 
