@@ -167,6 +167,25 @@ class Blind:
         return getattr(self.sim, name)
 
 
+class Advising:
+    """The host behind ``sim``, with advice of its own for a suspended VM a change refuses (as libvirt has
+    for a managed save image, which no resume call resumes: see hypervisor.base.refusal_advice)."""
+
+    ADVICE = "start it and shut it down, then try again"
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+
+    def refusal_advice(self, vm_uuid: str, state: PowerState) -> str | None:
+        return self.ADVICE if state is PowerState.SUSPENDED else None
+
+    def reopen(self) -> "Advising":
+        return Advising(self.sim.reopen())
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+
 class Unsure:
     """The host behind ``sim``, except that, like libvirt, it cannot tell whether a running VM's guest still has
     a shutdown request to carry out (libvirt shows none until the guest powers off): what is under way on a

@@ -25,7 +25,7 @@ from vgpu.errors import (
 from vgpu.hypervisor import codes
 from vgpu.models import PowerState
 
-from .lifekit import Blind, FailingProgress, Raising, config, hand_over, vm_uuid
+from .lifekit import Advising, Blind, FailingProgress, Raising, config, hand_over, vm_uuid
 from .test_register_many import FakeFrame
 
 
@@ -68,6 +68,18 @@ def test_plan_many_reports_every_bad_row_and_changes_nothing(world, four):
     assert isinstance(problems[13], NotFound) and "host has no such VM" in str(problems[13])
     assert str(caught.value).startswith("14 bad rows, nothing was changed: row 2:")
     assert world.tables() == before
+
+
+def test_plan_many_refuses_a_vm_in_a_state_its_host_has_advice_for_with_that_advice(world, four):
+    """libvirt's "suspended" is a managed save image, which "resume it" does not free: a bulk plan's refusal
+    takes the host's own words, as a single change's does."""
+    saved = world.add(5, "suspended", config("B", 0, 5))
+    paused = world.add(6, "paused", config("B", 0, 6))
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, Advising(world.sim), [{"vm_uuid": saved, "pool": "A"}, {"vm_uuid": paused, "pool": "A"}])
+    first, second = (str(problem.error) for problem in caught.value.problems)
+    assert first == f"VM {saved} is suspended; {Advising.ADVICE}"
+    assert second == f"VM {paused} is paused; resume it or shut it down first, then try again"  # no advice of its own
 
 
 def test_plan_many_refuses_an_unknown_column_instead_of_ignoring_it(world, four):

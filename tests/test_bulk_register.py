@@ -8,7 +8,7 @@ import pytest
 from vgpu import bulk, bulk_register, journal, lifecycle, scan, vms
 from vgpu.errors import AlreadyRegistered, Conflict, InvalidRows, NotFound, StalePlan, StaleRegistrations
 
-from .lifekit import World, config, vm_uuid
+from .lifekit import Advising, World, config, vm_uuid
 
 
 @pytest.fixture
@@ -228,6 +228,15 @@ def test_with_update_an_update_of_a_vm_unregistered_since_is_its_failure_saying_
     assert [(failure.vm_uuid, str(failure.error)) for failure in result.failures] == [
         (vm_uuid(2), f"registered VM {vm_uuid(2)} not found; it was removed after the plan was made")]
     assert world.tables() == before and vms.find(world.store, vm_uuid(2)) is None
+
+
+def test_with_update_a_vm_in_a_state_its_host_has_advice_for_is_refused_with_that_advice(world):
+    """As plan_many: a managed-saved libvirt domain is not told to "resume it"."""
+    saved = world.add(3, "suspended", config("A", 1, 2))
+    plan = bulk_register.plan_registrations(world.store, Advising(world.sim), [{"uuid": saved, "priority": "high"}],
+                                            on_existing="update")
+    (problem,) = plan.problems
+    assert str(problem.error) == f"VM {saved} is suspended; {Advising.ADVICE}"
 
 
 def test_an_empty_plan_registers_nothing(world):

@@ -21,7 +21,7 @@ from . import journal, lifecycle, locations, reporting, tables, values, views, v
 from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
-from .hypervisor.fleet import Listing, as_fleet, left_behind, one_fleet_operation
+from .hypervisor.fleet import Fleet, Listing, as_fleet, left_behind, one_fleet_operation
 from .lifecycle import DEFAULT_POLICY, ReconfigurePlan, ReconfigureResult, StopPolicy
 from .power import check_policy
 from .models import HostVM, PowerState
@@ -103,11 +103,12 @@ def _change_of(store: Store, values: tuple[object, ...], layout: Layout) -> vms.
 
 def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation], *,
                      quoted_labels: frozenset[str] = frozenset(), twice: Mapping[str, list[str]] | None = None,
-                     listings: Sequence[Listing] = (), places: Mapping[str, locations.Place] | None = None) -> ReconfigurePlan:
+                     listings: Sequence[Listing] = (), places: Mapping[str, locations.Place] | None = None,
+                     fleet: Fleet | None = None) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
     one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed; ``places``:
-    where VMs were last seen, see :func:`check_only_copy`), running or halted, and not locked by an open
-    operation. The plan carries the VM's host, its stored args and what it booted with (read with its
+    where VMs were last seen, see :func:`check_only_copy`), running or halted (a refusal in the words of
+    its host in ``fleet``, when it has some: libvirt's managed save), and not locked by an open operation. The plan carries the VM's host, its stored args and what it booted with (read with its
     host's quoting: ``quoted_labels``), so an unchanged row restarts only a VM known to be pending."""
     uuid = change.vm.vm_uuid
     if twice and uuid in twice:
@@ -116,7 +117,7 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
     if host_vm is None:
         raise not_listed(uuid, listings)
     check_only_copy(host_vm, places or {}, listings)
-    lifecycle.check_power_state(uuid, host_vm.power_state)
+    lifecycle.check_power_state(uuid, host_vm.power_state, fleet.member(host_vm.host) if fleet is not None else None)
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
     booted = host_vm.booted_args if host_vm.power_state is PowerState.RUNNING else None
@@ -165,7 +166,8 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
-            plan = reconfigure_plan(change, listed, locked, quoted_labels=quoted, twice=twice, listings=listings, places=places)
+            plan = reconfigure_plan(change, listed, locked, quoted_labels=quoted, twice=twice, listings=listings, places=places,
+                                    fleet=fleet)
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue

@@ -23,7 +23,7 @@ from . import bulk, devargs, journal, lifecycle, locations, naming, reporting, t
 from .bulk import BulkFailure, BulkPlan
 from .errors import BulkInterrupted, Conflict, InvalidRows, InvalidValue, RowProblem, StaleRegistrations, VgpuError
 from .hypervisor.base import Hypervisor
-from .hypervisor.fleet import Listing, as_fleet, one_fleet_operation
+from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation
 from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
 from .models import VM, HostVM, Registration
 from .naming import SharedName
@@ -191,7 +191,7 @@ def plan_registrations(
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
     quoted = fleet.quoted_labels()
-    updates, update_rows, problems = _updates(store, on_host, checked, quoted, listings, held_back, places)
+    updates, update_rows, problems = _updates(store, fleet, on_host, checked, quoted, listings, held_back, places)
     return RegistrationPlan(
         tuple(planned), tuple(row for row, _, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
         tuple(update_rows), checked.existing, checked.existing_rows, on_existing, checked.labels,
@@ -211,7 +211,7 @@ def _without_their_segment(checked: vms.BatchCheck, on_host: dict[str, HostVM], 
     return tuple(missing)
 
 
-def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str],
+def _updates(store: Store, fleet: Fleet, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str],
              listings: list[Listing], held_back: list[RowProblem[Hashable]], places: Mapping[str, locations.Place]
              ) -> tuple[list[ReconfigurePlan], list[Hashable], list[RowProblem[Hashable]]]:
     """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
@@ -227,7 +227,8 @@ def _updates(store: Store, on_host: dict[str, HostVM], checked: vms.BatchCheck, 
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}
     for row, position, change in zip(checked.update_rows, checked.update_positions, checked.updates):
         try:
-            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings, places=places))
+            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings, places=places,
+                                               fleet=fleet))
             rows.append(row)
         except VgpuError as error:
             more.append(RowProblem(row, error, position, label_repeats=row in repeated_labels(checked.labels)))
