@@ -309,7 +309,9 @@ COMMANDS: tuple[Command, ...] = (
         "demo", "Show or re-create the simulated demo host (sim:demo)", "demo",
         (Option("reset", FLAG, "re-create the demo host and its database from the spec's 23-VM example"),),
         details="The demo host keeps its state between commands, seeded on first use. Without --reset this "
-                "says where its files are; with --reset it starts again from scratch.",
+                "says where its files are; with --reset it starts again from scratch. When --db or --host (or "
+                "VGPU_DB, VGPU_HOST, a config file's db or host) name another database or host, the next commands "
+                "use those, not the demo's: one warning line on stderr says so, and which flags reach the demo.",
         examples=("vgpu-admin demo --reset",), changes=True,
     ),
     Command(

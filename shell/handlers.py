@@ -241,7 +241,32 @@ def demo(ctx: Context, opts: dict) -> int:
     else:
         demo_host.ensure()
     ctx.console.say(f"Demo host: sim:demo ({demo_host.host_path()})\nDemo database: {demo_host.db_path()}")
+    differ = demo_host.not_the_demos(ctx.settings)
+    if differ:
+        ctx.console.error(_not_the_demo_warning(ctx.settings, differ, demo_host.db_path()))
     return 0
+
+
+def _not_the_demo_warning(settings, differ: tuple[str, ...], demo_db: str) -> str:
+    """One line: the host and database the next commands use instead of the demo's, where each came from, and
+    the flags that reach the demo (flags win over VGPU_DB, VGPU_HOST and the config files)."""
+    db = f"the database {settings.db}{_from(settings, 'db')}"
+    # A database left to its default follows the host: --host=sim:demo alone brings the demo's.
+    reach = [] if "db" not in differ or settings.sources.get("db") == "default" else [f"--db={demo_db}"]
+    if "host" in differ:
+        used, whose, reach = f"the host {settings.host}{_from(settings, 'host')} and {db}", "demo", ["--host=sim:demo", *reach]
+    else:
+        used, whose = f"the demo host with {db}", "demo's"
+    return f"warning: the next commands use {used}, not the demo's; to use the {whose}, run vgpu-admin with {' '.join(reach)}"
+
+
+def _from(settings, key: str) -> str:
+    """Where a setting came from, as the admin would look for it: a flag, a variable, a config file."""
+    source = settings.sources.get(key, "default")
+    if source == "default":  # a default database follows the host; a default host other than the demo is xe:
+        return " (the default where xe is on PATH)" if key == "host" else ""
+    named = {"flag": f"--{key}", "environment": {"db": "VGPU_DB", "host": "VGPU_HOST"}[key]}.get(source, source)
+    return f" (from {named})"
 
 
 def help(ctx: Context, opts: dict) -> int:  # noqa: A001 - the command is called help

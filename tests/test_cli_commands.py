@@ -764,6 +764,57 @@ def test_demo_seeds_on_first_use_keeps_changes_and_resets(isolated_environment):
     assert ok(run(["--host", "sim:demo", "scan-vms"])) == spec_scan()
 
 
+def test_demo_warns_in_one_line_when_an_admins_vgpu_db_keeps_the_next_commands_off_its_database(tmp_path, monkeypatch):
+    """The README's demo with VGPU_DB in the admin's profile: the demo host with another database would show
+    its 23 VMs as not registered and refuse set-pool. demo says so, and how to reach the demo's database."""
+    mine = tmp_path / "mine.db"
+    monkeypatch.setenv("VGPU_DB", str(mine))
+    outcome = run(["demo", "--reset"])
+    assert outcome.code == 0
+    assert outcome.out_lines[1:] == [f"Demo host: sim:demo ({demo.host_path()})", f"Demo database: {demo.db_path()}"]
+    assert outcome.one_error_line() == (
+        f"warning: the next commands use the demo host with the database {mine} (from VGPU_DB), not the demo's; "
+        f"to use the demo's, run vgpu-admin with --db={demo.db_path()}")
+    assert ok(run([f"--db={demo.db_path()}", "scan-vms"])) == spec_scan()  # the remedy it names works
+
+
+@pytest.mark.parametrize("where", ["flag", "environment", "config"])
+def test_demo_warns_when_the_host_of_the_next_commands_is_not_the_demo(tmp_path, monkeypatch, isolated_environment, where):
+    other = f"sim:{tmp_path / 'other.sim'}"
+    argv, source = ["demo"], {"flag": "--host", "environment": "VGPU_HOST"}.get(where)
+    if where == "flag":
+        argv = [f"--host={other}", "demo"]
+    elif where == "environment":
+        monkeypatch.setenv("VGPU_HOST", other)
+    else:
+        path = isolated_environment / "config" / "vgpu" / "config.toml"
+        path.parent.mkdir(parents=True)
+        path.write_text(f'host = "{other}"\n')
+        source = str(path)
+    outcome = run(argv)
+    assert outcome.code == 0 and outcome.out_lines[-1] == f"Demo database: {demo.db_path()}"
+    assert outcome.one_error_line() == (
+        f"warning: the next commands use the host {other} (from {source}) and the database {demo.paths.default_db()}, "
+        "not the demo's; to use the demo, run vgpu-admin with --host=sim:demo")
+
+
+def test_demo_names_both_overrides_and_the_flags_that_reach_the_demo(tmp_path, monkeypatch):
+    mine, other = tmp_path / "mine.db", f"sim:{tmp_path / 'other.sim'}"
+    monkeypatch.setenv("VGPU_DB", str(mine))
+    outcome = run([f"--host={other}", "demo"])
+    assert outcome.one_error_line() == (
+        f"warning: the next commands use the host {other} (from --host) and the database {mine} (from VGPU_DB), "
+        f"not the demo's; to use the demo, run vgpu-admin with --host=sim:demo --db={demo.db_path()}")
+    assert ok(run(["--host=sim:demo", f"--db={demo.db_path()}", "scan-vms"])) == spec_scan()
+
+
+def test_demo_in_a_shell_started_with_another_database_warns_too(tmp_path):
+    mine = tmp_path / "mine.db"
+    outcome = run_process([f"--db={mine}"], stdin="demo\n")
+    assert outcome.code == 0 and outcome.out_lines[-1] == f"Demo database: {demo.db_path()}"
+    assert outcome.one_error_line().startswith(f"warning: the next commands use the demo host with the database {mine} ")
+
+
 # --- help and version -------------------------------------------------------------------------------------
 
 

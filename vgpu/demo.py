@@ -13,6 +13,7 @@ import uuid
 from typing import Iterator, TypedDict
 
 from . import devargs, paths
+from .config import DEMO_URI, Settings
 from .hypervisor.sim import SimHost
 from .models import PowerState, Priority, Registration, VMConfig
 from .store import Store
@@ -46,6 +47,18 @@ DEMO_START_SECONDS = 0.5
 
 def demo_uuid(name: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, name))
+
+
+def not_the_demos(settings: Settings) -> tuple[str, ...]:
+    """Which of the settings ``host`` and ``db`` name something other than the demo's own (in that order):
+    with ``settings``, commands do not use the demo. The demo host with another database is the trap: its
+    23 VMs look unregistered there, and a change to one of them is refused."""
+    differ = []
+    if settings.host != DEMO_URI:
+        differ.append("host")
+    if os.path.realpath(settings.db) != os.path.realpath(db_path()):
+        differ.append("db")
+    return tuple(differ)
 
 
 def ensure() -> None:
