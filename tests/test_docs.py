@@ -13,7 +13,7 @@ import pytest
 
 from shell import parsing, runner
 from shell.errors import UsageError
-from vgpu import bulk_register, devargs, errors, lifecycle, values
+from vgpu import bulk_register, devargs, error_root, errors, lifecycle, values
 from vgpu.hypervisor import codes
 from vgpu.models import HostVM, PowerState, Priority, VMConfig
 
@@ -195,6 +195,52 @@ def test_the_unbound_name_check_sees_a_missing_import():
 def _error_classes() -> list[type]:
     return [cls for _, cls in inspect.getmembers(errors, inspect.isclass)
             if issubclass(cls, errors.VgpuError) and cls.__module__ == errors.__name__]
+
+
+def _error_table() -> dict[str, str]:
+    """library.md's "Errors and their data" table: each class's name and its data cell."""
+    section = _read("library.md").split("## Errors and their data", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|.*\| ([^|]*) \|$", section, re.MULTILINE)
+    assert rows, "the errors table was not found"
+    return dict(rows)
+
+
+def _class_definitions() -> dict[str, ast.ClassDef]:
+    """The classes of vgpu.errors, as written: some are defined in vgpu.error_root (and say they belong to
+    vgpu.errors, which inspect.getsource cannot follow)."""
+    trees = [ast.parse(inspect.getsource(module)) for module in (errors, error_root)]
+    return {node.name: node for tree in trees for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def _own_attributes(cls: type) -> set[str]:
+    """The public attributes the class itself sets (``self.x = ...`` in its methods), inherited ones aside."""
+    tree = _class_definitions()[cls.__name__]
+    targets = [target for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign))
+               for target in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    names = [element for target in targets for element in (target.elts if isinstance(target, ast.Tuple) else [target])]
+    return {name.attr for name in names if isinstance(name, ast.Attribute) and isinstance(name.value, ast.Name)
+            and name.value.id == "self" and not name.attr.startswith("_")}
+
+
+def _public_errors() -> list[type]:
+    """Every exception vgpu.errors exports, the root aside (the table's introduction names it)."""
+    return [getattr(errors, name) for name in errors.__all__ if name != "VgpuError"
+            and isinstance(getattr(errors, name), type) and issubclass(getattr(errors, name), BaseException)]
+
+
+def test_the_library_errors_table_has_every_public_error_and_its_data():
+    table, classes = _error_table(), _public_errors()
+    assert len(classes) >= 20
+    assert [cls.__name__ for cls in classes if cls.__name__ not in table] == []
+    missing = {cls.__name__: sorted(attribute for attribute in _own_attributes(cls)
+                                    if f"`{attribute}`" not in table[cls.__name__]) for cls in classes}
+    assert {name: attributes for name, attributes in missing.items() if attributes} == {}
+
+
+def test_the_attribute_check_sees_what_a_class_sets():
+    assert _own_attributes(errors.StaleRegistrations) == {
+        "vm_uuid", "planned", "current", "registered_since", "vm_ids_taken", "unregistered_since"}
+    assert _own_attributes(errors.HostUnreachable) == set()
 
 
 def _codes() -> list[str]:
