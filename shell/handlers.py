@@ -113,7 +113,8 @@ def show_vm(ctx: Context, opts: dict) -> int:
     view = scan.inspect_vm(ctx.store, ctx.host, opts["vm-uuid"])
     return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error,
                                                          view.operation, attention=view.attention,
-                                                         booted=view.booted, state=view.state, host=view.host))
+                                                         booted=view.booted, state=view.state, host=view.host,
+                                                         listed_elsewhere=view.listed_elsewhere))
 
 
 def register_vm(ctx: Context, opts: dict) -> int:

@@ -70,7 +70,8 @@ def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
         if entry.host_vm is not None:
             return member_text(entry.host_vm.host, entry.host_vm.resident_on)
         if entry.host in down:
-            return f"{entry.host} (unreachable)"
+            copy = entry.listed_elsewhere  # another host lists it: named, though not taken for the VM
+            return f"{entry.host} (unreachable; listed by {copy.host})" if copy else f"{entry.host} (unreachable)"
         return f"{entry.host} (last seen)" if entry.host else "unknown"
 
     return where
@@ -110,9 +111,23 @@ def _conflict_lines(report: ScanReport) -> Iterator[str]:
                "re-create the other); commands on this VM are refused until then")
 
 
+def _listed_elsewhere_lines(report: ScanReport) -> Iterator[str]:
+    """The registered VMs last seen on a host that is down and listed by another: each copy, and why a
+    change waits (the host that is down may still have the VM: see docs/fleet.md)."""
+    entries = report.listed_elsewhere
+    if not entries:
+        return
+    yield from ("", f"=== Listed by another host while the host it was last seen on is down: {len(entries)} ===")
+    for e in entries:
+        copy = e.listed_elsewhere
+        yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Last seen: {e.host} (unreachable) | Listed by: "
+               f"{member_text(copy.host, copy.resident_on)} ({host_name(copy)}, {copy.power_state.value}) | Action: wait until "
+               f"{e.host} answers (changes to this VM are refused until then), or name the host you mean (--host {copy.host})")
+
+
 def _extra_sections(report: ScanReport) -> Iterator[str]:
-    """Missing VMs, drift, pending restarts, boots the host cannot tell and foreign segments: after the
-    spec's sections, only when there are any."""
+    """Missing VMs, drift, pending restarts, boots the host cannot tell, VMs listed by another host than
+    the one that is down, and foreign segments: after the spec's sections, only when there are any."""
     if report.missing:
         yield from ("", f"=== Registered but missing from host: {len(report.missing)} ===")
         yield from (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Pool: {e.vm.pool_id} | VM ID: {e.vm.vm_id} | "
@@ -141,6 +156,7 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
         more = f", ... and {len(unknown) - NAMES_LISTED} more" if len(unknown) > NAMES_LISTED else ""
         yield from ("", f"Running configuration unknown: {plural(len(unknown), 'VM')} ({names}{more}) - the host cannot "
                         "tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")
+    yield from _listed_elsewhere_lines(report)
     if report.foreign_segments:
         yield from _foreign_lines(report)
 

@@ -295,12 +295,15 @@ def attention_line(mark) -> str:
 
 
 def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None,
-            booted=None, state: str = "", host: str | None = None) -> str:
-    where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it
+            booted=None, state: str = "", host: str | None = None, listed_elsewhere: HostVM | None = None) -> str:
+    where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it (or last had it, when down)
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error:
         lines.append(f"Host: ⚠ cannot be asked ({shown(host_error)})")
         lines.append(f"Status: {state_mark('unknown', host_known=False)}")
+        if listed_elsewhere is not None:  # a copy, or the VM moved: nobody can tell until the host answers
+            lines.append(f"Also listed by: {listed_elsewhere.host} ({listed_elsewhere.power_state.value}) - not changed "
+                         f"until {host} answers, or name the host you mean (--host {listed_elsewhere.host})")
     elif host_vm is None:
         lines.append("Host: ⚠ this VM is not on the host")
         lines.append(f"Status: {state_mark('missing')}")

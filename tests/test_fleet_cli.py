@@ -222,6 +222,44 @@ def test_a_scan_while_the_host_a_vm_was_seen_on_is_down_keeps_that_host_as_its_p
         assert locations.where(store)[TWIN].host == "gpu1"  # not moved to gpu2: gpu1 may still have it
 
 
+def test_a_scan_while_the_host_a_vm_was_seen_on_is_down_shows_it_there_not_reachable_and_names_the_copy(twin_left_behind):
+    # As the change commands see it: the VM is gpu1's (which cannot be asked), not gpu2's copy, so it is not
+    # shown as gpu2's VM with drift and a repair-vm that would then be refused; the copy is named, not dropped.
+    world = twin_left_behind
+    world.sims["gpu2"].set_device_model_args(TWIN, "")  # the copy differs: before, a drift line asked for repair-vm
+    scanned = world.cli("scan-vms")
+    assert scanned.code == 1, scanned
+    line = line_of(scanned.out_lines, TWIN)
+    assert line.endswith("| VM ID: 77 | ? Host not reachable | Host: gpu1 (unreachable; listed by gpu2)"), line
+    assert "=== Device-model args differ from the database" not in scanned.out
+    assert "=== Unregistered VMs: 1 ===" in scanned.out_lines and TWIN not in scanned.out.split("=== Unregistered VMs")[1].split("\n\n")[0]  # the copy is this registered VM, not an unregistered one
+    section = scanned.out_lines.index("=== Listed by another host while the host it was last seen on is down: 1 ===")
+    assert scanned.out_lines[section + 1] == (
+        f"UUID: {TWIN} | Name: twin | Last seen: gpu1 (unreachable) | Listed by: gpu2 (twin, running) | "
+        "Action: wait until gpu1 answers (changes to this VM are refused until then), or name the host you mean (--host gpu2)")
+    entry = next(e for e in json.loads(world.cli("scan-vms", "--format=json").out)["registered"] if e["vm"]["vm_uuid"] == TWIN)
+    assert (entry["host"], entry["state"], entry["host_vm"], entry["listed_elsewhere"]["host"]) == ("gpu1", "unknown", None, "gpu2")
+    status = world.cli("status")
+    assert status.code == 0, status
+    detail = next(s for s in status.out_lines if f"(UUID: {TWIN})" in s)
+    assert detail.endswith("| VM ID: 77 | Host: gpu1 (unreachable; listed by gpu2)"), detail
+    assert scanned.out_lines[section + 1] in status.out_lines
+
+
+def test_show_vm_while_the_host_a_vm_was_seen_on_is_down_shows_it_there_not_reachable_and_names_the_copy(twin_left_behind):
+    world = twin_left_behind
+    world.sims["gpu2"].set_device_model_args(TWIN, "")
+    shown = world.cli("show-vm", f"--vm-uuid={TWIN}")
+    assert shown.code == 0, shown
+    assert "Host: gpu1" in shown.out_lines and "Status: ? Host not reachable" in shown.out_lines, shown.out
+    assert any(line.startswith("Host: ⚠ cannot be asked (cannot reach the host: ") for line in shown.out_lines), shown.out
+    assert ("Also listed by: gpu2 (running) - not changed until gpu1 answers, or name the host you mean (--host gpu2)"
+            in shown.out_lines), shown.out
+    assert not any(line.startswith(("Power state:", "Device-model args:")) for line in shown.out_lines), shown.out
+    data = json.loads(world.cli("show-vm", f"--vm-uuid={TWIN}", "--format=json").out)
+    assert (data["host"], data["state"], data["listed_elsewhere"]["host"]) == ("gpu1", "unknown", "gpu2")
+
+
 @pytest.mark.parametrize("words", [
     ("set-priority", f"--vm-uuid={TWIN}", "--priority=high"),
     ("apply-vm", f"--vm-uuid={TWIN}"),

@@ -98,6 +98,10 @@ class ScannedVM:
     host: str | None = None  # the fleet's label of its host ("" for a single host), or where it was last seen
     resident_on: str | None = None  # the XAPI pool member it runs on (or last ran on, when not seen)
     conflict: tuple[str, ...] = ()  # the hosts that each have a VM with its UUID, when more than one does
+    # The VM as another host lists it while ``host``, where it was last seen, could not be listed: it is not
+    # taken for the VM (the host that is down may still have it, and changes are refused until it answers:
+    # see vgpu.lifecycle.check_only_copy), but it is there.
+    listed_elsewhere: HostVM | None = None
 
     @property
     def state(self) -> str:
@@ -217,6 +221,11 @@ class ScanReport(tables.Tabular):
         return [entry for entry in self.registered if entry.state == "pending"]
 
     @property
+    def listed_elsewhere(self) -> list[ScannedVM]:
+        """Registered VMs last seen on a host that could not be listed, which another host lists now."""
+        return [entry for entry in self.registered if entry.listed_elsewhere is not None]
+
+    @property
     def booted_unknown(self) -> list[ScannedVM]:
         """Running VMs with the right stored args whose boot the host cannot tell (not: the host is down)."""
         return [entry for entry in self.registered if entry.host_known and entry.state == "unknown"]
@@ -292,7 +301,8 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         here = {entry.vm.vm_uuid for entry in report.registered} | {host_vm.uuid for host_vm in report.unregistered}
         marks = [mark for mark in marks if mark.vm_uuid in here]
     if marks and host_error is None:
-        twice = {conflict.vm_uuid for conflict in report.conflicts}
+        # a copy is not the VM: neither one of several, nor one listed while the VM's own host is down
+        twice = {conflict.vm_uuid for conflict in report.conflicts} | {e.vm.vm_uuid for e in report.listed_elsewhere}
         states = {vm.uuid: vm.power_state for listing in listings for vm in listing.vms if vm.uuid not in twice}
         marks = _settle(store, fleet, marks, states)
     if labelled:
@@ -360,6 +370,10 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
             copies = twice.pop(vm.vm_uuid)
             conflicts.append(UuidConflict(vm.vm_uuid, copies, vm))
             scanned.append(ScannedVM(vm, None, devargs.ABSENT, conflict=tuple(copy.host for copy in copies)))
+        elif host_vm is not None and failed and vm.vm_uuid in known and known[vm.vm_uuid][0] in failed:
+            # Last seen on a host that could not be listed: its place stays there (see _seen), as the change
+            # commands see it, and the copy listed here is named beside it, not taken for it.
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, False, None, *known[vm.vm_uuid], listed_elsewhere=host_vm))
         elif host_vm is not None:
             args, config = host_vm.device_model_args, vm.config
             # args that are exactly the registered segment need no regex (devargs.parse would say the same)
@@ -412,6 +426,9 @@ class VMView:
     attention: Attention | None = None  # the VM is marked as needing an admin (see vgpu.attention)
     booted: SegmentState | None = None
     host: str | None = None  # over a fleet of several hosts: the label of the host that has it
+    # over a fleet: the VM as another host lists it while ``host``, where it was last seen, cannot be asked
+    # (``host_error`` says why); not taken for the VM, as the change commands do not (see ScannedVM)
+    listed_elsewhere: HostVM | None = None
 
     @property
     def state(self) -> str:
@@ -436,9 +453,16 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         if codes.vm_missing(error):
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
         return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
-    standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
+    if isinstance(host, Fleet) and label:
+        last_seen = locations.host_of(store, vm.vm_uuid)
+        unasked = host.ask_last_place(vm.vm_uuid, label, last_seen)
+        if unasked is not None and last_seen is not None:
+            cause = unasked.sentence.removeprefix(f"host {last_seen}: ")
+            return VMView(vm, None, devargs.ABSENT, cause, operation, marks[0] if marks else None, host=last_seen,
+                          listed_elsewhere=host_vm)
+    standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
     quoted = args_quoted(host, vm.vm_uuid)
     return VMView(vm, host_vm, devargs.parse(args, quoted=quoted), operation=operation,
                   attention=standing[0] if standing else None, booted=booted_segment(host_vm, quoted), host=label)

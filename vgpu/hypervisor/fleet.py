@@ -317,21 +317,30 @@ class Fleet:
 
     def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: str | None) -> None:
         """Before a change to the VM found on host ``found_on``: if it was last seen on another of this run's
-        hosts, that host is asked too (unless its listing in this run already said it lacks the VM). A VM
-        that moved is changed where it is now; one still there too is DuplicateVM; and a host that cannot
-        be asked refuses the change, since it may still hold a copy that a change made on ``found_on``
-        alone would leave behind with the old configuration (the same vm_id on two VMs)."""
+        hosts, that host is asked too (see :meth:`ask_last_place`). A VM that moved is changed where it is
+        now; one still there too is DuplicateVM; and a host that cannot be asked refuses the change, since it
+        may still hold a copy that a change made on ``found_on`` alone would leave behind with the old
+        configuration (the same vm_id on two VMs)."""
+        error = self.ask_last_place(vm_uuid, found_on, last_seen)
+        if error is not None and last_seen is not None:
+            raise left_behind(vm_uuid.lower(), found_on, last_seen, error)
+
+    def ask_last_place(self, vm_uuid: str, found_on: str, last_seen: str | None) -> VgpuError | None:
+        """Whether the VM found on host ``found_on`` is the only copy, as far as ``last_seen`` (the host it was
+        last seen on) can say: None when it is (it moved, or was last seen where it is, or on a host this run
+        leaves out, or that host's listing in this run already said it lacks the VM); DuplicateVM raised when
+        ``last_seen`` has it too; the error of ``last_seen`` when it cannot be asked (nobody can tell)."""
         key = vm_uuid.lower()
         if last_seen is None or last_seen == found_on or last_seen not in self.members or self._where.lacks(key, last_seen):
-            return
+            return None
         outcome = self._ask(last_seen, lambda host: host.power_state(key))
         if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
             self._where.lost(key, last_seen)
-            return
+            return None
         if not isinstance(outcome, VgpuError):
             self._where.found(key, [last_seen])
             raise DuplicateVM(key, [last_seen, found_on])
-        raise left_behind(key, found_on, last_seen, outcome)
+        return outcome
 
     def _missing(self, key: str, error: HypervisorError) -> HypervisorError:
         """A VM none of this run's hosts has: gone, unless the run leaves some of the fleet's hosts out
