@@ -19,6 +19,14 @@ from .errors import OutputFailed, UsageError
 OK, FAILED, BAD_INPUT, CANCELLED = 0, 1, 2, 3
 
 # The first matching class (in this order) decides the exit code.
+#
+# A change refused because its VM changed after the plan was made is bad input (2) as long as nothing was
+# done: the plan no longer holds, and a new one is the answer, whatever changed: the registration
+# (StalePlan), vgpu's segment on the host (SegmentChanged found before the stop), the power state (shut
+# down: ShutDownSincePlan; paused or suspended: PausedSincePlan, a HypervisorError listed before its
+# parent for that reason). Once the change had stopped the VM and started it again (``vm_restarted``:
+# a segment changed during the shutdown wait), the command did something and failed: 1, whatever the
+# class. A VM paused or suspended when the plan is made is the host's refusal (1), as any host state is.
 _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (UsageError, BAD_INPUT),
     (errors.Cancelled, CANCELLED),
@@ -26,13 +34,14 @@ _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (errors.InvalidRows, BAD_INPUT),
     (errors.NotFound, BAD_INPUT),
     (errors.Conflict, BAD_INPUT),
+    (errors.PausedSincePlan, BAD_INPUT),
     (errors.ConfigError, BAD_INPUT),
     (errors.VgpuError, FAILED),
 )
 
 
 def exit_code_for(error: BaseException) -> int:
-    if _unwritten_confirmation(error):
+    if _unwritten_confirmation(error) or (isinstance(error, errors.VgpuError) and error.vm_restarted):
         return FAILED
     return next((code for cls, code in _EXIT_CODES if isinstance(error, cls)), FAILED)
 

@@ -21,6 +21,8 @@ def _examples() -> list[VgpuError]:
     cause = errors.HypervisorError("VM_FAILED_START", "VM would not start", ["VM_FAILED_START", "OpaqueRef:1"])
     noted = errors.NotFound("registered VM", UUID, "register it first")
     noted.add_note("while planning row 3")
+    restarted = errors.SegmentChanged(UUID, None, "")
+    restarted.vm_restarted = True
     return [
         errors.VgpuError("something went wrong"),
         errors.InvalidValue("pool", "C", ("A", "B")),
@@ -64,6 +66,10 @@ def _examples() -> list[VgpuError]:
         errors.IncompleteSchema("/x/v.db", ["CHECK on vms.priority", "index idx_vm_pool"]),
         errors.DuplicateVM(UUID, ["pool1", "pool2"]),
         errors.MissingDependency("pandas", "to_pandas()", "pip install pandas"),
+        errors.SegmentChanged(UUID, "web-1", "-vnc :1"),
+        restarted,
+        errors.ShutDownSincePlan(UUID, None),
+        errors.PausedSincePlan("VM_BAD_POWER_STATE", f"VM {UUID} is paused; nothing was changed", [UUID, "running or halted", "paused"]),
     ]
 
 

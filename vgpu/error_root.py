@@ -15,6 +15,10 @@ from typing import Any, Callable, Sequence
 class VgpuError(Exception):
     """Root of every error raised by the vgpu library."""
 
+    # True once the failing call had stopped the VM and started it again (a change rolled back after the
+    # stop): something was done, whatever the error says of the cause (a segment changed meanwhile).
+    vm_restarted: bool = False
+
     def __init__(self, sentence: str) -> None:
         super().__init__(sentence)
         self.sentence = sentence

@@ -16,6 +16,7 @@ from .error_root import InvalidValue, MissingDependency, VgpuError, _allowed_tex
 __all__ = [  # the root and InvalidValue live in vgpu.error_root, below vgpu.tables; they are named here
     "VgpuError", "InvalidValue", "MissingDependency", "InvalidColumns", "NotRows", "RowProblem", "InvalidRows",
     "NotFound", "NotRegistered", "Conflict", "StalePlan", "StaleRegistrations", "SegmentChanged", "ShutDownSincePlan", "StoreError", "HypervisorError", "HostUnreachable",
+    "PausedSincePlan",
     "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered", "BulkInterrupted",
     "DamagedDatabase", "DuplicateVM", "IncompleteSchema", "ShutdownNotConfirmed", "UnsafeFile",
 ]
@@ -268,6 +269,12 @@ class HypervisorError(VgpuError):
 
 class HostUnreachable(HypervisorError):
     """The host (or its management tool) could not be reached at all."""
+
+
+class PausedSincePlan(HypervisorError):
+    """A VM a plan saw running was paused or suspended by someone else before the change could stop it:
+    nothing was changed. The host's refusal (``code`` VM_BAD_POWER_STATE, the sentence a paused VM gets at
+    the plan), but like ShutDownSincePlan a plan that no longer holds."""
 
 
 class ShutdownNotConfirmed(HypervisorError):

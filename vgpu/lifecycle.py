@@ -23,7 +23,7 @@ import attrs
 from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .basics import NAME_MAX
 from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
-                     ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StoreError,
+                     PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, describe, refusal_advice
@@ -488,7 +488,11 @@ def _not_stopped(store: Store, host: Hypervisor, op: journal.Operation, plan: Re
     if found == PowerState.HALTED.value:
         error = ShutDownSincePlan(op.vm_uuid, plan.vm.vm_name)
     else:
-        error = _neither_running_nor_halted(op.vm_uuid, PowerState(found), host) if found in _STATE_NAMES else refused
+        if found in _STATE_NAMES:  # paused or suspended: the plan's sentence, as a plan that no longer holds
+            said = _neither_running_nor_halted(op.vm_uuid, PowerState(found), host)
+            error = PausedSincePlan(said.code, said.sentence, said.details)
+        else:
+            error = refused
         error.reword(error.sentence + "; nothing was changed")
     journal.finish(store, op, journal.ROLLED_BACK, f"nothing was done: {error}")
     return error
@@ -709,6 +713,7 @@ def _closed_after_rollback(store: Store, host: Hypervisor, op: journal.Operation
     if not op.db_updated:
         tail = "; its configuration was not changed and the VM was started again" if restored.restarted else "; nothing was changed"
         failure.reword(failure.sentence + tail)
+        failure.vm_restarted = restored.restarted
         return failure
     error = ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted)
     if ran_with is not None:
