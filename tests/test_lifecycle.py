@@ -298,6 +298,17 @@ def test_without_force_a_refused_clean_stop_changes_nothing(world, running, faul
     assert_settled(world, running, NEW, PowerState.RUNNING)
 
 
+@pytest.mark.parametrize("fault", ["lacks_feature", "ignore"])
+def test_a_refused_or_unconfirmed_stop_without_force_reports_no_restoring(world, running, fault):
+    # Nothing was changed, so nothing is restored: "Restoring the previous configuration" would say otherwise.
+    world.sim.set_fault("clean_shutdown", fault, running)
+    progress = Recorder()
+    with pytest.raises(HypervisorError):
+        to_pool_b(world, running, progress=progress, policy=StopPolicy(clean_timeout=0.05, tick=0.01, force=False))
+    assert "rolling-back" not in progress.steps, progress.steps
+    assert world.config(running) == OLD and world.power(running) is PowerState.RUNNING
+
+
 def test_stop_vm_on_a_halted_vm_says_already(world, halted):
     assert lifecycle.stop_vm(world.sim, halted) == lifecycle.StopOutcome("already")
 

@@ -24,7 +24,7 @@ from vgpu.models import PowerState, Registration
 
 from . import crashcli, crashkit
 from .clikit import run_process
-from .lifekit import Unsure, config, hand_over, other_live_session, vm_uuid
+from .lifekit import Recorder, Unsure, config, hand_over, other_live_session, vm_uuid
 
 OLD = config("A", 1, 4)
 NEW = config("B", 2, 4)
@@ -93,6 +93,19 @@ def test_reconfigure_killed_at_each_step_then_recover(world, power, point, step,
         assert world.sim.boots(uuid) == boots_before  # never stopped, never booted again
     assert recovery.recover(world.store, world.sim) == []  # nothing left to do
     assert_recovered_and_unlocked(world, uuid, PowerState(power))
+
+
+def test_recover_of_a_change_cut_short_before_its_stop_reports_no_restoring(world):
+    # Killed once "stopping" was journalled, before the host was asked: the VM runs as it was, and recover
+    # puts nothing back, so it does not say "Restoring the previous configuration".
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    boots = world.sim.boots(uuid)
+    kill_at(world, "reconfigure", uuid, "stopping", pool="B")
+    progress = Recorder()
+    (outcome,) = recovery.recover(world.store, world.sim, progress)
+    assert outcome.action == "rolled-back" and world.sim.boots(uuid) == boots
+    assert "rolling-back" not in progress.steps, progress.steps
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
 
 
 def wait_until(condition, what: str, limit: float = 60.0) -> None:

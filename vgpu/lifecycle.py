@@ -53,14 +53,18 @@ _Plan = TypeVar("_Plan")
 # --- single steps -----------------------------------------------------------------------------------------
 
 
-def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | None, current: str | None = None) -> str:
+def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | None, current: str | None = None, *,
+                             before_writing: Callable[[], None] | None = None) -> str:
     """Set (or with None, remove) vgpu's segment in the VM's device-model args, keeping everything else.
     Returns the new args. Writes nothing when they already say so. ``current``: the args as just read by
-    the caller, under the VM's lock (saves reading them again)."""
+    the caller, under the VM's lock (saves reading them again). ``before_writing`` is called before a write
+    (not at all when there is none)."""
     if current is None:
         current = host.get_device_model_args(vm_uuid)
     wanted = devargs.merge(current, config, quoted=args_quoted(host, vm_uuid))
     if wanted != current:
+        if before_writing is not None:
+            before_writing()
         host.set_device_model_args(vm_uuid, wanted)
     return wanted
 
@@ -552,23 +556,33 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     attention, and the refusal is returned in :class:`Restored`; any other failure is raised (the caller
     leaves the operation to recover())."""
     progress = guarded(progress)
-    progress(Progress(op.vm_uuid, "rolling-back", f"Restoring the previous configuration of VM {op.vm_uuid}"))
+    said: list[bool] = []
+
+    def restoring() -> None:
+        # Said once, before the first thing put back: a change refused before it changed anything (a stop
+        # refused or not seen through, a recover finding the VM as it was) restores nothing, and says nothing.
+        if not said:
+            said.append(True)
+            progress(Progress(op.vm_uuid, "rolling-back", f"Restoring the previous configuration of VM {op.vm_uuid}"))
+
     before = op.old
     assert before is not None, "a reconfigure (the one operation rolled back) journals the VM as it was"
     old = before.config
     try:
-        op = _restore_registration(store, op, old)
+        op = _restore_registration(store, op, old, restoring)
     except StoreError:
         if store.moved is None:
             raise
         # The file was deleted or replaced during the change: the one that took the new values (if any) is
         # gone, and the one there now never had them. The VM still gets its old configuration back.
     if ran_with is None:
-        update_device_model_args(host, op.vm_uuid, old)
+        update_device_model_args(host, op.vm_uuid, old, before_writing=restoring)
     elif host.get_device_model_args(op.vm_uuid) != ran_with:
+        restoring()
         host.set_device_model_args(op.vm_uuid, ran_with)
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
         return Restored()
+    restoring()
     try:
         start_vm(host, op.vm_uuid, progress, name=before.vm_name)
     except HypervisorError as refused:
@@ -583,12 +597,14 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     return Restored(restarted=True)
 
 
-def _restore_registration(store: Store, op: journal.Operation, old: VMConfig) -> journal.Operation:
+def _restore_registration(store: Store, op: journal.Operation, old: VMConfig, restoring: Callable[[], None]) -> journal.Operation:
     """Put the old registration back in the database, when it took the new values or holds others (changed
-    by hand meanwhile). Not written otherwise: a database that stopped taking writes before the update
-    (read-only, full) does not keep the VM from getting its old configuration back and starting again."""
+    by hand meanwhile), calling ``restoring`` first. Not written otherwise: a database that stopped taking
+    writes before the update (read-only, full) does not keep the VM from getting its old configuration back
+    and starting again."""
     if not op.db_updated and _registered_config(store, op.vm_uuid) in (None, old):
         return op
+    restoring()
     with store.writing() as conn:
         current = vms.select_vm(conn, op.vm_uuid)
         if current is not None and current.config != old:
