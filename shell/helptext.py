@@ -30,10 +30,17 @@ def overview(*, in_repl: bool = False, from_script: bool = False) -> str:
     lines += [f"  {command.name.ljust(width)}  {command.summary}{_aliases(command)}" for command in here]
     lines += ["", "Priorities: low (0), medium (1), high (2): 0 is the LOWEST priority."]
     if in_repl:
-        lines += textwrap.wrap(FROM_A_SCRIPT if from_script else IN_THE_SHELL, WIDTH)
+        lines += wrapped(FROM_A_SCRIPT if from_script else IN_THE_SHELL)
     else:
         lines.append(GLOBAL_OPTIONS)
     return "\n".join(lines)
+
+
+def wrapped(text: str) -> list[str]:
+    """``text`` in lines of at most WIDTH, broken between words only: a flag (--clean-timeout) is never split
+    at its hyphen, and a word longer than a line (a long flag, a path) stands whole on its own line, to be
+    copied as it is."""
+    return textwrap.wrap(text, WIDTH, break_on_hyphens=False, break_long_words=False)
 
 
 def _aliases(command: Command) -> str:
@@ -55,7 +62,7 @@ def command_help(command: Command) -> str:
         note = f" ({command.alias_note})" if command.alias_note else ""
         lines.append(f"Also called: {', '.join(command.aliases)}{note}.")
     if command.details:
-        lines += [""] + textwrap.wrap(command.details, WIDTH)
+        lines += [""] + wrapped(command.details)
     options = ([command.positional] if command.positional else []) + list(command.options)
     if options:
         lines += ["", "Options:"]

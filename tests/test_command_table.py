@@ -66,6 +66,26 @@ def test_help_for_recover_says_a_shutdown_cut_short_is_seen_through_and_the_vm_s
     assert "up to clean_timeout" in text and "forcing it off" in text and "starts it again" in text, text
 
 
+def test_help_never_breaks_a_flag_across_lines():
+    # textwrap breaks on hyphens by default: "...runs past --clean-" / "timeout, ..." in help set-pool.
+    lines = helptext.help_text("set-pool").splitlines()
+    assert any("--clean-timeout," in line for line in lines[3:]), lines
+    assert not any(line.endswith("-") for line in lines), lines
+
+
+@pytest.mark.parametrize("command", commands.COMMANDS, ids=lambda command: command.name)
+def test_help_wraps_the_details_between_words_only(command):
+    # Every word of the details whole on one line: none split at a hyphen, none cut for being long.
+    text = helptext.help_text(command.name)
+    if command.details:
+        assert set(command.details.split()) <= set(text.split()), command.name
+
+
+def test_a_word_longer_than_the_help_width_is_not_cut():
+    long_word = "--" + "x" * (helptext.WIDTH + 10)
+    assert helptext.wrapped(f"see {long_word} here") == ["see", long_word, "here"]
+
+
 @pytest.mark.parametrize(("command", "option"), ALL_OPTIONS, ids=lambda x: getattr(x, "name", ""))
 def test_every_option_has_help_and_a_known_kind(command, option):
     assert option.help, f"{command.name} {option.flag} has no help"
