@@ -45,8 +45,6 @@ def _examples() -> list[VgpuError]:
         errors.StaleRegistrations([f"VM {UUID} is not registered now (the plan found it registered: vm_id 3, pool A, "
                                    "priority high (2))"], [], [], (UUID, VMConfig("A", Priority.HIGH, 3), None),
                                   unregistered_since=[UUID]),
-        errors.SegmentChanged(UUID, "web-1", "-vnc :1 -fw_cfg name=opt/vgpu/config,string=pool=B;priority=1;vm_id=3"),
-        errors.ShutDownSincePlan(UUID, "web-1"),
         errors.StoreError("/x/v.db", "database /x/v.db is read-only"),
         cause,
         errors.HostUnreachable("HOST_UNREACHABLE", "host h is unreachable", ["HOST_UNREACHABLE", "h"]),
