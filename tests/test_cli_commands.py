@@ -778,6 +778,13 @@ def test_demo_warns_in_one_line_when_an_admins_vgpu_db_keeps_the_next_commands_o
     assert ok(run([f"--db={demo.db_path()}", "scan-vms"])) == spec_scan()  # the remedy it names works
 
 
+def test_demo_with_a_database_path_holding_nul_warns_without_a_traceback():
+    """Found by the fuzz test: comparing such a path with the demo's raised ValueError (embedded null byte)."""
+    outcome = run(["demo", "--reset", "--db", "a\x00b"])
+    assert outcome.code == 0 and "Traceback" not in outcome.err and "internal error" not in outcome.err
+    assert outcome.one_error_line().startswith("warning: the next commands use the demo host with the database a")
+
+
 @pytest.mark.parametrize("where", ["flag", "environment", "config"])
 def test_demo_warns_when_the_host_of_the_next_commands_is_not_the_demo(tmp_path, monkeypatch, isolated_environment, where):
     other = f"sim:{tmp_path / 'other.sim'}"
