@@ -683,9 +683,13 @@ def _done_unrecorded(store: Store, op: journal.Operation, unrecorded: StoreError
     repair's segment as the database wants it, and closes it as finished)."""
     if store.moved is not None:
         return _file_gone(store, op, state)
-    unrecorded.reword(f"{unrecorded.sentence}; the change to VM {op.vm_uuid} is in place: {state}; run 'vgpu-admin "
-                      "recover' once the database can be written, to close the change (the VM stays locked until then)")
+    unrecorded.reword(f"{unrecorded.sentence}; the change to VM {op.vm_uuid} is in place: {state}; {_RECOVER_ONCE_WRITABLE}")
     return unrecorded
+
+
+# What an error says when the host side is settled but the database could not record it.
+_RECOVER_ONCE_WRITABLE = ("run 'vgpu-admin recover' once the database can be written, to close the change (the VM "
+                          "stays locked until then)")
 
 
 def _file_gone(store: Store, op: journal.Operation, state: str, failure: VgpuError | None = None) -> StoreError:
@@ -713,8 +717,7 @@ def _unrecorded(op: journal.Operation, failure: VgpuError, restored: Restored, u
     """The rollback worked, but closing the change could not be written: say so, and what the VM runs."""
     state = _restored_state(restored)
     what = "" if isinstance(failure, StoreError) else f" after reconfiguring VM {op.vm_uuid} failed ({failure})"
-    unrecorded.reword(f"{unrecorded.sentence}{what}; {state}; run 'vgpu-admin recover' once the database can be "
-                      "written, to close the change (the VM stays locked until then)")
+    unrecorded.reword(f"{unrecorded.sentence}{what}; {state}; {_RECOVER_ONCE_WRITABLE}")
     return unrecorded
 
 
@@ -748,15 +751,7 @@ def _unconfirmed_stop(store: Store, host: Hypervisor, op: journal.Operation, fai
         close(store, op, journal.ROLLED_BACK, str(failure), power=PowerState.RUNNING)
         failure.reword(failure.sentence + "; it halted meanwhile and was started again, with its configuration unchanged")
         return failure
-    with store.writing() as conn:
-        journal.close(conn, op, journal.ROLLED_BACK, str(failure))
-        attention.mark(conn, op.vm_uuid, attention.SHUTDOWN_UNCONFIRMED,
-                       f"a clean shutdown was requested and not seen through ({failure.cause or 'deadline passed'}), "
-                       "so it may still halt by itself; once it has, start it, or run the change again")
-    failure.reword(failure.sentence + "; the shutdown request was delivered, so the VM may still halt by itself. "
-                   "Its configuration was not changed, and it is marked as needing attention until it is seen "
-                   "halted or running again")
-    return failure
+    return _request_delivered(store, op, failure, str(failure.cause or "deadline passed"))
 
 
 def _undefined_while_stopping(store: Store, op: journal.Operation, failure: HypervisorError) -> HypervisorError:
@@ -764,16 +759,28 @@ def _undefined_while_stopping(store: Store, op: journal.Operation, failure: Hype
     which the guest may still act on, and libvirt then deletes the now transient domain. Nothing can be
     undone (the old segment cannot be written to a transient domain, and is there anyway): the VM is marked,
     as for a request not seen through (:func:`_unconfirmed_stop`), and the admin told how to keep it."""
+    return _request_delivered(store, op, failure, str(failure), transient=True)
+
+
+_HypervisorFailure = TypeVar("_HypervisorFailure", bound=HypervisorError)
+
+
+def _request_delivered(store: Store, op: journal.Operation, failure: _HypervisorFailure, why: str, *,
+                       transient: bool = False) -> _HypervisorFailure:
+    """The change is closed as not made, but its clean shutdown request reached the guest, which may still act
+    on it: the VM is marked as needing attention until seen halted or running again, and ``failure`` says so.
+    A ``transient`` domain also vanishes when it halts, unless it is defined again."""
+    vanishes = ", and being transient it will then vanish: define it again (virsh define)" if transient else ""
     with store.writing() as conn:
         journal.close(conn, op, journal.ROLLED_BACK, str(failure))
         attention.mark(conn, op.vm_uuid, attention.SHUTDOWN_UNCONFIRMED,
-                       f"a clean shutdown was requested and not seen through ({failure}), so it may still halt by "
-                       "itself, and being transient it will then vanish: define it again (virsh define); once it "
-                       "has halted, start it, or run the change again")
-    failure.reword(failure.sentence + "; the shutdown request was delivered, so the VM may still halt by itself, and "
-                   "being transient it will vanish when it halts unless it is defined again (virsh define). Its "
-                   "configuration was not changed, and it is marked as needing attention until it is seen halted "
-                   "or running again")
+                       f"a clean shutdown was requested and not seen through ({why}), so it may still halt by "
+                       f"itself{vanishes}; once it has halted, start it, or run the change again")
+    unless = (", and being transient it will vanish when it halts unless it is defined again (virsh define)"
+              if transient else "")
+    failure.reword(f"{failure.sentence}; the shutdown request was delivered, so the VM may still halt by itself{unless}. "
+                   "Its configuration was not changed, and it is marked as needing attention until it is seen "
+                   "halted or running again")
     return failure
 
 
