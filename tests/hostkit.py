@@ -18,6 +18,7 @@ from .hostkit_libvirt import register_libvirt
 from .hostkit_xapi import xapi_backend, xapi_dom0_backend
 from .hostkit_xe import xe_backend
 from .hostunder import HostUnderTest
+from .lifekit import World
 
 
 @contextlib.contextmanager
@@ -37,3 +38,12 @@ register_libvirt(BACKENDS)  # where libvirtd is usable (and always in CI, so its
 
 # The backends that run over a SimHost, into which faults can be injected.
 SIMULATED = sorted(name for name in BACKENDS if name in ("sim", "xe", "xapi", "xapi-dom0"))
+
+
+@contextlib.contextmanager
+def running_vm_on(backend: str, tmp_path: Path, store, vm_id: int, config, own_args: str) -> Iterator[tuple[HostUnderTest, World, str]]:
+    """``backend`` with one running VM (named VM-<vm_id>, registered with ``config``, its args ``own_args``
+    plus its segment): the host under test, the world around it, and the VM's UUID."""
+    with BACKENDS[backend](tmp_path) as under_test:
+        world = World(store, under_test.sim)
+        yield under_test, world, world.add(vm_id, "running", config, own_args, name=f"VM-{vm_id}")

@@ -13,8 +13,8 @@ from vgpu.errors import Conflict
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
-from .hostkit import BACKENDS, SIMULATED
-from .lifekit import World, config
+from .hostkit import SIMULATED, running_vm_on
+from .lifekit import config
 
 OLD = config("A", 1, 3)
 NEW = config("B", 1, 3)
@@ -24,9 +24,7 @@ POLICY = StopPolicy(clean_timeout=5, tick=0.05)
 
 @pytest.fixture(params=SIMULATED)
 def backend(request, tmp_path, store):
-    with BACKENDS[request.param](tmp_path) as under_test:
-        world = World(store, under_test.sim)
-        uuid = world.add(3, "running", OLD, OWN_ARGS, name="VM-3")
+    with running_vm_on(request.param, tmp_path, store, 3, OLD, OWN_ARGS) as (under_test, world, uuid):
         world.sim.set_latency("clean_shutdown", 0.3)
         yield under_test, world, uuid
 

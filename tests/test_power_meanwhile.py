@@ -13,8 +13,8 @@ from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
-from .hostkit import BACKENDS, SIMULATED
-from .lifekit import World, config
+from .hostkit import SIMULATED, running_vm_on
+from .lifekit import config
 
 OLD = config("A", 1, 6)
 NEW = config("B", 1, 6)
@@ -25,10 +25,8 @@ MOMENTS = ["while-confirming", "as-the-shutdown-is-asked"]
 
 @pytest.fixture(params=SIMULATED)
 def backend(request, tmp_path, store):
-    with BACKENDS[request.param](tmp_path) as under_test:
-        world = World(store, under_test.sim)
-        uuid = world.add(6, "running", OLD, OWN_ARGS, name="VM-6")
-        yield under_test, world, uuid
+    with running_vm_on(request.param, tmp_path, store, 6, OLD, OWN_ARGS) as found:
+        yield found
 
 
 def change_with(under_test, world, uuid, moment, act):

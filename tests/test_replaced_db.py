@@ -153,20 +153,29 @@ def test_a_file_gone_during_the_shutdown_wait_starts_the_vm_again_and_says_no_da
     assert spec.sim.get_device_model_args(vm1) == old_segment
 
 
+def then(monkeypatch, name: str, act) -> None:
+    """lifecycle.``name`` does its work, then ``act()`` runs (the admin's hand on the file, at that step)."""
+    real = getattr(lifecycle, name)
+
+    def step_then_act(*args, **kwargs):
+        done = real(*args, **kwargs)
+        act()
+        return done
+
+    monkeypatch.setattr(lifecycle, name, step_then_act)
+
+
 def test_a_file_replaced_once_the_change_was_written_to_it_says_what_the_vm_runs(spec, monkeypatch):
     vm1 = spec.uuid("VM-1")
     backup_named(spec.db, spec.folder / "backup.db", "Restored")
     store = Store(spec.db)
     old_segment = spec.sim.get_device_model_args(vm1)
-    real_update = lifecycle.update_device_model_args
 
-    def update_then_swap(*args, **kwargs):
-        written = real_update(*args, **kwargs)
+    def swap():
         if (spec.folder / "backup.db").exists():  # the new args are written; the journal's next step is refused
             os.replace(spec.folder / "backup.db", spec.db)
-        return written
 
-    monkeypatch.setattr(lifecycle, "update_device_model_args", update_then_swap)
+    then(monkeypatch, "update_device_model_args", swap)
     with pytest.raises(StoreError) as caught:
         lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True)
     store.close()
@@ -182,14 +191,7 @@ def test_a_file_replaced_once_the_change_was_written_to_it_says_what_the_vm_runs
 
 def test_the_command_line_says_a_file_deleted_during_a_change_in_its_own_words(spec, monkeypatch):
     vm1 = spec.uuid("VM-1")
-    real_stop = lifecycle.stop_vm
-
-    def stop_then_delete(*args, **kwargs):
-        stopped = real_stop(*args, **kwargs)
-        os.unlink(spec.db)
-        return stopped
-
-    monkeypatch.setattr(lifecycle, "stop_vm", stop_then_delete)
+    then(monkeypatch, "stop_vm", lambda: os.unlink(spec.db))
     outcome = spec.cli("set-priority", "--vm-uuid", vm1, "--priority", "low", stdin="yes\n")
     assert outcome.code == 1 and "Traceback" not in outcome.err
     last = outcome.err_lines[-1]
@@ -199,14 +201,7 @@ def test_the_command_line_says_a_file_deleted_during_a_change_in_its_own_words(s
 
 
 def test_the_command_line_words_a_file_deleted_under_a_command_for_a_command(spec, monkeypatch):
-    real_find = lifecycle.find_host_vm
-
-    def find_then_delete(*args, **kwargs):
-        found = real_find(*args, **kwargs)
-        os.unlink(spec.db)
-        return found
-
-    monkeypatch.setattr(lifecycle, "find_host_vm", find_then_delete)
+    then(monkeypatch, "find_host_vm", lambda: os.unlink(spec.db))
     outcome = spec.cli("register-vm", "--vm-uuid", spec.uuid("VM-21"))
     assert outcome.code == 1
     last = outcome.err_lines[-1]
@@ -255,14 +250,7 @@ def test_each_transaction_looks_at_the_file_once(spec, monkeypatch):
 def test_a_file_deleted_once_the_vm_started_with_its_change_says_it_runs_the_change(spec, monkeypatch):
     vm1 = spec.uuid("VM-1")
     store = Store(spec.db)
-    real_start = lifecycle.start_vm
-
-    def start_then_delete(*args, **kwargs):
-        started = real_start(*args, **kwargs)
-        os.unlink(spec.db)  # the change is in place; closing it is refused
-        return started
-
-    monkeypatch.setattr(lifecycle, "start_vm", start_then_delete)
+    then(monkeypatch, "start_vm", lambda: os.unlink(spec.db))  # the change is in place; closing it is refused
     with pytest.raises(StoreError) as caught:
         lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True)
     store.close()

@@ -16,7 +16,7 @@ from vgpu import audit, devargs, journal, lifecycle
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
-from .hostkit import BACKENDS, SIMULATED
+from .hostkit import SIMULATED, running_vm_on
 from .lifekit import Blind, World, config
 
 OLD = config("A", 1, 4)
@@ -28,10 +28,8 @@ TELLS_BOOTED = {"sim", "xe", "xapi-dom0"}  # a remote XenAPI connection cannot s
 
 @pytest.fixture(params=SIMULATED)
 def backend(request, tmp_path, store):
-    with BACKENDS[request.param](tmp_path) as under_test:
-        world = World(store, under_test.sim)
-        uuid = world.add(4, "running", OLD, OWN_ARGS, name="VM-4")
-        yield under_test, world, uuid
+    with running_vm_on(request.param, tmp_path, store, 4, OLD, OWN_ARGS) as found:
+        yield found
 
 
 def someone_starts_it_at(monkeypatch, step: str, start) -> None:

@@ -14,7 +14,7 @@ from vgpu.hypervisor import codes
 from vgpu.lifecycle import ShutdownNotConfirmed, StopPolicy
 from vgpu.models import PowerState
 
-from .hostkit import BACKENDS, SIMULATED
+from .hostkit import SIMULATED, running_vm_on
 from .lifekit import Raising, World, config
 
 OLD = config("A", 1, 3)
@@ -46,10 +46,8 @@ FAILURES = {
 
 @pytest.fixture(params=SIMULATED)
 def backend(request, tmp_path, store):
-    with BACKENDS[request.param](tmp_path) as under_test:
-        world = World(store, under_test.sim)
-        uuid = world.add(3, "running", OLD, OWN_ARGS, name="VM-3")
-        yield under_test, world, uuid
+    with running_vm_on(request.param, tmp_path, store, 3, OLD, OWN_ARGS) as found:
+        yield found
 
 
 def stops(world, uuid) -> list[dict]:

@@ -285,35 +285,25 @@ def failing_after(monkeypatch, fail_all, name: str) -> None:
     monkeypatch.setattr(lifecycle, name, then_fail)
 
 
-def test_a_database_full_once_the_vm_started_says_the_change_is_in_place_and_recover_closes_it(world, monkeypatch, connections):
-    uuid = world.add(1, "running", config("A", 1, 1))
+@pytest.mark.parametrize("power, step, state", [
+    ("running", "start_vm", "the VM is running with its new configuration"),
+    ("halted", "update_device_model_args", "the VM is halted and starts with its new configuration"),
+])
+def test_a_database_full_at_a_changes_last_step_says_the_change_is_in_place_and_recover_closes_it(
+        world, monkeypatch, connections, power, step, state):
+    uuid = world.add(1, power, config("A", 1, 1))
     store = Store(world.store.path)
-    failing_after(monkeypatch, connections, "start_vm")
+    failing_after(monkeypatch, connections, step)
     with pytest.raises(StoreError) as caught:
         lifecycle.reconfigure_vm(store, world.sim, uuid, pool="B", confirm=lambda plan: True)
     text = str(caught.value)
     assert text.startswith(f"could not write to database {world.store.path}: the disk is full")
-    assert f"the change to VM {uuid} is in place: the VM is running with its new configuration" in text
+    assert f"the change to VM {uuid} is in place: {state}" in text
     assert "run 'vgpu-admin recover' once the database can be written" in text
-    assert world.power(uuid) is PowerState.RUNNING and world.segment(uuid) == config("B", 1, 1)
+    assert world.power(uuid) is PowerState(power) and world.segment(uuid) == config("B", 1, 1)
     store.close()
     assert [done.action for done in recovery.recover(world.store, world.sim)] == [recovery.FINISHED]
-    assert journal.unfinished(world.store) == [] and world.power(uuid) is PowerState.RUNNING
-
-
-def test_a_database_full_once_a_halted_vms_args_are_written_says_the_change_is_in_place(world, monkeypatch, connections):
-    uuid = world.add(1, "halted", config("A", 1, 1))
-    store = Store(world.store.path)
-    failing_after(monkeypatch, connections, "update_device_model_args")
-    with pytest.raises(StoreError) as caught:
-        lifecycle.reconfigure_vm(store, world.sim, uuid, pool="B", confirm=lambda plan: True)
-    text = str(caught.value)
-    assert text.startswith(f"could not write to database {world.store.path}: the disk is full")
-    assert f"the change to VM {uuid} is in place: the VM is halted and starts with its new configuration" in text
-    assert "run 'vgpu-admin recover' once the database can be written" in text
-    assert world.power(uuid) is PowerState.HALTED and world.segment(uuid) == config("B", 1, 1)
-    store.close()
-    assert [done.action for done in recovery.recover(world.store, world.sim)] == [recovery.FINISHED]
+    assert journal.unfinished(world.store) == [] and world.power(uuid) is PowerState(power)
 
 
 # --- recover after a session that rolled back what the database could not record ----------------------------
