@@ -126,6 +126,7 @@ ONE_HOST_TWO_SPELLINGS = [
     ("xapi://root@pool1-master", "xapis://root@pool1-master"),  # the one XAPI, over http and https
     ("xapi://pool1-master", "xapis://root@POOL1-master:443/"),
     ("xapis://root@pool1-master:443", "xapi://root@pool1-master:80"),
+    ("xapi://root@pool1-master", "xapi://admin@pool1-master"),  # one XAPI, whichever user logs in to it
     ("qemu:///system", "qemu+unix:///system"),  # the one local libvirtd, its default transport named
     ("qemu+unix:///system?socket=/run/l.sock", "qemu:///system?socket=/run/l.sock"),
 ]
@@ -139,6 +140,7 @@ DIFFERENT_HOSTS = [
     ("xapi+unix:", "xapi+unix:/run/pool2/xapi"),
     ("xe:", "xe:/usr/local/bin/xe-pool2"),
     ("qemu+ssh://root@kvm3/system", "qemu+ssh://root@kvm4/system"),
+    ("qemu+ssh://alice@kvm3/session", "qemu+ssh://bob@kvm3/session"),  # each user's own session daemon
     ("test:///default", "test:///default/"),  # libvirt reads a trailing '/' as another path
     ("qemu:///system", "qemu:///session"),
     ("qemu+unix:///system", "qemu+unix:///session"),

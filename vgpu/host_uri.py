@@ -51,8 +51,9 @@ def check_uri(uri: str) -> str:
 def host_key(uri: str) -> str:
     """``uri`` (already checked) spelled one way per host it reaches, as that host's own reader takes it, so that
     two labels for one host can be refused: a simulated host by the real path of its file; a XenAPI one by its
-    user, lower-case host and port (defaults filled in; options and a trailing '/' change no host), whatever
-    its scheme: xapi:// and xapis:// reach the one XAPI of a host, on its ports 80 and 443; a libvirt one with
+    lower-case host and port (defaults filled in; options and a trailing '/' change no host), whatever its
+    scheme and user: xapi:// and xapis:// reach the one XAPI of a host, on its ports 80 and 443, and every
+    user logs in to that one XAPI, which lists the same VMs (unlike libvirt's per-user sessions); a libvirt one with
     its scheme and host in lower case and its path as given (libvirt reads qemu:///system/ as another path),
     its default transport to the local daemon (unix) left out; xe: by the xe it runs. Called only with
     several hosts: the one-shot start-up stays light."""
@@ -68,7 +69,7 @@ def host_key(uri: str) -> str:
             return f"xapi+unix:{target.socket_path}"
         port = target.port or (443 if target.scheme == "https" else 80)
         # XAPI serves http on 80 and https on 443 alike; any other port may be a tunnel to another host
-        return f"xapi://{target.user}@{target.host.lower()}:{'80+443' if port in (80, 443) else port}"
+        return f"xapi://{target.host.lower()}:{'80+443' if port in (80, 443) else port}"
     if uri.startswith("xe:"):
         return f"xe:{uri[len('xe:'):] or 'xe'}"
     return _libvirt_key(uri)
