@@ -14,7 +14,7 @@ import types
 
 import pytest
 
-from vgpu import bulk, bulk_register, journal, lifecycle, recovery, scan, workers
+from vgpu import audit, bulk, bulk_register, journal, lifecycle, recovery, scan, vms, workers
 from vgpu.errors import BulkInterrupted, InvalidValue, VgpuError
 from vgpu.models import PowerState
 from vgpu.sessions import Verdict
@@ -292,6 +292,80 @@ def test_ctrl_c_while_writing_segments_hands_back_the_registered_vms_and_those_s
     assert world.agrees(unregistered[0]) and not any(world.agrees(u) for u in unregistered[1:4])
     written, failures = bulk_register.write_segments(world.store, world.sim, partial.not_started)
     assert len(written) == 3 and failures == [] and all(world.agrees(u) for u in unregistered[:4])
+
+
+def _interrupt_after(monkeypatch, module, name):
+    """``module.name`` does its work, then the caller gets a Ctrl-C: one landing just after it returned."""
+    real = getattr(module, name)
+
+    def then_ctrl_c(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, name, then_ctrl_c)
+
+
+def _interrupt_of(call) -> KeyboardInterrupt:
+    """The interrupt ``call()`` raised, whichever: a plain one escaping is a failure of the test, not of the run."""
+    try:
+        call()
+    except KeyboardInterrupt as caught:
+        return caught
+    pytest.fail("the call was not interrupted")
+
+
+def _registered(world, uuids):
+    with world.store.reading() as conn:
+        return sorted(vms.select_registered(conn, list(uuids)))
+
+
+def test_ctrl_c_just_after_the_registering_transaction_hands_back_every_vm_registered_with_none_written(
+        world, unregistered, monkeypatch):
+    # The transaction has committed, the batch writing the segments has not begun: every VM is registered
+    # without its segment, which the partial result and its sentence must say (not a bare KeyboardInterrupt).
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:3]])
+    _interrupt_after(monkeypatch, vms, "db_register_many")
+    caught = _interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
+    monkeypatch.undo()
+    assert isinstance(caught, BulkInterrupted), "a bare KeyboardInterrupt, with nothing of what was registered"
+    partial = caught.partial
+    assert [(vm.vm_uuid, vm.vm_name, vm.config) for vm in partial.registered] == [
+        (vm.vm_uuid, vm.vm_name, vm.config) for vm in plan.vms]  # as the database has them, timestamps too
+    assert [vm.vm_uuid for vm in partial.registered] == unregistered[:3] and all(vm.created_at for vm in partial.registered)
+    assert partial.not_started == tuple(unregistered[:3]) and partial.segments == () and partial.interrupted == ()
+    assert str(caught) == (
+        "Interrupted: 0 done, 0 failed, 3 not started (registered, their segments not written yet: "
+        "write_segments(store, host, partial.not_started) writes them); the exception's .partial holds the result so far")
+    assert not any(world.agrees(u) for u in unregistered[:3]) and world.open_ops() == []
+    written, failures = bulk_register.write_segments(world.store, world.sim, partial.not_started)
+    assert len(written) == 3 and failures == [] and all(world.agrees(u) for u in unregistered[:3])
+
+
+def test_ctrl_c_after_the_registering_before_the_batch_begins_hands_back_the_vms_still_to_write(
+        world, unregistered, monkeypatch):
+    # Landing in the batch's setting up (its progress bar made, no VM begun), after the commit.
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:2]])
+    _interrupt_after(monkeypatch, workers, "reporter")
+    caught = _interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
+    monkeypatch.undo()
+    assert isinstance(caught, BulkInterrupted), "a bare KeyboardInterrupt, with nothing of what was registered"
+    partial = caught.partial
+    assert [vm.vm_uuid for vm in partial.registered] == unregistered[:2]
+    assert partial.not_started == tuple(unregistered[:2]) and partial.segments == ()
+    assert _registered(world, unregistered[:2]) == sorted(unregistered[:2]) and world.open_ops() == []
+
+
+def test_ctrl_c_inside_the_registering_transaction_registers_nothing_and_stays_a_plain_interrupt(
+        world, unregistered, monkeypatch):
+    # Before the commit: the transaction is rolled back, nothing is registered, so there is no partial result.
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:3]])
+    _interrupt_after(monkeypatch, audit, "record_registrations_since")
+    caught = _interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
+    monkeypatch.undo()
+    assert type(caught) is KeyboardInterrupt and caught.__notes__ == [
+        "Interrupted before the registration was committed: nothing was registered or written."]
+    assert _registered(world, unregistered[:3]) == [] and world.open_ops() == []
+    assert bulk_register.register_planned(world.store, world.sim, plan).ok  # the same plan, as if never begun
 
 
 def test_an_interrupted_write_of_segments_alone_lists_every_vm_with_its_outcome(world, four):

@@ -17,7 +17,7 @@ import vgpu
 from shell.parsing import take_globals
 from vgpu import audit, bulk, bulk_register, config, demo, lifecycle, opening, pools, recovery, scan, vms, workers
 from vgpu.connection import Connection, connect, resolve_settings
-from vgpu.errors import ConfigError, InvalidRows, InvalidValue, StoreError, VgpuError
+from vgpu.errors import BulkInterrupted, ConfigError, InvalidRows, InvalidValue, StoreError, VgpuError
 from vgpu.hypervisor.sim import SimHost
 from vgpu.power import StopPolicy
 from vgpu.store import Store
@@ -419,6 +419,30 @@ def test_register_many_plans_again_when_its_plan_goes_stale_before_it_registers(
     assert len(planned) == 2 and planned[0].vms[0].vm_id == conn.get_vm(VM_21).vm_id
     assert result.ok and [vm.vm_uuid for vm in result.registered] == [VM_22, VM_23]
     assert len({vm.vm_id for vm in conn.list_vms()}) == 23
+
+
+def test_register_many_interrupted_just_after_registering_hands_back_the_vms_whose_segments_are_to_write(conn, monkeypatch):
+    real = vms.db_register_many
+
+    def register_then_ctrl_c(*args, **kwargs):  # a Ctrl-C landing as the transaction has committed
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vms, "db_register_many", register_then_ctrl_c)
+    try:
+        conn.register_many([{"uuid": VM_21}, {"uuid": VM_22}, {"uuid": VM_23}])
+    except KeyboardInterrupt as interrupt:  # caught whatever it is: a bare one would stop the test run
+        caught = interrupt
+    else:
+        pytest.fail("register_many was not interrupted")
+    monkeypatch.undo()
+    assert isinstance(caught, BulkInterrupted), "a bare KeyboardInterrupt, with nothing of what was registered"
+    partial = caught.partial
+    assert [vm.vm_uuid for vm in partial.registered] == [VM_21, VM_22, VM_23]
+    assert partial.not_started == (VM_21, VM_22, VM_23) and "write_segments(store, host, partial.not_started)" in str(caught)
+    assert sorted(entry.vm.vm_uuid for entry in conn.status().drift) == sorted([VM_21, VM_22, VM_23])
+    conn.write_segments(partial.not_started)
+    assert conn.status().drift == []
 
 
 def test_register_many_in_several_threads_beside_register_vm_registers_every_vm(tmp_path):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from vgpu import audit, bulk, bulk_register, convert, pools, recovery, scan, tables, vms
-from vgpu.errors import BulkInterrupted, InvalidRows, InvalidValue, NotRows
+from vgpu.errors import BulkInterrupted, InvalidRows, InvalidValue, NotRows, StoreError
 
 from .lifekit import World, config, vm_uuid
 
@@ -163,6 +163,61 @@ def test_an_interrupted_registration_is_finished_by_running_it_again(world):
     assert again.to_write == (vm_uuid(11), vm_uuid(12))
     assert bulk_register.register_planned(world.store, world.sim, again).ok
     assert all(world.agrees(row["uuid"]) for row in NEW)
+
+
+def test_an_interrupt_just_after_registering_hands_back_the_new_the_skipped_and_the_segments_to_write(world, monkeypatch):
+    _cut_short(world, NEW[:1])  # VM 10 registered without its segment: to write
+    plan = bulk_register.plan_registrations(world.store, world.sim, NEW, on_existing="skip")
+    assert plan.to_write == (vm_uuid(10),) and [vm.vm_uuid for vm in plan.vms] == [vm_uuid(11), vm_uuid(12)]
+    # another session registers VM 12 as its row asks, with the vm_id the plan chose for it: skipped
+    vms.db_register_many(world.store, [{**NEW[2], "vm_id": plan.vms[1].vm_id}])
+    real = vms.db_register_many
+
+    def register_then_ctrl_c(*args, **kwargs):  # the Ctrl-C lands once a pass has committed
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vms, "db_register_many", register_then_ctrl_c)
+    try:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    except KeyboardInterrupt as interrupt:  # caught whatever it is: a bare one would stop the test run
+        caught = interrupt
+    else:
+        pytest.fail("register_planned was not interrupted")
+    monkeypatch.undo()
+    assert isinstance(caught, BulkInterrupted)
+    partial = caught.partial
+    assert [vm.vm_uuid for vm in partial.registered] == [vm_uuid(11)] and [vm.vm_uuid for vm in partial.skipped] == [vm_uuid(12)]
+    assert [vm.vm_uuid for vm in partial.rewritten] == [vm_uuid(10)] and partial.not_started == (vm_uuid(11), vm_uuid(10))
+    assert "2 not started (registered, their segments not written yet" in str(caught)
+    again = bulk_register.plan_registrations(world.store, world.sim, NEW, on_existing="skip")
+    assert again.vms == () and again.to_write == (vm_uuid(10), vm_uuid(11), vm_uuid(12))
+    assert bulk_register.register_planned(world.store, world.sim, again).ok and all(world.agrees(row["uuid"]) for row in NEW)
+
+
+def test_an_interrupt_whose_registration_cannot_be_read_back_stays_an_interrupt_and_says_how_to_finish(world, monkeypatch):
+    plan = bulk_register.plan_registrations(world.store, world.sim, NEW)
+    real = vms.db_register_many
+
+    def register_then_ctrl_c(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    def unreadable(conn, uuids):
+        raise StoreError(world.store.path, "database is locked")
+
+    monkeypatch.setattr(vms, "db_register_many", register_then_ctrl_c)
+    monkeypatch.setattr(vms, "select_registered", unreadable)
+    try:
+        bulk_register.register_planned(world.store, world.sim, plan)
+    except KeyboardInterrupt as interrupt:
+        caught = interrupt
+    else:
+        pytest.fail("register_planned was not interrupted")
+    monkeypatch.undo()
+    assert type(caught) is KeyboardInterrupt  # never an error in its place
+    (note,) = caught.__notes__
+    assert "could not be read (database is locked)" in note and "on_existing='skip'" in note
 
 
 def test_with_error_a_vm_registered_without_its_segment_stays_a_problem(world):

@@ -245,7 +245,9 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     unchanged or with a segment to write) unregistered since; a vm_id a row gave, taken since, an InvalidRows
     naming that row. With ``on_existing="skip"``, a VM registered since as its row asks is skipped (``skipped``).
     Segments are written ``concurrency`` at a time (see :func:`write_segments`; an interrupt raises BulkInterrupted with the
-    partial RegistrationResult)."""
+    partial RegistrationResult, also when it lands after the registering and before the writing: every VM
+    registered, none written; one before the registering committed is a plain KeyboardInterrupt, nothing
+    registered)."""
     values.check_kind("register_planned", "plan", plan, RegistrationPlan,
                       "a bulk plan is applied by apply_many()" if type(plan).__name__ == "BulkPlan" else "")
     workers.check_concurrency(concurrency)
@@ -255,16 +257,55 @@ def register_planned(store: Store, host: Hypervisor, plan: RegistrationPlan, *, 
     rewritten = tuple(vm for vm in plan.existing if vm.vm_uuid in to_write)
     if not plan.vms and not rewritten:
         return RegistrationResult((), (), ())
-    registered, skipped = _register(store, plan) if plan.vms else ([], ())
-    uuids = [vm.vm_uuid for vm in (*registered, *rewritten)]
+    begun: list[bool] = []  # the writing batch has begun: it hands back every interrupt from then on
     try:
-        written, failures = write_segments(store, host, uuids, progress=progress, concurrency=concurrency)
+        registered, skipped = _register(store, plan) if plan.vms else ([], ())
+        uuids = [vm.vm_uuid for vm in (*registered, *rewritten)]
+        written, failures = _write_segments(store, host, uuids, progress, concurrency, began=lambda: begun.append(True))
     except BulkInterrupted as interrupted:
         # write_segments' partial result is a RegistrationResult
         interrupted.partial = attrs.evolve(cast(RegistrationResult, interrupted.partial), registered=tuple(registered),
                                            rewritten=rewritten, skipped=skipped)
         raise
+    except KeyboardInterrupt as interrupt:
+        if begun:
+            raise
+        raise _interrupted_before_writing(store, plan, rewritten, interrupt) from interrupt
     return RegistrationResult(tuple(registered), tuple(written), tuple(failures), rewritten=rewritten, skipped=skipped)
+
+
+def _interrupted_before_writing(store: Store, plan: RegistrationPlan, rewritten: tuple[VM, ...],
+                                interrupt: KeyboardInterrupt) -> KeyboardInterrupt:
+    """What an interrupt landing between the registering transaction and the writing batch leaves: landing
+    inside the transaction's commit, it cannot tell whether the commit happened, so the database says. The
+    plan's VMs registered as planned, the transaction's (the VMs of its last pass), are handed back with
+    every segment still to write, in a BulkInterrupted; none registered, nothing was done: the interrupt as
+    it came, with a note saying so."""
+    try:
+        with store.reading() as conn:
+            now = vms.select_registered(conn, [vm.vm_uuid for vm in plan.vms])
+    except VgpuError as unreadable:
+        interrupt.add_note(f"Interrupted while registering; whether the VMs were registered could not be read "
+                           f"({unreadable}): 'vgpu-admin status' shows them, and the same rows again with "
+                           f"on_existing='skip' write any segment missing.")
+        return interrupt
+    chosen = set(plan.chosen_vm_ids)
+    registered = tuple(now[vm.vm_uuid] for vm in plan.vms if _as_planned(vm, now.get(vm.vm_uuid)))
+    if not registered:
+        interrupt.add_note("Interrupted before the registration was committed: nothing was registered or written.")
+        return interrupt
+    # The others registered as their rows ask were skipped by a pass before (on_existing="skip")
+    skipped = tuple(current for vm in plan.vms if (current := now.get(vm.vm_uuid)) is not None
+                    and not _as_planned(vm, current) and plan.on_existing == "skip"
+                    and _as_asked(vm, current, vm.vm_uuid in chosen))
+    not_started = tuple(vm.vm_uuid for vm in (*registered, *rewritten))
+    partial = RegistrationResult(registered, (), (), not_started=not_started, rewritten=rewritten, skipped=skipped)
+    return BulkInterrupted(partial, workers.interrupted_sentence(0, 0, 0, len(not_started), _STILL_TO_WRITE))
+
+
+def _as_planned(planned: VM, current: VM | None) -> bool:
+    """Registered with what the plan gives it, as register_planned's transaction registers it."""
+    return current is not None and (current.vm_name, current.config) == (planned.vm_name, planned.config)
 
 
 def _refuse_if_unregistered_since(store: Store, plan: RegistrationPlan) -> None:
@@ -374,22 +415,29 @@ def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, p
     if isinstance(vm_uuids, str):  # one UUID would be written as its 36 characters
         raise InvalidValue("vm_uuids", vm_uuids, "a list of VM UUIDs",
                            sentence=f"write_segments() takes a list of VM UUIDs, not one UUID: write_segments([{vm_uuids!r}])")
-    uuids = [_canonical(uuid) for uuid in vm_uuids]
+    return _write_segments(store, host, [_canonical(uuid) for uuid in vm_uuids], progress, concurrency)
+
+
+_STILL_TO_WRITE = " (registered, their segments not written yet: write_segments(store, host, partial.not_started) writes them)"
+
+
+def _write_segments(store: Store, host: Hypervisor, uuids: list[str], progress: ProgressOption, concurrency: int, *,
+                    began: Callable[[], object] | None = None) -> tuple[list[RepairResult], list[BulkFailure]]:
+    """write_segments of these UUIDs (the database's spelling); ``began`` as for :func:`vgpu.workers.run`."""
 
     def write(worker_store: Store, worker_host: Hypervisor, index: int, report: ProgressCallback) -> RepairResult:
         report(Progress(uuids[index], "writing-segment", f"Writing the vgpu segment of VM {uuids[index]}"))
         return lifecycle.repair_vm(worker_store, worker_host, uuids[index])
 
-    outcome = workers.run(store, host, uuids, write, concurrency=concurrency, progress=progress, description="Writing segments")
+    outcome = workers.run(store, host, uuids, write, concurrency=concurrency, progress=progress, description="Writing segments",
+                          began=began)
     written = [outcome.results[index] for index in sorted(outcome.results)]
     failures = [BulkFailure(uuids[index], error) for index, error in sorted(outcome.failures.items())]
     if outcome.interrupted:
         cut, not_started = tuple(uuids[i] for i in outcome.cut), tuple(uuids[i] for i in outcome.not_started)
         partial = RegistrationResult(_registered_among(store, uuids), tuple(written), tuple(failures), cut, not_started)
         raise BulkInterrupted(partial, workers.interrupted_sentence(
-            len(written), len(failures), len(cut), len(not_started),
-            " (registered, their segments not written yet: write_segments(store, host, partial.not_started) writes them)",
-            under_way=len(outcome.under_way),
+            len(written), len(failures), len(cut), len(not_started), _STILL_TO_WRITE, under_way=len(outcome.under_way),
         )) from outcome.interrupt
     return written, failures
 

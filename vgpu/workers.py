@@ -159,11 +159,16 @@ def run(
     description: str,
     groups: Sequence[str] | None = None,
     per_group: int | None = None,
+    began: Callable[[], object] | None = None,
 ) -> Outcome[R]:
     """Call ``work(store, host, index, progress)`` for each VM of ``vm_uuids`` (its index in them), with the
     worker's own connections, at most ``concurrency`` at a time and, with ``groups`` (each VM's group: its
     host's label in a fleet), at most ``per_group`` of one group. An exception of ``work`` is that VM's
-    failure; any BaseException (an interrupt) stops the batch."""
+    failure; any BaseException (an interrupt) stops the batch.
+
+    ``began`` is called as the batch begins, before any VM; an interrupt while the batch runs is in the
+    Outcome. A caller that changed something before the batch (register_planned) so tells an interrupt that
+    reached it before the batch began (none of the batch done) from one after."""
     concurrency = check_concurrency(concurrency)
     if per_group is not None:
         per_group = check_concurrency(per_group, "per_host")
@@ -211,6 +216,8 @@ def run(
     waited = False
     try:
         try:
+            if began is not None:
+                began()
             begin_more()
             while running:  # in short waits: see _Batch.wait_until_idle
                 done, _ = concurrent.futures.wait(running, timeout=SIGNAL_CHECK_SECONDS,
