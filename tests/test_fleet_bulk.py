@@ -339,3 +339,61 @@ def test_register_many_planning_again_still_asks_a_host_that_is_down_once(fleet_
         result = conn.register_many([{"uuid": uuid} for uuid in new])
     assert len(plans) == 2 and result.ok and [vm.vm_uuid for vm in result.registered] == new
     assert len(down.attempts) == 1, down.attempts
+
+
+def test_a_host_that_goes_down_during_a_bulk_call_is_not_asked_for_the_vms_not_begun_yet(fleet_of_two, monkeypatch):
+    # gpu2 is switched off while its first VM's change is part way (stopped, its args being written): that VM
+    # gets its honest outcome (its rollback cannot reach gpu2 either: left to recover); gpu2's other VMs,
+    # not begun yet, are spared: not journalled, gpu2 not asked about them, and each says why.
+    store, sims, placed = fleet_of_two
+    on_gpu2 = [uuid for uuid, label in placed.items() if label == "gpu2"]
+    first = on_gpu2[0]
+
+    class GoesDown(SimHost):
+        def set_device_model_args(self, vm_uuid, value):
+            if vm_uuid == first:
+                self.set_fault("unreachable", "on")
+            super().set_device_model_args(vm_uuid, value)
+
+        def reopen(self):
+            return GoesDown(self.path)
+
+    refused = []
+    reachable = SimHost._check_reachable
+
+    def counted(faults):
+        if faults.get("unreachable"):
+            refused.append(threading.current_thread().name)
+        reachable(faults)
+
+    fleet = Fleet({"gpu1": sims["gpu1"], "gpu2": GoesDown(sims["gpu2"].path)})
+    plan = bulk.plan_many(store, fleet, [{"vm_uuid": uuid, "priority": "high"} for uuid in placed])
+    monkeypatch.setattr(SimHost, "_check_reachable", staticmethod(counted))
+    result = bulk.apply_many(store, fleet, plan, concurrency=4, per_host=1)
+    assert len(result.results) == 4 and all(done.vm.vm_uuid not in on_gpu2 for done in result.results)
+    failed = {failure.vm_uuid: failure.message for failure in result.failures}
+    assert list(failed) == on_gpu2
+    assert "rolling back also failed" in failed[first] and "vgpu-admin recover" in failed[first]
+    for uuid in on_gpu2[1:]:
+        assert failed[uuid].startswith("host gpu2: cannot reach the host: the simulated host is switched off"), failed[uuid]
+        assert f"VM {uuid} was not begun" in failed[uuid] and "recover" not in failed[uuid]
+        assert vms.get(store, uuid).priority == 1
+    assert [op.vm_uuid for op in journal.unfinished(store)] == [first]  # only the VM part way is left to recover
+    with store.reading() as conn:
+        begun = {row[0] for row in conn.execute("SELECT vm_uuid FROM vgpu_operations")}
+    assert begun.isdisjoint(on_gpu2[1:])  # nothing journalled for the VMs spared
+    # gpu2 refused the first VM's cycle alone (its write, its rollback's write, the look at whether it was left
+    # halted), and was not asked again in this call: 12 refusals when each VM not begun was tried as well
+    assert len(refused) == 3, refused
+
+
+def test_a_host_that_answers_with_an_error_part_way_through_a_bulk_call_still_gets_the_other_changes(fleet_of_two):
+    # Only a host that cannot be reached is spared: one that refuses one VM's write (an internal error) answered.
+    store, sims, placed = fleet_of_two
+    on_gpu2 = [uuid for uuid, label in placed.items() if label == "gpu2"]
+    fleet = Fleet(sims)
+    plan = bulk.plan_many(store, fleet, [{"vm_uuid": uuid, "priority": "high"} for uuid in on_gpu2])
+    sims["gpu2"].set_fault("set_args", "fail", on_gpu2[0])
+    result = bulk.apply_many(store, fleet, plan, per_host=1)
+    assert [failure.vm_uuid for failure in result.failures] == [on_gpu2[0]]
+    assert [done.vm.vm_uuid for done in result.results] == on_gpu2[1:]

@@ -261,6 +261,9 @@ def apply_many(
         plan = changing[index]
         if plan.vm_uuid in copies:
             raise DuplicateVM(plan.vm_uuid, copies[plan.vm_uuid])
+        unreached = as_fleet(worker_host).unreached_error(plan.host)
+        if unreached is not None:
+            raise not_begun(plan.vm_uuid, plan.host, unreached)
         return lifecycle.apply_located_plan(worker_store, worker_host, plan, progress=report, policy=policy)
 
     outcome = workers.run(
@@ -279,6 +282,15 @@ def apply_many(
             len(result.results), len(result.failures), len(result.interrupted), len(result.not_started),
             " (their plans are in .partial.not_started)", under_way=len(outcome.under_way))) from outcome.interrupt
     return result
+
+
+def not_begun(vm_uuid: str, label: str, unreached: HostUnreachable) -> HostUnreachable:
+    """The failure of a bulk row whose host stopped answering earlier in the call: its change is not begun
+    (nothing journalled, the host not asked again), where it would wait on the host, fail, and be left to
+    recover with its VM untouched."""
+    return HostUnreachable(unreached.code, f"{unreached.sentence}; VM {vm_uuid} was not begun, since {label} stopped "
+                                           f"answering during this bulk call: nothing was changed; apply it again "
+                                           f"once {label} answers", unreached.details)
 
 
 def _listed_twice_now(host: Hypervisor) -> dict[str, list[str]]:

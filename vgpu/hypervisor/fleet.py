@@ -105,7 +105,9 @@ class _DownHosts:
     """The hosts that could not be reached (HostUnreachable: a connect timeout, a refused connection) during
     the operation under way, with the error each gave, so that the operation waits on each once: locating a
     VM asks every host, then asking the host it was last seen on would wait on the same timeout again, and
-    so would each worker of a bulk call locating its VM.
+    so would each worker of a bulk call locating its VM. A host that answered earlier in the operation and
+    stops answering (switched off part way through a bulk call) is remembered as down from then on too.
+    Only unreachability counts: a host that answers with an error (an internal error, a refusal) is up.
 
     Scoped to the operation, not expired after a time: hosts are remembered only while one is open (see
     :func:`one_operation`), and forgotten when the last open one ends, so a long-lived fleet (a notebook's
@@ -144,21 +146,35 @@ class _DownHosts:
         host gave earlier in the operation. Until a host has answered once in the operation, one question to
         it goes at a time: the others (a bulk call's workers) wait for its outcome rather than each waiting
         on the same timeout."""
+        error = self.error_of(label)
+        if error is not None:
+            return error
         with self._lock:
             gate = None if not self._open or label in self._answered else self._first_contact.setdefault(label, threading.Lock())
         if gate is None:
-            return question()
+            return self._remembered(label, question())
         with gate:
             error = self.error_of(label)
             if error is not None:
                 return error
-            outcome = question()
+            return self._remembered(label, question())
+
+    def _remembered(self, label: str, outcome: Any) -> Any:
+        if isinstance(outcome, HostUnreachable):
+            self.unreached(label, outcome)
+        else:
             with self._lock:
-                if self._open and isinstance(outcome, HostUnreachable):
-                    self._errors[label] = copy.copy(outcome)  # as it was raised, before a caller names the host
-                elif self._open:
+                if self._open:
                     self._answered.add(label)
-            return outcome
+        return outcome
+
+    def unreached(self, label: str, error: HostUnreachable) -> None:
+        """Host ``label`` could not be reached (``error``, as it was raised, before a caller names the host):
+        for the rest of the operation under way, it is not asked again where a VM is."""
+        with self._lock:
+            if self._open and label not in self._errors:
+                self._errors[label] = copy.copy(error)
+                self._answered.discard(label)
 
 
 class Fleet:
@@ -356,6 +372,8 @@ class Fleet:
         try:
             return call(label, self.members[label])
         except HypervisorError as error:
+            if isinstance(error, HostUnreachable):
+                self._down.unreached(label, error)  # a bulk call begins no more of its VMs (see unreached_error)
             if not codes.vm_missing(error):
                 raise self._named(label, error) from None
             if not self.several:
@@ -411,6 +429,15 @@ class Fleet:
             error = self._prepare(label)
             if error is not None and not self.several:
                 raise error
+
+    def unreached_error(self, label: str) -> HostUnreachable | None:
+        """The error host ``label`` gave when it could not be reached earlier in the operation under way
+        (named, as the fleet names it), or None: a bulk call begins no change on a host that has stopped
+        answering, where each change would wait on it, fail and be left to recover."""
+        error = self._down.error_of(label)
+        if error is not None:
+            self._named(label, error)  # reworded in place: a copy of its own
+        return error
 
     def operation(self) -> contextlib.AbstractContextManager[None]:
         """One operation (see :func:`one_operation`): a host that cannot be reached during it is asked once."""
@@ -485,8 +512,10 @@ def one_operation(host: Hypervisor) -> Iterator[None]:
     error given again to every later question the block asks it about where a VM is (a change locates the VM
     on every host, then asks the host it was last seen on; a bulk call lists every host to plan, again to
     apply, and its workers locate each VM). Only those questions: a call to the host a VM is on (stopping it,
-    rolling a change back) always tries that host. Operations nest, and a fleet's reopened copies (a bulk
-    call's workers) share the one open. One host: nothing to remember."""
+    rolling a change back) always tries that host, and when such a call finds it unreachable, it is
+    remembered as down as well, so a bulk call begins no more changes there (:meth:`Fleet.unreached_error`).
+    Operations nest, and a fleet's reopened copies (a bulk call's workers) share the one open. One host:
+    nothing to remember."""
     if isinstance(host, Fleet):
         with host.operation():
             yield
