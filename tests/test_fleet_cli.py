@@ -488,6 +488,25 @@ def test_recover_takes_an_operation_to_the_host_it_was_made_on(world, isolated_e
     assert gpu1.power_state(B1) is PowerState.HALTED and gpu1.get_device_model_args(B1) == ""
 
 
+def test_recover_names_the_host_it_could_not_reach(world):
+    gpu2 = world.sims["gpu2"]
+    gpu2.start(B1)
+    with world.store() as store:
+        fleet = Fleet({"gpu1": world.sims["gpu1"], "gpu2": _InterruptedStart(gpu2)})
+        with pytest.raises(KeyboardInterrupt):
+            lifecycle.reconfigure_vm(store, fleet, B1, pool="A", confirm=lambda plan: True)
+    gpu2.set_fault("unreachable", "on")
+    failed = world.cli("recover")
+    assert failed.code == 1
+    assert failed.out_lines == [
+        f"reconfigure of VM {B1} (stopped at step starting): failed - host gpu2: cannot reach the host: "
+        "the simulated host is switched off (fault 'unreachable')"]
+    (shown,) = json.loads(world.cli("recover", "--format=json").out)
+    assert shown["detail"].startswith("host gpu2: cannot reach the host: ")
+    with world.store() as store:
+        assert [op.vm_uuid for op in journal.unfinished(store)] == [B1]  # left for the next recover
+
+
 # --- round trips ------------------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ from . import attention, audit, devargs, journal, lifecycle, vms
 from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
-from .hypervisor.fleet import for_operation
+from .hypervisor.fleet import for_operation, named_for
 from .models import PowerState
 from .power import DEFAULT_POLICY, ProgressCallback, StopPolicy, check_policy, guarded, one_vms_progress, silent
 from .values import parse_flag
@@ -109,11 +109,13 @@ def recover(
         if not claim.taken:
             results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, NOT_TAKEN if claim.other_host else SKIPPED, claim.why))
             continue
-        results.append(_recover_one(store, target, op, progress, policy))
+        results.append(_recover_one(store, target, op, progress, policy, run=host))
     return results
 
 
-def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback, policy: StopPolicy) -> Recovery:
+def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback, policy: StopPolicy,
+                 *, run: Hypervisor) -> Recovery:
+    """Recover ``op`` on ``host``, its member of the fleet ``run`` (which names that host in an error about it)."""
     handler = {"reconfigure": _reconfigure, "register": _register, "remove": _remove, "repair": _repair}[op.kind]
     with journal.released_on_escape(store, op):  # an interrupt: the next recover takes it again
         try:
@@ -123,7 +125,7 @@ def _recover_one(store: Store, host: Hypervisor, op: journal.Operation, progress
             return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, LATER, str(later))
         except VgpuError as error:
             journal.release(store, op)
-            return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, FAILED, str(error))
+            return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, FAILED, str(named_for(run, op.host, error)))
     done = journal.DONE if outcome.action == FINISHED else journal.ROLLED_BACK
     lifecycle.close(store, op, done, f"recovered: {outcome.detail}", power=outcome.power)
     return Recovery(op.op_id, op.vm_uuid, op.kind, op.step, outcome.action, outcome.detail, outcome.attention)

@@ -550,6 +550,13 @@ def label_for(host: Hypervisor, vm_uuid: str) -> str | None:
         return None
 
 
+def named_for(host: Hypervisor, label: str | None, error: VgpuError) -> VgpuError:
+    """``error``, met on host ``label`` of ``host`` outside the fleet's own calls (recover works on the member
+    itself: see :func:`for_operation`), named as the fleet names an error about a whole host; untouched for
+    one host."""
+    return host._named(label, error) if isinstance(host, Fleet) and label else error
+
+
 def for_operation(host: Hypervisor, label: str | None) -> tuple[Hypervisor | None, str]:
     """The host an operation journalled on host ``label`` is to be recovered on: that host of the fleet; the
     whole fleet (found by UUID) for an operation of a single host without a label; or None and why, when
