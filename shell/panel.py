@@ -40,15 +40,34 @@ TWIN_REPAIR_HINT = ("keep one copy (remove or re-create the other), then run 'vg
                     "to clear it, or register it")
 
 
-def _state_mark(entry: ScannedVM) -> str:
-    """The VM's state where the spec puts ``✓ Configured``."""
-    return state_mark(entry.state, entry.host_known, len(entry.conflict))
+UNREACHABLE, NOT_LISTED = "unreachable", "could not be listed"
 
 
-def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None) -> str:
+def _state_mark(entry: ScannedVM, down: dict[str, str] | None = None) -> str:
+    """The VM's state where the spec puts ``✓ Configured``; ``down`` (see :func:`down_words`) tells a host
+    that did not answer from one that answered with an error."""
+    answered = not entry.host_known and _down_word(entry.host, down or {}) == NOT_LISTED
+    return state_mark(entry.state, entry.host_known, len(entry.conflict), host_answered=answered)
+
+
+def down_words(report: ScanReport) -> dict[str, str]:
+    """Each host that could not be listed, as the lines about it say it: unreachable (it did not answer), or
+    could not be listed (it answered, with an error: an internal error, a refusal)."""
+    return {host.label: UNREACHABLE if host.code == "HOST_UNREACHABLE" else NOT_LISTED for host in report.unreachable}
+
+
+def _down_word(label: str, down: dict[str, str]) -> str:
+    """How host ``label``'s failure reads; a VM whose place is not known may be on any host that failed:
+    unreachable, unless every one of them answered."""
+    if label in down:
+        return down[label]
+    return NOT_LISTED if down and UNREACHABLE not in down.values() else UNREACHABLE
+
+
+def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None, down: dict[str, str] | None = None) -> str:
     vm = entry.vm
     line = (f"UUID: {vm.vm_uuid} | Name: {name_of(vm)} | Pool: {vm.pool_id} | Priority: {vm.priority.describe()} | "
-            f"VM ID: {vm.vm_id} | {_state_mark(entry)}")
+            f"VM ID: {vm.vm_id} | {_state_mark(entry, down)}")
     return line if where is None else f"{line} | Host: {where(entry)}"
 
 
@@ -61,7 +80,7 @@ def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
     """How each registered VM's host reads, or None for a scan of one host (the spec's layout)."""
     if not report.several_hosts:
         return None
-    down = {host.label for host in report.unreachable}
+    down = down_words(report)
     copies = report.copies_by_uuid()
 
     def where(entry: ScannedVM) -> str:
@@ -71,7 +90,8 @@ def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
             return member_text(entry.host_vm.host, entry.host_vm.resident_on)
         if entry.host in down:
             copy = entry.listed_elsewhere  # another host lists it: named, though not taken for the VM
-            return f"{entry.host} (unreachable; listed by {copy.host})" if copy else f"{entry.host} (unreachable)"
+            why = down[entry.host]
+            return f"{entry.host} ({why}; listed by {copy.host})" if copy else f"{entry.host} ({why})"
         return f"{entry.host} (last seen)" if entry.host else "unknown"
 
     return where
@@ -95,8 +115,9 @@ def unreachable_lines(report: ScanReport) -> list[str]:
     """Over a fleet, the hosts that could not be listed while others were (all down: the caller's own words)."""
     if report.host_error or not report.unreachable:
         return []
-    lines = [f"⚠ {host.label} {'unreachable' if host.code == 'HOST_UNREACHABLE' else 'could not be listed'}: "
-             f"{shown(host.error)}; its registered VMs are shown from the database" for host in report.unreachable]
+    down = down_words(report)
+    lines = [f"⚠ {host.label} {down[host.label]}: {shown(host.error)}; its registered VMs are shown from the database"
+             for host in report.unreachable]
     return [*lines, ""]
 
 
@@ -117,21 +138,28 @@ def _listed_elsewhere_lines(report: ScanReport) -> Iterator[str]:
     entries = report.listed_elsewhere
     if not entries:
         return
+    down = down_words(report)
     yield from ("", f"=== Listed by another host while the host it was last seen on is down: {len(entries)} ===")
     for e in entries:
         copy = e.listed_elsewhere
-        yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Last seen: {e.host} (unreachable) | Listed by: "
+        yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Last seen: {e.host} ({_down_word(e.host, down)}) | Listed by: "
                f"{member_text(copy.host, copy.resident_on)} ({host_name(copy)}, {copy.power_state.value}) | Action: wait until "
                f"{e.host} answers (changes to this VM are refused until then), or name the host you mean (--host {copy.host})")
 
 
 def _extra_sections(report: ScanReport) -> Iterator[str]:
     """Missing VMs, drift, pending restarts, boots the host cannot tell, VMs listed by another host than
-    the one that is down, and foreign segments: after the spec's sections, only when there are any."""
+    the one that is down, and foreign segments: after the spec's sections, only when there are any. Over a
+    fleet each VM's line ends with its host, as in the pools' sections."""
+    where = host_field(report)
+
+    def hosted(line: str, e: ScannedVM) -> str:
+        return line if where is None else f"{line} | Host: {where(e)}"
+
     if report.missing:
         yield from ("", f"=== Registered but missing from host: {len(report.missing)} ===")
-        yield from (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Pool: {e.vm.pool_id} | VM ID: {e.vm.vm_id} | "
-                    f"Action: Run 'vgpu-admin remove-vm --vm-uuid={e.vm.vm_uuid}' if it is gone for good"
+        yield from (hosted(f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Pool: {e.vm.pool_id} | VM ID: {e.vm.vm_id} | "
+                           f"Action: Run 'vgpu-admin remove-vm --vm-uuid={e.vm.vm_uuid}' if it is gone for good", e)
                     for e in report.missing)
     # A VM whose change is unfinished is pointed at recover (or told to wait): a repair or an apply is refused
     # while the change holds it, and the change's own undo or completion is what puts it right.
@@ -142,13 +170,13 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
             found = config_text(e.segment.config) if e.segment.config else (
                 f"unreadable ({shown(e.segment.reason)})" if e.segment.present else "no segment")
             action = _instead(unfinished.get(e.vm.vm_uuid)) or f"Run 'vgpu-admin repair-vm --vm-uuid={e.vm.vm_uuid}'"
-            yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
-                   f"Args: {found} | Action: {action}")
+            yield hosted(f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
+                         f"Args: {found} | Action: {action}", e)
     if report.pending:
         yield from ("", f"=== Running with an older configuration (pending restart): {len(report.pending)} ===")
-        yield from (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
-                    f"Running: {segment_text(e.booted)} | Action: "
-                    f"{_instead(unfinished.get(e.vm.vm_uuid)) or apply_hint(e.vm.vm_uuid) + ' (restarts the VM)'}"
+        yield from (hosted(f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Database: {config_text(e.vm.config)} | "
+                           f"Running: {segment_text(e.booted)} | Action: "
+                           f"{_instead(unfinished.get(e.vm.vm_uuid)) or apply_hint(e.vm.vm_uuid) + ' (restarts the VM)'}", e)
                     for e in report.pending)
     if report.booted_unknown:
         unknown = report.booted_unknown
@@ -219,11 +247,11 @@ def _instead(operation) -> str | None:
 
 def scan_lines(report: ScanReport) -> Iterator[str]:
     yield from unreachable_lines(report)
-    where = host_field(report)
+    where, down = host_field(report), down_words(report)
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
         yield f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ==="
-        yield from (scan_line(e, where) for e in members)
+        yield from (scan_line(e, where, down) for e in members)
         yield ""
     yield f"=== Unregistered VMs: {len(report.unregistered)} ==="
     yield from _unregistered_lines(report)

@@ -299,11 +299,7 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it (or last had it, when down)
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error:
-        lines.append(f"Host: ⚠ cannot be asked ({shown(host_error)})")
-        lines.append(f"Status: {state_mark('unknown', host_known=False)}")
-        if listed_elsewhere is not None:  # a copy, or the VM moved: nobody can tell until the host answers
-            lines.append(f"Also listed by: {listed_elsewhere.host} ({listed_elsewhere.power_state.value}) - not changed "
-                         f"until {host} answers, or name the host you mean (--host {listed_elsewhere.host})")
+        lines += _unasked_lines(host_error, host, listed_elsewhere)
     elif host_vm is None:
         lines.append("Host: ⚠ this VM is not on the host")
         lines.append(f"Status: {state_mark('missing')}")
@@ -321,6 +317,19 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     if attention is not None:
         lines.append(attention_line(attention))
     return "\n".join(lines)
+
+
+def _unasked_lines(host_error: str, host: str | None, listed_elsewhere: HostVM | None) -> list[str]:
+    """show-vm's lines for a VM whose host cannot be asked. Over a fleet the Host line names that host
+    already, so why it cannot be asked goes with the status: one Host line, as fleet.md shows it."""
+    if host:
+        lines = [f"Status: {state_mark('unknown', host_known=False)} ({shown(host_error)})"]
+    else:
+        lines = [f"Host: ⚠ cannot be asked ({shown(host_error)})", f"Status: {state_mark('unknown', host_known=False)}"]
+    if listed_elsewhere is not None:  # a copy, or the VM moved: nobody can tell until the host answers
+        lines.append(f"Also listed by: {listed_elsewhere.host} ({listed_elsewhere.power_state.value}) - not changed "
+                     f"until {host} answers, or name the host you mean (--host {listed_elsewhere.host})")
+    return lines
 
 
 def booted_status(vm: VM, booted, state: str, instead: str | None = None) -> str:
@@ -353,11 +362,14 @@ _MARKS = {
 }
 
 
-def state_mark(state: str, host_known: bool = True, hosts: int = 0) -> str:
+def state_mark(state: str, host_known: bool = True, hosts: int = 0, host_answered: bool = False) -> str:
     """A VM's state (vgpu.scan.STATES) as scan-vms and show-vm say it: "✓ Configured" only when the
-    running VM booted with its registered configuration (or, halted, will at its next boot)."""
+    running VM booted with its registered configuration (or, halted, will at its next boot). A host that
+    could not be listed either did not answer, or (``host_answered``) answered with an error."""
+    if state == "unknown" and not host_known:
+        return "? Host could not be listed" if host_answered else "? Host not reachable"
     if state == "unknown":
-        return "? Running config unknown" if host_known else "? Host not reachable"
+        return "? Running config unknown"
     if state == "conflict":
         return f"⚠ On {hosts} hosts"
     return _MARKS[state]

@@ -177,6 +177,45 @@ def test_a_host_going_down_mid_scan_is_reported_while_the_others_are_listed(worl
     assert "Total VMs Unregistered: 2 (not counting pool1, which could not be listed)" in status.out_lines
 
 
+def test_a_host_whose_listing_fails_with_an_error_is_not_called_unreachable(world):
+    # gpu2 answers, with an internal error: its VMs could not be listed, but it is not "not reachable".
+    ok_lines(world.cli("scan-vms"))  # b-one seen on gpu2
+    world.sims["gpu2"].set_fault("list", "fail")
+    outcome = world.cli("scan-vms")
+    assert outcome.code == 1 and outcome.out_lines[0].startswith("⚠ gpu2 could not be listed: the host failed "), outcome
+    assert line_of(outcome.out_lines, B1).endswith("| VM ID: 2 | ? Host could not be listed | Host: gpu2 (could not be listed)")
+    assert line_of(outcome.out_lines, A1).endswith("| ✓ Configured | Host: gpu1")
+    status = world.cli("status")
+    assert f"  b-one (UUID: {B1}) | Priority: low | VM ID: 2 | Host: gpu2 (could not be listed)" in status.out_lines
+
+
+def test_a_vm_last_seen_on_a_host_whose_listing_fails_and_listed_by_another_says_so(world):
+    ok_lines(world.cli("scan-vms"))  # b-one seen on gpu2
+    world.sims["gpu1"].add_vm(B1, "b-one", "halted", segment("B", 0, 2))
+    world.sims["gpu2"].set_fault("list", "fail")
+    lines = world.cli("scan-vms").out_lines
+    assert line_of(lines, B1).endswith("| ? Host could not be listed | Host: gpu2 (could not be listed; listed by gpu1)")
+    section = lines.index("=== Listed by another host while the host it was last seen on is down: 1 ===")
+    assert lines[section + 1].startswith(f"UUID: {B1} | Name: b-one | Last seen: gpu2 (could not be listed) | Listed by: gpu1")
+
+
+def test_every_per_vm_section_of_a_fleet_scan_ends_with_the_vms_host(world):
+    ok_lines(world.cli("scan-vms"))  # where each VM is, remembered
+    ok_lines(world.cli("register-vm", f"--vm-uuid={U2}"))  # running while registered: pending restart
+    world.sims["gpu1"].set_device_model_args(A1, segment("B", 2, 1))  # drift
+    world.sims["gpu2"].remove_vm(B1)  # missing, last seen on gpu2
+    for command in ("scan-vms", "status"):
+        lines = world.cli(command).out_lines
+
+        def section(title):
+            start = next(n for n, line in enumerate(lines) if line.startswith(f"=== {title}"))
+            return lines[start + 1]
+
+        assert section("Registered but missing from host").endswith("| Host: gpu2 (last seen)"), lines
+        assert section("Device-model args differ from the database").endswith("| Host: gpu1"), lines
+        assert section("Running with an older configuration").endswith("| Host: gpu2"), lines
+
+
 def test_json_totals_name_the_hosts_they_leave_out(world):
     assert json.loads(world.cli("status", "--format=json").out)["uncounted_hosts"] == []
     world.sims["gpu2"].set_fault("unreachable", "on")
@@ -251,8 +290,9 @@ def test_show_vm_while_the_host_a_vm_was_seen_on_is_down_shows_it_there_not_reac
     world.sims["gpu2"].set_device_model_args(TWIN, "")
     shown = world.cli("show-vm", f"--vm-uuid={TWIN}")
     assert shown.code == 0, shown
-    assert "Host: gpu1" in shown.out_lines and "Status: ? Host not reachable" in shown.out_lines, shown.out
-    assert any(line.startswith("Host: ⚠ cannot be asked (cannot reach the host: ") for line in shown.out_lines), shown.out
+    assert [line for line in shown.out_lines if line.startswith("Host:")] == ["Host: gpu1"], shown.out  # one Host line
+    assert ("Status: ? Host not reachable (cannot reach the host: the simulated host is switched off (fault 'unreachable'))"
+            in shown.out_lines), shown.out
     assert ("Also listed by: gpu2 (running) - not changed until gpu1 answers, or name the host you mean (--host gpu2)"
             in shown.out_lines), shown.out
     assert not any(line.startswith(("Power state:", "Device-model args:")) for line in shown.out_lines), shown.out
