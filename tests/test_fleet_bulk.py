@@ -397,3 +397,14 @@ def test_a_host_that_answers_with_an_error_part_way_through_a_bulk_call_still_ge
     result = bulk.apply_many(store, fleet, plan, per_host=1)
     assert [failure.vm_uuid for failure in result.failures] == [on_gpu2[0]]
     assert [done.vm.vm_uuid for done in result.results] == on_gpu2[1:]
+
+
+def test_rows_of_a_host_gone_down_between_the_plan_and_the_apply_are_not_begun(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    fleet = Fleet(sims)
+    plan = bulk.plan_many(store, fleet, [{"vm_uuid": uuid, "priority": "high"} for uuid in placed])
+    sims["gpu2"].set_fault("unreachable", "on")
+    result = bulk.apply_many(store, fleet, plan, per_host=2)
+    assert len(result.results) == 4 and len(result.failures) == 4
+    assert all("was not begun" in failure.message for failure in result.failures)
+    assert journal.unfinished(store) == []  # nothing left to recover: the apply's listing found gpu2 down

@@ -295,7 +295,8 @@ def not_begun(vm_uuid: str, label: str, unreached: HostUnreachable) -> HostUnrea
 
 def _listed_twice_now(host: Hypervisor) -> dict[str, list[str]]:
     """The UUIDs several hosts of a fleet list now (one listing per host, at once); nothing for one host. A
-    host that cannot be listed is left to each of its VMs' cycles, which say so."""
+    host that cannot be reached now is down for the rest of the call: its rows are not begun (see
+    :func:`not_begun`); one that answers with an error is left to each of its VMs' cycles, which say so."""
     fleet = as_fleet(host)
     if not fleet.several:
         return {}
