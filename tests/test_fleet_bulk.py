@@ -192,6 +192,28 @@ def test_a_registration_row_whose_vm_was_last_seen_on_a_host_that_is_down_is_ref
     assert str(plan.problems[0].error).startswith(f"VM {new} is on host gpu2, but it was last seen on host gpu1")
 
 
+
+def test_a_row_whose_uuid_was_seen_on_two_hosts_is_refused_while_one_of_them_is_down(fleet_of_two):
+    # A scan saw gpu1's VM and a copy on gpu2; with gpu2 down, changing gpu1's alone would leave the copy behind
+    # with the old configuration and the same vm_id.
+    from vgpu import bulk_register, scan
+
+    store, sims, placed = fleet_of_two
+    twin, new = uuid_of(1, 1), uuid_of(1, 9)
+    sims["gpu2"].add_vm(twin, "copy", "running", segment("A", 1, 11))
+    for sim in sims.values():
+        sim.add_vm(new, "new", "halted", "")
+    assert {c.vm_uuid for c in scan.scan(store, Fleet(sims)).conflicts} == {twin, new}
+    sims["gpu2"].set_fault("unreachable", "on")
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(store, Fleet(sims), [{"vm_uuid": twin, "pool": "B"}, {"vm_uuid": uuid_of(1, 2), "pool": "B"}])
+    (problem,) = caught.value.problems
+    assert problem.row == 1 and isinstance(problem.error, HostUnreachable)
+    assert str(problem.error).startswith(f"VM {twin} is on host gpu1, but it was last seen on host gpu2 too, which could not be asked")
+    plan = bulk_register.plan_registrations(store, Fleet(sims), [{"uuid": new}], on_existing="skip")
+    assert plan.vms == () and str(plan.problems[0].error).startswith(f"VM {new} is on host gpu1, but it was last seen on host gpu2 too")
+    assert sims["gpu1"].get_device_model_args(twin) == segment("A", 1, 11)
+
 # --- a copy that appeared since the fleet last looked ------------------------------------------------------
 
 

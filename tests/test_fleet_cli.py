@@ -347,6 +347,66 @@ def test_naming_the_host_with_the_copy_changes_it_there(twin_left_behind, isolat
     assert world.sims["gpu2"].describe_vm(TWIN).device_model_args == segment("A", 2, 77)
 
 
+# --- a UUID seen on two hosts, one of them down since -----------------------------------------------------------
+
+
+@pytest.fixture
+def twin_seen_on_both(world):
+    """TWIN registered on gpu1, a copy with the same UUID and args on gpu2, a scan that saw both (the
+    conflict), then gpu2 down: gpu1's VM is all that answers, and gpu2 may still hold the copy."""
+    world.sims["gpu1"].add_vm(TWIN, "twin", "halted", "")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={TWIN}", "--vm-id=77"))
+    world.sims["gpu2"].add_vm(TWIN, "twin", "halted", world.sims["gpu1"].get_device_model_args(TWIN))
+    scanned = world.cli("scan-vms")
+    assert line_of(scanned.out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu2"), scanned
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    return world
+
+
+def test_a_scan_while_one_of_the_hosts_a_uuid_was_seen_on_is_down_does_not_show_the_other_copy_as_the_vm(twin_seen_on_both):
+    world = twin_seen_on_both
+    scanned = world.cli("scan-vms")
+    assert scanned.code == 1, scanned
+    line = line_of(scanned.out_lines, TWIN)
+    assert line.endswith("| VM ID: 77 | ? Host not reachable | Host: gpu2 (unreachable; listed by gpu1)"), line
+    world.sims["gpu2"].set_fault("unreachable", None)
+    assert line_of(world.cli("scan-vms").out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu2")  # still both
+
+
+@pytest.mark.parametrize("words", [
+    ("set-priority", f"--vm-uuid={TWIN}", "--priority=high"),
+    ("apply-vm", f"--vm-uuid={TWIN}"),
+    ("repair-vm", f"--vm-uuid={TWIN}"),
+    ("remove-vm", f"--vm-uuid={TWIN}"),
+])
+def test_a_change_is_refused_while_another_host_the_uuid_was_seen_on_cannot_be_asked(twin_seen_on_both, words):
+    world = twin_seen_on_both
+    world.sims["gpu1"].set_device_model_args(TWIN, "-vnc :3")  # drift: repair-vm and apply-vm would have work
+    outcome = world.cli(*words, stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert f"VM {TWIN} is on host gpu1, but it was last seen on host gpu2 too, which could not be asked" in line, line
+    assert "nothing was done" in line
+    assert world.sims["gpu1"].get_device_model_args(TWIN) == "-vnc :3"
+    world.sims["gpu2"].set_fault("unreachable", None)
+    assert world.sims["gpu2"].get_device_model_args(TWIN) == segment("A", 1, 77)
+    with world.store() as store:
+        assert vms.get(store, TWIN).config.priority is Priority.MEDIUM
+        assert journal.unfinished(store) == []
+
+
+def test_once_the_copy_is_gone_from_the_host_that_was_down_the_vm_is_changed_where_it_is(twin_seen_on_both):
+    world = twin_seen_on_both
+    world.sims["gpu2"].remove_vm(TWIN)
+    world.sims["gpu2"].set_fault("unreachable", None)
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", stdin="yes\n")
+    assert outcome.code == 0, outcome
+    assert "priority=2" in world.sims["gpu1"].get_device_model_args(TWIN)
+    ok_lines(world.cli("scan-vms"))  # gpu2 answered without it: the copy is forgotten
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    assert world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=low", stdin="yes\n").code == 0
+
+
 # --- XAPI pools: migration, conflicts ------------------------------------------------------------------------
 
 

@@ -103,11 +103,11 @@ def _change_of(store: Store, values: tuple[object, ...], layout: Layout) -> vms.
 
 def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation], *,
                      quoted_labels: frozenset[str] = frozenset(), twice: Mapping[str, list[str]] | None = None,
-                     listings: Sequence[Listing] = (), places: Mapping[str, locations.Place] | None = None,
+                     listings: Sequence[Listing] = (), places: Mapping[str, tuple[str, ...]] | None = None,
                      fleet: Fleet | None = None) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
     one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed; ``places``:
-    where VMs were last seen, see :func:`check_only_copy`), running or halted (a refusal in the words of
+    the hosts each VM was last seen on, see :func:`check_only_copy`), running or halted (a refusal in the words of
     its host in ``fleet``, when it has some: libvirt's managed save), and not locked by an open operation. The plan carries the VM's host, its stored args and what it booted with (read with its
     host's quoting: ``quoted_labels``), so an unchanged row restarts only a VM known to be pending."""
     uuid = change.vm.vm_uuid
@@ -194,24 +194,24 @@ def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[
     return listed, twice
 
 
-def places_if_down(store: Store, listings: Sequence[Listing]) -> dict[str, locations.Place]:
-    """Where each VM was last seen, when some host could not be listed (what :func:`check_only_copy` needs);
-    with every host listed, nothing is read."""
+def places_if_down(store: Store, listings: Sequence[Listing]) -> dict[str, tuple[str, ...]]:
+    """Every host each VM was last seen on, when some host could not be listed (what :func:`check_only_copy`
+    needs); with every host listed, nothing is read."""
     if all(listing.error is None for listing in listings):
         return {}
     with store.reading() as conn:
-        return locations.select_places(conn)
+        return locations.select_last_hosts(conn)
 
 
-def check_only_copy(host_vm: HostVM, places: Mapping[str, locations.Place], listings: Sequence[Listing]) -> None:
+def check_only_copy(host_vm: HostVM, places: Mapping[str, tuple[str, ...]], listings: Sequence[Listing]) -> None:
     """:func:`vgpu.lifecycle.check_only_copy` from one listing per host: a VM a host lists, last seen on
-    another host of the run that could not be listed, is refused (that host may still hold a copy)."""
-    place = places.get(host_vm.uuid)
-    if place is None or place[0] == host_vm.host:
-        return
+    another host of the run (instead, or as well: a copy) that could not be listed, is refused (that host
+    may still hold a copy)."""
+    last_seen = places.get(host_vm.uuid, ())
     for listing in listings:
-        if listing.label == place[0] and listing.error is not None:
-            raise left_behind(host_vm.uuid, host_vm.host, place[0], listing.error)
+        if listing.label in last_seen and listing.label != host_vm.host and listing.error is not None:
+            raise left_behind(host_vm.uuid, host_vm.host, listing.label, listing.error,
+                              seen_there_too=host_vm.host in last_seen)
 
 
 def not_listed(uuid: str, listings: Sequence[Listing]) -> VgpuError:

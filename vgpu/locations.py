@@ -3,7 +3,9 @@
 A hint, never the truth: a VM is always found again by its UUID (a scan lists every host). What the hint
 is for: a host that cannot be reached still has its registered VMs shown as on that host ("host
 unreachable") instead of missing, ``list-vms`` says where each VM is without asking any host, and
-``--host LABEL`` leaves out the VMs seen on the fleet's other hosts. A single host named by its URI alone
+``--host LABEL`` leaves out the VMs seen on the fleet's other hosts. A UUID listed by several hosts at once
+(a copy between pools) is remembered on each, so that a change made while one of them is down is refused
+rather than leaving that copy behind. A single host named by its URI alone
 (label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
 """
 
@@ -44,11 +46,30 @@ def select(conn: sqlite3.Connection) -> dict[str, Location]:
     return {row[0]: Location(*row) for row in rows}
 
 
-def host_of(store: Store, vm_uuid: str) -> str | None:
-    """The label of the host the VM was last seen on; None when it never was (or only on a single host)."""
+def select_copies(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """UUID -> the hosts besides its place (:func:`select_places`) that listed it too when it was last seen:
+    a copy between pools. Empty for almost every fleet."""
+    copies: dict[str, tuple[str, ...]] = {}
+    for uuid, host in conn.execute("SELECT vm_uuid, host FROM vgpu_location_copies ORDER BY vm_uuid, host"):
+        copies[uuid] = (*copies.get(uuid, ()), host)
+    return copies
+
+
+def select_last_hosts(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """UUID -> every host it was last seen on: its place first, then the hosts that listed a copy."""
+    copies = select_copies(conn)
+    return {uuid: (place[0], *copies.get(uuid, ())) for uuid, place in select_places(conn).items()}
+
+
+def hosts_of(store: Store, vm_uuid: str) -> tuple[str, ...]:
+    """Every host the VM was last seen on, its place first (a UUID listed by several hosts at once has them
+    all); () when it never was seen (or only on a single host)."""
     with store.reading() as conn:
         row = conn.execute("SELECT host FROM vgpu_locations WHERE vm_uuid = ?", (vm_uuid,)).fetchone()
-    return None if row is None else str(row[0])
+        if row is None:
+            return ()
+        copies = conn.execute("SELECT host FROM vgpu_location_copies WHERE vm_uuid = ? ORDER BY host", (vm_uuid,))
+        return (str(row[0]), *(str(host) for (host,) in copies if host != row[0]))
 
 
 def where(store: Store) -> dict[str, Location]:
@@ -63,16 +84,22 @@ def on_hosts(vms: Iterable[VM], known: Mapping[str, Location], labels: Collectio
     return VMList(vm for vm in vms if vm.vm_uuid in known and known[vm.vm_uuid].host in labels)
 
 
-def remember(store: Store, seen: Mapping[str, tuple[str, str | None]], known: Mapping[str, tuple[str, str | None]]) -> None:
+def remember(store: Store, seen: Mapping[str, tuple[str, str | None]], known: Mapping[str, tuple[str, str | None]],
+             copies: Mapping[str, Collection[str]] | None = None) -> None:
     """Write down where VMs were just seen (UUID -> (host, resident_on)), where that changed from ``known``
-    (as :func:`select_places` read it before). Best effort: a database this process may only read keeps
-    its older hints (a scan must still answer)."""
+    (as :func:`select_places` read it before), and ``copies``: UUID -> the other hosts that listed it too
+    (none: only its place), for the UUIDs whose copies changed. Best effort: a database this process may
+    only read keeps its older hints (a scan must still answer)."""
     changed = [(uuid, *place) for uuid, place in seen.items() if place[0] and known.get(uuid) != place]
-    if not changed:
+    if not changed and not copies:
         return
     try:
         with store.writing() as conn:
             record(conn, changed)
+            for uuid, hosts in (copies or {}).items():
+                conn.execute("DELETE FROM vgpu_location_copies WHERE vm_uuid = ?", (uuid,))
+                conn.executemany("INSERT INTO vgpu_location_copies (vm_uuid, host) VALUES (?, ?)",
+                                 [(uuid, host) for host in hosts if host])
     except StoreError:
         pass
 

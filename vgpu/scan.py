@@ -296,7 +296,8 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         operations = journal.select_unfinished(conn)
         marks = attention.select(conn)
         known = locations.select_places(conn) if labelled else {}
-    report = _join(pool_rows, registered, listings, host_error, operations, known, fleet)
+        copies = locations.select_copies(conn) if labelled else {}
+    report = _join(pool_rows, registered, listings, host_error, operations, known, copies, fleet)
     if marks and fleet.elsewhere:  # --host LABEL narrowed the run: the VMs it leaves out are not shown, nor their marks
         here = {entry.vm.vm_uuid for entry in report.registered} | {host_vm.uuid for host_vm in report.unregistered}
         marks = [mark for mark in marks if mark.vm_uuid in here]
@@ -306,26 +307,47 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         states = {vm.uuid: vm.power_state for listing in listings for vm in listing.vms if vm.uuid not in twice}
         marks = _settle(store, fleet, marks, states)
     if labelled:
-        locations.remember(store, _seen(listings, report, known), known)
+        places, copies_now = _seen(listings, report, known, copies)
+        locations.remember(store, places, known, copies_now)
     return attrs.evolve(report, attention=tuple(marks))
 
 
-def _seen(listings: list[Listing], report: ScanReport, known: dict[str, locations.Place]) -> dict[str, locations.Place]:
-    """Where the VMs listed once were seen, for those whose place changed since ``known``. A VM last seen on
-    a host that could not be listed this time keeps that place, though another host lists it now: the first
-    may still have a copy, and a change must not be made on the second until the first is asked
-    (:func:`vgpu.lifecycle.check_only_copy` reads the place)."""
-    twice = {conflict.vm_uuid for conflict in report.conflicts}
+def _seen(listings: list[Listing], report: ScanReport, known: dict[str, locations.Place],
+          copies: dict[str, tuple[str, ...]]) -> tuple[dict[str, locations.Place], dict[str, tuple[str, ...]]]:
+    """Where the VMs listed once were seen, for those whose place changed since ``known``, and the other hosts
+    each was seen on (UUID -> labels), for those whose copies changed since ``copies``.
+
+    A UUID several hosts list is seen on each: its place is the first copy in the fleet's order, the others
+    its copies. A host a VM was last seen on (its place, or a copy's host) that could not be listed this time
+    is kept, though another host lists it now: it may still have its copy, and a change must not be made on
+    the other until it is asked (:func:`vgpu.lifecycle.check_only_copy` reads them all)."""
+    twice = report.copies_by_uuid()
     unlisted = {listing.label for listing in listings if listing.error is not None}
-    changed = {}
+    changed: dict[str, locations.Place] = {}
+    copies_now: dict[str, tuple[str, ...]] = {}
     for listing in listings:
         for vm in listing.vms:
-            place = known.get(vm.uuid)
-            if place is not None and place[0] in unlisted:
-                continue
-            if (place is None or place[0] != vm.host or place[1] != vm.resident_on) and vm.uuid not in twice:
+            place, before = known.get(vm.uuid), copies.get(vm.uuid, ())
+            if vm.uuid in twice or before or (place is not None and place[0] in unlisted):
+                if vm.uuid not in copies_now:  # once per UUID, whichever copy comes first
+                    _seen_again(vm, twice.get(vm.uuid, (vm,)), place, before, unlisted, changed, copies_now)
+            elif place is None or place[0] != vm.host or place[1] != vm.resident_on:
                 changed[vm.uuid] = (vm.host, vm.resident_on)
-    return changed
+    return changed, {uuid: others for uuid, others in copies_now.items() if others != copies.get(uuid, ())}
+
+
+def _seen_again(vm: HostVM, listed: tuple[HostVM, ...], place: locations.Place | None, before: tuple[str, ...],
+                unlisted: set[str], changed: dict[str, locations.Place], copies_now: dict[str, tuple[str, ...]]) -> None:
+    """:func:`_seen` for a UUID listed by several hosts, or last seen on several, or on a host not listed now."""
+    last_seen = {*before, *([place[0]] if place is not None else [])}
+    now = place if place is not None and place[0] in unlisted else (listed[0].host, listed[0].resident_on)
+    listers = {copy.host for copy in listed}
+    # a host listing it beside the one it was last seen on, which is down, is not known to be a second copy
+    # (it may have moved there): it is remembered only when it listed it before, or lists it beside another now
+    seen_on = (listers if len(listed) > 1 else listers & last_seen) | (last_seen & unlisted)
+    if now != place:
+        changed[vm.uuid] = now
+    copies_now[vm.uuid] = tuple(sorted(seen_on - {now[0]}))
 
 
 def _settle(store: Store, host: Hypervisor, marks: list[Attention], states: dict[str, PowerState]) -> list[Attention]:
@@ -352,7 +374,8 @@ def status(store: Store, host: Hypervisor) -> ScanReport:
 
 
 def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], host_error: str | None,
-          operations: list[journal.Operation], known: dict[str, locations.Place], fleet: Fleet) -> ScanReport:
+          operations: list[journal.Operation], known: dict[str, locations.Place], also_seen: dict[str, tuple[str, ...]],
+          fleet: Fleet) -> ScanReport:
     # Written for speed: a fleet's scan joins tens of thousands of VMs, one host's listing after another.
     on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
     twice = _listed_twice(listings) if len(on_host) < sum(len(listing.vms) for listing in listings) else {}
@@ -370,10 +393,12 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
             copies = twice.pop(vm.vm_uuid)
             conflicts.append(UuidConflict(vm.vm_uuid, copies, vm))
             scanned.append(ScannedVM(vm, None, devargs.ABSENT, conflict=tuple(copy.host for copy in copies)))
-        elif host_vm is not None and failed and vm.vm_uuid in known and known[vm.vm_uuid][0] in failed:
-            # Last seen on a host that could not be listed: its place stays there (see _seen), as the change
-            # commands see it, and the copy listed here is named beside it, not taken for it.
-            scanned.append(ScannedVM(vm, None, devargs.ABSENT, False, None, *known[vm.vm_uuid], listed_elsewhere=host_vm))
+        elif host_vm is not None and failed and (down := _down_among(vm.vm_uuid, known, also_seen, failed)) is not None:
+            # Last seen on a host that could not be listed (its place, or a copy's host): it stays there (see
+            # _seen), as the change commands see it, and the copy listed here is named beside it, not taken for it.
+            place = known[vm.vm_uuid]
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, False, None, down, place[1] if place[0] == down else None,
+                                     listed_elsewhere=host_vm))
         elif host_vm is not None:
             args, config = host_vm.device_model_args, vm.config
             # args that are exactly the registered segment need no regex (devargs.parse would say the same)
@@ -411,6 +436,16 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
                               getattr(listing.error, "code", None)) for listing in listings)
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
                       hosts=hosts, conflicts=tuple(conflicts), elsewhere=elsewhere)
+
+
+def _down_among(vm_uuid: str, known: dict[str, locations.Place], also_seen: dict[str, tuple[str, ...]],
+                failed: set[str]) -> str | None:
+    """The first host the VM was last seen on (its place, then the hosts that listed a copy) that could not be
+    listed."""
+    place = known.get(vm_uuid)
+    if place is None:
+        return None
+    return next((label for label in (place[0], *also_seen.get(vm_uuid, ())) if label in failed), None)
 
 
 @attrs.frozen
@@ -456,11 +491,11 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
     if isinstance(host, Fleet) and label:
-        last_seen = locations.host_of(store, vm.vm_uuid)
-        unasked = host.ask_last_place(vm.vm_uuid, label, last_seen)
-        if unasked is not None and last_seen is not None:
-            cause = unasked.sentence.removeprefix(f"host {last_seen}: ")
-            return VMView(vm, None, devargs.ABSENT, cause, operation, marks[0] if marks else None, host=last_seen,
+        unasked = host.ask_last_place(vm.vm_uuid, label, locations.hosts_of(store, vm.vm_uuid))
+        if unasked is not None:
+            down, why = unasked
+            cause = why.sentence.removeprefix(f"host {down}: ")
+            return VMView(vm, None, devargs.ABSENT, cause, operation, marks[0] if marks else None, host=down,
                           listed_elsewhere=host_vm)
     standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
     quoted = args_quoted(host, vm.vm_uuid)

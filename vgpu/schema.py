@@ -143,7 +143,20 @@ CREATE TABLE vgpu_locations (
 );
 """
 
+# Version 4: a UUID listed by several hosts at once (a copy between pools) is remembered on each of them, not
+# only on the one vgpu_locations names: while one of them cannot be reached, a change made on another alone
+# would leave its copy behind with the old configuration and the same vm_id, so the change must ask every
+# host the UUID was last seen on. Rows here are the hosts besides vgpu_locations.host; a scan that lists the
+# UUID on one host alone (every other answering) removes them.
+FLEET_COPIES_V4 = """
+CREATE TABLE vgpu_location_copies (
+    vm_uuid TEXT NOT NULL,
+    host TEXT NOT NULL CHECK (host <> ''),
+    PRIMARY KEY (vm_uuid, host)
+);
+"""
+
 # MIGRATIONS[n] takes a database at version n to version n + 1. Version 0 is either an empty file or a
 # database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
-MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3)
+MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4)
 LATEST_VERSION = len(MIGRATIONS)

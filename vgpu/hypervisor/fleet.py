@@ -30,7 +30,7 @@ import contextlib
 import copy
 import functools
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, Sequence, TypeVar
 
 import attrs
 
@@ -331,32 +331,35 @@ class Fleet:
         gone = f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})"
         raise self._missing(key, HypervisorError(codes.UUID_INVALID, gone, ["VM", key]))
 
-    def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: str | None) -> None:
-        """Before a change to the VM found on host ``found_on``: if it was last seen on another of this run's
-        hosts, that host is asked too (see :meth:`ask_last_place`). A VM that moved is changed where it is
-        now; one still there too is DuplicateVM; and a host that cannot be asked refuses the change, since it
-        may still hold a copy that a change made on ``found_on`` alone would leave behind with the old
-        configuration (the same vm_id on two VMs)."""
-        error = self.ask_last_place(vm_uuid, found_on, last_seen)
-        if error is not None and last_seen is not None:
-            raise left_behind(vm_uuid.lower(), found_on, last_seen, error)
+    def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> None:
+        """Before a change to the VM found on host ``found_on``: every other host of this run it was last seen
+        on (``last_seen``: the host it was last seen on, and any that listed a copy of it at the same time) is
+        asked too (see :meth:`ask_last_place`). A VM that moved is changed where it is now; one still there
+        too is DuplicateVM; and a host that cannot be asked refuses the change, since it may still hold a copy
+        that a change made on ``found_on`` alone would leave behind with the old configuration (the same vm_id
+        on two VMs)."""
+        unasked = self.ask_last_place(vm_uuid, found_on, last_seen)
+        if unasked is not None:
+            raise left_behind(vm_uuid.lower(), found_on, *unasked, seen_there_too=found_on in last_seen)
 
-    def ask_last_place(self, vm_uuid: str, found_on: str, last_seen: str | None) -> VgpuError | None:
-        """Whether the VM found on host ``found_on`` is the only copy, as far as ``last_seen`` (the host it was
-        last seen on) can say: None when it is (it moved, or was last seen where it is, or on a host this run
-        leaves out, or that host's listing in this run already said it lacks the VM); DuplicateVM raised when
-        ``last_seen`` has it too; the error of ``last_seen`` when it cannot be asked (nobody can tell)."""
+    def ask_last_place(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> tuple[str, VgpuError] | None:
+        """Whether the VM found on host ``found_on`` is the only copy, as far as ``last_seen`` (the hosts it was
+        last seen on) can say: None when it is (it moved, or was last seen only where it is, or on hosts this
+        run leaves out, or whose listing in this run already said they lack the VM); DuplicateVM raised when
+        one of them has it too; else the first host that cannot be asked, with its error (nobody can tell)."""
         key = vm_uuid.lower()
-        if last_seen is None or last_seen == found_on or last_seen not in self.members or self._where.lacks(key, last_seen):
-            return None
-        outcome = self._ask(last_seen, lambda host: host.power_state(key))
-        if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
-            self._where.lost(key, last_seen)
-            return None
-        if not isinstance(outcome, VgpuError):
-            self._where.found(key, [last_seen])
-            raise DuplicateVM(key, [last_seen, found_on])
-        return outcome
+        others = [label for label in self.members if label in last_seen and label != found_on and not self._where.lacks(key, label)]
+        unasked = None
+        for label in others:
+            outcome = self._ask(label, lambda host: host.power_state(key))
+            if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
+                self._where.lost(key, label)
+            elif not isinstance(outcome, VgpuError):
+                self._where.found(key, [label])
+                raise DuplicateVM(key, [label, found_on])
+            elif unasked is None:
+                unasked = (label, outcome)
+        return unasked
 
     def _missing(self, key: str, error: HypervisorError) -> HypervisorError:
         """A VM none of this run's hosts has: gone, unless the run leaves some of the fleet's hosts out
@@ -486,13 +489,15 @@ def _labelled(vms: list[HostVM], label: str) -> tuple[HostVM, ...]:
     return tuple(vms)
 
 
-def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError) -> HypervisorError:
-    """The refusal of a change to a VM found on ``found_on`` while ``last_seen``, the host it was last seen
-    on, cannot be asked (``error`` says why): see :meth:`Fleet.check_only_copy`."""
+def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError, *, seen_there_too: bool = False) -> HypervisorError:
+    """The refusal of a change to a VM found on ``found_on`` while ``last_seen``, a host it was last seen on
+    (``seen_there_too``: as well as on ``found_on``, a copy), cannot be asked (``error`` says why): see
+    :meth:`Fleet.check_only_copy`."""
     unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
     code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
     cause = error.sentence.removeprefix(f"host {last_seen}: ")
-    return unreached(code, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {last_seen}, which could "
+    too = " too" if seen_there_too else ""
+    return unreached(code, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {last_seen}{too}, which could "
                            f"not be asked ({cause}): a copy may still be there, which a change made on {found_on} "
                            f"alone would leave behind; nothing was done. Try again when {last_seen} answers, or "
                            f"name the host you mean (--host {found_on})", ["VM", vm_uuid])
