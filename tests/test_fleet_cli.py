@@ -407,6 +407,54 @@ def test_once_the_copy_is_gone_from_the_host_that_was_down_the_vm_is_changed_whe
     assert world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=low", stdin="yes\n").code == 0
 
 
+# --- a host taken out of the configuration ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def gpu2_taken_out(world, isolated_environment):
+    """The fleet configured with every host, b-one seen on gpu2, then gpu2 taken out of [hosts]."""
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms", hosts=[]))  # the configured fleet: where each VM is, remembered
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("gpu2 ")) + "\n")
+    return world
+
+
+def test_a_vm_last_seen_on_a_host_no_longer_configured_is_not_called_gone(gpu2_taken_out):
+    world = gpu2_taken_out
+    for command in ("scan-vms", "status"):
+        outcome = world.cli(command, hosts=[])
+        assert outcome.code == 0, outcome
+        assert not any("Not on host" in line or "remove-vm" in line or "missing" in line.lower() for line in outcome.out_lines), outcome.out
+        assert not any(B1 in line for line in outcome.out_lines), outcome.out  # on a host not in this run, as --host leaves it out
+    shown = world.cli("show-vm", f"--vm-uuid={B1}", hosts=[])
+    assert "Not on host" not in shown.out and "gpu2" in shown.out, shown
+
+
+@pytest.mark.parametrize("words", [["remove-vm"], ["repair-vm"], ["set-pool", "--pool=A"]])
+def test_a_vm_last_seen_on_a_host_no_longer_configured_is_neither_unregistered_nor_changed(gpu2_taken_out, words):
+    world = gpu2_taken_out
+    command, *rest = words
+    outcome = world.cli(command, f"--vm-uuid={B1}", *rest, hosts=[], stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1, pool1); it was last seen on host gpu2, "
+                           "which is not one of this run's configured hosts"), line
+    with world.store() as store:
+        assert vms.find(store, B1) is not None and journal.unfinished(store) == []
+    assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
+    assert world.cli("register-vm", f"--vm-uuid={U1}", "--vm-id=2", hosts=[]).code == 2  # b-one keeps its vm_id
+
+
+
+def test_one_host_named_by_its_uri_alone_keeps_no_places_and_still_calls_a_vm_it_lacks_missing(gpu2_taken_out, tmp_path):
+    from vgpu.hypervisor.sim import SimHost
+
+    world = gpu2_taken_out
+    lone = SimHost(tmp_path / "lone.json")
+    scanned = world.cli("scan-vms", hosts=[f"sim:{lone.path}"])
+    assert line_of(scanned.out_lines, B1).endswith("| VM ID: 2 | ⚠ Not on host"), scanned.out
+
 # --- XAPI pools: migration, conflicts ------------------------------------------------------------------------
 
 

@@ -229,7 +229,12 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     """The change with what the host says of the VM: power state, stored segment, booted segment."""
     vm_uuid = change.vm.vm_uuid
     journal.check_unlocked(store, vm_uuid)
-    seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
+    try:
+        seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
+    except HypervisorError as error:
+        if codes.vm_missing(error):
+            raise locations.not_configured(store, host, vm_uuid) or error
+        raise
     check_only_copy(store, host, vm_uuid, seen.host)
     check_power_state(vm_uuid, seen.power_state, host)
     booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
@@ -972,6 +977,8 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
         seen = _on_host(host, vm.vm_uuid, look_again=True)
         if seen is not None:
             check_only_copy(store, host, vm.vm_uuid, seen.host)
+        elif (elsewhere := locations.not_configured(store, host, vm.vm_uuid)) is not None:
+            raise elsewhere  # not gone: last seen on a host the run does not have, which may still have it
     except HypervisorError as failure:
         failure.reword(failure.sentence + "; the VM is still registered")
         raise
@@ -1065,7 +1072,7 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     canonical = values.parse_uuid(vm_uuid)
     vm = vms.find(store, canonical)
     expected = vm.config if vm is not None else None
-    before = _args_to_repair(host, canonical, vm)  # read before journalling: a refusal changes nothing
+    before = _args_to_repair(store, host, canonical, vm)  # read before journalling: a refusal changes nothing
     check_only_copy(store, host, canonical, label_for(host, canonical))
     with store.writing() as conn:
         op = journal.begin(conn, canonical, "repair", vm, expected, None, label_for(host, canonical))
@@ -1091,7 +1098,7 @@ def _booted_quietly(host: Hypervisor, vm_uuid: str) -> str | None:
         return None
 
 
-def _args_to_repair(host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:
+def _args_to_repair(store: Store, host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:
     """The VM's device-model args; NotFound (bad input, like register-vm's) when the host has no such VM."""
     try:
         locate_again(host, vm_uuid)  # over a fleet: a copy on another host since it last looked is refused
@@ -1101,5 +1108,8 @@ def _args_to_repair(host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:
             raise
     if vm is None:
         raise NotFound("VM", vm_uuid, "it is neither registered nor on the host (see 'vgpu-admin scan-vms')")
+    elsewhere = locations.not_configured(store, host, vm_uuid)
+    if elsewhere is not None:
+        raise elsewhere
     raise NotFound("VM", vm_uuid, f"the host has no such VM, though it is registered: "
                                   f"'vgpu-admin remove-vm --vm-uuid={vm_uuid}' unregisters it")

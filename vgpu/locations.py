@@ -16,7 +16,9 @@ from typing import Collection, Iterable, Mapping
 
 import attrs
 
-from .errors import StoreError
+from .errors import HypervisorError, StoreError
+from .hypervisor.base import Hypervisor
+from .hypervisor.fleet import Fleet
 from .models import VM
 from .store import Store
 from .tables import VMList
@@ -70,6 +72,15 @@ def hosts_of(store: Store, vm_uuid: str) -> tuple[str, ...]:
             return ()
         copies = conn.execute("SELECT host FROM vgpu_location_copies WHERE vm_uuid = ? ORDER BY host", (vm_uuid,))
         return (str(row[0]), *(str(host) for (host,) in copies if host != row[0]))
+
+
+def not_configured(store: Store, host: Hypervisor, vm_uuid: str) -> HypervisorError | None:
+    """Over a fleet, for a VM none of the run's hosts has: the refusal to take it for gone when it was last seen
+    on a host the fleet does not have at all (see :meth:`Fleet.not_configured`); None otherwise, and always on
+    a single host."""
+    if not isinstance(host, Fleet):
+        return None
+    return host.not_configured(vm_uuid, hosts_of(store, vm_uuid.lower()))
 
 
 def where(store: Store) -> dict[str, Location]:

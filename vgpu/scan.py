@@ -186,7 +186,9 @@ class ScanReport(tables.Tabular):
     attention: tuple[Attention, ...] = ()  # VMs marked as needing an admin (see vgpu.attention), oldest first
     hosts: tuple[HostSummary, ...] = ()  # every host of the scan, in the fleet's order
     conflicts: tuple[UuidConflict, ...] = ()  # UUIDs listed by several hosts
-    elsewhere: int = 0  # registered VMs left out: --host LABEL narrowed the run, and they were not last seen here
+    # registered VMs left out, not last seen on this run's hosts: on a host --host LABEL left out, or one no longer
+    # in [hosts] (not called missing: that host may still have them)
+    elsewhere: int = 0
 
     @property
     def several_hosts(self) -> bool:
@@ -298,7 +300,7 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         known = locations.select_places(conn) if labelled else {}
         copies = locations.select_copies(conn) if labelled else {}
     report = _join(pool_rows, registered, listings, host_error, operations, known, copies, fleet)
-    if marks and fleet.elsewhere:  # --host LABEL narrowed the run: the VMs it leaves out are not shown, nor their marks
+    if marks and (fleet.elsewhere or report.elsewhere):  # VMs on hosts this run does not have are not shown, nor their marks
         here = {entry.vm.vm_uuid for entry in report.registered} | {host_vm.uuid for host_vm in report.unregistered}
         marks = [mark for mark in marks if mark.vm_uuid in here]
     if marks and host_error is None:
@@ -408,8 +410,11 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
             scanned.append(ScannedVM(vm, host_vm, stored, True, booted, host_vm.host, host_vm.resident_on))
         else:
             last = known.get(vm.vm_uuid)
-            if fleet.elsewhere and (last is None or last[0] not in fleet.members):
-                elsewhere += 1  # this run leaves some of the fleet's hosts out (--host LABEL): not known to be here
+            last_seen = () if last is None else (last[0], *also_seen.get(vm.vm_uuid, ()))
+            if (fleet.elsewhere and last is None) or any(label not in fleet.members for label in last_seen):
+                # Last seen on a host this run does not have: one it leaves out (--host LABEL), or one taken out
+                # of [hosts]. It may still be there: not known to be gone, so not called missing.
+                elsewhere += 1
                 continue
             # Not listed: missing, unless a host that could not be listed may have it (where it was last seen).
             known_here = host_error is None and not failed
@@ -485,9 +490,10 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         booted = host.booted_device_model_args(vm.vm_uuid) if state is not PowerState.HALTED else None
     except HypervisorError as error:
         mark = marks[0] if marks else None
-        if codes.vm_missing(error):
+        elsewhere = locations.not_configured(store, host, vm.vm_uuid) if codes.vm_missing(error) else None
+        if codes.vm_missing(error) and elsewhere is None:
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
-        return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
+        return VMView(vm, None, devargs.ABSENT, str(elsewhere or error), operation, mark)  # not gone: it may be there
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
     if isinstance(host, Fleet) and label:

@@ -31,6 +31,9 @@ VM_IS_TRANSIENT = "VM_IS_TRANSIENT"  # libvirt: a domain with no stored definiti
 VM_UNDEFINED_DURING_SHUTDOWN = "VM_UNDEFINED_DURING_SHUTDOWN"
 MALFORMED_ANSWER = "MALFORMED_ANSWER"  # ours: the host answered, but not in its protocol's form
 VM_ON_HOST_LEFT_OUT = "VM_ON_HOST_LEFT_OUT"  # ours: no host of a run narrowed by --host has the VM; another may
+# ours: no host of the run has the VM, and it was last seen on a host the run does not have at all (taken out of
+# [hosts]), which may still have it
+VM_ON_HOST_NOT_CONFIGURED = "VM_ON_HOST_NOT_CONFIGURED"
 
 
 def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
@@ -57,6 +60,9 @@ _SENTENCES = {
     PERMISSION_DENIED: "the host refused the operation on {vm}: permission denied",
     VM_ON_HOST_LEFT_OUT: "{vm} is on none of this run's hosts ({0}); it may be on {1}, which this run leaves out: "
                          "run without --host, or with --host naming its host",
+    VM_ON_HOST_NOT_CONFIGURED: "{vm} is on none of this run's hosts ({0}); it was last seen on host {1}, which is not one "
+                               "of this run's configured hosts (not in [hosts], nor given by --host), so it may still be "
+                               "there: give that host again (in [hosts], or --host {1}=URI) to act on it",
     MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
                      "be changed and vgpu does not stop it; define it first (virsh define)",

@@ -369,6 +369,16 @@ class Fleet:
             return error
         return codes.host_error(codes.VM_ON_HOST_LEFT_OUT, [", ".join(self.members), " or ".join(sorted(self.elsewhere))], key)
 
+    def not_configured(self, vm_uuid: str, last_seen: Sequence[str]) -> HypervisorError | None:
+        """For a VM none of this run's hosts has, last seen on the hosts ``last_seen``: the refusal to call it gone
+        when one of them is a host the fleet does not have at all (neither in this run nor left out by --host:
+        taken out of [hosts]), which may still have it; None when there is none (a fleet of one unlabelled host
+        has no places)."""
+        unknown = [label for label in last_seen if label and label not in self.members and label not in self.elsewhere]
+        if not unknown or self.labels == ("",):
+            return None
+        return codes.host_error(codes.VM_ON_HOST_NOT_CONFIGURED, [", ".join(self.members), unknown[0]], vm_uuid.lower())
+
     def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], _Answer]) -> _Answer:
         """``call(label, host)`` for the host that has the VM."""
         label = self.label_of(vm_uuid)
