@@ -262,6 +262,51 @@ def test_other_operation_in_progress(server, host):
     assert "another operation is already running" in str(caught.value)
 
 
+@pytest.fixture
+def pool(sim):
+    """A pool of two members, xcp1 (the master) and xcp2."""
+    with XapiStandIn(sim, password=PASSWORD, host_names=("xcp1", "xcp2")) as running:
+        yield running
+
+
+def test_a_member_offline_is_named_not_shown_as_a_ref(pool):
+    pool.fail_next_task("Async.VM.clean_shutdown", "HOST_OFFLINE", "OpaqueRef:host-xcp2")
+    with connect(pool) as host, pytest.raises(HypervisorError) as caught:
+        host.clean_shutdown(RUNNING, 5)
+    assert caught.value.code == codes.HOST_OFFLINE
+    assert str(caught.value) == (f"pool member xcp2 is offline: the pool master cannot contact it, so it cannot "
+                                 f"act on VM {RUNNING}")
+    assert caught.value.details == ("xcp2",)
+    assert pool.calls["host.get_name_label"] == 1  # one call, on this error path only
+
+
+def test_a_member_offline_that_cannot_be_named_is_a_pool_member(pool):
+    pool.fail_next("VM.hard_shutdown", "HOST_OFFLINE", "OpaqueRef:host-gone")
+    with connect(pool) as host, pytest.raises(HypervisorError) as caught:
+        host.hard_shutdown(RUNNING)
+    assert str(caught.value).startswith("a pool member is offline: the pool master cannot contact it")
+    assert "OpaqueRef" not in str(caught.value) and "OpaqueRef" not in repr(caught.value.details)
+
+
+def test_too_little_memory_to_start_says_how_much_in_plain_units(server, host):
+    server.fail_next_task("Async.VM.start", "HOST_NOT_ENOUGH_FREE_MEMORY", "4311744512", "1048576000")
+    with pytest.raises(HypervisorError) as caught:
+        host.start(HALTED)
+    assert caught.value.code == codes.HOST_NOT_ENOUGH_FREE_MEMORY
+    assert str(caught.value) == f"not enough free memory on the host to start VM {HALTED} (needs 4.0 GiB, 1000 MiB free)"
+    assert server.calls["host.get_name_label"] == 0
+
+
+def test_a_storage_repository_the_host_cannot_reach_is_named(server, host):
+    server.sr_names["OpaqueRef:sr-1"] = "nfs-gpu"
+    server.fail_next_task("Async.VM.start", "VM_REQUIRES_SR", "OpaqueRef:vm", "OpaqueRef:sr-1")
+    with pytest.raises(HypervisorError) as caught:
+        host.start(HALTED)
+    assert caught.value.code == codes.VM_REQUIRES_SR
+    assert str(caught.value).startswith(f"VM {HALTED} needs storage repository \"nfs-gpu\"")
+    assert "OpaqueRef" not in str(caught.value)
+
+
 def test_internal_error_from_the_host(server, host, sim):
     sim.set_fault("list", "fail")
     with pytest.raises(HypervisorError) as caught:

@@ -334,6 +334,42 @@ def test_another_operation_in_progress(tmp_path):
     assert "another operation is already running" in str(caught.value)
 
 
+# What xe prints for a host parameter (xapi_cli.ml, cli_util.ml ref_convert): "<uuid> (<name-label>)".
+_MEMBER = "7d8a3c1e-5f2b-4c6d-9e0f-1a2b3c4d5e6f"
+_OFFLINE = f"You attempted an operation which involves a host which could not be contacted.\nhost: {_MEMBER} (xcp-ng-2)\n"
+
+
+def test_a_member_offline_is_named(tmp_path):
+    with pytest.raises(HypervisorError) as caught:
+        fake_xe(tmp_path, stderr=_OFFLINE, status=1).hard_shutdown(VM)
+    assert caught.value.code == codes.HOST_OFFLINE
+    assert str(caught.value) == (f"pool member xcp-ng-2 is offline: the pool master cannot contact it, so it cannot "
+                                 f"act on VM {VM}")
+
+
+@pytest.mark.parametrize("printed, said", [
+    (f"{_MEMBER} ()", f"pool member {_MEMBER} is offline"),  # no name-label: its UUID names it
+    ("OpaqueRef:0b1c (a, b)", "a pool member is offline"),  # a ref xapi could not look up is no name
+    ("OpaqueRef:0b1c", "a pool member is offline"),
+])
+def test_a_member_offline_without_its_name(tmp_path, printed, said):
+    stderr = f"You attempted an operation which involves a host which could not be contacted.\nhost: {printed}\n"
+    with pytest.raises(HypervisorError) as caught:
+        fake_xe(tmp_path, stderr=stderr, status=1).start(VM)
+    assert str(caught.value).startswith(said + ":")
+    assert "OpaqueRef" not in str(caught.value)
+
+
+@pytest.mark.parametrize("doc", ["Not enough server memory is available to perform this operation.",
+                                 "Not enough host memory is available to perform this operation"])  # before 2019
+def test_too_little_memory_to_start_says_how_much(tmp_path, doc):
+    stderr = f"{doc}\nneeded: 4311744512\navailable: 1048576000\n"
+    with pytest.raises(HypervisorError) as caught:
+        fake_xe(tmp_path, stderr=stderr, status=1).start(VM)
+    assert caught.value.code == codes.HOST_NOT_ENOUGH_FREE_MEMORY
+    assert str(caught.value) == f"not enough free memory on the host to start VM {VM} (needs 4.0 GiB, 1000 MiB free)"
+
+
 def test_an_odd_power_state_is_unknown(tmp_path):
     assert fake_xe(tmp_path, stdout="crashed\n").power_state(VM) is PowerState.UNKNOWN
 

@@ -85,6 +85,8 @@ class XapiStandIn:
         self._refs: dict[str, str] = {}  # VM ref -> uuid
         self._tasks: dict[str, _Task] = {}
         self._failures: dict[str, list[str]] = {}
+        self._task_failures: dict[str, list[str]] = {}
+        self.sr_names: dict[str, str] = {}  # SR ref -> name_label (the stand-in has no storage otherwise)
         self._lock = threading.Lock()
         self._server = _make_server(self, socket_path, tls, address, port)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
@@ -102,6 +104,8 @@ class XapiStandIn:
             "task.get_error_info": lambda t: self._task(t).error_info, "task.cancel": self._cancel,
             "task.destroy": self._destroy,
             "host.get_all_records": self._host_records,
+            "host.get_name_label": lambda ref: self._name_label(ref, "host", self._host_names_by_ref()),
+            "SR.get_name_label": lambda ref: self._name_label(ref, "SR", self.sr_names),
         }
 
     @property
@@ -114,6 +118,11 @@ class XapiStandIn:
 
     def fail_next(self, method: str, *description: str) -> None:
         self._failures[method] = list(description)
+
+    def fail_next_task(self, method: str, *description: str) -> None:
+        """The next ``method`` (an ``Async.`` call) makes a task that fails with this ErrorDescription, as
+        xapi reports what goes wrong past its first checks (a member offline, too little memory)."""
+        self._task_failures[method] = list(description)
 
     def die_at(self, method: str) -> None:
         """Answer nothing from the next call of ``method`` on, as a host that went down would."""
@@ -233,6 +242,15 @@ class XapiStandIn:
         return {_host_ref(name): dict(uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, name)), name_label=name,
                                       hostname=name, enabled=True) for name in self.host_names}
 
+    def _host_names_by_ref(self) -> dict[str, str]:
+        return {_host_ref(name): name for name in self.host_names}
+
+    @staticmethod
+    def _name_label(ref: str, cls: str, names: dict[str, str]) -> str:
+        if ref not in names:
+            raise Failure("HANDLE_INVALID", cls, ref)
+        return names[ref]
+
     def _get_all_records_where(self, expr: str) -> dict[str, dict[str, Any]]:
         """Only the query the backend sends, ``field "uuid" = "UUID"``, as xapi answers it ({} for none)."""
         match = re.fullmatch(r'field "uuid" = "([^"]*)"', expr)
@@ -311,8 +329,19 @@ class XapiStandIn:
         threading.Thread(target=run, daemon=True).start()
         return task_ref
 
+    def _failing(self, method: str, work: Callable[[_Task, str, str], None]) -> Callable[[_Task, str, str], None]:
+        """``work``, or a task failure set by :meth:`fail_next_task` for this call of ``method``."""
+        description = self._task_failures.pop(method, None)
+        if description is None:
+            return work
+
+        def fail(task: _Task, ref: str, vm_uuid: str) -> None:
+            raise Failure(*description)
+
+        return fail
+
     def _async_clean_shutdown(self, ref: str) -> str:
-        return self._async(ref, self._run_clean_shutdown)
+        return self._async(ref, self._failing("Async.VM.clean_shutdown", self._run_clean_shutdown))
 
     def _run_clean_shutdown(self, task: _Task, ref: str, vm_uuid: str) -> None:
         """xapi checks the power state inside the task, then waits for the guest until cancelled."""
@@ -324,7 +353,7 @@ class XapiStandIn:
         task.status = "cancelled"
 
     def _async_start(self, ref: str, paused: bool, force: bool) -> str:
-        return self._async(ref, self._run_start)
+        return self._async(ref, self._failing("Async.VM.start", self._run_start))
 
     def _run_start(self, task: _Task, ref: str, vm_uuid: str) -> None:
         """Past its first checks xapi cannot take a start back: a cancel then changes nothing, as here."""

@@ -7,7 +7,7 @@ onto the nearest one. One table here, so the same failure reads the same whichev
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..errors import HostUnreachable, HypervisorError
 
@@ -25,6 +25,11 @@ OTHER_OPERATION_IN_PROGRESS = "OTHER_OPERATION_IN_PROGRESS"
 HOST_UNREACHABLE = "HOST_UNREACHABLE"
 OPERATION_TIMED_OUT = "OPERATION_TIMED_OUT"
 NO_HOSTS_AVAILABLE = "NO_HOSTS_AVAILABLE"
+# What an admin meets starting or stopping a VM in a pool; parameters as xen-api's datamodel_errors.ml has them.
+HOST_OFFLINE = "HOST_OFFLINE"  # [host]: the master cannot contact the member the VM is on (or is to run on)
+HOST_NOT_LIVE = "HOST_NOT_LIVE"  # [] (or [host]): the member chosen to run the VM is not heard from
+HOST_NOT_ENOUGH_FREE_MEMORY = "HOST_NOT_ENOUGH_FREE_MEMORY"  # [needed, available] in bytes, when a VM starts
+VM_REQUIRES_SR = "VM_REQUIRES_SR"  # [vm, sr]: the member chosen to run the VM cannot reach a disk's SR
 PERMISSION_DENIED = "PERMISSION_DENIED"
 VM_IS_TRANSIENT = "VM_IS_TRANSIENT"  # libvirt: a domain with no stored definition to change
 # ours (libvirt): a domain undefined after its clean shutdown was requested; it vanishes when it halts
@@ -36,8 +41,75 @@ VM_ON_HOST_LEFT_OUT = "VM_ON_HOST_LEFT_OUT"  # ours: no host of a run narrowed b
 VM_ON_HOST_NOT_CONFIGURED = "VM_ON_HOST_NOT_CONFIGURED"
 
 
+# Details that are references to other objects: code -> (index, XenAPI class). A sentence names the object,
+# never shows its reference (OpaqueRef:…, which means nothing to a person), so each backend puts the object's
+# name there, or "" when it cannot have it: xe prints "<uuid> (<name-label>)" (xe_format.object_name reads
+# it); the XenAPI backend asks <class>.get_name_label, one call made only when the error happens.
+NAMED_OBJECTS: dict[str, tuple[int, str]] = {HOST_OFFLINE: (0, "host"), HOST_NOT_LIVE: (0, "host"), VM_REQUIRES_SR: (1, "SR")}
+_REF_PREFIX = "OpaqueRef:"
+
+
+def is_ref(value: object) -> bool:
+    """A XenAPI object reference (``OpaqueRef:…``), which no sentence shows."""
+    return str(value).startswith(_REF_PREFIX)
+
+
 def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
     return str(details[index]) if len(details) > index and details[index] != "" else default
+
+
+def _name(details: Sequence[str], index: int) -> str | None:
+    """An object's name given as a detail; None when there is none (missing, empty, or a reference)."""
+    value = _detail(details, index, "")
+    return None if value == "" or is_ref(value) else value
+
+
+def _amount(detail: object) -> str | None:
+    """A number of bytes as a person reads it (``4.0 GiB``, ``1000 MiB``); None when it is not a number."""
+    text = str(detail)
+    if not text.isdigit():
+        return None
+    count = int(text)
+    for unit, size, digits in (("GiB", 1 << 30, 1), ("MiB", 1 << 20, 0), ("KiB", 1 << 10, 0)):
+        if count >= size:
+            return f"{count / size:.{digits}f} {unit}"
+    return f"{count} bytes"
+
+
+def _offline(details: Sequence[str], subject: str) -> str:
+    member = _name(details, 0)
+    who = f"pool member {member}" if member else "a pool member"
+    return f"{who} is offline: the pool master cannot contact it, so it cannot act on {subject}"
+
+
+def _not_live(details: Sequence[str], subject: str) -> str:
+    member = _name(details, 0)
+    if member:
+        return f"pool member {member} is not live: the pool master has not heard from it, so it cannot run {subject}"
+    return f"the pool member chosen to run {subject} is not live: the pool master has not heard from it"
+
+
+def _too_little_memory(details: Sequence[str], subject: str) -> str:
+    said = f"not enough free memory on the host to start {subject}"
+    amounts = [_amount(detail) for detail in details[:2]]
+    if len(amounts) < 2 or None in amounts:  # xapi's host evacuation sends [vm ref] instead: no amounts to give
+        return said
+    return f"{said} (needs {amounts[0]}, {amounts[1]} free)"
+
+
+def _requires_sr(details: Sequence[str], subject: str) -> str:
+    sr = _name(details, 1)
+    which = f'storage repository "{sr}"' if sr else "a storage repository"
+    return f"{subject} needs {which} (one of its disks is there), which the pool member chosen to run it cannot reach"
+
+
+# Codes whose words depend on what their details hold (a name or a reference, a number or not).
+_WORDED: dict[str, Callable[[Sequence[str], str], str]] = {
+    HOST_OFFLINE: _offline,
+    HOST_NOT_LIVE: _not_live,
+    HOST_NOT_ENOUGH_FREE_MEMORY: _too_little_memory,
+    VM_REQUIRES_SR: _requires_sr,
+}
 
 
 # Code → sentence. {vm} reads "VM <uuid>" (or "the VM"); {0} {1} {2} are the error's details, and a missing
@@ -82,9 +154,12 @@ _MISSING_DETAIL = {FAILED_TO_START_EMULATOR: "no reason given", INTERNAL_ERROR: 
 def sentence_for(code: str, details: Sequence[str] = (), vm: str | None = None) -> str:
     """A plain sentence for a host error code; ``vm`` names the VM when the caller knows it."""
     subject = f"VM {vm}" if vm else "the VM"
+    if code in _WORDED:
+        return _WORDED[code](details, subject)
     template = _SENTENCES.get(code)
     if template is None:
-        extra = f" ({', '.join(str(d) for d in details)})" if details else ""
+        shown = [str(detail) for detail in details if not is_ref(detail)]  # a reference names nothing to a person
+        extra = f" ({', '.join(shown)})" if shown else ""
         return f"the host refused the operation on {subject}: {code}{extra}"
     missing = _MISSING_DETAIL.get(code, "?")
     return template.format(*(_detail(details, index, missing) for index in range(3)), vm=subject)

@@ -21,7 +21,9 @@ Decisions worth knowing:
   and would report a slow start as an unreachable host.
 - Every XAPI failure becomes :func:`codes.host_error` (one table of sentences for all backends); every
   transport failure becomes ``HostUnreachable`` with a plain sentence. Nothing else escapes, and the
-  password is scrubbed from whatever text a server sends back.
+  password is scrubbed from whatever text a server sends back. A failure that refers to a pool member or
+  an SR by reference (``HOST_OFFLINE [host]``) costs one more call, ``host.get_name_label``, so that the
+  sentence names it; a reference that cannot be looked up reads "a pool member", never ``OpaqueRef:…``.
 - Round trips: a VM's ref (``OpaqueRef:…``) is looked up once and kept, by UUID, for this host object and
   those :meth:`XapiHost.reopen` makes (a ref names the VM for every session); a listing gives every VM's.
   A call that meets ``HANDLE_INVALID`` for a kept ref (the VM was deleted, or re-created under the same
@@ -100,6 +102,7 @@ class XapiHost:
         self._follow = tuple(follow_master)
         self._session: Any = None
         self._refs: dict[str, str] = {} if refs is None else refs  # VM UUID (lower case) -> ref, kept across sessions
+        self._names: dict[str, str] = {}  # pool member or SR ref -> its name, looked up for an error's sentence
 
     @classmethod
     def from_uri(
@@ -166,13 +169,14 @@ class XapiHost:
         function = functools.reduce(getattr, method.split("."), self._api())
         return self._guarded(lambda: function(*args), vm)
 
-    def _guarded(self, thunk: Callable[[], Any], vm: str | None = None) -> Any:
+    def _guarded(self, thunk: Callable[[], Any], vm: str | None = None, *, naming: bool = True) -> Any:
+        """``naming``: an error whose details refer to a pool member or SR looks its name up (see _host_error)."""
         from XenAPI import Failure
 
         try:
             return thunk()
         except Failure as exc:
-            raise self._host_error(exc.details, vm) from None
+            raise self._host_error(exc.details, vm, naming) from None
         except xmlrpc.client.Fault as exc:  # the SDK's own: bad answers, or 504 for a login that timed out
             if exc.faultCode == 504:
                 raise self._unreachable(TimeoutError(exc.faultString)) from None
@@ -183,12 +187,29 @@ class XapiHost:
         except _MALFORMED as exc:  # the SDK reading an answer that is not XAPI's (a failure without a code)
             raise _not_understood(exc) from None
 
-    def _host_error(self, details: Sequence[Any], vm: str | None) -> HypervisorError:
+    def _host_error(self, details: Sequence[Any], vm: str | None, naming: bool = True) -> HypervisorError:
         words = [self._credentials.scrub(str(word)) for word in details] or [codes.INTERNAL_ERROR]
         code, params = _ALIASES.get(words[0], words[0]), words[1:]
         if code == codes.SESSION_AUTHENTICATION_FAILED and not params:
             params = [self._credentials.user]
+        named = codes.NAMED_OBJECTS.get(code)
+        if named is not None and naming:
+            index, cls = named
+            if index < len(params) and codes.is_ref(params[index]):
+                params[index] = self._name_of(cls, params[index])
         return codes.host_error(code, params, vm)
+
+    def _name_of(self, cls: str, ref: str) -> str:
+        """The name of the pool member (or SR) an error refers to, "" when it cannot be had: one call, made
+        only on that error's path, so an operation that succeeds costs no more round trips."""
+        if ref in self._names:  # a failed clean shutdown and the forced one after it name the same member
+            return self._names[ref]
+        if self._session is None:
+            return ""
+        getter = getattr(getattr(self._session.xenapi, cls), "get_name_label")
+        with contextlib.suppress(HypervisorError):
+            self._names[ref] = str(self._guarded(lambda: getter(ref), naming=False))
+        return self._names.get(ref, "")
 
     def _unreachable(self, exc: BaseException) -> HypervisorError:
         reason = unreachable_reason(exc, self._target, self._call_timeout)

@@ -311,6 +311,9 @@ class XeHost:
             details = ("root",)  # xe on dom0 logs in as root unless told otherwise
         elif failure.code == codes.HOST_UNREACHABLE:
             details = (f"xe could not talk to xapi ({failure.first_line})",)
+        elif failure.code in codes.NAMED_OBJECTS:  # a pool member or SR: named, never by its reference
+            index = codes.NAMED_OBJECTS[failure.code][0]
+            details = tuple(xe_format.object_name(value) if at == index else value for at, value in enumerate(details))
         return codes.host_error(failure.code, details, vm_uuid)
 
     def _run(self, args: Sequence[str], timeout: float) -> _Output | None:

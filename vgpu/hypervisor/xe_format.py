@@ -13,8 +13,9 @@ What xe prints (xen-api ``ocaml/xapi-cli-server``, checked against real captures
   written ``\\\\`` (cli_printer.ml ``escape_commas``).
 * ``vm-param-get``: the bare value and a newline; with ``param-key=`` it is exact, whatever the value holds.
 * Errors (exit status 1, stderr): the error's documentation sentence, then one ``name: value`` line per
-  parameter; a VM parameter reads ``<uuid> (<name-label>)``. The CLI's own failures read ``Error: ...``;
-  an error code xe has no sentence for reads ``Error code: X`` / ``Error parameters: a, b``.
+  parameter; a VM or host parameter reads ``<uuid> (<name-label>)`` (:func:`object_name`). The CLI's own
+  failures read ``Error: ...``; an error code xe has no sentence for reads ``Error code: X`` /
+  ``Error parameters: a, b``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import AbstractSet, Iterable, Mapping, Sequence
 
 import attrs
 
+from ..basics import UUID_PATTERN
 from . import codes
 
 # Pseudo codes for what xe reports without an XAPI error code.
@@ -236,6 +238,24 @@ ERROR_DOCS: tuple[ErrorDoc, ...] = (
         older=("There were no hosts available to complete the specified operation.",),
     ),
     ErrorDoc(codes.PERMISSION_DENIED, "Caller not allowed to perform this operation.", ("message",)),
+    ErrorDoc(codes.HOST_OFFLINE, "You attempted an operation which involves a host which could not be contacted.", ("host",)),
+    ErrorDoc(
+        codes.HOST_NOT_LIVE,
+        "This operation cannot be completed as the server is not live.",
+        older=("This operation cannot be completed as the host is not live.",),
+    ),
+    ErrorDoc(
+        codes.HOST_NOT_ENOUGH_FREE_MEMORY,
+        "Not enough server memory is available to perform this operation.",
+        ("needed", "available"),
+        older=("Not enough host memory is available to perform this operation",),
+    ),
+    ErrorDoc(
+        codes.VM_REQUIRES_SR,
+        "You attempted to run a VM on a host which doesn't have access to an SR needed by the VM. The VM has at "
+        "least one VBD attached to a VDI in the SR.",
+        ("vm", "sr"),
+    ),
     ErrorDoc(VM_SHUTDOWN_TIMEOUT, "VM failed to shutdown before the timeout expired", ("vm", "timeout")),
     ErrorDoc(codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, "VM didn't acknowledge the need to shutdown.", ("vm",)),
 )
@@ -287,6 +307,19 @@ def parse_error(stderr: str) -> XeFailure:
         params = _UNNAMED_PARAMS.search(stderr)
         return XeFailure(unnamed["code"], tuple(params["params"].split(", ")) if params and params["params"] else (), first)
     return XeFailure(None, (), first)
+
+
+# An object parameter as xe prints it (cli_util.ml ref_convert): "<uuid> (<name-label>)", or the uuid alone
+# for an object without a name, or the reference itself when xapi cannot look it up.
+_OBJECT = re.compile(rf"(?P<uuid>{UUID_PATTERN})(?: \((?P<name>.*)\))?", re.IGNORECASE | re.DOTALL)
+
+
+def object_name(printed: str) -> str:
+    """The name of the object a parameter refers to (its uuid when it has none); "" for a bare reference."""
+    if codes.is_ref(printed):
+        return ""
+    found = _OBJECT.fullmatch(printed)
+    return (found["name"] or found["uuid"]) if found else printed
 
 
 def _normalised(text: str) -> str:
