@@ -9,6 +9,8 @@ from __future__ import annotations
 import string
 from typing import Sequence
 
+from vgpu.escape import listed
+
 LISTED = 5  # more than this many matches are counted, not listed
 SHORTEST_PREFIX = 4  # fewer hex digits than this start too many UUIDs to help
 _UUID_CHARS = frozenset(string.hexdigits + "-")
@@ -40,6 +42,6 @@ def _by_prefix(value: str, known: Sequence[tuple[str, str]]) -> str:
         return f"; {typed!r} starts the UUID of {name}: {uuid}" if name else f"; {typed!r} starts the UUID {uuid}"
     if not found:
         return ""
-    shown = ", ".join(f"{uuid} ({name})" if name else uuid for uuid, name in found[:LISTED])
+    shown = ", ".join(f"{uuid} ({listed(name)})" if name else uuid for uuid, name in found[:LISTED])
     more = f" and {len(found) - LISTED} more" if len(found) > LISTED else ""
     return f"; {typed!r} starts {len(found)} UUIDs: {shown}{more}"

@@ -17,7 +17,7 @@ from vgpu.models import HostVM
 from vgpu.scan import ForeignSegment, ScannedVM, ScanReport
 from vgpu.tables import plural
 
-from vgpu.escape import shown
+from vgpu.escape import listed, shown
 from .render import (
     NAMES_LISTED,
     RULE,
@@ -25,6 +25,7 @@ from .render import (
     attention_lines,
     config_text,
     host_name,
+    listed_name,
     marked_name,
     name_of,
     pool_block_lines,
@@ -72,8 +73,9 @@ def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None,
 
 
 def member_text(label: str, resident_on: str | None) -> str:
-    """A host as the trailing field names it: ``pool1 (xcp-a2)``, or the label alone."""
-    return f"{label} ({shown(resident_on)})" if resident_on else label  # the member's name is the host's text
+    """A host as the trailing field names it: ``pool1 (xcp-a2)``, or the label alone. Several are joined with
+    ", ", so a member's name (the host's text) is quoted as a list's item is."""
+    return f"{label} ({listed(resident_on)})" if resident_on else label
 
 
 def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
@@ -126,7 +128,7 @@ def _conflict_lines(report: ScanReport) -> Iterator[str]:
         return
     yield from ("", f"=== Same UUID on several hosts: {len(report.conflicts)} ===")
     for conflict in report.conflicts:
-        copies = ", ".join(f"{copy.host} ({host_name(copy)}, {copy.power_state.value})" for copy in conflict.copies)
+        copies = ", ".join(f"{copy.host} ({listed_name(copy.name)}, {copy.power_state.value})" for copy in conflict.copies)
         registered = f" | Registered: {name_of(conflict.vm)}" if conflict.vm is not None else " | Not registered"
         yield (f"UUID: {conflict.vm_uuid} | Hosts: {copies}{registered} | Action: keep one copy (remove or "
                "re-create the other); commands on this VM are refused until then")
@@ -180,7 +182,7 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
                     for e in report.pending)
     if report.booted_unknown:
         unknown = report.booted_unknown
-        names = ", ".join(name_of(e.vm) for e in unknown[:NAMES_LISTED])
+        names = ", ".join(listed_name(e.vm.vm_name) for e in unknown[:NAMES_LISTED])
         more = f", ... and {len(unknown) - NAMES_LISTED} more" if len(unknown) > NAMES_LISTED else ""
         yield from ("", f"Running configuration unknown: {plural(len(unknown), 'VM')} ({names}{more}) - the host cannot "
                         "tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")

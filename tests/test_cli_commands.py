@@ -264,6 +264,26 @@ def test_a_host_that_cannot_tell_what_booted_never_shows_configured(spec, monkey
             f"the running VM booted with: 'vgpu-admin apply-vm --vm-uuid={uuid}' restarts it with it."]
 
 
+def test_a_name_holding_a_comma_is_quoted_in_the_unknown_list_as_in_the_pool_lists(tmp_path, monkeypatch):
+    """One VM named "db, primary" must not read as two VMs, in scan-vms' list as in status's."""
+    from .standins.xapi_server import XapiStandIn
+
+    monkeypatch.setenv("VGPU_XAPI_PASSWORD", "pw")
+    sim, db = SimHost(tmp_path / "host.json"), str(tmp_path / "vgpu.db")
+    both = ("0c0a0000-0000-4000-8000-000000000001", "db, primary"), ("0c0a0000-0000-4000-8000-000000000002", "web")
+    for vm_uuid, name in both:
+        sim.add_vm(vm_uuid, name, "running", "")
+    with XapiStandIn(sim, password="pw") as server:
+        flags = ["--host", f"xapi://root@127.0.0.1:{server.port}", "--db", db]
+        for vm_uuid, _ in both:
+            ok(run(["register-vm", f"--vm-uuid={vm_uuid}", "--priority=1", *flags]))
+        unknown = 'Running configuration unknown: 2 VMs ("db, primary", web) - the host cannot tell'
+        assert ok(run(["scan-vms", *flags]))[-1].startswith(unknown)
+        shown = ok(run(["status", *flags]))
+        assert 'Medium Priority: 2 VMs ("db, primary", web)' in [line.strip() for line in shown]
+        assert shown[-1].startswith(unknown)
+
+
 def test_one_vm_is_1_vm_in_scan_headings_and_list_counts(spec):
     pool_a = [vm.vm_uuid for vm in spec.registered() if vm.pool_id == "A"]
     for vm_uuid in pool_a[1:]:  # Pool A keeps one VM

@@ -13,6 +13,7 @@ from typing import Iterable
 
 import attrs
 
+from .escape import listed
 from .models import VM
 from .vms import select_vms
 
@@ -39,7 +40,7 @@ class SharedName:
     def __str__(self) -> str:
         one_spelling = len({vm.vm_name for vm in self.vms}) == 1
         each = ", ".join(
-            f"{vm.vm_uuid} ({'' if one_spelling else f'{vm.vm_name}, '}Pool {vm.pool_id}, VM ID {vm.vm_id})"
+            f"{vm.vm_uuid} ({'' if one_spelling else f'{listed(vm.vm_name)}, '}Pool {vm.pool_id}, VM ID {vm.vm_id})"
             for vm in self.vms
         )
         case = "" if one_spelling else " (in any case)"
