@@ -17,18 +17,46 @@ from typing import Callable, Iterable
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from vgpu import errors, paths, trust
-from vgpu.uri_password import carries_password
+from vgpu.uri_password import carries_password, carries_scheme_password
 
 # A word naming a secret, followed by its value.
 _NAMED_SECRET = re.compile(r"(?:password|passwd|pwd|secret|token|VGPU_XAPI_PASSWORD)\s*[=:]", re.IGNORECASE)
+_HOST_NAMES = ("--host", "VGPU_HOST")
 
 
 def carries_credential(line: str) -> bool:
     """Whether ``line`` names a secret, or holds a URI with a password as vgpu refuses one (vgpu.uri_password:
-    the same rule, so a password holding '/', '#', '?' or a quoted space is found too)."""
+    the same rule, so a password holding '/', '#', '?' or a quoted space is found too).
+
+    A host value (``--host=V``, ``--host V``, ``VGPU_HOST=V``) and a word that is no ``--option=value`` are read
+    as vgpu reads a host: ``root:secret@h`` without a scheme is a password there. The value of another option
+    (``--vm-name=web:prod@dc1``) is only searched for a URI that names its scheme: a line dropped for nothing
+    costs little, but a VM name is no password."""
     if _NAMED_SECRET.search(line):
         return True
-    return any(carries_password(value) for word in _words(line) for value in (word, word.partition("=")[2]))
+    words = _words(line)
+    for before, word in zip(["", *words], words):
+        name, equals, value = word.partition("=")
+        if before == "--host" or not word.startswith("-") and name not in _HOST_NAMES:
+            if _host_carries_password(word):
+                return True
+        elif name in _HOST_NAMES and equals:
+            if _host_carries_password(value):
+                return True
+        elif carries_scheme_password(word) or carries_scheme_password(value):
+            return True
+    return False
+
+
+def _host_carries_password(value: str) -> bool:
+    """Whether a --host or VGPU_HOST value holds a password, in any of its comma-separated words, each a URI or
+    ``LABEL=URI`` (vgpu.hostspecs: a label holds no ':'). The whole value is read too: a comma may be the
+    password's."""
+    def uri_of(word: str) -> str:
+        label, equals, uri = word.partition("=")
+        return uri if equals and ":" not in label else word
+
+    return any(carries_password(uri_of(word)) for word in [value, *value.split(",")])
 
 
 def _words(line: str) -> list[str]:

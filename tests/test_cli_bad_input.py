@@ -335,7 +335,7 @@ DB_ONLY = [["list-pools"], ["list-vms"], ["show-pool", "--pool-id=A"], ["history
 
 
 @pytest.mark.parametrize("argv", DB_ONLY)
-@pytest.mark.parametrize("uri", ["foo", "sim:", "xapi://root:hunter2@xen1", "xapis://root@xen1?verify=no"])
+@pytest.mark.parametrize("uri", ["foo", "sim:", "xapi://root:hunter2@xen1", "root:hunter2@xen1", "xapis://root@xen1?verify=no"])
 def test_a_bad_host_is_refused_by_every_command_even_those_that_never_ask_it(spec, argv, uri):
     before = spec.files()
     outcome = run([*argv, "--db", str(spec.db), f"--host={uri}"])

@@ -28,6 +28,9 @@ TESTER_URIS = [
     "xapi://root:Zz9?secret@xcp1.example.com", "XAPI://root:Zz9secret@h", "https://root:Zz9secret@h",
     "xapi+https://root:Zz9secret@h", "xapis://root:Zz9/secret@h?cafile=/etc/ca.pem",
     "qemu+ssh://root:Zz9/secret@kvm/system", "xapi+unix://root:Zz9secret@h/x", "xapi://root:my Zz9secret@h",
+    # USER:PASSWORD@HOST without a scheme: 'root' passed for one, and no second ':' meant "no password"
+    "root:Zz9secret@pool1-master", "root:Zz9:secret@h", "admin_1:Zz9secret@h", "1root:Zz9secret@h",
+    "root:Zz9//secret@h", "xapi:root:Zz9secret@h", "SIM:Zz9secret@h", ":Zz9secret@h",
 ]
 
 
@@ -73,7 +76,13 @@ def test_parse_uri_alone_refuses_them_too(uri):
     assert "Zz9" not in text and "set VGPU_XAPI_PASSWORD" in text
 
 
-@given(uri=URIS)
+# a user name before USER:PASSWORD@HOST, without a scheme: anything but the path schemes sim:, xe:, xapi+unix:
+BARE_USERS = st.text(max_size=8).filter(lambda user: ":" not in user and user not in ("sim", "xe", "xapi+unix"))
+BARE_URIS = st.builds(lambda user, password, rest: f"{user}:{password}@{rest}", BARE_USERS,
+                      PASSWORDS.filter(lambda password: not password.startswith("//")), st.text(max_size=12))
+
+
+@given(uri=URIS | BARE_URIS)
 @example(uri="xapi://root:/Zz9secret@h")
 @example(uri="xapi://a@b:c:Zz9secret@d@e/f?g=h@i")
 @example(uri="qemu+ssh://root:Zz9secret\0@kvm/system")
@@ -87,7 +96,9 @@ def test_no_generated_password_appears_in_any_error_for_any_scheme(uri):
 
 
 @pytest.mark.parametrize("uri", ["xapi://root@xcp1:443", "xapi://root@[fd00::5]:80", "xapis://root@h?cafile=/a/b.pem",
-                                 "qemu+ssh://root@kvm3/system", "qemu:///system", "xapi+unix:", "xe:", "sim:/tmp/a.json"])
+                                 "qemu+ssh://root@kvm3/system", "qemu:///system", "xapi+unix:", "xe:", "sim:/tmp/a.json",
+                                 "sim:/tmp/pool@2.json", "xe:/opt/xe@1/bin/xe", "xapi+unix:/var/run/xapi@1",
+                                 "test:///default", "qemu+ssh://root@kvm3/system"])
 def test_uris_without_a_password_are_still_accepted(uri):
     assert host_uri.check(uri) == uri
 
@@ -113,3 +124,38 @@ def test_a_libvirt_uri_with_a_password_in_hosts_is_refused_before_any_scan(isola
     assert "libvirt asks for one itself" in outcome.one_error_line() and outcome.out == ""
     with pytest.raises(VgpuError):
         config.load()
+
+
+# --- USER:PASSWORD@HOST without a scheme, as a tester typed it ------------------------------------------
+
+
+def test_a_bare_user_password_at_host_on_the_command_line_is_refused_masked(isolated_environment):
+    outcome = run(["--host=root:Zz9secret@pool1-master", "list-pools"])
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err
+    assert outcome.one_error_line().startswith("error: invalid host URI 'root:***@pool1-master': "
+                                               "expected a URI without a password")
+
+
+def test_a_bare_user_password_at_host_in_a_fleet_label_is_refused_masked(isolated_environment):
+    outcome = run(["--host=gpu1=root:Zz9secret@h", "--host=gpu2=xe:", "list-pools"])
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err
+    assert outcome.one_error_line().startswith("error: --host: host gpu1: invalid host URI 'root:***@h': "
+                                               "expected a URI without a password")
+
+
+@pytest.mark.parametrize("value, shown", [("root:Zz9secret@h", "root:***@h"), ("gpu1=root:Zz9secret@h,gpu2=xe:", "root:***@h")])
+def test_a_bare_user_password_at_host_in_vgpu_host_is_refused_masked(isolated_environment, monkeypatch, value, shown):
+    monkeypatch.setenv("VGPU_HOST", value)
+    outcome = run(["list-pools"])
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err
+    line = outcome.one_error_line()
+    assert f"invalid host URI '{shown}': expected a URI without a password" in line
+
+
+def test_a_bare_user_password_at_host_in_the_config_is_refused_masked(isolated_environment):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('host = "root:Zz9secret@h"\n')
+    outcome = run(["list-pools"])
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err
+    assert "invalid host URI 'root:***@h': expected a URI without a password" in outcome.one_error_line()

@@ -357,3 +357,12 @@ def test_the_history_of_a_session_that_saves_none_keeps_no_credential_either(tmp
     history.append_string("list-vms --host xapi://root:Zz9/secret@h")
     history.append_string("list-pools")
     assert list(history.get_strings()) == ["list-pools"] and len(warned) == 1
+
+
+def test_a_host_given_as_user_password_at_host_is_not_saved_in_the_history_file(shell, isolated_environment):
+    # the tester's line: USER:PASSWORD@HOST without a scheme was saved while xapi://USER:PASSWORD@HOST was not
+    lines = ["list-pools --host=root:MyRootPw@pool1-master", "list-pools --host=gpu1=root:Pw4@h", "list-pools"]
+    assert shell.type("".join(f"{line}\n" for line in lines) + CTRL_D) == 0
+    saved = (isolated_environment / "data" / "vgpu" / "history").read_text()
+    assert "+list-pools\n" in saved and "Pw" not in saved
+    assert "Pw" not in shell.out.getvalue() + shell.err.getvalue()

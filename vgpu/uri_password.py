@@ -7,6 +7,12 @@ lands in the path, fragment or query. So the rule here does not parse the URI. A
 between may be the password, so all of it is masked. A libvirt URI whose query holds a '@' after a port's ':'
 is taken for one with a password too: refusing that rare URI is the price of never letting a password through.
 
+A host value written without a scheme, ``root:secret@pool1-master``, is ``USER:PASSWORD@HOST`` as well: its
+user looks like a scheme, so unless its first ':' is followed by ``//`` or ends one of the schemes whose
+rest is a path (``sim:``, ``xe:``, ``xapi+unix:``, where a '@' may be part of a file name), an '@' after that
+':' makes everything between them the password. ``xapi:root@h`` or ``SIM:x@y`` (a typo) is taken for one too:
+refused either way, and a miss would show the password.
+
 Pure string work, without ``re``: every command checks its ``--host``, and the one-shot start-up is measured.
 """
 
@@ -14,11 +20,39 @@ from __future__ import annotations
 
 MASK = "***"
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+# Their rest is a path (a file, the xe program, XAPI's socket), in which a '@' is no sign of a password.
+_PATH_SCHEMES = ("sim", "xe", "xapi+unix")
 
 
 def password_span(uri: str) -> tuple[int, int] | None:
     """Where the password of ``uri`` lies, as (start, end) indexes, or None when it holds none. ``uri`` is one
-    whole value (a ``--host``, a config entry): a space inside it may be part of the password."""
+    whole host value (a ``--host``, a config entry): a space inside it may be part of the password, and
+    ``USER:PASSWORD@HOST`` without a scheme counts (see the module docstring)."""
+    begin = len(uri) - len(uri.lstrip())
+    colon = uri.find(":", begin)
+    if colon != -1 and not uri.startswith("//", colon + 1) and uri[begin:colon] not in _PATH_SCHEMES:
+        last_at = uri.rfind("@", colon)
+        return None if last_at == -1 else (colon + 1, last_at)
+    return _span_after_scheme(uri)
+
+
+def carries_password(uri: str) -> bool:
+    return password_span(uri) is not None
+
+
+def carries_scheme_password(text: str) -> bool:
+    """Whether ``text`` holds ``SCHEME:[//]USER:PASSWORD@HOST``: what the shell's history looks for in a value
+    that is no host URI (a VM name such as ``web:prod@dc1``), where a URI with a password still must not stay."""
+    return _span_after_scheme(text) is not None
+
+
+def mask_password(uri: str) -> str:
+    """``uri`` with its password, if any, replaced by ``***``: what an error may show of it."""
+    span = password_span(uri)
+    return uri if span is None else f"{uri[:span[0]]}{MASK}{uri[span[1]:]}"
+
+
+def _span_after_scheme(uri: str) -> tuple[int, int] | None:
     start = _after_scheme(uri)
     if start is None:
         return None
@@ -26,16 +60,6 @@ def password_span(uri: str) -> tuple[int, int] | None:
     if colon == -1 or last_at < colon:
         return None
     return colon + 1, last_at
-
-
-def carries_password(uri: str) -> bool:
-    return password_span(uri) is not None
-
-
-def mask_password(uri: str) -> str:
-    """``uri`` with its password, if any, replaced by ``***``: what an error may show of it."""
-    span = password_span(uri)
-    return uri if span is None else f"{uri[:span[0]]}{MASK}{uri[span[1]:]}"
 
 
 def _after_scheme(text: str) -> int | None:
