@@ -668,3 +668,13 @@ def test_a_config_error_from_connect_is_the_clis_too(tmp_path):
         connect()
     outcome = run(["list-pools"])
     assert outcome.code == 2 and outcome.one_error_line() == f"error: {raised.value}"
+
+
+@pytest.mark.parametrize("host", [{"gpu1": "root:Zz9secret@h"}, {"gpu1": "xapi://root:Zz9secret@h"},
+                                  ["gpu1=root:Zz9secret@h"], ["gpu1=xapi://root:Zz9secret@h", "gpu2=xe:"]])
+def test_a_host_argument_with_a_password_is_not_kept_in_the_error(isolated_environment, host):
+    # the error's value is what a caller logs: it must not hold the password any more than its sentence
+    with pytest.raises(InvalidValue) as caught:
+        connect(host=host)
+    assert "Zz9" not in str(caught.value) + repr(caught.value) + repr(caught.value.value)
+    assert "***" in repr(caught.value.value)

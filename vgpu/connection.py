@@ -84,7 +84,7 @@ def resolve_settings(db: str | os.PathLike[str] | None = None, host: HostArgumen
         if error.source != hostspecs.FLAG:
             raise  # a config file's or the environment's: said as vgpu-admin says it
         # The host argument: a bad argument, named as this call names it, not as the command line's --host.
-        raise InvalidValue("host", host, _HOST_FORMS, sentence=error.sentence.partition(": ")[2]) from None
+        raise InvalidValue("host", _masked(host), _HOST_FORMS, sentence=error.sentence.partition(": ")[2]) from None
     opening.check_hosts(resolved)
     return resolved
 
@@ -108,8 +108,23 @@ def _host_words(host: object) -> str | list[str] | None:
         words = list(host) if isinstance(host, (list, tuple)) else []
         ok = all(isinstance(word, str) for word in words)
     if not ok or not words or not all(word.strip() for word in words):
-        raise InvalidValue("host", host, _HOST_FORMS)
+        raise InvalidValue("host", _masked(host), _HOST_FORMS)
     return host if isinstance(host, str) else words
+
+
+def _masked(host: object) -> object:
+    """The host argument as an error keeps it (a caller may log it): each URI's password, if any, masked; a
+    ``LABEL=URI`` word's URI read as hostspecs reads it."""
+    from .uri_password import mask_password  # only on a refusal
+
+    if isinstance(host, str):
+        label, equals, uri = host.partition("=")
+        return f"{label}={mask_password(uri)}" if equals and ":" not in label else mask_password(host)
+    if isinstance(host, Mapping):
+        return {label: _masked(uri) for label, uri in host.items()}
+    if isinstance(host, (list, tuple)):
+        return [_masked(word) for word in host]
+    return host
 
 
 def _setting(name: str, value: object) -> object:
