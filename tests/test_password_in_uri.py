@@ -159,3 +159,31 @@ def test_a_bare_user_password_at_host_in_the_config_is_refused_masked(isolated_e
     outcome = run(["list-pools"])
     assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err
     assert "invalid host URI 'root:***@h': expected a URI without a password" in outcome.one_error_line()
+
+
+# A list of hosts (VGPU_HOST, config `host`) is split at its commas: a password holding one must not be cut
+# in two and half of it shown as "invalid host URI 'root:Zz9'".
+@pytest.mark.parametrize("value", ["gpu1=root:Zz9se,cret@h,gpu2=xe:", "gpu1=xapi://root:Zz9se,cret@h,gpu2=xe:",
+                                   "gpu2=xe:,gpu1=root:Zz9,se,cret@h"])
+def test_a_password_holding_a_comma_in_a_host_list_is_refused_masked_whole(isolated_environment, monkeypatch, value):
+    monkeypatch.setenv("VGPU_HOST", value)
+    outcome = run(["list-pools"])
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err and "cret" not in outcome.out + outcome.err
+    assert "expected a URI without a password" in outcome.one_error_line()
+
+
+def test_a_host_list_whose_later_host_has_a_user_is_not_taken_for_a_password(isolated_environment, monkeypatch, tmp_path):
+    monkeypatch.setenv("VGPU_HOST", f"a=sim:{tmp_path}/x.json,b=sim:{tmp_path}/y.json")
+    assert run(["list-pools"]).code == 0
+    from vgpu.hostspecs import split_words
+    assert split_words("a=sim:/x.json,b=xapi://root@h") == ["a=sim:/x.json", "b=xapi://root@h"]
+    assert split_words("a=xe:,b=qemu+ssh://u@h/system") == ["a=xe:", "b=qemu+ssh://u@h/system"]
+
+
+def test_a_password_holding_a_comma_in_the_config_host_list_is_refused_masked(isolated_environment):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('host = "gpu1=root:Zz9se,cret@h,gpu2=xe:"\n')
+    outcome = run(["list-pools"])
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err and "cret" not in outcome.out + outcome.err
+    assert "a URI without a password" in outcome.one_error_line()

@@ -136,7 +136,7 @@ def _checked_in_file(path: str, key: str, value: object) -> Any:
     try:
         return check_setting(key, value)
     except InvalidValue as bad:
-        raise ConfigError(path, f"setting {key} = {value!r} must be {bad.allowed}") from None
+        raise ConfigError(path, f"setting {key} = {_shown(key, value)} must be {bad.allowed}") from None
 
 
 def check_setting(key: str, value: object) -> Any:
@@ -245,7 +245,17 @@ def _checked_in_environment(variable: str, key: str, what: str, value: str) -> A
     try:
         return check_setting(key, value)
     except InvalidValue as bad:
-        raise ConfigError(variable, f"invalid {what} {value!r}: expected {bad.allowed}") from None
+        raise ConfigError(variable, f"invalid {what} {_shown(key, value)}: expected {bad.allowed}") from None
+
+
+def _shown(key: str, value: object) -> str:
+    """A refused setting's value as its sentence repeats it: a host's with any password in it masked, even
+    one its check found only in part (cut at a comma of a list)."""
+    if key == "host" and isinstance(value, str):
+        from .uri_password import mask_password  # only on a refusal: the one-shot start-up stays light
+
+        value = mask_password(value)
+    return repr(value)
 
 
 def default_uri() -> str:

@@ -31,6 +31,8 @@ from .host_uri import ALLOWED as _URI_FORMS
 from .host_uri import check as _check_form
 from .host_uri import host_key as _host_key
 from .host_uri import refuse_password as _refuse_password
+from .uri_password import carries_password as _carries_password
+from .uri_password import password_span as _password_span
 
 if TYPE_CHECKING:
     import re
@@ -173,7 +175,24 @@ def split_words(value: str) -> list[str]:
     first = text.split(",", 1)[0].strip()
     if _kind(first)[0] == "uri":
         return [text]
-    return [word.strip() for word in text.split(",") if word.strip()]
+    pieces = text.split(",")
+    _refuse_password_cut_at_a_comma(pieces)
+    return [word.strip() for word in pieces if word.strip()]
+
+
+def _refuse_password_cut_at_a_comma(pieces: list[str]) -> None:
+    """A password holding a comma (``gpu1=root:se,cret@h``) would be cut in two by the split, and its first
+    half shown as an invalid URI ("invalid host URI 'root:se'"): refused whole and masked, as a password is.
+    A piece is cut short where its own URI carries no password but the password the rest of the list carries
+    begins inside it."""
+    for index in range(len(pieces) - 1):
+        uri = _kind(pieces[index].strip())[2]
+        if not uri or "@" in uri or _carries_password(uri):
+            continue
+        rest = _kind(",".join(pieces[index:]).strip())[2]
+        span = _password_span(rest)
+        if span is not None and span[0] <= len(uri):
+            _refuse_password(rest)
 
 
 def _kind(word: str) -> tuple[str, str, str]:
