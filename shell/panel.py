@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from vgpu.models import HostVM
-from vgpu.scan import ForeignSegment, ScannedVM, ScanReport
+from vgpu.scan import LEFT_OUT, NOT_CONFIGURED, ForeignSegment, ScannedVM, ScanReport
 from vgpu.tables import plural
 
 from vgpu.escape import listed, shown
@@ -241,6 +241,34 @@ def _copy_carries(f: ForeignSegment | None) -> str:
     return f"{'running with ' if f.running_only else ''}{_carried(f)}{_owner_of(f)}"
 
 
+# How each reason a registered VM is not shown reads (see vgpu.scan.NotShown)
+_NOT_SHOWN_WHY = {NOT_CONFIGURED: "not configured", LEFT_OUT: "left out by --host"}
+
+
+def not_shown_lines(report: ScanReport) -> list[str]:
+    """One line saying how many registered VMs the scan leaves out, last seen on which hosts and why (a host
+    taken out of [hosts], or left out by --host): else an admin who took a host out sees fewer VMs, with no
+    hint. None left out: no line, so a single host's output stays the spec's."""
+    if not report.not_shown:
+        return []
+    groups = []
+    for reason, why in _NOT_SHOWN_WHY.items():
+        entries = [entry for entry in report.not_shown if entry.reason == reason and entry.host]
+        if entries:
+            hosts = ", ".join(shown(entry.host) for entry in entries)
+            groups.append((sum(entry.vm_count for entry in entries), f"last seen on {hosts} ({why})"))
+    unseen = sum(entry.vm_count for entry in report.not_shown if not entry.host)
+    if unseen:  # never seen by a scan of the fleet: it may be on any host --host leaves out
+        groups.append((unseen, f"with no known host ({_NOT_SHOWN_WHY[LEFT_OUT]})"))
+    total = sum(count for count, _ in groups)
+    verb, them = ("is", "it") if total == 1 else ("are", "them")
+    if len(groups) == 1:
+        text = f"{plural(total, 'registered VM')} {groups[0][1]} {verb} not shown"
+    else:
+        text = f"{plural(total, 'registered VM')} {verb} not shown: " + ", ".join(f"{count} {tail}" for count, tail in groups)
+    return ["", f"{text}; 'vgpu-admin list-vms' lists {them}"]
+
+
 def _instead(operation) -> str | None:
     """An Action for a VM with an unfinished change, in place of a repair or an apply; None without one."""
     hint = unfinished_hint(operation)
@@ -258,6 +286,7 @@ def scan_lines(report: ScanReport) -> Iterator[str]:
     yield f"=== Unregistered VMs: {len(report.unregistered)} ==="
     yield from _unregistered_lines(report)
     yield from _extra_sections(report)
+    yield from not_shown_lines(report)
     yield from _closing(report)
 
 
@@ -324,6 +353,7 @@ def status_lines(report: ScanReport) -> Iterator[str]:
         yield ""
     yield from _summary(report)
     yield from _extra_sections(report)
+    yield from not_shown_lines(report)
     yield from _closing(report)
 
 

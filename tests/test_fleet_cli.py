@@ -447,6 +447,41 @@ def test_a_vm_last_seen_on_a_host_no_longer_configured_is_neither_unregistered_n
 
 
 
+def test_scan_and_status_say_how_many_registered_vms_a_host_taken_out_of_the_config_hides(gpu2_taken_out):
+    world = gpu2_taken_out
+    hint = "1 registered VM last seen on gpu2 (not configured) is not shown; 'vgpu-admin list-vms' lists it"
+    for command in ("scan-vms", "status"):
+        lines = ok_lines(world.cli(command, hosts=[]))
+        assert lines.count(hint) == 1, lines
+        assert lines[lines.index(hint) - 1] == ""
+    data = json.loads(world.cli("scan-vms", "--format=json", hosts=[]).out)
+    assert data["elsewhere"] == 1
+    assert data["not_shown"] == [{"host": "gpu2", "vm_count": 1, "reason": "not_configured"}]
+
+
+def test_scan_and_status_say_how_many_registered_vms_a_run_narrowed_by_host_leaves_out(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms", hosts=[]))  # where each VM is, remembered
+    hint = "2 registered VMs last seen on gpu2, pool1 (left out by --host) are not shown; 'vgpu-admin list-vms' lists them"
+    for command in ("scan-vms", "status"):
+        assert ok_lines(world.cli(command, hosts=["gpu1"]))[-2:] == ["", hint]
+    data = json.loads(world.cli("status", "--format=json", hosts=["gpu1"]).out)
+    assert [(e["host"], e["vm_count"], e["reason"]) for e in data["not_shown"]] == [("gpu2", 1, "left_out"), ("pool1", 1, "left_out")]
+
+
+def test_registered_vms_hidden_for_several_reasons_are_told_apart_in_one_line(gpu2_taken_out):
+    world = gpu2_taken_out
+    lines = ok_lines(world.cli("scan-vms", hosts=["gpu1"]))
+    assert lines[-1] == ("2 registered VMs are not shown: 1 last seen on gpu2 (not configured), 1 last seen on pool1 "
+                         "(left out by --host); 'vgpu-admin list-vms' lists them"), lines
+
+
+def test_a_scan_of_every_host_says_nothing_of_vms_not_shown(world):
+    for command in ("scan-vms", "status"):
+        assert not any("not shown" in line for line in ok_lines(world.cli(command)))
+    assert json.loads(world.cli("scan-vms", "--format=json").out)["not_shown"] == []
+
+
 def test_one_host_named_by_its_uri_alone_keeps_no_places_and_still_calls_a_vm_it_lacks_missing(gpu2_taken_out, tmp_path):
     from vgpu.hypervisor.sim import SimHost
 

@@ -22,6 +22,8 @@ scanned exactly as before.
 
 from __future__ import annotations
 
+import collections
+
 import attrs
 
 from . import attention, devargs, journal, locations, pools, tables, views, vms
@@ -170,6 +172,21 @@ class UuidConflict:
         return tuple(copy.host for copy in self.copies)
 
 
+NOT_CONFIGURED, LEFT_OUT = "not_configured", "left_out"  # why a host's registered VMs are not shown (NotShown)
+
+
+@attrs.frozen
+class NotShown:
+    """Registered VMs a scan leaves out, last seen on a host this run does not have: ``host`` (its label; ""
+    for VMs no scan of the fleet has seen yet, which may be on any host the run leaves out), how many, and
+    why: ``not_configured`` (the host is not in [hosts], nor given by --host: taken out of the config) or
+    ``left_out`` (--host LABEL narrowed the run). Not called missing: that host was not asked."""
+
+    host: str
+    vm_count: int
+    reason: str
+
+
 @attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
 class ScanReport(tables.Tabular):
     _view = views.scan_view
@@ -187,8 +204,9 @@ class ScanReport(tables.Tabular):
     hosts: tuple[HostSummary, ...] = ()  # every host of the scan, in the fleet's order
     conflicts: tuple[UuidConflict, ...] = ()  # UUIDs listed by several hosts
     # registered VMs left out, not last seen on this run's hosts: on a host --host LABEL left out, or one no longer
-    # in [hosts] (not called missing: that host may still have them)
+    # in [hosts] (not called missing: that host may still have them); ``not_shown`` says which hosts, and why
     elsewhere: int = 0
+    not_shown: tuple[NotShown, ...] = ()  # by host, those taken out of [hosts] first, then those --host leaves out
 
     @property
     def several_hosts(self) -> bool:
@@ -388,7 +406,7 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     failed = {listing.label for listing in listings if listing.error is not None}
     render, parse = devargs.rendered_text, devargs.parse
     quoted_labels = fleet.quoted_labels()  # libvirt's hosts quote their args; a fleet may mix both kinds
-    scanned, conflicts, elsewhere = [], [], 0
+    scanned, conflicts, hidden = [], [], collections.Counter[tuple[str, str]]()
     for vm in registered:
         host_vm = on_host.pop(vm.vm_uuid, None)
         if twice and vm.vm_uuid in twice:
@@ -411,10 +429,11 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
         else:
             last = known.get(vm.vm_uuid)
             last_seen = () if last is None else (last[0], *also_seen.get(vm.vm_uuid, ()))
-            if (fleet.elsewhere and last is None) or any(label not in fleet.members for label in last_seen):
+            away = next((label for label in last_seen if label not in fleet.members), None)
+            if away is not None or (fleet.elsewhere and last is None):
                 # Last seen on a host this run does not have: one it leaves out (--host LABEL), or one taken out
                 # of [hosts]. It may still be there: not known to be gone, so not called missing.
-                elsewhere += 1
+                hidden[away or "", LEFT_OUT if away is None or away in fleet.elsewhere else NOT_CONFIGURED] += 1
                 continue
             # Not listed: missing, unless a host that could not be listed may have it (where it was last seen).
             known_here = host_error is None and not failed
@@ -440,7 +459,14 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error),
                               getattr(listing.error, "code", None)) for listing in listings)
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
-                      hosts=hosts, conflicts=tuple(conflicts), elsewhere=elsewhere)
+                      hosts=hosts, conflicts=tuple(conflicts), elsewhere=sum(hidden.values()), not_shown=_not_shown(hidden))
+
+
+def _not_shown(hidden: collections.Counter[tuple[str, str]]) -> tuple[NotShown, ...]:
+    """The registered VMs left out, by (host, reason): hosts taken out of [hosts] first, then those --host
+    leaves out, each by label (VMs never seen, on no known host, last)."""
+    order = sorted(hidden, key=lambda key: (key[1] != NOT_CONFIGURED, key[0] == "", natural_key(key[0])))
+    return tuple(NotShown(host, hidden[host, reason], reason) for host, reason in order)
 
 
 def _down_among(vm_uuid: str, known: dict[str, locations.Place], also_seen: dict[str, tuple[str, ...]],

@@ -87,6 +87,8 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
         f"{report.host_error} (showing the database only)" if report.host_error else "",
         *(f"{host.label} unreachable: {host.error}" for host in report.unreachable if not report.host_error),
         f"{plural(len(report.conflicts), 'UUID')} on several hosts" if report.conflicts else "",
+        # registered VMs last seen on a host this run does not have (not_shown says which, and why)
+        f"{report.elsewhere} registered not shown (on hosts not in this run)" if report.elsewhere else "",
         f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
         f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
     ])
