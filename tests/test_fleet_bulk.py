@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vgpu import bulk, journal, recovery, vms
+from vgpu import bulk, bulk_register, journal, recovery, scan, vms
 from vgpu.errors import DuplicateVM, HostUnreachable, InvalidRows, InvalidValue
 from vgpu.hypervisor.fleet import Fleet
 from vgpu.hypervisor.sim import SimHost
@@ -430,3 +430,40 @@ def test_rows_of_a_host_gone_down_between_the_plan_and_the_apply_are_not_begun(f
     assert len(result.results) == 4 and len(result.failures) == 4
     assert all("was not begun" in failure.message for failure in result.failures)
     assert journal.unfinished(store) == []  # nothing left to recover: the apply's listing found gpu2 down
+
+
+# --- bulk planning of a VM last seen on a host this run does not have ------------------------------------------
+
+
+def test_a_bulk_plan_row_of_a_vm_last_seen_on_a_host_no_longer_configured_says_so(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    scan.scan(store, Fleet(sims))  # where each VM is, remembered
+    on_gpu2 = next(uuid for uuid, label in placed.items() if label == "gpu2")
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(store, Fleet({"gpu1": sims["gpu1"]}), [{"vm_uuid": on_gpu2, "priority": "high"}])
+    (problem,) = caught.value.problems
+    assert getattr(problem.error, "code", None) == "VM_ON_HOST_NOT_CONFIGURED", problem.error
+    assert str(problem.error).startswith(f"VM {on_gpu2} is on none of this run's hosts (gpu1); it was last seen on host "
+                                         "gpu2, which is not one of this run's configured hosts"), problem.error
+
+
+def test_a_bulk_plan_row_of_a_vm_last_seen_on_a_host_left_out_by_host_says_so(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    scan.scan(store, Fleet(sims))
+    on_gpu2 = next(uuid for uuid, label in placed.items() if label == "gpu2")
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(store, Fleet({"gpu1": sims["gpu1"]}, elsewhere=["gpu2", "gpu3"]), [{"vm_uuid": on_gpu2, "pool": "B"}])
+    (problem,) = caught.value.problems
+    assert getattr(problem.error, "code", None) == "VM_ON_HOST_LEFT_OUT", problem.error
+    assert str(problem.error).startswith(f"VM {on_gpu2} is on none of this run's hosts (gpu1); it was last seen on host "
+                                         "gpu2, which this run leaves out"), problem.error
+
+
+def test_a_registration_plan_update_of_a_vm_on_a_host_no_longer_configured_says_so(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    scan.scan(store, Fleet(sims))
+    on_gpu2 = next(uuid for uuid, label in placed.items() if label == "gpu2")
+    plan = bulk_register.plan_registrations(store, Fleet({"gpu1": sims["gpu1"]}), [{"uuid": on_gpu2, "pool": "B"}],
+                                            on_existing="update")
+    (problem,) = plan.problems
+    assert getattr(problem.error, "code", None) == "VM_ON_HOST_NOT_CONFIGURED", problem.error

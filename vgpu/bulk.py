@@ -104,18 +104,19 @@ def _change_of(store: Store, values: tuple[object, ...], layout: Layout) -> vms.
 def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation], *,
                      quoted_labels: frozenset[str] = frozenset(), twice: Mapping[str, list[str]] | None = None,
                      listings: Sequence[Listing] = (), places: Mapping[str, tuple[str, ...]] | None = None,
-                     fleet: Fleet | None = None) -> ReconfigurePlan:
+                     fleet: Fleet | None = None, store: Store | None = None) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
     one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed; ``places``:
     the hosts each VM was last seen on, see :func:`check_only_copy`), running or halted (a refusal in the words of
     its host in ``fleet``, when it has some: libvirt's managed save), and not locked by an open operation. The plan carries the VM's host, its stored args and what it booted with (read with its
-    host's quoting: ``quoted_labels``), so an unchanged row restarts only a VM known to be pending."""
+    host's quoting: ``quoted_labels``), so an unchanged row restarts only a VM known to be pending. A VM no host lists is refused as
+    missing, or (its places read from ``store``) as last seen on a host the run does not have."""
     uuid = change.vm.vm_uuid
     if twice and uuid in twice:
         raise DuplicateVM(uuid, twice[uuid])
     host_vm = listed.get(uuid)
     if host_vm is None:
-        raise not_listed(uuid, listings)
+        raise not_listed(uuid, listings, fleet, last_seen_of(store, fleet, uuid) if store is not None else ())
     check_only_copy(host_vm, places or {}, listings)
     lifecycle.check_power_state(uuid, host_vm.power_state, fleet.member(host_vm.host) if fleet is not None else None)
     if uuid in locked:
@@ -167,7 +168,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
             plan = reconfigure_plan(change, listed, locked, quoted_labels=quoted, twice=twice, listings=listings, places=places,
-                                    fleet=fleet)
+                                    fleet=fleet, store=store)
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
@@ -203,6 +204,14 @@ def places_if_down(store: Store, listings: Sequence[Listing]) -> dict[str, tuple
         return locations.select_last_hosts(conn)
 
 
+def last_seen_of(store: Store, fleet: Fleet | None, vm_uuid: str) -> tuple[str, ...]:
+    """Every host a VM no host of the run lists was last seen on (for :func:`not_listed`); nothing for one host
+    named by its URI alone, which keeps no places."""
+    if fleet is None or fleet.labels == ("",):
+        return ()
+    return locations.hosts_of(store, vm_uuid.lower())
+
+
 def check_only_copy(host_vm: HostVM, places: Mapping[str, tuple[str, ...]], listings: Sequence[Listing]) -> None:
     """:func:`vgpu.lifecycle.check_only_copy` from one listing per host: a VM a host lists, last seen on
     another host of the run (instead, or as well: a copy) that could not be listed, is refused (that host
@@ -214,11 +223,14 @@ def check_only_copy(host_vm: HostVM, places: Mapping[str, tuple[str, ...]], list
                               seen_there_too=host_vm.host in last_seen)
 
 
-def not_listed(uuid: str, listings: Sequence[Listing]) -> VgpuError:
-    """No host listed the VM: missing, unless a host that could not be listed may have it."""
+def not_listed(uuid: str, listings: Sequence[Listing], fleet: Fleet | None = None, last_seen: Sequence[str] = ()) -> VgpuError:
+    """No host listed the VM: missing, unless a host that could not be listed may have it, or (over ``fleet``) a
+    host the run does not have: one it was last seen on (``last_seen``), taken out of [hosts] or left out by
+    --host, or any the run leaves out (see :meth:`Fleet.not_in_run`), as the commands on one VM say."""
     down = [listing.error for listing in listings if listing.error is not None]
     if not down:
-        return NotFound("VM", uuid, "the host has no such VM")
+        elsewhere = fleet.not_in_run(uuid, last_seen) if fleet is not None else None
+        return elsewhere or NotFound("VM", uuid, "the host has no such VM")
     if len(listings) == 1:
         return down[0]
     first = down[0]

@@ -173,7 +173,8 @@ def plan_registrations(
     down = [listing.error for listing in listings if listing.error is not None]
     on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
     # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
-    checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing)
+    checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing,
+                                missing=lambda uuid: bulk.not_listed(uuid, listings, fleet, bulk.last_seen_of(store, fleet, uuid)))
     places = bulk.places_if_down(store, listings)
     repeated = repeated_labels(checked.labels)
     held_back, new = [], []
@@ -181,7 +182,7 @@ def plan_registrations(
     for row, position, vm in zip(checked.new_rows, checked.new_positions, checked.new):
         try:
             if vm.vm_uuid not in on_host:
-                raise bulk.not_listed(vm.vm_uuid, listings)
+                raise bulk.not_listed(vm.vm_uuid, listings, fleet, bulk.last_seen_of(store, fleet, vm.vm_uuid))
             bulk.check_only_copy(on_host[vm.vm_uuid], places, listings)
         except VgpuError as error:
             held_back.append(RowProblem(row, error, position, label_repeats=row in repeated))
@@ -228,7 +229,7 @@ def _updates(store: Store, fleet: Fleet, on_host: dict[str, HostVM], checked: vm
     for row, position, change in zip(checked.update_rows, checked.update_positions, checked.updates):
         try:
             plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings, places=places,
-                                               fleet=fleet))
+                                               fleet=fleet, store=store))
             rows.append(row)
         except VgpuError as error:
             more.append(RowProblem(row, error, position, label_repeats=row in repeated_labels(checked.labels)))

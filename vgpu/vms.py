@@ -18,7 +18,7 @@ import attrs
 
 from . import audit, journal, stored
 from .columns import FIELD_OF_KEY, uniform_columns
-from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem
+from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
 from .rows import Header, Reader, Row, blank, labelled, problem_labeller, row_name, row_reference
 from .store import Store
@@ -368,11 +368,12 @@ def classify_many(
     *,
     exists: Callable[[str], bool] | None = None,
     on_existing: str = "error",
+    missing: Callable[[str], VgpuError] | None = None,
 ) -> BatchCheck:
     """What :func:`db_register_many` would make of ``items`` with ``on_existing``, changing nothing, row by
-    row. ``exists`` (UUID → is the VM on the host?) adds a NotFound problem for each row that would register
-    or change a VM the host lacks."""
-    found, new, labels, count = _classify(store, items, exists, _on_existing(on_existing))
+    row. ``exists`` (UUID → is the VM on the host?) adds a problem for each row that would register or change
+    a VM the host lacks: ``missing(uuid)`` (over a fleet: why it may still be on a host not asked), else NotFound."""
+    found, new, labels, count = _classify(store, items, exists, _on_existing(on_existing), missing)
     name = row_name(labels)
     return BatchCheck(
         tuple(new), tuple(map(name, found.new.rows)),
@@ -405,8 +406,8 @@ def check_many(
     return {name(position): vm for position, vm in good}, _named(found.problems, labels)
 
 
-def _classify(store: Store, items: Iterable[object], exists: Callable[[str], bool] | None, mode: str
-              ) -> tuple[_Sorted, list[VM], list[Hashable] | None, int]:
+def _classify(store: Store, items: Iterable[object], exists: Callable[[str], bool] | None, mode: str,
+              missing: Callable[[str], VgpuError] | None = None) -> tuple[_Sorted, list[VM], list[Hashable] | None, int]:
     rows, labels = labelled(items)
     batch, problems = _validate_rows(rows)
     with store.reading() as conn:
@@ -414,16 +415,20 @@ def _classify(store: Store, items: Iterable[object], exists: Callable[[str], boo
     problems += found.problems
     updates = found.updates
     if exists is not None:
-        problems += [RowProblem(position, NotFound("VM", vm_uuid, "the host has no such VM"))
+        lacked = missing or _no_such_vm
+        problems += [RowProblem(position, lacked(vm_uuid))
                      for position, vm_uuid in zip(found.new.rows, found.new.vm_uuids) if not exists(vm_uuid)]
-        problems += [RowProblem(position, NotFound("VM", change.vm.vm_uuid, "the host has no such VM"))
-                     for position, change in updates if not exists(change.vm.vm_uuid)]
+        problems += [RowProblem(position, lacked(change.vm.vm_uuid)) for position, change in updates if not exists(change.vm.vm_uuid)]
     refused = {problem.row for problem in problems}
     updates = [(position, change) for position, change in updates if position not in refused]
     good = found.new.without(refused)
     targets = {change.new.vm_id for _, change in updates}
     new = _allocate(good, found.taken_ids | targets, None)[0]
     return found._replace(new=good, updates=updates, problems=problems, targets=targets), new, labels, len(rows)
+
+
+def _no_such_vm(vm_uuid: str) -> VgpuError:
+    return NotFound("VM", vm_uuid, "the host has no such VM")
 
 
 def _named(problems: list[RowProblem[int]], labels: list[Hashable] | None) -> list[RowProblem[Hashable]]:

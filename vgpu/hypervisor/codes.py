@@ -54,6 +54,11 @@ def is_ref(value: object) -> bool:
     return str(value).startswith(_REF_PREFIX)
 
 
+# VM_ON_HOST_LEFT_OUT when the run knows where the VM was last seen: on that host, which --host left out
+_LAST_SEEN_LEFT_OUT = ("{vm} is on none of this run's hosts ({0}); it was last seen on host {1}, which this run leaves "
+                       "out (--host), so it may still be there: run without --host, or with --host {1}")
+
+
 def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
     return str(details[index]) if len(details) > index and details[index] != "" else default
 
@@ -174,6 +179,12 @@ def libvirt_saved(vm_uuid: str, needed: str) -> HypervisorError:
     """VM_BAD_POWER_STATE for a libvirt domain with a managed save image, saying what frees it."""
     return HypervisorError(VM_BAD_POWER_STATE, f"VM {vm_uuid} is suspended (its next start resumes a saved state), "
                            f"but the operation needs it {needed}; {LIBVIRT_FREE_SAVED}", [vm_uuid, needed, "suspended"])
+
+
+def left_out_last_seen(members: str, label: str, vm_uuid: str) -> HypervisorError:
+    """VM_ON_HOST_LEFT_OUT for a VM last seen on host ``label``, which the run (of hosts ``members``) leaves out."""
+    return HypervisorError(VM_ON_HOST_LEFT_OUT, _LAST_SEEN_LEFT_OUT.format(members, label, vm=f"VM {vm_uuid}"),
+                           [members, label])
 
 
 def vm_missing(error: HypervisorError) -> bool:

@@ -365,8 +365,12 @@ class Fleet:
         """A VM none of this run's hosts has: gone, unless the run leaves some of the fleet's hosts out
         (--host LABEL), when it may be on one of those; that is not "gone", and nothing may act as if it were
         (remove-vm would unregister a VM that still runs there)."""
+        return self._maybe_left_out(key) or error
+
+    def _maybe_left_out(self, key: str) -> HypervisorError | None:
+        """VM_ON_HOST_LEFT_OUT, naming every host the run leaves out, when it leaves some out."""
         if not self.elsewhere:
-            return error
+            return None
         return codes.host_error(codes.VM_ON_HOST_LEFT_OUT, [", ".join(self.members), " or ".join(sorted(self.elsewhere))], key)
 
     def not_configured(self, vm_uuid: str, last_seen: Sequence[str]) -> HypervisorError | None:
@@ -378,6 +382,19 @@ class Fleet:
         if not unknown or self.labels == ("",):
             return None
         return codes.host_error(codes.VM_ON_HOST_NOT_CONFIGURED, [", ".join(self.members), unknown[0]], vm_uuid.lower())
+
+    def not_in_run(self, vm_uuid: str, last_seen: Sequence[str]) -> HypervisorError | None:
+        """For a VM none of this run's hosts lists, last seen on the hosts ``last_seen``: why it is not called
+        gone, when this run cannot tell: last seen on a host the fleet does not have (:meth:`not_configured`), or
+        on one --host leaves out (naming it), or the run leaves hosts out and it may be on one of them; None when
+        every host it may be on was asked."""
+        refusal = self.not_configured(vm_uuid, last_seen)
+        if refusal is not None:
+            return refusal
+        left_out = [label for label in last_seen if label in self.elsewhere]
+        if left_out:
+            return codes.left_out_last_seen(", ".join(self.members), left_out[0], vm_uuid.lower())
+        return self._maybe_left_out(vm_uuid.lower())
 
     def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], _Answer]) -> _Answer:
         """``call(label, host)`` for the host that has the VM."""
