@@ -432,6 +432,78 @@ def test_rows_of_a_host_gone_down_between_the_plan_and_the_apply_are_not_begun(f
     assert journal.unfinished(store) == []  # nothing left to recover: the apply's listing found gpu2 down
 
 
+# --- bulk writing of segments: a host that stops answering part way -----------------------------------------
+
+
+def _goes_down_on_write(path: Path, first: str) -> SimHost:
+    """A simulated host switched off while the segment of VM ``first`` is being written."""
+
+    class GoesDown(SimHost):
+        def set_device_model_args(self, vm_uuid, value):
+            if vm_uuid == first:
+                self.set_fault("unreachable", "on")
+            super().set_device_model_args(vm_uuid, value)
+
+        def reopen(self):
+            return GoesDown(self.path)
+
+    return GoesDown(path)
+
+
+def _refusals_counted(monkeypatch) -> list[str]:
+    refused = []
+    reachable = SimHost._check_reachable
+
+    def counted(faults):
+        if faults.get("unreachable"):
+            refused.append(threading.current_thread().name)
+        reachable(faults)
+
+    monkeypatch.setattr(SimHost, "_check_reachable", staticmethod(counted))
+    return refused
+
+
+@pytest.mark.parametrize("labels", [("gpu1", "gpu2"), ("gpu2",)], ids=["fleet", "narrowed-to-one"])
+def test_writing_segments_does_not_ask_again_a_host_that_stopped_answering_part_way(fleet_of_two, monkeypatch, labels):
+    # gpu2 is switched off while its first VM's segment is written: that write fails as it does; gpu2's other
+    # VMs, not begun yet, are not begun (nothing journalled, gpu2 not asked about them), each saying why.
+    store, sims, placed = fleet_of_two
+    on_gpu2 = [uuid for uuid, label in placed.items() if label == "gpu2"]
+    for uuid in on_gpu2:
+        sims["gpu2"].set_device_model_args(uuid, "")  # drift: each has a segment to write
+    scan.scan(store, Fleet(sims))  # where each VM is, remembered (a new fleet has not looked yet)
+    first = on_gpu2[0]
+    members = {label: sims[label] if label == "gpu1" else _goes_down_on_write(sims["gpu2"].path, first) for label in labels}
+    fleet = Fleet(members)
+    refused = _refusals_counted(monkeypatch)
+    written, failures = bulk_register.write_segments(store, fleet, on_gpu2, concurrency=1)
+    assert written == []
+    failed = {failure.vm_uuid: failure.message for failure in failures}
+    assert list(failed) == on_gpu2
+    named = "host gpu2: " if len(labels) > 1 else ""  # a fleet of one host passes its errors through as they are
+    for uuid in on_gpu2[1:]:
+        assert failed[uuid].startswith(f"{named}cannot reach the host: the simulated host is switched off"), failed[uuid]
+        assert f"VM {uuid} was not begun" in failed[uuid] and "write_segments" in failed[uuid], failed[uuid]
+    with store.reading() as conn:
+        begun = {row[0] for row in conn.execute("SELECT vm_uuid FROM vgpu_operations")}
+    assert begun.isdisjoint(on_gpu2[1:])  # nothing journalled for the VMs spared
+    assert len(refused) <= 3, refused  # the first VM's write and what follows it; none for the others
+
+
+def test_writing_segments_goes_on_with_the_other_hosts_vms_when_one_host_stops_answering(fleet_of_two):
+    store, sims, placed = fleet_of_two
+    for uuid, label in placed.items():
+        sims[label].set_device_model_args(uuid, "")
+    scan.scan(store, Fleet(sims))
+    on_gpu1, on_gpu2 = ([uuid for uuid, label in placed.items() if label == host] for host in ("gpu1", "gpu2"))
+    fleet = Fleet({"gpu1": sims["gpu1"], "gpu2": _goes_down_on_write(sims["gpu2"].path, on_gpu2[0])})
+    interleaved = [uuid for pair in zip(on_gpu2, on_gpu1) for uuid in pair]  # gpu2 first, down from its first write
+    written, failures = bulk_register.write_segments(store, fleet, interleaved, concurrency=1)
+    assert [result.vm_uuid for result in written] == on_gpu1
+    assert [failure.vm_uuid for failure in failures] == on_gpu2
+    assert all("was not begun" in failure.message for failure in failures[1:])
+
+
 # --- bulk planning of a VM last seen on a host this run does not have ------------------------------------------
 
 

@@ -296,12 +296,12 @@ def apply_many(
     return result
 
 
-def not_begun(vm_uuid: str, label: str, unreached: HostUnreachable) -> HostUnreachable:
+def not_begun(vm_uuid: str, label: str, unreached: HostUnreachable, again: str = "apply it again") -> HostUnreachable:
     """The failure of a bulk row whose host stopped answering earlier in the call: its change is not begun
     (nothing journalled, the host not asked again), where it would wait on the host, fail, and be left to
-    recover with its VM untouched."""
+    recover with its VM untouched. ``again``: what to do once the host answers."""
     return HostUnreachable(unreached.code, f"{unreached.sentence}; VM {vm_uuid} was not begun, since {label} stopped "
-                                           f"answering during this bulk call: nothing was changed; apply it again "
+                                           f"answering during this bulk call: nothing was changed; {again} "
                                            f"once {label} answers", unreached.details)
 
 

@@ -408,7 +408,8 @@ def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, p
                    concurrency: int = 4) -> tuple[list[RepairResult], list[BulkFailure]]:
     """Make each VM's segment agree with the database (read by QEMU at the VM's next boot): the journalled
     :func:`vgpu.lifecycle.repair_vm` of each, at most ``concurrency`` at a time, each worker with its own
-    connections. One VM's failure does not stop the others.
+    connections. One VM's failure does not stop the others. Over a fleet, a host that stops answering part
+    way is not asked again in the call: its VMs not begun yet are failures saying so (:func:`vgpu.bulk.not_begun`).
 
     ``progress`` as for :func:`vgpu.bulk.apply_many` (a callback, or ``"auto"``). An interrupt stops the
     writing: none is begun after it, and :class:`vgpu.errors.BulkInterrupted` is raised with a partial
@@ -427,6 +428,7 @@ def _write_segments(store: Store, host: Hypervisor, uuids: list[str], progress: 
     """write_segments of these UUIDs (the database's spelling); ``began`` as for :func:`vgpu.workers.run`."""
 
     def write(worker_store: Store, worker_host: Hypervisor, index: int, report: ProgressCallback) -> RepairResult:
+        _not_begun(worker_store, worker_host, uuids[index])
         report(Progress(uuids[index], "writing-segment", f"Writing the vgpu segment of VM {uuids[index]}"))
         return lifecycle.repair_vm(worker_store, worker_host, uuids[index])
 
@@ -441,6 +443,17 @@ def _write_segments(store: Store, host: Hypervisor, uuids: list[str], progress: 
             len(written), len(failures), len(cut), len(not_started), _STILL_TO_WRITE, under_way=len(outcome.under_way),
         )) from outcome.interrupt
     return written, failures
+
+
+def _not_begun(store: Store, host: Hypervisor, vm_uuid: str) -> None:
+    """Over a fleet, a VM whose host (as last found, or last seen) stopped answering earlier in this call is not
+    begun (:func:`vgpu.bulk.not_begun`): nothing journalled, the host not asked again, as apply_many does."""
+    if not isinstance(host, Fleet):
+        return
+    label = host.last_known_label(vm_uuid) or next(iter(bulk.last_seen_of(store, host, vm_uuid)), None)
+    unreached = host.unreached_error(label) if label is not None else None
+    if unreached is not None:
+        raise bulk.not_begun(vm_uuid, label or "", unreached, "write its segment again (write_segments, or repair-vm)")
 
 
 def _canonical(vm_uuid: str) -> str:

@@ -396,6 +396,14 @@ class Fleet:
             return codes.left_out_last_seen(", ".join(self.members), left_out[0], vm_uuid.lower())
         return self._maybe_left_out(vm_uuid.lower())
 
+    def last_known_label(self, vm_uuid: str) -> str | None:
+        """The host the VM was last found on by this fleet, without asking any host (the only host of a fleet of
+        one); None when it is not known, or known on several."""
+        if not self.several:
+            return next(iter(self.members))
+        labels = self._where.labels_of(vm_uuid.lower(), self.members)
+        return labels[0] if len(labels) == 1 else None
+
     def _with_vm(self, vm_uuid: str, call: Callable[[str, Hypervisor], _Answer]) -> _Answer:
         """``call(label, host)`` for the host that has the VM."""
         label = self.label_of(vm_uuid)
