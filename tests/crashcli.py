@@ -32,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("planned", "stopping", "db-updated", "writing-args", "starting")
-AFTER_CALLS = {"stop_vm": "stopped", "update_device_model_args": "args-written", "start_vm": "started"}
+AFTER_CALLS = {"stop_vm": "stopped", "update_device_model_args": "args-written",
+               "put_back_device_model_args": "args-written", "start_vm": "started"}
 WHILE_CALLS = {"stop_vm": ("shutdown-requested", "clean_shutdown"), "start_vm": ("start-requested", "start")}
 RELEASE_FD = "CRASHCLI_RELEASE_FD"
 MARK = "crashcli: "

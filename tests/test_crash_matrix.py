@@ -34,8 +34,9 @@ HALTED_POINTS = ["planned", "db-updated", "writing-args", "args-written"]
 REGISTER_POINTS = ["db-updated", "writing-args", "args-written"]
 # A change whose new configuration will not boot: killed in its rollback (the first start fails at once).
 ROLLBACK_POINTS = ["reverted", "args-written#2", "start-requested", "started"]
-# (where the change was killed, where the first recover is killed)
-RECOVER_POINTS = [("stopped", "claimed"), ("stopped", "args-written"), ("stopped", "started"),
+# (where the change was killed, where the first recover is killed). A change killed once stopped wrote no
+# args, so its recover writes none either: it is killed while it starts the VM again instead.
+RECOVER_POINTS = [("stopped", "claimed"), ("stopped", "start-requested"), ("stopped", "started"),
                   ("db-updated", "claimed"), ("db-updated", "args-written"), ("db-updated", "start-requested"),
                   ("db-updated", "started"), ("starting", "claimed")]
 

@@ -36,10 +36,10 @@ def someone_starts_it_at(monkeypatch, step: str, start) -> None:
     """Another party starts the VM just before the change takes journal step ``step``."""
     original = journal.advance
 
-    def advance(store, op, to):
+    def advance(store, op, to, **recorded):
         if to == step:
             start()
-        return original(store, op, to)
+        return original(store, op, to, **recorded)
 
     monkeypatch.setattr(journal, "advance", advance)
 

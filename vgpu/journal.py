@@ -70,6 +70,21 @@ def ran_with_of(booted_args: str | None, *, quoted: bool = False) -> RanWith | N
 
 
 @attrs.frozen
+class ArgsBefore:
+    """The VM's device-model args as read just before the change wrote its segment into them, journalled
+    with the WRITING_ARGS step. Undoing the change puts back exactly this text, and only over the change's own
+    write (see :func:`vgpu.lifecycle.roll_back`); a change that never got to write has none, and its undoing
+    writes no args at all. ``text`` None: too long for the journal to keep, so recover() can only put back the
+    previous segment."""
+
+    text: str | None
+
+
+# The most of the args the journal keeps (its ``old`` column is read back only up to stored.TEXT_MAX).
+_ARGS_KEPT_MAX = stored.TEXT_MAX // 2
+
+
+@attrs.frozen
 class Operation:
     """One journalled change to one VM. ``old`` is the registration before (None when registering);
     ``new`` the configuration after (None when removing). ``session`` owns it; ``released_at`` is set when
@@ -77,7 +92,8 @@ class Operation:
     recover() claimed it, and ``reverted`` once a rollback put the old values back in the DB after it had
     taken the new ones. ``host`` names the host of a fleet the VM was changed on, for recover().
     ``ran_with``: the segment the VM ran with, kept (with ``old``) by a change that leaves the database as it
-    is, such as apply-vm; None when not kept."""
+    is, such as apply-vm; None when not kept. ``args_before``: the args as they were before the change wrote
+    its segment (None: it has not got that far)."""
 
     op_id: int
     vm_uuid: str
@@ -93,6 +109,7 @@ class Operation:
     reverted: bool = False
     host: str | None = None  # the label of the fleet's host it ran against; None: a single unlabelled host
     ran_with: RanWith | None = None  # what the running VM ran with, when the change leaves the DB as it is
+    args_before: ArgsBefore | None = None  # the args before the change's write of them; None: not written
 
     @property
     def owner(self) -> str:
@@ -192,9 +209,10 @@ def at_work(vm_uuid: str) -> Iterator[None]:
         _at_work.leave(vm_uuid)
 
 
-def _dump_vm(vm: VM | None, ran_with: RanWith | None = None) -> str | None:
-    """The VM as it was (the ``old`` column); with ``ran_with``, also the segment it ran with, under a key
-    that the rest of the row's readers (and earlier versions) pass over, so no new column is needed."""
+def _dump_vm(vm: VM | None, ran_with: RanWith | None = None, args_before: ArgsBefore | None = None) -> str | None:
+    """The VM as it was (the ``old`` column); with ``ran_with``, also the segment it ran with, and with
+    ``args_before`` the args before the change wrote them, under keys that the rest of the row's readers
+    (and earlier versions) pass over, so no new column is needed."""
     if vm is None:
         return None
     record: dict[str, object] = {
@@ -203,6 +221,12 @@ def _dump_vm(vm: VM | None, ran_with: RanWith | None = None) -> str | None:
     }
     if ran_with is not None:
         record["ran_with"] = {"config": _config_dict(ran_with.config)}
+    if args_before is not None:
+        record["args_before"] = {"text": args_before.text}
+        dumped = json.dumps(record)
+        if len(dumped) <= stored.TEXT_MAX:
+            return dumped
+        record["args_before"] = {"text": None}  # too long to read back: recorded as written, text not kept
     return json.dumps(record)
 
 
@@ -213,13 +237,25 @@ def _json(text: object, column: str, row: str) -> object:
         raise stored.damaged("vgpu_operations", row, stored.Bad(column, text, "JSON written by vgpu-admin")) from None
 
 
-def _load_vm(text: str | None, row: str = "") -> tuple[VM | None, RanWith | None]:
+def _load_vm(text: str | None, row: str = "") -> tuple[VM | None, RanWith | None, ArgsBefore | None]:
     # Checked as a vms row is: recover() writes what it holds back into the DB and QEMU's arguments.
     if text is None:
-        return None, None
+        return None, None, None
     data = _json(text, "old", row)
     vm = stored.vm_record(data, "vgpu_operations", row)
-    return vm, _load_ran_with(data.get("ran_with") if type(data) is dict else None, row)
+    extra = data if type(data) is dict else {}
+    return vm, _load_ran_with(extra.get("ran_with"), row), _load_args_before(extra.get("args_before"), row)
+
+
+def _load_args_before(data: object, row: str) -> ArgsBefore | None:
+    if data is None:
+        return None  # the change did not write the args (or the row was written before this was kept)
+    try:
+        if type(data) is not dict:
+            raise stored.Bad("old", data, "an args_before object written by vgpu-admin")
+        return ArgsBefore(stored.text(data.get("text"), "args_before", _ARGS_KEPT_MAX))
+    except stored.Bad as bad:
+        raise stored.damaged("vgpu_operations", row, bad) from None
 
 
 def _load_ran_with(data: object, row: str) -> RanWith | None:
@@ -270,12 +306,12 @@ def _operation_from_row(row: tuple[Any, ...]) -> Operation:
         label = stored.text(host, "host", stored.TIMESTAMP_MAX)
     except stored.Bad as bad:
         raise stored.damaged("vgpu_operations", key, bad) from None
-    before, ran_with = _load_vm(old, key)
+    before, ran_with, args_before = _load_vm(old, key)
     return Operation(op_id, vm_uuid, stored.one_of("vgpu_operations", key, "kind", kind, KINDS),
                      stored.one_of("vgpu_operations", key, "step", step, STEPS),
                      before, _load_config(new, key), running,
                      Session.from_label(owner, boot_id, started), started_at, released_at, recovering_since, undone,
-                     label or None, ran_with)
+                     label or None, ran_with, args_before)
 
 
 def _select(conn: sqlite3.Connection, op_id: int) -> Operation | None:
@@ -375,9 +411,20 @@ def set_reverted(conn: sqlite3.Connection, op: Operation, step: str) -> Operatio
     return attrs.evolve(op, step=step, reverted=True)
 
 
-def advance(store: Store, op: Operation, step: str) -> Operation:
+def advance(store: Store, op: Operation, step: str, *, args_before: str | None = None) -> Operation:
+    """Record that ``step`` is about to be taken; for WRITING_ARGS, with ``args_before``, also what the
+    VM's args are before the write (see :class:`ArgsBefore`). The operation returned keeps that whole text,
+    which the in-process rollback puts back, even when it is too long for the journal to keep."""
+    if args_before is None:
+        with store.writing() as conn:
+            return set_step(conn, op, step)
+    if step != WRITING_ARGS:
+        raise ValueError(f"args_before goes with the {WRITING_ARGS!r} step, not {step!r}")
+    kept = ArgsBefore(args_before if len(args_before) <= _ARGS_KEPT_MAX else None)
     with store.writing() as conn:
-        return set_step(conn, op, step)
+        conn.execute(f"UPDATE vgpu_operations SET step = ?, old = ?, updated_at = {_NOW} WHERE op_id = ?",
+                     (step, _dump_vm(op.old, op.ran_with, kept), op.op_id))
+    return attrs.evolve(op, step=step, args_before=ArgsBefore(args_before))
 
 
 def close(conn: sqlite3.Connection, op: Operation, outcome: str, detail: str = "") -> None:

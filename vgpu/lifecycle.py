@@ -69,6 +69,15 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
     return wanted
 
 
+def put_back_device_model_args(host: Hypervisor, vm_uuid: str, args: str, current: str | None = None, *,
+                               before_writing: Callable[[], None]) -> None:
+    """Give the VM's device-model args back exactly the text ``args`` (a rollback's undoing of its own write),
+    calling ``before_writing`` first; nothing when they say so already. ``current``: as just read."""
+    if (host.get_device_model_args(vm_uuid) if current is None else current) != args:
+        before_writing()
+        host.set_device_model_args(vm_uuid, args)
+
+
 def record_stop(store: Store, vm_uuid: str, how: str, reason: str = "") -> None:
     """Write down in the audit log how vgpu-admin stopped a VM: ``clean``, ``forced`` (and why) or
     ``requested`` (a clean shutdown asked for and not seen through)."""
@@ -413,14 +422,16 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
             with store.writing() as conn:
                 updated = vms.update_record(conn, op.vm_uuid, plan.new)
                 op = journal.set_step(conn, op, journal.DB_UPDATED)
-            op = journal.advance(store, op, journal.WRITING_ARGS)
+            if args is None:
+                args = host.get_device_model_args(op.vm_uuid)
+            op = journal.advance(store, op, journal.WRITING_ARGS, args_before=args)  # what a rollback puts back
             update_device_model_args(host, op.vm_uuid, plan.new, args)
             started_by_other = ""
             if op.was_running:
                 op = journal.advance(store, op, journal.STARTING)
                 started_by_other = _start_unless_started(store, host, op, plan, progress, policy)
         except SegmentChanged as refused:  # the VM starts again with the args as they are, the other party's segment kept
-            raise _roll_back_after(store, host, op, refused, progress, refused.found_args) from refused
+            raise _roll_back_after(store, host, op, refused, progress) from refused
         except HypervisorError as refused:
             if stop is None and op.step == journal.STOPPING and refused.code == codes.VM_BAD_POWER_STATE:
                 raise _not_stopped(store, host, op, plan, refused) from refused  # nothing to undo: not rolled back
@@ -553,10 +564,15 @@ def _ran_with(plan: ReconfigurePlan) -> str | None:
 
 def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback = silent,
               ran_with: str | None = None) -> Restored:
-    """Put back the VM's old registration and segment, and start it if it was running. Idempotent.
+    """Put back the VM's old registration and, if the change wrote them, its args, and start it if it was
+    running. Idempotent.
 
-    ``ran_with``: the whole args to put back instead of the old segment, when the old registration is the
-    new one (applying a pending configuration): the VM then runs again with what it ran with before.
+    The args are put back only where the change wrote them (``op.args_before``): as the host held them
+    before that write, and only over the change's own write (:func:`_undo_args_write`). A change that failed
+    before writing them leaves them exactly as they are, whatever they say.
+
+    ``ran_with``: the whole args to put back instead, when the old registration is the new one (applying a
+    pending configuration): the VM then runs again with what it ran with before.
 
     If the VM will not start even with its old configuration, it is left halted and marked as needing
     attention, and the refusal is returned in :class:`Restored`; any other failure is raised (the caller
@@ -581,11 +597,12 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
             raise
         # The file was deleted or replaced during the change: the one that took the new values (if any) is
         # gone, and the one there now never had them. The VM still gets its old configuration back.
-    if ran_with is None:
-        update_device_model_args(host, op.vm_uuid, old, before_writing=restoring)
-    elif host.get_device_model_args(op.vm_uuid) != ran_with:
-        restoring()
-        host.set_device_model_args(op.vm_uuid, ran_with)
+    if op.args_before is not None:
+        _undo_args_write(host, op, ran_with, restoring)
+    elif ran_with is not None and op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED:
+        # Applying a pending configuration, undone after the VM was stopped and before any args were written:
+        # it is started again with what it ran with, as recover() does (recovery._ran_with_args).
+        put_back_device_model_args(host, op.vm_uuid, ran_with, before_writing=restoring)
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
         return Restored()
     restoring()
@@ -601,6 +618,23 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                f"previous configuration ({refused}); fix that on the host, then start the VM")
         return Restored(start_error=refused)
     return Restored(restarted=True)
+
+
+def _undo_args_write(host: Hypervisor, op: journal.Operation, ran_with: str | None, restoring: Callable[[], None]) -> None:
+    """Undo the change's write of the VM's args: put back the text the host held before it (``ran_with``
+    instead, see :func:`roll_back`), calling ``restoring`` first. Only over the change's own write: args that
+    never took it, or that someone else has written since, are left as they are."""
+    assert op.args_before is not None and op.old is not None and op.new is not None
+    current = host.get_device_model_args(op.vm_uuid)
+    quoted = args_quoted(host, op.vm_uuid)
+    before = op.args_before.text
+    if before is None:  # too long for the journal to keep (recover only): the previous segment is all it knows
+        if devargs.parse(current, quoted=quoted).config == op.new:
+            update_device_model_args(host, op.vm_uuid, op.old.config, current, before_writing=restoring)
+        return
+    if current == devargs.merge(before, op.new, quoted=quoted):
+        put_back_device_model_args(host, op.vm_uuid, before if ran_with is None else ran_with, current,
+                                   before_writing=restoring)
 
 
 def _restore_registration(store: Store, op: journal.Operation, old: VMConfig, restoring: Callable[[], None]) -> journal.Operation:

@@ -14,7 +14,8 @@ Then it asks the host what the VM is doing now, and decides:
 - the database has the new values: **finish**: write the segment, start the VM if it was running (or
   restart it, when it runs an older configuration); if it will not start with the new configuration,
   roll back instead;
-- it does not: **roll back**: put the old segment back, start the VM if it was running and is halted. A VM
+- it does not: **roll back**: put back the args the journal recorded before the change's write (only if it
+  wrote them, and only over that write), start the VM if it was running and is halted. A VM
   that kept running with its old configuration is not touched, unless the host cannot tell whether the
   shutdown the session asked for is still coming (libvirt): then the stop is seen through and the VM
   started again, so that it cannot halt by itself after recovery.
@@ -312,7 +313,7 @@ def _ran_with_args(host: Hypervisor, op: journal.Operation) -> str | None:
 
 def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, progress: ProgressCallback, policy: StopPolicy) -> _Outcome:
     """The DB has the new values: write the segment, and bring the VM up with them if it was running."""
-    lifecycle.update_device_model_args(host, op.vm_uuid, op.new)
+    op = _write_new_segment(store, host, op)
     if not op.was_running:
         return _Outcome(FINISHED, "the new configuration is in place")
     if look.power is PowerState.RUNNING:
@@ -344,6 +345,17 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
                                          f"({op.ran_with.shown}), which differ from the database", power=PowerState.RUNNING)
         return _Outcome(ROLLED_BACK, f"{why}; the previous one is restored and the VM was started again", power=PowerState.RUNNING)
     return _Outcome(FINISHED, "the new configuration is in place and the VM was started with it", power=PowerState.RUNNING)
+
+
+def _write_new_segment(store: Store, host: Hypervisor, op: journal.Operation) -> journal.Operation:
+    """Write the new segment into the VM's args as the session would have, journalling first what they are
+    before the write when the session had not got that far (past it, what is there now may be its write):
+    undoing the change puts that text back (lifecycle.roll_back)."""
+    current = host.get_device_model_args(op.vm_uuid)
+    if op.step == journal.DB_UPDATED:
+        op = journal.advance(store, op, journal.WRITING_ARGS, args_before=current)
+    lifecycle.update_device_model_args(host, op.vm_uuid, op.new, current)
+    return op
 
 
 # --- register, remove, repair: no stop, no start -------------------------------------------------------------
