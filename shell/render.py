@@ -204,10 +204,14 @@ def _started_by_other(result, how: str) -> str:
     return f"The VM was {how} and reconfigured; {text}" if text else ""
 
 
+# How a change stopped its VM, after "The VM was".
+_STOPPED = {"clean": "shut down cleanly", "forced": "forced off", "halted": "found halted after its clean shutdown failed"}
+
+
 def reconfigured(result) -> str:
     vm = result.vm
-    how = {"clean": "shut down cleanly", "forced": "forced off"}.get(result.stopped_how or "", "stopped")
-    why = f" ({result.stop_reason})" if result.stopped_how == "forced" and result.stop_reason else ""
+    how = _STOPPED.get(result.stopped_how or "", "stopped")
+    why = f" ({result.stop_reason})" if result.stopped_how in ("forced", "halted") and result.stop_reason else ""
     if result.old == vm.config:  # nothing changed in the database: its registered configuration was applied
         tail = (_started_by_other(result, how + why) or f"The VM was {how}{why} and started again with it." if result.restarted
                 else "The VM already ran with it and was not restarted: its args now keep it at its next boot."
@@ -407,7 +411,8 @@ def _history_value(key: str, value: object) -> str:
     return shown(value)
 
 
-_STOPS = {"clean": "shut down cleanly", "forced": "forced off", "requested": "clean shutdown requested, not seen through"}
+_STOPS = {"clean": "shut down cleanly", "forced": "forced off", "halted": "found halted after its clean shutdown failed",
+          "requested": "clean shutdown requested, not seen through"}
 
 
 def _change_summary(entry: AuditEntry) -> str:

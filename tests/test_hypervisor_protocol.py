@@ -118,9 +118,11 @@ def test_clean_shutdown_of_a_halted_vm_is_refused_when_the_caller_believed_it_ru
     assert hut.host.clean_shutdown(RUNNING, timeout=30, halted_ok=False) is True  # a running VM: as without it
 
 
-def test_forcing_a_halted_vm_is_not_an_error(hut):
-    hut.host.hard_shutdown(HALTED)
+def test_forcing_a_halted_vm_is_not_an_error_and_says_it_forced_nothing(hut):
+    assert hut.host.hard_shutdown(HALTED) is False  # not "forced off": it was halted already
     assert hut.host.power_state(HALTED) is PowerState.HALTED
+    assert hut.host.hard_shutdown(RUNNING) is True
+    assert hut.host.power_state(RUNNING) is PowerState.HALTED
 
 
 def test_starting_a_running_vm_is_bad_power_state(hut):

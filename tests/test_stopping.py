@@ -14,8 +14,9 @@ from vgpu.hypervisor import codes
 from vgpu.lifecycle import ShutdownNotConfirmed, StopPolicy
 from vgpu.models import PowerState
 
+from .clikit import SpecHost
 from .hostkit import SIMULATED, running_vm_on
-from .lifekit import Raising, World, config
+from .lifekit import Raising, Recorder, World, config
 
 OLD = config("A", 1, 3)
 NEW = config("B", 1, 3)
@@ -66,6 +67,33 @@ def test_any_failed_clean_shutdown_is_forced_and_the_result_and_audit_say_why(ba
     assert world.power(uuid) is PowerState.RUNNING
     assert world.sim.boots(uuid)[-1] == world.args(uuid)  # it really booted with the new configuration
     assert world.open_ops() == [] and world.marks() == []
+
+
+def test_a_vm_that_halted_though_its_clean_shutdown_failed_is_not_called_forced_off(backend):
+    under_test, world, uuid = backend
+    world.sim.set_fault("clean_shutdown", "halted_but_failed", uuid)  # halts, then reports INTERNAL_ERROR
+    progress = Recorder()
+    result = lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True,
+                                      policy=PATIENT, progress=progress)
+    assert (result.changed, result.restarted, result.stopped_how) == (True, True, "halted")
+    assert result.stop_reason.startswith("the clean shutdown failed: ")
+    assert stops(world, uuid) == [{"stop": "halted", "reason": result.stop_reason}]
+    assert not any("forced off" in event.message for event in progress.events)
+    assert world.config(uuid) == NEW and world.power(uuid) is PowerState.RUNNING
+
+
+def test_the_shell_and_history_say_the_vm_halted_not_that_it_was_forced_off(tmp_path):
+    spec = SpecHost(tmp_path)
+    uuid = spec.uuid("VM-2")
+    spec.sim.set_fault("clean_shutdown", "halted_but_failed", uuid)
+    outcome = spec.cli("set-pool", f"--vm-uuid={uuid}", "--pool=B", stdin="yes\n")
+    assert outcome.code == 0, outcome
+    assert not any("forced off" in line for line in outcome.out_lines + outcome.err_lines), outcome
+    assert outcome.out_lines[-1].startswith("The VM was found halted after its clean shutdown failed (the clean "
+                                            "shutdown failed: "), outcome.out_lines[-1]
+    history = spec.cli("history", f"--vm-uuid={uuid}").out_lines
+    (stop,) = [line for line in history if " | stop | " in line]
+    assert " | found halted after its clean shutdown failed (the clean shutdown failed: " in stop, stop
 
 
 def test_a_clean_stop_is_audited_as_clean(backend):

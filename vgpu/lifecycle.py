@@ -79,8 +79,9 @@ def put_back_device_model_args(host: Hypervisor, vm_uuid: str, args: str, curren
 
 
 def record_stop(store: Store, vm_uuid: str, how: str, reason: str = "") -> None:
-    """Write down in the audit log how vgpu-admin stopped a VM: ``clean``, ``forced`` (and why) or
-    ``requested`` (a clean shutdown asked for and not seen through)."""
+    """Write down in the audit log how vgpu-admin stopped a VM: ``clean``, ``forced`` (and why), ``halted``
+    (it halted though its clean shutdown failed, and why) or ``requested`` (a clean shutdown asked for and not
+    seen through)."""
     with store.writing() as conn:
         audit.record(conn, "stop", vm_uuid, None, {"stop": how, "reason": reason} if reason else {"stop": how})
 
@@ -176,7 +177,7 @@ class ReconfigureResult:
     old: VMConfig
     changed: bool  # something was done: the database, the args, or a restart into the new configuration
     restarted: bool
-    stopped_how: str | None = None  # "clean" or "forced" when the VM was stopped
+    stopped_how: str | None = None  # "clean", "forced" or "halted" (it halted though the clean shutdown failed)
     stop_reason: str = ""  # why it had to be forced (the clean shutdown's failure, or its deadline)
     runs_unknown: bool = False  # nothing was done, but the host cannot tell what the running VM booted with
     running: bool = False  # the VM was running: restarted, or left running when it already ran with the change

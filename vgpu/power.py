@@ -86,13 +86,15 @@ def one_vms_progress(progress: object) -> ProgressCallback:
         raise InvalidValue("progress", progress, "a callback or None")
     return progress
 
-ALREADY, CLEAN, FORCED = "already", "clean", "forced"
+ALREADY, CLEAN, FORCED, HALTED = "already", "clean", "forced", "halted"
 
 
 @attrs.frozen
 class StopOutcome:
-    """How a VM was stopped: ``already`` (it was halted), ``clean`` or ``forced``; ``reason`` says why a
-    forced stop was needed (the clean shutdown's failure, or its deadline)."""
+    """How a VM was stopped: ``already`` (it was halted), ``clean``, ``forced``, or ``halted``: the clean
+    shutdown failed (or ran past its deadline), and the forced one that followed found the VM halted all the
+    same, so nothing was forced. ``reason`` says why a forced stop was called for (the clean shutdown's
+    failure, or its deadline)."""
 
     how: str
     reason: str = ""
@@ -219,7 +221,9 @@ def stop_vm(
             raise ShutdownNotConfirmed(vm_uuid, policy.clean_timeout)
         reason = _not_halted(vm_uuid, policy.clean_timeout, time.monotonic() - began)
     progress(Progress(vm_uuid, "forcing", f"{reason}; forcing it off"))
-    host.hard_shutdown(vm_uuid)
+    if host.hard_shutdown(vm_uuid) is False:  # None: a host object written before it said; it did force
+        progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} was found halted: it stopped despite the failure, so nothing was forced"))
+        return StopOutcome(HALTED, reason)
     progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} forced off"))
     return StopOutcome(FORCED, reason)
 

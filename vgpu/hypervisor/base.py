@@ -70,8 +70,9 @@ class Hypervisor(Protocol):
         all (code ``VM_LACKS_FEATURE``), and VM_BAD_POWER_STATE for a paused or suspended VM.
         """
 
-    def hard_shutdown(self, vm_uuid: str) -> None:
-        """Power the VM off now. A VM that is already halted is not an error."""
+    def hard_shutdown(self, vm_uuid: str) -> bool:
+        """Power the VM off now: True once it did. A VM that is already halted is not an error, and False:
+        nothing was forced (so no caller reports "forced off")."""
 
     def start(self, vm_uuid: str) -> None:
         """Boot the VM and return once the host reports it running."""

@@ -443,8 +443,8 @@ class Fleet:
     def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         return self._with_vm(vm_uuid, lambda label, host: host.clean_shutdown(vm_uuid, timeout, halted_ok=halted_ok))
 
-    def hard_shutdown(self, vm_uuid: str) -> None:
-        self._with_vm(vm_uuid, lambda label, host: host.hard_shutdown(vm_uuid))
+    def hard_shutdown(self, vm_uuid: str) -> bool:
+        return self._with_vm(vm_uuid, lambda label, host: host.hard_shutdown(vm_uuid))
 
     def start(self, vm_uuid: str) -> None:
         self._with_vm(vm_uuid, lambda label, host: host.start(vm_uuid))

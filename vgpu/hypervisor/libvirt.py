@@ -178,18 +178,20 @@ class LibvirtHost:
         with _translated(vm_uuid):
             return codes.LIBVIRT_FREE_SAVED if dom.hasManagedSaveImage(0) else None
 
-    def hard_shutdown(self, vm_uuid: str) -> None:
+    def hard_shutdown(self, vm_uuid: str) -> bool:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
             _refuse_transient(dom, vm_uuid)
             if _is_off(dom):
-                return
+                return False
             try:
                 dom.destroy()
             except libvirt.libvirtError as exc:
                 # It stopped by itself between the check and the destroy: that is what was asked.
                 if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or not _is_off(dom):
                     raise
+                return False
+        return True
 
     def start(self, vm_uuid: str) -> None:
         dom = self._domain(vm_uuid)

@@ -25,7 +25,8 @@ into xenstore, which the xe and XenAPI stand-ins serve from :meth:`SimHost.domai
 
 Fault kinds: ``clean_shutdown``: ``ignore`` (the guest never obeys), ``lacks_feature`` (no PV drivers),
 ``fail`` (the host refuses), ``not_acknowledged`` (the guest does not take the request up:
-VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT), ``shutdown_timeout`` (the host's own deadline passes: VM_SHUTDOWN_TIMEOUT);
+VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT), ``shutdown_timeout`` (the host's own deadline passes: VM_SHUTDOWN_TIMEOUT),
+``halted_but_failed`` (the VM halts, yet the host reports INTERNAL_ERROR);
 ``hard_shutdown``, ``set_args``, ``list``: ``fail``; ``start``: ``fail`` or
 ``fail_if_args_contain:TEXT``; ``unreachable`` (any VM, value ``on``). A fault applies to one VM or to
 all (``*``).
@@ -421,10 +422,14 @@ class SimHost:
                 raise codes.host_error(codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, [vm_uuid], vm_uuid)
             if fault == "shutdown_timeout":
                 raise codes.host_error(codes.VM_SHUTDOWN_TIMEOUT, [vm_uuid, "1200"], vm_uuid)
-            if fault != "ignore" and vm.get("halt_at") is None:
+            if fault == "halted_but_failed":
+                self._halt(vm)
+            elif fault != "ignore" and vm.get("halt_at") is None:
                 vm["halt_at"] = self._clock() + self._latency_in(conn, "clean_shutdown")
             self._store(conn, vm_uuid.lower(), vm)
             halt_at = vm.get("halt_at")
+        if fault == "halted_but_failed":  # raised once the transaction has kept the halt
+            raise codes.host_error(codes.INTERNAL_ERROR, ["simulated failure after the VM halted"], vm_uuid)
         if halt_at is None:  # the guest ignores the request: it will still be running at the deadline
             time.sleep(max(0.0, timeout))
             return False
@@ -436,16 +441,18 @@ class SimHost:
             time.sleep(wait)
         return self.power_state(vm_uuid) is PowerState.HALTED
 
-    def hard_shutdown(self, vm_uuid: str) -> None:
+    def hard_shutdown(self, vm_uuid: str) -> bool:
         self._sleep_for("hard_shutdown")
         with self._transaction() as conn:
             faults = self._faults(conn, vm_uuid)
             vm = self._vm(conn, vm_uuid, faults)
             if faults.get("hard_shutdown") == "fail":
                 raise codes.host_error(codes.INTERNAL_ERROR, ["simulated forced shutdown failure"], vm_uuid)
+            forced: bool = vm["power_state"] != "halted"
             self._halt(vm)
             vm["start_at"] = vm["start_args"] = vm["start_domain"] = None  # forcing a VM off also ends a start under way
             self._store(conn, vm_uuid.lower(), vm)
+        return forced
 
     def start(self, vm_uuid: str) -> None:
         """Ask for a start and wait until it completes (it completes even if the caller is gone by then)."""

@@ -340,12 +340,14 @@ class XapiHost:
             raise self._host_error(self._call("task.get_error_info", task), vm_uuid)
         return bool(status == "success")  # bool(): the SDK's answers are untyped
 
-    def hard_shutdown(self, vm_uuid: str) -> None:
+    def hard_shutdown(self, vm_uuid: str) -> bool:
         try:
             self._on_vm("VM.hard_shutdown", vm_uuid)
         except HypervisorError as exc:
             if not _already_halted(exc):
                 raise
+            return False
+        return True
 
     def start(self, vm_uuid: str) -> None:
         deadline = time.monotonic() + self._start_timeout

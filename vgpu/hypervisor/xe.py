@@ -172,9 +172,11 @@ class XeHost:
                                  lambda f: (halted_ok and _already_halted(f)) or f.code == xe_format.VM_SHUTDOWN_TIMEOUT)
         return failure is None or failure.code != xe_format.VM_SHUTDOWN_TIMEOUT
 
-    def hard_shutdown(self, vm_uuid: str) -> None:
+    def hard_shutdown(self, vm_uuid: str) -> bool:
         # There is no vm-force-shutdown; forcing a halted VM is VM_BAD_POWER_STATE, which means it is stopped.
-        self._attempt(["vm-shutdown", self._uuid_arg(vm_uuid), "--force"], vm_uuid, self.power_timeout, _already_halted)
+        _, halted = self._attempt(["vm-shutdown", self._uuid_arg(vm_uuid), "--force"], vm_uuid, self.power_timeout,
+                                  _already_halted)
+        return halted is None
 
     def start(self, vm_uuid: str) -> None:
         self._call(["vm-start", self._uuid_arg(vm_uuid)], vm_uuid, self.power_timeout)
