@@ -107,13 +107,32 @@ def take_globals(words: list[str]) -> tuple[dict[str, str | list[str]], list[str
     return found, rest
 
 
+HELP_WORDS = ("-h", "--help")
+
+
 def as_help(words: list[str]) -> list[str]:
-    """``--help`` or ``-h`` anywhere asks for help: alone, the list; after a command, that command's."""
-    if words and words[0] in ("-h", "--help"):
+    """``--help`` or ``-h`` where an option could stand asks for help: alone, the list; after a command,
+    that command's. Where the command's option wants its value (``--name -h``) it is that value, as
+    :func:`parse` takes it: a script's ``--name "$NAME"`` must not turn into help because of what NAME holds."""
+    if words and words[0] in HELP_WORDS:
         return ["help", *words[1:]]
-    if "--help" in words[1:] or "-h" in words[1:]:  # vgpu-admin set-pool --help
+    if any(word in HELP_WORDS for word in _not_values(words)):  # vgpu-admin set-pool --help
         return ["help", words[0]]
     return words
+
+
+def _not_values(words: list[str]) -> Iterator[str]:
+    """The words after the command, less each that follows an option of the command written without its
+    ``=value`` (parse takes it as the value, or refuses it when it starts with --). For a command that is
+    not known, every word: its help says there is no such command."""
+    command = lookup(words[0]) if words else None
+    rest = iter(words[1:])
+    for word in rest:
+        yield word
+        name, has_value, _ = word[2:].partition("=")
+        option = command.option(name) if command is not None and word.startswith("--") and not has_value else None
+        if option is not None and option.kind != FLAG:
+            next(rest, None)
 
 
 def names_the_program(words: list[str]) -> bool:

@@ -867,6 +867,35 @@ def test_help_spellings(argv):
     assert lines[0].startswith("Usage: vgpu-admin set-pool") if "set-pool" in argv else lines[0].startswith("Commands")
 
 
+@pytest.mark.parametrize("argv", [["set-pool", "--pool", "B", "-h"], ["set-pool-name", "--name", "x", "--help"],
+                                  ["list-pools", "--format", "json", "-h"]])
+def test_help_after_an_option_and_its_value_is_still_help(argv):
+    assert ok(run(argv))[0].startswith(f"Usage: vgpu-admin {argv[0]}")
+
+
+@pytest.mark.parametrize("value", ["-h", "--help"])
+def test_a_help_word_where_an_options_value_goes_is_no_request_for_help(spec, value):
+    """``--name "$NAME"`` with NAME=-h renames, as NAME=-x does: the word after ``--name`` is its value.
+    ``--help`` there is what any word starting with -- is: no value (as ``--name --x``), refused."""
+    outcome = spec.cli("set-pool-name", "--pool-id", "A", "--name", value)
+    if value == "-h":
+        assert ok(outcome) == ['Pool A is now named "-h".']
+    else:
+        assert outcome.code == 2 and outcome.out == ""
+        assert outcome.one_error_line() == "error: option --name needs a value: --name=<text>"
+        assert ok(spec.cli("list-pools"))[0].startswith('Pool A: "Pool A"')
+
+
+@pytest.mark.parametrize("value", ["-h", "--help"])
+def test_a_help_word_as_the_vm_name_registers_or_is_refused_but_is_never_help(spec, value):
+    outcome = spec.cli("register-vm", f"--vm-uuid={spec.uuid('VM-21')}", "--vm-name", value)
+    assert "Usage:" not in outcome.out
+    if value == "-h":
+        assert outcome.code == 0 and spec.vm("VM-21").vm_name == "-h"
+    else:
+        assert outcome.code == 2 and spec.vm("VM-21") is None
+
+
 def test_help_for_an_unknown_command_is_bad_input():
     outcome = run(["help", "set-pol"])
     assert outcome.code == 2 and "'set-pol'" in outcome.one_error_line()

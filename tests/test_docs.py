@@ -72,10 +72,7 @@ def _commands_in(line: str) -> list[list[str]]:
 def _check_one_shot(words: list[str]) -> None:
     """Parse a ``vgpu-admin`` command line the way shell.main does; raises UsageError if it would not."""
     _, rest = parsing.take_globals(words[1:])
-    if rest and rest[0] in ("-h", "--help"):
-        rest = ["help", *rest[1:]]
-    elif "--help" in rest[1:] or "-h" in rest[1:]:
-        rest = ["help", rest[0]]
+    rest = parsing.as_help(rest)
     if not rest:
         return  # no command: the vgpu> shell
     command, _ = parsing.parse(rest)

@@ -151,6 +151,15 @@ def test_a_hash_that_begins_a_word_starts_a_comment_as_in_sh(spec):
     assert 'Pool A is now named "a#b".' in out.getvalue() and 'Pool B is now named "#1".' in out.getvalue()
 
 
+def test_a_lines_help_word_where_a_value_goes_is_the_value(spec):
+    """As on the command line: ``--name -h`` renames; only -h in an option's place asks for help."""
+    ctx, out, err = _context(spec)
+    assert runner.run_line(ctx, "set-pool-name --pool-id A --name -h") == 0
+    assert (out.getvalue(), err.getvalue()) == ('Pool A is now named "-h".\n', "")
+    assert runner.run_line(ctx, "vgpu-admin set-pool-name --pool-id A -h") == 0
+    assert out.getvalue().splitlines()[1].startswith("Usage: vgpu-admin set-pool-name")
+
+
 @pytest.mark.parametrize("line", ['"#" list-pools', "\\# list-pools", "'#list-pools'"])
 def test_a_quoted_or_escaped_hash_at_the_start_is_a_word_not_a_comment(spec, line):
     ctx, out, err = _context(spec)
