@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         settings = config.load(flags)
         opening.check_hosts(settings)  # a typo in --host is refused even by a command that never uses it
         words = parsing.as_help(words) or ["shell"]
+        if words[0] == "--version" and len(words) > 1:  # as any command refuses a word it does not take
+            raise UsageError(f"unexpected argument {words[1]!r} for --version; it takes none")
         if keep_going and words[0] != "shell":
             raise UsageError(f"--keep-going is for commands read from standard input (vgpu-admin --keep-going < FILE); "
                              f"{words[0]} runs once")

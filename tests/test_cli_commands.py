@@ -905,6 +905,13 @@ def test_version():
     assert ok(run(["--version"])) == [f"vgpu-admin {__version__}"]
 
 
+@pytest.mark.parametrize("argv", [["--version", "bogus"], ["--version", "list-pools", "--format=bogus"]])
+def test_version_refuses_what_follows_it(argv):
+    outcome = run(argv)
+    assert outcome.code == 2 and outcome.out == ""
+    assert outcome.one_error_line() == f"error: unexpected argument {argv[1]!r} for --version; it takes none"
+
+
 # --- --format json ----------------------------------------------------------------------------------------
 
 READ_COMMANDS = [command for command in COMMANDS if FORMAT_OPTION in command.options]
