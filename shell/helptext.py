@@ -82,7 +82,7 @@ def _option_label(option) -> str:
 
 
 def help_text(name: str | None, *, in_repl: bool = False, from_script: bool = False) -> str:
-    if not name:
+    if name is None:  # help '' names no command, as help ' ' does not: refused below, not the list
         return overview(in_repl=in_repl, from_script=from_script)
     command = lookup(name)
     if command is None:

@@ -912,6 +912,13 @@ def test_version_refuses_what_follows_it(argv):
     assert outcome.one_error_line() == f"error: unexpected argument {argv[1]!r} for --version; it takes none"
 
 
+@pytest.mark.parametrize("name", ["", " "])
+def test_help_for_a_blank_name_is_bad_input_not_the_list(name):
+    outcome = run(["help", name])
+    assert outcome.code == 2 and outcome.out == ""
+    assert outcome.one_error_line() == f"error: no command called {name!r}; run 'vgpu-admin help' for the list"
+
+
 # --- --format json ----------------------------------------------------------------------------------------
 
 READ_COMMANDS = [command for command in COMMANDS if FORMAT_OPTION in command.options]
