@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         if keep_going and words[0] != "shell":
             raise UsageError(f"--keep-going is for commands read from standard input (vgpu-admin --keep-going < FILE); "
                              f"{words[0]} runs once")
+        if keep_going and not _reads_lines():  # the prompt: nothing to go on after, and no word would say so
+            raise UsageError("--keep-going is for commands read from standard input (vgpu-admin --keep-going < FILE); "
+                             "at a terminal each line runs as you type it")
     except (UsageError, errors.VgpuError) as error:
         console.error(f"error: {error}")
         return runner.exit_code_for(error)
@@ -46,8 +49,13 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         ctx.close()
 
 
+def _reads_lines() -> bool:
+    """Whether the shell reads its lines from a pipe or a file (vgpu-admin < commands.txt), not a prompt."""
+    return sys.stdin is None or not sys.stdin.isatty()
+
+
 def _open_shell(ctx: Context, keep_going: bool = False) -> int:
-    if sys.stdin is None or not sys.stdin.isatty():  # vgpu-admin < commands.txt: lines, not a prompt
+    if _reads_lines():
         from .script import run_lines
 
         return run_lines(ctx, sys.stdin if sys.stdin is not None else io.StringIO(), keep_going=keep_going)

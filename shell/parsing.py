@@ -147,11 +147,15 @@ def shell_line(words: list[str], db: str, host: str) -> list[str]:
     A line pasted from the docs may start with ``vgpu-admin``: at the prompt every line runs in this shell,
     so the word is dropped (alone, it names the shell itself). ``--db`` and ``--host`` are refused, naming
     the shell's own: they are chosen when it starts (``db``, ``host``), and one line quietly reaching
-    another database or host would be a trap.
+    another database or host would be a trap. ``--keep-going`` is refused too: it is for all the lines
+    of a pipe, chosen when vgpu-admin starts, and a line's own would otherwise be ignored without a word.
     """
     if names_the_program(words):
         words = words[1:] or ["shell"]
     found, words = take_globals(words)
+    if "keep-going" in found:
+        raise UsageError("--keep-going is for the lines read from standard input and is given when vgpu-admin "
+                         "starts (vgpu-admin --keep-going < FILE); a line cannot set it")
     for name, current in (("db", db), ("host", host)):
         if name in found:
             raise UsageError(f"--{name} is chosen when the shell starts, and this one uses {current}; "

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from shell import handlers, helptext, runner
+from shell import handlers, helptext, main, runner, script
 from shell.console import Console, stdin_reader
 from shell.context import Context
 from shell.script import run_lines
@@ -125,6 +125,34 @@ def test_keep_going_with_a_one_shot_command_is_refused_with_one_line(spec):
 def test_keep_going_takes_no_value(spec):
     outcome = run(["--keep-going=yes", *spec.flags])
     assert outcome.code == 2 and outcome.one_error_line() == "error: --keep-going takes no value"
+
+
+ON_A_LINE = ("error: --keep-going is for the lines read from standard input and is given when vgpu-admin starts "
+             "(vgpu-admin --keep-going < FILE); a line cannot set it")
+
+
+@pytest.mark.parametrize("line", ["list-pools --keep-going", "vgpu-admin --keep-going list-pools", "--keep-going"])
+def test_keep_going_on_a_line_is_refused_as_db_and_host_are(spec, line):
+    """Typed at the prompt or read from a pipe, a line's --keep-going would be silently ignored."""
+    ctx, out, err = _context(spec)
+    assert runner.run_line(ctx, line) == 2
+    assert (out.getvalue(), err.getvalue()) == ("", ON_A_LINE + "\n")
+
+
+def test_a_piped_line_with_keep_going_stops_the_lines_with_the_refusal(spec):
+    outcome = run_process(spec.flags, stdin="vgpu-admin --keep-going bogus\nlist-pools\n")
+    assert outcome.code == 2 and outcome.out == ""
+    assert outcome.err_lines == [ON_A_LINE, f"Stopped at line 1, which failed; {script.NOT_RUN}"]
+
+
+@pytest.mark.parametrize("argv", [["--keep-going"], ["--keep-going", "shell"]])
+def test_keep_going_at_a_terminal_is_refused_with_one_line(spec, monkeypatch, argv):
+    monkeypatch.setattr(sys, "stdin", type("Terminal", (io.StringIO,), {"isatty": lambda self: True})())
+    monkeypatch.setattr(main, "_open_shell", lambda ctx, keep_going=False: 99)  # never a prompt here
+    outcome = run([*argv, *spec.flags])
+    assert outcome.code == 2 and outcome.out == ""
+    assert outcome.one_error_line() == ("error: --keep-going is for commands read from standard input "
+                                        "(vgpu-admin --keep-going < FILE); at a terminal each line runs as you type it")
 
 
 def test_the_global_options_name_keep_going():
