@@ -169,7 +169,8 @@ COMMANDS: tuple[Command, ...] = (
             "Records the VM in the database and writes its vgpu segment into the device-model args. A running "
             "VM's QEMU reads it at its next boot (until then scan-vms shows it as pending restart); use "
             "apply-vm to apply it now with a restart. A name another registered VM has too (in any case) is "
-            "accepted, with a warning that names both UUIDs: commands take the UUID."
+            "accepted, with a warning that names both UUIDs: commands take the UUID. So is a name that is "
+            "another VM's UUID (registered, or on the host), with a warning naming that VM."
         ),
         examples=(
             'vgpu-admin register-vm --vm-uuid=<uuid> --vm-name="VM-1"',

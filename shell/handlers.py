@@ -127,6 +127,8 @@ def register_vm(ctx: Context, opts: dict) -> int:
     ctx.console.say(render.registered(result))
     if result.shared_name is not None:
         ctx.console.error(f"warning: {result.shared_name}")
+    if result.named_like_uuid is not None:
+        ctx.console.error(f"warning: {result.named_like_uuid}")
     if result.host_name_refused is not None:
         ctx.console.error(f"warning: the host's name for the VM was not recorded ({result.host_name_refused}); "
                           "to name it, remove it and register it again with --vm-name")

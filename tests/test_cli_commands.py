@@ -346,6 +346,15 @@ def test_register_vm_of_a_second_vm_1_as_workflow_1_does_warns_with_both_uuids(s
     assert spec.vm_by_uuid(second).vm_name == "vm-1"  # accepted: names are for display
 
 
+def test_register_vm_named_like_another_vms_uuid_warns_whose_it_is(spec):
+    vm2, vm21 = spec.uuid("VM-2"), spec.uuid("VM-21")
+    outcome = spec.cli("register-vm", f"--vm-uuid={vm21}", f"--vm-name={vm2}")
+    assert outcome.code == 0 and outcome.out_lines[0].startswith(f"Registered {vm2} ({vm21}) in Pool A")
+    assert outcome.err_lines == [f"warning: VM {vm21} is named like VM-2's UUID {vm2}: commands take UUIDs, so this "
+                                 "name copied where a UUID goes means VM-2, not this VM"]
+    assert spec.vm_by_uuid(vm21).vm_name == vm2  # accepted: names come from the host too
+
+
 def test_register_vm_with_a_name_of_its_own_warns_of_nothing(spec):
     assert spec.cli("register-vm", f"--vm-uuid={spec.uuid('VM-21')}", "--vm-name=VM-1b").err == ""
 

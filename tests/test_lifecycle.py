@@ -814,6 +814,40 @@ def test_register_a_second_vm_of_the_same_name_returns_both(world):
     assert lifecycle.register_vm(world.store, world.sim, other).shared_name is None
 
 
+def test_register_a_vm_named_like_another_vms_uuid_says_whose(world):
+    """A name is for display, but every command takes UUIDs: a VM named like another's UUID, copied from a
+    list into a command, acts on the other VM. Accepted (the host may name it so), and said."""
+    registered = world.add(1, "running", config("A", 2, 1), name="VM-1")
+    on_host = vm_uuid(8)
+    world.sim.add_vm(on_host, "VM-8", "halted", "")
+    for number, name, other, other_name in ((9, registered.upper(), registered, "VM-1"), (10, f" {on_host} ", on_host, "VM-8")):
+        uuid = vm_uuid(number)
+        world.sim.add_vm(uuid, name, "halted", "")  # the host's name, taken as it is
+        result = lifecycle.register_vm(world.store, world.sim, uuid)
+        like = result.named_like_uuid
+        assert (like.vm.vm_uuid, like.other_uuid, like.other_name) == (uuid, other, other_name)
+        assert str(like) == (f"VM {uuid} is named like {other_name}'s UUID {other}: commands take UUIDs, so this "
+                             f"name copied where a UUID goes means {other_name}, not this VM")
+        assert result.vm.vm_name == name.strip()
+
+
+def test_register_a_vm_named_like_an_unnamed_vms_uuid_says_so_without_a_name(world):
+    unnamed, uuid = vm_uuid(8), vm_uuid(9)
+    world.sim.add_vm(unnamed, "", "halted", "")
+    world.sim.add_vm(uuid, "VM-9", "halted", "")
+    like = lifecycle.register_vm(world.store, world.sim, uuid, vm_name=unnamed).named_like_uuid
+    assert str(like) == (f"VM {uuid} is named like another VM's UUID {unnamed}: commands take UUIDs, so this name "
+                         "copied where a UUID goes means that VM, not this VM")
+
+
+def test_register_a_vm_named_its_own_uuid_or_no_ones_warns_of_nothing(world):
+    own, stranger = vm_uuid(8), vm_uuid(9)
+    world.sim.add_vm(own, own, "halted", "")
+    assert lifecycle.register_vm(world.store, world.sim, own).named_like_uuid is None
+    world.sim.add_vm(vm_uuid(10), "VM-10", "halted", "")
+    assert lifecycle.register_vm(world.store, world.sim, vm_uuid(10), vm_name=stranger).named_like_uuid is None
+
+
 def test_register_never_puts_the_name_into_the_args(world):
     uuid = vm_uuid(8)
     world.sim.add_vm(uuid, "host-name", "halted", "")

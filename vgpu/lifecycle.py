@@ -30,7 +30,7 @@ from .hypervisor.base import Hypervisor, args_quoted, describe, refusal_advice
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
-from .naming import SharedName
+from .naming import NamedLikeUUID, SharedName
 from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; callers know them from here
     DEFAULT_POLICY as DEFAULT_POLICY,  # "X as X": re-exported, for type checkers too (PEP 484)
     Progress as Progress,
@@ -852,6 +852,7 @@ class RegisterResult:
     vm: VM
     host_vm: HostVM
     shared_name: SharedName | None = None  # the VM's name is another registered VM's too: worth a warning
+    named_like_uuid: NamedLikeUUID | None = None  # the VM's name is another VM's UUID: worth a warning too
     args_quoted: bool = False  # the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)
     # Why the host's name for the VM was not recorded (too long, or not one printable line): what a VM name
     # must be. None when it was, or when a name was given, or when the host has none.
@@ -893,15 +894,17 @@ def _nothing_to_remove(host_vm: HostVM, quoted: bool) -> str:
             f"run 'vgpu-admin repair-vm --vm-uuid={host_vm.uuid}')")
 
 
-def find_host_vm(host: Hypervisor, vm_uuid: str) -> HostVM:
-    """The VM as its host lists it. Over a fleet every host is listed: a host that is down does not stop
-    finding the VM on another, and two hosts listing it is DuplicateVM (never a guess)."""
+def find_host_vm(host: Hypervisor, vm_uuid: str) -> tuple[HostVM, list[HostVM]]:
+    """The VM as its host lists it, and every VM the hosts listed (register checks the name against them
+    without asking again). Over a fleet every host is listed: a host that is down does not stop finding the
+    VM on another, and two hosts listing it is DuplicateVM (never a guess)."""
     listings = as_fleet(host).survey()
-    found = [host_vm for listing in listings for host_vm in listing.vms if host_vm.uuid == vm_uuid]
+    listed = [host_vm for listing in listings for host_vm in listing.vms]
+    found = [host_vm for host_vm in listed if host_vm.uuid == vm_uuid]
     if len(found) > 1:
         raise DuplicateVM(vm_uuid, [host_vm.host for host_vm in found])
     if found:
-        return found[0]
+        return found[0], listed
     for listing in listings:
         if listing.error is not None:
             raise listing.error
@@ -929,7 +932,7 @@ def register_vm(
                            sentence=f"invalid VM name {vm_name!r}: expected a non-empty printable text of at most "
                                     f"{NAME_MAX} characters (leave the name out for the host's name)")
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
-    host_vm = find_host_vm(host, reg.vm_uuid)
+    host_vm, listed = find_host_vm(host, reg.vm_uuid)
     check_only_copy(store, host, reg.vm_uuid, host_vm.host)
     refused = None
     if reg.vm_name is None:
@@ -953,7 +956,8 @@ def register_vm(
     _finish_in_place(store, op, lambda: _segment_state(host, vm.vm_uuid, "it is registered and its vgpu segment written"))
     with store.reading() as conn:
         shared = naming.shared_names(conn, [vm])
-    return RegisterResult(vm, host_vm, shared[0] if shared else None, args_quoted(host, vm.vm_uuid), refused)
+        like_uuid = naming.named_like_uuid(conn, vm, listed)
+    return RegisterResult(vm, host_vm, shared[0] if shared else None, like_uuid, args_quoted(host, vm.vm_uuid), refused)
 
 
 def _finish_in_place(store: Store, op: journal.Operation, state: Callable[[], str]) -> None:

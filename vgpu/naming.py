@@ -2,7 +2,8 @@
 
 A name is for display only: every command takes the UUID, and the spec's own Workflow 1 registers a second
 "VM-1". So a shared name is accepted, and reported (with each VM's UUID) so that nobody mistakes one VM for
-the other in ``status`` or ``scan-vms``.
+the other in ``status`` or ``scan-vms``. So is a name that is another VM's UUID: copied from a list into a
+command, it would act on that other VM.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Iterable
 
 import attrs
 
+from .errors import InvalidValue
 from .escape import listed
-from .models import VM
-from .vms import select_vms
+from .models import VM, HostVM
+from .values import parse_uuid
+from .vms import select_vm, select_vms
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -65,3 +68,33 @@ def shared_names(conn: sqlite3.Connection, candidates: Iterable[VM]) -> tuple[Sh
 def _folded(vm: VM) -> str:
     """The name of a VM that has one (the only ones compared here), in any case."""
     return (vm.vm_name or "").casefold()
+
+
+@attrs.frozen
+class NamedLikeUUID:
+    """A VM whose display name is, as a command reads a UUID (any case, blanks around it), another VM's UUID."""
+
+    vm: VM  # the VM so named
+    other_uuid: str
+    other_name: str | None  # what the other VM is called (registered, else on the host), if anything
+
+    def __str__(self) -> str:
+        other, whose = (self.other_name, self.other_name) if self.other_name else ("another VM", "that VM")
+        return (f"VM {self.vm.vm_uuid} is named like {other}'s UUID {self.other_uuid}: "
+                f"commands take UUIDs, so this name copied where a UUID goes means {whose}, not this VM")
+
+
+def named_like_uuid(conn: sqlite3.Connection, vm: VM, listed: Iterable[HostVM]) -> NamedLikeUUID | None:
+    """Whether ``vm``'s name is the UUID of a registered VM or of one in ``listed`` (a host listing already
+    made: no host is asked here); None when it is no UUID, its own, or one that names no VM we know."""
+    try:
+        named = parse_uuid(vm.vm_name)
+    except InvalidValue:
+        return None
+    if named == vm.vm_uuid:
+        return None
+    registered = select_vm(conn, named)
+    if registered is not None:
+        return NamedLikeUUID(vm, named, registered.vm_name)
+    on_host = next((host_vm for host_vm in listed if host_vm.uuid == named), None)
+    return NamedLikeUUID(vm, named, on_host.name or None) if on_host is not None else None
