@@ -10,7 +10,8 @@ both sit in the database header, so they change in the same transaction as the t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Collection
 
 if TYPE_CHECKING:
     import sqlite3
@@ -160,3 +161,13 @@ CREATE TABLE vgpu_location_copies (
 # database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
 MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4)
 LATEST_VERSION = len(MIGRATIONS)
+
+
+def version_of_tables(tables: Collection[str]) -> int:
+    """The schema version a database's own tables are those of: the last migration that created one of them
+    (each creates a table of its own), 0 for none. Read only when a file's user_version is in doubt: a version
+    lower than this one would run migrations over tables they already made."""
+    for version in range(LATEST_VERSION, 0, -1):
+        if set(re.findall(r"CREATE TABLE (\w+)", MIGRATIONS[version - 1])) & set(tables):
+            return version
+    return 0

@@ -239,8 +239,7 @@ def _create_private_file(path: str, real: str) -> None:
 def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
     try:
         conn.execute("PRAGMA foreign_keys = ON")
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        application_id, version = _header(conn)
         current = application_id == schema.APPLICATION_ID and version == schema.LATEST_VERSION
         if not current:
             _check_ours(conn, path, application_id, version)
@@ -248,11 +247,19 @@ def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
             _refuse_incomplete(conn, path)  # before any change: a refused file is left as it was
         _set_wal(conn, busy_timeout)
         if not current:
-            _migrate(conn)
+            _migrate(conn, path)
     except sqlite3.OperationalError as exc:
         raise _operational_error(path, exc) from exc
     except sqlite3.DatabaseError as exc:
         raise StoreError(path, f"{path} is not a vgpu database (SQLite says: {exc})") from exc
+
+
+def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The file's application_id and user_version, read together: another process migrating the file sets
+    both in one transaction, and a mark read before it with a version read after would not match."""
+    application_id, version = conn.execute(
+        "SELECT application_id, user_version FROM pragma_application_id(), pragma_user_version()").fetchone()
+    return int(application_id), int(version)
 
 
 def _refuse_incomplete(conn: sqlite3.Connection, path: str) -> None:
@@ -282,8 +289,8 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
         # Foreign keys off while the tables are rebuilt (SQLite's procedure for changing a table's schema):
         # a pragma that only takes effect outside a transaction, so before BEGIN.
         conn.execute("PRAGMA foreign_keys = OFF")
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        _check_ours(conn, path, application_id, conn.execute("PRAGMA user_version").fetchone()[0])
+        application_id, version = _header(conn)
+        _check_ours(conn, path, application_id, version)
         conn.execute("BEGIN IMMEDIATE")
         try:
             restored = schema_check.restore(conn)
@@ -326,6 +333,10 @@ def _table_names(conn: sqlite3.Connection) -> set[str]:
 
 
 def _check_ours(conn: sqlite3.Connection, path: str, application_id: int, version: int) -> None:
+    """Refuse, before anything is changed, a file that is not a vgpu database, or whose user_version no
+    vgpu-admin wrote: one outside 0 to LATEST_VERSION, or any but 0 on a file without vgpu's mark (the spec's
+    init script leaves 0; another program set any other, and migrating from it would skip our tables)."""
+    tables = _table_names(conn) - {"sqlite_sequence"}
     if application_id == schema.APPLICATION_ID:
         if version > schema.LATEST_VERSION:
             raise StoreError(
@@ -333,23 +344,52 @@ def _check_ours(conn: sqlite3.Connection, path: str, application_id: int, versio
                 f"database {path} has schema version {version}, newer than this vgpu-admin understands "
                 f"({schema.LATEST_VERSION}); upgrade vgpu-admin",
             )
+        if version < 0:
+            made_by = schema.version_of_tables(tables)
+            raise StoreError(path, f"database {path} has schema version {version}, which no vgpu-admin writes (this one "
+                                   f"understands 0 to {schema.LATEST_VERSION}), and its tables are those of version "
+                                   f"{made_by}; nothing was changed. {_set_version_advice(path, made_by)}")
         return
-    tables = _table_names(conn) - {"sqlite_sequence"}
     if application_id == 0 and (not tables or {"pools", "vms"} <= tables):
+        if version != 0:
+            raise StoreError(path, f"database {path} has user_version {version} but application_id 0, not vgpu-admin's "
+                                   "mark: another program set that version, and a database vgpu-admin did not make is "
+                                   "adopted only at user_version 0, as the spec's init script leaves it; nothing was "
+                                   f"changed. {_set_version_advice(path, 0)}")
         return  # empty, or made by the spec's init script: ours to initialise or adopt
     listed = ", ".join(sorted(tables)) or "no tables"
     raise StoreError(path, f"{path} is an SQLite database but not a vgpu database (it has {listed})")
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _set_version_advice(path: str, version: int) -> str:
+    import shlex  # only on this refusal
+
+    return (f"If nothing else uses user_version, set it back to {version} (sqlite3 {shlex.quote(path)} "
+            f"'PRAGMA user_version = {version}') and try again; otherwise restore a backup")
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Read again inside the lock: another process may have migrated while we waited.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and "pools" not in _table_names(conn):
+        tables = _table_names(conn)
+        made_by = schema.version_of_tables(tables)
+        if made_by > version:  # the steps from version would meet tables they already made
+            raise StoreError(path, f"database {path} has schema version {version}, which does not match its tables: "
+                                   f"they are those of version {made_by}; nothing was changed. "
+                                   + _set_version_advice(path, made_by))
+        if version == 0 and "pools" not in tables:
             _run_script(conn, schema.SPEC_TABLES)
-        for step in schema.MIGRATIONS[version:]:
-            _run_script(conn, step)
+        try:
+            for step in schema.MIGRATIONS[version:]:
+                _run_script(conn, step)
+        except sqlite3.OperationalError as exc:
+            if "already exists" not in str(exc) and "duplicate column name" not in str(exc):
+                raise
+            raise StoreError(path, f"database {path} has schema version {version}, which does not match its tables "
+                                   f"(SQLite says: {exc}); nothing was changed. Its user_version or tables were "
+                                   "changed by hand or by another program: restore a backup") from exc
         conn.execute(f"PRAGMA user_version = {schema.LATEST_VERSION:d}")
         conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID:d}")
     except BaseException:

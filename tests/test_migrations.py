@@ -1,0 +1,111 @@
+"""Opening a database of another version: the user_version and application_id in its header are checked
+before anything is changed, a version its tables contradict is refused with a sentence (not SQLite's words),
+and the spec's init script run as written (its pools table refused by SQLite) is adopted."""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import schema
+from vgpu.errors import StoreError
+from vgpu.store import Store, repair_schema
+
+from .test_store import SPEC_INDEXES, SPEC_POOL_ROWS, SPEC_POOLS, SPEC_VMS, UUID_1, one_line, raw
+
+def spec_file(path, *, pools_table: bool = True, user_version: int = 0) -> None:
+    """A database made by the spec's init script (application_id 0), with one VM."""
+    with raw(path) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")  # as the sqlite3 tool runs a script: a VM without pools is kept
+        statements = (SPEC_POOLS, SPEC_POOL_ROWS) if pools_table else ()
+        for statement in (*statements, SPEC_VMS, *SPEC_INDEXES.values()):
+            conn.execute(statement)
+        conn.execute("INSERT INTO vms (vm_id, vm_uuid, vm_name, pool_id, priority) VALUES (4, ?, 'old', 'B', 2)", (UUID_1,))
+        conn.execute(f"PRAGMA user_version = {user_version:d}")
+
+
+def refused(path, *words: str) -> str:
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        Store(path)
+    text = one_line(caught.value)
+    assert str(path) in text and "nothing was changed" in text, text
+    for word in words:
+        assert word in text, text
+    assert path.read_bytes() == before
+    return text
+
+
+def tables(path) -> set[str]:
+    with raw(path) as conn:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+# --- a user_version vgpu-admin did not write ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [7, 5, 100, 1, 2, -1])
+def test_a_spec_database_whose_user_version_another_program_set_is_refused_before_anything_changes(tmp_path, version):
+    path = tmp_path / "scheduler.db"
+    spec_file(path, user_version=version)
+    text = refused(path, f"user_version {version}", "application_id", "0")
+    assert "PRAGMA user_version = 0" in text, text
+    assert tables(path) == {"pools", "vms"}
+    with pytest.raises(StoreError):  # repair-db does not take it for a database with nothing to repair
+        repair_schema(path)
+
+
+@pytest.mark.parametrize("version", [-1, -7, schema.LATEST_VERSION + 100])
+def test_a_vgpu_database_with_a_version_outside_the_known_ones_is_refused(tmp_path, version):
+    path = tmp_path / "v.db"
+    Store(path).close()
+    with raw(path) as conn:
+        conn.execute(f"PRAGMA user_version = {version:d}")
+    if version > schema.LATEST_VERSION:
+        refused_words = ("newer than this vgpu-admin understands",)
+    else:
+        refused_words = (f"schema version {version}", f"0 to {schema.LATEST_VERSION}")
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        Store(path)
+    assert all(word in one_line(caught.value) for word in refused_words), caught.value
+    assert path.read_bytes() == before
+
+
+def test_a_version_1_database_set_to_minus_1_is_refused_naming_the_version_of_its_tables(tmp_path):
+    path = tmp_path / "v1.db"
+    with raw(path) as conn:
+        for script in (schema.SPEC_TABLES, schema.OUR_TABLES_V1):
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = -1")
+    text = refused(path, "schema version -1", "PRAGMA user_version = 1")
+    assert "owner_boot_id" not in text
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3])
+def test_a_vgpu_database_whose_version_is_lower_than_its_tables_is_refused_with_a_sentence(tmp_path, version):
+    path = tmp_path / "v.db"
+    Store(path).close()
+    with raw(path) as conn:
+        conn.execute(f"PRAGMA user_version = {version:d}")
+    text = refused(path, f"schema version {version}", f"those of version {schema.LATEST_VERSION}",
+                   f"PRAGMA user_version = {schema.LATEST_VERSION}")
+    assert "already exists" not in text and "duplicate column" not in text, text
+
+
+def test_a_migration_that_meets_a_table_already_there_says_so_and_changes_nothing(tmp_path):
+    # A version 1 file that has a column of version 3 besides (no table of a later version says so): SQLite's
+    # "duplicate column name" during the migration becomes the sentence, and the migration is rolled back.
+    path = tmp_path / "v1.db"
+    with raw(path) as conn:
+        for script in (schema.SPEC_TABLES, schema.OUR_TABLES_V1):
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+        conn.execute("ALTER TABLE vgpu_operations ADD COLUMN host TEXT")
+        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("PRAGMA journal_mode = WAL")  # as vgpu leaves it: opening it changes nothing by itself
+    text = refused(path, "schema version 1", "does not match its tables", "duplicate column name: host")
+    assert "vgpu_attention" not in tables(path)  # version 2's table, created before the failing step: rolled back
+    assert text
