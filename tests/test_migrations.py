@@ -4,13 +4,19 @@ and the spec's init script run as written (its pools table refused by SQLite) is
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from vgpu import schema
+from vgpu import pools, schema, vms
 from vgpu.errors import StoreError
 from vgpu.store import Store, repair_schema
 
 from .test_store import SPEC_INDEXES, SPEC_POOL_ROWS, SPEC_POOLS, SPEC_VMS, UUID_1, one_line, raw
+
+# The spec's pools statement as the spec writes it: SQLite refuses it, so its init script makes vms alone.
+SPEC_POOLS_AS_WRITTEN = SPEC_POOLS.replace("pool_name TEXT NOT NULL,", "pool_name TEXT NOT NULL DEFAULT 'Pool A' OR 'Pool B',")
+
 
 def spec_file(path, *, pools_table: bool = True, user_version: int = 0) -> None:
     """A database made by the spec's init script (application_id 0), with one VM."""
@@ -109,3 +115,34 @@ def test_a_migration_that_meets_a_table_already_there_says_so_and_changes_nothin
     text = refused(path, "schema version 1", "does not match its tables", "duplicate column name: host")
     assert "vgpu_attention" not in tables(path)  # version 2's table, created before the failing step: rolled back
     assert text
+
+
+# --- the spec's init script as written ------------------------------------------------------------------------
+
+
+def test_the_specs_pools_statement_as_written_is_refused_by_sqlite():
+    with pytest.raises(sqlite3.OperationalError, match='near "OR"'):
+        sqlite3.connect(":memory:").execute(SPEC_POOLS_AS_WRITTEN)
+
+
+def test_a_database_made_by_the_specs_init_script_as_written_is_adopted_with_pools_created(tmp_path):
+    path = tmp_path / "scheduler.db"
+    spec_file(path, pools_table=False)
+    with Store(path) as store:
+        assert [(pool.pool_id, pool.pool_name) for pool in pools.list_pools(store)] == [("A", "Pool A"), ("B", "Pool B")]
+        assert [(vm.vm_id, vm.vm_name, vm.pool_id) for vm in vms.list_vms(store)] == [(4, "old", "B")]
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST_VERSION
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    Store(path).close()  # and it opens again as complete
+
+
+def test_a_vms_table_that_is_not_the_specs_without_pools_is_still_not_a_vgpu_database(tmp_path):
+    path = tmp_path / "other.db"
+    with raw(path) as conn:
+        conn.execute("CREATE TABLE vms (name TEXT, memory INTEGER)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a vgpu database"):
+        Store(path)
+    assert path.read_bytes() == before

@@ -244,7 +244,9 @@ def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
         if not current:
             _check_ours(conn, path, application_id, version)
         if current or {"pools", "vms"} & _table_names(conn):
-            _refuse_incomplete(conn, path)  # before any change: a refused file is left as it was
+            # before any change: a refused file is left as it was; a file being adopted may lack pools (the
+            # spec's init script as written: SQLite refuses its pools), which the migration creates
+            _refuse_incomplete(conn, path, pools_created=application_id == 0)
         _set_wal(conn, busy_timeout)
         if not current:
             _migrate(conn, path)
@@ -262,12 +264,12 @@ def _header(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(application_id), int(version)
 
 
-def _refuse_incomplete(conn: sqlite3.Connection, path: str) -> None:
+def _refuse_incomplete(conn: sqlite3.Connection, path: str, *, pools_created: bool = False) -> None:
     if schema.spec_tables_as_created(conn):
         return  # made by vgpu: complete (the usual case, answered by one query)
     from . import schema_check  # a file vgpu did not make, or one changed by hand: every PRAGMA asked
 
-    gaps = schema_check.missing(conn)
+    gaps = [gap for gap in schema_check.missing(conn) if not (pools_created and gap == "table pools")]
     if gaps:
         raise IncompleteSchema(path, gaps)
 
@@ -350,7 +352,7 @@ def _check_ours(conn: sqlite3.Connection, path: str, application_id: int, versio
                                    f"understands 0 to {schema.LATEST_VERSION}), and its tables are those of version "
                                    f"{made_by}; nothing was changed. {_set_version_advice(path, made_by)}")
         return
-    if application_id == 0 and (not tables or {"pools", "vms"} <= tables):
+    if application_id == 0 and _adoptable(conn, tables):
         if version != 0:
             raise StoreError(path, f"database {path} has user_version {version} but application_id 0, not vgpu-admin's "
                                    "mark: another program set that version, and a database vgpu-admin did not make is "
@@ -359,6 +361,18 @@ def _check_ours(conn: sqlite3.Connection, path: str, application_id: int, versio
         return  # empty, or made by the spec's init script: ours to initialise or adopt
     listed = ", ".join(sorted(tables)) or "no tables"
     raise StoreError(path, f"{path} is an SQLite database but not a vgpu database (it has {listed})")
+
+
+def _adoptable(conn: sqlite3.Connection, tables: set[str]) -> bool:
+    """Empty, or made by the spec's init script: pools and vms; or vms alone, as that script leaves a file when
+    run as written (SQLite refuses its pools' DEFAULT 'Pool A' OR 'Pool B'), provided vms is the spec's."""
+    if not tables or {"pools", "vms"} <= tables:
+        return True
+    if "vms" not in tables or "pools" in tables:
+        return False
+    from . import schema_check  # only for a file with vms and no pools
+
+    return schema_check.missing(conn) == ["table pools"]
 
 
 def _set_version_advice(path: str, version: int) -> str:
@@ -380,7 +394,8 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
                                    f"they are those of version {made_by}; nothing was changed. "
                                    + _set_version_advice(path, made_by))
         if version == 0 and "pools" not in tables:
-            _run_script(conn, schema.SPEC_TABLES)
+            # a new file; or the spec's init script's run as written: vms alone, pools refused by SQLite
+            _run_script(conn, schema.SPEC_POOLS + schema.SPEC_POOL_ROWS if "vms" in tables else schema.SPEC_TABLES)
         try:
             for step in schema.MIGRATIONS[version:]:
                 _run_script(conn, step)
