@@ -407,6 +407,88 @@ def test_once_the_copy_is_gone_from_the_host_that_was_down_the_vm_is_changed_whe
     assert world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=low", stdin="yes\n").code == 0
 
 
+# --- copies a schema 3 database could not remember ----------------------------------------------------------
+
+
+def as_of_schema_3(world) -> None:
+    """The database as vgpu-admin with schema 3 left it: one host per UUID (vgpu_locations), no copies."""
+    import sqlite3
+
+    conn = sqlite3.connect(world.db, isolation_level=None)
+    for table in ("vgpu_location_copies", "vgpu_copies_unknown"):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+
+
+@pytest.fixture
+def twin_seen_by_schema_3(world):
+    """TWIN on gpu1 and gpu2, the conflict reported by a scan of schema 3 (which kept gpu1 alone), the database
+    upgraded, then gpu2 down: that gpu2 holds a copy is in no table."""
+    world.sims["gpu1"].add_vm(TWIN, "twin", "halted", "")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={TWIN}", "--vm-id=77"))
+    world.sims["gpu2"].add_vm(TWIN, "twin", "halted", world.sims["gpu1"].get_device_model_args(TWIN))
+    assert line_of(world.cli("scan-vms").out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu2")
+    as_of_schema_3(world)
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    return world
+
+
+def refused_until_a_full_scan(world, uuid: str) -> str:
+    outcome = world.cli("set-priority", f"--vm-uuid={uuid}", "--priority=low", stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert f"VM {uuid} is on host gpu1, but host gpu2 could not be asked whether it has a copy" in line, line
+    assert "run 'vgpu-admin scan-vms' once every host answers" in line and "nothing was done" in line, line
+    with world.store() as store:
+        assert journal.unfinished(store) == [] and vms.get(store, uuid).config.priority is not Priority.LOW
+    return line
+
+
+def test_after_upgrading_from_schema_3_a_change_is_refused_while_a_host_that_may_hold_a_copy_is_down(twin_seen_by_schema_3):
+    world = twin_seen_by_schema_3
+    refused_until_a_full_scan(world, TWIN)
+    refused_until_a_full_scan(world, A1)  # any VM: which UUIDs have copies is not known at all
+    assert world.cli("scan-vms").code == 1  # gpu2 still down: the copies are not known yet
+    refused_until_a_full_scan(world, A1)
+    world.sims["gpu2"].set_fault("unreachable", None)
+    assert line_of(world.cli("scan-vms").out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu2")
+    world.sims["gpu2"].set_fault("unreachable", "on")  # every host answered that scan: the copies are known
+    assert world.cli("set-priority", f"--vm-uuid={A1}", "--priority=low", stdin="yes\n").code == 0
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=low", stdin="yes\n")
+    assert outcome.code == 1 and "it was last seen on host gpu2 too, which could not be asked" in outcome.one_error_line()
+
+
+def test_after_upgrading_from_schema_3_a_bulk_plan_holds_back_rows_while_a_host_is_down(twin_seen_by_schema_3):
+    from vgpu import bulk
+    from vgpu.errors import InvalidRows
+    from vgpu.hosts import open_fleet
+
+    world = twin_seen_by_schema_3
+    with world.store() as store, open_fleet(world.uris) as fleet:
+        with pytest.raises(InvalidRows) as caught:
+            bulk.plan_many(store, fleet, [{"vm_uuid": TWIN, "priority": "low"}])
+    assert "host gpu2 could not be asked whether it has a copy" in str(caught.value), caught.value
+
+
+def test_a_schema_3_database_of_one_host_has_no_copies_to_learn(tmp_path):
+    from .clikit import SpecHost, run
+
+    spec = SpecHost(tmp_path)
+    assert run(["scan-vms", *spec.flags]).code == 0
+    conn = __import__("sqlite3").connect(spec.db, isolation_level=None)
+    for table in ("vgpu_location_copies", "vgpu_copies_unknown"):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    assert run(["list-vms", *spec.flags]).code == 0
+    conn = __import__("sqlite3").connect(spec.db, isolation_level=None)
+    assert conn.execute("SELECT COUNT(*) FROM vgpu_locations").fetchone()[0] == 0  # a single host keeps no places
+    if "vgpu_copies_unknown" in {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}:
+        assert conn.execute("SELECT COUNT(*) FROM vgpu_copies_unknown").fetchone()[0] == 0
+    conn.close()
+
+
 # --- a host taken out of the configuration ---------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from . import journal, lifecycle, locations, reporting, tables, values, views, v
 from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
-from .hypervisor.fleet import Fleet, Listing, as_fleet, left_behind, one_fleet_operation
+from .hypervisor.fleet import Fleet, Listing, as_fleet, copies_unknown_refusal, left_behind, one_fleet_operation
 from .lifecycle import DEFAULT_POLICY, ReconfigurePlan, ReconfigureResult, StopPolicy
 from .power import check_policy
 from .models import HostVM, PowerState
@@ -103,7 +103,7 @@ def _change_of(store: Store, values: tuple[object, ...], layout: Layout) -> vms.
 
 def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locked: Mapping[str, journal.Operation], *,
                      quoted_labels: frozenset[str] = frozenset(), twice: Mapping[str, list[str]] | None = None,
-                     listings: Sequence[Listing] = (), places: Mapping[str, tuple[str, ...]] | None = None,
+                     listings: Sequence[Listing] = (), places: LastSeen | None = None,
                      fleet: Fleet | None = None, store: Store | None = None) -> ReconfigurePlan:
     """A database change made a plan of the cycle on the host, as plan_reconfigure does: the VM must be on
     one host (``listed``, from one listing per host; ``twice``: the UUIDs several hosts listed; ``places``:
@@ -117,7 +117,7 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
     host_vm = listed.get(uuid)
     if host_vm is None:
         raise not_listed(uuid, listings, fleet, last_seen_of(store, fleet, uuid) if store is not None else ())
-    check_only_copy(host_vm, places or {}, listings)
+    check_only_copy(host_vm, places or LastSeen(), listings)
     lifecycle.check_power_state(uuid, host_vm.power_state, fleet.member(host_vm.host) if fleet is not None else None)
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
@@ -195,13 +195,22 @@ def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[
     return listed, twice
 
 
-def places_if_down(store: Store, listings: Sequence[Listing]) -> dict[str, tuple[str, ...]]:
+@attrs.frozen
+class LastSeen:
+    """What :func:`check_only_copy` reads: every host each VM was last seen on (UUID -> labels), and whether
+    which hosts hold copies is unknown (a fleet's database upgraded from schema 3: then any host may)."""
+
+    hosts: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    copies_unknown: bool = False
+
+
+def places_if_down(store: Store, listings: Sequence[Listing]) -> LastSeen:
     """Every host each VM was last seen on, when some host could not be listed (what :func:`check_only_copy`
     needs); with every host listed, nothing is read."""
     if all(listing.error is None for listing in listings):
-        return {}
+        return LastSeen()
     with store.reading() as conn:
-        return locations.select_last_hosts(conn)
+        return LastSeen(locations.select_last_hosts(conn), locations.copies_unknown(conn))
 
 
 def last_seen_of(store: Store, fleet: Fleet | None, vm_uuid: str) -> tuple[str, ...]:
@@ -212,15 +221,20 @@ def last_seen_of(store: Store, fleet: Fleet | None, vm_uuid: str) -> tuple[str, 
     return locations.hosts_of(store, vm_uuid.lower())
 
 
-def check_only_copy(host_vm: HostVM, places: Mapping[str, tuple[str, ...]], listings: Sequence[Listing]) -> None:
+def check_only_copy(host_vm: HostVM, places: LastSeen, listings: Sequence[Listing]) -> None:
     """:func:`vgpu.lifecycle.check_only_copy` from one listing per host: a VM a host lists, last seen on
     another host of the run (instead, or as well: a copy) that could not be listed, is refused (that host
-    may still hold a copy)."""
-    last_seen = places.get(host_vm.uuid, ())
+    may still hold a copy); so is any VM while another host could not be listed, when which hosts hold
+    copies is unknown."""
+    last_seen = places.hosts.get(host_vm.uuid, ())
     for listing in listings:
-        if listing.label in last_seen and listing.label != host_vm.host and listing.error is not None:
+        if listing.error is None or listing.label == host_vm.host:
+            continue
+        if listing.label in last_seen:
             raise left_behind(host_vm.uuid, host_vm.host, listing.label, listing.error,
                               seen_there_too=host_vm.host in last_seen)
+        if places.copies_unknown:
+            raise copies_unknown_refusal(host_vm.uuid, host_vm.host, listing.label, listing.error)
 
 
 def not_listed(uuid: str, listings: Sequence[Listing], fleet: Fleet | None = None, last_seen: Sequence[str] = ()) -> VgpuError:

@@ -213,7 +213,7 @@ def _without_their_segment(checked: vms.BatchCheck, on_host: dict[str, HostVM], 
 
 
 def _updates(store: Store, fleet: Fleet, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str],
-             listings: list[Listing], held_back: list[RowProblem[Hashable]], places: Mapping[str, tuple[str, ...]]
+             listings: list[Listing], held_back: list[RowProblem[Hashable]], places: bulk.LastSeen
              ) -> tuple[list[ReconfigurePlan], list[Hashable], list[RowProblem[Hashable]]]:
     """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
     paused, locked by an open operation, on no host that answered, or last seen on a host that did not), in

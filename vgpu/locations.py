@@ -5,7 +5,8 @@ is for: a host that cannot be reached still has its registered VMs shown as on t
 unreachable") instead of missing, ``list-vms`` says where each VM is without asking any host, and
 ``--host LABEL`` leaves out the VMs seen on the fleet's other hosts. A UUID listed by several hosts at once
 (a copy between pools) is remembered on each, so that a change made while one of them is down is refused
-rather than leaving that copy behind. A single host named by its URI alone
+rather than leaving that copy behind (a fleet's database upgraded from schema 3, which kept one host per
+UUID, has every host taken for a possible copy until a scan hears them all). A single host named by its URI alone
 (label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
 """
 
@@ -67,11 +68,28 @@ def hosts_of(store: Store, vm_uuid: str) -> tuple[str, ...]:
     """Every host the VM was last seen on, its place first (a UUID listed by several hosts at once has them
     all); () when it never was seen (or only on a single host)."""
     with store.reading() as conn:
-        row = conn.execute("SELECT host FROM vgpu_locations WHERE vm_uuid = ?", (vm_uuid,)).fetchone()
-        if row is None:
-            return ()
-        copies = conn.execute("SELECT host FROM vgpu_location_copies WHERE vm_uuid = ? ORDER BY host", (vm_uuid,))
-        return (str(row[0]), *(str(host) for (host,) in copies if host != row[0]))
+        return _hosts_of(conn, vm_uuid)
+
+
+def last_seen(store: Store, vm_uuid: str) -> tuple[tuple[str, ...], bool]:
+    """:func:`hosts_of`, and whether copies are unknown (:func:`copies_unknown`): then any host may hold one."""
+    with store.reading() as conn:
+        return _hosts_of(conn, vm_uuid), copies_unknown(conn)
+
+
+def _hosts_of(conn: sqlite3.Connection, vm_uuid: str) -> tuple[str, ...]:
+    row = conn.execute("SELECT host FROM vgpu_locations WHERE vm_uuid = ?", (vm_uuid,)).fetchone()
+    if row is None:
+        return ()
+    copies = conn.execute("SELECT host FROM vgpu_location_copies WHERE vm_uuid = ? ORDER BY host", (vm_uuid,))
+    return (str(row[0]), *(str(host) for (host,) in copies if host != row[0]))
+
+
+def copies_unknown(conn: sqlite3.Connection) -> bool:
+    """Whether which hosts hold copies of a UUID is not known yet: a fleet's database upgraded from schema 3
+    (which kept one host per UUID), until a scan that every host of the fleet answered (see
+    :data:`vgpu.schema.COPIES_UNKNOWN_V5`)."""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM vgpu_copies_unknown)").fetchone()[0])
 
 
 def not_configured(store: Store, host: Hypervisor, vm_uuid: str) -> HypervisorError | None:
@@ -96,16 +114,19 @@ def on_hosts(vms: Iterable[VM], known: Mapping[str, Location], labels: Collectio
 
 
 def remember(store: Store, seen: Mapping[str, tuple[str, str | None]], known: Mapping[str, tuple[str, str | None]],
-             copies: Mapping[str, Collection[str]] | None = None) -> None:
+             copies: Mapping[str, Collection[str]] | None = None, *, copies_learned: bool = False) -> None:
     """Write down where VMs were just seen (UUID -> (host, resident_on)), where that changed from ``known``
     (as :func:`select_places` read it before), and ``copies``: UUID -> the other hosts that listed it too
-    (none: only its place), for the UUIDs whose copies changed. Best effort: a database this process may
-    only read keeps its older hints (a scan must still answer)."""
+    (none: only its place), for the UUIDs whose copies changed; ``copies_learned``: every host of the fleet
+    answered this scan, so copies unknown until now (:func:`copies_unknown`) are known. Best effort: a
+    database this process may only read keeps its older hints (a scan must still answer)."""
     changed = [(uuid, *place) for uuid, place in seen.items() if place[0] and known.get(uuid) != place]
-    if not changed and not copies:
+    if not changed and not copies and not copies_learned:
         return
     try:
         with store.writing() as conn:
+            if copies_learned:
+                conn.execute("DELETE FROM vgpu_copies_unknown")
             record(conn, changed)
             for uuid, hosts in (copies or {}).items():
                 conn.execute("DELETE FROM vgpu_location_copies WHERE vm_uuid = ?", (uuid,))

@@ -157,9 +157,22 @@ CREATE TABLE vgpu_location_copies (
 );
 """
 
+# Version 5: which hosts hold copies of a UUID may not be known yet. Schema 3 kept one host per UUID, so a fleet's
+# database upgraded from it (places remembered, no copies) cannot say that a UUID a scan saw on two hosts is
+# on both: until a scan that every host of the fleet answered (which records each copy and empties this
+# table), a change refuses while any host that might hold a copy cannot be asked. A database upgraded at
+# version 4 with places and no copies cannot tell whether it came from version 3, and is treated the same.
+COPIES_UNKNOWN_V5 = """
+CREATE TABLE vgpu_copies_unknown (
+    since TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+INSERT INTO vgpu_copies_unknown (since) SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')
+    WHERE EXISTS (SELECT 1 FROM vgpu_locations) AND NOT EXISTS (SELECT 1 FROM vgpu_location_copies);
+"""
+
 # MIGRATIONS[n] takes a database at version n to version n + 1. Version 0 is either an empty file or a
 # database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
-MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4)
+MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4, COPIES_UNKNOWN_V5)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -331,16 +331,21 @@ class Fleet:
         gone = f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})"
         raise self._missing(key, HypervisorError(codes.UUID_INVALID, gone, ["VM", key]))
 
-    def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> None:
+    def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: Sequence[str], *, copies_unknown: bool = False) -> None:
         """Before a change to the VM found on host ``found_on``: every other host of this run it was last seen
         on (``last_seen``: the host it was last seen on, and any that listed a copy of it at the same time) is
-        asked too (see :meth:`ask_last_place`). A VM that moved is changed where it is now; one still there
-        too is DuplicateVM; and a host that cannot be asked refuses the change, since it may still hold a copy
-        that a change made on ``found_on`` alone would leave behind with the old configuration (the same vm_id
-        on two VMs)."""
-        unasked = self.ask_last_place(vm_uuid, found_on, last_seen)
-        if unasked is not None:
-            raise left_behind(vm_uuid.lower(), found_on, *unasked, seen_there_too=found_on in last_seen)
+        asked too (see :meth:`ask_last_place`); with ``copies_unknown`` (the database cannot say which hosts
+        hold copies: see :func:`vgpu.locations.copies_unknown`), every host of the run is. A VM that moved is
+        changed where it is now; one still there too is DuplicateVM; and a host that cannot be asked refuses
+        the change, since it may still hold a copy that a change made on ``found_on`` alone would leave behind
+        with the old configuration (the same vm_id on two VMs). Locating the VM has asked every host already,
+        so this asks none again but those it could not tell about."""
+        unasked = self.ask_last_place(vm_uuid, found_on, self.labels if copies_unknown else last_seen)
+        if unasked is None:
+            return
+        if unasked[0] not in last_seen:
+            raise copies_unknown_refusal(vm_uuid.lower(), found_on, *unasked)
+        raise left_behind(vm_uuid.lower(), found_on, *unasked, seen_there_too=found_on in last_seen)
 
     def ask_last_place(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> tuple[str, VgpuError] | None:
         """Whether the VM found on host ``found_on`` is the only copy, as far as ``last_seen`` (the hosts it was
@@ -528,14 +533,32 @@ def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError, *
     """The refusal of a change to a VM found on ``found_on`` while ``last_seen``, a host it was last seen on
     (``seen_there_too``: as well as on ``found_on``, a copy), cannot be asked (``error`` says why): see
     :meth:`Fleet.check_only_copy`."""
-    unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
-    code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
     cause = error.sentence.removeprefix(f"host {last_seen}: ")
     too = " too" if seen_there_too else ""
-    return unreached(code, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {last_seen}{too}, which could "
-                           f"not be asked ({cause}): a copy may still be there, which a change made on {found_on} "
-                           f"alone would leave behind; nothing was done. Try again when {last_seen} answers, or "
-                           f"name the host you mean (--host {found_on})", ["VM", vm_uuid])
+    return _unasked(error, vm_uuid, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {last_seen}{too}, "
+                                    f"which could not be asked ({cause}): a copy may still be there, which a change made "
+                                    f"on {found_on} alone would leave behind; nothing was done. Try again when "
+                                    f"{last_seen} answers, or name the host you mean (--host {found_on})")
+
+
+def copies_unknown_refusal(vm_uuid: str, found_on: str, other: str, error: VgpuError) -> HypervisorError:
+    """The refusal of a change to a VM found on ``found_on`` while ``other`` cannot be asked (``error`` says
+    why) and the database cannot say which hosts hold copies (upgraded from schema 3): see
+    :meth:`Fleet.check_only_copy`."""
+    cause = error.sentence.removeprefix(f"host {other}: ")
+    return _unasked(error, vm_uuid, f"VM {vm_uuid} is on host {found_on}, but host {other} could not be asked whether it "
+                                    f"has a copy ({cause}), and which hosts hold copies of a VM is not known since this "
+                                    f"database was upgraded from schema 3: a copy may be there, which a change made on "
+                                    f"{found_on} alone would leave behind; nothing was done. Try again when {other} "
+                                    f"answers, run 'vgpu-admin scan-vms' once every host answers (it records the "
+                                    f"copies), or name the host you mean (--host {found_on})")
+
+
+def _unasked(error: VgpuError, vm_uuid: str, sentence: str) -> HypervisorError:
+    """``sentence``, as the kind of error the host that could not be asked gave (unreachable or not)."""
+    unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
+    code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
+    return unreached(code, sentence, ["VM", vm_uuid])
 
 
 def locate_again(host: Hypervisor, vm_uuid: str) -> None:
