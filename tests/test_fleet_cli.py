@@ -489,6 +489,65 @@ def test_a_schema_3_database_of_one_host_has_no_copies_to_learn(tmp_path):
     conn.close()
 
 
+# --- a copy on a host the run leaves out ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def twin_configured_on_both(world, isolated_environment):
+    """The fleet in [hosts]; TWIN registered on gpu1, a copy with its UUID and args on gpu2, and a scan of
+    every host that saw both (gpu2 remembered as holding a copy)."""
+    world.configure(isolated_environment / "config")
+    world.sims["gpu1"].add_vm(TWIN, "twin", "halted", "")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={TWIN}", "--vm-id=77", hosts=[]))
+    world.sims["gpu2"].add_vm(TWIN, "twin", "halted", world.sims["gpu1"].get_device_model_args(TWIN))
+    scanned = world.cli("scan-vms", hosts=[])
+    assert line_of(scanned.out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu2"), scanned
+    with world.store() as store:
+        assert locations.hosts_of(store, TWIN) == ("gpu1", "gpu2")
+    return world
+
+
+def take_out_of_config(isolated_environment, *labels: str) -> None:
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    kept = [line for line in config.read_text().splitlines() if not line.startswith(tuple(f"{label} " for label in labels))]
+    config.write_text("\n".join(kept) + "\n")
+
+
+def test_a_scan_narrowed_by_host_keeps_the_copy_on_a_host_it_left_out(twin_configured_on_both):
+    world = twin_configured_on_both
+    for command in ("scan-vms", "status"):
+        assert world.cli(command, hosts=["gpu1"]).code == 0  # gpu2 is up, but this run does not list it
+        with world.store() as store:
+            assert locations.hosts_of(store, TWIN) == ("gpu1", "gpu2")
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    world.sims["gpu1"].set_device_model_args(TWIN, "")  # apply-vm would have work on gpu1's copy
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", hosts=[], stdin="yes\n")
+    assert outcome.code == 1, outcome
+    assert "it was last seen on host gpu2 too, which could not be asked" in outcome.one_error_line()
+    with world.store() as store:
+        assert vms.get(store, TWIN).config.priority is Priority.MEDIUM
+
+
+def test_a_scan_with_a_host_taken_out_of_the_config_keeps_the_copies_on_it(twin_configured_on_both, isolated_environment):
+    world = twin_configured_on_both
+    take_out_of_config(isolated_environment, "gpu2")
+    for command in ("scan-vms", "status"):
+        assert world.cli(command, hosts=[]).code == 0
+        with world.store() as store:
+            assert locations.hosts_of(store, TWIN) == ("gpu1", "gpu2")
+
+
+def test_a_scan_forgets_a_copy_only_on_a_host_that_answered_without_it(twin_configured_on_both):
+    world = twin_configured_on_both
+    world.sims["gpu2"].remove_vm(TWIN)
+    ok_lines(world.cli("scan-vms", hosts=["gpu1"]))  # gpu2 left out: not asked, so not forgotten
+    with world.store() as store:
+        assert locations.hosts_of(store, TWIN) == ("gpu1", "gpu2")
+    ok_lines(world.cli("scan-vms", hosts=[]))
+    with world.store() as store:
+        assert locations.hosts_of(store, TWIN) == ("gpu1",)
+
+
 # --- a host taken out of the configuration ---------------------------------------------------------------------
 
 

@@ -342,27 +342,35 @@ def _seen(listings: list[Listing], report: ScanReport, known: dict[str, location
     A UUID several hosts list is seen on each: its place is the first copy in the fleet's order, the others
     its copies. A host a VM was last seen on (its place, or a copy's host) that could not be listed this time
     is kept, though another host lists it now: it may still have its copy, and a change must not be made on
-    the other until it is asked (:func:`vgpu.lifecycle.check_only_copy` reads them all)."""
+    the other until it is asked (:func:`vgpu.lifecycle.check_only_copy` reads them all). So is one this run
+    did not list at all (left out by --host, or taken out of [hosts]): only a host that answered this scan
+    without the UUID is forgotten."""
     twice = report.copies_by_uuid()
-    unlisted = {listing.label for listing in listings if listing.error is not None}
+    answered = {listing.label for listing in listings if listing.error is None}
+    down = {listing.label for listing in listings if listing.error is not None}
     changed: dict[str, locations.Place] = {}
     copies_now: dict[str, tuple[str, ...]] = {}
     for listing in listings:
         for vm in listing.vms:
             place, before = known.get(vm.uuid), copies.get(vm.uuid, ())
-            if vm.uuid in twice or before or (place is not None and place[0] in unlisted):
+            if vm.uuid in twice or before or (place is not None and place[0] not in answered):
                 if vm.uuid not in copies_now:  # once per UUID, whichever copy comes first
-                    _seen_again(vm, twice.get(vm.uuid, (vm,)), place, before, unlisted, changed, copies_now)
+                    _seen_again(vm, twice.get(vm.uuid, (vm,)), place, before, answered, down, changed, copies_now)
             elif place is None or place[0] != vm.host or place[1] != vm.resident_on:
                 changed[vm.uuid] = (vm.host, vm.resident_on)
     return changed, {uuid: others for uuid, others in copies_now.items() if others != copies.get(uuid, ())}
 
 
 def _seen_again(vm: HostVM, listed: tuple[HostVM, ...], place: locations.Place | None, before: tuple[str, ...],
-                unlisted: set[str], changed: dict[str, locations.Place], copies_now: dict[str, tuple[str, ...]]) -> None:
-    """:func:`_seen` for a UUID listed by several hosts, or last seen on several, or on a host not listed now."""
+                answered: set[str], down: set[str], changed: dict[str, locations.Place],
+                copies_now: dict[str, tuple[str, ...]]) -> None:
+    """:func:`_seen` for a UUID listed by several hosts, or last seen on several, or on a host not listed now.
+    Every host it was last seen on that did not answer this scan is kept: one of the run that could not be
+    listed (``down``) stays its place, as the change commands see it; one the run did not have (left out by
+    --host, or taken out of [hosts]) stays a copy."""
     last_seen = {*before, *([place[0]] if place is not None else [])}
-    now = place if place is not None and place[0] in unlisted else (listed[0].host, listed[0].resident_on)
+    unlisted = {label for label in last_seen if label not in answered}
+    now = place if place is not None and place[0] in down else (listed[0].host, listed[0].resident_on)
     listers = {copy.host for copy in listed}
     # a host listing it beside the one it was last seen on, which is down, is not known to be a second copy
     # (it may have moved there): it is remembered only when it listed it before, or lists it beside another now
