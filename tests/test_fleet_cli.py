@@ -548,6 +548,58 @@ def test_a_scan_forgets_a_copy_only_on_a_host_that_answered_without_it(twin_conf
         assert locations.hosts_of(store, TWIN) == ("gpu1",)
 
 
+@pytest.mark.parametrize("taken_out", [("gpu2",), ("gpu2", "pool1")])  # several hosts left, or one
+@pytest.mark.parametrize("words", [
+    ("set-priority", f"--vm-uuid={TWIN}", "--priority=high"),
+    ("apply-vm", f"--vm-uuid={TWIN}"),
+    ("remove-vm", f"--vm-uuid={TWIN}"),
+])
+def test_a_change_is_refused_while_a_copy_is_recorded_on_a_host_taken_out_of_the_config(
+        twin_configured_on_both, isolated_environment, taken_out, words):
+    world = twin_configured_on_both
+    take_out_of_config(isolated_environment, *taken_out)
+    world.sims["gpu1"].set_device_model_args(TWIN, "")  # apply-vm would have work
+    outcome = world.cli(*words, hosts=[], stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert (f"VM {TWIN} is on host gpu1, but it was last seen on host gpu2 too, which is not one of this run's "
+            "configured hosts") in line, line
+    assert "nothing was done" in line and "--host gpu2=URI" in line, line
+    assert world.sims["gpu1"].get_device_model_args(TWIN) == ""
+    with world.store() as store:
+        assert vms.get(store, TWIN).config.priority is Priority.MEDIUM and journal.unfinished(store) == []
+
+
+def test_a_change_is_refused_while_a_copy_is_recorded_on_a_host_the_run_leaves_out(twin_configured_on_both):
+    world = twin_configured_on_both
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", hosts=["gpu1", "pool1"], stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert (f"VM {TWIN} is on host gpu1, but it was last seen on host gpu2 too, which this run leaves out (--host)"
+            in line), line
+    assert "Run without --host" in line and "nothing was done" in line, line
+    with world.store() as store:
+        assert vms.get(store, TWIN).config.priority is Priority.MEDIUM and journal.unfinished(store) == []
+    # naming the one host you mean is how to act on that copy alone (docs/fleet.md)
+    assert world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", hosts=["gpu1"], stdin="yes\n").code == 0
+    assert world.sims["gpu2"].get_device_model_args(TWIN) == segment("A", 1, 77)
+
+
+def test_a_bulk_plan_holds_back_a_row_whose_copy_is_recorded_on_a_host_outside_the_run(twin_configured_on_both):
+    from vgpu import bulk
+    from vgpu.errors import InvalidRows
+    from vgpu.hosts import open_fleet
+
+    world = twin_configured_on_both
+    run = {label: uri for label, uri in world.uris.items() if label != "gpu2"}
+    for elsewhere, words in (((), "which is not one of this run's configured hosts"), (("gpu2",), "which this run leaves out (--host)")):
+        with world.store() as store, open_fleet(run, elsewhere=elsewhere) as fleet:
+            with pytest.raises(InvalidRows) as caught:
+                bulk.plan_many(store, fleet, [{"vm_uuid": TWIN, "priority": "high"}, {"vm_uuid": A1, "priority": "low"}])
+        assert len(caught.value.problems) == 1, caught.value
+        assert f"VM {TWIN} is on host gpu1, but it was last seen on host gpu2 too, {words}" in str(caught.value), caught.value
+
+
 # --- a host taken out of the configuration ---------------------------------------------------------------------
 
 

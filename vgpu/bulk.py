@@ -117,7 +117,7 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
     host_vm = listed.get(uuid)
     if host_vm is None:
         raise not_listed(uuid, listings, fleet, last_seen_of(store, fleet, uuid) if store is not None else ())
-    check_only_copy(host_vm, places or LastSeen(), listings)
+    check_only_copy(host_vm, places or LastSeen(), listings, fleet)
     lifecycle.check_power_state(uuid, host_vm.power_state, fleet.member(host_vm.host) if fleet is not None else None)
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
@@ -144,7 +144,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     quoted = fleet.quoted_labels()
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
-    places = places_if_down(store, listings)
+    places = places_to_check(store, listings, fleet)
     read = CHANGE_HEADER.reader()
     plans: list[ReconfigurePlan] = []
     problems: list[RowProblem[int]] = []
@@ -204,13 +204,17 @@ class LastSeen:
     copies_unknown: bool = False
 
 
-def places_if_down(store: Store, listings: Sequence[Listing]) -> LastSeen:
-    """Every host each VM was last seen on, when some host could not be listed (what :func:`check_only_copy`
-    needs); with every host listed, nothing is read."""
-    if all(listing.error is None for listing in listings):
+def places_to_check(store: Store, listings: Sequence[Listing], fleet: Fleet) -> LastSeen:
+    """What :func:`check_only_copy` needs, in one read: every host each VM was last seen on, when some host
+    could not be listed; else only those of the VMs last seen on a host the run does not have (taken out of
+    [hosts], or left out by --host), none for a fleet whose whole configuration answered. A single host
+    named by its URI keeps no places: nothing is read."""
+    if fleet.labels == ("",):
         return LastSeen()
     with store.reading() as conn:
-        return LastSeen(locations.select_last_hosts(conn), locations.copies_unknown(conn))
+        if any(listing.error is not None for listing in listings):
+            return LastSeen(locations.select_last_hosts(conn), locations.copies_unknown(conn))
+        return LastSeen(locations.select_last_hosts(conn, outside=fleet.labels))
 
 
 def last_seen_of(store: Store, fleet: Fleet | None, vm_uuid: str) -> tuple[str, ...]:
@@ -221,11 +225,12 @@ def last_seen_of(store: Store, fleet: Fleet | None, vm_uuid: str) -> tuple[str, 
     return locations.hosts_of(store, vm_uuid.lower())
 
 
-def check_only_copy(host_vm: HostVM, places: LastSeen, listings: Sequence[Listing]) -> None:
+def check_only_copy(host_vm: HostVM, places: LastSeen, listings: Sequence[Listing], fleet: Fleet | None = None) -> None:
     """:func:`vgpu.lifecycle.check_only_copy` from one listing per host: a VM a host lists, last seen on
     another host of the run (instead, or as well: a copy) that could not be listed, is refused (that host
     may still hold a copy); so is any VM while another host could not be listed, when which hosts hold
-    copies is unknown."""
+    copies is unknown; and (over ``fleet``) one last seen on a host the run does not have (see
+    :meth:`Fleet.outside_run`)."""
     last_seen = places.hosts.get(host_vm.uuid, ())
     for listing in listings:
         if listing.error is None or listing.label == host_vm.host:
@@ -235,6 +240,9 @@ def check_only_copy(host_vm: HostVM, places: LastSeen, listings: Sequence[Listin
                               seen_there_too=host_vm.host in last_seen)
         if places.copies_unknown:
             raise copies_unknown_refusal(host_vm.uuid, host_vm.host, listing.label, listing.error)
+    outside = fleet.outside_run(host_vm.uuid, host_vm.host, last_seen) if fleet is not None and last_seen else None
+    if outside is not None:
+        raise outside
 
 
 def not_listed(uuid: str, listings: Sequence[Listing], fleet: Fleet | None = None, last_seen: Sequence[str] = ()) -> VgpuError:

@@ -175,7 +175,7 @@ def plan_registrations(
     # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
     checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing,
                                 missing=lambda uuid: bulk.not_listed(uuid, listings, fleet, bulk.last_seen_of(store, fleet, uuid)))
-    places = bulk.places_if_down(store, listings)
+    places = bulk.places_to_check(store, listings, fleet)
     repeated = repeated_labels(checked.labels)
     held_back, new = [], []
     given = dict(zip(checked.new_positions, checked.new_vm_id_given))
@@ -183,7 +183,7 @@ def plan_registrations(
         try:
             if vm.vm_uuid not in on_host:
                 raise bulk.not_listed(vm.vm_uuid, listings, fleet, bulk.last_seen_of(store, fleet, vm.vm_uuid))
-            bulk.check_only_copy(on_host[vm.vm_uuid], places, listings)
+            bulk.check_only_copy(on_host[vm.vm_uuid], places, listings, fleet)
         except VgpuError as error:
             held_back.append(RowProblem(row, error, position, label_repeats=row in repeated))
             continue

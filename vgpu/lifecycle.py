@@ -191,9 +191,10 @@ def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str 
     """Over a fleet, before changing the VM found on host ``found_on``: when it was last seen on other hosts of
     the run (instead, or as well: a copy), each is asked too, and the change refused if one cannot say it no
     longer has the VM (see :meth:`Fleet.check_only_copy`); every host of the run, while the database cannot
-    say which hold copies (upgraded from schema 3). One host, or a VM seen only where it is now, asks nothing
-    more."""
-    if isinstance(host, Fleet) and host.several and found_on:
+    say which hold copies (upgraded from schema 3). A host it was last seen on that the run does not have (taken
+    out of [hosts], or left out by --host) refuses it too (see :meth:`Fleet.outside_run`). One host named by its
+    URI, or a VM seen only where it is now, asks nothing more."""
+    if isinstance(host, Fleet) and host.labels != ("",) and found_on:
         last_seen, copies_unknown = locations.last_seen(store, vm_uuid)
         host.check_only_copy(vm_uuid, found_on, last_seen, copies_unknown=copies_unknown)
 

@@ -58,10 +58,22 @@ def select_copies(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
     return copies
 
 
-def select_last_hosts(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
-    """UUID -> every host it was last seen on: its place first, then the hosts that listed a copy."""
-    copies = select_copies(conn)
-    return {uuid: (place[0], *copies.get(uuid, ())) for uuid, place in select_places(conn).items()}
+def select_last_hosts(conn: sqlite3.Connection, outside: Collection[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """UUID -> every host it was last seen on: its place first, then the hosts that listed a copy. With
+    ``outside`` (a run's labels), only the UUIDs last seen on some host not among them: none, as a rule."""
+    if outside is None:
+        copies = select_copies(conn)
+        return {uuid: (place[0], *copies.get(uuid, ())) for uuid, place in select_places(conn).items()}
+    marks = ", ".join("?" * len(outside))
+    rows = conn.execute(
+        "SELECT l.vm_uuid, l.host, c.host FROM vgpu_locations l LEFT JOIN vgpu_location_copies c ON c.vm_uuid = l.vm_uuid"
+        f" WHERE l.vm_uuid IN (SELECT vm_uuid FROM vgpu_locations WHERE host NOT IN ({marks})"
+        f" UNION SELECT vm_uuid FROM vgpu_location_copies WHERE host NOT IN ({marks})) ORDER BY l.vm_uuid, c.host",
+        (*outside, *outside))
+    hosts: dict[str, tuple[str, ...]] = {}
+    for uuid, place, copy in rows:
+        hosts[uuid] = hosts.get(uuid, (place,)) + ((copy,) if copy is not None and copy != place else ())
+    return hosts
 
 
 def hosts_of(store: Store, vm_uuid: str) -> tuple[str, ...]:

@@ -342,10 +342,27 @@ class Fleet:
         so this asks none again but those it could not tell about."""
         unasked = self.ask_last_place(vm_uuid, found_on, self.labels if copies_unknown else last_seen)
         if unasked is None:
+            outside = self.outside_run(vm_uuid, found_on, last_seen)
+            if outside is not None:
+                raise outside
             return
         if unasked[0] not in last_seen:
             raise copies_unknown_refusal(vm_uuid.lower(), found_on, *unasked)
         raise left_behind(vm_uuid.lower(), found_on, *unasked, seen_there_too=found_on in last_seen)
+
+    def outside_run(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> HypervisorError | None:
+        """The refusal of a change to the VM found on host ``found_on`` when another host it was last seen on
+        (``last_seen``) is not in this run, so it cannot be asked whether it still holds a copy: one taken out
+        of [hosts] (given again, it is asked), or one --host leaves out while the run has several hosts (a run
+        of the one host the VM is on is how an admin names the copy they mean, as the refusals advise). None
+        when every such host is in the run, and for a single host named by its URI (no places)."""
+        if self.labels == ("",):
+            return None
+        for label in last_seen:
+            if label and label != found_on and label not in self.members and (label not in self.elsewhere or self.several):
+                return outside_refusal(vm_uuid.lower(), found_on, label, ", ".join(self.members),
+                                       left_out=label in self.elsewhere, seen_there_too=found_on in last_seen)
+        return None
 
     def ask_last_place(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> tuple[str, VgpuError] | None:
         """Whether the VM found on host ``found_on`` is the only copy, as far as ``last_seen`` (the hosts it was
@@ -539,6 +556,23 @@ def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError, *
                                     f"which could not be asked ({cause}): a copy may still be there, which a change made "
                                     f"on {found_on} alone would leave behind; nothing was done. Try again when "
                                     f"{last_seen} answers, or name the host you mean (--host {found_on})")
+
+
+def outside_refusal(vm_uuid: str, found_on: str, other: str, members: str, *, left_out: bool,
+                    seen_there_too: bool = False) -> HypervisorError:
+    """The refusal of a change to a VM found on ``found_on`` while ``other``, a host it was last seen on, is not
+    in this run (of hosts ``members``): left out by --host, or not configured at all (see :meth:`Fleet.outside_run`)."""
+    too = " too" if seen_there_too else ""
+    if left_out:
+        why, code = "which this run leaves out (--host), so it was not asked", codes.VM_ON_HOST_LEFT_OUT
+        advice = f"Run without --host (or with --host {other} as well) to ask it, or name the one host you mean (--host {found_on})"
+    else:
+        why, code = ("which is not one of this run's configured hosts (not in [hosts], nor given by --host), so it "
+                     "could not be asked"), codes.VM_ON_HOST_NOT_CONFIGURED
+        advice = f"Give that host again (in [hosts], or --host {other}=URI beside the others) to ask it"
+    return HypervisorError(code, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {other}{too}, {why}: "
+                                 f"a copy may still be there, which a change made on {found_on} alone would leave "
+                                 f"behind; nothing was done. {advice}", [members, other])
 
 
 def copies_unknown_refusal(vm_uuid: str, found_on: str, other: str, error: VgpuError) -> HypervisorError:
