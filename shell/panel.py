@@ -103,12 +103,19 @@ def _unregistered_lines(report: ScanReport) -> Iterator[str]:
     """The spec's line for each unregistered VM; one whose UUID is on several hosts is one line, marked as a
     registered one is, naming each host (registering it is refused until one copy is left)."""
     copies = report.copies_by_uuid()
+    down_hosts, unasked = down_words(report), report.down_by_uuid()
     for host_vm in report.unregistered:
-        twins = copies.get(host_vm.uuid)
+        twins, last_seen = copies.get(host_vm.uuid), unasked.get(host_vm.uuid)
         status, action = ("⚠ Not registered", REGISTER_HINT) if twins is None else (
             state_mark("conflict", hosts=len(twins)), TWIN_HINT)
+        if last_seen is not None:  # the host it was last seen on too may still hold a copy: as a registered VM's
+            action = (f"wait until {last_seen.host} answers (registering it is refused until then), or name the host "
+                      f"you mean (--host {host_vm.host})")
         line = f"UUID: {shown(host_vm.uuid)} | Name: {host_name(host_vm)} | Status: {status} | Action: {action}"
-        if report.several_hosts:
+        if last_seen is not None:
+            line += (f" | Host: {last_seen.host} ({_down_word(last_seen.host, down_hosts)}; listed by "
+                     f"{member_text(host_vm.host, host_vm.resident_on)})")
+        elif report.several_hosts:
             line += " | Host: " + ", ".join(member_text(copy.host, copy.resident_on) for copy in twins or (host_vm,))
         yield line
 

@@ -744,6 +744,24 @@ def test_an_unregistered_uuid_on_two_hosts_is_one_vm_shown_as_a_conflict_and_cou
     assert [c["vm_uuid"] for c in data["conflicts"]] == [CLONE_X]
 
 
+def test_an_unregistered_uuid_seen_on_two_hosts_one_of_them_down_since_says_so_and_not_to_register_it(world):
+    world.sims["gpu1"].add_vm(CLONE_X, "clone-x", "halted", "")
+    world.sims["gpu2"].add_vm(CLONE_X, "clone-x", "halted", "")
+    ok_lines(world.cli("scan-vms"))  # both copies remembered
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    scanned = world.cli("scan-vms")
+    assert scanned.code == 1, scanned
+    assert line_of(scanned.out_lines, CLONE_X) == (
+        f"UUID: {CLONE_X} | Name: clone-x | Status: ⚠ Not registered | Action: wait until gpu2 answers (registering "
+        "it is refused until then), or name the host you mean (--host gpu1) | Host: gpu2 (unreachable; listed by gpu1)")
+    data = json.loads(world.cli("scan-vms", "--format=json").out)
+    assert data["unregistered_down"] == [{"vm_uuid": CLONE_X, "host": "gpu2", "listed_by": "gpu1"}]
+    refused = world.cli("register-vm", f"--vm-uuid={CLONE_X}")
+    assert refused.code == 1 and "last seen on host gpu2 too, which could not be asked" in refused.err, refused
+    spare = line_of(scanned.out_lines, U1)  # an unregistered VM seen on one host alone is as before
+    assert spare.endswith(f"| Status: ⚠ Not registered | {REGISTER_HINT} | Host: gpu1"), spare
+
+
 def test_a_scans_records_show_an_unregistered_uuid_on_two_hosts_once_with_both_hosts(world):
     from vgpu import scan
     from vgpu.hosts import open_fleet

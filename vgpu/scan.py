@@ -172,6 +172,18 @@ class UuidConflict:
         return tuple(copy.host for copy in self.copies)
 
 
+@attrs.frozen
+class LastSeenDown:
+    """An unregistered VM that host ``listed_by`` lists, last seen on host ``host`` too (its place, or a copy's
+    host), which could not be listed this time: a copy may still be there, so it is not taken for a VM of
+    ``listed_by`` alone, and registering it is refused until ``host`` answers (as a change to a registered VM
+    is: see ScannedVM.listed_elsewhere)."""
+
+    vm_uuid: str
+    host: str
+    listed_by: str
+
+
 NOT_CONFIGURED, LEFT_OUT = "not_configured", "left_out"  # why a host's registered VMs are not shown (NotShown)
 
 
@@ -207,11 +219,16 @@ class ScanReport(tables.Tabular):
     # in [hosts] (not called missing: that host may still have them); ``not_shown`` says which hosts, and why
     elsewhere: int = 0
     not_shown: tuple[NotShown, ...] = ()  # by host, those taken out of [hosts] first, then those --host leaves out
+    unregistered_down: tuple[LastSeenDown, ...] = ()  # unregistered VMs last seen on a host that could not be listed too
 
     @property
     def several_hosts(self) -> bool:
         """The scan covered more than one host: each VM's host is worth showing."""
         return len(self.hosts) > 1
+
+    def down_by_uuid(self) -> dict[str, LastSeenDown]:
+        """``unregistered_down`` by UUID."""
+        return {entry.vm_uuid: entry for entry in self.unregistered_down}
 
     def copies_by_uuid(self) -> dict[str, tuple[HostVM, ...]]:
         """Each UUID listed by several hosts, with its copies in the fleet's order."""
@@ -456,6 +473,9 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     # An unregistered UUID on several hosts is one VM in conflict, as a registered one is: listed and counted
     # once (its first copy in the fleet's order), each copy kept in ``conflicts``.
     unregistered = [h for h in each_copy if h.uuid not in twice or h is twice[h.uuid][0]] if twice else each_copy
+    # an unregistered VM last seen on a host that could not be listed too: not known to be that host's alone
+    unasked = [] if not failed else [LastSeenDown(h.uuid, label, h.host) for h in unregistered if h.uuid not in twice
+                                     and (label := _down_among(h.uuid, known, also_seen, failed)) is not None]
     by_vm_id = {vm.vm_id: vm for vm in registered}
     foreign = []
     for host_vm in each_copy:  # every copy's own segment: each may be a clone, whichever is kept
@@ -469,7 +489,8 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error),
                               getattr(listing.error, "code", None)) for listing in listings)
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
-                      hosts=hosts, conflicts=tuple(conflicts), elsewhere=sum(hidden.values()), not_shown=_not_shown(hidden))
+                      hosts=hosts, conflicts=tuple(conflicts), elsewhere=sum(hidden.values()), not_shown=_not_shown(hidden),
+                      unregistered_down=tuple(unasked))
 
 
 def _not_shown(hidden: collections.Counter[tuple[str, str]]) -> tuple[NotShown, ...]:
