@@ -114,7 +114,8 @@ def show_vm(ctx: Context, opts: dict) -> int:
     return _emit(ctx, opts, view, lambda: render.show_vm(view.vm, view.host_vm, view.segment, view.host_error,
                                                          view.operation, attention=view.attention,
                                                          booted=view.booted, state=view.state, host=view.host,
-                                                         listed_elsewhere=view.listed_elsewhere))
+                                                         listed_elsewhere=view.listed_elsewhere,
+                                                         not_asked=view.not_asked))
 
 
 def register_vm(ctx: Context, opts: dict) -> int:

@@ -640,6 +640,42 @@ def test_a_vm_last_seen_on_a_host_no_longer_configured_is_neither_unregistered_n
 
 
 
+def _only_gpu1_configured(world, isolated_environment):
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("pool1 ")) + "\n")
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["fleet", "one-configured-host"])
+def test_show_vm_of_a_vm_last_seen_on_a_host_no_longer_configured_names_that_host_and_why(gpu2_taken_out, isolated_environment, single):
+    world = gpu2_taken_out
+    if single:
+        _only_gpu1_configured(world, isolated_environment)
+    shown = world.cli("show-vm", f"--vm-uuid={B1}", hosts=[])
+    assert shown.code == 0, shown
+    assert [line for line in shown.out_lines if line.startswith("Host:")] == ["Host: gpu2"], shown.out  # one, as for a host that is down
+    assert shown.out_lines[2] == "Host: gpu2", shown.out
+    status = next(line for line in shown.out_lines if line.startswith("Status:"))
+    assert status.startswith(f"Status: ? Host not configured (VM {B1} is on none of this run's hosts ("), status
+    assert "it was last seen on host gpu2, which is not one of this run's configured hosts" in status, status
+    assert "not reachable" not in shown.out, shown.out
+    data = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json", hosts=[]).out)
+    assert (data["host"], data["state"], data["not_asked"]) == ("gpu2", "unknown", "not_configured")
+
+
+def test_show_vm_of_a_vm_last_seen_on_a_host_the_run_leaves_out_names_that_host_and_why(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms", hosts=[]))  # where each VM is, remembered
+    shown = world.cli("show-vm", f"--vm-uuid={B1}", hosts=["gpu1"])
+    assert shown.code == 0, shown
+    assert [line for line in shown.out_lines if line.startswith("Host:")] == ["Host: gpu2"], shown.out
+    status = next(line for line in shown.out_lines if line.startswith("Status:"))
+    assert status == (f"Status: ? Host left out by --host (VM {B1} is on none of this run's hosts (gpu1); it was last "
+                      "seen on host gpu2, which this run leaves out (--host), so it may still be there: run without "
+                      "--host, or with --host gpu2)"), status
+    data = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json", hosts=["gpu1"]).out)
+    assert (data["host"], data["state"], data["not_asked"]) == ("gpu2", "unknown", "left_out")
+
+
 def test_scan_and_status_say_how_many_registered_vms_a_host_taken_out_of_the_config_hides(gpu2_taken_out):
     world = gpu2_taken_out
     hint = "1 registered VM last seen on gpu2 (not configured) is not shown; 'vgpu-admin list-vms' lists it"

@@ -526,11 +526,27 @@ class VMView:
     # over a fleet: the VM as another host lists it while ``host``, where it was last seen, cannot be asked
     # (``host_error`` says why); not taken for the VM, as the change commands do not (see ScannedVM)
     listed_elsewhere: HostVM | None = None
+    # over a fleet: why no host of this run was asked about the VM (``host_error`` says it in full):
+    # NOT_CONFIGURED (``host``, where it was last seen, is not configured) or LEFT_OUT (--host leaves it out)
+    not_asked: str | None = None
 
     @property
     def state(self) -> str:
         """One of :data:`STATES` (see :func:`vm_state`), as scan gives it."""
         return vm_state(self.vm.config, self.host_vm, self.segment, self.booted, self.host_error is None)
+
+
+def _not_in_run(store: Store, host: Hypervisor, vm_uuid: str, error: HypervisorError) -> tuple[HypervisorError, str | None] | None:
+    """For a VM no host of this run has (``error``, the fleet's answer): why it is not gone (see
+    :meth:`Fleet.not_in_run`), and the host that names as where the VM was last seen (None when the fleet never
+    saw it, and it may be on any host the run leaves out); None when every host it may be on was asked."""
+    if not isinstance(host, Fleet) or not (codes.vm_missing(error) or error.code == codes.VM_ON_HOST_LEFT_OUT):
+        return None
+    seen = locations.hosts_of(store, vm_uuid)
+    refusal = host.not_in_run(vm_uuid, seen)
+    if refusal is None:
+        return None
+    return refusal, refusal.details[1] if refusal.details[1:2] and refusal.details[1] in seen else None
 
 
 def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
@@ -547,10 +563,14 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         booted = host.booted_device_model_args(vm.vm_uuid) if state is not PowerState.HALTED else None
     except HypervisorError as error:
         mark = marks[0] if marks else None
-        elsewhere = locations.not_configured(store, host, vm.vm_uuid) if codes.vm_missing(error) else None
-        if codes.vm_missing(error) and elsewhere is None:
+        elsewhere = _not_in_run(store, host, vm.vm_uuid, error)
+        if elsewhere is not None:  # not gone: it may still be on a host this run does not ask
+            refusal, last_place = elsewhere
+            reason = NOT_CONFIGURED if refusal.code == codes.VM_ON_HOST_NOT_CONFIGURED else LEFT_OUT
+            return VMView(vm, None, devargs.ABSENT, str(refusal), operation, mark, host=last_place, not_asked=reason)
+        if codes.vm_missing(error):
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
-        return VMView(vm, None, devargs.ABSENT, str(elsewhere or error), operation, mark)  # not gone: it may be there
+        return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
     if isinstance(host, Fleet) and label:
