@@ -199,6 +199,15 @@ def test_label_for_and_for_operation(sims):
     assert for_operation(sims["gpu1"], "gpu2")[0] is None
 
 
+def test_for_operation_of_a_host_taken_out_of_the_configuration_asks_for_its_uri(sims):
+    """--host gpu2 would be refused (unknown host 'gpu2') when gpu2 is in no [hosts]: the host must be given again."""
+    configured = Fleet({"gpu1": sims["gpu1"], "kvm3": sims["kvm3"]})  # gpu2 neither in this run nor left out
+    host, why = for_operation(configured, "gpu2")
+    assert host is None and why == ("it was made on host gpu2 of the fleet, and this run has gpu1, kvm3; gpu2 is not "
+                                    "one of this run's configured hosts (not in [hosts], nor given by --host): run "
+                                    "'vgpu-admin recover' with that host given again (in [hosts], or --host gpu2=URI)")
+
+
 def test_a_fleet_needs_labels_when_it_has_several_hosts(sims):
     with pytest.raises(ValueError):
         Fleet({"": sims["gpu1"], "b": sims["gpu2"]})

@@ -918,6 +918,26 @@ def test_recover_takes_an_operation_to_the_host_it_was_made_on(world, isolated_e
     assert gpu1.power_state(B1) is PowerState.HALTED and gpu1.get_device_model_args(B1) == ""
 
 
+def test_recover_of_an_operation_of_a_host_taken_out_of_the_configuration_asks_for_its_uri(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    gpu2 = world.sims["gpu2"]
+    gpu2.start(B1)
+    with world.store() as store:
+        fleet = Fleet({"gpu1": world.sims["gpu1"], "gpu2": _InterruptedStart(gpu2)})
+        with pytest.raises(KeyboardInterrupt):
+            lifecycle.reconfigure_vm(store, fleet, B1, pool="A", confirm=lambda plan: True)
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("gpu2 ")) + "\n")
+    left = world.cli("recover", hosts=[])
+    assert left.code == 1
+    assert left.out_lines == [
+        f"reconfigure of VM {B1} (stopped at step starting): other-host - it was made on host gpu2 of the fleet, "
+        "and this run has gpu1, pool1; gpu2 is not one of this run's configured hosts (not in [hosts], nor given by "
+        "--host): run 'vgpu-admin recover' with that host given again (in [hosts], or --host gpu2=URI)"]
+    assert world.cli("recover", hosts=["gpu2"]).one_error_line().startswith("error: --host: unknown host 'gpu2'")  # as it says
+    assert world.cli("recover", hosts=["gpu1", f"gpu2={world.uris['gpu2']}"]).code == 0  # as it advises
+
+
 def test_recover_names_the_host_it_could_not_reach(world):
     gpu2 = world.sims["gpu2"]
     gpu2.start(B1)

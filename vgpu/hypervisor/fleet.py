@@ -667,5 +667,10 @@ def for_operation(host: Hypervisor, label: str | None) -> tuple[Hypervisor | Non
         here = ", ".join(host.labels) if host.labels != ("",) else "one host, named by its URI"
     else:
         here = "one host, named by its URI"
-    return None, (f"it was made on host {label} of the fleet, and this run has {here}; run 'vgpu-admin recover' "
-                  f"with that host (--host {label}, or the whole fleet)")
+    made = f"it was made on host {label} of the fleet, and this run has {here}"
+    if isinstance(host, Fleet) and host.labels != ("",) and label not in host.elsewhere:
+        # neither in this run nor among the configured hosts it leaves out (elsewhere): taken out of [hosts], so
+        # --host LABEL would be refused as an unknown host (one host opened by its URI alone knows no [hosts])
+        return None, (f"{made}; {label} is not one of this run's configured hosts (not in [hosts], nor given by "
+                      f"--host): run 'vgpu-admin recover' with that host given again (in [hosts], or --host {label}=URI)")
+    return None, f"{made}; run 'vgpu-admin recover' with that host (--host {label}, or the whole fleet)"
