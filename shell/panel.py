@@ -152,7 +152,7 @@ def _listed_elsewhere_lines(report: ScanReport) -> Iterator[str]:
     for e in entries:
         copy = e.listed_elsewhere
         yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Last seen: {e.host} ({_down_word(e.host, down)}) | Listed by: "
-               f"{member_text(copy.host, copy.resident_on)} ({host_name(copy)}, {copy.power_state.value}) | Action: wait until "
+               f"{member_text(copy.host, copy.resident_on)} ({listed_name(copy.name)}, {copy.power_state.value}) | Action: wait until "
                f"{e.host} answers (changes to this VM are refused until then), or name the host you mean (--host {copy.host})")
 
 

@@ -36,3 +36,27 @@ def test_vms_sharing_a_name_in_two_spellings():
     assert str(shared) == ('2 VMs are named DB, primary (in any case): '
                            f'{UUID_1} ("DB, primary", Pool A, VM ID 1), {UUID_2} ("db, primary", Pool B, VM ID 2); '
                            "commands tell them apart by UUID")
+
+
+def _listed_elsewhere(name: str) -> str:
+    from vgpu import devargs
+    from vgpu.scan import ScannedVM
+
+    copy = HostVM(UUID_1, name, PowerState.RUNNING, host="ga")
+    entry = ScannedVM(VM(2, UUID_1, name, "A", Priority.LOW), None, devargs.ABSENT, host_known=False, host="gb",
+                      listed_elsewhere=copy)
+    report = SimpleNamespace(listed_elsewhere=[entry], unreachable=[SimpleNamespace(label="gb", code="HOST_UNREACHABLE")])
+    return list(panel._listed_elsewhere_lines(report))[-1]
+
+
+def test_the_copy_another_host_lists_while_the_vms_host_is_down():
+    assert '| Listed by: ga ("beta,x", running) |' in _listed_elsewhere("beta,x")  # as the conflict section quotes it
+    assert "| Listed by: ga (beta, running) |" in _listed_elsewhere("beta")
+
+
+def test_a_name_holding_a_field_separator_is_quoted_in_a_list_inside_a_field():
+    """A list of names sits inside one field of a " | " line: a "|" in a name must not read as a field's end."""
+    assert '| Listed by: ga ("a | b", running) |' in _listed_elsewhere("a | b")
+    copies = (HostVM(UUID_1, "a | b", PowerState.RUNNING, host="gpu1"), HostVM(UUID_1, "a", PowerState.HALTED, host="gpu2"))
+    report = SimpleNamespace(conflicts=[SimpleNamespace(vm_uuid=UUID_1, copies=copies, vm=None)])
+    assert 'Hosts: gpu1 ("a | b", running), gpu2 (a, halted) |' in list(panel._conflict_lines(report))[-1]

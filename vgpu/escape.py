@@ -40,9 +40,9 @@ def shown(value: object) -> str:
 def listed(value: object) -> str:
     """``value`` as one item of a list joined with ", ": quoted when it could read as two items (``"a, b"``)
     or hide in the list (empty, or spaces at an end), or holds a character that does not print (see
-    :func:`field`)."""
+    :func:`field`), or a "|" (a list is often one field of a ``… | …`` line, whose end it would seem to be)."""
     text = value if type(value) is str else str(value)
-    if text and text.isprintable() and "," not in text and '"' not in text and text == text.strip():
+    if text and text.isprintable() and "," not in text and '"' not in text and "|" not in text and text == text.strip():
         return text
     return _quoted(text)
 
