@@ -8,6 +8,7 @@ import pytest
 from vgpu import bulk, bulk_register, journal, lifecycle, scan, vms
 from vgpu.errors import AlreadyRegistered, Conflict, InvalidRows, NotFound, StalePlan, StaleRegistrations
 
+from .counting import CountingHost
 from .lifekit import Advising, World, config, vm_uuid
 
 
@@ -69,6 +70,32 @@ def test_plan_names_the_vms_that_would_share_a_name_with_their_uuids(world):
     assert len(plan.vms) == 4  # a warning, not a refusal
     result = bulk_register.register_planned(world.store, world.sim, plan)
     assert len(result.registered) == 4
+
+
+def test_plan_names_the_vms_named_like_another_vms_uuid_before_anything_is_registered(world):
+    """As register-vm warns (a name copied where a UUID goes means the other VM): the plan says it, for a
+    notebook to show before register_planned, from the listing it made (no host is asked again)."""
+    rows = [{"uuid": vm_uuid(10), "name": vm_uuid(1).upper()},  # old-1's UUID (registered), in capitals
+            {"uuid": vm_uuid(11), "name": vm_uuid(12)},  # new-12's (on the host, planned in this batch too)
+            {"uuid": vm_uuid(12), "name": vm_uuid(12)},  # its own UUID: nothing to say
+            {"uuid": vm_uuid(13), "name": vm_uuid(98)}]  # no VM's UUID
+    counted = CountingHost(world.sim)
+    plan = bulk_register.plan_registrations(world.store, counted, rows)
+    assert counted.calls == ["list_vms"]  # the plan's own listing, and nothing more
+    assert [(like.vm.vm_uuid, like.other_uuid, like.other_name) for like in plan.named_like_uuids] == [
+        (vm_uuid(10), vm_uuid(1), "old-1"), (vm_uuid(11), vm_uuid(12), "new-12")]  # as the host lists it
+    assert str(plan.named_like_uuids[0]) == (
+        f"VM {vm_uuid(10)} is named like old-1's UUID {vm_uuid(1)}: commands take UUIDs, so this name copied where "
+        "a UUID goes means old-1, not this VM")
+    assert "2 named like another VM's UUID (plan.named_like_uuids)" in plan.to_string().splitlines()[0]
+    assert "named like another VM" in plan._repr_html_()
+    assert len(plan.vms) == 4  # a warning, not a refusal
+    assert len(bulk_register.register_planned(world.store, world.sim, plan).registered) == 4
+
+
+def test_a_plan_with_no_name_like_a_uuid_says_nothing_of_it(world):
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": vm_uuid(10), "name": "render-10"}])
+    assert plan.named_like_uuids == () and "UUID" not in plan.to_string().splitlines()[0]
 
 
 def test_plan_says_which_rows_are_registered_already_and_who_holds_a_vm_id(world):

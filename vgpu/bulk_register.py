@@ -26,7 +26,7 @@ from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation
 from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
 from .models import VM, HostVM, Registration
-from .naming import SharedName
+from .naming import NamedLikeUUID, SharedName
 from .reporting import ProgressOption
 from .rows import repeated_labels
 from .store import Store
@@ -61,6 +61,8 @@ class RegistrationPlan(tables.Tabular):
     # the planned VMs whose vm_id the plan chose (their rows gave none): taken by another VM before
     # register_planned, it makes the plan stale, not the row bad
     chosen_vm_ids: tuple[str, ...] = ()
+    # planned VMs whose name is another VM's UUID (as register-vm warns): registered all the same
+    named_like_uuids: tuple[NamedLikeUUID, ...] = ()
     _columns = ("row", "action", *tables.VM_COLUMNS, "change")
 
     def _view(plan: RegistrationPlan) -> tuple[str, list[tables.Record]]:
@@ -84,6 +86,8 @@ class RegistrationPlan(tables.Tabular):
         if len(plan.existing) > len(plan.to_write):
             parts.append(f"{len(plan.existing) - len(plan.to_write)} {'skipped' if kept == 'skip' else 'unchanged'}")
         parts.append(f"{tables.plural(refused, 'row')} refused")
+        if plan.named_like_uuids:  # a warning, as register-vm gives it: seen before register_planned
+            parts.append(f"{len(plan.named_like_uuids)} named like another VM's UUID (plan.named_like_uuids)")
         return "; ".join(parts), records
 
     @property
@@ -191,12 +195,14 @@ def plan_registrations(
     planned = [vm if vm.vm_name else attrs.evolve(vm, vm_name=lifecycle.host_name(on_host[vm.vm_uuid])) for _, vm, _ in new]
     with store.reading() as conn:
         shared = naming.shared_names(conn, planned)
+        like_uuids = tuple(like for like in (naming.named_like_uuid(conn, vm, on_host) for vm in planned) if like is not None)
     quoted = fleet.quoted_labels()
     updates, update_rows, problems = _updates(store, fleet, on_host, checked, quoted, listings, held_back, places)
     return RegistrationPlan(
         tuple(planned), tuple(row for row, _, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
         tuple(update_rows), checked.existing, checked.existing_rows, on_existing, checked.labels,
         _without_their_segment(checked, on_host, quoted), tuple(vm.vm_uuid for _, vm, row_gave_id in new if not row_gave_id),
+        like_uuids,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import attrs
 
@@ -84,9 +84,10 @@ class NamedLikeUUID:
                 f"commands take UUIDs, so this name copied where a UUID goes means {whose}, not this VM")
 
 
-def named_like_uuid(conn: sqlite3.Connection, vm: VM, listed: Iterable[HostVM]) -> NamedLikeUUID | None:
+def named_like_uuid(conn: sqlite3.Connection, vm: VM, listed: Iterable[HostVM] | Mapping[str, HostVM]) -> NamedLikeUUID | None:
     """Whether ``vm``'s name is the UUID of a registered VM or of one in ``listed`` (a host listing already
-    made: no host is asked here); None when it is no UUID, its own, or one that names no VM we know."""
+    made, or such a listing by UUID, as a bulk plan checks a batch against it: no host is asked here); None
+    when it is no UUID, its own, or one that names no VM we know."""
     try:
         named = parse_uuid(vm.vm_name)
     except InvalidValue:
@@ -96,5 +97,8 @@ def named_like_uuid(conn: sqlite3.Connection, vm: VM, listed: Iterable[HostVM]) 
     registered = select_vm(conn, named)
     if registered is not None:
         return NamedLikeUUID(vm, named, registered.vm_name)
-    on_host = next((host_vm for host_vm in listed if host_vm.uuid == named), None)
+    if isinstance(listed, Mapping):
+        on_host = listed.get(named)
+    else:
+        on_host = next((host_vm for host_vm in listed if host_vm.uuid == named), None)
     return NamedLikeUUID(vm, named, on_host.name or None) if on_host is not None else None
