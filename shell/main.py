@@ -26,9 +26,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         keep_going = flags.pop("keep-going", None) is not None
         settings = config.load(flags)
         opening.check_hosts(settings)  # a typo in --host is refused even by a command that never uses it
+        _check_version(words)
         words = parsing.as_help(words) or ["shell"]
-        if words[0] == "--version" and len(words) > 1:  # as any command refuses a word it does not take
-            raise UsageError(f"unexpected argument {words[1]!r} for --version; it takes none")
         if keep_going and words[0] != "shell":
             raise UsageError(f"--keep-going is for commands read from standard input (vgpu-admin --keep-going < FILE); "
                              f"{words[0]} runs once")
@@ -47,6 +46,17 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         return runner.run_words(ctx, words)
     finally:
         ctx.close()
+
+
+def _check_version(words: list[str]) -> None:
+    """--version takes no other word, as any command refuses a word it does not take; beside a request for
+    help (--help --version, in either order) too, before that request is read as the help command."""
+    if len(words) < 2 or "--version" not in words[:2]:
+        return
+    if words[0] == "--version":
+        raise UsageError(f"unexpected argument {words[1]!r} for --version; it takes none")
+    if words[0] in parsing.HELP_WORDS:
+        raise UsageError(f"unexpected argument {words[0]!r} for --version; it takes none")
 
 
 def _reads_lines() -> bool:

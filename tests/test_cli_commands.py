@@ -921,6 +921,15 @@ def test_version_refuses_what_follows_it(argv):
     assert outcome.one_error_line() == f"error: unexpected argument {argv[1]!r} for --version; it takes none"
 
 
+@pytest.mark.parametrize("argv", [["--version", "--help"], ["--help", "--version"], ["-h", "--version"], ["--version", "-h"]])
+def test_version_beside_a_request_for_help_is_refused_the_same_either_way(argv):
+    """Not 'unknown option for help', naming a help command nobody typed: the words are --version and help."""
+    outcome = run(argv)
+    assert outcome.code == 2 and outcome.out == ""
+    other = argv[0] if argv[1] == "--version" else argv[1]
+    assert outcome.one_error_line() == f"error: unexpected argument {other!r} for --version; it takes none"
+
+
 @pytest.mark.parametrize("name", ["", " "])
 def test_help_for_a_blank_name_is_bad_input_not_the_list(name):
     outcome = run(["help", name])
