@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vgpu import bulk, bulk_register, journal, recovery, scan, vms
+from vgpu import bulk, bulk_register, journal, recovery, scan, vms, workers
 from vgpu.errors import DuplicateVM, HostUnreachable, InvalidRows, InvalidValue
 from vgpu.hypervisor.fleet import Fleet
 from vgpu.hypervisor.sim import SimHost
@@ -68,6 +68,43 @@ def test_the_limits_per_host_and_overall_both_hold(fleet_of_two):
     with store.reading() as conn:
         hosts = dict(conn.execute("SELECT vm_uuid, host FROM vgpu_operations WHERE outcome = 'done'").fetchall())
     assert hosts == placed  # each journal row names its VM's host
+
+
+def test_the_next_vm_is_taken_from_the_hosts_in_turn(fleet_of_two):
+    # The rows list gpu1's four VMs first: one at a time, gpu2 still gets every other turn, not the last four.
+    store, sims, placed = fleet_of_two
+    order = []
+    bulk.reconfigure_many(store, Fleet(sims), [{"vm_uuid": uuid, "pool": "B"} for uuid in placed],
+                          confirm=lambda plan: True, concurrency=1,
+                          progress=lambda event: event.step == "finished" and order.append(placed[event.vm_uuid]))
+    assert order == ["gpu1", "gpu2"] * 4
+
+
+def test_turns_go_round_every_host_with_work_and_room():
+    # Three hosts, two at a time: the third host is not kept waiting until the first two have emptied.
+    groups = ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    assert [groups[i] for i in _taken_in_order(groups, concurrency=2)] == ["a", "b", "c"] * 3
+
+
+def _taken_in_order(groups, concurrency, per_group=None):
+    """The order ``_Turns`` begins VMs in, each VM finishing in the order it began."""
+    turns = workers._Turns(groups, concurrency, per_group)
+    under_way, begun = [], []
+    while True:
+        more = turns.next()
+        begun += more
+        under_way += more
+        if not under_way:
+            return begun
+        turns.finished(under_way.pop(0))
+
+
+def test_turns_keep_the_limit_per_host_and_skip_a_host_at_it():
+    groups = ["a"] * 4 + ["b"]
+    turns = workers._Turns(groups, concurrency=3, per_group=1)
+    assert [groups[i] for i in turns.next()] == ["a", "b"]  # room for a third, but a has its one
+    assert turns.next() == []
+    assert [groups[i] for i in _taken_in_order(groups, concurrency=3, per_group=2)] == ["a", "b", "a", "a", "a"]
 
 
 def test_a_limit_per_host_below_one_is_refused(fleet_of_two):

@@ -60,7 +60,8 @@ def check_concurrency(concurrency: object, name: str = "concurrency") -> int:
 
 class _Turns:
     """Which VMs start next: up to ``concurrency`` under way, at most ``per_group`` of one group (a fleet's
-    host), taken from the groups in turn, so that one host's long queue does not hold the others back."""
+    host), taken from the groups in turn, so that one host's long queue does not hold the others back: the
+    next VM comes from the group with work and room that was served least recently."""
 
     def __init__(self, groups: Sequence[str], concurrency: int, per_group: int | None) -> None:
         self._queues: dict[str, collections.deque[int]] = {}
@@ -70,20 +71,28 @@ class _Turns:
         self._running: collections.Counter[str] = collections.Counter()
         self._concurrency = concurrency
         self._per_group = per_group or concurrency
+        # The groups with VMs still to begin, the one served least recently first (an ordered set).
+        self._turn: dict[str, None] = dict.fromkeys(self._queues)
+        self._under_way = 0
 
     def next(self) -> list[int]:
         started: list[int] = []
-        while (room := self._concurrency - sum(self._running.values())) > 0:
-            ready = [group for group, queue in self._queues.items() if queue and self._running[group] < self._per_group]
-            if not ready:
+        while self._under_way < self._concurrency:
+            group = next((group for group in self._turn if self._running[group] < self._per_group), None)
+            if group is None:
                 break
-            for group in ready[:room]:
-                started.append(self._queues[group].popleft())
-                self._running[group] += 1
+            del self._turn[group]
+            queue = self._queues[group]
+            started.append(queue.popleft())
+            self._running[group] += 1
+            self._under_way += 1
+            if queue:
+                self._turn[group] = None  # its next VM waits for every other group's turn
         return started
 
     def finished(self, index: int) -> None:
         self._running[self._groups[index]] -= 1
+        self._under_way -= 1
 
 
 class _Batch:
