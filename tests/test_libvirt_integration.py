@@ -24,6 +24,7 @@ from vgpu.errors import (
     HypervisorError,
     InvalidValue,
     NotFound,
+    ReconfigureFailed,
     ShutdownNotConfirmed,
 )
 from vgpu.hypervisor import codes
@@ -512,6 +513,38 @@ def test_a_guest_whose_stored_args_change_while_it_runs_keeps_what_it_booted_wit
     assert host.booted_device_model_args(vm_uuid) == ADMIN_ARGS
     assert {vm.uuid: vm.booted_args for vm in host.list_vms()}[vm_uuid] == ADMIN_ARGS
     assert devargs.parse_list(qemu_argv(name)).present is False  # and QEMU indeed runs without the segment
+
+
+def test_a_rollback_puts_the_previous_segment_back_beside_a_qemu_arg_added_meanwhile(domains, tmp_path):
+    # While the change has the VM stopped, an admin adds a <qemu:arg> (virsh edit), keeping the change's segment;
+    # the start then fails once: the VM must boot again with its previous segment, and the admin's arg.
+    vm_uuid, name = new_vm(domains, "running", with_os=False)
+    added = ["-smbios", "type=1,serial=admin"]
+
+    class EditedThenRefused(LibvirtHost):
+        tried = False
+
+        def start(self, vm_uuid_: str) -> None:
+            if self.tried:
+                return super().start(vm_uuid_)
+            self.tried = True
+            self.set_device_model_args(vm_uuid_, join_args(split_args(self.get_device_model_args(vm_uuid_)) + added))
+            raise codes.host_error(codes.FAILED_TO_START_EMULATOR, [vm_uuid_, name, "it failed once"], vm_uuid_)
+
+    host = EditedThenRefused(URI)
+    try:
+        with Store(tmp_path / "vgpu.db") as store:
+            register_vm(store, host, vm_uuid, pool="A", priority="high")
+            with pytest.raises(ReconfigureFailed) as caught:
+                reconfigure_vm(store, host, vm_uuid, priority="low", confirm=lambda plan: True,
+                               policy=StopPolicy(clean_timeout=2))
+            assert str(caught.value).endswith("the previous configuration was restored and the VM started again")
+            previous = VMConfig("A", Priority.HIGH, 1)
+            argv = qemu_argv(name)
+            assert devargs.parse_list(argv).config == previous and argv[argv.index("-smbios") + 1] == added[1]
+            assert vms.get(store, vm_uuid).config == previous
+    finally:
+        host.close()
 
 
 def test_register_scan_reconfigure_yes_then_no_then_remove(domains, host, tmp_path):

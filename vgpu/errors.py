@@ -327,11 +327,13 @@ class ReconfigureFailed(VgpuError):
     """A reconfigure failed part way. ``rolled_back``: the previous configuration is back (DB row and
     arguments) and, unless ``restarted`` is False (it was halted), the VM started again; ``restart_error``
     when the VM would not start even with it, and is left halted and marked as needing attention.
-    Otherwise ``rollback_error`` says why the rollback failed, and the change is left to
-    ``vgpu-admin recover``."""
+    ``args_left`` (a sentence saying so) when only the registration was restored: someone else had changed
+    vgpu's segment in the VM's args meanwhile, and they were left as they are. Otherwise ``rollback_error``
+    says why the rollback failed, and the change is left to ``vgpu-admin recover``."""
 
     def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None,
-                 restart_error: VgpuError | None = None, *, restarted: bool = True, left_halted: bool = False) -> None:
+                 restart_error: VgpuError | None = None, *, restarted: bool = True, left_halted: bool = False,
+                 args_left: str = "") -> None:
         self.vm_uuid = vm_uuid
         self.cause = cause
         self.rolled_back = rolled_back
@@ -339,10 +341,14 @@ class ReconfigureFailed(VgpuError):
         self.restart_error = restart_error
         self.restarted = restarted
         self.left_halted = left_halted
+        self.args_left = args_left
         if rolled_back and restart_error is not None:
-            super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}); its previous configuration is in place, "
-                             f"but the VM would not start with it either ({restart_error}): it is halted and marked "
-                             "as needing attention; fix the cause on the host, then start it")
+            restored = (f"{args_left}, but the VM would not start with them either" if args_left else
+                        "its previous configuration is in place, but the VM would not start with it either")
+            super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}); {restored} ({restart_error}): it is "
+                             "halted and marked as needing attention; fix the cause on the host, then start it")
+        elif rolled_back and args_left:
+            super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); {args_left}")
         elif rolled_back:  # only after the DB took the new values: the new configuration is what failed
             again = " and the VM started again" if restarted else ""
             super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); "

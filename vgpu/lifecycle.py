@@ -551,6 +551,33 @@ class Restored:
 
     restarted: bool = False
     start_error: HypervisorError | None = None
+    # The args someone else changed vgpu's segment in after the change wrote it (neither the change's segment
+    # nor the previous one), left as they are: what they hold. None: the previous segment is in place.
+    args_left: SegmentState | None = None
+
+
+def args_left_sentence(restored: Restored) -> str:
+    """What a rollback that left someone else's args as they are (``restored.args_left`` not None) says
+    about them, and about the VM's start with them."""
+    assert restored.args_left is not None
+    said = (f"the registration was restored, but its args were changed by someone else meanwhile and were left as "
+            f"they are ({_segment_shown(restored.args_left)})")
+    return said + ", and the VM started again with them" if restored.restarted else said
+
+
+def runs_unregistered(restored: Restored, registered: VMConfig) -> str:
+    """What an admin must know of a VM a rollback started again with someone else's args: "" unless their
+    segment differs from ``registered``, the configuration the database holds."""
+    if not restored.restarted or restored.args_left is None or restored.args_left.config == registered:
+        return ""
+    return ("it runs with a segment that differs from the database: 'vgpu-admin apply-vm' restarts it with its "
+            "registration")
+
+
+def _segment_shown(segment: SegmentState) -> str:
+    if segment.config is not None:
+        return f"segment {devargs.payload(segment.config)}"
+    return f"segment unreadable: {segment.reason}" if segment.present else "no vgpu segment"
 
 
 def would_not_start(error: HypervisorError) -> bool:
@@ -573,7 +600,9 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
 
     The args are put back only where the change wrote them (``op.args_before``): as the host held them
     before that write, and only over the change's own write (:func:`_undo_args_write`). A change that failed
-    before writing them leaves them exactly as they are, whatever they say.
+    before writing them leaves them exactly as they are, whatever they say. Args in which someone else changed
+    vgpu's segment since the change wrote it are left as they are too, and the VM started with them: the
+    result's ``args_left`` says so (:func:`args_left_sentence`).
 
     ``ran_with``: the whole args to put back instead, when the old registration is the new one (applying a
     pending configuration): the VM then runs again with what it ran with before.
@@ -601,14 +630,15 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
             raise
         # The file was deleted or replaced during the change: the one that took the new values (if any) is
         # gone, and the one there now never had them. The VM still gets its old configuration back.
+    left = None
     if op.args_before is not None:
-        _undo_args_write(host, op, ran_with, restoring)
+        left = _undo_args_write(host, op, ran_with, restoring)
     elif ran_with is not None and op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED:
         # Applying a pending configuration, undone after the VM was stopped and before any args were written:
         # it is started again with what it ran with, as recover() does (recovery._ran_with_args).
         put_back_device_model_args(host, op.vm_uuid, ran_with, before_writing=restoring)
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
-        return Restored()
+        return Restored(args_left=left)
     restoring()
     try:
         start_vm(host, op.vm_uuid, progress, name=before.vm_name)
@@ -616,29 +646,42 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
         if not would_not_start(refused):
             raise
         if store.moved is None:  # a file deleted or replaced meanwhile has no place for the mark: the error says it
+            with_what = "the args someone else changed meanwhile" if left is not None else "its previous configuration"
             with store.writing() as conn:
                 attention.mark(conn, op.vm_uuid, attention.NOT_RESTARTED,
-                               f"it was running before a change that failed, and would not start again with its "
-                               f"previous configuration ({refused}); fix that on the host, then start the VM")
-        return Restored(start_error=refused)
-    return Restored(restarted=True)
+                               f"it was running before a change that failed, and would not start again with "
+                               f"{with_what} ({refused}); fix that on the host, then start the VM")
+        return Restored(start_error=refused, args_left=left)
+    return Restored(restarted=True, args_left=left)
 
 
-def _undo_args_write(host: Hypervisor, op: journal.Operation, ran_with: str | None, restoring: Callable[[], None]) -> None:
-    """Undo the change's write of the VM's args: put back the text the host held before it (``ran_with``
-    instead, see :func:`roll_back`), calling ``restoring`` first. Only over the change's own write: args that
-    never took it, or that someone else has written since, are left as they are."""
+def _undo_args_write(host: Hypervisor, op: journal.Operation, ran_with: str | None,
+                     restoring: Callable[[], None]) -> SegmentState | None:
+    """Undo the change's write of the VM's args, calling ``restoring`` first; only the change's own write.
+
+    Args that hold exactly that write get back the text the host held before it (``ran_with`` instead, see
+    :func:`roll_back`). Args someone else edited around the change's segment, that segment kept, get the
+    previous segment back in its place, their edit kept. Args that never took the write, or hold the previous
+    segment already, are left as they are. So are args in which someone else changed vgpu's segment itself:
+    their segment is returned (None in every other case)."""
     assert op.args_before is not None and op.old is not None and op.new is not None
     current = host.get_device_model_args(op.vm_uuid)
     quoted = args_quoted(host, op.vm_uuid)
-    before = op.args_before.text
-    if before is None:  # too long for the journal to keep (recover only): the previous segment is all it knows
-        if devargs.parse(current, quoted=quoted).config == op.new:
-            update_device_model_args(host, op.vm_uuid, op.old.config, current, before_writing=restoring)
-        return
-    if current == devargs.merge(before, op.new, quoted=quoted):
+    before = op.args_before.text  # None: too long for the journal to keep (recover only); the segments decide
+    if before is not None and current == devargs.merge(before, op.new, quoted=quoted):
         put_back_device_model_args(host, op.vm_uuid, before if ran_with is None else ran_with, current,
                                    before_writing=restoring)
+        return None
+    if current == before:
+        return None  # the write never landed
+    found = devargs.parse(current, quoted=quoted)
+    previous = devargs.SegmentState(True, op.old.config) if ran_with is None else devargs.parse(ran_with, quoted=quoted)
+    if (found.present, found.config) == (previous.present, previous.config):
+        return None
+    if found.config == op.new and not previous.malformed:  # the change's own segment: put the previous one in its place
+        update_device_model_args(host, op.vm_uuid, previous.config, current, before_writing=restoring)
+        return None
+    return found
 
 
 def _restore_registration(store: Store, op: journal.Operation, old: VMConfig, restoring: Callable[[], None]) -> journal.Operation:
@@ -688,7 +731,7 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
         return _closed_after_rollback(store, host, op, failure, restored, ran_with)
     except StoreError as unrecorded:  # the VM has its old configuration back; the database could not say so
         if store.moved is not None:
-            return _file_gone(store, op, _restored_state(restored), failure)
+            return _file_gone(store, op, _restored_state(restored, op), failure)
         return _unrecorded(op, failure, restored, unrecorded)
 
 
@@ -702,8 +745,15 @@ def _left_halted(host: Hypervisor, op: journal.Operation) -> bool:
         return False
 
 
-def _restored_state(restored: Restored) -> str:
+def _restored_state(restored: Restored, op: journal.Operation) -> str:
     """What a rollback gave the VM, as the end of a sentence."""
+    if restored.args_left is not None:
+        assert op.old is not None
+        left = args_left_sentence(restored)
+        if restored.start_error is not None:
+            return f"{left}, but the VM would not start with them ({restored.start_error}) and is halted"
+        advice = runs_unregistered(restored, op.old.config)
+        return f"{left}; {advice}" if advice else left
     if restored.start_error is not None:
         return f"its previous configuration is in place, but the VM would not start with it ({restored.start_error}) and is halted"
     if restored.restarted:
@@ -759,7 +809,7 @@ def _file_gone(store: Store, op: journal.Operation, state: str, failure: VgpuErr
 
 def _unrecorded(op: journal.Operation, failure: VgpuError, restored: Restored, unrecorded: StoreError) -> StoreError:
     """The rollback worked, but closing the change could not be written: say so, and what the VM runs."""
-    state = _restored_state(restored)
+    state = _restored_state(restored, op)
     what = "" if isinstance(failure, StoreError) else f" after reconfiguring VM {op.vm_uuid} failed ({failure})"
     unrecorded.reword(f"{unrecorded.sentence}{what}; {state}; {_RECOVER_ONCE_WRITABLE}")
     return unrecorded
@@ -769,7 +819,9 @@ def _closed_after_rollback(store: Store, host: Hypervisor, op: journal.Operation
                            ran_with: str | None) -> VgpuError:
     if restored.start_error is not None:
         close(store, op, journal.ROLLED_BACK, f"{failure}; the VM would not start again: {restored.start_error}")
-        return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restart_error=restored.start_error)
+        return ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restart_error=restored.start_error,
+                                 args_left=args_left_sentence(restored) if restored.args_left is not None else "")
+    left = _restored_state(restored, op) if restored.args_left is not None else ""
     if isinstance(failure, ShutdownNotConfirmed):
         return _unconfirmed_stop(store, host, op, failure, restored)
     close(store, op, journal.ROLLED_BACK, str(failure), power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
@@ -778,8 +830,8 @@ def _closed_after_rollback(store: Store, host: Hypervisor, op: journal.Operation
         failure.reword(failure.sentence + tail)
         failure.vm_restarted = restored.restarted
         return failure
-    error = ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted)
-    if ran_with is not None:
+    error = ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted, args_left=left)
+    if ran_with is not None and not left:
         error.reword(f"VM {op.vm_uuid} would not start with its registered configuration ({failure}); it was "
                      "started again with the arguments it ran with before, which now differ from the database "
                      "(see 'vgpu-admin show-vm')")
@@ -839,6 +891,9 @@ def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation,
         failure.add_note(f"Rolling back VM {op.vm_uuid} also failed ({rollback_error}).")
         return
     close(store, op, journal.ROLLED_BACK, f"{type(failure).__name__}: {failure}")
+    if restored.args_left is not None:
+        failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: {_restored_state(restored, op)}.")
+        return
     if restored.start_error is not None:
         failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: its previous configuration is in place, but "
                          f"the VM would not start with it ({restored.start_error}) and is marked as needing attention.")

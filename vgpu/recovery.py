@@ -235,6 +235,8 @@ def _undo(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, pr
             _later_if_busy(error)
             raise
     restored = _roll_back(store, host, op, progress)
+    if restored.args_left is not None:
+        return _args_left(why, op, restored)
     if restored.start_error is not None:
         return _not_restarted(why, restored.start_error)
     if restored.restarted:
@@ -264,10 +266,14 @@ def _found_running(store: Store, op: journal.Operation, runs: str) -> str:
 def _undo_unconfirmed(store: Store, host: Hypervisor, op: journal.Operation, unconfirmed: ShutdownNotConfirmed,
                       progress: ProgressCallback, why: str) -> _Outcome:
     restored = _roll_back(store, host, op, progress)
+    if restored.args_left is not None and restored.restarted:
+        return _args_left(why, op, restored)
     if restored.restarted:
         return _Outcome(ROLLED_BACK, f"{why}; {_started_again(op)}", power=PowerState.RUNNING)
     text = _mark_unconfirmed(store, op, unconfirmed, "once it has, start it")
-    return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", attention=text)
+    kept = ("the previous configuration is kept" if restored.args_left is None
+            else lifecycle.args_left_sentence(restored))
+    return _Outcome(ROLLED_BACK, f"{why}; {kept}", attention=text)
 
 
 def _mark_unconfirmed(store: Store, op: journal.Operation, unconfirmed: ShutdownNotConfirmed, then: str) -> str:
@@ -281,6 +287,19 @@ def _not_restarted(why: str, start_error: HypervisorError) -> _Outcome:
     text = (f"the VM would not start again even with its previous configuration ({start_error}): it is halted; "
             "fix that on the host, then start it")
     return _Outcome(ROLLED_BACK, f"{why}; the previous configuration is kept", attention=text)
+
+
+def _args_left(why: str, op: journal.Operation, restored: lifecycle.Restored) -> _Outcome:
+    """Undone, but for the args: someone else had changed vgpu's segment in them since the change wrote it,
+    and they were left as they are (lifecycle.roll_back)."""
+    assert op.old is not None
+    detail = f"{why}; {lifecycle.args_left_sentence(restored)}"
+    if restored.start_error is not None:
+        return _Outcome(ROLLED_BACK, detail, attention=f"the VM would not start again with them "
+                                                      f"({restored.start_error}): it is halted; fix that on the host, "
+                                                      "then start it")
+    power = PowerState.RUNNING if restored.restarted else None
+    return _Outcome(ROLLED_BACK, detail, attention=lifecycle.runs_unregistered(restored, op.old.config), power=power)
 
 
 def _started_again(op: journal.Operation) -> str:
@@ -338,6 +357,8 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
         restored = _roll_back(store, host, op, progress)
         which = "new" if op.ran_with is None else "registered"
         why = f"the VM would not start with its {which} configuration ({failure})"
+        if restored.args_left is not None:
+            return _args_left(why, op, restored)
         if restored.start_error is not None:
             return _not_restarted(why, restored.start_error)
         if op.ran_with is not None:
