@@ -128,17 +128,25 @@ def test_one_host_keeps_the_spec_layout_and_a_label_narrows_to_one_host(world, i
 
 
 @pytest.mark.parametrize("words", [["remove-vm"], ["repair-vm"], ["set-pool", "--pool=A"]])
-def test_a_run_narrowed_to_one_host_never_calls_another_hosts_vm_gone(world, isolated_environment, words):
+@pytest.mark.parametrize("scanned", [True, False], ids=["place-known", "never-seen"])
+def test_a_run_narrowed_to_one_host_never_calls_another_hosts_vm_gone(world, isolated_environment, words, scanned):
     # b-one runs on gpu2; a run of gpu1 alone cannot tell whether it is gone or elsewhere: it must not
-    # unregister it, nor tell the admin to.
+    # unregister it, nor tell the admin to. Where it was last seen, the refusal names that host, as a bulk
+    # plan's row and show-vm do; never seen by a scan, it may be on any host the run leaves out.
     world.configure(isolated_environment / "config")
-    ok_lines(world.cli("scan-vms"))  # where each VM is, remembered
+    if scanned:
+        ok_lines(world.cli("scan-vms"))  # where each VM is, remembered
     command, *rest = words
     outcome = world.cli(command, f"--vm-uuid={B1}", *rest, hosts=["gpu1"], stdin="yes\n")
     assert outcome.code == 1, outcome
     line = outcome.one_error_line()
-    assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1); it may be on gpu2 or pool1, which this "
-                           "run leaves out: run without --host, or with --host naming its host"), line
+    if scanned:
+        assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1); it was last seen on host gpu2, "
+                               "which this run leaves out (--host), so it may still be there: run without --host, or "
+                               "with --host gpu2"), line
+    else:
+        assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1); it may be on gpu2 or pool1, which "
+                               "this run leaves out: run without --host, or with --host naming its host"), line
     with world.store() as store:
         assert vms.find(store, B1) is not None and journal.unfinished(store) == []
     assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
@@ -637,6 +645,23 @@ def test_a_vm_last_seen_on_a_host_no_longer_configured_is_neither_unregistered_n
         assert vms.find(store, B1) is not None and journal.unfinished(store) == []
     assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
     assert world.cli("register-vm", f"--vm-uuid={U1}", "--vm-id=2", hosts=[]).code == 2  # b-one keeps its vm_id
+
+
+@pytest.mark.parametrize("words", [["remove-vm"], ["repair-vm"], ["set-pool", "--pool=A"], ["apply-vm"]])
+@pytest.mark.parametrize("narrowed", ["gpu1", "pool1"])
+def test_a_run_narrowed_by_host_names_the_unconfigured_host_a_vm_was_last_seen_on(gpu2_taken_out, words, narrowed):
+    # --host LABEL leaves pool1 (or gpu1) out too, but b-one was last seen on gpu2, which is in no [hosts]:
+    # the refusal names gpu2, as the run of every configured host and a bulk plan do, not the host left out
+    world = gpu2_taken_out
+    command, *rest = words
+    outcome = world.cli(command, f"--vm-uuid={B1}", *rest, hosts=[narrowed], stdin="yes\n")
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert line.startswith(f"error: VM {B1} is on none of this run's hosts ({narrowed}); it was last seen on host gpu2, "
+                           "which is not one of this run's configured hosts"), line
+    with world.store() as store:
+        assert vms.find(store, B1) is not None and journal.unfinished(store) == []
+    assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
 
 
 

@@ -245,9 +245,7 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     try:
         seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
     except HypervisorError as error:
-        if codes.vm_missing(error):
-            raise locations.not_configured(store, host, vm_uuid) or error
-        raise
+        raise locations.not_in_run(store, host, vm_uuid, error) or error
     check_only_copy(store, host, vm_uuid, seen.host)
     check_power_state(vm_uuid, seen.power_state, host)
     booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
@@ -1071,11 +1069,9 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     # Ask the host before journalling, as repair_vm does: a host that refuses us at once (no password, no
     # such host) leaves nothing behind, not an operation that locks the VM until recover.
     try:
-        seen = _on_host(host, vm.vm_uuid, look_again=True)
+        seen = _on_host_or_refused(store, host, vm.vm_uuid)
         if seen is not None:
             check_only_copy(store, host, vm.vm_uuid, seen.host)
-        elif (elsewhere := locations.not_configured(store, host, vm.vm_uuid)) is not None:
-            raise elsewhere  # not gone: last seen on a host the run does not have, which may still have it
     except HypervisorError as failure:
         failure.reword(failure.sentence + "; the VM is still registered")
         raise
@@ -1131,6 +1127,19 @@ def _on_host(host: Hypervisor, vm_uuid: str, look_again: bool = False) -> HostVM
         if not codes.vm_missing(error):
             raise
         return None
+
+
+def _on_host_or_refused(store: Store, host: Hypervisor, vm_uuid: str) -> HostVM | None:
+    """:func:`_on_host` (every host asked again first), for a VM about to be taken for gone when no host has it:
+    one that may still be on a host the run does not ask (taken out of [hosts], or left out by --host) raises
+    the refusal naming it (see :func:`locations.not_in_run`) instead."""
+    try:
+        seen = _on_host(host, vm_uuid, look_again=True)
+    except HypervisorError as error:
+        raise locations.not_in_run(store, host, vm_uuid, error) or error
+    if seen is None and (elsewhere := locations.not_in_run(store, host, vm_uuid)) is not None:
+        raise elsewhere
+    return seen
 
 
 # --- repair -----------------------------------------------------------------------------------------------
@@ -1202,10 +1211,10 @@ def _args_to_repair(store: Store, host: Hypervisor, vm_uuid: str, vm: VM | None)
         return host.get_device_model_args(vm_uuid)
     except HypervisorError as error:
         if not codes.vm_missing(error):
-            raise
+            raise (locations.not_in_run(store, host, vm_uuid, error) if vm is not None else None) or error
     if vm is None:
         raise NotFound("VM", vm_uuid, "it is neither registered nor on the host (see 'vgpu-admin scan-vms')")
-    elsewhere = locations.not_configured(store, host, vm_uuid)
+    elsewhere = locations.not_in_run(store, host, vm_uuid)
     if elsewhere is not None:
         raise elsewhere
     raise NotFound("VM", vm_uuid, f"the host has no such VM, though it is registered: "

@@ -18,6 +18,7 @@ from typing import Collection, Iterable, Mapping
 import attrs
 
 from .errors import HypervisorError, StoreError
+from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Fleet
 from .models import VM
@@ -104,13 +105,17 @@ def copies_unknown(conn: sqlite3.Connection) -> bool:
     return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM vgpu_copies_unknown)").fetchone()[0])
 
 
-def not_configured(store: Store, host: Hypervisor, vm_uuid: str) -> HypervisorError | None:
-    """Over a fleet, for a VM none of the run's hosts has: the refusal to take it for gone when it was last seen
-    on a host the fleet does not have at all (see :meth:`Fleet.not_configured`); None otherwise, and always on
-    a single host."""
+def not_in_run(store: Store, host: Hypervisor, vm_uuid: str, error: HypervisorError | None = None) -> HypervisorError | None:
+    """Over a fleet, for a VM none of the run's hosts has (``error``: the fleet's answer, UUID_INVALID or
+    VM_ON_HOST_LEFT_OUT; None: known to be on no host of the run): the refusal to take it for gone, by the one
+    rule of :meth:`Fleet.not_in_run` (a host it was last seen on that is not configured first, then one --host
+    leaves out, then any host the run leaves out), as a bulk plan and show-vm say it. None when every host it
+    may be on was asked, for any other error, and always on a single host."""
     if not isinstance(host, Fleet):
         return None
-    return host.not_configured(vm_uuid, hosts_of(store, vm_uuid.lower()))
+    if error is not None and not (codes.vm_missing(error) or error.code == codes.VM_ON_HOST_LEFT_OUT):
+        return None
+    return host.not_in_run(vm_uuid, hosts_of(store, vm_uuid.lower()))
 
 
 def where(store: Store) -> dict[str, Location]:
