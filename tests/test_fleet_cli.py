@@ -293,6 +293,21 @@ def test_a_scan_while_the_host_a_vm_was_seen_on_is_down_shows_it_there_not_reach
     assert scanned.out_lines[section + 1] in status.out_lines
 
 
+def test_show_vm_of_a_vm_whose_host_is_down_names_that_host_from_its_last_place(world):
+    # b-one was last seen on gpu2, which is down now, and no other host lists it: one Host line naming gpu2
+    # (where the database last saw it), and why it cannot be asked in Status, as troubleshooting.md shows it
+    ok_lines(world.cli("scan-vms"))  # b-one seen on gpu2
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    shown = world.cli("show-vm", f"--vm-uuid={B1}")
+    assert shown.code == 0, shown
+    assert [line for line in shown.out_lines if line.startswith("Host:")] == ["Host: gpu2"], shown.out
+    assert ("Status: ? Host not reachable (cannot reach the host: the simulated host is switched off (fault 'unreachable'))"
+            in shown.out_lines), shown.out
+    data = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json").out)
+    assert (data["host"], data["state"], data["host_vm"]) == ("gpu2", "unknown", None), data
+    assert data["host_error"] == "cannot reach the host: the simulated host is switched off (fault 'unreachable')", data
+
+
 def test_show_vm_while_the_host_a_vm_was_seen_on_is_down_shows_it_there_not_reachable_and_names_the_copy(twin_left_behind):
     world = twin_left_behind
     world.sims["gpu2"].set_device_model_args(TWIN, "")

@@ -32,7 +32,7 @@ from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
-from .hypervisor.fleet import Fleet, Listing, as_fleet
+from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
@@ -549,9 +549,24 @@ def _not_in_run(store: Store, host: Hypervisor, vm_uuid: str, error: HypervisorE
     return refusal, refusal.details[1] if refusal.details[1:2] and refusal.details[1] in seen else None
 
 
+def _last_place_down(store: Store, host: Hypervisor, vm_uuid: str) -> tuple[str, str] | None:
+    """Over a fleet of several hosts, for a VM no host that answered has: the host the database last saw it on
+    (its place, then a copy's host) that could not be reached in this operation, and why (as the fleet words it
+    after "host LABEL: "); None when there is none."""
+    if not isinstance(host, Fleet) or not host.several:
+        return None
+    for label in locations.hosts_of(store, vm_uuid):
+        down = host.unreached_error(label)
+        if down is not None:
+            return label, down.sentence.removeprefix(f"host {label}: ")
+    return None
+
+
+@one_fleet_operation  # a host found unreachable while locating the VM is not waited on again (_last_place_down)
 def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
     """A registered VM with its power state, stored and booted segments, and its unfinished change if it
-    has one; host trouble is reported, not raised."""
+    has one; host trouble is reported, not raised. Over a fleet, a VM whose host is down is shown on the host
+    the database last saw it on."""
     vm = vms.get(store, vm_uuid)
     with store.reading() as conn:
         op = journal.select_holder(conn, vm.vm_uuid)
@@ -570,6 +585,9 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
             return VMView(vm, None, devargs.ABSENT, str(refusal), operation, mark, host=last_place, not_asked=reason)
         if codes.vm_missing(error):
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
+        unreached = _last_place_down(store, host, vm.vm_uuid)
+        if unreached is not None:  # named in the Host line, why it cannot be asked in Status (as scan-vms shows it)
+            return VMView(vm, None, devargs.ABSENT, unreached[1], operation, mark, host=unreached[0])
         return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
