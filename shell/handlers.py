@@ -94,7 +94,7 @@ def scan_vms(ctx: Context, opts: dict) -> int:
     from . import panel
 
     report = scan.scan(ctx.store, ctx.host)
-    _emit(ctx, opts, report, lambda: panel.scan_lines(report))
+    _emit(ctx, opts, report, lambda: panel.scan_lines(report, ctx.settings.narrowed_by))
     return 1 if report.unreachable else 0  # a fleet with a host down: shown, but the scan did not see it all
 
 
@@ -104,7 +104,7 @@ def status(ctx: Context, opts: dict) -> int:
     from . import panel
 
     report = scan.status(ctx.store, ctx.host)
-    return _emit(ctx, opts, report, lambda: panel.status_lines(report))
+    return _emit(ctx, opts, report, lambda: panel.status_lines(report, ctx.settings.narrowed_by))
 
 
 def show_vm(ctx: Context, opts: dict) -> int:
@@ -115,7 +115,8 @@ def show_vm(ctx: Context, opts: dict) -> int:
                                                          view.operation, attention=view.attention,
                                                          booted=view.booted, state=view.state, host=view.host,
                                                          listed_elsewhere=view.listed_elsewhere,
-                                                         not_asked=view.not_asked))
+                                                         not_asked=view.not_asked,
+                                                         narrowed_by=ctx.settings.narrowed_by))
 
 
 def register_vm(ctx: Context, opts: dict) -> int:

@@ -248,25 +248,23 @@ def _copy_carries(f: ForeignSegment | None) -> str:
     return f"{'running with ' if f.running_only else ''}{_carried(f)}{_owner_of(f)}"
 
 
-# How each reason a registered VM is not shown reads (see vgpu.scan.NotShown)
-_NOT_SHOWN_WHY = {NOT_CONFIGURED: "not configured", LEFT_OUT: "left out by --host"}
-
-
-def not_shown_lines(report: ScanReport) -> list[str]:
+def not_shown_lines(report: ScanReport, narrowed_by: str = "--host") -> list[str]:
     """One line saying how many registered VMs the scan leaves out, last seen on which hosts and why (a host
-    taken out of [hosts], or left out by --host): else an admin who took a host out sees fewer VMs, with no
-    hint. None left out: no line, so a single host's output stays the spec's."""
+    taken out of [hosts], or left out by what narrowed the run: --host, VGPU_HOST or a config's host, as
+    Settings.narrowed_by names it): else an admin who took a host out sees fewer VMs, with no hint. None left
+    out: no line, so a single host's output stays the spec's."""
     if not report.not_shown:
         return []
     groups = []
-    for reason, why in _NOT_SHOWN_WHY.items():
+    left_out = f"left out by {narrowed_by}"
+    for reason, why in ((NOT_CONFIGURED, "not configured"), (LEFT_OUT, left_out)):
         entries = [entry for entry in report.not_shown if entry.reason == reason and entry.host]
         if entries:
             hosts = ", ".join(shown(entry.host) for entry in entries)
             groups.append((sum(entry.vm_count for entry in entries), f"last seen on {hosts} ({why})"))
     unseen = sum(entry.vm_count for entry in report.not_shown if not entry.host)
     if unseen:  # never seen by a scan of the fleet: it may be on any host --host leaves out
-        groups.append((unseen, f"with no known host ({_NOT_SHOWN_WHY[LEFT_OUT]})"))
+        groups.append((unseen, f"with no known host ({left_out})"))
     total = sum(count for count, _ in groups)
     verb, them = ("is", "it") if total == 1 else ("are", "them")
     if len(groups) == 1:
@@ -282,7 +280,7 @@ def _instead(operation) -> str | None:
     return hint and hint[0].upper() + hint[1:]
 
 
-def scan_lines(report: ScanReport) -> Iterator[str]:
+def scan_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]:
     yield from unreachable_lines(report)
     where, down = host_field(report), down_words(report)
     for pool in report.pools:
@@ -293,7 +291,7 @@ def scan_lines(report: ScanReport) -> Iterator[str]:
     yield f"=== Unregistered VMs: {len(report.unregistered)} ==="
     yield from _unregistered_lines(report)
     yield from _extra_sections(report)
-    yield from not_shown_lines(report)
+    yield from not_shown_lines(report, narrowed_by)
     yield from _closing(report)
 
 
@@ -334,7 +332,7 @@ def _summary(report: ScanReport) -> list[str]:
     ]
 
 
-def status_lines(report: ScanReport) -> Iterator[str]:
+def status_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]:
     yield from (RULE, "                    GPU Virtualization Control Panel", RULE, "")
     if report.host_error:
         # the host's sentence says what went wrong ("cannot reach the host: ..."): said once, as a sentence
@@ -360,7 +358,7 @@ def status_lines(report: ScanReport) -> Iterator[str]:
         yield ""
     yield from _summary(report)
     yield from _extra_sections(report)
-    yield from not_shown_lines(report)
+    yield from not_shown_lines(report, narrowed_by)
     yield from _closing(report)
 
 

@@ -300,11 +300,11 @@ def attention_line(mark) -> str:
 
 def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None,
             booted=None, state: str = "", host: str | None = None, listed_elsewhere: HostVM | None = None,
-            not_asked: str | None = None) -> str:
+            not_asked: str | None = None, narrowed_by: str = "--host") -> str:
     where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it (or last had it, when down)
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error and not_asked:
-        lines.append(f"Status: {_NOT_ASKED[not_asked]} ({shown(host_error)})")
+        lines.append(f"Status: {_not_asked_mark(not_asked, narrowed_by)} ({shown(host_error)})")
     elif host_error:
         lines += _unasked_lines(host_error, host, listed_elsewhere)
     elif host_vm is None:
@@ -326,10 +326,12 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     return "\n".join(lines)
 
 
-# show-vm's Status for a VM on no host of the run, by why the host it may be on was not asked (VMView.not_asked):
-# that host was not reachable is not what happened, so it is not said (the keys are vgpu.scan's NOT_CONFIGURED and
-# LEFT_OUT, spelled here so that rendering imports no scan code)
-_NOT_ASKED = {"not_configured": "? Host not configured", "left_out": "? Host left out by --host"}
+def _not_asked_mark(not_asked: str, narrowed_by: str) -> str:
+    """show-vm's Status for a VM on no host of the run, by why the host it may be on was not asked
+    (VMView.not_asked: vgpu.scan's NOT_CONFIGURED or LEFT_OUT, spelled here so that rendering imports no scan
+    code), and what narrowed the run (Settings.narrowed_by); that host was not reachable is not what happened,
+    so it is not said."""
+    return "? Host not configured" if not_asked == "not_configured" else f"? Host left out by {narrowed_by}"
 
 
 def _unasked_lines(host_error: str, host: str | None, listed_elsewhere: HostVM | None) -> list[str]:

@@ -146,7 +146,7 @@ def test_a_run_narrowed_to_one_host_never_calls_another_hosts_vm_gone(world, iso
                                "with --host gpu2"), line
     else:
         assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1); it may be on gpu2 or pool1, which "
-                               "this run leaves out: run without --host, or with --host naming its host"), line
+                               "this run leaves out (--host): run without --host, or with --host naming its host"), line
     with world.store() as store:
         assert vms.find(store, B1) is not None and journal.unfinished(store) == []
     assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
@@ -736,6 +736,31 @@ def test_scan_and_status_say_how_many_registered_vms_a_run_narrowed_by_host_leav
         assert ok_lines(world.cli(command, hosts=["gpu1"]))[-2:] == ["", hint]
     data = json.loads(world.cli("status", "--format=json", hosts=["gpu1"]).out)
     assert [(e["host"], e["vm_count"], e["reason"]) for e in data["not_shown"]] == [("gpu2", 1, "left_out"), ("pool1", 1, "left_out")]
+
+
+@pytest.mark.parametrize("chosen_by", ["config", "environment"])
+def test_a_run_narrowed_by_the_config_or_vgpu_host_says_so_not_host_flag(world, isolated_environment, monkeypatch, chosen_by):
+    # no --host was given: the words name what narrowed the run, and their advice can be followed
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms", hosts=[]))  # b-one seen on gpu2
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    if chosen_by == "config":
+        config.write_text('host = "gpu1"\n' + config.read_text())
+        by, undo = f"host = in {config}", f"take host = out of {config}"
+    else:
+        monkeypatch.setenv("VGPU_HOST", "gpu1")
+        by, undo = "VGPU_HOST", "unset VGPU_HOST"
+    lines = ok_lines(world.cli("scan-vms", hosts=[]))
+    assert lines[-1] == (f"2 registered VMs last seen on gpu2, pool1 (left out by {by}) are not shown; "
+                         "'vgpu-admin list-vms' lists them"), lines
+    refused = world.cli("set-pool", f"--vm-uuid={B1}", "--pool=A", hosts=[], stdin="yes\n")
+    assert refused.code == 1, refused
+    assert refused.one_error_line() == (f"error: VM {B1} is on none of this run's hosts (gpu1); it was last seen on host "
+                                        f"gpu2, which this run leaves out ({by}), so it may still be there: run with "
+                                        f"--host gpu2, or {undo}"), refused
+    shown = world.cli("show-vm", f"--vm-uuid={B1}", hosts=[])
+    assert any(line.startswith(f"Status: ? Host left out by {by} (") for line in shown.out_lines), shown.out
+    assert "--host)" not in shown.out and "without --host" not in shown.out, shown.out
 
 
 def test_registered_vms_hidden_for_several_reasons_are_told_apart_in_one_line(gpu2_taken_out):

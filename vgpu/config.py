@@ -95,6 +95,17 @@ class Settings:
         return self.host == DEMO_URI
 
     @property
+    def narrowed_by(self) -> str:
+        """What chose this run's hosts, as a sentence about the configured hosts it leaves out names it:
+        ``--host``, ``VGPU_HOST``, or ``host = in PATH`` (a config file's ``host``)."""
+        source = self.sources.get("host", "flag")
+        if source == "flag":
+            return hostspecs.FLAG
+        if source == "environment":
+            return hostspecs.ENVIRONMENT
+        return f"host = in {source}"  # a config file's path (as vgpu.hypervisor.codes.widen_advice reads it)
+
+    @property
     def is_fleet(self) -> bool:
         """More than one host in this run: outputs name each VM's host."""
         return len(self.hosts) > 1

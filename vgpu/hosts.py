@@ -19,6 +19,7 @@ from .config import Settings
 from .errors import ConfigError
 from .host_uri import check, resolve
 from .hostspecs import HostSpec
+from .hypervisor import codes
 from .hypervisor.base import DEFAULT_ARGS_KEY, Hypervisor
 from .hypervisor.fleet import DEFAULT_PARALLEL, Fleet
 
@@ -42,6 +43,7 @@ def open_fleet(
     password: PasswordFor | None = None,
     parallel: int = DEFAULT_PARALLEL,
     elsewhere: Iterable[str] = (),
+    narrowed_by: str = codes.NARROWED_BY_FLAG,
 ) -> Fleet:
     """A fleet of the given hosts: ``{"label": "URI", ...}`` (or HostSpecs, as the settings hold them).
     Labels and URIs are checked first (InvalidValue/ConfigError naming the bad one); each host connects on
@@ -55,7 +57,7 @@ def open_fleet(
         for host in members.values():
             host.close()
         raise
-    return Fleet(members, parallel=parallel, elsewhere=elsewhere)
+    return Fleet(members, parallel=parallel, elsewhere=elsewhere, narrowed_by=narrowed_by)
 
 
 def open_configured(settings: Settings, *, password: PasswordFor | None = None) -> Hypervisor:
@@ -66,7 +68,8 @@ def open_configured(settings: Settings, *, password: PasswordFor | None = None) 
         return _open_spec(hosts[0], settings.args_key, password)
     chosen = {spec.label for spec in hosts}
     return open_fleet(hosts, args_key=settings.args_key, password=password, parallel=settings.parallel_hosts,
-                      elsewhere=[spec.label for spec in settings.configured if spec.label not in chosen])
+                      elsewhere=[spec.label for spec in settings.configured if spec.label not in chosen],
+                      narrowed_by=settings.narrowed_by)
 
 
 def _specs(hosts: Mapping[str, str | HostSpec] | Iterable[HostSpec]) -> list[HostSpec]:

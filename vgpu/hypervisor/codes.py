@@ -54,9 +54,28 @@ def is_ref(value: object) -> bool:
     return str(value).startswith(_REF_PREFIX)
 
 
-# VM_ON_HOST_LEFT_OUT when the run knows where the VM was last seen: on that host, which --host left out
-_LAST_SEEN_LEFT_OUT = ("{vm} is on none of this run's hosts ({0}); it was last seen on host {1}, which this run leaves "
-                       "out (--host), so it may still be there: run without --host, or with --host {1}")
+# What narrowed a run to some of its configured hosts, as vgpu.config.Settings.narrowed_by words it (settings
+# load no hypervisor code, so it spells them too): the flag, the environment variable, or a config file's host key
+NARROWED_BY_FLAG, NARROWED_BY_ENVIRONMENT, _NARROWED_BY_CONFIG = "--host", "VGPU_HOST", "host = in "
+
+
+def widen_advice(narrowed_by: str, target: str) -> str:
+    """How to ask a host the run leaves out (``target``: its label, or "naming its host"), as whatever narrowed
+    the run (``narrowed_by``) can be undone: --host given on this command line, VGPU_HOST, or a config's host.
+    --host wins over the other two, so it is always advice that can be followed."""
+    if narrowed_by == NARROWED_BY_FLAG:
+        return f"run without --host, or with --host {target}"
+    if narrowed_by == NARROWED_BY_ENVIRONMENT:
+        return f"run with --host {target}, or unset VGPU_HOST"
+    return f"run with --host {target}, or take host = out of {narrowed_by.removeprefix(_NARROWED_BY_CONFIG)}"
+
+
+def left_out(members: str, others: str, vm_uuid: str, narrowed_by: str = NARROWED_BY_FLAG) -> HypervisorError:
+    """VM_ON_HOST_LEFT_OUT for a VM no host of the run (of hosts ``members``) has, which may be on one of the
+    hosts ``others`` the run leaves out (``narrowed_by`` left them out)."""
+    return HypervisorError(VM_ON_HOST_LEFT_OUT, f"VM {vm_uuid} is on none of this run's hosts ({members}); it may be on "
+                                                f"{others}, which this run leaves out ({narrowed_by}): "
+                                                f"{widen_advice(narrowed_by, 'naming its host')}", [members, others])
 
 
 def _detail(details: Sequence[str], index: int, default: str = "?") -> str:
@@ -135,8 +154,8 @@ _SENTENCES = {
     OPERATION_TIMED_OUT: "the host did not finish the operation on {vm} in time",
     NO_HOSTS_AVAILABLE: "no host in the pool has the resources to start {vm}",
     PERMISSION_DENIED: "the host refused the operation on {vm}: permission denied",
-    VM_ON_HOST_LEFT_OUT: "{vm} is on none of this run's hosts ({0}); it may be on {1}, which this run leaves out: "
-                         "run without --host, or with --host naming its host",
+    VM_ON_HOST_LEFT_OUT: "{vm} is on none of this run's hosts ({0}); it may be on {1}, which this run leaves out "
+                         "(--host): run without --host, or with --host naming its host",  # see left_out
     VM_ON_HOST_NOT_CONFIGURED: "{vm} is on none of this run's hosts ({0}); it was last seen on host {1}, which is not one "
                                "of this run's configured hosts (not in [hosts], nor given by --host), so it may still be "
                                "there: give that host again (in [hosts], or --host {1}=URI) to act on it",
@@ -181,10 +200,12 @@ def libvirt_saved(vm_uuid: str, needed: str) -> HypervisorError:
                            f"but the operation needs it {needed}; {LIBVIRT_FREE_SAVED}", [vm_uuid, needed, "suspended"])
 
 
-def left_out_last_seen(members: str, label: str, vm_uuid: str) -> HypervisorError:
-    """VM_ON_HOST_LEFT_OUT for a VM last seen on host ``label``, which the run (of hosts ``members``) leaves out."""
-    return HypervisorError(VM_ON_HOST_LEFT_OUT, _LAST_SEEN_LEFT_OUT.format(members, label, vm=f"VM {vm_uuid}"),
-                           [members, label])
+def left_out_last_seen(members: str, label: str, vm_uuid: str, narrowed_by: str = NARROWED_BY_FLAG) -> HypervisorError:
+    """VM_ON_HOST_LEFT_OUT for a VM last seen on host ``label``, which the run (of hosts ``members``) leaves out
+    (``narrowed_by`` left it out)."""
+    return HypervisorError(VM_ON_HOST_LEFT_OUT, f"VM {vm_uuid} is on none of this run's hosts ({members}); it was last "
+                                                f"seen on host {label}, which this run leaves out ({narrowed_by}), so it "
+                                                f"may still be there: {widen_advice(narrowed_by, label)}", [members, label])
 
 
 def vm_missing(error: HypervisorError) -> bool:

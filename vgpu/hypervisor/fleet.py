@@ -180,11 +180,12 @@ class _DownHosts:
 class Fleet:
     """Several hosts by label (in the config's order). ``parallel`` bounds how many are asked at once;
     ``elsewhere`` names the fleet's other hosts, left out of this run (``--host LABEL`` narrows), whose
-    VMs a scan leaves out rather than calling them missing."""
+    VMs a scan leaves out rather than calling them missing; ``narrowed_by`` says what left them out, as the
+    refusals name it (--host, VGPU_HOST or a config's host: see :func:`vgpu.hypervisor.codes.widen_advice`)."""
 
     def __init__(self, members: Mapping[str, Hypervisor], *, parallel: int = DEFAULT_PARALLEL,
-                 elsewhere: Iterable[str] = (), _where: _Whereabouts | None = None,
-                 _down: _DownHosts | None = None) -> None:
+                 elsewhere: Iterable[str] = (), narrowed_by: str = codes.NARROWED_BY_FLAG,
+                 _where: _Whereabouts | None = None, _down: _DownHosts | None = None) -> None:
         if not members:
             raise ValueError("a fleet needs at least one host")
         if "" in members and len(members) > 1:
@@ -192,6 +193,7 @@ class Fleet:
         self.members: dict[str, Hypervisor] = dict(members)
         self.parallel = max(1, int(parallel))
         self.elsewhere = frozenset(elsewhere) - set(self.members)
+        self.narrowed_by = narrowed_by
         self.uri = ",".join(f"{label}={host.uri}" if label else host.uri for label, host in self.members.items())
         self._where = _where or _Whereabouts()
         self._down = _down or _DownHosts()
@@ -361,7 +363,8 @@ class Fleet:
         for label in last_seen:
             if label and label != found_on and label not in self.members and (label not in self.elsewhere or self.several):
                 return outside_refusal(vm_uuid.lower(), found_on, label, ", ".join(self.members),
-                                       left_out=label in self.elsewhere, seen_there_too=found_on in last_seen)
+                                       left_out=label in self.elsewhere, seen_there_too=found_on in last_seen,
+                                       narrowed_by=self.narrowed_by)
         return None
 
     def ask_last_place(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> tuple[str, VgpuError] | None:
@@ -393,7 +396,7 @@ class Fleet:
         """VM_ON_HOST_LEFT_OUT, naming every host the run leaves out, when it leaves some out."""
         if not self.elsewhere:
             return None
-        return codes.host_error(codes.VM_ON_HOST_LEFT_OUT, [", ".join(self.members), " or ".join(sorted(self.elsewhere))], key)
+        return codes.left_out(", ".join(self.members), " or ".join(sorted(self.elsewhere)), key, self.narrowed_by)
 
     def not_configured(self, vm_uuid: str, last_seen: Sequence[str]) -> HypervisorError | None:
         """For a VM none of this run's hosts has, last seen on the hosts ``last_seen``: the refusal to call it gone
@@ -415,7 +418,7 @@ class Fleet:
             return refusal
         left_out = [label for label in last_seen if label in self.elsewhere]
         if left_out:
-            return codes.left_out_last_seen(", ".join(self.members), left_out[0], vm_uuid.lower())
+            return codes.left_out_last_seen(", ".join(self.members), left_out[0], vm_uuid.lower(), self.narrowed_by)
         return self._maybe_left_out(vm_uuid.lower())
 
     def last_known_label(self, vm_uuid: str) -> str | None:
@@ -507,7 +510,8 @@ class Fleet:
         """Every host reopened (each connects on first use), sharing what is known of where VMs are and which
         hosts could not be reached in the operation under way."""
         members = {label: host.reopen() for label, host in self.members.items()}
-        return Fleet(members, parallel=self.parallel, elsewhere=self.elsewhere, _where=self._where, _down=self._down)
+        return Fleet(members, parallel=self.parallel, elsewhere=self.elsewhere, narrowed_by=self.narrowed_by,
+                     _where=self._where, _down=self._down)
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -559,13 +563,18 @@ def left_behind(vm_uuid: str, found_on: str, last_seen: str, error: VgpuError, *
 
 
 def outside_refusal(vm_uuid: str, found_on: str, other: str, members: str, *, left_out: bool,
-                    seen_there_too: bool = False) -> HypervisorError:
+                    seen_there_too: bool = False, narrowed_by: str = codes.NARROWED_BY_FLAG) -> HypervisorError:
     """The refusal of a change to a VM found on ``found_on`` while ``other``, a host it was last seen on, is not
-    in this run (of hosts ``members``): left out by --host, or not configured at all (see :meth:`Fleet.outside_run`)."""
+    in this run (of hosts ``members``): left out by ``narrowed_by`` (--host, VGPU_HOST, a config's host), or not
+    configured at all (see :meth:`Fleet.outside_run`)."""
     too = " too" if seen_there_too else ""
     if left_out:
-        why, code = "which this run leaves out (--host), so it was not asked", codes.VM_ON_HOST_LEFT_OUT
-        advice = f"Run without --host (or with --host {other} as well) to ask it, or name the one host you mean (--host {found_on})"
+        why, code = f"which this run leaves out ({narrowed_by}), so it was not asked", codes.VM_ON_HOST_LEFT_OUT
+        if narrowed_by == codes.NARROWED_BY_FLAG:
+            advice = f"Run without --host (or with --host {other} as well) to ask it, or name the one host you mean (--host {found_on})"
+        else:
+            advice = (f"To ask it, {codes.widen_advice(narrowed_by, other + ' beside the others')}; or name the one host "
+                      f"you mean (--host {found_on})")
     else:
         why, code = ("which is not one of this run's configured hosts (not in [hosts], nor given by --host), so it "
                      "could not be asked"), codes.VM_ON_HOST_NOT_CONFIGURED
