@@ -11,7 +11,8 @@ from .parsing import help_command
 WIDTH = 100
 
 
-GLOBAL_OPTIONS = ("Global options: --db=PATH, --host=URI (sim:PATH, sim:demo, xe:, xapi://USER@HOST, qemu:///system); "
+GLOBAL_OPTIONS = ("Global options: --db=PATH, --host=LABEL (of config.toml's [hosts]) or --host=LABEL=URI, repeated "
+                  "for several hosts, or one --host=URI alone (sim:PATH, sim:demo, xe:, xapi://USER@HOST, qemu:///system); "
                   "--keep-going: commands read from standard input (vgpu-admin < FILE) run on after one fails.")
 IN_THE_SHELL = ("The database and host were chosen when this shell started (see the bar at the bottom); to use "
                 "others, leave (exit) and start vgpu-admin again naming them.")

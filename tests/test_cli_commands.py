@@ -860,6 +860,14 @@ def test_help_lists_every_command_of_the_command_line():
         assert any(line.split()[:1] == [command.name] and command.summary in line for line in lines), command.name
 
 
+def test_help_describes_host_as_a_fleet_takes_it():
+    # --host is LABEL, LABEL=URI or one URI alone, and may be repeated (docs/fleet.md), not one URI
+    text = " ".join(ok(run(["help"])))
+    assert "--host=URI (" not in text, text
+    for form in ("--host=LABEL", "LABEL=URI", "repeat"):
+        assert form in text, form
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
 def test_help_for_each_command_shows_its_usage_and_options(command):
     lines = ok(run(["help", command.name]))
