@@ -202,6 +202,10 @@ def test_on_the_command_line_two_spellings_of_one_host_are_one_line_and_exit_2(t
     ('[hosts]\ngpu1 = { uri = "xapi://root@h", follow_master = ["not an address!"] }\n', "invalid follow_master entry 'not an address!'"),
     ('hosts = "gpu1"\n', "setting hosts = 'gpu1' has the wrong type"),
     ("parallel_hosts = 0\n", "parallel_hosts = 0 must be a whole number of at least 1"),
+    # a top-level setting written below [hosts] is read as a host: the error says where it belongs
+    ('[hosts]\ngpu1 = "xe:"\nparallel_hosts = 2\n', "host parallel_hosts = 2: expected \"URI\" or { uri = \"URI\", ... }; "
+                                                     "parallel_hosts is a setting: put it above [hosts]"),
+    ('[hosts]\ngpu1 = "xe:"\nclean_timeout = 60\n', "clean_timeout is a setting: put it above [hosts]"),
 ])
 def test_a_bad_hosts_table_names_the_file_and_the_value(user_config, toml, expected):
     user_config.write_text(toml)

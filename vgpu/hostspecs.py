@@ -23,7 +23,7 @@ the value and what is allowed.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
 from .basics import Frozen
 from .errors import ConfigError, InvalidValue, VgpuError
@@ -125,14 +125,21 @@ def _is_network(text: str) -> bool:
     return True
 
 
-def from_table(table: object, source: str) -> dict[str, HostSpec]:
-    """The ``[hosts]`` table of a config file: label → HostSpec, in the file's order."""
+def from_table(table: object, source: str, settings: Collection[str] = ()) -> dict[str, HostSpec]:
+    """The ``[hosts]`` table of a config file: label → HostSpec, in the file's order. ``settings``: the
+    file's top-level setting names; TOML reads one written below ``[hosts]`` as a host, so a host by such a
+    name that is refused says where the setting belongs."""
     if not isinstance(table, dict):
         raise _problem(source, f"hosts = {table!r} must be a table of LABEL = \"URI\" or LABEL = {{ uri = \"URI\", ... }}")
     specs: dict[str, HostSpec] = {}
     for label, entry in table.items():
         check_label(label, source)
-        specs[label] = _entry(label, entry, source)
+        try:
+            specs[label] = _entry(label, entry, source)
+        except ConfigError as bad:
+            if label not in settings:
+                raise
+            raise _problem(source, f"{str(bad).removeprefix(f'{source}: ')}; {label} is a setting: put it above [hosts]") from None
     check_distinct(specs.values(), source)
     return specs
 
