@@ -115,7 +115,7 @@ def show_vm(ctx: Context, opts: dict) -> int:
                                                          view.operation, attention=view.attention,
                                                          booted=view.booted, state=view.state, host=view.host,
                                                          listed_elsewhere=view.listed_elsewhere,
-                                                         not_asked=view.not_asked,
+                                                         not_asked=view.not_asked, host_code=view.host_code,
                                                          narrowed_by=ctx.settings.narrowed_by))
 
 

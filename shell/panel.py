@@ -20,10 +20,13 @@ from vgpu.tables import plural
 from vgpu.escape import listed, shown
 from .render import (
     NAMES_LISTED,
+    NOT_LISTED,
     RULE,
+    UNREACHABLE,
     apply_hint,
     attention_lines,
     config_text,
+    down_word,
     host_name,
     listed_name,
     marked_name,
@@ -41,28 +44,28 @@ TWIN_REPAIR_HINT = ("keep one copy (remove or re-create the other), then run 'vg
                     "to clear it, or register it")
 
 
-UNREACHABLE, NOT_LISTED = "unreachable", "could not be listed"
-
-
 def _state_mark(entry: ScannedVM, down: dict[str, str] | None = None) -> str:
     """The VM's state where the spec puts ``✓ Configured``; ``down`` (see :func:`down_words`) tells a host
-    that did not answer from one that answered with an error."""
-    answered = not entry.host_known and _down_word(entry.host, down or {}) == NOT_LISTED
-    return state_mark(entry.state, entry.host_known, len(entry.conflict), host_answered=answered)
+    that did not answer from one that answered with an error, or was not asked."""
+    host_down = UNREACHABLE if entry.host_known else _down_word(entry.host, down or {})
+    return state_mark(entry.state, entry.host_known, len(entry.conflict), host_down=host_down)
 
 
 def down_words(report: ScanReport) -> dict[str, str]:
-    """Each host that could not be listed, as the lines about it say it: unreachable (it did not answer), or
-    could not be listed (it answered, with an error: an internal error, a refusal)."""
-    return {host.label: UNREACHABLE if host.code == "HOST_UNREACHABLE" else NOT_LISTED for host in report.unreachable}
+    """Each host that could not be listed, as the lines about it say it (see render.down_word)."""
+    return {host.label: down_word(host.code) for host in report.unreachable}
 
 
 def _down_word(label: str, down: dict[str, str]) -> str:
     """How host ``label``'s failure reads; a VM whose place is not known may be on any host that failed:
-    unreachable, unless every one of them answered."""
+    unreachable when one of them did not answer, else as they all failed (could not be listed when they
+    failed in different ways)."""
     if label in down:
         return down[label]
-    return NOT_LISTED if down and UNREACHABLE not in down.values() else UNREACHABLE
+    words = set(down.values())
+    if not words or UNREACHABLE in words:
+        return UNREACHABLE
+    return words.pop() if len(words) == 1 else NOT_LISTED
 
 
 def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None, down: dict[str, str] | None = None) -> str:

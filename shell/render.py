@@ -300,13 +300,13 @@ def attention_line(mark) -> str:
 
 def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, operation=None, attention=None,
             booted=None, state: str = "", host: str | None = None, listed_elsewhere: HostVM | None = None,
-            not_asked: str | None = None, narrowed_by: str = "--host") -> str:
+            not_asked: str | None = None, narrowed_by: str = "--host", host_code: str | None = None) -> str:
     where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it (or last had it, when down)
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error and not_asked:
         lines.append(f"Status: {_not_asked_mark(not_asked, narrowed_by)} ({shown(host_error)})")
     elif host_error:
-        lines += _unasked_lines(host_error, host, listed_elsewhere)
+        lines += _unasked_lines(host_error, host, listed_elsewhere, state_mark("unknown", False, host_down=down_word(host_code)))
     elif host_vm is None:
         lines.append("Host: ⚠ this VM is not on the host")
         lines.append(f"Status: {state_mark('missing')}")
@@ -334,13 +334,14 @@ def _not_asked_mark(not_asked: str, narrowed_by: str) -> str:
     return "? Host not configured" if not_asked == "not_configured" else f"? Host left out by {narrowed_by}"
 
 
-def _unasked_lines(host_error: str, host: str | None, listed_elsewhere: HostVM | None) -> list[str]:
-    """show-vm's lines for a VM whose host cannot be asked. Over a fleet the Host line names that host
-    already, so why it cannot be asked goes with the status: one Host line, as fleet.md shows it."""
+def _unasked_lines(host_error: str, host: str | None, listed_elsewhere: HostVM | None, mark: str) -> list[str]:
+    """show-vm's lines for a VM whose host cannot be asked (``mark``: its Status, as scan-vms says it). Over a
+    fleet the Host line names that host already, so why it cannot be asked goes with the status: one Host line,
+    as fleet.md shows it."""
     if host:
-        lines = [f"Status: {state_mark('unknown', host_known=False)} ({shown(host_error)})"]
+        lines = [f"Status: {mark} ({shown(host_error)})"]
     else:
-        lines = [f"Host: ⚠ cannot be asked ({shown(host_error)})", f"Status: {state_mark('unknown', host_known=False)}"]
+        lines = [f"Host: ⚠ cannot be asked ({shown(host_error)})", f"Status: {mark}"]
     if listed_elsewhere is not None:  # a copy, or the VM moved: nobody can tell until the host answers
         lines.append(f"Also listed by: {listed_elsewhere.host} ({listed_elsewhere.power_state.value}) - not changed "
                      f"until {host} answers, or name the host you mean (--host {listed_elsewhere.host})")
@@ -377,12 +378,24 @@ _MARKS = {
 }
 
 
-def state_mark(state: str, host_known: bool = True, hosts: int = 0, host_answered: bool = False) -> str:
+# How a host that could not be listed reads (see down_word), and the Status of its VMs.
+UNREACHABLE, NOT_LISTED, NOT_ASKED = "unreachable", "could not be listed", "could not be asked"
+_DOWN_MARKS = {UNREACHABLE: "? Host not reachable", NOT_LISTED: "? Host could not be listed", NOT_ASKED: "? Host not asked"}
+
+
+def down_word(code: str | None) -> str:
+    """A host that could not be listed, by its error's code (vgpu.hypervisor.codes, spelled here): it did not
+    answer (HOST_UNREACHABLE), a setting kept it from being asked (HOST_NOT_ASKED: no password, say), or it
+    answered with an error (an internal error, a refusal)."""
+    return {"HOST_UNREACHABLE": UNREACHABLE, "HOST_NOT_ASKED": NOT_ASKED}.get(code or "", NOT_LISTED)
+
+
+def state_mark(state: str, host_known: bool = True, hosts: int = 0, host_down: str = UNREACHABLE) -> str:
     """A VM's state (vgpu.scan.STATES) as scan-vms and show-vm say it: "✓ Configured" only when the
-    running VM booted with its registered configuration (or, halted, will at its next boot). A host that
-    could not be listed either did not answer, or (``host_answered``) answered with an error."""
+    running VM booted with its registered configuration (or, halted, will at its next boot). ``host_down``:
+    how the host that could not be listed failed (see :func:`down_word`)."""
     if state == "unknown" and not host_known:
-        return "? Host could not be listed" if host_answered else "? Host not reachable"
+        return _DOWN_MARKS[host_down]
     if state == "unknown":
         return "? Running config unknown"
     if state == "conflict":

@@ -197,6 +197,20 @@ def test_a_host_whose_listing_fails_with_an_error_is_not_called_unreachable(worl
     assert f"  b-one (UUID: {B1}) | Priority: low | VM ID: 2 | Host: gpu2 (could not be listed)" in status.out_lines
 
 
+def test_a_host_whose_password_is_not_set_was_not_asked_and_is_not_said_to_have_failed_its_listing(world, monkeypatch):
+    # No VGPU_XAPI_PASSWORD and no terminal to ask at: pool1 is never contacted (a configuration problem), so
+    # neither "unreachable" nor "could not be listed" (it answered with an error) is true of it.
+    ok_lines(world.cli("scan-vms"))  # p1-web seen on pool1
+    monkeypatch.delenv("VGPU_XAPI_PASSWORD")
+    outcome = world.cli("scan-vms")
+    assert outcome.code == 1 and outcome.out_lines[0].startswith("⚠ pool1 could not be asked: VGPU_XAPI_PASSWORD: not set"), outcome
+    assert line_of(outcome.out_lines, P1).endswith("| VM ID: 3 | ? Host not asked | Host: pool1 (could not be asked)")
+    assert line_of(outcome.out_lines, A1).endswith("| ✓ Configured | Host: gpu1")
+    shown = world.cli("show-vm", f"--vm-uuid={P1}")
+    assert shown.code == 0 and "Status: ? Host not asked" in shown.out_lines, shown  # as scan-vms says it
+    assert any(line.startswith("Host: ⚠ cannot be asked (") and "VGPU_XAPI_PASSWORD: not set" in line for line in shown.out_lines)
+
+
 def test_a_vm_last_seen_on_a_host_whose_listing_fails_and_listed_by_another_says_so(world):
     ok_lines(world.cli("scan-vms"))  # b-one seen on gpu2
     world.sims["gpu1"].add_vm(B1, "b-one", "halted", segment("B", 0, 2))

@@ -155,7 +155,9 @@ class HostSummary:
     uri: str
     vm_count: int = 0
     error: str | None = None
-    code: str | None = None  # the host's error code (HOST_UNREACHABLE: it did not answer), when it has one
+    # the host's error code (HOST_UNREACHABLE: it did not answer; HOST_NOT_ASKED: a setting kept it from being
+    # asked; see codes.failure_code), when it has one
+    code: str | None = None
 
 
 @attrs.frozen
@@ -487,7 +489,8 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
             owner = by_vm_id.get(segment.config.vm_id) if segment.config else None
             foreign.append(ForeignSegment(host_vm, segment, owner, running_only))
     hosts = tuple(HostSummary(listing.label, listing.uri, len(listing.vms), None if listing.ok else str(listing.error),
-                              getattr(listing.error, "code", None)) for listing in listings)
+                              None if listing.error is None else codes.failure_code(listing.error, "") or None)
+                  for listing in listings)
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
                       hosts=hosts, conflicts=tuple(conflicts), elsewhere=sum(hidden.values()), not_shown=_not_shown(hidden),
                       unregistered_down=tuple(unasked))
@@ -529,6 +532,9 @@ class VMView:
     # over a fleet: why no host of this run was asked about the VM (``host_error`` says it in full):
     # NOT_CONFIGURED (``host``, where it was last seen, is not configured) or LEFT_OUT (--host leaves it out)
     not_asked: str | None = None
+    # the code of the error of the host that could not be asked (see HostSummary.code), when ``host_error``
+    # is a host's failure: show-vm says it as scan-vms does (not reachable, could not be listed, not asked)
+    host_code: str | None = None
 
     @property
     def state(self) -> str:
@@ -587,8 +593,9 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
         unreached = _last_place_down(store, host, vm.vm_uuid)
         if unreached is not None:  # named in the Host line, why it cannot be asked in Status (as scan-vms shows it)
-            return VMView(vm, None, devargs.ABSENT, unreached[1], operation, mark, host=unreached[0])
-        return VMView(vm, None, devargs.ABSENT, str(error), operation, mark)
+            return VMView(vm, None, devargs.ABSENT, unreached[1], operation, mark, host=unreached[0],
+                          host_code=codes.HOST_UNREACHABLE)
+        return VMView(vm, None, devargs.ABSENT, str(error), operation, mark, host_code=error.code)
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
     if isinstance(host, Fleet) and label:
@@ -597,7 +604,7 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
             down, why = unasked
             cause = why.sentence.removeprefix(f"host {down}: ")
             return VMView(vm, None, devargs.ABSENT, cause, operation, marks[0] if marks else None, host=down,
-                          listed_elsewhere=host_vm)
+                          listed_elsewhere=host_vm, host_code=codes.failure_code(why))
     standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
     quoted = args_quoted(host, vm.vm_uuid)
     return VMView(vm, host_vm, devargs.parse(args, quoted=quoted), operation=operation,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..errors import HostUnreachable, HypervisorError
+from ..errors import ConfigError, HostUnreachable, HypervisorError, VgpuError
 
 VM_BAD_POWER_STATE = "VM_BAD_POWER_STATE"
 VM_LACKS_FEATURE = "VM_LACKS_FEATURE"
@@ -23,6 +23,9 @@ SESSION_AUTHENTICATION_FAILED = "SESSION_AUTHENTICATION_FAILED"
 HOST_IS_SLAVE = "HOST_IS_SLAVE"
 OTHER_OPERATION_IN_PROGRESS = "OTHER_OPERATION_IN_PROGRESS"
 HOST_UNREACHABLE = "HOST_UNREACHABLE"
+# ours: the host was never contacted, since a setting it needs is unusable (no password and no terminal to ask
+# at, an unsafe password file): not "unreachable", nor "could not be listed" (a host that answered with an error)
+HOST_NOT_ASKED = "HOST_NOT_ASKED"
 OPERATION_TIMED_OUT = "OPERATION_TIMED_OUT"
 NO_HOSTS_AVAILABLE = "NO_HOSTS_AVAILABLE"
 # What an admin meets starting or stopping a VM in a pool; parameters as xen-api's datamodel_errors.ml has them.
@@ -46,6 +49,14 @@ VM_ON_HOST_NOT_CONFIGURED = "VM_ON_HOST_NOT_CONFIGURED"
 # name there, or "" when it cannot have it: xe prints "<uuid> (<name-label>)" (xe_format.object_name reads
 # it); the XenAPI backend asks <class>.get_name_label, one call made only when the error happens.
 NAMED_OBJECTS: dict[str, tuple[int, str]] = {HOST_OFFLINE: (0, "host"), HOST_NOT_LIVE: (0, "host"), VM_REQUIRES_SR: (1, "SR")}
+def failure_code(error: VgpuError, otherwise: str = HOST_UNREACHABLE) -> str:
+    """The code of a host's failure, as a fleet reports the host: its own (a HypervisorError's),
+    HOST_NOT_ASKED for a setting that kept it from being asked (a ConfigError), else ``otherwise``."""
+    if isinstance(error, HypervisorError):
+        return error.code
+    return HOST_NOT_ASKED if isinstance(error, ConfigError) else otherwise
+
+
 _REF_PREFIX = "OpaqueRef:"
 
 
@@ -151,6 +162,7 @@ _SENTENCES = {
     HOST_IS_SLAVE: "this host is a pool member, not the pool master; connect to the master at {0}",
     OTHER_OPERATION_IN_PROGRESS: "another operation is already running on {vm}; wait for it to finish and try again",
     HOST_UNREACHABLE: "cannot reach the host: {0}",
+    HOST_NOT_ASKED: "the host was not asked: {0}",
     OPERATION_TIMED_OUT: "the host did not finish the operation on {vm} in time",
     NO_HOSTS_AVAILABLE: "no host in the pool has the resources to start {vm}",
     PERMISSION_DENIED: "the host refused the operation on {vm}: permission denied",

@@ -327,8 +327,7 @@ class Fleet:
         if failed:
             label, error = next(iter(failed.items()))
             unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
-            code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
-            raise unreached(code, f"VM {key} is on none of the hosts that answered, and host {label} could not be "
+            raise unreached(codes.failure_code(error), f"VM {key} is on none of the hosts that answered, and host {label} could not be "
                                   f"asked ({error})", ["VM", key])
         gone = f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})"
         raise self._missing(key, HypervisorError(codes.UUID_INVALID, gone, ["VM", key]))
@@ -600,8 +599,7 @@ def copies_unknown_refusal(vm_uuid: str, found_on: str, other: str, error: VgpuE
 def _unasked(error: VgpuError, vm_uuid: str, sentence: str) -> HypervisorError:
     """``sentence``, as the kind of error the host that could not be asked gave (unreachable or not)."""
     unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
-    code = error.code if isinstance(error, HypervisorError) else codes.HOST_UNREACHABLE
-    return unreached(code, sentence, ["VM", vm_uuid])
+    return unreached(codes.failure_code(error), sentence, ["VM", vm_uuid])
 
 
 def locate_again(host: Hypervisor, vm_uuid: str) -> None:
