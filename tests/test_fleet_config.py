@@ -270,3 +270,22 @@ def test_the_library_refuses_two_labels_for_one_host_too(tmp_path, second):
 
     with pytest.raises(ConfigError, match="hosts a and b have the same URI"):
         open_fleet({"a": f"sim:{tmp_path}/a.json", "b": second.format(dir=tmp_path)})
+
+
+def test_a_relative_sim_path_in_a_config_file_is_taken_from_that_files_directory(user_config, tmp_path, monkeypatch):
+    # Run from elsewhere, "sim:gpu1.json" must not become a new, empty ./gpu1.json (every VM "Not on host").
+    user_config.write_text('[hosts]\ngpu1 = "sim:gpu1.json"\ngpu2 = { uri = "sim:sub/gpu2.json" }\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    here = user_config.parent
+    assert [spec.uri for spec in config.load().hosts] == [f"sim:{here / 'gpu1.json'}", f"sim:{here / 'sub' / 'gpu2.json'}"]
+    # the duplicate check reads it the same way: the config's own file, spelled absolute, is the same host
+    user_config.write_text(f'[hosts]\ngpu1 = "sim:gpu1.json"\ngpu2 = "sim:{here / "gpu1.json"}"\n')
+    with pytest.raises(ConfigError, match="hosts gpu1 and gpu2 have the same URI"):
+        config.load()
+    # --host and VGPU_HOST stay relative to the working directory
+    user_config.write_text("")
+    monkeypatch.setenv("VGPU_HOST", "b=sim:b.json")
+    assert config.load().hosts == (HostSpec("b", "sim:b.json"),)
+    assert config.load({"host": ["a=sim:a.json"]}).hosts == (HostSpec("a", "sim:a.json"),)

@@ -138,7 +138,8 @@ def _read_toml(path: str) -> dict[str, Any]:
         if key in CHECKED:
             data[key] = _checked_in_file(path, key, value)
     if "hosts" in data:
-        data["hosts"] = hostspecs.from_table(data["hosts"], path, settings=[key for key in _KEYS if key != "hosts"])
+        data["hosts"] = hostspecs.from_table(data["hosts"], path, settings=[key for key in _KEYS if key != "hosts"],
+                                            base=os.path.dirname(os.path.abspath(path)))
     return data
 
 

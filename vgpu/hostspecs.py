@@ -31,6 +31,7 @@ from .host_uri import ALLOWED as _URI_FORMS
 from .host_uri import check as _check_form
 from .host_uri import host_key as _host_key
 from .host_uri import refuse_password as _refuse_password
+from .paths import DEMO_URI
 from .uri_password import carries_password as _carries_password
 from .uri_password import password_span as _password_span
 
@@ -125,17 +126,18 @@ def _is_network(text: str) -> bool:
     return True
 
 
-def from_table(table: object, source: str, settings: Collection[str] = ()) -> dict[str, HostSpec]:
+def from_table(table: object, source: str, settings: Collection[str] = (), base: str | None = None) -> dict[str, HostSpec]:
     """The ``[hosts]`` table of a config file: label → HostSpec, in the file's order. ``settings``: the
     file's top-level setting names; TOML reads one written below ``[hosts]`` as a host, so a host by such a
-    name that is refused says where the setting belongs."""
+    name that is refused says where the setting belongs. ``base``: the file's directory, which a relative
+    ``sim:`` path is taken from (see :func:`_in_base`)."""
     if not isinstance(table, dict):
         raise _problem(source, f"hosts = {table!r} must be a table of LABEL = \"URI\" or LABEL = {{ uri = \"URI\", ... }}")
     specs: dict[str, HostSpec] = {}
     for label, entry in table.items():
         check_label(label, source)
         try:
-            specs[label] = _entry(label, entry, source)
+            specs[label] = _entry(label, entry, source, base)
         except ConfigError as bad:
             if label not in settings:
                 raise
@@ -144,15 +146,27 @@ def from_table(table: object, source: str, settings: Collection[str] = ()) -> di
     return specs
 
 
-def _entry(label: str, entry: object, source: str) -> HostSpec:
+def _in_base(uri: str, base: str | None) -> str:
+    """A relative ``sim:`` path of a config file, taken from the file's directory (``base``): from the working
+    directory, a run started elsewhere would open a new, empty host file there and call every VM missing.
+    ``--host`` and ``VGPU_HOST`` (no ``base``) keep the working directory, as a command line's paths do."""
+    import os.path  # only for a config's [hosts]: keeps the one-shot start-up light
+
+    path = uri[len("sim:"):] if uri.startswith("sim:") else None
+    if base is None or path is None or uri == DEMO_URI or os.path.isabs(path):
+        return uri
+    return f"sim:{os.path.join(base, path)}"
+
+
+def _entry(label: str, entry: object, source: str, base: str | None = None) -> HostSpec:
     if isinstance(entry, str):
-        return HostSpec(label, check_uri(entry, source, label))
+        return HostSpec(label, _in_base(check_uri(entry, source, label), base))
     if not isinstance(entry, dict) or "uri" not in entry:
         raise _problem(source, f"host {label} = {entry!r}: expected \"URI\" or {{ uri = \"URI\", ... }}")
     unknown = [key for key in entry if key not in _TABLE_KEYS]
     if unknown:
         raise _problem(source, f"host {label}: unknown setting {unknown[0]!r}; expected one of {', '.join(_TABLE_KEYS)}")
-    uri = check_uri(entry["uri"], source, label)
+    uri = _in_base(check_uri(entry["uri"], source, label), base)
     args_key = entry.get("args_key")
     if args_key is not None and not is_platform_key(args_key):
         raise _problem(source, f"host {label}: args_key = {args_key!r} must be {ARGS_KEY_RULE}")
