@@ -1103,3 +1103,19 @@ def test_one_xapi_host_with_no_password_to_use_is_still_the_callers_error(tmp_pa
         host = XapiHost.from_uri(world.pools["pool1"].uri())  # no prompt either
         with pytest.raises(ConfigError, match="VGPU_XAPI_PASSWORD: not set"):
             scan.status(store, host)  # a setting, not a host that is down: raised, as before fleets
+
+
+def test_a_scan_without_a_host_taken_out_of_the_config_does_not_learn_the_copies(twin_seen_by_schema_3, isolated_environment):
+    """A scan every configured host answered, but with gpu2 taken out of [hosts], never asked gpu2: after an
+    upgrade from schema 3, which hosts hold copies is still not known, so a change of TWIN while gpu2 (back in
+    the configuration) is down stays refused."""
+    world = twin_seen_by_schema_3
+    world.configure(isolated_environment / "config")
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    every_host = config.read_text()
+    config.write_text("\n".join(line for line in every_host.splitlines() if not line.startswith("gpu2 ")) + "\n")
+    assert world.cli("scan-vms", hosts=[]).code == 0  # gpu1 and pool1 answered: gpu2 was not asked
+    config.write_text(every_host)
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=low", hosts=[], stdin="yes\n")
+    assert outcome.code == 1, outcome
+    assert "host gpu2 could not be asked whether it has a copy" in outcome.one_error_line(), outcome

@@ -336,8 +336,10 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         marks = attention.select(conn)
         known = locations.select_places(conn) if labelled else {}
         copies = locations.select_copies(conn) if labelled else {}
-        # which hosts hold copies, unknown since an upgrade from schema 3, is learnt by a scan of every host
-        learnt = labelled and not fleet.elsewhere and not errors and locations.copies_unknown(conn)
+        # which hosts hold copies, unknown since an upgrade from schema 3, is learnt by a scan of every host: every
+        # one the database has seen a VM on, too (a host taken out of [hosts] was not asked, and may hold one)
+        learnt = (labelled and not fleet.elsewhere and not errors and locations.copies_unknown(conn)
+                  and all(place[0] in fleet.members for place in known.values()))
     report = _join(pool_rows, registered, listings, host_error, operations, known, copies, fleet)
     if marks and (fleet.elsewhere or report.elsewhere):  # VMs on hosts this run does not have are not shown, nor their marks
         here = {entry.vm.vm_uuid for entry in report.registered} | {host_vm.uuid for host_vm in report.unregistered}
