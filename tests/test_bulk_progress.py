@@ -19,6 +19,7 @@ from vgpu.errors import BulkInterrupted, InvalidValue, VgpuError
 from vgpu.models import PowerState
 from vgpu.sessions import Verdict
 
+from .interruptkit import interrupt_after, interrupt_of
 from .lifekit import Raising, Recorder, vm_uuid
 
 
@@ -294,24 +295,14 @@ def test_ctrl_c_while_writing_segments_hands_back_the_registered_vms_and_those_s
     assert len(written) == 3 and failures == [] and all(world.agrees(u) for u in unregistered[:4])
 
 
-def _interrupt_after(monkeypatch, module, name):
-    """``module.name`` does its work, then the caller gets a Ctrl-C: one landing just after it returned."""
-    real = getattr(module, name)
-
-    def then_ctrl_c(*args, **kwargs):
-        real(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(module, name, then_ctrl_c)
-
-
-def _interrupt_of(call) -> KeyboardInterrupt:
-    """The interrupt ``call()`` raised, whichever: a plain one escaping is a failure of the test, not of the run."""
-    try:
-        call()
-    except KeyboardInterrupt as caught:
-        return caught
-    pytest.fail("the call was not interrupted")
+def _registering_interrupted(world, monkeypatch, uuids, module, name):
+    """The plan registering ``uuids``, and the interrupt register_planned ended with, landing just after
+    ``module.name`` returned (patched for that call only)."""
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in uuids])
+    interrupt_after(monkeypatch, module, name)
+    caught = interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
+    monkeypatch.undo()
+    return plan, caught
 
 
 def _registered(world, uuids):
@@ -323,10 +314,7 @@ def test_ctrl_c_just_after_the_registering_transaction_hands_back_every_vm_regis
         world, unregistered, monkeypatch):
     # The transaction has committed, the batch writing the segments has not begun: every VM is registered
     # without its segment, which the partial result and its sentence must say (not a bare KeyboardInterrupt).
-    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:3]])
-    _interrupt_after(monkeypatch, vms, "db_register_many")
-    caught = _interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
-    monkeypatch.undo()
+    plan, caught = _registering_interrupted(world, monkeypatch, unregistered[:3], vms, "db_register_many")
     assert isinstance(caught, BulkInterrupted), "a bare KeyboardInterrupt, with nothing of what was registered"
     partial = caught.partial
     assert [(vm.vm_uuid, vm.vm_name, vm.config) for vm in partial.registered] == [
@@ -344,10 +332,7 @@ def test_ctrl_c_just_after_the_registering_transaction_hands_back_every_vm_regis
 def test_ctrl_c_after_the_registering_before_the_batch_begins_hands_back_the_vms_still_to_write(
         world, unregistered, monkeypatch):
     # Landing in the batch's setting up (its progress bar made, no VM begun), after the commit.
-    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:2]])
-    _interrupt_after(monkeypatch, workers, "reporter")
-    caught = _interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
-    monkeypatch.undo()
+    plan, caught = _registering_interrupted(world, monkeypatch, unregistered[:2], workers, "reporter")
     assert isinstance(caught, BulkInterrupted), "a bare KeyboardInterrupt, with nothing of what was registered"
     partial = caught.partial
     assert [vm.vm_uuid for vm in partial.registered] == unregistered[:2]
@@ -358,10 +343,7 @@ def test_ctrl_c_after_the_registering_before_the_batch_begins_hands_back_the_vms
 def test_ctrl_c_inside_the_registering_transaction_registers_nothing_and_stays_a_plain_interrupt(
         world, unregistered, monkeypatch):
     # Before the commit: the transaction is rolled back, nothing is registered, so there is no partial result.
-    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": u} for u in unregistered[:3]])
-    _interrupt_after(monkeypatch, audit, "record_registrations_since")
-    caught = _interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
-    monkeypatch.undo()
+    plan, caught = _registering_interrupted(world, monkeypatch, unregistered[:3], audit, "record_registrations_since")
     assert type(caught) is KeyboardInterrupt and caught.__notes__ == [
         "Interrupted before the registration was committed: nothing was registered or written."]
     assert _registered(world, unregistered[:3]) == [] and world.open_ops() == []

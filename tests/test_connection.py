@@ -23,6 +23,7 @@ from vgpu.power import StopPolicy
 from vgpu.store import Store
 
 from .clikit import REPO, run
+from .interruptkit import interrupt_after, interrupt_of
 
 VM_1, VM_21, VM_22, VM_23 = (demo.demo_uuid(name) for name in ("VM-1", "VM-21", "VM-22", "VM-23"))
 
@@ -422,19 +423,8 @@ def test_register_many_plans_again_when_its_plan_goes_stale_before_it_registers(
 
 
 def test_register_many_interrupted_just_after_registering_hands_back_the_vms_whose_segments_are_to_write(conn, monkeypatch):
-    real = vms.db_register_many
-
-    def register_then_ctrl_c(*args, **kwargs):  # a Ctrl-C landing as the transaction has committed
-        real(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(vms, "db_register_many", register_then_ctrl_c)
-    try:
-        conn.register_many([{"uuid": VM_21}, {"uuid": VM_22}, {"uuid": VM_23}])
-    except KeyboardInterrupt as interrupt:  # caught whatever it is: a bare one would stop the test run
-        caught = interrupt
-    else:
-        pytest.fail("register_many was not interrupted")
+    interrupt_after(monkeypatch, vms, "db_register_many")  # a Ctrl-C landing as the transaction has committed
+    caught = interrupt_of(lambda: conn.register_many([{"uuid": VM_21}, {"uuid": VM_22}, {"uuid": VM_23}]))
     monkeypatch.undo()
     assert isinstance(caught, BulkInterrupted), "a bare KeyboardInterrupt, with nothing of what was registered"
     partial = caught.partial

@@ -544,34 +544,29 @@ def test_writing_segments_goes_on_with_the_other_hosts_vms_when_one_host_stops_a
 # --- bulk planning of a VM last seen on a host this run does not have ------------------------------------------
 
 
-def test_a_bulk_plan_row_of_a_vm_last_seen_on_a_host_no_longer_configured_says_so(fleet_of_two):
-    store, sims, placed = fleet_of_two
-    scan.scan(store, Fleet(sims))  # where each VM is, remembered
-    on_gpu2 = next(uuid for uuid, label in placed.items() if label == "gpu2")
-    with pytest.raises(InvalidRows) as caught:
-        bulk.plan_many(store, Fleet({"gpu1": sims["gpu1"]}), [{"vm_uuid": on_gpu2, "priority": "high"}])
-    (problem,) = caught.value.problems
-    assert getattr(problem.error, "code", None) == "VM_ON_HOST_NOT_CONFIGURED", problem.error
-    assert str(problem.error).startswith(f"VM {on_gpu2} is on none of this run's hosts (gpu1); it was last seen on host "
-                                         "gpu2, which is not one of this run's configured hosts"), problem.error
-
-
-def test_a_bulk_plan_row_of_a_vm_last_seen_on_a_host_left_out_by_host_says_so(fleet_of_two):
+def seen_on_gpu2(fleet_of_two):
+    """The fleet scanned once (where each VM is, remembered), and one of gpu2's VMs."""
     store, sims, placed = fleet_of_two
     scan.scan(store, Fleet(sims))
-    on_gpu2 = next(uuid for uuid, label in placed.items() if label == "gpu2")
+    return store, sims, next(uuid for uuid, label in placed.items() if label == "gpu2")
+
+
+@pytest.mark.parametrize(("elsewhere", "change", "code", "why"), [
+    ((), {"priority": "high"}, "VM_ON_HOST_NOT_CONFIGURED", "which is not one of this run's configured hosts"),
+    (("gpu2", "gpu3"), {"pool": "B"}, "VM_ON_HOST_LEFT_OUT", "which this run leaves out"),
+])
+def test_a_bulk_plan_row_of_a_vm_last_seen_on_a_host_this_run_does_not_have_says_so(fleet_of_two, elsewhere, change, code, why):
+    store, sims, on_gpu2 = seen_on_gpu2(fleet_of_two)
     with pytest.raises(InvalidRows) as caught:
-        bulk.plan_many(store, Fleet({"gpu1": sims["gpu1"]}, elsewhere=["gpu2", "gpu3"]), [{"vm_uuid": on_gpu2, "pool": "B"}])
+        bulk.plan_many(store, Fleet({"gpu1": sims["gpu1"]}, elsewhere=list(elsewhere)), [{"vm_uuid": on_gpu2, **change}])
     (problem,) = caught.value.problems
-    assert getattr(problem.error, "code", None) == "VM_ON_HOST_LEFT_OUT", problem.error
+    assert getattr(problem.error, "code", None) == code, problem.error
     assert str(problem.error).startswith(f"VM {on_gpu2} is on none of this run's hosts (gpu1); it was last seen on host "
-                                         "gpu2, which this run leaves out"), problem.error
+                                         f"gpu2, {why}"), problem.error
 
 
 def test_a_registration_plan_update_of_a_vm_on_a_host_no_longer_configured_says_so(fleet_of_two):
-    store, sims, placed = fleet_of_two
-    scan.scan(store, Fleet(sims))
-    on_gpu2 = next(uuid for uuid, label in placed.items() if label == "gpu2")
+    store, sims, on_gpu2 = seen_on_gpu2(fleet_of_two)
     plan = bulk_register.plan_registrations(store, Fleet({"gpu1": sims["gpu1"]}), [{"uuid": on_gpu2, "pool": "B"}],
                                             on_existing="update")
     (problem,) = plan.problems

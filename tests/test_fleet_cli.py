@@ -45,6 +45,13 @@ def world(tmp_path, monkeypatch):
         yield made
 
 
+def b_one_untouched(world):
+    """A refused command left b-one (on gpu2) as it was: registered, nothing unfinished, its segment unchanged."""
+    with world.store() as store:
+        assert vms.find(store, B1) is not None and journal.unfinished(store) == []
+    assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
+
+
 def line_of(lines, uuid):
     """The VM's line in its pool's (or the unregistered) section: the first line about it."""
     return next(line for line in lines if line.startswith(f"UUID: {uuid} |"))
@@ -147,9 +154,7 @@ def test_a_run_narrowed_to_one_host_never_calls_another_hosts_vm_gone(world, iso
     else:
         assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1); it may be on gpu2 or pool1, which "
                                "this run leaves out (--host): run without --host, or with --host naming its host"), line
-    with world.store() as store:
-        assert vms.find(store, B1) is not None and journal.unfinished(store) == []
-    assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
+    b_one_untouched(world)
 
 
 def test_a_narrowed_scan_leaves_out_the_other_hosts_vms_needing_attention(world, isolated_environment):
@@ -670,9 +675,7 @@ def test_a_vm_last_seen_on_a_host_no_longer_configured_is_neither_unregistered_n
     line = outcome.one_error_line()
     assert line.startswith(f"error: VM {B1} is on none of this run's hosts (gpu1, pool1); it was last seen on host gpu2, "
                            "which is not one of this run's configured hosts"), line
-    with world.store() as store:
-        assert vms.find(store, B1) is not None and journal.unfinished(store) == []
-    assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
+    b_one_untouched(world)
     assert world.cli("register-vm", f"--vm-uuid={U1}", "--vm-id=2", hosts=[]).code == 2  # b-one keeps its vm_id
 
 
@@ -688,9 +691,7 @@ def test_a_run_narrowed_by_host_names_the_unconfigured_host_a_vm_was_last_seen_o
     line = outcome.one_error_line()
     assert line.startswith(f"error: VM {B1} is on none of this run's hosts ({narrowed}); it was last seen on host gpu2, "
                            "which is not one of this run's configured hosts"), line
-    with world.store() as store:
-        assert vms.find(store, B1) is not None and journal.unfinished(store) == []
-    assert world.sims["gpu2"].get_device_model_args(B1) == segment("B", 0, 2)
+    b_one_untouched(world)
 
 
 

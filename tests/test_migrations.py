@@ -29,6 +29,21 @@ def spec_file(path, *, pools_table: bool = True, user_version: int = 0) -> None:
         conn.execute(f"PRAGMA user_version = {user_version:d}")
 
 
+def ours_set_to(path, version: int) -> None:
+    """A database vgpu-admin made, whose user_version was then set to ``version`` by hand."""
+    Store(path).close()
+    with raw(path) as conn:
+        conn.execute(f"PRAGMA user_version = {version:d}")
+
+
+def version_1_tables(conn) -> None:
+    """The tables of a schema-1 vgpu database (the spec's and ours as version 1 made them), marked as ours."""
+    for script in (schema.SPEC_TABLES, schema.OUR_TABLES_V1):
+        for statement in filter(str.strip, script.split(";")):
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+
+
 def refused(path, *words: str) -> str:
     before = path.read_bytes()
     with pytest.raises(StoreError) as caught:
@@ -63,9 +78,7 @@ def test_a_spec_database_whose_user_version_another_program_set_is_refused_befor
 @pytest.mark.parametrize("version", [-1, -7, schema.LATEST_VERSION + 100])
 def test_a_vgpu_database_with_a_version_outside_the_known_ones_is_refused(tmp_path, version):
     path = tmp_path / "v.db"
-    Store(path).close()
-    with raw(path) as conn:
-        conn.execute(f"PRAGMA user_version = {version:d}")
+    ours_set_to(path, version)
     if version > schema.LATEST_VERSION:
         refused_words = ("newer than this vgpu-admin understands",)
     else:
@@ -80,10 +93,7 @@ def test_a_vgpu_database_with_a_version_outside_the_known_ones_is_refused(tmp_pa
 def test_a_version_1_database_set_to_minus_1_is_refused_naming_the_version_of_its_tables(tmp_path):
     path = tmp_path / "v1.db"
     with raw(path) as conn:
-        for script in (schema.SPEC_TABLES, schema.OUR_TABLES_V1):
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+        version_1_tables(conn)
         conn.execute("PRAGMA user_version = -1")
     text = refused(path, "schema version -1", "PRAGMA user_version = 1")
     assert "owner_boot_id" not in text
@@ -92,9 +102,7 @@ def test_a_version_1_database_set_to_minus_1_is_refused_naming_the_version_of_it
 @pytest.mark.parametrize("version", [0, 1, 2, 3])
 def test_a_vgpu_database_whose_version_is_lower_than_its_tables_is_refused_with_a_sentence(tmp_path, version):
     path = tmp_path / "v.db"
-    Store(path).close()
-    with raw(path) as conn:
-        conn.execute(f"PRAGMA user_version = {version:d}")
+    ours_set_to(path, version)
     text = refused(path, f"schema version {version}", f"those of version {schema.LATEST_VERSION}",
                    f"PRAGMA user_version = {schema.LATEST_VERSION}")
     assert "already exists" not in text and "duplicate column" not in text, text
@@ -105,11 +113,8 @@ def test_a_migration_that_meets_a_table_already_there_says_so_and_changes_nothin
     # "duplicate column name" during the migration becomes the sentence, and the migration is rolled back.
     path = tmp_path / "v1.db"
     with raw(path) as conn:
-        for script in (schema.SPEC_TABLES, schema.OUR_TABLES_V1):
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
+        version_1_tables(conn)
         conn.execute("ALTER TABLE vgpu_operations ADD COLUMN host TEXT")
-        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
         conn.execute("PRAGMA user_version = 1")
         conn.execute("PRAGMA journal_mode = WAL")  # as vgpu leaves it: opening it changes nothing by itself
     text = refused(path, "schema version 1", "does not match its tables", "duplicate column name: host")

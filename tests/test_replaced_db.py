@@ -42,6 +42,14 @@ def pool_a_name_and_integrity(db) -> tuple[str, str]:
         conn.close()
 
 
+
+def refused_move(store, spec, vm1, **options) -> str:
+    """Moving VM-1 to pool B through ``store``, refused by the database (StoreError): its sentence, the store closed."""
+    with pytest.raises(StoreError) as caught:
+        lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True, **options)
+    store.close()
+    return str(caught.value)
+
 def test_a_write_after_the_file_was_replaced_is_refused_and_writes_nothing(spec):
     backup_named(spec.db, spec.folder / "backup.db", "Restored")
     store = Store(spec.db)
@@ -139,10 +147,7 @@ def test_a_file_gone_during_the_shutdown_wait_starts_the_vm_again_and_says_no_da
 
     gone: list[str] = []
 
-    with pytest.raises(StoreError) as caught:
-        lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True, progress=gone_while_stopping)
-    store.close()
-    text = str(caught.value)
+    text = refused_move(store, spec, vm1, progress=gone_while_stopping)
     said = "replaced by another file" if how == "replaced" else "deleted"
     assert text.startswith(f"database {spec.db} was {said} during the change to VM {vm1}")
     assert text.count(said) == 1 and "rolling back also failed" not in text
@@ -176,10 +181,7 @@ def test_a_file_replaced_once_the_change_was_written_to_it_says_what_the_vm_runs
             os.replace(spec.folder / "backup.db", spec.db)
 
     then(monkeypatch, "update_device_model_args", swap)
-    with pytest.raises(StoreError) as caught:
-        lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True)
-    store.close()
-    text = str(caught.value)
+    text = refused_move(store, spec, vm1)
     assert text.startswith(f"database {spec.db} was replaced by another file during the change to VM {vm1}, "
                            "after the change had been written to the file it replaced")
     assert "the VM was stopped for the change and started again with its previous configuration" in text
@@ -251,10 +253,7 @@ def test_a_file_deleted_once_the_vm_started_with_its_change_says_it_runs_the_cha
     vm1 = spec.uuid("VM-1")
     store = Store(spec.db)
     then(monkeypatch, "start_vm", lambda: os.unlink(spec.db))  # the change is in place; closing it is refused
-    with pytest.raises(StoreError) as caught:
-        lifecycle.reconfigure_vm(store, spec.sim, vm1, pool="B", confirm=lambda plan: True)
-    store.close()
-    text = str(caught.value)
+    text = refused_move(store, spec, vm1)
     assert text.startswith(f"database {spec.db} was deleted during the change to VM {vm1}, after the change had been "
                            "written to it; the VM is running with its new configuration")
     assert "recover" not in text

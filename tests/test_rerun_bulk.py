@@ -10,6 +10,7 @@ import pytest
 from vgpu import audit, bulk, bulk_register, convert, pools, recovery, scan, tables, vms
 from vgpu.errors import BulkInterrupted, InvalidRows, InvalidValue, NotRows, StoreError
 
+from .interruptkit import interrupt_after, interrupt_of
 from .lifekit import World, config, vm_uuid
 
 
@@ -171,19 +172,8 @@ def test_an_interrupt_just_after_registering_hands_back_the_new_the_skipped_and_
     assert plan.to_write == (vm_uuid(10),) and [vm.vm_uuid for vm in plan.vms] == [vm_uuid(11), vm_uuid(12)]
     # another session registers VM 12 as its row asks, with the vm_id the plan chose for it: skipped
     vms.db_register_many(world.store, [{**NEW[2], "vm_id": plan.vms[1].vm_id}])
-    real = vms.db_register_many
-
-    def register_then_ctrl_c(*args, **kwargs):  # the Ctrl-C lands once a pass has committed
-        real(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(vms, "db_register_many", register_then_ctrl_c)
-    try:
-        bulk_register.register_planned(world.store, world.sim, plan)
-    except KeyboardInterrupt as interrupt:  # caught whatever it is: a bare one would stop the test run
-        caught = interrupt
-    else:
-        pytest.fail("register_planned was not interrupted")
+    interrupt_after(monkeypatch, vms, "db_register_many")  # the Ctrl-C lands once a pass has committed
+    caught = interrupt_of(lambda: bulk_register.register_planned(world.store, world.sim, plan))
     monkeypatch.undo()
     assert isinstance(caught, BulkInterrupted)
     partial = caught.partial
