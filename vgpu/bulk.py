@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import attrs
 
 from . import journal, lifecycle, locations, reporting, tables, values, views, vms, workers
+from .confirming import ask, check_confirm
 from .errors import BulkInterrupted, Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
@@ -351,7 +352,7 @@ def reconfigure_many(
 ) -> BulkResult:
     """Plan every change, ask once, then apply with at most ``concurrency`` VMs at a time, and at most
     ``per_host`` of one host of a fleet (see :func:`apply_many` for ``progress`` and interrupts)."""
-    lifecycle.check_confirm(confirm)
+    check_confirm(confirm)
     workers.check_concurrency(concurrency)
     if per_host is not None:
         workers.check_concurrency(per_host, "per_host")
@@ -360,5 +361,5 @@ def reconfigure_many(
     bulk = plan_many(store, host, changes)
     if not bulk.changing:
         return BulkResult((), ())
-    lifecycle.ask(confirm, bulk)
+    ask(confirm, bulk)
     return apply_many(store, host, bulk, progress=progress, policy=policy, concurrency=concurrency, per_host=per_host)

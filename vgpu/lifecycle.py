@@ -22,7 +22,8 @@ import attrs
 
 from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .basics import NAME_MAX
-from .errors import (Cancelled, DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
+from .confirming import ask, check_confirm
+from .errors import (DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
                      PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
@@ -46,8 +47,6 @@ from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; c
 )
 from .store import Store
 
-
-_Plan = TypeVar("_Plan")
 
 
 # --- single steps -----------------------------------------------------------------------------------------
@@ -252,25 +251,6 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     return ReconfigurePlan(
         change.vm, change.new, seen.power_state, seen.device_model_args, booted, apply_now, args_quoted(host, vm_uuid)
     )
-
-
-def check_confirm(confirm: object) -> None:
-    """Refuse a ``confirm`` that cannot be asked (True, "yes", None) before anything is planned: a caller's
-    slip, not a user's no, so InvalidValue rather than the Cancelled that ask() would make of it."""
-    if not callable(confirm):
-        raise InvalidValue("confirm", confirm, "a function that takes the plan and returns True to go ahead")
-
-
-def ask(confirm: Callable[[_Plan], bool], plan: _Plan) -> None:
-    """Ask the caller's confirm callback; anything but True (an exception included) cancels."""
-    try:
-        answer = confirm(plan)
-    except Cancelled:
-        raise  # the callback cancelled, saying why itself (vgpu-admin's, for an answer it could not read)
-    except Exception as error:  # a callback that fails must fail closed, whatever it raised
-        raise Cancelled(f"Cancelled: the confirmation failed ({error}); nothing was changed.") from error
-    if answer is not True:
-        raise Cancelled()
 
 
 @one_fleet_operation
