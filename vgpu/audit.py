@@ -20,7 +20,8 @@ from .values import parse_count, parse_pool_id, parse_uuid
 if TYPE_CHECKING:
     import json
 
-ACTIONS = ("register", "update", "remove", "rename-pool", "stop")  # stop: how vgpu-admin stopped a VM
+# stop: how vgpu-admin stopped a VM; forget-host: where a VM was last seen, forgotten with its host (vgpu.locations)
+ACTIONS = ("register", "update", "remove", "rename-pool", "stop", "forget-host")
 
 
 def record(conn: sqlite3.Connection, action: str, subject: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:

@@ -106,6 +106,12 @@ class Settings:
         return f"host = in {source}"  # a config file's path (as vgpu.hypervisor.codes.widen_advice reads it)
 
     @property
+    def configured_labels(self) -> tuple[str, ...]:
+        """Every host label this run configures: its own hosts and those of ``[hosts]`` it leaves out (a host
+        named by its URI alone has no label). What ``forget-host`` refuses to forget."""
+        return tuple(dict.fromkeys(spec.label for spec in (*self.hosts, *self.configured) if spec.label))
+
+    @property
     def is_fleet(self) -> bool:
         """More than one host in this run: outputs name each VM's host."""
         return len(self.hosts) > 1

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # annotations only: a connection imports each module when a m
     from .bulk import BulkFailure, BulkPlan, BulkResult
     from .bulk_register import RegistrationPlan, RegistrationResult
     from .hypervisor.base import Hypervisor
+    from .locations import ForgetHostPlan
     from .lifecycle import ReconfigurePlan, ReconfigureResult, RegisterResult, RemoveResult, RepairResult
     from .models import VM, Pool, PoolDetail
     from .power import StopPolicy
@@ -398,6 +399,24 @@ class Connection:
         from . import bulk_register
 
         return self._call("write_segments", bulk_register.write_segments, (self.store, self.host, vm_uuids), options)
+
+    # --- hosts retired for good ------------------------------------------------------------------------
+
+    def plan_forget_host(self, label: object, **options: Any) -> ForgetHostPlan:
+        """What forgetting host ``label`` (retired for good, taken out of the settings' hosts) would remove;
+        changes nothing (:func:`vgpu.locations.plan_forget_host`)."""
+        from . import locations
+
+        return self._call("plan_forget_host", locations.plan_forget_host,
+                          (self.store, label, self.settings.configured_labels), options)
+
+    def forget_host(self, label: object, **options: Any) -> ForgetHostPlan:
+        """Forget host ``label``: where VMs were last seen there and the copies recorded there, in one
+        transaction, after ``confirm`` (required) says yes; no VM is unregistered. A host the settings
+        configure is refused (:func:`vgpu.locations.forget_host`). Asks no host."""
+        from . import locations
+
+        return self._call("forget_host", locations.forget_host, (self.store, label, self.settings.configured_labels), options)
 
     # --- history and recovery --------------------------------------------------------------------------
 

@@ -8,22 +8,29 @@ unreachable") instead of missing, ``list-vms`` says where each VM is without ask
 rather than leaving that copy behind (a fleet's database upgraded from schema 3, which kept one host per
 UUID, has every host taken for a possible copy until a scan hears them all). A single host named by its URI alone
 (label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
+
+A host retired for good is let go of by :func:`forget_host` (``vgpu-admin forget-host LABEL``): until then,
+a VM last seen there (or with a copy there) is refused by every change, since that host may still run it.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Collection, Iterable, Mapping
+from typing import Callable, Collection, Iterable, Mapping
 
 import attrs
 
-from .errors import HypervisorError, StoreError
+from . import audit
+from .confirming import ask, check_confirm
+from .errors import Busy, HypervisorError, InvalidValue, StoreError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Fleet
 from .models import VM
+from .naming import natural_key
 from .store import Store
 from .tables import VMList
+from .vms import select_vms
 
 
 @attrs.frozen
@@ -160,3 +167,127 @@ def record(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]
         " SET host = excluded.host, resident_on = excluded.resident_on, seen_at = strftime('%Y-%m-%d %H:%M:%f', 'now')",
         [row for row in rows if row[1]],
     )
+
+
+# --- forgetting a host retired for good ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class ForgetHostPlan:
+    """What forgetting host ``host`` removes (:func:`forget_host`): where ``vms`` (registered) and
+    ``unregistered`` (UUIDs) were last seen, and the copies recorded there (``copies``: UUIDs last seen on
+    another host too). ``moved``: (UUID, host) for each VM last seen there that another host listed at the
+    same time, which stays last seen on that host. No VM is unregistered."""
+
+    host: str
+    vms: VMList
+    unregistered: tuple[str, ...]
+    copies: tuple[str, ...]
+    moved: tuple[tuple[str, str], ...]
+
+    @property
+    def last_seen(self) -> int:
+        """How many VMs (registered or not) were last seen on the host."""
+        return len(self.vms) + len(self.unregistered)
+
+
+def remembered_hosts(conn: sqlite3.Connection) -> list[str]:
+    """Every host label the database remembers a VM (or a copy of one) on, in natural order."""
+    rows = conn.execute("SELECT host FROM vgpu_locations UNION SELECT host FROM vgpu_location_copies")
+    return sorted((str(host) for (host,) in rows), key=natural_key)
+
+
+def forgettable(store: Store, configured: Collection[str]) -> tuple[str, ...]:
+    """The hosts :func:`forget_host` can forget: those the database remembers that are not ``configured``
+    (a run's labels: :attr:`vgpu.config.Settings.configured_labels`)."""
+    with store.reading() as conn:
+        return tuple(label for label in remembered_hosts(conn) if label not in configured)
+
+
+def plan_forget_host(store: Store, label: object, configured: Collection[str]) -> ForgetHostPlan:
+    """What :func:`forget_host` would remove; changes nothing. InvalidValue for a host of ``configured`` (the
+    run's labels: it may still run its VMs) or one the database does not remember; Busy while an operation
+    made on that host is unfinished (recover needs the host)."""
+    with store.reading() as conn:
+        return _plan_forget(conn, label, configured)
+
+
+def forget_host(store: Store, label: object, configured: Collection[str], *,
+                confirm: Callable[[ForgetHostPlan], bool]) -> ForgetHostPlan:
+    """Forget host ``label``, retired for good: shows ``confirm`` the plan (:func:`plan_forget_host`), then in
+    one transaction removes where VMs were last seen on it and the copies recorded there, each VM's entry in
+    the history (action ``forget-host``). A VM last seen there is then a registered VM none of the hosts has,
+    so ``remove-vm`` unregisters it; one another host listed at the same time stays last seen there.
+
+    The "copies unknown" mark of a database upgraded from schema 3 (:func:`copies_unknown`) is left as it is:
+    it only makes changes ask every host of the run, and the next scan every configured host answers clears it,
+    as ever (the forgotten host no longer holding it back). Returns what was forgotten, as read in the
+    transaction that forgot it; Cancelled when ``confirm`` says anything but True."""
+    check_confirm(confirm)
+    ask(confirm, plan_forget_host(store, label, configured))
+    with store.writing() as conn:
+        plan = _plan_forget(conn, label, configured)  # again under the write lock: what is there now goes
+        _forget(conn, plan)
+    return plan
+
+
+def _plan_forget(conn: sqlite3.Connection, label: object, configured: Collection[str]) -> ForgetHostPlan:
+    remembered = remembered_hosts(conn)
+    allowed = tuple(host for host in remembered if host not in configured)
+    if label in configured:
+        raise InvalidValue("host", label, allowed, sentence=(
+            f"host {label!r} is configured in this run (in [hosts], or given by --host), so it may still run its VMs: "
+            "take it out of the config first; only a host no longer configured can be forgotten"))
+    if not isinstance(label, str) or label not in remembered:
+        which = (f"the hosts it remembers that this run does not configure are {', '.join(allowed)}" if allowed
+                 else "it remembers no host that this run does not configure")
+        raise InvalidValue("host", label, allowed, sentence=f"host {label!r} is not remembered by the database: {which}")
+    _check_no_operation(conn, label)
+    placed = [str(uuid) for (uuid,) in conn.execute("SELECT vm_uuid FROM vgpu_locations WHERE host = ? ORDER BY vm_uuid", (label,))]
+    copies = tuple(str(uuid) for (uuid,) in conn.execute(
+        "SELECT vm_uuid FROM vgpu_location_copies WHERE host = ? AND vm_uuid NOT IN"
+        " (SELECT vm_uuid FROM vgpu_locations WHERE host = ?) ORDER BY vm_uuid", (label, label)))
+    registered, there = {vm.vm_uuid: vm for vm in select_vms(conn)}, set(placed)
+    return ForgetHostPlan(label, VMList(vm for vm in registered.values() if vm.vm_uuid in there),
+                          tuple(uuid for uuid in placed if uuid not in registered), copies,
+                          _new_places(conn, label, configured))
+
+
+def _new_places(conn: sqlite3.Connection, label: str, configured: Collection[str]) -> tuple[tuple[str, str], ...]:
+    """Each VM last seen on ``label`` that another host listed at the same time, with the host that becomes
+    its place: a configured one first, then by name."""
+    others: dict[str, list[str]] = {}
+    for uuid, host in conn.execute(
+            "SELECT vm_uuid, host FROM vgpu_location_copies WHERE host <> ? AND vm_uuid IN"
+            " (SELECT vm_uuid FROM vgpu_locations WHERE host = ?)", (label, label)):
+        others.setdefault(str(uuid), []).append(str(host))
+    return tuple((uuid, min(hosts, key=lambda host: (host not in configured, natural_key(host))))
+                 for uuid, hosts in sorted(others.items()))
+
+
+def _check_no_operation(conn: sqlite3.Connection, label: str) -> None:
+    """Busy when an operation made on host ``label`` is unfinished: recover takes it back to that host alone."""
+    row = conn.execute("SELECT op_id, vm_uuid, started_at FROM vgpu_operations WHERE host = ? AND finished_at IS NULL"
+                       " ORDER BY op_id LIMIT 1", (label,)).fetchone()
+    if row is None:
+        return
+    op_id, vm_uuid, since = row
+    error = Busy(str(vm_uuid), str(since), int(op_id), interrupted=True)
+    error.reword(f"host {label} has an unfinished change of VM {vm_uuid} (started {since}), and recover needs that host "
+                 f"to finish or undo it: give it again (in [hosts], or --host {label}=URI), run 'vgpu-admin recover', "
+                 f"then forget it; nothing was forgotten")
+    raise error
+
+
+def _forget(conn: sqlite3.Connection, plan: ForgetHostPlan) -> None:
+    """Remove what ``plan`` names, inside the caller's write transaction, with a history entry for each VM."""
+    label, moved = plan.host, dict(plan.moved)
+    for uuid, host in plan.moved:
+        conn.execute("UPDATE vgpu_locations SET host = ?, resident_on = NULL WHERE vm_uuid = ?", (host, uuid))
+        conn.execute("DELETE FROM vgpu_location_copies WHERE vm_uuid = ? AND host = ?", (uuid, host))
+    conn.execute("DELETE FROM vgpu_locations WHERE host = ?", (label,))
+    conn.execute("DELETE FROM vgpu_location_copies WHERE host = ?", (label,))
+    for uuid in sorted([vm.vm_uuid for vm in plan.vms] + list(plan.unregistered)):
+        audit.record(conn, "forget-host", uuid, {"host": label}, {"host": moved[uuid]} if uuid in moved else None)
+    for uuid in plan.copies:
+        audit.record(conn, "forget-host", uuid, {"copy_on": label}, None)

@@ -170,7 +170,8 @@ _SENTENCES = {
                          "(--host): run without --host, or with --host naming its host",  # see left_out
     VM_ON_HOST_NOT_CONFIGURED: "{vm} is on none of this run's hosts ({0}); it was last seen on host {1}, which is not one "
                                "of this run's configured hosts (not in [hosts], nor given by --host), so it may still be "
-                               "there: give that host again (in [hosts], or --host {1}=URI) to act on it",
+                               "there: give that host again (in [hosts], or --host {1}=URI) to act on it, or, if it is gone for "
+                               "good, 'vgpu-admin forget-host {1}'",
     MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
                      "be changed and vgpu does not stop it; define it first (virsh define)",

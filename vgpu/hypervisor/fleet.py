@@ -577,7 +577,8 @@ def outside_refusal(vm_uuid: str, found_on: str, other: str, members: str, *, le
     else:
         why, code = ("which is not one of this run's configured hosts (not in [hosts], nor given by --host), so it "
                      "could not be asked"), codes.VM_ON_HOST_NOT_CONFIGURED
-        advice = f"Give that host again (in [hosts], or --host {other}=URI beside the others) to ask it"
+        advice = (f"Give that host again (in [hosts], or --host {other}=URI beside the others) to ask it, or, if it is "
+                  f"gone for good, 'vgpu-admin forget-host {other}'")
     return HypervisorError(code, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {other}{too}, {why}: "
                                  f"a copy may still be there, which a change made on {found_on} alone would leave "
                                  f"behind; nothing was done. {advice}", [members, other])
