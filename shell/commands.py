@@ -17,6 +17,7 @@ POOL = "pool"
 PRIORITY = "priority"
 VM_ID = "vm_id"
 VM_NAME = "vm_name"
+FORGETTABLE_HOST = "forgettable_host"  # a host label the database remembers that the run does not configure
 TEXT = "text"
 NUMBER = "number"
 SECONDS = "seconds"  # a duration: plain decimal seconds
@@ -24,7 +25,7 @@ FORMAT = "format"
 COMMAND = "command"
 FLAG = "flag"  # takes no value
 
-COMPLETED_KINDS = (VM_UUID, HOST_VM_UUID, ANY_VM_UUID, POOL, PRIORITY, FORMAT, COMMAND, VM_NAME)
+COMPLETED_KINDS = (VM_UUID, HOST_VM_UUID, ANY_VM_UUID, POOL, PRIORITY, FORMAT, COMMAND, VM_NAME, FORGETTABLE_HOST)
 FORMATS = ("text", "json")
 
 
@@ -51,7 +52,7 @@ class Option(Frozen):
         return self.metavar or {
             VM_UUID: "<uuid>", HOST_VM_UUID: "<uuid>", ANY_VM_UUID: "<uuid>", POOL: "<A|B>",
             PRIORITY: "<low|medium|high>", VM_ID: "<id>", VM_NAME: "<name>", FORMAT: "<text|json>",
-            NUMBER: "<n>", SECONDS: "<seconds>", TEXT: "<text>", COMMAND: "<command>",
+            NUMBER: "<n>", SECONDS: "<seconds>", TEXT: "<text>", COMMAND: "<command>", FORGETTABLE_HOST: "<label>",
         }.get(self.kind, "")
 
 
@@ -95,7 +96,7 @@ class Command(Frozen):
     def usage(self) -> str:
         parts = [self.name]
         if self.positional is not None:
-            parts.append(f"[{self.positional.placeholder}]")
+            parts.append(self.positional.placeholder if self.positional.required else f"[{self.positional.placeholder}]")
         for opt in self.options:
             text = opt.flag if opt.kind == FLAG else f"{opt.flag}={opt.placeholder}"
             parts.append(text if opt.required else f"[{text}]")
@@ -293,6 +294,24 @@ COMMANDS: tuple[Command, ...] = (
             "anything is left to do."
         ),
         examples=("vgpu-admin recover", "vgpu-admin recover --take-over"), needs_host=True, changes=True,
+    ),
+    Command(
+        "forget-host", "Forget a host retired for good: where VMs were last seen on it", "forget_host",
+        (Option("yes", FLAG, "forget without asking (for scripts)"),),
+        positional=Option("label", FORGETTABLE_HOST, "the host's label: one the database remembers that this run "
+                                                     "does not configure", required=True),
+        details=(
+            "A VM last seen on a host taken out of [hosts] (or with a copy recorded there) is refused by every change, "
+            "since that host may still run it. When the host is gone for good, forget-host lets go of it: it shows "
+            "the VMs last seen there and how many copies are recorded there, asks 'Do you want to forget host LABEL? "
+            "(yes/no)' (--yes skips the question), then removes what the database remembers of the host in one "
+            "transaction, recorded in the history. No VM is unregistered: a VM last seen only there is then a "
+            "registered VM none of the configured hosts has (remove-vm unregisters it), and one another host listed "
+            "at the same time stays last seen there. A host this run configures (in [hosts], or given by --host) is "
+            "refused: take it out of the config first. So is a host with an unfinished change, which recover needs "
+            "it for. No host is asked."
+        ),
+        examples=("vgpu-admin forget-host gpu2", "vgpu-admin forget-host gpu2 --yes"), changes=True,
     ),
     Command(
         "repair-db", "Restore the spec's constraints and indexes in the database", "repair_db",

@@ -176,6 +176,12 @@ def _unregistered_names(fragment: Fragment, names: NameCache, limit: int) -> lis
     return [Suggestion(shlex.quote(vm.name), fragment.start, vm.name, vm.uuid) for vm in matches]
 
 
+def _forgettable_hosts(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
+    meta = "remembered by the database, not configured in this run"
+    return [Suggestion(label, fragment.start, label, meta) for label in names.forgettable_hosts
+            if label.startswith(fragment.said)][:limit]
+
+
 VALUE_COMPLETERS: dict[str, Callable[[Fragment, NameCache, int], list[Suggestion]]] = {
     table.VM_UUID: _vm_uuids("registered"),
     table.HOST_VM_UUID: _vm_uuids("on_host"),
@@ -185,4 +191,5 @@ VALUE_COMPLETERS: dict[str, Callable[[Fragment, NameCache, int], list[Suggestion
     table.FORMAT: _fixed(FORMAT_META),
     table.COMMAND: _help_topics,
     table.VM_NAME: _unregistered_names,
+    table.FORGETTABLE_HOST: _forgettable_hosts,
 }

@@ -220,6 +220,19 @@ def recover(ctx: Context, opts: dict) -> int:
     return 0 if all(r.settled for r in results) else 1
 
 
+def forget_host(ctx: Context, opts: dict) -> int:
+    from vgpu import locations
+
+    def confirm(plan) -> bool:
+        ctx.console.say_lines(render.forget_host_plan(plan))
+        return True if opts.get("yes") else ctx.console.confirm(render.forget_question(plan.host))
+
+    forgotten = locations.forget_host(ctx.store, opts["label"], ctx.settings.configured_labels, confirm=confirm)
+    ctx.changed()
+    ctx.console.say(render.forgotten(forgotten))
+    return 0
+
+
 def repair_db(ctx: Context, opts: dict) -> int:
     from vgpu.store import repair_schema
 

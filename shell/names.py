@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vgpu import errors, pools, vms
+from vgpu import errors, locations, pools, vms
 from vgpu.hypervisor.fleet import as_fleet
 from vgpu.naming import natural_key
 
@@ -45,6 +45,7 @@ class NameCache:
     pools: tuple[PoolName, ...] = ()
     host_ok: bool = False  # False: the host could not be listed (the VMs are the DB's only)
     db_ok: bool = True
+    forgettable_hosts: tuple[str, ...] = ()  # hosts the DB remembers that the run does not configure (forget-host)
     # Derived once, in __post_init__ (on the refresher's thread), for the completion kinds.
     on_host: tuple[VMName, ...] = field(default=(), init=False)  # unregistered first (register-vm)
     every: tuple[VMName, ...] = field(default=(), init=False)
@@ -75,10 +76,12 @@ def vm_name(uuid: str, name: str | None, pool: str | None, on_host: bool, host_k
     return VMName(uuid, name, pool, on_host, key, f"{uuid}\n{key}", meta)
 
 
-def build(store, host) -> NameCache:
+def build(store, host, configured: tuple[str, ...] = ()) -> NameCache:
     """A fresh snapshot from ``store`` and ``host``; DB-only when ``host`` is None or fails (host-only when
-    ``store`` is). Never raises a VgpuError: a completion list with what could be read beats no shell."""
+    ``store`` is). ``configured``: the run's host labels, which forget-host does not offer. Never raises a
+    VgpuError: a completion list with what could be read beats no shell."""
     registered_vms, pool_rows, db_ok = _db_listing(store)
+    forgettable = _forgettable(store, configured) if db_ok else ()
     host_vms, host_known = _host_listing(host)
     on_host = {vm.uuid.lower(): vm for vm in host_vms}
     registered = tuple(
@@ -93,7 +96,7 @@ def build(store, host) -> NameCache:
         )
     )
     pool_names = tuple(PoolName(p.pool_id, p.pool_name, p.vm_count) for p in pool_rows)
-    return NameCache(registered, unregistered, pool_names, host_ok=host_known, db_ok=db_ok)
+    return NameCache(registered, unregistered, pool_names, host_ok=host_known, db_ok=db_ok, forgettable_hosts=forgettable)
 
 
 def _db_listing(store):
@@ -103,6 +106,13 @@ def _db_listing(store):
         return vms.list_vms(store), pools.list_pools(store), True
     except errors.VgpuError:  # locked or damaged: the toolbar says so, and the host's names still complete
         return [], [], False
+
+
+def _forgettable(store, configured: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return locations.forgettable(store, configured)
+    except errors.VgpuError:  # the VMs' names were read a moment ago; these are worth no failure of their own
+        return ()
 
 
 def _host_listing(host) -> tuple[list, bool]:

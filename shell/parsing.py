@@ -222,6 +222,9 @@ def parse(words: list[str], *, in_repl: bool = False) -> tuple[Command, dict[str
 
 
 def _check_required(command: Command, options: dict[str, str | bool]) -> None:
+    positional = command.positional
+    if positional is not None and positional.required and positional.name not in options:
+        raise UsageError(f"{command.name} needs {positional.placeholder}")
     missing = [opt for opt in command.options if opt.required and opt.name not in options]
     if missing:
         needed = " ".join(f"{opt.flag}={opt.placeholder}" for opt in missing)

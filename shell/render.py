@@ -262,6 +262,38 @@ def removed(result) -> str:
     return text
 
 
+def forget_host_plan(plan) -> Iterator[str]:
+    """What forget-host will remove (vgpu.locations.ForgetHostPlan), before its question: the registered VMs
+    last seen there as list-vms lists them, then how many unregistered VMs and copies."""
+    host = shown(plan.host)
+    yield (f"Forget host {host} (not configured in this run): where its VMs were last seen is forgotten; "
+           "no VM is unregistered.")
+    yield ""
+    yield f"=== Registered VMs last seen on {host}: {len(plan.vms)} ==="
+    yield from (vm_line(vm, host) for vm in plan.vms)
+    moved = {uuid for uuid, _ in plan.moved}
+    for vm in plan.vms:
+        if vm.vm_uuid in moved:
+            yield f"{name_of(vm)} ({vm.vm_uuid}) was listed by {shown(dict(plan.moved)[vm.vm_uuid])} too, and stays last seen there."
+    yield ""
+    yield f"Unregistered VMs last seen on {host}: {len(plan.unregistered)}"
+    yield f"Copies recorded on {host}: {len(plan.copies)}"
+    yield ""
+    yield (f"Afterwards a VM last seen only on {host} is a registered VM that none of the configured hosts has: "
+           "scan-vms shows it as such, and remove-vm unregisters it.")
+
+
+def forget_question(label: str) -> str:
+    return f"  Do you want to forget host {shown(label)}? (yes/no): "
+
+
+def forgotten(plan) -> str:
+    return (f"Host {shown(plan.host)} forgotten: {plural(plan.last_seen, 'VM')} no longer last seen there "
+            f"({len(plan.vms)} registered), {len(plan.copies)} {'copy' if len(plan.copies) == 1 else 'copies'} no "
+            "longer recorded there; "
+            "no VM was unregistered.")
+
+
 def operation_text(op) -> str:
     """One unfinished operation: what, where it stopped, since when (and, while alive, whose)."""
     text = f"{shown(op.kind)} at step {shown(op.step)}, since {shown(op.started_at)}"
@@ -422,7 +454,8 @@ def segment_status(expected: VMConfig, segment, instead: str | None = None) -> s
 
 # How history shows each recorded field, in this order (the audit log keeps them raw: pool ids, priority
 # numbers); a field not listed here is shown as it is stored, after these.
-_HISTORY_LABELS = {"pool_id": "pool", "priority": "priority", "vm_id": "VM ID", "vm_name": "name", "pool_name": "name"}
+_HISTORY_LABELS = {"pool_id": "pool", "priority": "priority", "vm_id": "VM ID", "vm_name": "name", "pool_name": "name",
+                   "host": "last seen on", "copy_on": "copy on"}  # the last two: forget-host
 
 
 def _history_value(key: str, value: object) -> str:

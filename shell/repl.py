@@ -20,7 +20,7 @@ from . import pasting, runner
 from .completer import threaded_completer
 from .context import Context
 from .history import open_history
-from .names import EMPTY, NameCache
+from .names import EMPTY, NameCache, build as build_names
 from .refresher import Refresher
 from .script import STOPS
 
@@ -41,7 +41,9 @@ def run_repl(ctx: Context, *, input=None, output=None) -> int:
     still goes to ``ctx.console``.
     """
     store, host = _open_sources(ctx)
-    refresher = Refresher(store, host, on_swap=lambda: session.app.invalidate())
+    configured = ctx.settings.configured_labels  # forget-host completes the remembered hosts that are not these
+    refresher = Refresher(store, host, build=lambda store, host: build_names(store, host, configured),
+                          on_swap=lambda: session.app.invalidate())
     session = _session(ctx, refresher, input, output)
     with _shell_hooks(ctx, refresher, prompt_reader(session.input, session.output)):
         refresher.request()
