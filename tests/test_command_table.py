@@ -16,7 +16,7 @@ from .clikit import SpecHost
 REPO = Path(__file__).resolve().parent.parent
 NAMED_KINDS = (
     commands.VM_UUID, commands.HOST_VM_UUID, commands.ANY_VM_UUID, commands.POOL, commands.PRIORITY,
-    commands.FORMAT, commands.COMMAND, commands.VM_NAME,
+    commands.FORMAT, commands.COMMAND, commands.VM_NAME, commands.FORGETTABLE_HOST,
 )
 KNOWN_KINDS = NAMED_KINDS + (commands.VM_ID, commands.TEXT, commands.NUMBER, commands.SECONDS, commands.FLAG)
 ALL_OPTIONS = [
@@ -30,8 +30,12 @@ ALL_OPTIONS = [
 def spec_names(tmp_path_factory):
     from shell import names
 
+    from vgpu import locations
+
     spec = SpecHost(tmp_path_factory.mktemp("spec"))
     with Store(spec.db) as store:
+        with store.writing() as conn:  # VM-1 last seen on a host no longer configured: forget-host completes it
+            locations.record(conn, [(spec.uuid("VM-1"), "retired", None)])
         return names.build(store, spec.sim)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import vgpu
 from shell.parsing import take_globals
-from vgpu import audit, bulk, bulk_register, config, demo, lifecycle, opening, pools, recovery, scan, vms, workers
+from vgpu import audit, bulk, bulk_register, config, demo, lifecycle, locations, opening, pools, recovery, scan, vms, workers
 from vgpu.connection import Connection, connect, resolve_settings
 from vgpu.errors import BulkInterrupted, ConfigError, InvalidRows, InvalidValue, StoreError, VgpuError
 from vgpu.hypervisor.sim import SimHost
@@ -236,8 +236,11 @@ ROUTES = [
     ("register_planned", (PLAN,), {"progress": "auto", "concurrency": 8}, bulk_register, "register_planned", True),
     ("write_segments", ([VM_1],), {"concurrency": 2}, bulk_register, "write_segments", True),
     ("recover", (), {"progress": _progress, "take_over": True}, recovery, "recover", True),
+    ("plan_forget_host", ("gpu2",), {}, locations, "plan_forget_host", False),
+    ("forget_host", ("gpu2",), {"confirm": _confirm}, locations, "forget_host", False),
 ]
 TAKES_POLICY = {"reconfigure_vm", "apply_vm", "apply_plan", "apply_many", "reconfigure_many", "recover"}
+TAKES_CONFIGURED = {"plan_forget_host", "forget_host"}  # the settings' host labels, after the label
 
 
 def _spy(monkeypatch, module, name):
@@ -260,7 +263,8 @@ def test_each_method_calls_its_function_with_the_store_host_and_options(conn, mo
     assert getattr(conn, method)(*args, **options) == ("returned by", function)
     expected = dict(options, policy=conn.policy) if method in TAKES_POLICY else options
     front = (conn.store, conn.host) if uses_host else (conn.store,)
-    assert calls == [((*front, *args), expected)]
+    configured = (conn.settings.configured_labels,) if method in TAKES_CONFIGURED else ()
+    assert calls == [((*front, *args, *configured), expected)]
     assert len(opened_hosts) == (1 if uses_host else 0)  # opened on first use, once; never to read the database
 
 
