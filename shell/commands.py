@@ -297,21 +297,21 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "forget-host", "Forget a host retired for good: where VMs were last seen on it", "forget_host",
-        (Option("yes", FLAG, "forget without asking (for scripts)"),),
+        (),
         positional=Option("label", FORGETTABLE_HOST, "the host's label: one the database remembers that this run "
                                                      "does not configure", required=True),
         details=(
             "A VM last seen on a host taken out of [hosts] (or with a copy recorded there) is refused by every change, "
             "since that host may still run it. When the host is gone for good, forget-host lets go of it: it shows "
             "the VMs last seen there and how many copies are recorded there, asks 'Do you want to forget host LABEL? "
-            "(yes/no)' (--yes skips the question), then removes what the database remembers of the host in one "
+            "(yes/no)', then removes what the database remembers of the host in one "
             "transaction, recorded in the history. No VM is unregistered: a VM last seen only there is then a "
             "registered VM none of the configured hosts has (remove-vm unregisters it), and one another host listed "
             "at the same time stays last seen there. A host this run configures (in [hosts], or given by --host) is "
             "refused: take it out of the config first. So is a host with an unfinished change, which recover needs "
             "it for. No host is asked."
         ),
-        examples=("vgpu-admin forget-host gpu2", "vgpu-admin forget-host gpu2 --yes"), changes=True,
+        examples=("vgpu-admin forget-host gpu2", "echo yes | vgpu-admin forget-host gpu2"), changes=True,
     ),
     Command(
         "repair-db", "Restore the spec's constraints and indexes in the database", "repair_db",

@@ -225,7 +225,7 @@ def forget_host(ctx: Context, opts: dict) -> int:
 
     def confirm(plan) -> bool:
         ctx.console.say_lines(render.forget_host_plan(plan))
-        return True if opts.get("yes") else ctx.console.confirm(render.forget_question(plan.host))
+        return ctx.console.confirm(render.forget_question(plan.host))
 
     forgotten = locations.forget_host(ctx.store, opts["label"], ctx.settings.configured_labels, confirm=confirm)
     ctx.changed()

@@ -85,7 +85,7 @@ def test_a_vm_of_a_retired_host_is_refused_until_the_host_is_forgotten_then_remo
     assert "which is not one of this run's configured hosts" in refused.one_error_line()
     assert "forget-host gpu2" in refused.one_error_line()  # the refusal names the way out
 
-    forgotten = world.cli("forget-host", "gpu2", "--yes", hosts=[])
+    forgotten = world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[])
     assert forgotten.code == 0, forgotten
     assert f"UUID: {B1} | Name: b-one | Pool: B | Priority: low (0) | VM ID: 2 | Host: gpu2" in forgotten.out_lines
     assert forgotten.out_lines[-1].startswith("Host gpu2 forgotten: "), forgotten.out
@@ -103,7 +103,7 @@ def test_after_forgetting_scan_shows_the_vm_as_any_registered_vm_no_host_has(wor
     take_out(world)
     before = ok_lines(world.cli("scan-vms", hosts=[]))
     assert before[-1].startswith("1 registered VM last seen on gpu2 (not configured) is not shown"), before
-    ok_lines(world.cli("forget-host", "gpu2", "--yes", hosts=[]))
+    ok_lines(world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[]))
     after = ok_lines(world.cli("scan-vms", hosts=[]))
     assert not any("not shown" in line for line in after), after
     assert any(line.startswith(f"UUID: {B1} |") and "⚠ Not on host" in line for line in after), after
@@ -114,7 +114,7 @@ def test_after_forgetting_scan_shows_the_vm_as_any_registered_vm_no_host_has(wor
 
 def test_forgetting_a_configured_host_is_refused_with_the_db_unchanged(world):
     before = files(world)
-    outcome = world.cli("forget-host", "gpu1", "--yes", hosts=[])
+    outcome = world.cli("forget-host", "gpu1", stdin="yes\n", hosts=[])
     assert outcome.code == 2, outcome
     line = outcome.one_error_line()
     assert line.startswith("error: host 'gpu1' is configured in this run"), line
@@ -124,7 +124,7 @@ def test_forgetting_a_configured_host_is_refused_with_the_db_unchanged(world):
 
 def test_a_host_left_out_by_host_flag_is_configured_all_the_same(world):
     before = files(world)
-    outcome = world.cli("forget-host", "gpu2", "--yes", hosts=["gpu1"])  # gpu2 is still in [hosts]
+    outcome = world.cli("forget-host", "gpu2", stdin="yes\n", hosts=["gpu1"])  # gpu2 is still in [hosts]
     assert outcome.code == 2, outcome
     assert outcome.one_error_line().startswith("error: host 'gpu2' is configured in this run"), outcome
     assert files(world) == before
@@ -133,7 +133,7 @@ def test_a_host_left_out_by_host_flag_is_configured_all_the_same(world):
 def test_a_label_the_database_does_not_remember_is_refused_naming_those_it_does(world):
     take_out(world)
     before = files(world)
-    outcome = world.cli("forget-host", "gpu9", "--yes", hosts=[])
+    outcome = world.cli("forget-host", "gpu9", stdin="yes\n", hosts=[])
     assert outcome.code == 2, outcome
     assert outcome.one_error_line() == ("error: host 'gpu9' is not remembered by the database: the hosts it remembers "
                                         "that this run does not configure are gpu2"), outcome
@@ -142,7 +142,7 @@ def test_a_label_the_database_does_not_remember_is_refused_naming_those_it_does(
 
 def test_with_every_remembered_host_configured_the_refusal_says_there_are_none(world):
     before = files(world)
-    outcome = world.cli("forget-host", "gpu9", "--yes", hosts=[])
+    outcome = world.cli("forget-host", "gpu9", stdin="yes\n", hosts=[])
     assert outcome.code == 2, outcome
     assert outcome.one_error_line() == ("error: host 'gpu9' is not remembered by the database: it remembers no host "
                                         "that this run does not configure"), outcome
@@ -159,7 +159,7 @@ def test_an_unfinished_operation_on_the_host_refuses_since_recover_needs_it(worl
     with world.store() as store, store.writing() as conn:
         journal.begin(conn, B1, "reconfigure", vms.select_vms(conn)[1], None, False, host="gpu2")
     before = files(world)
-    outcome = world.cli("forget-host", "gpu2", "--yes", hosts=[])
+    outcome = world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[])
     assert outcome.code == 1, outcome
     line = outcome.one_error_line()
     assert line.startswith(f"error: host gpu2 has an unfinished change of VM {B1} (started "), line
@@ -171,7 +171,7 @@ def test_an_unfinished_operation_on_the_host_refuses_since_recover_needs_it(worl
 
 
 @pytest.mark.parametrize("answer", ["no\n", ""], ids=["no", "end-of-input"])
-def test_without_yes_it_asks_and_a_no_or_no_answer_changes_nothing(world, answer):
+def test_it_asks_and_a_no_or_no_answer_changes_nothing(world, answer):
     take_out(world)
     before = places(world)
     outcome = world.cli("forget-host", "gpu2", hosts=[], stdin=answer)
@@ -180,7 +180,7 @@ def test_without_yes_it_asks_and_a_no_or_no_answer_changes_nothing(world, answer
     assert places(world) == before
 
 
-def test_without_yes_a_yes_answer_forgets(world):
+def test_a_yes_answer_forgets(world):
     take_out(world)
     outcome = world.cli("forget-host", "gpu2", hosts=[], stdin="yes\n")
     assert outcome.code == 0, outcome
@@ -210,7 +210,7 @@ def test_copies_on_the_host_go_and_a_vm_last_seen_there_too_keeps_its_other_plac
     refused = world.cli("set-pool", f"--vm-uuid={A2}", "--pool=B", hosts=[], stdin="yes\n")
     assert refused.code == 1 and "last seen on host gpu2 too" in refused.one_error_line(), refused
 
-    outcome = world.cli("forget-host", "gpu2", "--yes", hosts=[])
+    outcome = world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[])
     assert outcome.code == 0, outcome
     assert "Copies recorded on gpu2: 1" in outcome.out_lines, outcome.out
     assert places(world) == ([(A1, "gpu1"), (A2, "gpu1"), (B2, "gpu1")], [])  # B2's copy on gpu1 is its place now
@@ -226,7 +226,7 @@ def test_forgetting_leaves_the_copies_unknown_mark_so_a_change_is_still_refused_
     take_out(world)
     with world.store() as store, store.writing() as conn:
         conn.execute("INSERT INTO vgpu_copies_unknown DEFAULT VALUES")
-    ok_lines(world.cli("forget-host", "gpu2", "--yes", hosts=[]))
+    ok_lines(world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[]))
     with world.store() as store, store.reading() as conn:
         assert locations.copies_unknown(conn)
     # gpu2 configured again (another admin's config, say), and down: a change of a VM on gpu1 must ask it
@@ -244,7 +244,7 @@ def test_forgetting_leaves_the_copies_unknown_mark_so_a_change_is_still_refused_
 def test_the_history_records_what_was_forgotten_for_each_vm(world):
     add_copies(world)
     take_out(world)
-    ok_lines(world.cli("forget-host", "gpu2", "--yes", hosts=[]))
+    ok_lines(world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[]))
     lines = ok_lines(world.cli("history", f"--vm-uuid={B1}", hosts=[]))
     assert lines[0].endswith(f" | forget-host | b-one ({B1}) | last seen on gpu2 → none"), lines
     assert ok_lines(world.cli("history", f"--vm-uuid={B2}", hosts=[]))[0].endswith("| last seen on gpu2 → gpu1")
@@ -293,6 +293,5 @@ def test_completion_offers_the_remembered_hosts_the_run_does_not_configure(world
     take_out(world)
     with world.store() as store:
         names = build_names(store, None, configured=("gpu1",))
-    assert [s.text for s in suggest("forget-host ", names)] == ["--yes", "gpu2"]  # gpu1 is configured
+    assert [s.text for s in suggest("forget-host ", names)] == ["gpu2"]  # gpu1 is configured
     assert [s.text for s in suggest("forget-host g", names)] == ["gpu2"]
-    assert [s.text for s in suggest("forget-host --", names)] == ["--yes"]
