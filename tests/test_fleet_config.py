@@ -289,3 +289,51 @@ def test_a_relative_sim_path_in_a_config_file_is_taken_from_that_files_directory
     monkeypatch.setenv("VGPU_HOST", "b=sim:b.json")
     assert config.load().hosts == (HostSpec("b", "sim:b.json"),)
     assert config.load({"host": ["a=sim:a.json"]}).hosts == (HostSpec("a", "sim:a.json"),)
+
+
+@pytest.mark.parametrize("host, expected", [
+    ('"sim:lab.json"', [("", "lab.json")]), ('["sim:lab.json"]', [("", "lab.json")]),
+    ('"lab=sim:lab.json"', [("lab", "lab.json")]),
+    ('"lab=sim:lab.json,other=sim:sub/o.json"', [("lab", "lab.json"), ("other", "sub/o.json")]),
+])
+def test_a_relative_sim_path_in_a_config_files_host_is_taken_from_that_files_directory(user_config, tmp_path, monkeypatch,
+                                                                                       host, expected):
+    # The top-level host = key, as [hosts]: run from elsewhere, "sim:lab.json" made a new, empty ./lab.json, and a
+    # scan called every registered VM missing (remove-vm then unregistered them).
+    user_config.write_text(f"host = {host}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert config.load().hosts == tuple(HostSpec(label, f"sim:{user_config.parent / path}") for label, path in expected)
+    # --host and VGPU_HOST above it keep the working directory
+    assert config.load({"host": ["sim:lab.json"]}).hosts == (HostSpec("", "sim:lab.json"),)
+
+
+def test_a_config_files_host_naming_its_hosts_by_label_or_by_their_relative_uri_is_still_those_hosts(user_config, tmp_path,
+                                                                                                    monkeypatch):
+    user_config.write_text('host = "gpu1,gpu2"\n[hosts]\ngpu1 = "sim:a.json"\ngpu2 = "sim:b.json"\ngpu3 = "xe:"\n')
+    monkeypatch.chdir(tmp_path)
+    here = user_config.parent
+    assert config.load().hosts == (HostSpec("gpu1", f"sim:{here / 'a.json'}"), HostSpec("gpu2", f"sim:{here / 'b.json'}"))
+    user_config.write_text('host = "gpu2"\n[hosts]\ngpu1 = "sim:a.json"\ngpu2 = "sim:b.json"\n')
+    assert config.load().hosts == (HostSpec("gpu2", f"sim:{here / 'b.json'}"),)
+    # a bare URI that is one of [hosts], written as [hosts] writes it, takes that host's label
+    user_config.write_text('host = "sim:b.json"\n[hosts]\ngpu1 = "sim:a.json"\ngpu2 = "sim:b.json"\n')
+    assert config.load().hosts == (HostSpec("gpu2", f"sim:{here / 'b.json'}"),)
+
+
+def test_a_vm_registered_through_a_config_files_relative_host_is_found_from_any_directory(user_config, tmp_path, monkeypatch):
+    from vgpu.hypervisor.sim import SimHost
+
+    vm_uuid = "12345678-0000-0000-0000-000000000001"
+    SimHost(str(user_config.parent / "lab.json")).add_vm(vm_uuid, "labvm", "halted", "")
+    user_config.write_text('host = "sim:lab.json"\n')
+    monkeypatch.setenv("VGPU_DB", str(tmp_path / "v.db"))
+    monkeypatch.chdir(user_config.parent)
+    assert run(["register-vm", f"--vm-uuid={vm_uuid}"]).code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    scan = run(["scan-vms"])
+    assert scan.code == 0 and "missing from host" not in scan.out and vm_uuid in scan.out
+    assert list(elsewhere.iterdir()) == []

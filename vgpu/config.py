@@ -12,6 +12,7 @@ Config file keys::
 
     db = "/var/lib/vgpu/vgpu.db"
     host = "xe:"                     # one host; or a label (or list of labels) of [hosts] below
+                                     # (a relative sim: path, here as in [hosts], is from this file's directory)
     args_key = "device-model-args"   # some hosts read "device_model_args"
     clean_timeout = 120              # seconds to wait for a clean shutdown (per call: --clean-timeout)
     force_after_timeout = true       # then force the VM off
@@ -217,7 +218,9 @@ def _chosen_hosts(values: dict[str, Any], sources: dict[str, str], configured: d
     """The run's hosts: the first layer naming ``host`` chooses; else every configured host; else the default."""
     if "host" in values:
         source = {"flag": hostspecs.FLAG, "environment": hostspecs.ENVIRONMENT}.get(sources["host"], sources["host"])
-        return hostspecs.select(hostspecs.words_of(values["host"]), configured, source)
+        # A config file's host = takes a relative sim: path from the file's directory, as its [hosts] does.
+        base = None if source in (hostspecs.FLAG, hostspecs.ENVIRONMENT) else os.path.dirname(os.path.abspath(source))
+        return hostspecs.select(hostspecs.words_of(values["host"]), configured, source, base)
     if configured:
         sources["host"] = sources["hosts"]
         return tuple(configured.values())

@@ -150,7 +150,7 @@ def _in_base(uri: str, base: str | None) -> str:
     """A relative ``sim:`` path of a config file, taken from the file's directory (``base``): from the working
     directory, a run started elsewhere would open a new, empty host file there and call every VM missing.
     ``--host`` and ``VGPU_HOST`` (no ``base``) keep the working directory, as a command line's paths do."""
-    import os.path  # only for a config's [hosts]: keeps the one-shot start-up light
+    import os.path  # only for a config's hosts: keeps the one-shot start-up light
 
     path = uri[len("sim:"):] if uri.startswith("sim:") else None
     if base is None or path is None or uri == DEMO_URI or os.path.isabs(path):
@@ -226,8 +226,10 @@ def _kind(word: str) -> tuple[str, str, str]:
     return "label", word.strip(), ""
 
 
-def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str) -> tuple[HostSpec, ...]:
-    """The run's hosts from --host-style words (see the module docstring)."""
+def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str,
+           base: str | None = None) -> tuple[HostSpec, ...]:
+    """The run's hosts from --host-style words (see the module docstring). ``base``: the directory of the config
+    file whose ``host`` key gave them, which a relative ``sim:`` path is taken from, as in its ``[hosts]``."""
     words = list(words)
     kinds = [_kind(word) for word in words]
     bare = [uri for kind, _, uri in kinds if kind == "uri"]
@@ -238,7 +240,7 @@ def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str
     if bare:
         # One host named by its URI, as before fleets: opening it checks the URI (and the one-shot start-up
         # loads no hypervisor code to check it here).
-        uri = bare[0].strip()
+        uri = _in_base(bare[0].strip(), base)
         known = next((spec for spec in configured.values() if spec.uri == uri), None)
         return (known or HostSpec("", uri),)
     specs: dict[str, HostSpec] = {}
@@ -247,7 +249,7 @@ def select(words: Iterable[str], configured: Mapping[str, HostSpec], source: str
         if label in specs:
             raise _problem(source, f"host {label} is named twice")
         if kind == "define":
-            specs[label] = HostSpec(label, check_uri(uri, source, label))
+            specs[label] = HostSpec(label, _in_base(check_uri(uri, source, label), base))
         elif label in configured:
             specs[label] = configured[label]
         else:
