@@ -187,3 +187,32 @@ def test_a_password_holding_a_comma_in_the_config_host_list_is_refused_masked(is
     outcome = run(["list-pools"])
     assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err and "cret" not in outcome.out + outcome.err
     assert "a URI without a password" in outcome.one_error_line()
+
+
+# A config value of the wrong type or form is repeated by its refusal: any password in it, however deep in a
+# table or a list, is masked there as a host URI's is (it gave "host gx = {'url': 'xapi://root:Zz9secret@h'}").
+@pytest.mark.parametrize("toml", [
+    '[hosts]\ngx = { url = "xapi://root:Zz9secret@h" }\n',
+    '[hosts]\ngx = ["xapi://root:Zz9secret@h"]\n',
+    '[hosts]\ngx = { uri = ["xapi://root:Zz9secret@h"] }\n',
+    '[hosts]\ngx = { uri = "xapi://root@h", follow_master = ["root:Zz9secret@h"] }\n',
+    '[hosts]\ngx = { uri = "xapi://root@h", follow_master = "xapi://root:Zz9secret@h" }\n',
+    '[hosts]\ngx = { uri = "xe:", args_key = "xapi://root:Zz9secret@h" }\n',
+    '[hosts]\ngx = { uri = "xe:", "xapi://root:Zz9secret@h" = 1 }\n',
+    '[hosts]\n"root:Zz9secret@h" = "xe:"\n',
+    'hosts = "xapi://root:Zz9secret@h"\n',
+    'host = { uri = "xapi://root:Zz9secret@h" }\n',
+    'db = ["xapi://root:Zz9secret@h"]\n',
+    'args_key = "xapi://root:Zz9secret@h"\n',
+    '"xapi://root:Zz9secret@h" = 1\n',
+])
+def test_a_refused_config_value_holding_a_password_shows_it_masked(isolated_environment, toml):
+    path = isolated_environment / "config" / "vgpu" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(toml)
+    with pytest.raises(VgpuError) as caught:
+        config.load()
+    assert "Zz9" not in shown(caught.value) and "***" in str(caught.value)
+    outcome = run(["list-pools"])
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err
+    assert outcome.one_error_line().startswith(f"error: {path}: ") and "***" in outcome.err

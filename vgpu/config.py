@@ -137,9 +137,9 @@ def _read_toml(path: str) -> dict[str, Any]:
         raise ConfigError(path, f"cannot read config file: {exc}") from exc
     for key, value in data.items():
         if key not in _KEYS:
-            raise ConfigError(path, f"unknown setting {key!r}; expected one of {', '.join(_KEYS)}")
+            raise ConfigError(path, f"unknown setting {_shown(key)}; expected one of {', '.join(_KEYS)}")
         if not isinstance(value, _KEYS[key]) or (key in ("clean_timeout", "parallel_hosts") and isinstance(value, bool)):
-            raise ConfigError(path, f"setting {key} = {value!r} has the wrong type")
+            raise ConfigError(path, f"setting {key} = {_shown(value)} has the wrong type")
         if key == "password_file":  # a str: its type is checked above
             value = os.path.expanduser(cast(str, value))  # ~/... as ssh reads it in its config
         if key in CHECKED:
@@ -155,7 +155,7 @@ def _checked_in_file(path: str, key: str, value: object) -> Any:
     try:
         return check_setting(key, value)
     except InvalidValue as bad:
-        raise ConfigError(path, f"setting {key} = {_shown(key, value)} must be {bad.allowed}") from None
+        raise ConfigError(path, f"setting {key} = {_shown(value)} must be {bad.allowed}") from None
 
 
 def check_setting(key: str, value: object) -> Any:
@@ -266,17 +266,16 @@ def _checked_in_environment(variable: str, key: str, what: str, value: str) -> A
     try:
         return check_setting(key, value)
     except InvalidValue as bad:
-        raise ConfigError(variable, f"invalid {what} {_shown(key, value)}: expected {bad.allowed}") from None
+        raise ConfigError(variable, f"invalid {what} {_shown(value)}: expected {bad.allowed}") from None
 
 
-def _shown(key: str, value: object) -> str:
-    """A refused setting's value as its sentence repeats it: a host's with any password in it masked, even
-    one its check found only in part (cut at a comma of a list)."""
-    if key == "host" and isinstance(value, str):
-        from .uri_password import mask_password  # only on a refusal: the one-shot start-up stays light
+def _shown(value: object) -> str:
+    """A refused setting's value (or name) as its sentence repeats it: with any password in it masked, even
+    one its check found only in part (a host's cut at a comma of a list), or in a value of the wrong type or
+    setting (host = { uri = "xapi://root:PW@h" }, hosts = "xapi://root:PW@h")."""
+    from .uri_password import mask_passwords  # only on a refusal: the one-shot start-up stays light
 
-        value = mask_password(value)
-    return repr(value)
+    return repr(mask_passwords(value))
 
 
 def default_uri() -> str:

@@ -114,18 +114,10 @@ def _host_words(host: object) -> str | list[str] | None:
 
 
 def _masked(host: object) -> object:
-    """The host argument as an error keeps it (a caller may log it): each URI's password, if any, masked; a
-    ``LABEL=URI`` word's URI read as hostspecs reads it."""
-    from .uri_password import mask_password  # only on a refusal
+    """The host argument as an error keeps it (a caller may log it): each URI's password, if any, masked."""
+    from .uri_password import mask_passwords  # only on a refusal
 
-    if isinstance(host, str):
-        label, equals, uri = host.partition("=")
-        return f"{label}={mask_password(uri)}" if equals and ":" not in label else mask_password(host)
-    if isinstance(host, Mapping):
-        return {label: _masked(uri) for label, uri in host.items()}
-    if isinstance(host, (list, tuple)):
-        return [_masked(word) for word in host]
-    return host
+    return mask_passwords(host)
 
 
 def _setting(name: str, value: object) -> object:

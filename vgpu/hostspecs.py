@@ -33,6 +33,7 @@ from .host_uri import host_key as _host_key
 from .host_uri import refuse_password as _refuse_password
 from .paths import DEMO_URI
 from .uri_password import carries_password as _carries_password
+from .uri_password import mask_passwords as _masked
 from .uri_password import password_span as _password_span
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def _problem(source: str, sentence: str) -> VgpuError:
 
 def check_label(label: object, source: str) -> str:
     if not (isinstance(label, str) and 0 < len(label) <= 32 and label[0] not in "_-" and set(label) <= _LABEL_CHARS):
-        raise _problem(source, f"invalid host label {label!r}: expected {LABEL_RULE}")
+        raise _problem(source, f"invalid host label {_masked(label)!r}: expected {LABEL_RULE}")
     return label
 
 
@@ -83,7 +84,7 @@ def check_uri(uri: object, source: str, label: str = "") -> str:
         return _check_form(uri if isinstance(uri, str) else "")
     except InvalidValue as bad:
         if not isinstance(uri, str):
-            bad.reword(f"invalid host URI {uri!r}: expected {_URI_FORMS}")
+            bad.reword(f"invalid host URI {_masked(uri)!r}: expected {_URI_FORMS}")
         raise _problem(source, f"host {label}: {bad}" if label else str(bad)) from None
 
 
@@ -100,12 +101,12 @@ def is_platform_key(key: object) -> bool:
 def check_follow(values: object, uri: str, source: str, label: str) -> tuple[str, ...]:
     """``follow_master``: a list of addresses, networks or host names, for a ``xapi://``/``xapis://`` host."""
     if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
-        raise _problem(source, f"host {label}: follow_master = {values!r} must be a list of {_FOLLOW_FORMS}")
+        raise _problem(source, f"host {label}: follow_master = {_masked(values)!r} must be a list of {_FOLLOW_FORMS}")
     if values and not uri.startswith(("xapi://", "xapis://")):
         raise _problem(source, f"host {label}: follow_master applies to xapi:// and xapis:// hosts only, not {uri}")
     for value in values:
         if not (_is_network(value) or _hostname().match(value)):
-            raise _problem(source, f"host {label}: invalid follow_master entry {value!r}: expected {_FOLLOW_FORMS}")
+            raise _problem(source, f"host {label}: invalid follow_master entry {_masked(value)!r}: expected {_FOLLOW_FORMS}")
     return tuple(values)
 
 
@@ -132,7 +133,7 @@ def from_table(table: object, source: str, settings: Collection[str] = (), base:
     name that is refused says where the setting belongs. ``base``: the file's directory, which a relative
     ``sim:`` path is taken from (see :func:`_in_base`)."""
     if not isinstance(table, dict):
-        raise _problem(source, f"hosts = {table!r} must be a table of LABEL = \"URI\" or LABEL = {{ uri = \"URI\", ... }}")
+        raise _problem(source, f"hosts = {_masked(table)!r} must be a table of LABEL = \"URI\" or LABEL = {{ uri = \"URI\", ... }}")
     specs: dict[str, HostSpec] = {}
     for label, entry in table.items():
         check_label(label, source)
@@ -162,14 +163,14 @@ def _entry(label: str, entry: object, source: str, base: str | None = None) -> H
     if isinstance(entry, str):
         return HostSpec(label, _in_base(check_uri(entry, source, label), base))
     if not isinstance(entry, dict) or "uri" not in entry:
-        raise _problem(source, f"host {label} = {entry!r}: expected \"URI\" or {{ uri = \"URI\", ... }}")
+        raise _problem(source, f"host {label} = {_masked(entry)!r}: expected \"URI\" or {{ uri = \"URI\", ... }}")
     unknown = [key for key in entry if key not in _TABLE_KEYS]
     if unknown:
-        raise _problem(source, f"host {label}: unknown setting {unknown[0]!r}; expected one of {', '.join(_TABLE_KEYS)}")
+        raise _problem(source, f"host {label}: unknown setting {_masked(unknown[0])!r}; expected one of {', '.join(_TABLE_KEYS)}")
     uri = _in_base(check_uri(entry["uri"], source, label), base)
     args_key = entry.get("args_key")
     if args_key is not None and not is_platform_key(args_key):
-        raise _problem(source, f"host {label}: args_key = {args_key!r} must be {ARGS_KEY_RULE}")
+        raise _problem(source, f"host {label}: args_key = {_masked(args_key)!r} must be {ARGS_KEY_RULE}")
     return HostSpec(label, uri, check_follow(entry.get("follow_master", []), uri, source, label), args_key)
 
 

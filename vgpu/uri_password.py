@@ -18,6 +18,8 @@ Pure string work, without ``re``: every command checks its ``--host``, and the o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 MASK = "***"
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 # Their rest is a path (a file, the xe program, XAPI's socket), in which a '@' is no sign of a password.
@@ -50,6 +52,21 @@ def mask_password(uri: str) -> str:
     """``uri`` with its password, if any, replaced by ``***``: what an error may show of it."""
     span = password_span(uri)
     return uri if span is None else f"{uri[:span[0]]}{MASK}{uri[span[1]:]}"
+
+
+def mask_passwords(value: object) -> object:
+    """``value`` as a refusal may repeat it (its repr): every password in it masked, in each string of a list,
+    tuple or mapping (its keys too), however deep; a ``LABEL=URI`` string's URI read as vgpu.hostspecs reads it
+    (a label holds no ':'). For a value of the wrong type or form, which may still hold a host URI: a config's
+    ``gx = { url = "xapi://root:PW@h" }``, a list given as connect()'s host."""
+    if isinstance(value, str):
+        label, equals, uri = value.partition("=")
+        return f"{label}={mask_password(uri)}" if equals and ":" not in label else mask_password(value)
+    if isinstance(value, Mapping):
+        return {mask_passwords(key): mask_passwords(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_passwords(item) for item in value]
+    return value
 
 
 def _span_after_scheme(uri: str) -> tuple[int, int] | None:
