@@ -6,7 +6,7 @@ import textwrap
 
 from .commands import Command, lookup, offered
 from .errors import UsageError
-from .parsing import help_command
+from .parsing import help_command, shown
 
 WIDTH = 100
 
@@ -87,5 +87,5 @@ def help_text(name: str | None, *, in_repl: bool = False, from_script: bool = Fa
         return overview(in_repl=in_repl, from_script=from_script)
     command = lookup(name)
     if command is None:
-        raise UsageError(f"no command called {name!r}; run '{help_command(in_repl)}' for the list")
+        raise UsageError(f"no command called {shown(name)}; run '{help_command(in_repl)}' for the list")
     return command_help(command)

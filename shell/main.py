@@ -54,9 +54,9 @@ def _check_version(words: list[str]) -> None:
     if len(words) < 2 or "--version" not in words[:2]:
         return
     if words[0] == "--version":
-        raise UsageError(f"unexpected argument {words[1]!r} for --version; it takes none")
+        raise UsageError(f"unexpected argument {parsing.shown(words[1])} for --version; it takes none")
     if words[0] in parsing.HELP_WORDS:
-        raise UsageError(f"unexpected argument {words[0]!r} for --version; it takes none")
+        raise UsageError(f"unexpected argument {parsing.shown(words[0])} for --version; it takes none")
 
 
 def _reads_lines() -> bool:

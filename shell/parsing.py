@@ -163,6 +163,15 @@ def shell_line(words: list[str], db: str, host: str) -> list[str]:
     return as_help(words)
 
 
+def shown(word: str) -> str:
+    """A word of the line as a refusal repeats it: quoted, any password in it masked. A host URI typed where no
+    host is read (``--hos=xapi://root:PW@h``, a stray ``root:PW@h``) is refused as what it was taken for, and
+    must no more show its password than a refused ``--host`` does (vgpu.uri_password)."""
+    from vgpu.uri_password import mask_passwords  # only on a refusal
+
+    return repr(mask_passwords(word))
+
+
 def help_command(in_repl: bool) -> str:
     """How to ask for help where the user is: ``help`` at the vgpu> prompt, ``vgpu-admin help`` on the command line."""
     return "help" if in_repl else "vgpu-admin help"
@@ -174,7 +183,7 @@ def _unknown_command(name: str, in_repl: bool) -> UsageError:
     here = offered(in_repl)
     close = closest(name, [command.name for command in here] + [alias for command in here for alias in command.aliases])
     hint = f"; did you mean {' or '.join(close)}?" if close else f"; run '{help_command(in_repl)}' for the list"
-    return UsageError(f"unknown command {name!r}{hint}")
+    return UsageError(f"unknown command {shown(name)}{hint}")
 
 
 def parse(words: list[str], *, in_repl: bool = False) -> tuple[Command, dict[str, str | bool]]:
@@ -192,7 +201,7 @@ def parse(words: list[str], *, in_repl: bool = False) -> tuple[Command, dict[str
         word = rest[index]
         if not word.startswith("--"):
             if command.positional is None or command.positional.name in options:
-                raise UsageError(f"unexpected argument {word!r} for {command.name}; options look like --name=value")
+                raise UsageError(f"unexpected argument {shown(word)} for {command.name}; options look like --name=value")
             options[command.positional.name] = word
             index += 1
             continue
@@ -200,7 +209,7 @@ def parse(words: list[str], *, in_repl: bool = False) -> tuple[Command, dict[str
         option = command.option(name)
         if option is None:
             allowed = ", ".join(opt.flag for opt in command.options) or "no options"
-            raise UsageError(f"unknown option {'--' + name!r} for {command.name}; expected {allowed}")
+            raise UsageError(f"unknown option {shown('--' + name)} for {command.name}; expected {allowed}")
         if name in options:
             raise UsageError(f"option --{name} given twice")
         if option.kind == FLAG:
@@ -234,4 +243,4 @@ def _check_required(command: Command, options: dict[str, str | bool]) -> None:
         raise UsageError(f"{command.name} needs at least one of {choices}")
     fmt = options.get("format")
     if fmt is not None and fmt not in FORMATS:
-        raise UsageError(f"invalid format {fmt!r}: expected text or json")
+        raise UsageError(f"invalid format {shown(str(fmt))}: expected text or json")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from shell import commands as table
 from shell.commands import COMMANDS, Command, Option
-from shell.parsing import GLOBAL_FLAGS, GLOBAL_OPTIONS
+from shell.parsing import GLOBAL_FLAGS, GLOBAL_OPTIONS, shown
 from vgpu import demo
 from vgpu.store import Store
 
@@ -212,7 +212,7 @@ def test_a_flag_given_a_value_is_refused(spec, value):
 @example(name="set-pool\nstatus")
 def test_help_for_a_command_that_does_not_exist(spec, name):
     line, _ = refused(spec, ["help", name])
-    assert repr(name) in line and "run 'vgpu-admin help' for the list" in line
+    assert shown(name) in line and "run 'vgpu-admin help' for the list" in line  # repr, a password in it masked
 
 
 # --- bad option names, missing and repeated options ---------------------------------------------------------
@@ -230,7 +230,7 @@ def test_an_unknown_option_is_named_with_the_allowed_ones(spec, command, name):
     if command.option(name) is not None or name in (*GLOBAL_FLAGS, *GLOBAL_OPTIONS, "help"):
         return
     line, _ = refused(spec, [command.name, *required_words(command), f"--{name}=1"])
-    assert repr(f"--{name}") in line or f"--{name} " in line, line
+    assert shown(f"--{name}") in line or f"--{name} " in line, line
     assert all(o.flag in line for o in command.options) or "no options" in line, line
 
 
@@ -293,7 +293,7 @@ def test_a_global_option_given_twice_or_empty_is_refused(spec, flag):
 @example(command="list-vm")
 def test_an_unknown_command_is_named(spec, command):
     line, _ = refused(spec, [command])
-    assert repr(command) in line and ("run 'vgpu-admin help' for the list" in line or "did you mean" in line)
+    assert shown(command) in line and ("run 'vgpu-admin help' for the list" in line or "did you mean" in line)
 
 
 @pytest.mark.parametrize(("typed", "suggested"), [
@@ -440,3 +440,29 @@ def test_history_refuses_a_bad_pool_id_even_beside_a_vm(spec, order):
     options = [f"--vm-uuid={spec.uuid('VM-1')}", "--pool-id=Z"]
     line, _ = refused(spec, ["history", *(options if order == "vm-first" else reversed(options))])
     assert line == "error: invalid pool 'Z': expected A or B"
+
+
+# --- a password in a mistyped word ---------------------------------------------------------------------------
+
+# A host URI typed where no host is read (a mistyped --host, a stray word) is repeated by its refusal: with its
+# password masked, as --host's own refusal masks it ("unknown command '--hos=xapi://root:PW@h'" showed it).
+MISTYPED_HOSTS = [
+    ["--hos=xapi://root:Zz9pw@h", "list-pools"], ["--hots=root:Zz9pw@h", "list-pools"], ["root:Zz9pw@h"],
+    ["list-pools", "--hots=xapi://root:Zz9pw@h"], ["list-pools", "--hots=root:Zz9pw@h"],
+    ["list-pools", "xapi://root:Zz9pw@h"], ["list-pools", "root:Zz9pw@h"], ["list-pools", "--xapi://root:Zz9pw@h"],
+    ["list-pools", "--format=root:Zz9pw@h"], ["help", "root:Zz9pw@h"], ["--version", "root:Zz9pw@h"],
+]
+
+
+@pytest.mark.parametrize("argv", MISTYPED_HOSTS, ids=" ".join)
+def test_a_mistyped_word_holding_a_password_is_refused_with_it_masked(spec, argv):
+    line, _ = refused(spec, argv)
+    assert "Zz9" not in line and ("***" in line or "unknown option '--hots'" in line), line
+
+
+def test_shell_lines_holding_a_password_in_a_mistyped_word_are_refused_with_it_masked(spec):
+    lines = [" ".join(argv) for argv in MISTYPED_HOSTS if argv[0] != "--version"]  # --version: no shell command
+    outcome = run_process(["--keep-going", *spec.flags], stdin="\n".join(lines) + "\n")
+    assert outcome.code == 2 and "Zz9" not in outcome.out + outcome.err, outcome
+    errors = [line for line in outcome.err_lines if line.startswith("error: ")]
+    assert len(errors) == len(lines) and outcome.err.count("***") >= len(lines) - 2, outcome
