@@ -19,6 +19,9 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from vgpu import errors, paths, trust
 from vgpu.uri_password import carries_password, carries_scheme_password
 
+from .commands import COMMANDS
+from .parsing import GLOBAL_FLAGS, GLOBAL_OPTIONS, HELP_WORDS
+
 # A word naming a secret, followed by its value.
 _NAMED_SECRET = re.compile(r"(?:password|passwd|pwd|secret|token|VGPU_XAPI_PASSWORD)\s*[=:]", re.IGNORECASE)
 _HOST_NAMES = ("--host", "VGPU_HOST")
@@ -28,8 +31,9 @@ def carries_credential(line: str) -> bool:
     """Whether ``line`` names a secret, or holds a URI with a password as vgpu refuses one (vgpu.uri_password:
     the same rule, so a password holding '/', '#', '?' or a quoted space is found too).
 
-    A host value (``--host=V``, ``--host V``, ``VGPU_HOST=V``) and a word that is no ``--option=value`` are read
-    as vgpu reads a host: ``root:secret@h`` without a scheme is a password there. The value of another option
+    A host value (``--host=V``, ``--host V``, ``VGPU_HOST=V``), a word that is no ``--option=value`` and the value
+    of an option no command takes (a mistyped ``--hos=V``, which vgpu-admin refuses) are read as vgpu reads a
+    host: ``root:secret@h`` without a scheme is a password there. The value of a known option
     (``--vm-name=web:prod@dc1``) is only searched for a URI that names its scheme: a line dropped for nothing
     costs little, but a VM name is no password."""
     if _NAMED_SECRET.search(line):
@@ -40,12 +44,19 @@ def carries_credential(line: str) -> bool:
         if before == "--host" or not word.startswith("-") and name not in _HOST_NAMES:
             if _host_carries_password(word):
                 return True
-        elif name in _HOST_NAMES and equals:
+        elif (name in _HOST_NAMES or not _known_option(name)) and equals:
             if _host_carries_password(value):
                 return True
         elif carries_scheme_password(word) or carries_scheme_password(value):
             return True
     return False
+
+
+def _known_option(name: str) -> bool:
+    """Whether ``name`` (``--vm-name``) is an option of some command, a global one, or ``--help``."""
+    if name in HELP_WORDS or name.removeprefix("--") in (*GLOBAL_OPTIONS, *GLOBAL_FLAGS):
+        return True
+    return name.startswith("--") and any(command.option(name[2:]) is not None for command in COMMANDS)
 
 
 def _host_carries_password(value: str) -> bool:

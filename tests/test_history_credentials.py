@@ -77,6 +77,27 @@ def test_a_host_given_as_user_password_at_host_without_a_scheme_is_not_kept(line
     assert carries_credential(line)
 
 
+# A mistyped --host is an unknown option (or, first on the line, an unknown command), refused by vgpu-admin;
+# its value is read as a host's, as the value of no known option is: it may be the password.
+@pytest.mark.parametrize("line", [
+    "list-pools --hos=root:Pw8@h",
+    "--hots=root:Pw8@h list-pools",
+    "--hos=xapi://root:Pw1@h list-pools",
+    "list-pools --hots=xapi://root:Pw@h",
+    "list-pools --Host=root:Pw@h",
+    "status --host-=gpu1=root:Pw@h",
+    "register-vm --vm-uuid=abc --vm-nam=root:Pw@h",
+])
+def test_a_mistyped_host_option_carrying_a_password_is_not_kept(line):
+    assert carries_credential(line)
+
+
+@pytest.mark.parametrize("line", ["register-vm --vm-uuid=abc --vm-name=web:prod@dc1", "list-pools --format=json",
+                                  "show-vm --vm-uuid=abc --format=a:b@c"])
+def test_a_known_options_value_is_still_read_as_no_host(line):
+    assert not carries_credential(line)
+
+
 def test_a_saved_user_password_at_host_line_is_not_offered_again(tmp_path):
     # a history file written before the fix holds the tester's line: Up and the grey suggestion must not bring it back
     from shell.history import open_history
