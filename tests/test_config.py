@@ -195,3 +195,30 @@ def test_an_empty_db_or_host_in_the_config_is_refused_on_the_command_line(user_c
         key = toml.split(" =")[0]
         assert outcome.one_error_line().startswith(f"error: {user_config}: setting {key} = '' must be ")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a relative db in a config file -----------------------------------------------------------------------------
+
+
+def test_a_relative_db_in_a_config_file_is_taken_from_that_files_directory(user_config, tmp_path, monkeypatch):
+    # Taken from the working directory, a run from elsewhere made a new, empty database there and found none of
+    # the VMs registered; the file's directory is where a relative sim: path in it is taken from too.
+    user_config.write_text('db = "fleet.db"\nhost = "sim:demo"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert config.load().db == str(user_config.parent / "fleet.db")
+    outcome = run(["list-pools"])
+    assert outcome.code == 0, outcome
+    assert (user_config.parent / "fleet.db").exists() and list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(("variable", "flag"), [("VGPU_DB", None), (None, "--db=here.db")])
+def test_a_relative_db_from_the_environment_or_a_flag_is_taken_from_the_working_directory(
+        user_config, tmp_path, monkeypatch, variable, flag):
+    user_config.write_text('db = "fleet.db"\n')
+    monkeypatch.chdir(tmp_path)
+    if variable:
+        monkeypatch.setenv(variable, "here.db")
+    explicit = {"db": flag.split("=", 1)[1]} if flag else None
+    assert config.load(explicit).db == "here.db"

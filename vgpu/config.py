@@ -10,7 +10,7 @@ system config.
 
 Config file keys::
 
-    db = "/var/lib/vgpu/vgpu.db"
+    db = "/var/lib/vgpu/vgpu.db"     # (a relative path is from this file's directory)
     host = "xe:"                     # one host; or a label (or list of labels) of [hosts] below
                                      # (a relative sim: path, here as in [hosts], is from this file's directory)
     args_key = "device-model-args"   # some hosts read "device_model_args"
@@ -144,6 +144,10 @@ def _read_toml(path: str) -> dict[str, Any]:
             value = os.path.expanduser(cast(str, value))  # ~/... as ssh reads it in its config
         if key in CHECKED:
             data[key] = _checked_in_file(path, key, value)
+    if data.get("db"):  # an empty one is refused on reading (check_setting)
+        # ~/... as ssh reads it; a relative path from this file's directory, as a relative sim: path in it is,
+        # not from wherever the command runs (which made a new, empty database there)
+        data["db"] = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(data["db"]))
     if "hosts" in data:
         data["hosts"] = hostspecs.from_table(data["hosts"], path, settings=[key for key in _KEYS if key != "hosts"],
                                             base=os.path.dirname(os.path.abspath(path)))
@@ -206,7 +210,7 @@ def load(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     values["hosts"] = _chosen_hosts(values, sources, configured)
     values["configured"] = _every_host(configured, values["hosts"])
     values["host"] = _host_text(values["hosts"])
-    if "db" in values:  # ~/... is the user's home, from the config as ssh reads it, and from --db=~/... too
+    if "db" in values:  # ~/... is the user's home, from --db=~/... and VGPU_DB too (a config file's: see _read_toml)
         values["db"] = os.path.expanduser(values["db"])
     else:
         values["db"], sources["db"] = _default_db(values["host"]), "default"
