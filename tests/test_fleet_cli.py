@@ -457,7 +457,7 @@ def as_of_schema_3(world) -> None:
     import sqlite3
 
     conn = sqlite3.connect(world.db, isolation_level=None)
-    for table in ("vgpu_location_copies", "vgpu_copies_unknown"):
+    for table in ("vgpu_location_copies", "vgpu_copies_unknown", "vgpu_copies_known_on"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("PRAGMA user_version = 3")
     conn.close()
@@ -519,7 +519,7 @@ def test_a_schema_3_database_of_one_host_has_no_copies_to_learn(tmp_path):
     spec = SpecHost(tmp_path)
     assert run(["scan-vms", *spec.flags]).code == 0
     conn = __import__("sqlite3").connect(spec.db, isolation_level=None)
-    for table in ("vgpu_location_copies", "vgpu_copies_unknown"):
+    for table in ("vgpu_location_copies", "vgpu_copies_unknown", "vgpu_copies_known_on"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("PRAGMA user_version = 3")
     conn.close()
@@ -1120,3 +1120,34 @@ def test_a_scan_without_a_host_taken_out_of_the_config_does_not_learn_the_copies
     outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=low", hosts=[], stdin="yes\n")
     assert outcome.code == 1, outcome
     assert "host gpu2 could not be asked whether it has a copy" in outcome.one_error_line(), outcome
+
+
+@pytest.mark.parametrize("labels", [("gpu1", "gpu2", "pool1"), ("gpu1",)], ids=["several hosts", "one host"])
+def test_a_host_holding_only_a_copy_is_asked_before_its_copies_are_known(world, labels):
+    """gpu3 holds nothing but a copy of TWIN, so after an upgrade from schema 3 no table names it (it is nobody's
+    last place, and ran no operation). A scan every host of its run (the fleet without gpu3) answered never asked
+    it: once gpu3 is given again and is down, a change of TWIN (on gpu1) is refused, not made on gpu1 alone. A
+    scan that gpu3 answered too records the copy."""
+    from vgpu.hypervisor.sim import SimHost
+
+    gpu3 = SimHost(world.tmp_path / "gpu3.json")
+    fleet = [f"{label}={world.uris[label]}" for label in labels]
+    with_gpu3 = [*fleet, f"gpu3=sim:{gpu3.path}"]
+    world.sims["gpu1"].add_vm(TWIN, "twin", "halted", "")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={TWIN}", "--vm-id=77", hosts=with_gpu3))
+    gpu3.add_vm(TWIN, "twin", "halted", world.sims["gpu1"].get_device_model_args(TWIN))
+    assert line_of(world.cli("scan-vms", hosts=with_gpu3).out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu3")
+    as_of_schema_3(world)
+    assert world.cli("scan-vms", hosts=fleet).code == 0  # every host of the run answered: gpu3 was not asked
+    gpu3.set_fault("unreachable", "on")
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", hosts=with_gpu3, stdin="yes\n")
+    assert outcome.code == 1, outcome
+    assert "host gpu3 could not be asked whether it has a copy" in outcome.one_error_line(), outcome
+    gpu3.set_fault("unreachable", None)
+    assert "priority=1" in gpu3.get_device_model_args(TWIN) and "priority=1" in world.sims["gpu1"].get_device_model_args(TWIN)
+    assert line_of(world.cli("scan-vms", hosts=with_gpu3).out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu3")
+    gpu3.set_fault("unreachable", "on")  # the copy is known now: refused as one
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=high", hosts=with_gpu3, stdin="yes\n")
+    assert outcome.code == 1 and "it was last seen on host gpu3 too, which could not be asked" in outcome.one_error_line()
+    assert world.cli("set-priority", f"--vm-uuid={A1}", "--priority=low", hosts=with_gpu3, stdin="yes\n").code == 0
+

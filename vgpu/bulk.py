@@ -13,7 +13,7 @@ so one host's long queue does not hold the others back.
 from __future__ import annotations
 
 import collections
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -198,11 +198,11 @@ def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[
 
 @attrs.frozen
 class LastSeen:
-    """What :func:`check_only_copy` reads: every host each VM was last seen on (UUID -> labels), and whether
-    which hosts hold copies is unknown (a fleet's database upgraded from schema 3: then any host may)."""
+    """What :func:`check_only_copy` reads: every host each VM was last seen on (UUID -> labels), and the hosts
+    of the run whose copies are unknown (a fleet's database upgraded from schema 3: any of them may hold one)."""
 
     hosts: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
-    copies_unknown: bool = False
+    copies_unknown: Collection[str] = ()
 
 
 def places_to_check(store: Store, listings: Sequence[Listing], fleet: Fleet) -> LastSeen:
@@ -214,7 +214,7 @@ def places_to_check(store: Store, listings: Sequence[Listing], fleet: Fleet) -> 
         return LastSeen()
     with store.reading() as conn:
         if any(listing.error is not None for listing in listings):
-            return LastSeen(locations.select_last_hosts(conn), locations.copies_unknown(conn))
+            return LastSeen(locations.select_last_hosts(conn), locations.copies_unknown_on(conn, fleet.labels))
         return LastSeen(locations.select_last_hosts(conn, outside=fleet.labels))
 
 
@@ -229,8 +229,7 @@ def last_seen_of(store: Store, fleet: Fleet | None, vm_uuid: str) -> tuple[str, 
 def check_only_copy(host_vm: HostVM, places: LastSeen, listings: Sequence[Listing], fleet: Fleet | None = None) -> None:
     """:func:`vgpu.lifecycle.check_only_copy` from one listing per host: a VM a host lists, last seen on
     another host of the run (instead, or as well: a copy) that could not be listed, is refused (that host
-    may still hold a copy); so is any VM while another host could not be listed, when which hosts hold
-    copies is unknown; and (over ``fleet``) one last seen on a host the run does not have (see
+    may still hold a copy); so is any VM while another host whose copies are unknown could not be listed; and (over ``fleet``) one last seen on a host the run does not have (see
     :meth:`Fleet.outside_run`)."""
     last_seen = places.hosts.get(host_vm.uuid, ())
     for listing in listings:
@@ -239,7 +238,7 @@ def check_only_copy(host_vm: HostVM, places: LastSeen, listings: Sequence[Listin
         if listing.label in last_seen:
             raise left_behind(host_vm.uuid, host_vm.host, listing.label, listing.error,
                               seen_there_too=host_vm.host in last_seen)
-        if places.copies_unknown:
+        if listing.label in places.copies_unknown:
             raise copies_unknown_refusal(host_vm.uuid, host_vm.host, listing.label, listing.error)
     outside = fleet.outside_run(host_vm.uuid, host_vm.host, last_seen) if fleet is not None and last_seen else None
     if outside is not None:

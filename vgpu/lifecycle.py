@@ -189,12 +189,12 @@ class ReconfigureResult:
 def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str | None) -> None:
     """Over a fleet, before changing the VM found on host ``found_on``: when it was last seen on other hosts of
     the run (instead, or as well: a copy), each is asked too, and the change refused if one cannot say it no
-    longer has the VM (see :meth:`Fleet.check_only_copy`); every host of the run, while the database cannot
-    say which hold copies (upgraded from schema 3). A host it was last seen on that the run does not have (taken
+    longer has the VM (see :meth:`Fleet.check_only_copy`); so is every host of the run whose copies the database
+    cannot tell (upgraded from schema 3, and not asked by a scan since). A host it was last seen on that the run does not have (taken
     out of [hosts], or left out by --host) refuses it too (see :meth:`Fleet.outside_run`). One host named by its
     URI, or a VM seen only where it is now, asks nothing more."""
     if isinstance(host, Fleet) and host.labels != ("",) and found_on:
-        last_seen, copies_unknown = locations.last_seen(store, vm_uuid)
+        last_seen, copies_unknown = locations.last_seen(store, vm_uuid, host.labels)
         host.check_only_copy(vm_uuid, found_on, last_seen, copies_unknown=copies_unknown)
 
 

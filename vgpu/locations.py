@@ -6,8 +6,8 @@ unreachable") instead of missing, ``list-vms`` says where each VM is without ask
 ``--host LABEL`` leaves out the VMs seen on the fleet's other hosts. A UUID listed by several hosts at once
 (a copy between pools) is remembered on each, so that a change made while one of them is down is refused
 rather than leaving that copy behind (a fleet's database upgraded from schema 3, which kept one host per
-UUID, has every host taken for a possible copy until a scan hears them all). A single host named by its URI alone
-(label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
+UUID, takes each host for a possible copy until a scan that every host of its run answered asked it). A single
+host named by its URI alone (label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
 
 A host retired for good is let go of by :func:`forget_host` (``vgpu-admin forget-host LABEL``): until then,
 a VM last seen there (or with a copy there) is refused by every change, since that host may still run it.
@@ -91,10 +91,11 @@ def hosts_of(store: Store, vm_uuid: str) -> tuple[str, ...]:
         return _hosts_of(conn, vm_uuid)
 
 
-def last_seen(store: Store, vm_uuid: str) -> tuple[tuple[str, ...], bool]:
-    """:func:`hosts_of`, and whether copies are unknown (:func:`copies_unknown`): then any host may hold one."""
+def last_seen(store: Store, vm_uuid: str, labels: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """:func:`hosts_of`, and those of the hosts ``labels`` (a run's) that may hold a copy no table records
+    (:func:`copies_unknown_on`)."""
     with store.reading() as conn:
-        return _hosts_of(conn, vm_uuid), copies_unknown(conn)
+        return _hosts_of(conn, vm_uuid), copies_unknown_on(conn, labels)
 
 
 def _hosts_of(conn: sqlite3.Connection, vm_uuid: str) -> tuple[str, ...]:
@@ -106,10 +107,34 @@ def _hosts_of(conn: sqlite3.Connection, vm_uuid: str) -> tuple[str, ...]:
 
 
 def copies_unknown(conn: sqlite3.Connection) -> bool:
-    """Whether which hosts hold copies of a UUID is not known yet: a fleet's database upgraded from schema 3
-    (which kept one host per UUID), until a scan that every host of the fleet answered (see
-    :data:`vgpu.schema.COPIES_UNKNOWN_V5`)."""
+    """Whether the database was upgraded from schema 3 (which kept one host per UUID) by a fleet: then which hosts
+    hold copies of a UUID is known only on the hosts :func:`copies_to_learn` let a scan learn (see
+    :data:`vgpu.schema.COPIES_UNKNOWN_V5` and :data:`vgpu.schema.COPIES_KNOWN_ON_V6`)."""
     return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM vgpu_copies_unknown)").fetchone()[0])
+
+
+def _copies_known_on(conn: sqlite3.Connection) -> set[str]:
+    return {str(host) for (host,) in conn.execute("SELECT host FROM vgpu_copies_known_on")}
+
+
+def copies_unknown_on(conn: sqlite3.Connection, labels: Iterable[str]) -> tuple[str, ...]:
+    """Those of the hosts ``labels`` that may hold a copy no table records: after an upgrade from schema 3, every
+    one whose copies no scan learnt since (:func:`copies_to_learn`); none otherwise. A change asks each of them."""
+    if not copies_unknown(conn):
+        return ()
+    known = _copies_known_on(conn)
+    return tuple(label for label in labels if label and label not in known)
+
+
+def copies_to_learn(conn: sqlite3.Connection, labels: Collection[str]) -> tuple[str, ...]:
+    """The hosts whose copies a scan learns when every host of its run (``labels``, not narrowed by --host)
+    answered it: those of the run not known yet (:func:`copies_unknown_on`), once every host already known is in
+    the run too. A copy between a host the scan asked and one it did not is recorded nowhere, so a host it did not
+    ask (taken out of [hosts], or one that holds only copies, which no table names) is never learnt by it."""
+    unknown = copies_unknown_on(conn, labels)
+    if not unknown or not _copies_known_on(conn) <= set(labels):
+        return ()
+    return unknown
 
 
 def not_in_run(store: Store, host: Hypervisor, vm_uuid: str, error: HypervisorError | None = None) -> HypervisorError | None:
@@ -138,19 +163,18 @@ def on_hosts(vms: Iterable[VM], known: Mapping[str, Location], labels: Collectio
 
 
 def remember(store: Store, seen: Mapping[str, tuple[str, str | None]], known: Mapping[str, tuple[str, str | None]],
-             copies: Mapping[str, Collection[str]] | None = None, *, copies_learned: bool = False) -> None:
+             copies: Mapping[str, Collection[str]] | None = None, *, copies_learned_on: Collection[str] = ()) -> None:
     """Write down where VMs were just seen (UUID -> (host, resident_on)), where that changed from ``known``
     (as :func:`select_places` read it before), and ``copies``: UUID -> the other hosts that listed it too
-    (none: only its place), for the UUIDs whose copies changed; ``copies_learned``: every host of the fleet
-    answered this scan, so copies unknown until now (:func:`copies_unknown`) are known. Best effort: a
+    (none: only its place), for the UUIDs whose copies changed; ``copies_learned_on``: the hosts whose copies,
+    unknown until now, this scan learnt (:func:`copies_to_learn`). Best effort: a
     database this process may only read keeps its older hints (a scan must still answer)."""
     changed = [(uuid, *place) for uuid, place in seen.items() if place[0] and known.get(uuid) != place]
-    if not changed and not copies and not copies_learned:
+    if not changed and not copies and not copies_learned_on:
         return
     try:
         with store.writing() as conn:
-            if copies_learned:
-                conn.execute("DELETE FROM vgpu_copies_unknown")
+            conn.executemany("INSERT OR IGNORE INTO vgpu_copies_known_on (host) VALUES (?)", [(host,) for host in copies_learned_on])
             record(conn, changed)
             for uuid, hosts in (copies or {}).items():
                 conn.execute("DELETE FROM vgpu_location_copies WHERE vm_uuid = ?", (uuid,))

@@ -336,10 +336,9 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         marks = attention.select(conn)
         known = locations.select_places(conn) if labelled else {}
         copies = locations.select_copies(conn) if labelled else {}
-        # which hosts hold copies, unknown since an upgrade from schema 3, is learnt by a scan of every host: every
-        # one the database has seen a VM on, too (a host taken out of [hosts] was not asked, and may hold one)
-        learnt = (labelled and not fleet.elsewhere and not errors and locations.copies_unknown(conn)
-                  and all(place[0] in fleet.members for place in known.values()))
+        # which hosts hold copies, unknown since an upgrade from schema 3, is learnt host by host by a scan every host
+        # of its run answered: only of the hosts it asked (one it did not may hold a copy that no table names)
+        learnt = locations.copies_to_learn(conn, fleet.labels) if labelled and not fleet.elsewhere and not errors else ()
     report = _join(pool_rows, registered, listings, host_error, operations, known, copies, fleet)
     if marks and (fleet.elsewhere or report.elsewhere):  # VMs on hosts this run does not have are not shown, nor their marks
         here = {entry.vm.vm_uuid for entry in report.registered} | {host_vm.uuid for host_vm in report.unregistered}
@@ -351,7 +350,7 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         marks = _settle(store, fleet, marks, states)
     if labelled:
         places, copies_now = _seen(listings, report, known, copies)
-        locations.remember(store, places, known, copies_now, copies_learned=learnt)
+        locations.remember(store, places, known, copies_now, copies_learned_on=learnt)
     return attrs.evolve(report, attention=tuple(marks))
 
 

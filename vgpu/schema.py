@@ -159,8 +159,8 @@ CREATE TABLE vgpu_location_copies (
 
 # Version 5: which hosts hold copies of a UUID may not be known yet. Schema 3 kept one host per UUID, so a fleet's
 # database upgraded from it (places remembered, no copies) cannot say that a UUID a scan saw on two hosts is
-# on both: until a scan that every host of the fleet answered (which records each copy and empties this
-# table), a change refuses while any host that might hold a copy cannot be asked. A database upgraded at
+# on both: until a scan that every host of the fleet answered (which records each copy; it emptied this table
+# until version 6, which keeps it and lists the hosts asked instead), a change refuses while any host that might hold a copy cannot be asked. A database upgraded at
 # version 4 with places and no copies cannot tell whether it came from version 3, and is treated the same.
 COPIES_UNKNOWN_V5 = """
 CREATE TABLE vgpu_copies_unknown (
@@ -170,9 +170,20 @@ INSERT INTO vgpu_copies_unknown (since) SELECT strftime('%Y-%m-%d %H:%M:%f', 'no
     WHERE EXISTS (SELECT 1 FROM vgpu_locations) AND NOT EXISTS (SELECT 1 FROM vgpu_location_copies);
 """
 
+# Version 6: after an upgrade from schema 3, which hosts' copies are known is kept host by host. A scan that every
+# host of its run answered records the copies among those hosts alone: one it did not ask (taken out of [hosts], or
+# holding nothing but copies, so that no table names it) may still hold a copy, and a database cannot tell such a
+# host from a new one. So the mark of version 5 stays, and the hosts such a scan asked are listed here: a change
+# asks every other host of its run as well, and is refused while one of them cannot be asked.
+COPIES_KNOWN_ON_V6 = """
+CREATE TABLE vgpu_copies_known_on (
+    host TEXT PRIMARY KEY CHECK (host <> '')
+);
+"""
+
 # MIGRATIONS[n] takes a database at version n to version n + 1. Version 0 is either an empty file or a
 # database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
-MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4, COPIES_UNKNOWN_V5)
+MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4, COPIES_UNKNOWN_V5, COPIES_KNOWN_ON_V6)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -332,16 +332,17 @@ class Fleet:
         gone = f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})"
         raise self._missing(key, HypervisorError(codes.UUID_INVALID, gone, ["VM", key]))
 
-    def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: Sequence[str], *, copies_unknown: bool = False) -> None:
+    def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: Sequence[str], *,
+                        copies_unknown: Sequence[str] = ()) -> None:
         """Before a change to the VM found on host ``found_on``: every other host of this run it was last seen
         on (``last_seen``: the host it was last seen on, and any that listed a copy of it at the same time) is
-        asked too (see :meth:`ask_last_place`); with ``copies_unknown`` (the database cannot say which hosts
-        hold copies: see :func:`vgpu.locations.copies_unknown`), every host of the run is. A VM that moved is
+        asked too (see :meth:`ask_last_place`), and so is each of ``copies_unknown`` (the hosts whose copies the
+        database cannot tell: see :func:`vgpu.locations.copies_unknown_on`). A VM that moved is
         changed where it is now; one still there too is DuplicateVM; and a host that cannot be asked refuses
         the change, since it may still hold a copy that a change made on ``found_on`` alone would leave behind
         with the old configuration (the same vm_id on two VMs). Locating the VM has asked every host already,
         so this asks none again but those it could not tell about."""
-        unasked = self.ask_last_place(vm_uuid, found_on, self.labels if copies_unknown else last_seen)
+        unasked = self.ask_last_place(vm_uuid, found_on, (*last_seen, *copies_unknown))
         if unasked is None:
             outside = self.outside_run(vm_uuid, found_on, last_seen)
             if outside is not None:
