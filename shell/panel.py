@@ -31,6 +31,8 @@ from .render import (
     listed_name,
     marked_name,
     name_of,
+    not_asked_mark,
+    not_asked_word,
     pool_block_lines,
     segment_text,
     state_mark,
@@ -44,9 +46,12 @@ TWIN_REPAIR_HINT = ("keep one copy (remove or re-create the other), then run 'vg
                     "to clear it, or register it")
 
 
-def _state_mark(entry: ScannedVM, down: dict[str, str] | None = None) -> str:
+def _state_mark(entry: ScannedVM, down: dict[str, str] | None = None, narrowed_by: str = "--host") -> str:
     """The VM's state where the spec puts ``✓ Configured``; ``down`` (see :func:`down_words`) tells a host
-    that did not answer from one that answered with an error, or was not asked."""
+    that did not answer from one that answered with an error, or was not asked; a host outside the run is
+    named by why (``narrowed_by`` left it out, or it is not configured)."""
+    if entry.not_asked is not None:
+        return not_asked_mark(entry.not_asked, narrowed_by)
     host_down = UNREACHABLE if entry.host_known else _down_word(entry.host, down or {})
     return state_mark(entry.state, entry.host_known, len(entry.conflict), host_down=host_down)
 
@@ -68,11 +73,22 @@ def _down_word(label: str, down: dict[str, str]) -> str:
     return words.pop() if len(words) == 1 else NOT_LISTED
 
 
-def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None, down: dict[str, str] | None = None) -> str:
+def scan_line(entry: ScannedVM, where: Callable[[ScannedVM], str] | None = None, down: dict[str, str] | None = None,
+              narrowed_by: str = "--host") -> str:
     vm = entry.vm
     line = (f"UUID: {vm.vm_uuid} | Name: {name_of(vm)} | Pool: {vm.pool_id} | Priority: {vm.priority.describe()} | "
-            f"VM ID: {vm.vm_id} | {_state_mark(entry, down)}")
+            f"VM ID: {vm.vm_id} | {_state_mark(entry, down, narrowed_by)}")
+    if where is None and entry.not_asked is not None:  # a run of one host: the host outside it is named all the same
+        return f"{line} | Host: {_outside_host_text(entry, narrowed_by)}"
     return line if where is None else f"{line} | Host: {where(entry)}"
+
+
+def _outside_host_text(entry: ScannedVM, narrowed_by: str) -> str:
+    """The Host field of a VM last seen on a host outside the run too (ScannedVM.not_asked), as one of a host that
+    is down reads: that host, why it was not asked, and the host that lists the VM."""
+    copy = entry.listed_elsewhere
+    lister = f"; listed by {member_text(copy.host, copy.resident_on)}" if copy is not None else ""
+    return f"{entry.host} ({not_asked_word(entry.not_asked or '', narrowed_by)}{lister})"
 
 
 def member_text(label: str, resident_on: str | None) -> str:
@@ -81,7 +97,7 @@ def member_text(label: str, resident_on: str | None) -> str:
     return f"{label} ({listed(resident_on)})" if resident_on else label
 
 
-def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
+def host_field(report: ScanReport, narrowed_by: str = "--host") -> Callable[[ScannedVM], str] | None:
     """How each registered VM's host reads, or None for a scan of one host (the spec's layout)."""
     if not report.several_hosts:
         return None
@@ -93,6 +109,8 @@ def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
             return ", ".join(member_text(copy.host, copy.resident_on) for copy in copies[entry.vm.vm_uuid])
         if entry.host_vm is not None:
             return member_text(entry.host_vm.host, entry.host_vm.resident_on)
+        if entry.not_asked is not None:  # a host outside the run: as one that is down
+            return _outside_host_text(entry, narrowed_by)
         if entry.host in down:
             copy = entry.listed_elsewhere  # another host lists it: named, though not taken for the VM
             why = down[entry.host]
@@ -102,21 +120,27 @@ def host_field(report: ScanReport) -> Callable[[ScannedVM], str] | None:
     return where
 
 
-def _unregistered_lines(report: ScanReport) -> Iterator[str]:
+def _unregistered_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]:
     """The spec's line for each unregistered VM; one whose UUID is on several hosts is one line, marked as a
-    registered one is, naming each host (registering it is refused until one copy is left)."""
+    registered one is, naming each host (registering it is refused until one copy is left); one last seen on a
+    host that is down, or outside the run, too names that host, and says what register-vm's refusal says."""
     copies = report.copies_by_uuid()
-    down_hosts, unasked = down_words(report), report.down_by_uuid()
+    down_hosts, unasked, outside = down_words(report), report.down_by_uuid(), report.outside_by_uuid()
     for host_vm in report.unregistered:
-        twins, last_seen = copies.get(host_vm.uuid), unasked.get(host_vm.uuid)
+        twins, last_seen, away = copies.get(host_vm.uuid), unasked.get(host_vm.uuid), outside.get(host_vm.uuid)
         status, action = ("⚠ Not registered", REGISTER_HINT) if twins is None else (
             state_mark("conflict", hosts=len(twins)), TWIN_HINT)
         if last_seen is not None:  # the host it was last seen on too may still hold a copy: as a registered VM's
             action = (f"wait until {last_seen.host} answers (registering it is refused until then), or name the host "
                       f"you mean (--host {host_vm.host})")
+        elif away is not None:
+            action = f"registering it is refused until {away.host} is asked: {_lower_first(away.advice)}"
         line = f"UUID: {shown(host_vm.uuid)} | Name: {host_name(host_vm)} | Status: {status} | Action: {action}"
         if last_seen is not None:
             line += (f" | Host: {last_seen.host} ({_down_word(last_seen.host, down_hosts)}; listed by "
+                     f"{member_text(host_vm.host, host_vm.resident_on)})")
+        elif away is not None:
+            line += (f" | Host: {away.host} ({not_asked_word(away.reason, narrowed_by)}; listed by "
                      f"{member_text(host_vm.host, host_vm.resident_on)})")
         elif report.several_hosts:
             line += " | Host: " + ", ".join(member_text(copy.host, copy.resident_on) for copy in twins or (host_vm,))
@@ -144,10 +168,30 @@ def _conflict_lines(report: ScanReport) -> Iterator[str]:
                "re-create the other); commands on this VM are refused until then")
 
 
+def _lower_first(sentence: str) -> str:
+    return sentence[:1].lower() + sentence[1:]
+
+
+def _listed_outside_lines(report: ScanReport, narrowed_by: str) -> Iterator[str]:
+    """The registered VMs last seen on a host outside the run too, which the run lists: each copy, and how to
+    ask that host (changes are refused until then, as register-vm is for an unregistered one)."""
+    entries = [e for e in report.listed_elsewhere if e.not_asked is not None]
+    if not entries:
+        return
+    advice = {entry.vm_uuid: entry.advice for entry in report.last_seen_outside}
+    yield from ("", f"=== Listed by this run while a host it was last seen on is not in it: {len(entries)} ===")
+    for e in entries:
+        copy = e.listed_elsewhere
+        assert copy is not None and e.not_asked is not None
+        yield (f"UUID: {e.vm.vm_uuid} | Name: {name_of(e.vm)} | Last seen: {e.host} ({not_asked_word(e.not_asked, narrowed_by)}) | "
+               f"Listed by: {member_text(copy.host, copy.resident_on)} ({listed_name(copy.name)}, {copy.power_state.value}) | "
+               f"Action: changes to this VM are refused until {e.host} is asked: {_lower_first(advice[e.vm.vm_uuid])}")
+
+
 def _listed_elsewhere_lines(report: ScanReport) -> Iterator[str]:
     """The registered VMs last seen on a host that is down and listed by another: each copy, and why a
     change waits (the host that is down may still have the VM: see docs/fleet.md)."""
-    entries = report.listed_elsewhere
+    entries = [e for e in report.listed_elsewhere if getattr(e, "not_asked", None) is None]
     if not entries:
         return
     down = down_words(report)
@@ -159,11 +203,11 @@ def _listed_elsewhere_lines(report: ScanReport) -> Iterator[str]:
                f"{e.host} answers (changes to this VM are refused until then), or name the host you mean (--host {copy.host})")
 
 
-def _extra_sections(report: ScanReport) -> Iterator[str]:
+def _extra_sections(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]:
     """Missing VMs, drift, pending restarts, boots the host cannot tell, VMs listed by another host than
     the one that is down, and foreign segments: after the spec's sections, only when there are any. Over a
     fleet each VM's line ends with its host, as in the pools' sections."""
-    where = host_field(report)
+    where = host_field(report, narrowed_by)
 
     def hosted(line: str, e: ScannedVM) -> str:
         return line if where is None else f"{line} | Host: {where(e)}"
@@ -197,6 +241,7 @@ def _extra_sections(report: ScanReport) -> Iterator[str]:
         yield from ("", f"Running configuration unknown: {plural(len(unknown), 'VM')} ({names}{more}) - the host cannot "
                         "tell what they booted with; restart them to be sure (see docs/troubleshooting.md)")
     yield from _listed_elsewhere_lines(report)
+    yield from _listed_outside_lines(report, narrowed_by)
     if report.foreign_segments:
         yield from _foreign_lines(report)
 
@@ -285,15 +330,15 @@ def _instead(operation) -> str | None:
 
 def scan_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]:
     yield from unreachable_lines(report)
-    where, down = host_field(report), down_words(report)
+    where, down = host_field(report, narrowed_by), down_words(report)
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
         yield f"=== Pool {pool.pool_id}: {plural(len(members), 'VM')} ==="
-        yield from (scan_line(e, where, down) for e in members)
+        yield from (scan_line(e, where, down, narrowed_by) for e in members)
         yield ""
     yield f"=== Unregistered VMs: {len(report.unregistered)} ==="
-    yield from _unregistered_lines(report)
-    yield from _extra_sections(report)
+    yield from _unregistered_lines(report, narrowed_by)
+    yield from _extra_sections(report, narrowed_by)
     yield from not_shown_lines(report, narrowed_by)
     yield from _closing(report)
 
@@ -342,7 +387,7 @@ def status_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[st
         said = shown(report.host_error)
         yield from (f"⚠ {said[:1].upper()}{said[1:]}; showing the database only.", "")
     yield from unreachable_lines(report)
-    where = host_field(report)
+    where = host_field(report, narrowed_by)
     for pool in report.pools:
         members = report.in_pool(pool.pool_id)
         hosts = None if where is None else {e.vm.vm_uuid: where(e) for e in members}
@@ -360,7 +405,7 @@ def status_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[st
             yield f"  {names} (not registered - will default to Pool A if registered without --pool)"
         yield ""
     yield from _summary(report)
-    yield from _extra_sections(report)
+    yield from _extra_sections(report, narrowed_by)
     yield from not_shown_lines(report, narrowed_by)
     yield from _closing(report)
 

@@ -336,7 +336,7 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     where = [f"Host: {host}"] if host else []  # over a fleet: the host that has it (or last had it, when down)
     lines = [f"VM: {name_of(vm)}", f"UUID: {vm.vm_uuid}", *where, *config_lines(vm.config)]
     if host_error and not_asked:
-        lines.append(f"Status: {_not_asked_mark(not_asked, narrowed_by)} ({shown(host_error)})")
+        lines.append(f"Status: {not_asked_mark(not_asked, narrowed_by)} ({shown(host_error)})")
     elif host_error:
         lines += _unasked_lines(host_error, host, listed_elsewhere, state_mark("unknown", False, host_down=down_word(host_code)))
     elif host_vm is None:
@@ -358,12 +358,17 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     return "\n".join(lines)
 
 
-def _not_asked_mark(not_asked: str, narrowed_by: str) -> str:
-    """show-vm's Status for a VM on no host of the run, by why the host it may be on was not asked
-    (VMView.not_asked: vgpu.scan's NOT_CONFIGURED or LEFT_OUT, spelled here so that rendering imports no scan
+def not_asked_mark(not_asked: str, narrowed_by: str) -> str:
+    """The Status (show-vm's, and scan-vms') of a VM whose host was not asked, by why (VMView.not_asked and
+    ScannedVM.not_asked: vgpu.scan's NOT_CONFIGURED or LEFT_OUT, spelled here so that rendering imports no scan
     code), and what narrowed the run (Settings.narrowed_by); that host was not reachable is not what happened,
     so it is not said."""
-    return "? Host not configured" if not_asked == "not_configured" else f"? Host left out by {narrowed_by}"
+    return f"? Host {not_asked_word(not_asked, narrowed_by)}"
+
+
+def not_asked_word(not_asked: str, narrowed_by: str) -> str:
+    """Why a host was not asked, as a VM's Host field says it: ``gpu2 (not configured)``."""
+    return "not configured" if not_asked == "not_configured" else f"left out by {narrowed_by}"
 
 
 def _unasked_lines(host_error: str, host: str | None, listed_elsewhere: HostVM | None, mark: str) -> list[str]:

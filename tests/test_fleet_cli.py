@@ -1151,3 +1151,52 @@ def test_a_host_holding_only_a_copy_is_asked_before_its_copies_are_known(world, 
     assert outcome.code == 1 and "it was last seen on host gpu3 too, which could not be asked" in outcome.one_error_line()
     assert world.cli("set-priority", f"--vm-uuid={A1}", "--priority=low", hosts=with_gpu3, stdin="yes\n").code == 0
 
+
+
+@pytest.mark.parametrize("outside", ["taken out of [hosts]", "left out by --host"])
+def test_a_scan_shows_a_vm_with_a_copy_on_a_host_outside_the_run_as_its_commands_see_it(twin_configured_on_both, isolated_environment,
+                                                                                       outside):
+    """TWIN (registered) and CLONE_X (not) were seen on gpu1 and gpu2; gpu2 is then outside the run. Their commands
+    are refused (a copy may be on gpu2), so the scan does not call TWIN Configured nor tell to register CLONE_X:
+    each line names gpu2, why it was not asked, and the refusal's advice."""
+    world = twin_configured_on_both
+    for label in ("gpu1", "gpu2"):
+        world.sims[label].add_vm(CLONE_X, "clone-x", "halted", "")
+    ok_lines(world.cli("scan-vms", hosts=[]))  # both copies remembered
+    if outside == "taken out of [hosts]":
+        take_out_of_config(isolated_environment, "gpu2")
+        hosts, why = [], "not configured"
+        advice = "give that host again (in [hosts], or --host gpu2=URI beside the others) to ask it"
+    else:
+        hosts, why = ["gpu1", "pool1"], "left out by --host"
+        advice = "run without --host (or with --host gpu2 as well) to ask it, or name the one host you mean (--host gpu1)"
+    for command in ("scan-vms", "status"):
+        lines = world.cli(command, hosts=hosts).out_lines
+        if command == "scan-vms":
+            assert line_of(lines, TWIN).endswith(f"| VM ID: 77 | ? Host {why} | Host: gpu2 ({why}; listed by gpu1)"), lines
+            assert (f"UUID: {TWIN} | Name: twin | Last seen: gpu2 ({why}) | Listed by: gpu1 (twin, halted) | Action: changes "
+                    f"to this VM are refused until gpu2 is asked: {advice}") in lines, lines
+        assert not any(line.startswith(f"UUID: {TWIN}") and "✓ Configured" in line for line in lines), lines
+        assert any(f"{TWIN}" in line and line.endswith(f"| Host: gpu2 ({why}; listed by gpu1)") for line in lines), lines
+        if command == "scan-vms":
+            assert line_of(lines, CLONE_X) == (
+                f"UUID: {CLONE_X} | Name: clone-x | Status: ⚠ Not registered | Action: registering it is refused until "
+                f"gpu2 is asked: {advice} | Host: gpu2 ({why}; listed by gpu1)"), lines
+    data = json.loads(world.cli("scan-vms", "--format=json", hosts=hosts).out)
+    reason = "not_configured" if hosts == [] else "left_out"
+    assert data["last_seen_outside"] == [
+        {"vm_uuid": uuid, "host": "gpu2", "listed_by": "gpu1", "reason": reason, "advice": advice[0].upper() + advice[1:]}
+        for uuid in (TWIN, CLONE_X)]
+    twin = next(entry for entry in data["registered"] if entry["vm"]["vm_uuid"] == TWIN)
+    assert (twin["state"], twin["host"], twin["not_asked"], twin["listed_elsewhere"]["host"]) == ("unknown", "gpu2", reason, "gpu1")
+    refused = world.cli("register-vm", f"--vm-uuid={CLONE_X}", hosts=hosts)
+    assert refused.code == 1 and "last seen on host gpu2 too" in refused.err, refused
+
+
+def test_a_scan_of_the_one_host_the_run_names_shows_its_copy_as_the_one_meant(twin_configured_on_both):
+    """A run of gpu1 alone (--host gpu1) is how an admin names the copy they mean: its changes go through, so
+    its scan shows TWIN on gpu1 as ever."""
+    world = twin_configured_on_both
+    world.sims["gpu1"].set_device_model_args(TWIN, world.sims["gpu2"].get_device_model_args(TWIN))
+    lines = world.cli("scan-vms", hosts=["gpu1"]).out_lines
+    assert line_of(lines, TWIN).endswith("| VM ID: 77 | ✓ Configured (halted)"), lines

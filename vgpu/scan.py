@@ -32,7 +32,7 @@ from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
-from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation
+from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation, outside_advice
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
 from .store import Store
@@ -104,6 +104,10 @@ class ScannedVM:
     # taken for the VM (the host that is down may still have it, and changes are refused until it answers:
     # see vgpu.lifecycle.check_only_copy), but it is there.
     listed_elsewhere: HostVM | None = None
+    # NOT_CONFIGURED or LEFT_OUT: ``host``, a host it was last seen on too, is outside this run and was not asked
+    # (the change commands are refused until it is: see ScanReport.last_seen_outside); ``listed_elsewhere`` is the VM
+    # as the run lists it
+    not_asked: str | None = None
 
     @property
     def state(self) -> str:
@@ -190,6 +194,20 @@ NOT_CONFIGURED, LEFT_OUT = "not_configured", "left_out"  # why a host's register
 
 
 @attrs.frozen
+class LastSeenOutside:
+    """A VM (registered or not) that host ``listed_by`` lists, last seen on host ``host`` too, which this run does
+    not ask (``reason``: NOT_CONFIGURED, taken out of [hosts]; LEFT_OUT, left out by --host while the run has
+    several hosts): a copy may still be there, so its changes (registering it too) are refused until ``host`` is
+    asked (see Fleet.outside_run), as ``advice`` says, and a scan shows it so."""
+
+    vm_uuid: str
+    host: str
+    listed_by: str
+    reason: str
+    advice: str
+
+
+@attrs.frozen
 class NotShown:
     """Registered VMs a scan leaves out, last seen on a host this run does not have: ``host`` (its label; ""
     for VMs no scan of the fleet has seen yet, which may be on any host the run leaves out), how many, and
@@ -222,6 +240,11 @@ class ScanReport(tables.Tabular):
     elsewhere: int = 0
     not_shown: tuple[NotShown, ...] = ()  # by host, those taken out of [hosts] first, then those --host leaves out
     unregistered_down: tuple[LastSeenDown, ...] = ()  # unregistered VMs last seen on a host that could not be listed too
+    last_seen_outside: tuple[LastSeenOutside, ...] = ()  # VMs last seen on a host outside the run too, by UUID
+
+    def outside_by_uuid(self) -> dict[str, LastSeenOutside]:
+        """``last_seen_outside`` by UUID."""
+        return {entry.vm_uuid: entry for entry in self.last_seen_outside}
 
     @property
     def several_hosts(self) -> bool:
@@ -261,7 +284,8 @@ class ScanReport(tables.Tabular):
 
     @property
     def listed_elsewhere(self) -> list[ScannedVM]:
-        """Registered VMs last seen on a host that could not be listed, which another host lists now."""
+        """Registered VMs last seen on a host that could not be listed (or that this run does not ask: ``not_asked``),
+        which another host lists now."""
         return [entry for entry in self.registered if entry.listed_elsewhere is not None]
 
     @property
@@ -437,6 +461,7 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     render, parse = devargs.rendered_text, devargs.parse
     quoted_labels = fleet.quoted_labels()  # libvirt's hosts quote their args; a fleet may mix both kinds
     scanned, conflicts, hidden = [], [], collections.Counter[tuple[str, str]]()
+    outsiders: list[LastSeenOutside] = []
     for vm in registered:
         host_vm = on_host.pop(vm.vm_uuid, None)
         if twice and vm.vm_uuid in twice:
@@ -449,6 +474,12 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
             place = known[vm.vm_uuid]
             scanned.append(ScannedVM(vm, None, devargs.ABSENT, False, None, down, place[1] if place[0] == down else None,
                                      listed_elsewhere=host_vm))
+        elif host_vm is not None and (outside := _outside(fleet, host_vm, known, also_seen)) is not None:
+            # Last seen on a host this run does not ask too: shown as the change commands see it, as for a host
+            # that is down (named, with the copy listed here beside it).
+            outsiders.append(outside)
+            scanned.append(ScannedVM(vm, None, devargs.ABSENT, False, None, outside.host, listed_elsewhere=host_vm,
+                                     not_asked=outside.reason))
         elif host_vm is not None:
             args, config = host_vm.device_model_args, vm.config
             # args that are exactly the registered segment need no regex (devargs.parse would say the same)
@@ -479,6 +510,9 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
     # an unregistered VM last seen on a host that could not be listed too: not known to be that host's alone
     unasked = [] if not failed else [LastSeenDown(h.uuid, label, h.host) for h in unregistered if h.uuid not in twice
                                      and (label := _down_among(h.uuid, known, also_seen, failed)) is not None]
+    down_uuids = {entry.vm_uuid for entry in unasked}
+    outsiders += [outside for h in unregistered if h.uuid not in twice and h.uuid not in down_uuids
+                  and (outside := _outside(fleet, h, known, also_seen)) is not None]
     by_vm_id = {vm.vm_id: vm for vm in registered}
     foreign = []
     for host_vm in each_copy:  # every copy's own segment: each may be a clone, whichever is kept
@@ -494,7 +528,22 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
                   for listing in listings)
     return ScanReport(tuple(pool_rows), tuple(scanned), tuple(unregistered), tuple(foreign), host_error, unfinished,
                       hosts=hosts, conflicts=tuple(conflicts), elsewhere=sum(hidden.values()), not_shown=_not_shown(hidden),
-                      unregistered_down=tuple(unasked))
+                      unregistered_down=tuple(unasked), last_seen_outside=tuple(outsiders))
+
+
+def _outside(fleet: Fleet, host_vm: HostVM, known: dict[str, locations.Place],
+             also_seen: dict[str, tuple[str, ...]]) -> LastSeenOutside | None:
+    """For a VM listed once: the host outside this run it was last seen on too (its place, or a copy's host) that
+    a change of it is refused for (see Fleet.outside_run), or None."""
+    place = known.get(host_vm.uuid)
+    if place is None or (place[0] in fleet.members and host_vm.uuid not in also_seen):
+        return None  # as for almost every VM: nothing outside the run to ask
+    label = fleet.outside_host(host_vm.host, (place[0], *also_seen.get(host_vm.uuid, ())))
+    if label is None:
+        return None
+    left_out = label in fleet.elsewhere
+    advice = outside_advice(host_vm.host, label, left_out=left_out, narrowed_by=fleet.narrowed_by)
+    return LastSeenOutside(host_vm.uuid, label, host_vm.host, LEFT_OUT if left_out else NOT_CONFIGURED, advice)
 
 
 def _not_shown(hidden: collections.Counter[tuple[str, str]]) -> tuple[NotShown, ...]:

@@ -358,14 +358,19 @@ class Fleet:
         of [hosts] (given again, it is asked), or one --host leaves out while the run has several hosts (a run
         of the one host the VM is on is how an admin names the copy they mean, as the refusals advise). None
         when every such host is in the run, and for a single host named by its URI (no places)."""
+        label = self.outside_host(found_on, last_seen)
+        if label is None:
+            return None
+        return outside_refusal(vm_uuid.lower(), found_on, label, ", ".join(self.members), left_out=label in self.elsewhere,
+                               seen_there_too=found_on in last_seen, narrowed_by=self.narrowed_by)
+
+    def outside_host(self, found_on: str, last_seen: Sequence[str]) -> str | None:
+        """The host :meth:`outside_run` refuses a change for: the first of ``last_seen`` (where a VM found on
+        ``found_on`` was last seen) that this run does not ask; None when there is none."""
         if self.labels == ("",):
             return None
-        for label in last_seen:
-            if label and label != found_on and label not in self.members and (label not in self.elsewhere or self.several):
-                return outside_refusal(vm_uuid.lower(), found_on, label, ", ".join(self.members),
-                                       left_out=label in self.elsewhere, seen_there_too=found_on in last_seen,
-                                       narrowed_by=self.narrowed_by)
-        return None
+        return next((label for label in last_seen if label and label != found_on and label not in self.members
+                     and (label not in self.elsewhere or self.several)), None)
 
     def ask_last_place(self, vm_uuid: str, found_on: str, last_seen: Sequence[str]) -> tuple[str, VgpuError] | None:
         """Whether the VM found on host ``found_on`` is the only copy, as far as ``last_seen`` (the hosts it was
@@ -570,19 +575,25 @@ def outside_refusal(vm_uuid: str, found_on: str, other: str, members: str, *, le
     too = " too" if seen_there_too else ""
     if left_out:
         why, code = f"which this run leaves out ({narrowed_by}), so it was not asked", codes.VM_ON_HOST_LEFT_OUT
-        if narrowed_by == codes.NARROWED_BY_FLAG:
-            advice = f"Run without --host (or with --host {other} as well) to ask it, or name the one host you mean (--host {found_on})"
-        else:
-            advice = (f"To ask it, {codes.widen_advice(narrowed_by, other + ' beside the others')}; or name the one host "
-                      f"you mean (--host {found_on})")
     else:
         why, code = ("which is not one of this run's configured hosts (not in [hosts], nor given by --host), so it "
                      "could not be asked"), codes.VM_ON_HOST_NOT_CONFIGURED
-        advice = (f"Give that host again (in [hosts], or --host {other}=URI beside the others) to ask it, or, if it is "
-                  f"gone for good, 'vgpu-admin forget-host {other}'")
+    advice = outside_advice(found_on, other, left_out=left_out, narrowed_by=narrowed_by)
     return HypervisorError(code, f"VM {vm_uuid} is on host {found_on}, but it was last seen on host {other}{too}, {why}: "
                                  f"a copy may still be there, which a change made on {found_on} alone would leave "
                                  f"behind; nothing was done. {advice}", [members, other])
+
+
+def outside_advice(found_on: str, other: str, *, left_out: bool, narrowed_by: str = codes.NARROWED_BY_FLAG) -> str:
+    """How to ask ``other``, a host outside the run that a VM found on ``found_on`` was last seen on too (see
+    :func:`outside_refusal`), as its refusal and a scan's line about the VM say it."""
+    if not left_out:
+        return (f"Give that host again (in [hosts], or --host {other}=URI beside the others) to ask it, or, if it is "
+                f"gone for good, 'vgpu-admin forget-host {other}'")
+    if narrowed_by == codes.NARROWED_BY_FLAG:
+        return f"Run without --host (or with --host {other} as well) to ask it, or name the one host you mean (--host {found_on})"
+    return (f"To ask it, {codes.widen_advice(narrowed_by, other + ' beside the others')}; or name the one host "
+            f"you mean (--host {found_on})")
 
 
 def copies_unknown_refusal(vm_uuid: str, found_on: str, other: str, error: VgpuError) -> HypervisorError:
