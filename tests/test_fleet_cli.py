@@ -1166,7 +1166,7 @@ def test_a_scan_shows_a_vm_with_a_copy_on_a_host_outside_the_run_as_its_commands
     if outside == "taken out of [hosts]":
         take_out_of_config(isolated_environment, "gpu2")
         hosts, why = [], "not configured"
-        advice = "give that host again (in [hosts], or --host gpu2=URI beside the others) to ask it"
+        advice = "give that host again (in [hosts], or --host gpu2=URI beside the others) to ask it, or, if it is gone for good, 'vgpu-admin forget-host gpu2'"
     else:
         hosts, why = ["gpu1", "pool1"], "left out by --host"
         advice = "run without --host (or with --host gpu2 as well) to ask it, or name the one host you mean (--host gpu1)"
