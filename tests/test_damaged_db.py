@@ -187,10 +187,30 @@ def test_a_database_vgpu_made_is_found_complete_without_the_pragma_walk(tmp_path
     from vgpu.store import Store
 
     with Store(tmp_path / "v.db") as store:
-        assert schema.spec_tables_as_created(store._conn)
+        assert schema.tables_as_created(store._conn)
     # Opened again, the one query answers: the full check (a dozen PRAGMAs on every start-up) is not run.
     monkeypatch.setattr(schema_check, "missing", lambda conn: pytest.fail("the full check ran for a file vgpu made"))
     Store(tmp_path / "v.db").close()
+
+
+def test_opening_a_database_vgpu_made_asks_sqlite_four_statements_and_one_for_the_tables(tmp_path, monkeypatch):
+    # Every command's start-up: the check of vgpu's own tables rides in the one query on sqlite_master.
+    from vgpu import store as store_module
+    from vgpu.store import Store
+
+    Store(tmp_path / "v.db").close()
+    statements: list[str] = []
+    connect = store_module._connect
+
+    def traced(*args):
+        conn = connect(*args)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(store_module, "_connect", traced)
+    Store(tmp_path / "v.db").close()
+    asked = [statement for statement in statements if not statement.startswith("--")]  # a pragma's echo
+    assert len(asked) == 4 and sum("sqlite_master" in statement for statement in asked) == 1, asked
 
 
 def test_a_complete_schema_written_another_way_gets_the_full_check_and_is_adopted(tmp_path):
@@ -204,7 +224,7 @@ def test_a_complete_schema_written_another_way_gets_the_full_check_and_is_adopte
     for statement in (schema.SPEC_POOLS, schema.SPEC_VMS, *schema.SPEC_INDEXES.values()):
         conn.execute(" ".join(statement.split()))
     conn.execute("INSERT INTO pools (pool_id, pool_name) VALUES ('A', 'Pool A'), ('B', 'Pool B')")
-    assert not schema.spec_tables_as_created(conn) and schema_check.missing(conn) == []
+    assert not schema.tables_as_created(conn) and schema_check.missing(conn) == []
     conn.close()
     Store(path).close()
 
@@ -221,7 +241,7 @@ def test_anything_but_the_schema_as_vgpu_creates_it_is_not_vouched_for_by_the_on
     Store(tmp_path / "v.db").close()
     conn = sqlite3.connect(tmp_path / "v.db", isolation_level=None)
     conn.execute(change)
-    assert not schema.spec_tables_as_created(conn)
+    assert not schema.tables_as_created(conn)
     conn.close()
 
 
@@ -331,7 +351,7 @@ def test_a_table_rebuilt_with_nothing_added_is_the_specs_text_again(spec):
     strip_constraints(spec, "vms", LOOSE_VMS)
     assert spec.cli("repair-db").code == 0
     with raw(spec) as conn:
-        assert schema.spec_tables_as_created(conn)
+        assert schema.tables_as_created(conn)
 
 
 def test_repair_db_refuses_a_row_that_breaks_an_added_columns_own_check_and_changes_nothing(spec):
@@ -345,4 +365,5 @@ def test_repair_db_refuses_a_row_that_breaks_an_added_columns_own_check_and_chan
         f"error: cannot repair database {spec.db}: a vms row breaks a constraint the spec does not have "
         "(SQLite says: CHECK constraint failed: length(tag) <= 8); nothing was changed")
     assert spec.files() == files
+
 

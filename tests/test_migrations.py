@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from vgpu import pools, schema, vms
+from vgpu import locations, pools, schema, vms
 from vgpu.errors import StoreError
 from vgpu.store import Store, repair_schema
 
@@ -151,3 +151,111 @@ def test_a_vms_table_that_is_not_the_specs_without_pools_is_still_not_a_vgpu_dat
     with pytest.raises(StoreError, match="not a vgpu database"):
         Store(path)
     assert path.read_bytes() == before
+
+
+# --- a user_version higher than the tables show, or a table of ours dropped ------------------------------------
+
+UUID_2 = "22222222-2222-2222-2222-222222222222"
+
+
+def schema_3_file(path, *, user_version: int = 3) -> None:
+    """A fleet's database as schema 3 left it (no copies tables), one VM's place remembered, marked as ours and
+    in WAL as vgpu leaves it; then its user_version set to ``user_version`` by hand."""
+    with raw(path) as conn:
+        for script in (schema.SPEC_TABLES, *schema.MIGRATIONS[:3]):
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+        conn.execute("INSERT INTO vgpu_locations (vm_uuid, host) VALUES (?, 'gpu1')", (UUID_1,))
+        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {user_version:d}")
+        conn.execute("PRAGMA journal_mode = WAL")
+
+
+def test_a_schema_3_file_migrates_as_before(tmp_path):
+    path = tmp_path / "v3.db"
+    schema_3_file(path)
+    with Store(path) as store, store.reading() as conn:
+        assert locations.copies_unknown(conn)
+    assert {"vgpu_location_copies", "vgpu_copies_unknown"} <= tables(path)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_schema_3_file_whose_version_was_set_higher_is_refused_naming_the_version_of_its_tables(tmp_path, version):
+    path = tmp_path / "v3.db"
+    schema_3_file(path, user_version=version)
+    lacks = ("vgpu_location_copies", "vgpu_copies_unknown")[:version - 3]  # the tables its version has
+    text = refused(path, f"schema version {version}", "those of version 3, without " + " and ".join(lacks),
+                   "vgpu-admin repair-db")
+    assert "no such table" not in text, text
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_repair_db_creates_the_copies_tables_a_schema_3_file_set_higher_lacks_with_copies_unknown(tmp_path, version):
+    path = tmp_path / "v3.db"
+    schema_3_file(path, user_version=version)
+    repair = repair_schema(path)
+    # the tables its version has (version 4 has no vgpu_copies_unknown yet: opening it migrates, and marks)
+    created = ("table vgpu_location_copies", "table vgpu_copies_unknown")[:version - 3]
+    assert repair.restored == created and repair.copies_unknown
+    with Store(path) as store, store.reading() as conn:
+        assert locations.copies_unknown(conn)  # never trusted: copies are unknown until a scan every host answers
+        assert locations.select_last_hosts(conn) == {UUID_1: ("gpu1",)}
+
+
+def current_without(path, table: str) -> None:
+    """A database vgpu made (a place and a copy remembered), one of vgpu's own tables since dropped."""
+    with Store(path) as store, store.writing() as conn:
+        locations.record(conn, [(UUID_1, "gpu1", None)])
+        conn.execute("INSERT INTO vgpu_location_copies (vm_uuid, host) VALUES (?, 'gpu2')", (UUID_1,))
+    with raw(path) as conn:
+        conn.execute(f"DROP TABLE {table}")
+
+
+def test_a_current_file_without_its_copies_unknown_table_is_refused_and_repair_db_creates_it_marked(tmp_path):
+    path = tmp_path / "v.db"
+    current_without(path, "vgpu_copies_unknown")
+    refused(path, f"schema version {schema.LATEST_VERSION}", f"those of version {schema.LATEST_VERSION - 1}",
+            "vgpu_copies_unknown", "vgpu-admin repair-db")
+    repair = repair_schema(path)
+    assert repair.restored == ("table vgpu_copies_unknown",) and repair.copies_unknown
+    with Store(path) as store, store.reading() as conn:
+        assert locations.copies_unknown(conn)  # the dropped table may have held the mark: set, not trusted away
+        assert locations.select_last_hosts(conn) == {UUID_1: ("gpu1", "gpu2")}  # the copy kept
+
+
+def test_a_current_file_without_its_copies_table_is_refused_and_repair_db_creates_it_empty_and_marked(tmp_path):
+    path = tmp_path / "v.db"
+    current_without(path, "vgpu_location_copies")
+    refused(path, f"schema version {schema.LATEST_VERSION}", "vgpu_location_copies", "vgpu-admin repair-db")
+    repair = repair_schema(path)
+    assert repair.restored == ("table vgpu_location_copies",) and repair.copies_unknown
+    with Store(path) as store, store.reading() as conn:
+        assert locations.copies_unknown(conn)  # the copies it held are gone: any host may hold one
+    Store(path).close()
+
+
+@pytest.mark.parametrize("table", ["vgpu_audit", "vgpu_operations", "vgpu_attention", "vgpu_locations"])
+def test_a_current_file_without_a_table_of_ours_repair_db_cannot_make_again_is_refused_and_not_repaired(tmp_path, table):
+    path = tmp_path / "v.db"
+    current_without(path, table)
+    text = refused(path, f"schema version {schema.LATEST_VERSION}", table, "restore a backup")
+    assert "no such table" not in text and "repair-db" not in text, text
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        repair_schema(path)
+    assert table in one_line(caught.value) and "nothing was changed" in one_line(caught.value)
+    assert path.read_bytes() == before
+
+
+def test_a_version_1_file_set_to_3_is_refused_with_the_version_to_set_back(tmp_path):
+    # Its missing tables hold what nothing learns again (repair-db cannot make them): the version is the fault.
+    path = tmp_path / "v1.db"
+    with raw(path) as conn:
+        version_1_tables(conn)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("PRAGMA journal_mode = WAL")
+    text = refused(path, "schema version 3", "those of version 1, without vgpu_attention and vgpu_locations",
+                   "PRAGMA user_version = 1")
+    assert "repair-db" not in text, text
+    with pytest.raises(StoreError, match="PRAGMA user_version = 1"):
+        repair_schema(path)

@@ -56,26 +56,6 @@ SPEC_INDEXES = {
 
 SPEC_TABLES = SPEC_POOLS + SPEC_POOL_ROWS + SPEC_VMS + "\n" + "\n".join(SPEC_INDEXES.values()) + "\n"
 
-# What sqlite_master holds for pools and vms when vgpu created them (or repair-db rebuilt them): SQLite keeps
-# each CREATE statement's text as written, less the semicolon, and names the UNIQUE and PRIMARY KEY indexes
-# itself. A file that holds exactly these was made by this schema, so it has every constraint and index the
-# spec asks for; anything else (the spec's own init script, a hand-made table) gets schema_check's full check.
-_AS_CREATED = frozenset({
-    ("table", "pools", SPEC_POOLS.strip().removesuffix(";")),
-    ("index", "sqlite_autoindex_pools_1", None),
-    ("table", "vms", SPEC_VMS.strip().removesuffix(";")),
-    ("index", "sqlite_autoindex_vms_1", None),
-    ("index", "sqlite_autoindex_vms_2", None),
-    *(("index", name, statement.removesuffix(";")) for name, statement in SPEC_INDEXES.items()),
-})
-
-
-def spec_tables_as_created(conn: sqlite3.Connection) -> bool:
-    """Whether ``pools`` and ``vms`` are exactly as this schema creates them: one query instead of the
-    dozen PRAGMAs of :func:`vgpu.schema_check.missing`, which every start-up would otherwise pay."""
-    rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('pools', 'vms')")
-    return frozenset(rows) == _AS_CREATED
-
 OUR_TABLES_V1 = """
 CREATE TABLE vgpu_audit (
     entry_id INTEGER PRIMARY KEY,
@@ -162,10 +142,12 @@ CREATE TABLE vgpu_location_copies (
 # on both: until a scan that every host of the fleet answered (which records each copy; it emptied this table
 # until version 6, which keeps it and lists the hosts asked instead), a change refuses while any host that might hold a copy cannot be asked. A database upgraded at
 # version 4 with places and no copies cannot tell whether it came from version 3, and is treated the same.
-COPIES_UNKNOWN_V5 = """
+_COPIES_UNKNOWN_TABLE = """
 CREATE TABLE vgpu_copies_unknown (
     since TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
+"""
+COPIES_UNKNOWN_V5 = _COPIES_UNKNOWN_TABLE + """
 INSERT INTO vgpu_copies_unknown (since) SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')
     WHERE EXISTS (SELECT 1 FROM vgpu_locations) AND NOT EXISTS (SELECT 1 FROM vgpu_location_copies);
 """
@@ -187,11 +169,63 @@ MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES
 LATEST_VERSION = len(MIGRATIONS)
 
 
+def _created_by(step: str) -> list[str]:
+    return re.findall(r"CREATE TABLE (\w+)", step)
+
+
 def version_of_tables(tables: Collection[str]) -> int:
     """The schema version a database's own tables are those of: the last migration that created one of them
     (each creates a table of its own), 0 for none. Read only when a file's user_version is in doubt: a version
     lower than this one would run migrations over tables they already made."""
     for version in range(LATEST_VERSION, 0, -1):
-        if set(re.findall(r"CREATE TABLE (\w+)", MIGRATIONS[version - 1])) & set(tables):
+        if set(_created_by(MIGRATIONS[version - 1])) & set(tables):
             return version
     return 0
+
+
+def tables_of(version: int) -> list[str]:
+    """Our tables at schema ``version``, in the order its migrations create them."""
+    return [name for step in MIGRATIONS[:version] for name in _created_by(step)]
+
+
+def missing_tables(version: int, tables: Collection[str]) -> list[str]:
+    """Our tables that schema ``version`` has and ``tables`` lack: dropped, or a user_version set by hand."""
+    return [name for name in tables_of(version) if name not in tables]
+
+
+# Our tables that repair-db may create again, empty, when one is missing: they only say which hosts hold copies
+# of a UUID, which a scan that every host answers learns again. Created again, they cannot say it, so the
+# "copies unknown" mark is set (MARK_COPIES_UNKNOWN): until that scan, a change asks every host of the run. The
+# others hold what nothing can learn again (the audit log, the journal, attention marks, places): a file
+# without one of those is restored from a backup.
+RECREATABLE = {"vgpu_location_copies": FLEET_COPIES_V4, "vgpu_copies_unknown": _COPIES_UNKNOWN_TABLE}
+MARK_COPIES_UNKNOWN = """INSERT INTO vgpu_copies_unknown (since) SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')
+    WHERE NOT EXISTS (SELECT 1 FROM vgpu_copies_unknown)"""
+
+
+# What sqlite_master holds for pools and vms when vgpu created them (or repair-db rebuilt them): SQLite keeps
+# each CREATE statement's text as written, less the semicolon, and names the UNIQUE and PRIMARY KEY indexes
+# itself. A file that holds exactly these was made by this schema, so it has every constraint and index the
+# spec asks for; anything else (the spec's own init script, a hand-made table) gets schema_check's full check.
+_AS_CREATED = frozenset({
+    ("table", "pools", SPEC_POOLS.strip().removesuffix(";")),
+    ("index", "sqlite_autoindex_pools_1", None),
+    ("table", "vms", SPEC_VMS.strip().removesuffix(";")),
+    ("index", "sqlite_autoindex_vms_1", None),
+    ("index", "sqlite_autoindex_vms_2", None),
+    *(("index", name, statement.removesuffix(";")) for name, statement in SPEC_INDEXES.items()),
+})
+
+
+_OURS = tuple(tables_of(LATEST_VERSION))
+_AS_CREATED_WITH_OURS = _AS_CREATED | {("table", name, None) for name in _OURS}
+_AS_CREATED_QUERY = ("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('pools', 'vms') UNION ALL "
+                     f"SELECT 'table', name, NULL FROM sqlite_master WHERE type = 'table' AND name IN ({', '.join('?' * len(_OURS))})")
+
+
+def tables_as_created(conn: sqlite3.Connection) -> bool:
+    """Whether ``pools`` and ``vms`` are exactly as this schema creates them and every table of ours at the
+    latest version is there: one query instead of the dozen PRAGMAs of :func:`vgpu.schema_check.missing` and
+    a look at our tables, which every start-up would otherwise pay."""
+    return frozenset(conn.execute(_AS_CREATED_QUERY, _OURS)) == _AS_CREATED_WITH_OURS
+

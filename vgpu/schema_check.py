@@ -82,10 +82,13 @@ def _vms_keys_and_indexes(conn: sqlite3.Connection) -> list[str]:
 class Repair:
     """What :func:`restore` did: ``restored`` names what the spec has and the file lacked (``CHECK on
     vms.priority``); ``kept`` what the file has beyond the spec that a rebuilt table carried over
-    (``column vms.gpu_slot``, ``index idx_gpu_slot``, ``trigger vms_touch``)."""
+    (``column vms.gpu_slot``, ``index idx_gpu_slot``, ``trigger vms_touch``). repair-db adds the tables of ours it
+    created again to ``restored`` (``table vgpu_copies_unknown``), and sets ``copies_unknown``: which hosts hold
+    copies of a VM is unknown until a scan that every host answers (see :func:`vgpu.locations.copies_unknown`)."""
 
     restored: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
+    copies_unknown: bool = False
 
 
 def restore(conn: sqlite3.Connection) -> Repair:

@@ -245,8 +245,9 @@ def _prepare(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
             _check_ours(conn, path, application_id, version)
         if current or {"pools", "vms"} & _table_names(conn):
             # before any change: a refused file is left as it was; a file being adopted may lack pools (the
-            # spec's init script as written: SQLite refuses its pools), which the migration creates
-            _refuse_incomplete(conn, path, pools_created=application_id == 0)
+            # spec's init script as written: SQLite refuses its pools), which the migration creates; one being
+            # migrated has its own tables checked by _migrate, inside the migration's lock
+            _refuse_incomplete(conn, path, pools_created=application_id == 0, ours_at=version if current else 0)
         _set_wal(conn, busy_timeout)
         if not current:
             _migrate(conn, path)
@@ -264,22 +265,48 @@ def _header(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(application_id), int(version)
 
 
-def _refuse_incomplete(conn: sqlite3.Connection, path: str, *, pools_created: bool = False) -> None:
-    if schema.spec_tables_as_created(conn):
+def _refuse_incomplete(conn: sqlite3.Connection, path: str, *, pools_created: bool = False, ours_at: int = 0) -> None:
+    """Refuse a file whose pools and vms lack the spec's constraints or indexes, or (``ours_at``: its schema
+    version) that lacks a table of ours its version has."""
+    if schema.tables_as_created(conn):
         return  # made by vgpu: complete (the usual case, answered by one query)
     from . import schema_check  # a file vgpu did not make, or one changed by hand: every PRAGMA asked
 
     gaps = [gap for gap in schema_check.missing(conn) if not (pools_created and gap == "table pools")]
     if gaps:
         raise IncompleteSchema(path, gaps)
+    _refuse_missing_tables(path, ours_at, _table_names(conn))
+
+
+def _refuse_missing_tables(path: str, version: int, tables: set[str]) -> None:
+    """Refuse a file at schema ``version`` without a table of ours that version has: its user_version was set
+    higher by hand, or the table was dropped. Every query on that table would fail with SQLite's words."""
+    missing = schema.missing_tables(version, tables)
+    if not missing:
+        return
+    made_by = schema.version_of_tables(tables)
+    names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+    if not schema.missing_tables(made_by, tables):  # a version's tables and nothing of later ones
+        what = f"they are those of version {made_by}, without {names}"
+    else:
+        what = f"it lacks {names}, which version {version} has"
+    if all(name in schema.RECREATABLE for name in missing):
+        advice = (f"Run 'vgpu-admin repair-db' to create {'it' if len(missing) == 1 else 'them'}, empty: which hosts "
+                  "hold copies of a VM is then unknown until a scan that every host answers")
+    elif made_by < version and not schema.missing_tables(made_by, tables):
+        advice = _set_version_advice(path, made_by)
+    else:
+        advice = "It was changed by hand or by another program: restore a backup"
+    raise StoreError(path, f"database {path} has schema version {version}, which does not match its tables: {what}; "
+                           f"nothing was changed. {advice}")
 
 
 def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Repair:
-    """Restore the spec's constraints and indexes in the database at ``path`` (``vgpu-admin repair-db``):
-    returns what was missing (``restored``, empty when nothing was) and what the tables had beyond the spec
-    and still have (``kept``). Every row is kept, and every column, index and trigger an admin added; a row
-    that breaks the spec's rules is named (DamagedDatabase), as is anything that cannot be kept as it was
-    (StoreError), and nothing is changed. The file must already be a vgpu or spec database."""
+    """Restore the spec's constraints and indexes in the database at ``path`` (``vgpu-admin repair-db``), and
+    the tables of ours that may be created again (schema.RECREATABLE): returns what was missing (``restored``,
+    empty when nothing was) and what the tables had beyond the spec and still have (``kept``). Every row is
+    kept, and every column, index and trigger an admin added; a row that breaks the spec's rules is named
+    (DamagedDatabase), as is anything that cannot be kept as it was (StoreError), and nothing is changed. The file must already be a vgpu or spec database."""
     from . import schema_check  # repair-db only
     from .table_rebuild import NotCarried
 
@@ -295,7 +322,8 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
         _check_ours(conn, path, application_id, version)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            restored = schema_check.restore(conn)
+            created = _create_missing_tables(conn, path) if application_id == schema.APPLICATION_ID else ()
+            spec = schema_check.restore(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -311,7 +339,25 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
         raise StoreError(path, f"{path} is not a vgpu database (SQLite says: {exc})") from exc
     finally:
         conn.close()
-    return restored
+    return schema_check.Repair((*created, *spec.restored), spec.kept, copies_unknown=bool(created))
+
+
+def _create_missing_tables(conn: sqlite3.Connection, path: str) -> tuple[str, ...]:
+    """Inside repair-db's transaction: create again, empty, the tables of ours the file's schema version has and
+    it lacks, when each is one that may be (schema.RECREATABLE), and mark copies unknown; refuse (nothing
+    changed) when one is not. Read inside the lock: another process may have migrated the file meanwhile."""
+    version = _header(conn)[1]
+    missing = schema.missing_tables(version, _table_names(conn))
+    if not missing:
+        return ()
+    if not all(name in schema.RECREATABLE for name in missing):
+        _refuse_missing_tables(path, version, _table_names(conn))  # raises: the sentence opening it gives
+    for name in missing:
+        _run_script(conn, schema.RECREATABLE[name])
+    if "vgpu_copies_unknown" in schema.tables_of(version):  # at 4 the mark is not there yet: the migration
+        # to 5, when the file is next opened, sets it for a file with places and no copies, as this one now is
+        conn.execute(schema.MARK_COPIES_UNKNOWN)
+    return tuple(f"table {name}" for name in missing)
 
 
 def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
@@ -393,6 +439,7 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             raise StoreError(path, f"database {path} has schema version {version}, which does not match its tables: "
                                    f"they are those of version {made_by}; nothing was changed. "
                                    + _set_version_advice(path, made_by))
+        _refuse_missing_tables(path, version, tables)  # the steps from version would need tables it lacks
         if version == 0 and "pools" not in tables:
             # a new file; or the spec's init script's run as written: vms alone, pools refused by SQLite
             _run_script(conn, schema.SPEC_POOLS + schema.SPEC_POOL_ROWS if "vms" in tables else schema.SPEC_TABLES)

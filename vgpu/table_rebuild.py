@@ -183,7 +183,7 @@ def quoted(name: str) -> str:
 
 def _create(name: str, columns: list[str], constraints: list[str]) -> str:
     if columns == list(parse(SPEC[name]).columns.values()) and constraints == list(parse(SPEC[name]).constraints):
-        return SPEC[name]  # the spec's text to the letter, which schema.spec_tables_as_created knows
+        return SPEC[name]  # the spec's text to the letter, which schema.tables_as_created knows
     body = ",\n    ".join([*columns, *constraints])
     return f"CREATE TABLE {name} (\n    {body}\n)"
 
