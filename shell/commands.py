@@ -321,7 +321,9 @@ COMMANDS: tuple[Command, ...] = (
             "break the spec's rules. This rebuilds the two tables to the spec's schema and keeps every row, and "
             "every column, constraint, index and trigger an admin added to them (the output names those). A row "
             "that breaks the rules (a priority of 7, a pool C), or something added that cannot be kept as it "
-            "was, is named and nothing is changed. No VM is touched."
+            "was, is named and nothing is changed. A vgpu table that says which hosts hold copies of a VM, if "
+            "missing, is created again, empty, with those copies marked unknown until a scan that every host "
+            "answers. No VM is touched."
         ),
         examples=("vgpu-admin repair-db",), changes=True,
     ),

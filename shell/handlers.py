@@ -242,7 +242,9 @@ def repair_db(ctx: Context, opts: dict) -> int:
     ctx.changed()
     if repair.restored:
         also = f", and so was what the spec does not have: {', '.join(repair.kept)}" if repair.kept else ""
-        ctx.console.say(f"Restored in {db}: {', '.join(repair.restored)}. Every row was kept{also}.")
+        unknown = (" Which hosts hold copies of a VM is unknown until a scan that every host answers: until then, a "
+                   "change asks every host") if repair.copies_unknown else ""
+        ctx.console.say(f"Restored in {db}: {', '.join(repair.restored)}. Every row was kept{also}.{unknown}")
     else:
         ctx.console.say(f"The database {db} already has the spec's constraints and indexes; nothing to repair.")
     return 0

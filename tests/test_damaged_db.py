@@ -367,3 +367,39 @@ def test_repair_db_refuses_a_row_that_breaks_an_added_columns_own_check_and_chan
     assert spec.files() == files
 
 
+
+# --- a table of vgpu's own dropped ----------------------------------------------------------------------------
+
+
+def test_a_dropped_copies_unknown_table_is_refused_in_one_sentence_until_repair_db_creates_it(spec):
+    conn = raw(spec)
+    conn.execute("DROP TABLE vgpu_copies_unknown")
+    conn.close()
+    files = spec.files()
+    for command in (["list-vms"], ["scan-vms"], ["status"]):
+        refused = spec.cli(*command)
+        assert refused.code == 1 and refused.one_error_line() == (
+            f"error: database {spec.db} has schema version 5, which does not match its tables: they are those of "
+            "version 4, without vgpu_copies_unknown; nothing was changed. Run 'vgpu-admin repair-db' to create it, "
+            "empty: which hosts hold copies of a VM is then unknown until a scan that every host answers"), refused
+    assert spec.files() == files
+    repaired = spec.cli("repair-db")
+    assert repaired.code == 0 and repaired.out_lines == [
+        f"Restored in {spec.db}: table vgpu_copies_unknown. Every row was kept. Which hosts hold copies of a VM is "
+        "unknown until a scan that every host answers: until then, a change asks every host"], repaired
+    assert spec.cli("scan-vms").code == 0 and len(spec.registered()) == 20
+    assert spec.cli("repair-db").out_lines == [f"The database {spec.db} already has the spec's constraints and indexes; nothing to repair."]
+
+
+def test_a_dropped_journal_is_refused_and_repair_db_says_to_restore_a_backup(spec):
+    conn = raw(spec)
+    conn.execute("DROP TABLE vgpu_operations")
+    conn.close()
+    files = spec.files()
+    for command in (["list-vms"], ["repair-db"]):
+        refused = spec.cli(*command)
+        assert refused.code == 1 and refused.one_error_line() == (
+            f"error: database {spec.db} has schema version 5, which does not match its tables: it lacks "
+            "vgpu_operations, which version 5 has; nothing was changed. It was changed by hand or by another "
+            "program: restore a backup"), refused
+    assert spec.files() == files
