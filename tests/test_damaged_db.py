@@ -14,6 +14,7 @@ import sqlite3
 import pytest
 
 from vgpu import schema_check
+from vgpu.schema import LATEST_VERSION
 
 from .clikit import SpecHost, digest
 
@@ -379,8 +380,8 @@ def test_a_dropped_copies_unknown_table_is_refused_in_one_sentence_until_repair_
     for command in (["list-vms"], ["scan-vms"], ["status"]):
         refused = spec.cli(*command)
         assert refused.code == 1 and refused.one_error_line() == (
-            f"error: database {spec.db} has schema version 5, which does not match its tables: they are those of "
-            "version 4, without vgpu_copies_unknown; nothing was changed. Run 'vgpu-admin repair-db' to create it, "
+            f"error: database {spec.db} has schema version {LATEST_VERSION}, which does not match its tables: it lacks "
+            f"vgpu_copies_unknown, which version {LATEST_VERSION} has; nothing was changed. Run 'vgpu-admin repair-db' to create it, "
             "empty: which hosts hold copies of a VM is then unknown until a scan that every host answers"), refused
     assert spec.files() == files
     repaired = spec.cli("repair-db")
@@ -399,7 +400,7 @@ def test_a_dropped_journal_is_refused_and_repair_db_says_to_restore_a_backup(spe
     for command in (["list-vms"], ["repair-db"]):
         refused = spec.cli(*command)
         assert refused.code == 1 and refused.one_error_line() == (
-            f"error: database {spec.db} has schema version 5, which does not match its tables: it lacks "
-            "vgpu_operations, which version 5 has; nothing was changed. It was changed by hand or by another "
+            f"error: database {spec.db} has schema version {LATEST_VERSION}, which does not match its tables: it lacks "
+            f"vgpu_operations, which version {LATEST_VERSION} has; nothing was changed. It was changed by hand or by another "
             "program: restore a backup"), refused
     assert spec.files() == files

@@ -214,8 +214,8 @@ def current_without(path, table: str) -> None:
 def test_a_current_file_without_its_copies_unknown_table_is_refused_and_repair_db_creates_it_marked(tmp_path):
     path = tmp_path / "v.db"
     current_without(path, "vgpu_copies_unknown")
-    refused(path, f"schema version {schema.LATEST_VERSION}", f"those of version {schema.LATEST_VERSION - 1}",
-            "vgpu_copies_unknown", "vgpu-admin repair-db")
+    refused(path, f"schema version {schema.LATEST_VERSION}", "it lacks vgpu_copies_unknown",
+            f"which version {schema.LATEST_VERSION} has", "vgpu-admin repair-db")
     repair = repair_schema(path)
     assert repair.restored == ("table vgpu_copies_unknown",) and repair.copies_unknown
     with Store(path) as store, store.reading() as conn:
@@ -259,3 +259,15 @@ def test_a_version_1_file_set_to_3_is_refused_with_the_version_to_set_back(tmp_p
     assert "repair-db" not in text, text
     with pytest.raises(StoreError, match="PRAGMA user_version = 1"):
         repair_schema(path)
+
+
+def test_a_current_file_without_its_copies_known_on_table_is_refused_and_repair_db_creates_it_marked(tmp_path):
+    # Empty, it names no host whose copies are known; with the mark set, a change asks every other host.
+    path = tmp_path / "v.db"
+    current_without(path, "vgpu_copies_known_on")
+    refused(path, "those of version 5, without vgpu_copies_known_on", "vgpu-admin repair-db")
+    repair = repair_schema(path)
+    assert repair.restored == ("table vgpu_copies_known_on",) and repair.copies_unknown
+    with Store(path) as store, store.reading() as conn:
+        assert locations.copies_unknown(conn)
+        assert locations.select_last_hosts(conn) == {UUID_1: ("gpu1", "gpu2")}
