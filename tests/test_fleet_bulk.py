@@ -135,6 +135,29 @@ def test_a_row_whose_uuid_is_on_two_hosts_is_refused(fleet_of_two):
     assert isinstance(problem.error, DuplicateVM) and problem.error.hosts == ("gpu1", "gpu2")
 
 
+@pytest.mark.parametrize("on_existing", ["error", "skip", "update"])
+def test_a_registration_row_whose_uuid_is_on_two_hosts_is_refused_as_register_vm_refuses_it(fleet_of_two, on_existing):
+    # A new VM copied to a second host, and a registered one likewise (its copy without the segment): neither
+    # is planned, not even a segment to write (the last copy listed would win: its name, its host), and
+    # nothing is registered or written. A registered VM's row is refused as plan_many refuses it.
+    store, sims, placed = fleet_of_two
+    new, twin = uuid_of(1, 9), uuid_of(1, 1)
+    for label, sim in sims.items():
+        sim.add_vm(new, f"new-{label}", "running", "")
+    sims["gpu2"].add_vm(twin, "copy", "halted", "")
+    rows = [{"uuid": new}, {"uuid": twin, "priority": "high"}, {"uuid": uuid_of(2, 1), "priority": "high"}]
+    plan = bulk_register.plan_registrations(store, Fleet(sims), rows, on_existing=on_existing)
+    assert (plan.vms, plan.to_write) == ((), ()) and "register" not in [record["action"] for record in plan.records()]
+    assert [problem.row for problem in plan.problems] == ([1, 2, 3] if on_existing == "error" else [1, 2])
+    for problem in plan.problems[:1 if on_existing == "error" else 2]:  # error: row 2 is registered already
+        assert isinstance(problem.error, DuplicateVM) and problem.error.hosts == ("gpu1", "gpu2")
+    if on_existing == "update":
+        assert [change.vm_uuid for change in plan.updates.plans] == [uuid_of(2, 1)]
+    result = bulk_register.register_planned(store, Fleet(sims), plan)
+    assert result.registered == () and vms.find(store, new) is None
+    assert all(sim.get_device_model_args(new) == "" for sim in sims.values())
+
+
 def test_an_interrupted_batch_is_recovered_on_each_vms_own_host(fleet_of_two):
     store, sims, placed = fleet_of_two
     first = uuid_of(2, 1)

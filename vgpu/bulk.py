@@ -113,8 +113,7 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
     host's quoting: ``quoted_labels``), so an unchanged row restarts only a VM known to be pending. A VM no host lists is refused as
     missing, or (its places read from ``store``) as last seen on a host the run does not have."""
     uuid = change.vm.vm_uuid
-    if twice and uuid in twice:
-        raise DuplicateVM(uuid, twice[uuid])
+    check_listed_once(uuid, twice or {})
     host_vm = listed.get(uuid)
     if host_vm is None:
         raise not_listed(uuid, listings, fleet, last_seen_of(store, fleet, uuid) if store is not None else ())
@@ -141,7 +140,7 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     refer = row_reference(labels)
     fleet = as_fleet(host)
     listings = fleet.survey_answered()  # a host that is down holds back only its own rows (of a fleet)
-    listed, twice = _listed(listings)
+    listed, twice = listed_by_uuid(listings)
     quoted = fleet.quoted_labels()
     taken = {vm.vm_id: vm.vm_uuid for vm in vms.list_vms(store)}
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}  # as plan_reconfigure: refuse before asking
@@ -184,8 +183,9 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     return BulkPlan(tuple(plans))
 
 
-def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[str]]]:
-    """Every listed VM by UUID, and the UUIDs listed by several hosts (with their labels)."""
+def listed_by_uuid(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[str]]]:
+    """Every listed VM by UUID, and the UUIDs listed by several hosts (with their labels): a VM of those has
+    no one HostVM (the last copy listed stands for it here), so refuse it first (:func:`check_listed_once`)."""
     listed: dict[str, HostVM] = {}
     twice: dict[str, list[str]] = {}
     for listing in listings:
@@ -194,6 +194,13 @@ def _listed(listings: list[Listing]) -> tuple[dict[str, HostVM], dict[str, list[
                 twice.setdefault(host_vm.uuid, [listed[host_vm.uuid].host]).append(host_vm.host)
             listed[host_vm.uuid] = host_vm
     return listed, twice
+
+
+def check_listed_once(uuid: str, twice: Mapping[str, list[str]]) -> None:
+    """Refuse a VM several hosts list (``twice``, from :func:`listed_by_uuid`), as the commands on one VM do:
+    vgpu-admin does not choose a copy."""
+    if uuid in twice:
+        raise DuplicateVM(uuid, twice[uuid])
 
 
 @attrs.frozen
@@ -334,7 +341,7 @@ def _listed_twice_now(host: Hypervisor) -> dict[str, list[str]]:
     fleet = as_fleet(host)
     if not fleet.several:
         return {}
-    return _listed(fleet.survey())[1]
+    return listed_by_uuid(fleet.survey())[1]
 
 
 @one_fleet_operation

@@ -21,7 +21,7 @@ import attrs
 
 from . import bulk, devargs, journal, lifecycle, naming, reporting, tables, values, vms, workers
 from .bulk import BulkFailure, BulkPlan
-from .errors import BulkInterrupted, Conflict, InvalidRows, InvalidValue, RowProblem, StaleRegistrations, VgpuError
+from .errors import BulkInterrupted, Conflict, DuplicateVM, InvalidRows, InvalidValue, RowProblem, StaleRegistrations, VgpuError
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation
 from .lifecycle import ProgressCallback, Progress, ReconfigurePlan, RepairResult
@@ -175,16 +175,18 @@ def plan_registrations(
     fleet = as_fleet(host)
     listings = fleet.survey_answered()  # one listing per host: a host that is down holds back only its own rows
     down = [listing.error for listing in listings if listing.error is not None]
-    on_host = {host_vm.uuid: host_vm for listing in listings for host_vm in listing.vms}
+    on_host, twice = bulk.listed_by_uuid(listings)  # twice: on several hosts, refused as register_vm refuses it
     # With a host down, a VM no answering host lists may be on it: not "no such VM", but refused by name below.
     checked = vms.classify_many(store, items, exists=None if down else on_host.__contains__, on_existing=on_existing,
                                 missing=lambda uuid: bulk.not_listed(uuid, listings, fleet, bulk.last_seen_of(store, fleet, uuid)))
+    checked = _refuse_copies(checked, twice)
     places = bulk.places_to_check(store, listings, fleet)
     repeated = repeated_labels(checked.labels)
     held_back, new = [], []
     given = dict(zip(checked.new_positions, checked.new_vm_id_given))
     for row, position, vm in zip(checked.new_rows, checked.new_positions, checked.new):
         try:
+            bulk.check_listed_once(vm.vm_uuid, twice)
             if vm.vm_uuid not in on_host:
                 raise bulk.not_listed(vm.vm_uuid, listings, fleet, bulk.last_seen_of(store, fleet, vm.vm_uuid))
             bulk.check_only_copy(on_host[vm.vm_uuid], places, listings, fleet)
@@ -197,13 +199,27 @@ def plan_registrations(
         shared = naming.shared_names(conn, planned)
         like_uuids = tuple(like for like in (naming.named_like_uuid(conn, vm, on_host) for vm in planned) if like is not None)
     quoted = fleet.quoted_labels()
-    updates, update_rows, problems = _updates(store, fleet, on_host, checked, quoted, listings, held_back, places)
+    updates, update_rows, problems = _updates(store, fleet, on_host, twice, checked, quoted, listings, held_back, places)
     return RegistrationPlan(
         tuple(planned), tuple(row for row, _, _ in new), tuple(problems), shared, BulkPlan(tuple(updates)),
         tuple(update_rows), checked.existing, checked.existing_rows, on_existing, checked.labels,
         _without_their_segment(checked, on_host, quoted), tuple(vm.vm_uuid for _, vm, row_gave_id in new if not row_gave_id),
         like_uuids,
     )
+
+
+def _refuse_copies(checked: vms.BatchCheck, twice: dict[str, list[str]]) -> vms.BatchCheck:
+    """The rows of registered VMs left as they are, less those whose VM several hosts list: each is a
+    DuplicateVM problem, as plan_many refuses even a row that changes nothing of such a VM (a segment to
+    write would go to whichever copy was listed last)."""
+    kept = [(row, vm, as_asked) for row, vm, as_asked in zip(checked.existing_rows, checked.existing, checked.existing_as_asked)
+            if vm.vm_uuid not in twice]
+    if len(kept) == len(checked.existing):
+        return checked
+    copies = [RowProblem(row, DuplicateVM(vm.vm_uuid, twice[vm.vm_uuid]))
+              for row, vm in zip(checked.existing_rows, checked.existing) if vm.vm_uuid in twice]
+    return attrs.evolve(checked, existing_rows=tuple(row for row, _, _ in kept), existing=tuple(vm for _, vm, _ in kept),
+                        existing_as_asked=tuple(as_asked for _, _, as_asked in kept), problems=(*checked.problems, *copies))
 
 
 def _without_their_segment(checked: vms.BatchCheck, on_host: dict[str, HostVM], quoted: frozenset[str]) -> tuple[str, ...]:
@@ -218,11 +234,11 @@ def _without_their_segment(checked: vms.BatchCheck, on_host: dict[str, HostVM], 
     return tuple(missing)
 
 
-def _updates(store: Store, fleet: Fleet, on_host: dict[str, HostVM], checked: vms.BatchCheck, quoted: frozenset[str],
-             listings: list[Listing], held_back: list[RowProblem[Hashable]], places: bulk.LastSeen
+def _updates(store: Store, fleet: Fleet, on_host: dict[str, HostVM], twice: dict[str, list[str]], checked: vms.BatchCheck,
+             quoted: frozenset[str], listings: list[Listing], held_back: list[RowProblem[Hashable]], places: bulk.LastSeen
              ) -> tuple[list[ReconfigurePlan], list[Hashable], list[RowProblem[Hashable]]]:
     """The updates as plans of the reconfigure cycle, and a problem for each that cannot be one (a VM
-    paused, locked by an open operation, on no host that answered, or last seen on a host that did not), in
+    paused, locked by an open operation, on several hosts (``twice``), on no host that answered, or last seen on a host that did not), in
     row order among the other problems (``held_back`` among them: new rows whose VM no answering host lists,
     or that may have a copy on a host that did not answer)."""
     plans: list[ReconfigurePlan] = []
@@ -234,8 +250,8 @@ def _updates(store: Store, fleet: Fleet, on_host: dict[str, HostVM], checked: vm
     locked = {op.vm_uuid: op for op in journal.unfinished(store)}
     for row, position, change in zip(checked.update_rows, checked.update_positions, checked.updates):
         try:
-            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, listings=listings, places=places,
-                                               fleet=fleet, store=store))
+            plans.append(bulk.reconfigure_plan(change, on_host, locked, quoted_labels=quoted, twice=twice, listings=listings,
+                                               places=places, fleet=fleet, store=store))
             rows.append(row)
         except VgpuError as error:
             more.append(RowProblem(row, error, position, label_repeats=row in repeated_labels(checked.labels)))
