@@ -520,3 +520,32 @@ def test_writing_segments_stopped_waiting_says_the_vm_is_still_under_way(world, 
     go.set()
     _join(held)
     assert world.open_ops() == [] and world.agrees(four[0])
+
+
+def _rows_still_under_way(world, four, kind):
+    """(kind's call of VM 1, what the row of a VM still under way says): apply_many's error column, or the
+    segment column of write_segments' and register_planned's (a file run again: VM 1's segment to write)."""
+    if kind == "apply_many":
+        return (lambda host: bulk.apply_many(world.store, host, _to_pool_b(world, four[:1]), concurrency=1)), "error"
+    world.sim.set_device_model_args(four[0], "")  # its segment is to be written again
+    if kind == "write_segments":
+        return (lambda host: bulk_register.write_segments(world.store, host, [four[0]], concurrency=1)), "segment"
+    plan = bulk_register.plan_registrations(world.store, world.sim, [{"uuid": four[0]}], on_existing="skip")
+    assert plan.to_write == (four[0],)
+    return (lambda host: bulk_register.register_planned(world.store, host, plan, concurrency=1)), "segment"
+
+
+@pytest.mark.parametrize("kind", ["apply_many", "write_segments", "register_planned"])
+def test_the_partial_result_says_a_vm_still_under_way_is_so_not_that_it_needs_recover(world, four, monkeypatch, request, kind):
+    # The exception's sentence says the VM is still under way; its row said "run 'vgpu-admin recover'",
+    # which then finds nothing to do once the thread ends.
+    call, column = _rows_still_under_way(world, four, kind)
+    stopped, held, go = _stopped_waiting(world, four, monkeypatch, request, call=call)
+    (record,) = [record for record in stopped.partial.records() if record["vm_uuid"] == four[0]]
+    assert record[column].startswith("still under way (this process stopped waiting for it)"), record
+    assert "run 'vgpu-admin recover'" not in record[column]
+    assert "1 still under way" in str(stopped.partial).splitlines()[0]
+    assert not stopped.partial.ok
+    go.set()
+    _join(held)
+    assert world.open_ops() == [] and recovery.recover(world.store, world.sim) == [] and world.agrees(four[0])

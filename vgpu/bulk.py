@@ -75,8 +75,9 @@ class BulkFailure:
 class BulkResult(tables.Tabular):
     """What a batch did: ``results`` (in the plan's order), ``failures``; and when it was interrupted (see
     :class:`vgpu.errors.BulkInterrupted`), ``interrupted`` (the VMs whose change was cut part way, left to
-    ``vgpu-admin recover``, or still under way in the background when a second Ctrl-C stopped the waiting)
-    and ``not_started`` (the plans of the VMs left untouched: apply them later)."""
+    ``vgpu-admin recover``, or still under way in the background when a second Ctrl-C stopped the waiting:
+    those are ``under_way`` too, and their thread ends them) and ``not_started`` (the plans of the VMs left
+    untouched: apply them later)."""
 
     _view = views.bulk_result_view
     _columns = views.BULK_RESULT_COLUMNS
@@ -85,6 +86,7 @@ class BulkResult(tables.Tabular):
     failures: tuple[BulkFailure, ...]
     interrupted: tuple[ReconfigurePlan, ...] = ()
     not_started: tuple[ReconfigurePlan, ...] = ()
+    under_way: tuple[ReconfigurePlan, ...] = ()  # of ``interrupted``
 
     @property
     def ok(self) -> bool:
@@ -317,11 +319,12 @@ def apply_many(
         tuple(BulkFailure(changing[index].vm_uuid, error, changing[index]) for index, error in sorted(outcome.failures.items())),
         tuple(changing[index] for index in outcome.cut),
         tuple(changing[index] for index in outcome.not_started),
+        tuple(changing[index] for index in outcome.under_way),
     )
     if outcome.interrupted:
         raise BulkInterrupted(result, workers.interrupted_sentence(
             len(result.results), len(result.failures), len(result.interrupted), len(result.not_started),
-            " (their plans are in .partial.not_started)", under_way=len(outcome.under_way))) from outcome.interrupt
+            " (their plans are in .partial.not_started)", under_way=len(result.under_way))) from outcome.interrupt
     return result
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Hashable, Iterable, Mapping, TypeVar, cast
 
 import attrs
 
-from . import bulk, devargs, journal, lifecycle, naming, reporting, tables, values, vms, workers
+from . import bulk, devargs, journal, lifecycle, naming, reporting, tables, values, views, vms, workers
 from .bulk import BulkFailure, BulkPlan
 from .errors import BulkInterrupted, Conflict, DuplicateVM, InvalidRows, InvalidValue, RowProblem, StaleRegistrations, VgpuError
 from .hypervisor.base import Hypervisor
@@ -118,7 +118,9 @@ SKIPPED_SINCE = "skipped: registered since the plan"
 class RegistrationResult(tables.Tabular):
     """The VMs registered, and for each the segment written (or the reason it was not). When the writing was
     interrupted (see :class:`vgpu.errors.BulkInterrupted`): ``interrupted``, the VMs whose write was cut
-    part way (left to ``vgpu-admin recover``), and ``not_started``, those whose segment was not written yet.
+    part way (left to ``vgpu-admin recover``), or still under way in the background when a second Ctrl-C
+    stopped the waiting (those are ``under_way`` too: their thread ends the write), and ``not_started``, those
+    whose segment was not written yet.
     Every VM is registered either way; ``write_segments(store, host, result.not_started)`` finishes them, as
     does running the same registration again. ``rewritten``: the VMs registered before, whose segments a
     plan's ``to_write`` had written (their outcomes are in the table beside the new VMs'). ``skipped``: with
@@ -132,12 +134,14 @@ class RegistrationResult(tables.Tabular):
     not_started: tuple[str, ...] = ()
     rewritten: tuple[VM, ...] = ()
     skipped: tuple[VM, ...] = ()
+    under_way: tuple[str, ...] = ()  # of ``interrupted``
     _columns = (*tables.VM_COLUMNS, "segment")
 
     def _view(result: RegistrationResult) -> tuple[str, list[tables.Record]]:
         outcome = {segment.vm_uuid: "written" for segment in result.segments}
         outcome.update((failure.vm_uuid, "not written: " + str(failure.error)) for failure in result.failures)
         outcome.update((uuid, "interrupted: run 'vgpu-admin recover'") for uuid in result.interrupted)
+        outcome.update((uuid, views.UNDER_WAY_NOTE) for uuid in result.under_way)
         outcome.update((uuid, "not written yet (not started)") for uuid in result.not_started)
         records = [{**tables.vm_record(vm), "segment": outcome.pop(vm.vm_uuid, "written")}
                    for vm in (*result.registered, *result.rewritten)]
@@ -146,7 +150,9 @@ class RegistrationResult(tables.Tabular):
         records += [{**dict.fromkeys(tables.VM_COLUMNS), "vm_uuid": uuid, "segment": segment} for uuid, segment in outcome.items()]
         summary = f"{tables.plural(len(result.registered), 'VM')} registered, {len(result.failures)} segments not written"
         if result.interrupted or result.not_started:
-            summary += f", {len(result.interrupted)} interrupted, {len(result.not_started)} not started"
+            summary += f", {len(result.interrupted) - len(result.under_way)} interrupted"
+            summary += f", {len(result.under_way)} still under way" if result.under_way else ""
+            summary += f", {len(result.not_started)} not started"
         if result.skipped:
             summary += f", {len(result.skipped)} skipped (registered since the plan)"
         return summary, records
@@ -460,9 +466,11 @@ def _write_segments(store: Store, host: Hypervisor, uuids: list[str], progress: 
     failures = [BulkFailure(uuids[index], error) for index, error in sorted(outcome.failures.items())]
     if outcome.interrupted:
         cut, not_started = tuple(uuids[i] for i in outcome.cut), tuple(uuids[i] for i in outcome.not_started)
-        partial = RegistrationResult(_registered_among(store, uuids), tuple(written), tuple(failures), cut, not_started)
+        under_way = tuple(uuids[i] for i in outcome.under_way)
+        partial = RegistrationResult(_registered_among(store, uuids), tuple(written), tuple(failures), cut, not_started,
+                                     under_way=under_way)
         raise BulkInterrupted(partial, workers.interrupted_sentence(
-            len(written), len(failures), len(cut), len(not_started), _STILL_TO_WRITE, under_way=len(outcome.under_way),
+            len(written), len(failures), len(cut), len(not_started), _STILL_TO_WRITE, under_way=len(under_way),
         )) from outcome.interrupt
     return written, failures
 

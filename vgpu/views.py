@@ -126,14 +126,24 @@ def bulk_result_view(result: BulkResult) -> tuple[str, list[Record]]:
         "new": config_text(failure.plan.new) if failure.plan else None,
         "restarted": None, "stopped": None, "error": failure.message,
     } for failure in result.failures]
-    left = [("interrupted", plan) for plan in result.interrupted] + [("not started", plan) for plan in result.not_started]
+    under_way = {plan.vm_uuid for plan in result.under_way}
+    left = [("under way" if plan.vm_uuid in under_way else "interrupted", plan) for plan in result.interrupted]
+    left += [("not started", plan) for plan in result.not_started]
     rows += [{
         **config_record(plan.vm, plan.new), "outcome": outcome, "old": config_text(plan.current),
-        "new": config_text(plan.new), "restarted": None, "stopped": None,
-        "error": "cut part way: run 'vgpu-admin recover'" if outcome == "interrupted" else None,
+        "new": config_text(plan.new), "restarted": None, "stopped": None, "error": _LEFT_NOTES.get(outcome),
     } for outcome, plan in left]
     summary = f"{len(result.results)} changed, {len(result.failures)} failed"
-    for outcome, plans in (("interrupted", result.interrupted), ("not started", result.not_started)):
-        if plans:
-            summary += f", {len(plans)} {outcome}"
+    counts = {outcome: sum(1 for left_as, _ in left if left_as == outcome) for outcome in ("interrupted", "under way", "not started")}
+    for outcome, count in counts.items():
+        if count:
+            summary += f", {count} {'still under way' if outcome == 'under way' else outcome}"
     return summary, rows
+
+
+# What the row of a VM cut part way says, and of one still under way when a second Ctrl-C stopped the waiting:
+# its thread goes on and ends it (recover leaves it alone meanwhile, and finds nothing to do once it is done).
+_CUT_NOTE = "cut part way: run 'vgpu-admin recover'"
+UNDER_WAY_NOTE = ("still under way (this process stopped waiting for it): it goes on in the background until done, "
+                  "rolled back or left to 'vgpu-admin recover'")
+_LEFT_NOTES = {"interrupted": _CUT_NOTE, "under way": UNDER_WAY_NOTE}
