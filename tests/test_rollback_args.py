@@ -229,3 +229,65 @@ def test_a_refused_write_leaves_drifted_args_as_they_were_and_says_the_previous_
         lifecycle.reconfigure_vm(world.store, world.sim, running, vm_id=50, confirm=yes)
     assert str(caught.value).endswith("; the previous configuration was restored and the VM started again")
     assert world.args(running) == HAND_EDITED and world.config(running) == OLD
+
+
+# Applying a pending configuration (the database unchanged): the VM booted without vgpu's segment, was
+# registered since (its stored args got the segment), then an admin added an arg by hand. The change's write is
+# a no-op, and the new configuration will not start: the rollback gives back the segment it ran with, and
+# nothing else of what it ran with over the admin's edit.
+MACHINE, SMP = "-machine pc", "-smp 4"
+
+
+@pytest.fixture
+def pending(world):
+    vm = world.add(1, "running", None, MACHINE)
+    lifecycle.register_vm(world.store, world.sim, vm, pool="B", priority=2, vm_id=1)
+    world.sim.set_device_model_args(vm, f"{world.args(vm)} {SMP}")  # the admin's hand edit
+    world.sim.set_fault("start", "fail_if_args_contain:vm_id=1", vm)
+    return vm
+
+
+APPLYING = {
+    "apply-vm": lambda world, vm: lifecycle.apply_vm(world.store, world.sim, vm, confirm=yes),
+    "set-* with the current values": lambda world, vm: lifecycle.reconfigure_vm(world.store, world.sim, vm, priority=2,
+                                                                               confirm=yes),
+}
+
+
+@pytest.mark.parametrize("apply", APPLYING.values(), ids=APPLYING.keys())
+def test_a_rollback_of_a_pending_configuration_keeps_an_earlier_hand_edit(world, pending, apply):
+    with pytest.raises(ReconfigureFailed) as caught:
+        apply(world, pending)
+    assert caught.value.rolled_back and caught.value.restarted
+    assert world.args(pending) == f"{MACHINE} {SMP}"  # the segment it ran with (none), the admin's arg kept
+    assert world.sim.boots(pending)[-1] == f"{MACHINE} {SMP}"
+    assert world.config(pending) == OLD and world.power(pending) is PowerState.RUNNING and world.open_ops() == []
+
+
+def test_a_rollback_of_a_pending_configuration_before_its_write_keeps_an_earlier_hand_edit(world, pending):
+    # The args cannot be read once the VM is stopped: the rollback starts it with the segment it ran with.
+    unreadable = Raising(world.sim, "get_device_model_args",
+                         HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: busy"), pending)
+    with pytest.raises(HypervisorError):
+        lifecycle.apply_vm(world.store, unreadable, pending, confirm=yes)
+    assert world.args(pending) == f"{MACHINE} {SMP}"
+    assert world.sim.boots(pending)[-1] == f"{MACHINE} {SMP}"
+    assert world.config(pending) == OLD and world.power(pending) is PowerState.RUNNING and world.open_ops() == []
+
+
+def test_recover_of_a_pending_configuration_keeps_an_earlier_hand_edit(world, pending):
+    interrupting = Raising(world.sim, "start", KeyboardInterrupt)  # killed as it starts the VM, its write a no-op
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.apply_vm(world.store, interrupting, pending, confirm=yes)
+    (outcome,) = recovery.recover(world.store, world.sim)
+    assert outcome.action == "rolled-back"
+    assert world.args(pending) == f"{MACHINE} {SMP}"
+    assert world.config(pending) == OLD and world.power(pending) is PowerState.RUNNING
+
+
+def test_a_segment_it_ran_with_that_cannot_be_read_is_put_back_as_written_with_the_rest_kept():
+    two = f"{devargs.render(config('A', 0, 3))} {devargs.render(config('B', 1, 4))}"  # QEMU reads one only
+    assert devargs.parse(two).malformed
+    stored = f"{MACHINE} {devargs.render(OLD)} {SMP}"
+    assert lifecycle._with_segment_of(stored, f"{MACHINE} {two}", False) == f"{MACHINE} {SMP} {two}"
+    assert lifecycle._with_segment_of(stored, MACHINE, False) == f"{MACHINE} {SMP}"

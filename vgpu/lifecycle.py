@@ -582,8 +582,9 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     vgpu's segment since the change wrote it are left as they are too, and the VM started with them: the
     result's ``args_left`` says so (:func:`args_left_sentence`).
 
-    ``ran_with``: the whole args to put back instead, when the old registration is the new one (applying a
-    pending configuration): the VM then runs again with what it ran with before.
+    ``ran_with``: the args the VM ran with, when the old registration is the new one (applying a pending
+    configuration): the segment in them is put back instead of the previous one, the rest of the args as the
+    host held them (:func:`_with_segment_of`), so the VM runs again with the segment it ran with before.
 
     If the VM will not start even with its old configuration, it is left halted and marked as needing
     attention, and the refusal is returned in :class:`Restored`; any other failure is raised (the caller
@@ -613,8 +614,10 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
         left = _undo_args_write(host, op, ran_with, restoring)
     elif ran_with is not None and op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED:
         # Applying a pending configuration, undone after the VM was stopped and before any args were written:
-        # it is started again with what it ran with, as recover() does (recovery._ran_with_args).
-        put_back_device_model_args(host, op.vm_uuid, ran_with, before_writing=restoring)
+        # it is started again with the segment it ran with, as recover() does (recovery._ran_with_args).
+        current = host.get_device_model_args(op.vm_uuid)
+        put_back_device_model_args(host, op.vm_uuid, _with_segment_of(current, ran_with, args_quoted(host, op.vm_uuid)),
+                                   current, before_writing=restoring)
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
         return Restored(args_left=left)
     restoring()
@@ -637,8 +640,8 @@ def _undo_args_write(host: Hypervisor, op: journal.Operation, ran_with: str | No
                      restoring: Callable[[], None]) -> SegmentState | None:
     """Undo the change's write of the VM's args, calling ``restoring`` first; only the change's own write.
 
-    Args that hold exactly that write get back the text the host held before it (``ran_with`` instead, see
-    :func:`roll_back`). Args someone else edited around the change's segment, that segment kept, get the
+    Args that hold exactly that write get back the text the host held before it (with ``ran_with``'s segment,
+    see :func:`roll_back`). Args someone else edited around the change's segment, that segment kept, get the
     previous segment back in its place, their edit kept. Args that never took the write, or hold the previous
     segment already, are left as they are. So are args in which someone else changed vgpu's segment itself:
     their segment is returned (None in every other case)."""
@@ -647,8 +650,8 @@ def _undo_args_write(host: Hypervisor, op: journal.Operation, ran_with: str | No
     quoted = args_quoted(host, op.vm_uuid)
     before = op.args_before.text  # None: too long for the journal to keep (recover only); the segments decide
     if before is not None and current == devargs.merge(before, op.new, quoted=quoted):
-        put_back_device_model_args(host, op.vm_uuid, before if ran_with is None else ran_with, current,
-                                   before_writing=restoring)
+        put_back = before if ran_with is None else _with_segment_of(before, ran_with, quoted)
+        put_back_device_model_args(host, op.vm_uuid, put_back, current, before_writing=restoring)
         return None
     if current == before:
         return None  # the write never landed
@@ -660,6 +663,18 @@ def _undo_args_write(host: Hypervisor, op: journal.Operation, ran_with: str | No
         update_device_model_args(host, op.vm_uuid, previous.config, current, before_writing=restoring)
         return None
     return found
+
+
+def _with_segment_of(args: str, ran_with: str, quoted: bool) -> str:
+    """``args`` with vgpu's segment as it is in ``ran_with`` (the args a VM ran with), everything else kept:
+    undoing the application of a pending configuration gives the VM back the segment it ran with, never the
+    rest of what it ran with, which would throw away an admin's edit of the other args made since it booted.
+    A segment that cannot be read is put back as written, after the rest."""
+    segment = devargs.parse(ran_with, quoted=quoted)
+    if not segment.malformed:
+        return devargs.merge(args, segment.config, quoted=quoted)
+    rest = devargs.strip(args, quoted=quoted)
+    return f"{rest} {segment.raw}" if rest else str(segment.raw)
 
 
 def _restore_registration(store: Store, op: journal.Operation, old: VMConfig, restoring: Callable[[], None]) -> journal.Operation:
