@@ -82,6 +82,25 @@ def test_a_vm_that_halted_though_its_clean_shutdown_failed_is_not_called_forced_
     assert world.config(uuid) == NEW and world.power(uuid) is PowerState.RUNNING
 
 
+def test_without_force_a_vm_that_halted_though_its_clean_shutdown_failed_is_audited_and_started_again(backend):
+    under_test, world, uuid = backend
+    world.sim.set_fault("clean_shutdown", "halted_but_failed", uuid)  # halts, then reports INTERNAL_ERROR
+    boots = len(world.sim.boots(uuid))
+    progress = Recorder()
+    with pytest.raises(HypervisorError) as caught:
+        lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True,
+                                 policy=PATIENT_NO_FORCE, progress=progress)
+    assert caught.value.code == codes.INTERNAL_ERROR and caught.value.vm_restarted
+    assert str(caught.value).endswith("; its configuration was not changed and the VM was started again")
+    (stop,) = stops(world, uuid)
+    assert stop["stop"] == "halted" and stop["reason"].startswith("the clean shutdown failed: "), stop
+    assert "rolling-back" not in progress.steps  # nothing was put back: the VM was only started again
+    assert "starting" in progress.steps
+    assert world.config(uuid) == OLD and world.args(uuid) == devargs.merge(OWN_ARGS, OLD)
+    assert world.power(uuid) is PowerState.RUNNING and len(world.sim.boots(uuid)) == boots + 1
+    assert world.open_ops() == [] and world.marks() == []
+
+
 def test_the_shell_and_history_say_the_vm_halted_not_that_it_was_forced_off(tmp_path):
     spec = SpecHost(tmp_path)
     uuid = spec.uuid("VM-2")

@@ -40,6 +40,7 @@ from .power import (  # noqa: F401 - stopping and starting live in vgpu.power; c
     StopPolicy as StopPolicy,
     check_policy,
     guarded as guarded,
+    halted_despite,
     one_vms_progress,
     silent as silent,
     start_vm as start_vm,
@@ -89,12 +90,15 @@ def stop_recorded(store: Store, host: Hypervisor, vm_uuid: str, policy: StopPoli
                   name: str | None = None, power: PowerState | None = None, *, halted_ok: bool = True) -> StopOutcome:
     """:func:`stop_vm`, with the audit log saying which path was taken (a shutdown requested and not
     seen through included, before its error goes on its way: ShutdownNotConfirmed, or a libvirt domain
-    undefined while its shutdown was awaited, whose guest got the request too)."""
+    undefined while its shutdown was awaited, whose guest got the request too; and, forcing being off, a
+    VM that halted though its clean shutdown failed, as with forcing on)."""
     try:
         stop = stop_vm(host, vm_uuid, policy, progress, name=name, power=power, halted_ok=halted_ok)
     except HypervisorError as failure:
         if isinstance(failure, ShutdownNotConfirmed) or failure.code == codes.VM_UNDEFINED_DURING_SHUTDOWN:
             record_stop(store, vm_uuid, "requested", str(failure))
+        elif not policy.force and (reason := halted_despite(host, vm_uuid, failure)):
+            record_stop(store, vm_uuid, "halted", reason)
         raise
     if stop.how != "already":
         record_stop(store, vm_uuid, stop.how, stop.reason)
@@ -620,7 +624,8 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                    current, before_writing=restoring)
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
         return Restored(args_left=left)
-    restoring()
+    # No "Restoring" for the start itself: a VM that halted though the change's stop failed has nothing put
+    # back, and is only started again (start_vm says so).
     try:
         start_vm(host, op.vm_uuid, progress, name=before.vm_name)
     except HypervisorError as refused:

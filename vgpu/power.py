@@ -212,7 +212,7 @@ def stop_vm(
             if error.code in DELIVERED:
                 raise ShutdownNotConfirmed(vm_uuid, policy.clean_timeout, error) from error
             raise
-        reason = str(error) if error.code == codes.VM_LACKS_FEATURE else f"the clean shutdown failed: {error}"
+        reason = _forcing_reason(error)
     else:
         if stopped:
             progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} shut down cleanly"))
@@ -226,6 +226,26 @@ def stop_vm(
         return StopOutcome(HALTED, reason)
     progress(Progress(vm_uuid, "stopped", f"VM {vm_uuid} forced off"))
     return StopOutcome(FORCED, reason)
+
+
+def _forcing_reason(error: HypervisorError) -> str:
+    """Why a VM whose clean shutdown failed with ``error`` had to be forced off (or was found halted)."""
+    return str(error) if error.code == codes.VM_LACKS_FEATURE else f"the clean shutdown failed: {error}"
+
+
+def halted_despite(host: Hypervisor, vm_uuid: str, error: HypervisorError) -> str:
+    """For a clean shutdown refused with ``error`` and not forced (forcing is off, so :func:`stop_vm` raised
+    it as it was): the reason a :class:`StopOutcome` ``halted`` gives when the VM halted all the same, so
+    that its stop is not left unsaid; "" when it is not halted, when the error cannot have come with a halt of
+    ours (the host gone, the VM not running, a request delivered: ShutdownNotConfirmed says that one), or
+    when the host cannot say. Asked on this failure path only."""
+    if isinstance(error, HostUnreachable) or error.code in _NOT_FORCEABLE or error.code in DELIVERED:
+        return ""
+    try:
+        halted = host.power_state(vm_uuid) is PowerState.HALTED
+    except HypervisorError:
+        return ""
+    return _forcing_reason(error) if halted else ""
 
 
 def _not_halted(vm_uuid: str, timeout: float, waited: float) -> str:
