@@ -329,7 +329,11 @@ class ReconfigureFailed(VgpuError):
     when the VM would not start even with it, and is left halted and marked as needing attention.
     ``args_left`` (a sentence saying so) when only the registration was restored: someone else had changed
     vgpu's segment in the VM's args meanwhile, and they were left as they are. Otherwise ``rollback_error``
-    says why the rollback failed, and the change is left to ``vgpu-admin recover``."""
+    says why the rollback failed, and the change is left to ``vgpu-admin recover``.
+
+    ``restarted`` is True only after a rollback that worked and a start that did (a ``restart_error`` or a
+    ``rollback_error`` makes it False whatever is passed), ``left_halted`` True also with a ``restart_error``,
+    and ``vm_restarted`` is ``restarted``: a script reads these fields, not the sentence."""
 
     def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None,
                  restart_error: VgpuError | None = None, *, restarted: bool = True, left_halted: bool = False,
@@ -339,8 +343,9 @@ class ReconfigureFailed(VgpuError):
         self.rolled_back = rolled_back
         self.rollback_error = rollback_error
         self.restart_error = restart_error
-        self.restarted = restarted
-        self.left_halted = left_halted
+        self.restarted = restarted and rolled_back and restart_error is None
+        self.left_halted = left_halted or (rolled_back and restart_error is not None)
+        self.vm_restarted = self.restarted
         self.args_left = args_left
         if rolled_back and restart_error is not None:
             restored = (f"{args_left}, but the VM would not start with them either" if args_left else
