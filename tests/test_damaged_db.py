@@ -404,3 +404,108 @@ def test_a_dropped_journal_is_refused_and_repair_db_says_to_restore_a_backup(spe
             f"vgpu_operations, which version {LATEST_VERSION} has; nothing was changed. It was changed by hand or by another "
             "program: restore a backup"), refused
     assert spec.files() == files
+
+
+# --- an index of vgpu's own dropped or replaced -----------------------------------------------------------------
+
+LOCK_PURPOSE = ("which makes a change's unfinished journal row its VM's lock, so that two sessions never change one VM "
+                "at once")
+
+
+def claim(spec, name: str) -> None:
+    """A change to VM ``name`` under way in this (live) session: its journal row holds the VM's lock."""
+    from vgpu import journal, vms
+    from vgpu.models import VMConfig
+    from vgpu.store import Store
+
+    with Store(spec.db) as store, store.writing() as conn:
+        vm = vms.select_vm(conn, spec.uuid(name))
+        journal.begin(conn, vm.vm_uuid, "reconfigure", vm, VMConfig("B", vm.priority, vm.vm_id), False)
+
+
+def test_a_dropped_lock_index_is_refused_in_one_sentence_until_repair_db_creates_it(spec):
+    conn = raw(spec)
+    conn.execute("DROP INDEX idx_operation_lock")
+    conn.close()
+    files = spec.files()
+    for command in (["list-vms"], ["scan-vms"]):
+        refused = spec.cli(*command)
+        assert refused.code == 1 and refused.one_error_line() == (
+            f"error: database {spec.db} lacks index idx_operation_lock, {LOCK_PURPOSE}; nothing was changed. Run "
+            "'vgpu-admin repair-db' to create it again"), refused
+    assert spec.files() == files
+    repaired = spec.cli("repair-db")
+    assert repaired.code == 0 and repaired.out_lines == [
+        f"Restored in {spec.db}: index idx_operation_lock. Every row was kept."], repaired
+    assert spec.cli("list-vms").code == 0
+    # The lock works again: a second session's change to a VM already claimed is refused, and so is a second
+    # unfinished row written by any other program.
+    claim(spec, "VM-1")
+    busy = spec.cli("set-pool", f"--vm-uuid={spec.uuid('VM-1')}", "--pool=A", stdin="yes\n")
+    assert busy.code != 0 and "is being reconfigured by another session" in busy.one_error_line(), busy
+    conn = raw(spec)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES (?, 'reconfigure', 'planned', 'x:1')",
+                     (spec.uuid("VM-1"),))
+    conn.close()
+
+
+def test_a_dropped_audit_index_is_refused_naming_what_it_is_for(spec):
+    conn = raw(spec)
+    conn.execute("DROP INDEX idx_audit_subject")
+    conn.close()
+    assert spec.cli("status").one_error_line() == (
+        f"error: database {spec.db} lacks index idx_audit_subject, which finds a VM's history quickly; nothing was "
+        "changed. Run 'vgpu-admin repair-db' to create it again")
+    assert spec.cli("repair-db").out_lines == [f"Restored in {spec.db}: index idx_audit_subject. Every row was kept."]
+    assert spec.cli("history").code == 0
+
+
+def test_a_lock_index_replaced_by_one_that_is_not_unique_is_refused_until_repair_db(spec):
+    conn = raw(spec)
+    conn.execute("DROP INDEX idx_operation_lock")
+    conn.execute("CREATE INDEX idx_operation_lock ON vgpu_operations(vm_uuid) WHERE finished_at IS NULL")
+    conn.close()
+    files = spec.files()
+    refused = spec.cli("list-vms")
+    assert refused.code == 1 and refused.one_error_line() == (
+        f"error: database {spec.db} has an index idx_operation_lock other than the one vgpu-admin creates, "
+        f"{LOCK_PURPOSE}; nothing was changed. Run 'vgpu-admin repair-db' to create it again"), refused
+    assert spec.files() == files
+    assert spec.cli("repair-db").out_lines == [f"Restored in {spec.db}: index idx_operation_lock. Every row was kept."]
+    claim(spec, "VM-2")
+    conn = raw(spec)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES (?, 'reconfigure', 'planned', 'x:1')",
+                     (spec.uuid("VM-2"),))
+    conn.close()
+
+
+def test_repair_db_will_not_create_the_lock_while_two_unfinished_operations_hold_one_vm(spec):
+    # Two sessions claimed VM-1 while the index was gone: which change it has, no command can tell.
+    claim(spec, "VM-3")  # a VM held once is no obstacle
+    conn = raw(spec)
+    conn.execute("DROP INDEX idx_operation_lock")
+    for owner in ("gone.invalid:1", "gone.invalid:2"):
+        conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES (?, 'reconfigure', 'planned', ?)",
+                     (spec.uuid("VM-1"), owner))
+    conn.close()
+    files = spec.files()
+    refused = spec.cli("repair-db")
+    uuid = spec.uuid("VM-1")
+    assert refused.code == 1 and refused.one_error_line() == (
+        f"error: cannot repair database {spec.db}: VM {uuid} has 2 unfinished operations (op_id 2 and 3), where its "
+        "lock, index idx_operation_lock, allows one: they were started while the index was missing; nothing was "
+        "changed. 'vgpu-admin recover' cannot open the file until the index is there, so wait until no session is at "
+        "work on the VM (each finishes its own operation); then, if more than one is left, mark all but the oldest "
+        f"finished (sqlite3 {spec.db} \"UPDATE vgpu_operations SET finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), "
+        "outcome = 'failed' WHERE op_id IN (3)\"), run 'vgpu-admin repair-db' and 'vgpu-admin recover' (which finishes "
+        f"or undoes the oldest), and check the VM with 'vgpu-admin show-vm --vm-uuid={uuid}'"), refused
+    assert spec.files() == files
+    assert spec.cli("recover").one_error_line().startswith(f"error: database {spec.db} lacks index idx_operation_lock")
+    # As the sentence says: all but the oldest marked finished, repair-db creates the lock.
+    conn = raw(spec)
+    conn.execute("UPDATE vgpu_operations SET finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), outcome = 'failed' "
+                 "WHERE op_id IN (3)")
+    conn.close()
+    assert spec.cli("repair-db").out_lines == [f"Restored in {spec.db}: index idx_operation_lock. Every row was kept."]

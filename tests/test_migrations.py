@@ -271,3 +271,66 @@ def test_a_current_file_without_its_copies_known_on_table_is_refused_and_repair_
     with Store(path) as store, store.reading() as conn:
         assert locations.copies_unknown(conn)
         assert locations.select_last_hosts(conn) == {UUID_1: ("gpu1", "gpu2")}
+
+
+# --- an index of ours dropped or replaced ---------------------------------------------------------------------
+
+
+def test_our_indexes_are_derived_from_the_migrations_and_each_says_what_it_is_for():
+    assert schema.indexes_of(schema.LATEST_VERSION) == {
+        "idx_audit_subject": "CREATE INDEX idx_audit_subject ON vgpu_audit(subject)",
+        "idx_operation_lock": "CREATE UNIQUE INDEX idx_operation_lock ON vgpu_operations(vm_uuid) WHERE finished_at IS NULL",
+    }
+    assert set(schema.INDEX_PURPOSES) == set(schema.indexes_of(schema.LATEST_VERSION))
+
+
+def current_with(path, *statements: str) -> None:
+    """A database vgpu made, then changed by ``statements`` (an index of ours dropped, say)."""
+    Store(path).close()
+    with raw(path) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+@pytest.mark.parametrize("index", ["idx_operation_lock", "idx_audit_subject"])
+def test_a_current_file_without_an_index_of_ours_is_refused_and_repair_db_creates_it(tmp_path, index):
+    path = tmp_path / "v.db"
+    current_with(path, f"DROP INDEX {index}")
+    with raw(path) as conn:
+        assert not schema.tables_as_created(conn)
+    refused(path, f"lacks index {index}, {schema.INDEX_PURPOSES[index]}", "vgpu-admin repair-db")
+    assert repair_schema(path).restored == (f"index {index}",)
+    with raw(path) as conn:
+        assert schema.tables_as_created(conn)  # as created: the one query vouches for it again
+    Store(path).close()
+
+
+def test_a_lock_index_that_is_not_unique_is_refused_and_repair_db_makes_it_unique_again(tmp_path):
+    path = tmp_path / "v.db"
+    current_with(path, "DROP INDEX idx_operation_lock",
+                 "CREATE INDEX idx_operation_lock ON vgpu_operations(vm_uuid) WHERE finished_at IS NULL")
+    refused(path, "has an index idx_operation_lock other than the one vgpu-admin creates", "vgpu-admin repair-db")
+    assert repair_schema(path).restored == ("index idx_operation_lock",)
+    with raw(path) as conn:
+        assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'idx_operation_lock'").fetchone()[0] == \
+            schema.indexes_of(schema.LATEST_VERSION)["idx_operation_lock"]
+
+
+def test_a_lock_index_written_another_way_is_accepted_after_the_full_check(tmp_path):
+    # The same index, spaced and quoted otherwise: not the text vgpu writes, so the full check decides, and keeps it.
+    path = tmp_path / "v.db"
+    current_with(path, "DROP INDEX idx_operation_lock",
+                 'CREATE UNIQUE INDEX "idx_operation_lock" ON vgpu_operations (vm_uuid)  WHERE finished_at IS NULL')
+    Store(path).close()
+
+
+def test_a_schema_3_file_without_its_lock_index_is_refused_before_it_is_migrated(tmp_path):
+    # Migrated, it would open once and be refused from then on: refused now, still at version 3.
+    path = tmp_path / "v3.db"
+    schema_3_file(path)
+    with raw(path) as conn:
+        conn.execute("DROP INDEX idx_operation_lock")
+    refused(path, "lacks index idx_operation_lock", "vgpu-admin repair-db")
+    assert repair_schema(path).restored == ("index idx_operation_lock",)
+    Store(path).close()
+    assert {"vgpu_location_copies", "vgpu_copies_unknown"} <= tables(path)

@@ -188,6 +188,23 @@ def tables_of(version: int) -> list[str]:
     return [name for step in MIGRATIONS[:version] for name in _created_by(step)]
 
 
+def indexes_of(version: int) -> dict[str, str]:
+    """Our indexes at schema ``version``, by name, each with its CREATE statement as sqlite_master keeps it (the
+    text as written, less the semicolon)."""
+    return {name: statement for step in MIGRATIONS[:version]
+            for statement, name in re.findall(r"(CREATE (?:UNIQUE )?INDEX (\w+) [^;]*);", step)}
+
+
+# What each index of ours is for, named when a file lacks one. idx_operation_lock is what makes "claim before
+# acting" hold: journal.begin checks for a holder under the write lock, and the index refuses a second unfinished
+# row for a VM whoever writes it.
+INDEX_PURPOSES = {
+    "idx_audit_subject": "which finds a VM's history quickly",
+    "idx_operation_lock": "which makes a change's unfinished journal row its VM's lock, so that two sessions never "
+                          "change one VM at once",
+}
+
+
 def missing_tables(version: int, tables: Collection[str]) -> list[str]:
     """Our tables that schema ``version`` has and ``tables`` lack: dropped, or a user_version set by hand."""
     return [name for name in tables_of(version) if name not in tables]
@@ -220,14 +237,19 @@ _AS_CREATED = frozenset({
 
 
 _OURS = tuple(tables_of(LATEST_VERSION))
-_AS_CREATED_WITH_OURS = _AS_CREATED | {("table", name, None) for name in _OURS}
+_OUR_INDEXES = indexes_of(LATEST_VERSION)
+_AS_CREATED_WITH_OURS = (_AS_CREATED | {("table", name, None) for name in _OURS}
+                         | {("index", name, statement) for name, statement in _OUR_INDEXES.items()})
 _AS_CREATED_QUERY = ("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('pools', 'vms') UNION ALL "
-                     f"SELECT 'table', name, NULL FROM sqlite_master WHERE type = 'table' AND name IN ({', '.join('?' * len(_OURS))})")
+                     f"SELECT 'table', name, NULL FROM sqlite_master WHERE type = 'table' AND name IN ({', '.join('?' * len(_OURS))}) "
+                     f"UNION ALL SELECT 'index', name, sql FROM sqlite_master WHERE type = 'index' AND name IN "
+                     f"({', '.join('?' * len(_OUR_INDEXES))})")
 
 
 def tables_as_created(conn: sqlite3.Connection) -> bool:
-    """Whether ``pools`` and ``vms`` are exactly as this schema creates them and every table of ours at the
-    latest version is there: one query instead of the dozen PRAGMAs of :func:`vgpu.schema_check.missing` and
-    a look at our tables, which every start-up would otherwise pay."""
-    return frozenset(conn.execute(_AS_CREATED_QUERY, _OURS)) == _AS_CREATED_WITH_OURS
+    """Whether ``pools`` and ``vms`` are exactly as this schema creates them, every table of ours at the latest
+    version is there and every index of ours is as created (a lock index that is no longer UNIQUE locks nothing):
+    one query instead of the dozen PRAGMAs of :func:`vgpu.schema_check.missing` and a look at our tables and
+    indexes, which every start-up would otherwise pay."""
+    return frozenset(conn.execute(_AS_CREATED_QUERY, (*_OURS, *_OUR_INDEXES))) == _AS_CREATED_WITH_OURS
 

@@ -267,7 +267,7 @@ def _header(conn: sqlite3.Connection) -> tuple[int, int]:
 
 def _refuse_incomplete(conn: sqlite3.Connection, path: str, *, pools_created: bool = False, ours_at: int = 0) -> None:
     """Refuse a file whose pools and vms lack the spec's constraints or indexes, or (``ours_at``: its schema
-    version) that lacks a table of ours its version has."""
+    version) that lacks a table of ours its version has, or an index of ours as that version creates it."""
     if schema.tables_as_created(conn):
         return  # made by vgpu: complete (the usual case, answered by one query)
     from . import schema_check  # a file vgpu did not make, or one changed by hand: every PRAGMA asked
@@ -276,6 +276,10 @@ def _refuse_incomplete(conn: sqlite3.Connection, path: str, *, pools_created: bo
     if gaps:
         raise IncompleteSchema(path, gaps)
     _refuse_missing_tables(path, ours_at, _table_names(conn))
+    if ours_at:
+        from . import index_check
+
+        index_check.refuse_changed(conn, path, ours_at)
 
 
 def _refuse_missing_tables(path: str, version: int, tables: set[str]) -> None:
@@ -302,12 +306,13 @@ def _refuse_missing_tables(path: str, version: int, tables: set[str]) -> None:
 
 
 def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Repair:
-    """Restore the spec's constraints and indexes in the database at ``path`` (``vgpu-admin repair-db``), and
-    the tables of ours that may be created again (schema.RECREATABLE): returns what was missing (``restored``,
-    empty when nothing was) and what the tables had beyond the spec and still have (``kept``). Every row is
+    """Restore the spec's constraints and indexes in the database at ``path`` (``vgpu-admin repair-db``), the
+    tables of ours that may be created again (schema.RECREATABLE) and our indexes (index_check): returns what
+    was missing (``restored``, empty when nothing was) and what the tables had beyond the spec and still have
+    (``kept``). Every row is
     kept, and every column, index and trigger an admin added; a row that breaks the spec's rules is named
     (DamagedDatabase), as is anything that cannot be kept as it was (StoreError), and nothing is changed. The file must already be a vgpu or spec database."""
-    from . import schema_check  # repair-db only
+    from . import index_check, schema_check  # repair-db only
     from .table_rebuild import NotCarried
 
     path = os.fspath(path)
@@ -323,6 +328,7 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
         conn.execute("BEGIN IMMEDIATE")
         try:
             created = _create_missing_tables(conn, path) if application_id == schema.APPLICATION_ID else ()
+            indexes = index_check.restore(conn, path, _header(conn)[1]) if application_id == schema.APPLICATION_ID else ()
             spec = schema_check.restore(conn)
         except BaseException:
             conn.execute("ROLLBACK")
@@ -339,7 +345,7 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
         raise StoreError(path, f"{path} is not a vgpu database (SQLite says: {exc})") from exc
     finally:
         conn.close()
-    return schema_check.Repair((*created, *spec.restored), spec.kept, copies_unknown=bool(created))
+    return schema_check.Repair((*created, *indexes, *spec.restored), spec.kept, copies_unknown=bool(created))
 
 
 def _create_missing_tables(conn: sqlite3.Connection, path: str) -> tuple[str, ...]:
@@ -440,6 +446,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
                                    f"they are those of version {made_by}; nothing was changed. "
                                    + _set_version_advice(path, made_by))
         _refuse_missing_tables(path, version, tables)  # the steps from version would need tables it lacks
+        if version:  # migrated, it would be refused on its next opening: say so now, before anything changes
+            from . import index_check
+
+            index_check.refuse_changed(conn, path, version)
         if version == 0 and "pools" not in tables:
             # a new file; or the spec's init script's run as written: vms alone, pools refused by SQLite
             _run_script(conn, schema.SPEC_POOLS + schema.SPEC_POOL_ROWS if "vms" in tables else schema.SPEC_TABLES)
