@@ -323,7 +323,9 @@ COMMANDS: tuple[Command, ...] = (
             "that breaks the rules (a priority of 7, a pool C), or something added that cannot be kept as it "
             "was, is named and nothing is changed. A vgpu table that says which hosts hold copies of a VM, if "
             "missing, is created again, empty, with those copies marked unknown until a scan that every host "
-            "answers. No VM is touched."
+            "answers. vgpu's own indexes, if missing or defined otherwise, are created again (one of them makes an "
+            "unfinished change its VM's lock), except while two unfinished changes hold one VM, which is named "
+            "with what to do. No VM is touched."
         ),
         examples=("vgpu-admin repair-db",), changes=True,
     ),
