@@ -9,19 +9,13 @@ Only read once the one query of :func:`vgpu.schema.tables_as_created` could not 
 
 from __future__ import annotations
 
-import re
 import shlex
 import sqlite3
 
 from . import schema
+from .table_rebuild import normal_sql  # an index spaced or quoted otherwise is the one we create
 from .errors import StoreError
 
-_NOISE = re.compile(r"[\s\"`\[\]]+")
-
-
-def _normal(sql: str) -> str:
-    """The same statement spaced or quoted otherwise compares equal: an index written so is the one we create."""
-    return _NOISE.sub("", sql).lower()
 
 
 def _gaps(conn: sqlite3.Connection, version: int) -> tuple[list[str], list[str]]:
@@ -30,7 +24,7 @@ def _gaps(conn: sqlite3.Connection, version: int) -> tuple[list[str], list[str]]
     found = dict(conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN "
                               f"({', '.join('?' * len(ours))})", tuple(ours)))
     missing = [name for name in ours if name not in found]
-    changed = [name for name in ours if name in found and _normal(found[name] or "") != _normal(ours[name])]
+    changed = [name for name in ours if name in found and normal_sql(found[name] or "") != normal_sql(ours[name])]
     return missing, changed
 
 

@@ -12,7 +12,6 @@ table's SQL must hold the spec's expression (spaces, case and identifier quotes 
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -29,11 +28,6 @@ _CHECKS = {
 }
 _NOT_NULL = {"pools": ("pool_name",), "vms": ("vm_id", "vm_uuid", "pool_id", "priority")}
 _INDEXES = {"idx_vm_uuid": "vm_uuid", "idx_vm_pool": "pool_id", "idx_vm_priority": "priority"}
-_NOISE = re.compile(r"[\s\"`\[\]]+")
-
-
-def _normal(sql: str) -> str:
-    return _NOISE.sub("", sql).lower()
 
 
 def _index_columns(conn: sqlite3.Connection, name: str) -> list[str]:
@@ -52,7 +46,7 @@ def missing(conn: sqlite3.Connection) -> list[str]:
         info = {row[1]: row for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))}
         gaps += [f"column {table}.{name}" for name in columns if name not in info]
         gaps += [f"NOT NULL on {table}.{name}" for name in _NOT_NULL[table] if name in info and not info[name][3]]
-        text = _normal(sql[table] or "")
+        text = table_rebuild.normal_sql(sql[table] or "")
         gaps += [f"CHECK on {table}.{column}" for column, check in _CHECKS[table] if check not in text]
         if table == "pools" and [name for name, row in info.items() if row[5]] != ["pool_id"]:
             gaps.append("PRIMARY KEY on pools.pool_id")

@@ -87,8 +87,8 @@ def _definition(name: str, old: TableSql, spec: TableSql) -> tuple[list[str], li
     """The new table's column definitions and constraints, and what of them is not the spec's, named."""
     columns, kept = [], []
     for column, definition in spec.columns.items():
-        specs = {_normal(clause) for clause in _clauses(definition)}
-        extra = [clause for clause in _clauses(old.columns.get(column, "")) if _normal(clause) not in specs
+        specs = {normal_sql(clause) for clause in _clauses(definition)}
+        extra = [clause for clause in _clauses(old.columns.get(column, "")) if normal_sql(clause) not in specs
                  and not _the_specs_own(name, column, clause)]
         columns.append(" ".join([definition, *extra]))
         kept += [f"{clause} on {name}.{column}" for clause in extra]
@@ -98,7 +98,7 @@ def _definition(name: str, old: TableSql, spec: TableSql) -> tuple[list[str], li
             kept.append(f"column {name}.{column_name(definition)}")
     constraints = list(spec.constraints)
     for constraint in old.constraints:
-        if _normal(constraint) not in {_normal(known) for known in spec.constraints}:
+        if normal_sql(constraint) not in {normal_sql(known) for known in spec.constraints}:
             constraints.append(constraint)
             kept.append(f"{constraint} on {name}")
     return columns, constraints, kept
@@ -109,7 +109,7 @@ def _the_specs_own(table: str, column: str, clause: str) -> bool:
     name) are restored, not carried; ``pool_id ... REFERENCES pools(pool_id)`` is the spec's foreign key."""
     if clause.split(None, 1)[0].lower() in ("default", "null", "constraint"):
         return True
-    return (table, column) == ("vms", "pool_id") and _normal(clause) in ("referencespools(pool_id)", "referencespools")
+    return (table, column) == ("vms", "pool_id") and normal_sql(clause) in ("referencespools(pool_id)", "referencespools")
 
 
 def _clauses(definition: str) -> list[str]:
@@ -188,7 +188,9 @@ def _create(name: str, columns: list[str], constraints: list[str]) -> str:
     return f"CREATE TABLE {name} (\n    {body}\n)"
 
 
-def _normal(sql: str) -> str:
+def normal_sql(sql: str) -> str:
+    """A statement as compared with another: spaced or quoted otherwise (as SQLite keeps what was written), the
+    same statement compares equal. schema_check and index_check compare by it too."""
     return _NOISE.sub("", sql).lower()
 
 
