@@ -491,13 +491,15 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
             last = known.get(vm.vm_uuid)
             last_seen = () if last is None else (last[0], *also_seen.get(vm.vm_uuid, ()))
             away = next((label for label in last_seen if label not in fleet.members), None)
-            if away is not None or (fleet.elsewhere and last is None):
+            known_here = host_error is None and not failed
+            if away is not None or (fleet.elsewhere and (last is None or known_here)):
                 # Last seen on a host this run does not have: one it leaves out (--host LABEL), or one taken out
-                # of [hosts]. It may still be there: not known to be gone, so not called missing.
+                # of [hosts]. It may still be there: not known to be gone, so not called missing. Nor is one no
+                # host of a narrowed run lists, though it was last seen on one of them: it may have moved to a host
+                # the run leaves out (as show-vm and remove-vm say), so where it is is not known.
                 hidden[away or "", LEFT_OUT if away is None or away in fleet.elsewhere else NOT_CONFIGURED] += 1
                 continue
             # Not listed: missing, unless a host that could not be listed may have it (where it was last seen).
-            known_here = host_error is None and not failed
             scanned.append(ScannedVM(vm, None, devargs.ABSENT, known_here, None, *(last or (None, None))))
     for uuid, copies in twice.items():
         conflicts.append(UuidConflict(uuid, copies))
