@@ -43,7 +43,8 @@ class NameCache:
     registered: tuple[VMName, ...] = ()  # DB order: pool, priority (high first), vm_id
     unregistered: tuple[VMName, ...] = ()  # on the host, not in the DB; by name (VM-2 before VM-10)
     pools: tuple[PoolName, ...] = ()
-    host_ok: bool = False  # False: the host could not be listed (the VMs are the DB's only)
+    host_ok: bool = False  # False: the host could not be listed (the VMs are the DB's only), or one host of a fleet
+    hosts_down: tuple[str, ...] = ()  # the labels of a fleet's hosts that could not be listed while others were
     db_ok: bool = True
     forgettable_hosts: tuple[str, ...] = ()  # hosts the DB remembers that the run does not configure (forget-host)
     # Derived once, in __post_init__ (on the refresher's thread), for the completion kinds.
@@ -82,10 +83,10 @@ def build(store, host, configured: tuple[str, ...] = ()) -> NameCache:
     VgpuError: a completion list with what could be read beats no shell."""
     registered_vms, pool_rows, db_ok = _db_listing(store)
     forgettable = _forgettable(store, configured) if db_ok else ()
-    host_vms, host_known = _host_listing(host)
+    host_vms, down, whole = _host_listing(host)
     on_host = {vm.uuid.lower(): vm for vm in host_vms}
     registered = tuple(
-        vm_name(vm.vm_uuid, vm.vm_name or _host_name(on_host, vm.vm_uuid), vm.pool_id, vm.vm_uuid in on_host, host_known)
+        vm_name(vm.vm_uuid, vm.vm_name or _host_name(on_host, vm.vm_uuid), vm.pool_id, vm.vm_uuid in on_host, whole)
         for vm in registered_vms
     )
     known = {vm.uuid for vm in registered}
@@ -96,7 +97,8 @@ def build(store, host, configured: tuple[str, ...] = ()) -> NameCache:
         )
     )
     pool_names = tuple(PoolName(p.pool_id, p.pool_name, p.vm_count) for p in pool_rows)
-    return NameCache(registered, unregistered, pool_names, host_ok=host_known, db_ok=db_ok, forgettable_hosts=forgettable)
+    return NameCache(registered, unregistered, pool_names, host_ok=down == (), hosts_down=down or (),
+                     db_ok=db_ok, forgettable_hosts=forgettable)
 
 
 def _db_listing(store):
@@ -115,16 +117,22 @@ def _forgettable(store, configured: tuple[str, ...]) -> tuple[str, ...]:
         return ()
 
 
-def _host_listing(host) -> tuple[list, bool]:
-    """The VMs the host lists, and whether that is all of them. Over a fleet, a host that is down leaves the
-    others' names to complete, but then no VM is said to be "not on the host"."""
+def _host_listing(host) -> tuple[list, tuple[str, ...] | None, bool]:
+    """The VMs the host lists, the labels of the hosts that could not be listed (None: none could be), and whether
+    that is all of the VMs. Over a fleet, a host that is down leaves the others' names to complete, but then no VM
+    is said to be "not on the host"; nor is one while the run leaves some of the fleet's hosts out (--host
+    LABEL): it may be on one of those, which were not asked (as scan-vms leaves their VMs out)."""
     if host is None:
-        return [], False
+        return [], None, False
     try:
-        listings = as_fleet(host).survey()
+        fleet = as_fleet(host)
+        listings = fleet.survey()
     except errors.VgpuError:  # unreachable, refused, timed out: the DB's names still complete
-        return [], False
-    return [vm for listing in listings for vm in listing.vms], all(listing.ok for listing in listings)
+        return [], None, False
+    down = tuple(listing.label for listing in listings if not listing.ok)
+    if len(down) == len(listings):
+        return [], None, False
+    return [vm for listing in listings for vm in listing.vms], down, not down and not fleet.elsewhere
 
 
 def _host_name(on_host: dict, uuid: str) -> str:

@@ -129,8 +129,16 @@ def toolbar(db: str, host: str, cache: NameCache, refreshing: bool) -> str:
     """``DB: … | Host: … | Pool A: n VMs | Pool B: m VMs | refreshing…`` from the current snapshot."""
     built = cache is not EMPTY
     parts = [f"DB: {db}" + (" (unreadable)" if built and not cache.db_ok else "")]
-    parts.append(f"Host: {host}" + (" (unreachable)" if built and not cache.host_ok else ""))
+    parts.append(f"Host: {host}" + (f" ({_unreachable(cache.hosts_down)})" if built and not cache.host_ok else ""))
     parts += [f"Pool {pool.pool_id}: {pool.vm_count} VMs" for pool in cache.pools]
     if refreshing:
         parts.append("refreshing…")
     return " | ".join(parts)
+
+
+def _unreachable(down: tuple[str, ...]) -> str:
+    """Which of a fleet's hosts could not be listed, kept short; "unreachable" alone when none answered (or the
+    run has one host)."""
+    if not down:
+        return "unreachable"
+    return f"{', '.join(down)} unreachable" if len(down) <= 2 else f"{len(down)} hosts unreachable"

@@ -1108,6 +1108,43 @@ def test_the_shells_completion_names_keep_the_other_hosts_vms_when_one_is_down(w
     assert not cache.host_ok and all("not on the host" not in vm.meta for vm in cache.registered)
 
 
+def test_the_shells_completion_names_do_not_call_a_vm_on_a_host_left_out_not_on_the_host(world, isolated_environment):
+    # a run of gpu1 alone did not ask gpu2 or pool1: their VMs may well be there (scan-vms leaves them out)
+    import vgpu
+    from shell import names
+
+    from .test_completer import complete
+
+    world.configure(isolated_environment / "config")
+    with vgpu.connect(host="gpu1") as conn:
+        cache = names.build(conn.store, conn.host)
+    assert [(vm.name, vm.meta) for vm in cache.registered] == [
+        ("a-one", "a-one · Pool A"), ("p1-web", "p1-web · Pool A"), ("b-one", "b-one · Pool B")]
+    (found,) = complete("set-pool --vm-uuid=b-o", names=lambda: cache)
+    assert found.display_meta_text == "b-one · Pool B"
+    world.sims["gpu2"].remove_vm(B1)  # gone: the whole fleet, every host answering, says so
+    with vgpu.connect() as conn:
+        whole = names.build(conn.store, conn.host)
+    assert next(vm.meta for vm in whole.registered if vm.uuid == B1) == "b-one · Pool B, not on the host"
+
+
+def test_the_shells_toolbar_names_the_hosts_that_are_down_not_the_whole_fleet(world):
+    from shell import names, repl
+
+    from vgpu.hosts import open_fleet
+
+    def toolbar() -> str:
+        with world.store() as store, open_fleet(world.uris) as fleet:
+            cache = names.build(store, fleet)
+        return repl.toolbar("/db", "gpu1,gpu2,pool1", cache, refreshing=False).split(" | ")[1]
+
+    assert toolbar() == "Host: gpu1,gpu2,pool1"
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    assert toolbar() == "Host: gpu1,gpu2,pool1 (gpu2 unreachable)"
+    world.sims["gpu1"].set_fault("unreachable", "on")
+    assert toolbar() == "Host: gpu1,gpu2,pool1 (gpu1, gpu2 unreachable)"
+
+
 def test_a_host_that_refuses_the_login_is_named_as_such_while_the_others_are_listed(world, monkeypatch):
     monkeypatch.setenv("VGPU_XAPI_PASSWORD", "not-the-pools-password")
     outcome = world.cli("scan-vms")

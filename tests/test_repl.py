@@ -193,6 +193,18 @@ def test_the_toolbar_shows_db_host_pools_and_refreshing(spec):
     assert repl.toolbar("/db", "sim:x", names.EMPTY, refreshing=True) == "DB: /db | Host: sim:x | refreshing…"
 
 
+def test_the_toolbar_names_a_fleets_hosts_that_are_down_and_counts_them_past_two():
+    # (the names of a fleet with a host down, as shell.names builds them: tests/test_fleet_cli.py)
+    def host_part(*down: str) -> str:
+        cache = names.NameCache(host_ok=False, hosts_down=down)
+        return repl.toolbar("/db", "a,b,c,d", cache, refreshing=False).split(" | ")[1]
+
+    assert host_part("b") == "Host: a,b,c,d (b unreachable)"
+    assert host_part("a", "c") == "Host: a,b,c,d (a, c unreachable)"
+    assert host_part("a", "b", "c") == "Host: a,b,c,d (3 hosts unreachable)"
+    assert host_part() == "Host: a,b,c,d (unreachable)"  # none answered
+
+
 # --- lines from the docs, global options, help where the user is ----------------------------------------------
 
 
