@@ -61,7 +61,7 @@ def _session(ctx: Context, refresher: Refresher, input, output) -> PromptSession
         history=open_history(history_path(), ctx.console.error),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
         auto_suggest=AutoSuggestFromHistory(),
         key_bindings=pasting.line_by_line_paste(),
-        bottom_toolbar=lambda: toolbar(ctx.settings.db, ctx.settings.host, refresher.cache, refresher.refreshing),
+        bottom_toolbar=lambda: toolbar(ctx.settings.db, ctx.settings.hosts_named, refresher.cache, refresher.refreshing),
         input=input,
         output=output,
     )

@@ -132,7 +132,7 @@ def run_line(ctx: Context, line: str) -> int | None:
     """One line of the vgpu> shell, typed or read from a pipe: its exit code, or None when it asks to leave
     (exit, quit). Blank lines and ``#`` comments do nothing."""
     try:
-        words = parsing.shell_line(parsing.split_line(line), ctx.settings.db, ctx.settings.host)
+        words = parsing.shell_line(parsing.split_line(line), ctx.settings.db, ctx.settings.hosts_named)
     except UsageError as error:
         return report(ctx, error)
     if not words:  # a blank line, or a comment alone (split_line drops comments)

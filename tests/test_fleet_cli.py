@@ -1128,6 +1128,18 @@ def test_the_shells_completion_names_do_not_call_a_vm_on_a_host_left_out_not_on_
     assert next(vm.meta for vm in whole.registered if vm.uuid == B1) == "b-one · Pool B, not on the host"
 
 
+def test_the_shells_refusal_of_host_on_a_line_names_the_one_label_the_run_was_given(world, isolated_environment):
+    # as it names a run of two labels ("gpu1,pool1"), not the host's URI
+    from .clikit import run_process
+
+    world.configure(isolated_environment / "config")
+    for hosts, named in ((["gpu1"], "gpu1"), (["gpu1", "pool1"], "gpu1,pool1")):
+        flags = ["--db", str(world.db), *(word for label in hosts for word in ("--host", label))]
+        outcome = run_process(flags, stdin="list-vms --host gpu2\n")  # the lines of a pipe, as the shell reads them
+        assert outcome.code == 2, outcome
+        assert outcome.err.startswith(f"error: --host is chosen when the shell starts, and this one uses {named}; "), outcome
+
+
 def test_the_shells_toolbar_names_the_hosts_that_are_down_not_the_whole_fleet(world):
     from shell import names, repl
 

@@ -291,6 +291,17 @@ def test_a_relative_sim_path_in_a_config_file_is_taken_from_that_files_directory
     assert config.load({"host": ["a=sim:a.json"]}).hosts == (HostSpec("a", "sim:a.json"),)
 
 
+def test_a_relative_sim_path_climbing_out_of_a_config_files_directory_is_named_without_its_dots(user_config, tmp_path,
+                                                                                                   monkeypatch):
+    # sim:../../hosts/a.json was kept as .../config/vgpu/../../hosts/a.json, which every output then showed
+    user_config.write_text('[hosts]\ngpu1 = "sim:../../hosts/a.json"\ngpu2 = { uri = "sim:./b.json" }\n')
+    monkeypatch.chdir(tmp_path)
+    root = user_config.parent.parent.parent
+    assert [spec.uri for spec in config.load().hosts] == [f"sim:{root / 'hosts' / 'a.json'}", f"sim:{user_config.parent / 'b.json'}"]
+    user_config.write_text('host = "sim:../lab.json"\n')
+    assert config.load().hosts == (HostSpec("", f"sim:{user_config.parent.parent / 'lab.json'}"),)
+
+
 @pytest.mark.parametrize("host, expected", [
     ('"sim:lab.json"', [("", "lab.json")]), ('["sim:lab.json"]', [("", "lab.json")]),
     ('"lab=sim:lab.json"', [("lab", "lab.json")]),

@@ -113,6 +113,14 @@ class Settings:
         return tuple(dict.fromkeys(spec.label for spec in (*self.hosts, *self.configured) if spec.label))
 
     @property
+    def hosts_named(self) -> str:
+        """The run's hosts as the shell names them (its toolbar, its refusal of a line's --host): their labels,
+        comma-separated, as --host or VGPU_HOST would name them, one label alone too; the URI of one host named
+        by it alone, which has no label."""
+        labels = [spec.label for spec in self.hosts]
+        return ",".join(labels) if labels and all(labels) else self.host
+
+    @property
     def is_fleet(self) -> bool:
         """More than one host in this run: outputs name each VM's host."""
         return len(self.hosts) > 1

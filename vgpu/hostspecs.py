@@ -156,7 +156,7 @@ def _in_base(uri: str, base: str | None) -> str:
     path = uri[len("sim:"):] if uri.startswith("sim:") else None
     if base is None or path is None or uri == DEMO_URI or os.path.isabs(path):
         return uri
-    return f"sim:{os.path.join(base, path)}"
+    return f"sim:{os.path.normpath(os.path.join(base, path))}"  # sim:../hosts/a.json named without its dots
 
 
 def _entry(label: str, entry: object, source: str, base: str | None = None) -> HostSpec:
