@@ -138,6 +138,10 @@ HOST_ALLOWED = "a host URI such as xe: or sim:PATH, a label of [hosts], or a lis
     ('host = ""\n', f"setting host = '' must be {HOST_ALLOWED}"),
     ('host = " , "\n', f"setting host = ' , ' must be {HOST_ALLOWED}"),
     ("host = []\n", f"setting host = [] must be {HOST_ALLOWED}"),
+    # an empty item of a list names no host: a typo (gpu1,,gpu2), not a list of two, so not taken as one
+    ('host = "gpu1,,gpu2"\n', f"setting host = 'gpu1,,gpu2' must be {HOST_ALLOWED}"),
+    ('host = "gpu1,"\n', f"setting host = 'gpu1,' must be {HOST_ALLOWED}"),
+    ('host = ["gpu1", ""]\n', f"setting host = ['gpu1', ''] must be {HOST_ALLOWED}"),
 ])
 def test_an_empty_db_or_host_names_the_file_and_the_key(user_config, toml, expected):
     assert _refusal(user_config, toml) == f"{user_config}: {expected}"
@@ -149,6 +153,8 @@ EMPTY_IN_THE_ENVIRONMENT = [
     ("VGPU_DB", "  ", "VGPU_DB: invalid database path '  ': expected the path of a database file"),
     ("VGPU_HOST", "", f"VGPU_HOST: invalid host '': expected {HOST_ALLOWED}"),
     ("VGPU_HOST", " , ", f"VGPU_HOST: invalid host ' , ': expected {HOST_ALLOWED}"),
+    ("VGPU_HOST", "gpu1,,gpu2", f"VGPU_HOST: invalid host 'gpu1,,gpu2': expected {HOST_ALLOWED}"),
+    ("VGPU_HOST", ",gpu1", f"VGPU_HOST: invalid host ',gpu1': expected {HOST_ALLOWED}"),
     ("VGPU_CLEAN_TIMEOUT", "",
      "VGPU_CLEAN_TIMEOUT: invalid clean timeout '': expected a number of seconds from 0 to 86400"),
     ("VGPU_SYSTEM_CONFIG", "", "VGPU_SYSTEM_CONFIG: invalid config file path '': expected the path of a config file"),

@@ -159,6 +159,8 @@ def test_a_bad_host_from_the_environment_says_where_it_came_from(monkeypatch, tm
     ({"host": 7}, "host", 7),
     ({"host": []}, "host", []),
     ({"host": ""}, "host", ""),
+    ({"host": "gpu1,,gpu2"}, "host", "gpu1,,gpu2"),  # an empty item names no host
+    ({"host": ["gpu1", " "]}, "host", ["gpu1", " "]),
     ({"host": {"gpu1": 7}}, "host", {"gpu1": 7}),
     ({"clean_timeout": "soon"}, "clean_timeout", "soon"),
     ({"clean_timeout": True}, "clean_timeout", True),

@@ -188,7 +188,7 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     # An empty db or host would not fall back to the default: "" is the working directory, and no host at all.
     "db": ("the path of a database file", lambda value: isinstance(value, str) and value.strip() != ""),
     "host": ("a host URI such as xe: or sim:PATH, a label of [hosts], or a list of labels",
-             lambda value: hostspecs.words_of(value) != []),
+             lambda value: (words := hostspecs.words_of(value)) != [] and all(word.strip() for word in words)),
     "args_key": (hostspecs.ARGS_KEY_RULE, hostspecs.is_platform_key),
     "force_after_timeout": ("True or False", lambda value: isinstance(value, bool)),
     "password_file": ("an absolute path", lambda value: isinstance(value, str) and os.path.isabs(value)),

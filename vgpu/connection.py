@@ -104,7 +104,7 @@ def _host_words(host: object) -> str | list[str] | None:
         words = [f"{label}={uri}" for label, uri in host.items() if isinstance(label, str) and isinstance(uri, str)]
         ok = len(words) == len(host)
     elif isinstance(host, str):
-        words, ok = [host], True
+        words, ok = hostspecs.split_words(host), True  # checked as a list: an empty item ("gpu1,,gpu2") names no host
     else:
         words = list(host) if isinstance(host, (list, tuple)) else []
         ok = all(isinstance(word, str) for word in words)

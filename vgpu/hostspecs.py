@@ -192,14 +192,15 @@ def check_distinct(specs: Iterable[HostSpec], source: str) -> None:
 
 def split_words(value: str) -> list[str]:
     """``VGPU_HOST`` (or config ``host``) as --host words: a list separated by commas, except that one bare
-    URI is taken whole (a path may hold a comma)."""
+    URI is taken whole (a path may hold a comma). An empty item (``gpu1,,gpu2``, ``gpu1,``) is kept as "", for
+    the setting's rule to refuse: it names no host, and is a typo more likely than a list of the others."""
     text = value.strip()
     first = text.split(",", 1)[0].strip()
     if _kind(first)[0] == "uri":
         return [text]
     pieces = text.split(",")
     _refuse_password_cut_at_a_comma(pieces)
-    return [word.strip() for word in pieces if word.strip()]
+    return [word.strip() for word in pieces]
 
 
 def _refuse_password_cut_at_a_comma(pieces: list[str]) -> None:
