@@ -84,9 +84,12 @@ def build(store, host, configured: tuple[str, ...] = ()) -> NameCache:
     registered_vms, pool_rows, db_ok = _db_listing(store)
     forgettable = _forgettable(store, configured) if db_ok else ()
     host_vms, down, whole = _host_listing(host)
+    # a VM last seen on a host the run does not have (taken out of [hosts]) is not known to be gone either
+    outside = _seen_outside(store, host) if whole and forgettable else frozenset()
     on_host = {vm.uuid.lower(): vm for vm in host_vms}
     registered = tuple(
-        vm_name(vm.vm_uuid, vm.vm_name or _host_name(on_host, vm.vm_uuid), vm.pool_id, vm.vm_uuid in on_host, whole)
+        vm_name(vm.vm_uuid, vm.vm_name or _host_name(on_host, vm.vm_uuid), vm.pool_id, vm.vm_uuid in on_host,
+                whole and outside is not None and vm.vm_uuid not in outside)
         for vm in registered_vms
     )
     known = {vm.uuid for vm in registered}
@@ -115,6 +118,18 @@ def _forgettable(store, configured: tuple[str, ...]) -> tuple[str, ...]:
         return locations.forgettable(store, configured)
     except errors.VgpuError:  # the VMs' names were read a moment ago; these are worth no failure of their own
         return ()
+
+
+def _seen_outside(store, host) -> frozenset[str] | None:
+    """The VMs last seen on a host outside the run (see vgpu.locations.seen_outside); None when that cannot be
+    read (then no VM is said to be "not on the host"). A single host named by its URI keeps no places."""
+    labels = as_fleet(host).labels
+    if labels == ("",):
+        return frozenset()
+    try:
+        return locations.seen_outside(store, labels)
+    except errors.VgpuError:
+        return None
 
 
 def _host_listing(host) -> tuple[list, tuple[str, ...] | None, bool]:

@@ -215,6 +215,13 @@ class ForgetHostPlan:
         return len(self.vms) + len(self.unregistered)
 
 
+def seen_outside(store: Store, labels: Collection[str]) -> frozenset[str]:
+    """The UUIDs last seen on some host not among ``labels`` (a run's hosts): not known to be gone when the run
+    does not list them, since that host was not asked (a scan leaves them out). None, as a rule."""
+    with store.reading() as conn:
+        return frozenset(select_last_hosts(conn, outside=labels))
+
+
 def remembered_hosts(conn: sqlite3.Connection) -> list[str]:
     """Every host label the database remembers a VM (or a copy of one) on, in natural order."""
     rows = conn.execute("SELECT host FROM vgpu_locations UNION SELECT host FROM vgpu_location_copies")
