@@ -457,7 +457,7 @@ def as_of_schema_3(world) -> None:
     import sqlite3
 
     conn = sqlite3.connect(world.db, isolation_level=None)
-    for table in ("vgpu_location_copies", "vgpu_copies_unknown", "vgpu_copies_known_on"):
+    for table in ("vgpu_location_copies", "vgpu_copies_unknown", "vgpu_copies_known_on", "vgpu_host_identities"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("PRAGMA user_version = 3")
     conn.close()
@@ -519,7 +519,7 @@ def test_a_schema_3_database_of_one_host_has_no_copies_to_learn(tmp_path):
     spec = SpecHost(tmp_path)
     assert run(["scan-vms", *spec.flags]).code == 0
     conn = __import__("sqlite3").connect(spec.db, isolation_level=None)
-    for table in ("vgpu_location_copies", "vgpu_copies_unknown", "vgpu_copies_known_on"):
+    for table in ("vgpu_location_copies", "vgpu_copies_unknown", "vgpu_copies_known_on", "vgpu_host_identities"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("PRAGMA user_version = 3")
     conn.close()

@@ -334,3 +334,19 @@ def test_a_schema_3_file_without_its_lock_index_is_refused_before_it_is_migrated
     assert repair_schema(path).restored == ("index idx_operation_lock",)
     Store(path).close()
     assert {"vgpu_location_copies", "vgpu_copies_unknown"} <= tables(path)
+
+
+def test_a_version_6_database_gets_the_host_identities_table_and_keeps_its_places(tmp_path):
+    """Schema 7 adds vgpu_host_identities: empty after the upgrade (which host an old label named is not known,
+    so it is not guessed), every place kept."""
+    path = tmp_path / "v6.db"
+    Store(path).close()
+    with raw(path) as conn:
+        conn.execute("DROP TABLE vgpu_host_identities")
+        conn.execute("INSERT INTO vgpu_locations (vm_uuid, host) VALUES (?, 'gpu2')", (UUID_1,))
+        conn.execute("PRAGMA user_version = 6")
+    Store(path).close()
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST_VERSION == 7
+        assert conn.execute("SELECT COUNT(*) FROM vgpu_host_identities").fetchone()[0] == 0
+        assert conn.execute("SELECT vm_uuid, host FROM vgpu_locations").fetchall() == [(UUID_1, "gpu2")]

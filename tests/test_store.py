@@ -273,7 +273,7 @@ def test_a_version_1_journal_is_migrated_with_its_interrupted_rows_released(tmp_
     assert (first.owner, first.interrupted, first.session.boot_id, first.session.started) == ("h1:12", False, None, None)
     assert (second.owner, second.interrupted) == ("h2:34", True)  # the suffix became released_at
     with raw(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST_VERSION == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST_VERSION == 7
         assert "vgpu_attention" in master_sql(path, "table")
 
 

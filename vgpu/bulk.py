@@ -221,6 +221,7 @@ def places_to_check(store: Store, listings: Sequence[Listing], fleet: Fleet) -> 
     named by its URI keeps no places: nothing is read."""
     if fleet.labels == ("",):
         return LastSeen()
+    locations.adopt_same_hosts(store, fleet)  # a label of one of these hosts under another name is that host
     with store.reading() as conn:
         if any(listing.error is not None for listing in listings):
             return LastSeen(locations.select_last_hosts(conn), locations.copies_unknown_on(conn, fleet.labels))

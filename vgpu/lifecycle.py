@@ -198,6 +198,7 @@ def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str 
     out of [hosts], or left out by --host) refuses it too (see :meth:`Fleet.outside_run`). One host named by its
     URI, or a VM seen only where it is now, asks nothing more."""
     if isinstance(host, Fleet) and host.labels != ("",) and found_on:
+        locations.adopt_same_hosts(store, host)  # a label of one of these hosts under another name is that host
         last_seen, copies_unknown = locations.last_seen(store, vm_uuid, host.labels)
         host.check_only_copy(vm_uuid, found_on, last_seen, copies_unknown=copies_unknown)
 
@@ -999,6 +1000,7 @@ def register_vm(
         vm = vms.insert_registration(conn, reg)
         op = journal.set_step(conn, op, journal.DB_UPDATED, vm.config)
         locations.record(conn, [(vm.vm_uuid, host_vm.host, host_vm.resident_on)])  # a fleet's: where it is
+        locations.record_identities(conn, locations.identities(host, [host_vm.host]) if host_vm.host else {})
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)

@@ -9,6 +9,12 @@ rather than leaving that copy behind (a fleet's database upgraded from schema 3,
 UUID, takes each host for a possible copy until a scan that every host of its run answered asked it). A single
 host named by its URI alone (label "") writes nothing here, so a run without a fleet changes nothing it did not change before.
 
+Each label's host identity (its URI as :func:`vgpu.host_uri.host_key` spells it, never a password) is remembered
+too, when a scan or a change finds VMs there: a remembered label whose identity is one of a run's hosts (a host
+renamed in [hosts], or named under another label by another config) is that host, and
+:func:`adopt_same_hosts` moves its rows under the run's label rather than taking it for a host that may hold a
+copy. A label remembered before schema 7 has no identity, and is not guessed.
+
 A host retired for good is let go of by :func:`forget_host` (``vgpu-admin forget-host LABEL``): until then,
 a VM last seen there (or with a copy there) is refused by every change, since that host may still run it.
 """
@@ -22,7 +28,8 @@ import attrs
 
 from . import audit
 from .confirming import ask, check_confirm
-from .errors import Busy, HypervisorError, InvalidValue, StoreError
+from .errors import Busy, HypervisorError, InvalidValue, StoreError, VgpuError
+from .host_uri import host_key
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Fleet
@@ -30,6 +37,7 @@ from .models import VM
 from .naming import natural_key
 from .store import Store
 from .tables import VMList
+from .uri_password import mask_password
 from .vms import select_vms
 
 
@@ -147,6 +155,7 @@ def not_in_run(store: Store, host: Hypervisor, vm_uuid: str, error: HypervisorEr
         return None
     if error is not None and not (codes.vm_missing(error) or error.code == codes.VM_ON_HOST_LEFT_OUT):
         return None
+    adopt_same_hosts(store, host)
     return host.not_in_run(vm_uuid, hosts_of(store, vm_uuid.lower()))
 
 
@@ -163,17 +172,20 @@ def on_hosts(vms: Iterable[VM], known: Mapping[str, Location], labels: Collectio
 
 
 def remember(store: Store, seen: Mapping[str, tuple[str, str | None]], known: Mapping[str, tuple[str, str | None]],
-             copies: Mapping[str, Collection[str]] | None = None, *, copies_learned_on: Collection[str] = ()) -> None:
+             copies: Mapping[str, Collection[str]] | None = None, *, copies_learned_on: Collection[str] = (),
+             identities: Mapping[str, str] | None = None) -> None:
     """Write down where VMs were just seen (UUID -> (host, resident_on)), where that changed from ``known``
     (as :func:`select_places` read it before), and ``copies``: UUID -> the other hosts that listed it too
     (none: only its place), for the UUIDs whose copies changed; ``copies_learned_on``: the hosts whose copies,
-    unknown until now, this scan learnt (:func:`copies_to_learn`). Best effort: a
+    unknown until now, this scan learnt (:func:`copies_to_learn`); ``identities``: label -> host identity of
+    the hosts that answered, where it changed (:func:`new_identities`). Best effort: a
     database this process may only read keeps its older hints (a scan must still answer)."""
     changed = [(uuid, *place) for uuid, place in seen.items() if place[0] and known.get(uuid) != place]
-    if not changed and not copies and not copies_learned_on:
+    if not changed and not copies and not copies_learned_on and not identities:
         return
     try:
         with store.writing() as conn:
+            record_identities(conn, identities or {})
             conn.executemany("INSERT OR IGNORE INTO vgpu_copies_known_on (host) VALUES (?)", [(host,) for host in copies_learned_on])
             record(conn, changed)
             for uuid, hosts in (copies or {}).items():
@@ -191,6 +203,85 @@ def record(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]
         " SET host = excluded.host, resident_on = excluded.resident_on, seen_at = strftime('%Y-%m-%d %H:%M:%f', 'now')",
         [row for row in rows if row[1]],
     )
+
+
+# --- which host each label names ------------------------------------------------------------------------------
+
+
+def identities(host: Hypervisor, labels: Iterable[str] | None = None) -> dict[str, str]:
+    """Label -> host identity of the hosts of a fleet (all, or ``labels``): the URI as the "same URI; keep one"
+    check spells it (:func:`vgpu.host_uri.host_key`), any password masked; {} for a single host named by its URI
+    alone. A URI that cannot be spelled so (a host object of a script's own) has none."""
+    if not isinstance(host, Fleet) or host.labels == ("",):
+        return {}
+    found = {}
+    for label in host.labels if labels is None else labels:
+        try:
+            found[label] = mask_password(host_key(host.members[label].uri))
+        except (VgpuError, ValueError, KeyError):
+            continue
+    return found
+
+
+def select_identities(conn: sqlite3.Connection) -> dict[str, str]:
+    return {str(host): str(identity) for host, identity in conn.execute("SELECT host, identity FROM vgpu_host_identities")}
+
+
+def new_identities(remembered: Mapping[str, str], host: Hypervisor, labels: Iterable[str]) -> dict[str, str]:
+    """Those of the identities of hosts ``labels`` of ``host`` that ``remembered`` (:func:`select_identities`)
+    does not hold yet: what a scan that listed them writes down."""
+    return {label: identity for label, identity in identities(host, labels).items() if remembered.get(label) != identity}
+
+
+def record_identities(conn: sqlite3.Connection, named: Mapping[str, str]) -> None:
+    """Label -> host identity rows, inside the caller's write transaction."""
+    conn.executemany("INSERT INTO vgpu_host_identities (host, identity) VALUES (?, ?)"
+                     " ON CONFLICT (host) DO UPDATE SET identity = excluded.identity",
+                     [(label, identity) for label, identity in named.items() if label and identity])
+
+
+def adopt_same_hosts(store: Store, host: Hypervisor) -> None:
+    """Over a fleet, before its places are read: each remembered label outside the run's configuration whose
+    identity is one of the run's hosts (the host renamed, or named so by another config over this database) is
+    that host, so its places, copies, learnt copies and unfinished operations move under the run's label (a VM
+    placed there and copied here, or the other way round, is one VM on one host), and its identity goes. One
+    small read when there is nothing to move. Best effort: a database this process may only read keeps them."""
+    if not isinstance(host, Fleet) or host.labels == ("",):
+        return
+    configured = {*host.labels, *host.elsewhere}
+    with store.reading() as conn:
+        others = {label: identity for label, identity in select_identities(conn).items() if label not in configured}
+    if not others:
+        return
+    ours = {identity: label for label, identity in identities(host).items()}
+    if not any(identity in ours for identity in others.values()):
+        return
+    try:
+        with store.writing() as conn:
+            for label, identity in select_identities(conn).items():  # again, under the write lock
+                if label not in configured and identity in ours:
+                    _move_label(conn, label, ours[identity])
+    except StoreError:
+        pass
+
+
+def _move_label(conn: sqlite3.Connection, old: str, new: str) -> None:
+    """Everything remembered under label ``old`` moved under ``new``, the same host's label in this run."""
+    names = {"old": old, "new": new}
+    for statement in (
+        "UPDATE vgpu_locations SET host = :new WHERE host = :old",
+        "INSERT OR IGNORE INTO vgpu_location_copies (vm_uuid, host) SELECT vm_uuid, :new FROM vgpu_location_copies WHERE host = :old",
+        "DELETE FROM vgpu_location_copies WHERE host = :old",
+        "DELETE FROM vgpu_location_copies WHERE host = :new AND vm_uuid IN (SELECT vm_uuid FROM vgpu_locations WHERE host = :new)",
+        "INSERT OR IGNORE INTO vgpu_copies_known_on (host) SELECT :new FROM vgpu_copies_known_on WHERE host = :old",
+        "DELETE FROM vgpu_copies_known_on WHERE host = :old",
+        "UPDATE vgpu_operations SET host = :new WHERE host = :old AND finished_at IS NULL",
+        # the run's label is known to name that host now, whether or not this run records a place there
+        "INSERT INTO vgpu_host_identities (host, identity) SELECT :new, identity FROM vgpu_host_identities WHERE host = :old"
+        " ON CONFLICT (host) DO UPDATE SET identity = excluded.identity",
+        "DELETE FROM vgpu_host_identities WHERE host = :old",
+    ):
+        conn.execute(statement, names)
 
 
 # --- forgetting a host retired for good ---------------------------------------------------------------------
@@ -224,7 +315,8 @@ def seen_outside(store: Store, labels: Collection[str]) -> frozenset[str]:
 
 def remembered_hosts(conn: sqlite3.Connection) -> list[str]:
     """Every host label the database remembers a VM (or a copy of one) on, in natural order."""
-    rows = conn.execute("SELECT host FROM vgpu_locations UNION SELECT host FROM vgpu_location_copies")
+    rows = conn.execute("SELECT host FROM vgpu_locations UNION SELECT host FROM vgpu_location_copies"
+                        " UNION SELECT host FROM vgpu_copies_known_on UNION SELECT host FROM vgpu_host_identities")
     return sorted((str(host) for (host,) in rows), key=natural_key)
 
 
@@ -318,6 +410,8 @@ def _forget(conn: sqlite3.Connection, plan: ForgetHostPlan) -> None:
         conn.execute("DELETE FROM vgpu_location_copies WHERE vm_uuid = ? AND host = ?", (uuid, host))
     conn.execute("DELETE FROM vgpu_locations WHERE host = ?", (label,))
     conn.execute("DELETE FROM vgpu_location_copies WHERE host = ?", (label,))
+    conn.execute("DELETE FROM vgpu_copies_known_on WHERE host = ?", (label,))  # else no scan could learn copies again
+    conn.execute("DELETE FROM vgpu_host_identities WHERE host = ?", (label,))
     for uuid in sorted([vm.vm_uuid for vm in plan.vms] + list(plan.unregistered)):
         audit.record(conn, "forget-host", uuid, {"host": label}, {"host": moved[uuid]} if uuid in moved else None)
     for uuid in plan.copies:

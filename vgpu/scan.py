@@ -353,6 +353,8 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         raise errors[0]
     host_error = "; ".join(str(error) for error in errors) if len(errors) == len(listings) else None
     labelled = fleet.labels != ("",)
+    if labelled:
+        locations.adopt_same_hosts(store, fleet)  # a label of one of these hosts under another name is that host
     with store.reading() as conn:
         pool_rows = pools.select_pools(conn)
         registered = vms.select_vms(conn)
@@ -363,6 +365,7 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         # which hosts hold copies, unknown since an upgrade from schema 3, is learnt host by host by a scan every host
         # of its run answered: only of the hosts it asked (one it did not may hold a copy that no table names)
         learnt = locations.copies_to_learn(conn, fleet.labels) if labelled and not fleet.elsewhere and not errors else ()
+        named = locations.select_identities(conn) if labelled else {}
     report = _join(pool_rows, registered, listings, host_error, operations, known, copies, fleet)
     if marks and (fleet.elsewhere or report.elsewhere):  # VMs on hosts this run does not have are not shown, nor their marks
         here = {entry.vm.vm_uuid for entry in report.registered} | {host_vm.uuid for host_vm in report.unregistered}
@@ -374,7 +377,9 @@ def scan(store: Store, host: Hypervisor, *, tolerate_host_errors: bool = False) 
         marks = _settle(store, fleet, marks, states)
     if labelled:
         places, copies_now = _seen(listings, report, known, copies)
-        locations.remember(store, places, known, copies_now, copies_learned_on=learnt)
+        answered = [listing.label for listing in listings if listing.error is None]
+        locations.remember(store, places, known, copies_now, copies_learned_on=learnt,
+                           identities=locations.new_identities(named, fleet, answered))
     return attrs.evolve(report, attention=tuple(marks))
 
 

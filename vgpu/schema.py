@@ -163,9 +163,23 @@ CREATE TABLE vgpu_copies_known_on (
 );
 """
 
+# Version 7: which host each label names, as a scan or a change last found it there: its URI as the "same URI; keep
+# one" check spells it (vgpu.host_uri.host_key: a sim file's real path, a XAPI's host and port, no user, never a
+# password). Places and copies are kept by label, so a host renamed in [hosts] (or named under another label by
+# another config over the same database) looked like a second host still holding a copy, and every change of its
+# VMs was refused for good; a remembered label whose identity is one of a run's hosts is that host, and its rows
+# move under the run's label. A label remembered before this version has no row here: it is not guessed.
+HOST_IDENTITIES_V7 = """
+CREATE TABLE vgpu_host_identities (
+    host TEXT PRIMARY KEY CHECK (host <> ''),
+    identity TEXT NOT NULL CHECK (identity <> '')
+);
+"""
+
 # MIGRATIONS[n] takes a database at version n to version n + 1. Version 0 is either an empty file or a
 # database made by the spec's own init script (pools and vms only), which we adopt rather than refuse.
-MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4, COPIES_UNKNOWN_V5, COPIES_KNOWN_ON_V6)
+MIGRATIONS: tuple[str, ...] = (OUR_TABLES_V1, JOURNAL_V2, FLEET_V3, FLEET_COPIES_V4, COPIES_UNKNOWN_V5, COPIES_KNOWN_ON_V6,
+                                HOST_IDENTITIES_V7)
 LATEST_VERSION = len(MIGRATIONS)
 
 

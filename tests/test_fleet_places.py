@@ -1,0 +1,110 @@
+"""Where a fleet's VMs were last seen, kept right as hosts are renamed and VMs move.
+
+- One host under two labels (a label renamed, or two configs naming one URI differently) is one host: the
+  database remembers each label's host identity (its URI as the "same URI; keep one" check spells it, without
+  credentials), and a remembered label whose identity is one of the run's hosts is taken for that host, its
+  rows moved under the run's label, instead of a phantom copy that locks the VM out of every change.
+- A change that finds a VM moved records its new place (and forgets a copy on a host that answered without it).
+- register-vm of a UUID no host of the run lists names the hosts it may be on, as repair-vm does.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+
+from vgpu import vms
+from vgpu.models import Priority, Registration
+
+from .fleetkit import fleet_world, ok_lines, segment, uuid_of
+
+R1 = uuid_of(2, 1)  # on the second host (gpu2 to config A, gpu3 to config B): registered
+A1 = uuid_of(1, 1)  # on gpu1: registered
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    with fleet_world(tmp_path, monkeypatch) as made:
+        made.sims["gpu1"].add_vm(A1, "a-one", "running", segment("A", 2, 1))
+        made.sims["gpu2"].add_vm(R1, "r-one", "running", "")
+        with made.store() as store:
+            vms.db_register_many(store, [Registration(A1, "a-one", "A", Priority.HIGH, 1)])
+        yield made
+
+
+def config_a(world) -> list[str]:
+    return [f"gpu1={world.uris['gpu1']}", f"gpu2={world.uris['gpu2']}"]
+
+
+def config_b(world) -> list[str]:
+    """The same two hosts, the second under another label (a rename, or another admin's config)."""
+    return [f"gpu1={world.uris['gpu1']}", f"gpu3={world.uris['gpu2']}"]
+
+
+def rows(world, table: str) -> list[tuple]:
+    conn = sqlite3.connect(world.db)
+    try:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+    finally:
+        conn.close()
+
+
+def places(world) -> list[tuple[str, str]]:
+    return [(uuid, host) for uuid, host, *_ in rows(world, "vgpu_locations")]
+
+
+def set_priority(world, hosts: list[str], priority: str):
+    return world.cli("set-priority", f"--vm-uuid={R1}", f"--priority={priority}", stdin="yes\n", hosts=hosts)
+
+
+def test_a_host_under_a_new_label_is_the_same_host_not_a_second_copy(world):
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    ok_lines(world.cli("scan-vms", hosts=config_b(world)))
+    assert places(world) == sorted([(A1, "gpu1"), (R1, "gpu3")])
+    assert rows(world, "vgpu_location_copies") == []  # no phantom copy under the old label
+    assert set_priority(world, config_a(world), "high").code == 0
+    assert set_priority(world, config_b(world), "low").code == 0
+    assert "priority=0" in world.sims["gpu2"].get_device_model_args(R1)
+    assert rows(world, "vgpu_location_copies") == []
+
+
+def test_the_label_identity_is_the_uri_without_credentials(world):
+    ok_lines(world.cli("scan-vms", hosts=config_a(world)))
+    identities = dict(rows(world, "vgpu_host_identities"))
+    assert identities == {label: f"sim:{os.path.realpath(world.sims[label].path)}" for label in ("gpu1", "gpu2")}
+
+
+def test_a_label_whose_identity_is_unknown_is_still_refused(world):
+    """Rows from before the upgrade do not say which host a label was: a host it may have been is not guessed."""
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    conn = sqlite3.connect(world.db, isolation_level=None)
+    conn.execute("DELETE FROM vgpu_host_identities")
+    conn.close()
+    assert world.cli("scan-vms", hosts=config_b(world)).code == 0
+    refused = set_priority(world, config_b(world), "high")
+    assert refused.code == 1, refused
+    assert "it was last seen on host gpu2 too, which is not one of this run's configured hosts" in refused.one_error_line()
+
+
+def test_forget_host_forgets_the_labels_identity_and_learnt_copies(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms", hosts=[]))
+    conn = sqlite3.connect(world.db, isolation_level=None)
+    conn.execute("INSERT INTO vgpu_copies_known_on (host) VALUES ('gpu2')")
+    conn.close()
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("gpu2 ")) + "\n")
+    ok_lines(world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[]))
+    assert rows(world, "vgpu_copies_known_on") == []
+    assert "gpu2" not in dict(rows(world, "vgpu_host_identities"))
+
+
+def test_forget_host_forgets_a_label_remembered_only_as_a_host_whose_copies_are_known(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    conn = sqlite3.connect(world.db, isolation_level=None)
+    conn.execute("INSERT INTO vgpu_copies_known_on (host) VALUES ('gpu9')")
+    conn.close()
+    ok_lines(world.cli("forget-host", "gpu9", stdin="yes\n", hosts=[]))
+    assert rows(world, "vgpu_copies_known_on") == []
