@@ -15,7 +15,7 @@ import sqlite3
 
 import pytest
 
-from vgpu import vms
+from vgpu import locations, vms
 from vgpu.models import Priority, Registration
 
 from .fleetkit import fleet_world, ok_lines, segment, uuid_of
@@ -108,3 +108,63 @@ def test_forget_host_forgets_a_label_remembered_only_as_a_host_whose_copies_are_
     conn.close()
     ok_lines(world.cli("forget-host", "gpu9", stdin="yes\n", hosts=[]))
     assert rows(world, "vgpu_copies_known_on") == []
+
+
+# --- a change that finds the VM moved ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def moved(world):
+    """A1 registered on gpu1, then moved host-side to gpu2."""
+    ok_lines(world.cli("scan-vms"))
+    gpu1, gpu2 = world.sims["gpu1"], world.sims["gpu2"]
+    gpu2.add_vm(A1, "a-one", "halted", "", gpu1.platform(A1))
+    gpu1.remove_vm(A1)
+    return world
+
+
+def test_a_change_that_finds_a_vm_moved_records_its_new_host(moved):
+    world = moved
+    assert world.cli("set-pool", f"--vm-uuid={A1}", "--pool=B", stdin="yes\n").code == 0
+    assert (A1, "gpu2") in places(world)
+    world.sims["gpu1"].set_fault("unreachable", "1")  # it said it had no such VM: no copy is left there
+    outcome = world.cli("set-pool", f"--vm-uuid={A1}", "--pool=A", stdin="yes\n")
+    assert outcome.code == 0, outcome
+
+
+def test_a_change_forgets_a_copy_on_a_host_that_answered_without_it(moved):
+    world = moved
+    conn = sqlite3.connect(world.db, isolation_level=None)
+    conn.execute("INSERT INTO vgpu_location_copies (vm_uuid, host) VALUES (?, 'gpu2')", (A1,))
+    conn.close()
+    assert world.cli("set-pool", f"--vm-uuid={A1}", "--pool=B", stdin="yes\n").code == 0
+    assert (A1, "gpu2") in places(world)
+    assert rows(world, "vgpu_location_copies") == []
+    with world.store() as store:
+        assert locations.hosts_of(store, A1) == ("gpu2",)
+
+
+def test_a_bulk_change_that_finds_a_vm_moved_records_its_new_host(moved):
+    from vgpu import bulk
+    from vgpu.hosts import open_fleet
+
+    world = moved
+    with world.store() as store, open_fleet(world.uris) as fleet:
+        result = bulk.apply_many(store, fleet, bulk.plan_many(store, fleet, [{"vm_uuid": A1, "pool": "B"}]))
+    assert result.ok, result
+    assert (A1, "gpu2") in places(world)
+    assert rows(world, "vgpu_location_copies") == []  # gpu1 listed without it: no copy is left there
+
+
+def test_a_change_made_on_one_host_by_name_keeps_the_copy_on_the_host_it_left_out(world, isolated_environment):
+    """A run of one host (--host gpu2) is how an admin names the copy they mean: the copy on gpu1, which it did
+    not ask, stays remembered, so a change while gpu1 is down is still refused."""
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms", hosts=[]))
+    world.sims["gpu2"].add_vm(A1, "a-one", "halted", "", world.sims["gpu1"].platform(A1))
+    outcome = world.cli("set-pool", f"--vm-uuid={A1}", "--pool=B", stdin="yes\n", hosts=["gpu2"])
+    assert outcome.code == 0, outcome
+    assert (A1, "gpu2") in places(world) and (A1, "gpu1") in rows(world, "vgpu_location_copies")
+    world.sims["gpu1"].set_fault("unreachable", "1")
+    refused = world.cli("set-pool", f"--vm-uuid={A1}", "--pool=A", stdin="yes\n", hosts=[])
+    assert refused.code == 1 and "it was last seen on host gpu1 too, which could not be asked" in refused.one_error_line()

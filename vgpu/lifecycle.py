@@ -409,6 +409,7 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
             with store.writing() as conn:
                 updated = vms.update_record(conn, op.vm_uuid, plan.new)
                 op = journal.set_step(conn, op, journal.DB_UPDATED)
+                locations.seen_by_change(conn, host, op.vm_uuid)  # found moved: its place follows, as a scan's would
             if args is None:
                 args = host.get_device_model_args(op.vm_uuid)
             op = journal.advance(store, op, journal.WRITING_ARGS, args_before=args)  # what a rollback puts back
@@ -951,17 +952,18 @@ def _nothing_to_remove(host_vm: HostVM, quoted: bool) -> str:
             f"run 'vgpu-admin repair-vm --vm-uuid={host_vm.uuid}')")
 
 
-def find_host_vm(host: Hypervisor, vm_uuid: str) -> tuple[HostVM, list[HostVM]]:
-    """The VM as its host lists it, and every VM the hosts listed (register checks the name against them
-    without asking again). Over a fleet every host is listed: a host that is down does not stop finding the
-    VM on another, and two hosts listing it is DuplicateVM (never a guess)."""
+def find_host_vm(store: Store, host: Hypervisor, vm_uuid: str) -> tuple[HostVM, list[HostVM], tuple[str, ...]]:
+    """The VM as its host lists it, every VM the hosts listed (register checks the name against them
+    without asking again), and the hosts that listed no such UUID. Over a fleet every host is listed: a host
+    that is down does not stop finding the VM on another, and two hosts listing it is DuplicateVM (never a
+    guess)."""
     listings = as_fleet(host).survey()
     listed = [host_vm for listing in listings for host_vm in listing.vms]
     found = [host_vm for host_vm in listed if host_vm.uuid == vm_uuid]
     if len(found) > 1:
         raise DuplicateVM(vm_uuid, [host_vm.host for host_vm in found])
     if found:
-        return found[0], listed
+        return found[0], listed, tuple(listing.label for listing in listings if listing.ok and listing.label != found[0].host)
     for listing in listings:
         if listing.error is not None:
             raise listing.error
@@ -989,7 +991,7 @@ def register_vm(
                            sentence=f"invalid VM name {vm_name!r}: expected a non-empty printable text of at most "
                                     f"{NAME_MAX} characters (leave the name out for the host's name)")
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
-    host_vm, listed = find_host_vm(host, reg.vm_uuid)
+    host_vm, listed, without = find_host_vm(store, host, reg.vm_uuid)
     check_only_copy(store, host, reg.vm_uuid, host_vm.host)
     refused = None
     if reg.vm_name is None:
@@ -1000,7 +1002,7 @@ def register_vm(
         vm = vms.insert_registration(conn, reg)
         op = journal.set_step(conn, op, journal.DB_UPDATED, vm.config)
         locations.record(conn, [(vm.vm_uuid, host_vm.host, host_vm.resident_on)])  # a fleet's: where it is
-        locations.record_identities(conn, locations.identities(host, [host_vm.host]) if host_vm.host else {})
+        locations.seen_listed(conn, host, vm.vm_uuid, host_vm.host, without)
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)
@@ -1081,6 +1083,8 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
     label = label_for(host, vm.vm_uuid) if cleared else None
     with store.writing() as conn:
         op = journal.begin(conn, vm.vm_uuid, "remove", vm, None, None, label)
+        if cleared:
+            locations.seen_by_change(conn, host, vm.vm_uuid)
     with journal.released_on_escape(store, op):
         try:
             op = journal.advance(store, op, journal.WRITING_ARGS)
@@ -1184,6 +1188,7 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     check_only_copy(store, host, canonical, label_for(host, canonical))
     with store.writing() as conn:
         op = journal.begin(conn, canonical, "repair", vm, expected, None, label_for(host, canonical))
+        locations.seen_by_change(conn, host, canonical)
     with journal.released_on_escape(store, op):
         try:
             after = update_device_model_args(host, canonical, expected)

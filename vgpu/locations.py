@@ -205,6 +205,32 @@ def record(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]
     )
 
 
+def seen_by_change(conn: sqlite3.Connection, host: Hypervisor, vm_uuid: str) -> None:
+    """Inside a change's write transaction, over a fleet: where the change found the VM becomes its place, as a
+    scan would record it, and the copies recorded on hosts that answered without it go (:meth:`Fleet.answered_without`).
+    Its last place, when another host that did not say it lacks the VM (one the run leaves out: a run of one
+    host names the copy it means), stays a copy. Nothing for a single host named by its URI alone."""
+    if isinstance(host, Fleet) and host.labels != ("",):
+        found_on = host.last_known_label(vm_uuid)
+        if found_on:
+            seen_listed(conn, host, vm_uuid, found_on, host.answered_without(vm_uuid))
+
+
+def seen_listed(conn: sqlite3.Connection, host: Hypervisor, vm_uuid: str, found_on: str, without: Collection[str]) -> None:
+    """:func:`seen_by_change` of a VM found on host ``found_on`` while the hosts ``without`` answered without it."""
+    if not isinstance(host, Fleet) or host.labels == ("",) or not found_on:
+        return
+    key = vm_uuid.lower()
+    row = conn.execute("SELECT host FROM vgpu_locations WHERE vm_uuid = ?", (key,)).fetchone()
+    if row is not None and row[0] != found_on and row[0] not in without:
+        conn.execute("INSERT OR IGNORE INTO vgpu_location_copies (vm_uuid, host) VALUES (?, ?)", (key, row[0]))
+    if row is None or row[0] != found_on:
+        record(conn, [(key, found_on, None)])
+    conn.executemany("DELETE FROM vgpu_location_copies WHERE vm_uuid = ? AND host = ?",
+                     [(key, label) for label in (*without, found_on)])
+    record_identities(conn, {found_on: identity} if (identity := identities(host, [found_on]).get(found_on)) else {})
+
+
 # --- which host each label names ------------------------------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ class _Whereabouts:
     def __init__(self) -> None:
         self._by_label: dict[str, set[str]] = {}
         self._unread: dict[str, tuple[HostVM, ...]] = {}  # listings not looked into yet (a scan never routes)
+        self._without: dict[str, set[str]] = {}  # UUID -> the hosts that said "no such VM" since it was last looked for
         self._lock = threading.Lock()
 
     def listed(self, label: str, vms: tuple[HostVM, ...]) -> None:
@@ -78,16 +79,28 @@ class _Whereabouts:
             self._by_label[label] = {vm.uuid.lower() for vm in vms}
         self._unread.clear()
 
+    def looking_for(self, uuid: str) -> None:
+        """Every host is asked again where the VM is: what they answered before no longer counts."""
+        with self._lock:
+            self._without.pop(uuid, None)
+
     def found(self, uuid: str, labels: Iterable[str]) -> None:
         with self._lock:
             self._read()
             for label in labels:
                 self._by_label.setdefault(label, set()).add(uuid)
+                self._without.get(uuid, set()).discard(label)
 
     def lost(self, uuid: str, label: str) -> None:
         with self._lock:
             self._read()
             self._by_label.get(label, set()).discard(uuid)
+            self._without.setdefault(uuid, set()).add(label)
+
+    def answered_without(self, uuid: str) -> set[str]:
+        """The hosts that answered "no such VM" since every host was last asked where it is."""
+        with self._lock:
+            return set(self._without.get(uuid, ()))
 
     def labels_of(self, uuid: str, order: Iterable[str]) -> list[str]:
         with self._lock:
@@ -313,6 +326,7 @@ class Fleet:
     def _probe(self, key: str) -> list[str]:
         """Ask every host whether it has the VM (one call each, at once)."""
         found, failed = [], {}
+        self._where.looking_for(key)
         for label, outcome in self._each(lambda host: host.power_state(key)).items():
             if isinstance(outcome, HypervisorError) and codes.vm_missing(outcome):
                 self._where.lost(key, label)  # what it remembered of this host no longer holds
@@ -425,6 +439,16 @@ class Fleet:
         if left_out:
             return codes.left_out_last_seen(", ".join(self.members), left_out[0], vm_uuid.lower(), self.narrowed_by)
         return self._maybe_left_out(vm_uuid.lower())
+
+    def answered_without(self, vm_uuid: str) -> tuple[str, ...]:
+        """The hosts of this run that said they have no such VM when every host was last asked where it is (or
+        when asked since), or whose last listing lacked it (a bulk call's): a change records that no copy is
+        left there, as a scan records a host that answered without the UUID. A host that could not be reached
+        in the operation under way is not among them."""
+        key = vm_uuid.lower()
+        without = self._where.answered_without(key)
+        return tuple(label for label in self.members if (label in without or self._where.lacks(key, label))
+                     and self._down.error_of(label) is None)
 
     def last_known_label(self, vm_uuid: str) -> str | None:
         """The host the VM was last found on by this fleet, without asking any host (the only host of a fleet of
