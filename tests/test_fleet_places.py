@@ -168,3 +168,25 @@ def test_a_change_made_on_one_host_by_name_keeps_the_copy_on_the_host_it_left_ou
     world.sims["gpu1"].set_fault("unreachable", "1")
     refused = world.cli("set-pool", f"--vm-uuid={A1}", "--pool=A", stdin="yes\n", hosts=[])
     assert refused.code == 1 and "it was last seen on host gpu1 too, which could not be asked" in refused.one_error_line()
+
+
+# --- register-vm of a UUID no host of the run lists -----------------------------------------------------------
+
+
+def test_register_vm_of_a_vm_on_a_host_left_out_names_that_host(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("scan-vms", hosts=[]))
+    outcome = world.cli("register-vm", f"--vm-uuid={R1}", hosts=["gpu1"])
+    assert outcome.code == 1, outcome
+    line = outcome.one_error_line()
+    assert "it was last seen on host gpu2, which this run leaves out (--host)" in line, line
+    assert "the host has no such VM" not in line
+    with world.store() as store:
+        assert vms.find(store, R1) is None
+
+
+def test_register_vm_of_a_uuid_no_host_of_the_fleet_has_says_so(world):
+    unknown = uuid_of(9, 9)
+    outcome = world.cli("register-vm", f"--vm-uuid={unknown}")
+    assert outcome.code == 2, outcome
+    assert f"VM {unknown} does not exist on any host of the fleet (gpu1, gpu2)" in outcome.one_error_line()

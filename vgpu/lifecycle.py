@@ -956,7 +956,7 @@ def find_host_vm(store: Store, host: Hypervisor, vm_uuid: str) -> tuple[HostVM, 
     """The VM as its host lists it, every VM the hosts listed (register checks the name against them
     without asking again), and the hosts that listed no such UUID. Over a fleet every host is listed: a host
     that is down does not stop finding the VM on another, and two hosts listing it is DuplicateVM (never a
-    guess)."""
+    guess); one no host lists is refused as repair-vm refuses it (:func:`_on_no_host`)."""
     listings = as_fleet(host).survey()
     listed = [host_vm for listing in listings for host_vm in listing.vms]
     found = [host_vm for host_vm in listed if host_vm.uuid == vm_uuid]
@@ -967,7 +967,22 @@ def find_host_vm(store: Store, host: Hypervisor, vm_uuid: str) -> tuple[HostVM, 
     for listing in listings:
         if listing.error is not None:
             raise listing.error
-    raise NotFound("VM", vm_uuid, "the host has no such VM (see 'vgpu-admin scan-vms')")
+    raise _on_no_host(store, host, vm_uuid)
+
+
+def _on_no_host(store: Store, host: Hypervisor, vm_uuid: str) -> VgpuError:
+    """A VM no host of the run lists, every one having answered: over a fleet, the refusal naming a host it may
+    be on that the run does not ask (last seen there, or left out by --host: see :func:`locations.not_in_run`),
+    else that no host of the fleet has it; on one host, that the host has no such VM."""
+    if isinstance(host, Fleet) and host.labels != ("",):
+        refusal = locations.not_in_run(store, host, vm_uuid)
+        if refusal is not None:
+            return refusal
+        if host.several:
+            missing = NotFound("VM", vm_uuid)
+            missing.reword(f"{host.on_no_host(vm_uuid)} (see 'vgpu-admin scan-vms')")
+            return missing
+    return NotFound("VM", vm_uuid, "the host has no such VM (see 'vgpu-admin scan-vms')")
 
 
 @one_fleet_operation

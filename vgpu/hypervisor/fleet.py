@@ -343,8 +343,13 @@ class Fleet:
             unreached = HostUnreachable if isinstance(error, HostUnreachable) else HypervisorError
             raise unreached(codes.failure_code(error), f"VM {key} is on none of the hosts that answered, and host {label} could not be "
                                   f"asked ({error})", ["VM", key])
-        gone = f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})"
-        raise self._missing(key, HypervisorError(codes.UUID_INVALID, gone, ["VM", key]))
+        raise self._missing(key, self.on_no_host(key))
+
+    def on_no_host(self, vm_uuid: str) -> HypervisorError:
+        """UUID_INVALID: no host of this run has the VM, every one of them having answered."""
+        key = vm_uuid.lower()
+        return HypervisorError(codes.UUID_INVALID, f"VM {key} does not exist on any host of the fleet ({', '.join(self.members)})",
+                               ["VM", key])
 
     def check_only_copy(self, vm_uuid: str, found_on: str, last_seen: Sequence[str], *,
                         copies_unknown: Sequence[str] = ()) -> None:
