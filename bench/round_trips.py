@@ -4,7 +4,8 @@ XenAPI: the real SDK against the loopback XAPI stand-in (tests/standins/xapi_ser
 call, login and logout included; looking again at a task still under way is waiting for the guest, not a
 step of the cycle, so the figure counts one look per task (the waiting looks are printed beside it). xe:
 the stand-in xe (tests/standins/xe), one process per call, logged through VGPU_XE_CALL_LOG. Targets: at most
-10 XenAPI calls and at most 5 xe processes. Exits 1 if a target is missed.
+10 XenAPI calls and at most 5 xe processes. Exits 1 if a target is missed. The xenstore-ls reads on dom0
+(what the VM booted with: once when planning, once after the start) are counted apart and printed beside.
 
     python bench/round_trips.py
 """
@@ -57,13 +58,16 @@ def xenapi_calls(folder: Path) -> tuple[int, int, dict[str, int]]:
     return sum(calls.values()) - waiting, waiting, calls
 
 
-def xe_processes(folder: Path) -> list[str]:
+def xe_processes(folder: Path) -> tuple[list[str], int]:
+    """The xe subcommands run, and the number of xenstore-ls reads."""
     store, sim = world(folder)
-    log = folder / "xe-calls.jsonl"
-    host = XeHost(xe_path=str(STANDIN_XE), env=standin_env(sim, VGPU_XE_CALL_LOG=str(log)), xenstore_ls=str(STANDIN_XENSTORE_LS))
+    log, xenstore_log = folder / "xe-calls.jsonl", folder / "xenstore-calls.jsonl"
+    env = standin_env(sim, VGPU_XE_CALL_LOG=str(log), VGPU_XENSTORE_CALL_LOG=str(xenstore_log))
+    host = XeHost(xe_path=str(STANDIN_XE), env=env, xenstore_ls=str(STANDIN_XENSTORE_LS))
     reconfigure(store, host)
     store.close()
-    return [json.loads(line)["argv"][0] for line in log.read_text().splitlines()]
+    reads = len(xenstore_log.read_text().splitlines()) if xenstore_log.exists() else 0
+    return [json.loads(line)["argv"][0] for line in log.read_text().splitlines()], reads
 
 
 def main() -> int:
@@ -72,14 +76,14 @@ def main() -> int:
         (Path(tmp) / "xapi").mkdir()
         (Path(tmp) / "xe").mkdir()
         calls, waiting, by_method = xenapi_calls(Path(tmp) / "xapi")
-        processes = xe_processes(Path(tmp) / "xe")
+        processes, xenstore_reads = xe_processes(Path(tmp) / "xe")
     xapi_ok, xe_ok = calls <= MAX_XENAPI_CALLS, len(processes) <= MAX_XE_PROCESSES
     print("one reconfigure of a running VM (pool A -> B: stop, write, start)")
     print(f"  XenAPI calls, login and logout included  {calls:3d}   target <= {MAX_XENAPI_CALLS}   "
           f"{'OK' if xapi_ok else 'MISSED'}   (+{waiting} looks at a task still under way)")
     print(f"    {', '.join(f'{method} {count}' for method, count in by_method.items())}")
     print(f"  xe processes                             {len(processes):3d}   target <= {MAX_XE_PROCESSES}   "
-          f"{'OK' if xe_ok else 'MISSED'}")
+          f"{'OK' if xe_ok else 'MISSED'}   (+{xenstore_reads} xenstore-ls reads)")
     print(f"    {', '.join(processes)}")
     return 0 if xapi_ok and xe_ok else 1
 

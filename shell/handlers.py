@@ -170,6 +170,9 @@ def _reconfigure(ctx: Context, opts: dict, apply: bool = False, **change) -> int
         return 0
     ctx.changed()
     ctx.console.say(render.reconfigured(result))
+    if result.booted == lifecycle.RUNS_OTHER:  # done, but the host did not do what was asked of it
+        ctx.console.error(f"error: {render.did_not_boot_with_it(result)}")
+        return 1
     return 0
 
 

@@ -204,6 +204,34 @@ def _started_by_other(result, how: str) -> str:
     return f"The VM was {how} and reconfigured; {text}" if text else ""
 
 
+def _started_again(result, started: str, it: str = "") -> str:
+    """``started`` ("The VM was ... started again") and what the VM booted with, as the host said right
+    after: "with ``it``" only when the host saw it boot with the change."""
+    if result.booted == "other":
+        from vgpu.lifecycle import booted_without  # imported already by the command that changed the VM
+
+        return f"{started}, but it booted {booted_without(result.booted_with)}."
+    if result.booted == "unknown":
+        return f"{started}; the host cannot tell what it booted with."
+    return f"{started} with {it}." if it else f"{started}."
+
+
+def did_not_boot_with_it(result) -> str:
+    """Why a VM a change started booted with something else (result.booted == "other"), and what to do: the
+    error line of a command that did not get the VM running with its configuration."""
+    uuid = result.vm.vm_uuid
+    why = {
+        True: (f"someone else changed its args after they were written ('vgpu-admin show-vm --vm-uuid={uuid}' "
+               f"shows them; 'vgpu-admin apply-vm --vm-uuid={uuid}' writes them again and restarts it)"),
+        False: ("the host started it without its vgpu segment, though its args hold it: xapi passes the VM only the platform "
+                "keys it knows unless the pool has the 'no platform filter' feature (see docs/install-xcp-ng.md "
+                "section 4); restarting it again will not help"),
+        None: (f"the host started it without its vgpu segment, or someone else changed its args meanwhile "
+               f"(see 'vgpu-admin show-vm --vm-uuid={uuid}')"),
+    }[result.args_changed]
+    return f"VM {uuid} was started again but did not boot with its registered configuration: {why}"
+
+
 # How a change stopped its VM, after "The VM was".
 _STOPPED = {"clean": "shut down cleanly", "forced": "forced off", "halted": "found halted after its clean shutdown failed"}
 
@@ -213,7 +241,8 @@ def reconfigured(result) -> str:
     how = _STOPPED.get(result.stopped_how or "", "stopped")
     why = f" ({result.stop_reason})" if result.stopped_how in ("forced", "halted") and result.stop_reason else ""
     if result.old == vm.config:  # nothing changed in the database: its registered configuration was applied
-        tail = (_started_by_other(result, how + why) or f"The VM was {how}{why} and started again with it." if result.restarted
+        tail = (_started_by_other(result, how + why) or _started_again(result, f"The VM was {how}{why} and started again", "it")
+                if result.restarted
                 else "The VM already ran with it and was not restarted: its args now keep it at its next boot."
                 if result.running else "The VM was not running; it takes it at its next start.")
         return f"Applied the registered configuration to {name_of(vm)} ({vm.vm_uuid}): {config_text(vm.config)}.\n{tail}"
@@ -227,7 +256,7 @@ def reconfigured(result) -> str:
         if str(before) != str(after)
     )
     if result.restarted:
-        tail = _started_by_other(result, how + why) or f"The VM was {how}{why}, reconfigured and started again."
+        tail = _started_by_other(result, how + why) or _started_again(result, f"The VM was {how}{why}, reconfigured and started again")
     elif result.running:
         tail = "The VM already ran with the new configuration and was not restarted: its args now keep it."
     else:

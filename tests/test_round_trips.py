@@ -44,6 +44,7 @@ def test_reconfiguring_a_running_vm_over_xenapi_takes_at_most_10_calls(world, xa
     result = lifecycle.reconfigure_vm(world.store, host, vm_uuid(1), pool="B", confirm=lambda plan: True)
     host.close()  # the logout is counted too
     assert result.restarted and result.vm.pool_id == "B"
+    assert result.booted == "unknown"  # a remote connection cannot tell what it booted with, and asks nothing
     assert world.agrees(vm_uuid(1)) and world.power(vm_uuid(1)) is PowerState.RUNNING
     assert world.args(vm_uuid(1)).startswith("-vnc 127.0.0.1:1 ")  # the admin's own args kept
     calls = dict(server.calls)
@@ -56,11 +57,14 @@ def test_reconfiguring_a_running_vm_over_xenapi_takes_at_most_10_calls(world, xa
 
 
 def test_reconfiguring_a_running_vm_with_xe_takes_at_most_5_processes(world, tmp_path):
-    log = tmp_path / "xe-calls.jsonl"
-    host = XeHost(xe_path=str(STANDIN_XE), env=standin_env(world.sim, VGPU_XE_CALL_LOG=str(log)),
-                  xenstore_ls=str(STANDIN_XENSTORE_LS))
+    """Plus two xenstore-ls reads (not xe processes): what the VM booted with, when planning and once it
+    was started again (so that "started again with it" is said only of a VM that did)."""
+    log, xenstore_log = tmp_path / "xe-calls.jsonl", tmp_path / "xenstore-calls.jsonl"
+    host = XeHost(xe_path=str(STANDIN_XE), xenstore_ls=str(STANDIN_XENSTORE_LS),
+                  env=standin_env(world.sim, VGPU_XE_CALL_LOG=str(log), VGPU_XENSTORE_CALL_LOG=str(xenstore_log)))
     result = lifecycle.reconfigure_vm(world.store, host, vm_uuid(1), pool="B", confirm=lambda plan: True)
     assert result.restarted and world.agrees(vm_uuid(1)) and world.power(vm_uuid(1)) is PowerState.RUNNING
+    assert result.booted == "new" and len(xenstore_log.read_text().splitlines()) == 2
     assert world.args(vm_uuid(1)).startswith("-vnc 127.0.0.1:1 ")
     processes = [json.loads(line)["argv"][0] for line in log.read_text().splitlines()]
     assert len(processes) <= MAX_XE_PROCESSES, processes

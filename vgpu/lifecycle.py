@@ -27,7 +27,7 @@ from .errors import (DuplicateVM, HostUnreachable, HypervisorError, InvalidValue
                      PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted, describe, refusal_advice
+from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, refusal_advice
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
@@ -188,6 +188,14 @@ class ReconfigureResult:
     # (the new configuration: left running), RUNS_OTHER (another one: restarted with the new one) or
     # RUNS_UNKNOWN (the host cannot tell: left running, as recover() leaves it). "" when this change started it.
     started_by_other: str = ""
+    # What the VM booted with once this change started it, the host asked right after (see _what_it_booted):
+    # RUNS_NEW, RUNS_OTHER or RUNS_UNKNOWN (the host cannot tell); "" when this change started nothing.
+    booted: str = ""
+    booted_with: SegmentState | None = None  # RUNS_OTHER: the segment it booted with (none, or another one)
+    # RUNS_OTHER: its args no longer hold the new segment either (someone changed them after the change wrote
+    # them): True; they do (the host started it without them, as xapi's platform filter does): False; None
+    # when the host could not say.
+    args_changed: bool | None = None
 
 
 def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str | None) -> None:
@@ -430,15 +438,18 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
             _roll_back_unexpected(store, host, op, failure, progress, _ran_with(plan))
             raise
     running = power is PowerState.RUNNING or bool(op.was_running)
+    started_it = bool(op.was_running) and started_by_other in ("", RUNS_OTHER)
+    booted = _what_it_booted(host, plan) if started_it else _Booted("")
     try:
-        close(store, op, journal.DONE, _STARTED_BY_OTHER.get(started_by_other, ""),
+        close(store, op, journal.DONE, _done_detail(started_by_other, booted),
               power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
     except StoreError as unrecorded:
         raise _done_unrecorded(store, op, unrecorded, _runs_new_state(running, started_by_other)) from None
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
                              running=power is PowerState.RUNNING,
                              stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "",
-                             started_by_other=started_by_other)
+                             started_by_other=started_by_other, booted=booted.runs, booted_with=booted.segment,
+                             args_changed=booted.args_changed)
 
 
 RUNS_NEW, RUNS_OTHER, RUNS_UNKNOWN = "new", "other", "unknown"
@@ -459,6 +470,55 @@ def what_it_runs(host: Hypervisor, vm_uuid: str, booted_args: str | None, new: V
     if booted_args is None:
         return RUNS_UNKNOWN
     return RUNS_NEW if devargs.parse(booted_args, quoted=args_quoted(host, vm_uuid)).config == new else RUNS_OTHER
+
+
+@attrs.frozen
+class _Booted:
+    """What a VM a change started booted with: see ReconfigureResult's fields of the same names."""
+
+    runs: str
+    segment: SegmentState | None = None
+    args_changed: bool | None = None
+
+
+def _what_it_booted(host: Hypervisor, plan: ReconfigurePlan) -> _Booted:
+    """What the VM this change has just started booted with, the host asked once it runs (at no extra xe
+    process or XenAPI call: see hypervisor.base.booted_after_start): "started again with it" is said only
+    of RUNS_NEW. RUNS_OTHER (it booted without the new segment, or with another) also says whether its args
+    still hold the new segment: if they do, the host started it without them (xapi's platform filter drops
+    keys it does not know); if not, someone changed them after the change wrote them. A host that cannot
+    tell, or fails to say, is RUNS_UNKNOWN: the change itself is done either way."""
+    try:
+        booted_args = booted_after_start(host, plan.vm_uuid)
+    except HypervisorError:
+        return _Booted(RUNS_UNKNOWN)
+    runs = what_it_runs(host, plan.vm_uuid, booted_args, plan.new)
+    if runs != RUNS_OTHER or booted_args is None:
+        return _Booted(runs)
+    try:  # only on this path: a boot that went as asked costs nothing more
+        args_changed: bool | None = devargs.parse(host.get_device_model_args(plan.vm_uuid), quoted=plan.args_quoted).config != plan.new
+    except HypervisorError:
+        args_changed = None
+    return _Booted(runs, devargs.parse(booted_args, quoted=plan.args_quoted), args_changed)
+
+
+def _done_detail(started_by_other: str, booted: _Booted) -> str:
+    """What the journal keeps of a change that is done: who started the VM, and what it booted with when
+    that was not the change's configuration."""
+    said = [_STARTED_BY_OTHER[started_by_other]] if started_by_other else []
+    if booted.runs == RUNS_OTHER and booted.segment is not None:
+        why = {True: "its args were changed by someone else after they were written",
+               False: "the host started it without its args key", None: "the host cannot say why"}[booted.args_changed]
+        said.append(f"started, but it booted {booted_without(booted.segment)} ({why})")
+    return "; ".join(said)
+
+
+def booted_without(segment: SegmentState) -> str:
+    """How a VM booted that did not boot with a change's segment, after "it booted"."""
+    if not segment.present:
+        return "without the vgpu segment"
+    return f"with another vgpu segment ({devargs.payload(segment.config)})" if segment.config is not None \
+        else "with an unreadable vgpu segment"
 
 
 def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation, plan: ReconfigurePlan,

@@ -16,7 +16,7 @@ from ..errors import VgpuError
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "describe", "refusal_advice"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "refusal_advice"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
@@ -111,3 +111,13 @@ def describe(host: Hypervisor, vm_uuid: str) -> HostVM:
     args = host.get_device_model_args(vm_uuid)
     booted = host.booted_device_model_args(vm_uuid) if state in (PowerState.RUNNING, PowerState.PAUSED) else None
     return HostVM(vm_uuid, "", state, args, booted)
+
+
+def booted_after_start(host: Hypervisor, vm_uuid: str) -> str | None:
+    """What a VM the caller has just started booted with, as ``booted_device_model_args`` says it, at the
+    least cost the backend has (its own ``booted_after_start``): xe and XenAPI on dom0 read every domain
+    from xenstore once, the VM's found by its ``vm`` node, instead of asking xapi for its domid first (the
+    start has just shown that the VM exists), so no xe process or XenAPI call; a remote XenAPI connection,
+    which cannot tell, asks nothing."""
+    own: Callable[[str], str | None] | None = getattr(host, "booted_after_start", None)
+    return own(vm_uuid) if own is not None else host.booted_device_model_args(vm_uuid)

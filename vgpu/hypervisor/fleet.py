@@ -37,7 +37,7 @@ import attrs
 from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
-from .base import Hypervisor, args_quoted, describe, refusal_advice
+from .base import Hypervisor, args_quoted, booted_after_start, describe, refusal_advice
 
 _Answer = TypeVar("_Answer")
 _Params = ParamSpec("_Params")
@@ -510,6 +510,9 @@ class Fleet:
 
     def booted_device_model_args(self, vm_uuid: str) -> str | None:
         return self._with_vm(vm_uuid, lambda label, host: host.booted_device_model_args(vm_uuid))
+
+    def booted_after_start(self, vm_uuid: str) -> str | None:
+        return self._with_vm(vm_uuid, lambda label, host: booted_after_start(host, vm_uuid))
 
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
         return self._with_vm(vm_uuid, lambda label, host: host.current_operations(vm_uuid))

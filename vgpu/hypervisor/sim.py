@@ -27,9 +27,10 @@ Fault kinds: ``clean_shutdown``: ``ignore`` (the guest never obeys), ``lacks_fea
 ``fail`` (the host refuses), ``not_acknowledged`` (the guest does not take the request up:
 VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT), ``shutdown_timeout`` (the host's own deadline passes: VM_SHUTDOWN_TIMEOUT),
 ``halted_but_failed`` (the VM halts, yet the host reports INTERNAL_ERROR);
-``hard_shutdown``, ``set_args``, ``list``: ``fail``; ``start``: ``fail`` or
-``fail_if_args_contain:TEXT``; ``unreachable`` (any VM, value ``on``). A fault applies to one VM or to
-all (``*``).
+``hard_shutdown``, ``set_args``, ``list``: ``fail``; ``start``: ``fail``, ``fail_if_args_contain:TEXT``
+or ``drop_args`` (the VM boots without its args key, as on a stock xapi whose platform filter drops keys
+it does not know: its stored args are kept); ``unreachable`` (any VM, value ``on``). A fault applies to one
+VM or to all (``*``).
 """
 
 from __future__ import annotations
@@ -468,9 +469,13 @@ class SimHost:
                 raise codes.host_error(
                     codes.FAILED_TO_START_EMULATOR, [vm_uuid, "vgpu", "Daemon exited unexpectedly"], vm_uuid
                 )
+            booted_with = dict(vm["platform"])
+            if fault == "drop_args":  # booted without the key; the VM's record keeps it
+                booted_with.pop(self.args_key, None)
+                args = ""
             vm["start_at"] = self._clock() + self._latency_in(conn, "start")
             vm["start_args"] = args
-            vm["start_domain"] = self._new_domain(conn, vm["platform"])
+            vm["start_domain"] = self._new_domain(conn, booted_with)
             self._store(conn, vm_uuid.lower(), vm)
             start_at = vm["start_at"]
         wait = start_at - self._clock()

@@ -365,6 +365,14 @@ class XapiHost:
         booted = self._xenstore.booted_args(self.args_key, vm_uuid, domid)
         return None if booted is None else booted.get(vm_uuid.lower())
 
+    def booted_after_start(self, vm_uuid: str) -> str | None:
+        """:meth:`booted_device_model_args` of a VM just started (so known to exist), with no XenAPI call: on
+        dom0 one ``xenstore-ls`` of every domain; remote, None (unknown) at once."""
+        if self._xenstore is None:
+            return None
+        booted = self._xenstore.booted_args(self.args_key, vm_uuid)
+        return None if booted is None else booted.get(vm_uuid.lower())
+
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
         operations = self._on_vm("VM.get_current_operations", vm_uuid)
         return tuple(str(op) for op in operations.values())  # task ref -> operation (start, clean_shutdown...)

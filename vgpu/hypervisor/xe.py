@@ -188,6 +188,12 @@ class XeHost:
         booted = self.xenstore.booted_args(self.args_key, vm_uuid, int(domid))
         return None if booted is None else booted.get(vm_uuid.lower())
 
+    def booted_after_start(self, vm_uuid: str) -> str | None:
+        """:meth:`booted_device_model_args` of a VM just started (so known to exist): one ``xenstore-ls``
+        of every domain, no xe process. None when no domain here is the VM's or xenstore cannot be read."""
+        booted = self.xenstore.booted_args(self.args_key, vm_uuid)
+        return None if booted is None else booted.get(vm_uuid.lower())
+
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
         text = self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=current-operations"], vm_uuid)
         return tuple(op for op in text.strip().split("; ") if op)  # xe joins a set with "; "

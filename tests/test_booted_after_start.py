@@ -1,0 +1,114 @@
+"""What a change says of the VM it started, and of a VM the host is busy with.
+
+"Started again with it" must mean the running VM booted with that configuration. Once the change has
+started the VM, the host is asked what the domain booted with (no extra xe process: see test_round_trips):
+a host that drops the args key at start (stock xapi's platform filter) or another admin's edit of the args
+between our write and our start make it boot with something else, which is said, not taken for success; a
+host that cannot tell (a remote XenAPI connection) says "unknown". A halted VM the host is already starting
+is refused (it would boot with the old args while we say "at its next start"), and so is registering it. A
+registered VM the host no longer has gets the same sentence (and exit code) from every command.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vgpu import devargs, journal, lifecycle
+from vgpu.lifecycle import StopPolicy
+from vgpu.models import PowerState
+
+from .clikit import SpecHost
+from .hostkit import SIMULATED, running_vm_on
+from .lifekit import config
+
+OLD = config("A", 1, 4)
+NEW = config("B", 1, 4)
+OWN_ARGS = "-vnc 127.0.0.1:4"
+QUICK = StopPolicy(clean_timeout=5, tick=0.05)
+TELLS_BOOTED = {"sim", "xe", "xapi-dom0"}  # a remote XenAPI connection cannot say what a domain booted with
+
+
+@pytest.fixture(params=SIMULATED)
+def backend(request, tmp_path, store):
+    with running_vm_on(request.param, tmp_path, store, 4, OLD, OWN_ARGS) as found:
+        yield found
+
+
+def last_outcome(world, vm_uuid: str) -> str:
+    """How the VM's last journalled operation ended, with the detail it was closed with."""
+    with world.store.reading() as conn:
+        return conn.execute("SELECT outcome FROM vgpu_operations WHERE vm_uuid = ? ORDER BY op_id DESC LIMIT 1",
+                            (vm_uuid,)).fetchone()[0]
+
+
+def to_pool_b(world, host, uuid):
+    return lifecycle.reconfigure_vm(world.store, host, uuid, pool="B", confirm=lambda plan: True, policy=QUICK)
+
+
+def test_a_vm_that_booted_with_the_change_says_so_where_the_host_tells(backend):
+    under_test, world, uuid = backend
+    result = to_pool_b(world, under_test.host, uuid)
+    assert result.restarted and result.started_by_other == ""
+    assert result.booted == ("new" if under_test.name in TELLS_BOOTED else "unknown")
+    assert result.booted_with is None and not result.args_changed
+
+
+def test_a_host_that_drops_the_args_key_at_start_is_not_taken_for_success(backend):
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "drop_args", uuid)  # stock xapi without the "no platform filter" feature
+    result = to_pool_b(world, under_test.host, uuid)
+    assert result.restarted and result.changed and world.power(uuid) is PowerState.RUNNING
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW)  # the change stands
+    assert world.open_ops() == []
+    if under_test.name in TELLS_BOOTED:
+        assert result.booted == "other" and not result.args_changed
+        assert result.booted_with is not None and not result.booted_with.present
+        assert "booted without" in last_outcome(world, uuid)
+    else:
+        assert result.booted == "unknown" and result.booted_with is None
+
+
+def test_applying_to_a_host_that_drops_the_args_key_is_not_taken_for_success(backend):
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "drop_args", uuid)
+    to_pool_b(world, under_test.host, uuid)  # now pending restart for good: the host drops the key
+    result = lifecycle.apply_vm(world.store, under_test.host, uuid, confirm=lambda plan: True, policy=QUICK)
+    assert result.restarted and result.changed
+    if under_test.name in TELLS_BOOTED:
+        assert result.booted == "other" and not result.booted_with.present
+    else:
+        assert result.booted == "unknown"
+
+
+def test_args_another_admin_rewrites_between_our_write_and_our_start_are_reported(backend, monkeypatch):
+    under_test, world, uuid = backend
+    original = journal.advance
+
+    def advance(store, op, to, **recorded):
+        if to == journal.STARTING:  # right after our args write
+            world.sim.set_device_model_args(uuid, "-vga std")
+        return original(store, op, to, **recorded)
+
+    monkeypatch.setattr(journal, "advance", advance)
+    result = to_pool_b(world, under_test.host, uuid)
+    assert result.restarted and world.power(uuid) is PowerState.RUNNING and world.args(uuid) == "-vga std"
+    if under_test.name in TELLS_BOOTED:
+        assert result.booted == "other" and result.args_changed and not result.booted_with.present
+    else:
+        assert result.booted == "unknown"
+
+
+# --- what vgpu-admin says -----------------------------------------------------------------------------------
+
+
+def test_set_pool_and_apply_vm_on_a_host_that_drops_the_key_say_so_and_fail(tmp_path):
+    spec = SpecHost(tmp_path)
+    uuid = spec.uuid("VM-1")
+    spec.sim.set_fault("start", "drop_args", uuid)
+    outcome = spec.cli("set-pool", "--vm-uuid", uuid, "--pool", "B", stdin="yes\n")
+    assert outcome.code == 1, outcome
+    said = outcome.out + outcome.err
+    assert "started again with" not in said and "reconfigured and started again." not in said
+    assert "booted without the vgpu segment" in said and "docs/install-xcp-ng.md" in said
+    again = spec.cli("apply-vm", "--vm-uuid", uuid, stdin="yes\n")
+    assert again.code == 1 and "started again with it" not in again.out + again.err
