@@ -11,15 +11,20 @@ registered VM the host no longer has gets the same sentence (and exit code) from
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from vgpu import devargs, journal, lifecycle
+from vgpu.errors import HypervisorError
+from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
 from .clikit import SpecHost
-from .hostkit import SIMULATED, running_vm_on
-from .lifekit import config
+from .hostkit import SIMULATED, BACKENDS, running_vm_on
+from .lifekit import World, config
 
 OLD = config("A", 1, 4)
 NEW = config("B", 1, 4)
@@ -98,6 +103,65 @@ def test_args_another_admin_rewrites_between_our_write_and_our_start_are_reporte
         assert result.booted == "unknown"
 
 
+# --- a halted VM the host is starting ---------------------------------------------------------------------
+
+
+@pytest.fixture(params=SIMULATED)
+def halted(request, tmp_path, store):
+    with BACKENDS[request.param](tmp_path) as under_test:
+        world = World(store, under_test.sim)
+        yield under_test, world, world.add(5, "halted", OLD, OWN_ARGS)
+
+
+def someone_starts(world, uuid, seconds=4.0):
+    """Another admin's start of ``uuid``, under way (the host names it in current_operations) on return."""
+    world.sim.set_latency("start", seconds)
+    starter = threading.Thread(target=world.sim.reopen().start, args=(uuid,), daemon=True)
+    starter.start()
+    deadline = time.monotonic() + 5
+    while world.sim.current_operations(uuid) != ("start",) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return starter
+
+
+def test_a_halted_vm_the_host_is_starting_is_refused_before_the_question(halted):
+    under_test, world, uuid = halted
+    before = world.tables(), world.args(uuid)
+    starter = someone_starts(world, uuid)
+    asked = []
+    with pytest.raises(HypervisorError) as refused:
+        lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=asked.append)
+    starter.join()
+    assert refused.value.code == codes.OTHER_OPERATION_IN_PROGRESS and asked == []
+    assert "being started" in str(refused.value) and "nothing was changed" in str(refused.value)
+    assert (world.tables(), world.args(uuid)) == before and world.open_ops() == []
+
+
+def test_a_halted_vm_the_host_starts_after_the_plan_is_refused_and_nothing_changed(halted):
+    under_test, world, uuid = halted
+    before = world.tables(), world.args(uuid)
+    plan = lifecycle.plan_reconfigure(world.store, under_test.host, uuid, pool="B")
+    assert not plan.needs_restart
+    starter = someone_starts(world, uuid)
+    with pytest.raises(HypervisorError) as refused:
+        lifecycle.apply_plan(world.store, under_test.host, plan)
+    starter.join()
+    assert refused.value.code == codes.OTHER_OPERATION_IN_PROGRESS
+    assert (world.tables(), world.args(uuid)) == before and world.open_ops() == []
+
+
+def test_registering_a_halted_vm_the_host_is_starting_is_refused(halted):
+    under_test, world, _ = halted
+    uuid = world.add(6, "halted", None, OWN_ARGS)
+    before = world.tables()
+    starter = someone_starts(world, uuid)
+    with pytest.raises(HypervisorError) as refused:
+        lifecycle.register_vm(world.store, under_test.host, uuid, pool="B")
+    starter.join()
+    assert refused.value.code == codes.OTHER_OPERATION_IN_PROGRESS and "not registered" in str(refused.value)
+    assert world.tables() == before and world.args(uuid) == OWN_ARGS and world.open_ops() == []
+
+
 # --- what vgpu-admin says -----------------------------------------------------------------------------------
 
 
@@ -112,3 +176,17 @@ def test_set_pool_and_apply_vm_on_a_host_that_drops_the_key_say_so_and_fail(tmp_
     assert "booted without the vgpu segment" in said and "docs/install-xcp-ng.md" in said
     again = spec.cli("apply-vm", "--vm-uuid", uuid, stdin="yes\n")
     assert again.code == 1 and "started again with it" not in again.out + again.err
+
+
+def test_set_pool_of_a_halted_vm_the_host_is_starting_is_refused_with_exit_1(tmp_path):
+    spec = SpecHost(tmp_path)
+    name = next(vm.vm_name for vm in spec.registered() if spec.sim.power_state(vm.vm_uuid) is PowerState.HALTED)
+    uuid = spec.uuid(name)
+    before = spec.files()
+    world = World(None, spec.sim)
+    starter = someone_starts(world, uuid)
+    outcome = spec.cli("set-pool", "--vm-uuid", uuid, "--pool", "B" if spec.pool_of(name) == "A" else "A", stdin="yes\n")
+    starter.join()
+    assert outcome.code == 1 and "no restart is needed" not in outcome.out, outcome
+    assert outcome.one_error_line().startswith("error: ") and "nothing was changed" in outcome.one_error_line()
+    assert spec.files()["vgpu.db"] == before["vgpu.db"]

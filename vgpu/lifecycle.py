@@ -217,6 +217,23 @@ def check_power_state(vm_uuid: str, state: PowerState, host: Hypervisor | None =
         raise _neither_running_nor_halted(vm_uuid, state, host)
 
 
+def check_not_busy(host: Hypervisor, vm_uuid: str, state: PowerState, outcome: str = "nothing was changed") -> None:
+    """Refuse a halted VM the host is still working on (another admin's ``xe vm-start``: xapi shows a VM
+    halted until its start completes, and the start has read its args already), saying ``outcome``: the
+    change would say "at its next start" of a VM about to run with its old arguments. Only a halted VM is
+    asked (one call); a host that cannot tell (None) lets it through, as before."""
+    if state is not PowerState.HALTED:
+        return
+    operations = host.current_operations(vm_uuid)
+    if not operations:
+        return
+    doing = ("is being started by the host (by another admin or tool), so it will run with its current arguments"
+             if "start" in operations else f"is halted, but the host is busy with it ({', '.join(operations)})")
+    raise HypervisorError(codes.OTHER_OPERATION_IN_PROGRESS,
+                          f"VM {vm_uuid} {doing}; {outcome}: try again once it is done (a running VM is then "
+                          "restarted by the change)", ["VM", vm_uuid])
+
+
 def _neither_running_nor_halted(vm_uuid: str, state: PowerState, host: Hypervisor | None = None) -> HypervisorError:
     advice = refusal_advice(host, vm_uuid, state) if host is not None else None
     return HypervisorError(
@@ -260,6 +277,7 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
         raise locations.not_in_run(store, host, vm_uuid, error) or error
     check_only_copy(store, host, vm_uuid, seen.host)
     check_power_state(vm_uuid, seen.power_state, host)
+    check_not_busy(host, vm_uuid, seen.power_state)
     booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
     return ReconfigurePlan(
         change.vm, change.new, seen.power_state, seen.device_model_args, booted, apply_now, args_quoted(host, vm_uuid)
@@ -352,6 +370,7 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan,
         if not stops:
             seen = describe(host, plan.vm_uuid)
             check_power_state(plan.vm_uuid, seen.power_state, host)
+            check_not_busy(host, plan.vm_uuid, seen.power_state)  # a start someone asked for since the plan
             check_segment_unchanged(plan, seen.device_model_args)
             power, args = seen.power_state, seen.device_model_args
     except BaseException as refused:
@@ -1068,6 +1087,7 @@ def register_vm(
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     host_vm, listed, without = find_host_vm(store, host, reg.vm_uuid)
     check_only_copy(store, host, reg.vm_uuid, host_vm.host)
+    check_not_busy(host, reg.vm_uuid, host_vm.power_state, "the VM was not registered")
     refused = None
     if reg.vm_name is None:
         name, refused = _host_name_or_refusal(host_vm)
