@@ -17,13 +17,13 @@ import time
 import pytest
 
 from vgpu import devargs, journal, lifecycle
-from vgpu.errors import HypervisorError
+from vgpu.errors import HypervisorError, NotFound
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
 from .clikit import SpecHost
-from .hostkit import SIMULATED, BACKENDS, running_vm_on
+from .hostkit import BACKENDS, SIMULATED, running_vm_on
 from .lifekit import World, config
 
 OLD = config("A", 1, 4)
@@ -162,6 +162,27 @@ def test_registering_a_halted_vm_the_host_is_starting_is_refused(halted):
     assert world.tables() == before and world.args(uuid) == OWN_ARGS and world.open_ops() == []
 
 
+# --- a registered VM the host no longer has ---------------------------------------------------------------
+
+
+GONE = "the host has no such VM, though it is registered: 'vgpu-admin remove-vm --vm-uuid={}' unregisters it"
+
+
+@pytest.mark.parametrize("change", [
+    lambda world, uuid: lifecycle.reconfigure_vm(world.store, world.sim, uuid, pool="B", confirm=lambda plan: True),
+    lambda world, uuid: lifecycle.apply_vm(world.store, world.sim, uuid, confirm=lambda plan: True),
+    lambda world, uuid: lifecycle.repair_vm(world.store, world.sim, uuid),
+], ids=["reconfigure", "apply", "repair"])
+def test_a_registered_vm_gone_from_the_host_gets_the_same_remedy_from_every_change(tmp_path, store, change):
+    world = World.create(tmp_path, store)
+    uuid = world.add(7, "halted", OLD)
+    world.sim.remove_vm(uuid)
+    with pytest.raises(NotFound) as missing:
+        change(world, uuid)
+    assert str(missing.value) == f"VM {uuid} not found; " + GONE.format(uuid)
+    assert world.open_ops() == [] and world.config(uuid) == OLD
+
+
 # --- what vgpu-admin says -----------------------------------------------------------------------------------
 
 
@@ -176,6 +197,16 @@ def test_set_pool_and_apply_vm_on_a_host_that_drops_the_key_say_so_and_fail(tmp_
     assert "booted without the vgpu segment" in said and "docs/install-xcp-ng.md" in said
     again = spec.cli("apply-vm", "--vm-uuid", uuid, stdin="yes\n")
     assert again.code == 1 and "started again with it" not in again.out + again.err
+
+
+def test_set_pool_of_a_registered_vm_gone_from_the_host_says_what_repair_vm_says(tmp_path):
+    spec = SpecHost(tmp_path)
+    uuid = spec.uuid("VM-1")
+    spec.sim.remove_vm(uuid)
+    repair = spec.cli("repair-vm", "--vm-uuid", uuid)
+    for argv in (["set-pool", "--pool", "B"], ["update-vm", "--priority", "low"], ["apply-vm"]):
+        outcome = spec.cli(*argv, "--vm-uuid", uuid, stdin="yes\n")
+        assert (outcome.code, outcome.err) == (repair.code, repair.err) == (2, f"error: VM {uuid} not found; {GONE.format(uuid)}\n")
 
 
 def test_set_pool_of_a_halted_vm_the_host_is_starting_is_refused_with_exit_1(tmp_path):

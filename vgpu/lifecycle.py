@@ -274,7 +274,10 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     try:
         seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
     except HypervisorError as error:
-        raise locations.not_in_run(store, host, vm_uuid, error) or error
+        elsewhere = locations.not_in_run(store, host, vm_uuid, error)
+        if elsewhere is None and codes.vm_missing(error):
+            raise registered_but_gone(store, host, vm_uuid) from None
+        raise elsewhere or error
     check_only_copy(store, host, vm_uuid, seen.host)
     check_power_state(vm_uuid, seen.power_state, host)
     check_not_busy(host, vm_uuid, seen.power_state)
@@ -1316,8 +1319,15 @@ def _args_to_repair(store: Store, host: Hypervisor, vm_uuid: str, vm: VM | None)
             raise (locations.not_in_run(store, host, vm_uuid, error) if vm is not None else None) or error
     if vm is None:
         raise NotFound("VM", vm_uuid, "it is neither registered nor on the host (see 'vgpu-admin scan-vms')")
+    raise registered_but_gone(store, host, vm_uuid)
+
+
+def registered_but_gone(store: Store, host: Hypervisor, vm_uuid: str) -> VgpuError:
+    """The error for a registered VM the host says it has no such VM of (bad input, as for repair-vm, set-*
+    and apply-vm alike, with the one remedy): over a fleet, the refusal naming a host the run leaves out that
+    may have it (see :func:`locations.not_in_run`); else NotFound saying how to unregister it."""
     elsewhere = locations.not_in_run(store, host, vm_uuid)
     if elsewhere is not None:
-        raise elsewhere
-    raise NotFound("VM", vm_uuid, f"the host has no such VM, though it is registered: "
-                                  f"'vgpu-admin remove-vm --vm-uuid={vm_uuid}' unregisters it")
+        return elsewhere
+    return NotFound("VM", vm_uuid, f"the host has no such VM, though it is registered: "
+                                   f"'vgpu-admin remove-vm --vm-uuid={vm_uuid}' unregisters it")
