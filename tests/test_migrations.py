@@ -265,7 +265,7 @@ def test_a_current_file_without_its_copies_known_on_table_is_refused_and_repair_
     # Empty, it names no host whose copies are known; with the mark set, a change asks every other host.
     path = tmp_path / "v.db"
     current_without(path, "vgpu_copies_known_on")
-    refused(path, "those of version 5, without vgpu_copies_known_on", "vgpu-admin repair-db")
+    refused(path, "vgpu_copies_known_on", "vgpu-admin repair-db")
     repair = repair_schema(path)
     assert repair.restored == ("table vgpu_copies_known_on",) and repair.copies_unknown
     with Store(path) as store, store.reading() as conn:
