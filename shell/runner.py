@@ -23,7 +23,7 @@ OK, FAILED, BAD_INPUT, CANCELLED = 0, 1, 2, 3
 # A change refused because its VM changed after the plan was made is bad input (2) as long as nothing was
 # done: the plan no longer holds, and a new one is the answer, whatever changed: the registration
 # (StalePlan), vgpu's segment on the host (SegmentChanged found before the stop), the power state (shut
-# down: ShutDownSincePlan; paused or suspended: PausedSincePlan, a HypervisorError listed before its
+# down: ShutDownSincePlan; started: StartedSincePlan; paused or suspended: PausedSincePlan, a HypervisorError listed before its
 # parent for that reason). Once the change had stopped the VM and started it again (``vm_restarted``:
 # a segment changed during the shutdown wait), the command did something and failed: 1, whatever the
 # class. A VM paused or suspended when the plan is made is the host's refusal (1), as any host state is.

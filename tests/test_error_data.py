@@ -67,6 +67,7 @@ def _examples() -> list[VgpuError]:
         errors.SegmentChanged(UUID, "web-1", "-vnc :1"),
         restarted,
         errors.ShutDownSincePlan(UUID, None),
+        errors.StartedSincePlan(UUID, "web-1"),
         errors.PausedSincePlan("VM_BAD_POWER_STATE", f"VM {UUID} is paused; nothing was changed", [UUID, "running or halted", "paused"]),
     ]
 

@@ -25,6 +25,7 @@ from vgpu.errors import (
     ReconfigureFailed,
     ShutDownSincePlan,
     StalePlan,
+    StartedSincePlan,
 )
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
@@ -751,13 +752,15 @@ def test_a_vm_shut_down_while_the_change_waited_for_the_database_is_not_started_
     assert world.open_ops() == []
 
 
-def test_a_vm_started_while_the_change_waited_for_the_database_is_restarted_into_the_change(world, monkeypatch):
+def test_a_vm_started_while_the_change_waited_for_the_database_is_refused_and_left_running(world, monkeypatch):
+    # The plan saw it halted ("no restart is needed") and that is what was confirmed: it is not stopped and
+    # started again (see test_power_meanwhile.py).
     halted = world.add(2, "halted", OLD)
     _while_waiting_for_the_database(world, monkeypatch, lambda: world.sim.start(halted))
-    result = to_pool_b(world, halted)
-    assert (result.restarted, result.running) == (True, True)
-    assert world.power(halted) is PowerState.RUNNING
-    assert devargs.parse(world.sim.booted_device_model_args(halted)).config == NEW
+    with pytest.raises(StartedSincePlan):
+        to_pool_b(world, halted)
+    assert world.power(halted) is PowerState.RUNNING and world.config(halted) == OLD
+    assert len(world.sim.boots(halted)) == 1 and world.open_ops() == []
 
 
 def test_remove_does_not_say_a_vm_shut_down_while_it_waited_for_the_database_still_runs(world, running, monkeypatch):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from vgpu import lifecycle
+from shell.runner import BAD_INPUT, exit_code_for
+from vgpu import bulk, lifecycle
 from vgpu.errors import Conflict, HypervisorError
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
@@ -77,3 +78,25 @@ def test_a_vm_paused_or_suspended_after_the_plan_is_refused_and_nothing_changed(
     assert caught.value.code == codes.VM_BAD_POWER_STATE
     assert str(caught.value) == f"VM {uuid} is {state}; resume it or shut it down first, then try again; nothing was changed"
     assert_nothing_changed(world, uuid, before, PowerState(state))
+
+
+@pytest.mark.parametrize("how", ["reconfigure", "apply_many"])
+def test_a_halted_vm_started_after_the_plan_is_refused_and_left_running(backend, how):
+    # The plan said "halted: no restart is needed", and that is what was agreed to: a VM someone started since
+    # is not stopped and started again (on an ACPI-less guest, forced off) behind the admin's back.
+    under_test, world, uuid = backend
+    world.sim.hard_shutdown(uuid)
+    before, boots = world.tables(), len(world.sim.boots(uuid))
+    if how == "reconfigure":
+        with pytest.raises(Conflict) as caught:
+            change_with(under_test, world, uuid, "while-confirming", lambda: world.sim.start(uuid))
+        error = caught.value
+    else:
+        plan = bulk.plan_many(world.store, under_test.host, [{"vm_uuid": uuid, "pool": "B"}])
+        world.sim.start(uuid)
+        result = bulk.apply_many(world.store, under_test.host, plan, policy=POLICY)
+        [error] = [failure.error for failure in result.failures]
+    assert str(error) == f"VM VM-6 ({uuid}) was started after this plan was made; nothing was changed: plan again"
+    assert exit_code_for(error) == BAD_INPUT
+    assert_nothing_changed(world, uuid, before, PowerState.RUNNING)
+    assert len(world.sim.boots(uuid)) == boots + 1  # the other party's start only: not stopped, not started again

@@ -15,7 +15,7 @@ from .error_root import InvalidValue, MissingDependency, VgpuError, _allowed_tex
 
 __all__ = [  # the root and InvalidValue live in vgpu.error_root, below vgpu.tables; they are named here
     "VgpuError", "InvalidValue", "MissingDependency", "InvalidColumns", "NotRows", "RowProblem", "InvalidRows",
-    "NotFound", "NotRegistered", "Conflict", "StalePlan", "StaleRegistrations", "SegmentChanged", "ShutDownSincePlan", "StoreError", "HypervisorError", "HostUnreachable",
+    "NotFound", "NotRegistered", "Conflict", "StalePlan", "StaleRegistrations", "SegmentChanged", "ShutDownSincePlan", "StartedSincePlan", "StoreError", "HypervisorError", "HostUnreachable",
     "PausedSincePlan",
     "Busy", "Cancelled", "ReconfigureFailed", "ConfigError", "AlreadyRegistered", "BulkInterrupted",
     "DamagedDatabase", "DuplicateVM", "IncompleteSchema", "ShutdownNotConfirmed", "UnsafeFile",
@@ -194,6 +194,17 @@ class ShutDownSincePlan(Conflict):
         self.vm_uuid = vm_uuid
         vm = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
         self.reword(f"{vm} was shut down after this plan was made; nothing was changed: plan again")
+
+
+class StartedSincePlan(Conflict):
+    """A VM a plan saw halted (so "no restart is needed") was started by someone else before the change
+    began: the change is not made (the running VM is not stopped and started again behind the confirmation)."""
+
+    def __init__(self, vm_uuid: str, vm_name: str | None) -> None:
+        super().__init__("power state of VM", vm_uuid, "a start made on the host after this plan")
+        self.vm_uuid = vm_uuid
+        vm = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
+        self.reword(f"{vm} was started after this plan was made; nothing was changed: plan again")
 
 
 _CONFIG_FIELDS = (("pool_id", "pool", str), ("priority", "priority", lambda priority: priority.describe()), ("vm_id", "vm_id", str))

@@ -24,7 +24,7 @@ from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .basics import NAME_MAX
 from .confirming import ask, check_confirm
 from .errors import (DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
-                     PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StoreError,
+                     PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StartedSincePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, refusal_advice
@@ -351,9 +351,10 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan,
     every finding is found later at no cost. A VM shut down, paused or suspended since then refuses the
     stop itself (``halted_ok=False``, see :func:`_not_stopped`), and a vgpu segment changed since is found
     by :func:`args_once_stopped`. Any other VM (planned halted, or running with its stored args only to
-    rewrite) is read here, and a vgpu segment changed since the plan is refused before anything is done.
+    rewrite) is read here, and a vgpu segment changed since the plan is refused before anything is done, as
+    is a VM planned halted that someone started since (StartedSincePlan: the plan said no restart is needed).
     The host is asked after the lock, not before: taking it may wait for another session's write, and a VM
-    shut down or started meanwhile must not be started again, or left out of the restart."""
+    shut down meanwhile must not be started again, nor one started meanwhile stopped."""
     with _nothing_changed_if_unwritable(), store.writing() as conn:
         current = vms.select_vm(conn, plan.vm_uuid)
         if current is None:
@@ -374,16 +375,17 @@ def _begin(store: Store, host: Hypervisor, plan: ReconfigurePlan,
             seen = describe(host, plan.vm_uuid)
             check_power_state(plan.vm_uuid, seen.power_state, host)
             check_not_busy(host, plan.vm_uuid, seen.power_state)  # a start someone asked for since the plan
+            if seen.power_state is PowerState.RUNNING and not plan.running:
+                # The plan said "halted: no restart is needed", and that is what was confirmed.
+                raise StartedSincePlan(plan.vm_uuid, plan.vm.vm_name)
             check_segment_unchanged(plan, seen.device_model_args)
             power, args = seen.power_state, seen.device_model_args
     except BaseException as refused:
         journal.finish(store, op, journal.ROLLED_BACK, f"nothing was done: {refused}")
         raise
-    # Restarted: a VM the plan saw running and found needing it, and a VM that started since the plan was
-    # made (what it booted with is not known); not one whose stored args only are rewritten.
-    restart = stops or (power is PowerState.RUNNING and not plan.running)
+    # Restarted: a VM the plan saw running and found needing it; not one whose stored args only are rewritten.
     with store.writing() as conn:
-        return journal.set_was_running(conn, op, restart), power, args
+        return journal.set_was_running(conn, op, stops), power, args
 
 
 @contextlib.contextmanager
