@@ -469,6 +469,8 @@ def test_an_interrupt_while_registering_removing_or_repairing_is_left_to_recover
         assert world.config(running) is None and world.args(running) == OWN_ARGS
     else:
         assert world.agrees(fresh if call == "register" else running)
+    if call == "register":  # the registration recover finished stands: its one entry, written with its row
+        assert [entry.action for entry in audit.history(world.store, fresh)] == ["register"]
 
 
 # --- a VM that will not start with its new configuration --------------------------------------------------
@@ -888,9 +890,11 @@ def test_register_undoes_the_row_when_the_segment_cannot_be_written(world):
     assert vms.find(world.store, uuid) is None
     assert world.args(uuid) == OWN_ARGS
     assert world.open_ops() == []
+    assert audit.history(world.store, uuid) == []  # never registered: not a register and a remove
     world.sim.clear_faults()
     lifecycle.register_vm(world.store, world.sim, uuid)
     assert world.agrees(uuid)
+    assert [entry.action for entry in audit.history(world.store, uuid)] == ["register"]
 
 
 def test_remove_clears_the_segment_and_keeps_the_admins_args(world, running):

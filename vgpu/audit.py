@@ -1,7 +1,8 @@
 """The audit log: every change to pools and VMs, with its time and the record before and after.
 
 Entries are written by the module making the change, inside the same transaction, so a change and its
-audit entry are committed or lost together.
+audit entry are committed or lost together; a change undone before it took effect takes its entry with it
+(:func:`withdraw`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ def record(conn: sqlite3.Connection, action: str, subject: str, old: dict[str, A
     conn.execute(
         "INSERT INTO vgpu_audit (action, subject, old, new) VALUES (?, ?, ?, ?)",
         (action, subject, _dump(old), _dump(new)),
+    )
+
+
+def withdraw(conn: sqlite3.Connection, action: str, subject: str) -> None:
+    """Delete the newest ``action`` entry of ``subject``, inside the caller's write transaction that undoes
+    its change: a change that never took effect (a registration whose segment could not be written) is not
+    history, neither as itself nor as a second entry undoing it."""
+    conn.execute(
+        "DELETE FROM vgpu_audit WHERE entry_id = (SELECT max(entry_id) FROM vgpu_audit WHERE subject = ? AND action = ?)",
+        (subject, action),
     )
 
 

@@ -1109,7 +1109,7 @@ def register_vm(
             update_device_model_args(host, vm.vm_uuid, vm.config)
         except VgpuError as failure:
             with store.writing() as conn:
-                vms.delete_record(conn, vm.vm_uuid)
+                vms.withdraw_registration(conn, vm.vm_uuid)  # history shows no register, nor a remove
             journal.finish(store, op, journal.ROLLED_BACK, str(failure))
             failure.reword(failure.sentence + "; the VM was not registered")
             raise failure

@@ -708,6 +708,14 @@ def delete_record(conn: sqlite3.Connection, vm_uuid: str) -> VM:
     return vm
 
 
+def withdraw_registration(conn: sqlite3.Connection, vm_uuid: str) -> None:
+    """Undo :func:`insert_registration` inside the caller's write transaction, its audit entry with it: for a
+    registration that never took effect (the VM locked by its journal row meanwhile, so the newest register
+    entry of the VM is its own)."""
+    conn.execute("DELETE FROM vms WHERE vm_uuid = ?", (vm_uuid,))
+    audit.withdraw(conn, "register", vm_uuid)
+
+
 def db_remove(store: Store, vm_uuid: object) -> VM:
     """Database only: delete one VM's registration, leaving its segment on the host (use
     :func:`vgpu.lifecycle.remove_vm` on a host, which clears it)."""
