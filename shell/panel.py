@@ -36,6 +36,7 @@ from .render import (
     pool_block_lines,
     segment_text,
     state_mark,
+    transient_mark,
     unfinished_hint,
     unfinished_lines,
 )
@@ -53,7 +54,7 @@ def _state_mark(entry: ScannedVM, down: dict[str, str] | None = None, narrowed_b
     if entry.not_asked is not None:
         return not_asked_mark(entry.not_asked, narrowed_by)
     host_down = UNREACHABLE if entry.host_known else _down_word(entry.host, down or {})
-    return state_mark(entry.state, entry.host_known, len(entry.conflict), host_down=host_down)
+    return transient_mark(state_mark(entry.state, entry.host_known, len(entry.conflict), host_down=host_down), entry.host_vm)
 
 
 def down_words(report: ScanReport) -> dict[str, str]:

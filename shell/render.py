@@ -373,8 +373,8 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
         lines.append(f"Status: {state_mark('missing')}")
     else:
         lines.append(f"Power state: {host_vm.power_state.value}")
-        lines.append(f"Status: {state_mark(state)}")  # as scan-vms says it: what the VM booted with decides
-        lines.append(f"Device-model args: {segment_status(vm.config, segment, unfinished_hint(operation))}")
+        lines.append(f"Status: {transient_mark(state_mark(state), host_vm)}")  # as scan-vms: what the VM booted with decides
+        lines.append(f"Device-model args: {segment_status(vm.config, segment, unfinished_hint(operation), host_vm.transient)}")
         if host_vm.power_state.value != "halted":
             lines.append(f"Running with: {booted_status(vm, booted, state, unfinished_hint(operation))}")
     lines.append(f"Registered: {shown(vm.created_at)} | Updated: {shown(vm.updated_at)}")
@@ -456,6 +456,12 @@ def down_word(code: str | None) -> str:
     return {"HOST_UNREACHABLE": UNREACHABLE, "HOST_NOT_ASKED": NOT_ASKED}.get(code or "", NOT_LISTED)
 
 
+def transient_mark(mark: str, host_vm: HostVM | None) -> str:
+    """A state mark (:func:`state_mark`) of a VM its host keeps no definition of, saying so: whatever it runs
+    with now, it has no next start, and no change can be made to it (HostVM.transient)."""
+    return f"{mark} (transient)" if host_vm is not None and host_vm.transient else mark
+
+
 def state_mark(state: str, host_known: bool = True, hosts: int = 0, host_down: str = UNREACHABLE) -> str:
     """A VM's state (vgpu.scan.STATES) as scan-vms and show-vm say it: "✓ Configured" only when the
     running VM booted with its registered configuration (or, halted, will at its next boot). ``host_down``:
@@ -469,11 +475,14 @@ def state_mark(state: str, host_known: bool = True, hosts: int = 0, host_down: s
     return _MARKS[state]
 
 
-def segment_status(expected: VMConfig, segment, instead: str | None = None) -> str:
+def segment_status(expected: VMConfig, segment, instead: str | None = None, transient: bool = False) -> str:
     """The args stored on the host beside the database: what the VM takes at its next boot, which is not
     what a running VM has (show-vm's Status and "Running with" say that). ``instead``: what to do in place
-    of a repair-vm (see :func:`unfinished_hint`)."""
-    fix = instead or "run 'vgpu-admin repair-vm'"
+    of a repair-vm (see :func:`unfinished_hint`). A ``transient`` VM has no next boot (HostVM.transient)."""
+    fix = instead or ("define it (virsh define), then run 'vgpu-admin repair-vm'" if transient else "run 'vgpu-admin repair-vm'")
+    if segment.config == expected and transient:
+        return (f"✓ as registered ({config_text(expected)}); the VM is transient (no stored definition): it has no "
+                "next start, and is deleted when it halts (virsh define keeps it)")
     if segment.config == expected:
         return f"✓ as registered ({config_text(expected)}), read at the VM's next boot"
     if not segment.present:

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from vgpu import attention, audit, devargs, journal, sessions, vms
+from vgpu.hypervisor import codes
 from vgpu.hypervisor.sim import SimHost
 from vgpu.models import PowerState, Priority, Registration, VMConfig
 from vgpu.store import Store
@@ -230,3 +231,41 @@ class Raising:
             return real(*args, **kwargs)
 
         return call
+
+
+class Transient:
+    """The host behind ``sim``, except that the VMs of ``uuids`` are transient, as a libvirt domain with no
+    stored definition is: listed and described so, and their args write and every stop refused (VM_IS_TRANSIENT)."""
+
+    def __init__(self, sim, *uuids: str) -> None:
+        self.sim, self.uuids = sim, set(uuids)
+
+    def list_vms(self):
+        return [attrs.evolve(vm, transient=vm.uuid in self.uuids) for vm in self.sim.list_vms()]
+
+    def describe_vm(self, vm_uuid: str):
+        return attrs.evolve(self.sim.describe_vm(vm_uuid), transient=vm_uuid in self.uuids)
+
+    def is_transient(self, vm_uuid: str) -> bool:
+        self.sim.power_state(vm_uuid)  # an unknown VM is an error, as on every host
+        return vm_uuid in self.uuids
+
+    def _refused(self, vm_uuid: str, call):
+        if vm_uuid in self.uuids:
+            raise codes.host_error(codes.VM_IS_TRANSIENT, [vm_uuid], vm_uuid)
+        return call()
+
+    def set_device_model_args(self, vm_uuid: str, value: str) -> None:
+        self._refused(vm_uuid, lambda: self.sim.set_device_model_args(vm_uuid, value))
+
+    def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
+        return self._refused(vm_uuid, lambda: self.sim.clean_shutdown(vm_uuid, timeout, halted_ok=halted_ok))
+
+    def hard_shutdown(self, vm_uuid: str) -> bool:
+        return self._refused(vm_uuid, lambda: self.sim.hard_shutdown(vm_uuid))
+
+    def reopen(self) -> "Transient":
+        return Transient(self.sim.reopen(), *self.uuids)
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)

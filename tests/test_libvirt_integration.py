@@ -22,6 +22,7 @@ from vgpu.errors import (
     Cancelled,
     HostUnreachable,
     HypervisorError,
+    InvalidRows,
     InvalidValue,
     NotFound,
     ReconfigureFailed,
@@ -335,6 +336,57 @@ def test_a_guest_undefined_while_a_change_waits_for_its_shutdown_is_not_lost_uns
         with contextlib.suppress(libvirt.libvirtError):  # gone already when it was lost
             if dom.isActive() and not dom.isPersistent():
                 dom.destroy()
+        conn.close()
+
+
+def test_a_transient_guest_is_listed_as_such_shown_without_a_next_boot_and_refused_when_planned(domains, host, tmp_path):
+    # No question, no "Shutting down" line before the refusal (vgpu.power says it before the host refuses the stop).
+    from shell import render
+    from vgpu import bulk
+    from vgpu.lifecycle import plan_reconfigure
+
+    vm_uuid, name = new_vm(domains, "halted", with_os=False)
+    other, _ = new_vm(domains, "running", with_os=False)
+    store = Store(tmp_path / "vgpu.db")
+    register_vm(store, host, vm_uuid, pool="A")
+    host.start(vm_uuid)  # running with its registered configuration: "Configured", until it was made transient
+    conn, dom = _made_transient(vm_uuid)
+    try:
+        with store:
+            transient = {vm.uuid: vm.transient for vm in host.list_vms()}
+            assert (transient[vm_uuid], transient[other]) == (True, False)
+            assert host.describe_vm(vm_uuid).transient and not host.describe_vm(other).transient
+            with pytest.raises(HypervisorError) as caught:
+                plan_reconfigure(store, host, vm_uuid, pool="B")
+            assert caught.value.code == codes.VM_IS_TRANSIENT and str(caught.value).endswith("; nothing was changed")
+            asked, said = [], []
+            with pytest.raises(HypervisorError):
+                reconfigure_vm(store, host, vm_uuid, pool="B", confirm=asked.append, progress=said.append)
+            assert asked == [] and said == []
+            with pytest.raises(InvalidRows) as rows:
+                bulk.plan_many(store, host, [{"vm_uuid": vm_uuid, "pool": "B"}])
+            assert rows.value.problems[0].error.code == codes.VM_IS_TRANSIENT
+            view = scan.inspect_vm(store, host, vm_uuid)
+            text = render.show_vm(view.vm, view.host_vm, view.segment, view.host_error, booted=view.booted, state=view.state)
+            assert "Status: ✓ Configured (transient)" in text and "next boot" not in text, text
+            assert host.power_state(vm_uuid) is PowerState.RUNNING and vms.get(store, vm_uuid).pool_id == "A"
+    finally:
+        dom.destroy()
+        conn.close()
+
+
+def test_a_transient_guest_refused_registration_leaves_no_history(domains, host, tmp_path):
+    vm_uuid, name = new_vm(domains, "running", with_os=False)
+    conn, dom = _made_transient(vm_uuid)
+    try:
+        with Store(tmp_path / "vgpu.db") as store:
+            with pytest.raises(HypervisorError) as caught:
+                register_vm(store, host, vm_uuid, pool="A")
+            assert caught.value.code == codes.VM_IS_TRANSIENT
+            assert str(caught.value).endswith("; the VM was not registered")
+            assert vms.find(store, vm_uuid) is None and audit.history(store, vm_uuid) == []
+    finally:
+        dom.destroy()
         conn.close()
 
 

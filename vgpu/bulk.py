@@ -124,8 +124,9 @@ def reconfigure_plan(change: vms.ChangePlan, listed: Mapping[str, HostVM], locke
     if uuid in locked:
         raise journal.busy_error(locked[uuid])
     booted = host_vm.booted_args if host_vm.power_state is PowerState.RUNNING else None
-    return ReconfigurePlan(change.vm, change.new, host_vm.power_state, host_vm.device_model_args, booted,
-                           args_quoted=host_vm.host in quoted_labels, host=host_vm.host)
+    return lifecycle.check_not_transient(host_vm, ReconfigurePlan(
+        change.vm, change.new, host_vm.power_state, host_vm.device_model_args, booted,
+        args_quoted=host_vm.host in quoted_labels, host=host_vm.host))
 
 
 @one_fleet_operation

@@ -282,9 +282,20 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     check_power_state(vm_uuid, seen.power_state, host)
     check_not_busy(host, vm_uuid, seen.power_state)
     booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
-    return ReconfigurePlan(
+    return check_not_transient(seen, ReconfigurePlan(
         change.vm, change.new, seen.power_state, seen.device_model_args, booted, apply_now, args_quoted(host, vm_uuid)
-    )
+    ))
+
+
+def check_not_transient(seen: HostVM, plan: ReconfigurePlan) -> ReconfigurePlan:
+    """``plan``, unless it has work to do on a transient VM (see HostVM.transient): refused when it is planned,
+    before it is confirmed, since its args cannot be written and no stop of vgpu's may end it (stopping it
+    deletes it). The host refuses both anyway, but only once the change has begun and said it is shutting down."""
+    if seen.transient and not plan.is_noop:
+        refused = codes.host_error(codes.VM_IS_TRANSIENT, [plan.vm_uuid], plan.vm_uuid)
+        refused.reword(refused.sentence + "; nothing was changed")
+        raise refused
+    return plan
 
 
 @one_fleet_operation

@@ -98,7 +98,9 @@ class HostVM:
     the ones its running domain was started with, or None when it has no domain or the host cannot tell.
     ``name`` is bounded (see :func:`bounded_name`). In a fleet, ``host`` is the label of the host that listed
     it ("" for a single host named by its URI); ``resident_on`` is the XAPI pool member a running VM is
-    resident on (None elsewhere).
+    resident on (None elsewhere). ``transient``: a libvirt domain with no stored definition (``virsh create``,
+    or undefined while it runs): it is deleted when it halts, so it has no next boot and its args cannot be
+    changed (False on every other host).
     """
 
     uuid: str
@@ -108,6 +110,7 @@ class HostVM:
     booted_args: str | None = None
     host: str = ""
     resident_on: str | None = None
+    transient: bool = False
 
 
 @attrs.frozen

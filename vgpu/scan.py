@@ -31,7 +31,7 @@ from .attention import Attention
 from .devargs import SegmentState
 from .errors import HypervisorError
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted
+from .hypervisor.base import Hypervisor, args_quoted, is_transient
 from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation, outside_advice
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
@@ -639,6 +639,7 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         state = host.power_state(vm.vm_uuid)
         args = host.get_device_model_args(vm.vm_uuid)
         booted = host.booted_device_model_args(vm.vm_uuid) if state is not PowerState.HALTED else None
+        transient = state is not PowerState.HALTED and is_transient(host, vm.vm_uuid)  # a halted one is gone
     except HypervisorError as error:
         mark = marks[0] if marks else None
         elsewhere = _not_in_run(store, host, vm.vm_uuid, error)
@@ -654,7 +655,7 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
                           host_code=codes.HOST_UNREACHABLE)
         return VMView(vm, None, devargs.ABSENT, str(error), operation, mark, host_code=error.code)
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
-    host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "")
+    host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "", transient=transient)
     if isinstance(host, Fleet) and label:
         unasked = host.ask_last_place(vm.vm_uuid, label, locations.hosts_of(store, vm.vm_uuid))
         if unasked is not None:

@@ -16,7 +16,7 @@ from ..errors import VgpuError
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "refusal_advice"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "is_transient", "refusal_advice"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
@@ -42,6 +42,14 @@ def refusal_advice(host: object, vm_uuid: str, state: PowerState) -> str | None:
     except VgpuError:
         return None
     return advice if isinstance(advice, str) else None
+
+
+def is_transient(host: object, vm_uuid: str) -> bool:
+    """Whether the VM is transient (see HostVM.transient, which listings and ``describe_vm`` carry), for a
+    caller that did not list or describe it: asked of a backend that has ``is_transient`` (libvirt), False
+    on the others, whose VMs never are."""
+    own = getattr(host, "is_transient", None)
+    return own is not None and own(vm_uuid) is True
 
 
 @runtime_checkable

@@ -37,7 +37,7 @@ import attrs
 from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
-from .base import Hypervisor, args_quoted, booted_after_start, describe, refusal_advice
+from .base import Hypervisor, args_quoted, booted_after_start, describe, is_transient, refusal_advice
 
 _Answer = TypeVar("_Answer")
 _Params = ParamSpec("_Params")
@@ -232,6 +232,10 @@ class Fleet:
     def args_quoted_for(self, vm_uuid: str) -> bool:
         """Whether the host that has this VM keeps its args quoted (asking where the VM is, as a call would)."""
         return args_quoted(self.members[self.label_of(vm_uuid)])
+
+    def is_transient(self, vm_uuid: str) -> bool:
+        """Whether the host that has this VM keeps no definition of it (see :func:`vgpu.hypervisor.base.is_transient`)."""
+        return is_transient(self.members[self.label_of(vm_uuid)], vm_uuid)
 
     def refusal_advice(self, vm_uuid: str, state: PowerState) -> str | None:
         """The advice of the host that has this VM (see :func:`vgpu.hypervisor.base.refusal_advice`)."""
@@ -583,7 +587,8 @@ def _labelled(vms: list[HostVM], label: str) -> tuple[HostVM, ...]:
         if vm.host == "":
             object.__setattr__(vm, "host", label)  # frozen: only ever here, before anyone else holds it
         elif vm.host != label:
-            vms[index] = HostVM(vm.uuid, vm.name, vm.power_state, vm.device_model_args, vm.booted_args, label, vm.resident_on)
+            vms[index] = HostVM(vm.uuid, vm.name, vm.power_state, vm.device_model_args, vm.booted_args, label, vm.resident_on,
+                                vm.transient)
     return tuple(vms)
 
 

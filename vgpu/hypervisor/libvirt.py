@@ -65,10 +65,13 @@ class LibvirtHost:
     def list_vms(self) -> list[HostVM]:
         with _translated():
             stats = self._connection().getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
-        vms = (self._host_vm(dom, fields.get("state.state")) for dom, fields in stats if dom.ID() != 0)  # 0: Xen's dom0
+            # One more call for all of them, not one per domain: the few that have no stored definition.
+            transient = {dom.UUIDString() for dom in self._connection().listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
+        vms = (self._host_vm(dom, fields.get("state.state"), dom.UUIDString() in transient)
+               for dom, fields in stats if dom.ID() != 0)  # 0: Xen's dom0
         return [vm for vm in vms if vm is not None]
 
-    def _host_vm(self, dom: libvirt.virDomain, state: int | None) -> HostVM | None:
+    def _host_vm(self, dom: libvirt.virDomain, state: int | None, transient: bool) -> HostVM | None:
         try:
             args = _inactive_args(dom)
             power = _power_of(dom, state)
@@ -77,13 +80,14 @@ class LibvirtHost:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # a transient domain that went away since the listing
             raise _host_error(exc) from exc
-        return HostVM(dom.UUIDString().lower(), dom.name(), power, args, booted)
+        return HostVM(dom.UUIDString().lower(), dom.name(), power, args, booted, transient=transient)
 
     def describe_vm(self, vm_uuid: str) -> HostVM:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
             state = dom.state()[0]
-        host_vm = self._host_vm(dom, state)
+            transient = not dom.isPersistent()
+        host_vm = self._host_vm(dom, state, transient)
         if host_vm is None:  # a transient domain that went away since the lookup
             raise codes.host_error(codes.UUID_INVALID, [vm_uuid], vm_uuid)
         return host_vm
@@ -168,6 +172,12 @@ class LibvirtHost:
                 time.sleep(min(POLL_EVERY, deadline - now))
             _refuse_saved(dom, vm_uuid, PowerState.HALTED)  # saved meanwhile (virsh managedsave): not shut down
         return True
+
+    def is_transient(self, vm_uuid: str) -> bool:
+        """The domain has no stored definition (see HostVM.transient); answered by libvirtd from memory."""
+        dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            return not dom.isPersistent()
 
     def refusal_advice(self, vm_uuid: str, state: PowerState) -> str | None:
         """What frees a domain a change refuses for its power state, where libvirt's way is not the usual
