@@ -4,11 +4,14 @@ and the spec's init script run as written (its pools table refused by SQLite) is
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
 
 import pytest
 
-from vgpu import locations, pools, schema, vms
+from vgpu import journal, locations, pools, schema, vms
+from vgpu.sessions import Verdict
 from vgpu.errors import StoreError
 from vgpu.store import Store, repair_schema
 
@@ -120,6 +123,31 @@ def test_a_migration_that_meets_a_table_already_there_says_so_and_changes_nothin
     text = refused(path, "schema version 1", "does not match its tables", "duplicate column name: host")
     assert "vgpu_attention" not in tables(path)  # version 2's table, created before the failing step: rolled back
     assert text
+
+
+def test_a_version_1_operation_whose_pid_runs_again_is_not_called_in_progress_and_is_taken_when_told(tmp_path):
+    """Version 1 recorded a session as host:pid alone; the migration leaves its boot id and start time NULL.
+    Once a live process has that PID (after a reboot, low PIDs are reused), the row must not lock its VM for
+    good: its session cannot be checked, so recover leaves it to the admin and --take-over takes it."""
+    path = tmp_path / "v1.db"
+    reuser = subprocess.Popen(["sleep", "600"])
+    try:
+        with raw(path) as conn:
+            version_1_tables(conn)
+            conn.execute("INSERT INTO vgpu_operations (vm_uuid, kind, step, owner) VALUES (?, 'repair', 'planned', ?)",
+                         (UUID_1, f"{socket.gethostname()}:{reuser.pid}"))
+            conn.execute("PRAGMA user_version = 1")
+            conn.execute("PRAGMA journal_mode = WAL")
+        with Store(path) as store:
+            (op,) = journal.unfinished(store)
+            assert op.liveness()[0] is Verdict.UNKNOWN
+            refused = journal.claim(store, op.op_id)
+            assert refused is not None and not refused.taken and refused.take_over_needed, refused
+            taken = journal.claim(store, op.op_id, take_over=True)
+            assert taken is not None and taken.taken, taken
+    finally:
+        reuser.kill()
+        reuser.wait()
 
 
 # --- the spec's init script as written ------------------------------------------------------------------------

@@ -466,6 +466,38 @@ def test_an_operation_of_a_session_on_another_host_is_taken_only_when_told(world
     assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
 
 
+def test_an_operation_recorded_before_schema_2_whose_pid_runs_again_is_taken_only_when_told(world, unrelated_process):
+    """A row of schema 1 (owner boot id and start time NULL since the migration) whose PID a live process has
+    now (after a reboot, low PIDs are reused): its session cannot be told from that process. recover must not
+    call it in progress and leave the VM halted and locked for good: it says so, exits 1, and --take-over
+    takes it."""
+    uuid = world.add(4, "running", OLD, OWN_ARGS)
+    kill_at(world, "reconfigure", uuid, "stopped", pool="B")
+    pid = unrelated_process().pid
+    (cut,) = world.open_ops()
+    with world.store.writing() as conn:
+        hand_over(conn, cut.op_id, sessions.Session(socket.gethostname(), pid))
+    (op,) = world.open_ops()
+    why = (f"its session was recorded without a boot id and start time (as before schema 2), so vgpu-admin cannot "
+           f"tell it from the process now running as PID {pid}")
+    with pytest.raises(Busy) as busy:
+        lifecycle.reconfigure_vm(world.store, world.sim, uuid, priority="low", confirm=lambda plan: True)
+    assert str(busy.value) == (f"VM {uuid} is being reconfigured by another session since {op.started_at} ({why}; if "
+                               "that session is gone, 'vgpu-admin recover --take-over' finishes or undoes its change)")
+
+    refused = run_process(["recover", *cli_flags(world)])
+    assert refused.code == 1, refused
+    assert refused.out_lines == [
+        f"reconfigure of VM {uuid} (stopped at step stopping): not-taken - session {op.owner} started it at "
+        f"{op.started_at} and {why}; if that session is gone, run 'vgpu-admin recover --take-over'"]
+    assert world.power(uuid) is PowerState.HALTED and len(world.open_ops()) == 1  # nothing was done
+
+    taken = run_process(["recover", "--take-over", *cli_flags(world)])
+    assert taken.code == 0, taken
+    assert taken.out_lines[0].startswith(f"reconfigure of VM {uuid} (stopped at step stopping): rolled-back")
+    assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
 def test_an_operation_of_a_container_on_this_machine_is_taken_only_when_told(world):
     """A session in a container shares this machine's boot id, but its PID is of its own PID namespace: a
     live container session must not be judged dead by our PID table and overtaken."""

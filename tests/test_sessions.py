@@ -72,3 +72,24 @@ def test_a_session_whose_process_ended_but_was_not_reaped_is_dead(zombie):
     here = sessions.current()
     session = Session(here.host, zombie.pid, here.boot_id, sessions.process_start(zombie.pid))
     assert sessions.judge(session) == (Verdict.DEAD, f"process {zombie.pid} has ended")
+
+
+@pytest.mark.parametrize("recorded", ["host and PID alone", "no start time", "no boot id"])
+def test_a_session_recorded_without_its_boot_id_or_start_time_whose_pid_runs_cannot_be_checked(live_process, recorded):
+    """A row of schema 1 (migrated: boot id and start time NULL) names a PID alone: after a reboot, or by chance,
+    another process runs under it. That process must not keep the session's VM locked and halted for good: the
+    session cannot be told from it, so the admin decides (UNKNOWN: recover --take-over)."""
+    here, pid = sessions.current(), live_process.pid
+    boot_id, started = {"host and PID alone": (None, None), "no start time": (here.boot_id, None),
+                        "no boot id": (None, sessions.process_start(pid))}[recorded]
+    verdict, why = sessions.judge(Session(here.host, pid, boot_id, started))
+    assert verdict is Verdict.UNKNOWN
+    missing = {"host and PID alone": "a boot id and start time", "no start time": "a start time",
+               "no boot id": "a boot id"}[recorded]
+    assert why == (f"its session was recorded without {missing} (as before schema 2), so vgpu-admin cannot tell it "
+                   f"from the process now running as PID {pid}")
+
+
+def test_a_session_recorded_by_host_and_pid_alone_whose_pid_has_ended_is_dead(ended_pid):
+    here = sessions.current()
+    assert sessions.judge(Session(here.host, ended_pid)) == (Verdict.DEAD, f"process {ended_pid} has ended")

@@ -481,20 +481,21 @@ def released_on_escape(store: Store, op: Operation) -> Iterator[None]:
 class Claim:
     """The outcome of :func:`claim`. ``op`` is the operation as it is now: ours to resolve when ``taken``;
     otherwise as another session holds it, with ``why`` saying who and why it was left alone, and
-    ``other_host`` when only ``take_over`` would have taken it."""
+    ``take_over_needed`` when only ``take_over`` would have taken it (its session cannot be checked from here:
+    it ran on another host, or was recorded without what tells it from a process reusing its PID)."""
 
     op: Operation
     taken: bool
     why: str = ""
-    other_host: bool = False
+    take_over_needed: bool = False
 
 
 def claim(store: Store, op_id: int, *, take_over: bool = False) -> Claim | None:
     """Make operation ``op_id`` this session's to recover, if its owner is gone (or it is this process's
     own and no thread of it is at work on it, or was given up). One write transaction: of two recover()
     runs, one takes it and the other finds it held by a live session. ``take_over`` also takes it from a
-    session on another host, which cannot be checked from here. None when the operation was closed
-    meanwhile."""
+    session that cannot be checked from here (Verdict.UNKNOWN: on another host, or recorded by host and PID
+    alone while a process runs under that PID). None when the operation was closed meanwhile."""
     me = sessions.current()
     with store.writing() as conn:
         op = _select(conn, op_id)
@@ -506,9 +507,10 @@ def claim(store: Store, op_id: int, *, take_over: bool = False) -> Claim | None:
             if op.recovering_since is not None:
                 return Claim(op, False, f"being recovered by session {op.owner} since {op.recovering_since}")
             if verdict is Verdict.UNKNOWN:
-                return Claim(op, False, f"session {op.owner} started it at {op.started_at} and {why}, where this "
-                                        "one cannot check it; if that session is gone, run 'vgpu-admin recover "
-                                        "--take-over'", other_host=True)
+                where = ", where this one cannot check it" if op.session.host != me.host else ""
+                return Claim(op, False, f"session {op.owner} started it at {op.started_at} and {why}{where}; if "
+                                        "that session is gone, run 'vgpu-admin recover --take-over'",
+                             take_over_needed=True)
             return Claim(op, False, f"still in progress in session {op.owner} (started {op.started_at})")
         conn.execute(
             f"UPDATE vgpu_operations SET owner = ?, owner_boot_id = ?, owner_started = ?, released_at = NULL,"

@@ -3,8 +3,8 @@
 recover() goes through the unfinished operations, oldest first. It *claims* each one before it acts
 (:func:`vgpu.journal.claim`): only an operation whose session is gone (or gave it up, or is this process's
 own) is taken, in one write transaction, so two recover() runs never work on one operation, and a session
-still at work is never overtaken. An operation of a session on another host cannot be checked from here:
-it is taken only with ``take_over``.
+still at work is never overtaken. An operation of a session on another host cannot be checked from here, nor
+one recorded by host and PID alone (schema 1) whose PID now runs: it is taken only with ``take_over``.
 
 Then it asks the host what the VM is doing now, and decides:
 
@@ -53,7 +53,7 @@ OTHER_HOST = "other-host"
 class Recovery:
     """What recover() did with one unfinished operation. ``action``: ``finished`` or ``rolled-back`` (it
     is closed), ``skipped`` (a live session, or another recover, has it), ``later`` (the host is still busy
-    with the VM: nothing was changed), ``not-taken`` (its session ran on another host: see ``take_over``),
+    with the VM: nothing was changed), ``not-taken`` (its session cannot be checked from here: see ``take_over``),
     ``other-host`` (it was made on a host of the fleet that this run does not include: left alone) or
     ``failed``; ``detail`` says why. ``attention`` is set when the VM needs the admin even so (it would not
     start again, or a shutdown was requested and not seen through)."""
@@ -94,7 +94,8 @@ def recover(
 ) -> list[Recovery]:
     """Resolve every unfinished operation whose session has ended or given it up (or that this process
     left behind). ``policy`` governs every stop recovery makes. ``take_over`` also takes operations of
-    sessions on other hosts, which cannot be checked from here: only when the admin knows they are gone."""
+    sessions that cannot be checked from here (on other hosts, or recorded by host and PID alone while a
+    process runs under that PID): only when the admin knows they are gone."""
     progress, policy = guarded(one_vms_progress(progress)), check_policy(policy)
     take_over = parse_flag("take_over", take_over)
     results = []
@@ -108,7 +109,7 @@ def recover(
             continue  # closed meanwhile, by its own session or another recover
         op = claim.op
         if not claim.taken:
-            results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, NOT_TAKEN if claim.other_host else SKIPPED, claim.why))
+            results.append(Recovery(op.op_id, op.vm_uuid, op.kind, op.step, NOT_TAKEN if claim.take_over_needed else SKIPPED, claim.why))
             continue
         results.append(_recover_one(store, target, op, progress, policy, run=host))
     return results

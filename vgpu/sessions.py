@@ -12,7 +12,10 @@ A session on another machine cannot be checked from here: :func:`judge` says UNK
 can say it is gone (``vgpu-admin recover --take-over``). A session under another host name counts as
 another machine's even with this machine's boot id: that is a container sharing this kernel, whose PIDs
 belong to its own PID namespace, so our PID table cannot judge it (this machine renamed since looks the
-same, and is left to the admin too). Where /proc is missing (not Linux), the PID check is all there is.
+same, and is left to the admin too). So is a session recorded without its boot id or start time (a row of
+schema 1, which kept ``host:pid`` alone) whose PID runs now: that may be another process that was given the
+PID (after a reboot, low PIDs are almost always reused), and calling it alive would lock the session's VM
+for good. Where /proc is missing (not Linux), the PID check is all there is.
 """
 
 from __future__ import annotations
@@ -136,4 +139,18 @@ def _judge_process(session: Session) -> tuple[Verdict, str]:
         return Verdict.DEAD, f"process {session.pid} has ended"
     if session.started is not None and fields[_START] != session.started:
         return Verdict.DEAD, f"process {session.pid} has ended (the PID now belongs to another process)"
+    missing = _identity_missing(session)
+    if missing:
+        # Schema 1 recorded host:pid alone. Its PID running says nothing: after a reboot (which the missing
+        # boot id hides), or by chance, another process has it. Calling that alive would lock the VM for good.
+        return Verdict.UNKNOWN, (f"its session was recorded without {missing} (as before schema 2), so vgpu-admin "
+                                 f"cannot tell it from the process now running as PID {session.pid}")
     return Verdict.ALIVE, f"process {session.pid} is running"
+
+
+def _identity_missing(session: Session) -> str:
+    """What the recorded session lacks of what tells it from another process given its PID ("" when nothing).
+    A boot id counts as missing only where this machine has one (where it has none, no session here has)."""
+    missing = [name for name, absent in (("boot id", session.boot_id is None and current().boot_id is not None),
+                                         ("start time", session.started is None)) if absent]
+    return f"a {' and '.join(missing)}" if missing else ""
