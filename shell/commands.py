@@ -273,9 +273,10 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "recover", "Finish or undo operations interrupted by a crash", "recover",
-        (Option("take-over", FLAG, "also take operations whose session ran on another host, which cannot be checked "
-                                   "from here: only when you know that session is gone (its host is down or its "
-                                   "process ended)"),
+        (Option("take-over", FLAG, "also take operations whose session cannot be checked from here (it ran on another "
+                                   "host, or was recorded by host and PID alone, before schema 2, and a process "
+                                   "runs under that PID now): only when you know that session is gone (its host is "
+                                   "down or its process ended)"),
          CLEAN_TIMEOUT_OPTION, FORMAT_OPTION),
         details=(
             "For each operation a crashed, killed or interrupted session left unfinished, recover first claims it "
@@ -291,7 +292,9 @@ COMMANDS: tuple[Command, ...] = (
             "its old configuration is left halted and marked as needing attention. Over a fleet, each change is "
             "recovered on the host it was made "
             "on; one of a host this run leaves out (--host LABEL) is left alone as 'other-host'. Exit status 1 when "
-            "anything is left to do."
+            "anything is left for you to do: a change left for later, not taken (its session cannot be checked from "
+            "here: --take-over), of a host this run leaves out, failed, or a VM needing attention. A change a live "
+            "session or another recover is making ('skipped') is in hand: it alone leaves the exit status 0."
         ),
         examples=("vgpu-admin recover", "vgpu-admin recover --take-over"), needs_host=True, changes=True,
     ),
