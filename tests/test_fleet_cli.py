@@ -531,6 +531,35 @@ def test_a_schema_3_database_of_one_host_has_no_copies_to_learn(tmp_path):
     conn.close()
 
 
+
+def drop_copies_and_repair(world) -> None:
+    """vgpu_location_copies dropped (by hand, or another tool) and created again, empty, by repair-db."""
+    import sqlite3
+
+    conn = sqlite3.connect(world.db, isolation_level=None)
+    conn.execute("DROP TABLE vgpu_location_copies")
+    conn.close()
+    assert world.cli("repair-db").code == 0
+
+
+def test_repair_db_creating_the_copies_table_again_forgets_which_hosts_copies_were_learnt(world):
+    """The hosts a scan learnt (vgpu_copies_known_on) vouch for copies vgpu_location_copies recorded: once
+    repair-db created that table again, empty, none is known, so a change while gpu2 (which holds a copy) is
+    down is refused, not made on gpu1 alone."""
+    world.sims["gpu1"].add_vm(TWIN, "twin", "halted", "")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={TWIN}", "--vm-id=77"))
+    world.sims["gpu2"].add_vm(TWIN, "twin", "halted", world.sims["gpu1"].get_device_model_args(TWIN))
+    drop_copies_and_repair(world)
+    assert line_of(world.cli("scan-vms").out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu2")
+    drop_copies_and_repair(world)  # the copy on gpu2 recorded nowhere again
+    with world.store() as store, store.reading() as conn:
+        assert locations.copies_unknown(conn) and locations.copies_unknown_on(conn, ["gpu1", "gpu2"]) == ("gpu1", "gpu2")
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    refused_until_a_full_scan(world, TWIN)
+    world.sims["gpu2"].set_fault("unreachable", None)
+    assert world.sims["gpu2"].get_device_model_args(TWIN) == world.sims["gpu1"].get_device_model_args(TWIN)
+
+
 # --- a copy on a host the run leaves out ---------------------------------------------------------------------
 
 

@@ -226,8 +226,9 @@ def missing_tables(version: int, tables: Collection[str]) -> list[str]:
 
 # Our tables that repair-db may create again, empty, when one is missing: they only say which hosts hold copies
 # of a UUID (and which hosts' copies are known), which a scan that every host answers learns again. Created
-# again, they cannot say it, so the
-# "copies unknown" mark is set (MARK_COPIES_UNKNOWN): until that scan, a change asks every host of the run. The
+# again, they cannot say it, so the "copies unknown" mark is set (MARK_COPIES_UNKNOWN) and vgpu_copies_known_on
+# emptied (a host listed there vouched for copies that may be gone): until that scan, a change asks every host of
+# the run. The
 # others hold what nothing can learn again (the audit log, the journal, attention marks, places): a file
 # without one of those is restored from a backup.
 RECREATABLE = {"vgpu_location_copies": FLEET_COPIES_V4, "vgpu_copies_unknown": _COPIES_UNKNOWN_TABLE,

@@ -350,8 +350,9 @@ def repair_schema(path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT
 
 def _create_missing_tables(conn: sqlite3.Connection, path: str) -> tuple[str, ...]:
     """Inside repair-db's transaction: create again, empty, the tables of ours the file's schema version has and
-    it lacks, when each is one that may be (schema.RECREATABLE), and mark copies unknown; refuse (nothing
-    changed) when one is not. Read inside the lock: another process may have migrated the file meanwhile."""
+    it lacks, when each is one that may be (schema.RECREATABLE), mark copies unknown and forget which hosts'
+    copies a scan learnt; refuse (nothing changed) when one is not. Read inside the lock: another process may
+    have migrated the file meanwhile."""
     version = _header(conn)[1]
     missing = schema.missing_tables(version, _table_names(conn))
     if not missing:
@@ -363,6 +364,9 @@ def _create_missing_tables(conn: sqlite3.Connection, path: str) -> tuple[str, ..
     if "vgpu_copies_unknown" in schema.tables_of(version):  # at 4 the mark is not there yet: the migration
         # to 5, when the file is next opened, sets it for a file with places and no copies, as this one now is
         conn.execute(schema.MARK_COPIES_UNKNOWN)
+    if "vgpu_copies_known_on" in schema.tables_of(version):
+        # each host listed there vouched for the copies recorded on it, which may have gone with the table made again
+        conn.execute("DELETE FROM vgpu_copies_known_on")
     return tuple(f"table {name}" for name in missing)
 
 
