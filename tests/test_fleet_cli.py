@@ -560,6 +560,44 @@ def test_repair_db_creating_the_copies_table_again_forgets_which_hosts_copies_we
     assert world.sims["gpu2"].get_device_model_args(TWIN) == world.sims["gpu1"].get_device_model_args(TWIN)
 
 
+@pytest.fixture
+def learnt_on_gpu3_since_taken_out(world):
+    """After an upgrade from schema 3, a scan of gpu1, gpu2 and gpu3 learnt their copies (TWIN on gpu1 and
+    gpu3); gpu3 was then taken out of the run and gpu4 put in: the world, the new run's --host words, gpu4."""
+    from vgpu.hypervisor.sim import SimHost
+
+    gpu3, gpu4 = (SimHost(world.tmp_path / f"gpu{n}.json") for n in (3, 4))
+    first = [f"{label}={world.uris[label]}" for label in ("gpu1", "gpu2")] + [f"gpu3=sim:{gpu3.path}"]
+    world.sims["gpu1"].add_vm(TWIN, "twin", "halted", "")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={TWIN}", "--vm-id=77", hosts=first))
+    gpu3.add_vm(TWIN, "twin", "halted", world.sims["gpu1"].get_device_model_args(TWIN))
+    as_of_schema_3(world)
+    assert line_of(world.cli("scan-vms", hosts=first).out_lines, TWIN).endswith("| ⚠ On 2 hosts | Host: gpu1, gpu3")
+    return world, [*first[:2], f"gpu4=sim:{gpu4.path}"], gpu4
+
+
+def test_a_learnt_host_taken_out_of_the_run_does_not_keep_a_scan_from_learning_the_new_hosts(learnt_on_gpu3_since_taken_out):
+    """Learning the hosts a scan asked is sound whether or not a host learnt before is in its run: every UUID
+    a host of the run lists is recorded on it, and copies recorded on a host the run lacks are kept. So gpu4,
+    asked by a scan every host of its run answered, is known: a change of a1 while gpu4 is down goes ahead."""
+    world, run, gpu4 = learnt_on_gpu3_since_taken_out
+    assert world.cli("scan-vms", hosts=run).code == 0
+    with world.store() as store, store.reading() as conn:
+        assert locations.copies_unknown_on(conn, ["gpu1", "gpu2", "gpu3", "gpu4"]) == ()
+    gpu4.set_fault("unreachable", "on")
+    outcome = world.cli("set-priority", f"--vm-uuid={A1}", "--priority=low", hosts=run, stdin="yes\n")
+    assert outcome.code == 0, outcome
+
+
+def test_a_vm_with_a_copy_on_a_learnt_host_taken_out_of_the_run_is_still_refused(learnt_on_gpu3_since_taken_out):
+    world, run, _ = learnt_on_gpu3_since_taken_out
+    assert world.cli("scan-vms", hosts=run).code == 0  # learns gpu4; the copy recorded on gpu3 is kept
+    outcome = world.cli("set-priority", f"--vm-uuid={TWIN}", "--priority=low", hosts=run, stdin="yes\n")
+    assert outcome.code == 1, outcome
+    assert "it was last seen on host gpu3 too, which is not one of this run's configured hosts" in outcome.one_error_line()
+    assert "priority=1" in world.sims["gpu1"].get_device_model_args(TWIN)
+
+
 # --- a copy on a host the run leaves out ---------------------------------------------------------------------
 
 

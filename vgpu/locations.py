@@ -136,13 +136,13 @@ def copies_unknown_on(conn: sqlite3.Connection, labels: Iterable[str]) -> tuple[
 
 def copies_to_learn(conn: sqlite3.Connection, labels: Collection[str]) -> tuple[str, ...]:
     """The hosts whose copies a scan learns when every host of its run (``labels``, not narrowed by --host)
-    answered it: those of the run not known yet (:func:`copies_unknown_on`), once every host already known is in
-    the run too. A copy between a host the scan asked and one it did not is recorded nowhere, so a host it did not
-    ask (taken out of [hosts], or one that holds only copies, which no table names) is never learnt by it."""
-    unknown = copies_unknown_on(conn, labels)
-    if not unknown or not _copies_known_on(conn) <= set(labels):
-        return ()
-    return unknown
+    answered it: those of the run not known yet (:func:`copies_unknown_on`). Every UUID a host of the run
+    listed is then recorded on that host, as its place or a copy, so its copies are known. A host the scan did
+    not ask (taken out of [hosts], or one that holds only copies, which no table names) is never learnt by it: a
+    copy there of a UUID the run listed is recorded nowhere. One learnt before and left out of this run stays
+    known: the scan keeps the copies recorded on a host it did not ask, and a VM last seen there is refused by
+    every change while that host is not configured, so it need not be in the run for the others to be learnt."""
+    return copies_unknown_on(conn, labels)
 
 
 def not_in_run(store: Store, host: Hypervisor, vm_uuid: str, error: HypervisorError | None = None) -> HypervisorError | None:
