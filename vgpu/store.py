@@ -194,8 +194,8 @@ def _operational_error(path: str, exc: sqlite3.OperationalError) -> StoreError:
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     if "\0" in path:
         raise StoreError(path, f"cannot open database {path!r}: the path holds a NUL character")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
+    directory = trust.missing_directory(path)
+    if directory is not None:
         problem = f"{directory} is not a directory" if os.path.lexists(directory) else f"directory {directory} does not exist"
         raise StoreError(path, f"cannot open database {path}: {problem}")
     if os.path.isdir(path):
@@ -214,6 +214,9 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         raise StoreError(path, f"cannot open database {path}: permission denied") from None
     except NotADirectoryError as exc:  # a directory on the way replaced by a file since the look above
         raise StoreError(path, f"cannot open database {path}: {exc.filename} is not a directory") from None
+    except FileNotFoundError:  # a directory on the way removed since the look above
+        gone = trust.missing_directory(path) or os.path.dirname(os.path.abspath(path))
+        raise StoreError(path, f"cannot open database {path}: directory {gone} does not exist") from None
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every transaction is explicit.
         # check_same_thread=False: a Store may be closed by another thread (a batch closes its workers'

@@ -126,6 +126,24 @@ def _resolve(path: str, what: str, named: str) -> tuple[str, os.stat_result | No
     return real, seen[real], seen[os.path.dirname(real)]  # the path ended in "..", or is "/"
 
 
+def missing_directory(path: str) -> str | None:
+    """The directory that a file at ``path`` cannot be opened or created in because it is not one (missing, or
+    a file), as the kernel follows the path: the path's own directory, or, when that is there by the letter,
+    the name a ".." in it would go back up from ("nodir" of "nodir/../v.db"). None when there is none."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return directory
+    written = os.path.dirname(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+    if os.path.isdir(written):
+        return None
+    prefix = ""
+    for name in written.split("/")[1:]:
+        prefix = f"{prefix}/{name}"
+        if name not in ("", ".", "..") and not os.path.isdir(prefix):
+            return prefix
+    return None  # made meanwhile: the open says what it finds
+
+
 def _dangling(path: str, what: str, link: str) -> UnsafeFile:
     return UnsafeFile(path, what, f"it is a symlink to {os.path.realpath(link)}, which does not exist, and vgpu-admin never "
                       "creates a file through a symlink", f"rm {link}, or give the real path")

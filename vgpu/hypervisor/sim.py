@@ -140,14 +140,15 @@ class SimHost:
         try:
             status = os.stat(self.path)
             identity: tuple[int, int, int] | None = (status.st_dev, status.st_ino, os.getpid())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # the second: a file where a directory belongs (said below)
             identity = None
         if self._conn is not None and identity == self._opened_for:
             return self._conn
         self._drop()
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
-            raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host directory {directory} does not exist"])
+        directory = trust.missing_directory(self.path)
+        if directory is not None:
+            problem = "is not a directory" if os.path.lexists(directory) else "does not exist"
+            raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host directory {directory} {problem}"])
         if os.path.isdir(self.path):  # sim:/some/dir, the folder rather than the file in it
             raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host file {self.path} is a directory, not a host file"])
         if identity is None:
