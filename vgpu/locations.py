@@ -340,7 +340,8 @@ def seen_outside(store: Store, labels: Collection[str]) -> frozenset[str]:
 
 
 def remembered_hosts(conn: sqlite3.Connection) -> list[str]:
-    """Every host label the database remembers a VM (or a copy of one) on, in natural order."""
+    """Every host label the database remembers, in natural order: one a VM (or a copy of one) was last seen on,
+    one whose copies a scan learnt, or one whose identity it keeps."""
     rows = conn.execute("SELECT host FROM vgpu_locations UNION SELECT host FROM vgpu_location_copies"
                         " UNION SELECT host FROM vgpu_copies_known_on UNION SELECT host FROM vgpu_host_identities")
     return sorted((str(host) for (host,) in rows), key=natural_key)
@@ -368,10 +369,11 @@ def forget_host(store: Store, label: object, configured: Collection[str], *,
     the history (action ``forget-host``). A VM last seen there is then a registered VM none of the hosts has,
     so ``remove-vm`` unregisters it; one another host listed at the same time stays last seen there.
 
-    The "copies unknown" mark of a database upgraded from schema 3 (:func:`copies_unknown`) is left as it is:
-    it only makes changes ask every host of the run, and the next scan every configured host answers clears it,
-    as ever (the forgotten host no longer holding it back). Returns what was forgotten, as read in the
-    transaction that forgot it; Cancelled when ``confirm`` says anything but True."""
+    The "copies unknown" mark of a database upgraded from schema 3 (:func:`copies_unknown`) stays, as it always
+    does; the host goes from the hosts whose copies a scan learnt (:func:`copies_to_learn`), so a host given
+    again under its label is asked by every change until a scan every host of its run answered learns it.
+    Returns what was forgotten, as read in the transaction that forgot it; Cancelled when ``confirm`` says
+    anything but True."""
     check_confirm(confirm)
     ask(confirm, plan_forget_host(store, label, configured))
     with store.writing() as conn:
