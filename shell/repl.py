@@ -13,10 +13,11 @@ from typing import Callable, Iterator
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.key_binding import merge_key_bindings
 
 from vgpu import errors, paths
 
-from . import pasting, runner
+from . import pasting, runner, searching
 from .completer import threaded_completer
 from .context import Context
 from .history import open_history
@@ -60,7 +61,7 @@ def _session(ctx: Context, refresher: Refresher, input, output) -> PromptSession
         complete_while_typing=True,
         history=open_history(history_path(), ctx.console.error),  # Ctrl-R searches it (prompt_toolkit's emacs bindings)
         auto_suggest=AutoSuggestFromHistory(),
-        key_bindings=pasting.line_by_line_paste(),
+        key_bindings=merge_key_bindings([pasting.line_by_line_paste(), searching.abandonable_search()]),
         bottom_toolbar=lambda: toolbar(ctx.settings.db, ctx.settings.hosts_named, refresher.cache, refresher.refreshing),
         input=input,
         output=output,

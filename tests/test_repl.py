@@ -378,3 +378,36 @@ def test_a_host_given_as_user_password_at_host_is_not_saved_in_the_history_file(
     saved = (isolated_environment / "data" / "vgpu" / "history").read_text()
     assert "+list-pools\n" in saved and "Pw" not in saved
     assert "Pw" not in shell.out.getvalue() + shell.err.getvalue()
+
+
+# --- Ctrl-R search: giving it up restores the line, however many times Ctrl-R was pressed ------------------------
+
+CTRL_G, CTRL_R = "\x07", "\x12"
+
+
+def searched(spec: SpecHost, keys: str) -> Shell:
+    """A shell whose history holds two show-vm lines (VM-1's, then one without a UUID) from an earlier session,
+    given ``keys``. The keys go to a second session: the keys typed ahead of a prompt are read before its
+    history is loaded, so Ctrl-R in the session that ran the lines would find nothing."""
+    Shell(spec).type(f"show-vm --vm-uuid={spec.uuid('VM-1')}\nshow-vm --vm-uuid=\n" + CTRL_D)
+    shell = Shell(spec)
+    assert shell.type(keys + CTRL_D, close=True) == 0
+    return shell
+
+
+@pytest.mark.parametrize("give_up", [CTRL_G, CTRL_C])
+@pytest.mark.parametrize("presses", [1, 2, 3])
+@pytest.mark.parametrize("typed", ["", "list-pools"])
+def test_giving_up_a_history_search_runs_the_line_as_it_was_before(spec, typed, presses, give_up):
+    # the tester's keys: Ctrl-R show-vm, Ctrl-R again, Ctrl-G, Enter: the search was given up, yet a match ran
+    # (prompt_toolkit moves the line itself to each further match, and giving up only leaves the search)
+    shell = searched(spec, typed + CTRL_R + "show-vm" + CTRL_R * (presses - 1) + give_up + "\r")
+    assert shell.err.getvalue() == "" and "VM: VM-1" not in shell.out.getvalue()
+    assert ("Pool B" in shell.out.getvalue()) == (typed == "list-pools")
+
+
+@pytest.mark.parametrize("presses, found", [(1, "show-vm --vm-uuid="), (2, "show-vm --vm-uuid=4b4f")])
+def test_a_history_search_finds_older_matches_and_enter_runs_the_one_found(spec, presses, found):
+    shell = searched(spec, CTRL_R + "show-vm" + CTRL_R * (presses - 1) + "\r\r")  # Enter stops the search, Enter runs
+    ran = "VM: VM-1" in shell.out.getvalue(), "error" in shell.err.getvalue()
+    assert ran == ((False, True) if found == "show-vm --vm-uuid=" else (True, False))
