@@ -172,7 +172,7 @@ def _vm_uuids(group: str) -> Callable[[Fragment, NameCache, int], list[Suggestio
 
 
 def _unregistered_names(fragment: Fragment, names: NameCache, limit: int) -> list[Suggestion]:
-    matches = names.index["unregistered_named"].match(fragment.said.lower(), limit)
+    matches = names.index["unregistered_nameable"].match(fragment.said.lower(), limit)  # printable names only
     return [Suggestion(shlex.quote(vm.name), fragment.start, vm.name, vm.uuid) for vm in matches]
 
 

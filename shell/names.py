@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vgpu import errors, locations, pools, vms
+from vgpu import errors, escape, locations, pools, values, vms
 from vgpu.hypervisor.fleet import as_fleet
 from vgpu.naming import natural_key
 
@@ -58,9 +58,18 @@ class NameCache:
         object.__setattr__(self, "every", self.registered + self.unregistered)
         groups = {
             "registered": self.registered, "on_host": on_host, "every": self.every,
-            "unregistered_named": tuple(vm for vm in self.unregistered if vm.name),
+            "unregistered_nameable": tuple(vm for vm in self.unregistered if _register_vm_accepts(vm.name)),
         }
         object.__setattr__(self, "index", {group: VMIndex(entries) for group, entries in groups.items()})
+
+
+def _register_vm_accepts(name: str) -> bool:
+    """Whether register-vm takes ``name`` as --vm-name (a host's name may hold a line break, an escape
+    sequence, anything: offered, it would be inserted into the line as it is, and refused on Enter)."""
+    try:
+        return values.parse_vm_name(name) is not None  # None: blank, which register-vm refuses too
+    except errors.InvalidValue:
+        return False
 
 
 EMPTY = NameCache(db_ok=False)  # before the first build finishes
@@ -73,7 +82,7 @@ def vm_name(uuid: str, name: str | None, pool: str | None, on_host: bool, host_k
     where = f"Pool {pool}" if pool else ("unregistered" if db_known else "registration unknown (DB unreadable)")
     if pool and host_known and not on_host:
         where += ", not on the host"
-    meta = f"{name} · {where}" if name else where
+    meta = f"{escape.field(name)} · {where}" if name else where  # a raw escape or line break would redraw the menu
     return VMName(uuid, name, pool, on_host, key, f"{uuid}\n{key}", meta)
 
 

@@ -145,6 +145,40 @@ def test_vm_name_kind_offers_unregistered_host_names_quoted():
     assert texts("register-vm --vm-name=sp") == ["spare"]
 
 
+# Host names register-vm refuses as --vm-name (the tester's: a line break, a tab, an escape sequence, too long).
+U6, U7 = "66666666-ffff-4fff-8fff-000000000006", "77777777-0000-4000-8000-000000000007"
+HOSTILE = make_cache(registered=[(U1, "web\x1b[2Jx", "A")],
+                     unregistered=[(U2, "two\nlines"), (U3, " tab\there "), (U4, "evil\x1b[2Jx"), (U5, "x" * 256),
+                                   (U6, " padded "), (U7, "two words")])
+
+
+def test_vm_name_kind_offers_only_the_names_register_vm_accepts():
+    # a name with a line break was inserted as it is: Enter then ran a line register-vm refused, and the
+    # history kept it as two lines
+    from vgpu import errors, values
+
+    offered = suggest("register-vm --vm-name=", HOSTILE)
+    assert [(s.text, s.meta) for s in offered] == [("' padded '", U6), ("'two words'", U7)]
+    assert texts("register-vm --vm-name=two", HOSTILE) == ["'two words'"]
+    for vm in HOSTILE.unregistered:
+        accepted = True
+        try:
+            values.parse_vm_name(vm.name)
+        except errors.InvalidValue:
+            accepted = False
+        assert accepted == (vm.uuid in (U6, U7))
+
+
+def test_a_name_that_does_not_print_is_escaped_beside_its_uuid():
+    # a raw escape sequence or line break in the menu moved its columns and cut off the UUID's last character
+    menus = suggest("register-vm --vm-uuid=", HOSTILE) + suggest("show-vm --vm-uuid=", HOSTILE)
+    assert all((s.display + s.meta).isprintable() for s in menus)
+    by_uuid = {s.text: s.meta for s in menus}
+    assert by_uuid[U2] == '"two\\nlines" · unregistered' and by_uuid[U4] == '"evil\\x1b[2Jx" · unregistered'
+    assert by_uuid[U1] == '"web\\x1b[2Jx" · Pool A'
+    assert texts("show-vm --vm-uuid=web", HOSTILE) == [U1]  # still found by what its name holds
+
+
 # A VM name with spaces and a renamed pool, typed inside quotes or with escaped spaces (as the line is run).
 SPACED = make_cache(registered=[(U1, "web-1", "A")], unregistered=[(U4, "web server 1")],
                     pool_names={"A": "Production Pool"})
