@@ -142,6 +142,8 @@ def _why_unusable(path: str) -> str | None:
         if os.path.islink(path):  # the shell made none: a planted one is not written through
             return f"{path} is a symlink, and it is never written through"
         if os.path.lexists(path):
+            # One others could write is refused, not tightened: lines they put in it would come back with Up,
+            # Ctrl-R or the grey suggestion, one Enter away from running. One they can only read is ours to close.
             trust.check_file(path, "history")
             os.chmod(path, 0o600)
         else:

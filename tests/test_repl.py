@@ -411,3 +411,38 @@ def test_a_history_search_finds_older_matches_and_enter_runs_the_one_found(spec,
     shell = searched(spec, CTRL_R + "show-vm" + CTRL_R * (presses - 1) + "\r\r")  # Enter stops the search, Enter runs
     ran = "VM: VM-1" in shell.out.getvalue(), "error" in shell.err.getvalue()
     assert ran == ((False, True) if found == "show-vm --vm-uuid=" else (True, False))
+
+
+# --- a history file others can read is tightened; one others could write is not used --------------------------
+
+
+def _existing_history(isolated_environment, mode: int):
+    path = isolated_environment / "data" / "vgpu" / "history"
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.write_text("\n# earlier\n+list-pools\n")
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_history_file_others_can_only_read_is_tightened_and_used(shell, isolated_environment, mode):
+    path = _existing_history(isolated_environment, mode)
+    assert shell.type("\x1b[A\r" + CTRL_D, close=True) == 0  # Up, Enter: the file's line runs
+    assert history_warnings(shell) == [] and "Pool B" in shell.out.getvalue()
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+def test_a_history_file_others_could_write_is_not_used_and_the_docs_say_so(shell, isolated_environment, mode):
+    # Others may have put lines in it: recalled by Up, Ctrl-R or the grey suggestion, one Enter runs them. So
+    # it is refused (not tightened, which would keep their lines), as docs/shell.md says; it said "tightened".
+    path = _existing_history(isolated_environment, mode)
+    assert shell.type("\x1b[A\r" + CTRL_D, close=True) == 0
+    (warning,) = history_warnings(shell)
+    assert warning.startswith("History will not be saved this session: refusing the history ")
+    assert f"others can change it (mode {mode:04o})" in warning
+    assert shell.out.getvalue() == ""  # its line was not offered
+    assert path.read_text() == "\n# earlier\n+list-pools\n" and os.stat(path).st_mode & 0o777 == mode
+    docs = " ".join(open(os.path.join(os.path.dirname(__file__), "..", "docs", "shell.md"), encoding="utf-8").read().split())
+    assert "an existing one that others can read is tightened" in docs
+    assert "or others could write it (it is group- or world-writable)" in docs and "is not tightened" in docs
