@@ -2,9 +2,9 @@
 
 Every line typed at the prompt is kept for the next session (Up, Ctrl-R, auto-suggestion), in a file readable
 by its owner only (0600) in a directory only its owner can enter (0700), written without following a
-symlink. A line that carries a credential (a URI with a password in it, ``password=...``) is kept neither in
-the file nor in the session's memory: vgpu-admin refuses such a line anyway, and a refused line must not
-leave the password behind on disk.
+symlink. A line that carries a credential (a URI with a password in it, ``password=...``, ``--password ...``)
+is kept neither in the file nor in the session's memory: vgpu-admin refuses such a line anyway, and a
+refused line must not leave the password behind on disk.
 """
 
 from __future__ import annotations
@@ -22,21 +22,25 @@ from vgpu.uri_password import carries_password, carries_scheme_password
 from .commands import COMMANDS
 from .parsing import GLOBAL_FLAGS, GLOBAL_OPTIONS, HELP_WORDS
 
+_SECRET_NAMES = r"(?:password|passwd|pwd|secret|token|VGPU_XAPI_PASSWORD)"
 # A word naming a secret, followed by its value.
-_NAMED_SECRET = re.compile(r"(?:password|passwd|pwd|secret|token|VGPU_XAPI_PASSWORD)\s*[=:]", re.IGNORECASE)
+_NAMED_SECRET = re.compile(_SECRET_NAMES + r"\s*[=:]", re.IGNORECASE)
+# The same name as a word of its own (--password, password), its value the next word.
+_SECRET_WORD = re.compile("-*" + _SECRET_NAMES, re.IGNORECASE)
 _HOST_NAMES = ("--host", "VGPU_HOST")
 
 
 def carries_credential(line: str) -> bool:
-    """Whether ``line`` names a secret, or holds a URI with a password as vgpu refuses one (vgpu.uri_password:
-    the same rule, so a password holding '/', '#', '?' or a quoted space is found too).
+    """Whether ``line`` names a secret with its value (``password=...``, ``--password ...``), or holds a URI
+    with a password as vgpu refuses one (vgpu.uri_password: the same rule, so a password holding '/', '#', '?'
+    or a quoted space is found too).
 
     A host value (``--host=V``, ``--host V``, ``VGPU_HOST=V``), a word that is no ``--option=value`` and the value
     of an option no command takes (a mistyped ``--hos=V``, which vgpu-admin refuses) are read as vgpu reads a
     host: ``root:secret@h`` without a scheme is a password there. The value of a known option
     (``--vm-name=web:prod@dc1``) is only searched for a URI that names its scheme: a line dropped for nothing
     costs little, but a VM name is no password."""
-    if _NAMED_SECRET.search(line):
+    if _NAMED_SECRET.search(line) or _secret_before_its_value(line):
         return True
     words = _words(line)
     for before, word in zip(["", *words], words):
@@ -50,6 +54,24 @@ def carries_credential(line: str) -> bool:
         elif carries_scheme_password(word) or carries_scheme_password(value):
             return True
     return False
+
+
+def _secret_before_its_value(line: str) -> bool:
+    """Whether a word of ``line`` names a secret and another follows it: ``--password s1cret``, ``password
+    s1cret``. The words are the shell's (a quoted ``--vm-name 'secret project'`` is one word, and kept); a
+    bare name that is the value of the option before it (``--vm-name token --pool=B``) names no secret."""
+    try:
+        words = shlex.split(line)
+    except ValueError:  # an unclosed quote: the words as typed, quotes and all
+        words = [word.strip("'\"") for word in line.split()]
+    for before, word in zip(["", *words], words[:-1]):
+        if _SECRET_WORD.fullmatch(word) and (word.startswith("-") or not _awaits_value(before)):
+            return True
+    return False
+
+
+def _awaits_value(word: str) -> bool:
+    return word.startswith("-") and "=" not in word
 
 
 def _known_option(name: str) -> bool:

@@ -108,3 +108,38 @@ def test_a_saved_user_password_at_host_line_is_not_offered_again(tmp_path):
     path.chmod(0o600)
     history = open_history(str(path), pytest.fail)
     assert list(history.load_history_strings()) == ["list-pools"]
+
+
+# A secret's name as a word of its own, its value the next word (only password=... was found: the tester's
+# `list-pools --password s1cret11` was saved).
+@pytest.mark.parametrize("line", [
+    "list-pools --password s1cret11",
+    "list-pools --PASSWORD s1cret11 --format=json",
+    "list-pools -password s1cret11",
+    "list-pools --passwd s1cret11",
+    "list-pools --pwd s1cret11",
+    "list-pools --token abc123",
+    "list-pools --secret abc123",
+    "list-pools --password 'my s1cret'",
+    "list-pools --password 'unclosed s1cret",
+    "list-pools --password\ts1cret11",
+    "list-pools password s1cret11",
+    "password s1cret11",
+    "list-pools VGPU_XAPI_PASSWORD s1cret11",
+])
+def test_a_secret_named_before_its_value_is_not_kept(line):
+    assert carries_credential(line)
+
+
+@pytest.mark.parametrize("line", [
+    "register-vm --vm-uuid=abc --vm-name='secret project'",
+    'register-vm --vm-uuid=abc --vm-name "my password manager"',
+    "register-vm --vm-uuid=abc --vm-name token --pool=B",  # a VM named token, the value of --vm-name
+    "set-pool-name --pool-id=A --name secret --format=json",
+    "register-vm --vm-uuid=abc --vm-name=password",
+    "list-pools --password",  # a name with no value after it holds no secret
+    "help password",
+    "list-vms --pool=A # tokens and passwords",
+])
+def test_a_secret_s_name_without_a_value_after_it_is_kept(line):
+    assert not carries_credential(line)

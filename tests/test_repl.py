@@ -280,6 +280,7 @@ def test_history_is_private_and_keeps_no_line_carrying_a_credential(shell, spec,
         "list-vms --host 'xapi://root:my hunter2@xen1'",
         "VGPU_XAPI_PASSWORD=hunter2 list-vms",
         "status password=hunter2",
+        "list-pools --password hunter2",
     ]
     shell.type("list-pools\n" + "".join(line + "\n" for line in secret_lines) + "list-vms\n" + CTRL_D)
     path = repl.history_path()
