@@ -10,6 +10,7 @@ and a host with an unfinished operation (recover needs it) are refused with noth
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 from pathlib import Path
 
@@ -138,6 +139,20 @@ def test_a_label_the_database_does_not_remember_is_refused_naming_those_it_does(
     assert outcome.one_error_line() == ("error: host 'gpu9' is not remembered by the database: the hosts it remembers "
                                         "that this run does not configure are gpu2"), outcome
     assert files(world) == before
+
+
+@pytest.mark.parametrize("word", ["xapi://root:s3cr3t@h", "root:s3cr3t@h"])
+def test_a_url_with_a_password_given_as_the_label_is_refused_with_it_masked(world, word):
+    # Every other refusal repeating a host masks its password; this one repeated it whole, in the library too.
+    take_out(world)
+    before = files(world)
+    outcome = world.cli("forget-host", word, stdin="yes\n", hosts=[])
+    assert outcome.code == 2, outcome
+    assert "s3cr3t" not in outcome.out + outcome.err and "***" in outcome.one_error_line(), outcome
+    assert files(world) == before
+    with vgpu.connect() as conn, pytest.raises(InvalidValue) as refused:
+        conn.plan_forget_host(word)
+    assert "s3cr3t" not in str(refused.value) and b"s3cr3t" not in pickle.dumps(refused.value)  # its data too
 
 
 def test_with_every_remembered_host_configured_the_refusal_says_there_are_none(world):

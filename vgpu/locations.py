@@ -36,6 +36,7 @@ from .hypervisor.fleet import Fleet
 from .models import VM
 from .naming import natural_key
 from .store import Store
+from .uri_password import mask_passwords
 from .tables import VMList
 from .uri_password import mask_password
 from .vms import select_vms
@@ -385,14 +386,15 @@ def forget_host(store: Store, label: object, configured: Collection[str], *,
 def _plan_forget(conn: sqlite3.Connection, label: object, configured: Collection[str]) -> ForgetHostPlan:
     remembered = remembered_hosts(conn)
     allowed = tuple(host for host in remembered if host not in configured)
+    shown = mask_passwords(label)  # a URI typed where the label goes may hold a password: never repeated
     if label in configured:
-        raise InvalidValue("host", label, allowed, sentence=(
-            f"host {label!r} is configured in this run (in [hosts], or given by --host), so it may still run its VMs: "
+        raise InvalidValue("host", shown, allowed, sentence=(
+            f"host {shown!r} is configured in this run (in [hosts], or given by --host), so it may still run its VMs: "
             "take it out of the config first; only a host no longer configured can be forgotten"))
     if not isinstance(label, str) or label not in remembered:
         which = (f"the hosts it remembers that this run does not configure are {', '.join(allowed)}" if allowed
                  else "it remembers no host that this run does not configure")
-        raise InvalidValue("host", label, allowed, sentence=f"host {label!r} is not remembered by the database: {which}")
+        raise InvalidValue("host", shown, allowed, sentence=f"host {shown!r} is not remembered by the database: {which}")
     _check_no_operation(conn, label)
     placed = [str(uuid) for (uuid,) in conn.execute("SELECT vm_uuid FROM vgpu_locations WHERE host = ? ORDER BY vm_uuid", (label,))]
     copies = tuple(str(uuid) for (uuid,) in conn.execute(
