@@ -64,7 +64,9 @@ def list_vms(ctx: Context, opts: dict) -> int:
     result = vms.list_vms(ctx.store, opts.get("pool"), opts.get("priority"))
     settings = ctx.settings
     chosen = [spec.label for spec in settings.hosts]
-    narrowed = bool({spec.label for spec in settings.configured} - set(chosen))
+    # narrowed to some of the configured hosts; a host given by a URI no [hosts] entry has (label "") is one
+    # host without a label, whose VMs the database does not tell apart: it lists them all, as one host does
+    narrowed = "" not in chosen and bool({spec.label for spec in settings.configured} - set(chosen))
     if not (settings.is_fleet or narrowed or opts.get("format") == "json"):
         return _emit(ctx, opts, result, lambda: render.vms_list(result))  # one host: the database alone, as ever
     from vgpu import locations

@@ -1354,3 +1354,15 @@ def test_a_scan_of_the_one_host_the_run_names_shows_its_copy_as_the_one_meant(tw
     world.sims["gpu1"].set_device_model_args(TWIN, world.sims["gpu2"].get_device_model_args(TWIN))
     lines = world.cli("scan-vms", hosts=["gpu1"]).out_lines
     assert line_of(lines, TWIN).endswith("| VM ID: 77 | ✓ Configured (halted)"), lines
+
+
+def test_list_vms_of_a_host_given_by_its_uri_alone_beside_a_config_lists_the_database(world, isolated_environment, tmp_path):
+    # A host named by a URI that no [hosts] entry has is one host without a label: as for one host without a
+    # config, list-vms lists the database; it was taken for a narrowing to the label "" and listed nothing.
+    from vgpu.hypervisor.sim import SimHost
+
+    world.configure(isolated_environment / "config")
+    other = SimHost(tmp_path / "other.json")
+    ok_lines(world.cli("scan-vms"))
+    listed = ok_lines(world.cli("list-vms", hosts=[f"sim:{other.path}"]))
+    assert listed[-1] == "3 VMs" and any(line.startswith(f"UUID: {A1} |") for line in listed), listed
