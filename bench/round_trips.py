@@ -3,7 +3,10 @@
 XenAPI: the real SDK against the loopback XAPI stand-in (tests/standins/xapi_server.py), which counts every
 call, login and logout included; looking again at a task still under way is waiting for the guest, not a
 step of the cycle, so the figure counts one look per task (the waiting looks are printed beside it). xe:
-the stand-in xe (tests/standins/xe), one process per call, logged through VGPU_XE_CALL_LOG. Targets: at most
+the stand-in xe (tests/standins/xe), one process per call, logged through VGPU_XE_CALL_LOG. The VM's platform
+map holds what a real XCP-ng VM's does (timeoffset, videoram, hpet, acpi, ... and the device-model args among
+them: tests/hostkit_xe.REAL_PLATFORM), since xe prints that map unescaped and what it costs to read the args
+from it depends on the other keys. Targets: at most
 10 XenAPI calls and at most 5 xe processes. Exits 1 if a target is missed. The xenstore-ls reads on dom0
 (what the VM booted with: once when planning, once after the start) are counted apart and printed beside.
 
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import benchpath  # noqa: E402  (which vgpu: this checkout, or a regular install under run_all.py)
 
-from tests.hostkit_xe import STANDIN_XE, STANDIN_XENSTORE_LS, standin_env  # noqa: E402
+from tests.hostkit_xe import STANDIN_XE, STANDIN_XENSTORE_LS, real_platform, standin_env  # noqa: E402
 from tests.standins.xapi_server import XapiStandIn  # noqa: E402
 from vgpu import devargs, lifecycle, vms  # noqa: E402
 from vgpu.hypervisor.sim import SimHost  # noqa: E402
@@ -35,7 +38,8 @@ UUID = "40ad0000-0000-4000-8000-000000000001"
 
 def world(folder: Path) -> tuple[Store, SimHost]:
     sim = SimHost(folder / "host.sim")
-    sim.add_vm(UUID, "vm-1", PowerState.RUNNING, "-vnc 127.0.0.1:1 " + devargs.render(VMConfig("A", Priority.MEDIUM, 1)))
+    args = "-vnc 127.0.0.1:1 " + devargs.render(VMConfig("A", Priority.MEDIUM, 1))
+    sim.add_vm(UUID, "vm-1", PowerState.RUNNING, args, real_platform(args))  # its args among a real host's keys
     store = Store(folder / "vgpu.db")
     vms.db_register_many(store, [Registration(UUID, "vm-1", "A", Priority.MEDIUM, 1)])
     return store, sim

@@ -16,6 +16,22 @@ from .hostunder import HostUnderTest
 STANDIN_XE = Path(__file__).resolve().parent / "standins" / "xe"
 STANDIN_XENSTORE_LS = Path(__file__).resolve().parent / "standins" / "xenstore-ls"
 
+# A VM's platform map as a real XCP-ng host holds it: the keys of the real capture in
+# tests/data/xe/platform_map.param-list.txt (timeoffset, nx, pae, apic, viridian, acpi, device_id) and those
+# XCP-ng's templates add (videoram, hpet, secureboot, vga). A real VM never has its device-model args alone in
+# the map, so measuring or testing only that case measures a host no one has. None marks where the args key
+# goes (xe prints the map in its own order).
+REAL_PLATFORM: dict[str, str | None] = {
+    "timeoffset": "0", "videoram": "8", "hpet": "true", "device-model-args": None, "secureboot": "false",
+    "apic": "true", "pae": "true", "vga": "std", "nx": "true", "viridian": "true", "device_id": "0001", "acpi": "1",
+}
+
+
+def real_platform(args: str, args_key: str = "device-model-args") -> dict[str, str]:
+    """REAL_PLATFORM with ``args`` in its place under ``args_key`` (no args key when ``args`` is "")."""
+    return {(args_key if value is None else key): (args if value is None else value)
+            for key, value in REAL_PLATFORM.items() if value is not None or args}
+
 
 def standin_env(sim: SimHost, **extra: str) -> dict[str, str]:
     """What the stand-in needs to find its simulated host (plus any of its other settings).

@@ -10,12 +10,12 @@ import json
 import attrs
 import pytest
 
-from vgpu import lifecycle, scan
+from vgpu import devargs, lifecycle, scan, vms
 from vgpu.hypervisor.xapi import XapiHost
 from vgpu.hypervisor.xe import XeHost
-from vgpu.models import PowerState
+from vgpu.models import PowerState, Registration
 
-from .hostkit_xe import STANDIN_XE, STANDIN_XENSTORE_LS, standin_env
+from .hostkit_xe import STANDIN_XE, STANDIN_XENSTORE_LS, real_platform, standin_env
 from .lifekit import World, config, vm_uuid
 from .standins.xapi_server import XapiStandIn
 
@@ -25,9 +25,15 @@ MAX_XE_PROCESSES = 5
 
 @pytest.fixture
 def world(tmp_path, store):
+    """Two registered VMs whose platform maps are a real host's: the args among timeoffset, videoram, hpet,
+    acpi, ... (xe prints the map unescaped, so the other keys are what make reading the args costly)."""
     world = World.create(tmp_path, store)
-    world.add(1, "running", config("A", 1, 1), own_args="-vnc 127.0.0.1:1")
-    world.add(2, "halted", config("A", 1, 2))
+    for number, power, own_args, cfg in ((1, "running", "-vnc 127.0.0.1:1", config("A", 1, 1)),
+                                         (2, "halted", "", config("A", 1, 2))):
+        args = devargs.merge(own_args, cfg)
+        world.sim.add_vm(vm_uuid(number), f"vm-{number}", power, args, real_platform(args))
+        vms.db_register_many(world.store, [Registration(vm_uuid(number), f"vm-{number}", cfg.pool_id, cfg.priority, cfg.vm_id)])
+    assert len(world.sim.platform(vm_uuid(1))) > 1
     return world
 
 
