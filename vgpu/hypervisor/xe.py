@@ -9,7 +9,9 @@ The listing is one ``xe vm-list`` whose ``platform`` column prints the map as ``
 with no escaping (``--minimal`` cannot help: it prints only a record's first field), so a value holding
 ``"; word: "`` reads as two entries. The device-model args are taken from that column only when
 :func:`xe_format.read_key` finds the text certain (no args key at all, or the args alone in the map); every
-other VM's args are read exactly with ``vm-param-get param-key=``, several at a time.
+other VM's args are read exactly with ``vm-param-get param-key=``, several at a time. A real host's VMs all
+have other platform keys (timeoffset, acpi, ...), so there every VM with args costs that read: a scan one
+process per such VM, a reconfigure's plan one (``describe_vm``).
 
 xe prints names raw too, line breaks included, so a VM's name can print lines that read as its own fields or
 as other VMs. A second call, ``xe vm-list --minimal``, gives the UUIDs the host has exactly, and
