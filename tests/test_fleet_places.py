@@ -190,3 +190,93 @@ def test_register_vm_of_a_uuid_no_host_of_the_fleet_has_says_so(world):
     outcome = world.cli("register-vm", f"--vm-uuid={unknown}")
     assert outcome.code == 2, outcome
     assert f"VM {unknown} does not exist on any host of the fleet (gpu1, gpu2)" in outcome.one_error_line()
+
+
+# --- a label whose host changed, and one host under two labels in one run -------------------------------------
+
+T1 = uuid_of(1, 5)  # a halted VM on gpu1, registered, with a copy (same args) on gpu3
+
+
+def third_host(world):
+    from vgpu.hypervisor.sim import SimHost
+
+    return SimHost(world.tmp_path / "gpu3.json")
+
+
+def apart(world, label: str) -> str:
+    """The label the rows remembered under ``label`` are kept apart under once it names another host."""
+    return f"{label}@sim:{os.path.realpath(world.sims[label].path)}"
+
+
+def test_a_label_reused_for_another_host_keeps_the_old_hosts_vms_apart(world):
+    """gpu2 now names gpu3's URI: R1, last seen on the old gpu2 (still running there), is on a host this run does
+    not configure, so remove-vm must not take it for gone and free its vm_id."""
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    reused = [f"gpu1={world.uris['gpu1']}", f"gpu2=sim:{third_host(world).path}"]
+    scanned = world.cli("scan-vms", hosts=reused)
+    assert scanned.code == 0, scanned
+    assert f"last seen on {apart(world, 'gpu2')} (not configured) is not shown" in scanned.out, scanned.out
+    refused = world.cli("remove-vm", f"--vm-uuid={R1}", stdin="yes\n", hosts=reused)
+    assert refused.code == 1, refused
+    assert f"it was last seen on host {apart(world, 'gpu2')}, which is not one of this run's configured hosts" \
+        in refused.one_error_line()
+    assert "give that host again (its URI sim:" in refused.one_error_line()  # no --host gpu2@…=URI: no such label
+    with world.store() as store:
+        assert vms.find(store, R1) is not None
+    identities = dict(rows(world, "vgpu_host_identities"))
+    assert identities[apart(world, "gpu2")] == apart(world, "gpu2").split("@", 1)[1]
+    assert identities["gpu2"] == f"sim:{os.path.realpath(third_host(world).path)}"
+
+
+def test_a_label_given_another_hosts_uri_is_that_host_and_its_own_vms_stay_apart(world):
+    """Only gpu2 = gpu1's URI: gpu1's VMs are gpu2's now, R1 (the old gpu2's) is not merged in and called missing."""
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    ok_lines(world.cli("scan-vms", hosts=config_a(world)))
+    relabelled = [f"gpu2={world.uris['gpu1']}"]
+    assert world.cli("scan-vms", hosts=relabelled).code == 0
+    assert places(world) == sorted([(A1, "gpu2"), (R1, apart(world, "gpu2"))])
+    refused = world.cli("remove-vm", f"--vm-uuid={R1}", stdin="yes\n", hosts=relabelled)
+    assert refused.code == 1, refused
+
+
+def test_a_label_reused_after_an_upgrade_from_schema_3_is_not_a_learnt_host(world):
+    """gpu2 (learnt) now names gpu3, which holds a copy and is down: the new gpu2 was never asked, so a change of
+    the VM on gpu1 alone is refused."""
+    gpu3 = third_host(world)
+    world.sims["gpu1"].add_vm(T1, "twin", "halted", segment("A", 0, 77))
+    with world.store() as store:
+        vms.db_register_many(store, [Registration(T1, "twin", "A", Priority.LOW, 77)])
+    conn = sqlite3.connect(world.db, isolation_level=None)
+    conn.execute("INSERT INTO vgpu_copies_unknown (since) VALUES ('2026-01-01')")
+    conn.close()
+    ok_lines(world.cli("scan-vms", hosts=config_a(world)))
+    assert [host for (host,) in rows(world, "vgpu_copies_known_on")] == ["gpu1", "gpu2"]
+    gpu3.add_vm(T1, "twin", "halted", "", world.sims["gpu1"].platform(T1))
+    gpu3.set_fault("unreachable", "1")
+    reused = [f"gpu1={world.uris['gpu1']}", f"gpu2=sim:{gpu3.path}"]
+    refused = world.cli("set-priority", f"--vm-uuid={T1}", "--priority=high", stdin="yes\n", hosts=reused)
+    assert refused.code == 1, refused
+    assert "priority=0" in world.sims["gpu1"].get_device_model_args(T1)
+
+
+def test_one_uri_under_a_run_label_and_a_configured_label_left_out_is_one_host(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text(config.read_text().replace("gpu2 = ", "gpu3 = "))
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=[]))
+    assert (R1, "gpu3") in places(world)
+    scanned = world.cli("scan-vms", hosts=["gpu1", f"gpu2={world.uris['gpu2']}"])
+    assert scanned.code == 0, scanned
+    line = next(line for line in scanned.out_lines if R1 in line)
+    assert "left out" not in line and line.endswith("| Host: gpu2"), line
+    assert (R1, "gpu2") in places(world)
+
+
+def test_two_labels_swapping_their_uris_keep_each_hosts_vms_and_one_identity_each(world):
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    ok_lines(world.cli("scan-vms", hosts=config_a(world)))
+    swapped = [f"gpu1={world.uris['gpu2']}", f"gpu2={world.uris['gpu1']}"]
+    assert set_priority(world, swapped, "high").code == 0
+    identities = dict(rows(world, "vgpu_host_identities"))
+    assert len(set(identities.values())) == len(identities), identities
+    assert places(world) == sorted([(A1, "gpu2"), (R1, "gpu1")])

@@ -42,7 +42,7 @@ def open_fleet(
     args_key: str = DEFAULT_ARGS_KEY,
     password: PasswordFor | None = None,
     parallel: int = DEFAULT_PARALLEL,
-    elsewhere: Iterable[str] = (),
+    elsewhere: Iterable[str] | Mapping[str, str] = (),
     narrowed_by: str = codes.NARROWED_BY_FLAG,
 ) -> Fleet:
     """A fleet of the given hosts: ``{"label": "URI", ...}`` (or HostSpecs, as the settings hold them).
@@ -68,7 +68,7 @@ def open_configured(settings: Settings, *, password: PasswordFor | None = None) 
         return _open_spec(hosts[0], settings.args_key, password)
     chosen = {spec.label for spec in hosts}
     return open_fleet(hosts, args_key=settings.args_key, password=password, parallel=settings.parallel_hosts,
-                      elsewhere=[spec.label for spec in settings.configured if spec.label not in chosen],
+                      elsewhere={spec.label: spec.uri for spec in settings.configured if spec.label not in chosen},
                       narrowed_by=settings.narrowed_by)
 
 

@@ -1112,6 +1112,8 @@ def register_vm(
         op = journal.begin(conn, reg.vm_uuid, "register", None, None, None, host_vm.host)
         vm = vms.insert_registration(conn, reg)
         op = journal.set_step(conn, op, journal.DB_UPDATED, vm.config)
+        # a label remembered as another host has that host's rows kept apart first (seen_listed would, after)
+        locations.record_identities(conn, locations.identities(host, [host_vm.host]))
         locations.record(conn, [(vm.vm_uuid, host_vm.host, host_vm.resident_on)])  # a fleet's: where it is
         locations.seen_listed(conn, host, vm.vm_uuid, host_vm.host, without)
     with journal.released_on_escape(store, op):

@@ -221,6 +221,8 @@ def seen_listed(conn: sqlite3.Connection, host: Hypervisor, vm_uuid: str, found_
     """:func:`seen_by_change` of a VM found on host ``found_on`` while the hosts ``without`` answered without it."""
     if not isinstance(host, Fleet) or host.labels == ("",) or not found_on:
         return
+    # first: a label remembered as another host has that host's rows kept apart before this one's are recorded
+    record_identities(conn, identities(host, [found_on]))
     key = vm_uuid.lower()
     row = conn.execute("SELECT host FROM vgpu_locations WHERE vm_uuid = ?", (key,)).fetchone()
     if row is not None and row[0] != found_on and row[0] not in without:
@@ -229,7 +231,6 @@ def seen_listed(conn: sqlite3.Connection, host: Hypervisor, vm_uuid: str, found_
         record(conn, [(key, found_on, None)])
     conn.executemany("DELETE FROM vgpu_location_copies WHERE vm_uuid = ? AND host = ?",
                      [(key, label) for label in (*without, found_on)])
-    record_identities(conn, {found_on: identity} if (identity := identities(host, [found_on]).get(found_on)) else {})
 
 
 # --- which host each label names ------------------------------------------------------------------------------
@@ -241,11 +242,17 @@ def identities(host: Hypervisor, labels: Iterable[str] | None = None) -> dict[st
     alone. A URI that cannot be spelled so (a host object of a script's own) has none."""
     if not isinstance(host, Fleet) or host.labels == ("",):
         return {}
+    chosen = host.labels if labels is None else labels
+    return identities_of({label: host.members[label].uri for label in chosen if label in host.members})
+
+
+def identities_of(uris: Mapping[str, str]) -> dict[str, str]:
+    """Label -> host identity of label -> URI (a config's hosts), leaving out a URI that cannot be spelled so."""
     found = {}
-    for label in host.labels if labels is None else labels:
+    for label, uri in uris.items():
         try:
-            found[label] = mask_password(host_key(host.members[label].uri))
-        except (VgpuError, ValueError, KeyError):
+            found[label] = mask_password(host_key(uri))
+        except (VgpuError, ValueError):
             continue
     return found
 
@@ -260,40 +267,90 @@ def new_identities(remembered: Mapping[str, str], host: Hypervisor, labels: Iter
     return {label: identity for label, identity in identities(host, labels).items() if remembered.get(label) != identity}
 
 
+def apart_label(label: str, identity: str) -> str:
+    """The label under which what was remembered of host ``identity`` under ``label`` is kept once ``label``
+    names another host: ``gpu2@sim:/srv/b.json``. No config can name a host so ('@' is no label's), so it is a
+    host no run configures (its VMs refused, not called gone) until its URI is configured again, under any
+    label, or forget-host lets it go."""
+    return f"{label}@{identity}"
+
+
 def record_identities(conn: sqlite3.Connection, named: Mapping[str, str]) -> None:
-    """Label -> host identity rows, inside the caller's write transaction."""
-    conn.executemany("INSERT INTO vgpu_host_identities (host, identity) VALUES (?, ?)"
-                     " ON CONFLICT (host) DO UPDATE SET identity = excluded.identity",
+    """Label -> host identity rows, inside the caller's write transaction, before places are recorded under
+    those labels. A label remembered as another host is never overwritten: what the database remembers under it
+    is first kept apart (:func:`apart_label`), as the old host's."""
+    remembered = select_identities(conn)
+    for label, identity in named.items():
+        if label and identity and remembered.get(label, identity) != identity:
+            _move_label(conn, label, apart_label(label, remembered[label]))
+    conn.executemany("INSERT OR IGNORE INTO vgpu_host_identities (host, identity) VALUES (?, ?)",
                      [(label, identity) for label, identity in named.items() if label and identity])
 
 
-def adopt_same_hosts(store: Store, host: Hypervisor) -> None:
-    """Over a fleet, before its places are read: each remembered label outside the run's configuration whose
-    identity is one of the run's hosts (the host renamed, or named so by another config over this database) is
-    that host, so its places, copies, learnt copies and unfinished operations move under the run's label (a VM
-    placed there and copied here, or the other way round, is one VM on one host), and its identity goes. One
-    small read when there is nothing to move. Best effort: a database this process may only read keeps them."""
+def relabelling(remembered: Mapping[str, str], named: Mapping[str, str], off_limits: Collection[str] = ()) -> list[tuple[str, str]]:
+    """(old, new): the moves that make the labels ``remembered`` (label -> identity) agree with a run's hosts
+    ``named`` (label -> identity, each identity once), in order. First, each label of the run remembered as
+    another host is kept apart (:func:`apart_label`); then each label outside the run (and not ``off_limits``:
+    a configured host whose URI this run does not know) whose identity is one of the run's hosts is that host.
+    So a label renamed, two labels swapping their URIs, or one label given another's URI all end with one label
+    per host, and a host no run names is never merged into another."""
+    moves, now = [], dict(remembered)
+    for label, identity in remembered.items():
+        if label in named and named[label] != identity:
+            moves.append((label, apart_label(label, identity)))
+            del now[label]
+            now[apart_label(label, identity)] = identity
+    ours = {identity: label for label, identity in named.items()}
+    moves += [(label, ours[identity]) for label, identity in now.items()
+              if label not in named and label not in off_limits and identity in ours]
+    return moves
+
+
+def run_identities(host: Hypervisor) -> tuple[dict[str, str], frozenset[str]]:
+    """A fleet's hosts as :func:`relabelling` takes them: label -> identity of its hosts, then of the configured
+    hosts it leaves out whose URI it knows (:attr:`Fleet.elsewhere_uris`) and that are not one of its own under
+    another label (``--host gpu2=URI`` while [hosts] names that URI gpu3: one host, this run's gpu2); and the
+    labels it leaves out whose URI it does not know, which nothing moves."""
     if not isinstance(host, Fleet) or host.labels == ("",):
-        return
-    configured = {*host.labels, *host.elsewhere}
+        return {}, frozenset()
+    named = identities(host)
+    taken = set(named.values())
+    for label, identity in identities_of(host.elsewhere_uris).items():
+        if identity not in taken:
+            named[label] = identity
+            taken.add(identity)
+    return named, frozenset(host.elsewhere - set(host.elsewhere_uris))
+
+
+def adopt_same_hosts(store: Store, host: Hypervisor) -> None:
+    """Over a fleet, before its places are read: the remembered labels made to agree with the run's hosts
+    (:func:`relabelling`). A label outside the run whose identity is one of the run's hosts (the host renamed,
+    or named so by another config over this database) is that host, so its places, copies, learnt copies and
+    unfinished operations move under the run's label (a VM placed there and copied here, or the other way
+    round, is one VM on one host), and its identity goes. A label of the run remembered as another host (its URI
+    changed in the config) has what it remembered kept apart, as a host this run does not configure. One small
+    read when there is nothing to move. Best effort: a database this process may only read keeps them."""
+    named, off_limits = run_identities(host)
+    if named:
+        adopt_identities(store, named, off_limits)
+
+
+def adopt_identities(store: Store, named: Mapping[str, str], off_limits: Collection[str] = ()) -> None:
+    """:func:`adopt_same_hosts` for a run's hosts given as label -> identity (:func:`identities_of`)."""
     with store.reading() as conn:
-        others = {label: identity for label, identity in select_identities(conn).items() if label not in configured}
-    if not others:
-        return
-    ours = {identity: label for label, identity in identities(host).items()}
-    if not any(identity in ours for identity in others.values()):
-        return
+        if not relabelling(select_identities(conn), named, off_limits):
+            return
     try:
         with store.writing() as conn:
-            for label, identity in select_identities(conn).items():  # again, under the write lock
-                if label not in configured and identity in ours:
-                    _move_label(conn, label, ours[identity])
+            for old, new in relabelling(select_identities(conn), named, off_limits):  # again, under the write lock
+                _move_label(conn, old, new)
     except StoreError:
         pass
 
 
 def _move_label(conn: sqlite3.Connection, old: str, new: str) -> None:
-    """Everything remembered under label ``old`` moved under ``new``, the same host's label in this run."""
+    """Everything remembered under label ``old`` moved under ``new``, the same host's label (in this run, or
+    :func:`apart_label`)."""
     names = {"old": old, "new": new}
     for statement in (
         "UPDATE vgpu_locations SET host = :new WHERE host = :old",
@@ -303,7 +360,7 @@ def _move_label(conn: sqlite3.Connection, old: str, new: str) -> None:
         "INSERT OR IGNORE INTO vgpu_copies_known_on (host) SELECT :new FROM vgpu_copies_known_on WHERE host = :old",
         "DELETE FROM vgpu_copies_known_on WHERE host = :old",
         "UPDATE vgpu_operations SET host = :new WHERE host = :old AND finished_at IS NULL",
-        # the run's label is known to name that host now, whether or not this run records a place there
+        # the label moved to names that host now, whether or not this run records a place there
         "INSERT INTO vgpu_host_identities (host, identity) SELECT :new, identity FROM vgpu_host_identities WHERE host = :old"
         " ON CONFLICT (host) DO UPDATE SET identity = excluded.identity",
         "DELETE FROM vgpu_host_identities WHERE host = :old",
@@ -427,7 +484,7 @@ def _check_no_operation(conn: sqlite3.Connection, label: str) -> None:
     op_id, vm_uuid, since = row
     error = Busy(str(vm_uuid), str(since), int(op_id), interrupted=True)
     error.reword(f"host {label} has an unfinished change of VM {vm_uuid} (started {since}), and recover needs that host "
-                 f"to finish or undo it: give it again (in [hosts], or --host {label}=URI), run 'vgpu-admin recover', "
+                 f"to finish or undo it: give it again ({codes.give_again(label)}), run 'vgpu-admin recover', "
                  f"then forget it; nothing was forgotten")
     raise error
 

@@ -170,7 +170,7 @@ _SENTENCES = {
                          "(--host): run without --host, or with --host naming its host",  # see left_out
     VM_ON_HOST_NOT_CONFIGURED: "{vm} is on none of this run's hosts ({0}); it was last seen on host {1}, which is not one "
                                "of this run's configured hosts (not in [hosts], nor given by --host), so it may still be "
-                               "there: give that host again (in [hosts], or --host {1}=URI) to act on it, or, if it is gone for "
+                               "there: give that host again ({2}) to act on it, or, if it is gone for "
                                "good, 'vgpu-admin forget-host {1}'",
     MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
@@ -178,6 +178,18 @@ _SENTENCES = {
     VM_UNDEFINED_DURING_SHUTDOWN: "{vm} was undefined after its clean shutdown was requested (it is transient now), "
                                   "so vgpu stopped repeating the request and does not force it off",
 }
+
+
+def give_again(label: str) -> str:
+    """How a refusal tells the admin to give host ``label`` again: ``in [hosts], or --host gpu2=URI``; for a label
+    kept apart once its name was given to another host (vgpu.locations.apart_label: ``gpu2@sim:/srv/b.json``,
+    which no config can name), that host's URI under a label of the admin's choosing."""
+    name, apart, identity = label.partition("@")
+    if apart:
+        return f"its URI {identity} under a label other than {name}, which names another host now: in [hosts], or --host LABEL=URI"
+    return f"in [hosts], or --host {label}=URI"
+
+
 # The same failure on KVM has another cause: a domain hears a clean shutdown through its ACPI power button or
 # a guest agent, and PV drivers mean nothing there (install-libvirt.md gives this cause).
 _LIBVIRT_LACKS_CLEAN_SHUTDOWN = "{vm} cannot shut down cleanly (ACPI off and no agent channel); only a forced stop works"

@@ -193,11 +193,12 @@ class _DownHosts:
 class Fleet:
     """Several hosts by label (in the config's order). ``parallel`` bounds how many are asked at once;
     ``elsewhere`` names the fleet's other hosts, left out of this run (``--host LABEL`` narrows), whose
-    VMs a scan leaves out rather than calling them missing; ``narrowed_by`` says what left them out, as the
+    VMs a scan leaves out rather than calling them missing (label -> URI, as the config names them, lets a label
+    remembered for one of them be told from one of this run's hosts: :attr:`elsewhere_uris`); ``narrowed_by`` says what left them out, as the
     refusals name it (--host, VGPU_HOST or a config's host: see :func:`vgpu.hypervisor.codes.widen_advice`)."""
 
     def __init__(self, members: Mapping[str, Hypervisor], *, parallel: int = DEFAULT_PARALLEL,
-                 elsewhere: Iterable[str] = (), narrowed_by: str = codes.NARROWED_BY_FLAG,
+                 elsewhere: Iterable[str] | Mapping[str, str] = (), narrowed_by: str = codes.NARROWED_BY_FLAG,
                  _where: _Whereabouts | None = None, _down: _DownHosts | None = None) -> None:
         if not members:
             raise ValueError("a fleet needs at least one host")
@@ -206,6 +207,8 @@ class Fleet:
         self.members: dict[str, Hypervisor] = dict(members)
         self.parallel = max(1, int(parallel))
         self.elsewhere = frozenset(elsewhere) - set(self.members)
+        self.elsewhere_uris: dict[str, str] = ({label: uri for label, uri in elsewhere.items() if label in self.elsewhere}
+                                               if isinstance(elsewhere, Mapping) else {})
         self.narrowed_by = narrowed_by
         self.uri = ",".join(f"{label}={host.uri}" if label else host.uri for label, host in self.members.items())
         self._where = _where or _Whereabouts()
@@ -434,7 +437,8 @@ class Fleet:
         unknown = [label for label in last_seen if label and label not in self.members and label not in self.elsewhere]
         if not unknown or self.labels == ("",):
             return None
-        return codes.host_error(codes.VM_ON_HOST_NOT_CONFIGURED, [", ".join(self.members), unknown[0]], vm_uuid.lower())
+        return codes.host_error(codes.VM_ON_HOST_NOT_CONFIGURED, [", ".join(self.members), unknown[0], codes.give_again(unknown[0])],
+                                vm_uuid.lower())
 
     def not_in_run(self, vm_uuid: str, last_seen: Sequence[str]) -> HypervisorError | None:
         """For a VM none of this run's hosts lists, last seen on the hosts ``last_seen``: why it is not called
@@ -551,7 +555,8 @@ class Fleet:
         """Every host reopened (each connects on first use), sharing what is known of where VMs are and which
         hosts could not be reached in the operation under way."""
         members = {label: host.reopen() for label, host in self.members.items()}
-        return Fleet(members, parallel=self.parallel, elsewhere=self.elsewhere, narrowed_by=self.narrowed_by,
+        elsewhere = self.elsewhere_uris if set(self.elsewhere_uris) == self.elsewhere else self.elsewhere
+        return Fleet(members, parallel=self.parallel, elsewhere=elsewhere, narrowed_by=self.narrowed_by,
                      _where=self._where, _down=self._down)
 
     def close(self) -> None:
@@ -625,7 +630,7 @@ def outside_advice(found_on: str, other: str, *, left_out: bool, narrowed_by: st
     """How to ask ``other``, a host outside the run that a VM found on ``found_on`` was last seen on too (see
     :func:`outside_refusal`), as its refusal and a scan's line about the VM say it."""
     if not left_out:
-        return (f"Give that host again (in [hosts], or --host {other}=URI beside the others) to ask it, or, if it is "
+        return (f"Give that host again ({codes.give_again(other)} beside the others) to ask it, or, if it is "
                 f"gone for good, 'vgpu-admin forget-host {other}'")
     if narrowed_by == codes.NARROWED_BY_FLAG:
         return f"Run without --host (or with --host {other} as well) to ask it, or name the one host you mean (--host {found_on})"
@@ -729,5 +734,5 @@ def for_operation(host: Hypervisor, label: str | None) -> tuple[Hypervisor | Non
         # neither in this run nor among the configured hosts it leaves out (elsewhere): taken out of [hosts], so
         # --host LABEL would be refused as an unknown host (one host opened by its URI alone knows no [hosts])
         return None, (f"{made}; {label} is not one of this run's configured hosts (not in [hosts], nor given by "
-                      f"--host): run 'vgpu-admin recover' with that host given again (in [hosts], or --host {label}=URI)")
+                      f"--host): run 'vgpu-admin recover' with that host given again ({codes.give_again(label)})")
     return None, f"{made}; run 'vgpu-admin recover' with that host (--host {label}, or the whole fleet)"
