@@ -232,7 +232,7 @@ def forget_host(ctx: Context, opts: dict) -> int:
         ctx.console.say_lines(render.forget_host_plan(plan))
         return ctx.console.confirm(render.forget_question(plan.host))
 
-    forgotten = locations.forget_host(ctx.store, opts["label"], ctx.settings.configured_labels, confirm=confirm)
+    forgotten = locations.forget_host(ctx.store, opts["label"], ctx.settings.configured_uris, confirm=confirm)
     ctx.changed()
     ctx.console.say(render.forgotten(forgotten))
     return 0

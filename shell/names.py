@@ -8,6 +8,7 @@ beside a UUID, the per-kind lists) is computed once here, at build time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Collection
 
 from vgpu import errors, escape, locations, pools, values, vms
 from vgpu.hypervisor.fleet import as_fleet
@@ -86,9 +87,10 @@ def vm_name(uuid: str, name: str | None, pool: str | None, on_host: bool, host_k
     return VMName(uuid, name, pool, on_host, key, f"{uuid}\n{key}", meta)
 
 
-def build(store, host, configured: tuple[str, ...] = ()) -> NameCache:
+def build(store, host, configured: Collection[str] = ()) -> NameCache:
     """A fresh snapshot from ``store`` and ``host``; DB-only when ``host`` is None or fails (host-only when
-    ``store`` is). ``configured``: the run's host labels, which forget-host does not offer. Never raises a
+    ``store`` is). ``configured``: the run's host labels (label -> URI: a label renamed is that host), which
+    forget-host does not offer. Never raises a
     VgpuError: a completion list with what could be read beats no shell."""
     registered_vms, pool_rows, db_ok = _db_listing(store)
     forgettable = _forgettable(store, configured) if db_ok else ()
@@ -122,7 +124,7 @@ def _db_listing(store):
         return [], [], False
 
 
-def _forgettable(store, configured: tuple[str, ...]) -> tuple[str, ...]:
+def _forgettable(store, configured: Collection[str]) -> tuple[str, ...]:
     try:
         return locations.forgettable(store, configured)
     except errors.VgpuError:  # the VMs' names were read a moment ago; these are worth no failure of their own

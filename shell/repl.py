@@ -42,7 +42,7 @@ def run_repl(ctx: Context, *, input=None, output=None) -> int:
     still goes to ``ctx.console``.
     """
     store, host = _open_sources(ctx)
-    configured = ctx.settings.configured_labels  # forget-host completes the remembered hosts that are not these
+    configured = ctx.settings.configured_uris  # forget-host completes the remembered hosts that are not these
     refresher = Refresher(store, host, build=lambda store, host: build_names(store, host, configured),
                           on_swap=lambda: session.app.invalidate())
     session = _session(ctx, refresher, input, output)

@@ -239,6 +239,22 @@ def test_a_label_given_another_hosts_uri_is_that_host_and_its_own_vms_stay_apart
     assert refused.code == 1, refused
 
 
+def test_forget_host_of_a_label_renamed_in_the_config_is_refused_as_not_remembered(world, isolated_environment):
+    """gpu2 renamed gpu3 (same URI): gpu2 is that configured host, not a host retired for good."""
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=[]))
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text(config.read_text().replace("gpu2 = ", "gpu3 = "))
+    refused = world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[])
+    assert refused.code == 2, refused
+    assert "host 'gpu2' is not remembered by the database" in refused.one_error_line()
+    assert (R1, "gpu3") in places(world)
+    from vgpu import config as vgpu_config
+
+    with world.store() as store:
+        assert "gpu2" not in locations.forgettable(store, vgpu_config.load().configured_uris)
+
+
 def test_a_label_reused_after_an_upgrade_from_schema_3_is_not_a_learnt_host(world):
     """gpu2 (learnt) now names gpu3, which holds a copy and is down: the new gpu2 was never asked, so a change of
     the VM on gpu1 alone is refused."""

@@ -113,6 +113,16 @@ class Settings:
         return tuple(dict.fromkeys(spec.label for spec in (*self.hosts, *self.configured) if spec.label))
 
     @property
+    def configured_uris(self) -> dict[str, str]:
+        """:attr:`configured_labels` with each host's URI (label -> URI): what lets ``forget-host`` tell a label
+        remembered for one of them under another name (a rename) from a host retired for good."""
+        uris: dict[str, str] = {}
+        for spec in (*self.hosts, *self.configured):
+            if spec.label:
+                uris.setdefault(spec.label, spec.uri)
+        return uris
+
+    @property
     def hosts_named(self) -> str:
         """The run's hosts as the shell names them (its toolbar, its refusal of a line's --host): their labels,
         comma-separated, as --host or VGPU_HOST would name them, one label alone too; the URI of one host named

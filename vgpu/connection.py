@@ -400,7 +400,7 @@ class Connection:
         from . import locations
 
         return self._call("plan_forget_host", locations.plan_forget_host,
-                          (self.store, label, self.settings.configured_labels), options)
+                          (self.store, label, self.settings.configured_uris), options)
 
     def forget_host(self, label: object, **options: Any) -> ForgetHostPlan:
         """Forget host ``label``: where VMs were last seen there and the copies recorded there, in one
@@ -408,7 +408,7 @@ class Connection:
         configure is refused (:func:`vgpu.locations.forget_host`). Asks no host."""
         from . import locations
 
-        return self._call("forget_host", locations.forget_host, (self.store, label, self.settings.configured_labels), options)
+        return self._call("forget_host", locations.forget_host, (self.store, label, self.settings.configured_uris), options)
 
     # --- history and recovery --------------------------------------------------------------------------
 

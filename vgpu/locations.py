@@ -407,15 +407,30 @@ def remembered_hosts(conn: sqlite3.Connection) -> list[str]:
 
 def forgettable(store: Store, configured: Collection[str]) -> tuple[str, ...]:
     """The hosts :func:`forget_host` can forget: those the database remembers that are not ``configured``
-    (a run's labels: :attr:`vgpu.config.Settings.configured_labels`)."""
+    (a run's labels: :attr:`vgpu.config.Settings.configured_labels`; label -> URI,
+    :attr:`~vgpu.config.Settings.configured_uris`, leaves out a label that is one of them renamed too, as
+    forget-host would find it). Reads only."""
     with store.reading() as conn:
-        return tuple(label for label in remembered_hosts(conn) if label not in configured)
+        remembered = remembered_hosts(conn)
+        if isinstance(configured, Mapping):
+            for old, new in relabelling(select_identities(conn), identities_of(configured)):
+                remembered = [new if label == old else label for label in remembered]
+        return tuple(dict.fromkeys(label for label in sorted(remembered, key=natural_key) if label not in configured))
+
+
+def _adopt_configured(store: Store, configured: Collection[str]) -> None:
+    """Before forgetting: with ``configured`` as label -> URI, a remembered label that is one of those hosts under
+    another name is that host (:func:`adopt_identities`), not a host retired for good."""
+    if isinstance(configured, Mapping):
+        adopt_identities(store, identities_of(configured))
 
 
 def plan_forget_host(store: Store, label: object, configured: Collection[str]) -> ForgetHostPlan:
-    """What :func:`forget_host` would remove; changes nothing. InvalidValue for a host of ``configured`` (the
-    run's labels: it may still run its VMs) or one the database does not remember; Busy while an operation
-    made on that host is unfinished (recover needs the host)."""
+    """What :func:`forget_host` would remove; changes nothing it remembers of a host (a label renamed is first
+    taken for its host when ``configured`` is label -> URI: see :func:`forgettable`). InvalidValue for a host of
+    ``configured`` (the run's labels: it may still run its VMs) or one the database does not remember; Busy while
+    an operation made on that host is unfinished (recover needs the host)."""
+    _adopt_configured(store, configured)
     with store.reading() as conn:
         return _plan_forget(conn, label, configured)
 
@@ -433,7 +448,7 @@ def forget_host(store: Store, label: object, configured: Collection[str], *,
     Returns what was forgotten, as read in the transaction that forgot it; Cancelled when ``confirm`` says
     anything but True."""
     check_confirm(confirm)
-    ask(confirm, plan_forget_host(store, label, configured))
+    ask(confirm, plan_forget_host(store, label, configured))  # takes a renamed label for its host first
     with store.writing() as conn:
         plan = _plan_forget(conn, label, configured)  # again under the write lock: what is there now goes
         _forget(conn, plan)
@@ -445,9 +460,12 @@ def _plan_forget(conn: sqlite3.Connection, label: object, configured: Collection
     allowed = tuple(host for host in remembered if host not in configured)
     shown = mask_passwords(label)  # a URI typed where the label goes may hold a password: never repeated
     if label in configured:
+        kept = [host for host in allowed if host.startswith(f"{label}@")]
+        then = (f" (what was remembered of the host it named before is kept apart as {', '.join(kept)}: forget that)"
+                if kept else "")
         raise InvalidValue("host", shown, allowed, sentence=(
             f"host {shown!r} is configured in this run (in [hosts], or given by --host), so it may still run its VMs: "
-            "take it out of the config first; only a host no longer configured can be forgotten"))
+            f"take it out of the config first; only a host no longer configured can be forgotten{then}"))
     if not isinstance(label, str) or label not in remembered:
         which = (f"the hosts it remembers that this run does not configure are {', '.join(allowed)}" if allowed
                  else "it remembers no host that this run does not configure")
