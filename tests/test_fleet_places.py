@@ -296,3 +296,18 @@ def test_two_labels_swapping_their_uris_keep_each_hosts_vms_and_one_identity_eac
     identities = dict(rows(world, "vgpu_host_identities"))
     assert len(set(identities.values())) == len(identities), identities
     assert places(world) == sorted([(A1, "gpu2"), (R1, "gpu1")])
+
+
+def test_a_bulk_plan_applied_under_other_labels_leaves_one_identity_per_host(world):
+    from vgpu import bulk
+    from vgpu.hosts import open_fleet
+
+    ok_lines(world.cli("scan-vms", hosts=config_a(world)))
+    with world.store() as store:
+        with open_fleet(world.uris) as fleet:
+            plan = bulk.plan_many(store, fleet, [{"vm_uuid": A1, "pool": "B"}])
+        with open_fleet({"x": world.uris["gpu1"], "y": world.uris["gpu2"]}) as fleet:
+            assert bulk.apply_many(store, fleet, plan).ok
+    identities = dict(rows(world, "vgpu_host_identities"))
+    assert len(set(identities.values())) == len(identities), identities
+    assert (A1, "x") in places(world)

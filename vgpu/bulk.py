@@ -298,6 +298,8 @@ def apply_many(
     check_policy(policy)
     reporting.check(progress)
     changing = bulk.changing
+    # a plan made under other labels (another config, or before a rename): each host's rows under this run's label
+    locations.adopt_same_hosts(store, host)
     # Over a fleet, every host is listed once more, now, for all the VMs at once, instead of every host being
     # asked about each VM as a single change does: a copy made on another host since the plan is refused.
     copies = _listed_twice_now(host) if changing else {}
