@@ -13,7 +13,9 @@ Each label's host identity (its URI as :func:`vgpu.host_uri.host_key` spells it,
 too, when a scan or a change finds VMs there: a remembered label whose identity is one of a run's hosts (a host
 renamed in [hosts], or named under another label by another config) is that host, and
 :func:`adopt_same_hosts` moves its rows under the run's label rather than taking it for a host that may hold a
-copy. A label remembered before schema 7 has no identity, and is not guessed.
+copy; a label of the run remembered as another host (its URI changed) has that host's rows kept apart
+(:func:`apart_label`), never taken for the new host's. A label remembered before schema 7 has no identity, and
+is not guessed.
 
 A host retired for good is let go of by :func:`forget_host` (``vgpu-admin forget-host LABEL``): until then,
 a VM last seen there (or with a copy there) is refused by every change, since that host may still run it.
