@@ -242,7 +242,7 @@ ROUTES = [
     ("forget_host", ("gpu2",), {"confirm": _confirm}, locations, "forget_host", False),
 ]
 TAKES_POLICY = {"reconfigure_vm", "apply_vm", "apply_plan", "apply_many", "reconfigure_many", "recover"}
-TAKES_CONFIGURED = {"plan_forget_host", "forget_host"}  # the settings' host labels, after the label
+TAKES_CONFIGURED = {"plan_forget_host", "forget_host"}  # the settings' hosts (label -> URI), after the label
 
 
 def _spy(monkeypatch, module, name):
@@ -265,7 +265,7 @@ def test_each_method_calls_its_function_with_the_store_host_and_options(conn, mo
     assert getattr(conn, method)(*args, **options) == ("returned by", function)
     expected = dict(options, policy=conn.policy) if method in TAKES_POLICY else options
     front = (conn.store, conn.host) if uses_host else (conn.store,)
-    configured = (conn.settings.configured_labels,) if method in TAKES_CONFIGURED else ()
+    configured = (conn.settings.configured_uris,) if method in TAKES_CONFIGURED else ()
     assert calls == [((*front, *args, *configured), expected)]
     assert len(opened_hosts) == (1 if uses_host else 0)  # opened on first use, once; never to read the database
 
