@@ -182,6 +182,19 @@ def test_an_unfinished_operation_on_the_host_refuses_since_recover_needs_it(worl
     assert files(world) == before
 
 
+
+def test_an_unfinished_operation_of_a_renamed_host_is_the_configured_hosts_not_one_to_forget(world):
+    """gpu2 renamed gpu3 (same URI): forget-host gpu2 must not advise --host gpu2=URI (gpu3 is that URI)."""
+    with world.store() as store, store.writing() as conn:
+        journal.begin(conn, B1, "reconfigure", vms.select_vms(conn)[1], None, False, host="gpu2")
+    world.config.write_text(world.config.read_text().replace("gpu2 = ", "gpu3 = "))
+    outcome = world.cli("forget-host", "gpu2", stdin="yes\n", hosts=[])
+    assert outcome.code == 2, outcome
+    assert "host 'gpu2' is not remembered by the database" in outcome.one_error_line()
+    with world.store() as store, store.reading() as conn:
+        assert conn.execute("SELECT host FROM vgpu_operations WHERE finished_at IS NULL").fetchall() == [("gpu3",)]
+
+
 # --- the question ------------------------------------------------------------------------------------------
 
 
