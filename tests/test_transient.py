@@ -10,11 +10,11 @@ import pytest
 
 from shell import render
 from shell.panel import scan_line
-from vgpu import bulk, lifecycle, scan
+from vgpu import bulk, bulk_register, lifecycle, scan, vms
 from vgpu.errors import HypervisorError, InvalidRows
 from vgpu.hypervisor import codes
 
-from .lifekit import Recorder, Transient, config
+from .lifekit import Recorder, Transient, config, vm_uuid
 
 OLD = config("A", 1, 3)
 
@@ -64,3 +64,21 @@ def test_show_vm_and_scan_vms_say_a_transient_vm_has_no_next_boot(world, transie
     view = scan.inspect_vm(world.store, host, plain)
     assert "read at the VM's next boot" in render.show_vm(view.vm, view.host_vm, view.segment, None, booted=view.booted,
                                                           state=view.state)
+
+
+def test_plan_registrations_refuses_a_transient_vms_row_as_register_vm_does(world):
+    """A transient VM's segment cannot be written: registering it would leave a registration no repair-vm can
+    finish, so its row is a problem of the plan (register_many refuses the batch), and nothing is registered."""
+    uuid, other = vm_uuid(7), vm_uuid(8)
+    world.sim.add_vm(uuid, "transient-7", "running", "-vnc :7")
+    world.sim.add_vm(other, "plain-8", "halted", "-vnc :8")
+    host = Transient(world.sim, uuid)
+    before = world.tables()
+    plan = bulk_register.plan_registrations(world.store, host, [{"vm_uuid": other}, {"vm_uuid": uuid}])
+    assert [vm.vm_uuid for vm in plan.vms] == [other]
+    [problem] = plan.problems
+    assert problem.row == 2 and problem.error.code == codes.VM_IS_TRANSIENT and "is transient" in str(problem.error)
+    assert world.tables() == before
+    result = bulk_register.register_planned(world.store, host, plan)
+    assert [vm.vm_uuid for vm in result.registered] == [other] and result.ok
+    assert vms.find(world.store, uuid) is None and world.open_ops() == []

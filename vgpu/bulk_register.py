@@ -171,7 +171,8 @@ def plan_registrations(
     on_existing: str = "error",
 ) -> RegistrationPlan:
     """Check every row (values, duplicates in the batch and in the DB, the VM on the host) without changing
-    anything. A row without a name gets the host's name for the VM, as ``register-vm`` does. A name another
+    anything. A row without a name gets the host's name for the VM, as ``register-vm`` does; a row of a
+    transient VM (its segment could never be written) is refused, as ``register-vm`` refuses it. A name another
     VM has too is not a problem (names are for display): ``shared_names`` lists each, with the UUIDs.
 
     Rows are read as :func:`vgpu.vms.db_register_many` reads them (a list, a DataFrame, a mapping of label to
@@ -196,6 +197,8 @@ def plan_registrations(
             if vm.vm_uuid not in on_host:
                 raise bulk.not_listed(vm.vm_uuid, listings, fleet, bulk.last_seen_of(store, fleet, vm.vm_uuid))
             bulk.check_only_copy(on_host[vm.vm_uuid], places, listings, fleet)
+            # its segment could never be written: register_vm refuses it, and so does the plan
+            lifecycle.check_writable(vm.vm_uuid, on_host[vm.vm_uuid])
         except VgpuError as error:
             held_back.append(RowProblem(row, error, position, label_repeats=row in repeated))
             continue

@@ -291,11 +291,19 @@ def check_not_transient(seen: HostVM, plan: ReconfigurePlan) -> ReconfigurePlan:
     """``plan``, unless it has work to do on a transient VM (see HostVM.transient): refused when it is planned,
     before it is confirmed, since its args cannot be written and no stop of vgpu's may end it (stopping it
     deletes it). The host refuses both anyway, but only once the change has begun and said it is shutting down."""
-    if seen.transient and not plan.is_noop:
-        refused = codes.host_error(codes.VM_IS_TRANSIENT, [plan.vm_uuid], plan.vm_uuid)
-        refused.reword(refused.sentence + "; nothing was changed")
-        raise refused
+    if not plan.is_noop:
+        check_writable(plan.vm_uuid, seen, "; nothing was changed")
     return plan
+
+
+def check_writable(vm_uuid: str, seen: HostVM, outcome: str = "") -> None:
+    """Refuse a VM whose args cannot be written because it is transient (see HostVM.transient), as planned:
+    a change (check_not_transient), or a registration in a bulk plan, whose segment could never be written.
+    ``outcome`` ends the sentence (what the refusal left)."""
+    if seen.transient:
+        refused = codes.host_error(codes.VM_IS_TRANSIENT, [vm_uuid], vm_uuid)
+        refused.reword(refused.sentence + outcome)
+        raise refused
 
 
 @one_fleet_operation
