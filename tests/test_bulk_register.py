@@ -134,6 +134,7 @@ def test_a_segment_the_host_refuses_is_reported_and_the_others_are_written(world
     assert world.segment(vm_uuid(10)) == world.config(vm_uuid(10))
     assert world.config(vm_uuid(13)) is not None and world.segment(vm_uuid(13)) is None  # registered, no segment yet
     assert "not written" in {r["vm_uuid"]: r for r in result.records()}[vm_uuid(13)]["segment"]
+    assert repr(result).startswith("RegistrationResult: 2 VMs registered, 1 segment not written —"), repr(result)
     assert not [op for op in world.open_ops() if op.vm_uuid == vm_uuid(13)]  # the failed write is closed, not a lock
     world.sim.clear_faults()
     written, failures = bulk_register.write_segments(world.store, world.sim, [vm_uuid(13)])

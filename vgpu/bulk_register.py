@@ -148,7 +148,7 @@ class RegistrationResult(tables.Tabular):
         records += [{**tables.vm_record(vm), "segment": SKIPPED_SINCE} for vm in result.skipped]
         # write_segments may be given a VM that is not registered (its segment is cleared): a row all the same
         records += [{**dict.fromkeys(tables.VM_COLUMNS), "vm_uuid": uuid, "segment": segment} for uuid, segment in outcome.items()]
-        summary = f"{tables.plural(len(result.registered), 'VM')} registered, {len(result.failures)} segments not written"
+        summary = f"{tables.plural(len(result.registered), 'VM')} registered, {tables.plural(len(result.failures), 'segment')} not written"
         if result.interrupted or result.not_started:
             summary += f", {len(result.interrupted) - len(result.under_way)} interrupted"
             summary += f", {len(result.under_way)} still under way" if result.under_way else ""
