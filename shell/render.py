@@ -66,7 +66,16 @@ def unfinished_hint(operation) -> str | None:
     for (both are refused while the change holds the VM): None when it has none."""
     if operation is None:
         return None
-    return "wait: another session is changing it" if operation.in_progress else "run 'vgpu-admin recover': a change to it was interrupted"
+    if operation.in_progress:
+        return "wait: another session is changing it"
+    if operation.session_unknown is not None:
+        return f"a change to it is unfinished and vgpu-admin {TAKE_OVER_HINT}"
+    return "run 'vgpu-admin recover': a change to it was interrupted"
+
+
+# an unfinished change whose session cannot be checked from here (UnfinishedOperation.session_unknown)
+TAKE_OVER_HINT = "cannot tell whether its session is alive: if it is gone, run 'vgpu-admin recover --take-over'"
+TAKE_OVER_HINT_MANY = "cannot tell whether their sessions are alive: if they are gone, run 'vgpu-admin recover --take-over'"
 
 
 # --- pools ------------------------------------------------------------------------------------------------
@@ -324,22 +333,27 @@ def forgotten(plan) -> str:
 
 
 def operation_text(op) -> str:
-    """One unfinished operation: what, where it stopped, since when (and, while alive, whose)."""
+    """One unfinished operation: what, where it stopped, since when (and, while alive or unknown, whose)."""
     text = f"{shown(op.kind)} at step {shown(op.step)}, since {shown(op.started_at)}"
-    return f"{text}, in session {shown(op.session)}" if op.in_progress else text
+    return f"{text}, in session {shown(op.session)}" if op.in_progress or op.session_unknown is not None else text
 
 
 def unfinished_lines(operations) -> list[str]:
     """The lines that end status and scan-vms when changes were started and not finished: those whose
-    session is gone (run recover), then those another session is still making. With none, no lines: the
-    spec's output is left exactly as it was."""
+    session is gone (run recover), those whose session cannot be checked from here (the admin's to judge),
+    then those another session is still making. With none, no lines: the spec's output is left exactly as it was."""
     def listed(ops) -> str:
-        names = "; ".join(f"{shown(op.vm_name or op.vm_uuid)}: {operation_text(op)}" for op in ops[:NAMES_LISTED])
+        def why(op) -> str:
+            return f": {shown(op.session_unknown)}" if op.session_unknown is not None else ""
+        names = "; ".join(f"{shown(op.vm_name or op.vm_uuid)}: {operation_text(op)}{why(op)}" for op in ops[:NAMES_LISTED])
         return names + (f"; ... and {len(ops) - NAMES_LISTED} more" if len(ops) > NAMES_LISTED else "")
 
-    stuck = [op for op in operations if not op.in_progress]
+    stuck = [op for op in operations if not op.in_progress and op.session_unknown is None]
+    unknown = [op for op in operations if op.session_unknown is not None]
     going = [op for op in operations if op.in_progress]
     lines = [f"Unfinished operations: {len(stuck)} ({listed(stuck)}) - run 'vgpu-admin recover'"] if stuck else []
+    lines += [f"Operations whose session cannot be checked: {len(unknown)} ({listed(unknown)}) - vgpu-admin "
+              f"{TAKE_OVER_HINT if len(unknown) == 1 else TAKE_OVER_HINT_MANY}"] if unknown else []
     lines += [f"Operations in progress: {len(going)} ({listed(going)})"] if going else []
     return ["", *lines] if lines else []
 
@@ -380,6 +394,9 @@ def show_vm(vm: VM, host_vm: HostVM | None, segment, host_error: str | None, ope
     lines.append(f"Registered: {shown(vm.created_at)} | Updated: {shown(vm.updated_at)}")
     if operation is not None and operation.in_progress:
         lines.append(f"Operation in progress: {operation_text(operation)}")
+    elif operation is not None and operation.session_unknown is not None:
+        lines.append(f"⚠ Unfinished operation: {operation_text(operation)} - vgpu-admin {TAKE_OVER_HINT} "
+                     f"({shown(operation.session_unknown)})")
     elif operation is not None:
         lines.append(f"⚠ Unfinished operation: {operation_text(operation)} - run 'vgpu-admin recover'")
     if attention is not None:

@@ -1015,7 +1015,8 @@ def test_a_killed_set_pool_shows_in_status_scan_vms_and_show_vm_until_recovered(
     assert "Power state: halted" in shown
     assert shown[-1] == f"⚠ Unfinished operation: reconfigure at step stopping, since {op.started_at} - run 'vgpu-admin recover'"
     expected = {"op_id": op.op_id, "vm_uuid": uuid, "vm_name": "VM-5", "kind": "reconfigure", "step": "stopping",
-                "started_at": op.started_at, "session": op.owner, "in_progress": False}
+                "started_at": op.started_at, "session": op.owner, "in_progress": False,
+                "session_unknown": None}
     for command in ("status", "scan-vms"):
         assert as_json(spec.cli(command, "--format=json"))["unfinished"] == [expected]
     assert as_json(spec.cli("show-vm", "--vm-uuid", uuid, "--format=json"))["operation"] == expected

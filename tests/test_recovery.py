@@ -8,6 +8,7 @@ owner that is really dead, as after a crash.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -496,6 +497,47 @@ def test_an_operation_recorded_before_schema_2_whose_pid_runs_again_is_taken_onl
     assert taken.code == 0, taken
     assert taken.out_lines[0].startswith(f"reconfigure of VM {uuid} (stopped at step stopping): rolled-back")
     assert_recovered_and_unlocked(world, uuid, PowerState.RUNNING)
+
+
+@pytest.mark.parametrize("owner", ["another host", "schema 1"])
+def test_an_operation_whose_session_cannot_be_checked_is_shown_as_needing_take_over_not_in_progress(world, unrelated_process,
+                                                                                                     owner):
+    """A change whose session vgpu-admin cannot check (another host's, or a schema-1 row whose PID runs again:
+    after a reboot PID 1 always does) is neither in progress (it would be said so for good) nor one a plain
+    recover takes: status, scan-vms and show-vm say the admin decides, and how (recover --take-over)."""
+    from shell import render
+    from vgpu import scan
+
+    uuid = world.add(4, "halted", OLD, OWN_ARGS)
+    session = (sessions.Session("db-host-2.invalid", 4242, "00000000-0000-4000-8000-00000000e15e", "1234")
+               if owner == "another host" else sessions.Session(socket.gethostname(), unrelated_process().pid))
+    with world.store.writing() as conn:
+        op = journal.begin(conn, uuid, "reconfigure", vms.select_vm(conn, uuid), NEW, False)
+        hand_over(conn, op.op_id, session)
+    (op,) = world.open_ops()
+    why = op.liveness()[1]
+    report = scan.status(world.store, world.sim)
+    (entry,) = report.unfinished
+    assert (entry.in_progress, entry.session_unknown) == (False, why)
+    assert (report.in_progress, report.needing_recovery, report.needing_take_over) == ([], [], [entry])
+    caption = repr(report).splitlines()[0]
+    assert "1 operation whose session cannot be checked (recover --take-over once it is gone)" in caption, caption
+    assert "in progress" not in caption and "unfinished operation" not in caption, caption
+    assert scan.inspect_vm(world.store, world.sim, uuid).operation == entry
+    hint = "cannot tell whether its session is alive: if it is gone, run 'vgpu-admin recover --take-over'"
+    (_, line) = render.unfinished_lines(report.unfinished)
+    assert line == (f"Operations whose session cannot be checked: 1 (vm-4: reconfigure at step planned, since "
+                    f"{op.started_at}, in session {op.owner}: {why}) - vgpu-admin {hint}")
+    for command in ("status", "scan-vms"):
+        shown = run_process([command, *cli_flags(world)])
+        assert shown.code == 0 and shown.out_lines[-1] == line and "in progress" not in shown.out, shown
+        assert json.loads(run_process([command, "--format=json", *cli_flags(world)]).out)["unfinished"][0]["session_unknown"] == why
+    shown = run_process(["show-vm", "--vm-uuid", uuid, *cli_flags(world)])
+    assert shown.code == 0 and "in progress" not in shown.out, shown
+    assert shown.out_lines[-1] == (f"⚠ Unfinished operation: reconfigure at step planned, since {op.started_at}, in session "
+                                   f"{op.owner} - vgpu-admin {hint} ({why})")
+    as_json = json.loads(run_process(["show-vm", "--vm-uuid", uuid, "--format=json", *cli_flags(world)]).out)
+    assert as_json["operation"]["session_unknown"] == why and as_json["operation"]["in_progress"] is False
 
 
 def test_an_operation_of_a_container_on_this_machine_is_taken_only_when_told(world):

@@ -35,6 +35,7 @@ from .hypervisor.base import Hypervisor, args_quoted, is_transient
 from .hypervisor.fleet import Fleet, Listing, as_fleet, one_fleet_operation, outside_advice
 from .models import VM, HostVM, Pool, PowerState, VMConfig
 from .naming import natural_key
+from .sessions import Verdict
 from .store import Store
 from .values import parse_flag, parse_pool_id
 
@@ -132,7 +133,10 @@ class ForeignSegment:
 @attrs.frozen
 class UnfinishedOperation:
     """A change that was started and not finished (the VM stays locked meanwhile). ``in_progress``: its
-    session is still at work on it, so wait; otherwise it needs ``recover`` (``vgpu-admin recover``)."""
+    session is still at work on it, so wait; otherwise it needs ``recover`` (``vgpu-admin recover``), or,
+    when ``session_unknown`` says why its session cannot be checked from here (another host's, or one
+    recorded by host and PID alone while a process runs under that PID), the admin: if that session is
+    gone, ``vgpu-admin recover --take-over`` takes it (a plain recover leaves it be)."""
 
     op_id: int
     vm_uuid: str
@@ -142,12 +146,17 @@ class UnfinishedOperation:
     started_at: str
     session: str
     in_progress: bool
+    session_unknown: str | None = None
 
 
 def _unfinished(op: journal.Operation, vm_name: str | None) -> UnfinishedOperation:
     name = vm_name if vm_name is not None else (op.old.vm_name if op.old is not None else None)
+    verdict, why = op.liveness()
+    # A session that cannot be checked is not called in progress: a schema-1 row's PID runs again after every
+    # reboot, and it would be "in progress" for good
+    unknown = why if verdict is Verdict.UNKNOWN and not op.needs_recovery else None
     return UnfinishedOperation(op.op_id, op.vm_uuid, name, op.kind, op.step, op.started_at, op.owner,
-                               not op.needs_recovery)
+                               not op.needs_recovery and unknown is None, unknown)
 
 
 @attrs.frozen
@@ -307,7 +316,13 @@ class ScanReport(tables.Tabular):
 
     @property
     def needing_recovery(self) -> list[UnfinishedOperation]:
-        return [op for op in self.unfinished if not op.in_progress]
+        """Those a plain recover takes: their session has ended or gave them up."""
+        return [op for op in self.unfinished if not op.in_progress and op.session_unknown is None]
+
+    @property
+    def needing_take_over(self) -> list[UnfinishedOperation]:
+        """Those whose session cannot be checked from here: the admin's to judge ('recover --take-over')."""
+        return [op for op in self.unfinished if op.session_unknown is not None]
 
     @property
     def in_progress(self) -> list[UnfinishedOperation]:

@@ -91,6 +91,8 @@ def scan_view(report: ScanReport) -> tuple[str, list[Record]]:
         f"{report.elsewhere} registered not shown (on hosts not in this run)" if report.elsewhere else "",
         f"{plural(len(report.needing_recovery), 'unfinished operation')} (run recover)" if report.needing_recovery else "",
         f"{plural(len(report.in_progress), 'operation')} in progress" if report.in_progress else "",
+        f"{plural(len(report.needing_take_over), 'operation')} whose session cannot be checked (recover --take-over "
+        "once it is gone)" if report.needing_take_over else "",
     ])
     return caption, rows
 
