@@ -103,6 +103,41 @@ def test_args_another_admin_rewrites_between_our_write_and_our_start_are_reporte
         assert result.booted == "unknown"
 
 
+# --- two domains naming one VM ----------------------------------------------------------------------------
+
+
+LEFTOVER_DOMID = 999  # listed after the live one (a small domid), so a last-one-wins read takes it
+
+
+def with_a_leftover_domain(under_test, tmp_path, uuid):
+    """The backend's xenstore-ls shows, beside the VM's live domain, a leftover one of it not yet torn down,
+    with the platform it booted with long ago (no vgpu segment)."""
+    xenstore = getattr(under_test.host, "xenstore", None) or under_test.host._xenstore
+    node = f"/local/domain/{LEFTOVER_DOMID}"
+    wrapper = tmp_path / "xenstore-ls-with-leftover"
+    wrapper.write_text(f'#!/bin/sh\n"{xenstore.ls_path}" "$@" || exit $?\n'
+                       f'[ "$2" = /local/domain ] && printf \'%s\\n\' \'{node}/vm = "/vm/{uuid}"\' '
+                       f'\'{node}/platform = ""\' \'{node}/platform/acpi = "1"\'\nexit 0\n')
+    wrapper.chmod(0o755)
+    xenstore.ls_path = str(wrapper)
+
+
+def test_a_leftover_domain_of_the_vm_is_never_taken_for_the_one_it_runs(backend, tmp_path):
+    """The change's after-start read and a listing see every domain, not xapi's domid: with two naming the
+    VM they say unknown (a listing with the domid XenAPI reports uses it); a look by the VM's domid reads
+    its live domain whatever else xenstore holds."""
+    under_test, world, uuid = backend
+    if under_test.name not in ("xe", "xapi-dom0"):
+        pytest.skip("reads no xenstore")
+    with_a_leftover_domain(under_test, tmp_path, uuid)
+    result = to_pool_b(world, under_test.host, uuid)
+    assert result.restarted and result.booted == "unknown" and result.booted_with is None
+    live = devargs.merge(OWN_ARGS, NEW)
+    assert under_test.host.describe_vm(uuid).booted_args == live
+    listed = {vm.uuid: vm.booted_args for vm in under_test.host.list_vms()}
+    assert listed[uuid] == (live if under_test.name == "xapi-dom0" else None)  # xe's listing has no dom-id
+
+
 # --- a halted VM the host is starting ---------------------------------------------------------------------
 
 

@@ -133,3 +133,30 @@ def test_a_listing_reads_xenstore_once_whatever_the_number_of_running_vms(sim):
     reads.clear()
     host.list_vms()
     assert reads == []  # nothing runs: nothing to ask
+
+
+# A leftover domain of WEB (not yet torn down) beside the one its new start built: xenstore alone cannot say
+# which is live, in whichever order it lists them.
+LEFTOVER = f"""/local/domain/{{old}}/vm = "/vm/{WEB}"
+/local/domain/{{old}}/platform = ""
+/local/domain/{{old}}/platform/acpi = "1"
+/local/domain/{{new}}/vm = "/vm/{WEB}"
+/local/domain/{{new}}/platform = ""
+/local/domain/{{new}}/platform/device-model-args = "{ARGS}"
+"""
+
+
+@pytest.mark.parametrize(("old", "new"), [(31, 32), (32, 31), (999, 4), (4, 999)])
+def test_two_domains_of_one_vm_are_unknown_unless_the_hosts_domid_says_which(old, new):
+    domains = xenstore.parse_ls(LEFTOVER.format(old=old, new=new))
+    assert xenstore.booted_args(domains, "device-model-args") == {}  # never one picked by set order
+    assert xenstore.booted_args(domains, "device-model-args", {WEB: new}) == {WEB: ARGS}
+    assert xenstore.booted_args(domains, "device-model-args", {WEB: old}) == {WEB: ""}
+    assert xenstore.booted_args(domains, "device-model-args", {WEB: 77}) == {}  # its domain is on another host
+
+
+def test_a_domain_still_being_built_beside_a_leftover_one_is_not_read_as_the_leftover():
+    domains = xenstore.parse_ls(f'/local/domain/2/vm = "/vm/{WEB}"\n/local/domain/2/platform/acpi = "1"\n'
+                                f'/local/domain/3/vm = "/vm/{WEB}"\n')  # domain 3: no platform node yet
+    assert xenstore.booted_args(domains, "device-model-args") == {}
+    assert xenstore.booted_args(domains, "device-model-args", {WEB: 3}) == {}

@@ -264,8 +264,8 @@ class XapiHost:
                 if _is_guest(record):
                     records.append(record)
                     self._refs[str(record["uuid"]).lower()] = ref
-            running = any(_has_domain(record) for record in records)
-        booted = self._booted_here() if running else {}
+            running = {str(record["uuid"]).lower(): int(record.get("domid", -1)) for record in records if _has_domain(record)}
+        booted = self._booted_here(running) if running else {}
         members = self._member_names() if running else {}
         with _understood():
             return [self._host_vm(record, booted, members) for record in records]
@@ -285,11 +285,12 @@ class XapiHost:
         with _understood():
             return self._host_vm(record, booted, {})  # which member it runs on costs a call a reconfigure does not need
 
-    def _booted_here(self) -> dict[str, str]:
-        """VM UUID -> booted args, for every domain of this host's xenstore ({} when it cannot be read)."""
+    def _booted_here(self, domids: dict[str, int]) -> dict[str, str]:
+        """VM UUID -> booted args, for every domain of this host's xenstore ({} when it cannot be read): the
+        domain of the ``domids`` the host reports (VM UUID -> domid), not any other naming the VM."""
         if self._xenstore is None:
             return {}
-        return self._xenstore.booted_args(self.args_key) or {}
+        return self._xenstore.booted_args(self.args_key, live=domids) or {}
 
     def _host_vm(self, record: dict[str, Any], booted: dict[str, str], members: dict[str, str]) -> HostVM:
         platform = record.get("platform") or {}

@@ -23,7 +23,8 @@ tampered with), and the args written back are always read exactly first.
 What a running VM booted with is not in xapi's records on a current host (``last-boot-record`` stays empty:
 see :mod:`vgpu.hypervisor.xenstore`), so it is read from dom0's xenstore, where xenopsd wrote the platform
 map each domain was started with: one ``xenstore-ls`` per listing. A VM running on another host of the pool,
-or a dom0 whose xenstore cannot be read, gives None (unknown). ``current-operations`` is xe's own field.
+one with two domains here in a listing (which does not read dom-id, so cannot say which is live), or a dom0
+whose xenstore cannot be read, gives None (unknown). ``current-operations`` is xe's own field.
 """
 
 from __future__ import annotations
@@ -192,7 +193,9 @@ class XeHost:
 
     def booted_after_start(self, vm_uuid: str) -> str | None:
         """:meth:`booted_device_model_args` of a VM just started (so known to exist): one ``xenstore-ls``
-        of every domain, no xe process. None when no domain here is the VM's or xenstore cannot be read."""
+        of every domain, no xe process. None when no domain here is the VM's, several are (a leftover
+        domain beside the new one: without xe's dom-id, xenstore cannot say which is live), or xenstore cannot
+        be read."""
         booted = self.xenstore.booted_args(self.args_key, vm_uuid)
         return None if booted is None else booted.get(vm_uuid.lower())
 

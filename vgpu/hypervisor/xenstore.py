@@ -102,14 +102,25 @@ def parse_ls(text: str) -> dict[int, Domain]:
     return {domid: Domain(domid, vms.get(domid), platforms.get(domid)) for domid in vms.keys() | platforms.keys()}
 
 
-def booted_args(domains: Mapping[int, Domain], key: str) -> dict[str, str]:
-    """VM UUID -> the value of platform ``key`` its domain was started with ("" when it had none), for
-    every domain whose VM and platform xenstore names."""
-    return {
-        domain.vm_uuid: domain.platform.get(key, "")
-        for domain in domains.values()
-        if domain.vm_uuid is not None and domain.platform is not None
-    }
+def booted_args(domains: Mapping[int, Domain], key: str, live: Mapping[str, int] | None = None) -> dict[str, str]:
+    """VM UUID -> the value of platform ``key`` its domain was started with ("" when it had none).
+
+    A VM's domain is the one ``live`` names for it (the domid the host reports, by lower-case VM UUID), else
+    its only domain here. Two domains can name one VM (a leftover one not yet torn down beside the one its
+    new start built), and nothing in xenstore says which is live: such a VM, with no domid to tell them
+    apart, is left out (unknown, never a guess), and so is one whose reported domid is none of its domains
+    here (it runs on another host of the pool) or whose domain has no platform node yet."""
+    named: dict[str, list[Domain]] = {}
+    for domain in domains.values():
+        if domain.vm_uuid is not None:
+            named.setdefault(domain.vm_uuid, []).append(domain)
+    found = {}
+    for vm_uuid, its in named.items():
+        domid = (live or {}).get(vm_uuid)
+        chosen = its if domid is None else [domain for domain in its if domain.domid == domid]
+        if len(chosen) == 1 and chosen[0].platform is not None:
+            found[vm_uuid] = chosen[0].platform.get(key, "")
+    return found
 
 
 class Xenstore:
@@ -137,13 +148,15 @@ class Xenstore:
             return None
         return parse_ls(done.stdout.decode("utf-8", "surrogateescape"))
 
-    def booted_args(self, key: str, vm_uuid: str | None = None, domid: int | None = None) -> dict[str, str] | None:
-        """VM UUID -> the args its domain booted with (see :func:`booted_args`); None when xenstore cannot be
-        read. With ``domid``, only that domain is read (and kept only if it belongs to ``vm_uuid``)."""
+    def booted_args(self, key: str, vm_uuid: str | None = None, domid: int | None = None, *,
+                    live: Mapping[str, int] | None = None) -> dict[str, str] | None:
+        """VM UUID -> the args its domain booted with (see :func:`booted_args`, which ``live`` is passed to);
+        None when xenstore cannot be read. With ``domid``, only that domain is read (and kept only if it
+        belongs to ``vm_uuid``)."""
         domains = self.domains(domid)
         if domains is None:
             return None
-        found = booted_args(domains, key)
+        found = booted_args(domains, key, live)
         if vm_uuid is not None:
             found = {uuid: args for uuid, args in found.items() if uuid == vm_uuid.lower()}
         return found
