@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from vgpu import devargs, journal, lifecycle
+from vgpu import bulk_register, devargs, journal, lifecycle
 from vgpu.errors import HypervisorError, NotFound
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
@@ -195,6 +195,33 @@ def test_registering_a_halted_vm_the_host_is_starting_is_refused(halted):
     starter.join()
     assert refused.value.code == codes.OTHER_OPERATION_IN_PROGRESS and "not registered" in str(refused.value)
     assert world.tables() == before and world.args(uuid) == OWN_ARGS and world.open_ops() == []
+
+
+def failed_to_write(world, host, uuid):
+    """write_segments' failure for the VM, raised as repair_vm would raise it."""
+    written, failures = bulk_register.write_segments(world.store, host, [uuid], concurrency=1)
+    assert written == [] and [failure.vm_uuid for failure in failures] == [uuid], (written, failures)
+    raise failures[0].error
+
+
+@pytest.mark.parametrize("change", [
+    lambda world, host, uuid: lifecycle.repair_vm(world.store, host, uuid),
+    lambda world, host, uuid: lifecycle.remove_vm(world.store, host, uuid),
+    failed_to_write,
+], ids=["repair", "remove", "write_segments"])
+def test_rewriting_the_segment_of_a_halted_vm_the_host_is_starting_is_refused(halted, change):
+    """repair-vm would say "effective at its next boot" of a VM about to run with the args its start read."""
+    under_test, world, uuid = halted
+    world.sim.set_device_model_args(uuid, OWN_ARGS)  # its segment lost: a repair has something to write
+    before = world.tables(), world.args(uuid)
+    starter = someone_starts(world, uuid)
+    try:
+        with pytest.raises(HypervisorError) as refused:
+            change(world, under_test.host, uuid)
+    finally:
+        starter.join()
+    assert refused.value.code == codes.OTHER_OPERATION_IN_PROGRESS and "being started" in str(refused.value)
+    assert (world.tables(), world.args(uuid)) == before and world.open_ops() == []
 
 
 # --- a registered VM the host no longer has ---------------------------------------------------------------

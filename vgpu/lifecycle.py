@@ -217,11 +217,13 @@ def check_power_state(vm_uuid: str, state: PowerState, host: Hypervisor | None =
         raise _neither_running_nor_halted(vm_uuid, state, host)
 
 
-def check_not_busy(host: Hypervisor, vm_uuid: str, state: PowerState, outcome: str = "nothing was changed") -> None:
+def check_not_busy(host: Hypervisor, vm_uuid: str, state: PowerState, outcome: str = "nothing was changed",
+                   then: str = " (a running VM is then restarted by the change)") -> None:
     """Refuse a halted VM the host is still working on (another admin's ``xe vm-start``: xapi shows a VM
-    halted until its start completes, and the start has read its args already), saying ``outcome``: the
-    change would say "at its next start" of a VM about to run with its old arguments. Only a halted VM is
-    asked (one call); a host that cannot tell (None) lets it through, as before."""
+    halted until its start completes, and the start has read its args already), saying ``outcome`` and, after
+    "try again once it is done", ``then``: the change would say "at its next start" of a VM about to run
+    with its old arguments. Only a halted VM is asked (one call); a host that cannot tell (None) lets it
+    through, as before."""
     if state is not PowerState.HALTED:
         return
     operations = host.current_operations(vm_uuid)
@@ -230,8 +232,7 @@ def check_not_busy(host: Hypervisor, vm_uuid: str, state: PowerState, outcome: s
     doing = ("is being started by the host (by another admin or tool), so it will run with its current arguments"
              if "start" in operations else f"is halted, but the host is busy with it ({', '.join(operations)})")
     raise HypervisorError(codes.OTHER_OPERATION_IN_PROGRESS,
-                          f"VM {vm_uuid} {doing}; {outcome}: try again once it is done (a running VM is then "
-                          "restarted by the change)", ["VM", vm_uuid])
+                          f"VM {vm_uuid} {doing}; {outcome}: try again once it is done{then}", ["VM", vm_uuid])
 
 
 def _neither_running_nor_halted(vm_uuid: str, state: PowerState, host: Hypervisor | None = None) -> HypervisorError:
@@ -1197,6 +1198,7 @@ def remove_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RemoveResult:
         seen = _on_host_or_refused(store, host, vm.vm_uuid)
         if seen is not None:
             check_only_copy(store, host, vm.vm_uuid, seen.host)
+            check_not_busy(host, vm.vm_uuid, seen.power_state, then="")  # its start read the segment
     except HypervisorError as failure:
         failure.reword(failure.sentence + "; the VM is still registered")
         raise
@@ -1305,8 +1307,11 @@ def repair_vm(store: Store, host: Hypervisor, vm_uuid: object) -> RepairResult:
     canonical = values.parse_uuid(vm_uuid)
     vm = vms.find(store, canonical)
     expected = vm.config if vm is not None else None
-    before = _args_to_repair(store, host, canonical, vm)  # read before journalling: a refusal changes nothing
+    seen = _to_repair(store, host, canonical, vm)  # read before journalling: a refusal changes nothing
     check_only_copy(store, host, canonical, label_for(host, canonical))
+    # A start under way has read the args: "at its next boot" would be said of a VM about to run without them.
+    check_not_busy(host, canonical, seen.power_state, then="")
+    before = seen.device_model_args
     with store.writing() as conn:
         op = journal.begin(conn, canonical, "repair", vm, expected, None, label_for(host, canonical))
         locations.seen_by_change(conn, host, canonical)
@@ -1332,11 +1337,12 @@ def _booted_quietly(host: Hypervisor, vm_uuid: str) -> str | None:
         return None
 
 
-def _args_to_repair(store: Store, host: Hypervisor, vm_uuid: str, vm: VM | None) -> str:
-    """The VM's device-model args; NotFound (bad input, like register-vm's) when the host has no such VM."""
+def _to_repair(store: Store, host: Hypervisor, vm_uuid: str, vm: VM | None) -> HostVM:
+    """The VM as the host describes it (its power state and device-model args, in one round trip); NotFound
+    (bad input, like register-vm's) when the host has no such VM."""
     try:
         locate_again(host, vm_uuid)  # over a fleet: a copy on another host since it last looked is refused
-        return host.get_device_model_args(vm_uuid)
+        return describe(host, vm_uuid)
     except HypervisorError as error:
         if not codes.vm_missing(error):
             raise (locations.not_in_run(store, host, vm_uuid, error) if vm is not None else None) or error
