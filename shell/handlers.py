@@ -175,6 +175,9 @@ def _reconfigure(ctx: Context, opts: dict, apply: bool = False, **change) -> int
     if result.booted == lifecycle.RUNS_OTHER:  # done, but the host did not do what was asked of it
         ctx.console.error(f"error: {render.did_not_boot_with_it(result)}")
         return 1
+    if not result.restarted and result.started_by_other == lifecycle.RUNS_OTHER:  # it does not run what was confirmed
+        ctx.console.error(f"error: {render.started_before_write_error(result)}")
+        return 1
     return 0
 
 

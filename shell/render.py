@@ -213,6 +213,28 @@ def _started_by_other(result, how: str) -> str:
     return f"The VM was {how} and reconfigured; {text}" if text else ""
 
 
+def _started_before_write(result) -> str:
+    """The tail for a change whose VM, found halted, someone else started before its args were written ("" when
+    not): never restarted by the change, so it may run with its previous configuration."""
+    if result.restarted:
+        return ""
+    text = {
+        "new": "it booted with the new configuration.",
+        "other": "it runs with its previous configuration until it is restarted.",
+        "unknown": ("the host cannot say with which configuration it booted: "
+                    f"'vgpu-admin apply-vm --vm-uuid={result.vm.vm_uuid}' restarts it with the new one."),
+    }.get(result.started_by_other, "")
+    return f"The VM was not running, but someone else started it before its args were written: {text}" if text else ""
+
+
+def started_before_write_error(result) -> str:
+    """The error line of a change whose halted VM someone else started, with another configuration, before its
+    args were written (result.started_by_other "other", not restarted)."""
+    uuid = result.vm.vm_uuid
+    return (f"VM {uuid} was started by someone else before its args were written and runs with its previous "
+            f"configuration: 'vgpu-admin apply-vm --vm-uuid={uuid}' restarts it with the new one")
+
+
 def _started_again(result, started: str, it: str = "") -> str:
     """``started`` ("The VM was ... started again") and what the VM booted with, as the host said right
     after: "with ``it``" only when the host saw it boot with the change."""
@@ -252,7 +274,7 @@ def reconfigured(result) -> str:
     if result.old == vm.config:  # nothing changed in the database: its registered configuration was applied
         tail = (_started_by_other(result, how + why) or _started_again(result, f"The VM was {how}{why} and started again", "it")
                 if result.restarted
-                else "The VM already ran with it and was not restarted: its args now keep it at its next boot."
+                else _started_before_write(result) or "The VM already ran with it and was not restarted: its args now keep it at its next boot."
                 if result.running else "The VM was not running; it takes it at its next start.")
         return f"Applied the registered configuration to {name_of(vm)} ({vm.vm_uuid}): {config_text(vm.config)}.\n{tail}"
     what = ", ".join(
@@ -267,7 +289,8 @@ def reconfigured(result) -> str:
     if result.restarted:
         tail = _started_by_other(result, how + why) or _started_again(result, f"The VM was {how}{why}, reconfigured and started again")
     elif result.running:
-        tail = "The VM already ran with the new configuration and was not restarted: its args now keep it."
+        tail = (_started_before_write(result)
+                or "The VM already ran with the new configuration and was not restarted: its args now keep it.")
     else:
         tail = "The VM was not running; it takes the new configuration at its next start."
     return f"Applied to {name_of(vm)} ({vm.vm_uuid}): {what}.\n{tail}"

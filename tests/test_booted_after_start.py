@@ -224,6 +224,42 @@ def test_rewriting_the_segment_of_a_halted_vm_the_host_is_starting_is_refused(ha
     assert (world.tables(), world.args(uuid)) == before and world.open_ops() == []
 
 
+def starts_before_our_write(monkeypatch, sim, uuid):
+    """Another admin's start of ``uuid`` done between the change's last look and its args write (so it booted
+    with the args as they were)."""
+    original = journal.advance
+
+    def advance(store, op, to, **recorded):
+        if to == journal.WRITING_ARGS:
+            sim.reopen().start(uuid)
+        return original(store, op, to, **recorded)
+
+    monkeypatch.setattr(journal, "advance", advance)
+
+
+def test_a_halted_vm_started_before_the_args_write_is_not_said_to_take_it_at_its_next_start(halted, monkeypatch):
+    under_test, world, uuid = halted
+    starts_before_our_write(monkeypatch, world.sim, uuid)
+    result = to_pool_b(world, under_test.host, uuid)
+    assert world.power(uuid) is PowerState.RUNNING and world.config(uuid) == NEW  # the change stands, not restarted
+    assert result.changed and not result.restarted and result.running and world.open_ops() == []
+    assert result.started_by_other == ("other" if under_test.name in TELLS_BOOTED else "unknown")
+    assert "before its args were written" in last_outcome(world, uuid)
+
+
+def test_set_pool_of_a_halted_vm_started_before_the_args_write_says_so_and_fails(tmp_path, monkeypatch):
+    spec = SpecHost(tmp_path)
+    name = next(vm.vm_name for vm in spec.registered() if spec.sim.power_state(vm.vm_uuid) is PowerState.HALTED)
+    uuid = spec.uuid(name)
+    starts_before_our_write(monkeypatch, spec.sim, uuid)
+    outcome = spec.cli("set-pool", "--vm-uuid", uuid, "--pool", "B" if spec.pool_of(name) == "A" else "A", stdin="yes\n")
+    assert outcome.code == 1, outcome
+    assert "takes the new configuration at its next start" not in outcome.out
+    assert "someone else started it before its args were written" in outcome.out
+    error = outcome.err_lines[-1]  # after the progress lines
+    assert error.startswith("error: ") and f"'vgpu-admin apply-vm --vm-uuid={uuid}'" in error
+
+
 # --- a registered VM the host no longer has ---------------------------------------------------------------
 
 

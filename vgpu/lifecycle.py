@@ -187,6 +187,8 @@ class ReconfigureResult:
     # Someone else (HA, an admin) started the VM while the change had it stopped, and it then ran: RUNS_NEW
     # (the new configuration: left running), RUNS_OTHER (another one: restarted with the new one) or
     # RUNS_UNKNOWN (the host cannot tell: left running, as recover() leaves it). "" when this change started it.
+    # With ``restarted`` False: a VM the change found halted, started by someone else before its args were
+    # written, and never restarted (RUNS_OTHER then runs another configuration until it is).
     started_by_other: str = ""
     # What the VM booted with once this change started it, the host asked right after (see _what_it_booted):
     # RUNS_NEW, RUNS_OTHER or RUNS_UNKNOWN (the host cannot tell); "" when this change started nothing.
@@ -481,16 +483,18 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
         except Exception as failure:  # a bug or an unmapped error: the VM still gets its old configuration back
             _roll_back_unexpected(store, host, op, failure, progress, _ran_with(plan))
             raise
-    running = power is PowerState.RUNNING or bool(op.was_running)
+    started_before_write = _started_before_write(host, plan) if not op.was_running and power is PowerState.HALTED else ""
+    started_by_other = started_by_other or started_before_write
+    running = power is PowerState.RUNNING or bool(op.was_running) or bool(started_before_write)
     started_it = bool(op.was_running) and started_by_other in ("", RUNS_OTHER)
     booted = _what_it_booted(host, plan) if started_it else _Booted("")
     try:
-        close(store, op, journal.DONE, _done_detail(started_by_other, booted),
-              power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
+        close(store, op, journal.DONE, _STARTED_BEFORE_WRITE.get(started_before_write) or _done_detail(started_by_other, booted),
+              power=PowerState.RUNNING if running else PowerState.HALTED)
     except StoreError as unrecorded:
         raise _done_unrecorded(store, op, unrecorded, _runs_new_state(running, started_by_other)) from None
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
-                             running=power is PowerState.RUNNING,
+                             running=power is PowerState.RUNNING or bool(started_before_write),
                              stopped_how=stop.how if stop else None, stop_reason=stop.reason if stop else "",
                              started_by_other=started_by_other, booted=booted.runs, booted_with=booted.segment,
                              args_changed=booted.args_changed)
@@ -544,6 +548,34 @@ def _what_it_booted(host: Hypervisor, plan: ReconfigurePlan) -> _Booted:
     except HypervisorError:
         args_changed = None
     return _Booted(runs, devargs.parse(booted_args, quoted=plan.args_quoted), args_changed)
+
+
+# What the journal keeps of a change whose halted VM someone else started before its args were written.
+_STARTED_BEFORE_WRITE = {
+    RUNS_NEW: "started by someone else before its args were written, with the new configuration",
+    RUNS_OTHER: ("started by someone else before its args were written, with another configuration; not restarted "
+                 "(the change was confirmed as needing no restart)"),
+    RUNS_UNKNOWN: "started by someone else before its args were written; the host cannot say with which configuration; not restarted",
+}
+
+
+def _started_before_write(host: Hypervisor, plan: ReconfigurePlan) -> str:
+    """Whether someone else started the VM this change found halted between its last look and its args write:
+    "" when it is still halted, else what it booted with (:func:`what_it_runs`), since the start may have read
+    the args before they were written. One power-state read, on this path only, after the write; what it
+    booted with is read as after a start of ours (no xe process or XenAPI call). It is not restarted: the
+    change was confirmed as needing none (as StartedSincePlan says of a start seen before the write). A host
+    that fails to answer says "" (the change is done either way)."""
+    try:
+        if host.power_state(plan.vm_uuid) not in (PowerState.RUNNING, PowerState.PAUSED):
+            return ""
+    except HypervisorError:
+        return ""
+    try:
+        booted_args = booted_after_start(host, plan.vm_uuid)
+    except HypervisorError:
+        booted_args = None
+    return what_it_runs(host, plan.vm_uuid, booted_args, plan.new)
 
 
 def _done_detail(started_by_other: str, booted: _Booted) -> str:
