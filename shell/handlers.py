@@ -172,7 +172,7 @@ def _reconfigure(ctx: Context, opts: dict, apply: bool = False, **change) -> int
         return 0
     ctx.changed()
     ctx.console.say(render.reconfigured(result))
-    if result.booted == lifecycle.RUNS_OTHER:  # done, but the host did not do what was asked of it
+    if result.not_running_with_it:  # done, but the VM did not end up running with it
         ctx.console.error(f"error: {render.did_not_boot_with_it(result)}")
         return 1
     if not result.restarted and result.started_by_other == lifecycle.RUNS_OTHER:  # it does not run what was confirmed

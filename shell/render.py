@@ -242,25 +242,20 @@ def _started_again(result, started: str, it: str = "") -> str:
         from vgpu.lifecycle import booted_without  # imported already by the command that changed the VM
 
         return f"{started}, but it booted {booted_without(result.booted_with)}."
+    if result.booted == "not-running":
+        return f"{started}, but it was not running right after: it halted, crashed or left the host."
     if result.booted == "unknown":
         return f"{started}; the host cannot tell what it booted with."
     return f"{started} with {it}." if it else f"{started}."
 
 
 def did_not_boot_with_it(result) -> str:
-    """Why a VM a change started booted with something else (result.booted == "other"), and what to do: the
-    error line of a command that did not get the VM running with its configuration."""
-    uuid = result.vm.vm_uuid
-    why = {
-        True: (f"someone else changed its args after they were written ('vgpu-admin show-vm --vm-uuid={uuid}' "
-               f"shows them; 'vgpu-admin apply-vm --vm-uuid={uuid}' writes them again and restarts it)"),
-        False: ("the host started it without its vgpu segment, though its args hold it: xapi passes the VM only the platform "
-                "keys it knows unless the pool has the 'no platform filter' feature (see docs/install-xcp-ng.md "
-                "section 4); restarting it again will not help"),
-        None: (f"the host started it without its vgpu segment, or someone else changed its args meanwhile "
-               f"(see 'vgpu-admin show-vm --vm-uuid={uuid}')"),
-    }[result.args_changed]
-    return f"VM {uuid} was started again but did not boot with its registered configuration: {why}"
+    """Why a VM a change started is not running with its configuration (result.not_running_with_it: it
+    booted with something else, or was not running right after), and what to do: the error line of a
+    command that did not get the VM running with its configuration."""
+    from vgpu.lifecycle import not_running_with_it  # imported already by the command that changed the VM
+
+    return not_running_with_it(result.vm.vm_uuid, result.booted, result.args_changed)
 
 
 # How a change stopped its VM, after "The VM was".

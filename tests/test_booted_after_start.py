@@ -11,17 +11,19 @@ registered VM the host no longer has gets the same sentence (and exit code) from
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
 import pytest
 
-from vgpu import bulk_register, devargs, journal, lifecycle
+from vgpu import bulk_register, devargs, journal, lifecycle, recovery
 from vgpu.errors import HypervisorError, NotFound
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
+from . import crashkit
 from .clikit import SpecHost
 from .hostkit import BACKENDS, SIMULATED, running_vm_on
 from .lifekit import World, config
@@ -319,3 +321,70 @@ def test_set_pool_of_a_halted_vm_the_host_is_starting_is_refused_with_exit_1(tmp
     assert outcome.code == 1 and "no restart is needed" not in outcome.out, outcome
     assert outcome.one_error_line().startswith("error: ") and "nothing was changed" in outcome.one_error_line()
     assert spec.files()["vgpu.db"] == before["vgpu.db"]
+
+
+# --- recover finishing a change: the same look at what the VM booted with --------------------------------
+
+
+def killed_while_starting(world, uuid):
+    """A change to pool B whose session was killed once it journalled "starting", the VM halted."""
+    child = crashkit.run(world.store.path, world.sim.path, "reconfigure", uuid, "starting", "kill", pool="B")
+    assert child.returncode == -signal.SIGKILL, (child.stdout, child.stderr)
+    assert world.power(uuid) is PowerState.HALTED
+
+
+def test_recover_finishing_a_change_on_a_host_that_drops_the_key_says_it_did_not_boot_with_it(backend):
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    world.sim.set_fault("start", "drop_args", uuid)
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == "finished" and world.power(uuid) is PowerState.RUNNING
+    assert world.config(uuid) == NEW and world.open_ops() == []
+    assert "started with it" not in outcome.detail
+    if under_test.name in TELLS_BOOTED:
+        assert "did not boot with its registered configuration" in outcome.attention and not outcome.settled
+        assert "booted without the vgpu segment" in outcome.detail and "booted without" in last_outcome(world, uuid)
+    else:
+        assert "cannot tell what it booted with" in outcome.detail and outcome.settled
+
+
+def test_recover_finishing_a_change_says_started_with_it_where_the_host_saw_it(backend):
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == "finished" and outcome.settled
+    assert ("started with it" in outcome.detail) == (under_test.name in TELLS_BOOTED)
+
+
+# --- a VM that is not running right after our start -------------------------------------------------------
+
+
+def halts_right_after_our_start(world, monkeypatch):
+    """Our start completes, then the VM halts (its guest crashed, or someone stopped it) before we look."""
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        original(host, vm_uuid, *args, **kwargs)
+        world.sim.hard_shutdown(vm_uuid)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+
+
+def test_a_vm_not_running_right_after_our_start_is_said_to_be_not_running(backend, monkeypatch):
+    under_test, world, uuid = backend
+    halts_right_after_our_start(world, monkeypatch)
+    result = to_pool_b(world, under_test.host, uuid)
+    assert result.restarted and world.power(uuid) is PowerState.HALTED
+    assert result.booted == lifecycle.NOT_RUNNING and result.not_running_with_it  # not "the host cannot tell"
+    assert "not running right after" in last_outcome(world, uuid) and world.open_ops() == []
+
+
+def test_set_pool_of_a_vm_not_running_right_after_the_start_says_so_and_fails(tmp_path, monkeypatch):
+    spec = SpecHost(tmp_path)
+    vm = next(vm for vm in spec.registered() if spec.sim.power_state(vm.vm_uuid) is PowerState.RUNNING)
+    uuid = vm.vm_uuid
+    halts_right_after_our_start(World(None, spec.sim), monkeypatch)
+    outcome = spec.cli("set-pool", "--vm-uuid", uuid, "--pool", "B" if vm.pool_id == "A" else "A", stdin="yes\n")
+    said = outcome.out + outcome.err
+    assert outcome.code == 1 and "cannot tell" not in said, outcome
+    assert "not running right after" in outcome.out and "is not running" in outcome.err.splitlines()[-1]

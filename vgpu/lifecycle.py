@@ -27,7 +27,7 @@ from .errors import (DuplicateVM, HostUnreachable, HypervisorError, InvalidValue
                      PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StartedSincePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, refusal_advice
+from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, refusal_advice, tells_booted
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
@@ -190,14 +190,21 @@ class ReconfigureResult:
     # With ``restarted`` False: a VM the change found halted, started by someone else before its args were
     # written, and never restarted (RUNS_OTHER then runs another configuration until it is).
     started_by_other: str = ""
-    # What the VM booted with once this change started it, the host asked right after (see _what_it_booted):
-    # RUNS_NEW, RUNS_OTHER or RUNS_UNKNOWN (the host cannot tell); "" when this change started nothing.
+    # What the VM booted with once this change started it, the host asked right after (see what_it_booted):
+    # RUNS_NEW, RUNS_OTHER, NOT_RUNNING (no longer running right after the start) or RUNS_UNKNOWN (the host
+    # cannot tell); "" when this change started nothing.
     booted: str = ""
     booted_with: SegmentState | None = None  # RUNS_OTHER: the segment it booted with (none, or another one)
     # RUNS_OTHER: its args no longer hold the new segment either (someone changed them after the change wrote
     # them): True; they do (the host started it without them, as xapi's platform filter does): False; None
     # when the host could not say.
     args_changed: bool | None = None
+
+    @property
+    def not_running_with_it(self) -> bool:
+        """The change is done, but the VM it started is not running with its configuration: it booted with
+        something else (RUNS_OTHER), or was no longer running right after the start (NOT_RUNNING)."""
+        return self.booted in (RUNS_OTHER, NOT_RUNNING)
 
 
 def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str | None) -> None:
@@ -487,7 +494,7 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
     started_by_other = started_by_other or started_before_write
     running = power is PowerState.RUNNING or bool(op.was_running) or bool(started_before_write)
     started_it = bool(op.was_running) and started_by_other in ("", RUNS_OTHER)
-    booted = _what_it_booted(host, plan) if started_it else _Booted("")
+    booted = what_it_booted(host, plan.vm_uuid, plan.new) if started_it else Booted("")
     try:
         close(store, op, journal.DONE, _STARTED_BEFORE_WRITE.get(started_before_write) or _done_detail(started_by_other, booted),
               power=PowerState.RUNNING if running else PowerState.HALTED)
@@ -501,6 +508,7 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
 
 
 RUNS_NEW, RUNS_OTHER, RUNS_UNKNOWN = "new", "other", "unknown"
+NOT_RUNNING = "not-running"  # what_it_booted: the VM just started was not running right after (halted, crashed, moved)
 
 # What the journal keeps of a change whose VM someone else started while it was stopped.
 _STARTED_BY_OTHER = {
@@ -521,7 +529,7 @@ def what_it_runs(host: Hypervisor, vm_uuid: str, booted_args: str | None, new: V
 
 
 @attrs.frozen
-class _Booted:
+class Booted:
     """What a VM a change started booted with: see ReconfigureResult's fields of the same names."""
 
     runs: str
@@ -529,25 +537,32 @@ class _Booted:
     args_changed: bool | None = None
 
 
-def _what_it_booted(host: Hypervisor, plan: ReconfigurePlan) -> _Booted:
-    """What the VM this change has just started booted with, the host asked once it runs (at no extra xe
-    process or XenAPI call: see hypervisor.base.booted_after_start): "started again with it" is said only
-    of RUNS_NEW. RUNS_OTHER (it booted without the new segment, or with another) also says whether its args
-    still hold the new segment: if they do, the host started it without them (xapi's platform filter drops
-    keys it does not know); if not, someone changed them after the change wrote them. A host that cannot
-    tell, or fails to say, is RUNS_UNKNOWN: the change itself is done either way."""
+def what_it_booted(host: Hypervisor, vm_uuid: str, new: VMConfig | None) -> Booted:
+    """What the VM a change (or recover) has just started booted with, the host asked once it runs (at no
+    extra xe process or XenAPI call: see hypervisor.base.booted_after_start): "started again with it" is
+    said only of RUNS_NEW. RUNS_OTHER (it booted without the ``new`` segment, or with another) also says
+    whether its args still hold the new segment: if they do, the host started it without them (xapi's
+    platform filter drops keys it does not know); if not, someone changed them after they were written.
+    No booted args: the power state says whether the host cannot tell (RUNS_UNKNOWN: it runs) or the VM is
+    no longer running (NOT_RUNNING: halted, crashed or gone from the host since its start). A host that
+    fails to say is RUNS_UNKNOWN: the change itself is done either way."""
     try:
-        booted_args = booted_after_start(host, plan.vm_uuid)
+        booted_args = booted_after_start(host, vm_uuid)
+        # no booted args from a host that can tell them: not running (asked only then; a remote XenAPI
+        # connection, which cannot tell, pays no call for it and stays within its round trips)
+        if booted_args is None and tells_booted(host, vm_uuid) and not _still_running(host, vm_uuid):
+            return Booted(NOT_RUNNING)
     except HypervisorError:
-        return _Booted(RUNS_UNKNOWN)
-    runs = what_it_runs(host, plan.vm_uuid, booted_args, plan.new)
+        return Booted(RUNS_UNKNOWN)
+    runs = what_it_runs(host, vm_uuid, booted_args, new)
     if runs != RUNS_OTHER or booted_args is None:
-        return _Booted(runs)
+        return Booted(runs)
+    quoted = args_quoted(host, vm_uuid)
     try:  # only on this path: a boot that went as asked costs nothing more
-        args_changed: bool | None = devargs.parse(host.get_device_model_args(plan.vm_uuid), quoted=plan.args_quoted).config != plan.new
+        args_changed: bool | None = devargs.parse(host.get_device_model_args(vm_uuid), quoted=quoted).config != new
     except HypervisorError:
         args_changed = None
-    return _Booted(runs, devargs.parse(booted_args, quoted=plan.args_quoted), args_changed)
+    return Booted(runs, devargs.parse(booted_args, quoted=quoted), args_changed)
 
 
 # What the journal keeps of a change whose halted VM someone else started before its args were written.
@@ -578,15 +593,53 @@ def _started_before_write(host: Hypervisor, plan: ReconfigurePlan) -> str:
     return what_it_runs(host, plan.vm_uuid, booted_args, plan.new)
 
 
-def _done_detail(started_by_other: str, booted: _Booted) -> str:
+def _still_running(host: Hypervisor, vm_uuid: str) -> bool:
+    """Whether a VM just started whose booted args the host did not give is running (or paused) now: asked
+    only on that path. A host that no longer has it (moved, deleted) says it is not."""
+    try:
+        return host.power_state(vm_uuid) in (PowerState.RUNNING, PowerState.PAUSED)
+    except HypervisorError as error:
+        if codes.vm_missing(error):
+            return False
+        raise
+
+
+def _done_detail(started_by_other: str, booted: Booted) -> str:
     """What the journal keeps of a change that is done: who started the VM, and what it booted with when
     that was not the change's configuration."""
     said = [_STARTED_BY_OTHER[started_by_other]] if started_by_other else []
-    if booted.runs == RUNS_OTHER and booted.segment is not None:
-        why = {True: "its args were changed by someone else after they were written",
-               False: "the host started it without its args key", None: "the host cannot say why"}[booted.args_changed]
-        said.append(f"started, but it booted {booted_without(booted.segment)} ({why})")
+    if booted.runs in (RUNS_OTHER, NOT_RUNNING):
+        said.append(started_short(booted))
     return "; ".join(said)
+
+
+def started_short(booted: Booted) -> str:
+    """How a VM that was started did not end up running with its configuration (``booted.runs`` RUNS_OTHER
+    or NOT_RUNNING), for the journal and recover's report: "started, but ..."."""
+    if booted.runs == NOT_RUNNING:
+        return "started, but it was not running right after (it halted, crashed or left the host)"
+    why = {True: "its args were changed by someone else after they were written",
+           False: "the host started it without its args key", None: "the host cannot say why"}[booted.args_changed]
+    segment = booted_without(booted.segment) if booted.segment is not None else "with something else"
+    return f"started, but it booted {segment} ({why})"
+
+
+def not_running_with_it(vm_uuid: str, runs: str, args_changed: bool | None) -> str:
+    """The error sentence for a VM started again by a change or by recover that is not running with its
+    configuration (``runs`` RUNS_OTHER or NOT_RUNNING), saying why and what to do."""
+    if runs == NOT_RUNNING:
+        return (f"VM {vm_uuid} was started again but is not running: it halted, crashed or left the host right "
+                f"after its start ('vgpu-admin show-vm --vm-uuid={vm_uuid}' shows it now)")
+    why = {
+        True: (f"someone else changed its args after they were written ('vgpu-admin show-vm --vm-uuid={vm_uuid}' "
+               f"shows them; 'vgpu-admin apply-vm --vm-uuid={vm_uuid}' writes them again and restarts it)"),
+        False: ("the host started it without its vgpu segment, though its args hold it: xapi passes the VM only the platform "
+                "keys it knows unless the pool has the 'no platform filter' feature (see docs/install-xcp-ng.md "
+                "section 4); restarting it again will not help"),
+        None: (f"the host started it without its vgpu segment, or someone else changed its args meanwhile "
+               f"(see 'vgpu-admin show-vm --vm-uuid={vm_uuid}')"),
+    }[args_changed]
+    return f"VM {vm_uuid} was started again but did not boot with its registered configuration: {why}"
 
 
 def booted_without(segment: SegmentState) -> str:

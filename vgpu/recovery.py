@@ -366,7 +366,21 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
             return _Outcome(ROLLED_BACK, f"{why}; it was started again with the arguments it ran with before "
                                          f"({op.ran_with.shown}), which differ from the database", power=PowerState.RUNNING)
         return _Outcome(ROLLED_BACK, f"{why}; the previous one is restored and the VM was started again", power=PowerState.RUNNING)
-    return _Outcome(FINISHED, "the new configuration is in place and the VM was started with it", power=PowerState.RUNNING)
+    return _started_with_new(op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
+
+
+def _started_with_new(op: journal.Operation, booted: lifecycle.Booted) -> _Outcome:
+    """A change finished by starting its VM, with what the host says it booted with (as a live change says
+    it): "started with it" only when the host saw it boot with the new configuration; a VM that booted with
+    something else, or is not running right after, needs the admin."""
+    done = "the new configuration is in place and the VM was"
+    if booted.runs == lifecycle.RUNS_NEW:
+        return _Outcome(FINISHED, f"{done} started with it", power=PowerState.RUNNING)
+    if booted.runs == lifecycle.RUNS_UNKNOWN:
+        return _Outcome(FINISHED, f"{done} started; the host cannot tell what it booted with", power=PowerState.RUNNING)
+    text = lifecycle.not_running_with_it(op.vm_uuid, booted.runs, booted.args_changed)
+    return _Outcome(FINISHED, f"{done} {lifecycle.started_short(booted)}", attention=text,
+                    power=PowerState.RUNNING if booted.runs == lifecycle.RUNS_OTHER else None)
 
 
 def _write_new_segment(store: Store, host: Hypervisor, op: journal.Operation) -> journal.Operation:

@@ -16,7 +16,7 @@ from ..errors import VgpuError
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "is_transient", "refusal_advice"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "is_transient", "refusal_advice", "tells_booted"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
@@ -50,6 +50,14 @@ def is_transient(host: object, vm_uuid: str) -> bool:
     on the others, whose VMs never are."""
     own = getattr(host, "is_transient", None)
     return own is not None and own(vm_uuid) is True
+
+
+def tells_booted(host: object, vm_uuid: str) -> bool:
+    """Whether the host can say what this VM booted with at all (``booted_device_model_args`` is then None only
+    for a VM that is not running): False for a backend whose ``tells_booted`` says so (a remote XenAPI
+    connection, which sees no xenstore), True on the others."""
+    own = getattr(host, "tells_booted", None)
+    return own is None or own(vm_uuid) is True
 
 
 @runtime_checkable

@@ -37,7 +37,7 @@ import attrs
 from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
-from .base import Hypervisor, args_quoted, booted_after_start, describe, is_transient, refusal_advice
+from .base import Hypervisor, args_quoted, booted_after_start, describe, is_transient, refusal_advice, tells_booted
 
 _Answer = TypeVar("_Answer")
 _Params = ParamSpec("_Params")
@@ -239,6 +239,10 @@ class Fleet:
     def is_transient(self, vm_uuid: str) -> bool:
         """Whether the host that has this VM keeps no definition of it (see :func:`vgpu.hypervisor.base.is_transient`)."""
         return is_transient(self.members[self.label_of(vm_uuid)], vm_uuid)
+
+    def tells_booted(self, vm_uuid: str) -> bool:
+        """Whether the host that has this VM can say what it booted with (see :func:`vgpu.hypervisor.base.tells_booted`)."""
+        return tells_booted(self.members[self.label_of(vm_uuid)], vm_uuid)
 
     def refusal_advice(self, vm_uuid: str, state: PowerState) -> str | None:
         """The advice of the host that has this VM (see :func:`vgpu.hypervisor.base.refusal_advice`)."""

@@ -366,6 +366,10 @@ class XapiHost:
         booted = self._xenstore.booted_args(self.args_key, vm_uuid, domid)
         return None if booted is None else booted.get(vm_uuid.lower())
 
+    def tells_booted(self, vm_uuid: str) -> bool:
+        """Only on dom0 (xenstore): a remote connection cannot see what a VM booted with (see base.tells_booted)."""
+        return self._xenstore is not None
+
     def booted_after_start(self, vm_uuid: str) -> str | None:
         """:meth:`booted_device_model_args` of a VM just started (so known to exist), with no XenAPI call: on
         dom0 one ``xenstore-ls`` of every domain; remote, None (unknown) at once."""
