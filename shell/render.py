@@ -253,9 +253,7 @@ def did_not_boot_with_it(result) -> str:
     """Why a VM a change started is not running with its configuration (result.not_running_with_it: it
     booted with something else, or was not running right after), and what to do: the error line of a
     command that did not get the VM running with its configuration."""
-    from vgpu.lifecycle import not_running_with_it  # imported already by the command that changed the VM
-
-    return not_running_with_it(result.vm.vm_uuid, result.booted, result.args_changed)
+    return result.why_not_running_with_it
 
 
 # How a change stopped its VM, after "The VM was".

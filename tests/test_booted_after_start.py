@@ -388,3 +388,19 @@ def test_set_pool_of_a_vm_not_running_right_after_the_start_says_so_and_fails(tm
     said = outcome.out + outcome.err
     assert outcome.code == 1 and "cannot tell" not in said, outcome
     assert "not running right after" in outcome.out and "is not running" in outcome.err.splitlines()[-1]
+
+
+# --- a batch ----------------------------------------------------------------------------------------------
+
+
+def test_a_batch_on_a_host_that_drops_the_key_is_not_ok_and_its_rows_say_why(tmp_path, store):
+    from vgpu import bulk
+
+    world = World.create(tmp_path, store)
+    uuids = [world.add(number, "running", config("A", 1, number), OWN_ARGS) for number in (4, 5)]
+    world.sim.set_fault("start", "drop_args", "*")
+    plan = bulk.plan_many(store, world.sim, [{"vm_uuid": uuid, "priority": "high"} for uuid in uuids])
+    result = bulk.apply_many(store, world.sim, plan, concurrency=2)
+    assert [done.booted for done in result.results] == ["other", "other"] and not result.failures
+    assert not result.ok
+    assert [row["outcome"] for row in result.records()] == ["booted without segment"] * 2

@@ -90,7 +90,10 @@ class BulkResult(tables.Tabular):
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.interrupted and not self.not_started
+        """Every VM changed as asked: none failed or was left, and every VM the batch started runs with its
+        configuration (see ReconfigureResult.not_running_with_it)."""
+        return (not self.failures and not self.interrupted and not self.not_started
+                and not any(done.not_running_with_it for done in self.results))
 
 
 def _change_of(store: Store, values: tuple[object, ...], layout: Layout) -> vms.ChangePlan | None:

@@ -206,6 +206,11 @@ class ReconfigureResult:
         something else (RUNS_OTHER), or was no longer running right after the start (NOT_RUNNING)."""
         return self.booted in (RUNS_OTHER, NOT_RUNNING)
 
+    @property
+    def why_not_running_with_it(self) -> str:
+        """When :attr:`not_running_with_it`, the sentence saying why and what to do; "" otherwise."""
+        return not_running_with_it(self.vm.vm_uuid, self.booted, self.args_changed) if self.not_running_with_it else ""
+
 
 def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str | None) -> None:
     """Over a fleet, before changing the VM found on host ``found_on``: when it was last seen on other hosts of

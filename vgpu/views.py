@@ -14,6 +14,7 @@ from .tables import VM_COLUMNS, changes_text, config_record, config_text, join_c
 if TYPE_CHECKING:
     from .bulk import BulkPlan, BulkResult
     from .devargs import SegmentState
+    from .lifecycle import ReconfigureResult
     from .models import PoolDetail
     from .scan import ForeignSegment, ScanReport
     from .tables import Record
@@ -117,9 +118,9 @@ def bulk_result_view(result: BulkResult) -> tuple[str, list[Record]]:
     """One row per VM: its configuration now (or, for a failure, the one asked for: the records of a result
     planned again retry what failed), the outcome, the old and new configuration, and any error."""
     rows = [{
-        **vm_record(done.vm), "outcome": "changed" if done.changed else "unchanged",
+        **vm_record(done.vm), "outcome": _done_outcome(done),
         "old": config_text(done.old), "new": config_text(done.vm.config), "restarted": yes_no(done.restarted),
-        "stopped": done.stopped_how, "error": None,
+        "stopped": done.stopped_how, "error": done.why_not_running_with_it or None,
     } for done in result.results]
     rows += [{
         **(config_record(failure.plan.vm, failure.plan.new) if failure.plan else {"vm_uuid": failure.vm_uuid, "vm_name": None}),
@@ -136,11 +137,24 @@ def bulk_result_view(result: BulkResult) -> tuple[str, list[Record]]:
         "new": config_text(plan.new), "restarted": None, "stopped": None, "error": _LEFT_NOTES.get(outcome),
     } for outcome, plan in left]
     summary = f"{len(result.results)} changed, {len(result.failures)} failed"
+    short = sum(1 for done in result.results if done.not_running_with_it)
+    if short:
+        summary += f" ({short} of the changed not running with it)"
     counts = {outcome: sum(1 for left_as, _ in left if left_as == outcome) for outcome in ("interrupted", "under way", "not started")}
     for outcome, count in counts.items():
         if count:
             summary += f", {count} {'still under way' if outcome == 'under way' else outcome}"
     return summary, rows
+
+
+def _done_outcome(done: ReconfigureResult) -> str:
+    """A changed VM's outcome: ``changed`` (or ``unchanged``), unless the VM the change started is not
+    running with its configuration: ``booted without segment``, ``booted other segment`` or ``not running``."""
+    if done.booted == "not-running":
+        return "not running"
+    if done.booted == "other":
+        return "booted other segment" if done.booted_with is not None and done.booted_with.present else "booted without segment"
+    return "changed" if done.changed else "unchanged"
 
 
 # What the row of a VM cut part way says, and of one still under way when a second Ctrl-C stopped the waiting:
