@@ -196,6 +196,8 @@ def test_registering_a_halted_vm_the_host_is_starting_is_refused(halted):
         lifecycle.register_vm(world.store, under_test.host, uuid, pool="B")
     starter.join()
     assert refused.value.code == codes.OTHER_OPERATION_IN_PROGRESS and "not registered" in str(refused.value)
+    assert "restarted by the change" not in str(refused.value)  # registering never restarts a running VM
+    assert "takes its segment at its next boot" in str(refused.value)
     assert world.tables() == before and world.args(uuid) == OWN_ARGS and world.open_ops() == []
 
 

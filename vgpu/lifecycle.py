@@ -1202,7 +1202,8 @@ def register_vm(
     reg = vms.make_registration(vm_uuid, vm_name, pool, priority, vm_id)
     host_vm, listed, without = find_host_vm(store, host, reg.vm_uuid)
     check_only_copy(store, host, reg.vm_uuid, host_vm.host)
-    check_not_busy(host, reg.vm_uuid, host_vm.power_state, "the VM was not registered")
+    check_not_busy(host, reg.vm_uuid, host_vm.power_state, "the VM was not registered",
+                   " (a running VM is not restarted: it takes its segment at its next boot)")
     refused = None
     if reg.vm_name is None:
         name, refused = _host_name_or_refusal(host_vm)
