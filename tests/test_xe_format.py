@@ -138,6 +138,25 @@ def test_anything_else_about_the_key_is_left_to_an_exact_read(entries):
     assert read_key(xe_format.format_map(entries), KEY) is None
 
 
+def test_the_best_reading_of_args_among_a_real_hosts_keys():
+    segment = "-vnc 127.0.0.1:1 -fw_cfg name=opt/vgpu/config,string=pool=B;priority=2;vm_id=7"
+    text = xe_format.format_map({"timeoffset": "0", KEY: segment, "hpet": "true", "acpi": "1"})
+    assert read_key(text, KEY) is None and xe_format.best_reading(text, KEY) == segment
+    assert xe_format.best_reading(xe_format.format_map({"acpi": "1", KEY: segment}), KEY) == segment  # last
+    assert xe_format.best_reading(xe_format.format_map({KEY: "-a; b c", "nx": "true"}), KEY) == "-a; b c"
+    assert xe_format.best_reading(xe_format.format_map({KEY: segment}), KEY) == segment  # certain, as read_key
+    assert xe_format.best_reading(xe_format.format_map({"acpi": "1", KEY: ""}), KEY) == ""
+    assert xe_format.best_reading("acpi: 1; nx: true", KEY) == ""  # certain: absent
+
+
+def test_the_best_reading_is_a_guess_where_the_text_is_ambiguous():
+    # What the caller must check with an exact read: the args' own "; word: " cuts them short, and another
+    # key's value holding "; device-model-args: ..." is taken for them.
+    assert xe_format.best_reading(xe_format.format_map({KEY: "-append a; kind: b", "nx": "1"}), KEY) == "-append a"
+    lying = xe_format.format_map({"note": f"x; {KEY}: -fake", KEY: "-real", "nx": "1"})
+    assert xe_format.best_reading(lying, KEY) == "-fake"
+
+
 def test_the_map_text_is_ambiguous_by_design():
     # Why the backend reads exactly: xe prints these two different maps identically.
     one, two = {"a": "1; b: 2"}, {"a": "1", "b": "2"}

@@ -144,6 +144,30 @@ def read_key(text: str, key: str) -> str | None:
     return None
 
 
+# A "; "-piece that starts the way an entry does: a key as real hosts name them (timeoffset, device_id,
+# cores-per-socket, ...), then ": ".
+_ENTRY_START = re.compile(r"[\w.-]+(?:: |:$)")
+
+
+def best_reading(text: str, key: str) -> str:
+    """The likeliest value of ``key`` in a printed map: :func:`read_key`'s when it is certain, else the first
+    "; "-piece that starts with ``key: ``, with the pieces after it up to the next that starts like an entry
+    (``word: ``). Only a guess: args holding "; word: " are cut short, and another key's value holding
+    "; key: ..." is taken for the key. A caller may act on it only where an exact read checks it before
+    anything is decided or written (a reconfigure that stops the VM reads the args once it is stopped)."""
+    certain = read_key(text, key)
+    if certain is not None:
+        return certain
+    pieces = text.split("; ")
+    start = next(index for index, piece in enumerate(pieces) if piece.startswith(key + ": ") or piece == key + ":")
+    value = [pieces[start][len(key) + 2:]]
+    for piece in pieces[start + 1:]:
+        if _ENTRY_START.match(piece):
+            break
+        value.append(piece)
+    return "; ".join(value)
+
+
 def format_map(entries: Mapping[str, str]) -> str:
     return "; ".join(f"{key}: {value}" for key, value in entries.items())
 
