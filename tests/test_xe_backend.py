@@ -193,6 +193,23 @@ def test_a_name_cannot_fake_its_own_vms_fields(world):
     assert (listed[ATTACKER].name, listed[ATTACKER].power_state, listed[ATTACKER].device_model_args) == (name, PowerState.HALTED, "-own")
 
 
+def test_describe_vm_reads_args_among_other_keys_exactly_and_its_best_reading_says_it_guesses(world):
+    # VM's map: acpi, nx, then the args; HALTED's: a value before the args that holds "; device-model-args: ".
+    world.sim.set_platform_key(HALTED, "note", "x; device-model-args: -fake")
+    world.sim.set_platform_key(HALTED, "device-model-args", "-real")
+    assert world.host.describe_vm(VM).device_model_args == "-vnc 127.0.0.1:1"
+    assert world.host.describe_vm(HALTED).device_model_args == "-real"
+    assert [call["argv"][0] for call in world.calls()] == ["vm-list", "vm-param-get"] * 2
+    world.log.unlink()
+    best = world.host.describe_vm_best_reading(VM)
+    assert (best[0].device_model_args, best[1], best[0].power_state) == ("-vnc 127.0.0.1:1", False, PowerState.RUNNING)
+    assert world.host.describe_vm_best_reading(HALTED)[0].device_model_args == "-fake"  # a guess, and wrong
+    assert [call["argv"][0] for call in world.calls()] == ["vm-list", "vm-list"]
+    world.sim.set_platform_key(VM, "acpi", None)
+    world.sim.set_platform_key(VM, "nx", None)
+    assert world.host.describe_vm_best_reading(VM)[1] is True  # the args alone in the map: certain
+
+
 @pytest.mark.parametrize("name", ["two\nlines", "ends with a line break\n", "t\n\n\nuuid ( RO): " + VM])
 def test_describe_vm_gives_the_exact_name_and_fields(world, name):
     world.sim.add_vm(ATTACKER, name, "running", "-own")

@@ -16,7 +16,7 @@ from ..errors import VgpuError
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "is_transient", "refusal_advice", "tells_booted"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "describe_best_reading", "is_transient", "refusal_advice", "tells_booted"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
@@ -127,6 +127,17 @@ def describe(host: Hypervisor, vm_uuid: str) -> HostVM:
     args = host.get_device_model_args(vm_uuid)
     booted = host.booted_device_model_args(vm_uuid) if state in (PowerState.RUNNING, PowerState.PAUSED) else None
     return HostVM(vm_uuid, "", state, args, booted)
+
+
+def describe_best_reading(host: Hypervisor, vm_uuid: str) -> tuple[HostVM, bool]:
+    """``describe(host, vm_uuid)`` and True, or, from a backend with its own ``describe_vm_best_reading``
+    (xe), the VM with a best reading of its stored args, at less cost, and whether they are exact. xe's
+    one ``vm-list`` prints the platform map unescaped, so on a real host (other keys beside the args) it
+    cannot say the args for certain, and :meth:`Hypervisor.describe_vm` pays an exact read for them. A
+    caller may take a reading that is not exact only where the args are read exactly again before anything
+    is decided or written on them (a reconfigure that stops the VM: once it is stopped)."""
+    own: Callable[[str], tuple[HostVM, bool]] | None = getattr(host, "describe_vm_best_reading", None)
+    return own(vm_uuid) if own is not None else (describe(host, vm_uuid), True)
 
 
 def booted_after_start(host: Hypervisor, vm_uuid: str) -> str | None:

@@ -37,7 +37,7 @@ import attrs
 from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
-from .base import Hypervisor, args_quoted, booted_after_start, describe, is_transient, refusal_advice, tells_booted
+from .base import Hypervisor, args_quoted, booted_after_start, describe, describe_best_reading, is_transient, refusal_advice, tells_booted
 
 _Answer = TypeVar("_Answer")
 _Params = ParamSpec("_Params")
@@ -507,6 +507,14 @@ class Fleet:
     def describe_vm(self, vm_uuid: str) -> HostVM:
         """The VM as its host describes it (one round trip there), labelled with that host."""
         return self._with_vm(vm_uuid, lambda label, host: _labelled([describe(host, vm_uuid)], label)[0])
+
+    def describe_vm_best_reading(self, vm_uuid: str) -> tuple[HostVM, bool]:
+        """:func:`describe_best_reading` of the VM's host, labelled with that host."""
+        def labelled(label: str, host: Hypervisor) -> tuple[HostVM, bool]:
+            seen, exact = describe_best_reading(host, vm_uuid)
+            return _labelled([seen], label)[0], exact
+
+        return self._with_vm(vm_uuid, labelled)
 
     def power_state(self, vm_uuid: str) -> PowerState:
         return self._with_vm(vm_uuid, lambda label, host: host.power_state(vm_uuid))

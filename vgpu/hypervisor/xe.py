@@ -147,21 +147,35 @@ class XeHost:
                 for vm in listed]
 
     def describe_vm(self, vm_uuid: str) -> HostVM:
-        """One ``xe vm-list uuid=…`` (plus, for a running VM, one ``xenstore-ls`` of its domain). A record
-        that does not read cleanly (a name holding lines shaped like fields) is read exactly instead."""
+        """One ``xe vm-list uuid=…`` (plus, for a running VM, one ``xenstore-ls`` of its domain), and one
+        ``vm-param-get`` of the args when the listing cannot say them for sure (a real host's VMs: see the
+        module's docstring). A record that does not read cleanly (a name holding lines shaped like fields)
+        is read exactly instead."""
+        seen, exact = self.describe_vm_best_reading(vm_uuid)
+        if exact:
+            return seen
+        args = self._args_if_present(vm_uuid)
+        if args is None:  # deleted since the listing
+            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+        return attrs.evolve(seen, device_model_args=args)
+
+    def describe_vm_best_reading(self, vm_uuid: str) -> tuple[HostVM, bool]:
+        """:meth:`describe_vm` without its exact read of the args (see hypervisor.base.describe_best_reading),
+        and whether the args are exact: :func:`xe_format.best_reading` of the listed map, False when that is
+        a guess."""
         records = xe_format.parse_records(self._call(["vm-list", self._uuid_arg(vm_uuid), _DESCRIBE_PARAMS], vm_uuid))
         listing = xe_format.vouch(records, [vm_uuid.lower()], _DESCRIBED)
         record = listing.records.get(vm_uuid.lower())
         if record is None:
-            return self._described_exactly(vm_uuid, listed=bool(listing.uuids))
-        host_vm = self._host_vm(record)
-        if host_vm is None:
-            raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
+            return self._described_exactly(vm_uuid, listed=bool(listing.uuids)), True
+        exact = xe_format.read_key(record["platform"], self.args_key) is not None
+        host_vm = HostVM(record["uuid"], record["name-label"], _power(record["power-state"]),
+                         xe_format.best_reading(record["platform"], self.args_key))
         domid = record["dom-id"].strip()
         if not _has_domain(host_vm.power_state) or not domid.isdigit():
-            return host_vm
+            return host_vm, exact
         booted = self.xenstore.booted_args(self.args_key, vm_uuid, int(domid))
-        return attrs.evolve(host_vm, booted_args=None if booted is None else booted.get(vm_uuid.lower()))
+        return attrs.evolve(host_vm, booted_args=None if booted is None else booted.get(vm_uuid.lower())), exact
 
     def power_state(self, vm_uuid: str) -> PowerState:
         return _power(self._call(["vm-param-get", self._uuid_arg(vm_uuid), "param-name=power-state"], vm_uuid))
@@ -228,17 +242,6 @@ class XeHost:
         return f"XeHost({self.xe_path!r})"
 
     # --- listing -----------------------------------------------------------------------------------------
-
-    def _host_vm(self, record: Mapping[str, str]) -> HostVM | None:
-        """One listed record as a HostVM, its args re-read exactly when the listing cannot say them for
-        sure; None when the VM was deleted in between."""
-        vm_uuid = record.get("uuid", "")
-        value = xe_format.read_key(record.get("platform", ""), self.args_key)
-        if value is None:
-            value = self._args_if_present(vm_uuid)
-        if value is None:
-            return None
-        return HostVM(vm_uuid, record.get("name-label", ""), _power(record.get("power-state", "")), value)
 
     def _described_exactly(self, vm_uuid: str, listed: bool) -> HostVM:
         """describe_vm for a VM whose record did not read cleanly: every field read on its own."""
