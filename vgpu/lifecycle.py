@@ -27,7 +27,7 @@ from .errors import (DuplicateVM, HostUnreachable, HypervisorError, InvalidValue
                      PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StartedSincePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, refusal_advice, tells_booted
+from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, describe_best_reading, refusal_advice, tells_booted
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
@@ -132,7 +132,10 @@ class ReconfigurePlan(vms.ChangePlan):
     """
 
     power_state: PowerState
-    stored_args: str | None = None  # the VM's device-model args when planned (None: not read)
+    # The VM's device-model args when planned (None: not read). For a running VM the plan restarts, they may be
+    # the best reading of xe's listing (see hypervisor.base.describe_best_reading): the change reads them
+    # exactly once the VM is stopped and refuses (SegmentChanged) when vgpu's segment there is not this one's.
+    stored_args: str | None = None
     booted_args: str | None = None  # what its running domain booted with (None: not running, or unknown)
     apply_now: bool = False
     args_quoted: bool = False  # the host keeps its args as a quoted argument list (see hypervisor.base.args_quoted)
@@ -286,20 +289,39 @@ def _host_plan(store: Store, host: Hypervisor, change: vms.ChangePlan, apply_now
     """The change with what the host says of the VM: power state, stored segment, booted segment."""
     vm_uuid = change.vm.vm_uuid
     journal.check_unlocked(store, vm_uuid)
+    # One round trip: power state, stored and booted args, the stored ones maybe a best reading (xe).
+    seen, exact = _asked_for_plan(store, host, vm_uuid, describe_best_reading)
+    check_only_copy(store, host, vm_uuid, seen.host)
+    check_power_state(vm_uuid, seen.power_state, host)
+    check_not_busy(host, vm_uuid, seen.power_state)
+    booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
+    plan = ReconfigurePlan(change.vm, change.new, seen.power_state, seen.device_model_args, booted, apply_now,
+                           args_quoted(host, vm_uuid))
+    if not exact and not (plan.running and plan.needs_restart):
+        # A best reading serves only a plan that stops the VM (needs_restart does not depend on the stored
+        # args): args_once_stopped reads them exactly then, and refuses when vgpu's segment is not the plan's.
+        # Any other plan decides on them (is_noop) and _begin writes over what it reads: read them exactly.
+        plan = attrs.evolve(plan, stored_args=_asked_for_plan(store, host, vm_uuid, _stored_args))
+    return check_not_transient(seen, plan)
+
+
+def _stored_args(host: Hypervisor, vm_uuid: str) -> str:
+    return host.get_device_model_args(vm_uuid)
+
+
+_Answer = TypeVar("_Answer")
+
+
+def _asked_for_plan(store: Store, host: Hypervisor, vm_uuid: str, ask: Callable[[Hypervisor, str], _Answer]) -> _Answer:
+    """``ask(host, vm_uuid)`` for a plan: a VM the host does not have is the registered VM gone (or on a
+    host the run does not ask)."""
     try:
-        seen = describe(host, vm_uuid)  # one round trip: power state, stored and booted args
+        return ask(host, vm_uuid)
     except HypervisorError as error:
         elsewhere = locations.not_in_run(store, host, vm_uuid, error)
         if elsewhere is None and codes.vm_missing(error):
             raise registered_but_gone(store, host, vm_uuid) from None
         raise elsewhere or error
-    check_only_copy(store, host, vm_uuid, seen.host)
-    check_power_state(vm_uuid, seen.power_state, host)
-    check_not_busy(host, vm_uuid, seen.power_state)
-    booted = seen.booted_args if seen.power_state is PowerState.RUNNING else None
-    return check_not_transient(seen, ReconfigurePlan(
-        change.vm, change.new, seen.power_state, seen.device_model_args, booted, apply_now, args_quoted(host, vm_uuid)
-    ))
 
 
 def check_not_transient(seen: HostVM, plan: ReconfigurePlan) -> ReconfigurePlan:

@@ -11,7 +11,10 @@ with no escaping (``--minimal`` cannot help: it prints only a record's first fie
 :func:`xe_format.read_key` finds the text certain (no args key at all, or the args alone in the map); every
 other VM's args are read exactly with ``vm-param-get param-key=``, several at a time. A real host's VMs all
 have other platform keys (timeoffset, acpi, ...), so there every VM with args costs that read: a scan one
-process per such VM, a reconfigure's plan one (``describe_vm``).
+process per such VM, ``describe_vm`` one. ``describe_vm_best_reading`` skips it and says its args are a guess
+(:func:`xe_format.best_reading`): a reconfigure's plan takes that only for a running VM it is to restart,
+whose args are read exactly once it is stopped, so such a reconfigure costs 5 xe processes (``vm-list``,
+``vm-shutdown``, ``vm-param-get``, ``vm-param-set``, ``vm-start``); every other plan reads them exactly.
 
 xe prints names raw too, line breaks included, so a VM's name can print lines that read as its own fields or
 as other VMs. A second call, ``xe vm-list --minimal``, gives the UUIDs the host has exactly, and
