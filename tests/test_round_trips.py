@@ -115,13 +115,40 @@ def lie_about_the_args(world, number: int, fake: str) -> dict[str, str]:
 
 
 def test_a_wrong_best_reading_of_a_running_vms_args_is_refused_once_it_is_stopped_and_nothing_is_written(world, tmp_path):
-    before = lie_about_the_args(world, 1, devargs.merge("", config("B", 2, 9)))
+    # its own args hold no segment, so the map holds as many as the guess (the other key's): the guess is taken
+    lie_about_the_args(world, 1, devargs.merge("", config("B", 2, 9)))
+    world.sim.set_platform_key(vm_uuid(1), "device-model-args", "-vnc 127.0.0.1:1")
+    before = world.sim.platform(vm_uuid(1))
     with pytest.raises(VgpuError) as caught:
         lifecycle.reconfigure_vm(world.store, xe_host(world, tmp_path), vm_uuid(1), pool="B", confirm=lambda plan: True)
     assert isinstance(caught.value, SegmentChanged) or isinstance(caught.value.__cause__, SegmentChanged), repr(caught.value)
     assert world.sim.platform(vm_uuid(1)) == before  # nothing written, the guess least of all
     assert world.config(vm_uuid(1)) == config("A", 1, 1) and world.power(vm_uuid(1)) is PowerState.RUNNING
     assert "vm-param-set" not in xe_processes(tmp_path)
+
+
+def test_a_map_holding_more_vgpu_segments_than_the_best_reading_is_read_exactly(world, tmp_path):
+    """Another key's value holds "; device-model-args: <a segment>" before the VM's own args, which hold its
+    segment: the guess (the other key's) leaves one out, so the args are read exactly and the change is made on
+    them, not refused after a stop for nothing."""
+    before = lie_about_the_args(world, 1, devargs.merge("", config("B", 2, 9)))
+    result = lifecycle.reconfigure_vm(world.store, xe_host(world, tmp_path), vm_uuid(1), pool="B", confirm=lambda plan: True)
+    assert result.changed and result.restarted and world.config(vm_uuid(1)) == config("B", 1, 1)
+    after = world.sim.platform(vm_uuid(1))
+    assert after["note"] == before["note"] and after["device-model-args"] == devargs.merge(before["device-model-args"], config("B", 1, 1))
+
+
+def test_a_running_vm_whose_own_args_hold_a_semicolon_entry_before_its_segment_can_still_be_changed(world, tmp_path):
+    """Its args are '-append "a; b: c" -fw_cfg …': the best reading stops at '; b: ' and misses the segment the
+    map holds, so a plan on it would stop the VM, find another segment once it is stopped, and refuse, every
+    time. The map holding more vgpu segments than the guess is read exactly instead (one process more)."""
+    registered = world.args(vm_uuid(1))
+    args = '-append "a; b: c" ' + registered
+    world.sim.set_platform_key(vm_uuid(1), "device-model-args", args)
+    result = lifecycle.reconfigure_vm(world.store, xe_host(world, tmp_path), vm_uuid(1), pool="B",
+                                      confirm=lambda plan: True)
+    assert result.changed and result.restarted and world.config(vm_uuid(1)) == config("B", 1, 1)
+    assert world.args(vm_uuid(1)) == devargs.merge(args, config("B", 1, 1)) and world.agrees(vm_uuid(1))
 
 
 def test_a_halted_vms_args_are_read_exactly_before_anything_is_decided_or_written(world, tmp_path):

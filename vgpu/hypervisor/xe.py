@@ -42,6 +42,7 @@ from typing import Callable, Mapping, Sequence, TypeVar
 import attrs
 
 from ..basics import UUID_PATTERN
+from ..devargs import FW_CFG_NAME  # the name of vgpu's segment, to count in a map
 from ..errors import HypervisorError
 from ..models import HostVM, PowerState
 from . import codes, xe_format
@@ -155,8 +156,9 @@ class XeHost:
         module's docstring). A record that does not read cleanly (a name holding lines shaped like fields)
         is read exactly instead."""
         seen, exact = self.describe_vm_best_reading(vm_uuid)
-        if exact:
-            return seen
+        return seen if exact else self._with_exact_args(seen, vm_uuid)
+
+    def _with_exact_args(self, seen: HostVM, vm_uuid: str) -> HostVM:
         args = self._args_if_present(vm_uuid)
         if args is None:  # deleted since the listing
             raise codes.host_error(codes.UUID_INVALID, ["VM", vm_uuid], vm_uuid)
@@ -171,9 +173,14 @@ class XeHost:
         record = listing.records.get(vm_uuid.lower())
         if record is None:
             return self._described_exactly(vm_uuid, listed=bool(listing.uuids)), True
-        exact = xe_format.read_key(record["platform"], self.args_key) is not None
-        host_vm = HostVM(record["uuid"], record["name-label"], _power(record["power-state"]),
-                         xe_format.best_reading(record["platform"], self.args_key))
+        platform = record["platform"]
+        exact = xe_format.read_key(platform, self.args_key) is not None
+        guess = xe_format.best_reading(platform, self.args_key)
+        host_vm = HostVM(record["uuid"], record["name-label"], _power(record["power-state"]), guess)
+        if not exact and platform.count(FW_CFG_NAME) != guess.count(FW_CFG_NAME):
+            # The guess leaves out a vgpu segment the map holds (args with "; word: " before it): a change planned
+            # on it would stop the VM only to find another segment once it is stopped and refuse, every time.
+            host_vm, exact = self._with_exact_args(host_vm, vm_uuid), True
         domid = record["dom-id"].strip()
         if not _has_domain(host_vm.power_state) or not domid.isdigit():
             return host_vm, exact
