@@ -228,3 +228,15 @@ def test_a_relative_db_from_the_environment_or_a_flag_is_taken_from_the_working_
         monkeypatch.setenv(variable, "here.db")
     explicit = {"db": flag.split("=", 1)[1]} if flag else None
     assert config.load(explicit).db == "here.db"
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line_naming_the_file(user_config, tmp_path):
+    spec = SpecHost(tmp_path)
+    # tomllib raises UnicodeDecodeError (a ValueError, not a TOMLDecodeError) for bytes that are not UTF-8:
+    # it used to escape as a traceback from every command.
+    user_config.write_bytes(b"clean_timeout = 5 # caf\xe9\n")
+    user_config.chmod(0o600)
+    outcome = run(["--db", str(spec.db), "list-pools"])
+    assert outcome.code == 2, outcome
+    assert outcome.one_error_line() == (f"error: {user_config}: cannot read config file: it is not UTF-8 text "
+                                        "(byte 0xe9 at offset 23)")

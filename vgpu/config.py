@@ -151,6 +151,9 @@ def _read_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets the decoder's ValueError through
+        raise ConfigError(path, f"cannot read config file: it is not UTF-8 text "
+                                f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(path, f"cannot read config file: {exc}") from exc
     for key, value in data.items():
