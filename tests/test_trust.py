@@ -450,3 +450,50 @@ def test_the_log_of_an_internal_error_is_never_written_through_a_planted_symlink
     assert spec.cli("list-pools").one_error_line().endswith(f"(details in {state / 'vgpu-admin.log'})")
     assert stat.S_IMODE(os.stat(state / "vgpu-admin.log").st_mode) == 0o600
     assert "ZeroDivisionError" in (state / "vgpu-admin.log").read_text()
+
+
+# --- paths the system cannot follow: too long, or a symlink loop --------------------------------------------
+
+_TOO_LONG = "/tmp/" + "c" * 300
+_TOO_LONG_PROBLEM = "its path is too long for the system; fix: give a shorter path"
+_LOOP_PROBLEM = "its path follows more than 40 symlinks; fix: give the real path"
+
+
+@pytest.fixture
+def loop(tmp_path):
+    (tmp_path / "l2").symlink_to("l1")
+    (tmp_path / "l1").symlink_to("l2")
+    return tmp_path / "l1"
+
+
+def test_a_config_home_too_long_or_looping_is_one_line_naming_the_file(isolated_environment, spec, monkeypatch, loop):
+    for home, problem in ((_TOO_LONG, _TOO_LONG_PROBLEM), (str(loop), _LOOP_PROBLEM)):
+        monkeypatch.setenv("XDG_CONFIG_HOME", home)
+        outcome = run(["--db", str(spec.db), "list-pools"])
+        assert outcome.code == 2, outcome
+        assert outcome.one_error_line() == f"error: refusing the config file {home}/vgpu/config.toml: {problem}"
+
+
+def test_a_system_config_too_long_or_looping_is_one_line_naming_the_file(isolated_environment, spec, monkeypatch, loop):
+    for path, problem in ((_TOO_LONG + ".toml", _TOO_LONG_PROBLEM), (f"{loop}/config.toml", _LOOP_PROBLEM)):
+        monkeypatch.setenv("VGPU_SYSTEM_CONFIG", path)
+        outcome = run(["--db", str(spec.db), "list-pools"])
+        assert outcome.code == 2, outcome
+        assert outcome.one_error_line() == f"error: refusing the config file {path}: {problem}"
+
+
+def test_a_database_path_too_long_or_looping_is_one_line_naming_it(tmp_path, loop):
+    for path, problem in ((_TOO_LONG + ".db", _TOO_LONG_PROBLEM), (str(loop), _LOOP_PROBLEM)):
+        outcome = run(["--db", path, "--host", f"sim:{tmp_path / 'host.json'}", "list-pools"])
+        assert outcome.code == 2, outcome
+        assert outcome.one_error_line() == f"error: refusing the database {path}: {problem}"
+
+
+def test_a_simulated_host_path_too_long_or_looping_is_a_host_sentence(spec, loop):
+    # As a simulated host directory that does not exist is: the host cannot be reached (exit 1), never an
+    # internal error.
+    for path, problem in ((_TOO_LONG, "its path is too long for the system"),
+                          (str(loop), "its path follows more than 40 symlinks")):
+        outcome = run(["--db", str(spec.db), "--host", f"sim:{path}", "scan-vms"])
+        assert outcome.code == 1, outcome
+        assert outcome.one_error_line() == f"error: cannot reach the host: simulated host file {path}: {problem}"

@@ -77,6 +77,17 @@ def _names(path: str) -> list[str]:
 
 
 _LINKS_MAX = 40  # the kernel's own limit (ELOOP)
+_TOO_MANY_LINKS = f"its path follows more than {_LINKS_MAX} symlinks"
+
+
+def unfollowable(exc: OSError) -> str | None:
+    """What is wrong with a path the system refused to follow (``exc`` from looking it up), said once for
+    every caller: too long, or a symlink loop. None for any other error, which its caller says itself."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "its path is too long for the system"
+    if exc.errno == errno.ELOOP:
+        return _TOO_MANY_LINKS
+    return None
 
 
 def _resolve(path: str, what: str, named: str) -> tuple[str, os.stat_result | None, os.stat_result]:
@@ -109,7 +120,7 @@ def _resolve(path: str, what: str, named: str) -> tuple[str, os.stat_result | No
             _check_link(named, what, candidate, info, path_is_link=not pending and not final_link)
             links += 1
             if links > _LINKS_MAX:
-                raise UnsafeFile(named, what, f"its path follows more than {_LINKS_MAX} symlinks", "give the real path")
+                raise UnsafeFile(named, what, _TOO_MANY_LINKS, "give the real path")
             final_link = final_link or ("" if pending else candidate)
             target = os.readlink(candidate)
             _check_directory(named, what, real, seen[real], nearest=False)
@@ -189,10 +200,17 @@ def _checked(path: str, what: str, private: bool) -> tuple[str, os.stat_result]:
     if "\0" in path:
         raise UnsafeFile(path.replace("\0", "\\0"), what, "its path holds a NUL character", "give the right path")
     try:
-        os.lstat(path)  # nothing there (the usual user config): FileNotFoundError after one look, not a walk
-    except NotADirectoryError:
-        pass  # the walk names the file that stands where a directory belongs
-    real, info, directory = _resolve(path, what, path)
+        try:
+            os.lstat(path)  # nothing there (the usual user config): FileNotFoundError after one look, not a walk
+        except NotADirectoryError:
+            pass  # the walk names the file that stands where a directory belongs
+        real, info, directory = _resolve(path, what, path)
+    except OSError as exc:
+        problem = unfollowable(exc)
+        if problem is None:
+            raise
+        fix = "give the real path" if exc.errno == errno.ELOOP else "give a shorter path"
+        raise UnsafeFile(path, what, problem, fix) from None
     if info is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     _check_content(path, what, real, info, private)

@@ -142,6 +142,11 @@ class SimHost:
             identity: tuple[int, int, int] | None = (status.st_dev, status.st_ino, os.getpid())
         except (FileNotFoundError, NotADirectoryError):  # the second: a file where a directory belongs (said below)
             identity = None
+        except OSError as exc:
+            problem = trust.unfollowable(exc)
+            if problem is None:
+                raise
+            raise codes.host_error(codes.HOST_UNREACHABLE, [f"simulated host file {self.path}: {problem}"]) from None
         if self._conn is not None and identity == self._opened_for:
             return self._conn
         self._drop()
