@@ -674,3 +674,16 @@ def test_a_host_argument_with_a_password_is_not_kept_in_the_error(isolated_envir
         connect(host=host)
     assert "Zz9" not in str(caught.value) + repr(caught.value) + repr(caught.value.value)
     assert "***" in repr(caught.value.value)
+
+
+@pytest.mark.parametrize("password", ["hunter2", b"hunter2", 42])
+def test_a_password_that_is_not_a_function_is_refused_without_showing_it(tmp_path, password):
+    # It used to be taken, and the first login raised a bare TypeError ('str' object is not callable).
+    with pytest.raises(InvalidValue) as raised:
+        connect(db=str(tmp_path / "v.db"), host="sim:/x", password=password)
+    error = raised.value
+    kind = type(password).__name__
+    assert (error.field, error.value) == ("password", kind)
+    assert str(error) == f"invalid password (a {kind}, not shown): expected a function password(who) that returns the password"
+    assert "hunter2" not in repr(error.__dict__) and "42" not in str(error)
+    assert not (tmp_path / "v.db").exists()

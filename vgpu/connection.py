@@ -70,7 +70,18 @@ def connect(db: str | os.PathLike[str] | None = None, host: HostArgument = None,
     ``password(who)`` is asked for a XenAPI host's password when ``VGPU_XAPI_PASSWORD`` is unset and the
     config names no ``password_file``; ``who`` names the host. A bad value is an InvalidValue (or a
     ConfigError for a config file's), and nothing is opened."""
+    _check_password(password)
     return Connection(resolve_settings(db, host, **settings), password=password)
+
+
+def _check_password(password: object) -> None:
+    """A callback, or None: a password itself (a str) would otherwise fail only at the first login."""
+    if password is None or callable(password):
+        return
+    kind = type(password).__name__  # never the value: it may be the password
+    raise InvalidValue("password", kind, "a function password(who) that returns the password",
+                       sentence=f"invalid password (a {kind}, not shown): expected a function password(who) "
+                                "that returns the password")
 
 
 def resolve_settings(db: str | os.PathLike[str] | None = None, host: HostArgument = None, **settings: Any) -> config.Settings:
