@@ -143,3 +143,26 @@ def test_a_confirm_that_is_not_a_callback_is_bad_input_not_a_users_no(conn, unch
         call(conn, confirm)
     assert caught.value.field == "confirm" and caught.value.value == confirm
     assert "a function" in str(caught.value)
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"pool": ""}, "invalid pool '': expected A or B"),
+    ({"pool": "  "}, "invalid pool '  ': expected A or B"),
+    ({"priority": " "}, "invalid priority ' '"),
+    ({"vm_id": float("nan")}, "invalid vm_id nan"),
+    ({"vm_id": ""}, "invalid vm_id ''"),
+])
+def test_a_blank_given_to_register_vm_is_refused_as_reconfigure_vm_refuses_it(conn, unchanged, arguments, message):
+    # A blank cell of a bulk row takes the default; a blank argument of the single-VM call is a slip, not a
+    # request for the default (None leaves the argument out). It used to register VM-21 in A, medium, next id.
+    with pytest.raises(InvalidValue) as raised:
+        conn.register_vm(VM_21, **arguments)
+    assert str(raised.value).startswith(message)
+    with pytest.raises(InvalidValue) as raised:
+        vms.db_register(conn.store, VM_21, **arguments)
+    assert str(raised.value).startswith(message)
+
+
+def test_none_leaves_register_vms_arguments_out(conn):
+    vm = conn.register_vm(VM_21, pool=None, priority=None, vm_id=None).vm
+    assert (vm.pool_id, int(vm.priority)) == ("A", 1)

@@ -56,10 +56,18 @@ def test_register_and_update_take_numpy_integers_and_uuid_objects(store):
     assert vms.db_register(store, U2, priority=np.int64(2), vm_id=np.int64(7)).vm_id == 7
 
 
-@pytest.mark.parametrize("blank", [None, "", "  "])
-def test_blank_optional_fields_take_the_defaults(store, blank):
-    vm = vms.db_register(store, U1, vm_name=blank, pool=blank, priority=blank, vm_id=blank)
+def test_optional_fields_left_out_take_the_defaults(store):
+    vm = vms.db_register(store, U1, vm_name=None, pool=None, priority=None, vm_id=None)
     assert (vm.vm_id, vm.vm_name, vm.pool_id, vm.priority) == (1, None, "A", Priority.MEDIUM)
+
+
+@pytest.mark.parametrize("field", ["pool", "priority", "vm_id"])
+@pytest.mark.parametrize("blank", ["", "  ", float("nan")])
+def test_a_blank_optional_field_given_to_one_vm_is_refused(store, field, blank):
+    # A blank cell of a bulk row takes the default (register_many); a blank argument is a slip.
+    with pytest.raises(InvalidValue):
+        vms.db_register(store, U1, **{field: blank})
+    assert vms.list_vms(store) == []
 
 
 def test_auto_vm_id_is_the_lowest_free_one_filling_gaps(store):

@@ -31,7 +31,7 @@ FIELD_OF_KEY = {
 
 _UUID_LINES = re.compile(f"(?:{_UUID_RE.pattern}\n)*{_UUID_RE.pattern}")
 _UUID_LENGTH = 36
-# A blank optional cell (None or "") takes the default, as in vms.make_registration. Only str keys besides
+# A blank optional cell (None or "") takes the default, as in vms._parse_row. Only str keys besides
 # None: an int key would let True (== 1) through as a priority.
 # (Copied by their items: to a type checker a dict of str keys is no dict of str-or-None keys; its pairs are.)
 _POOL_OF_CELL: dict[str | None, str] = {**dict(_POOL_BY_TEXT.items()), None: DEFAULT_POOL, "": DEFAULT_POOL}

@@ -71,11 +71,17 @@ def make_registration(
     priority: object = None,
     vm_id: object = None,
 ) -> Registration:
-    """Validate one registration as typed by a person; blank optional fields take the spec's defaults."""
-    row, problems = _parse_row(vm_uuid, vm_name, pool, priority, vm_id)
-    if row is None:  # exactly when there are problems
-        raise problems[0]
-    return Registration(*row)
+    """Validate one registration given to a single-VM call: None leaves an optional field out (the spec's
+    defaults); any other value must be a good one. A blank ("", spaces, NaN) is refused, as reconfigure_vm
+    refuses it: given by name, it is a slip, not a request for the default. (A bulk row's blank cell is a
+    cell left empty, and takes the default: _parse_row.)"""
+    return Registration(
+        parse_uuid(vm_uuid),
+        None if vm_name is None else parse_vm_name(vm_name),
+        DEFAULT_POOL if pool is None else parse_pool_id(pool),
+        DEFAULT_PRIORITY if priority is None else parse_priority(priority),
+        None if vm_id is None else parse_vm_id(vm_id),
+    )
 
 
 def _empty_text(value: object) -> bool:
