@@ -117,6 +117,15 @@ def test_write_segments_of_one_uuid_string_asks_for_a_list(conn, unchanged):
     assert str(caught.value) == f"write_segments() takes a list of VM UUIDs, not one UUID: write_segments([{VM_1!r}])"
 
 
+@pytest.mark.parametrize(("vm_uuids", "got"), [(None, "None"), (7, "an int"), (b"x", "a bytes")])
+def test_write_segments_of_what_is_not_a_list_is_refused_naming_it(conn, unchanged, vm_uuids, got):
+    # None used to raise a bare TypeError ('NoneType' object is not iterable).
+    with pytest.raises(InvalidValue) as caught:
+        conn.write_segments(vm_uuids)
+    assert caught.value.field == "vm_uuids"
+    assert str(caught.value) == f"write_segments() takes a list of VM UUIDs, not {got}"
+
+
 def test_the_module_functions_check_too(conn, unchanged):
     # The connection only passes its options on: the checks are the library functions' own.
     with pytest.raises(InvalidValue):

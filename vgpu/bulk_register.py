@@ -15,6 +15,7 @@ refuses is reported for that VM, which stays registered and shows as drift in a 
 
 from __future__ import annotations
 
+from collections import abc
 from typing import Callable, Hashable, Iterable, Mapping, TypeVar, cast
 
 import attrs
@@ -445,10 +446,20 @@ def write_segments(store: Store, host: Hypervisor, vm_uuids: Iterable[str], *, p
     ``progress`` as for :func:`vgpu.bulk.apply_many` (a callback, or ``"auto"``). An interrupt stops the
     writing: none is begun after it, and :class:`vgpu.errors.BulkInterrupted` is raised with a partial
     :class:`RegistrationResult` (its ``not_started`` are the VMs still to write)."""
-    if isinstance(vm_uuids, str):  # one UUID would be written as its 36 characters
+    _check_uuid_list(vm_uuids)
+    return _write_segments(store, host, [_canonical(uuid) for uuid in vm_uuids], progress, concurrency)
+
+
+def _check_uuid_list(vm_uuids: object) -> None:
+    """write_segments' ``vm_uuids``: a collection of UUIDs, not one UUID (it would be written as its 36
+    characters), nor None or a number (a bare TypeError from deep inside), nor bytes (a failure per byte)."""
+    if isinstance(vm_uuids, str):
         raise InvalidValue("vm_uuids", vm_uuids, "a list of VM UUIDs",
                            sentence=f"write_segments() takes a list of VM UUIDs, not one UUID: write_segments([{vm_uuids!r}])")
-    return _write_segments(store, host, [_canonical(uuid) for uuid in vm_uuids], progress, concurrency)
+    if not isinstance(vm_uuids, abc.Iterable) or isinstance(vm_uuids, (bytes, bytearray)):
+        kind = type(vm_uuids).__name__
+        got = "None" if vm_uuids is None else f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+        raise InvalidValue("vm_uuids", vm_uuids, "a list of VM UUIDs", sentence=f"write_segments() takes a list of VM UUIDs, not {got}")
 
 
 _STILL_TO_WRITE = " (registered, their segments not written yet: write_segments(store, host, partial.not_started) writes them)"
