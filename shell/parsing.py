@@ -35,6 +35,28 @@ def comment_start(line: str) -> int:
     return next((start for start, _, raw in words_as_typed(line) if raw.startswith("#")), len(line))
 
 
+def continues(line: str) -> bool:
+    """Whether ``line`` ends in a backslash that escapes its line break, so that sh joins the next line to it:
+    one neither quoted, nor escaped itself (``\\``), nor in a comment."""
+    text = line.removesuffix("\n")
+    if not text.endswith("\\") or comment_start(text) < len(text):
+        return False
+    quote, index = "", 0
+    while index < len(text) - 1:
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1  # \" does not close a double quote
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "\\":
+            index += 1  # the escaped character, a backslash included
+        index += 1
+    return not quote and index == len(text) - 1  # the last backslash was not the escaped character
+
+
 _BLANKS = " \t\r\n"  # what separates words, for shlex too
 
 

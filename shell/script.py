@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from . import runner
+from . import parsing, runner
 from .console import NO, YES, stdin_reader
 from .context import Context
 
@@ -74,8 +74,12 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
     exit_code = _ExitCode()
     asked_nothing = False  # the line before was a command that read no answer
     try:
-        while (line := lines.readline()):  # readline, not iteration: the console reads answers from it too
-            number = lines.number
+        while True:
+            number = lines.number + 1  # where the command begins (a continued one: its first line)
+            line = _command_line(lines)  # readline, not iteration: the console reads answers from it too
+            if not line:
+                break
+            command_read = lines.number
             if asked_nothing and _is_bare_answer(line):
                 ctx.console.error(f"Passed over line {number} ({line.strip()!r}): line {number - 1} asked no question.")
                 asked_nothing = False
@@ -91,10 +95,19 @@ def run_lines(ctx: Context, source: TextIO, *, keep_going: bool = False) -> int:
                 ctx.console.error(note)
                 if stops:
                     break
-            asked_nothing = _is_command(line) and lines.number == number
+            asked_nothing = _is_command(line) and lines.number == command_read
     finally:
         ctx.in_repl, ctx.from_script, ctx.console.read_line = saved
     return exit_code.code
+
+
+def _command_line(lines: _NumberedLines) -> str:
+    """The next line, and the lines a backslash at its end continues it onto, joined as sh joins them (the
+    backslash and the line break go); a continued line at the end of the input is joined to nothing."""
+    line = lines.readline()
+    while parsing.continues(line):
+        line = line.removesuffix("\n")[:-1] + lines.readline()
+    return line
 
 
 def _after_line(ctx: Context, code: int, seen: tuple[int, int], number: int, last_read: int,

@@ -312,3 +312,31 @@ def test_help_from_a_pipe_names_no_toolbar_and_says_how_the_database_and_host_we
     assert outcome.code == 0
     assert "bar at the bottom" not in outcome.out and "this shell started" not in outcome.out  # no toolbar, no shell
     assert " ".join(outcome.out.split()).endswith(" ".join(helptext.FROM_A_SCRIPT.split()))
+
+
+def test_a_backslash_at_the_end_of_a_line_continues_the_command_on_the_next_as_in_sh(spec):
+    # The backslash used to escape the line break: show-pool was given a word "\n" ("unexpected argument").
+    ctx, out, err = _context(spec)
+    lines = ("show-pool \\\n"
+             "--pool-id=A\n"
+             "set-pool-name \\\n"
+             "  --pool-id=B \\\n"
+             "  --name='b\\c' # a comment's backslash continues nothing \\\n"
+             "show-pool --pool-id=B\n"
+             "set-pool-name --pool-id=A --name=x\\\\\n"  # an escaped backslash ends the word, not the line
+             "show-pool --pool-id=A \\")                  # at the end of the input: nothing to join
+    code = run_lines(ctx, io.StringIO(lines))
+    assert (code, err.getvalue()) == (0, "")
+    shown = out.getvalue().splitlines()
+    assert shown[0] == 'Pool A: "Pool A"'
+    assert 'Pool B is now named "b\\c".' in shown and 'Pool A is now named "x\\".' in shown
+    assert 'Pool B: "b\\c"' in shown and 'Pool A: "x\\"' in shown
+
+
+def test_a_continued_command_that_fails_is_named_by_its_first_line_and_answers_follow_it(spec):
+    lines = f"set-pool \\\n--vm-uuid={spec.uuid('VM-1')} \\\n--pool=B\nyes\nlist-pools\nyes\nbogus \\\n--x\nstatus\n"
+    outcome = run_process(spec.flags, stdin=lines)
+    assert spec.pool_of("VM-1") == "B"
+    assert outcome.code == 2, outcome
+    assert "Passed over line 6 ('yes'): line 5 asked no question." in outcome.err_lines
+    assert outcome.err_lines[-1].startswith("Stopped at line 7, which failed;"), outcome.err_lines
