@@ -31,6 +31,8 @@ def distance(a: str, b: str) -> int:
 def closest(typed: str, names: Iterable[str]) -> list[str]:
     """The names ``typed`` most probably meant, closest first (ties in the order given); none if all are far."""
     typed = typed.lower()
+    if not typed.strip():  # '' begins every name: it means none of them
+        return []
     allowed = 1 if len(typed) <= 4 else 2  # in a short word, two edits make another word
     scored = []
     for order, name in enumerate(names):

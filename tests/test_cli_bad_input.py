@@ -309,6 +309,13 @@ def test_an_unknown_command_suggests_the_closest_names_first(spec, typed, sugges
     assert line == f"error: unknown command {typed!r}; did you mean {suggested}?"
 
 
+@pytest.mark.parametrize("typed", ["", " ", "\t"])
+def test_an_empty_or_blank_command_suggests_none(spec, typed):
+    # '' used to begin every name, and suggested the first three ("did you mean list-pools or show-pool ...").
+    line, _ = refused(spec, [typed])
+    assert line == f"error: unknown command {typed!r}; run 'vgpu-admin help' for the list"
+
+
 def test_an_unknown_command_far_from_every_name_suggests_none(spec):
     line, _ = refused(spec, ["frobnicate"])
     assert line == "error: unknown command 'frobnicate'; run 'vgpu-admin help' for the list"
