@@ -44,6 +44,12 @@ def blank(value: object) -> bool:
     return _pandas_na(value)
 
 
+def not_given(value: object) -> bool:
+    """An argument left out: None, or pandas' own missing value (pd.NA, what a nullable column's empty cell
+    is when a frame is gone through row by row). Unlike blank(), "", spaces and NaN are values given."""
+    return value is None or _pandas_na(value)
+
+
 def _pandas_na(value: object) -> bool:
     pandas = sys.modules.get("pandas")  # never imported here: a pd.NA can only come from a loaded pandas
     return pandas is not None and value is getattr(pandas, "NA", None)

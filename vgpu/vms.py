@@ -20,7 +20,7 @@ from . import audit, journal, stored
 from .columns import FIELD_OF_KEY, uniform_columns
 from .errors import AlreadyRegistered, Conflict, InvalidRows, InvalidValue, NotFound, RowProblem, VgpuError
 from .models import DEFAULT_POOL, DEFAULT_PRIORITY, VM, Priority, Registration, VMConfig
-from .rows import Header, Reader, Row, blank, labelled, problem_labeller, row_name, row_reference
+from .rows import Header, Reader, Row, blank, labelled, not_given, problem_labeller, row_name, row_reference
 from .store import Store
 from .tables import VMList
 from .values import parse_pool_id, parse_priority, parse_uuid, parse_vm_id, parse_vm_name
@@ -71,16 +71,16 @@ def make_registration(
     priority: object = None,
     vm_id: object = None,
 ) -> Registration:
-    """Validate one registration given to a single-VM call: None leaves an optional field out (the spec's
-    defaults); any other value must be a good one. A blank ("", spaces, NaN) is refused, as reconfigure_vm
-    refuses it: given by name, it is a slip, not a request for the default. (A bulk row's blank cell is a
-    cell left empty, and takes the default: _parse_row.)"""
+    """Validate one registration given to a single-VM call: None (or pd.NA) leaves an optional field out (the
+    spec's defaults); any other value must be a good one. A blank ("", spaces, NaN) is refused, as
+    reconfigure_vm refuses it: given by name, it is a slip, not a request for the default. (A bulk row's
+    blank cell is a cell left empty, and takes the default: _parse_row.)"""
     return Registration(
         parse_uuid(vm_uuid),
-        None if vm_name is None else parse_vm_name(vm_name),
-        DEFAULT_POOL if pool is None else parse_pool_id(pool),
-        DEFAULT_PRIORITY if priority is None else parse_priority(priority),
-        None if vm_id is None else parse_vm_id(vm_id),
+        None if not_given(vm_name) else parse_vm_name(vm_name),
+        DEFAULT_POOL if not_given(pool) else parse_pool_id(pool),
+        DEFAULT_PRIORITY if not_given(priority) else parse_priority(priority),
+        None if not_given(vm_id) else parse_vm_id(vm_id),
     )
 
 
