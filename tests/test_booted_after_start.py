@@ -18,7 +18,7 @@ import time
 import pytest
 
 from vgpu import bulk_register, devargs, journal, lifecycle, recovery
-from vgpu.errors import HypervisorError, NotFound
+from vgpu.errors import HypervisorError, NotFound, ReconfigureFailed
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
@@ -399,6 +399,81 @@ def test_set_pool_of_a_vm_not_running_right_after_the_start_says_so_and_fails(tm
     said = outcome.out + outcome.err
     assert outcome.code == 1 and "cannot tell" not in said, outcome
     assert "not running right after" in outcome.out and "is not running" in outcome.err.splitlines()[-1]
+
+
+# --- a rollback that starts the VM again: the same look at what it booted with -------------------------
+
+
+def rollback_start_meets(world, monkeypatch, after):
+    """Our start of the VM with its new configuration fails (the host will not boot pool B); the rollback's
+    start of it, with its previous configuration, then ``after``: "drop_args" boots it without its args key
+    (stock xapi's platform filter), "halt" halts it right after (its guest crashed, or someone stopped it)."""
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        if world.power(vm_uuid) is not PowerState.HALTED or "pool=B" in world.args(vm_uuid):
+            return original(host, vm_uuid, *args, **kwargs)  # the first start: the fault refuses it
+        world.sim.set_fault("start", "drop_args" if after == "drop_args" else None, vm_uuid)
+        original(host, vm_uuid, *args, **kwargs)
+        if after == "halt":
+            world.sim.hard_shutdown(vm_uuid)
+
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B")  # every VM; a fault of the VM's own comes first
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+
+
+@pytest.mark.parametrize("after", ["drop_args", "halt"])
+def test_a_rollback_that_starts_the_vm_again_says_what_it_booted_with(backend, monkeypatch, after):
+    under_test, world, uuid = backend
+    rollback_start_meets(world, monkeypatch, after)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error = failed.value
+    assert error.rolled_back and error.vm_restarted and world.config(uuid) == OLD and world.open_ops() == []
+    said = str(error)
+    if under_test.name not in TELLS_BOOTED:  # a remote XenAPI connection: nothing more is asked (see above)
+        assert error.vm_booted == lifecycle.RUNS_UNKNOWN and "the host cannot tell what it booted with" in said
+        return
+    assert "the VM started again" not in said or "but it" in said
+    if after == "drop_args":
+        assert error.vm_booted == lifecycle.RUNS_OTHER and "booted without the vgpu segment" in said
+    else:
+        assert error.vm_booted == lifecycle.NOT_RUNNING and "not running right after" in said
+    assert "but it" in last_outcome(world, uuid)
+
+
+def test_a_rollback_whose_vm_booted_with_its_previous_configuration_says_so(backend, monkeypatch):
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", uuid)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    assert failed.value.vm_restarted and world.power(uuid) is PowerState.RUNNING
+    assert failed.value.vm_booted == ("new" if under_test.name in TELLS_BOOTED else "unknown")
+    assert ("but it" in str(failed.value)) is False
+
+
+def test_recover_rolling_back_a_change_its_vm_would_not_start_with_says_what_it_booted_with(backend, monkeypatch):
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    rollback_start_meets(world, monkeypatch, "drop_args")
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == "rolled-back" and world.config(uuid) == OLD and world.power(uuid) is PowerState.RUNNING
+    if under_test.name in TELLS_BOOTED:
+        assert "booted without the vgpu segment" in outcome.detail and not outcome.settled
+        assert "did not boot with" in outcome.attention
+    else:
+        assert "cannot tell what it booted with" in outcome.detail
+
+
+def test_set_pool_whose_rollback_restarts_the_vm_without_its_segment_says_so(tmp_path, monkeypatch):
+    spec = SpecHost(tmp_path)
+    vm = next(vm for vm in spec.registered() if spec.sim.power_state(vm.vm_uuid) is PowerState.RUNNING and vm.pool_id == "A")
+    rollback_start_meets(World(None, spec.sim), monkeypatch, "drop_args")
+    outcome = spec.cli("set-pool", "--vm-uuid", vm.vm_uuid, "--pool", "B", stdin="yes\n")
+    assert outcome.code == 1, outcome
+    error = outcome.err.splitlines()[-1]  # after the progress lines
+    assert error.startswith("error: ") and "booted without the vgpu segment" in error
+    assert "started again with its previous" not in outcome.out + outcome.err
 
 
 # --- a batch ----------------------------------------------------------------------------------------------

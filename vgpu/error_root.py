@@ -18,6 +18,9 @@ class VgpuError(Exception):
     # True once the failing call had stopped the VM and started it again (a change rolled back after the
     # stop): something was done, whatever the error says of the cause (a segment changed meanwhile).
     vm_restarted: bool = False
+    # And what it booted with then, against what the rollback put back: "new" (that), "other", "not-running"
+    # or "unknown" (the host cannot tell); "" when it was not started again (see ReconfigureResult.booted).
+    vm_booted: str = ""
 
     def __init__(self, sentence: str) -> None:
         super().__init__(sentence)

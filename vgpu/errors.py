@@ -344,11 +344,13 @@ class ReconfigureFailed(VgpuError):
 
     ``restarted`` is True only after a rollback that worked and a start that did (a ``restart_error`` or a
     ``rollback_error`` makes it False whatever is passed), ``left_halted`` True also with a ``restart_error``,
-    and ``vm_restarted`` is ``restarted``: a script reads these fields, not the sentence."""
+    and ``vm_restarted`` is ``restarted``: a script reads these fields, not the sentence. ``started_again``
+    is how the VM was started again, as said after "the VM": what the host saw it boot with (``vm_booted``
+    says it for a script)."""
 
     def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None,
                  restart_error: VgpuError | None = None, *, restarted: bool = True, left_halted: bool = False,
-                 args_left: str = "") -> None:
+                 args_left: str = "", started_again: str = "started again") -> None:
         self.vm_uuid = vm_uuid
         self.cause = cause
         self.rolled_back = rolled_back
@@ -366,7 +368,7 @@ class ReconfigureFailed(VgpuError):
         elif rolled_back and args_left:
             super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); {args_left}")
         elif rolled_back:  # only after the DB took the new values: the new configuration is what failed
-            again = " and the VM started again" if restarted else ""
+            again = f" and the VM {started_again}" if restarted else ""
             super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); "
                              f"the previous configuration was restored{again}")
         else:  # may have failed at any step, the stop included

@@ -640,20 +640,24 @@ def _done_detail(started_by_other: str, booted: Booted) -> str:
     return "; ".join(said)
 
 
-def started_short(booted: Booted) -> str:
+def started_short(booted: Booted, again: bool = False) -> str:
     """How a VM that was started did not end up running with its configuration (``booted.runs`` RUNS_OTHER
-    or NOT_RUNNING), for the journal and recover's report: "started, but ..."."""
+    or NOT_RUNNING), for the journal and recover's report: "started, but ..." ("started again, but ..."
+    after a rollback)."""
+    started = "started again" if again else "started"
     if booted.runs == NOT_RUNNING:
-        return "started, but it was not running right after (it halted, crashed or left the host)"
+        return f"{started}, but it was not running right after (it halted, crashed or left the host)"
     why = {True: "its args were changed by someone else after they were written",
            False: "the host started it without its args key", None: "the host cannot say why"}[booted.args_changed]
     segment = booted_without(booted.segment) if booted.segment is not None else "with something else"
-    return f"started, but it booted {segment} ({why})"
+    return f"{started}, but it booted {segment} ({why})"
 
 
-def not_running_with_it(vm_uuid: str, runs: str, args_changed: bool | None) -> str:
-    """The error sentence for a VM started again by a change or by recover that is not running with its
-    configuration (``runs`` RUNS_OTHER or NOT_RUNNING), saying why and what to do."""
+def not_running_with_it(vm_uuid: str, runs: str, args_changed: bool | None,
+                        expected: str = "its registered configuration") -> str:
+    """The error sentence for a VM started again by a change, a rollback or recover that is not running with
+    its configuration (``runs`` RUNS_OTHER or NOT_RUNNING), saying why and what to do. ``expected`` names
+    what it was to boot with."""
     if runs == NOT_RUNNING:
         return (f"VM {vm_uuid} was started again but is not running: it halted, crashed or left the host right "
                 f"after its start ('vgpu-admin show-vm --vm-uuid={vm_uuid}' shows it now)")
@@ -666,7 +670,7 @@ def not_running_with_it(vm_uuid: str, runs: str, args_changed: bool | None) -> s
         None: (f"the host started it without its vgpu segment, or someone else changed its args meanwhile "
                f"(see 'vgpu-admin show-vm --vm-uuid={vm_uuid}')"),
     }[args_changed]
-    return f"VM {vm_uuid} was started again but did not boot with its registered configuration: {why}"
+    return f"VM {vm_uuid} was started again but did not boot with {expected}: {why}"
 
 
 def booted_without(segment: SegmentState) -> str:
@@ -754,6 +758,27 @@ class Restored:
     # The args someone else changed vgpu's segment in after the change wrote it (neither the change's segment
     # nor the previous one), left as they are: what they hold. None: the previous segment is in place.
     args_left: SegmentState | None = None
+    booted: Booted | None = None  # restarted: what it booted with, against what the rollback put back
+
+    @property
+    def runs(self) -> str:
+        """What the VM started again booted with (RUNS_NEW: what was put back), "" when not started again."""
+        return self.booted.runs if self.booted is not None else ""
+
+    @property
+    def not_running_with_it(self) -> bool:
+        """Started again, but not running with what was put back: it booted with something else, or halted."""
+        return self.runs in (RUNS_OTHER, NOT_RUNNING)
+
+
+def started_again(restored: Restored) -> str:
+    """How a VM a rollback started again booted, as said after "the VM": "started again" only when the host
+    saw it boot with what was put back; else that the host cannot tell, or what it booted with and why."""
+    if restored.booted is None or restored.runs == RUNS_NEW:
+        return "started again"
+    if restored.runs == RUNS_UNKNOWN:
+        return "started again (the host cannot tell what it booted with)"
+    return started_short(restored.booted, again=True)
 
 
 def args_left_sentence(restored: Restored) -> str:
@@ -762,7 +787,10 @@ def args_left_sentence(restored: Restored) -> str:
     assert restored.args_left is not None
     said = (f"the registration was restored, but its args were changed by someone else meanwhile and were left as "
             f"they are ({_segment_shown(restored.args_left)})")
-    return said + ", and the VM started again with them" if restored.restarted else said
+    if not restored.restarted:
+        return said
+    return said + (", and the VM started again with them" if started_again(restored) == "started again"
+                   else f", and the VM {started_again(restored)}")
 
 
 def runs_unregistered(restored: Restored, registered: VMConfig) -> str:
@@ -842,6 +870,9 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                    current, before_writing=restoring)
     if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
         return Restored(args_left=left)
+    # "Started again" must mean it booted with what its args hold as it is started (what was put back, or the
+    # args as they were, drift included): the host is asked once it runs, as after a change's own start.
+    held = _segment_held(host, op.vm_uuid)
     # No "Restoring" for the start itself: a VM that halted though the change's stop failed has nothing put
     # back, and is only started again (start_vm says so).
     try:
@@ -856,7 +887,17 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                f"it was running before a change that failed, and would not start again with "
                                f"{with_what} ({refused}); fix that on the host, then start the VM")
         return Restored(start_error=refused, args_left=left)
-    return Restored(restarted=True, args_left=left)
+    booted = Booted(RUNS_UNKNOWN) if held is None else what_it_booted(host, op.vm_uuid, held.config)
+    return Restored(restarted=True, args_left=left, booted=booted)
+
+
+def _segment_held(host: Hypervisor, vm_uuid: str) -> SegmentState | None:
+    """vgpu's segment in the VM's args as a rollback starts it again; None when the host fails to say (the
+    VM is started all the same: what it booted with is then unknown)."""
+    try:
+        return devargs.parse(host.get_device_model_args(vm_uuid), quoted=args_quoted(host, vm_uuid))
+    except HypervisorError:
+        return None
 
 
 def _undo_args_write(host: Hypervisor, op: journal.Operation, ran_with: str | None,
@@ -972,8 +1013,10 @@ def _restored_state(restored: Restored, op: journal.Operation) -> str:
         return f"{left}; {advice}" if advice else left
     if restored.start_error is not None:
         return f"its previous configuration is in place, but the VM would not start with it ({restored.start_error}) and is halted"
-    if restored.restarted:
+    if restored.restarted and started_again(restored) == "started again":
         return "the VM was stopped for the change and started again with its previous configuration"
+    if restored.restarted:
+        return f"its previous configuration is in place; the VM was stopped for the change and {started_again(restored)}"
     return "the VM keeps its previous configuration"
 
 
@@ -1040,18 +1083,45 @@ def _closed_after_rollback(store: Store, host: Hypervisor, op: journal.Operation
     left = _restored_state(restored, op) if restored.args_left is not None else ""
     if isinstance(failure, ShutdownNotConfirmed):
         return _unconfirmed_stop(store, host, op, failure, restored)
-    close(store, op, journal.ROLLED_BACK, str(failure), power=PowerState.RUNNING if op.was_running else PowerState.HALTED)
+    close(store, op, journal.ROLLED_BACK, _rolled_back_detail(failure, restored), power=_power_after(op, restored))
+    again = started_again(restored)
     if not op.db_updated:
-        tail = "; its configuration was not changed and the VM was started again" if restored.restarted else "; nothing was changed"
+        tail = f"; its configuration was not changed and the VM was {again}" if restored.restarted else "; nothing was changed"
         failure.reword(failure.sentence + tail)
-        failure.vm_restarted = restored.restarted
-        return failure
-    error = ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted, args_left=left)
+        return _restarted_as(failure, restored)
+    error = ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted, args_left=left,
+                              started_again=again)
     if ran_with is not None and not left:
         error.reword(f"VM {op.vm_uuid} would not start with its registered configuration ({failure}); it was "
                      "started again with the arguments it ran with before, which now differ from the database "
-                     "(see 'vgpu-admin show-vm')")
+                     "(see 'vgpu-admin show-vm')" if again == "started again" else
+                     f"VM {op.vm_uuid} would not start with its registered configuration ({failure}); the arguments "
+                     f"it ran with before were put back and it was {again} (see 'vgpu-admin show-vm')")
+    return _restarted_as(error, restored)
+
+
+_Failure = TypeVar("_Failure", bound=VgpuError)
+
+
+def _restarted_as(error: _Failure, restored: Restored) -> _Failure:
+    """``error``, saying (for a script) whether the rollback started the VM again and what it booted with."""
+    error.vm_restarted = restored.restarted
+    error.vm_booted = restored.runs
     return error
+
+
+def _rolled_back_detail(failure: VgpuError, restored: Restored) -> str:
+    """What the journal keeps of a change rolled back: the failure and, when the VM started again is not
+    running with what was put back, that too."""
+    return f"{failure}; {started_again(restored)}" if restored.not_running_with_it else str(failure)
+
+
+def _power_after(op: journal.Operation, restored: Restored) -> PowerState | None:
+    """The VM's power state as a rollback leaves it, for the journal: not known when it was started again
+    and was not running right after."""
+    if restored.runs == NOT_RUNNING:
+        return None
+    return PowerState.RUNNING if op.was_running else PowerState.HALTED
 
 
 def _unconfirmed_stop(store: Store, host: Hypervisor, op: journal.Operation, failure: ShutdownNotConfirmed,
@@ -1060,9 +1130,10 @@ def _unconfirmed_stop(store: Store, host: Hypervisor, op: journal.Operation, fai
     request was delivered. Unless the VM halted meanwhile (and was started again), it may halt at any
     moment: it is marked as needing attention until a command sees it halted or running again."""
     if restored.restarted:
-        close(store, op, journal.ROLLED_BACK, str(failure), power=PowerState.RUNNING)
-        failure.reword(failure.sentence + "; it halted meanwhile and was started again, with its configuration unchanged")
-        return failure
+        close(store, op, journal.ROLLED_BACK, _rolled_back_detail(failure, restored), power=_power_after(op, restored))
+        failure.reword(failure.sentence + f"; it halted meanwhile and was {started_again(restored)}, with its "
+                                          "configuration unchanged")
+        return _restarted_as(failure, restored)
     return _request_delivered(store, op, failure, str(failure.cause or "deadline passed"))
 
 
@@ -1106,7 +1177,8 @@ def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation,
     except Exception as rollback_error:  # the row stays open and released_on_escape hands it to recover()
         failure.add_note(f"Rolling back VM {op.vm_uuid} also failed ({rollback_error}).")
         return
-    close(store, op, journal.ROLLED_BACK, f"{type(failure).__name__}: {failure}")
+    said = f"{type(failure).__name__}: {failure}"
+    close(store, op, journal.ROLLED_BACK, f"{said}; {started_again(restored)}" if restored.not_running_with_it else said)
     if restored.args_left is not None:
         failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: {_restored_state(restored, op)}.")
         return
@@ -1115,6 +1187,8 @@ def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation,
                          f"the VM would not start with it ({restored.start_error}) and is marked as needing attention.")
         return
     running = " and the VM is running" if op.was_running else ""
+    if restored.restarted and started_again(restored) != "started again":
+        running = f" and the VM was {started_again(restored)}"
     failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: its previous configuration is in place{running}.")
 
 

@@ -241,7 +241,7 @@ def _undo(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, pr
     if restored.start_error is not None:
         return _not_restarted(why, restored.start_error)
     if restored.restarted:
-        return _Outcome(ROLLED_BACK, f"{why}; {_started_again(op)}", power=PowerState.RUNNING)
+        return _restarted(op, restored, f"{why}; {_started_again(op, restored)}")
     if look.power is PowerState.RUNNING:
         runs = "the arguments it ran with before" if op.ran_with is not None else "its previous configuration"
         return _Outcome(ROLLED_BACK, f"{why}; {_found_running(store, op, runs)}", power=PowerState.RUNNING)
@@ -270,7 +270,7 @@ def _undo_unconfirmed(store: Store, host: Hypervisor, op: journal.Operation, unc
     if restored.args_left is not None and restored.restarted:
         return _args_left(why, op, restored)
     if restored.restarted:
-        return _Outcome(ROLLED_BACK, f"{why}; {_started_again(op)}", power=PowerState.RUNNING)
+        return _restarted(op, restored, f"{why}; {_started_again(op, restored)}")
     text = _mark_unconfirmed(store, op, unconfirmed, "once it has, start it")
     kept = ("the previous configuration is kept" if restored.args_left is None
             else lifecycle.args_left_sentence(restored))
@@ -299,17 +299,34 @@ def _args_left(why: str, op: journal.Operation, restored: lifecycle.Restored) ->
         return _Outcome(ROLLED_BACK, detail, attention=f"the VM would not start again with them "
                                                       f"({restored.start_error}): it is halted; fix that on the host, "
                                                       "then start it")
+    if restored.not_running_with_it:
+        return _restarted(op, restored, detail)
     power = PowerState.RUNNING if restored.restarted else None
     return _Outcome(ROLLED_BACK, detail, attention=lifecycle.runs_unregistered(restored, op.old.config), power=power)
 
 
-def _started_again(op: journal.Operation) -> str:
+def _started_again(op: journal.Operation, restored: lifecycle.Restored) -> str:
     """What undoing gave the VM that it was started with: its previous configuration or, for a change that
-    left the database as it is (apply-vm), the segment it ran with before."""
+    left the database as it is (apply-vm), the segment it ran with before; and what it booted with."""
+    again = lifecycle.started_again(restored)
     if op.ran_with is None:
-        return "the previous configuration is kept and the VM was started again"
+        return f"the previous configuration is kept and the VM was {again}"
+    if again != "started again":
+        return f"the arguments it ran with before ({op.ran_with.shown}) were put back and the VM was {again}"
     return (f"the VM was started again with the arguments it ran with before ({op.ran_with.shown}), which differ "
             "from the database: 'vgpu-admin apply-vm' applies it")
+
+
+def _restarted(op: journal.Operation, restored: lifecycle.Restored, detail: str) -> _Outcome:
+    """Rolled back and started again: settled only if the host did not see the VM boot with something else
+    than what was put back, or halt right after (as a change finished by recover, _started_with_new)."""
+    if not restored.not_running_with_it:
+        return _Outcome(ROLLED_BACK, detail, power=PowerState.RUNNING)
+    assert restored.booted is not None
+    put_back = "its previous configuration" if op.ran_with is None else "the arguments it ran with before"
+    text = lifecycle.not_running_with_it(op.vm_uuid, restored.runs, restored.booted.args_changed, put_back)
+    return _Outcome(ROLLED_BACK, detail, attention=text,
+                    power=PowerState.RUNNING if restored.runs == lifecycle.RUNS_OTHER else None)
 
 
 def _roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: ProgressCallback) -> lifecycle.Restored:
@@ -362,10 +379,14 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
             return _args_left(why, op, restored)
         if restored.start_error is not None:
             return _not_restarted(why, restored.start_error)
-        if op.ran_with is not None:
+        again = lifecycle.started_again(restored)
+        if op.ran_with is not None and again == "started again":
             return _Outcome(ROLLED_BACK, f"{why}; it was started again with the arguments it ran with before "
                                          f"({op.ran_with.shown}), which differ from the database", power=PowerState.RUNNING)
-        return _Outcome(ROLLED_BACK, f"{why}; the previous one is restored and the VM was started again", power=PowerState.RUNNING)
+        if op.ran_with is not None:
+            return _restarted(op, restored, f"{why}; the arguments it ran with before ({op.ran_with.shown}) were put "
+                                            f"back and it was {again}")
+        return _restarted(op, restored, f"{why}; the previous one is restored and the VM was {again}")
     return _started_with_new(op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
 
 
