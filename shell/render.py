@@ -204,9 +204,11 @@ CONFIRM_QUESTION = "  Do you want to apply these settings? (yes/no): "
 
 def _started_by_other(result, how: str) -> str:
     """The tail for a change whose VM someone else started while it was stopped ("" when it was not)."""
+    if result.started_by_other == "other":  # restarted into the new configuration: what it booted with then decides
+        return _started_again(result, f"The VM was {how} and reconfigured; someone else started it meanwhile with "
+                                      "another configuration, so it was restarted", "the new one")
     text = {
         "new": "someone else started it meanwhile, with the new configuration, so it was not started again.",
-        "other": "someone else started it meanwhile with another configuration, so it was restarted with the new one.",
         "unknown": ("someone else started it meanwhile, and the host cannot say with which configuration: "
                     f"'vgpu-admin apply-vm --vm-uuid={result.vm.vm_uuid}' restarts it with the new one."),
     }.get(result.started_by_other, "")

@@ -146,3 +146,26 @@ def test_the_shell_says_someone_else_started_it_and_never_that_the_start_failed(
     someone_starts_it_at(monkeypatch, step, lambda: world.sim.start(uuid))
     text = render.reconfigured(to_pool_b(world, world.sim, uuid))
     assert text.endswith(f"\nThe VM was shut down cleanly and reconfigured; {said}")
+
+
+def test_a_restart_after_someone_else_started_it_that_booted_without_the_change_says_so(tmp_path, store, monkeypatch):
+    """Someone else started the VM with another configuration; the change restarts it into the new one, and
+    the host drops the args key at that start: "restarted with the new one" would contradict the next line."""
+    from shell import render
+
+    world = World.create(tmp_path, store)
+    uuid = world.add(4, "running", OLD, OWN_ARGS, name="VM-4")
+
+    def someone_starts_it():
+        world.sim.start(uuid)
+        world.sim.set_fault("start", "drop_args", uuid)  # our restart then boots without the key
+
+    someone_starts_it_at(monkeypatch, journal.WRITING_ARGS, someone_starts_it)
+    result = to_pool_b(world, world.sim, uuid)
+    assert result.started_by_other == "other" and result.booted == "other" and result.not_running_with_it
+    text = render.reconfigured(result)
+    assert "with the new one" not in text and "but it booted without the vgpu segment" in text, text
+    with world.store.reading() as conn:
+        (detail,) = conn.execute("SELECT outcome FROM vgpu_operations WHERE vm_uuid = ? ORDER BY op_id DESC LIMIT 1",
+                                 (uuid,)).fetchone()
+    assert "with the new one" not in detail and "booted without" in detail, detail

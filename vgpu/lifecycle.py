@@ -636,6 +636,8 @@ def _done_detail(started_by_other: str, booted: Booted) -> str:
     that was not the change's configuration."""
     said = [_STARTED_BY_OTHER[started_by_other]] if started_by_other else []
     if booted.runs in (RUNS_OTHER, NOT_RUNNING):
+        if started_by_other == RUNS_OTHER:  # restarted, but not "with the new one": what follows says how it booted
+            said[0] = said[0].removesuffix(" with the new one")
         said.append(started_short(booted))
     return "; ".join(said)
 
