@@ -346,6 +346,22 @@ def test_plan_many_refuses_a_vm_id_an_unfinished_change_may_give_its_vm(world, f
 
 
 
+def test_a_row_repeating_a_refused_row_is_named_as_a_repeat(world, four):
+    # Row 1 is refused (vm_id 2 is VM 2's), yet it names VM 1: row 2 naming VM 1 again is a repeat, as it is
+    # after a good row, not the VM's change. A UUID that cannot be read names no VM, so matches none.
+    rows = [{"vm_uuid": four[0], "vm_id": 2}, {"vm_uuid": four[0].upper(), "pool": "B"},
+            {"vm_uuid": "not-a-uuid", "pool": "B"}, {"vm_uuid": four[2], "pool": "C"}, {"vm_uuid": four[2], "pool": "B"}]
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, rows)
+    assert [(p.row, type(p.error).__name__) for p in caught.value.problems] == [
+        (1, "Conflict"), (2, "Conflict"), (3, "InvalidValue"), (4, "InvalidValue"), (5, "Conflict")]
+    assert str(caught.value.problems[1].error) == f"VM UUID {four[0]} is already used by row 1 of this batch"
+    assert str(caught.value.problems[4].error) == f"VM UUID {four[2]} is already used by row 4 of this batch"
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, {"web": rows[0], "again": rows[1]})
+    assert str(caught.value.problems[1]) == f"row again: VM UUID {four[0]} is already used by row web of this batch"
+
+
 def test_a_repeated_nan_index_label_names_the_positions_of_both_rows(world, four):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"vm_uuid": [four[0], four[0]], "pool": ["B", "A"]}, index=[float("nan"), float("nan")])

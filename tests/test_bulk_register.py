@@ -286,6 +286,19 @@ def test_check_many_matches_what_register_many_then_does(store, tmp_path):
     assert journal.unfinished(store) == []
 
 
+def test_a_row_repeating_a_refused_row_is_left_out_as_a_repeat(world):
+    pd = pytest.importorskip("pandas")
+    rows = [{"uuid": vm_uuid(10), "pool": "A", "priority": "hgih", "vm_id": "40"},  # refused: its priority
+            {"uuid": vm_uuid(10), "pool": "B", "priority": "low"}]                  # the same VM again
+    plan = bulk_register.plan_registrations(world.store, world.sim, pd.DataFrame(rows, index=["typo", "again"]))
+    assert plan.vms == () and [str(problem) for problem in plan.problems] == [
+        "row typo: invalid priority 'hgih': expected low, medium, high, 0, 1 or 2",
+        f"row again: VM UUID {vm_uuid(10)} is already used by row typo"]
+    before = world.tables()
+    assert bulk_register.register_planned(world.store, world.sim, plan).registered == ()
+    assert world.tables() == before
+
+
 def test_a_repeated_nan_index_label_names_the_positions_in_the_plans_duplicate_checks(world):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"vm_uuid": [vm_uuid(10), vm_uuid(10)]}, index=[float("nan"), float("nan")])

@@ -20,7 +20,7 @@ UUID_B = "1e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
 
 def per_row(items: list) -> tuple | None:
     """The five columns as the per-row path makes them, or None if any row has a problem."""
-    batch, problems = vms._validate_each(items)
+    batch, problems, _ = vms._validate_each(items)
     return None if problems or not batch.rows else tuple(batch[1:])
 
 

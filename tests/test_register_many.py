@@ -146,6 +146,38 @@ def test_a_row_refused_for_a_repeated_uuid_still_asks_for_its_vm_id(store):
     assert stored(store) == []
 
 
+def test_a_row_repeating_a_refused_row_is_refused_as_a_repeat(store):
+    # Row 1 is refused for its priority, yet it names its VM: row 2 naming it again is the repeat it would be
+    # were row 1 good, not the VM's registration. A row whose UUID cannot be read names no VM, so matches none.
+    rows = [
+        {"uuid": uuid_of(1), "pool": "A", "priority": "hgih", "vm_id": "40"},
+        {"uuid": uuid_of(1).upper(), "pool": "B", "priority": "low"},
+        {"uuid": "not-a-uuid", "pool": "B"},
+        {"uuid": uuid_of(3), "pool": "B"},
+        {"vm_uuid": uuid_of(4), "prority": "low"},  # a column no field has: refused, still naming its VM
+        {"vm_uuid": uuid_of(4)},
+    ]
+    assert [(row, kind, field) for row, kind, field, _ in refused(store, rows)] == [
+        (1, InvalidValue, "priority"), (2, Conflict, "VM UUID"), (3, InvalidValue, "VM UUID"),
+        (5, InvalidValue, "column"), (6, Conflict, "VM UUID"),
+    ]
+    assert stored(store) == []
+    good, problems = vms.check_many(store, {"first": rows[0], "again": rows[1]})
+    assert good == {} and [str(problem) for problem in problems] == [
+        "row first: invalid priority 'hgih': expected low, medium, high, 0, 1 or 2",
+        f"row again: VM UUID {uuid_of(1)} is already used by row first",
+    ]
+
+
+@pytest.mark.parametrize("on_existing", ["skip", "update"])
+def test_a_registered_vm_named_again_after_a_refused_row_is_left_alone(store, on_existing):
+    vms.db_register(store, uuid_of(1), pool="A", priority="high", vm_id=5)
+    rows = [{"uuid": uuid_of(1), "priority": "hgih"}, {"uuid": uuid_of(1), "pool": "B", "priority": "low"}]
+    checked = vms.classify_many(store, rows, on_existing=on_existing)
+    assert checked.updates == () and checked.existing == ()
+    assert [(p.row, str(p.error)) for p in checked.problems][1] == (2, f"VM UUID {uuid_of(1)} is already used by row 1")
+
+
 def test_duplicates_against_the_database_are_reported(store, snapshot):
     vms.db_register(store, uuid_of(1), vm_name="web-1", pool="B", vm_id=5)
     before = snapshot()

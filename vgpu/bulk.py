@@ -154,12 +154,15 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     read = CHANGE_HEADER.reader()
     plans: list[ReconfigurePlan] = []
     problems: list[RowProblem[int]] = []
-    seen: dict[str, int] = {}  # the row of each VM UUID
+    # The first row naming each VM, even one refused: a later row naming it is a repeat either way, never its change
+    seen: dict[str, int] = {}
     for row, item in enumerate(rows, start=1):
         if not isinstance(item, Mapping):  # a bad row is reported with the others, not an AttributeError
             problems.append(RowProblem(row, InvalidValue("row", item, "a mapping with vm_uuid and any of pool, priority, vm_id")))
             continue
         values, column_errors, layout = read(item)
+        named = layout.named_vm(values)
+        first = row if named is None else seen.setdefault(named, row)
         if column_errors:
             problems.extend(RowProblem(row, error) for error in column_errors)
             continue
@@ -168,8 +171,8 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             if change is None:
                 continue
             uuid = change.vm.vm_uuid
-            if uuid in seen:
-                raise Conflict("VM UUID", uuid, f"{refer(seen[uuid])} of this batch")
+            if first != row:
+                raise Conflict("VM UUID", uuid, f"{refer(first)} of this batch")
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
@@ -178,7 +181,6 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
-        seen[uuid] = row
         plans.append(plan)
     new_ids = collections.Counter(plan.new.vm_id for plan in plans)
     for row_plan in plans:

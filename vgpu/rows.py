@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Mapping, Na
 
 from .errors import InvalidColumns, InvalidValue, NotRows, RowProblem
 from .tables import OUTPUT_COLUMNS
+from .values import parse_uuid
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -168,6 +169,17 @@ class Layout(NamedTuple):
 
     def has(self, field: int) -> bool:
         return self.keys[field] is not ABSENT
+
+    def named_vm(self, values: tuple[object, ...]) -> str | None:
+        """The canonical UUID of the VM a row of this shape names (field 0), even a row refused for another
+        field, so that a later row naming that VM is seen to repeat it; None where it names none that can be
+        read (no UUID column, two, or a bad UUID)."""
+        if 0 in self.unsure:
+            return None
+        try:
+            return parse_uuid(values[0])
+        except InvalidValue:
+            return None
 
 
 ABSENT = object()  # the key of a field a row has no column for: no mapping has it, so .get() gives None

@@ -324,9 +324,9 @@ def db_register_many(
     """
     mode = _on_existing(on_existing)
     rows, labels = labelled(items)
-    batch, problems = _validate_rows(rows)
+    batch, problems, refused_vms = _validate_rows(rows)
     with store.writing() as conn:
-        found = _sort(conn, batch, rows, mode, row_reference(labels))
+        found = _sort(conn, batch, rows, mode, row_reference(labels), refused_vms)
         problems += found.problems
         if problems:
             raise InvalidRows(_named(problems, labels))
@@ -415,9 +415,9 @@ def check_many(
 def _classify(store: Store, items: Iterable[object], exists: Callable[[str], bool] | None, mode: str,
               missing: Callable[[str], VgpuError] | None = None) -> tuple[_Sorted, list[VM], list[Hashable] | None, int]:
     rows, labels = labelled(items)
-    batch, problems = _validate_rows(rows)
+    batch, problems, refused_vms = _validate_rows(rows)
     with store.reading() as conn:
-        found = _sort(conn, batch, rows, mode, row_reference(labels))
+        found = _sort(conn, batch, rows, mode, row_reference(labels), refused_vms)
     problems += found.problems
     updates = found.updates
     if exists is not None:
@@ -466,26 +466,31 @@ class _Batch(NamedTuple):
         return _Batch._make([column[index] for index in kept] for column in self)
 
 
-def _validate_rows(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]]]:
+def _validate_rows(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]], dict[int, str]]:
+    """The valid rows, the problems of the others, and the VM each refused row names (by its number, where
+    its UUID can be read): a later row naming that VM repeats it, as it would repeat a valid row."""
     columns = uniform_columns(items)
     if columns is not None:  # the usual batch, checked a column at a time (see vgpu.columns)
-        return _Batch(list(range(1, len(items) + 1)), *columns), []
+        return _Batch(list(range(1, len(items) + 1)), *columns), [], {}
     return _validate_each(items)
 
 
-def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]]]:
+def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]], dict[int, str]]:
     """The per-row path: every row's keys read as a person means them, every field parsed, every problem kept."""
     read = REGISTRATION_HEADER.reader()
     good: dict[int, _Row] = {}
     problems: list[RowProblem[int]] = []
+    refused_vms: dict[int, str] = {}
     for number, item in enumerate(items, start=1):
         # type() first: isinstance against the Mapping ABC costs more than parsing a field
         if type(item) is dict or (not isinstance(item, Registration) and isinstance(item, Mapping)):
             values, errors, layout = read(item)
             if errors:
                 errors += _registration_problems(*values, unsure=layout.unsure)
+            named = layout.named_vm(values)
         elif isinstance(item, Registration):
             values, errors = (item.vm_uuid, item.vm_name, item.pool_id, item.priority, item.vm_id), []
+            named = item.vm_uuid
         else:
             problems.append(RowProblem(number, InvalidValue("row", item, "a Registration or a mapping of fields")))
             continue
@@ -495,7 +500,9 @@ def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int
                 good[number] = row
                 continue
         problems.extend(RowProblem(number, error) for error in errors)
-    return _Batch.of_rows(good), problems
+        if named is not None:
+            refused_vms[number] = named
+    return _Batch.of_rows(good), problems, refused_vms
 
 
 def _taken(conn: sqlite3.Connection) -> tuple[set[int], set[str]]:
@@ -521,15 +528,18 @@ class _Sorted(NamedTuple):
     asked_otherwise: frozenset[int] = frozenset()  # existing rows skipped although they ask for another configuration
 
 
-def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, refer: Callable[[int], str]) -> _Sorted:
+def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, refer: Callable[[int], str],
+          refused_vms: Mapping[int, str]) -> _Sorted:
     """Which rows register a VM, which change or leave a registered one (as ``mode`` says), and the conflicts:
     a UUID registered already (AlreadyRegistered, for ``"error"``), a vm_id another VM holds (naming it, as
-    register does), and a UUID or vm_id given twice in the batch (naming the first row)."""
+    register does), and a UUID or vm_id given twice in the batch (naming the first row, even one refused for
+    its values: ``refused_vms``, the VM each of those names, by row)."""
     taken_ids, taken_uuids = _taken(conn)
     explicit = [vm_id for vm_id in batch.vm_ids if vm_id is not None]
     if (
         len(set(batch.vm_uuids)) == len(batch.vm_uuids) and taken_uuids.isdisjoint(batch.vm_uuids)
         and len(set(explicit)) == len(explicit) and taken_ids.isdisjoint(explicit)
+        and set(refused_vms.values()).isdisjoint(batch.vm_uuids)
     ):
         return _Sorted(batch, [], [], [], taken_ids, set())  # the usual batch: settled by set operations
     registered = select_registered(conn, [vm_uuid for vm_uuid in batch.vm_uuids if vm_uuid in taken_uuids])
@@ -540,6 +550,8 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
     new: set[int] = set()
     asked_otherwise: set[int] = set()
     first_row_of_uuid: dict[str, int] = {}
+    for position, vm_uuid in refused_vms.items():  # in row order: the first refused row naming each VM
+        first_row_of_uuid.setdefault(vm_uuid, position)
     first_row_of_id: dict[int, int] = {}
 
     def claim(position: int, vm_id: int) -> bool:
@@ -560,8 +572,8 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
             if vm_id is not None and vm_id != vm.vm_id:  # its own vm_id is never a conflict
                 claim(position, vm_id)
             continue
-        if vm_uuid in first_row_of_uuid:
-            first = first_row_of_uuid[vm_uuid]
+        first = first_row_of_uuid.get(vm_uuid, position)
+        if first < position:
             problems.append(RowProblem(position, Conflict("VM UUID", vm_uuid, refer(first))))
             # its vm_id is still asked for: a later row asking for it too would clash with this one once its
             # UUID is fixed, so one pass reports that as well (unless it repeats its first row's vm_id)
