@@ -13,7 +13,7 @@ import pytest
 
 from shell import parsing, runner
 from shell.errors import UsageError
-from vgpu import bulk_register, devargs, error_root, errors, lifecycle, values
+from vgpu import bulk, bulk_register, devargs, error_root, errors, lifecycle, models, scan, tables, values
 from vgpu.hypervisor import codes
 from vgpu.models import HostVM, PowerState, Priority, VMConfig
 
@@ -184,6 +184,39 @@ def test_the_examples_that_do_not_run_import_what_they_use(page):
 def test_the_unbound_name_check_sees_a_missing_import():
     assert _unbound_names("x = lambda: getpass.getpass()\nprint(len(x))", "t") == {"getpass"}
     assert _unbound_names("import getpass\nx = lambda: getpass.getpass()\nf = [y for y in x()]", "t") == set()
+
+
+# --- what the tables show --------------------------------------------------------------------------------
+
+
+def _tables_paragraph() -> str:
+    """library.md's list of the results that are tables, and what each gives (up to its example)."""
+    page = _flat(_read("library.md"))
+    start = page.index("Lists of VMs, pools and audit entries")
+    return page[start:page.index("```python", start)]
+
+
+def _named_tables() -> list[type]:
+    listed = _tables_paragraph().split(" are tables.", 1)[0]
+    modules = (bulk, bulk_register, errors, models, scan)
+    return [next(getattr(module, name) for module in modules if hasattr(module, name))
+            for name in re.findall(r"`([A-Z]\w+)`", listed)]
+
+
+def test_the_tables_whose_repr_is_not_their_table_are_named_with_what_shows_it():
+    # The page says a table's text repr is its bounded display. An exception keeps an exception's repr
+    # (InvalidRows("3 bad rows, ...")): the page must say which, and what shows their table instead.
+    classes = _named_tables()
+    assert len(classes) >= 7 and all(issubclass(cls, tables.Tabular) for cls in classes)
+    own_repr = sorted(cls.__name__ for cls in classes if cls.__repr__ is not tables.Tabular.__repr__)
+    assert own_repr == ["InvalidRows"]
+    said = [sentence for sentence in re.split(r"(?<=\.)\s+", _tables_paragraph()) if "keeps an exception's repr" in sentence]
+    assert len(said) == 1, "the page does not say which tables keep another repr"
+    assert sorted(set(re.findall(r"`([A-Z]\w+)`", said[0]))) == own_repr
+    assert "print(error.to_string())" in said[0] and "HTML" in said[0]
+    error = errors.InvalidRows([errors.RowProblem(1, errors.InvalidValue("pool", "C", ("A", "B")))])
+    assert repr(error) == f"InvalidRows({str(error)!r})"
+    assert "invalid pool 'C'" in error.to_string().splitlines()[-1] and "<table" in error._repr_html_()
 
 
 # --- troubleshooting covers every error ----------------------------------------------------------------------
