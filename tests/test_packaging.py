@@ -1,9 +1,11 @@
 """What ships: ``vgpu/py.typed`` (PEP 561: users' type checkers read the library's annotations instead of
-treating it as Any) is in the source distribution and in what the wheel packs."""
+treating it as Any) is in the source distribution and in what the wheel packs; and what the extras the docs
+name install."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,3 +46,25 @@ def test_the_wheel_packs_py_typed(checkout, tmp_path):
     _build(checkout, f"import setuptools; setuptools.setup(script_args=['build_py', '--build-lib', {str(lib)!r}])")
     assert (lib / "vgpu" / "py.typed").is_file() and (lib / "vgpu" / "tables.py").is_file()
     assert not (lib / "shell" / "py.typed").exists()  # the shell is an application, not a typed library
+
+
+def _extra_requirements(checkout, tmp_path, extra: str) -> dict[str, str]:
+    """What the built metadata requires for ``extra``: each distribution's name and version specifier (from
+    egg_info's requires.txt, which this setuptools writes without needing the wheel package)."""
+    _build(checkout, f"import setuptools; setuptools.setup(script_args=['egg_info', '--egg-base', {str(tmp_path)!r}])")
+    [requires] = tmp_path.glob("*.egg-info/requires.txt")
+    sections = re.split(r"^\[([^\]]*)\]$", requires.read_text(), flags=re.M)
+    lines = dict(zip(sections[1::2], sections[2::2])).get(extra, "").split()
+    return {match[1].lower(): match[2] for match in (re.fullmatch(r"([\w.-]+)(.*)", line) for line in lines) if match}
+
+
+def test_the_notebook_extra_gives_the_widget_progress_bar(checkout, tmp_path):
+    # library.md promises progress="auto" draws a widget in a notebook after pip install 'vgpu-admin[notebook]':
+    # tqdm.auto draws one only with ipywidgets (else it warns "IProgress not found" and falls back to text),
+    # and draws ipywidgets 8's only from tqdm 4.64.1 on (before, the bar shows as JSON in JupyterLab).
+    required = _extra_requirements(checkout, tmp_path, "notebook")
+    assert set(required) == {"tqdm", "ipywidgets"}
+    assert required["tqdm"] == ">=4.64.1" and required["ipywidgets"] == ">=8"
+    # CI installs the test extra, which stays without a widget library: the notebooks run headless there
+    test = _extra_requirements(checkout, tmp_path, "test")
+    assert "pytest" in test and "ipywidgets" not in test
