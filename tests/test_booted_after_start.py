@@ -476,6 +476,108 @@ def test_set_pool_whose_rollback_restarts_the_vm_without_its_segment_says_so(tmp
     assert "started again with its previous" not in outcome.out + outcome.err
 
 
+# --- a start the host reports failed, that ran the VM all the same ---------------------------------------
+
+
+def starts_despite_failing(world, monkeypatch, which=(1,)):
+    """The ``which`` (1-based) starts of ours run the VM, and then the host reports a failure all the same
+    (xenopsd's internal error once the domain is up, a start that outlived our wait)."""
+    original = lifecycle.start_vm
+    calls = []
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        calls.append(vm_uuid)
+        original(host, vm_uuid, *args, **kwargs)
+        if len(calls) in which:
+            raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: Xenlight.Error(_)")
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+
+
+def test_a_start_that_reports_failure_but_ran_the_vm_finishes_the_change(backend, monkeypatch):
+    under_test, world, uuid = backend
+    starts_despite_failing(world, monkeypatch)
+    result = to_pool_b(world, under_test.host, uuid)  # not a ReconfigureFailed: the VM runs the change
+    assert result.changed and result.restarted and world.power(uuid) is PowerState.RUNNING
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW) and world.open_ops() == []
+    assert result.booted == ("new" if under_test.name in TELLS_BOOTED else "unknown")
+    assert last_outcome(world, uuid) == "done"
+
+
+def test_a_rollback_start_that_reports_failure_but_ran_the_vm_says_it_runs_again(backend, monkeypatch):
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", uuid)
+    starts_despite_failing(world, monkeypatch, which=(2,))  # the rollback's start
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error = failed.value
+    assert error.rolled_back and error.vm_restarted and error.restart_error is None
+    assert world.config(uuid) == OLD and world.power(uuid) is PowerState.RUNNING and world.open_ops() == []
+    assert error.vm_booted == ("new" if under_test.name in TELLS_BOOTED else "unknown")
+
+
+def test_recover_whose_start_reports_failure_but_ran_the_vm_finishes_the_change(backend, monkeypatch):
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    starts_despite_failing(world, monkeypatch)
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == "finished" and world.config(uuid) == NEW and world.power(uuid) is PowerState.RUNNING
+    assert "would not start" not in outcome.detail and "restored" not in outcome.detail
+    assert ("started with it" in outcome.detail) == (under_test.name in TELLS_BOOTED)
+
+
+def test_a_vm_that_came_up_with_the_new_configuration_during_the_rollback_is_not_said_restored(backend, monkeypatch):
+    """Our start reports failure and the VM is halted when we look, but the host goes on starting it (its
+    start outlived our wait): it comes up with the new args while the rollback puts the old ones back. The
+    rollback must not say the previous configuration is what the VM has."""
+    under_test, world, uuid = backend
+    original_start, original_put_back = lifecycle.start_vm, lifecycle.put_back_device_model_args
+    started = []
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        if not started:
+            started.append(True)
+            raise HypervisorError(codes.OPERATION_TIMED_OUT, "'xe vm-start' did not answer within 3 seconds")
+        return original_start(host, vm_uuid, *args, **kwargs)
+
+    def put_back(host, vm_uuid, *args, **kwargs):
+        if world.power(vm_uuid) is PowerState.HALTED:
+            world.sim.start(vm_uuid)  # the host's start completes now, with the args it read: the new ones
+        return original_put_back(host, vm_uuid, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    monkeypatch.setattr(lifecycle, "put_back_device_model_args", put_back)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    said = str(failed.value)
+    assert world.power(uuid) is PowerState.RUNNING and world.config(uuid) == OLD
+    if under_test.name not in TELLS_BOOTED:  # nothing said of what the VM runs but that the host cannot tell
+        assert failed.value.vm_booted == lifecycle.RUNS_UNKNOWN and "cannot tell what it booted with" in said, said
+        return
+    assert "the previous configuration was restored" not in said or "but it" in said, said
+    assert failed.value.vm_booted == lifecycle.RUNS_OTHER and "pool=B" in said, said
+    assert "apply-vm" in said or "with the args it held before" in said, said
+
+
+def test_a_vm_that_booted_with_an_older_segment_than_its_args_is_not_blamed_on_the_platform_filter(backend, monkeypatch):
+    under_test, world, uuid = backend
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):  # the host boots the args it held before our write
+        written = world.sim.get_device_model_args(vm_uuid)
+        world.sim.set_device_model_args(vm_uuid, devargs.merge(OWN_ARGS, OLD))
+        original(host, vm_uuid, *args, **kwargs)
+        world.sim.set_device_model_args(vm_uuid, written)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    result = to_pool_b(world, under_test.host, uuid)
+    if under_test.name not in TELLS_BOOTED:
+        return
+    assert result.booted == "other" and result.booted_with.present and result.not_running_with_it
+    why = result.why_not_running_with_it
+    assert "platform filter" not in why and "will not help" not in why and "apply-vm" in why, why
+
+
 # --- a batch ----------------------------------------------------------------------------------------------
 
 

@@ -212,7 +212,8 @@ class ReconfigureResult:
     @property
     def why_not_running_with_it(self) -> str:
         """When :attr:`not_running_with_it`, the sentence saying why and what to do; "" otherwise."""
-        return not_running_with_it(self.vm.vm_uuid, self.booted, self.args_changed) if self.not_running_with_it else ""
+        booted = Booted(self.booted, self.booted_with, self.args_changed)
+        return not_running_with_it(self.vm.vm_uuid, booted) if self.not_running_with_it else ""
 
 
 def check_only_copy(store: Store, host: Hypervisor, vm_uuid: str, found_on: str | None) -> None:
@@ -649,29 +650,45 @@ def started_short(booted: Booted, again: bool = False) -> str:
     started = "started again" if again else "started"
     if booted.runs == NOT_RUNNING:
         return f"{started}, but it was not running right after (it halted, crashed or left the host)"
-    why = {True: "its args were changed by someone else after they were written",
-           False: "the host started it without its args key", None: "the host cannot say why"}[booted.args_changed]
     segment = booted_without(booted.segment) if booted.segment is not None else "with something else"
-    return f"{started}, but it booted {segment} ({why})"
+    return f"{started}, but it booted {segment} ({_why_booted_other(booted)})"
 
 
-def not_running_with_it(vm_uuid: str, runs: str, args_changed: bool | None,
-                        expected: str = "its registered configuration") -> str:
+def _why_booted_other(booted: Booted) -> str:
+    """Why a VM booted with something else than its args hold, as far as they tell: changed since they were
+    written; held the same when it booted without any segment (the host dropped the key: xapi's platform
+    filter); held the same when it booted with another segment (the host started it with the args it held
+    before their last write: read before it, or a start that outlived our wait)."""
+    if booted.args_changed is None:
+        return "the host cannot say why"
+    if booted.args_changed:
+        return "its args were changed by someone else after they were written"
+    if booted.segment is not None and booted.segment.present:
+        return "the host started it with the args it held before they were last written"
+    return "the host started it without its args key"
+
+
+def not_running_with_it(vm_uuid: str, booted: Booted, expected: str = "its registered configuration") -> str:
     """The error sentence for a VM started again by a change, a rollback or recover that is not running with
-    its configuration (``runs`` RUNS_OTHER or NOT_RUNNING), saying why and what to do. ``expected`` names
-    what it was to boot with."""
-    if runs == NOT_RUNNING:
+    its configuration (``booted.runs`` RUNS_OTHER or NOT_RUNNING), saying why and what to do. ``expected``
+    names what it was to boot with."""
+    if booted.runs == NOT_RUNNING:
         return (f"VM {vm_uuid} was started again but is not running: it halted, crashed or left the host right "
                 f"after its start ('vgpu-admin show-vm --vm-uuid={vm_uuid}' shows it now)")
-    why = {
-        True: (f"someone else changed its args after they were written ('vgpu-admin show-vm --vm-uuid={vm_uuid}' "
-               f"shows them; 'vgpu-admin apply-vm --vm-uuid={vm_uuid}' writes them again and restarts it)"),
-        False: ("the host started it without its vgpu segment, though its args hold it: xapi passes the VM only the platform "
-                "keys it knows unless the pool has the 'no platform filter' feature (see docs/install-xcp-ng.md "
-                "section 4); restarting it again will not help"),
-        None: (f"the host started it without its vgpu segment, or someone else changed its args meanwhile "
-               f"(see 'vgpu-admin show-vm --vm-uuid={vm_uuid}')"),
-    }[args_changed]
+    apply = f"'vgpu-admin apply-vm --vm-uuid={vm_uuid}'"
+    if booted.args_changed:
+        why = (f"someone else changed its args after they were written ('vgpu-admin show-vm --vm-uuid={vm_uuid}' "
+               f"shows them; {apply} writes them again and restarts it)")
+    elif booted.args_changed is None:
+        why = (f"the host started it without its vgpu segment, or someone else changed its args meanwhile "
+               f"(see 'vgpu-admin show-vm --vm-uuid={vm_uuid}')")
+    elif booted.segment is not None and booted.segment.present:
+        why = (f"the host started it with the args it held before they were last written ({apply} restarts it "
+               f"with its registered configuration)")
+    else:
+        why = ("the host started it without its vgpu segment, though its args hold it: xapi passes the VM only the platform "
+               "keys it knows unless the pool has the 'no platform filter' feature (see docs/install-xcp-ng.md "
+               "section 4); restarting it again will not help")
     return f"VM {vm_uuid} was started again but did not boot with {expected}: {why}"
 
 
@@ -692,11 +709,15 @@ def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation,
         start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
         return ""
     except HypervisorError as refused:
+        seen = running_after(host, op.vm_uuid, refused)
+        if seen is None:
+            raise
         if refused.code != codes.VM_BAD_POWER_STATE:
-            raise
-        seen = describe(host, op.vm_uuid)  # one round trip: power state and what it booted with
-        if seen.power_state is not PowerState.RUNNING:
-            raise
+            # Our start ran it, whatever the host answered (xenopsd failing once the domain is up): what it
+            # booted with is judged as after any start of ours; never undo a change that reached the VM.
+            progress(Progress(op.vm_uuid, "starting", f"VM {op.vm_uuid} is running, though the host said its start "
+                                                      f"failed ({refused})"))
+            return ""
     runs = what_it_runs(host, op.vm_uuid, seen.booted_args, plan.new)
     if runs == RUNS_OTHER:  # as recover() would: restart it with the new configuration
         progress(Progress(op.vm_uuid, "starting", f"VM {op.vm_uuid} was started by someone else with another "
@@ -704,6 +725,19 @@ def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation,
         stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
         start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
     return runs
+
+
+def running_after(host: Hypervisor, vm_uuid: str, refused: HypervisorError) -> HostVM | None:
+    """After a start the host said failed (``refused``): the VM as the host sees it if it is running all the
+    same (its start went on, or failed only after the domain came up, or someone else started it), else None.
+    One round trip, on that path only; a host that cannot be reached, or fails to answer, is not asked again."""
+    if isinstance(refused, HostUnreachable):
+        return None
+    try:
+        seen = describe(host, vm_uuid)
+    except HypervisorError:
+        return None
+    return seen if seen.power_state is PowerState.RUNNING else None
 
 
 def _not_stopped(store: Store, host: Hypervisor, op: journal.Operation, plan: ReconfigurePlan,
@@ -853,6 +887,7 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
 
     before = op.old
     assert before is not None, "a reconfigure (the one operation rolled back) journals the VM as it was"
+    asked_to_start = op.was_running and op.step == journal.STARTING  # before the registration's restore moves it
     old = before.config
     try:
         op = _restore_registration(store, op, old, restoring)
@@ -870,7 +905,12 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
         current = host.get_device_model_args(op.vm_uuid)
         put_back_device_model_args(host, op.vm_uuid, _with_segment_of(current, ran_with, args_quoted(host, op.vm_uuid)),
                                    current, before_writing=restoring)
-    if not (op.was_running and host.power_state(op.vm_uuid) is PowerState.HALTED):
+    power = host.power_state(op.vm_uuid) if op.was_running else None
+    if asked_to_start and power is PowerState.RUNNING:
+        # The change's start was said to fail, yet the VM runs (a start that outlived our wait): it may have
+        # booted with the args being undone. Not "the previous configuration is back": the host is asked.
+        return Restored(restarted=True, args_left=left, booted=_booted_as_held(host, op.vm_uuid, _segment_held(host, op.vm_uuid)))
+    if power is not PowerState.HALTED:
         return Restored(args_left=left)
     # "Started again" must mean it booted with what its args hold as it is started (what was put back, or the
     # args as they were, drift included): the host is asked once it runs, as after a change's own start.
@@ -880,6 +920,8 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     try:
         start_vm(host, op.vm_uuid, progress, name=before.vm_name)
     except HypervisorError as refused:
+        if running_after(host, op.vm_uuid, refused) is not None:  # it runs all the same: judged below
+            return Restored(restarted=True, args_left=left, booted=_booted_as_held(host, op.vm_uuid, held))
         if not would_not_start(refused):
             raise
         if store.moved is None:  # a file deleted or replaced meanwhile has no place for the mark: the error says it
@@ -889,8 +931,12 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                f"it was running before a change that failed, and would not start again with "
                                f"{with_what} ({refused}); fix that on the host, then start the VM")
         return Restored(start_error=refused, args_left=left)
-    booted = Booted(RUNS_UNKNOWN) if held is None else what_it_booted(host, op.vm_uuid, held.config)
-    return Restored(restarted=True, args_left=left, booted=booted)
+    return Restored(restarted=True, args_left=left, booted=_booted_as_held(host, op.vm_uuid, held))
+
+
+def _booted_as_held(host: Hypervisor, vm_uuid: str, held: SegmentState | None) -> Booted:
+    """What a VM a rollback started (or found started) booted with, against the segment its args held."""
+    return Booted(RUNS_UNKNOWN) if held is None else what_it_booted(host, vm_uuid, held.config)
 
 
 def _segment_held(host: Hypervisor, vm_uuid: str) -> SegmentState | None:

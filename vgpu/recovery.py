@@ -324,7 +324,7 @@ def _restarted(op: journal.Operation, restored: lifecycle.Restored, detail: str)
         return _Outcome(ROLLED_BACK, detail, power=PowerState.RUNNING)
     assert restored.booted is not None
     put_back = "its previous configuration" if op.ran_with is None else "the arguments it ran with before"
-    text = lifecycle.not_running_with_it(op.vm_uuid, restored.runs, restored.booted.args_changed, put_back)
+    text = lifecycle.not_running_with_it(op.vm_uuid, restored.booted, put_back)
     return _Outcome(ROLLED_BACK, detail, attention=text,
                     power=PowerState.RUNNING if restored.runs == lifecycle.RUNS_OTHER else None)
 
@@ -370,6 +370,10 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
         lifecycle.start_vm(host, op.vm_uuid, progress, policy.tick, name=_name(op))
     except HypervisorError as failure:
         _later_if_busy(failure)
+        if failure.code != codes.VM_BAD_POWER_STATE and lifecycle.running_after(host, op.vm_uuid, failure) is not None:
+            # it runs all the same (the start failed only after the domain came up): never undo a change that
+            # may have reached it; what it booted with is said as after any start
+            return _started_with_new(op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
         if not lifecycle.would_not_start(failure):
             raise
         restored = _roll_back(store, host, op, progress)
@@ -399,7 +403,7 @@ def _started_with_new(op: journal.Operation, booted: lifecycle.Booted) -> _Outco
         return _Outcome(FINISHED, f"{done} started with it", power=PowerState.RUNNING)
     if booted.runs == lifecycle.RUNS_UNKNOWN:
         return _Outcome(FINISHED, f"{done} started; the host cannot tell what it booted with", power=PowerState.RUNNING)
-    text = lifecycle.not_running_with_it(op.vm_uuid, booted.runs, booted.args_changed)
+    text = lifecycle.not_running_with_it(op.vm_uuid, booted)
     return _Outcome(FINISHED, f"{done} {lifecycle.started_short(booted)}", attention=text,
                     power=PowerState.RUNNING if booted.runs == lifecycle.RUNS_OTHER else None)
 
