@@ -577,7 +577,7 @@ def test_reopen_gives_another_thread_a_connection_of_its_own(conn):
     found = []
 
     def elsewhere() -> None:
-        with pytest.raises(StoreError, match="another thread"):
+        with pytest.raises(StoreError, match="serves another thread"):
             conn.list_pools()
         with conn.reopen() as own:
             found.append((own.settings == conn.settings, len(own.list_vms())))
@@ -586,6 +586,17 @@ def test_reopen_gives_another_thread_a_connection_of_its_own(conn):
     worker.start()
     worker.join()
     assert found == [(True, 20)]
+
+
+def test_a_reopened_connection_serves_the_thread_it_is_handed_to(conn):
+    # The documented pattern: conn.reopen() here, handed to a worker, which is the first to use it.
+    import concurrent.futures
+
+    with conn.reopen() as own, concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(lambda other: len(other.list_vms()), own).result() == 20
+        with pytest.raises(StoreError, match="serves another thread"):
+            own.list_vms()  # the worker's now: sharing it is still refused
+    assert len(conn.list_vms()) == 20
 
 
 def test_the_sandbox_leaves_the_users_demo_alone(tmp_path):

@@ -4,6 +4,7 @@ statements interleaved in one connection (one thread's COMMIT would commit the o
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 
 import pytest
 
@@ -28,8 +29,8 @@ def test_another_thread_gets_a_sentence_saying_to_reopen(store, snapshot, use):
     with pytest.raises(StoreError) as caught:
         _in_another_thread(lambda: use(store))
     assert str(caught.value) == (
-        f"database {store.path} was opened by another thread, and a Store serves only the thread that "
-        "opened it; call store.reopen() in this thread for a connection of its own"
+        f"database {store.path} serves another thread, and a Store serves one thread only; give this thread its "
+        "own with store.reopen() (conn.reopen() for a vgpu.connect() connection)"
     )
     assert caught.value.path == store.path
     assert snapshot() == before
@@ -50,3 +51,44 @@ def test_a_store_may_be_closed_by_another_thread(db_path):
     _in_another_thread(opened.close)
     with pytest.raises(StoreError, match="was closed"):
         pools.list_pools(opened)
+
+
+def test_a_store_reopened_here_serves_the_thread_it_is_handed_to(store):
+    # executor.submit(work, store.reopen()): the reopened store is the worker's, its first user
+    own = store.reopen()
+    try:
+        assert _in_another_thread(lambda: vms.db_register(own, UUID, pool="B").vm_id) == 1
+        with pytest.raises(StoreError, match="serves another thread, and a Store serves one thread only"):
+            pools.list_pools(own)  # now the worker's: this thread may no longer use it
+    finally:
+        own.close()
+    assert vms.get(store, UUID).pool_id == "B"
+
+
+def test_a_reopened_store_used_here_first_stays_this_threads(store):
+    with store.reopen() as own:
+        pools.list_pools(own)
+        with pytest.raises(StoreError, match="serves another thread"):
+            _in_another_thread(lambda: pools.list_pools(own))
+
+
+def test_a_reopened_store_that_two_threads_use_at_once_serves_one_of_them(store):
+    own = store.reopen()
+    ready = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def use() -> None:
+        ready.wait()
+        try:
+            pools.list_pools(own)
+            outcomes.append("served")
+        except StoreError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=use) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    own.close()
+    assert sorted(outcomes) == ["refused", "served"]

@@ -18,8 +18,9 @@ first: an option the function does not take is an InvalidValue naming it and the
 stop VMs get the settings' stop policy (``clean_timeout``, ``force_after_timeout``) unless given
 ``policy=``. The module functions stay: ``conn.store`` and ``conn.host`` are what they take.
 
-A Connection serves the thread that opened it, as its Store does: another thread opens its own with
-``conn.reopen()`` (the bulk calls already give each of their workers connections of their own).
+A Connection serves the thread that opened it, as its Store does: another thread gets its own from
+``conn.reopen()``, called there or handed to it (the bulk calls already give each of their workers
+connections of their own).
 """
 
 from __future__ import annotations
@@ -147,10 +148,12 @@ class Connection:
     ``host`` the host or fleet, opened on first use. A context manager: ``with vgpu.connect() as conn:``
     closes both at the end."""
 
-    def __init__(self, settings: config.Settings, *, password: opening.AskPassword | None = None) -> None:
+    def __init__(self, settings: config.Settings, *, password: opening.AskPassword | None = None,
+                 store: Store | None = None) -> None:
         self.settings = settings
         self._password = password
-        self._store: Store | None = opening.open_store(settings)
+        # the settings' database, unless one is given already open (reopen() gives its own store's reopen())
+        self._store: Store | None = store if store is not None else opening.open_store(settings)
         self._host: Hypervisor | None = None
         self._closed = False
 
@@ -179,8 +182,10 @@ class Connection:
         return opening.stop_policy(self.settings)
 
     def reopen(self) -> Connection:
-        """Another connection with the same settings, for another thread."""
-        return Connection(self.settings, password=self._password)
+        """Another connection with the same settings, for another thread: it serves the thread that first uses
+        it, here or the one it is handed to (``executor.submit(work, conn.reopen())``), and that one only, as
+        :meth:`vgpu.store.Store.reopen` does; its host opens there, on first use."""
+        return Connection(self.settings, password=self._password, store=self.store.reopen())
 
     def close(self) -> None:
         """Close the database and the host (if it was opened). Closing twice is harmless."""

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from _thread import get_ident  # the thread's id, without importing threading on every start-up
+from _thread import allocate_lock, get_ident  # without importing threading on every start-up
 from typing import TYPE_CHECKING, Iterator
 
 from . import schema, trust
@@ -25,13 +25,14 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 
 
 class Store:
-    """One open vgpu database, for the thread that opened it: another thread calls :meth:`reopen` for a
-    connection of its own (any thread may close it)."""
+    """One open vgpu database, for the thread that opened it: another thread gets a connection of its own from
+    :meth:`reopen` (any thread may close it)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
-        self._owner = get_ident()
+        self._owner: int | None = get_ident()  # None: the first thread to use it (see reopen)
+        self._claiming = allocate_lock()
         self._conn = _connect(self.path, busy_timeout)
         # The file opened, as the path names it now: each transaction checks that it still does (see _check_file).
         self._opened = _file_identity(self.path)
@@ -43,8 +44,11 @@ class Store:
             raise
 
     def reopen(self) -> "Store":
-        """A second, independent connection to the same file (for a background thread or process)."""
-        return Store(self.path, busy_timeout=self.busy_timeout)
+        """A second, independent connection to the same file, for the thread that first uses it: this one, or
+        the one it is handed to (``executor.submit(work, store.reopen())``). It serves that thread only."""
+        opened = Store(self.path, busy_timeout=self.busy_timeout)
+        opened._owner = None  # opened here, often for another thread: its first transaction says which
+        return opened
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -109,11 +113,18 @@ class Store:
         return f"Store({self.path!r})"
 
     def _check_thread(self) -> None:
-        # The connection is opened with check_same_thread=False so that any thread may close it; sharing
-        # it is still wrong (two threads' transactions would interleave on one connection), so say so.
+        # The connection is opened with check_same_thread=False so that any thread may close it, and a store
+        # reopened in one thread may serve another; sharing it is still wrong (two threads' transactions
+        # would interleave on one connection), so say so.
+        if self._owner is None:
+            with self._claiming:  # two threads using a reopened store at once: one gets it, the other is refused
+                if self._owner is None:
+                    self._owner = get_ident()
         if get_ident() != self._owner:
-            raise StoreError(self.path, f"database {self.path} was opened by another thread, and a Store serves "
-                             "only the thread that opened it; call store.reopen() in this thread for a connection of its own")
+            # worded for a Store's caller and a Connection's alike (the Connection's methods reach it)
+            raise StoreError(self.path, f"database {self.path} serves another thread, and a Store serves one thread "
+                             "only; give this thread its own with store.reopen() (conn.reopen() for a vgpu.connect() "
+                             "connection)")
 
     def _check_file(self) -> None:
         """Before each transaction (one stat): the file opened must still be the one the path names. Through a
