@@ -4,6 +4,7 @@ library function with the connection's store and host, options checked, and ever
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import pytest
 import vgpu
 from shell.parsing import take_globals
 from vgpu import audit, bulk, bulk_register, config, demo, lifecycle, locations, opening, pools, recovery, scan, vms, workers
-from vgpu.connection import Connection, connect, resolve_settings
+from vgpu.connection import SETTINGS_POLICY, Connection, connect, resolve_settings
 from vgpu.errors import BulkInterrupted, ConfigError, InvalidRows, InvalidValue, StoreError, VgpuError
 from vgpu.hypervisor.sim import SimHost
 from vgpu.power import StopPolicy
@@ -263,11 +264,49 @@ def test_each_method_calls_its_function_with_the_store_host_and_options(conn, mo
                                                                         method, args, options, module, function, uses_host):
     calls = _spy(monkeypatch, module, function)
     assert getattr(conn, method)(*args, **options) == ("returned by", function)
-    expected = dict(options, policy=conn.policy) if method in TAKES_POLICY else options
+    expected = {**_defaults(getattr(module, function)), **options}
+    if method in TAKES_POLICY:
+        expected["policy"] = conn.policy
     front = (conn.store, conn.host) if uses_host else (conn.store,)
     configured = (conn.settings.configured_uris,) if method in TAKES_CONFIGURED else ()
     assert calls == [((*front, *args, *configured), expected)]
     assert len(opened_hosts) == (1 if uses_host else 0)  # opened on first use, once; never to read the database
+
+
+def _options(function):
+    """A function's (or a method's) keyword options, those a Connection method takes as keywords:
+    {name: parameter}. history's subject, with a default, is an argument that both take."""
+    given = ("self", "store", "host", "configured", "subject")
+    return {name: param for name, param in inspect.signature(function).parameters.items()
+            if name not in given and (param.kind is param.KEYWORD_ONLY or param.default is not param.empty)}
+
+
+def _defaults(function):
+    """What a method passes its function when given no option: the function's defaults."""
+    return {name: param.default for name, param in _options(function).items() if param.default is not param.empty}
+
+
+def _same_options(method, *functions):
+    own = _options(method)
+    theirs = {name: param for function in functions for name, param in _options(function).items()}
+    assert list(own) == list(theirs)
+    for name, param in own.items():
+        assert param.kind is param.KEYWORD_ONLY, name
+        if name == "policy":  # left out: the settings' stop policy (conn.policy), not the library's default
+            assert (param.annotation, param.default) == ("StopPolicy | SettingsPolicy", SETTINGS_POLICY)
+        else:
+            assert (param.annotation, param.default) == (theirs[name].annotation, theirs[name].default), name
+
+
+@pytest.mark.parametrize("method, args, options, module, function, uses_host", ROUTES, ids=[route[0] for route in ROUTES])
+def test_each_method_takes_its_functions_options_with_their_types_and_defaults(method, args, options, module,
+                                                                             function, uses_host):
+    # keyword parameters of their own, so that a user's type checker sees a misspelt or mistyped option
+    _same_options(getattr(Connection, method), getattr(module, function))
+
+
+def test_register_many_takes_the_options_of_both_its_functions():
+    _same_options(Connection.register_many, bulk_register.plan_registrations, bulk_register.register_planned)
 
 
 def test_the_routes_cover_every_method():
@@ -292,26 +331,23 @@ def test_the_settings_stop_policy_unless_the_call_gives_one(sandbox, monkeypatch
     assert [kwargs["policy"] for _, kwargs in calls] == [StopPolicy(5.0, False), own]
 
 
-# --- options are checked before anything is done --------------------------------------------------------------
+# --- an option a method does not take is Python's TypeError, before anything is done --------------------------
 
 
-@pytest.mark.parametrize("method, args, option, takes", [
-    ("list_vms", (), "pol", "pool, priority"),
-    ("list_pools", (), "pool", None),
-    ("apply_many", (PLAN,), "progres", "progress, policy, concurrency, per_host"),
-    ("register_planned", (PLAN,), "on_existing", "progress, concurrency"),
-    ("plan_registrations", (ROWS,), "concurrency", "on_existing"),
-    ("reconfigure_vm", (VM_1,), "restart", "pool, priority, vm_id, confirm, progress, policy"),
-    ("register_many", (ROWS,), "confirm", "on_existing, progress, concurrency"),
+@pytest.mark.parametrize("method, args, option", [
+    ("list_vms", (), "pol"),
+    ("list_pools", (), "pool"),
+    ("apply_many", (PLAN,), "progres"),
+    ("register_planned", (PLAN,), "on_existing"),
+    ("plan_registrations", (ROWS,), "concurrency"),
+    ("reconfigure_vm", (VM_1,), "restart"),
+    ("register_many", (ROWS,), "confirm"),
 ])
-def test_an_unknown_option_is_one_line_naming_it_and_the_options(conn, monkeypatch, method, args, option, takes):
+def test_an_unknown_option_is_a_type_error_naming_the_method_and_the_option(conn, method, args, option):
     before = conn.list_vms()
-    with pytest.raises(InvalidValue) as raised:
+    with pytest.raises(TypeError) as raised:
         getattr(conn, method)(*args, **{option: 1})
-    error = raised.value
-    assert (error.field, error.value) == ("option", option)
-    expected = f"its options are {takes}" if takes else "it takes none"
-    assert str(error) == f"{method}() takes no option {option!r}; {expected}"
+    assert str(raised.value) == f"Connection.{method}() got an unexpected keyword argument {option!r}"
     assert conn.list_vms() == before
 
 
@@ -319,21 +355,30 @@ def test_an_unknown_option_is_one_line_naming_it_and_the_options(conn, monkeypat
 def test_every_method_refuses_an_option_its_function_does_not_take(conn, monkeypatch, method, args, options, module,
                                                                    function, uses_host):
     calls = _spy(monkeypatch, module, function)
-    with pytest.raises(InvalidValue) as raised:
+    with pytest.raises(TypeError, match=f"{method}\\(\\) got an unexpected keyword argument 'colour'"):
         getattr(conn, method)(*args, **options, colour="blue")
-    assert raised.value.value == "colour" and str(raised.value).startswith(f"{method}() takes no option 'colour'; ")
     assert calls == []
 
 
 def test_a_required_option_missing_is_named_before_anything_is_done(conn):
     before = conn.host.get_device_model_args(VM_1)
-    with pytest.raises(InvalidValue) as raised:
+    with pytest.raises(TypeError) as raised:
         conn.reconfigure_vm(VM_1, pool="B")
-    assert str(raised.value) == "reconfigure_vm() needs the option confirm= (its options are pool, priority, vm_id, confirm, progress, policy)"
-    assert raised.value.field == "confirm"
-    with pytest.raises(InvalidValue, match=r"reconfigure_many\(\) needs the option confirm="):
+    assert str(raised.value) == "Connection.reconfigure_vm() missing 1 required keyword-only argument: 'confirm'"
+    with pytest.raises(TypeError, match=r"reconfigure_many\(\) missing 1 required keyword-only argument: 'confirm'"):
         conn.reconfigure_many(ROWS)
     assert conn.get_vm(VM_1).pool_id == "A" and conn.host.get_device_model_args(VM_1) == before
+
+
+def test_a_bad_option_value_is_still_the_functions_invalid_value(conn):
+    plan = conn.plan_many([{"vm_uuid": VM_1, "pool": "B"}])
+    with pytest.raises(InvalidValue) as raised:
+        conn.apply_many(plan, concurrency=0)
+    assert raised.value.field == "concurrency"
+    with pytest.raises(InvalidValue) as raised:
+        conn.plan_registrations(ROWS, on_existing="bogus")
+    assert raised.value.field == "on_existing"
+    assert conn.get_vm(VM_1).pool_id == "A"
 
 
 # --- real work through the connection -------------------------------------------------------------------------

@@ -468,8 +468,7 @@ SOURCE_MESSAGES = {
                       "prompt_toolkit is not installed: pip install 'vgpu-admin[shell]'; ", "one-shot commands work without it"],
     "vgpu/opening.py": ["(the host comes from "],
     "vgpu/paths.py": ["cannot create directory: "],
-    "vgpu/connection.py": ["() takes no option ", "its options are ", "it takes none", "() needs the option ",
-                           " was closed; open another with vgpu.connect()",
+    "vgpu/connection.py": [" was closed; open another with vgpu.connect()",
                            "register_many() takes on_existing 'error' or 'skip', not 'update', which may restart VMs: ",
                            "plan_registrations(rows, on_existing='update'), then apply_many(plan.updates) once you have read it"],
 }

@@ -71,17 +71,105 @@ def test_a_users_script_is_checked_against_the_librarys_real_types(tmp_path):
     revealed = [line.split('Revealed type is "', 1)[1].rstrip('"').removeprefix("builtins.")  # older mypy: builtins.int
                 for line in out.splitlines() if "Revealed type" in line]
     assert revealed == REVEALED, out
-    expected = {number: line.rsplit("# ", 1)[1] for number, line in enumerate(USER_SCRIPT.splitlines(), start=1)
-                if line.endswith(("# arg-type", "# attr-defined", "# call-arg"))}
-    found = {}
-    for line in out.splitlines():
-        if f"{script.name}:" in line and ": error: " in line:
-            number = int(line.split(f"{script.name}:", 1)[1].split(":", 1)[0])
-            found.setdefault(number, set()).add(line.rsplit("[", 1)[1].rstrip("]"))
-    assert found == {number: {code} for number, code in expected.items()}, out
+    assert _errors_found(out, script.name) == _errors_expected(USER_SCRIPT), out
     assert 'Argument 1 to "reconfigure_vm" has incompatible type "Hypervisor"; expected "Store"' in out
     assert '"VM" has no attribute "vm_idd"' in out
 
+
+
+def _errors_expected(text: str) -> dict[int, set[str]]:
+    """Line number -> the error code its comment names, for each line of ``text`` that should be refused."""
+    return {number: {line.rsplit("# ", 1)[1]} for number, line in enumerate(text.splitlines(), start=1)
+            if line.endswith(("# arg-type", "# attr-defined", "# call-arg"))}
+
+
+def _errors_found(out: str, name: str) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    for line in out.splitlines():
+        if f"{name}:" in line and ": error: " in line:
+            number = int(line.split(f"{name}:", 1)[1].split(":", 1)[0])
+            found.setdefault(number, set()).add(line.rsplit("[", 1)[1].rstrip("]"))
+    return found
+
+
+# A Connection's options as a notebook user mistypes them: each method takes its function's options, typed.
+CONNECTION_MISTAKES = """\
+import vgpu
+
+
+def move(conn: vgpu.Connection) -> None:
+    plan = conn.plan_many([{"vm_uuid": "x", "pool": "B"}])
+    conn.apply_many(plan, concurency=8)  # call-arg
+    conn.apply_many(plan, concurrency="eight")  # arg-type
+    conn.register_planned(conn.plan_registrations([], on_existing="skip"), progres="auto")  # call-arg
+    conn.register_many([], on_existing=True)  # arg-type
+    conn.recover(take_over="yes")  # arg-type
+    conn.history(limit="3")  # arg-type
+    conn.reconfigure_vm("x", pool="B")  # call-arg
+    conn.list_pools(pool="A")  # call-arg
+    conn.recover(policy=None)  # arg-type
+"""
+
+
+def test_a_connections_misspelt_or_mistyped_option_is_a_type_error(tmp_path):
+    script = tmp_path / "mistakes.py"
+    script.write_text(CONNECTION_MISTAKES)
+    done = _mypy("--strict", str(script))
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert _errors_found(out, script.name) == _errors_expected(CONNECTION_MISTAKES), out
+    assert 'Unexpected keyword argument "concurency" for "apply_many" of "Connection"' in out
+    assert 'Argument "concurrency" to "apply_many" of "Connection" has incompatible type "str"; expected "int"' in out
+    assert 'Missing named argument "confirm" for "reconfigure_vm" of "Connection"' in out
+
+
+# Every option given, as the docs give them: accepted.
+CONNECTION_OPTIONS = """\
+import vgpu
+from vgpu.bulk import BulkPlan
+from vgpu.lifecycle import Progress, ReconfigurePlan
+from vgpu.power import StopPolicy
+
+
+def yes(plan: ReconfigurePlan) -> bool:
+    return True
+
+
+def every(plan: BulkPlan) -> bool:
+    return True
+
+
+def shown(event: Progress) -> None:
+    pass
+
+
+def work(conn: vgpu.Connection, uuid: str) -> None:
+    policy = StopPolicy(5.0, False)
+    conn.list_vms(pool="B", priority="high")
+    conn.register_vm(uuid, vm_name="render-1", pool="B", priority=2, vm_id=7)
+    conn.plan_reconfigure(uuid, pool="A", priority="low", vm_id=None)
+    conn.reconfigure_vm(uuid, pool="A", confirm=yes, progress=shown, policy=policy)
+    conn.apply_vm(uuid, confirm=yes)
+    conn.apply_plan(conn.plan_apply(uuid), progress=shown)
+    conn.scan(tolerate_host_errors=True)
+    plan = conn.plan_many([{"vm_uuid": uuid, "pool": "B"}])
+    conn.apply_many(plan, progress="auto", policy=policy, concurrency=8, per_host=2)
+    conn.reconfigure_many([{"vm_uuid": uuid, "pool": "B"}], confirm=every, progress=None, concurrency=2)
+    planned = conn.plan_registrations([{"uuid": uuid}], on_existing="update")
+    conn.register_planned(planned, progress=shown, concurrency=8)
+    conn.register_many([{"uuid": uuid}], on_existing="skip", progress="auto", concurrency=4)
+    conn.write_segments([uuid], progress="auto", concurrency=2)
+    conn.forget_host("gpu2", confirm=lambda plan: bool(plan.vms))
+    conn.history(uuid, limit=3)
+    conn.recover(progress=shown, policy=policy, take_over=True)
+"""
+
+
+def test_a_connections_options_given_as_documented_type_check(tmp_path):
+    script = tmp_path / "options.py"
+    script.write_text(CONNECTION_OPTIONS)
+    done = _mypy("--strict", str(script))
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # The docs' own idioms around vgpu.connect(), as a notebook writes them: they must check without a complaint.

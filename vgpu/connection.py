@@ -12,11 +12,11 @@ and opens the host on first use (a XenAPI login is a network round trip; listing
         conn.register_planned(plan, progress="auto", concurrency=8)
         conn.status()
 
-Each method calls one function of the library's modules with the connection's store and host, and passes
-its keyword options through (``progress=``, ``concurrency=``, ``on_existing=``, ``confirm=``, ...), checked
-first: an option the function does not take is an InvalidValue naming it and the ones it takes. Calls that
-stop VMs get the settings' stop policy (``clean_timeout``, ``force_after_timeout``) unless given
-``policy=``. The module functions stay: ``conn.store`` and ``conn.host`` are what they take.
+Each method calls one function of the library's modules with the connection's store and host, and takes
+that function's keyword options (``progress=``, ``concurrency=``, ``on_existing=``, ``confirm=``, ...) with
+their types and defaults, so that a user's type checker sees a misspelt or mistyped one; the function checks
+the values. Calls that stop VMs get the settings' stop policy (``clean_timeout``, ``force_after_timeout``)
+unless given ``policy=``. The module functions stay: ``conn.store`` and ``conn.host`` are what they take.
 
 A Connection serves the thread that opened it, as its Store does: another thread gets its own from
 ``conn.reopen()``, called there or handed to it (the bulk calls already give each of their workers
@@ -25,12 +25,13 @@ connections of their own).
 
 from __future__ import annotations
 
-import inspect
+import enum
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Final, Iterable, Mapping, Sequence, Union
 
 from . import config, hostspecs, opening
 from .errors import ConfigError, InvalidRows, InvalidValue, StaleRegistrations, StoreError
+from .power import silent  # the functions' own default progress, and the methods' (a few light modules)
 from .store import Store
 
 if TYPE_CHECKING:  # annotations only: a connection imports each module when a method first needs it
@@ -40,20 +41,32 @@ if TYPE_CHECKING:  # annotations only: a connection imports each module when a m
     from .locations import ForgetHostPlan
     from .lifecycle import ReconfigurePlan, ReconfigureResult, RegisterResult, RemoveResult, RepairResult
     from .models import VM, Pool, PoolDetail
-    from .power import StopPolicy
+    from .power import ProgressCallback, StopPolicy
     from .recovery import Recovery
+    from .reporting import ProgressOption
     from .scan import ScanReport, VMView
     from .tables import AuditList, PoolList, VMList
 
 __all__ = ["Connection", "connect", "resolve_settings"]
-
-T = TypeVar("T")
 
 # What connect() takes as ``host``: one URI (or a label of config.toml [hosts], or several, comma-separated,
 # as VGPU_HOST takes them), a list of such words (as --host given several times), or {label: URI}.
 HostArgument = Union[str, Sequence[str], Mapping[str, str], None]
 # Rows for the bulk calls: a list of dicts or Registrations, a DataFrame, {label: row}, any result's records().
 Rows = Union[Iterable[Any], Mapping[Any, Any]]
+
+
+class SettingsPolicy(enum.Enum):
+    """``policy=`` left out of a call that stops VMs: the settings' stop policy (:attr:`Connection.policy`),
+    which each connection has its own of, so no StopPolicy can stand for it as a default."""
+
+    POLICY = "the settings' stop policy"
+
+    def __repr__(self) -> str:  # as help() shows the default
+        return "<the settings' stop policy>"
+
+
+SETTINGS_POLICY: Final = SettingsPolicy.POLICY
 
 _HOST_FORMS = "a URI (such as xe: or sim:PATH), a label of config.toml [hosts], a list of LABEL=URI or labels, or {label: URI}"
 # How many times register_many plans and registers when other sessions keep registering VMs in between (each
@@ -216,169 +229,178 @@ class Connection:
         return StoreError(self.settings.db, f"the connection to {self.settings.db} was closed; open another with vgpu.connect()")
 
     # --- pools -----------------------------------------------------------------------------------------
+    # Each method takes its function's options, with their types and defaults (a test holds them to the
+    # function's), so a user's type checker sees a misspelt or mistyped one; the function checks the values.
 
-    def list_pools(self, **options: Any) -> PoolList:
+    def list_pools(self) -> PoolList:
         """Both pools with their VM counts (:func:`vgpu.pools.list_pools`)."""
         from . import pools
 
-        return self._call("list_pools", pools.list_pools, (self.store,), options)
+        return pools.list_pools(self.store)
 
-    def show_pool(self, pool_id: object, **options: Any) -> PoolDetail:
+    def show_pool(self, pool_id: object) -> PoolDetail:
         """One pool and its VMs, highest priority first (:func:`vgpu.pools.show_pool`)."""
         from . import pools
 
-        return self._call("show_pool", pools.show_pool, (self.store, pool_id), options)
+        return pools.show_pool(self.store, pool_id)
 
-    def rename_pool(self, pool_id: object, name: object, **options: Any) -> Pool:
+    def rename_pool(self, pool_id: object, name: object) -> Pool:
         """Set a pool's display name; no VM restarts (:func:`vgpu.pools.set_pool_name`)."""
         from . import pools
 
-        return self._call("rename_pool", pools.set_pool_name, (self.store, pool_id, name), options)
+        return pools.set_pool_name(self.store, pool_id, name)
 
     # --- VMs -------------------------------------------------------------------------------------------
 
-    def list_vms(self, **options: Any) -> VMList:
+    def list_vms(self, *, pool: object = None, priority: object = None) -> VMList:
         """Registered VMs, optionally of one ``pool`` and/or ``priority`` (:func:`vgpu.vms.list_vms`)."""
         from . import vms
 
-        return self._call("list_vms", vms.list_vms, (self.store,), options)
+        return vms.list_vms(self.store, pool=pool, priority=priority)
 
-    def get_vm(self, vm_uuid: object, **options: Any) -> VM:
+    def get_vm(self, vm_uuid: object) -> VM:
         """A registered VM; NotFound if it is not registered (:func:`vgpu.vms.get`)."""
         from . import vms
 
-        return self._call("get_vm", vms.get, (self.store, vm_uuid), options)
+        return vms.get(self.store, vm_uuid)
 
-    def find_vm(self, vm_uuid: object, **options: Any) -> VM | None:
+    def find_vm(self, vm_uuid: object) -> VM | None:
         """A registered VM, or None (:func:`vgpu.vms.find`)."""
         from . import vms
 
-        return self._call("find_vm", vms.find, (self.store, vm_uuid), options)
+        return vms.find(self.store, vm_uuid)
 
-    def inspect_vm(self, vm_uuid: object, **options: Any) -> VMView:
+    def inspect_vm(self, vm_uuid: object) -> VMView:
         """One VM as the database and the host see it, with its state (:func:`vgpu.scan.inspect_vm`)."""
         from . import scan
 
-        return self._call("inspect_vm", scan.inspect_vm, (self.store, self.host, vm_uuid), options)
+        return scan.inspect_vm(self.store, self.host, vm_uuid)
 
-    def register_vm(self, vm_uuid: object, **options: Any) -> RegisterResult:
-        """Register a VM of the host and write its segment; options ``vm_name``, ``pool``, ``priority``,
-        ``vm_id`` (:func:`vgpu.lifecycle.register_vm`)."""
+    def register_vm(self, vm_uuid: object, *, vm_name: object = None, pool: object = None, priority: object = None,
+                    vm_id: object = None) -> RegisterResult:
+        """Register a VM of the host and write its segment (:func:`vgpu.lifecycle.register_vm`)."""
         from . import lifecycle
 
-        return self._call("register_vm", lifecycle.register_vm, (self.store, self.host, vm_uuid), options)
+        return lifecycle.register_vm(self.store, self.host, vm_uuid, vm_name=vm_name, pool=pool, priority=priority,
+                                     vm_id=vm_id)
 
-    def remove_vm(self, vm_uuid: object, **options: Any) -> RemoveResult:
+    def remove_vm(self, vm_uuid: object) -> RemoveResult:
         """Unregister a VM and clear its segment (:func:`vgpu.lifecycle.remove_vm`)."""
         from . import lifecycle
 
-        return self._call("remove_vm", lifecycle.remove_vm, (self.store, self.host, vm_uuid), options)
+        return lifecycle.remove_vm(self.store, self.host, vm_uuid)
 
-    def repair_vm(self, vm_uuid: object, **options: Any) -> RepairResult:
+    def repair_vm(self, vm_uuid: object) -> RepairResult:
         """Rewrite a VM's segment from the database (:func:`vgpu.lifecycle.repair_vm`)."""
         from . import lifecycle
 
-        return self._call("repair_vm", lifecycle.repair_vm, (self.store, self.host, vm_uuid), options)
+        return lifecycle.repair_vm(self.store, self.host, vm_uuid)
 
-    def plan_reconfigure(self, vm_uuid: object, **options: Any) -> ReconfigurePlan:
+    def plan_reconfigure(self, vm_uuid: object, *, pool: object = None, priority: object = None,
+                         vm_id: object = None) -> ReconfigurePlan:
         """What changing a VM's ``pool``, ``priority`` or ``vm_id`` would do; changes nothing
         (:func:`vgpu.lifecycle.plan_reconfigure`)."""
         from . import lifecycle
 
-        return self._call("plan_reconfigure", lifecycle.plan_reconfigure, (self.store, self.host, vm_uuid), options)
+        return lifecycle.plan_reconfigure(self.store, self.host, vm_uuid, pool=pool, priority=priority, vm_id=vm_id)
 
-    def reconfigure_vm(self, vm_uuid: object, **options: Any) -> ReconfigureResult:
-        """The confirmed cycle: stop, update, start. Options ``pool``, ``priority``, ``vm_id``, ``confirm``
-        (required), ``progress``, ``policy`` (:func:`vgpu.lifecycle.reconfigure_vm`)."""
+    def reconfigure_vm(self, vm_uuid: object, *, pool: object = None, priority: object = None, vm_id: object = None,
+                       confirm: Callable[[ReconfigurePlan], bool], progress: ProgressCallback = silent,
+                       policy: StopPolicy | SettingsPolicy = SETTINGS_POLICY) -> ReconfigureResult:
+        """The confirmed cycle: stop, update, start (:func:`vgpu.lifecycle.reconfigure_vm`)."""
         from . import lifecycle
 
-        return self._call("reconfigure_vm", lifecycle.reconfigure_vm, (self.store, self.host, vm_uuid), options)
+        return lifecycle.reconfigure_vm(self.store, self.host, vm_uuid, pool=pool, priority=priority, vm_id=vm_id,
+                                        confirm=confirm, progress=progress, policy=self._policy(policy))
 
-    def plan_apply(self, vm_uuid: object, **options: Any) -> ReconfigurePlan:
+    def plan_apply(self, vm_uuid: object) -> ReconfigurePlan:
         """What :meth:`apply_vm` would do; changes nothing (:func:`vgpu.lifecycle.plan_apply`)."""
         from . import lifecycle
 
-        return self._call("plan_apply", lifecycle.plan_apply, (self.store, self.host, vm_uuid), options)
+        return lifecycle.plan_apply(self.store, self.host, vm_uuid)
 
-    def apply_vm(self, vm_uuid: object, **options: Any) -> ReconfigureResult:
-        """Make a VM run with its registered configuration now. Options ``confirm`` (required),
-        ``progress``, ``policy`` (:func:`vgpu.lifecycle.apply_vm`)."""
+    def apply_vm(self, vm_uuid: object, *, confirm: Callable[[ReconfigurePlan], bool], progress: ProgressCallback = silent,
+                 policy: StopPolicy | SettingsPolicy = SETTINGS_POLICY) -> ReconfigureResult:
+        """Make a VM run with its registered configuration now (:func:`vgpu.lifecycle.apply_vm`)."""
         from . import lifecycle
 
-        return self._call("apply_vm", lifecycle.apply_vm, (self.store, self.host, vm_uuid), options)
+        return lifecycle.apply_vm(self.store, self.host, vm_uuid, confirm=confirm, progress=progress,
+                                  policy=self._policy(policy))
 
-    def apply_plan(self, plan: ReconfigurePlan, **options: Any) -> ReconfigureResult:
-        """Apply a plan of :meth:`plan_reconfigure` or :meth:`plan_apply` (already confirmed). Options
-        ``progress``, ``policy`` (:func:`vgpu.lifecycle.apply_plan`)."""
+    def apply_plan(self, plan: ReconfigurePlan, *, progress: ProgressCallback = silent,
+                   policy: StopPolicy | SettingsPolicy = SETTINGS_POLICY) -> ReconfigureResult:
+        """Apply a plan of :meth:`plan_reconfigure` or :meth:`plan_apply` (already confirmed)
+        (:func:`vgpu.lifecycle.apply_plan`)."""
         from . import lifecycle
 
-        return self._call("apply_plan", lifecycle.apply_plan, (self.store, self.host, plan), options)
+        return lifecycle.apply_plan(self.store, self.host, plan, progress=progress, policy=self._policy(policy))
 
     # --- scan and status -------------------------------------------------------------------------------
 
-    def scan(self, **options: Any) -> ScanReport:
-        """The host beside the database: every VM's state, drift, clones; option ``tolerate_host_errors``
-        (:func:`vgpu.scan.scan`)."""
+    def scan(self, *, tolerate_host_errors: bool = False) -> ScanReport:
+        """The host beside the database: every VM's state, drift, clones (:func:`vgpu.scan.scan`)."""
         from . import scan
 
-        return self._call("scan", scan.scan, (self.store, self.host), options)
+        return scan.scan(self.store, self.host, tolerate_host_errors=tolerate_host_errors)
 
-    def status(self, **options: Any) -> ScanReport:
+    def status(self) -> ScanReport:
         """As :meth:`scan`, but a host that cannot be reached gives the database's view with
         ``host_error`` instead of an error (:func:`vgpu.scan.status`)."""
         from . import scan
 
-        return self._call("status", scan.status, (self.store, self.host), options)
+        return scan.status(self.store, self.host)
 
     # --- many VMs at once ------------------------------------------------------------------------------
 
-    def plan_many(self, changes: Rows, **options: Any) -> BulkPlan:
+    def plan_many(self, changes: Rows) -> BulkPlan:
         """One plan for many changes (rows of ``vm_uuid`` and ``pool``/``priority``/``vm_id``); changes
         nothing (:func:`vgpu.bulk.plan_many`)."""
         from . import bulk
 
-        return self._call("plan_many", bulk.plan_many, (self.store, self.host, changes), options)
+        return bulk.plan_many(self.store, self.host, changes)
 
-    def apply_many(self, plan: BulkPlan, **options: Any) -> BulkResult:
-        """Apply a read and confirmed bulk plan. Options ``progress`` (a callback or ``"auto"``),
-        ``policy``, ``concurrency``, ``per_host`` (:func:`vgpu.bulk.apply_many`)."""
+    def apply_many(self, plan: BulkPlan, *, progress: ProgressOption = silent, policy: StopPolicy | SettingsPolicy = SETTINGS_POLICY,
+                   concurrency: int = 4, per_host: int | None = None) -> BulkResult:
+        """Apply a read and confirmed bulk plan; ``progress`` a callback or ``"auto"``
+        (:func:`vgpu.bulk.apply_many`)."""
         from . import bulk
 
-        return self._call("apply_many", bulk.apply_many, (self.store, self.host, plan), options)
+        return bulk.apply_many(self.store, self.host, plan, progress=progress, policy=self._policy(policy),
+                               concurrency=concurrency, per_host=per_host)
 
-    def reconfigure_many(self, changes: Rows, **options: Any) -> BulkResult:
-        """Plan, ask ``confirm`` (required) once, apply. Options as :meth:`apply_many`, and ``confirm``
-        (:func:`vgpu.bulk.reconfigure_many`)."""
+    def reconfigure_many(self, changes: Rows, *, confirm: Callable[[BulkPlan], bool], progress: ProgressOption = silent,
+                         policy: StopPolicy | SettingsPolicy = SETTINGS_POLICY, concurrency: int = 4,
+                         per_host: int | None = None) -> BulkResult:
+        """Plan, ask ``confirm`` once, apply (:func:`vgpu.bulk.reconfigure_many`)."""
         from . import bulk
 
-        return self._call("reconfigure_many", bulk.reconfigure_many, (self.store, self.host, changes), options)
+        return bulk.reconfigure_many(self.store, self.host, changes, confirm=confirm, progress=progress,
+                                     policy=self._policy(policy), concurrency=concurrency, per_host=per_host)
 
-    def plan_registrations(self, rows: Rows, **options: Any) -> RegistrationPlan:
-        """Check every row for registration; changes nothing. Option ``on_existing``: ``"error"``,
-        ``"skip"`` or ``"update"`` (:func:`vgpu.bulk_register.plan_registrations`)."""
+    def plan_registrations(self, rows: Rows, *, on_existing: str = "error") -> RegistrationPlan:
+        """Check every row for registration; changes nothing. ``on_existing``: ``"error"``, ``"skip"`` or
+        ``"update"`` (:func:`vgpu.bulk_register.plan_registrations`)."""
         from . import bulk_register
 
-        return self._call("plan_registrations", bulk_register.plan_registrations, (self.store, self.host, rows), options)
+        return bulk_register.plan_registrations(self.store, self.host, rows, on_existing=on_existing)
 
-    def register_planned(self, plan: RegistrationPlan, **options: Any) -> RegistrationResult:
-        """Register a plan's VMs in one transaction, then write their segments. Options ``progress``,
-        ``concurrency`` (:func:`vgpu.bulk_register.register_planned`)."""
+    def register_planned(self, plan: RegistrationPlan, *, progress: ProgressOption = silent,
+                         concurrency: int = 4) -> RegistrationResult:
+        """Register a plan's VMs in one transaction, then write their segments
+        (:func:`vgpu.bulk_register.register_planned`)."""
         from . import bulk_register
 
-        return self._call("register_planned", bulk_register.register_planned, (self.store, self.host, plan), options)
+        return bulk_register.register_planned(self.store, self.host, plan, progress=progress, concurrency=concurrency)
 
-    def register_many(self, rows: Rows, **options: Any) -> RegistrationResult:
+    def register_many(self, rows: Rows, *, on_existing: str = "error", progress: ProgressOption = silent,
+                      concurrency: int = 4) -> RegistrationResult:
         """Plan and register in one call, all the rows or none: any bad row is an InvalidRows naming every
         one, and nothing is registered. A plan overtaken by other sessions' registrations before it is
-        registered (a vm_id it chose taken, a VM registered) is made again, up to REGISTER_MANY_ATTEMPTS times. Options ``on_existing`` (``"error"`` or ``"skip"``), ``progress``,
-        ``concurrency``. ``on_existing="update"`` changes registered VMs, which may restart them: plan it
-        with :meth:`plan_registrations`, read ``plan.updates``, and apply them with :meth:`apply_many`."""
-        from . import bulk_register
+        registered (a vm_id it chose taken, a VM registered) is made again, up to REGISTER_MANY_ATTEMPTS times.
+        ``on_existing`` is ``"error"`` or ``"skip"``: ``"update"`` changes registered VMs, which may restart them:
+        plan it with :meth:`plan_registrations`, read ``plan.updates``, and apply them with :meth:`apply_many`."""
         from .hypervisor.fleet import one_operation
 
-        planning, registering = _split("register_many", options, bulk_register.plan_registrations, 3,
-                                       bulk_register.register_planned, 3)
-        on_existing = planning.get("on_existing", "error")
         if on_existing == "update":
             raise InvalidValue("on_existing", "update", ["error", "skip"], sentence=(
                 "register_many() takes on_existing 'error' or 'skip', not 'update', which may restart VMs: "
@@ -389,11 +411,11 @@ class Connection:
         # registering of it.
         with one_operation(self.host):
             for attempt in range(1, REGISTER_MANY_ATTEMPTS + 1):
-                plan = self.plan_registrations(rows, **planning)
+                plan = self.plan_registrations(rows, on_existing=on_existing)
                 if plan.problems:
                     raise InvalidRows(plan.problems)
                 try:
-                    return self.register_planned(plan, **registering)
+                    return self.register_planned(plan, progress=progress, concurrency=concurrency)
                 except StaleRegistrations:
                     # another session registered VMs between the planning and the registering; nothing was changed,
                     # and the caller never saw this plan: a new one sees what that session did
@@ -401,86 +423,47 @@ class Connection:
                         raise
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def write_segments(self, vm_uuids: Iterable[str], **options: Any) -> tuple[list[RepairResult], list[BulkFailure]]:
-        """Rewrite many VMs' segments from the database (a bulk repair). Options ``progress``,
-        ``concurrency`` (:func:`vgpu.bulk_register.write_segments`)."""
+    def write_segments(self, vm_uuids: Iterable[str], *, progress: ProgressOption = silent,
+                       concurrency: int = 4) -> tuple[list[RepairResult], list[BulkFailure]]:
+        """Rewrite many VMs' segments from the database, a bulk repair (:func:`vgpu.bulk_register.write_segments`)."""
         from . import bulk_register
 
-        return self._call("write_segments", bulk_register.write_segments, (self.store, self.host, vm_uuids), options)
+        return bulk_register.write_segments(self.store, self.host, vm_uuids, progress=progress, concurrency=concurrency)
 
     # --- hosts retired for good ------------------------------------------------------------------------
 
-    def plan_forget_host(self, label: object, **options: Any) -> ForgetHostPlan:
+    def plan_forget_host(self, label: object) -> ForgetHostPlan:
         """What forgetting host ``label`` (retired for good, taken out of the settings' hosts) would remove;
         changes nothing (:func:`vgpu.locations.plan_forget_host`)."""
         from . import locations
 
-        return self._call("plan_forget_host", locations.plan_forget_host,
-                          (self.store, label, self.settings.configured_uris), options)
+        return locations.plan_forget_host(self.store, label, self.settings.configured_uris)
 
-    def forget_host(self, label: object, **options: Any) -> ForgetHostPlan:
+    def forget_host(self, label: object, *, confirm: Callable[[ForgetHostPlan], bool]) -> ForgetHostPlan:
         """Forget host ``label``: where VMs were last seen there and the copies recorded there, in one
-        transaction, after ``confirm`` (required) says yes; no VM is unregistered. A host the settings
-        configure is refused (:func:`vgpu.locations.forget_host`). Asks no host."""
+        transaction, after ``confirm`` says yes; no VM is unregistered. A host the settings configure is
+        refused (:func:`vgpu.locations.forget_host`). Asks no host."""
         from . import locations
 
-        return self._call("forget_host", locations.forget_host, (self.store, label, self.settings.configured_uris), options)
+        return locations.forget_host(self.store, label, self.settings.configured_uris, confirm=confirm)
 
     # --- history and recovery --------------------------------------------------------------------------
 
-    def history(self, subject: object = None, **options: Any) -> AuditList:
-        """Recorded changes, newest first, of one VM UUID or pool id (``subject``) or of everything; option
-        ``limit`` (:func:`vgpu.audit.history`)."""
+    def history(self, subject: str | None = None, *, limit: int | None = None) -> AuditList:
+        """Recorded changes, newest first, of one VM UUID or pool id (``subject``) or of everything
+        (:func:`vgpu.audit.history`)."""
         from . import audit
 
-        return self._call("history", audit.history, (self.store, subject), options)
+        return audit.history(self.store, subject, limit=limit)
 
-    def recover(self, **options: Any) -> list[Recovery]:
-        """Finish or undo every unfinished change whose session has ended. Options ``progress``,
-        ``policy``, ``take_over`` (:func:`vgpu.recovery.recover`)."""
+    def recover(self, *, progress: ProgressCallback = silent, policy: StopPolicy | SettingsPolicy = SETTINGS_POLICY,
+                take_over: bool = False) -> list[Recovery]:
+        """Finish or undo every unfinished change whose session has ended (:func:`vgpu.recovery.recover`)."""
         from . import recovery
 
-        return self._call("recover", recovery.recover, (self.store, self.host), options)
+        return recovery.recover(self.store, self.host, progress=progress, policy=self._policy(policy), take_over=take_over)
 
-    # --- how every method calls its function -----------------------------------------------------------
-
-    def _call(self, name: str, target: Callable[..., T], args: tuple[object, ...], options: dict[str, Any]) -> T:
-        """``target(*args, **options)``, the options checked first against what ``target`` takes after
-        ``args``; the settings' stop policy unless the call gives one."""
-        allowed = _check_options(name, options, target, len(args))
-        if "policy" in allowed and "policy" not in options:
-            options = {**options, "policy": self.policy}
-        return target(*args, **options)
-
-
-def _options_of(target: Callable[..., object], given: int) -> tuple[list[str], list[str]]:
-    """The keyword options ``target`` takes after its first ``given`` parameters, and those without a default."""
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    params = [param for param in list(inspect.signature(target).parameters.values())[given:] if param.kind in keyword]
-    return [param.name for param in params], [param.name for param in params if param.default is inspect.Parameter.empty]
-
-
-def _check_options(name: str, options: Mapping[str, object], target: Callable[..., object], given: int,
-                   also: Sequence[str] = ()) -> list[str]:
-    """Refuse an option ``target`` does not take (nor ``also``), or a required one missing; returns the options."""
-    allowed, required = _options_of(target, given)
-    every = [*allowed, *also]
-    for option in options:
-        if option not in every:
-            takes = f"its options are {', '.join(every)}" if every else "it takes none"
-            raise InvalidValue("option", option, every, sentence=f"{name}() takes no option {option!r}; {takes}")
-    for option in required:
-        if option not in options:
-            raise InvalidValue(option, None, f"{option}=", sentence=f"{name}() needs the option {option}= "
-                                                               f"(its options are {', '.join(every)})")
-    return allowed
-
-
-def _split(name: str, options: Mapping[str, Any], first: Callable[..., object], first_given: int,
-           second: Callable[..., object], second_given: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``options`` of a method calling two functions: each one's own, every one checked against the two."""
-    takes_first, _ = _options_of(first, first_given)
-    takes_second, _ = _options_of(second, second_given)
-    _check_options(name, options, first, first_given, also=takes_second)
-    return ({key: value for key, value in options.items() if key in takes_first},
-            {key: value for key, value in options.items() if key not in takes_first})
+    def _policy(self, given: StopPolicy | SettingsPolicy) -> StopPolicy:
+        """The call's stop policy, or the settings' (:attr:`policy`) when it gives none. A ``policy=None``
+        given reaches the function, which refuses it, as every bad policy."""
+        return self.policy if given is SETTINGS_POLICY else given
