@@ -985,6 +985,22 @@ def test_json_scan_vms_and_status_carry_the_text_outputs_data(spec):
         assert [p["pool_name"] for p in data["pools"]] == ["Pool A", "Pool B"] and data["host_error"] is None
 
 
+def test_json_says_the_segment_is_unknown_when_the_host_was_not_asked_and_absent_when_it_has_none(spec):
+    # An XCP-ng admin's find: with the host down, show-vm said "present": false, that the VM's args hold no
+    # segment, when the host was never asked. Unknown is null, as host_vm is.
+    spec.sim.remove_vm(spec.uuid("VM-2"))
+    spec.sim.set_device_model_args(spec.uuid("VM-3"), "")
+    gone = as_json(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-2"), "--format=json"))
+    bare = as_json(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-3"), "--format=json"))
+    assert (gone["state"], gone["segment"]["present"]) == ("missing", False)  # the host answered: it has none
+    assert (bare["state"], bare["segment"]["present"]) == ("drift", False)
+    spec.sim.set_fault("unreachable", "on")
+    view = as_json(spec.cli("show-vm", "--vm-uuid", spec.uuid("VM-3"), "--format=json"))
+    assert (view["host_vm"], view["segment"], view["booted"], view["state"]) == (None, None, None, "unknown")
+    data = as_json(spec.cli("status", "--format=json"))
+    assert {(e["segment"], e["state"]) for e in data["registered"]} == {(None, "unknown")}
+
+
 def test_json_show_vm_list_vms_history_recover(spec):
     uuid = spec.uuid("VM-12")
     view = as_json(spec.cli("show-vm", "--vm-uuid", uuid, "--format=json"))

@@ -251,6 +251,18 @@ def test_json_totals_name_the_hosts_they_leave_out(world):
     assert data["total_unregistered"] == 1
 
 
+def test_json_of_a_vm_on_a_host_that_could_not_be_listed_says_its_segment_is_unknown(world):
+    # gpu2 was not asked: b-one's args are unknown (null), not "no segment" (present false); a-one's host answered
+    ok_lines(world.cli("scan-vms"))  # b-one seen on gpu2
+    world.sims["gpu2"].set_fault("unreachable", "on")
+    for command in ("scan-vms", "status"):
+        entries = {e["vm"]["vm_uuid"]: e for e in json.loads(world.cli(command, "--format=json").out)["registered"]}
+        assert (entries[B1]["state"], entries[B1]["host_vm"], entries[B1]["segment"]) == ("unknown", None, None), command
+        assert entries[A1]["segment"]["present"] and entries[A1]["segment"]["config"]["vm_id"] == 1, command
+    shown = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json").out)
+    assert (shown["state"], shown["segment"], shown["booted"]) == ("unknown", None, None), shown
+
+
 def test_every_host_down_is_still_an_error_for_scan_vms_and_a_database_panel_for_status(world):
     for sim in (world.sims["gpu1"], world.sims["gpu2"], world.pools["pool1"].sim):
         sim.set_fault("unreachable", "on")
@@ -305,6 +317,7 @@ def test_a_scan_while_the_host_a_vm_was_seen_on_is_down_shows_it_there_not_reach
         "Action: wait until gpu1 answers (changes to this VM are refused until then), or name the host you mean (--host gpu2)")
     entry = next(e for e in json.loads(world.cli("scan-vms", "--format=json").out)["registered"] if e["vm"]["vm_uuid"] == TWIN)
     assert (entry["host"], entry["state"], entry["host_vm"], entry["listed_elsewhere"]["host"]) == ("gpu1", "unknown", None, "gpu2")
+    assert entry["segment"] is None  # gpu1 was not asked; the copy's args are not taken for the VM's
     status = world.cli("status")
     assert status.code == 0, status
     detail = next(s for s in status.out_lines if f"(UUID: {TWIN})" in s)
@@ -339,7 +352,7 @@ def test_show_vm_while_the_host_a_vm_was_seen_on_is_down_shows_it_there_not_reac
             in shown.out_lines), shown.out
     assert not any(line.startswith(("Power state:", "Device-model args:")) for line in shown.out_lines), shown.out
     data = json.loads(world.cli("show-vm", f"--vm-uuid={TWIN}", "--format=json").out)
-    assert (data["host"], data["state"], data["listed_elsewhere"]["host"]) == ("gpu1", "unknown", "gpu2")
+    assert (data["host"], data["state"], data["listed_elsewhere"]["host"], data["segment"]) == ("gpu1", "unknown", "gpu2", None)
 
 
 @pytest.mark.parametrize("words", [
@@ -917,6 +930,8 @@ def test_the_same_uuid_in_two_pools_is_a_conflict_never_merged(tmp_path, monkeyp
         data = json.loads(world.cli("status", "--format=json").out)
         (entry,) = [e for e in data["registered"] if e["vm"]["vm_uuid"] == P1]
         assert entry["state"] == "conflict" and entry["conflict"] == ["pool1", "pool2"]
+        # two copies, each with its own args (data["conflicts"]): neither is taken for its segment, nor is "none"
+        assert (entry["host_vm"], entry["segment"]) == (None, None)
         for words in (["set-pool", f"--vm-uuid={P1}", "--pool=B"], ["show-vm", f"--vm-uuid={P1}"],
                       ["repair-vm", f"--vm-uuid={P1}"]):
             refused = world.cli(*words, stdin="yes\n")

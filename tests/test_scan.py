@@ -150,6 +150,33 @@ def test_status_with_the_host_down_is_a_db_only_report(world, mixed):
     assert {record["running_with"] for record in report.records()} == {"unknown"}
 
 
+def test_a_host_that_could_not_be_asked_gives_no_segment_not_an_absent_one(world, mixed):
+    # The host was never asked: what the VM's args hold is unknown (None), not "no segment" (present False),
+    # as a script reading entry.segment.present would take it.
+    uuid = world.add(9, "running", config("A", 2, 30))
+    gone = world.add(10, "halted", config("B", 0, 31))
+    world.sim.remove_vm(gone)
+    assert scan.inspect_vm(world.store, world.sim, gone).segment == devargs.ABSENT  # the host answered: none
+    world.sim.set_fault("unreachable", "on")
+    view = scan.inspect_vm(world.store, world.sim, uuid)
+    assert (view.host_vm, view.segment, view.booted, view.state) == (None, None, None, "unknown")
+    report = scan.status(world.store, world.sim)
+    assert {entry.segment for entry in report.registered} == {None}
+    assert report.drift == [] and {record["state"] for record in report.records()} == {"unknown"}
+
+
+def test_a_host_that_answered_without_the_vm_or_its_segment_says_none_is_there(world):
+    bare = world.add(1, "halted", config("A", 1, 1), own_args="-vnc :1")
+    world.sim.set_device_model_args(bare, "-vnc :1")
+    gone = world.add(2, "halted", config("A", 1, 2))
+    world.sim.remove_vm(gone)
+    entries = {entry.vm.vm_uuid: entry for entry in scan.scan(world.store, world.sim).registered}
+    assert (entries[bare].segment, entries[bare].state) == (devargs.ABSENT, "drift")
+    assert (entries[gone].segment, entries[gone].state) == (devargs.ABSENT, "missing")
+    assert scan.inspect_vm(world.store, world.sim, bare).segment == devargs.ABSENT
+    assert scan.inspect_vm(world.store, world.sim, gone).segment == devargs.ABSENT
+
+
 def test_scan_with_the_host_down_raises(world, mixed):
     world.sim.set_fault("unreachable", "on")
     with pytest.raises(HostUnreachable) as caught:

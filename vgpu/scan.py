@@ -44,7 +44,7 @@ from .values import parse_flag, parse_pool_id
 STATES = ("conflict", "unknown", "missing", "drift", "halted", "configured", "pending")
 
 
-def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, booted: SegmentState | None,
+def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState | None, booted: SegmentState | None,
              host_known: bool = True) -> str:
     """One registered VM's state:
 
@@ -56,12 +56,15 @@ def vm_state(expected: VMConfig, host_vm: HostVM | None, segment: SegmentState, 
     - ``pending``: the stored args are right but the running VM booted with something else (it was
       registered or repaired while running, or its args were written for the next boot): restart it.
 
-    ``booted`` is the segment the running domain booted with, None when the host cannot tell.
+    ``segment`` is the stored one, None when the host was not asked; ``booted`` is the segment the running
+    domain booted with, None when the host cannot tell.
     """
     if not host_known:
         return "unknown"
     if host_vm is None:
         return "missing"
+    if segment is None:
+        return "unknown"
     if segment.config != expected:
         return "drift"
     if host_vm.power_state is PowerState.HALTED:
@@ -90,12 +93,14 @@ def booted_segment(host_vm: HostVM | None, quoted: bool = False) -> SegmentState
 
 @attrs.frozen
 class ScannedVM:
-    """A registered VM, what the host says about it (None if the host lacks it), its stored segment and
-    the segment its running domain booted with (None when it is not running or the host cannot tell)."""
+    """A registered VM, what the host says about it (None if the host lacks it), its stored segment (None when
+    its host could not be asked, or its UUID is on several hosts: which args it has is not known; ABSENT when
+    the host answered and its args hold none, or it lacks the VM) and the segment its running domain booted
+    with (None when it is not running or the host cannot tell)."""
 
     vm: VM
     host_vm: HostVM | None
-    segment: SegmentState
+    segment: SegmentState | None
     host_known: bool = True  # False when the host could not be listed
     booted: SegmentState | None = None
     host: str | None = None  # the fleet's label of its host ("" for a single host), or where it was last seen
@@ -487,18 +492,18 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
         if twice and vm.vm_uuid in twice:
             copies = twice.pop(vm.vm_uuid)
             conflicts.append(UuidConflict(vm.vm_uuid, copies, vm))
-            scanned.append(ScannedVM(vm, None, devargs.ABSENT, conflict=tuple(copy.host for copy in copies)))
+            scanned.append(ScannedVM(vm, None, None, conflict=tuple(copy.host for copy in copies)))
         elif host_vm is not None and failed and (down := _down_among(vm.vm_uuid, known, also_seen, failed)) is not None:
             # Last seen on a host that could not be listed (its place, or a copy's host): it stays there (see
             # _seen), as the change commands see it, and the copy listed here is named beside it, not taken for it.
             place = known[vm.vm_uuid]
-            scanned.append(ScannedVM(vm, None, devargs.ABSENT, False, None, down, place[1] if place[0] == down else None,
+            scanned.append(ScannedVM(vm, None, None, False, None, down, place[1] if place[0] == down else None,
                                      listed_elsewhere=host_vm))
         elif host_vm is not None and (outside := _outside(fleet, host_vm, known, also_seen)) is not None:
             # Last seen on a host this run does not ask too: shown as the change commands see it, as for a host
             # that is down (named, with the copy listed here beside it).
             outsiders.append(outside)
-            scanned.append(ScannedVM(vm, None, devargs.ABSENT, False, None, outside.host, listed_elsewhere=host_vm,
+            scanned.append(ScannedVM(vm, None, None, False, None, outside.host, listed_elsewhere=host_vm,
                                      not_asked=outside.reason))
         elif host_vm is not None:
             args, config = host_vm.device_model_args, vm.config
@@ -519,8 +524,10 @@ def _join(pool_rows: list[Pool], registered: list[VM], listings: list[Listing], 
                 # the run leaves out (as show-vm and remove-vm say), so where it is is not known.
                 hidden[away or "", LEFT_OUT if away is None or away in fleet.elsewhere else NOT_CONFIGURED] += 1
                 continue
-            # Not listed: missing, unless a host that could not be listed may have it (where it was last seen).
-            scanned.append(ScannedVM(vm, None, devargs.ABSENT, known_here, None, *(last or (None, None))))
+            # Not listed: missing (no segment), unless a host that could not be listed may have it (where it was
+            # last seen): then what its args hold is not known
+            absent = devargs.ABSENT if known_here else None
+            scanned.append(ScannedVM(vm, None, absent, known_here, None, *(last or (None, None))))
     for uuid, copies in twice.items():
         conflicts.append(UuidConflict(uuid, copies))
         on_host.pop(uuid, None)
@@ -587,12 +594,14 @@ def _down_among(vm_uuid: str, known: dict[str, locations.Place], also_seen: dict
 
 @attrs.frozen
 class VMView:
-    """One registered VM as show-vm presents it: the registration, the host's view, the stored segment and
-    the one its running domain booted with (None when it is not running or the host cannot tell)."""
+    """One registered VM as show-vm presents it: the registration, the host's view, the stored segment (None
+    when the host could not be asked, ``host_error`` saying why; ABSENT when the host answered and its args hold
+    none, or it lacks the VM) and the one its running domain booted with (None when it is not running or the
+    host cannot tell)."""
 
     vm: VM
     host_vm: HostVM | None
-    segment: SegmentState
+    segment: SegmentState | None
     host_error: str | None = None
     operation: UnfinishedOperation | None = None  # a change to this VM started and not finished
     attention: Attention | None = None  # the VM is marked as needing an admin (see vgpu.attention)
@@ -661,14 +670,14 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         if elsewhere is not None:  # not gone: it may still be on a host this run does not ask
             refusal, last_place = elsewhere
             reason = NOT_CONFIGURED if refusal.code == codes.VM_ON_HOST_NOT_CONFIGURED else LEFT_OUT
-            return VMView(vm, None, devargs.ABSENT, str(refusal), operation, mark, host=last_place, not_asked=reason)
+            return VMView(vm, None, None, str(refusal), operation, mark, host=last_place, not_asked=reason)
         if codes.vm_missing(error):
             return VMView(vm, None, devargs.ABSENT, operation=operation, attention=mark)
         unreached = _last_place_down(store, host, vm.vm_uuid)
         if unreached is not None:  # named in the Host line, why it cannot be asked in Status (as scan-vms shows it)
-            return VMView(vm, None, devargs.ABSENT, unreached[1], operation, mark, host=unreached[0],
+            return VMView(vm, None, None, unreached[1], operation, mark, host=unreached[0],
                           host_code=codes.HOST_UNREACHABLE)
-        return VMView(vm, None, devargs.ABSENT, str(error), operation, mark, host_code=error.code)
+        return VMView(vm, None, None, str(error), operation, mark, host_code=error.code)
     label = host.label_of(vm.vm_uuid) if isinstance(host, Fleet) and host.several else None
     host_vm = HostVM(vm.vm_uuid, vm.vm_name or "", state, args, booted, label or "", transient=transient)
     if isinstance(host, Fleet) and label:
@@ -676,7 +685,7 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
         if unasked is not None:
             down, why = unasked
             cause = why.sentence.removeprefix(f"host {down}: ")
-            return VMView(vm, None, devargs.ABSENT, cause, operation, marks[0] if marks else None, host=down,
+            return VMView(vm, None, None, cause, operation, marks[0] if marks else None, host=down,
                           listed_elsewhere=host_vm, host_code=codes.failure_code(why))
     standing = _settle(store, host, marks, {vm.vm_uuid: state}) if marks else []
     quoted = args_quoted(host, vm.vm_uuid)
