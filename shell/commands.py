@@ -183,7 +183,9 @@ COMMANDS: tuple[Command, ...] = (
         "show-vm", "Show a VM's configuration (includes pool)", "show_vm", (_UUID_REQUIRED, FORMAT_OPTION),
         details="The registration, plus the VM's power state, what its device-model args say, what its "
                 "running QEMU booted with (pending restart when that differs), and a change to the VM that "
-                "was started and not finished, if there is one.",
+                "was started and not finished, if there is one. In --format=json, segment is null when the host "
+                "could not be asked (as host_vm is), and present false only when the host answered: the VM's args "
+                "hold no vgpu segment, or the host has no such VM; scan-vms and status say the same of each VM.",
         examples=("vgpu-admin show-vm --vm-uuid=<uuid>",), needs_host=True,
     ),
     Command(
