@@ -794,7 +794,7 @@ def test_show_vm_of_a_vm_last_seen_on_a_host_no_longer_configured_names_that_hos
     assert "it was last seen on host gpu2, which is not one of this run's configured hosts" in status, status
     assert "not reachable" not in shown.out, shown.out
     data = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json", hosts=[]).out)
-    assert (data["host"], data["state"], data["not_asked"]) == ("gpu2", "unknown", "not_configured")
+    assert (data["host"], data["state"], data["not_asked"], data["segment"]) == ("gpu2", "unknown", "not_configured", None)
 
 
 def test_show_vm_of_a_vm_last_seen_on_a_host_the_run_leaves_out_names_that_host_and_why(world, isolated_environment):
@@ -808,7 +808,7 @@ def test_show_vm_of_a_vm_last_seen_on_a_host_the_run_leaves_out_names_that_host_
                       "seen on host gpu2, which this run leaves out (--host), so it may still be there: run without "
                       "--host, or with --host gpu2)"), status
     data = json.loads(world.cli("show-vm", f"--vm-uuid={B1}", "--format=json", hosts=["gpu1"]).out)
-    assert (data["host"], data["state"], data["not_asked"]) == ("gpu2", "unknown", "left_out")
+    assert (data["host"], data["state"], data["not_asked"], data["segment"]) == ("gpu2", "unknown", "left_out", None)
 
 
 def test_scan_and_status_say_how_many_registered_vms_a_host_taken_out_of_the_config_hides(gpu2_taken_out):
@@ -1358,6 +1358,7 @@ def test_a_scan_shows_a_vm_with_a_copy_on_a_host_outside_the_run_as_its_commands
         for uuid in (TWIN, CLONE_X)]
     twin = next(entry for entry in data["registered"] if entry["vm"]["vm_uuid"] == TWIN)
     assert (twin["state"], twin["host"], twin["not_asked"], twin["listed_elsewhere"]["host"]) == ("unknown", "gpu2", reason, "gpu1")
+    assert twin["segment"] is None  # gpu2 was not asked; gpu1's copy is not taken for the VM
     refused = world.cli("register-vm", f"--vm-uuid={CLONE_X}", hosts=hosts)
     assert refused.code == 1 and "last seen on host gpu2 too" in refused.err, refused
 
