@@ -311,3 +311,45 @@ def test_a_bulk_plan_applied_under_other_labels_leaves_one_identity_per_host(wor
     identities = dict(rows(world, "vgpu_host_identities"))
     assert len(set(identities.values())) == len(identities), identities
     assert (A1, "x") in places(world)
+
+
+# --- right after [hosts] is edited, before any scan or change --------------------------------------------------
+# recover, show-vm and list-vms read the labels as this run's configured hosts name them, as a scan or a change
+# does: none of them takes a label for whatever host it named before.
+
+
+def reused(world) -> list[str]:
+    """gpu2 given to another host (gpu3's file); the old gpu2's file still holds R1."""
+    return [f"gpu1={world.uris['gpu1']}", f"gpu2=sim:{third_host(world).path}"]
+
+
+def unfinished_change(world, label: str) -> None:
+    """R1 registered on gpu2 (config A), and a set-pool of it cut short, journalled on host ``label``."""
+    from vgpu import journal
+    from vgpu.models import VMConfig
+
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    with world.store() as store:
+        old = vms.get(store, R1)
+        with store.writing() as conn:
+            journal.begin(conn, R1, "reconfigure", old, VMConfig("B", Priority.LOW, 7), True, host=label)
+
+
+def open_operations(world) -> list[str]:
+    """The hosts of the unfinished operations."""
+    conn = sqlite3.connect(world.db)
+    try:
+        return [host for (host,) in conn.execute("SELECT host FROM vgpu_operations WHERE finished_at IS NULL")]
+    finally:
+        conn.close()
+
+
+def test_an_operation_kept_apart_under_a_long_host_identity_is_read_back(world):
+    """The label it is kept apart under carries the old host's URI (here a long path): still a journal row
+    vgpu-admin wrote, not a damaged database."""
+    unfinished_change(world, "gpu2")
+    assert len(apart(world, "gpu2")) > 64, apart(world, "gpu2")
+    status = world.cli("status", hosts=reused(world))
+    assert status.code == 0 and status.err == "", status
+    assert open_operations(world) == [apart(world, "gpu2")]
+    assert world.cli("show-vm", f"--vm-uuid={R1}", hosts=reused(world)).code == 0

@@ -303,7 +303,8 @@ def _operation_from_row(row: tuple[Any, ...]) -> Operation:
         recovering_since = stored.timestamp(recovering_since, "recovering_since")
         running = None if was_running is None else stored.flag(was_running, "was_running")
         undone = stored.flag(reverted, "reverted")
-        label = stored.text(host, "host", stored.TIMESTAMP_MAX)
+        # a label, or one kept apart with its old host's URI (vgpu.locations.apart_label): as long as a path
+        label = stored.text(host, "host", stored.TEXT_MAX)
     except stored.Bad as bad:
         raise stored.damaged("vgpu_operations", key, bad) from None
     before, ran_with, args_before = _load_vm(old, key)
