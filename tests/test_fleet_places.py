@@ -353,3 +353,34 @@ def test_an_operation_kept_apart_under_a_long_host_identity_is_read_back(world):
     assert status.code == 0 and status.err == "", status
     assert open_operations(world) == [apart(world, "gpu2")]
     assert world.cli("show-vm", f"--vm-uuid={R1}", hosts=reused(world)).code == 0
+
+
+def test_recover_leaves_alone_a_change_of_a_host_whose_label_now_names_another(world):
+    """It must not ask the new gpu2, find no VM there and close the change while the VM runs on the old gpu2."""
+    unfinished_change(world, "gpu2")
+    before = world.sims["gpu2"].get_device_model_args(R1)
+    recovered = world.cli("recover", hosts=reused(world))
+    assert recovered.code == 1, recovered
+    (line,) = recovered.out_lines
+    assert f"reconfigure of VM {R1} (stopped at step planned): other-host - " in line, line
+    assert f"{apart(world, 'gpu2')} is not one of this run's configured hosts" in line, line
+    assert open_operations(world) == [apart(world, "gpu2")]
+    assert world.sims["gpu2"].get_device_model_args(R1) == before
+
+
+def test_recover_takes_a_change_of_a_renamed_host_to_it_under_its_new_label(world):
+    unfinished_change(world, "gpu2")
+    recovered = world.cli("recover", hosts=config_b(world))
+    assert recovered.code == 0, recovered
+    (line,) = recovered.out_lines
+    assert line.startswith(f"reconfigure of VM {R1} (stopped at step planned): rolled-back - "), line
+    assert open_operations(world) == []
+
+
+def test_show_vm_of_a_vm_whose_label_now_names_another_host_says_its_host_is_not_configured(world):
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    shown = ok_lines(world.cli("show-vm", f"--vm-uuid={R1}", hosts=reused(world)))
+    assert f"Host: {apart(world, 'gpu2')}" in [line.strip() for line in shown], shown
+    status = next(line for line in shown if line.strip().startswith("Status:"))
+    assert "Host not configured" in status and f"forget-host {apart(world, 'gpu2')}" in status, status
+    assert not any("Not on host" in line for line in shown), shown

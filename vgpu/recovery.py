@@ -22,7 +22,9 @@ Then it asks the host what the VM is doing now, and decides:
 
 Over a fleet, each operation goes back to the host it was made on (its journal row names it), never to a
 host found by UUID alone; an operation of a host this run does not include (``--host LABEL``) is left
-alone, as ``other-host``.
+alone, as ``other-host``. The labels are read as this run's hosts name them first
+(:func:`vgpu.locations.adopt_same_hosts`): an operation of a host renamed in ``[hosts]`` goes to it under its
+new label, and one of a host whose label now names another host is that old host's, left alone.
 
 Stops follow the caller's :class:`~vgpu.power.StopPolicy`, as everywhere. What a host cannot tell (None for
 the booted arguments or the operations under way) never leads to undoing a change that may have reached the
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import attrs
 
-from . import attention, audit, devargs, journal, lifecycle, vms
+from . import attention, audit, devargs, journal, lifecycle, locations, vms
 from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
@@ -99,6 +101,9 @@ def recover(
     progress, policy = guarded(one_vms_progress(progress)), check_policy(policy)
     take_over = parse_flag("take_over", take_over)
     results = []
+    # each operation's host as this run's hosts name it: a label renamed in [hosts] is that host, and one given to
+    # another host has its operations kept apart (left alone, as a host not configured), never taken there
+    locations.adopt_same_hosts(store, host)
     for listed in journal.unfinished(store):
         target, elsewhere = for_operation(host, listed.host)  # the host of the fleet it was made on
         if target is None:

@@ -655,6 +655,7 @@ def inspect_vm(store: Store, host: Hypervisor, vm_uuid: object) -> VMView:
     has one; host trouble is reported, not raised. Over a fleet, a VM whose host is down is shown on the host
     the database last saw it on."""
     vm = vms.get(store, vm_uuid)
+    locations.adopt_same_hosts(store, host)  # where it was last seen, as this run's hosts name it
     with store.reading() as conn:
         op = journal.select_holder(conn, vm.vm_uuid)
         marks = attention.select(conn, vm.vm_uuid)
