@@ -71,6 +71,8 @@ def list_vms(ctx: Context, opts: dict) -> int:
         return _emit(ctx, opts, result, lambda: render.vms_list(result))  # one host: the database alone, as ever
     from vgpu import locations
 
+    # each label as this run's hosts name it (a renamed host by its new label), from their URIs: no host is asked
+    locations.adopt_configured_hosts(ctx.store, {spec.label: spec.uri for spec in settings.hosts}, settings.left_out_uris)
     known = locations.where(ctx.store)
     if narrowed:
         result = locations.on_hosts(result, known, chosen)

@@ -384,3 +384,27 @@ def test_show_vm_of_a_vm_whose_label_now_names_another_host_says_its_host_is_not
     status = next(line for line in shown if line.strip().startswith("Status:"))
     assert "Host not configured" in status and f"forget-host {apart(world, 'gpu2')}" in status, status
     assert not any("Not on host" in line for line in shown), shown
+
+
+def listed_host(outcome, uuid: str) -> str | None:
+    line = next((line for line in ok_lines(outcome) if uuid in line), None)
+    return None if line is None else line.rpartition("Host: ")[2].strip()
+
+
+def test_list_vms_names_a_renamed_host_by_its_new_label(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=[]))
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text(config.read_text().replace("gpu2 = ", "gpu3 = "))
+    assert listed_host(world.cli("list-vms", hosts=[]), R1) == "gpu3"
+    assert R1 in world.cli("list-vms", hosts=["gpu3"]).out
+
+
+def test_list_vms_does_not_list_under_a_label_the_vms_of_the_host_it_named_before(world, isolated_environment):
+    world.configure(isolated_environment / "config")
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=[]))
+    config = isolated_environment / "config" / "vgpu" / "config.toml"
+    config.write_text(config.read_text().replace(world.uris["gpu2"], f"sim:{third_host(world).path}"))
+    narrowed = world.cli("list-vms", hosts=["gpu2"])
+    assert narrowed.code == 0 and R1 not in narrowed.out, narrowed
+    assert listed_host(world.cli("list-vms", hosts=[]), R1) == apart(world, "gpu2")

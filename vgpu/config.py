@@ -123,6 +123,13 @@ class Settings:
         return uris
 
     @property
+    def left_out_uris(self) -> dict[str, str]:
+        """The configured hosts this run leaves out (``--host LABEL`` narrows), label -> URI: a Fleet's
+        ``elsewhere`` (:func:`vgpu.hosts.open_configured`)."""
+        chosen = {spec.label for spec in self.hosts}
+        return {spec.label: spec.uri for spec in self.configured if spec.label not in chosen}
+
+    @property
     def hosts_named(self) -> str:
         """The run's hosts as the shell names them (its toolbar, its refusal of a line's --host): their labels,
         comma-separated, as --host or VGPU_HOST would name them, one label alone too; the URI of one host named

@@ -66,10 +66,8 @@ def open_configured(settings: Settings, *, password: PasswordFor | None = None) 
     hosts = settings.hosts or (HostSpec("", settings.host),)
     if len(hosts) == 1 and not hosts[0].label:
         return _open_spec(hosts[0], settings.args_key, password)
-    chosen = {spec.label for spec in hosts}
     return open_fleet(hosts, args_key=settings.args_key, password=password, parallel=settings.parallel_hosts,
-                      elsewhere={spec.label: spec.uri for spec in settings.configured if spec.label not in chosen},
-                      narrowed_by=settings.narrowed_by)
+                      elsewhere=settings.left_out_uris, narrowed_by=settings.narrowed_by)
 
 
 def _specs(hosts: Mapping[str, str | HostSpec] | Iterable[HostSpec]) -> list[HostSpec]:

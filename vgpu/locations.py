@@ -31,7 +31,7 @@ import attrs
 from . import audit
 from .confirming import ask, check_confirm
 from .errors import Busy, HypervisorError, InvalidValue, StoreError, VgpuError
-from .host_uri import host_key
+from .host_uri import host_key, resolve
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor
 from .hypervisor.fleet import Fleet
@@ -253,7 +253,7 @@ def identities_of(uris: Mapping[str, str]) -> dict[str, str]:
     found = {}
     for label, uri in uris.items():
         try:
-            found[label] = mask_password(host_key(uri))
+            found[label] = mask_password(host_key(resolve(uri)))  # sim:demo as the host opened from it names it
         except (VgpuError, ValueError):
             continue
     return found
@@ -315,13 +315,19 @@ def run_identities(host: Hypervisor) -> tuple[dict[str, str], frozenset[str]]:
     labels it leaves out whose URI it does not know, which nothing moves."""
     if not isinstance(host, Fleet) or host.labels == ("",):
         return {}, frozenset()
-    named = identities(host)
+    named = _with_left_out(identities(host), host.elsewhere_uris)
+    return named, frozenset(host.elsewhere - set(host.elsewhere_uris))
+
+
+def _with_left_out(named: dict[str, str], left_out: Mapping[str, str]) -> dict[str, str]:
+    """``named`` (a run's hosts, label -> identity) with those of the configured hosts it leaves out (label ->
+    URI) that are not one of its own under another label."""
     taken = set(named.values())
-    for label, identity in identities_of(host.elsewhere_uris).items():
+    for label, identity in identities_of(left_out).items():
         if identity not in taken:
             named[label] = identity
             taken.add(identity)
-    return named, frozenset(host.elsewhere - set(host.elsewhere_uris))
+    return named
 
 
 def adopt_same_hosts(store: Store, host: Hypervisor) -> None:
@@ -335,6 +341,16 @@ def adopt_same_hosts(store: Store, host: Hypervisor) -> None:
     named, off_limits = run_identities(host)
     if named:
         adopt_identities(store, named, off_limits)
+
+
+def adopt_configured_hosts(store: Store, hosts: Mapping[str, str], left_out: Mapping[str, str]) -> None:
+    """:func:`adopt_same_hosts` of the run whose hosts are ``hosts`` (label -> URI, as the settings name them:
+    :attr:`vgpu.config.Settings.hosts`) and which leaves out the configured hosts ``left_out``
+    (:attr:`~vgpu.config.Settings.left_out_uris`), without opening any: the identities are the URIs, so a
+    command that asks no host (list-vms) reads the labels as a scan would. Nothing for one host named by its
+    URI alone (label "")."""
+    if hosts and "" not in hosts:
+        adopt_identities(store, _with_left_out(identities_of(hosts), left_out))
 
 
 def adopt_identities(store: Store, named: Mapping[str, str], off_limits: Collection[str] = ()) -> None:
