@@ -9,6 +9,9 @@ Skips with a reason where libvirt is not usable; fails instead under VGPU_REQUIR
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -463,6 +466,73 @@ def test_a_guest_saved_while_a_change_waits_for_its_shutdown_is_not_reported_shu
             if dom.hasManagedSaveImage():
                 dom.managedSaveRemove()
             conn.close()
+
+
+def _when_the_power_button_is_pressed(console: Path, act: Callable[[], None]) -> threading.Thread:
+    """A thread that does ``act`` once the guest says it got the power button (its clean shutdown is under
+    way and, for a slow guest, SLOW_POWEROFF seconds from its own power-off): what an admin does meanwhile."""
+    def watch() -> None:
+        deadline = time.monotonic() + BOOT_LIMIT
+        while "power button pressed" not in console.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+        act()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _destroy(vm_uuid: str) -> None:
+    import libvirt
+
+    conn = libvirt.open(URI)
+    try:
+        conn.lookupByUUIDString(vm_uuid).destroy()  # virsh destroy
+    finally:
+        conn.close()
+
+
+def test_a_guest_destroyed_during_its_clean_shutdown_is_not_said_to_have_shut_down_cleanly(slow_domains, tmp_path):
+    # As the admin found it: set-priority waits for the power-off, and the guest is destroyed meanwhile. libvirt
+    # says "shut off (destroyed)": the line and history say it was found halted, not that it shut down cleanly.
+    vm_uuid, name = new_vm(slow_domains, "running")
+    console = slow_domains.console(vm_uuid)
+    wait_for(lambda: guestkit.READY_MARK in console.read_text(errors="replace"), "the guest to listen to its power button", console)
+    flags = ["--host", URI, "--db", str(tmp_path / "vgpu.db")]
+    assert run(["register-vm", f"--vm-uuid={vm_uuid}", "--pool=A", "--priority=low", *flags]).code == 0
+    destroyer = _when_the_power_button_is_pressed(console, lambda: _destroy(vm_uuid))
+    changed = run(["set-priority", f"--vm-uuid={vm_uuid}", "--priority=high", "--clean-timeout=30", *flags], stdin="yes\n")
+    destroyer.join(timeout=5)
+    assert changed.code == 0, changed
+    lines = changed.out_lines + changed.err_lines
+    assert not any("shut down cleanly" in line for line in lines), lines
+    assert changed.out_lines[-1].startswith("The VM was found halted after its clean shutdown failed (the clean "
+                                            "shutdown failed: "), changed.out_lines[-1]
+    assert "was shut off by being destroyed" in changed.out_lines[-1], changed.out_lines[-1]
+    history = run(["history", f"--vm-uuid={vm_uuid}", *flags]).out_lines
+    (stop,) = [line for line in history if " | stop | " in line]
+    assert " | found halted after its clean shutdown failed (the clean shutdown failed: " in stop and "shut off by being destroyed" in stop, stop
+    assert devargs.parse_list(qemu_argv(name)).config == VMConfig("A", Priority.HIGH, 1)  # started again, changed
+
+
+def test_without_force_a_guest_that_crashed_during_its_clean_shutdown_is_audited_as_halted_not_clean(slow_domains, host, tmp_path):
+    # QEMU killed while the guest works on the power button: libvirt says "shut off (crashed)". Forcing off, the
+    # change is refused as any failed clean shutdown is, and the stop is audited as the halt it was.
+    store, vm_uuid, name = registered_vm(slow_domains, tmp_path)
+    console = slow_domains.console(vm_uuid)
+    wait_for(lambda: guestkit.READY_MARK in console.read_text(errors="replace"), "the guest to listen to its power button", console)
+    killer = _when_the_power_button_is_pressed(console, lambda: os.kill(qemu_pid(name), signal.SIGKILL))
+    with store:
+        with pytest.raises(HypervisorError) as caught:
+            reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True,
+                           policy=StopPolicy(clean_timeout=30, force=False))
+        killer.join(timeout=5)
+        assert "shut off by crashing" in str(caught.value) and caught.value.vm_restarted, caught.value
+        (stop,) = [entry.new for entry in audit.history(store, vm_uuid) if entry.action == "stop"]
+        assert stop["stop"] == "halted" and "shut off by crashing" in stop["reason"], stop
+        assert vms.get(store, vm_uuid).pool_id == "A" and host.power_state(vm_uuid) is PowerState.RUNNING
 
 
 def test_without_force_a_guest_that_ignores_the_power_button_is_marked_not_nothing(domains, host, tmp_path):

@@ -154,6 +154,8 @@ def test_a_live_definition_has_the_running_domains_id():
 # no libvirt-python.
 RUNNING, PAUSED, SHUTDOWN, SHUTOFF = 1, 3, 4, 5
 CONTROL_OK, CONTROL_JOB, CONTROL_OCCUPIED = 0, 1, 2
+SHUTOFF_REASONS = {"UNKNOWN": 0, "SHUTDOWN": 1, "DESTROYED": 2, "CRASHED": 3, "MIGRATED": 4, "SAVED": 5, "FAILED": 6,
+                   "FROM_SNAPSHOT": 7, "DAEMON": 8}  # virDomainShutoffReason
 
 
 class _Domain:
@@ -175,6 +177,7 @@ def _host_with(monkeypatch, domain: _Domain):
         VIR_DOMAIN_RUNNING=RUNNING, VIR_DOMAIN_PAUSED=PAUSED, VIR_DOMAIN_SHUTDOWN=SHUTDOWN, VIR_DOMAIN_SHUTOFF=SHUTOFF,
         VIR_DOMAIN_CONTROL_OK=CONTROL_OK, VIR_DOMAIN_CONTROL_JOB=CONTROL_JOB,
         VIR_DOMAIN_CONTROL_OCCUPIED=CONTROL_OCCUPIED, VIR_DOMAIN_XML_INACTIVE=2, VIR_DOMAIN_BLOCKED=2, VIR_DOMAIN_PMSUSPENDED=7,
+        **{f"VIR_DOMAIN_SHUTOFF_{reason}": value for reason, value in SHUTOFF_REASONS.items()},
         libvirtError=type("libvirtError", (Exception,), {}))
     monkeypatch.setattr(module, "libvirt", constants)
     host = module.LibvirtHost("qemu:///system")
@@ -285,3 +288,37 @@ def test_a_managed_saved_domain_is_refused_with_what_frees_it(monkeypatch, store
         message = str(caught.value)
         assert "is suspended" in message and "resume it" not in message, message
         assert "start it and shut it down" in message and "virsh managedsave-remove" in message, message
+
+
+class _GoesOff(_Guest):
+    """A running domain that is shut off, for ``reason`` (virDomainShutoffReason), once the power button is pressed."""
+
+    def __init__(self, reason: int) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def state(self) -> list[int]:
+        return [SHUTOFF, self.reason] if self.presses else [RUNNING, 1]
+
+
+def test_a_domain_shut_off_by_its_guest_is_a_clean_shutdown(monkeypatch):
+    assert _host_with(monkeypatch, _GoesOff(SHUTOFF_REASONS["SHUTDOWN"])).clean_shutdown(UUID, 2.0) is True
+
+
+@pytest.mark.parametrize("reason, said", [("DESTROYED", "by being destroyed"), ("CRASHED", "by crashing"),
+                                          ("MIGRATED", "migrated"), ("SAVED", "saved"), ("FAILED", "failure"),
+                                          ("FROM_SNAPSHOT", "snapshot"), ("DAEMON", "libvirtd"),
+                                          ("UNKNOWN", "libvirt does not know")])
+def test_a_domain_shut_off_otherwise_while_its_shutdown_is_awaited_is_not_a_clean_shutdown(monkeypatch, reason, said):
+    """libvirt says why a domain is off: only SHUTDOWN is the guest powering off. A domain destroyed (virsh
+    destroy), crashed (its QEMU killed) or otherwise shut off meanwhile is halted, not shut down cleanly: an
+    error, which power.stop_vm reports as a clean shutdown that failed while the VM halted anyway."""
+    from vgpu.errors import HypervisorError
+    from vgpu.hypervisor import codes
+
+    monkeypatch.setattr(importlib.import_module("vgpu.hypervisor.libvirt"), "POLL_EVERY", 0.01)
+    with pytest.raises(HypervisorError) as caught:
+        _host_with(monkeypatch, _GoesOff(SHUTOFF_REASONS[reason])).clean_shutdown(UUID, 2.0)
+    assert caught.value.code == codes.VM_SHUT_OFF_OTHERWISE
+    assert str(caught.value).startswith(f"VM {UUID} was shut off ") and said in str(caught.value), caught.value
+    assert str(caught.value).endswith(", not by its clean shutdown")

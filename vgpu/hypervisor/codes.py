@@ -37,6 +37,9 @@ PERMISSION_DENIED = "PERMISSION_DENIED"
 VM_IS_TRANSIENT = "VM_IS_TRANSIENT"  # libvirt: a domain with no stored definition to change
 # ours (libvirt): a domain undefined after its clean shutdown was requested; it vanishes when it halts
 VM_UNDEFINED_DURING_SHUTDOWN = "VM_UNDEFINED_DURING_SHUTDOWN"
+# ours (libvirt): a domain found shut off while its clean shutdown was awaited, but by something else (destroyed,
+# crashed, ...), as libvirt's shut-off reason says: not a clean shutdown, though the VM is halted
+VM_SHUT_OFF_OTHERWISE = "VM_SHUT_OFF_OTHERWISE"
 MALFORMED_ANSWER = "MALFORMED_ANSWER"  # ours: the host answered, but not in its protocol's form
 VM_ON_HOST_LEFT_OUT = "VM_ON_HOST_LEFT_OUT"  # ours: no host of a run narrowed by --host has the VM; another may
 # ours: no host of the run has the VM, and it was last seen on a host the run does not have at all (taken out of
@@ -175,6 +178,7 @@ _SENTENCES = {
     MALFORMED_ANSWER: "the host's answer could not be understood ({0}); is it a XenServer/XCP-ng host, or a proxy in front of one?",
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
                      "be changed and vgpu does not stop it; define it first (virsh define)",
+    VM_SHUT_OFF_OTHERWISE: "{vm} was shut off {1}, not by its clean shutdown",
     VM_UNDEFINED_DURING_SHUTDOWN: "{vm} was undefined after its clean shutdown was requested (it is transient now), "
                                   "so vgpu stopped repeating the request and does not force it off",
 }
@@ -217,6 +221,12 @@ def sentence_for(code: str, details: Sequence[str] = (), vm: str | None = None) 
 def libvirt_lacks_clean_shutdown(vm_uuid: str) -> HypervisorError:
     """VM_LACKS_FEATURE as the libvirt backend says it, naming libvirt's cause rather than XAPI's."""
     return HypervisorError(VM_LACKS_FEATURE, _LIBVIRT_LACKS_CLEAN_SHUTDOWN.format(vm=f"VM {vm_uuid}"), [vm_uuid])
+
+
+def libvirt_shut_off_otherwise(vm_uuid: str, how: str) -> HypervisorError:
+    """VM_SHUT_OFF_OTHERWISE: the domain went off while its clean shutdown was awaited, ``how`` (libvirt's
+    shut-off reason in words: "by being destroyed"), not by the guest powering off."""
+    return host_error(VM_SHUT_OFF_OTHERWISE, [vm_uuid, how], vm_uuid)
 
 
 def libvirt_saved(vm_uuid: str, needed: str) -> HypervisorError:

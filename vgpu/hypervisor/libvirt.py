@@ -158,7 +158,7 @@ class LibvirtHost:
                 raise codes.host_error(codes.VM_BAD_POWER_STATE, [vm_uuid, PowerState.RUNNING.value, power.value], vm_uuid)
             if not libvirt_xml.can_shut_down_cleanly(dom.XMLDesc(0)):
                 raise codes.libvirt_lacks_clean_shutdown(vm_uuid)
-            while not _is_off(dom):
+            while (state := dom.state())[0] != libvirt.VIR_DOMAIN_SHUTOFF:
                 now = time.monotonic()
                 if resend_at > 0.0 and (now >= deadline or now >= resend_at):  # after a request
                     # Undefined since the request: pressing the power button again, or forcing it off after a
@@ -171,6 +171,7 @@ class LibvirtHost:
                     resend_at = now + RESEND_EVERY
                 time.sleep(min(POLL_EVERY, deadline - now))
             _refuse_saved(dom, vm_uuid, PowerState.HALTED)  # saved meanwhile (virsh managedsave): not shut down
+            _refuse_shut_off_otherwise(vm_uuid, state[1])
         return True
 
     def is_transient(self, vm_uuid: str) -> bool:
@@ -327,6 +328,35 @@ def _saved_args(dom: libvirt.virDomain) -> str | None:
 def _refuse_saved(dom: libvirt.virDomain, vm_uuid: str, needed: PowerState) -> None:
     if dom.hasManagedSaveImage(0):
         raise codes.libvirt_saved(vm_uuid, needed.value)
+
+
+def _shut_off_how(reason: int) -> str | None:
+    """libvirt's shut-off reason in words, for a domain that went off while its clean shutdown was awaited;
+    None for VIR_DOMAIN_SHUTOFF_SHUTDOWN, the one reason that is the guest powering off (ACPI or agent).
+    Any other is not a clean shutdown, though the domain is off: destroyed (virsh destroy), crashed (its
+    QEMU died without the guest powering off), saved, migrated, reverted to a snapshot, failed, killed by
+    libvirtd, or UNKNOWN (libvirtd lost sight of it, e.g. a QEMU that died while libvirtd restarted): a
+    clean shutdown is said only when libvirt says so."""
+    if reason == libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN:
+        return None
+    return {
+        libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "by being destroyed (virsh destroy)",
+        libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "by crashing (its QEMU process ended without the guest powering off)",
+        libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: "by being migrated to another host",
+        libvirt.VIR_DOMAIN_SHUTOFF_SAVED: "by being saved (virsh save)",
+        libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "by a failure libvirt reported",
+        libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: "by a revert to a snapshot",
+        libvirt.VIR_DOMAIN_SHUTOFF_DAEMON: "by libvirtd itself",
+    }.get(reason, "for a reason libvirt does not know")
+
+
+def _refuse_shut_off_otherwise(vm_uuid: str, reason: int) -> None:
+    """A domain found off after its clean shutdown was requested, but shut off by something else: an error,
+    so that power.stop_vm reports it as a clean shutdown that failed while the VM halted anyway (``halted``,
+    found halted; with forcing off, :func:`vgpu.power.halted_despite`), never "shut down cleanly"."""
+    how = _shut_off_how(reason)
+    if how is not None:
+        raise codes.libvirt_shut_off_otherwise(vm_uuid, how)
 
 
 def _is_off(dom: libvirt.virDomain) -> bool:
