@@ -669,6 +669,54 @@ def test_a_rollback_puts_the_previous_segment_back_beside_a_qemu_arg_added_meanw
         host.close()
 
 
+def _edited_while_updating(vm_uuid: str, edit: Callable[[list[str]], list[str]]):
+    """A progress callback that, as the change updates the database (after it read the args once the VM was
+    stopped, before it writes them), redefines the domain with its <qemu:arg> list edited: an admin's
+    virsh edit landing in that window."""
+    done = []
+
+    def progress(event) -> None:
+        if event.step == "updating" and not done:
+            admin = LibvirtHost(URI)
+            try:
+                done.append(admin.set_device_model_args(vm_uuid, join_args(edit(split_args(admin.get_device_model_args(vm_uuid))))))
+            finally:
+                admin.close()
+
+    return progress
+
+
+def test_an_admins_edit_of_other_args_between_the_changes_read_and_its_write_is_kept(domains, host, tmp_path):
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)
+    added = ["-smbios", "type=1,serial=admin"]
+    with store:
+        result = reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True,
+                                progress=_edited_while_updating(vm_uuid, lambda argv: argv + added),
+                                policy=StopPolicy(clean_timeout=2))
+        assert result.changed and result.restarted
+        new = VMConfig("B", Priority.LOW, 5)
+        args = split_args(host.get_device_model_args(vm_uuid))
+        assert args[args.index("-smbios") + 1] == added[1], args  # the admin's edit kept
+        assert devargs.parse(host.get_device_model_args(vm_uuid)).config == new  # and vgpu's segment is the new one
+        argv = qemu_argv(name)
+        assert argv[argv.index("-smbios") + 1] == added[1] and devargs.parse_list(argv).config == new
+        assert "-msg" in argv  # ADMIN_ARGS, there from the start
+
+
+def test_a_change_of_the_vgpu_segment_between_the_changes_read_and_its_write_is_refused_and_left(domains, host, tmp_path):
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)
+    theirs = VMConfig("A", Priority.HIGH, 7)
+    with store:
+        with pytest.raises(ReconfigureFailed) as caught:
+            reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True,
+                           progress=_edited_while_updating(vm_uuid, lambda argv: split_args(devargs.merge(join_args(argv), theirs))),
+                           policy=StopPolicy(clean_timeout=2))
+        assert "changed on the host" in str(caught.value), caught.value
+        assert vms.get(store, vm_uuid).config == VMConfig("A", Priority.LOW, 5)  # the database as it was
+        assert devargs.parse(host.get_device_model_args(vm_uuid)).config == theirs  # their segment left as they wrote it
+        assert host.power_state(vm_uuid) is PowerState.RUNNING and devargs.parse_list(qemu_argv(name)).config == theirs
+
+
 def test_register_scan_reconfigure_yes_then_no_then_remove(domains, host, tmp_path):
     vm_uuid, name = new_vm(domains, "running")
     console = domains.console(vm_uuid)

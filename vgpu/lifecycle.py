@@ -23,11 +23,11 @@ import attrs
 from . import attention, audit, devargs, journal, locations, naming, values, vms
 from .basics import NAME_MAX
 from .confirming import ask, check_confirm
-from .errors import (DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
+from .errors import (Conflict, DuplicateVM, HostUnreachable, HypervisorError, InvalidValue, NotFound, NotRegistered,
                      PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StartedSincePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, describe_best_reading, refusal_advice, tells_booted
+from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, describe_best_reading, refusal_advice, set_args_if_unchanged, tells_booted
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
@@ -53,20 +53,43 @@ from .store import Store
 # --- single steps -----------------------------------------------------------------------------------------
 
 
+_WRITE_ATTEMPTS = 5  # writes of one segment met by yet another edit of the args each time: someone keeps editing
+
+
 def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | None, current: str | None = None, *,
-                             before_writing: Callable[[], None] | None = None) -> str:
+                             before_writing: Callable[[], None] | None = None, vm_name: str | None = None) -> str:
     """Set (or with None, remove) vgpu's segment in the VM's device-model args, keeping everything else.
-    Returns the new args. Writes nothing when they already say so. ``current``: the args as just read by
-    the caller, under the VM's lock (saves reading them again). ``before_writing`` is called before a write
-    (not at all when there is none)."""
+    Returns the new args. Writes nothing when they already say so. ``current``: the args as read by the
+    caller, under the VM's lock (saves reading them again). ``before_writing`` is called before the first
+    write (not at all when there is none).
+
+    The write is based on ``current``: where the host can tell at no cost that its args are other ones by
+    now (libvirt, see :func:`vgpu.hypervisor.base.set_args_if_unchanged`), an admin edited them since the
+    caller's read (a reconfigure reads them once the VM is stopped, then updates the database first). An
+    edit outside vgpu's segment is kept: the segment is merged into the args found and written again. An
+    edit of vgpu's own segment is refused as :func:`check_segment_unchanged` refuses it (SegmentChanged,
+    naming the VM as ``vm_name``), the args left as found."""
     if current is None:
         current = host.get_device_model_args(vm_uuid)
-    wanted = devargs.merge(current, config, quoted=args_quoted(host, vm_uuid))
-    if wanted != current:
-        if before_writing is not None:
-            before_writing()
-        host.set_device_model_args(vm_uuid, wanted)
-    return wanted
+    quoted = args_quoted(host, vm_uuid)
+    wanted = devargs.merge(current, config, quoted=quoted)
+    if wanted == current:
+        return wanted
+    if before_writing is not None:
+        before_writing()
+    for _ in range(_WRITE_ATTEMPTS):
+        found = set_args_if_unchanged(host, vm_uuid, wanted, current)
+        if found is None:
+            return wanted
+        if devargs.parse(found, quoted=quoted) != devargs.parse(current, quoted=quoted):
+            raise SegmentChanged(vm_uuid, vm_name, found)
+        current, wanted = found, devargs.merge(found, config, quoted=quoted)
+        if wanted == current:
+            return wanted
+    vm = f"VM {vm_name} ({vm_uuid})" if vm_name else f"VM {vm_uuid}"
+    raise Conflict("device-model args of VM", vm_uuid, "edits on the host", sentence=(
+        f"the device-model args of {vm} changed on the host each time vgpu was about to write its segment "
+        f"({_WRITE_ATTEMPTS} times); they were left as they are: try again once nobody else edits them"))
 
 
 def put_back_device_model_args(host: Hypervisor, vm_uuid: str, args: str, current: str | None = None, *,
@@ -502,7 +525,7 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
             if args is None:
                 args = host.get_device_model_args(op.vm_uuid)
             op = journal.advance(store, op, journal.WRITING_ARGS, args_before=args)  # what a rollback puts back
-            update_device_model_args(host, op.vm_uuid, plan.new, args)
+            update_device_model_args(host, op.vm_uuid, plan.new, args, vm_name=plan.vm.vm_name)
             started_by_other = ""
             if op.was_running:
                 op = journal.advance(store, op, journal.STARTING)

@@ -16,7 +16,7 @@ from ..errors import VgpuError
 if TYPE_CHECKING:  # for annotations only: importing the protocol builds none of the VM value types
     from ..models import HostVM, PowerState
 
-__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "describe_best_reading", "is_transient", "refusal_advice", "tells_booted"]  # the key is defined in vgpu.basics, named here for the backends
+__all__ = ["Hypervisor", "DEFAULT_ARGS_KEY", "args_quoted", "booted_after_start", "describe", "describe_best_reading", "is_transient", "refusal_advice", "set_args_if_unchanged", "tells_booted"]  # the key is defined in vgpu.basics, named here for the backends
 
 
 def args_quoted(host: object, vm_uuid: str | None = None) -> bool:
@@ -138,6 +138,23 @@ def describe_best_reading(host: Hypervisor, vm_uuid: str) -> tuple[HostVM, bool]
     is decided or written on them (a reconfigure that stops the VM: once it is stopped)."""
     own: Callable[[str], tuple[HostVM, bool]] | None = getattr(host, "describe_vm_best_reading", None)
     return own(vm_uuid) if own is not None else (describe(host, vm_uuid), True)
+
+
+def set_args_if_unchanged(host: Hypervisor, vm_uuid: str, value: str, expected: str) -> str | None:
+    """Write ``value`` as the VM's device-model args, computed from ``expected`` (the args as the caller read
+    them), unless the host holds other args by now (an admin's edit since that read): None when written (or
+    already ``value``), else the args found, nothing written, for the caller to merge its change into.
+
+    Only a backend with its own ``set_device_model_args_if_unchanged`` compares: libvirt, whose write reads
+    the domain's definition before defining it anyway, so the comparison costs no call, and whose write
+    replaces the whole <qemu:arg> list, so a stale value would throw an admin's edit away. Any other is
+    written as before: xe and XenAPI would pay one more xe process or XenAPI call per write to compare (the
+    round trips tests/test_round_trips.py counts), for a window that is the caller's own few milliseconds."""
+    own: Callable[[str, str, str], str | None] | None = getattr(host, "set_device_model_args_if_unchanged", None)
+    if own is not None:
+        return own(vm_uuid, value, expected)
+    host.set_device_model_args(vm_uuid, value)
+    return None
 
 
 def booted_after_start(host: Hypervisor, vm_uuid: str) -> str | None:

@@ -130,17 +130,33 @@ class LibvirtHost:
     # --- changing -------------------------------------------------------------------------------------
 
     def set_device_model_args(self, vm_uuid: str, value: str) -> None:
+        self._define_args(vm_uuid, value, None)
+
+    def set_device_model_args_if_unchanged(self, vm_uuid: str, value: str, expected: str) -> str | None:
+        """Write ``value`` unless the domain's args are no longer ``expected``, the ones it was computed from:
+        None when written (or already ``value``), else the args found, nothing written. The whole <qemu:arg>
+        list is replaced, so a value computed from args read before an admin's virsh edit would throw the edit
+        away; the definition is read before defining anyway, so the comparison costs no call (see
+        :func:`vgpu.hypervisor.base.set_args_if_unchanged`). libvirt has no compare-and-define: an edit in the
+        microseconds between that read and the define is still overwritten."""
+        return self._define_args(vm_uuid, value, expected)
+
+    def _define_args(self, vm_uuid: str, value: str, expected: str | None) -> str | None:
         argv = _argv(value)
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
             # SECURE keeps secrets (a VNC password, say) that the plain XML leaves out and a redefinition would lose.
             xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-            if libvirt_fwcfg.argv_of(xml) == argv:
-                return
+            found = libvirt_fwcfg.argv_of(xml)
+            if found == argv:
+                return None
+            if expected is not None and libvirt_xml.join_args(found) != expected:
+                return libvirt_xml.join_args(found)
             new_xml = libvirt_fwcfg.with_argv(xml, argv)  # vgpu's blob back into a fw_cfg entry, if it has one
             if not dom.isPersistent():
                 raise codes.host_error(codes.VM_IS_TRANSIENT, [vm_uuid], vm_uuid)
             self._connection().defineXML(new_xml)
+        return None
 
     def clean_shutdown(self, vm_uuid: str, timeout: float, *, halted_ok: bool = True) -> bool:
         dom = self._domain(vm_uuid)
