@@ -559,6 +559,81 @@ def test_a_vm_that_came_up_with_the_new_configuration_during_the_rollback_is_not
     assert "apply-vm" in said or "with the args it held before" in said, said
 
 
+def test_a_start_that_ran_the_vm_is_not_undone_when_the_host_cannot_be_asked_right_after(backend, monkeypatch):
+    """The start ran the VM and failed; the look right after fails too (the host busy for a moment): the
+    rollback asks again before undoing anything, finds it running with the change, and leaves it to recover,
+    which finishes it. Never the previous configuration written back under a VM running the new one."""
+    under_test, world, uuid = backend
+    starts_despite_failing(world, monkeypatch)
+    original, looks = lifecycle.describe, []
+
+    def describe(host, vm_uuid):
+        looks.append(vm_uuid)
+        if len(looks) == 1:
+            raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: busy")
+        return original(host, vm_uuid)
+
+    monkeypatch.setattr(lifecycle, "describe", describe)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error = failed.value
+    assert not error.rolled_back and not error.vm_restarted
+    assert error.rollback_error.code == codes.VM_RUNNING_AFTER_FAILED_START and "recover" in str(error)
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW)  # nothing undone
+    assert world.power(uuid) is PowerState.RUNNING and len(world.open_ops()) == 1
+    monkeypatch.undo()
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == "finished" and world.config(uuid) == NEW and world.open_ops() == []
+
+
+def test_a_rollback_that_finds_the_vm_started_by_someone_else_does_not_say_it_started_it(backend, monkeypatch):
+    """Someone else starts the VM with its old args while the change has it stopped; restarting it into the
+    new configuration is refused (its guest cannot shut down cleanly, and forcing is off): the rollback puts
+    the old configuration back, and the VM runs with it, but the rollback did not start it."""
+    from vgpu.lifecycle import StopPolicy as Policy
+
+    under_test, world, uuid = backend
+    original = journal.advance
+
+    def advance(store, op, to, **recorded):
+        if to == journal.WRITING_ARGS:  # after our stop, before our write: started with the old args
+            world.sim.start(uuid)
+            world.sim.set_fault("clean_shutdown", "lacks_feature", uuid)
+        return original(store, op, to, **recorded)
+
+    monkeypatch.setattr(journal, "advance", advance)
+    policy = Policy(clean_timeout=5, tick=0.05, force=False)
+    if under_test.name not in TELLS_BOOTED:  # it cannot tell what the VM runs, so it is not restarted: done
+        result = lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True, policy=policy)
+        assert result.started_by_other == "unknown" and world.config(uuid) == NEW
+        return
+    with pytest.raises(ReconfigureFailed) as failed:
+        lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True, policy=policy)
+    said = str(failed.value)
+    assert world.config(uuid) == OLD and world.power(uuid) is PowerState.RUNNING and world.open_ops() == []
+    assert "started again" not in said and not failed.value.vm_restarted, said
+    assert said.endswith("and the VM started meanwhile (not by the rollback) and runs with it"), said
+
+
+def test_a_vm_that_booted_with_an_unreadable_segment_is_not_said_to_have_booted_older_args(backend, monkeypatch):
+    under_test, world, uuid = backend
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        written = world.sim.get_device_model_args(vm_uuid)
+        world.sim.set_device_model_args(vm_uuid, written.replace("vm_id=4", "vm_id=4;extra"))
+        original(host, vm_uuid, *args, **kwargs)
+        world.sim.set_device_model_args(vm_uuid, written)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    result = to_pool_b(world, under_test.host, uuid)
+    if under_test.name not in TELLS_BOOTED:
+        return
+    assert result.booted == "other" and result.booted_with.present and result.booted_with.config is None
+    why = result.why_not_running_with_it
+    assert "cannot be read" in why and "held before" not in why and "platform filter" not in why, why
+
+
 def test_a_vm_that_booted_with_an_older_segment_than_its_args_is_not_blamed_on_the_platform_filter(backend, monkeypatch):
     under_test, world, uuid = backend
     original = lifecycle.start_vm

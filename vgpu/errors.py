@@ -346,11 +346,11 @@ class ReconfigureFailed(VgpuError):
     ``rollback_error`` makes it False whatever is passed), ``left_halted`` True also with a ``restart_error``,
     and ``vm_restarted`` is ``restarted``: a script reads these fields, not the sentence. ``started_again``
     is how the VM was started again, as said after "the VM": what the host saw it boot with (``vm_booted``
-    says it for a script)."""
+    says it for a script); "" says nothing of it (not started again), None the usual words."""
 
     def __init__(self, vm_uuid: str, cause: VgpuError, rolled_back: bool, rollback_error: VgpuError | None = None,
                  restart_error: VgpuError | None = None, *, restarted: bool = True, left_halted: bool = False,
-                 args_left: str = "", started_again: str = "started again") -> None:
+                 args_left: str = "", started_again: str | None = None) -> None:
         self.vm_uuid = vm_uuid
         self.cause = cause
         self.rolled_back = rolled_back
@@ -368,15 +368,23 @@ class ReconfigureFailed(VgpuError):
         elif rolled_back and args_left:
             super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); {args_left}")
         elif rolled_back:  # only after the DB took the new values: the new configuration is what failed
-            again = f" and the VM {started_again}" if restarted else ""
+            if started_again is None:
+                started_again = "started again" if restarted else ""
+            again = f" and the VM {started_again}" if started_again else ""
             super().__init__(f"VM {vm_uuid} failed with its new configuration ({cause}); "
                              f"the previous configuration was restored{again}")
         else:  # may have failed at any step, the stop included
             when = ("once the host is reachable" if isinstance(rollback_error, HostUnreachable) else
+                    "now: it finishes the change the VM runs with" if _runs_after_failed_start(rollback_error) else
                     "once the database can be written" if isinstance(rollback_error, StoreError) else "once the cause is fixed")
             halted = "; the VM was stopped for the change and is halted" if left_halted else ""
             super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}) and rolling back also failed "
                              f"({rollback_error}){halted}; run 'vgpu-admin recover' {when}")
+
+
+def _runs_after_failed_start(error: VgpuError | None) -> bool:
+    # codes.VM_RUNNING_AFTER_FAILED_START, spelt out: vgpu.hypervisor.codes imports this module
+    return isinstance(error, HypervisorError) and error.code == "VM_RUNNING_AFTER_FAILED_START"
 
 
 class ConfigError(VgpuError):

@@ -686,6 +686,8 @@ def _why_booted_other(booted: Booted) -> str:
         return "the host cannot say why"
     if booted.args_changed:
         return "its args were changed by someone else after they were written"
+    if booted.segment is not None and booted.segment.present and booted.segment.config is None:
+        return "its booted segment cannot be read: see what its args and the host's logs say"
     if booted.segment is not None and booted.segment.present:
         return "the host started it with the args it held before they were last written"
     return "the host started it without its args key"
@@ -705,6 +707,9 @@ def not_running_with_it(vm_uuid: str, booted: Booted, expected: str = "its regis
     elif booted.args_changed is None:
         why = (f"the host started it without its vgpu segment, or someone else changed its args meanwhile "
                f"(see 'vgpu-admin show-vm --vm-uuid={vm_uuid}')")
+    elif booted.segment is not None and booted.segment.present and booted.segment.config is None:
+        why = (f"it booted with a vgpu segment that cannot be read, though its args hold the registered one "
+               f"('vgpu-admin show-vm --vm-uuid={vm_uuid}' shows them; {apply} restarts it with them)")
     elif booted.segment is not None and booted.segment.present:
         why = (f"the host started it with the args it held before they were last written ({apply} restarts it "
                f"with its registered configuration)")
@@ -817,7 +822,15 @@ class Restored:
     # The args someone else changed vgpu's segment in after the change wrote it (neither the change's segment
     # nor the previous one), left as they are: what they hold. None: the previous segment is in place.
     args_left: SegmentState | None = None
-    booted: Booted | None = None  # restarted: what it booted with, against what the rollback put back
+    booted: Booted | None = None  # restarted (or found running): what it booted with, against what its args held
+    # Not started by the rollback, but found running once it was done: the change's start, said to have failed,
+    # went on (or someone else started it), so it may have booted with the args being undone.
+    found_running: bool = False
+
+    @property
+    def runs_again(self) -> bool:
+        """The VM runs again after the rollback: started by it, or found started meanwhile."""
+        return self.restarted or self.found_running
 
     @property
     def runs(self) -> str:
@@ -833,6 +846,13 @@ class Restored:
 def started_again(restored: Restored) -> str:
     """How a VM a rollback started again booted, as said after "the VM": "started again" only when the host
     saw it boot with what was put back; else that the host cannot tell, or what it booted with and why."""
+    if restored.found_running:  # not started by the rollback: what it booted with is said all the same
+        said = "started meanwhile (not by the rollback)"
+        if restored.runs == RUNS_NEW:
+            return f"{said} and runs with it"
+        if restored.runs in (RUNS_OTHER, NOT_RUNNING) and restored.booted is not None:
+            return f"{said}, {started_short(restored.booted).removeprefix('started, ')}"
+        return f"{said}; the host cannot tell what it booted with"
     if restored.booted is None or restored.runs == RUNS_NEW:
         return "started again"
     if restored.runs == RUNS_UNKNOWN:
@@ -846,7 +866,7 @@ def args_left_sentence(restored: Restored) -> str:
     assert restored.args_left is not None
     said = (f"the registration was restored, but its args were changed by someone else meanwhile and were left as "
             f"they are ({_segment_shown(restored.args_left)})")
-    if not restored.restarted:
+    if not restored.runs_again:
         return said
     return said + (", and the VM started again with them" if started_again(restored) == "started again"
                    else f", and the VM {started_again(restored)}")
@@ -911,6 +931,8 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     before = op.old
     assert before is not None, "a reconfigure (the one operation rolled back) journals the VM as it was"
     asked_to_start = op.was_running and op.step == journal.STARTING  # before the registration's restore moves it
+    if asked_to_start:
+        _refuse_undoing_what_runs(host, op)
     old = before.config
     try:
         op = _restore_registration(store, op, old, restoring)
@@ -930,9 +952,10 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                    current, before_writing=restoring)
     power = host.power_state(op.vm_uuid) if op.was_running else None
     if asked_to_start and power is PowerState.RUNNING:
-        # The change's start was said to fail, yet the VM runs (a start that outlived our wait): it may have
-        # booted with the args being undone. Not "the previous configuration is back": the host is asked.
-        return Restored(restarted=True, args_left=left, booted=_booted_as_held(host, op.vm_uuid, _segment_held(host, op.vm_uuid)))
+        # Halted when asked above, running now: the change's start went on after all (or someone else started
+        # it) while this was undone, so it may have booted with the args being undone; the host says.
+        held = _segment_held(host, op.vm_uuid)
+        return Restored(args_left=left, booted=_booted_as_held(host, op.vm_uuid, held), found_running=True)
     if power is not PowerState.HALTED:
         return Restored(args_left=left)
     # "Started again" must mean it booted with what its args hold as it is started (what was put back, or the
@@ -960,6 +983,16 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
 def _booted_as_held(host: Hypervisor, vm_uuid: str, held: SegmentState | None) -> Booted:
     """What a VM a rollback started (or found started) booted with, against the segment its args held."""
     return Booted(RUNS_UNKNOWN) if held is None else what_it_booted(host, vm_uuid, held.config)
+
+
+def _refuse_undoing_what_runs(host: Hypervisor, op: journal.Operation) -> None:
+    """Before undoing a change whose start the host said failed, ask the host: a VM running with the new
+    configuration (its start went on, or failed only once the domain was up), or with one the host cannot
+    tell, is not undone (VM_RUNNING_AFTER_FAILED_START: recover finishes it), since the change may have
+    reached it. A host that cannot be asked fails the rollback the same way: it is left to recover."""
+    seen = describe(host, op.vm_uuid)
+    if seen.power_state is PowerState.RUNNING and what_it_runs(host, op.vm_uuid, seen.booted_args, op.new) != RUNS_OTHER:
+        raise codes.host_error(codes.VM_RUNNING_AFTER_FAILED_START, [op.vm_uuid], op.vm_uuid)
 
 
 def _segment_held(host: Hypervisor, vm_uuid: str) -> SegmentState | None:
@@ -1086,7 +1119,7 @@ def _restored_state(restored: Restored, op: journal.Operation) -> str:
         return f"its previous configuration is in place, but the VM would not start with it ({restored.start_error}) and is halted"
     if restored.restarted and started_again(restored) == "started again":
         return "the VM was stopped for the change and started again with its previous configuration"
-    if restored.restarted:
+    if restored.runs_again:
         return f"its previous configuration is in place; the VM was stopped for the change and {started_again(restored)}"
     return "the VM keeps its previous configuration"
 
@@ -1157,11 +1190,11 @@ def _closed_after_rollback(store: Store, host: Hypervisor, op: journal.Operation
     close(store, op, journal.ROLLED_BACK, _rolled_back_detail(failure, restored), power=_power_after(op, restored))
     again = started_again(restored)
     if not op.db_updated:
-        tail = f"; its configuration was not changed and the VM was {again}" if restored.restarted else "; nothing was changed"
+        tail = f"; its configuration was not changed and the VM was {again}" if restored.runs_again else "; nothing was changed"
         failure.reword(failure.sentence + tail)
         return _restarted_as(failure, restored)
     error = ReconfigureFailed(op.vm_uuid, failure, rolled_back=True, restarted=restored.restarted, args_left=left,
-                              started_again=again)
+                              started_again=again if restored.runs_again else "")
     if ran_with is not None and not left:
         error.reword(f"VM {op.vm_uuid} would not start with its registered configuration ({failure}); it was "
                      "started again with the arguments it ran with before, which now differ from the database "
@@ -1258,7 +1291,7 @@ def _roll_back_unexpected(store: Store, host: Hypervisor, op: journal.Operation,
                          f"the VM would not start with it ({restored.start_error}) and is marked as needing attention.")
         return
     running = " and the VM is running" if op.was_running else ""
-    if restored.restarted and started_again(restored) != "started again":
+    if restored.runs_again and started_again(restored) != "started again":
         running = f" and the VM was {started_again(restored)}"
     failure.add_note(f"The change to VM {op.vm_uuid} was rolled back: its previous configuration is in place{running}.")
 

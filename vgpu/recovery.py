@@ -245,7 +245,7 @@ def _undo(store: Store, host: Hypervisor, op: journal.Operation, look: _Look, pr
         return _args_left(why, op, restored)
     if restored.start_error is not None:
         return _not_restarted(why, restored.start_error)
-    if restored.restarted:
+    if restored.runs_again:
         return _restarted(op, restored, f"{why}; {_started_again(op, restored)}")
     if look.power is PowerState.RUNNING:
         runs = "the arguments it ran with before" if op.ran_with is not None else "its previous configuration"
@@ -272,9 +272,9 @@ def _found_running(store: Store, op: journal.Operation, runs: str) -> str:
 def _undo_unconfirmed(store: Store, host: Hypervisor, op: journal.Operation, unconfirmed: ShutdownNotConfirmed,
                       progress: ProgressCallback, why: str) -> _Outcome:
     restored = _roll_back(store, host, op, progress)
-    if restored.args_left is not None and restored.restarted:
+    if restored.args_left is not None and restored.runs_again:
         return _args_left(why, op, restored)
-    if restored.restarted:
+    if restored.runs_again:
         return _restarted(op, restored, f"{why}; {_started_again(op, restored)}")
     text = _mark_unconfirmed(store, op, unconfirmed, "once it has, start it")
     kept = ("the previous configuration is kept" if restored.args_left is None
@@ -306,7 +306,7 @@ def _args_left(why: str, op: journal.Operation, restored: lifecycle.Restored) ->
                                                       "then start it")
     if restored.not_running_with_it:
         return _restarted(op, restored, detail)
-    power = PowerState.RUNNING if restored.restarted else None
+    power = PowerState.RUNNING if restored.runs_again else None
     return _Outcome(ROLLED_BACK, detail, attention=lifecycle.runs_unregistered(restored, op.old.config), power=power)
 
 
