@@ -408,3 +408,56 @@ def test_list_vms_does_not_list_under_a_label_the_vms_of_the_host_it_named_befor
     narrowed = world.cli("list-vms", hosts=["gpu2"])
     assert narrowed.code == 0 and R1 not in narrowed.out, narrowed
     assert listed_host(world.cli("list-vms", hosts=[]), R1) == apart(world, "gpu2")
+
+
+# --- a database this process may only read --------------------------------------------------------------------
+# The labels cannot be made to agree with [hosts] there: a run that would read a label as another host than the
+# one it names now (a VM still running on the old host called missing, another host's VMs under a swapped label)
+# is refused instead; one with nothing to relabel reads as ever.
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Calling it makes every Store opened from then on one this process may only read (SQLite opens the file
+    read-only, as on a read-only mount or without write access: root ignores file modes)."""
+    from vgpu import store as store_module
+
+    def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+
+    return lambda: monkeypatch.setattr(store_module, "_connect", connect)
+
+
+def refused_as_unrelabelled(outcome, *labels: str) -> None:
+    assert outcome.code == 1 and outcome.out == "", outcome
+    line = outcome.one_error_line()
+    assert "holds host labels that [hosts] now names differently" in line, line
+    assert "a run with write access relabels them first" in line, line
+    for label in labels:
+        assert label in line, line
+
+
+def test_a_read_only_database_whose_label_now_names_another_host_is_refused_not_misread(world, read_only):
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    before = rows(world, "vgpu_locations")
+    read_only()
+    for words in (["show-vm", f"--vm-uuid={R1}"], ["scan-vms"], ["list-vms"], ["recover"], ["status"]):
+        refused_as_unrelabelled(world.cli(*words, hosts=reused(world)), "gpu2")
+    assert rows(world, "vgpu_locations") == before
+
+
+def test_a_read_only_database_with_a_renamed_label_is_refused_not_misread(world, read_only):
+    unfinished_change(world, "gpu2")
+    read_only()
+    for words in (["show-vm", f"--vm-uuid={R1}"], ["recover"]):
+        refused_as_unrelabelled(world.cli(*words, hosts=config_b(world)), "gpu2", "gpu3")
+    assert open_operations(world) == ["gpu2"]
+
+
+def test_a_read_only_database_with_nothing_to_relabel_reads_as_ever(world, read_only):
+    ok_lines(world.cli("register-vm", f"--vm-uuid={R1}", "--vm-id=7", hosts=config_a(world)))
+    read_only()
+    shown = ok_lines(world.cli("show-vm", f"--vm-uuid={R1}", hosts=config_a(world)))
+    assert "Host: gpu2" in [line.strip() for line in shown], shown
+    assert world.cli("scan-vms", hosts=config_a(world)).code == 0

@@ -337,7 +337,8 @@ def adopt_same_hosts(store: Store, host: Hypervisor) -> None:
     unfinished operations move under the run's label (a VM placed there and copied here, or the other way
     round, is one VM on one host), and its identity goes. A label of the run remembered as another host (its URI
     changed in the config) has what it remembered kept apart, as a host this run does not configure. One small
-    read when there is nothing to move. Best effort: a database this process may only read keeps them."""
+    read when there is nothing to move. On a database this process may only read, a StoreError when there is
+    something to move (read under the old labels, a VM still on the old host would be called missing)."""
     named, off_limits = run_identities(host)
     if named:
         adopt_identities(store, named, off_limits)
@@ -356,14 +357,29 @@ def adopt_configured_hosts(store: Store, hosts: Mapping[str, str], left_out: Map
 def adopt_identities(store: Store, named: Mapping[str, str], off_limits: Collection[str] = ()) -> None:
     """:func:`adopt_same_hosts` for a run's hosts given as label -> identity (:func:`identities_of`)."""
     with store.reading() as conn:
-        if not relabelling(select_identities(conn), named, off_limits):
+        moves = relabelling(select_identities(conn), named, off_limits)
+        if not moves:
             return
     try:
         with store.writing() as conn:
-            for old, new in relabelling(select_identities(conn), named, off_limits):  # again, under the write lock
+            moves = relabelling(select_identities(conn), named, off_limits)  # again, under the write lock
+            for old, new in moves:
                 _move_label(conn, old, new)
-    except StoreError:
-        pass
+    except StoreError as error:
+        raise _cannot_relabel(store, moves, error) from error
+
+
+def _cannot_relabel(store: Store, moves: list[tuple[str, str]], error: StoreError) -> StoreError:
+    """The refusal of a run whose labels could not be made to agree with its hosts (``moves``, :func:`relabelling`):
+    read under the old labels, a VM still running on a host whose label now names another would be called
+    missing, and another host's VMs listed under its label, so nothing is read."""
+    told = [f"{old} now names another host" if new.startswith(f"{old}@") else f"{old} is {new} now"
+            for old, new in moves]
+    cause = str(error).removeprefix(f"could not write to database {store.path}: ")
+    return StoreError(store.path, (
+        f"database {store.path} holds host labels that [hosts] now names differently ({'; '.join(told)}), and this "
+        f"run cannot relabel them: {cause}; a run with write access relabels them first (any command that reads "
+        f"where VMs are, such as 'vgpu-admin status'); nothing was read under the old labels"))
 
 
 def _move_label(conn: sqlite3.Connection, old: str, new: str) -> None:
