@@ -461,3 +461,32 @@ def test_a_read_only_database_with_nothing_to_relabel_reads_as_ever(world, read_
     shown = ok_lines(world.cli("show-vm", f"--vm-uuid={R1}", hosts=config_a(world)))
     assert "Host: gpu2" in [line.strip() for line in shown], shown
     assert world.cli("scan-vms", hosts=config_a(world)).code == 0
+
+
+# --- recover on one host named by its URI, of a change made on a host of the fleet ------------------------------
+
+
+def test_recover_on_one_host_by_uri_of_a_change_kept_apart_gives_that_hosts_uri_under_another_label(world):
+    """--host gpu2@URI is no label a run can be given: the advice is its URI under a label other than gpu2."""
+    unfinished_change(world, "gpu2")
+    ok_lines(world.cli("status", hosts=reused(world)))  # gpu2 given to another host: the change is kept apart
+    recovered = world.cli("recover", hosts=[world.uris["gpu2"]])
+    assert recovered.code == 1, recovered
+    (line,) = recovered.out_lines
+    identity = apart(world, "gpu2").split("@", 1)[1]
+    assert f"its URI {identity} under a label other than gpu2, which names another host now" in line, line
+    assert "--host gpu2@" not in line, line
+    followed = world.cli("recover", hosts=[f"other={identity}"])
+    assert followed.code == 0 and followed.out_lines[0].split(": ")[1].startswith("rolled-back"), followed
+
+
+def test_recover_on_one_host_by_uri_of_a_change_made_on_a_labelled_host_names_its_label_and_uri(world):
+    """Before any run relabelled it, gpu2 may name another host in [hosts] now: the advice names its URI too."""
+    unfinished_change(world, "gpu2")
+    recovered = world.cli("recover", hosts=[world.uris["gpu1"]])
+    assert recovered.code == 1, recovered
+    (line,) = recovered.out_lines
+    identity = apart(world, "gpu2").split("@", 1)[1]
+    assert f"(--host gpu2={identity})" in line, line
+    followed = world.cli("recover", hosts=[f"gpu2={identity}"])
+    assert followed.code == 0 and followed.out_lines[0].split(": ")[1].startswith("rolled-back"), followed

@@ -104,8 +104,11 @@ def recover(
     # each operation's host as this run's hosts name it: a label renamed in [hosts] is that host, and one given to
     # another host has its operations kept apart (left alone, as a host not configured), never taken there
     locations.adopt_same_hosts(store, host)
+    with store.reading() as conn:
+        remembered = locations.select_identities(conn)  # each label's URI, for the advice of a run of one host
     for listed in journal.unfinished(store):
-        target, elsewhere = for_operation(host, listed.host)  # the host of the fleet it was made on
+        # the host of the fleet it was made on
+        target, elsewhere = for_operation(host, listed.host, remembered.get(listed.host or ""))
         if target is None:
             results.append(Recovery(listed.op_id, listed.vm_uuid, listed.kind, listed.step, OTHER_HOST, elsewhere))
             continue

@@ -732,23 +732,27 @@ def named_for(host: Hypervisor, label: str | None, error: VgpuError) -> VgpuErro
     return host._named(label, error) if isinstance(host, Fleet) and label else error
 
 
-def for_operation(host: Hypervisor, label: str | None) -> tuple[Hypervisor | None, str]:
+def for_operation(host: Hypervisor, label: str | None, identity: str | None = None) -> tuple[Hypervisor | None, str]:
     """The host an operation journalled on host ``label`` is to be recovered on: that host of the fleet; the
     whole fleet (found by UUID) for an operation of a single host without a label; or None and why, when
-    the host it belongs to is not in this run."""
+    the host it belongs to is not in this run. ``identity``: the URI the database remembers for ``label``
+    (:func:`vgpu.locations.select_identities`), which a run of one host named by its URI names in its advice,
+    as it knows no [hosts] to tell whether the label still names that host."""
     if not label:
         return host, ""
     if isinstance(host, Fleet):
         member = host.member(label)
         if member is not None:
             return member, ""
-        here = ", ".join(host.labels) if host.labels != ("",) else "one host, named by its URI"
-    else:
-        here = "one host, named by its URI"
+    fleet = host if isinstance(host, Fleet) and host.labels != ("",) else None  # None: one host, named by its URI
+    here = ", ".join(fleet.labels) if fleet else "one host, named by its URI"
     made = f"it was made on host {label} of the fleet, and this run has {here}"
-    if isinstance(host, Fleet) and host.labels != ("",) and label not in host.elsewhere:
-        # neither in this run nor among the configured hosts it leaves out (elsewhere): taken out of [hosts], so
-        # --host LABEL would be refused as an unknown host (one host opened by its URI alone knows no [hosts])
+    # a label kept apart (vgpu.locations.apart_label: gpu2@URI) is one no --host can give; a fleet's label neither
+    # in this run nor among the configured hosts it leaves out (elsewhere) was taken out of [hosts], so --host LABEL
+    # would be refused as an unknown host (one host opened by its URI alone knows no [hosts])
+    if "@" in label or (fleet and label not in fleet.elsewhere):
         return None, (f"{made}; {label} is not one of this run's configured hosts (not in [hosts], nor given by "
                       f"--host): run 'vgpu-admin recover' with that host given again ({codes.give_again(label)})")
+    if not fleet and identity:  # [hosts] may name another host gpu2 by now: the URI it was made on says which
+        return None, f"{made}; run 'vgpu-admin recover' with that host (--host {label}={identity})"
     return None, f"{made}; run 'vgpu-admin recover' with that host (--host {label}, or the whole fleet)"
