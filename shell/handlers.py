@@ -98,7 +98,7 @@ def scan_vms(ctx: Context, opts: dict) -> int:
     from . import panel
 
     report = scan.scan(ctx.store, ctx.host)
-    _emit(ctx, opts, report, lambda: panel.scan_lines(report, ctx.settings.narrowed_by))
+    _emit(ctx, opts, report, lambda: panel.scan_lines(report, ctx.settings.narrowed_by, bool(ctx.settings.left_out_uris)))
     return 1 if report.unreachable else 0  # a fleet with a host down: shown, but the scan did not see it all
 
 
@@ -108,7 +108,7 @@ def status(ctx: Context, opts: dict) -> int:
     from . import panel
 
     report = scan.status(ctx.store, ctx.host)
-    return _emit(ctx, opts, report, lambda: panel.status_lines(report, ctx.settings.narrowed_by))
+    return _emit(ctx, opts, report, lambda: panel.status_lines(report, ctx.settings.narrowed_by, bool(ctx.settings.left_out_uris)))
 
 
 def show_vm(ctx: Context, opts: dict) -> int:

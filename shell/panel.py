@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
+from vgpu.hypervisor import codes
 from vgpu.models import HostVM
 from vgpu.scan import LEFT_OUT, NOT_CONFIGURED, ForeignSegment, ScannedVM, ScanReport
 from vgpu.tables import plural
@@ -297,11 +298,12 @@ def _copy_carries(f: ForeignSegment | None) -> str:
     return f"{'running with ' if f.running_only else ''}{_carried(f)}{_owner_of(f)}"
 
 
-def not_shown_lines(report: ScanReport, narrowed_by: str = "--host") -> list[str]:
+def not_shown_lines(report: ScanReport, narrowed_by: str = "--host", narrowed: bool = True) -> list[str]:
     """One line saying how many registered VMs the scan leaves out, last seen on which hosts and why (a host
     taken out of [hosts], or left out by what narrowed the run: --host, VGPU_HOST or a config's host, as
     Settings.narrowed_by names it): else an admin who took a host out sees fewer VMs, with no hint. None left
-    out: no line, so a single host's output stays the spec's."""
+    out: no line, so a single host's output stays the spec's. ``narrowed``: the run leaves out a configured host
+    (else plain list-vms lists every VM, whatever chose the hosts)."""
     if not report.not_shown:
         return []
     groups = []
@@ -320,7 +322,20 @@ def not_shown_lines(report: ScanReport, narrowed_by: str = "--host") -> list[str
         text = f"{plural(total, 'registered VM')} {groups[0][1]} {verb} not shown"
     else:
         text = f"{plural(total, 'registered VM')} {verb} not shown: " + ", ".join(f"{count} {tail}" for count, tail in groups)
-    return ["", f"{text}; 'vgpu-admin list-vms' lists {them}"]
+    return ["", f"{text}; {_listed_by(report, narrowed_by if narrowed else codes.NARROWED_BY_FLAG, them)}"]
+
+
+def _listed_by(report: ScanReport, narrowed_by: str, them: str) -> str:
+    """What lists the VMs not shown: plain list-vms, unless VGPU_HOST or a config's host narrows it as it narrowed
+    this run; then list-vms --host of the hosts left out (when each VM left out has one, configured), or list-vms
+    once that narrowing is undone."""
+    if narrowed_by == codes.NARROWED_BY_FLAG:
+        return f"'vgpu-admin list-vms' lists {them}"
+    undo = codes.narrowing_undone(narrowed_by)
+    if not all(entry.reason == LEFT_OUT and entry.host for entry in report.not_shown):
+        return f"'vgpu-admin list-vms' lists {them} once you {undo}"  # --host of a host not configured is refused
+    flags = " ".join(f"--host {shown(entry.host)}" for entry in report.not_shown)
+    return f"'vgpu-admin list-vms {flags}' lists {them}, or 'vgpu-admin list-vms' once you {undo}"
 
 
 def _instead(operation) -> str | None:
@@ -329,7 +344,7 @@ def _instead(operation) -> str | None:
     return hint and hint[0].upper() + hint[1:]
 
 
-def scan_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]:
+def scan_lines(report: ScanReport, narrowed_by: str = "--host", narrowed: bool = True) -> Iterator[str]:
     yield from unreachable_lines(report)
     where, down = host_field(report, narrowed_by), down_words(report)
     for pool in report.pools:
@@ -340,7 +355,7 @@ def scan_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]
     yield f"=== Unregistered VMs: {len(report.unregistered)} ==="
     yield from _unregistered_lines(report, narrowed_by)
     yield from _extra_sections(report, narrowed_by)
-    yield from not_shown_lines(report, narrowed_by)
+    yield from not_shown_lines(report, narrowed_by, narrowed)
     yield from _closing(report)
 
 
@@ -381,7 +396,7 @@ def _summary(report: ScanReport) -> list[str]:
     ]
 
 
-def status_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[str]:
+def status_lines(report: ScanReport, narrowed_by: str = "--host", narrowed: bool = True) -> Iterator[str]:
     yield from (RULE, "                    GPU Virtualization Control Panel", RULE, "")
     if report.host_error:
         # the host's sentence says what went wrong ("cannot reach the host: ..."): said once, as a sentence
@@ -407,7 +422,7 @@ def status_lines(report: ScanReport, narrowed_by: str = "--host") -> Iterator[st
         yield ""
     yield from _summary(report)
     yield from _extra_sections(report, narrowed_by)
-    yield from not_shown_lines(report, narrowed_by)
+    yield from not_shown_lines(report, narrowed_by, narrowed)
     yield from _closing(report)
 
 

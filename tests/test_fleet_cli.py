@@ -845,9 +845,13 @@ def test_a_run_narrowed_by_the_config_or_vgpu_host_says_so_not_host_flag(world, 
     else:
         monkeypatch.setenv("VGPU_HOST", "gpu1")
         by, undo = "VGPU_HOST", "unset VGPU_HOST"
-    lines = ok_lines(world.cli("scan-vms", hosts=[]))
-    assert lines[-1] == (f"2 registered VMs last seen on gpu2, pool1 (left out by {by}) are not shown; "
-                         "'vgpu-admin list-vms' lists them"), lines
+    for command in ("scan-vms", "status"):  # plain list-vms is narrowed as this run is: the hint says what lists them
+        lines = ok_lines(world.cli(command, hosts=[]))
+        assert lines[-1] == (f"2 registered VMs last seen on gpu2, pool1 (left out by {by}) are not shown; "
+                             f"'vgpu-admin list-vms --host gpu2 --host pool1' lists them, or 'vgpu-admin list-vms' once "
+                             f"you {undo}"), lines
+    assert B1 not in world.cli("list-vms", hosts=[]).out
+    assert B1 in world.cli("list-vms", hosts=["gpu2", "pool1"]).out  # what the hint says lists them
     refused = world.cli("set-pool", f"--vm-uuid={B1}", "--pool=A", hosts=[], stdin="yes\n")
     assert refused.code == 1, refused
     assert refused.one_error_line() == (f"error: VM {B1} is on none of this run's hosts (gpu1); it was last seen on host "
@@ -856,6 +860,14 @@ def test_a_run_narrowed_by_the_config_or_vgpu_host_says_so_not_host_flag(world, 
     shown = world.cli("show-vm", f"--vm-uuid={B1}", hosts=[])
     assert any(line.startswith(f"Status: ? Host left out by {by} (") for line in shown.out_lines), shown.out
     assert "--host)" not in shown.out and "without --host" not in shown.out, shown.out
+
+
+def test_vms_of_a_host_not_configured_hidden_by_vgpu_host_are_listed_once_it_is_unset(gpu2_taken_out, monkeypatch):
+    world = gpu2_taken_out  # --host gpu2 would be refused: gpu2 is in no [hosts]
+    monkeypatch.setenv("VGPU_HOST", "gpu1")
+    lines = ok_lines(world.cli("status", hosts=[]))
+    assert lines[-1] == ("2 registered VMs are not shown: 1 last seen on gpu2 (not configured), 1 last seen on pool1 "
+                         "(left out by VGPU_HOST); 'vgpu-admin list-vms' lists them once you unset VGPU_HOST"), lines
 
 
 def test_registered_vms_hidden_for_several_reasons_are_told_apart_in_one_line(gpu2_taken_out):

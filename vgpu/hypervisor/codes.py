@@ -81,9 +81,17 @@ def widen_advice(narrowed_by: str, target: str) -> str:
     --host wins over the other two, so it is always advice that can be followed."""
     if narrowed_by == NARROWED_BY_FLAG:
         return f"run without --host, or with --host {target}"
+    return f"run with --host {target}, or {narrowing_undone(narrowed_by)}"
+
+
+def narrowing_undone(narrowed_by: str) -> str:
+    """What undoes a narrowing other than --host (``narrowed_by``): ``unset VGPU_HOST``, or ``take host = out of
+    PATH``; ``run without --host`` for --host itself."""
+    if narrowed_by == NARROWED_BY_FLAG:
+        return "run without --host"
     if narrowed_by == NARROWED_BY_ENVIRONMENT:
-        return f"run with --host {target}, or unset VGPU_HOST"
-    return f"run with --host {target}, or take host = out of {narrowed_by.removeprefix(_NARROWED_BY_CONFIG)}"
+        return "unset VGPU_HOST"
+    return f"take host = out of {narrowed_by.removeprefix(_NARROWED_BY_CONFIG)}"
 
 
 def left_out(members: str, others: str, vm_uuid: str, narrowed_by: str = NARROWED_BY_FLAG) -> HypervisorError:
