@@ -362,6 +362,31 @@ def test_a_row_repeating_a_refused_row_is_named_as_a_repeat(world, four):
     assert str(caught.value.problems[1]) == f"row again: VM UUID {four[0]} is already used by row web of this batch"
 
 
+def test_a_row_asking_for_the_vm_id_of_a_refused_row_is_named_as_a_repeat(world, four):
+    # Row 1 is refused (its pool), yet it asks for vm_id 50: row 2 asking for it too is a repeat, not its change.
+    # So is a row whose UUID cannot be read (row 3). A VM keeping its own vm_id repeats no row (row 6).
+    fifth = world.add(5, "running", config("B", 0, 5))
+    rows = [{"vm_uuid": four[0], "vm_id": 50, "pool": "Z"}, {"vm_uuid": four[1], "vm_id": "50"},
+            {"vm_uuid": "not-a-uuid", "vm_id": 60}, {"vm_uuid": four[2], "vm_id": 60},
+            {"vm_uuid": fifth, "vm_id": 4, "priority": "urgent"}, {"vm_uuid": four[3], "vm_id": 4, "pool": "B"}]
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, rows)
+    assert [(p.row, type(p.error).__name__) for p in caught.value.problems] == [
+        (1, "InvalidValue"), (2, "Conflict"), (3, "InvalidValue"), (4, "Conflict"), (5, "InvalidValue")]
+    assert str(caught.value.problems[1].error) == "vm_id 50 is already used by row 1 of this batch"
+    assert str(caught.value.problems[3].error) == "vm_id 60 is already used by row 3 of this batch"
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, {"web": rows[0], "again": rows[1]})
+    assert str(caught.value.problems[1]) == "row again: vm_id 50 is already used by row web of this batch"
+    # good rows asking for one vm_id name each other as before, whatever refused row is between them
+    rows = [{"vm_uuid": four[0], "vm_id": 50}, {"vm_uuid": four[1], "vm_id": 50, "pool": "Z"}, {"vm_uuid": four[2], "vm_id": 50}]
+    with pytest.raises(InvalidRows) as caught:
+        bulk.plan_many(world.store, world.sim, rows)
+    assert [(p.row, str(p.error)) for p in caught.value.problems] == [
+        (1, "vm_id 50 is already used by another row of this batch"), (2, "invalid pool 'Z': expected A or B"),
+        (3, "vm_id 50 is already used by another row of this batch")]
+
+
 def test_a_repeated_nan_index_label_names_the_positions_of_both_rows(world, four):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"vm_uuid": [four[0], four[0]], "pool": ["B", "A"]}, index=[float("nan"), float("nan")])

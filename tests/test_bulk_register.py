@@ -299,6 +299,19 @@ def test_a_row_repeating_a_refused_row_is_left_out_as_a_repeat(world):
     assert world.tables() == before
 
 
+def test_a_row_asking_for_the_vm_id_of_a_refused_row_is_left_out_as_a_repeat(world):
+    pd = pytest.importorskip("pandas")
+    rows = [{"uuid": vm_uuid(10), "priority": "hgih", "vm_id": 50},  # refused: its priority
+            {"uuid": vm_uuid(11), "vm_id": 50}]                      # another VM asking for its vm_id
+    plan = bulk_register.plan_registrations(world.store, world.sim, pd.DataFrame(rows, index=["typo", "again"]))
+    assert plan.vms == () and [str(problem) for problem in plan.problems] == [
+        "row typo: invalid priority 'hgih': expected low, medium, high, 0, 1 or 2",
+        "row again: vm_id 50 is already used by row typo"]
+    before = world.tables()
+    assert bulk_register.register_planned(world.store, world.sim, plan).registered == ()
+    assert world.tables() == before
+
+
 def test_a_repeated_nan_index_label_names_the_positions_in_the_plans_duplicate_checks(world):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"vm_uuid": [vm_uuid(10), vm_uuid(10)]}, index=[float("nan"), float("nan")])

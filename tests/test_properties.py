@@ -311,19 +311,16 @@ class RegistryMachine(RuleBasedStateMachine):
             self.check_vm(vm, uuid)
 
     def bad_rows(self, rows: list[tuple]) -> set[int]:
-        """Rows (1-based) register_many must report: invalid values, or a UUID / vm_id already taken."""
+        """Rows (1-based) register_many must report: invalid values, or a UUID / vm_id already taken, by the
+        database or by an earlier row (even one refused for its values: what of it can be read, it names)."""
         bad, seen_uuids, seen_ids = set(), set(self.model), self.used_ids()
         for number, values in enumerate(rows, start=1):
-            if BAD in values:
-                bad.add(number)
-                continue
             uuid, vm_id = values[0], values[4]
-            if uuid in seen_uuids:
+            if BAD in values or uuid in seen_uuids or (vm_id is not None and vm_id in seen_ids):
                 bad.add(number)
-            seen_uuids.add(uuid)
-            if vm_id is not None:
-                if vm_id in seen_ids:
-                    bad.add(number)
+            if uuid is not BAD:
+                seen_uuids.add(uuid)
+            if vm_id is not None and vm_id is not BAD:
                 seen_ids.add(vm_id)
         return bad
 

@@ -178,6 +178,50 @@ def test_a_registered_vm_named_again_after_a_refused_row_is_left_alone(store, on
     assert [(p.row, str(p.error)) for p in checked.problems][1] == (2, f"VM UUID {uuid_of(1)} is already used by row 1")
 
 
+def test_a_row_asking_for_the_vm_id_of_a_refused_row_is_refused_as_a_repeat(store):
+    # Row 1 is refused for its priority, yet it asks for vm_id 50: row 2 asking for it too is the repeat it would
+    # be were row 1 good, not a registration with vm_id 50. So is a row whose UUID cannot be read (row 4): its
+    # vm_id would clash once the UUID is fixed. A vm_id that cannot be read (51.0, row 6) asks for none.
+    rows = [
+        {"uuid": uuid_of(1), "vm_id": 50, "priority": "hgih"},
+        {"uuid": uuid_of(2), "vm_id": "50"},
+        {"uuid": uuid_of(3), "vm_id": 50, "priority": "low"},
+        {"uuid": "not-a-uuid", "vm_id": 60},
+        {"uuid": uuid_of(5), "vm_id": 60},
+        {"uuid": uuid_of(6), "vm_id": 51.0},
+        {"uuid": uuid_of(7), "vm_id": 51},
+        {"uuid": uuid_of(8), "vm_id": 70},                 # a good row first: the rows after it repeat it,
+        {"uuid": uuid_of(9), "vm_id": 70, "pool": "Z"},    # not the refused row between them
+        {"uuid": uuid_of(10), "vm_id": 70},
+    ]
+    assert [(row, kind, field, value) for row, kind, field, value in refused(store, rows)] == [
+        (1, InvalidValue, "priority", "hgih"), (2, Conflict, "vm_id", 50), (3, Conflict, "vm_id", 50),
+        (4, InvalidValue, "VM UUID", "not-a-uuid"), (5, Conflict, "vm_id", 60), (6, InvalidValue, "vm_id", 51.0),
+        (9, InvalidValue, "pool", "Z"), (10, Conflict, "vm_id", 70),
+    ]
+    checked = vms.classify_many(store, rows)
+    assert [str(p.error) for p in checked.problems if p.row in (2, 3, 5, 10)] == [
+        "vm_id 50 is already used by row 1", "vm_id 50 is already used by row 1",
+        "vm_id 60 is already used by row 4", "vm_id 70 is already used by row 8"]
+    assert stored(store) == []
+    good, problems = vms.check_many(store, {"first": rows[0], "again": rows[1]})
+    assert good == {} and [str(problem) for problem in problems] == [
+        "row first: invalid priority 'hgih': expected low, medium, high, 0, 1 or 2",
+        "row again: vm_id 50 is already used by row first",
+    ]
+
+
+def test_a_registered_vm_moved_to_the_vm_id_of_a_refused_row_is_left_alone(store):
+    vms.db_register(store, uuid_of(1), pool="A", priority="high", vm_id=5)
+    rows = [{"uuid": uuid_of(2), "vm_id": 50, "priority": "hgih"}, {"uuid": uuid_of(1), "vm_id": 50}]
+    checked = vms.classify_many(store, rows, on_existing="update")
+    assert checked.updates == () and [(p.row, str(p.error)) for p in checked.problems][1] == (2, "vm_id 50 is already used by row 1")
+    # its own vm_id is never a repeat, even of a refused row asking for it (that row is the one in the way)
+    rows = [{"uuid": uuid_of(2), "vm_id": 5, "priority": "hgih"}, {"uuid": uuid_of(1), "vm_id": 5, "pool": "B"}]
+    checked = vms.classify_many(store, rows, on_existing="update")
+    assert [p.row for p in checked.problems] == [1] and [change.vm.vm_uuid for change in checked.updates] == [uuid_of(1)]
+
+
 def test_duplicates_against_the_database_are_reported(store, snapshot):
     vms.db_register(store, uuid_of(1), vm_name="web-1", pool="B", vm_id=5)
     before = snapshot()

@@ -29,6 +29,7 @@ from .models import HostVM, PowerState
 from .reporting import ProgressOption
 from .rows import Header, Layout, blank, labelled, problem_labeller, row_reference
 from .store import Store
+from .values import parse_vm_id
 
 # The columns of a change: vm_uuid (or uuid), then any of pool (or pool_id), priority, vm_id; in any case and
 # with spaces around them, as for register_many (see vgpu.rows). The VM's name and the columns records() adds
@@ -37,6 +38,7 @@ CHANGE_HEADER = Header(
     {"vm_uuid": 0, "uuid": 0, "pool": 1, "pool_id": 1, "priority": 2, "vm_id": 3}, ("VM UUID", "pool", "priority", "vm_id"),
     ignored=tables.OUTPUT_COLUMNS | {"vm_name"},
 )
+_VM_ID = 3  # its field
 
 
 @attrs.frozen(repr=False)  # its repr is its table (tables.Tabular), bounded however many VMs it holds
@@ -156,6 +158,10 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
     problems: list[RowProblem[int]] = []
     # The first row naming each VM, even one refused: a later row naming it is a repeat either way, never its change
     seen: dict[str, int] = {}
+    # The first row asking for each vm_id, even one refused: a later row asking for it after a refused row is its
+    # repeat (good rows asking for one vm_id are each reported below, whatever row is between them)
+    asked: dict[int, int] = {}
+    planned: set[int] = set()
     for row, item in enumerate(rows, start=1):
         if not isinstance(item, Mapping):  # a bad row is reported with the others, not an AttributeError
             problems.append(RowProblem(row, InvalidValue("row", item, "a mapping with vm_uuid and any of pool, priority, vm_id")))
@@ -163,6 +169,8 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
         values, column_errors, layout = read(item)
         named = layout.named_vm(values)
         first = row if named is None else seen.setdefault(named, row)
+        asks = layout.named(values, _VM_ID, parse_vm_id)
+        first_asking = row if asks is None else asked.setdefault(asks, row)
         if column_errors:
             problems.extend(RowProblem(row, error) for error in column_errors)
             continue
@@ -176,12 +184,16 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             holder = taken.get(change.new.vm_id)
             if holder not in (None, uuid):
                 raise Conflict("vm_id", change.new.vm_id, f"VM {holder}")
+            refused_first = first_asking != row and first_asking not in planned
+            if refused_first and change.new.vm_id != change.vm.vm_id:  # its own vm_id is never a repeat
+                raise Conflict("vm_id", change.new.vm_id, f"{refer(first_asking)} of this batch")
             plan = reconfigure_plan(change, listed, locked, quoted_labels=quoted, twice=twice, listings=listings, places=places,
                                     fleet=fleet, store=store)
         except VgpuError as error:
             problems.append(RowProblem(row, error))
             continue
         plans.append(plan)
+        planned.add(row)
     new_ids = collections.Counter(plan.new.vm_id for plan in plans)
     for row_plan in plans:
         if new_ids[row_plan.new.vm_id] > 1:

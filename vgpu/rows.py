@@ -15,7 +15,7 @@ two keys, no UUID column, or more cells than the header.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Mapping, NamedTuple, Sequence, TypeGuard
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Mapping, NamedTuple, Sequence, TypeGuard, TypeVar
 
 from .errors import InvalidColumns, InvalidValue, NotRows, RowProblem
 from .tables import OUTPUT_COLUMNS
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 Row = Mapping[Any, object]  # one row: keys are the caller's (str as a rule: a key of another type is a problem)
 # Reads one row: its fields (None where it has no cell), the problems with its columns, and its layout.
 Reader = Callable[[Row], "tuple[tuple[object, ...], list[InvalidValue], Layout]"]
+
+_T = TypeVar("_T")
 
 _BOM = "\ufeff"  # Excel's "CSV UTF-8" starts the file, and so the first header, with it
 
@@ -174,10 +176,16 @@ class Layout(NamedTuple):
         """The canonical UUID of the VM a row of this shape names (field 0), even a row refused for another
         field, so that a later row naming that VM is seen to repeat it; None where it names none that can be
         read (no UUID column, two, or a bad UUID)."""
-        if 0 in self.unsure:
+        return self.named(values, 0, parse_uuid)
+
+    def named(self, values: tuple[object, ...], field: int, parse: Callable[[object], _T]) -> _T | None:
+        """Field ``field`` of a row of this shape as ``parse`` reads it, even in a row refused for another
+        field (a vm_id a later row may repeat); None where the row gives none that can be read (no column,
+        two, a blank cell, or a bad value: a guess would name a value the row never gave)."""
+        if field in self.unsure or blank(values[field]):
             return None
         try:
-            return parse_uuid(values[0])
+            return parse(values[field])
         except InvalidValue:
             return None
 

@@ -129,6 +129,7 @@ def _registration_problems(*values: object, unsure: frozenset[int] = frozenset()
 
 # The Registration fields in order: how each is parsed and whether it may be left blank.
 _PARSERS = ((parse_uuid, False), (parse_vm_name, True), (parse_pool_id, True), (parse_priority, True), (parse_vm_id, True))
+_VM_ID = 4  # its field
 
 
 # The columns of a registration row: vm_uuid (or uuid), vm_name (or name), pool (or pool_id), priority,
@@ -324,9 +325,9 @@ def db_register_many(
     """
     mode = _on_existing(on_existing)
     rows, labels = labelled(items)
-    batch, problems, refused_vms = _validate_rows(rows)
+    batch, problems, refused_names = _validate_rows(rows)
     with store.writing() as conn:
-        found = _sort(conn, batch, rows, mode, row_reference(labels), refused_vms)
+        found = _sort(conn, batch, rows, mode, row_reference(labels), refused_names)
         problems += found.problems
         if problems:
             raise InvalidRows(_named(problems, labels))
@@ -415,9 +416,9 @@ def check_many(
 def _classify(store: Store, items: Iterable[object], exists: Callable[[str], bool] | None, mode: str,
               missing: Callable[[str], VgpuError] | None = None) -> tuple[_Sorted, list[VM], list[Hashable] | None, int]:
     rows, labels = labelled(items)
-    batch, problems, refused_vms = _validate_rows(rows)
+    batch, problems, refused_names = _validate_rows(rows)
     with store.reading() as conn:
-        found = _sort(conn, batch, rows, mode, row_reference(labels), refused_vms)
+        found = _sort(conn, batch, rows, mode, row_reference(labels), refused_names)
     problems += found.problems
     updates = found.updates
     if exists is not None:
@@ -466,31 +467,38 @@ class _Batch(NamedTuple):
         return _Batch._make([column[index] for index in kept] for column in self)
 
 
-def _validate_rows(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]], dict[int, str]]:
-    """The valid rows, the problems of the others, and the VM each refused row names (by its number, where
-    its UUID can be read): a later row naming that VM repeats it, as it would repeat a valid row."""
+class _RowNames(NamedTuple):
+    """What a row refused for its values still names: its VM and the vm_id it asks for, each None where the
+    row gives none that can be read. A later row naming either repeats it, as it would repeat a valid row."""
+
+    vm_uuid: str | None
+    vm_id: int | None
+
+
+def _validate_rows(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]], dict[int, _RowNames]]:
+    """The valid rows, the problems of the others, and what each refused row names (by its number)."""
     columns = uniform_columns(items)
     if columns is not None:  # the usual batch, checked a column at a time (see vgpu.columns)
         return _Batch(list(range(1, len(items) + 1)), *columns), [], {}
     return _validate_each(items)
 
 
-def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]], dict[int, str]]:
+def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int]], dict[int, _RowNames]]:
     """The per-row path: every row's keys read as a person means them, every field parsed, every problem kept."""
     read = REGISTRATION_HEADER.reader()
     good: dict[int, _Row] = {}
     problems: list[RowProblem[int]] = []
-    refused_vms: dict[int, str] = {}
+    refused_names: dict[int, _RowNames] = {}
     for number, item in enumerate(items, start=1):
         # type() first: isinstance against the Mapping ABC costs more than parsing a field
         if type(item) is dict or (not isinstance(item, Registration) and isinstance(item, Mapping)):
             values, errors, layout = read(item)
             if errors:
                 errors += _registration_problems(*values, unsure=layout.unsure)
-            named = layout.named_vm(values)
+            named = None  # read only if the row is refused: a good row is in the batch
         elif isinstance(item, Registration):
             values, errors = (item.vm_uuid, item.vm_name, item.pool_id, item.priority, item.vm_id), []
-            named = item.vm_uuid
+            named = _RowNames(item.vm_uuid, item.vm_id)
         else:
             problems.append(RowProblem(number, InvalidValue("row", item, "a Registration or a mapping of fields")))
             continue
@@ -500,9 +508,8 @@ def _validate_each(items: Sequence[object]) -> tuple[_Batch, list[RowProblem[int
                 good[number] = row
                 continue
         problems.extend(RowProblem(number, error) for error in errors)
-        if named is not None:
-            refused_vms[number] = named
-    return _Batch.of_rows(good), problems, refused_vms
+        refused_names[number] = named or _RowNames(layout.named_vm(values), layout.named(values, _VM_ID, parse_vm_id))
+    return _Batch.of_rows(good), problems, refused_names
 
 
 def _taken(conn: sqlite3.Connection) -> tuple[set[int], set[str]]:
@@ -529,17 +536,18 @@ class _Sorted(NamedTuple):
 
 
 def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode: str, refer: Callable[[int], str],
-          refused_vms: Mapping[int, str]) -> _Sorted:
+          refused_names: Mapping[int, _RowNames]) -> _Sorted:
     """Which rows register a VM, which change or leave a registered one (as ``mode`` says), and the conflicts:
     a UUID registered already (AlreadyRegistered, for ``"error"``), a vm_id another VM holds (naming it, as
     register does), and a UUID or vm_id given twice in the batch (naming the first row, even one refused for
-    its values: ``refused_vms``, the VM each of those names, by row)."""
+    its values: ``refused_names``, what each of those names, by row)."""
     taken_ids, taken_uuids = _taken(conn)
     explicit = [vm_id for vm_id in batch.vm_ids if vm_id is not None]
     if (
         len(set(batch.vm_uuids)) == len(batch.vm_uuids) and taken_uuids.isdisjoint(batch.vm_uuids)
         and len(set(explicit)) == len(explicit) and taken_ids.isdisjoint(explicit)
-        and set(refused_vms.values()).isdisjoint(batch.vm_uuids)
+        and {named.vm_uuid for named in refused_names.values()}.isdisjoint(batch.vm_uuids)
+        and {named.vm_id for named in refused_names.values()}.isdisjoint(explicit)
     ):
         return _Sorted(batch, [], [], [], taken_ids, set())  # the usual batch: settled by set operations
     registered = select_registered(conn, [vm_uuid for vm_uuid in batch.vm_uuids if vm_uuid in taken_uuids])
@@ -550,16 +558,20 @@ def _sort(conn: sqlite3.Connection, batch: _Batch, items: Sequence[object], mode
     new: set[int] = set()
     asked_otherwise: set[int] = set()
     first_row_of_uuid: dict[str, int] = {}
-    for position, vm_uuid in refused_vms.items():  # in row order: the first refused row naming each VM
-        first_row_of_uuid.setdefault(vm_uuid, position)
     first_row_of_id: dict[int, int] = {}
+    for position, named in refused_names.items():  # in row order: the first refused row naming each VM and vm_id
+        if named.vm_uuid is not None:
+            first_row_of_uuid.setdefault(named.vm_uuid, position)
+        if named.vm_id is not None:
+            first_row_of_id.setdefault(named.vm_id, position)
 
     def claim(position: int, vm_id: int) -> bool:
         """Take ``vm_id`` for this row, or record why it cannot have it."""
+        first = first_row_of_id.get(vm_id, position)  # a refused row after this one is no earlier row
         if vm_id in taken_ids:
             problems.append(RowProblem(position, Conflict("vm_id", vm_id, _holder_of_taken(conn, vm_id))))
-        elif vm_id in first_row_of_id:
-            problems.append(RowProblem(position, Conflict("vm_id", vm_id, refer(first_row_of_id[vm_id]))))
+        elif first < position:
+            problems.append(RowProblem(position, Conflict("vm_id", vm_id, refer(first))))
         else:
             first_row_of_id[vm_id] = position
             return True
