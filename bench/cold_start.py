@@ -1,23 +1,28 @@
-"""Cold start of a one-shot command on a regular install: `vgpu-admin list-pools` against the floor,
-`python -c "import sqlite3, attrs"` (attrs is a required dependency, so no vgpu command can start faster).
+"""Cold start of a one-shot command on a regular install: `vgpu-admin list-pools` against the issue's floor,
+`python -c "import sqlite3, attrs"` (attrs is a required dependency of vgpu).
 
 What an admin runs is a regular install, not this checkout: an editable install adds a path hook that both
 sides import, which hides part of the difference. So the bench builds a fresh virtual environment in a
 temporary directory, builds a wheel of this checkout, installs it there with its dependencies (pip compiles
-the bytecode, as for any install), seeds the demo database, then times both commands with that
-environment's Python, in pairs (one of each, alternating which goes first, so drift in machine load hits
-both alike), from a directory outside the checkout and without PYTHONPATH. The figure is the ratio of the
-medians; the target is at most 1.15x.
+the bytecode, as for any install), seeds the demo database, then times the commands with that
+environment's Python, in rounds (one of each, alternating the order, so drift in machine load hits all
+alike), from a directory outside the checkout and without PYTHONPATH. Figures are ratios of the medians; the
+target is at most 1.15x.
 
-vgpu-admin starts with the garbage collector off while its modules load, and freezes what they built
-(shell/program.py). That speeds up the floor's own share too (importing attrs), so the bench also times the
-floor started the same way and prints that like-for-like ratio beside the issue's: it is what our own
-modules and the command cost over the floor, with nothing gained on the floor's share.
+Two more baselines keep the figure honest:
+- vgpu-admin starts with the garbage collector off while its modules load, and freezes what they built
+  (shell/program.py), which would speed up the floor's own imports too: so the floor is also timed started
+  that way, and the ratio against it ("like for like") must meet the target as well.
+- list-pools does not import attrs at all (vgpu/basics.py: the pools' values get their attrs description
+  only when something asks for it), so it can start faster than the floor. Its ratio against
+  `python -c "import sqlite3"` is what it costs over the least any Python program that reads SQLite costs.
+And `vgpu-admin history`, a command that reads only the database but loads the attrs models, is timed beside
+it for reference: the saving is list-pools', not every command's. Neither of these two has a target.
 
     python bench/cold_start.py [--pairs 40] [--keep]
 
 Building the environment needs the package index (setuptools and wheel for the build, attrs and cattrs for
-the install); that takes some seconds before the timing starts.
+the install); that takes some seconds before the timing starts. Exits 1 if either target is missed.
 """
 
 from __future__ import annotations
@@ -104,6 +109,7 @@ def main() -> int:
             'python -c "import sqlite3, attrs"': [python, "-c", "import sqlite3, attrs"],
             'python -c "import sqlite3"': [python, "-c", "import sqlite3"],
             "the floor, started as vgpu-admin is": [python, "-c", STARTED_AS_WE_ARE],
+            "vgpu-admin history": [os.path.join(bindir, "vgpu-admin"), "history"],
         }
         times = measure(commands, clean_env(home), home, args.pairs)
     finally:
@@ -112,7 +118,7 @@ def main() -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    ours, floor, bare, floor_as_we_start = (medians[name] for name in commands)
+    ours, floor, bare, floor_as_we_start, history = (medians[name] for name in commands)
     print(f"regular install of this checkout in a fresh venv ({sys.version.split()[0]}), {args.pairs} alternating rounds")
     for name, median in medians.items():
         print(f"  {name:<36} median {median * 1000:7.1f} ms")
@@ -122,8 +128,9 @@ def main() -> int:
     like_for_like = ours / floor_as_we_start
     print(f"like for like, against the floor started as vgpu-admin is (collector off while loading): "
           f"{like_for_like:.2f}x   target <= {TARGET:.2f}x   {'OK' if like_for_like <= TARGET else 'MISSED'}")
-    print(f'(for reference, against python -c "import sqlite3": {ours / bare:.2f}x; no target)')
-    return 0 if ratio <= TARGET else 1
+    print(f'for reference, no target: list-pools / python -c "import sqlite3" {ours / bare:.2f}x; '
+          f"vgpu-admin history (loads attrs) / the floor {history / floor:.2f}x, like for like {history / floor_as_we_start:.2f}x")
+    return 0 if ratio <= TARGET and like_for_like <= TARGET else 1
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Where `vgpu-admin list-pools`'s start-up goes beyond the floor: each of our modules' import, then the
-command's run, on a regular install (the same fresh venv cold_start.py builds).
+"""Where `vgpu-admin list-pools`'s start-up goes beyond `python -c "import sqlite3"`: each of our modules'
+import, then the command's run, on a regular install (the same fresh venv cold_start.py builds).
 
-This is a diagnosis, not a budget: bench/cold_start.py holds the target. Each fresh process imports the floor
-(``sqlite3, attrs``), then every module list-pools loads, one at a time in the order the command loads them,
-timing each, then runs ``list-pools``. Medians over ``--runs`` processes, in milliseconds. A module's figure
-includes whatever it imports that no module before it did. As in vgpu-admin itself (shell/program.py), the
-garbage collector is off while modules load, and back on, with their objects frozen, for the run.
+This is a diagnosis, not a budget: bench/cold_start.py holds the target. Each fresh process imports sqlite3
+(list-pools does not import attrs: vgpu/basics.py), then every module of ours that list-pools loads, one at a
+time in the order the command loads them, timing each, then runs ``list-pools``. Medians over ``--runs``
+processes, in milliseconds. A module's figure includes whatever it imports that no module before it did,
+from the standard library too (typing, enum, re). As in vgpu-admin itself (shell/program.py), the garbage
+collector is off while modules load, and back on, with their objects frozen, for the run.
 
     python bench/cold_start_parts.py [--runs 30]
 """
@@ -23,7 +24,7 @@ import tempfile
 from cold_start import clean_env, install
 
 # Run inside the installed environment. ORDER prints the modules of ours that list-pools loads, in the order
-# it loads them; PROBE imports the floor, then those (argv[1], comma-separated) one at a time, then runs the
+# it loads them; PROBE imports sqlite3, then those (argv[1], comma-separated) one at a time, then runs the
 # command, and prints {"floor ...": ms, "<module>": ms, ..., "run ...": ms} as JSON.
 ORDER = r"""
 import sys
@@ -35,8 +36,8 @@ PROBE = r"""
 import gc, io, json, sys, time
 gc.disable()
 started = time.perf_counter()
-import sqlite3, attrs
-figures = {"floor (import sqlite3, attrs)": time.perf_counter() - started}
+import sqlite3
+figures = {"floor (import sqlite3)": time.perf_counter() - started}
 for name in sys.argv[1].split(","):
     started = time.perf_counter()
     __import__(name)

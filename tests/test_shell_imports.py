@@ -31,10 +31,11 @@ def test_a_one_shot_command_does_not_import_the_interactive_shell(tmp_path):
 
 
 # What `vgpu-admin list-pools` (whose start-up bench/cold_start.py measures) does not need: the VM value types
-# and code (each attrs class costs about half a millisecond to build), the hypervisor layer, value parsing,
-# and the standard modules other commands use (shutil pulls in zlib, bz2 and lzma; getpass, termios).
+# and code (each attrs class costs about half a millisecond to build), attrs itself (with inspect, ast, dis,
+# tokenize..., about half of the start-up: vgpu/basics.py), the hypervisor layer, value parsing, and the
+# standard modules other commands use (shutil pulls in zlib, bz2 and lzma; getpass, termios).
 NOT_FOR_LIST_POOLS = ("vgpu.models", "vgpu.vms", "vgpu.audit", "vgpu.values", "vgpu.columns", "vgpu.rows",
-                      "vgpu.hypervisor", "vgpu.convert", "cattrs", "shutil", "getpass", "shlex", "json")
+                      "vgpu.hypervisor", "vgpu.convert", "attr", "attrs", "cattrs", "shutil", "getpass", "shlex", "json")
 STANDARD_MODULES = ("shutil", "getpass", "shlex")  # json is the check's own
 
 

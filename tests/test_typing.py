@@ -26,6 +26,8 @@ def test_mypy_strict_finds_no_error_in_the_library():
 
 # A script as a user writes it. Each line that should be refused ends with the error code mypy gives it.
 USER_SCRIPT = """\
+import attrs
+
 from vgpu import audit, bulk_register, errors, lifecycle, pools, vms
 from vgpu.hosts import open_host
 from vgpu.store import Store
@@ -41,6 +43,7 @@ with Store("vgpu.db") as store:
     reveal_type(vms.list_vms(store)[:10])
     reveal_type(lifecycle.reconfigure_vm(store, host, "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7", pool="B", confirm=yes))
     reveal_type(pools.list_pools(store)[0].counts.high)
+    reveal_type(attrs.evolve(pools.list_pools(store)[0], enabled=False))  # an attrs class to mypy too
     reveal_type(audit.history(store)[0].at)
     plan = bulk_register.plan_registrations(store, host, [{"uuid": "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"}])
     reveal_type(plan.problems[0].row)
@@ -49,6 +52,7 @@ with Store("vgpu.db") as store:
     lifecycle.reconfigure_vm(store, host, "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7", pool="B", confirm="yes")  # arg-type
     vms.list_vms(store)[0].vm_idd  # attr-defined
     errors.InvalidValue("pool", "C")  # call-arg
+    attrs.evolve(pools.list_pools(store)[0], enabeld=False)  # call-arg
 """
 
 REVEALED = [
@@ -56,6 +60,7 @@ REVEALED = [
     "vgpu.tables.VMList",
     "vgpu.lifecycle.ReconfigureResult",
     "int",
+    "vgpu.basics.Pool",
     "str",
     "typing.Hashable",
     "pandas.core.frame.DataFrame",  # pandas-stubs, in the test extra

@@ -4,14 +4,16 @@ They are what a one-shot command that reads pools needs (``vgpu-admin list-pools
 measured), so they live apart from the other value types of :mod:`vgpu.models`, each of which costs about
 half a millisecond to build at import (attrs generates and compiles its methods). Import them from
 :mod:`vgpu.models`, which names them with the rest; the library's own start-up path imports them from here.
+
+This module does not import attrs: attrs, with what it imports (inspect, ast, dis, tokenize...), was about
+half of list-pools' start-up. Pool and PriorityCounts are attrs classes all the same (:class:`AttrsOnDemand`):
+attrs' description of them is built the first time anything asks for it.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Self
-
-import attrs
+from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
 
 # The platform key of the device-model arguments: the spec's name; some hosts read "device_model_args". Here,
 # not in vgpu.hypervisor.base (which names it too), so that reading the settings loads no hypervisor code.
@@ -87,16 +89,70 @@ class Frozen:
         return f"{type(self).__name__}({', '.join(f'{name}={value!r}' for name, value in self._fields().items())})"
 
 
-# attrs classes, as every result of the library is (attrs.fields, attrs.evolve and the cattrs converter work
-# on them), whose __init__, __eq__, __hash__ and __repr__ come from Frozen instead of being generated: attrs
-# compiles each method it generates, and these two are built on every start-up of list-pools.
+class _AttrsDescription:
+    """``__attrs_attrs__`` of :class:`AttrsOnDemand`'s subclasses: the tuple of ``attrs.Attribute`` that
+    attrs.fields, attrs.has, attrs.evolve, attrs.asdict and cattrs read, built when first read and then kept
+    on the class, where it hides this descriptor. Two threads reading it at once may each build one; both are
+    equal and either is kept."""
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if owner is AttrsOnDemand:
+            return None  # the base itself has no fields: attrs.has says False, as for any plain class
+        import inspect
+
+        import attrs  # here, not at the top: see the module's docstring
+
+        defaults = {name: parameter.default for name, parameter in inspect.signature(owner).parameters.items()
+                    if parameter.default is not parameter.empty}
+        annotations = owner.__dict__["__annotations__"]
+        # make_class builds the same description attrs would give the class itself (names, defaults, types,
+        # aliases, the tuple's accessors by name); the class it makes is only a template and is dropped.
+        template = attrs.make_class(owner.__name__, {
+            name: attrs.field(default=defaults.get(name, attrs.NOTHING), type=annotations[name])
+            for name in owner.__dict__["__slots__"]}, frozen=True)
+        description = attrs.fields(template)
+        type.__setattr__(owner, "__attrs_attrs__", description)
+        return description
 
 
-@attrs.frozen(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
-class PriorityCounts(Frozen):
-    low: int = 0
-    medium: int = 0
-    high: int = 0
+class AttrsOnDemand(Frozen):
+    """A :class:`Frozen` value that is an attrs class, as every result of the library is (attrs.fields,
+    attrs.evolve and the cattrs converter work on it), without importing attrs until something asks.
+
+    A subclass names its fields twice, as ``__slots__`` (in ``__init__``'s order) and as annotations (their
+    types), and is decorated with :func:`described_to_mypy`, which tells mypy's attrs plugin what
+    attrs will be told at run time."""
+
+    __slots__ = ()
+    if not TYPE_CHECKING:  # to mypy, each subclass is the attrs class its decorator declares
+        __attrs_attrs__ = _AttrsDescription()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields = tuple(name for name in cls.__dict__.get("__annotations__", {}))
+        if fields != cls.__dict__.get("__slots__"):
+            raise TypeError(f"{cls.__name__}: __slots__ {cls.__dict__.get('__slots__')!r} must name the annotated "
+                            f"fields {fields!r}, in the same order")
+
+
+_Class = TypeVar("_Class", bound=type)
+
+if TYPE_CHECKING:
+    # The same options the classes were once decorated with at run time: mypy's attrs plugin types
+    # attrs.fields(Pool).pool_id, attrs.evolve(pool, ...) and the rest from them.
+    from attrs import frozen as described_to_mypy
+else:
+    def described_to_mypy(**_options: object) -> Callable[[_Class], _Class]:
+        """Nothing at run time (AttrsOnDemand describes the class to attrs); see the TYPE_CHECKING branch."""
+        return lambda cls: cls
+
+
+@described_to_mypy(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
+class PriorityCounts(AttrsOnDemand):
+    __slots__ = ("low", "medium", "high")
+    low: int
+    medium: int
+    high: int
 
     def __init__(self, low: int = 0, medium: int = 0, high: int = 0) -> None:
         self._set(low=low, medium=medium, high=high)
@@ -112,17 +168,18 @@ class PriorityCounts(Frozen):
 _NO_VMS = PriorityCounts()
 
 
-@attrs.frozen(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
-class Pool(Frozen):
+@described_to_mypy(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
+class Pool(AttrsOnDemand):
     """One of the two logical pools, with how many VMs of each priority it holds."""
 
+    __slots__ = ("pool_id", "pool_name", "description", "enabled", "counts", "created_at", "updated_at")
     pool_id: str
     pool_name: str
     description: str | None
     enabled: bool
-    counts: PriorityCounts = _NO_VMS
-    created_at: str | None = None
-    updated_at: str | None = None
+    counts: PriorityCounts
+    created_at: str | None
+    updated_at: str | None
 
     def __init__(self, pool_id: str, pool_name: str, description: str | None, enabled: bool,
                  counts: PriorityCounts = _NO_VMS, created_at: str | None = None, updated_at: str | None = None) -> None:
