@@ -688,6 +688,14 @@ def test_the_lazy_names_are_the_real_ones_and_help_shows_them():
         vgpu.conect  # noqa: B018 - the lookup is the test
 
 
+def test_help_names_the_default_progress_rather_than_a_function_address():
+    import pydoc
+
+    for method in (Connection.apply_many, Connection.register_many, Connection.recover, Connection.reconfigure_vm):
+        text = pydoc.render_doc(method, renderer=pydoc.plaintext)
+        assert "<function" not in text and "= <no progress>" in text, text
+
+
 # What `vgpu-admin list-pools` loaded before vgpu.connect existed, beyond `import sqlite3, attrs` (nothing else
 # but these): the opening step now lives in vgpu.opening, which the shell imports instead of doing it itself;
 # vgpu.schema_check is no longer among them, since a database vgpu made is found complete by one query.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Final
 
 import attrs
 
@@ -110,8 +110,18 @@ _NOT_FORCEABLE = (codes.OTHER_OPERATION_IN_PROGRESS, codes.PERMISSION_DENIED, co
 DELIVERED = (codes.VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, codes.VM_SHUTDOWN_TIMEOUT, codes.OPERATION_TIMED_OUT)
 
 
-def silent(_: Progress) -> None:
-    """The default progress callback."""
+class _Silent:
+    """The default progress callback, which reports nothing. An object rather than a function so that
+    help() shows the default as ``<no progress>``, not as a function's address."""
+
+    def __call__(self, _: Progress) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<no progress>"
+
+
+silent: Final = _Silent()
 
 
 class _GuardedProgress:
