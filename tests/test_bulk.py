@@ -61,7 +61,8 @@ def test_plan_many_reports_every_bad_row_and_changes_nothing(world, four):
     assert isinstance(problems[2], NotFound) and isinstance(problems[3], NotFound)
     assert isinstance(problems[4], Conflict) and problems[4].value == 3
     assert str(problems[4]) == f"vm_id 3 is already used by VM vm-3 ({four[2]})"  # as register names the holder
-    assert "another row of this batch" in str(problems[5]) and "another row of this batch" in str(problems[6])
+    assert str(problems[5]) == "vm_id 50 is already used by row 6 of this batch"  # each names the other
+    assert str(problems[6]) == "vm_id 50 is already used by row 5 of this batch"
     assert isinstance(problems[7], Conflict) and "row 1" in str(problems[7])
     assert all(isinstance(problems[row], InvalidValue) for row in (8, 9, 10, 11, 14, 15))
     assert isinstance(problems[12], HypervisorError) and problems[12].code == codes.VM_BAD_POWER_STATE
@@ -325,7 +326,21 @@ def test_a_large_batch_with_two_rows_wanting_one_vm_id_names_both(world):
     changes[399]["vm_id"] = changes[0]["vm_id"]
     with pytest.raises(InvalidRows) as refused:
         bulk.plan_many(world.store, world.sim, changes)
-    assert [(p.row, p.error.field, p.error.value) for p in refused.value.problems] == [(1, "vm_id", 1000), (400, "vm_id", 1000)]
+    assert [(p.row, str(p.error)) for p in refused.value.problems] == [
+        (1, "vm_id 1000 is already used by row 400 of this batch"), (400, "vm_id 1000 is already used by row 1 of this batch")]
+    changes[5]["vm_id"] = 1000  # three rows: each names both others
+    labelled = {f"vm{n}": change for n, change in enumerate(changes)}
+    with pytest.raises(InvalidRows) as refused:
+        bulk.plan_many(world.store, world.sim, labelled)
+    assert [str(p) for p in refused.value.problems] == [
+        "row vm0: vm_id 1000 is already used by row vm5 and row vm399 of this batch",
+        "row vm5: vm_id 1000 is already used by row vm0 and row vm399 of this batch",
+        "row vm399: vm_id 1000 is already used by row vm0 and row vm5 of this batch"]
+    for n in (10, 20, 30):
+        changes[n]["vm_id"] = 1000  # six rows: a sentence names three others and counts the rest
+    with pytest.raises(InvalidRows) as refused:
+        bulk.plan_many(world.store, world.sim, changes)
+    assert str(refused.value.problems[-1].error) == "vm_id 1000 is already used by row 1, row 6, row 11 and 2 more rows of this batch"
 
 
 def test_plan_many_on_a_host_that_is_down_raises_host_unreachable_not_a_bad_row_each(world, four):
@@ -383,8 +398,8 @@ def test_a_row_asking_for_the_vm_id_of_a_refused_row_is_named_as_a_repeat(world,
     with pytest.raises(InvalidRows) as caught:
         bulk.plan_many(world.store, world.sim, rows)
     assert [(p.row, str(p.error)) for p in caught.value.problems] == [
-        (1, "vm_id 50 is already used by another row of this batch"), (2, "invalid pool 'Z': expected A or B"),
-        (3, "vm_id 50 is already used by another row of this batch")]
+        (1, "vm_id 50 is already used by row 3 of this batch"), (2, "invalid pool 'Z': expected A or B"),
+        (3, "vm_id 50 is already used by row 1 of this batch")]
 
 
 def test_a_repeated_nan_index_label_names_the_positions_of_both_rows(world, four):

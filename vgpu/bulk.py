@@ -12,7 +12,6 @@ so one host's long queue does not hold the others back.
 
 from __future__ import annotations
 
-import collections
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 import attrs
@@ -194,10 +193,14 @@ def plan_many(store: Store, host: Hypervisor, changes: Iterable[Mapping[str, obj
             continue
         plans.append(plan)
         planned.add(row)
-    new_ids = collections.Counter(plan.new.vm_id for plan in plans)
+    asking: dict[int, list[int]] = {}  # each new vm_id, with the rows of good plans asking for it
     for row_plan in plans:
-        if new_ids[row_plan.new.vm_id] > 1:
-            problems.append(RowProblem(seen[row_plan.vm_uuid], Conflict("vm_id", row_plan.new.vm_id, "another row of this batch")))
+        asking.setdefault(row_plan.new.vm_id, []).append(seen[row_plan.vm_uuid])
+    for vm_id, rows_asking in asking.items():
+        for row in rows_asking if len(rows_asking) > 1 else ():  # each row names the others (the first three)
+            others = [refer(other) for other in rows_asking if other != row]
+            named = " and ".join(others) if len(others) <= 3 else f"{', '.join(others[:3])} and {len(others) - 3} more rows"
+            problems.append(RowProblem(row, Conflict("vm_id", vm_id, f"{named} of this batch")))
     if problems:
         raise InvalidRows(list(map(problem_labeller(labels), sorted(problems, key=lambda p: p.row))))
     return BulkPlan(tuple(plans))
