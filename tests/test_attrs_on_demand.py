@@ -9,6 +9,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from vgpu.basics import AttrsOnDemand
+
 from .clikit import REPO
 
 # Run in a fresh interpreter: this test process has imported attrs long ago.
@@ -78,3 +82,13 @@ def test_a_plain_frozen_value_is_not_an_attrs_class():
                            "print(attrs.has(HostSpec), attrs.has(AttrsOnDemand), hasattr(HostSpec, '__attrs_attrs__'))"],
                           cwd=str(REPO), capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout.split()) == (0, ["False", "False", "False"]), done.stderr
+
+
+def test_a_subclass_whose_slots_and_annotations_disagree_is_refused_when_defined():
+    # attrs is told the annotated fields and Frozen stores the slots: a field in one list only would be
+    # missing from one of them, so the class is refused at once rather than misdescribed later.
+    with pytest.raises(TypeError, match=r"Odd: __slots__ \('a', 'b'\) must name the annotated fields \('b', 'a'\)"):
+        class Odd(AttrsOnDemand):
+            __slots__ = ("a", "b")
+            b: int
+            a: int
