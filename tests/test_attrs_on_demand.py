@@ -1,7 +1,8 @@
 """Pool and PriorityCounts, the values `vgpu-admin list-pools` builds, are attrs classes like every other
 result of the library, but their attrs description is built the first time something asks for it, so a
 process that never asks never imports attrs. Everything attrs and cattrs offer must work on them as on a
-class attrs decorated, in a process that had not imported attrs before."""
+class attrs decorated, in a process that had not imported attrs before: each check runs in a fresh
+interpreter (this test process imported attrs long ago)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,21 @@ import sys
 
 import pytest
 
-from vgpu.basics import AttrsOnDemand
+from vgpu.basics import AttrsOnDemand, frozen_on_demand
 
 from .clikit import REPO
 
-# Run in a fresh interpreter: this test process has imported attrs long ago.
+
+def _fresh(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it sets ``result``, which comes back as JSON."""
+    done = subprocess.run([sys.executable, "-c", f"import json, sys\n{code}\nprint(json.dumps(result))"],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 CHECKS = r"""
-import json, pickle, sys
+import pickle
 from vgpu.basics import Pool, PriorityCounts
 before = sorted(name for name in sys.modules if name.split(".")[0] in ("attr", "attrs"))
 import attrs, cattrs
@@ -39,20 +48,19 @@ result = {
     "round_trip": converter.structure(converter.unstructure(pool), Pool) == pool,
     "pickled": pickle.loads(pickle.dumps(pool)) == pool,
     "same_view": attrs.fields(Pool) is fields,
-    "frozen": None,
 }
 try:
     pool.enabled = False
-except AttributeError as error:
+except attrs.exceptions.FrozenInstanceError as error:  # as for every other attrs result (VM, ...)
     result["frozen"] = str(error)
-print(json.dumps(result))
+match pool:
+    case Pool("A", name, counts=PriorityCounts(low, medium, high)):  # positional patterns: __match_args__
+        result["matched"] = [name, low, medium, high]
 """
 
 
 def test_attrs_and_cattrs_see_the_pools_values_as_attrs_classes():
-    done = subprocess.run([sys.executable, "-c", CHECKS], cwd=str(REPO), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = _fresh(CHECKS)
     counts = {"low": 1, "medium": 0, "high": 2}
     pool = {"pool_id": "A", "pool_name": "Pool A", "description": None, "enabled": True, "counts": counts,
             "created_at": None, "updated_at": None}
@@ -72,22 +80,153 @@ def test_attrs_and_cattrs_see_the_pools_values_as_attrs_classes():
         "pickled": True,
         "same_view": True,
         "frozen": "Pool.enabled cannot be changed",
+        "matched": ["Pool A", 1, 0, 2],
     }
+
+
+# The same classes, decorated by attrs itself at import, as they were before (their annotations strings, as
+# vgpu's are under `from __future__ import annotations`): what attrs says of them must not differ.
+REFERENCE = r"""
+import attrs
+from vgpu.basics import Frozen, PriorityCounts as OnDemandCounts, Pool as OnDemandPool
+
+@attrs.frozen(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
+class PriorityCounts(Frozen):
+    low: "int" = 0
+    medium: "int" = 0
+    high: "int" = 0
+
+    def __init__(self, low=0, medium=0, high=0):
+        self._set(low=low, medium=medium, high=high)
+
+@attrs.frozen(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
+class Pool(Frozen):
+    pool_id: "str"
+    pool_name: "str"
+    description: "str | None"
+    enabled: "bool"
+    counts: "PriorityCounts" = PriorityCounts()
+    created_at: "str | None" = None
+    updated_at: "str | None" = None
+
+    def __init__(self, pool_id, pool_name, description, enabled, counts=PriorityCounts(), created_at=None, updated_at=None):
+        self._set(pool_id=pool_id, pool_name=pool_name, description=description, enabled=enabled, counts=counts,
+                  created_at=created_at, updated_at=updated_at)
+
+def described(cls):
+    props = repr(attrs.inspect(cls)) if hasattr(attrs, "inspect") else "attrs < 25.4 has no inspect"
+    fields = [repr(field).replace("OnDemand", "") for field in attrs.fields(cls)]
+    return {"props": props, "fields": fields, "match_args": cls.__match_args__}
+
+# attrs.inspect first: it reads the class's __dict__ itself, before anything else has asked
+result = {"on_demand": [described(OnDemandPool), described(OnDemandCounts)], "decorated": [described(Pool), described(PriorityCounts)]}
+"""
+
+
+def test_attrs_describes_them_as_it_describes_the_same_classes_it_decorated_itself():
+    result = _fresh(REFERENCE)
+    assert result["on_demand"] == result["decorated"]
+    assert "is_frozen=True" in result["on_demand"][0]["props"] or "no inspect" in result["on_demand"][0]["props"]
+
+
+SUBCLASSES = r"""
+import attrs, cattrs
+from vgpu.basics import Pool
+
+class MyPool(Pool):  # a plain subclass, as a user may write: the same fields
+    def label(self): return self.pool_id
+
+class TaggedPool(Pool):
+    __slots__ = ()
+    def label(self): return f"{self.pool_id}:{self.pool_name}"
+
+@attrs.frozen(init=False)
+class NotedPool(Pool):  # a user's attrs subclass adding a field
+    note: str = ""
+    def __init__(self, *args, note="", **kwargs):
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "note", note)
+
+tagged = TaggedPool("A", "Pool A", None, True)
+result = {
+    "labels": [MyPool("A", "Pool A", None, True).label(), tagged.label()],
+    "has": [attrs.has(MyPool), attrs.has(TaggedPool)],
+    "asdict": attrs.asdict(tagged)["pool_name"],
+    "repr": repr(tagged),
+    "structured": repr(cattrs.Converter().structure({"pool_id": "B", "pool_name": "x", "description": None, "enabled": False}, TaggedPool)),
+    "noted": [field.name for field in attrs.fields(NotedPool)][-2:],
+    "noted_value": attrs.asdict(NotedPool("A", "Pool A", None, True, note="n"))["note"],
+}
+"""
+
+
+def test_a_users_subclass_works_as_a_subclass_of_an_attrs_class_does():
+    assert _fresh(SUBCLASSES) == {
+        "labels": ["A", "A:Pool A"],
+        "has": [True, True],
+        "asdict": "Pool A",
+        "repr": "TaggedPool(pool_id='A', pool_name='Pool A', description=None, enabled=True, "
+                "counts=PriorityCounts(low=0, medium=0, high=0), created_at=None, updated_at=None)",
+        "structured": "TaggedPool(pool_id='B', pool_name='x', description=None, enabled=False, "
+                      "counts=PriorityCounts(low=0, medium=0, high=0), created_at=None, updated_at=None)",
+        "noted": ["updated_at", "note"],
+        "noted_value": "n",
+    }
+
+
+# Thread 1 asks first; the description of Pool it builds is held up until a second build of it starts (or 5 s pass). Had
+# thread 2 built its own, it could replace the one thread 1 had types resolved on, and cattrs then failed
+# on every later call with "Unsupported type: 'int'".
+RACE = r"""
+import threading
+import attrs, cattrs
+from vgpu.basics import Pool
+real = attrs.make_class
+builds, second = [], threading.Event()
+def make_class(name, *args, **kwargs):
+    builds.append(name)
+    if builds.count("Pool") == 1 and name == "Pool":
+        second.wait(5)
+    elif name == "Pool":
+        second.set()
+    return real(name, *args, **kwargs)
+attrs.make_class = make_class
+data = {"pool_id": "A", "pool_name": "Pool A", "description": None, "enabled": True, "counts": {"low": 1, "medium": 0, "high": 2}}
+outcomes = {}
+def load(name):
+    try:
+        outcomes[name] = repr(cattrs.Converter().structure(data, Pool).counts)
+    except Exception as error:
+        outcomes[name] = repr(error)
+threads = [threading.Thread(target=load, args=(name,), name=name) for name in ("one", "two")]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+load("later")
+result = {"builds": sorted(builds), "outcomes": outcomes, "types": [str(field.type) for field in attrs.fields(Pool)][:2]}
+"""
+
+
+def test_threads_asking_at_once_share_one_description():
+    counts = "PriorityCounts(low=1, medium=0, high=2)"
+    assert _fresh(RACE) == {"builds": ["Pool", "PriorityCounts"], "outcomes": {"one": counts, "two": counts, "later": counts},
+                            "types": ["<class 'str'>", "<class 'str'>"]}
 
 
 def test_a_plain_frozen_value_is_not_an_attrs_class():
     # HostSpec and the command table's values are Frozen without an attrs description: asking finds none
-    done = subprocess.run([sys.executable, "-c", "import attrs; from vgpu.hostspecs import HostSpec; "
-                           "from vgpu.basics import AttrsOnDemand; "
-                           "print(attrs.has(HostSpec), attrs.has(AttrsOnDemand), hasattr(HostSpec, '__attrs_attrs__'))"],
-                          cwd=str(REPO), capture_output=True, text=True, timeout=120)
-    assert (done.returncode, done.stdout.split()) == (0, ["False", "False", "False"]), done.stderr
+    result = _fresh("import attrs\nfrom vgpu.hostspecs import HostSpec\nfrom vgpu.basics import AttrsOnDemand\n"
+                    "result = [attrs.has(HostSpec), attrs.has(AttrsOnDemand), hasattr(HostSpec, '__attrs_attrs__')]")
+    assert result == [False, False, False]
 
 
-def test_a_subclass_whose_slots_and_annotations_disagree_is_refused_when_defined():
+def test_a_class_whose_slots_and_annotations_disagree_is_refused_when_defined():
     # attrs is told the annotated fields and Frozen stores the slots: a field in one list only would be
     # missing from one of them, so the class is refused at once rather than misdescribed later.
-    with pytest.raises(TypeError, match=r"Odd: __slots__ \('a', 'b'\) must name the annotated fields \('b', 'a'\)"):
+    with pytest.raises(TypeError, match=r"Odd: an AttrsOnDemand whose __slots__ \('a', 'b'\) name the annotated fields "
+                                        r"\('b', 'a'\), in the same order, is expected"):
+        @frozen_on_demand()
         class Odd(AttrsOnDemand):
             __slots__ = ("a", "b")
             b: int

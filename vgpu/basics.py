@@ -6,13 +6,14 @@ half a millisecond to build at import (attrs generates and compiles its methods)
 :mod:`vgpu.models`, which names them with the rest; the library's own start-up path imports them from here.
 
 This module does not import attrs: attrs, with what it imports (inspect, ast, dis, tokenize...), was about
-half of list-pools' start-up. Pool and PriorityCounts are attrs classes all the same (:class:`AttrsOnDemand`):
+half of list-pools' start-up. Pool and PriorityCounts are attrs classes all the same (:func:`frozen_on_demand`):
 attrs' description of them is built the first time anything asks for it.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
 
 # The platform key of the device-model arguments: the spec's name; some hosts read "device_model_args". Here,
@@ -62,16 +63,19 @@ class Frozen:
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__}.{name} cannot be changed")
+        raise self._refusal(f"{type(self).__name__}.{name} cannot be changed")
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__}.{name} cannot be deleted")
+        raise self._refusal(f"{type(self).__name__}.{name} cannot be deleted")
+
+    def _refusal(self, message: str) -> AttributeError:
+        return AttributeError(message)
 
     def __reduce__(self) -> tuple[type[Self], tuple[object, ...]]:
         return type(self), tuple(self._fields().values())  # pickled as a call of the class with the fields
 
     def _fields(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in type(self).__slots__}
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
     def replace(self, **changes: object) -> Self:
         """A copy with ``changes``, as NamedTuple's ``_replace`` and ``attrs.evolve`` give."""
@@ -89,65 +93,113 @@ class Frozen:
         return f"{type(self).__name__}({', '.join(f'{name}={value!r}' for name, value in self._fields().items())})"
 
 
-class _AttrsDescription:
-    """``__attrs_attrs__`` of :class:`AttrsOnDemand`'s subclasses: the tuple of ``attrs.Attribute`` that
-    attrs.fields, attrs.has, attrs.evolve, attrs.asdict and cattrs read, built when first read and then kept
-    on the class, where it hides this descriptor. Two threads reading it at once may each build one; both are
-    equal and either is kept."""
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The fields of a Frozen class: the ``__slots__`` of it and its bases, so that a subclass adding none
+    (``__slots__ = ()``, as a subclass of a slotted class should have) keeps its base's."""
+    return tuple(name for klass in reversed(cls.__mro__) for name in klass.__dict__.get("__slots__", ()))
+
+
+# One description per class, even when threads ask for it at once (reentrant: a deadlock would hide a bug)
+_DESCRIBING = threading.RLock()
+
+
+class _OnDemand:
+    """One of the attributes attrs reads on a class it decorated (``__attrs_attrs__``: the fields, read by
+    attrs.fields, has, evolve, asdict and cattrs; ``__attrs_props__``: the options, read by attrs.inspect),
+    put on a class by :func:`frozen_on_demand` in place of the real one, which it builds on first use and
+    puts on the class instead. A subclass reads its base's, as it does an attrs class's."""
+
+    def __init__(self, cls: type, name: str, options: dict[str, Any]) -> None:
+        self.cls, self.name, self.options = cls, name, options
 
     def __get__(self, instance: object, owner: type) -> Any:
-        if owner is AttrsOnDemand:
-            return None  # the base itself has no fields: attrs.has says False, as for any plain class
-        import inspect
+        with _DESCRIBING:
+            if self.cls.__dict__.get(self.name) is self:  # not built yet (nor by a thread that held the lock)
+                _describe(self.cls, self.options)
+        return getattr(self.cls, self.name)  # AttributeError where this attrs has no such attribute
 
-        import attrs  # here, not at the top: see the module's docstring
+    # attrs.inspect reads __attrs_props__ from the class's __dict__ itself, passing __get__ by: there this
+    # stands for the real value, reading as it does until it has replaced itself with it.
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.__get__(None, self.cls), attribute)
 
-        defaults = {name: parameter.default for name, parameter in inspect.signature(owner).parameters.items()
-                    if parameter.default is not parameter.empty}
-        annotations = owner.__dict__["__annotations__"]
-        # make_class builds the same description attrs would give the class itself (names, defaults, types,
-        # aliases, the tuple's accessors by name); the class it makes is only a template and is dropped.
-        template = attrs.make_class(owner.__name__, {
-            name: attrs.field(default=defaults.get(name, attrs.NOTHING), type=annotations[name])
-            for name in owner.__dict__["__slots__"]}, frozen=True)
-        description = attrs.fields(template)
-        type.__setattr__(owner, "__attrs_attrs__", description)
-        return description
+    def __repr__(self) -> str:
+        return repr(self.__get__(None, self.cls))
+
+
+def _describe(cls: type, options: dict[str, Any]) -> None:
+    import inspect
+
+    import attrs  # here, not at the top: see the module's docstring
+
+    defaults = {name: parameter.default for name, parameter in inspect.signature(cls).parameters.items()
+                if parameter.default is not parameter.empty}
+    annotations = cls.__dict__["__annotations__"]
+    # make_class, given the class's fields and decorator options, builds the very description attrs would
+    # have given the class itself (names, defaults, types, aliases, accessors by name, the options); the
+    # class it makes is only a template and is dropped.
+    fields = {name: attrs.field(default=defaults.get(name, attrs.NOTHING), type=annotations[name])
+              for name in cls.__dict__["__slots__"]}
+    template = attrs.make_class(cls.__name__, fields, **options)
+    for name in _ATTRS_ATTRIBUTES:
+        if name in template.__dict__:
+            type.__setattr__(cls, name, template.__dict__[name])
+        else:  # an older attrs (before 25.4 there were no __attrs_props__)
+            type.__delattr__(cls, name)
+
+
+_ATTRS_ATTRIBUTES = ("__attrs_attrs__", "__attrs_props__")
+# What attrs.frozen gives make_class's options (they are attr.s's, whose defaults differ) before the decorator's own
+_AS_ATTRS_FROZEN = {"frozen": True, "slots": True, "collect_by_mro": True, "auto_attribs": True}
+_Class = TypeVar("_Class", bound=type)
+
+
+def _frozen_on_demand(**options: Any) -> Callable[[_Class], _Class]:
+    """At run time: attrs.frozen(**options) applied when attrs first asks about the class, not at import.
+
+    The class is a :class:`AttrsOnDemand` that names its fields twice, as ``__slots__`` in ``__init__``'s
+    order (Frozen stores them) and as annotations (their types, for attrs and mypy): both must agree."""
+
+    def decorate(cls: _Class) -> _Class:
+        fields = tuple(cls.__dict__.get("__annotations__", {}))
+        if not issubclass(cls, AttrsOnDemand) or fields != cls.__dict__.get("__slots__"):
+            raise TypeError(f"{cls.__name__}: an AttrsOnDemand whose __slots__ {cls.__dict__.get('__slots__')!r} "
+                            f"name the annotated fields {fields!r}, in the same order, is expected")
+        for name in _ATTRS_ATTRIBUTES:
+            type.__setattr__(cls, name, _OnDemand(cls, name, {**_AS_ATTRS_FROZEN, **options}))
+        type.__setattr__(cls, "__match_args__", fields)  # as attrs sets it: case Pool("A", name) matches
+        return cls
+    return decorate
+
+
+if TYPE_CHECKING:
+    # To mypy the classes are what attrs.frozen makes of them: its attrs plugin types attrs.fields(Pool).pool_id,
+    # attrs.evolve(pool, ...), match statements and the rest from the decorator's options.
+    from attrs import frozen as frozen_on_demand
+else:
+    frozen_on_demand = _frozen_on_demand
 
 
 class AttrsOnDemand(Frozen):
     """A :class:`Frozen` value that is an attrs class, as every result of the library is (attrs.fields,
-    attrs.evolve and the cattrs converter work on it), without importing attrs until something asks.
-
-    A subclass names its fields twice, as ``__slots__`` (in ``__init__``'s order) and as annotations (their
-    types), and is decorated with :func:`described_to_mypy`, which tells mypy's attrs plugin what
-    attrs will be told at run time."""
+    attrs.evolve and the cattrs converter work on it), without importing attrs until something asks: see
+    :func:`frozen_on_demand`, its decorator. Changing a field raises attrs' FrozenInstanceError."""
 
     __slots__ = ()
-    if not TYPE_CHECKING:  # to mypy, each subclass is the attrs class its decorator declares
-        __attrs_attrs__ = _AttrsDescription()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        fields = tuple(name for name in cls.__dict__.get("__annotations__", {}))
-        if fields != cls.__dict__.get("__slots__"):
-            raise TypeError(f"{cls.__name__}: __slots__ {cls.__dict__.get('__slots__')!r} must name the annotated "
-                            f"fields {fields!r}, in the same order")
+    def _refusal(self, message: str) -> AttributeError:
+        from attrs.exceptions import FrozenInstanceError
 
+        error = FrozenInstanceError()  # takes no message: ours replaces its "can't set attribute"
+        error.args = (message,)
+        error.msg = message
+        return error
 
-_Class = TypeVar("_Class", bound=type)
-
-if TYPE_CHECKING:
-    # The same options the classes were once decorated with at run time: mypy's attrs plugin types
-    # attrs.fields(Pool).pool_id, attrs.evolve(pool, ...) and the rest from them.
-    from attrs import frozen as described_to_mypy
-else:
-    def described_to_mypy(**_options: object) -> Callable[[_Class], _Class]:
-        """Nothing at run time (AttrsOnDemand describes the class to attrs); see the TYPE_CHECKING branch."""
-        return lambda cls: cls
+    def __replace__(self, **changes: object) -> Self:  # copy.replace() (Python 3.13), as attrs classes have
+        return self.replace(**changes)
 
 
-@described_to_mypy(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
+@frozen_on_demand(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
 class PriorityCounts(AttrsOnDemand):
     __slots__ = ("low", "medium", "high")
     low: int
@@ -168,7 +220,7 @@ class PriorityCounts(AttrsOnDemand):
 _NO_VMS = PriorityCounts()
 
 
-@described_to_mypy(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
+@frozen_on_demand(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
 class Pool(AttrsOnDemand):
     """One of the two logical pools, with how many VMs of each priority it holds."""
 
