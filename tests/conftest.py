@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from vgpu.store import Store
+
+# A run started in the background by a shell without job control (`pytest ... &`, nohup, some CI runners) inherits
+# SIGINT ignored, and Python then leaves it ignored: the tests that press Ctrl-C themselves need it to arrive as
+# KeyboardInterrupt, as it does for an admin at a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # CI's profiles derandomize: the run that decides whether work lands tests the examples the suite was last
 # seen passing with, so it cannot go red on a new random draw. Exploring new examples is the dev profile's
