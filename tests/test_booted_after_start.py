@@ -18,7 +18,7 @@ import time
 import pytest
 
 from vgpu import bulk_register, devargs, journal, lifecycle, recovery
-from vgpu.errors import HypervisorError, NotFound, ReconfigureFailed
+from vgpu.errors import HostUnreachable, HypervisorError, NotFound, ReconfigureFailed
 from vgpu.hypervisor import codes
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
@@ -666,3 +666,140 @@ def test_a_batch_on_a_host_that_drops_the_key_is_not_ok_and_its_rows_say_why(tmp
     assert [done.booted for done in result.results] == ["other", "other"] and not result.failures
     assert not result.ok
     assert [row["outcome"] for row in result.records()] == ["booted without segment"] * 2
+
+
+# --- a rollback under a start that went on, or that someone else made, and a VM left paused -----------------
+
+
+def test_a_rollback_whose_start_finds_the_vm_started_by_someone_else_does_not_say_it_started_it(backend, monkeypatch):
+    """The change's start fails (the VM stays halted); just before the rollback's start, another admin starts
+    the VM, so the host refuses ours (VM_BAD_POWER_STATE): the VM runs, but not because the rollback started it."""
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", uuid)
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        if "pool=B" not in world.args(vm_uuid):  # the rollback's start: another admin's comes first
+            world.sim.start(vm_uuid)
+        return original(host, vm_uuid, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error, said = failed.value, str(failed.value)
+    assert error.rolled_back and not error.vm_restarted, said
+    assert world.config(uuid) == OLD and world.power(uuid) is PowerState.RUNNING and world.open_ops() == []
+    assert "started again" not in said and "started meanwhile (not by the rollback)" in said, said
+
+
+def test_a_start_still_under_way_on_the_host_is_not_undone_under_it(backend, monkeypatch):
+    """Our start outlives our wait, and the host goes on starting the VM (with the new args it read): the
+    rollback must not put the old configuration back under it. It is left to recover, which waits for that
+    start ("later") and then finishes the change the VM came up with."""
+    under_test, world, uuid = backend
+    original, starters = lifecycle.start_vm, []
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        if not starters:  # ours: the host takes it, and answers too late
+            starters.append(someone_starts(world, vm_uuid))
+            raise HostUnreachable(codes.HOST_UNREACHABLE, "cannot reach the host: 'xe vm-start' did not answer within 2 seconds")
+        return original(host, vm_uuid, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error, said = failed.value, str(failed.value)
+    assert not error.rolled_back and error.rollback_error.code == codes.VM_STARTING_AFTER_FAILED_START, said
+    assert "is still being started by the host (start)" in said and said.endswith(
+        "run 'vgpu-admin recover' once the host is done starting it: it then finishes the change, or undoes it"), said
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW)  # nothing undone
+    (later,) = recovery.recover(world.store, under_test.host)  # the start still goes on: nothing is done
+    assert later.action == recovery.LATER and world.config(uuid) == NEW and len(world.open_ops()) == 1, later
+    starters[0].join()
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == recovery.FINISHED and world.config(uuid) == NEW and world.open_ops() == [], outcome
+    assert world.power(uuid) is PowerState.RUNNING
+
+
+def paused(world, uuid):
+    """The VM's domain paused (as a start that failed after creating it may leave it)."""
+    with world.sim._transaction() as conn:  # the simulated host has no pause of its own: its record is set
+        vm = world.sim._vm(conn, uuid)
+        vm["power_state"] = "paused"
+        world.sim._store(conn, uuid, vm)
+
+
+def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(backend, monkeypatch):
+    under_test, world, uuid = backend
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        original(host, vm_uuid, *args, **kwargs)
+        paused(world, vm_uuid)
+        raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: xenopsd: QMP")
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error, said = failed.value, str(failed.value)
+    assert not error.rolled_back and error.rollback_error.code == codes.VM_RUNNING_AFTER_FAILED_START, said
+    assert f"VM {uuid} is paused, though the host said its start failed" in said, said
+    assert said.endswith("run 'vgpu-admin recover' once the VM is resumed: it finishes the change"), said
+    assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW) and len(world.open_ops()) == 1
+    monkeypatch.undo()
+    with world.sim._transaction() as conn:  # resumed by the admin
+        vm = world.sim._vm(conn, uuid)
+        vm["power_state"] = "running"
+        world.sim._store(conn, uuid, vm)
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == recovery.FINISHED and world.config(uuid) == NEW and world.open_ops() == [], outcome
+
+
+def test_recover_whose_start_fails_while_the_vm_comes_up_with_the_change_finishes_it(backend, monkeypatch):
+    """recover's own start is said to fail, and the VM is halted when recover looks; by the time the rollback
+    asks, it is up with the change. Nothing was undone: recover finishes the change, as it says it would."""
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    original_running_after = lifecycle.running_after
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: Xenlight.Error(_)")
+
+    def running_after(host, vm_uuid, refused):
+        seen = original_running_after(host, vm_uuid, refused)  # halted still ...
+        world.sim.start(vm_uuid)  # ... and up right after, with the args recover wrote: the new ones
+        return seen
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    monkeypatch.setattr(lifecycle, "running_after", running_after)
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == recovery.FINISHED, outcome
+    assert world.config(uuid) == NEW and world.power(uuid) is PowerState.RUNNING and world.open_ops() == []
+    assert ("started with it" in outcome.detail) == (under_test.name in TELLS_BOOTED), outcome
+
+
+def test_a_vm_a_rollback_started_that_is_not_running_right_after_is_marked_for_attention(backend, monkeypatch):
+    under_test, world, uuid = backend
+    rollback_start_meets(world, monkeypatch, "halt")
+    with pytest.raises(ReconfigureFailed):
+        to_pool_b(world, under_test.host, uuid)
+    marks = [(mark.vm_uuid, mark.kind) for mark in world.marks()]
+    assert marks == ([(uuid, "not-restarted")] if under_test.name in TELLS_BOOTED else []), marks
+
+
+def test_a_vm_recover_started_that_is_not_running_right_after_is_marked_for_attention(backend, monkeypatch):
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    halts_right_after_our_start(world, monkeypatch)
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == recovery.FINISHED
+    marks = [(mark.vm_uuid, mark.kind) for mark in world.marks()]
+    assert marks == ([(uuid, "not-restarted")] if under_test.name in TELLS_BOOTED else []), (marks, outcome)
+
+
+def test_a_vm_a_change_started_that_is_not_running_right_after_is_marked_for_attention(backend, monkeypatch):
+    under_test, world, uuid = backend
+    halts_right_after_our_start(world, monkeypatch)
+    result = to_pool_b(world, under_test.host, uuid)
+    marks = [(mark.vm_uuid, mark.kind, "not running right after" in mark.reason) for mark in world.marks()]
+    assert marks == ([(uuid, "not-restarted", True)] if result.booted == lifecycle.NOT_RUNNING else []), marks

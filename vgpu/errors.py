@@ -375,16 +375,25 @@ class ReconfigureFailed(VgpuError):
                              f"the previous configuration was restored{again}")
         else:  # may have failed at any step, the stop included
             when = ("once the host is reachable" if isinstance(rollback_error, HostUnreachable) else
-                    "now: it finishes the change the VM runs with" if _runs_after_failed_start(rollback_error) else
-                    "once the database can be written" if isinstance(rollback_error, StoreError) else "once the cause is fixed")
+                    _after_failed_start(rollback_error) or
+                    ("once the database can be written" if isinstance(rollback_error, StoreError) else "once the cause is fixed"))
             halted = "; the VM was stopped for the change and is halted" if left_halted else ""
             super().__init__(f"reconfiguring VM {vm_uuid} failed ({cause}) and rolling back also failed "
                              f"({rollback_error}){halted}; run 'vgpu-admin recover' {when}")
 
 
-def _runs_after_failed_start(error: VgpuError | None) -> bool:
-    # codes.VM_RUNNING_AFTER_FAILED_START, spelt out: vgpu.hypervisor.codes imports this module
-    return isinstance(error, HypervisorError) and error.code == "VM_RUNNING_AFTER_FAILED_START"
+def _after_failed_start(error: VgpuError | None) -> str:
+    """When to run recover after a rollback refused to undo a change whose start the host said failed (see
+    lifecycle._refuse_undoing_what_runs); "" for any other rollback error. The codes are spelt out:
+    vgpu.hypervisor.codes imports this module."""
+    if not isinstance(error, HypervisorError):
+        return ""
+    if error.code == "VM_RUNNING_AFTER_FAILED_START":
+        paused = error.details[1:2] == ("paused",)
+        return "once the VM is resumed: it finishes the change" if paused else "now: it finishes the change the VM runs with"
+    if error.code == "VM_STARTING_AFTER_FAILED_START":
+        return "once the host is done starting it: it then finishes the change, or undoes it"
+    return ""
 
 
 class ConfigError(VgpuError):

@@ -549,6 +549,8 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
     try:
         close(store, op, journal.DONE, _STARTED_BEFORE_WRITE.get(started_before_write) or _done_detail(started_by_other, booted),
               power=PowerState.RUNNING if running else PowerState.HALTED)
+        mark_not_running(store, op.vm_uuid, booted, "it was running before it was reconfigured, and was started with "
+                                                    "its new configuration")  # after close, which clears resolved marks
     except StoreError as unrecorded:
         raise _done_unrecorded(store, op, unrecorded, _runs_new_state(running, started_by_other)) from None
     return ReconfigureResult(updated, plan.current, changed=True, restarted=bool(op.was_running),
@@ -966,8 +968,13 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     try:
         start_vm(host, op.vm_uuid, progress, name=before.vm_name)
     except HypervisorError as refused:
-        if running_after(host, op.vm_uuid, refused) is not None:  # it runs all the same: judged below
-            return Restored(restarted=True, args_left=left, booted=_booted_as_held(host, op.vm_uuid, held))
+        if running_after(host, op.vm_uuid, refused) is not None:
+            booted = _booted_as_held(host, op.vm_uuid, held)
+            if refused.code == codes.VM_BAD_POWER_STATE:
+                # Refused because it runs already: someone else started it (or the change's own start went on)
+                # between the look above and this start. The rollback did not start it, and does not say so.
+                return Restored(args_left=left, booted=booted, found_running=True)
+            return Restored(restarted=True, args_left=left, booted=booted)  # ours ran it, whatever the host said
         if not would_not_start(refused):
             raise
         if store.moved is None:  # a file deleted or replaced meanwhile has no place for the mark: the error says it
@@ -977,7 +984,23 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                f"it was running before a change that failed, and would not start again with "
                                f"{with_what} ({refused}); fix that on the host, then start the VM")
         return Restored(start_error=refused, args_left=left)
-    return Restored(restarted=True, args_left=left, booted=_booted_as_held(host, op.vm_uuid, held))
+    booted = _booted_as_held(host, op.vm_uuid, held)
+    what = "the args someone else changed meanwhile" if left is not None else "its previous configuration"
+    mark_not_running(store, op.vm_uuid, booted, f"it was running before a change that failed, and was started again with {what}")
+    return Restored(restarted=True, args_left=left, booted=booted)
+
+
+def mark_not_running(store: Store, vm_uuid: str, booted: Booted, why_started: str) -> None:
+    """Mark a VM that was running before a change, and that a start of ours (``why_started``: the change's,
+    a rollback's, recover's) left not running right after (``booted.runs`` NOT_RUNNING), as needing
+    attention until a command sees it running: status and scan then say so, not just "halted". Nothing
+    for any other outcome, nor where the database file was replaced meanwhile (the error says it)."""
+    if booted.runs != NOT_RUNNING or store.moved is not None:
+        return
+    with store.writing() as conn:
+        attention.mark(conn, vm_uuid, attention.NOT_RESTARTED,
+                       f"{why_started}, but was not running right after (it halted, crashed or left the host): "
+                       "see what the host says of it, then start it")
 
 
 def _booted_as_held(host: Hypervisor, vm_uuid: str, held: SegmentState | None) -> Booted:
@@ -986,13 +1009,19 @@ def _booted_as_held(host: Hypervisor, vm_uuid: str, held: SegmentState | None) -
 
 
 def _refuse_undoing_what_runs(host: Hypervisor, op: journal.Operation) -> None:
-    """Before undoing a change whose start the host said failed, ask the host: a VM running with the new
-    configuration (its start went on, or failed only once the domain was up), or with one the host cannot
-    tell, is not undone (VM_RUNNING_AFTER_FAILED_START: recover finishes it), since the change may have
-    reached it. A host that cannot be asked fails the rollback the same way: it is left to recover."""
+    """Before undoing a change whose start the host said failed, ask the host, since the change may have
+    reached the VM: a VM running or paused with the new configuration (its start went on, or failed only once
+    the domain was up), or with one the host cannot tell, is not undone (VM_RUNNING_AFTER_FAILED_START:
+    recover finishes it, once a paused VM is resumed); nor is a VM the host is still starting (a start that
+    outlived our wait: VM_STARTING_AFTER_FAILED_START, for recover once that start is done). A host that cannot be
+    asked fails the rollback the same way: it is left to recover."""
+    operations = host.current_operations(op.vm_uuid)
+    if operations:
+        raise codes.host_error(codes.VM_STARTING_AFTER_FAILED_START, [op.vm_uuid, ", ".join(operations)], op.vm_uuid)
     seen = describe(host, op.vm_uuid)
-    if seen.power_state is PowerState.RUNNING and what_it_runs(host, op.vm_uuid, seen.booted_args, op.new) != RUNS_OTHER:
-        raise codes.host_error(codes.VM_RUNNING_AFTER_FAILED_START, [op.vm_uuid], op.vm_uuid)
+    has_domain = seen.power_state in (PowerState.RUNNING, PowerState.PAUSED)
+    if has_domain and what_it_runs(host, op.vm_uuid, seen.booted_args, op.new) != RUNS_OTHER:
+        raise codes.host_error(codes.VM_RUNNING_AFTER_FAILED_START, [op.vm_uuid, seen.power_state.value], op.vm_uuid)
 
 
 def _segment_held(host: Hypervisor, vm_uuid: str) -> SegmentState | None:
@@ -1086,8 +1115,9 @@ def _roll_back_after(store: Store, host: Hypervisor, op: journal.Operation, fail
         restored = roll_back(store, host, op, progress, ran_with)
     except VgpuError as rollback_error:
         # Leave the journal open (released by apply_plan): recover() will try again, the VM stays locked meanwhile.
+        starting = isinstance(rollback_error, HypervisorError) and rollback_error.code == codes.VM_STARTING_AFTER_FAILED_START
         return ReconfigureFailed(op.vm_uuid, failure, rolled_back=False, rollback_error=rollback_error,
-                                 left_halted=_left_halted(host, op))
+                                 left_halted=not starting and _left_halted(host, op))  # not "halted" while it starts
     try:
         return _closed_after_rollback(store, host, op, failure, restored, ran_with)
     except StoreError as unrecorded:  # the VM has its old configuration back; the database could not say so

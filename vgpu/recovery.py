@@ -172,6 +172,8 @@ def _later_if_busy(error: HypervisorError) -> None:
     if error.code == codes.OTHER_OPERATION_IN_PROGRESS:
         raise _Later(f"the host is busy with another operation on the VM ({error.code}); nothing more was done: "
                      "run 'vgpu-admin recover' again once it is done") from error
+    if error.code == codes.VM_STARTING_AFTER_FAILED_START:  # the rollback would not undo under that start
+        raise _Later(f"{error}; run 'vgpu-admin recover' again once that start is done") from error
 
 
 def _name(op: journal.Operation) -> str | None:
@@ -381,10 +383,17 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
         if failure.code != codes.VM_BAD_POWER_STATE and lifecycle.running_after(host, op.vm_uuid, failure) is not None:
             # it runs all the same (the start failed only after the domain came up): never undo a change that
             # may have reached it; what it booted with is said as after any start
-            return _started_with_new(op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
+            return _started_with_new(store, op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
         if not lifecycle.would_not_start(failure):
             raise
-        restored = _roll_back(store, host, op, progress)
+        try:
+            restored = _roll_back(store, host, op, progress)
+        except HypervisorError as refused:
+            if refused.code != codes.VM_RUNNING_AFTER_FAILED_START:
+                raise
+            # Up by the time the rollback asked (a domain that came up after the look above): nothing was
+            # undone, and a change that reached the VM is finished, as the error itself says recover does.
+            return _started_with_new(store, op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
         which = "new" if op.ran_with is None else "registered"
         why = f"the VM would not start with its {which} configuration ({failure})"
         if restored.args_left is not None:
@@ -399,10 +408,10 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
             return _restarted(op, restored, f"{why}; the arguments it ran with before ({op.ran_with.shown}) were put "
                                             f"back and it was {again}")
         return _restarted(op, restored, f"{why}; the previous one is restored and the VM was {again}")
-    return _started_with_new(op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
+    return _started_with_new(store, op, lifecycle.what_it_booted(host, op.vm_uuid, op.new))
 
 
-def _started_with_new(op: journal.Operation, booted: lifecycle.Booted) -> _Outcome:
+def _started_with_new(store: Store, op: journal.Operation, booted: lifecycle.Booted) -> _Outcome:
     """A change finished by starting its VM, with what the host says it booted with (as a live change says
     it): "started with it" only when the host saw it boot with the new configuration; a VM that booted with
     something else, or is not running right after, needs the admin."""
@@ -412,6 +421,8 @@ def _started_with_new(op: journal.Operation, booted: lifecycle.Booted) -> _Outco
     if booted.runs == lifecycle.RUNS_UNKNOWN:
         return _Outcome(FINISHED, f"{done} started; the host cannot tell what it booted with", power=PowerState.RUNNING)
     text = lifecycle.not_running_with_it(op.vm_uuid, booted)
+    lifecycle.mark_not_running(store, op.vm_uuid, booted, "it was running before a change that was cut short, and "
+                                                          "recover started it with its new configuration")
     return _Outcome(FINISHED, f"{done} {lifecycle.started_short(booted)}", attention=text,
                     power=PowerState.RUNNING if booted.runs == lifecycle.RUNS_OTHER else None)
 

@@ -42,6 +42,8 @@ VM_UNDEFINED_DURING_SHUTDOWN = "VM_UNDEFINED_DURING_SHUTDOWN"
 VM_SHUT_OFF_OTHERWISE = "VM_SHUT_OFF_OTHERWISE"
 # ours: a VM whose start the host said failed runs all the same, so the change it may run with is not undone
 VM_RUNNING_AFTER_FAILED_START = "VM_RUNNING_AFTER_FAILED_START"
+# ours: a VM whose start the host said failed (or outlived our wait) is still being started, so nothing is undone under it
+VM_STARTING_AFTER_FAILED_START = "VM_STARTING_AFTER_FAILED_START"
 MALFORMED_ANSWER = "MALFORMED_ANSWER"  # ours: the host answered, but not in its protocol's form
 VM_ON_HOST_LEFT_OUT = "VM_ON_HOST_LEFT_OUT"  # ours: no host of a run narrowed by --host has the VM; another may
 # ours: no host of the run has the VM, and it was last seen on a host the run does not have at all (taken out of
@@ -189,8 +191,10 @@ _SENTENCES = {
     VM_IS_TRANSIENT: "{vm} is transient (the host keeps no definition of it once it stops), so its arguments cannot "
                      "be changed and vgpu does not stop it; define it first (virsh define)",
     VM_SHUT_OFF_OTHERWISE: "{vm} was shut off {1}, not by its clean shutdown",
-    VM_RUNNING_AFTER_FAILED_START: ("{vm} is running, though the host said its start failed: it may run with the "
+    VM_RUNNING_AFTER_FAILED_START: ("{vm} is {1}, though the host said its start failed: it may run with the "
                                     "change, so the change was not undone"),
+    VM_STARTING_AFTER_FAILED_START: ("{vm} is still being started by the host ({1}), though its start was reported "
+                                     "failed: it may come up with the change, so the change was not undone"),
     VM_UNDEFINED_DURING_SHUTDOWN: "{vm} was undefined after its clean shutdown was requested (it is transient now), "
                                   "so vgpu stopped repeating the request and does not force it off",
 }
