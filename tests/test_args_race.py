@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from vgpu import devargs, lifecycle
-from vgpu.errors import Conflict
+from vgpu.errors import Conflict, SegmentChanged
 from vgpu.lifecycle import StopPolicy
 from vgpu.models import PowerState
 
@@ -67,4 +67,28 @@ def test_a_change_of_the_vgpu_segment_during_the_shutdown_is_refused_and_the_vm_
     assert world.power(uuid) is PowerState.RUNNING and world.sim.boots(uuid)[-1] == theirs
     after = world.tables()
     assert after["vms"] == before["vms"] and after["pools"] == before["pools"]
+    assert world.open_ops() == [] and world.marks() == []
+
+
+def test_a_change_of_the_vgpu_segment_caught_at_the_write_is_refused_as_during_the_shutdown(backend, monkeypatch):
+    """The same edit, landing after the args were read (and the database updated) but before they are written,
+    where the host tells at the write (libvirt's compare-and-set): refused the same way, the database put back,
+    not a configuration the VM 'failed with', nor advice to apply the registration over the admin's edit."""
+    under_test, world, uuid = backend
+    theirs = devargs.merge(OWN_ARGS + " -device virtio-rng-pci", config("A", 2, 77))
+    original = lifecycle.set_args_if_unchanged
+
+    def set_args_if_unchanged(host, vm_uuid, wanted, current):
+        monkeypatch.setattr(lifecycle, "set_args_if_unchanged", original)  # once: the rollback writes as usual
+        world.sim.set_device_model_args(vm_uuid, theirs)  # the admin's edit lands between our read and our write
+        return theirs  # what the host says it found instead of what we read: nothing written
+
+    monkeypatch.setattr(lifecycle, "set_args_if_unchanged", set_args_if_unchanged)
+    with pytest.raises(SegmentChanged) as caught:
+        lifecycle.reconfigure_vm(world.store, under_test.host, uuid, pool="B", confirm=lambda plan: True, policy=POLICY)
+    said = str(caught.value)
+    assert ("were changed on the host after this plan was made; plan again; its configuration was not changed and the "
+            "VM was started again") in said and "failed with" not in said and "apply-vm" not in said, said
+    assert caught.value.vm_restarted and world.config(uuid) == OLD and world.args(uuid) == theirs
+    assert world.power(uuid) is PowerState.RUNNING and world.sim.boots(uuid)[-1] == theirs
     assert world.open_ops() == [] and world.marks() == []

@@ -1219,7 +1219,10 @@ def _closed_after_rollback(store: Store, host: Hypervisor, op: journal.Operation
         return _unconfirmed_stop(store, host, op, failure, restored)
     close(store, op, journal.ROLLED_BACK, _rolled_back_detail(failure, restored), power=_power_after(op, restored))
     again = started_again(restored)
-    if not op.db_updated:
+    # A refusal, not a configuration that failed: nothing was changed on the host (the args are the other
+    # party's, as its sentence says) and the database is back, even when it had taken the new values (an edit
+    # of the segment found at the write: see update_device_model_args).
+    if not op.db_updated or isinstance(failure, SegmentChanged):
         tail = f"; its configuration was not changed and the VM was {again}" if restored.runs_again else "; nothing was changed"
         failure.reword(failure.sentence + tail)
         return _restarted_as(failure, restored)
