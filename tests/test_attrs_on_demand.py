@@ -130,8 +130,8 @@ def test_attrs_describes_them_as_it_describes_the_same_classes_it_decorated_itse
 
 
 SUBCLASSES = r"""
-import attrs, cattrs
-from vgpu.basics import Pool
+import attr, attrs, cattrs
+from vgpu.basics import Pool, PriorityCounts
 
 class MyPool(Pool):  # a plain subclass, as a user may write: the same fields
     def label(self): return self.pool_id
@@ -147,8 +147,30 @@ class NotedPool(Pool):  # a user's attrs subclass adding a field
         super().__init__(*args, **kwargs)
         object.__setattr__(self, "note", note)
 
+@attrs.define
+class Annotated(Pool):  # a mutable attrs subclass: attrs' own __init__ sets the fields
+    note: str = ""
+
+@attr.s(auto_attribs=True)
+class Counts(PriorityCounts):  # the old-style API
+    spare: int = 0
+
+class Named(Pool):  # its own __init__, through attrs' hook for one
+    __slots__ = ()
+    def __init__(self, pool_id, pool_name):
+        self.__attrs_init__(pool_id, pool_name, None, True)
+
 tagged = TaggedPool("A", "Pool A", None, True)
+annotated = Annotated("A", "Pool A", None, True, note="n")
+try:
+    annotated.pool_id = "B"  # a field of a frozen class stays so in a subclass, as it did
+except attrs.exceptions.FrozenInstanceError as error:
+    refused = str(error)
 result = {
+    "annotated": repr(annotated),
+    "refused": refused,
+    "counts": repr(Counts(1, 2, 3, spare=4)),
+    "named": repr(Named("B", "Pool B")),
     "labels": [MyPool("A", "Pool A", None, True).label(), tagged.label()],
     "has": [attrs.has(MyPool), attrs.has(TaggedPool)],
     "asdict": attrs.asdict(tagged)["pool_name"],
@@ -162,6 +184,12 @@ result = {
 
 def test_a_users_subclass_works_as_a_subclass_of_an_attrs_class_does():
     assert _fresh(SUBCLASSES) == {
+        "annotated": "Annotated(pool_id='A', pool_name='Pool A', description=None, enabled=True, "
+                     "counts=PriorityCounts(low=0, medium=0, high=0), created_at=None, updated_at=None, note='n')",
+        "refused": "Annotated.pool_id cannot be changed",
+        "counts": "Counts(low=1, medium=2, high=3, spare=4)",
+        "named": "Named(pool_id='B', pool_name='Pool B', description=None, enabled=True, "
+                 "counts=PriorityCounts(low=0, medium=0, high=0), created_at=None, updated_at=None)",
         "labels": ["A", "A:Pool A"],
         "has": [True, True],
         "asdict": "Pool A",
@@ -221,13 +249,42 @@ def test_a_plain_frozen_value_is_not_an_attrs_class():
     assert result == [False, False, False]
 
 
-def test_a_class_whose_slots_and_annotations_disagree_is_refused_when_defined():
-    # attrs is told the annotated fields and Frozen stores the slots: a field in one list only would be
-    # missing from one of them, so the class is refused at once rather than misdescribed later.
-    with pytest.raises(TypeError, match=r"Odd: an AttrsOnDemand whose __slots__ \('a', 'b'\) name the annotated fields "
-                                        r"\('b', 'a'\), in the same order, is expected"):
+def test_a_class_naming_its_own_slots_is_refused_when_defined():
+    # The decorator makes the slots from the annotations, as attrs does: slots named as well could disagree.
+    with pytest.raises(TypeError, match=r"Odd: frozen_on_demand makes an AttrsOnDemand slotted from its annotations; "
+                                        r"it must not name __slots__ itself"):
         @frozen_on_demand()
         class Odd(AttrsOnDemand):
-            __slots__ = ("a", "b")
-            b: int
+            __slots__ = ("a",)
             a: int
+
+
+# Thread "builder" asks first and is held inside the build (holding the lock) while the process forks: the
+# child, which has no such thread, must build its own description, not wait for that lock forever.
+FORK = r"""
+import os, signal, threading
+import attrs
+from vgpu.basics import Pool
+real, held, release = attrs.make_class, threading.Event(), threading.Event()
+def make_class(*args, **kwargs):
+    if threading.current_thread().name == "builder":
+        held.set()
+        release.wait(30)
+    return real(*args, **kwargs)
+attrs.make_class = make_class
+builder = threading.Thread(target=lambda: attrs.fields(Pool), name="builder")
+builder.start()
+held.wait(30)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)  # a child stuck on the lock is killed rather than hanging the test
+    os._exit(0 if [field.name for field in attrs.fields(Pool)][0] == "pool_id" else 3)
+release.set()
+builder.join()
+_, status = os.waitpid(pid, 0)
+result = {"child": os.waitstatus_to_exitcode(status), "parent": attrs.fields(Pool)[0].name}
+"""
+
+
+def test_a_child_forked_while_a_thread_builds_the_description_builds_its_own():
+    assert _fresh(FORK) == {"child": 0, "parent": "pool_id"}

@@ -202,3 +202,34 @@ def test_the_docs_connection_idioms_type_check(tmp_path):
     script.write_text(CONNECTION_SCRIPT)
     done = _mypy("--strict", str(script))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# A user's attrs subclass of a Pool, as mypy's attrs plugin sees it: the pool's defaults are known, so a field
+# without one after them is the error attrs raises at run time, and a call giving only the first fields is fine.
+SUBCLASS_SCRIPT = """\
+import attrs
+
+from vgpu.models import Pool
+
+
+@attrs.frozen
+class Tagged(Pool):
+    tag: str = ""
+
+
+@attrs.frozen
+class Owned(Pool):
+    owner: str
+
+
+print(Tagged("A", "Pool A", None, True, tag="x"))
+"""
+
+
+def test_a_users_attrs_subclass_of_a_pool_sees_the_pools_defaults(tmp_path):
+    script = tmp_path / "subclass.py"
+    script.write_text(SUBCLASS_SCRIPT)
+    done = _mypy("--strict", str(script))
+    owner = SUBCLASS_SCRIPT.splitlines().index("    owner: str") + 1
+    assert _errors_found(done.stdout, script.name) == {owner: {"misc"}}, done.stdout
+    assert "Non-default attributes not allowed after default attributes" in done.stdout, done.stdout

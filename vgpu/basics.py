@@ -13,8 +13,9 @@ attrs' description of them is built the first time anything asks for it.
 from __future__ import annotations
 
 import enum
+import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Self, TypeVar, cast
 
 # The platform key of the device-model arguments: the spec's name; some hosts read "device_model_args". Here,
 # not in vgpu.hypervisor.base (which names it too), so that reading the settings loads no hypervisor code.
@@ -63,7 +64,11 @@ class Frozen:
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise self._refusal(f"{type(self).__name__}.{name} cannot be changed")
+        # Set once: a field not set yet may be (a subclass's __init__, as attrs generates it for a mutable
+        # subclass of a frozen class), one that is set is refused.
+        if hasattr(self, name):
+            raise self._refusal(f"{type(self).__name__}.{name} cannot be changed")
+        object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
         raise self._refusal(f"{type(self).__name__}.{name} cannot be deleted")
@@ -99,24 +104,35 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(name for klass in reversed(cls.__mro__) for name in klass.__dict__.get("__slots__", ()))
 
 
-# One description per class, even when threads ask for it at once (reentrant: a deadlock would hide a bug)
+# One description per class, even when threads ask for it at once (reentrant: a deadlock would hide a bug).
 _DESCRIBING = threading.RLock()
 
 
-class _OnDemand:
-    """One of the attributes attrs reads on a class it decorated (``__attrs_attrs__``: the fields, read by
-    attrs.fields, has, evolve, asdict and cattrs; ``__attrs_props__``: the options, read by attrs.inspect),
-    put on a class by :func:`frozen_on_demand` in place of the real one, which it builds on first use and
-    puts on the class instead. A subclass reads its base's, as it does an attrs class's."""
+def _new_lock_after_fork() -> None:
+    # A child forked while another thread held the lock would wait for it forever: that thread is not there.
+    global _DESCRIBING
+    _DESCRIBING = threading.RLock()
 
-    def __init__(self, cls: type, name: str, options: dict[str, Any]) -> None:
-        self.cls, self.name, self.options = cls, name, options
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
+class _OnDemand:
+    """One of the attributes attrs puts on a class it decorates (``__attrs_attrs__``: the fields, read by
+    attrs.fields, has, evolve, asdict and cattrs; ``__attrs_props__``: the options, read by attrs.inspect;
+    ``__attrs_init__``: the generated initialiser, for a subclass's own ``__init__``), put on a class by
+    :func:`frozen_on_demand` in its place: it builds them all on first use and puts them on the class
+    instead. A subclass reads its base's, as it does an attrs class's."""
+
+    def __init__(self, cls: type, name: str, fields: dict[str, object], options: dict[str, Any]) -> None:
+        self.cls, self.name, self.fields, self.options = cls, name, fields, options
 
     def __get__(self, instance: object, owner: type) -> Any:
         with _DESCRIBING:
             if self.cls.__dict__.get(self.name) is self:  # not built yet (nor by a thread that held the lock)
-                _describe(self.cls, self.options)
-        return getattr(self.cls, self.name)  # AttributeError where this attrs has no such attribute
+                _describe(self.cls, self.fields, self.options)
+        # AttributeError where this attrs has no such attribute; __attrs_init__ bound to the instance
+        return getattr(self.cls if instance is None else instance, self.name)
 
     # attrs.inspect reads __attrs_props__ from the class's __dict__ itself, passing __get__ by: there this
     # stands for the real value, reading as it does until it has replaced itself with it.
@@ -127,20 +143,21 @@ class _OnDemand:
         return repr(self.__get__(None, self.cls))
 
 
-def _describe(cls: type, options: dict[str, Any]) -> None:
-    import inspect
+_NO_DEFAULT = object()
 
+
+def _describe(cls: type, fields: dict[str, object], options: dict[str, Any]) -> None:
+    """Put on ``cls`` what attrs.frozen(**options) would have put on it, for the fields ``fields`` (name ->
+    default, or _NO_DEFAULT) with the class's annotations as their types."""
     import attrs  # here, not at the top: see the module's docstring
 
-    defaults = {name: parameter.default for name, parameter in inspect.signature(cls).parameters.items()
-                if parameter.default is not parameter.empty}
     annotations = cls.__dict__["__annotations__"]
     # make_class, given the class's fields and decorator options, builds the very description attrs would
-    # have given the class itself (names, defaults, types, aliases, accessors by name, the options); the
-    # class it makes is only a template and is dropped.
-    fields = {name: attrs.field(default=defaults.get(name, attrs.NOTHING), type=annotations[name])
-              for name in cls.__dict__["__slots__"]}
-    template = attrs.make_class(cls.__name__, fields, **options)
+    # have given the class itself (names, defaults, types, aliases, accessors by name, the options, the
+    # initialiser); the class it makes is only a template and is dropped.
+    template = attrs.make_class(cls.__name__, {
+        name: attrs.field(default=attrs.NOTHING if default is _NO_DEFAULT else default, type=annotations[name])
+        for name, default in fields.items()}, **options)
     for name in _ATTRS_ATTRIBUTES:
         if name in template.__dict__:
             type.__setattr__(cls, name, template.__dict__[name])
@@ -148,27 +165,34 @@ def _describe(cls: type, options: dict[str, Any]) -> None:
             type.__delattr__(cls, name)
 
 
-_ATTRS_ATTRIBUTES = ("__attrs_attrs__", "__attrs_props__")
+_ATTRS_ATTRIBUTES = ("__attrs_attrs__", "__attrs_props__", "__attrs_init__")
 # What attrs.frozen gives make_class's options (they are attr.s's, whose defaults differ) before the decorator's own
 _AS_ATTRS_FROZEN = {"frozen": True, "slots": True, "collect_by_mro": True, "auto_attribs": True}
 _Class = TypeVar("_Class", bound=type)
 
 
 def _frozen_on_demand(**options: Any) -> Callable[[_Class], _Class]:
-    """At run time: attrs.frozen(**options) applied when attrs first asks about the class, not at import.
+    """At run time: attrs.frozen(**options), but what attrs itself reads of the class is built when something
+    first asks for it, not at import (:class:`_OnDemand`).
 
-    The class is a :class:`AttrsOnDemand` that names its fields twice, as ``__slots__`` in ``__init__``'s
-    order (Frozen stores them) and as annotations (their types, for attrs and mypy): both must agree."""
+    As attrs does, it makes the class again, slotted: its annotated fields become its ``__slots__`` and
+    ``__match_args__``, their defaults in the class body are taken out (the class's ``__init__`` gives them
+    too, and must take the fields in the same order). The class is an :class:`AttrsOnDemand`, and none of
+    its methods may use ``super()`` without arguments (attrs mends those; this does not)."""
 
     def decorate(cls: _Class) -> _Class:
-        fields = tuple(cls.__dict__.get("__annotations__", {}))
-        if not issubclass(cls, AttrsOnDemand) or fields != cls.__dict__.get("__slots__"):
-            raise TypeError(f"{cls.__name__}: an AttrsOnDemand whose __slots__ {cls.__dict__.get('__slots__')!r} "
-                            f"name the annotated fields {fields!r}, in the same order, is expected")
+        annotated = tuple(cls.__dict__.get("__annotations__", {}))
+        if not issubclass(cls, AttrsOnDemand) or "__slots__" in cls.__dict__:
+            raise TypeError(f"{cls.__name__}: frozen_on_demand makes an AttrsOnDemand slotted from its annotations; "
+                            "it must not name __slots__ itself")
+        namespace = {key: value for key, value in cls.__dict__.items()
+                     if key not in annotated and key not in ("__dict__", "__weakref__")}
+        fields = {name: cls.__dict__.get(name, _NO_DEFAULT) for name in annotated}
+        namespace.update(__slots__=annotated, __match_args__=annotated)  # as attrs sets them: case Pool("A", name)
+        made = cast(_Class, type(cls.__name__, cls.__bases__, namespace))
         for name in _ATTRS_ATTRIBUTES:
-            type.__setattr__(cls, name, _OnDemand(cls, name, {**_AS_ATTRS_FROZEN, **options}))
-        type.__setattr__(cls, "__match_args__", fields)  # as attrs sets it: case Pool("A", name) matches
-        return cls
+            type.__setattr__(made, name, _OnDemand(made, name, fields, {**_AS_ATTRS_FROZEN, **options}))
+        return made
     return decorate
 
 
@@ -201,10 +225,9 @@ class AttrsOnDemand(Frozen):
 
 @frozen_on_demand(init=False, repr=False, eq=False, weakref_slot=False, getstate_setstate=False)
 class PriorityCounts(AttrsOnDemand):
-    __slots__ = ("low", "medium", "high")
-    low: int
-    medium: int
-    high: int
+    low: int = 0
+    medium: int = 0
+    high: int = 0
 
     def __init__(self, low: int = 0, medium: int = 0, high: int = 0) -> None:
         self._set(low=low, medium=medium, high=high)
@@ -224,14 +247,13 @@ _NO_VMS = PriorityCounts()
 class Pool(AttrsOnDemand):
     """One of the two logical pools, with how many VMs of each priority it holds."""
 
-    __slots__ = ("pool_id", "pool_name", "description", "enabled", "counts", "created_at", "updated_at")
     pool_id: str
     pool_name: str
     description: str | None
     enabled: bool
-    counts: PriorityCounts
-    created_at: str | None
-    updated_at: str | None
+    counts: PriorityCounts = _NO_VMS
+    created_at: str | None = None
+    updated_at: str | None = None
 
     def __init__(self, pool_id: str, pool_name: str, description: str | None, enabled: bool,
                  counts: PriorityCounts = _NO_VMS, created_at: str | None = None, updated_at: str | None = None) -> None:
