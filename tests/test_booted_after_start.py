@@ -671,9 +671,14 @@ def test_a_batch_on_a_host_that_drops_the_key_is_not_ok_and_its_rows_say_why(tmp
 # --- a rollback under a start that went on, or that someone else made, and a VM left paused -----------------
 
 
-def test_a_rollback_whose_start_finds_the_vm_started_by_someone_else_does_not_say_it_started_it(backend, monkeypatch):
+BUSY = HypervisorError(codes.OTHER_OPERATION_IN_PROGRESS, "another operation is already running on the VM")
+
+
+@pytest.mark.parametrize("refusal", ["runs already", "busy starting it"])
+def test_a_rollback_whose_start_finds_the_vm_started_by_someone_else_does_not_say_it_started_it(backend, monkeypatch, refusal):
     """The change's start fails (the VM stays halted); just before the rollback's start, another admin starts
-    the VM, so the host refuses ours (VM_BAD_POWER_STATE): the VM runs, but not because the rollback started it."""
+    the VM, so the host refuses ours (VM_BAD_POWER_STATE, or OTHER_OPERATION_IN_PROGRESS while that start was
+    under way): the VM runs, but not because the rollback started it."""
     under_test, world, uuid = backend
     world.sim.set_fault("start", "fail_if_args_contain:pool=B", uuid)
     original = lifecycle.start_vm
@@ -681,6 +686,8 @@ def test_a_rollback_whose_start_finds_the_vm_started_by_someone_else_does_not_sa
     def start_vm(host, vm_uuid, *args, **kwargs):
         if "pool=B" not in world.args(vm_uuid):  # the rollback's start: another admin's comes first
             world.sim.start(vm_uuid)
+            if refusal == "busy starting it":
+                raise BUSY
         return original(host, vm_uuid, *args, **kwargs)
 
     monkeypatch.setattr(lifecycle, "start_vm", start_vm)
@@ -803,3 +810,56 @@ def test_a_vm_a_change_started_that_is_not_running_right_after_is_marked_for_att
     result = to_pool_b(world, under_test.host, uuid)
     marks = [(mark.vm_uuid, mark.kind, "not running right after" in mark.reason) for mark in world.marks()]
     assert marks == ([(uuid, "not-restarted", True)] if result.booted == lifecycle.NOT_RUNNING else []), marks
+
+
+def test_a_start_refused_while_another_admins_start_was_under_way_is_not_called_ours(backend, monkeypatch):
+    """Our start is refused because the host is busy starting the VM for someone else (that start read the
+    args we wrote): the VM runs, started by someone else, not by the change."""
+    under_test, world, uuid = backend
+    original, calls = lifecycle.start_vm, []
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        calls.append(vm_uuid)
+        if len(calls) == 1:
+            world.sim.start(vm_uuid)  # the other admin's start, done by the time we look
+            raise BUSY
+        return original(host, vm_uuid, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    result = to_pool_b(world, under_test.host, uuid)
+    assert result.changed and world.config(uuid) == NEW and world.power(uuid) is PowerState.RUNNING
+    assert result.started_by_other == ("new" if under_test.name in TELLS_BOOTED else "unknown"), result
+
+
+def test_a_host_busy_with_something_else_is_not_said_to_be_starting_the_vm(backend, monkeypatch):
+    """Our start is refused because the host is exporting the VM: nothing is undone under that operation
+    (recover does it once it is done), but the VM is not said to be "still being started"."""
+    under_test, world, uuid = backend
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        raise BUSY
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    monkeypatch.setattr(under_test.host, "current_operations", lambda vm_uuid: ("export",))
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error, said = failed.value, str(failed.value)
+    assert not error.rolled_back and error.rollback_error.code == codes.OTHER_OPERATION_IN_PROGRESS, said
+    assert "being started" not in said and "come up with the change" not in said, said
+    assert f"rolling back also failed (another operation is already running on VM {uuid}" in said, said
+
+
+def test_recover_whose_start_leaves_the_vm_paused_with_the_change_waits_for_it_to_be_resumed(backend, monkeypatch):
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        original(host, vm_uuid, *args, **kwargs)
+        paused(world, vm_uuid)
+        raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: xenopsd: QMP")
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == recovery.LATER and "is paused" in outcome.detail and "resume it" in outcome.detail, outcome
+    assert "started with it" not in outcome.detail and world.config(uuid) == NEW and len(world.open_ops()) == 1

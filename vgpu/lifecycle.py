@@ -742,7 +742,7 @@ def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation,
         seen = running_after(host, op.vm_uuid, refused)
         if seen is None:
             raise
-        if refused.code != codes.VM_BAD_POWER_STATE:
+        if refused.code not in _NOT_OURS:
             # Our start ran it, whatever the host answered (xenopsd failing once the domain is up): what it
             # booted with is judged as after any start of ours; never undo a change that reached the VM.
             progress(Progress(op.vm_uuid, "starting", f"VM {op.vm_uuid} is running, though the host said its start "
@@ -755,6 +755,11 @@ def _start_unless_started(store: Store, host: Hypervisor, op: journal.Operation,
         stop_recorded(store, host, op.vm_uuid, policy, progress, plan.vm.vm_name, seen.power_state)
         start_vm(host, op.vm_uuid, progress, policy.tick, name=plan.vm.vm_name)
     return runs
+
+
+# Refusals of a start that mean ours never ran: the VM runs already, or the host was busy with it (another
+# admin's start, which may have finished since): a VM found running after them was started by someone else.
+_NOT_OURS = (codes.VM_BAD_POWER_STATE, codes.OTHER_OPERATION_IN_PROGRESS)
 
 
 def running_after(host: Hypervisor, vm_uuid: str, refused: HypervisorError) -> HostVM | None:
@@ -970,9 +975,9 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     except HypervisorError as refused:
         if running_after(host, op.vm_uuid, refused) is not None:
             booted = _booted_as_held(host, op.vm_uuid, held)
-            if refused.code == codes.VM_BAD_POWER_STATE:
-                # Refused because it runs already: someone else started it (or the change's own start went on)
-                # between the look above and this start. The rollback did not start it, and does not say so.
+            if refused.code in _NOT_OURS:
+                # Refused because it runs already, or the host was busy starting it: someone else started it (or
+                # the change's own start went on) after the look above. The rollback did not start it, nor says so.
                 return Restored(args_left=left, booted=booted, found_running=True)
             return Restored(restarted=True, args_left=left, booted=booted)  # ours ran it, whatever the host said
         if not would_not_start(refused):
@@ -1016,8 +1021,10 @@ def _refuse_undoing_what_runs(host: Hypervisor, op: journal.Operation) -> None:
     outlived our wait: VM_STARTING_AFTER_FAILED_START, for recover once that start is done). A host that cannot be
     asked fails the rollback the same way: it is left to recover."""
     operations = host.current_operations(op.vm_uuid)
-    if operations:
+    if operations and "start" in operations:
         raise codes.host_error(codes.VM_STARTING_AFTER_FAILED_START, [op.vm_uuid, ", ".join(operations)], op.vm_uuid)
+    if operations:  # busy with something else (an export): nothing is undone under it either, as the host would refuse
+        raise codes.host_error(codes.OTHER_OPERATION_IN_PROGRESS, ["VM", op.vm_uuid, ", ".join(operations)], op.vm_uuid)
     seen = describe(host, op.vm_uuid)
     has_domain = seen.power_state in (PowerState.RUNNING, PowerState.PAUSED)
     if has_domain and what_it_runs(host, op.vm_uuid, seen.booted_args, op.new) != RUNS_OTHER:
