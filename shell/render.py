@@ -245,7 +245,7 @@ def _started_again(result, started: str, it: str = "") -> str:
 
         return f"{started}, but it booted {booted_without(result.booted_with)}."
     if result.booted == "not-running":
-        return f"{started}, but it was not running right after: it halted, crashed or left the host."
+        return f"{started}, but it was not running right after: it halted, paused, crashed or left the host."
     if result.booted == "unknown":
         return f"{started}; the host cannot tell what it booted with."
     return f"{started} with {it}." if it else f"{started}."

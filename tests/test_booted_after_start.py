@@ -863,3 +863,45 @@ def test_recover_whose_start_leaves_the_vm_paused_with_the_change_waits_for_it_t
     (outcome,) = recovery.recover(world.store, under_test.host)
     assert outcome.action == recovery.LATER and "is paused" in outcome.detail and "resume it" in outcome.detail, outcome
     assert "started with it" not in outcome.detail and world.config(uuid) == NEW and len(world.open_ops()) == 1
+
+
+def test_a_rollback_whose_start_leaves_the_vm_paused_does_not_call_it_halted(backend, monkeypatch):
+    """The rollback's start fails once the domain is up, and leaves it paused: not "halted and would not
+    start", but started again and not running, marked as needing attention."""
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", uuid)
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        original(host, vm_uuid, *args, **kwargs)  # the change's start: refused by the fault, as it should be
+        paused(world, vm_uuid)  # the rollback's: up, then paused
+        raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: xenopsd: QMP")
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error, said = failed.value, str(failed.value)
+    assert error.rolled_back and error.restart_error is None and "halted" not in said.replace("halted, paused", ""), said
+    assert "would not start" not in said and "not running right after (it halted, paused, crashed" in said, said
+    assert world.config(uuid) == OLD and [(mark.vm_uuid, mark.kind) for mark in world.marks()] == [(uuid, "not-restarted")]
+
+
+def test_a_vm_started_and_paused_while_the_rollback_undid_the_change_is_said_so(backend, monkeypatch):
+    """The change's start fails; while the rollback puts the args back, someone starts the VM and pauses it."""
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", uuid)
+    original = lifecycle.put_back_device_model_args
+
+    def put_back(host, vm_uuid, *args, **kwargs):
+        original(host, vm_uuid, *args, **kwargs)
+        world.sim.start(vm_uuid)
+        paused(world, vm_uuid)
+
+    monkeypatch.setattr(lifecycle, "put_back_device_model_args", put_back)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error, said = failed.value, str(failed.value)
+    assert error.rolled_back and not error.vm_restarted and world.config(uuid) == OLD, said
+    assert said.endswith("and the VM started meanwhile (not by the rollback), but it was not running right after "
+                         "(it halted, paused, crashed or left the host)"), said
+    assert [(mark.vm_uuid, mark.kind) for mark in world.marks()] == [(uuid, "not-restarted")]

@@ -674,7 +674,7 @@ def started_short(booted: Booted, again: bool = False) -> str:
     after a rollback)."""
     started = "started again" if again else "started"
     if booted.runs == NOT_RUNNING:
-        return f"{started}, but it was not running right after (it halted, crashed or left the host)"
+        return f"{started}, but it was not running right after (it halted, paused, crashed or left the host)"
     segment = booted_without(booted.segment) if booted.segment is not None else "with something else"
     return f"{started}, but it booted {segment} ({_why_booted_other(booted)})"
 
@@ -700,7 +700,7 @@ def not_running_with_it(vm_uuid: str, booted: Booted, expected: str = "its regis
     its configuration (``booted.runs`` RUNS_OTHER or NOT_RUNNING), saying why and what to do. ``expected``
     names what it was to boot with."""
     if booted.runs == NOT_RUNNING:
-        return (f"VM {vm_uuid} was started again but is not running: it halted, crashed or left the host right "
+        return (f"VM {vm_uuid} was started again but is not running: it halted, paused, crashed or left the host right "
                 f"after its start ('vgpu-admin show-vm --vm-uuid={vm_uuid}' shows it now)")
     apply = f"'vgpu-admin apply-vm --vm-uuid={vm_uuid}'"
     if booted.args_changed:
@@ -963,6 +963,10 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
         # it) while this was undone, so it may have booted with the args being undone; the host says.
         held = _segment_held(host, op.vm_uuid)
         return Restored(args_left=left, booted=_booted_as_held(host, op.vm_uuid, held), found_running=True)
+    if asked_to_start and power in _NEITHER:
+        # Halted when asked above, now neither running nor halted: started meanwhile (the change's own start
+        # went on, or someone else's) and paused: said, and marked, not left unsaid.
+        return _found_not_running(store, op, left)
     if power is not PowerState.HALTED:
         return Restored(args_left=left)
     # "Started again" must mean it booted with what its args hold as it is started (what was put back, or the
@@ -973,6 +977,8 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     try:
         start_vm(host, op.vm_uuid, progress, name=before.vm_name)
     except HypervisorError as refused:
+        if _power_or_none(host, op.vm_uuid) in _NEITHER:  # our start made a domain, and left it paused: not "halted"
+            return Restored(restarted=True, args_left=left, booted=_not_running(store, op, left))
         if running_after(host, op.vm_uuid, refused) is not None:
             booted = _booted_as_held(host, op.vm_uuid, held)
             if refused.code in _NOT_OURS:
@@ -990,9 +996,34 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
                                f"{with_what} ({refused}); fix that on the host, then start the VM")
         return Restored(start_error=refused, args_left=left)
     booted = _booted_as_held(host, op.vm_uuid, held)
-    what = "the args someone else changed meanwhile" if left is not None else "its previous configuration"
-    mark_not_running(store, op.vm_uuid, booted, f"it was running before a change that failed, and was started again with {what}")
+    mark_not_running(store, op.vm_uuid, booted, _started_again_with(left))
     return Restored(restarted=True, args_left=left, booted=booted)
+
+
+_NEITHER = (PowerState.PAUSED, PowerState.SUSPENDED)  # neither running nor halted: not running, in a rollback's words
+
+
+def _started_again_with(left: SegmentState | None) -> str:
+    what = "the args someone else changed meanwhile" if left is not None else "its previous configuration"
+    return f"it was running before a change that failed, and was started again with {what}"
+
+
+def _not_running(store: Store, op: journal.Operation, left: SegmentState | None) -> Booted:
+    """A VM a rollback restarted (or found started) that is not running, marked as needing attention."""
+    booted = Booted(NOT_RUNNING)
+    mark_not_running(store, op.vm_uuid, booted, _started_again_with(left))
+    return booted
+
+
+def _found_not_running(store: Store, op: journal.Operation, left: SegmentState | None) -> Restored:
+    return Restored(args_left=left, booted=_not_running(store, op, left), found_running=True)
+
+
+def _power_or_none(host: Hypervisor, vm_uuid: str) -> PowerState | None:
+    try:
+        return host.power_state(vm_uuid)
+    except HypervisorError:
+        return None
 
 
 def mark_not_running(store: Store, vm_uuid: str, booted: Booted, why_started: str) -> None:
@@ -1004,7 +1035,7 @@ def mark_not_running(store: Store, vm_uuid: str, booted: Booted, why_started: st
         return
     with store.writing() as conn:
         attention.mark(conn, vm_uuid, attention.NOT_RESTARTED,
-                       f"{why_started}, but was not running right after (it halted, crashed or left the host): "
+                       f"{why_started}, but was not running right after (it halted, paused, crashed or left the host): "
                        "see what the host says of it, then start it")
 
 
