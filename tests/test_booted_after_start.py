@@ -905,3 +905,23 @@ def test_a_vm_started_and_paused_while_the_rollback_undid_the_change_is_said_so(
     assert said.endswith("and the VM started meanwhile (not by the rollback), but it was not running right after "
                          "(it halted, paused, crashed or left the host)"), said
     assert [(mark.vm_uuid, mark.kind) for mark in world.marks()] == [(uuid, "not-restarted")]
+
+
+def test_recover_whose_own_start_outlives_its_wait_says_later_and_then_finishes(backend, monkeypatch):
+    under_test, world, uuid = backend
+    killed_while_starting(world, uuid)
+    original, starters = lifecycle.start_vm, []
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        if not starters:  # recover's start: the host takes it, and answers too late
+            starters.append(someone_starts(world, vm_uuid))
+            raise HostUnreachable(codes.HOST_UNREACHABLE, "cannot reach the host: 'xe vm-start' did not answer within 2 seconds")
+        return original(host, vm_uuid, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    (later,) = recovery.recover(world.store, under_test.host)
+    assert later.action == recovery.LATER and "still starting the VM" in later.detail, later
+    assert world.config(uuid) == NEW and len(world.open_ops()) == 1
+    starters[0].join()
+    (outcome,) = recovery.recover(world.store, under_test.host)
+    assert outcome.action == recovery.FINISHED and world.config(uuid) == NEW and world.open_ops() == [], outcome

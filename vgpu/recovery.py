@@ -38,7 +38,7 @@ from __future__ import annotations
 import attrs
 
 from . import attention, audit, devargs, journal, lifecycle, locations, vms
-from .errors import HypervisorError, ShutdownNotConfirmed, VgpuError
+from .errors import HostUnreachable, HypervisorError, ShutdownNotConfirmed, VgpuError
 from .hypervisor import codes
 from .hypervisor.base import Hypervisor, args_quoted
 from .hypervisor.fleet import for_operation, named_for
@@ -174,6 +174,19 @@ def _later_if_busy(error: HypervisorError) -> None:
                      "run 'vgpu-admin recover' again once it is done") from error
     if error.code == codes.VM_STARTING_AFTER_FAILED_START:  # the rollback would not undo under that start
         raise _Later(f"{error}; run 'vgpu-admin recover' again once that start is done") from error
+
+
+def _later_if_starting(host: Hypervisor, vm_uuid: str, failure: HostUnreachable) -> None:
+    """Our start outlived its wait (or the answer was lost), and the host is still carrying it out: nothing is
+    done under it (as a change's rollback does not undo under it); run again once it is done. A host that
+    cannot be asked is the failure itself."""
+    try:
+        operations = host.current_operations(vm_uuid)
+    except HypervisorError:
+        return
+    if operations and "start" in operations:
+        raise _Later(f"the host is still starting the VM ({failure}); nothing more was done: run 'vgpu-admin "
+                     "recover' again once that start is done") from failure
 
 
 def _name(op: journal.Operation) -> str | None:
@@ -380,6 +393,8 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
         lifecycle.start_vm(host, op.vm_uuid, progress, policy.tick, name=_name(op))
     except HypervisorError as failure:
         _later_if_busy(failure)
+        if isinstance(failure, HostUnreachable):
+            _later_if_starting(host, op.vm_uuid, failure)
         if failure.code != codes.VM_BAD_POWER_STATE and lifecycle.running_after(host, op.vm_uuid, failure) is not None:
             # it runs all the same (the start failed only after the domain came up): never undo a change that
             # may have reached it; what it booted with is said as after any start
