@@ -728,21 +728,22 @@ def test_a_start_still_under_way_on_the_host_is_not_undone_under_it(backend, mon
     assert world.power(uuid) is PowerState.RUNNING
 
 
-def paused(world, uuid):
-    """The VM's domain paused (as a start that failed after creating it may leave it)."""
+def paused(world, uuid, state="paused"):
+    """The VM's domain paused, or suspended (as a start that failed after creating it may leave it)."""
     with world.sim._transaction() as conn:  # the simulated host has no pause of its own: its record is set
         vm = world.sim._vm(conn, uuid)
-        vm["power_state"] = "paused"
+        vm["power_state"] = state
         world.sim._store(conn, uuid, vm)
 
 
-def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(backend, monkeypatch):
+@pytest.mark.parametrize("state", ["paused", "suspended"])
+def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(backend, monkeypatch, state):
     under_test, world, uuid = backend
     original = lifecycle.start_vm
 
     def start_vm(host, vm_uuid, *args, **kwargs):
         original(host, vm_uuid, *args, **kwargs)
-        paused(world, vm_uuid)
+        paused(world, vm_uuid, state)
         raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: xenopsd: QMP")
 
     monkeypatch.setattr(lifecycle, "start_vm", start_vm)
@@ -750,7 +751,7 @@ def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(
         to_pool_b(world, under_test.host, uuid)
     error, said = failed.value, str(failed.value)
     assert not error.rolled_back and error.rollback_error.code == codes.VM_RUNNING_AFTER_FAILED_START, said
-    assert f"VM {uuid} is paused, though the host said its start failed" in said, said
+    assert f"VM {uuid} is {state}, though the host said its start failed" in said, said
     assert said.endswith("run 'vgpu-admin recover' once the VM is resumed: it finishes the change"), said
     assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW) and len(world.open_ops()) == 1
     monkeypatch.undo()
@@ -849,19 +850,20 @@ def test_a_host_busy_with_something_else_is_not_said_to_be_starting_the_vm(backe
     assert f"rolling back also failed (another operation is already running on VM {uuid}" in said, said
 
 
-def test_recover_whose_start_leaves_the_vm_paused_with_the_change_waits_for_it_to_be_resumed(backend, monkeypatch):
+@pytest.mark.parametrize("state", ["paused", "suspended"])
+def test_recover_whose_start_leaves_the_vm_paused_with_the_change_waits_for_it_to_be_resumed(backend, monkeypatch, state):
     under_test, world, uuid = backend
     killed_while_starting(world, uuid)
     original = lifecycle.start_vm
 
     def start_vm(host, vm_uuid, *args, **kwargs):
         original(host, vm_uuid, *args, **kwargs)
-        paused(world, vm_uuid)
+        paused(world, vm_uuid, state)
         raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: xenopsd: QMP")
 
     monkeypatch.setattr(lifecycle, "start_vm", start_vm)
     (outcome,) = recovery.recover(world.store, under_test.host)
-    assert outcome.action == recovery.LATER and "is paused" in outcome.detail and "resume it" in outcome.detail, outcome
+    assert outcome.action == recovery.LATER and f"is {state}" in outcome.detail and "resume it" in outcome.detail, outcome
     assert "started with it" not in outcome.detail and world.config(uuid) == NEW and len(world.open_ops()) == 1
 
 
@@ -904,7 +906,31 @@ def test_a_vm_started_and_paused_while_the_rollback_undid_the_change_is_said_so(
     assert error.rolled_back and not error.vm_restarted and world.config(uuid) == OLD, said
     assert said.endswith("and the VM started meanwhile (not by the rollback), but it was not running right after "
                          "(it halted, paused, crashed or left the host)"), said
-    assert [(mark.vm_uuid, mark.kind) for mark in world.marks()] == [(uuid, "not-restarted")]
+    [mark] = world.marks()
+    assert (mark.vm_uuid, mark.kind) == (uuid, "not-restarted") and "started again" not in mark.reason, mark
+    assert "started meanwhile by someone else (not by the rollback)" in mark.reason and "resume or start it" in mark.reason
+
+
+def test_a_rollback_whose_start_is_refused_as_someone_else_starts_and_pauses_the_vm_does_not_say_it_started_it(
+        backend, monkeypatch):
+    under_test, world, uuid = backend
+    world.sim.set_fault("start", "fail_if_args_contain:pool=B", uuid)
+    original = lifecycle.start_vm
+
+    def start_vm(host, vm_uuid, *args, **kwargs):
+        if "pool=B" not in world.args(vm_uuid):  # the rollback's start: another admin's comes first, then a pause
+            world.sim.start(vm_uuid)
+            paused(world, vm_uuid)
+        return original(host, vm_uuid, *args, **kwargs)  # refused: the VM is not halted
+
+    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    with pytest.raises(ReconfigureFailed) as failed:
+        to_pool_b(world, under_test.host, uuid)
+    error, said = failed.value, str(failed.value)
+    assert error.rolled_back and not error.vm_restarted and "started again" not in said, said
+    assert "started meanwhile (not by the rollback), but it was not running right after" in said, said
+    [mark] = world.marks()
+    assert "started meanwhile by someone else" in mark.reason, mark
 
 
 def test_recover_whose_own_start_outlives_its_wait_says_later_and_then_finishes(backend, monkeypatch):

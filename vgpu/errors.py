@@ -389,7 +389,7 @@ def _after_failed_start(error: VgpuError | None) -> str:
     if not isinstance(error, HypervisorError):
         return ""
     if error.code == "VM_RUNNING_AFTER_FAILED_START":
-        paused = error.details[1:2] == ("paused",)
+        paused = error.details[1:2] in (("paused",), ("suspended",))
         return "once the VM is resumed: it finishes the change" if paused else "now: it finishes the change the VM runs with"
     if error.code == "VM_STARTING_AFTER_FAILED_START":
         return "once the host is done starting it: it then finishes the change, or undoes it"

@@ -977,8 +977,10 @@ def roll_back(store: Store, host: Hypervisor, op: journal.Operation, progress: P
     try:
         start_vm(host, op.vm_uuid, progress, name=before.vm_name)
     except HypervisorError as refused:
-        if _power_or_none(host, op.vm_uuid) in _NEITHER:  # our start made a domain, and left it paused: not "halted"
-            return Restored(restarted=True, args_left=left, booted=_not_running(store, op, left))
+        if _power_or_none(host, op.vm_uuid) in _NEITHER:  # a domain, left paused or suspended: not "halted"
+            if refused.code in _NOT_OURS:  # someone else's start made it, not ours
+                return _found_not_running(store, op, left)
+            return Restored(restarted=True, args_left=left, booted=_not_running(store, op, _started_again_with(left)))
         if running_after(host, op.vm_uuid, refused) is not None:
             booted = _booted_as_held(host, op.vm_uuid, held)
             if refused.code in _NOT_OURS:
@@ -1008,15 +1010,17 @@ def _started_again_with(left: SegmentState | None) -> str:
     return f"it was running before a change that failed, and was started again with {what}"
 
 
-def _not_running(store: Store, op: journal.Operation, left: SegmentState | None) -> Booted:
+def _not_running(store: Store, op: journal.Operation, why_started: str) -> Booted:
     """A VM a rollback restarted (or found started) that is not running, marked as needing attention."""
     booted = Booted(NOT_RUNNING)
-    mark_not_running(store, op.vm_uuid, booted, _started_again_with(left))
+    mark_not_running(store, op.vm_uuid, booted, why_started)
     return booted
 
 
 def _found_not_running(store: Store, op: journal.Operation, left: SegmentState | None) -> Restored:
-    return Restored(args_left=left, booted=_not_running(store, op, left), found_running=True)
+    """A VM found started meanwhile (not by the rollback), and not running: paused or suspended."""
+    why = "it was running before a change that failed, and was started meanwhile by someone else (not by the rollback)"
+    return Restored(args_left=left, booted=_not_running(store, op, why), found_running=True)
 
 
 def _power_or_none(host: Hypervisor, vm_uuid: str) -> PowerState | None:
@@ -1036,7 +1040,7 @@ def mark_not_running(store: Store, vm_uuid: str, booted: Booted, why_started: st
     with store.writing() as conn:
         attention.mark(conn, vm_uuid, attention.NOT_RESTARTED,
                        f"{why_started}, but was not running right after (it halted, paused, crashed or left the host): "
-                       "see what the host says of it, then start it")
+                       "see what the host says of it, then resume or start it")
 
 
 def _booted_as_held(host: Hypervisor, vm_uuid: str, held: SegmentState | None) -> Booted:
@@ -1046,9 +1050,9 @@ def _booted_as_held(host: Hypervisor, vm_uuid: str, held: SegmentState | None) -
 
 def _refuse_undoing_what_runs(host: Hypervisor, op: journal.Operation) -> None:
     """Before undoing a change whose start the host said failed, ask the host, since the change may have
-    reached the VM: a VM running or paused with the new configuration (its start went on, or failed only once
-    the domain was up), or with one the host cannot tell, is not undone (VM_RUNNING_AFTER_FAILED_START:
-    recover finishes it, once a paused VM is resumed); nor is a VM the host is still starting (a start that
+    reached the VM: a VM running, paused or suspended with the new configuration (its start went on, or failed
+    only once the domain was up), or with one the host cannot tell, is not undone (VM_RUNNING_AFTER_FAILED_START:
+    recover finishes it, once a paused or suspended VM is resumed); nor is a VM the host is still starting (a start that
     outlived our wait: VM_STARTING_AFTER_FAILED_START, for recover once that start is done). A host that cannot be
     asked fails the rollback the same way: it is left to recover."""
     operations = host.current_operations(op.vm_uuid)
@@ -1057,7 +1061,8 @@ def _refuse_undoing_what_runs(host: Hypervisor, op: journal.Operation) -> None:
     if operations:  # busy with something else (an export): nothing is undone under it either, as the host would refuse
         raise codes.host_error(codes.OTHER_OPERATION_IN_PROGRESS, ["VM", op.vm_uuid, ", ".join(operations)], op.vm_uuid)
     seen = describe(host, op.vm_uuid)
-    has_domain = seen.power_state in (PowerState.RUNNING, PowerState.PAUSED)
+    # Suspended too: the change had it halted, so it was started since, and may carry the change (unknown).
+    has_domain = seen.power_state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.SUSPENDED)
     if has_domain and what_it_runs(host, op.vm_uuid, seen.booted_args, op.new) != RUNS_OTHER:
         raise codes.host_error(codes.VM_RUNNING_AFTER_FAILED_START, [op.vm_uuid, seen.power_state.value], op.vm_uuid)
 

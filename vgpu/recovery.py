@@ -406,7 +406,7 @@ def _complete(store: Store, host: Hypervisor, op: journal.Operation, look: _Look
         except HypervisorError as refused:
             if refused.code != codes.VM_RUNNING_AFTER_FAILED_START:
                 raise
-            if refused.details[1:2] == (PowerState.PAUSED.value,):  # up, but paused: not "started with it"
+            if refused.details[1:2] in ((PowerState.PAUSED.value,), (PowerState.SUSPENDED.value,)):  # not "started with it"
                 raise _Later(f"{refused}; resume it (or shut it down), then run 'vgpu-admin recover' again") from refused
             # Up by the time the rollback asked (a domain that came up after the look above): nothing was
             # undone, and a change that reached the VM is finished, as the error itself says recover does.
