@@ -64,11 +64,7 @@ class Frozen:
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
-        # Set once: a field not set yet may be (a subclass's __init__, as attrs generates it for a mutable
-        # subclass of a frozen class), one that is set is refused.
-        if hasattr(self, name):
-            raise self._refusal(f"{type(self).__name__}.{name} cannot be changed")
-        object.__setattr__(self, name, value)
+        raise self._refusal(f"{type(self).__name__}.{name} cannot be changed")
 
     def __delattr__(self, name: str) -> None:
         raise self._refusal(f"{type(self).__name__}.{name} cannot be deleted")
@@ -100,8 +96,16 @@ class Frozen:
 
 def _field_names(cls: type) -> tuple[str, ...]:
     """The fields of a Frozen class: the ``__slots__`` of it and its bases, so that a subclass adding none
-    (``__slots__ = ()``, as a subclass of a slotted class should have) keeps its base's."""
-    return tuple(name for klass in reversed(cls.__mro__) for name in klass.__dict__.get("__slots__", ()))
+    (``__slots__ = ()``, as a subclass of a slotted class should have) keeps its base's. Kept per class:
+    equality, hashing and repr read them every time."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(name for klass in reversed(cls.__mro__) for name in klass.__dict__.get("__slots__", ()))
+        _FIELD_NAMES[cls] = names
+    return names
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 # One description per class, even when threads ask for it at once (reentrant: a deadlock would hide a bug).
@@ -128,6 +132,8 @@ class _OnDemand:
         self.cls, self.name, self.fields, self.options = cls, name, fields, options
 
     def __get__(self, instance: object, owner: type) -> Any:
+        if instance is not None and self.name in _REFUSALS:  # setting a field: refused, with no need of attrs yet
+            return getattr(AttrsOnDemand, self.name).__get__(instance, owner)
         with _DESCRIBING:
             if self.cls.__dict__.get(self.name) is self:  # not built yet (nor by a thread that held the lock)
                 _describe(self.cls, self.fields, self.options)
@@ -165,7 +171,10 @@ def _describe(cls: type, fields: dict[str, object], options: dict[str, Any]) -> 
             type.__delattr__(cls, name)
 
 
-_ATTRS_ATTRIBUTES = ("__attrs_attrs__", "__attrs_props__", "__attrs_init__")
+# __setattr__ and __delattr__ too: attrs takes a class for frozen by its own __setattr__ (a user's @attrs.define
+# subclass is then frozen and hashable, as before); a field set on an instance is refused without building anything.
+_REFUSALS = ("__setattr__", "__delattr__")
+_ATTRS_ATTRIBUTES = ("__attrs_attrs__", "__attrs_props__", "__attrs_init__", *_REFUSALS)
 # What attrs.frozen gives make_class's options (they are attr.s's, whose defaults differ) before the decorator's own
 _AS_ATTRS_FROZEN = {"frozen": True, "slots": True, "collect_by_mro": True, "auto_attribs": True}
 _Class = TypeVar("_Class", bound=type)
