@@ -35,7 +35,7 @@ from vgpu.errors import (
 from vgpu.hypervisor import codes
 from vgpu.hypervisor.libvirt import LibvirtHost
 from vgpu.hypervisor.libvirt_xml import join_args, qemu_args, split_args
-from vgpu.lifecycle import StopPolicy, reconfigure_vm, register_vm, remove_vm
+from vgpu.lifecycle import StopPolicy, apply_vm, reconfigure_vm, register_vm, remove_vm
 from vgpu.models import PowerState, Priority, Registration, VMConfig
 from vgpu.store import Store
 
@@ -852,3 +852,41 @@ def test_a_blob_in_a_sysinfo_fwcfg_entry_is_seen_and_changed_in_place(domains, h
         remove_vm(store, host, vm_uuid)
         assert host.get_device_model_args(vm_uuid) == ADMIN_ARGS
         assert ET.fromstring(stored_xml(vm_uuid)).find("sysinfo[@type='fwcfg']") is None  # not left empty
+
+
+def test_apply_vm_refuses_an_edit_of_the_vgpu_segment_made_while_nothing_was_to_be_written(domains, host, tmp_path):
+    """apply-vm of a VM pending restart (its args hold the registered segment already): vgpu writes nothing,
+    but an admin's edit of the segment between the read and the start is still caught, as for set-pool."""
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)
+    registered = VMConfig("A", Priority.LOW, 5)
+    host.set_device_model_args(vm_uuid, devargs.merge(host.get_device_model_args(vm_uuid), registered))  # pending restart
+    theirs = VMConfig("A", Priority.HIGH, 77)
+    with store:
+        with pytest.raises(SegmentChanged) as caught:
+            apply_vm(store, host, vm_uuid, confirm=lambda plan: True, policy=StopPolicy(clean_timeout=2),
+                     progress=_edited_while_updating(vm_uuid, lambda argv: split_args(devargs.merge(join_args(argv), theirs))))
+        said = str(caught.value)
+        assert said.endswith("plan again; its configuration was not changed and the VM was started again"), said
+        assert devargs.parse(host.get_device_model_args(vm_uuid)).config == theirs  # their edit left as they made it
+        assert host.power_state(vm_uuid) is PowerState.RUNNING and vms.get(store, vm_uuid).config == registered
+
+
+def test_a_guest_paused_right_after_our_start_is_not_said_to_run_with_the_change(domains, tmp_path, monkeypatch):
+    store, vm_uuid, name = registered_vm(domains, tmp_path, with_os=False)
+    original = LibvirtHost.start
+
+    def start(self, uuid_):
+        original(self, uuid_)
+        self._domain(uuid_).suspend()  # paused at once, as virsh suspend (or a watchdog) would
+
+    monkeypatch.setattr(LibvirtHost, "start", start)
+    host = LibvirtHost(URI)
+    try:
+        with store:
+            result = reconfigure_vm(store, host, vm_uuid, pool="B", confirm=lambda plan: True, policy=StopPolicy(clean_timeout=2))
+            assert result.restarted and result.booted == "not-running" and result.not_running_with_it, result
+            assert host.power_state(vm_uuid) is PowerState.PAUSED
+            with store.reading() as conn:
+                assert [mark.kind for mark in attention.select(conn, vm_uuid)] == ["not-restarted"]
+    finally:
+        host.close()

@@ -27,7 +27,8 @@ from .errors import (Conflict, DuplicateVM, HostUnreachable, HypervisorError, In
                      PausedSincePlan, ReconfigureFailed, SegmentChanged, ShutDownSincePlan, ShutdownNotConfirmed, StalePlan, StartedSincePlan, StoreError,
                      VgpuError)
 from .hypervisor import codes
-from .hypervisor.base import Hypervisor, args_quoted, booted_after_start, describe, describe_best_reading, refusal_advice, set_args_if_unchanged, tells_booted
+from .hypervisor.base import (Hypervisor, args_if_changed, args_quoted, booted_after_start, describe, describe_best_reading,
+                              refusal_advice, set_args_if_unchanged, tells_booted)
 from .hypervisor.fleet import Fleet, as_fleet, label_for, locate_again, one_fleet_operation
 from .devargs import SegmentState
 from .models import VM, HostVM, PowerState, VMConfig
@@ -73,7 +74,10 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
         current = host.get_device_model_args(vm_uuid)
     quoted = args_quoted(host, vm_uuid)
     wanted = devargs.merge(current, config, quoted=quoted)
-    if wanted == current:
+    if wanted == current:  # nothing to write; where the host can tell at no cost, still not someone else's segment
+        found = args_if_changed(host, vm_uuid, current)
+        if found is not None and devargs.parse(found, quoted=quoted) != devargs.parse(current, quoted=quoted):
+            raise SegmentChanged(vm_uuid, vm_name, found)
         return wanted
     if before_writing is not None:
         before_writing()
@@ -647,10 +651,11 @@ def _started_before_write(host: Hypervisor, plan: ReconfigurePlan) -> str:
 
 
 def _still_running(host: Hypervisor, vm_uuid: str) -> bool:
-    """Whether a VM just started whose booted args the host did not give is running (or paused) now: asked
-    only on that path. A host that no longer has it (moved, deleted) says it is not."""
+    """Whether a VM just started whose booted args the host did not give is running now: asked only on that
+    path. Paused right after its start is not running (nor "started with it"), and a host that no longer has
+    it (moved, deleted) says it is not."""
     try:
-        return host.power_state(vm_uuid) in (PowerState.RUNNING, PowerState.PAUSED)
+        return host.power_state(vm_uuid) is PowerState.RUNNING
     except HypervisorError as error:
         if codes.vm_missing(error):
             return False

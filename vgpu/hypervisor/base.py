@@ -157,6 +157,15 @@ def set_args_if_unchanged(host: Hypervisor, vm_uuid: str, value: str, expected: 
     return None
 
 
+def args_if_changed(host: Hypervisor, vm_uuid: str, expected: str) -> str | None:
+    """The VM's device-model args where they are no longer ``expected`` (the args as the caller read them: an
+    admin's edit since), else None; None too on a host that cannot tell without one more call (xe, XenAPI: see
+    :func:`set_args_if_unchanged`), which is not asked. Only a backend with its own ``args_if_changed`` (libvirt)
+    compares: for a caller with nothing to write, which would otherwise never look again."""
+    own: Callable[[str, str], str | None] | None = getattr(host, "args_if_changed", None)
+    return own(vm_uuid, expected) if own is not None else None
+
+
 def booted_after_start(host: Hypervisor, vm_uuid: str) -> str | None:
     """What a VM the caller has just started booted with, as ``booted_device_model_args`` says it, at the
     least cost the backend has (its own ``booted_after_start``): xe and XenAPI on dom0 read every domain

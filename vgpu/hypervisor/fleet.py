@@ -37,7 +37,7 @@ import attrs
 from ..errors import DuplicateVM, HostUnreachable, HypervisorError, VgpuError
 from ..models import HostVM, PowerState
 from . import codes
-from .base import Hypervisor, args_quoted, booted_after_start, describe, describe_best_reading, is_transient, refusal_advice, set_args_if_unchanged, tells_booted
+from .base import Hypervisor, args_if_changed, args_quoted, booted_after_start, describe, describe_best_reading, is_transient, refusal_advice, set_args_if_unchanged, tells_booted
 
 _Answer = TypeVar("_Answer")
 _Params = ParamSpec("_Params")
@@ -546,6 +546,10 @@ class Fleet:
     def set_device_model_args_if_unchanged(self, vm_uuid: str, value: str, expected: str) -> str | None:
         """As the host that has this VM writes it (see :func:`vgpu.hypervisor.base.set_args_if_unchanged`)."""
         return self._with_vm(vm_uuid, lambda label, host: set_args_if_unchanged(host, vm_uuid, value, expected))
+
+    def args_if_changed(self, vm_uuid: str, expected: str) -> str | None:
+        """As the host that has this VM tells it (see :func:`vgpu.hypervisor.base.args_if_changed`)."""
+        return self._with_vm(vm_uuid, lambda label, host: args_if_changed(host, vm_uuid, expected))
 
     def prepare(self) -> None:
         """Run every member's own ``prepare`` on this thread (see the module docstring)."""

@@ -105,6 +105,14 @@ class LibvirtHost:
                 return _live_args(dom)
             return _saved_args(dom) if _power_of(dom, state) is PowerState.SUSPENDED else None
 
+    def booted_after_start(self, vm_uuid: str) -> str | None:
+        """What a domain just started booted with (see :func:`vgpu.hypervisor.base.booted_after_start`); None
+        unless it runs: paused right after its start (virsh suspend, a watchdog), it is not running, and the
+        caller then asks its power state."""
+        dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            return _live_args(dom) if dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING else None
+
     def current_operations(self, vm_uuid: str) -> tuple[str, ...] | None:
         dom = self._domain(vm_uuid)
         with _translated(vm_uuid):
@@ -140,6 +148,14 @@ class LibvirtHost:
         :func:`vgpu.hypervisor.base.set_args_if_unchanged`). libvirt has no compare-and-define: an edit in the
         microseconds between that read and the define is still overwritten."""
         return self._define_args(vm_uuid, value, expected)
+
+    def args_if_changed(self, vm_uuid: str, expected: str) -> str | None:
+        """The domain's args where they are no longer ``expected``, else None (see
+        :func:`vgpu.hypervisor.base.args_if_changed`): one read of its definition, as a write would make."""
+        dom = self._domain(vm_uuid)
+        with _translated(vm_uuid):
+            found = _inactive_args(dom)
+        return None if found == expected else found
 
     def _define_args(self, vm_uuid: str, value: str, expected: str | None) -> str | None:
         argv = _argv(value)
