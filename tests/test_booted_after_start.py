@@ -736,9 +736,8 @@ def paused(world, uuid, state="paused"):
         world.sim._store(conn, uuid, vm)
 
 
-@pytest.mark.parametrize("state", ["paused", "suspended"])
-def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(backend, monkeypatch, state):
-    under_test, world, uuid = backend
+def starts_then_leaves_it(world, monkeypatch, state):
+    """Our starts run the VM, leave it ``state`` (paused, suspended), then report a failure all the same."""
     original = lifecycle.start_vm
 
     def start_vm(host, vm_uuid, *args, **kwargs):
@@ -747,6 +746,12 @@ def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(
         raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: xenopsd: QMP")
 
     monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+
+
+@pytest.mark.parametrize("state", ["paused", "suspended"])
+def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(backend, monkeypatch, state):
+    under_test, world, uuid = backend
+    starts_then_leaves_it(world, monkeypatch, state)
     with pytest.raises(ReconfigureFailed) as failed:
         to_pool_b(world, under_test.host, uuid)
     error, said = failed.value, str(failed.value)
@@ -755,10 +760,7 @@ def test_a_failed_start_that_leaves_the_vm_paused_with_the_change_is_not_undone(
     assert said.endswith("run 'vgpu-admin recover' once the VM is resumed: it finishes the change"), said
     assert world.config(uuid) == NEW and world.args(uuid) == devargs.merge(OWN_ARGS, NEW) and len(world.open_ops()) == 1
     monkeypatch.undo()
-    with world.sim._transaction() as conn:  # resumed by the admin
-        vm = world.sim._vm(conn, uuid)
-        vm["power_state"] = "running"
-        world.sim._store(conn, uuid, vm)
+    paused(world, uuid, "running")  # resumed by the admin
     (outcome,) = recovery.recover(world.store, under_test.host)
     assert outcome.action == recovery.FINISHED and world.config(uuid) == NEW and world.open_ops() == [], outcome
 
@@ -854,14 +856,7 @@ def test_a_host_busy_with_something_else_is_not_said_to_be_starting_the_vm(backe
 def test_recover_whose_start_leaves_the_vm_paused_with_the_change_waits_for_it_to_be_resumed(backend, monkeypatch, state):
     under_test, world, uuid = backend
     killed_while_starting(world, uuid)
-    original = lifecycle.start_vm
-
-    def start_vm(host, vm_uuid, *args, **kwargs):
-        original(host, vm_uuid, *args, **kwargs)
-        paused(world, vm_uuid, state)
-        raise HypervisorError(codes.INTERNAL_ERROR, "the host failed with an internal error: xenopsd: QMP")
-
-    monkeypatch.setattr(lifecycle, "start_vm", start_vm)
+    starts_then_leaves_it(world, monkeypatch, state)
     (outcome,) = recovery.recover(world.store, under_test.host)
     assert outcome.action == recovery.LATER and f"is {state}" in outcome.detail and "resume it" in outcome.detail, outcome
     assert "started with it" not in outcome.detail and world.config(uuid) == NEW and len(world.open_ops()) == 1
