@@ -69,13 +69,15 @@ def update_device_model_args(host: Hypervisor, vm_uuid: str, config: VMConfig | 
     caller's read (a reconfigure reads them once the VM is stopped, then updates the database first). An
     edit outside vgpu's segment is kept: the segment is merged into the args found and written again. An
     edit of vgpu's own segment is refused as :func:`check_segment_unchanged` refuses it (SegmentChanged,
-    naming the VM as ``vm_name``), the args left as found."""
+    naming the VM as ``vm_name``), the args left as found; so is one found when there is nothing to write,
+    where the host can tell at no cost (libvirt: :func:`vgpu.hypervisor.base.args_if_changed`)."""
+    read_earlier = current is not None  # args read here, just now, cannot have been edited since
     if current is None:
         current = host.get_device_model_args(vm_uuid)
     quoted = args_quoted(host, vm_uuid)
     wanted = devargs.merge(current, config, quoted=quoted)
-    if wanted == current:  # nothing to write; where the host can tell at no cost, still not someone else's segment
-        found = args_if_changed(host, vm_uuid, current)
+    if wanted == current:
+        found = args_if_changed(host, vm_uuid, current) if read_earlier else None
         if found is not None and devargs.parse(found, quoted=quoted) != devargs.parse(current, quoted=quoted):
             raise SegmentChanged(vm_uuid, vm_name, found)
         return wanted
@@ -566,6 +568,7 @@ def _apply(store: Store, host: Hypervisor, plan: ReconfigurePlan, progress: Prog
 
 RUNS_NEW, RUNS_OTHER, RUNS_UNKNOWN = "new", "other", "unknown"
 NOT_RUNNING = "not-running"  # what_it_booted: the VM just started was not running right after (halted, crashed, moved)
+_HOW_NOT_RUNNING = "it halted, paused, crashed or left the host"  # how NOT_RUNNING is said
 
 # What the journal keeps of a change whose VM someone else started while it was stopped.
 _STARTED_BY_OTHER = {
@@ -679,7 +682,7 @@ def started_short(booted: Booted, again: bool = False) -> str:
     after a rollback)."""
     started = "started again" if again else "started"
     if booted.runs == NOT_RUNNING:
-        return f"{started}, but it was not running right after (it halted, paused, crashed or left the host)"
+        return f"{started}, but it was not running right after ({_HOW_NOT_RUNNING})"
     segment = booted_without(booted.segment) if booted.segment is not None else "with something else"
     return f"{started}, but it booted {segment} ({_why_booted_other(booted)})"
 
@@ -705,7 +708,7 @@ def not_running_with_it(vm_uuid: str, booted: Booted, expected: str = "its regis
     its configuration (``booted.runs`` RUNS_OTHER or NOT_RUNNING), saying why and what to do. ``expected``
     names what it was to boot with."""
     if booted.runs == NOT_RUNNING:
-        return (f"VM {vm_uuid} was started again but is not running: it halted, paused, crashed or left the host right "
+        return (f"VM {vm_uuid} was started again but is not running: {_HOW_NOT_RUNNING} right "
                 f"after its start ('vgpu-admin show-vm --vm-uuid={vm_uuid}' shows it now)")
     apply = f"'vgpu-admin apply-vm --vm-uuid={vm_uuid}'"
     if booted.args_changed:
@@ -1044,7 +1047,7 @@ def mark_not_running(store: Store, vm_uuid: str, booted: Booted, why_started: st
         return
     with store.writing() as conn:
         attention.mark(conn, vm_uuid, attention.NOT_RESTARTED,
-                       f"{why_started}, but was not running right after (it halted, paused, crashed or left the host): "
+                       f"{why_started}, but was not running right after ({_HOW_NOT_RUNNING}): "
                        "see what the host says of it, then resume or start it")
 
 
